@@ -1,0 +1,3 @@
+"""Stub: replaced by the implementation."""
+def tensor_sizes(*a, **k):  # type: ignore[no-untyped-def]
+    raise NotImplementedError

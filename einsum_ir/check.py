@@ -1,0 +1,302 @@
+"""Whole-cascade validation: every problem found, each naming its Einsum and source line.
+
+Rules: every tensor defined once and used after its definition (a recurrence may read its
+previous iterate earlier), accesses match declared ranks (a rank may be read through its
+partition parts), every index bound to a rank, recurrences initialised, no cycles, and every
+member of a recurrence's strongly connected group iterates the recurrence index.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import networkx as nx
+
+from einsum_ir.ir import (
+    Access,
+    Cascade,
+    Einsum,
+    Final,
+    IndexName,
+    RankName,
+    Reduce,
+    TensorName,
+    Var,
+    all_vars,
+    reads,
+    walk,
+)
+from einsum_ir.spec import Problem
+
+
+class _Collector:
+    def __init__(self, cascade: Cascade) -> None:
+        self.cascade = cascade
+        self.problems: list[Problem] = []
+
+    def at_einsum(self, i: int, message: str) -> None:
+        e = self.cascade.einsums[i]
+        self.problems.append(
+            Problem(self.cascade.source, e.line, e.column, f"einsums[{i}]", f"{e}: {message}")
+        )
+
+    def at_path(self, path: str, message: str) -> None:
+        line, col = self.cascade.location(path)
+        self.problems.append(Problem(self.cascade.source, line, col, path, message))
+
+
+def check_cascade(cascade: Cascade) -> list[Problem]:
+    """All problems of a parsed cascade (empty when valid)."""
+    c = _Collector(cascade)
+    _check_declarations(c)
+    defined = _check_definitions(c)
+    for i, e in enumerate(cascade.einsums):
+        _check_einsum(c, i, e, defined)
+    _check_order_and_cycles(c, defined)
+    _check_init_and_outputs(c, defined)
+    return c.problems
+
+
+def recurrence_vars(cascade: Cascade) -> dict[TensorName, IndexName]:
+    """Each recurrence tensor and the index it iterates over."""
+    result: dict[TensorName, IndexName] = {}
+    for e in cascade.einsums:
+        var = e.recurrence_var
+        if var is not None:
+            result.setdefault(e.output, var)
+    return result
+
+
+def is_lagged_read(cascade: Cascade, einsum: Einsum, access: Access) -> bool:
+    """Whether `access` reads the previous iterate `X[r]` of a recurrence X over r."""
+    var = recurrence_vars(cascade).get(access.tensor)
+    if var is None or var not in einsum.out_vars:
+        return False
+    return any(isinstance(i, Var) and i.name == var and i.offset == 0 for i in access.indices)
+
+
+def dependency_graph(cascade: Cascade, include_lagged: bool) -> nx.DiGraph:
+    """Einsum-index graph with an edge producer -> consumer per read of an intermediate."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(len(cascade.einsums)))
+    producer = {e.output: i for i, e in reversed(list(enumerate(cascade.einsums)))}
+    for i, e in enumerate(cascade.einsums):
+        for acc in e.inputs:
+            j = producer.get(acc.tensor)
+            if j is None:
+                continue
+            if include_lagged or not is_lagged_read(cascade, e, acc):
+                graph.add_edge(j, i)
+    return graph
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_declarations(c: _Collector) -> None:
+    cascade = c.cascade
+    input_ranks: set[RankName] = set()
+    for name, ranks in cascade.inputs:
+        if len(set(ranks)) != len(ranks):
+            c.at_path(f"inputs.{name}", f"input {name} repeats a rank: {list(ranks)}")
+        input_ranks.update(ranks)
+    seen_parts: set[RankName] = set()
+    for part in cascade.partitions:
+        path = f"partitions.{part.rank}"
+        if part.rank not in input_ranks and part.rank not in cascade.part_parent:
+            c.at_path(path, f"partitions rank {part.rank}, which no input is declared over")
+        for p in part.parts:
+            if p in input_ranks or p in seen_parts or p == part.rank:
+                c.at_path(path, f"partition part {p} clashes with another rank of that name")
+            seen_parts.add(p)
+    known = set(cascade.all_ranks)
+    sized_by_default = {p.parts[0] for p in cascade.partitions}
+    for rank, _ in cascade.params:
+        if rank not in known:
+            c.at_path(f"params.{rank}", f"params sets unknown rank {rank}{_hint(rank, known)}")
+        elif rank in sized_by_default:
+            c.at_path(
+                f"params.{rank}",
+                f"{rank} is the outermost part of a partition; its size is derived "
+                "(ceil of the rank over the inner parts) and cannot be set",
+            )
+
+
+def _check_definitions(c: _Collector) -> dict[TensorName, int]:
+    cascade = c.cascade
+    defined: dict[TensorName, int] = {}
+    inputs = set(cascade.input_names)
+    for i, e in enumerate(cascade.einsums):
+        if e.output in inputs:
+            c.at_einsum(i, f"defines {e.output}, which is an input tensor")
+        elif e.output in defined:
+            j = defined[e.output]
+            first = cascade.einsums[j]
+            c.at_einsum(
+                i, f"tensor {e.output} defined twice (first at einsums[{j}], line {first.line})"
+            )
+        else:
+            defined[e.output] = i
+    return defined
+
+
+def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, int]) -> None:
+    cascade = c.cascade
+    known_ranks = set(cascade.all_ranks)
+    declared = cascade.tensor_ranks
+    recur = recurrence_vars(cascade)
+    # Output access.
+    shifted = [v for v in e.out.vars if v.offset != 0]
+    if any(isinstance(idx, Final) for idx in e.out.indices):
+        c.at_einsum(i, "an output index must be a variable, not a final-iterate rank")
+    if len(shifted) > 1 or any(v.offset != 1 for v in shifted):
+        c.at_einsum(i, "a recurrence writes the next iterate of one index only, as X[m1+1,...]")
+    # Every index variable ranges over a known rank.
+    used: list[IndexName] = list(e.iteration_vars)
+    for var in dict.fromkeys(used):
+        if RankName(var.upper()) not in known_ranks:
+            c.at_einsum(i, f"unbound index {var}: no rank {var.upper()}{_hint(var.upper(), known_ranks)}")
+    rhs_vars = set(all_vars(e.expr))
+    for var in e.out_vars:
+        if var not in rhs_vars:
+            c.at_einsum(i, f"unbound index {var}: it appears on the left but not on the right")
+    _check_parts_mixing(c, i, e)
+    for node in walk(e.expr):
+        if isinstance(node, Reduce):
+            body_vars = {v.name for acc in reads(node.body) for v in acc.vars}
+            for var in node.over:
+                if var not in body_vars:
+                    c.at_einsum(i, f"{node.op.value}[{var}] reduces {var}, which its body does not use")
+                if var in e.out_vars:
+                    c.at_einsum(i, f"{var} is both an output index and reduced")
+    # Accesses.
+    for acc in e.inputs:
+        if acc.tensor not in declared:
+            names = set(declared)
+            c.at_einsum(i, f"unknown tensor {acc.tensor}{_hint(acc.tensor, names)}")
+            continue
+        _check_access_ranks(c, i, acc, declared[acc.tensor])
+        var = recur.get(acc.tensor)
+        for idx in acc.indices:
+            if isinstance(idx, Final):
+                if var is None or idx.rank != var.upper():
+                    c.at_einsum(
+                        i,
+                        f"{acc} reads the final iterate {idx.rank}, but {acc.tensor} "
+                        f"is not a recurrence over {idx.rank.lower()}",
+                    )
+            elif idx.offset != 0 and (var != idx.name or idx.offset != 1):
+                c.at_einsum(
+                    i, f"{acc}: only a recurrence over {idx.name} can be read at {idx.name}+1"
+                )
+    # Where conditions.
+    iter_vars = set(e.iteration_vars)
+    for cond in e.where:
+        for var in cond.vars:
+            if var in iter_vars:
+                continue
+            parts = cascade.expand(RankName(var.upper()))
+            if len(parts) > 1 and all(p.lower() in iter_vars for p in parts):
+                continue
+            c.at_einsum(i, f"unbound index {var} in the where clause: this Einsum does not iterate it")
+
+
+def _check_parts_mixing(c: _Collector, i: int, e: Einsum) -> None:
+    cascade = c.cascade
+    vars_ = set(e.iteration_vars)
+    for part in cascade.partitions:
+        root = part.rank.lower()
+        if root in vars_ and any(p.lower() in vars_ for p in cascade.expand(part.rank)):
+            c.at_einsum(i, f"uses both {root} and its partition parts; use one or the other")
+
+
+def _check_access_ranks(
+    c: _Collector, i: int, acc: Access, ranks: tuple[RankName, ...]
+) -> None:
+    cascade = c.cascade
+    want = [leaf for r in ranks for leaf in cascade.expand(r)]
+    got = [leaf for r in acc.ranks for leaf in cascade.expand(r)]
+    if want != got:
+        c.at_einsum(
+            i,
+            f"rank mismatch: {acc.tensor} is declared over [{', '.join(ranks)}] "
+            f"but accessed as {acc}",
+        )
+
+
+def _check_order_and_cycles(c: _Collector, defined: dict[TensorName, int]) -> None:
+    cascade = c.cascade
+    for i, e in enumerate(cascade.einsums):
+        for acc in e.inputs:
+            j = defined.get(acc.tensor)
+            if j is None or j < i:
+                continue
+            if j == i and is_lagged_read(cascade, e, acc):
+                continue
+            if j > i and is_lagged_read(cascade, e, acc):
+                continue
+            if j == i:
+                c.at_einsum(i, f"reads {acc.tensor}, which it defines (a cycle)")
+            else:
+                c.at_einsum(
+                    i,
+                    f"uses {acc.tensor} before its definition at einsums[{j}] "
+                    f"(line {cascade.einsums[j].line})",
+                )
+    same_step = dependency_graph(cascade, include_lagged=False)
+    for cycle in _cycles(same_step):
+        names = " -> ".join(cascade.einsums[k].output for k in cycle + [cycle[0]])
+        c.at_einsum(cycle[0], f"cycle of dependencies: {names}")
+    full = dependency_graph(cascade, include_lagged=True)
+    recur = recurrence_vars(cascade)
+    for group in nx.strongly_connected_components(full):
+        members = sorted(group)
+        if len(members) == 1 and not full.has_edge(members[0], members[0]):
+            continue
+        vars_ = {recur[cascade.einsums[k].output] for k in members if cascade.einsums[k].output in recur}
+        if len(vars_) != 1:
+            continue  # a plain cycle, reported above
+        var = vars_.pop()
+        names = ", ".join(cascade.einsums[k].output for k in members)
+        for k in members:
+            if var not in cascade.einsums[k].out_vars:
+                c.at_einsum(
+                    k,
+                    f"is part of the recurrence over {var} ({names}) but does not iterate {var}",
+                )
+
+
+def _cycles(graph: nx.DiGraph) -> list[list[int]]:
+    cycles: list[list[int]] = []
+    for group in nx.strongly_connected_components(graph):
+        members = sorted(group)
+        if len(members) > 1:
+            cycles.append(members)
+    return cycles
+
+
+def _check_init_and_outputs(c: _Collector, defined: dict[TensorName, int]) -> None:
+    cascade = c.cascade
+    recur = recurrence_vars(cascade)
+    init = cascade.init_values
+    for tensor, var in recur.items():
+        if tensor not in init:
+            c.at_einsum(
+                defined[tensor],
+                f"{tensor} is a recurrence over {var} and needs an initial value: "
+                f"add `{tensor}: <value>` under init",
+            )
+    for tensor in init:
+        if tensor not in recur:
+            what = "a tensor no Einsum defines" if tensor not in defined else "not a recurrence"
+            c.at_path(f"init.{tensor}", f"init given for {tensor}, which is {what}")
+    known = set(defined) | set(cascade.input_names)
+    for k, out in enumerate(cascade.outputs):
+        if out not in known:
+            c.at_path(f"outputs[{k}]", f"unknown output tensor {out}{_hint(out, known)}")
+
+
+def _hint(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""

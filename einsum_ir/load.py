@@ -1,0 +1,209 @@
+"""Cascade YAML files and the built-in library: `load_cascade`, `builtin_names`.
+
+The loader builds a `Cascade` from the spec reader, collects parse problems and the
+whole-cascade checks of `check.py`, and raises them together as one `SpecError`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from einsum_ir.check import check_cascade
+from einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
+from einsum_ir.parse import ParseError, parse_einsum
+from einsum_ir.spec import Problem, Reader, SpecError, as_number
+
+LIBRARY_DIR = Path(__file__).parent / "library"
+CASCADE_KEYS = (
+    "cascade",
+    "description",
+    "inputs",
+    "partitions",
+    "params",
+    "init",
+    "einsums",
+    "outputs",
+)
+_RANK = re.compile(r"^[A-Z][A-Z0-9]*$")
+_TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
+
+
+def builtin_names() -> tuple[str, ...]:
+    """Names of the cascades shipped in `einsum_ir/library/`, sorted."""
+    return tuple(sorted(p.stem for p in LIBRARY_DIR.glob("*.yaml")))
+
+
+def builtin_path(name: str) -> Path:
+    """Path of a built-in cascade file."""
+    return LIBRARY_DIR / f"{name}.yaml"
+
+
+def load_cascade(path_or_name: str | Path) -> Cascade:
+    """Load a cascade from a YAML file or a built-in name; raise `SpecError` listing all problems."""
+    text = str(path_or_name)
+    if not text.endswith((".yaml", ".yml")) and text in builtin_names():
+        return _load_file(builtin_path(text), display=f"<builtin>/{text}.yaml")
+    path = Path(path_or_name)
+    if not path.exists() and not text.endswith((".yaml", ".yml")):
+        import difflib
+
+        close = difflib.get_close_matches(text, builtin_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SpecError(
+            [Problem(text, 0, 0, "", f"no such file or built-in cascade{hint} "
+                     f"(built-ins: {', '.join(builtin_names())})")]
+        )
+    return _load_file(path, display=str(path))
+
+
+def _load_file(path: Path, display: str) -> Cascade:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError([Problem(display, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
+    return load_cascade_text(text, display)
+
+
+def load_cascade_text(text: str, file: str = "<string>") -> Cascade:
+    """Load a cascade from YAML text; `file` names it in problems."""
+    root = Reader.from_text(text, file)
+    if root.node is not None and not root.is_map:
+        root.error("expected a mapping with keys " + ", ".join(CASCADE_KEYS))
+    root.finish()
+    cascade = _build(root)
+    root.finish()  # structural problems first: checks on a half-built cascade only add noise
+    root.problems.extend(check_cascade(cascade))
+    root.finish()
+    return cascade
+
+
+def _build(root: Reader) -> Cascade:
+    locations: list[tuple[str, int, int]] = []
+
+    def note(r: Reader) -> None:
+        locations.append((r.path, r.line, r.column))
+
+    name_r = root.req("cascade", "str")
+    name = str(name_r.value) if name_r else "<unnamed>"
+    desc_r = root.opt("description", "str")
+    inputs = _inputs(root.req("inputs", "map"), note)
+    partitions = _partitions(root.opt("partitions", "map"), note)
+    params = _params(root.opt("params", "map"), note)
+    init = _init(root.opt("init", "map"), note)
+    einsums = _einsums(root.req("einsums", "list"))
+    outputs: list[TensorName] = []
+    out_r = root.req("outputs", "list")
+    if out_r is not None:
+        for item in out_r.each():
+            note(item)
+            if item.check("str") and _name_ok(item, str(item.value), _TENSOR, "tensor"):
+                outputs.append(TensorName(str(item.value)))
+        if not outputs and not root.problems:
+            out_r.error("expected at least one output tensor")
+    root.done(CASCADE_KEYS)
+    return Cascade(
+        name=name,
+        inputs=tuple(inputs),
+        einsums=tuple(einsums),
+        outputs=tuple(outputs),
+        partitions=tuple(partitions),
+        params=tuple(params),
+        init=tuple(init),
+        description=str(desc_r.value) if desc_r else "",
+        source=root.file,
+        locations=tuple(locations),
+    )
+
+
+def _name_ok(r: Reader, name: str, pattern: re.Pattern[str], what: str) -> bool:
+    if pattern.match(name):
+        return True
+    rule = "uppercase letters and digits" if what == "rank" else "letters, digits and '_'"
+    r.error(f"invalid {what} name {name!r}; expected {rule}")
+    return False
+
+
+def _rank_list(r: Reader) -> list[RankName]:
+    ranks: list[RankName] = []
+    if not r.check("list"):
+        return ranks
+    for item in r.each():
+        if item.check("str") and _name_ok(item, str(item.value), _RANK, "rank"):
+            ranks.append(RankName(str(item.value)))
+    return ranks
+
+
+def _inputs(r: Reader | None, note: object) -> list[tuple[TensorName, tuple[RankName, ...]]]:
+    result: list[tuple[TensorName, tuple[RankName, ...]]] = []
+    if r is None:
+        return result
+    for key, child in r.items():
+        note(child)  # type: ignore[operator]
+        if _name_ok(child, key, _TENSOR, "tensor"):
+            result.append((TensorName(key), tuple(_rank_list(child))))
+    return result
+
+
+def _partitions(r: Reader | None, note: object) -> list[Partition]:
+    result: list[Partition] = []
+    if r is None:
+        return result
+    for key, child in r.items():
+        note(child)  # type: ignore[operator]
+        parts = _rank_list(child)
+        if not _name_ok(child, key, _RANK, "rank"):
+            continue
+        if len(parts) < 2:
+            child.error(f"a partition splits {key} into at least two parts, e.g. [{key}1, {key}0]")
+            continue
+        result.append(Partition(RankName(key), tuple(parts)))
+    return result
+
+
+def _params(r: Reader | None, note: object) -> list[tuple[RankName, int]]:
+    result: list[tuple[RankName, int]] = []
+    if r is None:
+        return result
+    for key, child in r.items():
+        note(child)  # type: ignore[operator]
+        if not _name_ok(child, key, _RANK, "rank"):
+            continue
+        if child.check("int"):
+            if int(child.value) <= 0:
+                child.error(f"expected a positive size, got {child.value}")
+            else:
+                result.append((RankName(key), int(child.value)))
+    return result
+
+
+def _init(r: Reader | None, note: object) -> list[tuple[TensorName, float]]:
+    result: list[tuple[TensorName, float]] = []
+    if r is None:
+        return result
+    for key, child in r.items():
+        note(child)  # type: ignore[operator]
+        if child.check("number"):
+            result.append((TensorName(key), as_number(child.value)))
+    return result
+
+
+def _einsums(r: Reader | None) -> list[Einsum]:
+    result: list[Einsum] = []
+    if r is None:
+        return result
+    for item in r.each():
+        if not item.check("str"):
+            continue
+        text = str(item.value)
+        try:
+            parsed = parse_einsum(text)
+        except ParseError as exc:
+            item.error(f"syntax error: {exc.message}\n{exc.caret()}", column_offset=exc.column)
+            continue
+        result.append(
+            Einsum(parsed.out, parsed.expr, parsed.where, line=item.line, column=item.column)
+        )
+    if not result and not r.problems:
+        r.error("expected at least one Einsum")
+    return result
