@@ -156,7 +156,8 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
     used: list[IndexName] = list(e.iteration_vars)
     for var in dict.fromkeys(used):
         if RankName(var.upper()) not in known_ranks:
-            c.at_einsum(i, f"unbound index {var}: no rank {var.upper()}{_hint(var.upper(), known_ranks)}")
+            hint = _hint(var.upper(), known_ranks)
+            c.at_einsum(i, f"unbound index {var}: no rank {var.upper()}{hint}")
     rhs_vars = set(all_vars(e.expr))
     for var in e.out_vars:
         if var not in rhs_vars:
@@ -167,7 +168,9 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
             body_vars = {v.name for acc in reads(node.body) for v in acc.vars}
             for var in node.over:
                 if var not in body_vars:
-                    c.at_einsum(i, f"{node.op.value}[{var}] reduces {var}, which its body does not use")
+                    c.at_einsum(
+                        i, f"{node.op.value}[{var}] reduces {var}, which its body does not use"
+                    )
                 if var in e.out_vars:
                     c.at_einsum(i, f"{var} is both an output index and reduced")
     # Accesses.
@@ -177,16 +180,16 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
             c.at_einsum(i, f"unknown tensor {acc.tensor}{_hint(acc.tensor, names)}")
             continue
         _check_access_ranks(c, i, acc, declared[acc.tensor])
-        var = recur.get(acc.tensor)
+        rvar = recur.get(acc.tensor)
         for idx in acc.indices:
             if isinstance(idx, Final):
-                if var is None or idx.rank != var.upper():
+                if rvar is None or idx.rank != rvar.upper():
                     c.at_einsum(
                         i,
                         f"{acc} reads the final iterate {idx.rank}, but {acc.tensor} "
                         f"is not a recurrence over {idx.rank.lower()}",
                     )
-            elif idx.offset != 0 and (var != idx.name or idx.offset != 1):
+            elif idx.offset != 0 and (rvar != idx.name or idx.offset != 1):
                 c.at_einsum(
                     i, f"{acc}: only a recurrence over {idx.name} can be read at {idx.name}+1"
                 )
@@ -199,7 +202,9 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
             parts = cascade.expand(RankName(var.upper()))
             if len(parts) > 1 and all(p.lower() in iter_vars for p in parts):
                 continue
-            c.at_einsum(i, f"unbound index {var} in the where clause: this Einsum does not iterate it")
+            c.at_einsum(
+                i, f"unbound index {var} in the where clause: this Einsum does not iterate it"
+            )
 
 
 def _check_parts_mixing(c: _Collector, i: int, e: Einsum) -> None:
@@ -254,7 +259,8 @@ def _check_order_and_cycles(c: _Collector, defined: dict[TensorName, int]) -> No
         members = sorted(group)
         if len(members) == 1 and not full.has_edge(members[0], members[0]):
             continue
-        vars_ = {recur[cascade.einsums[k].output] for k in members if cascade.einsums[k].output in recur}
+        outs = [cascade.einsums[k].output for k in members]
+        vars_ = {recur[out] for out in outs if out in recur}
         if len(vars_) != 1:
             continue  # a plain cycle, reported above
         var = vars_.pop()

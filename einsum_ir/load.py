@@ -7,6 +7,7 @@ whole-cascade checks of `check.py`, and raises them together as one `SpecError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from einsum_ir.check import check_cascade
@@ -40,7 +41,10 @@ def builtin_path(name: str) -> Path:
 
 
 def load_cascade(path_or_name: str | Path) -> Cascade:
-    """Load a cascade from a YAML file or a built-in name; raise `SpecError` listing all problems."""
+    """Load a cascade from a YAML file or a built-in name.
+
+    Raises `SpecError` listing every problem (file:line:col: path: message).
+    """
     text = str(path_or_name)
     if not text.endswith((".yaml", ".yml")) and text in builtin_names():
         return _load_file(builtin_path(text), display=f"<builtin>/{text}.yaml")
@@ -134,23 +138,27 @@ def _rank_list(r: Reader) -> list[RankName]:
     return ranks
 
 
-def _inputs(r: Reader | None, note: object) -> list[tuple[TensorName, tuple[RankName, ...]]]:
-    result: list[tuple[TensorName, tuple[RankName, ...]]] = []
+Note = Callable[[Reader], None]
+Declaration = tuple[TensorName, tuple[RankName, ...]]
+
+
+def _inputs(r: Reader | None, note: Note) -> list[Declaration]:
+    result: list[Declaration] = []
     if r is None:
         return result
     for key, child in r.items():
-        note(child)  # type: ignore[operator]
+        note(child)
         if _name_ok(child, key, _TENSOR, "tensor"):
             result.append((TensorName(key), tuple(_rank_list(child))))
     return result
 
 
-def _partitions(r: Reader | None, note: object) -> list[Partition]:
+def _partitions(r: Reader | None, note: Note) -> list[Partition]:
     result: list[Partition] = []
     if r is None:
         return result
     for key, child in r.items():
-        note(child)  # type: ignore[operator]
+        note(child)
         parts = _rank_list(child)
         if not _name_ok(child, key, _RANK, "rank"):
             continue
@@ -161,12 +169,12 @@ def _partitions(r: Reader | None, note: object) -> list[Partition]:
     return result
 
 
-def _params(r: Reader | None, note: object) -> list[tuple[RankName, int]]:
+def _params(r: Reader | None, note: Note) -> list[tuple[RankName, int]]:
     result: list[tuple[RankName, int]] = []
     if r is None:
         return result
     for key, child in r.items():
-        note(child)  # type: ignore[operator]
+        note(child)
         if not _name_ok(child, key, _RANK, "rank"):
             continue
         if child.check("int"):
@@ -177,12 +185,12 @@ def _params(r: Reader | None, note: object) -> list[tuple[RankName, int]]:
     return result
 
 
-def _init(r: Reader | None, note: object) -> list[tuple[TensorName, float]]:
+def _init(r: Reader | None, note: Note) -> list[tuple[TensorName, float]]:
     result: list[tuple[TensorName, float]] = []
     if r is None:
         return result
     for key, child in r.items():
-        note(child)  # type: ignore[operator]
+        note(child)
         if child.check("number"):
             result.append((TensorName(key), as_number(child.value)))
     return result

@@ -35,8 +35,8 @@ from einsum_ir.ir import (
     Final,
     Index,
     IndexName,
-    Literal,
     LinearExpr,
+    Literal,
     RankName,
     Read,
     Reduce,
@@ -308,6 +308,8 @@ class _Parser:
             if self.accept("*"):
                 return self.index_name(), value
             return None, value
+        if self.tok.kind != "name":
+            raise self.error("expected an index variable or an integer")
         var = self.index_name()
         if self.accept("*"):
             return var, self.integer()

@@ -28,7 +28,8 @@ def resolve_sizes(cascade: Cascade, sizes: Mapping[str, int]) -> dict[RankName, 
     for key, value in sizes.items():
         rank = RankName(key)
         if rank not in known:
-            problems.append(f"unknown rank {key} (ranks of {cascade.name}: {', '.join(sorted(known))})")
+            names = ", ".join(sorted(known))
+            problems.append(f"unknown rank {key} (ranks of {cascade.name}: {names})")
         elif rank in derived:
             problems.append(f"{key} is derived from its partition and cannot be set")
         elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:
