@@ -1,0 +1,1 @@
+"""Hardware as data: spatial accelerators and GPUs, one YAML preset per design."""

@@ -1,0 +1,1 @@
+"""Triton attention kernels, their launchers, FLOP and byte formulas, and GPU measurements."""

@@ -1,0 +1,1 @@
+"""Mappings of cascades onto hardware: loop nests, bindings, the cost model, one `Result`."""

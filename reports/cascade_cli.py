@@ -1,0 +1,301 @@
+"""`attnsim cascade ...`: list, show, count passes of, check and evaluate Einsum cascades.
+
+Formatting functions are pure (they return lines); the `_run_*` handlers print them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+import einsum_ir
+from einsum_ir import Cascade, PassReport, SizeError, SpecError
+
+DEFAULT_RANK = "M"
+
+
+Subparsers = argparse._SubParsersAction  # argparse's type for `add_subparsers()`'s result
+
+
+def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `cascade` and its subcommands."""
+    group = subparsers.add_parser(
+        "cascade",
+        help="inspect, check and evaluate Einsum cascades",
+        description="Inspect, check and evaluate Einsum cascades (built-in names or YAML files).",
+    )
+    group.set_defaults(group_parser=group)
+    sub = group.add_subparsers(dest="cascade_command", metavar="SUBCOMMAND")
+
+    p = sub.add_parser("list", help="list the built-in cascades")
+    p.add_argument("--rank", default=DEFAULT_RANK, help="rank to count passes over (default M)")
+    p.set_defaults(handler=_run_list)
+
+    p = sub.add_parser("show", help="print a cascade's Einsums with their pass numbers")
+    _add_cascade_arg(p)
+    p.add_argument(
+        "--sizes", help="rank sizes, e.g. M=4096,P=4096,E=64,F=64: adds op counts and tensor sizes"
+    )
+    _add_rank_arg(p)
+    p.set_defaults(handler=_run_show)
+
+    p = sub.add_parser("passes", help="count the passes a cascade makes over a rank")
+    _add_cascade_arg(p)
+    _add_rank_arg(p)
+    p.set_defaults(handler=_run_passes)
+
+    p = sub.add_parser("check", help="validate cascade files, reporting every problem")
+    p.add_argument("files", nargs="+", metavar="FILE", help="cascade YAML files")
+    _add_rank_arg(p)
+    p.set_defaults(handler=_run_check)
+
+    p = sub.add_parser("eval", help="evaluate a cascade on random inputs (numpy reference)")
+    _add_cascade_arg(p)
+    p.add_argument("--sizes", required=True, help="rank sizes, e.g. M=64,P=32,E=16,F=16")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(handler=_run_eval)
+
+
+def _add_cascade_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cascade", metavar="NAME|FILE", help="built-in cascade name or YAML file")
+
+
+def _add_rank_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rank", help="rank to count passes over (default M when present)")
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    status = 0
+    rows: list[tuple[str, str, str]] = []
+    for name in einsum_ir.builtin_names():
+        try:
+            cascade = einsum_ir.load_cascade(name)
+        except SpecError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            status = 2
+            continue
+        passes = _pass_count_text(cascade, args.rank)
+        rows.append((name, passes, cascade.description))
+    print("\n".join(format_table(rows)))
+    return status
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    sizes = parse_sizes_arg(args.sizes) if args.sizes is not None else None
+    cascade = einsum_ir.load_cascade(args.cascade)
+    rank = pass_rank(cascade, args.rank)
+    if sizes is not None:
+        einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
+    report = einsum_ir.count_passes(cascade, rank)
+    lines = format_header(cascade) + [""] + format_passes(report, cascade)
+    if sizes is not None:
+        counts = einsum_ir.count_ops(cascade, sizes)
+        lines += [""] + format_op_counts(counts)
+        lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
+    print("\n".join(lines))
+    return 0
+
+
+def _run_passes(args: argparse.Namespace) -> int:
+    cascade = einsum_ir.load_cascade(args.cascade)
+    report = einsum_ir.count_passes(cascade, pass_rank(cascade, args.rank))
+    print("\n".join(format_pass_summary(cascade, report)))
+    return 0
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    status = 0
+    for file in args.files:
+        try:
+            cascade = einsum_ir.load_cascade(file)
+        except SpecError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            status = 2
+            continue
+        passes = _pass_count_text(cascade, args.rank)
+        print(f"{file}: ok: {len(cascade.einsums)} Einsums, {passes}")
+    return status
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    sizes = parse_sizes_arg(args.sizes)
+    cascade = einsum_ir.load_cascade(args.cascade)
+    einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
+    inputs = einsum_ir.random_inputs(cascade, sizes, seed=args.seed)
+    values = einsum_ir.evaluate(cascade, inputs, sizes)
+    outputs = {str(name): np.asarray(values[name]) for name in cascade.outputs}
+    print("\n".join(format_stats(outputs)))
+    return 0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def parse_sizes_arg(text: str) -> dict[str, int]:
+    """`--sizes` text as a dict; a malformed item becomes a `SizeError` naming the option."""
+    try:
+        return einsum_ir.parse_sizes(text)
+    except ValueError as exc:
+        raise SizeError(f"--sizes: {exc}") from None
+
+
+def pass_rank(cascade: Cascade, requested: str | None) -> str:
+    """The rank to count passes over: `requested`, else M, else the first partitioned rank."""
+    ranks = cascade.all_ranks
+    if requested is not None:
+        if requested not in ranks:
+            raise SizeError(
+                f"--rank: {cascade.name} has no rank {requested} (ranks: {', '.join(ranks)})"
+            )
+        return requested
+    if DEFAULT_RANK in ranks:
+        return DEFAULT_RANK
+    if cascade.partitions:
+        return cascade.partitions[0].rank
+    return ranks[0]
+
+
+def _pass_count_text(cascade: Cascade, requested: str | None) -> str:
+    rank = pass_rank(cascade, requested)
+    passes = einsum_ir.count_passes(cascade, rank).passes
+    return f"{passes} pass{'' if passes == 1 else 'es'} over {rank}"
+
+
+def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns separated by two spaces (last column unpadded)."""
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)] + [r[-1]]).rstrip()
+        for r in rows
+    ]
+
+
+def format_header(cascade: Cascade) -> list[str]:
+    """Name, source, description, declared inputs, partitions, params, init and outputs."""
+    lines = [f"cascade {cascade.name}" + (f"  ({cascade.source})" if cascade.source else "")]
+    if cascade.description:
+        lines.append(f"  {cascade.description}")
+    inputs = ", ".join(f"{n}[{','.join(r)}]" for n, r in cascade.inputs)
+    lines.append(f"inputs:     {inputs}")
+    if cascade.partitions:
+        parts = ", ".join(f"{p.rank} -> {' x '.join(p.parts)}" for p in cascade.partitions)
+        lines.append(f"partitions: {parts}")
+    if cascade.params:
+        lines.append("params:     " + ", ".join(f"{r}={v}" for r, v in cascade.params))
+    if cascade.init:
+        lines.append("init:       " + ", ".join(f"{t}={_number(v)}" for t, v in cascade.init))
+    lines.append(f"outputs:    {', '.join(cascade.outputs)}")
+    return lines
+
+
+def format_passes(report: PassReport, cascade: Cascade) -> list[str]:
+    """Einsums numbered 1.. under their pass, with the tensors crossing each pass boundary.
+
+    Einsums marked `*` iterate the pass rank (run once per tile step of a recurrence).
+    """
+    s = "" if report.passes == 1 else "es"
+    lines = [f"{report.passes} pass{s} over {report.rank}  (* = iterates {report.rank})"]
+    boundaries = {b.after_pass: b for b in report.boundaries}
+    by_pass: dict[int, list[Any]] = {}
+    for rec in report.einsum_passes:
+        by_pass.setdefault(rec.pass_, []).append(rec)
+    width = len(str(len(cascade.einsums)))
+    for number in sorted(by_pass):
+        lines.append(f"pass {number}:")
+        for rec in by_pass[number]:
+            mark = "*" if rec.iterates_rank else " "
+            lines.append(f"  {rec.index + 1:>{width}} {mark} {rec.text}")
+        if number in boundaries:
+            lines.append(f"  -- after pass {number}: {_boundary_text(boundaries[number])}")
+    return lines
+
+
+def _boundary_text(boundary: Any) -> str:
+    buffered = ", ".join(boundary.buffered) or "-"
+    carried = ", ".join(boundary.carried) or "-"
+    return f"buffered {buffered}; carried {carried}"
+
+
+def format_pass_summary(cascade: Cascade, report: PassReport) -> list[str]:
+    """One line per pass naming its Einsums' outputs, then each boundary."""
+    s = "" if report.passes == 1 else "es"
+    lines = [f"{cascade.name}: {report.passes} pass{s} over {report.rank}"]
+    boundaries = {b.after_pass: b for b in report.boundaries}
+    by_pass: dict[int, list[str]] = {}
+    for rec in report.einsum_passes:
+        by_pass.setdefault(rec.pass_, []).append(str(rec.output))
+    for number in sorted(by_pass):
+        lines.append(f"  pass {number}: {', '.join(by_pass[number])}")
+        if number in boundaries:
+            lines.append(f"    after pass {number}: {_boundary_text(boundaries[number])}")
+    return lines
+
+
+def format_op_counts(counts: Any) -> list[str]:
+    """Operation totals by kind, then total FLOPs."""
+    rows = [(str(getattr(kind, "value", kind)), f"{n:,}") for kind, n in counts.total.items()]
+    lines = ["operations:"] + ["  " + line for line in format_table(_right(rows))]
+    lines.append(f"  flops  {counts.flops:,}")
+    return lines
+
+
+def format_tensor_sizes(cascade: Cascade, sizes: Mapping[str, Any]) -> list[str]:
+    """Elements (or whatever `tensor_sizes` reports) of every tensor, in cascade order."""
+    ranks = cascade.tensor_ranks
+    rows = [
+        (str(t), f"[{','.join(ranks.get(einsum_ir.ir.TensorName(t), ()))}]", _size_text(n))
+        for t, n in sizes.items()
+    ]
+    return ["tensor sizes (elements):"] + ["  " + line for line in format_table(_right(rows))]
+
+
+def _right(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Right-align the last column (numbers) by padding it to a common width."""
+    if not rows:
+        return []
+    width = max(len(r[-1]) for r in rows)
+    return [(*r[:-1], r[-1].rjust(width)) for r in rows]
+
+
+def _size_text(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def format_stats(outputs: Mapping[str, np.ndarray[Any, Any]]) -> list[str]:
+    """Shape, mean, std, min, max and finiteness of each output tensor."""
+    rows: list[tuple[str, ...]] = []
+    for name, array in outputs.items():
+        values = np.asarray(array, dtype=np.float64)
+        finite = bool(np.all(np.isfinite(values)))
+        stats = [float(f(values)) for f in (np.mean, np.std, np.min, np.max)] if values.size else []
+        text = ["-"] * 4 if not stats else [f"{v:.6g}" for v in stats]
+        rows.append(
+            (
+                name,
+                f"shape={tuple(values.shape)}",
+                f"mean={text[0]}",
+                f"std={text[1]}",
+                f"min={text[2]}",
+                f"max={text[3]}",
+                f"finite={'yes' if finite else 'NO'}",
+            )
+        )
+    return format_table(rows)
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    return f"{value:g}"
