@@ -216,9 +216,7 @@ def _check_parts_mixing(c: _Collector, i: int, e: Einsum) -> None:
             c.at_einsum(i, f"uses both {root} and its partition parts; use one or the other")
 
 
-def _check_access_ranks(
-    c: _Collector, i: int, acc: Access, ranks: tuple[RankName, ...]
-) -> None:
+def _check_access_ranks(c: _Collector, i: int, acc: Access, ranks: tuple[RankName, ...]) -> None:
     cascade = c.cascade
     want = [leaf for r in ranks for leaf in cascade.expand(r)]
     got = [leaf for r in acc.ranks for leaf in cascade.expand(r)]

@@ -55,8 +55,16 @@ def load_cascade(path_or_name: str | Path) -> Cascade:
         close = difflib.get_close_matches(text, builtin_names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise SpecError(
-            [Problem(text, 0, 0, "", f"no such file or built-in cascade{hint} "
-                     f"(built-ins: {', '.join(builtin_names())})")]
+            [
+                Problem(
+                    text,
+                    0,
+                    0,
+                    "",
+                    f"no such file or built-in cascade{hint} "
+                    f"(built-ins: {', '.join(builtin_names())})",
+                )
+            ]
         )
     return _load_file(path, display=str(path))
 

@@ -65,8 +65,13 @@ def _construct(node: yaml.Node) -> Any:
     if isinstance(node, yaml.SequenceNode):
         return [_construct(n) for n in node.value]
     if isinstance(node, yaml.MappingNode):
-        return {_construct(k): _construct(v) for k, v in node.value}
+        return {_hashable(_construct(k)): _construct(v) for k, v in node.value}
     return None
+
+
+def _hashable(key: Any) -> Any:
+    # YAML allows a list or mapping as a key; Python dicts do not.
+    return key if isinstance(key, (str, int, float, bool, type(None))) else str(key)
 
 
 def _matches(value: Any, kind: str) -> bool:
