@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 import einsum_ir
-from einsum_ir import Cascade, PassReport, SizeError, SpecError
+from einsum_ir import Cascade, PassReport, Problem, SizeError, SpecError
+from einsum_ir.analysis.passes import EinsumPass
 
 DEFAULT_RANK = "M"
 
@@ -92,11 +93,10 @@ def _run_list(args: argparse.Namespace) -> int:
 def _run_show(args: argparse.Namespace) -> int:
     sizes = parse_sizes_arg(args.sizes) if args.sizes is not None else None
     cascade = einsum_ir.load_cascade(args.cascade)
-    rank = pass_rank(cascade, args.rank)
     if sizes is not None:
         einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
-    report = einsum_ir.count_passes(cascade, rank)
-    lines = format_header(cascade) + [""] + format_passes(report, cascade)
+    report = count_passes(cascade, args.rank)
+    lines = format_header(cascade) + [""] + format_passes(report)
     if sizes is not None:
         counts = einsum_ir.count_ops(cascade, sizes)
         lines += [""] + format_op_counts(counts)
@@ -107,7 +107,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _run_passes(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
-    report = einsum_ir.count_passes(cascade, pass_rank(cascade, args.rank))
+    report = count_passes(cascade, args.rank)
     print("\n".join(format_pass_summary(cascade, report)))
     return 0
 
@@ -165,10 +165,17 @@ def pass_rank(cascade: Cascade, requested: str | None) -> str:
     return ranks[0]
 
 
-def _pass_count_text(cascade: Cascade, requested: str | None) -> str:
+def count_passes(cascade: Cascade, requested: str | None) -> PassReport:
+    """`einsum_ir.count_passes` over `pass_rank(...)`; its ValueError becomes a SpecError."""
     rank = pass_rank(cascade, requested)
-    passes = einsum_ir.count_passes(cascade, rank).passes
-    return f"{passes} pass{'' if passes == 1 else 'es'} over {rank}"
+    try:
+        return einsum_ir.count_passes(cascade, rank)
+    except ValueError as exc:  # e.g. a recurrence that needs its own final value
+        raise SpecError([Problem(cascade.source, 0, 0, "", f"passes over {rank}: {exc}")]) from None
+
+
+def _pass_count_text(cascade: Cascade, requested: str | None) -> str:
+    return _pass_word(count_passes(cascade, requested))
 
 
 def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -200,46 +207,66 @@ def format_header(cascade: Cascade) -> list[str]:
     return lines
 
 
-def format_passes(report: PassReport, cascade: Cascade) -> list[str]:
-    """Einsums numbered 1.. under their pass, with the tensors crossing each pass boundary.
+def _phases(report: PassReport) -> list[tuple[str, list[EinsumPass]]]:
+    """Einsums grouped by when they run: "pass k" (iterating the rank) or "after pass k".
 
-    Einsums marked `*` iterate the pass rank (run once per tile step of a recurrence).
+    Phases come in execution order: before pass 1, pass 1, after pass 1, pass 2, ...
     """
-    s = "" if report.passes == 1 else "es"
-    lines = [f"{report.passes} pass{s} over {report.rank}  (* = iterates {report.rank})"]
-    boundaries = {b.after_pass: b for b in report.boundaries}
-    by_pass: dict[int, list[Any]] = {}
+    phases: dict[tuple[int, int], list[EinsumPass]] = {}
     for rec in report.einsum_passes:
-        by_pass.setdefault(rec.pass_, []).append(rec)
-    width = len(str(len(cascade.einsums)))
-    for number in sorted(by_pass):
-        lines.append(f"pass {number}:")
-        for rec in by_pass[number]:
-            mark = "*" if rec.iterates_rank else " "
-            lines.append(f"  {rec.index + 1:>{width}} {mark} {rec.text}")
-        if number in boundaries:
-            lines.append(f"  -- after pass {number}: {_boundary_text(boundaries[number])}")
+        key = (rec.pass_number, 0 if rec.iterates_rank else 1)
+        phases.setdefault(key, []).append(rec)
+    result = []
+    for (number, after), records in sorted(phases.items()):
+        if not after:
+            title = f"pass {number}"
+        elif number == 0:
+            title = "before pass 1" if report.passes else "independent of the rank"
+        else:
+            title = f"after pass {number}"
+        result.append((title, records))
+    return result
+
+
+def _crossing(report: PassReport, title: str) -> str | None:
+    """The boundary line to print before phase `title`, when it starts a new pass."""
+    for b in report.boundaries:
+        if title == f"pass {b.after_pass + 1}":
+            buffered = ", ".join(b.buffered) or "-"
+            carried = ", ".join(b.carried) or "-"
+            return f"crossing into pass {b.after_pass + 1}: buffered {buffered}; carried {carried}"
+    return None
+
+
+def _pass_word(report: PassReport) -> str:
+    return f"{report.passes} pass{'' if report.passes == 1 else 'es'} over {report.rank}"
+
+
+def format_passes(report: PassReport) -> list[str]:
+    """Einsums numbered 1.. (cascade order) under the pass they run in or after.
+
+    Before each pass after the first, the tensors crossing that boundary: `buffered` ones
+    are indexed by the rank (kept on chip or spilled), `carried` ones are not.
+    """
+    lines = [_pass_word(report)]
+    width = len(str(len(report.einsum_passes)))
+    for title, records in _phases(report):
+        crossing = _crossing(report, title)
+        if crossing:
+            lines.append(f"  -- {crossing}")
+        lines.append(f"{title}:")
+        lines.extend(f"  {rec.index + 1:>{width}}  {rec.text}" for rec in records)
     return lines
 
 
-def _boundary_text(boundary: Any) -> str:
-    buffered = ", ".join(boundary.buffered) or "-"
-    carried = ", ".join(boundary.carried) or "-"
-    return f"buffered {buffered}; carried {carried}"
-
-
 def format_pass_summary(cascade: Cascade, report: PassReport) -> list[str]:
-    """One line per pass naming its Einsums' outputs, then each boundary."""
-    s = "" if report.passes == 1 else "es"
-    lines = [f"{cascade.name}: {report.passes} pass{s} over {report.rank}"]
-    boundaries = {b.after_pass: b for b in report.boundaries}
-    by_pass: dict[int, list[str]] = {}
-    for rec in report.einsum_passes:
-        by_pass.setdefault(rec.pass_, []).append(str(rec.output))
-    for number in sorted(by_pass):
-        lines.append(f"  pass {number}: {', '.join(by_pass[number])}")
-        if number in boundaries:
-            lines.append(f"    after pass {number}: {_boundary_text(boundaries[number])}")
+    """One line per phase naming the tensors its Einsums define, with each boundary."""
+    lines = [f"{cascade.name}: {_pass_word(report)}"]
+    for title, records in _phases(report):
+        crossing = _crossing(report, title)
+        if crossing:
+            lines.append(f"  -- {crossing}")
+        lines.append(f"  {title}: {', '.join(rec.output for rec in records)}")
     return lines
 
 
