@@ -9,13 +9,15 @@ import argparse
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 import einsum_ir
 from einsum_ir import Cascade, PassReport, Problem, SizeError, SpecError
-from einsum_ir.analysis.passes import EinsumPass
+
+if TYPE_CHECKING:
+    from einsum_ir.analysis.passes import EinsumPass
 
 DEFAULT_RANK = "M"
 
