@@ -169,10 +169,14 @@ def random_inputs(cascade: Cascade, sizes: Mapping[str, int], seed: int = 0) -> 
 def _checked_inputs(run: _Run, inputs: Mapping[str, npt.ArrayLike]) -> dict[TensorName, Array]:
     """Inputs as float64 arrays; raises ValueError naming every missing, unknown or bad one."""
     declared = dict(run.cascade.inputs)
-    problems = [f"missing input {n} over [{', '.join(r)}]" for n, r in declared.items()
-                if n not in inputs]
-    problems += [f"unknown input {n} (inputs of {run.cascade.name}: {', '.join(declared)})"
-                 for n in inputs if n not in declared]
+    problems = [
+        f"missing input {n} over [{', '.join(r)}]" for n, r in declared.items() if n not in inputs
+    ]
+    problems += [
+        f"unknown input {n} (inputs of {run.cascade.name}: {', '.join(declared)})"
+        for n in inputs
+        if n not in declared
+    ]
     arrays: dict[TensorName, Array] = {}
     for name, ranks in declared.items():
         if name not in inputs:
@@ -237,7 +241,7 @@ def _evaluate_into(
     if implicit:
         value = np.sum(value, axis=tuple(grid.axis(v) for v in implicit), keepdims=True)
     out_shape = tuple(grid.extents[v][1] for v in einsum.out_vars)
-    value = np.broadcast_to(value, out_shape + value.shape[len(out_shape):]).reshape(out_shape)
+    value = np.broadcast_to(value, out_shape + value.shape[len(out_shape) :]).reshape(out_shape)
     target = _allocate(run, store, einsum)
     target[tuple(_span(grid.extents[v.name], v.offset) for v in einsum.out.vars)] = value
 
@@ -287,9 +291,7 @@ def _eval(
     return _REDUCE[expr.op](body, axis=tuple(grid.axis(v) for v in expr.over), keepdims=True)
 
 
-def _partition(
-    masks: list[_Mask], scope: frozenset[IndexName]
-) -> tuple[list[_Mask], list[_Mask]]:
+def _partition(masks: list[_Mask], scope: frozenset[IndexName]) -> tuple[list[_Mask], list[_Mask]]:
     """Masks whose indices are all bound in `scope`, and the rest (applied further in)."""
     here = [m for m in masks if m.support <= scope]
     return here, [m for m in masks if not m.support <= scope]
@@ -395,8 +397,10 @@ def _regroup(
     if have == want:
         return array
     var = run.recurrences.get(tensor)
-    if var is not None and (RankName(var.upper()) not in want or run.cascade.expand(
-            RankName(var.upper())) != (RankName(var.upper()),)):
+    if var is not None and (
+        RankName(var.upper()) not in want
+        or run.cascade.expand(RankName(var.upper())) != (RankName(var.upper()),)
+    ):
         raise ValueError(f"{tensor}: its recurrence rank {var.upper()} cannot be regrouped")
     for axis in reversed(range(len(have))):
         array = _split(run, array, axis, have[axis])
