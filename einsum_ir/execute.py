@@ -33,6 +33,7 @@ from einsum_ir.ir import (
     Partition,
     RankName,
     Read,
+    Reduce,
     ReduceOp,
     TensorName,
     Unary,
@@ -308,19 +309,34 @@ def _all(masks: list[_Mask]) -> Mask:
 
 
 def _masks(run: _Run, einsum: Einsum, grid: _Grid) -> list[_Mask]:
-    """The Einsum's `where` conditions plus, per partition whose parts it iterates, m < M."""
+    """The Einsum's `where` conditions plus m < M for each partition whose parts it iterates.
+
+    A tail mask only applies where m1 and m0 are iterated together (in one reduction scope).
+    """
+    scopes = _scopes(einsum.expr, frozenset(free_vars(einsum.expr)) | frozenset(einsum.out_vars))
     masks = [_condition(run, grid, c) for c in einsum.where]
-    for part in run.cascade.partitions:
-        if part.rank.lower() in grid.vars:
-            continue
-        value = _var_value(run, grid, IndexName(part.rank.lower()))
-        if value is not None:
-            masks.append(_Mask(value[1], value[0] < run.sizes[part.rank]))
-    all_support = frozenset(grid.vars)
     for m in masks:
-        if not m.support <= all_support:
-            raise ValueError(f"{einsum}: condition uses indices it does not iterate")
+        if not any(m.support <= scope for scope in scopes):
+            names = ", ".join(sorted(m.support))
+            raise ValueError(f"{einsum}: no reduction binds all of {names} of a condition together")
+    for part in run.cascade.partitions:
+        value = _var_value(run, grid, IndexName(part.rank.lower()))
+        if part.rank.lower() in grid.vars or value is None:
+            continue
+        if any(value[1] <= scope for scope in scopes):
+            masks.append(_Mask(value[1], value[0] < run.sizes[part.rank]))
     return masks
+
+
+def _scopes(expr: Expr, scope: frozenset[IndexName]) -> list[frozenset[IndexName]]:
+    """The variables bound at the top and inside each nested reduction of `expr`."""
+    if isinstance(expr, Unary):
+        return _scopes(expr.arg, scope)
+    if isinstance(expr, Binary):
+        return _scopes(expr.left, scope) + _scopes(expr.right, scope)[1:]
+    if isinstance(expr, Reduce):
+        return [scope, *_scopes(expr.body, scope | frozenset(expr.over))]
+    return [scope]
 
 
 def _condition(run: _Run, grid: _Grid, cond: Condition) -> _Mask:

@@ -243,3 +243,18 @@ def test_random_inputs_are_reproducible_standard_normal() -> None:
         "V": (2, 3, 5, 7),
     }
     assert all(x.dtype == np.float64 and np.array_equal(x, b[n]) for n, x in a.items())
+
+
+def test_condition_split_across_sibling_reductions_is_rejected() -> None:
+    c = cascade(
+        ["Y[p] = sum[m](X[m,p]) + sum[n](Z[n,p]) where m < n"], "{X: [M, P], Z: [N, P]}", "[Y]"
+    )
+    with pytest.raises(ValueError, match="no reduction binds all of m, n"):
+        evaluate(c, random_inputs(c, {"M": 2, "N": 2, "P": 2}), {"M": 2, "N": 2, "P": 2})
+
+
+def test_invalid_cascade_is_rejected_with_its_problems() -> None:
+    c = cascade(["Y[p] = X[m,p]"], "{X: [M, P]}", "[Y]")
+    broken = Cascade(c.name, c.inputs, c.einsums, ("NOPE",))
+    with pytest.raises(ValueError, match="unknown output tensor NOPE"):
+        evaluate(broken, random_inputs(c, {"M": 2, "P": 2}), {"M": 2, "P": 2})
