@@ -1,0 +1,349 @@
+"""Counting the integer points of a box that satisfy linear `where` conditions, fast.
+
+Never enumerates the whole box: variables in no condition are factored out, split indices
+(m1, m0) are merged back into m where possible, conditions are grouped into independent
+components, and in each component all variables but the widest are enumerated with numpy
+while the widest is counted analytically as the length of an interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from einsum_ir.ir import CmpOp, Condition
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Rows of the enumerated sub-box handled at once; bounds memory to a few tens of MiB.
+_CHUNK_ROWS = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """An index written as a mixed-radix number of iterated parts, with a bound on its value.
+
+    `Split("m", (("m1", 256), ("m0", 1)), 1000)` says m = m1 * 256 + m0 and only points with
+    m < 1000 exist (the padded tail of the last tile is outside the space).
+
+    Attributes:
+        whole: The unsplit index (it may appear in conditions).
+        parts: (index, stride) pairs, outermost first.
+        extent: The size of the unsplit rank.
+    """
+
+    whole: str
+    parts: tuple[tuple[str, int], ...]
+    extent: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cond:
+    """`sum(coef * var) + const  op  0`."""
+
+    coeffs: tuple[tuple[str, int], ...]
+    const: int
+    op: CmpOp
+
+    @property
+    def vars(self) -> frozenset[str]:
+        return frozenset(v for v, c in self.coeffs if c != 0)
+
+
+def count_points(
+    extents: Mapping[str, int],
+    conditions: Sequence[Condition] = (),
+    splits: Sequence[Split] = (),
+    keep: Collection[str] | None = None,
+) -> int:
+    """Count points of the box `0 <= v < extents[v]` satisfying every condition.
+
+    Args:
+        extents: Extent of every index variable of the box.
+        conditions: Linear comparisons, all of which must hold (an `and`).
+        splits: Indices made of parts of the box (innermost partitions first); conditions may
+            use their `whole` index, and points whose whole is >= its extent are excluded.
+        keep: If given, count the projections onto these variables instead: the points of
+            the sub-box over `keep` that extend to at least one valid point of the full box.
+
+    Returns:
+        The number of points (or projected points).
+
+    Raises:
+        ValueError: If a condition uses an index that is neither in the box nor a split.
+    """
+    ext = dict(extents)
+    if any(n <= 0 for n in ext.values()):
+        return 0
+    visible = set(ext) if keep is None else set(keep) & set(ext)
+    conds = [_normalize(c) for c in conditions]
+    conds = _apply_splits(ext, conds, splits, visible)
+    unknown = {v for c in conds for v in c.vars} - set(ext)
+    if unknown:
+        raise ValueError(f"condition uses unbound index {', '.join(sorted(unknown))}")
+    for var in sorted(set(ext) - visible, key=lambda v: -ext[v]):
+        reduced = _eliminate(ext[var], conds, var)
+        if reduced is not None:
+            # The projection no longer depends on var: it ranges freely over one value.
+            conds = reduced
+            ext[var] = 1
+    constant = [c for c in conds if not c.vars]
+    if any(not _compare(np.array([c.const], dtype=np.int64), c.op)[0] for c in constant):
+        return 0
+    total = 1
+    for component, comp_conds in _components(ext, [c for c in conds if c.vars]):
+        shown = [v for v in component if v in visible]
+        hidden = [v for v in component if v not in visible]
+        if not comp_conds:
+            total *= math.prod(ext[v] for v in shown)
+        elif not hidden:
+            total *= _count_component(ext, shown, comp_conds)
+        elif not shown:
+            total *= 1 if _count_component(ext, hidden, comp_conds) > 0 else 0
+        else:
+            total *= _count_projection(ext, shown, hidden, comp_conds)
+        if total == 0:
+            return 0
+    return total
+
+
+# ----------------------------------------------------------------------------- preparation
+
+
+def _normalize(cond: Condition) -> _Cond:
+    coeffs: dict[str, int] = {}
+    for v, c in cond.lhs.terms:
+        coeffs[v] = coeffs.get(v, 0) + c
+    for v, c in cond.rhs.terms:
+        coeffs[v] = coeffs.get(v, 0) - c
+    return _Cond(_clean(coeffs), cond.lhs.const - cond.rhs.const, cond.op)
+
+
+def _clean(coeffs: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((v, c) for v, c in coeffs.items() if c != 0))
+
+
+def _substitute(cond: _Cond, var: str, form: Mapping[str, int], const: int) -> _Cond:
+    coeffs = dict(cond.coeffs)
+    c = coeffs.pop(var, 0)
+    if c == 0:
+        return cond
+    for v, k in form.items():
+        coeffs[v] = coeffs.get(v, 0) + c * k
+    return _Cond(_clean(coeffs), cond.const + c * const, cond.op)
+
+
+def _apply_splits(
+    ext: dict[str, int], conds: list[_Cond], splits: Sequence[Split], visible: set[str]
+) -> list[_Cond]:
+    """Merge each split into one index when nothing tells its parts apart, else substitute."""
+    defs: dict[str, dict[str, int]] = {}  # substituted wholes, as forms over box variables
+    for split in splits:
+        if split.whole in ext:
+            raise ValueError(f"index {split.whole} is iterated together with its parts")
+        names = [p for p, _ in split.parts]
+        missing = [p for p in names if p not in ext and p not in defs]
+        if missing:
+            raise ValueError(f"split {split.whole}: parts {missing} are neither iterated nor split")
+        used = {v for c in conds for v in c.vars}
+        if all(p in ext for p in names) and not used & set(names):
+            radix = all(
+                stride == math.prod(ext[q] for q in names[i + 1 :])
+                for i, (_, stride) in enumerate(split.parts)
+            )
+            sides = {p in visible for p in names}
+            if radix and len(sides) == 1:
+                top = sum(stride * (ext[p] - 1) for p, stride in split.parts)
+                for p in names:
+                    del ext[p]
+                ext[split.whole] = min(split.extent, top + 1)
+                if sides == {True}:
+                    visible.difference_update(names)
+                    visible.add(split.whole)
+                continue
+        form: dict[str, int] = {}
+        for p, stride in split.parts:
+            for v, c in defs.get(p, {p: 1}).items():
+                form[v] = form.get(v, 0) + stride * c
+        defs[split.whole] = form
+        conds = [_substitute(c, split.whole, form, 0) for c in conds]
+        if sum(c * (ext[v] - 1) for v, c in form.items()) >= split.extent:
+            conds.append(_Cond(_clean(form), -split.extent, CmpOp.LT))
+    return conds
+
+
+def _le_forms(cond: _Cond) -> list[_Cond]:
+    """The comparison as constraints `form <= 0` (integers: `< 0` is `+ 1 <= 0`)."""
+    neg = _clean({v: -c for v, c in cond.coeffs})
+    return {
+        CmpOp.LT: [_Cond(cond.coeffs, cond.const + 1, CmpOp.LE)],
+        CmpOp.LE: [cond],
+        CmpOp.GT: [_Cond(neg, 1 - cond.const, CmpOp.LE)],
+        CmpOp.GE: [_Cond(neg, -cond.const, CmpOp.LE)],
+        CmpOp.EQ: [_Cond(cond.coeffs, cond.const, CmpOp.LE), _Cond(neg, -cond.const, CmpOp.LE)],
+        CmpOp.NE: [cond],
+    }[cond.op]
+
+
+def _eliminate(n_x: int, conds: list[_Cond], x: str) -> list[_Cond] | None:
+    """Exact Fourier-Motzkin elimination of x when every condition on it has coefficient +-1.
+
+    With unit coefficients the integer bounds on x need no rounding, so an x in [0, n_x)
+    exists exactly when every lower bound is at most every upper bound. Returns the
+    conditions without x, or None when x cannot be eliminated exactly.
+    """
+    keep: list[_Cond] = []
+    lower: list[dict[str, int]] = [{"": 0}]  # x >= form (the "" key holds the constant)
+    upper: list[dict[str, int]] = [{"": n_x - 1}]  # x <= form
+    for cond in conds:
+        a = dict(cond.coeffs).get(x, 0)
+        if a == 0:
+            keep.append(cond)
+            continue
+        if cond.op is CmpOp.NE or abs(a) != 1:
+            return None
+        for le in _le_forms(cond):
+            # a*x + rest + const <= 0 with a = +-1.
+            rest = {v: c for v, c in le.coeffs if v != x}
+            b = dict(le.coeffs)[x]
+            bound = {v: -b * c for v, c in rest.items()}
+            bound[""] = -b * le.const
+            (upper if b > 0 else lower).append(bound)
+    for lo in lower:
+        for hi in upper:
+            diff = {v: lo.get(v, 0) - hi.get(v, 0) for v in set(lo) | set(hi) if v}
+            keep.append(_Cond(_clean(diff), lo.get("", 0) - hi.get("", 0), CmpOp.LE))
+    return keep
+
+
+def _components(
+    ext: Mapping[str, int], conds: list[_Cond]
+) -> Iterator[tuple[list[str], list[_Cond]]]:
+    """Groups of variables linked by conditions (a lone unconstrained variable is a group)."""
+    parent = {v: v for v in ext}
+
+    def find(v: str) -> str:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for c in conds:
+        first, *rest = sorted(c.vars)
+        for v in rest:
+            parent[find(v)] = find(first)
+    groups: dict[str, list[str]] = {}
+    for v in ext:
+        groups.setdefault(find(v), []).append(v)
+    for members in groups.values():
+        member_set = set(members)
+        yield members, [c for c in conds if c.vars & member_set]
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+def _rows(
+    ext: Mapping[str, int], names: Sequence[str]
+) -> Iterator[tuple[int, dict[str, IntArray]]]:
+    """The points of the sub-box over `names` in row-major chunks: (row count, values)."""
+    shape = tuple(ext[v] for v in names)
+    total = math.prod(shape)
+    for start in range(0, total, _CHUNK_ROWS):
+        flat = np.arange(start, min(total, start + _CHUNK_ROWS), dtype=np.int64)
+        coords = np.unravel_index(flat, shape) if shape else ()
+        yield (
+            len(flat),
+            {v: np.asarray(c, dtype=np.int64) for v, c in zip(names, coords, strict=True)},
+        )
+
+
+def _count_component(ext: Mapping[str, int], names: Sequence[str], conds: list[_Cond]) -> int:
+    x = max(names, key=lambda v: ext[v])
+    rest = [v for v in names if v != x]
+    return sum(int(_count_last(x, ext[x], conds, n, vals).sum()) for n, vals in _rows(ext, rest))
+
+
+def _count_projection(
+    ext: Mapping[str, int], shown: Sequence[str], hidden: Sequence[str], conds: list[_Cond]
+) -> int:
+    x = max(hidden, key=lambda v: ext[v])
+    rest = [v for v in hidden if v != x]
+    per_point = math.prod(ext[v] for v in rest)
+    total = 0
+    # Chunks of whole visible points so that `any` over the hidden rows stays in one chunk.
+    names = list(shown) + rest
+    step = max(1, _CHUNK_ROWS // per_point)
+    shown_total = math.prod(ext[v] for v in shown)
+    for start in range(0, shown_total, step):
+        stop = min(shown_total, start + step)
+        flat = np.arange(start * per_point, stop * per_point, dtype=np.int64)
+        coords = np.unravel_index(flat, tuple(ext[v] for v in names))
+        vals = {v: np.asarray(c, dtype=np.int64) for v, c in zip(names, coords, strict=True)}
+        exists = _count_last(x, ext[x], conds, len(flat), vals) > 0
+        total += int(exists.reshape(stop - start, per_point).any(axis=1).sum())
+    return total
+
+
+def _compare(value: IntArray, op: CmpOp) -> BoolArray:
+    """Elementwise `value op 0`."""
+    ufunc = {
+        CmpOp.LT: np.less,
+        CmpOp.LE: np.less_equal,
+        CmpOp.GT: np.greater,
+        CmpOp.GE: np.greater_equal,
+        CmpOp.EQ: np.equal,
+        CmpOp.NE: np.not_equal,
+    }[op]
+    return np.asarray(ufunc(value, 0), dtype=np.bool_)
+
+
+def _count_last(
+    x: str, n_x: int, conds: list[_Cond], n_rows: int, vals: Mapping[str, IntArray]
+) -> IntArray:
+    """For each row of the other variables, the number of x in [0, n_x) meeting all conds."""
+    lo = np.zeros(n_rows, dtype=np.int64)
+    hi = np.full(n_rows, n_x - 1, dtype=np.int64)
+    mask = np.ones(n_rows, dtype=np.bool_)
+    excluded: list[tuple[int, IntArray]] = []  # (a, r): a*x + r != 0
+    for cond in conds:
+        a = dict(cond.coeffs).get(x, 0)
+        r = np.full(n_rows, cond.const, dtype=np.int64)
+        for v, c in cond.coeffs:
+            if v != x:
+                r += c * vals[v]
+        if a == 0:
+            mask &= _compare(r, cond.op)
+            continue
+        # Each comparison becomes one or two constraints `k*x + s <= 0`.
+        if cond.op is CmpOp.NE:
+            excluded.append((a, r))
+            continue
+        forms = {
+            CmpOp.LT: [(a, r + 1)],
+            CmpOp.LE: [(a, r)],
+            CmpOp.GT: [(-a, 1 - r)],
+            CmpOp.GE: [(-a, -r)],
+            CmpOp.EQ: [(a, r), (-a, -r)],
+        }[cond.op]
+        for k, s in forms:
+            if k > 0:
+                hi = np.minimum(hi, (-s) // k)  # k*x <= -s  <=>  x <= floor(-s / k)
+            else:
+                lo = np.maximum(lo, -((-s) // -k))  # -k*x >= s  <=>  x >= ceil(s / -k)
+    count = np.where(mask, np.maximum(hi - lo + 1, 0), 0)
+    seen: list[tuple[BoolArray, IntArray]] = []
+    for a, r in excluded:
+        cand = (-r) // a
+        valid = ((-r) % a == 0) & (cand >= lo) & (cand <= hi) & mask
+        fresh = valid.copy()
+        for other_valid, other_cand in seen:
+            fresh &= ~(other_valid & (other_cand == cand))
+        count -= fresh.astype(np.int64)
+        seen.append((valid, cand))
+    return count
