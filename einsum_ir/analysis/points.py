@@ -8,6 +8,7 @@ while the widest is counted analytically as the length of an interval.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -264,9 +265,77 @@ def _rows(
 
 
 def _count_component(ext: Mapping[str, int], names: Sequence[str], conds: list[_Cond]) -> int:
+    if len(names) == 2:
+        for x, y in sorted([names, names[::-1]], key=lambda pair: -ext[pair[0]]):
+            exact = _count_pair(ext[x], ext[y], x, y, conds)
+            if exact is not None:
+                return exact
     x = max(names, key=lambda v: ext[v])
     rest = [v for v in names if v != x]
     return sum(int(_count_last(x, ext[x], conds, n, vals).sum()) for n, vals in _rows(ext, rest))
+
+
+Affine = tuple[int, int]  # (slope, intercept): slope * y + intercept
+
+
+def _count_pair(n_x: int, n_y: int, x: str, y: str, conds: list[_Cond]) -> int | None:
+    """Closed-form count for two variables when x has coefficients +-1 and no `!=` occurs.
+
+    For each y the valid x form the interval [max L_i(y), min U_j(y)] with affine bounds, so
+    the count is max(0, min over (i, j) of U_j(y) - L_i(y) + 1): piecewise affine in y. It is
+    summed as arithmetic series between the points where two of these affine pieces cross.
+    Returns None when the conditions do not have that form.
+    """
+    lower: list[Affine] = [(0, 0)]
+    upper: list[Affine] = [(0, n_x - 1)]
+    y_lo, y_hi = 0, n_y - 1
+    for cond in conds:
+        if cond.op is CmpOp.NE:
+            return None
+        for le in _le_forms(cond):
+            coeffs = dict(le.coeffs)
+            b, c, k = coeffs.get(x, 0), coeffs.get(y, 0), le.const
+            if b == 0:  # c*y + k <= 0
+                if c > 0:
+                    y_hi = min(y_hi, (-k) // c)
+                elif c < 0:
+                    y_lo = max(y_lo, -((-k) // -c))
+                elif k > 0:
+                    return 0
+            elif abs(b) != 1:
+                return None
+            elif b > 0:  # x <= -c*y - k
+                upper.append((-c, -k))
+            else:  # x >= c*y + k
+                lower.append((c, k))
+    pieces = sorted({(us - ls, uk - lk + 1) for us, uk in upper for ls, lk in lower})
+    cuts = {y_lo, y_hi + 1}
+    for i, (s1, k1) in enumerate(pieces):
+        if s1 != 0:
+            cuts.add((-k1) // s1 + 1)  # just past the zero of this piece
+        for s2, k2 in pieces[i + 1 :]:
+            if s1 != s2:
+                cuts.add((k2 - k1) // (s1 - s2) + 1)  # just past where the pieces cross
+    bounds = sorted(c for c in cuts if y_lo <= c <= y_hi + 1)
+    total = 0
+    for start, stop in itertools.pairwise(bounds):
+        slope, icpt = min(pieces, key=lambda g: (g[0] * start + g[1], g[0] * (stop - 1) + g[1]))
+        total += _sum_positive(slope, icpt, start, stop)
+    return total
+
+
+def _sum_positive(slope: int, icpt: int, start: int, stop: int) -> int:
+    """Sum of max(0, slope*y + icpt) over integers start <= y < stop."""
+    if slope > 0:
+        start = max(start, -((icpt) // slope))  # y >= ceil(-icpt / slope)
+    elif slope < 0:
+        stop = min(stop, icpt // -slope + 1)  # y <= floor(icpt / -slope)
+    elif icpt < 0:
+        return 0
+    if stop <= start:
+        return 0
+    first, last = slope * start + icpt, slope * (stop - 1) + icpt
+    return (first + last) * (stop - start) // 2
 
 
 def _count_projection(
