@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import einsum_ir
-from einsum_ir import Cascade, PassReport, Problem, SizeError, SpecError
+from einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
+from einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
 
 if TYPE_CHECKING:
     from einsum_ir.analysis.passes import EinsumPass
@@ -98,9 +99,14 @@ def _run_show(args: argparse.Namespace) -> int:
     if sizes is not None:
         einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
     report = count_passes(cascade, args.rank)
-    lines = format_header(cascade) + [""] + format_passes(report)
-    if sizes is not None:
+    lines = format_header(cascade) + [""]
+    if sizes is None:
+        lines += format_passes(report)
+    else:
         counts = einsum_ir.count_ops(cascade, sizes)
+        footprints = boundary_footprints(cascade, sizes, report.rank)
+        flops = {e.index: e.flops for e in counts.per_einsum}
+        lines += format_passes(report, flops, {f.after_pass: f for f in footprints})
         lines += [""] + format_op_counts(counts)
         lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
     print("\n".join(lines))
@@ -230,13 +236,21 @@ def _phases(report: PassReport) -> list[tuple[str, list[EinsumPass]]]:
     return result
 
 
-def _crossing(report: PassReport, title: str) -> str | None:
+def _crossing(
+    report: PassReport, title: str, footprints: Mapping[int, BoundaryFootprint] | None
+) -> str | None:
     """The boundary line to print before phase `title`, when it starts a new pass."""
     for b in report.boundaries:
         if title == f"pass {b.after_pass + 1}":
             buffered = ", ".join(b.buffered) or "-"
             carried = ", ".join(b.carried) or "-"
-            return f"crossing into pass {b.after_pass + 1}: buffered {buffered}; carried {carried}"
+            line = f"crossing into pass {b.after_pass + 1}: buffered {buffered}; carried {carried}"
+            footprint = (footprints or {}).get(b.after_pass)
+            if footprint is not None:
+                line += (
+                    f" ({footprint.buffered_elements:,} + {footprint.carried_elements:,} elements)"
+                )
+            return line
     return None
 
 
@@ -244,20 +258,29 @@ def _pass_word(report: PassReport) -> str:
     return f"{report.passes} pass{'' if report.passes == 1 else 'es'} over {report.rank}"
 
 
-def format_passes(report: PassReport) -> list[str]:
+def format_passes(
+    report: PassReport,
+    flops: Mapping[int, int] | None = None,
+    footprints: Mapping[int, BoundaryFootprint] | None = None,
+) -> list[str]:
     """Einsums numbered 1.. (cascade order) under the pass they run in or after.
 
     Before each pass after the first, the tensors crossing that boundary: `buffered` ones
-    are indexed by the rank (kept on chip or spilled), `carried` ones are not.
+    are indexed by the rank (kept on chip or spilled), `carried` ones are not. With `flops`
+    (by Einsum index) each Einsum shows its operation count; with `footprints` (by pass)
+    each crossing shows its buffered + carried elements.
     """
-    lines = [_pass_word(report)]
+    lines = [_pass_word(report) + ("  (with FLOPs per Einsum)" if flops is not None else "")]
     width = len(str(len(report.einsum_passes)))
+    ops_width = max((len(f"{n:,}") for n in (flops or {}).values()), default=0)
     for title, records in _phases(report):
-        crossing = _crossing(report, title)
+        crossing = _crossing(report, title, footprints)
         if crossing:
             lines.append(f"  -- {crossing}")
         lines.append(f"{title}:")
-        lines.extend(f"  {rec.index + 1:>{width}}  {rec.text}" for rec in records)
+        for rec in records:
+            ops = f"{flops.get(rec.index, 0):>{ops_width},}  " if flops is not None else ""
+            lines.append(f"  {rec.index + 1:>{width}}  {ops}{rec.text}")
     return lines
 
 
@@ -265,19 +288,18 @@ def format_pass_summary(cascade: Cascade, report: PassReport) -> list[str]:
     """One line per phase naming the tensors its Einsums define, with each boundary."""
     lines = [f"{cascade.name}: {_pass_word(report)}"]
     for title, records in _phases(report):
-        crossing = _crossing(report, title)
+        crossing = _crossing(report, title, None)
         if crossing:
             lines.append(f"  -- {crossing}")
         lines.append(f"  {title}: {', '.join(rec.output for rec in records)}")
     return lines
 
 
-def format_op_counts(counts: Any) -> list[str]:
-    """Operation totals by kind, then total FLOPs."""
-    rows = [(str(getattr(kind, "value", kind)), f"{n:,}") for kind, n in counts.total.items()]
-    lines = ["operations:"] + ["  " + line for line in format_table(_right(rows))]
-    lines.append(f"  flops  {counts.flops:,}")
-    return lines
+def format_op_counts(counts: OpCounts) -> list[str]:
+    """Operation totals by kind (kinds that occur), then all of them as FLOPs."""
+    rows = [(str(kind), f"{n:,}") for kind, n in counts.total.items() if n]
+    rows.append(("flops", f"{counts.flops:,}"))
+    return ["operations:"] + ["  " + line for line in format_table(_right(rows))]
 
 
 def format_tensor_sizes(cascade: Cascade, sizes: Mapping[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import einsum_ir
+from einsum_ir.analysis.ops import OpKind
 from reports.cli import main
 
 GOOD = textwrap.dedent(
@@ -108,19 +109,30 @@ def test_show_numbers_einsums_under_their_passes(
 def test_show_builtin_with_sizes_adds_ops_and_tensor_sizes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    status, out, err = run(
-        capsys, "cascade", "show", "attention-1pass", "--sizes", "M=512,P=128,E=64,F=64"
-    )
+    argv = ("cascade", "show", "attention-1pass", "--sizes", "M=512,P=128,E=64,F=64")
+    status, out, err = run(capsys, *argv)
     assert status == 0, err
-    assert "1 pass over M" in out
+    cascade = einsum_ir.load_cascade("attention-1pass")
+    counts = einsum_ir.count_ops(cascade, {"M": 512, "P": 128, "E": 64, "F": 64})
+    rows = [line.split() for line in out.splitlines()]
+    assert "1 pass over M  (with FLOPs per Einsum)" in out.splitlines()
     assert "after pass 1:" in out
+    first = counts.per_einsum[0]
+    assert ["1", f"{first.flops:,}", "QK[m1,m0,p]"] == rows[rows.index(["pass", "1:"]) + 1][:3]
     assert "operations:" in out
-    counts = einsum_ir.count_ops(
-        einsum_ir.load_cascade("attention-1pass"), {"M": 512, "P": 128, "E": 64, "F": 64}
-    )
-    assert f"flops  {counts.flops:,}" in out
+    assert ["flops", f"{counts.flops:,}"] in rows
+    assert ["multiply", f"{counts.total[OpKind.MULTIPLY]:,}"] in rows
+    assert not any(row[:1] == ["sigmoid"] for row in rows)  # kinds that never occur are left out
     assert "tensor sizes (elements):" in out
-    assert any(line.split()[:2] == ["QK", "[M1,M0,P]"] for line in out.splitlines())
+    assert ["QK", "[M1,M0,P]", f"{2 * 256 * 128:,}"] in rows
+
+
+def test_show_with_sizes_gives_boundary_footprints(
+    capsys: pytest.CaptureFixture[str], good_file: Path
+) -> None:
+    status, out, err = run(capsys, "cascade", "show", str(good_file), "--sizes", "M=8,P=4,E=2,F=2")
+    assert status == 0, err
+    assert "  -- crossing into pass 2: buffered QK; carried GM (32 + 4 elements)" in out
 
 
 def test_passes_summarizes_each_phase(capsys: pytest.CaptureFixture[str], good_file: Path) -> None:
