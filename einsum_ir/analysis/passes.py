@@ -136,7 +136,13 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
         ValueError: If `rank` is not a rank of the cascade, or the passes do not converge
             (a recurrence that would need its own final value).
     """
-    known = cascade.all_ranks
+    known = tuple(
+        dict.fromkeys(
+            list(cascade.all_ranks)
+            + [r for ranks in cascade.tensor_ranks.values() for r in ranks]
+            + [RankName(v.upper()) for e in cascade.einsums for v in e.iteration_vars]
+        )
+    )
     if rank not in known:
         raise ValueError(f"unknown rank {rank} (ranks of {cascade.name}: {', '.join(known)})")
     leaves = frozenset(cascade.expand(RankName(rank)))
