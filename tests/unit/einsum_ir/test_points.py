@@ -147,3 +147,30 @@ def test_empty_and_contradictory() -> None:
     assert count_points({"m": 5}, where("m < 0")) == 0
     assert count_points({"m": 5}, where("3 < 2")) == 0
     assert count_points({}, ()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    nx=st.integers(1, 40),
+    ny=st.integers(1, 40),
+    raw=st.lists(
+        st.tuples(
+            st.sampled_from([-1, 0, 1]),
+            st.integers(-5, 5),
+            st.integers(-30, 30),
+            st.sampled_from([CmpOp.LT, CmpOp.LE, CmpOp.GT, CmpOp.GE, CmpOp.EQ]),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_closed_form_pair_counts_match_brute_force(
+    nx: int, ny: int, raw: list[tuple[int, int, int, CmpOp]]
+) -> None:
+    # Unit coefficients on x and no `!=`: the closed-form piecewise-affine sum is used.
+    conds = tuple(
+        Condition(LinearExpr(((IndexName("x"), a), (IndexName("y"), b)), k), op, LinearExpr((), 0))
+        for a, b, k, op in raw
+    )
+    extents = {"x": nx, "y": ny}
+    assert count_points(extents, conds) == brute(extents, conds)
