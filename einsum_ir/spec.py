@@ -59,9 +59,10 @@ _KIND_WORDS = {
 
 def _construct(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
-        return yaml.SafeLoader(  # a fresh constructor per scalar keeps this stateless
-            ""
-        ).construct_object(node, deep=True)
+        try:  # a fresh constructor per scalar keeps this stateless
+            return yaml.SafeLoader("").construct_object(node, deep=True)
+        except yaml.YAMLError:
+            return str(node.value)  # a scalar with a tag SafeLoader does not know (`=`)
     if isinstance(node, yaml.SequenceNode):
         return [_construct(n) for n in node.value]
     if isinstance(node, yaml.MappingNode):
