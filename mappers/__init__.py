@@ -1,1 +1,21 @@
-"""Mappings of cascades onto hardware: loop nests, bindings, the cost model, one `Result`."""
+"""Mappers: bind a cascade's Einsums to compute units, tile them, and cost the result.
+
+Every mapper registers itself by name (`mappers.registry`) and returns `mappers.result.Result`.
+Modules are imported here explicitly so registration order is deterministic.
+"""
+
+from __future__ import annotations
+
+from mappers import fusemax  # noqa: F401  (registers "fusemax")
+from mappers.registry import get_mapper, mapper_names, register_mapper
+from mappers.result import Result, combine_sequential
+from mappers.spatial import MappingError
+
+__all__ = [
+    "MappingError",
+    "Result",
+    "combine_sequential",
+    "get_mapper",
+    "mapper_names",
+    "register_mapper",
+]

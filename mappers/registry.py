@@ -1,0 +1,51 @@
+"""Mapper registry: `@register_mapper(name)` adds a class; lookups suggest the closest name."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from archs.model import SpatialArch
+from einsum_ir.ir import Cascade
+from mappers.result import Result
+
+
+class Mapper(Protocol):
+    """A configured mapping strategy; `map` is a pure function of its inputs."""
+
+    name: str
+
+    def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
+        """Map `cascade` at `sizes` onto `arch` and return its costs."""
+        ...
+
+
+_REGISTRY: dict[str, type[Any]] = {}
+
+
+def register_mapper(name: str) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator registering a mapper under `name` (duplicates are an error)."""
+
+    def wrap(cls: type[Any]) -> type[Any]:
+        if name in _REGISTRY:
+            raise ValueError(f"mapper {name!r} registered twice")
+        _REGISTRY[name] = cls
+        cls.name = name
+        return cls
+
+    return wrap
+
+
+def mapper_names() -> tuple[str, ...]:
+    """Registered mapper names, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_mapper(name: str) -> type[Any]:
+    """The mapper class registered as `name`; KeyError names the known ones."""
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise KeyError(f"unknown mapper {name!r}{hint}; known: {', '.join(mapper_names())}")
+    return _REGISTRY[name]
