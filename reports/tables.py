@@ -14,6 +14,32 @@ from pathlib import Path
 Cell = str | int | float
 Row = dict[str, Cell]
 
+_ATTENTION = ("model", "seq_len", "traffic", "latency", "energy", "util_2d", "util_1d")
+_END_TO_END = ("model", "seq_len", "traffic", "latency", "energy")
+# Columns of each FuseMax artifact table, in file order (attn-unfused.csv's trailing empty
+# header column left out). Units: traffic bytes, latency s, energy pJ, area µm².
+FUSEMAX_COLUMNS: dict[str, tuple[str, ...]] = {
+    "attn-unfused": _ATTENTION,
+    "attn-flat": _ATTENTION + ("QK", "AV"),
+    "attn-cascade": _ATTENTION + ("QK", "SLNV"),
+    "attn-arch": _ATTENTION + ("QK", "LM", "SLN", "SLD", "SLNV"),
+    "attn-binding": _ATTENTION + ("QK", "LM", "SLN", "SLD", "SLNV"),
+    "end2end-flat": _END_TO_END,
+    "end2end-proposal": _END_TO_END,
+    "pareto": (
+        "accel",
+        "model",
+        "PE_dim",
+        "traffic",
+        "mem_lat",
+        "comp_2d_lat",
+        "comp_1d_lat",
+        "latency",
+        "array_2d_area",
+        "area",
+    ),
+}
+
 
 def write_csv(path: Path | str, rows: Iterable[Mapping[str, Cell]], columns: Sequence[str]) -> Path:
     """Write `rows` to `path` as CSV with exactly `columns`, in that order.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.tables import format_table, parse_cell, read_csv, write_csv
+from reports.tables import FUSEMAX_COLUMNS, format_table, parse_cell, read_csv, write_csv
 
 # The FuseMax artifact's tables live beside the repository (DESIGN.md: ../shared/reference).
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "fusemax"
@@ -87,3 +87,10 @@ def test_format_table_aligns_numbers_right_and_text_left() -> None:
         "BERT   0.01235       12",
         "T5                 3456",
     ]
+
+
+@needs_reference
+@pytest.mark.parametrize("table", sorted(FUSEMAX_COLUMNS))
+def test_fusemax_columns_match_reference_headers(table: str) -> None:
+    header = (REFERENCE / f"{table}.csv").read_text().splitlines()[0].split(",")
+    assert FUSEMAX_COLUMNS[table] == tuple(name for name in header if name)
