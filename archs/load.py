@@ -10,15 +10,36 @@ from einsum_ir.spec import Problem, Reader, SpecError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 GIB = 2**30
-TOP_KEYS = ("architecture", "kind", "description", "clock_ghz", "word_bytes", "dram", "levels",
-            "arrays")
+TOP_KEYS = (
+    "architecture",
+    "kind",
+    "description",
+    "clock_ghz",
+    "word_bytes",
+    "dram",
+    "levels",
+    "arrays",
+)
 DRAM_KEYS = ("bandwidth_gib_per_s", "bandwidth_gb_per_s", "access_bytes", "energy_pj_per_access")
-LEVEL_KEYS = ("name", "capacity_bytes", "row_bytes", "read_energy_pj_per_row",
-              "write_energy_pj_per_row", "area_um2", "area_table_um2")
+LEVEL_KEYS = (
+    "name",
+    "capacity_bytes",
+    "row_bytes",
+    "read_energy_pj_per_row",
+    "write_energy_pj_per_row",
+    "area_um2",
+    "area_table_um2",
+)
 ARRAY_KEYS = ("name", "shape", "operations", "register_file", "unit_area_um2")
 OP_KEYS = ("cycles", "energy_pj", "composed_of", "absorbs")
-RF_KEYS = ("entries", "read_energy_pj", "write_energy_pj", "base_area_um2",
-           "area_um2_per_address_bit", "base_entries")
+RF_KEYS = (
+    "entries",
+    "read_energy_pj",
+    "write_energy_pj",
+    "base_area_um2",
+    "area_um2_per_address_bit",
+    "base_entries",
+)
 
 
 def preset_names() -> tuple[str, ...]:
@@ -137,8 +158,10 @@ def _check_unique(what: str, readers: list[Reader]) -> None:
         if name_r is None or not isinstance(name_r.value, str):
             continue
         if name_r.value in first_line:
-            name_r.error(f"duplicate {what} name {name_r.value!r} "
-                         f"(first defined at line {first_line[name_r.value]})")
+            name_r.error(
+                f"duplicate {what} name {name_r.value!r} "
+                f"(first defined at line {first_line[name_r.value]})"
+            )
         else:
             first_line[name_r.value] = name_r.line
 
@@ -149,8 +172,9 @@ def _dram(r: Reader | None) -> Dram:
     gib, gb = r.get("bandwidth_gib_per_s"), r.get("bandwidth_gb_per_s")
     bandwidth = 0.0
     if (gib is None) == (gb is None):
-        r.error("give exactly one of bandwidth_gib_per_s (2^30 B/s) "
-                "or bandwidth_gb_per_s (1e9 B/s)")
+        r.error(
+            "give exactly one of bandwidth_gib_per_s (2^30 B/s) or bandwidth_gb_per_s (1e9 B/s)"
+        )
     elif gib is not None:
         bandwidth = _pos_num(gib) * GIB
     else:
@@ -164,10 +188,10 @@ def _dram(r: Reader | None) -> Dram:
 def _level(r: Reader) -> StorageLevel:
     if not r.check("map"):
         return StorageLevel("", 1, 1, 0.0, 0.0)
-    capacity = _pos_int(r.req("capacity_bytes", "int"), default=1)
+    capacity = _pos_int(r.req("capacity_bytes", "int"))
     row_r = r.req("row_bytes", "int")
-    row = _pos_int(row_r, default=1)
-    if row_r is not None and capacity % row:
+    row = _pos_int(row_r)
+    if row_r is not None and capacity and row and capacity % row:
         row_r.error(f"capacity_bytes {capacity} is not a whole number of {row}-byte rows")
     fixed, table = r.opt("area_um2", "number"), r.opt("area_table_um2", "list")
     if fixed is not None and table is not None:
@@ -196,8 +220,9 @@ def _area_table(r: Reader) -> tuple[tuple[int, int, float], ...]:
             continue
         point = (_pos_int(cells[0]), _pos_int(cells[1]), _pos_num(cells[2]))
         if points and point[0] <= points[-1][0]:
-            entry.error(f"capacities must increase down the table; {point[0]} follows "
-                        f"{points[-1][0]}")
+            entry.error(
+                f"capacities must increase down the table; {point[0]} follows {points[-1][0]}"
+            )
             continue
         points.append(point)
     if not points:
@@ -218,8 +243,10 @@ def _array(r: Reader) -> ComputeArray:
     known = [o.name for o in ops]
     for unit, value in area_r.items() if area_r is not None else ():
         if ops and unit not in known:
-            value.error(f"unknown operation {unit!r}{_hint(unit, known)}; "
-                        f"operations of this array: {', '.join(known)}")
+            value.error(
+                f"unknown operation {unit!r}{_hint(unit, known)} "
+                f"operations of this array: {', '.join(known)}"
+            )
         areas.append((unit, _non_negative(value)))
     r.done(ARRAY_KEYS)
     return ComputeArray(_text(name), rows, cols, ops, rf, tuple(areas))
@@ -252,7 +279,7 @@ def _register_file(r: Reader) -> RegisterFile:
 
 def _hint(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {close[0]!r}?" if close else ";"
 
 
 def _operations(r: Reader | None) -> tuple[Operation, ...]:
@@ -281,16 +308,20 @@ def _operation(name: str, r: Reader, known: list[str]) -> tuple[Operation, Reade
     composed: list[tuple[str, int]] = []
     for part, count_r in comp_r.items() if comp_r is not None else ():
         if part not in known:
-            count_r.error(f"unknown operation {part!r}{_hint(part, known)}; "
-                          f"operations of this array: {', '.join(known)}")
+            count_r.error(
+                f"unknown operation {part!r}{_hint(part, known)} "
+                f"operations of this array: {', '.join(known)}"
+            )
         else:
             composed.append((part, _pos_int(count_r, default=1)))
     if comp_r is not None and not comp_r.value:
         comp_r.error("expected at least one {operation: count} entry")
     cycles_r, energy_r = r.get("cycles"), r.get("energy_pj")
     if comp_r is not None and (cycles_r is not None or energy_r is not None):
-        r.error("a composed operation takes its cycles and energy from its parts; "
-                "remove cycles/energy_pj")
+        r.error(
+            "a composed operation takes its cycles and energy from its parts; "
+            "remove cycles/energy_pj"
+        )
     cycles = _pos_num(r.opt("cycles", "number"), default=1.0) if comp_r is None else 0.0
     energy = _non_negative(r.opt("energy_pj", "number")) if comp_r is None else 0.0
     absorbs: list[str] = []
@@ -299,8 +330,10 @@ def _operation(name: str, r: Reader, known: list[str]) -> tuple[Operation, Reade
         if not item.check("str"):
             continue
         if item.value not in known:
-            item.error(f"unknown operation {item.value!r}{_hint(item.value, known)}; "
-                       f"operations of this array: {', '.join(known)}")
+            item.error(
+                f"unknown operation {item.value!r}{_hint(item.value, known)} "
+                f"operations of this array: {', '.join(known)}"
+            )
         elif item.value == name:
             item.error(f"operation {name!r} cannot absorb itself")
         else:
@@ -310,10 +343,13 @@ def _operation(name: str, r: Reader, known: list[str]) -> tuple[Operation, Reade
 
 
 def _cycles(ops: list[Operation]) -> dict[str, list[str]]:
-    """For each operation on a composition cycle, the cycle starting and ending at it."""
+    """Each composition cycle once, keyed by its first operation in declaration order."""
     parts = {o.name: [p for p, _ in o.composed_of] for o in ops}
     found: dict[str, list[str]] = {}
+    on_cycle: set[str] = set()
     for start in parts:
+        if start in on_cycle:
+            continue
         stack: list[list[str]] = [[start]]
         seen: set[str] = set()
         while stack and start not in found:
@@ -321,6 +357,7 @@ def _cycles(ops: list[Operation]) -> dict[str, list[str]]:
             for nxt in parts.get(path[-1], []):
                 if nxt == start:
                     found[start] = [*path, start]
+                    on_cycle.update(path)
                     break
                 if nxt not in seen:
                     seen.add(nxt)
