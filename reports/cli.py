@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from einsum_ir import SizeError, SpecError
-from reports import cascade_cli
+from mappers import MappingError
+from reports.errors import UsageError
+from reports import cascade_cli, map_cli, reproduce_cli
 from reports.cascade_cli import Subparsers
 
 # Subcommand groups, in `--help` order. Add a group by writing `reports/<group>_cli.py` with
@@ -20,6 +22,8 @@ from reports.cascade_cli import Subparsers
 # validate.
 COMMAND_GROUPS: tuple[Callable[[Subparsers[argparse.ArgumentParser]], None], ...] = (
     cascade_cli.add_parser,
+    map_cli.add_parser,
+    reproduce_cli.add_parser,
 )
 
 EXIT_OK = 0
@@ -70,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INPUT_ERROR
-    except SizeError as exc:
+    except (SizeError, MappingError, UsageError) as exc:
         print(f"attnsim: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return status
