@@ -96,7 +96,6 @@ def einsum_work(
     return _einsum_work(cascade, tuple(sorted(rank_sizes.items())), index, key)
 
 
-
 def cascade_work(
     cascade: Cascade, rank_sizes: Mapping[RankName, int], array: ComputeArray
 ) -> tuple[EinsumWork, ...]:
@@ -128,7 +127,7 @@ def _einsum_work(
     rank_sizes = dict(sizes)
     einsum = cascade.einsums[index]
     iteration = einsum.iteration_vars
-    extents = {v: rank_sizes[RankName(v.upper())] for v in iteration}
+    extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
     splits = einsum_splits(cascade, einsum, rank_sizes)
     memo: dict[frozenset[str], int] = {}
 

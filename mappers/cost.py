@@ -18,7 +18,9 @@ def dram_energy(arch: SpatialArch, read_bytes: float, write_bytes: float) -> tup
     items = []
     for action, n_bytes in (("read", read_bytes), ("write", write_bytes)):
         accesses = n_bytes / arch.dram.access_bytes
-        items.append(EnergyItem("dram", action, accesses, accesses * arch.dram.energy_pj_per_access))
+        items.append(
+            EnergyItem("dram", action, accesses, accesses * arch.dram.energy_pj_per_access)
+        )
     return tuple(items)
 
 

@@ -110,8 +110,10 @@ class FuseMaxMapper:
         """Map `cascade` at `sizes` onto `arch`."""
         opts = self.options
         if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
-            raise MappingError(f"FuseMax needs a 2D and a 1D array; {arch.name} has "
-                               f"{[a.name for a in arch.arrays]}")
+            raise MappingError(
+                f"FuseMax needs a 2D and a 1D array; {arch.name} has "
+                f"{[a.name for a in arch.arrays]}"
+            )
         cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
         plan = _Plan(cv, arch)
         _bind(plan, opts.step)
@@ -122,8 +124,9 @@ class FuseMaxMapper:
         mem_cycles = cost.memory_cycles(arch, dram_bytes)
         latency_cycles, bound = cost.bound_latency(compute_cycles, mem_cycles)
         energy = _energy(plan, tiling, traffic, opts)
-        return _result(plan, opts, tiling, traffic, energy, compute_cycles, mem_cycles,
-                       latency_cycles, bound)
+        return _result(
+            plan, opts, tiling, traffic, energy, compute_cycles, mem_cycles, latency_cycles, bound
+        )
 
 
 # ----------------------------------------------------------------------------- binding
@@ -147,8 +150,9 @@ def _bind(plan: _Plan, step: str) -> None:
             other_work = works[other.name][i]
             if unsupported(other_work, other):
                 raise MappingError(f"{e}: no array of {arch.name} performs {', '.join(missing)}")
-            plan.warnings.append(f"{e.output}: {unit.name} lacks {', '.join(missing)}; "
-                                 f"bound to {other.name} instead")
+            plan.warnings.append(
+                f"{e.output}: {unit.name} lacks {', '.join(missing)}; bound to {other.name} instead"
+            )
             unit, work = other, other_work
         plan.units[i], plan.work[i] = unit, work
         plan.cycles[i] = cycles_on(work, unit)
@@ -193,13 +197,11 @@ def _tasks(plan: _Plan, loop: list[int], tail: list[int], step: str) -> list[Tas
     tasks: list[Task] = []
     for i in ordered:
         same, lagged = same_tile_deps(cv, i)
-        deps = [names[j] for j in same if j in member]
+        deps: list[str] = [names[j] for j in same if j in member]
         deps += [f"{names[j]}:stall" for j in same if j in stalls]
         lag = tuple(names[j] for j in lagged if j in member)
         deferred = i in tail or _deferred(plan, i, step)
-        tasks.append(
-            Task(names[i], plan.units[i].name, plan.cycles[i], tuple(deps), lag, deferred)
-        )
+        tasks.append(Task(names[i], plan.units[i].name, plan.cycles[i], tuple(deps), lag, deferred))
         if i in stalls:
             tasks.append(Task(f"{names[i]}:stall", plan.units[i].name, stalls[i], (names[i],)))
     return tasks
@@ -257,7 +259,9 @@ def _in_tile_rows(plan: _Plan) -> tuple[TensorName, ...]:
     return tuple(rows)
 
 
-def _resident_words(plan: _Plan, crossing: tuple[TensorName, ...], rows: tuple[TensorName, ...]) -> int:
+def _resident_words(
+    plan: _Plan, crossing: tuple[TensorName, ...], rows: tuple[TensorName, ...]
+) -> int:
     cv = plan.cv
     c = cv.cascade
     words = 0
@@ -281,8 +285,11 @@ def _reserved_words(cv: CascadeView) -> int:
     total = 0
     for name in cv.cascade.input_names:
         if cv.is_key_indexed(name):
-            total += cv.per_query_words(name, keep_key=False) * m0 if not cv.is_query_indexed(
-                name) else m0
+            total += (
+                cv.per_query_words(name, keep_key=False) * m0
+                if not cv.is_query_indexed(name)
+                else m0
+            )
     return total
 
 
@@ -294,8 +301,10 @@ def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
     if budget > arch.buffer.capacity_bytes:
         plan.warnings.append(f"buffer budget {budget} B exceeds the {arch.buffer.name} capacity")
     elif budget < arch.buffer.capacity_bytes:
-        plan.warnings.append(f"query tiling planned for {budget} B of the "
-                             f"{arch.buffer.capacity_bytes} B {arch.buffer.name}")
+        plan.warnings.append(
+            f"query tiling planned for {budget} B of the "
+            f"{arch.buffer.capacity_bytes} B {arch.buffer.name}"
+        )
     capacity_words = budget // arch.word_bytes
     reserved = _reserved_words(cv)
     crossing = _crossing(cv)
@@ -306,12 +315,14 @@ def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
         if opts.p1:
             p1 = min(opts.p1, blocks)
             fits = reserved + p0 * p1 * per_query <= capacity_words
-            return _Tiling(p0, p1, math.ceil(blocks / p1), per_query, reserved, buffered,
-                           spilled, rows, fits)
+            return _Tiling(
+                p0, p1, math.ceil(blocks / p1), per_query, reserved, buffered, spilled, rows, fits
+            )
         for p1 in sorted((d for d in range(1, blocks + 1) if blocks % d == 0), reverse=True):
             if reserved + p0 * p1 * per_query <= capacity_words:
-                return _Tiling(p0, p1, blocks // p1, per_query, reserved, buffered, spilled,
-                               rows, True)
+                return _Tiling(
+                    p0, p1, blocks // p1, per_query, reserved, buffered, spilled, rows, True
+                )
     per_query = _resident_words(plan, (), rows)
     plan.warnings.append(
         f"on-chip state of one query block ({reserved + p0 * per_query} words) exceeds the "
@@ -356,8 +367,8 @@ def _loop_shape(cv: CascadeView, name: TensorName) -> TensorShape:
         root = cv.cascade.root(r)
         extents.append((str(root) if root in (KEY_RANK, QUERY_RANK) else str(r), cv.sizes[r]))
     merged: dict[str, int] = {}
-    for r, n in extents:
-        merged[r] = merged.get(r, 1) * n
+    for rank_name, n in extents:
+        merged[rank_name] = merged.get(rank_name, 1) * n
     return TensorShape(name, tuple(merged.items()))
 
 
@@ -369,7 +380,9 @@ def _outer_product(shape: TensorShape, outer: tuple[Loop, ...]) -> int:
 # ----------------------------------------------------------------------------- energy
 
 
-def _buffer_words(plan: _Plan, tiling: _Tiling, traffic: tuple[Traffic, ...]) -> tuple[float, float]:
+def _buffer_words(
+    plan: _Plan, tiling: _Tiling, traffic: tuple[Traffic, ...]
+) -> tuple[float, float]:
     """(read, write) words of the global buffer; see the module docstring of `fusemax`."""
     cv = plan.cv
     c = cv.cascade
@@ -414,8 +427,10 @@ def _state_reads(plan: _Plan, i: int, acc: Access) -> float:
     if cv.is_lagged(e, acc):
         earlier_on_unit = any(
             plan.units[j] is plan.units[i]
-            and any(a.tensor == acc.tensor and cv.is_lagged(c.einsums[j], a)
-                    for a in c.einsums[j].inputs)
+            and any(
+                a.tensor == acc.tensor and cv.is_lagged(c.einsums[j], a)
+                for a in c.einsums[j].inputs
+            )
             for j in range(i)
         )
         return 0.0 if earlier_on_unit else float(size * cv.key_tiles)
@@ -434,8 +449,10 @@ def _energy(
     skip: frozenset[str] = frozenset()
     if opts.artifact_compat and opts.step == "cascade":
         skip = frozenset({"exp"})
-        plan.warnings.append("artifact-compat: exp energy not charged at the +Cascade step "
-                             "(the FuseMax artifact's exp unit name did not match its table)")
+        plan.warnings.append(
+            "artifact-compat: exp energy not charged at the +Cascade step "
+            "(the FuseMax artifact's exp unit name did not match its table)"
+        )
     for array in arch.arrays:
         prims: dict[str, float] = {}
         for i, unit in plan.units.items():
@@ -468,24 +485,37 @@ def _result(
     cv, arch = plan.cv, plan.arch
     c = cv.cascade
     per_einsum = tuple(
-        EinsumCost(c.einsums[i].output, plan.units[i].name, cv.pass_of(i),
-                   float(sum(n for _, n in plan.work[i].actions)), plan.cycles[i],
-                   plan.cycles[i] / latency_cycles if latency_cycles else 0.0)
+        EinsumCost(
+            c.einsums[i].output,
+            plan.units[i].name,
+            cv.pass_of(i),
+            float(sum(n for _, n in plan.work[i].actions)),
+            plan.cycles[i],
+            plan.cycles[i] / latency_cycles if latency_cycles else 0.0,
+        )
         for i in sorted(plan.units)
     )
     units = []
     for array in arch.arrays:
         busy = sum(plan.cycles[i] for i, u in plan.units.items() if u is array)
-        units.append(UnitCost(array.name, busy, float(array.lanes),
-                              busy / latency_cycles if latency_cycles else 0.0))
+        units.append(
+            UnitCost(
+                array.name,
+                busy,
+                float(array.lanes),
+                busy / latency_cycles if latency_cycles else 0.0,
+            )
+        )
     occupancy_words = tiling.reserved_words + tiling.p0 * tiling.p1 * tiling.per_query_words
     capacity = arch.buffer.capacity_bytes
     spilled = sum(t.total_bytes for t in traffic if t.tensor in tiling.spilled_crossing)
     warnings = list(plan.warnings)
     warnings.append("schedule: steady state over key tiles (pipeline fill and drain ignored)")
     if tiling.spilled_crossing:
-        warnings.append(f"pass-boundary tensors spilled to DRAM: {', '.join(tiling.spilled_crossing)}")
-    ops = count_ops(c, dict(cv.sizes))
+        warnings.append(
+            f"pass-boundary tensors spilled to DRAM: {', '.join(tiling.spilled_crossing)}"
+        )
+    ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
     schedule = "overlapped" if opts.step == "cascade" else "pipelined"
     return Result(
         cascade=c.name,
@@ -505,15 +535,21 @@ def _result(
         flops=float(ops.flops),
         traffic=traffic,
         energy=energy,
-        occupancy=(Occupancy(arch.buffer.name, "total", occupancy_words * arch.word_bytes,
-                             capacity, spilled),),
+        occupancy=(
+            Occupancy(
+                arch.buffer.name, "total", occupancy_words * arch.word_bytes, capacity, spilled
+            ),
+        ),
         per_einsum=per_einsum,
         units=tuple(units),
         ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
         extras=(("p0", float(tiling.p0)), ("p1", float(tiling.p1)), ("p2", float(tiling.p2))),
         warnings=tuple(warnings),
-        provenance=(("version", VERSION), ("schedule", schedule),
-                    ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts))),
+        provenance=(
+            ("version", VERSION),
+            ("schedule", schedule),
+            ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts)),
+        ),
     )
 
 

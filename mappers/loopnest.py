@@ -115,3 +115,15 @@ def split_rank(rank: str, size: int, factors: tuple[int, ...]) -> tuple[Loop, ..
     pieces = (outer, *factors)
     top = len(pieces) - 1
     return tuple(Loop(rank, f, f"{rank}{top - k}") for k, f in enumerate(pieces))
+
+
+def deliveries(tensor: TensorShape, spatial: Iterable[Loop], temporal: tuple[Loop, ...]) -> int:
+    """Elements moved into depth-one PE registers (or out of them, for an output) by a nest.
+
+    Distinct elements of one spatial step, times every temporal iteration from the innermost
+    loop the tensor is relevant to outward (`temporal` outermost first). Loops with one
+    iteration are no loops: an irrelevant loop inside the innermost relevant one gives reuse
+    (Timeloop's stationarity), whatever single-iteration loops sit between them.
+    """
+    live = tuple(loop for loop in temporal if loop.factor > 1)
+    return tile_elements(tensor, spatial) * refills(tensor, live)

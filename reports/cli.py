@@ -13,9 +13,9 @@ from importlib import metadata
 
 from einsum_ir import SizeError, SpecError
 from mappers import MappingError
-from reports.errors import UsageError
 from reports import cascade_cli, map_cli, reproduce_cli
 from reports.cascade_cli import Subparsers
+from reports.errors import UsageError
 
 # Subcommand groups, in `--help` order. Add a group by writing `reports/<group>_cli.py` with
 # `add_parser(subparsers)` and listing it here. Planned: map, reproduce, run, check, report,

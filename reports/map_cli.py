@@ -21,9 +21,16 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--arch", required=True, help="preset name or architecture YAML file")
     p.add_argument("--cascade", required=True, help="built-in cascade name or YAML file")
     p.add_argument("--mapper", required=True, help=f"one of: {', '.join(mapper_names())}")
-    p.add_argument("--sizes", required=True, help="rank sizes, e.g. B=64,H=12,M=4096,P=4096,E=64,F=64")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="mapper option (repeatable), e.g. --option step=arch")
+    p.add_argument(
+        "--sizes", required=True, help="rank sizes, e.g. B=64,H=12,M=4096,P=4096,E=64,F=64"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="mapper option (repeatable), e.g. --option step=arch",
+    )
     p.add_argument("--json", action="store_true", help="print the Result as one JSON object")
     p.set_defaults(handler=run)
 
@@ -52,7 +59,9 @@ def parse_options(cls: type, pairs: list[str]) -> dict[str, object]:
             else:
                 kwargs[key] = text
         except ValueError:
-            problems.append(f"--option {key}: expected {getattr(kind, '__name__', kind)}, got {text!r}")
+            problems.append(
+                f"--option {key}: expected {getattr(kind, '__name__', kind)}, got {text!r}"
+            )
     if problems:
         raise ValueError("; ".join(problems))
     return kwargs

@@ -90,8 +90,9 @@ def attention_rows(
         "attn-unfused": (get_mapper("unfused")().map(three, setup.flat, sizes), ()),
         "attn-flat": (get_mapper("flat")(flat_options).map(three, setup.flat, sizes), ("QK", "AV")),
         "attn-cascade": (
-            FuseMaxMapper(FuseMaxOptions("cascade", artifact_compat=True,
-                                         buffer_budget_bytes=budget)).map(one, setup.flat, sizes),
+            FuseMaxMapper(
+                FuseMaxOptions("cascade", artifact_compat=True, buffer_budget_bytes=budget)
+            ).map(one, setup.flat, sizes),
             ("QK", "SLNV"),
         ),
     }
@@ -105,19 +106,30 @@ def end_to_end_rows(model: TransformerModel, seq_len: int, setup: Setup) -> dict
     """The layer's non-attention matmuls on FLAT's and FuseMax's hardware."""
     mapper = get_mapper("layer-matmuls")()
     cascade = load_cascade(setup.three_pass)
-    sizes = {"B": model.batch, "P": seq_len, "D": model.d_model, "S": model.d_ff,
-             "H": model.heads, "E": model.head_dim}
+    sizes = {
+        "B": model.batch,
+        "P": seq_len,
+        "D": model.d_model,
+        "S": model.d_ff,
+        "H": model.heads,
+        "E": model.head_dim,
+    }
     rows: dict[str, Row] = {}
     for table, arch in (("end2end-flat", setup.flat), ("end2end-proposal", setup.fusemax)):
         r = mapper.map(cascade, arch, sizes)
-        rows[table] = {"model": model.name, "seq_len": length_label(seq_len),
-                       "traffic": r.dram_traffic_bytes, "latency": r.latency_s,
-                       "energy": r.energy_pj}
+        rows[table] = {
+            "model": model.name,
+            "seq_len": length_label(seq_len),
+            "traffic": r.dram_traffic_bytes,
+            "latency": r.latency_s,
+            "energy": r.energy_pj,
+        }
     return rows
 
 
-def pareto_arch(base: SpatialArch, side: int, head_dim: int, seq_len: int,
-                buffer_multiplier: int) -> SpatialArch:
+def pareto_arch(
+    base: SpatialArch, side: int, head_dim: int, seq_len: int, buffer_multiplier: int
+) -> SpatialArch:
     """FuseMax scaled to a `side` x `side` array, sized as in the paper's Pareto sweep.
 
     The buffer holds the minimum number of query tiles the pipeline needs: min_tiles =
@@ -144,21 +156,26 @@ def pareto_rows(model: TransformerModel, setup: Setup, seq_len: int = PARETO_LEN
         while True:
             arch = pareto_arch(setup.fusemax, side, model.head_dim, seq_len, multiplier)
             r = FuseMaxMapper(FuseMaxOptions("binding")).map(
-                cascade, arch, model.attention_sizes(seq_len))
+                cascade, arch, model.attention_sizes(seq_len)
+            )
             one_d = r.unit(arch.array_1d.name).busy_cycles
             if r.memory_cycles <= one_d or multiplier >= 1 << 12:
                 break
             multiplier *= 2
-        rows.append({
-            "accel": "proposal", "model": model.name, "PE_dim": side,
-            "traffic": r.dram_traffic_bytes,
-            "mem_lat": r.memory_cycles / arch.clock_hz,
-            "comp_2d_lat": r.unit(arch.array_2d.name).busy_cycles / arch.clock_hz,
-            "comp_1d_lat": one_d / arch.clock_hz,
-            "latency": r.latency_s,
-            "array_2d_area": arch.array_2d.area_um2,
-            "area": arch.area_um2,
-        })
+        rows.append(
+            {
+                "accel": "proposal",
+                "model": model.name,
+                "PE_dim": side,
+                "traffic": r.dram_traffic_bytes,
+                "mem_lat": r.memory_cycles / arch.clock_hz,
+                "comp_2d_lat": r.unit(arch.array_2d.name).busy_cycles / arch.clock_hz,
+                "comp_1d_lat": one_d / arch.clock_hz,
+                "latency": r.latency_s,
+                "array_2d_area": arch.array_2d.area_um2,
+                "area": arch.area_um2,
+            }
+        )
     return rows
 
 

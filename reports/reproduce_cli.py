@@ -11,7 +11,9 @@ from mappers.workloads import MODELS, length_label, parse_length
 from reports.cascade_cli import Subparsers
 from reports.errors import UsageError
 
-REFERENCE_HELP = "directory with the published CSVs (default: ../shared/reference/fusemax if present)"
+REFERENCE_HELP = (
+    "directory with the published CSVs (default: ../shared/reference/fusemax if present)"
+)
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -64,12 +66,18 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     print(f"wrote {len(TABLES)} tables to {out} in {elapsed:.2f} s")
     means = compare.headline_means(rows)
-    print("headline means over "
-          f"{means['points']:.0f} points (paper: 6.7x at 79% attention, 5.3x at 83% end to end):")
-    print(f"  attention: {means['attention_speedup']:.2f}x speedup over FLAT at "
-          f"{means['attention_energy_ratio']:.1%} of its energy")
-    print(f"  end to end: {means['end_to_end_speedup']:.2f}x at "
-          f"{means['end_to_end_energy_ratio']:.1%}")
+    print(
+        "headline means over "
+        f"{means['points']:.0f} points (paper: 6.7x at 79% attention, 5.3x at 83% end to end):"
+    )
+    print(
+        f"  attention: {means['attention_speedup']:.2f}x speedup over FLAT at "
+        f"{means['attention_energy_ratio']:.1%} of its energy"
+    )
+    print(
+        f"  end to end: {means['end_to_end_speedup']:.2f}x at "
+        f"{means['end_to_end_energy_ratio']:.1%}"
+    )
     if not args.no_plots:
         paths = plots.save_all(rows, out)
         print(f"wrote {len(paths)} figures")

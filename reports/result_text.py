@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from mappers.result import Result
 
-
-_PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""),
-             (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"))
+_PREFIXES = (
+    (1e15, "P"),
+    (1e12, "T"),
+    (1e9, "G"),
+    (1e6, "M"),
+    (1e3, "k"),
+    (1.0, ""),
+    (1e-3, "m"),
+    (1e-6, "u"),
+    (1e-9, "n"),
+    (1e-12, "p"),
+)
 
 
 def _si(value: float, unit: str) -> str:
@@ -36,24 +45,32 @@ def format_result(result: Result) -> str:
     ]
     for e in result.per_einsum:
         lines.append(
-            f"    {e.einsum:<12}{e.unit:<12}{e.pass_index:>4}   {e.ops:<14.6g}{e.compute_cycles:<14.6g}"
-            f"{e.utilization:.4f}"
+            f"    {e.einsum:<12}{e.unit:<12}{e.pass_index:>4}   {e.ops:<14.6g}"
+            f"{e.compute_cycles:<14.6g}{e.utilization:.4f}"
         )
     lines.append("  units:")
     for u in result.units:
-        lines.append(f"    {u.unit:<12} busy {u.busy_cycles:.6g} cycles, utilization {u.utilization:.4f}")
+        lines.append(
+            f"    {u.unit:<12} busy {u.busy_cycles:.6g} cycles, utilization {u.utilization:.4f}"
+        )
     lines.append("  traffic by tensor (DRAM):")
     for t in result.traffic:
-        lines.append(f"    {t.tensor:<12} read {_si(t.read_bytes, 'B'):<14} write {_si(t.write_bytes, 'B')}")
+        lines.append(
+            f"    {t.tensor:<12} read {_si(t.read_bytes, 'B'):<14} write {_si(t.write_bytes, 'B')}"
+        )
     lines.append("  energy by component and action:")
     for item in result.energy:
         if item.count:
-            lines.append(f"    {item.component:<16}{item.action:<8} x {item.count:<14.6g}"
-                         f"{_si(item.energy_pj * 1e-12, 'J')}")
+            lines.append(
+                f"    {item.component:<16}{item.action:<8} x {item.count:<14.6g}"
+                f"{_si(item.energy_pj * 1e-12, 'J')}"
+            )
     lines.append("  occupancy:")
     for o in result.occupancy:
         spill = f", spilled {_si(o.spilled_bytes, 'B')}" if o.spilled_bytes else ""
-        lines.append(f"    {o.level}: {_si(o.peak_bytes, 'B')} of {_si(o.capacity_bytes, 'B')}{spill}")
+        lines.append(
+            f"    {o.level}: {_si(o.peak_bytes, 'B')} of {_si(o.capacity_bytes, 'B')}{spill}"
+        )
     if result.extras:
         lines.append("  mapping: " + ", ".join(f"{k}={v:g}" for k, v in result.extras))
     if result.warnings:

@@ -37,7 +37,9 @@ def run_step(step: str, model: str, seq_len: str):  # type: ignore[no-untyped-de
     budget = load_arch("fusemax").buffer.capacity_bytes if step == "cascade" else 0
     options = FuseMaxOptions(step, artifact_compat=True, buffer_budget_bytes=budget)
     cascade = load_cascade("attention-1pass-mh")
-    return FuseMaxMapper(options).map(cascade, arch, MODELS[model].attention_sizes(LENGTHS[seq_len]))
+    return FuseMaxMapper(options).map(
+        cascade, arch, MODELS[model].attention_sizes(LENGTHS[seq_len])
+    )
 
 
 @pytest.mark.parametrize("step", list(STEPS))
@@ -59,8 +61,10 @@ def test_ablation_steps_match_published_tables(step: str) -> None:
             ref = float(row[column])
             err = abs(value / ref - 1)
             if err > tolerance(column, row["seq_len"]):
-                failures.append(f"{row['model']} {row['seq_len']} {column}: {value:.6g} vs "
-                                f"{ref:.6g} ({err:.2%})")
+                failures.append(
+                    f"{row['model']} {row['seq_len']} {column}: {value:.6g} vs "
+                    f"{ref:.6g} ({err:.2%})"
+                )
     assert not failures, "\n".join(failures)
 
 
@@ -109,7 +113,12 @@ def test_bad_options_are_clear_errors() -> None:
         FuseMaxOptions("fast")
     with pytest.raises(MappingError, match="needs a 2D and a 1D array"):
         arch = load_arch("fusemax")
-        one_array = type(arch)(**{**{f: getattr(arch, f) for f in arch.__dataclass_fields__},
-                                 "arrays": (arch.array_2d,)})
-        FuseMaxMapper().map(load_cascade("attention-1pass"), one_array, {"M": 512, "P": 512,
-                                                                          "E": 64, "F": 64})
+        one_array = type(arch)(
+            **{
+                **{f: getattr(arch, f) for f in arch.__dataclass_fields__},
+                "arrays": (arch.array_2d,),
+            }
+        )
+        FuseMaxMapper().map(
+            load_cascade("attention-1pass"), one_array, {"M": 512, "P": 512, "E": 64, "F": 64}
+        )
