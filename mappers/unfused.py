@@ -32,7 +32,7 @@ from mappers.result import (
     UnitCost,
     input_hash,
 )
-from mappers.spatial import KEY_RANK, QUERY_RANK, CascadeView, MappingError, view
+from mappers.spatial import QUERY_RANK, CascadeView, MappingError, view
 
 ELEMENT_STREAM_WARNING = (
     "1D cost rule: a non-contraction Einsum takes one 1D-array cycle per iteration-space point "
@@ -277,13 +277,17 @@ class UnfusedMapper:
         busy: dict[str, float] = {}
         for i, unit in enumerate(binding.units):
             busy[unit.name] = busy.get(unit.name, 0.0) + binding.cycles[i]
-        ops = count_ops(c, dict(cv.sizes))
+        ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
         warnings = [ELEMENT_STREAM_WARNING,
                     "unfused: every phase round-trips DRAM; phases do not overlap"]
         bound = "memory:dram" if memory > compute else "compute"
         stream_words = max((cv.per_query_words(t, keep_key=True) for t in c.tensor_ranks
                             if cv.is_key_indexed(t) and cv.is_query_indexed(t)), default=0)
         peak = stream_words * min(arch.array_1d.lanes, cv.sizes[QUERY_RANK]) * arch.word_bytes
+        if peak > arch.buffer.capacity_bytes:
+            warnings.append(f"1D phase keeps one key row per lane ({peak} B), more than the "
+                            f"{arch.buffer.capacity_bytes} B {arch.buffer.name}; modeled as "
+                            "if it fit (rows read from DRAM once)")
         return Result(
             cascade=c.name, arch=arch.name, mapper="unfused",
             options=tuple(asdict(self.options).items()),
@@ -317,5 +321,3 @@ __all__ = [
     "phase_io",
     "stream_buffer_words",
 ]
-
-_UNUSED = (KEY_RANK,)
