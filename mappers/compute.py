@@ -16,8 +16,7 @@ sum(count x cycles per op) / lanes: every PE performs one operation stream.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from archs.model import ComputeArray
@@ -35,6 +34,7 @@ from einsum_ir.ir import (
     Unary,
     UnaryOp,
 )
+from mappers.memo import by_identity
 
 _BINARY = {
     BinaryOp.ADD: "add",
@@ -93,7 +93,7 @@ def einsum_work(
         absorbs: For each operation, the argument operations it absorbs (from the array).
     """
     key = tuple(sorted((absorbs or {}).items()))
-    return _einsum_work(cascade, tuple(sorted(rank_sizes.items())), index, key)
+    return _works(cascade, tuple(sorted(rank_sizes.items())), key)[index]
 
 
 def cascade_work(
@@ -101,16 +101,7 @@ def cascade_work(
 ) -> tuple[EinsumWork, ...]:
     """`einsum_work` of every Einsum with `array`'s absorbs table (one cache lookup)."""
     key = tuple(sorted(array_absorbs(array).items()))
-    return _cascade_work(cascade, tuple(sorted(rank_sizes.items())), key)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cascade_work(
-    cascade: Cascade,
-    sizes: tuple[tuple[RankName, int], ...],
-    absorbs: tuple[tuple[str, frozenset[str]], ...],
-) -> tuple[EinsumWork, ...]:
-    return tuple(_einsum_work(cascade, sizes, i, absorbs) for i in range(len(cascade.einsums)))
+    return _works(cascade, tuple(sorted(rank_sizes.items())), key)
 
 
 def array_absorbs(array: ComputeArray) -> dict[str, frozenset[str]]:
@@ -118,100 +109,153 @@ def array_absorbs(array: ComputeArray) -> dict[str, frozenset[str]]:
     return {o.name: frozenset(getattr(o, "absorbs", ())) for o in array.operations}
 
 
-def _einsum_work(
-    cascade: Cascade,
-    sizes: tuple[tuple[RankName, int], ...],
-    index: int,
-    absorbs: tuple[tuple[str, frozenset[str]], ...],
-) -> EinsumWork:
+@dataclass(frozen=True, slots=True)
+class EinsumVars:
+    """An Einsum's index sets, computed once per cascade (IR properties walk the tree)."""
+
+    iteration: frozenset[str]
+    ordered_iteration: tuple[str, ...]
+    out: frozenset[str]
+
+
+@by_identity(maxsize=64)
+def einsum_vars(cascade: Cascade) -> tuple[EinsumVars, ...]:
+    """Index sets of every Einsum of `cascade`."""
+    return tuple(
+        EinsumVars(frozenset(e.iteration_vars), e.iteration_vars, frozenset(e.out_vars))
+        for e in cascade.einsums
+    )
+
+
+_Absorbs = tuple[tuple[str, frozenset[str]], ...]
+_Sizes = tuple[tuple[RankName, int], ...]
+# Per Einsum: (operation, iteration context) items, independent of sizes.
+_Symbolic = tuple[tuple[tuple[str, frozenset[str]], ...], ...]
+
+
+@by_identity(maxsize=64)
+def _symbolic(cascade: Cascade, absorbs: _Absorbs) -> _Symbolic:
+    table = dict(absorbs)
+    plans = []
+    for einsum in cascade.einsums:
+        items: list[tuple[str, frozenset[str]]] = []
+        _walk_top(einsum, items, table)
+        plans.append(tuple(items))
+    return tuple(plans)
+
+
+@by_identity(maxsize=1024)
+def _points_table(cascade: Cascade, sizes: _Sizes) -> tuple[dict[frozenset[str], int], ...]:
+    """Unmasked points of every context any Einsum node uses, at these sizes."""
     rank_sizes = dict(sizes)
-    einsum = cascade.einsums[index]
-    iteration = einsum.iteration_vars
-    extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
-    splits = einsum_splits(cascade, einsum, rank_sizes)
-    memo: dict[frozenset[str], int] = {}
-
-    def points(context: frozenset[str]) -> int:
-        if context not in memo:
-            keep = None if context == frozenset(iteration) else context
-            memo[context] = count_points(extents, einsum.where, splits, keep)
-        return memo[context]
-
-    counts: dict[str, int] = {}
-    _walk_top(einsum, points, counts, dict(absorbs))
-    actions = tuple(sorted((op, n) for op, n in counts.items() if n))
-    out_points = points(frozenset(einsum.out_vars))
-    return EinsumWork(index, einsum.output, points(frozenset(iteration)), out_points, actions)
+    tables = []
+    for einsum, items, ev in zip(
+        cascade.einsums, _symbolic(cascade, ()), einsum_vars(cascade), strict=True
+    ):
+        iteration = ev.iteration
+        extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
+        splits = einsum_splits(cascade, einsum, rank_sizes)
+        contexts = {ctx for _, ctx in items} | {iteration, ev.out}
+        table = {}
+        for ctx in contexts:
+            keep = None if ctx == iteration else ctx
+            table[ctx] = count_points(extents, einsum.where, splits, keep)
+        tables.append(table)
+    return tuple(tables)
 
 
-def _add(counts: dict[str, int], op: str, n: int) -> None:
-    op = _EXECUTED_AS.get(op, op)
-    counts[op] = counts.get(op, 0) + n
+@by_identity(maxsize=2048)
+def _works(cascade: Cascade, sizes: _Sizes, absorbs: _Absorbs) -> tuple[EinsumWork, ...]:
+    points = _points_table(cascade, sizes)
+    works = []
+    plans = _symbolic(cascade, absorbs)
+    for i, (einsum, ev) in enumerate(zip(cascade.einsums, einsum_vars(cascade), strict=True)):
+        counts: dict[str, int] = {}
+        for op, ctx in plans[i]:
+            counts[op] = counts.get(op, 0) + points[i][ctx]
+        actions = tuple(sorted((op, n) for op, n in counts.items() if n))
+        works.append(
+            EinsumWork(i, einsum.output, points[i][ev.iteration], points[i][ev.out], actions)
+        )
+    return tuple(works)
+
+
+def _add(items: list[tuple[str, frozenset[str]]], op: str, ctx: frozenset[str]) -> None:
+    items.append((_EXECUTED_AS.get(op, op), ctx))
 
 
 def _walk_top(
-    einsum: Einsum,
-    points: Callable[[frozenset[str]], int],
-    counts: dict[str, int],
-    absorbs: dict[str, frozenset[str]],
+    einsum: Einsum, items: list[tuple[str, frozenset[str]]], absorbs: dict[str, frozenset[str]]
 ) -> None:
     base = frozenset(einsum.out_vars) | frozenset(einsum.implicit_reduced_vars)
     expr = einsum.expr
     if einsum.implicit_reduced_vars:
         if isinstance(expr, Binary) and expr.op is BinaryOp.MUL:
-            _add(counts, "mac", points(base))
-            _walk(expr.left, base, points, counts, absorbs)
-            _walk(expr.right, base, points, counts, absorbs)
+            _add(items, "mac", base)
+            _walk(expr.left, base, items, absorbs)
+            _walk(expr.right, base, items, absorbs)
             return
-        _add(counts, "add", points(base))
-    _walk(expr, base, points, counts, absorbs)
+        _add(items, "add", base)
+    _walk(expr, base, items, absorbs)
 
 
 def _walk(
     expr: Expr,
     context: frozenset[str],
-    points: Callable[[frozenset[str]], int],
-    counts: dict[str, int],
+    items: list[tuple[str, frozenset[str]]],
     absorbs: dict[str, frozenset[str]],
 ) -> None:
     if isinstance(expr, Reduce):
         inner = context | frozenset(expr.over)
         body = expr.body
         if expr.op is ReduceOp.SUM and isinstance(body, Binary) and body.op is BinaryOp.MUL:
-            _add(counts, "mac", points(inner))
-            _walk(body.left, inner, points, counts, absorbs)
-            _walk(body.right, inner, points, counts, absorbs)
+            _add(items, "mac", inner)
+            _walk(body.left, inner, items, absorbs)
+            _walk(body.right, inner, items, absorbs)
             return
-        _add(counts, _REDUCE[expr.op], points(inner))
-        _walk(body, inner, points, counts, absorbs)
+        _add(items, _REDUCE[expr.op], inner)
+        _walk(body, inner, items, absorbs)
     elif isinstance(expr, Unary):
-        if expr.op is not UnaryOp.NEG:
-            op = _UNARY[expr.op]
-            _add(counts, op, points(context))
-            _walk_argument(expr.arg, absorbs.get(op, frozenset()), context, points, counts, absorbs)
-        else:
-            _walk(expr.arg, context, points, counts, absorbs)
+        if expr.op is UnaryOp.NEG:
+            _walk(expr.arg, context, items, absorbs)
+            return
+        op = _UNARY[expr.op]
+        _add(items, op, context)
+        _walk_argument(expr.arg, absorbs.get(op, frozenset()), context, items, absorbs)
     elif isinstance(expr, Binary):
         op = _BINARY[expr.op]
-        _add(counts, op, points(context))
+        _add(items, op, context)
         for child in (expr.left, expr.right):
-            _walk_argument(child, absorbs.get(op, frozenset()), context, points, counts, absorbs)
+            _walk_argument(child, absorbs.get(op, frozenset()), context, items, absorbs)
 
 
 def _walk_argument(
     arg: Expr,
     absorbed: frozenset[str],
     context: frozenset[str],
-    points: Callable[[frozenset[str]], int],
-    counts: dict[str, int],
+    items: list[tuple[str, frozenset[str]]],
     absorbs: dict[str, frozenset[str]],
 ) -> None:
     if isinstance(arg, Binary) and _BINARY[arg.op] in absorbed:
         # The parent operation performs this one for free; still walk its operands.
-        _walk(arg.left, context, points, counts, absorbs)
-        _walk(arg.right, context, points, counts, absorbs)
+        _walk(arg.left, context, items, absorbs)
+        _walk(arg.right, context, items, absorbs)
         return
-    _walk(arg, context, points, counts, absorbs)
+    _walk(arg, context, items, absorbs)
+
+
+# Operation kinds of `einsum_ir.analysis.count_ops` that each PE operation performs.
+_OP_KINDS = {"mac": ("multiply", "add"), "mul": ("multiply",)}
+
+
+def operation_counts(works: tuple[EinsumWork, ...]) -> dict[str, float]:
+    """Scalar operations by `count_ops` kind (a MAC is a multiply and an add), no absorbs."""
+    totals: dict[str, float] = {}
+    for work in works:
+        for op, n in work.actions:
+            for kind in _OP_KINDS.get(op, (op,)):
+                totals[kind] = totals.get(kind, 0.0) + n
+    return totals
 
 
 def cycles_on(work: EinsumWork, array: ComputeArray) -> float:

@@ -21,13 +21,13 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from archs.model import ComputeArray, SpatialArch
-from einsum_ir.analysis.ops import count_ops
 from einsum_ir.ir import Access, Cascade, Reduce, ReduceOp, TensorName, Var
 from mappers import cost
 from mappers.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
+    operation_counts,
     primitive_counts,
     unsupported,
 )
@@ -55,6 +55,8 @@ from mappers.spatial import (
 )
 
 STEPS = ("cascade", "arch", "binding")
+# An array with no absorbing operations: counts every scalar operation (for Result.ops).
+_NO_ABSORB = ComputeArray("scalar-ops", 1, 1, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,7 +517,7 @@ def _result(
         warnings.append(
             f"pass-boundary tensors spilled to DRAM: {', '.join(tiling.spilled_crossing)}"
         )
-    ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
+    ops = operation_counts(cascade_work(c, cv.sizes, _NO_ABSORB))
     schedule = "overlapped" if opts.step == "cascade" else "pipelined"
     return Result(
         cascade=c.name,
@@ -532,7 +534,7 @@ def _result(
         energy_pj=sum(e.energy_pj for e in energy),
         dram_traffic_bytes=sum(t.total_bytes for t in traffic),
         area_um2=arch.area_um2,
-        flops=float(ops.flops),
+        flops=float(sum(ops.values())),
         traffic=traffic,
         energy=energy,
         occupancy=(
@@ -542,7 +544,7 @@ def _result(
         ),
         per_einsum=per_einsum,
         units=tuple(units),
-        ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
+        ops=tuple(sorted(ops.items())),
         extras=(("p0", float(tiling.p0)), ("p1", float(tiling.p1)), ("p2", float(tiling.p2))),
         warnings=tuple(warnings),
         provenance=(

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappers.memo import by_identity
+
 VERSION = "0.1.0"
 
 Scalar = str | int | float | bool | None
@@ -182,9 +184,19 @@ class Result:
 
 
 def input_hash(*parts: object) -> str:
-    """A short stable hash of the inputs that determine a result."""
-    digest = hashlib.sha256(repr(parts).encode()).hexdigest()
-    return digest[:16]
+    """A short stable hash of the inputs that determine a result (objects by `digest`)."""
+    text = "|".join(digest(p) if dataclasses.is_dataclass(p) else repr(p) for p in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def digest(obj: object) -> str:
+    """A stable content hash of a frozen record, computed once per object."""
+    return _digest(obj)
+
+
+@by_identity(maxsize=256)
+def _digest(obj: object) -> str:
+    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]
 
 
 def combine_sequential(name: str, parts: tuple[Result, ...]) -> Result:

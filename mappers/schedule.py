@@ -53,7 +53,7 @@ def overlapped_cycles(tasks: Sequence[Task]) -> float:
     return max(per_unit.values(), default=0.0)
 
 
-def pipelined_cycles(tasks: Sequence[Task], tiles: int = 8) -> float:
+def pipelined_cycles(tasks: Sequence[Task], tiles: int = 4) -> float:
     """Steady-state period of an in-order pipeline over tiles.
 
     Each unit runs its tasks in the order they appear in `tasks`, for tile 0, then tile 1, ...
@@ -75,6 +75,7 @@ def pipelined_cycles(tasks: Sequence[Task], tiles: int = 8) -> float:
         previous_on_unit[k] = last_on_unit.get(t.unit)
         last_on_unit[t.unit] = k
         first_on_unit.setdefault(t.unit, k)
+    barrier = [k for k, t in enumerate(tasks) if not t.deferred]
     finish: dict[tuple[int, int], float] = {}
     visiting: set[tuple[int, int]] = set()
 
@@ -93,9 +94,8 @@ def pipelined_cycles(tasks: Sequence[Task], tiles: int = 8) -> float:
             ready = done(prev, tile)
         else:  # first task of this unit in the tile: in order, and after the barrier
             ready = done(last_on_unit[task.unit], tile - 1)
-            for j, other in enumerate(tasks):
-                if not other.deferred:
-                    ready = max(ready, done(j, tile - 1))
+            for j in barrier:
+                ready = max(ready, done(j, tile - 1))
         for d in task.deps:
             ready = max(ready, done(index[d], tile))
         for d in task.lagged_deps:

@@ -6,7 +6,6 @@ names, so a user's cascade with its own names maps the same way as the built-ins
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from einsum_ir.analysis.passes import PassReport, count_passes
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
+from mappers.compute import einsum_vars
+from mappers.memo import by_identity
 
 KEY_RANK = RankName("M")
 QUERY_RANK = RankName("P")
@@ -37,6 +38,8 @@ class CascadeView:
     recur: Mapping[TensorName, str]
     producer: Mapping[TensorName, int]
     who_reads: Mapping[TensorName, tuple[int, ...]]
+    key_iterating: frozenset[TensorName]
+    inner_key_iterating: frozenset[TensorName]
 
     def is_lagged(self, e: Einsum, acc: Access) -> bool:
         """Whether `acc` reads the previous iterate of a recurrence (see check.is_lagged_read)."""
@@ -67,11 +70,11 @@ class CascadeView:
 
     def iterates_key(self, e: Einsum) -> bool:
         """Whether the Einsum iterates any piece of M."""
-        return any(self.cascade.root(RankName(v.upper())) == KEY_RANK for v in e.iteration_vars)
+        return e.output in self.key_iterating
 
     def iterates_inner_key(self, e: Einsum) -> bool:
         """Whether the Einsum iterates the innermost piece of M (works inside a key tile)."""
-        return self.inner_key_var in e.iteration_vars
+        return e.output in self.inner_key_iterating
 
     def pass_of(self, index: int) -> int:
         """The pass of Einsum `index` over M."""
@@ -109,7 +112,7 @@ def view(cascade: Cascade, sizes: Mapping[str, int], key_tile: int | None) -> Ca
     return _view(cascade, tuple(sorted(sizes.items())), key_tile)
 
 
-@functools.lru_cache(maxsize=256)
+@by_identity(maxsize=256)
 def _view(
     cascade: Cascade, size_items: tuple[tuple[str, int], ...], key_tile: int | None
 ) -> CascadeView:
@@ -138,6 +141,16 @@ def _view(
         recur=recurrence_vars(cascade),
         producer={e.output: i for i, e in enumerate(cascade.einsums)},
         who_reads={k: tuple(v) for k, v in who_reads.items()},
+        key_iterating=frozenset(
+            e.output
+            for e, ev in zip(cascade.einsums, einsum_vars(cascade), strict=True)
+            if any(cascade.root(RankName(v.upper())) == KEY_RANK for v in ev.iteration)
+        ),
+        inner_key_iterating=frozenset(
+            e.output
+            for e, ev in zip(cascade.einsums, einsum_vars(cascade), strict=True)
+            if key_parts[-1].lower() in ev.iteration
+        ),
     )
 
 
