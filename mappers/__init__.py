@@ -7,6 +7,7 @@ Modules are imported here explicitly so registration order is deterministic.
 from __future__ import annotations
 
 import mappers.flat  # noqa: F401  (registers "flat")
+import mappers.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
 import mappers.unfused  # noqa: F401  (registers "unfused")
 from mappers import fusemax  # noqa: F401  (registers "fusemax")
 from mappers.registry import get_mapper, mapper_names, register_mapper
