@@ -13,6 +13,7 @@ Reports, from one run on this machine:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -23,7 +24,7 @@ from mappers.workloads import MODELS
 
 
 def _shapes(n: int) -> list[dict[str, int]]:
-    """n distinct attention shapes (so caches never hit)."""
+    """Distinct attention shapes, `n` of them (so caches never hit)."""
     shapes = []
     for k in range(n):
         length = 1024 + 64 * k
@@ -53,11 +54,9 @@ def main() -> None:
         if name == "layer-matmuls":
             continue
         cascade = one if name == "fusemax" else three
-        mapper = get_mapper(name)()
-        cold = _time_per_point(lambda s: mapper.map(cascade, arch, s), shapes)
-        warm_runs = [
-            _time_per_point(lambda s: mapper.map(cascade, arch, s), shapes[:20]) for _ in range(5)
-        ]
+        run = functools.partial(get_mapper(name)().map, cascade, arch)
+        cold = _time_per_point(run, shapes)
+        warm_runs = [_time_per_point(run, shapes[:20]) for _ in range(5)]
         warm = statistics.median(warm_runs)
         print(
             f"{name:<10} cold {cold:7.3f} ms/point ({cold / baseline:5.1f}x baseline), "
