@@ -378,6 +378,8 @@ def _search(pb: _Problem, artifact_compat: bool) -> tuple[FlatOptions, _Eval, di
 class FlatMapper:
     """FLAT; see the module docstring. Without options, a search picks the dataflow."""
 
+    Options = FlatOptions
+
     name = "flat"
 
     def __init__(self, options: FlatOptions | None = None, *, search_artifact_compat: bool = False,

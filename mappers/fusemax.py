@@ -103,6 +103,8 @@ class _Plan:
 class FuseMaxMapper:
     """FuseMax and its ablation steps; see the module docstring."""
 
+    Options = FuseMaxOptions
+
     name = "fusemax"
 
     def __init__(self, options: FuseMaxOptions | None = None, **kwargs: object) -> None:

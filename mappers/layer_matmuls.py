@@ -78,6 +78,8 @@ def layer_matmuls(s: dict[str, int]) -> tuple[tuple[str, int, int, int], ...]:
 class LayerMatmulsMapper:
     """A layer's projection and FFN matmuls on the 2D array; see the module docstring."""
 
+    Options = LayerMatmulsOptions
+
     name = "layer-matmuls"
 
     def __init__(self, options: LayerMatmulsOptions | None = None, **kwargs: object) -> None:

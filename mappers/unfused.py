@@ -223,6 +223,8 @@ class UnfusedOptions:
 class UnfusedMapper:
     """Unfused attention; see the module docstring."""
 
+    Options = UnfusedOptions
+
     name = "unfused"
 
     def __init__(self, options: UnfusedOptions | None = None, **kwargs: bool) -> None:
