@@ -1,0 +1,39 @@
+"""The README starts with exactly two commands, and the main-job command works."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from reports.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    first_section = text.split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)\n```", first_section, re.S)
+
+
+def test_readme_starts_with_exactly_two_commands() -> None:
+    commands = _commands()
+    assert len(commands) == 2
+    main_job, tests = commands
+    assert main_job.startswith("pip install -e . && attnsim ")
+    assert tests.strip() == "bash .ci/run"
+    assert (ROOT / ".ci" / "run").exists()
+
+
+def test_main_job_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main_job = _commands()[0]
+    argv = shlex.split(main_job.split("&&", 1)[1])
+    assert argv[0] == "attnsim"
+    args = argv[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "out")
+    assert main(args) == 0, capsys.readouterr().out
+    assert (tmp_path / "out" / "attn-binding.csv").exists()
+    assert len(list((tmp_path / "out").glob("fig*.png"))) == 7
