@@ -1,0 +1,356 @@
+"""Shared pieces of the attention kernels: FLOP/byte formulas and the one inner loop.
+
+The FLOP and byte formulas are plain Python (no GPU needed). The `@triton.jit` helpers hold
+the single attention inner loop that the 1-pass kernel and both passes of the 2-pass kernel
+share: `attn_inner` walks key tiles, and a constexpr `MODE` picks what it does per tile
+(online softmax with rescaling; statistics only; normalized output with known statistics).
+`attn_rows` is the whole per-program body: it loads the query tile, runs the unmasked
+key range and then the masked range (causal diagonal or the ragged last key tile) through
+`attn_inner` with a constexpr `MASKED` flag, so the loop body exists once.
+
+Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E), folded into the softmax scale
+
+# inner-loop modes (constexpr MODE)
+MODE_ONLINE = 0  # 1-pass: online softmax, running max/sum, rescaled accumulator
+MODE_STATS = 1  # 2-pass, pass 1: row max and row sum of exp only (no P.V)
+MODE_OUTPUT = 2  # 2-pass, pass 2: exact probabilities from known max/sum, accumulate P.V
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+@dataclass(frozen=True)
+class AttnShape:
+    """One attention problem: (batch, heads, seq_q, seq_k, head_dim), causal or not."""
+
+    batch: int
+    heads: int
+    seq_q: int
+    seq_k: int
+    head_dim: int
+    causal: bool
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "heads", "seq_q", "seq_k", "head_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AttnShape.{name} must be >= 1, got {getattr(self, name)}")
+
+
+def attn_flops(shape: AttnShape) -> int:
+    """FLOPs of attention as the schema counts them: 4*B*H*Sq*Sk*D, halved when causal.
+
+    Two matmuls (QK^T and P.V), 2 FLOPs per multiply-add each. The same count is used for
+    every family, so TFLOP/s compare like with like (causal halves it regardless of the
+    exact triangle size).
+    """
+    s = shape
+    flops = 4 * s.batch * s.heads * s.seq_q * s.seq_k * s.head_dim
+    return flops // 2 if s.causal else flops
+
+
+def causal_pairs(seq_q: int, seq_k: int) -> int:
+    """Number of (i, j) pairs with j <= i (top-left aligned), 0 <= i < seq_q, 0 <= j < seq_k."""
+    full = max(0, seq_q - seq_k)  # rows i >= seq_k see every key
+    tri_rows = seq_q - full  # rows 0..min(seq_q, seq_k)-1 see i + 1 keys
+    return tri_rows * (tri_rows + 1) // 2 + full * seq_k
+
+
+def score_elements(shape: AttnShape) -> int:
+    """Score matrix elements that are actually needed (the causal triangle when causal)."""
+    s = shape
+    per_head = causal_pairs(s.seq_q, s.seq_k) if s.causal else s.seq_q * s.seq_k
+    return s.batch * s.heads * per_head
+
+
+def qkvo_bytes(shape: AttnShape, elem_bytes: int) -> int:
+    """Compulsory HBM bytes: read Q, K, V once and write O once."""
+    s = shape
+    return elem_bytes * s.batch * s.heads * (2 * s.seq_q + 2 * s.seq_k) * s.head_dim
+
+
+def bytes_1pass(shape: AttnShape, elem_bytes: int) -> int:
+    """Minimum HBM bytes of the 1-pass kernel: Q, K, V read once, O written once."""
+    return qkvo_bytes(shape, elem_bytes)
+
+
+def bytes_2pass(shape: AttnShape, elem_bytes: int) -> int:
+    """Minimum HBM bytes of the 2-pass kernels.
+
+    Pass 1 reads Q and K and writes the fp32 row max and row sum; pass 2 reads Q, K, V and
+    the two statistics and writes O.
+    """
+    s = shape
+    bh = s.batch * s.heads
+    q = bh * s.seq_q * s.head_dim * elem_bytes
+    k = bh * s.seq_k * s.head_dim * elem_bytes
+    stats = bh * s.seq_q * 4 * 2  # fp32 max and sum
+    pass1 = q + k + stats
+    pass2 = qkvo_bytes(shape, elem_bytes) + stats
+    return pass1 + pass2
+
+
+def bytes_unfused(shape: AttnShape, elem_bytes: int) -> int:
+    """Minimum HBM bytes of the unfused baseline (scores materialized in the input dtype).
+
+    QK^T reads Q, K and writes S; softmax reads S and writes P in place; P.V reads P, V and
+    writes O. Only the needed scores (causal triangle) are moved. The softmax kernel's
+    second read of S for long rows (two-loop variant) is not counted here.
+    """
+    scores = score_elements(shape) * elem_bytes
+    return qkvo_bytes(shape, elem_bytes) + 4 * scores
+
+
+def smem_bytes_1pass(block_m: int, block_n: int, head_dim: int, num_stages: int, elem: int) -> int:
+    """Estimated shared memory of the 1-pass kernel: Q tile plus pipelined K and V buffers."""
+    buffers = max(num_stages - 1, 1)
+    return elem * (block_m * head_dim + 2 * buffers * block_n * head_dim)
+
+
+def device_smem_limit() -> int:
+    """Shared memory per block (opt-in maximum) of the current CUDA device; 227 KiB if none."""
+    import torch
+
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        limit = getattr(props, "shared_memory_per_block_optin", 0)
+        if limit:
+            return int(limit)
+    return 227 * 1024
+
+
+def default_scale(head_dim: int) -> float:
+    """Softmax scale 1/sqrt(head_dim)."""
+    return 1.0 / math.sqrt(head_dim)
+
+
+def use_tma(device_type: str) -> bool:
+    """Whether to load tiles through tensor descriptors (TMA on sm_90+) rather than block pointers.
+
+    Tensor descriptors need Hopper or newer on the GPU; the CPU interpreter handles both paths.
+    """
+    import torch
+
+    if device_type != "cuda":
+        return False
+    return torch.cuda.get_device_capability()[0] >= 9
+
+
+_ALLOCATOR_SET = False
+
+
+def ensure_allocator() -> None:
+    """Give Triton a scratch allocator: in-kernel tensor descriptors need global scratch."""
+    global _ALLOCATOR_SET
+    if _ALLOCATOR_SET:
+        return
+    import torch
+
+    def alloc(size: int, alignment: int, stream: object) -> torch.Tensor:
+        return torch.empty(size, device="cuda", dtype=torch.int8)
+
+    triton.set_allocator(alloc)
+    _ALLOCATOR_SET = True
+
+
+# ----------------------------------------------------------------------------- jit helpers
+
+
+@triton.jit
+def make_tile_source(base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
+                     USE_TMA: tl.constexpr):
+    """A (seq, HEAD_DIM) view of one head: a tensor descriptor (TMA) or the base pointer."""
+    if USE_TMA:
+        return tl.make_tensor_descriptor(base, shape=[seq, HEAD_DIM], strides=[stride_s, 1],
+                                         block_shape=[ROWS, HEAD_DIM])
+    else:
+        return base
+
+
+@triton.jit
+def load_tile(src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
+              USE_TMA: tl.constexpr):
+    """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero."""
+    if USE_TMA:
+        return src.load([row, 0])
+    else:
+        ptr = tl.make_block_ptr(src, shape=(seq, HEAD_DIM), strides=(stride_s, 1),
+                                offsets=(row, 0), block_shape=(ROWS, HEAD_DIM), order=(1, 0))
+        return tl.load(ptr, boundary_check=(0,), padding_option="zero")
+
+
+@triton.jit
+def store_tile(dst, row, seq, stride_s, value, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
+               USE_TMA: tl.constexpr):
+    """Store rows [row, row + ROWS) of a head; rows past `seq` are dropped."""
+    if USE_TMA:
+        dst.store([row, 0], value)
+    else:
+        ptr = tl.make_block_ptr(dst, shape=(seq, HEAD_DIM), strides=(stride_s, 1),
+                                offsets=(row, 0), block_shape=(ROWS, HEAD_DIM), order=(1, 0))
+        tl.store(ptr, value, boundary_check=(0,))
+
+
+@triton.jit
+def attn_inner(acc, l_i, m_i, q, k_src, v_src, lo, hi, offs_m, seq_k, stride_ks, stride_vs,
+               qk_scale, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, MODE: tl.constexpr,
+               MASKED: tl.constexpr, CAUSAL: tl.constexpr, USE_TMA: tl.constexpr,
+               DOT_PRECISION: tl.constexpr):
+    """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
+
+    Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
+    MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); unmasked
+    tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
+    and rescales `acc`; MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT takes the final
+    `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
+    """
+    offs_n = tl.arange(0, BLOCK_N)
+    for n0 in tl.range(lo, hi, BLOCK_N):
+        start_n = tl.multiple_of(n0, BLOCK_N)
+        k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        if MASKED:
+            keep = (start_n + offs_n)[None, :] < seq_k
+            if CAUSAL:
+                keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+            qk = tl.where(keep, qk * qk_scale, float("-inf"))
+            if MODE == 2:
+                p = tl.math.exp2(qk - m_i[:, None])
+            else:
+                m_ij = tl.maximum(m_i, tl.max(qk, 1))
+                p = tl.math.exp2(qk - m_ij[:, None])
+        else:
+            if MODE == 2:
+                p = tl.math.exp2(qk * qk_scale - m_i[:, None])
+            else:
+                m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+                p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
+        if MODE == 2:
+            v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+            p = p * l_i[:, None]  # l_i holds 1 / row sum in this mode
+            acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+        else:
+            alpha = tl.math.exp2(m_i - m_ij)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            if MODE == 0:
+                v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+                acc = acc * alpha[:, None]
+                acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+            m_i = m_ij
+    return acc, l_i, m_i
+
+
+@triton.jit
+def attn_rows(q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
+              stride_vs, qk_scale, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+              HEAD_DIM: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
+              USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """One query tile of one head: unmasked key tiles first, then the masked ones.
+
+    Key tiles that are fully visible (below the causal diagonal and inside seq_k) run without
+    masks; the diagonal tiles (causal) or the ragged last tile (seq_k % BLOCK_N != 0) run
+    with masks; tiles above the diagonal are never visited. Needs BLOCK_M % BLOCK_N == 0
+    when CAUSAL so that the diagonal starts on a key-tile boundary.
+    """
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
+    hi_full = (seq_k // BLOCK_N) * BLOCK_N
+    hi = seq_k
+    if CAUSAL:
+        hi_full = tl.minimum(hi_full, start_m * BLOCK_M)
+        hi = tl.minimum(hi, (start_m + 1) * BLOCK_M)
+    acc, l_i, m_i = attn_inner(acc, l_i, m_i, q, k_src, v_src, 0, hi_full, offs_m, seq_k,
+                               stride_ks, stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False,
+                               CAUSAL, USE_TMA, DOT_PRECISION)
+    acc, l_i, m_i = attn_inner(acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k,
+                               stride_ks, stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, True,
+                               CAUSAL, USE_TMA, DOT_PRECISION)
+    return acc, l_i, m_i
+
+
+# ----------------------------------------------------------------------------- launcher helpers
+
+
+def check_qkv(q, k, v):  # type: ignore[no-untyped-def]
+    """Validate (batch, heads, seq, head_dim) inputs; return them with a contiguous last dim."""
+    import torch
+
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError("q, k, v must be 4-D (batch, heads, seq, head_dim)")
+    if k.shape != v.shape:
+        raise ValueError(f"k and v shapes differ: {tuple(k.shape)} vs {tuple(v.shape)}")
+    if q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} disagree on B, H or D")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError("q, k, v must share one dtype")
+    if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise ValueError(f"unsupported dtype {q.dtype} (fp16, bf16 or fp32)")
+    d = q.shape[3]
+    if d not in (16, 32, 64, 128, 256):
+        raise ValueError(f"head_dim must be a power of two in 16..256, got {d}")
+    return tuple(t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
+
+
+def check_tiling(block_m: int, block_n: int, causal: bool) -> None:
+    """Reject tilings the kernels cannot run."""
+    for name, b in (("block_m", block_m), ("block_n", block_n)):
+        if b < 16 or b & (b - 1):
+            raise ValueError(f"{name} must be a power of two >= 16, got {b}")
+    if causal and block_m % block_n:
+        raise ValueError(f"causal needs block_m % block_n == 0, got {block_m}, {block_n}")
+
+
+def dot_precision(dtype: object) -> str:
+    """tl.dot input precision: exact fp32 for fp32 inputs (no TF32), default otherwise."""
+    import torch
+
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def prune_by_smem(configs, named_args, **kwargs):  # type: ignore[no-untyped-def]
+    """Autotune early prune: drop configs over the device's shared memory or invalid for causal.
+
+    Shared by the 1-pass and 2-pass autotuned entries (same tile footprint).
+    """
+    head_dim = kwargs.get("HEAD_DIM", named_args.get("HEAD_DIM"))
+    causal = kwargs.get("CAUSAL", named_args.get("CAUSAL", False))
+    elem = named_args["Q"].element_size()
+    limit = device_smem_limit()
+    kept = []
+    for c in configs:
+        bm, bn = c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]
+        if causal and bm % bn:
+            continue
+        if smem_bytes_1pass(bm, bn, head_dim, c.num_stages, elem) > limit:
+            continue
+        kept.append(c)
+    return kept or configs[:1]
+
+
+def autotune_configs() -> list[triton.Config]:
+    """Candidate tilings for the autotuned entries (pruned per shape by `prune_by_smem`)."""
+    out = []
+    for bm, bn, warps, stages in [
+        (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2),
+        (128, 64, 4, 4), (128, 128, 4, 3), (64, 64, 4, 3), (64, 64, 4, 4),
+    ]:
+        out.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps,
+                                 num_stages=stages))
+    return out
+
+
+def default_tiling(head_dim: int) -> tuple[int, int, int, int]:
+    """Default (block_m, block_n, num_warps, num_stages) for the fused kernels on Hopper."""
+    if head_dim <= 64:
+        return 128, 64, 4, 3
+    return 128, 128, 8, 3
