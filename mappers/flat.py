@@ -84,8 +84,11 @@ class FlatOptions:
     artifact_compat: bool = False
 
     def __post_init__(self) -> None:
-        problems = [f"unknown role {r!r} in onchip (roles: {', '.join(ROLES)})"
-                    for r in self.onchip if r not in ROLES]
+        problems = [
+            f"unknown role {r!r} in onchip (roles: {', '.join(ROLES)})"
+            for r in self.onchip
+            if r not in ROLES
+        ]
         for name in ("qk_stationarity", "av_stationarity"):
             if getattr(self, name) not in STATIONARITIES:
                 problems.append(f"{name} must be one of {STATIONARITIES}")
@@ -135,21 +138,27 @@ def _contractions(cv: CascadeView, binding: Binding) -> tuple[_Contraction, _Con
         other = [t for t in names if not cv.is_query_indexed(t)]
         if len(names) != 2 or len(query) != 1:
             raise MappingError(f"FLAT: {e} must multiply a query-indexed operand by another")
-        ranks = tuple(r for r in (RankName(v.upper()) for v in e.iteration_vars)
-                      if r not in inst)
+        ranks = tuple(r for r in (RankName(v.upper()) for v in e.iteration_vars) if r not in inst)
         if len(ranks) != 3:
             raise MappingError(f"FLAT: {e} must iterate three ranks besides batch and heads")
         found.append(_Contraction(i, query[0], other[0], e.output, ranks))
     if len(found) != 2:
-        raise MappingError(f"FLAT maps two contractions (scores, weighted values); "
-                           f"{c.name} has {len(found)}")
+        raise MappingError(
+            f"FLAT maps two contractions (scores, weighted values); {c.name} has {len(found)}"
+        )
     return found[0], found[1]
 
 
 def _roles(pair: tuple[_Contraction, _Contraction]) -> dict[str, TensorName]:
     qk, av = pair
-    return {"Q": qk.input, "K": qk.weight, "QK": qk.output,
-            "A": av.input, "V": av.weight, "AV": av.output}
+    return {
+        "Q": qk.input,
+        "K": qk.weight,
+        "QK": qk.output,
+        "A": av.input,
+        "V": av.weight,
+        "AV": av.output,
+    }
 
 
 # ----------------------------------------------------------------------------- loop nests
@@ -170,8 +179,9 @@ class _Nest:
     tensors: tuple[tuple[TensorName, _TensorCounts], ...]
 
 
-def _nest(cv: CascadeView, arch: SpatialArch, con: _Contraction, stationarity: str,
-          p1: int) -> _Nest:
+def _nest(
+    cv: CascadeView, arch: SpatialArch, con: _Contraction, stationarity: str, p1: int
+) -> _Nest:
     """Loop-nest counts of one contraction (see the module docstring)."""
     c = cv.cascade
     stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
@@ -194,11 +204,22 @@ def _nest(cv: CascadeView, arch: SpatialArch, con: _Contraction, stationarity: s
         shp = TensorShape(name, tuple((str(r), cv.sizes[r]) for r in c.tensor_ranks[name]))
         footprint = tile_elements(shp, spatial + l3)
         fill = footprint * deliveries(shp, (), tuple(reversed(dram)))
-        tensors.append((name, _TensorCounts(float(deliveries(shp, spatial, temporal)),
-                                            float(fill), float(footprint),
-                                            float(cv.words(name)))))
-    return _Nest(float(math.prod(lp.factor for lp in l3 + dram)),
-                 float(math.prod(lp.factor for lp in spatial)), tuple(tensors))
+        tensors.append(
+            (
+                name,
+                _TensorCounts(
+                    float(deliveries(shp, spatial, temporal)),
+                    float(fill),
+                    float(footprint),
+                    float(cv.words(name)),
+                ),
+            )
+        )
+    return _Nest(
+        float(math.prod(lp.factor for lp in l3 + dram)),
+        float(math.prod(lp.factor for lp in spatial)),
+        tuple(tensors),
+    )
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -227,10 +248,11 @@ class _Problem:
     binding: Binding
     pair: tuple[_Contraction, _Contraction]
     roles: dict[str, TensorName]
-    stream_phases: tuple[tuple[tuple[int, ...], tuple[TensorName, ...], tuple[TensorName, ...]],
-                         ...]
-    memo: dict[tuple[tuple[int, ...], frozenset[TensorName], frozenset[TensorName]],
-               StreamBuffer]
+    stream_phases: tuple[
+        tuple[tuple[int, ...], tuple[TensorName, ...], tuple[TensorName, ...]], ...
+    ]
+    memo: dict[tuple[tuple[int, ...], frozenset[TensorName], frozenset[TensorName]], StreamBuffer]
+    input_set: frozenset[TensorName]
 
 
 def _evaluate(pb: _Problem, opts: FlatOptions, nests: tuple[_Nest, _Nest]) -> _Eval:
@@ -269,7 +291,7 @@ def _evaluate(pb: _Problem, opts: FlatOptions, nests: tuple[_Nest, _Nest]) -> _E
                 move(reads, name, t.pe_words)
             else:
                 buf_r += t.pe_words
-                if name in c.input_names:
+                if name in pb.input_set:
                     buf_w += t.fill
                     move(reads, name, t.fill * (1 - spill))
                 move(reads, name, t.pe_words * spill)
@@ -301,9 +323,20 @@ def _evaluate(pb: _Problem, opts: FlatOptions, nests: tuple[_Nest, _Nest]) -> _E
     wb = arch.word_bytes
     mem = cost.memory_cycles(arch, (sum(reads.values()) + sum(writes.values())) * wb)
     cyc = (nests[0].cycles, nests[1].cycles)
-    return _Eval(reads, writes, buf_r, buf_w, used, cyc,
-                 (nests[0].used_lanes, nests[1].used_lanes), cycles_1d, mem,
-                 max(mem, sum(cyc), cycles_1d), quirk, spilled)
+    return _Eval(
+        reads,
+        writes,
+        buf_r,
+        buf_w,
+        used,
+        cyc,
+        (nests[0].used_lanes, nests[1].used_lanes),
+        cycles_1d,
+        mem,
+        max(mem, sum(cyc), cycles_1d),
+        quirk,
+        spilled,
+    )
 
 
 def _row_spill(pb: _Problem, used_words: float) -> float:
@@ -318,13 +351,21 @@ def _energy(pb: _Problem, ev: _Eval) -> tuple[EnergyItem, ...]:
     arch = pb.arch
     wb = arch.word_bytes
     items = compute_energy_items(arch, pb.binding)
-    items.extend(cost.dram_energy(arch, sum(ev.reads.values()) * wb,
-                                  sum(ev.writes.values()) * wb))
+    items.extend(cost.dram_energy(arch, sum(ev.reads.values()) * wb, sum(ev.writes.values()) * wb))
     items.extend(cost.buffer_energy(arch, arch.buffer, ev.buffer_reads, ev.buffer_writes))
     return tuple(items)
 
 
 # ----------------------------------------------------------------------------- search
+
+
+def _varying_energy_pj(pb: _Problem, ev: _Eval) -> float:
+    """DRAM plus buffer energy of a candidate (compute energy does not depend on it)."""
+    arch = pb.arch
+    wb = arch.word_bytes
+    dram = cost.dram_energy(arch, sum(ev.reads.values()) * wb, sum(ev.writes.values()) * wb)
+    buffer = cost.buffer_energy(arch, arch.buffer, ev.buffer_reads, ev.buffer_writes)
+    return sum(e.energy_pj for e in (*dram, *buffer))
 
 
 def _p1_choices(cv: CascadeView, arch: SpatialArch) -> list[tuple[str, int]]:
@@ -340,33 +381,47 @@ def _p1_choices(cv: CascadeView, arch: SpatialArch) -> list[tuple[str, int]]:
 
 
 def _search(pb: _Problem, artifact_compat: bool) -> tuple[FlatOptions, _Eval, dict[str, float]]:
-    """Every dataflow without spills; keep those that fit; min latency, then min energy."""
+    """Every dataflow without spills; keep those that fit; min latency, then min energy.
+
+    Compute energy is the same for every candidate, so candidates are ranked by the energy
+    that varies (DRAM and buffer); candidates whose on-chip tiles cannot fit are skipped
+    before they are evaluated.
+    """
     cv, arch = pb.cv, pb.arch
     capacity_words = arch.buffer.capacity_bytes / arch.word_bytes
     best: tuple[float, float, FlatOptions, _Eval] | None = None
     candidates = feasible = 0
-    subsets = [tuple(r for r, on in zip(ROLES, bits, strict=True) if on)
-               for bits in itertools.product((False, True), repeat=len(ROLES))]
+    subsets = [
+        tuple(r for r, on in zip(ROLES, bits, strict=True) if on)
+        for bits in itertools.product((False, True), repeat=len(ROLES))
+    ]
     for gran, p1 in _p1_choices(cv, arch):
         for qs, avs in itertools.product(STATIONARITIES, repeat=2):
             nests = (_nest(cv, arch, pb.pair[0], qs, p1), _nest(cv, arch, pb.pair[1], avs, p1))
+            tiles: dict[str, float] = {}
+            for nest in nests:
+                for name, t in nest.tensors:
+                    tiles[name] = max(tiles.get(name, 0.0), t.footprint)
             for onchip in subsets:
                 candidates += 1
-                opts = FlatOptions(onchip, qs, avs, gran, p1 if gran == "row" else 0, 0.0,
-                                   artifact_compat)
+                if sum(tiles.get(pb.roles[r], 0.0) for r in onchip) > capacity_words:
+                    continue
+                opts = FlatOptions(
+                    onchip, qs, avs, gran, p1 if gran == "row" else 0, 0.0, artifact_compat
+                )
                 ev = _evaluate(pb, opts, nests)
                 if ev.footprint_words > capacity_words:
                     continue
                 feasible += 1
                 if best is not None and ev.latency_cycles > best[0]:
                     continue
-                energy = sum(e.energy_pj for e in _energy(pb, ev))
-                key = (ev.latency_cycles, energy)
+                key = (ev.latency_cycles, _varying_energy_pj(pb, ev))
                 if best is None or key < best[:2]:
                     best = (*key, opts, ev)
     if best is None:
-        raise MappingError(f"FLAT search: no dataflow fits the {arch.buffer.capacity_bytes} B "
-                           f"{arch.buffer.name}")
+        raise MappingError(
+            f"FLAT search: no dataflow fits the {arch.buffer.capacity_bytes} B {arch.buffer.name}"
+        )
     stats = {"search_candidates": float(candidates), "search_feasible": float(feasible)}
     return best[2], best[3], stats
 
@@ -382,8 +437,13 @@ class FlatMapper:
 
     name = "flat"
 
-    def __init__(self, options: FlatOptions | None = None, *, search_artifact_compat: bool = False,
-                 **kwargs: object) -> None:
+    def __init__(
+        self,
+        options: FlatOptions | None = None,
+        *,
+        search_artifact_compat: bool = False,
+        **kwargs: object,
+    ) -> None:
         self.options = FlatOptions(**kwargs) if options is None and kwargs else options  # type: ignore[arg-type]
         self.search_artifact_compat = search_artifact_compat
 
@@ -392,9 +452,12 @@ class FlatMapper:
         cv = view(cascade, sizes, None)
         binding = bind_by_contraction(cv, arch)
         pair = _contractions(cv, binding)
-        streams = tuple((p, *phase_io(cv, p)) for p in group_phases(binding)
-                        if not binding.is_contraction(p[0]))
-        pb = _Problem(cv, arch, binding, pair, _roles(pair), streams, {})
+        streams = tuple(
+            (p, *phase_io(cv, p)) for p in group_phases(binding) if not binding.is_contraction(p[0])
+        )
+        pb = _Problem(
+            cv, arch, binding, pair, _roles(pair), streams, {}, frozenset(cascade.input_names)
+        )
         stats: dict[str, float] = {}
         if self.options is None:
             opts, ev, stats = _search(pb, self.search_artifact_compat)
@@ -404,16 +467,23 @@ class FlatMapper:
             p1 = cv.sizes[QUERY_RANK] if opts.granularity == "head" else p1
             if opts.granularity == "row" and cv.sizes[QUERY_RANK] % p1:
                 raise MappingError(f"p1 = {p1} does not divide P = {cv.sizes[QUERY_RANK]}")
-            nests = (_nest(cv, arch, pair[0], opts.qk_stationarity, p1),
-                     _nest(cv, arch, pair[1], opts.av_stationarity, p1))
+            nests = (
+                _nest(cv, arch, pair[0], opts.qk_stationarity, p1),
+                _nest(cv, arch, pair[1], opts.av_stationarity, p1),
+            )
             ev = _evaluate(pb, opts, nests)
             if opts.granularity == "row" and not opts.p1:
                 opts = replace(opts, p1=p1)
         return _result(pb, opts, ev, _energy(pb, ev), stats)
 
 
-def _result(pb: _Problem, opts: FlatOptions, ev: _Eval, energy: tuple[EnergyItem, ...],
-            stats: dict[str, float]) -> Result:
+def _result(
+    pb: _Problem,
+    opts: FlatOptions,
+    ev: _Eval,
+    energy: tuple[EnergyItem, ...],
+    stats: dict[str, float],
+) -> Result:
     cv, arch, binding = pb.cv, pb.arch, pb.binding
     c = cv.cascade
     wb = arch.word_bytes
@@ -425,9 +495,14 @@ def _result(pb: _Problem, opts: FlatOptions, ev: _Eval, energy: tuple[EnergyItem
         cycles[con.index] = ev.cycles_2d[k]
         effective[con.index] = ev.cycles_2d[k] * ev.used_lanes[k] / lanes_2d
     per_einsum = tuple(
-        EinsumCost(e.output, binding.units[i].name, cv.pass_of(i),
-                   float(sum(n for _, n in binding.work[i].actions)), cycles[i],
-                   effective[i] / lat if lat else 0.0)
+        EinsumCost(
+            e.output,
+            binding.units[i].name,
+            cv.pass_of(i),
+            float(sum(n for _, n in binding.work[i].actions)),
+            cycles[i],
+            effective[i] / lat if lat else 0.0,
+        )
         for i, e in enumerate(c.einsums)
     )
     busy: dict[str, float] = {}
@@ -436,17 +511,22 @@ def _result(pb: _Problem, opts: FlatOptions, ev: _Eval, energy: tuple[EnergyItem
         busy[unit.name] = busy.get(unit.name, 0.0) + cycles[i]
         eff[unit.name] = eff.get(unit.name, 0.0) + effective[i]
     names = list(dict.fromkeys([*ev.reads, *ev.writes]))
-    traffic = tuple(Traffic("dram", t, ev.reads.get(t, 0.0) * wb, ev.writes.get(t, 0.0) * wb)
-                    for t in names)
-    warnings = [ELEMENT_STREAM_WARNING, "FLAT: 2D and 1D arrays and DRAM overlap fully "
-                "(latency = max of the three)"]
+    traffic = tuple(
+        Traffic("dram", t, ev.reads.get(t, 0.0) * wb, ev.writes.get(t, 0.0) * wb) for t in names
+    )
+    warnings = [
+        ELEMENT_STREAM_WARNING,
+        "FLAT: 2D and 1D arrays and DRAM overlap fully (latency = max of the three)",
+    ]
     if ev.has_quirk:
         warnings.append(ARTIFACT_READ_WARNING)
     capacity = arch.buffer.capacity_bytes
     if ev.footprint_words * wb > capacity:
-        warnings.append(f"on-chip tiles ({ev.footprint_words * wb:.0f} B) exceed the "
-                        f"{capacity} B {arch.buffer.name}; spilled fraction "
-                        f"{opts.spilled_fraction} of their buffer traffic goes to DRAM")
+        warnings.append(
+            f"on-chip tiles ({ev.footprint_words * wb:.0f} B) exceed the "
+            f"{capacity} B {arch.buffer.name}; spilled fraction "
+            f"{opts.spilled_fraction} of their buffer traffic goes to DRAM"
+        )
     spilled = ev.spilled_words * wb
     ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
     options = asdict(opts)
@@ -455,26 +535,36 @@ def _result(pb: _Problem, opts: FlatOptions, ev: _Eval, energy: tuple[EnergyItem
     compute = max(sum(ev.cycles_2d), ev.cycles_1d)
     extras = tuple(stats.items()) + (("p1", float(opts.p1 or cv.sizes[QUERY_RANK])),)
     return Result(
-        cascade=c.name, arch=arch.name, mapper="flat",
+        cascade=c.name,
+        arch=arch.name,
+        mapper="flat",
         options=tuple(options.items()),
         sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
         passes=cv.passes.passes,
-        latency_cycles=lat, latency_s=lat / arch.clock_hz,
-        compute_cycles=compute, memory_cycles=mem,
+        latency_cycles=lat,
+        latency_s=lat / arch.clock_hz,
+        compute_cycles=compute,
+        memory_cycles=mem,
         bound="memory:dram" if mem > compute else "compute",
         energy_pj=sum(e.energy_pj for e in energy),
         dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-        area_um2=arch.area_um2, flops=float(ops.flops),
-        traffic=traffic, energy=energy,
-        occupancy=(Occupancy(arch.buffer.name, "total", ev.footprint_words * wb,
-                             float(capacity), spilled),),
+        area_um2=arch.area_um2,
+        flops=float(ops.flops),
+        traffic=traffic,
+        energy=energy,
+        occupancy=(
+            Occupancy(arch.buffer.name, "total", ev.footprint_words * wb, float(capacity), spilled),
+        ),
         per_einsum=per_einsum,
         units=unit_costs(arch, busy, eff, lat),
         ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
         extras=extras,
         warnings=tuple(warnings),
-        provenance=(("version", VERSION), ("schedule", "overlapped"),
-                    ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts))),
+        provenance=(
+            ("version", VERSION),
+            ("schedule", "overlapped"),
+            ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts)),
+        ),
     )
 
 
