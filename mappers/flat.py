@@ -36,7 +36,7 @@ from mappers.result import (
     Traffic,
     input_hash,
 )
-from mappers.spatial import QUERY_RANK, CascadeView, MappingError, view
+from mappers.spatial import QUERY_RANK, CascadeView, MappingError, require_spatial, view
 from mappers.unfused import (
     ELEMENT_STREAM_WARNING,
     Binding,
@@ -449,6 +449,7 @@ class FlatMapper:
 
     def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Map `cascade` at `sizes` onto `arch` with the given (or searched) dataflow."""
+        require_spatial(arch, "flat")
         cv = view(cascade, sizes, None)
         binding = bind_by_contraction(cv, arch)
         pair = _contractions(cv, binding)

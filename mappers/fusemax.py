@@ -50,6 +50,7 @@ from mappers.spatial import (
     CascadeView,
     MappingError,
     is_carry_only,
+    require_spatial,
     same_tile_deps,
     view,
 )
@@ -112,6 +113,7 @@ class FuseMaxMapper:
 
     def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Map `cascade` at `sizes` onto `arch`."""
+        require_spatial(arch, "fusemax")
         opts = self.options
         if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
             raise MappingError(

@@ -27,7 +27,7 @@ from mappers.result import (
     UnitCost,
     input_hash,
 )
-from mappers.spatial import MappingError
+from mappers.spatial import MappingError, require_spatial
 from mappers.workloads import MODELS
 
 SIZE_KEYS = ("B", "P", "D", "S", "H", "E")
@@ -62,16 +62,23 @@ def layer_sizes(opts: LayerMatmulsOptions, sizes: dict[str, int]) -> dict[str, i
         merged["P"] = opts.seq_len
     missing = [k for k in SIZE_KEYS if k not in merged]
     if missing:
-        raise MappingError(f"layer-matmuls needs sizes {', '.join(SIZE_KEYS)}; "
-                           f"missing {', '.join(missing)}")
+        raise MappingError(
+            f"layer-matmuls needs sizes {', '.join(SIZE_KEYS)}; missing {', '.join(missing)}"
+        )
     return {k: int(merged[k]) for k in SIZE_KEYS}
 
 
 def layer_matmuls(s: dict[str, int]) -> tuple[tuple[str, int, int, int], ...]:
     """(name, rows, K, N) of each matmul of the layer."""
     rows, d, he = s["B"] * s["P"], s["D"], s["H"] * s["E"]
-    return (("Q_proj", rows, d, he), ("K_proj", rows, d, he), ("V_proj", rows, d, he),
-            ("O_proj", rows, he, d), ("FFN1", rows, d, s["S"]), ("FFN2", rows, s["S"], d))
+    return (
+        ("Q_proj", rows, d, he),
+        ("K_proj", rows, d, he),
+        ("V_proj", rows, d, he),
+        ("O_proj", rows, he, d),
+        ("FFN1", rows, d, s["S"]),
+        ("FFN2", rows, s["S"], d),
+    )
 
 
 @register_mapper("layer-matmuls")
@@ -87,6 +94,7 @@ class LayerMatmulsMapper:
 
     def map(self, cascade: Cascade | None, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Cost the layer's matmuls at `sizes` on `arch` (`cascade` is ignored)."""
+        require_spatial(arch, "layer-matmuls")
         s = layer_sizes(self.options, sizes)
         array = arch.array_2d
         wb = arch.word_bytes
@@ -104,33 +112,62 @@ class LayerMatmulsMapper:
             macs += mm_macs
             traffic.append(Traffic("dram", name, float(read), float(write)))
             per_einsum.append(EinsumCost(name, array.name, 1, mm_macs, cycles, 0.0))
-        per_einsum = [EinsumCost(e.einsum, e.unit, e.pass_index, e.ops, e.compute_cycles,
-                                 e.compute_cycles / latency) for e in per_einsum]
+        per_einsum = [
+            EinsumCost(
+                e.einsum, e.unit, e.pass_index, e.ops, e.compute_cycles, e.compute_cycles / latency
+            )
+            for e in per_einsum
+        ]
         energy: list[EnergyItem] = list(cost.compute_energy(array, {"mac": macs}))
-        energy.extend(cost.dram_energy(arch, sum(t.read_bytes for t in traffic),
-                                       sum(t.write_bytes for t in traffic)))
+        energy.extend(
+            cost.dram_energy(
+                arch, sum(t.read_bytes for t in traffic), sum(t.write_bytes for t in traffic)
+            )
+        )
         row_words = arch.buffer.row_bytes / wb
-        energy.extend(cost.buffer_energy(arch, arch.buffer, compute * row_words,
-                                         compute * row_words))
-        units = tuple(UnitCost(a.name, compute if a is array else 0.0, float(a.lanes),
-                               compute / latency if a is array else 0.0) for a in arch.arrays)
+        energy.extend(
+            cost.buffer_energy(arch, arch.buffer, compute * row_words, compute * row_words)
+        )
+        units = tuple(
+            UnitCost(
+                a.name,
+                compute if a is array else 0.0,
+                float(a.lanes),
+                compute / latency if a is array else 0.0,
+            )
+            for a in arch.arrays
+        )
         return Result(
-            cascade="layer-matmuls", arch=arch.name, mapper="layer-matmuls",
+            cascade="layer-matmuls",
+            arch=arch.name,
+            mapper="layer-matmuls",
             options=tuple(asdict(self.options).items()),
-            sizes=tuple(sorted(s.items())), passes=1,
-            latency_cycles=latency, latency_s=latency / arch.clock_hz,
-            compute_cycles=compute, memory_cycles=memory,
+            sizes=tuple(sorted(s.items())),
+            passes=1,
+            latency_cycles=latency,
+            latency_s=latency / arch.clock_hz,
+            compute_cycles=compute,
+            memory_cycles=memory,
             bound="memory:dram" if memory > compute else "compute",
             energy_pj=sum(e.energy_pj for e in energy),
             dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-            area_um2=arch.area_um2, flops=2.0 * macs,
-            traffic=tuple(traffic), energy=tuple(energy), per_einsum=tuple(per_einsum),
-            units=units, ops=(("mac", macs),),
-            warnings=("layer-matmuls: the cascade argument is ignored (the layer's projection "
-                      "and FFN matmuls are mapped); one buffer row read and one row write per "
-                      "2D-array cycle",),
-            provenance=(("version", VERSION), ("schedule", "sequential"),
-                        ("input_hash", input_hash(arch, sorted(s.items()), self.options))),
+            area_um2=arch.area_um2,
+            flops=2.0 * macs,
+            traffic=tuple(traffic),
+            energy=tuple(energy),
+            per_einsum=tuple(per_einsum),
+            units=units,
+            ops=(("mac", macs),),
+            warnings=(
+                "layer-matmuls: the cascade argument is ignored (the layer's projection "
+                "and FFN matmuls are mapped); one buffer row read and one row write per "
+                "2D-array cycle",
+            ),
+            provenance=(
+                ("version", VERSION),
+                ("schedule", "sequential"),
+                ("input_hash", input_hash(arch, sorted(s.items()), self.options)),
+            ),
         )
 
 

@@ -26,6 +26,18 @@ class MappingError(ValueError):
     """A cascade/architecture/option combination the mapper cannot map (user-facing)."""
 
 
+def require_spatial(arch: object, mapper: str) -> None:
+    """Refuse architectures that are not spatial accelerators (e.g. GPUs), saying why."""
+    from archs.model import SpatialArch
+
+    if not isinstance(arch, SpatialArch):
+        name = getattr(arch, "name", type(arch).__name__)
+        raise MappingError(
+            f"mapper {mapper!r} maps onto spatial accelerators; {name} is a "
+            f"{type(arch).__name__} (use a GPU mapper such as gpu-1pass)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CascadeView:
     """A cascade at concrete sizes, seen from the key rank M (lookups precomputed once)."""

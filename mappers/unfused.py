@@ -32,7 +32,7 @@ from mappers.result import (
     UnitCost,
     input_hash,
 )
-from mappers.spatial import QUERY_RANK, CascadeView, MappingError, view
+from mappers.spatial import QUERY_RANK, CascadeView, MappingError, require_spatial, view
 
 ELEMENT_STREAM_WARNING = (
     "1D cost rule: a non-contraction Einsum takes one 1D-array cycle per iteration-space point "
@@ -65,8 +65,9 @@ class Binding:
 def bind_by_contraction(cv: CascadeView, arch: SpatialArch) -> Binding:
     """Bind contractions (work with a `mac`) to the 2D array, the others to the 1D array."""
     if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
-        raise MappingError(f"needs a 2D and a 1D array; {arch.name} has "
-                           f"{[a.name for a in arch.arrays]}")
+        raise MappingError(
+            f"needs a 2D and a 1D array; {arch.name} has {[a.name for a in arch.arrays]}"
+        )
     two_d, one_d = arch.array_2d, arch.array_1d
     on_2d = cascade_work(cv.cascade, cv.sizes, two_d)
     on_1d = cascade_work(cv.cascade, cv.sizes, one_d)
@@ -76,8 +77,9 @@ def bind_by_contraction(cv: CascadeView, arch: SpatialArch) -> Binding:
         unit, work = (two_d, on_2d[i]) if is_mac else (one_d, on_1d[i])
         missing = unsupported(work, unit)
         if missing:
-            raise MappingError(f"{e}: {unit.name} of {arch.name} cannot perform "
-                               f"{', '.join(missing)}")
+            raise MappingError(
+                f"{e}: {unit.name} of {arch.name} cannot perform {', '.join(missing)}"
+            )
         units.append(unit)
         works.append(work)
         cycles.append(cycles_on(work, unit) if is_mac else element_stream_cycles(work, unit))
@@ -95,16 +97,24 @@ def group_phases(binding: Binding) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(p) for p in phases)
 
 
-def phase_io(cv: CascadeView, phase: tuple[int, ...]) -> tuple[tuple[TensorName, ...],
-                                                                 tuple[TensorName, ...]]:
+def phase_io(
+    cv: CascadeView, phase: tuple[int, ...]
+) -> tuple[tuple[TensorName, ...], tuple[TensorName, ...]]:
     """(tensors the phase reads from outside, tensors it produces for outside), in order."""
     c = cv.cascade
     members = set(phase)
-    ins = [a.tensor for i in phase for a in c.einsums[i].inputs
-           if cv.producer.get(a.tensor) not in members]
-    outs = [c.einsums[i].output for i in phase
-            if c.einsums[i].output in c.outputs
-            or any(j not in members for j in cv.who_reads.get(c.einsums[i].output, ()))]
+    ins = [
+        a.tensor
+        for i in phase
+        for a in c.einsums[i].inputs
+        if cv.producer.get(a.tensor) not in members
+    ]
+    outs = [
+        c.einsums[i].output
+        for i in phase
+        if c.einsums[i].output in c.outputs
+        or any(j not in members for j in cv.who_reads.get(c.einsums[i].output, ()))
+    ]
     return tuple(dict.fromkeys(ins)), tuple(dict.fromkeys(outs))
 
 
@@ -138,7 +148,9 @@ class StreamBuffer:
 
 
 def stream_buffer_words(
-    cv: CascadeView, phase: tuple[int, ...], dram_inputs: frozenset[TensorName],
+    cv: CascadeView,
+    phase: tuple[int, ...],
+    dram_inputs: frozenset[TensorName],
     onchip_outputs: frozenset[TensorName],
 ) -> StreamBuffer:
     """Buffer accesses of a 1D phase (the physical rule; no fitted numbers).
@@ -172,8 +184,9 @@ def stream_buffer_words(
             j = cv.producer.get(name)
             if j is None or j not in members or not _forwarded(cv, j, i):
                 add(name, "r", cv.words(name))
-    return StreamBuffer(counts["fill"], counts["row_r"], counts["row_w"], counts["vec_r"],
-                        counts["vec_w"])
+    return StreamBuffer(
+        counts["fill"], counts["row_r"], counts["row_w"], counts["vec_r"], counts["vec_w"]
+    )
 
 
 def _forwarded(cv: CascadeView, producer: int, consumer: int) -> bool:
@@ -184,12 +197,20 @@ def _forwarded(cv: CascadeView, producer: int, consumer: int) -> bool:
     return same_space and cv.pass_of(producer) == cv.pass_of(consumer)
 
 
-def unit_costs(arch: SpatialArch, busy: Mapping[str, float], effective: Mapping[str, float],
-               latency_cycles: float) -> tuple[UnitCost, ...]:
+def unit_costs(
+    arch: SpatialArch,
+    busy: Mapping[str, float],
+    effective: Mapping[str, float],
+    latency_cycles: float,
+) -> tuple[UnitCost, ...]:
     """Per array: busy cycles and lane utilization (`effective` lane-cycles / lanes)."""
     return tuple(
-        UnitCost(a.name, busy.get(a.name, 0.0), float(a.lanes),
-                 effective.get(a.name, 0.0) / latency_cycles if latency_cycles else 0.0)
+        UnitCost(
+            a.name,
+            busy.get(a.name, 0.0),
+            float(a.lanes),
+            effective.get(a.name, 0.0) / latency_cycles if latency_cycles else 0.0,
+        )
         for a in arch.arrays
     )
 
@@ -232,6 +253,7 @@ class UnfusedMapper:
 
     def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Map `cascade` at `sizes` onto `arch`, one phase after another."""
+        require_spatial(arch, "unfused")
         cv = view(cascade, sizes, None)
         binding = bind_by_contraction(cv, arch)
         wb = arch.word_bytes
@@ -258,58 +280,96 @@ class UnfusedMapper:
             latency += max(compute, memory)
             compute_total += compute
             memory_total += memory
-        traffic = tuple(Traffic("dram", t, reads.get(t, 0.0), writes.get(t, 0.0))
-                        for t in dict.fromkeys([*reads, *writes]))
+        traffic = tuple(
+            Traffic("dram", t, reads.get(t, 0.0), writes.get(t, 0.0))
+            for t in dict.fromkeys([*reads, *writes])
+        )
         energy = compute_energy_items(arch, binding)
         energy.extend(cost.dram_energy(arch, sum(reads.values()), sum(writes.values())))
         energy.extend(cost.buffer_energy(arch, arch.buffer, buf_r, buf_w))
-        return self._result(cv, arch, binding, traffic, tuple(energy), latency,
-                            compute_total, memory_total)
+        return self._result(
+            cv, arch, binding, traffic, tuple(energy), latency, compute_total, memory_total
+        )
 
-    def _result(self, cv: CascadeView, arch: SpatialArch, binding: Binding,
-                traffic: tuple[Traffic, ...], energy: tuple[EnergyItem, ...], latency: float,
-                compute: float, memory: float) -> Result:
+    def _result(
+        self,
+        cv: CascadeView,
+        arch: SpatialArch,
+        binding: Binding,
+        traffic: tuple[Traffic, ...],
+        energy: tuple[EnergyItem, ...],
+        latency: float,
+        compute: float,
+        memory: float,
+    ) -> Result:
         c = cv.cascade
         per_einsum = tuple(
-            EinsumCost(e.output, binding.units[i].name, cv.pass_of(i),
-                       float(sum(n for _, n in binding.work[i].actions)), binding.cycles[i],
-                       binding.cycles[i] / latency if latency else 0.0)
+            EinsumCost(
+                e.output,
+                binding.units[i].name,
+                cv.pass_of(i),
+                float(sum(n for _, n in binding.work[i].actions)),
+                binding.cycles[i],
+                binding.cycles[i] / latency if latency else 0.0,
+            )
             for i, e in enumerate(c.einsums)
         )
         busy: dict[str, float] = {}
         for i, unit in enumerate(binding.units):
             busy[unit.name] = busy.get(unit.name, 0.0) + binding.cycles[i]
         ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
-        warnings = [ELEMENT_STREAM_WARNING,
-                    "unfused: every phase round-trips DRAM; phases do not overlap"]
+        warnings = [
+            ELEMENT_STREAM_WARNING,
+            "unfused: every phase round-trips DRAM; phases do not overlap",
+        ]
         bound = "memory:dram" if memory > compute else "compute"
-        stream_words = max((cv.per_query_words(t, keep_key=True) for t in c.tensor_ranks
-                            if cv.is_key_indexed(t) and cv.is_query_indexed(t)), default=0)
+        stream_words = max(
+            (
+                cv.per_query_words(t, keep_key=True)
+                for t in c.tensor_ranks
+                if cv.is_key_indexed(t) and cv.is_query_indexed(t)
+            ),
+            default=0,
+        )
         peak = stream_words * min(arch.array_1d.lanes, cv.sizes[QUERY_RANK]) * arch.word_bytes
         if peak > arch.buffer.capacity_bytes:
-            warnings.append(f"1D phase keeps one key row per lane ({peak} B), more than the "
-                            f"{arch.buffer.capacity_bytes} B {arch.buffer.name}; modeled as "
-                            "if it fit (rows read from DRAM once)")
+            warnings.append(
+                f"1D phase keeps one key row per lane ({peak} B), more than the "
+                f"{arch.buffer.capacity_bytes} B {arch.buffer.name}; modeled as "
+                "if it fit (rows read from DRAM once)"
+            )
         return Result(
-            cascade=c.name, arch=arch.name, mapper="unfused",
+            cascade=c.name,
+            arch=arch.name,
+            mapper="unfused",
             options=tuple(asdict(self.options).items()),
             sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
             passes=cv.passes.passes,
-            latency_cycles=latency, latency_s=latency / arch.clock_hz,
-            compute_cycles=compute, memory_cycles=memory, bound=bound,
+            latency_cycles=latency,
+            latency_s=latency / arch.clock_hz,
+            compute_cycles=compute,
+            memory_cycles=memory,
+            bound=bound,
             energy_pj=sum(e.energy_pj for e in energy),
             dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-            area_um2=arch.area_um2, flops=float(ops.flops),
-            traffic=traffic, energy=energy,
-            occupancy=(Occupancy(arch.buffer.name, "total", float(peak),
-                                 float(arch.buffer.capacity_bytes)),),
+            area_um2=arch.area_um2,
+            flops=float(ops.flops),
+            traffic=traffic,
+            energy=energy,
+            occupancy=(
+                Occupancy(
+                    arch.buffer.name, "total", float(peak), float(arch.buffer.capacity_bytes)
+                ),
+            ),
             per_einsum=per_einsum,
             units=unit_costs(arch, busy, busy, latency),
             ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
             warnings=tuple(warnings),
-            provenance=(("version", VERSION), ("schedule", "sequential"),
-                        ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()),
-                                                  self.options))),
+            provenance=(
+                ("version", VERSION),
+                ("schedule", "sequential"),
+                ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), self.options)),
+            ),
         )
 
 
