@@ -32,16 +32,46 @@ from kernels.common import (
     use_tma,
 )
 
-__all__ = ["attention_2pass", "attention_2pass_autotuned", "attn_output_kernel",
-           "attn_stats_kernel"]
+__all__ = [
+    "attention_2pass",
+    "attention_2pass_autotuned",
+    "attn_output_kernel",
+    "attn_stats_kernel",
+]
 
 
 @triton.jit
-def attn_2pass_program(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh,
-                       stride_ks, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh,
-                       stride_os, heads, seq_q, seq_k, qk_scale, BLOCK_M: tl.constexpr,
-                       BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                       USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr, MODE: tl.constexpr):
+def attn_2pass_program(
+    Q,
+    K,
+    V,
+    Out,
+    M,
+    L,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    heads,
+    seq_q,
+    seq_k,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    MODE: tl.constexpr,
+):
     """Body of both passes for one query tile of one (batch, head); MODE picks the pass."""
     start_m = tl.program_id(0)
     if CAUSAL:
@@ -52,79 +82,256 @@ def attn_2pass_program(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     row_ok = offs_m < seq_q
     stat_ptr = off_bh.to(tl.int64) * seq_q + offs_m
-    q_src = make_tile_source(Q + off_b * stride_qb + off_h * stride_qh, seq_q, stride_qs,
-                             BLOCK_M, HEAD_DIM, USE_TMA)
-    k_src = make_tile_source(K + off_b * stride_kb + off_h * stride_kh, seq_k, stride_ks,
-                             BLOCK_N, HEAD_DIM, USE_TMA)
+    q_src = make_tile_source(
+        Q + off_b * stride_qb + off_h * stride_qh, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA
+    )
+    k_src = make_tile_source(
+        K + off_b * stride_kb + off_h * stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
+    )
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     if MODE == 1:
         m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
         l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-        acc, l_i, m_i = attn_rows(q_src, k_src, k_src, acc, l_i, m_i, start_m, seq_q, seq_k,
-                                  stride_qs, stride_ks, stride_ks, qk_scale, BLOCK_M, BLOCK_N,
-                                  HEAD_DIM, MODE, CAUSAL, USE_TMA, DOT_PRECISION)
+        acc, l_i, m_i = attn_rows(
+            q_src,
+            k_src,
+            k_src,
+            acc,
+            l_i,
+            m_i,
+            start_m,
+            seq_q,
+            seq_k,
+            stride_qs,
+            stride_ks,
+            stride_ks,
+            qk_scale,
+            BLOCK_M,
+            BLOCK_N,
+            HEAD_DIM,
+            MODE,
+            CAUSAL,
+            USE_TMA,
+            DOT_PRECISION,
+        )
         tl.store(M + stat_ptr, m_i, mask=row_ok)
         tl.store(L + stat_ptr, l_i, mask=row_ok)
     else:
-        v_src = make_tile_source(V + off_b * stride_vb + off_h * stride_vh, seq_k, stride_vs,
-                                 BLOCK_N, HEAD_DIM, USE_TMA)
-        o_src = make_tile_source(O + off_b * stride_ob + off_h * stride_oh, seq_q, stride_os,
-                                 BLOCK_M, HEAD_DIM, USE_TMA)
+        v_src = make_tile_source(
+            V + off_b * stride_vb + off_h * stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA
+        )
+        o_src = make_tile_source(
+            Out + off_b * stride_ob + off_h * stride_oh,
+            seq_q,
+            stride_os,
+            BLOCK_M,
+            HEAD_DIM,
+            USE_TMA,
+        )
         m_i = tl.load(M + stat_ptr, mask=row_ok, other=0.0)
         inv_l = 1.0 / tl.load(L + stat_ptr, mask=row_ok, other=1.0)
-        acc, inv_l, m_i = attn_rows(q_src, k_src, v_src, acc, inv_l, m_i, start_m, seq_q,
-                                    seq_k, stride_qs, stride_ks, stride_vs, qk_scale, BLOCK_M,
-                                    BLOCK_N, HEAD_DIM, MODE, CAUSAL, USE_TMA, DOT_PRECISION)
-        store_tile(o_src, start_m * BLOCK_M, seq_q, stride_os, acc.to(O.dtype.element_ty),
-                   BLOCK_M, HEAD_DIM, USE_TMA)
+        acc, inv_l, m_i = attn_rows(
+            q_src,
+            k_src,
+            v_src,
+            acc,
+            inv_l,
+            m_i,
+            start_m,
+            seq_q,
+            seq_k,
+            stride_qs,
+            stride_ks,
+            stride_vs,
+            qk_scale,
+            BLOCK_M,
+            BLOCK_N,
+            HEAD_DIM,
+            MODE,
+            CAUSAL,
+            USE_TMA,
+            DOT_PRECISION,
+        )
+        store_tile(
+            o_src,
+            start_m * BLOCK_M,
+            seq_q,
+            stride_os,
+            acc.to(Out.dtype.element_ty),
+            BLOCK_M,
+            HEAD_DIM,
+            USE_TMA,
+        )
 
 
 @triton.jit
-def attn_stats_kernel(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh,
-                      stride_ks, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh,
-                      stride_os, heads, seq_q, seq_k, qk_scale, BLOCK_M: tl.constexpr,
-                      BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                      USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def attn_stats_kernel(
+    Q,
+    K,
+    V,
+    Out,
+    M,
+    L,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    heads,
+    seq_q,
+    seq_k,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """Pass 1: row max M and row sum L (fp32, log2 domain)."""
-    attn_2pass_program(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh,
-                       stride_ks, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh,
-                       stride_os, heads, seq_q, seq_k, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM,
-                       CAUSAL, USE_TMA, DOT_PRECISION, MODE_STATS)
+    attn_2pass_program(
+        Q,
+        K,
+        V,
+        Out,
+        M,
+        L,
+        stride_qb,
+        stride_qh,
+        stride_qs,
+        stride_kb,
+        stride_kh,
+        stride_ks,
+        stride_vb,
+        stride_vh,
+        stride_vs,
+        stride_ob,
+        stride_oh,
+        stride_os,
+        heads,
+        seq_q,
+        seq_k,
+        qk_scale,
+        BLOCK_M,
+        BLOCK_N,
+        HEAD_DIM,
+        CAUSAL,
+        USE_TMA,
+        DOT_PRECISION,
+        MODE_STATS,
+    )
 
 
 @triton.jit
-def attn_output_kernel(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh,
-                       stride_ks, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh,
-                       stride_os, heads, seq_q, seq_k, qk_scale, BLOCK_M: tl.constexpr,
-                       BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
-                       USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def attn_output_kernel(
+    Q,
+    K,
+    V,
+    Out,
+    M,
+    L,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    heads,
+    seq_q,
+    seq_k,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """Pass 2: O = sum_j exp2(s_ij - M_i) / L_i * V_j."""
-    attn_2pass_program(Q, K, V, O, M, L, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh,
-                       stride_ks, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh,
-                       stride_os, heads, seq_q, seq_k, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM,
-                       CAUSAL, USE_TMA, DOT_PRECISION, MODE_OUTPUT)
+    attn_2pass_program(
+        Q,
+        K,
+        V,
+        Out,
+        M,
+        L,
+        stride_qb,
+        stride_qh,
+        stride_qs,
+        stride_kb,
+        stride_kh,
+        stride_ks,
+        stride_vb,
+        stride_vh,
+        stride_vs,
+        stride_ob,
+        stride_oh,
+        stride_os,
+        heads,
+        seq_q,
+        seq_k,
+        qk_scale,
+        BLOCK_M,
+        BLOCK_N,
+        HEAD_DIM,
+        CAUSAL,
+        USE_TMA,
+        DOT_PRECISION,
+        MODE_OUTPUT,
+    )
 
 
 def _tuned(kernel):  # type: ignore[no-untyped-def]
-    return triton.autotune(configs=autotune_configs(),
-                           key=["seq_q", "seq_k", "HEAD_DIM", "CAUSAL"],
-                           prune_configs_by={"early_config_prune": prune_by_smem})(kernel)
+    return triton.autotune(
+        configs=autotune_configs(),
+        key=["seq_q", "seq_k", "HEAD_DIM", "CAUSAL"],
+        prune_configs_by={"early_config_prune": prune_by_smem},
+    )(kernel)
 
 
 attn_stats_autotuned_kernel = _tuned(attn_stats_kernel)
 attn_output_autotuned_kernel = _tuned(attn_output_kernel)
 
 
-def _args(q, k, v, o, m, l, scale):  # type: ignore[no-untyped-def]
+def _args(q, k, v, o, m, lsum, scale):  # type: ignore[no-untyped-def]
     b, h, sq, d = q.shape
     sm_scale = default_scale(d) if scale is None else scale
     return (
-        q, k, v, o, m, l,
-        q.stride(0), q.stride(1), q.stride(2),
-        k.stride(0), k.stride(1), k.stride(2),
-        v.stride(0), v.stride(1), v.stride(2),
-        o.stride(0), o.stride(1), o.stride(2),
-        h, sq, k.shape[2], sm_scale * LOG2E,
+        q,
+        k,
+        v,
+        o,
+        m,
+        lsum,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        v.stride(0),
+        v.stride(1),
+        v.stride(2),
+        o.stride(0),
+        o.stride(1),
+        o.stride(2),
+        h,
+        sq,
+        k.shape[2],
+        sm_scale * LOG2E,
     )
 
 
@@ -136,10 +343,20 @@ def _buffers(q, out):  # type: ignore[no-untyped-def]
     return o, m, l
 
 
-def attention_2pass(q, k, v, causal: bool = False, scale: float | None = None,  # type: ignore[no-untyped-def]
-                    block_m: int | None = None, block_n: int | None = None,
-                    num_warps: int | None = None, num_stages: int | None = None,
-                    out=None, tma: bool | None = None, return_stats: bool = False):
+def attention_2pass(
+    q,
+    k,
+    v,
+    causal: bool = False,
+    scale: float | None = None,  # type: ignore[no-untyped-def]
+    block_m: int | None = None,
+    block_n: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
+    out=None,
+    tma: bool | None = None,
+    return_stats: bool = False,
+):
     """2-pass attention forward with an explicit tiling (same for both passes); returns O.
 
     With `return_stats`, returns (O, M, L): the fp32 row max (log2 domain) and row sum.
@@ -155,9 +372,16 @@ def attention_2pass(q, k, v, causal: bool = False, scale: float | None = None,  
     if use and q.device.type == "cuda":
         ensure_allocator()
     grid = (triton.cdiv(sq, block_m), b * h)
-    meta = dict(BLOCK_M=block_m, BLOCK_N=block_n, HEAD_DIM=d, CAUSAL=causal, USE_TMA=use,
-                DOT_PRECISION=dot_precision(q.dtype), num_warps=num_warps,
-                num_stages=num_stages)
+    meta = dict(
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        HEAD_DIM=d,
+        CAUSAL=causal,
+        USE_TMA=use,
+        DOT_PRECISION=dot_precision(q.dtype),
+        num_warps=num_warps,
+        num_stages=num_stages,
+    )
     args = _args(q, k, v, o, m, l, scale)
     attn_stats_kernel[grid](*args, **meta)
     attn_output_kernel[grid](*args, **meta)

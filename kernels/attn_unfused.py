@@ -27,9 +27,26 @@ SOFTMAX_MAX_BLOCK = 8192  # longest row the softmax kernel holds in registers at
 
 
 @triton.jit
-def qk_kernel(Q, K, S, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks, heads,
-              seq_q, seq_k, qk_scale, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-              HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def qk_kernel(
+    Q,
+    K,
+    S,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    heads,
+    seq_q,
+    seq_k,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """One tile of the scaled score matrix (log2 domain)."""
     start_m = tl.program_id(0)
     start_n = tl.program_id(1)
@@ -39,24 +56,40 @@ def qk_kernel(Q, K, S, stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, st
     off_bh = tl.program_id(2)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
-    q_ptr = tl.make_block_ptr(Q + off_b * stride_qb + off_h * stride_qh, (seq_q, HEAD_DIM),
-                              (stride_qs, 1), (start_m * BLOCK_M, 0), (BLOCK_M, HEAD_DIM),
-                              (1, 0))
-    k_ptr = tl.make_block_ptr(K + off_b * stride_kb + off_h * stride_kh, (seq_k, HEAD_DIM),
-                              (stride_ks, 1), (start_n * BLOCK_N, 0), (BLOCK_N, HEAD_DIM),
-                              (1, 0))
+    q_ptr = tl.make_block_ptr(
+        Q + off_b * stride_qb + off_h * stride_qh,
+        (seq_q, HEAD_DIM),
+        (stride_qs, 1),
+        (start_m * BLOCK_M, 0),
+        (BLOCK_M, HEAD_DIM),
+        (1, 0),
+    )
+    k_ptr = tl.make_block_ptr(
+        K + off_b * stride_kb + off_h * stride_kh,
+        (seq_k, HEAD_DIM),
+        (stride_ks, 1),
+        (start_n * BLOCK_N, 0),
+        (BLOCK_N, HEAD_DIM),
+        (1, 0),
+    )
     q = tl.load(q_ptr, boundary_check=(0,), padding_option="zero")
     k = tl.load(k_ptr, boundary_check=(0,), padding_option="zero")
     s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-    s_ptr = tl.make_block_ptr(S + off_bh.to(tl.int64) * seq_q * seq_k, (seq_q, seq_k),
-                              (seq_k, 1), (start_m * BLOCK_M, start_n * BLOCK_N),
-                              (BLOCK_M, BLOCK_N), (1, 0))
+    s_ptr = tl.make_block_ptr(
+        S + off_bh.to(tl.int64) * seq_q * seq_k,
+        (seq_q, seq_k),
+        (seq_k, 1),
+        (start_m * BLOCK_M, start_n * BLOCK_N),
+        (BLOCK_M, BLOCK_N),
+        (1, 0),
+    )
     tl.store(s_ptr, s.to(S.dtype.element_ty), boundary_check=(0, 1))
 
 
 @triton.jit
-def softmax_kernel(S, seq_q, seq_k, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
-                   SINGLE: tl.constexpr):
+def softmax_kernel(
+    S, seq_q, seq_k, BLOCK: tl.constexpr, CAUSAL: tl.constexpr, SINGLE: tl.constexpr
+):
     """In-place row softmax of log2-domain scores: one program per row."""
     row = tl.program_id(0).to(tl.int64)
     i = row % seq_q
@@ -95,9 +128,25 @@ def softmax_kernel(S, seq_q, seq_k, BLOCK: tl.constexpr, CAUSAL: tl.constexpr,
 
 
 @triton.jit
-def pv_kernel(P, V, O, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os, heads,
-              seq_q, seq_k, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-              HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def pv_kernel(
+    P,
+    V,
+    Out,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    heads,
+    seq_q,
+    seq_k,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """One BLOCK_M x HEAD_DIM tile of O = P V."""
     start_m = tl.program_id(0)
     off_bh = tl.program_id(1)
@@ -117,14 +166,20 @@ def pv_kernel(P, V, O, stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, st
         if CAUSAL:
             ok = ok & (cols[None, :] <= offs_m[:, None])
         p = tl.load(p_base + cols[None, :], mask=ok, other=0.0)
-        v_ptr = tl.make_block_ptr(v_base, (seq_k, HEAD_DIM), (stride_vs, 1), (start_n, 0),
-                                  (BLOCK_N, HEAD_DIM), (1, 0))
+        v_ptr = tl.make_block_ptr(
+            v_base, (seq_k, HEAD_DIM), (stride_vs, 1), (start_n, 0), (BLOCK_N, HEAD_DIM), (1, 0)
+        )
         v = tl.load(v_ptr, boundary_check=(0,), padding_option="zero")
         acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-    o_ptr = tl.make_block_ptr(O + off_b * stride_ob + off_h * stride_oh, (seq_q, HEAD_DIM),
-                              (stride_os, 1), (start_m * BLOCK_M, 0), (BLOCK_M, HEAD_DIM),
-                              (1, 0))
-    tl.store(o_ptr, acc.to(O.dtype.element_ty), boundary_check=(0,))
+    o_ptr = tl.make_block_ptr(
+        Out + off_b * stride_ob + off_h * stride_oh,
+        (seq_q, HEAD_DIM),
+        (stride_os, 1),
+        (start_m * BLOCK_M, 0),
+        (BLOCK_M, HEAD_DIM),
+        (1, 0),
+    )
+    tl.store(o_ptr, acc.to(Out.dtype.element_ty), boundary_check=(0,))
 
 
 def softmax_launch_params(seq_k: int) -> tuple[int, int, bool]:
@@ -135,9 +190,19 @@ def softmax_launch_params(seq_k: int) -> tuple[int, int, bool]:
     return block, warps, single
 
 
-def attention_unfused(q, k, v, causal: bool = False, scale: float | None = None,  # type: ignore[no-untyped-def]
-                      block_m: int = 128, block_n: int = 64, num_warps: int = 4,
-                      num_stages: int = 3, out=None, scores=None):
+def attention_unfused(
+    q,
+    k,
+    v,
+    causal: bool = False,
+    scale: float | None = None,  # type: ignore[no-untyped-def]
+    block_m: int = 128,
+    block_n: int = 64,
+    num_warps: int = 4,
+    num_stages: int = 3,
+    out=None,
+    scores=None,
+):
     """Unfused attention: QK^T to HBM, row softmax in place, P V; returns O.
 
     `scores` (optional) is a preallocated (B*H, Sq, Sk) buffer of q's dtype.
@@ -152,15 +217,49 @@ def attention_unfused(q, k, v, causal: bool = False, scale: float | None = None,
     if tuple(s.shape) != (b * h, sq, sk) or not s.is_contiguous():
         raise ValueError(f"scores must be a contiguous ({b * h}, {sq}, {sk}) tensor")
     prec = dot_precision(q.dtype)
-    mm = dict(BLOCK_M=block_m, BLOCK_N=block_n, HEAD_DIM=d, CAUSAL=causal, DOT_PRECISION=prec,
-              num_warps=num_warps, num_stages=num_stages)
+    mm = dict(
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        HEAD_DIM=d,
+        CAUSAL=causal,
+        DOT_PRECISION=prec,
+        num_warps=num_warps,
+        num_stages=num_stages,
+    )
     grid_qk = (triton.cdiv(sq, block_m), triton.cdiv(sk, block_n), b * h)
-    qk_kernel[grid_qk](q, k, s, q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1),
-                       k.stride(2), h, sq, sk, sm_scale * LOG2E, **mm)
+    qk_kernel[grid_qk](
+        q,
+        k,
+        s,
+        q.stride(0),
+        q.stride(1),
+        q.stride(2),
+        k.stride(0),
+        k.stride(1),
+        k.stride(2),
+        h,
+        sq,
+        sk,
+        sm_scale * LOG2E,
+        **mm,
+    )
     block, warps, single = softmax_launch_params(sk)
-    softmax_kernel[(b * h * sq,)](s, sq, sk, BLOCK=block, CAUSAL=causal, SINGLE=single,
-                                  num_warps=warps)
-    pv_kernel[(triton.cdiv(sq, block_m), b * h)](s, v, o, v.stride(0), v.stride(1), v.stride(2),
-                                                 o.stride(0), o.stride(1), o.stride(2), h, sq, sk,
-                                                 **mm)
+    softmax_kernel[(b * h * sq,)](
+        s, sq, sk, BLOCK=block, CAUSAL=causal, SINGLE=single, num_warps=warps
+    )
+    pv_kernel[(triton.cdiv(sq, block_m), b * h)](
+        s,
+        v,
+        o,
+        v.stride(0),
+        v.stride(1),
+        v.stride(2),
+        o.stride(0),
+        o.stride(1),
+        o.stride(2),
+        h,
+        sq,
+        sk,
+        **mm,
+    )
     return o

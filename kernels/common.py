@@ -167,45 +167,86 @@ def ensure_allocator() -> None:
 
 
 @triton.jit
-def make_tile_source(base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
-                     USE_TMA: tl.constexpr):
+def make_tile_source(
+    base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
+):
     """A (seq, HEAD_DIM) view of one head: a tensor descriptor (TMA) or the base pointer."""
     if USE_TMA:
-        return tl.make_tensor_descriptor(base, shape=[seq, HEAD_DIM], strides=[stride_s, 1],
-                                         block_shape=[ROWS, HEAD_DIM])
+        return tl.make_tensor_descriptor(
+            base, shape=[seq, HEAD_DIM], strides=[stride_s, 1], block_shape=[ROWS, HEAD_DIM]
+        )
     else:
         return base
 
 
 @triton.jit
-def load_tile(src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
-              USE_TMA: tl.constexpr):
+def load_tile(
+    src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
+):
     """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero."""
     if USE_TMA:
         return src.load([row, 0])
     else:
-        ptr = tl.make_block_ptr(src, shape=(seq, HEAD_DIM), strides=(stride_s, 1),
-                                offsets=(row, 0), block_shape=(ROWS, HEAD_DIM), order=(1, 0))
+        ptr = tl.make_block_ptr(
+            src,
+            shape=(seq, HEAD_DIM),
+            strides=(stride_s, 1),
+            offsets=(row, 0),
+            block_shape=(ROWS, HEAD_DIM),
+            order=(1, 0),
+        )
         return tl.load(ptr, boundary_check=(0,), padding_option="zero")
 
 
 @triton.jit
-def store_tile(dst, row, seq, stride_s, value, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr,
-               USE_TMA: tl.constexpr):
+def store_tile(
+    dst,
+    row,
+    seq,
+    stride_s,
+    value,
+    ROWS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    USE_TMA: tl.constexpr,
+):
     """Store rows [row, row + ROWS) of a head; rows past `seq` are dropped."""
     if USE_TMA:
         dst.store([row, 0], value)
     else:
-        ptr = tl.make_block_ptr(dst, shape=(seq, HEAD_DIM), strides=(stride_s, 1),
-                                offsets=(row, 0), block_shape=(ROWS, HEAD_DIM), order=(1, 0))
+        ptr = tl.make_block_ptr(
+            dst,
+            shape=(seq, HEAD_DIM),
+            strides=(stride_s, 1),
+            offsets=(row, 0),
+            block_shape=(ROWS, HEAD_DIM),
+            order=(1, 0),
+        )
         tl.store(ptr, value, boundary_check=(0,))
 
 
 @triton.jit
-def attn_inner(acc, l_i, m_i, q, k_src, v_src, lo, hi, offs_m, seq_k, stride_ks, stride_vs,
-               qk_scale, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, MODE: tl.constexpr,
-               MASKED: tl.constexpr, CAUSAL: tl.constexpr, USE_TMA: tl.constexpr,
-               DOT_PRECISION: tl.constexpr):
+def attn_inner(
+    acc,
+    l_i,
+    m_i,
+    q,
+    k_src,
+    v_src,
+    lo,
+    hi,
+    offs_m,
+    seq_k,
+    stride_ks,
+    stride_vs,
+    qk_scale,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    MODE: tl.constexpr,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
     Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
@@ -251,10 +292,28 @@ def attn_inner(acc, l_i, m_i, q, k_src, v_src, lo, hi, offs_m, seq_k, stride_ks,
 
 
 @triton.jit
-def attn_rows(q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
-              stride_vs, qk_scale, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-              HEAD_DIM: tl.constexpr, MODE: tl.constexpr, CAUSAL: tl.constexpr,
-              USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def attn_rows(
+    q_src,
+    k_src,
+    v_src,
+    acc,
+    l_i,
+    m_i,
+    start_m,
+    seq_q,
+    seq_k,
+    stride_qs,
+    stride_ks,
+    stride_vs,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
     """One query tile of one head: unmasked key tiles first, then the masked ones.
 
     Key tiles that are fully visible (below the causal diagonal and inside seq_k) run without
@@ -269,12 +328,50 @@ def attn_rows(q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_
     if CAUSAL:
         hi_full = tl.minimum(hi_full, start_m * BLOCK_M)
         hi = tl.minimum(hi, (start_m + 1) * BLOCK_M)
-    acc, l_i, m_i = attn_inner(acc, l_i, m_i, q, k_src, v_src, 0, hi_full, offs_m, seq_k,
-                               stride_ks, stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False,
-                               CAUSAL, USE_TMA, DOT_PRECISION)
-    acc, l_i, m_i = attn_inner(acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k,
-                               stride_ks, stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, True,
-                               CAUSAL, USE_TMA, DOT_PRECISION)
+    acc, l_i, m_i = attn_inner(
+        acc,
+        l_i,
+        m_i,
+        q,
+        k_src,
+        v_src,
+        0,
+        hi_full,
+        offs_m,
+        seq_k,
+        stride_ks,
+        stride_vs,
+        qk_scale,
+        BLOCK_N,
+        HEAD_DIM,
+        MODE,
+        False,
+        CAUSAL,
+        USE_TMA,
+        DOT_PRECISION,
+    )
+    acc, l_i, m_i = attn_inner(
+        acc,
+        l_i,
+        m_i,
+        q,
+        k_src,
+        v_src,
+        hi_full,
+        hi,
+        offs_m,
+        seq_k,
+        stride_ks,
+        stride_vs,
+        qk_scale,
+        BLOCK_N,
+        HEAD_DIM,
+        MODE,
+        True,
+        CAUSAL,
+        USE_TMA,
+        DOT_PRECISION,
+    )
     return acc, l_i, m_i
 
 
@@ -341,11 +438,18 @@ def autotune_configs() -> list[triton.Config]:
     """Candidate tilings for the autotuned entries (pruned per shape by `prune_by_smem`)."""
     out = []
     for bm, bn, warps, stages in [
-        (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 3), (128, 128, 8, 2),
-        (128, 64, 4, 4), (128, 128, 4, 3), (64, 64, 4, 3), (64, 64, 4, 4),
+        (128, 64, 4, 3),
+        (128, 64, 8, 3),
+        (128, 128, 8, 3),
+        (128, 128, 8, 2),
+        (128, 64, 4, 4),
+        (128, 128, 4, 3),
+        (64, 64, 4, 3),
+        (64, 64, 4, 4),
     ]:
-        out.append(triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps,
-                                 num_stages=stages))
+        out.append(
+            triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=warps, num_stages=stages)
+        )
     return out
 
 
