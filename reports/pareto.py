@@ -62,8 +62,11 @@ def front_indices(points: Sequence[Sequence[float]]) -> list[int]:
 
 
 def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
-    """Sort by (x, y); a point is on the front iff every point with smaller x has larger y and
-    no point with the same x has smaller y."""
+    """Two objectives: sort by (x, y), then one sweep.
+
+    A point is on the front iff every point with smaller x has larger y and no point with
+    the same x has smaller y.
+    """
     order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
     front: list[int] = []
     best_y_left = math.inf  # min y over points with strictly smaller x
@@ -82,8 +85,11 @@ def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
 
 
 def _front_kd(points: Sequence[Sequence[float]]) -> list[int]:
-    """Lexicographic order puts every dominator before the points it dominates; dominance is
-    transitive, so comparing against the front found so far is enough."""
+    """Three or more objectives: a lexicographic sweep against the front so far.
+
+    Lexicographic order puts every dominator before the points it dominates, and dominance
+    is transitive, so comparing against the front found so far is enough.
+    """
     order = sorted(range(len(points)), key=lambda i: tuple(points[i]))
     front: list[int] = []
     for i in order:
