@@ -1,0 +1,203 @@
+"""Attention kernels vs a float64 reference (FlashAttention's tolerance rule).
+
+On a CPU-only machine every non-gpu test runs in Triton's interpreter (TRITON_INTERPRET=1,
+set here before triton is imported) on small shapes with tiny blocks; with CUDA the same tests
+run compiled on the GPU, and the `gpu`-marked ones add bf16, head dim 128 and larger shapes.
+Rule: max |O - O_ref| <= 2 * max |O_naive - O_ref| + floor, where O_naive is the same math
+done plainly in the test dtype.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+HAS_CUDA = torch.cuda.is_available()
+if not HAS_CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
+
+import pytest  # noqa: E402
+
+from kernels import attn_unfused  # noqa: E402
+from kernels.attn_2pass import attention_2pass, attention_2pass_autotuned  # noqa: E402
+from kernels.attn_fwd import attention_fwd, attention_fwd_autotuned  # noqa: E402
+from kernels.attn_unfused import attention_unfused  # noqa: E402
+
+DEVICE = "cuda" if HAS_CUDA else "cpu"
+FLOOR = {torch.float32: 1e-5, torch.float16: 1e-4, torch.bfloat16: 1e-3}
+
+
+def reference(q, k, v, causal, scale=None, dtype=torch.float64):
+    """Plain attention computed in `dtype` (float64: the reference; else the naive version)."""
+    d = q.shape[-1]
+    scale = d**-0.5 if scale is None else scale
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    s = (q @ k.transpose(-1, -2)) * scale
+    if causal:
+        sq, sk = s.shape[-2:]
+        above = torch.ones(sq, sk, dtype=torch.bool, device=s.device).triu(1)
+        s = s.masked_fill(above, float("-inf"))
+    p = torch.softmax(s.float() if dtype != torch.float64 else s, dim=-1).to(dtype)
+    return p @ v
+
+
+def inputs(b, h, sq, sk, d, dtype, seed=0):
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    mk = lambda s: torch.randn(b, h, s, d, generator=g, device=DEVICE, dtype=torch.float32)  # noqa: E731
+    return mk(sq).to(dtype), mk(sk).to(dtype), mk(sk).to(dtype)
+
+
+def check(out, q, k, v, causal, scale=None):
+    assert torch.isfinite(out).all(), "some outputs were not written (NaN poison left)"
+    ref = reference(q, k, v, causal, scale)
+    naive = reference(q, k, v, causal, scale, dtype=q.dtype)
+    err = (out.double() - ref).abs().max().item()
+    naive_err = (naive.double() - ref).abs().max().item()
+    assert err <= 2 * naive_err + FLOOR[q.dtype], (err, naive_err)
+
+
+def poisoned(q):
+    return torch.full(q.shape, float("nan"), dtype=q.dtype, device=q.device)
+
+
+def run_family(family, q, k, v, causal, bm, bn, **kw):
+    out = poisoned(q)
+    if family == "1pass":
+        attention_fwd(
+            q, k, v, causal, block_m=bm, block_n=bn, num_warps=4, num_stages=2, out=out, **kw
+        )
+    elif family == "2pass":
+        attention_2pass(
+            q, k, v, causal, block_m=bm, block_n=bn, num_warps=4, num_stages=2, out=out, **kw
+        )
+    else:
+        attention_unfused(
+            q, k, v, causal, block_m=bm, block_n=bn, num_warps=4, num_stages=2, out=out, **kw
+        )
+    return out
+
+
+# (batch, heads, seq_q, seq_k, head_dim, block_m, block_n): includes ragged seqs, BM > BN
+SMALL = [
+    (1, 2, 16, 16, 16, 16, 16),
+    (2, 1, 37, 37, 32, 32, 16),
+    (1, 1, 200, 200, 64, 32, 32),
+    (1, 2, 50, 70, 32, 16, 16),
+]
+DTYPES = [torch.float32, torch.float16]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", SMALL, ids=lambda s: "x".join(map(str, s)))
+def test_1pass_small(shape, causal, dtype):
+    b, h, sq, sk, d, bm, bn = shape
+    q, k, v = inputs(b, h, sq, sk, d, dtype)
+    check(run_family("1pass", q, k, v, causal, bm, bn), q, k, v, causal)
+
+
+@pytest.mark.parametrize("tma", [False, True], ids=["blockptr", "descriptor"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_1pass_both_tile_loaders(causal, tma):
+    if tma and HAS_CUDA and torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("tensor descriptors need sm_90+")
+    q, k, v = inputs(1, 2, 45, 45, 32, torch.float16)
+    check(run_family("1pass", q, k, v, causal, 32, 16, tma=tma), q, k, v, causal)
+
+
+def test_1pass_custom_scale_and_strided_input():
+    q, k, v = inputs(1, 3, 40, 40, 32, torch.float32)
+    q_t = q.transpose(1, 2).contiguous().transpose(1, 2)  # (B, H, S, D) view of (B, S, H, D)
+    out = poisoned(q)
+    attention_fwd(q_t, k, v, True, scale=0.3, block_m=16, block_n=16, out=out)
+    check(out, q, k, v, True, scale=0.3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", [SMALL[1], SMALL[3]], ids=lambda s: "x".join(map(str, s)))
+def test_2pass_small(shape, causal, dtype):
+    b, h, sq, sk, d, bm, bn = shape
+    q, k, v = inputs(b, h, sq, sk, d, dtype)
+    check(run_family("2pass", q, k, v, causal, bm, bn), q, k, v, causal)
+
+
+def test_2pass_statistics():
+    q, k, v = inputs(1, 1, 33, 33, 16, torch.float32)
+    _, m, l = attention_2pass(q, k, v, True, block_m=16, block_n=16, return_stats=True)  # noqa: E741
+    s = (q.double() @ k.double().transpose(-1, -2)) * 16**-0.5 * 1.4426950408889634
+    s = s.masked_fill(torch.ones(33, 33, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+    m_ref = s.amax(-1).reshape(1, 33)
+    l_ref = torch.exp2(s - s.amax(-1, keepdim=True)).sum(-1).reshape(1, 33)
+    assert torch.allclose(m.double(), m_ref, atol=1e-5)
+    assert torch.allclose(l.double(), l_ref, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", [SMALL[1], SMALL[3]], ids=lambda s: "x".join(map(str, s)))
+def test_unfused_small(shape, causal, dtype):
+    b, h, sq, sk, d, bm, bn = shape
+    q, k, v = inputs(b, h, sq, sk, d, dtype)
+    check(run_family("unfused", q, k, v, causal, bm, bn), q, k, v, causal)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_unfused_long_row_softmax(causal, monkeypatch):
+    monkeypatch.setattr(attn_unfused, "SOFTMAX_MAX_BLOCK", 16)  # force the two-loop softmax
+    q, k, v = inputs(1, 1, 40, 40, 16, torch.float32)
+    check(run_family("unfused", q, k, v, causal, 16, 16), q, k, v, causal)
+
+
+def test_bad_arguments():
+    q, k, v = inputs(1, 1, 16, 16, 16, torch.float32)
+    with pytest.raises(ValueError, match="block_m % block_n"):
+        attention_fwd(q, k, v, True, block_m=16, block_n=32)
+    with pytest.raises(ValueError, match="power of two"):
+        attention_fwd(q, k, v, False, block_m=24, block_n=16)
+    with pytest.raises(ValueError, match="4-D"):
+        attention_fwd(q[0], k[0], v[0])
+    with pytest.raises(ValueError, match="head_dim"):
+        attention_fwd(*(t[..., :12] for t in (q, k, v)))
+
+
+# ----------------------------------------------------------------------------- GPU only
+
+GPU_SHAPES = [
+    (2, 4, 512, 512, 64),
+    (1, 4, 1000, 1000, 128),
+    (2, 2, 1024, 1024, 128),
+    (1, 2, 777, 1300, 64),
+]
+TILINGS = [(128, 64, 4, 3), (128, 128, 8, 3), (64, 64, 4, 2), (128, 64, 8, 4)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["1pass", "2pass", "unfused"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", GPU_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gpu_families(shape, causal, dtype, family):
+    q, k, v = inputs(*shape, dtype)
+    check(run_family(family, q, k, v, causal, 128, 64), q, k, v, causal)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("tiling", TILINGS, ids=lambda t: "_".join(map(str, t)))
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_gpu_1pass_tilings(tiling, causal, head_dim):
+    bm, bn, w, s = tiling
+    q, k, v = inputs(2, 3, 1100, 1100, head_dim, torch.bfloat16)
+    out = poisoned(q)
+    attention_fwd(q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s, out=out)
+    check(out, q, k, v, causal)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+def test_gpu_autotuned_entries(causal):
+    q, k, v = inputs(1, 4, 2048, 2048, 128, torch.bfloat16)
+    check(attention_fwd_autotuned(q, k, v, causal), q, k, v, causal)
+    check(attention_2pass_autotuned(q, k, v, causal), q, k, v, causal)
