@@ -22,21 +22,25 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 from archs.model import SpatialArch
-from einsum_ir.analysis.ops import count_ops
 from einsum_ir.ir import Cascade, RankName, TensorName
 from mappers import cost
 from mappers.loopnest import Loop, TensorShape, deliveries, tile_elements
 from mappers.registry import register_mapper
 from mappers.result import (
-    VERSION,
     EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
-    input_hash,
 )
-from mappers.spatial import QUERY_RANK, CascadeView, MappingError, require_spatial, view
+from mappers.spatial import (
+    QUERY_RANK,
+    CascadeView,
+    MappingError,
+    require_spatial,
+    spatial_result,
+    view,
+)
 from mappers.unfused import (
     ELEMENT_STREAM_WARNING,
     Binding,
@@ -529,43 +533,32 @@ def _result(
             f"{opts.spilled_fraction} of their buffer traffic goes to DRAM"
         )
     spilled = ev.spilled_words * wb
-    ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
     options = asdict(opts)
     options["onchip"] = ",".join(opts.onchip)
     mem = ev.memory_cycles
     compute = max(sum(ev.cycles_2d), ev.cycles_1d)
     extras = tuple(stats.items()) + (("p1", float(opts.p1 or cv.sizes[QUERY_RANK])),)
-    return Result(
-        cascade=c.name,
-        arch=arch.name,
-        mapper="flat",
-        options=tuple(options.items()),
-        sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
-        passes=cv.passes.passes,
+    occupancy = Occupancy(
+        arch.buffer.name, "total", ev.footprint_words * wb, float(capacity), spilled
+    )
+    return spatial_result(
+        cv,
+        arch,
+        "flat",
+        tuple(options.items()),
         latency_cycles=lat,
-        latency_s=lat / arch.clock_hz,
         compute_cycles=compute,
         memory_cycles=mem,
         bound="memory:dram" if mem > compute else "compute",
-        energy_pj=sum(e.energy_pj for e in energy),
-        dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-        area_um2=arch.area_um2,
-        flops=float(ops.flops),
         traffic=traffic,
         energy=energy,
-        occupancy=(
-            Occupancy(arch.buffer.name, "total", ev.footprint_words * wb, float(capacity), spilled),
-        ),
+        occupancy=(occupancy,),
         per_einsum=per_einsum,
         units=unit_costs(arch, busy, eff, lat),
-        ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
+        schedule="overlapped",
+        identity=opts,
         extras=extras,
-        warnings=tuple(warnings),
-        provenance=(
-            ("version", VERSION),
-            ("schedule", "overlapped"),
-            ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts)),
-        ),
+        warnings=warnings,
     )
 
 

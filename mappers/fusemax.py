@@ -27,21 +27,18 @@ from mappers.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
-    operation_counts,
     primitive_counts,
     unsupported,
 )
 from mappers.loopnest import Loop, TensorShape, refills
 from mappers.registry import register_mapper
 from mappers.result import (
-    VERSION,
     EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
     UnitCost,
-    input_hash,
 )
 from mappers.schedule import Task, overlapped_cycles, pipelined_cycles
 from mappers.spatial import (
@@ -52,6 +49,7 @@ from mappers.spatial import (
     is_carry_only,
     require_spatial,
     same_tile_deps,
+    spatial_result,
     view,
 )
 
@@ -521,41 +519,28 @@ def _result(
         warnings.append(
             f"pass-boundary tensors spilled to DRAM: {', '.join(tiling.spilled_crossing)}"
         )
-    ops = operation_counts(cascade_work(c, cv.sizes, _NO_ABSORB))
     schedule = "overlapped" if opts.step == "cascade" else "pipelined"
-    return Result(
-        cascade=c.name,
-        arch=arch.name,
-        mapper="fusemax",
-        options=tuple((k, v) for k, v in asdict(opts).items()),
-        sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
-        passes=cv.passes.passes,
+    occupancy = Occupancy(
+        arch.buffer.name, "total", occupancy_words * arch.word_bytes, capacity, spilled
+    )
+    return spatial_result(
+        cv,
+        arch,
+        "fusemax",
+        tuple(asdict(opts).items()),
         latency_cycles=latency_cycles,
-        latency_s=latency_cycles / arch.clock_hz,
         compute_cycles=compute_cycles,
         memory_cycles=mem_cycles,
         bound=bound,
-        energy_pj=sum(e.energy_pj for e in energy),
-        dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-        area_um2=arch.area_um2,
-        flops=float(sum(ops.values())),
         traffic=traffic,
         energy=energy,
-        occupancy=(
-            Occupancy(
-                arch.buffer.name, "total", occupancy_words * arch.word_bytes, capacity, spilled
-            ),
-        ),
+        occupancy=(occupancy,),
         per_einsum=per_einsum,
         units=tuple(units),
-        ops=tuple(sorted(ops.items())),
+        schedule=schedule,
+        identity=opts,
         extras=(("p0", float(tiling.p0)), ("p1", float(tiling.p1)), ("p2", float(tiling.p2))),
-        warnings=tuple(warnings),
-        provenance=(
-            ("version", VERSION),
-            ("schedule", schedule),
-            ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), opts)),
-        ),
+        warnings=warnings,
     )
 
 

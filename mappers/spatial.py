@@ -7,15 +7,27 @@ names, so a user's cascade with its own names maps the same way as the built-ins
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from archs.model import ComputeArray, SpatialArch
 from einsum_ir.analysis.passes import PassReport, count_passes
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
-from mappers.compute import einsum_vars
+from mappers.compute import cascade_work, einsum_vars, operation_counts
 from mappers.memo import by_identity
+from mappers.result import (
+    VERSION,
+    EinsumCost,
+    EnergyItem,
+    Occupancy,
+    Result,
+    Scalar,
+    Traffic,
+    UnitCost,
+    input_hash,
+)
 
 KEY_RANK = RankName("M")
 QUERY_RANK = RankName("P")
@@ -28,8 +40,6 @@ class MappingError(ValueError):
 
 def require_spatial(arch: object, mapper: str) -> None:
     """Refuse architectures that are not spatial accelerators (e.g. GPUs), saying why."""
-    from archs.model import SpatialArch
-
     if not isinstance(arch, SpatialArch):
         name = getattr(arch, "name", type(arch).__name__)
         raise MappingError(
@@ -196,3 +206,67 @@ def is_carry_only(cv: CascadeView, index: int) -> bool:
             if acc.tensor == e.output and not acc.reads_final and not cv.is_lagged(other, acc):
                 return False
     return True
+
+
+def spatial_result(
+    cv: CascadeView,
+    arch: SpatialArch,
+    mapper: str,
+    options: Sequence[tuple[str, Scalar]],
+    *,
+    latency_cycles: float,
+    compute_cycles: float,
+    memory_cycles: float,
+    bound: str,
+    traffic: tuple[Traffic, ...],
+    energy: tuple[EnergyItem, ...],
+    occupancy: tuple[Occupancy, ...],
+    per_einsum: tuple[EinsumCost, ...],
+    units: tuple[UnitCost, ...],
+    schedule: str,
+    identity: object,
+    extras: tuple[tuple[str, float], ...] = (),
+    warnings: Sequence[str] = (),
+) -> Result:
+    """The `Result` of a spatial mapping: totals, operation counts and provenance filled in.
+
+    Operation counts are every scalar operation of the cascade at these sizes (a MAC is a
+    multiply and an add), the same for every mapper. `identity` (usually the options record)
+    enters the input hash with the cascade, the architecture and the sizes.
+    """
+    c = cv.cascade
+    ops = operation_counts(cascade_work(c, cv.sizes, _SCALAR_OPS))
+    return Result(
+        cascade=c.name,
+        arch=arch.name,
+        mapper=mapper,
+        options=tuple(options),
+        sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
+        passes=cv.passes.passes,
+        latency_cycles=latency_cycles,
+        latency_s=latency_cycles / arch.clock_hz,
+        compute_cycles=compute_cycles,
+        memory_cycles=memory_cycles,
+        bound=bound,
+        energy_pj=sum(e.energy_pj for e in energy),
+        dram_traffic_bytes=sum(t.total_bytes for t in traffic),
+        area_um2=arch.area_um2,
+        flops=float(sum(ops.values())),
+        traffic=traffic,
+        energy=energy,
+        occupancy=occupancy,
+        per_einsum=per_einsum,
+        units=units,
+        ops=tuple(sorted(ops.items())),
+        extras=extras,
+        warnings=tuple(warnings),
+        provenance=(
+            ("version", VERSION),
+            ("schedule", schedule),
+            ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), identity)),
+        ),
+    )
+
+
+# An array with no absorbing operations: counts every scalar operation (for Result.ops).
+_SCALAR_OPS = ComputeArray("scalar-ops", 1, 1, ())

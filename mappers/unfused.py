@@ -17,22 +17,26 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from archs.model import ComputeArray, SpatialArch
-from einsum_ir.analysis.ops import count_ops
 from einsum_ir.ir import Cascade, TensorName
 from mappers import cost
 from mappers.compute import EinsumWork, cascade_work, cycles_on, primitive_counts, unsupported
 from mappers.registry import register_mapper
 from mappers.result import (
-    VERSION,
     EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
     UnitCost,
-    input_hash,
 )
-from mappers.spatial import QUERY_RANK, CascadeView, MappingError, require_spatial, view
+from mappers.spatial import (
+    QUERY_RANK,
+    CascadeView,
+    MappingError,
+    require_spatial,
+    spatial_result,
+    view,
+)
 
 ELEMENT_STREAM_WARNING = (
     "1D cost rule: a non-contraction Einsum takes one 1D-array cycle per iteration-space point "
@@ -317,7 +321,6 @@ class UnfusedMapper:
         busy: dict[str, float] = {}
         for i, unit in enumerate(binding.units):
             busy[unit.name] = busy.get(unit.name, 0.0) + binding.cycles[i]
-        ops = count_ops(c, {str(k): v for k, v in cv.sizes.items()})
         warnings = [
             ELEMENT_STREAM_WARNING,
             "unfused: every phase round-trips DRAM; phases do not overlap",
@@ -338,38 +341,26 @@ class UnfusedMapper:
                 f"{arch.buffer.capacity_bytes} B {arch.buffer.name}; modeled as "
                 "if it fit (rows read from DRAM once)"
             )
-        return Result(
-            cascade=c.name,
-            arch=arch.name,
-            mapper="unfused",
-            options=tuple(asdict(self.options).items()),
-            sizes=tuple((str(k), int(v)) for k, v in sorted(cv.sizes.items())),
-            passes=cv.passes.passes,
+        occupancy = Occupancy(
+            arch.buffer.name, "total", float(peak), float(arch.buffer.capacity_bytes)
+        )
+        return spatial_result(
+            cv,
+            arch,
+            "unfused",
+            tuple(asdict(self.options).items()),
             latency_cycles=latency,
-            latency_s=latency / arch.clock_hz,
             compute_cycles=compute,
             memory_cycles=memory,
             bound=bound,
-            energy_pj=sum(e.energy_pj for e in energy),
-            dram_traffic_bytes=sum(t.total_bytes for t in traffic),
-            area_um2=arch.area_um2,
-            flops=float(ops.flops),
             traffic=traffic,
             energy=energy,
-            occupancy=(
-                Occupancy(
-                    arch.buffer.name, "total", float(peak), float(arch.buffer.capacity_bytes)
-                ),
-            ),
+            occupancy=(occupancy,),
             per_einsum=per_einsum,
             units=unit_costs(arch, busy, busy, latency),
-            ops=tuple((str(k), float(v)) for k, v in ops.total.items()),
-            warnings=tuple(warnings),
-            provenance=(
-                ("version", VERSION),
-                ("schedule", "sequential"),
-                ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), self.options)),
-            ),
+            schedule="sequential",
+            identity=self.options,
+            warnings=warnings,
         )
 
 
