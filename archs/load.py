@@ -1,15 +1,20 @@
-"""Architecture YAML -> `SpatialArch`; every problem is reported as file:line:col: path: message."""
+"""Architecture YAML -> `SpatialArch` or `GpuArch`; problems as file:line:col: path: message."""
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
 
+import yaml
+
+from archs.gpu import GpuArch, load_gpu
 from archs.model import ComputeArray, Dram, Operation, RegisterFile, SpatialArch, StorageLevel
 from einsum_ir.spec import Problem, Reader, SpecError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 GIB = 2**30
+KINDS = ("spatial", "gpu")
+Arch = SpatialArch | GpuArch
 TOP_KEYS = (
     "architecture",
     "kind",
@@ -42,9 +47,20 @@ RF_KEYS = (
 )
 
 
-def preset_names() -> tuple[str, ...]:
-    """Names of the presets in `archs/presets/`, sorted."""
-    return tuple(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+def preset_names(kind: str | None = None) -> tuple[str, ...]:
+    """Names of the presets in `archs/presets/`, sorted; only those of `kind` when given."""
+    names = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+    return tuple(n for n in names if kind is None or preset_kind(n) == kind)
+
+
+def preset_kind(name: str) -> str:
+    """The `kind:` of preset `name` (`spatial` when absent or unreadable)."""
+    try:
+        data = yaml.safe_load(preset_path(name).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "spatial"
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else "spatial"
 
 
 def preset_path(name: str) -> Path:
@@ -52,7 +68,7 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
-def load_arch(path_or_name: str | Path) -> SpatialArch:
+def load_arch(path_or_name: str | Path) -> Arch:
     """Load an architecture from a YAML file or a preset name; `SpecError` lists all problems."""
     text = str(path_or_name)
     if text in preset_names():
@@ -66,7 +82,7 @@ def load_arch(path_or_name: str | Path) -> SpatialArch:
     return _load(Reader.from_file(path))
 
 
-def load_arch_text(text: str, file: str = "<string>") -> SpatialArch:
+def load_arch_text(text: str, file: str = "<string>") -> Arch:
     """Load an architecture from YAML text (`file` names it in messages)."""
     return _load(Reader.from_text(text, file))
 
@@ -110,15 +126,17 @@ def _text(r: Reader | None) -> str:
 # -- sections
 
 
-def _load(root: Reader) -> SpatialArch:
+def _load(root: Reader) -> Arch:
     root.finish()  # YAML syntax errors: nothing below can be read
     if not root.is_map:
         root.error("expected a mapping with keys " + ", ".join(TOP_KEYS))
         root.finish()
-    name = root.req("architecture", "str")
     kind = root.opt("kind", "str")
-    if kind is not None and kind.value != "spatial":
-        kind.error(f"expected kind 'spatial', got {kind.value!r}")
+    if kind is not None and kind.value == "gpu":
+        return load_gpu(root)
+    name = root.req("architecture", "str")
+    if kind is not None and kind.value not in KINDS:
+        kind.error(f"expected kind 'spatial' or 'gpu', got {kind.value!r}")
     desc = root.opt("description", "str")
     clock_ghz = _pos_num(root.req("clock_ghz", "number"))
     word_bytes = _pos_int(root.req("word_bytes", "int"), default=1)

@@ -7,6 +7,7 @@ Modules are imported here explicitly so registration order is deterministic.
 from __future__ import annotations
 
 import mappers.flat  # noqa: F401  (registers "flat")
+import mappers.gpu_tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
 import mappers.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
 import mappers.unfused  # noqa: F401  (registers "unfused")
 from mappers import fusemax  # noqa: F401  (registers "fusemax")

@@ -1,0 +1,226 @@
+"""Measured GPU microbenchmarks (one YAML file per device here) and their loader.
+
+Format (units in key names; everything but `device`, `date` and `source` is optional, and a
+figure that is absent falls back to the preset's datasheet value in the model)::
+
+    device: NVIDIA H200              # torch.cuda.get_device_name
+    date: '2026-11-30'               # when it was measured (ISO 8601)
+    source: kernels.microbench       # what produced the numbers
+    versions: {driver: '...', torch: '...', triton: '...', cuda: '...'}
+    hbm_copy_bandwidth_gb_per_s: 4223.3   # device-to-device copy, bytes read + written / s
+    hbm_read_bandwidth_gb_per_s: 4696.8   # read-only stream
+    l2_read_bandwidth_gb_per_s: 9000      # re-reading a buffer that fits in L2
+    exp2_gops_per_s: 3900                 # exp2 results / s over the whole device
+    fp32_fma_gops_per_s: 30000            # fp32 FMAs / s over the whole device
+    launch_overhead_us: 4.0               # one empty kernel launched back to back
+    matmul:                               # dense matmul throughput by tile shape and dtype
+      - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
+      - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
+         block_k: 64, num_warps: 8, num_stages: 3, tflops: 610.0}
+    notes: [free text]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from einsum_ir.spec import Problem, Reader
+
+CALIBRATION_DIR = Path(__file__).parent
+TOP_KEYS = (
+    "device",
+    "date",
+    "source",
+    "versions",
+    "hbm_copy_bandwidth_gb_per_s",
+    "hbm_read_bandwidth_gb_per_s",
+    "l2_read_bandwidth_gb_per_s",
+    "exp2_gops_per_s",
+    "fp32_fma_gops_per_s",
+    "launch_overhead_us",
+    "matmul",
+    "notes",
+)
+MATMUL_KEYS = (
+    "kernel",
+    "dtype",
+    "m",
+    "n",
+    "k",
+    "block_m",
+    "block_n",
+    "block_k",
+    "num_warps",
+    "num_stages",
+    "tflops",
+)
+_SIXTEEN_BIT = ("bf16", "fp16")
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulPoint:
+    """One measured matmul: problem and (for Triton) tile shape; block sizes 0 for libraries."""
+
+    kernel: str
+    dtype: str
+    m: int
+    n: int
+    k: int
+    tflops: float
+    block_m: int = 0
+    block_n: int = 0
+    block_k: int = 0
+    num_warps: int = 0
+    num_stages: int = 0
+
+    @property
+    def is_tiled(self) -> bool:
+        """Whether the tile shape is known (a Triton kernel with given blocks)."""
+        return self.block_m > 0 and self.block_n > 0 and self.block_k > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Measured ceilings of one device; None marks a figure that was not measured."""
+
+    device: str
+    date: str
+    source: str
+    versions: tuple[tuple[str, str], ...] = ()
+    hbm_copy_bandwidth_bytes_per_s: float | None = None
+    hbm_read_bandwidth_bytes_per_s: float | None = None
+    l2_read_bandwidth_bytes_per_s: float | None = None
+    exp2_per_s: float | None = None
+    fp32_fma_per_s: float | None = None
+    launch_overhead_s: float | None = None
+    matmul: tuple[MatmulPoint, ...] = ()
+    notes: tuple[str, ...] = ()
+    path: str = ""
+
+    def peak_matmul_flops_per_s(self, dtype: str) -> float | None:
+        """The best measured matmul FLOP/s of `dtype` (fp16 and bf16 stand in for each other)."""
+        for candidates in ((dtype,), _SIXTEEN_BIT if dtype in _SIXTEEN_BIT else ()):
+            rates = [p.tflops for p in self.matmul if p.dtype in candidates]
+            if rates:
+                return max(rates) * 1e12
+        return None
+
+    def tile_matmul(
+        self, dtype: str, block_m: int, block_n: int, block_k: int, num_warps: int
+    ) -> tuple[MatmulPoint, float] | None:
+        """The measured Triton matmul closest to this tile shape, and its distance.
+
+        Distance: sum of |log2| ratios of block_m, block_n, block_k and num_warps (0 = exact);
+        a different 16-bit dtype adds 0.5. None when no tiled point of a usable dtype exists.
+        """
+        best: tuple[MatmulPoint, float] | None = None
+        for p in self.matmul:
+            if not p.is_tiled or (p.dtype != dtype and not {p.dtype, dtype} <= set(_SIXTEEN_BIT)):
+                continue
+            d = sum(
+                abs(math.log2(a / b))
+                for a, b in (
+                    (p.block_m, block_m),
+                    (p.block_n, block_n),
+                    (p.block_k, block_k),
+                    (max(p.num_warps, 1), max(num_warps, 1)),
+                )
+            ) + (0.5 if p.dtype != dtype else 0.0)
+            if best is None or d < best[1]:
+                best = (p, d)
+        return best
+
+
+def calibration_path(name: str, base: Path | None = None) -> Path | None:
+    """The calibration file for `name`: a path (relative to `base`) or a file in this folder."""
+    for candidate in (
+        (base / name) if base is not None else None,
+        Path(name),
+        CALIBRATION_DIR / name,
+        CALIBRATION_DIR / f"{name}.yaml",
+    ):
+        if candidate is not None and candidate.suffix in (".yaml", ".yml") and candidate.exists():
+            return candidate
+    return None
+
+
+def _rate(r: Reader | None, scale: float) -> float | None:
+    if r is None or not r.check("number"):
+        return None
+    if not float(r.value) > 0:
+        r.error(f"expected a positive number, got {r.value}")
+        return None
+    return float(r.value) * scale
+
+
+def _matmul(r: Reader) -> MatmulPoint | None:
+    if not r.check("map"):
+        return None
+
+    def count(key: str, required: bool) -> int:
+        c = r.req(key, "int") if required else r.opt(key, "int")
+        if c is None:
+            return 0
+        if c.value < 0 or (required and c.value == 0):
+            c.error(f"expected a positive integer, got {c.value}")
+            return 0
+        return int(c.value)
+
+    kernel, dtype = r.req("kernel", "str"), r.req("dtype", "str")
+    point = MatmulPoint(
+        kernel=str(kernel.value) if kernel else "",
+        dtype=str(dtype.value) if dtype else "",
+        m=count("m", True),
+        n=count("n", True),
+        k=count("k", True),
+        tflops=_rate(r.req("tflops", "number"), 1.0) or 0.0,
+        block_m=count("block_m", False),
+        block_n=count("block_n", False),
+        block_k=count("block_k", False),
+        num_warps=count("num_warps", False),
+        num_stages=count("num_stages", False),
+    )
+    r.done(MATMUL_KEYS)
+    return point
+
+
+def load_calibration(path: str | Path, problems: list[Problem] | None = None) -> Calibration:
+    """Read a calibration file; problems join `problems` (or raise `SpecError` when None)."""
+    root = Reader.from_file(path)
+    if problems is not None:
+        problems.extend(root.problems)
+        root.problems = problems
+    if root.node is None:
+        if problems is None:
+            root.finish()
+        return Calibration("", "", "", path=str(path))
+    if not root.is_map:
+        root.error("expected a calibration mapping with keys " + ", ".join(TOP_KEYS))
+        root.finish()
+    device, date, source = (root.req(k) for k in ("device", "date", "source"))
+    versions_r = root.opt("versions", "map")
+    versions = tuple((k, str(v.value)) for k, v in versions_r.items()) if versions_r else ()
+    matmul_r = root.opt("matmul", "list")
+    points = [_matmul(m) for m in matmul_r.each()] if matmul_r is not None else []
+    notes_r = root.opt("notes", "list")
+    cal = Calibration(
+        device=str(device.value) if device else "",
+        date=str(date.value) if date else "",
+        source=str(source.value) if source else "",
+        versions=versions,
+        hbm_copy_bandwidth_bytes_per_s=_rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9),
+        hbm_read_bandwidth_bytes_per_s=_rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9),
+        l2_read_bandwidth_bytes_per_s=_rate(root.opt("l2_read_bandwidth_gb_per_s"), 1e9),
+        exp2_per_s=_rate(root.opt("exp2_gops_per_s"), 1e9),
+        fp32_fma_per_s=_rate(root.opt("fp32_fma_gops_per_s"), 1e9),
+        launch_overhead_s=_rate(root.opt("launch_overhead_us"), 1e-6),
+        matmul=tuple(p for p in points if p is not None),
+        notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
+        path=str(path),
+    )
+    root.done(TOP_KEYS)
+    if problems is None:
+        root.finish()
+    return cal

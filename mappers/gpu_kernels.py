@@ -1,0 +1,228 @@
+"""What each Triton attention kernel family does, as `KernelPlan`s for the GPU model.
+
+Families follow `kernels/` (one program per query tile x batch*head, launch order query
+tile fastest): `1pass` (online softmax, FlashAttention-2 style), `2pass` (a statistics pass
+writing fp32 row max and sum, then an output pass), `unfused` (QK^T tile kernel writing the
+scores to HBM in the input dtype, an in-place row softmax, and a P.V kernel). Causal is
+top-left aligned: query tile i visits key tiles up to its diagonal; fully visible tiles run
+unmasked, diagonal (and ragged last) tiles masked, tiles above the diagonal are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mappers.gpu_model import (
+    BASE_REGISTERS_PER_THREAD,
+    BlockGroup,
+    Dot,
+    KernelPlan,
+    StepWork,
+    Tiling,
+)
+
+FAMILIES = ("1pass", "2pass", "unfused")
+SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row held in registers at once
+# fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
+# conversion of two elements = 0.5). Row reductions' shuffles are not counted.
+ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
+STATS_OPS = 3.0  # running max, scale-subtract, row sum
+OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
+MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
+SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
+
+
+@dataclass(frozen=True, slots=True)
+class AttnShape:
+    """One attention problem as the kernels see it (sizes, causal, dtype and its bytes)."""
+
+    batch: int
+    heads: int
+    seq_q: int
+    seq_k: int
+    head_dim: int
+    value_dim: int
+    causal: bool
+    dtype: str
+    elem_bytes: int
+
+    @property
+    def flops(self) -> float:
+        """Schema FLOPs: 2*B*H*Sq*Sk*(D + F) (= 4*B*H*Sq*Sk*D), halved when causal."""
+        f = 2.0 * self.batch * self.heads * self.seq_q * self.seq_k
+        f *= self.head_dim + self.value_dim
+        return f / 2 if self.causal else f
+
+
+def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int, int]]:
+    """Per query tile i: (unmasked key tiles, masked key tiles, visible keys), as the kernel."""
+    out = []
+    for i in range(math.ceil(s.seq_q / t.block_m)):
+        hi_full = (s.seq_k // t.block_n) * t.block_n
+        hi = s.seq_k
+        if s.causal:
+            hi_full = min(hi_full, i * t.block_m)
+            hi = min(hi, (i + 1) * t.block_m)
+        masked = math.ceil(max(0, hi - hi_full) / t.block_n)
+        out.append((hi_full // t.block_n, masked, hi))
+    return out
+
+
+def _groups(s: AttnShape, per_tile: list[tuple[int, int]]) -> tuple[BlockGroup, ...]:
+    heads = s.batch * s.heads
+    if len(set(per_tile)) == 1:
+        steps, masked = per_tile[0]
+        return (BlockGroup(heads * len(per_tile), steps, masked),)
+    one_head = tuple(BlockGroup(1, a, b) for a, b in per_tile)
+    return one_head * heads
+
+
+def kv_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
+    """How many times each head's K/V is read from HBM.
+
+    Once when all its query tiles run together or its K/V fits in half the L2 across waves;
+    otherwise once per wave of its query tiles.
+    """
+    tiles = math.ceil(s.seq_q / t.block_m)
+    kv_head = s.seq_k * (s.head_dim + s.value_dim) * s.elem_bytes
+    if tiles <= concurrent_blocks or 2 * kv_head <= l2_bytes:
+        return 1
+    return math.ceil(tiles / concurrent_blocks)
+
+
+def _registers(elements_fp32: float, warps: int) -> int:
+    return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
+
+
+def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> KernelPlan:
+    """A fused kernel over key tiles: mode `online` (1-pass), `stats` or `output` (2-pass)."""
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    tiles = _query_tiles(s, t)
+    qk = Dot(2.0 * bm * bn * d, bm, bn, d)
+    pv = Dot(2.0 * bm * bn * f, bm, f, bn)
+    heads = s.batch * s.heads
+    q_bytes = heads * s.seq_q * d * b
+    o_bytes = heads * s.seq_q * f * b
+    stats_bytes = heads * s.seq_q * 2 * 4.0
+    k_bytes = heads * s.seq_k * d * b * refetch
+    v_bytes = heads * s.seq_k * f * b * refetch
+    buffers = max(t.num_stages - 1, 1)
+    if mode == "stats":
+        step = StepWork((qk,), bm * bn + bm, STATS_OPS * bm * bn + 2 * bm, bn * d * b)
+        fixed = StepWork((), 0.0, 2.0 * bm, bm * d * b + 2 * bm * 4)
+        smem = b * (bm * d + buffers * bn * d)
+        regs = _registers(bm * bn, t.num_warps)
+        reads, writes = float(q_bytes + k_bytes), stats_bytes
+    else:
+        ops = ONLINE_OPS * bm * bn + bm * f + 2 * bm if mode == "online" else OUTPUT_OPS * bm * bn
+        exps = bm * bn + (bm if mode == "online" else 0)
+        step = StepWork((qk, pv), exps, ops, bn * (d + f) * b)
+        stats_in = 2 * bm * 4 if mode == "output" else 0
+        fixed = StepWork((), 0.0, 2.0 * bm * f, bm * (d + f) * b + stats_in)
+        smem = b * (bm * d + buffers * bn * (d + f))
+        regs = _registers(bm * f + bm * bn, t.num_warps)
+        reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
+        writes = float(o_bytes)
+    masked = StepWork(step.dots, step.exp2, step.fp32_ops + MASK_OPS * bm * bn, step.load_bytes)
+    flops = sum(x.flops for x in step.dots) * heads * sum(a + m for a, m, _ in tiles)
+    return KernelPlan(
+        name=name,
+        tiling=t,
+        smem_bytes=smem,
+        registers_per_thread=regs,
+        step=step,
+        masked_step=masked,
+        fixed=fixed,
+        round_trips=2,
+        groups=_groups(s, [(a, m) for a, m, _ in tiles]),
+        hbm_read_bytes=reads,
+        hbm_write_bytes=writes,
+        flops=flops,
+    )
+
+
+def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    heads = s.batch * s.heads
+    n_q, n_k = math.ceil(s.seq_q / bm), math.ceil(s.seq_k / bn)
+    computed, score_elems = 0, 0.0
+    for i in range(n_q):  # causal: key tiles up to the one holding key (i + 1) * bm - 1
+        cols = n_k if not s.causal else min(n_k, ((i + 1) * bm - 1) // bn + 1)
+        computed += cols
+        score_elems += min(bm, s.seq_q - i * bm) * min(s.seq_k, cols * bn)
+    qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
+    qk = KernelPlan(
+        name="qk",
+        tiling=Tiling(bm, bn, t.num_warps, 1),
+        smem_bytes=b * (bm + bn) * d,
+        registers_per_thread=_registers(bm * bn, t.num_warps),
+        step=StepWork((qk_dot,), 0.0, 1.5 * bm * bn, (bm + bn) * d * b),
+        masked_step=StepWork(),
+        fixed=StepWork((), 0.0, 0.0, bm * bn * b),
+        round_trips=2,
+        groups=(BlockGroup(heads * computed, 1, 0),),
+        hbm_read_bytes=heads * (s.seq_q * d + s.seq_k * d) * b,
+        hbm_write_bytes=heads * score_elems * b,
+        flops=qk_dot.flops * heads * computed,
+    )
+    block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
+    single = s.seq_k <= block
+    warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
+    rows = heads * s.seq_q
+    tri = min(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys, later rows all
+    visible = tri * (tri + 1) // 2 + (s.seq_q - tri) * s.seq_k
+    mean_valid = visible / s.seq_q if s.causal else s.seq_k
+    # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
+    steps = 1 if single else 2 * math.ceil(mean_valid / block)
+    exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
+    soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
+    softmax = KernelPlan(
+        name="softmax",
+        tiling=Tiling(1, block, warps, 1),
+        smem_bytes=0,
+        registers_per_thread=_registers(2 * block, warps),
+        step=soft_step,
+        masked_step=StepWork(),
+        fixed=StepWork((), 0.0, 0.0, 0.0),
+        round_trips=2 if single else 3,
+        groups=(BlockGroup(rows, steps, 0),),
+        hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
+        hbm_write_bytes=heads * score_elems * b,
+        flops=0.0,
+    )
+    tiles = _query_tiles(s, t)
+    pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
+    pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
+    pv = KernelPlan(
+        name="pv",
+        tiling=t,
+        smem_bytes=b * max(t.num_stages - 1, 1) * (bm * bn + bn * f),
+        registers_per_thread=_registers(bm * f + bm * bn / 2, t.num_warps),
+        step=StepWork(),
+        masked_step=pv_step,
+        fixed=StepWork((), 0.0, bm * f, bm * f * b),
+        round_trips=2,
+        groups=_groups(s, [(0, a + m) for a, m, _ in tiles]),
+        hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
+        hbm_write_bytes=heads * s.seq_q * f * b,
+        flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
+    )
+    return qk, softmax, pv
+
+
+def kernel_plans(
+    family: str, s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int
+) -> tuple[KernelPlan, ...]:
+    """The kernels `family` launches for shape `s` with tiling `t`, in order."""
+    refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
+    if family == "1pass":
+        return (_fused(s, t, "attn_fwd", "online", refetch),)
+    if family == "2pass":
+        return (
+            _fused(s, t, "attn_stats", "stats", refetch),
+            _fused(s, t, "attn_output", "output", refetch),
+        )
+    if family == "unfused":
+        return _unfused(s, t)
+    raise ValueError(f"unknown GPU kernel family {family!r}; expected one of {FAMILIES}")

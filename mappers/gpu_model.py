@@ -1,0 +1,356 @@
+"""GPU threadblock performance model shared by the gpu-* mappers.
+
+Device rates (calibration first, datasheet otherwise), block resources -> blocks per SM,
+per-step time with partial overlap of the SM's units, block scheduling in waves (with
+tail), and kernel time.
+
+Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
+
+- A block runs `steps` loop iterations; each step does tensor-core work (dots, each at the
+  calibrated Triton matmul rate for its tile shape), exp2 on the special-function units,
+  fp32 vector work on the CUDA cores, and loads `load_bytes` through L2.
+- With k blocks resident on an SM, one *round* (every resident block doing one step) takes
+  T = max(k * t_mem, k * t_max + k * (t_chain - t_max) * (1 - h)): the busiest compute unit
+  t_max is never hidden, the rest of the dependent chain t_chain (tensor + sfu + cuda-core,
+  plus the load when num_stages == 1, i.e. no prefetch) is hidden in the fraction
+  h = overlap_efficiency * (1 - 1 / streams), streams = k * warpgroups per block. Loads with
+  num_stages >= 2 are prefetched and only bound the round through L2 bandwidth.
+- Each block also pays `round_trips` dependent HBM latencies (first load, last store), hidden
+  by the same fraction h, plus its prologue/epilogue work.
+- Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
+  the last, partial wave runs with fewer blocks per SM and so faster rounds).
+- Kernel time = launch overhead + max(scheduled time, HBM bytes / calibrated bandwidth).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+from archs.gpu import GpuArch
+
+OVERLAP_EFFICIENCY = 0.5
+RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
+BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
+REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8
+ASSUMPTIONS = (
+    "per-step time = busiest SM unit + the rest of the dependent chain (tensor, sfu, "
+    f"cuda-core) of which {OVERLAP_EFFICIENCY:.0%} x (1 - 1/streams) is hidden; streams = "
+    "resident blocks x warpgroups per block",
+    "loads are prefetched when num_stages >= 2 (bound only by L2 bandwidth shared evenly by "
+    "the SMs); with num_stages == 1 they join the dependent chain",
+    "register use estimated from live fp32 tiles (accumulator + scores) + "
+    f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
+    "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM)",
+    "kernel time = launch overhead + max(scheduled block time, HBM bytes / bandwidth)",
+    "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages)."""
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+    def __str__(self) -> str:
+        return f"{self.block_m}x{self.block_n}/w{self.num_warps}/s{self.num_stages}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRates:
+    """Whole-device rates the model uses, each from the calibration file when measured."""
+
+    arch: GpuArch
+    dtype: str
+    hbm_read_bytes_per_s: float
+    hbm_write_bytes_per_s: float
+    l2_bytes_per_s: float
+    exp2_per_s: float
+    fp32_per_s: float
+    launch_s: float
+    peak_matmul_flops_per_s: float
+    overlap_efficiency: float
+    notes: tuple[str, ...]
+
+    def matmul_flops_per_s(self, block_m: int, block_n: int, block_k: int, warps: int) -> float:
+        """Calibrated Triton matmul FLOP/s nearest this tile shape, else the peak matmul rate."""
+        cal = self.arch.calibration
+        near = cal.tile_matmul(self.dtype, block_m, block_n, block_k, warps) if cal else None
+        return near[0].tflops * 1e12 if near is not None else self.peak_matmul_flops_per_s
+
+
+def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
+    """Rates for `dtype` on `arch`: calibrated figures where measured, datasheet otherwise.
+
+    Every fallback is recorded in `notes` (they end up in the Result's warnings).
+    """
+    cal = arch.calibration
+    notes: list[str] = []
+    where = f"calibration {cal.path} ({cal.source}, {cal.date})" if cal else "no calibration"
+    notes.append(f"rates from {where}; missing figures from the {arch.name} datasheet preset")
+
+    def pick(measured: float | None, datasheet: float, what: str) -> float:
+        if measured is not None:
+            return measured
+        notes.append(f"{what}: not calibrated, datasheet {datasheet:.4g}")
+        return datasheet
+
+    peak = cal.peak_matmul_flops_per_s(dtype) if cal else None
+    peak_rate = pick(peak, arch.tensor_flops_per_s(dtype), f"{dtype} matmul FLOP/s")
+    if cal is None or not any(p.is_tiled for p in cal.matmul):
+        notes.append("no tile-shape matmul calibration: every tile at the peak matmul rate")
+    copy = cal.hbm_copy_bandwidth_bytes_per_s if cal else None
+    read = cal.hbm_read_bandwidth_bytes_per_s if cal else None
+    return DeviceRates(
+        arch=arch,
+        dtype=dtype,
+        hbm_read_bytes_per_s=pick(read or copy, arch.hbm_bandwidth_bytes_per_s, "HBM read B/s"),
+        hbm_write_bytes_per_s=pick(copy, arch.hbm_bandwidth_bytes_per_s, "HBM write B/s"),
+        l2_bytes_per_s=pick(
+            cal.l2_read_bandwidth_bytes_per_s if cal else None,
+            arch.l2_bandwidth_bytes_per_s,
+            "L2 B/s",
+        ),
+        exp2_per_s=pick(cal.exp2_per_s if cal else None, arch.sfu_ops_per_s, "exp2/s"),
+        fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
+        launch_s=pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s"),
+        peak_matmul_flops_per_s=peak_rate,
+        overlap_efficiency=OVERLAP_EFFICIENCY,
+        notes=tuple(notes),
+    )
+
+
+# ----------------------------------------------------------------------------- kernel plans
+
+
+@dataclass(frozen=True, slots=True)
+class Dot:
+    """One tl.dot per step: FLOPs and its tile shape (M x N output, K contracted)."""
+
+    flops: float
+    m: int
+    n: int
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepWork:
+    """Work of one block in one loop step (or its prologue/epilogue)."""
+
+    dots: tuple[Dot, ...] = ()
+    exp2: float = 0.0
+    fp32_ops: float = 0.0
+    load_bytes: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockGroup:
+    """`count` consecutive blocks (launch order) with `steps` unmasked and `masked` masked steps."""
+
+    count: int
+    steps: int
+    masked: int
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPlan:
+    """One kernel launch as the model sees it."""
+
+    name: str
+    tiling: Tiling
+    smem_bytes: int
+    registers_per_thread: int
+    step: StepWork
+    masked_step: StepWork
+    fixed: StepWork
+    round_trips: int
+    groups: tuple[BlockGroup, ...]
+    hbm_read_bytes: float
+    hbm_write_bytes: float
+    flops: float
+
+    @property
+    def blocks(self) -> int:
+        """Blocks in the grid."""
+        return sum(g.count for g in self.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Residency:
+    """Blocks per SM and what limits them; `problem` is empty when the block can run."""
+
+    blocks_per_sm: int
+    limiter: str
+    registers_per_thread: int
+    smem_bytes: int
+    problem: str = ""
+
+
+def residency(arch: GpuArch, smem_bytes: int, registers_per_thread: int, warps: int) -> Residency:
+    """How many blocks fit on one SM (shared memory, registers, threads, block slots)."""
+    regs = math.ceil(registers_per_thread / REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+    threads = 32 * warps
+    limits = {
+        "shared memory": arch.shared_memory_per_sm_bytes
+        // (smem_bytes + RESERVED_SMEM_PER_BLOCK_BYTES),
+        "registers": arch.registers_per_sm // max(1, regs * threads),
+        "threads": arch.max_threads_per_sm // threads,
+        "block slots": arch.max_blocks_per_sm,
+    }
+    limiter = min(limits, key=lambda k: limits[k])
+    problem = ""
+    if smem_bytes > arch.shared_memory_per_block_bytes:
+        problem = (
+            f"needs {smem_bytes} B shared memory per block > {arch.shared_memory_per_block_bytes} B"
+        )
+    elif regs > arch.max_registers_per_thread:
+        problem = (
+            f"needs ~{regs} registers per thread > {arch.max_registers_per_thread} (would spill)"
+        )
+    elif limits[limiter] < 1:
+        problem = f"no block fits on an SM ({limiter})"
+    return Residency(max(limits[limiter], 1), limiter, regs, smem_bytes, problem)
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimes:
+    """Seconds of one step of one block on each SM unit (the block alone on the SM)."""
+
+    tensor_s: float
+    sfu_s: float
+    cuda_core_s: float
+    l2_s: float
+
+    def round_s(self, k: int, hidden: float, prefetched: bool) -> float:
+        """Time for k resident blocks to each finish one step (see the module docstring)."""
+        chain = [self.tensor_s, self.sfu_s, self.cuda_core_s]
+        if not prefetched:
+            chain.append(self.l2_s)
+        busiest = max(chain)
+        exposed = k * busiest + k * (sum(chain) - busiest) * (1 - hidden)
+        return max(k * self.l2_s, exposed)
+
+    @property
+    def bottleneck(self) -> str:
+        """The unit with the most work per step."""
+        named = {
+            "tensor-core": self.tensor_s,
+            "sfu": self.sfu_s,
+            "cuda-core": self.cuda_core_s,
+            "l2": self.l2_s,
+        }
+        return max(named, key=lambda n: named[n])
+
+
+def step_times(work: StepWork, rates: DeviceRates, warps: int) -> StepTimes:
+    """Per-SM seconds of one step's work (device rates divided evenly among the SMs)."""
+    sms = rates.arch.sm_count
+    tensor = sum(
+        d.flops / (rates.matmul_flops_per_s(d.m, d.n, d.k, warps) / sms) for d in work.dots
+    )
+    return StepTimes(
+        tensor_s=tensor,
+        sfu_s=work.exp2 / (rates.exp2_per_s / sms),
+        cuda_core_s=work.fp32_ops / (rates.fp32_per_s / sms),
+        l2_s=work.load_bytes / (rates.l2_bytes_per_s / sms),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTime:
+    """Modelled time of one kernel with its parts (seconds) and scheduling figures."""
+
+    name: str
+    time_s: float
+    scheduled_s: float
+    hbm_s: float
+    launch_s: float
+    ideal_s: float
+    blocks: int
+    blocks_per_sm: int
+    resident_per_sm: int
+    waves: float
+    step: StepTimes
+    residency: Residency
+    bound: str
+
+
+def _block_times(plan: KernelPlan, rates: DeviceRates, k: int) -> dict[tuple[int, int], float]:
+    """Seconds per block for each distinct (steps, masked) profile with k blocks per SM."""
+    t = plan.tiling
+    hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
+    prefetched = t.num_stages >= 2
+    full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
+    masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
+    fixed = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
+    latency = plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
+    profiles = {(g.steps, g.masked) for g in plan.groups}
+    return {(a, m): a * full + m * masked + fixed + latency for a, m in profiles}
+
+
+def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
+    sms = rates.arch.sm_count
+    slots = sms * k
+    durations = _block_times(plan, rates, k)
+    groups = [g for g in plan.groups if g.count > 0]
+    if len(durations) == 1:
+        waves = math.ceil(plan.blocks / slots)
+        last = plan.blocks - (waves - 1) * slots
+        k_last = math.ceil(last / sms)
+        (tail,) = _block_times(plan, rates, k_last).values()
+        (full,) = durations.values()
+        return (waves - 1) * full + tail
+    if plan.blocks <= slots:  # one partial wave: the longest block decides
+        return max(durations.values())
+    free = [0.0] * slots
+    for g in groups:
+        d = durations[(g.steps, g.masked)]
+        for _ in range(g.count):
+            heapq.heapreplace(free, free[0] + d)
+    return max(free)
+
+
+def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
+    """Model one kernel launch (see the module docstring)."""
+    arch = rates.arch
+    res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
+    k = max(1, min(res.blocks_per_sm, math.ceil(plan.blocks / arch.sm_count)))
+    scheduled = _schedule_s(plan, rates, k) if plan.blocks else 0.0
+    per_block = _block_times(plan, rates, res.blocks_per_sm)
+    busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
+    ideal = busy / (arch.sm_count * res.blocks_per_sm)
+    hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
+    hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
+    step = step_times(plan.step, rates, plan.tiling.num_warps)
+    total = rates.launch_s + max(scheduled, hbm)
+    if rates.launch_s >= 0.5 * total:
+        bound = "launch"
+    elif hbm >= scheduled:
+        bound = "hbm"
+    elif scheduled > 1.25 * ideal:
+        bound = "occupancy/tail"
+    else:
+        bound = step.bottleneck
+    return KernelTime(
+        name=plan.name,
+        time_s=total,
+        scheduled_s=scheduled,
+        hbm_s=hbm,
+        launch_s=rates.launch_s,
+        ideal_s=ideal,
+        blocks=plan.blocks,
+        blocks_per_sm=res.blocks_per_sm,
+        resident_per_sm=k,
+        waves=plan.blocks / (arch.sm_count * res.blocks_per_sm),
+        step=step,
+        residency=res,
+        bound=bound,
+    )
