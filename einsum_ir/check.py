@@ -31,14 +31,19 @@ from einsum_ir.spec import Problem
 
 
 class _Collector:
-    def __init__(self, cascade: Cascade) -> None:
+    def __init__(self, cascade: Cascade, opaque: frozenset[str] = frozenset()) -> None:
         self.cascade = cascade
+        self.opaque = opaque
         self.problems: list[Problem] = []
 
     def at_einsum(self, i: int, message: str) -> None:
         e = self.cascade.einsums[i]
+        path = f"einsums[{i}]"
+        for p, line, col in self.cascade.locations:  # the YAML index, if some failed to parse
+            if p.startswith("einsums[") and (line, col) == (e.line, e.column) and line:
+                path = p
         self.problems.append(
-            Problem(self.cascade.source, e.line, e.column, f"einsums[{i}]", f"{e}: {message}")
+            Problem(self.cascade.source, e.line, e.column, path, f"{e}: {message}")
         )
 
     def at_path(self, path: str, message: str) -> None:
@@ -46,9 +51,13 @@ class _Collector:
         self.problems.append(Problem(self.cascade.source, line, col, path, message))
 
 
-def check_cascade(cascade: Cascade) -> list[Problem]:
-    """All problems of a parsed cascade (empty when valid)."""
-    c = _Collector(cascade)
+def check_cascade(cascade: Cascade, opaque: frozenset[str] = frozenset()) -> list[Problem]:
+    """All problems of a parsed cascade (empty when valid).
+
+    `opaque` names tensors defined by Einsums that could not be parsed: reads of them are
+    taken as valid (not reported as unknown, ranks not checked).
+    """
+    c = _Collector(cascade, opaque)
     _check_declarations(c)
     defined = _check_definitions(c)
     for i, e in enumerate(cascade.einsums):
@@ -175,6 +184,8 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
                     c.at_einsum(i, f"{var} is both an output index and reduced")
     # Accesses.
     for acc in e.inputs:
+        if acc.tensor in c.opaque:
+            continue
         if acc.tensor not in declared:
             names = set(declared)
             c.at_einsum(i, f"unknown tensor {acc.tensor}{_hint(acc.tensor, names)}")
@@ -295,7 +306,7 @@ def _check_init_and_outputs(c: _Collector, defined: dict[TensorName, int]) -> No
         if tensor not in recur:
             what = "a tensor no Einsum defines" if tensor not in defined else "not a recurrence"
             c.at_path(f"init.{tensor}", f"init given for {tensor}, which is {what}")
-    known = set(defined) | set(cascade.input_names)
+    known = set(defined) | set(cascade.input_names) | set(c.opaque)
     for k, out in enumerate(cascade.outputs):
         if out not in known:
             c.at_path(f"outputs[{k}]", f"unknown output tensor {out}{_hint(out, known)}")

@@ -83,14 +83,19 @@ def load_cascade_text(text: str, file: str = "<string>") -> Cascade:
     if root.node is not None and not root.is_map:
         root.error("expected a mapping with keys " + ", ".join(CASCADE_KEYS))
     root.finish()
-    cascade = _build(root)
-    root.finish()  # structural problems first: checks on a half-built cascade only add noise
-    root.problems.extend(check_cascade(cascade))
+    opaque: set[str] = set()
+    cascade = _build(root, opaque)
+    # Structural problems first: checks on a half-built cascade only add noise. Einsums with
+    # syntax errors are the exception: the others are still checked, with the outputs of the
+    # unparseable ones taken as defined (their names are read from the text before '[').
+    if any(not p.path.startswith("einsums[") for p in root.problems):
+        root.finish()
+    root.problems.extend(check_cascade(cascade, frozenset(opaque)))
     root.finish()
     return cascade
 
 
-def _build(root: Reader) -> Cascade:
+def _build(root: Reader, opaque: set[str]) -> Cascade:
     locations: list[tuple[str, int, int]] = []
 
     def note(r: Reader) -> None:
@@ -103,7 +108,7 @@ def _build(root: Reader) -> Cascade:
     partitions = _partitions(root.opt("partitions", "map"), note)
     params = _params(root.opt("params", "map"), note)
     init = _init(root.opt("init", "map"), note)
-    einsums = _einsums(root.req("einsums", "list"))
+    einsums = _einsums(root.req("einsums", "list"), note, opaque)
     outputs: list[TensorName] = []
     out_r = root.req("outputs", "list")
     if out_r is not None:
@@ -204,11 +209,15 @@ def _init(r: Reader | None, note: Note) -> list[tuple[TensorName, float]]:
     return result
 
 
-def _einsums(r: Reader | None) -> list[Einsum]:
+_OUTPUT_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z_0-9]*)\s*\[")
+
+
+def _einsums(r: Reader | None, note: Note, opaque: set[str]) -> list[Einsum]:
     result: list[Einsum] = []
     if r is None:
         return result
     for item in r.each():
+        note(item)
         if not item.check("str"):
             continue
         text = str(item.value)
@@ -216,6 +225,9 @@ def _einsums(r: Reader | None) -> list[Einsum]:
             parsed = parse_einsum(text)
         except ParseError as exc:
             item.error(f"syntax error: {exc.message}\n{exc.caret()}", column_offset=exc.column)
+            name = _OUTPUT_NAME.match(text)
+            if name:
+                opaque.add(name.group(1))
             continue
         result.append(
             Einsum(parsed.out, parsed.expr, parsed.where, line=item.line, column=item.column)

@@ -191,3 +191,23 @@ def test_missing_file_is_a_problem(tmp_path: object) -> None:
     with pytest.raises(SpecError) as info:
         load_cascade("/nonexistent/file.yaml")
     assert "cannot read" in str(info.value)
+
+
+def test_syntax_errors_do_not_hide_problems_in_other_einsums() -> None:
+    msgs = problems_of(
+        """\
+        cascade: mixed
+        inputs: {Q: [E, P]}
+        einsums:
+          - Y[p] = Q[e,p] ** 2
+          - Z[p] = Y[p] + W[p]
+          - U[q] = Z[p]
+        outputs: [Y, U]
+        """
+    )
+    assert msgs[0].startswith("bad.yaml:4:20: einsums[0]: syntax error")
+    joined = "\n".join(msgs)
+    # Y failed to parse but is still known to be defined: no noise about it.
+    assert "unknown tensor Y" not in joined
+    assert "bad.yaml:5:5: einsums[1]: Z[p] = Y[p] + W[p]: unknown tensor W" in joined
+    assert "bad.yaml:6:5: einsums[2]: U[q] = Z[p]: unbound index q" in joined
