@@ -19,7 +19,9 @@ Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
   by the same fraction h, plus its prologue/epilogue work.
 - Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
   the last, partial wave runs with fewer blocks per SM and so faster rounds).
-- Kernel time = launch overhead + max(scheduled time, HBM bytes / calibrated bandwidth).
+- Kernel time = max(host launch time, launch overhead + max(scheduled time, HBM bytes /
+  calibrated bandwidth)): back-to-back launches from Python cannot go faster than the host
+  issues them (calibrated `host_launch_us`; 0 when not measured).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ ASSUMPTIONS = (
     "register use estimated from live fp32 tiles (accumulator + scores) + "
     f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
     "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM)",
-    "kernel time = launch overhead + max(scheduled block time, HBM bytes / bandwidth)",
+    "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
+    "bytes / bandwidth))",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
 )
 
@@ -73,6 +76,7 @@ class DeviceRates:
     exp2_per_s: float
     fp32_per_s: float
     launch_s: float
+    host_launch_s: float
     peak_matmul_flops_per_s: float
     overlap_efficiency: float
     notes: tuple[str, ...]
@@ -119,6 +123,7 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
         exp2_per_s=pick(cal.exp2_per_s if cal else None, arch.sfu_ops_per_s, "exp2/s"),
         fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
         launch_s=pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s"),
+        host_launch_s=(cal.host_launch_s if cal else None) or 0.0,
         peak_matmul_flops_per_s=peak_rate,
         overlap_efficiency=OVERLAP_EFFICIENCY,
         notes=tuple(notes),
@@ -330,8 +335,8 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
     hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
     step = step_times(plan.step, rates, plan.tiling.num_warps)
-    total = rates.launch_s + max(scheduled, hbm)
-    if rates.launch_s >= 0.5 * total:
+    total = max(rates.host_launch_s, rates.launch_s + max(scheduled, hbm))
+    if rates.launch_s >= 0.5 * total or rates.host_launch_s >= total:
         bound = "launch"
     elif hbm >= scheduled:
         bound = "hbm"

@@ -12,7 +12,8 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     l2_read_bandwidth_gb_per_s: 9000      # re-reading a buffer that fits in L2
     exp2_gops_per_s: 3900                 # exp2 results / s over the whole device
     fp32_fma_gops_per_s: 30000            # fp32 FMAs / s over the whole device
-    launch_overhead_us: 4.0               # one empty kernel launched back to back
+    launch_overhead_us: 2.0               # GPU side: empty kernels replayed from a CUDA graph
+    host_launch_us: 6.0                   # empty kernels launched back to back from Python
     matmul:                               # dense matmul throughput by tile shape and dtype
       - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
       - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
@@ -40,6 +41,7 @@ TOP_KEYS = (
     "exp2_gops_per_s",
     "fp32_fma_gops_per_s",
     "launch_overhead_us",
+    "host_launch_us",
     "matmul",
     "notes",
 )
@@ -95,6 +97,7 @@ class Calibration:
     exp2_per_s: float | None = None
     fp32_fma_per_s: float | None = None
     launch_overhead_s: float | None = None
+    host_launch_s: float | None = None
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -216,6 +219,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         exp2_per_s=_rate(root.opt("exp2_gops_per_s"), 1e9),
         fp32_fma_per_s=_rate(root.opt("fp32_fma_gops_per_s"), 1e9),
         launch_overhead_s=_rate(root.opt("launch_overhead_us"), 1e-6),
+        host_launch_s=_rate(root.opt("host_launch_us"), 1e-6),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

@@ -1,0 +1,314 @@
+"""GPU microbenchmarks that calibrate the GPU model; writes `archs/calibration/<device>.yaml`.
+
+GPU only (about a minute on an H200)::
+
+    python -m kernels.microbench --out archs/calibration/h200.yaml
+
+Measures: torch.matmul peak (8192^3, bf16 and fp16); a Triton matmul by tile shape (the
+attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 32/64/128, 4 and 8 warps, bf16);
+HBM copy and read bandwidth (1 GiB); L2 read bandwidth (16 MiB re-read); exp2 and fp32 FMA
+throughput (Triton kernels with long dependent chains per element); launch overhead of an
+empty kernel (GPU side, by CUDA-graph replay) and from Python (back-to-back launches).
+The file format is documented in `archs/calibration/__init__.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import triton
+import triton.language as tl
+
+TILE_BLOCK_M = (64, 128)
+TILE_BLOCK_N = (32, 64, 128)
+TILE_BLOCK_K = (32, 64, 128)
+TILE_WARPS = (4, 8)
+TILE_STAGES = 3
+MATMUL_SIZE = 4096
+PEAK_SIZE = 8192
+
+
+@triton.jit
+def matmul_kernel(
+    A, B, C, M, N, K, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr
+):
+    """C = A @ B (row-major, sizes multiples of the blocks), fp32 accumulation."""
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rk = tl.arange(0, BLOCK_K)
+    a_ptr = A + rm[:, None] * K + rk[None, :]
+    b_ptr = B + rk[:, None] * N + rn[None, :]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for _ in tl.range(0, K, BLOCK_K):
+        acc = tl.dot(tl.load(a_ptr), tl.load(b_ptr), acc)
+        a_ptr += BLOCK_K
+        b_ptr += BLOCK_K * N
+    tl.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype.element_ty))
+
+
+@triton.jit
+def l2_read_kernel(X, OUT, N, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    """Each program sums ITERS blocks of an L2-resident buffer."""
+    pid = tl.program_id(0)
+    acc = tl.zeros((BLOCK,), dtype=tl.float32)
+    for i in range(ITERS):
+        start = ((pid * ITERS + i) * BLOCK) % N
+        acc += tl.load(X + start + tl.arange(0, BLOCK)).to(tl.float32)
+    tl.store(OUT + pid * BLOCK + tl.arange(0, BLOCK), acc)
+
+
+@triton.jit
+def exp2_kernel(X, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    """ITERS dependent exp2 per element (x -> exp2(x) - 1 stays in [-0.5, 0])."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(X + offs)
+    for _ in range(ITERS):
+        x = tl.math.exp2(x) - 1.0
+    tl.store(X + offs, x)
+
+
+@triton.jit
+def fma_kernel(X, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    """4 independent chains of ITERS fp32 FMAs per element."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    a = tl.load(X + offs)
+    b = a + 1.0
+    c = a + 2.0
+    d = a + 3.0
+    for _ in range(ITERS):
+        a = a * 0.999 + 0.001
+        b = b * 0.999 + 0.001
+        c = c * 0.999 + 0.001
+        d = d * 0.999 + 0.001
+    tl.store(X + offs, a + b + c + d)
+
+
+@triton.jit
+def empty_kernel(X):
+    """Does nothing: launch overhead only."""
+    pass
+
+
+def _bench(fn: Any) -> float:
+    """Median seconds of `fn` (triton.testing.do_bench, which flushes L2 between runs)."""
+    return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median")) * 1e-3
+
+
+def measure_matmul(torch: Any) -> list[dict[str, Any]]:
+    """torch.matmul peaks and the Triton matmul by tile shape."""
+    points: list[dict[str, Any]] = []
+    n = PEAK_SIZE
+    for name, dt in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+        a = torch.randn(n, n, device="cuda", dtype=dt)
+        b = torch.randn(n, n, device="cuda", dtype=dt)
+        s = _bench(lambda a=a, b=b: torch.matmul(a, b))
+        points.append(
+            {
+                "kernel": "torch.matmul",
+                "dtype": name,
+                "m": n,
+                "n": n,
+                "k": n,
+                "tflops": round(2 * n**3 / s / 1e12, 2),
+            }
+        )
+    m = MATMUL_SIZE
+    a = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
+    c = torch.empty(m, m, device="cuda", dtype=torch.bfloat16)
+    for bm, bn, bk, w in itertools.product(TILE_BLOCK_M, TILE_BLOCK_N, TILE_BLOCK_K, TILE_WARPS):
+        grid = (m // bm, m // bn)
+
+        def run(bm: int = bm, bn: int = bn, bk: int = bk, w: int = w, grid: Any = grid) -> None:
+            matmul_kernel[grid](
+                a,
+                b,
+                c,
+                m,
+                m,
+                m,
+                BLOCK_M=bm,
+                BLOCK_N=bn,
+                BLOCK_K=bk,
+                num_warps=w,
+                num_stages=TILE_STAGES,
+            )
+
+        try:
+            s = _bench(run)
+        except Exception as exc:  # noqa: BLE001 (a tile that does not compile is skipped)
+            print(f"  skip tile {bm}x{bn}x{bk} w{w}: {type(exc).__name__}", file=sys.stderr)
+            continue
+        points.append(
+            {
+                "kernel": "triton",
+                "dtype": "bf16",
+                "m": m,
+                "n": m,
+                "k": m,
+                "block_m": bm,
+                "block_n": bn,
+                "block_k": bk,
+                "num_warps": w,
+                "num_stages": TILE_STAGES,
+                "tflops": round(2 * m**3 / s / 1e12, 2),
+            }
+        )
+    return points
+
+
+def measure_memory(torch: Any) -> dict[str, float]:
+    """HBM copy and read bandwidth (1 GiB) and L2 re-read bandwidth (GB/s)."""
+    n = 2**29  # 1 GiB of bf16
+    x = torch.empty(n, device="cuda", dtype=torch.bfloat16).normal_()
+    y = torch.empty_like(x)
+    copy_s = _bench(lambda: y.copy_(x))
+    read_s = _bench(lambda: torch.sum(x, dtype=torch.float32))
+    small_n, block, iters = 8 * 2**20, 4096, 64  # 16 MiB, re-read from L2
+    small = x[:small_n]
+    progs = torch.cuda.get_device_properties(0).multi_processor_count * 16
+    out = torch.empty(progs * block, device="cuda", dtype=torch.float32)
+    l2_read_kernel[(progs,)](small, out, small_n, ITERS=iters, BLOCK=block)
+    # no do_bench here: its L2 flush would evict the buffer being measured
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    reps = 50
+    start.record()
+    for _ in range(reps):
+        l2_read_kernel[(progs,)](small, out, small_n, ITERS=iters, BLOCK=block)
+    end.record()
+    torch.cuda.synchronize()
+    l2_s = start.elapsed_time(end) * 1e-3 / reps
+    return {
+        "hbm_copy_bandwidth_gb_per_s": round(2 * 2 * n / copy_s / 1e9, 1),
+        "hbm_read_bandwidth_gb_per_s": round(2 * n / read_s / 1e9, 1),
+        "l2_read_bandwidth_gb_per_s": round(progs * iters * block * 2 / l2_s / 1e9, 1),
+    }
+
+
+def measure_units(torch: Any) -> dict[str, float]:
+    """exp2 and fp32 FMA throughput over the whole device (G results / s)."""
+    block, iters = 1024, 256
+    progs = torch.cuda.get_device_properties(0).multi_processor_count * 32
+    x = torch.rand(progs * block, device="cuda", dtype=torch.float32) - 1.0
+    exp_s = _bench(lambda: exp2_kernel[(progs,)](x, ITERS=iters, BLOCK=block, num_warps=4))
+    fma_s = _bench(lambda: fma_kernel[(progs,)](x, ITERS=iters, BLOCK=block, num_warps=4))
+    return {
+        "exp2_gops_per_s": round(progs * block * iters / exp_s / 1e9, 1),
+        "fp32_fma_gops_per_s": round(4 * progs * block * iters / fma_s / 1e9, 1),
+    }
+
+
+def measure_launch(torch: Any) -> dict[str, float]:
+    """Per-launch time of an empty kernel: GPU side (CUDA graph) and from Python."""
+    x = torch.empty(1, device="cuda")
+    empty_kernel[(1,)](x)
+    torch.cuda.synchronize()
+    reps = 200
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        empty_kernel[(1,)](x)
+    end.record()
+    torch.cuda.synchronize()
+    host = start.elapsed_time(end) * 1e-3 / reps
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream), torch.cuda.graph(graph):
+        for _ in range(reps):
+            empty_kernel[(1,)](x)
+    graph.replay()
+    torch.cuda.synchronize()
+    start.record()
+    graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    gpu = start.elapsed_time(end) * 1e-3 / reps
+    return {"launch_overhead_us": round(gpu * 1e6, 3), "host_launch_us": round(host * 1e6, 3)}
+
+
+def versions(torch: Any) -> dict[str, str]:
+    """Driver, CUDA, torch and triton versions."""
+    try:
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=20,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
+    except (OSError, IndexError, subprocess.SubprocessError):
+        driver = ""
+    return {
+        "driver": driver,
+        "cuda": str(torch.version.cuda),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+    }
+
+
+def calibration_record(
+    device: str,
+    figures: dict[str, Any],
+    matmul: list[dict[str, Any]],
+    vers: dict[str, str],
+    date: str,
+) -> dict[str, Any]:
+    """The calibration file's content (format: `archs/calibration/__init__.py`)."""
+    return {
+        "device": device,
+        "date": date,
+        "source": "kernels.microbench",
+        "versions": vers,
+        **figures,
+        "matmul": matmul,
+        "notes": [
+            f"Triton matmul tiles at {MATMUL_SIZE}^3, num_stages {TILE_STAGES}; "
+            "medians of triton.testing.do_bench",
+            "launch_overhead_us: CUDA-graph replay of an empty kernel; host_launch_us: "
+            "back-to-back launches from Python",
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every microbenchmark and write the calibration YAML."""
+    parser = argparse.ArgumentParser(prog="python -m kernels.microbench", description=__doc__)
+    parser.add_argument("--out", required=True, type=Path, help="calibration YAML to write")
+    args = parser.parse_args(argv)
+    import torch
+    import yaml
+
+    if not torch.cuda.is_available():
+        print("kernels.microbench needs a CUDA GPU", file=sys.stderr)
+        return 2
+    device = torch.cuda.get_device_name()
+    figures: dict[str, Any] = {}
+    for step in (measure_memory, measure_units, measure_launch):
+        print(f"{step.__name__} ...", file=sys.stderr)
+        figures.update(step(torch))
+    print("measure_matmul ...", file=sys.stderr)
+    matmul = measure_matmul(torch)
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = calibration_record(device, figures, matmul, versions(torch), date)
+    header = f"# Written by `python -m kernels.microbench --out {args.out}` on {device}.\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(header + yaml.safe_dump(record, sort_keys=False, width=100))
+    print(yaml.safe_dump(figures, sort_keys=False), file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
