@@ -82,6 +82,15 @@ def load_arch(path_or_name: str | Path) -> Arch:
     return _load(Reader.from_file(path))
 
 
+def load_spatial_arch(path_or_name: str | Path) -> SpatialArch:
+    """`load_arch` for callers that need a spatial accelerator (a GPU file is a `SpecError`)."""
+    arch = load_arch(path_or_name)
+    if not isinstance(arch, SpatialArch):
+        where = arch.source or str(path_or_name)
+        raise SpecError([Problem(where, 0, 0, "kind", "expected a spatial architecture, got a GPU")])
+    return arch
+
+
 def load_arch_text(text: str, file: str = "<string>") -> Arch:
     """Load an architecture from YAML text (`file` names it in messages)."""
     return _load(Reader.from_text(text, file))

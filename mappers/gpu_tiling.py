@@ -46,6 +46,8 @@ class GpuOptions:
         num_warps: Warps per block.
         num_stages: Software-pipelining depth of the key/value loads.
         dtype: Element type of Q, K, V, O: fp16 or bf16.
+        rank_candidates: With a fixed tiling, also rank the default candidates (the Result's
+            tiling_* extras); False models the given tiling alone (faster).
     """
 
     block_m: int = 0
@@ -53,6 +55,7 @@ class GpuOptions:
     num_warps: int = 0
     num_stages: int = 0
     dtype: str = "bf16"
+    rank_candidates: bool = True
 
     def __post_init__(self) -> None:
         if min(self.block_m, self.block_n, self.num_warps, self.num_stages) < 0:
@@ -171,6 +174,8 @@ class GpuTilingMapper:
                     for f in ("block_m", "block_n", "num_warps", "num_stages")
                 )
             )
+        elif not opts.rank_candidates:
+            space = (fixed,)
         elif fixed not in space:
             space = (*space, fixed)
         ranked = rank_tilings(self.family, shape, rates, space)

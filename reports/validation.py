@@ -1,0 +1,401 @@
+"""GPU validation: join the GPU mappers' predictions with kernel measurements.
+
+Key (the shared schema): family -> mapper (triton-1pass -> gpu-1pass, triton-2pass ->
+gpu-2pass, triton-unfused -> gpu-unfused), shape (batch, heads, seq_q, seq_k, head_dim,
+causal), dtype, tiling, device -> arch preset. Errors are percentages of the measured median:
+100 * (predicted - measured) / measured. The model is calibrated only from
+`archs/calibration/` (never from these measurements).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archs.gpu import GpuArch
+from archs.load import load_arch
+from einsum_ir import load_cascade
+from einsum_ir.ir import Cascade
+from kernels.measure import Measurement
+from mappers.registry import get_mapper
+from mappers.result import Result
+
+FAMILY_MAPPERS = {
+    "triton-1pass": "gpu-1pass",
+    "triton-2pass": "gpu-2pass",
+    "triton-unfused": "gpu-unfused",
+}
+FAMILY_CASCADES = {
+    "triton-1pass": "attention-1pass-mh",
+    "triton-2pass": "attention-2pass-tilemax-mh",
+    "triton-unfused": "attention-3pass-mh",
+}
+DEVICE_ARCHS = (("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-sxm"))
+PICK_TOLERANCE = 0.10
+
+
+class ValidationError(ValueError):
+    """Measurements that cannot be validated (no GPU-model rows, unknown device)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One measurement with its prediction; error_pct = 100 * (predicted - measured) / measured."""
+
+    measurement: Measurement
+    arch: str
+    predicted_ms: float
+    bound: str
+
+    @property
+    def measured_ms(self) -> float:
+        """The measured median."""
+        return self.measurement.median_ms
+
+    @property
+    def error_pct(self) -> float:
+        """Signed percentage error of the prediction."""
+        return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+    @property
+    def family(self) -> str:
+        """The kernel family of the measurement."""
+        return self.measurement.family
+
+    @property
+    def shape_key(self) -> tuple[Any, ...]:
+        """(family, batch, heads, seq_q, seq_k, head_dim, causal, dtype, device)."""
+        m = self.measurement
+        return (
+            m.family,
+            m.batch,
+            m.heads,
+            m.seq_q,
+            m.seq_k,
+            m.head_dim,
+            m.causal,
+            m.dtype,
+            m.device,
+        )
+
+    @property
+    def tiling(self) -> str:
+        """BLOCK_M x BLOCK_N / warps / stages."""
+        m = self.measurement
+        return f"{m.block_m}x{m.block_n}/w{m.num_warps}/s{m.num_stages}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """For one shape: the model's pick among the measured tilings vs the best measured one."""
+
+    shape_key: tuple[Any, ...]
+    picked: str
+    best: str
+    picked_measured_ms: float
+    best_measured_ms: float
+    candidates: int
+
+    @property
+    def slowdown(self) -> float:
+        """Measured time of the pick over the best measured time (1.0 = the best)."""
+        return self.picked_measured_ms / self.best_measured_ms
+
+    @property
+    def within_tolerance(self) -> bool:
+        """Whether the pick runs within 10% of the best measured tiling."""
+        return self.slowdown <= 1 + PICK_TOLERANCE
+
+
+def arch_for_device(device: str) -> str:
+    """The preset for a torch device name (e.g. 'NVIDIA H200' -> 'h200')."""
+    for marker, preset in DEVICE_ARCHS:
+        if marker.lower() in device.lower():
+            return preset
+    known = ", ".join(m for m, _ in DEVICE_ARCHS)
+    raise ValidationError(f"no arch preset for device {device!r} (known: {known}); use --arch")
+
+
+@functools.cache
+def _cascade(name: str) -> Cascade:
+    return load_cascade(name)
+
+
+@functools.cache
+def _arch(name: str) -> GpuArch:
+    arch = load_arch(name)
+    if not isinstance(arch, GpuArch):
+        raise ValidationError(f"arch {name!r} is not a GPU (kind: gpu)")
+    return arch
+
+
+def predict(m: Measurement, arch_name: str) -> Result:
+    """The GPU mapper's prediction for one measured configuration (its tiling, no search)."""
+    cascade = FAMILY_CASCADES[m.family] + ("-causal" if m.causal else "")
+    mapper = get_mapper(FAMILY_MAPPERS[m.family])(
+        block_m=m.block_m,
+        block_n=m.block_n,
+        num_warps=m.num_warps,
+        num_stages=m.num_stages,
+        dtype=m.dtype,
+        rank_candidates=False,
+    )
+    sizes = {
+        "B": m.batch,
+        "H": m.heads,
+        "P": m.seq_q,
+        "M": m.seq_k,
+        "E": m.head_dim,
+        "F": m.head_dim,
+    }
+    result: Result = mapper.map(_cascade(cascade), _arch(arch_name), sizes)
+    return result
+
+
+def join(measurements: Iterable[Measurement], arch: str | None = None) -> list[Point]:
+    """Predict every triton-* measurement (SDPA rows have no model and are skipped)."""
+    points = []
+    for m in measurements:
+        if m.family not in FAMILY_MAPPERS:
+            continue
+        name = arch or arch_for_device(m.device)
+        r = predict(m, name)
+        points.append(Point(m, name, r.latency_s * 1e3, r.bound))
+    return points
+
+
+def summary(points: Sequence[Point]) -> dict[str, Any]:
+    """{"n_points", "mape_overall", "mape": {family: pct}, "max_abs_pct_error"} (percent)."""
+    by_family: dict[str, list[float]] = {}
+    for p in points:
+        by_family.setdefault(p.family, []).append(abs(p.error_pct))
+    errors = [abs(p.error_pct) for p in points]
+    return {
+        "n_points": len(points),
+        "mape_overall": statistics.fmean(errors) if errors else 0.0,
+        "mape": {f: statistics.fmean(by_family[f]) for f in FAMILY_MAPPERS if f in by_family},
+        "max_abs_pct_error": max(errors, default=0.0),
+    }
+
+
+def tiling_picks(points: Sequence[Point]) -> list[Pick]:
+    """Per shape with two or more measured tilings: the model's fastest vs the measured best."""
+    groups: dict[tuple[Any, ...], list[Point]] = {}
+    for p in points:
+        groups.setdefault(p.shape_key, []).append(p)
+    picks = []
+    for key, group in groups.items():
+        if len({p.tiling for p in group}) < 2:
+            continue
+        picked = min(group, key=lambda p: p.predicted_ms)
+        best = min(group, key=lambda p: p.measured_ms)
+        picks.append(
+            Pick(key, picked.tiling, best.tiling, picked.measured_ms, best.measured_ms, len(group))
+        )
+    return picks
+
+
+def pick_fraction(picks: Sequence[Pick]) -> float:
+    """Fraction of shapes whose picked tiling runs within 10% of the best measured one."""
+    return sum(p.within_tolerance for p in picks) / len(picks) if picks else 1.0
+
+
+def worst(points: Sequence[Point], n: int = 10) -> list[Point]:
+    """The `n` points with the largest absolute error."""
+    return sorted(points, key=lambda p: -abs(p.error_pct))[:n]
+
+
+def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int = 10) -> str:
+    """A plain-text report: MAPE per family, worst points, tiling picks."""
+    s = summary(points)
+    lines = [
+        f"GPU model validation: {s['n_points']} points",
+        f"  MAPE overall {s['mape_overall']:.2f}%   max |error| {s['max_abs_pct_error']:.2f}%",
+    ]
+    for family, mape in s["mape"].items():
+        n = sum(p.family == family for p in points)
+        lines.append(f"  {family:<16} MAPE {mape:6.2f}%  ({n} points)")
+    lines.append(
+        f"  tiling pick within {PICK_TOLERANCE:.0%} of the best measured: "
+        f"{pick_fraction(picks):.1%} of {len(picks)} shapes"
+    )
+    lines += [
+        "",
+        "worst points:",
+        "  family           B   H   Sq     Sk     D   c dtype tiling"
+        "            measured_ms predicted_ms error%  bound",
+    ]
+    for p in worst(points, n_worst):
+        m = p.measurement
+        lines.append(
+            f"  {m.family:<16}{m.batch:<4}{m.heads:<4}{m.seq_q:<7}{m.seq_k:<7}{m.head_dim:<4}"
+            f"{m.causal:<2}{m.dtype:<6}{p.tiling:<18}{p.measured_ms:<12.4f}{p.predicted_ms:<13.4f}"
+            f"{p.error_pct:+7.2f}  {p.bound}"
+        )
+    missed = [p for p in picks if not p.within_tolerance]
+    if missed:
+        lines += ["", "tiling picks slower than the best measured by more than 10%:"]
+        for k in missed:
+            lines.append(f"  {k.shape_key}: picked {k.picked} ({k.slowdown:.2f}x), best {k.best}")
+    return "\n".join(lines)
+
+
+def write_points(path: Path, points: Sequence[Point]) -> None:
+    """One CSV row per point: the measurement's key, measured and predicted ms, error, bound."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "family",
+                "batch",
+                "heads",
+                "seq_q",
+                "seq_k",
+                "head_dim",
+                "causal",
+                "dtype",
+                "tiling",
+                "measured_ms",
+                "predicted_ms",
+                "error_pct",
+                "bound",
+                "arch",
+            ]
+        )
+        for p in points:
+            m = p.measurement
+            w.writerow(
+                [
+                    m.family,
+                    m.batch,
+                    m.heads,
+                    m.seq_q,
+                    m.seq_k,
+                    m.head_dim,
+                    m.causal,
+                    m.dtype,
+                    p.tiling,
+                    repr(p.measured_ms),
+                    repr(p.predicted_ms),
+                    repr(p.error_pct),
+                    p.bound,
+                    p.arch,
+                ]
+            )
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot_predicted_vs_measured(points: Sequence[Point], ax: Any = None) -> Any:
+    """Scatter of predicted vs measured ms per family (log-log) with the y = x line."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    for family in FAMILY_MAPPERS:
+        fam = [p for p in points if p.family == family]
+        if fam:
+            ax.scatter(
+                [p.measured_ms for p in fam], [p.predicted_ms for p in fam], s=12, label=family
+            )
+    values = [v for p in points for v in (p.measured_ms, p.predicted_ms)]
+    if values:
+        lo, hi = min(values) / 1.2, max(values) * 1.2
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("measured ms")
+    ax.set_ylabel("predicted ms")
+    ax.set_title("GPU model: predicted vs measured")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_roofline(measurements: Sequence[Measurement], arch: GpuArch, ax: Any = None) -> Any:
+    """Roofline (calibrated peak matmul and HBM read bandwidth) with measured points.
+
+    Arithmetic intensity = FLOPs / compulsory bytes (Q, K, V read and O written once).
+    """
+    import matplotlib.pyplot as plt
+
+    from mappers.gpu_model import device_rates
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    rates = device_rates(arch, "bf16")
+    peak = rates.peak_matmul_flops_per_s / 1e12
+    bw = rates.hbm_read_bytes_per_s / 1e12
+    xs = [1.0, 10.0, 100.0, 1e3, 1e4]
+    ax.plot(xs, [min(peak, bw * x) for x in xs], "k-", lw=1.5, label="roofline (calibrated)")
+    families = sorted({m.family for m in measurements})
+    for family in families:
+        fam = [m for m in measurements if m.family == family]
+        intensity = [m.flops / _compulsory_bytes(m) for m in fam]
+        ax.scatter(intensity, [m.tflops for m in fam], s=10, label=family)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("FLOP / compulsory HBM byte")
+    ax.set_ylabel("TFLOP/s")
+    ax.set_title(f"Roofline, {arch.name}")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _compulsory_bytes(m: Measurement) -> float:
+    elem = 2
+    return float(elem * m.batch * m.heads * (2 * m.seq_q + 2 * m.seq_k) * m.head_dim)
+
+
+def plot_tiling_picks(picks: Sequence[Pick], ax: Any = None) -> Any:
+    """Per shape: measured slowdown of the model's pick over the best measured tiling."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ordered = sorted(picks, key=lambda p: p.slowdown)
+    colors = ["tab:green" if p.within_tolerance else "tab:red" for p in ordered]
+    ax.bar(range(len(ordered)), [p.slowdown for p in ordered], color=colors)
+    ax.axhline(1 + PICK_TOLERANCE, color="k", ls="--", lw=1, label="10% slower than best")
+    ax.set_xlabel("shape (sorted)")
+    ax.set_ylabel("measured time of pick / best")
+    ax.set_title(f"Model's tiling pick: {pick_fraction(picks):.0%} within 10% of best")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def save_plots(
+    out: Path, points: Sequence[Point], measurements: Sequence[Measurement], picks: Sequence[Pick]
+) -> list[Path]:
+    """Write the three figures as PNG files into `out`; returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    arch_name = points[0].arch if points else None
+    figures: list[tuple[str, Any]] = [
+        ("predicted_vs_measured.png", None),
+        ("tiling_pick.png", None),
+    ]
+    if arch_name:
+        figures.append(("roofline.png", _arch(arch_name)))
+    for name, arch in figures:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        if name == "predicted_vs_measured.png":
+            plot_predicted_vs_measured(points, ax)
+        elif name == "tiling_pick.png":
+            plot_tiling_picks(picks, ax)
+        else:
+            plot_roofline(measurements, arch, ax)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        paths.append(out / name)
+    return paths
