@@ -87,7 +87,8 @@ def load_spatial_arch(path_or_name: str | Path) -> SpatialArch:
     arch = load_arch(path_or_name)
     if not isinstance(arch, SpatialArch):
         where = arch.source or str(path_or_name)
-        raise SpecError([Problem(where, 0, 0, "kind", "expected a spatial architecture, got a GPU")])
+        message = "expected a spatial architecture, got a GPU"
+        raise SpecError([Problem(where, 0, 0, "kind", message)])
     return arch
 
 
