@@ -54,9 +54,16 @@ def build_report_data() -> ReportData:
                 result = get_mapper(mapper)().map(three, flat, sizes)
                 rows.append(_row(result, design, {**base, "arch.array_2d": 256}))
                 results.append(result)
-    odd = FuseMaxMapper(FuseMaxOptions("arch")).map(one, fusemax, models["BERT"].attention_sizes(512))
-    rows.append(_row(odd, NASTY_DESIGN, {"workload.model": "BERT", "workload.seq_len": 512,
-                                         "arch.array_2d": 256}))
+    odd = FuseMaxMapper(FuseMaxOptions("arch")).map(
+        one, fusemax, models["BERT"].attention_sizes(512)
+    )
+    rows.append(
+        _row(
+            odd,
+            NASTY_DESIGN,
+            {"workload.model": "BERT", "workload.seq_len": 512, "arch.array_2d": 256},
+        )
+    )
     results.append(odd)
     failures: list[dict[str, object]] = [
         {
