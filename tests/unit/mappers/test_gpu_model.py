@@ -1,0 +1,159 @@
+"""GPU mappers: first-principles checks of the threadblock model and the tiling search."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from archs.gpu import GpuArch
+from archs.load import load_arch
+from einsum_ir import load_cascade
+from mappers.gpu_kernels import AttnShape, kernel_plans
+from mappers.gpu_model import Tiling, device_rates, residency
+from mappers.registry import get_mapper
+from mappers.result import Result
+from mappers.spatial import MappingError
+
+SIZES = {"B": 4, "H": 16, "P": 4096, "M": 4096, "E": 128, "F": 128}
+TILING = {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3}
+
+
+def h200() -> GpuArch:
+    arch = load_arch("h200")
+    assert isinstance(arch, GpuArch)
+    return arch
+
+
+def run(mapper: str, cascade: str = "attention-1pass-mh", **options: object) -> Result:
+    sizes = dict(SIZES)
+    sizes.update({k: v for k, v in options.items() if k in SIZES})  # type: ignore[misc]
+    opts = {k: v for k, v in options.items() if k not in SIZES}
+    result: Result = get_mapper(mapper)(**opts).map(load_cascade(cascade), h200(), sizes)
+    return result
+
+
+@pytest.mark.parametrize("mapper", ["gpu-1pass", "gpu-2pass", "gpu-unfused"])
+def test_result_is_physical(mapper: str) -> None:
+    r = run(mapper, **TILING)
+    rates = device_rates(h200(), "bf16")
+    assert r.latency_s >= r.flops / rates.peak_matmul_flops_per_s
+    assert r.latency_s >= r.dram_traffic_bytes / rates.hbm_read_bytes_per_s * 0.9
+    compulsory = 2 * 4 * 16 * 4096 * 128 * 4  # Q, K, V read and O written, bf16
+    assert r.dram_traffic_bytes >= compulsory
+    assert r.latency_cycles >= max(r.compute_cycles, r.memory_cycles)
+    assert r.bound in ("tensor-core", "sfu", "cuda-core", "l2", "hbm", "launch", "occupancy/tail")
+    assert 0 < r.extra("achieved_tflops") < 990
+    assert Result.from_json(r.to_json()) == r
+    assert any("overlap" in w or "hidden" in w for w in r.warnings)
+
+
+def test_fused_beats_two_pass_beats_unfused_at_long_sequences() -> None:
+    times = [run(m, **TILING).latency_s for m in ("gpu-1pass", "gpu-2pass", "gpu-unfused")]
+    assert times[0] < times[1] < times[2]
+
+
+def test_causal_comes_from_the_cascade_and_skips_tiles() -> None:
+    full = run("gpu-1pass", **TILING)
+    causal = run("gpu-1pass", "attention-1pass-mh-causal", **TILING)
+    assert causal.extra("causal") == 1.0 and full.extra("causal") == 0.0
+    assert causal.flops == pytest.approx(full.flops / 2)
+    # half the tiles plus diagonal masking: between 45% and 70% of the full time
+    assert 0.45 < causal.latency_s / full.latency_s < 0.7
+
+
+def test_causal_tile_counts() -> None:
+    shape = AttnShape(1, 1, 512, 512, 64, 64, True, "bf16", 2)
+    (plan,) = kernel_plans("1pass", shape, Tiling(128, 64, 4, 3), 132, 50 * 2**20)
+    steps = [(g.steps, g.masked) for g in plan.groups]
+    assert steps == [(0, 2), (2, 2), (4, 2), (6, 2)]  # full tiles below, 2 diagonal tiles each
+
+
+def test_time_scales_with_work_in_the_many_wave_regime() -> None:
+    small = run("gpu-1pass", **TILING, B=8)
+    big = run("gpu-1pass", **TILING, B=16)
+    assert big.latency_s / small.latency_s == pytest.approx(2.0, rel=0.05)
+
+
+def test_underfilled_gpu_is_occupancy_bound() -> None:
+    r = run("gpu-1pass", **TILING, B=1, H=1, P=1024, M=65536)
+    assert r.extra("grid_blocks") == 8
+    assert r.bound == "occupancy/tail"
+
+
+def test_tiny_problem_is_dominated_by_fixed_costs() -> None:
+    r = run("gpu-1pass", **TILING, B=1, H=1, P=16, M=16)
+    assert r.bound in ("launch", "occupancy/tail")
+    assert r.extra("launch_us") >= 0.4 * r.latency_s * 1e6
+
+
+def test_residency_limits() -> None:
+    arch = h200()
+    res = residency(arch, smem_bytes=100 * 1024, registers_per_thread=64, warps=4)
+    assert (res.blocks_per_sm, res.limiter, res.problem) == (2, "shared memory", "")
+    res = residency(arch, smem_bytes=1024, registers_per_thread=128, warps=8)
+    assert (res.blocks_per_sm, res.limiter) == (2, "registers")
+    assert "spill" in residency(arch, 1024, 300, 4).problem
+    assert "shared memory per block" in residency(arch, 300 * 1024, 64, 4).problem
+
+
+def test_search_ranks_valid_tilings_and_records_statistics() -> None:
+    r = run("gpu-1pass")
+    assert r.extra("tiling_rank") == 1
+    assert r.extra("tiling_valid") <= r.extra("tiling_candidates")
+    assert r.extra("tiling_best_us") == pytest.approx(r.latency_s * 1e6)
+    assert r.extra("tiling_best_us") <= r.extra("tiling_median_us") <= r.extra("tiling_worst_us")
+    fixed = run("gpu-1pass", **TILING)
+    assert fixed.extra("tiling_rank") >= 1 and fixed.latency_s >= r.latency_s
+
+
+def test_spilling_tiling_is_flagged_and_not_picked() -> None:
+    r = run("gpu-1pass", block_m=128, block_n=128, num_warps=4, num_stages=3)
+    assert r.extra("tiling_rank") == 0
+    assert any("would spill" in w for w in r.warnings)
+    searched = run("gpu-1pass", num_warps=4)
+    assert dict(searched.options)["num_warps"] == 4
+    assert searched.extra("registers_per_thread") <= 255
+
+
+def test_more_hbm_bandwidth_helps_only_memory_bound_kernels() -> None:
+    arch = h200()
+    import dataclasses
+
+    assert arch.calibration is not None
+    faster = dataclasses.replace(
+        arch,
+        calibration=dataclasses.replace(
+            arch.calibration,
+            hbm_copy_bandwidth_bytes_per_s=2
+            * (arch.calibration.hbm_copy_bandwidth_bytes_per_s or 0),
+            hbm_read_bandwidth_bytes_per_s=2
+            * (arch.calibration.hbm_read_bandwidth_bytes_per_s or 0),
+        ),
+    )
+    cascade = load_cascade("attention-1pass-mh")
+    gains = {}
+    for mapper in ("gpu-unfused", "gpu-1pass"):
+        m = get_mapper(mapper)(**TILING)
+        base, fast = m.map(cascade, arch, SIZES), m.map(cascade, faster, SIZES)
+        assert fast.latency_s <= base.latency_s
+        gains[mapper] = base.latency_s / fast.latency_s
+    assert gains["gpu-1pass"] < 1.01 < gains["gpu-unfused"]
+
+
+def test_refusals_say_why() -> None:
+    cascade = load_cascade("attention-1pass-mh")
+    with pytest.raises(MappingError, match="needs a GPU architecture"):
+        get_mapper("gpu-1pass")().map(cascade, load_arch("fusemax"), SIZES)
+    with pytest.raises(MappingError, match="dtype"):
+        get_mapper("gpu-1pass")(dtype="int8")
+    with pytest.raises(MappingError, match="power of two"):
+        get_mapper("gpu-1pass")(block_m=96)
+
+
+def test_single_head_cascade_defaults_batch_and_heads() -> None:
+    r = get_mapper("gpu-1pass")(**TILING).map(
+        load_cascade("attention-1pass"), h200(), {"P": 4096, "M": 4096, "E": 64, "F": 64}
+    )
+    assert r.flops == 4 * 4096 * 4096 * 64
+    assert math.isfinite(r.latency_s)

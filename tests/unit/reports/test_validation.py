@@ -1,0 +1,150 @@
+"""`attnsim validate gpu` and reports.validation on small synthetic measurement CSVs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kernels.measure import Measurement, write_measurements
+from reports import validation
+from reports.cli import main
+
+TILINGS = ((128, 64, 8, 3), (64, 64, 4, 3))
+
+
+def measurement(
+    family: str, tiling: tuple[int, int, int, int], ms: float, **kw: int
+) -> Measurement:
+    shape = {"batch": 2, "heads": 8, "seq_q": 2048, "seq_k": 2048, "head_dim": 64, "causal": 0}
+    shape.update(kw)
+    flops = 4 * shape["batch"] * shape["heads"] * shape["seq_q"] * shape["seq_k"] * 64
+    return Measurement(
+        family,
+        shape["batch"],
+        shape["heads"],
+        shape["seq_q"],
+        shape["seq_k"],
+        shape["head_dim"],
+        shape["causal"],
+        "bf16",
+        *tiling,
+        ms,
+        ms * 0.99,
+        ms * 1.01,
+        flops,
+        flops / ms / 1e9,
+        "NVIDIA H200",
+        "570.00",
+        "2.11.0",
+        "3.6.0",
+        "2026-12-01T00:00:00Z",
+    )
+
+
+def perfect_rows() -> list[Measurement]:
+    """Rows whose 'measured' time is exactly the model's prediction (plus an SDPA row)."""
+    rows = []
+    for family in ("triton-1pass", "triton-2pass", "triton-unfused"):
+        for t in TILINGS:
+            m = measurement(family, t, 1.0)
+            ms = validation.predict(m, "h200").latency_s * 1e3
+            rows.append(measurement(family, t, ms))
+    rows.append(measurement("sdpa-flash", (0, 0, 0, 0), 0.5))
+    return rows
+
+
+def test_perfect_predictions_have_zero_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.csv"
+    write_measurements(path, perfect_rows())
+    assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error"}
+    assert out["n_points"] == 6
+    assert set(out["mape"]) == {"triton-1pass", "triton-2pass", "triton-unfused"}
+    assert out["mape_overall"] == pytest.approx(0, abs=1e-9)
+    assert out["max_abs_pct_error"] == pytest.approx(0, abs=1e-9)
+
+
+def test_errors_and_picks_are_computed_from_measured_times() -> None:
+    m_fast = measurement("triton-1pass", TILINGS[0], 1.0)
+    m_slow = measurement("triton-1pass", TILINGS[1], 2.0)
+    points = [
+        validation.Point(m_fast, "h200", 1.1, "tensor-core"),  # +10%
+        validation.Point(m_slow, "h200", 1.0, "l2"),  # -50%, and the model's pick
+    ]
+    s = validation.summary(points)
+    assert s["mape"]["triton-1pass"] == pytest.approx(30.0)
+    assert s["max_abs_pct_error"] == pytest.approx(50.0)
+    (pick,) = validation.tiling_picks(points)
+    assert pick.picked == "64x64/w4/s3" and pick.best == "128x64/w8/s3"
+    assert pick.slowdown == pytest.approx(2.0) and not pick.within_tolerance
+    assert validation.pick_fraction([pick]) == 0.0
+    assert validation.worst(points, 1)[0].measurement is m_slow
+
+
+def test_out_dir_gets_report_points_and_plots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.csv"
+    write_measurements(path, perfect_rows())
+    out = tmp_path / "out"
+    assert main(["validate", "gpu", "--measurements", str(path), "--out", str(out)]) == 0
+    assert "MAPE overall" in capsys.readouterr().out
+    for name in (
+        "report.txt",
+        "points.csv",
+        "summary.json",
+        "predicted_vs_measured.png",
+        "roofline.png",
+        "tiling_pick.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "summary.json").read_text())["tiling_pick_within_10pct"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("family,batch\ntriton-1pass,1\n", "header does not match the measurement schema"),
+        (None, "cannot read measurements"),
+    ],
+)
+def test_bad_files_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_text(content)
+    assert main(["validate", "gpu", "--measurements", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("attnsim: error: cannot read measurements") and message in err
+    assert "Traceback" not in err
+
+
+def test_malformed_row_names_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.csv"
+    write_measurements(path, perfect_rows()[:1])
+    text = path.read_text().replace("triton-1pass", "triton-9pass")
+    path.write_text(text)
+    assert main(["validate", "gpu", "--measurements", str(path)]) == 2
+    assert f"{path}:2:" in capsys.readouterr().err
+
+
+def test_only_sdpa_rows_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.csv"
+    write_measurements(path, perfect_rows()[-1:])
+    assert main(["validate", "gpu", "--measurements", str(path)]) == 2
+    assert "no rows of a modelled family" in capsys.readouterr().err
+
+
+def test_device_names_map_to_presets() -> None:
+    assert validation.arch_for_device("NVIDIA H200") == "h200"
+    assert validation.arch_for_device("NVIDIA H100 80GB HBM3") == "h100-sxm"
+    with pytest.raises(validation.ValidationError, match="use --arch"):
+        validation.arch_for_device("Radeon")
