@@ -13,7 +13,7 @@ from importlib import metadata
 
 from einsum_ir import SizeError, SpecError
 from mappers import MappingError
-from reports import cascade_cli, map_cli, report_cli, reproduce_cli, validate_cli
+from reports import cascade_cli, map_cli, report_cli, reproduce_cli, run_cli, validate_cli
 from reports.cascade_cli import Subparsers
 from reports.errors import UsageError
 
@@ -24,6 +24,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers[argparse.ArgumentParser]], None], ...
     cascade_cli.add_parser,
     map_cli.add_parser,
     reproduce_cli.add_parser,
+    run_cli.add_parser,
     report_cli.add_parser,
     validate_cli.add_parser,
 )

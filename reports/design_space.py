@@ -1,0 +1,523 @@
+"""The named entries of an experiment and the dotted paths of a resolved design point.
+
+A resolved point is a plain JSON-able dict: `design` (label), `arch` {label, preset,
+overrides}, `cascade` {label, builtin | file + sha256 | inline}, `mapper` {label, name,
+options} and `workload` {label, model, seq_len, kv_len, sizes}. Sweeps set its dotted paths.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import math
+import random
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from einsum_ir.spec import Reader, SpecError
+
+SELECTORS = ("design", "arch", "cascade", "mapper", "workload")
+ARCH_KEYS = ("preset", "overrides")
+OVERRIDE_KEYS = (
+    "clock_ghz",
+    "dram_bandwidth_gib_per_s",
+    "buffer_bytes",
+    "array_shapes",
+    "register_file_entries",
+)
+WORKLOAD_KEYS = ("model", "seq_len", "kv_len", "sizes")
+MAPPER_KEYS = ("mapper", "options")
+DESIGN_KEYS = ("arch", "cascade", "mapper")
+RANKS = ("B", "H", "P", "M", "E", "F")
+SAMPLER_KEYS = ("uniform", "log_uniform")
+_BYTES = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*$")
+_UNIT = {"B": 1, None: 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+INVALID = object()  # a value that failed validation (its problem is recorded)
+
+
+@dataclass(slots=True)
+class Tables:
+    """Named entries of an experiment, each already in resolved-point form."""
+
+    base: Path
+    archs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arch_objs: dict[str, Any] = field(default_factory=dict)
+    cascades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mappers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    designs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    """How a random block draws one path: a choice from `values`, or a (log-)uniform range."""
+
+    kind: str  # "choice", "uniform" or "log_uniform"
+    values: list[Any]
+    is_int: bool = False
+
+    def sample(self, rng: random.Random) -> Any:
+        """One draw (ranges round to integers when both bounds are integers)."""
+        if self.kind == "choice":
+            return copy.deepcopy(rng.choice(self.values))
+        lo, hi = self.values
+        if self.kind == "uniform":
+            x = rng.uniform(lo, hi)
+        else:
+            x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        return round(x) if self.is_int else x
+
+
+def did_you_mean(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """`did you mean 'x'? ` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _unknown(r: Reader, what: str, name: str, known: list[str] | tuple[str, ...]) -> None:
+    r.error(f"unknown {what} {name!r}; {did_you_mean(name, known)}known: {', '.join(known)}")
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def read_architectures(r: Reader | None, t: Tables) -> None:
+    """`architectures: {label: preset | {preset, overrides}}`."""
+    from archs.load import load_arch
+
+    for label, child in r.items() if r else ():
+        preset_r = child if not child.is_map else child.req("preset", "str")
+        if child.is_map:
+            child.done(ARCH_KEYS)
+        elif not child.check("str"):
+            continue
+        if preset_r is None or not preset_r.check("str"):
+            continue
+        preset, sha = _preset_id(str(preset_r.value), t.base)
+        try:
+            arch = load_arch(preset)
+        except SpecError as exc:
+            child.problems.extend(exc.problems)
+            continue
+        entry: dict[str, Any] = {"label": label, "preset": preset, "overrides": {}}
+        if sha:
+            entry["sha256"] = sha
+        t.arch_objs[label] = arch
+        t.archs[label] = entry
+        over = child.opt("overrides", "map") if child.is_map else None
+        for key, o in over.items() if over else ():
+            path = f"arch.overrides.{key}"
+            if key not in OVERRIDE_KEYS:
+                _unknown(o, "override", key, OVERRIDE_KEYS)
+            elif key in ("array_shapes", "register_file_entries"):
+                entry["overrides"][key] = {}
+                for name, item in o.items() if o.check("map") else ():
+                    value = normalize(item, f"{path}.{name}", item.value, t, False, label)
+                    if value is not INVALID:
+                        entry["overrides"][key][name] = value
+            else:
+                value = normalize(o, path, o.value, t, False, label)
+                if value is not INVALID:
+                    entry["overrides"][key] = value
+
+
+def _preset_id(text: str, base: Path) -> tuple[str, str]:
+    """A preset name as is, or a file path made absolute, with the file's content hash."""
+    from archs.load import preset_names
+
+    if text in preset_names():
+        return text, ""
+    path = (base / text).resolve()
+    try:
+        return str(path), hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return text, ""  # load_arch reports it
+
+
+def read_cascades(r: Reader | None, t: Tables) -> None:
+    """`cascades: {label: builtin name | {file: path} | {inline cascade spec}}`."""
+    from einsum_ir import load_cascade
+
+    for label, child in r.items() if r else ():
+        entry: dict[str, Any] = {"label": label}
+        try:
+            if not child.is_map:
+                if child.check("str"):
+                    text = str(child.value)
+                    if text.endswith((".yaml", ".yml")):
+                        _file_entry(entry, t.base / text, load_cascade)
+                    else:
+                        load_cascade(text)
+                        entry["builtin"] = text
+                    t.cascades[label] = entry
+            elif child.get("file") is not None and len(list(child.items())) == 1:
+                f = child.req("file", "str")
+                if f is not None:
+                    _file_entry(entry, t.base / str(f.value), load_cascade)
+                    t.cascades[label] = entry
+            else:
+                _inline_cascade(child)
+                entry["inline"] = child.value
+                t.cascades[label] = entry
+        except SpecError as exc:
+            for p in exc.problems:  # point at the experiment's line, keep the cascade's message
+                child.error(f"{p.file}:{p.line}: {p.message}" if p.line else p.message)
+
+
+def _inline_cascade(r: Reader) -> None:
+    """Validate an inline cascade spec with the cascade loader, keeping file:line:col.
+
+    The node's own text is loaded at its original lines and columns (blank lines and spaces
+    in front), so the loader's problems point into the experiment file; paths get the prefix.
+    """
+    from einsum_ir import load_cascade_text
+
+    node = r.node
+    assert node is not None
+    text = Path(r.file).read_text(encoding="utf-8")
+    start, end = node.start_mark, node.end_mark
+    body = "\n" * start.line + " " * start.column + text[start.index : end.index]
+    try:
+        load_cascade_text(body, r.file)
+    except SpecError as exc:
+        for p in exc.problems:
+            path = f"{r.path}.{p.path}" if p.path else r.path
+            r.problems.append(dataclasses.replace(p, path=path))
+
+
+def _file_entry(entry: dict[str, Any], path: Path, load: Any) -> None:
+    path = path.resolve()
+    load(path)
+    entry["file"] = str(path)
+    entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def read_workloads(r: Reader | None, t: Tables) -> None:
+    """`workloads: {label: model name | {model, seq_len, kv_len, sizes}}`."""
+    for label, child in r.items() if r else ():
+        w: dict[str, Any] = {"label": label, "model": None, "seq_len": None, "kv_len": None}
+        w["sizes"] = {}
+        if not child.is_map:
+            if child.check("str"):
+                value = normalize(child, "workload.model", child.value, t, False)
+                if value is not INVALID:
+                    w["model"] = value
+                    t.workloads[label] = w
+            continue
+        child.done(WORKLOAD_KEYS)
+        for key in ("model", "seq_len", "kv_len"):
+            k = child.get(key)
+            if k is not None:
+                value = normalize(k, f"workload.{key}", k.value, t, False)
+                w[key] = None if value is INVALID else value
+        sizes = child.opt("sizes", "map")
+        for rank, s in sizes.items() if sizes else ():
+            value = normalize(s, f"workload.sizes.{rank}", s.value, t, False)
+            if value is not INVALID:
+                w["sizes"][rank] = value
+        if w["model"] is None and not w["sizes"] and child.get("model") is None:
+            child.error("expected `model:` (one of the built-in models) or `sizes:`")
+        t.workloads[label] = w
+
+
+def read_mappers(r: Reader | None, t: Tables, skip: tuple[str, ...] = ()) -> None:
+    """`mappers: {label: mapper name | {mapper, options}}`; open options are searched."""
+    from mappers.registry import mapper_names
+
+    for label, child in r.items() if r else ():
+        name_r = child if not child.is_map else child.req("mapper", "str")
+        if child.is_map:
+            child.done(MAPPER_KEYS)
+        if name_r is None or not name_r.check("str"):
+            continue
+        name = str(name_r.value)
+        entry: dict[str, Any] = {"label": label, "name": name, "options": {}}
+        t.mappers[label] = entry
+        if name in skip:
+            continue
+        if name not in mapper_names():
+            _unknown(name_r, "mapper", name, mapper_names())
+            continue
+        opts = child.opt("options", "map") if child.is_map else None
+        for key, o in opts.items() if opts else ():
+            value = normalize(o, f"mapper.options.{key}", o.value, t, False, mapper=name)
+            if value is not INVALID:
+                entry["options"][key] = value
+
+
+def read_designs(r: Reader | None, t: Tables) -> None:
+    """`designs: {label: {arch, cascade, mapper}}` naming entries of the other sections."""
+    tables = {"arch": t.archs, "cascade": t.cascades, "mapper": t.mappers}
+    for label, child in r.items() if r else ():
+        if not child.check("map"):
+            continue
+        d: dict[str, str] = {}
+        for key in DESIGN_KEYS:
+            k = child.req(key, "str")
+            if k is None:
+                continue
+            if str(k.value) not in tables[key]:
+                _unknown(k, key, str(k.value), list(tables[key]))
+            d[key] = str(k.value)
+        child.done(DESIGN_KEYS)
+        t.designs[label] = d
+    if r is not None and not t.designs and not r.problems:
+        r.error("expected at least one design")
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def known_paths(t: Tables) -> list[str]:
+    """Every concrete dotted path a sweep may set (for suggestions)."""
+    from mappers.registry import get_mapper, mapper_names
+
+    paths = list(SELECTORS)
+    paths += [f"arch.overrides.{k}" for k in OVERRIDE_KEYS[:3]]
+    for arch in t.arch_objs.values():
+        for a in getattr(arch, "arrays", ()):
+            paths.append(f"arch.overrides.array_shapes.{a.name}")
+            if a.register_file is not None:
+                paths.append(f"arch.overrides.register_file_entries.{a.name}")
+    paths += ["arch.preset", "workload.model", "workload.seq_len", "workload.kv_len"]
+    paths += [f"workload.sizes.{r}" for r in RANKS]
+    for m in {e["name"] for e in t.mappers.values() if e["name"] in mapper_names()}:
+        opts = getattr(get_mapper(m), "Options", None)
+        paths += [f"mapper.options.{f.name}" for f in dataclasses.fields(opts)] if opts else []
+    return list(dict.fromkeys(paths))
+
+
+def check_path(r: Reader, path: str, t: Tables, skip: bool = False) -> bool:
+    """Whether `path` is a settable dotted path; records a problem (with a hint) if not."""
+    if skip and path.startswith("mapper."):
+        return True
+    known = known_paths(t)
+    if path in known:
+        return True
+    pattern_ok = (
+        path.startswith(("arch.overrides.array_shapes.", "arch.overrides.register_file_entries."))
+        and path.count(".") == 3
+    )
+    if pattern_ok:
+        r.error(f"unknown array {path.rsplit('.', 1)[1]!r} in {path!r}; {_hint(path, known)}")
+        return False
+    r.error(f"unknown sweep path {path!r}; {_hint(path, known)}known: {', '.join(known)}")
+    return False
+
+
+def _hint(path: str, known: list[str]) -> str:
+    return did_you_mean(path, known)
+
+
+def normalize(
+    r: Reader, path: str, value: Any, t: Tables, skip: bool, arch: str = "", mapper: str = ""
+) -> Any:
+    """`value` for `path` in canonical form (lengths and byte sizes as ints), or INVALID."""
+    leaf = path.rsplit(".", 1)[-1]
+
+    def bad(expected: str) -> Any:
+        r.error(f"expected {expected}, got {value!r}")
+        return INVALID
+
+    if path in SELECTORS:
+        table = {"design": t.designs, "arch": t.archs, "cascade": t.cascades}.get(path)
+        table = table if table is not None else {"mapper": t.mappers}.get(path, t.workloads)
+        if not isinstance(value, str) or value not in table:
+            r.error(
+                f"unknown {path} {value!r}; {did_you_mean(str(value), list(table))}"
+                f"known: {', '.join(table)}"
+            )
+            return INVALID
+        return value
+    if path in ("workload.seq_len", "workload.kv_len"):
+        from mappers.workloads import parse_length
+
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            return bad("a length such as 4096, 4K or 1M")
+        try:
+            return parse_length(str(value))
+        except ValueError as exc:
+            r.error(str(exc))
+            return INVALID
+    if path == "workload.model":
+        from mappers.workloads import MODELS
+
+        if value not in MODELS:
+            r.error(
+                f"unknown model {value!r}; {did_you_mean(str(value), list(MODELS))}"
+                f"known: {', '.join(MODELS)}"
+            )
+            return INVALID
+        return value
+    if path.startswith("workload.sizes.") or path.startswith(
+        "arch.overrides.register_file_entries."
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            return bad("a positive integer")
+        return value
+    if path == "arch.overrides.buffer_bytes":
+        n = _bytes(value)
+        return n if n is not None else bad("a positive number of bytes, e.g. 16777216 or 16MiB")
+    if leaf in ("clock_ghz", "dram_bandwidth_gib_per_s"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            return bad("a positive number")
+        return float(value)
+    if path.startswith("arch.overrides.array_shapes."):
+        ok = isinstance(value, list) and len(value) == 2
+        if not ok or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        ):
+            return bad("[rows, cols], two positive integers")
+        return list(value)
+    if path == "arch.preset":
+        return value if isinstance(value, str) else bad("a preset name or file")
+    if path.startswith("mapper.options."):
+        return INVALID if skip else _option(r, leaf, value, t, mapper)
+    return value
+
+
+def _bytes(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    m = _BYTES.match(value) if isinstance(value, str) else None
+    if not m:
+        return None
+    n = int(m.group(1)) * _UNIT[m.group(2)]
+    return n if n > 0 else None
+
+
+def _option(r: Reader, key: str, value: Any, t: Tables, mapper: str) -> Any:
+    from mappers.registry import get_mapper, mapper_names
+
+    names = [mapper] if mapper else [e["name"] for e in t.mappers.values()]
+    for name in (n for n in names if n in mapper_names()):
+        opts = getattr(get_mapper(name), "Options", None)
+        fields = [f.name for f in dataclasses.fields(opts)] if opts else []
+        if key not in fields:
+            if mapper:
+                _unknown(r, f"option of mapper {name!r}", key, fields)
+                return INVALID
+            continue
+        hint = typing.get_type_hints(opts)[key]
+        kinds = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+        if hint in kinds:
+            good = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+            if hint is float and isinstance(value, int) and not isinstance(value, bool):
+                good, value = True, float(value)
+            if not good:
+                r.error(f"expected {kinds[hint]}, got {value!r}")
+                return INVALID
+        elif typing.get_origin(hint) is tuple and not isinstance(value, list):
+            r.error(f"expected a list, got {value!r}")
+            return INVALID
+        return value
+    r.error(f"no mapper in this experiment has an option {key!r}")
+    return INVALID
+
+
+def read_sampler(r: Reader, path: str, t: Tables, skip: bool) -> Sampler | None:
+    """A random-block axis: a list of choices, or `{uniform: [lo, hi]}` / `{log_uniform: ...}`."""
+    if r.is_map:
+        items = list(r.items())
+        r.done(SAMPLER_KEYS)
+        if len(items) != 1 or items[0][0] not in SAMPLER_KEYS:
+            if len(items) != 1:
+                r.error("expected one of uniform, log_uniform")
+            return None
+        kind, b = items[0]
+        bounds = b.value
+        numbers = (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in bounds)
+        )
+        positive = kind != "log_uniform" or (numbers and bounds[0] > 0)
+        if not numbers or not positive or not bounds[0] < bounds[1]:
+            extra = " and low > 0" if kind == "log_uniform" else ""
+            b.error(f"expected [low, high] with low < high{extra}, got {bounds!r}")
+            return None
+        for x in bounds:
+            if normalize(b, path, x, t, skip) is INVALID:
+                return None
+        return Sampler(kind, list(bounds), all(isinstance(x, int) for x in bounds))
+    if not r.check("list"):
+        return None
+    values = [normalize(item, path, item.value, t, skip) for item in r.each()]
+    if not values:
+        r.error("expected at least one value")
+    if not values or any(v is INVALID for v in values):
+        return None
+    return Sampler("choice", values)
+
+
+def check_selection(r: Reader, t: Tables, fixed: dict[str, Any], block: Any) -> None:
+    """Record a problem when a block leaves the design or workload ambiguous, or unresolvable."""
+    swept = set(fixed) | set(block.grid) | set(block.space)
+    for row in block.rows:
+        swept |= set(row)
+    for sel, table in (("design", t.designs), ("workload", t.workloads)):
+        if sel not in swept and len(table) != 1:
+            r.error(
+                f"no {sel} chosen: set `{sel}` in `fixed` or sweep it "
+                f"({len(table)} {sel}s are defined)"
+            )
+            return
+    if r.problems:
+        return
+    try:
+        first = next(iter(block.assignments()), None)
+        if first is not None:
+            resolve(t, fixed, first)
+    except (KeyError, ValueError) as exc:
+        r.error(f"cannot resolve the first point: {str(exc).strip(chr(39))}")
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+def resolve(t: Tables, fixed: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The fully resolved design point for a block's fixed and swept values."""
+    assign = {**fixed, **values}
+    design = assign.get("design") or next(iter(t.designs))
+    d = t.designs[design]
+    point: dict[str, Any] = {
+        "design": design,
+        "arch": copy.deepcopy(t.archs[assign.get("arch", d["arch"])]),
+        "cascade": t.cascades[assign.get("cascade", d["cascade"])],
+        "mapper": copy.deepcopy(t.mappers[assign.get("mapper", d["mapper"])]),
+        "workload": copy.deepcopy(t.workloads[assign.get("workload") or next(iter(t.workloads))]),
+    }
+    for path, value in assign.items():
+        if path not in SELECTORS:
+            _set(point, path.split("."), value)
+    point["workload"] = finalize_workload(point["workload"])
+    return point
+
+
+def _set(node: dict[str, Any], keys: list[str], value: Any) -> None:
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[keys[-1]] = value
+
+
+def finalize_workload(w: dict[str, Any]) -> dict[str, Any]:
+    """A workload's rank sizes from its model, lengths and explicit sizes (those win)."""
+    from mappers.workloads import MODELS
+
+    seq, kv = w.get("seq_len"), w.get("kv_len")
+    sizes: dict[str, int] = {}
+    if w.get("model"):
+        if seq is None:
+            raise ValueError(f"workload {w['label']!r}: no seq_len (set workload.seq_len)")
+        sizes = MODELS[w["model"]].attention_sizes(seq, kv)
+    elif seq is not None:
+        sizes = {"P": seq, "M": seq if kv is None else kv}
+    sizes.update(w.get("sizes", {}))
+    return {**w, "sizes": dict(sorted(sizes.items()))}

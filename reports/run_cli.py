@@ -1,0 +1,118 @@
+"""`attnsim run`, `attnsim check` and `attnsim export`: experiment files and their stores."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from einsum_ir.spec import Problem, SpecError
+from reports.cascade_cli import Subparsers
+from reports.errors import UsageError
+
+EXIT_INTERRUPTED = 130
+
+
+def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `run`, `check` and `export`."""
+    p = subparsers.add_parser("run", help="run an experiment's design-space sweep")
+    p.add_argument("experiment", type=Path, help="experiment YAML file")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
+    p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: CPUs)")
+    p.add_argument(
+        "--executor", default="local", help="local (default) or dask://HOST:PORT (a scheduler)"
+    )
+    p.add_argument(
+        "--budget", type=int, default=None, help="evaluate at most N new points in this run"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=run)
+    p = subparsers.add_parser("check", help="validate experiment files and count their points")
+    p.add_argument("files", nargs="+", type=Path, help="experiment YAML files")
+    p.set_defaults(handler=check)
+    p = subparsers.add_parser("export", help="export a result store to CSV or JSON lines")
+    p.add_argument("out_dir", type=Path, help="a run's output directory")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    p.add_argument("--output", type=Path, default=None, help="file (default: DIR/results.FMT)")
+    p.set_defaults(handler=export)
+
+
+def check(args: argparse.Namespace) -> int:
+    """Validate each file; print its point count, or every problem (exit status 2)."""
+    from reports.experiment import load_experiment
+
+    problems: list[Problem] = []
+    for file in args.files:
+        try:
+            exp = load_experiment(file)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        if exp.missing_mappers:
+            print(f"{file}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
+            continue
+        blocks = ", ".join(f"{b.name} {b.count}" for b in exp.blocks)
+        print(f"{file}: ok: {exp.count} points ({blocks})")
+    if problems:
+        raise SpecError(problems)
+    return 0
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, export the tables, write the report."""
+    from reports import store
+    from reports.experiment import load_experiment
+    from reports.runner import describe, run_experiment
+
+    exp = load_experiment(args.experiment)
+    if exp.missing_mappers:
+        print(f"{args.experiment}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
+        return 0
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.budget is not None and args.budget < 0:
+        raise UsageError("--budget must be >= 0")
+    if not (args.executor == "local" or args.executor.startswith("dask://")):
+        raise UsageError(f"--executor: expected local or dask://HOST:PORT, got {args.executor!r}")
+    out = args.out or Path(exp.out_dir)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        summary = run_experiment(exp, out, args.jobs, args.executor, args.budget, quiet=args.quiet)
+    except ValueError as exc:  # executor setup (Dask missing or unreachable)
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(describe(summary), file=sys.stderr)
+    if summary.interrupted:
+        print(
+            f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
+    for fmt in exp.formats:
+        written = store.export_csv(out) if fmt == "csv" else store.export_jsonl(out)
+        print(f"wrote {written}")
+    if exp.report:
+        try:
+            from reports.report import write_report  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            print("note: no report module (reports/report.py) yet; skipped report.html")
+        else:
+            print(f"wrote {write_report(out)}")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Export the store to CSV or JSON lines."""
+    from reports import store
+
+    if not store.db_path(args.out_dir).exists():
+        raise UsageError(f"{args.out_dir}: no {store.DB_NAME} (run `attnsim run` first)")
+    fn = store.export_csv if args.format == "csv" else store.export_jsonl
+    print(f"wrote {fn(args.out_dir, args.output)}")
+    return 0
