@@ -150,8 +150,50 @@ def present_objectives(rows: Sequence[Row], objectives: Sequence[Objective]) -> 
     ]
 
 
-def best_points(rows: Sequence[Row], objectives: Sequence[Objective]) -> list[dict[str, Any]]:
-    """The best row for each objective (ties: the first row), tagged with `best_for`."""
+def workload_parameters(rows: Sequence[Row]) -> list[str]:
+    """The swept `point.workload*` columns that vary.
+
+    Points are compared only within one value of these: a design is not better for running
+    a smaller workload.
+    """
+    return [
+        p
+        for p in swept_parameters(rows)
+        if p.startswith("point.workload")
+        and len({_key(r[p]) for r in rows if r.get(p) is not None}) > 1
+    ]
+
+
+def by_workload(rows: Sequence[Row], task: Sequence[str]) -> dict[tuple[Any, ...], list[Row]]:
+    """Rows grouped by their values of the `task` columns, groups in first-seen order."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(_key(row.get(p)) for p in task), []).append(row)
+    return groups
+
+
+def grouped_front(
+    rows: Sequence[Row], objectives: Sequence[Objective], task: Sequence[str] = ()
+) -> list[Row]:
+    """The Pareto-optimal rows within each workload group (`task` values), group by group."""
+    return [r for group in by_workload(rows, task).values() for r in pareto_rows(group, objectives)]
+
+
+def best_points(
+    rows: Sequence[Row], objectives: Sequence[Objective], task: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The best row for each objective within each workload group (ties: the first row).
+
+    Each is a copy of its row tagged with `best_for` (text) and `objective` (the column).
+    """
+    return [
+        best
+        for group in by_workload(rows, task).values()
+        for best in _best_points(group, objectives)
+    ]
+
+
+def _best_points(rows: Sequence[Row], objectives: Sequence[Objective]) -> list[dict[str, Any]]:
     best: list[dict[str, Any]] = []
     for column, direction in objectives:
         scored = [
@@ -174,28 +216,36 @@ def best_points(rows: Sequence[Row], objectives: Sequence[Objective]) -> list[di
 
 
 def pareto_pairs(objectives: Sequence[Objective]) -> list[tuple[Objective, Objective]]:
-    """The objective pairs to draw: the standard three, then other pairs of `objectives`."""
+    """The objective pairs to draw.
+
+    Always latency-energy, latency-area and energy-area; then each objective outside the
+    headline metrics (such as a utilization) against latency. The front over all objectives
+    together is a table of its own.
+    """
     direction = dict(objectives)
     pairs: list[tuple[Objective, Objective]] = [
         ((x, direction.get(x, "min")), (y, direction.get(y, "min"))) for x, y in PARETO_PAIRS
     ]
-    names = [column for column, _ in objectives]
-    for i, x in enumerate(names):
-        for y in names[i + 1 :]:
-            if (
-                (x, y) not in PARETO_PAIRS
-                and (y, x) not in PARETO_PAIRS
-                and not ({x, y} & {"edp_js"} and {x, y} & {"latency_s", "energy_pj"})
-            ):
-                pairs.append(((x, direction[x]), (y, direction[y])))
+    for column, way in objectives:
+        if column not in HEADLINE:
+            pairs.append((("latency_s", direction.get("latency_s", "min")), (column, way)))
     return pairs
 
 
 # -- figures (each takes rows and an optional Axes or Figure, and returns it)
 
 
-def pareto_plot(rows: Sequence[Row], x: Objective, y: Objective, ax: Axes | None = None) -> Axes:
-    """Every point (colored by design) and the Pareto front of objectives `x` and `y`."""
+def pareto_plot(
+    rows: Sequence[Row],
+    x: Objective,
+    y: Objective,
+    ax: Axes | None = None,
+    task: Sequence[str] = (),
+) -> Axes:
+    """Every point (colored by design) and the Pareto front of objectives `x` and `y`.
+
+    With `task` columns, there is one front within each workload group.
+    """
     ax = ax if ax is not None else _new_figure((6.4, 4.6)).add_subplot()
     usable = [
         r for r in rows if _number(r.get(x[0])) is not None and _number(r.get(y[0])) is not None
@@ -213,11 +263,11 @@ def pareto_plot(rows: Sequence[Row], x: Objective, y: Objective, ax: Axes | None
             rasterized=len(usable) > 2000,
             linewidths=0,
         )
-    front = pareto_rows(usable, [x, y])
-    if front:
+    fronts = [pareto_rows(g, [x, y]) for g in by_workload(usable, task).values()]
+    for index, front in enumerate(f for f in fronts if f):
         fx = [float(r[x[0]]) for r in front]
         fy = [float(r[y[0]]) for r in front]
-        ax.plot(fx, fy, color="black", linewidth=1.2, drawstyle="steps-post", zorder=3)
+        ax.plot(fx, fy, color="black", linewidth=1.0, drawstyle="steps-post", zorder=3)
         ax.scatter(
             fx,
             fy,
@@ -226,7 +276,7 @@ def pareto_plot(rows: Sequence[Row], x: Objective, y: Objective, ax: Axes | None
             edgecolors="black",
             linewidths=1.2,
             zorder=4,
-            label=f"Pareto front ({len(front)})",
+            label=f"Pareto front ({sum(map(len, fronts))})" if index == 0 else None,
         )
     _auto_log(ax, "x", [_number(r[x[0]]) for r in usable])
     _auto_log(ax, "y", [_number(r[y[0]]) for r in usable])
@@ -249,10 +299,12 @@ def sensitivity_plot(
     the design), all points form one line.
     """
     ax = ax if ax is not None else _new_figure((5.0, 3.6)).add_subplot()
-    usable = [r for r in rows if parameter in r and _number(r.get(objective)) is not None]
+    usable = [
+        r for r in rows if r.get(parameter) is not None and _number(r.get(objective)) is not None
+    ]
     values = _unique(r[parameter] for r in usable)
     numeric = all(_number(v) is not None for v in values)
-    order = sorted(values, key=lambda v: float(v)) if numeric else sorted(values, key=str)
+    order = sorted(values, key=lambda v: float(v)) if numeric else values  # sweep order
     position = {_key(v): float(v) if numeric else float(i) for i, v in enumerate(order)}
     groups: dict[str, list[Row]] = {}
     for row in usable:
@@ -495,11 +547,15 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
     rows = data.rows
     objectives = present_objectives(rows, data.objectives)
     params = swept_parameters(rows + data.failures)
-    varied = [p for p in params if len({_key(r.get(p)) for r in rows if p in r}) > 1]
+    varied = [p for p in params if len({_key(r[p]) for r in rows if r.get(p) is not None}) > 1]
     emitted = _Figures(figures_dir)
 
-    best = best_points(rows, objectives)
-    best_columns = ["best_for", "design", *HEADLINE, *params, "point_id"]
+    task = workload_parameters(rows)
+    # `point.design` repeats `design`; workload columns lead.
+    params = [p for p in params if not (p == "point.design" and _has_text(rows, "design"))]
+    shown_params = [*task, *[p for p in params if p not in task]]
+    best = best_points(rows, objectives, task)
+    best_columns = [*task, "best_for", "design", *HEADLINE, *shown_params[len(task) :], "point_id"]
     write_csv(out_dir / "best_points.csv", _project(best, best_columns), best_columns)
     headers = {c: heading(c) for c in best_columns} | {"best_for": "Best for"}
 
@@ -516,20 +572,22 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
     front_blocks: list[object] = []
     for index, (x, y) in enumerate(pairs):
         name = f"pareto-{_slug(x[0])}-{_slug(y[0])}"
-        ax = pareto_plot(rows, x, y)
+        ax = pareto_plot(rows, x, y, task=task)
         png = emitted.save(name, _figure_of(ax))
-        front = pareto_rows(rows, [x, y])
+        front = grouped_front(rows, [x, y], task)
         columns = [
+            *task,
             "design",
             x[0],
             y[0],
             *[c for c in HEADLINE if c not in (x[0], y[0])],
-            *params,
+            *shown_params[len(task) :],
             "point_id",
         ]
         write_csv(out_dir / f"{name}.csv", _project(front, columns), columns)
+        within = f" within each {', '.join(heading(p) for p in task)}" if task else ""
         caption = (
-            f"Pareto front, {heading(x[0])} vs {heading(y[0])}: {len(front)} of "
+            f"Pareto front{within}, {heading(x[0])} vs {heading(y[0])}: {len(front)} of "
             f"{len(rows)} points are not beaten on both."
         )
         block = [
@@ -543,16 +601,22 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
                     ")",
                 ),
                 _shown(front, columns, FRONT_TABLE_ROWS),
-                open=index == 0,
+                open=False,
             ),
         ]
         if index == 0:
             overview.append(h.tag("div", block, class_="lead"))
         else:
             front_blocks.append(h.tag("div", block, class_="pair"))
-    overview.append(h.tag("h3", "Best design per objective"))
     overview.append(
-        h.table(best, best_columns, headers, class_="best")
+        h.tag(
+            "h3",
+            "Best design per objective"
+            + (f" for each {', '.join(heading(p) for p in task)}" if task else ""),
+        )
+    )
+    overview.append(
+        h.tag("div", h.table(best, best_columns, headers, class_="best"), class_="scroll")
         if best
         else h.tag("p", "No finished point has a number for any objective.")
     )
@@ -568,8 +632,14 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
     sections.append(_section("overview", title, overview))
 
     if len(objectives) > 2:
-        front = pareto_rows(rows, objectives)
-        columns = ["design", *[c for c, _ in objectives], *params, "point_id"]
+        front = grouped_front(rows, objectives, task)
+        columns = [
+            *task,
+            "design",
+            *[c for c, _ in objectives],
+            *shown_params[len(task) :],
+            "point_id",
+        ]
         write_csv(out_dir / "pareto-all.csv", _project(front, columns), columns)
         front_blocks.append(
             h.tag(
@@ -606,7 +676,9 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
     sections.append(_section("sensitivity", "Sensitivity to swept parameters", sens))
 
     # Breakdowns.
-    subjects = breakdown_subjects(best, data.results)
+    groups = by_workload(rows, task)
+    biggest = max(groups.values(), key=len) if groups else []
+    subjects = breakdown_subjects(_best_points(biggest, objectives), data.results)
     if subjects:
         breakdown: list[object] = [
             h.figure(
@@ -752,7 +824,7 @@ th, td { border: 1px solid var(--line); padding: 0.25em 0.55em; vertical-align: 
 th { background: var(--band); text-align: left; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody tr:nth-child(even) { background: #fafbfc; }
-table.best td:first-child { font-weight: 600; }
+table.best td { white-space: nowrap; }
 table.failures td:last-child { white-space: pre-wrap; font-family: ui-monospace, monospace;
                                max-width: 60em; }
 .scroll { overflow: auto; max-height: 36em; }
@@ -939,6 +1011,10 @@ def _number(value: Any) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _has_text(rows: Sequence[Row], column: str) -> bool:
+    return any(r.get(column) not in (None, "") for r in rows)
 
 
 def _has(rows: Sequence[Row], column: str) -> bool:
