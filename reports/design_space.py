@@ -99,16 +99,16 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
         if preset_r is None or not preset_r.check("str"):
             continue
         preset, sha = _preset_id(str(preset_r.value), t.base)
+        entry: dict[str, Any] = {"label": label, "preset": preset, "overrides": {}}
+        if sha:
+            entry["sha256"] = sha
+        t.archs[label] = entry  # declared even when invalid: no follow-on "unknown arch"
         try:
             arch = load_arch(preset)
         except SpecError as exc:
             child.problems.extend(exc.problems)
             continue
-        entry: dict[str, Any] = {"label": label, "preset": preset, "overrides": {}}
-        if sha:
-            entry["sha256"] = sha
         t.arch_objs[label] = arch
-        t.archs[label] = entry
         over = child.opt("overrides", "map") if child.is_map else None
         for key, o in over.items() if over else ():
             path = f"arch.overrides.{key}"
@@ -117,6 +117,8 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
             elif key in ("array_shapes", "register_file_entries"):
                 entry["overrides"][key] = {}
                 for name, item in o.items() if o.check("map") else ():
+                    if not _has_array(item, arch, key, name):
+                        continue
                     value = normalize(item, f"{path}.{name}", item.value, t, False, label)
                     if value is not INVALID:
                         entry["overrides"][key][name] = value
@@ -124,6 +126,24 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
                 value = normalize(o, path, o.value, t, False, label)
                 if value is not INVALID:
                     entry["overrides"][key] = value
+
+
+def _has_array(r: Reader, arch: Any, key: str, name: str) -> bool:
+    arrays = getattr(arch, "arrays", None)
+    if arrays is None:
+        r.error(f"{arch.name} is not a spatial architecture: it takes no {key}")
+        return False
+    names = [a.name for a in arrays]
+    if key == "register_file_entries":
+        names = [a.name for a in arrays if a.register_file is not None]
+    if name not in names:
+        what = "array with a register file" if key == "register_file_entries" else "array"
+        r.error(
+            f"unknown {what} {name!r} of {arch.name}; {did_you_mean(name, names)}"
+            f"arrays: {', '.join(names)}"
+        )
+        return False
+    return True
 
 
 def _preset_id(text: str, base: Path) -> tuple[str, str]:
@@ -145,6 +165,7 @@ def read_cascades(r: Reader | None, t: Tables) -> None:
 
     for label, child in r.items() if r else ():
         entry: dict[str, Any] = {"label": label}
+        t.cascades[label] = entry  # declared even when invalid: no follow-on "unknown cascade"
         try:
             if not child.is_map:
                 if child.check("str"):
@@ -377,7 +398,7 @@ def normalize(
     if path == "arch.preset":
         return value if isinstance(value, str) else bad("a preset name or file")
     if path.startswith("mapper.options."):
-        return INVALID if skip else _option(r, leaf, value, t, mapper)
+        return value if skip else _option(r, leaf, value, t, mapper)
     return value
 
 
