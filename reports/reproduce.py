@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archs.load import load_arch
+from archs.load import load_spatial_arch
 from archs.model import SpatialArch
 from einsum_ir import load_cascade
 from mappers.fusemax import FuseMaxMapper, FuseMaxOptions
@@ -49,7 +49,7 @@ class Setup:
 
 def default_setup() -> Setup:
     """The paper's configurations: the `fusemax` and `flat` presets."""
-    return Setup(fusemax=load_arch("fusemax"), flat=load_arch("flat"))
+    return Setup(fusemax=load_spatial_arch("fusemax"), flat=load_spatial_arch("flat"))
 
 
 def flat_dataflow_rows(path: Path = FLAT_DATAFLOWS) -> dict[tuple[str, str, str], dict[str, str]]:

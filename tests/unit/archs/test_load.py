@@ -130,7 +130,11 @@ def replaced(old: str, new: str) -> str:
             "word_bytes: 2.5",
             "bad.yaml:4:13: word_bytes: expected an integer, got 2.5",
         ),
-        ("kind: spatial", "kind: gpu", "bad.yaml:2:7: kind: expected kind 'spatial', got 'gpu'"),
+        (
+            "kind: spatial",
+            "kind: tpu",
+            "bad.yaml:2:7: kind: expected kind 'spatial' or 'gpu', got 'tpu'",
+        ),
         (
             "bandwidth_gb_per_s: 100,",
             "bandwidth_gb_per_s: 100, bandwidth_gib_per_s: 9,",
