@@ -24,7 +24,7 @@ LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E), folded into the
 # inner-loop modes (constexpr MODE)
 MODE_ONLINE = tl.constexpr(0)  # 1-pass: online softmax, running max/sum, rescaled accumulator
 MODE_STATS = tl.constexpr(1)  # 2-pass, pass 1: row max and row sum of exp only (no P.V)
-MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known max/sum, accumulate P.V
+MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known max/sum, P.V
 
 
 # ----------------------------------------------------------------------------- formulas

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -253,8 +254,8 @@ def versions(torch: Any) -> dict[str, str]:
     return {
         "driver": driver,
         "cuda": str(torch.version.cuda),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
+        "torch": str(torch.__version__),  # a TorchVersion object, which YAML cannot dump
+        "triton": str(triton.__version__),
     }
 
 
@@ -301,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     print("measure_matmul ...", file=sys.stderr)
     matmul = measure_matmul(torch)
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Log every measured figure first, so a failure below cannot lose a run.
+    print(json.dumps({"figures": figures, "matmul": matmul}, default=str), file=sys.stderr)
     record = calibration_record(device, figures, matmul, versions(torch), date)
     header = f"# Written by `python -m kernels.microbench --out {args.out}` on {device}.\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
