@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from dataclasses import asdict, dataclass, replace
 
 from archs.model import SpatialArch
@@ -77,6 +78,8 @@ class FlatOptions:
         spilled_fraction: Fraction of the on-chip tensors' buffer traffic that spills to DRAM.
         artifact_compat: Reproduce the FuseMax artifact's counting quirk (see
             `ARTIFACT_READ_WARNING`; recorded in the Result's warnings when applied).
+        search_budget: When the dataflow is searched: evaluate at most this many candidates,
+            a seeded random sample of the space (0 = every candidate).
     """
 
     onchip: tuple[str, ...] = ("QK", "A")
@@ -86,6 +89,7 @@ class FlatOptions:
     p1: int = 0
     spilled_fraction: float = 0.0
     artifact_compat: bool = False
+    search_budget: int = 0
 
     def __post_init__(self) -> None:
         problems = [
@@ -384,50 +388,83 @@ def _p1_choices(cv: CascadeView, arch: SpatialArch) -> list[tuple[str, int]]:
     return choices
 
 
-def _search(pb: _Problem, artifact_compat: bool) -> tuple[FlatOptions, _Eval, dict[str, float]]:
-    """Every dataflow without spills; keep those that fit; min latency, then min energy.
+SEARCHED_FIELDS = ("onchip", "qk_stationarity", "av_stationarity", "granularity", "p1")
 
-    Compute energy is the same for every candidate, so candidates are ranked by the energy
-    that varies (DRAM and buffer); candidates whose on-chip tiles cannot fit are skipped
-    before they are evaluated.
+
+def _search(
+    pb: _Problem, fixed: dict[str, object], budget: int, artifact_compat: bool
+) -> tuple[FlatOptions, _Eval, dict[str, float]]:
+    """Search the dataflows without spills that agree with the `fixed` fields.
+
+    Keeps those whose on-chip tiles fit and picks min latency, then min energy. With a
+    `budget`, only a seeded random sample of that many candidates is evaluated. Compute energy
+    is the same for every candidate, so candidates are ranked by the energy that varies (DRAM
+    and buffer); candidates whose tiles cannot fit are skipped before they are evaluated.
     """
     cv, arch = pb.cv, pb.arch
     capacity_words = arch.buffer.capacity_bytes / arch.word_bytes
-    best: tuple[float, float, FlatOptions, _Eval] | None = None
-    candidates = feasible = 0
     subsets = [
         tuple(r for r, on in zip(ROLES, bits, strict=True) if on)
         for bits in itertools.product((False, True), repeat=len(ROLES))
     ]
-    for gran, p1 in _p1_choices(cv, arch):
-        for qs, avs in itertools.product(STATIONARITIES, repeat=2):
+    space = [
+        (gran, p1, qs, avs, onchip)
+        for gran, p1 in _p1_choices(cv, arch)
+        for qs, avs in itertools.product(STATIONARITIES, repeat=2)
+        for onchip in subsets
+        if _agrees(fixed, gran, p1, qs, avs, onchip)
+    ]
+    sampled = space
+    if budget and len(space) > budget:
+        chosen = set(random.Random(0).sample(range(len(space)), budget))
+        sampled = [c for k, c in enumerate(space) if k in chosen]
+    best: tuple[float, float, FlatOptions, _Eval] | None = None
+    feasible = 0
+    nests_of: dict[tuple[int, str, str], tuple[tuple[_Nest, _Nest], dict[str, float]]] = {}
+    for gran, p1, qs, avs, onchip in sampled:
+        if (p1, qs, avs) not in nests_of:
             nests = (_nest(cv, arch, pb.pair[0], qs, p1), _nest(cv, arch, pb.pair[1], avs, p1))
             tiles: dict[str, float] = {}
             for nest in nests:
                 for name, t in nest.tensors:
                     tiles[name] = max(tiles.get(name, 0.0), t.footprint)
-            for onchip in subsets:
-                candidates += 1
-                if sum(tiles.get(pb.roles[r], 0.0) for r in onchip) > capacity_words:
-                    continue
-                opts = FlatOptions(
-                    onchip, qs, avs, gran, p1 if gran == "row" else 0, 0.0, artifact_compat
-                )
-                ev = _evaluate(pb, opts, nests)
-                if ev.footprint_words > capacity_words:
-                    continue
-                feasible += 1
-                if best is not None and ev.latency_cycles > best[0]:
-                    continue
-                key = (ev.latency_cycles, _varying_energy_pj(pb, ev))
-                if best is None or key < best[:2]:
-                    best = (*key, opts, ev)
+            nests_of[(p1, qs, avs)] = (nests, tiles)
+        nests, tiles = nests_of[(p1, qs, avs)]
+        if sum(tiles.get(pb.roles[r], 0.0) for r in onchip) > capacity_words:
+            continue
+        opts = FlatOptions(onchip, qs, avs, gran, p1 if gran == "row" else 0, 0.0, artifact_compat)
+        ev = _evaluate(pb, opts, nests)
+        if ev.footprint_words > capacity_words:
+            continue
+        feasible += 1
+        if best is not None and ev.latency_cycles > best[0]:
+            continue
+        key = (ev.latency_cycles, _varying_energy_pj(pb, ev))
+        if best is None or key < best[:2]:
+            best = (*key, opts, ev)
     if best is None:
         raise MappingError(
             f"FLAT search: no dataflow fits the {arch.buffer.capacity_bytes} B {arch.buffer.name}"
+            + (" (within the search budget)" if len(sampled) < len(space) else "")
         )
-    stats = {"search_candidates": float(candidates), "search_feasible": float(feasible)}
+    stats = {
+        "search_space": float(len(space)),
+        "search_candidates": float(len(sampled)),
+        "search_feasible": float(feasible),
+    }
     return best[2], best[3], stats
+
+
+def _agrees(
+    fixed: dict[str, object], gran: str, p1: int, qs: str, avs: str, onchip: tuple[str, ...]
+) -> bool:
+    """Whether a candidate matches the dataflow fields the user fixed."""
+    if "onchip" in fixed and set(fixed["onchip"]) != set(onchip):  # type: ignore[call-overload]
+        return False
+    values = {"granularity": gran, "qk_stationarity": qs, "av_stationarity": avs}
+    if any(key in fixed and fixed[key] != value for key, value in values.items()):
+        return False
+    return not ("p1" in fixed and fixed["p1"] and gran == "row" and fixed["p1"] != p1)
 
 
 # ----------------------------------------------------------------------------- mapper
@@ -448,8 +485,20 @@ class FlatMapper:
         search_artifact_compat: bool = False,
         **kwargs: object,
     ) -> None:
-        self.options = FlatOptions(**kwargs) if options is None and kwargs else options  # type: ignore[arg-type]
-        self.search_artifact_compat = search_artifact_compat
+        """A full `FlatOptions` fixes the dataflow; keyword fields fix only what they name.
+
+        Dataflow fields left open (`onchip`, the two stationarities, `granularity`, `p1`) are
+        searched per design point; the fields given constrain the search.
+        """
+        if options is not None and kwargs:
+            raise MappingError("give FLAT options either as FlatOptions or as fields, not both")
+        base = options or FlatOptions(**kwargs)  # type: ignore[arg-type]
+        given = set(SEARCHED_FIELDS) if options is not None else set(kwargs)
+        self.base = base
+        self.fixed = {f: getattr(base, f) for f in SEARCHED_FIELDS if f in given}
+        complete = {"onchip", "qk_stationarity", "av_stationarity", "granularity"} <= given
+        self.options = base if complete else None
+        self.search_artifact_compat = search_artifact_compat or base.artifact_compat
 
     def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Map `cascade` at `sizes` onto `arch` with the given (or searched) dataflow."""
@@ -465,7 +514,9 @@ class FlatMapper:
         )
         stats: dict[str, float] = {}
         if self.options is None:
-            opts, ev, stats = _search(pb, self.search_artifact_compat)
+            opts, ev, stats = _search(
+                pb, self.fixed, self.base.search_budget, self.search_artifact_compat
+            )
         else:
             opts = self.options
             p1 = opts.p1 or arch.array_2d.rows

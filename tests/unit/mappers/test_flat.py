@@ -153,3 +153,26 @@ outputs: [QK]
 """)
     with pytest.raises(MappingError, match="two contractions"):
         FlatMapper().map(one, flat_arch, {"E": 4, "P": 256, "M": 256})
+
+
+def test_fields_given_constrain_the_search_and_budget_samples_it() -> None:
+    from archs.load import load_spatial_arch
+    from einsum_ir import load_cascade
+    from mappers.flat import FlatMapper
+
+    arch = load_spatial_arch("flat")
+    cascade = load_cascade("attention-3pass-mh")
+    sizes = {"B": 2, "H": 4, "M": 4096, "P": 4096, "E": 64, "F": 64}
+    full = FlatMapper().map(cascade, arch, sizes)
+    row = FlatMapper(granularity="row").map(cascade, arch, sizes)
+    assert dict(row.options)["granularity"] == "row"
+    assert row.extra("search_space") < full.extra("search_space")
+    assert row.latency_cycles >= full.latency_cycles  # a constrained search is never better
+    sampled = FlatMapper(search_budget=50).map(cascade, arch, sizes)
+    assert sampled.extra("search_candidates") == 50
+    assert sampled.extra("search_space") == full.extra("search_space")
+    assert sampled.latency_cycles >= full.latency_cycles
+    fixed = FlatMapper(
+        onchip=("QK", "A"), qk_stationarity="output", av_stationarity="output", granularity="head"
+    ).map(cascade, arch, sizes)
+    assert "search_space" not in dict(fixed.extras)
