@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -94,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
             f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr
         )
         return EXIT_INTERRUPTED
+    copy = Path(out) / "experiment.yaml"  # the report reads the experiment's objectives here
+    if Path(args.experiment).resolve() != copy.resolve():
+        shutil.copyfile(args.experiment, copy)
     for fmt in exp.formats:
         written = store.export_csv(out) if fmt == "csv" else store.export_jsonl(out)
         print(f"wrote {written}")
