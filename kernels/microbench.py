@@ -5,10 +5,17 @@ GPU only (about a minute on an H200)::
     python -m kernels.microbench --out archs/calibration/h200.yaml
 
 Measures: torch.matmul peak (8192^3, bf16 and fp16); a Triton matmul by tile shape (the
-attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 32/64/128, 4 and 8 warps, bf16);
+attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 64/128, 4 and 8 warps, bf16);
 HBM copy and read bandwidth (1 GiB); L2 read bandwidth (16 MiB re-read); exp2 and fp32 FMA
 throughput (Triton kernels with long dependent chains per element); launch overhead of an
-empty kernel (GPU side, by CUDA-graph replay) and from Python (back-to-back launches).
+empty kernel (GPU side, by CUDA-graph replay) and from Python (back-to-back launches);
+host time of one call of each kernel family's launcher on a tiny problem (argument binding,
+checks, torch allocations, the TMA scratch allocator) and the head start that
+`triton.testing.do_bench` gives the host (its L2 flush runs on the GPU while the host issues
+the timed call); the per-step time of a micro-kernel running the attention tile chain
+(QK^T dot -> exp2 softmax update -> P.V dot) on K/V tiles that stay on chip, by tile shape,
+one and two blocks per SM (`kernels.microbench_steps`). Every figure is logged before the
+file is written.
 The file format is documented in `archs/calibration/__init__.py`.
 """
 
@@ -28,7 +35,7 @@ import triton.language as tl
 
 TILE_BLOCK_M = (64, 128)
 TILE_BLOCK_N = (32, 64, 128)
-TILE_BLOCK_K = (32, 64, 128)
+TILE_BLOCK_K = (64, 128)  # the K of the attention dots (head dim, BLOCK_N)
 TILE_WARPS = (4, 8)
 TILE_STAGES = 3
 MATMUL_SIZE = 4096
@@ -279,6 +286,10 @@ def calibration_record(
             "medians of triton.testing.do_bench",
             "launch_overhead_us: CUDA-graph replay of an empty kernel; host_launch_us: "
             "back-to-back launches from Python",
+            "host_call_us: host time of one launcher call per family (tiny problem); "
+            "bench_head_start_us: host head start under do_bench (busy-wait functions)",
+            "attention_steps: kernels.microbench_steps.step_chain_kernel, K/V ring on chip, "
+            "one and two programs per SM",
         ],
     }
 
@@ -296,15 +307,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     device = torch.cuda.get_device_name()
     figures: dict[str, Any] = {}
-    for step in (measure_memory, measure_units, measure_launch):
+    from kernels import microbench_steps
+
+    for step in (
+        measure_memory,
+        measure_units,
+        measure_launch,
+        microbench_steps.measure_host,
+    ):
         print(f"{step.__name__} ...", file=sys.stderr)
-        figures.update(step(torch))
+        try:
+            figures.update(step(torch))
+        except Exception as exc:  # noqa: BLE001 - keep every other figure
+            print(f"  {step.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(json.dumps(figures, default=str), file=sys.stderr)
     print("measure_matmul ...", file=sys.stderr)
-    matmul = measure_matmul(torch)
+    try:
+        matmul = measure_matmul(torch)
+    except Exception as exc:  # noqa: BLE001
+        print(f"  measure_matmul failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        matmul = []
+    print(json.dumps({"matmul": matmul}, default=str), file=sys.stderr)
+    print("measure_steps ...", file=sys.stderr)
+    try:
+        steps = microbench_steps.measure_steps(torch)
+    except Exception as exc:  # noqa: BLE001
+        print(f"  measure_steps failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        steps = []
+    if steps:
+        figures["attention_steps"] = steps
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # Log every measured figure first, so a failure below cannot lose a run.
     print(json.dumps({"figures": figures, "matmul": matmul}, default=str), file=sys.stderr)
-    record = calibration_record(device, figures, matmul, versions(torch), date)
+    try:
+        vers = versions(torch)
+    except Exception as exc:  # noqa: BLE001
+        print(f"  versions failed: {exc}", file=sys.stderr)
+        vers = {}
+    record = calibration_record(device, figures, matmul, vers, date)
     header = f"# Written by `python -m kernels.microbench --out {args.out}` on {device}.\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + yaml.safe_dump(record, sort_keys=False, width=100))

@@ -69,12 +69,20 @@ def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int, int]]:
     return out
 
 
-def _groups(s: AttnShape, per_tile: list[tuple[int, int]]) -> tuple[BlockGroup, ...]:
+def _groups(
+    s: AttnShape, per_tile: list[tuple[int, int]], longest_first: bool = False
+) -> tuple[BlockGroup, ...]:
+    """Blocks in launch order: query tile fastest, then batch*head.
+
+    `longest_first`: the causal fused kernels map program i to query tile n - 1 - i
+    (kernels.attn_fwd / attn_2pass), so each head's longest tiles are dispatched first.
+    """
     heads = s.batch * s.heads
     if len(set(per_tile)) == 1:
         steps, masked = per_tile[0]
         return (BlockGroup(heads * len(per_tile), steps, masked),)
-    one_head = tuple(BlockGroup(1, a, b) for a, b in per_tile)
+    order = per_tile[::-1] if longest_first else per_tile
+    one_head = tuple(BlockGroup(1, a, b) for a, b in order)
     return one_head * heads
 
 
@@ -135,10 +143,12 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
         masked_step=masked,
         fixed=fixed,
         round_trips=2,
-        groups=_groups(s, [(a, m) for a, m, _ in tiles]),
+        groups=_groups(s, [(a, m) for a, m, _ in tiles], longest_first=s.causal),
         hbm_read_bytes=reads,
         hbm_write_bytes=writes,
         flops=flops,
+        mode=mode,
+        head_dim=d,
     )
 
 

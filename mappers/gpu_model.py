@@ -30,6 +30,7 @@ import heapq
 import math
 from dataclasses import dataclass
 
+from archs.calibration import StepPoint
 from archs.gpu import GpuArch
 
 OVERLAP_EFFICIENCY = 0.5
@@ -77,6 +78,7 @@ class DeviceRates:
     fp32_per_s: float
     launch_s: float
     host_launch_s: float
+    bench_head_start_s: float
     peak_matmul_flops_per_s: float
     overlap_efficiency: float
     notes: tuple[str, ...]
@@ -86,6 +88,19 @@ class DeviceRates:
         cal = self.arch.calibration
         near = cal.tile_matmul(self.dtype, block_m, block_n, block_k, warps) if cal else None
         return near[0].tflops * 1e12 if near is not None else self.peak_matmul_flops_per_s
+
+    def host_call_s(self, family: str, launches: int) -> float:
+        """Host seconds of one launcher call: measured per family, else launches x one launch."""
+        cal = self.arch.calibration
+        measured = cal.host_call(family) if cal else None
+        return measured if measured is not None else launches * self.host_launch_s
+
+    def chain_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
+        """Measured attention tile-chain step nearest this tiling (None when not calibrated)."""
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return None
+        return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
 
 
 def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
@@ -124,6 +139,7 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
         fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
         launch_s=pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s"),
         host_launch_s=(cal.host_launch_s if cal else None) or 0.0,
+        bench_head_start_s=(cal.bench_head_start_s if cal else None) or 0.0,
         peak_matmul_flops_per_s=peak_rate,
         overlap_efficiency=OVERLAP_EFFICIENCY,
         notes=tuple(notes),
@@ -178,6 +194,8 @@ class KernelPlan:
     hbm_read_bytes: float
     hbm_write_bytes: float
     flops: float
+    mode: str = ""  # fused kernels: the measured tile chain it runs (online, stats, output)
+    head_dim: int = 0
 
     @property
     def blocks(self) -> int:
@@ -293,8 +311,20 @@ def _block_times(plan: KernelPlan, rates: DeviceRates, k: int) -> dict[tuple[int
     t = plan.tiling
     hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
     prefetched = t.num_stages >= 2
-    full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
-    masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
+    chain = rates.chain_step(plan.mode, plan.head_dim, t, k)
+    if chain is not None:
+        # measured round of `chain.blocks_per_sm` co-resident blocks doing one step of the tile
+        # chain (dots, exp2, softmax update) with K/V on chip; more resident blocks than were
+        # measured share the SM at the same rate. Loads only bound the round through L2.
+        # Masked steps add their mask arithmetic on the CUDA cores.
+        base = chain.step_s * k / chain.blocks_per_sm
+        l2 = k * step_times(plan.step, rates, t.num_warps).l2_s
+        mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
+        full = max(base, l2)
+        masked = max(base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count), l2)
+    else:
+        full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
+        masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
     fixed = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
     latency = plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
     profiles = {(g.steps, g.masked) for g in plan.groups}
@@ -335,8 +365,8 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
     hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
     step = step_times(plan.step, rates, plan.tiling.num_warps)
-    total = max(rates.host_launch_s, rates.launch_s + max(scheduled, hbm))
-    if rates.launch_s >= 0.5 * total or rates.host_launch_s >= total:
+    total = rates.launch_s + max(scheduled, hbm)  # GPU time; the host side is in `call_time`
+    if rates.launch_s >= 0.5 * total:
         bound = "launch"
     elif hbm >= scheduled:
         bound = "hbm"
@@ -359,3 +389,26 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         residency=res,
         bound=bound,
     )
+
+
+def call_time(
+    kernels: tuple[KernelTime, ...], rates: DeviceRates, family: str
+) -> tuple[float, bool]:
+    """Seconds of one timed call of a family's launcher, and whether the host bounds it.
+
+    The host issues the family's kernels in order while running its launcher (argument
+    checks, allocations, one Triton launch per kernel): kernel i is submitted after
+    (i + 1) / n of the launcher's host time (`host_call_us`, measured per family). The timing
+    harness (`triton.testing.do_bench`) starts the GPU clock after its L2 flush, which gives
+    the host a head start (`bench_head_start_us`, measured). A kernel starts when it has been
+    submitted and the previous one has finished: with long kernels the host is ahead and the
+    time is the GPU's; with tiny ones it is the host's, less the head start.
+    """
+    n = len(kernels)
+    host = rates.host_call_s(family, n)
+    t = 0.0
+    for i, k in enumerate(kernels):
+        submitted = host * (i + 1) / n - rates.bench_head_start_s
+        t = max(t, submitted) + k.time_s
+    waiting = t - sum(k.time_s for k in kernels)  # GPU idle, waiting for the host
+    return t, waiting > 0.5 * t

@@ -21,6 +21,7 @@ from mappers.gpu_model import (
     DeviceRates,
     KernelTime,
     Tiling,
+    call_time,
     device_rates,
     residency,
     time_kernel,
@@ -83,6 +84,7 @@ class Evaluated:
     kernels: tuple[KernelTime, ...]
     time_s: float
     problem: str
+    host_bound: bool = False
 
 
 def attention_shape(cascade: Cascade, sizes: dict[str, int], dtype: str) -> AttnShape:
@@ -131,7 +133,8 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:
         problem = problem or "causal kernels need block_m % block_n == 0"
-    return Evaluated(tiling, kernels, sum(k.time_s for k in kernels), problem)
+    total, host_bound = call_time(kernels, rates, family)
+    return Evaluated(tiling, kernels, total, problem, host_bound)
 
 
 def rank_tilings(
@@ -290,7 +293,7 @@ def _result(
         latency_s=latency,
         compute_cycles=sum(k.scheduled_s for k in kernels) * clock,
         memory_cycles=sum(k.hbm_s for k in kernels) * clock,
-        bound=main.bound,
+        bound="host launch" if chosen.host_bound else main.bound,
         energy_pj=arch.board_power_w * latency * 1e12,
         dram_traffic_bytes=hbm_read + hbm_write,
         flops=shape.flops,

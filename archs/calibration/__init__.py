@@ -14,6 +14,11 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     fp32_fma_gops_per_s: 30000            # fp32 FMAs / s over the whole device
     launch_overhead_us: 2.0               # GPU side: empty kernels replayed from a CUDA graph
     host_launch_us: 6.0                   # empty kernels launched back to back from Python
+    host_call_us: {1pass: 60, 2pass: 110, unfused: 70}  # host time of one launcher call
+    bench_head_start_us: 60               # host head start under do_bench (its L2 flush)
+    attention_steps:                      # attention tile chain per step, K/V on chip
+      - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
+         num_stages: 3, blocks_per_sm: 1, step_us: 2.2}
     matmul:                               # dense matmul throughput by tile shape and dtype
       - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
       - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
@@ -42,6 +47,9 @@ TOP_KEYS = (
     "fp32_fma_gops_per_s",
     "launch_overhead_us",
     "host_launch_us",
+    "host_call_us",
+    "bench_head_start_us",
+    "attention_steps",
     "matmul",
     "notes",
 )
@@ -58,7 +66,37 @@ MATMUL_KEYS = (
     "num_stages",
     "tflops",
 )
+STEP_KEYS = (
+    "mode",
+    "dtype",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "blocks_per_sm",
+    "step_us",
+)
 _SIXTEEN_BIT = ("bf16", "fp16")
+
+
+@dataclass(frozen=True, slots=True)
+class StepPoint:
+    """Measured seconds of one round of the attention tile chain.
+
+    One round: `blocks_per_sm` co-resident blocks each doing one step, for a mode (online,
+    stats, output), head dim and tiling.
+    """
+
+    mode: str
+    dtype: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    blocks_per_sm: int
+    step_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +136,9 @@ class Calibration:
     fp32_fma_per_s: float | None = None
     launch_overhead_s: float | None = None
     host_launch_s: float | None = None
+    host_call_s: tuple[tuple[str, float], ...] = ()
+    bench_head_start_s: float | None = None
+    attention_steps: tuple[StepPoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -134,6 +175,33 @@ class Calibration:
             if best is None or d < best[1]:
                 best = (p, d)
         return best
+
+    def host_call(self, family: str) -> float | None:
+        """Measured host seconds of one launcher call of `family` (1pass, 2pass, unfused)."""
+        return dict(self.host_call_s).get(family)
+
+    def step(
+        self, mode: str, head_dim: int, block_m: int, block_n: int, warps: int, per_sm: int
+    ) -> StepPoint | None:
+        """The measured chain step of this mode and head dim nearest the tiling (None if none).
+
+        Distance: sum of |log2| ratios of block_m, block_n and num_warps; `per_sm` picks the
+        point measured with that many blocks per SM (the largest measured one below it).
+        """
+        best: tuple[float, StepPoint] | None = None
+        for p in self.attention_steps:
+            if p.mode != mode or p.head_dim != head_dim or p.blocks_per_sm > per_sm:
+                continue
+            d = (
+                sum(
+                    abs(math.log2(a / b))
+                    for a, b in ((p.block_m, block_m), (p.block_n, block_n), (p.num_warps, warps))
+                )
+                - 1e-3 * p.blocks_per_sm
+            )
+            if best is None or d < best[0]:
+                best = (d, p)
+        return best[1] if best else None
 
 
 def calibration_path(name: str, base: Path | None = None) -> Path | None:
@@ -189,6 +257,23 @@ def _matmul(r: Reader) -> MatmulPoint | None:
     return point
 
 
+def _step(r: Reader) -> StepPoint | None:
+    if not r.check("map"):
+        return None
+    mode, dtype = r.req("mode", "str"), r.opt("dtype", "str")
+    ints = {}
+    for key in ("head_dim", "block_m", "block_n", "num_warps", "num_stages", "blocks_per_sm"):
+        c = r.req(key, "int")
+        ints[key] = int(c.value) if c is not None and c.value > 0 else 0
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+    step = _rate(r.req("step_us", "number"), 1e-6)
+    r.done(STEP_KEYS)
+    if mode is None or step is None or 0 in ints.values():
+        return None
+    return StepPoint(str(mode.value), str(dtype.value) if dtype else "bf16", step_s=step, **ints)
+
+
 def load_calibration(path: str | Path, problems: list[Problem] | None = None) -> Calibration:
     """Read a calibration file; problems join `problems` (or raise `SpecError` when None)."""
     root = Reader.from_file(path)
@@ -208,6 +293,14 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     matmul_r = root.opt("matmul", "list")
     points = [_matmul(m) for m in matmul_r.each()] if matmul_r is not None else []
     notes_r = root.opt("notes", "list")
+    host_r = root.opt("host_call_us", "map")
+    host_calls = []
+    for fam, value in host_r.items() if host_r is not None else ():
+        rate = _rate(value, 1e-6)
+        if rate is not None:
+            host_calls.append((str(fam), rate))
+    steps_r = root.opt("attention_steps", "list")
+    steps = [_step(x) for x in steps_r.each()] if steps_r is not None else []
     cal = Calibration(
         device=str(device.value) if device else "",
         date=str(date.value) if date else "",
@@ -220,6 +313,9 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         fp32_fma_per_s=_rate(root.opt("fp32_fma_gops_per_s"), 1e9),
         launch_overhead_s=_rate(root.opt("launch_overhead_us"), 1e-6),
         host_launch_s=_rate(root.opt("host_launch_us"), 1e-6),
+        host_call_s=tuple(host_calls),
+        bench_head_start_s=_rate(root.opt("bench_head_start_us"), 1e-6),
+        attention_steps=tuple(p for p in steps if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

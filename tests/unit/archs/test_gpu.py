@@ -42,9 +42,56 @@ def test_h200_has_its_calibration() -> None:
     assert isinstance(arch, GpuArch) and arch.calibration is not None
     cal = arch.calibration
     assert cal.device == "NVIDIA H200"
-    assert cal.peak_matmul_flops_per_s("bf16") == pytest.approx(796.18e12)
-    assert cal.peak_matmul_flops_per_s("fp16") == pytest.approx(796.18e12)  # stands in
-    assert cal.hbm_copy_bandwidth_bytes_per_s == pytest.approx(4223.3e9)
+    raw = yaml.safe_load(Path(cal.path).read_text())
+    bf16 = max(p["tflops"] for p in raw["matmul"] if p["dtype"] == "bf16")
+    assert cal.peak_matmul_flops_per_s("bf16") == pytest.approx(bf16 * 1e12)
+    assert cal.hbm_copy_bandwidth_bytes_per_s == pytest.approx(
+        raw["hbm_copy_bandwidth_gb_per_s"] * 1e9
+    )
+    assert cal.host_launch_s == pytest.approx(raw["host_launch_us"] * 1e-6)
+    for family, us in raw.get("host_call_us", {}).items():
+        assert cal.host_call(family) == pytest.approx(us * 1e-6)
+    assert len(cal.attention_steps) == len(raw.get("attention_steps", []))
+
+
+def test_calibration_new_figures_load_and_default(tmp_path: Path) -> None:
+    base = {"device": "X", "date": "2026-01-01", "source": "test"}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(base))
+    old = load_calibration(path)
+    assert old.host_call("1pass") is None and old.bench_head_start_s is None
+    assert old.attention_steps == () and old.step("online", 64, 128, 64, 4, 2) is None
+    step = {
+        "mode": "online",
+        "dtype": "bf16",
+        "head_dim": 64,
+        "block_m": 128,
+        "block_n": 64,
+        "num_warps": 4,
+        "num_stages": 3,
+        "step_us": 1.0,
+    }
+    new = {
+        **base,
+        "host_call_us": {"1pass": 50.0, "2pass": 90.0},
+        "bench_head_start_us": 40.0,
+        "attention_steps": [
+            {**step, "blocks_per_sm": 1},
+            {**step, "blocks_per_sm": 2, "step_us": 1.5},
+            {**step, "block_n": 128, "blocks_per_sm": 1, "step_us": 2.0},
+        ],
+    }
+    path.write_text(yaml.safe_dump(new))
+    cal = load_calibration(path)
+    assert cal.host_call("1pass") == pytest.approx(50e-6) and cal.host_call("unfused") is None
+    assert cal.bench_head_start_s == pytest.approx(40e-6)
+    one = cal.step("online", 64, 128, 64, 4, 1)
+    two = cal.step("online", 64, 128, 64, 4, 4)
+    assert one is not None and one.step_s == pytest.approx(1e-6) and one.blocks_per_sm == 1
+    assert two is not None and two.step_s == pytest.approx(1.5e-6)
+    near = cal.step("online", 64, 128, 128, 8, 1)  # nearest measured tiling
+    assert near is not None and near.block_n == 128
+    assert cal.step("stats", 64, 128, 64, 4, 1) is None
 
 
 def test_spatial_only_loader_refuses_a_gpu() -> None:

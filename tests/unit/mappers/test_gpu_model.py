@@ -42,7 +42,16 @@ def test_result_is_physical(mapper: str) -> None:
     compulsory = 2 * 4 * 16 * 4096 * 128 * 4  # Q, K, V read and O written, bf16
     assert r.dram_traffic_bytes >= compulsory
     assert r.latency_cycles >= max(r.compute_cycles, r.memory_cycles)
-    assert r.bound in ("tensor-core", "sfu", "cuda-core", "l2", "hbm", "launch", "occupancy/tail")
+    assert r.bound in (
+        "tensor-core",
+        "sfu",
+        "cuda-core",
+        "l2",
+        "hbm",
+        "launch",
+        "occupancy/tail",
+        "host launch",
+    )
     assert 0 < r.extra("achieved_tflops") < 990
     assert Result.from_json(r.to_json()) == r
     assert any("overlap" in w or "hidden" in w for w in r.warnings)
@@ -66,7 +75,8 @@ def test_causal_tile_counts() -> None:
     shape = AttnShape(1, 1, 512, 512, 64, 64, True, "bf16", 2)
     (plan,) = kernel_plans("1pass", shape, Tiling(128, 64, 4, 3), 132, 50 * 2**20)
     steps = [(g.steps, g.masked) for g in plan.groups]
-    assert steps == [(0, 2), (2, 2), (4, 2), (6, 2)]  # full tiles below, 2 diagonal tiles each
+    # full tiles below, 2 diagonal tiles each; the kernel runs the longest query tiles first
+    assert steps == [(6, 2), (4, 2), (2, 2), (0, 2)]
 
 
 def test_time_scales_with_work_in_the_many_wave_regime() -> None:
@@ -83,8 +93,34 @@ def test_underfilled_gpu_is_occupancy_bound() -> None:
 
 def test_tiny_problem_is_dominated_by_fixed_costs() -> None:
     r = run("gpu-1pass", **TILING, B=1, H=1, P=16, M=16)
-    assert r.bound in ("launch", "occupancy/tail")
-    assert r.extra("launch_us") >= 0.4 * r.latency_s * 1e6
+    rates = device_rates(h200(), "bf16")
+    host = rates.host_call_s("1pass", 1) - rates.bench_head_start_s
+    # the GPU's own fixed costs (launch) or the host's launcher time less do_bench's head start
+    assert r.latency_s >= max(rates.launch_s, host)
+    assert r.bound in ("launch", "occupancy/tail", "host launch")
+    big = run("gpu-1pass", **TILING, B=1, H=1, P=64, M=64)
+    assert big.latency_s == pytest.approx(r.latency_s, rel=0.5)  # 16x the work, ~same time
+
+
+def test_host_bound_calls_follow_the_launcher_time() -> None:
+    from dataclasses import replace
+
+    from mappers.gpu_model import call_time
+    from mappers.gpu_tiling import attention_shape, evaluate
+
+    arch = h200()
+    assert arch.calibration is not None
+    cal = replace(arch.calibration, host_call_s=(("2pass", 200e-6),), bench_head_start_s=50e-6)
+    rates = device_rates(replace(arch, calibration=cal), "bf16")
+    shape = attention_shape(load_cascade("attention-1pass-mh"), {**SIZES, "P": 64, "M": 64}, "bf16")
+    ev = evaluate("2pass", shape, Tiling(64, 64, 4, 3), rates)
+    total, host_bound = call_time(ev.kernels, rates, "2pass")
+    assert host_bound and ev.host_bound
+    # the last kernel is submitted 150 us into the GPU's clock and then runs
+    assert total == pytest.approx(150e-6 + ev.kernels[-1].time_s)
+    big = replace(rates, bench_head_start_s=1.0)  # host always ahead: GPU time only
+    gpu, bound = call_time(ev.kernels, big, "2pass")
+    assert not bound and gpu == pytest.approx(sum(k.time_s for k in ev.kernels))
 
 
 def test_residency_limits() -> None:
@@ -157,3 +193,25 @@ def test_single_head_cascade_defaults_batch_and_heads() -> None:
     )
     assert r.flops == 4 * 4096 * 4096 * 64
     assert math.isfinite(r.latency_s)
+
+
+def test_measured_chain_step_sets_the_fused_step_time() -> None:
+    from dataclasses import replace
+
+    from archs.calibration import StepPoint
+    from mappers.gpu_tiling import attention_shape, evaluate
+
+    arch = h200()
+    assert arch.calibration is not None
+    shape = attention_shape(load_cascade("attention-1pass-mh"), SIZES, "bf16")
+    tiling = Tiling(128, 64, 8, 3)
+    times = []
+    for step_us in (2.0, 4.0):
+        point = StepPoint("online", "bf16", 128, 128, 64, 8, 3, 1, step_us * 1e-6)
+        cal = replace(arch.calibration, attention_steps=(point,), host_call_s=())
+        rates = device_rates(replace(arch, calibration=cal), "bf16")
+        (k,) = evaluate("1pass", shape, tiling, rates).kernels
+        times.append(k.scheduled_s)
+        steps_per_sm = 4 * 16 * (4096 // 128) * (4096 // 64) / arch.sm_count
+        assert k.scheduled_s >= steps_per_sm * step_us * 1e-6
+    assert times[1] == pytest.approx(2 * times[0], rel=0.05)
