@@ -1,4 +1,4 @@
-"""reports.report and reports.html: the report from synthetic rows, section by section."""
+"""reports.report (and its data, plots, page modules) and reports.html, section by section."""
 
 from __future__ import annotations
 
@@ -11,17 +11,15 @@ import pytest
 from reports import html as h
 from reports.cli import main
 from reports.pareto import pareto_rows
-from reports.report import (
-    ReportData,
+from reports.report import ReportData, load_report_data, write_report
+from reports.report_data import (
     best_points,
     by_workload,
     design_of,
     grouped_front,
     heading,
-    load_report_data,
     result_for,
     swept_parameters,
-    write_report,
 )
 from reports.tables import read_csv, write_csv
 
