@@ -1,8 +1,8 @@
 """2-pass attention forward (family `triton-2pass`, mapper `gpu-2pass`).
 
-Pass 1 (`attn_stats_kernel`) computes, per query row, the row max `m` (log2 domain, scale
-folded in) and the row sum `l` of exp2(s - m), reading Q and K only; it writes them as fp32
-(batch*heads, seq_q). Pass 2 (`attn_output_kernel`) recomputes the scores and forms the
+Pass 1 (`attn_2pass_kernel`, MODE_STATS) computes, per query row, the row max `m` (log2
+domain, scale folded in) and the row sum `l` of exp2(s - m), reading Q and K only; it writes fp32
+(batch*heads, seq_q). Pass 2 (the same kernel, MODE_OUTPUT) recomputes the scores and forms the
 exact probabilities exp2(s - m) / l tile by tile, accumulating P.V with no rescaling. Both
 passes use the grid, tiling and loop of the 1-pass kernel (`common.attn_rows` with a
 constexpr MODE), so causal tile skipping and masking are identical.
@@ -35,13 +35,12 @@ from kernels.common import (
 __all__ = [
     "attention_2pass",
     "attention_2pass_autotuned",
-    "attn_output_kernel",
-    "attn_stats_kernel",
+    "attn_2pass_kernel",
 ]
 
 
 @triton.jit
-def attn_2pass_program(
+def attn_2pass_kernel(
     Q,
     K,
     V,
@@ -72,7 +71,11 @@ def attn_2pass_program(
     DOT_PRECISION: tl.constexpr,
     MODE: tl.constexpr,
 ):
-    """Body of both passes for one query tile of one (batch, head); MODE picks the pass."""
+    """Both passes, one query tile of one (batch, head) per program; MODE picks the pass.
+
+    MODE_STATS (pass 1) writes the row max M and row sum L (fp32, log2 domain); MODE_OUTPUT
+    (pass 2) writes O = sum_j exp2(s_ij - M_i) / L_i * V_j.
+    """
     start_m = tl.program_id(0)
     if CAUSAL:
         start_m = tl.num_programs(0) - 1 - start_m
@@ -89,7 +92,7 @@ def attn_2pass_program(
         K + off_b * stride_kb + off_h * stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
     )
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    if MODE == 1:
+    if MODE == MODE_STATS:
         m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
         l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
         acc, l_i, m_i = attn_rows(
@@ -164,146 +167,15 @@ def attn_2pass_program(
         )
 
 
-@triton.jit
-def attn_stats_kernel(
-    Q,
-    K,
-    V,
-    Out,
-    M,
-    L,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_ob,
-    stride_oh,
-    stride_os,
-    heads,
-    seq_q,
-    seq_k,
-    qk_scale,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    USE_TMA: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
-    """Pass 1: row max M and row sum L (fp32, log2 domain)."""
-    attn_2pass_program(
-        Q,
-        K,
-        V,
-        Out,
-        M,
-        L,
-        stride_qb,
-        stride_qh,
-        stride_qs,
-        stride_kb,
-        stride_kh,
-        stride_ks,
-        stride_vb,
-        stride_vh,
-        stride_vs,
-        stride_ob,
-        stride_oh,
-        stride_os,
-        heads,
-        seq_q,
-        seq_k,
-        qk_scale,
-        BLOCK_M,
-        BLOCK_N,
-        HEAD_DIM,
-        CAUSAL,
-        USE_TMA,
-        DOT_PRECISION,
-        MODE_STATS,
-    )
-
-
-@triton.jit
-def attn_output_kernel(
-    Q,
-    K,
-    V,
-    Out,
-    M,
-    L,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_ob,
-    stride_oh,
-    stride_os,
-    heads,
-    seq_q,
-    seq_k,
-    qk_scale,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-    CAUSAL: tl.constexpr,
-    USE_TMA: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
-):
-    """Pass 2: O = sum_j exp2(s_ij - M_i) / L_i * V_j."""
-    attn_2pass_program(
-        Q,
-        K,
-        V,
-        Out,
-        M,
-        L,
-        stride_qb,
-        stride_qh,
-        stride_qs,
-        stride_kb,
-        stride_kh,
-        stride_ks,
-        stride_vb,
-        stride_vh,
-        stride_vs,
-        stride_ob,
-        stride_oh,
-        stride_os,
-        heads,
-        seq_q,
-        seq_k,
-        qk_scale,
-        BLOCK_M,
-        BLOCK_N,
-        HEAD_DIM,
-        CAUSAL,
-        USE_TMA,
-        DOT_PRECISION,
-        MODE_OUTPUT,
-    )
-
-
 def _tuned(kernel):  # type: ignore[no-untyped-def]
     return triton.autotune(
         configs=autotune_configs(),
-        key=["seq_q", "seq_k", "HEAD_DIM", "CAUSAL"],
+        key=["seq_q", "seq_k", "HEAD_DIM", "CAUSAL", "MODE"],
         prune_configs_by={"early_config_prune": prune_by_smem},
     )(kernel)
 
 
-attn_stats_autotuned_kernel = _tuned(attn_stats_kernel)
-attn_output_autotuned_kernel = _tuned(attn_output_kernel)
+attn_2pass_autotuned_kernel = _tuned(attn_2pass_kernel)
 
 
 def _args(q, k, v, o, m, lsum, scale):  # type: ignore[no-untyped-def]
@@ -383,8 +255,8 @@ def attention_2pass(
         num_stages=num_stages,
     )
     args = _args(q, k, v, o, m, l, scale)
-    attn_stats_kernel[grid](*args, **meta)
-    attn_output_kernel[grid](*args, **meta)
+    attn_2pass_kernel[grid](*args, MODE=int(MODE_STATS), **meta)
+    attn_2pass_kernel[grid](*args, MODE=int(MODE_OUTPUT), **meta)
     return (o, m, l) if return_stats else o
 
 
@@ -402,6 +274,6 @@ def attention_2pass_autotuned(q, k, v, causal: bool = False, scale: float | None
 
     args = _args(q, k, v, o, m, l, scale)
     meta = dict(HEAD_DIM=d, CAUSAL=causal, USE_TMA=use, DOT_PRECISION=dot_precision(q.dtype))
-    attn_stats_autotuned_kernel[grid](*args, **meta)
-    attn_output_autotuned_kernel[grid](*args, **meta)
+    attn_2pass_autotuned_kernel[grid](*args, MODE=int(MODE_STATS), **meta)
+    attn_2pass_autotuned_kernel[grid](*args, MODE=int(MODE_OUTPUT), **meta)
     return o
