@@ -8,6 +8,18 @@ log2 domain (exp2, log2(e) folded into the scale). Causal: tiles below the diago
 unmasked, the diagonal tiles masked, tiles above it are never visited (the loop split is
 `common.attn_rows`, the loop body `common.attn_inner`); causal programs start with the
 longest query tiles to shorten the tail.
+
+Launch path (`attention_fwd`): everything that depends only on the call's shapes, strides,
+dtypes, devices, causal flag, scale, tiling and variant (argument checks, the tiling pick,
+grid, integer arguments, the compiled kernel and its launcher) is computed once per such key
+and kept in `_PLANS`. A repeated call allocates the output and launches the compiled kernel
+through Triton's C launcher directly (`CompiledKernel.run`), skipping the JIT's per-call
+argument binding and specialization, with raw device pointers (no `data_ptr()` /
+`cuPointerGetAttribute` per tensor in the launcher). In-kernel tensor descriptors (TMA) need
+global scratch: `common.ensure_allocator` installs one reusable buffer per stream (no
+`torch.empty` per launch). Host-side `TensorDescriptor`s were not used: each call would build
+four Python descriptor objects and encode four tensor maps, more host work than a scratch
+lookup.
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from dataclasses import dataclass
 
 from kernels.common import (
     LOG2E,
@@ -24,16 +38,38 @@ from kernels.common import (
     check_qkv,
     check_tiling,
     default_scale,
-    default_tiling,
     dot_precision,
     ensure_allocator,
     make_tile_source,
+    num_sms,
+    pick_tiling,
     prune_by_smem,
     store_tile,
     use_tma,
 )
 
-__all__ = ["attention_fwd", "attention_fwd_autotuned", "attn_fwd_kernel"]
+__all__ = ["Variant", "DEFAULT_VARIANT", "attention_fwd", "attention_fwd_autotuned", "attn_fwd_kernel"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Inner-loop variants of the 1-pass kernel (constexpr flags; see `common.attn_inner`).
+
+    prescale_q: multiply Q by scale*log2(e) once in the prologue (scores leave the dot in the
+    log2 domain). lazy_rescale: skip the accumulator rescale for a key tile unless a row max
+    grew by more than 8 (log2 units).
+    """
+
+    prescale_q: bool = False
+    lazy_rescale: bool = False
+
+    def label(self) -> str:
+        """Short name: 'base' or '+'-joined flags."""
+        on = [n for n in ("prescale_q", "lazy_rescale") if getattr(self, n)]
+        return "+".join(on) or "base"
+
+
+DEFAULT_VARIANT = Variant()
 
 
 @triton.jit
@@ -64,6 +100,8 @@ def attn_fwd_kernel(
     CAUSAL: tl.constexpr,
     USE_TMA: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    PRESCALE_Q: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
 ):
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head)."""
     start_m = tl.program_id(0)
@@ -88,27 +126,10 @@ def attn_fwd_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     acc, l_i, m_i = attn_rows(
-        q_src,
-        k_src,
-        v_src,
-        acc,
-        l_i,
-        m_i,
-        start_m,
-        seq_q,
-        seq_k,
-        stride_qs,
-        stride_ks,
-        stride_vs,
-        qk_scale,
-        BLOCK_M,
-        BLOCK_N,
-        HEAD_DIM,
-        MODE_ONLINE,
-        CAUSAL,
-        USE_TMA,
-        DOT_PRECISION,
-    )
+        q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
+        stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
+        DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE,
+    )  # fmt: skip
     out = acc / l_i[:, None]
     store_tile(
         o_src,
@@ -129,32 +150,114 @@ attn_fwd_autotuned_kernel = triton.autotune(
 )(attn_fwd_kernel)
 
 
-def _args(q, k, v, o, scale):  # type: ignore[no-untyped-def]
+def _int_args(q, k, v, o_strides, scale):  # type: ignore[no-untyped-def]
+    """The integer/float kernel arguments after the four pointers (signature order)."""
     b, h, sq, d = q.shape
     sk = k.shape[2]
     sm_scale = default_scale(d) if scale is None else scale
     return (
-        q,
-        k,
-        v,
-        o,
-        q.stride(0),
-        q.stride(1),
-        q.stride(2),
-        k.stride(0),
-        k.stride(1),
-        k.stride(2),
-        v.stride(0),
-        v.stride(1),
-        v.stride(2),
-        o.stride(0),
-        o.stride(1),
-        o.stride(2),
+        *q.stride()[:3],
+        *k.stride()[:3],
+        *v.stride()[:3],
+        *o_strides[:3],
         h,
         sq,
         sk,
         sm_scale * LOG2E,
     )
+
+
+def _args(q, k, v, o, scale):  # type: ignore[no-untyped-def]
+    return (q, k, v, o, *_int_args(q, k, v, o.stride(), scale))
+
+
+class _Plan:
+    """What a call with a given key needs: validated tiling, grid, arguments, launcher."""
+
+    __slots__ = (
+        "grid", "tail", "full_tail", "meta", "launch", "function", "packed", "stream", "device", "o_shape",
+        "o_dtype", "tiling",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.launch = None  # set after the first launch on CUDA (direct path)
+
+
+_PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
+_PLANS_MAX = 4096
+
+
+def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: ignore[no-untyped-def]
+    """Validate a call and compute everything that does not depend on the data pointers."""
+    q2, k2, v2 = check_qkv(q, k, v)
+    b, h, sq, d = q2.shape
+    dev = q2.get_device()
+    if k2.get_device() != dev or v2.get_device() != dev:
+        raise ValueError("q, k, v must be on one device")
+    bm, bn, w, st = tiling
+    if None in tiling:
+        pm, pn, pw, ps = pick_tiling(b, h, sq, d, num_sms(dev))
+        bm, bn, w, st = bm or pm, bn or pn, w or pw, st or ps
+    check_tiling(bm, bn, causal)
+    if out is not None:
+        if tuple(out.shape) != tuple(q2.shape) or out.dtype != q2.dtype:
+            raise ValueError(f"out must be {tuple(q2.shape)} {q2.dtype}")
+        if out.stride(-1) != 1 or out.get_device() != dev:
+            raise ValueError("out must have a contiguous last dim and sit on q's device")
+        o_strides = out.stride()
+    else:
+        o_strides = (h * sq * d, sq * d, d, 1)
+    use = use_tma(q2.device.type) if tma is None else tma
+    if use and q2.device.type == "cuda":
+        ensure_allocator()
+    plan = _Plan()
+    plan.grid = (triton.cdiv(sq, bm), b * h, 1)
+    plan.tail = _int_args(q2, k2, v2, o_strides, scale)
+    plan.meta = dict(
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        HEAD_DIM=d,
+        CAUSAL=bool(causal),
+        USE_TMA=bool(use),
+        DOT_PRECISION=dot_precision(q2.dtype),
+        PRESCALE_Q=variant.prescale_q,
+        LAZY_RESCALE=variant.lazy_rescale,
+    )
+    plan.tiling = (bm, bn, w, st)
+    plan.device = q2.device
+    plan.o_shape = tuple(q2.shape)
+    plan.o_dtype = q2.dtype
+    # the direct path needs the inputs as given (no .contiguous() copies) on a CUDA device
+    plan.stream = None if (q2 is not q or k2 is not k or v2 is not v or dev < 0) else dev
+    return plan, (q2, k2, v2)
+
+
+def _launch_jit(plan, q, k, v, o):  # type: ignore[no-untyped-def]
+    """Launch through Triton's JIT (compiles on first use); arm the direct path if possible."""
+    bm, bn, w, st = plan.tiling
+    kernel = attn_fwd_kernel[plan.grid[:2]](
+        q, k, v, o, *plan.tail, **plan.meta, num_warps=w, num_stages=st
+    )
+    if plan.stream is None or kernel is None or plan.launch is not None:
+        return
+    if hasattr(kernel, "result"):
+        kernel = kernel.result()
+    aligned = not ((q.data_ptr() | k.data_ptr() | v.data_ptr() | o.data_ptr()) & 15)
+    if not aligned or not hasattr(kernel, "packed_metadata"):
+        return  # compiled for unaligned pointers: keep going through the JIT
+    from triton.runtime.driver import driver
+
+    plan.function = kernel.function
+    plan.packed = kernel.packed_metadata
+    get_stream = driver.active.get_current_stream
+    dev = plan.stream
+    plan.stream = lambda: get_stream(dev)
+    # all arguments in signature order (constexprs included; the C launcher skips them)
+    names = attn_fwd_kernel.arg_names
+    meta = plan.meta
+    consts = tuple(meta[n] for n in names[4 + len(plan.tail) :])
+    plan.full_tail = plan.tail + consts
+    plan.launch = kernel.run
 
 
 def attention_fwd(
@@ -169,34 +272,43 @@ def attention_fwd(
     num_stages: int | None = None,
     out=None,
     tma: bool | None = None,
+    variant: Variant = DEFAULT_VARIANT,
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
 
-    Tiling defaults come from `common.default_tiling(head_dim)`. `out` (optional) is written in
-    place. `tma` forces tensor descriptors on/off (default: on for CUDA sm_90+).
+    Tiling parameters left as None come from `common.pick_tiling` (BLOCK_M 64 when the grid
+    would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
+    written in place. `tma` forces tensor descriptors on/off (default: on for CUDA sm_90+).
+    `variant` selects inner-loop variants (`Variant`). Per-call host work on a repeated call:
+    one cache lookup, the output allocation, one direct launch.
     """
-    q, k, v = check_qkv(q, k, v)
-    b, h, sq, d = q.shape
-    dm, dn, dw, ds = default_tiling(d)
-    block_m, block_n = block_m or dm, block_n or dn
-    num_warps, num_stages = num_warps or dw, num_stages or ds
-    check_tiling(block_m, block_n, causal)
-    o = torch.empty(q.shape, dtype=q.dtype, device=q.device) if out is None else out
-    use = use_tma(q.device.type) if tma is None else tma
-    if use and q.device.type == "cuda":
-        ensure_allocator()
-    grid = (triton.cdiv(sq, block_m), b * h)
-    attn_fwd_kernel[grid](
-        *_args(q, k, v, o, scale),
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
-        HEAD_DIM=d,
-        CAUSAL=causal,
-        USE_TMA=use,
-        DOT_PRECISION=dot_precision(q.dtype),
-        num_warps=num_warps,
-        num_stages=num_stages,
-    )
+    key = (
+        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
+        v.dtype, q.get_device(), k.get_device(), v.get_device(),
+        None if out is None else (out.stride(), out.dtype, out.get_device()),
+        causal, scale, block_m, block_n, num_warps, num_stages, tma, variant,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is not None and plan.launch is not None:
+        o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
+        qp, kp, vp, op = q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr()
+        if not ((qp | kp | vp | op) & 15):
+            g = plan.grid
+            plan.launch(
+                g[0], g[1], g[2], plan.stream(), plan.function, plan.packed, None, None, None,
+                qp, kp, vp, op, *plan.full_tail,
+            )  # fmt: skip
+            return o
+    if plan is None:
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan, (q, k, v) = _make_plan(q, k, v, out, causal, scale, tiling, tma, variant)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    else:
+        q, k, v = check_qkv(q, k, v)
+    o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
+    _launch_jit(plan, q, k, v, o)
     return o
 
 

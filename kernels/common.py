@@ -25,6 +25,9 @@ LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E), folded into the
 MODE_ONLINE = tl.constexpr(0)  # 1-pass: online softmax, running max/sum, rescaled accumulator
 MODE_STATS = tl.constexpr(1)  # 2-pass, pass 1: row max and row sum of exp only (no P.V)
 MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known max/sum, P.V
+# LAZY_RESCALE threshold in log2 units: the stale max may trail the true one by up to 8, so
+# probabilities stay <= 256 (exact in fp16/bf16 range; FlashAttention-4 uses the same idea).
+RESCALE_TAU = tl.constexpr(8.0)
 
 
 # ----------------------------------------------------------------------------- formulas
@@ -147,19 +150,49 @@ def use_tma(device_type: str) -> bool:
 
 
 _ALLOCATOR_SET = False
+_SCRATCH: dict[tuple[int, int], tuple[int, object]] = {}  # (stream, device) -> (bytes, buffer)
+_SCRATCH_OLD: list[object] = []  # outgrown buffers, kept alive (a captured graph may use them)
+_SCRATCH_MIN = 1 << 20
+
+
+def _scratch_alloc(size: int, alignment: int, stream: int) -> int:
+    """Triton global-scratch allocator: one reused buffer per stream, returned as a raw pointer.
+
+    In-kernel tensor descriptors (`tl.make_tensor_descriptor`) need global scratch: Triton's
+    launcher asks the allocator for grid_size * 128 * (descriptors) bytes on every launch.
+    Scratch only lives for one launch and launches on one stream run in order, so one buffer
+    per stream serves every launch; it grows when a bigger grid asks (the old buffer is kept
+    alive, so graphs captured with it stay valid). Returning an int instead of a tensor also
+    spares Triton's launcher the `data_ptr()` call and the `cuPointerGetAttribute` check.
+    Cost per launch: a dict lookup (vs a `torch.empty` per launch before).
+    """
+    import torch
+
+    key = (stream, torch.cuda.current_device())  # the null stream is 0 on every device
+    entry = _SCRATCH.get(key)
+    if entry is None or entry[0] < size:
+        nbytes = max(_SCRATCH_MIN, 2 * size)
+        buf = torch.empty(nbytes, device="cuda", dtype=torch.int8)  # caching-allocator aligned
+        if entry is not None:
+            _SCRATCH_OLD.append(entry[1])
+        entry = (nbytes, buf)
+        _SCRATCH[key] = entry
+        _SCRATCH_PTR[key] = buf.data_ptr()
+    return _SCRATCH_PTR[key]
+
+
+_SCRATCH_PTR: dict[tuple[int, int], int] = {}
 
 
 def ensure_allocator() -> None:
-    """Give Triton a scratch allocator: in-kernel tensor descriptors need global scratch."""
+    """Give Triton a scratch allocator once per process (in-kernel tensor descriptors need it).
+
+    `triton.set_allocator` is called only the first time; later calls return at once.
+    """
     global _ALLOCATOR_SET
     if _ALLOCATOR_SET:
         return
-    import torch
-
-    def alloc(size: int, alignment: int, stream: object) -> torch.Tensor:
-        return torch.empty(size, device="cuda", dtype=torch.int8)
-
-    triton.set_allocator(alloc)
+    triton.set_allocator(_scratch_alloc)
     _ALLOCATOR_SET = True
 
 
@@ -225,6 +258,60 @@ def store_tile(
 
 
 @triton.jit
+def online_step(
+    acc,
+    l_i,
+    m_i,
+    qk,
+    v_src,
+    start_n,
+    seq_k,
+    stride_vs,
+    qk_scale,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    SCALED: tl.constexpr,
+    LAZY_RESCALE: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+):
+    """One key tile of the online softmax (1-pass): update max, sum and the accumulator.
+
+    `qk` holds raw scores q.k (SCALED=False: the log2-domain score is qk * qk_scale, folded
+    into one FMA inside the exp2) or scores already in the log2 domain (SCALED=True: masked
+    tiles, or Q pre-scaled by qk_scale), masked entries -inf.
+    LAZY_RESCALE (FlashAttention-4's conditional rescale): the running max `m_i` is only
+    raised, and the accumulator and sum rescaled, when some row's max grew by more than
+    RESCALE_TAU (log2 units) in this tile; otherwise the stale max is kept and p <= 2**TAU.
+    The final O = acc / l is exact either way (acc and l share the same stale max). The test
+    is one reduction over the tile's rows, so the rescale is skipped for the whole tile.
+    """
+    if SCALED:
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    if LAZY_RESCALE:
+        if tl.max(m_new - m_i, 0) > RESCALE_TAU:
+            alpha = tl.math.exp2(m_i - m_new)
+            acc = acc * alpha[:, None]
+            l_i = l_i * alpha
+            m_i = m_new
+    else:
+        alpha = tl.math.exp2(m_i - m_new)
+        acc = acc * alpha[:, None]
+        l_i = l_i * alpha
+        m_i = m_new
+    if SCALED:
+        p = tl.math.exp2(qk - m_i[:, None])
+    else:
+        p = tl.math.exp2(qk * qk_scale - m_i[:, None])
+    l_i = l_i + tl.sum(p, 1)
+    v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc, l_i, m_i
+
+
+@triton.jit
 def attn_inner(
     acc,
     l_i,
@@ -246,48 +333,74 @@ def attn_inner(
     CAUSAL: tl.constexpr,
     USE_TMA: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    PRESCALED: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
     Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
     MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); unmasked
     tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
-    and rescales `acc`; MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT takes the final
-    `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
+    and rescales `acc` (`online_step`); MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT
+    takes the final `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
+
+    1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
+    PRESCALED: `q` was multiplied by qk_scale in the prologue, so scores need no scaling.
+    LAZY_RESCALE: see `online_step`.
+    (Tried and dropped, 2026-12: issuing the next tile's QK^T before this tile's softmax by
+    hand. Triton 3.6 waits for that wgmma right after issuing it (WARPGROUP.DEPBAR.LE gsb0,
+    0x0 before the first MUFU.EX2 in the SASS), so nothing overlaps, and with 128x128 tiles
+    the extra K buffer exceeds shared memory.)
     """
     offs_n = tl.arange(0, BLOCK_N)
-    for n0 in tl.range(lo, hi, BLOCK_N):
-        start_n = tl.multiple_of(n0, BLOCK_N)
-        k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
-        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-        if MASKED:
-            keep = (start_n + offs_n)[None, :] < seq_k
-            if CAUSAL:
-                keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
-            qk = tl.where(keep, qk * qk_scale, float("-inf"))
-            if MODE == 2:
-                p = tl.math.exp2(qk - m_i[:, None])
-            else:
-                m_ij = tl.maximum(m_i, tl.max(qk, 1))
-                p = tl.math.exp2(qk - m_ij[:, None])
-        else:
-            if MODE == 2:
-                p = tl.math.exp2(qk * qk_scale - m_i[:, None])
-            else:
-                m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
-                p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
-        if MODE == 2:
-            v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
-            p = p * l_i[:, None]  # l_i holds 1 / row sum in this mode
-            acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-        else:
-            alpha = tl.math.exp2(m_i - m_ij)
-            l_i = l_i * alpha + tl.sum(p, 1)
+    if True:  # one loop; the body is chosen by constexpr flags
+        for n0 in tl.range(lo, hi, BLOCK_N):
+            start_n = tl.multiple_of(n0, BLOCK_N)
+            k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
+            qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
             if MODE == 0:
-                v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
-                acc = acc * alpha[:, None]
-                acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
-            m_i = m_ij
+                if MASKED:
+                    keep = (start_n + offs_n)[None, :] < seq_k
+                    if CAUSAL:
+                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    if PRESCALED:
+                        qk = tl.where(keep, qk, float("-inf"))
+                    else:
+                        qk = tl.where(keep, qk * qk_scale, float("-inf"))
+                    acc, l_i, m_i = online_step(
+                        acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
+                        BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
+                    )  # fmt: skip
+                else:
+                    acc, l_i, m_i = online_step(
+                        acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
+                        BLOCK_N, HEAD_DIM, PRESCALED, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
+                    )  # fmt: skip
+            else:
+                if MASKED:
+                    keep = (start_n + offs_n)[None, :] < seq_k
+                    if CAUSAL:
+                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    qk = tl.where(keep, qk * qk_scale, float("-inf"))
+                    if MODE == 2:
+                        p = tl.math.exp2(qk - m_i[:, None])
+                    else:
+                        m_ij = tl.maximum(m_i, tl.max(qk, 1))
+                        p = tl.math.exp2(qk - m_ij[:, None])
+                else:
+                    if MODE == 2:
+                        p = tl.math.exp2(qk * qk_scale - m_i[:, None])
+                    else:
+                        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+                        p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
+                if MODE == 2:
+                    v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+                    p = p * l_i[:, None]  # l_i holds 1 / row sum in this mode
+                    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+                else:
+                    alpha = tl.math.exp2(m_i - m_ij)
+                    l_i = l_i * alpha + tl.sum(p, 1)
+                    m_i = m_ij
     return acc, l_i, m_i
 
 
@@ -313,65 +426,38 @@ def attn_rows(
     CAUSAL: tl.constexpr,
     USE_TMA: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
+    PRESCALE_Q: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
 ):
     """One query tile of one head: unmasked key tiles first, then the masked ones.
 
     Key tiles that are fully visible (below the causal diagonal and inside seq_k) run without
     masks; the diagonal tiles (causal) or the ragged last tile (seq_k % BLOCK_N != 0) run
     with masks; tiles above the diagonal are never visited. Needs BLOCK_M % BLOCK_N == 0
-    when CAUSAL so that the diagonal starts on a key-tile boundary.
+    when CAUSAL so that the diagonal starts on a key-tile boundary. PRESCALE_Q (MODE_ONLINE):
+    multiply the Q tile by qk_scale once (in fp32, rounded back to the input dtype) so that
+    scores come out of the dot in the log2 domain; LAZY_RESCALE: see `attn_inner`.
     """
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
+    if MODE == 0 and PRESCALE_Q:
+        q = (q.to(tl.float32) * qk_scale).to(q.dtype)
+    prescaled: tl.constexpr = MODE == 0 and PRESCALE_Q
     hi_full = (seq_k // BLOCK_N) * BLOCK_N
     hi = seq_k
     if CAUSAL:
         hi_full = tl.minimum(hi_full, start_m * BLOCK_M)
         hi = tl.minimum(hi, (start_m + 1) * BLOCK_M)
     acc, l_i, m_i = attn_inner(
-        acc,
-        l_i,
-        m_i,
-        q,
-        k_src,
-        v_src,
-        0,
-        hi_full,
-        offs_m,
-        seq_k,
-        stride_ks,
-        stride_vs,
-        qk_scale,
-        BLOCK_N,
-        HEAD_DIM,
-        MODE,
-        False,
-        CAUSAL,
-        USE_TMA,
-        DOT_PRECISION,
-    )
+        acc, l_i, m_i, q, k_src, v_src, 0, hi_full, offs_m, seq_k, stride_ks, stride_vs,
+        qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
+        prescaled, LAZY_RESCALE,
+    )  # fmt: skip
     acc, l_i, m_i = attn_inner(
-        acc,
-        l_i,
-        m_i,
-        q,
-        k_src,
-        v_src,
-        hi_full,
-        hi,
-        offs_m,
-        seq_k,
-        stride_ks,
-        stride_vs,
-        qk_scale,
-        BLOCK_N,
-        HEAD_DIM,
-        MODE,
-        True,
-        CAUSAL,
-        USE_TMA,
-        DOT_PRECISION,
-    )
+        acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
+        qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
+        prescaled, LAZY_RESCALE,
+    )  # fmt: skip
     return acc, l_i, m_i
 
 
@@ -459,3 +545,38 @@ def default_tiling(head_dim: int) -> tuple[int, int, int, int]:
     if head_dim <= 64:
         return 128, 128, 4, 3
     return 128, 128, 8, 3
+
+
+SMALL_TILING = (64, 64, 4, 3)  # under-filled grids: twice the programs, 2 per SM (hd <= 128)
+
+
+def pick_tiling(
+    batch: int, heads: int, seq_q: int, head_dim: int, n_sm: int = 132
+) -> tuple[int, int, int, int]:
+    """The 1-pass tiling used when the caller fixes none: small problems get BLOCK_M 64.
+
+    With BLOCK_M = 128 a problem has batch * heads * ceil(seq_q / 128) programs; when that is
+    under one per multiprocessor the grid leaves SMs idle and each program walks the whole
+    key range alone, so halving BLOCK_M doubles the programs and halves the critical path
+    (64x64, 4 warps, 3 stages: the best small-shape tiling of the 2026-11-30 H200 validation
+    run, and one of the validation suite's 1-pass tilings). Otherwise `default_tiling`.
+    """
+    if batch * heads * -(-seq_q // 128) < n_sm:
+        return SMALL_TILING
+    return default_tiling(head_dim)
+
+
+_N_SM: dict[int, int] = {}
+
+
+def num_sms(device_index: int) -> int:
+    """Multiprocessor count of a CUDA device (cached); 132 (H200/H100 SXM) for CPU tensors."""
+    n = _N_SM.get(device_index)
+    if n is None:
+        import torch
+
+        n = 132
+        if device_index >= 0 and torch.cuda.is_available():
+            n = torch.cuda.get_device_properties(device_index).multi_processor_count
+        _N_SM[device_index] = n
+    return n

@@ -21,7 +21,8 @@ import pytest  # noqa: E402
 
 from kernels import attn_unfused  # noqa: E402
 from kernels.attn_2pass import attention_2pass, attention_2pass_autotuned  # noqa: E402
-from kernels.attn_fwd import attention_fwd, attention_fwd_autotuned  # noqa: E402
+from kernels.attn_fwd import Variant, attention_fwd, attention_fwd_autotuned  # noqa: E402
+from kernels.common import SMALL_TILING, default_tiling, pick_tiling  # noqa: E402
 from kernels.attn_unfused import attention_unfused  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
@@ -104,6 +105,36 @@ def test_1pass_both_tile_loaders(causal, tma):
         pytest.skip("tensor descriptors need sm_90+")
     q, k, v = inputs(1, 2, 45, 45, 32, torch.float16)
     check(run_family("1pass", q, k, v, causal, 32, 16, tma=tma), q, k, v, causal)
+
+
+VARIANTS = [Variant(prescale_q=True), Variant(lazy_rescale=True), Variant(True, True)]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.label())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("shape", [SMALL[1], SMALL[2]], ids=lambda s: "x".join(map(str, s)))
+def test_1pass_variants(shape, causal, dtype, variant):
+    b, h, sq, sk, d, bm, bn = shape
+    q, k, v = inputs(b, h, sq, sk, d, dtype)
+    if variant.lazy_rescale:  # growing row max: scores rise along the keys, many rescales
+        k = (k.float() * torch.linspace(0.2, 3.0, sk, device=DEVICE)[:, None]).to(dtype)
+    check(run_family("1pass", q, k, v, causal, bm, bn, variant=variant), q, k, v, causal)
+
+
+def test_1pass_repeated_calls_reuse_plan():
+    """Same shapes, new tensors: the cached plan must use the new data (and `out`)."""
+    for seed in range(3):
+        q, k, v = inputs(1, 2, 40, 40, 32, torch.float16, seed=seed)
+        check(run_family("1pass", q, k, v, True, 16, 16), q, k, v, True)
+        check(attention_fwd(q, k, v, True, block_m=16, block_n=16), q, k, v, True)
+
+
+def test_1pass_picked_tiling():
+    assert pick_tiling(1, 4, 2048, 128, 132) == SMALL_TILING  # 64 programs of 128 rows
+    assert pick_tiling(4, 16, 4096, 128, 132) == default_tiling(128)
+    q, k, v = inputs(1, 1, 70, 70, 16, torch.float32)
+    check(attention_fwd(q, k, v, False), q, k, v, False)
 
 
 def test_1pass_custom_scale_and_strided_input():
@@ -193,6 +224,34 @@ def test_gpu_1pass_tilings(tiling, causal, head_dim):
     out = poisoned(q)
     attention_fwd(q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s, out=out)
     check(out, q, k, v, causal)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.label())
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("head_dim", [64, 128])
+def test_gpu_1pass_variants(head_dim, causal, variant):
+    q, k, v = inputs(2, 3, 1100, 1100, head_dim, torch.bfloat16)
+    for tiling in [(128, 128, 8, 3), (64, 64, 4, 3)]:
+        bm, bn, w, s = tiling
+        out = poisoned(q)
+        attention_fwd(
+            q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s, out=out,
+            variant=variant,
+        )  # fmt: skip
+        check(out, q, k, v, causal)
+
+
+@pytest.mark.gpu
+def test_gpu_1pass_direct_launch_path():
+    """Second and later calls take the cached direct launch: new data, unaligned views too."""
+    for seed in range(3):
+        q, k, v = inputs(1, 4, 300, 300, 64, torch.bfloat16, seed=seed)
+        check(attention_fwd(q, k, v, True, 64, 64, 4, 3), q, k, v, True)
+    big = torch.randn(1 * 4 * 300 * 64 + 8, device=DEVICE).to(torch.bfloat16)
+    qu = big[1 : 1 + q.numel()].view(q.shape)  # 2-byte offset: not 16-byte aligned
+    for qq in (q, q.clone(), qu, q):  # arm the direct path, then an unaligned call, then back
+        check(attention_fwd(qq, k, v, True, 64, 64, 4, 3, tma=False), qq, k, v, True)
 
 
 @pytest.mark.gpu
