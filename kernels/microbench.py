@@ -6,7 +6,8 @@ GPU only (about a minute on an H200)::
 
 Measures: torch.matmul peak (8192^3, bf16 and fp16); a Triton matmul by tile shape (the
 attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 64/128, 4 and 8 warps, bf16);
-HBM copy and read bandwidth (1 GiB); L2 read bandwidth (16 MiB re-read); exp2 and fp32 FMA
+HBM copy and read bandwidth (1 GiB); L2 read bandwidth (best of 8/16 MiB re-read, 16-byte
+loads); exp2 and fp32 FMA
 throughput (Triton kernels with long dependent chains per element); launch overhead of an
 empty kernel (GPU side, by CUDA-graph replay) and from Python (back-to-back launches);
 host time of one call of each kernel family's launcher on a tiny problem (argument binding,
@@ -14,8 +15,9 @@ checks, torch allocations, the TMA scratch allocator) and the head start that
 `triton.testing.do_bench` gives the host (its L2 flush runs on the GPU while the host issues
 the timed call); the per-step time of a micro-kernel running the attention tile chain
 (QK^T dot -> exp2 softmax update -> P.V dot) on K/V tiles that stay on chip, by tile shape,
-one and two blocks per SM (`kernels.microbench_steps`). Every figure is logged before the
-file is written.
+one and two blocks per SM (`kernels.microbench_steps`); the unfused baseline's three kernels
+each timed alone on calibration shapes (`kernels.microbench_unfused`). Every figure is logged
+before the file is written.
 The file format is documented in `archs/calibration/__init__.py`.
 """
 
@@ -39,6 +41,9 @@ TILE_BLOCK_K = (64, 128)  # the K of the attention dots (head dim, BLOCK_N)
 TILE_WARPS = (4, 8)
 TILE_STAGES = 3
 MATMUL_SIZE = 4096
+L2_BUFFER_MIB = (8, 16)  # re-read buffers well inside the 50 MiB L2 (best of these is kept)
+L2_PER_SM = (8, 32)  # programs per SM (loads in flight)
+L2_BLOCK, L2_ITERS = 4096, 64
 PEAK_SIZE = 8192
 
 
@@ -63,12 +68,17 @@ def matmul_kernel(
 
 
 @triton.jit
-def l2_read_kernel(X, OUT, N, ITERS: tl.constexpr, BLOCK: tl.constexpr):
-    """Each program sums ITERS blocks of an L2-resident buffer."""
+def l2_read_kernel(X, OUT, N_BLOCKS, ITERS: tl.constexpr, BLOCK: tl.constexpr):
+    """Each program sums ITERS BLOCK-aligned blocks of an L2-resident buffer.
+
+    `tl.multiple_of` tells the compiler every block start is BLOCK-aligned, so the loads are
+    16-byte vectors (a start computed with a run-time modulo alone proves no alignment and
+    gives 2-byte loads, which measure the load units, not L2).
+    """
     pid = tl.program_id(0)
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
     for i in range(ITERS):
-        start = ((pid * ITERS + i) * BLOCK) % N
+        start = tl.multiple_of(((pid * ITERS + i) % N_BLOCKS) * BLOCK, BLOCK)
         acc += tl.load(X + start + tl.arange(0, BLOCK)).to(tl.float32)
     tl.store(OUT + pid * BLOCK + tl.arange(0, BLOCK), acc)
 
@@ -173,6 +183,31 @@ def measure_matmul(torch: Any) -> list[dict[str, Any]]:
     return points
 
 
+def _l2_seconds_per_byte(torch: Any, x: Any, mib: int, per_sm: int) -> float:
+    """Seconds per byte re-reading the first `mib` MiB of `x` (bf16) from L2."""
+    block, iters = L2_BLOCK, L2_ITERS
+    n_blocks = mib * 2**20 // (2 * block)
+    progs = torch.cuda.get_device_properties(0).multi_processor_count * per_sm
+    out = torch.empty(progs * block, device="cuda", dtype=torch.float32)
+
+    def run() -> None:
+        l2_read_kernel[(progs,)](x, out, n_blocks, ITERS=iters, BLOCK=block, num_warps=4)
+
+    run()  # compile, and bring the buffer into L2
+    # no do_bench here: its L2 flush would evict the buffer being measured
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    reps = 30
+    start.record()
+    for _ in range(reps):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    s = start.elapsed_time(end) * 1e-3 / reps
+    gbps = progs * iters * block * 2 / s / 1e9
+    print(f"  l2 read {mib} MiB, {per_sm} programs/SM: {gbps:.0f} GB/s", file=sys.stderr)
+    return s / (progs * iters * block * 2)
+
+
 def measure_memory(torch: Any) -> dict[str, float]:
     """HBM copy and read bandwidth (1 GiB) and L2 re-read bandwidth (GB/s)."""
     n = 2**29  # 1 GiB of bf16
@@ -180,24 +215,13 @@ def measure_memory(torch: Any) -> dict[str, float]:
     y = torch.empty_like(x)
     copy_s = _bench(lambda: y.copy_(x))
     read_s = _bench(lambda: torch.sum(x, dtype=torch.float32))
-    small_n, block, iters = 8 * 2**20, 4096, 64  # 16 MiB, re-read from L2
-    small = x[:small_n]
-    progs = torch.cuda.get_device_properties(0).multi_processor_count * 16
-    out = torch.empty(progs * block, device="cuda", dtype=torch.float32)
-    l2_read_kernel[(progs,)](small, out, small_n, ITERS=iters, BLOCK=block)
-    # no do_bench here: its L2 flush would evict the buffer being measured
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    reps = 50
-    start.record()
-    for _ in range(reps):
-        l2_read_kernel[(progs,)](small, out, small_n, ITERS=iters, BLOCK=block)
-    end.record()
-    torch.cuda.synchronize()
-    l2_s = start.elapsed_time(end) * 1e-3 / reps
+    l2_s_per_byte = min(
+        _l2_seconds_per_byte(torch, x, mib, per_sm) for mib in L2_BUFFER_MIB for per_sm in L2_PER_SM
+    )
     return {
         "hbm_copy_bandwidth_gb_per_s": round(2 * 2 * n / copy_s / 1e9, 1),
         "hbm_read_bandwidth_gb_per_s": round(2 * n / read_s / 1e9, 1),
-        "l2_read_bandwidth_gb_per_s": round(progs * iters * block * 2 / l2_s / 1e9, 1),
+        "l2_read_bandwidth_gb_per_s": round(1 / l2_s_per_byte / 1e9, 1),
     }
 
 
@@ -290,6 +314,8 @@ def calibration_record(
             "bench_head_start_us: host head start under do_bench (busy-wait functions)",
             "attention_steps: kernels.microbench_steps.step_chain_kernel, K/V ring on chip, "
             "one and two programs per SM",
+            "unfused_kernels: kernels.attn_unfused's qk, softmax and pv kernels each timed alone "
+            "on calibration shapes outside the validation grid",
         ],
     }
 
@@ -307,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     device = torch.cuda.get_device_name()
     figures: dict[str, Any] = {}
-    from kernels import microbench_steps
+    from kernels import microbench_steps, microbench_unfused
 
     for step in (
         measure_memory,
@@ -336,6 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         steps = []
     if steps:
         figures["attention_steps"] = steps
+    print("measure_unfused ...", file=sys.stderr)
+    try:
+        unfused = microbench_unfused.measure_unfused(torch)
+    except Exception as exc:  # noqa: BLE001
+        print(f"  measure_unfused failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        unfused = []
+    if unfused:
+        figures["unfused_kernels"] = unfused
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # Log every measured figure first, so a failure below cannot lose a run.
     print(json.dumps({"figures": figures, "matmul": matmul}, default=str), file=sys.stderr)

@@ -31,7 +31,7 @@ import triton.language as tl
 STEP_ITERS = 256
 STEP_RING = 4  # K/V tiles per program, re-read round-robin (on chip after the first pass)
 STEP_STAGES = 3
-STEP_BUDGET_S = 55.0  # stop measuring step configurations after this long
+STEP_BUDGET_S = 40.0  # stop measuring step configurations after this long
 # (block_m, block_n, num_warps), most used first (validation tilings, then the search space)
 STEP_TILINGS = (
     (128, 128, 4),

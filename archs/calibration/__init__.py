@@ -19,6 +19,9 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     attention_steps:                      # attention tile chain per step, K/V on chip
       - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
          num_stages: 3, blocks_per_sm: 1, step_us: 2.2}
+    unfused_kernels:                      # unfused baseline kernels timed alone
+      - {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,
+         num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
     matmul:                               # dense matmul throughput by tile shape and dtype
       - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
       - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
@@ -50,6 +53,7 @@ TOP_KEYS = (
     "host_call_us",
     "bench_head_start_us",
     "attention_steps",
+    "unfused_kernels",
     "matmul",
     "notes",
 )
@@ -77,7 +81,38 @@ STEP_KEYS = (
     "blocks_per_sm",
     "step_us",
 )
+UNFUSED_KEYS = (
+    "kernel",
+    "causal",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "batch_heads",
+    "seq",
+    "time_us",
+)
 _SIXTEEN_BIT = ("bf16", "fp16")
+
+
+@dataclass(frozen=True, slots=True)
+class UnfusedPoint:
+    """Measured seconds of one unfused kernel (qk, softmax, pv) alone on a calibration shape.
+
+    Tiling fields and head_dim are 0 for the softmax kernel (it picks its own block).
+    """
+
+    kernel: str
+    causal: bool
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    batch_heads: int
+    seq: int
+    time_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +174,7 @@ class Calibration:
     host_call_s: tuple[tuple[str, float], ...] = ()
     bench_head_start_s: float | None = None
     attention_steps: tuple[StepPoint, ...] = ()
+    unfused_kernels: tuple[UnfusedPoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -202,6 +238,27 @@ class Calibration:
             if best is None or d < best[0]:
                 best = (d, p)
         return best[1] if best else None
+
+    def unfused(
+        self, kernel: str, causal: bool, head_dim: int, block_m: int, block_n: int, warps: int
+    ) -> list[UnfusedPoint]:
+        """Measured entries of this unfused kernel and mask, nearest tiling first.
+
+        Distance: sum of |log2| ratios of head dim, block_m, block_n and warps (softmax
+        entries, with no tiling, are all at distance 0); ties keep the file's order.
+        """
+
+        def dist(p: UnfusedPoint) -> float:
+            pairs = (
+                (p.head_dim, head_dim),
+                (p.block_m, block_m),
+                (p.block_n, block_n),
+                (p.num_warps, warps),
+            )
+            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+
+        found = [p for p in self.unfused_kernels if p.kernel == kernel and p.causal == causal]
+        return sorted(found, key=dist)
 
 
 def calibration_path(name: str, base: Path | None = None) -> Path | None:
@@ -274,6 +331,24 @@ def _step(r: Reader) -> StepPoint | None:
     return StepPoint(str(mode.value), str(dtype.value) if dtype else "bf16", step_s=step, **ints)
 
 
+def _unfused(r: Reader) -> UnfusedPoint | None:
+    if not r.check("map"):
+        return None
+    kernel = r.req("kernel", "str")
+    ints = {}
+    for key in UNFUSED_KEYS[1:-1]:
+        c = r.req(key, "int") if key in ("causal", "batch_heads", "seq") else r.opt(key, "int")
+        ints[key] = int(c.value) if c is not None else 0
+        if c is not None and c.value < 0:
+            c.error(f"expected an integer >= 0, got {c.value}")
+    time_s = _rate(r.req("time_us", "number"), 1e-6)
+    r.done(UNFUSED_KEYS)
+    if kernel is None or time_s is None or min(ints["batch_heads"], ints["seq"]) <= 0:
+        return None
+    causal = bool(ints.pop("causal"))
+    return UnfusedPoint(str(kernel.value), causal, time_s=time_s, **ints)
+
+
 def load_calibration(path: str | Path, problems: list[Problem] | None = None) -> Calibration:
     """Read a calibration file; problems join `problems` (or raise `SpecError` when None)."""
     root = Reader.from_file(path)
@@ -301,6 +376,8 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
             host_calls.append((str(fam), rate))
     steps_r = root.opt("attention_steps", "list")
     steps = [_step(x) for x in steps_r.each()] if steps_r is not None else []
+    unfused_r = root.opt("unfused_kernels", "list")
+    unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
     cal = Calibration(
         device=str(device.value) if device else "",
         date=str(date.value) if date else "",
@@ -316,6 +393,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         host_call_s=tuple(host_calls),
         bench_head_start_s=_rate(root.opt("bench_head_start_us"), 1e-6),
         attention_steps=tuple(p for p in steps if p is not None),
+        unfused_kernels=tuple(p for p in unfused if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

@@ -1,0 +1,134 @@
+"""Microbenchmarks of the unfused baseline's three kernels, each timed alone (GPU only).
+
+Used by `python -m kernels.microbench`. The unfused family (`kernels.attn_unfused`) is three
+kernels whose speed is set less by arithmetic than by how they touch memory: the QK^T kernel
+streams score tiles to HBM, the row softmax reads and rewrites rows, the P.V kernel streams P.
+With causal masks the softmax and P.V accesses are masked per element (row i keeps columns
+j <= i), which changes the load/store width the compiler can use and whether the P loads can
+be software-pipelined. Those rates are device+compiler properties that the datasheet does not
+give, so each kernel is timed alone on *calibration shapes that are not in the validation
+grid* (B*H = 24 at S = 4096, B*H = 6 at S = 16384), causal and not, head dim 64/128, a few
+tilings; `mappers.gpu_kernels` turns each entry into a rate per unit of the kernel's work
+(score tiles, P.V tile steps, softmax row bytes) and applies it to other shapes.
+
+Entry format (`unfused_kernels` in the calibration file)::
+
+    {kernel: qk|softmax|pv, causal: 0|1, head_dim: 64, block_m: 128, block_n: 64,
+     num_warps: 4, num_stages: 3, batch_heads: 24, seq: 4096, time_us: 123.4}
+
+(softmax entries have head_dim and the tiling fields 0: it picks its own block from seq).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import triton
+
+UNFUSED_BUDGET_S = 25.0
+# (batch*heads, seq): one softmax row fits one block (<= SOFTMAX_MAX_BLOCK) / needs two loops
+MATMUL_SHAPE = (24, 4096)
+SOFTMAX_SHAPES = ((24, 4096), (6, 16384))
+# validation tilings first, then the rest of what the search commonly picks
+UNFUSED_TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3))
+HEAD_DIMS = (64, 128)
+
+
+def _ms(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median"))
+
+
+def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    """(qk, softmax, pv) zero-argument launchers, arguments as `attention_unfused` passes them."""
+    from kernels.attn_unfused import pv_kernel, qk_kernel, softmax_kernel, softmax_launch_params
+    from kernels.common import LOG2E, default_scale, dot_precision
+
+    dt = torch.bfloat16
+    q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
+    o = torch.empty_like(q)
+    s = torch.randn(bh, seq, seq, device="cuda", dtype=dt)
+    bm, bn, w, st = tiling
+    mm = dict(
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        HEAD_DIM=d,
+        CAUSAL=causal,
+        DOT_PRECISION=dot_precision(dt),
+        num_warps=w,
+        num_stages=st,
+    )
+    qk_args = (q, k, s, *q.stride()[:3], *k.stride()[:3], bh, seq, seq)
+    scale = default_scale(d) * LOG2E
+    grid_qk = (triton.cdiv(seq, bm), triton.cdiv(seq, bn), bh)
+    pv_args = (s, v, o, *v.stride()[:3], *o.stride()[:3], bh, seq, seq)
+    block, warps, single = softmax_launch_params(seq)
+
+    def qk() -> None:
+        qk_kernel[grid_qk](*qk_args, scale, **mm)
+
+    def softmax() -> None:
+        softmax_kernel[(bh * seq,)](
+            s, seq, seq, BLOCK=block, CAUSAL=causal, SINGLE=single, num_warps=warps
+        )
+
+    def pv() -> None:
+        pv_kernel[(triton.cdiv(seq, bm), bh)](*pv_args, **mm)
+
+    return qk, softmax, pv
+
+
+def _entry(
+    kernel: str, causal: bool, d: int, tiling: tuple[int, ...], bh: int, seq: int, ms: float
+) -> dict[str, Any]:
+    bm, bn, w, st = tiling
+    return {
+        "kernel": kernel,
+        "causal": int(causal),
+        "head_dim": d,
+        "block_m": bm,
+        "block_n": bn,
+        "num_warps": w,
+        "num_stages": st,
+        "batch_heads": bh,
+        "seq": seq,
+        "time_us": round(ms * 1e3, 3),
+    }
+
+
+def measure_unfused(torch: Any) -> list[dict[str, Any]]:
+    """Each unfused kernel timed alone on the calibration shapes (see the module docstring)."""
+    t0 = time.time()
+    points: list[dict[str, Any]] = []
+    jobs: list[tuple[str, bool, int, tuple[int, int, int, int], int, int]] = []
+    for causal in (False, True):  # softmax: no head dim or tiling (its own block and warps)
+        for bh, seq in SOFTMAX_SHAPES:
+            jobs.append(("softmax", causal, 0, (0, 0, 0, 0), bh, seq))
+    for tiling in UNFUSED_TILINGS:
+        for d in HEAD_DIMS:
+            for causal in (False, True):
+                for kernel in ("qk", "pv"):
+                    jobs.append((kernel, causal, d, tiling, *MATMUL_SHAPE))
+    for kernel, causal, d, tiling, bh, seq in jobs:
+        if time.time() - t0 > UNFUSED_BUDGET_S:
+            print(
+                f"  unfused budget spent: skip {kernel} c{int(causal)} d{d} {tiling}",
+                file=sys.stderr,
+            )
+            continue
+        try:
+            launch = _launchers(torch, bh, seq, d or 64, causal, tiling if d else (64, 64, 4, 3))
+            ms = _ms({"qk": launch[0], "softmax": launch[1], "pv": launch[2]}[kernel])
+        except Exception as exc:  # noqa: BLE001 - keep the other entries
+            print(
+                f"  skip unfused {kernel} c{int(causal)} d{d} {tiling}: {exc}"[:300],
+                file=sys.stderr,
+            )
+            continue
+        finally:
+            torch.cuda.empty_cache()
+        point = _entry(kernel, causal, d, tiling, bh, seq, ms)
+        points.append(point)
+        print(f"  {point}", file=sys.stderr)
+    return points
