@@ -182,6 +182,21 @@ def measure_host(torch: Any) -> dict[str, Any]:
         heads.append(spin + launch_us - ms * 1e3)
         print(f"  do_bench spin {spin} us: {ms * 1e3:.1f} us", file=sys.stderr)
     out["bench_head_start_us"] = round(max(0.01, statistics.median(heads)), 2)
+    try:  # log only: GPU time of do_bench's L2 flush (the head start's upper bound)
+        cache = triton.runtime.driver.active.get_empty_cache_for_benchmark()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        cache.zero_()
+        start.record()
+        for _ in range(20):
+            cache.zero_()
+        end.record()
+        torch.cuda.synchronize()
+        print(
+            f"  do_bench flush (GPU): {start.elapsed_time(end) * 1e3 / 20:.1f} us", file=sys.stderr
+        )
+        print(f"  head starts: {[round(h, 1) for h in heads]}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - diagnostics only
+        print(f"  flush timing failed: {exc}", file=sys.stderr)
     return out
 
 
