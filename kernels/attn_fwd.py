@@ -24,11 +24,12 @@ lookup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 import triton
 import triton.language as tl
-
-from dataclasses import dataclass
 
 from kernels.common import (
     LOG2E,
@@ -48,7 +49,13 @@ from kernels.common import (
     use_tma,
 )
 
-__all__ = ["Variant", "DEFAULT_VARIANT", "attention_fwd", "attention_fwd_autotuned", "attn_fwd_kernel"]
+__all__ = [
+    "DEFAULT_VARIANT",
+    "Variant",
+    "attention_fwd",
+    "attention_fwd_autotuned",
+    "attn_fwd_kernel",
+]
 
 
 @dataclass(frozen=True)
@@ -175,9 +182,21 @@ class _Plan:
     """What a call with a given key needs: validated tiling, grid, arguments, launcher."""
 
     __slots__ = (
-        "grid", "tail", "full_tail", "meta", "launch", "function", "packed", "stream", "device", "o_shape",
-        "o_dtype", "tiling",
+        "grid", "tail", "full_tail", "meta", "launch", "function", "packed", "stream", "device",
+        "o_shape", "o_dtype", "tiling",
     )  # fmt: skip
+    grid: tuple[int, int, int]
+    tail: tuple[Any, ...]  # integer/float arguments after the four pointers
+    full_tail: tuple[Any, ...]  # tail plus the constexpr values (direct launch)
+    meta: dict[str, Any]  # constexpr keyword arguments
+    launch: Any  # CompiledKernel.run (Triton's launcher) once armed, else None
+    function: Any
+    packed: Any
+    stream: Any  # device index before arming; then a zero-argument current-stream getter
+    device: Any
+    o_shape: tuple[int, ...]
+    o_dtype: Any
+    tiling: tuple[int, int, int, int]
 
     def __init__(self) -> None:
         self.launch = None  # set after the first launch on CUDA (direct path)
@@ -290,7 +309,9 @@ def attention_fwd(
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is not None and plan.launch is not None:
-        o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
+        o = out
+        if o is None:
+            o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device)
         qp, kp, vp, op = q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr()
         if not ((qp | kp | vp | op) & 15):
             g = plan.grid

@@ -22,8 +22,8 @@ import pytest  # noqa: E402
 from kernels import attn_unfused  # noqa: E402
 from kernels.attn_2pass import attention_2pass, attention_2pass_autotuned  # noqa: E402
 from kernels.attn_fwd import Variant, attention_fwd, attention_fwd_autotuned  # noqa: E402
-from kernels.common import SMALL_TILING, default_tiling, pick_tiling  # noqa: E402
 from kernels.attn_unfused import attention_unfused  # noqa: E402
+from kernels.common import SMALL_TILING, default_tiling, pick_tiling  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-4, torch.bfloat16: 1e-3}
@@ -137,6 +137,14 @@ def test_1pass_picked_tiling():
     check(attention_fwd(q, k, v, False), q, k, v, False)
 
 
+def test_validation_tilings_hold_the_small_problem_choice():
+    from kernels.bench import TILINGS
+
+    for d in (64, 128):
+        assert SMALL_TILING in TILINGS["triton-1pass"][d]
+        assert default_tiling(d) in TILINGS["triton-1pass"][d]
+
+
 def test_1pass_custom_scale_and_strided_input():
     q, k, v = inputs(1, 3, 40, 40, 32, torch.float32)
     q_t = q.transpose(1, 2).contiguous().transpose(1, 2)  # (B, H, S, D) view of (B, S, H, D)
@@ -232,14 +240,13 @@ def test_gpu_1pass_tilings(tiling, causal, head_dim):
 @pytest.mark.parametrize("head_dim", [64, 128])
 def test_gpu_1pass_variants(head_dim, causal, variant):
     q, k, v = inputs(2, 3, 1100, 1100, head_dim, torch.bfloat16)
-    for tiling in [(128, 128, 8, 3), (64, 64, 4, 3)]:
-        bm, bn, w, s = tiling
-        out = poisoned(q)
-        attention_fwd(
-            q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s, out=out,
-            variant=variant,
-        )  # fmt: skip
-        check(out, q, k, v, causal)
+    bm, bn, w, s = default_tiling(head_dim)
+    out = poisoned(q)
+    attention_fwd(
+        q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s, out=out,
+        variant=variant,
+    )  # fmt: skip
+    check(out, q, k, v, causal)
 
 
 @pytest.mark.gpu
