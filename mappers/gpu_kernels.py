@@ -11,8 +11,9 @@ unmasked, diagonal (and ragged last) tiles masked, tiles above the diagonal are 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from archs.calibration import Calibration
 from mappers.gpu_model import (
     BASE_REGISTERS_PER_THREAD,
     BlockGroup,
@@ -175,6 +176,8 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         hbm_read_bytes=heads * (s.seq_q * d + s.seq_k * d) * b,
         hbm_write_bytes=heads * score_elems * b,
         flops=qk_dot.flops * heads * computed,
+        work=float(heads * computed),
+        longest=1.0,
     )
     block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
     single = s.seq_k <= block
@@ -200,6 +203,8 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
         hbm_write_bytes=heads * score_elems * b,
         flops=0.0,
+        work=heads * score_elems * b * (2.0 if single else 3.0),
+        longest=s.seq_k * b * (2.0 if single else 3.0),
     )
     tiles = _query_tiles(s, t)
     pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
@@ -217,14 +222,51 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
         hbm_write_bytes=heads * s.seq_q * f * b,
         flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
+        work=float(heads * sum(a + m for a, m, _ in tiles)),
+        longest=float(max(a + m for a, m, _ in tiles)),
     )
     return qk, softmax, pv
 
 
-def kernel_plans(
-    family: str, s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int
+def _with_measured(
+    plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
 ) -> tuple[KernelPlan, ...]:
-    """The kernels `family` launches for shape `s` with tiling `t`, in order."""
+    """Attach each unfused kernel's measured rate (calibration entry nearest this tiling).
+
+    The entry's own shape is planned with the same code, so its work is counted the same way;
+    seconds per unit of work over the device = measured time / that work, and a block alone
+    on an SM gets one SM's share (x sm_count).
+    """
+    out = []
+    for i, plan in enumerate(plans):
+        found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
+        if not found:
+            out.append(plan)
+            continue
+        e = found[0]
+        d = e.head_dim or s.head_dim
+        cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
+        cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
+        work = _unfused(cal_shape, cal_tiling)[i].work
+        per_device = e.time_s / work
+        out.append(replace(plan, measured=(per_device, per_device * sm_count)))
+    return tuple(out)
+
+
+def kernel_plans(
+    family: str,
+    s: AttnShape,
+    t: Tiling,
+    concurrent_blocks: int,
+    l2_bytes: int,
+    calibration: Calibration | None = None,
+    sm_count: int = 1,
+) -> tuple[KernelPlan, ...]:
+    """The kernels `family` launches for shape `s` with tiling `t`, in order.
+
+    With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
+    rates (`KernelPlan.measured`).
+    """
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
     if family == "1pass":
         return (_fused(s, t, "attn_fwd", "online", refetch),)
@@ -234,5 +276,8 @@ def kernel_plans(
             _fused(s, t, "attn_output", "output", refetch),
         )
     if family == "unfused":
-        return _unfused(s, t)
+        plans = _unfused(s, t)
+        if calibration is not None and calibration.unfused_kernels:
+            plans = _with_measured(plans, s, t, calibration, sm_count)
+        return plans
     raise ValueError(f"unknown GPU kernel family {family!r}; expected one of {FAMILIES}")

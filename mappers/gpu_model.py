@@ -46,6 +46,8 @@ ASSUMPTIONS = (
     "register use estimated from live fp32 tiles (accumulator + scores) + "
     f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
     "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM)",
+    "unfused kernels with a calibration entry (timed alone on another shape): time = their "
+    "work (score tiles, softmax row bytes, P.V tile steps) at the measured rate",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth))",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
@@ -196,6 +198,12 @@ class KernelPlan:
     flops: float
     mode: str = ""  # fused kernels: the measured tile chain it runs (online, stats, output)
     head_dim: int = 0
+    # unfused kernels timed alone in the calibration: seconds per unit of the kernel's work
+    # (score tiles, softmax row bytes, P.V tile steps) over the whole device, and for one
+    # block alone; `work` and `longest` are this plan's total and longest-block work
+    measured: tuple[float, float] | None = None
+    work: float = 0.0
+    longest: float = 0.0
 
     @property
     def blocks(self) -> int:
@@ -314,14 +322,15 @@ def _block_times(plan: KernelPlan, rates: DeviceRates, k: int) -> dict[tuple[int
     chain = rates.chain_step(plan.mode, plan.head_dim, t, k)
     if chain is not None:
         # measured round of `chain.blocks_per_sm` co-resident blocks doing one step of the tile
-        # chain (dots, exp2, softmax update) with K/V on chip; more resident blocks than were
-        # measured share the SM at the same rate. Loads only bound the round through L2.
-        # Masked steps add their mask arithmetic on the CUDA cores.
+        # chain (dots, exp2, softmax update); more resident blocks than were measured share the
+        # SM at the same rate. The micro-kernel loads its K/V tiles every step through the same
+        # tensor-descriptor path from L2, on every SM at once, so the step already contains
+        # the L2 traffic: no separate L2 bound (first-touch HBM reads are the kernel's HBM
+        # term). Masked steps add their mask arithmetic on the CUDA cores.
         base = chain.step_s * k / chain.blocks_per_sm
-        l2 = k * step_times(plan.step, rates, t.num_warps).l2_s
         mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
-        full = max(base, l2)
-        masked = max(base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count), l2)
+        full = base
+        masked = base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count)
     else:
         full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
         masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
@@ -359,6 +368,9 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
     k = max(1, min(res.blocks_per_sm, math.ceil(plan.blocks / arch.sm_count)))
     scheduled = _schedule_s(plan, rates, k) if plan.blocks else 0.0
+    if plan.measured is not None:  # the kernel's own measured rate replaces the unit model
+        s_device, s_block = plan.measured
+        scheduled = max(plan.work * s_device, plan.longest * s_block)
     per_block = _block_times(plan, rates, res.blocks_per_sm)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)
@@ -368,6 +380,8 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     total = rates.launch_s + max(scheduled, hbm)  # GPU time; the host side is in `call_time`
     if rates.launch_s >= 0.5 * total:
         bound = "launch"
+    elif plan.measured is not None:
+        bound = "hbm" if hbm >= 0.8 * scheduled else "memory access"
     elif hbm >= scheduled:
         bound = "hbm"
     elif scheduled > 1.25 * ideal:

@@ -128,7 +128,15 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
     arch = rates.arch
     first = kernel_plans(family, shape, tiling, arch.sm_count, arch.l2_bytes)[0]
     res = residency(arch, first.smem_bytes, first.registers_per_thread, tiling.num_warps)
-    plans = kernel_plans(family, shape, tiling, arch.sm_count * res.blocks_per_sm, arch.l2_bytes)
+    plans = kernel_plans(
+        family,
+        shape,
+        tiling,
+        arch.sm_count * res.blocks_per_sm,
+        arch.l2_bytes,
+        arch.calibration,
+        arch.sm_count,
+    )
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:

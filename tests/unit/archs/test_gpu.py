@@ -206,3 +206,22 @@ def test_microbench_record_loads(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(record, sort_keys=False))
     cal = load_calibration(path)
     assert cal.source == "kernels.microbench" and cal.host_launch_s == pytest.approx(5e-6)
+
+
+def test_calibration_unfused_kernels_load_and_lookup(tmp_path: Path) -> None:
+    path = tmp_path / "cal.yaml"
+    path.write_text(
+        "device: X\ndate: '2026-12-01'\nsource: test\nunfused_kernels:\n"
+        "- {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,"
+        " num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}\n"
+        "- {kernel: pv, causal: 1, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,"
+        " num_stages: 3, batch_heads: 24, seq: 4096, time_us: 1200.0}\n"
+        "- {kernel: softmax, causal: 0, batch_heads: 6, seq: 16384, time_us: 700.0}\n"
+    )
+    cal = load_calibration(path)
+    assert len(cal.unfused_kernels) == 3
+    (soft,) = cal.unfused("softmax", False, 64, 128, 64, 4)
+    assert soft.time_s == pytest.approx(700e-6) and soft.head_dim == 0
+    near = cal.unfused("pv", True, 128, 128, 128, 8)
+    assert [p.head_dim for p in near] == [128, 64]
+    assert cal.unfused("pv", False, 64, 128, 64, 4) == []

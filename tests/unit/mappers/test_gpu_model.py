@@ -51,6 +51,7 @@ def test_result_is_physical(mapper: str) -> None:
         "launch",
         "occupancy/tail",
         "host launch",
+        "memory access",
     )
     assert 0 < r.extra("achieved_tflops") < 990
     assert Result.from_json(r.to_json()) == r
@@ -215,3 +216,39 @@ def test_measured_chain_step_sets_the_fused_step_time() -> None:
         steps_per_sm = 4 * 16 * (4096 // 128) * (4096 // 64) / arch.sm_count
         assert k.scheduled_s >= steps_per_sm * step_us * 1e-6
     assert times[1] == pytest.approx(2 * times[0], rel=0.05)
+
+
+def test_measured_unfused_kernels_scale_by_their_work() -> None:
+    """Unfused kernels timed alone on a calibration shape give a rate per unit of work."""
+    from dataclasses import replace
+
+    from archs.calibration import UnfusedPoint
+    from mappers.gpu_tiling import evaluate
+
+    arch = h200()
+    assert arch.calibration is not None
+    tiling = Tiling(128, 64, 4, 3)
+    points = tuple(
+        UnfusedPoint(
+            name, causal, d, *(tiling_ if name != "softmax" else (0, 0, 0, 0)), 24, 4096, t
+        )
+        for name, t in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
+        for causal in (False, True)
+        for d in ((64,) if name == "softmax" else (64, 128))
+        for tiling_ in ((128, 64, 4, 3),)
+    )
+    cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
+    rates = device_rates(replace(arch, calibration=cal), "bf16")
+
+    def kernels(bh: int, seq: int, causal: bool) -> tuple[float, ...]:
+        s = AttnShape(1, bh, seq, seq, 64, 64, causal, "bf16", 2)
+        return tuple(k.scheduled_s for k in evaluate("unfused", s, tiling, rates).kernels)
+
+    # the calibration shape itself reproduces the measured times
+    assert kernels(24, 4096, False) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
+    assert kernels(24, 4096, True) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
+    # twice the heads: twice the work of every kernel
+    assert kernels(48, 4096, False) == pytest.approx((800e-6, 1000e-6, 1200e-6), rel=1e-6)
+    # one head: the longest block (one SM's share) bounds the P.V kernel
+    one = kernels(1, 4096, False)
+    assert one[2] >= 600e-6 / 24 * 0.99
