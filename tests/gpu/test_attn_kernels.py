@@ -254,11 +254,13 @@ def test_gpu_1pass_direct_launch_path():
     """Second and later calls take the cached direct launch: new data, unaligned views too."""
     for seed in range(3):
         q, k, v = inputs(1, 4, 300, 300, 64, torch.bfloat16, seed=seed)
-        check(attention_fwd(q, k, v, True, 64, 64, 4, 3), q, k, v, True)
+        tiling = dict(block_m=64, block_n=64, num_warps=4, num_stages=3)
+        check(attention_fwd(q, k, v, True, **tiling), q, k, v, True)
     big = torch.randn(1 * 4 * 300 * 64 + 8, device=DEVICE).to(torch.bfloat16)
     qu = big[1 : 1 + q.numel()].view(q.shape)  # 2-byte offset: not 16-byte aligned
     for qq in (q, q.clone(), qu, q):  # arm the direct path, then an unaligned call, then back
-        check(attention_fwd(qq, k, v, True, 64, 64, 4, 3, tma=False), qq, k, v, True)
+        tiling = dict(block_m=64, block_n=64, num_warps=4, num_stages=3)
+        check(attention_fwd(qq, k, v, True, tma=False, **tiling), qq, k, v, True)
 
 
 @pytest.mark.gpu
