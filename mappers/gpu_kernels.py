@@ -231,11 +231,13 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
 def _with_measured(
     plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
 ) -> tuple[KernelPlan, ...]:
-    """Attach each unfused kernel's measured rate (calibration entry nearest this tiling).
+    """Attach each unfused kernel's measured non-memory rate (entry nearest this tiling).
 
-    The entry's own shape is planned with the same code, so its work is counted the same way;
-    seconds per unit of work over the device = measured time / that work, and a block alone
-    on an SM gets one SM's share (x sm_count).
+    The entry's own shape is planned with the same code, so its work and bytes are counted
+    the same way. Its time splits into the memory part (its HBM bytes at the bandwidth the
+    device had in that calibration run) and the rest (arithmetic, latency, store issue):
+    seconds of the rest per unit of work stay a property of the kernel, while the memory
+    part is recomputed from the planned bytes at the modelled device's bandwidth.
     """
     out = []
     for i, plan in enumerate(plans):
@@ -247,9 +249,13 @@ def _with_measured(
         d = e.head_dim or s.head_dim
         cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
         cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
-        work = _unfused(cal_shape, cal_tiling)[i].work
-        per_device = e.time_s / work
-        out.append(replace(plan, measured=(per_device, per_device * sm_count)))
+        ref = _unfused(cal_shape, cal_tiling)[i]
+        read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
+        write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
+        memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
+        memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
+        rest = max(e.time_s - memory, 0.0)
+        out.append(replace(plan, measured=(rest / ref.work, float(sm_count))))
     return tuple(out)
 
 
@@ -265,7 +271,7 @@ def kernel_plans(
     """The kernels `family` launches for shape `s` with tiling `t`, in order.
 
     With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
-    rates (`KernelPlan.measured`).
+    non-memory rates (`KernelPlan.measured`).
     """
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
     if family == "1pass":

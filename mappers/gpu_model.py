@@ -30,10 +30,10 @@ import heapq
 import math
 from dataclasses import dataclass
 
-from archs.calibration import StepPoint
 from archs.gpu import GpuArch
+from mappers.gpu_rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
 
-OVERLAP_EFFICIENCY = 0.5
+__all__ = ["DeviceRates", "Tiling", "device_rates"]
 RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
 BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
 REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8
@@ -46,106 +46,13 @@ ASSUMPTIONS = (
     "register use estimated from live fp32 tiles (accumulator + scores) + "
     f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
     "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM)",
-    "unfused kernels with a calibration entry (timed alone on another shape): time = their "
-    "work (score tiles, softmax row bytes, P.V tile steps) at the measured rate",
+    "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
+    "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
+    "measured rate of the entry's time less its bytes at the calibration run's bandwidth",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth))",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Tiling:
-    """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages)."""
-
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-
-    def __str__(self) -> str:
-        return f"{self.block_m}x{self.block_n}/w{self.num_warps}/s{self.num_stages}"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRates:
-    """Whole-device rates the model uses, each from the calibration file when measured."""
-
-    arch: GpuArch
-    dtype: str
-    hbm_read_bytes_per_s: float
-    hbm_write_bytes_per_s: float
-    l2_bytes_per_s: float
-    exp2_per_s: float
-    fp32_per_s: float
-    launch_s: float
-    host_launch_s: float
-    bench_head_start_s: float
-    peak_matmul_flops_per_s: float
-    overlap_efficiency: float
-    notes: tuple[str, ...]
-
-    def matmul_flops_per_s(self, block_m: int, block_n: int, block_k: int, warps: int) -> float:
-        """Calibrated Triton matmul FLOP/s nearest this tile shape, else the peak matmul rate."""
-        cal = self.arch.calibration
-        near = cal.tile_matmul(self.dtype, block_m, block_n, block_k, warps) if cal else None
-        return near[0].tflops * 1e12 if near is not None else self.peak_matmul_flops_per_s
-
-    def host_call_s(self, family: str, launches: int) -> float:
-        """Host seconds of one launcher call: measured per family, else launches x one launch."""
-        cal = self.arch.calibration
-        measured = cal.host_call(family) if cal else None
-        return measured if measured is not None else launches * self.host_launch_s
-
-    def chain_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
-        """Measured attention tile-chain step nearest this tiling (None when not calibrated)."""
-        cal = self.arch.calibration
-        if cal is None or not mode:
-            return None
-        return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
-
-
-def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
-    """Rates for `dtype` on `arch`: calibrated figures where measured, datasheet otherwise.
-
-    Every fallback is recorded in `notes` (they end up in the Result's warnings).
-    """
-    cal = arch.calibration
-    notes: list[str] = []
-    where = f"calibration {cal.path} ({cal.source}, {cal.date})" if cal else "no calibration"
-    notes.append(f"rates from {where}; missing figures from the {arch.name} datasheet preset")
-
-    def pick(measured: float | None, datasheet: float, what: str) -> float:
-        if measured is not None:
-            return measured
-        notes.append(f"{what}: not calibrated, datasheet {datasheet:.4g}")
-        return datasheet
-
-    peak = cal.peak_matmul_flops_per_s(dtype) if cal else None
-    peak_rate = pick(peak, arch.tensor_flops_per_s(dtype), f"{dtype} matmul FLOP/s")
-    if cal is None or not any(p.is_tiled for p in cal.matmul):
-        notes.append("no tile-shape matmul calibration: every tile at the peak matmul rate")
-    copy = cal.hbm_copy_bandwidth_bytes_per_s if cal else None
-    read = cal.hbm_read_bandwidth_bytes_per_s if cal else None
-    return DeviceRates(
-        arch=arch,
-        dtype=dtype,
-        hbm_read_bytes_per_s=pick(read or copy, arch.hbm_bandwidth_bytes_per_s, "HBM read B/s"),
-        hbm_write_bytes_per_s=pick(copy, arch.hbm_bandwidth_bytes_per_s, "HBM write B/s"),
-        l2_bytes_per_s=pick(
-            cal.l2_read_bandwidth_bytes_per_s if cal else None,
-            arch.l2_bandwidth_bytes_per_s,
-            "L2 B/s",
-        ),
-        exp2_per_s=pick(cal.exp2_per_s if cal else None, arch.sfu_ops_per_s, "exp2/s"),
-        fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
-        launch_s=pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s"),
-        host_launch_s=(cal.host_launch_s if cal else None) or 0.0,
-        bench_head_start_s=(cal.bench_head_start_s if cal else None) or 0.0,
-        peak_matmul_flops_per_s=peak_rate,
-        overlap_efficiency=OVERLAP_EFFICIENCY,
-        notes=tuple(notes),
-    )
 
 
 # ----------------------------------------------------------------------------- kernel plans
@@ -198,9 +105,10 @@ class KernelPlan:
     flops: float
     mode: str = ""  # fused kernels: the measured tile chain it runs (online, stats, output)
     head_dim: int = 0
-    # unfused kernels timed alone in the calibration: seconds per unit of the kernel's work
-    # (score tiles, softmax row bytes, P.V tile steps) over the whole device, and for one
-    # block alone; `work` and `longest` are this plan's total and longest-block work
+    # unfused kernels timed alone in the calibration: seconds of the measured time less its
+    # memory part per unit of the kernel's work (score tiles, softmax row bytes, P.V tile
+    # steps) over the whole device, and the SM count (a block alone gets one SM's share);
+    # `work` and `longest` are this plan's total and longest-block work
     measured: tuple[float, float] | None = None
     work: float = 0.0
     longest: float = 0.0
@@ -368,14 +276,16 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
     k = max(1, min(res.blocks_per_sm, math.ceil(plan.blocks / arch.sm_count)))
     scheduled = _schedule_s(plan, rates, k) if plan.blocks else 0.0
-    if plan.measured is not None:  # the kernel's own measured rate replaces the unit model
-        s_device, s_block = plan.measured
-        scheduled = max(plan.work * s_device, plan.longest * s_block)
+    hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
+    hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
+    if plan.measured is not None and plan.work > 0:  # measured rate replaces the unit model
+        s_rest, sms = plan.measured
+        # memory part at this device's bandwidth + the measured rest; a grid too small to
+        # fill the SMs runs at its longest block's one-SM share
+        scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
     per_block = _block_times(plan, rates, res.blocks_per_sm)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)
-    hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
-    hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
     step = step_times(plan.step, rates, plan.tiling.num_warps)
     total = rates.launch_s + max(scheduled, hbm)  # GPU time; the host side is in `call_time`
     if rates.launch_s >= 0.5 * total:

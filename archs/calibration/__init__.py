@@ -32,7 +32,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from einsum_ir.spec import Problem, Reader
@@ -101,6 +101,9 @@ class UnfusedPoint:
     """Measured seconds of one unfused kernel (qk, softmax, pv) alone on a calibration shape.
 
     Tiling fields and head_dim are 0 for the softmax kernel (it picks its own block).
+    `hbm_read_bytes_per_s` / `hbm_write_bytes_per_s`: the device's measured HBM read and copy
+    bandwidth in the same calibration run (0 when unknown), so that a model can split the
+    time into its memory part and the rest.
     """
 
     kernel: str
@@ -113,6 +116,8 @@ class UnfusedPoint:
     batch_heads: int
     seq: int
     time_s: float
+    hbm_read_bytes_per_s: float = 0.0
+    hbm_write_bytes_per_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,13 +383,23 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     steps = [_step(x) for x in steps_r.each()] if steps_r is not None else []
     unfused_r = root.opt("unfused_kernels", "list")
     unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
+    copy_bw = _rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
+    read_bw = _rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
+    unfused = [  # the bandwidth the device had while these kernels were timed
+        replace(
+            p, hbm_read_bytes_per_s=read_bw or copy_bw or 0.0, hbm_write_bytes_per_s=copy_bw or 0.0
+        )
+        if p is not None
+        else None
+        for p in unfused
+    ]
     cal = Calibration(
         device=str(device.value) if device else "",
         date=str(date.value) if date else "",
         source=str(source.value) if source else "",
         versions=versions,
-        hbm_copy_bandwidth_bytes_per_s=_rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9),
-        hbm_read_bandwidth_bytes_per_s=_rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9),
+        hbm_copy_bandwidth_bytes_per_s=copy_bw,
+        hbm_read_bandwidth_bytes_per_s=read_bw,
         l2_read_bandwidth_bytes_per_s=_rate(root.opt("l2_read_bandwidth_gb_per_s"), 1e9),
         exp2_per_s=_rate(root.opt("exp2_gops_per_s"), 1e9),
         fp32_fma_per_s=_rate(root.opt("fp32_fma_gops_per_s"), 1e9),

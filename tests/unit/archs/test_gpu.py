@@ -211,7 +211,8 @@ def test_microbench_record_loads(tmp_path: Path) -> None:
 def test_calibration_unfused_kernels_load_and_lookup(tmp_path: Path) -> None:
     path = tmp_path / "cal.yaml"
     path.write_text(
-        "device: X\ndate: '2026-12-01'\nsource: test\nunfused_kernels:\n"
+        "device: X\ndate: '2026-12-01'\nsource: test\nhbm_copy_bandwidth_gb_per_s: 4000\n"
+        "hbm_read_bandwidth_gb_per_s: 3900\nunfused_kernels:\n"
         "- {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,"
         " num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}\n"
         "- {kernel: pv, causal: 1, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,"
@@ -222,6 +223,9 @@ def test_calibration_unfused_kernels_load_and_lookup(tmp_path: Path) -> None:
     assert len(cal.unfused_kernels) == 3
     (soft,) = cal.unfused("softmax", False, 64, 128, 64, 4)
     assert soft.time_s == pytest.approx(700e-6) and soft.head_dim == 0
+    # each entry remembers the bandwidth of its own calibration run (what-ifs change the device)
+    assert soft.hbm_read_bytes_per_s == pytest.approx(3.9e12)
+    assert soft.hbm_write_bytes_per_s == pytest.approx(4.0e12)
     near = cal.unfused("pv", True, 128, 128, 128, 8)
     assert [p.head_dim for p in near] == [128, 64]
     assert cal.unfused("pv", False, 64, 128, 64, 4) == []
