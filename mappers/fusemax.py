@@ -243,6 +243,8 @@ class _Tiling:
     spilled_crossing: tuple[TensorName, ...]
     in_tile_rows: tuple[TensorName, ...]
     fits: bool
+    search_candidates: int = 0  # query tilings considered when p1 was left open
+    search_feasible: int = 0
 
 
 def _crossing(cv: CascadeView) -> tuple[TensorName, ...]:
@@ -314,25 +316,56 @@ def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
     crossing = _crossing(cv)
     rows = _in_tile_rows(plan) if opts.step == "cascade" else ()
     attempts = [(crossing, ()), ((), crossing)] if crossing else [((), ())]
+    divisors = sorted((d for d in range(1, blocks + 1) if blocks % d == 0), reverse=True)
     for buffered, spilled in attempts:
         per_query = _resident_words(plan, buffered, rows)
+
+        def fits(p1: int, per_query: int = per_query) -> bool:
+            return reserved + p0 * p1 * per_query <= capacity_words
+
         if opts.p1:
             p1 = min(opts.p1, blocks)
-            fits = reserved + p0 * p1 * per_query <= capacity_words
+            if fits(p1):
+                p2 = math.ceil(blocks / p1)
+                return _Tiling(p0, p1, p2, per_query, reserved, buffered, spilled, rows, True)
+            continue
+        # K/V traffic falls as P1 grows and compute does not depend on it: the largest
+        # feasible divisor is the optimum of this search.
+        feasible = [d for d in divisors if fits(d)]
+        if feasible:
+            p1 = feasible[0]
             return _Tiling(
-                p0, p1, math.ceil(blocks / p1), per_query, reserved, buffered, spilled, rows, fits
+                p0,
+                p1,
+                blocks // p1,
+                per_query,
+                reserved,
+                buffered,
+                spilled,
+                rows,
+                True,
+                len(divisors),
+                len(feasible),
             )
-        for p1 in sorted((d for d in range(1, blocks + 1) if blocks % d == 0), reverse=True):
-            if reserved + p0 * p1 * per_query <= capacity_words:
-                return _Tiling(
-                    p0, p1, blocks // p1, per_query, reserved, buffered, spilled, rows, True
-                )
+    p1 = min(opts.p1, blocks) if opts.p1 else 1
     per_query = _resident_words(plan, (), rows)
     plan.warnings.append(
-        f"on-chip state of one query block ({reserved + p0 * per_query} words) exceeds the "
-        f"{arch.buffer.name} capacity ({capacity_words} words)"
+        f"on-chip state of {p1} query block(s) ({reserved + p0 * p1 * per_query} words) exceeds "
+        f"the {arch.buffer.name} capacity ({capacity_words} words)"
     )
-    return _Tiling(p0, 1, blocks, per_query, reserved, (), crossing, rows, False)
+    return _Tiling(
+        p0,
+        p1,
+        math.ceil(blocks / p1),
+        per_query,
+        reserved,
+        (),
+        crossing,
+        rows,
+        False,
+        0 if opts.p1 else len(divisors),
+        0,
+    )
 
 
 # ----------------------------------------------------------------------------- traffic
@@ -539,7 +572,19 @@ def _result(
         units=tuple(units),
         schedule=schedule,
         identity=opts,
-        extras=(("p0", float(tiling.p0)), ("p1", float(tiling.p1)), ("p2", float(tiling.p2))),
+        extras=(
+            ("p0", float(tiling.p0)),
+            ("p1", float(tiling.p1)),
+            ("p2", float(tiling.p2)),
+            *(
+                (
+                    ("search_candidates", float(tiling.search_candidates)),
+                    ("search_feasible", float(tiling.search_feasible)),
+                )
+                if tiling.search_candidates
+                else ()
+            ),
+        ),
         warnings=warnings,
     )
 

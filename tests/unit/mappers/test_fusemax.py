@@ -122,3 +122,19 @@ def test_bad_options_are_clear_errors() -> None:
         FuseMaxMapper().map(
             load_cascade("attention-1pass"), one_array, {"M": 512, "P": 512, "E": 64, "F": 64}
         )
+
+
+def test_open_p1_is_searched_with_statistics_and_explicit_p1_is_checked() -> None:
+    arch = load_arch("fusemax")
+    cascade = load_cascade("attention-1pass-mh")
+    sizes = MODELS["BERT"].attention_sizes(1 << 20)
+    searched = FuseMaxMapper().map(cascade, arch, sizes)
+    blocks = (1 << 20) // 256
+    divisors = [d for d in range(1, blocks + 1) if blocks % d == 0]
+    assert searched.extra("search_candidates") == len(divisors)
+    assert 0 < searched.extra("search_feasible") < len(divisors)
+    # The largest feasible divisor wins: one step larger no longer fits.
+    bigger = divisors[divisors.index(int(searched.extra("p1"))) + 1]
+    too_big = FuseMaxMapper(FuseMaxOptions(p1=bigger)).map(cascade, arch, sizes)
+    assert any("exceeds the global_buffer capacity" in w for w in too_big.warnings)
+    assert "search_candidates" not in dict(too_big.extras)
