@@ -18,7 +18,9 @@ Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
 - Each block also pays `round_trips` dependent HBM latencies (first load, last store), hidden
   by the same fraction h, plus its prologue/epilogue work.
 - Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
-  the last, partial wave runs with fewer blocks per SM and so faster rounds).
+  the last, partial wave runs with fewer blocks per SM and so faster rounds). Blocks of
+  unequal length (causal) share their SM: with j resident each progresses at the rate of
+  j co-resident blocks, so an SM's last blocks speed up as the others finish.
 - Kernel time = max(host launch time, launch overhead + max(scheduled time, HBM bytes /
   calibrated bandwidth)): back-to-back launches from Python cannot go faster than the host
   issues them (calibrated `host_launch_us`; 0 when not measured).
@@ -45,7 +47,8 @@ ASSUMPTIONS = (
     "the SMs); with num_stages == 1 they join the dependent chain",
     "register use estimated from live fp32 tiles (accumulator + scores) + "
     f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
-    "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM)",
+    "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM); "
+    "unequal blocks share their SM's time with the blocks resident at each moment",
     "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
     "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
     "measured rate of the entry's time less its bytes at the calibration run's bandwidth",
@@ -260,14 +263,50 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
         (tail,) = _block_times(plan, rates, k_last).values()
         (full,) = durations.values()
         return (waves - 1) * full + tail
-    if plan.blocks <= slots:  # one partial wave: the longest block decides
-        return max(durations.values())
-    free = [0.0] * slots
-    for g in groups:
-        d = durations[(g.steps, g.masked)]
-        for _ in range(g.count):
-            heapq.heapreplace(free, free[0] + d)
-    return max(free)
+    return _shared_schedule_s(plan, rates, k, groups)
+
+
+def _shared_schedule_s(
+    plan: KernelPlan, rates: DeviceRates, k: int, groups: list[BlockGroup]
+) -> float:
+    """Blocks of unequal length: dispatch in launch order, SM time shared by its blocks.
+
+    The first sm_count x k blocks go out breadth-first (one per SM, then a second, ...);
+    each later block takes the first slot that frees. While j blocks are resident on an SM
+    each progresses at 1 / (its block time with j resident), so an SM whose other blocks
+    have finished runs its last ones faster (causal grids, partial last waves).
+    """
+    sms = rates.arch.sm_count
+    per_j = [_block_times(plan, rates, j) for j in range(1, k + 1)]
+    queue = iter([(g.steps, g.masked) for g in groups for _ in range(g.count)])
+    # per SM: resident blocks as (fraction of the block left, profile)
+    active: list[list[tuple[float, tuple[int, int]]]] = [[] for _ in range(sms)]
+    for _ in range(k):
+        for sm in range(sms):
+            key = next(queue, None)
+            if key is not None:
+                active[sm].append((1.0, key))
+    last = [0.0] * sms
+    events: list[tuple[float, int]] = []
+
+    def schedule(sm: int, now: float) -> None:
+        if active[sm]:
+            times = per_j[len(active[sm]) - 1]
+            heapq.heappush(events, (now + min(f * times[p] for f, p in active[sm]), sm))
+
+    for sm in range(sms):
+        schedule(sm, 0.0)
+    end = 0.0
+    while events:
+        now, sm = heapq.heappop(events)
+        times = per_j[len(active[sm]) - 1]
+        left = [(f - (now - last[sm]) / times[p], p) for f, p in active[sm]]
+        active[sm] = [(f, p) for f, p in left if f > 1e-9]
+        last[sm] = end = max(end, now)
+        while len(active[sm]) < k and (key := next(queue, None)) is not None:
+            active[sm].append((1.0, key))
+        schedule(sm, now)
+    return end
 
 
 def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:

@@ -252,3 +252,17 @@ def test_measured_unfused_kernels_scale_by_their_work() -> None:
     # one head: the longest block (one SM's share) bounds the P.V kernel
     one = kernels(1, 4096, False)
     assert one[2] >= 600e-6 / 24 * 0.99
+
+
+def test_blocks_left_alone_on_an_sm_run_faster() -> None:
+    from mappers.gpu_model import _block_times, time_kernel
+
+    rates = device_rates(h200(), "bf16")
+    shape = AttnShape(1, 4, 16384, 16384, 64, 64, True, "bf16", 2)
+    (plan,) = kernel_plans("1pass", shape, Tiling(64, 64, 4, 3), 660, 50 * 2**20)
+    kt = time_kernel(plan, rates)
+    # one partial wave of unequal causal blocks: shorter than the longest block at full
+    # residency for the whole kernel, never shorter than that block alone on its SM
+    longest_shared = max(_block_times(plan, rates, kt.resident_per_sm).values())
+    longest_alone = max(_block_times(plan, rates, 1).values())
+    assert longest_alone <= kt.scheduled_s < longest_shared
