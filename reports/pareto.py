@@ -69,7 +69,7 @@ def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
     """
     order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
     front: list[int] = []
-    best_y_left = math.inf  # min y over points with strictly smaller x
+    best_y_left: float | None = None  # min y over points with strictly smaller x (None: none)
     start = 0
     while start < len(order):
         x = points[order[start]][0]
@@ -77,9 +77,10 @@ def _front_2d(points: Sequence[Sequence[float]]) -> list[int]:
         while end < len(order) and points[order[end]][0] == x:
             end += 1
         group_min_y = points[order[start]][1]  # sorted: the group's first has the least y
-        if group_min_y < best_y_left:
+        # A sentinel of +inf would wrongly drop a first group whose least y is +inf itself.
+        if best_y_left is None or group_min_y < best_y_left:
             front.extend(i for i in order[start:end] if points[i][1] == group_min_y)
-        best_y_left = min(best_y_left, group_min_y)
+        best_y_left = group_min_y if best_y_left is None else min(best_y_left, group_min_y)
         start = end
     return sorted(front)
 

@@ -101,3 +101,12 @@ def test_pareto_rows_max_objectives_and_unusable_rows() -> None:
     assert objective_vector(rows[1], [("util", "max")]) == (-0.9,)
     with pytest.raises(ValueError, match="direction"):
         pareto_rows(rows, [("latency_s", "lowest")])
+
+
+def test_infinite_objective_alone_is_on_the_front() -> None:
+    # Found by hypothesis: a +inf sentinel dropped a lone point whose second objective is inf.
+    from reports.pareto import front_indices
+
+    assert front_indices([(0.0, float("inf"))]) == [0]
+    assert front_indices([(0.0, float("inf")), (1.0, 2.0)]) == [0, 1]
+    assert front_indices([(0.0, float("inf")), (0.0, 2.0)]) == [1]
