@@ -33,7 +33,6 @@ from mappers.compute import (
 from mappers.loopnest import Loop, TensorShape, refills
 from mappers.registry import register_mapper
 from mappers.result import (
-    EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
@@ -46,6 +45,7 @@ from mappers.spatial import (
     QUERY_RANK,
     CascadeView,
     MappingError,
+    einsum_costs,
     is_carry_only,
     require_spatial,
     same_tile_deps,
@@ -520,17 +520,13 @@ def _result(
     bound: str,
 ) -> Result:
     cv, arch = plan.cv, plan.arch
-    c = cv.cascade
-    per_einsum = tuple(
-        EinsumCost(
-            c.einsums[i].output,
-            plan.units[i].name,
-            cv.pass_of(i),
-            float(sum(n for _, n in plan.work[i].actions)),
-            plan.cycles[i],
-            plan.cycles[i] / latency_cycles if latency_cycles else 0.0,
-        )
-        for i in sorted(plan.units)
+    order = sorted(plan.units)
+    per_einsum = einsum_costs(
+        cv,
+        [plan.units[i] for i in order],
+        [plan.work[i] for i in order],
+        [plan.cycles[i] for i in order],
+        latency_cycles,
     )
     units = []
     for array in arch.arrays:

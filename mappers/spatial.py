@@ -15,7 +15,7 @@ from einsum_ir.analysis.passes import PassReport, count_passes
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
-from mappers.compute import cascade_work, einsum_vars, operation_counts
+from mappers.compute import EinsumWork, cascade_work, einsum_vars, operation_counts
 from mappers.memo import by_identity
 from mappers.result import (
     VERSION,
@@ -206,6 +206,27 @@ def is_carry_only(cv: CascadeView, index: int) -> bool:
             if acc.tensor == e.output and not acc.reads_final and not cv.is_lagged(other, acc):
                 return False
     return True
+
+
+def einsum_costs(
+    cv: CascadeView,
+    units: Sequence[ComputeArray],
+    works: Sequence[EinsumWork],
+    cycles: Sequence[float],
+    latency_cycles: float,
+) -> tuple[EinsumCost, ...]:
+    """Per-Einsum records: bound unit, pass, PE operations, cycles, share of the latency."""
+    return tuple(
+        EinsumCost(
+            e.output,
+            units[i].name,
+            cv.pass_of(i),
+            float(sum(n for _, n in works[i].actions)),
+            cycles[i],
+            cycles[i] / latency_cycles if latency_cycles else 0.0,
+        )
+        for i, e in enumerate(cv.cascade.einsums)
+    )
 
 
 def spatial_result(

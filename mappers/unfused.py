@@ -22,7 +22,6 @@ from mappers import cost
 from mappers.compute import EinsumWork, cascade_work, cycles_on, primitive_counts, unsupported
 from mappers.registry import register_mapper
 from mappers.result import (
-    EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
@@ -33,6 +32,7 @@ from mappers.spatial import (
     QUERY_RANK,
     CascadeView,
     MappingError,
+    einsum_costs,
     require_spatial,
     spatial_result,
     view,
@@ -307,17 +307,7 @@ class UnfusedMapper:
         memory: float,
     ) -> Result:
         c = cv.cascade
-        per_einsum = tuple(
-            EinsumCost(
-                e.output,
-                binding.units[i].name,
-                cv.pass_of(i),
-                float(sum(n for _, n in binding.work[i].actions)),
-                binding.cycles[i],
-                binding.cycles[i] / latency if latency else 0.0,
-            )
-            for i, e in enumerate(c.einsums)
-        )
+        per_einsum = einsum_costs(cv, binding.units, binding.work, binding.cycles, latency)
         busy: dict[str, float] = {}
         for i, unit in enumerate(binding.units):
             busy[unit.name] = busy.get(unit.name, 0.0) + binding.cycles[i]
