@@ -17,9 +17,7 @@ Words delivered = distinct spatial words x loops from the innermost relevant one
 
 from __future__ import annotations
 
-import itertools
 import math
-import random
 from dataclasses import asdict, dataclass, replace
 
 from archs.model import SpatialArch
@@ -367,104 +365,7 @@ def _energy(pb: _Problem, ev: _Eval) -> tuple[EnergyItem, ...]:
 # ----------------------------------------------------------------------------- search
 
 
-def _varying_energy_pj(pb: _Problem, ev: _Eval) -> float:
-    """DRAM plus buffer energy of a candidate (compute energy does not depend on it)."""
-    arch = pb.arch
-    wb = arch.word_bytes
-    dram = cost.dram_energy(arch, sum(ev.reads.values()) * wb, sum(ev.writes.values()) * wb)
-    buffer = cost.buffer_energy(arch, arch.buffer, ev.buffer_reads, ev.buffer_writes)
-    return sum(e.energy_pj for e in (*dram, *buffer))
-
-
-def _p1_choices(cv: CascadeView, arch: SpatialArch) -> list[tuple[str, int]]:
-    p = cv.sizes[QUERY_RANK]
-    rows = arch.array_2d.rows
-    choices = [("head", p)]
-    p1 = rows
-    while p1 < p:
-        if p % p1 == 0:
-            choices.append(("row", p1))
-        p1 *= 2
-    return choices
-
-
 SEARCHED_FIELDS = ("onchip", "qk_stationarity", "av_stationarity", "granularity", "p1")
-
-
-def _search(
-    pb: _Problem, fixed: dict[str, object], budget: int, artifact_compat: bool
-) -> tuple[FlatOptions, _Eval, dict[str, float]]:
-    """Search the dataflows without spills that agree with the `fixed` fields.
-
-    Keeps those whose on-chip tiles fit and picks min latency, then min energy. With a
-    `budget`, only a seeded random sample of that many candidates is evaluated. Compute energy
-    is the same for every candidate, so candidates are ranked by the energy that varies (DRAM
-    and buffer); candidates whose tiles cannot fit are skipped before they are evaluated.
-    """
-    cv, arch = pb.cv, pb.arch
-    capacity_words = arch.buffer.capacity_bytes / arch.word_bytes
-    subsets = [
-        tuple(r for r, on in zip(ROLES, bits, strict=True) if on)
-        for bits in itertools.product((False, True), repeat=len(ROLES))
-    ]
-    space = [
-        (gran, p1, qs, avs, onchip)
-        for gran, p1 in _p1_choices(cv, arch)
-        for qs, avs in itertools.product(STATIONARITIES, repeat=2)
-        for onchip in subsets
-        if _agrees(fixed, gran, p1, qs, avs, onchip)
-    ]
-    sampled = space
-    if budget and len(space) > budget:
-        chosen = set(random.Random(0).sample(range(len(space)), budget))
-        sampled = [c for k, c in enumerate(space) if k in chosen]
-    best: tuple[float, float, FlatOptions, _Eval] | None = None
-    feasible = 0
-    nests_of: dict[tuple[int, str, str], tuple[tuple[_Nest, _Nest], dict[str, float]]] = {}
-    for gran, p1, qs, avs, onchip in sampled:
-        if (p1, qs, avs) not in nests_of:
-            nests = (_nest(cv, arch, pb.pair[0], qs, p1), _nest(cv, arch, pb.pair[1], avs, p1))
-            tiles: dict[str, float] = {}
-            for nest in nests:
-                for name, t in nest.tensors:
-                    tiles[name] = max(tiles.get(name, 0.0), t.footprint)
-            nests_of[(p1, qs, avs)] = (nests, tiles)
-        nests, tiles = nests_of[(p1, qs, avs)]
-        if sum(tiles.get(pb.roles[r], 0.0) for r in onchip) > capacity_words:
-            continue
-        opts = FlatOptions(onchip, qs, avs, gran, p1 if gran == "row" else 0, 0.0, artifact_compat)
-        ev = _evaluate(pb, opts, nests)
-        if ev.footprint_words > capacity_words:
-            continue
-        feasible += 1
-        if best is not None and ev.latency_cycles > best[0]:
-            continue
-        key = (ev.latency_cycles, _varying_energy_pj(pb, ev))
-        if best is None or key < best[:2]:
-            best = (*key, opts, ev)
-    if best is None:
-        raise MappingError(
-            f"FLAT search: no dataflow fits the {arch.buffer.capacity_bytes} B {arch.buffer.name}"
-            + (" (within the search budget)" if len(sampled) < len(space) else "")
-        )
-    stats = {
-        "search_space": float(len(space)),
-        "search_candidates": float(len(sampled)),
-        "search_feasible": float(feasible),
-    }
-    return best[2], best[3], stats
-
-
-def _agrees(
-    fixed: dict[str, object], gran: str, p1: int, qs: str, avs: str, onchip: tuple[str, ...]
-) -> bool:
-    """Whether a candidate matches the dataflow fields the user fixed."""
-    if "onchip" in fixed and set(fixed["onchip"]) != set(onchip):  # type: ignore[call-overload]
-        return False
-    values = {"granularity": gran, "qk_stationarity": qs, "av_stationarity": avs}
-    if any(key in fixed and fixed[key] != value for key, value in values.items()):
-        return False
-    return not ("p1" in fixed and fixed["p1"] and gran == "row" and fixed["p1"] != p1)
 
 
 # ----------------------------------------------------------------------------- mapper
@@ -514,7 +415,10 @@ class FlatMapper:
         )
         stats: dict[str, float] = {}
         if self.options is None:
-            opts, ev, stats = _search(
+            # imported here: the search module builds on this one's model
+            from mappers.flat_search import search
+
+            opts, ev, stats = search(
                 pb, self.fixed, self.base.search_budget, self.search_artifact_compat
             )
         else:
