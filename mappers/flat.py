@@ -189,9 +189,9 @@ def _nest(
     cv: CascadeView, arch: SpatialArch, con: _Contraction, stationarity: str, p1: int
 ) -> _Nest:
     """Loop-nest counts of one contraction (see the module docstring)."""
-    c = cv.cascade
+    tensor_ranks = cv.cascade.tensor_ranks  # a property that builds a dict: read it once
     stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
-    own = tuple(r for r in c.tensor_ranks[stationary] if r in con.ranks)
+    own = tuple(r for r in tensor_ranks[stationary] if r in con.ranks)
     perm = tuple(r for r in con.ranks if r not in own) + own
     full = {r: cv.sizes[r] for r in con.ranks}
     shape = {r: (p1 if r == QUERY_RANK else n) for r, n in full.items()}
@@ -207,7 +207,7 @@ def _nest(
     temporal = tuple(reversed(l3 + dram))  # outermost first
     tensors = []
     for name in (con.input, con.weight, con.output):
-        shp = TensorShape(name, tuple((str(r), cv.sizes[r]) for r in c.tensor_ranks[name]))
+        shp = TensorShape(name, tuple((str(r), cv.sizes[r]) for r in tensor_ranks[name]))
         footprint = tile_elements(shp, spatial + l3)
         fill = footprint * deliveries(shp, (), tuple(reversed(dram)))
         tensors.append(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,7 @@ from mappers.flat import (
     ROLES,
     STATIONARITIES,
     FlatOptions,
+    _Contraction,
     _Eval,
     _evaluate,
     _Nest,
@@ -41,6 +42,7 @@ SUBSETS = tuple(
     tuple(r for r, on in zip(ROLES, bits, strict=True) if on)
     for bits in itertools.product((False, True), repeat=len(ROLES))
 )
+ROLE_MASKS = np.array([[r in subset for r in ROLES] for subset in SUBSETS])  # 64 x 6
 # Relative slack on the vectorized scores: their sums differ from `_evaluate`'s only in the
 # order of adding non-negative terms (relative error ~1e-15), so anything within this of the
 # best is re-scored exactly.
@@ -182,38 +184,34 @@ class _Counts:
 def _tensor_masks(pb: _Problem) -> tuple[list[TensorName], npt.NDArray[np.bool_]]:
     """Distinct role tensors, and which of them each subset keeps on chip (64 x T)."""
     names = list(dict.fromkeys(pb.roles[r] for r in ROLES))
-    masks = np.zeros((len(SUBSETS), len(names)), dtype=bool)
-    for s, subset in enumerate(SUBSETS):
-        for r in subset:
-            masks[s, names.index(pb.roles[r])] = True
-    return names, masks
+    tensor_of = np.array([names.index(pb.roles[r]) for r in ROLES])
+    return names, (ROLE_MASKS[:, :, None] & (tensor_of[:, None] == np.arange(len(names)))).any(1)
 
 
-def _config_terms(
-    pb: _Problem, nests: tuple[_Nest, _Nest], names: list[TensorName]
-) -> tuple[Floats, Floats, Floats]:
-    """Per-tensor counts of one configuration on chip and off chip, and tiles.
+def _nest_terms(
+    pb: _Problem, con: _Contraction, nest: _Nest, names: list[TensorName]
+) -> tuple[list[list[float]], list[list[float]], list[float]]:
+    """Per-tensor counts of one contraction's nest on chip and off chip, and its tiles.
 
     Returns (on, off, tile): T x 4 words (DRAM read, DRAM write, buffer read, buffer write)
     and T tile words, term for term as `_evaluate` adds them when nothing spills.
     """
-    on = np.zeros((len(names), 4))
-    off = np.zeros((len(names), 4))
-    tile = np.zeros(len(names))
-    outputs = pb.cv.cascade.outputs
-    for con, nest in zip(pb.pair, nests, strict=True):
-        for name, t in nest.tensors:
-            k = names.index(name)
-            tile[k] = max(tile[k], t.footprint)
-            if name == con.output:
-                partial = max(0.0, t.pe_words - t.final)
-                off[k] += (partial, t.pe_words, 0.0, 0.0)
-                on[k] += (0.0, t.final if name in outputs else 0.0, partial, t.pe_words)
-            else:
-                off[k, 0] += t.pe_words
-                on[k, 2] += t.pe_words
-                if name in pb.input_set:
-                    on[k] += (t.fill, 0.0, 0.0, t.fill)
+    on = [[0.0] * 4 for _ in names]
+    off = [[0.0] * 4 for _ in names]
+    tile = [0.0 for _ in names]
+    for name, t in nest.tensors:
+        k = names.index(name)
+        tile[k] = t.footprint
+        if name == con.output:
+            partial = max(0.0, t.pe_words - t.final)
+            off[k] = [partial, t.pe_words, 0.0, 0.0]
+            on[k] = [0.0, t.final if name in pb.cv.cascade.outputs else 0.0, partial, t.pe_words]
+        elif name in pb.input_set:
+            off[k] = [t.pe_words, 0.0, 0.0, 0.0]
+            on[k] = [t.fill, 0.0, t.pe_words, t.fill]
+        else:
+            off[k] = [t.pe_words, 0.0, 0.0, 0.0]
+            on[k] = [0.0, 0.0, t.pe_words, 0.0]
     return on, off, tile
 
 
@@ -273,53 +271,63 @@ def _space(pb: _Problem, fixed: dict[str, object]) -> tuple[list[Config], npt.ND
 def _counts(
     pb: _Problem,
     nests: list[tuple[_Nest, _Nest]],
-    config_of: npt.NDArray[np.intp],
-    subset_of: npt.NDArray[np.intp],
+    subsets: npt.NDArray[np.intp],
     artifact_compat: bool,
 ) -> _Counts:
     """`_evaluate`'s counts for every candidate, up to the order terms are added in.
 
-    Candidate k has the loop nests `nests[config_of[k]]` and the on-chip roles
-    `SUBSETS[subset_of[k]]`.
+    The candidates form a grid, configuration-major: loop nests `nests[g]` x on-chip roles
+    `SUBSETS[subsets[s]]`. Every term is non-negative and selected by a 0/1 weight, so the
+    sums are exact where `is_exact` says so and within a few roundings elsewhere.
     """
     cv, arch = pb.cv, pb.arch
     names, masks = _tensor_masks(pb)
-    terms = [_config_terms(pb, pair, names) for pair in nests]
-    on = np.stack([t[0] for t in terms])[config_of]
-    off = np.stack([t[1] for t in terms])[config_of]
-    tile = np.stack([t[2] for t in terms])[config_of]
-    mask = masks[subset_of]
-    nest_words = np.where(mask[:, :, None], on, off).sum(axis=1)
-    stream = _stream_terms(pb, names, masks)[subset_of]
-    footprint = (mask * tile).sum(axis=1)
-    roles = np.array([[r in subset for r in ROLES] for subset in SUBSETS])[subset_of]
-    role_tile = (roles * tile[:, [names.index(pb.roles[r]) for r in ROLES]]).sum(axis=1)
+    index: dict[int, int] = {}  # the same nest object serves many configurations
+    terms: list[tuple[list[list[float]], list[list[float]], list[float]]] = []
+    for pair in nests:
+        for k, nest in enumerate(pair):
+            if id(nest) not in index:
+                index[id(nest)] = len(terms)
+                terms.append(_nest_terms(pb, pb.pair[k], nest, names))
+    first, second = (np.array([index[id(pair[k])] for pair in nests]) for k in (0, 1))
+    on, off, tiles = (np.array([t[j] for t in terms]) for j in range(3))
+    # a tensor in both nests (none of the built-ins) adds up, as in `_evaluate`; its tile is
+    # the larger of the two
+    both = np.concatenate((on[first] + on[second], off[first] + off[second]), axis=1)
+    tile = np.maximum(tiles[first], tiles[second])  # G x T
+    mask = masks[subsets].astype(np.float64)  # S x T
+    words = np.moveaxis(np.concatenate((mask, 1.0 - mask), axis=1) @ both, 2, 0)  # 4 x G x S
+    stream = _stream_terms(pb, names, masks)[subsets].T  # 6 x S
+    footprint = tile @ mask.T
+    roles = tile[:, [names.index(pb.roles[r]) for r in ROLES]]
+    role_tile = roles @ ROLE_MASKS[subsets].T.astype(np.float64)
     # `_row_spill`, elementwise
     row_bytes = cv.per_query_words(pb.roles["QK"], keep_key=True) * arch.word_bytes
     free = arch.buffer.capacity_bytes - footprint * arch.word_bytes
     row_spill = 1.0 - np.minimum(1.0, np.maximum(0.0, free) / row_bytes)
-    reads = nest_words[:, 0] + stream[:, 0] + stream[:, 4] * row_spill
-    writes = nest_words[:, 1] + stream[:, 1] + stream[:, 5] * row_spill
-    buffer_reads = nest_words[:, 2] + stream[:, 2]
-    buffer_writes = nest_words[:, 3] + stream[:, 3]
+    reads = words[0] + stream[0] + stream[4] * row_spill
+    writes = words[1] + stream[1] + stream[5] * row_spill
+    buffer_reads = words[2] + stream[2]
     if artifact_compat:
-        quirk = float(cv.words(pb.roles["QK"]))
-        buffer_reads = buffer_reads + mask[:, names.index(pb.roles["AV"])] * quirk
-    whole = (row_spill == 0.0) | (row_spill == 1.0) | ((stream[:, 4] == 0) & (stream[:, 5] == 0))
+        buffer_reads = buffer_reads + mask[:, names.index(pb.roles["AV"])] * cv.words(
+            pb.roles["QK"]
+        )
+    buffer_writes = words[3] + stream[3]
+    whole = (row_spill == 0.0) | (row_spill == 1.0) | ((stream[4] == 0) & (stream[5] == 0))
     below = np.maximum((reads + writes) * arch.word_bytes, np.maximum(buffer_reads, buffer_writes))
     cycles_1d = 0.0
     for phase, _, _ in pb.stream_phases:
         cycles_1d += sum(pb.binding.cycles[i] for i in phase)
-    compute = np.array([max(a.cycles + b.cycles, cycles_1d) for a, b in nests])[config_of]
+    compute = np.array([max(a.cycles + b.cycles, cycles_1d) for a, b in nests])[:, None]
     return _Counts(
-        reads,
-        writes,
-        buffer_reads,
-        buffer_writes,
-        footprint,
-        role_tile,
-        compute,
-        whole & (below < 2.0**53),
+        reads.ravel(),
+        writes.ravel(),
+        buffer_reads.ravel(),
+        buffer_writes.ravel(),
+        footprint.ravel(),
+        role_tile.ravel(),
+        np.broadcast_to(compute, reads.shape).ravel(),
+        (whole & (below < 2.0**53)).ravel(),
     )
 
 
@@ -372,7 +380,10 @@ def search(
     nests = [
         (nest(0, configs[g][2], configs[g][1]), nest(1, configs[g][3], configs[g][1])) for g in used
     ]
-    counts = _counts(pb, nests, config_of, subset_of, artifact_compat)
+    grid = _counts(pb, nests, subsets, artifact_compat)
+    # candidate k is grid cell (config_of[k], picked[k] % len(subsets))
+    cells = config_of * len(subsets) + picked % len(subsets)
+    counts = _Counts(*(getattr(grid, f.name)[cells] for f in fields(_Counts)))
     capacity_words = arch.buffer.capacity_bytes / arch.word_bytes
     fits = (counts.role_tile_words <= capacity_words) & (counts.footprint_words <= capacity_words)
     stats = {
