@@ -4,9 +4,11 @@ The space is granularity/p1 x the two stationarities x the 64 on-chip subsets of
 roles. Without spills a candidate's DRAM and buffer counts are sums of per-tensor terms that
 depend only on whether that tensor is on chip, plus the 1D phases' terms, which depend on
 which of their inputs and outputs are on chip and (through `_row_spill`) on the footprint.
-`search` tabulates those terms per loop-nest configuration and per subset, scores all
-candidates with numpy, and re-scores only the near-ties with `flat._evaluate`, so it picks
-exactly what the candidate-by-candidate `_search_reference` picks.
+`search` tabulates those terms per loop-nest configuration and per subset and scores all
+candidates with numpy. Where every count is a whole number of words below 2**53 the scores
+equal `flat._evaluate`'s bit for bit; elsewhere (fractional row spills) the near ties are
+re-scored with `_evaluate`. Either way it picks exactly what the candidate-by-candidate
+`_search_reference` picks, then builds the winner's counts with `_evaluate`.
 """
 
 from __future__ import annotations
@@ -216,13 +218,13 @@ def _nest_terms(
 
 
 def _stream_terms(pb: _Problem, names: list[TensorName], masks: npt.NDArray[np.bool_]) -> Floats:
-    """The 1D phases' words per on-chip subset (64 x 6).
+    """The 1D phases' words per on-chip subset (S x 6, for the S x T tensor `masks`).
 
     Columns: DRAM read, DRAM write, buffer read, buffer write, and the row reads and writes
     that spill by `_row_spill` (those of phases with no input on chip).
     """
     cv = pb.cv
-    terms = np.zeros((len(SUBSETS), 6))
+    terms = np.zeros((len(masks), 6))
     for phase, ins, outs in pb.stream_phases:
         cols = [k for k, n in enumerate(names) if n in ins or n in outs]
         codes = masks[:, cols] @ (1 << np.arange(len(cols)))
@@ -297,7 +299,7 @@ def _counts(
     tile = np.maximum(tiles[first], tiles[second])  # G x T
     mask = masks[subsets].astype(np.float64)  # S x T
     words = np.moveaxis(np.concatenate((mask, 1.0 - mask), axis=1) @ both, 2, 0)  # 4 x G x S
-    stream = _stream_terms(pb, names, masks)[subsets].T  # 6 x S
+    stream = _stream_terms(pb, names, masks[subsets]).T  # 6 x S
     footprint = tile @ mask.T
     roles = tile[:, [names.index(pb.roles[r]) for r in ROLES]]
     role_tile = roles @ ROLE_MASKS[subsets].T.astype(np.float64)
