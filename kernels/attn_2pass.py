@@ -31,6 +31,7 @@ from kernels.common import (
     store_tile,
     use_tma,
 )
+from kernels.launch import DirectLaunch, PlanCache
 
 __all__ = [
     "attention_2pass",
@@ -178,28 +179,15 @@ def _tuned(kernel):  # type: ignore[no-untyped-def]
 attn_2pass_autotuned_kernel = _tuned(attn_2pass_kernel)
 
 
-def _args(q, k, v, o, m, lsum, scale):  # type: ignore[no-untyped-def]
+def _args(q, k, v, o_strides, scale):  # type: ignore[no-untyped-def]
+    """The scalar kernel arguments after the six pointers (signature order)."""
     b, h, sq, d = q.shape
     sm_scale = default_scale(d) if scale is None else scale
     return (
-        q,
-        k,
-        v,
-        o,
-        m,
-        lsum,
-        q.stride(0),
-        q.stride(1),
-        q.stride(2),
-        k.stride(0),
-        k.stride(1),
-        k.stride(2),
-        v.stride(0),
-        v.stride(1),
-        v.stride(2),
-        o.stride(0),
-        o.stride(1),
-        o.stride(2),
+        *q.stride()[:3],
+        *k.stride()[:3],
+        *v.stride()[:3],
+        *o_strides[:3],
         h,
         sq,
         k.shape[2],
@@ -213,6 +201,54 @@ def _buffers(q, out):  # type: ignore[no-untyped-def]
     m = torch.empty((b * h, sq), dtype=torch.float32, device=q.device)
     l = torch.empty((b * h, sq), dtype=torch.float32, device=q.device)  # noqa: E741
     return o, m, l
+
+
+class _Plan:
+    """A call's launches (stats pass, output pass) and output shapes (see kernels.launch)."""
+
+    __slots__ = ("passes", "o_shape", "stat_shape", "dtype", "device", "direct")
+
+    def __init__(self, q, k, v, out, causal, scale, tiling, tma):  # type: ignore[no-untyped-def]
+        b, h, sq, d = q.shape
+        dm, dn, dw, ds = default_tiling(d)
+        bm, bn, w, st = tiling
+        bm, bn, w, st = bm or dm, bn or dn, w or dw, st or ds
+        check_tiling(bm, bn, causal)
+        dev = q.get_device()
+        if k.get_device() != dev or v.get_device() != dev:
+            raise ValueError("q, k, v must be on one device")
+        if out is not None and (
+            tuple(out.shape) != tuple(q.shape)
+            or out.dtype != q.dtype
+            or out.stride(-1) != 1
+            or out.get_device() != dev
+        ):
+            raise ValueError(f"out must be a {tuple(q.shape)} {q.dtype} tensor on q's device")
+        use = use_tma(q.device.type) if tma is None else tma
+        if use and q.device.type == "cuda":
+            ensure_allocator()
+        o_strides = out.stride() if out is not None else (h * sq * d, sq * d, d, 1)
+        meta = dict(
+            BLOCK_M=bm,
+            BLOCK_N=bn,
+            HEAD_DIM=d,
+            CAUSAL=bool(causal),
+            USE_TMA=bool(use),
+            DOT_PRECISION=dot_precision(q.dtype),
+        )
+        scalars = _args(q, k, v, o_strides, scale)
+        grid = (triton.cdiv(sq, bm), b * h)
+        self.passes = tuple(
+            DirectLaunch(attn_2pass_kernel, grid, scalars, {**meta, "MODE": int(mode)}, w, st, dev)
+            for mode in (MODE_STATS, MODE_OUTPUT)
+        )
+        self.o_shape = tuple(q.shape)
+        self.stat_shape = (b * h, sq)
+        self.dtype = q.dtype
+        self.device = q.device
+
+
+_PLANS = PlanCache()
 
 
 def attention_2pass(
@@ -232,31 +268,28 @@ def attention_2pass(
     """2-pass attention forward with an explicit tiling (same for both passes); returns O.
 
     With `return_stats`, returns (O, M, L): the fp32 row max (log2 domain) and row sum.
+    Tiling parameters left as None come from `common.default_tiling(head_dim)`. Launches
+    go through `kernels.launch` (a repeated call: one cache lookup, three allocations, two
+    direct launches).
     """
-    q, k, v = check_qkv(q, k, v)
-    b, h, sq, d = q.shape
-    dm, dn, dw, ds = default_tiling(d)
-    block_m, block_n = block_m or dm, block_n or dn
-    num_warps, num_stages = num_warps or dw, num_stages or ds
-    check_tiling(block_m, block_n, causal)
-    o, m, l = _buffers(q, out)  # noqa: E741
-    use = use_tma(q.device.type) if tma is None else tma
-    if use and q.device.type == "cuda":
-        ensure_allocator()
-    grid = (triton.cdiv(sq, block_m), b * h)
-    meta = dict(
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
-        HEAD_DIM=d,
-        CAUSAL=causal,
-        USE_TMA=use,
-        DOT_PRECISION=dot_precision(q.dtype),
-        num_warps=num_warps,
-        num_stages=num_stages,
-    )
-    args = _args(q, k, v, o, m, l, scale)
-    attn_2pass_kernel[grid](*args, MODE=int(MODE_STATS), **meta)
-    attn_2pass_kernel[grid](*args, MODE=int(MODE_OUTPUT), **meta)
+    key = (
+        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
+        v.dtype, q.get_device(), k.get_device(), v.get_device(),
+        None if out is None else (out.shape, out.stride(), out.dtype, out.get_device()),
+        causal, scale, block_m, block_n, num_warps, num_stages, tma,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        q, k, v = check_qkv(q, k, v)
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan = _PLANS.put(key, _Plan(q, k, v, out, causal, scale, tiling, tma))
+    elif any(t.stride(-1) != 1 for t in (q, k, v)):
+        q, k, v = check_qkv(q, k, v)
+    o = torch.empty(plan.o_shape, dtype=plan.dtype, device=plan.device) if out is None else out
+    m = torch.empty(plan.stat_shape, dtype=torch.float32, device=plan.device)
+    l = torch.empty(plan.stat_shape, dtype=torch.float32, device=plan.device)  # noqa: E741
+    for launch in plan.passes:
+        launch(q, k, v, o, m, l)
     return (o, m, l) if return_stats else o
 
 
@@ -272,7 +305,7 @@ def attention_2pass_autotuned(q, k, v, causal: bool = False, scale: float | None
     def grid(meta):  # type: ignore[no-untyped-def]
         return (triton.cdiv(sq, meta["BLOCK_M"]), b * h)
 
-    args = _args(q, k, v, o, m, l, scale)
+    args = (q, k, v, o, m, l, *_args(q, k, v, o.stride(), scale))
     meta = dict(HEAD_DIM=d, CAUSAL=causal, USE_TMA=use, DOT_PRECISION=dot_precision(q.dtype))
     attn_2pass_autotuned_kernel[grid](*args, MODE=int(MODE_STATS), **meta)
     attn_2pass_autotuned_kernel[grid](*args, MODE=int(MODE_OUTPUT), **meta)

@@ -20,8 +20,16 @@ import triton
 import triton.language as tl
 
 from kernels.common import LOG2E, check_qkv, check_tiling, default_scale, dot_precision
+from kernels.launch import DirectLaunch, PlanCache
 
-__all__ = ["SOFTMAX_MAX_BLOCK", "attention_unfused", "pv_kernel", "qk_kernel", "softmax_kernel"]
+__all__ = [
+    "SOFTMAX_MAX_BLOCK",
+    "attention_unfused",
+    "plan_for",
+    "pv_kernel",
+    "qk_kernel",
+    "softmax_kernel",
+]
 
 SOFTMAX_MAX_BLOCK = 8192  # longest row the softmax kernel holds in registers at once
 
@@ -88,19 +96,34 @@ def qk_kernel(
 
 @triton.jit
 def softmax_kernel(
-    S, seq_q, seq_k, BLOCK: tl.constexpr, CAUSAL: tl.constexpr, SINGLE: tl.constexpr
+    S,
+    seq_q,
+    seq_k,
+    BLOCK: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    SINGLE: tl.constexpr,
+    VEC: tl.constexpr = 1,
 ):
-    """In-place row softmax of log2-domain scores: one program per row."""
+    """In-place row softmax of log2-domain scores: one program per row.
+
+    Causal rows use keys j <= i. Loads and stores run up to `n_io`, the visible length
+    rounded up to VEC elements (VEC = 16 when seq_k % 16 == 0, else 1): a bound that is a
+    multiple of VEC lets the compiler use vector accesses (a per-element bound forces 2-byte
+    ones). Entries between i and n_io are masked to -inf after the load (they are written
+    back as 0).
+    """
     row = tl.program_id(0).to(tl.int64)
     i = row % seq_q
-    n_valid = seq_k
+    n_io = seq_k
     if CAUSAL:
-        n_valid = tl.minimum(seq_k, i + 1)
+        n_io = tl.multiple_of(tl.minimum(seq_k, (i // VEC + 1) * VEC), VEC)
     base = S + row * seq_k
     offs = tl.arange(0, BLOCK)
     if SINGLE:
-        ok = offs < n_valid
+        ok = offs < n_io
         x = tl.load(base + offs, mask=ok, other=float("-inf")).to(tl.float32)
+        if CAUSAL:
+            x = tl.where(offs <= i, x, float("-inf"))
         m = tl.max(x, 0)
         p = tl.math.exp2(x - m)
         p = p / tl.sum(p, 0)
@@ -108,9 +131,11 @@ def softmax_kernel(
     else:
         m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
         l = tl.zeros([BLOCK], dtype=tl.float32)  # noqa: E741
-        for start in range(0, n_valid, BLOCK):
-            ok = start + offs < n_valid
+        for start in range(0, n_io, BLOCK):
+            ok = start + offs < n_io
             x = tl.load(base + start + offs, mask=ok, other=float("-inf")).to(tl.float32)
+            if CAUSAL:
+                x = tl.where(start + offs <= i, x, float("-inf"))
             m_new = tl.maximum(m, x)
             # lanes still at -inf keep l = 0 (m_safe avoids -inf - -inf)
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -120,9 +145,11 @@ def softmax_kernel(
         m_row = tl.max(m, 0)
         l_row = tl.sum(tl.where(m == float("-inf"), 0.0, l * tl.math.exp2(m - m_row)), 0)
         inv = 1.0 / l_row
-        for start in range(0, n_valid, BLOCK):
-            ok = start + offs < n_valid
+        for start in range(0, n_io, BLOCK):
+            ok = start + offs < n_io
             x = tl.load(base + start + offs, mask=ok, other=float("-inf")).to(tl.float32)
+            if CAUSAL:
+                x = tl.where(start + offs <= i, x, float("-inf"))
             p = tl.math.exp2(x - m_row) * inv
             tl.store(base + start + offs, p.to(S.dtype.element_ty), mask=ok)
 
@@ -163,9 +190,9 @@ def pv_kernel(
     for start_n in tl.range(0, hi, BLOCK_N):
         cols = start_n + offs_n
         ok = (offs_m[:, None] < seq_q) & (cols[None, :] < seq_k)
-        if CAUSAL:
-            ok = ok & (cols[None, :] <= offs_m[:, None])
         p = tl.load(p_base + cols[None, :], mask=ok, other=0.0)
+        if CAUSAL:  # select after the load: a per-element load mask forces 2-byte loads
+            p = tl.where(cols[None, :] <= offs_m[:, None], p, 0.0)
         v_ptr = tl.make_block_ptr(
             v_base, (seq_k, HEAD_DIM), (stride_vs, 1), (start_n, 0), (BLOCK_N, HEAD_DIM), (1, 0)
         )
@@ -190,6 +217,75 @@ def softmax_launch_params(seq_k: int) -> tuple[int, int, bool]:
     return block, warps, single
 
 
+class _Plan:
+    """A call's three launches and buffer shapes (see kernels.launch)."""
+
+    __slots__ = ("qk", "softmax", "pv", "o_shape", "s_shape", "dtype", "device")
+
+    def __init__(self, q, k, v, out, causal, scale, tiling):  # type: ignore[no-untyped-def]
+        b, h, sq, d = q.shape
+        sk = k.shape[2]
+        block_m, block_n, num_warps, num_stages = tiling
+        check_tiling(block_m, block_n, False)
+        dev = q.get_device()
+        if k.get_device() != dev or v.get_device() != dev:
+            raise ValueError("q, k, v must be on one device")
+        if out is not None and (
+            tuple(out.shape) != tuple(q.shape) or out.dtype != q.dtype or out.stride(-1) != 1
+        ):
+            raise ValueError(f"out must be a {tuple(q.shape)} {q.dtype} tensor")
+        o_strides = out.stride() if out is not None else (h * sq * d, sq * d, d, 1)
+        sm_scale = default_scale(d) if scale is None else scale
+        mm = dict(
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+            HEAD_DIM=d,
+            CAUSAL=bool(causal),
+            DOT_PRECISION=dot_precision(q.dtype),
+        )
+        qk_scalars = (*q.stride()[:3], *k.stride()[:3], h, sq, sk, sm_scale * LOG2E)
+        grid_qk = (triton.cdiv(sq, block_m), triton.cdiv(sk, block_n), b * h)
+        self.qk = DirectLaunch(qk_kernel, grid_qk, qk_scalars, mm, num_warps, num_stages, dev)
+        block, warps, single = softmax_launch_params(sk)
+        self.softmax = DirectLaunch(
+            softmax_kernel,
+            (b * h * sq,),
+            (sq, sk),
+            dict(BLOCK=block, CAUSAL=bool(causal), SINGLE=single, VEC=16 if sk % 16 == 0 else 1),
+            warps,
+            3,
+            dev,
+        )
+        pv_scalars = (*v.stride()[:3], *o_strides[:3], h, sq, sk)
+        grid_pv = (triton.cdiv(sq, block_m), b * h)
+        self.pv = DirectLaunch(pv_kernel, grid_pv, pv_scalars, mm, num_warps, num_stages, dev)
+        self.o_shape = tuple(q.shape)
+        self.s_shape = (b * h, sq, sk)
+        self.dtype = q.dtype
+        self.device = q.device
+
+
+_PLANS = PlanCache()
+
+
+def plan_for(  # type: ignore[no-untyped-def]
+    q, k, v, causal=False, scale=None, out=None, block_m=128, block_n=64, num_warps=4, num_stages=3
+) -> _Plan:
+    """The cached launch plan of an `attention_unfused` call with these arguments."""
+    key = (
+        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
+        v.dtype, q.get_device(), k.get_device(), v.get_device(),
+        None if out is None else (out.shape, out.stride(), out.dtype, out.get_device()),
+        causal, scale, block_m, block_n, num_warps, num_stages,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        q, k, v = check_qkv(q, k, v)
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan = _PLANS.put(key, _Plan(q, k, v, out, causal, scale, tiling))
+    return plan
+
+
 def attention_unfused(
     q,
     k,
@@ -205,61 +301,21 @@ def attention_unfused(
 ):
     """Unfused attention: QK^T to HBM, row softmax in place, P V; returns O.
 
-    `scores` (optional) is a preallocated (B*H, Sq, Sk) buffer of q's dtype.
+    `scores` (optional) is a preallocated (B*H, Sq, Sk) buffer of q's dtype. Launches go
+    through `kernels.launch` (a repeated call: one cache lookup, the allocations, three
+    direct launches).
     """
-    q, k, v = check_qkv(q, k, v)
-    b, h, sq, d = q.shape
-    sk = k.shape[2]
-    check_tiling(block_m, block_n, False)
-    sm_scale = default_scale(d) if scale is None else scale
-    o = torch.empty(q.shape, dtype=q.dtype, device=q.device) if out is None else out
-    s = torch.empty((b * h, sq, sk), dtype=q.dtype, device=q.device) if scores is None else scores
-    if tuple(s.shape) != (b * h, sq, sk) or not s.is_contiguous():
-        raise ValueError(f"scores must be a contiguous ({b * h}, {sq}, {sk}) tensor")
-    prec = dot_precision(q.dtype)
-    mm = dict(
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
-        HEAD_DIM=d,
-        CAUSAL=causal,
-        DOT_PRECISION=prec,
-        num_warps=num_warps,
-        num_stages=num_stages,
-    )
-    grid_qk = (triton.cdiv(sq, block_m), triton.cdiv(sk, block_n), b * h)
-    qk_kernel[grid_qk](
-        q,
-        k,
-        s,
-        q.stride(0),
-        q.stride(1),
-        q.stride(2),
-        k.stride(0),
-        k.stride(1),
-        k.stride(2),
-        h,
-        sq,
-        sk,
-        sm_scale * LOG2E,
-        **mm,
-    )
-    block, warps, single = softmax_launch_params(sk)
-    softmax_kernel[(b * h * sq,)](
-        s, sq, sk, BLOCK=block, CAUSAL=causal, SINGLE=single, num_warps=warps
-    )
-    pv_kernel[(triton.cdiv(sq, block_m), b * h)](
-        s,
-        v,
-        o,
-        v.stride(0),
-        v.stride(1),
-        v.stride(2),
-        o.stride(0),
-        o.stride(1),
-        o.stride(2),
-        h,
-        sq,
-        sk,
-        **mm,
-    )
+    tiling = (block_m, block_n, num_warps, num_stages)
+    plan = plan_for(q, k, v, causal, scale, out, *tiling)
+    if any(t.stride(-1) != 1 for t in (q, k, v)):
+        q, k, v = check_qkv(q, k, v)
+    o = torch.empty(plan.o_shape, dtype=plan.dtype, device=plan.device) if out is None else out
+    s = scores
+    if s is None:
+        s = torch.empty(plan.s_shape, dtype=plan.dtype, device=plan.device)
+    elif tuple(s.shape) != plan.s_shape or not s.is_contiguous() or s.dtype != plan.dtype:
+        raise ValueError(f"scores must be a contiguous {plan.s_shape} {plan.dtype} tensor")
+    plan.qk(q, k, s)
+    plan.softmax(s)
+    plan.pv(s, v, o)
     return o

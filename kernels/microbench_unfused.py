@@ -41,42 +41,18 @@ def _ms(fn: Any) -> float:
 
 
 def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    """(qk, softmax, pv) zero-argument launchers, arguments as `attention_unfused` passes them."""
-    from kernels.attn_unfused import pv_kernel, qk_kernel, softmax_kernel, softmax_launch_params
-    from kernels.common import LOG2E, default_scale, dot_precision
+    """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes."""
+    from kernels.attn_unfused import attention_unfused, plan_for
 
     dt = torch.bfloat16
     q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
     o = torch.empty_like(q)
     s = torch.randn(bh, seq, seq, device="cuda", dtype=dt)
     bm, bn, w, st = tiling
-    mm = dict(
-        BLOCK_M=bm,
-        BLOCK_N=bn,
-        HEAD_DIM=d,
-        CAUSAL=causal,
-        DOT_PRECISION=dot_precision(dt),
-        num_warps=w,
-        num_stages=st,
-    )
-    qk_args = (q, k, s, *q.stride()[:3], *k.stride()[:3], bh, seq, seq)
-    scale = default_scale(d) * LOG2E
-    grid_qk = (triton.cdiv(seq, bm), triton.cdiv(seq, bn), bh)
-    pv_args = (s, v, o, *v.stride()[:3], *o.stride()[:3], bh, seq, seq)
-    block, warps, single = softmax_launch_params(seq)
-
-    def qk() -> None:
-        qk_kernel[grid_qk](*qk_args, scale, **mm)
-
-    def softmax() -> None:
-        softmax_kernel[(bh * seq,)](
-            s, seq, seq, BLOCK=block, CAUSAL=causal, SINGLE=single, num_warps=warps
-        )
-
-    def pv() -> None:
-        pv_kernel[(triton.cdiv(seq, bm), bh)](*pv_args, **mm)
-
-    return qk, softmax, pv
+    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+    attention_unfused(q, k, v, causal, out=o, scores=s, **tile)  # compile, arm the launches
+    plan = plan_for(q, k, v, causal, out=o, **tile)
+    return (lambda: plan.qk(q, k, s)), (lambda: plan.softmax(s)), (lambda: plan.pv(s, v, o))
 
 
 def _entry(
