@@ -34,6 +34,7 @@ from kernels.common import (
 from kernels.launch import DirectLaunch, PlanCache
 
 __all__ = [
+    "plan_for",
     "attention_2pass",
     "attention_2pass_autotuned",
     "attn_2pass_kernel",
@@ -251,6 +252,34 @@ class _Plan:
 _PLANS = PlanCache()
 
 
+def plan_for(  # type: ignore[no-untyped-def]
+    q,
+    k,
+    v,
+    causal=False,
+    scale=None,
+    out=None,
+    block_m=None,
+    block_n=None,
+    num_warps=None,
+    num_stages=None,
+    tma=None,
+) -> _Plan:
+    """The cached launch plan (stats pass, output pass) of an `attention_2pass` call."""
+    key = (
+        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
+        v.dtype, q.get_device(), k.get_device(), v.get_device(),
+        None if out is None else (out.shape, out.stride(), out.dtype, out.get_device()),
+        causal, scale, block_m, block_n, num_warps, num_stages, tma,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        q, k, v = check_qkv(q, k, v)
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan = _PLANS.put(key, _Plan(q, k, v, out, causal, scale, tiling, tma))
+    return plan
+
+
 def attention_2pass(
     q,
     k,
@@ -272,18 +301,8 @@ def attention_2pass(
     go through `kernels.launch` (a repeated call: one cache lookup, three allocations, two
     direct launches).
     """
-    key = (
-        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
-        v.dtype, q.get_device(), k.get_device(), v.get_device(),
-        None if out is None else (out.shape, out.stride(), out.dtype, out.get_device()),
-        causal, scale, block_m, block_n, num_warps, num_stages, tma,
-    )  # fmt: skip
-    plan = _PLANS.get(key)
-    if plan is None:
-        q, k, v = check_qkv(q, k, v)
-        tiling = (block_m, block_n, num_warps, num_stages)
-        plan = _PLANS.put(key, _Plan(q, k, v, out, causal, scale, tiling, tma))
-    elif any(t.stride(-1) != 1 for t in (q, k, v)):
+    plan = plan_for(q, k, v, causal, scale, out, block_m, block_n, num_warps, num_stages, tma)
+    if any(t.stride(-1) != 1 for t in (q, k, v)):
         q, k, v = check_qkv(q, k, v)
     o = torch.empty(plan.o_shape, dtype=plan.dtype, device=plan.device) if out is None else out
     m = torch.empty(plan.stat_shape, dtype=torch.float32, device=plan.device)

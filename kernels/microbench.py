@@ -16,7 +16,8 @@ checks, torch allocations, the TMA scratch allocator) and the head start that
 the timed call); the per-step time of a micro-kernel running the attention tile chain
 (QK^T dot -> exp2 softmax update -> P.V dot) on K/V tiles that stay on chip, by tile shape,
 one and two blocks per SM (`kernels.microbench_steps`); the unfused baseline's three kernels
-each timed alone on calibration shapes (`kernels.microbench_unfused`). Every figure is logged
+each timed alone on calibration shapes (`kernels.microbench_unfused`); the do_bench floor (an
+empty kernel) and the fused kernels' per-block fixed time (`kernels.microbench_blocks`). Every figure is logged
 before the file is written.
 The file format is documented in `archs/calibration/__init__.py`.
 """
@@ -316,6 +317,9 @@ def calibration_record(
             "one and two programs per SM",
             "unfused_kernels: kernels.attn_unfused's qk, softmax and pv kernels each timed alone "
             "on calibration shapes outside the validation grid",
+            "bench_floor_us: do_bench median of an empty kernel; attention_blocks: per-block "
+            "fixed time of the fused kernels (kernels.microbench_blocks: one query tile per "
+            "program, 2 and 8 key tiles, grids of 16, one and blocks_per_sm programs per SM)",
         ],
     }
 
@@ -333,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     device = torch.cuda.get_device_name()
     figures: dict[str, Any] = {}
-    from kernels import microbench_steps, microbench_unfused
+    from kernels import microbench_blocks, microbench_steps, microbench_unfused
 
     for step in (
         measure_memory,
@@ -370,6 +374,16 @@ def main(argv: list[str] | None = None) -> int:
         unfused = []
     if unfused:
         figures["unfused_kernels"] = unfused
+    print("measure_blocks ...", file=sys.stderr)
+    try:
+        floor = microbench_blocks.bench_floor_us(torch)
+        figures["bench_floor_us"] = round(floor, 3)
+        blocks = microbench_blocks.measure_blocks(torch, floor)
+    except Exception as exc:  # noqa: BLE001
+        print(f"  measure_blocks failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        blocks = []
+    if blocks:
+        figures["attention_blocks"] = blocks
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # Log every measured figure first, so a failure below cannot lose a run.
     print(json.dumps({"figures": figures, "matmul": matmul}, default=str), file=sys.stderr)

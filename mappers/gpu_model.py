@@ -15,8 +15,11 @@ Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
   plus the load when num_stages == 1, i.e. no prefetch) is hidden in the fraction
   h = overlap_efficiency * (1 - 1 / streams), streams = k * warpgroups per block. Loads with
   num_stages >= 2 are prefetched and only bound the round through L2 bandwidth.
-- Each block also pays `round_trips` dependent HBM latencies (first load, last store), hidden
-  by the same fraction h, plus its prologue/epilogue work.
+- Each block also pays a fixed time besides its steps: measured per mode, head dim and tiling
+  when the calibration has it (`attention_blocks`: block start, descriptors, the Q and first
+  K/V loads right after do_bench's L2 flush, output store; by how many blocks start
+  together), else `round_trips` dependent HBM latencies (first load, last store), hidden by
+  the same fraction h, plus its prologue/epilogue work.
 - Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
   the last, partial wave runs with fewer blocks per SM and so faster rounds). Blocks of
   unequal length (causal) share their SM: with j resident each progresses at the rate of
@@ -52,8 +55,11 @@ ASSUMPTIONS = (
     "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
     "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
     "measured rate of the entry's time less its bytes at the calibration run's bandwidth",
+    "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
+    "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
+    "and blocks started together), else prologue work + 2 HBM latencies",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
-    "bytes / bandwidth))",
+    "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
 )
 
@@ -225,8 +231,14 @@ class KernelTime:
     bound: str
 
 
-def _block_times(plan: KernelPlan, rates: DeviceRates, k: int) -> dict[tuple[int, int], float]:
-    """Seconds per block for each distinct (steps, masked) profile with k blocks per SM."""
+def _block_times(
+    plan: KernelPlan, rates: DeviceRates, k: int, started: int = 0
+) -> dict[tuple[int, int], float]:
+    """Seconds per block for each distinct (steps, masked) profile with k blocks per SM.
+
+    `started`: how many blocks start together (default: the whole device's k per SM, or the
+    grid when smaller); it selects the measured per-block fixed time.
+    """
     t = plan.tiling
     hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
     prefetched = t.num_stages >= 2
@@ -245,10 +257,13 @@ def _block_times(plan: KernelPlan, rates: DeviceRates, k: int) -> dict[tuple[int
     else:
         full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
         masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
-    fixed = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
-    latency = plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
+    started = started or min(plan.blocks, k * rates.arch.sm_count)
+    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started)
+    if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
+        overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
+        overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
     profiles = {(g.steps, g.masked) for g in plan.groups}
-    return {(a, m): a * full + m * masked + fixed + latency for a, m in profiles}
+    return {(a, m): a * full + m * masked + overhead for a, m in profiles}
 
 
 def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
@@ -260,7 +275,7 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
         waves = math.ceil(plan.blocks / slots)
         last = plan.blocks - (waves - 1) * slots
         k_last = math.ceil(last / sms)
-        (tail,) = _block_times(plan, rates, k_last).values()
+        (tail,) = _block_times(plan, rates, k_last, last).values()
         (full,) = durations.values()
         return (waves - 1) * full + tail
     return _shared_schedule_s(plan, rates, k, groups)
@@ -369,9 +384,9 @@ def call_time(
     """
     n = len(kernels)
     host = rates.host_call_s(family, n)
-    t = 0.0
+    t = rates.bench_floor_s - rates.launch_s  # the harness's floor beyond one launch
     for i, k in enumerate(kernels):
         submitted = host * (i + 1) / n - rates.bench_head_start_s
         t = max(t, submitted) + k.time_s
-    waiting = t - sum(k.time_s for k in kernels)  # GPU idle, waiting for the host
+    waiting = t - sum(k.time_s for k in kernels) - (rates.bench_floor_s - rates.launch_s)
     return t, waiting > 0.5 * t

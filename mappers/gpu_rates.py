@@ -40,6 +40,7 @@ class DeviceRates:
     launch_s: float
     host_launch_s: float
     bench_head_start_s: float
+    bench_floor_s: float
     peak_matmul_flops_per_s: float
     overlap_efficiency: float
     notes: tuple[str, ...]
@@ -64,6 +65,17 @@ class DeviceRates:
         return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
 
 
+    def block_fixed_s(
+        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int
+    ) -> float | None:
+        """Measured per-block fixed seconds of a fused kernel (None when not calibrated)."""
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return None
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        return cal.block_fixed(mode, head_dim, t, per_sm, started, self.arch.sm_count)
+
+
 def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
     """Rates for `dtype` on `arch`: calibrated figures where measured, datasheet otherwise.
 
@@ -84,6 +96,10 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
     peak_rate = pick(peak, arch.tensor_flops_per_s(dtype), f"{dtype} matmul FLOP/s")
     if cal is None or not any(p.is_tiled for p in cal.matmul):
         notes.append("no tile-shape matmul calibration: every tile at the peak matmul rate")
+    launch = pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s")
+    floor = cal.bench_floor_s if cal else None
+    if floor is None:
+        notes.append("do_bench floor not calibrated: the GPU launch overhead stands in")
     copy = cal.hbm_copy_bandwidth_bytes_per_s if cal else None
     read = cal.hbm_read_bandwidth_bytes_per_s if cal else None
     return DeviceRates(
@@ -98,9 +114,10 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
         ),
         exp2_per_s=pick(cal.exp2_per_s if cal else None, arch.sfu_ops_per_s, "exp2/s"),
         fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
-        launch_s=pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s"),
+        launch_s=launch,
         host_launch_s=(cal.host_launch_s if cal else None) or 0.0,
         bench_head_start_s=(cal.bench_head_start_s if cal else None) or 0.0,
+        bench_floor_s=max(floor or launch, launch),
         peak_matmul_flops_per_s=peak_rate,
         overlap_efficiency=OVERLAP_EFFICIENCY,
         notes=tuple(notes),

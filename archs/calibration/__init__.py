@@ -19,6 +19,10 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     attention_steps:                      # attention tile chain per step, K/V on chip
       - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
          num_stages: 3, blocks_per_sm: 1, step_us: 2.2}
+    bench_floor_us: 2.6                   # do_bench median of an empty kernel
+    attention_blocks:                     # fused kernels' per-block fixed time
+      - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
+         num_stages: 3, blocks: 132, blocks_per_sm: 1, fixed_us: 6.1, step_us: 2.3}
     unfused_kernels:                      # unfused baseline kernels timed alone
       - {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,
          num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
@@ -53,6 +57,8 @@ TOP_KEYS = (
     "host_call_us",
     "bench_head_start_us",
     "attention_steps",
+    "bench_floor_us",
+    "attention_blocks",
     "unfused_kernels",
     "matmul",
     "notes",
@@ -79,6 +85,19 @@ STEP_KEYS = (
     "num_warps",
     "num_stages",
     "blocks_per_sm",
+    "step_us",
+)
+BLOCK_KEYS = (
+    "mode",
+    "dtype",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "blocks",
+    "blocks_per_sm",
+    "fixed_us",
     "step_us",
 )
 UNFUSED_KEYS = (
@@ -118,6 +137,28 @@ class UnfusedPoint:
     time_s: float
     hbm_read_bytes_per_s: float = 0.0
     hbm_write_bytes_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPoint:
+    """Measured per-block fixed seconds of a fused kernel (kernels.microbench_blocks).
+
+    `blocks` programs (`blocks_per_sm` per SM when the grid fills the device) started
+    together; `fixed_s` is the time of a block besides its loop steps (intercept of the
+    kernel's time over its key-tile steps, less the do_bench floor); `step_s` the slope.
+    """
+
+    mode: str
+    dtype: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    blocks: int
+    blocks_per_sm: int
+    fixed_s: float
+    step_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +220,8 @@ class Calibration:
     host_call_s: tuple[tuple[str, float], ...] = ()
     bench_head_start_s: float | None = None
     attention_steps: tuple[StepPoint, ...] = ()
+    bench_floor_s: float | None = None
+    attention_blocks: tuple[BlockPoint, ...] = ()
     unfused_kernels: tuple[UnfusedPoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
@@ -243,6 +286,48 @@ class Calibration:
             if best is None or d < best[0]:
                 best = (d, p)
         return best[1] if best else None
+
+    def block_fixed(
+        self,
+        mode: str,
+        head_dim: int,
+        tiling: tuple[int, int, int, int],
+        per_sm: int,
+        started: int,
+        sm_count: int,
+    ) -> float | None:
+        """Measured fixed seconds per block for this mode, head dim and tiling (None if none).
+
+        The nearest measured tiling (sum of |log2| ratios of block_m, block_n, warps, stages)
+        of the same mode and head dim. With `per_sm` > 1 blocks per SM: the entry measured
+        with the most blocks per SM up to `per_sm`; with one per SM, interpolated linearly in
+        the number of blocks started together (`started`, capped at `sm_count`) between the
+        small-grid and the one-per-SM entries.
+        """
+        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+        if not near:
+            return None
+
+        def dist(p: BlockPoint) -> float:
+            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
+            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+
+        best = min(dist(p) for p in near)
+        same = [p for p in near if dist(p) == best]
+        if per_sm > 1:
+            multi = [p for p in same if 1 < p.blocks_per_sm <= per_sm]
+            if multi:
+                return max(0.0, max(multi, key=lambda p: p.blocks_per_sm).fixed_s)
+        single = sorted((p for p in same if p.blocks_per_sm == 1), key=lambda p: p.blocks)
+        if not single:
+            return None
+        n = min(started, sm_count)
+        lo = max((p for p in single if p.blocks <= n), key=lambda p: p.blocks, default=single[0])
+        hi = min((p for p in single if p.blocks >= n), key=lambda p: p.blocks, default=single[-1])
+        if hi.blocks == lo.blocks:
+            return max(0.0, lo.fixed_s)
+        f = (n - lo.blocks) / (hi.blocks - lo.blocks)
+        return max(0.0, lo.fixed_s + f * (hi.fixed_s - lo.fixed_s))
 
     def unfused(
         self, kernel: str, causal: bool, head_dim: int, block_m: int, block_n: int, warps: int
@@ -336,6 +421,30 @@ def _step(r: Reader) -> StepPoint | None:
     return StepPoint(str(mode.value), str(dtype.value) if dtype else "bf16", step_s=step, **ints)
 
 
+def _block(r: Reader) -> BlockPoint | None:
+    if not r.check("map"):
+        return None
+    mode, dtype = r.req("mode", "str"), r.opt("dtype", "str")
+    ints = {}
+    for key in BLOCK_KEYS[2:-2]:
+        c = r.req(key, "int")
+        ints[key] = int(c.value) if c is not None and c.value > 0 else 0
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+    fixed_c, step_c = r.req("fixed_us", "number"), r.opt("step_us", "number")
+    r.done(BLOCK_KEYS)
+    if mode is None or fixed_c is None or 0 in ints.values():
+        return None
+    step = float(step_c.value) * 1e-6 if step_c is not None else 0.0
+    return BlockPoint(
+        str(mode.value),
+        str(dtype.value) if dtype else "bf16",
+        fixed_s=float(fixed_c.value) * 1e-6,  # may be slightly negative (timing noise)
+        step_s=step,
+        **ints,
+    )
+
+
 def _unfused(r: Reader) -> UnfusedPoint | None:
     if not r.check("map"):
         return None
@@ -381,6 +490,8 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
             host_calls.append((str(fam), rate))
     steps_r = root.opt("attention_steps", "list")
     steps = [_step(x) for x in steps_r.each()] if steps_r is not None else []
+    blocks_r = root.opt("attention_blocks", "list")
+    blocks = [_block(x) for x in blocks_r.each()] if blocks_r is not None else []
     unfused_r = root.opt("unfused_kernels", "list")
     unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
     copy_bw = _rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
@@ -408,6 +519,8 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         host_call_s=tuple(host_calls),
         bench_head_start_s=_rate(root.opt("bench_head_start_us"), 1e-6),
         attention_steps=tuple(p for p in steps if p is not None),
+        bench_floor_s=_rate(root.opt("bench_floor_us"), 1e-6),
+        attention_blocks=tuple(p for p in blocks if p is not None),
         unfused_kernels=tuple(p for p in unfused if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),

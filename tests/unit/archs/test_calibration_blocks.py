@@ -1,0 +1,60 @@
+"""Calibration `attention_blocks` (per-block fixed time of the fused kernels) and its lookup."""
+
+from __future__ import annotations
+
+import pytest
+
+from archs.calibration import load_calibration
+from einsum_ir.spec import SpecError
+
+HEAD = "device: X\ndate: '2026-11-30'\nsource: test\nbench_floor_us: 2.5\nattention_blocks:\n"
+
+
+def _entry(blocks, per_sm, fixed, bm=128, bn=128, w=8, mode="online", d=128):
+    return (
+        f"- {{mode: {mode}, dtype: bf16, head_dim: {d}, block_m: {bm}, block_n: {bn}, "
+        f"num_warps: {w}, num_stages: 3, blocks: {blocks}, blocks_per_sm: {per_sm}, "
+        f"fixed_us: {fixed}, step_us: 2.0}}\n"
+    )
+
+
+def _cal(tmp_path, body):
+    p = tmp_path / "cal.yaml"
+    p.write_text(HEAD + body)
+    return load_calibration(p)
+
+
+def test_lookup_interpolates_by_blocks_started(tmp_path):
+    cal = _cal(tmp_path, _entry(16, 1, 2.0) + _entry(132, 1, 7.8) + _entry(264, 2, 9.0))
+    assert cal.bench_floor_s == pytest.approx(2.5e-6)
+    t = (128, 128, 8, 3)
+    assert cal.block_fixed("online", 128, t, 1, 16, 132) == pytest.approx(2.0e-6)
+    assert cal.block_fixed("online", 128, t, 1, 132, 132) == pytest.approx(7.8e-6)
+    assert cal.block_fixed("online", 128, t, 1, 74, 132) == pytest.approx(4.9e-6)
+    assert cal.block_fixed("online", 128, t, 1, 4, 132) == pytest.approx(2.0e-6)  # below: clamp
+    assert cal.block_fixed("online", 128, t, 2, 264, 132) == pytest.approx(9.0e-6)
+    # more per SM than measured: the largest measured count
+    assert cal.block_fixed("online", 128, t, 3, 396, 132) == pytest.approx(9.0e-6)
+    assert cal.block_fixed("stats", 128, t, 1, 132, 132) is None  # no such mode
+    assert cal.block_fixed("online", 64, t, 1, 132, 132) is None  # no such head dim
+
+
+def test_lookup_takes_the_nearest_tiling(tmp_path):
+    body = _entry(132, 1, 7.0) + _entry(132, 1, 3.0, bm=64, bn=64, w=4)
+    cal = _cal(tmp_path, body)
+    assert cal.block_fixed("online", 128, (64, 32, 4, 3), 1, 132, 132) == pytest.approx(3.0e-6)
+    assert cal.block_fixed("online", 128, (128, 64, 8, 3), 1, 132, 132) == pytest.approx(7.0e-6)
+
+
+def test_negative_noise_clamps_to_zero(tmp_path):
+    cal = _cal(tmp_path, _entry(132, 1, -0.2))
+    assert cal.block_fixed("online", 128, (128, 128, 8, 3), 1, 132, 132) == 0.0
+
+
+def test_bad_entries_are_reported_with_their_place(tmp_path):
+    body = _entry(0, 1, 1.0).replace("blocks: 0", "blocks: 0") + "- {mode: online}\n"
+    with pytest.raises(SpecError) as err:
+        _cal(tmp_path, body)
+    text = str(err.value)
+    assert "blocks" in text and "expected a positive integer" in text
+    assert "fixed_us" in text  # the second entry lacks it
