@@ -6,9 +6,12 @@ Shapes follow the reference prefill runs (batch x seq = 16K tokens, 16 heads, bf
 hd128 non-causal >= 4K target first. For each shape it times SDPA's flash and cuDNN backends,
 then each (tiling, variant) of the plan below (TMA on), checks the output against SDPA flash
 (relative Frobenius error < 2e-2), and writes DIR/tune.csv. Variants are the constexpr flags
-of `kernels.attn_fwd.Variant` (prescale_q, lazy_rescale). Compiles dominate the run: one per
-(tiling, variant, head dim, causal), ~2-3 s each; the plan has 40 (about 2 minutes) plus
-~70 timings (about 1 minute). Configurations past --budget-s are skipped (and listed).
+of `kernels.attn_fwd.Variant`: base, prescale_q, warp_specialize (4-warp tilings only: it
+needs them), poly_exp (1 of 4 exponentials on the FMA units), poly_exp2 (2 of 4) and
+warp_specialize+poly_exp; lazy_rescale lost in the 2026-11-30 run and is left out. Compiles
+dominate the run: at most one per (tiling, variant, head dim, causal), ~1-3 s each; the plan
+has 42 configurations (19 distinct kernels). A configuration that fails to compile or run is
+reported (stderr and the summary) and skipped. Configurations past --budget-s are skipped.
 
 Printed last: per shape, the best configuration and, per variant, its best tiling's TFLOP/s
 and ratio to cuDNN and flash; then the issue's metric, the mean over hd128 non-causal
@@ -29,23 +32,28 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels.attn_fwd import Variant, attention_fwd
 
-VARIANTS = [
-    Variant(),
-    Variant(prescale_q=True),
-    Variant(lazy_rescale=True),
-    Variant(prescale_q=True, lazy_rescale=True),
-]
-T128 = [(128, 128, 8, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2)]
-T64 = [(128, 128, 4, 3), (128, 64, 4, 3), (64, 64, 4, 3)]
-# (seq, head_dim, causal, tilings, variants): 16 + 12 + 6 + 6 = 40 compiles
+BASE, PRESCALE = Variant(), Variant(prescale_q=True)
+WS, POLY, POLY2 = Variant(warp_specialize=True), Variant(poly_exp=True), Variant(poly_exp=2)
+WS_POLY = Variant(warp_specialize=True, poly_exp=True)
+VARIANTS = [BASE, PRESCALE, WS, POLY, WS_POLY, POLY2]
+T8 = [(128, 128, 8, 3), (128, 128, 8, 2)]  # the hd128 default and its 2-stage twin
+# warp specialization takes effect only with 4 warps (3 warp groups in all); 128x128 hd128
+# with 3 stages needs 263 KB of shared memory under it, so 2 stages there
+TW = [(128, 128, 4, 2), (128, 64, 4, 3), (128, 64, 4, 2)]
+T64 = [(128, 128, 4, 3), (128, 64, 4, 3)]
+HD128_NC = [
+    (BASE, T8), (PRESCALE, T8[:1]), (POLY, T8), (POLY2, T8[:1]), (WS, TW), (WS_POLY, TW[:2]),
+]  # fmt: skip
+# (seq, head_dim, causal, [(variant, tilings), ...]): 11 * 3 + 2 + 5 + 2 = 42 configurations,
+# 19 distinct kernels (seq is a runtime argument: the hd128 shapes share them). Causal
+# calls never warp-specialize (see Variant), so they skip those variants.
 PLAN = [
-    (4096, 128, False, T128, VARIANTS),
-    (8192, 128, False, T128, VARIANTS),
-    (16384, 128, False, T128, VARIANTS),
-    (8192, 128, True, T128[:3], VARIANTS),
-    (8192, 64, False, T64, VARIANTS[::2]),
-    (8192, 64, True, T64, VARIANTS[::2]),
-    (2048, 128, False, T128[:2], VARIANTS[:1]),
+    (4096, 128, False, HD128_NC),
+    (8192, 128, False, HD128_NC),
+    (16384, 128, False, HD128_NC),
+    (8192, 128, True, [(BASE, T8[:1]), (POLY, T8[:1])]),
+    (8192, 64, False, [(BASE, T64[:1]), (POLY, T64[:1]), (WS, T64), (WS_POLY, T64[:1])]),
+    (2048, 128, False, [(BASE, [(64, 64, 4, 3)]), (WS, [(128, 64, 4, 2)])]),
 ]
 
 
@@ -66,8 +74,9 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows: list[dict[str, object]] = []
+    failed: list[str] = []
     skipped = 0
-    for seq, d, causal, tilings, variants in PLAN:
+    for seq, d, causal, pairs in PLAN:
         b, h = 16384 // seq, 16
         g = torch.Generator(device="cuda").manual_seed(seq + d)
         q, k, v = (
@@ -88,7 +97,7 @@ def main() -> int:
                     )
                 )
         assert ref is not None
-        for variant in variants:
+        for variant, tilings in pairs:
             for tiling in tilings:
                 if time.perf_counter() - start > args.budget_s:
                     skipped += 1
@@ -107,7 +116,8 @@ def main() -> int:
                     err = ((out.float() - ref).norm() / ref.norm()).item()
                     ms = _time(run)
                 except Exception as exc:  # noqa: BLE001 - record and go on
-                    print(f"{label}: FAILED {exc!r:.200}", file=sys.stderr, flush=True)
+                    print(f"{label}: FAILED {exc!r:.300}", file=sys.stderr, flush=True)
+                    failed.append(f"{label}: {type(exc).__name__}")
                     continue
                 tflops = flops / ms / 1e9
                 rows.append(dict(seq=seq, d=d, causal=int(causal), tiling=_label(tiling),
@@ -123,13 +133,16 @@ def main() -> int:
             wr.writerows(rows)
     ok = [r for r in rows if float(r["rel_err"]) < 2e-2]  # type: ignore[arg-type]
     bad = len(rows) - len(ok)
-    print(f"{len(rows)} timed ({bad} failed the error check), {skipped} skipped for the budget, "
+    print(f"{len(rows)} timed ({bad} failed the error check), {len(failed)} failed to compile "
+          f"or run, {skipped} skipped for the budget, "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    for line in failed:
+        print(f"  FAILED {line}")
     print(f"{'seq':>6} {'d':>4} {'c':>2} {'variant':<24} {'best tiling':<16} {'TFLOP/s':>8} "
           f"{'/cudnn':>7} {'/flash':>7}")  # fmt: skip
     metric: dict[str, list[float]] = {}
-    for seq, d, causal, _, variants in PLAN:
-        for variant in variants:
+    for seq, d, causal, pairs in PLAN:
+        for variant, _ in pairs:
             mine = [r for r in ok if (r["seq"], r["d"], r["causal"], r["variant"])
                     == (seq, d, int(causal), variant.label())]  # fmt: skip
             if not mine:

@@ -24,6 +24,7 @@ lookup.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,14 +66,33 @@ class Variant:
     prescale_q: multiply Q by scale*log2(e) once in the prologue (scores leave the dot in the
     log2 domain). lazy_rescale: skip the accumulator rescale for a key tile unless a row max
     grew by more than 8 (log2 units).
+    warp_specialize (Hopper): `tl.range(warp_specialize=True)` on the unmasked key loop, so
+    Triton splits it into a TMA producer warp group and wgmma/softmax consumer warp groups.
+    Takes effect only with num_warps=4, num_stages>1, tensor descriptors (TMA) and without
+    lazy_rescale (its runtime `if` has an else region); otherwise Triton silently compiles
+    the plain loop (see `common.attn_inner`). The launcher applies it only with TMA on, to
+    non-causal calls with seq_k % block_n == 0 (it then drops the empty masked loop): other
+    calls make Triton 3.6's pass fail to compile, so they run the plain loop.
+    poly_exp (FlashAttention-4): this many of every 4 probabilities (0-4; True means 1) are
+    computed with a degree-3 polynomial on the FMA units instead of the MUFU `ex2`
+    (`common.exp2_split`). Applied to 16-bit inputs only: fp32 runs keep the exact exp2 (the
+    polynomial's 1e-4 relative error would show through an fp32 P.V).
     """
 
     prescale_q: bool = False
     lazy_rescale: bool = False
+    warp_specialize: bool = False
+    poly_exp: int = 0  # bool accepted: True == 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.poly_exp) <= 4:
+            raise ValueError(f"Variant.poly_exp must be in 0..4, got {self.poly_exp!r}")
 
     def label(self) -> str:
-        """Short name: 'base' or '+'-joined flags."""
-        on = [n for n in ("prescale_q", "lazy_rescale") if getattr(self, n)]
+        """Short name: 'base' or '+'-joined flags (poly_exp2..4 when more than 1 of 4)."""
+        on = [n for n in ("prescale_q", "lazy_rescale", "warp_specialize") if getattr(self, n)]
+        if self.poly_exp:
+            on.append("poly_exp" if int(self.poly_exp) == 1 else f"poly_exp{int(self.poly_exp)}")
         return "+".join(on) or "base"
 
 
@@ -109,8 +129,17 @@ def attn_fwd_kernel(
     DOT_PRECISION: tl.constexpr,
     PRESCALE_Q: tl.constexpr = False,
     LAZY_RESCALE: tl.constexpr = False,
+    WARP_SPECIALIZE: tl.constexpr = False,
+    POLY_EXP: tl.constexpr = 0,
+    USE_ASM: tl.constexpr = False,
+    MASKED_TAIL: tl.constexpr = True,
 ):
-    """O = softmax(Q K^T * scale) V for one query tile of one (batch, head)."""
+    """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
+
+    USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
+    (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
+    masked key loop; see `Variant` and `common.attn_rows`.
+    """
     start_m = tl.program_id(0)
     if CAUSAL:  # longest rows first: better tail balance
         start_m = tl.num_programs(0) - 1 - start_m
@@ -135,7 +164,8 @@ def attn_fwd_kernel(
     acc, l_i, m_i = attn_rows(
         q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
         stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
-        DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE,
+        DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+        MASKED_TAIL,
     )  # fmt: skip
     out = acc / l_i[:, None]
     store_tile(
@@ -206,6 +236,11 @@ _PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
 _PLANS_MAX = 4096
 
 
+def _use_asm(device_type: str) -> bool:
+    """Inline PTX is allowed: compiled for a CUDA device, not Triton's interpreter."""
+    return device_type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
+
+
 def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: ignore[no-untyped-def]
     """Validate a call and compute everything that does not depend on the data pointers."""
     q2, k2, v2 = check_qkv(q, k, v)
@@ -229,6 +264,10 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
     use = use_tma(q2.device.type) if tma is None else tma
     if use and q2.device.type == "cuda":
         ensure_allocator()
+    # Triton 3.6's Hopper warp specialization fails (compile error) when a second key loop
+    # follows the specialized one, or without tensor descriptors: use it only with TMA and
+    # where the masked tail loop is empty and can be dropped
+    ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0)
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
     plan.tail = _int_args(q2, k2, v2, o_strides, scale)
@@ -241,6 +280,10 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         DOT_PRECISION=dot_precision(q2.dtype),
         PRESCALE_Q=variant.prescale_q,
         LAZY_RESCALE=variant.lazy_rescale,
+        WARP_SPECIALIZE=ws,
+        POLY_EXP=int(variant.poly_exp) if q2.dtype != torch.float32 else 0,
+        USE_ASM=_use_asm(q2.device.type),
+        MASKED_TAIL=not ws,
     )
     plan.tiling = (bm, bn, w, st)
     plan.device = q2.device

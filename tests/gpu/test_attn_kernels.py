@@ -107,7 +107,15 @@ def test_1pass_both_tile_loaders(causal, tma):
     check(run_family("1pass", q, k, v, causal, 32, 16, tma=tma), q, k, v, causal)
 
 
-VARIANTS = [Variant(prescale_q=True), Variant(lazy_rescale=True), Variant(True, True)]
+VARIANTS = [
+    Variant(prescale_q=True),
+    Variant(lazy_rescale=True),
+    Variant(True, True),
+    Variant(warp_specialize=True),
+    Variant(poly_exp=True),
+    Variant(poly_exp=4),
+    Variant(warp_specialize=True, poly_exp=True),
+]
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.label())
@@ -120,6 +128,32 @@ def test_1pass_variants(shape, causal, dtype, variant):
     if variant.lazy_rescale:  # growing row max: scores rise along the keys, many rescales
         k = (k.float() * torch.linspace(0.2, 3.0, sk, device=DEVICE)[:, None]).to(dtype)
     check(run_family("1pass", q, k, v, causal, bm, bn, variant=variant), q, k, v, causal)
+
+
+@pytest.mark.parametrize("variant", VARIANTS[3:], ids=lambda v: v.label())
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("seq_k", [64, 70], ids=["even", "ragged"])
+def test_1pass_variants_descriptors(seq_k, dtype, variant):
+    """warp_specialize needs TMA and an empty masked tail (seq_k % block_n == 0, not causal)."""
+    if HAS_CUDA and torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("tensor descriptors need sm_90+")
+    from kernels import attn_fwd
+
+    q, k, v = inputs(1, 2, 48, seq_k, 32, dtype)
+    check(run_family("1pass", q, k, v, False, 32, 16, tma=True, variant=variant), q, k, v, False)
+    plans = attn_fwd._PLANS.items()
+    meta = [p.meta for key, p in plans if (key[1], key[6], key[-1]) == (k.shape, dtype, variant)]
+    ws = variant.warp_specialize and seq_k == 64
+    assert meta and all(m["WARP_SPECIALIZE"] == ws and m["MASKED_TAIL"] != ws for m in meta)
+    assert all(m["POLY_EXP"] == (0 if dtype == torch.float32 else variant.poly_exp) for m in meta)
+
+
+def test_variant_labels_and_checks():
+    assert Variant().label() == "base"
+    assert Variant(warp_specialize=True, poly_exp=True).label() == "warp_specialize+poly_exp"
+    assert Variant(poly_exp=2).label() == "poly_exp2"
+    with pytest.raises(ValueError, match="poly_exp"):
+        Variant(poly_exp=5)
 
 
 def test_1pass_repeated_calls_reuse_plan():
