@@ -266,8 +266,10 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         ensure_allocator()
     # Triton 3.6's Hopper warp specialization fails (compile error) when a second key loop
     # follows the specialized one, or without tensor descriptors: use it only with TMA and
-    # where the masked tail loop is empty and can be dropped
-    ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0)
+    # where the masked tail loop is empty and can be dropped. At head dim 64 the specialized
+    # kernel returned NaN on the H200 (2026-11-30, 128x128 and 128x64 with 4 warps;
+    # benchmarks/results/variants-h200-2026-11-30.txt): it is applied at head dim 128 only.
+    ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128)
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
     plan.tail = _int_args(q2, k2, v2, o_strides, scale)

@@ -17,7 +17,13 @@ the do_bench time of an empty kernel (`bench_floor_us`):
 
 Grids: 16 programs (well under one per SM), one per SM, and `blocks_per_sm` per SM (the
 compiled kernel's occupancy from its registers and shared memory), so the model can look up
-the fixed time by how many blocks start together.
+the fixed time by how many blocks start together. These blocks all start at once right after
+the flush. Blocks of later waves start as slots free, while other blocks compute, and pay
+less: the full-occupancy grid is also timed with WAVES waves (T_W), giving the fixed time of
+a later wave (entry `waves: WAVES`):
+
+    step_W = (T_W(8) - T_W(2)) / (6 * W)
+    fixed_later = (T_W(2) - T(2) - (W - 1) * 2 * step_W) / (W - 1)
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import triton
 BLOCK_BUDGET_S = 75.0
 STEPS = (2, 8)
 SMALL_GRID = 16
+WAVES = 4
 # (mode, head_dim, (block_m, block_n, num_warps, num_stages)): the validation tilings
 # (kernels.bench.TILINGS) of the 1-pass kernel and of both 2-pass passes
 BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int]], ...] = (
@@ -127,6 +134,33 @@ def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median"))
 
 
+def _point(
+    mode: str,
+    d: int,
+    tiling: tuple[int, int, int, int],
+    blocks: int,
+    per_sm: int,
+    waves: int,
+    fixed: float,
+    step: float,
+) -> dict[str, Any]:
+    bm, bn, w, st = tiling
+    return {
+        "mode": mode,
+        "dtype": "bf16",
+        "head_dim": d,
+        "block_m": bm,
+        "block_n": bn,
+        "num_warps": w,
+        "num_stages": st,
+        "blocks": blocks,
+        "blocks_per_sm": per_sm,
+        "waves": waves,
+        "fixed_us": round(fixed, 3),
+        "step_us": round(step, 4),
+    }
+
+
 def measure_blocks(torch: Any, floor_us: float) -> list[dict[str, Any]]:
     """Per-block fixed time of the fused kernels by mode, head dim, tiling and grid."""
     from kernels.common import ensure_allocator
@@ -154,21 +188,22 @@ def measure_blocks(torch: Any, floor_us: float) -> list[dict[str, Any]]:
                     torch.cuda.empty_cache()
                 step = (times[1] - times[0]) / (STEPS[1] - STEPS[0])
                 fixed = times[0] - STEPS[0] * step - floor_us
-                point = {
-                    "mode": mode,
-                    "dtype": "bf16",
-                    "head_dim": d,
-                    "block_m": bm,
-                    "block_n": bn,
-                    "num_warps": w,
-                    "num_stages": st,
-                    "blocks": blocks,
-                    "blocks_per_sm": per_sm,
-                    "fixed_us": round(fixed, 3),
-                    "step_us": round(step, 4),
-                }
+                point = _point(mode, d, tiling, blocks, per_sm, 1, fixed, step)
                 points.append(point)
                 print(f"  {point} T={[round(t, 2) for t in times]}", file=sys.stderr)
+            # later waves: the full-occupancy grid WAVES times over
+            blocks = grids[-1][0] * WAVES
+            many = []
+            for n in STEPS:
+                call, _ = _caller(torch, mode, d, tiling, blocks, n)
+                many.append(_ms(call) * 1e3)
+                torch.cuda.empty_cache()
+            step_w = (many[1] - many[0]) / ((STEPS[1] - STEPS[0]) * WAVES)
+            # times[0]: T(2) of the last (full-occupancy) one-wave grid above
+            later = (many[0] - times[0]) / (WAVES - 1) - STEPS[0] * step_w
+            point = _point(mode, d, tiling, blocks, grids[-1][1], WAVES, later, step_w)
+            points.append(point)
+            print(f"  {point} T={[round(t, 2) for t in many]}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - keep the other entries
             print(f"  skip block {mode} d{d} {tiling}: {exc}"[:300], file=sys.stderr)
     return points

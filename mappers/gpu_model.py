@@ -48,6 +48,8 @@ ASSUMPTIONS = (
     "resident blocks x warpgroups per block",
     "loads are prefetched when num_stages >= 2 (bound only by L2 bandwidth shared evenly by "
     "the SMs); with num_stages == 1 they join the dependent chain",
+    "blocks per SM: the compiled kernel's measured occupancy (calibration attention_blocks) "
+    "for the tilings measured; otherwise estimated from shared memory and register use, "
     "register use estimated from live fp32 tiles (accumulator + scores) + "
     f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
     "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM); "
@@ -137,6 +139,26 @@ class Residency:
     registers_per_thread: int
     smem_bytes: int
     problem: str = ""
+
+
+def plan_residency(arch: GpuArch, plan: KernelPlan) -> Residency:
+    """`residency` of a plan; the compiled kernel's measured occupancy when calibrated.
+
+    The estimate from live tiles can be off (Triton's register allocation and shared-memory
+    layout are its own); `kernels.microbench_blocks` records the compiled kernel's blocks per
+    SM for the tilings it measures, and that replaces the estimate.
+    """
+    res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
+    cal = arch.calibration
+    t = plan.tiling
+    measured = (
+        cal.occupancy(plan.mode, plan.head_dim, (t.block_m, t.block_n, t.num_warps, t.num_stages))
+        if cal is not None and plan.mode
+        else None
+    )
+    if measured is None or res.problem:
+        return res
+    return Residency(measured, "measured occupancy", res.registers_per_thread, res.smem_bytes)
 
 
 def residency(arch: GpuArch, smem_bytes: int, registers_per_thread: int, warps: int) -> Residency:
@@ -232,12 +254,13 @@ class KernelTime:
 
 
 def _block_times(
-    plan: KernelPlan, rates: DeviceRates, k: int, started: int = 0
+    plan: KernelPlan, rates: DeviceRates, k: int, started: int = 0, later: bool = False
 ) -> dict[tuple[int, int], float]:
     """Seconds per block for each distinct (steps, masked) profile with k blocks per SM.
 
     `started`: how many blocks start together (default: the whole device's k per SM, or the
-    grid when smaller); it selects the measured per-block fixed time.
+    grid when smaller); it selects the measured per-block fixed time. `later`: a block that
+    starts when a slot frees (after the first wave), with the later-wave fixed time.
     """
     t = plan.tiling
     hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
@@ -258,7 +281,7 @@ def _block_times(
         full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
         masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
     started = started or min(plan.blocks, k * rates.arch.sm_count)
-    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started)
+    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later)
     if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
         overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
         overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
@@ -275,9 +298,13 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
         waves = math.ceil(plan.blocks / slots)
         last = plan.blocks - (waves - 1) * slots
         k_last = math.ceil(last / sms)
-        (tail,) = _block_times(plan, rates, k_last, last).values()
-        (full,) = durations.values()
-        return (waves - 1) * full + tail
+        if waves == 1:
+            (tail,) = _block_times(plan, rates, k_last, last).values()
+            return tail
+        (first,) = durations.values()
+        (later,) = _block_times(plan, rates, k, later=True).values()
+        (tail,) = _block_times(plan, rates, k_last, last, later=True).values()
+        return first + (waves - 2) * later + tail
     return _shared_schedule_s(plan, rates, k, groups)
 
 
@@ -292,10 +319,18 @@ def _shared_schedule_s(
     have finished runs its last ones faster (causal grids, partial last waves).
     """
     sms = rates.arch.sm_count
-    per_j = [_block_times(plan, rates, j) for j in range(1, k + 1)]
-    queue = iter([(g.steps, g.masked) for g in groups for _ in range(g.count)])
+    # per resident count j: block times of the first blocks (started together) and of later
+    # ones (started as slots free); a profile is (steps, masked, later)
+    per_j = []
+    for j in range(1, k + 1):
+        times = {(a, m, False): t for (a, m), t in _block_times(plan, rates, j).items()}
+        later_times = _block_times(plan, rates, j, later=True)
+        times.update({(a, m, True): t for (a, m), t in later_times.items()})
+        per_j.append(times)
+    first = [(g.steps, g.masked, False) for g in groups for _ in range(g.count)]
+    queue = iter(first[: sms * k] + [(a, m, True) for a, m, _ in first[sms * k :]])
     # per SM: resident blocks as (fraction of the block left, profile)
-    active: list[list[tuple[float, tuple[int, int]]]] = [[] for _ in range(sms)]
+    active: list[list[tuple[float, tuple[int, int, bool]]]] = [[] for _ in range(sms)]
     for _ in range(k):
         for sm in range(sms):
             key = next(queue, None)
@@ -327,7 +362,7 @@ def _shared_schedule_s(
 def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     """Model one kernel launch (see the module docstring)."""
     arch = rates.arch
-    res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
+    res = plan_residency(arch, plan)
     k = max(1, min(res.blocks_per_sm, math.ceil(plan.blocks / arch.sm_count)))
     scheduled = _schedule_s(plan, rates, k) if plan.blocks else 0.0
     hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
@@ -337,7 +372,7 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # memory part at this device's bandwidth + the measured rest; a grid too small to
         # fill the SMs runs at its longest block's one-SM share
         scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
-    per_block = _block_times(plan, rates, res.blocks_per_sm)
+    per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)
     step = step_times(plan.step, rates, plan.tiling.num_warps)

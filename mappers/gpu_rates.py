@@ -66,14 +66,17 @@ class DeviceRates:
 
 
     def block_fixed_s(
-        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int
+        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool
     ) -> float | None:
-        """Measured per-block fixed seconds of a fused kernel (None when not calibrated)."""
+        """Measured per-block fixed seconds of a fused kernel (None when not calibrated).
+
+        `later`: a block of a later wave (see `Calibration.block_fixed`).
+        """
         cal = self.arch.calibration
         if cal is None or not mode:
             return None
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
-        return cal.block_fixed(mode, head_dim, t, per_sm, started, self.arch.sm_count)
+        return cal.block_fixed(mode, head_dim, t, per_sm, started, self.arch.sm_count, later)
 
 
 def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:

@@ -23,7 +23,7 @@ from mappers.gpu_model import (
     Tiling,
     call_time,
     device_rates,
-    residency,
+    plan_residency,
     time_kernel,
 )
 from mappers.registry import register_mapper
@@ -127,7 +127,7 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
     """Model every kernel of `family` for one tiling."""
     arch = rates.arch
     first = kernel_plans(family, shape, tiling, arch.sm_count, arch.l2_bytes)[0]
-    res = residency(arch, first.smem_bytes, first.registers_per_thread, tiling.num_warps)
+    res = plan_residency(arch, first)
     plans = kernel_plans(
         family,
         shape,

@@ -97,6 +97,7 @@ BLOCK_KEYS = (
     "num_stages",
     "blocks",
     "blocks_per_sm",
+    "waves",
     "fixed_us",
     "step_us",
 )
@@ -146,6 +147,8 @@ class BlockPoint:
     `blocks` programs (`blocks_per_sm` per SM when the grid fills the device) started
     together; `fixed_s` is the time of a block besides its loop steps (intercept of the
     kernel's time over its key-tile steps, less the do_bench floor); `step_s` the slope.
+    `waves` > 1: the grid ran that many waves and `fixed_s` is a later wave's fixed time
+    (its blocks start as slots free, not all at once after the flush).
     """
 
     mode: str
@@ -159,6 +162,7 @@ class BlockPoint:
     blocks_per_sm: int
     fixed_s: float
     step_s: float
+    waves: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +299,7 @@ class Calibration:
         per_sm: int,
         started: int,
         sm_count: int,
+        later: bool = False,
     ) -> float | None:
         """Measured fixed seconds per block for this mode, head dim and tiling (None if none).
 
@@ -302,7 +307,9 @@ class Calibration:
         of the same mode and head dim. With `per_sm` > 1 blocks per SM: the entry measured
         with the most blocks per SM up to `per_sm`; with one per SM, interpolated linearly in
         the number of blocks started together (`started`, capped at `sm_count`) between the
-        small-grid and the one-per-SM entries.
+        small-grid and the one-per-SM entries. `later`: a block of a later wave (entries with
+        waves > 1, the most blocks per SM up to `per_sm`); the first-wave value when the
+        calibration has none.
         """
         near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
         if not near:
@@ -314,6 +321,10 @@ class Calibration:
 
         best = min(dist(p) for p in near)
         same = [p for p in near if dist(p) == best]
+        waved = [p for p in same if p.waves > 1 and p.blocks_per_sm <= per_sm]
+        if later and waved:
+            return max(0.0, max(waved, key=lambda p: p.blocks_per_sm).fixed_s)
+        same = [p for p in same if p.waves == 1]
         if per_sm > 1:
             multi = [p for p in same if 1 < p.blocks_per_sm <= per_sm]
             if multi:
@@ -328,6 +339,21 @@ class Calibration:
             return max(0.0, lo.fixed_s)
         f = (n - lo.blocks) / (hi.blocks - lo.blocks)
         return max(0.0, lo.fixed_s + f * (hi.fixed_s - lo.fixed_s))
+
+    def occupancy(self, mode: str, head_dim: int, tiling: tuple[int, int, int, int]) -> int | None:
+        """Blocks per SM of the compiled fused kernel with exactly this tiling, if measured.
+
+        `kernels.microbench_blocks` reads it off the compiled kernel (registers, shared memory)
+        and runs its full grid with it; the largest `blocks_per_sm` of those entries.
+        """
+        exact = [
+            p.blocks_per_sm
+            for p in self.attention_blocks
+            if p.mode == mode
+            and p.head_dim == head_dim
+            and (p.block_m, p.block_n, p.num_warps, p.num_stages) == tuple(tiling)
+        ]
+        return max(exact) if exact else None
 
     def unfused(
         self, kernel: str, causal: bool, head_dim: int, block_m: int, block_n: int, warps: int
@@ -427,10 +453,11 @@ def _block(r: Reader) -> BlockPoint | None:
     mode, dtype = r.req("mode", "str"), r.opt("dtype", "str")
     ints = {}
     for key in BLOCK_KEYS[2:-2]:
-        c = r.req(key, "int")
+        c = r.opt(key, "int") if key == "waves" else r.req(key, "int")
         ints[key] = int(c.value) if c is not None and c.value > 0 else 0
         if c is not None and c.value <= 0:
             c.error(f"expected a positive integer, got {c.value}")
+    ints["waves"] = ints["waves"] or 1
     fixed_c, step_c = r.req("fixed_us", "number"), r.opt("step_us", "number")
     r.done(BLOCK_KEYS)
     if mode is None or fixed_c is None or 0 in ints.values():

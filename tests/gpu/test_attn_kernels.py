@@ -133,17 +133,19 @@ def test_1pass_variants(shape, causal, dtype, variant):
 @pytest.mark.parametrize("variant", VARIANTS[3:], ids=lambda v: v.label())
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("seq_k", [64, 70], ids=["even", "ragged"])
-def test_1pass_variants_descriptors(seq_k, dtype, variant):
-    """warp_specialize needs TMA and an empty masked tail (seq_k % block_n == 0, not causal)."""
+@pytest.mark.parametrize("d", [64, 128])
+def test_1pass_variants_descriptors(d, seq_k, dtype, variant):
+    """warp_specialize needs TMA and an empty masked tail (seq_k % block_n == 0, not causal);
+    it is applied at head dim 128 only (NaN outputs at 64 on the H200)."""
     if HAS_CUDA and torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("tensor descriptors need sm_90+")
     from kernels import attn_fwd
 
-    q, k, v = inputs(1, 2, 48, seq_k, 32, dtype)
+    q, k, v = inputs(1, 2, 48, seq_k, d, dtype)
     check(run_family("1pass", q, k, v, False, 32, 16, tma=True, variant=variant), q, k, v, False)
     plans = attn_fwd._PLANS.items()
     meta = [p.meta for key, p in plans if (key[1], key[6], key[-1]) == (k.shape, dtype, variant)]
-    ws = variant.warp_specialize and seq_k == 64
+    ws = variant.warp_specialize and seq_k == 64 and d == 128
     assert meta and all(m["WARP_SPECIALIZE"] == ws and m["MASKED_TAIL"] != ws for m in meta)
     assert all(m["POLY_EXP"] == (0 if dtype == torch.float32 else variant.poly_exp) for m in meta)
 

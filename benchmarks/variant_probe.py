@@ -1,0 +1,76 @@
+"""GPU only: quick timing of 1-pass Variant flags vs SDPA cuDNN/flash (hd128 non-causal focus).
+
+Run: PYTHONPATH=. python benchmarks/variant_probe.py [--budget-s 150]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+import triton.testing
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from kernels.attn_fwd import Variant, attention_fwd
+
+SHAPES = [(4, 16, 4096, 128, False), (2, 16, 8192, 128, False), (1, 16, 16384, 128, False),
+          (2, 16, 8192, 128, True), (2, 16, 8192, 64, False)]  # fmt: skip
+TILINGS = [(128, 128, 8, 3), (128, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2)]
+VARIANTS = [Variant(), Variant(poly_exp=1), Variant(poly_exp=2), Variant(warp_specialize=True),
+            Variant(warp_specialize=True, poly_exp=1), Variant(prescale_q=True, poly_exp=1)]  # fmt: skip
+
+
+def _ms(fn) -> float:  # type: ignore[no-untyped-def]
+    return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget-s", type=float, default=150)
+    args = ap.parse_args()
+    t0 = time.time()
+    metric: dict[str, list[float]] = {}
+    for b, h, s, d, causal in SHAPES:
+        q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        flops = 4 * b * h * s * s * d / (2 if causal else 1)
+        ref = {}
+        for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+            with sdpa_kernel(be):
+                f = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
+                out_ref = f()
+                ref[name] = _ms(f)
+        print(f"shape {b}x{h}x{s} d{d} c{int(causal)}: cudnn {flops / ref['cudnn'] / 1e9:.0f} "
+              f"flash {flops / ref['flash'] / 1e9:.0f} TFLOP/s", flush=True)  # fmt: skip
+        for var in VARIANTS:
+            best = None
+            for t in TILINGS:
+                if time.time() - t0 > args.budget_s:
+                    print("  budget spent", flush=True)
+                    break
+                bm, bn, w, st = t
+                try:
+                    call = lambda: attention_fwd(q, k, v, causal, block_m=bm, block_n=bn,  # noqa: E731
+                                                 num_warps=w, num_stages=st, variant=var)
+                    o = call()
+                    err = ((o.float() - out_ref.float()).norm() / out_ref.float().norm()).item()
+                    ms = _ms(call)
+                except Exception as exc:  # noqa: BLE001
+                    print(f"  {var.label():28s} {t}: FAILED {type(exc).__name__}: {str(exc)[:150]}", flush=True)
+                    continue
+                tf = flops / ms / 1e9
+                ok = err < 2e-2
+                print(f"  {var.label():28s} {t}: {tf:6.1f} TFLOP/s /cudnn {ref['cudnn'] / ms:.3f} "
+                      f"/flash {ref['flash'] / ms:.3f} err {err:.1e}{'' if ok else ' BAD'}", flush=True)  # fmt: skip
+                if ok and (best is None or ms < best):
+                    best = ms
+            if best is not None and d == 128 and not causal:
+                metric.setdefault(var.label(), []).append(ref["cudnn"] / best)
+    for name, r in metric.items():
+        print(f"hd128 nc mean cudnn/ours {name}: {sum(r) / len(r):.3f} over {len(r)} shapes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
