@@ -58,3 +58,33 @@ def test_bad_entries_are_reported_with_their_place(tmp_path):
     text = str(err.value)
     assert "blocks" in text and "expected a positive integer" in text
     assert "fixed_us" in text  # the second entry lacks it
+
+
+def test_later_waves_and_measured_occupancy(tmp_path):
+    later = _entry(1056, 2, 5.5).replace("blocks_per_sm: 2,", "blocks_per_sm: 2, waves: 4,")
+    cal = _cal(tmp_path, _entry(16, 1, 2.0) + _entry(132, 1, 7.8) + _entry(264, 2, 9.0) + later)
+    t = (128, 128, 8, 3)
+    assert cal.block_fixed("online", 128, t, 2, 264, 132, later=True) == pytest.approx(5.5e-6)
+    assert cal.block_fixed("online", 128, t, 2, 264, 132) == pytest.approx(9.0e-6)
+    # one per SM: no later-wave entry at that count -> the first-wave value
+    assert cal.block_fixed("online", 128, t, 1, 132, 132, later=True) == pytest.approx(7.8e-6)
+    assert cal.occupancy("online", 128, t) == 2
+    assert cal.occupancy("online", 128, (128, 64, 8, 3)) is None  # exact tiling only
+
+
+def test_model_uses_the_measured_occupancy(tmp_path):
+    from dataclasses import replace
+
+    from archs.load import load_arch
+    from mappers.gpu_kernels import AttnShape, kernel_plans
+    from mappers.gpu_model import plan_residency
+    from mappers.gpu_rates import Tiling
+
+    arch = load_arch("h200")
+    shape = AttnShape(1, 4, 2048, 2048, 128, 128, False, "bf16", 2)
+    plan = kernel_plans("1pass", shape, Tiling(128, 128, 8, 3), 132, arch.l2_bytes)[0]
+    one = _cal(tmp_path, _entry(132, 1, 7.8))
+    assert plan_residency(replace(arch, calibration=one), plan).blocks_per_sm == 1
+    three = _cal(tmp_path, _entry(396, 3, 9.0))
+    res = plan_residency(replace(arch, calibration=three), plan)
+    assert (res.blocks_per_sm, res.limiter) == (3, "measured occupancy")
