@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 
 import torch
 import triton.testing
@@ -15,11 +16,22 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels.attn_fwd import Variant, attention_fwd
 
-SHAPES = [(4, 16, 4096, 128, False), (2, 16, 8192, 128, False), (1, 16, 16384, 128, False),
-          (2, 16, 8192, 128, True), (2, 16, 8192, 64, False)]  # fmt: skip
+SHAPES = [
+    (4, 16, 4096, 128, False),
+    (2, 16, 8192, 128, False),
+    (1, 16, 16384, 128, False),
+    (2, 16, 8192, 128, True),
+    (2, 16, 8192, 64, False),
+]
 TILINGS = [(128, 128, 8, 3), (128, 128, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2)]
-VARIANTS = [Variant(), Variant(poly_exp=1), Variant(poly_exp=2), Variant(warp_specialize=True),
-            Variant(warp_specialize=True, poly_exp=1), Variant(prescale_q=True, poly_exp=1)]  # fmt: skip
+VARIANTS = [
+    Variant(),
+    Variant(poly_exp=1),
+    Variant(poly_exp=2),
+    Variant(warp_specialize=True),
+    Variant(warp_specialize=True, poly_exp=1),
+    Variant(prescale_q=True, poly_exp=1),
+]
 
 
 def _ms(fn) -> float:  # type: ignore[no-untyped-def]
@@ -27,6 +39,7 @@ def _ms(fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> int:
+    """Time every variant x tiling per shape; print ratios and the hd128 metric."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget-s", type=float, default=150)
     args = ap.parse_args()
@@ -36,9 +49,11 @@ def main() -> int:
         q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3))
         flops = 4 * b * h * s * s * d / (2 if causal else 1)
         ref = {}
-        for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        backends = (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION))
+        for name, be in backends:
             with sdpa_kernel(be):
-                f = lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)  # noqa: E731
+                f = partial(sdpa, q, k, v, is_causal=causal)
                 out_ref = f()
                 ref[name] = _ms(f)
         print(f"shape {b}x{h}x{s} d{d} c{int(causal)}: cudnn {flops / ref['cudnn'] / 1e9:.0f} "
@@ -51,18 +66,23 @@ def main() -> int:
                     break
                 bm, bn, w, st = t
                 try:
-                    call = lambda: attention_fwd(q, k, v, causal, block_m=bm, block_n=bn,  # noqa: E731
-                                                 num_warps=w, num_stages=st, variant=var)
+                    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+                    call = partial(attention_fwd, q, k, v, causal, variant=var, **tile)
                     o = call()
                     err = ((o.float() - out_ref.float()).norm() / out_ref.float().norm()).item()
                     ms = _ms(call)
                 except Exception as exc:  # noqa: BLE001
-                    print(f"  {var.label():28s} {t}: FAILED {type(exc).__name__}: {str(exc)[:150]}", flush=True)
+                    why = f"{type(exc).__name__}: {str(exc)[:150]}"
+                    print(f"  {var.label():28s} {t}: FAILED {why}", flush=True)
                     continue
                 tf = flops / ms / 1e9
                 ok = err < 2e-2
-                print(f"  {var.label():28s} {t}: {tf:6.1f} TFLOP/s /cudnn {ref['cudnn'] / ms:.3f} "
-                      f"/flash {ref['flash'] / ms:.3f} err {err:.1e}{'' if ok else ' BAD'}", flush=True)  # fmt: skip
+                flag = "" if ok else " BAD"
+                print(
+                    f"  {var.label():28s} {t}: {tf:6.1f} TFLOP/s /cudnn {ref['cudnn'] / ms:.3f} "
+                    f"/flash {ref['flash'] / ms:.3f} err {err:.1e}{flag}",
+                    flush=True,
+                )
                 if ok and (best is None or ms < best):
                     best = ms
             if best is not None and d == 128 and not causal:

@@ -17,7 +17,8 @@ the timed call); the per-step time of a micro-kernel running the attention tile 
 (QK^T dot -> exp2 softmax update -> P.V dot) on K/V tiles that stay on chip, by tile shape,
 one and two blocks per SM (`kernels.microbench_steps`); the unfused baseline's three kernels
 each timed alone on calibration shapes (`kernels.microbench_unfused`); the do_bench floor (an
-empty kernel) and the fused kernels' per-block fixed time (`kernels.microbench_blocks`). Every figure is logged
+empty kernel) and the fused kernels' per-block fixed time and occupancy
+(`kernels.microbench_blocks`). Every figure is logged
 before the file is written.
 The file format is documented in `archs/calibration/__init__.py`.
 """
