@@ -99,7 +99,7 @@ def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], bl
     q = torch.randn(1, blocks, bm, d, device="cuda", dtype=dt)
     k, v = (torch.randn(1, blocks, n * bn, d, device="cuda", dtype=dt) for _ in range(2))
     o = torch.empty_like(q)
-    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+    tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
     if mode == "online":
         attention_fwd(q, k, v, out=o, **tile)
         meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False)
