@@ -4,7 +4,7 @@ Pass 1 (`attn_2pass_kernel`, MODE_STATS) computes, per query row, the row max `m
 domain, scale folded in) and the row sum `l` of exp2(s - m), reading Q and K only; it writes fp32
 (batch*heads, seq_q). Pass 2 (the same kernel, MODE_OUTPUT) recomputes the scores and forms the
 exact probabilities exp2(s - m) / l tile by tile, accumulating P.V with no rescaling. Both
-passes use the grid, tiling and loop of the 1-pass kernel (`common.attn_rows` with a
+passes use the grid, tiling and loop of the 1-pass kernel (`attn_loop.attn_rows` with a
 constexpr MODE), so causal tile skipping and masking are identical.
 """
 
@@ -14,11 +14,15 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.common import (
-    LOG2E,
+from kernels.attn_loop import (
     MODE_OUTPUT,
     MODE_STATS,
     attn_rows,
+    make_tile_source,
+    store_tile,
+)
+from kernels.common import (
+    LOG2E,
     autotune_configs,
     check_qkv,
     check_tiling,
@@ -26,9 +30,7 @@ from kernels.common import (
     default_tiling,
     dot_precision,
     ensure_allocator,
-    make_tile_source,
     prune_by_smem,
-    store_tile,
     use_tma,
 )
 from kernels.launch import DirectLaunch, PlanCache

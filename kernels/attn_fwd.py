@@ -6,7 +6,7 @@ in L2. Each program keeps Q in shared memory/registers, streams K/V tiles (tenso
 descriptors -> TMA on sm_90+, block pointers elsewhere), and runs the online softmax in the
 log2 domain (exp2, log2(e) folded into the scale). Causal: tiles below the diagonal run
 unmasked, the diagonal tiles masked, tiles above it are never visited (the loop split is
-`common.attn_rows`, the loop body `common.attn_inner`); causal programs start with the
+`attn_loop.attn_rows`, the loop body `attn_loop.attn_inner`); causal programs start with the
 longest query tiles to shorten the tail.
 
 Launch path (`attention_fwd`): everything that depends only on the call's shapes, strides,
@@ -32,21 +32,23 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.common import (
-    LOG2E,
+from kernels.attn_loop import (
     MODE_ONLINE,
     attn_rows,
+    make_tile_source,
+    store_tile,
+)
+from kernels.common import (
+    LOG2E,
     autotune_configs,
     check_qkv,
     check_tiling,
     default_scale,
     dot_precision,
     ensure_allocator,
-    make_tile_source,
     num_sms,
     pick_tiling,
     prune_by_smem,
-    store_tile,
     use_tma,
 )
 
@@ -61,7 +63,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Variant:
-    """Inner-loop variants of the 1-pass kernel (constexpr flags; see `common.attn_inner`).
+    """Inner-loop variants of the 1-pass kernel (constexpr flags; see `attn_loop.attn_inner`).
 
     prescale_q: multiply Q by scale*log2(e) once in the prologue (scores leave the dot in the
     log2 domain). lazy_rescale: skip the accumulator rescale for a key tile unless a row max
@@ -70,12 +72,12 @@ class Variant:
     Triton splits it into a TMA producer warp group and wgmma/softmax consumer warp groups.
     Takes effect only with num_warps=4, num_stages>1, tensor descriptors (TMA) and without
     lazy_rescale (its runtime `if` has an else region); otherwise Triton silently compiles
-    the plain loop (see `common.attn_inner`). The launcher applies it only with TMA on, to
+    the plain loop (see `attn_loop.attn_inner`). The launcher applies it only with TMA on, to
     non-causal calls with seq_k % block_n == 0 (it then drops the empty masked loop): other
     calls make Triton 3.6's pass fail to compile, so they run the plain loop.
     poly_exp (FlashAttention-4): this many of every 4 probabilities (0-4; True means 1) are
     computed with a degree-3 polynomial on the FMA units instead of the MUFU `ex2`
-    (`common.exp2_split`). Applied to 16-bit inputs only: fp32 runs keep the exact exp2 (the
+    (`attn_loop.exp2_split`). Applied to 16-bit inputs only: fp32 runs keep the exact exp2 (the
     polynomial's 1e-4 relative error would show through an fp32 P.V).
     """
 
@@ -138,7 +140,7 @@ def attn_fwd_kernel(
 
     USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
     (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
-    masked key loop; see `Variant` and `common.attn_rows`.
+    masked key loop; see `Variant` and `attn_loop.attn_rows`.
     """
     start_m = tl.program_id(0)
     if CAUSAL:  # longest rows first: better tail balance

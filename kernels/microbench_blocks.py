@@ -74,7 +74,7 @@ def bench_floor_us(torch: Any) -> float:
     return statistics.median(runs)
 
 
-def _occupancy(torch: Any, kernel: Any, warps: int) -> int:
+def occupancy(torch: Any, kernel: Any, warps: int) -> int:
     """Blocks per SM of a compiled kernel (registers, shared memory, threads, 32 slots)."""
     props = torch.cuda.get_device_properties(0)
     threads = 32 * warps
@@ -103,7 +103,7 @@ def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], bl
     if mode == "online":
         attention_fwd(q, k, v, out=o, **tile)
         meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False)
-        compiled = _compiled(attn_fwd_kernel, meta, w, st)
+        compiled = compiled_kernel(attn_fwd_kernel, meta, w, st)
         return (lambda: attention_fwd(q, k, v, out=o, **tile)), compiled
     attn_2pass.attention_2pass(q, k, v, out=o, **tile)
     plan = attn_2pass.plan_for(q, k, v, out=o, **tile)
@@ -111,11 +111,11 @@ def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], bl
     launch = plan.passes[0 if mode == "stats" else 1]
     if mode == "output":  # valid statistics for the output pass
         plan.passes[0](q, k, v, o, m, lsum)
-    compiled = _compiled(attn_2pass.attn_2pass_kernel, launch.meta, w, st)
+    compiled = compiled_kernel(attn_2pass.attn_2pass_kernel, launch.meta, w, st)
     return (lambda: launch(q, k, v, o, m, lsum)), compiled
 
 
-def _compiled(fn: Any, meta: dict[str, Any], warps: int, stages: int) -> Any:
+def compiled_kernel(fn: Any, meta: dict[str, Any], warps: int, stages: int) -> Any:
     """The compiled kernel of JIT function `fn` with these constexprs, warps and stages."""
     want = {(fn.arg_names.index(k),): v for k, v in meta.items()}
     for cache in getattr(fn, "device_caches", {}).values():
@@ -176,7 +176,7 @@ def measure_blocks(torch: Any, floor_us: float) -> list[dict[str, Any]]:
         bm, bn, w, st = tiling
         try:
             _, compiled = _caller(torch, mode, d, tiling, sms, STEPS[0])
-            occ = _occupancy(torch, compiled, w) if compiled is not None else 1
+            occ = occupancy(torch, compiled, w) if compiled is not None else 1
             if compiled is None:
                 print(f"  {mode} d{d} {tiling}: compiled kernel not found, 1/SM", file=sys.stderr)
             grids = sorted({(SMALL_GRID, 1), (sms, 1), (sms * occ, occ)})

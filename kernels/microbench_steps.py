@@ -14,8 +14,9 @@ Used by `python -m kernels.microbench`; each function returns calibration entrie
 - `measure_steps`: the per-step time of a micro-kernel (not the attention kernels) that
   loops over a ring of a few K/V tiles that stay on chip, doing per step the tile chain of
   attention: QK^T dot, the exp2 softmax update (mode online/stats/output) and, except in
-  stats mode, the P.V dot. Grids of one and two programs per SM give the step time of one
-  resident block and of a round of two co-resident blocks.
+  stats mode, the P.V dot. Grids of one to four programs per SM (up to the compiled
+  micro-kernel's occupancy) give the step time of one resident block and of a round of
+  2, 3, 4 co-resident blocks.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import triton.language as tl
 STEP_ITERS = 256
 STEP_RING = 4  # K/V tiles per program, re-read round-robin (on chip after the first pass)
 STEP_STAGES = 3
-STEP_BUDGET_S = 40.0  # stop measuring step configurations after this long
+STEP_BUDGET_S = 90.0
+STEP_MAX_PER_SM = 4  # stop measuring step configurations after this long
 # (block_m, block_n, num_warps), most used first (validation tilings, then the search space)
 STEP_TILINGS = (
     (128, 128, 4),
@@ -201,8 +203,9 @@ def measure_host(torch: Any) -> dict[str, Any]:
 
 
 def measure_steps(torch: Any) -> list[dict[str, Any]]:
-    """Step time of the attention tile chain by mode, head dim and tiling (1 and 2 per SM)."""
+    """Step time of the attention tile chain by mode, head dim, tiling and blocks per SM."""
     from kernels.common import ensure_allocator
+    from kernels.microbench_blocks import compiled_kernel, occupancy
 
     ensure_allocator()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
@@ -215,13 +218,16 @@ def measure_steps(torch: Any) -> list[dict[str, Any]]:
         if time.time() - t0 > STEP_BUDGET_S:
             print(f"  step budget spent: skip {mode} d{d} {bm}x{bn}/w{w}", file=sys.stderr)
             continue
-        progs = 2 * sms
+        progs = STEP_MAX_PER_SM * sms
         q = torch.randn(progs * bm, d, device="cuda", dtype=dt)
         k = torch.randn(progs * STEP_RING * bn, d, device="cuda", dtype=dt)
         v = torch.randn(progs * STEP_RING * bn, d, device="cuda", dtype=dt)
         o = torch.empty(progs * bm, d, device="cuda", dtype=torch.float32)
         code = STEP_MODES.index(mode)
-        for per_sm in (1, 2):
+        fits = STEP_MAX_PER_SM
+        for per_sm in range(1, STEP_MAX_PER_SM + 1):
+            if per_sm > fits:
+                break
 
             def run(
                 n: int = per_sm * sms,
@@ -247,6 +253,10 @@ def measure_steps(torch: Any) -> list[dict[str, Any]]:
             except Exception as exc:  # noqa: BLE001 - a tile that does not compile is skipped
                 print(f"  skip step {mode} d{d} {bm}x{bn}/w{w}: {exc}"[:300], file=sys.stderr)
                 break
+            if per_sm == 1:  # more programs per SM than fit would run in several waves
+                meta = dict(ITERS=STEP_ITERS, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, MODE=code)
+                kernel = compiled_kernel(step_chain_kernel, meta, w, STEP_STAGES)
+                fits = occupancy(torch, kernel, w) if kernel is not None else 2
             point = {
                 "mode": mode,
                 "dtype": "bf16",

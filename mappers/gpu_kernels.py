@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from archs.calibration import Calibration
+from archs.calibration import Calibration, UnfusedPoint
 from mappers.gpu_model import (
     BASE_REGISTERS_PER_THREAD,
     BlockGroup,
@@ -231,32 +231,56 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
 def _with_measured(
     plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
 ) -> tuple[KernelPlan, ...]:
-    """Attach each unfused kernel's measured non-memory rate (entry nearest this tiling).
+    """Attach each unfused kernel's measured rate and fixed time (entries nearest this tiling).
 
-    The entry's own shape is planned with the same code, so its work and bytes are counted
+    An entry's own shape is planned with the same code, so its work and bytes are counted
     the same way. Its time splits into the memory part (its HBM bytes at the bandwidth the
     device had in that calibration run) and the rest (arithmetic, latency, store issue):
-    seconds of the rest per unit of work stay a property of the kernel, while the memory
-    part is recomputed from the planned bytes at the modelled device's bandwidth.
+    seconds of the rest per unit of work (from the entry with the most work) stay a property
+    of the kernel, while the memory part is recomputed from the planned bytes at the modelled
+    device's bandwidth. The entry with the least work (a tiny calibration shape), when there
+    are two, gives the fixed time: what it took beyond that rate's prediction and do_bench's
+    floor.
     """
     out = []
+    floor = cal.bench_floor_s or 0.0
     for i, plan in enumerate(plans):
         found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
         if not found:
             out.append(plan)
             continue
-        e = found[0]
-        d = e.head_dim or s.head_dim
-        cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
-        cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
-        ref = _unfused(cal_shape, cal_tiling)[i]
-        read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
-        write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
-        memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
-        memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
-        rest = max(e.time_s - memory, 0.0)
-        out.append(replace(plan, measured=(rest / ref.work, float(sm_count))))
+        near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
+        split = [_split(e, i, s, t, cal) for e in near]  # (work, memory s, rest s, entry)
+        # the rate of the softmax's own path: rows in one block, or the two-loop path
+        one = s.seq_k <= SOFTMAX_MAX_BLOCK
+        same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
+        big = max(same_path or split, key=lambda x: x[0])
+        rate = big[2] / big[0]
+        small = min(split, key=lambda x: x[0])
+        fixed = 0.0
+        if small[0] < big[0]:
+            fixed = max(0.0, small[3].time_s - floor - small[1] - rate * small[0])
+        out.append(replace(plan, measured=(rate, float(sm_count)), measured_fixed_s=fixed))
     return tuple(out)
+
+
+def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
+    return (e.head_dim, e.block_m, e.block_n, e.num_warps, e.num_stages)
+
+
+def _split(
+    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration
+) -> tuple[float, float, float, UnfusedPoint]:
+    """(work, memory seconds, rest seconds) of calibration entry `e` for unfused kernel i."""
+    d = e.head_dim or s.head_dim
+    cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
+    cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
+    ref = _unfused(cal_shape, cal_tiling)[i]
+    read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
+    write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
+    memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
+    memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
+    return ref.work, memory, max(e.time_s - memory, 0.0), e
 
 
 def kernel_plans(

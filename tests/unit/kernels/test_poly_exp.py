@@ -1,6 +1,6 @@
-"""The POLY_EXP software exponential (kernels.common.EXP2_POLY, exp2_poly, exp2_split_ptx).
+"""The POLY_EXP software exponential (kernels.attn_loop.EXP2_POLY, exp2_poly, exp2_split_ptx).
 
-The numpy model repeats the kernel's float32 steps with the coefficients from kernels.common;
+The numpy model repeats the kernel's float32 steps with the coefficients from kernels.attn_loop;
 the Triton test runs `exp2_poly` itself (the interpreter on a CPU-only machine, compiled with
 CUDA). The inline-PTX split is checked on the GPU only (the interpreter cannot run asm).
 """
@@ -20,7 +20,7 @@ import pytest  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from kernels.common import (  # noqa: E402
+from kernels.attn_loop import (  # noqa: E402
     EXP2_CLAMP,
     EXP2_POLY,
     EXP2_POLY_MAX_REL_ERR,

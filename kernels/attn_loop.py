@@ -1,0 +1,444 @@
+"""The one attention inner loop of the fused kernels (`@triton.jit` helpers).
+
+The 1-pass kernel and both passes of the 2-pass kernel share it: `attn_inner` walks key
+tiles, and a constexpr `MODE` picks what it does per tile (online softmax with rescaling;
+statistics only; normalized output with known statistics). `attn_rows` is the whole
+per-program body: it loads the query tile, runs the unmasked key range and then the masked
+range (causal diagonal or the ragged last key tile) through `attn_inner` with a constexpr
+`MASKED` flag, so the loop body exists once. Tiles come through tensor descriptors (TMA) or
+block pointers (`make_tile_source`, `load_tile`, `store_tile`); `exp2_split` is the 1-pass
+POLY_EXP variant's software exponential.
+
+Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import triton
+import triton.language as tl
+
+# inner-loop modes (constexpr MODE)
+MODE_ONLINE = tl.constexpr(0)  # 1-pass: online softmax, running max/sum, rescaled accumulator
+MODE_STATS = tl.constexpr(1)  # 2-pass, pass 1: row max and row sum of exp only (no P.V)
+MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known max/sum, P.V
+# LAZY_RESCALE threshold in log2 units: the stale max may trail the true one by up to 8, so
+# probabilities stay <= 256 (exact in fp16/bf16 range; FlashAttention-4 uses the same idea).
+RESCALE_TAU = tl.constexpr(8.0)
+
+# POLY_EXP (FlashAttention-4's software exponential): 2**x for x <= 0 as 2**floor(x) * P(f),
+# f = x - floor(x) in [0, 1), P(f) = c0 + f*(c1 + f*(c2 + f*c3)) with c0 = 1 exactly (so
+# x = -inf, clamped to -127, gives the bit pattern 0). Relative-error minimax fit of 2**f on
+# [0, 1] with c0 pinned to 1 (Lawson's iteration), coefficients rounded to float32: max relative
+# error 8.6e-5 over [-126, 0] in float32 arithmetic (tests/unit/kernels/test_poly_exp.py),
+# far below the bf16/fp16 rounding of P (2**-9 / 2**-11). The one place these numbers live.
+EXP2_POLY = (1.0, 0.6951168179512024, 0.22764484584331512, 0.07706717401742935)
+EXP2_POLY_MAX_REL_ERR = 1e-4  # the bound the unit test enforces
+EXP2_CLAMP = -127.0  # inputs below this give 0 (2**-127 is under float32's normal range)
+_EXP2_C1 = tl.constexpr(EXP2_POLY[1])
+_EXP2_C2 = tl.constexpr(EXP2_POLY[2])
+_EXP2_C3 = tl.constexpr(EXP2_POLY[3])
+_EXP2_CLAMP = tl.constexpr(EXP2_CLAMP)
+
+
+@triton.jit
+def make_tile_source(
+    base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
+):
+    """A (seq, HEAD_DIM) view of one head: a tensor descriptor (TMA) or the base pointer."""
+    if USE_TMA:
+        return tl.make_tensor_descriptor(
+            base, shape=[seq, HEAD_DIM], strides=[stride_s, 1], block_shape=[ROWS, HEAD_DIM]
+        )
+    else:
+        return base
+
+
+@triton.jit
+def load_tile(
+    src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
+):
+    """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero."""
+    if USE_TMA:
+        return src.load([row, 0])
+    else:
+        ptr = tl.make_block_ptr(
+            src,
+            shape=(seq, HEAD_DIM),
+            strides=(stride_s, 1),
+            offsets=(row, 0),
+            block_shape=(ROWS, HEAD_DIM),
+            order=(1, 0),
+        )
+        return tl.load(ptr, boundary_check=(0,), padding_option="zero")
+
+
+@triton.jit
+def store_tile(
+    dst,
+    row,
+    seq,
+    stride_s,
+    value,
+    ROWS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    USE_TMA: tl.constexpr,
+):
+    """Store rows [row, row + ROWS) of a head; rows past `seq` are dropped."""
+    if USE_TMA:
+        dst.store([row, 0], value)
+    else:
+        ptr = tl.make_block_ptr(
+            dst,
+            shape=(seq, HEAD_DIM),
+            strides=(stride_s, 1),
+            offsets=(row, 0),
+            block_shape=(ROWS, HEAD_DIM),
+            order=(1, 0),
+        )
+        tl.store(ptr, value, boundary_check=(0,))
+
+
+def _f32_ptx(value: float) -> str:
+    """A float32 immediate in PTX hex form (0fXXXXXXXX)."""
+    return f"0f{struct.unpack('<I', struct.pack('<f', value))[0]:08X}"
+
+
+def exp2_split_ptx(n_poly: int) -> str:
+    """PTX for `tl.inline_asm_elementwise` (pack 4, f32 in/out as .b32 "r" registers).
+
+    Of each pack of 4 elements, the first 4 - n_poly go to the MUFU (`ex2.approx.ftz.f32`)
+    and the last n_poly to the FMA/ALU pipes (FlashAttention-4's split):
+
+        max.ftz.f32    x, in, -127         clamp: -inf and x < -127 give exactly 0
+        add.rm.ftz.f32 t, x, 0x1.8p23      t = 1.5*2**23 + floor(x) (ulp 1 here, round down)
+        sub.ftz.f32    j, t, 0x1.8p23      j = floor(x), exact
+        sub.ftz.f32    f, x, j             f in [0, 1), exact
+        fma.rn.ftz.f32 p, f, c3, c2 ; p = p*f + c1 ; p = p*f + 1     P(f) in [1, 2)
+        shl.b32        e, t, 23            low bits of t are floor(x): e = floor(x) << 23
+        add.s32        out, p, e           2**floor(x) * P(f) by adding to the exponent field
+
+    No cvt (F2I sits on the same narrow pipe as MUFU on Hopper). All scratch registers are
+    .b32 (bit-size registers fit both the float and the integer instructions), declared inside
+    one `{ }` scope per instance so the many inlined copies do not clash.
+    """
+    if not 0 <= n_poly <= 4:
+        raise ValueError(f"n_poly must be in 0..4, got {n_poly}")
+    c0, c1, c2, c3 = (_f32_ptx(c) for c in EXP2_POLY)
+    if c0 != _f32_ptx(1.0):
+        raise ValueError("EXP2_POLY[0] must be 1.0: the -inf -> 0 bit trick relies on it")
+    magic, clamp = _f32_ptx(1.5 * 2**23), _f32_ptx(EXP2_CLAMP)
+    lines = ["{"]
+    for i in range(4 - n_poly, 4):
+        lines.append(f".reg .b32 ex2x{i}, ex2t{i}, ex2j{i}, ex2f{i}, ex2p{i}, ex2e{i};")
+    for i in range(4):
+        src, dst = f"${i + 4}", f"${i}"
+        if i < 4 - n_poly:
+            lines.append(f"ex2.approx.ftz.f32 {dst}, {src};")
+            continue
+        x, t, j, f, p, e = (f"ex2{n}{i}" for n in "xtjfpe")
+        lines += [
+            f"max.ftz.f32 {x}, {src}, {clamp};",
+            f"add.rm.ftz.f32 {t}, {x}, {magic};",
+            f"sub.ftz.f32 {j}, {t}, {magic};",
+            f"sub.ftz.f32 {f}, {x}, {j};",
+            f"fma.rn.ftz.f32 {p}, {f}, {c3}, {c2};",
+            f"fma.rn.ftz.f32 {p}, {p}, {f}, {c1};",
+            f"fma.rn.ftz.f32 {p}, {p}, {f}, {c0};",
+            f"shl.b32 {e}, {t}, 23;",
+            f"add.s32 {dst}, {p}, {e};",
+        ]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+_EXP2_PTX1 = tl.constexpr(exp2_split_ptx(1))
+_EXP2_PTX2 = tl.constexpr(exp2_split_ptx(2))
+_EXP2_PTX3 = tl.constexpr(exp2_split_ptx(3))
+_EXP2_PTX4 = tl.constexpr(exp2_split_ptx(4))
+
+
+@triton.jit
+def exp2_poly(x):
+    """2**x for float32 x <= 0 on the FMA units, no MUFU: the same steps as `exp2_split_ptx`.
+
+    Pure Triton (runs in the interpreter too). x < -127 (and -inf) gives 0; x in [-127, -126)
+    gives a subnormal below 2**-126; elsewhere the relative error is EXP2_POLY's (< 1e-4).
+    """
+    x = tl.maximum(x, _EXP2_CLAMP)
+    j = tl.floor(x)
+    f = x - j
+    p = tl.fma(tl.fma(tl.fma(f, _EXP2_C3, _EXP2_C2), f, _EXP2_C1), f, 1.0)
+    bits = p.to(tl.int32, bitcast=True) + (j.to(tl.int32) << 23)
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _exp2_asm(x, ASM: tl.constexpr):
+    return tl.inline_asm_elementwise(
+        ASM, "=r,=r,=r,=r,r,r,r,r", [x], dtype=tl.float32, is_pure=True, pack=4
+    )
+
+
+@triton.jit
+def exp2_split(x, POLY_EXP: tl.constexpr, USE_ASM: tl.constexpr):
+    """2**x (float32, x <= 0) with POLY_EXP of every 4 elements computed by the polynomial.
+
+    POLY_EXP 0: `tl.math.exp2` (MUFU). USE_ASM (compiled on NVIDIA): inline PTX, pack 4,
+    `exp2_split_ptx(POLY_EXP)`. Without USE_ASM (the interpreter cannot run inline asm):
+    `exp2_poly` on every element, so CPU tests still see the polynomial's error.
+    """
+    if POLY_EXP == 0:
+        y = tl.math.exp2(x)
+    elif not USE_ASM:
+        y = exp2_poly(x)
+    elif POLY_EXP == 1:
+        y = _exp2_asm(x, _EXP2_PTX1)
+    elif POLY_EXP == 2:
+        y = _exp2_asm(x, _EXP2_PTX2)
+    elif POLY_EXP == 3:
+        y = _exp2_asm(x, _EXP2_PTX3)
+    else:
+        y = _exp2_asm(x, _EXP2_PTX4)
+    return y
+
+
+@triton.jit
+def online_step(
+    acc,
+    l_i,
+    m_i,
+    qk,
+    v_src,
+    start_n,
+    seq_k,
+    stride_vs,
+    qk_scale,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    SCALED: tl.constexpr,
+    LAZY_RESCALE: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    POLY_EXP: tl.constexpr = 0,
+    USE_ASM: tl.constexpr = False,
+):
+    """One key tile of the online softmax (1-pass): update max, sum and the accumulator.
+
+    `qk` holds raw scores q.k (SCALED=False: the log2-domain score is qk * qk_scale, folded
+    into one FMA inside the exp2) or scores already in the log2 domain (SCALED=True: masked
+    tiles, or Q pre-scaled by qk_scale), masked entries -inf.
+    LAZY_RESCALE (FlashAttention-4's conditional rescale): the running max `m_i` is only
+    raised, and the accumulator and sum rescaled, when some row's max grew by more than
+    RESCALE_TAU (log2 units) in this tile; otherwise the stale max is kept and p <= 2**TAU.
+    The final O = acc / l is exact either way (acc and l share the same stale max). The test
+    is one reduction over the tile's rows, so the rescale is skipped for the whole tile.
+    POLY_EXP (FlashAttention-4's exponential split): the probabilities come from
+    `exp2_split(s, POLY_EXP, USE_ASM)`: POLY_EXP of every 4 on the FMA units (polynomial), the
+    rest on the MUFU; the rescale factors stay on `tl.math.exp2` (one per row).
+    """
+    if SCALED:
+        m_new = tl.maximum(m_i, tl.max(qk, 1))
+    else:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+    if LAZY_RESCALE:
+        if tl.max(m_new - m_i, 0) > RESCALE_TAU:
+            alpha = tl.math.exp2(m_i - m_new)
+            acc = acc * alpha[:, None]
+            l_i = l_i * alpha
+            m_i = m_new
+    else:
+        alpha = tl.math.exp2(m_i - m_new)
+        acc = acc * alpha[:, None]
+        l_i = l_i * alpha
+        m_i = m_new
+    if SCALED:
+        p = exp2_split(qk - m_i[:, None], POLY_EXP, USE_ASM)
+    else:
+        p = exp2_split(qk * qk_scale - m_i[:, None], POLY_EXP, USE_ASM)
+    l_i = l_i + tl.sum(p, 1)
+    v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+    return acc, l_i, m_i
+
+
+@triton.jit
+def attn_inner(
+    acc,
+    l_i,
+    m_i,
+    q,
+    k_src,
+    v_src,
+    lo,
+    hi,
+    offs_m,
+    seq_k,
+    stride_ks,
+    stride_vs,
+    qk_scale,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    MODE: tl.constexpr,
+    MASKED: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    PRESCALED: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
+    WARP_SPECIALIZE: tl.constexpr = False,
+    POLY_EXP: tl.constexpr = 0,
+    USE_ASM: tl.constexpr = False,
+):
+    """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
+
+    Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
+    MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); unmasked
+    tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
+    and rescales `acc` (`online_step`); MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT
+    takes the final `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
+
+    1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
+    PRESCALED: `q` was multiplied by qk_scale in the prologue, so scores need no scaling.
+    LAZY_RESCALE, POLY_EXP (with USE_ASM): see `online_step`.
+    WARP_SPECIALIZE: the unmasked MODE_ONLINE loop carries `tl.range(warp_specialize=True)`
+    (one loop; the flag is a constexpr computed from WARP_SPECIALIZE, MODE and MASKED). On
+    sm_90 Triton 3.6 hands such loops to `nvidia.passes.hopper.add_hopper_warpspec`: one
+    producer warp group issuing the tensor-descriptor (TMA) loads that feed the wgmma, and one
+    or two consumer warp groups (data-partitioned along BLOCK_M). Per the pass source
+    (third_party/nvidia/hopper/lib/Transforms/WarpSpecialization.cpp) it does nothing, silently,
+    unless: num_warps == 4 (the consumers then bring the kernel to 8 or 12 warps), the loop's
+    num_stages > 1, and no `scf.if` in the kernel has an else region (a runtime `if` that
+    assigns values has one: LAZY_RESCALE turns it off; constexpr `if`s are fine). Compiled for
+    sm_90 on a CPU host (`triton.compile(..., target=GPUTarget("cuda", 90, 32))`): with 4
+    warps it builds 1 producer + 2 consumer warp groups (12 warps; 128x128 hd128 needs 197 KB
+    shared memory at 2 stages, 263 KB at 3: too much); it fails to compile ("PassManager::run
+    failed", an MLIR dominance assertion) with block-pointer loads (USE_TMA off) or when the
+    masked key loop follows, so callers drop that loop (`attn_rows` MASKED_TAIL). sm_100 uses
+    a different pass; the interpreter ignores the keyword.
+    (Tried and dropped, 2026-12: issuing the next tile's QK^T before this tile's softmax by
+    hand. Triton 3.6 waits for that wgmma right after issuing it (WARPGROUP.DEPBAR.LE gsb0,
+    0x0 before the first MUFU.EX2 in the SASS), so nothing overlaps, and with 128x128 tiles
+    the extra K buffer exceeds shared memory.)
+    """
+    offs_n = tl.arange(0, BLOCK_N)
+    ws: tl.constexpr = WARP_SPECIALIZE and MODE == 0 and not MASKED
+    if True:  # one loop; the body is chosen by constexpr flags
+        for n0 in tl.range(lo, hi, BLOCK_N, warp_specialize=ws):
+            start_n = tl.multiple_of(n0, BLOCK_N)
+            k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
+            qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+            if MODE == 0:
+                if MASKED:
+                    keep = (start_n + offs_n)[None, :] < seq_k
+                    if CAUSAL:
+                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    if PRESCALED:
+                        qk = tl.where(keep, qk, float("-inf"))
+                    else:
+                        qk = tl.where(keep, qk * qk_scale, float("-inf"))
+                    acc, l_i, m_i = online_step(
+                        acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
+                        BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
+                        POLY_EXP, USE_ASM,
+                    )  # fmt: skip
+                else:
+                    acc, l_i, m_i = online_step(
+                        acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
+                        BLOCK_N, HEAD_DIM, PRESCALED, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
+                        POLY_EXP, USE_ASM,
+                    )  # fmt: skip
+            else:
+                if MASKED:
+                    keep = (start_n + offs_n)[None, :] < seq_k
+                    if CAUSAL:
+                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    qk = tl.where(keep, qk * qk_scale, float("-inf"))
+                    if MODE == 2:
+                        p = tl.math.exp2(qk - m_i[:, None])
+                    else:
+                        m_ij = tl.maximum(m_i, tl.max(qk, 1))
+                        p = tl.math.exp2(qk - m_ij[:, None])
+                else:
+                    if MODE == 2:
+                        p = tl.math.exp2(qk * qk_scale - m_i[:, None])
+                    else:
+                        m_ij = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
+                        p = tl.math.exp2(qk * qk_scale - m_ij[:, None])
+                if MODE == 2:
+                    v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+                    p = p * l_i[:, None]  # l_i holds 1 / row sum in this mode
+                    acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+                else:
+                    alpha = tl.math.exp2(m_i - m_ij)
+                    l_i = l_i * alpha + tl.sum(p, 1)
+                    m_i = m_ij
+    return acc, l_i, m_i
+
+
+@triton.jit
+def attn_rows(
+    q_src,
+    k_src,
+    v_src,
+    acc,
+    l_i,
+    m_i,
+    start_m,
+    seq_q,
+    seq_k,
+    stride_qs,
+    stride_ks,
+    stride_vs,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    PRESCALE_Q: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
+    WARP_SPECIALIZE: tl.constexpr = False,
+    POLY_EXP: tl.constexpr = 0,
+    USE_ASM: tl.constexpr = False,
+    MASKED_TAIL: tl.constexpr = True,
+):
+    """One query tile of one head: unmasked key tiles first, then the masked ones.
+
+    Key tiles that are fully visible (below the causal diagonal and inside seq_k) run without
+    masks; the diagonal tiles (causal) or the ragged last tile (seq_k % BLOCK_N != 0) run
+    with masks; tiles above the diagonal are never visited. Needs BLOCK_M % BLOCK_N == 0
+    when CAUSAL so that the diagonal starts on a key-tile boundary. PRESCALE_Q (MODE_ONLINE):
+    multiply the Q tile by qk_scale once (in fp32, rounded back to the input dtype) so that
+    scores come out of the dot in the log2 domain; LAZY_RESCALE, WARP_SPECIALIZE (unmasked
+    loop only), POLY_EXP and USE_ASM (all MODE_ONLINE only): see `attn_inner`.
+    MASKED_TAIL=False drops the masked loop: only for callers that know it is empty (not
+    CAUSAL and seq_k % BLOCK_N == 0). Triton 3.6's Hopper warp specialization fails (an MLIR
+    dominance assertion, "PassManager::run failed") when another key loop follows the
+    specialized one, so the 1-pass launcher passes False with WARP_SPECIALIZE.
+    """
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
+    if MODE == 0 and PRESCALE_Q:
+        q = (q.to(tl.float32) * qk_scale).to(q.dtype)
+    prescaled: tl.constexpr = MODE == 0 and PRESCALE_Q
+    hi_full = (seq_k // BLOCK_N) * BLOCK_N
+    hi = seq_k
+    if CAUSAL:
+        hi_full = tl.minimum(hi_full, start_m * BLOCK_M)
+        hi = tl.minimum(hi, (start_m + 1) * BLOCK_M)
+    acc, l_i, m_i = attn_inner(
+        acc, l_i, m_i, q, k_src, v_src, 0, hi_full, offs_m, seq_k, stride_ks, stride_vs,
+        qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
+        prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+    )  # fmt: skip
+    if MASKED_TAIL:
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
+            qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
+            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM,
+        )  # fmt: skip
+    return acc, l_i, m_i
