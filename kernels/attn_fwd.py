@@ -34,8 +34,11 @@ import triton.language as tl
 
 from kernels.attn_loop import (
     MODE_ONLINE,
+    TILES_DEVICE_TMA,
+    TILES_HOST_TMA,
+    TILES_POINTERS,
     attn_rows,
-    make_tile_source,
+    head_source,
     store_tile,
 )
 from kernels.common import (
@@ -99,6 +102,9 @@ class Variant:
 
 
 DEFAULT_VARIANT = Variant()
+# Default tile access on sm_90+: host-built tensor descriptors where the layout allows
+# (no per-program descriptor creation in the kernel), else descriptors built in the kernel.
+AUTO_HOST_TMA = False
 
 
 @triton.jit
@@ -148,18 +154,19 @@ def attn_fwd_kernel(
     off_bh = tl.program_id(1)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
-    q_src = make_tile_source(
-        Q + off_b * stride_qb + off_h * stride_qh, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA
+    q_src = head_source(
+        Q, off_b, off_h, off_bh, stride_qb, stride_qh, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA
     )
-    k_src = make_tile_source(
-        K + off_b * stride_kb + off_h * stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
+    k_src = head_source(
+        K, off_b, off_h, off_bh, stride_kb, stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
     )
-    v_src = make_tile_source(
-        V + off_b * stride_vb + off_h * stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA
+    v_src = head_source(
+        V, off_b, off_h, off_bh, stride_vb, stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA
     )
-    o_src = make_tile_source(
-        Out + off_b * stride_ob + off_h * stride_oh, seq_q, stride_os, BLOCK_M, HEAD_DIM, USE_TMA
-    )
+    o_src = head_source(
+        Out, off_b, off_h, off_bh, stride_ob, stride_oh, seq_q, stride_os, BLOCK_M, HEAD_DIM,
+        USE_TMA,
+    )  # fmt: skip
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
@@ -175,7 +182,7 @@ def attn_fwd_kernel(
         start_m * BLOCK_M,
         seq_q,
         stride_os,
-        out.to(Out.dtype.element_ty),
+        out,
         BLOCK_M,
         HEAD_DIM,
         USE_TMA,
@@ -215,7 +222,7 @@ class _Plan:
 
     __slots__ = (
         "grid", "tail", "full_tail", "meta", "launch", "function", "packed", "stream", "device",
-        "o_shape", "o_dtype", "tiling",
+        "o_shape", "o_dtype", "tiling", "rows",
     )  # fmt: skip
     grid: tuple[int, int, int]
     tail: tuple[Any, ...]  # integer/float arguments after the four pointers
@@ -232,6 +239,51 @@ class _Plan:
 
     def __init__(self) -> None:
         self.launch = None  # set after the first launch on CUDA (direct path)
+        self.rows = None  # TILES_HOST_TMA: (q/o rows, k/v rows) of the descriptors' blocks
+
+
+class _HostDesc:
+    """A light stand-in for `TensorDescriptor` on the direct launch path.
+
+    It holds what Triton's CUDA launcher reads (base, shape, strides, padding); the checks of
+    the real descriptor ran on the plan's first (JIT) launch.
+    """
+
+    __slots__ = ("base", "shape", "strides", "padding", "block_shape")
+
+    def __init__(self, base, rows: int) -> None:  # type: ignore[no-untyped-def]
+        b, h, s, d = base.shape
+        self.base = base
+        self.shape = (b * h * s, d)
+        self.strides = (base.stride(2), 1)
+        self.padding = "zero"
+        self.block_shape = (rows, d)
+
+
+def _collapsible(x) -> bool:  # type: ignore[no-untyped-def]
+    """(B, H, S, D) with a (B*H*S, D) row-major view and 16-byte aligned rows (TMA)."""
+    b, h, s, d = x.shape
+    st = x.stride()
+    return (
+        st[3] == 1
+        and (h == 1 or st[1] == s * st[2])
+        and (b == 1 or st[0] == h * s * st[2])
+        and (st[2] * x.element_size()) % 16 == 0
+    )
+
+
+def _host_descs(plan, q, k, v, o, stand_in: bool):  # type: ignore[no-untyped-def]
+    """Host descriptors of q, k, v, o over their (B*H*S, D) views."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    rq, rk = plan.rows
+    if stand_in:
+        return _HostDesc(q, rq), _HostDesc(k, rk), _HostDesc(v, rk), _HostDesc(o, rq)
+    out = []
+    for x, rows in ((q, rq), (k, rk), (v, rk), (o, rq)):
+        b, h, s, d = x.shape
+        out.append(TensorDescriptor(x, [b * h * s, d], [x.stride(2), 1], [rows, d]))
+    return tuple(out)
 
 
 _PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
@@ -263,7 +315,8 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         o_strides = out.stride()
     else:
         o_strides = (h * sq * d, sq * d, d, 1)
-    use = use_tma(q2.device.type) if tma is None else tma
+    mode = _tile_mode(tma, q2, k2, v2, out, bm)
+    use = mode == TILES_DEVICE_TMA
     if use and q2.device.type == "cuda":
         ensure_allocator()
     # Triton 3.6's Hopper warp specialization fails (compile error) when a second key loop
@@ -280,7 +333,7 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         BLOCK_N=bn,
         HEAD_DIM=d,
         CAUSAL=bool(causal),
-        USE_TMA=bool(use),
+        USE_TMA=mode,
         DOT_PRECISION=dot_precision(q2.dtype),
         PRESCALE_Q=variant.prescale_q,
         LAZY_RESCALE=variant.lazy_rescale,
@@ -290,6 +343,7 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         MASKED_TAIL=not ws,
     )
     plan.tiling = (bm, bn, w, st)
+    plan.rows = (bm, bn) if mode == TILES_HOST_TMA else None
     plan.device = q2.device
     plan.o_shape = tuple(q2.shape)
     plan.o_dtype = q2.dtype
@@ -298,11 +352,38 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
     return plan, (q2, k2, v2)
 
 
+def _tile_mode(tma, q, k, v, out, block_m: int) -> int:  # type: ignore[no-untyped-def]
+    """The TILES_* mode of a call.
+
+    `tma` False -> block pointers, True -> in-kernel descriptors, "host" -> host descriptors
+    (ValueError when the layout does not allow them), None -> on sm_90+ CUDA host descriptors
+    where allowed when AUTO_HOST_TMA, else in-kernel descriptors; block pointers elsewhere.
+    """
+    host_ok = (
+        all(_collapsible(x) for x in (q, k, v))
+        and (out is None or _collapsible(out))
+        and q.shape[2] % block_m == 0
+    )
+    if tma == "host":
+        if not host_ok:
+            raise ValueError(
+                "tma='host' needs q, k, v (and out) viewable as (B*H*S, D) rows of a multiple "
+                f"of 16 bytes and seq_q a multiple of block_m ({block_m})"
+            )
+        return TILES_HOST_TMA
+    if tma is None:
+        if not use_tma(q.device.type):
+            return TILES_POINTERS
+        return TILES_HOST_TMA if AUTO_HOST_TMA and host_ok else TILES_DEVICE_TMA
+    return TILES_DEVICE_TMA if tma else TILES_POINTERS
+
+
 def _launch_jit(plan, q, k, v, o):  # type: ignore[no-untyped-def]
     """Launch through Triton's JIT (compiles on first use); arm the direct path if possible."""
     bm, bn, w, st = plan.tiling
+    args = (q, k, v, o) if plan.rows is None else _host_descs(plan, q, k, v, o, False)
     kernel = attn_fwd_kernel[plan.grid[:2]](
-        q, k, v, o, *plan.tail, **plan.meta, num_warps=w, num_stages=st
+        *args, *plan.tail, **plan.meta, num_warps=w, num_stages=st
     )
     if plan.stream is None or kernel is None or plan.launch is not None:
         return
@@ -337,14 +418,15 @@ def attention_fwd(
     num_warps: int | None = None,
     num_stages: int | None = None,
     out=None,
-    tma: bool | None = None,
+    tma: bool | str | None = None,
     variant: Variant = DEFAULT_VARIANT,
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
 
     Tiling parameters left as None come from `common.pick_tiling` (BLOCK_M 64 when the grid
     would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
-    written in place. `tma` forces tensor descriptors on/off (default: on for CUDA sm_90+).
+    written in place. `tma`: True / False force in-kernel tensor descriptors / block pointers,
+    "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
     `variant` selects inner-loop variants (`Variant`). Per-call host work on a repeated call:
     one cache lookup, the output allocation, one direct launch.
     """
@@ -362,9 +444,10 @@ def attention_fwd(
         qp, kp, vp, op = q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr()
         if not ((qp | kp | vp | op) & 15):
             g = plan.grid
+            args = (qp, kp, vp, op) if plan.rows is None else _host_descs(plan, q, k, v, o, True)
             plan.launch(
                 g[0], g[1], g[2], plan.stream(), plan.function, plan.packed, None, None, None,
-                qp, kp, vp, op, *plan.full_tail,
+                *args, *plan.full_tail,
             )  # fmt: skip
             return o
     if plan is None:

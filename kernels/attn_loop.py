@@ -42,6 +42,12 @@ _EXP2_C3 = tl.constexpr(EXP2_POLY[3])
 _EXP2_CLAMP = tl.constexpr(EXP2_CLAMP)
 
 
+# USE_TMA modes of the tile helpers
+TILES_POINTERS = 0  # block pointers (any layout; the interpreter's default)
+TILES_DEVICE_TMA = 1  # tensor descriptors built in the kernel, one per (batch, head)
+TILES_HOST_TMA = 2  # tensor descriptors built on the host over the (B*H*S, D) view
+
+
 @triton.jit
 def make_tile_source(
     base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
@@ -56,11 +62,44 @@ def make_tile_source(
 
 
 @triton.jit
+def head_source(
+    X,
+    off_b,
+    off_h,
+    off_bh,
+    stride_b,
+    stride_h,
+    seq,
+    stride_s,
+    ROWS: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    USE_TMA: tl.constexpr,
+):
+    """The tile source of head (off_b, off_h) of kernel argument X.
+
+    TILES_HOST_TMA: X is a host-built descriptor over the (B*H*S, HEAD_DIM) view and the
+    source is (X, first row of the head); otherwise X is a pointer (`make_tile_source`).
+    """
+    if USE_TMA == 2:
+        return (X, off_bh * seq)
+    else:
+        return make_tile_source(
+            X + off_b * stride_b + off_h * stride_h, seq, stride_s, ROWS, HEAD_DIM, USE_TMA
+        )
+
+
+@triton.jit
 def load_tile(
     src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
 ):
-    """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero."""
-    if USE_TMA:
+    """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero.
+
+    (TILES_HOST_TMA reads the next head's rows there instead: its launcher keeps seq_q a
+    multiple of BLOCK_M, and keys past seq_k are masked by the caller.)
+    """
+    if USE_TMA == 2:
+        return src[0].load([src[1] + row, 0])
+    elif USE_TMA:
         return src.load([row, 0])
     else:
         ptr = tl.make_block_ptr(
@@ -85,9 +124,11 @@ def store_tile(
     HEAD_DIM: tl.constexpr,
     USE_TMA: tl.constexpr,
 ):
-    """Store rows [row, row + ROWS) of a head; rows past `seq` are dropped."""
-    if USE_TMA:
-        dst.store([row, 0], value)
+    """Store rows [row, row + ROWS) of a head in its dtype; rows past `seq` are dropped."""
+    if USE_TMA == 2:
+        dst[0].store([dst[1] + row, 0], value.to(dst[0].dtype))
+    elif USE_TMA:
+        dst.store([row, 0], value.to(dst.dtype))
     else:
         ptr = tl.make_block_ptr(
             dst,
@@ -97,7 +138,7 @@ def store_tile(
             block_shape=(ROWS, HEAD_DIM),
             order=(1, 0),
         )
-        tl.store(ptr, value, boundary_check=(0,))
+        tl.store(ptr, value.to(dst.dtype.element_ty), boundary_check=(0,))
 
 
 def _f32_ptx(value: float) -> str:
