@@ -124,3 +124,59 @@ class PlanCache:
             self.plans.clear()
         self.plans[key] = plan
         return plan
+
+
+class DescriptorLaunch:
+    """Direct launches of a compiled kernel whose first arguments are host tensor descriptors.
+
+    Triton's CUDA launcher encodes every host descriptor (a CUtensorMap, `cuTensorMapEncode`)
+    on every call. This keeps the encoded arguments per tuple of base pointers (the shapes,
+    strides and block shapes are fixed by the launch plan that owns this object) and calls the
+    launcher's inner C function with them, so a repeated call on the same tensors encodes
+    nothing. Built from `CompiledKernel.run`; raises ValueError when that launcher is not the
+    shape this relies on (Triton 3.6's CudaLauncher: descriptor arguments first, no global or
+    profile scratch), and the caller keeps the plain launcher.
+    """
+
+    __slots__ = ("raw", "meta", "expand", "coop", "pdl", "n", "cache", "make")
+
+    def __init__(self, run: Any, n_desc: int, make: Any) -> None:
+        import inspect
+
+        from triton.backends.nvidia.driver import make_tensordesc_arg
+
+        try:
+            names = inspect.getclosurevars(run.launch).nonlocals
+            raw, meta, indices = (
+                names["launcher"],
+                names["tensordesc_meta"],
+                names["tensordesc_indices"],
+            )
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"unexpected Triton launcher: {exc}") from exc
+        if set(indices) != set(range(n_desc)) or len(meta) != n_desc:
+            raise ValueError("descriptor arguments are not the first arguments")
+        if run.global_scratch_size or run.profile_scratch_size:
+            raise ValueError("the kernel needs scratch memory")
+        self.raw, self.meta, self.expand = raw, list(meta), make_tensordesc_arg
+        self.coop, self.pdl = run.launch_cooperative_grid, run.launch_pdl
+        self.n, self.make = n_desc, make  # make(tensors) -> descriptors
+        self.cache: dict[tuple[int, ...], list[Any]] = {}
+
+    def __call__(
+        self, grid: tuple[int, ...], stream: Any, function: Any, packed: Any, tensors: Any,
+        tail: tuple[Any, ...],
+    ) -> None:  # fmt: skip
+        """Launch with descriptors of `tensors` (cached by their data pointers) and `tail`."""
+        key = tuple(t.data_ptr() for t in tensors)
+        args = self.cache.get(key)
+        if args is None:
+            if len(self.cache) >= 64:
+                self.cache.clear()
+            descs = self.make(tensors)
+            args = [x for d, m in zip(descs, self.meta, strict=True) for x in self.expand(d, m)]
+            self.cache[key] = args
+        self.raw(
+            grid[0], grid[1], grid[2], stream, function, self.coop, self.pdl, None, None,
+            packed, None, None, None, *args, *tail,
+        )  # fmt: skip
