@@ -181,6 +181,7 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
     )
     block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
     single = s.seq_k <= block
+    lanes = _softmax_lane_blocks(s, block) * block  # lanes a row program steps through
     warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
     rows = heads * s.seq_q
     tri = min(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys, later rows all
@@ -203,8 +204,8 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
         hbm_write_bytes=heads * score_elems * b,
         flops=0.0,
-        work=heads * score_elems * b * (2.0 if single else 3.0),
-        longest=s.seq_k * b * (2.0 if single else 3.0),
+        work=heads * lanes * b * (2.0 if single else 3.0),
+        longest=math.ceil(s.seq_k / block) * block * b * (2.0 if single else 3.0),
     )
     tiles = _query_tiles(s, t)
     pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
@@ -228,22 +229,34 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
     return qk, softmax, pv
 
 
+def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
+    """BLOCK-wide steps over all rows of one head (a row visits ceil(visible keys / BLOCK)).
+
+    The kernel's work goes by lanes, not by visible keys: a causal row of 9000 keys steps
+    through two 8192-lane blocks, masked loads or not.
+    """
+    if not s.causal:
+        return s.seq_q * math.ceil(s.seq_k / block)
+    n = min(s.seq_q, s.seq_k)  # rows 1..n see 1..n keys; later rows see all seq_k
+    q, r = divmod(n, block)
+    steps = block * q * (q + 1) // 2 + r * (q + 1)
+    return steps + (s.seq_q - n) * math.ceil(s.seq_k / block)
+
+
 def _with_measured(
     plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
 ) -> tuple[KernelPlan, ...]:
-    """Attach each unfused kernel's measured rate and fixed time (entries nearest this tiling).
+    """Attach each unfused kernel's measured rate (the entry nearest this tiling).
 
     An entry's own shape is planned with the same code, so its work and bytes are counted
     the same way. Its time splits into the memory part (its HBM bytes at the bandwidth the
     device had in that calibration run) and the rest (arithmetic, latency, store issue):
     seconds of the rest per unit of work (from the entry with the most work) stay a property
     of the kernel, while the memory part is recomputed from the planned bytes at the modelled
-    device's bandwidth. The entry with the least work (a tiny calibration shape), when there
-    are two, gives the fixed time: what it took beyond that rate's prediction and do_bench's
-    floor.
+    device's bandwidth. The softmax takes the rate of an entry on its own path (rows in one
+    block, or the two-loop path for rows longer than SOFTMAX_MAX_BLOCK) when there is one.
     """
     out = []
-    floor = cal.bench_floor_s or 0.0
     for i, plan in enumerate(plans):
         found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
         if not found:
@@ -255,12 +268,7 @@ def _with_measured(
         one = s.seq_k <= SOFTMAX_MAX_BLOCK
         same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
         big = max(same_path or split, key=lambda x: x[0])
-        rate = big[2] / big[0]
-        small = min(split, key=lambda x: x[0])
-        fixed = 0.0
-        if small[0] < big[0]:
-            fixed = max(0.0, small[3].time_s - floor - small[1] - rate * small[0])
-        out.append(replace(plan, measured=(rate, float(sm_count)), measured_fixed_s=fixed))
+        out.append(replace(plan, measured=(big[2] / big[0], float(sm_count))))
     return tuple(out)
 
 

@@ -56,8 +56,8 @@ ASSUMPTIONS = (
     "unequal blocks share their SM's time with the blocks resident at each moment",
     "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
     "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
-    "measured rate of the entry's time less its bytes at the calibration run's bandwidth, "
-    "plus a fixed time: what the kernel took on a tiny calibration shape beyond that",
+    "measured rate of the entry's time less its bytes at the calibration run's bandwidth; "
+    "softmax work counted in BLOCK-wide row steps (masked lanes included)",
     "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
     "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
     "and blocks started together), else prologue work + 2 HBM latencies",
@@ -122,7 +122,6 @@ class KernelPlan:
     # steps) over the whole device, and the SM count (a block alone gets one SM's share);
     # `work` and `longest` are this plan's total and longest-block work
     measured: tuple[float, float] | None = None
-    measured_fixed_s: float = 0.0  # unfused: fixed time beyond the measured rate (tiny shape)
     work: float = 0.0
     longest: float = 0.0
 
@@ -374,7 +373,6 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # memory part at this device's bandwidth + the measured rest; a grid too small to
         # fill the SMs runs at its longest block's one-SM share
         scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
-        scheduled += plan.measured_fixed_s
     per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)

@@ -267,3 +267,19 @@ def test_blocks_left_alone_on_an_sm_run_faster() -> None:
     longest_shared = max(_block_times(plan, rates, kt.resident_per_sm).values())
     longest_alone = max(_block_times(plan, rates, 1).values())
     assert longest_alone <= kt.scheduled_s < longest_shared
+
+
+@pytest.mark.parametrize(
+    "sq,sk,block,causal",
+    [(100, 100, 16, True), (37, 50, 16, True), (64, 30, 8, True), (9000, 9000, 8192, True),
+     (40, 40, 64, True), (100, 70, 16, False)],
+)  # fmt: skip
+def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: bool) -> None:
+    """A softmax row steps through ceil(visible keys / BLOCK) blocks (brute-force count)."""
+    import math
+
+    from mappers.gpu_kernels import _softmax_lane_blocks
+
+    s = AttnShape(1, 1, sq, sk, 16, 16, causal, "bf16", 2)
+    visible = [min(sk, i + 1) if causal else sk for i in range(sq)]
+    assert _softmax_lane_blocks(s, block) == sum(math.ceil(n / block) for n in visible)
