@@ -35,15 +35,18 @@ from typing import Any
 
 import triton
 
-BLOCK_BUDGET_S = 75.0
+BLOCK_BUDGET_S = 110.0
 STEPS = (2, 8)
 SMALL_GRID = 16
 WAVES = 4
-# (mode, head_dim, (block_m, block_n, num_warps, num_stages)): the validation tilings
-# (kernels.bench.TILINGS) of the 1-pass kernel and of both 2-pass passes
-BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int]], ...] = (
+# (mode, head_dim, (block_m, block_n, num_warps, num_stages), tiles): the validation tilings
+# (kernels.bench.TILINGS) of the 1-pass kernel, with host- and kernel-built descriptors (it
+# takes the latter when seq_q is not a multiple of BLOCK_M), and of both 2-pass passes
+# (kernel-built descriptors only)
+BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int], str], ...] = (
     *(
-        ("online", d, t)
+        ("online", d, t, tiles)
+        for tiles in ("host", "device")
         for d, ts in (
             (64, ((128, 128, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 64, 4, 3))),
             (128, ((128, 128, 8, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 4, 3))),
@@ -51,7 +54,7 @@ BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int]], ...] = (
         for t in ts
     ),
     *(
-        (mode, d, t)
+        (mode, d, t, "device")
         for d, ts in (
             (64, ((128, 64, 4, 3), (128, 128, 8, 3))),
             (128, ((128, 64, 8, 3), (128, 128, 8, 3))),
@@ -89,7 +92,15 @@ def occupancy(torch: Any, kernel: Any, warps: int) -> int:
     )
 
 
-def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], blocks: int, n: int):  # type: ignore[no-untyped-def]
+def _caller(  # type: ignore[no-untyped-def]
+    torch: Any,
+    mode: str,
+    d: int,
+    tiling: tuple[int, int, int, int],
+    blocks: int,
+    n: int,
+    tiles: str = "device",
+):
     """A zero-argument launch of one kernel on the calibration shape, and its compiled kernel."""
     from kernels import attn_2pass
     from kernels.attn_fwd import attention_fwd, attn_fwd_kernel
@@ -101,8 +112,11 @@ def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], bl
     o = torch.empty_like(q)
     tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
     if mode == "online":
+        tile["tma"] = "host" if tiles == "host" else True
         attention_fwd(q, k, v, out=o, **tile)
-        meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False)
+        meta = dict(
+            BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False, USE_TMA=1 if tiles == "device" else 2
+        )
         compiled = compiled_kernel(attn_fwd_kernel, meta, w, st)
         return (lambda: attention_fwd(q, k, v, out=o, **tile)), compiled
     attn_2pass.attention_2pass(q, k, v, out=o, **tile)
@@ -143,6 +157,7 @@ def _point(
     waves: int,
     fixed: float,
     step: float,
+    tiles: str,
 ) -> dict[str, Any]:
     bm, bn, w, st = tiling
     return {
@@ -156,6 +171,7 @@ def _point(
         "blocks": blocks,
         "blocks_per_sm": per_sm,
         "waves": waves,
+        "tiles": tiles,
         "fixed_us": round(fixed, 3),
         "step_us": round(step, 4),
     }
@@ -169,13 +185,13 @@ def measure_blocks(torch: Any, floor_us: float) -> list[dict[str, Any]]:
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     t0 = time.time()
     points: list[dict[str, Any]] = []
-    for mode, d, tiling in BLOCK_PLAN:
+    for mode, d, tiling, tiles in BLOCK_PLAN:
         if time.time() - t0 > BLOCK_BUDGET_S:
-            print(f"  block budget spent: skip {mode} d{d} {tiling}", file=sys.stderr)
+            print(f"  block budget spent: skip {mode} d{d} {tiling} {tiles}", file=sys.stderr)
             continue
         bm, bn, w, st = tiling
         try:
-            _, compiled = _caller(torch, mode, d, tiling, sms, STEPS[0])
+            _, compiled = _caller(torch, mode, d, tiling, sms, STEPS[0], tiles)
             occ = occupancy(torch, compiled, w) if compiled is not None else 1
             if compiled is None:
                 print(f"  {mode} d{d} {tiling}: compiled kernel not found, 1/SM", file=sys.stderr)
@@ -183,27 +199,27 @@ def measure_blocks(torch: Any, floor_us: float) -> list[dict[str, Any]]:
             for blocks, per_sm in grids:
                 times = []
                 for n in STEPS:
-                    call, _ = _caller(torch, mode, d, tiling, blocks, n)
+                    call, _ = _caller(torch, mode, d, tiling, blocks, n, tiles)
                     times.append(_ms(call) * 1e3)
                     torch.cuda.empty_cache()
                 step = (times[1] - times[0]) / (STEPS[1] - STEPS[0])
                 fixed = times[0] - STEPS[0] * step - floor_us
-                point = _point(mode, d, tiling, blocks, per_sm, 1, fixed, step)
+                point = _point(mode, d, tiling, blocks, per_sm, 1, fixed, step, tiles)
                 points.append(point)
                 print(f"  {point} T={[round(t, 2) for t in times]}", file=sys.stderr)
             # later waves: the full-occupancy grid WAVES times over
             blocks = grids[-1][0] * WAVES
             many = []
             for n in STEPS:
-                call, _ = _caller(torch, mode, d, tiling, blocks, n)
+                call, _ = _caller(torch, mode, d, tiling, blocks, n, tiles)
                 many.append(_ms(call) * 1e3)
                 torch.cuda.empty_cache()
             step_w = (many[1] - many[0]) / ((STEPS[1] - STEPS[0]) * WAVES)
             # times[0]: T(2) of the last (full-occupancy) one-wave grid above
             later = (many[0] - times[0]) / (WAVES - 1) - STEPS[0] * step_w
-            point = _point(mode, d, tiling, blocks, grids[-1][1], WAVES, later, step_w)
+            point = _point(mode, d, tiling, blocks, grids[-1][1], WAVES, later, step_w, tiles)
             points.append(point)
             print(f"  {point} T={[round(t, 2) for t in many]}", file=sys.stderr)
         except Exception as exc:  # noqa: BLE001 - keep the other entries
-            print(f"  skip block {mode} d{d} {tiling}: {exc}"[:300], file=sys.stderr)
+            print(f"  skip block {mode} d{d} {tiling} {tiles}: {exc}"[:300], file=sys.stderr)
     return points

@@ -100,6 +100,16 @@ def kv_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -
     return math.ceil(tiles / concurrent_blocks)
 
 
+def _tiles(s: AttnShape, t: Tiling, mode: str) -> str:
+    """How the kernel reaches its tiles on sm_90: "host" or "device"-built descriptors.
+
+    As `kernels.attn_fwd._tile_mode` picks them for the usual contiguous (B, H, S, D) layout:
+    the 1-pass kernel through host-built descriptors when seq_q is a multiple of BLOCK_M,
+    otherwise (and the 2-pass kernel always) through descriptors built in the kernel.
+    """
+    return "host" if mode == "online" and s.seq_q % t.block_m == 0 else "device"
+
+
 def _registers(elements_fp32: float, warps: int) -> int:
     return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
@@ -150,6 +160,7 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
         flops=flops,
         mode=mode,
         head_dim=d,
+        tiles=_tiles(s, t, mode),
     )
 
 

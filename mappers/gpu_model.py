@@ -117,6 +117,7 @@ class KernelPlan:
     flops: float
     mode: str = ""  # fused kernels: the measured tile chain it runs (online, stats, output)
     head_dim: int = 0
+    tiles: str = "device"  # fused kernels: tile access, host- or kernel-built descriptors
     # unfused kernels timed alone in the calibration: seconds of the measured time less its
     # memory part per unit of the kernel's work (score tiles, softmax row bytes, P.V tile
     # steps) over the whole device, and the SM count (a block alone gets one SM's share);
@@ -153,7 +154,9 @@ def plan_residency(arch: GpuArch, plan: KernelPlan) -> Residency:
     cal = arch.calibration
     t = plan.tiling
     measured = (
-        cal.occupancy(plan.mode, plan.head_dim, (t.block_m, t.block_n, t.num_warps, t.num_stages))
+        cal.occupancy(
+            plan.mode, plan.head_dim, (t.block_m, t.block_n, t.num_warps, t.num_stages), plan.tiles
+        )
         if cal is not None and plan.mode
         else None
     )
@@ -282,7 +285,7 @@ def _block_times(
         full = step_times(plan.step, rates, t.num_warps).round_s(k, hidden, prefetched)
         masked = step_times(plan.masked_step, rates, t.num_warps).round_s(k, hidden, prefetched)
     started = started or min(plan.blocks, k * rates.arch.sm_count)
-    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later)
+    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later, plan.tiles)
     if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
         overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
         overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)

@@ -64,9 +64,15 @@ class DeviceRates:
             return None
         return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
 
-
     def block_fixed_s(
-        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool
+        self,
+        mode: str,
+        head_dim: int,
+        tiling: Tiling,
+        per_sm: int,
+        started: int,
+        later: bool,
+        tiles: str = "device",
     ) -> float | None:
         """Measured per-block fixed seconds of a fused kernel (None when not calibrated).
 
@@ -76,7 +82,8 @@ class DeviceRates:
         if cal is None or not mode:
             return None
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
-        return cal.block_fixed(mode, head_dim, t, per_sm, started, self.arch.sm_count, later)
+        sms = self.arch.sm_count
+        return cal.block_fixed(mode, head_dim, t, per_sm, started, sms, later, tiles)
 
 
 def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:

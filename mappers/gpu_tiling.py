@@ -255,6 +255,14 @@ def _result(
     util = min(1.0, shape.flops / (peak * latency))
     warnings = [*ASSUMPTIONS, *rates.notes]
     warnings.append(f"causal={shape.causal} (from the cascade's where conditions)")
+    for p in plans:
+        if p.mode:
+            warnings.append(
+                f"{p.name}: tiles through {'host' if p.tiles == 'host' else 'kernel'}-built "
+                "tensor descriptors (as the kernel "
+                "picks for a contiguous (B, H, S, D) layout on sm_90; per-block fixed times "
+                "measured for that path)"
+            )
     if chosen.problem:
         warnings.append(f"tiling {chosen.tiling} cannot run as modelled: {chosen.problem}")
     first = main.residency

@@ -22,7 +22,8 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     bench_floor_us: 2.6                   # do_bench median of an empty kernel
     attention_blocks:                     # fused kernels' per-block fixed time
       - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
-         num_stages: 3, blocks: 132, blocks_per_sm: 1, fixed_us: 6.1, step_us: 2.3}
+         num_stages: 3, blocks: 132, blocks_per_sm: 1, waves: 1, tiles: host, fixed_us: 6.1,
+         step_us: 2.3}
     unfused_kernels:                      # unfused baseline kernels timed alone
       - {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,
          num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
@@ -98,6 +99,7 @@ BLOCK_KEYS = (
     "blocks",
     "blocks_per_sm",
     "waves",
+    "tiles",
     "fixed_us",
     "step_us",
 )
@@ -148,7 +150,9 @@ class BlockPoint:
     together; `fixed_s` is the time of a block besides its loop steps (intercept of the
     kernel's time over its key-tile steps, less the do_bench floor); `step_s` the slope.
     `waves` > 1: the grid ran that many waves and `fixed_s` is a later wave's fixed time
-    (its blocks start as slots free, not all at once after the flush).
+    (its blocks start as slots free, not all at once after the flush). `tiles`: how the
+    kernel reached its tiles, "device" (tensor descriptors built in the kernel, the only way
+    before host-built ones existed, hence the default) or "host" (host-built descriptors).
     """
 
     mode: str
@@ -163,6 +167,7 @@ class BlockPoint:
     fixed_s: float
     step_s: float
     waves: int = 1
+    tiles: str = "device"
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +305,7 @@ class Calibration:
         started: int,
         sm_count: int,
         later: bool = False,
+        tiles: str = "device",
     ) -> float | None:
         """Measured fixed seconds per block for this mode, head dim and tiling (None if none).
 
@@ -309,9 +315,9 @@ class Calibration:
         the number of blocks started together (`started`, capped at `sm_count`) between the
         small-grid and the one-per-SM entries. `later`: a block of a later wave (entries with
         waves > 1, the most blocks per SM up to `per_sm`); the first-wave value when the
-        calibration has none.
+        calibration has none. Entries of the `tiles` access path are used when there are any.
         """
-        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+        near = self._blocks(mode, head_dim, tiles)
         if not near:
             return None
 
@@ -340,7 +346,15 @@ class Calibration:
         f = (n - lo.blocks) / (hi.blocks - lo.blocks)
         return max(0.0, lo.fixed_s + f * (hi.fixed_s - lo.fixed_s))
 
-    def occupancy(self, mode: str, head_dim: int, tiling: tuple[int, int, int, int]) -> int | None:
+    def _blocks(self, mode: str, head_dim: int, tiles: str) -> list[BlockPoint]:
+        """Block entries of this mode and head dim; those of `tiles` when there are any."""
+        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+        same = [p for p in near if p.tiles == tiles]
+        return same or near
+
+    def occupancy(
+        self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], tiles: str = "device"
+    ) -> int | None:
         """Blocks per SM of the compiled fused kernel with exactly this tiling, if measured.
 
         `kernels.microbench_blocks` reads it off the compiled kernel (registers, shared memory)
@@ -348,10 +362,8 @@ class Calibration:
         """
         exact = [
             p.blocks_per_sm
-            for p in self.attention_blocks
-            if p.mode == mode
-            and p.head_dim == head_dim
-            and (p.block_m, p.block_n, p.num_warps, p.num_stages) == tuple(tiling)
+            for p in self._blocks(mode, head_dim, tiles)
+            if (p.block_m, p.block_n, p.num_warps, p.num_stages) == tuple(tiling)
         ]
         return max(exact) if exact else None
 
@@ -452,7 +464,10 @@ def _block(r: Reader) -> BlockPoint | None:
         return None
     mode, dtype = r.req("mode", "str"), r.opt("dtype", "str")
     ints = {}
-    for key in BLOCK_KEYS[2:-2]:
+    tiles_c = r.opt("tiles", "str")
+    if tiles_c is not None and tiles_c.value not in ("host", "device"):
+        tiles_c.error(f"expected 'host' or 'device', got {tiles_c.value!r}")
+    for key in BLOCK_KEYS[2:-3]:
         c = r.opt(key, "int") if key == "waves" else r.req(key, "int")
         ints[key] = int(c.value) if c is not None and c.value > 0 else 0
         if c is not None and c.value <= 0:
@@ -468,6 +483,7 @@ def _block(r: Reader) -> BlockPoint | None:
         str(dtype.value) if dtype else "bf16",
         fixed_s=float(fixed_c.value) * 1e-6,  # may be slightly negative (timing noise)
         step_s=step,
+        tiles=str(tiles_c.value) if tiles_c is not None else "device",
         **ints,
     )
 

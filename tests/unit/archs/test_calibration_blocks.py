@@ -88,3 +88,30 @@ def test_model_uses_the_measured_occupancy(tmp_path):
     three = _cal(tmp_path, _entry(396, 3, 9.0))
     res = plan_residency(replace(arch, calibration=three), plan)
     assert (res.blocks_per_sm, res.limiter) == (3, "measured occupancy")
+
+
+def test_entries_of_the_call_s_tile_path_are_preferred(tmp_path):
+    host = _entry(132, 1, 4.0).replace("fixed_us", "tiles: host, fixed_us")
+    cal = _cal(tmp_path, host + _entry(132, 1, 7.0))
+    t = (128, 128, 8, 3)
+    assert cal.block_fixed("online", 128, t, 1, 132, 132, tiles="host") == pytest.approx(4.0e-6)
+    assert cal.block_fixed("online", 128, t, 1, 132, 132, tiles="device") == pytest.approx(7.0e-6)
+    only_host = _cal(tmp_path, host)  # no device entry: the host one stands in
+    assert only_host.block_fixed("online", 128, t, 1, 132, 132) == pytest.approx(4.0e-6)
+    with pytest.raises(SpecError, match="expected 'host' or 'device'"):
+        _cal(tmp_path, _entry(132, 1, 4.0).replace("fixed_us", "tiles: gpu, fixed_us"))
+
+
+def test_1pass_plans_pick_the_kernel_s_tile_path():
+    from mappers.gpu_kernels import AttnShape, kernel_plans
+    from mappers.gpu_rates import Tiling
+
+    t = Tiling(128, 64, 8, 3)
+
+    def tiles(family, seq):
+        shape = AttnShape(1, 4, seq, seq, 128, 128, False, "bf16", 2)
+        return [p.tiles for p in kernel_plans(family, shape, t, 132, 50 << 20)]
+
+    assert tiles("1pass", 1024) == ["host"]
+    assert tiles("1pass", 1000) == ["device"]  # the last query tile is ragged
+    assert tiles("2pass", 1024) == ["device", "device"]
