@@ -209,7 +209,7 @@ def _buffers(q, out):  # type: ignore[no-untyped-def]
 class _Plan:
     """A call's launches (stats pass, output pass) and output shapes (see kernels.launch)."""
 
-    __slots__ = ("passes", "o_shape", "stat_shape", "dtype", "device", "direct")
+    __slots__ = ("passes", "o_shape", "stat_shape", "dtype", "device")
 
     def __init__(self, q, k, v, out, causal, scale, tiling, tma):  # type: ignore[no-untyped-def]
         b, h, sq, d = q.shape

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DirectLaunch", "PlanCache"]
+__all__ = ["DescriptorLaunch", "DirectLaunch", "PlanCache"]
 
 
 class DirectLaunch:
