@@ -1,4 +1,4 @@
-"""Timing harness: `python -m kernels.bench --suite validation|smoke --out DIR` (GPU).
+"""Timing harness: `python -m kernels.bench --suite validation|holdout|smoke --out DIR` (GPU).
 
 For every configuration (family x shape x tiling) it times the kernel with
 `triton.testing.do_bench` (median and 10th/90th percentiles, warm-up first, L2 flushed by
@@ -30,7 +30,7 @@ import triton
 
 from kernels.attn_2pass import attention_2pass
 from kernels.attn_fwd import attention_fwd
-from kernels.attn_unfused import attention_unfused
+from kernels.attn_unfused import attention_unfused, scores_shape
 from kernels.common import (
     AttnShape,
     attn_flops,
@@ -117,6 +117,40 @@ def validation_shapes() -> list[AttnShape]:
     return shapes
 
 
+def holdout_shapes() -> list[AttnShape]:
+    """20 shapes unlike the validation set's, to check that the GPU model generalizes.
+
+    Sequence lengths off the powers of two (768, 1536, 3072, 6144, 12288), ragged ones that
+    are no multiple of any BLOCK_M (1000, 2500, 4000: the 1-pass kernel's in-kernel
+    descriptor path and masked last tiles), seq_q != seq_k (a short query chunk against a
+    long KV cache), other batch x heads (3x12, 16x20, 4x40, 1x2, 1x1, 8x32). None of these is
+    in `validation_shapes()`; the model is never calibrated on either suite.
+    """
+    a = AttnShape
+    return [
+        a(3, 12, 3072, 3072, 128, False),
+        a(3, 12, 3072, 3072, 64, True),
+        a(8, 32, 2048, 2048, 128, False),
+        a(8, 32, 2048, 2048, 64, True),
+        a(2, 8, 6144, 6144, 64, False),
+        a(2, 8, 6144, 6144, 128, True),
+        a(1, 8, 12288, 12288, 128, False),
+        a(1, 8, 12288, 12288, 64, True),
+        a(16, 20, 1536, 1536, 64, False),
+        a(16, 20, 1536, 1536, 128, True),
+        a(4, 40, 768, 768, 128, False),
+        a(1, 2, 2048, 2048, 128, False),
+        a(1, 1, 8192, 8192, 64, False),
+        a(2, 16, 1000, 1000, 64, False),
+        a(1, 16, 2500, 2500, 128, True),
+        a(4, 8, 4000, 4000, 128, False),
+        a(4, 16, 512, 4096, 128, False),
+        a(2, 16, 1024, 8192, 64, False),
+        a(6, 24, 1024, 1024, 128, False),
+        a(2, 4, 24576, 24576, 128, False),
+    ]
+
+
 def smoke_shapes() -> list[AttnShape]:
     """A handful of small shapes (< 1 minute including compiles)."""
     return [
@@ -136,8 +170,8 @@ def build_configs(
     suite: str, families: list[str], elem: int = 2, smem_limit: int | None = None
 ) -> list[Config]:
     """Every configuration of a suite, grouped by family (family order as given)."""
-    shapes = validation_shapes() if suite == "validation" else smoke_shapes()
-    tilings = TILINGS if suite == "validation" else SMOKE_TILINGS
+    shapes = {"validation": validation_shapes, "holdout": holdout_shapes}.get(suite, smoke_shapes)()
+    tilings = SMOKE_TILINGS if suite == "smoke" else TILINGS
     limit = device_smem_limit() if smem_limit is None else smem_limit
     out: list[Config] = []
     for fam in families:
@@ -291,7 +325,9 @@ def check_family(cfg: Config, dtype: torch.dtype) -> str | None:
     scores = None
     if cfg.family == "triton-unfused":
         s = cfg.shape
-        scores = torch.empty((s.batch * s.heads, s.seq_q, s.seq_k), device="cuda", dtype=dtype)
+        scores = torch.empty(
+            scores_shape(s.batch, s.heads, s.seq_q, s.seq_k), device="cuda", dtype=dtype
+        )
     with _Backend(cfg.family):
         out = make_runner(cfg, q, k, v, scores)()
     torch.cuda.synchronize()
@@ -428,7 +464,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
                 inputs_key = key
             if fam == "triton-unfused" and scores is None:
                 scores = torch.empty(
-                    (shape.batch * shape.heads, shape.seq_q, shape.seq_k),
+                    scores_shape(shape.batch, shape.heads, shape.seq_q, shape.seq_k),
                     device="cuda",
                     dtype=dtype,
                 )
@@ -492,7 +528,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m kernels.bench", description=__doc__.splitlines()[0])
-    p.add_argument("--suite", choices=("validation", "smoke"), required=True)
+    p.add_argument("--suite", choices=("validation", "holdout", "smoke"), required=True)
     p.add_argument("--out", type=Path, default=Path("kernels/measurements"))
     p.add_argument(
         "--families",

@@ -42,12 +42,12 @@ def _ms(fn: Any) -> float:
 
 def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
     """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes."""
-    from kernels.attn_unfused import attention_unfused, plan_for
+    from kernels.attn_unfused import attention_unfused, plan_for, scores_shape
 
     dt = torch.bfloat16
     q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
     o = torch.empty_like(q)
-    s = torch.randn(bh, seq, seq, device="cuda", dtype=dt)
+    s = torch.randn(scores_shape(1, bh, seq, seq), device="cuda", dtype=dt)
     bm, bn, w, st = tiling
     tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
     attention_unfused(q, k, v, causal, out=o, scores=s, **tile)  # compile, arm the launches

@@ -25,6 +25,7 @@ from mappers.gpu_model import (
 
 FAMILIES = ("1pass", "2pass", "unfused")
 SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row held in registers at once
+SCORES_ROW_ALIGN = 64  # kernels.attn_unfused: score rows padded to a multiple of this
 # fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
 # conversion of two elements = 0.5). Row reductions' shuffles are not counted.
 ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
@@ -168,11 +169,14 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     heads = s.batch * s.heads
     n_q, n_k = math.ceil(s.seq_q / bm), math.ceil(s.seq_k / bn)
-    computed, score_elems = 0, 0.0
+    ld = math.ceil(s.seq_k / SCORES_ROW_ALIGN) * SCORES_ROW_ALIGN  # padded row length
+    computed, score_elems, pv_elems = 0, 0.0, 0.0
     for i in range(n_q):  # causal: key tiles up to the one holding key (i + 1) * bm - 1
         cols = n_k if not s.causal else min(n_k, ((i + 1) * bm - 1) // bn + 1)
         computed += cols
-        score_elems += min(bm, s.seq_q - i * bm) * min(s.seq_k, cols * bn)
+        rows_i = min(bm, s.seq_q - i * bm)
+        score_elems += rows_i * min(s.seq_k, cols * bn)
+        pv_elems += rows_i * min(ld, cols * bn)  # P.V loads up to the padded row end
     qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
     qk = KernelPlan(
         name="qk",
@@ -231,7 +235,7 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         fixed=StepWork((), 0.0, bm * f, bm * f * b),
         round_trips=2,
         groups=_groups(s, [(0, a + m) for a, m, _ in tiles]),
-        hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
+        hbm_read_bytes=heads * (pv_elems + s.seq_k * f) * b,
         hbm_write_bytes=heads * s.seq_q * f * b,
         flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
         work=float(heads * sum(a + m for a, m, _ in tiles)),

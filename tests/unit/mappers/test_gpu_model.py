@@ -283,3 +283,24 @@ def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: b
     s = AttnShape(1, 1, sq, sk, 16, 16, causal, "bf16", 2)
     visible = [min(sk, i + 1) if causal else sk for i in range(sq)]
     assert _softmax_lane_blocks(s, block) == sum(math.ceil(n / block) for n in visible)
+
+
+def test_unfused_constants_mirror_the_kernels() -> None:
+    """The model restates two kernel constants (it must not import torch); keep them equal."""
+    pytest.importorskip("triton")
+    from kernels import attn_unfused
+    from mappers import gpu_kernels
+
+    assert gpu_kernels.SOFTMAX_MAX_BLOCK == attn_unfused.SOFTMAX_MAX_BLOCK
+    assert gpu_kernels.SCORES_ROW_ALIGN == attn_unfused.SCORES_ROW_ALIGN
+
+
+@pytest.mark.parametrize(("seq", "padded"), [(2048, 2048), (2500, 2560), (1000, 1024)])
+def test_unfused_pv_reads_padded_score_rows(seq: int, padded: int) -> None:
+    """P.V loads score rows up to the padded row end; QK^T writes only seq_k entries."""
+    shape = AttnShape(2, 4, seq, seq, 64, 64, False, "bf16", 2)
+    qk, _, pv = kernel_plans("unfused", shape, Tiling(128, 128, 8, 3), 132, 50 * 2**20)
+    heads, elem = 2 * 4, 2
+    assert qk.hbm_write_bytes == heads * seq * seq * elem
+    n_k_cols = math.ceil(seq / 128) * 128
+    assert pv.hbm_read_bytes == heads * (seq * min(padded, n_k_cols) + seq * 64) * elem
