@@ -1,14 +1,8 @@
 """Unfused 3-kernel attention baseline (family `triton-unfused`, mapper `gpu-unfused`).
 
 1. `qk_kernel`: S = (Q K^T) * scale * log2(e), one BLOCK_M x BLOCK_N tile per program, written
-   to HBM in the input dtype as (batch*heads, seq_q, ld) with rows padded to
-   ld = `scores_row_elems(seq_k)` (a multiple of SCORES_ROW_ALIGN elements), so every row
-   starts 128-byte aligned and all three kernels use vector accesses whatever seq_k is.
-   (Unpadded rows of a seq_k that is no multiple of 16 forced 2-byte accesses: on the H200 a
-   1x16x2500 causal head-dim-128 call took 0.44-0.87 ms where aligned ones run at the model's
-   rate; benchmarks/results/README.md.) Only the first seq_k entries of a row are ever
-   read as scores. Causal: tiles entirely above the diagonal are skipped (never written,
-   never read).
+   to HBM in the input dtype (batch*heads, seq_q, seq_k). Causal: tiles entirely above the
+   diagonal are skipped (never written, never read).
 2. `softmax_kernel`: one program per score row, in place: P = exp2(S - max) / sum. Rows that
    fit one block (seq_k <= SOFTMAX_MAX_BLOCK) are done in registers; longer rows take two
    loops (online max/sum, then normalize and write). Causal rows read only j <= i.
@@ -29,30 +23,15 @@ from kernels.common import LOG2E, check_qkv, check_tiling, default_scale, dot_pr
 from kernels.launch import DirectLaunch, PlanCache
 
 __all__ = [
-    "SCORES_ROW_ALIGN",
     "SOFTMAX_MAX_BLOCK",
     "attention_unfused",
     "plan_for",
     "pv_kernel",
     "qk_kernel",
-    "scores_row_elems",
-    "scores_shape",
     "softmax_kernel",
 ]
 
 SOFTMAX_MAX_BLOCK = 8192  # longest row the softmax kernel holds in registers at once
-SCORES_ROW_ALIGN = 64  # score rows are padded to a multiple of this many elements
-_VEC = 16  # vector width (elements) the softmax's load/store bounds are rounded to
-
-
-def scores_row_elems(seq_k: int) -> int:
-    """Elements per row of the score buffer: seq_k rounded up to SCORES_ROW_ALIGN."""
-    return -(-seq_k // SCORES_ROW_ALIGN) * SCORES_ROW_ALIGN
-
-
-def scores_shape(batch: int, heads: int, seq_q: int, seq_k: int) -> tuple[int, int, int]:
-    """Shape of the score buffer `attention_unfused` writes (and accepts as `scores`)."""
-    return (batch * heads, seq_q, scores_row_elems(seq_k))
 
 
 @triton.jit
@@ -69,7 +48,6 @@ def qk_kernel(
     heads,
     seq_q,
     seq_k,
-    ld,
     qk_scale,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -106,9 +84,9 @@ def qk_kernel(
     k = tl.load(k_ptr, boundary_check=(0,), padding_option="zero")
     s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
     s_ptr = tl.make_block_ptr(
-        S + off_bh.to(tl.int64) * seq_q * ld,
+        S + off_bh.to(tl.int64) * seq_q * seq_k,
         (seq_q, seq_k),
-        (ld, 1),
+        (seq_k, 1),
         (start_m * BLOCK_M, start_n * BLOCK_N),
         (BLOCK_M, BLOCK_N),
         (1, 0),
@@ -121,33 +99,31 @@ def softmax_kernel(
     S,
     seq_q,
     seq_k,
-    ld,
     BLOCK: tl.constexpr,
     CAUSAL: tl.constexpr,
     SINGLE: tl.constexpr,
-    VEC: tl.constexpr = 16,
+    VEC: tl.constexpr = 1,
 ):
-    """In-place row softmax of log2-domain scores: one program per row (row stride `ld`).
+    """In-place row softmax of log2-domain scores: one program per row.
 
     Causal rows use keys j <= i. Loads and stores run up to `n_io`, the visible length
-    rounded up to VEC elements (the padded rows have room for it): a bound that is a
+    rounded up to VEC elements (VEC = 16 when seq_k % 16 == 0, else 1): a bound that is a
     multiple of VEC lets the compiler use vector accesses (a per-element bound forces 2-byte
-    ones). Entries between the last visible key and n_io (causal entries after i, padding
-    past seq_k, which holds garbage) are replaced by -inf after the load and written back
-    as 0.
+    ones). Entries between i and n_io are masked to -inf after the load (they are written
+    back as 0).
     """
     row = tl.program_id(0).to(tl.int64)
     i = row % seq_q
-    last = seq_k - 1
+    n_io = seq_k
     if CAUSAL:
-        last = tl.minimum(last, i)
-    n_io = tl.multiple_of((last // VEC + 1) * VEC, VEC)
-    base = S + row * ld
+        n_io = tl.multiple_of(tl.minimum(seq_k, (i // VEC + 1) * VEC), VEC)
+    base = S + row * seq_k
     offs = tl.arange(0, BLOCK)
     if SINGLE:
         ok = offs < n_io
         x = tl.load(base + offs, mask=ok, other=float("-inf")).to(tl.float32)
-        x = tl.where(offs <= last, x, float("-inf"))
+        if CAUSAL:
+            x = tl.where(offs <= i, x, float("-inf"))
         m = tl.max(x, 0)
         p = tl.math.exp2(x - m)
         p = p / tl.sum(p, 0)
@@ -158,7 +134,8 @@ def softmax_kernel(
         for start in range(0, n_io, BLOCK):
             ok = start + offs < n_io
             x = tl.load(base + start + offs, mask=ok, other=float("-inf")).to(tl.float32)
-            x = tl.where(start + offs <= last, x, float("-inf"))
+            if CAUSAL:
+                x = tl.where(start + offs <= i, x, float("-inf"))
             m_new = tl.maximum(m, x)
             # lanes still at -inf keep l = 0 (m_safe avoids -inf - -inf)
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -171,7 +148,8 @@ def softmax_kernel(
         for start in range(0, n_io, BLOCK):
             ok = start + offs < n_io
             x = tl.load(base + start + offs, mask=ok, other=float("-inf")).to(tl.float32)
-            x = tl.where(start + offs <= last, x, float("-inf"))
+            if CAUSAL:
+                x = tl.where(start + offs <= i, x, float("-inf"))
             p = tl.math.exp2(x - m_row) * inv
             tl.store(base + start + offs, p.to(S.dtype.element_ty), mask=ok)
 
@@ -190,26 +168,20 @@ def pv_kernel(
     heads,
     seq_q,
     seq_k,
-    ld,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
     CAUSAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
 ):
-    """One BLOCK_M x HEAD_DIM tile of O = P V (P rows of stride `ld`).
-
-    P is loaded up to the padded row end (a bound that is a multiple of SCORES_ROW_ALIGN keeps
-    the loads vectorized) and entries past seq_k (or after the diagonal) are zeroed after the
-    load: the padding holds garbage.
-    """
+    """One BLOCK_M x HEAD_DIM tile of O = P V."""
     start_m = tl.program_id(0)
     off_bh = tl.program_id(1)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
-    p_base = P + off_bh.to(tl.int64) * seq_q * ld + offs_m[:, None].to(tl.int64) * ld
+    p_base = P + off_bh.to(tl.int64) * seq_q * seq_k + offs_m[:, None].to(tl.int64) * seq_k
     v_base = V + off_b * stride_vb + off_h * stride_vh
     hi = seq_k
     if CAUSAL:
@@ -217,13 +189,10 @@ def pv_kernel(
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
     for start_n in tl.range(0, hi, BLOCK_N):
         cols = start_n + offs_n
-        ok = (offs_m[:, None] < seq_q) & (cols[None, :] < ld)
+        ok = (offs_m[:, None] < seq_q) & (cols[None, :] < seq_k)
         p = tl.load(p_base + cols[None, :], mask=ok, other=0.0)
-        # select after the load: a per-element load mask forces 2-byte loads
-        keep = cols[None, :] < seq_k
-        if CAUSAL:
-            keep = keep & (cols[None, :] <= offs_m[:, None])
-        p = tl.where(keep, p, 0.0)
+        if CAUSAL:  # select after the load: a per-element load mask forces 2-byte loads
+            p = tl.where(cols[None, :] <= offs_m[:, None], p, 0.0)
         v_ptr = tl.make_block_ptr(
             v_base, (seq_k, HEAD_DIM), (stride_vs, 1), (start_n, 0), (BLOCK_N, HEAD_DIM), (1, 0)
         )
@@ -274,25 +243,24 @@ class _Plan:
             CAUSAL=bool(causal),
             DOT_PRECISION=dot_precision(q.dtype),
         )
-        ld = scores_row_elems(sk)
-        qk_scalars = (*q.stride()[:3], *k.stride()[:3], h, sq, sk, ld, sm_scale * LOG2E)
+        qk_scalars = (*q.stride()[:3], *k.stride()[:3], h, sq, sk, sm_scale * LOG2E)
         grid_qk = (triton.cdiv(sq, block_m), triton.cdiv(sk, block_n), b * h)
         self.qk = DirectLaunch(qk_kernel, grid_qk, qk_scalars, mm, num_warps, num_stages, dev)
         block, warps, single = softmax_launch_params(sk)
         self.softmax = DirectLaunch(
             softmax_kernel,
             (b * h * sq,),
-            (sq, sk, ld),
-            dict(BLOCK=block, CAUSAL=bool(causal), SINGLE=single, VEC=_VEC),
+            (sq, sk),
+            dict(BLOCK=block, CAUSAL=bool(causal), SINGLE=single, VEC=16 if sk % 16 == 0 else 1),
             warps,
             3,
             dev,
         )
-        pv_scalars = (*v.stride()[:3], *o_strides[:3], h, sq, sk, ld)
+        pv_scalars = (*v.stride()[:3], *o_strides[:3], h, sq, sk)
         grid_pv = (triton.cdiv(sq, block_m), b * h)
         self.pv = DirectLaunch(pv_kernel, grid_pv, pv_scalars, mm, num_warps, num_stages, dev)
         self.o_shape = tuple(q.shape)
-        self.s_shape = scores_shape(b, h, sq, sk)
+        self.s_shape = (b * h, sq, sk)
         self.dtype = q.dtype
         self.device = q.device
 
@@ -333,8 +301,7 @@ def attention_unfused(
 ):
     """Unfused attention: QK^T to HBM, row softmax in place, P V; returns O.
 
-    `scores` (optional) is a preallocated buffer of q's dtype and shape
-    `scores_shape(B, H, Sq, Sk)` (rows padded to SCORES_ROW_ALIGN). Launches go
+    `scores` (optional) is a preallocated (B*H, Sq, Sk) buffer of q's dtype. Launches go
     through `kernels.launch` (a repeated call: one cache lookup, the allocations, three
     direct launches).
     """

@@ -47,6 +47,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 __all__ = [
     "attention_fwd_wgmma",
     "attn_fwd_wgmma_kernel",
+    "attn_fwd_wgmma_ws_kernel",
     "compile_for_sm90",
     "smem_bytes",
     "wgmma_unsupported",
@@ -278,7 +279,7 @@ def _rows_view_ok(x) -> bool:  # type: ignore[no-untyped-def]
 
 
 def attention_fwd_wgmma(
-    q, k, v, causal=False, scale=None, tiling=(128, 128, 8, 2), out=None, diag=0
+    q, k, v, causal=False, scale=None, tiling=(128, 128, 8, 2), out=None, diag=0, ws=False
 ):  # type: ignore[no-untyped-def]
     """O = softmax(Q K^T * scale) V with this module's kernel.
 
@@ -286,7 +287,8 @@ def attention_fwd_wgmma(
     a call does not meet.
 
     diag (timing experiments only; the output is wrong when set): 1 drops the exponentials
-    of the key-tile loop (P = S - m), 2 drops its P.V wgmmas, 3 both.
+    of the key-tile loop (P = S - m), 2 drops its P.V wgmmas, 3 both. ws: run the
+    warp-specialized kernel (`attn_fwd_wgmma_ws_kernel`; no diag).
     """
     import math
 
@@ -304,15 +306,25 @@ def attention_fwd_wgmma(
         return TensorDescriptor(x, [rows_total, d], [d, 1], [rows, d], lay)
 
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    attn_fwd_wgmma_kernel[(sq // block_m, b * h)](
+    descs = (
         desc(q, b * h * sq, block_m), desc(k, b * h * sk, block_n), desc(v, b * h * sk, block_n),
-        desc(out, b * h * sq, block_m), sq, sk, scale * 1.4426950408889634,
-        CAUSAL=bool(causal), STAGES=stages, num_warps=num_warps, DIAG=diag,
+        desc(out, b * h * sq, block_m),
     )  # fmt: skip
+    grid = (sq // block_m, b * h)
+    qk_scale = scale * 1.4426950408889634
+    if ws:
+        attn_fwd_wgmma_ws_kernel[grid](
+            *descs, sq, sk, qk_scale, CAUSAL=bool(causal), STAGES=stages, num_warps=num_warps
+        )
+    else:
+        attn_fwd_wgmma_kernel[grid](
+            *descs, sq, sk, qk_scale, CAUSAL=bool(causal), STAGES=stages, num_warps=num_warps,
+            DIAG=diag,
+        )  # fmt: skip
     return out
 
 
-def compile_for_sm90(tiling=(128, 128, 8, 2), head_dim=128, causal=False, dtype="bf16"):  # type: ignore[no-untyped-def]
+def compile_for_sm90(tiling=(128, 128, 8, 2), head_dim=128, causal=False, dtype="bf16", ws=False):  # type: ignore[no-untyped-def]
     """Compile the kernel for sm_90 without a GPU (Triton's bundled ptxas).
 
     Returns the CompiledKernel (`.asm["cubin"]`, `.asm["ptx"]`), for inspecting registers and
@@ -333,8 +345,174 @@ def compile_for_sm90(tiling=(128, 128, 8, 2), head_dim=128, causal=False, dtype=
 
     sig = {"q_desc": desc(block_m), "k_desc": desc(block_n), "v_desc": desc(block_n),
            "o_desc": desc(block_m), "seq_q": "i32", "seq_k": "i32", "qk_scale": "fp32",
-           "CAUSAL": "constexpr", "STAGES": "constexpr", "num_warps": "constexpr",
-           "DIAG": "constexpr"}  # fmt: skip
-    consts = {"CAUSAL": bool(causal), "STAGES": stages, "num_warps": num_warps, "DIAG": 0}
-    src = GluonASTSource(attn_fwd_wgmma_kernel, sig, constexprs=consts)
+           "CAUSAL": "constexpr", "STAGES": "constexpr", "num_warps": "constexpr"}  # fmt: skip
+    consts = {"CAUSAL": bool(causal), "STAGES": stages, "num_warps": num_warps}
+    extra = "LOADER_REGS" if ws else "DIAG"
+    sig[extra] = "constexpr"
+    consts[extra] = 24 if ws else 0
+    kernel = attn_fwd_wgmma_ws_kernel if ws else attn_fwd_wgmma_kernel
+    src = GluonASTSource(kernel, sig, constexprs=consts)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps})
+
+
+# ----------------------------------------------------------------------------- warp-specialized
+# The same schedule with the TMA loads moved to a one-warp producer partition (FlashAttention-3's
+# producer/consumer split): the consumer warps never issue a copy, so the CTA-wide barriers that
+# the copies above bring into the key-tile loop (four BAR.SYNC per tile in the SASS) go away and
+# the two consumer warp groups are no longer forced into lockstep. Slots are handed back through
+# `k_empty` / `v_empty` mbarriers once the wgmma that read them has completed.
+
+
+@gluon.jit
+def _ws_loader(
+    q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, k_empty, v_empty,
+    q_row, kv_row, n_tiles, STAGES: gl.constexpr,
+):  # fmt: skip
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    mbarrier.expect(q_bar, q_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(q_desc, [q_row, 0], q_bar, q_smem)
+    for j in range(n_tiles):
+        slot = j % STAGES
+        phase = ((j // STAGES) & 1) ^ 1  # a fresh barrier counts as released once
+        mbarrier.wait(k_empty.index(slot), phase)
+        mbarrier.expect(k_ready.index(slot), k_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(
+            k_desc, [kv_row + j * BLOCK_N, 0], k_ready.index(slot), k_smem.index(slot)
+        )
+        mbarrier.wait(v_empty.index(slot), phase)
+        mbarrier.expect(v_ready.index(slot), v_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(
+            v_desc, [kv_row + j * BLOCK_N, 0], v_ready.index(slot), v_smem.index(slot)
+        )
+
+
+@gluon.jit
+def _ws_consumer(
+    o_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, k_empty, v_empty, start_m, seq_k,
+    q_row, n_tiles, mask_from, qk_scale, CAUSAL: gl.constexpr, STAGES: gl.constexpr,
+    num_warps: gl.constexpr,
+):  # fmt: skip
+    BLOCK_M: gl.constexpr = q_smem.shape[0]
+    HEAD_DIM: gl.constexpr = q_smem.shape[1]
+    BLOCK_N: gl.constexpr = k_smem.shape[1]
+    dtype: gl.constexpr = q_smem.dtype
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BLOCK_N, 16]
+    )
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(
+        version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, HEAD_DIM, 16]
+    )
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    o_rows: gl.constexpr = gl.SliceLayout(1, o_layout)
+    s_rows: gl.constexpr = gl.SliceLayout(1, s_layout)
+
+    s_zero = gl.zeros([BLOCK_M, BLOCK_N], gl.float32, s_layout)
+    mbarrier.wait(q_bar, 0)
+    mbarrier.wait(k_ready.index(0), 0)
+    s_tok = warpgroup_mma(
+        q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True
+    )
+    s = warpgroup_mma_wait(0, deps=(s_tok,))
+    mbarrier.arrive(k_empty.index(0), count=1)
+    if mask_from == 0:
+        s = _mask_scores(s, 0, start_m, seq_k, CAUSAL)
+    m_i = gl.max(s, 1) * qk_scale
+    p = gl.exp2(s * qk_scale - m_i[:, None])
+    l_i = gl.sum(p, 1)
+    acc = warpgroup_mma_init(gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout))
+    alpha = gl.full([BLOCK_M], 1.0, gl.float32, s_rows)
+    for j in range(1, n_tiles):
+        slot = j % STAGES
+        prev = (j - 1) % STAGES
+        acc = warpgroup_mma_wait(0, deps=(acc,))
+        if j >= 2:  # the P.V of tile j-2 is done: hand its V slot back
+            mbarrier.arrive(v_empty.index((j - 2) % STAGES), count=1)
+        acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
+        p_op = gl.convert_layout(p.to(dtype), p_layout)
+        mbarrier.wait(k_ready.index(slot), (j // STAGES) & 1)
+        s_tok = warpgroup_mma(
+            q_smem, k_smem.index(slot).permute((1, 0)), s_zero, use_acc=False, is_async=True
+        )
+        mbarrier.wait(v_ready.index(prev), ((j - 1) // STAGES) & 1)
+        acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
+        s = warpgroup_mma_wait(1, deps=(s_tok,))
+        mbarrier.arrive(k_empty.index(slot), count=1)
+        if j >= mask_from:
+            s = _mask_scores(s, j, start_m, seq_k, CAUSAL)
+        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+        p = gl.exp2(s * qk_scale - m_new[:, None])
+        alpha = gl.exp2(m_i - m_new)
+        l_i = l_i * alpha + gl.sum(p, 1)
+        m_i = m_new
+    acc = warpgroup_mma_wait(0, deps=(acc,))
+    acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
+    last = (n_tiles - 1) % STAGES
+    mbarrier.wait(v_ready.index(last), ((n_tiles - 1) // STAGES) & 1)
+    p_op = gl.convert_layout(p.to(dtype), p_layout)
+    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
+    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+    out = acc / gl.convert_layout(l_i, o_rows)[:, None]
+    q_smem.store(out.to(dtype))  # Q is dead: stage the output tile in its buffer
+    fence_async_shared()
+    tma.async_copy_shared_to_global(o_desc, [q_row, 0], q_smem)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
+def attn_fwd_wgmma_ws_kernel(
+    q_desc,
+    k_desc,
+    v_desc,
+    o_desc,
+    seq_q,
+    seq_k,
+    qk_scale,
+    CAUSAL: gl.constexpr,
+    STAGES: gl.constexpr,
+    num_warps: gl.constexpr,
+    LOADER_REGS: gl.constexpr = 24,
+):
+    """`attn_fwd_wgmma_kernel` with a one-warp TMA producer partition (see above)."""
+    BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
+    HEAD_DIM: gl.constexpr = q_desc.block_type.shape[1]
+    BLOCK_N: gl.constexpr = k_desc.block_type.shape[0]
+    dtype: gl.constexpr = q_desc.dtype
+    start_m = gl.program_id(0)
+    if CAUSAL:
+        start_m = gl.num_programs(0) - 1 - start_m
+    off_bh = gl.program_id(1)
+    q_row = off_bh * seq_q + start_m * BLOCK_M
+    kv_row = off_bh * seq_k
+    hi = seq_k
+    mask_from = seq_k // BLOCK_N
+    if CAUSAL:
+        hi = gl.minimum(hi, (start_m + 1) * BLOCK_M)
+        mask_from = gl.minimum(mask_from, (start_m * BLOCK_M) // BLOCK_N)
+    n_tiles = gl.cdiv(hi, BLOCK_N)
+
+    q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
+    k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(k_ready.index(i), count=1)
+        mbarrier.init(v_ready.index(i), count=1)
+        mbarrier.init(k_empty.index(i), count=1)
+        mbarrier.init(v_empty.index(i), count=1)
+
+    gl.warp_specialize(
+        [
+            (_ws_consumer, (o_desc, q_smem, k_smem, v_smem, q_bar, k_ready, v_ready, k_empty,
+                            v_empty, start_m, seq_k, q_row, n_tiles, mask_from, qk_scale, CAUSAL,
+                            STAGES, num_warps)),
+            (_ws_loader, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, k_ready,
+                          v_ready, k_empty, v_empty, q_row, kv_row, n_tiles, STAGES)),
+        ],
+        [1],
+        [LOADER_REGS],
+    )  # fmt: skip

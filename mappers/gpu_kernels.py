@@ -25,7 +25,6 @@ from mappers.gpu_model import (
 
 FAMILIES = ("1pass", "2pass", "unfused")
 SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row held in registers at once
-SCORES_ROW_ALIGN = 64  # kernels.attn_unfused: score rows padded to a multiple of this
 # fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
 # conversion of two elements = 0.5). Row reductions' shuffles are not counted.
 ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
@@ -169,14 +168,11 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     heads = s.batch * s.heads
     n_q, n_k = math.ceil(s.seq_q / bm), math.ceil(s.seq_k / bn)
-    ld = math.ceil(s.seq_k / SCORES_ROW_ALIGN) * SCORES_ROW_ALIGN  # padded row length
-    computed, score_elems, pv_elems = 0, 0.0, 0.0
+    computed, score_elems = 0, 0.0
     for i in range(n_q):  # causal: key tiles up to the one holding key (i + 1) * bm - 1
         cols = n_k if not s.causal else min(n_k, ((i + 1) * bm - 1) // bn + 1)
         computed += cols
-        rows_i = min(bm, s.seq_q - i * bm)
-        score_elems += rows_i * min(s.seq_k, cols * bn)
-        pv_elems += rows_i * min(ld, cols * bn)  # P.V loads up to the padded row end
+        score_elems += min(bm, s.seq_q - i * bm) * min(s.seq_k, cols * bn)
     qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
     qk = KernelPlan(
         name="qk",
@@ -235,7 +231,7 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         fixed=StepWork((), 0.0, bm * f, bm * f * b),
         round_trips=2,
         groups=_groups(s, [(0, a + m) for a, m, _ in tiles]),
-        hbm_read_bytes=heads * (pv_elems + s.seq_k * f) * b,
+        hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
         hbm_write_bytes=heads * s.seq_q * f * b,
         flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
         work=float(heads * sum(a + m for a, m, _ in tiles)),
@@ -258,6 +254,9 @@ def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
     return steps + (s.seq_q - n) * math.ceil(s.seq_k / block)
 
 
+_ROWS = {True: "aligned rows (seq % 16 == 0)", False: "ragged rows (seq % 16 != 0)"}
+
+
 def _with_measured(
     plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
 ) -> tuple[KernelPlan, ...]:
@@ -270,20 +269,33 @@ def _with_measured(
     of the kernel, while the memory part is recomputed from the planned bytes at the modelled
     device's bandwidth. The softmax takes the rate of an entry on its own path (rows in one
     block, or the two-loop path for rows longer than SOFTMAX_MAX_BLOCK) when there is one.
+
+    Entries of the same alignment class come first: a seq_k that is no multiple of 16 makes
+    Triton compile the kernels without vector accesses to the score rows (its integer
+    arguments are specialized on divisibility by 16), a different code path with its own
+    rate (kernels/microbench_unfused.py measures both). Without an entry of the shape's class
+    the nearest other one is used and `measured_from` says so.
     """
     out = []
+    aligned = s.seq_k % 16 == 0
     for i, plan in enumerate(plans):
         found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
         if not found:
             out.append(plan)
             continue
+        same_class = [e for e in found if (e.seq % 16 == 0) == aligned]
+        source = _ROWS[aligned]
+        if not same_class:
+            source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
+        found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
         split = [_split(e, i, s, t, cal) for e in near]  # (work, memory s, rest s, entry)
         # the rate of the softmax's own path: rows in one block, or the two-loop path
         one = s.seq_k <= SOFTMAX_MAX_BLOCK
         same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
         big = max(same_path or split, key=lambda x: x[0])
-        out.append(replace(plan, measured=(big[2] / big[0], float(sm_count))))
+        rate = (big[2] / big[0], float(sm_count))
+        out.append(replace(plan, measured=rate, measured_from=f"calibration entries of {source}"))
     return tuple(out)
 
 

@@ -123,6 +123,7 @@ class KernelPlan:
     # steps) over the whole device, and the SM count (a block alone gets one SM's share);
     # `work` and `longest` are this plan's total and longest-block work
     measured: tuple[float, float] | None = None
+    measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
     work: float = 0.0
     longest: float = 0.0
 

@@ -241,6 +241,8 @@ def _result(
         chosen.tiling,
         arch.sm_count * main.blocks_per_sm,
         arch.l2_bytes,
+        arch.calibration,
+        arch.sm_count,
     )
     hbm_read = sum(p.hbm_read_bytes for p in plans)
     hbm_write = sum(p.hbm_write_bytes for p in plans)
@@ -262,6 +264,10 @@ def _result(
                 "tensor descriptors (as the kernel "
                 "picks for a contiguous (B, H, S, D) layout on sm_90; per-block fixed times "
                 "measured for that path)"
+            )
+        if p.measured_from:
+            warnings.append(
+                f"{p.name}: non-memory rate from the {p.measured_from} (seq_k={shape.seq_k})"
             )
     if chosen.problem:
         warnings.append(f"tiling {chosen.tiling} cannot run as modelled: {chosen.problem}")

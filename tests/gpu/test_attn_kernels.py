@@ -225,23 +225,6 @@ def test_unfused_long_row_softmax(causal, monkeypatch):
     check(run_family("unfused", q, k, v, causal, 16, 16), q, k, v, causal)
 
 
-@pytest.mark.parametrize("long_rows", [False, True], ids=["one-block", "two-loop"])
-@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-def test_unfused_padded_scores_never_read_as_scores(causal, long_rows, monkeypatch):
-    """Score rows are padded to SCORES_ROW_ALIGN; NaN in the padding must not reach O."""
-    if long_rows:
-        monkeypatch.setattr(attn_unfused, "SOFTMAX_MAX_BLOCK", 16)
-    q, k, v = inputs(1, 2, 45, 37, 16, torch.float32)
-    shape = attn_unfused.scores_shape(1, 2, 45, 37)
-    assert shape == (2, 45, attn_unfused.SCORES_ROW_ALIGN)
-    scores = torch.full(shape, float("nan"), dtype=q.dtype, device=q.device)
-    out = poisoned(q)
-    attention_unfused(q, k, v, causal, block_m=16, block_n=16, num_warps=4, out=out, scores=scores)
-    check(out, q, k, v, causal)
-    with pytest.raises(ValueError, match="scores must be"):
-        attention_unfused(q, k, v, causal, block_m=16, block_n=16, scores=scores[..., :37])
-
-
 def test_bad_arguments():
     q, k, v = inputs(1, 1, 16, 16, 16, torch.float32)
     with pytest.raises(ValueError, match="block_m % block_n"):
@@ -324,30 +307,29 @@ def test_gpu_autotuned_entries(causal):
     check(attention_2pass_autotuned(q, k, v, causal), q, k, v, causal)
 
 
-WGMMA_SHAPES = [
-    (2, 4, 512, 512, 64),
-    (1, 2, 1024, 1000, 128),  # ragged key tiles read the next head's rows: masked
-    (2, 2, 1024, 1024, 128),
-    (1, 3, 768, 300, 64),  # seq_k < seq_q (causal rows past seq_k see every key)
+WGMMA_CASES = [  # (shape, tiling, dtype): one compile per case, causal and warp split
+    ((2, 4, 512, 512, 64), (64, 64, 4, 3), torch.bfloat16),
+    ((1, 2, 1024, 1000, 128), (128, 128, 8, 2), torch.float16),  # ragged: next head masked
+    ((2, 2, 1024, 1024, 128), (128, 64, 8, 3), torch.bfloat16),
+    ((1, 3, 768, 300, 64), (128, 64, 8, 2), torch.float16),  # causal rows past seq_k
 ]
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("tiling", [(128, 128, 8, 2), (128, 64, 8, 3), (64, 64, 4, 3)],
-                         ids=lambda t: "_".join(map(str, t)))  # fmt: skip
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("ws", [False, True], ids=["plain", "ws"])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-@pytest.mark.parametrize("shape", WGMMA_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_gpu_wgmma_kernel(shape, causal, dtype, tiling):
-    """The Gluon Hopper kernel (kernels/attn_wgmma.py), where the device is sm_90."""
+@pytest.mark.parametrize("case", WGMMA_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_gpu_wgmma_kernel(case, causal, ws):
+    """The Gluon Hopper kernels (kernels/attn_wgmma.py), where the device is sm_90."""
     from kernels.attn_wgmma import attention_fwd_wgmma, wgmma_unsupported
 
+    shape, tiling, dtype = case
     q, k, v = inputs(*shape, dtype)
     out = poisoned(q)
     why = wgmma_unsupported(q, k, v, out, causal, tiling)
     if why:
         pytest.skip(why)
-    attention_fwd_wgmma(q, k, v, causal, tiling=tiling, out=out)
+    attention_fwd_wgmma(q, k, v, causal, tiling=tiling, out=out, ws=ws)
     check(out, q, k, v, causal)
 
 
@@ -355,4 +337,6 @@ def test_wgmma_refusals_say_why():
     from kernels.attn_wgmma import wgmma_unsupported
 
     q, k, v = inputs(1, 1, 256, 256, 64, torch.float32)
-    assert "sm_90" in wgmma_unsupported(q, k, v, q, False, (128, 128, 8, 2))
+    on_sm90 = HAS_CUDA and torch.cuda.get_device_capability()[0] == 9
+    expected = "float16/bfloat16" if on_sm90 else "sm_90"
+    assert expected in wgmma_unsupported(q, k, v, q, False, (128, 128, 8, 2))

@@ -40,13 +40,14 @@ def sass_and_usage(tmp_path: Path, **kw: object) -> tuple[list[str], str]:
     return ops, run("--dump-resource-usage")
 
 
+@pytest.mark.parametrize("ws", [False, True], ids=["plain", "warp-specialized"])
 @pytest.mark.parametrize(
     ("tiling", "head_dim", "causal"),
     [((128, 128, 8, 2), 128, False), ((128, 128, 8, 2), 128, True), ((128, 64, 8, 3), 64, False)],
     ids=["hd128", "hd128-causal", "hd64"],
 )
-def test_softmax_runs_under_the_pv_wgmma(tmp_path: Path, tiling, head_dim, causal) -> None:  # type: ignore[no-untyped-def]
-    ops, usage = sass_and_usage(tmp_path, tiling=tiling, head_dim=head_dim, causal=causal)
+def test_softmax_runs_under_the_pv_wgmma(tmp_path: Path, tiling, head_dim, causal, ws) -> None:  # type: ignore[no-untyped-def]
+    ops, usage = sass_and_usage(tmp_path, tiling=tiling, head_dim=head_dim, causal=causal, ws=ws)
     assert "LOCAL:0" in usage and "STACK:0" in usage, usage  # no spills
     waits_1 = [i for i, op in enumerate(ops) if op.startswith("WARPGROUP.DEPBAR.LE gsb0, 0x1")]
     assert len(waits_1) == 1, "one wait-for-scores in the key-tile loop"

@@ -285,22 +285,44 @@ def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: b
     assert _softmax_lane_blocks(s, block) == sum(math.ceil(n / block) for n in visible)
 
 
-def test_unfused_constants_mirror_the_kernels() -> None:
-    """The model restates two kernel constants (it must not import torch); keep them equal."""
-    pytest.importorskip("triton")
-    from kernels import attn_unfused
-    from mappers import gpu_kernels
 
-    assert gpu_kernels.SOFTMAX_MAX_BLOCK == attn_unfused.SOFTMAX_MAX_BLOCK
-    assert gpu_kernels.SCORES_ROW_ALIGN == attn_unfused.SCORES_ROW_ALIGN
+def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
+    """seq_k % 16 != 0 compiles the unfused kernels without vector access: own entries."""
+    from dataclasses import replace
 
+    from archs.calibration import UnfusedPoint
+    from mappers.gpu_tiling import evaluate
 
-@pytest.mark.parametrize(("seq", "padded"), [(2048, 2048), (2500, 2560), (1000, 1024)])
-def test_unfused_pv_reads_padded_score_rows(seq: int, padded: int) -> None:
-    """P.V loads score rows up to the padded row end; QK^T writes only seq_k entries."""
-    shape = AttnShape(2, 4, seq, seq, 64, 64, False, "bf16", 2)
-    qk, _, pv = kernel_plans("unfused", shape, Tiling(128, 128, 8, 3), 132, 50 * 2**20)
-    heads, elem = 2 * 4, 2
-    assert qk.hbm_write_bytes == heads * seq * seq * elem
-    n_k_cols = math.ceil(seq / 128) * 128
-    assert pv.hbm_read_bytes == heads * (seq * min(padded, n_k_cols) + seq * 64) * elem
+    arch = h200()
+    assert arch.calibration is not None
+    tiling = Tiling(128, 64, 4, 3)
+
+    def entries(seq: int, scale: float) -> tuple[UnfusedPoint, ...]:
+        return tuple(
+            UnfusedPoint(name, False, d, *t, 24, seq, scale * base)
+            for name, base in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
+            for d, t in (((0, (0, 0, 0, 0)),) if name == "softmax" else ((64, (128, 64, 4, 3)),))
+        )
+
+    def times(points: tuple[UnfusedPoint, ...], seq: int) -> tuple[float, ...]:
+        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
+        rates = device_rates(replace(arch, calibration=cal), "bf16")
+        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
+        ev = evaluate("unfused", s, tiling, rates)
+        return tuple(k.scheduled_s for k in ev.kernels)
+
+    both = entries(4096, 1.0) + entries(4088, 3.0)
+    # each calibration shape reproduces its own entries: the class decides the rate
+    assert times(both, 4096) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
+    assert times(both, 4088) == pytest.approx((1200e-6, 1500e-6, 1800e-6), rel=1e-6)
+    # a ragged shape near an aligned one is far slower with ragged entries only...
+    ragged_rate = times(both, 4072)
+    assert all(r > 2.5 * a for r, a in zip(ragged_rate, times(both, 4080), strict=True))
+    # ...and without ragged entries it falls back to the aligned ones (and says so)
+    assert times(entries(4096, 1.0), 4088) == pytest.approx(times(both, 4096), rel=0.01)
+    s = AttnShape(1, 24, 4088, 4088, 64, 64, False, "bf16", 2)
+    cal = replace(arch.calibration, unfused_kernels=entries(4096, 1.0), host_call_s=())
+    from mappers.gpu_kernels import kernel_plans
+
+    plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132)
+    assert all("none calibrated" in p.measured_from for p in plans)
