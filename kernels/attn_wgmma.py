@@ -1,32 +1,42 @@
-"""1-pass attention forward for Hopper written in Gluon: explicit wgmma/TMA pipelining.
+"""1-pass attention forward for Hopper written in Gluon: explicit wgmma/TMA scheduling.
 
-The same computation, tiling parameters and causal convention as `attn_fwd.attn_fwd_kernel`
-(one program per query tile and batch*head, online softmax in the log2 domain, key j visible
-to query i iff j <= i when causal), but scheduled by hand the way FlashAttention-3 does on
-sm_90 (Shah et al., 2024, "intra-warpgroup overlapping", their Algorithm 2):
+Opt-in experiments, not the `triton-1pass` family's kernel: the GPU model (`gpu-1pass`) and
+the validation suite time `attn_fwd.attention_fwd`. Same computation, tiling parameters and
+causal convention as `attn_fwd.attn_fwd_kernel` (one program per query tile and batch*head,
+online softmax in the log2 domain, key j visible to query i iff j <= i when causal), but
+scheduled by hand for FlashAttention-3's "intra-warpgroup overlapping" (Shah et al., 2024,
+their Algorithm 2): the P.V wgmma of one key tile runs on the tensor cores while the warp
+group computes the next tile's softmax. Per key tile j >= 1 (`_kv_step`):
 
-    S_0 = Q K_0^T; P_0 = softmax step(S_0)
-    for j in 1 .. n-1:
-        issue  S_j = Q K_j^T              (wgmma, asynchronous)
-        issue  O  += P_{j-1} V_{j-1}      (wgmma, asynchronous, P from registers)
-        wait until S_j is done            (O's wgmma still running)
-        P_j, alpha_j = softmax step(S_j)  (exp2 on the MUFU while the tensor cores run P.V)
-        wait until P_{j-1} V_{j-1} is done; O *= alpha_j
-        refill the freed K and V shared-memory slots with tiles j + STAGES (TMA)
-    O += P_{n-1} V_{n-1}; O /= l
+    wait for O += P_{j-2} V_{j-2}; O *= alpha_{j-1}; refill V tile j-2's slot
+    issue  S_j = Q K_j^T              (wgmma, asynchronous)
+    issue  O  += P_{j-1} V_{j-1}      (wgmma, asynchronous, P from registers)
+    wait until S_j is done            (the P.V wgmma keeps running); refill K tile j's slot
+    P_j, alpha_j = softmax step(S_j)  (MUFU exp2 under the P.V wgmma)
 
 Triton's own pipeliner waits for each wgmma right after issuing it (the note in
-`attn_loop.attn_inner`), so the softmax and the tensor cores never overlap within a warp
-group; Gluon exposes the wgmma wait and the mbarriers, so this kernel can. K and V stream
-through rings of STAGES shared-memory slots filled by TMA (`mbarrier` per slot); Q is loaded
-once and its buffer reused to stage the output for the TMA store.
+`attn_loop.attn_inner`). The wait for the P.V sits at the top of the next step because
+ptxas hoisted it above the softmax when it followed the softmax in the same basic block;
+tests/unit/kernels/test_wgmma_schedule.py checks the compiled SASS for it. K and V stream
+through rings of STAGES shared-memory slots filled by TMA (`mbarrier` per slot); Q is
+loaded once and its buffer reused to stage the output for the TMA store.
+`attn_fwd_wgmma_ws_kernel` moves the TMA loads to a one-warp producer partition
+(`gl.warp_specialize`; FlashAttention-3's producer/consumer split).
 
-Requirements (checked by `kernels.attn_fwd`'s launcher, which otherwise runs the Triton
-kernel): CUDA sm_90, 16-bit inputs, the (batch*heads*seq, head_dim) view of q/k/v/out
-collapsible, seq_q % BLOCK_M == 0, BLOCK_M == 16 * num_warps or 32 * num_warps (whole wgmma
-row groups per warp), BLOCK_M % BLOCK_N == 0 when causal. Key rows past seq_k that a ragged
-tile reads from the next head are masked (TMA zero-fills past the end of the tensor).
-There is no CPU interpreter for Gluon: its tests run on the GPU (tests/gpu).
+Measured on the H200 (benchmarks/results/README.md): both are correct and no faster than the
+Triton kernel (mean cuDNN/ours over the 8 head-dim-128 non-causal >= 4K shapes 0.784 and
+0.798 vs 0.809 in the same run); with the exponentials or the P.V removed (`diag`) the
+plain one gains 18% / 27%, so the softmax and the Q.K^T wgmma of each warp group still run
+one after the other, and the two warp groups move in step.
+
+Requirements (`wgmma_unsupported` says which one a call misses; `attention_fwd_wgmma`
+raises ValueError with it): CUDA sm_90, 16-bit inputs, the (batch*heads*seq, head_dim) view
+of q/k/v/out collapsible, seq_q % BLOCK_M == 0, BLOCK_M == 16 * num_warps or 32 * num_warps
+(whole wgmma row groups per warp), BLOCK_N 64 or 128, STAGES >= 2, BLOCK_M % BLOCK_N == 0
+when causal. Key rows past seq_k that a ragged tile reads from the next head are masked
+(TMA zero-fills past the end of the tensor). Gluon has no CPU interpreter: the correctness
+tests run on the GPU (tests/gpu/test_attn_kernels.py); on CPU the kernels are compiled for
+sm_90 (`compile_for_sm90`) and their SASS inspected.
 """
 
 from __future__ import annotations

@@ -74,6 +74,25 @@ def test_validation_suite_size_and_budget():
     assert bench.estimate_run_s(smoke) < 60
 
 
+def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
+    holdout, validation = bench.holdout_shapes(), set(bench.validation_shapes())
+    assert len(set(holdout)) == len(holdout) == 20
+    assert not set(holdout) & validation
+    assert not {(s.seq_q, s.head_dim) for s in holdout} <= {
+        (s.seq_q, s.head_dim) for s in validation
+    }
+    assert any(s.seq_k % 16 for s in holdout)  # ragged rows (another code path)
+    assert any(s.seq_q != s.seq_k for s in holdout)
+    assert {s.head_dim for s in holdout} == {64, 128} and {s.causal for s in holdout} == {0, 1}
+    # the unfused calibration's ragged shapes are in neither suite
+    from kernels import microbench_unfused as mu
+
+    seqs = {s.seq_k for s in holdout} | {s.seq_k for s in validation}
+    assert not {mu.RAGGED_MATMUL_SHAPE[1], *(x[1] for x in mu.RAGGED_SOFTMAX_SHAPES)} & seqs
+    configs = bench.build_configs("holdout", list(bench.FAMILIES), smem_limit=227 * 1024)
+    assert bench.estimate_run_s(configs) < 5 * 60
+
+
 def test_attn_shape_rejects_nonpositive():
     with pytest.raises(ValueError, match="seq_q"):
         AttnShape(1, 1, 0, 4, 8, False)
