@@ -92,6 +92,70 @@ def _mask_scores(s, tile, start_m, seq_k, CAUSAL: gl.constexpr):
 
 
 @gluon.jit
+def _tile_bounds(
+    start_m, seq_k, BLOCK_M: gl.constexpr, BLOCK_N: gl.constexpr, CAUSAL: gl.constexpr
+):
+    """(key tiles to visit, first key tile that needs a mask) for query tile start_m."""
+    hi = seq_k
+    mask_from = seq_k // BLOCK_N
+    if CAUSAL:
+        hi = gl.minimum(hi, (start_m + 1) * BLOCK_M)
+        mask_from = gl.minimum(mask_from, (start_m * BLOCK_M) // BLOCK_N)
+    return gl.cdiv(hi, BLOCK_N), mask_from
+
+
+@gluon.jit
+def _first_softmax(s, mask_from, start_m, seq_k, qk_scale, CAUSAL: gl.constexpr):
+    """Softmax step of key tile 0 (no running max yet): (m, P, l)."""
+    if mask_from == 0:
+        s = _mask_scores(s, 0, start_m, seq_k, CAUSAL)
+    m_i = gl.max(s, 1) * qk_scale
+    p = gl.exp2(s * qk_scale - m_i[:, None])
+    return m_i, p, gl.sum(p, 1)
+
+
+@gluon.jit
+def _softmax_step(
+    s, m_i, l_i, j, mask_from, start_m, seq_k, qk_scale, CAUSAL: gl.constexpr,
+    DIAG: gl.constexpr = 0,
+):  # fmt: skip
+    """Online softmax step of key tile j: (P_j, alpha_j, new max, new sum)."""
+    if j >= mask_from:
+        s = _mask_scores(s, j, start_m, seq_k, CAUSAL)
+    m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
+    if DIAG & 1 == 0:
+        p = gl.exp2(s * qk_scale - m_new[:, None])
+    else:
+        p = s * qk_scale - m_new[:, None]
+    alpha = gl.exp2(m_i - m_new)
+    return p, alpha, m_new, l_i * alpha + gl.sum(p, 1)
+
+
+@gluon.jit
+def _last_pv(acc, alpha, p, v_smem, v_bars, n_tiles, STAGES: gl.constexpr, p_layout: gl.constexpr):
+    """Wait for the in-flight P.V, rescale, add P_{n-1} V_{n-1}; returns O (not yet / l)."""
+    o_rows: gl.constexpr = gl.SliceLayout(1, p_layout.parent)
+    acc = warpgroup_mma_wait(0, deps=(acc,))
+    acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
+    last = (n_tiles - 1) % STAGES
+    mbarrier.wait(v_bars.index(last), ((n_tiles - 1) // STAGES) & 1)
+    p_op = gl.convert_layout(p.to(v_smem.dtype), p_layout)
+    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
+    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+    return acc
+
+
+@gluon.jit
+def _store_out(acc, l_i, q_smem, o_desc, q_row):
+    """O / l, staged in Q's buffer (Q is dead by now) and TMA-stored."""
+    out = acc / gl.convert_layout(l_i, gl.SliceLayout(1, acc.type.layout))[:, None]
+    q_smem.store(out.to(q_smem.dtype))
+    fence_async_shared()
+    tma.async_copy_shared_to_global(o_desc, [q_row, 0], q_smem)
+    tma.store_wait(pendings=0)
+
+
+@gluon.jit
 def _kv_step(
     j, p, alpha, acc, m_i, l_i, q_smem, k_smem, v_smem, k_bars, v_bars, k_desc, v_desc,
     kv_row, n_tiles, mask_from, start_m, seq_k, qk_scale, s_zero, CAUSAL: gl.constexpr,
@@ -137,16 +201,10 @@ def _kv_step(
         s = warpgroup_mma_wait(0, deps=(s_tok,))
     # K tile j is consumed: refill its slot
     _issue_kv(k_desc, kv_row + (j + STAGES) * BLOCK_N, k_bars, k_smem, slot, j + STAGES < n_tiles)
-    if j >= mask_from:
-        s = _mask_scores(s, j, start_m, seq_k, CAUSAL)
-    m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
-    if DIAG & 1 == 0:
-        p = gl.exp2(s * qk_scale - m_new[:, None])
-    else:
-        p = s * qk_scale - m_new[:, None]
-    alpha = gl.exp2(m_i - m_new)
-    l_i = l_i * alpha + gl.sum(p, 1)
-    return p, alpha, acc, m_new, l_i
+    p, alpha, m_i, l_i = _softmax_step(
+        s, m_i, l_i, j, mask_from, start_m, seq_k, qk_scale, CAUSAL, DIAG
+    )
+    return p, alpha, acc, m_i, l_i
 
 
 @gluon.jit
@@ -185,7 +243,6 @@ def attn_fwd_wgmma_kernel(
     )
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     s_rows: gl.constexpr = gl.SliceLayout(1, s_layout)
-    o_rows: gl.constexpr = gl.SliceLayout(1, o_layout)
 
     q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
@@ -198,12 +255,7 @@ def attn_fwd_wgmma_kernel(
         mbarrier.init(k_bars.index(i), count=1)
         mbarrier.init(v_bars.index(i), count=1)
 
-    hi = seq_k
-    mask_from = seq_k // BLOCK_N  # first key tile that needs a mask
-    if CAUSAL:
-        hi = gl.minimum(hi, (start_m + 1) * BLOCK_M)
-        mask_from = gl.minimum(mask_from, (start_m * BLOCK_M) // BLOCK_N)
-    n_tiles = gl.cdiv(hi, BLOCK_N)
+    n_tiles, mask_from = _tile_bounds(start_m, seq_k, BLOCK_M, BLOCK_N, CAUSAL)
 
     mbarrier.expect(q_bar, q_desc.block_type.nbytes)
     tma.async_copy_global_to_shared(q_desc, [q_row, 0], q_bar, q_smem)
@@ -219,11 +271,7 @@ def attn_fwd_wgmma_kernel(
         q_smem, k_smem.index(0).permute((1, 0)), s_zero, use_acc=False, is_async=True
     )
     s = warpgroup_mma_wait(0, deps=(s_tok,))
-    if mask_from == 0:
-        s = _mask_scores(s, 0, start_m, seq_k, CAUSAL)
-    m_i = gl.max(s, 1) * qk_scale
-    p = gl.exp2(s * qk_scale - m_i[:, None])
-    l_i = gl.sum(p, 1)
+    m_i, p, l_i = _first_softmax(s, mask_from, start_m, seq_k, qk_scale, CAUSAL)
     acc = warpgroup_mma_init(gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout))
     alpha = gl.full([BLOCK_M], 1.0, gl.float32, s_rows)
     _issue_kv(k_desc, kv_row + STAGES * BLOCK_N, k_bars, k_smem, 0, STAGES < n_tiles)
@@ -235,23 +283,12 @@ def attn_fwd_wgmma_kernel(
             STAGES, p_layout, DIAG,
         )  # fmt: skip
 
-    acc = warpgroup_mma_wait(0, deps=(acc,))
-    acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
-    last = (n_tiles - 1) % STAGES
-    mbarrier.wait(v_bars.index(last), ((n_tiles - 1) // STAGES) & 1)
-    p_op = gl.convert_layout(p.to(dtype), p_layout)
-    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
-    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
+    acc = _last_pv(acc, alpha, p, v_smem, v_bars, n_tiles, STAGES, p_layout)
     mbarrier.invalidate(q_bar)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(k_bars.index(i))
         mbarrier.invalidate(v_bars.index(i))
-
-    out = acc / gl.convert_layout(l_i, o_rows)[:, None]
-    q_smem.store(out.to(dtype))  # Q is dead: stage the output tile in its buffer
-    fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [q_row, 0], q_smem)
-    tma.store_wait(pendings=0)
+    _store_out(acc, l_i, q_smem, o_desc, q_row)
 
 
 _GL_DTYPES = {"torch.float16": gl.float16, "torch.bfloat16": gl.bfloat16}
@@ -424,11 +461,7 @@ def _ws_consumer(
     )
     s = warpgroup_mma_wait(0, deps=(s_tok,))
     mbarrier.arrive(k_empty.index(0), count=1)
-    if mask_from == 0:
-        s = _mask_scores(s, 0, start_m, seq_k, CAUSAL)
-    m_i = gl.max(s, 1) * qk_scale
-    p = gl.exp2(s * qk_scale - m_i[:, None])
-    l_i = gl.sum(p, 1)
+    m_i, p, l_i = _first_softmax(s, mask_from, start_m, seq_k, qk_scale, CAUSAL)
     acc = warpgroup_mma_init(gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout))
     alpha = gl.full([BLOCK_M], 1.0, gl.float32, s_rows)
     for j in range(1, n_tiles):
@@ -447,25 +480,11 @@ def _ws_consumer(
         acc = warpgroup_mma(p_op, v_smem.index(prev), acc, is_async=True)
         s = warpgroup_mma_wait(1, deps=(s_tok,))
         mbarrier.arrive(k_empty.index(slot), count=1)
-        if j >= mask_from:
-            s = _mask_scores(s, j, start_m, seq_k, CAUSAL)
-        m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
-        p = gl.exp2(s * qk_scale - m_new[:, None])
-        alpha = gl.exp2(m_i - m_new)
-        l_i = l_i * alpha + gl.sum(p, 1)
-        m_i = m_new
-    acc = warpgroup_mma_wait(0, deps=(acc,))
-    acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
-    last = (n_tiles - 1) % STAGES
-    mbarrier.wait(v_ready.index(last), ((n_tiles - 1) // STAGES) & 1)
-    p_op = gl.convert_layout(p.to(dtype), p_layout)
-    acc = warpgroup_mma(p_op, v_smem.index(last), acc, is_async=True)
-    acc, p_op = warpgroup_mma_wait(0, deps=(acc, p_op))
-    out = acc / gl.convert_layout(l_i, o_rows)[:, None]
-    q_smem.store(out.to(dtype))  # Q is dead: stage the output tile in its buffer
-    fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [q_row, 0], q_smem)
-    tma.store_wait(pendings=0)
+        p, alpha, m_i, l_i = _softmax_step(
+            s, m_i, l_i, j, mask_from, start_m, seq_k, qk_scale, CAUSAL
+        )
+    acc = _last_pv(acc, alpha, p, v_smem, v_ready, n_tiles, STAGES, p_layout)
+    _store_out(acc, l_i, q_smem, o_desc, q_row)
 
 
 @gluon.jit
@@ -493,12 +512,7 @@ def attn_fwd_wgmma_ws_kernel(
     off_bh = gl.program_id(1)
     q_row = off_bh * seq_q + start_m * BLOCK_M
     kv_row = off_bh * seq_k
-    hi = seq_k
-    mask_from = seq_k // BLOCK_N
-    if CAUSAL:
-        hi = gl.minimum(hi, (start_m + 1) * BLOCK_M)
-        mask_from = gl.minimum(mask_from, (start_m * BLOCK_M) // BLOCK_N)
-    n_tiles = gl.cdiv(hi, BLOCK_N)
+    n_tiles, mask_from = _tile_bounds(start_m, seq_k, BLOCK_M, BLOCK_N, CAUSAL)
 
     q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
     k_smem = gl.allocate_shared_memory(dtype, [STAGES, BLOCK_N, HEAD_DIM], k_desc.layout)
