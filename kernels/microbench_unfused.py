@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     p = argparse.ArgumentParser(prog="python -m kernels.microbench_unfused")
-    p.add_argument("--ragged", action="store_true", help="only the seq % 16 != 0 shapes")
+    p.add_argument(
+        "--ragged", action="store_true", help="only the ragged calibration shapes (seq %% 16 != 0)"
+    )
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("kernels.microbench_unfused needs a CUDA GPU", file=sys.stderr)

@@ -96,3 +96,18 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
 def test_attn_shape_rejects_nonpositive():
     with pytest.raises(ValueError, match="seq_q"):
         AttnShape(1, 1, 0, 4, 8, False)
+
+
+def test_microbench_unfused_cli_help_and_no_gpu(capsys):
+    import pytest
+
+    from kernels import microbench_unfused
+
+    with pytest.raises(SystemExit) as done:
+        microbench_unfused.main(["--help"])
+    assert done.value.code == 0 and "--ragged" in capsys.readouterr().out
+    import torch
+
+    if not torch.cuda.is_available():
+        assert microbench_unfused.main(["--ragged"]) == 2
+        assert "needs a CUDA GPU" in capsys.readouterr().err
