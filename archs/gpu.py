@@ -36,6 +36,7 @@ TOP_KEYS = (
     "launch_overhead_us",
     "hbm_latency_ns",
     "board_power_w",
+    "compute_capability",
     "calibration",
 )
 DTYPE_BYTES = {"fp8": 1, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
@@ -70,6 +71,7 @@ class GpuArch:
     board_power_w: float
     description: str = ""
     sources: tuple[str, ...] = ()
+    compute_capability: float | None = None  # e.g. 9.0; kernels that need a given one check it
     calibration: Calibration | None = None
     source: str = field(default="", compare=False)
 
@@ -142,6 +144,8 @@ def load_gpu(root: Reader) -> GpuArch:
     smem_block = _pos(root.req("shared_memory_per_block_kib", "number"))
     if smem_block > smem_sm:
         root.error("shared_memory_per_block_kib exceeds shared_memory_per_sm_kib")
+    cc_r = root.opt("compute_capability", "number")
+    cc = _pos(cc_r) if cc_r is not None else None
     cal = None
     cal_r = root.opt("calibration", "str")
     if cal_r is not None:
@@ -173,6 +177,7 @@ def load_gpu(root: Reader) -> GpuArch:
         board_power_w=_pos(root.req("board_power_w", "number")),
         description=str(desc.value) if desc else "",
         sources=sources,
+        compute_capability=cc,
         calibration=cal,
         source=root.file,
     )

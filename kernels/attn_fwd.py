@@ -65,6 +65,7 @@ from kernels.launch import DescriptorLaunch
 
 __all__ = [
     "DEFAULT_VARIANT",
+    "SCHEDULES",
     "Variant",
     "attention_fwd",
     "attention_fwd_autotuned",
@@ -295,6 +296,7 @@ def _host_descs(plan, q, k, v, o, stand_in: bool):  # type: ignore[no-untyped-de
     return tuple(out)
 
 
+SCHEDULES = ("plain", "pingpong")  # kernels of the family (see `attention_fwd`)
 _PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
 _PLANS_MAX = 4096
 
@@ -436,8 +438,14 @@ def attention_fwd(
     out=None,
     tma: bool | str | None = None,
     variant: Variant = DEFAULT_VARIANT,
+    schedule: str = "plain",
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
+
+    `schedule` (see `SCHEDULES`): "plain" runs this module's Triton kernel; "pingpong" the
+    Gluon kernel of `kernels.attn_pingpong` (Hopper only: BLOCK_M 128, 8 consumer warps,
+    BLOCK_N 64/128, 2 or 3 K/V slots = num_stages; ValueError naming the requirement a call
+    misses; `tma` and `variant` do not apply to it).
 
     Tiling parameters left as None come from `common.pick_tiling` (BLOCK_M 64 when the grid
     would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
@@ -446,6 +454,9 @@ def attention_fwd(
     `variant` selects inner-loop variants (`Variant`). Per-call host work on a repeated call:
     one cache lookup, the output allocation, one direct launch.
     """
+    if schedule != "plain":
+        return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
+                               num_stages, out, schedule)  # fmt: skip
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
         v.dtype, q.get_device(), k.get_device(), v.get_device(),
@@ -482,6 +493,25 @@ def attention_fwd(
     o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
     _launch_jit(plan, q, k, v, o)
     return o
+
+
+def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    from kernels.attn_pingpong import BLOCK_M, CONSUMER_WARPS, attention_fwd_pingpong
+
+    block_m = BLOCK_M if block_m is None else block_m
+    num_warps = CONSUMER_WARPS if num_warps is None else num_warps
+    if (block_m, num_warps) != (BLOCK_M, CONSUMER_WARPS):
+        raise ValueError(
+            f"schedule 'pingpong' needs block_m {BLOCK_M} and num_warps {CONSUMER_WARPS}, "
+            f"got {block_m} and {num_warps}"
+        )
+    q, k, v = check_qkv(q, k, v)
+    return attention_fwd_pingpong(
+        q, k, v, causal=causal, scale=scale, block_n=block_n or 128,
+        num_stages=num_stages or 3, out=out,
+    )  # fmt: skip
 
 
 def attention_fwd_autotuned(q, k, v, causal: bool = False, scale: float | None = None):  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """Timing harness: `python -m kernels.bench --suite validation|holdout|smoke --out DIR` (GPU).
 
-For every configuration (family x shape x tiling) it times the kernel with
+For every configuration (family x shape x tiling; for the 1-pass family also its `schedule`,
+the Triton kernel "plain" and, on Hopper, the Gluon "pingpong" kernel) it times the kernel with
 `triton.testing.do_bench` (median and 10th/90th percentiles, warm-up first, L2 flushed by
 do_bench between runs) over several rotating input sets so that L2 cannot hold the inputs,
 and appends one `Measurement` row to `DIR/<suite>-<device>-<date>.csv`. Failures (compile
@@ -8,6 +9,12 @@ errors, out of resources, out of memory) go to `...-errors.csv` and the run keep
 Before timing a family it checks the family's first configuration against PyTorch SDPA
 (FlashAttention's rule: error at most twice that of a plain bf16/fp16 implementation plus a
 small floor) and skips the family with a message when it is wrong.
+
+Before timing, the run measures its own host's cost of one launcher call per family
+(`kernels.microbench_steps.host_calls`) and the GPU time of do_bench's L2 flush (a few
+seconds) and writes them to `...-host.yaml` beside the CSV (`kernels.measure.write_host_figures`):
+calls short enough to be host-bound run at this host's speed, which differs between the
+machines of a pool; `attnsim validate gpu` uses these figures for the rows of this file.
 
 `--dry-run` lists the configurations and the run-time estimate without a GPU.
 """
@@ -30,6 +37,7 @@ import triton
 
 from kernels.attn_2pass import attention_2pass
 from kernels.attn_fwd import attention_fwd
+from kernels.attn_pingpong import pingpong_smem_bytes
 from kernels.attn_unfused import attention_unfused
 from kernels.common import (
     AttnShape,
@@ -39,7 +47,7 @@ from kernels.common import (
     qkvo_bytes,
     smem_bytes_1pass,
 )
-from kernels.measure import FAMILIES, Measurement, append_measurement
+from kernels.measure import FAMILIES, Measurement, append_measurement, write_host_figures
 
 TRITON_FAMILIES = ("triton-1pass", "triton-2pass", "triton-unfused")
 SDPA_FAMILIES = ("sdpa-flash", "sdpa-cudnn", "sdpa-efficient")
@@ -61,6 +69,12 @@ TILINGS: dict[str, dict[int, list[Tiling]]] = {
         64: [(128, 128, 8, 3), (128, 64, 4, 3)],
         128: [(128, 128, 8, 3), (128, 64, 4, 3)],
     },
+}
+# The 1-pass family's ping-pong kernel (kernels.attn_pingpong; Hopper only, seq_q % 128 == 0):
+# BLOCK_M 128 with 8 consumer warps, 3 K/V slots.
+PINGPONG_TILINGS: dict[int, list[Tiling]] = {
+    64: [(128, 128, 8, 3), (128, 64, 8, 3)],
+    128: [(128, 128, 8, 3), (128, 64, 8, 3)],
 }
 SMOKE_TILINGS: dict[str, dict[int, list[Tiling]]] = {
     f: {d: t[:1] for d, t in by_d.items()} for f, by_d in TILINGS.items()
@@ -87,12 +101,14 @@ class Config:
     family: str
     shape: AttnShape
     tiling: Tiling
+    schedule: str = "plain"  # triton-1pass: "plain" (Triton) or "pingpong" (Gluon, Hopper)
 
     def label(self) -> str:
         """One-line description for progress and error messages."""
         s = self.shape
         bm, bn, w, st = self.tiling
         t = "" if self.tiling == NO_TILING else f" tiling={bm}x{bn} w{w} s{st}"
+        t += "" if self.schedule == "plain" else f" schedule={self.schedule}"
         return (
             f"{self.family} B={s.batch} H={s.heads} S={s.seq_q} D={s.head_dim} "
             f"causal={int(s.causal)}{t}"
@@ -166,10 +182,25 @@ def fits(tiling: Tiling, head_dim: int, elem: int, limit: int) -> bool:
     return smem_bytes_1pass(bm, bn, head_dim, stages, elem) <= limit
 
 
+def pingpong_device() -> bool:
+    """Whether this machine's GPU runs the ping-pong schedule (CUDA sm_90)."""
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(0)[0] == 9
+
+
 def build_configs(
-    suite: str, families: list[str], elem: int = 2, smem_limit: int | None = None
+    suite: str,
+    families: list[str],
+    elem: int = 2,
+    smem_limit: int | None = None,
+    pingpong: bool | None = None,
 ) -> list[Config]:
-    """Every configuration of a suite, grouped by family (family order as given)."""
+    """Every configuration of a suite, grouped by family (family order as given).
+
+    `pingpong`: add the 1-pass family's ping-pong configurations (`PINGPONG_TILINGS`, shapes
+    with seq_q % 128 == 0); default: when this machine's GPU is sm_90.
+    """
+    if pingpong is None:
+        pingpong = pingpong_device()
     shapes = {"validation": validation_shapes, "holdout": holdout_shapes}.get(suite, smoke_shapes)()
     tilings = SMOKE_TILINGS if suite == "smoke" else TILINGS
     limit = device_smem_limit() if smem_limit is None else smem_limit
@@ -185,6 +216,13 @@ def build_configs(
                 if shape.causal and fam != "triton-unfused" and t[0] % t[1]:
                     continue
                 out.append(Config(fam, shape, t))
+            if fam == "triton-1pass" and pingpong and shape.seq_q % 128 == 0:
+                if suite == "smoke" and shape.causal:  # the smoke run stays under a minute
+                    continue
+                pp = PINGPONG_TILINGS[shape.head_dim][: 1 if suite == "smoke" else None]
+                for t in pp:
+                    if pingpong_smem_bytes(t[1], shape.head_dim, t[3], elem) <= limit:
+                        out.append(Config(fam, shape, t, "pingpong"))
     return out
 
 
@@ -204,8 +242,8 @@ def bench_params(est_ms: float) -> tuple[int, int]:
 
 
 def compile_key(cfg: Config) -> tuple[object, ...]:
-    """Distinct Triton compilations: one per (family, tiling, head dim, causal)."""
-    return (cfg.family, cfg.tiling, cfg.shape.head_dim, cfg.shape.causal)
+    """Distinct Triton compilations: one per (family, schedule, tiling, head dim, causal)."""
+    return (cfg.family, cfg.schedule, cfg.tiling, cfg.shape.head_dim, cfg.shape.causal)
 
 
 def estimate_run_s(configs: list[Config], elem: int = 2) -> float:
@@ -242,8 +280,9 @@ def make_runner(cfg: Config, q, k, v, scores=None) -> Callable[[], Any]:  # type
     bm, bn, w, s = cfg.tiling
     if cfg.family == "triton-1pass":
         return lambda: attention_fwd(
-            q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s
-        )
+            q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s,
+            schedule=cfg.schedule,
+        )  # fmt: skip
     if cfg.family == "triton-2pass":
         return lambda: attention_2pass(
             q, k, v, causal, block_m=bm, block_n=bn, num_warps=w, num_stages=s
@@ -405,9 +444,35 @@ def append_error(path: Path, cfg: Config, dtype_name: str, error: str) -> None:
                 int(s.causal),
                 dtype_name,
                 *cfg.tiling,
-                error.replace("\n", " ")[:500],
+                (f"[schedule {cfg.schedule}] " if cfg.schedule != "plain" else "")
+                + error.replace("\n", " ")[:500],
             ]
         )
+
+
+def host_probe(csv_path: Path, info: dict[str, str], pingpong: bool) -> None:
+    """Measure this host's launcher-call costs and write them beside the CSV (module doc)."""
+    from kernels import microbench_pingpong, microbench_steps
+
+    t0 = time.time()
+    try:
+        calls = microbench_steps.host_calls(torch)
+        if pingpong:
+            calls.update(microbench_pingpong.measure_host(torch))
+        figures = {
+            "host_call_us": calls,
+            "bench_flush_us": round(microbench_steps.flush_us(torch), 2),
+        }
+    except Exception as exc:  # noqa: BLE001 - the timings are still worth having
+        print(f"host probe failed ({type(exc).__name__}: {exc}); no host file", file=sys.stderr)
+        return
+    meta = {
+        "source": "kernels.bench host probe (kernels.microbench_steps.measure_host)",
+        "date": _dt.datetime.now(_dt.UTC).isoformat(),
+        **info,
+    }
+    path = write_host_figures(csv_path, figures, meta)
+    print(f"host probe ({time.time() - t0:.0f}s): {figures} -> {path}", file=sys.stderr)
 
 
 def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> int:
@@ -422,7 +487,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"{suite}-{slug}-{date}.csv"
     err_path = out_dir / f"{suite}-{slug}-{date}-errors.csv"
-    for p in (csv_path, err_path):
+    for p in (csv_path, err_path, out_dir / f"{suite}-{slug}-{date}-host.yaml"):
         if p.exists():
             p.unlink()
     l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or _L2_BYTES_DEFAULT)
@@ -431,6 +496,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
         f"triton {info['triton']}; writing {csv_path}",
         file=sys.stderr,
     )
+    host_probe(csv_path, info, any(c.schedule == "pingpong" for c in configs))
     failures = 0
     checked: dict[str, str | None] = {}
     t0 = time.time()
@@ -438,7 +504,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
     sets: list = []
     scores = None
     for i, cfg in enumerate(configs, 1):
-        fam = cfg.family
+        fam = cfg.family if cfg.schedule == "plain" else f"{cfg.family}/{cfg.schedule}"
         if fam not in checked:
             try:
                 checked[fam] = check_family(cfg, dtype)
@@ -460,7 +526,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
                 torch.cuda.empty_cache()
                 sets = make_inputs(shape, dtype, n_rotating_sets(shape, elem, l2))
                 inputs_key = key
-            if fam == "triton-unfused" and scores is None:
+            if cfg.family == "triton-unfused" and scores is None:
                 scores = torch.empty(
                     (shape.batch * shape.heads, shape.seq_q, shape.seq_k),
                     device="cuda",
@@ -474,12 +540,12 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
                 state["i"] += 1
 
             warm, rep = bench_params(estimate_ms(cfg, elem))
-            with _Backend(fam):
+            with _Backend(cfg.family):
                 med, p10, p90 = do_bench(fn, warmup=warm, rep=rep, quantiles=[0.5, 0.1, 0.9])
             flops = attn_flops(shape)
             bm, bn, w, s = cfg.tiling
             row = Measurement(
-                family=fam,
+                family=cfg.family,
                 batch=shape.batch,
                 heads=shape.heads,
                 seq_q=shape.seq_q,
@@ -497,6 +563,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
                 flops=flops,
                 tflops=flops / (float(med) * 1e9),
                 timestamp=_dt.datetime.now(_dt.UTC).isoformat(),
+                schedule=cfg.schedule,
                 **info,
             )
             append_measurement(csv_path, row)
@@ -541,6 +608,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--dtype", choices=("bf16", "fp16"), default="bf16")
     p.add_argument(
+        "--no-pingpong",
+        action="store_true",
+        help="leave out the 1-pass family's ping-pong kernel (timed by default on sm_90; "
+        "--dry-run lists it)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="list configurations and the time estimate; no GPU needed",
@@ -557,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown families: {', '.join(bad)} (known: {', '.join(FAMILIES)})", file=sys.stderr)
         return 2
     limit = device_smem_limit() if torch.cuda.is_available() else 227 * 1024
-    configs = build_configs(args.suite, families, smem_limit=limit)
+    pingpong = False if args.no_pingpong else (True if args.dry_run else None)
+    configs = build_configs(args.suite, families, smem_limit=limit, pingpong=pingpong)
     if args.max_configs is not None:
         configs = configs[: args.max_configs]
     est = estimate_run_s(configs)

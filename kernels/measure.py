@@ -1,7 +1,8 @@
 """The measurement record (one CSV row per timed configuration) and its CSV reader/writer.
 
 Schema (column order is the CSV header): see `FIELDS`. No torch/triton here, so reports and
-the validation CI test can read measurement files on any machine.
+the validation CI test can read measurement files on any machine. Files written before the
+`schedule` column existed (header `LEGACY_FIELDS`) are read with schedule "plain".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ FAMILIES = (
     "sdpa-efficient",
 )
 DTYPES = ("fp16", "bf16")
+SCHEDULES = ("plain", "pingpong")  # kernels.attn_fwd.SCHEDULES (no torch import here)
 
 
 class MeasurementError(ValueError):
@@ -53,12 +55,19 @@ class Measurement:
     torch: str
     triton: str
     timestamp: str
+    schedule: str = "plain"  # triton-1pass: which kernel of the family (kernels.attn_fwd)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise MeasurementError(f"unknown family {self.family!r} (one of {', '.join(FAMILIES)})")
         if self.dtype not in DTYPES:
             raise MeasurementError(f"unknown dtype {self.dtype!r} (one of {', '.join(DTYPES)})")
+        if self.schedule not in SCHEDULES:
+            raise MeasurementError(
+                f"unknown schedule {self.schedule!r} (one of {', '.join(SCHEDULES)})"
+            )
+        if self.schedule != "plain" and self.family != "triton-1pass":
+            raise MeasurementError(f"schedule {self.schedule!r} is a triton-1pass kernel only")
         if self.causal not in (0, 1):
             raise MeasurementError(f"causal must be 0 or 1, got {self.causal!r}")
         for name in ("batch", "heads", "seq_q", "seq_k", "head_dim"):
@@ -77,11 +86,14 @@ class Measurement:
     @classmethod
     def from_row(cls, row: dict[str, str]) -> Measurement:
         """Parse a CSV row (as `csv.DictReader` yields it); raises MeasurementError."""
-        missing = [n for n in FIELDS if n not in row or row[n] is None]
+        # a legacy file has no schedule column; a short row of any file has None values
+        missing = [n for n in FIELDS if (n in row or n in LEGACY_FIELDS) and row.get(n) is None]
         if missing:
             raise MeasurementError(f"missing column(s): {', '.join(missing)}")
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
+            if f.name not in row:  # only `schedule` can be absent (a legacy file)
+                continue
             raw = row[f.name].strip()
             try:
                 if f.type in ("int", int):
@@ -98,6 +110,7 @@ class Measurement:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Measurement))
+LEGACY_FIELDS: tuple[str, ...] = FIELDS[:-1]  # before the schedule column
 
 
 def _fmt(value: object) -> str:
@@ -114,11 +127,25 @@ def write_measurements(path: str | Path, rows: Iterable[Measurement]) -> None:
 
 
 def append_measurement(path: str | Path, row: Measurement) -> None:
-    """Append one row, writing the header first if the file is new or empty."""
+    """Append one row, writing the header first if the file is new or empty.
+
+    A file with the legacy header (no schedule column) takes plain-schedule rows only.
+    """
     p = Path(path)
     new = not p.exists() or p.stat().st_size == 0
+    fields = FIELDS
+    if not new:
+        with p.open(newline="", encoding="utf-8") as fh:
+            header = tuple(next(csv.reader(fh), ()))
+        if header == LEGACY_FIELDS:
+            if row.schedule != "plain":
+                raise MeasurementError(
+                    f"{p}: legacy file without a schedule column; cannot append a "
+                    f"{row.schedule!r} row (write to a new file)"
+                )
+            fields = LEGACY_FIELDS
     with p.open("a", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(FIELDS))
+        writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow(row.to_row())
@@ -134,7 +161,7 @@ def read_measurements(paths: str | Path | Sequence[str | Path]) -> list[Measurem
         with p.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = tuple(reader.fieldnames or ())
-            if header != FIELDS:
+            if header not in (FIELDS, LEGACY_FIELDS):
                 raise MeasurementError(
                     f"{p}:1: header does not match the measurement schema; "
                     f"expected {','.join(FIELDS)}, got {','.join(header)}"
@@ -150,3 +177,67 @@ def read_measurements(paths: str | Path | Sequence[str | Path]) -> list[Measurem
                 except TypeError as exc:  # pragma: no cover - defensive
                     raise MeasurementError(f"{p}:{line}: {exc}") from None
     return out
+
+
+# ----------------------------------------------------------------------------- host figures
+# A timing run also measures, on its own host, what one launcher call costs the host
+# (kernels.microbench_steps.measure_host): calls short enough to be host-bound are timed at
+# the host's speed, which differs between machines of a pool (the calibration file's
+# figures come from the calibration machine). Written next to the CSV as <stem>-host.yaml.
+
+HOST_KEYS = ("host_call_us", "bench_flush_us")
+
+
+def host_figures_path(csv_path: str | Path) -> Path:
+    """Where a measurement file's host figures live: <stem>-host.yaml beside it."""
+    p = Path(csv_path)
+    return p.with_name(p.stem + "-host.yaml")
+
+
+def write_host_figures(
+    csv_path: str | Path, figures: dict[str, object], meta: dict[str, str]
+) -> Path:
+    """Write the host figures of the run that writes `csv_path`; returns the YAML path."""
+    import yaml
+
+    path = host_figures_path(csv_path)
+    body = {
+        **{k: str(v) for k, v in meta.items()},
+        **{k: figures[k] for k in HOST_KEYS if k in figures},
+    }
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def read_host_figures(csv_path: str | Path) -> dict[str, object] | None:
+    """The host figures measured with `csv_path` (None when the run wrote none).
+
+    Returns {"host_call_us": {family: us}, "bench_flush_us": us, "path": str}; raises
+    MeasurementError naming the file and field when the YAML is malformed.
+    """
+    import yaml
+
+    path = host_figures_path(csv_path)
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise MeasurementError(f"{path}: not valid YAML: {exc}") from None
+    problems = []
+    if not isinstance(data, dict):
+        raise MeasurementError(f"{path}: expected a mapping with {', '.join(HOST_KEYS)}")
+    calls = data.get("host_call_us")
+    if not isinstance(calls, dict) or not calls:
+        problems.append("host_call_us: expected a mapping {family: microseconds}")
+    else:
+        for fam, us in calls.items():
+            if not isinstance(us, (int, float)) or not us > 0:
+                problems.append(f"host_call_us.{fam}: expected a positive number, got {us!r}")
+    flush = data.get("bench_flush_us")
+    if not isinstance(flush, (int, float)) or not flush > 0:
+        problems.append(f"bench_flush_us: expected a positive number, got {flush!r}")
+    if problems:
+        raise MeasurementError(f"{path}: " + "; ".join(problems))
+    assert isinstance(calls, dict) and isinstance(flush, (int, float))  # checked above
+    return {"host_call_us": dict(calls), "bench_flush_us": float(flush), "path": str(path)}

@@ -18,7 +18,8 @@ the timed call); the per-step time of a micro-kernel running the attention tile 
 one and two blocks per SM (`kernels.microbench_steps`); the unfused baseline's three kernels
 each timed alone on calibration shapes (`kernels.microbench_unfused`); the do_bench floor (an
 empty kernel) and the fused kernels' per-block fixed time and occupancy
-(`kernels.microbench_blocks`). Every figure is logged
+(`kernels.microbench_blocks`); on sm_90, the same figures for the 1-pass family's ping-pong
+kernel (`kernels.microbench_pingpong`). Every figure is logged
 before the file is written.
 The file format is documented in `archs/calibration/__init__.py`.
 """
@@ -385,6 +386,18 @@ def main(argv: list[str] | None = None) -> int:
         blocks = []
     if blocks:
         figures["attention_blocks"] = blocks
+    if torch.cuda.get_device_capability(0)[0] == 9:  # the 1-pass family's ping-pong kernel
+        print("measure pingpong ...", file=sys.stderr)
+        try:
+            from kernels import microbench_pingpong
+
+            pp = microbench_pingpong.measure(torch)
+            figures.setdefault("host_call_us", {}).update(pp.get("host_call_us", {}))
+            for key in ("attention_steps", "attention_blocks"):
+                if pp.get(key):
+                    figures[key] = [*figures.get(key, []), *pp[key]]
+        except Exception as exc:  # noqa: BLE001
+            print(f"  measure pingpong failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     # Log every measured figure first, so a failure below cannot lose a run.
     print(json.dumps({"figures": figures, "matmul": matmul}, default=str), file=sys.stderr)

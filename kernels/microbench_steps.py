@@ -143,8 +143,8 @@ def _host_per_call_us(torch: Any, call: Any, n: int = 300) -> float:
     return statistics.median(runs)
 
 
-def measure_host(torch: Any) -> dict[str, Any]:
-    """host_call_us per family launcher and do_bench's host head start (µs)."""
+def host_calls(torch: Any) -> dict[str, float]:
+    """Host µs of one launcher call per family on a tiny problem (GPU work far shorter)."""
     from kernels.attn_2pass import attention_2pass
     from kernels.attn_fwd import attention_fwd
     from kernels.attn_unfused import attention_unfused
@@ -171,7 +171,25 @@ def measure_host(torch: Any) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - keep the other figures
             print(f"  host call {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         print(f"  host_call_us {name}: {host.get(name)}", file=sys.stderr)
-    out: dict[str, Any] = {"host_call_us": host}
+    return host
+
+
+def flush_us(torch: Any) -> float:
+    """GPU µs of `triton.testing.do_bench`'s L2 flush (a memset of its 256 MB buffer)."""
+    cache = triton.runtime.driver.active.get_empty_cache_for_benchmark()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    cache.zero_()
+    start.record()
+    for _ in range(20):
+        cache.zero_()
+    end.record()
+    torch.cuda.synchronize()
+    return float(start.elapsed_time(end)) * 1e3 / 20
+
+
+def measure_host(torch: Any) -> dict[str, Any]:
+    """host_call_us per family launcher and do_bench's host head start (µs)."""
+    out: dict[str, Any] = {"host_call_us": host_calls(torch)}
     x = torch.empty(1, device="cuda")
     launch_us = _host_per_call_us(torch, lambda: _empty[(1,)](x))
     heads = []
@@ -186,17 +204,7 @@ def measure_host(torch: Any) -> dict[str, Any]:
         print(f"  do_bench spin {spin} us: {ms * 1e3:.1f} us", file=sys.stderr)
     out["bench_head_start_us"] = round(max(0.01, statistics.median(heads)), 2)
     try:  # log only: GPU time of do_bench's L2 flush (the head start's upper bound)
-        cache = triton.runtime.driver.active.get_empty_cache_for_benchmark()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        cache.zero_()
-        start.record()
-        for _ in range(20):
-            cache.zero_()
-        end.record()
-        torch.cuda.synchronize()
-        print(
-            f"  do_bench flush (GPU): {start.elapsed_time(end) * 1e3 / 20:.1f} us", file=sys.stderr
-        )
+        print(f"  do_bench flush (GPU): {flush_us(torch):.1f} us", file=sys.stderr)
         print(f"  head starts: {[round(h, 1) for h in heads]}", file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - diagnostics only
         print(f"  flush timing failed: {exc}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """What each Triton attention kernel family does, as `KernelPlan`s for the GPU model.
 
 Families follow `kernels/` (one program per query tile x batch*head, launch order query
-tile fastest): `1pass` (online softmax, FlashAttention-2 style), `2pass` (a statistics pass
+tile fastest): `1pass` (online softmax, FlashAttention-2 style; with the tiling's schedule
+"pingpong", the Hopper kernel of `kernels.attn_pingpong`, mode `pingpong`: its own measured
+tile-chain step, per-block fixed time and occupancy), `2pass` (a statistics pass
 writing fp32 row max and sum, then an output pass), `unfused` (QK^T tile kernel writing the
 scores to HBM in the input dtype, an in-place row softmax, and a P.V kernel). Causal is
 top-left aligned: query tile i visits key tiles up to its diagonal; fully visible tiles run
@@ -16,6 +18,7 @@ from dataclasses import dataclass, replace
 from archs.calibration import Calibration, UnfusedPoint
 from mappers.gpu_model import (
     BASE_REGISTERS_PER_THREAD,
+    SCHEDULES,
     BlockGroup,
     Dot,
     KernelPlan,
@@ -32,6 +35,14 @@ STATS_OPS = 3.0  # running max, scale-subtract, row sum
 OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
 MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
+ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
+# kernels.attn_pingpong: BLOCK_M x warps, BLOCK_N, K/V slots, head dims, and the registers per
+# consumer thread (setmaxnreg 240: one block takes the SM's register file)
+PINGPONG_BLOCK = (128, 8)
+PINGPONG_BLOCK_N = (64, 128)
+PINGPONG_STAGES = (2, 3)
+PINGPONG_HEAD_DIMS = (64, 128)
+PINGPONG_REGISTERS = 240
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +118,35 @@ def _tiles(s: AttnShape, t: Tiling, mode: str) -> str:
     the 1-pass kernel through host-built descriptors when seq_q is a multiple of BLOCK_M,
     otherwise (and the 2-pass kernel always) through descriptors built in the kernel.
     """
-    return "host" if mode == "online" and s.seq_q % t.block_m == 0 else "device"
+    return "host" if mode in ONLINE_MODES and s.seq_q % t.block_m == 0 else "device"
+
+
+def schedule_problem(family: str, s: AttnShape, t: Tiling, compute_capability: float | None) -> str:
+    """Why `family` cannot run `t`'s schedule for shape `s` ("" when it can)."""
+    if t.schedule == "plain":
+        return ""
+    if t.schedule not in SCHEDULES:
+        return f"unknown schedule {t.schedule!r} (one of {', '.join(SCHEDULES)})"
+    if family != "1pass":
+        return f"schedule {t.schedule!r} is a 1-pass kernel"
+    if compute_capability is None or int(compute_capability) != 9:
+        cc = "not given" if compute_capability is None else f"{compute_capability:g}"
+        return f"schedule 'pingpong' needs an sm_90 (Hopper) GPU (compute_capability {cc})"
+    if s.dtype not in ("fp16", "bf16"):
+        return f"schedule 'pingpong' needs fp16/bf16, got {s.dtype}"
+    if s.head_dim != s.value_dim or s.head_dim not in PINGPONG_HEAD_DIMS:
+        return f"schedule 'pingpong' needs head dims E = F in {PINGPONG_HEAD_DIMS}"
+    if (t.block_m, t.num_warps) != PINGPONG_BLOCK:
+        bm, w = PINGPONG_BLOCK
+        return f"schedule 'pingpong' needs block_m {bm} with num_warps {w}"
+    if t.block_n not in PINGPONG_BLOCK_N or t.num_stages not in PINGPONG_STAGES:
+        return (
+            f"schedule 'pingpong' needs block_n in {PINGPONG_BLOCK_N} and num_stages in "
+            f"{PINGPONG_STAGES}"
+        )
+    if s.seq_q % t.block_m:
+        return f"schedule 'pingpong' needs seq_q (P) a multiple of {t.block_m}"
+    return ""
 
 
 def _registers(elements_fp32: float, warps: int) -> int:
@@ -134,13 +173,17 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
         regs = _registers(bm * bn, t.num_warps)
         reads, writes = float(q_bytes + k_bytes), stats_bytes
     else:
-        ops = ONLINE_OPS * bm * bn + bm * f + 2 * bm if mode == "online" else OUTPUT_OPS * bm * bn
-        exps = bm * bn + (bm if mode == "online" else 0)
+        online = mode in ONLINE_MODES
+        ops = ONLINE_OPS * bm * bn + bm * f + 2 * bm if online else OUTPUT_OPS * bm * bn
+        exps = bm * bn + (bm if online else 0)
         step = StepWork((qk, pv), exps, ops, bn * (d + f) * b)
         stats_in = 2 * bm * 4 if mode == "output" else 0
         fixed = StepWork((), 0.0, 2.0 * bm * f, bm * (d + f) * b + stats_in)
         smem = b * (bm * d + buffers * bn * (d + f))
         regs = _registers(bm * f + bm * bn, t.num_warps)
+        if mode == "pingpong":  # Q, every K/V slot, one mbarrier per slot and Q's
+            smem = b * (bm * d + t.num_stages * bn * (d + f)) + 8 * (1 + t.num_stages)
+            regs = PINGPONG_REGISTERS
         reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
         writes = float(o_bytes)
     masked = StepWork(step.dots, step.exp2, step.fp32_ops + MASK_OPS * bm * bn, step.load_bytes)
@@ -258,7 +301,12 @@ _ROWS = {True: "aligned rows (seq % 16 == 0)", False: "ragged rows (seq % 16 != 
 
 
 def _with_measured(
-    plans: tuple[KernelPlan, ...], s: AttnShape, t: Tiling, cal: Calibration, sm_count: int
+    plans: tuple[KernelPlan, ...],
+    s: AttnShape,
+    t: Tiling,
+    cal: Calibration,
+    sm_count: int,
+    latency_s: float,
 ) -> tuple[KernelPlan, ...]:
     """Attach each unfused kernel's measured rate (the entry nearest this tiling).
 
@@ -289,7 +337,8 @@ def _with_measured(
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
-        split = [_split(e, i, s, t, cal) for e in near]  # (work, memory s, rest s, entry)
+        # (work, memory s, rest s, entry) per entry
+        split = [_split(e, i, s, t, cal, latency_s) for e in near]
         # the rate of the softmax's own path: rows in one block, or the two-loop path
         one = s.seq_k <= SOFTMAX_MAX_BLOCK
         same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
@@ -304,9 +353,13 @@ def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
 
 
 def _split(
-    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration
+    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration, latency_s: float
 ) -> tuple[float, float, float, UnfusedPoint]:
-    """(work, memory seconds, rest seconds) of calibration entry `e` for unfused kernel i."""
+    """(work, memory seconds, rest seconds) of calibration entry `e` for unfused kernel i.
+
+    The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
+    model adds once per kernel (`gpu_model.time_kernel`).
+    """
     d = e.head_dim or s.head_dim
     cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
     cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
@@ -315,7 +368,7 @@ def _split(
     write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
     memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
-    return ref.work, memory, max(e.time_s - memory, 0.0), e
+    return ref.work, memory, max(e.time_s - memory - ref.round_trips * latency_s, 0.0), e
 
 
 def kernel_plans(
@@ -326,14 +379,19 @@ def kernel_plans(
     l2_bytes: int,
     calibration: Calibration | None = None,
     sm_count: int = 1,
+    hbm_latency_s: float = 0.0,
 ) -> tuple[KernelPlan, ...]:
     """The kernels `family` launches for shape `s` with tiling `t`, in order.
 
     With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
-    non-memory rates (`KernelPlan.measured`).
+    non-memory rates (`KernelPlan.measured`), less `hbm_latency_s` per dependent round trip.
     """
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
+    if t.schedule != "plain" and family != "1pass":
+        raise ValueError(f"schedule {t.schedule!r} is a 1-pass kernel, not {family}")
     if family == "1pass":
+        if t.schedule == "pingpong":
+            return (_fused(s, t, "attn_fwd_pingpong", "pingpong", refetch),)
         return (_fused(s, t, "attn_fwd", "online", refetch),)
     if family == "2pass":
         return (
@@ -343,6 +401,6 @@ def kernel_plans(
     if family == "unfused":
         plans = _unfused(s, t)
         if calibration is not None and calibration.unfused_kernels:
-            plans = _with_measured(plans, s, t, calibration, sm_count)
+            plans = _with_measured(plans, s, t, calibration, sm_count, hbm_latency_s)
         return plans
     raise ValueError(f"unknown GPU kernel family {family!r}; expected one of {FAMILIES}")

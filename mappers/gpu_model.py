@@ -36,9 +36,9 @@ import math
 from dataclasses import dataclass
 
 from archs.gpu import GpuArch
-from mappers.gpu_rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
+from mappers.gpu_rates import OVERLAP_EFFICIENCY, SCHEDULES, DeviceRates, Tiling, device_rates
 
-__all__ = ["DeviceRates", "Tiling", "device_rates"]
+__all__ = ["SCHEDULES", "DeviceRates", "Tiling", "device_rates"]
 RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
 BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
 REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8
@@ -57,13 +57,19 @@ ASSUMPTIONS = (
     "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
     "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
     "measured rate of the entry's time less its bytes at the calibration run's bandwidth; "
-    "softmax work counted in BLOCK-wide row steps (masked lanes included)",
+    "softmax work counted in BLOCK-wide row steps (masked lanes included); each such kernel "
+    "also pays its dependent HBM round trips (first load, last store) at the preset's HBM "
+    "latency",
     "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
     "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
     "and blocks started together), else prologue work + 2 HBM latencies",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
+    "1-pass schedule pingpong (kernels.attn_pingpong, sm_90): one block per SM (its consumer "
+    "warps take the register file), its key-tile step and per-block fixed time measured on "
+    "the real kernel (calibration mode pingpong); steps of tilings not measured take the "
+    "nearest measured tiling's",
 )
 
 
@@ -375,8 +381,11 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     if plan.measured is not None and plan.work > 0:  # measured rate replaces the unit model
         s_rest, sms = plan.measured
         # memory part at this device's bandwidth + the measured rest; a grid too small to
-        # fill the SMs runs at its longest block's one-SM share
+        # fill the SMs runs at its longest block's one-SM share; plus the kernel's dependent
+        # HBM round trips (first load, last store), which the rate of the calibration's long
+        # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
         scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
+        scheduled += plan.round_trips * arch.hbm_latency_s
     per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)

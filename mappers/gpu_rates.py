@@ -13,17 +13,28 @@ from archs.gpu import GpuArch
 OVERLAP_EFFICIENCY = 0.5
 
 
+SCHEDULES = ("plain", "pingpong")  # kernels.attn_fwd.SCHEDULES
+
+
 @dataclass(frozen=True, slots=True)
 class Tiling:
-    """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages)."""
+    """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages).
+
+    `schedule` picks the 1-pass family's kernel: "plain" (the Triton kernel) or "pingpong"
+    (kernels.attn_pingpong: Hopper, two consumer warp groups of 64 rows taking turns on the
+    tensor cores, a TMA producer warp and a signal warp besides `num_warps`; num_stages is
+    its number of K/V slots).
+    """
 
     block_m: int
     block_n: int
     num_warps: int
     num_stages: int
+    schedule: str = "plain"
 
     def __str__(self) -> str:
-        return f"{self.block_m}x{self.block_n}/w{self.num_warps}/s{self.num_stages}"
+        t = f"{self.block_m}x{self.block_n}/w{self.num_warps}/s{self.num_stages}"
+        return t if self.schedule == "plain" else f"{t}/{self.schedule}"
 
 
 @dataclass(frozen=True, slots=True)

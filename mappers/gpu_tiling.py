@@ -3,7 +3,9 @@
 Each maps an attention cascade (sizes B, H, P, M, E, F; causal when the cascade has `where`
 conditions) onto a `GpuArch`: it ranks candidate tilings (BLOCK_M, BLOCK_N, warps, stages)
 that fit the shared-memory and register limits by modelled time (`mappers.gpu_model`) and
-reports the chosen one (the given one when every tiling option is set).
+reports the chosen one (the given one when every tiling option is set). On an sm_90 GPU
+(`compute_capability` 9.x) the 1-pass search also ranks the ping-pong kernel
+(`schedule: pingpong`, kernels.attn_pingpong) for fp16/bf16, head dim 64/128, P % 128 == 0.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import asdict, dataclass
 from archs.gpu import GpuArch, dtype_bytes
 from einsum_ir.ir import Cascade
 from einsum_ir.sizes import SizeError, resolve_sizes
-from mappers.gpu_kernels import AttnShape, kernel_plans
+from mappers.gpu_kernels import AttnShape, kernel_plans, schedule_problem
 from mappers.gpu_model import (
     ASSUMPTIONS,
+    SCHEDULES,
     DeviceRates,
     KernelTime,
     Tiling,
@@ -34,6 +37,8 @@ BLOCK_M_CANDIDATES = (64, 128)
 BLOCK_N_CANDIDATES = (32, 64, 128)
 WARP_CANDIDATES = (4, 8)
 STAGE_CANDIDATES = (2, 3, 4)
+# the ping-pong kernel's candidates (1pass, sm_90): BLOCK_M 128 / 8 warps, 3 K/V slots
+PINGPONG_CANDIDATES = ((128, 128, 8, 3), (128, 64, 8, 3))
 PASSES = {"1pass": 1, "2pass": 2, "unfused": 3}
 
 
@@ -46,6 +51,8 @@ class GpuOptions:
         block_n: Keys per inner-loop step (BLOCK_N).
         num_warps: Warps per block.
         num_stages: Software-pipelining depth of the key/value loads.
+        schedule: The 1-pass kernel: "plain" (Triton) or "pingpong" (Gluon, sm_90); "" =
+            searched where the GPU and shape allow the ping-pong kernel.
         dtype: Element type of Q, K, V, O: fp16 or bf16.
         rank_candidates: With a fixed tiling, also rank the default candidates (the Result's
             tiling_* extras); False models the given tiling alone (faster).
@@ -55,6 +62,7 @@ class GpuOptions:
     block_n: int = 0
     num_warps: int = 0
     num_stages: int = 0
+    schedule: str = ""
     dtype: str = "bf16"
     rank_candidates: bool = True
 
@@ -65,6 +73,11 @@ class GpuOptions:
             v = getattr(self, name)
             if v and v & (v - 1):
                 raise MappingError(f"{name} must be a power of two, got {v}")
+        if self.schedule and self.schedule not in SCHEDULES:
+            raise MappingError(
+                f"schedule must be one of {', '.join(SCHEDULES)} (or empty: searched), "
+                f"got {self.schedule!r}"
+            )
         if self.dtype not in ("fp16", "bf16", "fp32"):
             raise MappingError(f"dtype must be fp16, bf16 or fp32, got {self.dtype!r}")
 
@@ -72,7 +85,10 @@ class GpuOptions:
     def fixed(self) -> Tiling | None:
         """The tiling when every tiling option is set."""
         if min(self.block_m, self.block_n, self.num_warps, self.num_stages) > 0:
-            return Tiling(self.block_m, self.block_n, self.num_warps, self.num_stages)
+            return Tiling(
+                self.block_m, self.block_n, self.num_warps, self.num_stages,
+                self.schedule or "plain",
+            )  # fmt: skip
         return None
 
 
@@ -112,15 +128,26 @@ def attention_shape(cascade: Cascade, sizes: dict[str, int], dtype: str) -> Attn
     )
 
 
-def candidate_tilings(causal: bool) -> tuple[Tiling, ...]:
-    """The default search space (causal kernels need BLOCK_M % BLOCK_N == 0)."""
-    return tuple(
+def candidate_tilings(causal: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
+    """The default search space (causal kernels need BLOCK_M % BLOCK_N == 0).
+
+    `pingpong`: also the ping-pong kernel's tilings (`PINGPONG_CANDIDATES`).
+    """
+    plain = tuple(
         Tiling(m, n, w, s)
         for m, n, w, s in itertools.product(
             BLOCK_M_CANDIDATES, BLOCK_N_CANDIDATES, WARP_CANDIDATES, STAGE_CANDIDATES
         )
         if not causal or m % n == 0
     )
+    pp = tuple(Tiling(*t, "pingpong") for t in PINGPONG_CANDIDATES) if pingpong else ()
+    return plain + pp
+
+
+def pingpong_searched(family: str, shape: AttnShape, arch: GpuArch) -> bool:
+    """Whether the search includes the ping-pong kernel for this family, shape and GPU."""
+    t = Tiling(*PINGPONG_CANDIDATES[0], "pingpong")
+    return not schedule_problem(family, shape, t, arch.compute_capability)
 
 
 def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) -> Evaluated:
@@ -136,12 +163,15 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
         arch.l2_bytes,
         arch.calibration,
         arch.sm_count,
+        arch.hbm_latency_s,
     )
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:
         problem = problem or "causal kernels need block_m % block_n == 0"
-    total, host_bound = call_time(kernels, rates, family)
+    problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
+    host = family if tiling.schedule == "plain" else f"{family}-{tiling.schedule}"
+    total, host_bound = call_time(kernels, rates, host)
     return Evaluated(tiling, kernels, total, problem, host_bound)
 
 
@@ -174,17 +204,34 @@ class GpuTilingMapper:
             rates = device_rates(arch, opts.dtype)
         except KeyError as exc:
             raise MappingError(str(exc).strip("'\"")) from None
-        space = candidate_tilings(shape.causal)
+        if opts.schedule == "pingpong" and self.family != "1pass":
+            raise MappingError(f"{self.name}: schedule 'pingpong' is a 1-pass kernel (gpu-1pass)")
+        pingpong = opts.schedule == "pingpong" or (
+            not opts.schedule and pingpong_searched(self.family, shape, arch)
+        )
+        space = candidate_tilings(shape.causal, pingpong)
         fixed = opts.fixed
         if fixed is None:
             space = tuple(
                 t
                 for t in space
                 if all(
-                    getattr(opts, f) in (0, getattr(t, f))
-                    for f in ("block_m", "block_n", "num_warps", "num_stages")
+                    getattr(opts, f) in (0, "", getattr(t, f))
+                    for f in ("block_m", "block_n", "num_warps", "num_stages", "schedule")
                 )
             )
+            if not space:
+                given = {
+                    f: getattr(opts, f)
+                    for f in ("block_m", "block_n", "num_warps", "num_stages", "schedule")
+                    if getattr(opts, f)
+                }
+                options = ", ".join(f"{k}={v}" for k, v in given.items())
+                known = ", ".join(str(t) for t in candidate_tilings(shape.causal, pingpong))
+                raise MappingError(
+                    f"{self.name}: no candidate tiling matches {options} (candidates: {known}); "
+                    "set all four tiling options to model any other tiling"
+                )
         elif not opts.rank_candidates:
             space = (fixed,)
         elif fixed not in space:
@@ -243,6 +290,7 @@ def _result(
         arch.l2_bytes,
         arch.calibration,
         arch.sm_count,
+        arch.hbm_latency_s,
     )
     hbm_read = sum(p.hbm_read_bytes for p in plans)
     hbm_write = sum(p.hbm_write_bytes for p in plans)

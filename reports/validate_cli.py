@@ -38,15 +38,13 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 def run_gpu(args: argparse.Namespace) -> int:
     """Read, predict, summarize, write."""
-    from kernels.measure import MeasurementError, read_measurements
+    from kernels.measure import MeasurementError
     from reports import validation
 
     try:
-        measurements = read_measurements(args.measurements)
+        measurements, points, notes = validation.join_files(args.measurements, args.arch)
     except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
         raise UsageError(f"cannot read measurements: {exc}") from None
-    try:
-        points = validation.join(measurements, args.arch)
     except validation.ValidationError as exc:
         raise UsageError(str(exc)) from None
     if not points:
@@ -55,6 +53,7 @@ def run_gpu(args: argparse.Namespace) -> int:
     picks = validation.tiling_picks(points)
     summary = validation.summary(points)
     report = validation.format_report(points, picks, args.worst)
+    report += "\n\n" + "\n".join(notes)
     if args.out is not None:
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)

@@ -2,14 +2,26 @@
 
 Key (the shared schema): family -> mapper (triton-1pass -> gpu-1pass, triton-2pass ->
 gpu-2pass, triton-unfused -> gpu-unfused), shape (batch, heads, seq_q, seq_k, head_dim,
-causal), dtype, tiling, device -> arch preset. Errors are percentages of the measured median:
-100 * (predicted - measured) / measured. The model is calibrated only from
-`archs/calibration/` (never from these measurements).
+causal), dtype, tiling (with the 1-pass schedule), device -> arch preset. Errors are
+percentages of the measured median: 100 * (predicted - measured) / measured. The model is
+calibrated only from `archs/calibration/` (never from these measurements), except for the
+host's side of a timed call. Calls short enough to be host-bound run at the timing host's
+speed, which differs between the machines of a pool; a measurement file written with a host
+probe (`<stem>-host.yaml`: `kernels.bench` measures, on the timing machine before timing,
+one launcher call per family on a tiny problem and the GPU time of do_bench's L2 flush) is
+predicted with that host's figures (`join_files`, `host_adjusted`):
+
+- host_call_us per family: the probe's, in place of the calibration's;
+- the do_bench head start (how long the flush keeps the GPU busy after the host has moved on
+  to the timed call) = flush - do_bench's own host work before the call. The calibration gives
+  that host work on the calibration host (flush - its head start); on the timing host it is
+  scaled by s = median over families of probe / calibration host_call_us.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import statistics
 from collections.abc import Iterable, Sequence
@@ -21,7 +33,7 @@ from archs.gpu import GpuArch
 from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.ir import Cascade
-from kernels.measure import Measurement
+from kernels.measure import Measurement, read_host_figures, read_measurements
 from mappers.registry import get_mapper
 from mappers.result import Result
 
@@ -85,9 +97,10 @@ class Point:
 
     @property
     def tiling(self) -> str:
-        """BLOCK_M x BLOCK_N / warps / stages."""
+        """BLOCK_M x BLOCK_N / warps / stages, and the schedule when it is not plain."""
         m = self.measurement
-        return f"{m.block_m}x{m.block_n}/w{m.num_warps}/s{m.num_stages}"
+        t = f"{m.block_m}x{m.block_n}/w{m.num_warps}/s{m.num_stages}"
+        return t if m.schedule == "plain" else f"{t}/{m.schedule}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +139,57 @@ def _cascade(name: str) -> Cascade:
     return load_cascade(name)
 
 
+HostKey = tuple[tuple[tuple[str, float], ...], float]  # ((family, us), ...), flush us
+
+
 @functools.cache
-def _arch(name: str) -> GpuArch:
+def _arch(name: str, host: HostKey | None = None) -> GpuArch:
     arch = load_arch(name)
     if not isinstance(arch, GpuArch):
         raise ValidationError(f"arch {name!r} is not a GPU (kind: gpu)")
+    if host is not None:
+        arch = host_adjusted(arch, dict(host[0]), host[1])
     return arch
 
 
-def predict(m: Measurement, arch_name: str) -> Result:
-    """The GPU mapper's prediction for one measured configuration (its tiling, no search)."""
+def host_adjusted(arch: GpuArch, host_call_us: dict[str, float], flush_us: float) -> GpuArch:
+    """`arch` with its calibration's host figures moved to a timing host (module docstring)."""
+    cal = arch.calibration
+    if cal is None:
+        return arch
+    measured = dict(cal.host_call_s)
+    ratios = [us * 1e-6 / measured[f] for f, us in host_call_us.items() if measured.get(f)]
+    speed = statistics.median(ratios) if ratios else 1.0
+    head = cal.bench_head_start_s
+    if head is not None:
+        flush = flush_us * 1e-6
+        head = max(0.0, flush - max(0.0, flush - head) * speed)
+    calls = {**measured, **{f: us * 1e-6 for f, us in host_call_us.items()}}
+    adjusted = dataclasses.replace(
+        cal, host_call_s=tuple(sorted(calls.items())), bench_head_start_s=head
+    )
+    return dataclasses.replace(arch, calibration=adjusted)
+
+
+def _host_key(host: dict[str, Any] | None) -> HostKey | None:
+    if host is None:
+        return None
+    calls = tuple(sorted((str(f), float(us)) for f, us in host["host_call_us"].items()))
+    return calls, float(host["bench_flush_us"])
+
+
+def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) -> Result:
+    """The GPU mapper's prediction for one measured configuration (its tiling, no search).
+
+    `host`: host figures measured with the file (`kernels.measure.read_host_figures`).
+    """
     cascade = FAMILY_CASCADES[m.family] + ("-causal" if m.causal else "")
     mapper = get_mapper(FAMILY_MAPPERS[m.family])(
         block_m=m.block_m,
         block_n=m.block_n,
         num_warps=m.num_warps,
         num_stages=m.num_stages,
+        schedule=m.schedule,
         dtype=m.dtype,
         rank_candidates=False,
     )
@@ -153,20 +201,48 @@ def predict(m: Measurement, arch_name: str) -> Result:
         "E": m.head_dim,
         "F": m.head_dim,
     }
-    result: Result = mapper.map(_cascade(cascade), _arch(arch_name), sizes)
+    result: Result = mapper.map(_cascade(cascade), _arch(arch_name, _host_key(host)), sizes)
     return result
 
 
-def join(measurements: Iterable[Measurement], arch: str | None = None) -> list[Point]:
-    """Predict every triton-* measurement (SDPA rows have no model and are skipped)."""
+def join(
+    measurements: Iterable[Measurement],
+    arch: str | None = None,
+    host: dict[str, Any] | None = None,
+) -> list[Point]:
+    """Predict every triton-* measurement (SDPA rows have no model and are skipped).
+
+    `host`: the host figures measured with these rows (see the module docstring).
+    """
     points = []
     for m in measurements:
         if m.family not in FAMILY_MAPPERS:
             continue
         name = arch or arch_for_device(m.device)
-        r = predict(m, name)
+        r = predict(m, name, host)
         points.append(Point(m, name, r.latency_s * 1e3, r.bound))
     return points
+
+
+def join_files(
+    paths: Sequence[str | Path], arch: str | None = None
+) -> tuple[list[Measurement], list[Point], list[str]]:
+    """Read and predict each measurement file with its own host figures when it has them.
+
+    Returns (measurements, points, notes): one note per file saying whose host figures its
+    host-bound calls were predicted with.
+    """
+    measurements: list[Measurement] = []
+    points: list[Point] = []
+    notes: list[str] = []
+    for path in paths:
+        rows = read_measurements([path])
+        host = read_host_figures(path)
+        measurements += rows
+        points += join(rows, arch, host)
+        where = f"{host['path']} (measured in the same run)" if host else "the calibration file"
+        notes.append(f"{path}: host launcher-call figures from {where}")
+    return measurements, points, notes
 
 
 def summary(points: Sequence[Point]) -> dict[str, Any]:

@@ -340,3 +340,66 @@ def test_wgmma_refusals_say_why():
     on_sm90 = HAS_CUDA and torch.cuda.get_device_capability()[0] == 9
     expected = "float16/bfloat16" if on_sm90 else "sm_90"
     assert expected in wgmma_unsupported(q, k, v, q, False, (128, 128, 8, 2))
+
+
+PINGPONG_CASES = [  # (shape, (block_n, stages), dtype): one compile per tiling, causal, dtype
+    ((1, 1, 128, 128, 128), (128, 3), torch.bfloat16),  # one key tile: no loop trip
+    ((1, 2, 256, 256, 128), (128, 3), torch.float16),  # fewer tiles than slots
+    ((2, 3, 512, 1000, 128), (128, 3), torch.bfloat16),  # ragged keys: next head masked
+    ((1, 2, 512, 2048, 128), (64, 3), torch.bfloat16),  # seq_q < seq_k, ring wraps 10x
+    ((2, 4, 1024, 1024, 64), (128, 3), torch.float16),
+    ((1, 3, 768, 300, 64), (64, 2), torch.bfloat16),  # causal rows past seq_k; 2 slots
+    ((4, 8, 2048, 2048, 128), (128, 2), torch.bfloat16),  # many waves, 2 slots
+]
+
+
+def _pingpong_or_skip(q, k, v, out, causal, block_n, stages):  # type: ignore[no-untyped-def]
+    from kernels.attn_pingpong import pingpong_unsupported
+
+    why = pingpong_unsupported(q, k, v, out, causal, (128, block_n, 8, stages))
+    if why:
+        pytest.skip(why)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("case", PINGPONG_CASES, ids=lambda c: "x".join(map(str, c[0] + c[1])))
+def test_gpu_pingpong_schedule(case, causal):
+    """The 1-pass family's ping-pong kernel (kernels/attn_pingpong.py), where the GPU is sm_90."""
+    shape, (bn, stages), dtype = case
+    for seed in (0, 1):  # the second call takes the armed direct launch with new data
+        q, k, v = inputs(*shape, dtype, seed=seed)
+        out = poisoned(q)
+        _pingpong_or_skip(q, k, v, out, causal, bn, stages)
+        attention_fwd(
+            q, k, v, causal, block_m=128, block_n=bn, num_warps=8, num_stages=stages, out=out,
+            schedule="pingpong",
+        )  # fmt: skip
+        check(out, q, k, v, causal)
+
+
+@pytest.mark.gpu
+def test_gpu_pingpong_direct_path_and_scale():
+    """Repeated calls (cached descriptors per data pointers), fresh outputs, a custom scale."""
+    q, k, v = inputs(2, 2, 512, 640, 128, torch.bfloat16)
+    _pingpong_or_skip(q, k, v, None, False, 128, 3)
+    tiling = dict(block_m=128, block_n=128, num_warps=8, num_stages=3, schedule="pingpong")
+    first = attention_fwd(q, k, v, False, scale=0.05, **tiling)
+    check(first, q, k, v, False, scale=0.05)
+    for _ in range(3):
+        again = attention_fwd(q, k, v, False, scale=0.05, **tiling)
+        assert again.data_ptr() != first.data_ptr()
+        assert torch.equal(again, first)
+    q2 = q.clone().normal_()
+    check(attention_fwd(q2, k, v, False, scale=0.05, **tiling), q2, k, v, False, scale=0.05)
+
+
+def test_pingpong_refusals_say_why():
+    q, k, v = inputs(1, 1, 200, 256, 64, torch.float16)
+    on_sm90 = HAS_CUDA and torch.cuda.get_device_capability()[0] == 9
+    with pytest.raises(ValueError, match="seq_q % 128" if on_sm90 else "sm_90"):
+        attention_fwd(q, k, v, block_m=128, block_n=64, num_warps=8, num_stages=3,
+                      schedule="pingpong")  # fmt: skip
+    with pytest.raises(ValueError, match="block_m 128 and num_warps 8"):
+        attention_fwd(q, k, v, block_m=64, block_n=64, num_warps=4, num_stages=3,
+                      schedule="pingpong")  # fmt: skip

@@ -229,3 +229,25 @@ def test_calibration_unfused_kernels_load_and_lookup(tmp_path: Path) -> None:
     near = cal.unfused("pv", True, 128, 128, 128, 8)
     assert [p.head_dim for p in near] == [128, 64]
     assert cal.unfused("pv", False, 64, 128, 64, 4) == []
+
+
+def test_compute_capability_is_optional_and_checked() -> None:
+    assert [load_arch(n).compute_capability for n in GPU_PRESETS] == [8.0, 9.0, 9.0]
+    text = _gpu_text()
+    assert "compute_capability: 9.0" in text
+    without = "".join(
+        line for line in text.splitlines(True) if not line.startswith("compute_capability:")
+    )
+    arch = load_arch_text(without, "custom.yaml")
+    assert isinstance(arch, GpuArch) and arch.compute_capability is None
+    for bad, message in (
+        ("-9", "compute_capability: expected a positive number, got -9"),
+        ("sm90", "compute_capability: expected a number, got 'sm90'"),
+    ):
+        with pytest.raises(SpecError) as info:
+            load_arch_text(
+                text.replace("compute_capability: 9.0", f"compute_capability: {bad}"), "bad.yaml"
+            )
+        assert any(
+            str(p).startswith("bad.yaml:") and message in str(p) for p in info.value.problems
+        ), info.value.problems

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from kernels.measure import read_measurements
 from reports import validation
 
 MEASUREMENTS = sorted(
@@ -26,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module", params=MEASUREMENTS, ids=lambda p: p.stem)
 def points(request: pytest.FixtureRequest) -> list[validation.Point]:
-    return validation.join(read_measurements([request.param]))
+    return validation.join_files([request.param])[1]
 
 
 def test_mape_per_family_at_most_10_percent(points: list[validation.Point]) -> None:

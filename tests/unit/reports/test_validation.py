@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -148,3 +150,49 @@ def test_device_names_map_to_presets() -> None:
     assert validation.arch_for_device("NVIDIA H100 80GB HBM3") == "h100-sxm"
     with pytest.raises(validation.ValidationError, match="use --arch"):
         validation.arch_for_device("Radeon")
+
+
+PINGPONG = (128, 128, 8, 3)
+
+
+def pingpong(ms: float, **kw: int) -> Measurement:
+    return dataclasses.replace(measurement("triton-1pass", PINGPONG, ms, **kw), schedule="pingpong")
+
+
+def test_pingpong_rows_are_predicted_with_their_kernel() -> None:
+    plain_m = measurement("triton-1pass", PINGPONG, 1.0)
+    pp_m = pingpong(1.0)
+    pp, plain = validation.predict(pp_m, "h200"), validation.predict(plain_m, "h200")
+    assert dict(pp.options)["schedule"] == "pingpong" and dict(plain.options)["schedule"] == "plain"
+    assert [e.einsum for e in pp.per_einsum] == ["attn_fwd_pingpong"]
+    assert [e.einsum for e in plain.per_einsum] == ["attn_fwd"]
+    assert pp.latency_s != plain.latency_s
+    assert not any("cannot run" in w for w in pp.warnings)
+    # measured on a GPU the kernel cannot run on: predicted, with the reason
+    a100 = validation.predict(pp_m, "a100-sxm")
+    assert any("cannot run as modelled" in w and "sm_90" in w for w in a100.warnings)
+
+
+def test_pingpong_points_are_labelled_and_picked_apart_from_plain(tmp_path: Path) -> None:
+    rows = [measurement("triton-1pass", PINGPONG, 2.0), pingpong(1.0)]
+    points = validation.join(rows)
+    assert [p.tiling for p in points] == ["128x128/w8/s3", "128x128/w8/s3/pingpong"]
+    (pick,) = validation.tiling_picks(points)  # one shape, two measured kernels
+    assert pick.candidates == 2 and pick.best == "128x128/w8/s3/pingpong"
+    assert pick.picked in ("128x128/w8/s3", "128x128/w8/s3/pingpong")
+    out = tmp_path / "points.csv"
+    validation.write_points(out, points)
+    labels = [r["tiling"] for r in csv.DictReader(out.open(newline="", encoding="utf-8"))]
+    assert labels == ["128x128/w8/s3", "128x128/w8/s3/pingpong"]
+    assert "128x128/w8/s3/pingpong" in validation.format_report(points, [pick])
+
+
+def test_validate_cli_takes_pingpong_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exact = validation.predict(pingpong(1.0), "h200").latency_s * 1e3
+    path = tmp_path / "m.csv"
+    write_measurements(path, [*perfect_rows(), pingpong(exact)])
+    assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_points"] == 7 and out["max_abs_pct_error"] == pytest.approx(0, abs=1e-9)
