@@ -240,3 +240,26 @@ def test_other_families_refuse_the_pingpong_schedule(mapper: str) -> None:
 def test_options_that_exclude_every_candidate_say_so(options: dict[str, object]) -> None:
     with pytest.raises(MappingError, match="no candidate tiling"):
         run("gpu-1pass", "h200", **options)
+
+
+def test_uncalibrated_pingpong_step_is_the_busiest_unit() -> None:
+    """Without ping-pong calibration entries the warp groups' turns hide the softmax chain."""
+    from mappers.gpu_model import _block_times, step_times
+
+    arch = gpu("h200")
+    assert arch.calibration is not None
+    kept = tuple(p for p in arch.calibration.attention_steps if p.mode != "pingpong")
+    blocks = tuple(p for p in arch.calibration.attention_blocks if p.mode != "pingpong")
+    cal = dataclasses.replace(arch.calibration, attention_steps=kept, attention_blocks=blocks)
+    rates = device_rates(dataclasses.replace(arch, calibration=cal), "bf16")
+    s = shape()
+    (pp,) = kernel_plans("1pass", s, PP, 132, arch.l2_bytes)
+    st = step_times(pp.step, rates, 8)
+    busiest = max(st.tensor_s, st.sfu_s, st.cuda_core_s)
+    assert busiest < st.tensor_s + st.sfu_s + st.cuda_core_s  # there is a chain to hide
+    # one block of 10 steps minus one of 0 steps: ten rounds at the busiest unit's time
+    one = dataclasses.replace(pp, groups=(dataclasses.replace(pp.groups[0], steps=10),))
+    zero = dataclasses.replace(pp, groups=(dataclasses.replace(pp.groups[0], steps=0),))
+    (t10,) = _block_times(one, rates, 1).values()
+    (t0,) = _block_times(zero, rates, 1).values()
+    assert (t10 - t0) / 10 == pytest.approx(busiest, rel=1e-9)
