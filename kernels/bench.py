@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,229 +36,56 @@ import triton
 
 from kernels.attn_2pass import attention_2pass
 from kernels.attn_fwd import attention_fwd
-from kernels.attn_pingpong import pingpong_smem_bytes
 from kernels.attn_unfused import attention_unfused
-from kernels.common import (
-    AttnShape,
-    attn_flops,
-    bytes_unfused,
-    device_smem_limit,
-    qkvo_bytes,
-    smem_bytes_1pass,
-)
+from kernels.common import AttnShape, attn_flops, device_smem_limit, qkvo_bytes
 from kernels.measure import FAMILIES, Measurement, append_measurement, write_host_figures
+from kernels.suites import (  # re-exported: the suites are part of this harness's interface
+    NO_TILING,
+    PINGPONG_TILINGS,
+    SDPA_FAMILIES,
+    SMOKE_TILINGS,
+    TILINGS,
+    TRITON_FAMILIES,
+    Config,
+    Tiling,
+    bench_params,
+    build_configs,
+    compile_key,
+    estimate_ms,
+    estimate_run_s,
+    fits,
+    holdout_shapes,
+    pingpong_device,
+    smoke_shapes,
+    validation_shapes,
+)
 
-TRITON_FAMILIES = ("triton-1pass", "triton-2pass", "triton-unfused")
-SDPA_FAMILIES = ("sdpa-flash", "sdpa-cudnn", "sdpa-efficient")
-Tiling = tuple[int, int, int, int]  # (block_m, block_n, num_warps, num_stages)
-NO_TILING: Tiling = (0, 0, 0, 0)
-
-# Tilings swept per family and head dim (those over the shared-memory limit are dropped).
-TILINGS: dict[str, dict[int, list[Tiling]]] = {
-    "triton-1pass": {
-        # The best tilings of benchmarks/tune_attn.py on the H200 (2026-11-30) plus two others.
-        64: [(128, 128, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 64, 4, 3)],
-        128: [(128, 128, 8, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 64, 4, 3)],
-    },
-    "triton-2pass": {
-        64: [(128, 64, 4, 3), (128, 128, 8, 3)],
-        128: [(128, 64, 8, 3), (128, 128, 8, 3)],
-    },
-    "triton-unfused": {
-        64: [(128, 128, 8, 3), (128, 64, 4, 3)],
-        128: [(128, 128, 8, 3), (128, 64, 4, 3)],
-    },
-}
-# The 1-pass family's ping-pong kernel (kernels.attn_pingpong; Hopper only, seq_q % 128 == 0):
-# BLOCK_M 128 with 8 consumer warps, 3 K/V slots.
-PINGPONG_TILINGS: dict[int, list[Tiling]] = {
-    64: [(128, 128, 8, 3), (128, 64, 8, 3)],
-    128: [(128, 128, 8, 3), (128, 64, 8, 3)],
-}
-SMOKE_TILINGS: dict[str, dict[int, list[Tiling]]] = {
-    f: {d: t[:1] for d, t in by_d.items()} for f, by_d in TILINGS.items()
-}
-
-# Rough speeds for the run-time estimate only (TFLOP/s; unfused: TB/s of its traffic).
-_EST_TFLOPS = {
-    "triton-1pass": 400.0,
-    "triton-2pass": 250.0,
-    "sdpa-flash": 300.0,
-    "sdpa-cudnn": 500.0,
-    "sdpa-efficient": 140.0,
-}
-_EST_UNFUSED_TBPS = 2.5
-_EST_COMPILE_S = 2.5  # per new Triton kernel variant
-_FLUSH_MS = 0.12  # do_bench's L2 flush (256 MB memset) per run
-_L2_BYTES_DEFAULT = 60 * 2**20
-
-
-@dataclass(frozen=True)
-class Config:
-    """One timed configuration."""
-
-    family: str
-    shape: AttnShape
-    tiling: Tiling
-    schedule: str = "plain"  # triton-1pass: "plain" (Triton) or "pingpong" (Gluon, Hopper)
-
-    def label(self) -> str:
-        """One-line description for progress and error messages."""
-        s = self.shape
-        bm, bn, w, st = self.tiling
-        t = "" if self.tiling == NO_TILING else f" tiling={bm}x{bn} w{w} s{st}"
-        t += "" if self.schedule == "plain" else f" schedule={self.schedule}"
-        return (
-            f"{self.family} B={s.batch} H={s.heads} S={s.seq_q} D={s.head_dim} "
-            f"causal={int(s.causal)}{t}"
-        )
-
-
-# ----------------------------------------------------------------------------- suites
-
-
-def validation_shapes() -> list[AttnShape]:
-    """56 shapes: seq 512..32K x head dim 64/128 x causal/not x two batch*heads regimes.
-
-    'many waves': batch*seq = 16K tokens, 16 heads (the reference file's prefill shapes);
-    'few heads': batch 1, 4 heads (under-fills the 132 SMs up to seq 4K).
-    """
-    shapes = []
-    for seq in (512, 1024, 2048, 4096, 8192, 16384, 32768):
-        for d in (64, 128):
-            for causal in (False, True):
-                shapes.append(AttnShape(max(1, 16384 // seq), 16, seq, seq, d, causal))
-                shapes.append(AttnShape(1, 4, seq, seq, d, causal))
-    return shapes
-
-
-def holdout_shapes() -> list[AttnShape]:
-    """20 shapes unlike the validation set's, to check that the GPU model generalizes.
-
-    Sequence lengths off the powers of two (768, 1536, 3072, 6144, 12288), ragged ones that
-    are no multiple of any BLOCK_M (1000, 2500, 4000: the 1-pass kernel's in-kernel
-    descriptor path and masked last tiles), seq_q != seq_k (a short query chunk against a
-    long KV cache), other batch x heads (3x12, 16x20, 4x40, 1x2, 1x1, 8x32). None of these is
-    in `validation_shapes()`; the model is never calibrated on either suite.
-    """
-    a = AttnShape
-    return [
-        a(3, 12, 3072, 3072, 128, False),
-        a(3, 12, 3072, 3072, 64, True),
-        a(8, 32, 2048, 2048, 128, False),
-        a(8, 32, 2048, 2048, 64, True),
-        a(2, 8, 6144, 6144, 64, False),
-        a(2, 8, 6144, 6144, 128, True),
-        a(1, 8, 12288, 12288, 128, False),
-        a(1, 8, 12288, 12288, 64, True),
-        a(16, 20, 1536, 1536, 64, False),
-        a(16, 20, 1536, 1536, 128, True),
-        a(4, 40, 768, 768, 128, False),
-        a(1, 2, 2048, 2048, 128, False),
-        a(1, 1, 8192, 8192, 64, False),
-        a(2, 16, 1000, 1000, 64, False),
-        a(1, 16, 2500, 2500, 128, True),
-        a(4, 8, 4000, 4000, 128, False),
-        a(4, 16, 512, 4096, 128, False),
-        a(2, 16, 1024, 8192, 64, False),
-        a(6, 24, 1024, 1024, 128, False),
-        a(2, 4, 24576, 24576, 128, False),
-    ]
-
-
-def smoke_shapes() -> list[AttnShape]:
-    """A handful of small shapes (< 1 minute including compiles)."""
-    return [
-        AttnShape(4, 16, 1024, 1024, 64, False),
-        AttnShape(2, 16, 2048, 2048, 128, True),
-        AttnShape(1, 4, 512, 512, 128, False),
-    ]
-
-
-def fits(tiling: Tiling, head_dim: int, elem: int, limit: int) -> bool:
-    """Whether a fused-kernel tiling fits the shared-memory limit (estimate)."""
-    bm, bn, _, stages = tiling
-    return smem_bytes_1pass(bm, bn, head_dim, stages, elem) <= limit
-
-
-def pingpong_device() -> bool:
-    """Whether this machine's GPU runs the ping-pong schedule (CUDA sm_90)."""
-    return torch.cuda.is_available() and torch.cuda.get_device_capability(0)[0] == 9
-
-
-def build_configs(
-    suite: str,
-    families: list[str],
-    elem: int = 2,
-    smem_limit: int | None = None,
-    pingpong: bool | None = None,
-) -> list[Config]:
-    """Every configuration of a suite, grouped by family (family order as given).
-
-    `pingpong`: add the 1-pass family's ping-pong configurations (`PINGPONG_TILINGS`, shapes
-    with seq_q % 128 == 0); default: when this machine's GPU is sm_90.
-    """
-    if pingpong is None:
-        pingpong = pingpong_device()
-    shapes = {"validation": validation_shapes, "holdout": holdout_shapes}.get(suite, smoke_shapes)()
-    tilings = SMOKE_TILINGS if suite == "smoke" else TILINGS
-    limit = device_smem_limit() if smem_limit is None else smem_limit
-    out: list[Config] = []
-    for fam in families:
-        for shape in shapes:
-            if fam in SDPA_FAMILIES:
-                out.append(Config(fam, shape, NO_TILING))
-                continue
-            for t in tilings[fam][shape.head_dim]:
-                if fam != "triton-unfused" and not fits(t, shape.head_dim, elem, limit):
-                    continue
-                if shape.causal and fam != "triton-unfused" and t[0] % t[1]:
-                    continue
-                out.append(Config(fam, shape, t))
-            if fam == "triton-1pass" and pingpong and shape.seq_q % 128 == 0:
-                if suite == "smoke" and shape.causal:  # the smoke run stays under a minute
-                    continue
-                pp = PINGPONG_TILINGS[shape.head_dim][: 1 if suite == "smoke" else None]
-                for t in pp:
-                    if pingpong_smem_bytes(t[1], shape.head_dim, t[3], elem) <= limit:
-                        out.append(Config(fam, shape, t, "pingpong"))
-    return out
-
-
-def estimate_ms(cfg: Config, elem: int = 2) -> float:
-    """Rough kernel time in ms (for the budget only)."""
-    if cfg.family == "triton-unfused":
-        return bytes_unfused(cfg.shape, elem) * 1.3 / (_EST_UNFUSED_TBPS * 1e9)
-    flops = attn_flops(cfg.shape)
-    return flops / (_EST_TFLOPS[cfg.family] * 1e9) + 0.01
-
-
-def bench_params(est_ms: float) -> tuple[int, int]:
-    """(warmup_ms, rep_ms) for do_bench, from the expected kernel time."""
-    rep = int(min(400.0, max(40.0, 25.0 * est_ms)))
-    warm = int(min(100.0, max(10.0, 3.0 * est_ms)))
-    return warm, rep
-
-
-def compile_key(cfg: Config) -> tuple[object, ...]:
-    """Distinct Triton compilations: one per (family, schedule, tiling, head dim, causal)."""
-    return (cfg.family, cfg.schedule, cfg.tiling, cfg.shape.head_dim, cfg.shape.causal)
-
-
-def estimate_run_s(configs: list[Config], elem: int = 2) -> float:
-    """Estimated wall time of a run in seconds: timing runs, flushes, compiles, checks."""
-    total_ms = 0.0
-    for cfg in configs:
-        est = estimate_ms(cfg, elem)
-        warm, rep = bench_params(est)
-        runs = 6 + max(1, int(warm / est)) + max(1, int(rep / est))
-        total_ms += runs * (est + _FLUSH_MS + 0.02)
-    kernels_per = {"triton-1pass": 1, "triton-2pass": 2, "triton-unfused": 3}
-    compiles = {compile_key(c) for c in configs if c.family in TRITON_FAMILIES}
-    n_kernels = sum(kernels_per[str(k[0])] for k in compiles)
-    shapes = {(c.family, c.shape) for c in configs}
-    return total_ms / 1e3 + n_kernels * _EST_COMPILE_S + 0.05 * len(shapes)
-
+L2_BYTES_DEFAULT = 60 * 2**20  # when the device does not report its L2 size
+__all__ = [
+    "NO_TILING",
+    "PINGPONG_TILINGS",
+    "SDPA_FAMILIES",
+    "SMOKE_TILINGS",
+    "TILINGS",
+    "TRITON_FAMILIES",
+    "Config",
+    "Tiling",
+    "bench_params",
+    "build_configs",
+    "check_family",
+    "compile_key",
+    "estimate_ms",
+    "estimate_run_s",
+    "fits",
+    "holdout_shapes",
+    "host_probe",
+    "main",
+    "make_runner",
+    "pingpong_device",
+    "run",
+    "smoke_shapes",
+    "validation_shapes",
+]
 
 # ----------------------------------------------------------------------------- running
 
@@ -490,7 +316,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
     for p in (csv_path, err_path, out_dir / f"{suite}-{slug}-{date}-host.yaml"):
         if p.exists():
             p.unlink()
-    l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or _L2_BYTES_DEFAULT)
+    l2 = int(getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 0) or L2_BYTES_DEFAULT)
     print(
         f"device {info['device']} driver {info['driver']} torch {info['torch']} "
         f"triton {info['triton']}; writing {csv_path}",
