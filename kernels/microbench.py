@@ -1,6 +1,6 @@
 """GPU microbenchmarks that calibrate the GPU model; writes `archs/calibration/<device>.yaml`.
 
-GPU only (about a minute on an H200)::
+GPU only (about three minutes on an H200, 2026-11-30)::
 
     python -m kernels.microbench --out archs/calibration/h200.yaml
 
