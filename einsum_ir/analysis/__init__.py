@@ -1,9 +1,25 @@
-"""Pure analyses of cascades: pass counting, operation counts, tensor sizes."""
+"""Pure analyses of cascades: pass counting, operation counts, tensor sizes, the attention
+problem a cascade states (roles, mask, score function) and tile classification."""
 
 from __future__ import annotations
 
 from einsum_ir.analysis.buffers import tensor_sizes
 from einsum_ir.analysis.ops import OpCounts, count_ops
 from einsum_ir.analysis.passes import Boundary, PassReport, count_passes
+from einsum_ir.analysis.structure import AttentionProblem, StructureError, attention_problem
+from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
 
-__all__ = ["Boundary", "OpCounts", "PassReport", "count_ops", "count_passes", "tensor_sizes"]
+__all__ = [
+    "AttentionProblem",
+    "Band",
+    "Boundary",
+    "OpCounts",
+    "PassReport",
+    "StructureError",
+    "TileCounts",
+    "attention_problem",
+    "classify_tiles",
+    "count_ops",
+    "count_passes",
+    "tensor_sizes",
+]

@@ -1,0 +1,695 @@
+"""What attention problem a cascade states, read from its Einsums (never from names).
+
+`attention_problem(cascade, sizes)` derives the description every mapper reads:
+
+- **rank roles** — the key rank (reduced by the weights·V contraction, after a nonlinearity:
+  it indexes an intermediate tensor and is absent from the output), the query rank (an
+  output rank the key-side inputs lack), query-group ranks (other output ranks only the
+  query side has, e.g. the query heads R of a GQA group), batch-like ranks (output ranks
+  both sides carry: B, H or the KV heads G), the contracted score dims (E) and the value
+  dims (F);
+- **sharing** — each input tensor and the batch-like or query-group ranks it lacks: a
+  tensor absent from a rank is shared across it and is read once per sharing group;
+- **head structure** — query heads per KV group and the KV-head count;
+- **score function** — softmax (with its pass count), sigmoid, linear (no nonlinearity on
+  the scores), plus score modifiers (bias, softcap, scale);
+- **mask** — the `where` conditions of the Einsums that iterate keys x queries, as a union
+  of bands (`einsum_ir.analysis.tiles.Band`) at the given sizes when the conditions are
+  of the linear family, or "generic" otherwise.
+
+Role rules, in order: the key rank is the reduced root rank that indexes an intermediate a
+nonlinearity produces (exp, sigmoid, max: SN[m,p] in every softmax/sigmoid form); when none
+does (linear attention is symmetric in keys and score dims), or more than one does, the
+rank compared with an output rank in a `where` condition; then the rank named M. The query
+rank is the output rank compared with the key in a condition, else the only output rank the
+key side lacks, else P, else the innermost such rank. What a fallback decided is listed in
+`AttentionProblem.notes`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from einsum_ir.analysis.passes import count_passes
+from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
+from einsum_ir.ir import (
+    Binary,
+    BinaryOp,
+    Cascade,
+    Condition,
+    Einsum,
+    Expr,
+    LinearExpr,
+    Literal,
+    RankName,
+    Read,
+    Reduce,
+    TensorName,
+    Unary,
+    UnaryOp,
+    walk,
+)
+from einsum_ir.sizes import resolve_sizes
+
+
+class StructureError(ValueError):
+    """A cascade whose attention structure cannot be read (names the reason)."""
+
+
+class ScoreKind(enum.StrEnum):
+    """What turns scores into weights."""
+
+    SOFTMAX = "softmax"  # exp, normalized by a sum over the keys
+    SIGMOID = "sigmoid"  # element-wise sigmoid, no normalization
+    LINEAR = "linear"  # no nonlinearity between the scores and the value contraction
+    OTHER = "other"  # some other element-wise function (exp without normalization, ...)
+
+
+class Modifier(enum.StrEnum):
+    """Changes applied to the scores before the weight function."""
+
+    SCALE = "scale"  # multiplied by a constant or size
+    BIAS = "bias"  # an additive term: another tensor (a bias matrix) or a position form
+    POSITION_BIAS = "position-bias"  # an additive term computed from index values (ALiBi)
+    SOFTCAP = "softcap"  # tanh capping
+
+
+class MaskKind(enum.StrEnum):
+    """Named forms of the linear mask family (the bands say exactly which pairs)."""
+
+    NONE = "none"
+    CAUSAL = "causal"
+    WINDOW = "window"
+    SINKS_WINDOW = "sinks+window"
+    BAND = "band"  # any other union of bands
+    GENERIC = "generic"  # conditions outside the linear family (classified by enumeration)
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """Which rank plays which part (root ranks, i.e. unpartitioned).
+
+    Attributes:
+        key: The key/value position rank (M).
+        query: The query position rank (P).
+        query_groups: Other ranks only the query side carries (R: query heads of a group).
+        batch: Ranks every side carries (B, H or G).
+        score_dims: Ranks contracted in the score Einsum (E).
+        value_dims: Output ranks that only the key side carries (F).
+    """
+
+    key: RankName
+    query: RankName
+    query_groups: tuple[RankName, ...]
+    batch: tuple[RankName, ...]
+    score_dims: tuple[RankName, ...]
+    value_dims: tuple[RankName, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """The mask at concrete sizes.
+
+    Attributes:
+        kind: Its named form.
+        bands: The visible pairs as a union of bands (linear family); empty for GENERIC.
+        text: The conditions as written.
+        causal_alignment: "top-left", "bottom-right" or "" (not causal, or offset other).
+        window: Window width W (keys a query sees up to its diagonal), 0 if none.
+        sinks: Keys always visible (the first S), 0 if none.
+        uniform: Whether every keys x queries Einsum has these conditions (else the tiles
+            follow the loosest one; see the problem's notes).
+    """
+
+    kind: MaskKind
+    bands: tuple[Band, ...]
+    text: str
+    causal_alignment: str = ""
+    window: int = 0
+    sinks: int = 0
+    uniform: bool = True
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether every pair is visible."""
+        return self.kind == MaskKind.NONE
+
+    def describe(self) -> str:
+        """A one-line description, e.g. `window W=1024 (causal, bottom-right)`."""
+        if self.kind == MaskKind.NONE:
+            return "none"
+        parts = [str(self.kind)]
+        if self.sinks:
+            parts.append(f"S={self.sinks}")
+        if self.window:
+            parts.append(f"W={self.window}")
+        if self.causal_alignment:
+            parts.append(f"({self.causal_alignment})")
+        if self.kind in (MaskKind.BAND, MaskKind.GENERIC):
+            parts.append(f"[{self.text}]")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreFunction:
+    """How scores become weights.
+
+    Attributes:
+        kind: Softmax, sigmoid, linear or other.
+        passes: Passes over the key rank the cascade needs (FuseMax's notion).
+        modifiers: Score modifiers found before the weight function.
+    """
+
+    kind: ScoreKind
+    passes: int
+    modifiers: tuple[Modifier, ...] = ()
+
+    def describe(self) -> str:
+        """E.g. `softmax, 1 pass, +softcap`."""
+        text = f"{self.kind}, {self.passes} pass{'es' if self.passes != 1 else ''}"
+        return text + "".join(f", +{m}" for m in self.modifiers)
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionProblem:
+    """One attention problem as every mapper reads it (sizes resolved).
+
+    Attributes:
+        cascade: The cascade's name.
+        roles: Which rank is which.
+        sizes: Size of every rank and size symbol.
+        seq_q, seq_k: Query and key positions (sizes of the query and key ranks).
+        instances: Independent (batch-like) instances: product of the batch ranks.
+        query_group: Query rows per key/value row group beyond seq_q (product of the
+            query-group ranks; R = H / G for GQA, 1 for MHA).
+        shared: Per input tensor, the batch or query-group ranks it lacks (shared across).
+        mask: The mask.
+        score: The score function.
+        notes: Decisions a fallback made (shown in Results' provenance).
+    """
+
+    cascade: str
+    roles: Roles
+    sizes: Mapping[str, int]
+    seq_q: int
+    seq_k: int
+    instances: int
+    query_group: int
+    shared: tuple[tuple[TensorName, tuple[RankName, ...]], ...]
+    mask: Mask
+    score: ScoreFunction
+    notes: tuple[str, ...] = ()
+
+    @property
+    def query_heads(self) -> int:
+        """Query heads per KV head (R; 1 without grouping)."""
+        return self.query_group
+
+    def sharing_of(self, tensor: str) -> tuple[RankName, ...]:
+        """The ranks `tensor` is shared across (empty when it has every batch-like rank)."""
+        return dict(self.shared).get(TensorName(tensor), ())
+
+    def points(self) -> int:
+        """Visible (query, key) pairs per instance and query group (exact)."""
+        if self.mask.kind == MaskKind.GENERIC:
+            raise StructureError(f"{self.cascade}: mask {self.mask.text!r} has no band form")
+        return mask_points(self.mask.bands, self.seq_q, self.seq_k)
+
+    def tiles(self, block_q: int, block_k: int) -> TileCounts:
+        """Full / partial / empty tiles of one instance's (P, M) plane (see tiles.py)."""
+        if self.mask.kind == MaskKind.GENERIC:
+            raise StructureError(
+                f"{self.cascade}: the mask {self.mask.text!r} is outside the linear family "
+                "(bounds on p, m and m - p); its tiles cannot be classified"
+            )
+        return classify_tiles(self.mask.bands, self.seq_q, self.seq_k, block_q, block_k)
+
+    def describe(self) -> str:
+        """A few lines for `attnsim cascade show` and Result notes."""
+        r = self.roles
+        lines = [
+            f"roles: key {r.key}, query {r.query}"
+            + (f", query groups {','.join(r.query_groups)}" if r.query_groups else "")
+            + (f", batch {','.join(r.batch)}" if r.batch else "")
+            + f", score dims {','.join(r.score_dims) or '-'}, value dims "
+            + f"{','.join(r.value_dims) or '-'}",
+            f"mask: {self.mask.describe()}",
+            f"score: {self.score.describe()}",
+        ]
+        shared = [f"{t} across {','.join(rs)}" for t, rs in self.shared if rs]
+        if shared:
+            lines.append("shared: " + "; ".join(shared))
+        return "\n".join(lines)
+
+
+def attention_problem(cascade: Cascade, sizes: Mapping[str, int]) -> AttentionProblem:
+    """Derive the attention problem a cascade states, at concrete sizes.
+
+    Args:
+        cascade: Any attention cascade (built-in or user-written).
+        sizes: Sizes of its ranks and size symbols (the cascade's params fill the rest).
+
+    Raises:
+        StructureError: When no key rank can be found (names what was looked for).
+        SizeError: When the sizes do not bind the cascade.
+    """
+    return _problem(cascade, tuple(sorted(sizes.items())))
+
+
+@functools.lru_cache(maxsize=512)
+def _problem(cascade: Cascade, size_items: tuple[tuple[str, int], ...]) -> AttentionProblem:
+    resolved: dict[str, int] = {
+        str(k): v for k, v in resolve_sizes(cascade, dict(size_items)).items()
+    }
+    roles, notes = rank_roles(cascade)
+    spread = (*roles.batch, *roles.query_groups)
+    shared = []
+    for name, ranks in cascade.inputs:
+        roots = _roots(cascade, ranks)
+        shared.append((name, tuple(r for r in spread if r not in roots)))
+    mask, mask_notes = _mask(cascade, roles, resolved)
+    score = _score(cascade, roles)
+    return AttentionProblem(
+        cascade=cascade.name,
+        roles=roles,
+        sizes=resolved,
+        seq_q=resolved[roles.query],
+        seq_k=resolved[roles.key],
+        instances=math.prod(resolved[r] for r in roles.batch),
+        query_group=math.prod(resolved[r] for r in roles.query_groups),
+        shared=tuple(shared),
+        mask=mask,
+        score=score,
+        notes=tuple(notes) + tuple(mask_notes),
+    )
+
+
+# ----------------------------------------------------------------------------- roles
+
+
+@functools.lru_cache(maxsize=512)
+def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
+    """The rank roles of an attention cascade and the notes of any fallback used."""
+    if not cascade.outputs:
+        raise StructureError(f"{cascade.name}: no output tensor")
+    ranks = cascade.tensor_ranks
+    out_roots = _roots(cascade, ranks[cascade.outputs[0]])
+    input_names = set(cascade.input_names)
+    input_roots = set().union(*(_roots(cascade, r) for _, r in cascade.inputs))
+    reduced = [r for r in _ordered(cascade) if r in input_roots and r not in out_roots]
+    inter_roots: set[RankName] = set()  # ranks of intermediates a nonlinearity produces
+    for e in cascade.einsums:
+        if e.output not in input_names and _nonlinear(e.expr):
+            inter_roots |= _roots(cascade, e.out.ranks)
+    notes: list[str] = []
+    compared = _compared_pairs(cascade)
+    by_inter = [r for r in reduced if r in inter_roots]
+    key: RankName | None = None
+    if len(by_inter) == 1:
+        key = by_inter[0]
+    else:
+        pool = by_inter or reduced
+        by_cond = [r for r in pool if any(r in pair for pair in compared)]
+        if len(by_cond) == 1:
+            key = by_cond[0]
+            notes.append(f"key rank {key}: the one compared in a where condition")
+        elif RankName("M") in pool:
+            key = RankName("M")
+            notes.append("key rank M: taken by its letter (the structure leaves it open)")
+    if key is None:
+        raise StructureError(
+            f"{cascade.name}: no key rank: expected a rank that inputs carry, the output lacks "
+            "and an intermediate (the scores) is indexed by"
+            + (f" (candidates: {', '.join(reduced)})" if reduced else "")
+        )
+    query_side, key_side = _sides(cascade, key)
+    q_roots = set().union(*(_roots(cascade, ranks[t]) for t in query_side)) if query_side else set()
+    k_roots = set().union(*(_roots(cascade, ranks[t]) for t in key_side)) if key_side else set()
+    out_order = [r for r in _ordered(cascade) if r in out_roots]
+    query_like = [r for r in out_order if r in q_roots and r not in k_roots]
+    batch = tuple(r for r in out_order if r in q_roots and r in k_roots)
+    value_dims = tuple(r for r in out_order if r in k_roots and r not in q_roots)
+    score_dims = tuple(r for r in reduced if r != key and r in q_roots and r in k_roots)
+    if not query_like:
+        raise StructureError(
+            f"{cascade.name}: no query rank: expected an output rank that the inputs "
+            f"indexed by the key rank {key} lack"
+        )
+    with_key = [r for r in query_like if any({key, r} == set(pair) for pair in compared)]
+    if len(with_key) == 1:
+        query = with_key[0]
+    elif len(query_like) == 1:
+        query = query_like[0]
+    elif RankName("P") in query_like:
+        query = RankName("P")
+        notes.append("query rank P: taken by its letter among " + ", ".join(query_like))
+    else:
+        query = query_like[-1]
+        notes.append(f"query rank {query}: the innermost of " + ", ".join(query_like))
+    groups = tuple(r for r in query_like if r != query)
+    return (
+        Roles(key, query, groups, batch, score_dims, value_dims),
+        tuple(notes),
+    )
+
+
+def _nonlinear(expr: Expr) -> bool:
+    """Whether an expression applies a function other than +, -, *, / (exp, max, ...)."""
+    for node in walk(expr):
+        if isinstance(node, Unary) and node.op != UnaryOp.NEG:
+            return True
+        if isinstance(node, Binary) and node.op in (BinaryOp.MAX, BinaryOp.MIN):
+            return True
+        if isinstance(node, Reduce):
+            return True
+    return False
+
+
+def _roots(cascade: Cascade, ranks: Sequence[RankName]) -> set[RankName]:
+    return {cascade.root(r) for r in ranks}
+
+
+def _ordered(cascade: Cascade) -> list[RankName]:
+    """Root ranks in first-declaration order."""
+    return list(dict.fromkeys(cascade.root(r) for r in cascade.all_ranks))
+
+
+def _sides(cascade: Cascade, key: RankName) -> tuple[list[TensorName], list[TensorName]]:
+    """Input tensors without / with the key rank."""
+    q: list[TensorName] = []
+    k: list[TensorName] = []
+    for name, ranks in cascade.inputs:
+        (k if key in _roots(cascade, ranks) else q).append(name)
+    return q, k
+
+
+def _compared_pairs(cascade: Cascade) -> list[tuple[RankName, ...]]:
+    """Root-rank pairs that `where` conditions relate (both sides of one comparison)."""
+    pairs: list[tuple[RankName, ...]] = []
+    for e in cascade.einsums:
+        for cond in _flat_conditions(e.where):
+            vs = tuple(dict.fromkeys(cascade.root(RankName(v.upper())) for v in cond.vars))
+            if len(vs) == 2:
+                pairs.append(vs)
+    return pairs
+
+
+def _flat_conditions(where: Sequence[object]) -> list[Condition]:
+    out: list[Condition] = []
+    for c in where:
+        if isinstance(c, Condition):
+            out.append(c)
+        else:  # a disjunction: options of conjunctions
+            for option in getattr(c, "options", ()):
+                out.extend(option)
+    return out
+
+
+# ----------------------------------------------------------------------------- the mask
+
+
+def _mask(cascade: Cascade, roles: Roles, sizes: Mapping[str, int]) -> tuple[Mask, tuple[str, ...]]:
+    key_var = roles.key.lower()
+    query_var = roles.query.lower()
+    grid = [
+        e
+        for e in cascade.einsums
+        if _iterates(cascade, e, roles.key) and _iterates(cascade, e, roles.query)
+    ]
+    if not grid:
+        return Mask(MaskKind.NONE, (Band(),), ""), ()
+    wheres = [e.where for e in grid]
+    distinct = list(dict.fromkeys(wheres))
+    notes: list[str] = []
+    uniform = len(distinct) == 1
+    where = distinct[0]
+    if not uniform:
+        if () in distinct:
+            where = ()
+            notes.append(
+                "some keys x queries Einsums are unmasked: every tile is computed "
+                "(the mask only zeroes weights)"
+            )
+        else:
+            where = grid[0].where
+            notes.append(
+                f"keys x queries Einsums carry different conditions; tiles follow the "
+                f"score Einsum's: {_where_text(where)}"
+            )
+    text = _where_text(where)
+    if not where:
+        return Mask(MaskKind.NONE, (Band(),), "", uniform=uniform), tuple(notes)
+    bands = _bands(where, key_var, query_var, sizes)
+    if bands is None:
+        return Mask(MaskKind.GENERIC, (), text, uniform=uniform), tuple(notes)
+    return _name(bands, text, sizes[roles.query], sizes[roles.key], uniform), tuple(notes)
+
+
+def _iterates(cascade: Cascade, e: Einsum, rank: RankName) -> bool:
+    """Whether `e` works per element of `rank` (its whole index or innermost part).
+
+    A recurrence over the outer part M1 works per tile, not per element.
+    """
+    names = set(e.iteration_vars)
+    return bool({rank.lower(), cascade.expand(rank)[-1].lower()} & names)
+
+
+def _where_text(where: Sequence[object]) -> str:
+    from einsum_ir.parse import format_condition
+
+    parts = []
+    for c in where:
+        if isinstance(c, Condition):
+            parts.append(format_condition(c))
+        else:
+            parts.append(str(c))
+    return " and ".join(parts)
+
+
+def _bands(
+    where: Sequence[object], key_var: str, query_var: str, sizes: Mapping[str, int]
+) -> tuple[Band, ...] | None:
+    """The conditions as a union of bands, or None outside the linear family."""
+    options: list[list[Band]] = []
+    for c in where:
+        if isinstance(c, Condition):
+            band = _condition_band(c, key_var, query_var, sizes)
+            if band is None:
+                return None
+            options.append([band])
+        else:
+            alts = []
+            for conj in getattr(c, "options", ()):
+                band = Band()
+                for cond in conj:
+                    b = _condition_band(cond, key_var, query_var, sizes)
+                    if b is None:
+                        return None
+                    band = band.intersect(b)
+                alts.append(band)
+            if not alts:
+                return None
+            options.append(alts)
+    result = [Band()]
+    for alts in options:
+        result = [a.intersect(b) for a in result for b in alts]
+    return tuple(dict.fromkeys(result))
+
+
+def _condition_band(
+    cond: Condition, key_var: str, query_var: str, sizes: Mapping[str, int]
+) -> Band | None:
+    """One comparison as a band: `a*m + b*p + c op 0` with (a, b) in {(1,0),(0,1),(1,-1)}·k."""
+    coeffs: dict[str, int] = {}
+    lhs, rhs = _const(cond.lhs, sizes), _const(cond.rhs, sizes)
+    if lhs is None or rhs is None:
+        return None
+    const = lhs - rhs
+    for v, c in cond.lhs.terms:
+        coeffs[v] = coeffs.get(v, 0) + c
+    for v, c in cond.rhs.terms:
+        coeffs[v] = coeffs.get(v, 0) - c
+    coeffs = {v: c for v, c in coeffs.items() if c}
+    if not set(coeffs) <= {key_var, query_var} or not coeffs:
+        return None
+    a, b = coeffs.get(key_var, 0), coeffs.get(query_var, 0)
+    op = cond.op.value
+    # normalize to  s * x + const op 0  with x one of m, p, m - p and s = +-1 scale k
+    if a and b:
+        if a != -b:
+            return None
+        scale, which = a, "d"
+    elif a:
+        scale, which = a, "m"
+    else:
+        scale, which = b, "p"
+    # s*x + const op 0  ->  x op' -const/s  (flip when s < 0)
+    if op in ("==", "!="):
+        if op == "!=":
+            return None
+        if const % scale:
+            return Band(p_lo=1, p_hi=0)  # no integer solution
+        at = -const // scale
+        return _bound(which, at, at)
+    if scale < 0:
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op]
+    # x op -const/scale, integer bounds
+    rhs_num, den = -const, abs(scale)
+    if scale < 0:
+        rhs_num = const
+    if op == "<":
+        return _bound(which, None, _ceil_div(rhs_num, den) - 1)
+    if op == "<=":
+        return _bound(which, None, rhs_num // den)
+    if op == ">":
+        return _bound(which, rhs_num // den + 1, None)
+    return _bound(which, _ceil_div(rhs_num, den), None)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def _bound(which: str, lo: int | None, hi: int | None) -> Band:
+    if which == "m":
+        return Band(m_lo=lo, m_hi=hi)
+    if which == "p":
+        return Band(p_lo=lo, p_hi=hi)
+    return Band(d_lo=lo, d_hi=hi)
+
+
+def _const(lin: LinearExpr, sizes: Mapping[str, int]) -> int | None:
+    total = lin.const
+    for name, coef in getattr(lin, "symbols", ()):
+        if name not in sizes:
+            return None
+        total += coef * sizes[name]
+    return total
+
+
+def _name(bands: tuple[Band, ...], text: str, seq_q: int, seq_k: int, uniform: bool) -> Mask:
+    """Recognize the named forms: causal (aligned), window, sinks + window."""
+    kind = MaskKind.BAND
+    align = ""
+    window = sinks = 0
+
+    def plain(b: Band) -> bool:
+        return b.p_lo is None and b.p_hi is None and b.m_lo is None
+
+    def alignment(d_hi: int) -> str:
+        if d_hi == 0:
+            return "top-left"
+        if d_hi == seq_k - seq_q:
+            return "bottom-right"
+        return f"offset {d_hi}"
+
+    if len(bands) == 1:
+        b = bands[0]
+        if b == Band():
+            kind = MaskKind.NONE
+        elif plain(b) and b.m_hi is None and b.d_hi is not None:
+            align = alignment(b.d_hi)
+            if b.d_lo is None:
+                kind = MaskKind.CAUSAL
+            else:
+                kind, window = MaskKind.WINDOW, b.d_hi - b.d_lo + 1
+    elif len(bands) == 2:
+        win, sink = sorted(bands, key=lambda x: x.m_hi is not None)
+        if (
+            plain(win)
+            and win.m_hi is None
+            and win.d_lo is not None
+            and win.d_hi is not None
+            and plain(sink)
+            and sink.m_hi is not None
+            and sink.d_lo is None
+            and sink.d_hi in (None, win.d_hi)
+        ):
+            kind = MaskKind.SINKS_WINDOW
+            window, sinks = win.d_hi - win.d_lo + 1, sink.m_hi + 1
+            align = alignment(win.d_hi)
+    if align.startswith("offset"):
+        align = ""
+    return Mask(kind, bands, text, align, window, sinks, uniform)
+
+
+# ----------------------------------------------------------------------------- score function
+
+
+def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
+    passes = count_passes(cascade, roles.key).passes
+    key_var_roots = {roles.key}
+    unaries: set[UnaryOp] = set()
+    modifiers: list[Modifier] = []
+    normalized = False
+    for e in cascade.einsums:
+        iter_roots = {cascade.root(RankName(v.upper())) for v in e.iteration_vars}
+        keyed = bool(iter_roots & key_var_roots)
+        for node in walk(e.expr):
+            if isinstance(node, Unary) and keyed:
+                unaries.add(node.op)
+        modifiers.extend(_modifiers(e.expr, keyed))
+        if _divides_by_key_sum(e, cascade, roles):
+            normalized = True
+    if UnaryOp.EXP in unaries and normalized:
+        kind = ScoreKind.SOFTMAX
+    elif UnaryOp.SIGMOID in unaries:
+        kind = ScoreKind.SIGMOID
+    elif not unaries - {UnaryOp.NEG}:
+        kind = ScoreKind.LINEAR
+    else:
+        kind = ScoreKind.OTHER
+    return ScoreFunction(kind, passes, tuple(dict.fromkeys(modifiers)))
+
+
+def _divides_by_key_sum(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
+    """Whether `e` divides by a reduction over the keys anywhere in its expression.
+
+    That is a tensor without the key rank made by an Einsum iterating it (SD[p]), or the
+    final iterate of a recurrence over it (RD[M1]).
+    """
+    for node in walk(e.expr):
+        if not (isinstance(node, Binary) and node.op == BinaryOp.DIV):
+            continue
+        right = node.right
+        if not isinstance(right, Read):
+            continue
+        if right.access.reads_final:
+            return True
+        prod = cascade.producers.get(right.access.tensor)
+        ranks = cascade.tensor_ranks.get(right.access.tensor, ())
+        if (
+            prod is not None
+            and roles.key not in _roots(cascade, ranks)
+            and any(cascade.root(RankName(v.upper())) == roles.key for v in prod.iteration_vars)
+        ):
+            return True
+    return False
+
+
+def _modifiers(expr: Expr, keyed: bool) -> list[Modifier]:
+    if not keyed:
+        return []
+    found: list[Modifier] = []
+    for node in walk(expr):
+        kind = type(node).__name__
+        if isinstance(node, Unary) and node.op.value == "tanh":
+            found.append(Modifier.SOFTCAP)
+        elif kind in ("IndexValue",):
+            found.append(Modifier.POSITION_BIAS)
+        elif (
+            isinstance(node, Binary)
+            and node.op == BinaryOp.MUL
+            and (
+                isinstance(node.left, Literal)
+                or isinstance(node.right, Literal)
+                or type(node.left).__name__ == "SizeValue"
+                or type(node.right).__name__ == "SizeValue"
+            )
+        ):
+            found.append(Modifier.SCALE)
+    return found
