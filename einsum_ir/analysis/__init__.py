@@ -1,5 +1,8 @@
-"""Pure analyses of cascades: pass counting, operation counts, tensor sizes, the attention
-problem a cascade states (roles, mask, score function) and tile classification."""
+"""Pure analyses of cascades.
+
+Pass counting, operation counts, tensor sizes, the attention problem a cascade states (roles,
+mask, score function) and tile classification.
+"""
 
 from __future__ import annotations
 
