@@ -19,13 +19,17 @@ from einsum_ir.ir import (
     Einsum,
     Final,
     IndexName,
+    IndexValue,
     RankName,
     Reduce,
     TensorName,
     Var,
     all_vars,
     reads,
+    size_values,
     walk,
+    where_conditions,
+    where_symbols,
 )
 from einsum_ir.spec import Problem
 
@@ -121,15 +125,29 @@ def _check_declarations(c: _Collector) -> None:
             seen_parts.add(p)
     known = set(cascade.all_ranks)
     sized_by_default = {p.parts[0] for p in cascade.partitions}
+    used = _used_symbols(cascade)
     for rank, _ in cascade.params:
-        if rank not in known:
-            c.at_path(f"params.{rank}", f"params sets unknown rank {rank}{_hint(rank, known)}")
+        if rank not in known and rank not in used:
+            c.at_path(
+                f"params.{rank}",
+                f"params sets {rank}, which is neither a rank nor a size symbol used by any "
+                f"Einsum{_hint(rank, known | used)}",
+            )
         elif rank in sized_by_default:
             c.at_path(
                 f"params.{rank}",
                 f"{rank} is the outermost part of a partition; its size is derived "
                 "(ceil of the rank over the inner parts) and cannot be set",
             )
+
+
+def _used_symbols(cascade: Cascade) -> set[str]:
+    """Size symbols the Einsums use in conditions and as values."""
+    used: set[str] = set()
+    for e in cascade.einsums:
+        used.update(where_symbols(e.where))
+        used.update(size_values(e.expr))
+    return used
 
 
 def _check_definitions(c: _Collector) -> dict[TensorName, int]:
@@ -175,6 +193,7 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
     for node in walk(e.expr):
         if isinstance(node, Reduce):
             body_vars = {v.name for acc in reads(node.body) for v in acc.vars}
+            body_vars |= {n.var for n in walk(node.body) if isinstance(n, IndexValue)}
             for var in node.over:
                 if var not in body_vars:
                     c.at_einsum(
@@ -204,9 +223,25 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
                 c.at_einsum(
                     i, f"{acc}: only a recurrence over {idx.name} can be read at {idx.name}+1"
                 )
+    # Size symbols: ranks and params.
+    symbols = set(cascade.size_symbols)
+    for name in where_symbols(e.where):
+        if name not in symbols:
+            c.at_einsum(
+                i,
+                f"unknown size symbol {name} in the where clause: not a rank or a param"
+                f"{_hint(name, symbols)}; declare it under params",
+            )
+    for name in size_values(e.expr):
+        if name not in symbols:
+            c.at_einsum(
+                i,
+                f"unknown size symbol {name}: not a rank or a param{_hint(name, symbols)}; "
+                f"declare it under params (or read a tensor as {name}[...])",
+            )
     # Where conditions.
     iter_vars = set(e.iteration_vars)
-    for cond in e.where:
+    for cond in where_conditions(e.where):
         for var in cond.vars:
             if var in iter_vars:
                 continue
@@ -221,10 +256,22 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
 def _check_parts_mixing(c: _Collector, i: int, e: Einsum) -> None:
     cascade = c.cascade
     vars_ = set(e.iteration_vars)
+    values = {n.var for n in walk(e.expr) if isinstance(n, IndexValue)}
     for part in cascade.partitions:
         root = part.rank.lower()
         if root in vars_ and any(p.lower() in vars_ for p in cascade.expand(part.rank)):
-            c.at_einsum(i, f"uses both {root} and its partition parts; use one or the other")
+            hint = ""
+            if root in values:
+                form = " + ".join(
+                    f"{q.lower()} * {' * '.join(part.parts[k + 1 :])}"
+                    if k + 1 < len(part.parts)
+                    else q.lower()
+                    for k, q in enumerate(part.parts)
+                )
+                hint = f" (as a value, write {root} from its parts: ({form}))"
+            c.at_einsum(
+                i, f"uses both {root} and its partition parts; use one or the other{hint}"
+            )
 
 
 def _check_access_ranks(c: _Collector, i: int, acc: Access, ranks: tuple[RankName, ...]) -> None:

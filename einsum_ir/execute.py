@@ -3,7 +3,10 @@
 Each Einsum is evaluated on a broadcast grid with one axis per iteration variable. Strongly
 connected recurrence groups are stepped over their recurrence index; everything else is
 evaluated whole. Masked and padded points take the identity of the reduction (np.where), so
-values computed at them never leak.
+values computed at them never leak. A masked *output* point of a recurrence step
+(`X[m1+1,p] = ... where c` with c false at (m1, p)) instead carries the previous iterate
+`X[m1,p]`, so a skipped tile leaves the running state unchanged. Size symbols in conditions
+and expressions (`W`, `M`) take the resolved sizes (ranks and params).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy.typing as npt
 from einsum_ir.check import check_cascade, dependency_graph, recurrence_vars
 from einsum_ir.ir import (
     Access,
+    AnyOf,
     Binary,
     BinaryOp,
     Cascade,
@@ -28,6 +32,7 @@ from einsum_ir.ir import (
     Expr,
     Final,
     IndexName,
+    IndexValue,
     LinearExpr,
     Literal,
     Partition,
@@ -35,9 +40,12 @@ from einsum_ir.ir import (
     Read,
     Reduce,
     ReduceOp,
+    SizeValue,
     TensorName,
     Unary,
     UnaryOp,
+    Var,
+    bind_where,
     free_vars,
 )
 from einsum_ir.sizes import resolve_sizes
@@ -52,6 +60,9 @@ _UNARY: dict[UnaryOp, Callable[[Array], Array]] = {
     UnaryOp.SIGMOID: lambda x: 0.5 * (1.0 + np.tanh(0.5 * x)),  # overflow-free logistic
     UnaryOp.SQRT: np.sqrt,
     UnaryOp.RECIP: np.reciprocal,
+    UnaryOp.TANH: np.tanh,
+    UnaryOp.ABS: np.abs,
+    UnaryOp.LOG: np.log,
 }
 _BINARY: dict[BinaryOp, Callable[[Array, Array], Array]] = {
     BinaryOp.ADD: np.add,
@@ -81,7 +92,7 @@ class _Run:
     """One evaluation: the cascade, its rank sizes and its recurrence tensors."""
 
     cascade: Cascade
-    sizes: dict[RankName, int]
+    sizes: dict[RankName, int]  # every rank and param
     recurrences: dict[TensorName, IndexName]
 
 
@@ -214,8 +225,11 @@ def _schedule(cascade: Cascade) -> list[tuple[list[int], IndexName | None]]:
     result: list[tuple[list[int], IndexName | None]] = []
     for node in order:
         members = sorted(dag.nodes[node]["members"])
+        alone = cascade.einsums[members[0]]
         if len(members) == 1 and not full.has_edge(members[0], members[0]):
-            result.append((members, None))
+            # A masked recurrence step carries the previous iterate: step it in order.
+            stepped = alone.recurrence_var is not None and bool(alone.where)
+            result.append((members, alone.recurrence_var if stepped else None))
             continue
         steps = list(nx.lexicographical_topological_sort(same_step.subgraph(members)))
         var = next(v for i in members if (v := cascade.einsums[i].recurrence_var) is not None)
@@ -237,10 +251,19 @@ def _evaluate_into(
     value = _eval(run, store, grid, einsum.expr, scope, rest)
     implicit = einsum.implicit_reduced_vars
     value = grid.full(value, einsum.out_vars + implicit)
+    carried: list[_Mask] = []
+    if einsum.recurrence_var is not None:
+        # Conditions on output points only: a masked step keeps the previous iterate.
+        carried = [m for m in here if m.support <= frozenset(einsum.out_vars)]
+        here = [m for m in here if m not in carried]
     if here:
         value = np.where(_all(here), value, einsum.reduce_op.identity)
     if implicit:
         value = np.sum(value, axis=tuple(grid.axis(v) for v in implicit), keepdims=True)
+    if carried:
+        previous = Access(einsum.out.tensor, tuple(Var(v.name) for v in einsum.out.vars))
+        _allocate(run, store, einsum)
+        value = np.where(_all(carried), value, _read(run, store, grid, previous))
     out_shape = tuple(grid.extents[v][1] for v in einsum.out_vars)
     value = np.broadcast_to(value, out_shape + value.shape[len(out_shape) :]).reshape(out_shape)
     target = _allocate(run, store, einsum)
@@ -278,6 +301,13 @@ def _eval(
         return np.full((1,) * len(grid.vars), expr.value)
     if isinstance(expr, Read):
         return _read(run, store, grid, expr.access)
+    if isinstance(expr, IndexValue):
+        value = _var_value(run, grid, expr.var)
+        if value is None:
+            raise ValueError(f"index {expr.var} used as a value is not iterated (nor its parts)")
+        return value[0].astype(np.float64)
+    if isinstance(expr, SizeValue):
+        return np.full((1,) * len(grid.vars), float(run.sizes[RankName(expr.name)]))
     if isinstance(expr, Unary):
         return _UNARY[expr.op](_eval(run, store, grid, expr.arg, scope, masks))
     if isinstance(expr, Binary):
@@ -314,7 +344,7 @@ def _masks(run: _Run, einsum: Einsum, grid: _Grid) -> list[_Mask]:
     A tail mask only applies where m1 and m0 are iterated together (in one reduction scope).
     """
     scopes = _scopes(einsum.expr, frozenset(free_vars(einsum.expr)) | frozenset(einsum.out_vars))
-    masks = [_condition(run, grid, c) for c in einsum.where]
+    masks = [_where_item(run, grid, c) for c in bind_where(einsum.where, run.sizes)]
     for m in masks:
         if not any(m.support <= scope for scope in scopes):
             names = ", ".join(sorted(m.support))
@@ -337,6 +367,18 @@ def _scopes(expr: Expr, scope: frozenset[IndexName]) -> list[frozenset[IndexName
     if isinstance(expr, Reduce):
         return [scope, *_scopes(expr.body, scope | frozenset(expr.over))]
     return [scope]
+
+
+def _where_item(run: _Run, grid: _Grid, item: Condition | AnyOf) -> _Mask:
+    """A condition's mask, or a disjunction's: some option's conditions all hold."""
+    if isinstance(item, Condition):
+        return _condition(run, grid, item)
+    options = [[_condition(run, grid, c) for c in opt] for opt in item.options]
+    support = frozenset().union(*(m.support for opt in options for m in opt))
+    holds = _all(options[0])
+    for opt in options[1:]:
+        holds = holds | _all(opt)
+    return _Mask(support, holds)
 
 
 def _condition(run: _Run, grid: _Grid, cond: Condition) -> _Mask:

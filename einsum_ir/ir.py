@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NewType
 
@@ -25,6 +25,9 @@ class UnaryOp(enum.Enum):
     SIGMOID = "sigmoid"
     SQRT = "sqrt"
     RECIP = "recip"
+    TANH = "tanh"
+    ABS = "abs"
+    LOG = "log"
 
 
 class BinaryOp(enum.Enum):
@@ -64,7 +67,17 @@ class CmpOp(enum.Enum):
 
 INFIX_OPS = frozenset({BinaryOp.ADD, BinaryOp.SUB, BinaryOp.MUL, BinaryOp.DIV})
 FUNCTION_BINARY_OPS = frozenset({BinaryOp.MAX, BinaryOp.MIN})
-FUNCTION_UNARY_OPS = frozenset({UnaryOp.EXP, UnaryOp.SIGMOID, UnaryOp.SQRT, UnaryOp.RECIP})
+FUNCTION_UNARY_OPS = frozenset(
+    {
+        UnaryOp.EXP,
+        UnaryOp.SIGMOID,
+        UnaryOp.SQRT,
+        UnaryOp.RECIP,
+        UnaryOp.TANH,
+        UnaryOp.ABS,
+        UnaryOp.LOG,
+    }
+)
 
 
 # ----------------------------------------------------------------------------- indices
@@ -175,7 +188,25 @@ class Reduce:
     body: Expr
 
 
-Expr = Literal | Read | Unary | Binary | Reduce
+@dataclass(frozen=True, slots=True)
+class IndexValue:
+    """The value of an index variable, `m` in `QK[m,p] - (p - m)`.
+
+    For a partitioned rank iterated through its parts, `m` is m1 * M0 + m0, as in
+    conditions. The variable is a free variable of the expression: it is iterated.
+    """
+
+    var: IndexName
+
+
+@dataclass(frozen=True, slots=True)
+class SizeValue:
+    """The value of a size symbol (a rank size or a declared param): `M` in `log(M)`."""
+
+    name: str
+
+
+Expr = Literal | Read | Unary | Binary | Reduce | IndexValue | SizeValue
 
 
 def walk(expr: Expr) -> Iterator[Expr]:
@@ -197,8 +228,10 @@ def reads(expr: Expr) -> tuple[Access, ...]:
 
 def free_vars(expr: Expr) -> tuple[IndexName, ...]:
     """Index variables used in `expr` and not bound by an inner reduction, in first-use order."""
-    if isinstance(expr, Literal):
+    if isinstance(expr, Literal | SizeValue):
         return ()
+    if isinstance(expr, IndexValue):
+        return (expr.var,)
     if isinstance(expr, Read):
         return tuple(v.name for v in expr.access.vars)
     if isinstance(expr, Unary):
@@ -214,9 +247,16 @@ def all_vars(expr: Expr) -> tuple[IndexName, ...]:
     for node in walk(expr):
         if isinstance(node, Read):
             names.extend(v.name for v in node.access.vars)
+        elif isinstance(node, IndexValue):
+            names.append(node.var)
         elif isinstance(node, Reduce):
             names.extend(node.over)
     return _unique(tuple(names))
+
+
+def size_values(expr: Expr) -> tuple[str, ...]:
+    """Size symbols used as values in `expr` (`SizeValue` names), in first-use order."""
+    return tuple(dict.fromkeys(e.name for e in walk(expr) if isinstance(e, SizeValue)))
 
 
 def _unique(names: tuple[IndexName, ...]) -> tuple[IndexName, ...]:
@@ -226,17 +266,62 @@ def _unique(names: tuple[IndexName, ...]) -> tuple[IndexName, ...]:
 # ----------------------------------------------------------------------------- conditions
 
 
+# Sizes by name: user sizes (str keys) or resolved sizes (RankName keys).
+SizeValues = Mapping[str, int] | Mapping[RankName, int]
+
+
+def _str_keys(values: SizeValues) -> Mapping[str, int]:
+    return {str(k): v for k, v in values.items()}
+
+
+class SymbolError(KeyError, ValueError):
+    """A size symbol with no value when binding a condition (catch as KeyError or ValueError)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 @dataclass(frozen=True, slots=True)
 class LinearExpr:
-    """An integer affine form of index variables: sum(coef * var) + const."""
+    """An integer affine form: sum(coef * var) + sum(coef * SYMBOL) + const.
+
+    `terms` are lowercase index variables; `symbols` are UPPERCASE size symbols (a rank's
+    size or a declared param), constant for a given set of sizes and folded into `const`
+    by `bind`.
+    """
 
     terms: tuple[tuple[IndexName, int], ...]
     const: int = 0
+    symbols: tuple[tuple[str, int], ...] = ()
 
     @property
     def vars(self) -> tuple[IndexName, ...]:
-        """Variables with a non-zero coefficient."""
+        """Index variables with a non-zero coefficient (never size symbols)."""
         return tuple(v for v, c in self.terms if c != 0)
+
+    @property
+    def symbol_names(self) -> tuple[str, ...]:
+        """Size symbols with a non-zero coefficient."""
+        return tuple(s for s, c in self.symbols if c != 0)
+
+    def bind(self, values: SizeValues) -> LinearExpr:
+        """This form with every size symbol replaced by its value (added into `const`).
+
+        Raises:
+            SymbolError: (a KeyError and a ValueError) naming a symbol missing from `values`.
+        """
+        if not self.symbols:
+            return self
+        values = _str_keys(values)
+        const = self.const
+        for name, coef in self.symbols:
+            if coef == 0:
+                continue
+            if name not in values:
+                known = ", ".join(sorted(values))
+                raise SymbolError(f"size symbol {name} has no value (known: {known})")
+            const += coef * int(values[name])
+        return LinearExpr(self.terms, const)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +337,82 @@ class Condition:
         """Variables the comparison depends on."""
         return _unique(self.lhs.vars + self.rhs.vars)
 
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Size symbols the comparison uses."""
+        return tuple(dict.fromkeys(self.lhs.symbol_names + self.rhs.symbol_names))
+
+    def bind(self, values: SizeValues) -> Condition:
+        """This comparison with its size symbols replaced by their values (see LinearExpr)."""
+        if not self.lhs.symbols and not self.rhs.symbols:
+            return self
+        return Condition(self.lhs.bind(values), self.op, self.rhs.bind(values))
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """A disjunction of conjunctions: holds where all conditions of some option hold.
+
+    `where m <= p and (p - m < W or m < S)` is the conditions `m <= p` and
+    `AnyOf(((p - m < W,), (m < S,)))`. At least two options, none empty (a single option
+    is just its conditions).
+    """
+
+    options: tuple[tuple[Condition, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.options) < 2 or any(not opt for opt in self.options):
+            raise ValueError("AnyOf needs at least two options, each of at least one condition")
+
+    @property
+    def vars(self) -> tuple[IndexName, ...]:
+        """Variables any option depends on."""
+        return _unique(tuple(v for opt in self.options for c in opt for v in c.vars))
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """Size symbols any option uses."""
+        return tuple(dict.fromkeys(s for opt in self.options for c in opt for s in c.symbols))
+
+    @property
+    def conditions(self) -> tuple[Condition, ...]:
+        """Every condition of every option, in order."""
+        return tuple(c for opt in self.options for c in opt)
+
+    def bind(self, values: SizeValues) -> AnyOf:
+        """This disjunction with its size symbols replaced by their values."""
+        return AnyOf(tuple(tuple(c.bind(values) for c in opt) for opt in self.options))
+
+
+WhereItem = Condition | AnyOf
+
+
+def bind_where(
+    where: tuple[WhereItem, ...] | list[WhereItem], values: SizeValues
+) -> tuple[WhereItem, ...]:
+    """A `where` clause with every size symbol replaced by its value in `values`.
+
+    Raises:
+        SymbolError: (a KeyError and a ValueError) naming a symbol missing from `values`.
+    """
+    if not where_symbols(where):
+        return tuple(where)
+    table = _str_keys(values)
+    return tuple(item.bind(table) for item in where)
+
+
+def where_symbols(where: tuple[WhereItem, ...] | list[WhereItem]) -> tuple[str, ...]:
+    """Size symbols used anywhere in a `where` clause, in first-use order."""
+    return tuple(dict.fromkeys(s for item in where for s in item.symbols))
+
+
+def where_conditions(where: tuple[WhereItem, ...] | list[WhereItem]) -> tuple[Condition, ...]:
+    """Every comparison of a `where` clause, including those inside disjunctions."""
+    result: list[Condition] = []
+    for item in where:
+        result.extend(item.conditions if isinstance(item, AnyOf) else (item,))
+    return tuple(result)
+
 
 # ----------------------------------------------------------------------------- einsums
 
@@ -260,12 +421,14 @@ class Condition:
 class Einsum:
     """`out = expr where conditions`. Right-side indices absent on the left are summed.
 
+    `where` items must all hold; an `AnyOf` item holds when one of its options does.
+
     `line` and `column` locate the Einsum in its source file; they take no part in equality.
     """
 
     out: Access
     expr: Expr
-    where: tuple[Condition, ...] = ()
+    where: tuple[Condition | AnyOf, ...] = ()
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
 
@@ -348,7 +511,7 @@ class Cascade:
     einsums: tuple[Einsum, ...]
     outputs: tuple[TensorName, ...]
     partitions: tuple[Partition, ...] = ()
-    params: tuple[tuple[RankName, int], ...] = ()
+    params: tuple[tuple[RankName, int], ...] = ()  # rank sizes and other size symbols (W)
     init: tuple[tuple[TensorName, float], ...] = ()
     description: str = ""
     source: str = field(default="", compare=False)
@@ -360,6 +523,11 @@ class Cascade:
             if p == path:
                 return line, col
         return 0, 0
+
+    @property
+    def size_symbols(self) -> tuple[str, ...]:
+        """Names usable as size symbols in conditions and expressions: ranks, then params."""
+        return tuple(dict.fromkeys([*self.all_ranks, *(n for n, _ in self.params)]))
 
     @property
     def input_names(self) -> tuple[TensorName, ...]:

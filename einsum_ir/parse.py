@@ -2,7 +2,7 @@
 
 Grammar (precedence low to high)::
 
-    einsum    := access '=' expr ['where' cond ('and' cond)*]
+    einsum    := access '=' expr ['where' anyof]
     access    := NAME '[' [index (',' index)*] ']'
     index     := lowername [('+'|'-') INT] | UPPERNAME        (UPPERNAME: final iterate)
     expr      := term (('+'|'-') term)*
@@ -10,9 +10,25 @@ Grammar (precedence low to high)::
     unary     := '-' unary | atom
     atom      := NUMBER | 'inf' | access | FUNC '(' expr ')' | ('max'|'min') '(' expr ',' expr ')'
                | ('sum'|'max'|'min') '[' name (',' name)* ']' '(' expr ')' | '(' expr ')'
+               | lowername                      (IndexValue: the index's value, e.g. p - m)
+               | UPPERNAME                      (SizeValue: a rank size or a param, e.g. M)
+    anyof     := allof ('or' allof)*            ('or' binds looser than 'and')
+    allof     := clause ('and' clause)*
+    clause    := cond | '(' anyof ')'
     cond      := linear CMP linear
     linear    := ['-'] lterm (('+'|'-') lterm)*
-    lterm     := INT ['*' name] | name ['*' INT]
+    lterm     := INT ['*' lname] | lname ['*' INT]
+    lname     := lowername (index variable) | UPPERNAME (size symbol: a rank size or a param)
+
+FUNC is exp, sigmoid, sqrt, recip, tanh, abs or log. Linear forms have no parentheses, so
+'(' in a `where` clause always opens a group of conditions. A top-level `A or B` is one
+`AnyOf`; `A and (B or C)` is `A` and an `AnyOf`; an `or` nested inside an option of another
+`or` is distributed into disjunctive normal form (the IR holds `AnyOf` options as plain
+conjunctions).
+
+Masked points: an output point whose conditions fail takes the identity of its reduction
+(0 for a sum); a masked point of a recurrence step (`X[m1+1,p] = ... where c`) carries the
+previous iterate `X[m1,p]` instead.
 
 `str(einsum)` prints text that parses back to an equal Einsum.
 """
@@ -26,6 +42,7 @@ from dataclasses import dataclass
 from einsum_ir.ir import (
     FUNCTION_UNARY_OPS,
     Access,
+    AnyOf,
     Binary,
     BinaryOp,
     CmpOp,
@@ -35,12 +52,14 @@ from einsum_ir.ir import (
     Final,
     Index,
     IndexName,
+    IndexValue,
     LinearExpr,
     Literal,
     RankName,
     Read,
     Reduce,
     ReduceOp,
+    SizeValue,
     TensorName,
     Unary,
     UnaryOp,
@@ -51,7 +70,10 @@ UNARY_FUNCTIONS = {op.value: op for op in FUNCTION_UNARY_OPS}
 BINARY_FUNCTIONS = {"max": BinaryOp.MAX, "min": BinaryOp.MIN}
 REDUCTIONS = {op.value: op for op in ReduceOp}
 KNOWN_FUNCTIONS = tuple(sorted(set(UNARY_FUNCTIONS) | set(BINARY_FUNCTIONS)))
-RESERVED = frozenset(KNOWN_FUNCTIONS) | frozenset(REDUCTIONS) | {"inf", "where", "and"}
+RESERVED = frozenset(KNOWN_FUNCTIONS) | frozenset(REDUCTIONS) | {"inf", "where", "and", "or"}
+# Most options a `where` clause may expand to when nested `or`s are distributed.
+MAX_OPTIONS = 64
+_Clause = list[Condition | AnyOf]
 
 
 class ParseError(ValueError):
@@ -152,13 +174,11 @@ class _Parser:
         out = self.access(self.name("an output tensor name"), is_output=True)
         self.expect("=", "'=' after the output access")
         expr = self.expr()
-        where: list[Condition] = []
+        where: _Clause = []
         if self.accept("where"):
-            where.append(self.condition())
-            while self.accept("and"):
-                where.append(self.condition())
+            where = self.where_clause()
         if self.tok.kind != "end":
-            hint = "an operator or 'where'" if not where else "'and' or end of text"
+            hint = "an operator or 'where'" if not where else "'and', 'or' or end of text"
             raise self.error(f"expected {hint}")
         return Einsum(out=out, expr=expr, where=tuple(where))
 
@@ -239,7 +259,17 @@ class _Parser:
             return self.call(tok)
         if nxt == "[":
             return Read(self.access(tok))
-        raise self.error(f"expected '[' (tensor access) or '(' (function call) after {tok.text!r}")
+        if tok.text in RESERVED:
+            raise self.error(f"{tok.text!r} is reserved and cannot name a value", tok)
+        if tok.text.islower():
+            return IndexValue(IndexName(tok.text))
+        if tok.text.isupper():
+            return SizeValue(tok.text)
+        raise self.error(
+            f"expected '[' (tensor access) or '(' (function call) after {tok.text!r}; a bare "
+            "name is a lowercase index (its value) or an UPPERCASE size symbol",
+            tok,
+        )
 
     def call(self, tok: _Token) -> Expr:
         self.expect("(")
@@ -275,6 +305,56 @@ class _Parser:
             raise self.error("reduction indices are lowercase variables", tok)
         return IndexName(tok.text)
 
+    def where_clause(self) -> _Clause:
+        start = self.tok
+        options = self.disjunction()
+        if len(options) == 1:
+            return options[0]
+        return [self.any_of(options, start)]
+
+    def disjunction(self) -> list[_Clause]:
+        options = [self.conjunction()]
+        while self.accept("or"):
+            options.append(self.conjunction())
+        return options
+
+    def conjunction(self) -> _Clause:
+        items = self.clause()
+        while self.accept("and"):
+            items.extend(self.clause())
+        return items
+
+    def clause(self) -> _Clause:
+        start = self.tok
+        if not self.accept("("):
+            return [self.condition()]
+        options = self.disjunction()
+        self.expect(")", "')' closing the group of conditions")
+        if len(options) == 1:
+            return options[0]
+        return [self.any_of(options, start)]
+
+    def any_of(self, options: list[_Clause], start: _Token) -> AnyOf:
+        """The options as one disjunction of plain conjunctions (nested `or`s distributed)."""
+        flat: list[tuple[Condition, ...]] = []
+        for items in options:
+            conjunctions: list[tuple[Condition, ...]] = [()]
+            for item in items:
+                if isinstance(item, Condition):
+                    conjunctions = [c + (item,) for c in conjunctions]
+                else:
+                    conjunctions = [c + opt for c in conjunctions for opt in item.options]
+                if len(conjunctions) > MAX_OPTIONS:
+                    break
+            flat.extend(conjunctions)
+            if len(flat) > MAX_OPTIONS:
+                raise ParseError(
+                    f"the conditions expand to more than {MAX_OPTIONS} alternatives",
+                    self.text,
+                    start.column,
+                )
+        return AnyOf(tuple(flat))
+
     def condition(self) -> Condition:
         lhs = self.linear()
         tok = self.tok
@@ -286,13 +366,17 @@ class _Parser:
 
     def linear(self) -> LinearExpr:
         coefs: dict[IndexName, int] = {}
+        symbols: dict[str, int] = {}
         const = 0
         sign = -1 if self.accept("-") else 1
         while True:
-            var, value = self.linear_term()
-            if var is None:
+            name, value = self.linear_term()
+            if name is None:
                 const += sign * value
+            elif name.isupper():
+                symbols[name] = symbols.get(name, 0) + sign * value
             else:
+                var = IndexName(name)
                 coefs[var] = coefs.get(var, 0) + sign * value
             if self.accept("+"):
                 sign = 1
@@ -300,20 +384,33 @@ class _Parser:
                 self.pos += 1
                 sign = -1
             else:
-                return LinearExpr(tuple(coefs.items()), const)
+                return LinearExpr(tuple(coefs.items()), const, tuple(symbols.items()))
 
-    def linear_term(self) -> tuple[IndexName | None, int]:
+    def linear_term(self) -> tuple[str | None, int]:
         if self.tok.kind == "num":
             value = self.integer()
             if self.accept("*"):
-                return self.index_name(), value
+                return self.linear_name(), value
             return None, value
         if self.tok.kind != "name":
-            raise self.error("expected an index variable or an integer")
-        var = self.index_name()
+            raise self.error(
+                "expected an index variable or an integer (or an UPPERCASE size symbol)"
+            )
+        name = self.linear_name()
         if self.accept("*"):
-            return var, self.integer()
-        return var, 1
+            return name, self.integer()
+        return name, 1
+
+    def linear_name(self) -> str:
+        tok = self.name("a lowercase index variable or an UPPERCASE size symbol")
+        if tok.text in RESERVED:
+            raise self.error(f"{tok.text!r} is reserved and cannot be used in a condition", tok)
+        if not (tok.text.islower() or tok.text.isupper()):
+            raise self.error(
+                "names in conditions are lowercase index variables or UPPERCASE size symbols",
+                tok,
+            )
+        return tok.text
 
 
 def parse_einsum(text: str) -> Einsum:
@@ -353,6 +450,10 @@ def format_expr(expr: Expr) -> str:
         return _number(expr.value)
     if isinstance(expr, Read):
         return str(expr.access)
+    if isinstance(expr, IndexValue):
+        return expr.var
+    if isinstance(expr, SizeValue):
+        return expr.name
     if isinstance(expr, Reduce):
         return f"{expr.op.value}[{','.join(expr.over)}]({format_expr(expr.body)})"
     if isinstance(expr, Unary):
@@ -376,11 +477,11 @@ def format_expr(expr: Expr) -> str:
 
 
 def format_linear(lin: LinearExpr) -> str:
-    """Print an affine index form, e.g. `p - m + 3`."""
+    """Print an affine index form, e.g. `p - m + M - P + 3`."""
     parts: list[str] = []
-    for var, coef in lin.terms:
+    for name, coef in (*lin.terms, *lin.symbols):
         mag = abs(coef)
-        body = var if mag == 1 else f"{mag} * {var}"
+        body = name if mag == 1 else f"{mag} * {name}"
         if not parts:
             parts.append(body if coef > 0 else f"-{body}")
         else:
@@ -398,9 +499,24 @@ def format_condition(cond: Condition) -> str:
     return f"{format_linear(cond.lhs)} {cond.op.value} {format_linear(cond.rhs)}"
 
 
+def format_any_of(any_of: AnyOf) -> str:
+    """Print a disjunction without outer parentheses: `a < b and c < d or e < f`."""
+    return " or ".join(" and ".join(format_condition(c) for c in opt) for opt in any_of.options)
+
+
+def format_where(where: tuple[Condition | AnyOf, ...]) -> str:
+    """Print a `where` clause (without the keyword); a lone `AnyOf` needs no parentheses."""
+    if len(where) == 1 and isinstance(where[0], AnyOf):
+        return format_any_of(where[0])
+    return " and ".join(
+        f"({format_any_of(item)})" if isinstance(item, AnyOf) else format_condition(item)
+        for item in where
+    )
+
+
 def format_einsum(einsum: Einsum) -> str:
     """Print an Einsum as parseable text."""
     text = f"{einsum.out} = {format_expr(einsum.expr)}"
     if einsum.where:
-        text += " where " + " and ".join(format_condition(c) for c in einsum.where)
+        text += " where " + format_where(einsum.where)
     return text

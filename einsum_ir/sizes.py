@@ -2,6 +2,8 @@
 
 The outermost part of a partition is derived: M1 = ceil(M / (M0 * ...)). Points whose
 unpartitioned index m = m1 * M0 + m0 falls at or beyond M are outside the iteration space.
+Params may also declare size symbols that are not ranks (a window `W`); they are sized,
+overridden and swept like ranks and appear in the resolved sizes.
 """
 
 from __future__ import annotations
@@ -17,19 +19,21 @@ class SizeError(ValueError):
 
 
 def resolve_sizes(cascade: Cascade, sizes: Mapping[str, int]) -> dict[RankName, int]:
-    """Sizes of every rank of `cascade`; user `sizes` override the cascade's `params`.
+    """Sizes of every rank and param of `cascade`; user `sizes` override the `params`.
 
     Raises `SizeError` naming every missing, unknown or non-positive size at once.
     """
-    known = set(cascade.all_ranks)
+    known = set(cascade.size_symbols)
     derived = {p.parts[0] for p in cascade.partitions}
     problems: list[str] = []
     bound: dict[RankName, int] = {RankName(k): v for k, v in cascade.params}
     for key, value in sizes.items():
         rank = RankName(key)
         if rank not in known:
-            names = ", ".join(sorted(known))
-            problems.append(f"unknown rank {key} (ranks of {cascade.name}: {names})")
+            names = ", ".join(sorted(cascade.all_ranks))
+            others = [n for n in cascade.size_symbols if n not in cascade.all_ranks]
+            extra = f"; params: {', '.join(sorted(others))}" if others else ""
+            problems.append(f"unknown rank {key} (ranks of {cascade.name}: {names}{extra})")
         elif rank in derived:
             problems.append(f"{key} is derived from its partition and cannot be set")
         elif not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +58,25 @@ _KIND_WORDS = {
 }
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `1e30` and `-1.0e30` as floats.
+
+    YAML 1.2 reads them as numbers; PyYAML follows YAML 1.1, which wants a dot and a signed
+    exponent, and would leave them strings.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def _construct(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         try:  # a fresh constructor per scalar keeps this stateless
-            return yaml.SafeLoader("").construct_object(node, deep=True)
+            return _Loader("").construct_object(node, deep=True)
         except yaml.YAMLError:
             return str(node.value)  # a scalar with a tag SafeLoader does not know (`=`)
     if isinstance(node, yaml.SequenceNode):
@@ -107,7 +123,7 @@ class Reader:
         """Compose YAML text; a YAML syntax error becomes a problem (raised at `finish`)."""
         problems: list[Problem] = []
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yaml.compose(text, Loader=_Loader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

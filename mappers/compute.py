@@ -7,7 +7,9 @@ Expression nodes become PE operations of the array's operation table:
 - `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
   (`exp`, `sigmoid`, `sqrt`, `recip`); negation is free (a sign flip);
 - an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
-  absorbs the subtraction of the running max) makes that argument node free.
+  absorbs the subtraction of the running max) makes that argument node free;
+- index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a
+  function with no PE operation here (`tanh`, `abs`, `log`) is refused with a MappingError.
 
 Each node counts once per point of its own iteration space, masked points excluded (the
 same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
@@ -33,6 +35,7 @@ from einsum_ir.ir import (
     ReduceOp,
     Unary,
     UnaryOp,
+    bind_where,
 )
 from mappers.memo import by_identity
 
@@ -139,9 +142,24 @@ def _symbolic(cascade: Cascade, absorbs: _Absorbs) -> _Symbolic:
     plans = []
     for einsum in cascade.einsums:
         items: list[tuple[str, frozenset[str]]] = []
-        _walk_top(einsum, items, table)
+        try:
+            _walk_top(einsum, items, table)
+        except _Unpriced as exc:
+            from mappers.spatial import MappingError  # local: spatial imports this module
+
+            raise MappingError(
+                f"{einsum}: no PE operation prices {exc.op} (compute.py has no mapping for it)"
+            ) from None
         plans.append(tuple(items))
     return tuple(plans)
+
+
+class _Unpriced(Exception):
+    """An expression operation this module does not map to a PE operation."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__(op)
+        self.op = op
 
 
 @by_identity(maxsize=1024)
@@ -155,11 +173,12 @@ def _points_table(cascade: Cascade, sizes: _Sizes) -> tuple[dict[frozenset[str],
         iteration = ev.iteration
         extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
         splits = einsum_splits(cascade, einsum, rank_sizes)
+        where = bind_where(einsum.where, rank_sizes)
         contexts = {ctx for _, ctx in items} | {iteration, ev.out}
         table = {}
         for ctx in contexts:
             keep = None if ctx == iteration else ctx
-            table[ctx] = count_points(extents, einsum.where, splits, keep)
+            table[ctx] = count_points(extents, where, splits, keep)
         tables.append(table)
     return tuple(tables)
 
@@ -219,10 +238,14 @@ def _walk(
         if expr.op is UnaryOp.NEG:
             _walk(expr.arg, context, items, absorbs)
             return
+        if expr.op not in _UNARY:
+            raise _Unpriced(expr.op.value)
         op = _UNARY[expr.op]
         _add(items, op, context)
         _walk_argument(expr.arg, absorbs.get(op, frozenset()), context, items, absorbs)
     elif isinstance(expr, Binary):
+        if expr.op not in _BINARY:
+            raise _Unpriced(expr.op.value)
         op = _BINARY[expr.op]
         _add(items, op, context)
         for child in (expr.left, expr.right):

@@ -13,6 +13,8 @@ Counting convention (no hoisting, no common-subexpression elimination):
   every reduction of an Einsum that has explicit reductions counts the output points that
   keep at least one unmasked reduction point.
 - FLOPs are all operations added up, so a multiply-add counts 2 and an exp counts 1.
+- Index and size values (`p - m`, `log(M)`) are operands, not operations: the subtraction
+  and the log count, reading `p`, `m` or `M` does not.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from einsum_ir.ir import (
     TensorName,
     Unary,
     UnaryOp,
+    bind_where,
 )
 from einsum_ir.sizes import resolve_sizes
 
@@ -53,6 +56,9 @@ class OpKind(enum.StrEnum):
     SQRT = "sqrt"
     RECIP = "recip"
     NEG = "neg"
+    TANH = "tanh"
+    ABS = "abs"
+    LOG = "log"
 
 
 _BINARY_KIND = {
@@ -69,6 +75,9 @@ _UNARY_KIND = {
     UnaryOp.SIGMOID: OpKind.SIGMOID,
     UnaryOp.SQRT: OpKind.SQRT,
     UnaryOp.RECIP: OpKind.RECIP,
+    UnaryOp.TANH: OpKind.TANH,
+    UnaryOp.ABS: OpKind.ABS,
+    UnaryOp.LOG: OpKind.LOG,
 }
 _PointsFn = Callable[[frozenset[str]], int]
 _REDUCE_KIND = {ReduceOp.SUM: OpKind.ADD, ReduceOp.MAX: OpKind.MAX, ReduceOp.MIN: OpKind.MAX}
@@ -177,12 +186,13 @@ def _einsum_ops(
     iteration = einsum.iteration_vars
     extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
     splits = einsum_splits(cascade, einsum, rank_sizes)
+    where = bind_where(einsum.where, rank_sizes)
     counted: dict[frozenset[str], int] = {}
 
     def points(context: frozenset[str]) -> int:
         if context not in counted:
             keep = None if context == frozenset(iteration) else context
-            counted[context] = count_points(extents, einsum.where, splits, keep)
+            counted[context] = count_points(extents, where, splits, keep)
         return counted[context]
 
     counts = dict.fromkeys(OpKind, 0)

@@ -4,6 +4,12 @@ Never enumerates the whole box: variables in no condition are factored out, spli
 (m1, m0) are merged back into m where possible, conditions are grouped into independent
 components, and in each component all variables but the widest are enumerated with numpy
 while the widest is counted analytically as the length of an interval.
+
+Disjunctions (`AnyOf`) are counted by inclusion-exclusion over their options, each term a
+plain conjunction counted as above; projections of a disjunction are the union of the
+options' projections, each eliminated exactly to conditions on the kept variables where
+possible. Only beyond `_MAX_TERMS` inclusion-exclusion terms, or when a projection cannot
+be eliminated exactly, are the box's points enumerated (in chunks).
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from einsum_ir.ir import CmpOp, Condition
+from einsum_ir.ir import AnyOf, CmpOp, Condition, where_symbols
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 # Rows of the enumerated sub-box handled at once; bounds memory to a few tens of MiB.
 _CHUNK_ROWS = 1 << 20
+# Most inclusion-exclusion terms counted before falling back to enumeration.
+_MAX_TERMS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +66,7 @@ class _Cond:
 
 def count_points(
     extents: Mapping[str, int],
-    conditions: Sequence[Condition] = (),
+    conditions: Sequence[Condition | AnyOf] = (),
     splits: Sequence[Split] = (),
     keep: Collection[str] | None = None,
 ) -> int:
@@ -66,7 +74,8 @@ def count_points(
 
     Args:
         extents: Extent of every index variable of the box.
-        conditions: Linear comparisons, all of which must hold (an `and`).
+        conditions: Linear comparisons and disjunctions (`AnyOf`), all of which must hold
+            (an `and`). Size symbols must already be bound (`einsum_ir.ir.bind_where`).
         splits: Indices made of parts of the box (innermost partitions first); conditions may
             use their `whole` index, and points whose whole is >= its extent are excluded.
         keep: If given, count the projections onto these variables instead: the points of
@@ -76,14 +85,43 @@ def count_points(
         The number of points (or projected points).
 
     Raises:
-        ValueError: If a condition uses an index that is neither in the box nor a split.
+        ValueError: If a condition uses an index that is neither in the box nor a split, or a
+            size symbol that is not bound.
     """
+    symbols = where_symbols(tuple(conditions))
+    if symbols:
+        raise ValueError(
+            f"conditions use unbound size symbols {', '.join(symbols)}; bind them first "
+            "(einsum_ir.ir.bind_where)"
+        )
+    plain = tuple(c for c in conditions if isinstance(c, Condition))
+    choices = [c.options for c in conditions if isinstance(c, AnyOf)]
+    if not choices:
+        return _count_conjunction(extents, plain, splits, keep)
+    if any(n <= 0 for n in extents.values()):
+        return 0
+    if keep is None or set(extents) <= set(keep):
+        return _count_disjunction(extents, plain, choices, splits, keep)
+    return _count_disjunction_projection(extents, plain, choices, splits, keep)
+
+
+def _count_conjunction(
+    extents: Mapping[str, int],
+    conditions: Sequence[Condition],
+    splits: Sequence[Split],
+    keep: Collection[str] | None,
+) -> int:
     ext = dict(extents)
     if any(n <= 0 for n in ext.values()):
         return 0
     visible = set(ext) if keep is None else set(keep) & set(ext)
     conds = [_normalize(c) for c in conditions]
     conds = _apply_splits(ext, conds, splits, visible)
+    return _count_prepared(ext, visible, conds)
+
+
+def _count_prepared(ext: dict[str, int], visible: set[str], conds: list[_Cond]) -> int:
+    """Count (or project onto `visible`) a conjunction over box variables only."""
     unknown = {v for c in conds for v in c.vars} - set(ext)
     if unknown:
         raise ValueError(f"condition uses unbound index {', '.join(sorted(unknown))}")
@@ -110,6 +148,143 @@ def count_points(
             total *= _count_projection(ext, shown, hidden, comp_conds)
         if total == 0:
             return 0
+    return total
+
+
+# ----------------------------------------------------------------------------- disjunctions
+
+_Options = tuple[tuple[Condition, ...], ...]
+
+
+def _count_disjunction(
+    extents: Mapping[str, int],
+    plain: tuple[Condition, ...],
+    choices: list[_Options],
+    splits: Sequence[Split],
+    keep: Collection[str] | None,
+) -> int:
+    """Inclusion-exclusion: |C and (a1 or a2) and ...| over non-empty subsets of each AnyOf."""
+    n_terms = math.prod(2 ** len(options) - 1 for options in choices)
+    if n_terms > _MAX_TERMS:
+        return _enumerate_union(extents, _dnf(plain, choices), splits, set(extents))
+    memo: dict[frozenset[Condition], int] = {}
+    total = 0
+    per_choice = [_subsets(options) for options in choices]
+    for combo in itertools.product(*per_choice):
+        sign = 1
+        conds = set(plain)
+        for size, subset in combo:
+            sign *= 1 if size % 2 else -1
+            conds.update(subset)
+        key = frozenset(conds)
+        if key not in memo:
+            memo[key] = _count_conjunction(extents, sorted(key, key=repr), splits, keep)
+        total += sign * memo[key]
+    return total
+
+
+def _subsets(options: _Options) -> list[tuple[int, tuple[Condition, ...]]]:
+    """Every non-empty subset of the options: (how many options, their conditions)."""
+    result = []
+    for size in range(1, len(options) + 1):
+        for group in itertools.combinations(options, size):
+            result.append((size, tuple(c for opt in group for c in opt)))
+    return result
+
+
+def _dnf(plain: tuple[Condition, ...], choices: list[_Options]) -> list[tuple[Condition, ...]]:
+    """The conditions as a list of alternative conjunctions (one option of each AnyOf)."""
+    return [plain + tuple(c for opt in pick for c in opt) for pick in itertools.product(*choices)]
+
+
+def _count_disjunction_projection(
+    extents: Mapping[str, int],
+    plain: tuple[Condition, ...],
+    choices: list[_Options],
+    splits: Sequence[Split],
+    keep: Collection[str],
+) -> int:
+    """Points of `keep` that extend to a point of any alternative: a union of projections.
+
+    Each alternative's projection is eliminated exactly to conditions on the kept variables
+    (when every hidden variable has unit coefficients); the union is then counted by
+    inclusion-exclusion over those conjunctions. Otherwise the box is enumerated.
+    """
+    terms = _dnf(plain, choices)
+    ext = dict(extents)
+    visible = set(keep) & set(ext)
+    used = {v for term in terms for c in term for v in _normalize(c).vars}
+    prepared: list[list[_Cond]] = []
+    for term in terms:
+        ext_t, visible_t = dict(extents), set(visible)
+        prepared.append(
+            _apply_splits(ext_t, [_normalize(c) for c in term], splits, visible_t, used)
+        )
+    ext, visible = ext_t, visible_t
+    unknown = {v for conds in prepared for c in conds for v in c.vars} - set(ext)
+    if unknown:
+        raise ValueError(f"condition uses unbound index {', '.join(sorted(unknown))}")
+    hidden = sorted(set(ext) - visible, key=lambda v: -ext[v])
+    projected: list[list[_Cond]] = []
+    for conds in prepared:
+        for var in hidden:
+            reduced = _eliminate(ext[var], conds, var)
+            if reduced is None:
+                return _enumerate_union(extents, terms, splits, set(keep))
+            conds = reduced
+        projected.append(conds)
+    if 2 ** len(projected) - 1 > _MAX_TERMS:
+        return _enumerate_union(extents, terms, splits, set(keep))
+    shown = {v: ext[v] for v in visible}
+    total = 0
+    for size in range(1, len(projected) + 1):
+        for group in itertools.combinations(projected, size):
+            conds = [c for g in group for c in g]
+            count = _count_prepared(dict(shown), set(shown), conds)
+            total += count if size % 2 else -count
+    return total
+
+
+def _enumerate_union(
+    extents: Mapping[str, int],
+    terms: list[tuple[Condition, ...]],
+    splits: Sequence[Split],
+    keep: set[str],
+) -> int:
+    """Brute force in chunks: points (projected onto `keep`) meeting any alternative."""
+    shown = [v for v in extents if v in keep]
+    hidden = [v for v in extents if v not in keep]
+    names = shown + hidden
+    per_point = math.prod(extents[v] for v in hidden)
+    n_shown = math.prod(extents[v] for v in shown)
+    step = max(1, _CHUNK_ROWS // max(per_point, 1))
+    shape = tuple(extents[v] for v in names)
+    forms = [[_normalize(c) for c in term] for term in terms]
+    total = 0
+    for start in range(0, n_shown, step):
+        stop = min(n_shown, start + step)
+        flat = np.arange(start * per_point, stop * per_point, dtype=np.int64)
+        coords = np.unravel_index(flat, shape) if shape else ()
+        vals = {v: np.asarray(c, dtype=np.int64) for v, c in zip(names, coords, strict=True)}
+        inside = np.ones(len(flat), dtype=np.bool_)
+        for split in splits:
+            whole = np.zeros(len(flat), dtype=np.int64)
+            for part, stride in split.parts:
+                whole += stride * vals[part]
+            vals[split.whole] = whole
+            inside &= whole < split.extent
+        hit = np.zeros(len(flat), dtype=np.bool_)
+        for conds in forms:
+            ok = inside.copy()
+            for cond in conds:
+                value = np.full(len(flat), cond.const, dtype=np.int64)
+                for v, c in cond.coeffs:
+                    if v not in vals:
+                        raise ValueError(f"condition uses unbound index {v}")
+                    value += c * vals[v]
+                ok &= _compare(value, cond.op)
+            hit |= ok
+        total += int(hit.reshape(stop - start, -1).any(axis=1).sum())
     return total
 
 
@@ -140,9 +315,17 @@ def _substitute(cond: _Cond, var: str, form: Mapping[str, int], const: int) -> _
 
 
 def _apply_splits(
-    ext: dict[str, int], conds: list[_Cond], splits: Sequence[Split], visible: set[str]
+    ext: dict[str, int],
+    conds: list[_Cond],
+    splits: Sequence[Split],
+    visible: set[str],
+    used_anywhere: set[str] | None = None,
 ) -> list[_Cond]:
-    """Merge each split into one index when nothing tells its parts apart, else substitute."""
+    """Merge each split into one index when nothing tells its parts apart, else substitute.
+
+    `used_anywhere` adds variables used by other alternatives of a disjunction, so that
+    every alternative makes the same merge decisions.
+    """
     defs: dict[str, dict[str, int]] = {}  # substituted wholes, as forms over box variables
     for split in splits:
         if split.whole in ext:
@@ -151,7 +334,7 @@ def _apply_splits(
         missing = [p for p in names if p not in ext and p not in defs]
         if missing:
             raise ValueError(f"split {split.whole}: parts {missing} are neither iterated nor split")
-        used = {v for c in conds for v in c.vars}
+        used = {v for c in conds for v in c.vars} | (used_anywhere or set())
         if all(p in ext for p in names) and not used & set(names):
             radix = all(
                 stride == math.prod(ext[q] for q in names[i + 1 :])

@@ -149,14 +149,14 @@ def test_syntax_error_has_caret_and_column() -> None:
         inputs: {X: [N]}
         einsums:
           - Y[n] = X[n] ** 2
-          - "Z[n] = tanh(X[n])"
+          - "Z[n] = erf(X[n])"
         outputs: [Y]
         """
     )
     first, second = msgs[0], msgs[1]
     assert first.startswith("bad.yaml:4:18: einsums[0]: syntax error: expected a value")
     assert first.splitlines()[-1].strip() == "^"
-    assert second.startswith("bad.yaml:5:13: einsums[1]: syntax error: unknown function 'tanh'")
+    assert second.startswith("bad.yaml:5:13: einsums[1]: syntax error: unknown function 'erf'")
 
 
 def test_unknown_keys_and_wrong_types() -> None:

@@ -101,7 +101,7 @@ def test_print_round_trip(text: str) -> None:
     [
         ("QK[m,p] = Q[e,p] * * K[e,m]", 19, "expected a value"),
         ("QK[m,p] = Q[e,p] * K[e,m", 24, "',' or ']'"),
-        ("QK[m,p] = tanh(Q[e,p])", 10, "unknown function 'tanh'"),
+        ("QK[m,p] = erf(Q[e,p])", 10, "unknown function 'erf'"),
         ("QK[m,p] Q[e,p]", 8, "expected '='"),
         ("X[p] = A[p] where m <", 21, "expected an index variable or an integer"),
         ("X[p] = A[p] $ 2", 12, "unexpected character"),
