@@ -269,9 +269,7 @@ def _check_parts_mixing(c: _Collector, i: int, e: Einsum) -> None:
                     for k, q in enumerate(part.parts)
                 )
                 hint = f" (as a value, write {root} from its parts: ({form}))"
-            c.at_einsum(
-                i, f"uses both {root} and its partition parts; use one or the other{hint}"
-            )
+            c.at_einsum(i, f"uses both {root} and its partition parts; use one or the other{hint}")
 
 
 def _check_access_ranks(c: _Collector, i: int, acc: Access, ranks: tuple[RankName, ...]) -> None:

@@ -37,17 +37,20 @@ from dataclasses import dataclass
 from einsum_ir.analysis.passes import count_passes
 from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
 from einsum_ir.ir import (
+    AnyOf,
     Binary,
     BinaryOp,
     Cascade,
     Condition,
     Einsum,
     Expr,
+    IndexValue,
     LinearExpr,
     Literal,
     RankName,
     Read,
     Reduce,
+    SizeValue,
     TensorName,
     Unary,
     UnaryOp,
@@ -398,13 +401,13 @@ def _compared_pairs(cascade: Cascade) -> list[tuple[RankName, ...]]:
     return pairs
 
 
-def _flat_conditions(where: Sequence[object]) -> list[Condition]:
+def _flat_conditions(where: Sequence[Condition | AnyOf]) -> list[Condition]:
     out: list[Condition] = []
     for c in where:
         if isinstance(c, Condition):
             out.append(c)
         else:  # a disjunction: options of conjunctions
-            for option in getattr(c, "options", ()):
+            for option in c.options:
                 out.extend(option)
     return out
 
@@ -458,20 +461,14 @@ def _iterates(cascade: Cascade, e: Einsum, rank: RankName) -> bool:
     return bool({rank.lower(), cascade.expand(rank)[-1].lower()} & names)
 
 
-def _where_text(where: Sequence[object]) -> str:
-    from einsum_ir.parse import format_condition
+def _where_text(where: Sequence[Condition | AnyOf]) -> str:
+    from einsum_ir.parse import format_where
 
-    parts = []
-    for c in where:
-        if isinstance(c, Condition):
-            parts.append(format_condition(c))
-        else:
-            parts.append(str(c))
-    return " and ".join(parts)
+    return format_where(tuple(where))
 
 
 def _bands(
-    where: Sequence[object], key_var: str, query_var: str, sizes: Mapping[str, int]
+    where: Sequence[Condition | AnyOf], key_var: str, query_var: str, sizes: Mapping[str, int]
 ) -> tuple[Band, ...] | None:
     """The conditions as a union of bands, or None outside the linear family."""
     options: list[list[Band]] = []
@@ -483,7 +480,7 @@ def _bands(
             options.append([band])
         else:
             alts = []
-            for conj in getattr(c, "options", ()):
+            for conj in c.options:
                 band = Band()
                 for cond in conj:
                     b = _condition_band(cond, key_var, query_var, sizes)
@@ -564,7 +561,7 @@ def _bound(which: str, lo: int | None, hi: int | None) -> Band:
 
 def _const(lin: LinearExpr, sizes: Mapping[str, int]) -> int | None:
     total = lin.const
-    for name, coef in getattr(lin, "symbols", ()):
+    for name, coef in lin.symbols:
         if name not in sizes:
             return None
         total += coef * sizes[name]
@@ -672,24 +669,20 @@ def _divides_by_key_sum(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
 
 
 def _modifiers(expr: Expr, keyed: bool) -> list[Modifier]:
+    """Score modifiers in an Einsum that works per key (softcap, position bias, scale)."""
     if not keyed:
         return []
     found: list[Modifier] = []
+    constant = (Literal, SizeValue)
     for node in walk(expr):
-        kind = type(node).__name__
-        if isinstance(node, Unary) and node.op.value == "tanh":
+        if isinstance(node, Unary) and node.op == UnaryOp.TANH:
             found.append(Modifier.SOFTCAP)
-        elif kind in ("IndexValue",):
+        elif isinstance(node, IndexValue):
             found.append(Modifier.POSITION_BIAS)
         elif (
             isinstance(node, Binary)
-            and node.op == BinaryOp.MUL
-            and (
-                isinstance(node.left, Literal)
-                or isinstance(node.right, Literal)
-                or type(node.left).__name__ == "SizeValue"
-                or type(node.right).__name__ == "SizeValue"
-            )
+            and node.op in (BinaryOp.MUL, BinaryOp.DIV)
+            and (isinstance(node.left, constant) or isinstance(node.right, constant))
         ):
             found.append(Modifier.SCALE)
     return found

@@ -7,6 +7,7 @@ import pytest
 from einsum_ir import builtin_names, load_cascade, load_cascade_text
 from einsum_ir.analysis.structure import (
     MaskKind,
+    Modifier,
     ScoreKind,
     StructureError,
     attention_problem,
@@ -143,3 +144,38 @@ outputs: [C]
 """
     with pytest.raises(StructureError, match="no key rank"):
         attention_problem(load_cascade_text(text), {"I": 2, "J": 2, "K": 2})
+
+
+def test_sinks_window_with_size_symbols() -> None:
+    # bottom-right causal window W with S sinks, both size symbols (W sweepable as a size)
+    cond = "m <= p + M - P and (m < S or p + M - P - m < W)"
+    text = three_pass(cond).replace("inputs:", "params: {W: 64, S: 4}\ninputs:")
+    cascade = load_cascade_text(text)
+    for w in (64, 128):
+        ap = attention_problem(cascade, {"E": 2, "F": 2, "P": 50, "M": 300, "W": w})
+        assert ap.mask.kind == MaskKind.SINKS_WINDOW
+        assert (ap.mask.window, ap.mask.sinks, ap.mask.causal_alignment) == (w, 4, "bottom-right")
+        expect = sum(
+            sum(1 for m in range(300) if m <= p + 250 and (m < 4 or p + 250 - m < w))
+            for p in range(50)
+        )
+        assert ap.points() == expect
+
+
+def test_score_modifiers() -> None:
+    text = """
+cascade: mods
+inputs: {Q: [E, P], K: [E, M], V: [F, M]}
+params: {C: 30}
+einsums:
+  - QK[m,p] = Q[e,p] * K[e,m]
+  - S[m,p] = C * tanh(QK[m,p] / C) - 0.5 * (p - m)
+  - GM[p] = max[m](S[m,p])
+  - SN[m,p] = exp(S[m,p] - GM[p])
+  - SD[p] = SN[m,p]
+  - AV[f,p] = SN[m,p] / SD[p] * V[f,m]
+outputs: [AV]
+"""
+    ap = attention_problem(load_cascade_text(text), {"E": 2, "F": 2, "P": 4, "M": 4})
+    assert ap.score.kind == ScoreKind.SOFTMAX
+    assert {Modifier.SOFTCAP, Modifier.POSITION_BIAS, Modifier.SCALE} <= set(ap.score.modifiers)
