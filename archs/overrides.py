@@ -43,7 +43,7 @@ class Override:
 
 OVERRIDES: tuple[Override, ...] = (
     Override(
-        "clock_ghz", "GHz", "clock frequency of the arrays and buffers",
+        "clock_ghz", "GHz", "accelerator clock frequency",
         "a positive finite number", scale=1e9,
     ),
     Override(
