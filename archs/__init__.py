@@ -10,17 +10,22 @@ from archs.model import (
     StorageLevel,
     interpolate_area,
 )
+from archs.overrides import OVERRIDES, Override, apply_overrides, override_names
 
 __all__ = [
+    "OVERRIDES",
     "ComputeArray",
     "Dram",
     "Operation",
+    "Override",
     "RegisterFile",
     "SpatialArch",
     "StorageLevel",
+    "apply_overrides",
     "interpolate_area",
     "load_arch",
     "load_arch_text",
+    "override_names",
     "preset_names",
     "preset_path",
 ]

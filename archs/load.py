@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from archs.gpu import GpuArch, load_gpu
 from archs.model import ComputeArray, Dram, Operation, RegisterFile, SpatialArch, StorageLevel
+from archs.overrides import apply_overrides
 from einsum_ir.spec import Problem, Reader, SpecError
 
 PRESETS_DIR = Path(__file__).parent / "presets"
@@ -68,8 +71,16 @@ def preset_path(name: str) -> Path:
     return PRESETS_DIR / f"{name}.yaml"
 
 
-def load_arch(path_or_name: str | Path) -> Arch:
-    """Load an architecture from a YAML file or a preset name; `SpecError` lists all problems."""
+def load_arch(path_or_name: str | Path, overrides: Mapping[str, Any] | None = None) -> Arch:
+    """Load an architecture from a YAML file or a preset name; `SpecError` lists all problems.
+
+    `overrides` (names and units of `archs.overrides.OVERRIDES`, e.g. `{"buffer_bytes":
+    "8MiB"}`) are applied after loading; one the architecture cannot take is a `SpecError`.
+    """
+    return apply_overrides(_load_base(path_or_name), overrides or {})
+
+
+def _load_base(path_or_name: str | Path) -> Arch:
     text = str(path_or_name)
     if text in preset_names():
         return _load(Reader.from_file(preset_path(text)))

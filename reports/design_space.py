@@ -10,33 +10,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import math
 import random
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archs import overrides as O
 from einsum_ir.spec import Reader, SpecError
 
 SELECTORS = ("design", "arch", "cascade", "mapper", "workload")
 ARCH_KEYS = ("preset", "overrides")
-OVERRIDE_KEYS = (
-    "clock_ghz",
-    "dram_bandwidth_gib_per_s",
-    "buffer_bytes",
-    "array_shapes",
-    "register_file_entries",
-)
 WORKLOAD_KEYS = ("model", "seq_len", "kv_len", "sizes")
 MAPPER_KEYS = ("mapper", "options")
 DESIGN_KEYS = ("arch", "cascade", "mapper")
 RANKS = ("B", "H", "P", "M", "E", "F")
 SAMPLER_KEYS = ("uniform", "log_uniform")
-_BYTES = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*$")
-_UNIT = {"B": 1, None: 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
 INVALID = object()  # a value that failed validation (its problem is recorded)
 
 
@@ -112,12 +104,14 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
         over = child.opt("overrides", "map") if child.is_map else None
         for key, o in over.items() if over else ():
             path = f"arch.overrides.{key}"
-            if key not in OVERRIDE_KEYS:
-                _unknown(o, "override", key, OVERRIDE_KEYS)
-            elif key in ("array_shapes", "register_file_entries"):
+            problem = O.name_problem(arch, key)
+            if problem is not None:
+                o.error(problem)
+            elif O.BY_NAME[key].per_array:
                 entry["overrides"][key] = {}
                 for name, item in o.items() if o.check("map") else ():
-                    if not _has_array(item, arch, key, name):
+                    if (bad := O.array_problem(arch, key, name)) is not None:
+                        item.error(bad)
                         continue
                     value = normalize(item, f"{path}.{name}", item.value, t, False, label)
                     if value is not INVALID:
@@ -126,24 +120,6 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
                 value = normalize(o, path, o.value, t, False, label)
                 if value is not INVALID:
                     entry["overrides"][key] = value
-
-
-def _has_array(r: Reader, arch: Any, key: str, name: str) -> bool:
-    arrays = getattr(arch, "arrays", None)
-    if arrays is None:
-        r.error(f"{arch.name} is not a spatial architecture: it takes no {key}")
-        return False
-    names = [a.name for a in arrays]
-    if key == "register_file_entries":
-        names = [a.name for a in arrays if a.register_file is not None]
-    if name not in names:
-        what = "array with a register file" if key == "register_file_entries" else "array"
-        r.error(
-            f"unknown {what} {name!r} of {arch.name}; {did_you_mean(name, names)}"
-            f"arrays: {', '.join(names)}"
-        )
-        return False
-    return True
 
 
 def _preset_id(text: str, base: Path) -> tuple[str, str]:
@@ -299,12 +275,10 @@ def known_paths(t: Tables) -> list[str]:
     from mappers.registry import get_mapper, mapper_names
 
     paths = list(SELECTORS)
-    paths += [f"arch.overrides.{k}" for k in OVERRIDE_KEYS[:3]]
+    paths += [f"arch.overrides.{o.name}" for o in O.OVERRIDES if not o.per_array]
     for arch in t.arch_objs.values():
-        for a in getattr(arch, "arrays", ()):
-            paths.append(f"arch.overrides.array_shapes.{a.name}")
-            if a.register_file is not None:
-                paths.append(f"arch.overrides.register_file_entries.{a.name}")
+        for o in (o for o in O.OVERRIDES if o.per_array):
+            paths += [f"arch.overrides.{o.name}.{a}" for a in O.array_names(arch, o.name)]
     paths += ["arch.preset", "workload.model", "workload.seq_len", "workload.kv_len"]
     paths += [f"workload.sizes.{r}" for r in RANKS]
     for m in {e["name"] for e in t.mappers.values() if e["name"] in mapper_names()}:
@@ -320,10 +294,8 @@ def check_path(r: Reader, path: str, t: Tables, skip: bool = False) -> bool:
     known = known_paths(t)
     if path in known:
         return True
-    pattern_ok = (
-        path.startswith(("arch.overrides.array_shapes.", "arch.overrides.register_file_entries."))
-        and path.count(".") == 3
-    )
+    per_array = tuple(f"arch.overrides.{o.name}." for o in O.OVERRIDES if o.per_array)
+    pattern_ok = path.startswith(per_array) and path.count(".") == 3
     if pattern_ok:
         r.error(f"unknown array {path.rsplit('.', 1)[1]!r} in {path!r}; {_hint(path, known)}")
         return False
@@ -375,43 +347,21 @@ def normalize(
             )
             return INVALID
         return value
-    if path.startswith("workload.sizes.") or path.startswith(
-        "arch.overrides.register_file_entries."
-    ):
+    if path.startswith("workload.sizes."):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             return bad("a positive integer")
         return value
-    if path == "arch.overrides.buffer_bytes":
-        n = _bytes(value)
-        return n if n is not None else bad("a positive number of bytes, e.g. 16777216 or 16MiB")
-    if leaf in ("clock_ghz", "dram_bandwidth_gib_per_s"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            return bad("a positive number")
-        return float(value)
-    if path.startswith("arch.overrides.array_shapes."):
-        ok = isinstance(value, list) and len(value) == 2
-        if not ok or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
-        ):
-            return bad("[rows, cols], two positive integers")
-        return list(value)
+    if path.startswith("arch.overrides.") and path.split(".")[2] in O.BY_NAME:
+        try:
+            return O.parse_value(path.split(".")[2], value)
+        except ValueError as exc:
+            r.error(str(exc))
+            return INVALID
     if path == "arch.preset":
         return value if isinstance(value, str) else bad("a preset name or file")
     if path.startswith("mapper.options."):
         return value if skip else _option(r, leaf, value, t, mapper)
     return value
-
-
-def _bytes(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value > 0 else None
-    m = _BYTES.match(value) if isinstance(value, str) else None
-    if not m:
-        return None
-    n = int(m.group(1)) * _UNIT[m.group(2)]
-    return n if n > 0 else None
 
 
 def _option(r: Reader, key: str, value: Any, t: Tables, mapper: str) -> Any:
@@ -498,6 +448,75 @@ def check_selection(r: Reader, t: Tables, fixed: dict[str, Any], block: Any) -> 
             resolve(t, fixed, first)
     except (KeyError, ValueError) as exc:
         r.error(f"cannot resolve the first point: {str(exc).strip(chr(39))}")
+
+
+def check_overrides(r: Reader, t: Tables) -> None:
+    """Record a problem for each override a block sets that an arch it selects cannot take.
+
+    Covers swept `arch.overrides.*` paths (on every arch the block's designs, `arch` or
+    `arch.preset` values select) and swept presets that cannot take their arch's overrides.
+    """
+    fixed = r.get("fixed")
+    shared = list(fixed.items()) if fixed is not None and fixed.is_map else []
+    groups: list[list[tuple[str, Reader]]] = []
+    grid, rows, rand = r.get("grid"), r.get("list"), r.get("random")
+    if grid is not None and grid.is_map:
+        groups.append(shared + list(grid.items()))
+    elif rows is not None:
+        groups += [shared + list(item.items()) for item in rows.each() if item.is_map]
+    elif rand is not None and rand.is_map:
+        space = rand.get("space")
+        groups.append(shared + (list(space.items()) if space is not None else []))
+    located = {(p.line, p.column) for p in r.problems}  # one problem per node is enough
+    for pairs in groups:
+        for reader, message in _override_problems(dict(pairs), t):
+            if (reader.line, reader.column) not in located:
+                located.add((reader.line, reader.column))
+                reader.error(message)
+
+
+def _override_problems(readers: dict[str, Reader], t: Tables) -> list[tuple[Reader, str]]:
+    choices = {k: _choices(readers[k]) for k in ("design", "arch", "arch.preset") if k in readers}
+    if not choices.keys() & {"design", "arch"} and len(t.designs) != 1:
+        return []  # no design chosen: check_selection says so
+    designs = [d for d in choices.get("design", list(t.designs)) if d in t.designs]
+    labels = choices.get("arch") or [t.designs[d]["arch"] for d in designs]
+    labels = [x for x in dict.fromkeys(labels) if x in t.arch_objs]
+    targets = [(label, t.arch_objs[label]) for label in labels]
+    out: list[tuple[Reader, str]] = []
+    presets = [_preset_arch(p) for p in choices.get("arch.preset", [])]
+    if "arch.preset" in readers:
+        targets = [(label, a) for label in labels for a in presets if a is not None]
+        for label, arch in targets:
+            for where, message in O.override_problems(arch, t.archs[label]["overrides"]):
+                out.append((readers["arch.preset"], f"arch {label!r}: {where}: {message}"))
+    for path, reader in readers.items():
+        parts = path.split(".")
+        if parts[:2] != ["arch", "overrides"] or parts[2] not in O.BY_NAME:
+            continue
+        for label, arch in targets:
+            problem = O.name_problem(arch, parts[2])
+            if problem is None and len(parts) == 4:
+                problem = O.array_problem(arch, parts[2], parts[3])
+            if problem is not None:
+                out.append((reader, f"arch {label!r}: {problem}"))
+    return out
+
+
+def _choices(r: Reader) -> list[Any]:
+    """The values a selector takes in a block: one value, a list, or none for a range."""
+    value = r.value
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return [value] if isinstance(value, str) else []
+
+
+@functools.lru_cache(maxsize=64)
+def _preset_arch(name: str) -> Any:
+    """A built-in preset by name (None for a file path or an unknown name: not checked here)."""
+    from archs.load import load_arch, preset_names
+
+    return load_arch(name) if name in preset_names() else None
 
 
 # ----------------------------------------------------------------------------- resolution

@@ -293,6 +293,7 @@ def _block(r: Reader, tables: P.Tables, index: int, skip: bool) -> Block | None:
     else:
         block = _random(r.opt("random", "map"), name, fixed, tables, skip)
     if block is not None and not skip:
+        P.check_overrides(r, tables)
         P.check_selection(r, tables, fixed, block)
     return block
 

@@ -13,12 +13,21 @@ from einsum_ir.spec import Problem, SpecError
 from reports.cascade_cli import Subparsers
 from reports.errors import UsageError
 
+EXIT_POINTS_FAILED = 1
 EXIT_INTERRUPTED = 130
+SHOWN_ERRORS = 3  # failed points whose errors `run` prints
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     """Register `run`, `check` and `export`."""
-    p = subparsers.add_parser("run", help="run an experiment's design-space sweep")
+    p = subparsers.add_parser(
+        "run",
+        help="run an experiment's design-space sweep",
+        description="Run an experiment's design-space sweep into a result store. Exit status: "
+        "0 when every point evaluated in this run succeeded, 1 when any failed (the count and "
+        "the first errors are printed; the tables and report are still written), 2 on an input "
+        "error (nothing is run), 130 when interrupted.",
+    )
     p.add_argument("experiment", type=Path, help="experiment YAML file")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: CPUs)")
@@ -30,7 +39,14 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=run)
-    p = subparsers.add_parser("check", help="validate experiment files and count their points")
+    p = subparsers.add_parser(
+        "check",
+        help="validate experiment files and count their points",
+        description="Validate experiment files (every problem as file:line:col: path: message, "
+        "exit status 2) and print how many points each sweep expands to.",
+        epilog=overrides_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", type=Path, help="experiment YAML files")
     p.set_defaults(handler=check)
     p = subparsers.add_parser("export", help="export a result store to CSV or JSON lines")
@@ -38,6 +54,17 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     p.add_argument("--output", type=Path, default=None, help="file (default: DIR/results.FMT)")
     p.set_defaults(handler=export)
+
+
+def overrides_help() -> str:
+    """The architecture overrides an experiment may set (from `archs.overrides.OVERRIDES`)."""
+    from archs.overrides import OVERRIDES
+
+    lines = ["architecture overrides (architectures.NAME.overrides, or arch.overrides.* paths):"]
+    for o in OVERRIDES:
+        name = f"{o.name}.ARRAY" if o.per_array else o.name
+        lines.append(f"  {name:<28} {o.unit}: {o.meaning} [{', '.join(o.kinds)}]")
+    return "\n".join(lines)
 
 
 def check(args: argparse.Namespace) -> int:
@@ -108,7 +135,25 @@ def run(args: argparse.Namespace) -> int:
             print("note: no report module (reports/report.py) yet; skipped report.html")
         else:
             print(f"wrote {write_report(out)}")
+    if summary.failed:
+        print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
+        return EXIT_POINTS_FAILED
     return 0
+
+
+def failure_summary(failed: int, evaluated: int, out: Path) -> str:
+    """How many points failed, the first errors (from the store), and where the rest are."""
+    from reports import store
+
+    lines = [f"attnsim run: {failed} of {evaluated} points evaluated in this run failed"]
+    for f in store.load_failures(out)[:SHOWN_ERRORS]:
+        values = ", ".join(
+            f"{k.removeprefix('point.')}={v}" for k, v in f.items() if k.startswith("point.")
+        )
+        where = f"design {f['design']}" + (f", {values}" if values else "")
+        lines.append(f"  {where}: {f['error']}")
+    lines.append(f"every error: attnsim export {out} --format jsonl (status 'failed')")
+    return "\n".join(lines)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -269,3 +269,110 @@ sweep: {grid: {workload: [BERT], workload.seq_len: [1K], mapper.options.x: [1]}}
     )
     exp = load_experiment(path)
     assert exp.missing_mappers == ("not-yet",)
+
+
+GPU_BASE = """\
+name: t
+architectures:
+  fusemax: {preset: fusemax}
+  gpu: h200
+cascades:
+  one: attention-1pass-mh
+workloads:
+  tiny: {sizes: {B: 1, H: 2, E: 64, F: 64, P: 1024, M: 1024}}
+mappers:
+  fusemax: fusemax
+  gpu: gpu-1pass
+designs:
+  fm: {arch: fusemax, cascade: one, mapper: fusemax}
+  g: {arch: gpu, cascade: one, mapper: gpu}
+"""
+NO_OVERRIDES = (
+    "does not apply to h200 (a GPU preset), which takes no overrides; {0} is for spatial presets"
+)
+
+
+def test_overrides_a_preset_cannot_take_are_reported_where_set(tmp_path: Path) -> None:
+    text = GPU_BASE.replace(
+        "  gpu: h200\n",
+        "  gpu: {preset: h200, overrides: {buffer_bytes: 1MiB, clock_ghz: 2}}\n"
+        "  fast: {preset: fusemax, overrides: {clock_ghz: .nan, dram_bandwidth_gib_per_s: .inf,"
+        " bufer_bytes: 1}}\n",
+    )
+    path = write(tmp_path, text + "sweep: {fixed: {design: fm}, grid: {workload: [tiny]}}\n")
+    f = str(path)
+    assert problems(path) == [
+        f"{f}:4:49: architectures.gpu.overrides.buffer_bytes: override 'buffer_bytes' "
+        + NO_OVERRIDES.format("buffer_bytes"),
+        f"{f}:4:66: architectures.gpu.overrides.clock_ghz: override 'clock_ghz' "
+        + NO_OVERRIDES.format("clock_ghz"),
+        f"{f}:5:50: architectures.fast.overrides.clock_ghz: expected a positive finite number, "
+        "got nan",
+        f"{f}:5:82: architectures.fast.overrides.dram_bandwidth_gib_per_s: expected a positive "
+        "finite number, got inf",
+        f"{f}:5:101: architectures.fast.overrides.bufer_bytes: unknown override 'bufer_bytes'; "
+        "did you mean 'buffer_bytes'? fusemax (a spatial preset) takes clock_ghz, "
+        "dram_bandwidth_gib_per_s, buffer_bytes, array_shapes, register_file_entries",
+    ]
+
+
+def test_swept_overrides_are_checked_on_every_arch_a_block_selects(tmp_path: Path) -> None:
+    sweep = """\
+sweep:
+  - fixed: {design: g}
+    grid:
+      arch.overrides.buffer_bytes: [1MiB, 2MiB]
+      arch.overrides.array_shapes.array_2d: [[4, 4]]
+  - list:
+      - {design: fm, arch.overrides.clock_ghz: 1.0}
+      - {design: g, arch.overrides.clock_ghz: 1.0}
+  - grid:
+      arch: [fusemax, gpu]
+      design: [fm]
+      arch.overrides.dram_bandwidth_gib_per_s: [100, .inf]
+  - fixed: {design: fm}
+    random:
+      samples: 2
+      seed: 0
+      space: {arch.preset: [fusemax, h200], arch.overrides.clock_ghz: {uniform: [0.5, 1]}}
+"""
+    path = write(tmp_path, GPU_BASE + sweep)
+    f = str(path)
+    on_gpu = "arch 'gpu': override '{0}' " + NO_OVERRIDES
+    assert problems(path) == [
+        f"{f}:18:36: sweep[0].grid.arch.overrides.buffer_bytes: "
+        + on_gpu.format("buffer_bytes"),
+        f"{f}:19:45: sweep[0].grid.arch.overrides.array_shapes.array_2d: "
+        + on_gpu.format("array_shapes"),
+        f"{f}:22:47: sweep[1].list[1].arch.overrides.clock_ghz: " + on_gpu.format("clock_ghz"),
+        f"{f}:26:54: sweep[2].grid.arch.overrides.dram_bandwidth_gib_per_s[1]: expected a "
+        "positive finite number, got inf",
+        f"{f}:26:48: sweep[2].grid.arch.overrides.dram_bandwidth_gib_per_s: "
+        + on_gpu.format("dram_bandwidth_gib_per_s"),
+        f"{f}:31:71: sweep[3].random.space.arch.overrides.clock_ghz: arch 'fusemax': override "
+        "'clock_ghz' " + NO_OVERRIDES.format("clock_ghz"),
+    ]
+
+
+def test_a_swept_preset_must_take_its_archs_overrides(tmp_path: Path) -> None:
+    eight = "{preset: fusemax, overrides: {buffer_bytes: 8MiB}}"
+    text = GPU_BASE.replace("{preset: fusemax}", eight)
+    sweep = "sweep: {fixed: {design: fm}, grid: {arch.preset: [flat, h200]}}\n"
+    path = write(tmp_path, text + sweep)
+    assert problems(path) == [
+        f"{path}:15:50: sweep.grid.arch.preset: arch 'fusemax': overrides.buffer_bytes: override "
+        "'buffer_bytes' " + NO_OVERRIDES.format("buffer_bytes")
+    ]
+
+
+def test_overrides_the_archs_take_still_load(tmp_path: Path) -> None:
+    sweep = """\
+sweep:
+  - fixed: {design: fm}
+    grid: {arch.overrides.buffer_bytes: [1MiB, 2MiB], arch.overrides.clock_ghz: [1]}
+  - grid: {design: [g]}
+"""
+    exp = load_experiment(write(tmp_path, GPU_BASE + sweep))
+    assert exp.count == 3
+    first = next(exp.points()).resolved["arch"]
+    assert first["overrides"] == {"buffer_bytes": 2**20, "clock_ghz": 1.0}
