@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from einsum_ir.ir import (
     Access,
+    AnyOf,
     Binary,
     BinaryOp,
     CmpOp,
@@ -18,12 +19,14 @@ from einsum_ir.ir import (
     Expr,
     Final,
     IndexName,
+    IndexValue,
     LinearExpr,
     Literal,
     RankName,
     Read,
     Reduce,
     ReduceOp,
+    SizeValue,
     TensorName,
     Unary,
     UnaryOp,
@@ -76,16 +79,30 @@ def extend(children: st.SearchStrategy[Expr]) -> st.SearchStrategy[Expr]:
     )
 
 
-exprs = st.recursive(st.one_of(literals, accesses().map(Read)), extend, max_leaves=8)
+SYMBOLS = ["M", "P", "W", "S", "M0"]
+leaves = st.one_of(
+    literals,
+    accesses().map(Read),
+    st.sampled_from(VARS).map(IndexValue),
+    st.sampled_from(SYMBOLS).map(SizeValue),
+)
+exprs = st.recursive(leaves, extend, max_leaves=8)
 
 
 @st.composite
 def linear(draw: st.DrawFn) -> LinearExpr:
     terms = draw(st.dictionaries(st.sampled_from(VARS), st.integers(-3, 3), max_size=3))
-    return LinearExpr(tuple(terms.items()), draw(st.integers(-300, 300)))
+    symbols = draw(st.dictionaries(st.sampled_from(SYMBOLS), st.integers(-3, 3), max_size=2))
+    return LinearExpr(
+        tuple(terms.items()), draw(st.integers(-300, 300)), tuple(symbols.items())
+    )
 
 
 conditions = st.builds(Condition, linear(), st.sampled_from(list(CmpOp)), linear())
+any_ofs = st.lists(
+    st.lists(conditions, min_size=1, max_size=2).map(tuple), min_size=2, max_size=3
+).map(lambda options: AnyOf(tuple(options)))
+where_items = st.one_of(conditions, any_ofs)
 
 
 @st.composite
@@ -94,7 +111,7 @@ def einsums(draw: st.DrawFn) -> Einsum:
     shift = draw(st.booleans()) and bool(out_idx)
     indices = tuple(Var(v, 1 if shift and k == 0 else 0) for k, v in enumerate(out_idx))
     out = Access(draw(st.sampled_from(TENSORS)), indices)
-    return Einsum(out, draw(exprs), tuple(draw(st.lists(conditions, max_size=2))))
+    return Einsum(out, draw(exprs), tuple(draw(st.lists(where_items, max_size=2))))
 
 
 
@@ -109,7 +126,8 @@ def test_text_round_trip(einsum: Einsum) -> None:
 
 fragments = st.sampled_from(
     ["QK", "[", "]", "m", "p", ",", "=", "*", "+", "-", "/", "(", ")", "exp", "max", "sum",
-     "where", "and", "<=", "<", "1", "2.5", "inf", "M1", "m1+1", " ", "tanh", "!", "==", "e"]
+     "where", "and", "<=", "<", "1", "2.5", "inf", "M1", "m1+1", " ", "tanh", "!", "==", "e",
+     "or", "W", "log", "abs"]
 )
 
 
