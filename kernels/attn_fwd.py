@@ -62,6 +62,7 @@ from kernels.common import (
     use_tma,
 )
 from kernels.launch import DescriptorLaunch
+from kernels.spec import SCHEDULES  # kernels of the family (see `attention_fwd`)
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -296,7 +297,6 @@ def _host_descs(plan, q, k, v, o, stand_in: bool):  # type: ignore[no-untyped-de
     return tuple(out)
 
 
-SCHEDULES = ("plain", "pingpong")  # kernels of the family (see `attention_fwd`)
 _PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
 _PLANS_MAX = 4096
 

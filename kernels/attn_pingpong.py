@@ -80,6 +80,13 @@ from kernels.attn_wgmma import (
     _tile_bounds,
 )
 from kernels.launch import DescriptorLaunch, PlanCache
+from kernels.spec import (
+    PINGPONG_BLOCK,
+    PINGPONG_BLOCK_N,
+    PINGPONG_HEAD_DIMS,
+    PINGPONG_STAGES,
+    smem_bytes_pingpong,
+)
 
 __all__ = [
     "BLOCK_M",
@@ -91,11 +98,12 @@ __all__ = [
     "pingpong_unsupported",
 ]
 
-BLOCK_M = 128  # two consumer warp groups of 64 query rows (one m64 wgmma row group each)
-CONSUMER_WARPS = 8
+# BLOCK_M = 128: two consumer warp groups of 64 query rows (one m64 wgmma row group each)
+BLOCK_M, CONSUMER_WARPS = PINGPONG_BLOCK
 WORKER_WARPS = 2  # the TMA producer and the signal warp
-WORKER_REGS = 24  # setmaxnreg of the two worker warps; the consumers get the rest (240)
-STAGE_CHOICES = (2, 3)
+WORKER_REGS = 24  # setmaxnreg of the two worker warps; the consumers get the rest (240,
+# spec.PINGPONG_REGISTERS)
+STAGE_CHOICES = PINGPONG_STAGES
 
 # Named-barrier PTX (see the module docstring). Each runs once per thread of its partition;
 # $1 and $2 are int32 scalars, $0 a dummy output (inline asm needs one).
@@ -281,7 +289,7 @@ def attn_fwd_pingpong_kernel(
 
 def pingpong_smem_bytes(block_n: int, head_dim: int, stages: int, elem_bytes: int = 2) -> int:
     """Shared memory of one program: Q (reused for O), STAGES K and V slots, mbarriers."""
-    return elem_bytes * head_dim * (BLOCK_M + 2 * stages * block_n) + 8 * (1 + stages)
+    return smem_bytes_pingpong(BLOCK_M, block_n, head_dim, stages, elem_bytes)
 
 
 def pingpong_unsupported(  # type: ignore[no-untyped-def]
@@ -291,7 +299,7 @@ def pingpong_unsupported(  # type: ignore[no-untyped-def]
     block_m, block_n, num_warps, stages = tiling
     if (block_m, num_warps) != (BLOCK_M, CONSUMER_WARPS):
         return f"needs block_m {BLOCK_M} and num_warps {CONSUMER_WARPS}, got {tiling}"
-    if block_n not in (64, 128):
+    if block_n not in PINGPONG_BLOCK_N:
         return f"needs block_n 64 or 128, got {block_n}"
     if stages not in STAGE_CHOICES:
         return f"needs num_stages 2 or 3 (K/V slots), got {stages}"
@@ -302,7 +310,7 @@ def pingpong_unsupported(  # type: ignore[no-untyped-def]
     if out is not None and (out.dtype != q.dtype or tuple(out.shape) != tuple(q.shape)):
         return f"out must be {tuple(q.shape)} {q.dtype}"
     d = q.shape[-1]
-    if d not in (64, 128) or k.shape[-1] != d or v.shape[-1] != d:
+    if d not in PINGPONG_HEAD_DIMS or k.shape[-1] != d or v.shape[-1] != d:
         return f"needs head_dim 64 or 128 for q, k and v, got {d}/{k.shape[-1]}/{v.shape[-1]}"
     if q.shape[2] % BLOCK_M:
         return f"needs seq_q % {BLOCK_M} == 0, got seq_q={q.shape[2]}"

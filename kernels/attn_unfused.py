@@ -21,6 +21,7 @@ import triton.language as tl
 
 from kernels.common import LOG2E, check_qkv, check_tiling, default_scale, dot_precision
 from kernels.launch import DirectLaunch, PlanCache
+from kernels.spec import SOFTMAX_MAX_BLOCK  # longest row the softmax kernel holds in registers
 
 __all__ = [
     "SOFTMAX_MAX_BLOCK",
@@ -30,8 +31,6 @@ __all__ = [
     "qk_kernel",
     "softmax_kernel",
 ]
-
-SOFTMAX_MAX_BLOCK = 8192  # longest row the softmax kernel holds in registers at once
 
 
 @triton.jit

@@ -22,6 +22,7 @@ machines of a pool; `attnsim validate gpu` uses these figures for the rows of th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import math
 import subprocess
@@ -37,8 +38,9 @@ import triton
 from kernels.attn_2pass import attention_2pass
 from kernels.attn_fwd import attention_fwd
 from kernels.attn_unfused import attention_unfused
-from kernels.common import AttnShape, attn_flops, device_smem_limit, qkvo_bytes
+from kernels.common import device_smem_limit
 from kernels.measure import FAMILIES, Measurement, append_measurement, write_host_figures
+from kernels.spec import AttnShape, attn_flops, qkvo_bytes
 from kernels.suites import (  # re-exported: the suites are part of this harness's interface
     NO_TILING,
     PINGPONG_TILINGS,
@@ -161,8 +163,8 @@ def make_inputs(shape: AttnShape, dtype: torch.dtype, n_sets: int, seed: int = 0
 
 
 def n_rotating_sets(shape: AttnShape, elem: int, l2_bytes: int) -> int:
-    """Enough input sets that together they are >= 3x L2 (1..8)."""
-    per_set = qkvo_bytes(shape, elem)
+    """Enough input sets that together they are >= 3x L2 (1..8), with `elem`-byte elements."""
+    per_set = qkvo_bytes(dataclasses.replace(shape, elem_bytes=elem))
     return max(1, min(8, math.ceil(3 * l2_bytes / per_set)))
 
 

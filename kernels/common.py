@@ -1,8 +1,8 @@
-"""Shared pieces of the attention kernels: FLOP/byte formulas and launcher helpers.
+"""Shared launcher helpers of the attention kernels.
 
-The FLOP and byte formulas are plain Python (no GPU needed); the launcher helpers check
-arguments, pick tilings and install the TMA scratch allocator. The attention inner loop that
-the kernels share lives in `kernels.attn_loop`.
+They check arguments, pick tilings and install the TMA scratch allocator. The shape, FLOP
+and byte formulas and tile limits live in `kernels.spec` (no torch); the attention inner
+loop that the kernels share lives in `kernels.attn_loop`.
 
 Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous.
 """
@@ -10,101 +10,12 @@ Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import triton
 
+from kernels.spec import HEAD_DIMS, MIN_BLOCK, smem_bytes_1pass
+
 LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E), folded into the softmax scale
-
-
-# ----------------------------------------------------------------------------- formulas
-
-
-@dataclass(frozen=True)
-class AttnShape:
-    """One attention problem: (batch, heads, seq_q, seq_k, head_dim), causal or not."""
-
-    batch: int
-    heads: int
-    seq_q: int
-    seq_k: int
-    head_dim: int
-    causal: bool
-
-    def __post_init__(self) -> None:
-        for name in ("batch", "heads", "seq_q", "seq_k", "head_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"AttnShape.{name} must be >= 1, got {getattr(self, name)}")
-
-
-def attn_flops(shape: AttnShape) -> int:
-    """FLOPs of attention as the schema counts them: 4*B*H*Sq*Sk*D, halved when causal.
-
-    Two matmuls (QK^T and P.V), 2 FLOPs per multiply-add each. The same count is used for
-    every family, so TFLOP/s compare like with like (causal halves it regardless of the
-    exact triangle size).
-    """
-    s = shape
-    flops = 4 * s.batch * s.heads * s.seq_q * s.seq_k * s.head_dim
-    return flops // 2 if s.causal else flops
-
-
-def causal_pairs(seq_q: int, seq_k: int) -> int:
-    """Number of (i, j) pairs with j <= i (top-left aligned), 0 <= i < seq_q, 0 <= j < seq_k."""
-    full = max(0, seq_q - seq_k)  # rows i >= seq_k see every key
-    tri_rows = seq_q - full  # rows 0..min(seq_q, seq_k)-1 see i + 1 keys
-    return tri_rows * (tri_rows + 1) // 2 + full * seq_k
-
-
-def score_elements(shape: AttnShape) -> int:
-    """Score matrix elements that are actually needed (the causal triangle when causal)."""
-    s = shape
-    per_head = causal_pairs(s.seq_q, s.seq_k) if s.causal else s.seq_q * s.seq_k
-    return s.batch * s.heads * per_head
-
-
-def qkvo_bytes(shape: AttnShape, elem_bytes: int) -> int:
-    """Compulsory HBM bytes: read Q, K, V once and write O once."""
-    s = shape
-    return elem_bytes * s.batch * s.heads * (2 * s.seq_q + 2 * s.seq_k) * s.head_dim
-
-
-def bytes_1pass(shape: AttnShape, elem_bytes: int) -> int:
-    """Minimum HBM bytes of the 1-pass kernel: Q, K, V read once, O written once."""
-    return qkvo_bytes(shape, elem_bytes)
-
-
-def bytes_2pass(shape: AttnShape, elem_bytes: int) -> int:
-    """Minimum HBM bytes of the 2-pass kernels.
-
-    Pass 1 reads Q and K and writes the fp32 row max and row sum; pass 2 reads Q, K, V and
-    the two statistics and writes O.
-    """
-    s = shape
-    bh = s.batch * s.heads
-    q = bh * s.seq_q * s.head_dim * elem_bytes
-    k = bh * s.seq_k * s.head_dim * elem_bytes
-    stats = bh * s.seq_q * 4 * 2  # fp32 max and sum
-    pass1 = q + k + stats
-    pass2 = qkvo_bytes(shape, elem_bytes) + stats
-    return pass1 + pass2
-
-
-def bytes_unfused(shape: AttnShape, elem_bytes: int) -> int:
-    """Minimum HBM bytes of the unfused baseline (scores materialized in the input dtype).
-
-    QK^T reads Q, K and writes S; softmax reads S and writes P in place; P.V reads P, V and
-    writes O. Only the needed scores (causal triangle) are moved. The softmax kernel's
-    second read of S for long rows (two-loop variant) is not counted here.
-    """
-    scores = score_elements(shape) * elem_bytes
-    return qkvo_bytes(shape, elem_bytes) + 4 * scores
-
-
-def smem_bytes_1pass(block_m: int, block_n: int, head_dim: int, num_stages: int, elem: int) -> int:
-    """Estimated shared memory of the 1-pass kernel: Q tile plus pipelined K and V buffers."""
-    buffers = max(num_stages - 1, 1)
-    return elem * (block_m * head_dim + 2 * buffers * block_n * head_dim)
 
 
 def device_smem_limit() -> int:
@@ -201,7 +112,7 @@ def check_qkv(q, k, v):  # type: ignore[no-untyped-def]
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         raise ValueError(f"unsupported dtype {q.dtype} (fp16, bf16 or fp32)")
     d = q.shape[3]
-    if d not in (16, 32, 64, 128, 256):
+    if d not in HEAD_DIMS:
         raise ValueError(f"head_dim must be a power of two in 16..256, got {d}")
     return tuple(t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
 
@@ -209,8 +120,8 @@ def check_qkv(q, k, v):  # type: ignore[no-untyped-def]
 def check_tiling(block_m: int, block_n: int, causal: bool) -> None:
     """Reject tilings the kernels cannot run."""
     for name, b in (("block_m", block_m), ("block_n", block_n)):
-        if b < 16 or b & (b - 1):
-            raise ValueError(f"{name} must be a power of two >= 16, got {b}")
+        if b < MIN_BLOCK or b & (b - 1):
+            raise ValueError(f"{name} must be a power of two >= {MIN_BLOCK}, got {b}")
     if causal and block_m % block_n:
         raise ValueError(f"causal needs block_m % block_n == 0, got {block_m}, {block_n}")
 

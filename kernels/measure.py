@@ -13,16 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-FAMILIES = (
-    "triton-1pass",
-    "triton-2pass",
-    "triton-unfused",
-    "sdpa-flash",
-    "sdpa-cudnn",
-    "sdpa-efficient",
-)
-DTYPES = ("fp16", "bf16")
-SCHEDULES = ("plain", "pingpong")  # kernels.attn_fwd.SCHEDULES (no torch import here)
+from kernels.spec import KERNEL_DTYPES, MEASURED_FAMILIES, SCHEDULES, SDPA_FAMILIES
+from kernels.spec import family as kernel_family
+
+FAMILIES = MEASURED_FAMILIES + SDPA_FAMILIES  # the CSV `family` column: triton-<family>, sdpa-*
+DTYPES = KERNEL_DTYPES
 
 
 class MeasurementError(ValueError):
@@ -66,8 +61,9 @@ class Measurement:
             raise MeasurementError(
                 f"unknown schedule {self.schedule!r} (one of {', '.join(SCHEDULES)})"
             )
-        if self.schedule != "plain" and self.family != "triton-1pass":
-            raise MeasurementError(f"schedule {self.schedule!r} is a triton-1pass kernel only")
+        one_pass = kernel_family("1pass").measured
+        if self.schedule != "plain" and self.family != one_pass:
+            raise MeasurementError(f"schedule {self.schedule!r} is a {one_pass} kernel only")
         if self.causal not in (0, 1):
             raise MeasurementError(f"causal must be 0 or 1, got {self.causal!r}")
         for name in ("batch", "heads", "seq_q", "seq_k", "head_dim"):

@@ -33,8 +33,10 @@ from typing import Any
 
 import triton
 
-TILINGS = ((128, 128, 8, 3), (128, 64, 8, 3))  # kernels.bench.PINGPONG_TILINGS
-HEAD_DIMS = (64, 128)
+from kernels.spec import PINGPONG_HEAD_DIMS as HEAD_DIMS
+from kernels.spec import PINGPONG_TILINGS as TILINGS
+from kernels.spec import host_call_key
+
 STEPS_SHORT, STEPS_LONG = 16, 64
 BLOCK_PLAN = tuple(("pingpong", d, t, "host") for d in HEAD_DIMS for t in TILINGS)
 
@@ -55,8 +57,9 @@ def measure_host(torch: Any) -> dict[str, float]:
                       schedule="pingpong")  # fmt: skip
 
     us = round(_host_per_call_us(torch, call), 2)
-    print(f"  host_call_us 1pass-pingpong: {us}", file=sys.stderr)
-    return {"1pass-pingpong": us}
+    key = host_call_key("1pass", "pingpong")
+    print(f"  host_call_us {key}: {us}", file=sys.stderr)
+    return {key: us}
 
 
 def measure_steps(torch: Any) -> list[dict[str, Any]]:

@@ -6,19 +6,26 @@ family's ping-pong configurations (`PINGPONG_TILINGS`) are added on sm_90 device
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from kernels.attn_pingpong import pingpong_smem_bytes
-from kernels.common import (
+from kernels.common import device_smem_limit
+from kernels.measure import FAMILIES
+from kernels.spec import (
+    MEASURED_FAMILIES,
+    PINGPONG_BLOCK,
+    PINGPONG_HEAD_DIMS,
+    SDPA_FAMILIES,
     AttnShape,
     attn_flops,
     bytes_unfused,
-    device_smem_limit,
+    family,
+    kernel_shape,
     smem_bytes_1pass,
 )
-from kernels.measure import FAMILIES
+from kernels.spec import PINGPONG_TILINGS as _PINGPONG
 
 __all__ = [
     "FAMILIES",
@@ -42,8 +49,7 @@ __all__ = [
     "validation_shapes",
 ]
 
-TRITON_FAMILIES = ("triton-1pass", "triton-2pass", "triton-unfused")
-SDPA_FAMILIES = ("sdpa-flash", "sdpa-cudnn", "sdpa-efficient")
+TRITON_FAMILIES = MEASURED_FAMILIES
 Tiling = tuple[int, int, int, int]  # (block_m, block_n, num_warps, num_stages)
 NO_TILING: Tiling = (0, 0, 0, 0)
 
@@ -65,10 +71,7 @@ TILINGS: dict[str, dict[int, list[Tiling]]] = {
 }
 # The 1-pass family's ping-pong kernel (kernels.attn_pingpong; Hopper only, seq_q % 128 == 0):
 # BLOCK_M 128 with 8 consumer warps, 3 K/V slots.
-PINGPONG_TILINGS: dict[int, list[Tiling]] = {
-    64: [(128, 128, 8, 3), (128, 64, 8, 3)],
-    128: [(128, 128, 8, 3), (128, 64, 8, 3)],
-}
+PINGPONG_TILINGS: dict[int, list[Tiling]] = {d: list(_PINGPONG) for d in PINGPONG_HEAD_DIMS}
 SMOKE_TILINGS: dict[str, dict[int, list[Tiling]]] = {
     f: {d: t[:1] for d, t in by_d.items()} for f, by_d in TILINGS.items()
 }
@@ -120,8 +123,8 @@ def validation_shapes() -> list[AttnShape]:
     for seq in (512, 1024, 2048, 4096, 8192, 16384, 32768):
         for d in (64, 128):
             for causal in (False, True):
-                shapes.append(AttnShape(max(1, 16384 // seq), 16, seq, seq, d, causal))
-                shapes.append(AttnShape(1, 4, seq, seq, d, causal))
+                shapes.append(kernel_shape(max(1, 16384 // seq), 16, seq, seq, d, causal))
+                shapes.append(kernel_shape(1, 4, seq, seq, d, causal))
     return shapes
 
 
@@ -134,7 +137,7 @@ def holdout_shapes() -> list[AttnShape]:
     long KV cache), other batch x heads (3x12, 16x20, 4x40, 1x2, 1x1, 8x32). None of these is
     in `validation_shapes()`; the model is never calibrated on either suite.
     """
-    a = AttnShape
+    a = kernel_shape
     return [
         a(3, 12, 3072, 3072, 128, False),
         a(3, 12, 3072, 3072, 64, True),
@@ -162,9 +165,9 @@ def holdout_shapes() -> list[AttnShape]:
 def smoke_shapes() -> list[AttnShape]:
     """A handful of small shapes (< 1 minute including compiles)."""
     return [
-        AttnShape(4, 16, 1024, 1024, 64, False),
-        AttnShape(2, 16, 2048, 2048, 128, True),
-        AttnShape(1, 4, 512, 512, 128, False),
+        kernel_shape(4, 16, 1024, 1024, 64, False),
+        kernel_shape(2, 16, 2048, 2048, 128, True),
+        kernel_shape(1, 4, 512, 512, 128, False),
     ]
 
 
@@ -208,7 +211,7 @@ def build_configs(
                 if shape.causal and fam != "triton-unfused" and t[0] % t[1]:
                     continue
                 out.append(Config(fam, shape, t))
-            if fam == "triton-1pass" and pingpong and shape.seq_q % 128 == 0:
+            if fam == "triton-1pass" and pingpong and shape.seq_q % PINGPONG_BLOCK[0] == 0:
                 if suite == "smoke" and shape.causal:  # the smoke run stays under a minute
                     continue
                 pp = PINGPONG_TILINGS[shape.head_dim][: 1 if suite == "smoke" else None]
@@ -219,9 +222,10 @@ def build_configs(
 
 
 def estimate_ms(cfg: Config, elem: int = 2) -> float:
-    """Rough kernel time in ms (for the budget only)."""
+    """Rough kernel time in ms (for the budget only), with `elem`-byte elements."""
     if cfg.family == "triton-unfused":
-        return bytes_unfused(cfg.shape, elem) * 1.3 / (_EST_UNFUSED_TBPS * 1e9)
+        shape = replace(cfg.shape, elem_bytes=elem)
+        return bytes_unfused(shape) * 1.3 / (_EST_UNFUSED_TBPS * 1e9)
     flops = attn_flops(cfg.shape)
     return flops / (_EST_TFLOPS[cfg.family] * 1e9) + 0.01
 
@@ -246,8 +250,7 @@ def estimate_run_s(configs: list[Config], elem: int = 2) -> float:
         warm, rep = bench_params(est)
         runs = 6 + max(1, int(warm / est)) + max(1, int(rep / est))
         total_ms += runs * (est + _FLUSH_MS + 0.02)
-    kernels_per = {"triton-1pass": 1, "triton-2pass": 2, "triton-unfused": 3}
     compiles = {compile_key(c) for c in configs if c.family in TRITON_FAMILIES}
-    n_kernels = sum(kernels_per[str(k[0])] for k in compiles)
+    n_kernels = sum(family(str(k[0])).launches for k in compiles)
     shapes = {(c.family, c.shape) for c in configs}
     return total_ms / 1e3 + n_kernels * _EST_COMPILE_S + 0.05 * len(shapes)

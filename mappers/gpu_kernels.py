@@ -1,7 +1,7 @@
 """What each Triton attention kernel family does, as `KernelPlan`s for the GPU model.
 
-Families follow `kernels/` (one program per query tile x batch*head, launch order query
-tile fastest): `1pass` (online softmax, FlashAttention-2 style; with the tiling's schedule
+Families are `kernels.spec.FAMILIES` (one program per query tile x batch*head, launch order
+query tile fastest): `1pass` (online softmax, FlashAttention-2 style; with the tiling's schedule
 "pingpong", the Hopper kernel of `kernels.attn_pingpong`, mode `pingpong`: its own measured
 tile-chain step, per-block fixed time and occupancy), `2pass` (a statistics pass
 writing fp32 row max and sum, then an output pass), `unfused` (QK^T tile kernel writing the
@@ -13,12 +13,25 @@ unmasked, diagonal (and ragged last) tiles masked, tiles above the diagonal are 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from archs.calibration import Calibration, UnfusedPoint
+from kernels.spec import FAMILY_NAMES as FAMILIES
+from kernels.spec import (
+    PINGPONG_BLOCK,
+    PINGPONG_BLOCK_N,
+    PINGPONG_HEAD_DIMS,
+    PINGPONG_REGISTERS,
+    PINGPONG_STAGES,
+    SCHEDULES,
+    SOFTMAX_MAX_BLOCK,
+    AttnShape,
+    causal_pairs,
+    smem_bytes_1pass,
+    smem_bytes_pingpong,
+)
 from mappers.gpu_model import (
     BASE_REGISTERS_PER_THREAD,
-    SCHEDULES,
     BlockGroup,
     Dot,
     KernelPlan,
@@ -26,8 +39,6 @@ from mappers.gpu_model import (
     Tiling,
 )
 
-FAMILIES = ("1pass", "2pass", "unfused")
-SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row held in registers at once
 # fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
 # conversion of two elements = 0.5). Row reductions' shuffles are not counted.
 ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
@@ -36,35 +47,6 @@ OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
 MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
-# kernels.attn_pingpong: BLOCK_M x warps, BLOCK_N, K/V slots, head dims, and the registers per
-# consumer thread (setmaxnreg 240: one block takes the SM's register file)
-PINGPONG_BLOCK = (128, 8)
-PINGPONG_BLOCK_N = (64, 128)
-PINGPONG_STAGES = (2, 3)
-PINGPONG_HEAD_DIMS = (64, 128)
-PINGPONG_REGISTERS = 240
-
-
-@dataclass(frozen=True, slots=True)
-class AttnShape:
-    """One attention problem as the kernels see it (sizes, causal, dtype and its bytes)."""
-
-    batch: int
-    heads: int
-    seq_q: int
-    seq_k: int
-    head_dim: int
-    value_dim: int
-    causal: bool
-    dtype: str
-    elem_bytes: int
-
-    @property
-    def flops(self) -> float:
-        """Schema FLOPs: 2*B*H*Sq*Sk*(D + F) (= 4*B*H*Sq*Sk*D), halved when causal."""
-        f = 2.0 * self.batch * self.heads * self.seq_q * self.seq_k
-        f *= self.head_dim + self.value_dim
-        return f / 2 if self.causal else f
 
 
 def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int, int]]:
@@ -179,10 +161,10 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
         step = StepWork((qk, pv), exps, ops, bn * (d + f) * b)
         stats_in = 2 * bm * 4 if mode == "output" else 0
         fixed = StepWork((), 0.0, 2.0 * bm * f, bm * (d + f) * b + stats_in)
-        smem = b * (bm * d + buffers * bn * (d + f))
+        smem = smem_bytes_1pass(bm, bn, d, t.num_stages, b, f)
         regs = _registers(bm * f + bm * bn, t.num_warps)
         if mode == "pingpong":  # Q, every K/V slot, one mbarrier per slot and Q's
-            smem = b * (bm * d + t.num_stages * bn * (d + f)) + 8 * (1 + t.num_stages)
+            smem = smem_bytes_pingpong(bm, bn, d, t.num_stages, b, f)
             regs = PINGPONG_REGISTERS
         reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
         writes = float(o_bytes)
@@ -238,8 +220,7 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
     lanes = _softmax_lane_blocks(s, block) * block  # lanes a row program steps through
     warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
     rows = heads * s.seq_q
-    tri = min(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys, later rows all
-    visible = tri * (tri + 1) // 2 + (s.seq_q - tri) * s.seq_k
+    visible = causal_pairs(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys
     mean_valid = visible / s.seq_q if s.causal else s.seq_k
     # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
     steps = 1 if single else 2 * math.ceil(mean_valid / block)

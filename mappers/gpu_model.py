@@ -36,9 +36,9 @@ import math
 from dataclasses import dataclass
 
 from archs.gpu import GpuArch
-from mappers.gpu_rates import OVERLAP_EFFICIENCY, SCHEDULES, DeviceRates, Tiling, device_rates
+from mappers.gpu_rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
 
-__all__ = ["SCHEDULES", "DeviceRates", "Tiling", "device_rates"]
+__all__ = ["DeviceRates", "Tiling", "device_rates"]
 RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
 BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
 REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8

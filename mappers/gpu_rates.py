@@ -13,17 +13,14 @@ from archs.gpu import GpuArch
 OVERLAP_EFFICIENCY = 0.5
 
 
-SCHEDULES = ("plain", "pingpong")  # kernels.attn_fwd.SCHEDULES
-
-
 @dataclass(frozen=True, slots=True)
 class Tiling:
     """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages).
 
-    `schedule` picks the 1-pass family's kernel: "plain" (the Triton kernel) or "pingpong"
-    (kernels.attn_pingpong: Hopper, two consumer warp groups of 64 rows taking turns on the
-    tensor cores, a TMA producer warp and a signal warp besides `num_warps`; num_stages is
-    its number of K/V slots).
+    `schedule` (one of `kernels.spec.SCHEDULES`) picks the 1-pass family's kernel: "plain"
+    (the Triton kernel) or "pingpong" (kernels.attn_pingpong: Hopper, two consumer warp
+    groups of 64 rows taking turns on the tensor cores, a TMA producer warp and a signal warp
+    besides `num_warps`; num_stages is its number of K/V slots).
     """
 
     block_m: int

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 from archs.gpu import GpuArch, dtype_bytes
 from einsum_ir.ir import Cascade
 from einsum_ir.sizes import SizeError, resolve_sizes
-from mappers.gpu_kernels import AttnShape, kernel_plans, schedule_problem
+from kernels.spec import PINGPONG_TILINGS, SCHEDULES, AttnShape, host_call_key
+from kernels.spec import family as kernel_family
+from mappers.gpu_kernels import kernel_plans, schedule_problem
 from mappers.gpu_model import (
     ASSUMPTIONS,
-    SCHEDULES,
     DeviceRates,
     KernelTime,
     Tiling,
@@ -38,8 +39,7 @@ BLOCK_N_CANDIDATES = (32, 64, 128)
 WARP_CANDIDATES = (4, 8)
 STAGE_CANDIDATES = (2, 3, 4)
 # the ping-pong kernel's candidates (1pass, sm_90): BLOCK_M 128 / 8 warps, 3 K/V slots
-PINGPONG_CANDIDATES = ((128, 128, 8, 3), (128, 64, 8, 3))
-PASSES = {"1pass": 1, "2pass": 2, "unfused": 3}
+PINGPONG_CANDIDATES = PINGPONG_TILINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +170,7 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
     if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:
         problem = problem or "causal kernels need block_m % block_n == 0"
     problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
-    host = family if tiling.schedule == "plain" else f"{family}-{tiling.schedule}"
-    total, host_bound = call_time(kernels, rates, host)
+    total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
     return Evaluated(tiling, kernels, total, problem, host_bound)
 
 
@@ -247,21 +246,21 @@ class GpuTilingMapper:
         return _result(self, cascade, arch, sizes, shape, rates, chosen, ranked)
 
 
-@register_mapper("gpu-1pass")
+@register_mapper(kernel_family("1pass").mapper)  # gpu-1pass
 class Gpu1PassMapper(GpuTilingMapper):
     """FlashAttention-2-style fused kernel: online softmax over key tiles (one pass)."""
 
     family = "1pass"
 
 
-@register_mapper("gpu-2pass")
+@register_mapper(kernel_family("2pass").mapper)  # gpu-2pass
 class Gpu2PassMapper(GpuTilingMapper):
     """A statistics kernel (row max and sum) followed by an output kernel."""
 
     family = "2pass"
 
 
-@register_mapper("gpu-unfused")
+@register_mapper(kernel_family("unfused").mapper)  # gpu-unfused
 class GpuUnfusedMapper(GpuTilingMapper):
     """QK^T, softmax and P.V as separate kernels with the scores in HBM."""
 
@@ -358,7 +357,7 @@ def _result(
         mapper=mapper.name,
         options=(*((k, v) for k, v in asdict(chosen.tiling).items()), ("dtype", shape.dtype)),
         sizes=tuple(sorted(sizes.items())),
-        passes=PASSES[mapper.family],
+        passes=kernel_family(mapper.family).passes,
         latency_cycles=latency * clock,
         latency_s=latency,
         compute_cycles=sum(k.scheduled_s for k in kernels) * clock,

@@ -34,19 +34,13 @@ from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.ir import Cascade
 from kernels.measure import Measurement, read_host_figures, read_measurements
+from kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
 from mappers.registry import get_mapper
 from mappers.result import Result
 
-FAMILY_MAPPERS = {
-    "triton-1pass": "gpu-1pass",
-    "triton-2pass": "gpu-2pass",
-    "triton-unfused": "gpu-unfused",
-}
-FAMILY_CASCADES = {
-    "triton-1pass": "attention-1pass-mh",
-    "triton-2pass": "attention-2pass-tilemax-mh",
-    "triton-unfused": "attention-3pass-mh",
-}
+# measurement family -> the GPU mapper and the built-in cascade that predict it
+FAMILY_MAPPERS = {f.measured: f.mapper for f in FAMILIES}
+FAMILY_CASCADES = {f.measured: f.cascade for f in FAMILIES}
 DEVICE_ARCHS = (("H200", "h200"), ("H100", "h100-sxm"), ("A100", "a100-sxm"))
 PICK_TOLERANCE = 0.10
 
@@ -424,8 +418,10 @@ def plot_roofline(measurements: Sequence[Measurement], arch: GpuArch, ax: Any = 
 
 
 def _compulsory_bytes(m: Measurement) -> float:
-    elem = 2
-    return float(elem * m.batch * m.heads * (2 * m.seq_q + 2 * m.seq_k) * m.head_dim)
+    shape = kernel_shape(  # measured dtypes (fp16, bf16) take 2 bytes
+        m.batch, m.heads, m.seq_q, m.seq_k, m.head_dim, bool(m.causal), m.dtype
+    )
+    return float(qkvo_bytes(shape))
 
 
 def plot_tiling_picks(picks: Sequence[Pick], ax: Any = None) -> Any:

@@ -76,7 +76,8 @@ def test_model_uses_the_measured_occupancy(tmp_path):
     from dataclasses import replace
 
     from archs.load import load_arch
-    from mappers.gpu_kernels import AttnShape, kernel_plans
+    from kernels.spec import AttnShape
+    from mappers.gpu_kernels import kernel_plans
     from mappers.gpu_model import plan_residency
     from mappers.gpu_rates import Tiling
 
@@ -103,7 +104,8 @@ def test_entries_of_the_call_s_tile_path_are_preferred(tmp_path):
 
 
 def test_1pass_plans_pick_the_kernel_s_tile_path():
-    from mappers.gpu_kernels import AttnShape, kernel_plans
+    from kernels.spec import AttnShape
+    from mappers.gpu_kernels import kernel_plans
     from mappers.gpu_rates import Tiling
 
     t = Tiling(128, 64, 8, 3)

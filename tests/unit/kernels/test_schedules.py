@@ -20,8 +20,8 @@ import pytest  # noqa: E402
 from kernels import bench  # noqa: E402
 from kernels.attn_fwd import SCHEDULES, attention_fwd  # noqa: E402
 from kernels.attn_pingpong import pingpong_smem_bytes  # noqa: E402
-from kernels.common import AttnShape  # noqa: E402
 from kernels.measure import SCHEDULES as MEASURE_SCHEDULES  # noqa: E402
+from kernels.spec import kernel_shape  # noqa: E402
 
 LIMIT = 227 * 1024
 ALL = list(bench.FAMILIES)
@@ -77,7 +77,7 @@ def test_pingpong_configs_respect_the_shared_memory_limit() -> None:
 
 
 def test_label_and_compile_key_name_the_schedule() -> None:
-    shape = AttnShape(4, 16, 1024, 1024, 64, False)
+    shape = kernel_shape(4, 16, 1024, 1024, 64, False)
     plain = bench.Config("triton-1pass", shape, (128, 128, 8, 3))
     pp = bench.Config("triton-1pass", shape, (128, 128, 8, 3), "pingpong")
     assert plain.label() == "triton-1pass B=4 H=16 S=1024 D=64 causal=0 tiling=128x128 w8 s3"
@@ -87,7 +87,7 @@ def test_label_and_compile_key_name_the_schedule() -> None:
 
 
 def test_error_rows_name_the_schedule(tmp_path) -> None:
-    shape = AttnShape(1, 2, 512, 512, 128, True)
+    shape = kernel_shape(1, 2, 512, 512, 128, True)
     path = tmp_path / "errors.csv"
     bench.append_error(path, bench.Config("triton-1pass", shape, (128, 64, 8, 3)), "bf16", "a\nb")
     bench.append_error(

@@ -9,7 +9,8 @@ import pytest
 from archs.gpu import GpuArch
 from archs.load import load_arch
 from einsum_ir import load_cascade
-from mappers.gpu_kernels import AttnShape, kernel_plans
+from kernels.spec import AttnShape
+from mappers.gpu_kernels import kernel_plans
 from mappers.gpu_model import Tiling, device_rates, residency
 from mappers.registry import get_mapper
 from mappers.result import Result

@@ -11,7 +11,8 @@ from archs.gpu import GpuArch
 from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.ir import Cascade
-from mappers.gpu_kernels import AttnShape, kernel_plans, schedule_problem
+from kernels.spec import AttnShape
+from mappers.gpu_kernels import kernel_plans, schedule_problem
 from mappers.gpu_model import Tiling, device_rates
 from mappers.gpu_tiling import (
     PINGPONG_CANDIDATES,

@@ -1,3 +1,5 @@
+"""The timing suites of kernels.bench (kernels/suites.py); shape and formulas: test_spec.py."""
+
 from __future__ import annotations
 
 import os
@@ -7,53 +9,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # kernels.common defines @triton.jit helpers
 
-import pytest  # noqa: E402
-
 from kernels import bench  # noqa: E402
-from kernels.common import (  # noqa: E402
-    AttnShape,
-    attn_flops,
-    bytes_1pass,
-    bytes_2pass,
-    bytes_unfused,
-    causal_pairs,
-    score_elements,
-    smem_bytes_1pass,
-)
-
-
-def test_flops_hand_counts():
-    # B=2, H=3, S=4, D=8: QK^T is 2*3*4*4 dot products of length 8 (2 FLOP each), P.V the same
-    s = AttnShape(2, 3, 4, 4, 8, False)
-    assert attn_flops(s) == 2 * (2 * 3 * 4 * 4 * 8 * 2) == 3072
-    assert attn_flops(AttnShape(2, 3, 4, 4, 8, True)) == 1536
-    # the reference file's shape: 4*16*16*4096^2*128 /2 causal
-    assert attn_flops(AttnShape(4, 16, 4096, 4096, 128, True)) == 4 * 4 * 16 * 4096**2 * 128 // 2
-
-
-def test_causal_pairs_brute_force():
-    for sq in range(1, 9):
-        for sk in range(1, 9):
-            brute = sum(1 for i in range(sq) for j in range(sk) if j <= i)
-            assert causal_pairs(sq, sk) == brute
-    assert score_elements(AttnShape(2, 3, 5, 5, 8, True)) == 6 * 15
-
-
-def test_bytes_hand_counts():
-    s = AttnShape(1, 2, 10, 20, 8, False)
-    q, kv, o = 2 * 10 * 8 * 2, 2 * 2 * 20 * 8 * 2, 2 * 10 * 8 * 2  # fp16: Q, K+V, O
-    assert bytes_1pass(s, 2) == q + kv + o == 1920
-    stats = 2 * 10 * 4 * 2
-    k = 2 * 20 * 8 * 2
-    assert bytes_2pass(s, 2) == (q + k + stats) + (q + kv + o + stats)
-    assert bytes_unfused(s, 2) == q + kv + o + 4 * (2 * 10 * 20 * 2)
-    sc = AttnShape(1, 1, 4, 4, 8, True)
-    assert bytes_unfused(sc, 2) == bytes_1pass(sc, 2) + 4 * 10 * 2
-
-
-def test_smem_estimate():
-    # Q 128x128 + (3-1) stages of K and V 64x128, bf16
-    assert smem_bytes_1pass(128, 64, 128, 3, 2) == 2 * (128 * 128 + 2 * 2 * 64 * 128)
 
 
 def test_validation_suite_size_and_budget():
@@ -91,11 +47,6 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
     assert not {mu.RAGGED_MATMUL_SHAPE[1], *(x[1] for x in mu.RAGGED_SOFTMAX_SHAPES)} & seqs
     configs = bench.build_configs("holdout", list(bench.FAMILIES), smem_limit=227 * 1024)
     assert bench.estimate_run_s(configs) < 5 * 60
-
-
-def test_attn_shape_rejects_nonpositive():
-    with pytest.raises(ValueError, match="seq_q"):
-        AttnShape(1, 1, 0, 4, 8, False)
 
 
 def test_microbench_unfused_cli_help_and_no_gpu(capsys):

@@ -1,0 +1,268 @@
+"""Kernel facts without torch: shape, families and their names, schedules, limits, formulas.
+
+The attention shape, the kernel families with every name they go by, the 1-pass schedules,
+tile limits, and the FLOP and byte formulas. The one home of these facts: the Triton kernels
+(`kernels/`), the GPU mappers (`mappers/gpu_*.py`) and the GPU validation
+(`reports/validation.py`) import them from here. Only the standard library is imported, so
+mappers and reports can read it on any machine.
+
+Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous. Causal is
+top-left aligned: query i sees keys 0..i.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ----------------------------------------------------------------------------- the shape
+
+
+@dataclass(frozen=True, slots=True)
+class AttnShape:
+    """One attention problem: sizes, causal or not, element type and its bytes.
+
+    Attributes:
+        batch: B.
+        heads: H (query heads; keys and values have as many).
+        seq_q: P, query positions.
+        seq_k: M, key/value positions.
+        head_dim: E, the query/key head dimension (contracted by QK^T).
+        value_dim: F, the value head dimension.
+        causal: Top-left aligned causal mask.
+        dtype: Element type of Q, K, V and O ("fp16", "bf16", "fp32").
+        elem_bytes: Bytes per element of `dtype`.
+    """
+
+    batch: int
+    heads: int
+    seq_q: int
+    seq_k: int
+    head_dim: int
+    value_dim: int
+    causal: bool
+    dtype: str
+    elem_bytes: int
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "heads", "seq_q", "seq_k", "head_dim", "value_dim", "elem_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AttnShape.{name} must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def flops(self) -> float:
+        """Schema FLOPs (`attn_flops`) computed in floats, as the GPU mappers report them."""
+        f = 2.0 * self.batch * self.heads * self.seq_q * self.seq_k
+        f *= self.head_dim + self.value_dim
+        return f / 2 if self.causal else f
+
+
+def kernel_shape(
+    batch: int,
+    heads: int,
+    seq_q: int,
+    seq_k: int,
+    head_dim: int,
+    causal: bool,
+    dtype: str = "bf16",
+    elem_bytes: int = 2,
+) -> AttnShape:
+    """A shape as the kernels take it: value_dim = head_dim (q, k, v share one head dim).
+
+    The timing suites list shapes without their element type (a run picks fp16 or bf16,
+    both 2 bytes), so the defaults are bf16 and 2 bytes.
+    """
+    return AttnShape(batch, heads, seq_q, seq_k, head_dim, head_dim, causal, dtype, elem_bytes)
+
+
+# ----------------------------------------------------------------------------- families
+
+
+@dataclass(frozen=True, slots=True)
+class KernelFamily:
+    """One attention kernel family and every name it goes by.
+
+    Attributes:
+        name: The canonical name ("1pass"); also the key of calibration `host_call_us`.
+        cascade: The built-in multi-head cascade the family computes (without the
+            "-causal" suffix of its causal form).
+        passes: Passes over the keys (the `Result.passes` of its mapper).
+        launches: Kernels one call launches.
+    """
+
+    name: str
+    cascade: str
+    passes: int
+    launches: int
+
+    @property
+    def mapper(self) -> str:
+        """The GPU mapper's registered name: gpu-<family>."""
+        return f"gpu-{self.name}"
+
+    @property
+    def measured(self) -> str:
+        """The measurement family (the CSV `family` column): triton-<family>."""
+        return f"triton-{self.name}"
+
+
+FAMILIES: tuple[KernelFamily, ...] = (
+    KernelFamily("1pass", "attention-1pass-mh", passes=1, launches=1),
+    KernelFamily("2pass", "attention-2pass-tilemax-mh", passes=2, launches=2),
+    KernelFamily("unfused", "attention-3pass-mh", passes=3, launches=3),
+)
+FAMILY_NAMES: tuple[str, ...] = tuple(f.name for f in FAMILIES)
+MEASURED_FAMILIES: tuple[str, ...] = tuple(f.measured for f in FAMILIES)
+# Measurement families of PyTorch's SDPA backends: timed for reference, no model of their own.
+SDPA_FAMILIES = ("sdpa-flash", "sdpa-cudnn", "sdpa-efficient")
+
+
+def family(name: str) -> KernelFamily:
+    """The family of any of its names: canonical, mapper, measurement family or cascade.
+
+    A cascade name may carry the "-causal" suffix. Raises KeyError listing the known names.
+    """
+    for f in FAMILIES:
+        if name in (f.name, f.mapper, f.measured, f.cascade, f.cascade + "-causal"):
+            return f
+    known = ", ".join(n for f in FAMILIES for n in (f.name, f.mapper, f.measured, f.cascade))
+    raise KeyError(f"unknown kernel family {name!r} (known names: {known})")
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+SCHEDULES = ("plain", "pingpong")  # the 1-pass family's kernels (kernels.attn_fwd.attention_fwd)
+
+
+def host_call_key(family_name: str, schedule: str = "plain") -> str:
+    """The calibration's `host_call_us` key of a launcher: the family, then any other schedule."""
+    return family_name if schedule == "plain" else f"{family_name}-{schedule}"
+
+
+# ----------------------------------------------------------------------------- tile limits
+
+KERNEL_DTYPES = ("fp16", "bf16")  # what the kernels are timed in (kernels.measure)
+HEAD_DIMS = (16, 32, 64, 128, 256)  # head dims the Triton kernels take (common.check_qkv)
+MIN_BLOCK = 16  # BLOCK_M and BLOCK_N: powers of two from 16 (common.check_tiling)
+SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row its softmax holds in registers
+# kernels.attn_pingpong (Hopper, `pingpong` schedule): BLOCK_M with its consumer warps, BLOCK_N,
+# K/V slots (num_stages), head dims (E = F), and the registers per consumer thread (setmaxnreg
+# 240: one block takes the SM's register file)
+PINGPONG_BLOCK = (128, 8)
+PINGPONG_BLOCK_N = (64, 128)
+PINGPONG_STAGES = (2, 3)
+PINGPONG_HEAD_DIMS = (64, 128)
+PINGPONG_REGISTERS = 240
+# The ping-pong tilings (BLOCK_M, BLOCK_N, warps, K/V slots) timed and searched, for each of
+# PINGPONG_HEAD_DIMS: BLOCK_M 128 with 8 consumer warps, 3 K/V slots.
+PINGPONG_TILINGS: tuple[tuple[int, int, int, int], ...] = ((128, 128, 8, 3), (128, 64, 8, 3))
+
+
+def smem_bytes_1pass(
+    block_m: int,
+    block_n: int,
+    head_dim: int,
+    num_stages: int,
+    elem_bytes: int,
+    value_dim: int | None = None,
+) -> int:
+    """Shared memory of a fused (1-pass, or 2-pass output) program in bytes.
+
+    The Q tile and max(num_stages - 1, 1) pipelined K and V buffers; value_dim defaults to
+    head_dim.
+    """
+    f = head_dim if value_dim is None else value_dim
+    buffers = max(num_stages - 1, 1)
+    return elem_bytes * (block_m * head_dim + buffers * block_n * (head_dim + f))
+
+
+def smem_bytes_pingpong(
+    block_m: int,
+    block_n: int,
+    head_dim: int,
+    num_stages: int,
+    elem_bytes: int,
+    value_dim: int | None = None,
+) -> int:
+    """Shared memory of a ping-pong program in bytes.
+
+    Q (reused for O), num_stages K and V slots, and one 8-byte mbarrier per slot plus Q's;
+    value_dim defaults to head_dim.
+    """
+    f = head_dim if value_dim is None else value_dim
+    slots = elem_bytes * num_stages * block_n * (head_dim + f)
+    return elem_bytes * block_m * head_dim + slots + 8 * (1 + num_stages)
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def attn_flops(shape: AttnShape) -> int:
+    """FLOPs of attention as the schema counts them: 2*B*H*Sq*Sk*(E + F), halved when causal.
+
+    Two matmuls (QK^T over E and P.V over F), 2 FLOPs per multiply-add each: 4*B*H*Sq*Sk*D
+    when E = F = D. The same count is used for every family, so TFLOP/s compare like with
+    like (causal halves it regardless of the exact triangle size).
+    """
+    s = shape
+    flops = 2 * s.batch * s.heads * s.seq_q * s.seq_k * (s.head_dim + s.value_dim)
+    return flops // 2 if s.causal else flops
+
+
+def causal_pairs(seq_q: int, seq_k: int) -> int:
+    """Number of (i, j) pairs with j <= i (top-left aligned), 0 <= i < seq_q, 0 <= j < seq_k."""
+    full = max(0, seq_q - seq_k)  # rows i >= seq_k see every key
+    tri_rows = seq_q - full  # rows 0..min(seq_q, seq_k)-1 see i + 1 keys
+    return tri_rows * (tri_rows + 1) // 2 + full * seq_k
+
+
+def score_elements(shape: AttnShape) -> int:
+    """Score matrix elements that are actually needed (the causal triangle when causal)."""
+    s = shape
+    per_head = causal_pairs(s.seq_q, s.seq_k) if s.causal else s.seq_q * s.seq_k
+    return s.batch * s.heads * per_head
+
+
+def qkvo_bytes(shape: AttnShape) -> int:
+    """Compulsory HBM bytes: read Q, K, V once and write O once."""
+    s = shape
+    per_head = s.seq_q * (s.head_dim + s.value_dim) + s.seq_k * (s.head_dim + s.value_dim)
+    return s.elem_bytes * s.batch * s.heads * per_head
+
+
+def bytes_1pass(shape: AttnShape) -> int:
+    """Minimum HBM bytes of the 1-pass kernel: Q, K, V read once, O written once."""
+    return qkvo_bytes(shape)
+
+
+def bytes_2pass(shape: AttnShape) -> int:
+    """Minimum HBM bytes of the 2-pass kernels.
+
+    Pass 1 reads Q and K and writes the fp32 row max and row sum; pass 2 reads Q, K, V and
+    the two statistics and writes O.
+    """
+    s = shape
+    bh = s.batch * s.heads
+    q = bh * s.seq_q * s.head_dim * s.elem_bytes
+    k = bh * s.seq_k * s.head_dim * s.elem_bytes
+    stats = bh * s.seq_q * 4 * 2  # fp32 max and sum
+    pass1 = q + k + stats
+    pass2 = qkvo_bytes(shape) + stats
+    return pass1 + pass2
+
+
+def bytes_unfused(shape: AttnShape) -> int:
+    """Minimum HBM bytes of the unfused baseline (scores materialized in the input dtype).
+
+    QK^T reads Q, K and writes S; softmax reads S and writes P in place; P.V reads P, V and
+    writes O. Only the needed scores (causal triangle) are moved. The softmax kernel's
+    second read of S for long rows (two-loop variant) is not counted here.
+    """
+    scores = score_elements(shape) * shape.elem_bytes
+    return qkvo_bytes(shape) + 4 * scores
+
+
+def min_hbm_bytes(family_name: str, shape: AttnShape) -> int:
+    """Minimum HBM bytes of one call of a family (`bytes_1pass`, `bytes_2pass`, `bytes_unfused`)."""
+    formulas = {"1pass": bytes_1pass, "2pass": bytes_2pass, "unfused": bytes_unfused}
+    return formulas[family(family_name).name](shape)
