@@ -194,9 +194,7 @@ def loop_nest(
     l3: list[Loop] = []
     spatial: list[Loop] = []
     for k, r in enumerate(perm):
-        full = sizes[r]
-        shape_r = p1 if r == problem.query_rank else full
-        steps, lanes = max(1, min(full, shape_r // side[k])), max(1, min(full, side[k]))
+        steps, lanes = _steps_and_lanes(p1 if r == problem.query_rank else sizes[r], side[k])
         l3.append(Loop(r, steps))
         if k:
             spatial.append(Loop(r, lanes, spatial=True))
