@@ -1,29 +1,34 @@
 """FLAT (Kao et al., ASPLOS 2023): fused attention with on-chip score rows, 3 passes.
 
-Roles come from the cascade's structure, never its tensor names: the first contraction
-(Einsum whose work has a `mac`) is the score matmul, its query-indexed operand the *input*
-(role `Q`), the other operand the *weight* (`K`), its output `QK`; the second contraction's
-operands are `A` (input) and `V` (weight), its output `AV`. The Einsums between them run on
-the 1D array as one phase (see `mappers.unfused`).
-
-Each contraction gets a Timeloop-style loop nest on the 2D array (depth-one PE registers):
-an `X`-stationary nest's innermost temporal loop is the rank that does not index `X`, then
-`X`'s own two ranks in declared order; the innermost loop runs its full extent (P1 for the
-query rank), the other two extent / array side, clamped to [1, extent]; the two outer ranks
-are spatial (array columns, rows). Outside: query blocks P2 = P / P1, then heads, batch.
-Words delivered = distinct spatial words x loops from the innermost relevant one outward
-(`loopnest.deliveries`). Latency = max(memory, 2D, 1D), the arrays overlapping fully.
+This module reads the cascade and hands FLAT's cost model (`mappers.flat_cost`, shared with
+the dataflow search in `mappers.flat_search`) explicit sizes and roles. Roles come from the
+cascade's structure, never its tensor names: the first contraction (Einsum whose work has a
+`mac`) is the score matmul, its query-indexed operand the *input* (role `Q`), the other
+operand the *weight* (`K`), its output `QK`; the second contraction's operands are `A`
+(input) and `V` (weight), its output `AV`. The Einsums between them run on the 1D array as
+element-wise phases (see `mappers.unfused`). Which cascades FLAT accepts, and why, is in
+`mappers.flat_cost`'s docstring; the loop nests and the latency rule are there too.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
 
 from archs.model import SpatialArch
 from einsum_ir.ir import Cascade, RankName, TensorName
 from mappers import cost
-from mappers.loopnest import Loop, TensorShape, deliveries, tile_elements
+from mappers.flat_cost import (
+    Breakdown,
+    Contraction,
+    FlatProblem,
+    StreamPhase,
+    breakdown,
+    evaluate,
+    loop_nest,
+)
 from mappers.registry import register_mapper
 from mappers.result import (
     EinsumCost,
@@ -55,7 +60,6 @@ from mappers.unfused import (
 ROLES = ("Q", "K", "QK", "A", "V", "AV")
 STATIONARITIES = ("output", "weight", "input")
 GRANULARITIES = ("head", "row")
-SPILL = "1d-phase-rows"  # Traffic record of the 1D phase's spilled key-by-query rows
 ARTIFACT_READ_WARNING = (
     "artifact-compat: one extra global-buffer read per score element (B*H*M*P words) because "
     "the value matmul's output is on chip; the FuseMax artifact's Timeloop counts carry it "
@@ -155,96 +159,51 @@ def _contractions(cv: CascadeView, binding: Binding) -> tuple[_Contraction, _Con
     return found[0], found[1]
 
 
-def _roles(pair: tuple[_Contraction, _Contraction]) -> dict[str, TensorName]:
+def _problem(
+    cv: CascadeView, binding: Binding, pair: tuple[_Contraction, _Contraction]
+) -> FlatProblem:
+    """The cost model's explicit sizes and roles, read from the cascade view.
+
+    The one place where rank letters meet FLAT: the query rank is `QUERY_RANK`, the
+    batch-like ranks are the view's instance ranks; the key rank and the head dims follow
+    from the contractions (what each reduces).
+    """
+    c = cv.cascade
+    tensor_ranks = c.tensor_ranks  # a property that builds a dict: read it once
     qk, av = pair
-    return {
-        "Q": qk.input,
-        "K": qk.weight,
-        "QK": qk.output,
-        "A": av.input,
-        "V": av.weight,
-        "AV": av.output,
-    }
+    groups = [p for p in group_phases(binding) if not binding.is_contraction(p[0])]
+    phases = tuple(StreamPhase(*phase_io(cv, p), sum(binding.cycles[i] for i in p)) for p in groups)
+    memo: dict[tuple[int, frozenset[TensorName], frozenset[TensorName]], StreamBuffer] = {}
 
+    def stream_buffer(
+        k: int, from_dram: frozenset[TensorName], kept: frozenset[TensorName]
+    ) -> StreamBuffer:
+        if (k, from_dram, kept) not in memo:
+            memo[(k, from_dram, kept)] = stream_buffer_words(cv, groups[k], from_dram, kept)
+        return memo[(k, from_dram, kept)]
 
-# ----------------------------------------------------------------------------- loop nests
+    def reduced(con: _Contraction) -> str:
+        return next(r for r in con.ranks if r not in tensor_ranks[con.output])
 
-
-@dataclass(frozen=True, slots=True)
-class _TensorCounts:
-    pe_words: float
-    fill: float
-    footprint: float
-    final: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Nest:
-    cycles: float
-    used_lanes: float
-    tensors: tuple[tuple[TensorName, _TensorCounts], ...]
-
-
-def _nest(
-    cv: CascadeView, arch: SpatialArch, con: _Contraction, stationarity: str, p1: int
-) -> _Nest:
-    """Loop-nest counts of one contraction (see the module docstring)."""
-    tensor_ranks = cv.cascade.tensor_ranks  # a property that builds a dict: read it once
-    stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
-    own = tuple(r for r in tensor_ranks[stationary] if r in con.ranks)
-    perm = tuple(r for r in con.ranks if r not in own) + own
-    full = {r: cv.sizes[r] for r in con.ranks}
-    shape = {r: (p1 if r == QUERY_RANK else n) for r, n in full.items()}
-    side = (1, arch.array_2d.cols, arch.array_2d.rows)
-
-    def clamp(r: RankName, n: int) -> int:
-        return max(1, min(n, full[r]))
-
-    l3 = [Loop(r, clamp(r, shape[r] // side[k])) for k, r in enumerate(perm)]
-    spatial = [Loop(r, clamp(r, side[k]), spatial=True) for k, r in enumerate(perm) if k]
-    dram = [Loop(QUERY_RANK, max(1, cv.sizes[QUERY_RANK] // p1))]
-    dram += [Loop(r, cv.sizes[r]) for r in reversed(cv.instance_ranks)]
-    temporal = tuple(reversed(l3 + dram))  # outermost first
-    tensors = []
-    for name in (con.input, con.weight, con.output):
-        shp = TensorShape(name, tuple((str(r), cv.sizes[r]) for r in tensor_ranks[name]))
-        footprint = tile_elements(shp, spatial + l3)
-        fill = footprint * deliveries(shp, (), tuple(reversed(dram)))
-        tensors.append(
-            (
-                name,
-                _TensorCounts(
-                    float(deliveries(shp, spatial, temporal)),
-                    float(fill),
-                    float(footprint),
-                    float(cv.words(name)),
-                ),
-            )
-        )
-    return _Nest(
-        float(math.prod(lp.factor for lp in l3 + dram)),
-        float(math.prod(lp.factor for lp in spatial)),
-        tuple(tensors),
+    operands = (qk.input, qk.weight, qk.output, av.input, av.weight, av.output)
+    moved = {*operands, *(n for ph in phases for n in (*ph.inputs, *ph.outputs))}
+    return FlatProblem(
+        query_rank=QUERY_RANK,
+        key_rank=reduced(av),
+        qk_head_rank=reduced(qk),
+        v_head_rank=next(r for r in av.ranks if r != QUERY_RANK and r in tensor_ranks[av.output]),
+        batch_ranks=cv.instance_ranks,
+        rank_sizes={r: cv.sizes[r] for t in operands for r in tensor_ranks[t]},
+        tensor_ranks={t: tuple(tensor_ranks[t]) for t in operands},
+        tensor_words={t: cv.words(t) for t in moved},
+        scores=Contraction(qk.input, qk.weight, qk.output, qk.ranks),
+        values=Contraction(av.input, av.weight, av.output, av.ranks),
+        phases=phases,
+        inputs=frozenset(c.input_names),
+        outputs=frozenset(c.outputs),
+        score_row_words=cv.per_query_words(qk.output, keep_key=True),
+        stream_buffer=stream_buffer,
     )
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-
-@dataclass(frozen=True, slots=True)
-class _Eval:
-    reads: dict[str, float]
-    writes: dict[str, float]
-    buffer_reads: float
-    buffer_writes: float
-    footprint_words: float
-    cycles_2d: tuple[float, float]
-    used_lanes: tuple[float, float]
-    cycles_1d: float
-    memory_cycles: float
-    latency_cycles: float
-    has_quirk: bool
-    spilled_words: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,107 +212,21 @@ class _Problem:
     arch: SpatialArch
     binding: Binding
     pair: tuple[_Contraction, _Contraction]
-    roles: dict[str, TensorName]
-    stream_phases: tuple[
-        tuple[tuple[int, ...], tuple[TensorName, ...], tuple[TensorName, ...]], ...
-    ]
-    memo: dict[tuple[tuple[int, ...], frozenset[TensorName], frozenset[TensorName]], StreamBuffer]
-    input_set: frozenset[TensorName]
+    flat: FlatProblem
+
+    @property
+    def roles(self) -> dict[str, TensorName]:
+        """Role (Q, K, QK, A, V, AV) -> tensor."""
+        return self.flat.role_tensors
 
 
-def _evaluate(pb: _Problem, opts: FlatOptions, nests: tuple[_Nest, _Nest]) -> _Eval:
-    cv, arch = pb.cv, pb.arch
-    c = cv.cascade
-    onchip = {pb.roles[r] for r in opts.onchip}
-    spill = opts.spilled_fraction
-    reads: dict[str, float] = {}
-    writes: dict[str, float] = {}
-    buf_r = buf_w = spilled = 0.0
-    footprint: dict[str, float] = {}
-
-    def move(store: dict[str, float], name: str, words: float) -> None:
-        if words:
-            store[name] = store.get(name, 0.0) + words
-
-    for con, nest in zip(pb.pair, nests, strict=True):
-        for name, t in nest.tensors:
-            on = name in onchip
-            if on:
-                footprint[name] = max(footprint.get(name, 0.0), t.footprint)
-            if name == con.output:
-                partial = max(0.0, t.pe_words - t.final)
-                if not on:
-                    move(writes, name, t.pe_words)
-                    move(reads, name, partial)
-                    continue
-                buf_w += t.pe_words
-                buf_r += partial
-                if name in c.outputs:
-                    move(writes, name, t.final * (1 - spill))
-                move(writes, name, t.pe_words * spill)
-                move(reads, name, partial * spill)
-                spilled += (t.pe_words + partial) * spill
-            elif not on:
-                move(reads, name, t.pe_words)
-            else:
-                buf_r += t.pe_words
-                if name in pb.input_set:
-                    buf_w += t.fill
-                    move(reads, name, t.fill * (1 - spill))
-                move(reads, name, t.pe_words * spill)
-                spilled += t.pe_words * spill
-    used = sum(footprint.values())
-    cycles_1d = 0.0
-    for phase, ins, outs in pb.stream_phases:
-        from_dram = frozenset(name for name in ins if name not in onchip)
-        kept = frozenset(name for name in outs if name in onchip)
-        key = (phase, from_dram, kept)
-        if key not in pb.memo:
-            pb.memo[key] = stream_buffer_words(cv, phase, from_dram, kept)
-        sb = pb.memo[key]
-        for name in from_dram:
-            move(reads, name, cv.words(name))
-        for name in outs:
-            if name not in kept:
-                move(writes, name, cv.words(name))
-        phase_spill = spill if len(from_dram) < len(ins) else _row_spill(pb, used)
-        move(reads, SPILL, sb.row_reads * phase_spill)
-        move(writes, SPILL, sb.row_writes * phase_spill)
-        spilled += (sb.row_reads + sb.row_writes) * phase_spill
-        buf_r += sb.reads
-        buf_w += sb.writes
-        cycles_1d += sum(pb.binding.cycles[i] for i in phase)
-    quirk = opts.artifact_compat and pb.roles["AV"] in onchip
-    if quirk:
-        buf_r += cv.words(pb.roles["QK"])
-    wb = arch.word_bytes
-    mem = cost.memory_cycles(arch, (sum(reads.values()) + sum(writes.values())) * wb)
-    cyc = (nests[0].cycles, nests[1].cycles)
-    return _Eval(
-        reads,
-        writes,
-        buf_r,
-        buf_w,
-        used,
-        cyc,
-        (nests[0].used_lanes, nests[1].used_lanes),
-        cycles_1d,
-        mem,
-        max(mem, sum(cyc), cycles_1d),
-        quirk,
-        spilled,
-    )
+def _onchip_mask(pb: _Problem, onchip: tuple[str, ...]) -> npt.NDArray[np.bool_]:
+    """1 x T: which of the problem's operands the roles `onchip` keep on chip."""
+    kept = {pb.roles[r] for r in onchip}
+    return np.array([[t in kept for t in pb.flat.operands]])
 
 
-def _row_spill(pb: _Problem, used_words: float) -> float:
-    """Fraction of one query's key row that does not fit beside the contractions' tiles."""
-    cv = pb.cv
-    row_bytes = cv.per_query_words(pb.roles["QK"], keep_key=True) * pb.arch.word_bytes
-    free = pb.arch.buffer.capacity_bytes - used_words * pb.arch.word_bytes
-    return 1.0 - min(1.0, max(0.0, free) / row_bytes)
-
-
-def _energy(pb: _Problem, ev: _Eval) -> tuple[EnergyItem, ...]:
+def _energy(pb: _Problem, ev: Breakdown) -> tuple[EnergyItem, ...]:
     arch = pb.arch
     wb = arch.word_bytes
     items = compute_energy_items(arch, pb.binding)
@@ -407,15 +280,10 @@ class FlatMapper:
         cv = view(cascade, sizes, None)
         binding = bind_by_contraction(cv, arch)
         pair = _contractions(cv, binding)
-        streams = tuple(
-            (p, *phase_io(cv, p)) for p in group_phases(binding) if not binding.is_contraction(p[0])
-        )
-        pb = _Problem(
-            cv, arch, binding, pair, _roles(pair), streams, {}, frozenset(cascade.input_names)
-        )
+        pb = _Problem(cv, arch, binding, pair, _problem(cv, binding, pair))
         stats: dict[str, float] = {}
         if self.options is None:
-            # imported here: the search module builds on this one's model
+            # imported here: the search module builds on this one's problem
             from mappers.flat_search import search
 
             opts, ev, stats = search(
@@ -428,10 +296,18 @@ class FlatMapper:
             if opts.granularity == "row" and cv.sizes[QUERY_RANK] % p1:
                 raise MappingError(f"p1 = {p1} does not divide P = {cv.sizes[QUERY_RANK]}")
             nests = (
-                _nest(cv, arch, pair[0], opts.qk_stationarity, p1),
-                _nest(cv, arch, pair[1], opts.av_stationarity, p1),
+                loop_nest(pb.flat, arch, pb.flat.scores, opts.qk_stationarity, p1),
+                loop_nest(pb.flat, arch, pb.flat.values, opts.av_stationarity, p1),
             )
-            ev = _evaluate(pb, opts, nests)
+            counts = evaluate(
+                pb.flat,
+                arch,
+                [nests],
+                _onchip_mask(pb, opts.onchip),
+                opts.spilled_fraction,
+                opts.artifact_compat,
+            )
+            ev = breakdown(counts, 0, 0)
             if opts.granularity == "row" and not opts.p1:
                 opts = replace(opts, p1=p1)
         return _result(pb, opts, ev, _energy(pb, ev), stats)
@@ -440,7 +316,7 @@ class FlatMapper:
 def _result(
     pb: _Problem,
     opts: FlatOptions,
-    ev: _Eval,
+    ev: Breakdown,
     energy: tuple[EnergyItem, ...],
     stats: dict[str, float],
 ) -> Result:

@@ -176,3 +176,19 @@ def test_fields_given_constrain_the_search_and_budget_samples_it() -> None:
         onchip=("QK", "A"), qk_stationarity="output", av_stationarity="output", granularity="head"
     ).map(cascade, arch, sizes)
     assert "search_space" not in dict(fixed.extras)
+
+
+def test_loop_nest_covers_ranks_off_the_array_side() -> None:
+    # issue 19: 300 // 256 = 1 step of 256 lanes dropped 44 of 300 elements
+    from mappers.flat_cost import _steps_and_lanes
+
+    assert _steps_and_lanes(300, 256) == (2, 150)
+    assert _steps_and_lanes(512, 256) == (2, 256)  # multiples of the side: as before
+    assert _steps_and_lanes(100, 256) == (1, 100)
+    assert _steps_and_lanes(64, 1) == (64, 1)
+    sizes = {"B": 1, "H": 2, "M": 300, "P": 300, "E": 64, "F": 64}
+    res = FlatMapper().map(load_cascade("attention-3pass-mh"), load_arch("flat"), sizes)
+    moved = {t.tensor: t.read_bytes + t.write_bytes for t in res.traffic}
+    word = load_arch("flat").word_bytes
+    for name in ("Q", "K", "V", "AV"):
+        assert moved[name] >= 2 * 300 * 64 * word, name
