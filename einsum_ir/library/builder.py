@@ -150,11 +150,13 @@ HEADS_TEXT: dict[Heads, tuple[str, str]] = {
     Heads.GROUPED: (
         "grouped-query (GQA)",
         "Grouped-query: G key/value heads with R query heads each (H = G * R); K and V lack R,\n"
-        "so each K/V element serves the R query heads of its group.",
+        "so each K/V element serves the R query heads of its group. G and R are params\n"
+        "(default 8 and 4, Llama 3 8B's), sized like ranks.",
     ),
     Heads.MULTI_QUERY: (
         "multi-query (MQA)",
-        "Multi-query: R query heads share one K and V (GQA with G = 1); K and V lack R.",
+        "Multi-query: R query heads share one K and V (GQA with G = 1); K and V lack R.\n"
+        "R is a param (default 8), sized like a rank.",
     ),
 }
 
