@@ -2,20 +2,24 @@
 
 The loader builds a `Cascade` from the spec reader, collects parse problems and the
 whole-cascade checks of `check.py`, and raises them together as one `SpecError`.
+Built-in names resolve through `einsum_ir.library` (cascades built from parts);
+`format_cascade` writes any cascade back as YAML that loads to an equal cascade.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from einsum_ir.check import check_cascade
 from einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
-from einsum_ir.parse import ParseError, parse_einsum
+from einsum_ir.library import build, catalog_names, variant_named
+from einsum_ir.parse import ParseError, format_einsum, parse_einsum
 from einsum_ir.spec import Problem, Reader, SpecError, as_number
 
-LIBRARY_DIR = Path(__file__).parent / "library"
 CASCADE_KEYS = (
     "cascade",
     "description",
@@ -31,13 +35,29 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
 
 def builtin_names() -> tuple[str, ...]:
-    """Names of the cascades shipped in `einsum_ir/library/`, sorted."""
-    return tuple(sorted(p.stem for p in LIBRARY_DIR.glob("*.yaml")))
+    """Names of the built-in catalog, sorted (see `einsum_ir.library.catalog`).
+
+    Any other combination of the library's parts also resolves by name in `load_cascade`.
+    """
+    return catalog_names()
 
 
-def builtin_path(name: str) -> Path:
-    """Path of a built-in cascade file."""
-    return LIBRARY_DIR / f"{name}.yaml"
+def builtin_cascade(name: str) -> Cascade | None:
+    """The built-in cascade of that name (catalog or composed from parts), or None."""
+    variant = variant_named(name)
+    return build(variant) if variant is not None else None
+
+
+def builtin_text(name: str) -> str:
+    """A built-in cascade as YAML text (a starting point for a variant of one's own).
+
+    Raises:
+        KeyError: When `name` is no built-in.
+    """
+    variant = variant_named(name)
+    if variant is None:
+        raise KeyError(f"no built-in cascade {name!r}")
+    return format_cascade(build(variant), comment=variant.notes)
 
 
 def load_cascade(path_or_name: str | Path) -> Cascade:
@@ -46,8 +66,10 @@ def load_cascade(path_or_name: str | Path) -> Cascade:
     Raises `SpecError` listing every problem (file:line:col: path: message).
     """
     text = str(path_or_name)
-    if not text.endswith((".yaml", ".yml")) and text in builtin_names():
-        return _load_file(builtin_path(text), display=f"<builtin>/{text}.yaml")
+    if not text.endswith((".yaml", ".yml")):
+        builtin = builtin_cascade(text)
+        if builtin is not None:
+            return builtin
     path = Path(path_or_name)
     if not path.exists() and not text.endswith((".yaml", ".yml")):
         import difflib
@@ -235,3 +257,45 @@ def _einsums(r: Reader | None, note: Note, opaque: set[str]) -> list[Einsum]:
     if not result and not r.problems:
         r.error("expected at least one Einsum")
     return result
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def format_cascade(cascade: Cascade, comment: str = "") -> str:
+    """The cascade as YAML text that `load_cascade_text` loads to an equal cascade.
+
+    `comment` (several lines) becomes the file's leading `#` comment.
+    """
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    lines.append(f"cascade: {json.dumps(cascade.name)}")
+    if cascade.description:
+        lines.append(f"description: {json.dumps(cascade.description)}")
+    lines.append("inputs: " + _flow_map((n, _flow_list(r)) for n, r in cascade.inputs))
+    if cascade.partitions:
+        parts = ((p.rank, _flow_list(p.parts)) for p in cascade.partitions)
+        lines.append("partitions: " + _flow_map(parts))
+    if cascade.params:
+        lines.append("params: " + _flow_map((n, str(v)) for n, v in cascade.params))
+    if cascade.init:
+        lines.append("init: " + _flow_map((n, _yaml_number(v)) for n, v in cascade.init))
+    lines.append("einsums:")
+    lines += [f"  - {json.dumps(format_einsum(e))}" for e in cascade.einsums]
+    lines.append(f"outputs: {_flow_list(cascade.outputs)}")
+    return "\n".join(lines) + "\n"
+
+
+def _flow_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def _flow_map(items: Iterable[tuple[str, str]]) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+
+
+def _yaml_number(value: float) -> str:
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))

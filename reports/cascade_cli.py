@@ -1,6 +1,8 @@
 """`attnsim cascade ...`: list, show, count passes of, check and evaluate Einsum cascades.
 
 Formatting functions are pure (they return lines); the `_run_*` handlers print them.
+Built-ins come from parts (`einsum_ir.library`): `list` shows and filters them by part,
+`show` adds the attention problem the cascade states (roles, mask, score, sharing).
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import numpy as np
 
 import einsum_ir
 from einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
+from einsum_ir import library as lib
 from einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
+from einsum_ir.analysis.structure import StructureError, attention_problem
+from einsum_ir.load import builtin_text, format_cascade
 
 if TYPE_CHECKING:
     from einsum_ir.analysis.passes import EinsumPass
 
 DEFAULT_RANK = "M"
+# Sizes `show` describes the attention problem at when none are given (a long-context
+# prefill with Llama-3-8B-like heads); other ranks default to 1, params to their values.
+DEFAULT_SIZES = {"M": 4096, "P": 4096, "E": 128, "F": 128, "B": 1, "H": 32, "G": 8, "R": 4}
 
 
 Subparsers = argparse._SubParsersAction  # argparse's type for `add_subparsers()`'s result
@@ -36,8 +44,20 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     group.set_defaults(group_parser=group)
     sub = group.add_subparsers(dest="cascade_command", metavar="SUBCOMMAND")
 
-    p = sub.add_parser("list", help="list the built-in cascades")
+    p = sub.add_parser(
+        "list",
+        help="list the built-in cascades and their parts",
+        description="List the built-in cascades: name, algorithm, heads, mask, score, passes "
+        "and description (no header line). Names are attention-ALGORITHM[-HEADS][-MASK]"
+        "[-sigmoid][-MODIFIER]; every combination of parts resolves, --all lists them.",
+    )
     p.add_argument("--rank", default=DEFAULT_RANK, help="rank to count passes over (default M)")
+    p.add_argument("--all", action="store_true", help="every combination of parts, not the catalog")
+    p.add_argument("--algorithm", choices=[str(a) for a in lib.Algorithm], help="filter")
+    p.add_argument("--heads", choices=[str(h) for h in lib.Heads], help="filter")
+    p.add_argument("--mask", choices=[str(m) for m in lib.MaskForm], help="filter")
+    scores = [str(s) for s in lib.ScoreForm] + [str(m) for m in lib.ScoreModifier][1:]
+    p.add_argument("--score", choices=scores, help="filter: function or modifier")
     p.set_defaults(handler=_run_list)
 
     p = sub.add_parser("show", help="print a cascade's Einsums with their pass numbers")
@@ -46,6 +66,9 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--sizes", help="rank sizes, e.g. M=4096,P=4096,E=64,F=64: adds op counts and tensor sizes"
     )
     _add_rank_arg(p)
+    p.add_argument(
+        "--yaml", action="store_true", help="print the cascade as a YAML file (to edit a copy)"
+    )
     p.set_defaults(handler=_run_show)
 
     p = sub.add_parser("passes", help="count the passes a cascade makes over a rank")
@@ -77,25 +100,55 @@ def _add_rank_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    status = 0
-    rows: list[tuple[str, str, str]] = []
-    for name in einsum_ir.builtin_names():
-        try:
-            cascade = einsum_ir.load_cascade(name)
-        except SpecError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            status = 2
-            continue
+    names = lib.all_names() if args.all else einsum_ir.builtin_names()
+    variants = [v for n in names if (v := lib.variant_named(n)) is not None]
+    chosen = select_variants(variants, args.algorithm, args.heads, args.mask, args.score)
+    rows: list[tuple[str, ...]] = []
+    for variant in chosen:
+        cascade = einsum_ir.load_cascade(variant.name)
         passes = _pass_count_text(cascade, args.rank)
-        rows.append((name, passes, cascade.description))
+        rows.append((*variant_columns(variant), passes, cascade.description))
     print("\n".join(format_table(rows)))
-    return status
+    return 0
+
+
+def select_variants(
+    variants: Sequence[lib.Variant],
+    algorithm: str | None = None,
+    heads: str | None = None,
+    mask: str | None = None,
+    score: str | None = None,
+) -> list[lib.Variant]:
+    """The variants whose parts match every filter given (`score`: function or modifier)."""
+    return [
+        v
+        for v in variants
+        if (algorithm is None or v.algorithm == algorithm)
+        and (heads is None or v.heads == heads)
+        and (mask is None or v.mask == mask)
+        and (score is None or score in (v.score, v.modifier))
+    ]
+
+
+def variant_columns(variant: lib.Variant) -> tuple[str, str, str, str, str]:
+    """Name, algorithm, heads, mask and score of a built-in variant."""
+    return (
+        variant.name,
+        str(variant.algorithm),
+        str(variant.heads),
+        str(variant.mask),
+        variant.score_text,
+    )
 
 
 def _run_show(args: argparse.Namespace) -> int:
     sizes = parse_sizes_arg(args.sizes) if args.sizes is not None else None
     cascade = einsum_ir.load_cascade(args.cascade)
+    if args.yaml:
+        builtin = cascade.source.startswith("<builtin>")
+        variant = lib.variant_named(cascade.name) if builtin else None
+        print(builtin_text(variant.name) if variant else format_cascade(cascade), end="")
+        return 0
     if sizes is not None:
         einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
     report = count_passes(cascade, args.rank)
@@ -109,8 +162,38 @@ def _run_show(args: argparse.Namespace) -> int:
         lines += format_passes(report, flops, {f.after_pass: f for f in footprints})
         lines += [""] + format_op_counts(counts)
         lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
+    lines += [""] + format_attention_problem(cascade, sizes)
     print("\n".join(lines))
     return 0
+
+
+def default_sizes(cascade: Cascade) -> dict[str, int]:
+    """`DEFAULT_SIZES` for the cascade's ranks (1 for others); params keep their values."""
+    derived = {str(p.parts[0]) for p in cascade.partitions}
+    params = {str(n) for n, _ in cascade.params}
+    skip = derived | params
+    return {str(r): DEFAULT_SIZES.get(str(r), 1) for r in cascade.all_ranks if str(r) not in skip}
+
+
+def format_attention_problem(cascade: Cascade, sizes: Mapping[str, int] | None) -> list[str]:
+    """The attention problem the cascade states (`attention_problem(...).describe()`).
+
+    Without `sizes` it is described at `default_sizes(cascade)`, and says so.
+    """
+    given = dict(sizes) if sizes is not None else default_sizes(cascade)
+    at = ", ".join(f"{k}={v}" for k, v in given.items())
+    title = "attention problem" + ("" if sizes is not None else f" (at default sizes {at})")
+    if sizes is None and cascade.params:
+        title += " and params " + ", ".join(f"{n}={v}" for n, v in cascade.params)
+    try:
+        problem = attention_problem(cascade, given)
+    except (StructureError, SizeError) as exc:
+        return [f"{title}: not read: {exc}"]
+    lines = [f"{title}:"] + ["  " + line for line in problem.describe().splitlines()]
+    if problem.mask.kind != "generic":
+        lines.append(f"  visible (query, key) pairs per head: {problem.points():,}")
+    lines += [f"  note: {note}" for note in problem.notes]
+    return lines
 
 
 def _run_passes(args: argparse.Namespace) -> int:
@@ -198,10 +281,16 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def format_header(cascade: Cascade) -> list[str]:
-    """Name, source, description, declared inputs, partitions, params, init and outputs."""
+    """Name, source, description, parts (built-ins), inputs, partitions, params, init, outputs."""
     lines = [f"cascade {cascade.name}" + (f"  ({cascade.source})" if cascade.source else "")]
     if cascade.description:
         lines.append(f"  {cascade.description}")
+    variant = lib.variant_named(cascade.name) if cascade.source.startswith("<builtin>") else None
+    if variant is not None:
+        _, algorithm, heads, mask, score = variant_columns(variant)
+        lines.append(
+            f"parts:      algorithm {algorithm}, heads {heads}, mask {mask}, score {score}"
+        )
     inputs = ", ".join(f"{n}[{','.join(r)}]" for n, r in cascade.inputs)
     lines.append(f"inputs:     {inputs}")
     if cascade.partitions:

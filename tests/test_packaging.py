@@ -21,7 +21,7 @@ import einsum_ir
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ("einsum_ir", "archs", "mappers", "kernels", "reports")
 # Data folders whose files must ship: package -> glob relative to the package.
-DATA = {"einsum_ir": "library/*.yaml", "archs": "presets/*.yaml", "kernels": "measurements/*"}
+DATA = {"archs": "presets/*.yaml", "kernels": "measurements/*"}
 
 
 def setup_cfg() -> configparser.ConfigParser:
@@ -73,12 +73,15 @@ def test_every_source_folder_is_an_included_package() -> None:
         assert any(fnmatch.fnmatch(name, p) for p in include), f"{name} not in packages.find"
 
 
-def test_builtin_cascades_are_package_resources() -> None:
+def test_builtin_cascades_are_built_in_the_package() -> None:
+    # Built-ins come from einsum_ir/library/builder.py, not from data files.
     names = einsum_ir.builtin_names()
     assert "attention-1pass" in names
     library = importlib.resources.files("einsum_ir").joinpath("library")
+    assert library.joinpath("builder.py").is_file()
+    assert not any(p.name.endswith(".yaml") for p in library.iterdir())
     for name in names:
-        assert library.joinpath(f"{name}.yaml").is_file()
+        assert einsum_ir.load_cascade(name).name == name
 
 
 def test_console_script_declared() -> None:
@@ -138,5 +141,5 @@ def test_wheel_contains_packages_and_data(tmp_path: Path) -> None:
     for pkg, pattern in DATA.items():
         for path in (ROOT / pkg).glob(pattern):
             assert path.relative_to(ROOT).as_posix() in contents
-    assert "einsum_ir/library/attention-1pass.yaml" in contents
+    assert "einsum_ir/library/builder.py" in contents
     assert not any(name.startswith("tests/") for name in contents)

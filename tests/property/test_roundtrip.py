@@ -32,7 +32,7 @@ from einsum_ir.ir import (
     UnaryOp,
     Var,
 )
-from einsum_ir.load import builtin_names, builtin_path, load_cascade_text
+from einsum_ir.load import builtin_names, builtin_text, load_cascade_text
 from einsum_ir.parse import ParseError, parse_einsum
 from einsum_ir.spec import SpecError
 
@@ -144,7 +144,7 @@ def test_malformed_einsum_text_gives_parse_error(text: str) -> None:
 
 
 def _builtin_texts() -> list[str]:
-    return [builtin_path(n).read_text() for n in builtin_names()]
+    return [builtin_text(n) for n in builtin_names()]
 
 
 @settings(max_examples=300, deadline=None)

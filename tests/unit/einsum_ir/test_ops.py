@@ -13,10 +13,12 @@ from einsum_ir import builtin_names, load_cascade, load_cascade_text
 from einsum_ir.analysis import OpCounts, count_ops
 from einsum_ir.analysis.ops import OpKind
 from einsum_ir.ir import (
+    AnyOf,
     Binary,
     BinaryOp,
     Cascade,
     CmpOp,
+    Condition,
     Einsum,
     Expr,
     LinearExpr,
@@ -25,6 +27,7 @@ from einsum_ir.ir import (
     ReduceOp,
     Unary,
     UnaryOp,
+    bind_where,
 )
 from einsum_ir.sizes import resolve_sizes
 
@@ -175,6 +178,13 @@ def linear(lin: LinearExpr, point: dict[str, int]) -> int:
     return sum(c * point[v] for v, c in lin.terms) + lin.const
 
 
+def holds(item: Condition | AnyOf, point: dict[str, int]) -> bool:
+    """A where item (size symbols bound) at one point; a disjunction holds if an option does."""
+    if isinstance(item, AnyOf):
+        return any(all(holds(c, point) for c in option) for option in item.options)
+    return COMPARE[item.op](linear(item.lhs, point), linear(item.rhs, point))
+
+
 def brute_einsum(
     cascade: Cascade, e: Einsum, ranks: dict[RankName, int]
 ) -> tuple[int, dict[OpKind, int]]:
@@ -191,7 +201,7 @@ def brute_einsum(
                     whole = whole * ranks[q] + point[q.lower()]
                 point[part.rank.lower()] = whole
                 ok = ok and whole < ranks[part.rank]
-        if ok and all(COMPARE[c.op](linear(c.lhs, point), linear(c.rhs, point)) for c in e.where):
+        if ok and all(holds(c, point) for c in bind_where(e.where, ranks)):
             valid.append(point)
 
     def proj(context: frozenset[str]) -> int:

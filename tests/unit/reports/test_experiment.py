@@ -200,7 +200,7 @@ outputs: {formats: [xml]}
         f"{f}:4:83: architectures.big.overrides.array_shapes.array_3d: unknown array 'array_3d'"
         " of fusemax; did you mean 'array_2d'? arrays: array_2d, array_1d",
         f"{f}:6:8: cascades.one: no such file or built-in cascade; did you mean "
-        "attention-1pass-mh, attention-3pass-mh, attention-1pass? (built-ins: "
+        "attention-1pass-mh, attention-3pass-mh, attention-1pass-mqa? (built-ins: "
         + got[3].split("(built-ins: ", 1)[-1],
         f"{f}:8:17: workloads.BERT.model: unknown model 'BERTT'; did you mean 'BERT'? "
         "known: BERT, TrXL, T5, XLM",
