@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reports.experiment import Experiment, Point
+from reports.feasibility import FIT, constraints_json, fit_problem
 from reports.store import Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
@@ -121,6 +122,7 @@ def make_row(result: Any, resolved: dict[str, Any], values: dict[str, Any], arch
     if buffer is not None:
         row["buffer_bytes"] = buffer.capacity_bytes
     row.update(point_columns(values))
+    row[FIT] = fit_problem(result)
     return row
 
 
@@ -231,6 +233,43 @@ def _clock(seconds: float) -> str:
 # ----------------------------------------------------------------------------- driver
 
 
+class ForeignStoreError(ValueError):
+    """The output folder's store holds points of another experiment, or of an edited one."""
+
+
+def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
+    """Check that `store` holds only points of `exp`, then record `exp` as its owner.
+
+    A store made by the same experiment (same name, same points hash) is resumed. After an
+    edit that only adds points (or changes objectives or constraints) it is resumed too; one
+    that holds points the experiment no longer has, or points of another experiment, raises
+    `ForeignStoreError` (nothing is written), so stale points never reach a report.
+    """
+    meta, stored = store.meta, store.point_count
+    owner = meta.get("experiment")
+    if stored and owner is not None and owner != exp.name:
+        where = f" (from {meta['file']})" if meta.get("file") else ""
+        raise ForeignStoreError(
+            f"{out_dir} holds {stored} points of experiment {owner!r}{where}, not of "
+            f"{exp.name!r}: an output folder belongs to one experiment. Choose another folder "
+            f"(--out DIR), or pass --fresh to discard the {stored} stored points"
+        )
+    if stored and meta.get("points_hash") != exp.points_hash:
+        other = store.count_other(p.point_id for p in exp.points())
+        if other:
+            raise ForeignStoreError(
+                f"{out_dir} holds {other} of its {stored} points that experiment {exp.name!r} "
+                f"does not have (its file, a file it names or attnsim changed since they were "
+                f"run); they would mix into the tables and report. Choose another folder "
+                f"(--out DIR), or pass --fresh to discard the stored points"
+            )
+    store.set_meta("experiment", exp.name)
+    store.set_meta("file", str(exp.file))
+    store.set_meta("points_hash", exp.points_hash)
+    store.set_meta("constraints", constraints_json(exp.constraints))
+    store.set_meta("objectives", json.dumps(exp.objectives))
+
+
 def pending_points(
     points: Iterator[Point], store: Store, on_skip: Callable[[int], None], budget: int | None
 ) -> Iterator[PointTuple]:
@@ -272,11 +311,16 @@ def run_experiment(
 
     `executor` is `local` or `dask://HOST:PORT`; `jobs` is the local pool size (default: the
     CPU count; 1 runs in this process); `budget` caps the points evaluated by this call.
+    Raises `ForeignStoreError` when `out_dir` holds points of another experiment
+    (`claim_store`).
     """
     jobs = jobs or os.cpu_count() or 1
     store = Store(out_dir)
-    store.set_meta("experiment", exp.name)
-    store.set_meta("file", str(exp.file))
+    try:
+        claim_store(store, exp, out_dir)
+    except ForeignStoreError:
+        store.close()
+        raise
     summary = Summary(total=exp.count)
     progress = Progress(exp.count, stream, quiet)
     start = time.monotonic()
@@ -406,11 +450,13 @@ def describe(summary: Summary) -> str:
 
 
 __all__ = [
+    "ForeignStoreError",
     "Progress",
     "Summary",
     "describe",
     "evaluate_chunk",
     "evaluate_point",
     "make_row",
+    "claim_store",
     "run_experiment",
 ]
