@@ -264,7 +264,7 @@ def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
                 f"(--out DIR), or pass --fresh to discard the stored points"
             )
     store.set_meta("experiment", exp.name)
-    store.set_meta("file", str(exp.file))
+    store.set_meta("file", str(Path(exp.file).resolve()))
     store.set_meta("points_hash", exp.points_hash)
     store.set_meta("constraints", constraints_json(exp.constraints))
     store.set_meta("objectives", json.dumps(exp.objectives))
