@@ -231,6 +231,7 @@ def test_cli_check_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert status == 1  # one point failed: the tables are still written, the status says so
     err = capsys.readouterr().err.splitlines()
     assert err[1:] == [
+        "all 10 finished points feasible",
         "attnsim run: 1 of 11 points evaluated in this run failed",
         "  design fusemax, mapper.options.step=no-such-step: "
         "MappingError: unknown FuseMax step 'no-such-step'; expected one of "
