@@ -60,11 +60,24 @@ def var_sizes(cascade: Cascade, ranks: Mapping[RankName, int]) -> dict[IndexName
 
 
 def parse_sizes(text: str) -> dict[str, int]:
-    """Parse `M=64,P=32,E=16` (CLI form); raises ValueError with the offending item."""
+    """Parse `M=64,P=32,E=16` (CLI form); raises `SizeError` naming every malformed item.
+
+    A size may end in K (x 1024) or M (x 1048576), as lengths do in experiment files (`M=4K`).
+    """
+    scales = {"K": 2**10, "M": 2**20}
     result: dict[str, int] = {}
+    problems: list[str] = []
     for item in filter(None, (s.strip() for s in text.split(","))):
         key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip().lstrip("-").isdigit():
-            raise ValueError(f"expected RANK=INTEGER, got {item!r}")
-        result[key.strip()] = int(value)
+        digits = value.strip().upper()
+        scale = scales.get(digits[-1:], 1)
+        digits = digits[:-1] if scale > 1 else digits
+        if not sep or not key.strip() or not digits.isdigit() or int(digits) <= 0:
+            problems.append(
+                f"expected RANK=SIZE (a positive integer such as 64, 4K or 1M), got {item!r}"
+            )
+            continue
+        result[key.strip()] = int(digits) * scale
+    if problems:
+        raise SizeError("; ".join(problems))
     return result

@@ -20,6 +20,7 @@ from typing import Any
 from einsum_ir.spec import Reader
 from mappers.result import VERSION
 from reports import design_space as P
+from reports.feasibility import Constraint
 
 TOP_KEYS = (
     "name",
@@ -66,25 +67,6 @@ COLUMNS = (
 COLUMN_PREFIXES = ("util.", "einsum_util.", "size.", "option.", "point.")
 
 Value = Any  # a plain YAML value (str, int, float, bool, list, dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """A bound on one row column: `column <= bound` (op "max") or `column >= bound` ("min")."""
-
-    column: str
-    op: str
-    bound: float
-
-    def holds(self, row: dict[str, Any]) -> bool:
-        """Whether `row` satisfies this constraint (a missing or non-numeric value does not)."""
-        value = row.get(self.column)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return False
-        return value <= self.bound if self.op == "max" else value >= self.bound
-
-    def __str__(self) -> str:
-        return f"{self.column} {'<=' if self.op == 'max' else '>='} {self.bound:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +150,20 @@ class Experiment:
         """Number of design points the sweep expands to (duplicates included)."""
         return sum(b.count for b in self.blocks)
 
+    @property
+    def points_hash(self) -> str:
+        """A hash of everything that decides the points (tables, sweep blocks, version).
+
+        Objectives, constraints, outputs and the description are left out: editing them does
+        not change which points a run evaluates.
+        """
+        tables = {k: getattr(self.tables, k) for k in P.Tables.__dataclass_fields__}
+        tables.pop("arch_objs", None)
+        tables.pop("base", None)
+        content = {"version": VERSION, "tables": tables, "blocks": self.blocks}
+        text = json.dumps(content, sort_keys=True, default=_plain, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
     def points(self) -> Iterator[Point]:
         """Every design point, resolved, lazily and in a fixed order."""
         seq = 0
@@ -176,6 +172,13 @@ class Experiment:
                 resolved = P.resolve(self.tables, block.fixed, values)
                 yield Point(seq, point_id(resolved), resolved, values)
                 seq += 1
+
+
+def _plain(obj: Any) -> Any:
+    """JSON form of the records inside an experiment (blocks, samplers)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: getattr(obj, k) for k in obj.__dataclass_fields__}
+    return repr(obj)
 
 
 def point_id(resolved: dict[str, Any]) -> str:

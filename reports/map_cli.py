@@ -22,7 +22,9 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--cascade", required=True, help="built-in cascade name or YAML file")
     p.add_argument("--mapper", required=True, help=f"one of: {', '.join(mapper_names())}")
     p.add_argument(
-        "--sizes", required=True, help="rank sizes, e.g. B=64,H=12,M=4096,P=4096,E=64,F=64"
+        "--sizes",
+        required=True,
+        help="rank sizes, e.g. B=64,H=12,M=4K,P=4K,E=64,F=64 (K = 1024, M = 1048576)",
     )
     p.add_argument(
         "--option",

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reports import html as h
+from reports.feasibility import FEASIBLE, VIOLATED, Tally, feasible_rows, mark_rows, tally
 from reports.pareto import Objective
 from reports.report_data import (
     DEFAULT_OBJECTIVES,
@@ -135,6 +137,7 @@ class _Page:
 
     data: ReportData
     out_dir: Path
+    rows: list[dict[str, Any]]  # the finished points, each marked feasible or not
     objectives: list[Objective]  # those some row has a number for
     params: list[str]  # swept parameters (`point.design` left out where it repeats `design`)
     varied: list[str]  # swept parameters with more than one value among the finished points
@@ -144,7 +147,7 @@ class _Page:
     @classmethod
     def of(cls, data: ReportData, out_dir: Path) -> _Page:
         """The page of `data`, its figures to be written under `out_dir/figures`."""
-        rows = data.rows
+        rows = mark_rows(data.rows, data.constraints)
         params = swept_parameters(rows + data.failures)
         varied = [
             p for p in params if len({value_key(r[p]) for r in rows if r.get(p) is not None}) > 1
@@ -152,6 +155,7 @@ class _Page:
         return cls(
             data=data,
             out_dir=out_dir,
+            rows=rows,
             objectives=present_objectives(rows, data.objectives),
             params=[p for p in params if not (p == "point.design" and has_text(rows, "design"))],
             varied=varied,
@@ -160,9 +164,14 @@ class _Page:
         )
 
     @property
-    def rows(self) -> list[dict[str, Any]]:
-        """The finished points."""
-        return self.data.rows
+    def ranked(self) -> list[Mapping[str, Any]]:
+        """The finished points that may be ranked: those that keep every constraint and fit."""
+        return feasible_rows(self.rows)
+
+    @property
+    def tally(self) -> Tally:
+        """How many points are infeasible, and why."""
+        return tally(self.rows, self.data.constraints)
 
     @property
     def other_params(self) -> list[str]:
@@ -199,7 +208,7 @@ def _overview_section(page: _Page, lead: list[list[object]]) -> h.Markup:
     columns = [*page.task, "best_for", "design", *HEADLINE, *page.other_params, "point_id"]
     write_csv(page.out_dir / "best_points.csv", project(best, columns), columns)
     headers = {c: heading(c) for c in columns} | {"best_for": "Best for"}
-    overview: list[object] = [summary_cards(page.data, page.varied)]
+    overview: list[object] = [summary_cards(page.data, page.varied, page.tally), _feasibility(page)]
     overview.extend(h.tag("div", block, class_="lead") for block in lead)
     overview.append(
         h.tag("h3", "Best design per objective" + (f" for{page.within}" if page.task else ""))
@@ -221,6 +230,28 @@ def _overview_section(page: _Page, lead: list[list[object]]) -> h.Markup:
     return section("overview", page.title, overview)
 
 
+def _feasibility(page: _Page) -> h.Markup:
+    """The constraints, and how many points break each or do not fit (never ranked)."""
+    counts = page.tally
+    constraints = ", ".join(str(c) for c in page.data.constraints) or "none"
+    if not counts.infeasible:
+        text = f"Constraints: {constraints}. Every finished point keeps them and fits."
+        return h.tag("p", text, class_="note")
+    rows = [{"reason": reason, "points": n} for reason, n in counts.by_reason.items()]
+    return h.tag(
+        "div",
+        h.tag(
+            "p",
+            f"Constraints: {constraints}. {counts.infeasible} of {counts.total} finished points "
+            "are infeasible: they are kept in the tables (Feasible = False, with what they "
+            "violate) but never ranked as best, on a Pareto front or in the sensitivity plots.",
+            class_="note",
+        ),
+        h.table(rows, ["reason", "points"], {"reason": "Violates", "points": "Points"}),
+        class_="infeasible",
+    )
+
+
 def _pareto_pair_block(page: _Page, x: Objective, y: Objective) -> list[object]:
     """The Pareto plot of `x` and `y` with its front's table; writes its PNG and CSV."""
     name = f"pareto-{slug(x[0])}-{slug(y[0])}"
@@ -237,9 +268,11 @@ def _pareto_pair_block(page: _Page, x: Objective, y: Objective) -> list[object]:
     ]
     write_csv(page.out_dir / f"{name}.csv", project(front, columns), columns)
     within = f" within{page.within}" if page.task else ""
+    infeasible = len(page.rows) - len(page.ranked)
     caption = (
         f"Pareto front{within}, {heading(x[0])} vs {heading(y[0])}: {len(front)} of "
-        f"{len(page.rows)} points are not beaten on both."
+        f"{len(page.ranked)} feasible points are not beaten on both"
+        + (f"; {infeasible} infeasible points drawn as grey crosses." if infeasible else ".")
     )
     return [
         h.figure(png, caption, figure_id=name),
@@ -288,7 +321,7 @@ def _sensitivity_section(page: _Page) -> h.Markup:
     objectives = [c for c, _ in page.objectives]
     for parameter in page.varied:
         png = page.figures.save(
-            f"sensitivity-{slug(parameter)}", sensitivity_figure(page.rows, parameter, objectives)
+            f"sensitivity-{slug(parameter)}", sensitivity_figure(page.ranked, parameter, objectives)
         )
         sens.append(
             h.figure(
@@ -306,7 +339,7 @@ def _sensitivity_section(page: _Page) -> h.Markup:
 
 def _breakdowns_section(page: _Page) -> h.Markup:
     """Energy, latency and traffic breakdowns of the best points of the largest workload."""
-    groups = by_workload(page.rows, page.task)
+    groups = by_workload(page.ranked, page.task)
     biggest = max(groups.values(), key=len) if groups else []
     subjects = breakdown_subjects(best_points(biggest, page.objectives), page.data.results)
     if not subjects:
@@ -340,6 +373,7 @@ def _results_section(page: _Page, max_rows: int) -> h.Markup:
         *[c for c in HEADLINE if has_numbers(rows, c)],
         *[c for c in ("bound", "passes") if has_numbers(rows, c)],
         *sorted({k for r in rows for k in r if k.startswith("util.")}),
+        *([FEASIBLE, VIOLATED] if page.tally.infeasible or page.data.constraints else []),
         "point_id",
     ]
     link = (
@@ -380,6 +414,8 @@ def _provenance_section(page: _Page) -> h.Markup:
         "attnsim version": attnsim_version(),
         "experiment": data.experiment or "(no experiment.yaml)",
         "finished points": len(data.rows),
+        "infeasible points": page.tally.describe(),
+        "constraints": ", ".join(str(c) for c in data.constraints) or "(none)",
         "failed points": len(data.failures),
         "objectives": ", ".join(f"{c} ({d})" for c, d in page.objectives) or "(none)",
         "swept parameters": ", ".join(page.params) or "(none)",

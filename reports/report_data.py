@@ -7,6 +7,7 @@ headings, swept parameters, workload groups, Pareto fronts, best points, breakdo
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,14 @@ from typing import Any
 
 from einsum_ir import SpecError
 from mappers.result import Result
+from reports.feasibility import (
+    FEASIBLE,
+    VIOLATED,
+    Constraint,
+    constraints_from_json,
+    feasible_rows,
+    mark_rows,
+)
 from reports.pareto import Objective, pareto_rows
 from reports.tables import read_csv
 
@@ -37,6 +46,8 @@ METRICS: dict[str, str] = {
     "point_id": "Point",
     "error": "Error",
     "n_warnings": "Warnings",
+    FEASIBLE: "Feasible",
+    VIOLATED: "Violates",
 }
 # Objective names an experiment file may use, and the column each stands for.
 OBJECTIVE_ALIASES = {
@@ -74,6 +85,7 @@ class ReportData:
     objectives: list[Objective] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
     experiment: str = ""
     has_results_csv: bool = False
+    constraints: list[Constraint] = field(default_factory=list)
 
 
 # -- column helpers
@@ -153,20 +165,26 @@ def by_workload(rows: Sequence[Row], task: Sequence[str]) -> dict[tuple[Any, ...
 def grouped_front(
     rows: Sequence[Row], objectives: Sequence[Objective], task: Sequence[str] = ()
 ) -> list[Row]:
-    """The Pareto-optimal rows within each workload group (`task` values), group by group."""
-    return [r for group in by_workload(rows, task).values() for r in pareto_rows(group, objectives)]
+    """The Pareto-optimal rows within each workload group (`task` values), group by group.
+
+    Only feasible rows compete (see `reports.feasibility`): an infeasible point is never on
+    a front, and does not push a feasible one off it.
+    """
+    groups = by_workload(feasible_rows(rows), task).values()
+    return [r for group in groups for r in pareto_rows(group, objectives)]
 
 
 def best_points(
     rows: Sequence[Row], objectives: Sequence[Objective], task: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
-    """The best row for each objective within each workload group (ties: the first row).
+    """The best feasible row for each objective within each workload group (ties: the first).
 
     Each is a copy of its row tagged with `best_for` (text) and `objective` (the column).
+    Infeasible rows (see `reports.feasibility`) are never best.
     """
     return [
         best
-        for group in by_workload(rows, task).values()
+        for group in by_workload(feasible_rows(rows), task).values()
         for best in _best_points(group, objectives)
     ]
 
@@ -280,7 +298,8 @@ def load_report_data(out_dir: Path | str) -> ReportData:
 
     Reads the store through `reports.store` (load_rows, load_failures, load_results); when
     that module or the database is absent, reads `results.csv` instead (no failures, no
-    breakdowns). Objectives come from `experiment.yaml` when present.
+    breakdowns). Objectives come from `experiment.yaml` when present; constraints from the
+    store's metadata (else `experiment.yaml`). Every row is marked feasible or not.
 
     Raises:
         FileNotFoundError: the directory holds neither the store nor results.csv.
@@ -303,9 +322,17 @@ def load_report_data(out_dir: Path | str) -> ReportData:
         )
     experiment_path = out_dir / "experiment.yaml"
     if experiment_path.is_file():
-        data.experiment, objectives = _experiment_info(experiment_path)
+        data.experiment, objectives, data.constraints = _experiment_info(experiment_path)
         if objectives:
             data.objectives = objectives
+    has_store = store is not None and (out_dir / "results.sqlite").is_file()
+    meta = store.read_meta(out_dir) if has_store else {}
+    if "constraints" in meta:  # the run's own record wins over the copied file
+        data.constraints = constraints_from_json(meta["constraints"])
+        data.experiment = data.experiment or meta.get("experiment", "")
+        if not experiment_path.is_file() and json.loads(meta.get("objectives", "[]")):
+            data.objectives = [(str(c), str(d)) for c, d in json.loads(meta["objectives"])]
+    data.rows = mark_rows(data.rows, data.constraints)
     return data
 
 
@@ -370,8 +397,8 @@ def _optional_module(name: str) -> Any:
         return None
 
 
-def _experiment_info(path: Path) -> tuple[str, list[Objective]]:
-    """The experiment's name and objectives.
+def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]]:
+    """The experiment's name, objectives and constraints.
 
     Read with `reports.experiment` when present, else a plain YAML read of `name` and
     `objectives`.
@@ -383,12 +410,13 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective]]:
         except (SpecError, OSError, ValueError):
             pass  # e.g. relative paths that only resolve next to the original file
         else:
-            return str(loaded.name), [(str(c), str(d)) for c, d in loaded.objectives]
+            named = [(str(c), str(d)) for c, d in loaded.objectives]
+            return str(loaded.name), named, list(loaded.constraints)
     import yaml
 
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict):
-        return "", []
+        return "", [], []
     objectives: list[Objective] = []
     for item in spec.get("objectives") or []:
         if isinstance(item, str):
@@ -397,4 +425,11 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective]]:
             name = str(item["metric"])
             direction = str(item.get("direction", "min"))
             objectives.append((OBJECTIVE_ALIASES.get(name, name), direction))
-    return str(spec.get("name", path.parent.name)), objectives
+    constraints: list[Constraint] = []
+    for item in spec.get("constraints") or []:
+        if isinstance(item, dict) and "metric" in item:  # {metric: area, max: 5e9}
+            column = OBJECTIVE_ALIASES.get(str(item["metric"]), str(item["metric"]))
+            constraints.extend(
+                Constraint(column, op, float(item[op])) for op in ("max", "min") if op in item
+            )
+    return str(spec.get("name", path.parent.name)), objectives, constraints

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mappers.result import Result
 from reports import html as h
+from reports.feasibility import Tally
 from reports.report_data import ReportData, Row, design_of, heading, traffic_by_tensor
 
 if TYPE_CHECKING:
@@ -77,11 +78,12 @@ def section(anchor: str, title: str, body: object) -> h.Markup:
     return h.tag("section", h.tag(level, title), body, id=anchor)
 
 
-def summary_cards(data: ReportData, varied: Sequence[str]) -> h.Markup:
-    """The overview's counts: finished and failed points, designs, swept parameters."""
+def summary_cards(data: ReportData, varied: Sequence[str], counts: Tally) -> h.Markup:
+    """The overview's counts: finished, infeasible and failed points, designs, parameters."""
     designs = len({design_of(r) for r in data.rows})
     cards = [
         (len(data.rows), "finished points"),
+        (counts.infeasible, "infeasible (not ranked)"),
         (len(data.failures), "failed points"),
         (designs, "designs"),
         (len(varied), "swept parameters"),

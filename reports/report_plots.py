@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mappers.result import Result
 from reports import html as h
+from reports.feasibility import feasible_rows, is_feasible
 from reports.pareto import Objective, pareto_rows
 from reports.report_data import (
     Row,
@@ -44,15 +45,17 @@ def pareto_plot(
 ) -> Axes:
     """Every point (colored by design) and the Pareto front of objectives `x` and `y`.
 
-    With `task` columns, there is one front within each workload group.
+    With `task` columns, there is one front within each workload group. Infeasible points
+    (marked by `reports.feasibility`) are grey crosses and never on a front.
     """
     ax = ax if ax is not None else new_figure((6.4, 4.6)).add_subplot()
     usable = [
         r for r in rows if as_number(r.get(x[0])) is not None and as_number(r.get(y[0])) is not None
     ]
+    feasible = feasible_rows(usable)
     colors = _design_colors(usable)
     for design, color in colors.items():
-        mine = [r for r in usable if design_of(r) == design]
+        mine = [r for r in feasible if design_of(r) == design]
         ax.scatter(
             [float(r[x[0]]) for r in mine],
             [float(r[y[0]]) for r in mine],
@@ -63,7 +66,19 @@ def pareto_plot(
             rasterized=len(usable) > 2000,
             linewidths=0,
         )
-    fronts = [pareto_rows(g, [x, y]) for g in by_workload(usable, task).values()]
+    if len(feasible) < len(usable):
+        others = [r for r in usable if not is_feasible(r)]
+        ax.scatter(
+            [float(r[x[0]]) for r in others],
+            [float(r[y[0]]) for r in others],
+            s=16,
+            marker="x",
+            color="0.6",
+            linewidths=0.8,
+            label=f"infeasible ({len(others)})",
+            rasterized=len(usable) > 2000,
+        )
+    fronts = [pareto_rows(g, [x, y]) for g in by_workload(feasible, task).values()]
     for index, front in enumerate(f for f in fronts if f):
         fx = [float(r[x[0]]) for r in front]
         fy = [float(r[y[0]]) for r in front]

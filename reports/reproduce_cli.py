@@ -12,7 +12,8 @@ from reports.cascade_cli import Subparsers
 from reports.errors import UsageError
 
 REFERENCE_HELP = (
-    "directory with the published CSVs (default: ../shared/reference/fusemax if present)"
+    "directory with the FuseMax artifact's published CSVs (default: shared/reference/fusemax "
+    "beside the repository or the working directory, if present)"
 )
 
 
@@ -25,15 +26,41 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--lengths", default="1K,4K,16K,64K,256K,1M", help="comma list, e.g. 1K,4K")
     p.add_argument("--reference", type=Path, default=None, help=REFERENCE_HELP)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    p.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="write the tables and figures without comparing them to the published numbers",
+    )
     p.set_defaults(handler=run)
 
 
-def _default_reference() -> Path | None:
+def reference_candidates() -> list[Path]:
+    """Where the published tables are looked for when --reference is not given."""
+    found: list[Path] = []
     for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        candidate = base.parent / "shared" / "reference" / "fusemax"
+        for root in (base, base.parent):
+            candidate = root / "shared" / "reference" / "fusemax"
+            if candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def find_reference(given: Path | None) -> Path:
+    """The reference directory to compare with; `UsageError` saying what to do when absent."""
+    if given is not None:
+        if not given.is_dir():
+            raise UsageError(f"--reference: {given} is not a directory")
+        return given
+    for candidate in reference_candidates():
         if candidate.is_dir():
             return candidate
-    return None
+    looked = ", ".join(str(c) for c in reference_candidates())
+    raise UsageError(
+        "reproduce compares its tables with the FuseMax artifact's published result tables "
+        f"(attn-*.csv, end2end-*.csv, pareto.csv), and found none (looked in {looked}). Pass "
+        "--reference DIR with those files, or --no-compare to write the tables and figures "
+        "without the comparison"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         lengths = [parse_length(x) for x in args.lengths.split(",") if x.strip()]
     except ValueError as exc:
         raise UsageError(f"--lengths: {exc}") from None
+    reference = None if args.no_compare else find_reference(args.reference)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -81,9 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots:
         paths = plots.save_all(rows, out)
         print(f"wrote {len(paths)} figures")
-    reference = args.reference or _default_reference()
     if reference is None:
-        print("no reference directory found; comparison skipped (pass --reference DIR)")
+        print("--no-compare: tables not compared with the published numbers")
         return 0
     comparison = compare.compare_tables(rows, reference)
     comparison.to_csv(out / "comparison.csv")

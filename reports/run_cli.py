@@ -26,7 +26,8 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         description="Run an experiment's design-space sweep into a result store. Exit status: "
         "0 when every point evaluated in this run succeeded, 1 when any failed (the count and "
         "the first errors are printed; the tables and report are still written), 2 on an input "
-        "error (nothing is run), 130 when interrupted.",
+        "error or when --out holds another experiment's points (nothing is run), 130 when "
+        "interrupted. Finished points of the same experiment are kept and skipped.",
     )
     p.add_argument("experiment", type=Path, help="experiment YAML file")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
@@ -38,6 +39,12 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--budget", type=int, default=None, help="evaluate at most N new points in this run"
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the output folder's stored points first (needed when the folder holds "
+        "another experiment's points, or points an edited experiment no longer has)",
+    )
     p.set_defaults(handler=run)
     p = subparsers.add_parser(
         "check",
@@ -96,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep, export the tables, write the report."""
     from reports import store
     from reports.experiment import load_experiment
-    from reports.runner import describe, run_experiment
+    from reports.feasibility import tally
+    from reports.runner import ForeignStoreError, describe, run_experiment
 
     exp = load_experiment(args.experiment)
     if exp.missing_mappers:
@@ -109,14 +117,24 @@ def run(args: argparse.Namespace) -> int:
     if not (args.executor == "local" or args.executor.startswith("dask://")):
         raise UsageError(f"--executor: expected local or dask://HOST:PORT, got {args.executor!r}")
     out = args.out or Path(exp.out_dir)
+    if args.fresh:
+        gone = store.discard(out)
+        if gone:
+            print(f"--fresh: discarded {gone} stored points in {out}", file=sys.stderr)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         summary = run_experiment(exp, out, args.jobs, args.executor, args.budget, quiet=args.quiet)
+    except ForeignStoreError as exc:
+        raise UsageError(str(exc)) from None
     except ValueError as exc:  # executor setup (Dask missing or unreachable)
         raise UsageError(str(exc)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     print(describe(summary), file=sys.stderr)
+    if store.db_path(out).exists():
+        counts = tally(store.iter_rows(out), exp.constraints)
+        if counts.total:
+            print(counts.describe(), file=sys.stderr)
     if summary.interrupted:
         print(
             f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr
@@ -126,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.experiment).resolve() != copy.resolve():
         shutil.copyfile(args.experiment, copy)
     for fmt in exp.formats:
-        written = store.export_csv(out) if fmt == "csv" else store.export_jsonl(out)
-        print(f"wrote {written}")
+        export_fn = store.export_csv if fmt == "csv" else store.export_jsonl
+        print(f"wrote {export_fn(out, constraints=exp.constraints)}")
     if exp.report:
         try:
             from reports.report import write_report  # type: ignore[import-not-found,unused-ignore]
@@ -162,6 +180,9 @@ def export(args: argparse.Namespace) -> int:
 
     if not store.db_path(args.out_dir).exists():
         raise UsageError(f"{args.out_dir}: no {store.DB_NAME} (run `attnsim run` first)")
+    from reports.feasibility import constraints_from_json
+
+    constraints = constraints_from_json(store.read_meta(args.out_dir).get("constraints", "[]"))
     fn = store.export_csv if args.format == "csv" else store.export_jsonl
-    print(f"wrote {fn(args.out_dir, args.output)}")
+    print(f"wrote {fn(args.out_dir, args.output, constraints)}")
     return 0

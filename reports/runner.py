@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import io
 import itertools
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reports.experiment import Experiment, Point
+from reports.feasibility import FIT, constraints_json, fit_problem
 from reports.store import Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
@@ -121,6 +124,7 @@ def make_row(result: Any, resolved: dict[str, Any], values: dict[str, Any], arch
     if buffer is not None:
         row["buffer_bytes"] = buffer.capacity_bytes
     row.update(point_columns(values))
+    row[FIT] = fit_problem(result)
     return row
 
 
@@ -166,10 +170,22 @@ def _init_worker() -> None:
 
 
 class Progress:
-    """A bar with rate and ETA on a terminal; a line every 10% (or 30 s) otherwise."""
+    """A bar with rate and ETA on a terminal; a line every 10% (or 30 s) otherwise.
 
-    def __init__(self, total: int, stream: TextIO | None = None, quiet: bool = False) -> None:
+    The bar fits the terminal's width (it shrinks, then goes, then the text is cut), so it
+    never wraps. With a `budget` smaller than the sweep, progress and ETA count the points
+    this run may evaluate, not the whole sweep.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        budget: int | None = None,
+    ) -> None:
         self.total = total
+        self.budget = budget if budget is not None and budget < total else None
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.tty = self.stream.isatty()
@@ -180,6 +196,16 @@ class Progress:
         self.evaluated = 0
         self.failed = 0
 
+    @property
+    def done(self) -> int:
+        """Progress so far: points evaluated against a budget, else points handled."""
+        return self.evaluated if self.budget is not None else self.count
+
+    @property
+    def target(self) -> int:
+        """What `done` counts up to: the budget, else the sweep's points."""
+        return self.budget if self.budget is not None else self.total
+
     def advance(self, n: int, evaluated: int = 0, failed: int = 0) -> None:
         """Count `n` more points handled (of which `evaluated` ran, `failed` failed)."""
         self.count += n
@@ -189,32 +215,48 @@ class Progress:
         if self.quiet:
             return
         if self.tty:
-            if now - self.last_draw >= 0.1 or self.count >= self.total:
+            if now - self.last_draw >= 0.1 or self.done >= self.target:
                 self.last_draw = now
-                self.stream.write("\r" + self.line(now, bar=True))
+                self.stream.write("\r" + self.line(now, bar=True, width=self.width()))
                 self.stream.flush()
             return
-        decile = self.count * 10 // max(self.total, 1)
+        decile = self.done * 10 // max(self.target, 1)
         if decile > self.last_decile or now - self.last_draw >= 30:
             self.last_decile = decile
             self.last_draw = now
             self.stream.write(self.line(now, bar=False) + "\n")
             self.stream.flush()
 
-    def line(self, now: float, bar: bool) -> str:
-        """The progress text."""
+    def width(self) -> int:
+        """Columns of the terminal the bar is drawn on (80 when it cannot be told)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+            return shutil.get_terminal_size((80, 24)).columns
+
+    def line(self, now: float, bar: bool, width: int = 80) -> str:
+        """The progress text; with `bar`, at most `width - 1` characters, bar first."""
         elapsed = max(now - self.start, 1e-9)
         rate = self.evaluated / elapsed
-        left = self.total - self.count
+        # Skipped points take no time: the ETA is for the points still to evaluate.
+        left = self.target - self.done
         eta = _clock(left / rate) if rate > 0 else "?"
-        pct = 100.0 * self.count / max(self.total, 1)
+        pct = 100.0 * self.done / max(self.target, 1)
         fail = f", {self.failed} failed" if self.failed else ""
-        text = f"{self.count}/{self.total} ({pct:.0f}%) {rate:,.0f} points/s ETA {eta}{fail}"
+        of = f"{self.done}/{self.target}"
+        if self.budget is not None:
+            skipped = self.count - self.evaluated
+            of += f" of budget ({self.total} points, {skipped} done before)"
+        text = f"{of} ({pct:.0f}%) {rate:,.0f} points/s ETA {eta}{fail}"
         if not bar:
             return f"attnsim run: {text}"
-        width = 30
-        filled = int(width * self.count / max(self.total, 1))
-        return f"[{'#' * filled}{'.' * (width - filled)}] {text}  "
+        room = width - 1 - len(text) - 3  # "[" + bar + "] " + text fits in width - 1
+        if room < 10:
+            return text[: width - 1]
+        size = min(30, room)
+        filled = int(size * self.done / max(self.target, 1))
+        line = f"[{'#' * filled}{'.' * (size - filled)}] {text}"
+        return line + " " * min(2, width - 1 - len(line))  # cover a longer previous line
 
     def close(self) -> None:
         """End the bar's line."""
@@ -229,6 +271,43 @@ def _clock(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------- driver
+
+
+class ForeignStoreError(ValueError):
+    """The output folder's store holds points of another experiment, or of an edited one."""
+
+
+def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
+    """Check that `store` holds only points of `exp`, then record `exp` as its owner.
+
+    A store made by the same experiment (same name, same points hash) is resumed. After an
+    edit that only adds points (or changes objectives or constraints) it is resumed too; one
+    that holds points the experiment no longer has, or points of another experiment, raises
+    `ForeignStoreError` (nothing is written), so stale points never reach a report.
+    """
+    meta, stored = store.meta, store.point_count
+    owner = meta.get("experiment")
+    if stored and owner is not None and owner != exp.name:
+        where = f" (from {meta['file']})" if meta.get("file") else ""
+        raise ForeignStoreError(
+            f"{out_dir} holds {stored} points of experiment {owner!r}{where}, not of "
+            f"{exp.name!r}: an output folder belongs to one experiment. Choose another folder "
+            f"(--out DIR), or pass --fresh to discard the {stored} stored points"
+        )
+    if stored and meta.get("points_hash") != exp.points_hash:
+        other = store.count_other(p.point_id for p in exp.points())
+        if other:
+            raise ForeignStoreError(
+                f"{out_dir} holds {other} of its {stored} points that experiment {exp.name!r} "
+                f"does not have (its file, a file it names or attnsim changed since they were "
+                f"run); they would mix into the tables and report. Choose another folder "
+                f"(--out DIR), or pass --fresh to discard the stored points"
+            )
+    store.set_meta("experiment", exp.name)
+    store.set_meta("file", str(Path(exp.file).resolve()))
+    store.set_meta("points_hash", exp.points_hash)
+    store.set_meta("constraints", constraints_json(exp.constraints))
+    store.set_meta("objectives", json.dumps(exp.objectives))
 
 
 def pending_points(
@@ -272,13 +351,18 @@ def run_experiment(
 
     `executor` is `local` or `dask://HOST:PORT`; `jobs` is the local pool size (default: the
     CPU count; 1 runs in this process); `budget` caps the points evaluated by this call.
+    Raises `ForeignStoreError` when `out_dir` holds points of another experiment
+    (`claim_store`).
     """
     jobs = jobs or os.cpu_count() or 1
     store = Store(out_dir)
-    store.set_meta("experiment", exp.name)
-    store.set_meta("file", str(exp.file))
+    try:
+        claim_store(store, exp, out_dir)
+    except ForeignStoreError:
+        store.close()
+        raise
     summary = Summary(total=exp.count)
-    progress = Progress(exp.count, stream, quiet)
+    progress = Progress(exp.count, stream, quiet, budget)
     start = time.monotonic()
 
     def on_skip(n: int) -> None:
@@ -406,11 +490,13 @@ def describe(summary: Summary) -> str:
 
 
 __all__ = [
+    "ForeignStoreError",
     "Progress",
     "Summary",
     "describe",
     "evaluate_chunk",
     "evaluate_point",
     "make_row",
+    "claim_store",
     "run_experiment",
 ]

@@ -1,8 +1,10 @@
 """The result store: one SQLite row per design point (keyed by point_id), and its exports.
 
-The database (`DIR/results.sqlite`, WAL mode) is written in small committed batches, so an
-interrupted run keeps every finished point. Readers: `load_rows`, `load_failures`,
-`load_results`; exports: `export_csv`, `export_jsonl`.
+The database (`DIR/results.sqlite`, WAL mode while a run writes it) is written in small
+committed batches, so an interrupted run keeps every finished point; closing it checkpoints
+the log and leaves one file. Its `meta` table names the experiment that owns it (name, hash of
+its points, constraints). Readers: `load_rows`, `load_failures`, `load_results`, `read_meta`;
+exports: `export_csv`, `export_jsonl` (both mark each point feasible or not).
 """
 
 from __future__ import annotations
@@ -10,14 +12,23 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mappers.result import Result
+from reports.feasibility import FEASIBLE, FIT, VIOLATED, Constraint, fit_problem, mark
 
 DB_NAME = "results.sqlite"
+# Files a run writes next to the store (besides pareto-*.csv and figures/*.png).
+RUN_OUTPUTS = (
+    "results.csv",
+    "results.jsonl",
+    "report.html",
+    "best_points.csv",
+    "experiment.yaml",
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
     point_id TEXT PRIMARY KEY,
@@ -86,6 +97,25 @@ def db_path(out_dir: str | Path) -> Path:
     return Path(out_dir) / DB_NAME
 
 
+def discard(out_dir: str | Path) -> int:
+    """Delete the store of `out_dir` and the files a run writes from it; returns points gone.
+
+    Only files attnsim writes are removed (the store, its exports, the report, its tables and
+    figures, the experiment copy); anything else in the folder is left alone.
+    """
+    out = Path(out_dir)
+    gone = 0
+    if db_path(out).exists():
+        try:
+            gone = sum(1 for _ in _read(out, "SELECT point_id FROM points"))
+        except sqlite3.DatabaseError:
+            gone = 0
+    names = [DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", *RUN_OUTPUTS]
+    for path in [out / n for n in names] + [*out.glob("pareto-*.csv"), *out.glob("figures/*.png")]:
+        path.unlink(missing_ok=True)
+    return gone
+
+
 class Store:
     """An open result store (one writer: the process driving the run)."""
 
@@ -102,6 +132,29 @@ class Store:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         self.conn.commit()
 
+    @property
+    def meta(self) -> dict[str, str]:
+        """The run metadata (see `set_meta`)."""
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    @property
+    def point_count(self) -> int:
+        """Points stored, finished or failed."""
+        return int(self.conn.execute("SELECT count(*) FROM points").fetchone()[0])
+
+    def count_other(self, point_ids: Iterable[str]) -> int:
+        """How many stored points (finished or failed) are not among `point_ids`."""
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (point_id TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM wanted")
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO wanted VALUES (?)", ((pid,) for pid in point_ids)
+        )
+        query = "SELECT count(*) FROM points WHERE point_id NOT IN (SELECT point_id FROM wanted)"
+        other = int(self.conn.execute(query).fetchone()[0])
+        self.conn.execute("DROP TABLE wanted")
+        self.conn.commit()
+        return other
+
     def finished(self, ids_and_seqs: list[tuple[str, int]]) -> set[str]:
         """Which of these point ids are finished; also lowers their stored sweep position."""
         if not ids_and_seqs:
@@ -117,9 +170,7 @@ class Store:
             done.update(pid for (pid,) in cur)
         lower = [(seq, pid, seq) for pid, seq in ids_and_seqs if pid in done]
         if lower:
-            self.conn.executemany(
-                "UPDATE points SET seq = ? WHERE point_id = ? AND seq > ?", lower
-            )
+            self.conn.executemany("UPDATE points SET seq = ? WHERE point_id = ? AND seq > ?", lower)
             self.conn.commit()
         return done
 
@@ -134,8 +185,19 @@ class Store:
         return {status: n for status, n in cur}
 
     def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
+        """Checkpoint the write-ahead log into the database file, leave WAL mode, and close.
+
+        Leaving WAL mode removes the `-wal` and `-shm` files, so the store is one file that
+        read-only readers can open without creating them. While another connection still
+        reads the store (a progress monitor), the log stays and is merged by the next writer.
+        """
+        try:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:  # locked by a reader: the next run checkpoints
+            pass
+        finally:
+            self.conn.close()
 
 
 def _read(out_dir: str | Path, query: str) -> Iterator[tuple[Any, ...]]:
@@ -150,9 +212,32 @@ def _read(out_dir: str | Path, query: str) -> Iterator[tuple[Any, ...]]:
 
 
 def iter_rows(out_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """Finished points' flat rows, in sweep order, one at a time."""
-    for (text,) in _read(out_dir, "SELECT row_json FROM points WHERE status='ok' ORDER BY seq"):
-        yield json.loads(text)
+    """Finished points' flat rows, in sweep order, one at a time.
+
+    Rows stored before the `fit_problem` column existed get it from their `Result`.
+    """
+    query = (
+        f"SELECT row_json, CASE WHEN instr(row_json, '\"{FIT}\"') = 0 THEN result_json END "
+        "FROM points WHERE status='ok' ORDER BY seq"
+    )
+    for text, result in _read(out_dir, query):
+        yield _row(text, result)
+
+
+def _row(row_json: str, result_json: str | None) -> dict[str, Any]:
+    """A stored row, with `fit_problem` from its Result when it was stored without one."""
+    row: dict[str, Any] = json.loads(row_json)
+    if FIT not in row and result_json is not None:
+        row[FIT] = fit_problem(Result.from_json(result_json))
+    return row
+
+
+def read_meta(out_dir: str | Path) -> dict[str, str]:
+    """The store's run metadata (empty when it has none)."""
+    try:
+        return {k: v for k, v in _read(out_dir, "SELECT key, value FROM meta")}
+    except sqlite3.OperationalError:  # a store without a meta table
+        return {}
 
 
 def load_rows(out_dir: str | Path) -> list[dict[str, Any]]:
@@ -163,8 +248,7 @@ def load_rows(out_dir: str | Path) -> list[dict[str, Any]]:
 def load_failures(out_dir: str | Path) -> list[dict[str, Any]]:
     """One dict per failed point: point_id, design, error, and its point.* values."""
     query = (
-        "SELECT point_id, design, error, values_json FROM points "
-        "WHERE status != 'ok' ORDER BY seq"
+        "SELECT point_id, design, error, values_json FROM points WHERE status != 'ok' ORDER BY seq"
     )
     out = []
     for pid, design, error, values in _read(out_dir, query):
@@ -190,32 +274,43 @@ def point_columns(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def export_csv(out_dir: str | Path, path: str | Path | None = None) -> Path:
-    """Write finished rows to CSV (columns: union over rows, first-seen order); two passes."""
+def export_csv(
+    out_dir: str | Path, path: str | Path | None = None, constraints: Sequence[Constraint] = ()
+) -> Path:
+    """Write finished rows to CSV (columns: union over rows, first-seen order); two passes.
+
+    Each row is marked (`feasible`, `violated`) under `constraints` (see `reports.feasibility`).
+    """
     target = Path(path) if path else Path(out_dir) / "results.csv"
     columns: dict[str, None] = {}
     for row in iter_rows(out_dir):
         columns.update(dict.fromkeys(row))
+    columns.update(dict.fromkeys((FEASIBLE, VIOLATED)))
     tmp = target.with_suffix(target.suffix + ".tmp")
     with tmp.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), restval="")
         writer.writeheader()
         for row in iter_rows(out_dir):
-            writer.writerow(row)
+            writer.writerow(mark(row, constraints))
     tmp.replace(target)
     return target
 
 
-def export_jsonl(out_dir: str | Path, path: str | Path | None = None) -> Path:
-    """Write one JSON object per point: id, status, design, point, values, result or error."""
+def export_jsonl(
+    out_dir: str | Path, path: str | Path | None = None, constraints: Sequence[Constraint] = ()
+) -> Path:
+    """Write one JSON object per point: id, status, design, point, values, result or error.
+
+    A finished point also has `feasible` and `violated` (under `constraints`).
+    """
     target = Path(path) if path else Path(out_dir) / "results.jsonl"
     query = (
-        "SELECT point_id, status, design, point_json, values_json, result_json, error "
+        "SELECT point_id, status, design, point_json, values_json, row_json, result_json, error "
         "FROM points ORDER BY seq"
     )
     tmp = target.with_suffix(target.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        for pid, status, design, point, values, result, error in _read(out_dir, query):
+        for pid, status, design, point, values, row, result, error in _read(out_dir, query):
             obj: dict[str, Any] = {
                 "point_id": pid,
                 "status": status,
@@ -225,6 +320,9 @@ def export_jsonl(out_dir: str | Path, path: str | Path | None = None) -> Path:
             }
             if result is not None:
                 obj["result"] = json.loads(result)
+            if row is not None:
+                marked = mark(_row(row, result), constraints)
+                obj[FEASIBLE], obj[VIOLATED] = marked[FEASIBLE], marked[VIOLATED]
             if error is not None:
                 obj["error"] = error
             f.write(json.dumps(obj, sort_keys=True) + "\n")

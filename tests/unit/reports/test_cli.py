@@ -198,8 +198,11 @@ def test_eval_prints_stats_per_output(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize(
     ("sizes", "message"),
     [
-        ("M=64,P", "--sizes: expected RANK=INTEGER, got 'P'"),
-        ("M=64,P=x", "--sizes: expected RANK=INTEGER"),
+        (
+            "M=64,P",
+            "--sizes: expected RANK=SIZE (a positive integer such as 64, 4K or 1M), got 'P'",
+        ),
+        ("M=64,P=x", "--sizes: expected RANK=SIZE"),
         ("M=64,P=32,E=16", "missing sizes for F"),
         ("M=64,P=32,E=16,F=16,Z=3", "unknown rank Z"),
     ],
@@ -258,3 +261,18 @@ def test_module_entry_point() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.startswith("attnsim ")
+
+
+def test_parse_sizes_raises_size_error_and_takes_k_and_m() -> None:
+    assert einsum_ir.parse_sizes("M=4K, P=1M,E=64") == {"M": 4096, "P": 2**20, "E": 64}
+    assert einsum_ir.parse_sizes("m=2k") == {"m": 2048}
+    with pytest.raises(einsum_ir.SizeError, match=r"got 'M=0'; .* got 'P=x'"):
+        einsum_ir.parse_sizes("M=0,E=64,P=x")
+
+
+def test_sizes_with_k_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    sizes = "B=1,H=2,E=64,F=64,P=1K,M=1K"
+    base = ("map", "--arch", "fusemax", "--cascade", "attention-1pass-mh", "--mapper", "fusemax")
+    status, out, err = run(capsys, *base, "--sizes", sizes)
+    assert status == 0, err
+    assert run(capsys, *base, "--sizes", sizes.replace("1K", "1024")) == (0, out, "")

@@ -340,8 +340,7 @@ sweep:
     f = str(path)
     on_gpu = "arch 'gpu': override '{0}' " + NO_OVERRIDES
     assert problems(path) == [
-        f"{f}:18:36: sweep[0].grid.arch.overrides.buffer_bytes: "
-        + on_gpu.format("buffer_bytes"),
+        f"{f}:18:36: sweep[0].grid.arch.overrides.buffer_bytes: " + on_gpu.format("buffer_bytes"),
         f"{f}:19:45: sweep[0].grid.arch.overrides.array_shapes.array_2d: "
         + on_gpu.format("array_shapes"),
         f"{f}:22:47: sweep[1].list[1].arch.overrides.clock_ghz: " + on_gpu.format("clock_ghz"),

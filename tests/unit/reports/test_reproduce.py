@@ -67,18 +67,33 @@ def test_cli_writes_tables_figures_and_comparison(
             "BERT",
             "--lengths",
             "1K,4K",
-            "--reference",
-            str(REFERENCE),
+            *(["--reference", str(REFERENCE)] if REFERENCE.is_dir() else ["--no-compare"]),
         ]
     )
     out = capsys.readouterr().out
-    if REFERENCE.is_dir():
-        assert status == 0, out
-        assert (tmp_path / "comparison.csv").exists()
+    assert status == 0, out
+    assert (tmp_path / "comparison.csv").exists() == REFERENCE.is_dir()
     for name in TABLES:
         assert (tmp_path / f"{name}.csv").exists()
     assert len(list(tmp_path.glob("fig*.png"))) == 7
     assert "headline means" in out
+
+
+def test_cli_without_reference_says_so_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reports import reproduce_cli
+
+    monkeypatch.setattr(reproduce_cli, "reference_candidates", lambda: [tmp_path / "nowhere"])
+    out = tmp_path / "out"
+    assert main(["reproduce", "fusemax", "--out", str(out), "--models", "BERT"]) == 2
+    captured = capsys.readouterr()
+    assert "found none (looked in " + str(tmp_path / "nowhere") in captured.err
+    assert "--reference DIR" in captured.err and "--no-compare" in captured.err
+    assert "Traceback" not in captured.err and "skipped" not in captured.out
+    assert not out.exists()  # nothing computed before the reference is found
+    assert main(["reproduce", "fusemax", "--out", str(out), "--reference", str(out)]) == 2
+    assert "is not a directory" in capsys.readouterr().err
 
 
 def test_cli_bad_model_and_length_exit_2(

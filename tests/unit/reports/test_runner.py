@@ -162,11 +162,13 @@ def test_progress_lines_when_not_a_terminal() -> None:
     assert "points/s ETA" in lines[-1]
 
 
-def test_progress_bar_on_a_terminal() -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
+
+def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "120")
     stream = Tty()
     progress = Progress(4, stream)
     progress.advance(4, evaluated=4, failed=1)
@@ -174,6 +176,42 @@ def test_progress_bar_on_a_terminal() -> None:
     text = stream.getvalue()
     assert text.startswith("\r[" + "#" * 30 + "] 4/4 (100%) ")
     assert "1 failed" in text and text.endswith("\n")
+
+
+@pytest.mark.parametrize("columns", [20, 40, 60, 80, 200])
+def test_progress_bar_never_wraps(columns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    stream = Tty()
+    progress = Progress(1_000_000, stream)
+    progress.start -= 100.0  # a realistic rate (thousands of points/s), so a stable length
+    for _ in range(5):
+        progress.advance(123_456, evaluated=123_456, failed=7)
+        progress.last_draw = 0.0  # draw every update
+    for drawn in stream.getvalue().split("\r")[1:]:
+        assert 0 < len(drawn) < columns, drawn
+    assert drawn.startswith("[") == (columns >= 80)  # the bar goes before the numbers do
+
+
+def test_progress_counts_against_the_budget() -> None:
+    stream = io.StringIO()
+    progress = Progress(1000, stream, budget=50)
+    progress.advance(400)  # already done: skipped, no progress against the budget
+    progress.advance(25, evaluated=25)
+    progress.advance(25, evaluated=25)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("attnsim run: 0/50 of budget (1000 points, 400 done before) (0%)")
+    assert lines[-1].startswith("attnsim run: 50/50 of budget (1000 points, 400 done before)")
+    assert lines[-1].endswith("ETA 0:00:00")
+    assert "(50%)" in lines[1]
+    assert Progress(10, io.StringIO(), budget=20).target == 10  # a budget over the sweep
+
+
+def test_run_with_a_budget_reports_against_it(tmp_path: Path) -> None:
+    exp = load_experiment(experiment(tmp_path, 3))
+    stream = io.StringIO()
+    run_experiment(exp, tmp_path / "out", jobs=1, budget=8, stream=stream)
+    last = stream.getvalue().splitlines()[-1]
+    assert last.startswith("attnsim run: 8/8 of budget (31 points, 0 done before) (100%)")
 
 
 def test_cli_check_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -193,6 +231,7 @@ def test_cli_check_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert status == 1  # one point failed: the tables are still written, the status says so
     err = capsys.readouterr().err.splitlines()
     assert err[1:] == [
+        "all 10 finished points feasible",
         "attnsim run: 1 of 11 points evaluated in this run failed",
         "  design fusemax, mapper.options.step=no-such-step: "
         "MappingError: unknown FuseMax step 'no-such-step'; expected one of "
