@@ -26,7 +26,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.testing import do_bench
 
-from kernels.attn_fwd import attention_fwd
+from kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, seq, head_dim, causal)
     (1, 4, 512, 64, True),
@@ -109,7 +109,7 @@ def run_shape(b: int, h: int, s: int, d: int, causal: bool, record) -> None:  # 
         ("sdpa-flash", SDPBackend.FLASH_ATTENTION),
         ("sdpa-cudnn", SDPBackend.CUDNN_ATTENTION),
     ):
-        with sdpa_kernel(backend):  # entered once, as kernels/bench.py does
+        with sdpa_kernel(backend):  # entered once, as kernels/bench/harness.py does
             record(
                 label,
                 name,

@@ -2,7 +2,7 @@
 
 `check`: relative error against a float64 reference next to SDPA's on small shapes (ragged
 keys, one key tile, causal, both head dims, 2 and 3 K/V slots), two input draws each.
-`time`: the ping-pong kernel (kernels/attn_pingpong.py), the Triton 1-pass kernel (three
+`time`: the ping-pong kernel (kernels/gluon/attn_pingpong.py), the Triton 1-pass kernel (three
 tilings) and SDPA cuDNN on the issue's head-dim-128 non-causal >= 4K shapes and a few others,
 all in one run; prints the mean cuDNN/ours ratio over the bf16 head-dim-128 non-causal shapes.
 
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.attn_fwd import attention_fwd
+from kernels.triton.attn_fwd import attention_fwd
 
 
 def attention_fwd_pp(q, k, v, causal=False, tiling=(128, 128, 8, 3)):  # type: ignore[no-untyped-def]

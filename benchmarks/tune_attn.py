@@ -6,7 +6,7 @@ Shapes follow the reference prefill runs (batch x seq = 16K tokens, 16 heads, bf
 hd128 non-causal >= 4K target first. For each shape it times SDPA's flash and cuDNN backends,
 then each (tiling, variant) of the plan below (TMA on), checks the output against SDPA flash
 (relative Frobenius error < 2e-2), and writes DIR/tune.csv. Variants are the constexpr flags
-of `kernels.attn_fwd.Variant`: base, prescale_q, warp_specialize (4-warp tilings only: it
+of `kernels.triton.attn_fwd.Variant`: base, prescale_q, warp_specialize (4-warp tilings only: it
 needs them), poly_exp (1 of 4 exponentials on the FMA units), poly_exp2 (2 of 4) and
 warp_specialize+poly_exp; lazy_rescale lost in the 2026-11-30 run and is left out. Compiles
 dominate the run: at most one per (tiling, variant, head dim, causal), ~1-3 s each; the plan
@@ -30,7 +30,7 @@ import torch
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.attn_fwd import Variant, attention_fwd
+from kernels.triton.attn_fwd import Variant, attention_fwd
 
 BASE, PRESCALE = Variant(), Variant(prescale_q=True)
 WS, POLY, POLY2 = Variant(warp_specialize=True), Variant(poly_exp=True), Variant(poly_exp=2)

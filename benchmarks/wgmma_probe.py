@@ -1,7 +1,7 @@
 """GPU only: the Gluon wgmma 1-pass kernel vs the Triton 1-pass kernel and SDPA.
 
 For each shape: the error of every kernel against a float32 reference, then timings of
-kernels/attn_wgmma.py, kernels/attn_fwd.py and SDPA cuDNN/flash. `--diag` times the
+kernels/gluon/attn_wgmma.py, kernels/triton/attn_fwd.py and SDPA cuDNN/flash. `--diag` times the
 wgmma kernel with its exponentials and/or P.V wgmmas dropped instead.
 
 Run: PYTHONPATH=. python benchmarks/wgmma_probe.py [--out FILE.json] [--budget-s 240]
@@ -21,8 +21,8 @@ import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.attn_fwd import attention_fwd
-from kernels.attn_wgmma import attention_fwd_wgmma
+from kernels.gluon.attn_wgmma import attention_fwd_wgmma
+from kernels.triton.attn_fwd import attention_fwd
 
 # (batch, heads, seq_q, seq_k, head_dim, causal, dtype)
 SHAPES = [

@@ -131,7 +131,10 @@ def family(name: str) -> KernelFamily:
 # ----------------------------------------------------------------------------- schedules
 
 
-SCHEDULES = ("plain", "pingpong")  # the 1-pass family's kernels (kernels.attn_fwd.attention_fwd)
+SCHEDULES = (
+    "plain",
+    "pingpong",
+)  # the 1-pass family's kernels (kernels.triton.attn_fwd.attention_fwd)
 
 
 def host_call_key(family_name: str, schedule: str = "plain") -> str:
@@ -141,11 +144,12 @@ def host_call_key(family_name: str, schedule: str = "plain") -> str:
 
 # ----------------------------------------------------------------------------- tile limits
 
-KERNEL_DTYPES = ("fp16", "bf16")  # what the kernels are timed in (kernels.measure)
+KERNEL_DTYPES = ("fp16", "bf16")  # what the kernels are timed in (kernels.bench.measure)
 HEAD_DIMS = (16, 32, 64, 128, 256)  # head dims the Triton kernels take (common.check_qkv)
 MIN_BLOCK = 16  # BLOCK_M and BLOCK_N: powers of two from 16 (common.check_tiling)
-SOFTMAX_MAX_BLOCK = 8192  # kernels.attn_unfused: longest row its softmax holds in registers
-# kernels.attn_pingpong (Hopper, `pingpong` schedule): BLOCK_M with its consumer warps, BLOCK_N,
+SOFTMAX_MAX_BLOCK = 8192  # kernels.triton.attn_unfused: longest row its softmax holds in registers
+# kernels.gluon.attn_pingpong (Hopper, `pingpong` schedule): BLOCK_M with its consumer warps,
+# BLOCK_N,
 # K/V slots (num_stages), head dims (E = F), and the registers per consumer thread (setmaxnreg
 # 240: one block takes the SM's register file)
 PINGPONG_BLOCK = (128, 8)

@@ -6,14 +6,14 @@ Modules are imported here explicitly so registration order is deterministic.
 
 from __future__ import annotations
 
-import mappers.flat  # noqa: F401  (registers "flat")
-import mappers.gpu_tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
-import mappers.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
-import mappers.unfused  # noqa: F401  (registers "unfused")
-from mappers import fusemax  # noqa: F401  (registers "fusemax")
+import mappers.gpu.tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
+import mappers.spatial.flat  # noqa: F401  (registers "flat")
+import mappers.spatial.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
+import mappers.spatial.unfused  # noqa: F401  (registers "unfused")
 from mappers.registry import get_mapper, mapper_names, register_mapper
 from mappers.result import Result, combine_sequential
-from mappers.spatial import MappingError
+from mappers.spatial import fusemax  # noqa: F401  (registers "fusemax")
+from mappers.spatial.view import MappingError
 
 __all__ = [
     "MappingError",

@@ -7,7 +7,7 @@ percentages of the measured median: 100 * (predicted - measured) / measured. The
 calibrated only from `archs/calibration/` (never from these measurements), except for the
 host's side of a timed call. Calls short enough to be host-bound run at the timing host's
 speed, which differs between the machines of a pool; a measurement file written with a host
-probe (`<stem>-host.yaml`: `kernels.bench` measures, on the timing machine before timing,
+probe (`<stem>-host.yaml`: `kernels.bench.harness` measures, on the timing machine before timing,
 one launcher call per family on a tiny problem and the GPU time of do_bench's L2 flush) is
 predicted with that host's figures (`join_files`, `host_adjusted`):
 
@@ -33,7 +33,7 @@ from archs.gpu import GpuArch
 from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.ir import Cascade
-from kernels.measure import Measurement, read_host_figures, read_measurements
+from kernels.bench.measure import Measurement, read_host_figures, read_measurements
 from kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
 from mappers.registry import get_mapper
 from mappers.result import Result
@@ -175,7 +175,7 @@ def _host_key(host: dict[str, Any] | None) -> HostKey | None:
 def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) -> Result:
     """The GPU mapper's prediction for one measured configuration (its tiling, no search).
 
-    `host`: host figures measured with the file (`kernels.measure.read_host_figures`).
+    `host`: host figures measured with the file (`kernels.bench.measure.read_host_figures`).
     """
     cascade = FAMILY_CASCADES[m.family] + ("-causal" if m.causal else "")
     mapper = get_mapper(FAMILY_MAPPERS[m.family])(
@@ -394,7 +394,7 @@ def plot_roofline(measurements: Sequence[Measurement], arch: GpuArch, ax: Any = 
     """
     import matplotlib.pyplot as plt
 
-    from mappers.gpu_model import device_rates
+    from mappers.gpu.model import device_rates
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4.5))

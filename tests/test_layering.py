@@ -149,8 +149,8 @@ def test_mappers_may_import_kernels_spec_only() -> None:
 
     assert check("from kernels.spec import AttnShape\nfrom kernels import spec\n") == []
     assert check("import kernels.spec\n") == []
-    assert check("from kernels.common import check_qkv\n") == [
-        "mappers may import only kernels.spec, not kernels.common.check_qkv"
+    assert check("from kernels.triton.common import check_qkv\n") == [
+        "mappers may import only kernels.spec, not kernels.triton.common.check_qkv"
     ]
     assert check("import kernels\n") == ["mappers may import only kernels.spec, not kernels"]
     assert check("from kernels import bench, spec\n") == [
@@ -162,7 +162,9 @@ def test_mappers_may_import_kernels_spec_only() -> None:
 
 def test_kernels_spec_may_not_import_torch_or_other_kernels_modules() -> None:
     assert module_violations("kernels.spec", "import math\nfrom einsum_ir import ir\n") == []
-    assert module_violations("kernels.spec", "import torch\nfrom kernels.common import x\n") == [
+    assert module_violations(
+        "kernels.spec", "import torch\nfrom kernels.triton.common import x\n"
+    ) == [
         "kernels.spec may import only the standard library and einsum_ir, not kernels",
         "kernels.spec may import only the standard library and einsum_ir, not torch",
     ]

@@ -86,8 +86,8 @@ def test_builtin_cascades_are_built_in_the_package() -> None:
 
 def test_console_script_declared() -> None:
     scripts = cfg_list(setup_cfg(), "options.entry_points", "console_scripts")
-    assert "attnsim = reports.cli:entry" in scripts
-    from reports.cli import entry
+    assert "attnsim = reports.cli.main:entry" in scripts
+    from reports.cli.main import entry
 
     assert callable(entry)
 
@@ -98,7 +98,7 @@ def test_installed_console_script_points_at_cli() -> None:
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("attnsim is not installed (pip install -e .)")
     scripts = [ep for ep in dist.entry_points if ep.group == "console_scripts"]
-    assert [(ep.name, ep.value) for ep in scripts] == [("attnsim", "reports.cli:entry")]
+    assert [(ep.name, ep.value) for ep in scripts] == [("attnsim", "reports.cli.main:entry")]
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
 
     device: NVIDIA H200              # torch.cuda.get_device_name
     date: '2026-11-30'               # when it was measured (ISO 8601)
-    source: kernels.microbench       # what produced the numbers
+    source: kernels.calibrate.microbench       # what produced the numbers
     versions: {driver: '...', torch: '...', triton: '...', cuda: '...'}
     hbm_copy_bandwidth_gb_per_s: 4223.3   # device-to-device copy, bytes read + written / s
     hbm_read_bandwidth_gb_per_s: 4696.8   # read-only stream
@@ -144,7 +144,7 @@ class UnfusedPoint:
 
 @dataclass(frozen=True, slots=True)
 class BlockPoint:
-    """Measured per-block fixed seconds of a fused kernel (kernels.microbench_blocks).
+    """Measured per-block fixed seconds of a fused kernel (kernels.calibrate.microbench_blocks).
 
     `blocks` programs (`blocks_per_sm` per SM when the grid fills the device) started
     together; `fixed_s` is the time of a block besides its loop steps (intercept of the
@@ -357,7 +357,8 @@ class Calibration:
     ) -> int | None:
         """Blocks per SM of the compiled fused kernel with exactly this tiling, if measured.
 
-        `kernels.microbench_blocks` reads it off the compiled kernel (registers, shared memory)
+        `kernels.calibrate.microbench_blocks` reads it off the compiled kernel (registers, shared
+        memory)
         and runs its full grid with it; the largest `blocks_per_sm` of those entries.
         """
         exact = [

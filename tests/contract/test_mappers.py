@@ -17,7 +17,7 @@ from einsum_ir import builtin_names, load_cascade
 from einsum_ir.sizes import resolve_sizes
 from mappers.registry import get_mapper, mapper_names
 from mappers.result import Result
-from mappers.spatial import MappingError
+from mappers.spatial.view import MappingError
 
 SIZES = {"B": 2, "H": 2, "M": 2048, "P": 1536, "E": 64, "F": 64, "D": 256, "S": 1024}
 EPS = 1e-9

@@ -18,7 +18,7 @@ from archs.load import load_arch
 from einsum_ir import load_cascade
 from mappers.registry import get_mapper
 from mappers.result import Result
-from mappers.spatial import MappingError
+from mappers.spatial.view import MappingError
 
 # mapper -> (cascade, presets); each mapper on the cascade form it maps
 CASES = {

@@ -77,9 +77,9 @@ def test_model_uses_the_measured_occupancy(tmp_path):
 
     from archs.load import load_arch
     from kernels.spec import AttnShape
-    from mappers.gpu_kernels import kernel_plans
-    from mappers.gpu_model import plan_residency
-    from mappers.gpu_rates import Tiling
+    from mappers.gpu.kernels import kernel_plans
+    from mappers.gpu.model import plan_residency
+    from mappers.gpu.rates import Tiling
 
     arch = load_arch("h200")
     shape = AttnShape(1, 4, 2048, 2048, 128, 128, False, "bf16", 2)
@@ -105,8 +105,8 @@ def test_entries_of_the_call_s_tile_path_are_preferred(tmp_path):
 
 def test_1pass_plans_pick_the_kernel_s_tile_path():
     from kernels.spec import AttnShape
-    from mappers.gpu_kernels import kernel_plans
-    from mappers.gpu_rates import Tiling
+    from mappers.gpu.kernels import kernel_plans
+    from mappers.gpu.rates import Tiling
 
     t = Tiling(128, 64, 8, 3)
 

@@ -193,7 +193,7 @@ def test_calibration_errors_name_the_field(tmp_path: Path) -> None:
 
 def test_microbench_record_loads(tmp_path: Path) -> None:
     pytest.importorskip("triton")
-    from kernels.microbench import calibration_record
+    from kernels.calibrate.microbench import calibration_record
 
     record = calibration_record(
         "NVIDIA H200",
@@ -205,7 +205,7 @@ def test_microbench_record_loads(tmp_path: Path) -> None:
     path = tmp_path / "h200.yaml"
     path.write_text(yaml.safe_dump(record, sort_keys=False))
     cal = load_calibration(path)
-    assert cal.source == "kernels.microbench" and cal.host_launch_s == pytest.approx(5e-6)
+    assert cal.source == "kernels.calibrate.microbench" and cal.host_launch_s == pytest.approx(5e-6)
 
 
 def test_calibration_unfused_kernels_load_and_lookup(tmp_path: Path) -> None:

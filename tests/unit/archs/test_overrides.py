@@ -134,7 +134,7 @@ def test_override_problems_lists_every_problem() -> None:
 
 
 def test_apply_overrides_converts_units_as_the_runner_does() -> None:
-    from reports.runner import _arch  # the runner's cached arch: same numbers, same units
+    from reports.dse.runner import _arch  # the runner's cached arch: same numbers, same units
 
     overrides = {
         "clock_ghz": 1.5,

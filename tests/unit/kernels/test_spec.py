@@ -2,7 +2,7 @@
 
 Formulas are checked against counts from first principles (loops over the score matrix,
 element counts of each tensor) and against the implementations they replaced
-(kernels.common, mappers.gpu_kernels, reports.validation before the move).
+(kernels.triton.common, mappers.gpu.kernels, reports.validation before the move).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_spec_imports_without_torch_or_triton() -> None:
         "        return None\n"
         "sys.meta_path.insert(0, Block())\n"
         "import kernels.spec as s\n"
-        "import kernels.measure, mappers, reports.validation\n"
+        "import kernels.bench.measure, mappers, reports.validation\n"
         "assert s.family('gpu-1pass').name == '1pass'\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'triton'))\n"
         "assert not bad, bad\n"
@@ -94,8 +94,9 @@ def test_family_names_are_distinct_and_unknown_names_are_listed() -> None:
 
 def test_every_layer_uses_the_spec_names() -> None:
     from einsum_ir import load_cascade
-    from kernels import measure
-    from mappers import gpu_kernels, gpu_tiling
+    from kernels.bench import measure
+    from mappers.gpu import kernels as gpu_kernels
+    from mappers.gpu import tiling as gpu_tiling
     from mappers.registry import get_mapper
     from reports import validation
 
@@ -198,7 +199,7 @@ def test_bytes_from_first_principles(s: AttnShape) -> None:
 
 
 # The implementations these formulas replaced, verbatim in substance (E = F only where the old
-# code assumed it): kernels.common, mappers.gpu_kernels and reports.validation.
+# code assumed it): kernels.triton.common, mappers.gpu.kernels and reports.validation.
 def _old_kernels_flops(s: AttnShape) -> int:
     f = 4 * s.batch * s.heads * s.seq_q * s.seq_k * s.head_dim
     return f // 2 if s.causal else f
@@ -230,7 +231,7 @@ def test_formulas_agree_with_the_implementations_they_replaced(s: AttnShape) -> 
 
 
 def test_compulsory_bytes_of_validation_are_the_spec_formula() -> None:
-    from kernels.measure import Measurement
+    from kernels.bench.measure import Measurement
     from reports.validation import _compulsory_bytes
 
     m = Measurement(

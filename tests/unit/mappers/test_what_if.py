@@ -12,7 +12,7 @@ import pytest
 
 from archs.load import load_arch
 from einsum_ir import load_cascade
-from mappers.fusemax import FuseMaxMapper
+from mappers.spatial.fusemax import FuseMaxMapper
 from mappers.workloads import MODELS
 
 CASCADE = load_cascade("attention-1pass-mh")

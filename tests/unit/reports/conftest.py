@@ -8,11 +8,11 @@ import pytest
 
 from archs.load import load_arch
 from einsum_ir import load_cascade
-from mappers.fusemax import FuseMaxMapper, FuseMaxOptions
 from mappers.registry import get_mapper
 from mappers.result import Result
+from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
 from mappers.workloads import MODELS
-from reports.report import ReportData
+from reports.page.report import ReportData
 
 # A design label and a failure message full of HTML metacharacters: the page must show them
 # as text.

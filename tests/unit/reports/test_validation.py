@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kernels.measure import Measurement, write_measurements
+from kernels.bench.measure import Measurement, write_measurements
 from reports import validation
-from reports.cli import main
+from reports.cli.main import main
 
 TILINGS = ((128, 64, 8, 3), (64, 64, 4, 3))
 

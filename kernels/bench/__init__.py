@@ -1,0 +1,1 @@
+"""Timing harness: measurement records, timing suites and `python -m kernels.bench`."""

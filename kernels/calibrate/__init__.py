@@ -1,0 +1,1 @@
+"""Microbenchmarks that calibrate the GPU model (`python -m kernels.calibrate.microbench`)."""

@@ -1,0 +1,168 @@
+"""Microbenchmarks of the unfused baseline's three kernels, each timed alone (GPU only).
+
+Used by `python -m kernels.calibrate.microbench`. The unfused family
+(`kernels.triton.attn_unfused`) is three
+kernels whose speed is set less by arithmetic than by how they touch memory: the QK^T kernel
+streams score tiles to HBM, the row softmax reads and rewrites rows, the P.V kernel streams P.
+With causal masks the softmax and P.V accesses are masked per element (row i keeps columns
+j <= i), which changes the load/store width the compiler can use and whether the P loads can
+be software-pipelined. Those rates are device+compiler properties that the datasheet does not
+give, so each kernel is timed alone on *calibration shapes that are not in the validation
+grid* (B*H = 24 at S = 4096, B*H = 6 at S = 16384), causal and not, head dim 64/128, a few
+tilings; `mappers.gpu.kernels` turns each entry into a rate per unit of the kernel's work
+(score tiles, P.V tile steps, softmax row steps) and applies it to other shapes.
+
+A sequence length that is no multiple of 16 changes the code itself: Triton specializes
+integer arguments on divisibility by 16, and score rows of such a length (the row stride)
+lose the alignment that vector loads and stores need, so all three kernels move 2-byte
+elements (on the H200, 1x16x2500 causal ran 2-4x slower than the aligned rate predicts).
+Those rates are measured on their own "ragged" calibration shapes, S = 4088 and 16376
+(S % 16 == 8, in neither the validation nor the holdout grid), and the model takes them for
+shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m kernels.calibrate.microbench_unfused
+--ragged`
+measures only these and prints their entries).
+
+Entry format (`unfused_kernels` in the calibration file)::
+
+    {kernel: qk|softmax|pv, causal: 0|1, head_dim: 64, block_m: 128, block_n: 64,
+     num_warps: 4, num_stages: 3, batch_heads: 24, seq: 4096, time_us: 123.4}
+
+(softmax entries have head_dim and the tiling fields 0: it picks its own block from seq).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import triton
+
+UNFUSED_BUDGET_S = 30.0
+RAGGED_BUDGET_S = 75.0
+# (batch*heads, seq): one softmax row fits one block (<= SOFTMAX_MAX_BLOCK) / needs two loops
+MATMUL_SHAPE = (24, 4096)
+SOFTMAX_SHAPES = ((24, 4096), (6, 16384))
+# the same with seq % 16 == 8: score rows without 16-element alignment (see the docstring)
+RAGGED_MATMUL_SHAPE = (24, 4088)
+RAGGED_SOFTMAX_SHAPES = ((24, 4088), (6, 16376))
+# validation tilings first, then the rest of what the search commonly picks
+UNFUSED_TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3))
+HEAD_DIMS = (64, 128)
+
+
+def _ms(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median"))
+
+
+def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes."""
+    from kernels.triton.attn_unfused import attention_unfused, plan_for
+
+    dt = torch.bfloat16
+    q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
+    o = torch.empty_like(q)
+    s = torch.randn(bh, seq, seq, device="cuda", dtype=dt)
+    bm, bn, w, st = tiling
+    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+    attention_unfused(q, k, v, causal, out=o, scores=s, **tile)  # compile, arm the launches
+    plan = plan_for(q, k, v, causal, out=o, **tile)
+    return (lambda: plan.qk(q, k, s)), (lambda: plan.softmax(s)), (lambda: plan.pv(s, v, o))
+
+
+def _entry(
+    kernel: str, causal: bool, d: int, tiling: tuple[int, ...], bh: int, seq: int, ms: float
+) -> dict[str, Any]:
+    bm, bn, w, st = tiling
+    return {
+        "kernel": kernel,
+        "causal": int(causal),
+        "head_dim": d,
+        "block_m": bm,
+        "block_n": bn,
+        "num_warps": w,
+        "num_stages": st,
+        "batch_heads": bh,
+        "seq": seq,
+        "time_us": round(ms * 1e3, 3),
+    }
+
+
+def measure_unfused(torch: Any, aligned: bool = True, ragged: bool = True) -> list[dict[str, Any]]:
+    """Each unfused kernel timed alone on the calibration shapes (see the module docstring).
+
+    `aligned` / `ragged`: measure the shapes with seq % 16 == 0 / the ragged ones (each set
+    has its own time budget).
+    """
+    points: list[dict[str, Any]] = []
+    sets = [(MATMUL_SHAPE, SOFTMAX_SHAPES, UNFUSED_BUDGET_S)] if aligned else []
+    if ragged:
+        sets.append((RAGGED_MATMUL_SHAPE, RAGGED_SOFTMAX_SHAPES, RAGGED_BUDGET_S))
+    for matmul_shape, softmax_shapes, budget_s in sets:
+        points += _measure_set(torch, matmul_shape, softmax_shapes, budget_s)
+    return points
+
+
+def _measure_set(
+    torch: Any,
+    matmul_shape: tuple[int, int],
+    softmax_shapes: tuple[tuple[int, int], ...],
+    budget_s: float,
+) -> list[dict[str, Any]]:
+    t0 = time.time()
+    points: list[dict[str, Any]] = []
+    jobs: list[tuple[str, bool, int, tuple[int, int, int, int], int, int]] = []
+    for causal in (False, True):  # softmax: no head dim or tiling (its own block and warps)
+        for bh, seq in softmax_shapes:
+            jobs.append(("softmax", causal, 0, (0, 0, 0, 0), bh, seq))
+    for tiling in UNFUSED_TILINGS:
+        for d in HEAD_DIMS:
+            for causal in (False, True):
+                for kernel in ("qk", "pv"):
+                    jobs.append((kernel, causal, d, tiling, *matmul_shape))
+    for kernel, causal, d, tiling, bh, seq in jobs:
+        if time.time() - t0 > budget_s:
+            print(
+                f"  unfused budget spent: skip {kernel} c{int(causal)} d{d} {tiling}",
+                file=sys.stderr,
+            )
+            continue
+        try:
+            launch = _launchers(torch, bh, seq, d or 64, causal, tiling if d else (64, 64, 4, 3))
+            ms = _ms({"qk": launch[0], "softmax": launch[1], "pv": launch[2]}[kernel])
+        except Exception as exc:  # noqa: BLE001 - keep the other entries
+            print(
+                f"  skip unfused {kernel} c{int(causal)} d{d} {tiling}: {exc}"[:300],
+                file=sys.stderr,
+            )
+            continue
+        finally:
+            torch.cuda.empty_cache()
+        point = _entry(kernel, causal, d, tiling, bh, seq, ms)
+        points.append(point)
+        print(f"  {point}", file=sys.stderr)
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--ragged`: measure only the ragged calibration shapes; print the entries as YAML."""
+    import argparse
+
+    import torch
+    import yaml
+
+    p = argparse.ArgumentParser(prog="python -m kernels.calibrate.microbench_unfused")
+    p.add_argument(
+        "--ragged", action="store_true", help="only the ragged calibration shapes (seq %% 16 != 0)"
+    )
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("kernels.calibrate.microbench_unfused needs a CUDA GPU", file=sys.stderr)
+        return 2
+    points = measure_unfused(torch, aligned=not args.ragged, ragged=True)
+    print(yaml.safe_dump({"unfused_kernels": points}, sort_keys=False, width=100))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

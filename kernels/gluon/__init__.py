@@ -1,0 +1,1 @@
+"""Hopper attention kernels written in Gluon (the ping-pong kernel and the wgmma experiments)."""

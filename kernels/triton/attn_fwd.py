@@ -1,0 +1,536 @@
+"""1-pass FlashAttention-2-style forward kernel (family `triton-1pass`, mapper `gpu-1pass`).
+
+One program per (query tile, batch*head): grid (ceil(seq_q / BLOCK_M), batch*heads), the
+query-tile index fastest, so the programs of one head run together and share its K/V tiles
+in L2. Each program keeps Q in shared memory/registers, streams K/V tiles (tensor
+descriptors -> TMA on sm_90+, block pointers elsewhere), and runs the online softmax in the
+log2 domain (exp2, log2(e) folded into the scale). Causal: tiles below the diagonal run
+unmasked, the diagonal tiles masked, tiles above it are never visited (the loop split is
+`attn_loop.attn_rows`, the loop body `attn_loop.attn_inner`); causal programs start with the
+longest query tiles to shorten the tail.
+
+Launch path (`attention_fwd`): everything that depends only on the call's shapes, strides,
+dtypes, devices, causal flag, scale, tiling and variant (argument checks, the tiling pick,
+grid, integer arguments, the compiled kernel and its launcher) is computed once per such key
+and kept in `_PLANS`. A repeated call allocates the output and launches the compiled kernel
+through Triton's C launcher directly (`CompiledKernel.run`), skipping the JIT's per-call
+argument binding and specialization, with raw device pointers (no `data_ptr()` /
+`cuPointerGetAttribute` per tensor in the launcher).
+
+Tile access on sm_90+ (`_tile_mode`): by default tensor descriptors built on the host over the
+(B*H*S, D) view of q, k, v and the output, when the layout allows it (rows of a multiple of
+16 bytes; seq_q a multiple of BLOCK_M so that no output tile crosses into the next head; key
+rows past seq_k that a ragged tile reads from the next head are masked in the kernel).
+Descriptors built in the kernel instead (one per program and tensor, through global scratch
+from `common.ensure_allocator`) cost each program several microseconds before its first
+load: on the H200 the host-built ones made short-sequence grids 1.2-1.4x faster and a
+4x16x4096 head-dim-128 call 6% faster (benchmarks/results/tiles-h200-2026-11-30.txt). The
+encoded descriptors are cached per data pointers (`kernels.triton.launch.DescriptorLaunch`), so a
+repeated call on the same tensors encodes nothing. Other layouts use the in-kernel ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.spec import SCHEDULES  # kernels of the family (see `attention_fwd`)
+from kernels.triton.attn_loop import (
+    MODE_ONLINE,
+    TILES_DEVICE_TMA,
+    TILES_HOST_TMA,
+    TILES_POINTERS,
+    attn_rows,
+    head_source,
+    store_tile,
+)
+from kernels.triton.common import (
+    LOG2E,
+    autotune_configs,
+    check_qkv,
+    check_tiling,
+    default_scale,
+    dot_precision,
+    ensure_allocator,
+    num_sms,
+    pick_tiling,
+    prune_by_smem,
+    use_tma,
+)
+from kernels.triton.launch import DescriptorLaunch
+
+__all__ = [
+    "DEFAULT_VARIANT",
+    "SCHEDULES",
+    "Variant",
+    "attention_fwd",
+    "attention_fwd_autotuned",
+    "attn_fwd_kernel",
+]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Inner-loop variants of the 1-pass kernel (constexpr flags; see `attn_loop.attn_inner`).
+
+    prescale_q: multiply Q by scale*log2(e) once in the prologue (scores leave the dot in the
+    log2 domain). lazy_rescale: skip the accumulator rescale for a key tile unless a row max
+    grew by more than 8 (log2 units).
+    warp_specialize (Hopper): `tl.range(warp_specialize=True)` on the unmasked key loop, so
+    Triton splits it into a TMA producer warp group and wgmma/softmax consumer warp groups.
+    Takes effect only with num_warps=4, num_stages>1, tensor descriptors (TMA) and without
+    lazy_rescale (its runtime `if` has an else region); otherwise Triton silently compiles
+    the plain loop (see `attn_loop.attn_inner`). The launcher applies it only with TMA on, to
+    non-causal calls with seq_k % block_n == 0 (it then drops the empty masked loop): other
+    calls make Triton 3.6's pass fail to compile, so they run the plain loop.
+    poly_exp (FlashAttention-4): this many of every 4 probabilities (0-4; True means 1) are
+    computed with a degree-3 polynomial on the FMA units instead of the MUFU `ex2`
+    (`attn_loop.exp2_split`). Applied to 16-bit inputs only: fp32 runs keep the exact exp2 (the
+    polynomial's 1e-4 relative error would show through an fp32 P.V).
+    """
+
+    prescale_q: bool = False
+    lazy_rescale: bool = False
+    warp_specialize: bool = False
+    poly_exp: int = 0  # bool accepted: True == 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.poly_exp) <= 4:
+            raise ValueError(f"Variant.poly_exp must be in 0..4, got {self.poly_exp!r}")
+
+    def label(self) -> str:
+        """Short name: 'base' or '+'-joined flags (poly_exp2..4 when more than 1 of 4)."""
+        on = [n for n in ("prescale_q", "lazy_rescale", "warp_specialize") if getattr(self, n)]
+        if self.poly_exp:
+            on.append("poly_exp" if int(self.poly_exp) == 1 else f"poly_exp{int(self.poly_exp)}")
+        return "+".join(on) or "base"
+
+
+DEFAULT_VARIANT = Variant()
+# Default tile access on sm_90+: host-built tensor descriptors where the layout allows
+# (no per-program descriptor creation in the kernel), else descriptors built in the kernel.
+AUTO_HOST_TMA = True
+
+
+@triton.jit
+def attn_fwd_kernel(
+    Q,
+    K,
+    V,
+    Out,
+    stride_qb,
+    stride_qh,
+    stride_qs,
+    stride_kb,
+    stride_kh,
+    stride_ks,
+    stride_vb,
+    stride_vh,
+    stride_vs,
+    stride_ob,
+    stride_oh,
+    stride_os,
+    heads,
+    seq_q,
+    seq_k,
+    qk_scale,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
+    PRESCALE_Q: tl.constexpr = False,
+    LAZY_RESCALE: tl.constexpr = False,
+    WARP_SPECIALIZE: tl.constexpr = False,
+    POLY_EXP: tl.constexpr = 0,
+    USE_ASM: tl.constexpr = False,
+    MASKED_TAIL: tl.constexpr = True,
+):
+    """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
+
+    USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
+    (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
+    masked key loop; see `Variant` and `attn_loop.attn_rows`.
+    """
+    start_m = tl.program_id(0)
+    if CAUSAL:  # longest rows first: better tail balance
+        start_m = tl.num_programs(0) - 1 - start_m
+    off_bh = tl.program_id(1)
+    off_b = (off_bh // heads).to(tl.int64)
+    off_h = (off_bh % heads).to(tl.int64)
+    q_src = head_source(
+        Q, off_b, off_h, off_bh, stride_qb, stride_qh, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA
+    )
+    k_src = head_source(
+        K, off_b, off_h, off_bh, stride_kb, stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
+    )
+    v_src = head_source(
+        V, off_b, off_h, off_bh, stride_vb, stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA
+    )
+    o_src = head_source(
+        Out, off_b, off_h, off_bh, stride_ob, stride_oh, seq_q, stride_os, BLOCK_M, HEAD_DIM,
+        USE_TMA,
+    )  # fmt: skip
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    acc, l_i, m_i = attn_rows(
+        q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
+        stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
+        DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+        MASKED_TAIL,
+    )  # fmt: skip
+    out = acc / l_i[:, None]
+    store_tile(
+        o_src,
+        start_m * BLOCK_M,
+        seq_q,
+        stride_os,
+        out,
+        BLOCK_M,
+        HEAD_DIM,
+        USE_TMA,
+    )
+
+
+attn_fwd_autotuned_kernel = triton.autotune(
+    configs=autotune_configs(),
+    key=["seq_q", "seq_k", "HEAD_DIM", "CAUSAL"],
+    prune_configs_by={"early_config_prune": prune_by_smem},
+)(attn_fwd_kernel)
+
+
+def _int_args(q, k, v, o_strides, scale):  # type: ignore[no-untyped-def]
+    """The integer/float kernel arguments after the four pointers (signature order)."""
+    b, h, sq, d = q.shape
+    sk = k.shape[2]
+    sm_scale = default_scale(d) if scale is None else scale
+    return (
+        *q.stride()[:3],
+        *k.stride()[:3],
+        *v.stride()[:3],
+        *o_strides[:3],
+        h,
+        sq,
+        sk,
+        sm_scale * LOG2E,
+    )
+
+
+def _args(q, k, v, o, scale):  # type: ignore[no-untyped-def]
+    return (q, k, v, o, *_int_args(q, k, v, o.stride(), scale))
+
+
+class _Plan:
+    """What a call with a given key needs: validated tiling, grid, arguments, launcher."""
+
+    __slots__ = (
+        "grid", "tail", "full_tail", "meta", "launch", "function", "packed", "stream", "device",
+        "o_shape", "o_dtype", "tiling", "rows", "descs",
+    )  # fmt: skip
+    grid: tuple[int, int, int]
+    tail: tuple[Any, ...]  # integer/float arguments after the four pointers
+    full_tail: tuple[Any, ...]  # tail plus the constexpr values (direct launch)
+    meta: dict[str, Any]  # constexpr keyword arguments
+    launch: Any  # CompiledKernel.run (Triton's launcher) once armed, else None
+    function: Any
+    packed: Any
+    stream: Any  # device index before arming; then a zero-argument current-stream getter
+    device: Any
+    o_shape: tuple[int, ...]
+    o_dtype: Any
+    tiling: tuple[int, int, int, int]
+
+    def __init__(self) -> None:
+        self.launch = None  # set after the first launch on CUDA (direct path)
+        self.rows = None  # TILES_HOST_TMA: (q/o rows, k/v rows) of the descriptors' blocks
+        self.descs = None  # TILES_HOST_TMA: kernels.triton.launch.DescriptorLaunch once armed
+
+
+class _HostDesc:
+    """A light stand-in for `TensorDescriptor` on the direct launch path.
+
+    It holds what Triton's CUDA launcher reads (base, shape, strides, padding); the checks of
+    the real descriptor ran on the plan's first (JIT) launch.
+    """
+
+    __slots__ = ("base", "shape", "strides", "padding", "block_shape")
+
+    def __init__(self, base, rows: int) -> None:  # type: ignore[no-untyped-def]
+        b, h, s, d = base.shape
+        self.base = base
+        self.shape = (b * h * s, d)
+        self.strides = (base.stride(2), 1)
+        self.padding = "zero"
+        self.block_shape = (rows, d)
+
+
+def _collapsible(x) -> bool:  # type: ignore[no-untyped-def]
+    """(B, H, S, D) with a (B*H*S, D) row-major view and 16-byte aligned rows (TMA)."""
+    b, h, s, d = x.shape
+    st = x.stride()
+    return (
+        st[3] == 1
+        and (h == 1 or st[1] == s * st[2])
+        and (b == 1 or st[0] == h * s * st[2])
+        and (st[2] * x.element_size()) % 16 == 0
+    )
+
+
+def _host_descs(plan, q, k, v, o, stand_in: bool):  # type: ignore[no-untyped-def]
+    """Host descriptors of q, k, v, o over their (B*H*S, D) views."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    rq, rk = plan.rows
+    if stand_in:
+        return _HostDesc(q, rq), _HostDesc(k, rk), _HostDesc(v, rk), _HostDesc(o, rq)
+    out = []
+    for x, rows in ((q, rq), (k, rk), (v, rk), (o, rq)):
+        b, h, s, d = x.shape
+        out.append(TensorDescriptor(x, [b * h * s, d], [x.stride(2), 1], [rows, d]))
+    return tuple(out)
+
+
+_PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]
+_PLANS_MAX = 4096
+
+
+def _use_asm(device_type: str) -> bool:
+    """Inline PTX is allowed: compiled for a CUDA device, not Triton's interpreter."""
+    return device_type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
+
+
+def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: ignore[no-untyped-def]
+    """Validate a call and compute everything that does not depend on the data pointers."""
+    q2, k2, v2 = check_qkv(q, k, v)
+    b, h, sq, d = q2.shape
+    dev = q2.get_device()
+    if k2.get_device() != dev or v2.get_device() != dev:
+        raise ValueError("q, k, v must be on one device")
+    bm, bn, w, st = tiling
+    if None in tiling:
+        pm, pn, pw, ps = pick_tiling(b, h, sq, d, num_sms(dev))
+        bm, bn, w, st = bm or pm, bn or pn, w or pw, st or ps
+    check_tiling(bm, bn, causal)
+    if out is not None:
+        if tuple(out.shape) != tuple(q2.shape) or out.dtype != q2.dtype:
+            raise ValueError(f"out must be {tuple(q2.shape)} {q2.dtype}")
+        if out.stride(-1) != 1 or out.get_device() != dev:
+            raise ValueError("out must have a contiguous last dim and sit on q's device")
+        o_strides = out.stride()
+    else:
+        o_strides = (h * sq * d, sq * d, d, 1)
+    mode = _tile_mode(tma, q2, k2, v2, out, bm)
+    use = mode == TILES_DEVICE_TMA
+    if use and q2.device.type == "cuda":
+        ensure_allocator()
+    # Triton 3.6's Hopper warp specialization fails (compile error) when a second key loop
+    # follows the specialized one, or without tensor descriptors: use it only with TMA and
+    # where the masked tail loop is empty and can be dropped. At head dim 64 the specialized
+    # kernel returned NaN on the H200 (2026-11-30, 128x128 and 128x64 with 4 warps;
+    # benchmarks/results/variants-h200-2026-11-30.txt): it is applied at head dim 128 only.
+    ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128)
+    plan = _Plan()
+    plan.grid = (triton.cdiv(sq, bm), b * h, 1)
+    plan.tail = _int_args(q2, k2, v2, o_strides, scale)
+    plan.meta = dict(
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        HEAD_DIM=d,
+        CAUSAL=bool(causal),
+        USE_TMA=mode,
+        DOT_PRECISION=dot_precision(q2.dtype),
+        PRESCALE_Q=variant.prescale_q,
+        LAZY_RESCALE=variant.lazy_rescale,
+        WARP_SPECIALIZE=ws,
+        POLY_EXP=int(variant.poly_exp) if q2.dtype != torch.float32 else 0,
+        USE_ASM=_use_asm(q2.device.type),
+        MASKED_TAIL=not ws,
+    )
+    plan.tiling = (bm, bn, w, st)
+    plan.rows = (bm, bn) if mode == TILES_HOST_TMA else None
+    plan.device = q2.device
+    plan.o_shape = tuple(q2.shape)
+    plan.o_dtype = q2.dtype
+    # the direct path needs the inputs as given (no .contiguous() copies) on a CUDA device
+    plan.stream = None if (q2 is not q or k2 is not k or v2 is not v or dev < 0) else dev
+    return plan, (q2, k2, v2)
+
+
+def _tile_mode(tma, q, k, v, out, block_m: int) -> int:  # type: ignore[no-untyped-def]
+    """The TILES_* mode of a call.
+
+    `tma` False -> block pointers, True -> in-kernel descriptors, "host" -> host descriptors
+    (ValueError when the layout does not allow them), None -> on sm_90+ CUDA host descriptors
+    where allowed when AUTO_HOST_TMA, else in-kernel descriptors; block pointers elsewhere.
+    """
+    host_ok = (
+        all(_collapsible(x) for x in (q, k, v))
+        and (out is None or _collapsible(out))
+        and q.shape[2] % block_m == 0
+    )
+    if tma == "host":
+        if not host_ok:
+            raise ValueError(
+                "tma='host' needs q, k, v (and out) viewable as (B*H*S, D) rows of a multiple "
+                f"of 16 bytes and seq_q a multiple of block_m ({block_m})"
+            )
+        return TILES_HOST_TMA
+    if tma is None:
+        if not use_tma(q.device.type):
+            return TILES_POINTERS
+        return TILES_HOST_TMA if AUTO_HOST_TMA and host_ok else TILES_DEVICE_TMA
+    return TILES_DEVICE_TMA if tma else TILES_POINTERS
+
+
+def _launch_jit(plan, q, k, v, o):  # type: ignore[no-untyped-def]
+    """Launch through Triton's JIT (compiles on first use); arm the direct path if possible."""
+    bm, bn, w, st = plan.tiling
+    args = (q, k, v, o) if plan.rows is None else _host_descs(plan, q, k, v, o, False)
+    kernel = attn_fwd_kernel[plan.grid[:2]](
+        *args, *plan.tail, **plan.meta, num_warps=w, num_stages=st
+    )
+    if plan.stream is None or kernel is None or plan.launch is not None:
+        return
+    if hasattr(kernel, "result"):
+        kernel = kernel.result()
+    aligned = not ((q.data_ptr() | k.data_ptr() | v.data_ptr() | o.data_ptr()) & 15)
+    if not aligned or not hasattr(kernel, "packed_metadata"):
+        return  # compiled for unaligned pointers: keep going through the JIT
+    from triton.runtime.driver import driver
+
+    plan.function = kernel.function
+    plan.packed = kernel.packed_metadata
+    get_stream = driver.active.get_current_stream
+    dev = plan.stream
+    plan.stream = lambda: get_stream(dev)
+    # all arguments in signature order (constexprs included; the C launcher skips them)
+    names = attn_fwd_kernel.arg_names
+    meta = plan.meta
+    consts = tuple(meta[n] for n in names[4 + len(plan.tail) :])
+    plan.full_tail = plan.tail + consts
+    plan.launch = kernel.run
+    if plan.rows is not None:
+        try:
+            plan.descs = DescriptorLaunch(
+                kernel.run, 4, lambda ts: _host_descs(plan, *ts, stand_in=True)
+            )
+        except (ValueError, ImportError):
+            plan.descs = None  # encode the descriptors on every call through kernel.run
+
+
+def attention_fwd(
+    q,
+    k,
+    v,
+    causal: bool = False,
+    scale: float | None = None,  # type: ignore[no-untyped-def]
+    block_m: int | None = None,
+    block_n: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
+    out=None,
+    tma: bool | str | None = None,
+    variant: Variant = DEFAULT_VARIANT,
+    schedule: str = "plain",
+):
+    """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
+
+    `schedule` (see `SCHEDULES`): "plain" runs this module's Triton kernel; "pingpong" the
+    Gluon kernel of `kernels.gluon.attn_pingpong` (Hopper only: BLOCK_M 128, 8 consumer warps,
+    BLOCK_N 64/128, 2 or 3 K/V slots = num_stages; ValueError naming the requirement a call
+    misses; `tma` and `variant` do not apply to it).
+
+    Tiling parameters left as None come from `common.pick_tiling` (BLOCK_M 64 when the grid
+    would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
+    written in place. `tma`: True / False force in-kernel tensor descriptors / block pointers,
+    "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
+    `variant` selects inner-loop variants (`Variant`). Per-call host work on a repeated call:
+    one cache lookup, the output allocation, one direct launch.
+    """
+    if schedule != "plain":
+        return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
+                               num_stages, out, schedule)  # fmt: skip
+    key = (
+        q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
+        v.dtype, q.get_device(), k.get_device(), v.get_device(),
+        None if out is None else (out.stride(), out.dtype, out.get_device()),
+        causal, scale, block_m, block_n, num_warps, num_stages, tma, variant,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is not None and plan.launch is not None:
+        o = out
+        if o is None:
+            o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device)
+        qp, kp, vp, op = q.data_ptr(), k.data_ptr(), v.data_ptr(), o.data_ptr()
+        if not ((qp | kp | vp | op) & 15):
+            g = plan.grid
+            if plan.descs is not None:
+                plan.descs(
+                    g, plan.stream(), plan.function, plan.packed, (q, k, v, o), plan.full_tail
+                )
+                return o
+            args = (qp, kp, vp, op) if plan.rows is None else _host_descs(plan, q, k, v, o, True)
+            plan.launch(
+                g[0], g[1], g[2], plan.stream(), plan.function, plan.packed, None, None, None,
+                *args, *plan.full_tail,
+            )  # fmt: skip
+            return o
+    if plan is None:
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan, (q, k, v) = _make_plan(q, k, v, out, causal, scale, tiling, tma, variant)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    else:
+        q, k, v = check_qkv(q, k, v)
+    o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
+    _launch_jit(plan, q, k, v, o)
+    return o
+
+
+def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    from kernels.gluon.attn_pingpong import BLOCK_M, CONSUMER_WARPS, attention_fwd_pingpong
+
+    block_m = BLOCK_M if block_m is None else block_m
+    num_warps = CONSUMER_WARPS if num_warps is None else num_warps
+    if (block_m, num_warps) != (BLOCK_M, CONSUMER_WARPS):
+        raise ValueError(
+            f"schedule 'pingpong' needs block_m {BLOCK_M} and num_warps {CONSUMER_WARPS}, "
+            f"got {block_m} and {num_warps}"
+        )
+    q, k, v = check_qkv(q, k, v)
+    return attention_fwd_pingpong(
+        q, k, v, causal=causal, scale=scale, block_n=block_n or 128,
+        num_stages=num_stages or 3, out=out,
+    )  # fmt: skip
+
+
+def attention_fwd_autotuned(q, k, v, causal: bool = False, scale: float | None = None):  # type: ignore[no-untyped-def]
+    """1-pass attention forward, tiling picked by Triton's autotuner (GPU only)."""
+    q, k, v = check_qkv(q, k, v)
+    b, h, sq, d = q.shape
+    o = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    use = use_tma(q.device.type)
+    if use:
+        ensure_allocator()
+
+    def grid(meta):  # type: ignore[no-untyped-def]
+        return (triton.cdiv(sq, meta["BLOCK_M"]), b * h)
+
+    attn_fwd_autotuned_kernel[grid](
+        *_args(q, k, v, o, scale),
+        HEAD_DIM=d,
+        CAUSAL=causal,
+        USE_TMA=use,
+        DOT_PRECISION=dot_precision(q.dtype),
+    )
+    return o

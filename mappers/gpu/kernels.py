@@ -1,0 +1,388 @@
+"""What each Triton attention kernel family does, as `KernelPlan`s for the GPU model.
+
+Families are `kernels.spec.FAMILIES` (one program per query tile x batch*head, launch order
+query tile fastest): `1pass` (online softmax, FlashAttention-2 style; with the tiling's schedule
+"pingpong", the Hopper kernel of `kernels.gluon.attn_pingpong`, mode `pingpong`: its own measured
+tile-chain step, per-block fixed time and occupancy), `2pass` (a statistics pass
+writing fp32 row max and sum, then an output pass), `unfused` (QK^T tile kernel writing the
+scores to HBM in the input dtype, an in-place row softmax, and a P.V kernel). Causal is
+top-left aligned: query tile i visits key tiles up to its diagonal; fully visible tiles run
+unmasked, diagonal (and ragged last) tiles masked, tiles above the diagonal are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from archs.calibration import Calibration, UnfusedPoint
+from kernels.spec import FAMILY_NAMES as FAMILIES
+from kernels.spec import (
+    PINGPONG_BLOCK,
+    PINGPONG_BLOCK_N,
+    PINGPONG_HEAD_DIMS,
+    PINGPONG_REGISTERS,
+    PINGPONG_STAGES,
+    SCHEDULES,
+    SOFTMAX_MAX_BLOCK,
+    AttnShape,
+    causal_pairs,
+    smem_bytes_1pass,
+    smem_bytes_pingpong,
+)
+from mappers.gpu.model import (
+    BASE_REGISTERS_PER_THREAD,
+    BlockGroup,
+    Dot,
+    KernelPlan,
+    StepWork,
+    Tiling,
+)
+
+# fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
+# conversion of two elements = 0.5). Row reductions' shuffles are not counted.
+ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
+STATS_OPS = 3.0  # running max, scale-subtract, row sum
+OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
+MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
+SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
+ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
+
+
+def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int, int]]:
+    """Per query tile i: (unmasked key tiles, masked key tiles, visible keys), as the kernel."""
+    out = []
+    for i in range(math.ceil(s.seq_q / t.block_m)):
+        hi_full = (s.seq_k // t.block_n) * t.block_n
+        hi = s.seq_k
+        if s.causal:
+            hi_full = min(hi_full, i * t.block_m)
+            hi = min(hi, (i + 1) * t.block_m)
+        masked = math.ceil(max(0, hi - hi_full) / t.block_n)
+        out.append((hi_full // t.block_n, masked, hi))
+    return out
+
+
+def _groups(
+    s: AttnShape, per_tile: list[tuple[int, int]], longest_first: bool = False
+) -> tuple[BlockGroup, ...]:
+    """Blocks in launch order: query tile fastest, then batch*head.
+
+    `longest_first`: the causal fused kernels map program i to query tile n - 1 - i
+    (kernels.triton.attn_fwd / attn_2pass), so each head's longest tiles are dispatched first.
+    """
+    heads = s.batch * s.heads
+    if len(set(per_tile)) == 1:
+        steps, masked = per_tile[0]
+        return (BlockGroup(heads * len(per_tile), steps, masked),)
+    order = per_tile[::-1] if longest_first else per_tile
+    one_head = tuple(BlockGroup(1, a, b) for a, b in order)
+    return one_head * heads
+
+
+def kv_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
+    """How many times each head's K/V is read from HBM.
+
+    Once when all its query tiles run together or its K/V fits in half the L2 across waves;
+    otherwise once per wave of its query tiles.
+    """
+    tiles = math.ceil(s.seq_q / t.block_m)
+    kv_head = s.seq_k * (s.head_dim + s.value_dim) * s.elem_bytes
+    if tiles <= concurrent_blocks or 2 * kv_head <= l2_bytes:
+        return 1
+    return math.ceil(tiles / concurrent_blocks)
+
+
+def _tiles(s: AttnShape, t: Tiling, mode: str) -> str:
+    """How the kernel reaches its tiles on sm_90: "host" or "device"-built descriptors.
+
+    As `kernels.triton.attn_fwd._tile_mode` picks them for the usual contiguous (B, H, S, D) layout:
+    the 1-pass kernel through host-built descriptors when seq_q is a multiple of BLOCK_M,
+    otherwise (and the 2-pass kernel always) through descriptors built in the kernel.
+    """
+    return "host" if mode in ONLINE_MODES and s.seq_q % t.block_m == 0 else "device"
+
+
+def schedule_problem(family: str, s: AttnShape, t: Tiling, compute_capability: float | None) -> str:
+    """Why `family` cannot run `t`'s schedule for shape `s` ("" when it can)."""
+    if t.schedule == "plain":
+        return ""
+    if t.schedule not in SCHEDULES:
+        return f"unknown schedule {t.schedule!r} (one of {', '.join(SCHEDULES)})"
+    if family != "1pass":
+        return f"schedule {t.schedule!r} is a 1-pass kernel"
+    if compute_capability is None or int(compute_capability) != 9:
+        cc = "not given" if compute_capability is None else f"{compute_capability:g}"
+        return f"schedule 'pingpong' needs an sm_90 (Hopper) GPU (compute_capability {cc})"
+    if s.dtype not in ("fp16", "bf16"):
+        return f"schedule 'pingpong' needs fp16/bf16, got {s.dtype}"
+    if s.head_dim != s.value_dim or s.head_dim not in PINGPONG_HEAD_DIMS:
+        return f"schedule 'pingpong' needs head dims E = F in {PINGPONG_HEAD_DIMS}"
+    if (t.block_m, t.num_warps) != PINGPONG_BLOCK:
+        bm, w = PINGPONG_BLOCK
+        return f"schedule 'pingpong' needs block_m {bm} with num_warps {w}"
+    if t.block_n not in PINGPONG_BLOCK_N or t.num_stages not in PINGPONG_STAGES:
+        return (
+            f"schedule 'pingpong' needs block_n in {PINGPONG_BLOCK_N} and num_stages in "
+            f"{PINGPONG_STAGES}"
+        )
+    if s.seq_q % t.block_m:
+        return f"schedule 'pingpong' needs seq_q (P) a multiple of {t.block_m}"
+    return ""
+
+
+def _registers(elements_fp32: float, warps: int) -> int:
+    return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
+
+
+def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> KernelPlan:
+    """A fused kernel over key tiles: mode `online` (1-pass), `stats` or `output` (2-pass)."""
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    tiles = _query_tiles(s, t)
+    qk = Dot(2.0 * bm * bn * d, bm, bn, d)
+    pv = Dot(2.0 * bm * bn * f, bm, f, bn)
+    heads = s.batch * s.heads
+    q_bytes = heads * s.seq_q * d * b
+    o_bytes = heads * s.seq_q * f * b
+    stats_bytes = heads * s.seq_q * 2 * 4.0
+    k_bytes = heads * s.seq_k * d * b * refetch
+    v_bytes = heads * s.seq_k * f * b * refetch
+    buffers = max(t.num_stages - 1, 1)
+    if mode == "stats":
+        step = StepWork((qk,), bm * bn + bm, STATS_OPS * bm * bn + 2 * bm, bn * d * b)
+        fixed = StepWork((), 0.0, 2.0 * bm, bm * d * b + 2 * bm * 4)
+        smem = b * (bm * d + buffers * bn * d)
+        regs = _registers(bm * bn, t.num_warps)
+        reads, writes = float(q_bytes + k_bytes), stats_bytes
+    else:
+        online = mode in ONLINE_MODES
+        ops = ONLINE_OPS * bm * bn + bm * f + 2 * bm if online else OUTPUT_OPS * bm * bn
+        exps = bm * bn + (bm if online else 0)
+        step = StepWork((qk, pv), exps, ops, bn * (d + f) * b)
+        stats_in = 2 * bm * 4 if mode == "output" else 0
+        fixed = StepWork((), 0.0, 2.0 * bm * f, bm * (d + f) * b + stats_in)
+        smem = smem_bytes_1pass(bm, bn, d, t.num_stages, b, f)
+        regs = _registers(bm * f + bm * bn, t.num_warps)
+        if mode == "pingpong":  # Q, every K/V slot, one mbarrier per slot and Q's
+            smem = smem_bytes_pingpong(bm, bn, d, t.num_stages, b, f)
+            regs = PINGPONG_REGISTERS
+        reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
+        writes = float(o_bytes)
+    masked = StepWork(step.dots, step.exp2, step.fp32_ops + MASK_OPS * bm * bn, step.load_bytes)
+    flops = sum(x.flops for x in step.dots) * heads * sum(a + m for a, m, _ in tiles)
+    return KernelPlan(
+        name=name,
+        tiling=t,
+        smem_bytes=smem,
+        registers_per_thread=regs,
+        step=step,
+        masked_step=masked,
+        fixed=fixed,
+        round_trips=2,
+        groups=_groups(s, [(a, m) for a, m, _ in tiles], longest_first=s.causal),
+        hbm_read_bytes=reads,
+        hbm_write_bytes=writes,
+        flops=flops,
+        mode=mode,
+        head_dim=d,
+        tiles=_tiles(s, t, mode),
+    )
+
+
+def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    heads = s.batch * s.heads
+    n_q, n_k = math.ceil(s.seq_q / bm), math.ceil(s.seq_k / bn)
+    computed, score_elems = 0, 0.0
+    for i in range(n_q):  # causal: key tiles up to the one holding key (i + 1) * bm - 1
+        cols = n_k if not s.causal else min(n_k, ((i + 1) * bm - 1) // bn + 1)
+        computed += cols
+        score_elems += min(bm, s.seq_q - i * bm) * min(s.seq_k, cols * bn)
+    qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
+    qk = KernelPlan(
+        name="qk",
+        tiling=Tiling(bm, bn, t.num_warps, 1),
+        smem_bytes=b * (bm + bn) * d,
+        registers_per_thread=_registers(bm * bn, t.num_warps),
+        step=StepWork((qk_dot,), 0.0, 1.5 * bm * bn, (bm + bn) * d * b),
+        masked_step=StepWork(),
+        fixed=StepWork((), 0.0, 0.0, bm * bn * b),
+        round_trips=2,
+        groups=(BlockGroup(heads * computed, 1, 0),),
+        hbm_read_bytes=heads * (s.seq_q * d + s.seq_k * d) * b,
+        hbm_write_bytes=heads * score_elems * b,
+        flops=qk_dot.flops * heads * computed,
+        work=float(heads * computed),
+        longest=1.0,
+    )
+    block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
+    single = s.seq_k <= block
+    lanes = _softmax_lane_blocks(s, block) * block  # lanes a row program steps through
+    warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
+    rows = heads * s.seq_q
+    visible = causal_pairs(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys
+    mean_valid = visible / s.seq_q if s.causal else s.seq_k
+    # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
+    steps = 1 if single else 2 * math.ceil(mean_valid / block)
+    exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
+    soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
+    softmax = KernelPlan(
+        name="softmax",
+        tiling=Tiling(1, block, warps, 1),
+        smem_bytes=0,
+        registers_per_thread=_registers(2 * block, warps),
+        step=soft_step,
+        masked_step=StepWork(),
+        fixed=StepWork((), 0.0, 0.0, 0.0),
+        round_trips=2 if single else 3,
+        groups=(BlockGroup(rows, steps, 0),),
+        hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
+        hbm_write_bytes=heads * score_elems * b,
+        flops=0.0,
+        work=heads * lanes * b * (2.0 if single else 3.0),
+        longest=math.ceil(s.seq_k / block) * block * b * (2.0 if single else 3.0),
+    )
+    tiles = _query_tiles(s, t)
+    pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
+    pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
+    pv = KernelPlan(
+        name="pv",
+        tiling=t,
+        smem_bytes=b * max(t.num_stages - 1, 1) * (bm * bn + bn * f),
+        registers_per_thread=_registers(bm * f + bm * bn / 2, t.num_warps),
+        step=StepWork(),
+        masked_step=pv_step,
+        fixed=StepWork((), 0.0, bm * f, bm * f * b),
+        round_trips=2,
+        groups=_groups(s, [(0, a + m) for a, m, _ in tiles]),
+        hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
+        hbm_write_bytes=heads * s.seq_q * f * b,
+        flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
+        work=float(heads * sum(a + m for a, m, _ in tiles)),
+        longest=float(max(a + m for a, m, _ in tiles)),
+    )
+    return qk, softmax, pv
+
+
+def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
+    """BLOCK-wide steps over all rows of one head (a row visits ceil(visible keys / BLOCK)).
+
+    The kernel's work goes by lanes, not by visible keys: a causal row of 9000 keys steps
+    through two 8192-lane blocks, masked loads or not.
+    """
+    if not s.causal:
+        return s.seq_q * math.ceil(s.seq_k / block)
+    n = min(s.seq_q, s.seq_k)  # rows 1..n see 1..n keys; later rows see all seq_k
+    q, r = divmod(n, block)
+    steps = block * q * (q + 1) // 2 + r * (q + 1)
+    return steps + (s.seq_q - n) * math.ceil(s.seq_k / block)
+
+
+_ROWS = {True: "aligned rows (seq % 16 == 0)", False: "ragged rows (seq % 16 != 0)"}
+
+
+def _with_measured(
+    plans: tuple[KernelPlan, ...],
+    s: AttnShape,
+    t: Tiling,
+    cal: Calibration,
+    sm_count: int,
+    latency_s: float,
+) -> tuple[KernelPlan, ...]:
+    """Attach each unfused kernel's measured rate (the entry nearest this tiling).
+
+    An entry's own shape is planned with the same code, so its work and bytes are counted
+    the same way. Its time splits into the memory part (its HBM bytes at the bandwidth the
+    device had in that calibration run) and the rest (arithmetic, latency, store issue):
+    seconds of the rest per unit of work (from the entry with the most work) stay a property
+    of the kernel, while the memory part is recomputed from the planned bytes at the modelled
+    device's bandwidth. The softmax takes the rate of an entry on its own path (rows in one
+    block, or the two-loop path for rows longer than SOFTMAX_MAX_BLOCK) when there is one.
+
+    Entries of the same alignment class come first: a seq_k that is no multiple of 16 makes
+    Triton compile the kernels without vector accesses to the score rows (its integer
+    arguments are specialized on divisibility by 16), a different code path with its own
+    rate (kernels/calibrate/microbench_unfused.py measures both). Without an entry of the shape's
+    class
+    the nearest other one is used and `measured_from` says so.
+    """
+    out = []
+    aligned = s.seq_k % 16 == 0
+    for i, plan in enumerate(plans):
+        found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
+        if not found:
+            out.append(plan)
+            continue
+        same_class = [e for e in found if (e.seq % 16 == 0) == aligned]
+        source = _ROWS[aligned]
+        if not same_class:
+            source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
+        found = same_class or found
+        near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
+        # (work, memory s, rest s, entry) per entry
+        split = [_split(e, i, s, t, cal, latency_s) for e in near]
+        # the rate of the softmax's own path: rows in one block, or the two-loop path
+        one = s.seq_k <= SOFTMAX_MAX_BLOCK
+        same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
+        big = max(same_path or split, key=lambda x: x[0])
+        rate = (big[2] / big[0], float(sm_count))
+        out.append(replace(plan, measured=rate, measured_from=f"calibration entries of {source}"))
+    return tuple(out)
+
+
+def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
+    return (e.head_dim, e.block_m, e.block_n, e.num_warps, e.num_stages)
+
+
+def _split(
+    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration, latency_s: float
+) -> tuple[float, float, float, UnfusedPoint]:
+    """(work, memory seconds, rest seconds) of calibration entry `e` for unfused kernel i.
+
+    The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
+    model adds once per kernel (`gpu_model.time_kernel`).
+    """
+    d = e.head_dim or s.head_dim
+    cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
+    cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
+    ref = _unfused(cal_shape, cal_tiling)[i]
+    read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
+    write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
+    memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
+    memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
+    return ref.work, memory, max(e.time_s - memory - ref.round_trips * latency_s, 0.0), e
+
+
+def kernel_plans(
+    family: str,
+    s: AttnShape,
+    t: Tiling,
+    concurrent_blocks: int,
+    l2_bytes: int,
+    calibration: Calibration | None = None,
+    sm_count: int = 1,
+    hbm_latency_s: float = 0.0,
+) -> tuple[KernelPlan, ...]:
+    """The kernels `family` launches for shape `s` with tiling `t`, in order.
+
+    With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
+    non-memory rates (`KernelPlan.measured`), less `hbm_latency_s` per dependent round trip.
+    """
+    refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
+    if t.schedule != "plain" and family != "1pass":
+        raise ValueError(f"schedule {t.schedule!r} is a 1-pass kernel, not {family}")
+    if family == "1pass":
+        if t.schedule == "pingpong":
+            return (_fused(s, t, "attn_fwd_pingpong", "pingpong", refetch),)
+        return (_fused(s, t, "attn_fwd", "online", refetch),)
+    if family == "2pass":
+        return (
+            _fused(s, t, "attn_stats", "stats", refetch),
+            _fused(s, t, "attn_output", "output", refetch),
+        )
+    if family == "unfused":
+        plans = _unfused(s, t)
+        if calibration is not None and calibration.unfused_kernels:
+            plans = _with_measured(plans, s, t, calibration, sm_count, hbm_latency_s)
+        return plans
+    raise ValueError(f"unknown GPU kernel family {family!r}; expected one of {FAMILIES}")

@@ -1,0 +1,450 @@
+"""GPU threadblock performance model shared by the gpu-* mappers.
+
+Device rates (calibration first, datasheet otherwise), block resources -> blocks per SM,
+per-step time with partial overlap of the SM's units, block scheduling in waves (with
+tail), and kernel time.
+
+Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
+
+- A block runs `steps` loop iterations; each step does tensor-core work (dots, each at the
+  calibrated Triton matmul rate for its tile shape), exp2 on the special-function units,
+  fp32 vector work on the CUDA cores, and loads `load_bytes` through L2.
+- With k blocks resident on an SM, one *round* (every resident block doing one step) takes
+  T = max(k * t_mem, k * t_max + k * (t_chain - t_max) * (1 - h)): the busiest compute unit
+  t_max is never hidden, the rest of the dependent chain t_chain (tensor + sfu + cuda-core,
+  plus the load when num_stages == 1, i.e. no prefetch) is hidden in the fraction
+  h = overlap_efficiency * (1 - 1 / streams), streams = k * warpgroups per block. Loads with
+  num_stages >= 2 are prefetched and only bound the round through L2 bandwidth.
+- Each block also pays a fixed time besides its steps: measured per mode, head dim and tiling
+  when the calibration has it (`attention_blocks`: block start, descriptors, the Q and first
+  K/V loads right after do_bench's L2 flush, output store; by how many blocks start
+  together), else `round_trips` dependent HBM latencies (first load, last store), hidden by
+  the same fraction h, plus its prologue/epilogue work.
+- Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
+  the last, partial wave runs with fewer blocks per SM and so faster rounds). Blocks of
+  unequal length (causal) share their SM: with j resident each progresses at the rate of
+  j co-resident blocks, so an SM's last blocks speed up as the others finish.
+- Kernel time = max(host launch time, launch overhead + max(scheduled time, HBM bytes /
+  calibrated bandwidth)): back-to-back launches from Python cannot go faster than the host
+  issues them (calibrated `host_launch_us`; 0 when not measured).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+
+from archs.gpu import GpuArch
+from mappers.gpu.rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
+
+__all__ = ["DeviceRates", "Tiling", "device_rates"]
+RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
+BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
+REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8
+ASSUMPTIONS = (
+    "per-step time = busiest SM unit + the rest of the dependent chain (tensor, sfu, "
+    f"cuda-core) of which {OVERLAP_EFFICIENCY:.0%} x (1 - 1/streams) is hidden; streams = "
+    "resident blocks x warpgroups per block",
+    "loads are prefetched when num_stages >= 2 (bound only by L2 bandwidth shared evenly by "
+    "the SMs); with num_stages == 1 they join the dependent chain",
+    "blocks per SM: the compiled kernel's measured occupancy (calibration attention_blocks) "
+    "for the tilings measured; otherwise estimated from shared memory and register use, "
+    "register use estimated from live fp32 tiles (accumulator + scores) + "
+    f"{BASE_REGISTERS_PER_THREAD} per thread; > max registers per thread is a spill (invalid)",
+    "blocks dispatched in launch order to the earliest free slot (sm_count x blocks per SM); "
+    "unequal blocks share their SM's time with the blocks resident at each moment",
+    "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
+    "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
+    "measured rate of the entry's time less its bytes at the calibration run's bandwidth; "
+    "softmax work counted in BLOCK-wide row steps (masked lanes included); each such kernel "
+    "also pays its dependent HBM round trips (first load, last store) at the preset's HBM "
+    "latency",
+    "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
+    "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
+    "and blocks started together), else prologue work + 2 HBM latencies",
+    "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
+    "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
+    "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
+    "1-pass schedule pingpong (kernels.gluon.attn_pingpong, sm_90): one block per SM (its consumer "
+    "warps take the register file), its key-tile step and per-block fixed time measured on "
+    "the real kernel (calibration mode pingpong; steps of tilings not measured take the "
+    "nearest measured tiling's); without that calibration its step is the busiest unit's "
+    "time, the rest of the chain hidden by the warp groups' turns",
+)
+
+
+# ----------------------------------------------------------------------------- kernel plans
+
+
+@dataclass(frozen=True, slots=True)
+class Dot:
+    """One tl.dot per step: FLOPs and its tile shape (M x N output, K contracted)."""
+
+    flops: float
+    m: int
+    n: int
+    k: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepWork:
+    """Work of one block in one loop step (or its prologue/epilogue)."""
+
+    dots: tuple[Dot, ...] = ()
+    exp2: float = 0.0
+    fp32_ops: float = 0.0
+    load_bytes: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockGroup:
+    """`count` consecutive blocks (launch order) with `steps` unmasked and `masked` masked steps."""
+
+    count: int
+    steps: int
+    masked: int
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPlan:
+    """One kernel launch as the model sees it."""
+
+    name: str
+    tiling: Tiling
+    smem_bytes: int
+    registers_per_thread: int
+    step: StepWork
+    masked_step: StepWork
+    fixed: StepWork
+    round_trips: int
+    groups: tuple[BlockGroup, ...]
+    hbm_read_bytes: float
+    hbm_write_bytes: float
+    flops: float
+    mode: str = ""  # fused kernels: the measured tile chain it runs (online, stats, output)
+    head_dim: int = 0
+    tiles: str = "device"  # fused kernels: tile access, host- or kernel-built descriptors
+    # unfused kernels timed alone in the calibration: seconds of the measured time less its
+    # memory part per unit of the kernel's work (score tiles, softmax row bytes, P.V tile
+    # steps) over the whole device, and the SM count (a block alone gets one SM's share);
+    # `work` and `longest` are this plan's total and longest-block work
+    measured: tuple[float, float] | None = None
+    measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
+    work: float = 0.0
+    longest: float = 0.0
+
+    @property
+    def blocks(self) -> int:
+        """Blocks in the grid."""
+        return sum(g.count for g in self.groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Residency:
+    """Blocks per SM and what limits them; `problem` is empty when the block can run."""
+
+    blocks_per_sm: int
+    limiter: str
+    registers_per_thread: int
+    smem_bytes: int
+    problem: str = ""
+
+
+def plan_residency(arch: GpuArch, plan: KernelPlan) -> Residency:
+    """`residency` of a plan; the compiled kernel's measured occupancy when calibrated.
+
+    The estimate from live tiles can be off (Triton's register allocation and shared-memory
+    layout are its own); `kernels.calibrate.microbench_blocks` records the compiled kernel's blocks
+    per
+    SM for the tilings it measures, and that replaces the estimate.
+    """
+    res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
+    cal = arch.calibration
+    t = plan.tiling
+    measured = (
+        cal.occupancy(
+            plan.mode, plan.head_dim, (t.block_m, t.block_n, t.num_warps, t.num_stages), plan.tiles
+        )
+        if cal is not None and plan.mode
+        else None
+    )
+    if measured is None or res.problem:
+        return res
+    return Residency(measured, "measured occupancy", res.registers_per_thread, res.smem_bytes)
+
+
+def residency(arch: GpuArch, smem_bytes: int, registers_per_thread: int, warps: int) -> Residency:
+    """How many blocks fit on one SM (shared memory, registers, threads, block slots)."""
+    regs = math.ceil(registers_per_thread / REGISTER_ALLOCATION_UNIT) * REGISTER_ALLOCATION_UNIT
+    threads = 32 * warps
+    limits = {
+        "shared memory": arch.shared_memory_per_sm_bytes
+        // (smem_bytes + RESERVED_SMEM_PER_BLOCK_BYTES),
+        "registers": arch.registers_per_sm // max(1, regs * threads),
+        "threads": arch.max_threads_per_sm // threads,
+        "block slots": arch.max_blocks_per_sm,
+    }
+    limiter = min(limits, key=lambda k: limits[k])
+    problem = ""
+    if smem_bytes > arch.shared_memory_per_block_bytes:
+        problem = (
+            f"needs {smem_bytes} B shared memory per block > {arch.shared_memory_per_block_bytes} B"
+        )
+    elif regs > arch.max_registers_per_thread:
+        problem = (
+            f"needs ~{regs} registers per thread > {arch.max_registers_per_thread} (would spill)"
+        )
+    elif limits[limiter] < 1:
+        problem = f"no block fits on an SM ({limiter})"
+    return Residency(max(limits[limiter], 1), limiter, regs, smem_bytes, problem)
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimes:
+    """Seconds of one step of one block on each SM unit (the block alone on the SM)."""
+
+    tensor_s: float
+    sfu_s: float
+    cuda_core_s: float
+    l2_s: float
+
+    def round_s(self, k: int, hidden: float, prefetched: bool) -> float:
+        """Time for k resident blocks to each finish one step (see the module docstring)."""
+        chain = [self.tensor_s, self.sfu_s, self.cuda_core_s]
+        if not prefetched:
+            chain.append(self.l2_s)
+        busiest = max(chain)
+        exposed = k * busiest + k * (sum(chain) - busiest) * (1 - hidden)
+        return max(k * self.l2_s, exposed)
+
+    @property
+    def bottleneck(self) -> str:
+        """The unit with the most work per step."""
+        named = {
+            "tensor-core": self.tensor_s,
+            "sfu": self.sfu_s,
+            "cuda-core": self.cuda_core_s,
+            "l2": self.l2_s,
+        }
+        return max(named, key=lambda n: named[n])
+
+
+def step_times(work: StepWork, rates: DeviceRates, warps: int) -> StepTimes:
+    """Per-SM seconds of one step's work (device rates divided evenly among the SMs)."""
+    sms = rates.arch.sm_count
+    tensor = sum(
+        d.flops / (rates.matmul_flops_per_s(d.m, d.n, d.k, warps) / sms) for d in work.dots
+    )
+    return StepTimes(
+        tensor_s=tensor,
+        sfu_s=work.exp2 / (rates.exp2_per_s / sms),
+        cuda_core_s=work.fp32_ops / (rates.fp32_per_s / sms),
+        l2_s=work.load_bytes / (rates.l2_bytes_per_s / sms),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class KernelTime:
+    """Modelled time of one kernel with its parts (seconds) and scheduling figures."""
+
+    name: str
+    time_s: float
+    scheduled_s: float
+    hbm_s: float
+    launch_s: float
+    ideal_s: float
+    blocks: int
+    blocks_per_sm: int
+    resident_per_sm: int
+    waves: float
+    step: StepTimes
+    residency: Residency
+    bound: str
+
+
+def _block_times(
+    plan: KernelPlan, rates: DeviceRates, k: int, started: int = 0, later: bool = False
+) -> dict[tuple[int, int], float]:
+    """Seconds per block for each distinct (steps, masked) profile with k blocks per SM.
+
+    `started`: how many blocks start together (default: the whole device's k per SM, or the
+    grid when smaller); it selects the measured per-block fixed time. `later`: a block that
+    starts when a slot frees (after the first wave), with the later-wave fixed time.
+    """
+    t = plan.tiling
+    hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
+    prefetched = t.num_stages >= 2
+    chain = rates.chain_step(plan.mode, plan.head_dim, t, k)
+    if chain is not None:
+        # measured round of `chain.blocks_per_sm` co-resident blocks doing one step of the tile
+        # chain (dots, exp2, softmax update); more resident blocks than were measured share the
+        # SM at the same rate. The micro-kernel loads its K/V tiles every step through the same
+        # tensor-descriptor path from L2, on every SM at once, so the step already contains
+        # the L2 traffic: no separate L2 bound (first-touch HBM reads are the kernel's HBM
+        # term). Masked steps add their mask arithmetic on the CUDA cores.
+        base = chain.step_s * k / chain.blocks_per_sm
+        mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
+        full = base
+        masked = base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count)
+    else:
+        # the ping-pong kernel's two warp groups take turns on the tensor cores, one group's
+        # softmax under the other's matmuls: the rest of the chain is hidden under the busiest
+        # unit (on the H200 its measured step, 1.49 us at 128x128 head dim 128, is under the
+        # tensor time of that tile at the calibrated Triton matmul rate, 1.91 us)
+        steps_hidden = 1.0 if plan.mode == "pingpong" else hidden
+        full = step_times(plan.step, rates, t.num_warps).round_s(k, steps_hidden, prefetched)
+        masked = step_times(plan.masked_step, rates, t.num_warps).round_s(
+            k, steps_hidden, prefetched
+        )
+    started = started or min(plan.blocks, k * rates.arch.sm_count)
+    overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later, plan.tiles)
+    if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
+        overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
+        overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
+    profiles = {(g.steps, g.masked) for g in plan.groups}
+    return {(a, m): a * full + m * masked + overhead for a, m in profiles}
+
+
+def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
+    sms = rates.arch.sm_count
+    slots = sms * k
+    durations = _block_times(plan, rates, k)
+    groups = [g for g in plan.groups if g.count > 0]
+    if len(durations) == 1:
+        waves = math.ceil(plan.blocks / slots)
+        last = plan.blocks - (waves - 1) * slots
+        k_last = math.ceil(last / sms)
+        if waves == 1:
+            (tail,) = _block_times(plan, rates, k_last, last).values()
+            return tail
+        (first,) = durations.values()
+        (later,) = _block_times(plan, rates, k, later=True).values()
+        (tail,) = _block_times(plan, rates, k_last, last, later=True).values()
+        return first + (waves - 2) * later + tail
+    return _shared_schedule_s(plan, rates, k, groups)
+
+
+def _shared_schedule_s(
+    plan: KernelPlan, rates: DeviceRates, k: int, groups: list[BlockGroup]
+) -> float:
+    """Blocks of unequal length: dispatch in launch order, SM time shared by its blocks.
+
+    The first sm_count x k blocks go out breadth-first (one per SM, then a second, ...);
+    each later block takes the first slot that frees. While j blocks are resident on an SM
+    each progresses at 1 / (its block time with j resident), so an SM whose other blocks
+    have finished runs its last ones faster (causal grids, partial last waves).
+    """
+    sms = rates.arch.sm_count
+    # per resident count j: block times of the first blocks (started together) and of later
+    # ones (started as slots free); a profile is (steps, masked, later)
+    per_j = []
+    for j in range(1, k + 1):
+        times = {(a, m, False): t for (a, m), t in _block_times(plan, rates, j).items()}
+        later_times = _block_times(plan, rates, j, later=True)
+        times.update({(a, m, True): t for (a, m), t in later_times.items()})
+        per_j.append(times)
+    first = [(g.steps, g.masked, False) for g in groups for _ in range(g.count)]
+    queue = iter(first[: sms * k] + [(a, m, True) for a, m, _ in first[sms * k :]])
+    # per SM: resident blocks as (fraction of the block left, profile)
+    active: list[list[tuple[float, tuple[int, int, bool]]]] = [[] for _ in range(sms)]
+    for _ in range(k):
+        for sm in range(sms):
+            key = next(queue, None)
+            if key is not None:
+                active[sm].append((1.0, key))
+    last = [0.0] * sms
+    events: list[tuple[float, int]] = []
+
+    def schedule(sm: int, now: float) -> None:
+        if active[sm]:
+            times = per_j[len(active[sm]) - 1]
+            heapq.heappush(events, (now + min(f * times[p] for f, p in active[sm]), sm))
+
+    for sm in range(sms):
+        schedule(sm, 0.0)
+    end = 0.0
+    while events:
+        now, sm = heapq.heappop(events)
+        times = per_j[len(active[sm]) - 1]
+        left = [(f - (now - last[sm]) / times[p], p) for f, p in active[sm]]
+        active[sm] = [(f, p) for f, p in left if f > 1e-9]
+        last[sm] = end = max(end, now)
+        while len(active[sm]) < k and (key := next(queue, None)) is not None:
+            active[sm].append((1.0, key))
+        schedule(sm, now)
+    return end
+
+
+def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
+    """Model one kernel launch (see the module docstring)."""
+    arch = rates.arch
+    res = plan_residency(arch, plan)
+    k = max(1, min(res.blocks_per_sm, math.ceil(plan.blocks / arch.sm_count)))
+    scheduled = _schedule_s(plan, rates, k) if plan.blocks else 0.0
+    hbm = plan.hbm_read_bytes / rates.hbm_read_bytes_per_s
+    hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
+    if plan.measured is not None and plan.work > 0:  # measured rate replaces the unit model
+        s_rest, sms = plan.measured
+        # memory part at this device's bandwidth + the measured rest; a grid too small to
+        # fill the SMs runs at its longest block's one-SM share; plus the kernel's dependent
+        # HBM round trips (first load, last store), which the rate of the calibration's long
+        # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
+        scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
+        scheduled += plan.round_trips * arch.hbm_latency_s
+    per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
+    busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
+    ideal = busy / (arch.sm_count * res.blocks_per_sm)
+    step = step_times(plan.step, rates, plan.tiling.num_warps)
+    total = rates.launch_s + max(scheduled, hbm)  # GPU time; the host side is in `call_time`
+    if rates.launch_s >= 0.5 * total:
+        bound = "launch"
+    elif plan.measured is not None:
+        bound = "hbm" if hbm >= 0.8 * scheduled else "memory access"
+    elif hbm >= scheduled:
+        bound = "hbm"
+    elif scheduled > 1.25 * ideal:
+        bound = "occupancy/tail"
+    else:
+        bound = step.bottleneck
+    return KernelTime(
+        name=plan.name,
+        time_s=total,
+        scheduled_s=scheduled,
+        hbm_s=hbm,
+        launch_s=rates.launch_s,
+        ideal_s=ideal,
+        blocks=plan.blocks,
+        blocks_per_sm=res.blocks_per_sm,
+        resident_per_sm=k,
+        waves=plan.blocks / (arch.sm_count * res.blocks_per_sm),
+        step=step,
+        residency=res,
+        bound=bound,
+    )
+
+
+def call_time(
+    kernels: tuple[KernelTime, ...], rates: DeviceRates, family: str
+) -> tuple[float, bool]:
+    """Seconds of one timed call of a family's launcher, and whether the host bounds it.
+
+    The host issues the family's kernels in order while running its launcher (argument
+    checks, allocations, one Triton launch per kernel): kernel i is submitted after
+    (i + 1) / n of the launcher's host time (`host_call_us`, measured per family). The timing
+    harness (`triton.testing.do_bench`) starts the GPU clock after its L2 flush, which gives
+    the host a head start (`bench_head_start_us`, measured). A kernel starts when it has been
+    submitted and the previous one has finished: with long kernels the host is ahead and the
+    time is the GPU's; with tiny ones it is the host's, less the head start.
+    """
+    n = len(kernels)
+    host = rates.host_call_s(family, n)
+    t = rates.bench_floor_s - rates.launch_s  # the harness's floor beyond one launch
+    for i, k in enumerate(kernels):
+        submitted = host * (i + 1) / n - rates.bench_head_start_s
+        t = max(t, submitted) + k.time_s
+    waiting = t - sum(k.time_s for k in kernels) - (rates.bench_floor_s - rates.launch_s)
+    return t, waiting > 0.5 * t

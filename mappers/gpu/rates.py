@@ -1,0 +1,142 @@
+"""Device rates for the GPU model: calibrated figures where measured, datasheet otherwise.
+
+Also the tiling parameters shared by kernels and mappers (`Tiling`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archs.calibration import StepPoint
+from archs.gpu import GpuArch
+
+OVERLAP_EFFICIENCY = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Tiling:
+    """Tiling parameters shared by kernels and mappers (BLOCK_M, BLOCK_N, warps, stages).
+
+    `schedule` (one of `kernels.spec.SCHEDULES`) picks the 1-pass family's kernel: "plain"
+    (the Triton kernel) or "pingpong" (kernels.gluon.attn_pingpong: Hopper, two consumer warp
+    groups of 64 rows taking turns on the tensor cores, a TMA producer warp and a signal warp
+    besides `num_warps`; num_stages is its number of K/V slots).
+    """
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    schedule: str = "plain"
+
+    def __str__(self) -> str:
+        t = f"{self.block_m}x{self.block_n}/w{self.num_warps}/s{self.num_stages}"
+        return t if self.schedule == "plain" else f"{t}/{self.schedule}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRates:
+    """Whole-device rates the model uses, each from the calibration file when measured."""
+
+    arch: GpuArch
+    dtype: str
+    hbm_read_bytes_per_s: float
+    hbm_write_bytes_per_s: float
+    l2_bytes_per_s: float
+    exp2_per_s: float
+    fp32_per_s: float
+    launch_s: float
+    host_launch_s: float
+    bench_head_start_s: float
+    bench_floor_s: float
+    peak_matmul_flops_per_s: float
+    overlap_efficiency: float
+    notes: tuple[str, ...]
+
+    def matmul_flops_per_s(self, block_m: int, block_n: int, block_k: int, warps: int) -> float:
+        """Calibrated Triton matmul FLOP/s nearest this tile shape, else the peak matmul rate."""
+        cal = self.arch.calibration
+        near = cal.tile_matmul(self.dtype, block_m, block_n, block_k, warps) if cal else None
+        return near[0].tflops * 1e12 if near is not None else self.peak_matmul_flops_per_s
+
+    def host_call_s(self, family: str, launches: int) -> float:
+        """Host seconds of one launcher call: measured per family, else launches x one launch."""
+        cal = self.arch.calibration
+        measured = cal.host_call(family) if cal else None
+        return measured if measured is not None else launches * self.host_launch_s
+
+    def chain_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
+        """Measured attention tile-chain step nearest this tiling (None when not calibrated)."""
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return None
+        return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
+
+    def block_fixed_s(
+        self,
+        mode: str,
+        head_dim: int,
+        tiling: Tiling,
+        per_sm: int,
+        started: int,
+        later: bool,
+        tiles: str = "device",
+    ) -> float | None:
+        """Measured per-block fixed seconds of a fused kernel (None when not calibrated).
+
+        `later`: a block of a later wave (see `Calibration.block_fixed`).
+        """
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return None
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        sms = self.arch.sm_count
+        return cal.block_fixed(mode, head_dim, t, per_sm, started, sms, later, tiles)
+
+
+def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
+    """Rates for `dtype` on `arch`: calibrated figures where measured, datasheet otherwise.
+
+    Every fallback is recorded in `notes` (they end up in the Result's warnings).
+    """
+    cal = arch.calibration
+    notes: list[str] = []
+    where = f"calibration {cal.path} ({cal.source}, {cal.date})" if cal else "no calibration"
+    notes.append(f"rates from {where}; missing figures from the {arch.name} datasheet preset")
+
+    def pick(measured: float | None, datasheet: float, what: str) -> float:
+        if measured is not None:
+            return measured
+        notes.append(f"{what}: not calibrated, datasheet {datasheet:.4g}")
+        return datasheet
+
+    peak = cal.peak_matmul_flops_per_s(dtype) if cal else None
+    peak_rate = pick(peak, arch.tensor_flops_per_s(dtype), f"{dtype} matmul FLOP/s")
+    if cal is None or not any(p.is_tiled for p in cal.matmul):
+        notes.append("no tile-shape matmul calibration: every tile at the peak matmul rate")
+    launch = pick(cal.launch_overhead_s if cal else None, arch.launch_overhead_s, "launch s")
+    floor = cal.bench_floor_s if cal else None
+    if floor is None:
+        notes.append("do_bench floor not calibrated: the GPU launch overhead stands in")
+    copy = cal.hbm_copy_bandwidth_bytes_per_s if cal else None
+    read = cal.hbm_read_bandwidth_bytes_per_s if cal else None
+    return DeviceRates(
+        arch=arch,
+        dtype=dtype,
+        hbm_read_bytes_per_s=pick(read or copy, arch.hbm_bandwidth_bytes_per_s, "HBM read B/s"),
+        hbm_write_bytes_per_s=pick(copy, arch.hbm_bandwidth_bytes_per_s, "HBM write B/s"),
+        l2_bytes_per_s=pick(
+            cal.l2_read_bandwidth_bytes_per_s if cal else None,
+            arch.l2_bandwidth_bytes_per_s,
+            "L2 B/s",
+        ),
+        exp2_per_s=pick(cal.exp2_per_s if cal else None, arch.sfu_ops_per_s, "exp2/s"),
+        fp32_per_s=pick(cal.fp32_fma_per_s if cal else None, arch.fp32_ops_per_s, "fp32 op/s"),
+        launch_s=launch,
+        host_launch_s=(cal.host_launch_s if cal else None) or 0.0,
+        bench_head_start_s=(cal.bench_head_start_s if cal else None) or 0.0,
+        bench_floor_s=max(floor or launch, launch),
+        peak_matmul_flops_per_s=peak_rate,
+        overlap_efficiency=OVERLAP_EFFICIENCY,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,401 @@
+"""GPU threadblock-tiling mappers `gpu-1pass`, `gpu-2pass`, `gpu-unfused` with a tiling search.
+
+Each maps an attention cascade (sizes B, H, P, M, E, F; causal when the cascade has `where`
+conditions) onto a `GpuArch`: it ranks candidate tilings (BLOCK_M, BLOCK_N, warps, stages)
+that fit the shared-memory and register limits by modelled time (`mappers.gpu.model`) and
+reports the chosen one (the given one when every tiling option is set). On an sm_90 GPU
+(`compute_capability` 9.x) the 1-pass search also ranks the ping-pong kernel
+(`schedule: pingpong`, kernels.gluon.attn_pingpong) for fp16/bf16, head dim 64/128, P % 128 == 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import asdict, dataclass
+
+from archs.gpu import GpuArch, dtype_bytes
+from einsum_ir.ir import Cascade
+from einsum_ir.sizes import SizeError, resolve_sizes
+from kernels.spec import PINGPONG_TILINGS, SCHEDULES, AttnShape, host_call_key
+from kernels.spec import family as kernel_family
+from mappers.gpu.kernels import kernel_plans, schedule_problem
+from mappers.gpu.model import (
+    ASSUMPTIONS,
+    DeviceRates,
+    KernelTime,
+    Tiling,
+    call_time,
+    device_rates,
+    plan_residency,
+    time_kernel,
+)
+from mappers.registry import register_mapper
+from mappers.result import VERSION, EinsumCost, Occupancy, Result, Traffic, UnitCost, input_hash
+from mappers.spatial.view import MappingError
+
+BLOCK_M_CANDIDATES = (64, 128)
+BLOCK_N_CANDIDATES = (32, 64, 128)
+WARP_CANDIDATES = (4, 8)
+STAGE_CANDIDATES = (2, 3, 4)
+# the ping-pong kernel's candidates (1pass, sm_90): BLOCK_M 128 / 8 warps, 3 K/V slots
+PINGPONG_CANDIDATES = PINGPONG_TILINGS
+
+
+@dataclass(frozen=True, slots=True)
+class GpuOptions:
+    """Options of the GPU mappers (0 = searched).
+
+    Attributes:
+        block_m: Query rows per block (BLOCK_M).
+        block_n: Keys per inner-loop step (BLOCK_N).
+        num_warps: Warps per block.
+        num_stages: Software-pipelining depth of the key/value loads.
+        schedule: The 1-pass kernel: "plain" (Triton) or "pingpong" (Gluon, sm_90); "" =
+            searched where the GPU and shape allow the ping-pong kernel.
+        dtype: Element type of Q, K, V, O: fp16 or bf16.
+        rank_candidates: With a fixed tiling, also rank the default candidates (the Result's
+            tiling_* extras); False models the given tiling alone (faster).
+    """
+
+    block_m: int = 0
+    block_n: int = 0
+    num_warps: int = 0
+    num_stages: int = 0
+    schedule: str = ""
+    dtype: str = "bf16"
+    rank_candidates: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.block_m, self.block_n, self.num_warps, self.num_stages) < 0:
+            raise MappingError("tiling options must be >= 0 (0 = search)")
+        for name in ("block_m", "block_n", "num_warps"):
+            v = getattr(self, name)
+            if v and v & (v - 1):
+                raise MappingError(f"{name} must be a power of two, got {v}")
+        if self.schedule and self.schedule not in SCHEDULES:
+            raise MappingError(
+                f"schedule must be one of {', '.join(SCHEDULES)} (or empty: searched), "
+                f"got {self.schedule!r}"
+            )
+        if self.dtype not in ("fp16", "bf16", "fp32"):
+            raise MappingError(f"dtype must be fp16, bf16 or fp32, got {self.dtype!r}")
+
+    @property
+    def fixed(self) -> Tiling | None:
+        """The tiling when every tiling option is set."""
+        if min(self.block_m, self.block_n, self.num_warps, self.num_stages) > 0:
+            return Tiling(
+                self.block_m, self.block_n, self.num_warps, self.num_stages,
+                self.schedule or "plain",
+            )  # fmt: skip
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """One tiling's modelled kernels and total time; `problem` is empty when it can run."""
+
+    tiling: Tiling
+    kernels: tuple[KernelTime, ...]
+    time_s: float
+    problem: str
+    host_bound: bool = False
+
+
+def attention_shape(cascade: Cascade, sizes: dict[str, int], dtype: str) -> AttnShape:
+    """Sizes of an attention cascade (B and H default to 1 when the cascade has no such rank)."""
+    if not {"Q", "K", "V"} <= set(cascade.input_names):
+        raise MappingError(f"{cascade.name}: the GPU mappers need an attention cascade (Q, K, V)")
+    try:
+        ranks = resolve_sizes(cascade, sizes)
+    except SizeError as exc:
+        raise MappingError(str(exc)) from None
+    for r in ("P", "M", "E", "F"):
+        if r not in ranks:
+            raise MappingError(f"{cascade.name}: the GPU mappers need rank {r}")
+    causal = any(e.where for e in cascade.einsums)
+    return AttnShape(
+        batch=ranks.get("B", 1),  # type: ignore[call-overload]
+        heads=ranks.get("H", 1),  # type: ignore[call-overload]
+        seq_q=ranks["P"],  # type: ignore[index]
+        seq_k=ranks["M"],  # type: ignore[index]
+        head_dim=ranks["E"],  # type: ignore[index]
+        value_dim=ranks["F"],  # type: ignore[index]
+        causal=causal,
+        dtype=dtype,
+        elem_bytes=dtype_bytes(dtype),
+    )
+
+
+def candidate_tilings(causal: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
+    """The default search space (causal kernels need BLOCK_M % BLOCK_N == 0).
+
+    `pingpong`: also the ping-pong kernel's tilings (`PINGPONG_CANDIDATES`).
+    """
+    plain = tuple(
+        Tiling(m, n, w, s)
+        for m, n, w, s in itertools.product(
+            BLOCK_M_CANDIDATES, BLOCK_N_CANDIDATES, WARP_CANDIDATES, STAGE_CANDIDATES
+        )
+        if not causal or m % n == 0
+    )
+    pp = tuple(Tiling(*t, "pingpong") for t in PINGPONG_CANDIDATES) if pingpong else ()
+    return plain + pp
+
+
+def pingpong_searched(family: str, shape: AttnShape, arch: GpuArch) -> bool:
+    """Whether the search includes the ping-pong kernel for this family, shape and GPU."""
+    t = Tiling(*PINGPONG_CANDIDATES[0], "pingpong")
+    return not schedule_problem(family, shape, t, arch.compute_capability)
+
+
+def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) -> Evaluated:
+    """Model every kernel of `family` for one tiling."""
+    arch = rates.arch
+    first = kernel_plans(family, shape, tiling, arch.sm_count, arch.l2_bytes)[0]
+    res = plan_residency(arch, first)
+    plans = kernel_plans(
+        family,
+        shape,
+        tiling,
+        arch.sm_count * res.blocks_per_sm,
+        arch.l2_bytes,
+        arch.calibration,
+        arch.sm_count,
+        arch.hbm_latency_s,
+    )
+    kernels = tuple(time_kernel(p, rates) for p in plans)
+    problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
+    if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:
+        problem = problem or "causal kernels need block_m % block_n == 0"
+    problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
+    total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
+    return Evaluated(tiling, kernels, total, problem, host_bound)
+
+
+def rank_tilings(
+    family: str, shape: AttnShape, rates: DeviceRates, tilings: tuple[Tiling, ...]
+) -> list[Evaluated]:
+    """Runnable tilings first, fastest first; then the others in the given order."""
+    evaluated = [evaluate(family, shape, t, rates) for t in tilings]
+    ok = sorted((e for e in evaluated if not e.problem), key=lambda e: e.time_s)
+    return ok + [e for e in evaluated if e.problem]
+
+
+class GpuTilingMapper:
+    """Shared body of the GPU mappers; subclasses set `family`."""
+
+    name = "gpu"
+    family = "1pass"
+    Options = GpuOptions
+
+    def __init__(self, options: GpuOptions | None = None, **kwargs: object) -> None:
+        self.options = options or GpuOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Rank tilings of `cascade` at `sizes` on GPU `arch` and cost the chosen one."""
+        if not isinstance(arch, GpuArch):
+            raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
+        opts = self.options
+        shape = attention_shape(cascade, sizes, opts.dtype)
+        try:
+            rates = device_rates(arch, opts.dtype)
+        except KeyError as exc:
+            raise MappingError(str(exc).strip("'\"")) from None
+        if opts.schedule == "pingpong" and self.family != "1pass":
+            raise MappingError(f"{self.name}: schedule 'pingpong' is a 1-pass kernel (gpu-1pass)")
+        pingpong = opts.schedule == "pingpong" or (
+            not opts.schedule and pingpong_searched(self.family, shape, arch)
+        )
+        space = candidate_tilings(shape.causal, pingpong)
+        fixed = opts.fixed
+        if fixed is None:
+            space = tuple(
+                t
+                for t in space
+                if all(
+                    getattr(opts, f) in (0, "", getattr(t, f))
+                    for f in ("block_m", "block_n", "num_warps", "num_stages", "schedule")
+                )
+            )
+            if not space:
+                given = {
+                    f: getattr(opts, f)
+                    for f in ("block_m", "block_n", "num_warps", "num_stages", "schedule")
+                    if getattr(opts, f)
+                }
+                options = ", ".join(f"{k}={v}" for k, v in given.items())
+                known = ", ".join(str(t) for t in candidate_tilings(shape.causal, pingpong))
+                raise MappingError(
+                    f"{self.name}: no candidate tiling matches {options} (candidates: {known}); "
+                    "set all four tiling options to model any other tiling"
+                )
+        elif not opts.rank_candidates:
+            space = (fixed,)
+        elif fixed not in space:
+            space = (*space, fixed)
+        ranked = rank_tilings(self.family, shape, rates, space)
+        valid = [e for e in ranked if not e.problem]
+        if fixed is not None:
+            chosen = next(e for e in ranked if e.tiling == fixed)
+        elif valid:
+            chosen = valid[0]
+        else:
+            raise MappingError(f"no candidate tiling fits {arch.name}: {ranked[0].problem}")
+        return _result(self, cascade, arch, sizes, shape, rates, chosen, ranked)
+
+
+@register_mapper(kernel_family("1pass").mapper)  # gpu-1pass
+class Gpu1PassMapper(GpuTilingMapper):
+    """FlashAttention-2-style fused kernel: online softmax over key tiles (one pass)."""
+
+    family = "1pass"
+
+
+@register_mapper(kernel_family("2pass").mapper)  # gpu-2pass
+class Gpu2PassMapper(GpuTilingMapper):
+    """A statistics kernel (row max and sum) followed by an output kernel."""
+
+    family = "2pass"
+
+
+@register_mapper(kernel_family("unfused").mapper)  # gpu-unfused
+class GpuUnfusedMapper(GpuTilingMapper):
+    """QK^T, softmax and P.V as separate kernels with the scores in HBM."""
+
+    family = "unfused"
+
+
+def _result(
+    mapper: GpuTilingMapper,
+    cascade: Cascade,
+    arch: GpuArch,
+    sizes: dict[str, int],
+    shape: AttnShape,
+    rates: DeviceRates,
+    chosen: Evaluated,
+    ranked: list[Evaluated],
+) -> Result:
+    kernels = chosen.kernels
+    latency = chosen.time_s
+    clock = arch.clock_hz
+    main = max(kernels, key=lambda k: k.time_s)
+    plans = kernel_plans(
+        mapper.family,
+        shape,
+        chosen.tiling,
+        arch.sm_count * main.blocks_per_sm,
+        arch.l2_bytes,
+        arch.calibration,
+        arch.sm_count,
+        arch.hbm_latency_s,
+    )
+    hbm_read = sum(p.hbm_read_bytes for p in plans)
+    hbm_write = sum(p.hbm_write_bytes for p in plans)
+    l2_bytes = sum(
+        g.count * ((g.steps + g.masked) * p.step.load_bytes + p.fixed.load_bytes)
+        for p in plans
+        for g in p.groups
+    )
+    valid = [e.time_s for e in ranked if not e.problem]
+    rank = 0 if chosen.problem else next(i + 1 for i, e in enumerate(ranked) if e is chosen)
+    peak = rates.peak_matmul_flops_per_s
+    util = min(1.0, shape.flops / (peak * latency))
+    warnings = [*ASSUMPTIONS, *rates.notes]
+    warnings.append(f"causal={shape.causal} (from the cascade's where conditions)")
+    for p in plans:
+        if p.mode:
+            warnings.append(
+                f"{p.name}: tiles through {'host' if p.tiles == 'host' else 'kernel'}-built "
+                "tensor descriptors (as the kernel "
+                "picks for a contiguous (B, H, S, D) layout on sm_90; per-block fixed times "
+                "measured for that path)"
+            )
+        if p.measured_from:
+            warnings.append(
+                f"{p.name}: non-memory rate from the {p.measured_from} (seq_k={shape.seq_k})"
+            )
+    if chosen.problem:
+        warnings.append(f"tiling {chosen.tiling} cannot run as modelled: {chosen.problem}")
+    first = main.residency
+    extras = {
+        "achieved_tflops": shape.flops / latency / 1e12,
+        "hbm_read_bytes": hbm_read,
+        "hbm_write_bytes": hbm_write,
+        "l2_to_sm_bytes": l2_bytes,
+        "grid_blocks": float(main.blocks),
+        "blocks_per_sm": float(main.blocks_per_sm),
+        "waves": main.waves,
+        "smem_bytes_per_block": float(first.smem_bytes),
+        "registers_per_thread": float(first.registers_per_thread),
+        "step_tensor_us": main.step.tensor_s * 1e6,
+        "step_sfu_us": main.step.sfu_s * 1e6,
+        "step_cuda_core_us": main.step.cuda_core_s * 1e6,
+        "step_l2_us": main.step.l2_s * 1e6,
+        "scheduled_us": sum(k.scheduled_s for k in kernels) * 1e6,
+        "hbm_us": sum(k.hbm_s for k in kernels) * 1e6,
+        "launch_us": sum(k.launch_s for k in kernels) * 1e6,
+        "causal": float(shape.causal),
+        "tiling_rank": float(rank),
+        "tiling_candidates": float(len(ranked)),
+        "tiling_valid": float(len(valid)),
+        "tiling_best_us": (min(valid) if valid else 0.0) * 1e6,
+        "tiling_median_us": (statistics.median(valid) if valid else 0.0) * 1e6,
+        "tiling_worst_us": (max(valid) if valid else 0.0) * 1e6,
+    }
+    for k in kernels:
+        extras[f"kernel_{k.name}_us"] = k.time_s * 1e6
+    traffic = (
+        Traffic("hbm", "reads (Q, K, V, scores, stats)", hbm_read, 0.0),
+        Traffic("hbm", "writes (O, scores, stats)", 0.0, hbm_write),
+        Traffic("l2", "loads into SMs", l2_bytes, 0.0),
+    )
+    return Result(
+        cascade=cascade.name,
+        arch=arch.name,
+        mapper=mapper.name,
+        options=(*((k, v) for k, v in asdict(chosen.tiling).items()), ("dtype", shape.dtype)),
+        sizes=tuple(sorted(sizes.items())),
+        passes=kernel_family(mapper.family).passes,
+        latency_cycles=latency * clock,
+        latency_s=latency,
+        compute_cycles=sum(k.scheduled_s for k in kernels) * clock,
+        memory_cycles=sum(k.hbm_s for k in kernels) * clock,
+        bound="host launch" if chosen.host_bound else main.bound,
+        energy_pj=arch.board_power_w * latency * 1e12,
+        dram_traffic_bytes=hbm_read + hbm_write,
+        flops=shape.flops,
+        traffic=traffic,
+        occupancy=(
+            Occupancy(
+                "shared_memory", "per block", first.smem_bytes, arch.shared_memory_per_block_bytes
+            ),
+            Occupancy(
+                "registers",
+                "per thread",
+                first.registers_per_thread,
+                arch.max_registers_per_thread,
+            ),
+        ),
+        per_einsum=tuple(
+            EinsumCost(
+                k.name,
+                k.bound,
+                i,
+                p.flops,
+                k.time_s * clock,
+                min(1.0, p.flops / (peak * k.time_s)),
+            )
+            for i, (k, p) in enumerate(zip(kernels, plans, strict=True))
+        ),
+        units=(UnitCost("tensor-core", util * latency * clock, peak / clock, util),),
+        extras=tuple(extras.items()),
+        warnings=tuple(warnings),
+        provenance=(
+            ("version", VERSION),
+            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
+            ("calibration", arch.calibration.path if arch.calibration else ""),
+            ("combine", "sequential kernels"),
+        ),
+    )

@@ -1,0 +1,300 @@
+"""What an Einsum costs on a compute array: PE actions per kind, cycles and energy.
+
+Expression nodes become PE operations of the array's operation table:
+
+- a sum over a product (`Q[e,p] * K[e,m]` summed over e) is one `mac` per reduced point;
+- other sums are `add`s, max/min reductions and `max(x, y)`/`min(x, y)` are `max`es;
+- `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
+  (`exp`, `sigmoid`, `sqrt`, `recip`); negation is free (a sign flip);
+- an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
+  absorbs the subtraction of the running max) makes that argument node free;
+- index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a
+  function with no PE operation here (`tanh`, `abs`, `log`) is refused with a MappingError.
+
+Each node counts once per point of its own iteration space, masked points excluded (the
+same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
+sum(count x cycles per op) / lanes: every PE performs one operation stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from archs.model import ComputeArray
+from einsum_ir.analysis.ops import einsum_splits
+from einsum_ir.analysis.points import count_points
+from einsum_ir.ir import (
+    Binary,
+    BinaryOp,
+    Cascade,
+    Einsum,
+    Expr,
+    RankName,
+    Reduce,
+    ReduceOp,
+    Unary,
+    UnaryOp,
+    bind_where,
+)
+from mappers.memo import by_identity
+
+_BINARY = {
+    BinaryOp.ADD: "add",
+    BinaryOp.SUB: "sub",
+    BinaryOp.MUL: "mul",
+    BinaryOp.DIV: "divide",
+    BinaryOp.MAX: "max",
+    BinaryOp.MIN: "max",
+}
+_UNARY = {
+    UnaryOp.EXP: "exp",
+    UnaryOp.SIGMOID: "sigmoid",
+    UnaryOp.SQRT: "sqrt",
+    UnaryOp.RECIP: "recip",
+}
+_REDUCE = {ReduceOp.SUM: "add", ReduceOp.MAX: "max", ReduceOp.MIN: "max"}
+# "sub" is performed by the adder unless an operation absorbs it.
+_EXECUTED_AS = {"sub": "add"}
+
+
+@dataclass(frozen=True, slots=True)
+class EinsumWork:
+    """PE operations one Einsum needs, before binding it to lanes.
+
+    Attributes:
+        index: Position in the cascade.
+        output: Tensor the Einsum defines.
+        points: Unmasked iteration-space points.
+        output_points: Unmasked output points (elements produced).
+        actions: (operation, count) pairs, operations named as in the array's table.
+    """
+
+    index: int
+    output: str
+    points: int
+    output_points: int
+    actions: tuple[tuple[str, int], ...]
+
+    def count(self, op: str) -> int:
+        """Number of `op` actions (0 if none)."""
+        return dict(self.actions).get(op, 0)
+
+
+def einsum_work(
+    cascade: Cascade,
+    rank_sizes: Mapping[RankName, int],
+    index: int,
+    absorbs: Mapping[str, frozenset[str]] | None = None,
+) -> EinsumWork:
+    """PE operations of Einsum `index` at resolved `rank_sizes`.
+
+    Args:
+        cascade: A checked cascade.
+        rank_sizes: Every rank's size (`einsum_ir.sizes.resolve_sizes`).
+        index: Which Einsum.
+        absorbs: For each operation, the argument operations it absorbs (from the array).
+    """
+    key = tuple(sorted((absorbs or {}).items()))
+    return _works(cascade, tuple(sorted(rank_sizes.items())), key)[index]
+
+
+def cascade_work(
+    cascade: Cascade, rank_sizes: Mapping[RankName, int], array: ComputeArray
+) -> tuple[EinsumWork, ...]:
+    """`einsum_work` of every Einsum with `array`'s absorbs table (one cache lookup)."""
+    key = tuple(sorted(array_absorbs(array).items()))
+    return _works(cascade, tuple(sorted(rank_sizes.items())), key)
+
+
+def array_absorbs(array: ComputeArray) -> dict[str, frozenset[str]]:
+    """The `absorbs` table of an array's operations."""
+    return {o.name: frozenset(getattr(o, "absorbs", ())) for o in array.operations}
+
+
+@dataclass(frozen=True, slots=True)
+class EinsumVars:
+    """An Einsum's index sets, computed once per cascade (IR properties walk the tree)."""
+
+    iteration: frozenset[str]
+    ordered_iteration: tuple[str, ...]
+    out: frozenset[str]
+
+
+@by_identity(maxsize=64)
+def einsum_vars(cascade: Cascade) -> tuple[EinsumVars, ...]:
+    """Index sets of every Einsum of `cascade`."""
+    return tuple(
+        EinsumVars(frozenset(e.iteration_vars), e.iteration_vars, frozenset(e.out_vars))
+        for e in cascade.einsums
+    )
+
+
+_Absorbs = tuple[tuple[str, frozenset[str]], ...]
+_Sizes = tuple[tuple[RankName, int], ...]
+# Per Einsum: (operation, iteration context) items, independent of sizes.
+_Symbolic = tuple[tuple[tuple[str, frozenset[str]], ...], ...]
+
+
+@by_identity(maxsize=64)
+def _symbolic(cascade: Cascade, absorbs: _Absorbs) -> _Symbolic:
+    table = dict(absorbs)
+    plans = []
+    for einsum in cascade.einsums:
+        items: list[tuple[str, frozenset[str]]] = []
+        try:
+            _walk_top(einsum, items, table)
+        except _Unpriced as exc:
+            from mappers.spatial.view import MappingError  # local: spatial imports this module
+
+            raise MappingError(
+                f"{einsum}: no PE operation prices {exc.op} (compute.py has no mapping for it)"
+            ) from None
+        plans.append(tuple(items))
+    return tuple(plans)
+
+
+class _Unpriced(Exception):
+    """An expression operation this module does not map to a PE operation."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__(op)
+        self.op = op
+
+
+@by_identity(maxsize=1024)
+def _points_table(cascade: Cascade, sizes: _Sizes) -> tuple[dict[frozenset[str], int], ...]:
+    """Unmasked points of every context any Einsum node uses, at these sizes."""
+    rank_sizes = dict(sizes)
+    tables = []
+    for einsum, items, ev in zip(
+        cascade.einsums, _symbolic(cascade, ()), einsum_vars(cascade), strict=True
+    ):
+        iteration = ev.iteration
+        extents: dict[str, int] = {v: rank_sizes[RankName(v.upper())] for v in iteration}
+        splits = einsum_splits(cascade, einsum, rank_sizes)
+        where = bind_where(einsum.where, rank_sizes)
+        contexts = {ctx for _, ctx in items} | {iteration, ev.out}
+        table = {}
+        for ctx in contexts:
+            keep = None if ctx == iteration else ctx
+            table[ctx] = count_points(extents, where, splits, keep)
+        tables.append(table)
+    return tuple(tables)
+
+
+@by_identity(maxsize=2048)
+def _works(cascade: Cascade, sizes: _Sizes, absorbs: _Absorbs) -> tuple[EinsumWork, ...]:
+    points = _points_table(cascade, sizes)
+    works = []
+    plans = _symbolic(cascade, absorbs)
+    for i, (einsum, ev) in enumerate(zip(cascade.einsums, einsum_vars(cascade), strict=True)):
+        counts: dict[str, int] = {}
+        for op, ctx in plans[i]:
+            counts[op] = counts.get(op, 0) + points[i][ctx]
+        actions = tuple(sorted((op, n) for op, n in counts.items() if n))
+        works.append(
+            EinsumWork(i, einsum.output, points[i][ev.iteration], points[i][ev.out], actions)
+        )
+    return tuple(works)
+
+
+def _add(items: list[tuple[str, frozenset[str]]], op: str, ctx: frozenset[str]) -> None:
+    items.append((_EXECUTED_AS.get(op, op), ctx))
+
+
+def _walk_top(
+    einsum: Einsum, items: list[tuple[str, frozenset[str]]], absorbs: dict[str, frozenset[str]]
+) -> None:
+    base = frozenset(einsum.out_vars) | frozenset(einsum.implicit_reduced_vars)
+    expr = einsum.expr
+    if einsum.implicit_reduced_vars:
+        if isinstance(expr, Binary) and expr.op is BinaryOp.MUL:
+            _add(items, "mac", base)
+            _walk(expr.left, base, items, absorbs)
+            _walk(expr.right, base, items, absorbs)
+            return
+        _add(items, "add", base)
+    _walk(expr, base, items, absorbs)
+
+
+def _walk(
+    expr: Expr,
+    context: frozenset[str],
+    items: list[tuple[str, frozenset[str]]],
+    absorbs: dict[str, frozenset[str]],
+) -> None:
+    if isinstance(expr, Reduce):
+        inner = context | frozenset(expr.over)
+        body = expr.body
+        if expr.op is ReduceOp.SUM and isinstance(body, Binary) and body.op is BinaryOp.MUL:
+            _add(items, "mac", inner)
+            _walk(body.left, inner, items, absorbs)
+            _walk(body.right, inner, items, absorbs)
+            return
+        _add(items, _REDUCE[expr.op], inner)
+        _walk(body, inner, items, absorbs)
+    elif isinstance(expr, Unary):
+        if expr.op is UnaryOp.NEG:
+            _walk(expr.arg, context, items, absorbs)
+            return
+        if expr.op not in _UNARY:
+            raise _Unpriced(expr.op.value)
+        op = _UNARY[expr.op]
+        _add(items, op, context)
+        _walk_argument(expr.arg, absorbs.get(op, frozenset()), context, items, absorbs)
+    elif isinstance(expr, Binary):
+        if expr.op not in _BINARY:
+            raise _Unpriced(expr.op.value)
+        op = _BINARY[expr.op]
+        _add(items, op, context)
+        for child in (expr.left, expr.right):
+            _walk_argument(child, absorbs.get(op, frozenset()), context, items, absorbs)
+
+
+def _walk_argument(
+    arg: Expr,
+    absorbed: frozenset[str],
+    context: frozenset[str],
+    items: list[tuple[str, frozenset[str]]],
+    absorbs: dict[str, frozenset[str]],
+) -> None:
+    if isinstance(arg, Binary) and _BINARY[arg.op] in absorbed:
+        # The parent operation performs this one for free; still walk its operands.
+        _walk(arg.left, context, items, absorbs)
+        _walk(arg.right, context, items, absorbs)
+        return
+    _walk(arg, context, items, absorbs)
+
+
+# Operation kinds of `einsum_ir.analysis.count_ops` that each PE operation performs.
+_OP_KINDS = {"mac": ("multiply", "add"), "mul": ("multiply",)}
+
+
+def operation_counts(works: tuple[EinsumWork, ...]) -> dict[str, float]:
+    """Scalar operations by `count_ops` kind (a MAC is a multiply and an add), no absorbs."""
+    totals: dict[str, float] = {}
+    for work in works:
+        for op, n in work.actions:
+            for kind in _OP_KINDS.get(op, (op,)):
+                totals[kind] = totals.get(kind, 0.0) + n
+    return totals
+
+
+def cycles_on(work: EinsumWork, array: ComputeArray) -> float:
+    """Cycles for `work` on `array`: total PE-operation cycles spread over all lanes."""
+    return sum(n * array.cycles(op) for op, n in work.actions) / array.lanes
+
+
+def unsupported(work: EinsumWork, array: ComputeArray) -> list[str]:
+    """Operations of `work` the array cannot perform."""
+    return [op for op, _ in work.actions if not array.supports(op)]
+
+
+def primitive_counts(work: EinsumWork, array: ComputeArray) -> dict[str, float]:
+    """`work`'s actions expanded into the array's primitive operations (for energy)."""
+    prims: dict[str, float] = {}
+    for op, n in work.actions:
+        for prim, k in array.primitive_actions(op).items():
+            prims[prim] = prims.get(prim, 0.0) + n * k
+    return prims

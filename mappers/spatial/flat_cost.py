@@ -1,0 +1,489 @@
+"""FLAT's cost model: DRAM and buffer words, cycles and energy of FLAT dataflows.
+
+One function, `evaluate`, prices a grid of dataflows (loop-nest pairs x on-chip sets) with
+element-wise numpy arithmetic in a fixed order, so one dataflow (a 1 x 1 grid, what
+`mappers.spatial.flat` reports) and a whole search space (what `mappers.spatial.flat_search` ranks)
+get
+bit-identical numbers. Its inputs are explicit sizes and roles (`FlatProblem`): which rank
+is the query rank, the key rank, the head dims, the batch-like ranks, which ranks index each
+tensor and each tensor's words. No rank letter is interpreted here; `mappers.spatial.flat` builds
+the problem from a cascade (and a structure analysis of the cascade can later do the same).
+
+Cascade shapes FLAT accepts (checked by `mappers.spatial.flat`, which builds the problem): exactly
+two contractions on the 2D array -- scores = input (query-indexed) x weight, then values =
+scores-derived input x weight -- each iterating exactly three ranks besides the batch-like
+ones (query, key and one head dim), with the 1D Einsums between and after them grouped into
+element-wise phases. That is FLAT's dataflow as published (Kao et al., ASPLOS 2023): a
+2D-array loop nest per matmul with the score rows kept on chip between them. Not (yet)
+accepted: 1-pass and key-tiled cascades (their running-max recurrence and the partitioned
+key rank give more than three ranks per contraction and a third contraction-like rescale),
+GQA/MQA and MLA (a tensor absent from a batch-like rank is shared across it, which
+`TensorShape` reuse would price, but the role mapping assumes one K/V per head), and sinks
+(extra contractions). Each needs the rank roles from the cascade's structure, not letters.
+
+The loop nest of one contraction is Timeloop-style on the 2D array (depth-one PE
+registers): an `X`-stationary nest's innermost temporal loop is the rank that does not
+index `X`, then `X`'s own two ranks in declared order, spatial over the array's columns and
+rows. Each of the three ranks of extent n (the query rank's extent is the block p1) on an
+array side s runs t = ceil(n / s) temporal steps over ceil(n / t) lanes: the steps cover
+every element (so work and traffic never fall below the problem's) and the lanes are
+balanced (no padded words moved). Outside: query blocks P / p1, then the batch-like ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+import numpy.typing as npt
+
+from archs.model import SpatialArch
+from einsum_ir.ir import TensorName
+from mappers.spatial import cost
+from mappers.spatial.loopnest import Loop, TensorShape, deliveries, tile_elements
+from mappers.spatial.unfused import StreamBuffer
+
+Floats = npt.NDArray[np.float64]
+SPILL = TensorName("1d-phase-rows")  # traffic column of the 1D phases' spilled key x query rows
+_NEVER = np.iinfo(np.int64).max  # "no non-zero words yet" in a ledger's order
+
+
+# ----------------------------------------------------------------------------- the problem
+
+
+@dataclass(frozen=True, slots=True)
+class Contraction:
+    """One contraction on the 2D array: `output = input x weight`.
+
+    Attributes:
+        input: The operand indexed by the query rank.
+        weight: The other operand.
+        output: The product.
+        ranks: The three ranks it iterates besides the batch-like ones, in iteration order.
+    """
+
+    input: TensorName
+    weight: TensorName
+    output: TensorName
+    ranks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPhase:
+    """A run of 1D Einsums between contractions: what it reads and produces, and its cycles."""
+
+    inputs: tuple[TensorName, ...]
+    outputs: tuple[TensorName, ...]
+    cycles: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FlatProblem:
+    """Everything FLAT's cost model reads, as explicit sizes and roles.
+
+    Attributes:
+        query_rank: The rank split into query blocks (P = P2 x p1).
+        key_rank: The rank the values contraction reduces (scores rows run along it).
+        qk_head_rank: The rank the scores contraction reduces (query/key head dim).
+        v_head_rank: The values' own head dim.
+        batch_ranks: Batch-like ranks, outermost first; a tensor not indexed by one of them is
+            shared across it (its multiplicity is the product of those it is indexed by).
+        rank_sizes: Extent of every rank above.
+        tensor_ranks: The ranks indexing each contraction operand, in declared order.
+        tensor_words: Words of every tensor the model moves (operands and phase tensors).
+        scores: The first contraction (role names Q x K -> QK).
+        values: The second contraction (role names A x V -> AV).
+        phases: The 1D phases, in order.
+        inputs: The cascade's inputs (filled from DRAM when kept on chip).
+        outputs: The cascade's outputs (written to DRAM once when kept on chip).
+        score_row_words: Words of one query's row of the scores (the row spill unit).
+        stream_buffer: Buffer words of phase `k` given the inputs it reads from DRAM and the
+            outputs it keeps on chip (`mappers.spatial.unfused.stream_buffer_words`).
+    """
+
+    query_rank: str
+    key_rank: str
+    qk_head_rank: str
+    v_head_rank: str
+    batch_ranks: tuple[str, ...]
+    rank_sizes: Mapping[str, int]
+    tensor_ranks: Mapping[TensorName, tuple[str, ...]]
+    tensor_words: Mapping[TensorName, int]
+    scores: Contraction
+    values: Contraction
+    phases: tuple[StreamPhase, ...]
+    inputs: frozenset[TensorName]
+    outputs: frozenset[TensorName]
+    score_row_words: int
+    stream_buffer: Callable[[int, frozenset[TensorName], frozenset[TensorName]], StreamBuffer]
+
+    @property
+    def query_size(self) -> int:
+        """Query positions (P)."""
+        return self.rank_sizes[self.query_rank]
+
+    @property
+    def key_size(self) -> int:
+        """Key/value positions (M)."""
+        return self.rank_sizes[self.key_rank]
+
+    @property
+    def batch_multiplicity(self) -> int:
+        """Product of the batch-like ranks (B x H)."""
+        return math.prod(self.rank_sizes[r] for r in self.batch_ranks)
+
+    @property
+    def role_tensors(self) -> dict[str, TensorName]:
+        """Role (Q, K, QK, A, V, AV) -> tensor."""
+        s, v = self.scores, self.values
+        return {"Q": s.input, "K": s.weight, "QK": s.output, "A": v.input, "V": v.weight,
+                "AV": v.output}  # fmt: skip
+
+    @property
+    def operands(self) -> tuple[TensorName, ...]:
+        """Distinct role tensors in role order: the tensors a dataflow may keep on chip."""
+        return tuple(dict.fromkeys(self.role_tensors.values()))
+
+
+# ----------------------------------------------------------------------------- loop nests
+
+
+@dataclass(frozen=True, slots=True)
+class TensorCounts:
+    """One tensor in one contraction's nest, in words.
+
+    Attributes:
+        pe_words: Words moved into (or, for the output, out of) the PE registers.
+        fill: Words filled into the buffer from DRAM when the tensor is kept on chip.
+        footprint: Words of its buffer tile.
+        final: Words of the whole tensor.
+    """
+
+    pe_words: float
+    fill: float
+    footprint: float
+    final: float
+
+
+@dataclass(frozen=True, slots=True)
+class Nest:
+    """Cycles, lanes used and per-tensor counts of one contraction's loop nest."""
+
+    cycles: float
+    used_lanes: float
+    tensors: tuple[tuple[TensorName, TensorCounts], ...]
+
+
+def _steps_and_lanes(extent: int, side: int) -> tuple[int, int]:
+    """Temporal steps and lanes covering `extent` elements on `side` lanes (see docstring)."""
+    steps = max(1, -(-extent // side))
+    return steps, max(1, -(-extent // steps))
+
+
+def loop_nest(
+    problem: FlatProblem, arch: SpatialArch, con: Contraction, stationarity: str, p1: int
+) -> Nest:
+    """Loop-nest counts of one contraction with query blocks of `p1` (module docstring)."""
+    stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
+    own = tuple(r for r in problem.tensor_ranks[stationary] if r in con.ranks)
+    perm = tuple(r for r in con.ranks if r not in own) + own
+    sizes = problem.rank_sizes
+    side = (1, arch.array_2d.cols, arch.array_2d.rows)
+    l3: list[Loop] = []
+    spatial: list[Loop] = []
+    for k, r in enumerate(perm):
+        steps, lanes = _steps_and_lanes(p1 if r == problem.query_rank else sizes[r], side[k])
+        l3.append(Loop(r, steps))
+        if k:
+            spatial.append(Loop(r, lanes, spatial=True))
+    dram = [Loop(problem.query_rank, max(1, problem.query_size // p1))]
+    dram += [Loop(r, sizes[r]) for r in reversed(problem.batch_ranks)]
+    temporal = tuple(reversed(l3 + dram))  # outermost first
+    tensors = []
+    for name in (con.input, con.weight, con.output):
+        shape = TensorShape(name, tuple((r, sizes[r]) for r in problem.tensor_ranks[name]))
+        footprint = tile_elements(shape, spatial + l3)
+        fill = footprint * deliveries(shape, (), tuple(reversed(dram)))
+        counts = TensorCounts(
+            float(deliveries(shape, spatial, temporal)),
+            float(fill),
+            float(footprint),
+            float(problem.tensor_words[name]),
+        )
+        tensors.append((name, counts))
+    return Nest(
+        float(math.prod(lp.factor for lp in l3 + dram)),
+        float(math.prod(lp.factor for lp in spatial)),
+        tuple(tensors),
+    )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+class _Ledger:
+    """Words per traffic column over a grid, and the order columns first got words.
+
+    Mirrors adding to a dict in order: sums equal `sum(d.values())` of such a dict bit for bit.
+    """
+
+    def __init__(self, grid: tuple[int, int], columns: int) -> None:
+        self.words = np.zeros((*grid, columns))
+        self.first = np.full((*grid, columns), _NEVER, dtype=np.int64)
+        self.slot = 0
+
+    def add(self, column: int, words: Floats | float) -> None:
+        w = np.broadcast_to(np.asarray(words, dtype=np.float64), self.words.shape[:2])
+        self.words[..., column] += w
+        first = self.first[..., column]
+        first[(first == _NEVER) & (w != 0)] = self.slot
+        self.slot += 1
+
+    def total(self) -> Floats:
+        order = np.argsort(self.first, axis=-1, kind="stable")
+        ordered = np.take_along_axis(self.words, order, axis=-1)
+        total = np.zeros(self.words.shape[:2])
+        for j in range(ordered.shape[-1]):
+            total = total + ordered[..., j]
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Counts of a grid of dataflows: G loop-nest pairs x S on-chip sets (arrays G x S).
+
+    Attributes:
+        columns: Traffic columns (tensors, then `SPILL`).
+        dram_read_words: Per column, G x S x C.
+        dram_write_words: Per column, G x S x C.
+        read_order: Order in which columns first got read words (G x S x C).
+        write_order: Order in which columns first got written words (G x S x C).
+        dram_reads: Total DRAM words read.
+        dram_writes: Total DRAM words written.
+        buffer_reads: Global-buffer words read.
+        buffer_writes: Global-buffer words written.
+        footprint_words: On-chip tiles (each on-chip tensor once, its larger tile).
+        spilled_words: Buffer words that went to DRAM instead.
+        cycles_2d: Cycles of the two contractions (G x 2).
+        used_lanes: 2D-array lanes each contraction uses (G x 2).
+        cycles_1d: Cycles of the 1D phases.
+        memory_cycles: DRAM cycles.
+        latency_cycles: max(memory, 2D, 1D): the arrays and DRAM overlap fully.
+        varying_energy_pj: DRAM plus buffer energy (compute energy is the same for all).
+        has_quirk: Whether the artifact's extra score read was charged (S).
+    """
+
+    columns: tuple[TensorName, ...]
+    dram_read_words: Floats
+    dram_write_words: Floats
+    read_order: npt.NDArray[np.int64]
+    write_order: npt.NDArray[np.int64]
+    dram_reads: Floats
+    dram_writes: Floats
+    buffer_reads: Floats
+    buffer_writes: Floats
+    footprint_words: Floats
+    spilled_words: Floats
+    cycles_2d: Floats
+    used_lanes: Floats
+    cycles_1d: float
+    memory_cycles: Floats
+    latency_cycles: Floats
+    varying_energy_pj: Floats
+    has_quirk: npt.NDArray[np.bool_]
+
+
+def evaluate(
+    problem: FlatProblem,
+    arch: SpatialArch,
+    nests: Sequence[tuple[Nest, Nest]],
+    onchip: npt.NDArray[np.bool_],
+    spilled_fraction: float = 0.0,
+    artifact_compat: bool = False,
+) -> Counts:
+    """FLAT's counts for every (loop-nest pair, on-chip set) of a grid.
+
+    Args:
+        problem: Sizes and roles.
+        arch: The accelerator.
+        nests: G (scores, values) nest pairs, e.g. one per query block and stationarities.
+        onchip: S x T: which of `problem.operands` each dataflow keeps in the global buffer.
+        spilled_fraction: Fraction of the on-chip tensors' buffer traffic spilled to DRAM.
+        artifact_compat: Charge the FuseMax artifact's extra buffer read per score element
+            when the values' output is on chip.
+
+    Every count is a sum of non-negative terms added in one fixed order, element-wise, so a
+    dataflow's numbers do not depend on the grid it is evaluated in.
+    """
+    s = spilled_fraction
+    operands = problem.operands
+    phase_tensors = [n for ph in problem.phases for n in (*ph.inputs, *ph.outputs)]
+    columns = tuple(dict.fromkeys([*operands, *phase_tensors, SPILL]))
+    col = {n: k for k, n in enumerate(columns)}
+    grid = (len(nests), len(onchip))
+    on = {n: onchip[None, :, k] for k, n in enumerate(operands)}  # 1 x S each
+    off = np.zeros((1, len(onchip)), dtype=bool)
+    reads, writes = _Ledger(grid, len(columns)), _Ledger(grid, len(columns))
+    buf_r, buf_w, spilled = np.zeros(grid), np.zeros(grid), np.zeros(grid)
+    tiles: dict[TensorName, Floats] = {}
+    for k, con in enumerate((problem.scores, problem.values)):
+        for j, (name, _) in enumerate(nests[0][k].tensors):
+            counts = [pair[k].tensors[j][1] for pair in nests]
+            pe, fill, tile, final = (
+                np.array([getattr(t, f) for t in counts])[:, None]
+                for f in ("pe_words", "fill", "footprint", "final")
+            )
+            here = on[name]
+            tiles[name] = np.maximum(tiles.get(name, 0.0), np.where(here, tile, 0.0))
+            if name == con.output:
+                partial = np.maximum(0.0, pe - final)
+                kept_final = final * (1 - s) if name in problem.outputs else 0.0
+                writes.add(col[name], np.where(here, kept_final, pe))
+                writes.add(col[name], np.where(here, pe * s, 0.0))
+                reads.add(col[name], np.where(here, partial * s, partial))
+                buf_w += np.where(here, pe, 0.0)
+                buf_r += np.where(here, partial, 0.0)
+                spilled += np.where(here, (pe + partial) * s, 0.0)
+                continue
+            is_input = name in problem.inputs
+            reads.add(col[name], np.where(here, fill * (1 - s) if is_input else 0.0, pe))
+            reads.add(col[name], np.where(here, pe * s, 0.0))
+            buf_r += np.where(here, pe, 0.0)
+            buf_w += np.where(here, fill if is_input else 0.0, 0.0)
+            spilled += np.where(here, pe * s, 0.0)
+    footprint = np.zeros(grid)
+    for tile in tiles.values():
+        footprint = footprint + tile
+    cycles_1d = 0.0
+    for index, phase in enumerate(problem.phases):
+        ins = [on.get(n, off) for n in phase.inputs]
+        outs = [on.get(n, off) for n in phase.outputs]
+        for name, here in zip(phase.inputs, ins, strict=True):
+            reads.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
+        for name, here in zip(phase.outputs, outs, strict=True):
+            writes.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
+        stream = _stream_words(problem, index, phase, ins, outs)  # 4 x S
+        all_from_dram = ~np.logical_or.reduce([*ins, off])
+        phase_spill = np.where(all_from_dram, _row_spill(problem, arch, footprint), s)
+        reads.add(col[SPILL], stream[0] * phase_spill)
+        writes.add(col[SPILL], stream[1] * phase_spill)
+        spilled += (stream[0] + stream[1]) * phase_spill
+        buf_r += stream[2]
+        buf_w += stream[3]
+        cycles_1d += phase.cycles
+    quirk = np.asarray(artifact_compat & on[problem.values.output][0])
+    buf_r += np.where(quirk, float(problem.tensor_words[problem.scores.output]), 0.0)
+    dram_reads, dram_writes = reads.total(), writes.total()
+    wb = arch.word_bytes
+    memory = cost.memory_cycles(arch, cast(float, (dram_reads + dram_writes) * wb))
+    cycles_2d = np.array([[a.cycles, b.cycles] for a, b in nests])
+    compute_2d = (0 + cycles_2d[:, 0] + cycles_2d[:, 1])[:, None]
+    return Counts(
+        columns=columns,
+        dram_read_words=reads.words,
+        dram_write_words=writes.words,
+        read_order=reads.first,
+        write_order=writes.first,
+        dram_reads=dram_reads,
+        dram_writes=dram_writes,
+        buffer_reads=buf_r,
+        buffer_writes=buf_w,
+        footprint_words=footprint,
+        spilled_words=spilled,
+        cycles_2d=cycles_2d,
+        used_lanes=np.array([[a.used_lanes, b.used_lanes] for a, b in nests]),
+        cycles_1d=cycles_1d,
+        memory_cycles=np.asarray(memory),
+        latency_cycles=np.maximum(np.maximum(memory, compute_2d), cycles_1d),
+        varying_energy_pj=varying_energy_pj(arch, dram_reads, dram_writes, buf_r, buf_w),
+        has_quirk=quirk,
+    )
+
+
+def _stream_words(
+    problem: FlatProblem,
+    index: int,
+    phase: StreamPhase,
+    ins: list[npt.NDArray[np.bool_]],
+    outs: list[npt.NDArray[np.bool_]],
+) -> Floats:
+    """Phase `index`'s row reads, row writes, buffer reads and writes per on-chip set (4 x S)."""
+    n = ins[0].shape[-1] if ins else outs[0].shape[-1]
+    words = np.zeros((4, n))
+    for k in range(n):
+        from_dram = frozenset(t for t, h in zip(phase.inputs, ins, strict=True) if not h[0, k])
+        kept = frozenset(t for t, h in zip(phase.outputs, outs, strict=True) if h[0, k])
+        sb = problem.stream_buffer(index, from_dram, kept)
+        words[:, k] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+    return words
+
+
+def _row_spill(problem: FlatProblem, arch: SpatialArch, footprint_words: Floats) -> Floats:
+    """Fraction of one query's score row that does not fit beside the contractions' tiles."""
+    row_bytes = problem.score_row_words * arch.word_bytes
+    free = arch.buffer.capacity_bytes - footprint_words * arch.word_bytes
+    return 1.0 - np.minimum(1.0, np.maximum(0.0, free) / row_bytes)
+
+
+def varying_energy_pj(
+    arch: SpatialArch,
+    dram_read_words: Floats,
+    dram_write_words: Floats,
+    buffer_read_words: Floats,
+    buffer_write_words: Floats,
+) -> Floats:
+    """DRAM plus buffer energy, element-wise (`mappers.spatial.cost`'s formulas and item order)."""
+    wb = arch.word_bytes
+    items = (
+        *cost.dram_energy(
+            arch, cast(float, dram_read_words * wb), cast(float, dram_write_words * wb)
+        ),
+        *cost.buffer_energy(
+            arch, arch.buffer, cast(float, buffer_read_words), cast(float, buffer_write_words)
+        ),
+    )
+    return cast(Floats, sum(e.energy_pj for e in items))
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """One dataflow's counts (a cell of `Counts`), traffic per tensor in first-use order."""
+
+    reads: dict[str, float]
+    writes: dict[str, float]
+    buffer_reads: float
+    buffer_writes: float
+    footprint_words: float
+    spilled_words: float
+    cycles_2d: tuple[float, float]
+    used_lanes: tuple[float, float]
+    cycles_1d: float
+    memory_cycles: float
+    latency_cycles: float
+    has_quirk: bool
+
+
+def breakdown(counts: Counts, g: int, s: int) -> Breakdown:
+    """The dataflow in row `g` (loop nests) and column `s` (on-chip set) of `counts`."""
+
+    def used(words: Floats, order: npt.NDArray[np.int64]) -> dict[str, float]:
+        cols = sorted((int(order[g, s, k]), k) for k in range(len(counts.columns)))
+        return {counts.columns[k]: float(words[g, s, k]) for o, k in cols if o != _NEVER}
+
+    return Breakdown(
+        used(counts.dram_read_words, counts.read_order),
+        used(counts.dram_write_words, counts.write_order),
+        float(counts.buffer_reads[g, s]),
+        float(counts.buffer_writes[g, s]),
+        float(counts.footprint_words[g, s]),
+        float(counts.spilled_words[g, s]),
+        (float(counts.cycles_2d[g, 0]), float(counts.cycles_2d[g, 1])),
+        (float(counts.used_lanes[g, 0]), float(counts.used_lanes[g, 1])),
+        counts.cycles_1d,
+        float(counts.memory_cycles[g, s]),
+        float(counts.latency_cycles[g, s]),
+        bool(counts.has_quirk[s]),
+    )

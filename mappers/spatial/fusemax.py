@@ -1,0 +1,588 @@
+"""FuseMax mapper (Nayak et al., MICRO 2024) and its ablation steps.
+
+Mapping: batch-like ranks (B, H) and P2 query blocks are outer DRAM loops; P1 x P0 queries
+(P0 = 2D-array rows) stay in the global buffer with their running state; the key rank is
+streamed in tiles of M0 = 2D-array columns, each K/V tile read once per query block.
+
+Steps (the paper's Figure 8 ablation):
+- `cascade`: the cascade on FLAT-like hardware; only contraction Einsums (multiply under a
+  sum) use the 2D array, everything else the 1D array; in-tile rows that cross between the
+  arrays are buffered per query, so the arrays overlap fully (`overlapped` schedule).
+- `arch`: FuseMax hardware; Einsums inside a key tile on the 2D array, per-tile bookkeeping
+  on the 1D array; the 2D array waits for each tile's row max to cross its columns (a stall
+  of columns x the reduction's cycles), and only per-row scalar carries overlap the next tile.
+- `binding`: full FuseMax: every carry update overlaps the next tile and the stall is hidden
+  (`pipelined` schedule).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from archs.model import ComputeArray, SpatialArch
+from einsum_ir.ir import Access, Cascade, Reduce, ReduceOp, TensorName, Var
+from mappers.registry import register_mapper
+from mappers.result import (
+    EnergyItem,
+    Occupancy,
+    Result,
+    Traffic,
+    UnitCost,
+)
+from mappers.spatial import cost
+from mappers.spatial.compute import (
+    EinsumWork,
+    cascade_work,
+    cycles_on,
+    primitive_counts,
+    unsupported,
+)
+from mappers.spatial.loopnest import Loop, TensorShape, refills
+from mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
+from mappers.spatial.view import (
+    KEY_RANK,
+    QUERY_RANK,
+    CascadeView,
+    MappingError,
+    einsum_costs,
+    is_carry_only,
+    require_spatial,
+    same_tile_deps,
+    spatial_result,
+    view,
+)
+
+STEPS = ("cascade", "arch", "binding")
+# An array with no absorbing operations: counts every scalar operation (for Result.ops).
+_NO_ABSORB = ComputeArray("scalar-ops", 1, 1, ())
+
+
+@dataclass(frozen=True, slots=True)
+class FuseMaxOptions:
+    """Options of the FuseMax mapper.
+
+    Attributes:
+        step: Ablation step: `cascade`, `arch` or `binding` (full FuseMax).
+        p1: Query tiles (of P0 rows) held on chip; 0 picks the largest that fits.
+        key_tile: Key tile M0; 0 binds it to the 2D array's column count.
+        buffer_budget_bytes: Buffer bytes the query tiling may plan for; 0 = the capacity.
+        artifact_compat: Reproduce counting quirks of the FuseMax artifact (each one is
+            listed in the Result's warnings when it applies).
+    """
+
+    step: str = "binding"
+    p1: int = 0
+    key_tile: int = 0
+    buffer_budget_bytes: int = 0
+    artifact_compat: bool = False
+
+    def __post_init__(self) -> None:
+        if self.step not in STEPS:
+            raise MappingError(f"unknown FuseMax step {self.step!r}; expected one of {STEPS}")
+        if self.p1 < 0 or self.key_tile < 0 or self.buffer_budget_bytes < 0:
+            raise MappingError(
+                "p1, key_tile and buffer_budget_bytes must be >= 0 (0 = choose automatically)"
+            )
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Mutable scratch of one `map` call (never escapes it)."""
+
+    cv: CascadeView
+    arch: SpatialArch
+    units: dict[int, ComputeArray] = field(default_factory=dict)
+    work: dict[int, EinsumWork] = field(default_factory=dict)
+    cycles: dict[int, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@register_mapper("fusemax")
+class FuseMaxMapper:
+    """FuseMax and its ablation steps; see the module docstring."""
+
+    Options = FuseMaxOptions
+
+    name = "fusemax"
+
+    def __init__(self, options: FuseMaxOptions | None = None, **kwargs: object) -> None:
+        self.options = options or FuseMaxOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
+        """Map `cascade` at `sizes` onto `arch`."""
+        require_spatial(arch, "fusemax")
+        opts = self.options
+        if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
+            raise MappingError(
+                f"FuseMax needs a 2D and a 1D array; {arch.name} has "
+                f"{[a.name for a in arch.arrays]}"
+            )
+        cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
+        plan = _Plan(cv, arch)
+        _bind(plan, opts.step)
+        compute_cycles = sum(_pass_cycles(plan, k, opts.step) for k in _passes(plan))
+        tiling = _tile_queries(plan, opts)
+        traffic = _traffic(plan, tiling)
+        dram_bytes = sum(t.total_bytes for t in traffic)
+        mem_cycles = cost.memory_cycles(arch, dram_bytes)
+        latency_cycles, bound = cost.bound_latency(compute_cycles, mem_cycles)
+        energy = _energy(plan, tiling, traffic, opts)
+        return _result(
+            plan, opts, tiling, traffic, energy, compute_cycles, mem_cycles, latency_cycles, bound
+        )
+
+
+# ----------------------------------------------------------------------------- binding
+
+
+def _bind(plan: _Plan, step: str) -> None:
+    cv, arch = plan.cv, plan.arch
+    two_d, one_d = arch.array_2d, arch.array_1d
+    works = {a.name: cascade_work(cv.cascade, cv.sizes, a) for a in (two_d, one_d)}
+    for i, e in enumerate(cv.cascade.einsums):
+        work = works[two_d.name][i]
+        if step == "cascade":
+            on_2d = cv.iterates_inner_key(e) and work.count("mac") > 0
+        else:
+            on_2d = cv.iterates_inner_key(e)
+        unit = two_d if on_2d else one_d
+        work = works[unit.name][i]
+        missing = unsupported(work, unit)
+        if missing:
+            other = one_d if unit is two_d else two_d
+            other_work = works[other.name][i]
+            if unsupported(other_work, other):
+                raise MappingError(f"{e}: no array of {arch.name} performs {', '.join(missing)}")
+            plan.warnings.append(
+                f"{e.output}: {unit.name} lacks {', '.join(missing)}; bound to {other.name} instead"
+            )
+            unit, work = other, other_work
+        plan.units[i], plan.work[i] = unit, work
+        plan.cycles[i] = cycles_on(work, unit)
+
+
+def _passes(plan: _Plan) -> list[int]:
+    return sorted({plan.cv.pass_of(i) for i in plan.units})
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def _pass_cycles(plan: _Plan, pass_number: int, step: str) -> float:
+    cv = plan.cv
+    members = [i for i in plan.units if cv.pass_of(i) == pass_number]
+    loop = [i for i in members if cv.iterates_key(cv.cascade.einsums[i])]
+    tail = [i for i in members if i not in loop]
+    tasks = _tasks(plan, loop, tail, step)
+    if step == "cascade":
+        return overlapped_cycles(tasks)
+    return pipelined_cycles(tasks)
+
+
+def _deferred(plan: _Plan, i: int, step: str) -> bool:
+    cv = plan.cv
+    if not is_carry_only(cv, i):
+        return False
+    if step == "binding":
+        return True
+    # Coarse binding (`arch`): only per-row scalar carries overlap the next tile.
+    out = cv.cascade.einsums[i].output
+    return cv.per_query_words(out, keep_key=False) == 1
+
+
+def _tasks(plan: _Plan, loop: list[int], tail: list[int], step: str) -> list[Task]:
+    cv = plan.cv
+    names = {i: cv.cascade.einsums[i].output for i in plan.units}
+    member = set(loop) | set(tail)
+    ordered = [i for i in loop if not _deferred(plan, i, step)]
+    ordered += [i for i in loop if _deferred(plan, i, step)] + tail
+    stalls = _stalls(plan, loop) if step == "arch" else {}
+    tasks: list[Task] = []
+    for i in ordered:
+        same, lagged = same_tile_deps(cv, i)
+        deps: list[str] = [names[j] for j in same if j in member]
+        deps += [f"{names[j]}:stall" for j in same if j in stalls]
+        lag = tuple(names[j] for j in lagged if j in member)
+        deferred = i in tail or _deferred(plan, i, step)
+        tasks.append(Task(names[i], plan.units[i].name, plan.cycles[i], tuple(deps), lag, deferred))
+        if i in stalls:
+            tasks.append(Task(f"{names[i]}:stall", plan.units[i].name, stalls[i], (names[i],)))
+    return tasks
+
+
+def _stalls(plan: _Plan, loop: list[int]) -> dict[int, float]:
+    """2D max-reductions over the in-tile key index feeding the 1D array stall the 2D array."""
+    cv = plan.cv
+    who_reads = cv.who_reads
+    stalls: dict[int, float] = {}
+    for i in loop:
+        e, unit = cv.cascade.einsums[i], plan.units[i]
+        is_row_max = (
+            isinstance(e.expr, Reduce)
+            and e.expr.op is ReduceOp.MAX
+            and cv.inner_key_var in e.expr.over
+        )
+        feeds_1d = any(not plan.units[j].is_2d for j in who_reads.get(e.output, []))
+        if unit.is_2d and is_row_max and feeds_1d:
+            stalls[i] = unit.cols * plan.cycles[i]
+    return stalls
+
+
+# ----------------------------------------------------------------------------- tiling
+
+
+@dataclass(frozen=True, slots=True)
+class _Tiling:
+    p0: int
+    p1: int
+    p2: int
+    per_query_words: int
+    reserved_words: int
+    buffered_crossing: tuple[TensorName, ...]
+    spilled_crossing: tuple[TensorName, ...]
+    in_tile_rows: tuple[TensorName, ...]
+    fits: bool
+    search_candidates: int = 0  # query tilings considered when p1 was left open
+    search_feasible: int = 0
+
+
+def _crossing(cv: CascadeView) -> tuple[TensorName, ...]:
+    return tuple(dict.fromkeys(t for b in cv.passes.boundaries for t in b.buffered))
+
+
+def _in_tile_rows(plan: _Plan) -> tuple[TensorName, ...]:
+    """In-tile tensors produced on one array and read on the other (buffered per query)."""
+    cv = plan.cv
+    who_reads = cv.who_reads
+    rows = []
+    for i, unit in plan.units.items():
+        e = cv.cascade.einsums[i]
+        if cv.inner_key_var not in e.out_vars:
+            continue
+        if any(plan.units[j].is_2d != unit.is_2d for j in who_reads.get(e.output, [])):
+            rows.append(e.output)
+    return tuple(rows)
+
+
+def _resident_words(
+    plan: _Plan, crossing: tuple[TensorName, ...], rows: tuple[TensorName, ...]
+) -> int:
+    cv = plan.cv
+    c = cv.cascade
+    words = 0
+    for name in c.input_names:
+        if cv.is_query_indexed(name) and not cv.is_key_indexed(name):
+            words += cv.per_query_words(name, keep_key=False)
+    for name in cv.recur:
+        if cv.is_query_indexed(name):
+            words += cv.per_query_words(name, keep_key=False)
+    for name in crossing:
+        words += cv.per_query_words(name, keep_key=True)
+    m0 = cv.sizes[cv.key_parts[-1]]
+    for name in rows:
+        words += cv.per_query_words(name, keep_key=False) * m0
+    return words
+
+
+def _reserved_words(cv: CascadeView) -> int:
+    """One key tile of every key-indexed input (per batch instance)."""
+    m0 = cv.sizes[cv.key_parts[-1]]
+    total = 0
+    for name in cv.cascade.input_names:
+        if cv.is_key_indexed(name):
+            total += (
+                cv.per_query_words(name, keep_key=False) * m0
+                if not cv.is_query_indexed(name)
+                else m0
+            )
+    return total
+
+
+def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
+    cv, arch = plan.cv, plan.arch
+    p0 = min(arch.array_2d.rows, cv.sizes[QUERY_RANK])
+    blocks = math.ceil(cv.sizes[QUERY_RANK] / p0)
+    budget = opts.buffer_budget_bytes or arch.buffer.capacity_bytes
+    if budget > arch.buffer.capacity_bytes:
+        plan.warnings.append(f"buffer budget {budget} B exceeds the {arch.buffer.name} capacity")
+    elif budget < arch.buffer.capacity_bytes:
+        plan.warnings.append(
+            f"query tiling planned for {budget} B of the "
+            f"{arch.buffer.capacity_bytes} B {arch.buffer.name}"
+        )
+    capacity_words = budget // arch.word_bytes
+    reserved = _reserved_words(cv)
+    crossing = _crossing(cv)
+    rows = _in_tile_rows(plan) if opts.step == "cascade" else ()
+    attempts = [(crossing, ()), ((), crossing)] if crossing else [((), ())]
+    divisors = sorted((d for d in range(1, blocks + 1) if blocks % d == 0), reverse=True)
+    for buffered, spilled in attempts:
+        per_query = _resident_words(plan, buffered, rows)
+
+        def fits(p1: int, per_query: int = per_query) -> bool:
+            return reserved + p0 * p1 * per_query <= capacity_words
+
+        if opts.p1:
+            p1 = min(opts.p1, blocks)
+            if fits(p1):
+                p2 = math.ceil(blocks / p1)
+                return _Tiling(p0, p1, p2, per_query, reserved, buffered, spilled, rows, True)
+            continue
+        # K/V traffic falls as P1 grows and compute does not depend on it: the largest
+        # feasible divisor is the optimum of this search.
+        feasible = [d for d in divisors if fits(d)]
+        if feasible:
+            p1 = feasible[0]
+            return _Tiling(
+                p0,
+                p1,
+                blocks // p1,
+                per_query,
+                reserved,
+                buffered,
+                spilled,
+                rows,
+                True,
+                len(divisors),
+                len(feasible),
+            )
+    p1 = min(opts.p1, blocks) if opts.p1 else 1
+    per_query = _resident_words(plan, (), rows)
+    plan.warnings.append(
+        f"on-chip state of {p1} query block(s) ({reserved + p0 * p1 * per_query} words) exceeds "
+        f"the {arch.buffer.name} capacity ({capacity_words} words)"
+    )
+    return _Tiling(
+        p0,
+        p1,
+        math.ceil(blocks / p1),
+        per_query,
+        reserved,
+        (),
+        crossing,
+        rows,
+        False,
+        0 if opts.p1 else len(divisors),
+        0,
+    )
+
+
+# ----------------------------------------------------------------------------- traffic
+
+
+def _traffic(plan: _Plan, tiling: _Tiling) -> tuple[Traffic, ...]:
+    cv = plan.cv
+    c = cv.cascade
+    wb = plan.arch.word_bytes
+    key_leaf = cv.key_parts[0]
+    outer = tuple(Loop(r, cv.sizes[r]) for r in cv.instance_ranks) + (
+        Loop(QUERY_RANK, tiling.p2, "P2"),
+        Loop(KEY_RANK, cv.sizes[key_leaf] if len(cv.key_parts) > 1 else 1, key_leaf),
+    )
+    passes_reading: dict[TensorName, set[int]] = {}
+    for i, e in enumerate(c.einsums):
+        for acc in e.inputs:
+            passes_reading.setdefault(acc.tensor, set()).add(cv.pass_of(i))
+    items: list[Traffic] = []
+    for name in c.input_names:
+        shape = _loop_shape(cv, name)
+        per_pass = refills(shape, outer) * shape.elements / max(1, _outer_product(shape, outer))
+        n_passes = len(passes_reading.get(name, set())) if cv.is_key_indexed(name) else 1
+        items.append(Traffic("dram", name, per_pass * n_passes * wb, 0.0))
+    for name in c.outputs:
+        items.append(Traffic("dram", name, 0.0, cv.words(name) * wb))
+    for name in tiling.spilled_crossing:
+        later = len(passes_reading.get(name, set()))
+        items.append(Traffic("dram", name, cv.words(name) * later * wb, cv.words(name) * wb))
+    return tuple(items)
+
+
+def _loop_shape(cv: CascadeView, name: TensorName) -> TensorShape:
+    extents = []
+    for r in cv.ranks[name]:
+        root = cv.cascade.root(r)
+        extents.append((str(root) if root in (KEY_RANK, QUERY_RANK) else str(r), cv.sizes[r]))
+    merged: dict[str, int] = {}
+    for rank_name, n in extents:
+        merged[rank_name] = merged.get(rank_name, 1) * n
+    return TensorShape(name, tuple(merged.items()))
+
+
+def _outer_product(shape: TensorShape, outer: tuple[Loop, ...]) -> int:
+    """Iterations of the relevant outer loops (they partition the tensor into tiles)."""
+    return math.prod(loop.factor for loop in outer if loop.rank in shape.ranks)
+
+
+# ----------------------------------------------------------------------------- energy
+
+
+def _buffer_words(
+    plan: _Plan, tiling: _Tiling, traffic: tuple[Traffic, ...]
+) -> tuple[float, float]:
+    """(read, write) words of the global buffer; see the module docstring of `fusemax`."""
+    cv = plan.cv
+    c = cv.cascade
+    wb = plan.arch.word_bytes
+    tiles = cv.key_tiles
+    q_blocks = tiling.p0 and math.ceil(cv.sizes[QUERY_RANK] / tiling.p0)
+    reads = writes = 0.0
+    writes += sum(t.read_bytes for t in traffic) / wb  # DRAM fills land in the buffer
+    recur = cv.recur
+    for i, e in enumerate(c.einsums):
+        unit = plan.units[i]
+        for acc in dict.fromkeys(e.inputs):
+            name = acc.tensor
+            if name in c.input_names and unit.is_2d:
+                key, query = cv.is_key_indexed(name), cv.is_query_indexed(name)
+                if key and not query:
+                    reads += cv.words(name) * q_blocks  # multicast once per query block
+                elif query and not key:
+                    reads += cv.words(name) * tiles  # re-read for every key tile
+            elif name in recur:
+                reads += _state_reads(plan, i, acc)
+        if e.recurrence_var is not None:
+            writes += cv.words(e.output) * tiles  # the new iterate, once per tile
+    rows_words = sum(cv.words(t) for t in tiling.in_tile_rows)
+    crossing_words = sum(cv.words(t) for t in tiling.buffered_crossing)
+    return reads + rows_words + crossing_words, writes + rows_words + crossing_words
+
+
+def _state_reads(plan: _Plan, i: int, acc: Access) -> float:
+    """Buffer reads of recurrence state by Einsum `i`; registers serve repeated reads.
+
+    The previous iterate is read from the buffer once per tile by the first Einsum on each
+    array that needs it; the current iterate is read once per tile by Einsums on the other
+    array than its producer; a final iterate is read once.
+    """
+    cv = plan.cv
+    c = cv.cascade
+    e = c.einsums[i]
+    size = cv.words(acc.tensor)
+    if acc.reads_final:
+        return float(size)
+    if cv.is_lagged(e, acc):
+        earlier_on_unit = any(
+            plan.units[j] is plan.units[i]
+            and any(
+                a.tensor == acc.tensor and cv.is_lagged(c.einsums[j], a)
+                for a in c.einsums[j].inputs
+            )
+            for j in range(i)
+        )
+        return 0.0 if earlier_on_unit else float(size * cv.key_tiles)
+    producer = cv.producer[acc.tensor]
+    is_current = any(isinstance(x, Var) and x.offset == 1 for x in acc.indices)
+    if is_current and plan.units[producer] is not plan.units[i]:
+        return float(size * cv.key_tiles)
+    return 0.0
+
+
+def _energy(
+    plan: _Plan, tiling: _Tiling, traffic: tuple[Traffic, ...], opts: FuseMaxOptions
+) -> tuple[EnergyItem, ...]:
+    arch = plan.arch
+    items: list[EnergyItem] = []
+    skip: frozenset[str] = frozenset()
+    if opts.artifact_compat and opts.step == "cascade":
+        skip = frozenset({"exp"})
+        plan.warnings.append(
+            "artifact-compat: exp energy not charged at the +Cascade step "
+            "(the FuseMax artifact's exp unit name did not match its table)"
+        )
+    for array in arch.arrays:
+        prims: dict[str, float] = {}
+        for i, unit in plan.units.items():
+            if unit is array:
+                for op, n in primitive_counts(plan.work[i], array).items():
+                    prims[op] = prims.get(op, 0.0) + n
+        items.extend(cost.compute_energy(array, prims, skip))
+    reads = sum(t.read_bytes for t in traffic)
+    writes = sum(t.write_bytes for t in traffic)
+    items.extend(cost.dram_energy(arch, reads, writes))
+    r_words, w_words = _buffer_words(plan, tiling, traffic)
+    items.extend(cost.buffer_energy(arch, arch.buffer, r_words, w_words))
+    return tuple(items)
+
+
+# ----------------------------------------------------------------------------- result
+
+
+def _result(
+    plan: _Plan,
+    opts: FuseMaxOptions,
+    tiling: _Tiling,
+    traffic: tuple[Traffic, ...],
+    energy: tuple[EnergyItem, ...],
+    compute_cycles: float,
+    mem_cycles: float,
+    latency_cycles: float,
+    bound: str,
+) -> Result:
+    cv, arch = plan.cv, plan.arch
+    order = sorted(plan.units)
+    per_einsum = einsum_costs(
+        cv,
+        [plan.units[i] for i in order],
+        [plan.work[i] for i in order],
+        [plan.cycles[i] for i in order],
+        latency_cycles,
+    )
+    units = []
+    for array in arch.arrays:
+        busy = sum(plan.cycles[i] for i, u in plan.units.items() if u is array)
+        units.append(
+            UnitCost(
+                array.name,
+                busy,
+                float(array.lanes),
+                busy / latency_cycles if latency_cycles else 0.0,
+            )
+        )
+    occupancy_words = tiling.reserved_words + tiling.p0 * tiling.p1 * tiling.per_query_words
+    capacity = arch.buffer.capacity_bytes
+    spilled = sum(t.total_bytes for t in traffic if t.tensor in tiling.spilled_crossing)
+    warnings = list(plan.warnings)
+    warnings.append("schedule: steady state over key tiles (pipeline fill and drain ignored)")
+    if tiling.spilled_crossing:
+        warnings.append(
+            f"pass-boundary tensors spilled to DRAM: {', '.join(tiling.spilled_crossing)}"
+        )
+    schedule = "overlapped" if opts.step == "cascade" else "pipelined"
+    occupancy = Occupancy(
+        arch.buffer.name, "total", occupancy_words * arch.word_bytes, capacity, spilled
+    )
+    return spatial_result(
+        cv,
+        arch,
+        "fusemax",
+        tuple(asdict(opts).items()),
+        latency_cycles=latency_cycles,
+        compute_cycles=compute_cycles,
+        memory_cycles=mem_cycles,
+        bound=bound,
+        traffic=traffic,
+        energy=energy,
+        occupancy=(occupancy,),
+        per_einsum=per_einsum,
+        units=tuple(units),
+        schedule=schedule,
+        identity=opts,
+        extras=(
+            ("p0", float(tiling.p0)),
+            ("p1", float(tiling.p1)),
+            ("p2", float(tiling.p2)),
+            *(
+                (
+                    ("search_candidates", float(tiling.search_candidates)),
+                    ("search_feasible", float(tiling.search_feasible)),
+                )
+                if tiling.search_candidates
+                else ()
+            ),
+        ),
+        warnings=warnings,
+    )
+
+
+__all__ = ["FuseMaxMapper", "FuseMaxOptions"]

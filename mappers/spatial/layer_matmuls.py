@@ -1,0 +1,174 @@
+"""The non-attention matmuls of a transformer layer, for end-to-end numbers.
+
+A layer with batch B, sequence length P, model width D, FFN width S, H heads of E dims has
+rows = B*P tokens and six matmuls (K x N): the Q, K and V projections (D x H*E), the output
+projection (H*E x D), FFN1 (D x S) and FFN2 (S x D). Each runs on the 2D array after the
+previous one: latency = sum of max(memory time, MACs / lanes). Traffic is compulsory (each
+operand read once, the result written once). The global buffer serves one row read (the
+streamed operand) and one row write (the outputs) per 2D-array cycle.
+
+The mapper ignores the cascade argument: it maps the layer's matmuls, not attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from archs.model import SpatialArch
+from einsum_ir.ir import Cascade
+from mappers.registry import register_mapper
+from mappers.result import (
+    VERSION,
+    EinsumCost,
+    EnergyItem,
+    Result,
+    Traffic,
+    UnitCost,
+    input_hash,
+)
+from mappers.spatial import cost
+from mappers.spatial.view import MappingError, require_spatial
+from mappers.workloads import MODELS
+
+SIZE_KEYS = ("B", "P", "D", "S", "H", "E")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerMatmulsOptions:
+    """Options of the layer-matmuls mapper.
+
+    Attributes:
+        model: A name in `mappers.workloads.MODELS`; when set, it replaces B, D, S, H, E.
+        seq_len: Sequence length P when `model` is set (0: take P from the sizes).
+    """
+
+    model: str = ""
+    seq_len: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model and self.model not in MODELS:
+            raise MappingError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        if self.seq_len < 0:
+            raise MappingError("seq_len must be >= 0")
+
+
+def layer_sizes(opts: LayerMatmulsOptions, sizes: dict[str, int]) -> dict[str, int]:
+    """B, P, D, S, H, E from the options' model (if any) and `sizes`."""
+    merged = dict(sizes)
+    if opts.model:
+        m = MODELS[opts.model]
+        merged.update(B=m.batch, D=m.d_model, S=m.d_ff, H=m.heads, E=m.head_dim)
+    if opts.seq_len:
+        merged["P"] = opts.seq_len
+    missing = [k for k in SIZE_KEYS if k not in merged]
+    if missing:
+        raise MappingError(
+            f"layer-matmuls needs sizes {', '.join(SIZE_KEYS)}; missing {', '.join(missing)}"
+        )
+    return {k: int(merged[k]) for k in SIZE_KEYS}
+
+
+def layer_matmuls(s: dict[str, int]) -> tuple[tuple[str, int, int, int], ...]:
+    """(name, rows, K, N) of each matmul of the layer."""
+    rows, d, he = s["B"] * s["P"], s["D"], s["H"] * s["E"]
+    return (
+        ("Q_proj", rows, d, he),
+        ("K_proj", rows, d, he),
+        ("V_proj", rows, d, he),
+        ("O_proj", rows, he, d),
+        ("FFN1", rows, d, s["S"]),
+        ("FFN2", rows, s["S"], d),
+    )
+
+
+@register_mapper("layer-matmuls")
+class LayerMatmulsMapper:
+    """A layer's projection and FFN matmuls on the 2D array; see the module docstring."""
+
+    Options = LayerMatmulsOptions
+
+    name = "layer-matmuls"
+
+    def __init__(self, options: LayerMatmulsOptions | None = None, **kwargs: object) -> None:
+        self.options = options or LayerMatmulsOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade | None, arch: SpatialArch, sizes: dict[str, int]) -> Result:
+        """Cost the layer's matmuls at `sizes` on `arch` (`cascade` is ignored)."""
+        require_spatial(arch, "layer-matmuls")
+        s = layer_sizes(self.options, sizes)
+        array = arch.array_2d
+        wb = arch.word_bytes
+        traffic: list[Traffic] = []
+        per_einsum: list[EinsumCost] = []
+        latency = compute = memory = macs = 0.0
+        for name, rows, k, n in layer_matmuls(s):
+            read, write = (rows * k + k * n) * wb, rows * n * wb
+            mm_macs = float(rows * k * n)
+            cycles = mm_macs * array.cycles("mac") / array.lanes
+            mem = cost.memory_cycles(arch, read + write)
+            latency += max(cycles, mem)
+            compute += cycles
+            memory += mem
+            macs += mm_macs
+            traffic.append(Traffic("dram", name, float(read), float(write)))
+            per_einsum.append(EinsumCost(name, array.name, 1, mm_macs, cycles, 0.0))
+        per_einsum = [
+            EinsumCost(
+                e.einsum, e.unit, e.pass_index, e.ops, e.compute_cycles, e.compute_cycles / latency
+            )
+            for e in per_einsum
+        ]
+        energy: list[EnergyItem] = list(cost.compute_energy(array, {"mac": macs}))
+        energy.extend(
+            cost.dram_energy(
+                arch, sum(t.read_bytes for t in traffic), sum(t.write_bytes for t in traffic)
+            )
+        )
+        row_words = arch.buffer.row_bytes / wb
+        energy.extend(
+            cost.buffer_energy(arch, arch.buffer, compute * row_words, compute * row_words)
+        )
+        units = tuple(
+            UnitCost(
+                a.name,
+                compute if a is array else 0.0,
+                float(a.lanes),
+                compute / latency if a is array else 0.0,
+            )
+            for a in arch.arrays
+        )
+        return Result(
+            cascade="layer-matmuls",
+            arch=arch.name,
+            mapper="layer-matmuls",
+            options=tuple(asdict(self.options).items()),
+            sizes=tuple(sorted(s.items())),
+            passes=1,
+            latency_cycles=latency,
+            latency_s=latency / arch.clock_hz,
+            compute_cycles=compute,
+            memory_cycles=memory,
+            bound="memory:dram" if memory > compute else "compute",
+            energy_pj=sum(e.energy_pj for e in energy),
+            dram_traffic_bytes=sum(t.total_bytes for t in traffic),
+            area_um2=arch.area_um2,
+            flops=2.0 * macs,
+            traffic=tuple(traffic),
+            energy=tuple(energy),
+            per_einsum=tuple(per_einsum),
+            units=units,
+            ops=(("mac", macs),),
+            warnings=(
+                "layer-matmuls: the cascade argument is ignored (the layer's projection "
+                "and FFN matmuls are mapped); one buffer row read and one row write per "
+                "2D-array cycle",
+            ),
+            provenance=(
+                ("version", VERSION),
+                ("schedule", "sequential"),
+                ("input_hash", input_hash(arch, sorted(s.items()), self.options)),
+            ),
+        )
+
+
+__all__ = ["LayerMatmulsMapper", "LayerMatmulsOptions", "layer_matmuls", "layer_sizes"]

@@ -1,0 +1,1 @@
+"""The `attnsim` command line: one module per subcommand group."""

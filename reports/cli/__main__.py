@@ -1,0 +1,5 @@
+"""`python -m reports.cli`: the `attnsim` command."""
+
+from reports.cli.main import entry
+
+entry()

@@ -1,0 +1,84 @@
+"""`attnsim map`: one design point (cascade x architecture x mapper) printed as a Result."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+
+from archs.load import load_arch
+from einsum_ir import load_cascade
+from einsum_ir.sizes import parse_sizes
+from mappers.registry import get_mapper, mapper_names
+from reports.cli.cascade import Subparsers
+from reports.cli.result_text import format_result
+from reports.errors import UsageError
+
+
+def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `map`."""
+    p = subparsers.add_parser("map", help="map one design point and print its costs")
+    p.add_argument("--arch", required=True, help="preset name or architecture YAML file")
+    p.add_argument("--cascade", required=True, help="built-in cascade name or YAML file")
+    p.add_argument("--mapper", required=True, help=f"one of: {', '.join(mapper_names())}")
+    p.add_argument(
+        "--sizes",
+        required=True,
+        help="rank sizes, e.g. B=64,H=12,M=4K,P=4K,E=64,F=64 (K = 1024, M = 1048576)",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="mapper option (repeatable), e.g. --option step=arch",
+    )
+    p.add_argument("--json", action="store_true", help="print the Result as one JSON object")
+    p.set_defaults(handler=run)
+
+
+def parse_options(cls: type, pairs: list[str]) -> dict[str, object]:
+    """`KEY=VALUE` strings -> typed keyword arguments for the mapper's Options dataclass."""
+    options_cls = getattr(cls, "Options", None)
+    fields = {f.name: f for f in dataclasses.fields(options_cls)} if options_cls else {}
+    hints = typing.get_type_hints(options_cls) if options_cls else {}
+    kwargs: dict[str, object] = {}
+    problems = []
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in fields:
+            known = ", ".join(fields) or "none"
+            problems.append(f"--option {pair!r}: expected KEY=VALUE with KEY one of {known}")
+            continue
+        kind = hints.get(key, str)
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                kwargs[key] = text.lower() in ("true", "1", "yes")
+            elif kind in (int, float):
+                kwargs[key] = kind(text)
+            else:
+                kwargs[key] = text
+        except ValueError:
+            problems.append(
+                f"--option {key}: expected {getattr(kind, '__name__', kind)}, got {text!r}"
+            )
+    if problems:
+        raise ValueError("; ".join(problems))
+    return kwargs
+
+
+def run(args: argparse.Namespace) -> int:
+    """Map and print."""
+    try:
+        cls = get_mapper(args.mapper)
+        sizes = parse_sizes(args.sizes)
+        options = parse_options(cls, args.option)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    cascade = load_cascade(args.cascade)
+    arch = load_arch(args.arch)
+    result = cls(**options).map(cascade, arch, sizes)
+    print(result.to_json() if args.json else format_result(result))
+    return 0

@@ -1,0 +1,188 @@
+"""`attnsim run`, `attnsim check` and `attnsim export`: experiment files and their stores."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from einsum_ir.spec import Problem, SpecError
+from reports.cli.cascade import Subparsers
+from reports.errors import UsageError
+
+EXIT_POINTS_FAILED = 1
+EXIT_INTERRUPTED = 130
+SHOWN_ERRORS = 3  # failed points whose errors `run` prints
+
+
+def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `run`, `check` and `export`."""
+    p = subparsers.add_parser(
+        "run",
+        help="run an experiment's design-space sweep",
+        description="Run an experiment's design-space sweep into a result store. Exit status: "
+        "0 when every point evaluated in this run succeeded, 1 when any failed (the count and "
+        "the first errors are printed; the tables and report are still written), 2 on an input "
+        "error or when --out holds another experiment's points (nothing is run), 130 when "
+        "interrupted. Finished points of the same experiment are kept and skipped.",
+    )
+    p.add_argument("experiment", type=Path, help="experiment YAML file")
+    p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
+    p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: CPUs)")
+    p.add_argument(
+        "--executor", default="local", help="local (default) or dask://HOST:PORT (a scheduler)"
+    )
+    p.add_argument(
+        "--budget", type=int, default=None, help="evaluate at most N new points in this run"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard the output folder's stored points first (needed when the folder holds "
+        "another experiment's points, or points an edited experiment no longer has)",
+    )
+    p.set_defaults(handler=run)
+    p = subparsers.add_parser(
+        "check",
+        help="validate experiment files and count their points",
+        description="Validate experiment files (every problem as file:line:col: path: message, "
+        "exit status 2) and print how many points each sweep expands to.",
+        epilog=overrides_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", type=Path, help="experiment YAML files")
+    p.set_defaults(handler=check)
+    p = subparsers.add_parser("export", help="export a result store to CSV or JSON lines")
+    p.add_argument("out_dir", type=Path, help="a run's output directory")
+    p.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    p.add_argument("--output", type=Path, default=None, help="file (default: DIR/results.FMT)")
+    p.set_defaults(handler=export)
+
+
+def overrides_help() -> str:
+    """The architecture overrides an experiment may set (from `archs.overrides.OVERRIDES`)."""
+    from archs.overrides import OVERRIDES
+
+    lines = ["architecture overrides (architectures.NAME.overrides, or arch.overrides.* paths):"]
+    for o in OVERRIDES:
+        name = f"{o.name}.ARRAY" if o.per_array else o.name
+        lines.append(f"  {name:<28} {o.unit}: {o.meaning} [{', '.join(o.kinds)}]")
+    return "\n".join(lines)
+
+
+def check(args: argparse.Namespace) -> int:
+    """Validate each file; print its point count, or every problem (exit status 2)."""
+    from reports.dse.experiment import load_experiment
+
+    problems: list[Problem] = []
+    for file in args.files:
+        try:
+            exp = load_experiment(file)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        if exp.missing_mappers:
+            print(f"{file}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
+            continue
+        blocks = ", ".join(f"{b.name} {b.count}" for b in exp.blocks)
+        print(f"{file}: ok: {exp.count} points ({blocks})")
+    if problems:
+        raise SpecError(problems)
+    return 0
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep, export the tables, write the report."""
+    from reports.dse import store
+    from reports.dse.experiment import load_experiment
+    from reports.dse.feasibility import tally
+    from reports.dse.runner import ForeignStoreError, describe, run_experiment
+
+    exp = load_experiment(args.experiment)
+    if exp.missing_mappers:
+        print(f"{args.experiment}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
+        return 0
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.budget is not None and args.budget < 0:
+        raise UsageError("--budget must be >= 0")
+    if not (args.executor == "local" or args.executor.startswith("dask://")):
+        raise UsageError(f"--executor: expected local or dask://HOST:PORT, got {args.executor!r}")
+    out = args.out or Path(exp.out_dir)
+    if args.fresh:
+        gone = store.discard(out)
+        if gone:
+            print(f"--fresh: discarded {gone} stored points in {out}", file=sys.stderr)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        summary = run_experiment(exp, out, args.jobs, args.executor, args.budget, quiet=args.quiet)
+    except ForeignStoreError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # executor setup (Dask missing or unreachable)
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(describe(summary), file=sys.stderr)
+    if store.db_path(out).exists():
+        counts = tally(store.iter_rows(out), exp.constraints)
+        if counts.total:
+            print(counts.describe(), file=sys.stderr)
+    if summary.interrupted:
+        print(
+            f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr
+        )
+        return EXIT_INTERRUPTED
+    copy = Path(out) / "experiment.yaml"  # the report reads the experiment's objectives here
+    if Path(args.experiment).resolve() != copy.resolve():
+        shutil.copyfile(args.experiment, copy)
+    for fmt in exp.formats:
+        export_fn = store.export_csv if fmt == "csv" else store.export_jsonl
+        print(f"wrote {export_fn(out, constraints=exp.constraints)}")
+    if exp.report:
+        try:
+            from reports.page.report import write_report  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            print("note: no report module (reports/page/report.py) yet; skipped report.html")
+        else:
+            print(f"wrote {write_report(out)}")
+    if summary.failed:
+        print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
+        return EXIT_POINTS_FAILED
+    return 0
+
+
+def failure_summary(failed: int, evaluated: int, out: Path) -> str:
+    """How many points failed, the first errors (from the store), and where the rest are."""
+    from reports.dse import store
+
+    lines = [f"attnsim run: {failed} of {evaluated} points evaluated in this run failed"]
+    for f in store.load_failures(out)[:SHOWN_ERRORS]:
+        values = ", ".join(
+            f"{k.removeprefix('point.')}={v}" for k, v in f.items() if k.startswith("point.")
+        )
+        where = f"design {f['design']}" + (f", {values}" if values else "")
+        lines.append(f"  {where}: {f['error']}")
+    lines.append(f"every error: attnsim export {out} --format jsonl (status 'failed')")
+    return "\n".join(lines)
+
+
+def export(args: argparse.Namespace) -> int:
+    """Export the store to CSV or JSON lines."""
+    from reports.dse import store
+
+    if not store.db_path(args.out_dir).exists():
+        raise UsageError(f"{args.out_dir}: no {store.DB_NAME} (run `attnsim run` first)")
+    from reports.dse.feasibility import constraints_from_json
+
+    constraints = constraints_from_json(store.read_meta(args.out_dir).get("constraints", "[]"))
+    fn = store.export_csv if args.format == "csv" else store.export_jsonl
+    print(f"wrote {fn(args.out_dir, args.output, constraints)}")
+    return 0

@@ -1,0 +1,67 @@
+"""`attnsim validate gpu`: the GPU model's error against kernel measurements.
+
+MAPE per family and overall, worst points, tiling picks and plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from reports.cli.cascade import Subparsers
+from reports.errors import UsageError
+
+
+def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `validate gpu`."""
+    p = subparsers.add_parser("validate", help="check model predictions against measurements")
+    sub = p.add_subparsers(dest="target", metavar="TARGET")
+    p.set_defaults(group_parser=p)
+    g = sub.add_parser("gpu", help="GPU mappers vs Triton kernel measurements (CSV files)")
+    g.add_argument(
+        "--measurements",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="measurement CSVs (kernels.bench.measure schema)",
+    )
+    g.add_argument("--arch", default=None, help="GPU preset (default: from each row's device)")
+    g.add_argument("--json", action="store_true", help="print one JSON object (the summary)")
+    g.add_argument("--out", type=Path, default=None, help="directory for report, CSV and plots")
+    g.add_argument("--worst", type=int, default=10, help="worst points to list (default 10)")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG figures with --out")
+    g.set_defaults(handler=run_gpu)
+
+
+def run_gpu(args: argparse.Namespace) -> int:
+    """Read, predict, summarize, write."""
+    from kernels.bench.measure import MeasurementError
+    from reports import validation
+
+    try:
+        measurements, points, notes = validation.join_files(args.measurements, args.arch)
+    except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
+        raise UsageError(f"cannot read measurements: {exc}") from None
+    except validation.ValidationError as exc:
+        raise UsageError(str(exc)) from None
+    if not points:
+        families = ", ".join(validation.FAMILY_MAPPERS)
+        raise UsageError(f"no rows of a modelled family ({families}) in the measurements")
+    picks = validation.tiling_picks(points)
+    summary = validation.summary(points)
+    report = validation.format_report(points, picks, args.worst)
+    report += "\n\n" + "\n".join(notes)
+    if args.out is not None:
+        out: Path = args.out
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.txt").write_text(report + "\n", encoding="utf-8")
+        extended = {**summary, "tiling_pick_within_10pct": validation.pick_fraction(picks)}
+        (out / "summary.json").write_text(json.dumps(extended, indent=1) + "\n", encoding="utf-8")
+        validation.write_points(out / "points.csv", points)
+        if not args.no_plots:
+            validation.save_plots(out, points, measurements, picks)
+    print(json.dumps(summary) if args.json else report)
+    return 0

@@ -1,0 +1,502 @@
+"""Run an experiment's design points: a local process pool (default) or a Dask cluster.
+
+Points are expanded lazily, checked against the store in batches (finished ones are skipped),
+evaluated in chunks by workers that cache loaded architectures, cascades and mappers, and
+written back in small committed batches. A point that raises is recorded as a failure and the
+sweep goes on; a point that kills its worker process is isolated and recorded the same way.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import io
+import itertools
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+import typing
+from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from reports.dse.experiment import Experiment, Point
+from reports.dse.feasibility import FIT, constraints_json, fit_problem
+from reports.dse.store import Record, Store, point_columns
+
+PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
+Chunk = list[PointTuple]
+LOOKUP_BATCH = 512
+
+
+@dataclass(slots=True)
+class Summary:
+    """What one `run_experiment` call did."""
+
+    total: int = 0
+    skipped: int = 0
+    ok: int = 0
+    failed: int = 0
+    interrupted: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Points evaluated in this run."""
+        return self.ok + self.failed
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+@functools.lru_cache(maxsize=32)
+def _base_arch(preset: str, sha256: str) -> Any:
+    from archs.load import load_arch
+
+    return load_arch(preset)
+
+
+@functools.lru_cache(maxsize=4096)
+def _arch(preset: str, sha256: str, overrides_json: str) -> Any:
+    arch = _base_arch(preset, sha256)
+    o = json.loads(overrides_json)
+    if not o:
+        return arch
+    if not hasattr(arch, "with_overrides"):
+        raise ValueError(f"architecture {arch.name!r} takes no overrides (not a spatial arch)")
+    return arch.with_overrides(
+        clock_hz=o["clock_ghz"] * 1e9 if "clock_ghz" in o else None,
+        dram_bandwidth_bytes_per_s=(
+            o["dram_bandwidth_gib_per_s"] * 2**30 if "dram_bandwidth_gib_per_s" in o else None
+        ),
+        buffer_bytes=o.get("buffer_bytes"),
+        array_shapes={k: (v[0], v[1]) for k, v in o.get("array_shapes", {}).items()},
+        register_file_entries=o.get("register_file_entries"),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _cascade(ref_json: str) -> Any:
+    import yaml
+
+    from einsum_ir import load_cascade, load_cascade_text
+
+    ref = json.loads(ref_json)
+    if "builtin" in ref:
+        return load_cascade(ref["builtin"])
+    if "file" in ref:
+        return load_cascade(ref["file"])
+    return load_cascade_text(yaml.safe_dump(ref["inline"]), f"<inline {ref['label']}>")
+
+
+@functools.lru_cache(maxsize=256)
+def _mapper(name: str, options_json: str) -> Any:
+    from mappers.registry import get_mapper
+
+    cls = get_mapper(name)
+    options = json.loads(options_json)
+    opts_cls = getattr(cls, "Options", None)
+    hints = typing.get_type_hints(opts_cls) if opts_cls else {}
+    for key, value in options.items():
+        if typing.get_origin(hints.get(key)) is tuple and isinstance(value, list):
+            options[key] = tuple(value)
+    return cls(**options)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def make_row(result: Any, resolved: dict[str, Any], values: dict[str, Any], arch: Any) -> dict:
+    """The flat row of a finished point: Result.to_row() plus derived and swept columns."""
+    w = resolved["workload"]
+    row: dict[str, Any] = {"point_id": "", "status": "ok", "design": resolved["design"]}
+    row.update(result.to_row())
+    row["edp_js"] = result.energy_pj * 1e-12 * result.latency_s
+    row["workload"] = w["label"]
+    row["seq_len"] = w["seq_len"] if w["seq_len"] is not None else w["sizes"].get("P")
+    buffer = getattr(arch, "buffer", None)
+    if buffer is not None:
+        row["buffer_bytes"] = buffer.capacity_bytes
+    row.update(point_columns(values))
+    row[FIT] = fit_problem(result)
+    return row
+
+
+def evaluate_point(p: PointTuple) -> Record:
+    """Map one design point; any exception becomes a failed record (never raised)."""
+    seq, pid, resolved, values = p
+    start = time.perf_counter()
+    point_json, values_json = _dumps(resolved), _dumps(values)
+    try:
+        a = resolved["arch"]
+        arch = _arch(a["preset"], a.get("sha256", ""), _dumps(a["overrides"]))
+        cascade = _cascade(_dumps(resolved["cascade"]))
+        m = resolved["mapper"]
+        mapper = _mapper(m["name"], _dumps(m["options"]))
+        result = mapper.map(cascade, arch, dict(resolved["workload"]["sizes"]))
+        row = make_row(result, resolved, values, arch)
+        row["point_id"] = pid
+        elapsed = time.perf_counter() - start
+        return Record(
+            pid, seq, "ok", resolved["design"], point_json, values_json,
+            json.dumps(row), result.to_json(), None, elapsed,
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001  (a bad point must not stop the sweep)
+        error = f"{type(exc).__name__}: {str(exc).strip(chr(39))}"
+        elapsed = time.perf_counter() - start
+        return Record(
+            pid, seq, "failed", resolved["design"], point_json, values_json,
+            None, None, error, elapsed,
+        )  # fmt: skip
+
+
+def evaluate_chunk(chunk: Chunk) -> list[Record]:
+    """Evaluate a chunk of points in this worker."""
+    return [evaluate_point(p) for p in chunk]
+
+
+def _init_worker() -> None:
+    # Ctrl-C goes to the whole process group: only the driver handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A bar with rate and ETA on a terminal; a line every 10% (or 30 s) otherwise.
+
+    The bar fits the terminal's width (it shrinks, then goes, then the text is cut), so it
+    never wraps. With a `budget` smaller than the sweep, progress and ETA count the points
+    this run may evaluate, not the whole sweep.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        budget: int | None = None,
+    ) -> None:
+        self.total = total
+        self.budget = budget if budget is not None and budget < total else None
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.tty = self.stream.isatty()
+        self.start = time.monotonic()
+        self.last_draw = 0.0
+        self.last_decile = -1
+        self.count = 0
+        self.evaluated = 0
+        self.failed = 0
+
+    @property
+    def done(self) -> int:
+        """Progress so far: points evaluated against a budget, else points handled."""
+        return self.evaluated if self.budget is not None else self.count
+
+    @property
+    def target(self) -> int:
+        """What `done` counts up to: the budget, else the sweep's points."""
+        return self.budget if self.budget is not None else self.total
+
+    def advance(self, n: int, evaluated: int = 0, failed: int = 0) -> None:
+        """Count `n` more points handled (of which `evaluated` ran, `failed` failed)."""
+        self.count += n
+        self.evaluated += evaluated
+        self.failed += failed
+        now = time.monotonic()
+        if self.quiet:
+            return
+        if self.tty:
+            if now - self.last_draw >= 0.1 or self.done >= self.target:
+                self.last_draw = now
+                self.stream.write("\r" + self.line(now, bar=True, width=self.width()))
+                self.stream.flush()
+            return
+        decile = self.done * 10 // max(self.target, 1)
+        if decile > self.last_decile or now - self.last_draw >= 30:
+            self.last_decile = decile
+            self.last_draw = now
+            self.stream.write(self.line(now, bar=False) + "\n")
+            self.stream.flush()
+
+    def width(self) -> int:
+        """Columns of the terminal the bar is drawn on (80 when it cannot be told)."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+            return shutil.get_terminal_size((80, 24)).columns
+
+    def line(self, now: float, bar: bool, width: int = 80) -> str:
+        """The progress text; with `bar`, at most `width - 1` characters, bar first."""
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.evaluated / elapsed
+        # Skipped points take no time: the ETA is for the points still to evaluate.
+        left = self.target - self.done
+        eta = _clock(left / rate) if rate > 0 else "?"
+        pct = 100.0 * self.done / max(self.target, 1)
+        fail = f", {self.failed} failed" if self.failed else ""
+        of = f"{self.done}/{self.target}"
+        if self.budget is not None:
+            skipped = self.count - self.evaluated
+            of += f" of budget ({self.total} points, {skipped} done before)"
+        text = f"{of} ({pct:.0f}%) {rate:,.0f} points/s ETA {eta}{fail}"
+        if not bar:
+            return f"attnsim run: {text}"
+        room = width - 1 - len(text) - 3  # "[" + bar + "] " + text fits in width - 1
+        if room < 10:
+            return text[: width - 1]
+        size = min(30, room)
+        filled = int(size * self.done / max(self.target, 1))
+        line = f"[{'#' * filled}{'.' * (size - filled)}] {text}"
+        return line + " " * min(2, width - 1 - len(line))  # cover a longer previous line
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self.tty and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+class ForeignStoreError(ValueError):
+    """The output folder's store holds points of another experiment, or of an edited one."""
+
+
+def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
+    """Check that `store` holds only points of `exp`, then record `exp` as its owner.
+
+    A store made by the same experiment (same name, same points hash) is resumed. After an
+    edit that only adds points (or changes objectives or constraints) it is resumed too; one
+    that holds points the experiment no longer has, or points of another experiment, raises
+    `ForeignStoreError` (nothing is written), so stale points never reach a report.
+    """
+    meta, stored = store.meta, store.point_count
+    owner = meta.get("experiment")
+    if stored and owner is not None and owner != exp.name:
+        where = f" (from {meta['file']})" if meta.get("file") else ""
+        raise ForeignStoreError(
+            f"{out_dir} holds {stored} points of experiment {owner!r}{where}, not of "
+            f"{exp.name!r}: an output folder belongs to one experiment. Choose another folder "
+            f"(--out DIR), or pass --fresh to discard the {stored} stored points"
+        )
+    if stored and meta.get("points_hash") != exp.points_hash:
+        other = store.count_other(p.point_id for p in exp.points())
+        if other:
+            raise ForeignStoreError(
+                f"{out_dir} holds {other} of its {stored} points that experiment {exp.name!r} "
+                f"does not have (its file, a file it names or attnsim changed since they were "
+                f"run); they would mix into the tables and report. Choose another folder "
+                f"(--out DIR), or pass --fresh to discard the stored points"
+            )
+    store.set_meta("experiment", exp.name)
+    store.set_meta("file", str(Path(exp.file).resolve()))
+    store.set_meta("points_hash", exp.points_hash)
+    store.set_meta("constraints", constraints_json(exp.constraints))
+    store.set_meta("objectives", json.dumps(exp.objectives))
+
+
+def pending_points(
+    points: Iterator[Point], store: Store, on_skip: Callable[[int], None], budget: int | None
+) -> Iterator[PointTuple]:
+    """Points not yet finished in the store (checked in batches), at most `budget` of them."""
+    left = budget if budget is not None else -1
+    while left != 0:
+        batch = list(itertools.islice(points, LOOKUP_BATCH))
+        if not batch:
+            return
+        done = store.finished([(p.point_id, p.seq) for p in batch])
+        skipped = 0
+        for p in batch:
+            if p.point_id in done:
+                skipped += 1
+                continue
+            if left == 0:
+                break
+            left -= 1
+            yield (p.seq, p.point_id, p.resolved, p.values)
+        if skipped:
+            on_skip(skipped)
+
+
+def _chunks(points: Iterator[PointTuple], size: int) -> Iterator[Chunk]:
+    while chunk := list(itertools.islice(points, size)):
+        yield chunk
+
+
+def run_experiment(
+    exp: Experiment,
+    out_dir: str | Path,
+    jobs: int | None = None,
+    executor: str = "local",
+    budget: int | None = None,
+    stream: TextIO | None = None,
+    quiet: bool = False,
+) -> Summary:
+    """Evaluate every unfinished point of `exp` into `out_dir`'s store; see the module doc.
+
+    `executor` is `local` or `dask://HOST:PORT`; `jobs` is the local pool size (default: the
+    CPU count; 1 runs in this process); `budget` caps the points evaluated by this call.
+    Raises `ForeignStoreError` when `out_dir` holds points of another experiment
+    (`claim_store`).
+    """
+    jobs = jobs or os.cpu_count() or 1
+    store = Store(out_dir)
+    try:
+        claim_store(store, exp, out_dir)
+    except ForeignStoreError:
+        store.close()
+        raise
+    summary = Summary(total=exp.count)
+    progress = Progress(exp.count, stream, quiet, budget)
+    start = time.monotonic()
+
+    def on_skip(n: int) -> None:
+        summary.skipped += n
+        progress.advance(n)
+
+    def on_records(records: list[Record]) -> None:
+        store.write(records)
+        bad = sum(r.status != "ok" for r in records)
+        summary.ok += len(records) - bad
+        summary.failed += bad
+        progress.advance(len(records), len(records), bad)
+
+    todo = pending_points(exp.points(), store, on_skip, budget)
+    try:
+        if executor.startswith("dask://"):
+            _run_dask(executor, todo, on_records)
+        elif executor != "local":
+            raise ValueError(f"unknown executor {executor!r}; expected local or dask://HOST:PORT")
+        elif jobs == 1:
+            for chunk in _chunks(todo, 16):
+                on_records(evaluate_chunk(chunk))
+        else:
+            _run_pool(jobs, todo, on_records, _chunk_size(exp.count, jobs))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        progress.close()
+        store.close()
+        summary.elapsed_s = time.monotonic() - start
+    return summary
+
+
+def _chunk_size(total: int, workers: int) -> int:
+    # Big enough to amortize a round trip (~1 ms per FuseMax point), small enough to balance
+    # and to commit often.
+    return max(1, min(64, total // (workers * 8) or 1))
+
+
+def _run_pool(
+    jobs: int, todo: Iterator[PointTuple], on_records: Callable[[list[Record]], None], size: int
+) -> None:
+    suspects: list[PointTuple] = []
+    pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+    inflight: dict[cf.Future[list[Record]], Chunk] = {}
+
+    def collect(return_when: str) -> None:
+        nonlocal pool
+        done, _ = cf.wait(inflight, return_when=return_when)
+        broken = False
+        for fut in done:
+            chunk = inflight.pop(fut)
+            try:
+                on_records(fut.result())
+            except BrokenProcessPool:
+                suspects.extend(chunk)
+                broken = True
+        if broken:  # every other chunk in flight died with the pool: retry them in isolation
+            for chunk in inflight.values():
+                suspects.extend(chunk)
+            inflight.clear()
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+
+    try:
+        for chunk in _chunks(todo, size):
+            while len(inflight) >= 2 * jobs:
+                collect(cf.FIRST_COMPLETED)
+            inflight[pool.submit(evaluate_chunk, chunk)] = chunk
+        while inflight:
+            collect(cf.FIRST_COMPLETED)
+        for p in sorted(suspects):  # one at a time: a crash now is this point's own
+            fut = pool.submit(evaluate_chunk, [p])
+            try:
+                on_records(fut.result())
+            except BrokenProcessPool:
+                on_records([_crashed(p)])
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _crashed(p: PointTuple) -> Record:
+    seq, pid, resolved, values = p
+    return Record(
+        pid, seq, "failed", resolved["design"], _dumps(resolved), _dumps(values),
+        None, None, "WorkerCrash: the worker process died while mapping this point", 0.0,
+    )  # fmt: skip
+
+
+def _run_dask(
+    address: str, todo: Iterator[PointTuple], on_records: Callable[[list[Record]], None]
+) -> int:
+    try:
+        from distributed import Client, wait
+    except ImportError:
+        raise ValueError(
+            "the Dask executor needs dask.distributed: pip install 'attnsim[dask]'"
+        ) from None
+    target = address.removeprefix("dask://")
+    target = target if "://" in target else f"tcp://{target}"
+    with Client(target, timeout="30s") as client:
+        workers = max(1, sum(client.nthreads().values()))
+        size = 64
+        inflight: list[Any] = []
+        for chunk in _chunks(todo, size):
+            while len(inflight) >= 2 * workers:
+                done, not_done = wait(inflight, return_when="FIRST_COMPLETED")
+                for fut in done:
+                    on_records(fut.result())
+                inflight = list(not_done)
+            inflight.append(client.submit(evaluate_chunk, chunk, pure=False))
+        for fut in inflight:
+            on_records(fut.result())
+    return workers
+
+
+def describe(summary: Summary) -> str:
+    """One line saying what a run did."""
+    parts = [f"{summary.ok} ok", f"{summary.failed} failed", f"{summary.skipped} already done"]
+    rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    text = f"{summary.done} points evaluated in {summary.elapsed_s:.1f} s ({rate:,.0f}/s): "
+    return text + ", ".join(parts)
+
+
+__all__ = [
+    "ForeignStoreError",
+    "Progress",
+    "Summary",
+    "describe",
+    "evaluate_chunk",
+    "evaluate_point",
+    "make_row",
+    "claim_store",
+    "run_experiment",
+]

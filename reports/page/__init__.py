@@ -1,0 +1,1 @@
+"""The HTML report: data, plots, tables and the page."""

@@ -1,0 +1,1 @@
+"""Paper reproductions: the FuseMax artifact's tables recomputed and compared."""
