@@ -41,8 +41,6 @@ from mappers.result import (
 )
 from mappers.schedule import Task, overlapped_cycles, pipelined_cycles
 from mappers.spatial import (
-    KEY_RANK,
-    QUERY_RANK,
     CascadeView,
     MappingError,
     einsum_costs,
@@ -119,6 +117,7 @@ class FuseMaxMapper:
                 f"{[a.name for a in arch.arrays]}"
             )
         cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
+        cv.attention  # noqa: B018 - refuses a cascade that states no attention problem
         plan = _Plan(cv, arch)
         _bind(plan, opts.step)
         compute_cycles = sum(_pass_cycles(plan, k, opts.step) for k in _passes(plan))
@@ -301,8 +300,8 @@ def _reserved_words(cv: CascadeView) -> int:
 
 def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
     cv, arch = plan.cv, plan.arch
-    p0 = min(arch.array_2d.rows, cv.sizes[QUERY_RANK])
-    blocks = math.ceil(cv.sizes[QUERY_RANK] / p0)
+    p0 = min(arch.array_2d.rows, cv.query_rows)
+    blocks = math.ceil(cv.query_rows / p0)
     budget = opts.buffer_budget_bytes or arch.buffer.capacity_bytes
     if budget > arch.buffer.capacity_bytes:
         plan.warnings.append(f"buffer budget {budget} B exceeds the {arch.buffer.name} capacity")
@@ -377,8 +376,8 @@ def _traffic(plan: _Plan, tiling: _Tiling) -> tuple[Traffic, ...]:
     wb = plan.arch.word_bytes
     key_leaf = cv.key_parts[0]
     outer = tuple(Loop(r, cv.sizes[r]) for r in cv.instance_ranks) + (
-        Loop(QUERY_RANK, tiling.p2, "P2"),
-        Loop(KEY_RANK, cv.sizes[key_leaf] if len(cv.key_parts) > 1 else 1, key_leaf),
+        Loop(cv.query_rank, tiling.p2, "P2"),
+        Loop(cv.key_rank, cv.sizes[key_leaf] if len(cv.key_parts) > 1 else 1, key_leaf),
     )
     passes_reading: dict[TensorName, set[int]] = {}
     for i, e in enumerate(c.einsums):
@@ -402,7 +401,8 @@ def _loop_shape(cv: CascadeView, name: TensorName) -> TensorShape:
     extents = []
     for r in cv.ranks[name]:
         root = cv.cascade.root(r)
-        extents.append((str(root) if root in (KEY_RANK, QUERY_RANK) else str(r), cv.sizes[r]))
+        is_role = root in (cv.key_rank, cv.query_rank)
+        extents.append((str(root) if is_role else str(r), cv.sizes[r]))
     merged: dict[str, int] = {}
     for rank_name, n in extents:
         merged[rank_name] = merged.get(rank_name, 1) * n
@@ -425,7 +425,7 @@ def _buffer_words(
     c = cv.cascade
     wb = plan.arch.word_bytes
     tiles = cv.key_tiles
-    q_blocks = tiling.p0 and math.ceil(cv.sizes[QUERY_RANK] / tiling.p0)
+    q_blocks = tiling.p0 and math.ceil(cv.query_rows / tiling.p0)
     reads = writes = 0.0
     writes += sum(t.read_bytes for t in traffic) / wb  # DRAM fills land in the buffer
     recur = cv.recur

@@ -1,7 +1,9 @@
-"""Shared analysis for spatial mappers: how a cascade's Einsums relate to the key rank M.
+"""Shared analysis for spatial mappers: how a cascade's Einsums relate to its key rank.
 
 Reads only the cascade's structure (ranks, partitions, recurrences, passes), never tensor
-names, so a user's cascade with its own names maps the same way as the built-ins.
+or rank names: the key, query, query-group and batch-like ranks come from
+`einsum_ir.analysis.structure.attention_problem`, so a user's cascade with its own names
+and letters maps the same way as the built-ins.
 """
 
 from __future__ import annotations
@@ -12,6 +14,12 @@ from dataclasses import dataclass
 
 from archs.model import ComputeArray, SpatialArch
 from einsum_ir.analysis.passes import PassReport, count_passes
+from einsum_ir.analysis.structure import (
+    AttentionProblem,
+    Roles,
+    StructureError,
+    attention_problem,
+)
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
@@ -29,9 +37,13 @@ from mappers.result import (
     input_hash,
 )
 
+# The built-ins' letters, kept for modules that still address ranks by name (flat) and as
+# the fallback roles of a cascade that states no attention problem (a lone matmul), which
+# only `flat` accepts far enough to refuse it itself; fusemax and unfused read every role
+# from `CascadeView.attention` (structure, not letters).
 KEY_RANK = RankName("M")
 QUERY_RANK = RankName("P")
-INSTANCE_RANKS = (RankName("B"), RankName("H"))
+_LETTER_BATCH = (RankName("B"), RankName("H"))
 
 
 class MappingError(ValueError):
@@ -50,10 +62,20 @@ def require_spatial(arch: object, mapper: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CascadeView:
-    """A cascade at concrete sizes, seen from the key rank M (lookups precomputed once)."""
+    """A cascade at concrete sizes, seen from its key rank (lookups precomputed once).
+
+    Attributes:
+        roles: Which rank is the key, the query, a query group, batch-like.
+        problem: The attention problem the cascade states (roles, sharing, mask, score),
+            None when the structure states none (`structure_error` says why).
+        key_parts: The key rank's pieces, outermost first (`M1, M0`, or just the key).
+    """
 
     cascade: Cascade
     sizes: Mapping[RankName, int]
+    roles: Roles
+    problem: AttentionProblem | None
+    structure_error: str
     passes: PassReport
     key_parts: tuple[RankName, ...]
     ranks: Mapping[TensorName, tuple[RankName, ...]]
@@ -71,19 +93,53 @@ class CascadeView:
         return any(isinstance(i, Var) and i.name == var and i.offset == 0 for i in acc.indices)
 
     @property
+    def attention(self) -> AttentionProblem:
+        """The attention problem; MappingError when the cascade states none."""
+        if self.problem is None:
+            raise MappingError(
+                f"cascade {self.cascade.name} cannot be mapped: {self.structure_error}"
+            )
+        return self.problem
+
+    @property
+    def key_rank(self) -> RankName:
+        """The key/value position rank (reduced by the weights x V contraction)."""
+        return self.roles.key
+
+    @property
+    def query_rank(self) -> RankName:
+        """The query position rank."""
+        return self.roles.query
+
+    @property
+    def group_ranks(self) -> tuple[RankName, ...]:
+        """Query-group ranks (the R query heads of a GQA group), packed into query rows."""
+        return tuple(r for r in self.roles.query_groups if r in self.sizes)
+
+    @property
+    def query_group(self) -> int:
+        """Query rows per query position (R for GQA, 1 otherwise)."""
+        return math.prod(self.sizes[r] for r in self.group_ranks)
+
+    @property
+    def query_rows(self) -> int:
+        """Query rows of one instance: positions x query-group heads (R x P)."""
+        return self.sizes[self.query_rank] * self.query_group
+
+    @property
     def inner_key_var(self) -> str:
         """Index of the innermost piece of M (`m0`, or `m` when M is not partitioned)."""
         return self.key_parts[-1].lower()
 
     @property
     def instances(self) -> int:
-        """Product of the batch-like ranks (B x H) that every tensor shares."""
+        """Product of the batch-like ranks (B x H, or B x G with grouped heads)."""
         return math.prod(self.sizes.get(r, 1) for r in self.instance_ranks)
 
     @property
     def instance_ranks(self) -> tuple[RankName, ...]:
-        """Batch-like ranks present in the cascade."""
-        return tuple(r for r in INSTANCE_RANKS if r in self.sizes)
+        """Batch-like ranks (carried by the query and the key side alike), outer loops."""
+        return tuple(r for r in self.roles.batch if r in self.sizes)
 
     @property
     def key_tiles(self) -> int:
@@ -114,18 +170,22 @@ class CascadeView:
         return total
 
     def is_key_indexed(self, tensor: TensorName) -> bool:
-        """Whether a tensor is indexed by M or a part of it."""
-        return any(self.cascade.root(r) == KEY_RANK for r in self.ranks[tensor])
+        """Whether a tensor is indexed by the key rank or a part of it."""
+        return any(self.cascade.root(r) == self.key_rank for r in self.ranks[tensor])
 
     def is_query_indexed(self, tensor: TensorName) -> bool:
-        """Whether a tensor is indexed by P."""
-        return QUERY_RANK in self.ranks[tensor]
+        """Whether a tensor is indexed by the query rank."""
+        return self.query_rank in self.ranks[tensor]
 
     def per_query_words(self, tensor: TensorName, keep_key: bool) -> int:
-        """Words of `tensor` per query row (one iterate of a recurrence; M kept or dropped)."""
-        drop = {QUERY_RANK, *self.instance_ranks}
+        """Words of `tensor` per query row (one iterate of a recurrence; keys kept or dropped).
+
+        A query row is one (query-group head, query position) pair: the query-group ranks
+        are packed into the rows with the positions, as kernels pack a GQA group's heads.
+        """
+        drop = {self.query_rank, *self.group_ranks, *self.instance_ranks}
         if not keep_key:
-            drop |= {r for r in self.ranks[tensor] if self.cascade.root(r) == KEY_RANK}
+            drop |= {r for r in self.ranks[tensor] if self.cascade.root(r) == self.key_rank}
         return self.words(tensor, frozenset(drop))
 
 
@@ -139,14 +199,25 @@ def _view(
     cascade: Cascade, size_items: tuple[tuple[str, int], ...], key_tile: int | None
 ) -> CascadeView:
     sizes = dict(size_items)
-    if KEY_RANK not in cascade.all_ranks:
-        raise MappingError(f"cascade {cascade.name} has no key rank M to map")
-    key_parts = cascade.expand(KEY_RANK)
-    given = dict(sizes)
     derived = {p.parts[0] for p in cascade.partitions}
-    given = {k: v for k, v in given.items() if k not in derived}
+    given = {k: v for k, v in sizes.items() if k not in derived}
+    problem: AttentionProblem | None = None
+    error = ""
+    try:
+        problem = attention_problem(cascade, given)
+        roles = problem.roles
+    except StructureError as exc:
+        if KEY_RANK not in cascade.all_ranks:
+            raise MappingError(f"cascade {cascade.name} cannot be mapped: {exc}") from None
+        error = str(exc)
+        batch = tuple(r for r in _LETTER_BATCH if r in cascade.all_ranks)
+        roles = Roles(KEY_RANK, QUERY_RANK, (), batch, (), ())
+    key_rank = roles.key
+    key_parts = cascade.expand(key_rank)
     if len(key_parts) > 1 and key_tile and key_parts[-1] not in given:
         given[key_parts[-1]] = key_tile
+        if problem is not None:
+            problem = attention_problem(cascade, given)
     resolved = resolve_sizes(cascade, given)
     who_reads: dict[TensorName, list[int]] = {}
     for i, e in enumerate(cascade.einsums):
@@ -157,7 +228,10 @@ def _view(
     return CascadeView(
         cascade=cascade,
         sizes=resolved,
-        passes=count_passes(cascade, KEY_RANK),
+        roles=roles,
+        problem=problem,
+        structure_error=error,
+        passes=count_passes(cascade, key_rank),
         key_parts=key_parts,
         ranks=cascade.tensor_ranks,
         recur=recurrence_vars(cascade),
@@ -166,7 +240,7 @@ def _view(
         key_iterating=frozenset(
             e.output
             for e, ev in zip(cascade.einsums, einsum_vars(cascade), strict=True)
-            if any(cascade.root(RankName(v.upper())) == KEY_RANK for v in ev.iteration)
+            if any(cascade.root(RankName(v.upper())) == key_rank for v in ev.iteration)
         ),
         inner_key_iterating=frozenset(
             e.output

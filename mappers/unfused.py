@@ -29,7 +29,6 @@ from mappers.result import (
     UnitCost,
 )
 from mappers.spatial import (
-    QUERY_RANK,
     CascadeView,
     MappingError,
     einsum_costs,
@@ -259,6 +258,7 @@ class UnfusedMapper:
         """Map `cascade` at `sizes` onto `arch`, one phase after another."""
         require_spatial(arch, "unfused")
         cv = view(cascade, sizes, None)
+        cv.attention  # noqa: B018 - refuses a cascade that states no attention problem
         binding = bind_by_contraction(cv, arch)
         wb = arch.word_bytes
         reads: dict[str, float] = {}
@@ -324,7 +324,7 @@ class UnfusedMapper:
             ),
             default=0,
         )
-        peak = stream_words * min(arch.array_1d.lanes, cv.sizes[QUERY_RANK]) * arch.word_bytes
+        peak = stream_words * min(arch.array_1d.lanes, cv.query_rows) * arch.word_bytes
         if peak > arch.buffer.capacity_bytes:
             warnings.append(
                 f"1D phase keeps one key row per lane ({peak} B), more than the "
