@@ -18,6 +18,7 @@ sum(count x cycles per op) / lanes: every PE performs one operation stream.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -105,6 +106,38 @@ def cascade_work(
     """`einsum_work` of every Einsum with `array`'s absorbs table (one cache lookup)."""
     key = tuple(sorted(array_absorbs(array).items()))
     return _works(cascade, tuple(sorted(rank_sizes.items())), key)
+
+
+@by_identity(maxsize=64)
+def dense_cascade(cascade: Cascade) -> Cascade:
+    """`cascade` with every `where` condition dropped: the work of computing every pair.
+
+    Used to price tiles computed whole (a lockstep array computes the masked pairs of a
+    tile it visits and discards them). Memoized per cascade object, so the work cache hits.
+    """
+    if not any(e.where for e in cascade.einsums):
+        return cascade
+    einsums = tuple(dataclasses.replace(e, where=()) for e in cascade.einsums)
+    return dataclasses.replace(cascade, einsums=einsums)
+
+
+def scale_work(
+    work: EinsumWork, share: float, extra: Mapping[str, int] | None = None
+) -> EinsumWork:
+    """`work` done on a `share` of its tiles, plus `extra` actions (e.g. mask selects).
+
+    Counts are rounded to whole operations (the error is below one operation per Einsum).
+    """
+    counts = {op: round(n * share) for op, n in work.actions}
+    for op, n in (extra or {}).items():
+        counts[op] = counts.get(op, 0) + n
+    return EinsumWork(
+        work.index,
+        work.output,
+        round(work.points * share),
+        round(work.output_points * share),
+        tuple(sorted((op, n) for op, n in counts.items() if n)),
+    )
 
 
 def array_absorbs(array: ComputeArray) -> dict[str, frozenset[str]]:

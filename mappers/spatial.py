@@ -16,10 +16,12 @@ from archs.model import ComputeArray, SpatialArch
 from einsum_ir.analysis.passes import PassReport, count_passes
 from einsum_ir.analysis.structure import (
     AttentionProblem,
+    MaskKind,
     Roles,
     StructureError,
     attention_problem,
 )
+from einsum_ir.analysis.tiles import TileCounts
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
@@ -250,6 +252,157 @@ def _view(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class MaskCost:
+    """How the cascade's mask meets a mapper's tiling, as shares of the dense work.
+
+    A visited tile is computed whole (the array works in lockstep; masked pairs of a
+    partial tile are computed and discarded), so its work is the dense tile's. A partial
+    tile also pays one compare-and-select per pair (the mask, applied once to the scores;
+    everything downstream follows from the masked score). A skipped (empty) tile costs
+    nothing: the sequencer computes each query tile's key-tile range once (the loop bounds
+    of FlashAttention-style kernels), so its loop overhead is taken as zero cycles.
+
+    Attributes:
+        is_masked: Whether the cascade masks any pair (False: every share is neutral).
+        skip: Whether empty tiles are skipped (the mapper's `skip_empty_tiles`).
+        visited: Share of (query tile, key tile) pairs computed (1 without skipping).
+        selected: Share of the dense (query, key) pairs that pay a compare-and-select:
+            those of partial tiles with skipping, of partial and empty tiles without.
+        tiles: The classification at the compute tiling (None unmasked or generic).
+        block_q: Query positions per compute tile (rows / query-group heads).
+        block_k: Keys per compute tile.
+        warnings: What was priced (and, without skipping, that masked tiles were computed).
+    """
+
+    is_masked: bool
+    skip: bool
+    visited: float = 1.0
+    selected: float = 0.0
+    tiles: TileCounts | None = None
+    block_q: int = 0
+    block_k: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def _positions(cv: CascadeView, rows: int) -> int:
+    """Query positions in `rows` packed query rows (a GQA group's heads share a position)."""
+    return max(1, min(rows // cv.query_group, cv.sizes[cv.query_rank]))
+
+
+def mask_cost(cv: CascadeView, rows: int, key_tile: int, skip: bool, mapper: str) -> MaskCost:
+    """Price the mask for compute tiles of `rows` query rows x `key_tile` keys.
+
+    Raises:
+        MappingError: A mask outside the band family with `skip` on (its empty tiles cannot
+            be found); names the Einsum and the condition.
+    """
+    block_q = _positions(cv, rows)
+    block_k = max(1, min(key_tile, cv.sizes[cv.key_rank]))
+    ap = cv.problem
+    if ap is None:  # no attention structure (a lone matmul): conditions are generic
+        where = next((e for e in cv.cascade.einsums if e.where), None)
+        if where is None:
+            return MaskCost(False, skip)
+        return _generic(where, skip, mapper, block_q, block_k, [])
+    mask = ap.mask
+    if mask.is_dense:
+        return MaskCost(False, skip)
+    notes = [f"mask: {n}" for n in ap.notes if "keys x queries" in n]
+    if mask.kind == MaskKind.GENERIC:
+        einsum = next(e for e in cv.cascade.einsums if e.where)
+        return _generic(einsum, skip, mapper, block_q, block_k, notes)
+    tiles = ap.tiles(block_q, block_k)
+    visible = tiles.points / (ap.seq_q * ap.seq_k)
+    layout = f"tiles of {block_q} queries x {block_k} keys"
+    if skip:
+        text = (
+            f"mask {mask.describe()}: {tiles.visited} of {tiles.tiles} {layout} computed "
+            f"({tiles.partial} partial, one compare-select per pair), {tiles.empty} empty "
+            f"skipped; {visible:.2%} of (query, key) pairs visible"
+        )
+        return MaskCost(
+            True,
+            skip,
+            tiles.visited / tiles.tiles,
+            tiles.partial / tiles.tiles,
+            tiles,
+            block_q,
+            block_k,
+            (*notes, text),
+        )
+    text = (
+        f"masked tiles computed (skip_empty_tiles=false): mask {mask.describe()} leaves "
+        f"{visible:.2%} of (query, key) pairs visible, yet all {tiles.tiles} {layout} are "
+        f"computed ({tiles.empty} empty, {tiles.partial} partial)"
+    )
+    return MaskCost(
+        True,
+        skip,
+        1.0,
+        (tiles.partial + tiles.empty) / tiles.tiles,
+        tiles,
+        block_q,
+        block_k,
+        (*notes, text),
+    )
+
+
+def _generic(
+    einsum: Einsum, skip: bool, mapper: str, block_q: int, block_k: int, notes: list[str]
+) -> MaskCost:
+    """A mask outside the band family: refused with skipping, computed densely without."""
+    from einsum_ir.parse import format_where
+
+    text = format_where(einsum.where)
+    if skip:
+        raise MappingError(
+            f"{mapper}: {einsum}: the mask condition {text!r} is outside the band family "
+            "(bounds on the query, the key and their difference), so its empty tiles cannot "
+            "be found; set skip_empty_tiles=false to compute every tile"
+        )
+    return MaskCost(
+        True,
+        skip,
+        selected=1.0,
+        block_q=block_q,
+        block_k=block_k,
+        warnings=(
+            *notes,
+            f"mask [{text}] (generic) computed densely (skip_empty_tiles=false): every "
+            "tile computed, every pair masked with a compare-select",
+        ),
+    )
+
+
+def streamed_share(cv: CascadeView, mask: MaskCost, block_rows: int) -> float:
+    """Share of key tiles loaded per outer query block of `block_rows` rows.
+
+    With skipping, a key tile is loaded for a block when some query tile of it visits it.
+    """
+    if not (mask.is_masked and mask.skip and mask.tiles is not None):
+        return 1.0
+    counts = cv.attention.tiles(_positions(cv, block_rows), mask.block_k)
+    return counts.visited / counts.tiles
+
+
+def select_actions(cv: CascadeView, mask: MaskCost, unit: ComputeArray) -> dict[str, int]:
+    """The mask's compare-and-select actions on `unit` (a `max` where the PE has one)."""
+    if not mask.selected:
+        return {}
+    pairs = cv.instances * cv.query_rows * cv.sizes[cv.key_rank]
+    op = "max" if unit.supports("max") else "add"
+    return {op: round(pairs * mask.selected)}
+
+
+def score_index(cv: CascadeView) -> int | None:
+    """The first Einsum working per (key, query) pair: it applies the mask to the scores."""
+    for i, e in enumerate(cv.cascade.einsums):
+        if cv.iterates_inner_key(e) and cv.query_rank.lower() in e.iteration_vars:
+            return i
+    return None
+
+
 def same_tile_deps(cv: CascadeView, index: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(same-tile, previous-tile) producer indices of Einsum `index`'s reads."""
     e = cv.cascade.einsums[index]
@@ -354,7 +507,12 @@ def spatial_result(
         units=units,
         ops=tuple(sorted(ops.items())),
         extras=extras,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings)
+        + (
+            (f"rank roles by letter (key M, query P): {cv.structure_error}",)
+            if cv.problem is None
+            else ()
+        ),
         provenance=(
             ("version", VERSION),
             ("schedule", schedule),
