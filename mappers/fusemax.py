@@ -39,6 +39,7 @@ from mappers.compute import (
     cascade_work,
     cycles_on,
     dense_cascade,
+    lower_work,
     primitive_counts,
     scale_work,
     unsupported,
@@ -166,32 +167,44 @@ class FuseMaxMapper:
 
 
 def _bind(plan: _Plan, step: str) -> None:
+    """Bind each Einsum to the array its shape suits (see the module docstring).
+
+    Per (key, query) element work (it iterates the innermost key piece) and contractions
+    that do not iterate the keys go to the 2D array; per-row and per-tile bookkeeping to
+    the 1D array. At the `cascade`
+    step only contractions over the keys use the 2D array (FLAT-like binding). Operations
+    an array lacks are lowered onto its units (`compute.lower_work`, e.g. sigmoid on the
+    MACs); only when no lowering exists does an Einsum move to the other array (a warning).
+    """
     cv, arch = plan.cv, plan.arch
     two_d, one_d = arch.array_2d, arch.array_1d
     works = {a.name: cascade_work(cv.cascade, cv.sizes, a) for a in (two_d, one_d)}
     dense = {a.name: cascade_work(dense_cascade(cv.cascade), cv.sizes, a) for a in (two_d, one_d)}
     score = score_index(cv)
     for i, e in enumerate(cv.cascade.einsums):
-        work = works[two_d.name][i]
+        is_contraction = works[two_d.name][i].count("mac") > 0
         if step == "cascade":
-            on_2d = cv.iterates_inner_key(e) and work.count("mac") > 0
+            on_2d = cv.iterates_inner_key(e) and is_contraction
         else:
-            on_2d = cv.iterates_inner_key(e)
+            # a contraction not over the keys (linear attention's Q x KV) is matrix work;
+            # one over key tiles (a per-row rescaled sum over M1) is bookkeeping
+            on_2d = cv.iterates_inner_key(e) or (is_contraction and not cv.iterates_key(e))
         unit = two_d if on_2d else one_d
-        work = works[unit.name][i]
-        missing = unsupported(work, unit)
-        if missing:
+        work, notes = lower_work(works[unit.name][i], unit)
+        if unsupported(work, unit):
+            missing = unsupported(works[unit.name][i], unit)
             other = one_d if unit is two_d else two_d
-            other_work = works[other.name][i]
+            other_work, notes = lower_work(works[other.name][i], other)
             if unsupported(other_work, other):
                 raise MappingError(f"{e}: no array of {arch.name} performs {', '.join(missing)}")
             plan.warnings.append(
                 f"{e.output}: {unit.name} lacks {', '.join(missing)}; bound to {other.name} instead"
             )
             unit, work = other, other_work
+        plan.warnings.extend(notes)
         if plan.mask.is_masked and cv.iterates_key(e):
             extra = select_actions(cv, plan.mask, unit) if i == score else None
-            work = scale_work(dense[unit.name][i], plan.mask.visited, extra)
+            work = scale_work(lower_work(dense[unit.name][i], unit)[0], plan.mask.visited, extra)
         plan.units[i], plan.work[i] = unit, work
         plan.cycles[i] = cycles_on(work, unit)
 

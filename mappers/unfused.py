@@ -32,6 +32,7 @@ from mappers.compute import (
     cascade_work,
     cycles_on,
     dense_cascade,
+    lower_work,
     primitive_counts,
     scale_work,
     unsupported,
@@ -79,6 +80,7 @@ class Binding:
     units: tuple[ComputeArray, ...]
     work: tuple[EinsumWork, ...]
     cycles: tuple[float, ...]
+    notes: tuple[str, ...] = ()  # operations lowered onto other units (compute.lower_work)
 
     def is_contraction(self, i: int) -> bool:
         """Whether Einsum `i` is bound to a 2D array."""
@@ -103,22 +105,25 @@ def bind_by_contraction(
     masked = mask is not None and mask.is_masked
     score = score_index(cv) if masked else None
     units, works, cycles = [], [], []
+    notes: list[str] = []
     for i, e in enumerate(cv.cascade.einsums):
         is_mac = on_2d[i].count("mac") > 0
         unit, work = (two_d, on_2d[i]) if is_mac else (one_d, on_1d[i])
+        work, lowered = lower_work(work, unit)
         missing = unsupported(work, unit)
         if missing:
             raise MappingError(
                 f"{e}: {unit.name} of {arch.name} cannot perform {', '.join(missing)}"
             )
+        notes.extend(lowered)
         if mask is not None and masked and cv.iterates_key(e):
-            dense = cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[i]
+            dense = lower_work(cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[i], unit)
             extra = select_actions(cv, mask, unit) if i == score else None
-            work = scale_work(dense, mask.visited, extra)
+            work = scale_work(dense[0], mask.visited, extra)
         units.append(unit)
         works.append(work)
         cycles.append(cycles_on(work, unit) if is_mac else element_stream_cycles(work, unit))
-    return Binding(tuple(units), tuple(works), tuple(cycles))
+    return Binding(tuple(units), tuple(works), tuple(cycles), tuple(notes))
 
 
 def group_phases(binding: Binding) -> tuple[tuple[int, ...], ...]:
@@ -369,6 +374,7 @@ class UnfusedMapper:
         warnings = [
             ELEMENT_STREAM_WARNING,
             "unfused: every phase round-trips DRAM; phases do not overlap",
+            *binding.notes,
             *mask_warnings,
         ]
         bound = "memory:dram" if memory > compute else "compute"
