@@ -11,6 +11,14 @@ Expression nodes become PE operations of the array's operation table:
 - index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a
   function with no PE operation here (`tanh`, `abs`, `log`) is refused with a MappingError.
 
+An operation an array has no unit for is *lowered* onto units it has (`lower_work`), and the
+Result's warnings say how: sigmoid(x) = 1 / (1 + exp(-x)) is the array's exp (as the array
+prices it, e.g. FuseMax's 6 MACs + 1 add), one add and one reciprocal; a reciprocal is the
+array's divide, else 3 Newton-Raphson steps y <- y * (2 - x * y) of 2 MACs each from a
+table seed (6 MACs, the same MAC-polynomial convention as FuseMax's exp); a division
+without a divider is a reciprocal and a multiply (conservative: a row-broadcast divisor
+could share one reciprocal per row).
+
 Each node counts once per point of its own iteration space, masked points excluded (the
 same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
 sum(count x cycles per op) / lanes: every PE performs one operation stream.
@@ -18,6 +26,7 @@ sum(count x cycles per op) / lanes: every PE performs one operation stream.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -105,6 +114,38 @@ def cascade_work(
     """`einsum_work` of every Einsum with `array`'s absorbs table (one cache lookup)."""
     key = tuple(sorted(array_absorbs(array).items()))
     return _works(cascade, tuple(sorted(rank_sizes.items())), key)
+
+
+@by_identity(maxsize=64)
+def dense_cascade(cascade: Cascade) -> Cascade:
+    """`cascade` with every `where` condition dropped: the work of computing every pair.
+
+    Used to price tiles computed whole (a lockstep array computes the masked pairs of a
+    tile it visits and discards them). Memoized per cascade object, so the work cache hits.
+    """
+    if not any(e.where for e in cascade.einsums):
+        return cascade
+    einsums = tuple(dataclasses.replace(e, where=()) for e in cascade.einsums)
+    return dataclasses.replace(cascade, einsums=einsums)
+
+
+def scale_work(
+    work: EinsumWork, share: float, extra: Mapping[str, int] | None = None
+) -> EinsumWork:
+    """`work` done on a `share` of its tiles, plus `extra` actions (e.g. mask selects).
+
+    Counts are rounded to whole operations (the error is below one operation per Einsum).
+    """
+    counts = {op: round(n * share) for op, n in work.actions}
+    for op, n in (extra or {}).items():
+        counts[op] = counts.get(op, 0) + n
+    return EinsumWork(
+        work.index,
+        work.output,
+        round(work.points * share),
+        round(work.output_points * share),
+        tuple(sorted((op, n) for op, n in counts.items() if n)),
+    )
 
 
 def array_absorbs(array: ComputeArray) -> dict[str, frozenset[str]]:
@@ -279,6 +320,62 @@ def operation_counts(works: tuple[EinsumWork, ...]) -> dict[str, float]:
             for kind in _OP_KINDS.get(op, (op,)):
                 totals[kind] = totals.get(kind, 0.0) + n
     return totals
+
+
+# op -> alternatives, each a tuple of (operation, count); see the module docstring.
+_LOWERINGS: dict[str, tuple[tuple[tuple[str, int], ...], ...]] = {
+    "sigmoid": ((("exp", 1), ("add", 1), ("recip", 1)),),
+    "recip": ((("divide", 1),), (("mac", 6),)),
+    "divide": ((("recip", 1), ("mul", 1)),),
+}
+
+
+def _lowered(op: str, array: ComputeArray, seen: frozenset[str]) -> dict[str, int] | None:
+    """`op` as operations `array` performs, or None when no lowering reaches them."""
+    if array.supports(op):
+        return {op: 1}
+    if op in seen:
+        return None
+    for option in _LOWERINGS.get(op, ()):
+        total: dict[str, int] = {}
+        for part, k in option:
+            sub = _lowered(part, array, seen | {op})
+            if sub is None:
+                break
+            for p, n in sub.items():
+                total[p] = total.get(p, 0) + n * k
+        else:
+            return total
+    return None
+
+
+def lower_work(work: EinsumWork, array: ComputeArray) -> tuple[EinsumWork, tuple[str, ...]]:
+    """`work` with operations `array` lacks rewritten onto units it has, and how (notes).
+
+    Operations with no lowering stay as they are (`unsupported` then names them).
+    """
+    counts: dict[str, int] = {}
+    notes: list[str] = []
+    for op, n in work.actions:
+        parts = _lowered(op, array, frozenset())
+        if parts is None or parts == {op: 1}:
+            counts[op] = counts.get(op, 0) + n
+            continue
+        for part, k in parts.items():
+            counts[part] = counts.get(part, 0) + n * k
+        how = " + ".join(f"{k} {p}" if k > 1 else p for p, k in sorted(parts.items()))
+        notes.append(
+            f"{work.output}: {op} approximated on {array.name} (no {op} unit) as {how} "
+            f"({_cycles(parts, array):g} cycles per element; see mappers.spatial.compute)"
+        )
+    actions = tuple(sorted((op, n) for op, n in counts.items() if n))
+    return EinsumWork(work.index, work.output, work.points, work.output_points, actions), tuple(
+        notes
+    )
+
+
+def _cycles(parts: Mapping[str, int], array: ComputeArray) -> float:
+    return sum(n * array.cycles(op) for op, n in parts.items())
 
 
 def cycles_on(work: EinsumWork, array: ComputeArray) -> float:

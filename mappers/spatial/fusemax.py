@@ -4,6 +4,17 @@ Mapping: batch-like ranks (B, H) and P2 query blocks are outer DRAM loops; P1 x 
 (P0 = 2D-array rows) stay in the global buffer with their running state; the key rank is
 streamed in tiles of M0 = 2D-array columns, each K/V tile read once per query block.
 
+Masks (`skip_empty_tiles`, default on): the tiles are the mapper's own, a query tile of the
+P0 rows the 2D array holds and a key tile of M0 keys, classified by
+`attention_problem(...).tiles`. With skipping, every Einsum that iterates the key rank
+(in-tile work and per-tile bookkeeping alike) works on the visited tiles only, each computed
+whole; partial tiles pay one compare-select per pair on the score Einsum's array; K/V tiles
+are loaded for a query block (P1 x P0 rows) only when one of its tiles visits them. Without
+skipping every tile is computed and masked (the FuseMax paper evaluated full attention), and
+the Result's warnings say so. An unmasked cascade costs the same either way, so the paper's
+tables do not depend on the option. A mask outside the band family is refused with skipping
+on and computed densely (with a warning) with it off.
+
 Steps (the paper's Figure 8 ablation):
 - `cascade`: the cascade on FLAT-like hardware; only contraction Einsums (multiply under a
   sum) use the 2D array, everything else the 1D array; in-tile rows that cross between the
@@ -35,21 +46,27 @@ from mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
+    dense_cascade,
+    lower_work,
     primitive_counts,
+    scale_work,
     unsupported,
 )
 from mappers.spatial.loopnest import Loop, TensorShape, refills
 from mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
 from mappers.spatial.view import (
-    KEY_RANK,
-    QUERY_RANK,
     CascadeView,
     MappingError,
+    MaskCost,
     einsum_costs,
     is_carry_only,
+    mask_cost,
     require_spatial,
     same_tile_deps,
+    score_index,
+    select_actions,
     spatial_result,
+    streamed_share,
     view,
 )
 
@@ -69,6 +86,10 @@ class FuseMaxOptions:
         buffer_budget_bytes: Buffer bytes the query tiling may plan for; 0 = the capacity.
         artifact_compat: Reproduce counting quirks of the FuseMax artifact (each one is
             listed in the Result's warnings when it applies).
+        skip_empty_tiles: Skip (query tile, key tile) pairs the mask leaves empty, as a
+            sequencer that computes each query tile's key range could; off computes every
+            tile densely and says so in the warnings. On by default so that a mask is
+            priced; unmasked cascades (the FuseMax paper's) cost the same either way.
     """
 
     step: str = "binding"
@@ -76,6 +97,7 @@ class FuseMaxOptions:
     key_tile: int = 0
     buffer_budget_bytes: int = 0
     artifact_compat: bool = False
+    skip_empty_tiles: bool = True
 
     def __post_init__(self) -> None:
         if self.step not in STEPS:
@@ -92,6 +114,7 @@ class _Plan:
 
     cv: CascadeView
     arch: SpatialArch
+    mask: MaskCost
     units: dict[int, ComputeArray] = field(default_factory=dict)
     work: dict[int, EinsumWork] = field(default_factory=dict)
     cycles: dict[int, float] = field(default_factory=dict)
@@ -119,7 +142,14 @@ class FuseMaxMapper:
                 f"{[a.name for a in arch.arrays]}"
             )
         cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
-        plan = _Plan(cv, arch)
+        key_tile = (
+            cv.sizes[cv.key_parts[-1]]
+            if len(cv.key_parts) > 1
+            else opts.key_tile or arch.array_2d.cols
+        )
+        rows = min(arch.array_2d.rows, cv.query_rows)
+        mask = mask_cost(cv, rows, key_tile, opts.skip_empty_tiles, "fusemax")
+        plan = _Plan(cv, arch, mask, warnings=list(mask.warnings))
         _bind(plan, opts.step)
         compute_cycles = sum(_pass_cycles(plan, k, opts.step) for k in _passes(plan))
         tiling = _tile_queries(plan, opts)
@@ -137,27 +167,44 @@ class FuseMaxMapper:
 
 
 def _bind(plan: _Plan, step: str) -> None:
+    """Bind each Einsum to the array its shape suits (see the module docstring).
+
+    Per (key, query) element work (it iterates the innermost key piece) and contractions
+    that do not iterate the keys go to the 2D array; per-row and per-tile bookkeeping to
+    the 1D array. At the `cascade`
+    step only contractions over the keys use the 2D array (FLAT-like binding). Operations
+    an array lacks are lowered onto its units (`compute.lower_work`, e.g. sigmoid on the
+    MACs); only when no lowering exists does an Einsum move to the other array (a warning).
+    """
     cv, arch = plan.cv, plan.arch
     two_d, one_d = arch.array_2d, arch.array_1d
     works = {a.name: cascade_work(cv.cascade, cv.sizes, a) for a in (two_d, one_d)}
+    dense = {a.name: cascade_work(dense_cascade(cv.cascade), cv.sizes, a) for a in (two_d, one_d)}
+    score = score_index(cv)
     for i, e in enumerate(cv.cascade.einsums):
-        work = works[two_d.name][i]
+        is_contraction = works[two_d.name][i].count("mac") > 0
         if step == "cascade":
-            on_2d = cv.iterates_inner_key(e) and work.count("mac") > 0
+            on_2d = cv.iterates_inner_key(e) and is_contraction
         else:
-            on_2d = cv.iterates_inner_key(e)
+            # a contraction not over the keys (linear attention's Q x KV) is matrix work;
+            # one over key tiles (a per-row rescaled sum over M1) is bookkeeping
+            on_2d = cv.iterates_inner_key(e) or (is_contraction and not cv.iterates_key(e))
         unit = two_d if on_2d else one_d
-        work = works[unit.name][i]
-        missing = unsupported(work, unit)
-        if missing:
+        work, notes = lower_work(works[unit.name][i], unit)
+        if unsupported(work, unit):
+            missing = unsupported(works[unit.name][i], unit)
             other = one_d if unit is two_d else two_d
-            other_work = works[other.name][i]
+            other_work, notes = lower_work(works[other.name][i], other)
             if unsupported(other_work, other):
                 raise MappingError(f"{e}: no array of {arch.name} performs {', '.join(missing)}")
             plan.warnings.append(
                 f"{e.output}: {unit.name} lacks {', '.join(missing)}; bound to {other.name} instead"
             )
             unit, work = other, other_work
+        plan.warnings.extend(notes)
+        if plan.mask.is_masked and cv.iterates_key(e):
+            extra = select_actions(cv, plan.mask, unit) if i == score else None
+            work = scale_work(lower_work(dense[unit.name][i], unit)[0], plan.mask.visited, extra)
         plan.units[i], plan.work[i] = unit, work
         plan.cycles[i] = cycles_on(work, unit)
 
@@ -301,8 +348,8 @@ def _reserved_words(cv: CascadeView) -> int:
 
 def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
     cv, arch = plan.cv, plan.arch
-    p0 = min(arch.array_2d.rows, cv.sizes[QUERY_RANK])
-    blocks = math.ceil(cv.sizes[QUERY_RANK] / p0)
+    p0 = min(arch.array_2d.rows, cv.query_rows)
+    blocks = math.ceil(cv.query_rows / p0)
     budget = opts.buffer_budget_bytes or arch.buffer.capacity_bytes
     if budget > arch.buffer.capacity_bytes:
         plan.warnings.append(f"buffer budget {budget} B exceeds the {arch.buffer.name} capacity")
@@ -377,32 +424,46 @@ def _traffic(plan: _Plan, tiling: _Tiling) -> tuple[Traffic, ...]:
     wb = plan.arch.word_bytes
     key_leaf = cv.key_parts[0]
     outer = tuple(Loop(r, cv.sizes[r]) for r in cv.instance_ranks) + (
-        Loop(QUERY_RANK, tiling.p2, "P2"),
-        Loop(KEY_RANK, cv.sizes[key_leaf] if len(cv.key_parts) > 1 else 1, key_leaf),
+        Loop(cv.query_rank, tiling.p2, "P2"),
+        Loop(cv.key_rank, cv.sizes[key_leaf] if len(cv.key_parts) > 1 else 1, key_leaf),
     )
     passes_reading: dict[TensorName, set[int]] = {}
     for i, e in enumerate(c.einsums):
         for acc in e.inputs:
             passes_reading.setdefault(acc.tensor, set()).add(cv.pass_of(i))
+    # With tile skipping a key tile is loaded for a query block only if the block visits
+    # it; a key x query tensor (a bias, a spilled score) moves only for visited tiles.
+    streamed = streamed_share(cv, plan.mask, tiling.p0 * tiling.p1)
+    visited = plan.mask.visited
     items: list[Traffic] = []
     for name in c.input_names:
         shape = _loop_shape(cv, name)
         per_pass = refills(shape, outer) * shape.elements / max(1, _outer_product(shape, outer))
         n_passes = len(passes_reading.get(name, set())) if cv.is_key_indexed(name) else 1
-        items.append(Traffic("dram", name, per_pass * n_passes * wb, 0.0))
+        share = _key_share(cv, name, visited, streamed)
+        items.append(Traffic("dram", name, per_pass * n_passes * wb * share, 0.0))
     for name in c.outputs:
         items.append(Traffic("dram", name, 0.0, cv.words(name) * wb))
     for name in tiling.spilled_crossing:
         later = len(passes_reading.get(name, set()))
-        items.append(Traffic("dram", name, cv.words(name) * later * wb, cv.words(name) * wb))
+        moved = cv.words(name) * wb * _key_share(cv, name, visited, visited)
+        items.append(Traffic("dram", name, moved * later, moved))
     return tuple(items)
+
+
+def _key_share(cv: CascadeView, name: TensorName, visited: float, streamed: float) -> float:
+    """Share of `name`'s dense traffic that tile skipping leaves (1 without a mask)."""
+    if not cv.is_key_indexed(name):
+        return 1.0
+    return visited if cv.is_query_indexed(name) else streamed
 
 
 def _loop_shape(cv: CascadeView, name: TensorName) -> TensorShape:
     extents = []
     for r in cv.ranks[name]:
         root = cv.cascade.root(r)
-        extents.append((str(root) if root in (KEY_RANK, QUERY_RANK) else str(r), cv.sizes[r]))
+        is_role = root in (cv.key_rank, cv.query_rank)
+        extents.append((str(root) if is_role else str(r), cv.sizes[r]))
     merged: dict[str, int] = {}
     for rank_name, n in extents:
         merged[rank_name] = merged.get(rank_name, 1) * n
@@ -425,10 +486,12 @@ def _buffer_words(
     c = cv.cascade
     wb = plan.arch.word_bytes
     tiles = cv.key_tiles
-    q_blocks = tiling.p0 and math.ceil(cv.sizes[QUERY_RANK] / tiling.p0)
+    q_blocks = tiling.p0 and math.ceil(cv.query_rows / tiling.p0)
     reads = writes = 0.0
     writes += sum(t.read_bytes for t in traffic) / wb  # DRAM fills land in the buffer
     recur = cv.recur
+    # Per (query tile, key tile) accesses happen for visited tiles only (see MaskCost).
+    visited = plan.mask.visited
     for i, e in enumerate(c.einsums):
         unit = plan.units[i]
         for acc in dict.fromkeys(e.inputs):
@@ -436,16 +499,19 @@ def _buffer_words(
             if name in c.input_names and unit.is_2d:
                 key, query = cv.is_key_indexed(name), cv.is_query_indexed(name)
                 if key and not query:
-                    reads += cv.words(name) * q_blocks  # multicast once per query block
+                    # multicast once per query block
+                    reads += cv.words(name) * q_blocks * visited
                 elif query and not key:
-                    reads += cv.words(name) * tiles  # re-read for every key tile
+                    reads += cv.words(name) * tiles * visited  # re-read for every key tile
             elif name in recur:
                 reads += _state_reads(plan, i, acc)
         if e.recurrence_var is not None:
-            writes += cv.words(e.output) * tiles  # the new iterate, once per tile
-    rows_words = sum(cv.words(t) for t in tiling.in_tile_rows)
-    crossing_words = sum(cv.words(t) for t in tiling.buffered_crossing)
-    return reads + rows_words + crossing_words, writes + rows_words + crossing_words
+            writes += cv.words(e.output) * tiles * visited  # the new iterate, once per tile
+    rows_words = sum(
+        cv.words(t) * _key_share(cv, t, visited, visited)
+        for t in (*tiling.in_tile_rows, *tiling.buffered_crossing)
+    )
+    return reads + rows_words, writes + rows_words
 
 
 def _state_reads(plan: _Plan, i: int, acc: Access) -> float:
@@ -470,11 +536,11 @@ def _state_reads(plan: _Plan, i: int, acc: Access) -> float:
             )
             for j in range(i)
         )
-        return 0.0 if earlier_on_unit else float(size * cv.key_tiles)
+        return 0.0 if earlier_on_unit else size * cv.key_tiles * plan.mask.visited
     producer = cv.producer[acc.tensor]
     is_current = any(isinstance(x, Var) and x.offset == 1 for x in acc.indices)
     if is_current and plan.units[producer] is not plan.units[i]:
-        return float(size * cv.key_tiles)
+        return size * cv.key_tiles * plan.mask.visited
     return 0.0
 
 

@@ -8,6 +8,14 @@ max(its memory time, its compute time). Traffic is compulsory per phase: every t
 reads from outside is read once, every tensor it produces for a later phase (or as a cascade
 output) is written once.
 
+Masks (`skip_empty_tiles`, default on): tiles are the 2D array's output tiles (its rows of
+queries x its columns of keys), classified by `attention_problem(...).tiles`. With skipping,
+Einsums that iterate the key rank work on the visited tiles only (each computed whole), the
+score Einsum pays one compare-select per pair of a partial tile, and key x query tensors
+(scores, weights) move to and from DRAM and the buffer for visited tiles only; K and V are
+read once either way (compulsory). Without skipping every tile is computed and the Result's
+warnings say so; a mask outside the band family is refused unless skipping is off.
+
 The phase grouping, the 1D cost rule and the phase buffer rule are shared with `flat`.
 """
 
@@ -31,15 +39,21 @@ from mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
+    dense_cascade,
+    lower_work,
     primitive_counts,
+    scale_work,
     unsupported,
 )
 from mappers.spatial.view import (
-    QUERY_RANK,
     CascadeView,
     MappingError,
+    MaskCost,
     einsum_costs,
+    mask_cost,
     require_spatial,
+    score_index,
+    select_actions,
     spatial_result,
     view,
 )
@@ -66,14 +80,21 @@ class Binding:
     units: tuple[ComputeArray, ...]
     work: tuple[EinsumWork, ...]
     cycles: tuple[float, ...]
+    notes: tuple[str, ...] = ()  # operations lowered onto other units (compute.lower_work)
 
     def is_contraction(self, i: int) -> bool:
         """Whether Einsum `i` is bound to a 2D array."""
         return self.units[i].is_2d
 
 
-def bind_by_contraction(cv: CascadeView, arch: SpatialArch) -> Binding:
-    """Bind contractions (work with a `mac`) to the 2D array, the others to the 1D array."""
+def bind_by_contraction(
+    cv: CascadeView, arch: SpatialArch, mask: MaskCost | None = None
+) -> Binding:
+    """Bind contractions (work with a `mac`) to the 2D array, the others to the 1D array.
+
+    With a `mask`, Einsums iterating the key rank do the dense work of the visited tiles
+    (and the score Einsum the mask's compare-selects); see `mappers.spatial.view.MaskCost`.
+    """
     if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
         raise MappingError(
             f"needs a 2D and a 1D array; {arch.name} has {[a.name for a in arch.arrays]}"
@@ -81,19 +102,28 @@ def bind_by_contraction(cv: CascadeView, arch: SpatialArch) -> Binding:
     two_d, one_d = arch.array_2d, arch.array_1d
     on_2d = cascade_work(cv.cascade, cv.sizes, two_d)
     on_1d = cascade_work(cv.cascade, cv.sizes, one_d)
+    masked = mask is not None and mask.is_masked
+    score = score_index(cv) if masked else None
     units, works, cycles = [], [], []
+    notes: list[str] = []
     for i, e in enumerate(cv.cascade.einsums):
         is_mac = on_2d[i].count("mac") > 0
         unit, work = (two_d, on_2d[i]) if is_mac else (one_d, on_1d[i])
+        work, lowered = lower_work(work, unit)
         missing = unsupported(work, unit)
         if missing:
             raise MappingError(
                 f"{e}: {unit.name} of {arch.name} cannot perform {', '.join(missing)}"
             )
+        notes.extend(lowered)
+        if mask is not None and masked and cv.iterates_key(e):
+            dense = lower_work(cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[i], unit)
+            extra = select_actions(cv, mask, unit) if i == score else None
+            work = scale_work(dense[0], mask.visited, extra)
         units.append(unit)
         works.append(work)
         cycles.append(cycles_on(work, unit) if is_mac else element_stream_cycles(work, unit))
-    return Binding(tuple(units), tuple(works), tuple(cycles))
+    return Binding(tuple(units), tuple(works), tuple(cycles), tuple(notes))
 
 
 def group_phases(binding: Binding) -> tuple[tuple[int, ...], ...]:
@@ -162,6 +192,7 @@ def stream_buffer_words(
     phase: tuple[int, ...],
     dram_inputs: frozenset[TensorName],
     onchip_outputs: frozenset[TensorName],
+    row_share: float = 1.0,
 ) -> StreamBuffer:
     """Buffer accesses of a 1D phase (the physical rule; no fitted numbers).
 
@@ -172,17 +203,22 @@ def stream_buffer_words(
       producer's PE stream (registers), e.g. the softmax sum of the exponentials;
     - a produced tensor is written once if some consumer reads it from the buffer or it leaves
       the phase on chip (`onchip_outputs`); a tensor leaving for DRAM bypasses the buffer.
+
+    Key x query tensors count `row_share` of their words (the visited tiles of a mask).
     """
     c = cv.cascade
     members = set(phase)
     counts = {"fill": 0.0, "row_r": 0.0, "row_w": 0.0, "vec_r": 0.0, "vec_w": 0.0}
 
+    def is_row(name: TensorName) -> bool:
+        return cv.is_key_indexed(name) and cv.is_query_indexed(name)
+
     def add(name: TensorName, action: str, n: float) -> None:
-        is_row = cv.is_key_indexed(name) and cv.is_query_indexed(name)
-        counts[("row_" if is_row else "vec_") + action] += n
+        row = is_row(name)
+        counts[("row_" if row else "vec_") + action] += n * row_share if row else n
 
     for name in dram_inputs:
-        counts["fill"] += cv.words(name)
+        counts["fill"] += cv.words(name) * row_share if is_row(name) else cv.words(name)
     for i in phase:
         e = c.einsums[i]
         produced_here = cv.producer.get(e.output) is not None
@@ -240,14 +276,18 @@ def compute_energy_items(arch: SpatialArch, binding: Binding) -> list[EnergyItem
 
 @dataclass(frozen=True, slots=True)
 class UnfusedOptions:
-    """Options of the unfused mapper (none change the model; kept for the registry contract).
+    """Options of the unfused mapper.
 
     Attributes:
         stage_contraction_outputs: Each contraction's output is staged through the global
             buffer once (one write per element) on its way to DRAM.
+        skip_empty_tiles: Skip the 2D array's output tiles a mask leaves empty (on by
+            default, so a mask is priced; unmasked cascades cost the same either way); off
+            computes every tile and says so in the Result's warnings.
     """
 
     stage_contraction_outputs: bool = True
+    skip_empty_tiles: bool = True
 
 
 @register_mapper("unfused")
@@ -265,24 +305,32 @@ class UnfusedMapper:
         """Map `cascade` at `sizes` onto `arch`, one phase after another."""
         require_spatial(arch, "unfused")
         cv = view(cascade, sizes, None)
-        binding = bind_by_contraction(cv, arch)
+        two_d = arch.array_2d if any(a.is_2d for a in arch.arrays) else arch.arrays[0]
+        mask = mask_cost(cv, two_d.rows, two_d.cols, self.options.skip_empty_tiles, "unfused")
+        binding = bind_by_contraction(cv, arch, mask)
         wb = arch.word_bytes
+
+        def words(t: TensorName) -> float:
+            """Words moved of `t`: key x query tensors only for the visited tiles."""
+            row = cv.is_key_indexed(t) and cv.is_query_indexed(t)
+            return cv.words(t) * mask.visited if row else float(cv.words(t))
+
         reads: dict[str, float] = {}
         writes: dict[str, float] = {}
         buf_r = buf_w = 0.0
         latency = compute_total = memory_total = 0.0
         for phase in group_phases(binding):
             ins, outs = phase_io(cv, phase)
-            phase_bytes = sum(cv.words(t) for t in ins + outs) * wb
+            phase_bytes = sum(words(t) for t in ins + outs) * wb
             for t in ins:
-                reads[t] = reads.get(t, 0.0) + cv.words(t) * wb
+                reads[t] = reads.get(t, 0.0) + words(t) * wb
             for t in outs:
-                writes[t] = writes.get(t, 0.0) + cv.words(t) * wb
+                writes[t] = writes.get(t, 0.0) + words(t) * wb
             if binding.is_contraction(phase[0]):
                 if self.options.stage_contraction_outputs:
-                    buf_w += sum(cv.words(t) for t in outs)
+                    buf_w += sum(words(t) for t in outs)
             else:
-                sb = stream_buffer_words(cv, phase, frozenset(ins), frozenset())
+                sb = stream_buffer_words(cv, phase, frozenset(ins), frozenset(), mask.visited)
                 buf_r += sb.reads
                 buf_w += sb.writes
             compute = sum(binding.cycles[i] for i in phase)
@@ -298,7 +346,13 @@ class UnfusedMapper:
         energy.extend(cost.dram_energy(arch, sum(reads.values()), sum(writes.values())))
         energy.extend(cost.buffer_energy(arch, arch.buffer, buf_r, buf_w))
         return self._result(
-            cv, arch, binding, traffic, tuple(energy), latency, compute_total, memory_total
+            cv,
+            arch,
+            binding,
+            traffic,
+            tuple(energy),
+            (latency, compute_total, memory_total),
+            mask.warnings,
         )
 
     def _result(
@@ -308,11 +362,11 @@ class UnfusedMapper:
         binding: Binding,
         traffic: tuple[Traffic, ...],
         energy: tuple[EnergyItem, ...],
-        latency: float,
-        compute: float,
-        memory: float,
+        times: tuple[float, float, float],
+        mask_warnings: tuple[str, ...],
     ) -> Result:
         c = cv.cascade
+        latency, compute, memory = times
         per_einsum = einsum_costs(cv, binding.units, binding.work, binding.cycles, latency)
         busy: dict[str, float] = {}
         for i, unit in enumerate(binding.units):
@@ -320,6 +374,8 @@ class UnfusedMapper:
         warnings = [
             ELEMENT_STREAM_WARNING,
             "unfused: every phase round-trips DRAM; phases do not overlap",
+            *binding.notes,
+            *mask_warnings,
         ]
         bound = "memory:dram" if memory > compute else "compute"
         stream_words = max(
@@ -330,7 +386,7 @@ class UnfusedMapper:
             ),
             default=0,
         )
-        peak = stream_words * min(arch.array_1d.lanes, cv.sizes[QUERY_RANK]) * arch.word_bytes
+        peak = stream_words * min(arch.array_1d.lanes, cv.query_rows) * arch.word_bytes
         if peak > arch.buffer.capacity_bytes:
             warnings.append(
                 f"1D phase keeps one key row per lane ({peak} B), more than the "

@@ -1,7 +1,9 @@
-"""Shared analysis for spatial mappers: how a cascade's Einsums relate to the key rank M.
+"""Shared analysis for spatial mappers: how a cascade's Einsums relate to its key rank.
 
 Reads only the cascade's structure (ranks, partitions, recurrences, passes), never tensor
-names, so a user's cascade with its own names maps the same way as the built-ins.
+or rank names: the key, query, query-group and batch-like ranks come from
+`einsum_ir.analysis.structure.attention_problem`, so a user's cascade with its own names
+and letters maps the same way as the built-ins.
 """
 
 from __future__ import annotations
@@ -12,6 +14,14 @@ from dataclasses import dataclass
 
 from archs.model import ComputeArray, SpatialArch
 from einsum_ir.analysis.passes import PassReport, count_passes
+from einsum_ir.analysis.structure import (
+    AttentionProblem,
+    MaskKind,
+    Roles,
+    StructureError,
+    attention_problem,
+)
+from einsum_ir.analysis.tiles import TileCounts
 from einsum_ir.check import recurrence_vars
 from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
 from einsum_ir.sizes import resolve_sizes
@@ -29,9 +39,13 @@ from mappers.result import (
 )
 from mappers.spatial.compute import EinsumWork, cascade_work, einsum_vars, operation_counts
 
+# The built-ins' letters, kept for modules that still address ranks by name (flat) and as
+# the fallback roles of a cascade that states no attention problem (a lone matmul), which
+# only `flat` accepts far enough to refuse it itself; fusemax and unfused read every role
+# from `CascadeView.attention` (structure, not letters).
 KEY_RANK = RankName("M")
 QUERY_RANK = RankName("P")
-INSTANCE_RANKS = (RankName("B"), RankName("H"))
+_LETTER_BATCH = (RankName("B"), RankName("H"))
 
 
 class MappingError(ValueError):
@@ -50,10 +64,20 @@ def require_spatial(arch: object, mapper: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class CascadeView:
-    """A cascade at concrete sizes, seen from the key rank M (lookups precomputed once)."""
+    """A cascade at concrete sizes, seen from its key rank (lookups precomputed once).
+
+    Attributes:
+        roles: Which rank is the key, the query, a query group, batch-like.
+        problem: The attention problem the cascade states (roles, sharing, mask, score),
+            None when the structure states none (`structure_error` says why).
+        key_parts: The key rank's pieces, outermost first (`M1, M0`, or just the key).
+    """
 
     cascade: Cascade
     sizes: Mapping[RankName, int]
+    roles: Roles
+    problem: AttentionProblem | None
+    structure_error: str
     passes: PassReport
     key_parts: tuple[RankName, ...]
     ranks: Mapping[TensorName, tuple[RankName, ...]]
@@ -71,19 +95,53 @@ class CascadeView:
         return any(isinstance(i, Var) and i.name == var and i.offset == 0 for i in acc.indices)
 
     @property
+    def attention(self) -> AttentionProblem:
+        """The attention problem; MappingError when the cascade states none."""
+        if self.problem is None:
+            raise MappingError(
+                f"cascade {self.cascade.name} cannot be mapped: {self.structure_error}"
+            )
+        return self.problem
+
+    @property
+    def key_rank(self) -> RankName:
+        """The key/value position rank (reduced by the weights x V contraction)."""
+        return self.roles.key
+
+    @property
+    def query_rank(self) -> RankName:
+        """The query position rank."""
+        return self.roles.query
+
+    @property
+    def group_ranks(self) -> tuple[RankName, ...]:
+        """Query-group ranks (the R query heads of a GQA group), packed into query rows."""
+        return tuple(r for r in self.roles.query_groups if r in self.sizes)
+
+    @property
+    def query_group(self) -> int:
+        """Query rows per query position (R for GQA, 1 otherwise)."""
+        return math.prod(self.sizes[r] for r in self.group_ranks)
+
+    @property
+    def query_rows(self) -> int:
+        """Query rows of one instance: positions x query-group heads (R x P)."""
+        return self.sizes[self.query_rank] * self.query_group
+
+    @property
     def inner_key_var(self) -> str:
         """Index of the innermost piece of M (`m0`, or `m` when M is not partitioned)."""
         return self.key_parts[-1].lower()
 
     @property
     def instances(self) -> int:
-        """Product of the batch-like ranks (B x H) that every tensor shares."""
+        """Product of the batch-like ranks (B x H, or B x G with grouped heads)."""
         return math.prod(self.sizes.get(r, 1) for r in self.instance_ranks)
 
     @property
     def instance_ranks(self) -> tuple[RankName, ...]:
-        """Batch-like ranks present in the cascade."""
-        return tuple(r for r in INSTANCE_RANKS if r in self.sizes)
+        """Batch-like ranks (carried by the query and the key side alike), outer loops."""
+        return tuple(r for r in self.roles.batch if r in self.sizes)
 
     @property
     def key_tiles(self) -> int:
@@ -114,18 +172,22 @@ class CascadeView:
         return total
 
     def is_key_indexed(self, tensor: TensorName) -> bool:
-        """Whether a tensor is indexed by M or a part of it."""
-        return any(self.cascade.root(r) == KEY_RANK for r in self.ranks[tensor])
+        """Whether a tensor is indexed by the key rank or a part of it."""
+        return any(self.cascade.root(r) == self.key_rank for r in self.ranks[tensor])
 
     def is_query_indexed(self, tensor: TensorName) -> bool:
-        """Whether a tensor is indexed by P."""
-        return QUERY_RANK in self.ranks[tensor]
+        """Whether a tensor is indexed by the query rank."""
+        return self.query_rank in self.ranks[tensor]
 
     def per_query_words(self, tensor: TensorName, keep_key: bool) -> int:
-        """Words of `tensor` per query row (one iterate of a recurrence; M kept or dropped)."""
-        drop = {QUERY_RANK, *self.instance_ranks}
+        """Words of `tensor` per query row (one iterate of a recurrence; keys kept or dropped).
+
+        A query row is one (query-group head, query position) pair: the query-group ranks
+        are packed into the rows with the positions, as kernels pack a GQA group's heads.
+        """
+        drop = {self.query_rank, *self.group_ranks, *self.instance_ranks}
         if not keep_key:
-            drop |= {r for r in self.ranks[tensor] if self.cascade.root(r) == KEY_RANK}
+            drop |= {r for r in self.ranks[tensor] if self.cascade.root(r) == self.key_rank}
         return self.words(tensor, frozenset(drop))
 
 
@@ -139,14 +201,25 @@ def _view(
     cascade: Cascade, size_items: tuple[tuple[str, int], ...], key_tile: int | None
 ) -> CascadeView:
     sizes = dict(size_items)
-    if KEY_RANK not in cascade.all_ranks:
-        raise MappingError(f"cascade {cascade.name} has no key rank M to map")
-    key_parts = cascade.expand(KEY_RANK)
-    given = dict(sizes)
     derived = {p.parts[0] for p in cascade.partitions}
-    given = {k: v for k, v in given.items() if k not in derived}
+    given = {k: v for k, v in sizes.items() if k not in derived}
+    problem: AttentionProblem | None = None
+    error = ""
+    try:
+        problem = attention_problem(cascade, given)
+        roles = problem.roles
+    except StructureError as exc:
+        if KEY_RANK not in cascade.all_ranks:
+            raise MappingError(f"cascade {cascade.name} cannot be mapped: {exc}") from None
+        error = str(exc)
+        batch = tuple(r for r in _LETTER_BATCH if r in cascade.all_ranks)
+        roles = Roles(KEY_RANK, QUERY_RANK, (), batch, (), ())
+    key_rank = roles.key
+    key_parts = cascade.expand(key_rank)
     if len(key_parts) > 1 and key_tile and key_parts[-1] not in given:
         given[key_parts[-1]] = key_tile
+        if problem is not None:
+            problem = attention_problem(cascade, given)
     resolved = resolve_sizes(cascade, given)
     who_reads: dict[TensorName, list[int]] = {}
     for i, e in enumerate(cascade.einsums):
@@ -157,7 +230,10 @@ def _view(
     return CascadeView(
         cascade=cascade,
         sizes=resolved,
-        passes=count_passes(cascade, KEY_RANK),
+        roles=roles,
+        problem=problem,
+        structure_error=error,
+        passes=count_passes(cascade, key_rank),
         key_parts=key_parts,
         ranks=cascade.tensor_ranks,
         recur=recurrence_vars(cascade),
@@ -166,7 +242,7 @@ def _view(
         key_iterating=frozenset(
             e.output
             for e, ev in zip(cascade.einsums, einsum_vars(cascade), strict=True)
-            if any(cascade.root(RankName(v.upper())) == KEY_RANK for v in ev.iteration)
+            if any(cascade.root(RankName(v.upper())) == key_rank for v in ev.iteration)
         ),
         inner_key_iterating=frozenset(
             e.output
@@ -174,6 +250,157 @@ def _view(
             if key_parts[-1].lower() in ev.iteration
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MaskCost:
+    """How the cascade's mask meets a mapper's tiling, as shares of the dense work.
+
+    A visited tile is computed whole (the array works in lockstep; masked pairs of a
+    partial tile are computed and discarded), so its work is the dense tile's. A partial
+    tile also pays one compare-and-select per pair (the mask, applied once to the scores;
+    everything downstream follows from the masked score). A skipped (empty) tile costs
+    nothing: the sequencer computes each query tile's key-tile range once (the loop bounds
+    of FlashAttention-style kernels), so its loop overhead is taken as zero cycles.
+
+    Attributes:
+        is_masked: Whether the cascade masks any pair (False: every share is neutral).
+        skip: Whether empty tiles are skipped (the mapper's `skip_empty_tiles`).
+        visited: Share of (query tile, key tile) pairs computed (1 without skipping).
+        selected: Share of the dense (query, key) pairs that pay a compare-and-select:
+            those of partial tiles with skipping, of partial and empty tiles without.
+        tiles: The classification at the compute tiling (None unmasked or generic).
+        block_q: Query positions per compute tile (rows / query-group heads).
+        block_k: Keys per compute tile.
+        warnings: What was priced (and, without skipping, that masked tiles were computed).
+    """
+
+    is_masked: bool
+    skip: bool
+    visited: float = 1.0
+    selected: float = 0.0
+    tiles: TileCounts | None = None
+    block_q: int = 0
+    block_k: int = 0
+    warnings: tuple[str, ...] = ()
+
+
+def _positions(cv: CascadeView, rows: int) -> int:
+    """Query positions in `rows` packed query rows (a GQA group's heads share a position)."""
+    return max(1, min(rows // cv.query_group, cv.sizes[cv.query_rank]))
+
+
+def mask_cost(cv: CascadeView, rows: int, key_tile: int, skip: bool, mapper: str) -> MaskCost:
+    """Price the mask for compute tiles of `rows` query rows x `key_tile` keys.
+
+    Raises:
+        MappingError: A mask outside the band family with `skip` on (its empty tiles cannot
+            be found); names the Einsum and the condition.
+    """
+    block_q = _positions(cv, rows)
+    block_k = max(1, min(key_tile, cv.sizes[cv.key_rank]))
+    ap = cv.problem
+    if ap is None:  # no attention structure (a lone matmul): conditions are generic
+        where = next((e for e in cv.cascade.einsums if e.where), None)
+        if where is None:
+            return MaskCost(False, skip)
+        return _generic(where, skip, mapper, block_q, block_k, [])
+    mask = ap.mask
+    if mask.is_dense:
+        return MaskCost(False, skip)
+    notes = [f"mask: {n}" for n in ap.notes if "keys x queries" in n]
+    if mask.kind == MaskKind.GENERIC:
+        einsum = next(e for e in cv.cascade.einsums if e.where)
+        return _generic(einsum, skip, mapper, block_q, block_k, notes)
+    tiles = ap.tiles(block_q, block_k)
+    visible = tiles.points / (ap.seq_q * ap.seq_k)
+    layout = f"tiles of {block_q} queries x {block_k} keys"
+    if skip:
+        text = (
+            f"mask {mask.describe()}: {tiles.visited} of {tiles.tiles} {layout} computed "
+            f"({tiles.partial} partial, one compare-select per pair), {tiles.empty} empty "
+            f"skipped; {visible:.2%} of (query, key) pairs visible"
+        )
+        return MaskCost(
+            True,
+            skip,
+            tiles.visited / tiles.tiles,
+            tiles.partial / tiles.tiles,
+            tiles,
+            block_q,
+            block_k,
+            (*notes, text),
+        )
+    text = (
+        f"masked tiles computed (skip_empty_tiles=false): mask {mask.describe()} leaves "
+        f"{visible:.2%} of (query, key) pairs visible, yet all {tiles.tiles} {layout} are "
+        f"computed ({tiles.empty} empty, {tiles.partial} partial)"
+    )
+    return MaskCost(
+        True,
+        skip,
+        1.0,
+        (tiles.partial + tiles.empty) / tiles.tiles,
+        tiles,
+        block_q,
+        block_k,
+        (*notes, text),
+    )
+
+
+def _generic(
+    einsum: Einsum, skip: bool, mapper: str, block_q: int, block_k: int, notes: list[str]
+) -> MaskCost:
+    """A mask outside the band family: refused with skipping, computed densely without."""
+    from einsum_ir.parse import format_where
+
+    text = format_where(einsum.where)
+    if skip:
+        raise MappingError(
+            f"{mapper}: {einsum}: the mask condition {text!r} is outside the band family "
+            "(bounds on the query, the key and their difference), so its empty tiles cannot "
+            "be found; set skip_empty_tiles=false to compute every tile"
+        )
+    return MaskCost(
+        True,
+        skip,
+        selected=1.0,
+        block_q=block_q,
+        block_k=block_k,
+        warnings=(
+            *notes,
+            f"mask [{text}] (generic) computed densely (skip_empty_tiles=false): every "
+            "tile computed, every pair masked with a compare-select",
+        ),
+    )
+
+
+def streamed_share(cv: CascadeView, mask: MaskCost, block_rows: int) -> float:
+    """Share of key tiles loaded per outer query block of `block_rows` rows.
+
+    With skipping, a key tile is loaded for a block when some query tile of it visits it.
+    """
+    if not (mask.is_masked and mask.skip and mask.tiles is not None):
+        return 1.0
+    counts = cv.attention.tiles(_positions(cv, block_rows), mask.block_k)
+    return counts.visited / counts.tiles
+
+
+def select_actions(cv: CascadeView, mask: MaskCost, unit: ComputeArray) -> dict[str, int]:
+    """The mask's compare-and-select actions on `unit` (a `max` where the PE has one)."""
+    if not mask.selected:
+        return {}
+    pairs = cv.instances * cv.query_rows * cv.sizes[cv.key_rank]
+    op = "max" if unit.supports("max") else "add"
+    return {op: round(pairs * mask.selected)}
+
+
+def score_index(cv: CascadeView) -> int | None:
+    """The first Einsum working per (key, query) pair: it applies the mask to the scores."""
+    for i, e in enumerate(cv.cascade.einsums):
+        if cv.iterates_inner_key(e) and cv.query_rank.lower() in e.iteration_vars:
+            return i
+    return None
 
 
 def same_tile_deps(cv: CascadeView, index: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -280,7 +507,12 @@ def spatial_result(
         units=units,
         ops=tuple(sorted(ops.items())),
         extras=extras,
-        warnings=tuple(warnings),
+        warnings=tuple(warnings)
+        + (
+            (f"rank roles by letter (key M, query P): {cv.structure_error}",)
+            if cv.problem is None
+            else ()
+        ),
         provenance=(
             ("version", VERSION),
             ("schedule", schedule),
