@@ -29,7 +29,9 @@ Array = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def attention_mask(n_q: int, n_k: int, form: str, *, window: int = 0, sinks: int = 0) -> BoolArray:
+def attention_mask(
+    n_q: int, n_k: int, form: str, *, window: int = 0, sinks: int = 0, prefix: int = 0
+) -> BoolArray:
     """Which (query p, key m) pairs are visible, as a (P, M) boolean matrix.
 
     Args:
@@ -38,9 +40,11 @@ def attention_mask(n_q: int, n_k: int, form: str, *, window: int = 0, sinks: int
         form: `none`; `causal` (top-left: m <= p); `causal-br` (bottom-right: the last
             query sees every key, m <= p + M - P); `window` (bottom-right causal, the
             `window` keys up to the diagonal); `sinks-window` (the window plus the first
-            `sinks` keys, still causal).
+            `sinks` keys, still causal); `prefix` (the first `prefix` keys to every query,
+            the rest bottom-right causal).
         window: W for the window forms.
         sinks: S for `sinks-window`.
+        prefix: L for `prefix`.
     """
     p = np.arange(n_q)[:, None]
     m = np.arange(n_k)[None, :]
@@ -58,6 +62,8 @@ def attention_mask(n_q: int, n_k: int, form: str, *, window: int = 0, sinks: int
         return causal & in_window
     if form == "sinks-window":
         return causal & (in_window | (m < sinks))
+    if form == "prefix":
+        return causal | (full & (m < prefix))
     raise ValueError(f"unknown mask form {form!r}")
 
 
@@ -168,7 +174,12 @@ def _compute(variant: Variant, inputs: Mapping[str, Array], sizes: Mapping[str, 
     v = _shared(np.asarray(inputs["V"], dtype=np.float64), variant.heads, r)
     n_q, n_k = q.shape[-1], k.shape[-1]
     mask = attention_mask(
-        n_q, n_k, str(variant.mask), window=sizes.get("W", 0), sinks=sizes.get("S", 0)
+        n_q,
+        n_k,
+        str(variant.mask),
+        window=sizes.get("W", 0),
+        sinks=sizes.get("S", 0),
+        prefix=sizes.get("L", 0),
     )
     bias = None
     if variant.modifier == ScoreModifier.ALIBI:

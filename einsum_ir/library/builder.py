@@ -49,6 +49,7 @@ class MaskForm(enum.StrEnum):
     CAUSAL_BR = "causal-br"  # m <= p + M - P: bottom-right aligned (decode, causal cross)
     WINDOW = "window"  # bottom-right causal, the last W keys up to the diagonal
     SINKS_WINDOW = "sinks-window"  # the window plus the first S keys (attention sinks)
+    PREFIX = "prefix"  # prefix LM: the first L keys to every query, the rest causal
 
 
 class ScoreForm(enum.StrEnum):
@@ -69,6 +70,7 @@ class ScoreModifier(enum.StrEnum):
 # Defaults of the size symbols the parts declare; each is overridable like a rank size.
 WINDOW_DEFAULT = 1024
 SINKS_DEFAULT = 4
+PREFIX_DEFAULT = 512  # L of the prefix-LM mask
 SOFTCAP_DEFAULT = 50  # Gemma 2's attention logit cap
 KEY_TILE_DEFAULT = 256  # M0 of the tiled forms (FuseMax's 256-wide PE array)
 KV_HEADS_DEFAULT = 8  # G of GQA (Llama 3 8B, Mistral 7B)
@@ -190,6 +192,13 @@ are params, sized and swept like ranks.""",
     ),
 }
 
+MASK_TEXT[MaskForm.PREFIX] = (
+    "prefix LM (L keys bidirectional), causal bottom-right aligned",
+    """Prefix LM (Raffel et al., T5, JMLR 2020; Dong et al., UniLM, NeurIPS 2019): every query
+attends the first L keys (the prefix, bidirectional) and, past it, the keys up to its
+bottom-right aligned diagonal: m <= p + M - P or m < L. L is a param (default 512).""",
+)
+
 MODIFIER_TEXT: dict[ScoreModifier, tuple[str, str]] = {
     ScoreModifier.NONE: ("", ""),
     ScoreModifier.ALIBI: (
@@ -306,6 +315,7 @@ _MASK_WHERE: dict[MaskForm, tuple[str, str | None]] = {
         "m <= p + M - P and (m < S or p + M - P - m < W)",
         "p + M - P >= 0",
     ),
+    MaskForm.PREFIX: ("m <= p + M - P or m < L", None),
 }
 # Shared-K/V cascades carry a default grouping (Llama 3 8B: 8 KV heads of 4 query heads;
 # MQA: 8 query heads) so callers that size only B, M, P, E, F can use them; override G, R.
@@ -316,6 +326,7 @@ _HEAD_PARAMS: dict[Heads, tuple[tuple[str, int], ...]] = {
 _MASK_PARAMS: dict[MaskForm, tuple[tuple[str, int], ...]] = {
     MaskForm.WINDOW: (("W", WINDOW_DEFAULT),),
     MaskForm.SINKS_WINDOW: (("S", SINKS_DEFAULT), ("W", WINDOW_DEFAULT)),
+    MaskForm.PREFIX: (("L", PREFIX_DEFAULT),),
 }
 
 # Einsum templates: (text, comment). In the text `{q}` is the query-side rank prefix
@@ -400,7 +411,7 @@ def _modifier_line(variant: Variant, tiled: bool, slope: str) -> tuple[str, str]
         m = "(m1 * M0 + m0)" if tiled else "m"
         if variant.mask == MaskForm.CAUSAL:
             distance = f"(p - {m})"
-        elif variant.mask == MaskForm.NONE:
+        elif variant.mask in (MaskForm.NONE, MaskForm.PREFIX):  # keys on both sides
             distance = f"abs(p + M - P - {m})"
         else:
             distance = f"(p + M - P - {m})"

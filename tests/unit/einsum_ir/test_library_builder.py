@@ -34,7 +34,7 @@ LEGACY_FILES = sorted(LEGACY_DIR.glob("*.yaml"))
 
 
 def sizes_for(name: str, **sizes: int) -> dict[str, int]:
-    base = {"E": 3, "F": 2, "B": 1, "H": 2, "G": 2, "R": 2, "M0": 4, "W": 4, "S": 2, "C": 2}
+    base = {"E": 3, "F": 2, "B": 1, "H": 2, "G": 2, "R": 2, "M0": 4, "W": 4, "S": 2, "C": 2, "L": 3}
     symbols = set(load_cascade(name).size_symbols)
     return {k: v for k, v in (base | sizes).items() if k in symbols}
 
@@ -72,7 +72,10 @@ def test_builtin_names_are_the_catalog() -> None:
     assert builtin_names() == tuple(sorted(v.name for v in CATALOG))
     assert len(set(builtin_names())) == len(CATALOG)
     assert set(builtin_names()) <= set(all_names())
-    assert len(all_names()) == len(all_variants()) == 5 * 4 * 5 * 3 + 4 * 5 * 3
+    algorithms, heads, masks, modifiers = len(Algorithm), len(Heads), len(MaskForm), 3
+    # softmax with every algorithm, sigmoid with the 1-pass one only
+    expected = algorithms * heads * masks * modifiers + heads * masks * modifiers
+    assert len(all_names()) == len(all_variants()) == expected
 
 
 def test_names_are_parts_joined_with_defaults_left_out() -> None:
@@ -137,6 +140,7 @@ def _expected_mask(variant: Variant) -> tuple[MaskKind, str]:
         MaskForm.CAUSAL_BR: (MaskKind.CAUSAL, "bottom-right"),
         MaskForm.WINDOW: (MaskKind.WINDOW, "bottom-right"),
         MaskForm.SINKS_WINDOW: (MaskKind.SINKS_WINDOW, "bottom-right"),
+        MaskForm.PREFIX: (MaskKind.BAND, ""),  # a union of bands without a named form
     }[variant.mask]
 
 
@@ -260,6 +264,9 @@ def test_rows_without_keys_are_zero() -> None:
 # ----------------------------------------------------------------------------- counts
 
 
+PREFIX = 3  # L of the prefix-LM mask in these tests (sizes_for's default)
+
+
 def brute_points(mask: str, n_q: int, n_k: int, window: int, sinks: int) -> int:
     count = 0
     for p in range(n_q):
@@ -270,6 +277,8 @@ def brute_points(mask: str, n_q: int, n_k: int, window: int, sinks: int) -> int:
                 causal = causal and d < window
             if mask == "sinks-window":
                 causal = causal and (d < window or m < sinks)
+            if mask == "prefix":
+                causal = causal or m < PREFIX
             count += causal
     return count
 
@@ -289,7 +298,7 @@ def test_score_einsum_counts_the_visible_points(name: str, shape: tuple[int, ...
     resolved = resolve_sizes(cascade, sizes)
     per_pair = resolved["E"] * ap.instances * ap.query_group
     brute = brute_points(str(variant.mask), p, m, w, s)
-    visible = attention_mask(p, m, str(variant.mask), window=w, sinks=s)
+    visible = attention_mask(p, m, str(variant.mask), window=w, sinks=s, prefix=PREFIX)
     assert ap.points() == brute == int(visible.sum())
     assert score.points == per_pair * brute
     assert counts.total["multiply"] >= score.points
