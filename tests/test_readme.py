@@ -37,3 +37,29 @@ def test_main_job_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(args) == 0, capsys.readouterr().out
     for name in ("results.csv", "results.sqlite", "report.html"):
         assert (tmp_path / "out" / name).exists(), name
+
+
+def test_variant_guide_names_files_and_symbols_that_exist() -> None:
+    """docs/adding-a-variant.md stays true: every path it names exists, and every symbol it
+    names next to a file is defined in that file."""
+    text = (ROOT / "docs" / "adding-a-variant.md").read_text()
+    paths = set(
+        re.findall(r"`((?:einsum_ir|mappers|kernels|reports|archs|tests)/[\w/.<>-]+)`", text)
+    )
+    assert paths, "the guide names no files"
+    for path in paths:
+        if "<" in path:
+            continue
+        assert (ROOT / path.rstrip("/")).exists(), path
+    symbols = {
+        "einsum_ir/library/builder.py": ["MaskForm", "MASK_TEXT", "_MASK_WHERE", "_MASK_PARAMS"],
+        "einsum_ir/reference.py": ["attention_mask"],
+        "einsum_ir/analysis/structure.py": ["MaskKind", "_name", "attention_problem"],
+        "einsum_ir/ir.py": ["UnaryOp", "FUNCTION_UNARY_OPS"],
+        "mappers/spatial/compute.py": ["lower_work"],
+    }
+    for path, names in symbols.items():
+        source = (ROOT / path).read_text()
+        for name in names:
+            assert name in text, f"the guide no longer names {name}"
+            assert re.search(rf"^(class |def )?{re.escape(name)}\b", source, re.M), (path, name)
