@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-import numpy.typing as npt
-
 from archs.model import SpatialArch
 from einsum_ir.ir import Cascade, RankName, TensorName
 from mappers import cost
@@ -25,8 +22,7 @@ from mappers.flat_cost import (
     Contraction,
     FlatProblem,
     StreamPhase,
-    breakdown,
-    evaluate,
+    evaluate_one,
     loop_nest,
 )
 from mappers.registry import register_mapper
@@ -220,12 +216,6 @@ class _Problem:
         return self.flat.role_tensors
 
 
-def _onchip_mask(pb: _Problem, onchip: tuple[str, ...]) -> npt.NDArray[np.bool_]:
-    """1 x T: which of the problem's operands the roles `onchip` keep on chip."""
-    kept = {pb.roles[r] for r in onchip}
-    return np.array([[t in kept for t in pb.flat.operands]])
-
-
 def _energy(pb: _Problem, ev: Breakdown) -> tuple[EnergyItem, ...]:
     arch = pb.arch
     wb = arch.word_bytes
@@ -299,15 +289,15 @@ class FlatMapper:
                 loop_nest(pb.flat, arch, pb.flat.scores, opts.qk_stationarity, p1),
                 loop_nest(pb.flat, arch, pb.flat.values, opts.av_stationarity, p1),
             )
-            counts = evaluate(
+            kept = {pb.roles[r] for r in opts.onchip}
+            ev = evaluate_one(
                 pb.flat,
                 arch,
-                [nests],
-                _onchip_mask(pb, opts.onchip),
+                nests,
+                [t in kept for t in pb.flat.operands],
                 opts.spilled_fraction,
                 opts.artifact_compat,
             )
-            ev = breakdown(counts, 0, 0)
             if opts.granularity == "row" and not opts.p1:
                 opts = replace(opts, p1=p1)
         return _result(pb, opts, ev, _energy(pb, ev), stats)

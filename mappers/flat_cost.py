@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -234,11 +234,12 @@ class _Ledger:
         self.first = np.full((*grid, columns), _NEVER, dtype=np.int64)
         self.slot = 0
 
-    def add(self, column: int, words: Floats | float) -> None:
-        w = np.broadcast_to(np.asarray(words, dtype=np.float64), self.words.shape[:2])
-        self.words[..., column] += w
-        first = self.first[..., column]
-        first[(first == _NEVER) & (w != 0)] = self.slot
+    def add(self, column: int, words: Any) -> None:
+        self.words[..., column] += words
+        nonzero = np.not_equal(words, 0)
+        if np.any(nonzero):
+            first = self.first[..., column]
+            np.copyto(first, self.slot, where=(first == _NEVER) & nonzero)
         self.slot += 1
 
     def total(self) -> Floats:
@@ -248,6 +249,99 @@ class _Ledger:
         for j in range(ordered.shape[-1]):
             total = total + ordered[..., j]
         return total
+
+
+class _OneLedger:
+    """`_Ledger` for one dataflow: a dict filled in first-non-zero order (same sums)."""
+
+    def __init__(self, columns: int) -> None:
+        self.words = [0.0] * columns
+        self.order: dict[int, None] = {}
+
+    def add(self, column: int, words: Any) -> None:
+        self.words[column] += words
+        if words != 0:
+            self.order.setdefault(column)
+
+    def total(self) -> float:
+        total = 0.0
+        for k in self.order:
+            total = total + self.words[k]
+        return total
+
+
+class _Grid:
+    """Element-wise operations over a grid of dataflows (numpy arrays, G x S)."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return np.maximum(a, b)
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return np.minimum(a, b)
+
+    def __init__(self, nests: Sequence[tuple[Nest, Nest]], onchip: npt.NDArray[np.bool_]):
+        self.nests = nests
+        self.shape = (len(nests), len(onchip))
+        self.onchip = onchip
+        self.off: Any = np.zeros((1, len(onchip)), dtype=bool)
+
+    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
+        return {n: self.onchip[None, :, k] for k, n in enumerate(operands)}
+
+    def zeros(self) -> Floats:
+        return np.zeros(self.shape)
+
+    def ledger(self, columns: int) -> _Ledger:
+        return _Ledger(self.shape, columns)
+
+    def counts(self, k: int, j: int, field: str) -> Floats:
+        """Field `field` of tensor `j` of contraction `k`'s nest, one row per nest pair."""
+        return np.array([getattr(pair[k].tensors[j][1], field) for pair in self.nests])[:, None]
+
+    def none_of(self, flags: list[Any]) -> Any:
+        return ~np.logical_or.reduce([*flags, self.off])
+
+
+class _One:
+    """The same operations for one dataflow (Python floats and bools: no array overhead)."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return a if a <= b else b
+
+    def __init__(self, nests: tuple[Nest, Nest], onchip: Sequence[bool]):
+        self.nests = nests
+        self.onchip = onchip
+        self.off: Any = False
+
+    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
+        return {n: bool(self.onchip[k]) for k, n in enumerate(operands)}
+
+    def zeros(self) -> float:
+        return 0.0
+
+    def ledger(self, columns: int) -> _OneLedger:
+        return _OneLedger(columns)
+
+    def counts(self, k: int, j: int, field: str) -> float:
+        return cast(float, getattr(self.nests[k].tensors[j][1], field))
+
+    def none_of(self, flags: list[Any]) -> Any:
+        return not any(flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +389,93 @@ class Counts:
     has_quirk: npt.NDArray[np.bool_]
 
 
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """What `_tally` adds up, on either backend (arrays over a grid, or floats)."""
+
+    columns: tuple[TensorName, ...]
+    reads: Any
+    writes: Any
+    buffer_reads: Any
+    buffer_writes: Any
+    footprint: Any
+    spilled: Any
+    cycles_1d: float
+    quirk: Any
+
+
+def _tally(
+    problem: FlatProblem,
+    arch: SpatialArch,
+    ops: _Grid | _One,
+    spilled_fraction: float,
+    artifact_compat: bool,
+) -> _Tally:
+    """The cost model itself, written once for both backends (see `evaluate`).
+
+    Every count is a sum of non-negative terms added in one fixed order, element-wise, so a
+    dataflow's numbers do not depend on the grid (or the backend) it is evaluated in.
+    """
+    s = spilled_fraction
+    where, maximum = ops.where, ops.maximum
+    operands = problem.operands
+    phase_tensors = [n for ph in problem.phases for n in (*ph.inputs, *ph.outputs)]
+    columns = tuple(dict.fromkeys([*operands, *phase_tensors, SPILL]))
+    col = {n: k for k, n in enumerate(columns)}
+    on = ops.on(operands)
+    off = ops.off
+    reads, writes = ops.ledger(len(columns)), ops.ledger(len(columns))
+    buf_r: Any = ops.zeros()
+    buf_w: Any = ops.zeros()
+    spilled: Any = ops.zeros()
+    tiles: dict[TensorName, Any] = {}
+    for k, con in enumerate((problem.scores, problem.values)):
+        for j, name in enumerate((con.input, con.weight, con.output)):
+            pe, fill, tile, final = (
+                ops.counts(k, j, f) for f in ("pe_words", "fill", "footprint", "final")
+            )
+            here = on[name]
+            tiles[name] = maximum(tiles.get(name, 0.0), where(here, tile, 0.0))
+            if name == con.output:
+                partial = maximum(0.0, pe - final)
+                kept_final = final * (1 - s) if name in problem.outputs else 0.0
+                writes.add(col[name], where(here, kept_final, pe))
+                writes.add(col[name], where(here, pe * s, 0.0))
+                reads.add(col[name], where(here, partial * s, partial))
+                buf_w += where(here, pe, 0.0)
+                buf_r += where(here, partial, 0.0)
+                spilled += where(here, (pe + partial) * s, 0.0)
+                continue
+            is_input = name in problem.inputs
+            reads.add(col[name], where(here, fill * (1 - s) if is_input else 0.0, pe))
+            reads.add(col[name], where(here, pe * s, 0.0))
+            buf_r += where(here, pe, 0.0)
+            buf_w += where(here, fill if is_input else 0.0, 0.0)
+            spilled += where(here, pe * s, 0.0)
+    footprint: Any = ops.zeros()
+    for tile in tiles.values():
+        footprint = footprint + tile
+    cycles_1d = 0.0
+    for index, phase in enumerate(problem.phases):
+        ins = [on.get(n, off) for n in phase.inputs]
+        outs = [on.get(n, off) for n in phase.outputs]
+        for name, here in zip(phase.inputs, ins, strict=True):
+            reads.add(col[name], where(here, 0.0, float(problem.tensor_words[name])))
+        for name, here in zip(phase.outputs, outs, strict=True):
+            writes.add(col[name], where(here, 0.0, float(problem.tensor_words[name])))
+        stream = _stream_words(problem, index, phase, ins, outs)
+        phase_spill = where(ops.none_of(ins), _row_spill(problem, arch, footprint, ops), s)
+        reads.add(col[SPILL], stream[0] * phase_spill)
+        writes.add(col[SPILL], stream[1] * phase_spill)
+        spilled += (stream[0] + stream[1]) * phase_spill
+        buf_r += stream[2]
+        buf_w += stream[3]
+        cycles_1d += phase.cycles
+    quirk = artifact_compat & on[problem.values.output]
+    buf_r += where(quirk, float(problem.tensor_words[problem.scores.output]), 0.0)
+    return _Tally(columns, reads, writes, buf_r, buf_w, footprint, spilled, cycles_1d, quirk)
+
+
 def evaluate(
     problem: FlatProblem,
     arch: SpatialArch,
@@ -314,74 +495,19 @@ def evaluate(
         artifact_compat: Charge the FuseMax artifact's extra buffer read per score element
             when the values' output is on chip.
 
-    Every count is a sum of non-negative terms added in one fixed order, element-wise, so a
-    dataflow's numbers do not depend on the grid it is evaluated in.
+    `evaluate_one` prices one dataflow with the same formulas (`_tally`) on Python floats,
+    bit-identical to its cell of any grid.
     """
-    s = spilled_fraction
-    operands = problem.operands
-    phase_tensors = [n for ph in problem.phases for n in (*ph.inputs, *ph.outputs)]
-    columns = tuple(dict.fromkeys([*operands, *phase_tensors, SPILL]))
-    col = {n: k for k, n in enumerate(columns)}
-    grid = (len(nests), len(onchip))
-    on = {n: onchip[None, :, k] for k, n in enumerate(operands)}  # 1 x S each
-    off = np.zeros((1, len(onchip)), dtype=bool)
-    reads, writes = _Ledger(grid, len(columns)), _Ledger(grid, len(columns))
-    buf_r, buf_w, spilled = np.zeros(grid), np.zeros(grid), np.zeros(grid)
-    tiles: dict[TensorName, Floats] = {}
-    for k, con in enumerate((problem.scores, problem.values)):
-        for j, (name, _) in enumerate(nests[0][k].tensors):
-            counts = [pair[k].tensors[j][1] for pair in nests]
-            pe, fill, tile, final = (
-                np.array([getattr(t, f) for t in counts])[:, None]
-                for f in ("pe_words", "fill", "footprint", "final")
-            )
-            here = on[name]
-            tiles[name] = np.maximum(tiles.get(name, 0.0), np.where(here, tile, 0.0))
-            if name == con.output:
-                partial = np.maximum(0.0, pe - final)
-                kept_final = final * (1 - s) if name in problem.outputs else 0.0
-                writes.add(col[name], np.where(here, kept_final, pe))
-                writes.add(col[name], np.where(here, pe * s, 0.0))
-                reads.add(col[name], np.where(here, partial * s, partial))
-                buf_w += np.where(here, pe, 0.0)
-                buf_r += np.where(here, partial, 0.0)
-                spilled += np.where(here, (pe + partial) * s, 0.0)
-                continue
-            is_input = name in problem.inputs
-            reads.add(col[name], np.where(here, fill * (1 - s) if is_input else 0.0, pe))
-            reads.add(col[name], np.where(here, pe * s, 0.0))
-            buf_r += np.where(here, pe, 0.0)
-            buf_w += np.where(here, fill if is_input else 0.0, 0.0)
-            spilled += np.where(here, pe * s, 0.0)
-    footprint = np.zeros(grid)
-    for tile in tiles.values():
-        footprint = footprint + tile
-    cycles_1d = 0.0
-    for index, phase in enumerate(problem.phases):
-        ins = [on.get(n, off) for n in phase.inputs]
-        outs = [on.get(n, off) for n in phase.outputs]
-        for name, here in zip(phase.inputs, ins, strict=True):
-            reads.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
-        for name, here in zip(phase.outputs, outs, strict=True):
-            writes.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
-        stream = _stream_words(problem, index, phase, ins, outs)  # 4 x S
-        all_from_dram = ~np.logical_or.reduce([*ins, off])
-        phase_spill = np.where(all_from_dram, _row_spill(problem, arch, footprint), s)
-        reads.add(col[SPILL], stream[0] * phase_spill)
-        writes.add(col[SPILL], stream[1] * phase_spill)
-        spilled += (stream[0] + stream[1]) * phase_spill
-        buf_r += stream[2]
-        buf_w += stream[3]
-        cycles_1d += phase.cycles
-    quirk = np.asarray(artifact_compat & on[problem.values.output][0])
-    buf_r += np.where(quirk, float(problem.tensor_words[problem.scores.output]), 0.0)
+    t = _tally(problem, arch, _Grid(nests, onchip), spilled_fraction, artifact_compat)
+    reads, writes = t.reads, t.writes
     dram_reads, dram_writes = reads.total(), writes.total()
     wb = arch.word_bytes
     memory = cost.memory_cycles(arch, cast(float, (dram_reads + dram_writes) * wb))
     cycles_2d = np.array([[a.cycles, b.cycles] for a, b in nests])
     compute_2d = (0 + cycles_2d[:, 0] + cycles_2d[:, 1])[:, None]
+    buf_r, buf_w = t.buffer_reads, t.buffer_writes
     return Counts(
-        columns=columns,
+        columns=t.columns,
         dram_read_words=reads.words,
         dram_write_words=writes.words,
         read_order=reads.first,
@@ -390,15 +516,51 @@ def evaluate(
         dram_writes=dram_writes,
         buffer_reads=buf_r,
         buffer_writes=buf_w,
-        footprint_words=footprint,
-        spilled_words=spilled,
+        footprint_words=t.footprint,
+        spilled_words=t.spilled,
         cycles_2d=cycles_2d,
         used_lanes=np.array([[a.used_lanes, b.used_lanes] for a, b in nests]),
-        cycles_1d=cycles_1d,
+        cycles_1d=t.cycles_1d,
         memory_cycles=np.asarray(memory),
-        latency_cycles=np.maximum(np.maximum(memory, compute_2d), cycles_1d),
+        latency_cycles=np.maximum(np.maximum(memory, compute_2d), t.cycles_1d),
         varying_energy_pj=varying_energy_pj(arch, dram_reads, dram_writes, buf_r, buf_w),
-        has_quirk=quirk,
+        has_quirk=np.asarray(t.quirk)[0],
+    )
+
+
+def evaluate_one(
+    problem: FlatProblem,
+    arch: SpatialArch,
+    nests: tuple[Nest, Nest],
+    onchip: Sequence[bool],
+    spilled_fraction: float = 0.0,
+    artifact_compat: bool = False,
+) -> Breakdown:
+    """One dataflow's counts: `breakdown(evaluate(...), 0, 0)` without a 1 x 1 grid.
+
+    `onchip` says, per `problem.operands`, whether the dataflow keeps it in the buffer.
+    """
+    t = _tally(problem, arch, _One(nests, onchip), spilled_fraction, artifact_compat)
+    reads, writes = t.reads, t.writes
+    dram_reads, dram_writes = reads.total(), writes.total()
+    wb = arch.word_bytes
+    memory = cost.memory_cycles(arch, (dram_reads + dram_writes) * wb)
+    a, b = nests
+    compute_2d = 0 + a.cycles + b.cycles
+    latency = max(max(memory, compute_2d), t.cycles_1d)
+    return Breakdown(
+        {t.columns[k]: reads.words[k] for k in reads.order},
+        {t.columns[k]: writes.words[k] for k in writes.order},
+        float(t.buffer_reads),
+        float(t.buffer_writes),
+        float(t.footprint),
+        float(t.spilled),
+        (a.cycles, b.cycles),
+        (a.used_lanes, b.used_lanes),
+        t.cycles_1d,
+        float(memory),
+        float(latency),
+        bool(t.quirk),
     )
 
 
@@ -406,25 +568,37 @@ def _stream_words(
     problem: FlatProblem,
     index: int,
     phase: StreamPhase,
-    ins: list[npt.NDArray[np.bool_]],
-    outs: list[npt.NDArray[np.bool_]],
-) -> Floats:
-    """Phase `index`'s row reads, row writes, buffer reads and writes per on-chip set (4 x S)."""
-    n = ins[0].shape[-1] if ins else outs[0].shape[-1]
+    ins: list[Any],
+    outs: list[Any],
+) -> Any:
+    """Phase `index`'s row reads, row writes, buffer reads and writes (4 x S, or 4 floats)."""
+    if not any(isinstance(h, np.ndarray) for h in (*ins, *outs)):
+        from_dram = frozenset(t for t, h in zip(phase.inputs, ins, strict=True) if not h)
+        kept = frozenset(t for t, h in zip(phase.outputs, outs, strict=True) if h)
+        sb = problem.stream_buffer(index, from_dram, kept)
+        return (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+    n = next(h.shape[-1] for h in (*ins, *outs) if isinstance(h, np.ndarray))
+
+    def per_set(h: Any) -> list[bool]:
+        return np.broadcast_to(h, (1, n))[0].tolist() if isinstance(h, np.ndarray) else [h] * n
+
+    ins_at, outs_at = [per_set(h) for h in ins], [per_set(h) for h in outs]
     words = np.zeros((4, n))
     for k in range(n):
-        from_dram = frozenset(t for t, h in zip(phase.inputs, ins, strict=True) if not h[0, k])
-        kept = frozenset(t for t, h in zip(phase.outputs, outs, strict=True) if h[0, k])
+        from_dram = frozenset(t for t, h in zip(phase.inputs, ins_at, strict=True) if not h[k])
+        kept = frozenset(t for t, h in zip(phase.outputs, outs_at, strict=True) if h[k])
         sb = problem.stream_buffer(index, from_dram, kept)
         words[:, k] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
     return words
 
 
-def _row_spill(problem: FlatProblem, arch: SpatialArch, footprint_words: Floats) -> Floats:
+def _row_spill(
+    problem: FlatProblem, arch: SpatialArch, footprint_words: Any, ops: _Grid | _One
+) -> Any:
     """Fraction of one query's score row that does not fit beside the contractions' tiles."""
     row_bytes = problem.score_row_words * arch.word_bytes
     free = arch.buffer.capacity_bytes - footprint_words * arch.word_bytes
-    return 1.0 - np.minimum(1.0, np.maximum(0.0, free) / row_bytes)
+    return 1.0 - ops.minimum(1.0, ops.maximum(0.0, free) / row_bytes)
 
 
 def varying_energy_pj(
