@@ -61,13 +61,17 @@ class Contraction:
         input: The operand indexed by the query rank.
         weight: The other operand.
         output: The product.
-        ranks: The three ranks it iterates besides the batch-like ones, in iteration order.
+        ranks: The three ranks on the array (query, key or its innermost piece, one head
+            dim), in iteration order.
+        outer: Outer key pieces it iterates (a key-tiled cascade's tile rank M1), looped
+            outside the three, outermost first.
     """
 
     input: TensorName
     weight: TensorName
     output: TensorName
     ranks: tuple[str, ...]
+    outer: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,10 @@ class FlatProblem:
         score_row_words: Words of one query's row of the scores (the row spill unit).
         stream_buffer: Buffer words of phase `k` given the inputs it reads from DRAM and the
             outputs it keeps on chip (`mappers.unfused.stream_buffer_words`).
+        visited: Share of (row tile, key span) tiles a mask leaves to compute (1: all).
+        key_query: Tensors indexed by both the key and the query (their `tensor_words` are
+            already the visited share's).
+        select_cycles: 2D-array cycles of the mask's compare-selects (scores contraction).
     """
 
     query_rank: str
@@ -110,7 +118,7 @@ class FlatProblem:
     batch_ranks: tuple[str, ...]
     rank_sizes: Mapping[str, int]
     tensor_ranks: Mapping[TensorName, tuple[str, ...]]
-    tensor_words: Mapping[TensorName, int]
+    tensor_words: Mapping[TensorName, float]
     scores: Contraction
     values: Contraction
     phases: tuple[StreamPhase, ...]
@@ -118,6 +126,9 @@ class FlatProblem:
     outputs: frozenset[TensorName]
     score_row_words: int
     stream_buffer: Callable[[int, frozenset[TensorName], frozenset[TensorName]], StreamBuffer]
+    visited: float = 1.0
+    key_query: frozenset[TensorName] = frozenset()
+    select_cycles: float = 0.0
 
     @property
     def query_size(self) -> int:
@@ -185,7 +196,12 @@ def _steps_and_lanes(extent: int, side: int) -> tuple[int, int]:
 def loop_nest(
     problem: FlatProblem, arch: SpatialArch, con: Contraction, stationarity: str, p1: int
 ) -> Nest:
-    """Loop-nest counts of one contraction with query blocks of `p1` (module docstring)."""
+    """Loop-nest counts of one contraction with query blocks of `p1` (module docstring).
+
+    With a mask (`problem.visited` < 1) only the visited tiles are computed: cycles scale
+    by the visited share; key x query tensors move only for visited tiles; every other
+    tensor moves its words once and its re-deliveries only for visited tiles.
+    """
     stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
     own = tuple(r for r in problem.tensor_ranks[stationary] if r in con.ranks)
     perm = tuple(r for r in con.ranks if r not in own) + own
@@ -198,26 +214,29 @@ def loop_nest(
         l3.append(Loop(r, steps))
         if k:
             spatial.append(Loop(r, lanes, spatial=True))
+    l3 += [Loop(r, sizes[r]) for r in reversed(con.outer)]
     dram = [Loop(problem.query_rank, max(1, problem.query_size // p1))]
     dram += [Loop(r, sizes[r]) for r in reversed(problem.batch_ranks)]
     temporal = tuple(reversed(l3 + dram))  # outermost first
+    v = problem.visited
     tensors = []
     for name in (con.input, con.weight, con.output):
         shape = TensorShape(name, tuple((r, sizes[r]) for r in problem.tensor_ranks[name]))
         footprint = tile_elements(shape, spatial + l3)
-        fill = footprint * deliveries(shape, (), tuple(reversed(dram)))
-        counts = TensorCounts(
-            float(deliveries(shape, spatial, temporal)),
-            float(fill),
-            float(footprint),
-            float(problem.tensor_words[name]),
-        )
-        tensors.append((name, counts))
-    return Nest(
-        float(math.prod(lp.factor for lp in l3 + dram)),
-        float(math.prod(lp.factor for lp in spatial)),
-        tuple(tensors),
-    )
+        pe = float(deliveries(shape, spatial, temporal))
+        fill = float(footprint * deliveries(shape, (), tuple(reversed(dram))))
+        final = float(problem.tensor_words[name])
+        if v != 1.0:
+            if name in problem.key_query:
+                pe, fill = pe * v, fill * v
+            else:
+                pe = min(pe, final) + v * max(0.0, pe - final)
+                fill = min(fill, final) + v * max(0.0, fill - final)
+        tensors.append((name, TensorCounts(pe, fill, float(footprint), final)))
+    cycles = float(math.prod(lp.factor for lp in l3 + dram))
+    if v != 1.0 or problem.select_cycles:
+        cycles = cycles * v + (problem.select_cycles if con == problem.scores else 0.0)
+    return Nest(cycles, float(math.prod(lp.factor for lp in spatial)), tuple(tensors))
 
 
 # ----------------------------------------------------------------------------- evaluation
