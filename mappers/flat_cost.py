@@ -8,17 +8,20 @@ is the query rank, the key rank, the head dims, the batch-like ranks, which rank
 tensor and each tensor's words. No rank letter is interpreted here; `mappers.flat` builds
 the problem from a cascade (and a structure analysis of the cascade can later do the same).
 
-Cascade shapes FLAT accepts (checked by `mappers.flat`, which builds the problem): exactly
-two contractions on the 2D array -- scores = input (query-indexed) x weight, then values =
-scores-derived input x weight -- each iterating exactly three ranks besides the batch-like
-ones (query, key and one head dim), with the 1D Einsums between and after them grouped into
-element-wise phases. That is FLAT's dataflow as published (Kao et al., ASPLOS 2023): a
-2D-array loop nest per matmul with the score rows kept on chip between them. Not (yet)
-accepted: 1-pass and key-tiled cascades (their running-max recurrence and the partitioned
-key rank give more than three ranks per contraction and a third contraction-like rescale),
-GQA/MQA and MLA (a tensor absent from a batch-like rank is shared across it, which
-`TensorShape` reuse would price, but the role mapping assumes one K/V per head), and sinks
-(extra contractions). Each needs the rank roles from the cascade's structure, not letters.
+Cascade shapes FLAT accepts (read by `mappers.flat_problem`, which builds the problem from
+the cascade's structure): exactly two contractions on the 2D array that work per (key,
+query) element -- scores = input (query-indexed) x weight, then values = scores-derived
+input x weight -- each iterating three ranks on the array (query, key or its innermost
+piece, one head dim) besides the batch-like ranks, the query-group ranks (GQA's R, packed
+into the query rows) and a key-tiled cascade's tile rank (an outer array loop, `outer`);
+every other Einsum runs on the 1D array, grouped into element-wise phases. That covers the
+3-, 2- and 1-pass softmax forms, sigmoid (one phase), GQA/MQA (K/V, lacking R, are filled
+once per KV head when kept on chip) and masks (`visited`). Refused with a MappingError
+naming the Einsum: a contraction that does not iterate the key rank (MLA's latent
+projections, linear attention's state), more or fewer than two key x query contractions,
+a contraction over more ranks, an operation an array lacks, and, with tile skipping, a
+mask outside the band family. That is FLAT's dataflow as published (Kao et al., ASPLOS
+2023): a 2D-array loop nest per matmul with the score rows kept on chip between them.
 
 The loop nest of one contraction is Timeloop-style on the 2D array (depth-one PE
 registers): an `X`-stationary nest's innermost temporal loop is the rank that does not

@@ -413,7 +413,8 @@ def _flat_problem(pb: Problem, binding: Binding, share: MaskShare) -> FlatProble
         return memo[(k, from_dram, kept)]
 
     def own(t: TensorName) -> tuple[RankName, ...]:
-        return tuple(r for r in tensor_ranks[t] if r not in groups)
+        """`t`'s ranks in the nests: query groups packed away, a split key in its pieces."""
+        return tuple(p for r in tensor_ranks[t] if r not in groups for p in c.expand(r))
 
     def reduced(con: _Contraction) -> str:
         return next(r for r in con.ranks if r not in tensor_ranks[con.output])
