@@ -606,11 +606,15 @@ def _stream_words(
 
     ins_at, outs_at = [per_set(h) for h in ins], [per_set(h) for h in outs]
     words = np.zeros((4, n))
-    for k in range(n):
-        from_dram = frozenset(t for t, h in zip(phase.inputs, ins_at, strict=True) if not h[k])
-        kept = frozenset(t for t, h in zip(phase.outputs, outs_at, strict=True) if h[k])
-        sb = problem.stream_buffer(index, from_dram, kept)
-        words[:, k] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+    seen: dict[tuple[bool, ...], tuple[float, float, float, float]] = {}
+    for k, flags in enumerate(zip(*ins_at, *outs_at, strict=True)):
+        if flags not in seen:
+            kin, kout = flags[: len(ins)], flags[len(ins) :]
+            from_dram = frozenset(t for t, h in zip(phase.inputs, kin, strict=True) if not h)
+            kept = frozenset(t for t, h in zip(phase.outputs, kout, strict=True) if h)
+            sb = problem.stream_buffer(index, from_dram, kept)
+            seen[flags] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+        words[:, k] = seen[flags]
     return words
 
 
