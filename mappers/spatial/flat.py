@@ -1,24 +1,20 @@
-"""FLAT (Kao et al., ASPLOS 2023): fused attention with on-chip score rows, 3 passes.
+"""FLAT (Kao et al., ASPLOS 2023): fused attention with on-chip score rows.
 
-This module reads the cascade and hands FLAT's cost model (`mappers.spatial.flat_cost`, shared with
-the dataflow search in `mappers.spatial.flat_search`) explicit sizes and roles. Roles come from the
-cascade's structure, never its tensor names: the first contraction (Einsum whose work has a
-`mac`) is the score matmul, its query-indexed operand the *input* (role `Q`), the other
-operand the *weight* (`K`), its output `QK`; the second contraction's operands are `A`
-(input) and `V` (weight), its output `AV`. The Einsums between them run on the 1D array as
-element-wise phases (see `mappers.spatial.unfused`). Which cascades FLAT accepts, and why, is in
-`mappers.spatial.flat_cost`'s docstring; the loop nests and the latency rule are there too.
+This module holds FLAT's options and mapper. `mappers.spatial.flat_problem` reads the cascade (rank
+roles from its structure, the binding, the two matmuls, the mask's share of FLAT's tiles)
+and builds the explicit sizes and roles of FLAT's cost model (`mappers.spatial.flat_cost`, shared
+with the dataflow search in `mappers.spatial.flat_search`). Roles of the six on-chip choices: the
+score matmul's query-indexed operand is `Q`, its other operand `K`, its output `QK`; the
+value matmul's operands are `A` and `V`, its output `AV`. Which cascades FLAT accepts, and
+what it refuses, is in `mappers.spatial.flat_cost`'s docstring.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-import numpy as np
-import numpy.typing as npt
-
 from archs.model import SpatialArch
-from einsum_ir.ir import Cascade, RankName, TensorName
+from einsum_ir.ir import Cascade
 from mappers.registry import register_mapper
 from mappers.result import (
     EinsumCost,
@@ -28,34 +24,15 @@ from mappers.result import (
     Traffic,
 )
 from mappers.spatial import cost
-from mappers.spatial.flat_cost import (
-    Breakdown,
-    Contraction,
-    FlatProblem,
-    StreamPhase,
-    breakdown,
-    evaluate,
-    loop_nest,
-)
+from mappers.spatial.flat_cost import Breakdown, evaluate_one, loop_nest
+from mappers.spatial.flat_problem import Problem, problem
 from mappers.spatial.unfused import (
     ELEMENT_STREAM_WARNING,
     Binding,
-    StreamBuffer,
-    bind_by_contraction,
     compute_energy_items,
-    group_phases,
-    phase_io,
-    stream_buffer_words,
     unit_costs,
 )
-from mappers.spatial.view import (
-    QUERY_RANK,
-    CascadeView,
-    MappingError,
-    require_spatial,
-    spatial_result,
-    view,
-)
+from mappers.spatial.view import MappingError, require_spatial, spatial_result, view
 
 ROLES = ("Q", "K", "QK", "A", "V", "AV")
 STATIONARITIES = ("output", "weight", "input")
@@ -82,6 +59,10 @@ class FlatOptions:
             `ARTIFACT_READ_WARNING`; recorded in the Result's warnings when applied).
         search_budget: When the dataflow is searched: evaluate at most this many candidates,
             a seeded random sample of the space (0 = every candidate).
+        skip_empty_tiles: Skip the (row tile, key span) tiles a mask leaves empty, as a
+            sequencer that computes each row tile's key range could (on by default, as for
+            `fusemax` and `unfused`; unmasked cascades cost the same either way); off
+            computes every tile and says so in the warnings. See `mappers.spatial.flat_problem`.
     """
 
     onchip: tuple[str, ...] = ("QK", "A")
@@ -92,6 +73,7 @@ class FlatOptions:
     spilled_fraction: float = 0.0
     artifact_compat: bool = False
     search_budget: int = 0
+    skip_empty_tiles: bool = True
 
     def __post_init__(self) -> None:
         problems = [
@@ -124,112 +106,10 @@ def flat_dataflow_from_row(row: dict[str, str], artifact_compat: bool = False) -
     )
 
 
-# ----------------------------------------------------------------------------- structure
-
-
-@dataclass(frozen=True, slots=True)
-class _Contraction:
-    index: int
-    input: TensorName
-    weight: TensorName
-    output: TensorName
-    ranks: tuple[RankName, ...]  # iteration ranks without batch-like ranks
-
-
-def _contractions(cv: CascadeView, binding: Binding) -> tuple[_Contraction, _Contraction]:
-    c = cv.cascade
-    found = []
-    inst = set(cv.instance_ranks)
-    for i, e in enumerate(c.einsums):
-        if not binding.is_contraction(i):
-            continue
-        names = list(dict.fromkeys(a.tensor for a in e.inputs))
-        query = [t for t in names if cv.is_query_indexed(t)]
-        other = [t for t in names if not cv.is_query_indexed(t)]
-        if len(names) != 2 or len(query) != 1:
-            raise MappingError(f"FLAT: {e} must multiply a query-indexed operand by another")
-        ranks = tuple(r for r in (RankName(v.upper()) for v in e.iteration_vars) if r not in inst)
-        if len(ranks) != 3:
-            raise MappingError(f"FLAT: {e} must iterate three ranks besides batch and heads")
-        found.append(_Contraction(i, query[0], other[0], e.output, ranks))
-    if len(found) != 2:
-        raise MappingError(
-            f"FLAT maps two contractions (scores, weighted values); {c.name} has {len(found)}"
-        )
-    return found[0], found[1]
-
-
-def _problem(
-    cv: CascadeView, binding: Binding, pair: tuple[_Contraction, _Contraction]
-) -> FlatProblem:
-    """The cost model's explicit sizes and roles, read from the cascade view.
-
-    The one place where rank letters meet FLAT: the query rank is `QUERY_RANK`, the
-    batch-like ranks are the view's instance ranks; the key rank and the head dims follow
-    from the contractions (what each reduces).
-    """
-    c = cv.cascade
-    tensor_ranks = c.tensor_ranks  # a property that builds a dict: read it once
-    qk, av = pair
-    groups = [p for p in group_phases(binding) if not binding.is_contraction(p[0])]
-    phases = tuple(StreamPhase(*phase_io(cv, p), sum(binding.cycles[i] for i in p)) for p in groups)
-    memo: dict[tuple[int, frozenset[TensorName], frozenset[TensorName]], StreamBuffer] = {}
-
-    def stream_buffer(
-        k: int, from_dram: frozenset[TensorName], kept: frozenset[TensorName]
-    ) -> StreamBuffer:
-        if (k, from_dram, kept) not in memo:
-            memo[(k, from_dram, kept)] = stream_buffer_words(cv, groups[k], from_dram, kept)
-        return memo[(k, from_dram, kept)]
-
-    def reduced(con: _Contraction) -> str:
-        return next(r for r in con.ranks if r not in tensor_ranks[con.output])
-
-    operands = (qk.input, qk.weight, qk.output, av.input, av.weight, av.output)
-    moved = {*operands, *(n for ph in phases for n in (*ph.inputs, *ph.outputs))}
-    return FlatProblem(
-        query_rank=QUERY_RANK,
-        key_rank=reduced(av),
-        qk_head_rank=reduced(qk),
-        v_head_rank=next(r for r in av.ranks if r != QUERY_RANK and r in tensor_ranks[av.output]),
-        batch_ranks=cv.instance_ranks,
-        rank_sizes={r: cv.sizes[r] for t in operands for r in tensor_ranks[t]},
-        tensor_ranks={t: tuple(tensor_ranks[t]) for t in operands},
-        tensor_words={t: cv.words(t) for t in moved},
-        scores=Contraction(qk.input, qk.weight, qk.output, qk.ranks),
-        values=Contraction(av.input, av.weight, av.output, av.ranks),
-        phases=phases,
-        inputs=frozenset(c.input_names),
-        outputs=frozenset(c.outputs),
-        score_row_words=cv.per_query_words(qk.output, keep_key=True),
-        stream_buffer=stream_buffer,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Problem:
-    cv: CascadeView
-    arch: SpatialArch
-    binding: Binding
-    pair: tuple[_Contraction, _Contraction]
-    flat: FlatProblem
-
-    @property
-    def roles(self) -> dict[str, TensorName]:
-        """Role (Q, K, QK, A, V, AV) -> tensor."""
-        return self.flat.role_tensors
-
-
-def _onchip_mask(pb: _Problem, onchip: tuple[str, ...]) -> npt.NDArray[np.bool_]:
-    """1 x T: which of the problem's operands the roles `onchip` keep on chip."""
-    kept = {pb.roles[r] for r in onchip}
-    return np.array([[t in kept for t in pb.flat.operands]])
-
-
-def _energy(pb: _Problem, ev: Breakdown) -> tuple[EnergyItem, ...]:
+def _energy(pb: Problem, binding: Binding, ev: Breakdown) -> tuple[EnergyItem, ...]:
     arch = pb.arch
     wb = arch.word_bytes
-    items = compute_energy_items(arch, pb.binding)
+    items = compute_energy_items(arch, binding)
     items.extend(cost.dram_energy(arch, sum(ev.reads.values()) * wb, sum(ev.writes.values()) * wb))
     items.extend(cost.buffer_energy(arch, arch.buffer, ev.buffer_reads, ev.buffer_writes))
     return tuple(items)
@@ -278,10 +158,9 @@ class FlatMapper:
         """Map `cascade` at `sizes` onto `arch` with the given (or searched) dataflow."""
         require_spatial(arch, "flat")
         cv = view(cascade, sizes, None)
-        binding = bind_by_contraction(cv, arch)
-        pair = _contractions(cv, binding)
-        pb = _Problem(cv, arch, binding, pair, _problem(cv, binding, pair))
+        pb = problem(cascade, cv, arch, sizes, self.base.skip_empty_tiles)
         stats: dict[str, float] = {}
+        rows = pb.query_rows
         if self.options is None:
             # imported here: the search module builds on this one's problem
             from mappers.spatial.flat_search import search
@@ -289,38 +168,43 @@ class FlatMapper:
             opts, ev, stats = search(
                 pb, self.fixed, self.base.search_budget, self.search_artifact_compat
             )
+            opts = replace(opts, skip_empty_tiles=self.base.skip_empty_tiles)
+            p1 = opts.p1 or rows
         else:
             opts = self.options
             p1 = opts.p1 or arch.array_2d.rows
-            p1 = cv.sizes[QUERY_RANK] if opts.granularity == "head" else p1
-            if opts.granularity == "row" and cv.sizes[QUERY_RANK] % p1:
-                raise MappingError(f"p1 = {p1} does not divide P = {cv.sizes[QUERY_RANK]}")
+            p1 = rows if opts.granularity == "head" else p1
+            if opts.granularity == "row" and rows % p1:
+                raise MappingError(f"p1 = {p1} does not divide P = {rows} (query rows)")
+            flat = pb.at(p1)
             nests = (
-                loop_nest(pb.flat, arch, pb.flat.scores, opts.qk_stationarity, p1),
-                loop_nest(pb.flat, arch, pb.flat.values, opts.av_stationarity, p1),
+                loop_nest(flat, arch, flat.scores, opts.qk_stationarity, p1),
+                loop_nest(flat, arch, flat.values, opts.av_stationarity, p1),
             )
-            counts = evaluate(
-                pb.flat,
+            kept = {pb.role_tensors[r] for r in opts.onchip}
+            ev = evaluate_one(
+                flat,
                 arch,
-                [nests],
-                _onchip_mask(pb, opts.onchip),
+                nests,
+                [t in kept for t in flat.operands],
                 opts.spilled_fraction,
                 opts.artifact_compat,
             )
-            ev = breakdown(counts, 0, 0)
             if opts.granularity == "row" and not opts.p1:
                 opts = replace(opts, p1=p1)
-        return _result(pb, opts, ev, _energy(pb, ev), stats)
+        binding = pb.binding(p1)
+        return _result(pb, p1, opts, ev, _energy(pb, binding, ev), stats)
 
 
 def _result(
-    pb: _Problem,
+    pb: Problem,
+    p1: int,
     opts: FlatOptions,
     ev: Breakdown,
     energy: tuple[EnergyItem, ...],
     stats: dict[str, float],
 ) -> Result:
-    cv, arch, binding = pb.cv, pb.arch, pb.binding
+    cv, arch, binding = pb.cv, pb.arch, pb.binding(p1)
     c = cv.cascade
     wb = arch.word_bytes
     lat = ev.latency_cycles
@@ -353,6 +237,7 @@ def _result(
     warnings = [
         ELEMENT_STREAM_WARNING,
         "FLAT: 2D and 1D arrays and DRAM overlap fully (latency = max of the three)",
+        *pb.mask(p1).warnings,
     ]
     if ev.has_quirk:
         warnings.append(ARTIFACT_READ_WARNING)
@@ -368,7 +253,7 @@ def _result(
     options["onchip"] = ",".join(opts.onchip)
     mem = ev.memory_cycles
     compute = max(sum(ev.cycles_2d), ev.cycles_1d)
-    extras = tuple(stats.items()) + (("p1", float(opts.p1 or cv.sizes[QUERY_RANK])),)
+    extras = tuple(stats.items()) + (("p1", float(p1)),)
     occupancy = Occupancy(
         arch.buffer.name, "total", ev.footprint_words * wb, float(capacity), spilled
     )

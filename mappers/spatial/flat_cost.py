@@ -2,24 +2,27 @@
 
 One function, `evaluate`, prices a grid of dataflows (loop-nest pairs x on-chip sets) with
 element-wise numpy arithmetic in a fixed order, so one dataflow (a 1 x 1 grid, what
-`mappers.spatial.flat` reports) and a whole search space (what `mappers.spatial.flat_search` ranks)
-get
-bit-identical numbers. Its inputs are explicit sizes and roles (`FlatProblem`): which rank
+`mappers.spatial.flat` reports) and a whole search space (what
+`mappers.spatial.flat_search` ranks) get bit-identical numbers. Its inputs are explicit sizes and
+roles (`FlatProblem`): which rank
 is the query rank, the key rank, the head dims, the batch-like ranks, which ranks index each
 tensor and each tensor's words. No rank letter is interpreted here; `mappers.spatial.flat` builds
 the problem from a cascade (and a structure analysis of the cascade can later do the same).
 
-Cascade shapes FLAT accepts (checked by `mappers.spatial.flat`, which builds the problem): exactly
-two contractions on the 2D array -- scores = input (query-indexed) x weight, then values =
-scores-derived input x weight -- each iterating exactly three ranks besides the batch-like
-ones (query, key and one head dim), with the 1D Einsums between and after them grouped into
-element-wise phases. That is FLAT's dataflow as published (Kao et al., ASPLOS 2023): a
-2D-array loop nest per matmul with the score rows kept on chip between them. Not (yet)
-accepted: 1-pass and key-tiled cascades (their running-max recurrence and the partitioned
-key rank give more than three ranks per contraction and a third contraction-like rescale),
-GQA/MQA and MLA (a tensor absent from a batch-like rank is shared across it, which
-`TensorShape` reuse would price, but the role mapping assumes one K/V per head), and sinks
-(extra contractions). Each needs the rank roles from the cascade's structure, not letters.
+Cascade shapes FLAT accepts (read by `mappers.spatial.flat_problem`, which builds the problem from
+the cascade's structure): exactly two contractions on the 2D array that work per (key,
+query) element -- scores = input (query-indexed) x weight, then values = scores-derived
+input x weight -- each iterating three ranks on the array (query, key or its innermost
+piece, one head dim) besides the batch-like ranks, the query-group ranks (GQA's R, packed
+into the query rows) and a key-tiled cascade's tile rank (an outer array loop, `outer`);
+every other Einsum runs on the 1D array, grouped into element-wise phases. That covers the
+3-, 2- and 1-pass softmax forms, sigmoid (one phase), GQA/MQA (K/V, lacking R, are filled
+once per KV head when kept on chip) and masks (`visited`). Refused with a MappingError
+naming the Einsum: a contraction that does not iterate the key rank (MLA's latent
+projections, linear attention's state), more or fewer than two key x query contractions,
+a contraction over more ranks, an operation an array lacks, and, with tile skipping, a
+mask outside the band family. That is FLAT's dataflow as published (Kao et al., ASPLOS
+2023): a 2D-array loop nest per matmul with the score rows kept on chip between them.
 
 The loop nest of one contraction is Timeloop-style on the 2D array (depth-one PE
 registers): an `X`-stationary nest's innermost temporal loop is the rank that does not
@@ -35,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -62,13 +65,17 @@ class Contraction:
         input: The operand indexed by the query rank.
         weight: The other operand.
         output: The product.
-        ranks: The three ranks it iterates besides the batch-like ones, in iteration order.
+        ranks: The three ranks on the array (query, key or its innermost piece, one head
+            dim), in iteration order.
+        outer: Outer key pieces it iterates (a key-tiled cascade's tile rank M1), looped
+            outside the three, outermost first.
     """
 
     input: TensorName
     weight: TensorName
     output: TensorName
     ranks: tuple[str, ...]
+    outer: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,10 @@ class FlatProblem:
         score_row_words: Words of one query's row of the scores (the row spill unit).
         stream_buffer: Buffer words of phase `k` given the inputs it reads from DRAM and the
             outputs it keeps on chip (`mappers.spatial.unfused.stream_buffer_words`).
+        visited: Share of (row tile, key span) tiles a mask leaves to compute (1: all).
+        key_query: Tensors indexed by both the key and the query (their `tensor_words` are
+            already the visited share's).
+        select_cycles: 2D-array cycles of the mask's compare-selects (scores contraction).
     """
 
     query_rank: str
@@ -111,7 +122,7 @@ class FlatProblem:
     batch_ranks: tuple[str, ...]
     rank_sizes: Mapping[str, int]
     tensor_ranks: Mapping[TensorName, tuple[str, ...]]
-    tensor_words: Mapping[TensorName, int]
+    tensor_words: Mapping[TensorName, float]
     scores: Contraction
     values: Contraction
     phases: tuple[StreamPhase, ...]
@@ -119,6 +130,9 @@ class FlatProblem:
     outputs: frozenset[TensorName]
     score_row_words: int
     stream_buffer: Callable[[int, frozenset[TensorName], frozenset[TensorName]], StreamBuffer]
+    visited: float = 1.0
+    key_query: frozenset[TensorName] = frozenset()
+    select_cycles: float = 0.0
 
     @property
     def query_size(self) -> int:
@@ -186,7 +200,12 @@ def _steps_and_lanes(extent: int, side: int) -> tuple[int, int]:
 def loop_nest(
     problem: FlatProblem, arch: SpatialArch, con: Contraction, stationarity: str, p1: int
 ) -> Nest:
-    """Loop-nest counts of one contraction with query blocks of `p1` (module docstring)."""
+    """Loop-nest counts of one contraction with query blocks of `p1` (module docstring).
+
+    With a mask (`problem.visited` < 1) only the visited tiles are computed: cycles scale
+    by the visited share; key x query tensors move only for visited tiles; every other
+    tensor moves its words once and its re-deliveries only for visited tiles.
+    """
     stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
     own = tuple(r for r in problem.tensor_ranks[stationary] if r in con.ranks)
     perm = tuple(r for r in con.ranks if r not in own) + own
@@ -199,26 +218,29 @@ def loop_nest(
         l3.append(Loop(r, steps))
         if k:
             spatial.append(Loop(r, lanes, spatial=True))
+    l3 += [Loop(r, sizes[r]) for r in reversed(con.outer)]
     dram = [Loop(problem.query_rank, max(1, problem.query_size // p1))]
     dram += [Loop(r, sizes[r]) for r in reversed(problem.batch_ranks)]
     temporal = tuple(reversed(l3 + dram))  # outermost first
+    v = problem.visited
     tensors = []
     for name in (con.input, con.weight, con.output):
         shape = TensorShape(name, tuple((r, sizes[r]) for r in problem.tensor_ranks[name]))
         footprint = tile_elements(shape, spatial + l3)
-        fill = footprint * deliveries(shape, (), tuple(reversed(dram)))
-        counts = TensorCounts(
-            float(deliveries(shape, spatial, temporal)),
-            float(fill),
-            float(footprint),
-            float(problem.tensor_words[name]),
-        )
-        tensors.append((name, counts))
-    return Nest(
-        float(math.prod(lp.factor for lp in l3 + dram)),
-        float(math.prod(lp.factor for lp in spatial)),
-        tuple(tensors),
-    )
+        pe = float(deliveries(shape, spatial, temporal))
+        fill = float(footprint * deliveries(shape, (), tuple(reversed(dram))))
+        final = float(problem.tensor_words[name])
+        if v != 1.0:
+            if name in problem.key_query:
+                pe, fill = pe * v, fill * v
+            else:
+                pe = min(pe, final) + v * max(0.0, pe - final)
+                fill = min(fill, final) + v * max(0.0, fill - final)
+        tensors.append((name, TensorCounts(pe, fill, float(footprint), final)))
+    cycles = float(math.prod(lp.factor for lp in l3 + dram))
+    if v != 1.0 or problem.select_cycles:
+        cycles = cycles * v + (problem.select_cycles if con == problem.scores else 0.0)
+    return Nest(cycles, float(math.prod(lp.factor for lp in spatial)), tuple(tensors))
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -235,11 +257,12 @@ class _Ledger:
         self.first = np.full((*grid, columns), _NEVER, dtype=np.int64)
         self.slot = 0
 
-    def add(self, column: int, words: Floats | float) -> None:
-        w = np.broadcast_to(np.asarray(words, dtype=np.float64), self.words.shape[:2])
-        self.words[..., column] += w
-        first = self.first[..., column]
-        first[(first == _NEVER) & (w != 0)] = self.slot
+    def add(self, column: int, words: Any) -> None:
+        self.words[..., column] += words
+        nonzero = np.not_equal(words, 0)
+        if np.any(nonzero):
+            first = self.first[..., column]
+            np.copyto(first, self.slot, where=(first == _NEVER) & nonzero)
         self.slot += 1
 
     def total(self) -> Floats:
@@ -249,6 +272,99 @@ class _Ledger:
         for j in range(ordered.shape[-1]):
             total = total + ordered[..., j]
         return total
+
+
+class _OneLedger:
+    """`_Ledger` for one dataflow: a dict filled in first-non-zero order (same sums)."""
+
+    def __init__(self, columns: int) -> None:
+        self.words = [0.0] * columns
+        self.order: dict[int, None] = {}
+
+    def add(self, column: int, words: Any) -> None:
+        self.words[column] += words
+        if words != 0:
+            self.order.setdefault(column)
+
+    def total(self) -> float:
+        total = 0.0
+        for k in self.order:
+            total = total + self.words[k]
+        return total
+
+
+class _Grid:
+    """Element-wise operations over a grid of dataflows (numpy arrays, G x S)."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return np.maximum(a, b)
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return np.minimum(a, b)
+
+    def __init__(self, nests: Sequence[tuple[Nest, Nest]], onchip: npt.NDArray[np.bool_]):
+        self.nests = nests
+        self.shape = (len(nests), len(onchip))
+        self.onchip = onchip
+        self.off: Any = np.zeros((1, len(onchip)), dtype=bool)
+
+    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
+        return {n: self.onchip[None, :, k] for k, n in enumerate(operands)}
+
+    def zeros(self) -> Floats:
+        return np.zeros(self.shape)
+
+    def ledger(self, columns: int) -> _Ledger:
+        return _Ledger(self.shape, columns)
+
+    def counts(self, k: int, j: int, field: str) -> Floats:
+        """Field `field` of tensor `j` of contraction `k`'s nest, one row per nest pair."""
+        return np.array([getattr(pair[k].tensors[j][1], field) for pair in self.nests])[:, None]
+
+    def none_of(self, flags: list[Any]) -> Any:
+        return ~np.logical_or.reduce([*flags, self.off])
+
+
+class _One:
+    """The same operations for one dataflow (Python floats and bools: no array overhead)."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    @staticmethod
+    def maximum(a: Any, b: Any) -> Any:
+        return a if a >= b else b
+
+    @staticmethod
+    def minimum(a: Any, b: Any) -> Any:
+        return a if a <= b else b
+
+    def __init__(self, nests: tuple[Nest, Nest], onchip: Sequence[bool]):
+        self.nests = nests
+        self.onchip = onchip
+        self.off: Any = False
+
+    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
+        return {n: bool(self.onchip[k]) for k, n in enumerate(operands)}
+
+    def zeros(self) -> float:
+        return 0.0
+
+    def ledger(self, columns: int) -> _OneLedger:
+        return _OneLedger(columns)
+
+    def counts(self, k: int, j: int, field: str) -> float:
+        return cast(float, getattr(self.nests[k].tensors[j][1], field))
+
+    def none_of(self, flags: list[Any]) -> Any:
+        return not any(flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +412,93 @@ class Counts:
     has_quirk: npt.NDArray[np.bool_]
 
 
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    """What `_tally` adds up, on either backend (arrays over a grid, or floats)."""
+
+    columns: tuple[TensorName, ...]
+    reads: Any
+    writes: Any
+    buffer_reads: Any
+    buffer_writes: Any
+    footprint: Any
+    spilled: Any
+    cycles_1d: float
+    quirk: Any
+
+
+def _tally(
+    problem: FlatProblem,
+    arch: SpatialArch,
+    ops: _Grid | _One,
+    spilled_fraction: float,
+    artifact_compat: bool,
+) -> _Tally:
+    """The cost model itself, written once for both backends (see `evaluate`).
+
+    Every count is a sum of non-negative terms added in one fixed order, element-wise, so a
+    dataflow's numbers do not depend on the grid (or the backend) it is evaluated in.
+    """
+    s = spilled_fraction
+    where, maximum = ops.where, ops.maximum
+    operands = problem.operands
+    phase_tensors = [n for ph in problem.phases for n in (*ph.inputs, *ph.outputs)]
+    columns = tuple(dict.fromkeys([*operands, *phase_tensors, SPILL]))
+    col = {n: k for k, n in enumerate(columns)}
+    on = ops.on(operands)
+    off = ops.off
+    reads, writes = ops.ledger(len(columns)), ops.ledger(len(columns))
+    buf_r: Any = ops.zeros()
+    buf_w: Any = ops.zeros()
+    spilled: Any = ops.zeros()
+    tiles: dict[TensorName, Any] = {}
+    for k, con in enumerate((problem.scores, problem.values)):
+        for j, name in enumerate((con.input, con.weight, con.output)):
+            pe, fill, tile, final = (
+                ops.counts(k, j, f) for f in ("pe_words", "fill", "footprint", "final")
+            )
+            here = on[name]
+            tiles[name] = maximum(tiles.get(name, 0.0), where(here, tile, 0.0))
+            if name == con.output:
+                partial = maximum(0.0, pe - final)
+                kept_final = final * (1 - s) if name in problem.outputs else 0.0
+                writes.add(col[name], where(here, kept_final, pe))
+                writes.add(col[name], where(here, pe * s, 0.0))
+                reads.add(col[name], where(here, partial * s, partial))
+                buf_w += where(here, pe, 0.0)
+                buf_r += where(here, partial, 0.0)
+                spilled += where(here, (pe + partial) * s, 0.0)
+                continue
+            is_input = name in problem.inputs
+            reads.add(col[name], where(here, fill * (1 - s) if is_input else 0.0, pe))
+            reads.add(col[name], where(here, pe * s, 0.0))
+            buf_r += where(here, pe, 0.0)
+            buf_w += where(here, fill if is_input else 0.0, 0.0)
+            spilled += where(here, pe * s, 0.0)
+    footprint: Any = ops.zeros()
+    for tile in tiles.values():
+        footprint = footprint + tile
+    cycles_1d = 0.0
+    for index, phase in enumerate(problem.phases):
+        ins = [on.get(n, off) for n in phase.inputs]
+        outs = [on.get(n, off) for n in phase.outputs]
+        for name, here in zip(phase.inputs, ins, strict=True):
+            reads.add(col[name], where(here, 0.0, float(problem.tensor_words[name])))
+        for name, here in zip(phase.outputs, outs, strict=True):
+            writes.add(col[name], where(here, 0.0, float(problem.tensor_words[name])))
+        stream = _stream_words(problem, index, phase, ins, outs)
+        phase_spill = where(ops.none_of(ins), _row_spill(problem, arch, footprint, ops), s)
+        reads.add(col[SPILL], stream[0] * phase_spill)
+        writes.add(col[SPILL], stream[1] * phase_spill)
+        spilled += (stream[0] + stream[1]) * phase_spill
+        buf_r += stream[2]
+        buf_w += stream[3]
+        cycles_1d += phase.cycles
+    quirk = artifact_compat & on[problem.values.output]
+    buf_r += where(quirk, float(problem.tensor_words[problem.scores.output]), 0.0)
+    return _Tally(columns, reads, writes, buf_r, buf_w, footprint, spilled, cycles_1d, quirk)
+
+
 def evaluate(
     problem: FlatProblem,
     arch: SpatialArch,
@@ -315,74 +518,19 @@ def evaluate(
         artifact_compat: Charge the FuseMax artifact's extra buffer read per score element
             when the values' output is on chip.
 
-    Every count is a sum of non-negative terms added in one fixed order, element-wise, so a
-    dataflow's numbers do not depend on the grid it is evaluated in.
+    `evaluate_one` prices one dataflow with the same formulas (`_tally`) on Python floats,
+    bit-identical to its cell of any grid.
     """
-    s = spilled_fraction
-    operands = problem.operands
-    phase_tensors = [n for ph in problem.phases for n in (*ph.inputs, *ph.outputs)]
-    columns = tuple(dict.fromkeys([*operands, *phase_tensors, SPILL]))
-    col = {n: k for k, n in enumerate(columns)}
-    grid = (len(nests), len(onchip))
-    on = {n: onchip[None, :, k] for k, n in enumerate(operands)}  # 1 x S each
-    off = np.zeros((1, len(onchip)), dtype=bool)
-    reads, writes = _Ledger(grid, len(columns)), _Ledger(grid, len(columns))
-    buf_r, buf_w, spilled = np.zeros(grid), np.zeros(grid), np.zeros(grid)
-    tiles: dict[TensorName, Floats] = {}
-    for k, con in enumerate((problem.scores, problem.values)):
-        for j, (name, _) in enumerate(nests[0][k].tensors):
-            counts = [pair[k].tensors[j][1] for pair in nests]
-            pe, fill, tile, final = (
-                np.array([getattr(t, f) for t in counts])[:, None]
-                for f in ("pe_words", "fill", "footprint", "final")
-            )
-            here = on[name]
-            tiles[name] = np.maximum(tiles.get(name, 0.0), np.where(here, tile, 0.0))
-            if name == con.output:
-                partial = np.maximum(0.0, pe - final)
-                kept_final = final * (1 - s) if name in problem.outputs else 0.0
-                writes.add(col[name], np.where(here, kept_final, pe))
-                writes.add(col[name], np.where(here, pe * s, 0.0))
-                reads.add(col[name], np.where(here, partial * s, partial))
-                buf_w += np.where(here, pe, 0.0)
-                buf_r += np.where(here, partial, 0.0)
-                spilled += np.where(here, (pe + partial) * s, 0.0)
-                continue
-            is_input = name in problem.inputs
-            reads.add(col[name], np.where(here, fill * (1 - s) if is_input else 0.0, pe))
-            reads.add(col[name], np.where(here, pe * s, 0.0))
-            buf_r += np.where(here, pe, 0.0)
-            buf_w += np.where(here, fill if is_input else 0.0, 0.0)
-            spilled += np.where(here, pe * s, 0.0)
-    footprint = np.zeros(grid)
-    for tile in tiles.values():
-        footprint = footprint + tile
-    cycles_1d = 0.0
-    for index, phase in enumerate(problem.phases):
-        ins = [on.get(n, off) for n in phase.inputs]
-        outs = [on.get(n, off) for n in phase.outputs]
-        for name, here in zip(phase.inputs, ins, strict=True):
-            reads.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
-        for name, here in zip(phase.outputs, outs, strict=True):
-            writes.add(col[name], np.where(here, 0.0, float(problem.tensor_words[name])))
-        stream = _stream_words(problem, index, phase, ins, outs)  # 4 x S
-        all_from_dram = ~np.logical_or.reduce([*ins, off])
-        phase_spill = np.where(all_from_dram, _row_spill(problem, arch, footprint), s)
-        reads.add(col[SPILL], stream[0] * phase_spill)
-        writes.add(col[SPILL], stream[1] * phase_spill)
-        spilled += (stream[0] + stream[1]) * phase_spill
-        buf_r += stream[2]
-        buf_w += stream[3]
-        cycles_1d += phase.cycles
-    quirk = np.asarray(artifact_compat & on[problem.values.output][0])
-    buf_r += np.where(quirk, float(problem.tensor_words[problem.scores.output]), 0.0)
+    t = _tally(problem, arch, _Grid(nests, onchip), spilled_fraction, artifact_compat)
+    reads, writes = t.reads, t.writes
     dram_reads, dram_writes = reads.total(), writes.total()
     wb = arch.word_bytes
     memory = cost.memory_cycles(arch, cast(float, (dram_reads + dram_writes) * wb))
     cycles_2d = np.array([[a.cycles, b.cycles] for a, b in nests])
     compute_2d = (0 + cycles_2d[:, 0] + cycles_2d[:, 1])[:, None]
+    buf_r, buf_w = t.buffer_reads, t.buffer_writes
     return Counts(
-        columns=columns,
+        columns=t.columns,
         dram_read_words=reads.words,
         dram_write_words=writes.words,
         read_order=reads.first,
@@ -391,15 +539,51 @@ def evaluate(
         dram_writes=dram_writes,
         buffer_reads=buf_r,
         buffer_writes=buf_w,
-        footprint_words=footprint,
-        spilled_words=spilled,
+        footprint_words=t.footprint,
+        spilled_words=t.spilled,
         cycles_2d=cycles_2d,
         used_lanes=np.array([[a.used_lanes, b.used_lanes] for a, b in nests]),
-        cycles_1d=cycles_1d,
+        cycles_1d=t.cycles_1d,
         memory_cycles=np.asarray(memory),
-        latency_cycles=np.maximum(np.maximum(memory, compute_2d), cycles_1d),
+        latency_cycles=np.maximum(np.maximum(memory, compute_2d), t.cycles_1d),
         varying_energy_pj=varying_energy_pj(arch, dram_reads, dram_writes, buf_r, buf_w),
-        has_quirk=quirk,
+        has_quirk=np.asarray(t.quirk)[0],
+    )
+
+
+def evaluate_one(
+    problem: FlatProblem,
+    arch: SpatialArch,
+    nests: tuple[Nest, Nest],
+    onchip: Sequence[bool],
+    spilled_fraction: float = 0.0,
+    artifact_compat: bool = False,
+) -> Breakdown:
+    """One dataflow's counts: `breakdown(evaluate(...), 0, 0)` without a 1 x 1 grid.
+
+    `onchip` says, per `problem.operands`, whether the dataflow keeps it in the buffer.
+    """
+    t = _tally(problem, arch, _One(nests, onchip), spilled_fraction, artifact_compat)
+    reads, writes = t.reads, t.writes
+    dram_reads, dram_writes = reads.total(), writes.total()
+    wb = arch.word_bytes
+    memory = cost.memory_cycles(arch, (dram_reads + dram_writes) * wb)
+    a, b = nests
+    compute_2d = 0 + a.cycles + b.cycles
+    latency = max(max(memory, compute_2d), t.cycles_1d)
+    return Breakdown(
+        {t.columns[k]: reads.words[k] for k in reads.order},
+        {t.columns[k]: writes.words[k] for k in writes.order},
+        float(t.buffer_reads),
+        float(t.buffer_writes),
+        float(t.footprint),
+        float(t.spilled),
+        (a.cycles, b.cycles),
+        (a.used_lanes, b.used_lanes),
+        t.cycles_1d,
+        float(memory),
+        float(latency),
+        bool(t.quirk),
     )
 
 
@@ -407,25 +591,41 @@ def _stream_words(
     problem: FlatProblem,
     index: int,
     phase: StreamPhase,
-    ins: list[npt.NDArray[np.bool_]],
-    outs: list[npt.NDArray[np.bool_]],
-) -> Floats:
-    """Phase `index`'s row reads, row writes, buffer reads and writes per on-chip set (4 x S)."""
-    n = ins[0].shape[-1] if ins else outs[0].shape[-1]
-    words = np.zeros((4, n))
-    for k in range(n):
-        from_dram = frozenset(t for t, h in zip(phase.inputs, ins, strict=True) if not h[0, k])
-        kept = frozenset(t for t, h in zip(phase.outputs, outs, strict=True) if h[0, k])
+    ins: list[Any],
+    outs: list[Any],
+) -> Any:
+    """Phase `index`'s row reads, row writes, buffer reads and writes (4 x S, or 4 floats)."""
+    if not any(isinstance(h, np.ndarray) for h in (*ins, *outs)):
+        from_dram = frozenset(t for t, h in zip(phase.inputs, ins, strict=True) if not h)
+        kept = frozenset(t for t, h in zip(phase.outputs, outs, strict=True) if h)
         sb = problem.stream_buffer(index, from_dram, kept)
-        words[:, k] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+        return (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+    n = next(h.shape[-1] for h in (*ins, *outs) if isinstance(h, np.ndarray))
+
+    def per_set(h: Any) -> list[bool]:
+        return np.broadcast_to(h, (1, n))[0].tolist() if isinstance(h, np.ndarray) else [h] * n
+
+    ins_at, outs_at = [per_set(h) for h in ins], [per_set(h) for h in outs]
+    words = np.zeros((4, n))
+    seen: dict[tuple[bool, ...], tuple[float, float, float, float]] = {}
+    for k, flags in enumerate(zip(*ins_at, *outs_at, strict=True)):
+        if flags not in seen:
+            kin, kout = flags[: len(ins)], flags[len(ins) :]
+            from_dram = frozenset(t for t, h in zip(phase.inputs, kin, strict=True) if not h)
+            kept = frozenset(t for t, h in zip(phase.outputs, kout, strict=True) if h)
+            sb = problem.stream_buffer(index, from_dram, kept)
+            seen[flags] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+        words[:, k] = seen[flags]
     return words
 
 
-def _row_spill(problem: FlatProblem, arch: SpatialArch, footprint_words: Floats) -> Floats:
+def _row_spill(
+    problem: FlatProblem, arch: SpatialArch, footprint_words: Any, ops: _Grid | _One
+) -> Any:
     """Fraction of one query's score row that does not fit beside the contractions' tiles."""
     row_bytes = problem.score_row_words * arch.word_bytes
     free = arch.buffer.capacity_bytes - footprint_words * arch.word_bytes
-    return 1.0 - np.minimum(1.0, np.maximum(0.0, free) / row_bytes)
+    return 1.0 - ops.minimum(1.0, ops.maximum(0.0, free) / row_bytes)
 
 
 def varying_energy_pj(

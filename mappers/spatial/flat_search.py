@@ -17,9 +17,18 @@ import numpy as np
 import numpy.typing as npt
 
 from archs.model import SpatialArch
-from mappers.spatial.flat import ROLES, STATIONARITIES, FlatOptions, _Problem
-from mappers.spatial.flat_cost import Breakdown, Counts, Nest, breakdown, evaluate, loop_nest
-from mappers.spatial.view import QUERY_RANK, CascadeView, MappingError
+from mappers.spatial.flat import ROLES, STATIONARITIES, FlatOptions
+from mappers.spatial.flat_cost import (
+    Breakdown,
+    Counts,
+    FlatProblem,
+    Nest,
+    breakdown,
+    evaluate,
+    loop_nest,
+)
+from mappers.spatial.flat_problem import Problem as _Problem
+from mappers.spatial.view import MappingError
 
 Config = tuple[str, int, str, str]  # granularity, p1, QK stationarity, AV stationarity
 SUBSETS = tuple(
@@ -29,8 +38,8 @@ SUBSETS = tuple(
 ROLE_MASKS = np.array([[r in subset for r in ROLES] for subset in SUBSETS])  # 64 x 6
 
 
-def _p1_choices(cv: CascadeView, arch: SpatialArch) -> list[tuple[str, int]]:
-    p = cv.sizes[QUERY_RANK]
+def _p1_choices(pb: _Problem, arch: SpatialArch) -> list[tuple[str, int]]:
+    p = pb.query_rows
     rows = arch.array_2d.rows
     choices = [("head", p)]
     p1 = rows
@@ -72,7 +81,7 @@ def _no_fit(pb: _Problem, budgeted: bool) -> MappingError:
 
 def _subset_masks(pb: _Problem, subsets: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
     """S x T: which of the problem's operands each on-chip role subset keeps on chip."""
-    roles = pb.roles
+    roles = pb.role_tensors
     of = np.array([[roles[r] == t for t in pb.flat.operands] for r in ROLES])  # 6 x T
     return (ROLE_MASKS[subsets][:, :, None] & of[None]).any(axis=1)
 
@@ -83,7 +92,7 @@ def _role_tiles(
     """G x S: the larger of each on-chip role's tiles in the two nests, summed over roles."""
     out = np.zeros((len(nests), len(subsets)))
     for k, role in enumerate(ROLES):
-        name = pb.roles[role]
+        name = pb.role_tensors[role]
         tile = np.array(
             [max((t.footprint for n in pair for m, t in n.tensors if m == name), default=0.0)
              for pair in nests]
@@ -94,12 +103,13 @@ def _role_tiles(
 
 def _evaluate_grid(
     pb: _Problem,
+    flat: FlatProblem,
     nests: list[tuple[Nest, Nest]],
     subsets: npt.NDArray[np.intp],
     artifact_compat: bool,
 ) -> tuple[Counts, npt.NDArray[np.bool_]]:
     """The cost model over nests x subsets, and which cells fit the buffer."""
-    counts = evaluate(pb.flat, pb.arch, nests, _subset_masks(pb, subsets), 0.0, artifact_compat)
+    counts = evaluate(flat, pb.arch, nests, _subset_masks(pb, subsets), 0.0, artifact_compat)
     capacity_words = pb.arch.buffer.capacity_bytes / pb.arch.word_bytes
     fits = (_role_tiles(pb, nests, subsets) <= capacity_words) & (
         counts.footprint_words <= capacity_words
@@ -120,10 +130,10 @@ def _search_reference(
     enumeration order on ties. With a `budget`, only a seeded random sample of that many
     candidates is evaluated.
     """
-    cv, arch = pb.cv, pb.arch
+    arch = pb.arch
     space = [
         (gran, p1, qs, avs, onchip)
-        for gran, p1 in _p1_choices(cv, arch)
+        for gran, p1 in _p1_choices(pb, arch)
         for qs, avs in itertools.product(STATIONARITIES, repeat=2)
         for onchip in SUBSETS
         if _agrees(fixed, gran, p1, qs, avs, onchip)
@@ -140,13 +150,14 @@ def _search_reference(
     feasible = 0
     for gran, p1, qs, avs, onchip in sampled:
         if (p1, qs, avs) not in rows:
+            flat = pb.at(p1)
             nests = [
                 (
-                    loop_nest(pb.flat, arch, pb.flat.scores, qs, p1),
-                    loop_nest(pb.flat, arch, pb.flat.values, avs, p1),
+                    loop_nest(flat, arch, flat.scores, qs, p1),
+                    loop_nest(flat, arch, flat.values, avs, p1),
                 )
             ]
-            rows[(p1, qs, avs)] = _evaluate_grid(pb, nests, all_subsets, artifact_compat)
+            rows[(p1, qs, avs)] = _evaluate_grid(pb, flat, nests, all_subsets, artifact_compat)
         counts, fits = rows[(p1, qs, avs)]
         s = SUBSETS.index(onchip)
         if not fits[0, s]:
@@ -176,7 +187,7 @@ def _space(pb: _Problem, fixed: dict[str, object]) -> tuple[list[Config], npt.ND
     """
     configs = [
         (gran, p1, qs, avs)
-        for gran, p1 in _p1_choices(pb.cv, pb.arch)
+        for gran, p1 in _p1_choices(pb, pb.arch)
         for qs, avs in itertools.product(STATIONARITIES, repeat=2)
         if _agrees_config(fixed, gran, p1, qs, avs)
     ]
@@ -211,16 +222,36 @@ def search(
 
     def nest(k: int, stationarity: str, p1: int) -> Nest:
         if (k, stationarity, p1) not in nest_of:
-            con = (pb.flat.scores, pb.flat.values)[k]
-            nest_of[(k, stationarity, p1)] = loop_nest(pb.flat, arch, con, stationarity, p1)
+            flat = pb.at(p1)
+            con = (flat.scores, flat.values)[k]
+            nest_of[(k, stationarity, p1)] = loop_nest(flat, arch, con, stationarity, p1)
         return nest_of[(k, stationarity, p1)]
 
-    nests = [
-        (nest(0, configs[g][2], configs[g][1]), nest(1, configs[g][3], configs[g][1])) for g in used
-    ]
-    counts, fits_grid = _evaluate_grid(pb, nests, subsets, artifact_compat)
-    # candidate k is grid cell (config_of[k], column_of[k])
-    fits = fits_grid[config_of, column_of]
+    # one grid per cost-model input: a single one unmasked, one per row tile with a mask
+    by_problem: dict[int, list[int]] = {}
+    for g, config in enumerate(used):
+        by_problem.setdefault(id(pb.at(configs[config][1])), []).append(g)
+    grids: list[tuple[Counts, npt.NDArray[np.bool_]]] = []
+    cell_of = [(0, 0)] * len(used)  # config -> (grid, row in it)
+    for members in by_problem.values():
+        nests = []
+        for row, g in enumerate(members):
+            _, p1, qs, avs = configs[used[g]]
+            nests.append((nest(0, qs, p1), nest(1, avs, p1)))
+            cell_of[g] = (len(grids), row)
+        flat = pb.at(configs[used[members[0]]][1])
+        grids.append(_evaluate_grid(pb, flat, nests, subsets, artifact_compat))
+    grid_of = np.array([cell_of[g][0] for g in config_of], dtype=np.intp)
+    row_of = np.array([cell_of[g][1] for g in config_of], dtype=np.intp)
+
+    def pick(values: list[npt.NDArray[np.generic]]) -> npt.NDArray[np.generic]:
+        out = np.empty(len(picked), dtype=values[0].dtype)
+        for k, v in enumerate(values):
+            at = grid_of == k
+            out[at] = v[row_of[at], column_of[at]]
+        return out
+
+    fits = pick([f for _, f in grids])
     stats = {
         "search_space": float(n_space),
         "search_candidates": float(len(picked)),
@@ -228,11 +259,11 @@ def search(
     }
     if not fits.any():
         raise _no_fit(pb, len(picked) < n_space)
-    latency = counts.latency_cycles[config_of, column_of]
-    energy = counts.varying_energy_pj[config_of, column_of]
+    latency = pick([c.latency_cycles for c, _ in grids])
+    energy = pick([c.varying_energy_pj for c, _ in grids])
     feasible = np.flatnonzero(fits)
     # min latency, then min energy, then the first in enumeration order (lexsort is stable)
     k = int(feasible[np.lexsort((energy[feasible], latency[feasible]))[0]])
-    g, s = int(config_of[k]), int(column_of[k])
-    opts = _options(configs[used[g]], SUBSETS[subsets[s]], artifact_compat)
-    return opts, breakdown(counts, g, s), stats
+    counts = grids[int(grid_of[k])][0]
+    opts = _options(configs[used[config_of[k]]], SUBSETS[subsets[column_of[k]]], artifact_compat)
+    return opts, breakdown(counts, int(row_of[k]), int(column_of[k])), stats

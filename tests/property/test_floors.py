@@ -87,3 +87,27 @@ def test_flat_at_300_covers_every_element(preset: str) -> None:
     sizes = {"B": 1, "H": 2, "M": 300, "P": 300, "E": 64, "F": 64}
     result = get_mapper("flat")().map(load_cascade("attention-3pass-mh"), load_arch(preset), sizes)
     _check_floors(result, "attention-3pass-mh", preset, sizes)
+
+
+FLAT_FORMS = ("attention-1pass-mh", "attention-2pass-tilemax-mh", "attention-2pass-deferred-mh")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=_sizes(),
+    tiles=st.integers(1, 12),
+    pick=st.integers(0, 10),
+)
+def test_flat_key_tiled_forms_hold_the_floors(
+    sizes: dict[str, int], tiles: int, pick: int
+) -> None:
+    # the 1-pass and 2-pass forms (key tiles of M0 = 256 keys) on FLAT's arrays
+    sizes = {**sizes, "M": 256 * tiles}
+    name = FLAT_FORMS[pick % len(FLAT_FORMS)]
+    preset = CASES["flat"][1][pick % 3]
+    try:
+        result = get_mapper("flat")().map(load_cascade(name), load_arch(preset), sizes)
+    except MappingError:
+        assume(False)
+        return
+    _check_floors(result, name, preset, sizes)

@@ -169,7 +169,7 @@ einsums:
   - QK[m,p] = Q[e,p] * K[e,m]
 outputs: [QK]
 """)
-    with pytest.raises(MappingError, match="two contractions"):
+    with pytest.raises(MappingError, match="no key rank"):
         FlatMapper().map(one, flat_arch, {"E": 4, "P": 256, "M": 256})
 
 

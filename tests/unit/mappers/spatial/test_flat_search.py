@@ -12,7 +12,7 @@ from einsum_ir import load_cascade
 from mappers.result import Result
 from mappers.spatial import flat_search
 from mappers.spatial.flat import FlatMapper
-from mappers.spatial.flat_cost import breakdown
+from mappers.spatial.flat_cost import breakdown, evaluate_one
 from mappers.spatial.view import MappingError
 
 CASCADES = (
@@ -122,3 +122,6 @@ def test_grid_cells_equal_single_dataflows_bit_for_bit(seed: int) -> None:
         one = evaluate(problem, arch, [nests[g]], onchip[s : s + 1], spill, compat)
         assert breakdown(one, 0, 0) == breakdown(grid, g, s)
         assert one.varying_energy_pj[0, 0] == grid.varying_energy_pj[g, s]
+        # the fast path for one dataflow (Python floats, no grid) agrees bit for bit
+        fast = evaluate_one(problem, arch, nests[g], list(onchip[s]), spill, compat)
+        assert fast == breakdown(grid, g, s)

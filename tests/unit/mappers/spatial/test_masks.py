@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import einsum_ir
 from archs.load import load_arch
 from einsum_ir import load_cascade, load_cascade_text
 from einsum_ir.analysis.structure import attention_problem
+from einsum_ir.load import builtin_text
 from mappers.result import Result
 from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
 from mappers.spatial.unfused import UnfusedMapper, UnfusedOptions
 from mappers.spatial.view import MappingError
 
-LIBRARY = Path(einsum_ir.__file__).parent / "library"
 BIG = {"B": 1, "H": 2, "E": 128, "F": 128, "P": 16384, "M": 16384}
 
 
 def variant(name: str, cond: str, params: str = "") -> einsum_ir.Cascade:
     """Built-in causal cascade `name` with its `m <= p` replaced by `cond`."""
-    text = (LIBRARY / f"{name}.yaml").read_text().replace("where m <= p", f"where {cond}")
+    text = builtin_text(name).replace("where m <= p", f"where {cond}")
     if params:
         if "params: {" in text:
             text = text.replace("params: {", "params: {" + params + ", ")
