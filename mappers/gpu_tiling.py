@@ -155,11 +155,12 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     roles = ap.roles
     size = ap.sizes
     refuse = f"{cascade.name}: the GPU mappers cannot price "
-    if ap.score.kind in (ScoreKind.LINEAR, ScoreKind.OTHER):
-        what = "linear attention (no weight function)" if ap.score.kind == ScoreKind.LINEAR else (
-            "a score function other than softmax or sigmoid"
-        )  # fmt: skip
-        raise MappingError(refuse + f"{what} ({ap.score.describe()})")
+    if ap.score.kind == ScoreKind.LINEAR:
+        raise MappingError(refuse + f"linear attention, no weight function ({ap.score.describe()})")
+    if ap.score.kind == ScoreKind.OTHER:
+        raise MappingError(
+            refuse + f"a score function other than softmax or sigmoid ({ap.score.describe()})"
+        )
     if ap.mask.kind == MaskKind.GENERIC:
         raise MappingError(
             refuse + f"the mask {ap.mask.text!r}: it is outside the band family (bounds on p, "
