@@ -116,37 +116,14 @@ def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int]]:
     return list(zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True))
 
 
-def _transposed(b: Band) -> Band:
-    """The band with queries and keys swapped (m - p becomes p - m)."""
-    return Band(
-        b.m_lo,
-        b.m_hi,
-        b.p_lo,
-        b.p_hi,
-        None if b.d_hi is None else -b.d_hi,
-        None if b.d_lo is None else -b.d_lo,
-    )
+def _kv_bytes(s: AttnShape, refetch: int) -> tuple[float, float]:
+    """HBM bytes of K and V: every key, once per K/V head (GQA), `refetch` times.
 
-
-@functools.lru_cache(maxsize=1024)
-def _loaded_keys(bands: tuple[Band, ...], seq_q: int, seq_k: int, block_n: int) -> int:
-    """Keys in the key tiles some query row visits (K/V a skipping kernel loads at all)."""
-    turned = tuple(_transposed(b) for b in bands)
-    per_key_tile = classify_tiles(turned, seq_k, seq_q, block_n, seq_q)
-    keys = 0
-    for j, (f, p) in enumerate(
-        zip(per_key_tile.full_per_query_tile, per_key_tile.partial_per_query_tile, strict=True)
-    ):
-        if f + p:
-            keys += min(block_n, seq_k - j * block_n)
-    return keys
-
-
-def _kv_bytes(s: AttnShape, t: Tiling, refetch: int) -> tuple[float, float]:
-    """HBM bytes of K and V: once per K/V head (GQA), keys of the visited key tiles."""
-    padded = -(-s.seq_q // t.block_m) * t.block_m
-    keys = _loaded_keys(s.bands, padded, s.seq_k, t.block_n)
-    per_elem = s.kv_heads * keys * s.elem_bytes * refetch
+    Every key counts even when a mask hides it from every query (top-left causal with
+    P < M, keys >= P): K and V are charged as compulsory inputs (the mapper contract's
+    lower bound), an overcount of HBM reads for such masks.
+    """
+    per_elem = s.kv_heads * s.seq_k * s.elem_bytes * refetch
     return float(per_elem * s.head_dim), float(per_elem * s.value_dim)
 
 
@@ -246,7 +223,7 @@ def _fused(
     q_bytes = heads * s.seq_q * d * b
     o_bytes = heads * s.seq_q * f * b
     stats_bytes = heads * s.seq_q * 2 * 4.0
-    k_bytes, v_bytes = _kv_bytes(s, t, refetch)
+    k_bytes, v_bytes = _kv_bytes(s, refetch)
     buffers = max(t.num_stages - 1, 1)
     if mode == "stats":
         step = StepWork((qk,), bm * bn + bm, STATS_OPS * bm * bn + 2 * bm, bn * d * b)
@@ -330,7 +307,7 @@ def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[Kerne
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     heads = s.batch * s.heads
     computed, score_elems = _score_tiles(s, t)
-    k_bytes, v_bytes = _kv_bytes(s, t, 1)
+    k_bytes, v_bytes = _kv_bytes(s, 1)
     qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
     extra = score.modifier_work(bm * bn)  # per score tile
     qk = KernelPlan(
