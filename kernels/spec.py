@@ -3,34 +3,47 @@
 The attention shape, the kernel families with every name they go by, the 1-pass schedules,
 tile limits, and the FLOP and byte formulas. The one home of these facts: the Triton kernels
 (`kernels/`), the GPU mappers (`mappers/gpu_*.py`) and the GPU validation
-(`reports/validation.py`) import them from here. Only the standard library is imported, so
-mappers and reports can read it on any machine.
+(`reports/validation.py`) import them from here. Only the standard library and `einsum_ir`
+(the mask as bands) are imported, so mappers and reports can read it on any machine.
 
-Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous. Causal is
-top-left aligned: query i sees keys 0..i.
+Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous. The Triton
+kernels' causal mask is top-left aligned: query i sees keys 0..i. A shape may carry any mask
+of the linear family (`AttnShape.mask`, bands of `einsum_ir.analysis.tiles`) and grouped
+K/V heads (`kv_group`) for the GPU mappers' modelled kernels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from einsum_ir.analysis.tiles import Band, mask_points
+
+# The kernels' two masks as bands: every pair, and top-left causal (key m <= query p).
+NO_MASK: tuple[Band, ...] = (Band(),)
+CAUSAL_TOP_LEFT: tuple[Band, ...] = (Band(d_hi=0),)
+
 # ----------------------------------------------------------------------------- the shape
 
 
 @dataclass(frozen=True, slots=True)
 class AttnShape:
-    """One attention problem: sizes, causal or not, element type and its bytes.
+    """One attention problem: sizes, mask, head grouping, element type and its bytes.
 
     Attributes:
         batch: B.
-        heads: H (query heads; keys and values have as many).
+        heads: H (query heads).
         seq_q: P, query positions.
         seq_k: M, key/value positions.
         head_dim: E, the query/key head dimension (contracted by QK^T).
         value_dim: F, the value head dimension.
-        causal: Top-left aligned causal mask.
+        causal: The kernels' causal flag: the mask is top-left aligned causal. With `mask`
+            given it must say whether `mask` is exactly that (`CAUSAL_TOP_LEFT`).
         dtype: Element type of Q, K, V and O ("fp16", "bf16", "fp32").
         elem_bytes: Bytes per element of `dtype`.
+        mask: The visible (query, key) pairs of one head as a union of bands; empty: the
+            kernels' mask named by `causal` (`bands`).
+        kv_group: Query heads per key/value head (GQA's R = H / G; 1: multi-head). K and V
+            have batch * heads / kv_group heads.
     """
 
     batch: int
@@ -42,18 +55,49 @@ class AttnShape:
     causal: bool
     dtype: str
     elem_bytes: int
+    mask: tuple[Band, ...] = ()
+    kv_group: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("batch", "heads", "seq_q", "seq_k", "head_dim", "value_dim", "elem_bytes"):
+        names = ("batch", "heads", "seq_q", "seq_k", "head_dim", "value_dim", "elem_bytes")
+        for name in (*names, "kv_group"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AttnShape.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mask and self.causal != (self.mask == CAUSAL_TOP_LEFT):
+            raise ValueError(
+                f"AttnShape.causal={self.causal} contradicts its mask {self.mask} (causal "
+                "names the top-left causal mask)"
+            )
+        if (self.batch * self.heads) % self.kv_group:
+            raise ValueError(
+                f"AttnShape.kv_group {self.kv_group} does not divide batch x heads "
+                f"{self.batch * self.heads}"
+            )
+
+    @property
+    def bands(self) -> tuple[Band, ...]:
+        """The mask as bands: `mask`, else the kernels' mask that `causal` names."""
+        return self.mask or (CAUSAL_TOP_LEFT if self.causal else NO_MASK)
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether every (query, key) pair is visible (no mask)."""
+        return self.bands == NO_MASK
+
+    @property
+    def points(self) -> int:
+        """Visible (query, key) pairs of one head, exactly."""
+        return mask_points(self.bands, self.seq_q, self.seq_k)
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads over the whole batch: batch * heads / kv_group."""
+        return self.batch * self.heads // self.kv_group
 
     @property
     def flops(self) -> float:
-        """Schema FLOPs (`attn_flops`) computed in floats, as the GPU mappers report them."""
-        f = 2.0 * self.batch * self.heads * self.seq_q * self.seq_k
-        f *= self.head_dim + self.value_dim
-        return f / 2 if self.causal else f
+        """FLOPs of the visible pairs (`visible_flops`) in floats, as the GPU mappers report."""
+        return float(visible_flops(self))
 
 
 def kernel_shape(
@@ -202,15 +246,27 @@ def smem_bytes_pingpong(
 
 
 def attn_flops(shape: AttnShape) -> int:
-    """FLOPs of attention as the schema counts them: 2*B*H*Sq*Sk*(E + F), halved when causal.
+    """FLOPs as the measurement schema counts them: 2*B*H*Sq*Sk*(E + F), halved when causal.
 
     Two matmuls (QK^T over E and P.V over F), 2 FLOPs per multiply-add each: 4*B*H*Sq*Sk*D
     when E = F = D. The same count is used for every family, so TFLOP/s compare like with
-    like (causal halves it regardless of the exact triangle size).
+    like (causal halves it regardless of the exact triangle size). It is the `flops` column
+    of the committed measurement files, so it stays this convention; `visible_flops` counts
+    the pairs a mask keeps exactly.
     """
     s = shape
     flops = 2 * s.batch * s.heads * s.seq_q * s.seq_k * (s.head_dim + s.value_dim)
     return flops // 2 if s.causal else flops
+
+
+def visible_flops(shape: AttnShape) -> int:
+    """FLOPs of the visible pairs: 2 * B * H * points * (E + F) (4*B*H*points*D when E = F).
+
+    `points` = the exact number of (query, key) pairs of one head the mask keeps
+    (`AttnShape.points`); a multiply-add counts 2.
+    """
+    s = shape
+    return 2 * s.batch * s.heads * s.points * (s.head_dim + s.value_dim)
 
 
 def causal_pairs(seq_q: int, seq_k: int) -> int:
@@ -221,17 +277,16 @@ def causal_pairs(seq_q: int, seq_k: int) -> int:
 
 
 def score_elements(shape: AttnShape) -> int:
-    """Score matrix elements that are actually needed (the causal triangle when causal)."""
-    s = shape
-    per_head = causal_pairs(s.seq_q, s.seq_k) if s.causal else s.seq_q * s.seq_k
-    return s.batch * s.heads * per_head
+    """Score matrix elements that are actually needed: the visible pairs of every head."""
+    return shape.batch * shape.heads * shape.points
 
 
 def qkvo_bytes(shape: AttnShape) -> int:
-    """Compulsory HBM bytes: read Q, K, V once and write O once."""
+    """Compulsory HBM bytes: read Q, K, V once and write O once (K, V once per K/V head)."""
     s = shape
-    per_head = s.seq_q * (s.head_dim + s.value_dim) + s.seq_k * (s.head_dim + s.value_dim)
-    return s.elem_bytes * s.batch * s.heads * per_head
+    q_o = s.batch * s.heads * s.seq_q * (s.head_dim + s.value_dim)
+    k_v = s.kv_heads * s.seq_k * (s.head_dim + s.value_dim)
+    return s.elem_bytes * (q_o + k_v)
 
 
 def bytes_1pass(shape: AttnShape) -> int:
@@ -248,7 +303,7 @@ def bytes_2pass(shape: AttnShape) -> int:
     s = shape
     bh = s.batch * s.heads
     q = bh * s.seq_q * s.head_dim * s.elem_bytes
-    k = bh * s.seq_k * s.head_dim * s.elem_bytes
+    k = s.kv_heads * s.seq_k * s.head_dim * s.elem_bytes
     stats = bh * s.seq_q * 4 * 2  # fp32 max and sum
     pass1 = q + k + stats
     pass2 = qkvo_bytes(shape) + stats
@@ -259,7 +314,7 @@ def bytes_unfused(shape: AttnShape) -> int:
     """Minimum HBM bytes of the unfused baseline (scores materialized in the input dtype).
 
     QK^T reads Q, K and writes S; softmax reads S and writes P in place; P.V reads P, V and
-    writes O. Only the needed scores (causal triangle) are moved. The softmax kernel's
+    writes O. Only the needed scores (the visible pairs) are moved. The softmax kernel's
     second read of S for long rows (two-loop variant) is not counted here.
     """
     scores = score_elements(shape) * shape.elem_bytes

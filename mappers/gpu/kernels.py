@@ -5,17 +5,26 @@ query tile fastest): `1pass` (online softmax, FlashAttention-2 style; with the t
 "pingpong", the Hopper kernel of `kernels.gluon.attn_pingpong`, mode `pingpong`: its own measured
 tile-chain step, per-block fixed time and occupancy), `2pass` (a statistics pass
 writing fp32 row max and sum, then an output pass), `unfused` (QK^T tile kernel writing the
-scores to HBM in the input dtype, an in-place row softmax, and a P.V kernel). Causal is
-top-left aligned: query tile i visits key tiles up to its diagonal; fully visible tiles run
-unmasked, diagonal (and ragged last) tiles masked, tiles above the diagonal are skipped.
+scores to HBM in the input dtype, an in-place row softmax, and a P.V kernel).
+
+The mask is the shape's bands (`AttnShape.bands`; the Triton kernels implement none and
+top-left causal, other masks are modelled kernels): each query tile visits the key tiles
+`einsum_ir.analysis.tiles` classifies for the tiling (`kernel_tiles`): full tiles run
+unmasked steps, partial tiles (a band edge, the ragged last key tile) masked steps, empty
+tiles are never loaded. The score function (`ScoreCost`) adds or removes per-element work.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from archs.calibration import Calibration, UnfusedPoint
+from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
 from kernels.spec import FAMILY_NAMES as FAMILIES
 from kernels.spec import (
     PINGPONG_BLOCK,
@@ -26,7 +35,6 @@ from kernels.spec import (
     SCHEDULES,
     SOFTMAX_MAX_BLOCK,
     AttnShape,
-    causal_pairs,
     smem_bytes_1pass,
     smem_bytes_pingpong,
 )
@@ -45,22 +53,85 @@ ONLINE_OPS = 3.5  # running max, scale-subtract (FMA), row sum, convert P
 STATS_OPS = 3.0  # running max, scale-subtract, row sum
 OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
 MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
+MASK_BOUND_OPS = 2.0  # each further bound of the mask (window, sinks): a compare and an and
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
+# Score functions and modifiers no Triton kernel runs yet, per score element:
+SIGMOID_OPS = 1.5  # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: one FMA, convert P (tanh: the SFU)
+SIGMOID_ROW_OPS = 2.0  # the unfused sigmoid kernel: FMA, convert (tanh: the SFU)
+SOFTCAP_SFU = 1.0  # cap * tanh(x / cap): tanh on the special-function unit
+SOFTCAP_OPS = 2.0  # ... and its two multiplies
+BIAS_OPS = 1.0  # a position bias (ALiBi: slope * (p - m)) added by one FMA
 
 
-def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int, int]]:
-    """Per query tile i: (unmasked key tiles, masked key tiles, visible keys), as the kernel."""
-    out = []
-    for i in range(math.ceil(s.seq_q / t.block_m)):
-        hi_full = (s.seq_k // t.block_n) * t.block_n
-        hi = s.seq_k
-        if s.causal:
-            hi_full = min(hi_full, i * t.block_m)
-            hi = min(hi, (i + 1) * t.block_m)
-        masked = math.ceil(max(0, hi - hi_full) / t.block_n)
-        out.append((hi_full // t.block_n, masked, hi))
-    return out
+@dataclass(frozen=True, slots=True)
+class ScoreCost:
+    """The score function as the GPU kernels pay for it (softmax with no modifier: plain).
+
+    Attributes:
+        sigmoid: Sigmoid weights: no running max, row sum or rescale (1-pass; tanh form).
+        softcap: tanh soft-capping of every score (SFU) with its two multiplies.
+        position_bias: An additive position bias (ALiBi), one FMA per score.
+    """
+
+    sigmoid: bool = False
+    softcap: bool = False
+    position_bias: bool = False
+
+    @property
+    def is_plain(self) -> bool:
+        """Whether this is the kernels' own softmax (nothing added)."""
+        return not (self.sigmoid or self.softcap or self.position_bias)
+
+    def describe(self) -> str:
+        """E.g. `sigmoid, softcap`."""
+        parts = [("sigmoid", self.sigmoid), ("softcap", self.softcap)]
+        parts.append(("position bias", self.position_bias))
+        return ", ".join(n for n, on in parts if on) or "softmax"
+
+    def modifier_work(self, elements: float) -> StepWork:
+        """SFU and fp32 work the modifiers add to `elements` scores."""
+        sfu = SOFTCAP_SFU * self.softcap
+        ops = SOFTCAP_OPS * self.softcap + BIAS_OPS * self.position_bias
+        return StepWork((), sfu * elements, ops * elements)
+
+
+SOFTMAX = ScoreCost()
+
+
+def kernel_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
+    """The tiles as a kernel visits them: query tiles padded to block_m rows.
+
+    A kernel bounds its key loop by its query tile's rows including the padded rows of a
+    ragged last tile (as FlashAttention computes its key-block range), so the last query
+    tile is classified as if seq_q were a multiple of block_m.
+    """
+    padded = -(-s.seq_q // block_m) * block_m
+    return classify_tiles(s.bands, padded, s.seq_k, block_m, block_n)
+
+
+def _query_tiles(s: AttnShape, t: Tiling) -> list[tuple[int, int]]:
+    """Per query tile i: (unmasked key tiles, masked key tiles), as the kernel runs them."""
+    tiles = kernel_tiles(s, t.block_m, t.block_n)
+    return list(zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True))
+
+
+def _kv_bytes(s: AttnShape, refetch: int) -> tuple[float, float]:
+    """HBM bytes of K and V: every key, once per K/V head (GQA), `refetch` times.
+
+    Every key counts even when a mask hides it from every query (top-left causal with
+    P < M, keys >= P): K and V are charged as compulsory inputs (the mapper contract's
+    lower bound), an overcount of HBM reads for such masks.
+    """
+    per_elem = s.kv_heads * s.seq_k * s.elem_bytes * refetch
+    return float(per_elem * s.head_dim), float(per_elem * s.value_dim)
+
+
+def mask_ops(s: AttnShape) -> float:
+    """fp32 lane operations per element of a masked (partial) tile."""
+    bounds = sum(x is not None for b in s.bands for x in (b.p_lo, b.p_hi, b.m_lo, b.m_hi))
+    bounds += sum(x is not None for b in s.bands for x in (b.d_lo, b.d_hi))
+    return MASK_OPS + MASK_BOUND_OPS * max(0, bounds - 1)
 
 
 def _groups(
@@ -69,7 +140,8 @@ def _groups(
     """Blocks in launch order: query tile fastest, then batch*head.
 
     `longest_first`: the causal fused kernels map program i to query tile n - 1 - i
-    (kernels.triton.attn_fwd / attn_2pass), so each head's longest tiles are dispatched first.
+    (kernels.triton.attn_fwd / attn_2pass), so each head's longest tiles are dispatched first; the
+    modelled kernels of other masks do the same.
     """
     heads = s.batch * s.heads
     if len(set(per_tile)) == 1:
@@ -81,12 +153,12 @@ def _groups(
 
 
 def kv_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
-    """How many times each head's K/V is read from HBM.
+    """How many times each K/V head's K/V is read from HBM.
 
-    Once when all its query tiles run together or its K/V fits in half the L2 across waves;
-    otherwise once per wave of its query tiles.
+    Once when all its query tiles (of its kv_group query heads, adjacent in launch order) run
+    together or its K/V fits in half the L2 across waves; otherwise once per wave of them.
     """
-    tiles = math.ceil(s.seq_q / t.block_m)
+    tiles = math.ceil(s.seq_q / t.block_m) * s.kv_group
     kv_head = s.seq_k * (s.head_dim + s.value_dim) * s.elem_bytes
     if tiles <= concurrent_blocks or 2 * kv_head <= l2_bytes:
         return 1
@@ -135,8 +207,14 @@ def _registers(elements_fp32: float, warps: int) -> int:
     return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
-def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> KernelPlan:
-    """A fused kernel over key tiles: mode `online` (1-pass), `stats` or `output` (2-pass)."""
+def _fused(
+    s: AttnShape, t: Tiling, name: str, mode: str, refetch: int, score: ScoreCost = SOFTMAX
+) -> KernelPlan:
+    """A fused kernel over key tiles: mode `online` (1-pass), `stats` or `output` (2-pass).
+
+    `score`: sigmoid (online only) replaces the running max, sum and rescale; modifiers add
+    their per-score work to every step (and, as `added`, to a measured tile-chain step).
+    """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = _query_tiles(s, t)
     qk = Dot(2.0 * bm * bn * d, bm, bn, d)
@@ -145,8 +223,7 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
     q_bytes = heads * s.seq_q * d * b
     o_bytes = heads * s.seq_q * f * b
     stats_bytes = heads * s.seq_q * 2 * 4.0
-    k_bytes = heads * s.seq_k * d * b * refetch
-    v_bytes = heads * s.seq_k * f * b * refetch
+    k_bytes, v_bytes = _kv_bytes(s, refetch)
     buffers = max(t.num_stages - 1, 1)
     if mode == "stats":
         step = StepWork((qk,), bm * bn + bm, STATS_OPS * bm * bn + 2 * bm, bn * d * b)
@@ -168,8 +245,15 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
             regs = PINGPONG_REGISTERS
         reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
         writes = float(o_bytes)
-    masked = StepWork(step.dots, step.exp2, step.fp32_ops + MASK_OPS * bm * bn, step.load_bytes)
-    flops = sum(x.flops for x in step.dots) * heads * sum(a + m for a, m, _ in tiles)
+    softmax_step = step  # what the Triton kernels run (and the calibration measured)
+    if score.sigmoid:  # no running max, row sum, per-row exp2 or accumulator rescale
+        step = replace(step, exp2=bm * bn, fp32_ops=SIGMOID_OPS * bm * bn)
+    extra = score.modifier_work(bm * bn)
+    step = replace(step, exp2=step.exp2 + extra.exp2, fp32_ops=step.fp32_ops + extra.fp32_ops)
+    # a measured tile-chain step is the kernels' softmax: add what this score function changes
+    added = StepWork((), step.exp2 - softmax_step.exp2, step.fp32_ops - softmax_step.fp32_ops, 0.0)
+    masked = replace(step, fp32_ops=step.fp32_ops + mask_ops(s) * bm * bn)
+    flops = sum(x.flops for x in step.dots) * heads * sum(a + m for a, m in tiles)
     return KernelPlan(
         name=name,
         tiling=t,
@@ -179,54 +263,130 @@ def _fused(s: AttnShape, t: Tiling, name: str, mode: str, refetch: int) -> Kerne
         masked_step=masked,
         fixed=fixed,
         round_trips=2,
-        groups=_groups(s, [(a, m) for a, m, _ in tiles], longest_first=s.causal),
+        groups=_groups(s, tiles, longest_first=not s.is_dense),
         hbm_read_bytes=reads,
         hbm_write_bytes=writes,
         flops=flops,
         mode=mode,
         head_dim=d,
         tiles=_tiles(s, t, mode),
+        added=added,
     )
 
 
-def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
+def _visited(tiles: TileCounts) -> list[int]:
+    """Visited (full or partial) key tiles per query tile."""
+    pairs = zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True)
+    return [a + m for a, m in pairs]
+
+
+def _score_tiles(s: AttnShape, t: Tiling) -> tuple[int, float]:
+    """(score tiles the QK^T kernel computes, score elements it writes) of one head.
+
+    Per query tile: its visited key tiles (full or partial), each written for the tile's
+    real rows and the tile's real keys (the ragged last key tile is narrower).
+    """
+    bm, bn = t.block_m, t.block_n
+    tiles = kernel_tiles(s, bm, bn)
+    visited = _visited(tiles)
+    ragged = tiles.key_tiles * bn - s.seq_k  # padded keys of the last key tile
+    last = [0] * len(visited)
+    if ragged:  # whether each query tile visits the last key tile
+        padded = tiles.query_tiles * bm
+        only_last = tuple(b.intersect(Band(m_lo=(tiles.key_tiles - 1) * bn)) for b in s.bands)
+        end = classify_tiles(only_last, padded, s.seq_k, bm, bn)
+        last = _visited(end)
+    score_elems = 0.0
+    for i, (cols, has_last) in enumerate(zip(visited, last, strict=True)):
+        score_elems += min(bm, s.seq_q - i * bm) * (cols * bn - ragged * has_last)
+    return sum(visited), score_elems
+
+
+def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[KernelPlan, ...]:
+    """QK^T (score modifiers in its epilogue), softmax (or sigmoid) over rows, then P.V."""
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     heads = s.batch * s.heads
-    n_q, n_k = math.ceil(s.seq_q / bm), math.ceil(s.seq_k / bn)
-    computed, score_elems = 0, 0.0
-    for i in range(n_q):  # causal: key tiles up to the one holding key (i + 1) * bm - 1
-        cols = n_k if not s.causal else min(n_k, ((i + 1) * bm - 1) // bn + 1)
-        computed += cols
-        score_elems += min(bm, s.seq_q - i * bm) * min(s.seq_k, cols * bn)
+    computed, score_elems = _score_tiles(s, t)
+    k_bytes, v_bytes = _kv_bytes(s, 1)
     qk_dot = Dot(2.0 * bm * bn * d, bm, bn, d)
+    extra = score.modifier_work(bm * bn)  # per score tile
     qk = KernelPlan(
         name="qk",
         tiling=Tiling(bm, bn, t.num_warps, 1),
         smem_bytes=b * (bm + bn) * d,
         registers_per_thread=_registers(bm * bn, t.num_warps),
-        step=StepWork((qk_dot,), 0.0, 1.5 * bm * bn, (bm + bn) * d * b),
+        step=StepWork((qk_dot,), extra.exp2, 1.5 * bm * bn + extra.fp32_ops, (bm + bn) * d * b),
         masked_step=StepWork(),
         fixed=StepWork((), 0.0, 0.0, bm * bn * b),
         round_trips=2,
         groups=(BlockGroup(heads * computed, 1, 0),),
-        hbm_read_bytes=heads * (s.seq_q * d + s.seq_k * d) * b,
+        hbm_read_bytes=heads * s.seq_q * d * b + k_bytes,
         hbm_write_bytes=heads * score_elems * b,
         flops=qk_dot.flops * heads * computed,
         work=float(heads * computed),
         longest=1.0,
+        added=extra,
     )
+    middle = _row_kernel(s, score_elems, score)
+    tiles = _query_tiles(s, t)
+    pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
+    pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
+    pv = KernelPlan(
+        name="pv",
+        tiling=t,
+        smem_bytes=b * max(t.num_stages - 1, 1) * (bm * bn + bn * f),
+        registers_per_thread=_registers(bm * f + bm * bn / 2, t.num_warps),
+        step=StepWork(),
+        masked_step=pv_step,
+        fixed=StepWork((), 0.0, bm * f, bm * f * b),
+        round_trips=2,
+        groups=_groups(s, [(0, a + m) for a, m in tiles]),
+        hbm_read_bytes=heads * score_elems * b + v_bytes,
+        hbm_write_bytes=heads * s.seq_q * f * b,
+        flops=pv_dot.flops * heads * sum(a + m for a, m in tiles),
+        work=float(heads * sum(a + m for a, m in tiles)),
+        longest=float(max(a + m for a, m in tiles)),
+    )
+    return qk, middle, pv
+
+
+def _row_kernel(s: AttnShape, score_elems: float, score: ScoreCost) -> KernelPlan:
+    """The unfused middle kernel: one program per row, over its visible keys in BLOCKs.
+
+    Softmax: rows within one block in one step, longer rows a max/sum loop then a normalize
+    loop. Sigmoid (no kernel yet): one element-wise loop (tanh on the SFU, an FMA, convert).
+    """
+    b = s.elem_bytes
+    heads = s.batch * s.heads
     block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
     single = s.seq_k <= block
     lanes = _softmax_lane_blocks(s, block) * block  # lanes a row program steps through
     warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
     rows = heads * s.seq_q
-    visible = causal_pairs(s.seq_q, s.seq_k)  # causal rows i < seq_k see i + 1 keys
-    mean_valid = visible / s.seq_q if s.causal else s.seq_k
+    mean_valid = s.seq_k if s.is_dense else s.points / s.seq_q  # visible keys per row
+    if score.sigmoid:
+        steps = math.ceil(mean_valid / block)
+        return KernelPlan(
+            name="sigmoid",
+            tiling=Tiling(1, block, warps, 1),
+            smem_bytes=0,
+            registers_per_thread=_registers(block, warps),
+            step=StepWork((), block, SIGMOID_ROW_OPS * block, min(mean_valid, block) * b),
+            masked_step=StepWork(),
+            fixed=StepWork(),
+            round_trips=2,
+            groups=(BlockGroup(rows, steps, 0),),
+            hbm_read_bytes=heads * score_elems * b,
+            hbm_write_bytes=heads * score_elems * b,
+            flops=0.0,
+            work=heads * lanes * b * 2.0,
+            longest=math.ceil(s.seq_k / block) * block * b * 2.0,
+        )
     # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
     steps = 1 if single else 2 * math.ceil(mean_valid / block)
     exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
     soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
-    softmax = KernelPlan(
+    return KernelPlan(
         name="softmax",
         tiling=Tiling(1, block, warps, 1),
         smem_bytes=0,
@@ -242,26 +402,6 @@ def _unfused(s: AttnShape, t: Tiling) -> tuple[KernelPlan, ...]:
         work=heads * lanes * b * (2.0 if single else 3.0),
         longest=math.ceil(s.seq_k / block) * block * b * (2.0 if single else 3.0),
     )
-    tiles = _query_tiles(s, t)
-    pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
-    pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
-    pv = KernelPlan(
-        name="pv",
-        tiling=t,
-        smem_bytes=b * max(t.num_stages - 1, 1) * (bm * bn + bn * f),
-        registers_per_thread=_registers(bm * f + bm * bn / 2, t.num_warps),
-        step=StepWork(),
-        masked_step=pv_step,
-        fixed=StepWork((), 0.0, bm * f, bm * f * b),
-        round_trips=2,
-        groups=_groups(s, [(0, a + m) for a, m, _ in tiles]),
-        hbm_read_bytes=heads * (score_elems + s.seq_k * f) * b,
-        hbm_write_bytes=heads * s.seq_q * f * b,
-        flops=pv_dot.flops * heads * sum(a + m for a, m, _ in tiles),
-        work=float(heads * sum(a + m for a, m, _ in tiles)),
-        longest=float(max(a + m for a, m, _ in tiles)),
-    )
-    return qk, softmax, pv
 
 
 def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
@@ -270,12 +410,26 @@ def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
     The kernel's work goes by lanes, not by visible keys: a causal row of 9000 keys steps
     through two 8192-lane blocks, masked loads or not.
     """
-    if not s.causal:
+    if s.is_dense:
         return s.seq_q * math.ceil(s.seq_k / block)
-    n = min(s.seq_q, s.seq_k)  # rows 1..n see 1..n keys; later rows see all seq_k
-    q, r = divmod(n, block)
-    steps = block * q * (q + 1) // 2 + r * (q + 1)
-    return steps + (s.seq_q - n) * math.ceil(s.seq_k / block)
+    return _row_blocks(s.bands, s.seq_q, s.seq_k, block)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_blocks(bands: tuple[Band, ...], seq_q: int, seq_k: int, block: int) -> int:
+    """Sum over the rows of ceil(visible keys / block) (per-row counts, vectorized)."""
+    p = np.arange(seq_q, dtype=np.int64)
+    visible = np.zeros(seq_q, dtype=np.int64)
+    reach = seq_q + seq_k  # clips absent diagonal bounds (no overflow, same rows)
+    for k in range(1, len(bands) + 1):  # inclusion-exclusion over the bands
+        for combo in itertools.combinations(bands, k):
+            both = functools.reduce(Band.intersect, combo)
+            p_lo, p_hi, m_lo, m_hi, d_lo, d_hi = both.bounds()
+            lo = np.maximum(max(m_lo, 0), p + max(d_lo, -reach))
+            hi = np.minimum(min(m_hi, seq_k - 1), p + min(d_hi, reach))
+            rows = (p >= p_lo) & (p <= p_hi)
+            visible += (1 if k % 2 else -1) * np.where(rows, np.maximum(hi - lo + 1, 0), 0)
+    return int(((visible + block - 1) // block).sum())
 
 
 _ROWS = {True: "aligned rows (seq % 16 == 0)", False: "ragged rows (seq % 16 != 0)"}
@@ -305,11 +459,15 @@ def _with_measured(
     rate (kernels/calibrate/microbench_unfused.py measures both). Without an entry of the shape's
     class
     the nearest other one is used and `measured_from` says so.
+
+    A masked shape (any mask) takes the causal entries: the kernels' one masked form. A
+    kernel with no calibrated form (the sigmoid row kernel) keeps its unit model.
     """
     out = []
     aligned = s.seq_k % 16 == 0
+    masked = not s.is_dense
     for i, plan in enumerate(plans):
-        found = cal.unfused(plan.name, s.causal, s.head_dim, t.block_m, t.block_n, t.num_warps)
+        found = cal.unfused(plan.name, masked, s.head_dim, t.block_m, t.block_n, t.num_warps)
         if not found:
             out.append(plan)
             continue
@@ -343,7 +501,8 @@ def _split(
     model adds once per kernel (`gpu_model.time_kernel`).
     """
     d = e.head_dim or s.head_dim
-    cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, s.causal, s.dtype, s.elem_bytes)
+    causal = not s.is_dense  # the entry's own mask: top-left causal or none
+    cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, causal, s.dtype, s.elem_bytes)
     cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
     ref = _unfused(cal_shape, cal_tiling)[i]
     read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
@@ -362,26 +521,30 @@ def kernel_plans(
     calibration: Calibration | None = None,
     sm_count: int = 1,
     hbm_latency_s: float = 0.0,
+    score: ScoreCost = SOFTMAX,
 ) -> tuple[KernelPlan, ...]:
     """The kernels `family` launches for shape `s` with tiling `t`, in order.
 
     With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
     non-memory rates (`KernelPlan.measured`), less `hbm_latency_s` per dependent round trip.
+    `score`: what the score function changes (sigmoid has no 2-pass form: ValueError).
     """
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
     if t.schedule != "plain" and family != "1pass":
         raise ValueError(f"schedule {t.schedule!r} is a 1-pass kernel, not {family}")
     if family == "1pass":
         if t.schedule == "pingpong":
-            return (_fused(s, t, "attn_fwd_pingpong", "pingpong", refetch),)
-        return (_fused(s, t, "attn_fwd", "online", refetch),)
+            return (_fused(s, t, "attn_fwd_pingpong", "pingpong", refetch, score),)
+        return (_fused(s, t, "attn_fwd", "online", refetch, score),)
     if family == "2pass":
+        if score.sigmoid:
+            raise ValueError("sigmoid weights have no row statistics: no 2-pass form")
         return (
-            _fused(s, t, "attn_stats", "stats", refetch),
-            _fused(s, t, "attn_output", "output", refetch),
+            _fused(s, t, "attn_stats", "stats", refetch, score),
+            _fused(s, t, "attn_output", "output", refetch, score),
         )
     if family == "unfused":
-        plans = _unfused(s, t)
+        plans = _unfused(s, t, score)
         if calibration is not None and calibration.unfused_kernels:
             plans = _with_measured(plans, s, t, calibration, sm_count, hbm_latency_s)
         return plans

@@ -133,6 +133,11 @@ class KernelPlan:
     measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
     work: float = 0.0
     longest: float = 0.0
+    # work a measured rate leaves out: what this plan's score function (sigmoid, softcap,
+    # position bias) adds to (or, negative, removes from) the measured softmax kernel, per
+    # step of a measured tile chain (fused) or per unit of `work` (unfused); priced at the
+    # device's SFU and fp32 rates
+    added: StepWork = StepWork()
 
     @property
     def blocks(self) -> int:
@@ -287,6 +292,12 @@ def _block_times(
         # the L2 traffic: no separate L2 bound (first-touch HBM reads are the kernel's HBM
         # term). Masked steps add their mask arithmetic on the CUDA cores.
         base = chain.step_s * k / chain.blocks_per_sm
+        if plan.added != StepWork():  # a score function the measured chain did not run
+            sms = rates.arch.sm_count
+            delta = plan.added.exp2 / (rates.exp2_per_s / sms)
+            delta += plan.added.fp32_ops / (rates.fp32_per_s / sms)
+            tensor = step_times(plan.step, rates, t.num_warps).tensor_s
+            base = max(base + k * delta, k * tensor)  # never under its matmuls
         mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
         full = base
         masked = base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count)
@@ -389,6 +400,7 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
     hbm += plan.hbm_write_bytes / rates.hbm_write_bytes_per_s
     if plan.measured is not None and plan.work > 0:  # measured rate replaces the unit model
         s_rest, sms = plan.measured
+        s_rest += plan.added.exp2 / rates.exp2_per_s + plan.added.fp32_ops / rates.fp32_per_s
         # memory part at this device's bandwidth + the measured rest; a grid too small to
         # fill the SMs runs at its longest block's one-SM share; plus the kernel's dependent
         # HBM round trips (first load, last store), which the rate of the calibration's long

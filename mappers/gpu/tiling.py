@@ -1,25 +1,45 @@
 """GPU threadblock-tiling mappers `gpu-1pass`, `gpu-2pass`, `gpu-unfused` with a tiling search.
 
-Each maps an attention cascade (sizes B, H, P, M, E, F; causal when the cascade has `where`
-conditions) onto a `GpuArch`: it ranks candidate tilings (BLOCK_M, BLOCK_N, warps, stages)
-that fit the shared-memory and register limits by modelled time (`mappers.gpu.model`) and
-reports the chosen one (the given one when every tiling option is set). On an sm_90 GPU
-(`compute_capability` 9.x) the 1-pass search also ranks the ping-pong kernel
-(`schedule: pingpong`, kernels.gluon.attn_pingpong) for fp16/bf16, head dim 64/128, P % 128 == 0.
+Each maps an attention cascade onto a `GpuArch`, reading what the cascade states from
+`einsum_ir.analysis.structure.attention_problem` (rank roles, never letters): queries and keys,
+the batch-like ranks (batch x heads), query heads sharing one K/V head (GQA), the mask (any
+band mask: its tiles are classified for every candidate tiling) and the score function
+(softmax; sigmoid, softcap and position bias are priced as modelled kernels; linear attention
+and masks outside the band family are refused). It ranks candidate tilings (BLOCK_M,
+BLOCK_N, warps, stages) that fit the shared-memory and register limits by modelled time
+(`mappers.gpu.model`) and reports the chosen one (the given one when every tiling option is
+set). On an sm_90 GPU (`compute_capability` 9.x) the 1-pass search also ranks the ping-pong
+kernel (`schedule: pingpong`, kernels.gluon.attn_pingpong) for fp16/bf16, head dim 64/128,
+P % 128 == 0.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from dataclasses import asdict, dataclass
 
 from archs.gpu import GpuArch, dtype_bytes
+from einsum_ir.analysis.structure import (
+    AttentionProblem,
+    MaskKind,
+    Modifier,
+    ScoreKind,
+    StructureError,
+    attention_problem,
+)
 from einsum_ir.ir import Cascade
-from einsum_ir.sizes import SizeError, resolve_sizes
-from kernels.spec import PINGPONG_TILINGS, SCHEDULES, AttnShape, host_call_key
+from einsum_ir.sizes import SizeError
+from kernels.spec import CAUSAL_TOP_LEFT, PINGPONG_TILINGS, SCHEDULES, AttnShape, host_call_key
 from kernels.spec import family as kernel_family
-from mappers.gpu.kernels import kernel_plans, schedule_problem
+from mappers.gpu.kernels import (
+    SOFTMAX,
+    ScoreCost,
+    kernel_plans,
+    kernel_tiles,
+    schedule_problem,
+)
 from mappers.gpu.model import (
     ASSUMPTIONS,
     DeviceRates,
@@ -103,33 +123,132 @@ class Evaluated:
     host_bound: bool = False
 
 
-def attention_shape(cascade: Cascade, sizes: dict[str, int], dtype: str) -> AttnShape:
-    """Sizes of an attention cascade (B and H default to 1 when the cascade has no such rank)."""
-    if not {"Q", "K", "V"} <= set(cascade.input_names):
-        raise MappingError(f"{cascade.name}: the GPU mappers need an attention cascade (Q, K, V)")
+@dataclass(frozen=True, slots=True)
+class GpuProblem:
+    """An attention cascade as the GPU kernels see it.
+
+    Attributes:
+        shape: Sizes, mask (bands), K/V grouping and element type.
+        score: What the score function adds to the kernels' softmax.
+        structure: The problem `attention_problem` read from the cascade.
+        warnings: What was modelled without a measured kernel, for the Result.
+    """
+
+    shape: AttnShape
+    score: ScoreCost
+    structure: AttentionProblem
+    warnings: tuple[str, ...]
+
+
+def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProblem:
+    """Read the attention problem of `cascade` at `sizes` (refusing what cannot be priced).
+
+    Batch x heads are the batch-like ranks (heads: the innermost one) times the query-group
+    ranks (GQA's query heads per K/V head); K and V are charged per K/V head.
+    """
     try:
-        ranks = resolve_sizes(cascade, sizes)
+        ap = attention_problem(cascade, sizes)
+    except StructureError as exc:
+        raise MappingError(f"the GPU mappers need an attention cascade: {exc}") from None
     except SizeError as exc:
         raise MappingError(str(exc)) from None
-    for r in ("P", "M", "E", "F"):
-        if r not in ranks:
-            raise MappingError(f"{cascade.name}: the GPU mappers need rank {r}")
-    causal = any(e.where for e in cascade.einsums)
-    return AttnShape(
-        batch=ranks.get("B", 1),  # type: ignore[call-overload]
-        heads=ranks.get("H", 1),  # type: ignore[call-overload]
-        seq_q=ranks["P"],  # type: ignore[index]
-        seq_k=ranks["M"],  # type: ignore[index]
-        head_dim=ranks["E"],  # type: ignore[index]
-        value_dim=ranks["F"],  # type: ignore[index]
-        causal=causal,
+    roles = ap.roles
+    size = ap.sizes
+    refuse = f"{cascade.name}: the GPU mappers cannot price "
+    if ap.score.kind == ScoreKind.LINEAR:
+        raise MappingError(refuse + f"linear attention, no weight function ({ap.score.describe()})")
+    if ap.score.kind == ScoreKind.OTHER:
+        raise MappingError(
+            refuse + f"a score function other than softmax or sigmoid ({ap.score.describe()})"
+        )
+    if ap.mask.kind == MaskKind.GENERIC:
+        raise MappingError(
+            refuse + f"the mask {ap.mask.text!r}: it is outside the band family (bounds on p, "
+            "m and m - p), so its tiles cannot be classified"
+        )
+    if Modifier.BIAS in ap.score.modifiers:
+        raise MappingError(refuse + "an additive bias tensor (its loads are not modelled)")
+    if not roles.score_dims or not roles.value_dims:
+        raise MappingError(refuse + "attention without score dims or value dims")
+    inputs = dict(cascade.inputs)
+    query_side = [t for t in inputs if roles.key not in _roots(cascade, inputs[t])]
+    key_side = [t for t in inputs if t not in query_side]
+    if len(query_side) != 1 or len(key_side) != 2:
+        raise MappingError(
+            refuse + f"inputs {', '.join(inputs)}: expected one query-side tensor (Q) and two "
+            f"key-side tensors (K, V) over the key rank {roles.key}"
+        )
+    if ap.sharing_of(query_side[0]):
+        shared = ", ".join(ap.sharing_of(query_side[0]))
+        raise MappingError(refuse + f"a query tensor shared across {shared}")
+    groups = {math.prod(size[r] for r in ap.sharing_of(t)) for t in key_side}
+    if len(groups) != 1:
+        raise MappingError(refuse + "K and V shared across different ranks")
+    kv_group = groups.pop()
+    batch_ranks = [size[r] for r in roles.batch]
+    heads = (batch_ranks[-1] if batch_ranks else 1) * ap.query_group
+    bands = ap.mask.bands
+    shape = AttnShape(
+        batch=math.prod(batch_ranks[:-1]),
+        heads=heads,
+        seq_q=ap.seq_q,
+        seq_k=ap.seq_k,
+        head_dim=math.prod(size[r] for r in roles.score_dims),
+        value_dim=math.prod(size[r] for r in roles.value_dims),
+        causal=bands == CAUSAL_TOP_LEFT,
         dtype=dtype,
         elem_bytes=dtype_bytes(dtype),
+        mask=bands,
+        kv_group=kv_group,
     )
+    mods = set(ap.score.modifiers)
+    score = ScoreCost(
+        sigmoid=ap.score.kind == ScoreKind.SIGMOID,
+        softcap=Modifier.SOFTCAP in mods,
+        position_bias=Modifier.POSITION_BIAS in mods,
+    )
+    return GpuProblem(shape, score, ap, _problem_warnings(ap, shape, score))
 
 
-def candidate_tilings(causal: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
-    """The default search space (causal kernels need BLOCK_M % BLOCK_N == 0).
+def _roots(cascade: Cascade, ranks: tuple[str, ...]) -> set[str]:
+    return {cascade.root(r) for r in ranks}  # type: ignore[arg-type]
+
+
+def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> tuple[str, ...]:
+    out = [f"mask: {ap.mask.describe()} (from the cascade's where conditions)"]
+    out += [f"structure: {n}" for n in ap.notes]
+    if not s.is_dense and not s.causal:
+        out.append(
+            f"mask {ap.mask.describe()}: no Triton kernel implements it yet (only none and "
+            "top-left causal); modelled as the kernel with loop bounds per query tile: empty "
+            "tiles skipped, full tiles unmasked steps, partial tiles masked steps"
+        )
+    if s.kv_group > 1:
+        out.append(
+            f"GQA ({s.kv_group} query heads per K/V head, {s.kv_heads} K/V heads): the Triton "
+            "kernels do not implement GQA yet; modelled as a kernel that reads each K/V head's "
+            "K and V once from HBM, its query heads' programs hitting L2"
+        )
+    if not score.is_plain:
+        out.append(
+            f"score function {score.describe()}: no kernel implements it yet (issue 13); "
+            "priced in the step work at the calibrated SFU and fp32 rates (sigmoid: no running "
+            "max, row sum or rescale; softcap: tanh per score on the SFU and 2 multiplies; "
+            "position bias: one FMA per score), without a measured kernel"
+        )
+    return tuple(out)
+
+
+def attention_shape(cascade: Cascade, sizes: dict[str, int], dtype: str) -> AttnShape:
+    """The kernel shape of an attention cascade (`gpu_problem(...).shape`)."""
+    return gpu_problem(cascade, sizes, dtype).shape
+
+
+def candidate_tilings(masked: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
+    """The default search space (masked kernels need BLOCK_M % BLOCK_N == 0).
+
+    `masked`: the shape has a mask (causal or any other): its fused kernels split each query
+    tile's key loop at tile boundaries of both sizes.
 
     `pingpong`: also the ping-pong kernel's tilings (`PINGPONG_CANDIDATES`).
     """
@@ -138,7 +257,7 @@ def candidate_tilings(causal: bool, pingpong: bool = False) -> tuple[Tiling, ...
         for m, n, w, s in itertools.product(
             BLOCK_M_CANDIDATES, BLOCK_N_CANDIDATES, WARP_CANDIDATES, STAGE_CANDIDATES
         )
-        if not causal or m % n == 0
+        if not masked or m % n == 0
     )
     pp = tuple(Tiling(*t, "pingpong") for t in PINGPONG_CANDIDATES) if pingpong else ()
     return plain + pp
@@ -150,10 +269,16 @@ def pingpong_searched(family: str, shape: AttnShape, arch: GpuArch) -> bool:
     return not schedule_problem(family, shape, t, arch.compute_capability)
 
 
-def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) -> Evaluated:
-    """Model every kernel of `family` for one tiling."""
+def evaluate(
+    family: str,
+    shape: AttnShape,
+    tiling: Tiling,
+    rates: DeviceRates,
+    score: ScoreCost = SOFTMAX,
+) -> Evaluated:
+    """Model every kernel of `family` for one tiling (`score`: the score function's work)."""
     arch = rates.arch
-    first = kernel_plans(family, shape, tiling, arch.sm_count, arch.l2_bytes)[0]
+    first = kernel_plans(family, shape, tiling, arch.sm_count, arch.l2_bytes, score=score)[0]
     res = plan_residency(arch, first)
     plans = kernel_plans(
         family,
@@ -164,21 +289,26 @@ def evaluate(family: str, shape: AttnShape, tiling: Tiling, rates: DeviceRates) 
         arch.calibration,
         arch.sm_count,
         arch.hbm_latency_s,
+        score,
     )
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
-    if shape.causal and family != "unfused" and tiling.block_m % tiling.block_n:
-        problem = problem or "causal kernels need block_m % block_n == 0"
+    if not shape.is_dense and family != "unfused" and tiling.block_m % tiling.block_n:
+        problem = problem or "masked (causal) kernels need block_m % block_n == 0"
     problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
     total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
     return Evaluated(tiling, kernels, total, problem, host_bound)
 
 
 def rank_tilings(
-    family: str, shape: AttnShape, rates: DeviceRates, tilings: tuple[Tiling, ...]
+    family: str,
+    shape: AttnShape,
+    rates: DeviceRates,
+    tilings: tuple[Tiling, ...],
+    score: ScoreCost = SOFTMAX,
 ) -> list[Evaluated]:
     """Runnable tilings first, fastest first; then the others in the given order."""
-    evaluated = [evaluate(family, shape, t, rates) for t in tilings]
+    evaluated = [evaluate(family, shape, t, rates, score) for t in tilings]
     ok = sorted((e for e in evaluated if not e.problem), key=lambda e: e.time_s)
     return ok + [e for e in evaluated if e.problem]
 
@@ -198,7 +328,13 @@ class GpuTilingMapper:
         if not isinstance(arch, GpuArch):
             raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
         opts = self.options
-        shape = attention_shape(cascade, sizes, opts.dtype)
+        problem = gpu_problem(cascade, sizes, opts.dtype)
+        shape = problem.shape
+        if problem.score.sigmoid and self.family == "2pass":
+            raise MappingError(
+                f"{self.name}: {cascade.name} has sigmoid weights, which need no row "
+                "statistics: the 2-pass kernels do not apply (use gpu-1pass or gpu-unfused)"
+            )
         try:
             rates = device_rates(arch, opts.dtype)
         except KeyError as exc:
@@ -208,7 +344,7 @@ class GpuTilingMapper:
         pingpong = opts.schedule == "pingpong" or (
             not opts.schedule and pingpong_searched(self.family, shape, arch)
         )
-        space = candidate_tilings(shape.causal, pingpong)
+        space = candidate_tilings(not shape.is_dense, pingpong)
         fixed = opts.fixed
         if fixed is None:
             space = tuple(
@@ -226,7 +362,7 @@ class GpuTilingMapper:
                     if getattr(opts, f)
                 }
                 options = ", ".join(f"{k}={v}" for k, v in given.items())
-                known = ", ".join(str(t) for t in candidate_tilings(shape.causal, pingpong))
+                known = ", ".join(str(t) for t in candidate_tilings(not shape.is_dense, pingpong))
                 raise MappingError(
                     f"{self.name}: no candidate tiling matches {options} (candidates: {known}); "
                     "set all four tiling options to model any other tiling"
@@ -235,7 +371,7 @@ class GpuTilingMapper:
             space = (fixed,)
         elif fixed not in space:
             space = (*space, fixed)
-        ranked = rank_tilings(self.family, shape, rates, space)
+        ranked = rank_tilings(self.family, shape, rates, space, problem.score)
         valid = [e for e in ranked if not e.problem]
         if fixed is not None:
             chosen = next(e for e in ranked if e.tiling == fixed)
@@ -243,7 +379,7 @@ class GpuTilingMapper:
             chosen = valid[0]
         else:
             raise MappingError(f"no candidate tiling fits {arch.name}: {ranked[0].problem}")
-        return _result(self, cascade, arch, sizes, shape, rates, chosen, ranked)
+        return _result(self, cascade, arch, sizes, problem, rates, chosen, ranked)
 
 
 @register_mapper(kernel_family("1pass").mapper)  # gpu-1pass
@@ -272,11 +408,12 @@ def _result(
     cascade: Cascade,
     arch: GpuArch,
     sizes: dict[str, int],
-    shape: AttnShape,
+    problem: GpuProblem,
     rates: DeviceRates,
     chosen: Evaluated,
     ranked: list[Evaluated],
 ) -> Result:
+    shape = problem.shape
     kernels = chosen.kernels
     latency = chosen.time_s
     clock = arch.clock_hz
@@ -290,6 +427,7 @@ def _result(
         arch.calibration,
         arch.sm_count,
         arch.hbm_latency_s,
+        problem.score,
     )
     hbm_read = sum(p.hbm_read_bytes for p in plans)
     hbm_write = sum(p.hbm_write_bytes for p in plans)
@@ -302,8 +440,8 @@ def _result(
     rank = 0 if chosen.problem else next(i + 1 for i, e in enumerate(ranked) if e is chosen)
     peak = rates.peak_matmul_flops_per_s
     util = min(1.0, shape.flops / (peak * latency))
-    warnings = [*ASSUMPTIONS, *rates.notes]
-    warnings.append(f"causal={shape.causal} (from the cascade's where conditions)")
+    warnings = [*ASSUMPTIONS, *rates.notes, *problem.warnings]
+    tiles = kernel_tiles(shape, chosen.tiling.block_m, chosen.tiling.block_n)
     for p in plans:
         if p.mode:
             warnings.append(
@@ -337,6 +475,11 @@ def _result(
         "hbm_us": sum(k.hbm_s for k in kernels) * 1e6,
         "launch_us": sum(k.launch_s for k in kernels) * 1e6,
         "causal": float(shape.causal),
+        "mask_points": float(shape.points),
+        "tiles_full": float(tiles.full),
+        "tiles_partial": float(tiles.partial),
+        "tiles_empty": float(tiles.empty),
+        "kv_heads": float(shape.kv_heads),
         "tiling_rank": float(rank),
         "tiling_candidates": float(len(ranked)),
         "tiling_valid": float(len(valid)),

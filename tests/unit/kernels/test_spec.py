@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from einsum_ir.analysis.tiles import Band
 from kernels import spec
 from kernels.spec import AttnShape
 
@@ -31,7 +32,17 @@ SHAPES = [
     AttnShape(2, 2, 6, 5, 8, 4, True, "bf16", 2),  # E != F
     AttnShape(4, 16, 4096, 4096, 128, 128, True, "bf16", 2),  # the reference file's shape
 ]
-SMALL = [s for s in SHAPES if s.seq_q * s.seq_k <= 400]
+# Shapes the GPU mappers build from cascades: other masks (as bands) and grouped K/V heads.
+WINDOW = (Band(d_lo=-2, d_hi=0),)  # causal window of 3 keys
+BOTTOM_RIGHT = (Band(d_hi=4),)  # causal, bottom-right aligned for P = 5, M = 9
+SINKS = (Band(d_lo=-1, d_hi=0), Band(m_hi=0, d_hi=0))  # a sink key plus a window of 2
+MASKED = [
+    AttnShape(2, 4, 9, 9, 8, 8, False, "bf16", 2, mask=WINDOW),
+    AttnShape(1, 2, 5, 9, 8, 4, False, "bf16", 2, mask=BOTTOM_RIGHT),
+    AttnShape(1, 4, 8, 8, 4, 4, False, "fp16", 2, mask=SINKS, kv_group=4),
+    AttnShape(2, 8, 6, 7, 8, 8, True, "bf16", 2, mask=spec.CAUSAL_TOP_LEFT, kv_group=2),
+]
+SMALL = [s for s in SHAPES if s.seq_q * s.seq_k <= 400] + MASKED
 
 
 # ----------------------------------------------------------------------------- torch-free
@@ -143,7 +154,10 @@ def test_kernel_shape_has_value_dim_head_dim() -> None:
 
 def _visible(s: AttnShape) -> list[tuple[int, int]]:
     """(query, key) pairs of one head that the mask keeps (causal: top-left aligned)."""
-    return [(i, j) for i in range(s.seq_q) for j in range(s.seq_k) if not s.causal or j <= i]
+    if not s.mask:
+        return [(i, j) for i in range(s.seq_q) for j in range(s.seq_k) if not s.causal or j <= i]
+    pairs = itertools.product(range(s.seq_q), range(s.seq_k))
+    return [(i, j) for i, j in pairs if any(b.contains(i, j) for b in s.mask)]
 
 
 def _macs(s: AttnShape) -> int:
@@ -163,15 +177,32 @@ def _tensor_bytes(s: AttnShape) -> dict[str, int]:
         "V": (s.seq_k, s.value_dim),
         "O": (s.seq_q, s.value_dim),
     }
-    return {n: s.batch * s.heads * r * c * s.elem_bytes for n, (r, c) in sizes.items()}
+    heads = {"Q": s.batch * s.heads, "O": s.batch * s.heads}
+    heads |= {"K": s.batch * s.heads // s.kv_group, "V": s.batch * s.heads // s.kv_group}
+    return {n: heads[n] * r * c * s.elem_bytes for n, (r, c) in sizes.items()}
 
 
 @pytest.mark.parametrize("s", SMALL, ids=str)
 def test_flops_from_first_principles(s: AttnShape) -> None:
     full = 2 * _macs(s)  # 2 FLOPs per multiply-add, every score computed (the schema's count)
     expected = full // 2 if s.causal else full
-    assert spec.attn_flops(s) == expected
-    assert s.flops == float(expected)
+    assert spec.attn_flops(s) == expected  # the measurement files' convention
+    # what the mappers report: the visible pairs, each E + F multiply-adds
+    visible = 2 * s.batch * s.heads * len(_visible(s)) * (s.head_dim + s.value_dim)
+    assert spec.visible_flops(s) == visible and s.flops == float(visible)
+    assert s.points == len(_visible(s))
+
+
+def test_mask_and_causal_flag_agree() -> None:
+    with pytest.raises(ValueError, match="contradicts"):
+        AttnShape(1, 1, 4, 4, 8, 8, True, "bf16", 2, mask=WINDOW)
+    with pytest.raises(ValueError, match="contradicts"):
+        AttnShape(1, 1, 4, 4, 8, 8, False, "bf16", 2, mask=spec.CAUSAL_TOP_LEFT)
+    with pytest.raises(ValueError, match="kv_group"):
+        AttnShape(1, 3, 4, 4, 8, 8, False, "bf16", 2, kv_group=2)
+    plain = AttnShape(1, 1, 4, 4, 8, 8, True, "bf16", 2)
+    assert plain.bands == spec.CAUSAL_TOP_LEFT and not plain.is_dense
+    assert AttnShape(1, 1, 4, 4, 8, 8, False, "bf16", 2).bands == spec.NO_MASK
 
 
 @pytest.mark.parametrize("s", SMALL, ids=str)
@@ -222,7 +253,11 @@ def _old_mapper_visible(s: AttnShape) -> int:
 
 @pytest.mark.parametrize("s", SHAPES, ids=str)
 def test_formulas_agree_with_the_implementations_they_replaced(s: AttnShape) -> None:
-    assert s.flops == _old_mapper_flops(s)
+    # the mappers' FLOPs count the visible pairs exactly now (causal: the diagonal too)
+    if s.causal:
+        assert s.flops == _old_mapper_flops(s) * 2 * s.points / (s.seq_q * s.seq_k)
+    else:
+        assert s.flops == _old_mapper_flops(s)
     assert spec.causal_pairs(s.seq_q, s.seq_k) == _old_mapper_visible(s)
     if s.head_dim != s.value_dim:
         return
