@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def load_arch(path_or_name: str | Path, overrides: Mapping[str, Any] | None = No
 def _load_base(path_or_name: str | Path) -> Arch:
     text = str(path_or_name)
     if text in preset_names():
-        return _load(Reader.from_file(preset_path(text)))
+        return _load_preset(text)
     path = Path(path_or_name)
     if not path.exists() and not text.endswith((".yaml", ".yml")):
         close = difflib.get_close_matches(text, preset_names(), n=3)
@@ -91,6 +92,16 @@ def _load_base(path_or_name: str | Path) -> Arch:
         message = f"no such file or preset{hint} (presets: {', '.join(preset_names())})"
         raise SpecError([Problem(text, 0, 0, "", message)])
     return _load(Reader.from_file(path))
+
+
+@functools.cache
+def _load_preset(name: str) -> Arch:
+    """A preset, read once per process.
+
+    Architectures are frozen values, and a GPU preset's calibration file alone took most of
+    a second to read.
+    """
+    return _load(Reader.from_file(preset_path(name)))
 
 
 def load_spatial_arch(path_or_name: str | Path) -> SpatialArch:

@@ -73,12 +73,18 @@ _Loader.add_implicit_resolver(
 )
 
 
+_SCALARS = _Loader("")  # one constructor for every scalar (a new one per scalar cost ~10 us)
+
+
 def _construct(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
-        try:  # a fresh constructor per scalar keeps this stateless
-            return _Loader("").construct_object(node, deep=True)
+        try:
+            return _SCALARS.construct_object(node, deep=True)
         except yaml.YAMLError:
             return str(node.value)  # a scalar with a tag SafeLoader does not know (`=`)
+        finally:  # stateless between scalars: forget what was constructed
+            _SCALARS.constructed_objects.clear()
+            _SCALARS.recursive_objects.clear()
     if isinstance(node, yaml.SequenceNode):
         return [_construct(n) for n in node.value]
     if isinstance(node, yaml.MappingNode):

@@ -456,6 +456,35 @@ def einsum_costs(
     )
 
 
+def _unshared_reads(
+    cv: CascadeView, traffic: Sequence[Traffic], word_bytes: int
+) -> tuple[str, ...]:
+    """Say when a shared input (GQA's K/V) is read from DRAM once per sharing head anyway.
+
+    A tensor absent from a rank is shared by that rank's heads; a mapping that keeps it on
+    chip for the whole group reads it once. When this mapping's DRAM reads of it reach its
+    size times the group (it re-reads it per block of query rows), sharing saved no traffic,
+    and the Result says so rather than look like a mapper that ignored the sharing.
+    """
+    if cv.problem is None:
+        return ()
+    notes = []
+    for name in cv.cascade.input_names:
+        ranks = cv.problem.sharing_of(name)
+        if not ranks:
+            continue
+        group = math.prod(cv.sizes[r] for r in ranks)
+        size = cv.words(name) * word_bytes
+        read = sum(t.read_bytes for t in traffic if t.level == "dram" and t.tensor == name)
+        if group > 1 and read >= group * size * (1 - 1e-9):
+            notes.append(
+                f"{name} is shared by the {group} query heads of a group ({', '.join(ranks)}) "
+                f"but read {read / size:.3g}x its size from DRAM: this mapping re-reads it for "
+                "every block of query rows, so the sharing saves no DRAM traffic here"
+            )
+    return tuple(notes)
+
+
 def spatial_result(
     cv: CascadeView,
     arch: SpatialArch,
@@ -512,7 +541,8 @@ def spatial_result(
             (f"rank roles by letter (key M, query P): {cv.structure_error}",)
             if cv.problem is None
             else ()
-        ),
+        )
+        + _unshared_reads(cv, traffic, arch.word_bytes),
         provenance=(
             ("version", VERSION),
             ("schedule", schedule),
