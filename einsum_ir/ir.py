@@ -516,6 +516,30 @@ class Cascade:
     description: str = ""
     source: str = field(default="", compare=False)
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        # computed once: analyses memoize on the cascade, and hashing every Einsum of it on
+        # each lookup cost more than some of the analyses
+        cached: int = self._hash
+        if not cached:
+            cached = (
+                hash(
+                    (
+                        self.name,
+                        self.inputs,
+                        self.einsums,
+                        self.outputs,
+                        self.partitions,
+                        self.params,
+                        self.init,
+                        self.description,
+                    )
+                )
+                or 1
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def location(self, path: str) -> tuple[int, int]:
         """(line, column) of a YAML path such as `outputs[0]` in the source file, or (0, 0)."""

@@ -617,6 +617,7 @@ def _name(bands: tuple[Band, ...], text: str, seq_q: int, seq_k: int, uniform: b
 # ----------------------------------------------------------------------------- score function
 
 
+@functools.lru_cache(maxsize=512)
 def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
     passes = count_passes(cascade, roles.key).passes
     key_var_roots = {roles.key}
