@@ -8,12 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from archs.gpu import GpuArch, load_gpu
 from archs.model import ComputeArray, Dram, Operation, RegisterFile, SpatialArch, StorageLevel
 from archs.overrides import apply_overrides
-from einsum_ir.spec import Problem, Reader, SpecError
+from einsum_ir.spec import Problem, Reader, SpecError, path_exists
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 GIB = 2**30
@@ -59,12 +57,10 @@ def preset_names(kind: str | None = None) -> tuple[str, ...]:
 
 def preset_kind(name: str) -> str:
     """The `kind:` of preset `name` (`spatial` when absent or unreadable)."""
-    try:
-        data = yaml.safe_load(preset_path(name).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return "spatial"
-    kind = data.get("kind") if isinstance(data, dict) else None
-    return kind if isinstance(kind, str) else "spatial"
+    root = Reader.from_file(preset_path(name))
+    kind = root.get("kind") if root.is_map and not root.problems else None
+    value = kind.value if kind is not None else None
+    return value if isinstance(value, str) else "spatial"
 
 
 def preset_path(name: str) -> Path:
@@ -86,7 +82,7 @@ def _load_base(path_or_name: str | Path) -> Arch:
     if text in preset_names():
         return _load_preset(text)
     path = Path(path_or_name)
-    if not path.exists() and not text.endswith((".yaml", ".yml")):
+    if not path_exists(path) and not text.endswith((".yaml", ".yml")):
         close = difflib.get_close_matches(text, preset_names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         message = f"no such file or preset{hint} (presets: {', '.join(preset_names())})"

@@ -35,17 +35,26 @@ from einsum_ir.spec import Problem
 
 
 class _Collector:
+    """The problems found so far, and whole-cascade facts computed once (checks stay linear)."""
+
     def __init__(self, cascade: Cascade, opaque: frozenset[str] = frozenset()) -> None:
         self.cascade = cascade
         self.opaque = opaque
         self.problems: list[Problem] = []
+        self.known_ranks = frozenset(cascade.all_ranks)
+        self.declared = cascade.tensor_ranks
+        self.recur = recurrence_vars(cascade)
+        self.symbols = frozenset(cascade.size_symbols)
+        # The YAML index of each Einsum by location, if some failed to parse.
+        self.einsum_paths = {
+            (line, col): p for p, line, col in cascade.locations if p.startswith("einsums[")
+        }
 
     def at_einsum(self, i: int, message: str) -> None:
         e = self.cascade.einsums[i]
         path = f"einsums[{i}]"
-        for p, line, col in self.cascade.locations:  # the YAML index, if some failed to parse
-            if p.startswith("einsums[") and (line, col) == (e.line, e.column) and line:
-                path = p
+        if e.line:
+            path = self.einsum_paths.get((e.line, e.column), path)
         self.problems.append(
             Problem(self.cascade.source, e.line, e.column, path, f"{e}: {message}")
         )
@@ -83,7 +92,11 @@ def recurrence_vars(cascade: Cascade) -> dict[TensorName, IndexName]:
 
 def is_lagged_read(cascade: Cascade, einsum: Einsum, access: Access) -> bool:
     """Whether `access` reads the previous iterate `X[r]` of a recurrence X over r."""
-    var = recurrence_vars(cascade).get(access.tensor)
+    return _is_lagged(recurrence_vars(cascade), einsum, access)
+
+
+def _is_lagged(recur: dict[TensorName, IndexName], einsum: Einsum, access: Access) -> bool:
+    var = recur.get(access.tensor)
     if var is None or var not in einsum.out_vars:
         return False
     return any(isinstance(i, Var) and i.name == var and i.offset == 0 for i in access.indices)
@@ -94,12 +107,13 @@ def dependency_graph(cascade: Cascade, include_lagged: bool) -> nx.DiGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(range(len(cascade.einsums)))
     producer = {e.output: i for i, e in reversed(list(enumerate(cascade.einsums)))}
+    recur = recurrence_vars(cascade)
     for i, e in enumerate(cascade.einsums):
         for acc in e.inputs:
             j = producer.get(acc.tensor)
             if j is None:
                 continue
-            if include_lagged or not is_lagged_read(cascade, e, acc):
+            if include_lagged or not _is_lagged(recur, e, acc):
                 graph.add_edge(j, i)
     return graph
 
@@ -170,9 +184,9 @@ def _check_definitions(c: _Collector) -> dict[TensorName, int]:
 
 def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, int]) -> None:
     cascade = c.cascade
-    known_ranks = set(cascade.all_ranks)
-    declared = cascade.tensor_ranks
-    recur = recurrence_vars(cascade)
+    known_ranks = c.known_ranks
+    declared = c.declared
+    recur = c.recur
     # Output access.
     shifted = [v for v in e.out.vars if v.offset != 0]
     if any(isinstance(idx, Final) for idx in e.out.indices):
@@ -224,7 +238,7 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
                     i, f"{acc}: only a recurrence over {idx.name} can be read at {idx.name}+1"
                 )
     # Size symbols: ranks and params.
-    symbols = set(cascade.size_symbols)
+    symbols = c.symbols
     for name in where_symbols(e.where):
         if name not in symbols:
             c.at_einsum(
@@ -291,9 +305,7 @@ def _check_order_and_cycles(c: _Collector, defined: dict[TensorName, int]) -> No
             j = defined.get(acc.tensor)
             if j is None or j < i:
                 continue
-            if j == i and is_lagged_read(cascade, e, acc):
-                continue
-            if j > i and is_lagged_read(cascade, e, acc):
+            if _is_lagged(c.recur, e, acc):
                 continue
             if j == i:
                 c.at_einsum(i, f"reads {acc.tensor}, which it defines (a cycle)")

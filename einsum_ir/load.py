@@ -18,7 +18,7 @@ from einsum_ir.check import check_cascade
 from einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
 from einsum_ir.library import build, catalog_names, variant_named
 from einsum_ir.parse import ParseError, format_einsum, parse_einsum
-from einsum_ir.spec import Problem, Reader, SpecError, as_number
+from einsum_ir.spec import Problem, Reader, SpecError, as_number, path_exists
 
 CASCADE_KEYS = (
     "cascade",
@@ -71,7 +71,7 @@ def load_cascade(path_or_name: str | Path) -> Cascade:
         if builtin is not None:
             return builtin
     path = Path(path_or_name)
-    if not path.exists() and not text.endswith((".yaml", ".yml")):
+    if not path_exists(path) and not text.endswith((".yaml", ".yml")):
         import difflib
 
         close = difflib.get_close_matches(text, builtin_names(), n=3)
@@ -92,16 +92,15 @@ def load_cascade(path_or_name: str | Path) -> Cascade:
 
 
 def _load_file(path: Path, display: str) -> Cascade:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError([Problem(display, 0, 0, "", f"cannot read: {exc.strerror}")]) from None
-    return load_cascade_text(text, display)
+    return _load_root(Reader.from_file(path, display))
 
 
 def load_cascade_text(text: str, file: str = "<string>") -> Cascade:
     """Load a cascade from YAML text; `file` names it in problems."""
-    root = Reader.from_text(text, file)
+    return _load_root(Reader.from_text(text, file))
+
+
+def _load_root(root: Reader) -> Cascade:
     if root.node is not None and not root.is_map:
         root.error("expected a mapping with keys " + ", ".join(CASCADE_KEYS))
     root.finish()
@@ -200,8 +199,50 @@ def _partitions(r: Reader | None, note: Note) -> list[Partition]:
         if len(parts) < 2:
             child.error(f"a partition splits {key} into at least two parts, e.g. [{key}1, {key}0]")
             continue
+        if len(set(parts)) != len(parts):
+            child.error(f"a partition names each part once, got {', '.join(parts)}")
+            continue
         result.append(Partition(RankName(key), tuple(parts)))
-    return result
+    return _acyclic(result, {key: child for key, child in r.items()})
+
+
+MAX_PARTITION_DEPTH = 16
+
+
+def _acyclic(partitions: list[Partition], where: dict[str, Reader]) -> list[Partition]:
+    """The partitions that split no rank into itself and nest at most `MAX_PARTITION_DEPTH`.
+
+    A part that is (or splits into) the rank being split would expand forever; the others are
+    kept. Walked with an explicit stack, so a long chain cannot exhaust the recursion limit.
+    """
+    parts_of = {p.rank: p.parts for p in partitions}
+    kept: list[Partition] = []
+    for part in partitions:
+        stack: list[tuple[RankName, tuple[RankName, ...]]] = [(part.rank, ())]
+        problem = ""
+        seen: set[RankName] = set()
+        while stack and not problem:
+            rank, trail = stack.pop()
+            for sub in parts_of.get(rank, ()):
+                chain = (*trail, sub)
+                if sub == part.rank:
+                    via = " -> ".join((part.rank, *chain))
+                    problem = f"partition of {part.rank} contains {part.rank} itself ({via})"
+                elif len(chain) > MAX_PARTITION_DEPTH:
+                    problem = f"partitions nest deeper than {MAX_PARTITION_DEPTH} levels"
+                elif sub in parts_of and sub not in seen:
+                    seen.add(sub)
+                    stack.append((sub, chain))
+        if problem:
+            where[part.rank].error(problem)
+        else:
+            kept.append(part)
+    return kept
+
+
+# Largest size of one rank: far beyond any model or sequence, small enough that products of
+# a few sizes and offsets stay exact in the int64 and float64 arithmetic downstream.
+MAX_SIZE = 2**40
 
 
 def _params(r: Reader | None, note: Note) -> list[tuple[RankName, int]]:
@@ -215,6 +256,8 @@ def _params(r: Reader | None, note: Note) -> list[tuple[RankName, int]]:
         if child.check("int"):
             if int(child.value) <= 0:
                 child.error(f"expected a positive size, got {child.value}")
+            elif int(child.value) > MAX_SIZE:
+                child.error(f"expected a size of at most 2^40 ({MAX_SIZE:,}), got {child.value}")
             else:
                 result.append((RankName(key), int(child.value)))
     return result

@@ -73,6 +73,8 @@ KNOWN_FUNCTIONS = tuple(sorted(set(UNARY_FUNCTIONS) | set(BINARY_FUNCTIONS)))
 RESERVED = frozenset(KNOWN_FUNCTIONS) | frozenset(REDUCTIONS) | {"inf", "where", "and", "or"}
 # Most options a `where` clause may expand to when nested `or`s are distributed.
 MAX_OPTIONS = 64
+MAX_NESTING = 32  # open sub-expressions in one Einsum
+MAX_OPERATORS = 128  # binary operators in one Einsum
 _Clause = list[Condition | AnyOf]
 
 
@@ -100,6 +102,9 @@ _TOKEN = re.compile(
 )
 
 
+_SPACE = re.compile(r"\s*")
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     kind: str  # "num", "name", "op", "end"
@@ -111,7 +116,7 @@ def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     pos = 0
     while pos < len(text):
-        if text[pos:].strip() == "":
+        if _SPACE.match(text, pos).end() == len(text):  # type: ignore[union-attr]
             break
         match = _TOKEN.match(text, pos)
         if match is None or match.lastgroup is None:
@@ -129,6 +134,24 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0  # open sub-expressions (parentheses, calls, reductions, unary minus)
+        self.operators = 0  # binary operators so far
+
+    def nest(self) -> None:
+        """Enter a sub-expression; past `MAX_NESTING` the text is refused, not recursed."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(
+                f"expression nested deeper than {MAX_NESTING} levels; split it into several Einsums"
+            )
+
+    def count_operator(self) -> None:
+        """Count one binary operator; past `MAX_OPERATORS` the text is refused."""
+        self.operators += 1
+        if self.operators > MAX_OPERATORS:
+            raise self.error(
+                f"more than {MAX_OPERATORS} operators in one Einsum; split it into several"
+            )
 
     # -- token helpers
     @property
@@ -215,24 +238,32 @@ class _Parser:
         return Var(IndexName(tok.text), offset)
 
     def expr(self) -> Expr:
+        # Depth and operator count are bounded so that parsing, and every recursive walk of
+        # the tree afterwards, stays far from Python's recursion limit.
+        self.nest()
         left = self.term()
         while self.tok.kind == "op" and self.tok.text in ("+", "-"):
             op = BinaryOp.ADD if self.tok.text == "+" else BinaryOp.SUB
+            self.count_operator()
             self.pos += 1
             left = Binary(op, left, self.term())
+        self.depth -= 1
         return left
 
     def term(self) -> Expr:
         left = self.unary()
         while self.tok.kind == "op" and self.tok.text in ("*", "/"):
             op = BinaryOp.MUL if self.tok.text == "*" else BinaryOp.DIV
+            self.count_operator()
             self.pos += 1
             left = Binary(op, left, self.unary())
         return left
 
     def unary(self) -> Expr:
         if self.accept("-"):
+            self.nest()
             arg = self.unary()
+            self.depth -= 1
             if isinstance(arg, Literal) and not math.copysign(1.0, arg.value) < 0:
                 return Literal(-arg.value)
             return Unary(UnaryOp.NEG, arg)
@@ -278,6 +309,7 @@ class _Parser:
             self.expect(")", f"')' closing {tok.text}(")
             return Unary(UNARY_FUNCTIONS[tok.text], arg)
         if tok.text in BINARY_FUNCTIONS:
+            self.count_operator()
             left = self.expr()
             self.expect(",", f"',' between the two arguments of {tok.text}(x, y)")
             right = self.expr()
@@ -328,8 +360,10 @@ class _Parser:
         start = self.tok
         if not self.accept("("):
             return [self.condition()]
+        self.nest()
         options = self.disjunction()
         self.expect(")", "')' closing the group of conditions")
+        self.depth -= 1
         if len(options) == 1:
             return options[0]
         return [self.any_of(options, start)]

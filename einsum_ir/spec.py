@@ -73,6 +73,158 @@ _Loader.add_implicit_resolver(
 )
 
 
+# Limits on what a spec file may ask of the reader; real files are far inside them.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64  # nested collections
+MAX_NODES = 200_000  # values in the document with every alias expanded
+_MAX_REPORTED = 10  # problems of one kind reported per file
+
+
+def path_exists(path: str | Path) -> bool:
+    """Whether `path` exists; False for names no file system accepts (too long, NUL bytes)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _decode_problems(data: bytes, file: str) -> list[Problem]:
+    """One problem per byte run that is not UTF-8 (the first `_MAX_REPORTED`)."""
+    problems: list[Problem] = []
+    start = 0
+    while len(problems) < _MAX_REPORTED:
+        try:
+            data[start:].decode("utf-8")
+            break
+        except UnicodeDecodeError as exc:
+            bad = start + exc.start
+            line = data.count(b"\n", 0, bad) + 1
+            col = bad - (data.rfind(b"\n", 0, bad) + 1) + 1
+            byte = data[bad : bad + 1].hex()
+            message = f"byte 0x{byte} is not UTF-8 text; save the file as UTF-8"
+            problems.append(Problem(file, line, col, "", message))
+            start += exc.end
+    return problems
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    if isinstance(exc, yaml.reader.ReaderError):
+        line, col = _line_col(text, exc.position)
+    reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return Problem(file, line, col, "", f"YAML syntax error: {reason}")
+
+
+def _control_characters(text: str, file: str) -> list[Problem]:
+    """Characters YAML does not allow (the first `_MAX_REPORTED`), each located."""
+    problems: list[Problem] = []
+    for match in yaml.reader.Reader.NON_PRINTABLE.finditer(text):
+        line, col = _line_col(text, match.start())
+        char = f"U+{ord(match.group()[0]):04X}"
+        message = f"control character {char} is not allowed; remove it"
+        problems.append(Problem(file, line, col, "", message))
+        if len(problems) >= _MAX_REPORTED:
+            break
+    return problems
+
+
+class _Open:
+    """A collection still open in `_screen`'s event walk: its anchor, size and position."""
+
+    def __init__(self, anchor: str | None, is_map: bool) -> None:
+        self.anchor = anchor
+        self.is_map = is_map
+        self.size = 1
+        self.count = 0  # children seen (keys and values both, in a mapping)
+        self.key = ""
+
+    def take(self, size: int, event: yaml.Event) -> None:
+        self.size += size
+        if self.is_map and self.count % 2 == 0:
+            self.key = str(getattr(event, "value", "?"))
+        self.count += 1
+
+    def part(self) -> str:
+        """This collection's step in the YAML path of the event being read."""
+        if not self.is_map:
+            return f"[{self.count}]"
+        return f".{self.key}" if self.count % 2 == 1 else ""
+
+
+def _screen(text: str, file: str) -> list[Problem]:
+    """Problems the composer would crash, recurse or hang on, found from the event stream.
+
+    The parser is iterative, so walking its events is safe where composing or constructing
+    is not: explicit tags, depth, recursive aliases and alias expansion are checked here.
+    """
+    problems: list[Problem] = []
+
+    def path() -> str:
+        return "".join(entry.part() for entry in stack).lstrip(".")
+
+    def add(event: yaml.Event, message: str) -> None:
+        mark = event.start_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+        problems.append(Problem(file, line, col, path(), message))
+
+    problems.extend(_control_characters(text, file))
+    if problems:
+        return problems
+    sizes: dict[str, int] = {}  # anchor -> values it expands to
+    stack: list[_Open] = []  # open collections, outermost first
+    total = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            tag = getattr(event, "tag", None)
+            if tag not in (None, "!") and len(problems) < _MAX_REPORTED:
+                short = tag.replace("tag:yaml.org,2002:", "!!")
+                add(event, f"YAML tags ({short}) are not supported; write a plain value")
+            if isinstance(event, yaml.AliasEvent):
+                if any(entry.anchor == event.anchor for entry in stack):
+                    add(event, f"alias *{event.anchor} refers to itself")
+                    return problems
+                size = sizes.get(event.anchor or "", 1)
+            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                if len(stack) >= MAX_DEPTH:
+                    add(event, f"nesting deeper than {MAX_DEPTH} levels")
+                    return problems
+                stack.append(_Open(event.anchor, isinstance(event, yaml.MappingStartEvent)))
+                total += 1
+                continue
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                done = stack.pop()  # its values were counted in `total` as they arrived
+                if done.anchor is not None:
+                    sizes[done.anchor] = done.size
+                if stack:
+                    stack[-1].take(done.size, event)
+                continue
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                bad = yaml.reader.Reader.NON_PRINTABLE.search(event.value)
+                if bad and len(problems) < _MAX_REPORTED:  # an escape such as "\x00"
+                    char = f"U+{ord(bad.group()[0]):04X}"
+                    add(event, f"control character {char} is not allowed in a value")
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            total += size
+            if stack:
+                stack[-1].take(size, event)
+            if total > MAX_NODES:
+                add(event, f"aliases expand the document past {MAX_NODES:,} values")
+                return problems
+    except yaml.YAMLError as exc:
+        problems.append(_yaml_problem(exc, text, file))
+    return problems
+
+
 _SCALARS = _Loader("")  # one constructor for every scalar (a new one per scalar cost ~10 us)
 
 
@@ -80,8 +232,9 @@ def _construct(node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         try:
             return _SCALARS.construct_object(node, deep=True)
-        except yaml.YAMLError:
-            return str(node.value)  # a scalar with a tag SafeLoader does not know (`=`)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, IndexError, OverflowError):
+            # a scalar SafeLoader cannot build (`=`, a date such as 2024-13-45): its text
+            return str(node.value)
         finally:  # stateless between scalars: forget what was constructed
             _SCALARS.constructed_objects.clear()
             _SCALARS.recursive_objects.clear()
@@ -126,28 +279,52 @@ class Reader:
     # -- construction
     @classmethod
     def from_text(cls, text: str, file: str) -> Reader:
-        """Compose YAML text; a YAML syntax error becomes a problem (raised at `finish`)."""
-        problems: list[Problem] = []
-        try:
-            node = yaml.compose(text, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-            reason = getattr(exc, "problem", None) or str(exc)
-            problems.append(Problem(file, line, col, "", f"YAML syntax error: {reason}"))
-            node = None
+        """Compose YAML text; every problem with it is recorded (raised at `finish`).
+
+        Besides syntax errors: control characters, explicit tags (`!!float abc`), nesting
+        deeper than `MAX_DEPTH`, recursive aliases, aliases that expand past `MAX_NODES`
+        values (a "billion laughs" file) and an empty document, each located.
+        """
+        problems = _screen(text, file)
+        node: yaml.Node | None = None
+        if not problems:
+            try:
+                node = yaml.compose(text, Loader=_Loader)
+            except yaml.YAMLError as exc:
+                problems.append(_yaml_problem(exc, text, file))
+            except RecursionError:  # _screen bounds the depth; kept as a last line of defence
+                problems.append(Problem(file, 0, 0, "", f"nesting deeper than {MAX_DEPTH}"))
+        if node is None and not problems:
+            problems.append(
+                Problem(file, 1, 1, "", "the file is empty (or only comments); expected a mapping")
+            )
         return cls(node, file, "", problems)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Reader:
-        """Read and compose a YAML file; a missing file is a problem, not a crash."""
+    def from_bytes(cls, data: bytes, file: str) -> Reader:
+        """Decode UTF-8 bytes and compose them; bytes that are not UTF-8 are located problems."""
+        if len(data) > MAX_FILE_BYTES:
+            message = f"file of {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}"
+            return cls(None, file, "", [Problem(file, 0, 0, "", message)])
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return cls(None, file, "", _decode_problems(data, file))
+        return cls.from_text(text, file)
+
+    @classmethod
+    def from_file(cls, path: str | Path, file: str | None = None) -> Reader:
+        """Read and compose a YAML file (`file` names it in problems; default `path`).
+
+        A file that is missing or unreadable is a problem, not a crash.
+        """
+        name = str(path) if file is None else file
+        try:
+            data = Path(path).read_bytes()
         except OSError as exc:
-            reader = cls(None, str(path), "", [])
-            reader.problems.append(Problem(str(path), 0, 0, "", f"cannot read: {exc.strerror}"))
-            return reader
-        return cls.from_text(text, str(path))
+            reason = exc.strerror or str(exc)
+            return cls(None, name, "", [Problem(name, 0, 0, "", f"cannot read: {reason}")])
+        return cls.from_bytes(data, name)
 
     # -- location and problems
     @property

@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from einsum_ir.spec import Problem, Reader
+from einsum_ir.spec import Problem, Reader, path_exists
 
 CALIBRATION_DIR = Path(__file__).parent
 TOP_KEYS = (
@@ -398,7 +398,9 @@ def calibration_path(name: str, base: Path | None = None) -> Path | None:
         CALIBRATION_DIR / name,
         CALIBRATION_DIR / f"{name}.yaml",
     ):
-        if candidate is not None and candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        if candidate is None or candidate.suffix not in (".yaml", ".yml"):
+            continue
+        if path_exists(candidate):
             return candidate
     return None
 

@@ -363,7 +363,10 @@ def _tile_queries(plan: _Plan, opts: FuseMaxOptions) -> _Tiling:
     crossing = _crossing(cv)
     rows = _in_tile_rows(plan) if opts.step == "cascade" else ()
     attempts = [(crossing, ()), ((), crossing)] if crossing else [((), ())]
-    divisors = sorted((d for d in range(1, blocks + 1) if blocks % d == 0), reverse=True)
+    # Trial division up to sqrt(blocks): O(sqrt P) where listing 1..blocks was O(P), which
+    # hung at P = 10^12; the divisors (and so the search's result) are the same.
+    small = [d for d in range(1, math.isqrt(blocks) + 1) if blocks % d == 0]
+    divisors = sorted({*small, *(blocks // d for d in small)}, reverse=True)
     for buffered, spilled in attempts:
         per_query = _resident_words(plan, buffered, rows)
 

@@ -21,6 +21,7 @@ from einsum_ir import library as lib
 from einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
 from einsum_ir.analysis.structure import StructureError, attention_problem
 from einsum_ir.load import builtin_text, format_cascade
+from reports.cli import limits
 
 if TYPE_CHECKING:
     from einsum_ir.analysis.passes import EinsumPass
@@ -84,7 +85,14 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("eval", help="evaluate a cascade on random inputs (numpy reference)")
     _add_cascade_arg(p)
     p.add_argument("--sizes", required=True, help="rank sizes, e.g. M=64,P=32,E=16,F=16")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=limits.seed, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--max-memory",
+        type=limits.memory_bytes,
+        default=limits.EVAL_BUDGET_BYTES,
+        metavar="BYTES",
+        help="refuse sizes whose arrays need more than this (default 2GiB)",
+    )
     p.set_defaults(handler=_run_eval)
 
 
@@ -222,6 +230,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     sizes = parse_sizes_arg(args.sizes)
     cascade = einsum_ir.load_cascade(args.cascade)
     einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
+    limits.check_eval_budget(cascade, sizes, args.max_memory)
     inputs = einsum_ir.random_inputs(cascade, sizes, seed=args.seed)
     values = einsum_ir.evaluate(cascade, inputs, sizes)
     outputs = {str(name): np.asarray(values[name]) for name in cascade.outputs}
@@ -235,9 +244,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 def parse_sizes_arg(text: str) -> dict[str, int]:
     """`--sizes` text as a dict; a malformed item becomes a `SizeError` naming the option."""
     try:
-        return einsum_ir.parse_sizes(text)
+        sizes = einsum_ir.parse_sizes(text)
     except ValueError as exc:
         raise SizeError(f"--sizes: {exc}") from None
+    return limits.checked_sizes(sizes)
 
 
 def pass_rank(cascade: Cascade, requested: str | None) -> str:

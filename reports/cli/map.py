@@ -10,6 +10,7 @@ from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.sizes import parse_sizes
 from mappers.registry import get_mapper, mapper_names
+from reports.cli import limits
 from reports.cli.cascade import Subparsers
 from reports.cli.result_text import format_result
 from reports.errors import UsageError
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         options = parse_options(cls, args.option)
     except (KeyError, ValueError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
+    limits.checked_sizes(sizes)
     cascade = load_cascade(args.cascade)
     arch = load_arch(args.arch)
     result = cls(**options).map(cascade, arch, sizes)

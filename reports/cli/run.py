@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if exp.missing_mappers:
         print(f"{args.experiment}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
         return 0
+    if exp.count == 0:  # load_experiment refuses empty blocks; never report success for nothing
+        raise UsageError(f"{args.experiment}: the sweep expands to no points; nothing to run")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.budget is not None and args.budget < 0:

@@ -480,7 +480,12 @@ def _override_problems(readers: dict[str, Reader], t: Tables) -> list[tuple[Read
     if not choices.keys() & {"design", "arch"} and len(t.designs) != 1:
         return []  # no design chosen: check_selection says so
     designs = [d for d in choices.get("design", list(t.designs)) if d in t.designs]
-    labels = choices.get("arch") or [t.designs[d]["arch"] for d in designs]
+    # a half-read design (its section malformed) may lack an arch: it selects none here
+    labels = choices.get("arch") or [
+        t.designs[d]["arch"]
+        for d in designs
+        if isinstance(t.designs[d], dict) and "arch" in t.designs[d]
+    ]
     labels = [x for x in dict.fromkeys(labels) if x in t.arch_objs]
     targets = [(label, t.arch_objs[label]) for label in labels]
     out: list[tuple[Reader, str]] = []

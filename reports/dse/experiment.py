@@ -205,12 +205,17 @@ def _build(root: Reader, base: Path) -> Experiment:
     desc_r = root.opt("description", "str")
     missing = _requires(root.opt("requires", "map"))
     tables = P.Tables(base=base)
+    before = len(root.problems)
     P.read_architectures(root.req("architectures", "map"), tables)
     P.read_cascades(root.req("cascades", "map"), tables)
     P.read_workloads(root.req("workloads", "map"), tables)
     P.read_mappers(root.req("mappers", "map"), tables, skip=missing)
     P.read_designs(root.req("designs", "map"), tables)
-    blocks = _blocks(root.req("sweep", "any"), tables, skip=bool(missing))
+    # Cross-checks of the sweep's selections against the tables assume tables that read
+    # cleanly; on half-read tables they would only add noise, or fail. Overrides are checked
+    # in any case (each against the presets that did read).
+    cross = len(root.problems) == before
+    blocks = _blocks(root.req("sweep", "any"), tables, skip=bool(missing), cross=cross)
     objectives = _objectives(root.opt("objectives", "list"))
     constraints = _constraints(root.opt("constraints", "list"))
     out = root.opt("outputs", "map")
@@ -250,7 +255,7 @@ def _requires(r: Reader | None) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- sweep blocks
 
 
-def _blocks(r: Reader | None, tables: P.Tables, skip: bool) -> list[Block]:
+def _blocks(r: Reader | None, tables: P.Tables, skip: bool, cross: bool = True) -> list[Block]:
     if r is None:
         return []
     if r.is_map:  # a single block may be written without the list
@@ -264,13 +269,13 @@ def _blocks(r: Reader | None, tables: P.Tables, skip: bool) -> list[Block]:
     blocks = []
     for i, b in enumerate(readers):
         if b.check("map"):
-            block = _block(b, tables, i, skip)
+            block = _block(b, tables, i, skip, cross)
             if block is not None:
                 blocks.append(block)
     return blocks
 
 
-def _block(r: Reader, tables: P.Tables, index: int, skip: bool) -> Block | None:
+def _block(r: Reader, tables: P.Tables, index: int, skip: bool, cross: bool) -> Block | None:
     name_r = r.opt("name", "str")
     fixed = _assignments(r.opt("fixed", "map"), tables, skip) or {}
     kinds = [k for k in ("grid", "list", "random") if r.get(k) is not None]
@@ -295,9 +300,12 @@ def _block(r: Reader, tables: P.Tables, index: int, skip: bool) -> Block | None:
         block = Block(name, fixed, rows=rows)
     else:
         block = _random(r.opt("random", "map"), name, fixed, tables, skip)
+    if block is not None and block.count == 0 and not r.problems:
+        r.error("this sweep block expands to no points")  # `run` would do nothing and succeed
     if block is not None and not skip:
         P.check_overrides(r, tables)
-        P.check_selection(r, tables, fixed, block)
+        if cross:  # selections are checked against tables that read cleanly
+            P.check_selection(r, tables, fixed, block)
     return block
 
 
@@ -349,6 +357,8 @@ def _random(
             sampler = P.read_sampler(child, path, tables, skip)
             if sampler is not None:
                 space[path] = sampler
+    if space_r is not None and not list(space_r.items()):
+        space_r.error("expected at least one sampled path")
     return Block(name, fixed, space=space, samples=samples, seed=int(seed_r.value) if seed_r else 0)
 
 
