@@ -25,7 +25,6 @@ computed and the warnings say so. Same semantics and wording as `fusemax` and `u
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +40,14 @@ from einsum_ir.analysis.structure import (
 )
 from einsum_ir.ir import Cascade, Einsum, RankName, TensorName
 from mappers.memo import by_identity
-from mappers.spatial.compute import EinsumWork, cascade_work, cycles_on, unsupported
+from mappers.spatial.compute import (
+    EinsumWork,
+    cascade_work,
+    cycles_on,
+    dense_cascade,
+    scale_work,
+    unsupported,
+)
 from mappers.spatial.flat_cost import Contraction, FlatProblem, StreamPhase
 from mappers.spatial.unfused import (
     Binding,
@@ -188,14 +194,6 @@ def _key_parts(cv: CascadeView, roles: Roles) -> tuple[RankName, ...]:
 
 
 @by_identity(maxsize=64)
-def _dense_cascade(cascade: Cascade) -> Cascade:
-    """`cascade` without its `where` conditions: the work of computing every pair."""
-    if not any(e.where for e in cascade.einsums):
-        return cascade
-    einsums = tuple(dataclasses.replace(e, where=()) for e in cascade.einsums)
-    return dataclasses.replace(cascade, einsums=einsums)
-
-
 def _iterates(cv: CascadeView, e: Einsum, ranks: tuple[RankName, ...]) -> bool:
     return any(r.lower() in e.iteration_vars for r in ranks)
 
@@ -207,7 +205,7 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
     computed whole; `_scaled_binding` takes the visited share of it.
     """
     two_d, one_d = arch.array_2d, arch.array_1d
-    cascade = _dense_cascade(cv.cascade) if masked else cv.cascade
+    cascade = dense_cascade(cv.cascade) if masked else cv.cascade
     on = {a.name: cascade_work(cascade, cv.sizes, a) for a in (two_d, one_d)}
     key_parts = _key_parts(cv, roles)
     units: list[ComputeArray] = []
@@ -235,20 +233,6 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
     return Binding(tuple(units), tuple(works), tuple(cycles))
 
 
-def _scaled(work: EinsumWork, share: float, extra: Mapping[str, int]) -> EinsumWork:
-    """`work` on a `share` of its tiles plus `extra` actions (rounded to whole operations)."""
-    counts = {op: round(n * share) for op, n in work.actions}
-    for op, n in extra.items():
-        counts[op] = counts.get(op, 0) + n
-    return EinsumWork(
-        work.index,
-        work.output,
-        round(work.points * share),
-        round(work.output_points * share),
-        tuple(sorted((op, n) for op, n in counts.items() if n)),
-    )
-
-
 def _select_op(unit: ComputeArray) -> str:
     return "max" if unit.supports("max") else "add"
 
@@ -274,7 +258,7 @@ def _scaled_binding(pb: Problem, share: MaskShare) -> Binding:
             continue
         unit = dense.units[i]
         extra = {_select_op(unit): _selects(pb, share)} if i == score and share.selected else {}
-        works[i] = _scaled(dense.work[i], share.visited, extra)
+        works[i] = scale_work(dense.work[i], share.visited, extra)
         is_2d = unit.is_2d
         cycles[i] = cycles_on(works[i], unit) if is_2d else element_stream_cycles(works[i], unit)
     return Binding(dense.units, tuple(works), tuple(cycles))
