@@ -517,6 +517,9 @@ class Cascade:
     source: str = field(default="", compare=False)
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
     _hash: int = field(default=0, init=False, compare=False, repr=False)
+    _parents: tuple[tuple[RankName, RankName], ...] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     def __hash__(self) -> int:
         # computed once: analyses memoize on the cascade, and hashing every Einsum of it on
@@ -609,6 +612,18 @@ class Cascade:
 
     def root(self, rank: RankName) -> RankName:
         """The unpartitioned rank a partition part belongs to (itself for a root rank)."""
+        if not self.partitions:  # the common case, asked in every mapper's inner loops
+            return rank
+        pairs = self._parents
+        if pairs is None:  # (part, root) pairs, computed once
+            pairs = tuple((part, self._walk_up(part)) for part in self.part_parent)
+            object.__setattr__(self, "_parents", pairs)
+        for part, top in pairs:
+            if part == rank:
+                return top
+        return rank
+
+    def _walk_up(self, rank: RankName) -> RankName:
         parent = self.part_parent
         while rank in parent:
             rank = parent[rank]
