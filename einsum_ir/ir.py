@@ -431,11 +431,23 @@ class Einsum:
     where: tuple[Condition | AnyOf, ...] = ()
     line: int = field(default=0, compare=False)
     column: int = field(default=0, compare=False)
+    # (inputs, iteration_vars) once computed: mappers ask for them in their inner loops
+    _derived: tuple[tuple[Access, ...], tuple[IndexName, ...]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     def __str__(self) -> str:
         from einsum_ir.parse import format_einsum  # local: parse imports this module
 
         return format_einsum(self)
+
+    def _facts(self) -> tuple[tuple[Access, ...], tuple[IndexName, ...]]:
+        facts = self._derived
+        if facts is None:
+            out_vars = tuple(v.name for v in self.out.vars)
+            facts = (reads(self.expr), _unique(out_vars + all_vars(self.expr)))
+            object.__setattr__(self, "_derived", facts)
+        return facts
 
     @property
     def output(self) -> TensorName:
@@ -445,7 +457,7 @@ class Einsum:
     @property
     def inputs(self) -> tuple[Access, ...]:
         """All accesses on the right-hand side."""
-        return reads(self.expr)
+        return self._facts()[0]
 
     @property
     def recurrence_var(self) -> IndexName | None:
@@ -475,7 +487,7 @@ class Einsum:
     @property
     def iteration_vars(self) -> tuple[IndexName, ...]:
         """Every index variable of the iteration space: outputs first, then reduced ones."""
-        return _unique(self.out_vars + all_vars(self.expr))
+        return self._facts()[1]
 
     @property
     def reduce_op(self) -> ReduceOp:
