@@ -50,8 +50,9 @@ class TensorShape:
 def tile_elements(tensor: TensorShape, inner_loops: Iterable[Loop]) -> int:
     """Elements of `tensor` touched by one execution of `inner_loops` (clipped to its extent)."""
     per_rank: dict[str, int] = {}
+    ranks = tensor.ranks  # a property: build the set once
     for loop in inner_loops:
-        if loop.rank in tensor.ranks:
+        if loop.rank in ranks:
             per_rank[loop.rank] = per_rank.get(loop.rank, 1) * loop.factor
     extents = dict(tensor.extents)
     return math.prod(min(per_rank.get(r, 1), n) for r, n in extents.items())
@@ -60,8 +61,9 @@ def tile_elements(tensor: TensorShape, inner_loops: Iterable[Loop]) -> int:
 def refills(tensor: TensorShape, outer_loops: tuple[Loop, ...]) -> int:
     """How many times a tile of `tensor` is (re)loaded under `outer_loops` (outermost first)."""
     innermost_relevant = -1
+    ranks = tensor.ranks
     for k, loop in enumerate(outer_loops):
-        if loop.rank in tensor.ranks:
+        if loop.rank in ranks:
             innermost_relevant = k
     return math.prod(loop.factor for loop in outer_loops[: innermost_relevant + 1])
 
