@@ -291,8 +291,11 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
     q_roots = set().union(*(_roots(cascade, ranks[t]) for t in query_side)) if query_side else set()
     k_roots = set().union(*(_roots(cascade, ranks[t]) for t in key_side)) if key_side else set()
     out_order = [r for r in _ordered(cascade) if r in out_roots]
-    query_like = [r for r in out_order if r in q_roots and r not in k_roots]
-    batch = tuple(r for r in out_order if r in q_roots and r in k_roots)
+    # a rank some key-side input lacks is a query rank (K and V lack P), even when another
+    # key-side input carries it (a bias tensor over keys x queries)
+    side_roots = [_roots(cascade, ranks[t]) for t in key_side]
+    query_like = [r for r in out_order if r in q_roots and any(r not in k for k in side_roots)]
+    batch = tuple(r for r in out_order if r in q_roots and all(r in k for k in side_roots))
     value_dims = tuple(r for r in out_order if r in k_roots and r not in q_roots)
     score_dims = tuple(r for r in reduced if r != key and r in q_roots and r in k_roots)
     if not query_like:
@@ -436,6 +439,8 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
             if isinstance(node, Unary) and keyed:
                 unaries.add(node.op)
         modifiers.extend(_modifiers(e.expr, keyed))
+        if keyed and any(_is_score_input(cascade, a.tensor, roles) for a in e.inputs):
+            modifiers.append(Modifier.BIAS)
         if _divides_by_key_sum(e, cascade, roles):
             normalized = True
     if UnaryOp.EXP in unaries and normalized:
@@ -447,6 +452,14 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
     else:
         kind = ScoreKind.OTHER
     return ScoreFunction(kind, passes, tuple(dict.fromkeys(modifiers)))
+
+
+def _is_score_input(cascade: Cascade, tensor: TensorName, roles: Roles) -> bool:
+    """Whether `tensor` is an input over keys x queries (a bias or mask matrix)."""
+    if tensor not in cascade.input_names:
+        return False
+    roots = _roots(cascade, cascade.tensor_ranks[tensor])
+    return roles.key in roots and roles.query in roots
 
 
 def _divides_by_key_sum(e: Einsum, cascade: Cascade, roles: Roles) -> bool:

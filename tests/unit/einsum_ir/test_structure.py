@@ -183,3 +183,23 @@ outputs: [AV]
     ap = attention_problem(load_cascade_text(text), {"E": 2, "F": 2, "P": 4, "M": 4})
     assert ap.score.kind == ScoreKind.SOFTMAX
     assert {Modifier.SOFTCAP, Modifier.POSITION_BIAS, Modifier.SCALE} <= set(ap.score.modifiers)
+
+
+def test_bias_tensor_over_keys_and_queries() -> None:
+    # a bias input carries both the key and the query rank: P stays the query rank (K and V
+    # lack it) and the score function says a bias tensor is added
+    text = """
+cascade: biased
+inputs: {Q: [E, P], K: [E, M], V: [F, M], BI: [M, P]}
+einsums:
+  - QK[m,p] = Q[e,p] * K[e,m]
+  - S[m,p] = QK[m,p] + BI[m,p]
+  - GM[p] = max[m](S[m,p])
+  - SN[m,p] = exp(S[m,p] - GM[p])
+  - SD[p] = SN[m,p]
+  - AV[f,p] = SN[m,p] / SD[p] * V[f,m]
+outputs: [AV]
+"""
+    ap = attention_problem(load_cascade_text(text), {"E": 2, "F": 2, "P": 4, "M": 5})
+    assert (ap.roles.key, ap.roles.query, ap.roles.batch) == ("M", "P", ())
+    assert ap.score.kind == ScoreKind.SOFTMAX and Modifier.BIAS in ap.score.modifiers
