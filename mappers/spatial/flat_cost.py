@@ -601,21 +601,22 @@ def _stream_words(
         sb = problem.stream_buffer(index, from_dram, kept)
         return (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
     n = next(h.shape[-1] for h in (*ins, *outs) if isinstance(h, np.ndarray))
-
-    def per_set(h: Any) -> list[bool]:
-        return np.broadcast_to(h, (1, n))[0].tolist() if isinstance(h, np.ndarray) else [h] * n
-
-    ins_at, outs_at = [per_set(h) for h in ins], [per_set(h) for h in outs]
-    words = np.zeros((4, n))
-    seen: dict[tuple[bool, ...], tuple[float, float, float, float]] = {}
-    for k, flags in enumerate(zip(*ins_at, *outs_at, strict=True)):
-        if flags not in seen:
-            kin, kout = flags[: len(ins)], flags[len(ins) :]
-            from_dram = frozenset(t for t, h in zip(phase.inputs, kin, strict=True) if not h)
-            kept = frozenset(t for t, h in zip(phase.outputs, kout, strict=True) if h)
-            sb = problem.stream_buffer(index, from_dram, kept)
-            seen[flags] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
-        words[:, k] = seen[flags]
+    flags = [
+        np.broadcast_to(h, (1, n))[0] if isinstance(h, np.ndarray) else np.full(n, bool(h))
+        for h in (*ins, *outs)
+    ]
+    codes = np.zeros(n, dtype=np.int64)  # each on-chip set's flags as one integer
+    for bit, f in enumerate(flags):
+        codes |= f.astype(np.int64) << bit
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    table = np.zeros((4, len(first)))
+    for u, k in enumerate(first.tolist()):
+        kin, kout = flags[: len(ins)], flags[len(ins) :]
+        from_dram = frozenset(t for t, f in zip(phase.inputs, kin, strict=True) if not f[k])
+        kept = frozenset(t for t, f in zip(phase.outputs, kout, strict=True) if f[k])
+        sb = problem.stream_buffer(index, from_dram, kept)
+        table[:, u] = (sb.row_reads, sb.row_writes, sb.reads, sb.writes)
+    words = table[:, inverse.reshape(-1)]
     return words
 
 

@@ -241,8 +241,8 @@ def search(
             cell_of[g] = (len(grids), row)
         flat = pb.at(configs[used[members[0]]][1])
         grids.append(_evaluate_grid(pb, flat, nests, subsets, artifact_compat))
-    grid_of = np.array([cell_of[g][0] for g in config_of], dtype=np.intp)
-    row_of = np.array([cell_of[g][1] for g in config_of], dtype=np.intp)
+    cells = np.array(cell_of, dtype=np.intp).reshape(-1, 2)[config_of]
+    grid_of, row_of = cells[:, 0], cells[:, 1]
 
     def pick(values: list[npt.NDArray[np.generic]]) -> npt.NDArray[np.generic]:
         out = np.empty(len(picked), dtype=values[0].dtype)

@@ -86,6 +86,7 @@ class CascadeView:
     who_reads: Mapping[TensorName, tuple[int, ...]]
     key_iterating: frozenset[TensorName]
     inner_key_iterating: frozenset[TensorName]
+    key_indexed: frozenset[TensorName]
 
     def is_lagged(self, e: Einsum, acc: Access) -> bool:
         """Whether `acc` reads the previous iterate of a recurrence (see check.is_lagged_read)."""
@@ -173,7 +174,7 @@ class CascadeView:
 
     def is_key_indexed(self, tensor: TensorName) -> bool:
         """Whether a tensor is indexed by the key rank or a part of it."""
-        return any(self.cascade.root(r) == self.key_rank for r in self.ranks[tensor])
+        return tensor in self.key_indexed
 
     def is_query_indexed(self, tensor: TensorName) -> bool:
         """Whether a tensor is indexed by the query rank."""
@@ -248,6 +249,11 @@ def _view(
             e.output
             for e, ev in zip(cascade.einsums, einsum_vars(cascade), strict=True)
             if key_parts[-1].lower() in ev.iteration
+        ),
+        key_indexed=frozenset(
+            t
+            for t, ranks in cascade.tensor_ranks.items()
+            if any(cascade.root(r) == key_rank for r in ranks)
         ),
     )
 
