@@ -22,6 +22,24 @@ from einsum_ir.analysis.tiles import Band, mask_points
 NO_MASK: tuple[Band, ...] = (Band(),)
 CAUSAL_TOP_LEFT: tuple[Band, ...] = (Band(d_hi=0),)
 
+
+
+def kernel_window(bands: tuple[Band, ...]) -> tuple[int, int] | None:
+    """(window, sinks) when `bands` is the 1-pass Triton kernel's sliding window, else None.
+
+    The kernel (`attention_fwd(causal=True, window=W, sinks=S)`) keeps key m for query p when
+    0 <= p - m < W, or m < S and m <= p (top-left aligned, like its causal mask): the bands
+    (d_lo = 1 - W, d_hi = 0) and, with sinks, (m_hi = S - 1, d_hi = 0).
+    """
+    window = [b for b in bands if b == Band(d_lo=b.d_lo, d_hi=0) and b.d_lo is not None]
+    sinks = [b for b in bands if b == Band(m_hi=b.m_hi, d_hi=0) and b.m_hi is not None]
+    if len(window) != 1 or len(sinks) > 1 or len(window) + len(sinks) != len(bands):
+        return None
+    w = 1 - (window[0].d_lo or 0)
+    s = (sinks[0].m_hi or 0) + 1 if sinks else 0
+    return (w, s) if w >= 1 and s >= 0 else None
+
+
 # ----------------------------------------------------------------------------- the shape
 
 

@@ -139,6 +139,8 @@ def attn_fwd_kernel(
     seq_q,
     seq_k,
     qk_scale,
+    window,
+    sinks,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -151,8 +153,11 @@ def attn_fwd_kernel(
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
     MASKED_TAIL: tl.constexpr = True,
+    WINDOW: tl.constexpr = False,
 ):
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
+
+    WINDOW (CAUSAL only): keys j with i - j < window or j < sinks (`attn_loop.attn_rows`).
 
     USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
     (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
@@ -184,7 +189,7 @@ def attn_fwd_kernel(
         q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
         stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
         DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
-        MASKED_TAIL,
+        MASKED_TAIL, WINDOW, window, sinks,
     )  # fmt: skip
     out = acc / l_i[:, None]
     store_tile(
@@ -206,7 +211,7 @@ attn_fwd_autotuned_kernel = triton.autotune(
 )(attn_fwd_kernel)
 
 
-def _int_args(q, k, v, o_strides, scale):  # type: ignore[no-untyped-def]
+def _int_args(q, k, v, o_strides, scale, window=0, sinks=0):  # type: ignore[no-untyped-def]
     """The integer/float kernel arguments after the four pointers (signature order)."""
     b, h, sq, d = q.shape
     sk = k.shape[2]
@@ -220,6 +225,8 @@ def _int_args(q, k, v, o_strides, scale):  # type: ignore[no-untyped-def]
         sq,
         sk,
         sm_scale * LOG2E,
+        window,
+        sinks,
     )
 
 
@@ -306,8 +313,9 @@ def _use_asm(device_type: str) -> bool:
     return device_type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
 
 
-def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: ignore[no-untyped-def]
+def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0):  # type: ignore[no-untyped-def]
     """Validate a call and compute everything that does not depend on the data pointers."""
+    check_window(causal, window, sinks, variant)
     q2, k2, v2 = check_qkv(q, k, v)
     b, h, sq, d = q2.shape
     dev = q2.get_device()
@@ -338,7 +346,7 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
     ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128)
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
-    plan.tail = _int_args(q2, k2, v2, o_strides, scale)
+    plan.tail = _int_args(q2, k2, v2, o_strides, scale, window or 0, sinks)
     plan.meta = dict(
         BLOCK_M=bm,
         BLOCK_N=bn,
@@ -352,6 +360,7 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant):  # type: igno
         POLY_EXP=int(variant.poly_exp) if q2.dtype != torch.float32 else 0,
         USE_ASM=_use_asm(q2.device.type),
         MASKED_TAIL=not ws,
+        WINDOW=window is not None,
     )
     plan.tiling = (bm, bn, w, st)
     plan.rows = (bm, bn) if mode == TILES_HOST_TMA else None
@@ -439,6 +448,8 @@ def attention_fwd(
     tma: bool | str | None = None,
     variant: Variant = DEFAULT_VARIANT,
     schedule: str = "plain",
+    window: int | None = None,
+    sinks: int = 0,
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
 
@@ -451,17 +462,22 @@ def attention_fwd(
     would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
     written in place. `tma`: True / False force in-kernel tensor descriptors / block pointers,
     "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
-    `variant` selects inner-loop variants (`Variant`). Per-call host work on a repeated call:
+    `variant` selects inner-loop variants (`Variant`). `window` (causal only): query i sees
+    keys i - window < j <= i, plus the first `sinks` keys (attention sinks); key tiles outside
+    both are never loaded, tiles inside run unmasked, only the edge tiles pay for masking
+    (family `triton-window`; "plain" schedule only). Per-call host work on a repeated call:
     one cache lookup, the output allocation, one direct launch.
     """
     if schedule != "plain":
+        if window is not None:
+            raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
         return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
                                num_stages, out, schedule)  # fmt: skip
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
         v.dtype, q.get_device(), k.get_device(), v.get_device(),
         None if out is None else (out.stride(), out.dtype, out.get_device()),
-        causal, scale, block_m, block_n, num_warps, num_stages, tma, variant,
+        causal, scale, block_m, block_n, num_warps, num_stages, tma, window, sinks, variant,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is not None and plan.launch is not None:
@@ -484,7 +500,9 @@ def attention_fwd(
             return o
     if plan is None:
         tiling = (block_m, block_n, num_warps, num_stages)
-        plan, (q, k, v) = _make_plan(q, k, v, out, causal, scale, tiling, tma, variant)
+        plan, (q, k, v) = _make_plan(
+            q, k, v, out, causal, scale, tiling, tma, variant, window, sinks
+        )
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         _PLANS[key] = plan
@@ -493,6 +511,24 @@ def attention_fwd(
     o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
     _launch_jit(plan, q, k, v, o)
     return o
+
+
+def check_window(causal: bool, window: int | None, sinks: int, variant: Variant) -> None:
+    """Reject window arguments the kernel cannot run (ValueError naming the argument)."""
+    if window is None:
+        if sinks:
+            raise ValueError(f"sinks={sinks} needs a window (sinks without one are all keys)")
+        return
+    if not causal:
+        raise ValueError("window needs causal=True (the kernel's window is causal)")
+    if int(window) != window or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    if int(sinks) != sinks or sinks < 0:
+        raise ValueError(f"sinks must be an int >= 0, got {sinks!r}")
+    if variant.lazy_rescale:
+        # a leading window tile can hide a whole row: the cross-row rescale test needs
+        # finite row maxima, which only the plain rescale guarantees here
+        raise ValueError("window: lazy_rescale is not supported (use the default variant)")
 
 
 def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]

@@ -264,6 +264,7 @@ def online_step(
     DOT_PRECISION: tl.constexpr,
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
+    SAFE: tl.constexpr = False,
 ):
     """One key tile of the online softmax (1-pass): update max, sum and the accumulator.
 
@@ -278,6 +279,8 @@ def online_step(
     POLY_EXP (FlashAttention-4's exponential split): the probabilities come from
     `exp2_split(s, POLY_EXP, USE_ASM)`: POLY_EXP of every 4 on the FMA units (polynomial), the
     rest on the MUFU; the rescale factors stay on `tl.math.exp2` (one per row).
+    SAFE (masked tiles of a sliding window, without LAZY_RESCALE): a row with no visible key
+    so far keeps max -inf; its factors use 0 instead, so it stays 0 rather than NaN.
     """
     if SCALED:
         m_new = tl.maximum(m_i, tl.max(qk, 1))
@@ -289,19 +292,41 @@ def online_step(
             acc = acc * alpha[:, None]
             l_i = l_i * alpha
             m_i = m_new
+    elif SAFE:
+        m_ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.math.exp2(m_i - m_ref)
+        acc = acc * alpha[:, None]
+        l_i = l_i * alpha
+        m_i = m_new
     else:
         alpha = tl.math.exp2(m_i - m_new)
         acc = acc * alpha[:, None]
         l_i = l_i * alpha
         m_i = m_new
-    if SCALED:
-        p = exp2_split(qk - m_i[:, None], POLY_EXP, USE_ASM)
+    if SAFE:
+        m_use = tl.where(m_i == float("-inf"), 0.0, m_i)
     else:
-        p = exp2_split(qk * qk_scale - m_i[:, None], POLY_EXP, USE_ASM)
+        m_use = m_i
+    if SCALED:
+        p = exp2_split(qk - m_use[:, None], POLY_EXP, USE_ASM)
+    else:
+        p = exp2_split(qk * qk_scale - m_use[:, None], POLY_EXP, USE_ASM)
     l_i = l_i + tl.sum(p, 1)
     v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
     acc = tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
     return acc, l_i, m_i
+
+
+@triton.jit
+def _keep(offs_m, offs_n, seq_k, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, window, sinks):
+    """Which (query, key) pairs of a masked tile are computed (see `attn_inner`)."""
+    keep = offs_n[None, :] < seq_k
+    if CAUSAL:
+        keep = keep & (offs_m[:, None] >= offs_n[None, :])
+    if WINDOW:
+        near = (offs_m[:, None] - offs_n[None, :]) < window
+        keep = keep & (near | (offs_n[None, :] < sinks))
+    return keep
 
 
 @triton.jit
@@ -331,12 +356,16 @@ def attn_inner(
     WARP_SPECIALIZE: tl.constexpr = False,
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
+    WINDOW: tl.constexpr = False,
+    window=0,
+    sinks=0,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
     Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
-    MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); unmasked
-    tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
+    MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); with
+    WINDOW (causal only) also keys outside the sliding window (i - j >= window) that are not
+    attention sinks (j >= sinks); unmasked tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
     and rescales `acc` (`online_step`); MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT
     takes the final `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
 
@@ -372,9 +401,7 @@ def attn_inner(
             qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
             if MODE == 0:
                 if MASKED:
-                    keep = (start_n + offs_n)[None, :] < seq_k
-                    if CAUSAL:
-                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
                     if PRESCALED:
                         qk = tl.where(keep, qk, float("-inf"))
                     else:
@@ -382,7 +409,7 @@ def attn_inner(
                     acc, l_i, m_i = online_step(
                         acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
                         BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
-                        POLY_EXP, USE_ASM,
+                        POLY_EXP, USE_ASM, WINDOW,
                     )  # fmt: skip
                 else:
                     acc, l_i, m_i = online_step(
@@ -392,9 +419,7 @@ def attn_inner(
                     )  # fmt: skip
             else:
                 if MASKED:
-                    keep = (start_n + offs_n)[None, :] < seq_k
-                    if CAUSAL:
-                        keep = keep & (offs_m[:, None] >= (start_n + offs_n)[None, :])
+                    keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
                     qk = tl.where(keep, qk * qk_scale, float("-inf"))
                     if MODE == 2:
                         p = tl.math.exp2(qk - m_i[:, None])
@@ -446,6 +471,9 @@ def attn_rows(
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
     MASKED_TAIL: tl.constexpr = True,
+    WINDOW: tl.constexpr = False,
+    window=0,
+    sinks=0,
 ):
     """One query tile of one head: unmasked key tiles first, then the masked ones.
 
@@ -460,6 +488,15 @@ def attn_rows(
     CAUSAL and seq_k % BLOCK_N == 0). Triton 3.6's Hopper warp specialization fails (an MLIR
     dominance assertion, "PassManager::run failed") when another key loop follows the
     specialized one, so the 1-pass launcher passes False with WARP_SPECIALIZE.
+
+    WINDOW (with CAUSAL; `window` >= 1 keys, `sinks` >= 0): a sliding window plus attention
+    sinks. Key tiles in four ranges, each visited once: the tiles every row of the query tile
+    sees whole (unmasked), the diagonal tiles, the window's leading tiles (masked), then the
+    sink tiles left of the window (masked); all other tiles are skipped. The diagonal runs
+    before the leading tiles so that every row has a finite running max before a tile can
+    mask a whole row (its own key j = i is always visible); within the diagonal, a window
+    narrower than the query tile can still hide a whole row from one key tile, which the
+    masked steps' SAFE factors handle.
     """
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
@@ -471,8 +508,12 @@ def attn_rows(
     if CAUSAL:
         hi_full = tl.minimum(hi_full, start_m * BLOCK_M)
         hi = tl.minimum(hi, (start_m + 1) * BLOCK_M)
+    lo_full = 0
+    if WINDOW:
+        # first key every row of the tile sees: the last row's window start, rounded up
+        lo_full = tl.minimum(tl.cdiv(tl.maximum(start_m * BLOCK_M + BLOCK_M - window, 0), BLOCK_N) * BLOCK_N, hi_full)
     acc, l_i, m_i = attn_inner(
-        acc, l_i, m_i, q, k_src, v_src, 0, hi_full, offs_m, seq_k, stride_ks, stride_vs,
+        acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks, stride_vs,
         qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
         prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
     )  # fmt: skip
@@ -480,6 +521,20 @@ def attn_rows(
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
-            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM,
+            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
+        )  # fmt: skip
+    if WINDOW:
+        # the window's leading tiles: from the first row's window start, rounded down
+        lo_win = tl.minimum((tl.maximum(start_m * BLOCK_M - window + 1, 0) // BLOCK_N) * BLOCK_N, lo_full)
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, lo_win, lo_full, offs_m, seq_k, stride_ks, stride_vs,
+            qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
+            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
+        )  # fmt: skip
+        hi_sink = tl.minimum(tl.cdiv(sinks, BLOCK_N) * BLOCK_N, lo_win)
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, 0, hi_sink, offs_m, seq_k, stride_ks, stride_vs,
+            qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
+            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
         )  # fmt: skip
     return acc, l_i, m_i
