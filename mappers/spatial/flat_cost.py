@@ -46,12 +46,12 @@ import numpy.typing as npt
 from archs.model import SpatialArch
 from einsum_ir.ir import TensorName
 from mappers.spatial import cost
+from mappers.spatial.flat_backends import NEVER, Grid, One
 from mappers.spatial.loopnest import Loop, TensorShape, deliveries, tile_elements
 from mappers.spatial.unfused import StreamBuffer
 
 Floats = npt.NDArray[np.float64]
 SPILL = TensorName("1d-phase-rows")  # traffic column of the 1D phases' spilled key x query rows
-_NEVER = np.iinfo(np.int64).max  # "no non-zero words yet" in a ledger's order
 
 
 # ----------------------------------------------------------------------------- the problem
@@ -246,127 +246,6 @@ def loop_nest(
 # ----------------------------------------------------------------------------- evaluation
 
 
-class _Ledger:
-    """Words per traffic column over a grid, and the order columns first got words.
-
-    Mirrors adding to a dict in order: sums equal `sum(d.values())` of such a dict bit for bit.
-    """
-
-    def __init__(self, grid: tuple[int, int], columns: int) -> None:
-        self.words = np.zeros((*grid, columns))
-        self.first = np.full((*grid, columns), _NEVER, dtype=np.int64)
-        self.slot = 0
-
-    def add(self, column: int, words: Any) -> None:
-        self.words[..., column] += words
-        nonzero = np.not_equal(words, 0)
-        if np.any(nonzero):
-            first = self.first[..., column]
-            np.copyto(first, self.slot, where=(first == _NEVER) & nonzero)
-        self.slot += 1
-
-    def total(self) -> Floats:
-        order = np.argsort(self.first, axis=-1, kind="stable")
-        ordered = np.take_along_axis(self.words, order, axis=-1)
-        total = np.zeros(self.words.shape[:2])
-        for j in range(ordered.shape[-1]):
-            total = total + ordered[..., j]
-        return total
-
-
-class _OneLedger:
-    """`_Ledger` for one dataflow: a dict filled in first-non-zero order (same sums)."""
-
-    def __init__(self, columns: int) -> None:
-        self.words = [0.0] * columns
-        self.order: dict[int, None] = {}
-
-    def add(self, column: int, words: Any) -> None:
-        self.words[column] += words
-        if words != 0:
-            self.order.setdefault(column)
-
-    def total(self) -> float:
-        total = 0.0
-        for k in self.order:
-            total = total + self.words[k]
-        return total
-
-
-class _Grid:
-    """Element-wise operations over a grid of dataflows (numpy arrays, G x S)."""
-
-    @staticmethod
-    def where(cond: Any, a: Any, b: Any) -> Any:
-        return np.where(cond, a, b)
-
-    @staticmethod
-    def maximum(a: Any, b: Any) -> Any:
-        return np.maximum(a, b)
-
-    @staticmethod
-    def minimum(a: Any, b: Any) -> Any:
-        return np.minimum(a, b)
-
-    def __init__(self, nests: Sequence[tuple[Nest, Nest]], onchip: npt.NDArray[np.bool_]):
-        self.nests = nests
-        self.shape = (len(nests), len(onchip))
-        self.onchip = onchip
-        self.off: Any = np.zeros((1, len(onchip)), dtype=bool)
-
-    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
-        return {n: self.onchip[None, :, k] for k, n in enumerate(operands)}
-
-    def zeros(self) -> Floats:
-        return np.zeros(self.shape)
-
-    def ledger(self, columns: int) -> _Ledger:
-        return _Ledger(self.shape, columns)
-
-    def counts(self, k: int, j: int, field: str) -> Floats:
-        """Field `field` of tensor `j` of contraction `k`'s nest, one row per nest pair."""
-        return np.array([getattr(pair[k].tensors[j][1], field) for pair in self.nests])[:, None]
-
-    def none_of(self, flags: list[Any]) -> Any:
-        return ~np.logical_or.reduce([*flags, self.off])
-
-
-class _One:
-    """The same operations for one dataflow (Python floats and bools: no array overhead)."""
-
-    @staticmethod
-    def where(cond: Any, a: Any, b: Any) -> Any:
-        return a if cond else b
-
-    @staticmethod
-    def maximum(a: Any, b: Any) -> Any:
-        return a if a >= b else b
-
-    @staticmethod
-    def minimum(a: Any, b: Any) -> Any:
-        return a if a <= b else b
-
-    def __init__(self, nests: tuple[Nest, Nest], onchip: Sequence[bool]):
-        self.nests = nests
-        self.onchip = onchip
-        self.off: Any = False
-
-    def on(self, operands: Sequence[TensorName]) -> dict[TensorName, Any]:
-        return {n: bool(self.onchip[k]) for k, n in enumerate(operands)}
-
-    def zeros(self) -> float:
-        return 0.0
-
-    def ledger(self, columns: int) -> _OneLedger:
-        return _OneLedger(columns)
-
-    def counts(self, k: int, j: int, field: str) -> float:
-        return cast(float, getattr(self.nests[k].tensors[j][1], field))
-
-    def none_of(self, flags: list[Any]) -> Any:
-        return not any(flags)
-
-
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Counts of a grid of dataflows: G loop-nest pairs x S on-chip sets (arrays G x S).
@@ -430,7 +309,7 @@ class _Tally:
 def _tally(
     problem: FlatProblem,
     arch: SpatialArch,
-    ops: _Grid | _One,
+    ops: Grid | One,
     spilled_fraction: float,
     artifact_compat: bool,
 ) -> _Tally:
@@ -521,7 +400,7 @@ def evaluate(
     `evaluate_one` prices one dataflow with the same formulas (`_tally`) on Python floats,
     bit-identical to its cell of any grid.
     """
-    t = _tally(problem, arch, _Grid(nests, onchip), spilled_fraction, artifact_compat)
+    t = _tally(problem, arch, Grid(nests, onchip), spilled_fraction, artifact_compat)
     reads, writes = t.reads, t.writes
     dram_reads, dram_writes = reads.total(), writes.total()
     wb = arch.word_bytes
@@ -563,7 +442,7 @@ def evaluate_one(
 
     `onchip` says, per `problem.operands`, whether the dataflow keeps it in the buffer.
     """
-    t = _tally(problem, arch, _One(nests, onchip), spilled_fraction, artifact_compat)
+    t = _tally(problem, arch, One(nests, onchip), spilled_fraction, artifact_compat)
     reads, writes = t.reads, t.writes
     dram_reads, dram_writes = reads.total(), writes.total()
     wb = arch.word_bytes
@@ -621,7 +500,7 @@ def _stream_words(
 
 
 def _row_spill(
-    problem: FlatProblem, arch: SpatialArch, footprint_words: Any, ops: _Grid | _One
+    problem: FlatProblem, arch: SpatialArch, footprint_words: Any, ops: Grid | One
 ) -> Any:
     """Fraction of one query's score row that does not fit beside the contractions' tiles."""
     row_bytes = problem.score_row_words * arch.word_bytes
@@ -672,7 +551,7 @@ def breakdown(counts: Counts, g: int, s: int) -> Breakdown:
 
     def used(words: Floats, order: npt.NDArray[np.int64]) -> dict[str, float]:
         cols = sorted((int(order[g, s, k]), k) for k in range(len(counts.columns)))
-        return {counts.columns[k]: float(words[g, s, k]) for o, k in cols if o != _NEVER}
+        return {counts.columns[k]: float(words[g, s, k]) for o, k in cols if o != NEVER}
 
     return Breakdown(
         used(counts.dram_read_words, counts.read_order),
