@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import webbrowser
 
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.errors import UsageError
 from reports.page.report import load_report_data, write_report
 

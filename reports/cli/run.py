@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from einsum_ir.spec import Problem, SpecError
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.errors import UsageError
 
 EXIT_POINTS_FAILED = 1
