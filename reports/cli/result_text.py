@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from typing import Literal
 
 from mappers.result import Result
 from reports.units import AREA, COUNT, CYCLES, ENERGY, MEMORY, TIME, format_quantity
@@ -48,7 +49,7 @@ def format_result(result: Result, width: int | None = None) -> str:
         t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for i, name in enumerate(columns):
             text = i < 2  # names fold in a narrow terminal; numbers stay whole
-            justify = "left" if text else "right"
+            justify: Literal["left", "right"] = "left" if text else "right"
             t.add_column(name, justify=justify, overflow="fold", no_wrap=not text)
         return t
 

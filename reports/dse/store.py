@@ -10,6 +10,7 @@ exports: `export_csv`, `export_jsonl` (both mark each point feasible or not).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -275,6 +276,21 @@ def load_results(out_dir: str | Path) -> list[Result]:
     """The `Result` of every finished point, in sweep order (for breakdowns)."""
     query = "SELECT result_json FROM points WHERE status='ok' ORDER BY seq"
     return [Result.from_json(text) for (text,) in _read(out_dir, query)]
+
+
+def fingerprint(out_dir: str | Path) -> str:
+    """A hash of what the store holds: its points (ids, status, errors) and its metadata.
+
+    Equal fingerprints mean equal tables and reports (a finished point is never rewritten), so
+    a re-run that added nothing need not write them again.
+    """
+    digest = hashlib.sha256()
+    query = "SELECT point_id, status, coalesce(error, '') FROM points ORDER BY seq"
+    for pid, status, error in _read(out_dir, query):
+        digest.update(f"{pid}\t{status}\t{error}\n".encode())
+    for key, value in sorted(read_meta(out_dir).items()):
+        digest.update(f"{key}\t{value}\n".encode())
+    return digest.hexdigest()[:20]
 
 
 def point_columns(values: dict[str, Any]) -> dict[str, Any]:
