@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
         if exp.report:
             from reports.page.report import write_report
 
-            print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
+            if not args.quiet:
+                print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
             print(f"wrote {write_report(out)}")
     if summary.failed:
         print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
