@@ -224,6 +224,28 @@ def apply_overrides(
     )
 
 
+def effective_values(arch: object) -> dict[str, Any]:
+    """The value of every override in `arch` as swept paths name them (`array_shapes.NAME`).
+
+    Units as in `OVERRIDES` (a shape as `RxC`); a preset's defaults and overridden values
+    alike, so a report can show what a point ran with where a sweep left a value unset.
+    Empty for a GPU (it takes no overrides).
+    """
+    if not isinstance(arch, SpatialArch):
+        return {}
+    values: dict[str, Any] = {
+        "clock_ghz": arch.clock_hz / BY_NAME["clock_ghz"].scale,
+        "dram_bandwidth_gib_per_s": arch.dram.bandwidth_bytes_per_s
+        / BY_NAME["dram_bandwidth_gib_per_s"].scale,
+        "buffer_bytes": arch.buffer.capacity_bytes,
+    }
+    for array in arch.arrays:
+        values[f"array_shapes.{array.name}"] = f"{array.rows}x{array.cols}"
+        if array.register_file is not None:
+            values[f"register_file_entries.{array.name}"] = array.register_file.entries
+    return values
+
+
 def _value(name: str, value: Any) -> Any:
     if BY_NAME[name].per_array:
         return {array: parse_value(name, v) for array, v in value.items()}

@@ -32,7 +32,7 @@ DEFAULT_RANK = "M"
 DEFAULT_SIZES = {"M": 4096, "P": 4096, "E": 128, "F": 128, "B": 1, "H": 32, "G": 8, "R": 4}
 
 
-Subparsers = argparse._SubParsersAction  # argparse's type for `add_subparsers()`'s result
+from reports.cli.parsers import Subparsers  # noqa: E402  (re-exported for older callers)
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

@@ -7,32 +7,27 @@ registers its parsers and sets `handler` (a function `args -> exit status`) on e
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable, Sequence
-from importlib import metadata
+from collections.abc import Sequence
 
-from einsum_ir import SizeError, SpecError
-from mappers import MappingError
-from reports.cli import cascade as cascade_cli
-from reports.cli import map as map_cli
-from reports.cli import report as report_cli
-from reports.cli import reproduce as reproduce_cli
-from reports.cli import run as run_cli
-from reports.cli import validate as validate_cli
-from reports.cli.cascade import Subparsers
-from reports.errors import UsageError
-
-# Subcommand groups, in `--help` order. Add a group by writing `reports/<group>_cli.py` with
-# `add_parser(subparsers)` and listing it here. Planned: map, reproduce, run, check, report,
-# validate.
-COMMAND_GROUPS: tuple[Callable[[Subparsers[argparse.ArgumentParser]], None], ...] = (
-    cascade_cli.add_parser,
-    map_cli.add_parser,
-    reproduce_cli.add_parser,
-    run_cli.add_parser,
-    report_cli.add_parser,
-    validate_cli.add_parser,
-)
+# Each command: the module that registers it (with `add_parser(subparsers)`, which may register
+# several commands) and its one-line help. Only the module of the command given is imported,
+# so `attnsim --help` and `--version` load none of the models (under 0.3 s; see
+# benchmarks/bench_cli.py). Add a command by writing `reports/cli/<group>.py` and listing it.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cascade": ("reports.cli.cascade", "inspect, check and evaluate Einsum cascades"),
+    "map": ("reports.cli.map", "map one design point and print its costs"),
+    "reproduce": ("reports.cli.reproduce", "reproduce a paper's tables and figures"),
+    "run": ("reports.cli.run", "run an experiment's design-space sweep"),
+    "check": ("reports.cli.run", "validate experiment files and count their points"),
+    "export": ("reports.cli.run", "export a result store to CSV or JSON lines"),
+    "report": (
+        "reports.cli.report",
+        "write the HTML report (versus the baseline, Pareto fronts, ...) of a run",
+    ),
+    "validate": ("reports.cli.validate", "check model predictions against measurements"),
+}
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
@@ -40,24 +35,56 @@ EXIT_INPUT_ERROR = 2
 
 def version() -> str:
     """The installed attnsim version, or 'unknown' when run from an uninstalled tree."""
+    from importlib import metadata
+
     try:
         return metadata.version("attnsim")
     except metadata.PackageNotFoundError:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand group registered."""
+class _Version(argparse.Action):
+    """`--version`: looks the version up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"attnsim {version()}")
+        parser.exit()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser.
+
+    `command`'s module registers its commands in full; the others are listed with their help
+    only (`command` None: every module registers in full).
+    """
     parser = argparse.ArgumentParser(
         prog="attnsim",
         description="Design-space simulator for attention hardware: passes, buffers, "
         "traffic, energy and latency of attention cascades.",
     )
-    parser.add_argument("--version", action="version", version=f"attnsim {version()}")
+    parser.add_argument("--version", action=_Version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in COMMAND_GROUPS:
-        add(subparsers)
+    loaded: set[str] = set()
+    for name, (module, help_text) in COMMANDS.items():
+        if module in loaded:
+            continue
+        if command is None or COMMANDS.get(command, ("",))[0] == module:
+            importlib.import_module(module).add_parser(subparsers)
+            loaded.add(module)
+        else:
+            subparsers.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named in `argv` (its first word that is no option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Input errors (`SpecError` for bad or missing spec files, `SizeError` for bad sizes) print
     every problem to stderr, without a traceback, and give status 2; so do usage errors.
     """
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command(argv)
+    parser = build_parser(command if command in COMMANDS else "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: keep main() returning
@@ -76,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A group given without its subcommand prints that group's help.
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return EXIT_INPUT_ERROR
+    from einsum_ir import SizeError, SpecError
+    from mappers import MappingError
+    from reports.errors import UsageError
+
     try:
         status: int = handler(args)
     except SpecError as exc:

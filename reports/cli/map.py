@@ -11,7 +11,7 @@ from einsum_ir import load_cascade
 from einsum_ir.sizes import parse_sizes
 from mappers.registry import get_mapper, mapper_names
 from reports.cli import limits
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.cli.result_text import format_result
 from reports.errors import UsageError
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from mappers.workloads import MODELS, length_label, parse_length
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.errors import UsageError
 
 REFERENCE_HELP = (

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
 
 from einsum_ir.spec import Problem, SpecError
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.errors import UsageError
 
 EXIT_POINTS_FAILED = 1
@@ -143,22 +142,45 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     copy = Path(out) / "experiment.yaml"  # the report reads the experiment's objectives here
-    if Path(args.experiment).resolve() != copy.resolve():
-        shutil.copyfile(args.experiment, copy)
-    for fmt in exp.formats:
-        export_fn = store.export_csv if fmt == "csv" else store.export_jsonl
-        print(f"wrote {export_fn(out, constraints=exp.constraints)}")
-    if exp.report:
-        try:
-            from reports.page.report import write_report  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            print("note: no report module (reports/page/report.py) yet; skipped report.html")
-        else:
+    text = Path(args.experiment).read_bytes()
+    if not copy.is_file() or copy.read_bytes() != text:
+        copy.write_bytes(text)
+    if _up_to_date(out, exp):
+        print(f"{out}: nothing changed since the tables and report were written; kept them")
+    else:
+        for fmt in exp.formats:
+            export_fn = store.export_csv if fmt == "csv" else store.export_jsonl
+            print(f"wrote {export_fn(out, constraints=exp.constraints)}")
+        if exp.report:
+            from reports.page.report import write_report
+
+            if not args.quiet:
+                print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
             print(f"wrote {write_report(out)}")
     if summary.failed:
         print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
         return EXIT_POINTS_FAILED
     return 0
+
+
+def _up_to_date(out: Path, exp: object) -> bool:
+    """Whether the report and exports come from this very store, experiment file and version.
+
+    A re-run that evaluated nothing new then rewrites nothing.
+    """
+    from reports.page.report import REPORT_NAME, stamp_of
+    from reports.page.report_data import inputs_fingerprint
+    from reports.page.report_page import attnsim_version
+
+    if not getattr(exp, "report", False):
+        return False
+    names = [f"results.{fmt}" for fmt in getattr(exp, "formats", ())]
+    if not all((Path(out) / n).is_file() for n in names):
+        return False
+    fingerprint = inputs_fingerprint(out)
+    return bool(fingerprint) and stamp_of(Path(out) / REPORT_NAME) == (
+        f"{fingerprint}-{attnsim_version()}"
+    )
 
 
 def failure_summary(failed: int, evaluated: int, out: Path) -> str:

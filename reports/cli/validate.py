@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from reports.cli.cascade import Subparsers
+from reports.cli.parsers import Subparsers
 from reports.errors import UsageError
 
 

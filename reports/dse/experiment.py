@@ -31,6 +31,7 @@ TOP_KEYS = (
     "workloads",
     "mappers",
     "designs",
+    "baseline",
     "sweep",
     "objectives",
     "constraints",
@@ -129,6 +130,7 @@ class Experiment:
     formats: tuple[str, ...]
     report: bool
     missing_mappers: tuple[str, ...] = ()
+    baseline: str = ""  # the design others are compared with (default: the first design)
 
     @property
     def sweep(self) -> dict[str, list[Value]]:
@@ -211,6 +213,7 @@ def _build(root: Reader, base: Path) -> Experiment:
     P.read_workloads(root.req("workloads", "map"), tables)
     P.read_mappers(root.req("mappers", "map"), tables, skip=missing)
     P.read_designs(root.req("designs", "map"), tables)
+    baseline = _baseline(root.opt("baseline", "str"), tables)
     # Cross-checks of the sweep's selections against the tables assume tables that read
     # cleanly; on half-read tables they would only add noise, or fail. Overrides are checked
     # in any case (each against the presets that did read).
@@ -234,7 +237,22 @@ def _build(root: Reader, base: Path) -> Experiment:
         formats=formats,
         report=report,
         missing_mappers=missing,
+        baseline=baseline,
     )
+
+
+def _baseline(r: Reader | None, tables: P.Tables) -> str:
+    """`baseline: DESIGN`, one of the designs; default the first design ('' when none)."""
+    first = next(iter(tables.designs), "")
+    if r is None:
+        return first
+    name = str(r.value)
+    if name not in tables.designs:
+        if tables.designs:  # designs that did not read are reported where they are
+            known = ", ".join(tables.designs)
+            r.error(f"unknown design {name!r}; expected one of the designs: {known}")
+        return first
+    return name
 
 
 def _requires(r: Reader | None) -> tuple[str, ...]:

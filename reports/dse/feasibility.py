@@ -19,6 +19,8 @@ from mappers.result import Result
 FEASIBLE = "feasible"  # row column: True when the point keeps every constraint and fits
 VIOLATED = "violated"  # row column: what it violates ("; " between items), "" when feasible
 FIT = "fit_problem"  # row column (from the Result): why the design does not fit, "" if it does
+WARNINGS = "warnings"  # row column (from the Result): its warnings, WARNING_SEPARATOR between
+WARNING_SEPARATOR = " | "
 DOES_NOT_FIT = "does not fit"  # how a fit problem is named among the violations
 
 # Warnings by which mappers say a design does not fit (see mappers/spatial/fusemax.py, unfused.py,

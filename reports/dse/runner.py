@@ -25,8 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from archs.overrides import effective_values
 from reports.dse.experiment import Experiment, Point
-from reports.dse.feasibility import FIT, constraints_json, fit_problem
+from reports.dse.feasibility import (
+    FIT,
+    WARNING_SEPARATOR,
+    WARNINGS,
+    constraints_json,
+    fit_problem,
+)
 from reports.dse.store import Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
@@ -124,7 +131,9 @@ def make_row(result: Any, resolved: dict[str, Any], values: dict[str, Any], arch
     if buffer is not None:
         row["buffer_bytes"] = buffer.capacity_bytes
     row.update(point_columns(values))
+    row.update({f"arch.{k}": v for k, v in effective_values(arch).items()})
     row[FIT] = fit_problem(result)
+    row[WARNINGS] = WARNING_SEPARATOR.join(result.warnings)
     return row
 
 
@@ -308,6 +317,7 @@ def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
     store.set_meta("points_hash", exp.points_hash)
     store.set_meta("constraints", constraints_json(exp.constraints))
     store.set_meta("objectives", json.dumps(exp.objectives))
+    store.set_meta("baseline", exp.baseline)
 
 
 def pending_points(

@@ -10,6 +10,7 @@ exports: `export_csv`, `export_jsonl` (both mark each point feasible or not).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from mappers.result import Result
-from reports.dse.feasibility import FEASIBLE, FIT, VIOLATED, Constraint, fit_problem, mark
+from reports.dse.feasibility import (
+    FEASIBLE,
+    FIT,
+    VIOLATED,
+    WARNING_SEPARATOR,
+    WARNINGS,
+    Constraint,
+    fit_problem,
+    mark,
+)
 
 DB_NAME = "results.sqlite"
 # Files a run writes next to the store (besides pareto-*.csv and figures/*.png).
@@ -214,10 +224,12 @@ def _read(out_dir: str | Path, query: str) -> Iterator[tuple[Any, ...]]:
 def iter_rows(out_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Finished points' flat rows, in sweep order, one at a time.
 
-    Rows stored before the `fit_problem` column existed get it from their `Result`.
+    Rows stored before the `fit_problem` or `warnings` columns existed get them from their
+    `Result`.
     """
     query = (
-        f"SELECT row_json, CASE WHEN instr(row_json, '\"{FIT}\"') = 0 THEN result_json END "
+        f"SELECT row_json, CASE WHEN instr(row_json, '\"{FIT}\"') = 0 "
+        f"OR instr(row_json, '\"{WARNINGS}\"') = 0 THEN result_json END "
         "FROM points WHERE status='ok' ORDER BY seq"
     )
     for text, result in _read(out_dir, query):
@@ -225,10 +237,12 @@ def iter_rows(out_dir: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def _row(row_json: str, result_json: str | None) -> dict[str, Any]:
-    """A stored row, with `fit_problem` from its Result when it was stored without one."""
+    """A stored row, with `fit_problem` and `warnings` from its Result when stored without."""
     row: dict[str, Any] = json.loads(row_json)
-    if FIT not in row and result_json is not None:
-        row[FIT] = fit_problem(Result.from_json(result_json))
+    if result_json is not None and (FIT not in row or WARNINGS not in row):
+        result = Result.from_json(result_json)
+        row.setdefault(FIT, fit_problem(result))
+        row.setdefault(WARNINGS, WARNING_SEPARATOR.join(result.warnings))
     return row
 
 
@@ -262,6 +276,21 @@ def load_results(out_dir: str | Path) -> list[Result]:
     """The `Result` of every finished point, in sweep order (for breakdowns)."""
     query = "SELECT result_json FROM points WHERE status='ok' ORDER BY seq"
     return [Result.from_json(text) for (text,) in _read(out_dir, query)]
+
+
+def fingerprint(out_dir: str | Path) -> str:
+    """A hash of what the store holds: its points (ids, status, errors) and its metadata.
+
+    Equal fingerprints mean equal tables and reports (a finished point is never rewritten), so
+    a re-run that added nothing need not write them again.
+    """
+    digest = hashlib.sha256()
+    query = "SELECT point_id, status, coalesce(error, '') FROM points ORDER BY seq"
+    for pid, status, error in _read(out_dir, query):
+        digest.update(f"{pid}\t{status}\t{error}\n".encode())
+    for key, value in sorted(read_meta(out_dir).items()):
+        digest.update(f"{key}\t{value}\n".encode())
+    return digest.hexdigest()[:20]
 
 
 def point_columns(values: dict[str, Any]) -> dict[str, Any]:

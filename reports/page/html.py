@@ -129,9 +129,19 @@ def table(
     )
 
 
-def document(title: str, body: object, css: str = "", script: str = "") -> Markup:
-    """A complete HTML5 page with inline `css` and `script` (both trusted text)."""
-    if "</style" in css.lower() or "</script" in script.lower():
+def document(
+    title: str,
+    body: object,
+    css: str = "",
+    script: str = "",
+    head: Sequence[Markup] = (),
+    library: str = "",
+) -> Markup:
+    """A complete HTML5 page with inline `css`, `script` and `library` (all trusted text).
+
+    `library` (such as plotly.min.js) is a script in the head; `head` adds elements there.
+    """
+    if "</style" in css.lower() or any("</script" in s.lower() for s in (script, library)):
         raise ValueError("inline CSS or script may not close its own element")
     return Markup(
         "<!DOCTYPE html>\n"
@@ -142,7 +152,9 @@ def document(title: str, body: object, css: str = "", script: str = "") -> Marku
                 Markup('<meta charset="utf-8">'),
                 Markup('<meta name="viewport" content="width=device-width, initial-scale=1">'),
                 tag("title", title),
+                list(head),
                 tag("style", Markup(css)) if css else None,
+                tag("script", Markup(library)) if library else None,
             ),
             tag("body", body, tag("script", Markup(script)) if script else None),
             lang="en",

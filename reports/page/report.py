@@ -1,69 +1,80 @@
-"""The design-space report: one self-contained HTML page (plus CSV tables and PNG figures).
+"""The design-space report: one self-contained, interactive HTML page (plus CSV tables).
 
 Everything is drawn from result rows (one flat dict per finished design point, as
 `reports.dse.store.load_rows` returns them), failure rows, and `Result` records for the
-breakdowns; nothing here calls a mapper. `write_report(out_dir)` loads those from the
-output directory; the other functions take rows, so they can be used (and tested) without
-a store. The data and its helpers live in `reports.page.report_data`, the figures in
-`reports.page.report_plots` and the page pieces in `reports.page.report_page`.
+breakdowns; nothing here calls a mapper. Figures are Plotly specs (`reports.page.interactive`)
+drawn by the plotly.js embedded in the page, so it opens offline from one file; static
+figures for papers come from `write_paper_figures` (matplotlib, PNG/SVG/PDF).
 
-The page, top to bottom: an overview (counts, the first Pareto plot, the best design per
-objective), every Pareto front, sensitivity to each swept parameter, breakdowns of the best
-points (energy by component, latency by Einsum and compute array, traffic by tensor), the
-first rows of the full table, the failures and the provenance.
+The page, top to bottom: an overview (counts, infeasible points, the headline ratios to the
+baseline, the best design per objective per workload), speedup and energy ratio of each
+design against the experiment's baseline per workload group, Pareto fronts with a panel per
+workload group, sensitivity per workload group, breakdowns of the compared points side by
+side, the modelling warnings, the full table, the failures and the provenance (with the
+experiment file and its hash). The model behind the sections is `reports.page.report_model`;
+the study sections are in `reports.page.report_study`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import platform
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from reports.dse.feasibility import FEASIBLE, VIOLATED, Tally, feasible_rows, mark_rows, tally
-from reports.dse.pareto import Objective
+from reports.dse.feasibility import (
+    FEASIBLE,
+    VIOLATED,
+    WARNINGS,
+)
 from reports.page import html as h
+from reports.page.compare import (
+    ENERGY_RATIO,
+    SPEEDUP,
+    geometric_means,
+    has_ratios,
+)
+from reports.page.interactive import (
+    pareto_figure,
+    plotly_js,
+)
 from reports.page.report_data import (
-    DEFAULT_OBJECTIVES,
     HEADLINE,
     ReportData,
     best_points,
-    breakdown_subjects,
-    by_workload,
     grouped_front,
     has_numbers,
     has_text,
     heading,
     load_report_data,
-    pareto_pairs,
-    present_objectives,
     swept_parameters,
-    value_key,
-    workload_parameters,
+)
+from reports.page.report_model import (
+    Page,
+    csv_links,
+    panel_rows,
 )
 from reports.page.report_page import (
     CSS,
-    RENDER_CHECK,
-    FigureFiles,
+    SCRIPT,
     attnsim_version,
-    breakdown_tables,
+    csv_link,
     first_lines,
+    plot_div,
     project,
     section,
     shown_table,
     slug,
     summary_cards,
+    unit_table,
 )
-from reports.page.report_plots import (
-    SENSITIVITY_PANELS,
-    energy_breakdown_plot,
-    figure_of,
-    latency_breakdown_figure,
-    pareto_plot,
-    sensitivity_figure,
-    traffic_breakdown_plot,
+from reports.page.report_study import (
+    baseline_section,
+    breakdowns_section,
+    sensitivity_section,
+    warnings_section,
 )
 from reports.page.tables import write_csv
 
@@ -80,11 +91,14 @@ __all__ = [
 FULL_TABLE_ROWS = 200  # rows of the full table shown in the page (results.csv has all)
 FRONT_TABLE_ROWS = 50  # rows of each Pareto table shown in the page (its CSV has all)
 REPORT_NAME = "report.html"
+FINGERPRINT_META = "attnsim-inputs"
 NAV = (
     ("overview", "Overview"),
+    ("baseline", "Versus baseline"),
     ("pareto", "Pareto"),
     ("sensitivity", "Sensitivity"),
     ("breakdowns", "Breakdowns"),
+    ("warnings", "Warnings"),
     ("results", "Results"),
     ("failures", "Failures"),
     ("provenance", "Provenance"),
@@ -92,145 +106,138 @@ NAV = (
 
 
 def write_report(
-    out_dir: Path | str, data: ReportData | None = None, *, max_rows: int = FULL_TABLE_ROWS
-) -> Path:
-    """Write `out_dir/report.html` (figures also under `out_dir/figures/`, tables as CSV).
+    out_dir: Path | str,
+    data: ReportData | None = None,
+    *,
+    max_rows: int = FULL_TABLE_ROWS,
+    force: bool = True,
+) -> Path | None:
+    """Write `out_dir/report.html` (its tables also as CSV files beside it).
 
     Args:
         out_dir: the run's output directory.
         data: what to report; loaded from `out_dir` (`load_report_data`) when None.
         max_rows: rows of the full table shown in the page.
+        force: write even when the page on disk was made from the same store, experiment
+            file and attnsim version (else such a page is kept and None returned).
 
     Returns:
-        The path of the HTML file.
+        The path of the HTML file, or None when it was up to date and kept.
     """
     out_dir = Path(out_dir)
     if data is None:
         data = load_report_data(out_dir)
-    page = render_report(data, out_dir, max_rows=max_rows)
     path = out_dir / REPORT_NAME
-    path.write_text(page, encoding="utf-8")
+    stamp = report_stamp(data)
+    if not force and stamp and stamp_of(path) == stamp:
+        return None
+    page = render_report(data, out_dir, max_rows=max_rows)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
     return path
 
 
+def write_paper_figures(
+    out_dir: Path | str, data: ReportData, formats: Sequence[str] = ("png",)
+) -> list[Path]:
+    """Static Pareto figures (matplotlib, one panel per workload group) under out_dir/figures."""
+    from reports.page.report_plots import save_faceted_pareto
+
+    page = Page.of(data, Path(out_dir))
+    written: list[Path] = []
+    for x, y in page.pairs:
+        stem = Path(out_dir) / "figures" / f"pareto-{slug(x[0])}-{slug(y[0])}"
+        written += save_faceted_pareto(page.rows, x, y, page.task, page.label, stem, formats)
+    return written
+
+
+def report_stamp(data: ReportData) -> str:
+    """What the page is made from: the inputs' fingerprint and attnsim's version ('': none)."""
+    return f"{data.fingerprint}-{attnsim_version()}" if data.fingerprint else ""
+
+
+def stamp_of(path: Path) -> str:
+    """The stamp a written page carries ('' when there is none or no page)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            head = f.read(4096)
+    except OSError:
+        return ""
+    match = re.search(f'<meta name="{FINGERPRINT_META}" content="([^"]*)"', head)
+    return match.group(1) if match else ""
+
+
 def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE_ROWS) -> str:
-    """The report page as HTML text; writes its figures and CSV tables under `out_dir`."""
+    """The report page as HTML text; writes its CSV tables under `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    page = _Page.of(data, out_dir)
-    pair_blocks = [_pareto_pair_block(page, x, y) for x, y in page.pairs]
+    page = Page.of(data, out_dir)
     sections = [
-        _overview_section(page, pair_blocks[:1]),
-        *_pareto_section(page, pair_blocks[1:]),
-        _sensitivity_section(page),
-        _breakdowns_section(page),
+        _overview_section(page),
+        baseline_section(page),
+        _pareto_section(page),
+        sensitivity_section(page),
+        breakdowns_section(page),
+        warnings_section(page),
         _results_section(page, max_rows),
         _failures_section(page),
         _provenance_section(page),
     ]
     nav = h.tag("nav", [h.tag("a", label, href=f"#{anchor}") for anchor, label in NAV])
-    return h.document(page.title, [nav, h.tag("main", sections)], css=CSS, script=RENDER_CHECK)
-
-
-@dataclass
-class _Page:
-    """What the sections of one report page are drawn from."""
-
-    data: ReportData
-    out_dir: Path
-    rows: list[dict[str, Any]]  # the finished points, each marked feasible or not
-    objectives: list[Objective]  # those some row has a number for
-    params: list[str]  # swept parameters (`point.design` left out where it repeats `design`)
-    varied: list[str]  # swept parameters with more than one value among the finished points
-    task: list[str]  # varied workload parameters: points are compared within one value
-    figures: FigureFiles
-
-    @classmethod
-    def of(cls, data: ReportData, out_dir: Path) -> _Page:
-        """The page of `data`, its figures to be written under `out_dir/figures`."""
-        rows = mark_rows(data.rows, data.constraints)
-        params = swept_parameters(rows + data.failures)
-        varied = [
-            p for p in params if len({value_key(r[p]) for r in rows if r.get(p) is not None}) > 1
-        ]
-        return cls(
-            data=data,
-            out_dir=out_dir,
-            rows=rows,
-            objectives=present_objectives(rows, data.objectives),
-            params=[p for p in params if not (p == "point.design" and has_text(rows, "design"))],
-            varied=varied,
-            task=workload_parameters(rows),
-            figures=FigureFiles(out_dir / "figures"),
-        )
-
-    @property
-    def ranked(self) -> list[Mapping[str, Any]]:
-        """The finished points that may be ranked: those that keep every constraint and fit."""
-        return feasible_rows(self.rows)
-
-    @property
-    def tally(self) -> Tally:
-        """How many points are infeasible, and why."""
-        return tally(self.rows, self.data.constraints)
-
-    @property
-    def other_params(self) -> list[str]:
-        """The swept parameters shown after the workload ones."""
-        return [p for p in self.params if p not in self.task]
-
-    @property
-    def title(self) -> str:
-        """The page title, naming the experiment when known."""
-        experiment = self.data.experiment
-        return f"attnsim report: {experiment}" if experiment else "attnsim report"
-
-    @property
-    def within(self) -> str:
-        """' each <workload parameters>' when points are grouped by workload, else ''."""
-        return f" each {', '.join(heading(p) for p in self.task)}" if self.task else ""
-
-    @property
-    def pairs(self) -> list[tuple[Objective, Objective]]:
-        """The objective pairs drawn as Pareto plots: those with numbers on both axes."""
-        return [
-            (x, y)
-            for x, y in pareto_pairs(self.objectives or list(DEFAULT_OBJECTIVES))
-            if has_numbers(self.rows, x[0]) and has_numbers(self.rows, y[0])
-        ]
+    stamp = report_stamp(data)
+    meta = f'<meta name="{FINGERPRINT_META}" content="{h.escape(stamp)}">'
+    head = [h.Markup(meta)] if stamp else []
+    return h.document(
+        page.title, [nav, h.tag("main", sections)], css=CSS, script=SCRIPT, head=head,
+        library=plotly_js(),
+    )  # fmt: skip
 
 
 # -- sections, top to bottom
 
 
-def _overview_section(page: _Page, lead: list[list[object]]) -> h.Markup:
-    """Counts, the first Pareto plot (`lead`) and the best design per objective."""
+def _overview_section(page: Page) -> h.Markup:
+    """What was compared, the counts, feasibility, the headline ratios, the best designs."""
     best = best_points(page.rows, page.objectives, page.task)
     columns = [*page.task, "best_for", "design", *HEADLINE, *page.other_params, "point_id"]
+    columns = [c for c in columns if c in HEADLINE or has_text(best, c) or has_numbers(best, c)]
     write_csv(page.out_dir / "best_points.csv", project(best, columns), columns)
-    headers = {c: heading(c) for c in columns} | {"best_for": "Best for"}
-    overview: list[object] = [summary_cards(page.data, page.varied, page.tally), _feasibility(page)]
-    overview.extend(h.tag("div", block, class_="lead") for block in lead)
-    overview.append(
-        h.tag("h3", "Best design per objective" + (f" for{page.within}" if page.task else ""))
-    )
-    overview.append(
-        h.tag("div", h.table(best, columns, headers, class_="best"), class_="scroll")
-        if best
-        else h.tag("p", "No finished point has a number for any objective.")
-    )
-    overview.append(
-        h.tag(
-            "p",
-            "Also as ",
-            h.tag("a", "best_points.csv", href="best_points.csv"),
-            ".",
-            class_="note",
+    overview: list[object] = []
+    if page.data.description:
+        overview.append(h.tag("p", page.data.description))
+    overview += [summary_cards(page.data, page.varied, page.tally), _feasibility(page)]
+    means = geometric_means(page.compared)
+    if has_ratios(page.compared):
+        text = "; ".join(
+            f"{d}: {means[d][SPEEDUP]:.3g}× the speed at {means[d][ENERGY_RATIO]:.3g}× the energy"
+            for d in page.designs
+            if d != page.baseline and SPEEDUP in means.get(d, {}) and ENERGY_RATIO in means[d]
         )
+        overview.append(
+            h.tag(
+                "p",
+                h.tag("b", f"Against {page.baseline} "),
+                f"(geometric mean over {page.groups} workload groups): {text}. ",
+                h.tag("a", "Per workload", href="#baseline"),
+                ".",
+            )
+        )
+    overview.append(
+        h.tag("h3", "Best design per objective" + (" for each workload" if page.task else ""))
     )
+    overview.append(
+        shown_table(best, columns, 10**9, "best-table")
+        if best
+        else h.tag("p", "No feasible finished point has a number for any objective.")
+    )
+    overview.append(
+        h.tag("p", "Also as ", csv_links(page, "best_points.csv", best, columns), ".",
+              class_="note")
+    )  # fmt: skip
     return section("overview", page.title, overview)
 
 
-def _feasibility(page: _Page) -> h.Markup:
+def _feasibility(page: Page) -> h.Markup:
     """The constraints, and how many points break each or do not fit (never ranked)."""
     counts = page.tally
     constraints = ", ".join(str(c) for c in page.data.constraints) or "none"
@@ -243,156 +250,84 @@ def _feasibility(page: _Page) -> h.Markup:
         h.tag(
             "p",
             f"Constraints: {constraints}. {counts.infeasible} of {counts.total} finished points "
-            "are infeasible: they are kept in the tables (Feasible = False, with what they "
-            "violate) but never ranked as best, on a Pareto front or in the sensitivity plots.",
-            class_="note",
+            "are infeasible: they are kept in the tables (Feasible = false, with what they "
+            "violate) but never ranked as best, compared with the baseline, on a Pareto front "
+            "or in the sensitivity plots; the plots draw them as grey crosses.",
         ),
         h.table(rows, ["reason", "points"], {"reason": "Violates", "points": "Points"}),
-        class_="infeasible",
+        class_="warn",
     )
 
 
-def _pareto_pair_block(page: _Page, x: Objective, y: Objective) -> list[object]:
-    """The Pareto plot of `x` and `y` with its front's table; writes its PNG and CSV."""
-    name = f"pareto-{slug(x[0])}-{slug(y[0])}"
-    png = page.figures.save(name, figure_of(pareto_plot(page.rows, x, y, task=page.task)))
-    front = grouped_front(page.rows, [x, y], page.task)
-    columns = [
-        *page.task,
-        "design",
-        x[0],
-        y[0],
-        *[c for c in HEADLINE if c not in (x[0], y[0])],
-        *page.other_params,
-        "point_id",
-    ]
-    write_csv(page.out_dir / f"{name}.csv", project(front, columns), columns)
-    within = f" within{page.within}" if page.task else ""
-    infeasible = len(page.rows) - len(page.ranked)
-    caption = (
-        f"Pareto front{within}, {heading(x[0])} vs {heading(y[0])}: {len(front)} of "
-        f"{len(page.ranked)} feasible points are not beaten on both"
-        + (f"; {infeasible} infeasible points drawn as grey crosses." if infeasible else ".")
-    )
-    return [
-        h.figure(png, caption, figure_id=name),
-        h.tag(
-            "details",
-            h.tag(
-                "summary",
-                f"Pareto-optimal points ({len(front)}; ",
-                h.tag("a", f"{name}.csv", href=f"{name}.csv"),
-                ")",
-            ),
-            shown_table(front, columns, FRONT_TABLE_ROWS),
-            open=False,
-        ),
-    ]
-
-
-def _pareto_section(page: _Page, pair_blocks: list[list[object]]) -> list[h.Markup]:
-    """Every Pareto plot after the first, and the front over all objectives (if over two)."""
-    blocks = [h.tag("div", block, class_="pair") for block in pair_blocks]
+def _pareto_section(page: Page) -> h.Markup:
+    """One faceted figure per objective pair (a panel per workload), each front as a table."""
+    blocks: list[object] = []
+    shown = panel_rows(page)
+    for x, y in page.pairs:
+        name = f"pareto-{slug(x[0])}-{slug(y[0])}"
+        spec = pareto_figure(shown, x, y, page.task, page.label, page.other_params, page.designs)
+        front = grouped_front(page.rows, [x, y], page.task)
+        columns = [*page.task, "design", x[0], y[0],
+                   *[c for c in HEADLINE if c not in (x[0], y[0])], *page.other_params,
+                   "point_id"]  # fmt: skip
+        write_csv(page.out_dir / f"{name}.csv", project(front, columns), columns)
+        caption = (
+            f"{heading(y[0])} vs {heading(x[0])}, one panel per workload group: "
+            f"{len(front)} of {len(page.ranked)} feasible points are on their group's front "
+            "(black line); infeasible points are grey crosses. Hover a point for its design "
+            "and parameters; drag to zoom, double-click to reset; click a legend entry to hide it."
+        )
+        blocks += [
+            h.tag("h3", f"{heading(y[0])} vs {heading(x[0])}"),
+            plot_div(name, spec, caption),
+            h.tag("details", h.tag("summary", f"Pareto-optimal points ({len(front)})"),
+                  shown_table(front, columns, FRONT_TABLE_ROWS, f"{name}-table"),
+                  h.tag("p", csv_links(page, f"{name}.csv", front, columns), class_="note")),
+        ]  # fmt: skip
     if len(page.objectives) > 2:
-        blocks.append(_all_objectives_block(page))
+        front = grouped_front(page.rows, page.objectives, page.task)
+        columns = [*page.task, "design", *[c for c, _ in page.objectives], *page.other_params,
+                   "point_id"]  # fmt: skip
+        write_csv(page.out_dir / "pareto-all.csv", project(front, columns), columns)
+        blocks += [
+            h.tag("h3", f"Pareto-optimal over all {len(page.objectives)} objectives "
+                  f"({len(front)})"),
+            shown_table(front, columns, FRONT_TABLE_ROWS, "pareto-all-table"),
+        ]  # fmt: skip
     if not blocks:
-        return []
-    return [section("pareto", "Pareto fronts", h.tag("div", blocks, class_="grid"))]
+        blocks.append(h.tag("p", "No two objectives have numbers that differ between points."))
+    return section("pareto", "Pareto fronts, per workload", blocks)
 
 
-def _all_objectives_block(page: _Page) -> h.Markup:
-    """The table of points Pareto-optimal over every objective at once; writes its CSV."""
-    objectives = page.objectives
-    front = grouped_front(page.rows, objectives, page.task)
-    columns = [*page.task, "design", *[c for c, _ in objectives], *page.other_params, "point_id"]
-    write_csv(page.out_dir / "pareto-all.csv", project(front, columns), columns)
-    return h.tag(
-        "div",
-        h.tag("h3", f"Pareto-optimal over all {len(objectives)} objectives ({len(front)})"),
-        h.tag("p", ", ".join(f"{heading(c)}: {d}" for c, d in objectives), class_="note"),
-        shown_table(front, columns, FRONT_TABLE_ROWS),
-        class_="wide",
-    )
-
-
-def _sensitivity_section(page: _Page) -> h.Markup:
-    """One figure per varied parameter, one panel per objective."""
-    sens: list[object] = []
-    objectives = [c for c, _ in page.objectives]
-    for parameter in page.varied:
-        png = page.figures.save(
-            f"sensitivity-{slug(parameter)}", sensitivity_figure(page.ranked, parameter, objectives)
-        )
-        sens.append(
-            h.figure(
-                png,
-                f"{heading(parameter)}: "
-                + ", ".join(heading(c) for c in objectives[:SENSITIVITY_PANELS]),
-            )
-        )
-    if not sens:
-        sens.append(
-            h.tag("p", "No swept parameter takes more than one value among the finished points.")
-        )
-    return section("sensitivity", "Sensitivity to swept parameters", sens)
-
-
-def _breakdowns_section(page: _Page) -> h.Markup:
-    """Energy, latency and traffic breakdowns of the best points of the largest workload."""
-    groups = by_workload(page.ranked, page.task)
-    biggest = max(groups.values(), key=len) if groups else []
-    subjects = breakdown_subjects(best_points(biggest, page.objectives), page.data.results)
-    if not subjects:
-        nothing = "No result records match the best points, so there is nothing to break down."
-        return section("breakdowns", "Breakdowns of the best points", [h.tag("p", nothing)])
-    save = page.figures.save
-    breakdown = [
-        h.figure(
-            save("breakdown-energy", figure_of(energy_breakdown_plot(subjects))),
-            "Energy by component of the best points, as shares of each total (pJ)",
-        ),
-        h.figure(
-            save("breakdown-latency", latency_breakdown_figure(subjects)),
-            "Latency by Einsum and by compute array of the best points (shares and fractions)",
-        ),
-        h.figure(
-            save("breakdown-traffic", figure_of(traffic_breakdown_plot(subjects))),
-            "Traffic by tensor of the best points, as shares of each total (bytes)",
-        ),
-        h.tag("details", h.tag("summary", "Breakdown tables"), breakdown_tables(subjects)),
-    ]
-    return section("breakdowns", "Breakdowns of the best points", breakdown)
-
-
-def _results_section(page: _Page, max_rows: int) -> h.Markup:
-    """The first `max_rows` rows of the full table, linking results.csv."""
+def _results_section(page: Page, max_rows: int) -> h.Markup:
+    """The first `max_rows` rows of the full table, sortable and filterable; results.csv."""
     rows = page.rows
     columns = [
-        "design",
-        *page.params,
+        "design", *page.params,
         *[c for c in HEADLINE if has_numbers(rows, c)],
-        *[c for c in ("bound", "passes") if has_numbers(rows, c)],
+        *[c for c in ("bound", "passes") if has_text(rows, c) or has_numbers(rows, c)],
         *sorted({k for r in rows for k in r if k.startswith("util.")}),
-        *([FEASIBLE, VIOLATED] if page.tally.infeasible or page.data.constraints else []),
-        "point_id",
-    ]
+        FEASIBLE, *([VIOLATED] if page.tally.infeasible else []),
+        *([WARNINGS] if has_text(rows, WARNINGS) else []), "point_id",
+    ]  # fmt: skip
     link = (
         h.tag("a", "results.csv", href="results.csv")
         if page.data.has_results_csv
         else "results.csv (not written)"
     )
+    embedded = csv_link("results.csv", rows, columns)
     note = h.tag(
-        "p",
-        f"First {min(max_rows, len(rows))} of {len(rows)} points; every point and column is in ",
-        link,
-        ".",
-        class_="note",
+        "p", f"First {min(max_rows, len(rows))} of {len(rows)} points (click a heading to sort). "
+        "Every point and column is in ", link, "; these columns can be downloaded from the page "
+        "itself: ", embedded, ". Values a sweep block left unset show the design's own "
+        "(the preset's default).", class_="note",
+    )  # fmt: skip
+    return section(
+        "results", "All results", [note, unit_table(rows[:max_rows], columns, "results-table")]
     )
-    table = h.table(rows[:max_rows], columns, {c: heading(c) for c in columns})
-    return section("results", "All results", [note, h.tag("div", table, class_="scroll")])
 
 
-def _failures_section(page: _Page) -> h.Markup:
+def _failures_section(page: Page) -> h.Markup:
     """The failed points with their parameters and (the start of) their errors."""
     failed = page.data.failures
     if not failed:
@@ -407,24 +342,31 @@ def _failures_section(page: _Page) -> h.Markup:
     return section("failures", f"Failures ({len(failed)})", failures)
 
 
-def _provenance_section(page: _Page) -> h.Markup:
-    """What was run, when, where and with which versions."""
+def _provenance_section(page: Page) -> h.Markup:
+    """What was run, when, where and with which versions; the experiment file itself."""
     data = page.data
+    text = data.experiment_text
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest() if text else ""
     provenance = {
         "attnsim version": attnsim_version(),
         "experiment": data.experiment or "(no experiment.yaml)",
+        "experiment file sha256": sha or "(no experiment.yaml)",
+        "baseline": page.baseline or "(none)",
         "finished points": len(data.rows),
         "infeasible points": page.tally.describe(),
         "constraints": ", ".join(str(c) for c in data.constraints) or "(none)",
         "failed points": len(data.failures),
         "objectives": ", ".join(f"{c} ({d})" for c, d in page.objectives) or "(none)",
+        "workload groups": f"{page.groups} (by {', '.join(map(heading, page.task)) or 'none'})",
         "swept parameters": ", ".join(page.params) or "(none)",
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "output directory": str(page.out_dir.resolve()),
         "python": platform.python_version(),
     }
-    return section(
-        "provenance",
-        "Provenance",
-        h.tag("dl", [(h.tag("dt", key), h.tag("dd", value)) for key, value in provenance.items()]),
-    )
+    body: list[object] = [
+        h.tag("dl", [(h.tag("dt", key), h.tag("dd", value)) for key, value in provenance.items()])
+    ]
+    if text:
+        body.append(h.tag("details", h.tag("summary", "The experiment file as run"),
+                          h.tag("pre", text, class_="spec")))  # fmt: skip
+    return section("provenance", "Provenance", body)

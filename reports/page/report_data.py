@@ -6,6 +6,7 @@ headings, swept parameters, workload groups, Pareto fronts, best points, breakdo
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import math
@@ -86,6 +87,10 @@ class ReportData:
     experiment: str = ""
     has_results_csv: bool = False
     constraints: list[Constraint] = field(default_factory=list)
+    baseline: str = ""  # the design the others are compared with ('': the first design)
+    description: str = ""
+    experiment_text: str = ""  # the experiment file as run (embedded in the page)
+    fingerprint: str = ""  # of the store and the experiment file: equal means nothing changed
 
 
 # -- column helpers
@@ -322,11 +327,15 @@ def load_report_data(out_dir: Path | str) -> ReportData:
         )
     experiment_path = out_dir / "experiment.yaml"
     if experiment_path.is_file():
-        data.experiment, objectives, data.constraints = _experiment_info(experiment_path)
+        data.experiment_text = experiment_path.read_text(encoding="utf-8", errors="replace")
+        info = _experiment_info(experiment_path)
+        data.experiment, objectives, data.constraints, data.baseline, data.description = info
         if objectives:
             data.objectives = objectives
     has_store = store is not None and (out_dir / "results.sqlite").is_file()
     meta = store.read_meta(out_dir) if has_store else {}
+    data.baseline = meta.get("baseline") or data.baseline
+    data.fingerprint = inputs_fingerprint(out_dir)
     if "constraints" in meta:  # the run's own record wins over the copied file
         data.constraints = constraints_from_json(meta["constraints"])
         data.experiment = data.experiment or meta.get("experiment", "")
@@ -397,8 +406,20 @@ def _optional_module(name: str) -> Any:
         return None
 
 
-def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]]:
-    """The experiment's name, objectives and constraints.
+def inputs_fingerprint(out_dir: Path | str) -> str:
+    """A hash of a run's store and experiment file ('' without a store): the report's inputs."""
+    out_dir = Path(out_dir)
+    store = _optional_module("reports.dse.store")
+    if store is None or not (out_dir / "results.sqlite").is_file():
+        return ""
+    experiment = out_dir / "experiment.yaml"
+    text = experiment.read_bytes() if experiment.is_file() else b""
+    digest = hashlib.sha256(store.fingerprint(out_dir).encode() + b"\0" + text)
+    return digest.hexdigest()[:20]
+
+
+def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint], str, str]:
+    """The experiment's name, objectives, constraints, baseline and description.
 
     Read with `reports.dse.experiment` when present, else a plain YAML read of `name` and
     `objectives`.
@@ -411,12 +432,18 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]
             pass  # e.g. relative paths that only resolve next to the original file
         else:
             named = [(str(c), str(d)) for c, d in loaded.objectives]
-            return str(loaded.name), named, list(loaded.constraints)
+            return (
+                str(loaded.name),
+                named,
+                list(loaded.constraints),
+                str(loaded.baseline),
+                str(loaded.description),
+            )
     import yaml
 
     spec = yaml.safe_load(path.read_text()) or {}
     if not isinstance(spec, dict):
-        return "", [], []
+        return "", [], [], "", ""
     objectives: list[Objective] = []
     for item in spec.get("objectives") or []:
         if isinstance(item, str):
@@ -432,4 +459,10 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]
             constraints.extend(
                 Constraint(column, op, float(item[op])) for op in ("max", "min") if op in item
             )
-    return str(spec.get("name", path.parent.name)), objectives, constraints
+    return (
+        str(spec.get("name", path.parent.name)),
+        objectives,
+        constraints,
+        str(spec.get("baseline", "")),
+        str(spec.get("description", "")),
+    )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import csv
 import io
+import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -12,11 +16,13 @@ from mappers.result import Result
 from reports.dse.feasibility import Tally
 from reports.page import html as h
 from reports.page.report_data import ReportData, Row, design_of, heading, traffic_by_tensor
+from reports.units import Quantity, Unit, format_quantity, pick_unit, quantity_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 110
+SPREAD = 1000  # a column whose values span more than this shows a unit in every cell
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6675; --line: #d8dde4; --bg: #ffffff; --band: #f5f7fa;
@@ -37,7 +43,8 @@ h3 { font-size: 1.05em; margin: 1.2em 0 0.4em; }
         padding: 0.5em 1em; min-width: 9em; }
 .card b { display: block; font-size: 1.5em; }
 .card span { color: var(--muted); font-size: 0.85em; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1.5em; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr));
+        gap: 1.5em; }
 .wide { grid-column: 1 / -1; }
 figure { margin: 0.6em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
@@ -57,19 +64,89 @@ details summary { cursor: pointer; color: var(--accent); margin: 0.3em 0; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2em 1.2em; }
 dt { color: var(--muted); }
 dd { margin: 0; }
+.plot { width: 100%; min-height: 200px; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[data-dir="asc"]::after { content: " ▲"; }
+table.sortable th[data-dir="desc"]::after { content: " ▼"; }
+input.filter { margin: 0.3em 0; padding: 0.2em 0.4em; font: inherit; width: min(24em, 100%); }
+.warn { background: #fff6e0; border: 1px solid #e8c36a; border-radius: 6px; padding: 0.4em 1em; }
+pre.spec { background: var(--band); padding: 0.6em; overflow: auto; max-height: 30em;
+           font-size: 0.85em; }
+.ratio-good { color: #1a7f37; } .ratio-bad { color: #b42318; }
+@media (max-width: 900px) { .grid { grid-template-columns: 1fr; } main { padding: 0 0.6em 2em; }
+  .card { min-width: 7em; } }
 """
 
-# Marks the page once every figure has decoded: <html data-render="ok" data-figures-...>.
-RENDER_CHECK = """
-window.addEventListener("load", function () {
-  var images = Array.prototype.slice.call(document.images);
-  var loaded = images.filter(function (im) { return im.complete && im.naturalWidth > 0; });
+# Draws every Plotly figure from its JSON spec, then marks <html data-render="ok"> (or
+# "broken": plotly.js missing, a spec that fails, an <img> that does not decode); tables of
+# class "sortable" sort on a header click (numbers by their raw value) and filter from the
+# input that names them.
+SCRIPT = """
+(function () {
   var root = document.documentElement;
-  root.setAttribute("data-figures-total", String(images.length));
-  root.setAttribute("data-figures-loaded", String(loaded.length));
-  root.setAttribute("data-render", loaded.length === images.length ? "ok" : "broken");
-});
+  var plots = Array.prototype.slice.call(document.querySelectorAll("div.plot"));
+  var images = Array.prototype.slice.call(document.images);
+  var drawn = 0, failed = 0;
+  root.setAttribute("data-plots-total", String(plots.length));
+  function mark() {
+    root.setAttribute("data-plots-drawn", String(drawn));
+    if (drawn + failed < plots.length) return;
+    var loaded = images.filter(function (im) { return im.complete && im.naturalWidth > 0; });
+    root.setAttribute("data-figures-total", String(images.length));
+    root.setAttribute("data-figures-loaded", String(loaded.length));
+    var ok = !failed && loaded.length === images.length;
+    root.setAttribute("data-render", ok ? "ok" : "broken");
+  }
+  function draw(div) {
+    var spec = JSON.parse(document.getElementById(div.getAttribute("data-spec")).textContent);
+    var config = {responsive: true, displaylogo: false,
+                  toImageButtonOptions: {format: "svg", filename: div.id}};
+    return Plotly.newPlot(div, spec.data, spec.layout, config);
+  }
+  window.addEventListener("load", function () {
+    if (typeof Plotly === "undefined") { failed = plots.length; mark(); return; }
+    if (!plots.length) { mark(); return; }
+    plots.forEach(function (div) {
+      try {
+        draw(div).then(function () { drawn++; mark(); }, function () { failed++; mark(); });
+      } catch (e) { failed++; mark(); }
+    });
+  });
+  function key(cell) {
+    if (!cell) return "";
+    var v = cell.getAttribute("data-v");
+    return v !== null && v !== "" && !isNaN(+v) ? +v : cell.textContent;
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (t) {
+    Array.prototype.forEach.call(t.tHead.rows[0].cells, function (th, i) {
+      th.addEventListener("click", function () {
+        var dir = th.getAttribute("data-dir") === "asc" ? -1 : 1;
+        Array.prototype.forEach.call(t.tHead.rows[0].cells, function (o) {
+          o.removeAttribute("data-dir");
+        });
+        th.setAttribute("data-dir", dir > 0 ? "asc" : "desc");
+        var body = t.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (a, b) {
+          var x = key(a.cells[i]), y = key(b.cells[i]);
+          if (typeof x === "number" && typeof y === "number") return dir * (x - y);
+          return dir * String(x).localeCompare(String(y));
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("input.filter"), function (input) {
+    input.addEventListener("input", function () {
+      var t = document.getElementById(input.getAttribute("data-table"));
+      var q = input.value.toLowerCase();
+      Array.prototype.forEach.call(t.tBodies[0].rows, function (r) {
+        r.style.display = r.textContent.toLowerCase().indexOf(q) >= 0 ? "" : "none";
+      });
+    });
+  });
+})();
 """
+RENDER_CHECK = SCRIPT  # the name tests and older callers use
 
 
 def section(anchor: str, title: str, body: object) -> h.Markup:
@@ -95,23 +172,111 @@ def summary_cards(data: ReportData, varied: Sequence[str], counts: Tally) -> h.M
     )
 
 
-def shown_table(rows: Sequence[Row], columns: Sequence[str], limit: int) -> h.Markup:
-    """A scrolling table of the first `limit` rows, with a note when rows were left out."""
+def shown_table(
+    rows: Sequence[Row], columns: Sequence[str], limit: int, table_id: str | None = None
+) -> h.Markup:
+    """A sortable, filterable table of the first `limit` rows in engineering units.
+
+    A note says when rows were left out.
+    """
     note = (
         h.tag("p", f"First {limit} of {len(rows)} shown.", class_="note")
         if len(rows) > limit
         else None
     )
-    return h.render(
-        [
-            h.tag(
-                "div",
-                h.table(rows[:limit], columns, {c: heading(c) for c in columns}),
-                class_="scroll",
-            ),
-            note,
-        ]
+    return h.render([unit_table(rows[:limit], columns, table_id), note])
+
+
+def unit_table(
+    rows: Sequence[Row], columns: Sequence[str], table_id: str | None = None, **attrs: object
+) -> h.Markup:
+    """A sortable table, with a filter box when given an id.
+
+    Each quantity column is in the one unit that suits its values (named in its heading), or
+    each cell in its own when they span decades; raw values sort and show on hover.
+    """
+    units: dict[str, Unit] = {}
+    cell_units: dict[str, Quantity] = {}
+    headers: dict[str, str] = {}
+    for column in columns:
+        quantity = quantity_of(column)
+        values = [v for r in rows if (v := _number(r.get(column))) is not None and v > 0]
+        if quantity is not None and values and max(values) / min(values) > SPREAD:
+            cell_units[column] = quantity  # decades apart: each cell in its own unit
+            headers[column] = heading(column).split(" (")[0]
+        elif quantity is not None:
+            units[column] = pick_unit(quantity, [_number(r.get(column)) for r in rows])
+            headers[column] = f"{heading(column).split(' (')[0]} ({units[column].symbol})"
+        else:
+            headers[column] = heading(column)
+    head = h.tag("tr", [h.tag("th", headers[c], scope="col") for c in columns])
+    body = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            number = _number(value)
+            if column in units and number is not None:
+                text = units[column].format(number).rsplit(" ", 1)[0]
+            elif column in cell_units and number is not None:
+                text = format_quantity(number, cell_units[column])
+            else:
+                text = h.format_cell(value)
+            cells.append(
+                h.tag(
+                    "td",
+                    text,
+                    class_="num" if number is not None else None,
+                    data_v=repr(number) if number is not None else None,
+                    title=repr(value) if isinstance(value, float) else None,
+                )
+            )
+        body.append(h.tag("tr", cells))
+    table = h.tag(
+        "div",
+        h.tag("table", h.tag("thead", head), h.tag("tbody", body), id=table_id,
+              class_="sortable", **attrs),
+        class_="scroll",
+    )  # fmt: skip
+    if table_id is None:
+        return table
+    search = h.tag(
+        "input", type="search", class_="filter", data_table=table_id,
+        placeholder="filter rows (any text)", aria_label="filter the table",
+    )  # fmt: skip
+    return h.render([search, table])
+
+
+def csv_link(name: str, rows: Sequence[Row], columns: Sequence[str]) -> h.Markup:
+    """A link that downloads `rows` as `name` from the page itself (a data: URI)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else _csv(row.get(c)) for c in columns])
+    data = base64.b64encode(buffer.getvalue().encode("utf-8")).decode("ascii")
+    return h.tag("a", name, href=f"data:text/csv;base64,{data}", download=name)
+
+
+def plot_div(plot_id: str, spec: Mapping[str, Any], caption: str = "") -> h.Markup:
+    """A Plotly figure: an empty div, its spec as JSON beside it, drawn by the page script."""
+    text = json.dumps(spec, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return h.tag(
+        "figure",
+        h.tag("div", class_="plot", id=plot_id, data_spec=f"{plot_id}-spec"),
+        h.tag("script", h.Markup(text), type="application/json", id=f"{plot_id}-spec"),
+        h.tag("figcaption", caption) if caption else None,
     )
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return None if math.isnan(value) else float(value)
+
+
+def _csv(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def breakdown_tables(subjects: Mapping[str, Result]) -> h.Markup:

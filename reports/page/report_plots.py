@@ -7,7 +7,8 @@ returns it; matplotlib is imported only inside the functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mappers.result import Result
@@ -235,6 +236,41 @@ def latency_breakdown_figure(results: Mapping[str, Result], fig: Figure | None =
     unit_ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     unit_ax.grid(True, axis="x", alpha=0.25)
     return fig
+
+
+def save_faceted_pareto(
+    rows: Sequence[Row],
+    x: Objective,
+    y: Objective,
+    task: Sequence[str],
+    label: Callable[[Row], str],
+    path_stem: Path,
+    formats: Sequence[str] = ("png",),
+) -> list[Path]:
+    """The Pareto plot of `x` and `y` with one panel per workload group, for papers.
+
+    Written as `path_stem.<format>` for each format (png, svg, pdf); returns the paths.
+    """
+    groups = list(by_workload(rows, task).values())
+    cols = min(4, max(len(groups), 1))
+    n_rows = math.ceil(len(groups) / cols) if groups else 1
+    fig = new_figure((4.0 * cols, 3.2 * n_rows))
+    axes = fig.subplots(n_rows, cols, squeeze=False).ravel()
+    for ax, group in zip(axes, groups, strict=False):
+        pareto_plot(group, x, y, ax)
+        ax.set_title(label(group[0]), fontsize="medium")
+        ax.tick_params(labelsize="small")
+        if ax is not axes[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
+    for ax in axes[len(groups) :]:
+        ax.set_visible(False)
+    written = []
+    for fmt in formats:
+        path = path_stem.with_suffix(f".{fmt}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format=fmt, dpi=150)
+        written.append(path)
+    return written
 
 
 # -- drawing helpers

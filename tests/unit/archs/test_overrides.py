@@ -174,3 +174,13 @@ def test_readme_table_is_the_table() -> None:
     assert markdown_table() in cli, "regenerate it: archs.overrides.markdown_table()"
     listed = re.findall(r"^\| `([a-z_0-9]+)(?:\.ARRAY)?` \|", cli, re.M)
     assert tuple(listed) == override_names()
+
+
+def test_effective_values_name_every_override_as_swept_paths() -> None:
+    from archs.overrides import apply_overrides, effective_values
+
+    arch = apply_overrides(load_arch("fusemax"), {"buffer_bytes": "8MiB", "clock_ghz": 1.0})
+    values = effective_values(arch)
+    assert values["buffer_bytes"] == 8 * 2**20 and values["clock_ghz"] == 1.0
+    assert values["array_shapes.array_2d"] == "256x256"  # the preset's default
+    assert effective_values(load_arch("h200")) == {}

@@ -187,9 +187,7 @@ def test_unknown_size_symbols_are_reported_with_hints() -> None:
 
 def test_unused_non_rank_param_is_reported() -> None:
     msgs = problems(["Y[m] = X[m]"], "{X: [M]}", "params: {WX: 4}\n")
-    assert msgs == [
-        "params sets WX, which is neither a rank nor a size symbol used by any Einsum"
-    ]
+    assert msgs == ["params sets WX, which is neither a rank nor a size symbol used by any Einsum"]
 
 
 def test_index_value_of_a_split_rank_needs_its_parts() -> None:
@@ -211,9 +209,7 @@ def test_params_size_symbols_resolve_and_are_overridable() -> None:
 
 
 def test_yaml_exponent_floats_are_numbers() -> None:
-    c = cascade(
-        ["RM[m+1] = max(RM[m], X[m])"], "{X: [M]}", "[RM]", "init: {RM: -1.0e30}\n"
-    )
+    c = cascade(["RM[m+1] = max(RM[m], X[m])"], "{X: [M]}", "[RM]", "init: {RM: -1.0e30}\n")
     assert c.init_values == {"RM": -1e30}  # type: ignore[attr-defined]
     c2 = cascade(["RM[m+1] = min(RM[m], X[m])"], "{X: [M]}", "[RM]", "init: {RM: 1e30}\n")
     out = evaluate(c2, {"X": np.array([3.0, 1.0])}, {"M": 2})  # type: ignore[arg-type]
@@ -276,8 +272,11 @@ def test_softcap_with_size_value_param() -> None:
 
 def test_sigmoid_attention_with_log_of_size() -> None:
     c = cascade(
-        ["QK[m,p] = Q[e,p] * K[e,m]", "SA[m,p] = sigmoid(QK[m,p] - log(M))",
-         "AV[f,p] = SA[m,p] * V[f,m]"],
+        [
+            "QK[m,p] = Q[e,p] * K[e,m]",
+            "SA[m,p] = sigmoid(QK[m,p] - log(M))",
+            "AV[f,p] = SA[m,p] * V[f,m]",
+        ],
         QKV,
         "[AV]",
     )
@@ -376,8 +375,10 @@ def test_one_pass_window_with_tile_skipping_matches_reference() -> None:
 
 def test_op_counts_for_new_functions_and_window() -> None:
     c = cascade(
-        ["S[m,p] = C * tanh(QK[m,p] / C) where m <= p and (p - m < W or m < S)",
-         "L[m,p] = log(abs(S[m,p])) where m <= p"],
+        [
+            "S[m,p] = C * tanh(QK[m,p] / C) where m <= p and (p - m < W or m < S)",
+            "L[m,p] = log(abs(S[m,p])) where m <= p",
+        ],
         "{QK: [M, P]}",
         "[L]",
         "params: {C: 30, W: 4, S: 2}\n",

@@ -149,9 +149,7 @@ def _with_sigmoid(arch: SpatialArch) -> SpatialArch:
     one_d = arch.array_1d
     exp = one_d.operation("exp")
     ops = (*one_d.operations, dataclasses.replace(exp, name="sigmoid"))
-    arrays = tuple(
-        dataclasses.replace(a, operations=ops) if a is one_d else a for a in arch.arrays
-    )
+    arrays = tuple(dataclasses.replace(a, operations=ops) if a is one_d else a for a in arch.arrays)
     return dataclasses.replace(arch, arrays=arrays)
 
 

@@ -127,3 +127,31 @@ def test_check_help_lists_every_override(capsys: pytest.CaptureFixture[str]) -> 
     text = capsys.readouterr().out
     for name in override_names():
         assert f"\n  {name}" in text, name
+
+
+def test_a_rerun_with_nothing_new_rewrites_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ok.yaml"
+    ok = FAILING_EXP.split("sweep:")[0] + (
+        "sweep:\n  - grid: {workload.seq_len: [1K, 4K]}\noutputs: {formats: [csv], report: true}\n"
+    )
+    path.write_text(ok.replace("name: failing", "name: ok"))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0, (
+        capsys.readouterr()
+    )
+
+    def outputs() -> dict[str, int]:  # what a run writes from the store (the store aside)
+        return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix != ".sqlite"}
+
+    written = outputs()
+    assert "report.html" in written and "results.csv" in written
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert outputs() == written
+    # an edited objective changes the experiment file: the report is written again
+    path.write_text(path.read_text() + "objectives: [latency]\n")
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    assert (out / "report.html").stat().st_mtime_ns != written["report.html"]

@@ -375,3 +375,15 @@ sweep:
     assert exp.count == 3
     first = next(exp.points()).resolved["arch"]
     assert first["overrides"] == {"buffer_bytes": 2**20, "clock_ghz": 1.0}
+
+
+def test_baseline_defaults_to_the_first_design_and_must_name_one(tmp_path: Path) -> None:
+    designs = BASE + "  other: {arch: fusemax, cascade: one, mapper: fusemax}\n"
+    sweep = "sweep:\n  grid: {design: [fm, other], workload: [BERT], workload.seq_len: [1K]}\n"
+    assert load_experiment(write(tmp_path, designs + sweep)).baseline == "fm"
+    named = write(tmp_path, designs + "baseline: other\n" + sweep)
+    assert load_experiment(named).baseline == "other"
+    wrong = write(tmp_path, designs + "baseline: flat\n" + sweep)
+    assert problems(wrong) == [
+        f"{wrong}:14:11: baseline: unknown design 'flat'; expected one of the designs: fm, other"
+    ]

@@ -79,3 +79,17 @@ def test_finished_lowers_the_stored_position(tmp_path: Path) -> None:
     assert store.finished([("a", 0)]) == {"a"}
     store.close()
     assert [r["point_id"] for r in load_rows(tmp_path)] == ["a", "b"]
+
+
+def test_warnings_reach_the_csv_also_for_rows_stored_without_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    warned = dataclasses.replace(result(1.0), warnings=("H100 not calibrated", "state > buffer"))
+    row = {"point_id": "w", "status": "ok", **warned.to_row()}  # stored before the column
+    store = Store(tmp_path)
+    store.write([Record("w", 0, "ok", "d", "{}", "{}", json.dumps(row), warned.to_json(), None, 0)])
+    store.close()
+    assert load_rows(tmp_path)[0]["warnings"] == "H100 not calibrated | state > buffer"
+    with export_csv(tmp_path).open() as f:
+        (line,) = csv.DictReader(f)
+    assert line["warnings"] == "H100 not calibrated | state > buffer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,10 @@ from reports.page.report_data import (
 )
 from reports.page.tables import read_csv, write_csv
 
-SECTIONS = ("overview", "pareto", "sensitivity", "breakdowns", "results", "failures", "provenance")
+SECTIONS = (
+    "overview", "baseline", "pareto", "sensitivity", "breakdowns", "warnings", "results",
+    "failures", "provenance",
+)  # fmt: skip
 NASTY_DESIGN = '<b>fused & "tiled"</b>'  # as in conftest.py
 NASTY_ERROR = "MappingError: buffer <script>alert('x')</script> & too small"
 
@@ -41,24 +45,64 @@ def page(written: Path) -> str:
 def test_every_section_is_present_in_order(page: str) -> None:
     positions = [page.index(f'<section id="{name}">') for name in SECTIONS]
     assert positions == sorted(positions)
-    # The first thing after the numbers is a Pareto plot, then the best designs.
     overview = page[positions[0] : positions[1]]
-    assert overview.index('id="pareto-latency-s-energy-pj"') < overview.index("Best design per")
+    assert "Against fusemax/binding" in overview and "Best design per" in overview
 
 
-def test_figures_are_embedded_and_nothing_is_external(written: Path, page: str) -> None:
-    images = re.findall(r'<img src="([^"]*)"', page)
-    # 3 Pareto pairs + 3 swept parameters + 3 breakdowns.
-    assert len(images) == 9
-    assert all(src.startswith("data:image/png;base64,") for src in images)
-    assert not re.search(r'(src|href)="(https?:)?//', page)
-    assert "<link" not in page and "@import" not in page and "url(" not in page
-    assert len(list((written.parent / "figures").glob("*.png"))) == 9
+def test_figures_are_plotly_specs_and_nothing_is_external(written: Path, page: str) -> None:
+    specs = re.findall(r'<script type="application/json" id="([^"]*)-spec">', page)
+    # speedup, energy ratio, 3 Pareto pairs, 2 sensitivity (array side x 2 objectives),
+    # energy and traffic breakdowns.
+    assert specs == [
+        "speedup", "energy-ratio", "pareto-latency-s-energy-pj", "pareto-latency-s-area-um2",
+        "pareto-energy-pj-area-um2", "sensitivity-arch-array-2d-latency-s",
+        "sensitivity-arch-array-2d-energy-pj", "breakdown-energy", "breakdown-traffic",
+    ]  # fmt: skip
+    assert page.count('class="plot"') == len(specs)
+    assert "Plotly" in page and "<img" not in page  # plotly.js embedded, no static images
+    # Outside the scripts (plotly.js names sites in strings it never loads), nothing remote.
+    markup = re.sub(r"<script>.*?</script>", "", page, flags=re.S)
+    assert not re.search(r'(src|href)="(https?:)?//', markup)
+    assert "<link" not in markup and "@import" not in markup
+
+
+def test_pareto_panels_are_workload_groups(page: str) -> None:
+    spec = json.loads(_spec(page, "pareto-latency-s-energy-pj"))
+    titles = [a["text"] for a in spec["layout"]["annotations"]]
+    assert titles[:3] == ["<b>BERT · 1K</b>", "<b>BERT · 4K</b>", "<b>BERT · 16K</b>"]
+    assert len(titles) == 7  # 2 models x 3 lengths, and the odd design's 512
+    hover = next(t for t in spec["data"] if t.get("text"))["text"][0]
+    assert "fusemax/binding" in hover and "arch.array_2d = 64" in hover
+
+
+def test_baseline_ratios(report_data: ReportData, written: Path) -> None:
+    table = read_csv(written.parent / "baseline.csv")
+    by = {(r["group"], r["design"]): r for r in table}
+    base = by[("BERT · 4K", "fusemax/binding")]
+    flat = by[("BERT · 4K", "flat")]
+    assert base["speedup"] == 1.0 and base["energy_ratio"] == 1.0
+    assert flat["speedup"] == pytest.approx(base["latency_s"] / flat["latency_s"])
+    assert flat["energy_ratio"] == pytest.approx(flat["energy_pj"] / base["energy_pj"])
+    # the baseline is represented by its fastest feasible point in the group
+    group = [
+        r
+        for r in report_data.rows
+        if r["design"] == "fusemax/binding"
+        and r["point.workload.model"] == "BERT"
+        and r["point.workload.seq_len"] == 4096
+    ]
+    assert base["latency_s"] == min(r["latency_s"] for r in group)  # fmt: skip
 
 
 def test_units_in_headers(page: str) -> None:
-    for header in ("Latency (s)", "Energy (pJ)", "Area (µm²)", "EDP (J·s)", "DRAM traffic (bytes)"):
-        assert f">{header}</th>" in page
+    for header in ("Latency (ms)", "Area (mm²)", "speedup", "energy_ratio"):
+        assert f">{header}</th>" in page, header
+    assert "µm²" not in page.split("<nav>")[1].split("</nav>")[0]
+
+
+def _spec(page: str, name: str) -> str:
+    start = page.index(f'id="{name}-spec">') + len(f'id="{name}-spec">')
+    return page[start : page.index("</script>", start)]
 
 
 def test_text_is_escaped(page: str) -> None:
@@ -67,8 +111,9 @@ def test_text_is_escaped(page: str) -> None:
     assert "<script>alert" not in page
     assert h.escape(NASTY_ERROR) in page
     assert "<title>attnsim report: synthetic &lt;sweep&gt;</title>" in page
-    # Only the page's own render-check script.
-    assert page.count("<script>") == 1
+    # plotly.js and the page's own script; figure data only as JSON (never closes a script).
+    assert page.count("<script>") == 2
+    assert NASTY_DESIGN.replace("</", "<\\/") in page or "&lt;b&gt;fused" in page
 
 
 def test_tables_written_as_csv(report_data: ReportData, written: Path) -> None:
@@ -107,7 +152,7 @@ def test_failures_and_provenance(page: str) -> None:
 
 
 def test_render_check_script_marks_the_root(page: str) -> None:
-    assert "naturalWidth" in page and "data-render" in page
+    assert "Plotly.newPlot" in page and "data-render" in page
 
 
 def test_best_points_ties_and_directions() -> None:
@@ -150,7 +195,7 @@ def test_report_without_rows_or_results(tmp_path: Path, report_data: ReportData)
     no_breakdowns = dataclasses.replace(report_data, results=[])
     page = write_report(tmp_path / "b", no_breakdowns).read_text(encoding="utf-8")
     assert "nothing to break down" in page
-    assert page.count("<img ") == 6
+    assert page.count('class="plot"') == 7
 
 
 def test_cli_reads_results_csv_and_experiment(
