@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 from archs.model import ComputeArray, SpatialArch
 from einsum_ir.ir import Cascade, TensorName
+from mappers.memo import by_identity
 from mappers.registry import register_mapper
 from mappers.result import (
     EnergyItem,
@@ -206,33 +207,55 @@ def stream_buffer_words(
 
     Key x query tensors count `row_share` of their words (the visited tiles of a mask).
     """
+    rows, reads, writes = _phase_accesses(cv, phase)
+    fill = row_r = row_w = vec_r = vec_w = 0.0
+    for name in dram_inputs:
+        fill += cv.words(name) * row_share if name in rows else cv.words(name)
+    for name, words, always in writes:
+        if always or name in onchip_outputs:
+            if name in rows:
+                row_w += words * row_share
+            else:
+                vec_w += words
+    for name, words in reads:
+        if name in rows:
+            row_r += words * row_share
+        else:
+            vec_r += words
+    return StreamBuffer(fill, row_r, row_w, vec_r, vec_w)
+
+
+@by_identity(maxsize=64)
+def _phase_accesses(
+    cv: CascadeView, phase: tuple[int, ...]
+) -> tuple[
+    frozenset[TensorName],
+    tuple[tuple[TensorName, float], ...],
+    tuple[tuple[TensorName, float, bool], ...],
+]:
+    """What `stream_buffer_words` needs besides the DRAM and on-chip choices.
+
+    The cascade's key x query tensors, the phase's buffer reads (name, words) in order, and
+    its produced tensors (name, words, whether a consumer reads it from the buffer): one walk
+    per phase, shared by every on-chip choice a search prices.
+    """
     c = cv.cascade
     members = set(phase)
-    counts = {"fill": 0.0, "row_r": 0.0, "row_w": 0.0, "vec_r": 0.0, "vec_w": 0.0}
+    rows = frozenset(t for t in cv.ranks if cv.is_key_indexed(t) and cv.is_query_indexed(t))
+    reads: list[tuple[TensorName, float]] = []
+    writes: list[tuple[TensorName, float, bool]] = []
 
-    def is_row(name: TensorName) -> bool:
-        return cv.is_key_indexed(name) and cv.is_query_indexed(name)
-
-    def add(name: TensorName, action: str, n: float) -> None:
-        row = is_row(name)
-        counts[("row_" if row else "vec_") + action] += n * row_share if row else n
-
-    for name in dram_inputs:
-        counts["fill"] += cv.words(name) * row_share if is_row(name) else cv.words(name)
     for i in phase:
         e = c.einsums[i]
-        produced_here = cv.producer.get(e.output) is not None
         readers = [j for j in cv.who_reads.get(e.output, ()) if j in members]
         buffered = [j for j in readers if not _forwarded(cv, i, j)]
-        if produced_here and (buffered or e.output in onchip_outputs):
-            add(e.output, "w", cv.words(e.output))
+        if cv.producer.get(e.output) is not None:
+            writes.append((e.output, float(cv.words(e.output)), bool(buffered)))
         for name in dict.fromkeys(a.tensor for a in e.inputs):
             j = cv.producer.get(name)
             if j is None or j not in members or not _forwarded(cv, j, i):
-                add(name, "r", cv.words(name))
-    return StreamBuffer(
-        counts["fill"], counts["row_r"], counts["row_w"], counts["vec_r"], counts["vec_w"]
-    )
+                reads.append((name, float(cv.words(name))))
+    return rows, tuple(reads), tuple(writes)
 
 
 def _forwarded(cv: CascadeView, producer: int, consumer: int) -> bool:
