@@ -23,7 +23,6 @@ NO_MASK: tuple[Band, ...] = (Band(),)
 CAUSAL_TOP_LEFT: tuple[Band, ...] = (Band(d_hi=0),)
 
 
-
 def kernel_window(bands: tuple[Band, ...]) -> tuple[int, int] | None:
     """(window, sinks) when `bands` is the 1-pass Triton kernel's sliding window, else None.
 

@@ -141,6 +141,7 @@ def attn_fwd_kernel(
     qk_scale,
     window,
     sinks,
+    kv_group,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -169,15 +170,21 @@ def attn_fwd_kernel(
     off_bh = tl.program_id(1)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
+    # GQA/MQA: query head h reads K/V head h // kv_group (the heads of a group are adjacent
+    # in the grid, so their programs run together and share the K/V tiles in L2)
+    off_kh = off_h // kv_group
+    off_bkh = off_bh // kv_group  # = b * (heads / kv_group) + h // kv_group (int32, as off_bh)
     q_src = head_source(
         Q, off_b, off_h, off_bh, stride_qb, stride_qh, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA
     )
     k_src = head_source(
-        K, off_b, off_h, off_bh, stride_kb, stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA
-    )
+        K, off_b, off_kh, off_bkh, stride_kb, stride_kh, seq_k, stride_ks, BLOCK_N, HEAD_DIM,
+        USE_TMA,
+    )  # fmt: skip
     v_src = head_source(
-        V, off_b, off_h, off_bh, stride_vb, stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA
-    )
+        V, off_b, off_kh, off_bkh, stride_vb, stride_vh, seq_k, stride_vs, BLOCK_N, HEAD_DIM,
+        USE_TMA,
+    )  # fmt: skip
     o_src = head_source(
         Out, off_b, off_h, off_bh, stride_ob, stride_oh, seq_q, stride_os, BLOCK_M, HEAD_DIM,
         USE_TMA,
@@ -215,6 +222,7 @@ def _int_args(q, k, v, o_strides, scale, window=0, sinks=0):  # type: ignore[no-
     """The integer/float kernel arguments after the four pointers (signature order)."""
     b, h, sq, d = q.shape
     sk = k.shape[2]
+    kv_group = h // k.shape[1]
     sm_scale = default_scale(d) if scale is None else scale
     return (
         *q.stride()[:3],
@@ -227,6 +235,7 @@ def _int_args(q, k, v, o_strides, scale, window=0, sinks=0):  # type: ignore[no-
         sm_scale * LOG2E,
         window,
         sinks,
+        kv_group,
     )
 
 
@@ -316,7 +325,7 @@ def _use_asm(device_type: str) -> bool:
 def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0):  # type: ignore[no-untyped-def]
     """Validate a call and compute everything that does not depend on the data pointers."""
     check_window(causal, window, sinks, variant)
-    q2, k2, v2 = check_qkv(q, k, v)
+    q2, k2, v2 = check_qkv(q, k, v, groups=True)
     b, h, sq, d = q2.shape
     dev = q2.get_device()
     if k2.get_device() != dev or v2.get_device() != dev:
@@ -462,7 +471,9 @@ def attention_fwd(
     would under-fill the GPU, else `common.default_tiling(head_dim)`). `out` (optional) is
     written in place. `tma`: True / False force in-kernel tensor descriptors / block pointers,
     "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
-    `variant` selects inner-loop variants (`Variant`). `window` (causal only): query i sees
+    `variant` selects inner-loop variants (`Variant`). GQA/MQA: k and v may have G heads, a
+    divisor of q's H ("plain" schedule only); query head h reads K/V head h // (H / G).
+    `window` (causal only): query i sees
     keys i - window < j <= i, plus the first `sinks` keys (attention sinks); key tiles outside
     both are never loaded, tiles inside run unmasked, only the edge tiles pay for masking
     (family `triton-window`; "plain" schedule only). Per-call host work on a repeated call:
@@ -471,6 +482,10 @@ def attention_fwd(
     if schedule != "plain":
         if window is not None:
             raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
+        if k.dim() == 4 and q.dim() == 4 and k.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"GQA: schedule {schedule!r} needs as many K/V heads as query heads; use 'plain'"
+            )
         return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
                                num_stages, out, schedule)  # fmt: skip
     key = (
@@ -507,7 +522,7 @@ def attention_fwd(
             _PLANS.clear()
         _PLANS[key] = plan
     else:
-        q, k, v = check_qkv(q, k, v)
+        q, k, v = check_qkv(q, k, v, groups=True)
     o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
     _launch_jit(plan, q, k, v, o)
     return o

@@ -365,9 +365,10 @@ def attn_inner(
     Scores live in the log2 domain: s = (q.k) * qk_scale with qk_scale = scale * log2(e).
     MASKED tiles mask keys >= seq_k and, when CAUSAL, keys after the query (j > i); with
     WINDOW (causal only) also keys outside the sliding window (i - j >= window) that are not
-    attention sinks (j >= sinks); unmasked tiles do no mask arithmetic at all. MODE_ONLINE keeps a running max `m_i`, sum `l_i`
-    and rescales `acc` (`online_step`); MODE_STATS only updates `m_i`, `l_i`; MODE_OUTPUT
-    takes the final `m_i` and 1/l (passed in `l_i`) and accumulates exact probabilities times V.
+    attention sinks (j >= sinks); unmasked tiles do no mask arithmetic at all. MODE_ONLINE
+    keeps a running max `m_i`, sum `l_i` and rescales `acc` (`online_step`); MODE_STATS only
+    updates `m_i`, `l_i`; MODE_OUTPUT takes the final `m_i` and 1/l (passed in `l_i`) and
+    accumulates exact probabilities times V.
 
     1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
     PRESCALED: `q` was multiplied by qk_scale in the prologue, so scores need no scaling.
@@ -511,7 +512,8 @@ def attn_rows(
     lo_full = 0
     if WINDOW:
         # first key every row of the tile sees: the last row's window start, rounded up
-        lo_full = tl.minimum(tl.cdiv(tl.maximum(start_m * BLOCK_M + BLOCK_M - window, 0), BLOCK_N) * BLOCK_N, hi_full)
+        last_start = tl.maximum(start_m * BLOCK_M + BLOCK_M - window, 0)
+        lo_full = tl.minimum(tl.cdiv(last_start, BLOCK_N) * BLOCK_N, hi_full)
     acc, l_i, m_i = attn_inner(
         acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks, stride_vs,
         qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
@@ -525,7 +527,8 @@ def attn_rows(
         )  # fmt: skip
     if WINDOW:
         # the window's leading tiles: from the first row's window start, rounded down
-        lo_win = tl.minimum((tl.maximum(start_m * BLOCK_M - window + 1, 0) // BLOCK_N) * BLOCK_N, lo_full)
+        first_start = tl.maximum(start_m * BLOCK_M - window + 1, 0)
+        lo_win = tl.minimum((first_start // BLOCK_N) * BLOCK_N, lo_full)
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, lo_win, lo_full, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,

@@ -97,16 +97,23 @@ def ensure_allocator() -> None:
 # ----------------------------------------------------------------------------- launcher helpers
 
 
-def check_qkv(q, k, v):  # type: ignore[no-untyped-def]
-    """Validate (batch, heads, seq, head_dim) inputs; return them with a contiguous last dim."""
+def check_qkv(q, k, v, groups: bool = False):  # type: ignore[no-untyped-def]
+    """Validate (batch, heads, seq, head_dim) inputs; return them with a contiguous last dim.
+
+    `groups` (GQA/MQA): k and v may have fewer heads than q, a divisor of q's heads (query
+    head h reads K/V head h // (q heads / k heads)).
+    """
     import torch
 
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError("q, k, v must be 4-D (batch, heads, seq, head_dim)")
     if k.shape != v.shape:
         raise ValueError(f"k and v shapes differ: {tuple(k.shape)} vs {tuple(v.shape)}")
-    if q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
-        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} disagree on B, H or D")
+    grouped = groups and k.shape[1] >= 1 and q.shape[1] % k.shape[1] == 0
+    same_heads = q.shape[1] == k.shape[1] or grouped
+    if q.shape[0] != k.shape[0] or not same_heads or q.shape[3] != k.shape[3]:
+        what = "B, D or H (k heads must divide q heads)" if groups else "B, H or D"
+        raise ValueError(f"q {tuple(q.shape)} and k {tuple(k.shape)} disagree on {what}")
     if not (q.dtype == k.dtype == v.dtype):
         raise ValueError("q, k, v must share one dtype")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):

@@ -98,9 +98,7 @@ FLAT_FORMS = ("attention-1pass-mh", "attention-2pass-tilemax-mh", "attention-2pa
     tiles=st.integers(1, 12),
     pick=st.integers(0, 10),
 )
-def test_flat_key_tiled_forms_hold_the_floors(
-    sizes: dict[str, int], tiles: int, pick: int
-) -> None:
+def test_flat_key_tiled_forms_hold_the_floors(sizes: dict[str, int], tiles: int, pick: int) -> None:
     # the 1-pass and 2-pass forms (key tiles of M0 = 256 keys) on FLAT's arrays
     sizes = {**sizes, "M": 256 * tiles}
     name = FLAT_FORMS[pick % len(FLAT_FORMS)]

@@ -93,9 +93,7 @@ exprs = st.recursive(leaves, extend, max_leaves=8)
 def linear(draw: st.DrawFn) -> LinearExpr:
     terms = draw(st.dictionaries(st.sampled_from(VARS), st.integers(-3, 3), max_size=3))
     symbols = draw(st.dictionaries(st.sampled_from(SYMBOLS), st.integers(-3, 3), max_size=2))
-    return LinearExpr(
-        tuple(terms.items()), draw(st.integers(-300, 300)), tuple(symbols.items())
-    )
+    return LinearExpr(tuple(terms.items()), draw(st.integers(-300, 300)), tuple(symbols.items()))
 
 
 conditions = st.builds(Condition, linear(), st.sampled_from(list(CmpOp)), linear())
@@ -114,7 +112,6 @@ def einsums(draw: st.DrawFn) -> Einsum:
     return Einsum(out, draw(exprs), tuple(draw(st.lists(where_items, max_size=2))))
 
 
-
 @settings(max_examples=400, deadline=None)
 @given(einsums())
 def test_text_round_trip(einsum: Einsum) -> None:
@@ -125,9 +122,42 @@ def test_text_round_trip(einsum: Einsum) -> None:
 
 
 fragments = st.sampled_from(
-    ["QK", "[", "]", "m", "p", ",", "=", "*", "+", "-", "/", "(", ")", "exp", "max", "sum",
-     "where", "and", "<=", "<", "1", "2.5", "inf", "M1", "m1+1", " ", "tanh", "!", "==", "e",
-     "or", "W", "log", "abs"]
+    [
+        "QK",
+        "[",
+        "]",
+        "m",
+        "p",
+        ",",
+        "=",
+        "*",
+        "+",
+        "-",
+        "/",
+        "(",
+        ")",
+        "exp",
+        "max",
+        "sum",
+        "where",
+        "and",
+        "<=",
+        "<",
+        "1",
+        "2.5",
+        "inf",
+        "M1",
+        "m1+1",
+        " ",
+        "tanh",
+        "!",
+        "==",
+        "e",
+        "or",
+        "W",
+        "log",
+        "abs",
+    ]
 )
 
 
@@ -150,9 +180,16 @@ def _builtin_texts() -> list[str]:
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(_builtin_texts()),
-    st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 5), st.sampled_from(
-        ["", "x", "[", "]", ":", "-", "  ", "\n", "{", "'", "M1", "max", "m0", "=", "*"])),
-        max_size=4),
+    st.lists(
+        st.tuples(
+            st.integers(0, 2000),
+            st.integers(0, 5),
+            st.sampled_from(
+                ["", "x", "[", "]", ":", "-", "  ", "\n", "{", "'", "M1", "max", "m0", "=", "*"]
+            ),
+        ),
+        max_size=4,
+    ),
 )
 def test_mutated_cascade_yaml_loads_or_gives_spec_error(text: str, edits: list) -> None:  # type: ignore[type-arg]
     for pos, cut, insert in edits:
@@ -172,8 +209,20 @@ yaml_values = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=3),
         st.dictionaries(
-            st.sampled_from(["cascade", "inputs", "einsums", "outputs", "init", "params",
-                             "partitions", "Q", "M", "x"]),
+            st.sampled_from(
+                [
+                    "cascade",
+                    "inputs",
+                    "einsums",
+                    "outputs",
+                    "init",
+                    "params",
+                    "partitions",
+                    "Q",
+                    "M",
+                    "x",
+                ]
+            ),
             children,
             max_size=4,
         ),
