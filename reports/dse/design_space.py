@@ -14,12 +14,12 @@ import functools
 import hashlib
 import math
 import random
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archs import overrides as O
+from einsum_ir.load import MAX_SIZE
 from einsum_ir.spec import Reader, SpecError
 
 SELECTORS = ("design", "arch", "cascade", "mapper", "workload")
@@ -40,6 +40,7 @@ class Tables:
     archs: dict[str, dict[str, Any]] = field(default_factory=dict)
     arch_objs: dict[str, Any] = field(default_factory=dict)
     cascades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cascade_objs: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     mappers: dict[str, dict[str, Any]] = field(default_factory=dict)
     designs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -98,7 +99,11 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
         try:
             arch = load_arch(preset)
         except SpecError as exc:
-            child.problems.extend(exc.problems)
+            for p in exc.problems:  # an unknown name has no line of its own: point at ours
+                if p.line:
+                    child.problems.append(p)
+                else:
+                    preset_r.error(p.message)
             continue
         t.arch_objs[label] = arch
         over = child.opt("overrides", "map") if child.is_map else None
@@ -147,18 +152,21 @@ def read_cascades(r: Reader | None, t: Tables) -> None:
                 if child.check("str"):
                     text = str(child.value)
                     if text.endswith((".yaml", ".yml")):
-                        _file_entry(entry, t.base / text, load_cascade)
+                        t.cascade_objs[label] = _file_entry(entry, t.base / text, load_cascade)
                     else:
-                        load_cascade(text)
+                        t.cascade_objs[label] = load_cascade(text)
                         entry["builtin"] = text
                     t.cascades[label] = entry
             elif child.get("file") is not None and len(list(child.items())) == 1:
                 f = child.req("file", "str")
                 if f is not None:
-                    _file_entry(entry, t.base / str(f.value), load_cascade)
+                    path = t.base / str(f.value)
+                    t.cascade_objs[label] = _file_entry(entry, path, load_cascade)
                     t.cascades[label] = entry
             else:
-                _inline_cascade(child)
+                cascade = _inline_cascade(child)
+                if cascade is not None:
+                    t.cascade_objs[label] = cascade
                 entry["inline"] = child.value
                 t.cascades[label] = entry
         except SpecError as exc:
@@ -166,7 +174,7 @@ def read_cascades(r: Reader | None, t: Tables) -> None:
                 child.error(f"{p.file}:{p.line}: {p.message}" if p.line else p.message)
 
 
-def _inline_cascade(r: Reader) -> None:
+def _inline_cascade(r: Reader) -> Any:
     """Validate an inline cascade spec with the cascade loader, keeping file:line:col.
 
     The node's own text is loaded at its original lines and columns (blank lines and spaces
@@ -180,18 +188,20 @@ def _inline_cascade(r: Reader) -> None:
     start, end = node.start_mark, node.end_mark
     body = "\n" * start.line + " " * start.column + text[start.index : end.index]
     try:
-        load_cascade_text(body, r.file)
+        return load_cascade_text(body, r.file)
     except SpecError as exc:
         for p in exc.problems:
             path = f"{r.path}.{p.path}" if p.path else r.path
             r.problems.append(dataclasses.replace(p, path=path))
+        return None
 
 
-def _file_entry(entry: dict[str, Any], path: Path, load: Any) -> None:
+def _file_entry(entry: dict[str, Any], path: Path, load: Any) -> Any:
     path = path.resolve()
-    load(path)
+    cascade = load(path)
     entry["file"] = str(path)
     entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return cascade
 
 
 def read_workloads(r: Reader | None, t: Tables) -> None:
@@ -272,6 +282,7 @@ def read_designs(r: Reader | None, t: Tables) -> None:
 
 def known_paths(t: Tables) -> list[str]:
     """Every concrete dotted path a sweep may set (for suggestions)."""
+    from mappers.options import mapper_options
     from mappers.registry import get_mapper, mapper_names
 
     paths = list(SELECTORS)
@@ -282,8 +293,7 @@ def known_paths(t: Tables) -> list[str]:
     paths += ["arch.preset", "workload.model", "workload.seq_len", "workload.kv_len"]
     paths += [f"workload.sizes.{r}" for r in RANKS]
     for m in {e["name"] for e in t.mappers.values() if e["name"] in mapper_names()}:
-        opts = getattr(get_mapper(m), "Options", None)
-        paths += [f"mapper.options.{f.name}" for f in dataclasses.fields(opts)] if opts else []
+        paths += [f"mapper.options.{name}" for name in mapper_options(get_mapper(m))]
     return list(dict.fromkeys(paths))
 
 
@@ -333,10 +343,11 @@ def normalize(
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             return bad("a length such as 4096, 4K or 1M")
         try:
-            return parse_length(str(value))
+            length = parse_length(str(value))
         except ValueError as exc:
             r.error(str(exc))
             return INVALID
+        return length if length <= MAX_SIZE else bad(f"a length of at most 2^40 ({MAX_SIZE:,})")
     if path == "workload.model":
         from mappers.workloads import MODELS
 
@@ -350,7 +361,7 @@ def normalize(
     if path.startswith("workload.sizes."):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             return bad("a positive integer")
-        return value
+        return value if value <= MAX_SIZE else bad(f"a size of at most 2^40 ({MAX_SIZE:,})")
     if path.startswith("arch.overrides.") and path.split(".")[2] in O.BY_NAME:
         try:
             return O.parse_value(path.split(".")[2], value)
@@ -358,39 +369,59 @@ def normalize(
             r.error(str(exc))
             return INVALID
     if path == "arch.preset":
-        return value if isinstance(value, str) else bad("a preset name or file")
+        return _swept_preset(r, value, t) if isinstance(value, str) else bad("a preset name")
     if path.startswith("mapper.options."):
         return value if skip else _option(r, leaf, value, t, mapper)
     return value
 
 
+def _swept_preset(r: Reader, value: str, t: Tables) -> Any:
+    """A swept `arch.preset`: a preset name as is, or an architecture file (made absolute)."""
+    from archs.load import load_arch, preset_names
+
+    if value in preset_names():
+        return value
+    file = (t.base / value).resolve()
+    if not value.endswith((".yaml", ".yml")) or not file.is_file():
+        _unknown(r, "preset", value, preset_names())
+        return INVALID
+    try:
+        load_arch(file)
+    except SpecError as exc:
+        for p in exc.problems:
+            r.error(f"{p}")
+        return INVALID
+    return str(file)
+
+
 def _option(r: Reader, key: str, value: Any, t: Tables, mapper: str) -> Any:
+    """A mapper option's value checked by value against the schema of every mapper having it.
+
+    `mapper` names the one mapper (an entry's `options:`); a swept `mapper.options.KEY` is
+    checked against each mapper of the experiment that has KEY (each problem says which).
+    """
+    from mappers.options import coerce, mapper_options
     from mappers.registry import get_mapper, mapper_names
 
-    names = [mapper] if mapper else [e["name"] for e in t.mappers.values()]
+    names = [mapper] if mapper else list(dict.fromkeys(e["name"] for e in t.mappers.values()))
+    found, out = False, value
     for name in (n for n in names if n in mapper_names()):
-        opts = getattr(get_mapper(name), "Options", None)
-        fields = [f.name for f in dataclasses.fields(opts)] if opts else []
+        fields = mapper_options(get_mapper(name))
         if key not in fields:
             if mapper:
-                _unknown(r, f"option of mapper {name!r}", key, fields)
+                _unknown(r, f"option of mapper {name!r}", key, list(fields))
                 return INVALID
             continue
-        hint = typing.get_type_hints(opts)[key]
-        kinds = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-        if hint in kinds:
-            good = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
-            if hint is float and isinstance(value, int) and not isinstance(value, bool):
-                good, value = True, float(value)
-            if not good:
-                r.error(f"expected {kinds[hint]}, got {value!r}")
-                return INVALID
-        elif typing.get_origin(hint) is tuple and not isinstance(value, list):
-            r.error(f"expected a list, got {value!r}")
+        found = True
+        try:
+            out = coerce(fields[key], value)
+        except ValueError as exc:
+            r.error(str(exc) if mapper else f"mapper {name!r}: {exc}")
             return INVALID
-        return value
-    r.error(f"no mapper in this experiment has an option {key!r}")
-    return INVALID
+    if not found:
+        r.error(f"no mapper in this experiment has an option {key!r}")
+        return INVALID
+    return list(out) if isinstance(out, tuple) else out
 
 
 def read_sampler(r: Reader, path: str, t: Tables, skip: bool) -> Sampler | None:

@@ -18,7 +18,6 @@ import shutil
 import signal
 import sys
 import time
-import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -98,14 +97,10 @@ def _cascade(ref_json: str) -> Any:
 def _mapper(name: str, options_json: str) -> Any:
     from mappers.registry import get_mapper
 
-    cls = get_mapper(name)
     options = json.loads(options_json)
-    opts_cls = getattr(cls, "Options", None)
-    hints = typing.get_type_hints(opts_cls) if opts_cls else {}
-    for key, value in options.items():
-        if typing.get_origin(hints.get(key)) is tuple and isinstance(value, list):
-            options[key] = tuple(value)
-    return cls(**options)
+    # list options are tuples (the only list kind in `mappers.options`); JSON made them lists
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return get_mapper(name)(**options)
 
 
 def _dumps(obj: Any) -> str:
