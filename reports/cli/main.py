@@ -7,35 +7,22 @@ registers its parsers and sets `handler` (a function `args -> exit status`) on e
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import Any
 
-from einsum_ir import SizeError, SpecError
-from mappers import MappingError
-from reports.cli import cascade as cascade_cli
-from reports.cli import map as map_cli
-from reports.cli import report as report_cli
-from reports.cli import reproduce as reproduce_cli
-from reports.cli import run as run_cli
-from reports.cli import validate as validate_cli
-from reports.cli.cascade import Subparsers
 from reports.errors import UsageError
 
-# Subcommand groups, in `--help` order. Add a group by writing `reports/<group>_cli.py` with
-# `add_parser(subparsers)` and listing it here. Planned: map, reproduce, run, check, report,
-# validate.
-COMMAND_GROUPS: tuple[Callable[[Subparsers[argparse.ArgumentParser]], None], ...] = (
-    cascade_cli.add_parser,
-    map_cli.add_parser,
-    reproduce_cli.add_parser,
-    run_cli.add_parser,
-    report_cli.add_parser,
-    validate_cli.add_parser,
-)
+# Subcommand groups, in `--help` order: `reports/cli/<group>.py` modules with
+# `add_parser(subparsers)`. They are imported when the parser is built, not when this module
+# is, so that a Ctrl-C while attnsim starts (imports take a while) is caught by `entry`.
+COMMAND_GROUPS = ("cascade", "map", "reproduce", "run", "report", "validate")
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def version() -> str:
@@ -55,17 +42,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"attnsim {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in COMMAND_GROUPS:
+    for group in COMMAND_GROUPS:
+        add: Callable[[Any], None] = _group_module(group).add_parser
         add(subparsers)
     return parser
+
+
+def _group_module(group: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"reports.cli.{group}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the chosen subcommand, and return the exit status.
 
     Input errors (`SpecError` for bad or missing spec files, `SizeError` for bad sizes) print
-    every problem to stderr, without a traceback, and give status 2; so do usage errors.
+    every problem to stderr, without a traceback, and give status 2; so do usage errors and
+    file-system or store errors (a folder that cannot be written, a damaged store). Ctrl-C
+    gives status 130, also without a traceback.
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("attnsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from einsum_ir import SizeError, SpecError
+    from mappers import MappingError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -85,7 +92,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SizeError, MappingError, UsageError) as exc:
         print(f"attnsim: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except OSError as exc:  # a file or folder that cannot be read or written
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"attnsim: error: {_os_message(exc)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except sqlite3.DatabaseError as exc:  # raised outside the store's own checks
+        print(f"attnsim: error: result store: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return status
+
+
+def _os_message(exc: OSError) -> str:
+    """`path: reason` for a file-system error (no errno numbers, no exception class)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def entry() -> None:
@@ -95,6 +116,8 @@ def entry() -> None:
     except BrokenPipeError:  # `attnsim ... | head`: stop quietly
         sys.stderr.close()
         sys.exit(0)
+    except KeyboardInterrupt:  # between main's own handler and exit
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

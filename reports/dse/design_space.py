@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import functools
 import hashlib
 import math
 import random
@@ -479,80 +478,6 @@ def check_selection(r: Reader, t: Tables, fixed: dict[str, Any], block: Any) -> 
             resolve(t, fixed, first)
     except (KeyError, ValueError) as exc:
         r.error(f"cannot resolve the first point: {str(exc).strip(chr(39))}")
-
-
-def check_overrides(r: Reader, t: Tables) -> None:
-    """Record a problem for each override a block sets that an arch it selects cannot take.
-
-    Covers swept `arch.overrides.*` paths (on every arch the block's designs, `arch` or
-    `arch.preset` values select) and swept presets that cannot take their arch's overrides.
-    """
-    fixed = r.get("fixed")
-    shared = list(fixed.items()) if fixed is not None and fixed.is_map else []
-    groups: list[list[tuple[str, Reader]]] = []
-    grid, rows, rand = r.get("grid"), r.get("list"), r.get("random")
-    if grid is not None and grid.is_map:
-        groups.append(shared + list(grid.items()))
-    elif rows is not None:
-        groups += [shared + list(item.items()) for item in rows.each() if item.is_map]
-    elif rand is not None and rand.is_map:
-        space = rand.get("space")
-        groups.append(shared + (list(space.items()) if space is not None else []))
-    located = {(p.line, p.column) for p in r.problems}  # one problem per node is enough
-    for pairs in groups:
-        for reader, message in _override_problems(dict(pairs), t):
-            if (reader.line, reader.column) not in located:
-                located.add((reader.line, reader.column))
-                reader.error(message)
-
-
-def _override_problems(readers: dict[str, Reader], t: Tables) -> list[tuple[Reader, str]]:
-    choices = {k: _choices(readers[k]) for k in ("design", "arch", "arch.preset") if k in readers}
-    if not choices.keys() & {"design", "arch"} and len(t.designs) != 1:
-        return []  # no design chosen: check_selection says so
-    designs = [d for d in choices.get("design", list(t.designs)) if d in t.designs]
-    # a half-read design (its section malformed) may lack an arch: it selects none here
-    labels = choices.get("arch") or [
-        t.designs[d]["arch"]
-        for d in designs
-        if isinstance(t.designs[d], dict) and "arch" in t.designs[d]
-    ]
-    labels = [x for x in dict.fromkeys(labels) if x in t.arch_objs]
-    targets = [(label, t.arch_objs[label]) for label in labels]
-    out: list[tuple[Reader, str]] = []
-    presets = [_preset_arch(p) for p in choices.get("arch.preset", [])]
-    if "arch.preset" in readers:
-        targets = [(label, a) for label in labels for a in presets if a is not None]
-        for label, arch in targets:
-            for where, message in O.override_problems(arch, t.archs[label]["overrides"]):
-                out.append((readers["arch.preset"], f"arch {label!r}: {where}: {message}"))
-    for path, reader in readers.items():
-        parts = path.split(".")
-        if parts[:2] != ["arch", "overrides"] or parts[2] not in O.BY_NAME:
-            continue
-        for label, arch in targets:
-            problem = O.name_problem(arch, parts[2])
-            if problem is None and len(parts) == 4:
-                problem = O.array_problem(arch, parts[2], parts[3])
-            if problem is not None:
-                out.append((reader, f"arch {label!r}: {problem}"))
-    return out
-
-
-def _choices(r: Reader) -> list[Any]:
-    """The values a selector takes in a block: one value, a list, or none for a range."""
-    value = r.value
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, str)]
-    return [value] if isinstance(value, str) else []
-
-
-@functools.lru_cache(maxsize=64)
-def _preset_arch(name: str) -> Any:
-    """A built-in preset by name (None for a file path or an unknown name: not checked here)."""
-    from archs.load import load_arch, preset_names
-
-    return load_arch(name) if name in preset_names() else None
 
 
 # ----------------------------------------------------------------------------- resolution

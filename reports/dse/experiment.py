@@ -329,7 +329,7 @@ def _block(r: Reader, tables: P.Tables, index: int, skip: bool, cross: bool) -> 
     if block is not None and block.count == 0 and not r.problems:
         r.error("this sweep block expands to no points")  # `run` would do nothing and succeed
     if block is not None and not skip:
-        P.check_overrides(r, tables)
+        compat.check_overrides(r, tables)
         if cross:  # selections are checked against tables that read cleanly
             P.check_selection(r, tables, fixed, block)
             compat.check_block(r, tables, block)
