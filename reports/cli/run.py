@@ -18,7 +18,7 @@ EXIT_POINTS_FAILED = 1
 EXIT_INTERRUPTED = 130
 SHOWN_ERRORS = 3  # failed points whose errors `run` prints
 HUGE_SWEEP_POINTS = 1_000_000  # above this, `run` states the size and asks for --yes
-STORE_BYTES_PER_POINT = 8 * 1024  # measured: about 8 KB of results.sqlite per finished point
+STORE_BYTES_PER_POINT = 8 * 1024  # results.sqlite per point: 7.0 KB measured (FuseMax, FLAT)
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
