@@ -267,6 +267,17 @@ def as_number(value: Any) -> float:
     return float(value)
 
 
+def read_yaml(path: str | Path, file: str | None = None) -> Any:
+    """The plain value of a YAML file read through the hardened `Reader`; `SpecError` if bad.
+
+    For tools that want a plain value (no paths to check): the same limits and located
+    problems (encoding, tags, aliases, depth, empty documents) as every spec file.
+    """
+    root = Reader.from_file(path, file)
+    root.finish()
+    return root.value
+
+
 class Reader:
     """A YAML node with its location; collects problems into a shared list."""
 

@@ -1,4 +1,9 @@
-"""Mapper registry: `@register_mapper(name)` adds a class; lookups suggest the closest name."""
+"""Mapper registry: `@register_mapper(name)` adds a class; lookups suggest the closest name.
+
+A mapper class declares the kind of architecture it maps onto as `arch_kind` (a `kind:` of
+`archs.load.KINDS`: `spatial` or `gpu`), so that `check` refuses a mismatch before `run`, and
+whether it binds the workload's sizes to the cascade's ranks (`binds_cascade_ranks`).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,24 @@ def register_mapper(name: str) -> Callable[[type[Any]], type[Any]]:
         return cls
 
     return wrap
+
+
+def arch_kind(arch: object) -> str:
+    """The `kind:` of an architecture object: `gpu` or `spatial`."""
+    return "spatial" if isinstance(arch, SpatialArch) else "gpu"
+
+
+def arch_problem(name: str, kind: str) -> str | None:
+    """Why mapper `name` cannot map onto an architecture of `kind`, or None."""
+    wanted = getattr(get_mapper(name), "arch_kind", kind)
+    if wanted == kind:
+        return None
+    what = {"spatial": "spatial accelerators", "gpu": "GPUs"}
+    others = [n for n in mapper_names() if getattr(_REGISTRY[n], "arch_kind", kind) == kind]
+    return (
+        f"mapper {name!r} maps onto {what.get(wanted, wanted)}, not {what.get(kind, kind)} "
+        f"(mappers for {what.get(kind, kind)}: {', '.join(others)})"
+    )
 
 
 def mapper_names() -> tuple[str, ...]:

@@ -212,15 +212,15 @@ def read_host_figures(csv_path: str | Path) -> dict[str, object] | None:
     Returns {"host_call_us": {family: us}, "bench_flush_us": us, "path": str}; raises
     MeasurementError naming the file and field when the YAML is malformed.
     """
-    import yaml
+    from einsum_ir.spec import SpecError, read_yaml
 
     path = host_figures_path(csv_path)
     if not path.exists():
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise MeasurementError(f"{path}: not valid YAML: {exc}") from None
+        data = read_yaml(path)
+    except SpecError as exc:
+        raise MeasurementError("; ".join(str(p) for p in exc.problems)) from None
     problems = []
     if not isinstance(data, dict):
         raise MeasurementError(f"{path}: expected a mapping with {', '.join(HOST_KEYS)}")

@@ -34,6 +34,7 @@ from typing import Any
 
 import triton
 
+from einsum_ir.spec import read_yaml
 from kernels.spec import PINGPONG_HEAD_DIMS as HEAD_DIMS
 from kernels.spec import PINGPONG_TILINGS as TILINGS
 from kernels.spec import host_call_key
@@ -124,7 +125,9 @@ def merge(path: Path, found: dict[str, Any], device: str) -> None:
 
     text = path.read_text()
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
-    record = yaml.safe_load(text)
+    record = read_yaml(path)  # the hardened reader; a bad file is a located SpecError
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: expected a calibration mapping")
     if record.get("device") != device:
         raise ValueError(f"{path} is for {record.get('device')!r}, this device is {device!r}")
     record.setdefault("host_call_us", {}).update(found.get("host_call_us", {}))

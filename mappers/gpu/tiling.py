@@ -57,6 +57,8 @@ from mappers.gpu.model import (
     plan_residency,
     time_kernel,
 )
+from mappers.options import option
+from mappers.options import problems as option_problems
 from mappers.registry import register_mapper
 from mappers.result import VERSION, EinsumCost, Occupancy, Result, Traffic, UnitCost, input_hash
 from mappers.spatial.view import MappingError
@@ -85,28 +87,18 @@ class GpuOptions:
             tiling_* extras); False models the given tiling alone (faster).
     """
 
-    block_m: int = 0
-    block_n: int = 0
-    num_warps: int = 0
-    num_stages: int = 0
-    schedule: str = ""
-    dtype: str = "bf16"
+    block_m: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    block_n: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_warps: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_stages: int = option(0, minimum=0, zero="searched")
+    schedule: str = option("", choices=("", *SCHEDULES))
+    dtype: str = option("bf16", choices=("fp16", "bf16", "fp32"))
     rank_candidates: bool = True
 
     def __post_init__(self) -> None:
-        if min(self.block_m, self.block_n, self.num_warps, self.num_stages) < 0:
-            raise MappingError("tiling options must be >= 0 (0 = search)")
-        for name in ("block_m", "block_n", "num_warps"):
-            v = getattr(self, name)
-            if v and v & (v - 1):
-                raise MappingError(f"{name} must be a power of two, got {v}")
-        if self.schedule and self.schedule not in SCHEDULES:
-            raise MappingError(
-                f"schedule must be one of {', '.join(SCHEDULES)} (or empty: searched), "
-                f"got {self.schedule!r}"
-            )
-        if self.dtype not in ("fp16", "bf16", "fp32"):
-            raise MappingError(f"dtype must be fp16, bf16 or fp32, got {self.dtype!r}")
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("GPU options: " + "; ".join(bad))
 
     @property
     def fixed(self) -> Tiling | None:
@@ -338,6 +330,7 @@ class GpuTilingMapper:
     """Shared body of the GPU mappers; subclasses set `family`."""
 
     name = "gpu"
+    arch_kind = "gpu"
     family = "1pass"
     Options = GpuOptions
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, replace
 
 from archs.model import SpatialArch
 from einsum_ir.ir import Cascade
+from mappers.options import option
+from mappers.options import problems as option_problems
 from mappers.registry import register_mapper
 from mappers.result import (
     EinsumCost,
@@ -65,31 +67,20 @@ class FlatOptions:
             computes every tile and says so in the warnings. See `mappers.spatial.flat_problem`.
     """
 
-    onchip: tuple[str, ...] = ("QK", "A")
-    qk_stationarity: str = "output"
-    av_stationarity: str = "output"
-    granularity: str = "head"
-    p1: int = 0
-    spilled_fraction: float = 0.0
+    onchip: tuple[str, ...] = option(("QK", "A"), choices=ROLES)
+    qk_stationarity: str = option("output", choices=STATIONARITIES)
+    av_stationarity: str = option("output", choices=STATIONARITIES)
+    granularity: str = option("head", choices=GRANULARITIES)
+    p1: int = option(0, minimum=0, zero="the 2D array's rows")
+    spilled_fraction: float = option(0.0, minimum=0.0, maximum=1.0)
     artifact_compat: bool = False
-    search_budget: int = 0
+    search_budget: int = option(0, minimum=0, zero="every candidate")
     skip_empty_tiles: bool = True
 
     def __post_init__(self) -> None:
-        problems = [
-            f"unknown role {r!r} in onchip (roles: {', '.join(ROLES)})"
-            for r in self.onchip
-            if r not in ROLES
-        ]
-        for name in ("qk_stationarity", "av_stationarity"):
-            if getattr(self, name) not in STATIONARITIES:
-                problems.append(f"{name} must be one of {STATIONARITIES}")
-        if self.granularity not in GRANULARITIES:
-            problems.append(f"granularity must be one of {GRANULARITIES}")
-        if self.p1 < 0 or not 0.0 <= self.spilled_fraction <= 1.0:
-            problems.append("p1 must be >= 0 and spilled_fraction in [0, 1]")
-        if problems:
-            raise MappingError("; ".join(problems))
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("flat options: " + "; ".join(bad))
 
 
 def flat_dataflow_from_row(row: dict[str, str], artifact_compat: bool = False) -> FlatOptions:
@@ -131,6 +122,7 @@ class FlatMapper:
     Options = FlatOptions
 
     name = "flat"
+    arch_kind = "spatial"
 
     def __init__(
         self,

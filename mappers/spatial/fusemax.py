@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 
 from archs.model import ComputeArray, SpatialArch
 from einsum_ir.ir import Cascade, Reduce, ReduceOp, TensorName
+from mappers.options import option
+from mappers.options import problems as option_problems
 from mappers.registry import register_mapper
 from mappers.result import (
     EnergyItem,
@@ -91,20 +93,17 @@ class FuseMaxOptions:
             priced; unmasked cascades (the FuseMax paper's) cost the same either way.
     """
 
-    step: str = "binding"
-    p1: int = 0
-    key_tile: int = 0
-    buffer_budget_bytes: int = 0
+    step: str = option("binding", choices=STEPS)
+    p1: int = option(0, minimum=0, zero="the largest that fits")
+    key_tile: int = option(0, minimum=0, zero="the 2D array's columns")
+    buffer_budget_bytes: int = option(0, minimum=0, zero="the buffer's capacity")
     artifact_compat: bool = False
     skip_empty_tiles: bool = True
 
     def __post_init__(self) -> None:
-        if self.step not in STEPS:
-            raise MappingError(f"unknown FuseMax step {self.step!r}; expected one of {STEPS}")
-        if self.p1 < 0 or self.key_tile < 0 or self.buffer_budget_bytes < 0:
-            raise MappingError(
-                "p1, key_tile and buffer_budget_bytes must be >= 0 (0 = choose automatically)"
-            )
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("fusemax options: " + "; ".join(bad))
 
 
 @dataclass(slots=True)
@@ -127,6 +126,7 @@ class FuseMaxMapper:
     Options = FuseMaxOptions
 
     name = "fusemax"
+    arch_kind = "spatial"
 
     def __init__(self, options: FuseMaxOptions | None = None, **kwargs: object) -> None:
         self.options = options or FuseMaxOptions(**kwargs)  # type: ignore[arg-type]

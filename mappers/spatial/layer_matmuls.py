@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 
 from archs.model import SpatialArch
 from einsum_ir.ir import Cascade
+from mappers.options import option
+from mappers.options import problems as option_problems
 from mappers.registry import register_mapper
 from mappers.result import (
     VERSION,
@@ -42,14 +44,13 @@ class LayerMatmulsOptions:
         seq_len: Sequence length P when `model` is set (0: take P from the sizes).
     """
 
-    model: str = ""
-    seq_len: int = 0
+    model: str = option("", choices=("", *MODELS))
+    seq_len: int = option(0, minimum=0, zero="P from the sizes")
 
     def __post_init__(self) -> None:
-        if self.model and self.model not in MODELS:
-            raise MappingError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
-        if self.seq_len < 0:
-            raise MappingError("seq_len must be >= 0")
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("layer-matmuls options: " + "; ".join(bad))
 
 
 def layer_sizes(opts: LayerMatmulsOptions, sizes: dict[str, int]) -> dict[str, int]:
@@ -88,6 +89,8 @@ class LayerMatmulsMapper:
     Options = LayerMatmulsOptions
 
     name = "layer-matmuls"
+    arch_kind = "spatial"
+    binds_cascade_ranks = False  # the cascade is ignored; sizes name layer dims
 
     def __init__(self, options: LayerMatmulsOptions | None = None, **kwargs: object) -> None:
         self.options = options or LayerMatmulsOptions(**kwargs)  # type: ignore[arg-type]

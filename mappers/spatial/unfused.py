@@ -320,6 +320,7 @@ class UnfusedMapper:
     Options = UnfusedOptions
 
     name = "unfused"
+    arch_kind = "spatial"
 
     def __init__(self, options: UnfusedOptions | None = None, **kwargs: bool) -> None:
         self.options = options or UnfusedOptions(**kwargs)

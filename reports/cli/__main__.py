@@ -1,5 +1,10 @@
-"""`python -m reports.cli`: the `attnsim` command."""
+"""`python -m reports.cli`: the `attnsim` command (a Ctrl-C while it starts exits 130)."""
 
-from reports.cli.main import entry
+import sys
+
+try:
+    from reports.cli.main import entry
+except KeyboardInterrupt:
+    sys.exit(130)
 
 entry()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 
 def version() -> str:
@@ -91,8 +93,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the chosen subcommand, and return the exit status.
 
     Input errors (`SpecError` for bad or missing spec files, `SizeError` for bad sizes) print
-    every problem to stderr, without a traceback, and give status 2; so do usage errors.
+    every problem to stderr, without a traceback, and give status 2; so do usage errors and
+    file-system or store errors (a folder that cannot be written, a damaged store). Ctrl-C
+    gives status 130, also without a traceback (the command's module is imported inside, so
+    a Ctrl-C while attnsim starts is caught too).
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("attnsim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command(argv)
     parser = build_parser(command if command in COMMANDS else "")
@@ -118,7 +131,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SizeError, MappingError, UsageError) as exc:
         print(f"attnsim: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except OSError as exc:  # a file or folder that cannot be read or written
+        if isinstance(exc, BrokenPipeError):
+            raise
+        print(f"attnsim: error: {_os_message(exc)}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except sqlite3.DatabaseError as exc:  # raised outside the store's own checks
+        print(f"attnsim: error: result store: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return status
+
+
+def _os_message(exc: OSError) -> str:
+    """`path: reason` for a file-system error (no errno numbers, no exception class)."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 def entry() -> None:
@@ -128,6 +155,8 @@ def entry() -> None:
     except BrokenPipeError:  # `attnsim ... | head`: stop quietly
         sys.stderr.close()
         sys.exit(0)
+    except KeyboardInterrupt:  # between main's own handler and exit
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import typing
 
 from archs.load import load_arch
 from einsum_ir import load_cascade
 from einsum_ir.sizes import parse_sizes
+from mappers.options import mapper_options, parse_text
 from mappers.registry import get_mapper, mapper_names
 from reports.cli import limits
 from reports.cli.parsers import Subparsers
@@ -32,39 +31,33 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="mapper option (repeatable), e.g. --option step=arch",
+        help="mapper option (repeatable), e.g. --option step=arch or --option onchip=QK,A; "
+        "values are checked against the mapper's options",
     )
     p.add_argument("--json", action="store_true", help="print the Result as one JSON object")
     p.set_defaults(handler=run)
 
 
 def parse_options(cls: type, pairs: list[str]) -> dict[str, object]:
-    """`KEY=VALUE` strings -> typed keyword arguments for the mapper's Options dataclass."""
-    options_cls = getattr(cls, "Options", None)
-    fields = {f.name: f for f in dataclasses.fields(options_cls)} if options_cls else {}
-    hints = typing.get_type_hints(options_cls) if options_cls else {}
+    """`KEY=VALUE` strings -> keyword arguments for the mapper's Options, checked by value.
+
+    Values are checked against the mapper's option schema (`mappers.options`); a list option
+    takes comma-separated names (`onchip=QK,A`). Every problem is reported at once.
+    """
+    fields = mapper_options(cls)
     kwargs: dict[str, object] = {}
     problems = []
     for pair in pairs:
         key, sep, text = pair.partition("=")
+        key = key.strip()
         if not sep or key not in fields:
             known = ", ".join(fields) or "none"
             problems.append(f"--option {pair!r}: expected KEY=VALUE with KEY one of {known}")
             continue
-        kind = hints.get(key, str)
         try:
-            if kind is bool:
-                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(text)
-                kwargs[key] = text.lower() in ("true", "1", "yes")
-            elif kind in (int, float):
-                kwargs[key] = kind(text)
-            else:
-                kwargs[key] = text
-        except ValueError:
-            problems.append(
-                f"--option {key}: expected {getattr(kind, '__name__', kind)}, got {text!r}"
-            )
+            kwargs[key] = parse_text(fields[key], text)
+        except ValueError as exc:
+            problems.append(f"--option {exc}")
     if problems:
         raise ValueError("; ".join(problems))
     return kwargs
@@ -76,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         cls = get_mapper(args.mapper)
         sizes = parse_sizes(args.sizes)
         options = parse_options(cls, args.option)
-    except (KeyError, ValueError) as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
+    except KeyError as exc:  # str() of a KeyError quotes its message
+        raise UsageError(str(exc.args[0])) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     limits.checked_sizes(sizes)
     cascade = load_cascade(args.cascade)
     arch = load_arch(args.arch)

@@ -7,6 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from einsum_ir.spec import Problem, SpecError
 from reports.cli.parsers import Subparsers
@@ -15,6 +16,8 @@ from reports.errors import UsageError
 EXIT_POINTS_FAILED = 1
 EXIT_INTERRUPTED = 130
 SHOWN_ERRORS = 3  # failed points whose errors `run` prints
+HUGE_SWEEP_POINTS = 1_000_000  # above this, `run` states the size and asks for --yes
+STORE_BYTES_PER_POINT = 8 * 1024  # results.sqlite per point: 7.0 KB measured (FuseMax, FLAT)
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -26,7 +29,9 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "0 when every point evaluated in this run succeeded, 1 when any failed (the count and "
         "the first errors are printed; the tables and report are still written), 2 on an input "
         "error or when --out holds another experiment's points (nothing is run), 130 when "
-        "interrupted. Finished points of the same experiment are kept and skipped.",
+        "interrupted. Finished points of the same experiment are kept and skipped. A second run "
+        "into a folder in use stops (status 2); a sweep of more than "
+        f"{HUGE_SWEEP_POINTS:,} points needs --yes.",
     )
     p.add_argument("experiment", type=Path, help="experiment YAML file")
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
@@ -38,6 +43,12 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--budget", type=int, default=None, help="evaluate at most N new points in this run"
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"run a sweep of more than {HUGE_SWEEP_POINTS:,} points (its size and store are "
+        "stated first)",
+    )
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -89,6 +100,8 @@ def check(args: argparse.Namespace) -> int:
             continue
         blocks = ", ".join(f"{b.name} {b.count}" for b in exp.blocks)
         print(f"{file}: ok: {exp.count} points ({blocks})")
+        if exp.count > HUGE_SWEEP_POINTS:
+            print(f"{file}: note: {size_note(exp.count)}; `run` asks for --yes")
     if problems:
         raise SpecError(problems)
     return 0
@@ -100,10 +113,8 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, export the tables, write the report."""
-    from reports.dse import store
     from reports.dse.experiment import load_experiment
-    from reports.dse.feasibility import tally
-    from reports.dse.runner import ForeignStoreError, describe, run_experiment
+    from reports.dse.outdir import open_out_dir
 
     exp = load_experiment(args.experiment)
     if exp.missing_mappers:
@@ -117,30 +128,84 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--budget must be >= 0")
     if not (args.executor == "local" or args.executor.startswith("dask://")):
         raise UsageError(f"--executor: expected local or dask://HOST:PORT, got {args.executor!r}")
+    check_size(exp.count, args.yes, args.budget)
     out = args.out or Path(exp.out_dir)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with open_out_dir(out):  # held until the tables and report are written
+            return _run_locked(args, exp, out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_size(points: int, yes: bool, budget: int | None) -> None:
+    """Refuse a sweep above `HUGE_SWEEP_POINTS` without --yes, stating points and store size."""
+    planned = points if budget is None else min(points, budget)
+    if planned <= HUGE_SWEEP_POINTS or yes:
+        return
+    raise UsageError(
+        f"the sweep expands to {points:,} points; {size_note(planned)}. Pass --yes to run "
+        f"it, or --budget N (at most {HUGE_SWEEP_POINTS:,}) to run part of it"
+    )
+
+
+def size_note(points: int) -> str:
+    """`evaluating N points needs about X of result store (about 8 KB per point)`."""
+    store_bytes = points * STORE_BYTES_PER_POINT
+    per_point = f"about {STORE_BYTES_PER_POINT // 1024} KB per point"
+    return f"evaluating {points:,} points needs about {_size(store_bytes)} of store ({per_point})"
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n_bytes < 1024 or unit == "TB":
+            return f"{n_bytes:,.0f} {unit}" if unit == "bytes" else f"{n_bytes:,.1f} {unit}"
+        n_bytes /= 1024
+    return ""
+
+
+def _run_locked(args: argparse.Namespace, exp: Any, out: Path) -> int:
+    """`run` inside the locked output folder."""
+    from reports.dse import store
+    from reports.dse.feasibility import tally
+    from reports.dse.runner import describe, run_experiment
+
     if args.fresh:
         gone = store.discard(out)
         if gone:
             print(f"--fresh: discarded {gone} stored points in {out}", file=sys.stderr)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         summary = run_experiment(exp, out, args.jobs, args.executor, args.budget, quiet=args.quiet)
-    except ForeignStoreError as exc:
+    except UsageError:  # a damaged store (StoreError)
+        raise
+    except ValueError as exc:  # another experiment's store; the executor (Dask) setup
         raise UsageError(str(exc)) from None
-    except ValueError as exc:  # executor setup (Dask missing or unreachable)
-        raise UsageError(str(exc)) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print(describe(summary), file=sys.stderr)
-    if store.db_path(out).exists():
-        counts = tally(store.iter_rows(out), exp.constraints)
-        if counts.total:
-            print(counts.describe(), file=sys.stderr)
     if summary.interrupted:
-        print(
-            f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr
-        )
-        return EXIT_INTERRUPTED
+        return _interrupted(out)
+    try:
+        if store.db_path(out).exists():
+            counts = tally(store.iter_rows(out), exp.constraints)
+            if counts.total:
+                print(counts.describe(), file=sys.stderr)
+        _write_outputs(args, exp, out)
+    except KeyboardInterrupt:
+        return _interrupted(out)
+    if summary.failed:
+        print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
+        return EXIT_POINTS_FAILED
+    return 0
+
+
+def _interrupted(out: Path) -> int:
+    print(f"interrupted: finished points are kept in {out}; re-run to continue", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _write_outputs(args: argparse.Namespace, exp: Any, out: Path) -> None:
+    """The experiment copy, the exported tables and the report."""
+    from reports.dse import store
+
     copy = Path(out) / "experiment.yaml"  # the report reads the experiment's objectives here
     text = Path(args.experiment).read_bytes()
     if not copy.is_file() or copy.read_bytes() != text:
@@ -157,10 +222,6 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
             print(f"wrote {write_report(out)}")
-    if summary.failed:
-        print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
-        return EXIT_POINTS_FAILED
-    return 0
 
 
 def _up_to_date(out: Path, exp: object) -> bool:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import functools
 import hashlib
 import math
 import random
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from archs import overrides as O
+from einsum_ir.load import MAX_SIZE
 from einsum_ir.spec import Reader, SpecError
 
 SELECTORS = ("design", "arch", "cascade", "mapper", "workload")
@@ -40,6 +39,7 @@ class Tables:
     archs: dict[str, dict[str, Any]] = field(default_factory=dict)
     arch_objs: dict[str, Any] = field(default_factory=dict)
     cascades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cascade_objs: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     mappers: dict[str, dict[str, Any]] = field(default_factory=dict)
     designs: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -98,7 +98,11 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
         try:
             arch = load_arch(preset)
         except SpecError as exc:
-            child.problems.extend(exc.problems)
+            for p in exc.problems:  # an unknown name has no line of its own: point at ours
+                if p.line:
+                    child.problems.append(p)
+                else:
+                    preset_r.error(p.message)
             continue
         t.arch_objs[label] = arch
         over = child.opt("overrides", "map") if child.is_map else None
@@ -147,18 +151,21 @@ def read_cascades(r: Reader | None, t: Tables) -> None:
                 if child.check("str"):
                     text = str(child.value)
                     if text.endswith((".yaml", ".yml")):
-                        _file_entry(entry, t.base / text, load_cascade)
+                        t.cascade_objs[label] = _file_entry(entry, t.base / text, load_cascade)
                     else:
-                        load_cascade(text)
+                        t.cascade_objs[label] = load_cascade(text)
                         entry["builtin"] = text
                     t.cascades[label] = entry
             elif child.get("file") is not None and len(list(child.items())) == 1:
                 f = child.req("file", "str")
                 if f is not None:
-                    _file_entry(entry, t.base / str(f.value), load_cascade)
+                    path = t.base / str(f.value)
+                    t.cascade_objs[label] = _file_entry(entry, path, load_cascade)
                     t.cascades[label] = entry
             else:
-                _inline_cascade(child)
+                cascade = _inline_cascade(child)
+                if cascade is not None:
+                    t.cascade_objs[label] = cascade
                 entry["inline"] = child.value
                 t.cascades[label] = entry
         except SpecError as exc:
@@ -166,7 +173,7 @@ def read_cascades(r: Reader | None, t: Tables) -> None:
                 child.error(f"{p.file}:{p.line}: {p.message}" if p.line else p.message)
 
 
-def _inline_cascade(r: Reader) -> None:
+def _inline_cascade(r: Reader) -> Any:
     """Validate an inline cascade spec with the cascade loader, keeping file:line:col.
 
     The node's own text is loaded at its original lines and columns (blank lines and spaces
@@ -180,18 +187,20 @@ def _inline_cascade(r: Reader) -> None:
     start, end = node.start_mark, node.end_mark
     body = "\n" * start.line + " " * start.column + text[start.index : end.index]
     try:
-        load_cascade_text(body, r.file)
+        return load_cascade_text(body, r.file)
     except SpecError as exc:
         for p in exc.problems:
             path = f"{r.path}.{p.path}" if p.path else r.path
             r.problems.append(dataclasses.replace(p, path=path))
+        return None
 
 
-def _file_entry(entry: dict[str, Any], path: Path, load: Any) -> None:
+def _file_entry(entry: dict[str, Any], path: Path, load: Any) -> Any:
     path = path.resolve()
-    load(path)
+    cascade = load(path)
     entry["file"] = str(path)
     entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return cascade
 
 
 def read_workloads(r: Reader | None, t: Tables) -> None:
@@ -272,6 +281,7 @@ def read_designs(r: Reader | None, t: Tables) -> None:
 
 def known_paths(t: Tables) -> list[str]:
     """Every concrete dotted path a sweep may set (for suggestions)."""
+    from mappers.options import mapper_options
     from mappers.registry import get_mapper, mapper_names
 
     paths = list(SELECTORS)
@@ -282,8 +292,7 @@ def known_paths(t: Tables) -> list[str]:
     paths += ["arch.preset", "workload.model", "workload.seq_len", "workload.kv_len"]
     paths += [f"workload.sizes.{r}" for r in RANKS]
     for m in {e["name"] for e in t.mappers.values() if e["name"] in mapper_names()}:
-        opts = getattr(get_mapper(m), "Options", None)
-        paths += [f"mapper.options.{f.name}" for f in dataclasses.fields(opts)] if opts else []
+        paths += [f"mapper.options.{name}" for name in mapper_options(get_mapper(m))]
     return list(dict.fromkeys(paths))
 
 
@@ -333,10 +342,11 @@ def normalize(
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             return bad("a length such as 4096, 4K or 1M")
         try:
-            return parse_length(str(value))
+            length = parse_length(str(value))
         except ValueError as exc:
             r.error(str(exc))
             return INVALID
+        return length if length <= MAX_SIZE else bad(f"a length of at most 2^40 ({MAX_SIZE:,})")
     if path == "workload.model":
         from mappers.workloads import MODELS
 
@@ -350,7 +360,7 @@ def normalize(
     if path.startswith("workload.sizes."):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             return bad("a positive integer")
-        return value
+        return value if value <= MAX_SIZE else bad(f"a size of at most 2^40 ({MAX_SIZE:,})")
     if path.startswith("arch.overrides.") and path.split(".")[2] in O.BY_NAME:
         try:
             return O.parse_value(path.split(".")[2], value)
@@ -358,39 +368,59 @@ def normalize(
             r.error(str(exc))
             return INVALID
     if path == "arch.preset":
-        return value if isinstance(value, str) else bad("a preset name or file")
+        return _swept_preset(r, value, t) if isinstance(value, str) else bad("a preset name")
     if path.startswith("mapper.options."):
         return value if skip else _option(r, leaf, value, t, mapper)
     return value
 
 
+def _swept_preset(r: Reader, value: str, t: Tables) -> Any:
+    """A swept `arch.preset`: a preset name as is, or an architecture file (made absolute)."""
+    from archs.load import load_arch, preset_names
+
+    if value in preset_names():
+        return value
+    file = (t.base / value).resolve()
+    if not value.endswith((".yaml", ".yml")) or not file.is_file():
+        _unknown(r, "preset", value, preset_names())
+        return INVALID
+    try:
+        load_arch(file)
+    except SpecError as exc:
+        for p in exc.problems:
+            r.error(f"{p}")
+        return INVALID
+    return str(file)
+
+
 def _option(r: Reader, key: str, value: Any, t: Tables, mapper: str) -> Any:
+    """A mapper option's value checked by value against the schema of every mapper having it.
+
+    `mapper` names the one mapper (an entry's `options:`); a swept `mapper.options.KEY` is
+    checked against each mapper of the experiment that has KEY (each problem says which).
+    """
+    from mappers.options import coerce, mapper_options
     from mappers.registry import get_mapper, mapper_names
 
-    names = [mapper] if mapper else [e["name"] for e in t.mappers.values()]
+    names = [mapper] if mapper else list(dict.fromkeys(e["name"] for e in t.mappers.values()))
+    found, out = False, value
     for name in (n for n in names if n in mapper_names()):
-        opts = getattr(get_mapper(name), "Options", None)
-        fields = [f.name for f in dataclasses.fields(opts)] if opts else []
+        fields = mapper_options(get_mapper(name))
         if key not in fields:
             if mapper:
-                _unknown(r, f"option of mapper {name!r}", key, fields)
+                _unknown(r, f"option of mapper {name!r}", key, list(fields))
                 return INVALID
             continue
-        hint = typing.get_type_hints(opts)[key]
-        kinds = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-        if hint in kinds:
-            good = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
-            if hint is float and isinstance(value, int) and not isinstance(value, bool):
-                good, value = True, float(value)
-            if not good:
-                r.error(f"expected {kinds[hint]}, got {value!r}")
-                return INVALID
-        elif typing.get_origin(hint) is tuple and not isinstance(value, list):
-            r.error(f"expected a list, got {value!r}")
+        found = True
+        try:
+            out = coerce(fields[key], value)
+        except ValueError as exc:
+            r.error(str(exc) if mapper else f"mapper {name!r}: {exc}")
             return INVALID
-        return value
-    r.error(f"no mapper in this experiment has an option {key!r}")
-    return INVALID
+    if not found:
+        r.error(f"no mapper in this experiment has an option {key!r}")
+        return INVALID
+    return list(out) if isinstance(out, tuple) else out
 
 
 def read_sampler(r: Reader, path: str, t: Tables, skip: bool) -> Sampler | None:
@@ -448,80 +478,6 @@ def check_selection(r: Reader, t: Tables, fixed: dict[str, Any], block: Any) -> 
             resolve(t, fixed, first)
     except (KeyError, ValueError) as exc:
         r.error(f"cannot resolve the first point: {str(exc).strip(chr(39))}")
-
-
-def check_overrides(r: Reader, t: Tables) -> None:
-    """Record a problem for each override a block sets that an arch it selects cannot take.
-
-    Covers swept `arch.overrides.*` paths (on every arch the block's designs, `arch` or
-    `arch.preset` values select) and swept presets that cannot take their arch's overrides.
-    """
-    fixed = r.get("fixed")
-    shared = list(fixed.items()) if fixed is not None and fixed.is_map else []
-    groups: list[list[tuple[str, Reader]]] = []
-    grid, rows, rand = r.get("grid"), r.get("list"), r.get("random")
-    if grid is not None and grid.is_map:
-        groups.append(shared + list(grid.items()))
-    elif rows is not None:
-        groups += [shared + list(item.items()) for item in rows.each() if item.is_map]
-    elif rand is not None and rand.is_map:
-        space = rand.get("space")
-        groups.append(shared + (list(space.items()) if space is not None else []))
-    located = {(p.line, p.column) for p in r.problems}  # one problem per node is enough
-    for pairs in groups:
-        for reader, message in _override_problems(dict(pairs), t):
-            if (reader.line, reader.column) not in located:
-                located.add((reader.line, reader.column))
-                reader.error(message)
-
-
-def _override_problems(readers: dict[str, Reader], t: Tables) -> list[tuple[Reader, str]]:
-    choices = {k: _choices(readers[k]) for k in ("design", "arch", "arch.preset") if k in readers}
-    if not choices.keys() & {"design", "arch"} and len(t.designs) != 1:
-        return []  # no design chosen: check_selection says so
-    designs = [d for d in choices.get("design", list(t.designs)) if d in t.designs]
-    # a half-read design (its section malformed) may lack an arch: it selects none here
-    labels = choices.get("arch") or [
-        t.designs[d]["arch"]
-        for d in designs
-        if isinstance(t.designs[d], dict) and "arch" in t.designs[d]
-    ]
-    labels = [x for x in dict.fromkeys(labels) if x in t.arch_objs]
-    targets = [(label, t.arch_objs[label]) for label in labels]
-    out: list[tuple[Reader, str]] = []
-    presets = [_preset_arch(p) for p in choices.get("arch.preset", [])]
-    if "arch.preset" in readers:
-        targets = [(label, a) for label in labels for a in presets if a is not None]
-        for label, arch in targets:
-            for where, message in O.override_problems(arch, t.archs[label]["overrides"]):
-                out.append((readers["arch.preset"], f"arch {label!r}: {where}: {message}"))
-    for path, reader in readers.items():
-        parts = path.split(".")
-        if parts[:2] != ["arch", "overrides"] or parts[2] not in O.BY_NAME:
-            continue
-        for label, arch in targets:
-            problem = O.name_problem(arch, parts[2])
-            if problem is None and len(parts) == 4:
-                problem = O.array_problem(arch, parts[2], parts[3])
-            if problem is not None:
-                out.append((reader, f"arch {label!r}: {problem}"))
-    return out
-
-
-def _choices(r: Reader) -> list[Any]:
-    """The values a selector takes in a block: one value, a list, or none for a range."""
-    value = r.value
-    if isinstance(value, list):
-        return [v for v in value if isinstance(v, str)]
-    return [value] if isinstance(value, str) else []
-
-
-@functools.lru_cache(maxsize=64)
-def _preset_arch(name: str) -> Any:
-    """A built-in preset by name (None for a file path or an unknown name: not checked here)."""
-    from archs.load import load_arch, preset_names
-
-    return load_arch(name) if name in preset_names() else None
 
 
 # ----------------------------------------------------------------------------- resolution

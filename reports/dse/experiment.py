@@ -19,6 +19,7 @@ from typing import Any
 
 from einsum_ir.spec import Reader
 from mappers.result import VERSION
+from reports.dse import compat
 from reports.dse import design_space as P
 from reports.dse.feasibility import Constraint
 
@@ -161,6 +162,7 @@ class Experiment:
         """
         tables = {k: getattr(self.tables, k) for k in P.Tables.__dataclass_fields__}
         tables.pop("arch_objs", None)
+        tables.pop("cascade_objs", None)
         tables.pop("base", None)
         content = {"version": VERSION, "tables": tables, "blocks": self.blocks}
         text = json.dumps(content, sort_keys=True, default=_plain, separators=(",", ":"))
@@ -205,7 +207,7 @@ def load_experiment(path: str | Path) -> Experiment:
 def _build(root: Reader, base: Path) -> Experiment:
     name_r = root.req("name", "str")
     desc_r = root.opt("description", "str")
-    missing = _requires(root.opt("requires", "map"))
+    missing = _requires(root.opt("requires", "map"), _used_mappers(root.get("mappers")))
     tables = P.Tables(base=base)
     before = len(root.problems)
     P.read_architectures(root.req("architectures", "map"), tables)
@@ -255,8 +257,13 @@ def _baseline(r: Reader | None, tables: P.Tables) -> str:
     return name
 
 
-def _requires(r: Reader | None) -> tuple[str, ...]:
-    """`requires: {mappers: [...]}`: registered mapper names this experiment needs."""
+def _requires(r: Reader | None, used: set[str]) -> tuple[str, ...]:
+    """`requires: {mappers: [...]}`: mappers this experiment needs; those not registered.
+
+    An experiment whose required mappers are not registered is skipped. A required name
+    that none of its `mappers:` entries uses, or one that is not registered but close to a
+    registered name, is a typo: an error, not a reason to skip.
+    """
     if r is None:
         return ()
     from mappers.registry import mapper_names
@@ -264,10 +271,29 @@ def _requires(r: Reader | None) -> tuple[str, ...]:
     missing: list[str] = []
     m = r.opt("mappers", "list")
     for item in m.each() if m else ():
-        if item.check("str") and str(item.value) not in mapper_names():
-            missing.append(str(item.value))
+        if not item.check("str"):
+            continue
+        name = str(item.value)
+        close = P.did_you_mean(name, mapper_names())
+        if name not in used:
+            uses = ", ".join(sorted(used)) or "none"
+            item.error(f"{name!r} is not a mapper of this experiment's `mappers:` ({uses})")
+        elif name not in mapper_names() and close:
+            item.error(f"unknown mapper {name!r}; {close}known: {', '.join(mapper_names())}")
+        elif name not in mapper_names():
+            missing.append(name)
     r.done(("mappers",))
     return tuple(missing)
+
+
+def _used_mappers(r: Reader | None) -> set[str]:
+    """The mapper names the `mappers:` section's entries name (read again by read_mappers)."""
+    used = set()
+    for _, child in r.items() if r is not None and r.is_map else ():
+        value = child.value.get("mapper") if isinstance(child.value, dict) else child.value
+        if isinstance(value, str):
+            used.add(value)
+    return used
 
 
 # ----------------------------------------------------------------------------- sweep blocks
@@ -321,9 +347,10 @@ def _block(r: Reader, tables: P.Tables, index: int, skip: bool, cross: bool) -> 
     if block is not None and block.count == 0 and not r.problems:
         r.error("this sweep block expands to no points")  # `run` would do nothing and succeed
     if block is not None and not skip:
-        P.check_overrides(r, tables)
+        compat.check_overrides(r, tables)
         if cross:  # selections are checked against tables that read cleanly
             P.check_selection(r, tables, fixed, block)
+            compat.check_block(r, tables, block)
     return block
 
 

@@ -18,7 +18,6 @@ import shutil
 import signal
 import sys
 import time
-import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -34,11 +33,13 @@ from reports.dse.feasibility import (
     constraints_json,
     fit_problem,
 )
+from reports.dse.lifeline import tie_to_driver
 from reports.dse.store import Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
 Chunk = list[PointTuple]
 LOOKUP_BATCH = 512
+DASK_CONNECT_TIMEOUT_S = 30
 
 
 @dataclass(slots=True)
@@ -105,14 +106,10 @@ def _cascade(ref_json: str) -> Any:
 def _mapper(name: str, options_json: str) -> Any:
     from mappers.registry import get_mapper
 
-    cls = get_mapper(name)
     options = json.loads(options_json)
-    opts_cls = getattr(cls, "Options", None)
-    hints = typing.get_type_hints(opts_cls) if opts_cls else {}
-    for key, value in options.items():
-        if typing.get_origin(hints.get(key)) is tuple and isinstance(value, list):
-            options[key] = tuple(value)
-    return cls(**options)
+    # list options are tuples (the only list kind in `mappers.options`); JSON made them lists
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    return get_mapper(name)(**options)
 
 
 def _dumps(obj: Any) -> str:
@@ -170,9 +167,14 @@ def evaluate_chunk(chunk: Chunk) -> list[Record]:
     return [evaluate_point(p) for p in chunk]
 
 
-def _init_worker() -> None:
+def _init_worker(driver_pid: int) -> None:
     # Ctrl-C goes to the whole process group: only the driver handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tie_to_driver(driver_pid)  # a kill -9 of the driver must not leave workers running
+
+
+def _pool(jobs: int) -> cf.ProcessPoolExecutor:
+    return cf.ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=(os.getpid(),))
 
 
 # ----------------------------------------------------------------------------- progress
@@ -416,7 +418,7 @@ def _run_pool(
     jobs: int, todo: Iterator[PointTuple], on_records: Callable[[list[Record]], None], size: int
 ) -> None:
     suspects: list[PointTuple] = []
-    pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+    pool = _pool(jobs)
     inflight: dict[cf.Future[list[Record]], Chunk] = {}
 
     def collect(return_when: str) -> None:
@@ -435,7 +437,7 @@ def _run_pool(
                 suspects.extend(chunk)
             inflight.clear()
             pool.shutdown(wait=False, cancel_futures=True)
-            pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+            pool = _pool(jobs)
 
     try:
         for chunk in _chunks(todo, size):
@@ -451,7 +453,7 @@ def _run_pool(
             except BrokenProcessPool:
                 on_records([_crashed(p)])
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = cf.ProcessPoolExecutor(jobs, initializer=_init_worker)
+                pool = _pool(jobs)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -475,7 +477,15 @@ def _run_dask(
         ) from None
     target = address.removeprefix("dask://")
     target = target if "://" in target else f"tcp://{target}"
-    with Client(target, timeout="30s") as client:
+    try:
+        client = Client(target, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(
+            f"--executor {address}: cannot reach the Dask scheduler at {target} within "
+            f"{DASK_CONNECT_TIMEOUT_S} s ({reason}); is it running? (dask scheduler --port PORT)"
+        ) from None
+    with client:
         workers = max(1, sum(client.nthreads().values()))
         size = 64
         inflight: list[Any] = []

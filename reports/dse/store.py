@@ -29,6 +29,7 @@ from reports.dse.feasibility import (
     fit_problem,
     mark,
 )
+from reports.errors import UsageError
 
 DB_NAME = "results.sqlite"
 # Files a run writes next to the store (besides pareto-*.csv and figures/*.png).
@@ -118,12 +119,23 @@ def discard(out_dir: str | Path) -> int:
     if db_path(out).exists():
         try:
             gone = sum(1 for _ in _read(out, "SELECT point_id FROM points"))
-        except sqlite3.DatabaseError:
+        except (sqlite3.DatabaseError, StoreError):  # a damaged store goes all the same
             gone = 0
     names = [DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", *RUN_OUTPUTS]
     for path in [out / n for n in names] + [*out.glob("pareto-*.csv"), *out.glob("figures/*.png")]:
         path.unlink(missing_ok=True)
     return gone
+
+
+class StoreError(UsageError):
+    """A result store that cannot be opened or read (damaged, or not a store at all)."""
+
+
+def _store_error(out_dir: str | Path, exc: sqlite3.Error) -> StoreError:
+    return StoreError(
+        f"{db_path(out_dir)}: not a usable result store ({exc}); move it away, or pass "
+        "--fresh to `attnsim run` to discard it"
+    )
 
 
 class Store:
@@ -132,10 +144,15 @@ class Store:
     def __init__(self, out_dir: str | Path) -> None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(db_path(out_dir), timeout=60)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
-        self.conn.commit()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("SELECT point_id, seq, status FROM points LIMIT 1").fetchall()
+            self.conn.commit()
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise _store_error(out_dir, exc) from None
 
     def set_meta(self, key: str, value: str) -> None:
         """Record a piece of run metadata (experiment name, file, spec text)."""
@@ -217,6 +234,8 @@ def _read(out_dir: str | Path, query: str) -> Iterator[tuple[Any, ...]]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
     try:
         yield from conn.execute(query)
+    except sqlite3.DatabaseError as exc:
+        raise _store_error(out_dir, exc) from None
     finally:
         conn.close()
 

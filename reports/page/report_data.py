@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from einsum_ir import SpecError
+from einsum_ir.spec import read_yaml
 from mappers.result import Result
 from reports.dse.feasibility import (
     FEASIBLE,
@@ -439,9 +440,10 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]
                 str(loaded.baseline),
                 str(loaded.description),
             )
-    import yaml
-
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = read_yaml(path)  # the hardened reader: no tags, alias bombs or bad bytes
+    except SpecError:
+        return "", [], [], "", ""
     if not isinstance(spec, dict):
         return "", [], [], "", ""
     objectives: list[Objective] = []

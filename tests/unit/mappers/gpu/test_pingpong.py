@@ -208,9 +208,11 @@ def test_kernel_plans_refuse_pingpong_for_other_families() -> None:
 
 
 def test_schedule_option_is_checked() -> None:
-    with pytest.raises(MappingError, match=r"schedule must be one of plain, pingpong .* 'bogus'"):
+    with pytest.raises(
+        MappingError, match=r"schedule: expected one of '', 'plain', 'pingpong', got 'bogus'"
+    ):
         GpuOptions(schedule="bogus")
-    with pytest.raises(MappingError, match="schedule must be one of"):
+    with pytest.raises(MappingError, match="schedule: expected one of"):
         get_mapper("gpu-1pass")(schedule="PINGPONG")
     assert GpuOptions().schedule == "" and GpuOptions(**FIXED_PP).fixed == PP
     assert GpuOptions(block_m=128, block_n=128, num_warps=8, num_stages=3).fixed == Tiling(

@@ -140,8 +140,10 @@ def test_stationarity_changes_the_nest(flat_arch) -> None:
 
 
 def test_options_validation_and_row() -> None:
-    with pytest.raises(MappingError, match="unknown role 'QKV'"):
+    with pytest.raises(MappingError, match="onchip: unknown 'QKV'; expected a list of Q, K,"):
         FlatOptions(onchip=("QKV",))
+    with pytest.raises(MappingError, match=r"spilled_fraction: expected a number in \[0, 1\]"):
+        FlatOptions(spilled_fraction=float("nan"))
     with pytest.raises(MappingError, match="qk_stationarity"):
         FlatOptions(qk_stationarity="row")
     row = {

@@ -109,8 +109,12 @@ def test_multi_pass_cascade_buffers_or_spills_crossing_tensors() -> None:
 
 
 def test_bad_options_are_clear_errors() -> None:
-    with pytest.raises(MappingError, match="unknown FuseMax step"):
-        FuseMaxOptions("fast")
+    with pytest.raises(MappingError) as info:
+        FuseMaxOptions("fast", p1=-1)
+    assert str(info.value) == (
+        "fusemax options: step: expected one of 'cascade', 'arch', 'binding', got 'fast'; "
+        "p1: expected an integer >= 0 (0: the largest that fits), got -1"
+    )
     with pytest.raises(MappingError, match="needs a 2D and a 1D array"):
         arch = load_arch("fusemax")
         one_array = type(arch)(

@@ -68,5 +68,5 @@ def test_options_equal_sizes() -> None:
 def test_missing_sizes_and_unknown_model() -> None:
     with pytest.raises(MappingError, match="missing D, S"):
         LayerMatmulsMapper().map(None, load_arch("flat"), {"B": 1, "P": 8, "H": 2, "E": 4})
-    with pytest.raises(MappingError, match="unknown model"):
+    with pytest.raises(MappingError, match="model: expected one of '', 'BERT'"):
         LayerMatmulsOptions(model="GPT")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,32 @@ def test_map_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*base, "--mapper", "fusemx"]) == 2
     assert "did you mean 'fusemax'" in capsys.readouterr().err
     assert main([*base, "--mapper", "fusemax", "--option", "step=turbo"]) == 2
-    assert "unknown FuseMax step" in capsys.readouterr().err
+    assert "--option step: expected one of 'cascade', 'arch', 'binding', got 'turbo'" in (
+        capsys.readouterr().err
+    )
     assert main([*base, "--mapper", "fusemax", "--option", "p1=lots"]) == 2
-    assert "--option p1: expected int" in capsys.readouterr().err
+    assert "--option p1: expected an integer >= 0" in capsys.readouterr().err
+    # every bad option at once, checked by value before anything is mapped
+    argv = [*base, "--mapper", "flat", "--option", "p1=-1", "--option", "spilled_fraction=2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--option p1: expected an integer >= 0" in err
+    assert "--option spilled_fraction: expected a number in [0, 1], got 2.0" in err
+    assert "Traceback" not in err
+
+
+def test_map_cli_list_option_is_a_tuple_of_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from mappers.options import mapper_options, parse_text
+    from mappers.registry import get_mapper
+    from reports.cli.map import parse_options
+
+    flat = get_mapper("flat")
+    assert parse_options(flat, ["onchip=QK,A"]) == {"onchip": ("QK", "A")}
+    assert parse_options(flat, ["onchip="]) == {"onchip": ()}
+    assert parse_text(mapper_options(flat)["onchip"], " Q , K ") == ("Q", "K")
+    with pytest.raises(ValueError, match="onchip: unknown 'Z'; expected a list of Q, K, QK"):
+        parse_options(flat, ["onchip=QK,Z"])
+    argv = ["map", "--arch", "flat", "--cascade", "attention-3pass", "--mapper", "flat"]
+    argv += ["--sizes", "M=256,P=256,E=64,F=64", "--option", "onchip=QK,A", "--json"]
+    assert main(argv) == 0  # a string "QK,A" would have been read as roles Q, K, ",", A
+    assert ["onchip", "QK,A"] in json.loads(capsys.readouterr().out)["options"]

@@ -81,19 +81,19 @@ name: failing
 architectures:
   fm: fusemax
 cascades:
-  one: attention-1pass-mh
+  alibi: attention-1pass-mh-alibi  # fusemax refuses it when mapping (no PE prices abs)
 workloads:
   tiny: {sizes: {B: 1, H: 2, E: 64, F: 64, P: 1024, M: 1024}}
 mappers:
   fm: fusemax
 designs:
-  f: {arch: fm, cascade: one, mapper: fm}
+  f: {arch: fm, cascade: alibi, mapper: fm}
 sweep:
   list:
-    - {mapper.options.step: bogus}
-    - {mapper.options.step: nope}
-    - {mapper.options.step: wrong}
-    - {mapper.options.step: bad}
+    - {workload.sizes.P: 128}
+    - {workload.sizes.P: 256}
+    - {workload.sizes.P: 512}
+    - {workload.sizes.P: 1024}
 outputs: {formats: [csv], report: false}
 """
 
@@ -109,13 +109,13 @@ def test_run_exits_1_when_points_fail_and_says_which(
     assert captured.out == f"wrote {out / 'results.csv'}\n"  # the tables are still written
     err = captured.err.splitlines()
     assert err[0].endswith(": 0 ok, 4 failed, 0 already done")
-    step = "MappingError: unknown FuseMax step '{0}'; expected one of "
-    step += "('cascade', 'arch', 'binding')"
+    refused = "MappingError: SC[b,h,m1,m0,p] = QK[b,h,m1,m0,p] - SL[h] * abs(p + M - P - "
+    refused += "(m1 * M0 + m0)): no PE operation prices abs (compute.py has no mapping for it)"
     assert err[1:] == [
         "attnsim run: 4 of 4 points evaluated in this run failed",
-        "  design f, mapper.options.step=bogus: " + step.format("bogus"),
-        "  design f, mapper.options.step=nope: " + step.format("nope"),
-        "  design f, mapper.options.step=wrong: " + step.format("wrong"),
+        "  design f, workload.sizes.P=128: " + refused,
+        "  design f, workload.sizes.P=256: " + refused,
+        "  design f, workload.sizes.P=512: " + refused,
         f"every error: attnsim export {out} --format jsonl (status 'failed')",
     ]
     # A re-run retries the failures: they fail again, and the status says so again.

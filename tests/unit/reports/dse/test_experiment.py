@@ -348,9 +348,18 @@ sweep:
         "positive finite number, got inf",
         f"{f}:26:48: sweep[2].grid.arch.overrides.dram_bandwidth_gib_per_s: "
         + on_gpu.format("dram_bandwidth_gib_per_s"),
+        f"{f}:24:13: sweep[2].grid.arch: design 'fm': arch 'gpu': " + FUSEMAX_ON_GPU,
         f"{f}:31:71: sweep[3].random.space.arch.overrides.clock_ghz: arch 'fusemax': override "
         "'clock_ghz' " + NO_OVERRIDES.format("clock_ghz"),
+        f"{f}:31:28: sweep[3].random.space.arch.preset: design 'fm': preset 'h200': "
+        + FUSEMAX_ON_GPU,
     ]
+
+
+FUSEMAX_ON_GPU = (
+    "mapper 'fusemax' maps onto spatial accelerators, not GPUs "
+    "(mappers for GPUs: gpu-1pass, gpu-2pass, gpu-unfused)"
+)
 
 
 def test_a_swept_preset_must_take_its_archs_overrides(tmp_path: Path) -> None:
