@@ -222,8 +222,8 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
             f"mask {ap.mask.describe()}: the plain 1-pass Triton kernel implements it "
             f"(attention_fwd(causal=True, window={w}, sinks={sinks}): empty tiles skipped, full "
             "tiles unmasked, partial tiles masked); the ping-pong, 2-pass and unfused kernels "
-            "do not: for them it is modelled with the same loop bounds. Measured: "
-            "kernels/measurements/window-h200-2026-12-03.csv (narrow windows of 2-3 key tiles "
+            "do not: for them it is modelled with the same loop bounds. Measured: kernels/"
+            "measurements/window/window-h200-2026-12-03.csv (narrow windows of 2-3 key tiles "
             "per query tile ran up to 1.5x the model: each of the kernel's up to four key loops "
             "pays its own pipeline fill, which the model does not count)"
         )

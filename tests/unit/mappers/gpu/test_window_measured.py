@@ -1,8 +1,8 @@
 """The GPU model against the sliding-window kernel timed on an H200 (held out: never fitted).
 
-`kernels/measurements/window-h200-2026-12-03.csv` (benchmarks/window_probe.py) times the plain
-1-pass Triton kernel with windows of 256-4096 keys (one with 64 sinks) and causal attention
-at the same shape and tiling, over five shapes and three tilings. The model (gpu-1pass,
+`kernels/measurements/window/window-h200-2026-12-03.csv` (benchmarks/window_probe.py) times
+the plain 1-pass Triton kernel with windows of 256-4096 keys (one with 64 sinks) and causal
+attention at the same shape and tiling, over five shapes and three tilings. The model (gpu-1pass,
 schedule plain, that tiling) saw none of it: its calibration predates the window kernel.
 Observed when this file was written: median |error| 4.3% on the windowed times, 6.4% on the
 window/causal ratio; worst -33% (W=256 on 128x128 tiles at head dim 64, where the kernel's
@@ -24,7 +24,8 @@ from kernels.spec import CAUSAL_TOP_LEFT, kernel_window
 from mappers.gpu.tiling import gpu_problem
 from mappers.registry import get_mapper
 
-DATA = Path(__file__).parents[4] / "kernels" / "measurements" / "window-h200-2026-12-03.csv"
+MEASUREMENTS = Path(__file__).parents[4] / "kernels" / "measurements"
+DATA = MEASUREMENTS / "window" / "window-h200-2026-12-03.csv"
 
 
 def _rows() -> list[dict[str, str]]:

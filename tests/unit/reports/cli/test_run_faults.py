@@ -249,7 +249,11 @@ def test_ctrl_c_while_attnsim_starts_exits_130(
     time.sleep(delay_s)  # inside the imports or the experiment's loading
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode in (130, 0), err  # 0: it finished before the signal came
+    # 0: it finished before the signal came. -SIGINT: CPython ended itself by SIGINT after
+    # main() had caught the interrupt and printed so (about 1 run in 16 here, cause not
+    # found); a shell reports both as status 130, so the user sees the same.
+    assert proc.returncode in (130, -signal.SIGINT, 0), err
+    assert proc.returncode == 0 or "attnsim: interrupted" in err
     assert "Traceback" not in err
 
 
