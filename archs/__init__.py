@@ -1,7 +1,7 @@
 """Hardware as data: spatial accelerators and GPUs, one YAML preset per design."""
 
-from archs.load import load_arch, load_arch_text, preset_names, preset_path
-from archs.model import (
+from attnsim.archs.load import load_arch, load_arch_text, preset_names, preset_path
+from attnsim.archs.model import (
     ComputeArray,
     Dram,
     Operation,
@@ -10,7 +10,7 @@ from archs.model import (
     StorageLevel,
     interpolate_area,
 )
-from archs.overrides import OVERRIDES, Override, apply_overrides, override_names
+from attnsim.archs.overrides import OVERRIDES, Override, apply_overrides, override_names
 
 __all__ = [
     "OVERRIDES",

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archs.calibration import Calibration, calibration_path, load_calibration
-from einsum_ir.spec import Reader
+from attnsim.archs.calibration import Calibration, calibration_path, load_calibration
+from attnsim.einsum_ir.spec import Reader
 
 KIB = 1024
 TOP_KEYS = (

@@ -8,10 +8,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from archs.gpu import GpuArch, load_gpu
-from archs.model import ComputeArray, Dram, Operation, RegisterFile, SpatialArch, StorageLevel
-from archs.overrides import apply_overrides
-from einsum_ir.spec import Problem, Reader, SpecError, path_exists
+from attnsim.archs.gpu import GpuArch, load_gpu
+from attnsim.archs.model import (
+    ComputeArray,
+    Dram,
+    Operation,
+    RegisterFile,
+    SpatialArch,
+    StorageLevel,
+)
+from attnsim.archs.overrides import apply_overrides
+from attnsim.einsum_ir.spec import Problem, Reader, SpecError, path_exists
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 GIB = 2**30

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from archs.gpu import GpuArch
-from archs.model import SpatialArch
-from einsum_ir.spec import Problem, SpecError
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.spec import Problem, SpecError
 
 SPATIAL = "spatial"
 GPU = "gpu"

@@ -2,7 +2,7 @@
 
 Run: python benchmarks/bench_cli.py [--repeat N] [--out DIR]
 
-Measures, each the median of N fresh processes (`python -m reports.cli ...` from this tree):
+Measures, each the median of N fresh processes (`python -m attnsim.reports.cli ...` from this tree):
 - `attnsim --help` and `attnsim --version` (target: under 0.3 s);
 - `attnsim map` of one FuseMax point (target: under 1 s);
 - the README's main job (`attnsim run examples/fusemax-vs-flat.yaml`) into a new folder,
@@ -29,11 +29,11 @@ MAP = (
 
 
 def timed(args: list[str]) -> float:
-    """Wall seconds of one `python -m reports.cli ARGS` process (must exit 0)."""
+    """Wall seconds of one `python -m attnsim.reports.cli ARGS` process (must exit 0)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "reports.cli", *args],
+        [sys.executable, "-m", "attnsim.reports.cli", *args],
         capture_output=True, text=True, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     elapsed = time.perf_counter() - start

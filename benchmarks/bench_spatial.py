@@ -17,11 +17,11 @@ import functools
 import statistics
 import time
 
-from archs.load import load_arch
-from einsum_ir import count_ops, load_cascade
-from mappers.registry import get_mapper, mapper_names
-from mappers.spatial.view import MappingError
-from mappers.workloads import MODELS
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import count_ops, load_cascade
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.spatial.view import MappingError
+from attnsim.mappers.workloads import MODELS
 
 
 def _shapes(n: int) -> list[dict[str, int]]:
@@ -67,7 +67,7 @@ def main() -> None:
             f"{name:<10} cold {cold:7.3f} ms/point ({cold / baseline:5.1f}x baseline), "
             f"warm {warm:7.3f} ms/point; {60_000 / cold:,.0f} cold points/min/core"
         )
-    from reports.paper.reproduce import reproduce
+    from attnsim.reports.paper.reproduce import reproduce
 
     start = time.perf_counter()
     reproduce(list(MODELS), [2**10, 2**12, 2**14, 2**16, 2**18, 2**20])

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reports.dse.experiment import load_experiment
-from reports.dse.runner import evaluate_point, run_experiment
+from attnsim.reports.dse.experiment import load_experiment
+from attnsim.reports.dse.runner import evaluate_point, run_experiment
 
 SPEC = """\
 name: bench
@@ -76,7 +76,7 @@ def main() -> None:
     exp = load_experiment(write_spec(folder, args.points))
     points = [(p.seq, p.point_id, p.resolved, p.values) for p in exp.points()]
     # Baseline: the mapper alone (arch, cascade and mapper built once, as in a worker).
-    from reports.dse.runner import _arch, _cascade, _dumps, _mapper
+    from attnsim.reports.dse.runner import _arch, _cascade, _dumps, _mapper
 
     start = time.perf_counter()
     for _, _, r, _ in points:

@@ -25,7 +25,7 @@ import triton
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, kv_heads, seq, causal)
     (1, 32, 8, 4096, True),

@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from kernels.bench.measure import read_measurements
+from attnsim.kernels.bench.measure import read_measurements
 
 
 def main(argv: list[str]) -> int:

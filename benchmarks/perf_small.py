@@ -26,7 +26,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from triton.testing import do_bench
 
-from kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, seq, head_dim, causal)
     (1, 4, 512, 64, True),

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 
 def attention_fwd_pp(q, k, v, causal=False, tiling=(128, 128, 8, 3)):  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ import torch
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.triton.attn_fwd import Variant, attention_fwd
+from attnsim.kernels.triton.attn_fwd import Variant, attention_fwd
 
 BASE, PRESCALE = Variant(), Variant(prescale_q=True)
 WS, POLY, POLY2 = Variant(warp_specialize=True), Variant(poly_exp=True), Variant(poly_exp=2)

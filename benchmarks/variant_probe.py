@@ -19,7 +19,7 @@ import torch
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.triton.attn_fwd import Variant, attention_fwd
+from attnsim.kernels.triton.attn_fwd import Variant, attention_fwd
 
 SHAPES = [
     (4, 16, 4096, 128, False),

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels.gluon.attn_wgmma import attention_fwd_wgmma
-from kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.gluon.attn_wgmma import attention_fwd_wgmma
+from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 # (batch, heads, seq_q, seq_k, head_dim, causal, dtype)
 SHAPES = [

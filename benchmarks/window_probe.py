@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.testing
 
-from kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, seq, head_dim)
     (1, 16, 16384, 128),

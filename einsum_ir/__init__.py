@@ -6,13 +6,20 @@ Public API: `load_cascade`, `builtin_names`, `parse_einsum`, `count_passes`, `co
 
 from __future__ import annotations
 
-from einsum_ir.analysis import Boundary, OpCounts, PassReport, count_ops, count_passes, tensor_sizes
-from einsum_ir.execute import evaluate, random_inputs
-from einsum_ir.ir import Cascade, Einsum
-from einsum_ir.load import builtin_names, load_cascade, load_cascade_text
-from einsum_ir.parse import ParseError, format_einsum, parse_einsum
-from einsum_ir.sizes import SizeError, parse_sizes, resolve_sizes
-from einsum_ir.spec import Problem, SpecError
+from attnsim.einsum_ir.analysis import (
+    Boundary,
+    OpCounts,
+    PassReport,
+    count_ops,
+    count_passes,
+    tensor_sizes,
+)
+from attnsim.einsum_ir.execute import evaluate, random_inputs
+from attnsim.einsum_ir.ir import Cascade, Einsum
+from attnsim.einsum_ir.load import builtin_names, load_cascade, load_cascade_text
+from attnsim.einsum_ir.parse import ParseError, format_einsum, parse_einsum
+from attnsim.einsum_ir.sizes import SizeError, parse_sizes, resolve_sizes
+from attnsim.einsum_ir.spec import Problem, SpecError
 
 __all__ = [
     "Boundary",

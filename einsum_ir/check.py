@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from einsum_ir.ir import (
+from attnsim.einsum_ir.ir import (
     Access,
     Cascade,
     Einsum,
@@ -31,7 +31,7 @@ from einsum_ir.ir import (
     where_conditions,
     where_symbols,
 )
-from einsum_ir.spec import Problem
+from attnsim.einsum_ir.spec import Problem
 
 
 class _Collector:

@@ -19,8 +19,8 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
-from einsum_ir.check import check_cascade, dependency_graph, recurrence_vars
-from einsum_ir.ir import (
+from attnsim.einsum_ir.check import check_cascade, dependency_graph, recurrence_vars
+from attnsim.einsum_ir.ir import (
     Access,
     AnyOf,
     Binary,
@@ -48,7 +48,7 @@ from einsum_ir.ir import (
     bind_where,
     free_vars,
 )
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]

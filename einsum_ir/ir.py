@@ -437,7 +437,7 @@ class Einsum:
     )
 
     def __str__(self) -> str:
-        from einsum_ir.parse import format_einsum  # local: parse imports this module
+        from attnsim.einsum_ir.parse import format_einsum  # local: parse imports this module
 
         return format_einsum(self)
 

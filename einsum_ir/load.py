@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from einsum_ir.check import check_cascade
-from einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
-from einsum_ir.library import build, catalog_names, variant_named
-from einsum_ir.parse import ParseError, format_einsum, parse_einsum
-from einsum_ir.spec import Problem, Reader, SpecError, as_number, path_exists
+from attnsim.einsum_ir.check import check_cascade
+from attnsim.einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
+from attnsim.einsum_ir.library import build, catalog_names, variant_named
+from attnsim.einsum_ir.parse import ParseError, format_einsum, parse_einsum
+from attnsim.einsum_ir.spec import Problem, Reader, SpecError, as_number, path_exists
 
 CASCADE_KEYS = (
     "cascade",

@@ -39,7 +39,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from einsum_ir.ir import (
+from attnsim.einsum_ir.ir import (
     FUNCTION_UNARY_OPS,
     Access,
     AnyOf,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from einsum_ir.library import (
+from attnsim.einsum_ir.library import (
     CATALOG,
     Heads,
     MaskForm,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from einsum_ir.ir import Cascade, IndexName, RankName
+from attnsim.einsum_ir.ir import Cascade, IndexName, RankName
 
 
 class SizeError(ValueError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from einsum_ir.analysis.tiles import Band, mask_points
+from attnsim.einsum_ir.analysis.tiles import Band, mask_points
 
 # The kernels' two masks as bands: every pair, and top-left causal (key m <= query p).
 NO_MASK: tuple[Band, ...] = (Band(),)

@@ -6,14 +6,14 @@ Modules are imported here explicitly so registration order is deterministic.
 
 from __future__ import annotations
 
-import mappers.gpu.tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
-import mappers.spatial.flat  # noqa: F401  (registers "flat")
-import mappers.spatial.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
-import mappers.spatial.unfused  # noqa: F401  (registers "unfused")
-from mappers.registry import get_mapper, mapper_names, register_mapper
-from mappers.result import Result, combine_sequential
-from mappers.spatial import fusemax  # noqa: F401  (registers "fusemax")
-from mappers.spatial.view import MappingError
+import attnsim.mappers.gpu.tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
+import attnsim.mappers.spatial.flat  # noqa: F401  (registers "flat")
+import attnsim.mappers.spatial.layer_matmuls  # noqa: F401  (registers "layer-matmuls")
+import attnsim.mappers.spatial.unfused  # noqa: F401  (registers "unfused")
+from attnsim.mappers.registry import get_mapper, mapper_names, register_mapper
+from attnsim.mappers.result import Result, combine_sequential
+from attnsim.mappers.spatial import fusemax  # noqa: F401  (registers "fusemax")
+from attnsim.mappers.spatial.view import MappingError
 
 __all__ = [
     "MappingError",

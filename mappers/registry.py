@@ -11,9 +11,9 @@ import difflib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from archs.model import SpatialArch
-from einsum_ir.ir import Cascade
-from mappers.result import Result
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.result import Result
 
 
 class Mapper(Protocol):

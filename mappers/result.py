@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mappers.memo import by_identity
+from attnsim.mappers.memo import by_identity
 
 VERSION = "0.1.0"
 

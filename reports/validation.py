@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archs.gpu import GpuArch
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from einsum_ir.ir import Cascade
-from kernels.bench.measure import Measurement, read_host_figures, read_measurements
-from kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
-from mappers.registry import get_mapper
-from mappers.result import Result
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.kernels.bench.measure import Measurement, read_host_figures, read_measurements
+from attnsim.kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
 
 # measurement family -> the GPU mapper and the built-in cascade that predict it
 FAMILY_MAPPERS = {f.measured: f.mapper for f in FAMILIES}
@@ -394,7 +394,7 @@ def plot_roofline(measurements: Sequence[Measurement], arch: GpuArch, ax: Any = 
     """
     import matplotlib.pyplot as plt
 
-    from mappers.gpu.model import device_rates
+    from attnsim.mappers.gpu.model import device_rates
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4.5))

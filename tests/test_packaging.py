@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import einsum_ir
+from attnsim import einsum_ir
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS = ("einsum_ir", "archs", "mappers", "kernels", "reports")
@@ -77,7 +77,7 @@ def test_builtin_cascades_are_built_in_the_package() -> None:
     # Built-ins come from einsum_ir/library/builder.py, not from data files.
     names = einsum_ir.builtin_names()
     assert "attention-1pass" in names
-    library = importlib.resources.files("einsum_ir").joinpath("library")
+    library = importlib.resources.files("attnsim.einsum_ir").joinpath("library")
     assert library.joinpath("builder.py").is_file()
     assert not any(p.name.endswith(".yaml") for p in library.iterdir())
     for name in names:
@@ -87,7 +87,7 @@ def test_builtin_cascades_are_built_in_the_package() -> None:
 def test_console_script_declared() -> None:
     scripts = cfg_list(setup_cfg(), "options.entry_points", "console_scripts")
     assert "attnsim = reports.cli.main:entry" in scripts
-    from reports.cli.main import entry
+    from attnsim.reports.cli.main import entry
 
     assert callable(entry)
 

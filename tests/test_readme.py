@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
+from attnsim.reports.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kernels.bench.measure import MeasurementError, read_host_figures
-from reports.page.report_data import _experiment_info
+from attnsim.kernels.bench.measure import MeasurementError, read_host_figures
+from attnsim.reports.page.report_data import _experiment_info
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("einsum_ir", "archs", "mappers", "kernels", "reports")

@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from einsum_ir.spec import Problem, Reader, path_exists
+from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
 CALIBRATION_DIR = Path(__file__).parent
 TOP_KEYS = (

@@ -6,11 +6,11 @@ mask, score function) and tile classification.
 
 from __future__ import annotations
 
-from einsum_ir.analysis.buffers import tensor_sizes
-from einsum_ir.analysis.ops import OpCounts, count_ops
-from einsum_ir.analysis.passes import Boundary, PassReport, count_passes
-from einsum_ir.analysis.structure import AttentionProblem, StructureError, attention_problem
-from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
+from attnsim.einsum_ir.analysis.buffers import tensor_sizes
+from attnsim.einsum_ir.analysis.ops import OpCounts, count_ops
+from attnsim.einsum_ir.analysis.passes import Boundary, PassReport, count_passes
+from attnsim.einsum_ir.analysis.structure import AttentionProblem, StructureError, attention_problem
+from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
 
 __all__ = [
     "AttentionProblem",

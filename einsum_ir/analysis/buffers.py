@@ -6,9 +6,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from einsum_ir.analysis.passes import count_passes
-from einsum_ir.ir import Cascade, RankName, TensorName, Var
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.analysis.passes import count_passes
+from attnsim.einsum_ir.ir import Cascade, RankName, TensorName, Var
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 
 def tensor_sizes(cascade: Cascade, sizes: Mapping[str, int]) -> dict[str, int]:

@@ -13,8 +13,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from einsum_ir.analysis.tiles import Band
-from einsum_ir.ir import AnyOf, Condition, LinearExpr
+from attnsim.einsum_ir.analysis.tiles import Band
+from attnsim.einsum_ir.ir import AnyOf, Condition, LinearExpr
 
 
 class MaskKind(enum.StrEnum):
@@ -74,7 +74,7 @@ class Mask:
 
 def where_text(where: Sequence[Condition | AnyOf]) -> str:
     """The conditions as written (`m <= p and (m < S or p - m < W)`)."""
-    from einsum_ir.parse import format_where
+    from attnsim.einsum_ir.parse import format_where
 
     return format_where(tuple(where))
 

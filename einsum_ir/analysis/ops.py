@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from einsum_ir.analysis.points import Split, count_points
-from einsum_ir.ir import (
+from attnsim.einsum_ir.analysis.points import Split, count_points
+from attnsim.einsum_ir.ir import (
     Binary,
     BinaryOp,
     Cascade,
@@ -41,7 +41,7 @@ from einsum_ir.ir import (
     UnaryOp,
     bind_where,
 )
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 
 class OpKind(enum.StrEnum):

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from einsum_ir.ir import Access, Cascade, Einsum, Final, RankName, TensorName
+from attnsim.einsum_ir.ir import Access, Cascade, Einsum, Final, RankName, TensorName
 
 
 class Availability(enum.Enum):

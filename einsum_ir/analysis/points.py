@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from einsum_ir.ir import AnyOf, CmpOp, Condition, where_symbols
+from attnsim.einsum_ir.ir import AnyOf, CmpOp, Condition, where_symbols
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -34,9 +34,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
-from einsum_ir.analysis.passes import count_passes
-from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
+from attnsim.einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
+from attnsim.einsum_ir.analysis.passes import count_passes
+from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
 
 __all__ = [
     "AttentionProblem",
@@ -50,7 +50,7 @@ __all__ = [
     "attention_problem",
     "rank_roles",
 ]
-from einsum_ir.ir import (
+from attnsim.einsum_ir.ir import (
     AnyOf,
     Binary,
     BinaryOp,
@@ -69,7 +69,7 @@ from einsum_ir.ir import (
     UnaryOp,
     walk,
 )
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 
 class StructureError(ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from einsum_ir.library.builder import (
+from attnsim.einsum_ir.library.builder import (
     Algorithm,
     Heads,
     MaskForm,
@@ -11,7 +11,7 @@ from einsum_ir.library.builder import (
     Variant,
     build,
 )
-from einsum_ir.library.catalog import (
+from attnsim.einsum_ir.library.catalog import (
     CATALOG,
     LEGACY,
     all_names,

@@ -18,8 +18,8 @@ import enum
 import functools
 from dataclasses import dataclass
 
-from einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
-from einsum_ir.parse import parse_einsum
+from attnsim.einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
+from attnsim.einsum_ir.parse import parse_einsum
 
 
 class Algorithm(enum.StrEnum):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 
-from einsum_ir.library.builder import (
+from attnsim.einsum_ir.library.builder import (
     Algorithm,
     Heads,
     MaskForm,

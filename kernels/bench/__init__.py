@@ -1,1 +1,1 @@
-"""Timing harness: measurement records, timing suites and `python -m kernels.bench`."""
+"""Timing harness: measurement records, timing suites and `python -m attnsim.kernels.bench`."""

@@ -1,7 +1,7 @@
-"""`python -m kernels.bench`: time the kernels (see kernels.bench.harness)."""
+"""`python -m attnsim.kernels.bench`: time the kernels (see kernels.bench.harness)."""
 
 import sys
 
-from kernels.bench.harness import main
+from attnsim.kernels.bench.harness import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""Timing harness: `python -m kernels.bench --suite validation|holdout|smoke --out DIR` (GPU).
+"""GPU timing harness: `python -m attnsim.kernels.bench --suite validation|holdout|smoke`.
 
 For every configuration (family x shape x tiling; for the 1-pass family also its `schedule`,
 the Triton kernel "plain" and, on Hopper, the Gluon "pingpong" kernel) it times the kernel with
@@ -36,8 +36,13 @@ from typing import Any
 import torch
 import triton
 
-from kernels.bench.measure import FAMILIES, Measurement, append_measurement, write_host_figures
-from kernels.bench.suites import (  # re-exported: the suites are part of this harness's interface
+from attnsim.kernels.bench.measure import (
+    FAMILIES,
+    Measurement,
+    append_measurement,
+    write_host_figures,
+)
+from attnsim.kernels.bench.suites import (  # re-exported: part of this harness's interface
     NO_TILING,
     PINGPONG_TILINGS,
     SDPA_FAMILIES,
@@ -57,11 +62,11 @@ from kernels.bench.suites import (  # re-exported: the suites are part of this h
     smoke_shapes,
     validation_shapes,
 )
-from kernels.spec import AttnShape, attn_flops, qkvo_bytes
-from kernels.triton.attn_2pass import attention_2pass
-from kernels.triton.attn_fwd import attention_fwd
-from kernels.triton.attn_unfused import attention_unfused
-from kernels.triton.common import device_smem_limit
+from attnsim.kernels.spec import AttnShape, attn_flops, qkvo_bytes
+from attnsim.kernels.triton.attn_2pass import attention_2pass
+from attnsim.kernels.triton.attn_fwd import attention_fwd
+from attnsim.kernels.triton.attn_unfused import attention_unfused
+from attnsim.kernels.triton.common import device_smem_limit
 
 L2_BYTES_DEFAULT = 60 * 2**20  # when the device does not report its L2 size
 __all__ = [
@@ -281,7 +286,7 @@ def append_error(path: Path, cfg: Config, dtype_name: str, error: str) -> None:
 
 def host_probe(csv_path: Path, info: dict[str, str], pingpong: bool) -> None:
     """Measure this host's launcher-call costs and write them beside the CSV (module doc)."""
-    from kernels.calibrate import microbench_pingpong, microbench_steps
+    from attnsim.kernels.calibrate import microbench_pingpong, microbench_steps
 
     t0 = time.time()
     try:
@@ -422,7 +427,9 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m kernels.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m attnsim.kernels.bench", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--suite", choices=("validation", "holdout", "smoke"), required=True)
     p.add_argument("--out", type=Path, default=Path("kernels/measurements"))
     p.add_argument(

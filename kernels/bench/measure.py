@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernels.spec import KERNEL_DTYPES, MEASURED_FAMILIES, SCHEDULES, SDPA_FAMILIES
-from kernels.spec import family as kernel_family
+from attnsim.kernels.spec import KERNEL_DTYPES, MEASURED_FAMILIES, SCHEDULES, SDPA_FAMILIES
+from attnsim.kernels.spec import family as kernel_family
 
 FAMILIES = MEASURED_FAMILIES + SDPA_FAMILIES  # the CSV `family` column: triton-<family>, sdpa-*
 DTYPES = KERNEL_DTYPES
@@ -212,7 +212,7 @@ def read_host_figures(csv_path: str | Path) -> dict[str, object] | None:
     Returns {"host_call_us": {family: us}, "bench_flush_us": us, "path": str}; raises
     MeasurementError naming the file and field when the YAML is malformed.
     """
-    from einsum_ir.spec import SpecError, read_yaml
+    from attnsim.einsum_ir.spec import SpecError, read_yaml
 
     path = host_figures_path(csv_path)
     if not path.exists():

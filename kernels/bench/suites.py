@@ -1,6 +1,6 @@
 """Timing suites of `kernels.bench.harness`: families, tilings, shapes, configurations, estimates.
 
-No GPU needed (`python -m kernels.bench --dry-run` lists a suite from here). The 1-pass
+No GPU needed (`python -m attnsim.kernels.bench --dry-run` lists a suite from here). The 1-pass
 family's ping-pong configurations (`PINGPONG_TILINGS`) are added on sm_90 devices.
 """
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from kernels.bench.measure import FAMILIES
-from kernels.gluon.attn_pingpong import pingpong_smem_bytes
-from kernels.spec import (
+from attnsim.kernels.bench.measure import FAMILIES
+from attnsim.kernels.gluon.attn_pingpong import pingpong_smem_bytes
+from attnsim.kernels.spec import (
     MEASURED_FAMILIES,
     PINGPONG_BLOCK,
     PINGPONG_HEAD_DIMS,
@@ -24,8 +24,8 @@ from kernels.spec import (
     kernel_shape,
     smem_bytes_1pass,
 )
-from kernels.spec import PINGPONG_TILINGS as _PINGPONG
-from kernels.triton.common import device_smem_limit
+from attnsim.kernels.spec import PINGPONG_TILINGS as _PINGPONG
+from attnsim.kernels.triton.common import device_smem_limit
 
 __all__ = [
     "FAMILIES",

@@ -1,1 +1,1 @@
-"""Microbenchmarks that calibrate the GPU model (`python -m kernels.calibrate.microbench`)."""
+"""GPU model calibration: `python -m attnsim.kernels.calibrate.microbench`."""

@@ -2,7 +2,7 @@
 
 GPU only (about three minutes on an H200, 2026-11-30)::
 
-    python -m kernels.calibrate.microbench --out archs/calibration/h200.yaml
+    python -m attnsim.kernels.calibrate.microbench --out archs/calibration/h200.yaml
 
 Measures: torch.matmul peak (8192^3, bf16 and fp16); a Triton matmul by tile shape (the
 attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 64/128, 4 and 8 warps, bf16);
@@ -335,7 +335,7 @@ def calibration_record(
 def main(argv: list[str] | None = None) -> int:
     """Run every microbenchmark and write the calibration YAML."""
     parser = argparse.ArgumentParser(
-        prog="python -m kernels.calibrate.microbench", description=__doc__
+        prog="python -m attnsim.kernels.calibrate.microbench", description=__doc__
     )
     parser.add_argument("--out", required=True, type=Path, help="calibration YAML to write")
     args = parser.parse_args(argv)
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     device = torch.cuda.get_device_name()
     figures: dict[str, Any] = {}
-    from kernels.calibrate import microbench_blocks, microbench_steps, microbench_unfused
+    from attnsim.kernels.calibrate import microbench_blocks, microbench_steps, microbench_unfused
 
     for step in (
         measure_memory,
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.get_device_capability(0)[0] == 9:  # the 1-pass family's ping-pong kernel
         print("measure pingpong ...", file=sys.stderr)
         try:
-            from kernels.calibrate import microbench_pingpong
+            from attnsim.kernels.calibrate import microbench_pingpong
 
             pp = microbench_pingpong.measure(torch)
             figures.setdefault("host_call_us", {}).update(pp.get("host_call_us", {}))
@@ -416,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         vers = {}
     record = calibration_record(device, figures, matmul, vers, date)
     header = (
-        f"# Written by `python -m kernels.calibrate.microbench --out {args.out}` on {device}.\n"
+        f"# Written by `python -m attnsim.kernels.calibrate.microbench --out {args.out}` "
+        f"on {device}.\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + yaml.safe_dump(record, sort_keys=False, width=100))

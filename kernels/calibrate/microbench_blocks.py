@@ -1,7 +1,7 @@
 """Microbenchmark of the fused attention kernels' per-block fixed time (GPU only).
 
-Used by `python -m kernels.calibrate.microbench`. The step microbenchmark (`microbench_steps`)
-gives the
+Used by `python -m attnsim.kernels.calibrate.microbench`. The step microbenchmark
+(`microbench_steps`) gives the
 time of one loop step; this one gives what a block costs besides its steps: starting the
 block, building its tensor descriptors, loading its Q tile and the first K/V tiles from HBM
 (all blocks of a wave ask at once, right after the timing harness's L2 flush), draining the
@@ -68,7 +68,7 @@ BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int], str], ...] = (
 
 def bench_floor_us(torch: Any) -> float:
     """do_bench median of an empty kernel (µs): what the harness adds to any kernel."""
-    from kernels.calibrate.microbench_steps import _empty
+    from attnsim.kernels.calibrate.microbench_steps import _empty
 
     x = torch.empty(1, device="cuda")
     runs = [
@@ -103,8 +103,8 @@ def _caller(  # type: ignore[no-untyped-def]
     tiles: str = "device",
 ):
     """A zero-argument launch of one kernel on the calibration shape, and its compiled kernel."""
-    from kernels.triton import attn_2pass
-    from kernels.triton.attn_fwd import attention_fwd, attn_fwd_kernel
+    from attnsim.kernels.triton import attn_2pass
+    from attnsim.kernels.triton.attn_fwd import attention_fwd, attn_fwd_kernel
 
     bm, bn, w, st = tiling
     dt = torch.bfloat16
@@ -190,7 +190,7 @@ def measure_blocks(
     Mode `pingpong` (kernels.gluon.attn_pingpong) runs one block per SM by construction (its
     consumer warps take the SM's register file through setmaxnreg).
     """
-    from kernels.triton.common import ensure_allocator
+    from attnsim.kernels.triton.common import ensure_allocator
 
     ensure_allocator()
     sms = torch.cuda.get_device_properties(0).multi_processor_count

@@ -1,7 +1,7 @@
 """Calibration of the 1-pass family's ping-pong kernel (kernels.gluon.attn_pingpong; sm_90 only).
 
-`python -m kernels.calibrate.microbench_pingpong [--merge archs/calibration/h200.yaml]` measures
-what the
+`python -m attnsim.kernels.calibrate.microbench_pingpong [--merge archs/calibration/h200.yaml]`
+measures what the
 GPU model needs for tilings with schedule `pingpong` (mode `pingpong` in the calibration file)
 and prints the entries as YAML; `--merge FILE` also writes them into a calibration file,
 replacing its earlier `pingpong` entries and adding a note. `kernels.calibrate.microbench` (a full
@@ -34,10 +34,10 @@ from typing import Any
 
 import triton
 
-from einsum_ir.spec import read_yaml
-from kernels.spec import PINGPONG_HEAD_DIMS as HEAD_DIMS
-from kernels.spec import PINGPONG_TILINGS as TILINGS
-from kernels.spec import host_call_key
+from attnsim.einsum_ir.spec import read_yaml
+from attnsim.kernels.spec import PINGPONG_HEAD_DIMS as HEAD_DIMS
+from attnsim.kernels.spec import PINGPONG_TILINGS as TILINGS
+from attnsim.kernels.spec import host_call_key
 
 STEPS_SHORT, STEPS_LONG = 16, 64
 BLOCK_PLAN = tuple(("pingpong", d, t, "host") for d in HEAD_DIMS for t in TILINGS)
@@ -49,8 +49,8 @@ def _ms(fn: Any) -> float:
 
 def measure_host(torch: Any) -> dict[str, float]:
     """{"1pass-pingpong": host µs per launcher call} on a tiny problem."""
-    from kernels.calibrate.microbench_steps import _host_per_call_us
-    from kernels.triton.attn_fwd import attention_fwd
+    from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
 
     q, k, v = (torch.randn(1, 1, 128, 64, device="cuda", dtype=torch.bfloat16) for _ in range(3))
 
@@ -66,7 +66,7 @@ def measure_host(torch: Any) -> dict[str, float]:
 
 def measure_steps(torch: Any) -> list[dict[str, Any]]:
     """Tile-chain step of the ping-pong kernel per head dim and tiling (one block per SM)."""
-    from kernels.gluon.attn_pingpong import attention_fwd_pingpong
+    from attnsim.kernels.gluon.attn_pingpong import attention_fwd_pingpong
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     points = []
@@ -106,7 +106,7 @@ def measure_steps(torch: Any) -> list[dict[str, Any]]:
 
 def measure(torch: Any) -> dict[str, Any]:
     """Every ping-pong entry: {"host_call_us", "attention_steps", "attention_blocks"}."""
-    from kernels.calibrate import microbench_blocks
+    from attnsim.kernels.calibrate import microbench_blocks
 
     out: dict[str, Any] = {}
     for name, fn in (("host_call_us", measure_host), ("attention_steps", measure_steps)):
@@ -137,7 +137,7 @@ def merge(path: Path, found: dict[str, Any], device: str) -> None:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     note = (
         "host_call_us 1pass-pingpong and the mode-pingpong attention_steps / attention_blocks: "
-        f"`python -m kernels.calibrate.microbench_pingpong --merge` on {date} "
+        f"`python -m attnsim.kernels.calibrate.microbench_pingpong --merge` on {date} "
         f"(kernels.gluon.attn_pingpong; "
         "steps from one wave of the real kernel at two key lengths, see that module)"
     )
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     p = argparse.ArgumentParser(
-        prog="python -m kernels.calibrate.microbench_pingpong", description=__doc__
+        prog="python -m attnsim.kernels.calibrate.microbench_pingpong", description=__doc__
     )
     p.add_argument("--merge", type=Path, help="calibration YAML to write the entries into")
     args = p.parse_args(argv)

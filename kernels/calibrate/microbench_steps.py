@@ -1,7 +1,7 @@
 """Microbenchmarks of host-side call cost and of the attention tile chain (GPU only).
 
-Used by `python -m kernels.calibrate.microbench`; each function returns calibration entries (format
-in
+Used by `python -m attnsim.kernels.calibrate.microbench`; each function returns calibration entries
+(format in
 `archs/calibration/__init__.py`):
 
 - `measure_host`: `host_call_us` = host (Python) time of one call of each family's launcher
@@ -146,9 +146,9 @@ def _host_per_call_us(torch: Any, call: Any, n: int = 300) -> float:
 
 def host_calls(torch: Any) -> dict[str, float]:
     """Host µs of one launcher call per family on a tiny problem (GPU work far shorter)."""
-    from kernels.triton.attn_2pass import attention_2pass
-    from kernels.triton.attn_fwd import attention_fwd
-    from kernels.triton.attn_unfused import attention_unfused
+    from attnsim.kernels.triton.attn_2pass import attention_2pass
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
+    from attnsim.kernels.triton.attn_unfused import attention_unfused
 
     dt = torch.bfloat16
     q, k, v = (torch.randn(1, 1, 128, 64, device="cuda", dtype=dt) for _ in range(3))
@@ -214,8 +214,8 @@ def measure_host(torch: Any) -> dict[str, Any]:
 
 def measure_steps(torch: Any) -> list[dict[str, Any]]:
     """Step time of the attention tile chain by mode, head dim, tiling and blocks per SM."""
-    from kernels.calibrate.microbench_blocks import compiled_kernel, occupancy
-    from kernels.triton.common import ensure_allocator
+    from attnsim.kernels.calibrate.microbench_blocks import compiled_kernel, occupancy
+    from attnsim.kernels.triton.common import ensure_allocator
 
     ensure_allocator()
     sms = torch.cuda.get_device_properties(0).multi_processor_count

@@ -1,6 +1,6 @@
 """Microbenchmarks of the unfused baseline's three kernels, each timed alone (GPU only).
 
-Used by `python -m kernels.calibrate.microbench`. The unfused family
+Used by `python -m attnsim.kernels.calibrate.microbench`. The unfused family
 (`kernels.triton.attn_unfused`) is three
 kernels whose speed is set less by arithmetic than by how they touch memory: the QK^T kernel
 streams score tiles to HBM, the row softmax reads and rewrites rows, the P.V kernel streams P.
@@ -18,7 +18,7 @@ lose the alignment that vector loads and stores need, so all three kernels move 
 elements (on the H200, 1x16x2500 causal ran 2-4x slower than the aligned rate predicts).
 Those rates are measured on their own "ragged" calibration shapes, S = 4088 and 16376
 (S % 16 == 8, in neither the validation nor the holdout grid), and the model takes them for
-shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m kernels.calibrate.microbench_unfused
+shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m attnsim.kernels.calibrate.microbench_unfused
 --ragged`
 measures only these and prints their entries).
 
@@ -57,7 +57,7 @@ def _ms(fn: Any) -> float:
 
 def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
     """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes."""
-    from kernels.triton.attn_unfused import attention_unfused, plan_for
+    from attnsim.kernels.triton.attn_unfused import attention_unfused, plan_for
 
     dt = torch.bfloat16
     q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
 
-    p = argparse.ArgumentParser(prog="python -m kernels.calibrate.microbench_unfused")
+    p = argparse.ArgumentParser(prog="python -m attnsim.kernels.calibrate.microbench_unfused")
     p.add_argument(
         "--ragged", action="store_true", help="only the ragged calibration shapes (seq %% 16 != 0)"
     )

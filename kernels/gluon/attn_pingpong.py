@@ -71,7 +71,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-from kernels.gluon.attn_wgmma import (
+from attnsim.kernels.gluon.attn_wgmma import (
     _GL_DTYPES,
     _first_softmax,
     _rows_view_ok,
@@ -79,14 +79,14 @@ from kernels.gluon.attn_wgmma import (
     _store_out,
     _tile_bounds,
 )
-from kernels.spec import (
+from attnsim.kernels.spec import (
     PINGPONG_BLOCK,
     PINGPONG_BLOCK_N,
     PINGPONG_HEAD_DIMS,
     PINGPONG_STAGES,
     smem_bytes_pingpong,
 )
-from kernels.triton.launch import DescriptorLaunch, PlanCache
+from attnsim.kernels.triton.launch import DescriptorLaunch, PlanCache
 
 __all__ = [
     "BLOCK_M",

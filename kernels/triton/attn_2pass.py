@@ -14,14 +14,14 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.triton.attn_loop import (
+from attnsim.kernels.triton.attn_loop import (
     MODE_OUTPUT,
     MODE_STATS,
     attn_rows,
     make_tile_source,
     store_tile,
 )
-from kernels.triton.common import (
+from attnsim.kernels.triton.common import (
     LOG2E,
     autotune_configs,
     check_qkv,
@@ -33,7 +33,7 @@ from kernels.triton.common import (
     prune_by_smem,
     use_tma,
 )
-from kernels.triton.launch import DirectLaunch, PlanCache
+from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 
 __all__ = [
     "plan_for",

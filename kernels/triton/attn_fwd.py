@@ -39,8 +39,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.spec import SCHEDULES  # kernels of the family (see `attention_fwd`)
-from kernels.triton.attn_loop import (
+from attnsim.kernels.spec import SCHEDULES  # kernels of the family (see `attention_fwd`)
+from attnsim.kernels.triton.attn_loop import (
     MODE_ONLINE,
     TILES_DEVICE_TMA,
     TILES_HOST_TMA,
@@ -49,7 +49,7 @@ from kernels.triton.attn_loop import (
     head_source,
     store_tile,
 )
-from kernels.triton.common import (
+from attnsim.kernels.triton.common import (
     LOG2E,
     autotune_configs,
     check_qkv,
@@ -62,7 +62,7 @@ from kernels.triton.common import (
     prune_by_smem,
     use_tma,
 )
-from kernels.triton.launch import DescriptorLaunch
+from attnsim.kernels.triton.launch import DescriptorLaunch
 
 __all__ = [
     "DEFAULT_VARIANT",
@@ -549,7 +549,7 @@ def check_window(causal: bool, window: int | None, sinks: int, variant: Variant)
 def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
-    from kernels.gluon.attn_pingpong import BLOCK_M, CONSUMER_WARPS, attention_fwd_pingpong
+    from attnsim.kernels.gluon.attn_pingpong import BLOCK_M, CONSUMER_WARPS, attention_fwd_pingpong
 
     block_m = BLOCK_M if block_m is None else block_m
     num_warps = CONSUMER_WARPS if num_warps is None else num_warps

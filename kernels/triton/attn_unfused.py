@@ -19,9 +19,17 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.spec import SOFTMAX_MAX_BLOCK  # longest row the softmax kernel holds in registers
-from kernels.triton.common import LOG2E, check_qkv, check_tiling, default_scale, dot_precision
-from kernels.triton.launch import DirectLaunch, PlanCache
+from attnsim.kernels.spec import (
+    SOFTMAX_MAX_BLOCK,  # longest row the softmax kernel holds in registers
+)
+from attnsim.kernels.triton.common import (
+    LOG2E,
+    check_qkv,
+    check_tiling,
+    default_scale,
+    dot_precision,
+)
+from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 
 __all__ = [
     "SOFTMAX_MAX_BLOCK",

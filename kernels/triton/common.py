@@ -13,7 +13,7 @@ import math
 
 import triton
 
-from kernels.spec import HEAD_DIMS, MIN_BLOCK, smem_bytes_1pass
+from attnsim.kernels.spec import HEAD_DIMS, MIN_BLOCK, smem_bytes_1pass
 
 LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x * LOG2E), folded into the softmax scale
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from archs.calibration import Calibration, UnfusedPoint
-from einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
-from kernels.spec import FAMILY_NAMES as FAMILIES
-from kernels.spec import (
+from attnsim.archs.calibration import Calibration, UnfusedPoint
+from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
+from attnsim.kernels.spec import FAMILY_NAMES as FAMILIES
+from attnsim.kernels.spec import (
     PINGPONG_BLOCK,
     PINGPONG_BLOCK_N,
     PINGPONG_HEAD_DIMS,
@@ -38,7 +38,7 @@ from kernels.spec import (
     smem_bytes_1pass,
     smem_bytes_pingpong,
 )
-from mappers.gpu.model import (
+from attnsim.mappers.gpu.model import (
     BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     Dot,

@@ -35,8 +35,8 @@ import heapq
 import math
 from dataclasses import dataclass
 
-from archs.gpu import GpuArch
-from mappers.gpu.rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
+from attnsim.archs.gpu import GpuArch
+from attnsim.mappers.gpu.rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
 
 __all__ = ["DeviceRates", "Tiling", "device_rates"]
 RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)

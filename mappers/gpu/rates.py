@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archs.calibration import StepPoint
-from archs.gpu import GpuArch
+from attnsim.archs.calibration import StepPoint
+from attnsim.archs.gpu import GpuArch
 
 OVERLAP_EFFICIENCY = 0.5
 

@@ -20,8 +20,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass
 
-from archs.gpu import GpuArch, dtype_bytes
-from einsum_ir.analysis.structure import (
+from attnsim.archs.gpu import GpuArch, dtype_bytes
+from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
     Modifier,
@@ -29,9 +29,9 @@ from einsum_ir.analysis.structure import (
     StructureError,
     attention_problem,
 )
-from einsum_ir.ir import Cascade
-from einsum_ir.sizes import SizeError
-from kernels.spec import (
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.einsum_ir.sizes import SizeError
+from attnsim.kernels.spec import (
     CAUSAL_TOP_LEFT,
     PINGPONG_TILINGS,
     SCHEDULES,
@@ -39,15 +39,15 @@ from kernels.spec import (
     host_call_key,
     kernel_window,
 )
-from kernels.spec import family as kernel_family
-from mappers.gpu.kernels import (
+from attnsim.kernels.spec import family as kernel_family
+from attnsim.mappers.gpu.kernels import (
     SOFTMAX,
     ScoreCost,
     kernel_plans,
     kernel_tiles,
     schedule_problem,
 )
-from mappers.gpu.model import (
+from attnsim.mappers.gpu.model import (
     ASSUMPTIONS,
     DeviceRates,
     KernelTime,
@@ -57,11 +57,19 @@ from mappers.gpu.model import (
     plan_residency,
     time_kernel,
 )
-from mappers.options import option
-from mappers.options import problems as option_problems
-from mappers.registry import register_mapper
-from mappers.result import VERSION, EinsumCost, Occupancy, Result, Traffic, UnitCost, input_hash
-from mappers.spatial.view import MappingError
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
+    VERSION,
+    EinsumCost,
+    Occupancy,
+    Result,
+    Traffic,
+    UnitCost,
+    input_hash,
+)
+from attnsim.mappers.spatial.view import MappingError
 
 BLOCK_M_CANDIDATES = (64, 128)
 BLOCK_N_CANDIDATES = (32, 64, 128)

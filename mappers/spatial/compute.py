@@ -30,10 +30,10 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from archs.model import ComputeArray
-from einsum_ir.analysis.ops import einsum_splits
-from einsum_ir.analysis.points import count_points
-from einsum_ir.ir import (
+from attnsim.archs.model import ComputeArray
+from attnsim.einsum_ir.analysis.ops import einsum_splits
+from attnsim.einsum_ir.analysis.points import count_points
+from attnsim.einsum_ir.ir import (
     Binary,
     BinaryOp,
     Cascade,
@@ -46,7 +46,7 @@ from einsum_ir.ir import (
     UnaryOp,
     bind_where,
 )
-from mappers.memo import by_identity
+from attnsim.mappers.memo import by_identity
 
 _BINARY = {
     BinaryOp.ADD: "add",
@@ -186,7 +186,9 @@ def _symbolic(cascade: Cascade, absorbs: _Absorbs) -> _Symbolic:
         try:
             _walk_top(einsum, items, table)
         except _Unpriced as exc:
-            from mappers.spatial.view import MappingError  # local: spatial imports this module
+            from attnsim.mappers.spatial.view import (
+                MappingError,  # local: spatial imports this module
+            )
 
             raise MappingError(
                 f"{einsum}: no PE operation prices {exc.op} (compute.py has no mapping for it)"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from archs.model import ComputeArray, SpatialArch, StorageLevel
-from mappers.result import EnergyItem
+from attnsim.archs.model import ComputeArray, SpatialArch, StorageLevel
+from attnsim.mappers.result import EnergyItem
 
 
 def dram_energy(arch: SpatialArch, read_bytes: float, write_bytes: float) -> tuple[EnergyItem, ...]:

@@ -13,28 +13,28 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
-from archs.model import SpatialArch
-from einsum_ir.ir import Cascade
-from mappers.options import option
-from mappers.options import problems as option_problems
-from mappers.registry import register_mapper
-from mappers.result import (
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
     EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
 )
-from mappers.spatial import cost
-from mappers.spatial.flat_cost import Breakdown, evaluate_one, loop_nest
-from mappers.spatial.flat_problem import Problem, problem
-from mappers.spatial.unfused import (
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.flat_cost import Breakdown, evaluate_one, loop_nest
+from attnsim.mappers.spatial.flat_problem import Problem, problem
+from attnsim.mappers.spatial.unfused import (
     ELEMENT_STREAM_WARNING,
     Binding,
     compute_energy_items,
     unit_costs,
 )
-from mappers.spatial.view import MappingError, require_spatial, spatial_result, view
+from attnsim.mappers.spatial.view import MappingError, require_spatial, spatial_result, view
 
 ROLES = ("Q", "K", "QK", "A", "V", "AV")
 STATIONARITIES = ("output", "weight", "input")
@@ -155,7 +155,7 @@ class FlatMapper:
         rows = pb.query_rows
         if self.options is None:
             # imported here: the search module builds on this one's problem
-            from mappers.spatial.flat_search import search
+            from attnsim.mappers.spatial.flat_search import search
 
             opts, ev, stats = search(
                 pb, self.fixed, self.base.search_budget, self.search_artifact_compat

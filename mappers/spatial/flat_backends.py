@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from einsum_ir.ir import TensorName
+from attnsim.einsum_ir.ir import TensorName
 
 if TYPE_CHECKING:
-    from mappers.spatial.flat_cost import Floats, Nest
+    from attnsim.mappers.spatial.flat_cost import Floats, Nest
 
 NEVER = np.iinfo(np.int64).max  # "no non-zero words yet" in a ledger's order
 

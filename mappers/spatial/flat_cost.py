@@ -43,12 +43,12 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from archs.model import SpatialArch
-from einsum_ir.ir import TensorName
-from mappers.spatial import cost
-from mappers.spatial.flat_backends import NEVER, Grid, One
-from mappers.spatial.loopnest import Loop, TensorShape, deliveries, tile_elements
-from mappers.spatial.unfused import StreamBuffer
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.ir import TensorName
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.flat_backends import NEVER, Grid, One
+from attnsim.mappers.spatial.loopnest import Loop, TensorShape, deliveries, tile_elements
+from attnsim.mappers.spatial.unfused import StreamBuffer
 
 Floats = npt.NDArray[np.float64]
 SPILL = TensorName("1d-phase-rows")  # traffic column of the 1D phases' spilled key x query rows

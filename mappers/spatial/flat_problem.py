@@ -29,8 +29,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from archs.model import ComputeArray, SpatialArch
-from einsum_ir.analysis.structure import (
+from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
     Roles,
@@ -38,9 +38,9 @@ from einsum_ir.analysis.structure import (
     attention_problem,
     rank_roles,
 )
-from einsum_ir.ir import Cascade, Einsum, RankName, TensorName
-from mappers.memo import by_identity
-from mappers.spatial.compute import (
+from attnsim.einsum_ir.ir import Cascade, Einsum, RankName, TensorName
+from attnsim.mappers.memo import by_identity
+from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
@@ -48,8 +48,8 @@ from mappers.spatial.compute import (
     scale_work,
     unsupported,
 )
-from mappers.spatial.flat_cost import Contraction, FlatProblem, StreamPhase
-from mappers.spatial.unfused import (
+from attnsim.mappers.spatial.flat_cost import Contraction, FlatProblem, StreamPhase
+from attnsim.mappers.spatial.unfused import (
     Binding,
     StreamBuffer,
     element_stream_cycles,
@@ -57,7 +57,7 @@ from mappers.spatial.unfused import (
     phase_io,
     stream_buffer_words,
 )
-from mappers.spatial.view import CascadeView, MappingError
+from attnsim.mappers.spatial.view import CascadeView, MappingError
 
 
 @dataclass(frozen=True, slots=True)

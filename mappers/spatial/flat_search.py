@@ -16,9 +16,9 @@ import random
 import numpy as np
 import numpy.typing as npt
 
-from archs.model import SpatialArch
-from mappers.spatial.flat import ROLES, STATIONARITIES, FlatOptions
-from mappers.spatial.flat_cost import (
+from attnsim.archs.model import SpatialArch
+from attnsim.mappers.spatial.flat import ROLES, STATIONARITIES, FlatOptions
+from attnsim.mappers.spatial.flat_cost import (
     Breakdown,
     Counts,
     FlatProblem,
@@ -27,8 +27,8 @@ from mappers.spatial.flat_cost import (
     evaluate,
     loop_nest,
 )
-from mappers.spatial.flat_problem import Problem as _Problem
-from mappers.spatial.view import MappingError
+from attnsim.mappers.spatial.flat_problem import Problem as _Problem
+from attnsim.mappers.spatial.view import MappingError
 
 Config = tuple[str, int, str, str]  # granularity, p1, QK stationarity, AV stationarity
 SUBSETS = tuple(

@@ -31,20 +31,20 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from archs.model import ComputeArray, SpatialArch
-from einsum_ir.ir import Cascade, Reduce, ReduceOp, TensorName
-from mappers.options import option
-from mappers.options import problems as option_problems
-from mappers.registry import register_mapper
-from mappers.result import (
+from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.einsum_ir.ir import Cascade, Reduce, ReduceOp, TensorName
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
     UnitCost,
 )
-from mappers.spatial import cost
-from mappers.spatial.compute import (
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
@@ -53,10 +53,10 @@ from mappers.spatial.compute import (
     scale_work,
     unsupported,
 )
-from mappers.spatial.fusemax_cost import dram_traffic
-from mappers.spatial.fusemax_cost import energy as fusemax_energy
-from mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
-from mappers.spatial.view import (
+from attnsim.mappers.spatial.fusemax_cost import dram_traffic
+from attnsim.mappers.spatial.fusemax_cost import energy as fusemax_energy
+from attnsim.mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
+from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
     MaskCost,

@@ -9,15 +9,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from einsum_ir.ir import Access, TensorName, Var
-from mappers.result import EnergyItem, Traffic
-from mappers.spatial import cost
-from mappers.spatial.compute import primitive_counts
-from mappers.spatial.loopnest import Loop, TensorShape, refills
-from mappers.spatial.view import CascadeView, streamed_share
+from attnsim.einsum_ir.ir import Access, TensorName, Var
+from attnsim.mappers.result import EnergyItem, Traffic
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.compute import primitive_counts
+from attnsim.mappers.spatial.loopnest import Loop, TensorShape, refills
+from attnsim.mappers.spatial.view import CascadeView, streamed_share
 
 if TYPE_CHECKING:
-    from mappers.spatial.fusemax import FuseMaxOptions, _Plan, _Tiling
+    from attnsim.mappers.spatial.fusemax import FuseMaxOptions, _Plan, _Tiling
 
 
 # ----------------------------------------------------------------------------- traffic

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from archs.model import SpatialArch
-from einsum_ir.ir import Cascade
-from mappers.options import option
-from mappers.options import problems as option_problems
-from mappers.registry import register_mapper
-from mappers.result import (
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
     VERSION,
     EinsumCost,
     EnergyItem,
@@ -28,9 +28,9 @@ from mappers.result import (
     UnitCost,
     input_hash,
 )
-from mappers.spatial import cost
-from mappers.spatial.view import MappingError, require_spatial
-from mappers.workloads import MODELS
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.view import MappingError, require_spatial
+from attnsim.mappers.workloads import MODELS
 
 SIZE_KEYS = ("B", "P", "D", "S", "H", "E")
 

@@ -24,19 +24,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from archs.model import ComputeArray, SpatialArch
-from einsum_ir.ir import Cascade, TensorName
-from mappers.memo import by_identity
-from mappers.registry import register_mapper
-from mappers.result import (
+from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.einsum_ir.ir import Cascade, TensorName
+from attnsim.mappers.memo import by_identity
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
     UnitCost,
 )
-from mappers.spatial import cost
-from mappers.spatial.compute import (
+from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
@@ -46,7 +46,7 @@ from mappers.spatial.compute import (
     scale_work,
     unsupported,
 )
-from mappers.spatial.view import (
+from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
     MaskCost,

@@ -12,21 +12,21 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from archs.model import ComputeArray, SpatialArch
-from einsum_ir.analysis.passes import PassReport, count_passes
-from einsum_ir.analysis.structure import (
+from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.einsum_ir.analysis.passes import PassReport, count_passes
+from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
     Roles,
     StructureError,
     attention_problem,
 )
-from einsum_ir.analysis.tiles import TileCounts
-from einsum_ir.check import recurrence_vars
-from einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
-from einsum_ir.sizes import resolve_sizes
-from mappers.memo import by_identity
-from mappers.result import (
+from attnsim.einsum_ir.analysis.tiles import TileCounts
+from attnsim.einsum_ir.check import recurrence_vars
+from attnsim.einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
+from attnsim.einsum_ir.sizes import resolve_sizes
+from attnsim.mappers.memo import by_identity
+from attnsim.mappers.result import (
     VERSION,
     EinsumCost,
     EnergyItem,
@@ -37,7 +37,7 @@ from mappers.result import (
     UnitCost,
     input_hash,
 )
-from mappers.spatial.compute import EinsumWork, cascade_work, einsum_vars, operation_counts
+from attnsim.mappers.spatial.compute import EinsumWork, cascade_work, einsum_vars, operation_counts
 
 # The built-ins' letters, kept for modules that still address ranks by name (flat) and as
 # the fallback roles of a cascade that states no attention problem (a lone matmul), which
@@ -358,7 +358,7 @@ def _generic(
     einsum: Einsum, skip: bool, mapper: str, block_q: int, block_k: int, notes: list[str]
 ) -> MaskCost:
     """A mask outside the band family: refused with skipping, computed densely without."""
-    from einsum_ir.parse import format_where
+    from attnsim.einsum_ir.parse import format_where
 
     text = format_where(einsum.where)
     if skip:

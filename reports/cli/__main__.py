@@ -1,9 +1,9 @@
-"""`python -m reports.cli`: the `attnsim` command (a Ctrl-C while it starts exits 130)."""
+"""`python -m attnsim.reports.cli`: the `attnsim` command (a Ctrl-C while it starts exits 130)."""
 
 import sys
 
 try:
-    from reports.cli.main import entry
+    from attnsim.reports.cli.main import entry
 except KeyboardInterrupt:
     sys.exit(130)
 

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-import einsum_ir
-from einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
-from einsum_ir import library as lib
-from einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
-from einsum_ir.analysis.structure import StructureError, attention_problem
-from einsum_ir.load import builtin_text, format_cascade
-from reports.cli import limits
+from attnsim import einsum_ir
+from attnsim.einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
+from attnsim.einsum_ir import library as lib
+from attnsim.einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
+from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
+from attnsim.einsum_ir.load import builtin_text, format_cascade
+from attnsim.reports.cli import limits
 
 if TYPE_CHECKING:
-    from einsum_ir.analysis.passes import EinsumPass
+    from attnsim.einsum_ir.analysis.passes import EinsumPass
 
 DEFAULT_RANK = "M"
 # Sizes `show` describes the attention problem at when none are given (a long-context
@@ -32,7 +32,7 @@ DEFAULT_RANK = "M"
 DEFAULT_SIZES = {"M": 4096, "P": 4096, "E": 128, "F": 128, "B": 1, "H": 32, "G": 8, "R": 4}
 
 
-from reports.cli.parsers import Subparsers  # noqa: E402  (re-exported for older callers)
+from attnsim.reports.cli.parsers import Subparsers  # noqa: E402  (re-exported for older callers)
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

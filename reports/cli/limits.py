@@ -12,11 +12,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import einsum_ir
-from einsum_ir import Cascade, SizeError
-from einsum_ir.check import recurrence_vars
-from einsum_ir.ir import RankName
-from einsum_ir.load import MAX_SIZE
+from attnsim import einsum_ir
+from attnsim.einsum_ir import Cascade, SizeError
+from attnsim.einsum_ir.check import recurrence_vars
+from attnsim.einsum_ir.ir import RankName
+from attnsim.einsum_ir.load import MAX_SIZE
 
 EVAL_BUDGET_BYTES = 2 * 2**30  # default `cascade eval --max-memory`
 _WORD_BYTES = 8  # the executor computes in float64

@@ -17,17 +17,17 @@ from collections.abc import Sequence
 # so `attnsim --help` and `--version` load none of the models (under 0.3 s; see
 # benchmarks/bench_cli.py). Add a command by writing `reports/cli/<group>.py` and listing it.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "cascade": ("reports.cli.cascade", "inspect, check and evaluate Einsum cascades"),
-    "map": ("reports.cli.map", "map one design point and print its costs"),
-    "reproduce": ("reports.cli.reproduce", "reproduce a paper's tables and figures"),
-    "run": ("reports.cli.run", "run an experiment's design-space sweep"),
-    "check": ("reports.cli.run", "validate experiment files and count their points"),
-    "export": ("reports.cli.run", "export a result store to CSV or JSON lines"),
+    "cascade": ("attnsim.reports.cli.cascade", "inspect, check and evaluate Einsum cascades"),
+    "map": ("attnsim.reports.cli.map", "map one design point and print its costs"),
+    "reproduce": ("attnsim.reports.cli.reproduce", "reproduce a paper's tables and figures"),
+    "run": ("attnsim.reports.cli.run", "run an experiment's design-space sweep"),
+    "check": ("attnsim.reports.cli.run", "validate experiment files and count their points"),
+    "export": ("attnsim.reports.cli.run", "export a result store to CSV or JSON lines"),
     "report": (
-        "reports.cli.report",
+        "attnsim.reports.cli.report",
         "write the HTML report (versus the baseline, Pareto fronts, ...) of a run",
     ),
-    "validate": ("reports.cli.validate", "check model predictions against measurements"),
+    "validate": ("attnsim.reports.cli.validate", "check model predictions against measurements"),
 }
 
 EXIT_OK = 0
@@ -118,9 +118,9 @@ def _main(argv: Sequence[str] | None) -> int:
         # A group given without its subcommand prints that group's help.
         (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
         return EXIT_INPUT_ERROR
-    from einsum_ir import SizeError, SpecError
-    from mappers import MappingError
-    from reports.errors import UsageError
+    from attnsim.einsum_ir import SizeError, SpecError
+    from attnsim.mappers import MappingError
+    from attnsim.reports.errors import UsageError
 
     try:
         status: int = handler(args)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from einsum_ir.sizes import parse_sizes
-from mappers.options import mapper_options, parse_text
-from mappers.registry import get_mapper, mapper_names
-from reports.cli import limits
-from reports.cli.parsers import Subparsers
-from reports.cli.result_text import format_result
-from reports.errors import UsageError
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.sizes import parse_sizes
+from attnsim.mappers.options import mapper_options, parse_text
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.reports.cli import limits
+from attnsim.reports.cli.parsers import Subparsers
+from attnsim.reports.cli.result_text import format_result
+from attnsim.reports.errors import UsageError
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

@@ -7,9 +7,9 @@ import sys
 import webbrowser
 from pathlib import Path
 
-from reports.cli.parsers import Subparsers
-from reports.errors import UsageError
-from reports.page.report import load_report_data, write_paper_figures, write_report
+from attnsim.reports.cli.parsers import Subparsers
+from attnsim.reports.errors import UsageError
+from attnsim.reports.page.report import load_report_data, write_paper_figures, write_report
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

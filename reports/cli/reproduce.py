@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from mappers.workloads import MODELS, length_label, parse_length
-from reports.cli.parsers import Subparsers
-from reports.errors import UsageError
+from attnsim.mappers.workloads import MODELS, length_label, parse_length
+from attnsim.reports.cli.parsers import Subparsers
+from attnsim.reports.errors import UsageError
 
 REFERENCE_HELP = (
     "directory with the FuseMax artifact's published CSVs (default: shared/reference/fusemax "
@@ -65,9 +65,9 @@ def find_reference(given: Path | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Reproduce, write, compare, plot."""
-    from reports.page import plots, tables
-    from reports.paper import compare
-    from reports.paper.reproduce import TABLES, reproduce
+    from attnsim.reports.page import plots, tables
+    from attnsim.reports.paper import compare
+    from attnsim.reports.paper.reproduce import TABLES, reproduce
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in MODELS]

@@ -11,8 +11,8 @@ import io
 import shutil
 from typing import Literal
 
-from mappers.result import Result
-from reports.units import AREA, COUNT, CYCLES, ENERGY, MEMORY, TIME, format_quantity
+from attnsim.mappers.result import Result
+from attnsim.reports.units import AREA, COUNT, CYCLES, ENERGY, MEMORY, TIME, format_quantity
 
 DEFAULT_WIDTH = 100  # columns when the output is not a terminal
 

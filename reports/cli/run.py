@@ -9,9 +9,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from einsum_ir.spec import Problem, SpecError
-from reports.cli.parsers import Subparsers
-from reports.errors import UsageError
+from attnsim.einsum_ir.spec import Problem, SpecError
+from attnsim.reports.cli.parsers import Subparsers
+from attnsim.reports.errors import UsageError
 
 EXIT_POINTS_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -75,7 +75,7 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 def overrides_help() -> str:
     """The architecture overrides an experiment may set (from `archs.overrides.OVERRIDES`)."""
-    from archs.overrides import OVERRIDES
+    from attnsim.archs.overrides import OVERRIDES
 
     lines = ["architecture overrides (architectures.NAME.overrides, or arch.overrides.* paths):"]
     for o in OVERRIDES:
@@ -86,7 +86,7 @@ def overrides_help() -> str:
 
 def check(args: argparse.Namespace) -> int:
     """Validate each file; print its point count, or every problem (exit status 2)."""
-    from reports.dse.experiment import load_experiment
+    from attnsim.reports.dse.experiment import load_experiment
 
     problems: list[Problem] = []
     for file in args.files:
@@ -113,8 +113,8 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep, export the tables, write the report."""
-    from reports.dse.experiment import load_experiment
-    from reports.dse.outdir import open_out_dir
+    from attnsim.reports.dse.experiment import load_experiment
+    from attnsim.reports.dse.outdir import open_out_dir
 
     exp = load_experiment(args.experiment)
     if exp.missing_mappers:
@@ -166,9 +166,9 @@ def _size(n_bytes: float) -> str:
 
 def _run_locked(args: argparse.Namespace, exp: Any, out: Path) -> int:
     """`run` inside the locked output folder."""
-    from reports.dse import store
-    from reports.dse.feasibility import tally
-    from reports.dse.runner import describe, run_experiment
+    from attnsim.reports.dse import store
+    from attnsim.reports.dse.feasibility import tally
+    from attnsim.reports.dse.runner import describe, run_experiment
 
     if args.fresh:
         gone = store.discard(out)
@@ -204,7 +204,7 @@ def _interrupted(out: Path) -> int:
 
 def _write_outputs(args: argparse.Namespace, exp: Any, out: Path) -> None:
     """The experiment copy, the exported tables and the report."""
-    from reports.dse import store
+    from attnsim.reports.dse import store
 
     copy = Path(out) / "experiment.yaml"  # the report reads the experiment's objectives here
     text = Path(args.experiment).read_bytes()
@@ -217,7 +217,7 @@ def _write_outputs(args: argparse.Namespace, exp: Any, out: Path) -> None:
             export_fn = store.export_csv if fmt == "csv" else store.export_jsonl
             print(f"wrote {export_fn(out, constraints=exp.constraints)}")
         if exp.report:
-            from reports.page.report import write_report
+            from attnsim.reports.page.report import write_report
 
             if not args.quiet:
                 print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
@@ -229,9 +229,9 @@ def _up_to_date(out: Path, exp: object) -> bool:
 
     A re-run that evaluated nothing new then rewrites nothing.
     """
-    from reports.page.report import REPORT_NAME, stamp_of
-    from reports.page.report_data import inputs_fingerprint
-    from reports.page.report_page import attnsim_version
+    from attnsim.reports.page.report import REPORT_NAME, stamp_of
+    from attnsim.reports.page.report_data import inputs_fingerprint
+    from attnsim.reports.page.report_page import attnsim_version
 
     if not getattr(exp, "report", False):
         return False
@@ -246,7 +246,7 @@ def _up_to_date(out: Path, exp: object) -> bool:
 
 def failure_summary(failed: int, evaluated: int, out: Path) -> str:
     """How many points failed, the first errors (from the store), and where the rest are."""
-    from reports.dse import store
+    from attnsim.reports.dse import store
 
     lines = [f"attnsim run: {failed} of {evaluated} points evaluated in this run failed"]
     for f in store.load_failures(out)[:SHOWN_ERRORS]:
@@ -261,11 +261,11 @@ def failure_summary(failed: int, evaluated: int, out: Path) -> str:
 
 def export(args: argparse.Namespace) -> int:
     """Export the store to CSV or JSON lines."""
-    from reports.dse import store
+    from attnsim.reports.dse import store
 
     if not store.db_path(args.out_dir).exists():
         raise UsageError(f"{args.out_dir}: no {store.DB_NAME} (run `attnsim run` first)")
-    from reports.dse.feasibility import constraints_from_json
+    from attnsim.reports.dse.feasibility import constraints_from_json
 
     constraints = constraints_from_json(store.read_meta(args.out_dir).get("constraints", "[]"))
     fn = store.export_csv if args.format == "csv" else store.export_jsonl

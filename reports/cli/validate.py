@@ -10,8 +10,8 @@ import csv
 import json
 from pathlib import Path
 
-from reports.cli.parsers import Subparsers
-from reports.errors import UsageError
+from attnsim.reports.cli.parsers import Subparsers
+from attnsim.reports.errors import UsageError
 
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -38,8 +38,8 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 def run_gpu(args: argparse.Namespace) -> int:
     """Read, predict, summarize, write."""
-    from kernels.bench.measure import MeasurementError
-    from reports import validation
+    from attnsim.kernels.bench.measure import MeasurementError
+    from attnsim.reports import validation
 
     try:
         measurements, points, notes = validation.join_files(args.measurements, args.arch)

@@ -15,9 +15,9 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
-from archs import overrides as O
-from einsum_ir.spec import Reader
-from reports.dse.design_space import Tables
+from attnsim.archs import overrides as O
+from attnsim.einsum_ir.spec import Reader
+from attnsim.reports.dse.design_space import Tables
 
 CHOICES = ("design", "arch", "arch.preset", "cascade", "mapper", "workload")
 MAX_COMBINATIONS = 10_000  # beyond this, the first ones are checked (a bound on check's time)
@@ -69,7 +69,7 @@ def _size_names(group: dict[str, list[Any]]) -> set[str]:
 
 def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[str, str]]:
     """(the path to blame, message) for each mismatch of one combination of choices."""
-    from mappers.registry import arch_problem, get_mapper, mapper_names
+    from attnsim.mappers.registry import arch_problem, get_mapper, mapper_names
 
     design = combo.get("design") or (next(iter(t.designs)) if len(t.designs) == 1 else None)
     d = t.designs.get(design) if isinstance(design, str) else None
@@ -97,8 +97,8 @@ def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[s
 
 
 def _arch_kind(t: Tables, label: str, preset: Any) -> tuple[str | None, str]:
-    from archs.load import load_arch, preset_kind, preset_names
-    from mappers.registry import arch_kind
+    from attnsim.archs.load import load_arch, preset_kind, preset_names
+    from attnsim.mappers.registry import arch_kind
 
     if isinstance(preset, str):
         if preset in preset_names():
@@ -113,8 +113,8 @@ def _arch_kind(t: Tables, label: str, preset: Any) -> tuple[str | None, str]:
 
 def _rank_problem(t: Tables, cascade_label: str, workload: Any, swept: set[str]) -> str | None:
     """Why `workload`'s sizes do not bind the ranks of the cascade, or None."""
-    from einsum_ir.sizes import SizeError, resolve_sizes
-    from mappers.workloads import MODELS
+    from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
+    from attnsim.mappers.workloads import MODELS
 
     cascade = t.cascade_objs.get(cascade_label)
     w = t.workloads.get(workload) if isinstance(workload, str) else None
@@ -218,6 +218,6 @@ def _choices(r: Reader) -> list[Any]:
 @functools.lru_cache(maxsize=64)
 def _preset_arch(name: str) -> Any:
     """A built-in preset by name (None for a file path or an unknown name: not checked here)."""
-    from archs.load import load_arch, preset_names
+    from attnsim.archs.load import load_arch, preset_names
 
     return load_arch(name) if name in preset_names() else None

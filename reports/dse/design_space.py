@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archs import overrides as O
-from einsum_ir.load import MAX_SIZE
-from einsum_ir.spec import Reader, SpecError
+from attnsim.archs import overrides as O
+from attnsim.einsum_ir.load import MAX_SIZE
+from attnsim.einsum_ir.spec import Reader, SpecError
 
 SELECTORS = ("design", "arch", "cascade", "mapper", "workload")
 ARCH_KEYS = ("preset", "overrides")
@@ -80,7 +80,7 @@ def _unknown(r: Reader, what: str, name: str, known: list[str] | tuple[str, ...]
 
 def read_architectures(r: Reader | None, t: Tables) -> None:
     """`architectures: {label: preset | {preset, overrides}}`."""
-    from archs.load import load_arch
+    from attnsim.archs.load import load_arch
 
     for label, child in r.items() if r else ():
         preset_r = child if not child.is_map else child.req("preset", "str")
@@ -128,7 +128,7 @@ def read_architectures(r: Reader | None, t: Tables) -> None:
 
 def _preset_id(text: str, base: Path) -> tuple[str, str]:
     """A preset name as is, or a file path made absolute, with the file's content hash."""
-    from archs.load import preset_names
+    from attnsim.archs.load import preset_names
 
     if text in preset_names():
         return text, ""
@@ -141,7 +141,7 @@ def _preset_id(text: str, base: Path) -> tuple[str, str]:
 
 def read_cascades(r: Reader | None, t: Tables) -> None:
     """`cascades: {label: builtin name | {file: path} | {inline cascade spec}}`."""
-    from einsum_ir import load_cascade
+    from attnsim.einsum_ir import load_cascade
 
     for label, child in r.items() if r else ():
         entry: dict[str, Any] = {"label": label}
@@ -179,7 +179,7 @@ def _inline_cascade(r: Reader) -> Any:
     The node's own text is loaded at its original lines and columns (blank lines and spaces
     in front), so the loader's problems point into the experiment file; paths get the prefix.
     """
-    from einsum_ir import load_cascade_text
+    from attnsim.einsum_ir import load_cascade_text
 
     node = r.node
     assert node is not None
@@ -233,7 +233,7 @@ def read_workloads(r: Reader | None, t: Tables) -> None:
 
 def read_mappers(r: Reader | None, t: Tables, skip: tuple[str, ...] = ()) -> None:
     """`mappers: {label: mapper name | {mapper, options}}`; open options are searched."""
-    from mappers.registry import mapper_names
+    from attnsim.mappers.registry import mapper_names
 
     for label, child in r.items() if r else ():
         name_r = child if not child.is_map else child.req("mapper", "str")
@@ -281,8 +281,8 @@ def read_designs(r: Reader | None, t: Tables) -> None:
 
 def known_paths(t: Tables) -> list[str]:
     """Every concrete dotted path a sweep may set (for suggestions)."""
-    from mappers.options import mapper_options
-    from mappers.registry import get_mapper, mapper_names
+    from attnsim.mappers.options import mapper_options
+    from attnsim.mappers.registry import get_mapper, mapper_names
 
     paths = list(SELECTORS)
     paths += [f"arch.overrides.{o.name}" for o in O.OVERRIDES if not o.per_array]
@@ -337,7 +337,7 @@ def normalize(
             return INVALID
         return value
     if path in ("workload.seq_len", "workload.kv_len"):
-        from mappers.workloads import parse_length
+        from attnsim.mappers.workloads import parse_length
 
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             return bad("a length such as 4096, 4K or 1M")
@@ -348,7 +348,7 @@ def normalize(
             return INVALID
         return length if length <= MAX_SIZE else bad(f"a length of at most 2^40 ({MAX_SIZE:,})")
     if path == "workload.model":
-        from mappers.workloads import MODELS
+        from attnsim.mappers.workloads import MODELS
 
         if value not in MODELS:
             r.error(
@@ -376,7 +376,7 @@ def normalize(
 
 def _swept_preset(r: Reader, value: str, t: Tables) -> Any:
     """A swept `arch.preset`: a preset name as is, or an architecture file (made absolute)."""
-    from archs.load import load_arch, preset_names
+    from attnsim.archs.load import load_arch, preset_names
 
     if value in preset_names():
         return value
@@ -399,8 +399,8 @@ def _option(r: Reader, key: str, value: Any, t: Tables, mapper: str) -> Any:
     `mapper` names the one mapper (an entry's `options:`); a swept `mapper.options.KEY` is
     checked against each mapper of the experiment that has KEY (each problem says which).
     """
-    from mappers.options import coerce, mapper_options
-    from mappers.registry import get_mapper, mapper_names
+    from attnsim.mappers.options import coerce, mapper_options
+    from attnsim.mappers.registry import get_mapper, mapper_names
 
     names = [mapper] if mapper else list(dict.fromkeys(e["name"] for e in t.mappers.values()))
     found, out = False, value
@@ -510,7 +510,7 @@ def _set(node: dict[str, Any], keys: list[str], value: Any) -> None:
 
 def finalize_workload(w: dict[str, Any]) -> dict[str, Any]:
     """A workload's rank sizes from its model, lengths and explicit sizes (those win)."""
-    from mappers.workloads import MODELS
+    from attnsim.mappers.workloads import MODELS
 
     seq, kv = w.get("seq_len"), w.get("kv_len")
     sizes: dict[str, int] = {}

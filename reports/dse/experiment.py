@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from einsum_ir.spec import Reader
-from mappers.result import VERSION
-from reports.dse import compat
-from reports.dse import design_space as P
-from reports.dse.feasibility import Constraint
+from attnsim.einsum_ir.spec import Reader
+from attnsim.mappers.result import VERSION
+from attnsim.reports.dse import compat
+from attnsim.reports.dse import design_space as P
+from attnsim.reports.dse.feasibility import Constraint
 
 TOP_KEYS = (
     "name",
@@ -266,7 +266,7 @@ def _requires(r: Reader | None, used: set[str]) -> tuple[str, ...]:
     """
     if r is None:
         return ()
-    from mappers.registry import mapper_names
+    from attnsim.mappers.registry import mapper_names
 
     missing: list[str] = []
     m = r.opt("mappers", "list")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mappers.result import Result
+from attnsim.mappers.result import Result
 
 FEASIBLE = "feasible"  # row column: True when the point keeps every constraint and fits
 VIOLATED = "violated"  # row column: what it violates ("; " between items), "" when feasible

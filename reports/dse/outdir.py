@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reports.errors import UsageError
+from attnsim.reports.errors import UsageError
 
 LOCK_NAME = ".attnsim.lock"
 

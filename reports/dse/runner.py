@@ -24,17 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from archs.overrides import effective_values
-from reports.dse.experiment import Experiment, Point
-from reports.dse.feasibility import (
+from attnsim.archs.overrides import effective_values
+from attnsim.reports.dse.experiment import Experiment, Point
+from attnsim.reports.dse.feasibility import (
     FIT,
     WARNING_SEPARATOR,
     WARNINGS,
     constraints_json,
     fit_problem,
 )
-from reports.dse.lifeline import tie_to_driver
-from reports.dse.store import Record, Store, point_columns
+from attnsim.reports.dse.lifeline import tie_to_driver
+from attnsim.reports.dse.store import Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
 Chunk = list[PointTuple]
@@ -64,7 +64,7 @@ class Summary:
 
 @functools.lru_cache(maxsize=32)
 def _base_arch(preset: str, sha256: str) -> Any:
-    from archs.load import load_arch
+    from attnsim.archs.load import load_arch
 
     return load_arch(preset)
 
@@ -92,7 +92,7 @@ def _arch(preset: str, sha256: str, overrides_json: str) -> Any:
 def _cascade(ref_json: str) -> Any:
     import yaml
 
-    from einsum_ir import load_cascade, load_cascade_text
+    from attnsim.einsum_ir import load_cascade, load_cascade_text
 
     ref = json.loads(ref_json)
     if "builtin" in ref:
@@ -104,7 +104,7 @@ def _cascade(ref_json: str) -> Any:
 
 @functools.lru_cache(maxsize=256)
 def _mapper(name: str, options_json: str) -> Any:
-    from mappers.registry import get_mapper
+    from attnsim.mappers.registry import get_mapper
 
     options = json.loads(options_json)
     # list options are tuples (the only list kind in `mappers.options`); JSON made them lists

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mappers.result import Result
-from reports.dse.feasibility import (
+from attnsim.mappers.result import Result
+from attnsim.reports.dse.feasibility import (
     FEASIBLE,
     FIT,
     VIOLATED,
@@ -29,7 +29,7 @@ from reports.dse.feasibility import (
     fit_problem,
     mark,
 )
-from reports.errors import UsageError
+from attnsim.reports.errors import UsageError
 
 DB_NAME = "results.sqlite"
 # Files a run writes next to the store (besides pareto-*.csv and figures/*.png).

@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reports.dse.feasibility import feasible_rows
-from reports.page.report_data import (
+from attnsim.reports.dse.feasibility import feasible_rows
+from attnsim.reports.page.report_data import (
     Row,
     as_number,
     by_workload,

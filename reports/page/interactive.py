@@ -17,10 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from reports.dse.feasibility import VIOLATED, WARNINGS, is_feasible
-from reports.dse.pareto import Objective, pareto_rows
-from reports.page.report_data import Row, as_number, by_workload, design_of, heading
-from reports.units import Unit, pick_unit, quantity_of
+from attnsim.reports.dse.feasibility import VIOLATED, WARNINGS, is_feasible
+from attnsim.reports.dse.pareto import Objective, pareto_rows
+from attnsim.reports.page.report_data import Row, as_number, by_workload, design_of, heading
+from attnsim.reports.units import Unit, pick_unit, quantity_of
 
 Spec = dict[str, Any]
 COLORS = (
@@ -62,7 +62,7 @@ def scaled(row: Row, column: str, unit: Unit | None) -> float | None:
 
 def hover_text(row: Row, params: Sequence[str], shown: Sequence[str]) -> str:
     """What hovering a point shows: its design, values with units, parameters, warnings."""
-    from reports.units import format_column
+    from attnsim.reports.units import format_column
 
     lines = [f"<b>{_esc(design_of(row))}</b>"]
     lines += [f"{heading(c)}: {format_column(c, row.get(c))}" for c in shown if c in row]

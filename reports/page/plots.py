@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reports.page.tables import Cell
+from attnsim.reports.page.tables import Cell
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

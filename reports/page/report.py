@@ -24,23 +24,23 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.dse.feasibility import (
+from attnsim.reports.dse.feasibility import (
     FEASIBLE,
     VIOLATED,
     WARNINGS,
 )
-from reports.page import html as h
-from reports.page.compare import (
+from attnsim.reports.page import html as h
+from attnsim.reports.page.compare import (
     ENERGY_RATIO,
     SPEEDUP,
     geometric_means,
     has_ratios,
 )
-from reports.page.interactive import (
+from attnsim.reports.page.interactive import (
     pareto_figure,
     plotly_js,
 )
-from reports.page.report_data import (
+from attnsim.reports.page.report_data import (
     HEADLINE,
     ReportData,
     best_points,
@@ -51,12 +51,12 @@ from reports.page.report_data import (
     load_report_data,
     swept_parameters,
 )
-from reports.page.report_model import (
+from attnsim.reports.page.report_model import (
     Page,
     csv_links,
     panel_rows,
 )
-from reports.page.report_page import (
+from attnsim.reports.page.report_page import (
     CSS,
     SCRIPT,
     attnsim_version,
@@ -70,13 +70,13 @@ from reports.page.report_page import (
     summary_cards,
     unit_table,
 )
-from reports.page.report_study import (
+from attnsim.reports.page.report_study import (
     baseline_section,
     breakdowns_section,
     sensitivity_section,
     warnings_section,
 )
-from reports.page.tables import write_csv
+from attnsim.reports.page.tables import write_csv
 
 # Re-exported: the report CLI and the tests load and write reports through this module.
 __all__ = [
@@ -142,7 +142,7 @@ def write_paper_figures(
     out_dir: Path | str, data: ReportData, formats: Sequence[str] = ("png",)
 ) -> list[Path]:
     """Static Pareto figures (matplotlib, one panel per workload group) under out_dir/figures."""
-    from reports.page.report_plots import save_faceted_pareto
+    from attnsim.reports.page.report_plots import save_faceted_pareto
 
     page = Page.of(data, Path(out_dir))
     written: list[Path] = []

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from einsum_ir import SpecError
-from einsum_ir.spec import read_yaml
-from mappers.result import Result
-from reports.dse.feasibility import (
+from attnsim.einsum_ir import SpecError
+from attnsim.einsum_ir.spec import read_yaml
+from attnsim.mappers.result import Result
+from attnsim.reports.dse.feasibility import (
     FEASIBLE,
     VIOLATED,
     Constraint,
@@ -26,8 +26,8 @@ from reports.dse.feasibility import (
     feasible_rows,
     mark_rows,
 )
-from reports.dse.pareto import Objective, pareto_rows
-from reports.page.tables import read_csv
+from attnsim.reports.dse.pareto import Objective, pareto_rows
+from attnsim.reports.page.tables import read_csv
 
 Row = Mapping[str, Any]
 
@@ -312,7 +312,7 @@ def load_report_data(out_dir: Path | str) -> ReportData:
     """
     out_dir = Path(out_dir)
     csv_path = out_dir / "results.csv"
-    store = _optional_module("reports.dse.store")
+    store = _optional_module("attnsim.reports.dse.store")
     data = ReportData(rows=[], has_results_csv=csv_path.is_file())
     if store is not None and (out_dir / "results.sqlite").is_file():
         data.rows = [dict(row) for row in store.load_rows(out_dir)]
@@ -410,7 +410,7 @@ def _optional_module(name: str) -> Any:
 def inputs_fingerprint(out_dir: Path | str) -> str:
     """A hash of a run's store and experiment file ('' without a store): the report's inputs."""
     out_dir = Path(out_dir)
-    store = _optional_module("reports.dse.store")
+    store = _optional_module("attnsim.reports.dse.store")
     if store is None or not (out_dir / "results.sqlite").is_file():
         return ""
     experiment = out_dir / "experiment.yaml"
@@ -425,7 +425,7 @@ def _experiment_info(path: Path) -> tuple[str, list[Objective], list[Constraint]
     Read with `reports.dse.experiment` when present, else a plain YAML read of `name` and
     `objectives`.
     """
-    experiment = _optional_module("reports.dse.experiment")
+    experiment = _optional_module("attnsim.reports.dse.experiment")
     if experiment is not None:
         try:
             loaded = experiment.load_experiment(path)

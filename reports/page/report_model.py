@@ -10,21 +10,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.dse.feasibility import (
+from attnsim.reports.dse.feasibility import (
     Tally,
     feasible_rows,
     mark_rows,
     tally,
 )
-from reports.dse.pareto import Objective
-from reports.page import html as h
-from reports.page.compare import (
+from attnsim.reports.dse.pareto import Objective
+from attnsim.reports.page import html as h
+from attnsim.reports.page.compare import (
     compare_to_baseline,
     design_order,
     group_columns,
     group_label,
 )
-from reports.page.report_data import (
+from attnsim.reports.page.report_data import (
     DEFAULT_OBJECTIVES,
     ReportData,
     by_workload,
@@ -37,7 +37,7 @@ from reports.page.report_data import (
     unique_values,
     value_key,
 )
-from reports.page.report_page import (
+from attnsim.reports.page.report_page import (
     csv_link,
 )
 

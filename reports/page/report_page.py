@@ -12,11 +12,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mappers.result import Result
-from reports.dse.feasibility import Tally
-from reports.page import html as h
-from reports.page.report_data import ReportData, Row, design_of, heading, traffic_by_tensor
-from reports.units import Quantity, Unit, format_quantity, pick_unit, quantity_of
+from attnsim.mappers.result import Result
+from attnsim.reports.dse.feasibility import Tally
+from attnsim.reports.page import html as h
+from attnsim.reports.page.report_data import ReportData, Row, design_of, heading, traffic_by_tensor
+from attnsim.reports.units import Quantity, Unit, format_quantity, pick_unit, quantity_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

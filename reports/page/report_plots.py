@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mappers.result import Result
-from reports.dse.feasibility import feasible_rows, is_feasible
-from reports.dse.pareto import Objective, pareto_rows
-from reports.page import html as h
-from reports.page.report_data import (
+from attnsim.mappers.result import Result
+from attnsim.reports.dse.feasibility import feasible_rows, is_feasible
+from attnsim.reports.dse.pareto import Objective, pareto_rows
+from attnsim.reports.page import html as h
+from attnsim.reports.page.report_data import (
     Row,
     as_number,
     by_workload,

@@ -8,20 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reports.dse.feasibility import (
+from attnsim.reports.dse.feasibility import (
     FEASIBLE,
     WARNING_SEPARATOR,
     WARNINGS,
 )
-from reports.page import html as h
-from reports.page.compare import (
+from attnsim.reports.page import html as h
+from attnsim.reports.page.compare import (
     ENERGY_RATIO,
     GROUP,
     SPEEDUP,
     geometric_means,
     has_ratios,
 )
-from reports.page.interactive import (
+from attnsim.reports.page.interactive import (
     axis_unit,
     design_colors,
     facets,
@@ -30,7 +30,7 @@ from reports.page.interactive import (
     scaled,
     stacked_figure,
 )
-from reports.page.report_data import (
+from attnsim.reports.page.report_data import (
     by_workload,
     design_of,
     heading,
@@ -38,7 +38,7 @@ from reports.page.report_data import (
     traffic_by_tensor,
     value_key,
 )
-from reports.page.report_model import (
+from attnsim.reports.page.report_model import (
     MAX_PANELS,
     Page,
     csv_links,
@@ -46,7 +46,7 @@ from reports.page.report_model import (
     order_key,
     share,
 )
-from reports.page.report_page import (
+from attnsim.reports.page.report_page import (
     plot_div,
     project,
     section,
@@ -54,7 +54,7 @@ from reports.page.report_page import (
     slug,
     unit_table,
 )
-from reports.page.tables import write_csv
+from attnsim.reports.page.tables import write_csv
 
 
 def baseline_section(page: Page) -> h.Markup:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reports.page.tables import Cell, format_table, read_csv, write_csv
+from attnsim.reports.page.tables import Cell, format_table, read_csv, write_csv
 
 ToleranceFn = Callable[[str, str, "str | None"], float]
 Status = Literal["ok", "over tolerance", "no reference", "not produced", "missing value"]

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archs.load import load_spatial_arch
-from archs.model import SpatialArch
-from einsum_ir import load_cascade
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from mappers.workloads import LENGTHS, MODELS, TransformerModel, length_label
+from attnsim.archs.load import load_spatial_arch
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.mappers.workloads import LENGTHS, MODELS, TransformerModel, length_label
 
 DATA_DIR = Path(__file__).parent / "data"
 FLAT_DATAFLOWS = DATA_DIR / "flat_dataflows.csv"
@@ -75,7 +75,7 @@ def attention_rows(
     model: TransformerModel, seq_len: int, setup: Setup, dataflows: Mapping[Any, dict[str, str]]
 ) -> dict[str, tuple[Row, Result]]:
     """One row per attention design point (unfused, FLAT, +Cascade, +Arch, +Binding)."""
-    from mappers.spatial.flat import flat_dataflow_from_row
+    from attnsim.mappers.spatial.flat import flat_dataflow_from_row
 
     sizes = model.attention_sizes(seq_len)
     three = load_cascade(setup.three_pass)

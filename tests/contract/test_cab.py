@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import count_ops, load_cascade
-from einsum_ir.analysis.structure import attention_problem
-from einsum_ir.library.builder import Algorithm
-from mappers.registry import get_mapper, mapper_names
-from mappers.spatial.view import MappingError
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import count_ops, load_cascade
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.library.builder import Algorithm
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.spatial.view import MappingError
 
 PATTERNS = {  # name suffix, (P, M)
     "self": ("", (384, 384)),

@@ -11,14 +11,14 @@ import math
 
 import pytest
 
-import mappers
-from archs.load import load_arch, preset_names
-from einsum_ir import builtin_names, load_cascade
-from einsum_ir.analysis.structure import attention_problem
-from einsum_ir.sizes import resolve_sizes
-from mappers.registry import get_mapper, mapper_names
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim import mappers
+from attnsim.archs.load import load_arch, preset_names
+from attnsim.einsum_ir import builtin_names, load_cascade
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.sizes import resolve_sizes
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 2, "H": 2, "M": 2048, "P": 1536, "E": 64, "F": 64, "D": 256, "S": 1024}
 EPS = 1e-9

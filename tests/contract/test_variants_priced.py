@@ -19,12 +19,19 @@ import dataclasses
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir.library.builder import Heads, MaskForm, ScoreForm, ScoreModifier, Variant, build
-from einsum_ir.library.catalog import CATALOG
-from mappers.registry import get_mapper, mapper_names
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir.library.builder import (
+    Heads,
+    MaskForm,
+    ScoreForm,
+    ScoreModifier,
+    Variant,
+    build,
+)
+from attnsim.einsum_ir.library.catalog import CATALOG
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 # equal work for every head structure: 8 query heads, 2 KV heads for GQA, 1 for MQA
 HEAD_SIZES = {

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
-from reports.dse.experiment import load_experiment
-from reports.dse.feasibility import mark_rows, tally
-from reports.dse.runner import run_experiment
-from reports.dse.store import load_rows
-from reports.page.report_data import PARETO_PAIRS, best_points, grouped_front, workload_parameters
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse.experiment import load_experiment
+from attnsim.reports.dse.feasibility import mark_rows, tally
+from attnsim.reports.dse.runner import run_experiment
+from attnsim.reports.dse.store import load_rows
+from attnsim.reports.page.report_data import (
+    PARETO_PAIRS,
+    best_points,
+    grouped_front,
+    workload_parameters,
+)
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 

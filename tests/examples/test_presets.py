@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archs import SpatialArch, load_arch, preset_names
+from attnsim.archs import SpatialArch, load_arch, preset_names
 
 ALL_PRESETS = sorted((Path(__file__).resolve().parents[2] / "archs" / "presets").glob("*.yaml"))
 SPATIAL = [p for p in ALL_PRESETS if p.stem in preset_names("spatial")]

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from einsum_ir import load_cascade
-from reports.cli.main import main
+from attnsim.einsum_ir import load_cascade
+from attnsim.reports.cli.main import main
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -331,7 +331,7 @@ SUBPROCESS_CASES = {
 def test_the_console_command_exits_2_without_a_traceback(tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_bytes(SUBPROCESS_CASES[name])
-    argv = [sys.executable, "-m", "reports.cli", "cascade", "check", str(path)]
+    argv = [sys.executable, "-m", "attnsim.reports.cli", "cascade", "check", str(path)]
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert time.perf_counter() - start < 30

@@ -17,7 +17,7 @@ if not HAS_CUDA:
 
 import pytest  # noqa: E402
 
-from kernels.triton.attn_fwd import attention_fwd  # noqa: E402
+from attnsim.kernels.triton.attn_fwd import attention_fwd  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-4, torch.bfloat16: 1e-3}

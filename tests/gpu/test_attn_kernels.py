@@ -19,11 +19,11 @@ if not HAS_CUDA:
 
 import pytest  # noqa: E402
 
-from kernels.triton import attn_unfused  # noqa: E402
-from kernels.triton.attn_2pass import attention_2pass, attention_2pass_autotuned  # noqa: E402
-from kernels.triton.attn_fwd import Variant, attention_fwd, attention_fwd_autotuned  # noqa: E402
-from kernels.triton.attn_unfused import attention_unfused  # noqa: E402
-from kernels.triton.common import SMALL_TILING, default_tiling, pick_tiling  # noqa: E402
+from attnsim.kernels.triton import attn_unfused  # noqa: E402
+from attnsim.kernels.triton.attn_2pass import attention_2pass, attention_2pass_autotuned  # noqa: E402
+from attnsim.kernels.triton.attn_fwd import Variant, attention_fwd, attention_fwd_autotuned  # noqa: E402
+from attnsim.kernels.triton.attn_unfused import attention_unfused  # noqa: E402
+from attnsim.kernels.triton.common import SMALL_TILING, default_tiling, pick_tiling  # noqa: E402
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
 FLOOR = {torch.float32: 1e-5, torch.float16: 1e-4, torch.bfloat16: 1e-3}
@@ -139,7 +139,7 @@ def test_1pass_variants_descriptors(d, seq_k, dtype, variant):
     it is applied at head dim 128 only (NaN outputs at 64 on the H200)."""
     if HAS_CUDA and torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("tensor descriptors need sm_90+")
-    from kernels.triton import attn_fwd
+    from attnsim.kernels.triton import attn_fwd
 
     q, k, v = inputs(1, 2, 48, seq_k, d, dtype)
     check(run_family("1pass", q, k, v, False, 32, 16, tma=True, variant=variant), q, k, v, False)
@@ -174,7 +174,7 @@ def test_1pass_picked_tiling():
 
 
 def test_validation_tilings_hold_the_small_problem_choice():
-    from kernels.bench.harness import TILINGS
+    from attnsim.kernels.bench.harness import TILINGS
 
     for d in (64, 128):
         assert SMALL_TILING in TILINGS["triton-1pass"][d]
@@ -321,7 +321,7 @@ WGMMA_CASES = [  # (shape, tiling, dtype): one compile per case, causal and warp
 @pytest.mark.parametrize("case", WGMMA_CASES, ids=lambda c: "x".join(map(str, c[0])))
 def test_gpu_wgmma_kernel(case, causal, ws):
     """The Gluon Hopper kernels (kernels/gluon/attn_wgmma.py), where the device is sm_90."""
-    from kernels.gluon.attn_wgmma import attention_fwd_wgmma, wgmma_unsupported
+    from attnsim.kernels.gluon.attn_wgmma import attention_fwd_wgmma, wgmma_unsupported
 
     shape, tiling, dtype = case
     q, k, v = inputs(*shape, dtype)
@@ -334,7 +334,7 @@ def test_gpu_wgmma_kernel(case, causal, ws):
 
 
 def test_wgmma_refusals_say_why():
-    from kernels.gluon.attn_wgmma import wgmma_unsupported
+    from attnsim.kernels.gluon.attn_wgmma import wgmma_unsupported
 
     q, k, v = inputs(1, 1, 256, 256, 64, torch.float32)
     on_sm90 = HAS_CUDA and torch.cuda.get_device_capability()[0] == 9
@@ -354,7 +354,7 @@ PINGPONG_CASES = [  # (shape, (block_n, stages), dtype): one compile per tiling,
 
 
 def _pingpong_or_skip(q, k, v, out, causal, block_n, stages):  # type: ignore[no-untyped-def]
-    from kernels.gluon.attn_pingpong import pingpong_unsupported
+    from attnsim.kernels.gluon.attn_pingpong import pingpong_unsupported
 
     why = pingpong_unsupported(q, k, v, out, causal, (128, block_n, 8, stages))
     if why:

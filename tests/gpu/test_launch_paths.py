@@ -17,9 +17,9 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from kernels.triton import attn_2pass, attn_unfused  # noqa: E402
-from kernels.triton.attn_2pass import attention_2pass  # noqa: E402
-from kernels.triton.attn_unfused import attention_unfused  # noqa: E402
+from attnsim.kernels.triton import attn_2pass, attn_unfused  # noqa: E402
+from attnsim.kernels.triton.attn_2pass import attention_2pass  # noqa: E402
+from attnsim.kernels.triton.attn_unfused import attention_unfused  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -98,7 +98,7 @@ def test_plan_rejects_bad_out():
 def test_1pass_host_descriptors(sq, sk, causal):
     """Host-built descriptors over the (B*H*S, D) view: the next head's rows that a ragged
     key tile reads are masked; results match the reference."""
-    from kernels.triton.attn_fwd import attention_fwd
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
 
     if torch.cuda.is_available() and torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("tensor descriptors need sm_90+")
@@ -110,7 +110,7 @@ def test_1pass_host_descriptors(sq, sk, causal):
 
 
 def test_1pass_host_descriptors_need_a_row_view():
-    from kernels.triton.attn_fwd import _tile_mode, attention_fwd
+    from attnsim.kernels.triton.attn_fwd import _tile_mode, attention_fwd
 
     q, k, v = _inputs(1, 2, 32, 32, 16)
     with pytest.raises(ValueError, match="tma='host'"):  # seq_q not a multiple of block_m
@@ -128,7 +128,7 @@ def test_1pass_host_descriptors_need_a_row_view():
 def test_gpu_host_descriptor_direct_path_caches_by_pointer():
     """Armed host-descriptor plans launch through DescriptorLaunch; new tensors (a new cache
     entry) and the same tensors again (a cache hit) both give correct results."""
-    from kernels.triton import attn_fwd
+    from attnsim.kernels.triton import attn_fwd
 
     if torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("tensor descriptors need sm_90+")

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 # mapper -> (cascade, presets); each mapper on the cascade form it maps
 CASES = {

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir import builtin_names, load_cascade
-from einsum_ir.execute import evaluate, random_inputs
-from einsum_ir.reference import REFERENCES, reference_for
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir import builtin_names, load_cascade
+from attnsim.einsum_ir.execute import evaluate, random_inputs
+from attnsim.einsum_ir.reference import REFERENCES, reference_for
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 NAMES = builtin_names()
 TOLERANCE = {"rtol": 1e-12, "atol": 1e-12}

@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir.ir import (
+from attnsim.einsum_ir.ir import (
     Access,
     AnyOf,
     Binary,
@@ -32,9 +32,9 @@ from einsum_ir.ir import (
     UnaryOp,
     Var,
 )
-from einsum_ir.load import builtin_names, builtin_text, load_cascade_text
-from einsum_ir.parse import ParseError, parse_einsum
-from einsum_ir.spec import SpecError
+from attnsim.einsum_ir.load import builtin_names, builtin_text, load_cascade_text
+from attnsim.einsum_ir.parse import ParseError, parse_einsum
+from attnsim.einsum_ir.spec import SpecError
 
 VARS = [IndexName(v) for v in ("m", "p", "e", "f", "m1", "m0", "b", "h")]
 TENSORS = [TensorName(t) for t in ("Q", "K", "QK", "RM", "SLN", "X_1", "av")]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from archs.calibration import load_calibration
-from einsum_ir.spec import SpecError
+from attnsim.archs.calibration import load_calibration
+from attnsim.einsum_ir.spec import SpecError
 
 HEAD = "device: X\ndate: '2026-11-30'\nsource: test\nbench_floor_us: 2.5\nattention_blocks:\n"
 
@@ -75,11 +75,11 @@ def test_later_waves_and_measured_occupancy(tmp_path):
 def test_model_uses_the_measured_occupancy(tmp_path):
     from dataclasses import replace
 
-    from archs.load import load_arch
-    from kernels.spec import AttnShape
-    from mappers.gpu.kernels import kernel_plans
-    from mappers.gpu.model import plan_residency
-    from mappers.gpu.rates import Tiling
+    from attnsim.archs.load import load_arch
+    from attnsim.kernels.spec import AttnShape
+    from attnsim.mappers.gpu.kernels import kernel_plans
+    from attnsim.mappers.gpu.model import plan_residency
+    from attnsim.mappers.gpu.rates import Tiling
 
     arch = load_arch("h200")
     shape = AttnShape(1, 4, 2048, 2048, 128, 128, False, "bf16", 2)
@@ -104,9 +104,9 @@ def test_entries_of_the_call_s_tile_path_are_preferred(tmp_path):
 
 
 def test_1pass_plans_pick_the_kernel_s_tile_path():
-    from kernels.spec import AttnShape
-    from mappers.gpu.kernels import kernel_plans
-    from mappers.gpu.rates import Tiling
+    from attnsim.kernels.spec import AttnShape
+    from attnsim.mappers.gpu.kernels import kernel_plans
+    from attnsim.mappers.gpu.rates import Tiling
 
     t = Tiling(128, 64, 8, 3)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archs.calibration import load_calibration
-from archs.gpu import GpuArch
-from archs.load import load_arch, load_arch_text, load_spatial_arch, preset_names
-from einsum_ir.spec import SpecError
+from attnsim.archs.calibration import load_calibration
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch, load_arch_text, load_spatial_arch, preset_names
+from attnsim.einsum_ir.spec import SpecError
 
 GPU_PRESETS = ("a100-sxm", "h100-sxm", "h200")
 
@@ -193,7 +193,7 @@ def test_calibration_errors_name_the_field(tmp_path: Path) -> None:
 
 def test_microbench_record_loads(tmp_path: Path) -> None:
     pytest.importorskip("triton")
-    from kernels.calibrate.microbench import calibration_record
+    from attnsim.kernels.calibrate.microbench import calibration_record
 
     record = calibration_record(
         "NVIDIA H200",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from archs import load_arch, load_arch_text, preset_names
-from einsum_ir.spec import SpecError
+from attnsim.archs import load_arch, load_arch_text, preset_names
+from attnsim.einsum_ir.spec import SpecError
 
 GOOD = """\
 architecture: tiny

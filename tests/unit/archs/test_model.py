@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from archs import (
+from attnsim.archs import (
     ComputeArray,
     Operation,
     RegisterFile,

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from archs import SpatialArch, load_arch, preset_names
-from archs.load import KINDS
-from archs.overrides import (
+from attnsim.archs import SpatialArch, load_arch, preset_names
+from attnsim.archs.load import KINDS
+from attnsim.archs.overrides import (
     BY_NAME,
     OVERRIDES,
     apply_overrides,
@@ -23,7 +23,7 @@ from archs.overrides import (
     override_problems,
     parse_value,
 )
-from einsum_ir.spec import SpecError
+from attnsim.einsum_ir.spec import SpecError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -134,7 +134,9 @@ def test_override_problems_lists_every_problem() -> None:
 
 
 def test_apply_overrides_converts_units_as_the_runner_does() -> None:
-    from reports.dse.runner import _arch  # the runner's cached arch: same numbers, same units
+    from attnsim.reports.dse.runner import (
+        _arch,  # the runner's cached arch: same numbers, same units
+    )
 
     overrides = {
         "clock_ghz": 1.5,
@@ -177,7 +179,7 @@ def test_readme_table_is_the_table() -> None:
 
 
 def test_effective_values_name_every_override_as_swept_paths() -> None:
-    from archs.overrides import apply_overrides, effective_values
+    from attnsim.archs.overrides import apply_overrides, effective_values
 
     arch = apply_overrides(load_arch("fusemax"), {"buffer_bytes": "8MiB", "clock_ghz": 1.0})
     values = effective_values(arch)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from einsum_ir import load_cascade, load_cascade_text
-from einsum_ir.analysis import tensor_sizes
-from einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
+from attnsim.einsum_ir import load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis import tensor_sizes
+from attnsim.einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
 
 
 def test_one_pass_sizes_padding_and_iterates() -> None:

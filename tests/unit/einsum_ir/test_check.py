@@ -6,8 +6,8 @@ import textwrap
 
 import pytest
 
-from einsum_ir.load import load_cascade, load_cascade_text
-from einsum_ir.spec import SpecError
+from attnsim.einsum_ir.load import load_cascade, load_cascade_text
+from attnsim.einsum_ir.spec import SpecError
 
 GOOD = """\
 cascade: softmax-rows

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from einsum_ir import SizeError, load_cascade, load_cascade_text
-from einsum_ir.execute import evaluate, evaluate_all, random_inputs
-from einsum_ir.ir import Cascade
+from attnsim.einsum_ir import SizeError, load_cascade, load_cascade_text
+from attnsim.einsum_ir.execute import evaluate, evaluate_all, random_inputs
+from attnsim.einsum_ir.ir import Cascade
 
 
 def cascade(einsums: list[str], inputs: str, outputs: str, extra: str = "") -> Cascade:

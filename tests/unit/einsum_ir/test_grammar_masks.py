@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from einsum_ir import SizeError, SpecError, load_cascade_text, resolve_sizes
-from einsum_ir.analysis.ops import OpKind, count_ops
-from einsum_ir.analysis.points import count_points
-from einsum_ir.execute import evaluate, evaluate_all
-from einsum_ir.ir import (
+from attnsim.einsum_ir import SizeError, SpecError, load_cascade_text, resolve_sizes
+from attnsim.einsum_ir.analysis.ops import OpKind, count_ops
+from attnsim.einsum_ir.analysis.points import count_points
+from attnsim.einsum_ir.execute import evaluate, evaluate_all
+from attnsim.einsum_ir.ir import (
     AnyOf,
     CmpOp,
     Condition,
@@ -28,7 +28,7 @@ from einsum_ir.ir import (
     walk,
     where_symbols,
 )
-from einsum_ir.parse import ParseError, parse_einsum
+from attnsim.einsum_ir.parse import ParseError, parse_einsum
 
 
 def cascade(einsums: list[str], inputs: str, outputs: str, extra: str = "") -> object:

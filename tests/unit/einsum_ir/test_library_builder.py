@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from einsum_ir import builtin_names, count_ops, load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import MaskKind, Modifier, ScoreKind, attention_problem
-from einsum_ir.check import check_cascade
-from einsum_ir.execute import evaluate, evaluate_all, random_inputs
-from einsum_ir.library import (
+from attnsim.einsum_ir import builtin_names, count_ops, load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import MaskKind, Modifier, ScoreKind, attention_problem
+from attnsim.einsum_ir.check import check_cascade
+from attnsim.einsum_ir.execute import evaluate, evaluate_all, random_inputs
+from attnsim.einsum_ir.library import (
     CATALOG,
     LEGACY,
     Algorithm,
@@ -25,9 +25,9 @@ from einsum_ir.library import (
     all_variants,
     variant_named,
 )
-from einsum_ir.load import builtin_text, format_cascade
-from einsum_ir.reference import attention_mask, reference_for
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.load import builtin_text, format_cascade
+from attnsim.einsum_ir.reference import attention_mask, reference_for
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 LEGACY_DIR = Path(__file__).parent / "data" / "legacy_library"
 LEGACY_FILES = sorted(LEGACY_DIR.glob("*.yaml"))
@@ -108,7 +108,7 @@ def test_composed_names_resolve_outside_the_catalog() -> None:
 
 
 def test_unknown_name_lists_the_catalog() -> None:
-    from einsum_ir import SpecError
+    from attnsim.einsum_ir import SpecError
 
     with pytest.raises(SpecError, match="did you mean attention-1pass-mh"):
         load_cascade("attention-1pass-mhh")

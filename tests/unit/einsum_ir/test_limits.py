@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from einsum_ir.load import load_cascade_text
-from einsum_ir.parse import MAX_NESTING, MAX_OPERATORS, ParseError, parse_einsum
-from einsum_ir.spec import SpecError
-from reports.cli.main import main
+from attnsim.einsum_ir.load import load_cascade_text
+from attnsim.einsum_ir.parse import MAX_NESTING, MAX_OPERATORS, ParseError, parse_einsum
+from attnsim.einsum_ir.spec import SpecError
+from attnsim.reports.cli.main import main
 
 HEAD = "cascade: x\ninputs: {Q: [E, P], K: [E, M]}\n"
 

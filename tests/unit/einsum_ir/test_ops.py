@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir import builtin_names, load_cascade, load_cascade_text
-from einsum_ir.analysis import OpCounts, count_ops
-from einsum_ir.analysis.ops import OpKind
-from einsum_ir.ir import (
+from attnsim.einsum_ir import builtin_names, load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis import OpCounts, count_ops
+from attnsim.einsum_ir.analysis.ops import OpKind
+from attnsim.einsum_ir.ir import (
     AnyOf,
     Binary,
     BinaryOp,
@@ -29,7 +29,7 @@ from einsum_ir.ir import (
     UnaryOp,
     bind_where,
 )
-from einsum_ir.sizes import resolve_sizes
+from attnsim.einsum_ir.sizes import resolve_sizes
 
 ATTENTION = [n for n in builtin_names() if n.startswith("attention-")]
 

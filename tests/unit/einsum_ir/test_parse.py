@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from einsum_ir.ir import (
+from attnsim.einsum_ir.ir import (
     Binary,
     BinaryOp,
     CmpOp,
@@ -19,7 +19,7 @@ from einsum_ir.ir import (
     UnaryOp,
     Var,
 )
-from einsum_ir.parse import ParseError, parse_einsum
+from attnsim.einsum_ir.parse import ParseError, parse_einsum
 
 
 def test_matmul_sums_contracted_index() -> None:

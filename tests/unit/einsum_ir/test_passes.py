@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from einsum_ir import builtin_names, load_cascade, load_cascade_text
-from einsum_ir.analysis import Boundary, count_passes
-from einsum_ir.analysis.passes import Availability
-from einsum_ir.ir import Cascade, TensorName
-from einsum_ir.parse import parse_einsum
+from attnsim.einsum_ir import builtin_names, load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis import Boundary, count_passes
+from attnsim.einsum_ir.analysis.passes import Availability
+from attnsim.einsum_ir.ir import Cascade, TensorName
+from attnsim.einsum_ir.parse import parse_einsum
 
 EXPECTED = {"3pass": 3, "2pass-plain": 2, "2pass-deferred": 2, "2pass-tilemax": 2, "1pass": 1}
 

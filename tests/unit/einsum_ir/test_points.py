@@ -8,9 +8,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir.analysis.points import Split, count_points
-from einsum_ir.ir import CmpOp, Condition, IndexName, LinearExpr
-from einsum_ir.parse import parse_einsum
+from attnsim.einsum_ir.analysis.points import Split, count_points
+from attnsim.einsum_ir.ir import CmpOp, Condition, IndexName, LinearExpr
+from attnsim.einsum_ir.parse import parse_einsum
 
 OPS = {
     CmpOp.LT: lambda a, b: a < b,

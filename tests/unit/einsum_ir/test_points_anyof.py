@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir.analysis.points import Split, count_points
-from einsum_ir.ir import AnyOf, CmpOp, Condition, IndexName, LinearExpr, bind_where
-from einsum_ir.parse import parse_einsum
+from attnsim.einsum_ir.analysis.points import Split, count_points
+from attnsim.einsum_ir.ir import AnyOf, CmpOp, Condition, IndexName, LinearExpr, bind_where
+from attnsim.einsum_ir.parse import parse_einsum
 
 UFUNCS = {
     CmpOp.LT: np.less,

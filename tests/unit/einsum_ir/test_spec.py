@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from archs.calibration import load_calibration
-from archs.load import load_arch, preset_path
-from einsum_ir.load import load_cascade
-from einsum_ir.spec import MAX_DEPTH, MAX_NODES, Reader, SpecError
-from reports.cli.main import main
+from attnsim.archs.calibration import load_calibration
+from attnsim.archs.load import load_arch, preset_path
+from attnsim.einsum_ir.load import load_cascade
+from attnsim.einsum_ir.spec import MAX_DEPTH, MAX_NODES, Reader, SpecError
+from attnsim.reports.cli.main import main
 
 CASCADE = """\
 cascade: tiny
@@ -147,7 +147,7 @@ def test_the_cli_exits_2_with_the_location(
 
 def test_presets_still_read_their_kind() -> None:
     assert preset_path("h200").exists()
-    from archs.load import preset_kind
+    from attnsim.archs.load import preset_kind
 
     assert preset_kind("h200") == "gpu"
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from einsum_ir import builtin_names, library, load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import (
+from attnsim.einsum_ir import builtin_names, library, load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import (
     MaskKind,
     Modifier,
     ScoreKind,
     StructureError,
     attention_problem,
 )
-from einsum_ir.analysis.tiles import Band
+from attnsim.einsum_ir.analysis.tiles import Band
 
 SIZES = {"B": 2, "H": 3, "G": 2, "R": 4, "P": 96, "M": 160, "E": 8, "F": 4}
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from einsum_ir.analysis.tiles import Band, classify_tiles, mask_points
+from attnsim.einsum_ir.analysis.tiles import Band, classify_tiles, mask_points
 
 
 def brute(bands: list[Band], seq_q: int, seq_k: int, bq: int, bk: int) -> tuple[int, ...]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from einsum_ir.analysis.tiles import Band
-from kernels import spec
-from kernels.spec import AttnShape
+from attnsim.einsum_ir.analysis.tiles import Band
+from attnsim.kernels import spec
+from attnsim.kernels.spec import AttnShape
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -58,8 +58,8 @@ def test_spec_imports_without_torch_or_triton() -> None:
         "            raise ImportError('blocked: ' + name)\n"
         "        return None\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import kernels.spec as s\n"
-        "import kernels.bench.measure, mappers, reports.validation\n"
+        "import attnsim.kernels.spec as s\n"
+        "import attnsim.kernels.bench.measure, attnsim.mappers, attnsim.reports.validation\n"
         "assert s.family('gpu-1pass').name == '1pass'\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'triton'))\n"
         "assert not bad, bad\n"
@@ -104,12 +104,12 @@ def test_family_names_are_distinct_and_unknown_names_are_listed() -> None:
 
 
 def test_every_layer_uses_the_spec_names() -> None:
-    from einsum_ir import load_cascade
-    from kernels.bench import measure
-    from mappers.gpu import kernels as gpu_kernels
-    from mappers.gpu import tiling as gpu_tiling
-    from mappers.registry import get_mapper
-    from reports import validation
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.kernels.bench import measure
+    from attnsim.mappers.gpu import kernels as gpu_kernels
+    from attnsim.mappers.gpu import tiling as gpu_tiling
+    from attnsim.mappers.registry import get_mapper
+    from attnsim.reports import validation
 
     assert gpu_kernels.AttnShape is spec.AttnShape
     assert gpu_kernels.FAMILIES == spec.FAMILY_NAMES
@@ -266,8 +266,8 @@ def test_formulas_agree_with_the_implementations_they_replaced(s: AttnShape) -> 
 
 
 def test_compulsory_bytes_of_validation_are_the_spec_formula() -> None:
-    from kernels.bench.measure import Measurement
-    from reports.validation import _compulsory_bytes
+    from attnsim.kernels.bench.measure import Measurement
+    from attnsim.reports.validation import _compulsory_bytes
 
     m = Measurement(
         "triton-1pass", 2, 4, 1000, 3000, 64, 1, "fp16", 128, 64, 4, 3, 1.0, 0.9, 1.1, 1,

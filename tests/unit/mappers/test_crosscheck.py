@@ -15,9 +15,9 @@ the score write-back or keep K resident across heads.
 
 from __future__ import annotations
 
-from archs.load import load_arch
-from einsum_ir import load_cascade_text
-from mappers.registry import get_mapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade_text
+from attnsim.mappers.registry import get_mapper
 
 QK_ONLY = """\
 cascade: bert-qk

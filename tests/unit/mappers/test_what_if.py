@@ -10,10 +10,10 @@ import math
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.spatial.fusemax import FuseMaxMapper
-from mappers.workloads import MODELS
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper
+from attnsim.mappers.workloads import MODELS
 
 CASCADE = load_cascade("attention-1pass-mh")
 BERT = MODELS["BERT"]

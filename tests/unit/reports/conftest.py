@@ -6,13 +6,13 @@ import hashlib
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from mappers.workloads import MODELS
-from reports.page.report import ReportData
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.mappers.workloads import MODELS
+from attnsim.reports.page.report import ReportData
 
 # A design label and a failure message full of HTML metacharacters: the page must show them
 # as text.

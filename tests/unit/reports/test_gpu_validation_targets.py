@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reports import validation
+from attnsim.reports import validation
 
 MEASUREMENTS = sorted(
     (Path(__file__).resolve().parents[3] / "kernels" / "measurements").glob("*.csv")

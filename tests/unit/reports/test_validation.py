@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kernels.bench.measure import Measurement, write_measurements
-from reports import validation
-from reports.cli.main import main
+from attnsim.kernels.bench.measure import Measurement, write_measurements
+from attnsim.reports import validation
+from attnsim.reports.cli.main import main
 
 TILINGS = ((128, 64, 8, 3), (64, 64, 4, 3))
 

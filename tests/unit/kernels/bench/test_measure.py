@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.bench.measure import (
+from attnsim.kernels.bench.measure import (
     FIELDS,
     LEGACY_FIELDS,
     SCHEDULES,

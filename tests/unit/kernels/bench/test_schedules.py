@@ -17,11 +17,11 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from kernels.bench import harness as bench  # noqa: E402
-from kernels.bench.measure import SCHEDULES as MEASURE_SCHEDULES  # noqa: E402
-from kernels.gluon.attn_pingpong import pingpong_smem_bytes  # noqa: E402
-from kernels.spec import kernel_shape  # noqa: E402
-from kernels.triton.attn_fwd import SCHEDULES, attention_fwd  # noqa: E402
+from attnsim.kernels.bench import harness as bench  # noqa: E402
+from attnsim.kernels.bench.measure import SCHEDULES as MEASURE_SCHEDULES  # noqa: E402
+from attnsim.kernels.gluon.attn_pingpong import pingpong_smem_bytes  # noqa: E402
+from attnsim.kernels.spec import kernel_shape  # noqa: E402
+from attnsim.kernels.triton.attn_fwd import SCHEDULES, attention_fwd  # noqa: E402
 
 LIMIT = 227 * 1024
 ALL = list(bench.FAMILIES)

@@ -9,7 +9,7 @@ import torch
 if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # kernels.triton.common defines @triton.jit helpers
 
-from kernels.bench import harness as bench  # noqa: E402
+from attnsim.kernels.bench import harness as bench  # noqa: E402
 
 
 def test_validation_suite_size_and_budget():
@@ -41,7 +41,7 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
     assert any(s.seq_q != s.seq_k for s in holdout)
     assert {s.head_dim for s in holdout} == {64, 128} and {s.causal for s in holdout} == {0, 1}
     # the unfused calibration's ragged shapes are in neither suite
-    from kernels.calibrate import microbench_unfused as mu
+    from attnsim.kernels.calibrate import microbench_unfused as mu
 
     seqs = {s.seq_k for s in holdout} | {s.seq_k for s in validation}
     assert not {mu.RAGGED_MATMUL_SHAPE[1], *(x[1] for x in mu.RAGGED_SOFTMAX_SHAPES)} & seqs
@@ -52,7 +52,7 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
 def test_microbench_unfused_cli_help_and_no_gpu(capsys):
     import pytest
 
-    from kernels.calibrate import microbench_unfused
+    from attnsim.kernels.calibrate import microbench_unfused
 
     with pytest.raises(SystemExit) as done:
         microbench_unfused.main(["--help"])

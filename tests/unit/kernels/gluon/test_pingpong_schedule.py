@@ -51,7 +51,7 @@ READY = GROUP_THREADS + WARP_THREADS  # the signal warp arrives, one group waits
 _COMPILE = """
 import json, sys
 from pathlib import Path
-from kernels.gluon.attn_pingpong import _FREE_ID, _TURN_ID, STAGE_CHOICES, compile_for_sm90
+from attnsim.kernels.gluon.attn_pingpong import _FREE_ID, _TURN_ID, STAGE_CHOICES, compile_for_sm90
 out = Path(sys.argv[1])
 ids = {"turn": _TURN_ID, "free": _FREE_ID, "stages": STAGE_CHOICES}
 (out / "ids.json").write_text(json.dumps(ids))

@@ -37,7 +37,7 @@ CASES = {  # id: (tiling, head_dim, causal, warp-specialized)
 _COMPILE = """
 import json, sys
 from pathlib import Path
-from kernels.gluon.attn_wgmma import compile_for_sm90
+from attnsim.kernels.gluon.attn_wgmma import compile_for_sm90
 out = Path(sys.argv[1])
 for name, (tiling, d, causal, ws) in json.loads(sys.argv[2]).items():
     kernel = compile_for_sm90(tuple(tiling), head_dim=d, causal=causal, ws=ws)

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from kernels.triton.attn_loop import (  # noqa: E402
+from attnsim.kernels.triton.attn_loop import (  # noqa: E402
     EXP2_CLAMP,
     EXP2_POLY,
     EXP2_POLY_MAX_REL_ERR,

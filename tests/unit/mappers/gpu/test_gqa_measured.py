@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.registry import get_mapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.registry import get_mapper
 
 DATA = Path(__file__).parents[4] / "kernels" / "measurements" / "gqa"
 ROWS = list(csv.DictReader((DATA / "gqa-h200-2026-12-03.csv").open()))

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from archs.gpu import GpuArch
-from archs.load import load_arch
-from einsum_ir import load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import attention_problem
-from einsum_ir.ir import Cascade
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 TILING = {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3}
 LONG = {"B": 1, "H": 16, "P": 16384, "M": 16384, "E": 128, "F": 128}

@@ -6,15 +6,15 @@ import math
 
 import pytest
 
-from archs.gpu import GpuArch
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from kernels.spec import AttnShape
-from mappers.gpu.kernels import kernel_plans
-from mappers.gpu.model import Tiling, device_rates, residency
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.kernels import kernel_plans
+from attnsim.mappers.gpu.model import Tiling, device_rates, residency
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 4, "H": 16, "P": 4096, "M": 4096, "E": 128, "F": 128}
 TILING = {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3}
@@ -110,8 +110,8 @@ def test_tiny_problem_is_dominated_by_fixed_costs() -> None:
 def test_host_bound_calls_follow_the_launcher_time() -> None:
     from dataclasses import replace
 
-    from mappers.gpu.model import call_time
-    from mappers.gpu.tiling import attention_shape, evaluate
+    from attnsim.mappers.gpu.model import call_time
+    from attnsim.mappers.gpu.tiling import attention_shape, evaluate
 
     arch = h200()
     assert arch.calibration is not None
@@ -204,8 +204,8 @@ def test_single_head_cascade_defaults_batch_and_heads() -> None:
 def test_measured_chain_step_sets_the_fused_step_time() -> None:
     from dataclasses import replace
 
-    from archs.calibration import StepPoint
-    from mappers.gpu.tiling import attention_shape, evaluate
+    from attnsim.archs.calibration import StepPoint
+    from attnsim.mappers.gpu.tiling import attention_shape, evaluate
 
     arch = h200()
     assert arch.calibration is not None
@@ -227,8 +227,8 @@ def test_measured_unfused_kernels_scale_by_their_work() -> None:
     """Unfused kernels timed alone on a calibration shape give a rate per unit of work."""
     from dataclasses import replace
 
-    from archs.calibration import UnfusedPoint
-    from mappers.gpu.tiling import evaluate
+    from attnsim.archs.calibration import UnfusedPoint
+    from attnsim.mappers.gpu.tiling import evaluate
 
     arch = h200()
     assert arch.calibration is not None
@@ -263,7 +263,7 @@ def test_measured_unfused_kernels_scale_by_their_work() -> None:
 
 
 def test_blocks_left_alone_on_an_sm_run_faster() -> None:
-    from mappers.gpu.model import _block_times, time_kernel
+    from attnsim.mappers.gpu.model import _block_times, time_kernel
 
     rates = device_rates(h200(), "bf16")
     shape = AttnShape(1, 4, 4096, 4096, 64, 64, True, "bf16", 2)
@@ -285,7 +285,7 @@ def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: b
     """A softmax row steps through ceil(visible keys / BLOCK) blocks (brute-force count)."""
     import math
 
-    from mappers.gpu.kernels import _softmax_lane_blocks
+    from attnsim.mappers.gpu.kernels import _softmax_lane_blocks
 
     s = AttnShape(1, 1, sq, sk, 16, 16, causal, "bf16", 2)
     visible = [min(sk, i + 1) if causal else sk for i in range(sq)]
@@ -296,8 +296,8 @@ def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
     """seq_k % 16 != 0 compiles the unfused kernels without vector access: own entries."""
     from dataclasses import replace
 
-    from archs.calibration import UnfusedPoint
-    from mappers.gpu.tiling import evaluate
+    from attnsim.archs.calibration import UnfusedPoint
+    from attnsim.mappers.gpu.tiling import evaluate
 
     arch = h200()
     assert arch.calibration is not None
@@ -328,7 +328,7 @@ def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
     assert times(entries(4096, 1.0), 4088) == pytest.approx(times(both, 4096), rel=0.01)
     s = AttnShape(1, 24, 4088, 4088, 64, 64, False, "bf16", 2)
     cal = replace(arch.calibration, unfused_kernels=entries(4096, 1.0), host_call_s=())
-    from mappers.gpu.kernels import kernel_plans
+    from attnsim.mappers.gpu.kernels import kernel_plans
 
     plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132)
     assert all("none calibrated" in p.measured_from for p in plans)

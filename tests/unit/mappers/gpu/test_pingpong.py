@@ -7,23 +7,23 @@ import functools
 
 import pytest
 
-from archs.gpu import GpuArch
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from einsum_ir.ir import Cascade
-from kernels.spec import AttnShape
-from mappers.gpu.kernels import kernel_plans, schedule_problem
-from mappers.gpu.model import Tiling, device_rates
-from mappers.gpu.tiling import (
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.kernels import kernel_plans, schedule_problem
+from attnsim.mappers.gpu.model import Tiling, device_rates
+from attnsim.mappers.gpu.tiling import (
     PINGPONG_CANDIDATES,
     GpuOptions,
     candidate_tilings,
     evaluate,
     pingpong_searched,
 )
-from mappers.registry import get_mapper
-from mappers.result import Result
-from mappers.spatial.view import MappingError
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 4, "H": 16, "P": 4096, "M": 4096, "E": 128, "F": 128}
 PP = Tiling(128, 128, 8, 3, "pingpong")
@@ -247,7 +247,7 @@ def test_options_that_exclude_every_candidate_say_so(options: dict[str, object])
 
 def test_uncalibrated_pingpong_step_is_the_busiest_unit() -> None:
     """Without ping-pong calibration entries the warp groups' turns hide the softmax chain."""
-    from mappers.gpu.model import _block_times, step_times
+    from attnsim.mappers.gpu.model import _block_times, step_times
 
     arch = gpu("h200")
     assert arch.calibration is not None

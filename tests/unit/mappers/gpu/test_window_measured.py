@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from kernels.spec import CAUSAL_TOP_LEFT, kernel_window
-from mappers.gpu.tiling import gpu_problem
-from mappers.registry import get_mapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.kernels.spec import CAUSAL_TOP_LEFT, kernel_window
+from attnsim.mappers.gpu.tiling import gpu_problem
+from attnsim.mappers.registry import get_mapper
 
 MEASUREMENTS = Path(__file__).parents[4] / "kernels" / "measurements"
 DATA = MEASUREMENTS / "window" / "window-h200-2026-12-03.csv"

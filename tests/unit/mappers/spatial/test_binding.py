@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import ScoreKind, attention_problem
-from mappers.spatial.compute import cascade_work, lower_work
-from mappers.spatial.fusemax import FuseMaxMapper
-from mappers.spatial.unfused import UnfusedMapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import ScoreKind, attention_problem
+from attnsim.mappers.spatial.compute import cascade_work, lower_work
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper
+from attnsim.mappers.spatial.unfused import UnfusedMapper
 
 SIGMOID = """
 cascade: sigmoid-attention

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir.load import load_cascade, load_cascade_text
-from mappers.registry import get_mapper
-from mappers.spatial.flat import (
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir.load import load_cascade, load_cascade_text
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.spatial.flat import (
     ARTIFACT_READ_WARNING,
     FlatMapper,
     FlatOptions,
     flat_dataflow_from_row,
 )
-from mappers.spatial.view import MappingError
-from mappers.workloads import LENGTHS, MODELS
+from attnsim.mappers.spatial.view import MappingError
+from attnsim.mappers.workloads import LENGTHS, MODELS
 
 REF = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
 BIG = ("256K", "1M")
@@ -176,9 +176,9 @@ outputs: [QK]
 
 
 def test_fields_given_constrain_the_search_and_budget_samples_it() -> None:
-    from archs.load import load_spatial_arch
-    from einsum_ir import load_cascade
-    from mappers.spatial.flat import FlatMapper
+    from attnsim.archs.load import load_spatial_arch
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.mappers.spatial.flat import FlatMapper
 
     arch = load_spatial_arch("flat")
     cascade = load_cascade("attention-3pass-mh")
@@ -200,7 +200,7 @@ def test_fields_given_constrain_the_search_and_budget_samples_it() -> None:
 
 def test_loop_nest_covers_ranks_off_the_array_side() -> None:
     # issue 19: 300 // 256 = 1 step of 256 lanes dropped 44 of 300 elements
-    from mappers.spatial.flat_cost import _steps_and_lanes
+    from attnsim.mappers.spatial.flat_cost import _steps_and_lanes
 
     assert _steps_and_lanes(300, 256) == (2, 150)
     assert _steps_and_lanes(512, 256) == (2, 256)  # multiples of the side: as before

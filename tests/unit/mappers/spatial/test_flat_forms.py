@@ -6,14 +6,14 @@ import dataclasses
 
 import pytest
 
-from archs.load import load_arch
-from archs.model import SpatialArch
-from einsum_ir import Cascade, load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import attention_problem
-from einsum_ir.load import builtin_text
-from mappers.result import Result
-from mappers.spatial.flat import FlatMapper, FlatOptions
-from mappers.spatial.view import MappingError
+from attnsim.archs.load import load_arch
+from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir import Cascade, load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.load import builtin_text
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.flat import FlatMapper, FlatOptions
+from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 1, "H": 2, "E": 128, "F": 128, "P": 4096, "M": 4096}
 # Q, K, V off chip, the score rows on chip: every input streamed, the same on every form

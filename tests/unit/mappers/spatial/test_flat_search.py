@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.result import Result
-from mappers.spatial import flat_search
-from mappers.spatial.flat import FlatMapper
-from mappers.spatial.flat_cost import breakdown, evaluate_one
-from mappers.spatial.view import MappingError
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial import flat_search
+from attnsim.mappers.spatial.flat import FlatMapper
+from attnsim.mappers.spatial.flat_cost import breakdown, evaluate_one
+from attnsim.mappers.spatial.view import MappingError
 
 CASCADES = (
     "attention-3pass",

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from mappers.spatial.view import MappingError
-from mappers.workloads import LENGTHS, MODELS
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.mappers.spatial.view import MappingError
+from attnsim.mappers.workloads import LENGTHS, MODELS
 
 REFERENCE = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
 STEPS = {"binding": "attn-binding", "arch": "attn-arch", "cascade": "attn-cascade"}
@@ -82,7 +82,7 @@ def test_artifact_compat_is_visible_in_warnings() -> None:
 def test_user_cascade_with_other_names_maps_like_the_builtin() -> None:
     builtin = load_cascade("attention-1pass")
     renamed_text = (Path(__file__).parent / "renamed_1pass.yaml").read_text()
-    from einsum_ir import load_cascade_text
+    from attnsim.einsum_ir import load_cascade_text
 
     renamed = load_cascade_text(renamed_text, "renamed_1pass.yaml")
     sizes = {"M": 8192, "P": 4096, "E": 64, "F": 64}

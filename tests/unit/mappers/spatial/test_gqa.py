@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import Cascade, load_cascade_text
-from einsum_ir.analysis.structure import attention_problem
-from mappers.result import Result
-from mappers.spatial.fusemax import FuseMaxMapper
-from mappers.spatial.unfused import UnfusedMapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import Cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper
+from attnsim.mappers.spatial.unfused import UnfusedMapper
 
 THREE_PASS = """
 cascade: three-{name}

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from mappers.registry import get_mapper
-from mappers.spatial.layer_matmuls import LayerMatmulsMapper, LayerMatmulsOptions
-from mappers.spatial.view import MappingError
-from mappers.workloads import LENGTHS, MODELS
+from attnsim.archs.load import load_arch
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.spatial.layer_matmuls import LayerMatmulsMapper, LayerMatmulsOptions
+from attnsim.mappers.spatial.view import MappingError
+from attnsim.mappers.workloads import LENGTHS, MODELS
 
 REF = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-import einsum_ir
-from archs.load import load_arch
-from einsum_ir import load_cascade, load_cascade_text
-from einsum_ir.analysis.structure import attention_problem
-from einsum_ir.load import builtin_text
-from mappers.result import Result
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from mappers.spatial.unfused import UnfusedMapper, UnfusedOptions
-from mappers.spatial.view import MappingError
+from attnsim import einsum_ir
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade, load_cascade_text
+from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.load import builtin_text
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.mappers.spatial.unfused import UnfusedMapper, UnfusedOptions
+from attnsim.mappers.spatial.view import MappingError
 
 BIG = {"B": 1, "H": 2, "E": 128, "F": 128, "P": 16384, "M": 16384}
 

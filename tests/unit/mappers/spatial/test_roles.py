@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade, load_cascade_text
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from mappers.spatial.unfused import UnfusedMapper
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade, load_cascade_text
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.mappers.spatial.unfused import UnfusedMapper
 
 # attention-1pass-mh-causal with every rank renamed: B->N, H->A, E->X, F->Y, P->T, M->J
 # (J1/J0 its key tiles), and every tensor renamed too.

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir.load import load_cascade, load_cascade_text
-from mappers.registry import get_mapper
-from mappers.spatial.unfused import (
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir.load import load_cascade, load_cascade_text
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.spatial.unfused import (
     ELEMENT_STREAM_WARNING,
     UnfusedMapper,
     bind_by_contraction,
     group_phases,
 )
-from mappers.spatial.view import view
-from mappers.workloads import LENGTHS, MODELS
+from attnsim.mappers.spatial.view import view
+from attnsim.mappers.workloads import LENGTHS, MODELS
 
 REF = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
 BIG = ("256K", "1M")

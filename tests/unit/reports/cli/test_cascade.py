@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-import einsum_ir
-from einsum_ir import library as lib
-from einsum_ir.library.builder import MaskForm
-from reports.cli.cascade import default_sizes, select_variants
-from reports.cli.main import main
+from attnsim import einsum_ir
+from attnsim.einsum_ir import library as lib
+from attnsim.einsum_ir.library.builder import MaskForm
+from attnsim.reports.cli.cascade import default_sizes, select_variants
+from attnsim.reports.cli.main import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

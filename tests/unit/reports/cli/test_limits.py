@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from einsum_ir import load_cascade
-from reports.cli.limits import eval_footprint, memory_bytes
-from reports.cli.main import main
+from attnsim.einsum_ir import load_cascade
+from attnsim.reports.cli.limits import eval_footprint, memory_bytes
+from attnsim.reports.cli.main import main
 
 EXAMPLES = Path(__file__).parents[4] / "examples"
 

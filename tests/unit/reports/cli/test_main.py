@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import einsum_ir
-from einsum_ir.analysis.ops import OpKind
-from reports.cli.main import main
+from attnsim import einsum_ir
+from attnsim.einsum_ir.analysis.ops import OpKind
+from attnsim.reports.cli.main import main
 
 GOOD = textwrap.dedent(
     """\
@@ -252,7 +252,7 @@ def test_installed_console_script(bad_file: Path) -> None:
 
 def test_module_entry_point() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "reports.cli.main", "--version"],
+        [sys.executable, "-m", "attnsim.reports.cli.main", "--version"],
         capture_output=True,
         text=True,
         check=False,

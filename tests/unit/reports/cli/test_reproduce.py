@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
-from reports.paper import compare
-from reports.paper.reproduce import TABLES, reproduce
+from attnsim.reports.cli.main import main
+from attnsim.reports.paper import compare
+from attnsim.reports.paper.reproduce import TABLES, reproduce
 
 REFERENCE = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
 LENGTHS = [2**10, 2**12, 2**14, 2**16, 2**18, 2**20]
@@ -83,7 +83,7 @@ def test_cli_writes_tables_figures_and_comparison(
 def test_cli_without_reference_says_so_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reports.cli import reproduce as reproduce_cli
+    from attnsim.reports.cli import reproduce as reproduce_cli
 
     monkeypatch.setattr(reproduce_cli, "reference_candidates", lambda: [tmp_path / "nowhere"])
     out = tmp_path / "out"
@@ -157,9 +157,9 @@ def test_map_cli_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_map_cli_list_option_is_a_tuple_of_names(capsys: pytest.CaptureFixture[str]) -> None:
-    from mappers.options import mapper_options, parse_text
-    from mappers.registry import get_mapper
-    from reports.cli.map import parse_options
+    from attnsim.mappers.options import mapper_options, parse_text
+    from attnsim.mappers.registry import get_mapper
+    from attnsim.reports.cli.map import parse_options
 
     flat = get_mapper("flat")
     assert parse_options(flat, ["onchip=QK,A"]) == {"onchip": ("QK", "A")}

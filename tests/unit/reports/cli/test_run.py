@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archs.overrides import override_names
-from reports.cli.main import main
+from attnsim.archs.overrides import override_names
+from attnsim.reports.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -68,7 +68,7 @@ def test_run_rejects_them_before_running_anything(
 
 def test_check_exits_2_without_a_traceback(gpu_exp: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "reports.cli.main", "check", str(gpu_exp)],
+        [sys.executable, "-m", "attnsim.reports.cli.main", "check", str(gpu_exp)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
-from reports.dse import runner
-from reports.dse.outdir import is_locked, open_out_dir
-from reports.dse.store import load_rows
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse import runner
+from attnsim.reports.dse.outdir import is_locked, open_out_dir
+from attnsim.reports.dse.store import load_rows
 
 ROOT = Path(__file__).resolve().parents[4]
-CLI = [sys.executable, "-m", "reports.cli"]
+CLI = [sys.executable, "-m", "attnsim.reports.cli"]
 EXP = """\
 name: faults
 architectures:
@@ -211,15 +211,15 @@ def interrupted(*args, **kwargs):
     return real(*args, **kwargs)
 
 target.{name} = interrupted
-from reports.cli.main import entry
+from attnsim.reports.cli.main import entry
 sys.argv = ["attnsim", *sys.argv[1:]]
 entry()
 """
 STAGES = {
-    "loading the experiment": ("reports.dse.experiment", "load_experiment"),
-    "opening the store": ("reports.dse.store", "Store"),
-    "exporting": ("reports.dse.store", "export_csv"),
-    "writing the report": ("reports.page.report", "write_report"),
+    "loading the experiment": ("attnsim.reports.dse.experiment", "load_experiment"),
+    "opening the store": ("attnsim.reports.dse.store", "Store"),
+    "exporting": ("attnsim.reports.dse.store", "export_csv"),
+    "writing the report": ("attnsim.reports.page.report", "write_report"),
 }
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch, preset_names
-from einsum_ir import load_cascade
-from einsum_ir.spec import SpecError
-from mappers.options import mapper_options, problems
-from mappers.registry import get_mapper, mapper_names
-from mappers.spatial.view import MappingError
-from reports.cli.main import main
-from reports.dse.experiment import load_experiment
+from attnsim.archs.load import load_arch, preset_names
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.spec import SpecError
+from attnsim.mappers.options import mapper_options, problems
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.spatial.view import MappingError
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse.experiment import load_experiment
 
 BASE = """\
 name: t

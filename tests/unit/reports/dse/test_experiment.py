@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from einsum_ir.spec import SpecError
-from reports.dse.experiment import Constraint, load_experiment, point_id
+from attnsim.einsum_ir.spec import SpecError
+from attnsim.reports.dse.experiment import Constraint, load_experiment, point_id
 
 BASE = """\
 name: t

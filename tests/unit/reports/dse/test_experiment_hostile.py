@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from einsum_ir.spec import SpecError
-from reports.dse.experiment import load_experiment
+from attnsim.einsum_ir.spec import SpecError
+from attnsim.reports.dse.experiment import load_experiment
 
 EXAMPLE = Path(__file__).parents[4] / "examples" / "fusemax-vs-flat.yaml"
 

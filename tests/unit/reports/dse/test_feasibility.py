@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from archs.load import load_arch
-from einsum_ir import load_cascade
-from mappers.result import Occupancy, Result
-from mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
-from reports.cli.main import main
-from reports.dse import feasibility as F
-from reports.dse.pareto import pareto_rows
-from reports.page.report_data import (
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.mappers.result import Occupancy, Result
+from attnsim.mappers.spatial.fusemax import FuseMaxMapper, FuseMaxOptions
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse import feasibility as F
+from attnsim.reports.dse.pareto import pareto_rows
+from attnsim.reports.page.report_data import (
     DEFAULT_OBJECTIVES,
     PARETO_PAIRS,
     best_points,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reports.dse.pareto import dominates, front_indices, objective_vector, pareto_rows
+from attnsim.reports.dse.pareto import dominates, front_indices, objective_vector, pareto_rows
 
 
 def brute_force(points: list[tuple[float, ...]]) -> list[int]:
@@ -105,7 +105,7 @@ def test_pareto_rows_max_objectives_and_unusable_rows() -> None:
 
 def test_infinite_objective_alone_is_on_the_front() -> None:
     # Found by hypothesis: a +inf sentinel dropped a lone point whose second objective is inf.
-    from reports.dse.pareto import front_indices
+    from attnsim.reports.dse.pareto import front_indices
 
     assert front_indices([(0.0, float("inf"))]) == [0]
     assert front_indices([(0.0, float("inf")), (1.0, 2.0)]) == [0, 1]

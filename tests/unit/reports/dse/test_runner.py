@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.dse.experiment import load_experiment
-from reports.dse.runner import Progress, run_experiment
-from reports.dse.store import db_path, load_failures, load_rows
+from attnsim.reports.dse.experiment import load_experiment
+from attnsim.reports.dse.runner import Progress, run_experiment
+from attnsim.reports.dse.store import db_path, load_failures, load_rows
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -109,7 +109,7 @@ def _count_ok(out: Path) -> int:
 def test_sigkill_at_a_random_moment_then_rerun(tmp_path: Path) -> None:
     path = experiment(tmp_path, 120)  # 1,201 points
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "reports.cli.main", "run", str(path), "--out", str(out),
+    cmd = [sys.executable, "-m", "attnsim.reports.cli.main", "run", str(path), "--out", str(out),
            "--jobs", "2", "--quiet"]  # fmt: skip
     threshold = random.Random().randint(50, 600)
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
@@ -222,7 +222,7 @@ def test_run_with_a_budget_reports_against_it(tmp_path: Path) -> None:
 
 
 def test_cli_check_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from reports.cli.main import main
+    from attnsim.reports.cli.main import main
 
     path = experiment(tmp_path, 1)
     assert main(["check", str(path)]) == 0

@@ -6,8 +6,8 @@ import csv
 import json
 from pathlib import Path
 
-from mappers.result import Result
-from reports.dse.store import (
+from attnsim.mappers.result import Result
+from attnsim.reports.dse.store import (
     Record,
     Store,
     export_csv,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
-from reports.dse.experiment import load_experiment
-from reports.dse.runner import ForeignStoreError, run_experiment
-from reports.dse.store import Store, db_path, load_rows, read_meta
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse.experiment import load_experiment
+from attnsim.reports.dse.runner import ForeignStoreError, run_experiment
+from attnsim.reports.dse.store import Store, db_path, load_rows, read_meta
 
 EXP = """\
 name: NAME

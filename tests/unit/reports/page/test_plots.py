@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.page import plots
-from reports.page.tables import Row, read_csv
+from attnsim.reports.page import plots
+from attnsim.reports.page.tables import Row, read_csv
 
 REFERENCE = Path(__file__).resolve().parents[4].parent / "shared" / "reference" / "fusemax"
 pytestmark = pytest.mark.skipif(

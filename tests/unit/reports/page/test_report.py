@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from reports.cli.main import main
-from reports.dse.pareto import pareto_rows
-from reports.page import html as h
-from reports.page.report import ReportData, load_report_data, write_report
-from reports.page.report_data import (
+from attnsim.reports.cli.main import main
+from attnsim.reports.dse.pareto import pareto_rows
+from attnsim.reports.page import html as h
+from attnsim.reports.page.report import ReportData, load_report_data, write_report
+from attnsim.reports.page.report_data import (
     best_points,
     by_workload,
     design_of,
@@ -22,7 +22,7 @@ from reports.page.report_data import (
     result_for,
     swept_parameters,
 )
-from reports.page.tables import read_csv, write_csv
+from attnsim.reports.page.tables import read_csv, write_csv
 
 SECTIONS = (
     "overview", "baseline", "pareto", "sensitivity", "breakdowns", "warnings", "results",

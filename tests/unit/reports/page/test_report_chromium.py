@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reports.page.report import ReportData, write_report
+from attnsim.reports.page.report import ReportData, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from reports.page.tables import FUSEMAX_COLUMNS, format_table, parse_cell, read_csv, write_csv
+from attnsim.reports.page.tables import (
+    FUSEMAX_COLUMNS,
+    format_table,
+    parse_cell,
+    read_csv,
+    write_csv,
+)
 
 # The FuseMax artifact's tables live beside the repository (DESIGN.md: ../shared/reference).
 REFERENCE = Path(__file__).resolve().parents[4].parent / "shared" / "reference" / "fusemax"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reports.page.tables import Row, read_csv, write_csv
-from reports.paper.compare import (
+from attnsim.reports.page.tables import Row, read_csv, write_csv
+from attnsim.reports.paper.compare import (
     FUSEMAX_TOLERANCES,
     ToleranceRule,
     compare_tables,
