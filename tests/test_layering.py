@@ -33,29 +33,31 @@ ONLY_MODULES: dict[tuple[str, str], frozenset[str]] = {
 MODULE_ALLOWED: dict[str, frozenset[str]] = {"kernels.spec": frozenset({"einsum_ir"})}
 
 
-def imported_modules(source: str, package: str) -> set[str]:
-    """Top-level names of every module imported anywhere in `source` (relative: `package`)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                names.add(package)
-            elif node.module:
-                names.add(node.module.split(".")[0])
-    return names
+def layer_name(dotted: str) -> str:
+    """A dotted name with the installed package's prefix dropped: `attnsim.mappers.result` ->
+    `mappers.result`, so the rules below name the layers as the folders do."""
+    return dotted.removeprefix("attnsim.")
 
 
 def imported_full_names(source: str) -> set[str]:
-    """Dotted names of the absolute imports in `source`: `import a.b` gives a.b, and
-    `from a import b` gives a.b (b may be a module or a name defined in a)."""
+    """Dotted names of the absolute imports in `source` (without the `attnsim.` prefix):
+    `import a.b` gives a.b, and `from a import b` gives a.b (b may be a module or a name
+    defined in a); `from attnsim import mappers` gives mappers."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
+            names.update(layer_name(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+            names.update(layer_name(f"{node.module}.{alias.name}") for alias in node.names)
+    return names
+
+
+def imported_modules(source: str, package: str) -> set[str]:
+    """Top-level names of every module imported anywhere in `source` (relative: `package`);
+    our layers by their own names, not as `attnsim`."""
+    names = {name.split(".")[0] for name in imported_full_names(source)}
+    if any(isinstance(node, ast.ImportFrom) and node.level for node in ast.walk(ast.parse(source))):
+        names.add(package)
     return names
 
 
@@ -148,6 +150,10 @@ def test_mappers_may_import_kernels_spec_only() -> None:
         )
 
     assert check("from kernels.spec import AttnShape\nfrom kernels import spec\n") == []
+    assert check("from attnsim.kernels.spec import AttnShape\nimport attnsim.kernels.spec\n") == []
+    assert check("from attnsim import kernels\n") == [
+        "mappers may import only kernels.spec, not kernels"
+    ]
     assert check("import kernels.spec\n") == []
     assert check("from kernels.triton.common import check_qkv\n") == [
         "mappers may import only kernels.spec, not kernels.triton.common.check_qkv"
