@@ -33,7 +33,12 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "into a folder in use stops (status 2); a sweep of more than "
         f"{HUGE_SWEEP_POINTS:,} points needs --yes.",
     )
-    p.add_argument("experiment", type=Path, help="experiment YAML file")
+    p.add_argument("experiment", type=Path, nargs="?", help="experiment YAML file")
+    p.add_argument(
+        "--example",
+        metavar="NAME",
+        help="run a shipped example experiment instead of a file (`--example list` lists them)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output directory (default: runs/NAME)")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: CPUs)")
     p.add_argument(
@@ -116,6 +121,14 @@ def run(args: argparse.Namespace) -> int:
     from attnsim.reports.dse.experiment import load_experiment
     from attnsim.reports.dse.outdir import open_out_dir
 
+    if args.example == "list":
+        from attnsim.reports.examples import example_names, examples_dir
+
+        print(f"examples in {examples_dir()}: attnsim run --example NAME")
+        for name in example_names():
+            print(f"  {name}")
+        return 0
+    args.experiment = _experiment_file(args.experiment, args.example)
     exp = load_experiment(args.experiment)
     if exp.missing_mappers:
         print(f"{args.experiment}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
@@ -222,6 +235,18 @@ def _write_outputs(args: argparse.Namespace, exp: Any, out: Path) -> None:
             if not args.quiet:
                 print(f"writing {Path(out) / 'report.html'} ...", file=sys.stderr, flush=True)
             print(f"wrote {write_report(out)}")
+
+
+def _experiment_file(experiment: Path | None, example: str | None) -> Path:
+    """The experiment file named on the command line: a path, or a shipped example's."""
+    if (experiment is None) == (example is None):
+        raise UsageError("give an experiment file or --example NAME (not both)")
+    if example is not None:
+        from attnsim.reports.examples import example_path
+
+        return example_path(example)
+    assert experiment is not None
+    return experiment
 
 
 def _up_to_date(out: Path, exp: object) -> bool:
