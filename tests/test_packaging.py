@@ -255,3 +255,26 @@ def test_wheel_installs_next_to_pypi_kernels_and_runs_the_main_job(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     done = run(venv / "bin" / "attnsim", "--version")
     assert done.returncode == 0 and done.stdout.strip() == "attnsim 0.1.0", done.stderr
+
+
+def test_a_checkout_without_its_links_still_imports(tmp_path: Path) -> None:
+    """Where attnsim/'s links were lost (Windows clone, a copy dropping links), a plain
+    checkout on PYTHONPATH still serves attnsim.<layer> from the top-level folders."""
+    copy = tmp_path / "checkout"
+    (copy / "attnsim").mkdir(parents=True)
+    shutil.copy(ROOT / "setup.cfg", copy / "setup.cfg")
+    shutil.copy(ROOT / "attnsim" / "__init__.py", copy / "attnsim" / "__init__.py")
+    for pkg in (*OURS, "examples"):
+        shutil.copytree(ROOT / pkg, copy / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    code = (
+        "import attnsim.kernels.spec as k, attnsim; "
+        "print(k.__file__); print(attnsim.example_path('iso-area'))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    spec_file, example = done.stdout.split("\n")[:2]
+    assert Path(spec_file) == copy / "kernels" / "spec.py"
+    assert Path(example) == copy / "examples" / "iso-area.yaml"
