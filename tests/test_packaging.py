@@ -169,7 +169,7 @@ def test_wheel_contains_packages_and_data(tmp_path: Path) -> None:
     for name in source_packages():
         assert f"attnsim/{name.replace('.', '/')}/__init__.py" in contents
     for folder, pattern in DATA.items():
-        files = list((ROOT / folder).glob(pattern))
+        files = [p for p in (ROOT / folder).glob(pattern) if p.is_file()]
         assert files, f"no {folder}/{pattern} in the tree"
         for path in files:
             assert f"attnsim/{path.relative_to(ROOT).as_posix()}" in contents
