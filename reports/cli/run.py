@@ -103,6 +103,10 @@ def check(args: argparse.Namespace) -> int:
         if exp.missing_mappers:
             print(f"{file}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
             continue
+        trial = trial_problems(file, exp)
+        if trial:
+            problems.extend(trial)
+            continue
         blocks = ", ".join(f"{b.name} {b.count}" for b in exp.blocks)
         print(f"{file}: ok: {exp.count} points ({blocks})")
         if exp.count > HUGE_SWEEP_POINTS:
@@ -110,6 +114,45 @@ def check(args: argparse.Namespace) -> int:
     if problems:
         raise SpecError(problems)
     return 0
+
+
+TRIAL_POINTS_MAX = 10_000  # points scanned for each design's first one (a bound on check)
+
+
+def trial_problems(file: str, exp: Any) -> list[Problem]:
+    """Map each design's first point as `run` would; a failure is a problem at the design.
+
+    A mapper that cannot price a design's cascade on its architecture (a score function no
+    unit performs, a mask outside its family) refuses every point of that design, so `check`
+    says so instead of `run` failing them all. Failures that only some sizes meet still show
+    at run time (`run` exits 1 and names them).
+    """
+    from attnsim.einsum_ir.spec import Reader
+    from attnsim.reports.dse.runner import evaluate_point
+
+    first: dict[str, Any] = {}
+    for k, point in enumerate(exp.points()):
+        if k >= TRIAL_POINTS_MAX or len(first) == len(exp.tables.designs):
+            break
+        first.setdefault(point.resolved["design"], point)
+    designs = Reader.from_file(file).get("designs")
+    out: list[Problem] = []
+    for name, point in first.items():
+        record = evaluate_point((point.seq, point.point_id, point.resolved, point.values))
+        if record.status == "ok":
+            continue
+        values = ", ".join(f"{k}={v}" for k, v in point.values.items()) or "fixed values"
+        message = (
+            f"design {name!r}: its first point ({values}) fails to map, so `run` would fail "
+            f"its points: {record.error}"
+        )
+        node = designs.get(name) if designs is not None else None
+        if node is None:
+            out.append(Problem(file, 0, 0, f"designs.{name}", message))
+        else:
+            node.error(message)
+            out.extend(node.problems[-1:])
+    return out
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:

@@ -157,3 +157,21 @@ def test_a_rerun_with_nothing_new_rewrites_nothing(
     path.write_text(path.read_text() + "objectives: [latency]\n")
     assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
     assert (out / "report.html").stat().st_mtime_ns != written["report.html"]
+
+
+def test_check_maps_each_designs_first_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A design whose mapper refuses its cascade fails `check`, located at the design."""
+    path = tmp_path / "failing.yaml"
+    path.write_text(FAILING_EXP)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    line = FAILING_EXP.splitlines().index("  f: {arch: fm, cascade: alibi, mapper: fm}") + 1
+    assert f"{path}:{line}:" in err
+    assert "design 'f': its first point (workload.sizes.P=128) fails to map" in err
+    assert "MappingError" in err and "abs" in err
+    ok = FAILING_EXP.replace("attention-1pass-mh-alibi", "attention-1pass-mh")
+    path.write_text(ok)
+    assert main(["check", str(path)]) == 0
+    assert "ok: 4 points" in capsys.readouterr().out
