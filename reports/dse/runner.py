@@ -181,10 +181,11 @@ def _pool(jobs: int) -> cf.ProcessPoolExecutor:
 
 
 class Progress:
-    """A bar with rate and ETA on a terminal; a line every 10% (or 30 s) otherwise.
+    """A bar with rate and ETA on a terminal (rich); a line every 10% (or 30 s) otherwise.
 
-    The bar fits the terminal's width (it shrinks, then goes, then the text is cut), so it
-    never wraps. With a `budget` smaller than the sweep, progress and ETA count the points
+    On a terminal the bar is `rich.progress`'s, sized to the terminal's width and never
+    wrapped (the numbers are cut with an ellipsis before the line would wrap; the bar
+    shrinks first). With a `budget` smaller than the sweep, progress and ETA count the points
     this run may evaluate, not the whole sweep.
     """
 
@@ -206,6 +207,9 @@ class Progress:
         self.count = 0
         self.evaluated = 0
         self.failed = 0
+        self._bar: Any = None
+        if self.tty and not quiet:
+            self._bar, self._task = _rich_bar(self.stream, self.width(), self.target)
 
     @property
     def done(self) -> int:
@@ -225,17 +229,18 @@ class Progress:
         now = time.monotonic()
         if self.quiet:
             return
-        if self.tty:
+        if self._bar is not None:
             if now - self.last_draw >= 0.1 or self.done >= self.target:
                 self.last_draw = now
-                self.stream.write("\r" + self.line(now, bar=True, width=self.width()))
-                self.stream.flush()
+                text = self.line(now).removeprefix("attnsim run: ")
+                self._bar.update(self._task, completed=self.done, description=text)
+                self._bar.refresh()
             return
         decile = self.done * 10 // max(self.target, 1)
         if decile > self.last_decile or now - self.last_draw >= 30:
             self.last_decile = decile
             self.last_draw = now
-            self.stream.write(self.line(now, bar=False) + "\n")
+            self.stream.write(self.line(now) + "\n")
             self.stream.flush()
 
     def width(self) -> int:
@@ -245,8 +250,8 @@ class Progress:
         except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
             return shutil.get_terminal_size((80, 24)).columns
 
-    def line(self, now: float, bar: bool, width: int = 80) -> str:
-        """The progress text; with `bar`, at most `width - 1` characters, bar first."""
+    def line(self, now: float) -> str:
+        """The progress text (on a terminal, drawn beside rich's bar without the prefix)."""
         elapsed = max(now - self.start, 1e-9)
         rate = self.evaluated / elapsed
         # Skipped points take no time: the ETA is for the points still to evaluate.
@@ -258,22 +263,33 @@ class Progress:
         if self.budget is not None:
             skipped = self.count - self.evaluated
             of += f" of budget ({self.total} points, {skipped} done before)"
-        text = f"{of} ({pct:.0f}%) {rate:,.0f} points/s ETA {eta}{fail}"
-        if not bar:
-            return f"attnsim run: {text}"
-        room = width - 1 - len(text) - 3  # "[" + bar + "] " + text fits in width - 1
-        if room < 10:
-            return text[: width - 1]
-        size = min(30, room)
-        filled = int(size * self.done / max(self.target, 1))
-        line = f"[{'#' * filled}{'.' * (size - filled)}] {text}"
-        return line + " " * min(2, width - 1 - len(line))  # cover a longer previous line
+        return f"attnsim run: {of} ({pct:.0f}%) {rate:,.0f} points/s ETA {eta}{fail}"
 
     def close(self) -> None:
         """End the bar's line."""
-        if self.tty and not self.quiet:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _rich_bar(stream: TextIO, width: int, total: int) -> tuple[Any, Any]:
+    """A started `rich.progress.Progress` on `stream` (one task of `total` points)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, TextColumn
+    from rich.progress import Progress as RichProgress
+
+    console = Console(file=stream, force_terminal=True, width=width, highlight=False)
+    bar = RichProgress(
+        BarColumn(bar_width=min(30, max(10, width // 4))),
+        TextColumn("{task.description}", markup=False),
+        console=console,
+        auto_refresh=False,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    task = bar.add_task("", total=max(total, 1))
+    bar.start()
+    return bar, task
 
 
 def _clock(seconds: float) -> str:

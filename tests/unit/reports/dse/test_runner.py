@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -174,15 +175,24 @@ class Tty(io.StringIO):
         return True
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def drawn_lines(stream: io.StringIO) -> list[str]:
+    """What a terminal shows of rich's updates: control sequences out, one entry per line."""
+    text = ANSI.sub("", stream.getvalue())
+    return [line for line in re.split(r"[\r\n]", text) if line.strip()]
+
+
 def test_progress_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")
     stream = Tty()
     progress = Progress(4, stream)
     progress.advance(4, evaluated=4, failed=1)
     progress.close()
-    text = stream.getvalue()
-    assert text.startswith("\r[" + "#" * 30 + "] 4/4 (100%) ")
-    assert "1 failed" in text and text.endswith("\n")
+    last = drawn_lines(stream)[-1]
+    assert last.startswith("━" * 30 + " 4/4 (100%) "), last  # rich's bar, full, then numbers
+    assert "1 failed" in last and ANSI.sub("", stream.getvalue()).endswith("\n")  # line ended
 
 
 @pytest.mark.parametrize("columns", [20, 40, 60, 80, 200])
@@ -194,9 +204,11 @@ def test_progress_bar_never_wraps(columns: int, monkeypatch: pytest.MonkeyPatch)
     for _ in range(5):
         progress.advance(123_456, evaluated=123_456, failed=7)
         progress.last_draw = 0.0  # draw every update
-    for drawn in stream.getvalue().split("\r")[1:]:
-        assert 0 < len(drawn) < columns, drawn
-    assert drawn.startswith("[") == (columns >= 80)  # the bar goes before the numbers do
+    progress.close()
+    lines = drawn_lines(stream)
+    assert lines and all(0 < len(line) <= columns for line in lines), lines
+    assert ("35 failed" in lines[-1]) == (columns >= 60)  # the numbers are cut last
+    assert ("━" in lines[-1]) == (columns >= 80)  # the bar goes before the numbers do
 
 
 def test_progress_counts_against_the_budget() -> None:
