@@ -133,8 +133,8 @@ class Result:
 
     # -- serialization
     def to_json(self) -> str:
-        """One JSON object (stable key order)."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        """One JSON object (stable key order); the same text as `json.dumps(asdict(self))`."""
+        return json.dumps(_plain(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Result:
@@ -246,3 +246,25 @@ def combine_sequential(name: str, parts: tuple[Result, ...]) -> Result:
         warnings=tuple(w for p in parts for w in p.warnings),
         provenance=(("combine", "sequential"), *first.provenance),
     )
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` for JSON: records to dicts, without copying the leaves.
+
+    (asdict deep-copies every leaf; a sweep serializes each point's Result, so this is on
+    its hot path.)
+    """
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
