@@ -42,6 +42,8 @@ def reference_candidates() -> list[Path]:
             candidate = root / "shared" / "reference" / "fusemax"
             if candidate not in found:
                 found.append(candidate)
+    # the copy that ships with the package (reports/paper/data/fusemax/README.md says what)
+    found.append(Path(__file__).resolve().parents[1] / "paper" / "data" / "fusemax")
     return found
 
 

@@ -171,3 +171,17 @@ def test_map_cli_list_option_is_a_tuple_of_names(capsys: pytest.CaptureFixture[s
     argv += ["--sizes", "M=256,P=256,E=64,F=64", "--option", "onchip=QK,A", "--json"]
     assert main(argv) == 0  # a string "QK,A" would have been read as roles Q, K, ",", A
     assert ["onchip", "QK,A"] in json.loads(capsys.readouterr().out)["options"]
+
+
+def test_the_packaged_tables_are_the_last_candidate_and_match_the_reference() -> None:
+    """The wheel's copy of the FuseMax tables is found when no shared/ copy is around."""
+    from attnsim.reports.cli import reproduce as reproduce_cli
+
+    packaged = reproduce_cli.reference_candidates()[-1]
+    assert packaged.parts[-3:] == ("paper", "data", "fusemax")
+    names = sorted(p.name for p in packaged.glob("*.csv"))
+    assert "pareto.csv" in names and "attn-binding.csv" in names
+    shared = Path(__file__).resolve().parents[5] / "shared" / "reference" / "fusemax"
+    if shared.is_dir():  # the copy is the published table, byte for byte
+        for name in names:
+            assert (packaged / name).read_bytes() == (shared / name).read_bytes(), name
