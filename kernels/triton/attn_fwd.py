@@ -31,6 +31,7 @@ repeated call on the same tensors encodes nothing. Other layouts use the in-kern
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,10 @@ from attnsim.kernels.triton.common import (
 from attnsim.kernels.triton.launch import DescriptorLaunch
 
 __all__ = [
+    "DEFAULT_SCORE",
     "DEFAULT_VARIANT",
     "SCHEDULES",
+    "Score",
     "Variant",
     "attention_fwd",
     "attention_fwd_autotuned",
@@ -111,6 +114,41 @@ class Variant:
         return "+".join(on) or "base"
 
 
+@dataclass(frozen=True)
+class Score:
+    """The score function of a call: softmax (default) or sigmoid, with optional modifiers.
+
+    sigmoid: O = sigmoid(S + sigmoid_bias) V, no max, no sum (Ramapuram et al., "Theory,
+    Analysis, and Best Practices for Sigmoid Self-Attention", 2024: bias -log(n) keeps the
+    weights' sum near 1 at the start of training); `sigmoid_bias` None means -log(seq_k).
+    softcap: S -> C tanh(S / C) with C = softcap (Gemma 2 uses 50). alibi: S -> S - m_h |i - j|,
+    m_h = 2**(-8 (h + 1) / heads). S = scale * q.k throughout.
+    """
+
+    sigmoid: bool = False
+    softcap: float | None = None
+    alibi: bool = False
+    sigmoid_bias: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.softcap is not None and not self.softcap > 0:
+            raise ValueError(f"Score.softcap must be > 0, got {self.softcap!r}")
+        if self.sigmoid_bias is not None and not self.sigmoid:
+            raise ValueError("Score.sigmoid_bias needs sigmoid=True")
+
+    @property
+    def is_plain(self) -> bool:
+        """Plain softmax: no sigmoid, softcap or ALiBi."""
+        return not (self.sigmoid or self.softcap is not None or self.alibi)
+
+    def bias(self, seq_k: int) -> float:
+        """The sigmoid bias in natural-log units (-log(seq_k) unless given)."""
+        if self.sigmoid_bias is not None:
+            return self.sigmoid_bias
+        return -math.log(seq_k) if self.sigmoid else 0.0
+
+
+DEFAULT_SCORE = Score()
 DEFAULT_VARIANT = Variant()
 # Default tile access on sm_90+: host-built tensor descriptors where the layout allows
 # (no per-program descriptor creation in the kernel), else descriptors built in the kernel.
@@ -142,6 +180,8 @@ def attn_fwd_kernel(
     window,
     sinks,
     kv_group,
+    softcap,
+    sigmoid_bias,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -155,8 +195,16 @@ def attn_fwd_kernel(
     USE_ASM: tl.constexpr = False,
     MASKED_TAIL: tl.constexpr = True,
     WINDOW: tl.constexpr = False,
+    SIGMOID: tl.constexpr = False,
+    SOFTCAP: tl.constexpr = False,
+    ALIBI: tl.constexpr = False,
+    FAST_TANH: tl.constexpr = False,
 ):
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
+
+    Score functions (`attn_loop.attn_inner`): SIGMOID, O = sigmoid(S + bias) V (no
+    normalization); SOFTCAP, S -> C tanh(S / C); ALIBI, S -> S - m_h |i - j| with the
+    standard slopes m_h = 2**(-8 (h + 1) / heads) (Press et al., ICLR 2022).
 
     WINDOW (CAUSAL only): keys j with i - j < window or j < sinks (`attn_loop.attn_rows`).
 
@@ -197,8 +245,14 @@ def attn_fwd_kernel(
         stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
         DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
         MASKED_TAIL, WINDOW, window, sinks,
+        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap,
+        alibi=tl.math.exp2(-8.0 * (off_h + 1).to(tl.float32) / heads) * 1.4426950408889634,
+        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
     )  # fmt: skip
-    out = acc / l_i[:, None]
+    if SIGMOID:
+        out = acc
+    else:
+        out = acc / l_i[:, None]
     store_tile(
         o_src,
         start_m * BLOCK_M,
@@ -218,7 +272,7 @@ attn_fwd_autotuned_kernel = triton.autotune(
 )(attn_fwd_kernel)
 
 
-def _int_args(q, k, v, o_strides, scale, window=0, sinks=0):  # type: ignore[no-untyped-def]
+def _int_args(q, k, v, o_strides, scale, window=0, sinks=0, score=None):  # type: ignore[no-untyped-def]
     """The integer/float kernel arguments after the four pointers (signature order)."""
     b, h, sq, d = q.shape
     sk = k.shape[2]
@@ -236,6 +290,8 @@ def _int_args(q, k, v, o_strides, scale, window=0, sinks=0):  # type: ignore[no-
         window,
         sinks,
         kv_group,
+        (score.softcap or 1.0) * LOG2E if score is not None else 1.0,
+        score.bias(sk) * LOG2E if score is not None else 0.0,
     )
 
 
@@ -322,7 +378,9 @@ def _use_asm(device_type: str) -> bool:
     return device_type == "cuda" and os.environ.get("TRITON_INTERPRET", "0") != "1"
 
 
-def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0):  # type: ignore[no-untyped-def]
+def _make_plan(
+    q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0, score=DEFAULT_SCORE
+):  # type: ignore[no-untyped-def]
     """Validate a call and compute everything that does not depend on the data pointers."""
     check_window(causal, window, sinks, variant)
     q2, k2, v2 = check_qkv(q, k, v, groups=True)
@@ -352,10 +410,13 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant, window=None, s
     # where the masked tail loop is empty and can be dropped. At head dim 64 the specialized
     # kernel returned NaN on the H200 (2026-11-30, 128x128 and 128x64 with 4 warps;
     # benchmarks/results/variants-h200-2026-11-30.txt): it is applied at head dim 128 only.
-    ws = bool(variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128)
+    ws = bool(
+        variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128
+        and score.is_plain
+    )  # fmt: skip
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
-    plan.tail = _int_args(q2, k2, v2, o_strides, scale, window or 0, sinks)
+    plan.tail = _int_args(q2, k2, v2, o_strides, scale, window or 0, sinks, score)
     plan.meta = dict(
         BLOCK_M=bm,
         BLOCK_N=bn,
@@ -370,6 +431,11 @@ def _make_plan(q, k, v, out, causal, scale, tiling, tma, variant, window=None, s
         USE_ASM=_use_asm(q2.device.type),
         MASKED_TAIL=not ws,
         WINDOW=window is not None,
+        SIGMOID=score.sigmoid,
+        SOFTCAP=score.softcap is not None,
+        ALIBI=score.alibi,
+        # tanh on the MUFU (tanh.approx.f32) for 16-bit inputs on NVIDIA; fp32 keeps exact math
+        FAST_TANH=_use_asm(q2.device.type) and q2.dtype != torch.float32,
     )
     plan.tiling = (bm, bn, w, st)
     plan.rows = (bm, bn) if mode == TILES_HOST_TMA else None
@@ -459,6 +525,7 @@ def attention_fwd(
     schedule: str = "plain",
     window: int | None = None,
     sinks: int = 0,
+    score: Score = DEFAULT_SCORE,
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
 
@@ -473,6 +540,7 @@ def attention_fwd(
     "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
     `variant` selects inner-loop variants (`Variant`). GQA/MQA: k and v may have G heads, a
     divisor of q's H ("plain" schedule only); query head h reads K/V head h // (H / G).
+    `score` (`Score`): sigmoid attention, softcapping, ALiBi ("plain" schedule only).
     `window` (causal only): query i sees
     keys i - window < j <= i, plus the first `sinks` keys (attention sinks); key tiles outside
     both are never loaded, tiles inside run unmasked, only the edge tiles pay for masking
@@ -482,6 +550,8 @@ def attention_fwd(
     if schedule != "plain":
         if window is not None:
             raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
+        if not score.is_plain:
+            raise ValueError(f"score: schedule {schedule!r} computes softmax only; use 'plain'")
         if k.dim() == 4 and q.dim() == 4 and k.shape[1] != q.shape[1]:
             raise ValueError(
                 f"GQA: schedule {schedule!r} needs as many K/V heads as query heads; use 'plain'"
@@ -492,7 +562,8 @@ def attention_fwd(
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
         v.dtype, q.get_device(), k.get_device(), v.get_device(),
         None if out is None else (out.stride(), out.dtype, out.get_device()),
-        causal, scale, block_m, block_n, num_warps, num_stages, tma, window, sinks, variant,
+        causal, scale, block_m, block_n, num_warps, num_stages, tma, window, sinks, score,
+        variant,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is not None and plan.launch is not None:
@@ -516,7 +587,7 @@ def attention_fwd(
     if plan is None:
         tiling = (block_m, block_n, num_warps, num_stages)
         plan, (q, k, v) = _make_plan(
-            q, k, v, out, causal, scale, tiling, tma, variant, window, sinks
+            q, k, v, out, causal, scale, tiling, tma, variant, window, sinks, score
         )
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()

@@ -318,6 +318,56 @@ def online_step(
 
 
 @triton.jit
+def tanh(x, FAST: tl.constexpr):
+    """The hyperbolic tangent in float32.
+
+    FAST: the MUFU's `tanh.approx.f32` (one SFU op; max relative error about 2**-11, fine for
+    16-bit P; FlashSigmoid's choice). Else 1 - 2 / (2**(2 x log2 e) + 1), which saturates to
+    +-1 without overflow (float32-exact; what the interpreter runs).
+    """
+    if FAST:
+        y = tl.inline_asm_elementwise(
+            "tanh.approx.f32 $0, $1;", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1
+        )
+    else:
+        y = 1.0 - 2.0 / (tl.math.exp2(x * 2.8853900817779268) + 1.0)
+    return y
+
+
+@triton.jit
+def modify_scores(
+    s, offs_m, offs_n, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, softcap, alibi,
+    FAST_TANH: tl.constexpr,
+):  # fmt: skip
+    """Score modifiers on log2-domain scores `s` (scale * q.k * log2(e)).
+
+    ALIBI: s - alibi * |i - j| (`alibi` = the head's slope * log2(e)); SOFTCAP: softcap *
+    tanh(s / softcap) (`softcap` = C * log2(e), the cap C of natural-log scores).
+    """
+    if ALIBI:
+        dist = (offs_m[:, None] - offs_n[None, :]).to(tl.float32)
+        s = s - alibi * tl.abs(dist)
+    if SOFTCAP:
+        s = softcap * tanh(s / softcap, FAST_TANH)
+    return s
+
+
+@triton.jit
+def sigmoid_step(
+    acc, s, v_src, start_n, seq_k, stride_vs, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr, FAST_TANH: tl.constexpr,
+):  # fmt: skip
+    """One key tile of sigmoid attention: acc += sigmoid(s) V, no max, no sum, no rescale.
+
+    `s` holds log2-domain scores with the bias added (masked entries -inf, weight 0);
+    sigmoid(x) = 0.5 tanh(x / 2) + 0.5 with x = s ln 2 (one SFU op with FAST_TANH).
+    """
+    p = 0.5 * tanh(s * 0.34657359027997264, FAST_TANH) + 0.5
+    v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
+    return tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
+
+
+@triton.jit
 def _keep(offs_m, offs_n, seq_k, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, window, sinks):
     """Which (query, key) pairs of a masked tile are computed (see `attn_inner`)."""
     keep = offs_n[None, :] < seq_k
@@ -359,6 +409,13 @@ def attn_inner(
     WINDOW: tl.constexpr = False,
     window=0,
     sinks=0,
+    SIGMOID: tl.constexpr = False,
+    SOFTCAP: tl.constexpr = False,
+    ALIBI: tl.constexpr = False,
+    softcap=0.0,
+    alibi=0.0,
+    sigmoid_bias=0.0,
+    FAST_TANH: tl.constexpr = False,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
@@ -369,6 +426,10 @@ def attn_inner(
     keeps a running max `m_i`, sum `l_i` and rescales `acc` (`online_step`); MODE_STATS only
     updates `m_i`, `l_i`; MODE_OUTPUT takes the final `m_i` and 1/l (passed in `l_i`) and
     accumulates exact probabilities times V.
+
+    Score functions (MODE_ONLINE only): ALIBI and SOFTCAP modify the log2-domain scores
+    (`modify_scores`) before the mask and the softmax; SIGMOID replaces the online softmax with
+    `sigmoid_step` on scores plus `sigmoid_bias` (log2 domain), leaving `l_i`, `m_i` alone.
 
     1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
     PRESCALED: `q` was multiplied by qk_scale in the prologue, so scores need no scaling.
@@ -400,7 +461,29 @@ def attn_inner(
             start_n = tl.multiple_of(n0, BLOCK_N)
             k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
             qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-            if MODE == 0:
+            if MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
+                if PRESCALED:
+                    sc = qk
+                else:
+                    sc = qk * qk_scale
+                sc = modify_scores(
+                    sc, offs_m, start_n + offs_n, SOFTCAP, ALIBI, softcap, alibi, FAST_TANH
+                )
+                if MASKED:
+                    keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
+                    sc = tl.where(keep, sc, float("-inf"))
+                if SIGMOID:
+                    acc = sigmoid_step(
+                        acc, sc + sigmoid_bias, v_src, start_n, seq_k, stride_vs, BLOCK_N,
+                        HEAD_DIM, USE_TMA, DOT_PRECISION, FAST_TANH,
+                    )  # fmt: skip
+                else:
+                    acc, l_i, m_i = online_step(
+                        acc, l_i, m_i, sc, v_src, start_n, seq_k, stride_vs, qk_scale,
+                        BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
+                        POLY_EXP, USE_ASM, WINDOW and MASKED,
+                    )  # fmt: skip
+            elif MODE == 0:
                 if MASKED:
                     keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
                     if PRESCALED:
@@ -475,6 +558,13 @@ def attn_rows(
     WINDOW: tl.constexpr = False,
     window=0,
     sinks=0,
+    SIGMOID: tl.constexpr = False,
+    SOFTCAP: tl.constexpr = False,
+    ALIBI: tl.constexpr = False,
+    softcap=0.0,
+    alibi=0.0,
+    sigmoid_bias=0.0,
+    FAST_TANH: tl.constexpr = False,
 ):
     """One query tile of one head: unmasked key tiles first, then the masked ones.
 
@@ -518,12 +608,16 @@ def attn_rows(
         acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks, stride_vs,
         qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
         prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
     )  # fmt: skip
     if MASKED_TAIL:
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
             prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
+            SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
         )  # fmt: skip
     if WINDOW:
         # the window's leading tiles: from the first row's window start, rounded down
@@ -533,11 +627,15 @@ def attn_rows(
             acc, l_i, m_i, q, k_src, v_src, lo_win, lo_full, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
             prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
+            SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
         )  # fmt: skip
         hi_sink = tl.minimum(tl.cdiv(sinks, BLOCK_N) * BLOCK_N, lo_win)
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, 0, hi_sink, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
             prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
+            SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
         )  # fmt: skip
     return acc, l_i, m_i

@@ -178,6 +178,12 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     if not roles.score_dims or not roles.value_dims:
         raise MappingError(refuse + "attention without score dims or value dims")
     inputs = dict(cascade.inputs)
+    # per-head score parameters (ALiBi's slopes SL[H]): neither query- nor key-indexed; a few
+    # floats per head, read once per program with the query tile
+    params = [
+        t for t in inputs if not {roles.key, roles.query} & _roots(cascade, inputs[t])
+    ]  # fmt: skip
+    inputs = {t: r for t, r in inputs.items() if t not in params}
     query_side = [t for t in inputs if roles.key not in _roots(cascade, inputs[t])]
     key_side = [t for t in inputs if t not in query_side]
     if len(query_side) != 1 or len(key_side) != 2:
@@ -214,7 +220,13 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
         softcap=Modifier.SOFTCAP in mods,
         position_bias=Modifier.POSITION_BIAS in mods,
     )
-    return GpuProblem(shape, score, ap, _problem_warnings(ap, shape, score))
+    notes = _problem_warnings(ap, shape, score)
+    if params:
+        notes += (
+            f"score parameters {', '.join(params)} (no query or key rank: a few values per "
+            "head, loaded with each query tile): their bytes are not counted",
+        )
+    return GpuProblem(shape, score, ap, notes)
 
 
 def _roots(cascade: Cascade, ranks: tuple[str, ...]) -> set[str]:
