@@ -72,11 +72,14 @@ class ScoreCost:
         sigmoid: Sigmoid weights: no running max, row sum or rescale (1-pass; tanh form).
         softcap: tanh soft-capping of every score (SFU) with its two multiplies.
         position_bias: An additive position bias (ALiBi), one FMA per score.
+        param_bytes: HBM bytes of per-head score parameters (ALiBi's slopes), read once by
+            each kernel that applies the score function.
     """
 
     sigmoid: bool = False
     softcap: bool = False
     position_bias: bool = False
+    param_bytes: float = 0.0
 
     @property
     def is_plain(self) -> bool:
@@ -230,7 +233,7 @@ def _fused(
         fixed = StepWork((), 0.0, 2.0 * bm, bm * d * b + 2 * bm * 4)
         smem = b * (bm * d + buffers * bn * d)
         regs = _registers(bm * bn, t.num_warps)
-        reads, writes = float(q_bytes + k_bytes), stats_bytes
+        reads, writes = float(q_bytes + k_bytes) + score.param_bytes, stats_bytes
     else:
         online = mode in ONLINE_MODES
         ops = ONLINE_OPS * bm * bn + bm * f + 2 * bm if online else OUTPUT_OPS * bm * bn
@@ -244,6 +247,7 @@ def _fused(
             smem = smem_bytes_pingpong(bm, bn, d, t.num_stages, b, f)
             regs = PINGPONG_REGISTERS
         reads = q_bytes + k_bytes + v_bytes + (stats_bytes if mode == "output" else 0)
+        reads += score.param_bytes
         writes = float(o_bytes)
     softmax_step = step  # what the Triton kernels run (and the calibration measured)
     if score.sigmoid:  # no running max, row sum, per-row exp2 or accumulator rescale
@@ -320,7 +324,7 @@ def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[Kerne
         fixed=StepWork((), 0.0, 0.0, bm * bn * b),
         round_trips=2,
         groups=(BlockGroup(heads * computed, 1, 0),),
-        hbm_read_bytes=heads * s.seq_q * d * b + k_bytes,
+        hbm_read_bytes=heads * s.seq_q * d * b + k_bytes + score.param_bytes,
         hbm_write_bytes=heads * score_elems * b,
         flops=qk_dot.flops * heads * computed,
         work=float(heads * computed),

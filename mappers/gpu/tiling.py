@@ -183,6 +183,7 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     params = [
         t for t in inputs if not {roles.key, roles.query} & _roots(cascade, inputs[t])
     ]  # fmt: skip
+    param_words = sum(math.prod(size[r] for r in inputs[t]) for t in params)
     inputs = {t: r for t, r in inputs.items() if t not in params}
     query_side = [t for t in inputs if roles.key not in _roots(cascade, inputs[t])]
     key_side = [t for t in inputs if t not in query_side]
@@ -219,12 +220,13 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
         sigmoid=ap.score.kind == ScoreKind.SIGMOID,
         softcap=Modifier.SOFTCAP in mods,
         position_bias=Modifier.POSITION_BIAS in mods,
+        param_bytes=float(param_words * dtype_bytes(dtype)),
     )
     notes = _problem_warnings(ap, shape, score)
     if params:
         notes += (
             f"score parameters {', '.join(params)} (no query or key rank: a few values per "
-            "head, loaded with each query tile): their bytes are not counted",
+            "head): read once from HBM (counted), then from L2 by each program",
         )
     return GpuProblem(shape, score, ap, notes)
 
