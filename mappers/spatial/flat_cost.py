@@ -47,7 +47,7 @@ from attnsim.archs.model import SpatialArch
 from attnsim.einsum_ir.ir import TensorName
 from attnsim.mappers.spatial import cost
 from attnsim.mappers.spatial.flat_backends import NEVER, Grid, One
-from attnsim.mappers.spatial.loopnest import Loop, TensorShape, deliveries, tile_elements
+from attnsim.mappers.spatial.loopnest import Loop, TensorShape, refills, tile_elements
 from attnsim.mappers.spatial.unfused import StreamBuffer
 
 Floats = npt.NDArray[np.float64]
@@ -221,14 +221,18 @@ def loop_nest(
     l3 += [Loop(r, sizes[r]) for r in reversed(con.outer)]
     dram = [Loop(problem.query_rank, max(1, problem.query_size // p1))]
     dram += [Loop(r, sizes[r]) for r in reversed(problem.batch_ranks)]
-    temporal = tuple(reversed(l3 + dram))  # outermost first
+    # loops of one iteration are no loops (`deliveries`); outermost first
+    live = tuple(lp for lp in reversed(l3 + dram) if lp.factor > 1)
+    live_dram = tuple(lp for lp in reversed(dram) if lp.factor > 1)
+    inner = spatial + l3
     v = problem.visited
     tensors = []
     for name in (con.input, con.weight, con.output):
         shape = TensorShape(name, tuple((r, sizes[r]) for r in problem.tensor_ranks[name]))
-        footprint = tile_elements(shape, spatial + l3)
-        pe = float(deliveries(shape, spatial, temporal))
-        fill = float(footprint * deliveries(shape, (), tuple(reversed(dram))))
+        footprint = tile_elements(shape, inner)
+        # deliveries(shape, spatial, temporal) and deliveries(shape, (), dram), unrolled
+        pe = float(tile_elements(shape, spatial) * refills(shape, live))
+        fill = float(footprint * refills(shape, live_dram))
         final = float(problem.tensor_words[name])
         if v != 1.0:
             if name in problem.key_query:
