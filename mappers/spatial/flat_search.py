@@ -90,14 +90,22 @@ def _role_tiles(
     pb: _Problem, nests: list[tuple[Nest, Nest]], subsets: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.float64]:
     """G x S: the larger of each on-chip role's tiles in the two nests, summed over roles."""
+    foot: dict[int, dict[str, float]] = {}  # per nest: tensor -> tile words (nests repeat)
+    for pair in nests:
+        for n in pair:
+            if id(n) not in foot:
+                tiles_of: dict[str, float] = {}
+                for m, t in n.tensors:
+                    tiles_of[m] = max(tiles_of.get(m, 0.0), t.footprint)
+                foot[id(n)] = tiles_of
+    names = [pb.role_tensors[role] for role in ROLES]
+    tiles = np.array(
+        [[max(foot[id(a)].get(m, 0.0), foot[id(b)].get(m, 0.0)) for m in names] for a, b in nests]
+    )  # G x roles
     out = np.zeros((len(nests), len(subsets)))
-    for k, role in enumerate(ROLES):
-        name = pb.role_tensors[role]
-        tile = np.array(
-            [max((t.footprint for n in pair for m, t in n.tensors if m == name), default=0.0)
-             for pair in nests]
-        )  # fmt: skip
-        out += np.where(ROLE_MASKS[subsets][None, :, k], tile[:, None], 0.0)
+    masks = ROLE_MASKS[subsets]
+    for k in range(len(ROLES)):
+        out += np.where(masks[None, :, k], tiles[:, k, None], 0.0)
     return out
 
 
