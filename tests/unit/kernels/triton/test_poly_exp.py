@@ -1,7 +1,7 @@
-"""The POLY_EXP software exponential (kernels.triton.attn_loop: EXP2_POLY, exp2_poly, ...).
+"""The POLY_EXP software exponential (kernels.triton.exp2: EXP2_POLY, exp2_poly, ...).
 
 The numpy model repeats the kernel's float32 steps with the coefficients from
-kernels.triton.attn_loop;
+kernels.triton.exp2;
 the Triton test runs `exp2_poly` itself (the interpreter on a CPU-only machine, compiled with
 CUDA). The inline-PTX split is checked on the GPU only (the interpreter cannot run asm).
 """
@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
-from attnsim.kernels.triton.attn_loop import (  # noqa: E402
+from attnsim.kernels.triton.exp2 import (  # noqa: E402
     EXP2_CLAMP,
     EXP2_POLY,
     EXP2_POLY_MAX_REL_ERR,
