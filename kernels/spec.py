@@ -342,3 +342,136 @@ def min_hbm_bytes(family_name: str, shape: AttnShape) -> int:
     """Minimum HBM bytes of one call of a family (`bytes_1pass`, `bytes_2pass`, `bytes_unfused`)."""
     formulas = {"1pass": bytes_1pass, "2pass": bytes_2pass, "unfused": bytes_unfused}
     return formulas[family(family_name).name](shape)
+
+
+# ----------------------------------------------------------------------------- decode
+
+# The decode kernels (kernels.triton.attn_decode): one query per sequence and query head
+# against a KV cache; one launch; a segment is (sequence, K/V head[, head block]) and its key
+# tiles are split among programs by one of three partitions; a segment with several
+# contributors is merged by the contributor that finishes last (partial states in a
+# workspace, an atomic counter per segment).
+DECODE_STRATEGIES = ("unsplit", "splitk", "streamk")
+# measurement family (CSV) of each strategy; "unsplit" is the split-K kernel with one split
+DECODE_MEASURED = {
+    "unsplit": "triton-decode-splitk",
+    "splitk": "triton-decode-splitk",
+    "streamk": "triton-decode-streamk",
+}
+DECODE_MAPPER = "gpu-decode"
+DECODE_MIN_CHUNK = 512  # default_splits keeps chunks at least this many keys
+DECODE_MIN_ROWS = 16  # packed query rows per tile at least (the tensor cores' minimum)
+
+
+def decode_rows(query_heads_per_program: int) -> int:
+    """Rows of a decode program's query tile: the packed heads, a power of two >= 16."""
+    r = max(1, query_heads_per_program)
+    return max(DECODE_MIN_ROWS, 1 << (r - 1).bit_length())
+
+
+def default_splits(segments: int, seq_k: int, sms: int) -> int:
+    """The split-K kernel's default splits: about two waves of programs, chunks >= 512 keys."""
+    want = max(1, -(-2 * sms // max(segments, 1)))
+    return max(1, min(want, seq_k // DECODE_MIN_CHUNK))
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeProgram:
+    """What one decode program does: the key tiles it streams and the segments it touches.
+
+    Attributes:
+        tiles: Key tiles (BLOCK_N keys of K and V) it loads.
+        pieces: Segments it works on (each: load the query rows, keep a softmax state).
+        partials: Of those, the pieces it leaves as a partial state (the segment is split).
+        merges: Partial states it merges: the contributors of the segments whose last piece
+            it holds (the kernel merges in whichever contributor arrives last; the model
+            gives the merge to the one holding the segment's last tiles).
+    """
+
+    tiles: int
+    pieces: int
+    partials: int = 0
+    merges: int = 0
+
+
+def decode_partition(
+    seg_tiles: tuple[int, ...], strategy: str, splits: int = 1, programs: int = 0
+) -> tuple[tuple[int, DecodeProgram], ...]:
+    """The programs of one decode launch in launch order, as (count, program) runs.
+
+    `seg_tiles`: key tiles of each segment (>= 1). "unsplit": one program per segment;
+    "splitk": `splits` programs per segment, each `ceil(T / splits)` tiles (the last ones may
+    be short or empty); "streamk": `programs` programs, program p owning the flattened tiles
+    [p * N // P, (p + 1) * N // P) across segment boundaries (N = all tiles).
+    """
+    if strategy not in DECODE_STRATEGIES:
+        raise ValueError(f"unknown decode strategy {strategy!r} (one of {DECODE_STRATEGIES})")
+    if not seg_tiles or min(seg_tiles) < 1:
+        raise ValueError("every segment needs at least one key tile")
+    runs: list[tuple[int, DecodeProgram]] = []
+
+    def add(p: DecodeProgram, n: int = 1) -> None:
+        if runs and runs[-1][1] == p:
+            runs[-1] = (runs[-1][0] + n, p)
+        else:
+            runs.append((n, p))
+
+    if strategy == "unsplit":
+        for t in seg_tiles:
+            add(DecodeProgram(t, 1))
+        return tuple(runs)
+    if strategy == "splitk":
+        if splits < 1:
+            raise ValueError(f"splits must be >= 1, got {splits}")
+        for t in seg_tiles:
+            chunk = -(-t // splits)
+            used = -(-t // chunk)
+            split = used > 1
+            for i in range(splits):
+                n = max(0, min(chunk, t - i * chunk))
+                last = split and i == used - 1
+                add(DecodeProgram(n, int(n > 0), int(split and n > 0), used if last else 0))
+        return tuple(runs)
+    if programs < 1:
+        raise ValueError(f"stream-K needs programs >= 1, got {programs}")
+    total = sum(seg_tiles)
+    starts = [0]
+    for t in seg_tiles:
+        starts.append(starts[-1] + t)
+    seg = 0
+    for p in range(programs):
+        lo, hi = p * total // programs, (p + 1) * total // programs
+        if lo == hi:
+            add(DecodeProgram(0, 0))
+            continue
+        while starts[seg + 1] <= lo:
+            seg += 1
+        pieces = partials = merges = 0
+        s = seg
+        while s < len(seg_tiles) and starts[s] < hi:
+            pieces += 1
+            first_p = ((starts[s] + 1) * programs - 1) // total  # owner of the segment's 1st tile
+            last_p = (starts[s + 1] * programs - 1) // total  # owner of its last tile
+            if first_p != last_p:
+                partials += 1
+                if last_p == p:  # distinct owners (programs > tiles: one tile each)
+                    merges += min(last_p - first_p + 1, seg_tiles[s])
+            s += 1
+        add(DecodeProgram(hi - lo, pieces, partials, merges))
+    return tuple(runs)
+
+
+def decode_kv_bytes(
+    seq_lens: tuple[int, ...],
+    kv_heads: int,
+    key_dim: int,
+    value_dim: int,
+    elem_bytes: int,
+    shared_kv: bool = False,
+) -> int:
+    """HBM bytes of the KV cache a decode call reads: every cached key and value once.
+
+    `shared_kv`: V is a view of K's first `value_dim` columns (MLA's latent), read once.
+    """
+    per_key = key_dim if shared_kv else key_dim + value_dim
+    return sum(seq_lens) * kv_heads * per_key * elem_bytes

@@ -39,10 +39,29 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run_gpu(args: argparse.Namespace) -> int:
     """Read, predict, summarize, write."""
     from attnsim.kernels.bench.measure import MeasurementError
-    from attnsim.reports import validation
+    from attnsim.reports import validation, validation_decode
 
+    missing = [str(p) for p in args.measurements if not p.is_file()]
+    if missing:
+        raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
+    decode = [p for p in args.measurements if validation_decode.is_decode_file(p)]
+    prefill = [p for p in args.measurements if p not in decode]
+    decode_report = ""
+    if decode:
+        try:
+            decode_points = validation_decode.predict_rows(decode, args.arch or "h200")
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"cannot read decode measurements: {exc}") from None
+        decode_report = validation_decode.format_report(decode_points, args.worst)
+        if not prefill:
+            if args.out is not None:
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / "decode-report.txt").write_text(decode_report + "\n", "utf-8")
+            dsum = validation_decode.summary(decode_points)
+            print(json.dumps({"decode": dsum}) if args.json else decode_report)
+            return 0
     try:
-        measurements, points, notes = validation.join_files(args.measurements, args.arch)
+        measurements, points, notes = validation.join_files(prefill, args.arch)
     except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
         raise UsageError(f"cannot read measurements: {exc}") from None
     except validation.ValidationError as exc:
@@ -54,6 +73,8 @@ def run_gpu(args: argparse.Namespace) -> int:
     summary = validation.summary(points)
     report = validation.format_report(points, picks, args.worst)
     report += "\n\n" + "\n".join(notes)
+    if decode_report:
+        report += "\n\n" + decode_report
     if args.out is not None:
         out: Path = args.out
         out.mkdir(parents=True, exist_ok=True)

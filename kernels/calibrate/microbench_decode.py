@@ -1,0 +1,179 @@
+"""GPU only: the decode kernel's figures for `gpu-decode`; writes `<device>-decode.yaml`.
+
+    python -m attnsim.kernels.calibrate.microbench_decode --out archs/calibration/h200-decode.yaml
+
+Measures, with `kernels.triton.attn_decode.attention_decode` timed by
+`triton.testing.do_bench` (median, L2 flushed):
+
+- `programs`: per configuration (head dim, value dim, packed rows, block_n, warps, stages)
+  and programs per SM k, the unsplit kernel with one segment per program on two cache
+  lengths: the slope over key tiles is `tile_us`, the intercept less the do_bench floor of
+  an empty kernel is `fixed_us`. k = 1 runs `ISOLATED` programs (a quarter of the SMs: no
+  HBM contention), k >= 2 runs k x SMs programs;
+- `merges`: split-K with 1, 2 and 4 splits on `ISOLATED` segments whose chunks keep the
+  same length: t(s) - t(1) = piece + s x part;
+- `host_call_us`: host time of one launcher call per strategy on a tiny problem;
+- `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
+
+None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
+format is in `archs/calibration/decode.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+from typing import Any
+
+import triton
+
+ISOLATED = 32  # programs for the k = 1 and merge figures (a quarter of an H200's SMs)
+LENGTHS = (16384, 65536)  # two cache lengths per configuration (slope and intercept)
+# (head_dim, value_dim, query heads per K/V head, block_n, warps, stages)
+CONFIGS = (
+    (128, 128, 4, 64, 4, 2),
+    (64, 64, 4, 64, 4, 2),
+    (128, 128, 32, 64, 4, 2),
+    (128, 128, 4, 32, 4, 2),
+    (128, 128, 4, 128, 4, 2),
+    (128, 128, 4, 64, 4, 3),
+    (128, 128, 4, 64, 8, 2),
+)
+PER_SM = (1, 2, 4)
+
+
+def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
+    """(slope, intercept) through two points."""
+    slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
+    return slope, ys[0] - slope * xs[0]
+
+
+def fit_merge(t1: float, t2: float, t4: float) -> tuple[float, float]:
+    """(piece, part) from times with 1, 2 and 4 splits of equal chunks (clamped at 0)."""
+    d2, d4 = t2 - t1, t4 - t1
+    part = max(0.0, (d4 - d2) / 2)
+    return max(0.0, d2 - 2 * part), part
+
+
+def _bench_s(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")) * 1e-3
+
+
+def measure(torch: Any, log: Any) -> dict[str, Any]:
+    """Every figure of the decode calibration (see the module docstring)."""
+    from attnsim.kernels.calibrate.microbench import empty_kernel, versions
+    from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
+    from attnsim.kernels.spec import decode_rows
+    from attnsim.kernels.triton.attn_decode import attention_decode
+    from attnsim.kernels.triton.common import num_sms
+
+    sms = num_sms(torch.cuda.current_device())
+    dt = torch.bfloat16
+    x = torch.empty(1, device="cuda")
+    floor = _bench_s(lambda: empty_kernel[(1,)](x))
+    big = torch.empty(2**29, device="cuda", dtype=dt).normal_()
+    read_bw = 2 * big.numel() / _bench_s(lambda: torch.sum(big, dtype=torch.float32))
+    del big
+    log(f"do_bench floor {floor * 1e6:.2f} us, HBM read {read_bw / 1e9:.0f} GB/s")
+
+    def timed(segments: int, group: int, e: int, f: int, seq: int, **kw: Any) -> float:
+        q = torch.randn(segments, group, 1, e, device="cuda", dtype=dt)
+        k = torch.randn(segments, 1, seq, e, device="cuda", dtype=dt)
+        v = torch.randn(segments, 1, seq, f, device="cuda", dtype=dt)
+        attention_decode(q, k, v, **kw)
+        return _bench_s(lambda: attention_decode(q, k, v, **kw))
+
+    programs = []
+    for e, f, group, bn, w, st in CONFIGS:
+        for per_sm in PER_SM:
+            segments = ISOLATED if per_sm == 1 else per_sm * sms
+            kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+            try:
+                times = tuple(timed(segments, group, e, f, n, **kw) for n in LENGTHS)
+            except Exception as exc:  # noqa: BLE001 - keep the other configurations
+                log(f"  {e}/{f} R={group} {bn}/{w}/{st} k={per_sm} failed: {exc}")
+                continue
+            slope, icpt = fit_line(tuple(n / bn for n in LENGTHS), times)  # type: ignore[arg-type]
+            entry = dict(
+                head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
+                num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+                fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+            )  # fmt: skip
+            log(f"  program {entry}")
+            if slope > 0:
+                programs.append(entry)
+            torch.cuda.empty_cache()
+    merges = []
+    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
+        chunk = 16384
+        ts = [
+            timed(ISOLATED, group, e, f, s * chunk, strategy="splitk", splits=s) for s in (1, 2, 4)
+        ]
+        piece, part = fit_merge(*ts)
+        entry = dict(
+            head_dim=e, value_dim=f, rows=decode_rows(group), piece_us=round(piece * 1e6, 3),
+            part_us=round(part * 1e6, 4),
+        )  # fmt: skip
+        log(f"  merge {entry} from {[round(t * 1e6, 2) for t in ts]} us")
+        merges.append(entry)
+    q = torch.randn(1, 4, 1, 64, device="cuda", dtype=dt)
+    kv = torch.randn(1, 1, 256, 64, device="cuda", dtype=dt)
+    host = {}
+    for strategy, kw in (
+        ("unsplit", {}),
+        ("splitk", {"splits": 4}),
+        ("streamk", {"programs": sms}),
+    ):
+        host[strategy] = round(
+            _host_per_call_us(
+                torch,
+                lambda kw=kw, strategy=strategy: attention_decode(
+                    q, kv, kv, strategy=strategy, **kw
+                ),
+            ),
+            2,
+        )
+    log(f"  host_call_us {host}")
+    return {
+        "device": torch.cuda.get_device_name(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "source": "kernels.calibrate.microbench_decode",
+        "versions": versions(torch),
+        "hbm_read_bandwidth_gb_per_s": round(read_bw / 1e9, 1),
+        "host_call_us": host,
+        "programs": programs,
+        "merges": merges,
+        "notes": [
+            f"do_bench floor (empty kernel) {floor * 1e6:.2f} us subtracted from fixed_us",
+            f"k = 1 figures from {ISOLATED} programs, k >= 2 from k x {sms} programs; "
+            f"cache lengths {LENGTHS}",
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the YAML file."""
+    import torch
+    import yaml
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("microbench_decode needs a CUDA GPU", file=sys.stderr)
+        return 2
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    record = measure(torch, log)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(yaml.safe_dump(record, sort_keys=False, width=100), encoding="utf-8")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,540 @@
+"""GPU mapper `gpu-decode`: one query per sequence against a KV cache, and how to split it.
+
+Decode reads the whole KV cache to produce one output row per query head, so it is bound by
+HBM bandwidth when enough programs stream the cache at once, and by a few slow programs when
+not: an unsplit kernel runs one program per (sequence, K/V head) segment, 8 programs on a
+132-SM H200 at batch 1 with 8 K/V heads. The mapper prices the three partitions the decode
+kernel (kernels.triton.attn_decode, one launch) implements and picks the fastest:
+
+- `unsplit`: one program per segment;
+- `splitk` (FlashDecoding): `splits` programs per segment, equal chunks of its key tiles;
+- `streamk` (Lean Attention): `programs` programs, equal shares of all key tiles across
+  segment boundaries.
+
+A split segment's contributors each store a partial softmax state and the last to arrive
+merges them. Model (every assumption is in the Result's warnings):
+
+- programs resident per SM k = min(what fits, ceil(programs / SMs));
+- a program takes fixed(k) + tiles x tile(k) + what splitting adds (piece per partial state
+  it leaves, part per partial state it merges), figures measured on the device by
+  `kernels.calibrate.microbench_decode` (nearest configuration), else estimated from the HBM
+  latency (Little's law with num_stages - 1 tiles in flight) and the SM's share of L2;
+- programs are dispatched in launch order to the earliest free of SMs x k slots;
+- GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth);
+  the timed call adds the host's launcher time the way `model.call_time` does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from attnsim.archs.calibration.decode import (
+    DecodeCalibration,
+    decode_calibration_path,
+    load_decode_calibration,
+)
+from attnsim.archs.gpu import GpuArch
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.kernels.spec import (
+    DECODE_MAPPER,
+    DECODE_STRATEGIES,
+    AttnShape,
+    DecodeProgram,
+    decode_kv_bytes,
+    decode_partition,
+    decode_rows,
+    default_splits,
+)
+from attnsim.mappers.gpu.model import residency
+from attnsim.mappers.gpu.rates import DeviceRates, device_rates
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import VERSION, Occupancy, Result, Traffic, UnitCost, input_hash
+from attnsim.mappers.spatial.view import MappingError
+
+SPLIT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128)
+STREAMK_PER_SM = (1, 2, 3, 4)  # stream-K candidates: programs = SMs x this
+MAX_WAVES = 8  # split-K candidates stop at this many programs per SM
+PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
+ASSUMPTIONS = (
+    "decode program time = fixed + key tiles x per-tile time with k programs resident per SM "
+    "(kernels.calibrate.microbench_decode: unsplit kernel, one segment per program, long "
+    "caches; nearest configuration) + per partial state left and per partial state merged",
+    "programs dispatched in launch order to the earliest free of SMs x k slots",
+    "GPU time = launch overhead + max(scheduled programs, cache bytes / measured HBM read "
+    "bandwidth); partial states (fp32) are counted as L2 traffic: they stay in the 50+ MB L2",
+    "the merge of a split segment is charged to the program holding its last key tiles (the "
+    "kernel merges in whichever contributor arrives last)",
+    "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeOptions:
+    """Options of `gpu-decode` (0 or "" = searched).
+
+    Attributes:
+        strategy: unsplit, splitk or streamk; "" ranks all three.
+        splits: Split-K chunks per segment (0: searched over powers of two and the kernel's
+            default).
+        programs: Stream-K programs (0: searched over SMs x 1..4).
+        block_n: Keys per step.
+        num_warps: Warps per program.
+        num_stages: Software-pipelining depth of the K/V loads.
+        seq_lens: Cache length of each sequence (ragged batch; empty: every sequence has the
+            cascade's key rank size). Its length must be the batch.
+        dtype: Element type of Q, K, V, O.
+    """
+
+    strategy: str = option("", choices=("", *DECODE_STRATEGIES))
+    splits: int = option(0, minimum=0, zero="searched")
+    programs: int = option(0, minimum=0, zero="searched")
+    block_n: int = option(64, minimum=16, power_of_two=True)
+    num_warps: int = option(4, minimum=1, power_of_two=True)
+    num_stages: int = option(2, minimum=1)
+    seq_lens: tuple[int, ...] = field(default=())
+    dtype: str = option("bf16", choices=("fp16", "bf16"))
+
+    def __post_init__(self) -> None:
+        bad = option_problems(self)
+        if any(int(n) < 1 for n in self.seq_lens):
+            bad.append("seq_lens: every cache length must be >= 1")
+        if bad:
+            raise MappingError("gpu-decode options: " + "; ".join(bad))
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeProblem:
+    """A decode call as the kernel sees it.
+
+    Attributes:
+        shape: Sizes (seq_q = 1), K/V grouping (kv_group = query heads per K/V head).
+        seq_lens: Each sequence's cache length.
+        rows: Packed query rows per program (the R heads of a K/V head, >= 16).
+        shared_kv: V is a view of K's columns (MLA's latent): the cache is read once.
+    """
+
+    shape: AttnShape
+    seq_lens: tuple[int, ...]
+    rows: int
+    shared_kv: bool = False
+
+    @property
+    def segments(self) -> int:
+        """(sequence, K/V head) pairs."""
+        return len(self.seq_lens) * self.shape.kv_heads // self.shape.batch
+
+    def seg_tiles(self, block_n: int) -> tuple[int, ...]:
+        """Key tiles of each segment in launch order (sequence-major)."""
+        g = self.shape.kv_heads // self.shape.batch
+        return tuple(-(-n // block_n) for n in self.seq_lens for _ in range(g))
+
+    @property
+    def cache_bytes(self) -> int:
+        """HBM bytes of the KV cache: every cached key and value once per K/V head."""
+        s = self.shape
+        return decode_kv_bytes(
+            self.seq_lens, s.kv_heads // s.batch, s.head_dim, s.value_dim, s.elem_bytes,
+            self.shared_kv,
+        )  # fmt: skip
+
+    @property
+    def qo_bytes(self) -> tuple[int, int]:
+        """(query bytes read, output bytes written)."""
+        s = self.shape
+        rows = s.batch * s.heads
+        return rows * s.head_dim * s.elem_bytes, rows * s.value_dim * s.elem_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeTime:
+    """One candidate's modelled time and its parts (seconds)."""
+
+    strategy: str
+    splits: int
+    programs: int
+    time_s: float
+    gpu_s: float
+    scheduled_s: float
+    hbm_s: float
+    host_s: float
+    per_sm: int
+    tile_s: float
+    fixed_s: float
+    merge_s: float
+    partial_bytes: float
+    bound: str
+    host_bound: bool
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """Per-program figures for one configuration with k programs per SM."""
+
+    tile_s: float
+    fixed_s: float
+    piece_s: float
+    part_s: float
+    measured: bool
+
+
+def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
+    """The decode figures measured for `arch`'s device (beside its main calibration)."""
+    cal = arch.calibration
+    if cal is None or not cal.path:
+        return None
+    return load_decode_calibration(decode_calibration_path(cal.path))
+
+
+def _figures(
+    p: DecodeProblem,
+    tiling: tuple[int, int, int],
+    k: int,
+    rates: DeviceRates,
+    dcal: DecodeCalibration | None,
+) -> _Figures:
+    s, arch = p.shape, rates.arch
+    block_n, _, stages = tiling
+    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, k) if dcal else None
+    merge = dcal.merge(s.head_dim, s.value_dim, p.rows) if dcal else None
+    l2_share = rates.l2_bytes_per_s / arch.sm_count
+    partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
+    if near is not None:
+        pt, _ = near
+        tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
+        measured_bytes = pt.block_n * (pt.head_dim + pt.value_dim) * s.elem_bytes
+        tile = pt.tile_s * tile_bytes / measured_bytes
+        if k > pt.programs_per_sm:  # more programs than measured share the SM's stream
+            tile *= k / pt.programs_per_sm
+        fixed = pt.fixed_s
+    else:
+        tile_bytes = block_n * (s.head_dim + s.value_dim) * s.elem_bytes
+        # Little's law: num_stages - 1 tiles in flight per program over the HBM latency, and
+        # the SM's share of L2 bandwidth split among its k programs
+        tile = max(arch.hbm_latency_s / max(1, stages - 1), k * tile_bytes / l2_share)
+        fixed = 2 * arch.hbm_latency_s
+    if merge is not None:
+        piece, part = merge.piece_s, merge.part_s
+    else:
+        piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
+        part = partial / l2_share
+    return _Figures(tile, fixed, piece, part, near is not None)
+
+
+def _program_s(prog: DecodeProgram, f: _Figures) -> float:
+    if prog.pieces == 0:
+        return f.fixed_s * 0.25  # an empty share: start, find nothing, exit
+    return (
+        prog.pieces * f.fixed_s
+        + prog.tiles * f.tile_s
+        + prog.partials * f.piece_s
+        + prog.merges * f.part_s
+    )
+
+
+def schedule_s(runs: tuple[tuple[int, DecodeProgram], ...], slots: int, f: _Figures) -> float:
+    """Makespan of programs dispatched in launch order to the earliest free of `slots`."""
+    free = [0.0] * slots
+    uniform = True  # every slot frees at the same time: whole waves in closed form
+    for count, prog in runs:
+        d = _program_s(prog, f)
+        if uniform:
+            waves, rest = divmod(count, slots)
+            base = free[0] + waves * d
+            free = [base + d] * rest + [base] * (slots - rest)
+            uniform = rest == 0
+            heapq.heapify(free)
+            continue
+        for _ in range(count):
+            heapq.heapreplace(free, free[0] + d)
+        uniform = free[0] == max(free)
+    return max(free)
+
+
+def time_decode(
+    p: DecodeProblem,
+    strategy: str,
+    splits: int,
+    programs: int,
+    tiling: tuple[int, int, int],
+    rates: DeviceRates,
+    dcal: DecodeCalibration | None,
+) -> DecodeTime:
+    """Model one decode call (see the module docstring)."""
+    arch = rates.arch
+    block_n, warps, stages = tiling
+    s = p.shape
+    runs = decode_partition(p.seg_tiles(block_n), strategy, splits, programs)
+    grid = sum(c for c, _ in runs)
+    smem = s.elem_bytes * (
+        p.rows * s.head_dim + max(stages - 1, 1) * block_n * (s.head_dim + s.value_dim)
+    )
+    live = p.rows * (s.value_dim + 2 * block_n)  # fp32 accumulator and the score tile
+    regs = 24 + math.ceil(live / (32 * warps))
+    res = residency(arch, smem, regs, warps)
+    k = max(1, min(res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
+    f = _figures(p, tiling, k, rates, dcal)
+    scheduled = schedule_s(runs, arch.sm_count * k, f)
+    merge = sum(c * (prog.partials * f.piece_s + prog.merges * f.part_s) for c, prog in runs)
+    hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
+    qo_read, qo_write = p.qo_bytes
+    hbm += qo_read / rates.hbm_read_bytes_per_s + qo_write / rates.hbm_write_bytes_per_s
+    gpu = rates.launch_s + max(scheduled, hbm)
+    host = (dcal.host_call(strategy) if dcal else None) or rates.host_launch_s
+    # as model.call_time for one kernel: the host's launcher time less do_bench's head start
+    lead = max(rates.bench_floor_s - rates.launch_s, host - rates.bench_head_start_s)
+    total = lead + gpu
+    host_bound = lead > 0.5 * total
+    partials = sum(c * prog.partials for c, prog in runs)
+    if host_bound:
+        bound = "host launch"
+    elif hbm >= scheduled:
+        bound = "hbm"
+    elif grid < arch.sm_count:
+        bound = f"occupancy ({grid} programs on {arch.sm_count} SMs)"
+    elif merge > 0.25 * scheduled * arch.sm_count * k:
+        bound = "merge"
+    else:
+        bound = "per-program streaming (latency)"
+    return DecodeTime(
+        strategy=strategy,
+        splits=splits,
+        programs=grid,
+        time_s=total,
+        gpu_s=gpu,
+        scheduled_s=scheduled,
+        hbm_s=hbm,
+        host_s=host,
+        per_sm=k,
+        tile_s=f.tile_s,
+        fixed_s=f.fixed_s,
+        merge_s=merge,
+        partial_bytes=float(partials * p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES),
+        bound=bound,
+        host_bound=host_bound,
+        problem=res.problem,
+    )
+
+
+def candidates(p: DecodeProblem, opts: DecodeOptions, sms: int) -> list[tuple[str, int, int]]:
+    """(strategy, splits, programs) candidates the options allow."""
+    tiles = max(p.seg_tiles(opts.block_n))
+    out: list[tuple[str, int, int]] = []
+    strategies = (opts.strategy,) if opts.strategy else DECODE_STRATEGIES
+    for strat in strategies:
+        if strat == "unsplit":
+            out.append((strat, 1, 0))
+        elif strat == "splitk":
+            splits = (opts.splits,) if opts.splits else SPLIT_CANDIDATES
+            default = default_splits(p.segments, max(p.seq_lens), sms)
+            for n in dict.fromkeys((*splits, *(() if opts.splits else (default,)))):
+                # more than MAX_WAVES waves of programs only adds merges
+                if opts.splits or (n <= tiles and (n == 1 or p.segments * n <= MAX_WAVES * sms)):
+                    out.append((strat, n, 0))
+        else:
+            progs = (opts.programs,) if opts.programs else tuple(sms * m for m in STREAMK_PER_SM)
+            out += [(strat, 1, n) for n in progs]
+    return out
+
+
+def decode_problem(shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool) -> DecodeProblem:
+    """The decode problem of a one-query shape (ragged lengths checked against it)."""
+    lens = tuple(int(n) for n in seq_lens) or (shape.seq_k,) * shape.batch
+    if len(lens) != shape.batch:
+        raise MappingError(
+            f"gpu-decode: seq_lens has {len(lens)} lengths for a batch of {shape.batch}"
+        )
+    if max(lens) > shape.seq_k:
+        raise MappingError(
+            f"gpu-decode: seq_lens up to {max(lens)} exceed the key rank's size {shape.seq_k}"
+        )
+    return DecodeProblem(shape, lens, decode_rows(shape.kv_group), shared_kv)
+
+
+@register_mapper(DECODE_MAPPER)
+class GpuDecodeMapper:
+    """Decode attention on a GPU: unsplit, split-K or stream-K, searched (module docstring)."""
+
+    name = DECODE_MAPPER
+    arch_kind = "gpu"
+    Options = DecodeOptions
+
+    def __init__(self, options: DecodeOptions | None = None, **kwargs: object) -> None:
+        if "seq_lens" in kwargs:
+            kwargs["seq_lens"] = tuple(kwargs["seq_lens"])  # type: ignore[arg-type]
+        self.options = options or DecodeOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Rank the decode partitions of `cascade` at `sizes` on GPU `arch`."""
+        from attnsim.mappers.gpu.tiling import gpu_problem  # the shared cascade reading
+
+        if not isinstance(arch, GpuArch):
+            raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
+        opts = self.options
+        gp = gpu_problem(cascade, sizes, opts.dtype)
+        shape = gp.shape
+        if shape.seq_q != 1:
+            raise MappingError(
+                f"{self.name}: {cascade.name} has {shape.seq_q} query positions; the decode "
+                "kernel takes one query per sequence (P = 1): use gpu-1pass for prefill"
+            )
+        if shape.points != shape.seq_k:
+            raise MappingError(
+                f"{self.name}: the mask keeps {shape.points} of {shape.seq_k} keys; the decode "
+                "kernel reads every cached key (use seq_lens for ragged caches)"
+            )
+        if not gp.score.is_plain:
+            raise MappingError(
+                f"{self.name}: score function {gp.score.describe()}: the decode kernel "
+                "computes softmax attention only"
+            )
+        problem = decode_problem(shape, opts.seq_lens, shared_kv=False)
+        try:
+            rates = device_rates(arch, opts.dtype)
+        except KeyError as exc:
+            raise MappingError(str(exc).strip("'\"")) from None
+        dcal = decode_calibration(arch)
+        tiling = (opts.block_n, opts.num_warps, opts.num_stages)
+        ranked = sorted(
+            (
+                time_decode(problem, st, sp, pr, tiling, rates, dcal)
+                for st, sp, pr in candidates(problem, opts, arch.sm_count)
+            ),
+            key=lambda t: (bool(t.problem), t.time_s),
+        )
+        if not ranked:
+            raise MappingError(f"{self.name}: no candidate partition for {cascade.name}")
+        chosen = ranked[0]
+        if chosen.problem:
+            raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
+        notes = [*ASSUMPTIONS, *rates.notes, *gp.warnings]
+        if dcal is None:
+            notes.append(
+                f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "
+                "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies"
+            )
+        elif dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1):
+            pt, dist = dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1)  # type: ignore[misc]
+            if dist:
+                notes.append(
+                    f"decode figures from the nearest measured configuration (head dim "
+                    f"{pt.head_dim}, value dim {pt.value_dim}, {pt.rows} rows, block_n "
+                    f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
+                    "time scaled by the tile's bytes"
+                )
+        return _result(self, cascade, arch, sizes, problem, chosen, ranked, tuple(notes))
+
+
+def _result(
+    mapper: GpuDecodeMapper,
+    cascade: Cascade,
+    arch: GpuArch,
+    sizes: dict[str, int],
+    p: DecodeProblem,
+    chosen: DecodeTime,
+    ranked: list[DecodeTime],
+    notes: tuple[str, ...],
+) -> Result:
+    s = p.shape
+    q_read, o_write = p.qo_bytes
+    hbm_read = p.cache_bytes + q_read
+    latency = chosen.time_s
+    clock = arch.clock_hz
+    flops = 2.0 * s.heads * sum(p.seq_lens) * (s.head_dim + s.value_dim)
+    peak = arch.tensor_flops_per_s(s.dtype)
+    best = {st: min((t.time_s for t in ranked if t.strategy == st), default=0.0) for st in
+            DECODE_STRATEGIES}  # fmt: skip
+    extras: dict[str, float] = {
+        "splits": float(chosen.splits),
+        "programs": float(chosen.programs),
+        "programs_per_sm": float(chosen.per_sm),
+        "rows_per_program": float(p.rows),
+        "hbm_read_bytes": float(hbm_read),
+        "hbm_write_bytes": float(o_write),
+        "partial_l2_bytes": chosen.partial_bytes,
+        "kv_cache_bytes": float(p.cache_bytes),
+        "effective_read_gb_per_s": p.cache_bytes / latency / 1e9,
+        "scheduled_us": chosen.scheduled_s * 1e6,
+        "hbm_us": chosen.hbm_s * 1e6,
+        "host_us": chosen.host_s * 1e6,
+        "gpu_us": chosen.gpu_s * 1e6,
+        "merge_program_us": chosen.merge_s * 1e6,
+        "tile_us": chosen.tile_s * 1e6,
+        "program_fixed_us": chosen.fixed_s * 1e6,
+        "kv_heads": float(s.kv_heads),
+        "candidates": float(len(ranked)),
+        **{f"best_{st}_us": t * 1e6 for st, t in best.items() if t},
+    }
+    warnings = list(notes)
+    warnings.append(
+        f"chose {chosen.strategy} ({chosen.programs} programs"
+        + (f", {chosen.splits} splits" if chosen.strategy == "splitk" else "")
+        + f"): bound by {chosen.bound}; best per strategy "
+        + ", ".join(f"{st} {t * 1e6:.1f} us" for st, t in best.items() if t)
+    )
+    return Result(
+        cascade=cascade.name,
+        arch=arch.name,
+        mapper=mapper.name,
+        options=(
+            ("strategy", chosen.strategy),
+            ("splits", chosen.splits),
+            ("programs", chosen.programs),
+            ("block_n", mapper.options.block_n),
+            ("num_warps", mapper.options.num_warps),
+            ("num_stages", mapper.options.num_stages),
+            ("dtype", s.dtype),
+        ),
+        sizes=tuple(sorted(sizes.items())),
+        passes=1,
+        latency_cycles=latency * clock,
+        latency_s=latency,
+        compute_cycles=chosen.scheduled_s * clock,
+        memory_cycles=chosen.hbm_s * clock,
+        bound=chosen.bound,
+        energy_pj=arch.board_power_w * latency * 1e12,
+        dram_traffic_bytes=float(hbm_read + o_write),
+        flops=flops,
+        traffic=(
+            Traffic("hbm", "reads (K/V cache, Q)", float(hbm_read), 0.0),
+            Traffic("hbm", "writes (O)", 0.0, float(o_write)),
+            Traffic(
+                "l2",
+                "partial states (written and merged)",
+                chosen.partial_bytes,
+                chosen.partial_bytes,
+            ),
+        ),  # fmt: skip
+        occupancy=(
+            Occupancy("programs", "per SM", float(chosen.per_sm), float(arch.max_blocks_per_sm)),
+        ),
+        units=(
+            UnitCost(
+                "tensor-core", flops / peak * clock, peak / clock, min(1.0, flops / peak / latency)
+            ),
+        ),
+        extras=tuple(extras.items()),
+        warnings=tuple(warnings),
+        provenance=(
+            ("version", VERSION),
+            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
+            ("calibration", arch.calibration.path if arch.calibration else ""),
+            ("decode_calibration", "" if (d := decode_calibration(arch)) is None else d.path),
+        ),
+    )
+
+
+__all__ = [
+    "DecodeOptions",
+    "DecodeProblem",
+    "GpuDecodeMapper",
+    "candidates",
+    "decode_calibration",
+    "decode_problem",
+    "schedule_s",
+    "time_decode",
+]
