@@ -45,14 +45,18 @@ class OptionField:
     """One option of a mapper: name, type, default and domain."""
 
     name: str
-    kind: Any  # bool, int, float, str, or tuple (of str)
+    kind: Any  # bool, int, float, str, or tuple (of str or of int)
     default: Any
     domain: Domain
+    item: Any = str  # a tuple's member type: str or int
 
     @property
     def expected(self) -> str:
         """What a valid value looks like, in words."""
         d = self.domain
+        if self.kind is tuple and self.item is int:
+            low = f" >= {_num(d.minimum)}" if d.minimum is not None else ""
+            return f"a list of integers{low}"
         if self.kind is tuple:
             return "a list of " + (", ".join(map(str, d.choices)) if d.choices else "names")
         if d.choices:
@@ -86,7 +90,9 @@ def option_fields(options_cls: type) -> dict[str, OptionField]:
     for f in dataclasses.fields(options_cls):
         hint = hints[f.name]
         kind = tuple if typing.get_origin(hint) is tuple else hint
-        out[f.name] = OptionField(f.name, kind, f.default, f.metadata.get("domain", Domain()))
+        item = (typing.get_args(hint) or (str,))[0] if kind is tuple else str
+        domain = f.metadata.get("domain", Domain())
+        out[f.name] = OptionField(f.name, kind, f.default, domain, item)
     return out
 
 
@@ -104,7 +110,13 @@ def coerce(f: OptionField, value: Any) -> Any:
     good = isinstance(value, f.kind) and (f.kind is bool or not isinstance(value, bool))
     if f.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, good = float(value), True
-    if f.kind is tuple:
+    if f.kind is tuple and f.item is int and isinstance(value, (list, tuple)):
+        try:  # text from the command line gives digits
+            value = tuple(v if isinstance(v, int) else int(str(v), 10) for v in value)
+        except ValueError:
+            pass
+        good = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    elif f.kind is tuple:
         good = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         value = tuple(value) if good else value
     if not good:
@@ -119,6 +131,9 @@ def domain_problem(f: OptionField, value: Any) -> str | None:
     """Why `value` (already of the option's type) is outside the option's domain, or None."""
     d = f.domain
     bad = f"{f.name}: expected {f.expected}, got {value!r}"
+    if f.kind is tuple and f.item is int:
+        low = [v for v in value if d.minimum is not None and v < d.minimum]
+        return f"{f.name}: {low[0]} is below {_num(d.minimum)}" if low else None  # type: ignore[arg-type]
     if f.kind is tuple:
         wrong = [v for v in value if d.choices and v not in d.choices]
         if wrong:

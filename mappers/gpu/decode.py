@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from attnsim.archs.calibration.decode import (
     DecodeCalibration,
@@ -95,13 +95,11 @@ class DecodeOptions:
     block_n: int = option(64, minimum=16, power_of_two=True)
     num_warps: int = option(4, minimum=1, power_of_two=True)
     num_stages: int = option(2, minimum=1)
-    seq_lens: tuple[int, ...] = field(default=())
+    seq_lens: tuple[int, ...] = option((), minimum=1)
     dtype: str = option("bf16", choices=("fp16", "bf16"))
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
-        if any(int(n) < 1 for n in self.seq_lens):
-            bad.append("seq_lens: every cache length must be >= 1")
         if bad:
             raise MappingError("gpu-decode options: " + "; ".join(bad))
 

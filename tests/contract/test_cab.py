@@ -37,7 +37,11 @@ def test_pattern_maps_with_counted_flops(mapper: str, algorithm: str, pattern: s
     cascade = load_cascade(name)
     sizes = {"B": 1, "H": 2, "P": p, "M": m, "E": 32, "F": 16}
     gpu = mapper.startswith("gpu-")
-    options = {**GPU_TILING, "rank_candidates": False} if gpu else {}
+    fields = set(get_mapper(mapper).Options.__dataclass_fields__)
+    options = {k: v for k, v in {**GPU_TILING, "rank_candidates": False}.items() if k in fields}
+    options = options if gpu else {}
+    if mapper == "gpu-decode" and not suffix:  # one query per sequence (a causal P = 1 is not)
+        sizes["P"] = 1
     arch = load_arch("h200" if gpu else "fusemax")
     try:
         result = get_mapper(mapper)(**options).map(cascade, arch, sizes)

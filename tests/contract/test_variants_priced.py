@@ -74,8 +74,11 @@ def sizes_of(v: Variant) -> dict[str, int]:
 
 def run(mapper: str, v: Variant, options: dict[str, object]) -> Result | None:
     kind = "gpu" if mapper.startswith("gpu-") else "spatial"
+    sizes = sizes_of(v)
+    if mapper == "gpu-decode":  # one query per sequence
+        sizes["P"] = 1
     try:
-        return get_mapper(mapper)(**options).map(build(v), load_arch(PRESET[kind]), sizes_of(v))
+        return get_mapper(mapper)(**options).map(build(v), load_arch(PRESET[kind]), sizes)
     except MappingError as exc:
         assert str(exc), "a refusal must say why"
         return None
@@ -91,10 +94,11 @@ GPU_TILING = {"block_m": 64, "block_n": 64, "num_warps": 4, "num_stages": 2}
 
 def option_sets(mapper: str) -> list[dict[str, object]]:
     """The mapper's defaults and, where it has the option, tile skipping on."""
-    if mapper.startswith("gpu-"):
-        return [{**GPU_TILING, "rank_candidates": False}]
-    sets: list[dict[str, object]] = [{}]
     fields = {f.name for f in dataclasses.fields(get_mapper(mapper).Options)}
+    if mapper.startswith("gpu-"):
+        fixed = {**GPU_TILING, "rank_candidates": False}
+        return [{k: v for k, v in fixed.items() if k in fields}]
+    sets: list[dict[str, object]] = [{}]
     if "skip_empty_tiles" in fields:
         sets.append({"skip_empty_tiles": True})
     return sets

@@ -1,0 +1,146 @@
+"""gpu-decode: the work partitions, the mapper's choices and its refusals."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.kernels.spec import decode_partition
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.spatial.view import MappingError
+
+GQA = "attention-1pass-gqa"
+
+
+def _expand(runs):  # type: ignore[no-untyped-def]
+    return [p for c, p in runs for _ in range(c)]
+
+
+def _owners(seg_tiles: tuple[int, ...], programs: int) -> list[int]:
+    """Brute force: the stream-K owner of every flattened tile."""
+    total = sum(seg_tiles)
+    owner = []
+    for t in range(total):
+        owner.append(
+            next(
+                p
+                for p in range(programs)
+                if p * total // programs <= t < (p + 1) * total // programs
+            )
+        )
+    return owner
+
+
+@pytest.mark.parametrize(
+    "seg_tiles, programs",
+    [((10, 10), 3), ((5,), 8), ((7, 1, 13, 2), 5), ((64,) * 8, 132), ((3, 9), 12)],
+)
+def test_streamk_partition_matches_brute_force(seg_tiles: tuple[int, ...], programs: int) -> None:
+    progs = _expand(decode_partition(seg_tiles, "streamk", programs=programs))
+    assert len(progs) == programs
+    owner = _owners(seg_tiles, programs)
+    starts = [0, *itertools.accumulate(seg_tiles)]
+    for p, prog in enumerate(progs):
+        mine = [t for t, o in enumerate(owner) if o == p]
+        assert prog.tiles == len(mine)
+        segs = {
+            next(s for s in range(len(seg_tiles)) if starts[s] <= t < starts[s + 1]) for t in mine
+        }
+        assert prog.pieces == len(segs)
+        split = [s for s in segs if len({owner[t] for t in range(starts[s], starts[s + 1])}) > 1]
+        assert prog.partials == len(split)
+        merges = sum(
+            len({owner[t] for t in range(starts[s], starts[s + 1])})
+            for s in split
+            if owner[starts[s + 1] - 1] == p
+        )
+        assert prog.merges == merges
+
+
+@pytest.mark.parametrize("seg_tiles, splits", [((10, 10), 4), ((3,), 8), ((17, 64, 1), 5)])
+def test_splitk_partition(seg_tiles: tuple[int, ...], splits: int) -> None:
+    progs = _expand(decode_partition(seg_tiles, "splitk", splits))
+    assert len(progs) == splits * len(seg_tiles)
+    for s, t in enumerate(seg_tiles):
+        mine = progs[s * splits : (s + 1) * splits]
+        assert sum(p.tiles for p in mine) == t
+        contributors = [p for p in mine if p.tiles]
+        if len(contributors) > 1:
+            assert sum(p.merges for p in mine) == len(contributors)
+            assert all(p.partials == 1 for p in contributors)
+        else:
+            assert sum(p.merges + p.partials for p in mine) == 0
+
+
+def test_bad_partitions_raise() -> None:
+    with pytest.raises(ValueError, match="strategy"):
+        decode_partition((4,), "ring")
+    with pytest.raises(ValueError, match="at least one key tile"):
+        decode_partition((4, 0), "unsplit")
+    with pytest.raises(ValueError, match="programs"):
+        decode_partition((4,), "streamk")
+
+
+def _map(arch: str = "h200", **opts: object):  # type: ignore[no-untyped-def]
+    sizes = dict(opts.pop("sizes", {}))  # type: ignore[call-overload]
+    base = dict(B=1, G=8, R=4, E=128, F=128, P=1, M=131072)
+    return get_mapper("gpu-decode")(**opts).map(
+        load_cascade(GQA), load_arch(arch), {**base, **sizes}
+    )
+
+
+def test_long_cache_at_batch_one_is_split_and_hbm_bound() -> None:
+    r = _map()
+    assert dict(r.options)["strategy"] in ("splitk", "streamk")
+    unsplit = _map(strategy="unsplit")
+    assert unsplit.latency_s > 3 * r.latency_s  # 8 programs stream 537 MB
+    assert unsplit.bound.startswith("occupancy")
+    assert r.bound == "hbm"
+    kv = 2 * 8 * 131072 * 128 * 2
+    assert r.extra("kv_cache_bytes") == kv
+
+
+def test_gqa_reads_g_over_h_of_mha_cache() -> None:
+    gqa = _map(sizes=dict(G=8, R=4))
+    mha = _map(sizes=dict(G=32, R=1))
+    ratio = gqa.extra("kv_cache_bytes") / mha.extra("kv_cache_bytes")
+    assert ratio == pytest.approx(8 / 32)
+    assert gqa.latency_s < mha.latency_s
+
+
+def test_ragged_lengths_price_only_cached_keys() -> None:
+    lens = (1000, 131072, 5, 20000)
+    r = _map(seq_lens=lens, sizes=dict(B=4))
+    assert r.extra("kv_cache_bytes") == sum(lens) * 8 * 2 * 128 * 2
+    with pytest.raises(MappingError, match="4 lengths for a batch of 2"):
+        _map(seq_lens=lens, sizes=dict(B=2))
+    with pytest.raises(MappingError, match="exceed"):
+        _map(seq_lens=(10, 200000), sizes=dict(B=2))
+
+
+def test_refusals_name_the_reason() -> None:
+    with pytest.raises(MappingError, match="P = 1"):
+        _map(sizes=dict(P=16))
+    with pytest.raises(MappingError, match="mask keeps"):
+        get_mapper("gpu-decode")().map(
+            load_cascade("attention-1pass-mh-causal"), load_arch("h200"),
+            dict(B=1, H=8, E=64, F=64, P=1, M=4096),
+        )  # fmt: skip
+    with pytest.raises(MappingError, match="options"):
+        get_mapper("gpu-decode")(strategy="ring")
+
+
+def test_uncalibrated_gpu_says_so() -> None:
+    r = _map("h100-sxm")
+    assert any("no decode calibration" in w for w in r.warnings)
+    assert r.latency_s > 0
+
+
+def test_fixed_strategy_and_splits_are_honoured() -> None:
+    r = _map(strategy="splitk", splits=4)
+    assert dict(r.options)["splits"] == 4 and r.extra("programs") == 4 * 8
+    r = _map(strategy="streamk", programs=200)
+    assert r.extra("programs") == 200
