@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
     x = torch.empty(1, device="cuda")
     floor = _bench_s(lambda: empty_kernel[(1,)](x))
     big = torch.empty(2**29, device="cuda", dtype=dt).normal_()
-    read_bw = 2 * big.numel() / _bench_s(lambda: torch.sum(big, dtype=torch.float32))
+    read_bw = 2 * big.numel() / _bench_s(functools.partial(torch.sum, big, dtype=torch.float32))
     del big
     log(f"do_bench floor {floor * 1e6:.2f} us, HBM read {read_bw / 1e9:.0f} GB/s")
 
