@@ -122,11 +122,12 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
     q = torch.randn(1, 4, 1, 64, device="cuda", dtype=dt)
     kv = torch.randn(1, 1, 256, 64, device="cuda", dtype=dt)
     host = {}
-    for strategy, kw in (
+    host_calls: tuple[tuple[str, dict[str, Any]], ...] = (
         ("unsplit", {}),
         ("splitk", {"splits": 4}),
         ("streamk", {"programs": sms}),
-    ):
+    )
+    for strategy, kw in host_calls:
         host[strategy] = round(
             _host_per_call_us(
                 torch,
