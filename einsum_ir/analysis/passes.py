@@ -75,6 +75,22 @@ class Boundary:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRead:
+    """Which passes read a cascade input indexed by the rank, and which Einsums read it.
+
+    Attributes:
+        tensor: The input.
+        passes: The passes whose Einsums read it (one entry: it is streamed once).
+        readers: Outputs of the Einsums reading it in those passes (MLA absorbed's latent
+            CKV: the scores SC and the values SLNV, one read serving both).
+    """
+
+    tensor: TensorName
+    passes: tuple[int, ...]
+    readers: tuple[TensorName, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PassReport:
     """Pass structure of a cascade over one rank (see `count_passes`).
 
@@ -85,6 +101,8 @@ class PassReport:
         boundaries: One record per boundary between consecutive passes.
         merge_ranks: Split ranks whose per-split partial states are merged after a pass
             (split-K's M2); empty for a cascade without splits.
+        input_reads: For each input indexed by the rank, the passes that stream it and the
+            Einsums reading it there.
     """
 
     rank: RankName
@@ -92,6 +110,7 @@ class PassReport:
     einsum_passes: tuple[EinsumPass, ...]
     boundaries: tuple[Boundary, ...]
     merge_ranks: tuple[RankName, ...] = ()
+    input_reads: tuple[InputRead, ...] = ()
 
     def pass_of(self, tensor: str) -> int:
         """The pass of the Einsum defining `tensor` (0 for an input); KeyError if unknown."""
@@ -187,7 +206,25 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
     passes = max((r.pass_number for r in records if r.iterates_rank), default=0)
     boundaries = _boundaries(cascade, leaves, indexed, records, passes)
     merged = tuple(r for r in cascade.expand(RankName(rank)) if r in split and any(merges))
-    return PassReport(RankName(rank), passes, records, boundaries, merged)
+    reads = _input_reads(cascade, indexed, records)
+    return PassReport(RankName(rank), passes, records, boundaries, merged, reads)
+
+
+def _input_reads(
+    cascade: Cascade, indexed: Mapping[str, bool], records: tuple[EinsumPass, ...]
+) -> tuple[InputRead, ...]:
+    result = []
+    for name in cascade.input_names:
+        if not indexed.get(name):
+            continue
+        readers = [
+            r
+            for r, e in zip(records, cascade.einsums, strict=True)
+            if r.iterates_rank and any(a.tensor == name for a in e.inputs)
+        ]
+        passes = tuple(sorted({r.pass_number for r in readers}))
+        result.append(InputRead(name, passes, tuple(r.output for r in readers)))
+    return tuple(result)
 
 
 def _split_leaves(cascade: Cascade, leaves: frozenset[RankName]) -> frozenset[RankName]:
