@@ -228,8 +228,11 @@ _MLA_LAYOUT = (
     ("WUK", ("H", "C", "E")),
     ("WUV", ("H", "C", "F")),
 )
-_GQA_LAYOUT = (("Q", ("B", "G", "R", "E", "P")), ("K", ("B", "G", "E", "M")))
-_GQA_LAYOUT += (("V", ("B", "G", "F", "M")),)
+_GQA_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Q", ("B", "G", "R", "E", "P")),
+    ("K", ("B", "G", "E", "M")),
+    ("V", ("B", "G", "F", "M")),
+)
 
 
 def _serving_references() -> dict[str, Reference]:

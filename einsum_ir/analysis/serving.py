@@ -111,7 +111,9 @@ def serving_structure(
         if weights and not (keyed and query in _iter_roots(cascade, e)):
             projections.append(_projection(cascade, e, weights[0], key, query, sizes))
         elif key_vars & out_vars and keyed and unkeyed:
-            dims = tuple(dict.fromkeys(cascade.root(RankName(v.upper())) for v in e.implicit_reduced_vars))
+            dims = tuple(
+                dict.fromkeys(cascade.root(RankName(v.upper())) for v in e.implicit_reduced_vars)
+            )
             terms.append(ScoreTerm(e.output, unkeyed[0], keyed[-1], dims))
         elif key_vars & set(e.implicit_reduced_vars) and keyed:
             values.append(keyed[-1])
@@ -121,7 +123,9 @@ def serving_structure(
     latent = _latent(cascade, [t.key_operand for t in terms], value_ops, key)
     drop = {key, *batch}
     latent_dims = tuple(
-        dict.fromkeys(cascade.root(r) for t in latent for r in ranks[t] if cascade.root(r) not in drop)
+        dict.fromkeys(
+            cascade.root(r) for t in latent for r in ranks[t] if cascade.root(r) not in drop
+        )
     )
     split = count_passes(cascade, key).merge_ranks
     return ServingStructure(
@@ -182,11 +186,7 @@ def _latent(
             found |= sources(a.tensor, seen | {tensor})
         return found
 
-    keyed = {
-        t
-        for t, rs in cascade.inputs
-        if key in {cascade.root(r) for r in rs}
-    }
+    keyed = {t for t, rs in cascade.inputs if key in {cascade.root(r) for r in rs}}
     from_scores = set().union(*(sources(t) for t in score_keys)) if score_keys else set()
     from_values = set().union(*(sources(t) for t in value_ops)) if value_ops else set()
     both = from_scores & from_values & keyed

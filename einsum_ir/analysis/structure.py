@@ -230,8 +230,10 @@ class AttentionProblem:
                 "read once as both keys and values"
             )
         if len(self.score_terms) > 1:
-            terms = [f"{t.query_operand}.{t.key_operand} over {','.join(t.dims)}" for t in
-                     self.score_terms]
+            terms = [
+                f"{t.query_operand}.{t.key_operand} over {','.join(t.dims)}"
+                for t in self.score_terms
+            ]
             lines.append("score terms: " + " + ".join(terms))
         for p in self.projections:
             lines.append(

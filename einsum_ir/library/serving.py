@@ -57,26 +57,30 @@ _MLA_INPUTS = (
     ("WUK", ("H", "C", "E")),  # key up-projection
     ("WUV", ("H", "C", "F")),  # value up-projection
 )
-_MLA_PARAMS = (("M0", KEY_TILE_DEFAULT), ("H", MLA_HEADS_DEFAULT), ("C", MLA_LATENT_DEFAULT))
-_MLA_PARAMS += (("R", MLA_ROPE_DEFAULT),)
+_MLA_PARAMS: tuple[tuple[str, int], ...] = (
+    ("M0", KEY_TILE_DEFAULT),
+    ("H", MLA_HEADS_DEFAULT),
+    ("C", MLA_LATENT_DEFAULT),
+    ("R", MLA_ROPE_DEFAULT),
+)
 
-_MLA_SOURCE = """Source: DeepSeek-V2 (DeepSeek-AI, arXiv 2405.04434, Sec. 2.1.2-2.1.3, Eqs. 9-19) and
+_MLA_SOURCE = """Source: DeepSeek-V2 (DeepSeek-AI, arXiv 2405.04434, Sec. 2.1.2-2.1.3) and
 DeepSeek-V3 (arXiv 2412.19437, Sec. 2.1.1); the cascade follows /shared/reference/
 variants.md Sec. 2.3 #56 (TransMLA / MLA). Per token the cache holds the latent CKV[c,m]
 (C = d_c = 512) and one RoPE key KR[r,m] (R = d_h^R = 64) shared by every head; the
 score is Q.K_nope + QR.KR (K concatenated with the RoPE key). Unscaled, as every built-in
 (the 1/sqrt(E + R) folds into Q and QR). Defaults H = 128, C = 512, R = 64 (DeepSeek-V3)."""
 
-_MLA_NAIVE_NOTES = f"""Multi-head latent attention, naive (prefill) form: the latent cache is
-up-projected to per-head keys and values, then 1-pass softmax attention (FuseMax Cascade 5):
+_MLA_NAIVE_NOTES = f"""Multi-head latent attention, naive (prefill) form: the latent cache
+is up-projected to per-head keys and values, then 1-pass softmax attention (FuseMax Cascade 5):
   K[b,h,e,m] = sum_c WUK[h,c,e] CKV[b,c,m]      V[b,h,f,m] = sum_c WUV[h,c,f] CKV[b,c,m]
   QK[b,h,m,p] = sum_e Q[b,h,e,p] K[b,h,e,m] + sum_r QR[b,h,r,p] KR[b,r,m]
   AV[b,h,f,p] = softmax_m(QK) . V
 The up-projections iterate the keys but not the queries: B*H*M*C*(E+F) MACs per sweep.
 {_MLA_SOURCE}"""
 
-_MLA_ABSORBED_NOTES = f"""Multi-head latent attention, absorbed (decode) form: WUK is folded into the
-queries and WUV into the output, so attention runs over the latent itself:
+_MLA_ABSORBED_NOTES = f"""Multi-head latent attention, absorbed (decode) form: WUK is folded
+into the queries and WUV into the output, so attention runs over the latent itself:
   QC[b,h,c,p] = sum_e Q[b,h,e,p] WUK[h,c,e]                 (absorption, no key rank)
   QK[b,h,m,p] = sum_c QC[b,h,c,p] CKV[b,c,m] + sum_r QR[b,h,r,p] KR[b,r,m]
   OC[b,h,c,p] = softmax_m(QK) . CKV  (the latent is the values too)
@@ -99,8 +103,8 @@ K and V are read once; the merge reads M2 partial states, not the keys. M1 (tile
 split, default 16) and M0 (default 256) are params; the split count M2 = ceil(M / (M1 M0))
 is derived. G and R default to 8 and 4 (Llama 3 8B)."""
 
-_DECODE_NOTES = """Grouped-query decode: the 1-pass GQA cascade with a bottom-right aligned causal mask
-and one query per sequence by default (P = 1): the query sees every cached key. P = 1 is
+_DECODE_NOTES = """Grouped-query decode: the 1-pass GQA cascade with a bottom-right aligned causal
+mask and one query per sequence by default (P = 1): the query sees every cached key. P = 1 is
 only a size: the cascade is `attention-1pass-gqa-causal-br`; a P > 1 here is a chunk of
 new queries (speculative decoding, chunked prefill). The R query heads of a KV head are
 the packed query rows a mapper streams the group's K/V for once."""
@@ -129,8 +133,7 @@ SERVING: tuple[ServingCascade, ...] = (
     ),
     ServingCascade(
         "attention-mla-absorbed",
-        "Multi-head latent attention, absorbed form: attention over the latent as K and V "
-        "(1 pass)",
+        "Multi-head latent attention, absorbed form: attention over the latent as K and V (1 pass)",
         _MLA_ABSORBED_NOTES,
     ),
     ServingCascade(
