@@ -216,9 +216,11 @@ def _run_passes(args: argparse.Namespace) -> int:
 
 
 def format_input_reads(report: PassReport) -> list[str]:
-    """One line per input indexed by the rank: the passes streaming it, who reads it."""
+    """A line per input that several Einsums or passes read (MLA's latent as K and V)."""
     lines = []
     for read in report.input_reads:
+        if len(read.readers) < 2 and len(read.passes) < 2:
+            continue
         times = "once" if len(read.passes) == 1 else f"in {len(read.passes)} passes"
         role = f" (one read serves {', '.join(read.readers)})" if len(read.readers) > 1 else ""
         lines.append(f"  reads {read.tensor} {times}{role}")
