@@ -101,3 +101,9 @@ def test_flat_refuses_splitk() -> None:
     sizes = {"B": 1, "E": 128, "F": 128, "P": 1, "M": 8192}
     with pytest.raises(MappingError, match="split-K"):
         FlatMapper().map(load_cascade("attention-splitk-gqa"), load_arch("fusemax"), sizes)
+
+
+@pytest.mark.parametrize("name", ["attention-mla-naive", "attention-mla-absorbed"])
+def test_flat_refuses_mla_naming_the_latent(name: str) -> None:
+    with pytest.raises(MappingError, match="latent CKV"):
+        FlatMapper().map(load_cascade(name), load_arch("fusemax"), DECODE)
