@@ -16,7 +16,14 @@ from pathlib import Path
 
 from attnsim.einsum_ir.check import check_cascade
 from attnsim.einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
-from attnsim.einsum_ir.library import build, catalog_names, variant_named
+from attnsim.einsum_ir.library import (
+    build,
+    catalog_names,
+    serving_cascade,
+    serving_entry,
+    serving_names,
+    variant_named,
+)
 from attnsim.einsum_ir.parse import ParseError, format_einsum, parse_einsum
 from attnsim.einsum_ir.spec import Problem, Reader, SpecError, as_number, path_exists
 
@@ -35,17 +42,18 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
 
 def builtin_names() -> tuple[str, ...]:
-    """Names of the built-in catalog, sorted (see `einsum_ir.library.catalog`).
+    """Names of the built-in catalog and the serving cascades, sorted.
 
-    Any other combination of the library's parts also resolves by name in `load_cascade`.
+    See `einsum_ir.library.catalog` and `einsum_ir.library.serving`. Any other combination
+    of the library's parts also resolves by name in `load_cascade`.
     """
-    return catalog_names()
+    return tuple(sorted((*catalog_names(), *serving_names())))
 
 
 def builtin_cascade(name: str) -> Cascade | None:
     """The built-in cascade of that name (catalog or composed from parts), or None."""
     variant = variant_named(name)
-    return build(variant) if variant is not None else None
+    return build(variant) if variant is not None else serving_cascade(name)
 
 
 def builtin_text(name: str) -> str:
@@ -55,9 +63,12 @@ def builtin_text(name: str) -> str:
         KeyError: When `name` is no built-in.
     """
     variant = variant_named(name)
-    if variant is None:
+    if variant is not None:
+        return format_cascade(build(variant), comment=variant.notes)
+    entry, cascade = serving_entry(name), serving_cascade(name)
+    if entry is None or cascade is None:
         raise KeyError(f"no built-in cascade {name!r}")
-    return format_cascade(build(variant), comment=variant.notes)
+    return format_cascade(cascade, comment=entry.notes)
 
 
 def load_cascade(path_or_name: str | Path) -> Cascade:

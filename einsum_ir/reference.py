@@ -203,9 +203,54 @@ def reference_for(name: str) -> Reference | None:
     return Reference(tuple(layout), "AV", functools.partial(_compute, variant))
 
 
+def _mla(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    """MLA as DeepSeek-V2 states it: up-projected K (with the shared RoPE key) and V."""
+    x = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
+    k = np.einsum("hce,bcm->bhem", x["WUK"], x["CKV"])
+    v = np.einsum("hcf,bcm->bhfm", x["WUV"], x["CKV"])
+    rope = np.einsum("bhrp,brm->bhpm", x["QR"], x["KR"])
+    return attention(x["Q"], k, v, bias=rope)
+
+
+def _gqa(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    """Grouped-query attention over all keys, K/V repeated across each group's R heads."""
+    r = sizes["R"]
+    k = _shared(np.asarray(inputs["K"], dtype=np.float64), Heads.GROUPED, r)
+    v = _shared(np.asarray(inputs["V"], dtype=np.float64), Heads.GROUPED, r)
+    return attention(np.asarray(inputs["Q"], dtype=np.float64), k, v)
+
+
+_MLA_LAYOUT = (
+    ("Q", ("B", "H", "E", "P")),
+    ("QR", ("B", "H", "R", "P")),
+    ("CKV", ("B", "C", "M")),
+    ("KR", ("B", "R", "M")),
+    ("WUK", ("H", "C", "E")),
+    ("WUV", ("H", "C", "F")),
+)
+_GQA_LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Q", ("B", "G", "R", "E", "P")),
+    ("K", ("B", "G", "E", "M")),
+    ("V", ("B", "G", "F", "M")),
+)
+
+
+def _serving_references() -> dict[str, Reference]:
+    """The serving cascades (`einsum_ir.library.serving`): MLA, split-K, decode."""
+    decode = reference_for("attention-1pass-gqa-causal-br")
+    assert decode is not None
+    return {
+        "attention-mla-naive": Reference(_MLA_LAYOUT, "AV", _mla),
+        "attention-mla-absorbed": Reference(_MLA_LAYOUT, "AV", _mla),
+        "attention-splitk-gqa": Reference(_GQA_LAYOUT, "AV", _gqa),
+        "attention-decode-gqa": decode,
+    }
+
+
 def _catalog_references() -> dict[str, Reference]:
     refs = {v.name: reference_for(v.name) for v in CATALOG}
-    return {name: ref for name, ref in refs.items() if ref is not None}
+    found = {name: ref for name, ref in refs.items() if ref is not None}
+    return found | _serving_references()
 
 
 REFERENCES: dict[str, Reference] = _catalog_references()

@@ -4,6 +4,12 @@ A pass is one sweep over the rank (e.g. the key positions M). A value that depen
 whole rank (a max or sum over it) is only known after the sweep ends, so anything combining
 it with per-element data of the rank needs another sweep. Recurrences over a part of the rank
 (the running max of FuseMax) carry state across tiles and never force an extra pass.
+
+A split-K cascade (FlashDecoding) splits the rank three ways, M -> M2 x M1 x M0, runs a
+recurrence over M1 inside each split and merges the splits' final states over M2. The
+merge iterates only the split rank M2, which lies outside the recurrence: it reads M2
+partial states, never the rank's elements, so it is a *merge* after the pass, not another
+pass (`EinsumPass.is_merge`, `PassReport.merge_ranks`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ class EinsumPass:
         iterates_rank: Whether its iteration space includes the rank or a part of it.
         availability: How its output becomes available (CONST, STREAM or DONE).
         text: The Einsum's printed form.
+        is_merge: Whether it merges per-split partial state over a split rank outside a
+            recurrence (split-K's M2): it runs after its pass and does not iterate the
+            rank's elements (`iterates_rank` is False).
     """
 
     index: int
@@ -44,6 +53,7 @@ class EinsumPass:
     iterates_rank: bool
     availability: Availability
     text: str
+    is_merge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,22 @@ class Boundary:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRead:
+    """Which passes read a cascade input indexed by the rank, and which Einsums read it.
+
+    Attributes:
+        tensor: The input.
+        passes: The passes whose Einsums read it (one entry: it is streamed once).
+        readers: Outputs of the Einsums reading it in those passes (MLA absorbed's latent
+            CKV: the scores SC and the values SLNV, one read serving both).
+    """
+
+    tensor: TensorName
+    passes: tuple[int, ...]
+    readers: tuple[TensorName, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PassReport:
     """Pass structure of a cascade over one rank (see `count_passes`).
 
@@ -73,12 +99,18 @@ class PassReport:
         passes: Number of passes over the rank (0 when no Einsum iterates it).
         einsum_passes: One record per Einsum, in cascade order.
         boundaries: One record per boundary between consecutive passes.
+        merge_ranks: Split ranks whose per-split partial states are merged after a pass
+            (split-K's M2); empty for a cascade without splits.
+        input_reads: For each input indexed by the rank, the passes that stream it and the
+            Einsums reading it there.
     """
 
     rank: RankName
     passes: int
     einsum_passes: tuple[EinsumPass, ...]
     boundaries: tuple[Boundary, ...]
+    merge_ranks: tuple[RankName, ...] = ()
+    input_reads: tuple[InputRead, ...] = ()
 
     def pass_of(self, tensor: str) -> int:
         """The pass of the Einsum defining `tensor` (0 for an input); KeyError if unknown."""
@@ -92,7 +124,8 @@ class PassReport:
         width = max([6] + [len(r.output) for r in self.einsum_passes])
         lines.append(f"  {'#':>3}  {'tensor':<{width}}  pass  {'kind':<14}  einsum")
         for r in self.einsum_passes:
-            kind = f"{'in' if r.iterates_rank else 'after'} / {r.availability.value}"
+            where = "merge" if r.is_merge else "in" if r.iterates_rank else "after"
+            kind = f"{where} / {r.availability.value}"
             lines.append(
                 f"  {r.index:>3}  {r.output:<{width}}  {r.pass_number:>4}  {kind:<14}  {r.text}"
             )
@@ -151,7 +184,12 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
         t: bool(leaves & {leaf for r in ranks for leaf in cascade.expand(r)})
         for t, ranks in declared.items()
     }
-    iterates = tuple(_iterates(cascade, e, leaves) for e in cascade.einsums)
+    split = _split_leaves(cascade, leaves)
+    merges = tuple(_is_merge(cascade, e, leaves, split) for e in cascade.einsums)
+    iterates = tuple(
+        _iterates(cascade, e, leaves) and not m
+        for e, m in zip(cascade.einsums, merges, strict=True)
+    )
     states = _solve(cascade, leaves, indexed, iterates)
     records = tuple(
         EinsumPass(
@@ -161,12 +199,65 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
             iterates_rank=iterates[i],
             availability=states[e.output].availability,
             text=str(e),
+            is_merge=merges[i],
         )
         for i, e in enumerate(cascade.einsums)
     )
     passes = max((r.pass_number for r in records if r.iterates_rank), default=0)
     boundaries = _boundaries(cascade, leaves, indexed, records, passes)
-    return PassReport(RankName(rank), passes, records, boundaries)
+    merged = tuple(r for r in cascade.expand(RankName(rank)) if r in split and any(merges))
+    reads = _input_reads(cascade, indexed, records)
+    return PassReport(RankName(rank), passes, records, boundaries, merged, reads)
+
+
+def _input_reads(
+    cascade: Cascade, indexed: Mapping[str, bool], records: tuple[EinsumPass, ...]
+) -> tuple[InputRead, ...]:
+    result = []
+    for name in cascade.input_names:
+        if not indexed.get(name):
+            continue
+        readers = [
+            r
+            for r, e in zip(records, cascade.einsums, strict=True)
+            if r.iterates_rank and any(a.tensor == name for a in e.inputs)
+        ]
+        passes = tuple(sorted({r.pass_number for r in readers}))
+        result.append(InputRead(name, passes, tuple(r.output for r in readers)))
+    return tuple(result)
+
+
+def _split_leaves(cascade: Cascade, leaves: frozenset[RankName]) -> frozenset[RankName]:
+    """Leaves of the rank outside a recurrence that runs per split (M2 of M2 x M1 x M0).
+
+    A recurrence over a leaf L whose output is also indexed by leaves outer to L keeps one
+    running state per element of those outer leaves: they are splits, each ending with its
+    own final state.
+    """
+    order = [r for p in cascade.partitions for r in cascade.expand(p.rank) if r in leaves]
+    found: set[RankName] = set()
+    for e in cascade.einsums:
+        var = e.recurrence_var
+        if var is None or RankName(var.upper()) not in leaves:
+            continue
+        outer = order[: order.index(RankName(var.upper()))] if var.upper() in order else []
+        found |= {r for r in e.out.ranks if r in outer}
+    return frozenset(found)
+
+
+def _is_merge(
+    cascade: Cascade, einsum: Einsum, leaves: frozenset[RankName], split: frozenset[RankName]
+) -> bool:
+    """Whether `einsum` iterates only split leaves of the rank (a merge of partial states)."""
+    if not split:
+        return False
+    mine = {
+        leaf
+        for v in einsum.iteration_vars
+        for leaf in _rank_leaves(cascade, RankName(v.upper()))
+        if leaf in leaves
+    }
+    return bool(mine) and mine <= split
 
 
 def _rank_leaves(cascade: Cascade, rank: RankName) -> frozenset[RankName]:

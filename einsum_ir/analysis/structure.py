@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
 from attnsim.einsum_ir.analysis.passes import count_passes
+from attnsim.einsum_ir.analysis.serving import Projection, ScoreTerm, serving_structure
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
 
 __all__ = [
@@ -151,6 +152,18 @@ class AttentionProblem:
         mask: The mask.
         score: The score function.
         notes: Decisions a fallback made (shown in Results' provenance).
+        score_terms: The contractions adding to the scores (QK = Q.K; MLA: the latent
+            part QC.CKV and the RoPE part QR.KR), with their operands and dims.
+        value_operands: Key-side operands of the value contraction (V; MLA absorbed: CKV).
+        latent_inputs: Key-side inputs that both the scores and the values derive from
+            (MLA's latent CKV): one tensor serving as K and as V, read once per sweep.
+        latent_dims: Their ranks besides the key and batch ranks (MLA: C).
+        projections: Contractions with a weight input, outside the key x query work: per
+            key (MLA naive's K = WUK.CKV), on the query side (QC = Q.WUK) or on the output
+            (AV = OC.WUV), each with its MACs at these sizes.
+        split_ranks: Split ranks whose per-split partial softmax states are merged after
+            the pass (split-K's M2); empty without splits.
+        splits: Product of the split ranks' sizes (1 without splits).
     """
 
     cascade: str
@@ -164,6 +177,13 @@ class AttentionProblem:
     mask: Mask
     score: ScoreFunction
     notes: tuple[str, ...] = ()
+    score_terms: tuple[ScoreTerm, ...] = ()
+    value_operands: tuple[TensorName, ...] = ()
+    latent_inputs: tuple[TensorName, ...] = ()
+    latent_dims: tuple[RankName, ...] = ()
+    projections: tuple[Projection, ...] = ()
+    split_ranks: tuple[RankName, ...] = ()
+    splits: int = 1
 
     @property
     def query_heads(self) -> int:
@@ -204,6 +224,27 @@ class AttentionProblem:
         shared = [f"{t} across {','.join(rs)}" for t, rs in self.shared if rs]
         if shared:
             lines.append("shared: " + "; ".join(shared))
+        if self.latent_inputs:
+            lines.append(
+                f"latent: {', '.join(self.latent_inputs)} over {','.join(self.latent_dims)}, "
+                "read once as both keys and values"
+            )
+        if len(self.score_terms) > 1:
+            terms = [
+                f"{t.query_operand}.{t.key_operand} over {','.join(t.dims)}"
+                for t in self.score_terms
+            ]
+            lines.append("score terms: " + " + ".join(terms))
+        for p in self.projections:
+            lines.append(
+                f"projection ({p.site}): {p.output} by weight {p.weight} over {','.join(p.dims)}, "
+                f"{p.macs:,} MACs"
+            )
+        if self.split_ranks:
+            lines.append(
+                f"splits: {','.join(self.split_ranks)} = {self.splits}, partial states merged "
+                "after the pass"
+            )
         return "\n".join(lines)
 
 
@@ -234,6 +275,7 @@ def _problem(cascade: Cascade, size_items: tuple[tuple[str, int], ...]) -> Atten
         shared.append((name, tuple(r for r in spread if r not in roots)))
     mask, mask_notes = _mask(cascade, roles, resolved)
     score = _score(cascade, roles)
+    serving = serving_structure(cascade, roles.key, roles.query, roles.batch, resolved)
     return AttentionProblem(
         cascade=cascade.name,
         roles=roles,
@@ -246,6 +288,13 @@ def _problem(cascade: Cascade, size_items: tuple[tuple[str, int], ...]) -> Atten
         mask=mask,
         score=score,
         notes=tuple(notes) + tuple(mask_notes),
+        score_terms=serving.score_terms,
+        value_operands=serving.value_operands,
+        latent_inputs=serving.latent_inputs,
+        latent_dims=serving.latent_dims,
+        projections=serving.projections,
+        split_ranks=serving.split_ranks,
+        splits=serving.splits,
     )
 
 
@@ -297,6 +346,12 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
     query_like = [r for r in out_order if r in q_roots and any(r not in k for k in side_roots)]
     batch = tuple(r for r in out_order if r in q_roots and all(r in k for k in side_roots))
     value_dims = tuple(r for r in out_order if r in k_roots and r not in q_roots)
+    # Queries vary along the scores: an output rank a query-side weight brings in after the
+    # keys (MLA's AV = OC.WUV over F) is a value dim, not a query group.
+    scored = _score_roots(cascade, key)
+    if scored and any(r not in scored for r in query_like):
+        value_dims += tuple(r for r in query_like if r not in scored)
+        query_like = [r for r in query_like if r in scored]
     score_dims = tuple(r for r in reduced if r != key and r in q_roots and r in k_roots)
     if not query_like:
         raise StructureError(
@@ -319,6 +374,16 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
         Roles(key, query, groups, batch, score_dims, value_dims),
         tuple(notes),
     )
+
+
+def _score_roots(cascade: Cascade, key: RankName) -> set[RankName]:
+    """Root ranks of the key-indexed intermediates a nonlinearity produces (the scores)."""
+    found: set[RankName] = set()
+    for e in cascade.einsums:
+        roots = _roots(cascade, e.out.ranks)
+        if key in roots and e.output not in cascade.input_names and _nonlinear(e.expr):
+            found |= roots
+    return found
 
 
 def _nonlinear(expr: Expr) -> bool:

@@ -19,19 +19,31 @@ from attnsim.einsum_ir.library.catalog import (
     catalog_names,
     variant_named,
 )
+from attnsim.einsum_ir.library.serving import (
+    SERVING,
+    ServingCascade,
+    serving_cascade,
+    serving_entry,
+    serving_names,
+)
 
 __all__ = [
     "CATALOG",
     "LEGACY",
+    "SERVING",
     "Algorithm",
     "Heads",
     "MaskForm",
     "ScoreForm",
     "ScoreModifier",
+    "ServingCascade",
     "Variant",
     "all_names",
     "all_variants",
     "build",
     "catalog_names",
+    "serving_cascade",
+    "serving_entry",
+    "serving_names",
     "variant_named",
 ]

@@ -174,6 +174,23 @@ def problem(
         raise MappingError(
             f"needs a 2D and a 1D array; {arch.name} has {[a.name for a in arch.arrays]}"
         )
+    merge = cv.passes.merge_ranks
+    if merge:
+        raise MappingError(
+            f"FLAT: cascade {cascade.name} splits the keys into {','.join(merge)} splits and "
+            "merges their partial softmax states (split-K): FLAT's dataflow (two key x query "
+            "matmuls with 1D phases between) has no per-split state or merge phase; map the "
+            "unsplit cascade (e.g. attention-decode-gqa) or use fusemax or unfused"
+        )
+    found = cv.problem
+    if found is not None and found.latent_inputs:
+        what = ", ".join(f"{p.output} ({p.site})" for p in found.projections)
+        raise MappingError(
+            f"FLAT: cascade {cascade.name} is latent attention (latent "
+            f"{', '.join(found.latent_inputs) or '-'}; projections {what or '-'}): FLAT's "
+            "dataflow is two key x query matmuls with 1D phases between, with no place for a "
+            "projection or a latent that serves as keys and values; use fusemax or unfused"
+        )
     dense = _bind(cv, arch, roles, ap is not None and not ap.mask.is_dense)
     pair = _contractions(cv, roles, dense)
     if ap is not None and ap.mask.kind == MaskKind.GENERIC and skip_empty_tiles:

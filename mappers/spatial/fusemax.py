@@ -28,6 +28,7 @@ Steps (the paper's Figure 8 ablation):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -56,6 +57,14 @@ from attnsim.mappers.spatial.compute import (
 from attnsim.mappers.spatial.fusemax_cost import dram_traffic
 from attnsim.mappers.spatial.fusemax_cost import energy as fusemax_energy
 from attnsim.mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
+from attnsim.mappers.spatial.serving_cost import (
+    LatentPlan,
+    latent_plan,
+    merge_einsums,
+    split_copies,
+    split_note,
+    with_weights,
+)
 from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
@@ -150,12 +159,17 @@ class FuseMaxMapper:
         mask = mask_cost(cv, rows, key_tile, opts.skip_empty_tiles, "fusemax")
         plan = _Plan(cv, arch, mask, warnings=list(mask.warnings))
         _bind(plan, opts.step)
-        compute_cycles = sum(_pass_cycles(plan, k, opts.step) for k in _passes(plan))
         tiling = _tile_queries(plan, opts)
-        traffic = dram_traffic(plan, tiling)
+        latent = _latent(plan, tiling, opts)
+        compute_cycles = sum(_pass_cycles(plan, k, opts.step) for k in _passes(plan))
+        traffic = with_weights(dram_traffic(plan, tiling), latent, arch.word_bytes)
         dram_bytes = sum(t.total_bytes for t in traffic)
         mem_cycles = cost.memory_cycles(arch, dram_bytes)
         latency_cycles, bound = cost.bound_latency(compute_cycles, mem_cycles)
+        merge_ops = sum(sum(n for _, n in plan.work[i].actions) for i in merge_einsums(cv))
+        plan.warnings += split_note(cv, merge_ops)
+        reserved = tiling.reserved_words + latent.resident_words
+        tiling = dataclasses.replace(tiling, reserved_words=reserved)
         energy = fusemax_energy(plan, tiling, traffic, opts)
         return _result(
             plan, opts, tiling, traffic, energy, compute_cycles, mem_cycles, latency_cycles, bound
@@ -208,6 +222,19 @@ def _bind(plan: _Plan, step: str) -> None:
         plan.cycles[i] = cycles_on(work, unit)
 
 
+def _latent(plan: _Plan, tiling: _Tiling, opts: FuseMaxOptions) -> LatentPlan:
+    """Price MLA's per-key projections for this tiling (serving_cost); scale their work."""
+    capacity = (opts.buffer_budget_bytes or plan.arch.buffer.capacity_bytes) // plan.arch.word_bytes
+    used = tiling.reserved_words + tiling.p0 * tiling.p1 * tiling.per_query_words
+    latent = latent_plan(plan.cv, tiling.p0 * tiling.p1, tiling.p2, capacity - used)
+    plan.warnings.extend(latent.warnings)
+    for i in latent.key_einsums:
+        if latent.recompute > 1:
+            plan.work[i] = scale_work(plan.work[i], float(latent.recompute))
+            plan.cycles[i] = cycles_on(plan.work[i], plan.units[i])
+    return latent
+
+
 def _passes(plan: _Plan) -> list[int]:
     return sorted({plan.cv.pass_of(i) for i in plan.units})
 
@@ -218,7 +245,8 @@ def _passes(plan: _Plan) -> list[int]:
 def _pass_cycles(plan: _Plan, pass_number: int, step: str) -> float:
     cv = plan.cv
     members = [i for i in plan.units if cv.pass_of(i) == pass_number]
-    loop = [i for i in members if cv.iterates_key(cv.cascade.einsums[i])]
+    merges = merge_einsums(cv)  # split-K's merge over M2 runs after the key loop
+    loop = [i for i in members if cv.iterates_key(cv.cascade.einsums[i]) and i not in merges]
     tail = [i for i in members if i not in loop]
     tasks = _tasks(plan, loop, tail, step)
     if step == "cascade":
@@ -320,9 +348,9 @@ def _resident_words(
     for name in c.input_names:
         if cv.is_query_indexed(name) and not cv.is_key_indexed(name):
             words += cv.per_query_words(name, keep_key=False)
-    for name in cv.recur:
+    for name in cv.recur:  # split-K: each split's final state is held for the merge
         if cv.is_query_indexed(name):
-            words += cv.per_query_words(name, keep_key=False)
+            words += cv.per_query_words(name, keep_key=False) * split_copies(cv, name)
     for name in crossing:
         words += cv.per_query_words(name, keep_key=True)
     m0 = cv.sizes[cv.key_parts[-1]]

@@ -548,12 +548,31 @@ def spatial_result(
             if cv.problem is None
             else ()
         )
-        + _unshared_reads(cv, traffic, arch.word_bytes),
+        + _unshared_reads(cv, traffic, arch.word_bytes)
+        + _bound_note(cv, traffic, compute_cycles, memory_cycles, sum(ops.values())),
         provenance=(
             ("version", VERSION),
             ("schedule", schedule),
             ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), identity)),
         ),
+    )
+
+
+def _bound_note(
+    cv: CascadeView, traffic: Sequence[Traffic], compute: float, memory: float, flops: float
+) -> tuple[str, ...]:
+    """Say why DRAM bounds the latency: the biggest tensors and the reuse per element."""
+    dram = sum(t.total_bytes for t in traffic if t.level == "dram")
+    if memory <= compute or not dram:
+        return ()
+    top = sorted(((t.total_bytes, t.tensor) for t in traffic if t.level == "dram"), reverse=True)
+    big = ", ".join(f"{name} {b / dram:.0%}" for b, name in top[:3])
+    decode = ", decode" if cv.sizes[cv.query_rank] == 1 else ""
+    return (
+        f"bandwidth-bound: DRAM {memory:,.0f} cycles vs compute {compute:,.0f} "
+        f"({memory / max(compute, 1e-9):.1f}x): {flops / dram:.1f} operations per DRAM byte, "
+        f"{cv.query_rows} query row(s) per key/value element (positions x packed heads"
+        f"{decode}); DRAM bytes: {big}",
     )
 
 

@@ -116,6 +116,11 @@ def _run_list(args: argparse.Namespace) -> int:
         cascade = einsum_ir.load_cascade(variant.name)
         passes = _pass_count_text(cascade, args.rank)
         rows.append((*variant_columns(variant), passes, cascade.description))
+    if not (args.algorithm or args.heads or args.mask or args.score):
+        for name in lib.serving_names():  # MLA, split-K, decode: outside the parts product
+            cascade = einsum_ir.load_cascade(name)
+            passes = _pass_count_text(cascade, args.rank)
+            rows.append((name, "-", "-", "-", "-", passes, cascade.description))
     print("\n".join(format_table(rows)))
     return 0
 
@@ -154,8 +159,7 @@ def _run_show(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
     if args.yaml:
         builtin = cascade.source.startswith("<builtin>")
-        variant = lib.variant_named(cascade.name) if builtin else None
-        print(builtin_text(variant.name) if variant else format_cascade(cascade), end="")
+        print(builtin_text(cascade.name) if builtin else format_cascade(cascade), end="")
         return 0
     if sizes is not None:
         einsum_ir.resolve_sizes(cascade, sizes)  # report bad sizes before any work
@@ -207,8 +211,20 @@ def format_attention_problem(cascade: Cascade, sizes: Mapping[str, int] | None) 
 def _run_passes(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
     report = count_passes(cascade, args.rank)
-    print("\n".join(format_pass_summary(cascade, report)))
+    print("\n".join(format_pass_summary(cascade, report) + format_input_reads(report)))
     return 0
+
+
+def format_input_reads(report: PassReport) -> list[str]:
+    """A line per input that several Einsums or passes read (MLA's latent as K and V)."""
+    lines = []
+    for read in report.input_reads:
+        if len(read.readers) < 2 and len(read.passes) < 2:
+            continue
+        times = "once" if len(read.passes) == 1 else f"in {len(read.passes)} passes"
+        role = f" (one read serves {', '.join(read.readers)})" if len(read.readers) > 1 else ""
+        lines.append(f"  reads {read.tensor} {times}{role}")
+    return lines
 
 
 def _run_check(args: argparse.Namespace) -> int:
@@ -331,6 +347,9 @@ def _phases(report: PassReport) -> list[tuple[str, list[EinsumPass]]]:
             title = "before pass 1" if report.passes else "independent of the rank"
         else:
             title = f"after pass {number}"
+            merged = ",".join(report.merge_ranks)
+            if merged and any(r.is_merge for r in records):
+                title += f" (merge over {merged}: per-split partial states, not the keys)"
         result.append((title, records))
     return result
 

@@ -11,6 +11,8 @@ from attnsim.einsum_ir.ir import Cascade, TensorName
 from attnsim.einsum_ir.parse import parse_einsum
 
 EXPECTED = {"3pass": 3, "2pass-plain": 2, "2pass-deferred": 2, "2pass-tilemax": 2, "1pass": 1}
+# the serving cascades (einsum_ir.library.serving): all 1 pass over the keys
+EXPECTED |= {"mla-naive": 1, "mla-absorbed": 1, "splitk-gqa": 1, "decode-gqa": 1}
 
 
 def expected_passes(name: str) -> int:
