@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,12 @@ CONFIGS = (
     (128, 128, 4, 64, 8, 2),
 )
 PER_SM = (1, 2, 4)
+# MLA absorbed decode (kernels.triton.attn_mla): latent C and rope Rr dims (DeepSeek-V2/V3),
+# head blocks, the kernel's default tiling (block_n, warps, stages), cache lengths
+MLA_DIMS = (512, 64)
+MLA_HEAD_BLOCKS = (16, 32, 64)
+MLA_TILING = (32, 8, 2)
+MLA_LENGTHS = (8192, 32768)
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -106,6 +113,36 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
             if slope > 0:
                 programs.append(entry)
             torch.cuda.empty_cache()
+    from attnsim.kernels.triton.attn_mla import attention_mla_decode
+
+    def timed_mla(segments: int, hb: int, seq: int, **kw: Any) -> float:
+        c, rr = MLA_DIMS
+        ql = torch.randn(segments, hb, c, device="cuda", dtype=dt)
+        qr = torch.randn(segments, hb, rr, device="cuda", dtype=dt)
+        cache = torch.randn(segments, seq, c + rr, device="cuda", dtype=dt)
+        call = functools.partial(attention_mla_decode, ql, qr, cache, None, 0.1, **kw)
+        call()
+        return _bench_s(call)
+
+    for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
+        segments = ISOLATED if per_sm == 1 else per_sm * sms
+        bn, w, st = MLA_TILING
+        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+        try:
+            times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
+        except Exception as exc:  # noqa: BLE001 - keep the other configurations
+            log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
+            continue
+        slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), times)  # type: ignore[arg-type]
+        entry = dict(
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+            num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+            fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+        )  # fmt: skip
+        log(f"  MLA program {entry}")
+        if slope > 0:
+            programs.append(entry)
+        torch.cuda.empty_cache()
     merges = []
     for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
         chunk = 16384

@@ -111,23 +111,28 @@ class DecodeProblem:
     Attributes:
         shape: Sizes (seq_q = 1), K/V grouping (kv_group = query heads per K/V head).
         seq_lens: Each sequence's cache length.
-        rows: Packed query rows per program (the R heads of a K/V head, >= 16).
+        rows: Packed query rows per program (the R heads of a K/V head, or a block of them,
+            >= 16).
+        head_blocks: Programs that share one K/V head's cache, each with `rows` of its query
+            heads (MLA: 128 heads share one latent, taken 16-64 at a time); the first reads
+            the cache from HBM, the others from L2.
         shared_kv: V is a view of K's columns (MLA's latent): the cache is read once.
     """
 
     shape: AttnShape
     seq_lens: tuple[int, ...]
     rows: int
+    head_blocks: int = 1
     shared_kv: bool = False
 
     @property
     def segments(self) -> int:
-        """(sequence, K/V head) pairs."""
-        return len(self.seq_lens) * self.shape.kv_heads // self.shape.batch
+        """(sequence, K/V head, head block) triples."""
+        return len(self.seq_lens) * self.shape.kv_heads // self.shape.batch * self.head_blocks
 
     def seg_tiles(self, block_n: int) -> tuple[int, ...]:
         """Key tiles of each segment in launch order (sequence-major)."""
-        g = self.shape.kv_heads // self.shape.batch
+        g = self.shape.kv_heads // self.shape.batch * self.head_blocks
         return tuple(-(-n // block_n) for n in self.seq_lens for _ in range(g))
 
     @property
@@ -272,6 +277,8 @@ def time_decode(
         p.rows * s.head_dim + max(stages - 1, 1) * block_n * (s.head_dim + s.value_dim)
     )
     live = p.rows * (s.value_dim + 2 * block_n)  # fp32 accumulator and the score tile
+    if p.shared_kv:  # V is K's first value_dim columns: one buffer per stage
+        smem = s.elem_bytes * (p.rows * s.head_dim + max(stages - 1, 1) * block_n * s.head_dim)
     regs = 24 + math.ceil(live / (32 * warps))
     res = residency(arch, smem, regs, warps)
     k = max(1, min(res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
@@ -350,7 +357,7 @@ def decode_problem(shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool)
         raise MappingError(
             f"gpu-decode: seq_lens up to {max(lens)} exceed the key rank's size {shape.seq_k}"
         )
-    return DecodeProblem(shape, lens, decode_rows(shape.kv_group), shared_kv)
+    return DecodeProblem(shape, lens, decode_rows(shape.kv_group), shared_kv=shared_kv)
 
 
 @register_mapper(DECODE_MAPPER)
