@@ -13,8 +13,8 @@ STRATEGY picks who works on which tiles:
 - 1, split-K (FlashDecoding): grid (splits, segments); a segment's tiles are cut into chunks
   of ceil(n_tiles / splits) tiles, and program (s, seg) takes chunk s (none if past the end).
 - 2, stream-K (Lean Attention): P programs each take the contiguous share
-  [p * T // P, (p + 1) * T // P) of the T tiles of all segments laid end to end (batch-major),
-  crossing segment boundaries; a program walks the segments its share touches.
+  [p * T // P, (p + 1) * T // P) of the T tiles of all segments laid end to end (batch-major;
+  P capped at T), crossing segment boundaries; a program walks the segments its share touches.
 
 Merge (fused, no second launch): a segment with one contributor writes the output. Otherwise
 each contributor writes its partial (fp32 output normalized by its own sum, plus its
@@ -224,7 +224,6 @@ def decode_kernel(
     """Decode attention over segments (module docstring); `splits` is unused unless split-K."""
     if STRATEGY == 2:
         p = tl.program_id(0).to(tl.int64)
-        n_prog = tl.num_programs(0).to(tl.int64)
         if RAGGED:
             bs = tl.arange(0, BATCH_BLOCK)
             lens = tl.load(SeqLens + bs, mask=bs < batch, other=0)
@@ -232,8 +231,11 @@ def decode_kernel(
             total = tl.sum(tiles.to(tl.int64), 0) * seg_per_batch
         else:
             total = tl.maximum(tl.cdiv(seq_k, BLOCK_N), 1).to(tl.int64) * batch * seg_per_batch
+        # With more programs than tiles the extra ones idle, so every share is non-empty and
+        # the programs between a segment's first and last owner all contribute to it.
+        n_prog = tl.minimum(tl.num_programs(0).to(tl.int64), total)
         t = p * total // n_prog
-        t_end = (p + 1) * total // n_prog
+        t_end = tl.where(p < n_prog, (p + 1) * total // n_prog, t)
         while t < t_end:
             seg, s0, n_t = _locate(t, SeqLens, batch, seq_k, seg_per_batch, BATCH_BLOCK, BLOCK_N,
                                    RAGGED)  # fmt: skip
