@@ -210,9 +210,11 @@ def _build_plan(
         b, seq_k, group, row_blocks, seg_per_batch, n_split, scale * LOG2E,
     )  # fmt: skip
     v_is_k = v.data_ptr() == km.data_ptr() and v.stride() == km.stride() and f == e_main
+    # only ragged stream-K reads the lengths of all sequences at once: one compile for any batch
+    batch_block = triton.next_power_of_2(b) if kind == STREAMK and seq_lens is not None else 1
     meta = dict(
         BLOCK_R=head_block, BLOCK_N=block_n, E_MAIN=e_main, E_TAIL=e_tail, F=f,
-        PAGE_SIZE=page_size, BATCH_BLOCK=triton.next_power_of_2(b), STRATEGY=kind,
+        PAGE_SIZE=page_size, BATCH_BLOCK=batch_block, STRATEGY=kind,
         RAGGED=seq_lens is not None, PAGED=paged, V_IS_K=v_is_k,
         DOT_PRECISION=dot_precision(qm.dtype),
     )  # fmt: skip
