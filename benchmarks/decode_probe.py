@@ -1,13 +1,28 @@
-"""GPU only: decode split-K (`attention_decode`) against the unsplit kernel and SDPA.
+"""GPU only: the decode kernels (unsplit, split-K, stream-K, MLA) against SDPA and FlexAttention.
 
-Run: PYTHONPATH=. python benchmarks/decode_probe.py --out DIR [--budget-s 200]
+Run: PYTHONPATH=. python benchmarks/decode_probe.py --out DIR [--budget-s 500]
 
-One query per head against a bf16 KV cache, head dim 128. Per shape, in one run: the copy
-bandwidth of the device (a 4 GiB device-to-device copy, bytes read + written over time), the
-kernel with its default splits and with one split, and SDPA (`enable_gqa=True`) on its flash,
-cuDNN and memory-efficient backends, each timed with `triton.testing.do_bench` (median, L2
-flushed). Effective bandwidth = K and V bytes / time. Each output is checked against SDPA.
-Writes DIR/decode-<device>-<date>.csv.
+One run measures, in this order: the device's HBM read bandwidth (the faster of a Triton
+read-only reduction and torch.sum over 4 GiB) and copy bandwidth (a 2 GiB device-to-device
+copy, bytes read + written over time); then, shape by shape (round-robin over the suites so a
+budget cut leaves every suite covered), the baselines and every kernel configuration, one CSV
+row per configuration written as soon as it is timed (an interrupted run keeps its rows).
+Times: `triton.testing.do_bench`, median, L2 flushed between runs.
+
+Suites (column `suite`): `validation` and `holdout` (disjoint dense GQA/MQA/MHA shapes, bf16,
+batch 1-64, KV 1K-512K, heads 8-128, head dim 64/128), `ragged-*` (per-sequence lengths,
+`seq_lens` column ';'-joined), `paged-*` (ragged lengths in shuffled pages of 64 or 256 rows),
+`mla-*` (DeepSeek-V2/V3: H = 128 or 16, C = 512, Rr = 64, Dn = Dv = 128; absorbed kernel per
+head_block; `naive_ms` = `mla_decode_naive`, `upproj_ms` = the up-projection alone, the SDPA
+columns = up-projection + SDPA on the up-projected K/V), `calib` (the unsplit kernel with
+B * G = k * SMs segments, k = 1, 2, 4, at 32K and 128K, and stream-K with programs = SMs on
+one long segment: the per-program streaming rate per resident programs).
+
+Baselines: SDPA with `enable_gqa=True` on the flash, cuDNN and efficient backends, and
+FlexAttention (compiled) where it compiles within `--flex-budget-s`. For ragged and paged
+rows they run on the dense batch padded to the longest sequence (more bytes than the kernel
+reads). `max_abs_err`: the kernel's output against SDPA per sequence (the naive form for MLA).
+`kv_bytes`: the K/V (or latent) bytes the kernel must read. Writes DIR/decode-<gpu>-<date>.csv.
 """
 
 from __future__ import annotations
@@ -15,110 +30,477 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import functools
+import math
 import sys
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 import triton
-import triton.testing
-from torch.nn.attention import SDPBackend, sdpa_kernel
+import triton.language as tl
 
-from attnsim.kernels.triton.attn_decode import attention_decode, default_splits
-from attnsim.kernels.triton.common import num_sms
-
-SHAPES = [  # (batch, heads, kv_heads, cache length)
-    (1, 32, 8, 8192),
-    (1, 32, 8, 32768),
-    (1, 32, 8, 131072),
-    (1, 32, 8, 524288),
-    (4, 32, 8, 32768),
-    (16, 32, 8, 8192),
-    (64, 32, 8, 4096),
-    (1, 32, 32, 32768),
-    (8, 64, 8, 16384),
-]
-BACKENDS = {
-    "flash": SDPBackend.FLASH_ATTENTION,
-    "cudnn": SDPBackend.CUDNN_ATTENTION,
-    "efficient": SDPBackend.EFFICIENT_ATTENTION,
-}
 FIELDS = (
-    "device", "batch", "heads", "kv_heads", "seq_k", "head_dim", "splits", "kernel_ms",
-    "one_split_ms", "flash_ms", "cudnn_ms", "efficient_ms", "kv_bytes", "copy_gbps",
-    "max_abs_err", "torch", "triton", "timestamp",
+    "suite", "strategy", "is_default", "batch", "heads", "kv_heads", "seq_k", "seq_lens",
+    "head_dim", "value_dim", "page_size", "splits", "programs", "head_block", "block_n",
+    "num_warps", "num_stages", "kernel_ms", "flash_ms", "cudnn_ms", "efficient_ms", "flex_ms",
+    "naive_ms", "upproj_ms", "kv_bytes", "read_gbps", "copy_gbps", "sms", "max_abs_err",
+    "device", "torch", "triton", "timestamp",
 )  # fmt: skip
+BLOCK_N = 64
+MLA_BLOCK_N = 32
 
 
-def _ms(fn) -> float:  # type: ignore[no-untyped-def]
-    return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+@dataclass(frozen=True)
+class Shape:
+    """One decode problem; `lens` empty means every sequence has `seq_k` keys."""
+
+    suite: str
+    batch: int
+    heads: int
+    kv_heads: int
+    seq_k: int
+    head_dim: int = 128
+    value_dim: int = 128
+    lens: tuple[int, ...] = ()
+    page_size: int = 0
+    mla: bool = False  # head_dim = C + Rr (latent + rope), value_dim = C
 
 
-def _sdpa(backend, q, k, v):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class Config:
+    """One kernel configuration to time on a shape."""
+
+    strategy: str
+    splits: int | None = None
+    programs: int | None = None
+    head_block: int | None = None
+    num_warps: int = 4
+    num_stages: int = 2
+    is_default: bool = False
+    block_n: int = BLOCK_N
+
+
+def ragged_lens(batch: int, lo: int, hi: int, seed: int) -> tuple[int, ...]:
+    """Log-uniform lengths in [lo, hi], the first sequence exactly hi (so seq_k = hi)."""
+    import random
+
+    rng = random.Random(seed)
+    out = [hi] + [int(math.exp(rng.uniform(math.log(lo), math.log(hi)))) for _ in range(batch - 1)]
+    return tuple(out)
+
+
+def dense(suite: str, rows: list[tuple[int, int, int, int, int]]) -> list[Shape]:
+    """Dense shapes from (batch, heads, kv_heads, seq_k, head_dim) rows (value dim = head dim)."""
+    return [Shape(suite, b, h, g, s, d, d) for b, h, g, s, d in rows]
+
+
+def mla(suite: str, rows: list[tuple[int, int, int]]) -> list[Shape]:
+    """MLA shapes (C = 512, Rr = 64) from (batch, heads, seq_k) rows."""
+    return [Shape(suite, b, h, 1, s, 576, 512, mla=True) for b, h, s in rows]
+
+
+def shapes(sms: int = 132) -> dict[str, list[Shape]]:
+    """Every suite's shapes (see the module docstring); `sms` sizes the calib suite."""
+    k1, k2 = 1024, 1024 * 1024
+    suites = {
+        "validation": dense("validation", [
+            (1, 32, 8, 8 * k1, 128), (1, 32, 8, 32 * k1, 128), (1, 32, 8, 128 * k1, 128),
+            (1, 32, 8, 512 * k1, 128), (4, 32, 8, 32 * k1, 128), (16, 32, 8, 8 * k1, 128),
+            (64, 32, 8, 4 * k1, 128), (1, 32, 32, 32 * k1, 128), (8, 64, 8, 16 * k1, 128),
+            (2, 128, 1, 64 * k1, 128), (32, 8, 8, 2 * k1, 64), (4, 16, 2, 128 * k1, 64),
+            (1, 32, 8, 1 * k1, 128),
+        ]),
+        "holdout": dense("holdout", [
+            (1, 64, 8, 256 * k1, 128), (2, 32, 8, 64 * k1, 128), (8, 32, 8, 32 * k1, 128),
+            (32, 32, 8, 16 * k1, 128), (1, 128, 128, 16 * k1, 128), (1, 16, 1, 512 * k1, 64),
+            (16, 8, 1, 8 * k1, 128), (64, 64, 8, 1 * k1, 64), (2, 128, 16, 32 * k1, 128),
+            (1, 8, 2, 2 * k1, 128),
+        ]),
+        "ragged-validation": [
+            Shape("ragged-validation", 8, 32, 8, 64 * k1, lens=ragged_lens(8, k1, 64 * k1, 1)),
+            Shape("ragged-validation", 4, 32, 8, 128 * k1, lens=(128 * k1, k1, 64 * k1, 7)),
+            Shape("ragged-validation", 32, 32, 8, 16 * k1, lens=ragged_lens(32, 128, 16 * k1, 2)),
+        ],
+        "ragged-holdout": [
+            Shape("ragged-holdout", 64, 32, 8, 8 * k1, lens=ragged_lens(64, 1, 8 * k1, 3)),
+            Shape("ragged-holdout", 16, 64, 8, 32 * k1, 64, 64,
+                  lens=ragged_lens(16, 512, 32 * k1, 4)),
+        ],  # fmt: skip
+        "paged-validation": [
+            Shape("paged-validation", 8, 32, 8, 32 * k1, lens=ragged_lens(8, k1, 32 * k1, 5),
+                  page_size=256),
+            Shape("paged-validation", 32, 32, 8, 8 * k1, lens=(8 * k1,) * 32, page_size=64),
+        ],  # fmt: skip
+        "paged-holdout": [
+            Shape("paged-holdout", 4, 32, 8, 128 * k1, lens=ragged_lens(4, 4 * k1, 128 * k1, 6),
+                  page_size=256),
+            Shape("paged-holdout", 16, 64, 8, 16 * k1, 64, 64,
+                  lens=ragged_lens(16, 256, 16 * k1, 7), page_size=64),
+        ],  # fmt: skip
+        "mla-validation": mla("mla-validation", [(1, 128, 32 * k1), (16, 128, 4 * k1),
+                                                 (4, 16, 32 * k1)]),
+        "mla-holdout": mla("mla-holdout", [(1, 128, 128 * k1), (32, 128, 2 * k1),
+                                           (8, 16, 16 * k1)]),
+        "calib": [Shape("calib", k * sms // 4, 32, 4, s) for s in (32 * k1, 128 * k1)
+                  for k in (1, 2, 4)]
+        + [Shape("calib", 1, 8, 1, 2 * k2), Shape("calib", 1, 32, 8, 128 * k1)],
+    }  # fmt: skip
+    return suites
+
+
+def round_robin(suites: dict[str, list[Shape]]) -> Iterator[Shape]:
+    """One shape of each suite in turn, so that a budget cut leaves every suite represented."""
+    lists = [list(v) for v in suites.values()]
+    while any(lists):
+        for lst in lists:
+            if lst:
+                yield lst.pop(0)
+
+
+def split_sweep(shape: Shape, block_n: int = BLOCK_N) -> list[int]:
+    """Splits 1, 2, 4, ... up to >= 64, while a chunk keeps at least one key tile."""
+    tiles = max(1, -(-shape.seq_k // block_n))
+    out, s = [], 1
+    while s <= 64 and s <= tiles:
+        out.append(s)
+        s *= 2
+    return out
+
+
+def configs(shape: Shape, sms: int) -> list[Config]:
+    """The kernel configurations timed on a shape (the defaults flagged)."""
+    if shape.suite == "calib":
+        if shape.batch * shape.kv_heads >= sms:
+            return [Config("unsplit", is_default=True)]
+        return [Config("streamk", programs=sms), Config("streamk", programs=sms, num_warps=8)]
+    if shape.mla:
+        out = []
+        for hb in (16, 32, 64):
+            if hb > max(16, shape.heads):
+                continue
+            out += [
+                Config("unsplit", head_block=hb, num_warps=8, block_n=MLA_BLOCK_N),
+                Config("splitk", head_block=hb, num_warps=8, block_n=MLA_BLOCK_N,
+                       is_default=hb == 32),
+                Config("streamk", head_block=hb, num_warps=8, block_n=MLA_BLOCK_N),
+            ]  # fmt: skip
+        return out
+    out = [Config("unsplit")]
+    out += [Config("splitk", splits=s) for s in split_sweep(shape)]
+    out.append(Config("splitk", is_default=True))
+    out += [Config("streamk", programs=p) for p in (sms, 2 * sms)]
+    out += [Config("streamk", is_default=True), Config("streamk", num_warps=8)]
+    return out
+
+
+def kv_bytes(shape: Shape, elem: int = 2) -> int:
+    """Bytes of K and V (for MLA: of the latent + rope cache) the kernel must read."""
+    keys = sum(shape.lens) if shape.lens else shape.batch * shape.seq_k
+    if shape.mla:
+        return keys * shape.head_dim * elem
+    return keys * shape.kv_heads * (shape.head_dim + shape.value_dim) * elem
+
+
+def peak_bytes(shape: Shape, elem: int = 2) -> int:
+    """Largest device footprint of a shape's run: the dense cache, a paged copy or MLA's K/V."""
+    if shape.mla:
+        latent = shape.batch * shape.seq_k * shape.head_dim * elem
+        upproj = shape.batch * shape.heads * shape.seq_k * (192 + 128) * elem
+        return latent + 2 * upproj  # the reference's K/V plus the timed up-projection's
+    cache = shape.batch * shape.seq_k * shape.kv_heads * (shape.head_dim + shape.value_dim)
+    return cache * elem * (2 if shape.page_size else 1)
+
+
+def make_row(shape: Shape, cfg: Config, base: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """One CSV row: the shape, the configuration, the shape's baselines and `values`."""
+    row = dict(base)
+    row.update(
+        suite=shape.suite, strategy=cfg.strategy, is_default=cfg.is_default, batch=shape.batch,
+        heads=shape.heads, kv_heads=shape.kv_heads, seq_k=shape.seq_k,
+        seq_lens=";".join(map(str, shape.lens)), head_dim=shape.head_dim,
+        value_dim=shape.value_dim, page_size=shape.page_size, splits=cfg.splits,
+        programs=cfg.programs, head_block=cfg.head_block, block_n=cfg.block_n,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, kv_bytes=kv_bytes(shape),
+    )  # fmt: skip
+    row.update(values)
+    unknown = set(row) - set(FIELDS)
+    if unknown:
+        raise ValueError(f"unknown columns {sorted(unknown)}")
+    return row
+
+
+def summary_line(shape: Shape, rows: list[dict[str, Any]]) -> str:
+    """Best kernel time, its effective TB/s and the ratio to the best SDPA backend."""
+    best = min(rows, key=lambda r: r["kernel_ms"])
+    tbps = best["kv_bytes"] / (best["kernel_ms"] * 1e-3) / 1e12
+    sdpa = [best[f"{x}_ms"] for x in ("flash", "cudnn", "efficient")]
+    sdpa = [x for x in sdpa if x == x and x is not None]
+    ratio = f"{min(sdpa) / best['kernel_ms']:.2f}x best SDPA" if sdpa else "no SDPA"
+    lens = f" ragged({len(shape.lens)})" if shape.lens else ""
+    return (
+        f"{shape.suite:18s} {shape.batch}x{shape.heads}/{shape.kv_heads}x{shape.seq_k}{lens}: "
+        f"{best['strategy']} s={best['splits']} p={best['programs']} hb={best['head_block']} "
+        f"{best['kernel_ms']:.4f} ms {tbps:.2f} TB/s, {ratio}"
+    )
+
+
+# ----------------------------------------------------------------------------- GPU side
+
+
+@triton.jit
+def _read_kernel(X, Out, n, BLOCK: tl.constexpr):
+    """Read-only stream: each program sums its strided blocks of X (n a multiple of BLOCK)."""
+    pid = tl.program_id(0)
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for start in range(pid * BLOCK, n, tl.num_programs(0) * BLOCK):
+        acc += tl.load(X + start + tl.arange(0, BLOCK), cache_modifier=".cg").to(tl.float32)
+    tl.store(Out + pid, tl.sum(acc, 0))
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))
+
+
+def bandwidths(sms: int) -> tuple[float, float]:
+    """(read GB/s, copy GB/s): 4 GiB read-only stream, 2 GiB copy (read + write bytes)."""
+    x = torch.ones(2**31, dtype=torch.bfloat16, device="cuda")
+    out = torch.empty(4 * sms, dtype=torch.float32, device="cuda")
+    read_ms = min(
+        _ms(lambda: _read_kernel[(4 * sms,)](x, out, x.numel(), BLOCK=8192, num_warps=8)),
+        _ms(lambda: x.sum(dtype=torch.float32)),
+    )
+    src = x[: 2**30]
+    dst = torch.empty_like(src)
+    copy_ms = _ms(lambda: dst.copy_(src))
+    return x.numel() * 2 / read_ms / 1e6, 2 * src.numel() * 2 / copy_ms / 1e6
+
+
+def _sdpa(backend: Any, q: Any, k: Any, v: Any) -> Any:
+    import torch.nn.functional as F
+    from torch.nn.attention import sdpa_kernel
+
     with sdpa_kernel(backend):
         return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
 
 
-def main() -> int:
-    """Check and time every shape; write the CSV (module docstring)."""
+class _Flex:
+    """Compiled FlexAttention, given up once its compile time passes the budget."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.left_s = budget_s
+        self.fn: Any = None
+
+    def time(self, q: Any, k: Any, v: Any) -> float:
+        if self.left_s <= 0:
+            return float("nan")
+        start = time.monotonic()
+        try:
+            if self.fn is None:
+                from torch.nn.attention.flex_attention import flex_attention
+
+                self.fn = torch.compile(flex_attention)
+            self.fn(q, k, v, enable_gqa=True)
+            torch.cuda.synchronize()
+            return _ms(lambda: self.fn(q, k, v, enable_gqa=True))
+        except Exception as exc:  # noqa: BLE001 (any compile failure: skip quietly)
+            print(f"  flex skipped: {str(exc).splitlines()[0][:120]}", file=sys.stderr)
+            return float("nan")
+        finally:
+            self.left_s -= time.monotonic() - start
+
+
+def _baselines(q: Any, k: Any, v: Any, flex: _Flex | None) -> tuple[dict[str, float], Any]:
+    """SDPA backend times (ms, NaN where unavailable), flex, and the first backend's output."""
+    from torch.nn.attention import SDPBackend
+
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                "efficient": SDPBackend.EFFICIENT_ATTENTION}  # fmt: skip
+    times, ref = {}, None
+    for name, backend in backends.items():
+        try:
+            out = _sdpa(backend, q, k, v)
+            ref = out if ref is None else ref
+            times[f"{name}_ms"] = _ms(lambda b=backend: _sdpa(b, q, k, v))
+        except RuntimeError as exc:
+            print(f"  {name}: {str(exc).splitlines()[0][:100]}", file=sys.stderr)
+            times[f"{name}_ms"] = float("nan")
+    times["flex_ms"] = flex.time(q, k, v) if flex is not None else float("nan")
+    if ref is None:
+        ref = _sdpa(SDPBackend.MATH, q, k, v)
+    return times, ref
+
+
+def _paged(k: Any, v: Any, page_size: int, seed: int) -> tuple[Any, Any, Any]:
+    """All (B * S / page_size) pages of a dense cache, shuffled; returns kp, vp, block_table."""
+    b, g, s, _ = k.shape
+    per = s // page_size
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    perm = torch.randperm(b * per, device="cuda", generator=gen)  # logical page i -> perm[i]
+
+    def scatter(t: Any) -> Any:
+        pages = t.view(b, g, per, page_size, t.shape[3]).transpose(1, 2)
+        out = torch.empty((b * per, g, page_size, t.shape[3]), dtype=t.dtype, device="cuda")
+        out[perm] = pages.reshape(b * per, g, page_size, t.shape[3])
+        return out
+
+    return scatter(k), scatter(v), perm.view(b, per).to(torch.int32)
+
+
+def _dense_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None,
+                emit: Callable[[dict[str, Any]], None], deadline: float) -> None:  # fmt: skip
+    from attnsim.kernels.triton.attn_decode import attention_decode
+
+    b, h, g, s = shape.batch, shape.heads, shape.kv_heads, shape.seq_k
+    gen = torch.Generator(device="cuda").manual_seed(b * 7 + h * 5 + g * 3 + s)
+
+    def randn(*size: int) -> Any:
+        return torch.randn(*size, device="cuda", generator=gen, dtype=torch.bfloat16)
+
+    q, k = randn(b, h, 1, shape.head_dim), randn(b, g, s, shape.head_dim)
+    v = randn(b, g, s, shape.value_dim)
+    if shape.suite == "calib":  # kernel only
+        times: dict[str, float] = {}
+        ref = _sdpa_ref(q, k, v)
+    else:
+        times, ref = _baselines(q, k, v, None if shape.lens else flex)
+    lens = kp = vp = table = None
+    if shape.lens:
+        lens = torch.tensor(shape.lens, dtype=torch.int32, device="cuda")
+        ref = torch.cat([_sdpa_ref(q[i : i + 1], k[i : i + 1, :, :n], v[i : i + 1, :, :n])
+                         for i, n in enumerate(shape.lens)])  # fmt: skip
+    if shape.page_size:
+        kp, vp, table = _paged(k, v, shape.page_size, seed=s)
+    base = {**base, **times}
+    for cfg in configs(shape, sms):
+        if time.monotonic() > deadline:
+            return
+        fn = lambda c=cfg: attention_decode(  # noqa: E731
+            q, k if kp is None else kp, v if vp is None else vp, strategy=c.strategy,
+            splits=c.splits, programs=c.programs, seq_lens=lens, block_table=table,
+            head_block=c.head_block, block_n=c.block_n, num_warps=c.num_warps,
+            num_stages=c.num_stages,
+        )  # fmt: skip
+        try:
+            err = (fn().float() - ref.float()).abs().max().item()
+            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
+        except Exception as exc:  # noqa: BLE001 (report the config, keep measuring)
+            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+
+
+def _sdpa_ref(q: Any, k: Any, v: Any) -> Any:
+    from torch.nn.attention import SDPBackend
+
+    return _sdpa(SDPBackend.FLASH_ATTENTION if k.shape[3] == v.shape[3] else SDPBackend.MATH,
+                 q, k, v)  # fmt: skip
+
+
+def _mla_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None,
+              emit: Callable[[dict[str, Any]], None], deadline: float) -> None:  # fmt: skip
+    from attnsim.kernels.triton.attn_mla import (
+        absorb_query,
+        attention_mla_decode,
+        mla_decode_naive,
+        project_output,
+        upproject_kv,
+    )
+
+    b, h, s = shape.batch, shape.heads, shape.seq_k
+    c, rr, dn = shape.value_dim, shape.head_dim - shape.value_dim, 128
+    gen = torch.Generator(device="cuda").manual_seed(b * 7 + h + s)
+
+    def randn(*size: int, scale: float = 1.0) -> Any:
+        return (torch.randn(*size, device="cuda", generator=gen) * scale).to(torch.bfloat16)
+
+    q_nope, q_rope, cache = randn(b, h, dn), randn(b, h, rr), randn(b, s, c + rr)
+    w_uk, w_uv = randn(h, dn, c, scale=c**-0.5), randn(h, dn, c, scale=c**-0.5)
+    scale = (dn + rr) ** -0.5
+    ckv, kr = cache[..., :c], cache[..., c:]
+    q_full = torch.cat((q_nope, q_rope), -1).unsqueeze(2)
+    k_up, v_up = upproject_kv(ckv, kr, w_uk, w_uv)
+    times, ref = _baselines(q_full, k_up, v_up, None)
+    del k_up, v_up
+    for name in ("flash", "cudnn", "efficient"):  # SDPA naive: up-projection included
+        if times[f"{name}_ms"] == times[f"{name}_ms"]:
+            times[f"{name}_ms"] = _ms(lambda n=name: _sdpa_upproj(n, q_full, ckv, kr, w_uk, w_uv))
+    times["upproj_ms"] = _ms(lambda: upproject_kv(ckv, kr, w_uk, w_uv))
+    naive = (q_nope, q_rope, ckv, kr, w_uk, w_uv, scale)
+    times["naive_ms"] = _ms(lambda: mla_decode_naive(*naive))
+    ref = ref.squeeze(2).float()
+    q_latent = absorb_query(q_nope, w_uk)
+    base = {**base, **times}
+    for cfg in configs(shape, sms):
+        if time.monotonic() > deadline:
+            return
+        fn = lambda c=cfg: attention_mla_decode(  # noqa: E731
+            q_latent, q_rope, cache, None, scale, strategy=c.strategy, splits=c.splits,
+            programs=c.programs, head_block=c.head_block, block_n=c.block_n,
+            num_warps=c.num_warps, num_stages=c.num_stages,
+        )  # fmt: skip
+        try:
+            err = (project_output(fn().float(), w_uv.float()) - ref).abs().max().item()
+            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
+        except Exception as exc:  # noqa: BLE001
+            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+
+
+def _sdpa_upproj(name: str, q: Any, ckv: Any, kr: Any, w_uk: Any, w_uv: Any) -> Any:
+    from torch.nn.attention import SDPBackend
+
+    from attnsim.kernels.triton.attn_mla import upproject_kv
+
+    backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION}[name]  # fmt: skip
+    return _sdpa(backend, q, *upproject_kv(ckv, kr, w_uk, w_uv))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure everything the module docstring lists; write the CSV as it goes."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--budget-s", type=float, default=200)
-    args = ap.parse_args()
-    start = time.monotonic()
+    ap.add_argument("--budget-s", type=float, default=500)
+    ap.add_argument("--flex-budget-s", type=float, default=90)
+    args = ap.parse_args(argv)
+    from attnsim.kernels.triton.common import num_sms
+
+    deadline = time.monotonic() + args.budget_s
     name = torch.cuda.get_device_name()
+    sms = num_sms(torch.cuda.current_device())
     stamp = dt.datetime.now(dt.UTC)
+    read, copy = bandwidths(sms)
+    torch.cuda.empty_cache()
+    print(f"{name}: {sms} SMs, HBM read {read:,.0f} GB/s, copy {copy:,.0f} GB/s", flush=True)
+    base = dict(read_gbps=read, copy_gbps=copy, sms=sms, device=name, torch=torch.__version__,
+                triton=triton.__version__, timestamp=stamp.isoformat(), flash_ms=float("nan"),
+                cudnn_ms=float("nan"), efficient_ms=float("nan"), flex_ms=float("nan"),
+                naive_ms=float("nan"), upproj_ms=float("nan"))  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"decode-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
-    src = torch.empty(2**31, dtype=torch.int16, device="cuda")
-    dst = torch.empty_like(src)
-    copy_gbps = 2 * src.numel() * 2 / (_ms(functools.partial(dst.copy_, src)) * 1e-3) / 1e9
-    del src, dst
-    print(f"copy bandwidth {copy_gbps:,.0f} GB/s (read + write)")
-    sms = num_sms(torch.cuda.current_device())
+    flex = _Flex(args.flex_budget_s)
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()
-        for b, h, g, s in SHAPES:
-            if time.monotonic() - start > args.budget_s:
+        for shape in round_robin(shapes(sms)):
+            if time.monotonic() > deadline:
                 print("budget spent; stopping", file=sys.stderr)
                 break
-            gen = torch.Generator(device="cuda").manual_seed(b + h + g + s)
-            q = torch.randn(b, h, 1, 128, device="cuda", generator=gen, dtype=torch.bfloat16)
-            k, v = (
-                torch.randn(b, g, s, 128, device="cuda", generator=gen, dtype=torch.bfloat16)
-                for _ in range(2)
-            )
-            ref = _sdpa(SDPBackend.MATH if s <= 32768 else SDPBackend.FLASH_ATTENTION, q, k, v)
-            out = attention_decode(q, k, v)
-            err = (out.float() - ref.float()).abs().max().item()
-            assert torch.isfinite(out).all() and err < 2e-2, err
-            row = dict(
-                device=name, batch=b, heads=h, kv_heads=g, seq_k=s, head_dim=128,
-                splits=default_splits(b, g, s, sms),
-                kernel_ms=_ms(functools.partial(attention_decode, q, k, v)),
-                one_split_ms=_ms(functools.partial(attention_decode, q, k, v, splits=1)),
-                kv_bytes=2 * k.numel() * 2, copy_gbps=copy_gbps, max_abs_err=err,
-                torch=torch.__version__, triton=triton.__version__, timestamp=stamp.isoformat(),
-            )  # fmt: skip
-            for label, backend in BACKENDS.items():
-                try:
-                    row[f"{label}_ms"] = _ms(functools.partial(_sdpa, backend, q, k, v))
-                except RuntimeError as exc:  # backend unavailable for this shape
-                    print(f"{label}: {str(exc).splitlines()[0]}", file=sys.stderr)
-                    row[f"{label}_ms"] = float("nan")
-            writer.writerow(row)
-            fh.flush()
-            gbps = row["kv_bytes"] / (row["kernel_ms"] * 1e-3) / 1e9
-            best = min(row[f"{x}_ms"] for x in BACKENDS if row[f"{x}_ms"] == row[f"{x}_ms"])
-            print(
-                f"{b}x{h}/{g}x{s}: splits {row['splits']} {row['kernel_ms']:.3f} ms "
-                f"({gbps:,.0f} GB/s), one split {row['one_split_ms']:.3f} ms, "
-                f"best SDPA {best:.3f} ms",
-                flush=True,
-            )
+            rows: list[dict[str, Any]] = []
+
+            def emit(row: dict[str, Any], rows: list[dict[str, Any]] = rows) -> None:
+                writer.writerow(row)
+                fh.flush()
+                rows.append(row)
+
+            run = _mla_rows if shape.mla else _dense_rows
+            try:
+                run(shape, sms, base, flex, emit, deadline)
+            except torch.cuda.OutOfMemoryError as exc:
+                print(f"{shape}: out of memory: {str(exc)[:100]}", file=sys.stderr)
+            torch.cuda.empty_cache()
+            if rows:
+                print(summary_line(shape, rows), flush=True)
     print(f"wrote {path}")
     return 0
 
