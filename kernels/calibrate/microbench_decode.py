@@ -10,8 +10,8 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
   lengths: the slope over key tiles is `tile_us`, the intercept less the do_bench floor of
   an empty kernel is `fixed_us`. k = 1 runs `ISOLATED` programs (a quarter of the SMs: no
   HBM contention), k >= 2 runs k x SMs programs;
-- `merges`: split-K with 1, 2 and 4 splits on `ISOLATED` segments whose chunks keep the
-  same length: t(s) - t(1) = piece + s x part;
+- `merges`: split-K with 1, 2, 4 and 8 splits on 16 segments whose chunks keep the same
+  short length (512 keys): t(s) - t(1) = piece + s x part, least squares;
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
 
@@ -32,7 +32,7 @@ from typing import Any
 import triton
 
 ISOLATED = 32  # programs for the k = 1 and merge figures (a quarter of an H200's SMs)
-LENGTHS = (16384, 65536)  # two cache lengths per configuration (slope and intercept)
+LENGTHS = (4096, 32768)  # two cache lengths per configuration (slope and intercept)
 # (head_dim, value_dim, query heads per K/V head, block_n, warps, stages)
 CONFIGS = (
     (128, 128, 4, 64, 4, 2),
@@ -44,12 +44,15 @@ CONFIGS = (
     (128, 128, 4, 64, 8, 2),
 )
 PER_SM = (1, 2, 4)
+# merge figures: MERGE_SEGMENTS segments, each split into s chunks of MERGE_CHUNK keys (all
+# programs resident at once: 16 x 8 = 128 <= SMs), so t(s) - t(1) is what splitting adds
+MERGE_SEGMENTS, MERGE_CHUNK, MERGE_SPLITS = 16, 512, (1, 2, 4, 8)
 # MLA absorbed decode (kernels.triton.attn_mla): latent C and rope Rr dims (DeepSeek-V2/V3),
 # head blocks, the kernel's default tiling (block_n, warps, stages), cache lengths
 MLA_DIMS = (512, 64)
 MLA_HEAD_BLOCKS = (16, 32, 64)
 MLA_TILING = (32, 8, 2)
-MLA_LENGTHS = (8192, 32768)
+MLA_LENGTHS = (2048, 16384)
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -58,15 +61,21 @@ def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, f
     return slope, ys[0] - slope * xs[0]
 
 
-def fit_merge(t1: float, t2: float, t4: float) -> tuple[float, float]:
-    """(piece, part) from times with 1, 2 and 4 splits of equal chunks (clamped at 0)."""
-    d2, d4 = t2 - t1, t4 - t1
-    part = max(0.0, (d4 - d2) / 2)
-    return max(0.0, d2 - 2 * part), part
+def fit_merge(splits: tuple[int, ...], times: tuple[float, ...]) -> tuple[float, float]:
+    """(piece, part): least squares of t(s) - t(1) = piece + s x part over s > 1 (>= 0).
+
+    `times[i]` is the call with `splits[i]` splits of equal chunks; splits[0] must be 1.
+    """
+    xs = splits[1:]
+    ds = [t - times[0] for t in times[1:]]
+    mx, md = sum(xs) / len(xs), sum(ds) / len(ds)
+    var = sum((x - mx) ** 2 for x in xs)
+    part = max(0.0, sum((x - mx) * (d - md) for x, d in zip(xs, ds, strict=True)) / var)
+    return max(0.0, md - part * mx), part
 
 
 def _bench_s(fn: Any) -> float:
-    return float(triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")) * 1e-3
+    return float(triton.testing.do_bench(fn, warmup=10, rep=100, return_mode="median")) * 1e-3
 
 
 def measure(torch: Any, log: Any) -> dict[str, Any]:
@@ -145,11 +154,11 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         torch.cuda.empty_cache()
     merges = []
     for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
-        chunk = 16384
-        ts = [
-            timed(ISOLATED, group, e, f, s * chunk, strategy="splitk", splits=s) for s in (1, 2, 4)
-        ]
-        piece, part = fit_merge(*ts)
+        ts = tuple(
+            timed(MERGE_SEGMENTS, group, e, f, s * MERGE_CHUNK, strategy="splitk", splits=s)
+            for s in MERGE_SPLITS
+        )
+        piece, part = fit_merge(MERGE_SPLITS, ts)
         entry = dict(
             head_dim=e, value_dim=f, rows=decode_rows(group), piece_us=round(piece * 1e6, 3),
             part_us=round(part * 1e6, 4),
