@@ -78,8 +78,9 @@ def main() -> int:
                 w.writerow(row)
                 fh.flush()
                 tbs = base["kv_bytes"] / t / 1e9
+                vs = base["cudnn_ms"] / t
                 print(f"{seq:>7} {strategy:<7} s={splits:<3} p={progs:<4} bn={bn:<3} st={st} "
-                      f"{t * 1e3:7.1f} us {tbs:5.2f} TB/s {base['cudnn_ms'] / t:4.2f}x cuDNN")  # fmt: skip
+                      f"{t * 1e3:7.1f} us {tbs:5.2f} TB/s {vs:4.2f}x cuDNN")  # fmt: skip
             del q, k, v
             torch.cuda.empty_cache()
     print(f"wrote {path}")
