@@ -361,12 +361,16 @@ DECODE_MEASURED = {
 DECODE_MAPPER = "gpu-decode"
 DECODE_MIN_CHUNK = 512  # default_splits keeps chunks at least this many keys
 DECODE_MIN_ROWS = 16  # packed query rows per tile at least (the tensor cores' minimum)
+DECODE_MAX_ROWS = 64  # default head block: more query heads of a K/V head take more programs
 
 
-def decode_rows(query_heads_per_program: int) -> int:
-    """Rows of a decode program's query tile: the packed heads, a power of two >= 16."""
-    r = max(1, query_heads_per_program)
-    return max(DECODE_MIN_ROWS, 1 << (r - 1).bit_length())
+def decode_rows(query_heads: int) -> int:
+    """Default rows of a decode program's query tile (`head_block`).
+
+    The query heads of a K/V head as a power of two in 16..64 (attention_decode's default).
+    """
+    r = max(1, query_heads)
+    return min(DECODE_MAX_ROWS, max(DECODE_MIN_ROWS, 1 << (r - 1).bit_length()))
 
 
 def default_splits(segments: int, seq_k: int, sms: int) -> int:

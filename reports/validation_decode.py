@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsim.kernels.spec import DECODE_MEASURED, DECODE_STRATEGIES
+from attnsim.kernels.spec import DECODE_MEASURED, DECODE_STRATEGIES, decode_rows, default_splits
 
 PICK_TOLERANCE = 0.10
 MODELLED_SUITES = ("validation", "holdout")
@@ -116,10 +116,12 @@ def predict_rows(
                 strategy=strategy, block_n=tiling[0], num_warps=tiling[1], num_stages=tiling[2],
                 seq_lens=lens,
             )  # fmt: skip
-            if strategy == "splitk":
-                opts["splits"] = _int(row, "splits", 1)
+            sms = _int(row, "sms", 132)
+            if strategy == "splitk":  # blank: the kernel's default for this shape
+                segments = b * g * -(-(h // g) // decode_rows(h // g))
+                opts["splits"] = _int(row, "splits") or default_splits(segments, m, sms)
             if strategy == "streamk":
-                opts["programs"] = _int(row, "programs")
+                opts["programs"] = _int(row, "programs") or sms
             res = get_mapper("gpu-decode")(**opts).map(
                 cascade, arch, dict(B=b, G=g, R=h // g, E=e, F=f, P=1, M=m)
             )

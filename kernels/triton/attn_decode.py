@@ -158,7 +158,7 @@ def _build_plan(
     if block_n & (block_n - 1):
         raise ValueError(f"block_n must be a power of two >= 16, got {block_n}")
     paged = block_table is not None
-    if paged:
+    if block_table is not None:
         if block_table.dim() != 2 or block_table.shape[0] != b or block_table.dtype != torch.int32:
             raise ValueError(f"block_table must be int32 (batch={b}, max_pages); got "
                              f"{tuple(block_table.shape)} {block_table.dtype}")  # fmt: skip
@@ -202,7 +202,7 @@ def _build_plan(
     else:
         grid, slots = (segments,), 0
     out_stride = (h * f, f)
-    table_stride = block_table.stride(0) if paged else 0
+    table_stride = block_table.stride(0) if block_table is not None else 0
     scalars = (
         qm.stride(0), qm.stride(1), qt.stride(0), qt.stride(1),
         km.stride(0), km.stride(1), km.stride(2), kt.stride(0), kt.stride(1), kt.stride(2),

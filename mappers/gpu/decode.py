@@ -15,8 +15,10 @@ A split segment's contributors each store a partial softmax state and the last t
 merges them. Model (every assumption is in the Result's warnings):
 
 - programs resident per SM k = min(what fits, ceil(programs / SMs));
-- a program takes fixed(k) + tiles x tile(k) + what splitting adds (piece per partial state
-  it leaves, part per partial state it merges), figures measured on the device by
+- a launch takes fixed(k) once (grid start, first loads, drain: the intercept of the
+  measured time over key tiles); a program takes one HBM latency per segment piece it works
+  on + tiles x tile(k) + what splitting adds (piece per partial state it leaves, part per
+  partial state it merges), figures measured on the device by
   `kernels.calibrate.microbench_decode` (nearest configuration), else estimated from the HBM
   latency (Little's law with num_stages - 1 tiles in flight) and the SM's share of L2;
 - programs are dispatched in launch order to the earliest free of SMs x k slots;
@@ -60,7 +62,8 @@ STREAMK_PER_SM = (1, 2, 3, 4)  # stream-K candidates: programs = SMs x this
 MAX_WAVES = 8  # split-K candidates stop at this many programs per SM
 PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 ASSUMPTIONS = (
-    "decode program time = fixed + key tiles x per-tile time with k programs resident per SM "
+    "decode launch = fixed time once + programs each taking one HBM latency per segment "
+    "piece + key tiles x per-tile time with k programs resident per SM "
     "(kernels.calibrate.microbench_decode: unsplit kernel, one segment per program, long "
     "caches; nearest configuration) + per partial state left and per partial state merged",
     "programs dispatched in launch order to the earliest free of SMs x k slots",
@@ -179,7 +182,8 @@ class _Figures:
     """Per-program figures for one configuration with k programs per SM."""
 
     tile_s: float
-    fixed_s: float
+    fixed_s: float  # once per launch: start of the grid, first loads, drain
+    start_s: float  # per piece: its query rows and state (one dependent HBM load)
     piece_s: float
     part_s: float
     measured: bool
@@ -225,14 +229,14 @@ def _figures(
     else:
         piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
         part = partial / l2_share
-    return _Figures(tile, fixed, piece, part, near is not None)
+    return _Figures(tile, fixed, arch.hbm_latency_s, piece, part, near is not None)
 
 
 def _program_s(prog: DecodeProgram, f: _Figures) -> float:
     if prog.pieces == 0:
-        return f.fixed_s * 0.25  # an empty share: start, find nothing, exit
+        return f.start_s  # an empty share: start, find nothing, exit
     return (
-        prog.pieces * f.fixed_s
+        prog.pieces * f.start_s
         + prog.tiles * f.tile_s
         + prog.partials * f.piece_s
         + prog.merges * f.part_s
@@ -283,7 +287,7 @@ def time_decode(
     res = residency(arch, smem, regs, warps)
     k = max(1, min(res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
     f = _figures(p, tiling, k, rates, dcal)
-    scheduled = schedule_s(runs, arch.sm_count * k, f)
+    scheduled = f.fixed_s + schedule_s(runs, arch.sm_count * k, f)
     merge = sum(c * (prog.partials * f.piece_s + prog.merges * f.part_s) for c, prog in runs)
     hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
     qo_read, qo_write = p.qo_bytes
@@ -357,7 +361,9 @@ def decode_problem(shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool)
         raise MappingError(
             f"gpu-decode: seq_lens up to {max(lens)} exceed the key rank's size {shape.seq_k}"
         )
-    return DecodeProblem(shape, lens, decode_rows(shape.kv_group), shared_kv=shared_kv)
+    rows = decode_rows(shape.kv_group)
+    blocks = -(-shape.kv_group // rows)
+    return DecodeProblem(shape, lens, rows, head_blocks=blocks, shared_kv=shared_kv)
 
 
 @register_mapper(DECODE_MAPPER)
