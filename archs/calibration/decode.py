@@ -11,7 +11,10 @@ One file per device beside the device's main calibration: `<stem>-decode.yaml` n
     programs:            # unsplit kernel, one segment per program, long caches
       - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
          programs_per_sm: 1, tile_us: 1.40, fixed_us: 3.1}
-    merges:              # split-K on long chunks: what a split segment adds
+    profiles:            # unsplit kernel, few programs: time over tiles per program
+      - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
+         tiles: [1, 4, 16, 512], time_us: [4.1, 9.8, 30.0, 788.0]}
+    merges:              # split-K on short chunks: what a split segment adds
       - {head_dim: 128, value_dim: 128, rows: 16, piece_us: 1.2, part_us: 0.05}
 
 `tile_us`: the slope of a program's time over the key tiles it streams with
@@ -37,8 +40,19 @@ TOP_KEYS = (
     "hbm_read_bandwidth_gb_per_s",
     "host_call_us",
     "programs",
+    "profiles",
     "merges",
     "notes",
+)
+PROFILE_KEYS = (
+    "head_dim",
+    "value_dim",
+    "rows",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "tiles",
+    "time_us",
 )
 PROGRAM_KEYS = (
     "head_dim",
@@ -70,6 +84,39 @@ class ProgramPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """A launch's time (less the do_bench floor) over the key tiles of each of its programs.
+
+    Measured with few programs (no HBM contention): `time_s[i]` for `tiles[i]` tiles each.
+    """
+
+    head_dim: int
+    value_dim: int
+    rows: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    tiles: tuple[int, ...]
+    time_s: tuple[float, ...]
+
+    def start_s(self) -> float:
+        """The launch's time with programs of no tiles: the first segment's line, at 0."""
+        (n0, n1), (t0, t1) = self.tiles[:2], self.time_s[:2]
+        return max(0.0, t0 - n0 * (t1 - t0) / (n1 - n0))
+
+    def program_s(self, tiles: float) -> float:
+        """A program's time over `tiles` tiles beyond the launch's start.
+
+        The curve, linear between the measured points and beyond the last with the last
+        segment's slope.
+        """
+        xs, ys = (0, *self.tiles), (self.start_s(), *self.time_s)
+        i = next((j for j in range(1, len(xs)) if tiles <= xs[j]), len(xs) - 1)
+        slope = (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+        return max(0.0, ys[i - 1] + (tiles - xs[i - 1]) * slope - ys[0])
+
+
+@dataclass(frozen=True, slots=True)
 class MergePoint:
     """What splitting a segment costs (see the module docstring)."""
 
@@ -91,7 +138,20 @@ class DecodeCalibration:
     host_call_s: tuple[tuple[str, float], ...] = ()
     programs: tuple[ProgramPoint, ...] = ()
     merges: tuple[MergePoint, ...] = ()
+    profiles: tuple[Profile, ...] = ()
     path: str = ""
+
+    def profile(self, head_dim: int, value_dim: int, rows: int) -> Profile | None:
+        """The measured profile nearest this head dim, value dim and rows."""
+        if not self.profiles:
+            return None
+        return min(
+            self.profiles,
+            key=lambda m: sum(
+                abs(math.log2(a / b))
+                for a, b in ((m.head_dim, head_dim), (m.value_dim, value_dim), (m.rows, rows))
+            ),
+        )
 
     def program(
         self,
@@ -204,6 +264,23 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         r.done(PROGRAM_KEYS)
         if ints is not None and tile is not None and fixed is not None:
             programs.append(ProgramPoint(**ints, tile_s=tile, fixed_s=fixed))
+    profiles = []
+    profiles_r = root.opt("profiles", "list")
+    for r in profiles_r.each() if profiles_r is not None else ():
+        if not r.check("map"):
+            continue
+        ints = _ints(r, PROFILE_KEYS[:6])
+        tiles_r, times_r = r.req("tiles", "list"), r.req("time_us", "list")
+        tiles = [int(x.value) for x in tiles_r.each() if x.check("int")] if tiles_r else []
+        times = (
+            [float(x.value) * 1e-6 for x in times_r.each() if x.check("number")] if times_r else []
+        )
+        r.done(PROFILE_KEYS)
+        good = len(tiles) == len(times) >= 2 and tiles == sorted(set(tiles))
+        if not good and tiles_r is not None:
+            tiles_r.error("expected >= 2 increasing tile counts, one time_us each")
+        elif ints is not None and tiles[0] > 0:
+            profiles.append(Profile(**ints, tiles=tuple(tiles), time_s=tuple(times)))
     merges = []
     merges_r = root.opt("merges", "list")
     for r in merges_r.each() if merges_r is not None else ():
@@ -224,5 +301,6 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         host_call_s=tuple(host),
         programs=tuple(programs),
         merges=tuple(merges),
+        profiles=tuple(profiles),
         path=str(path),
     )

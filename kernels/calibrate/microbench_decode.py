@@ -10,8 +10,12 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
   lengths: the slope over key tiles is `tile_us`, the intercept less the do_bench floor of
   an empty kernel is `fixed_us`. k = 1 runs `ISOLATED` programs (a quarter of the SMs: no
   HBM contention), k >= 2 runs k x SMs programs;
-- `merges`: split-K with 1, 2, 4 and 8 splits on 16 segments whose chunks keep the same
-  short length (512 keys): t(s) - t(1) = piece + s x part, least squares;
+- `profiles`: per configuration, the unsplit kernel's time (less the floor) on `ISOLATED`
+  segments over cache lengths of 1 to 512 key tiles: a program's time is not linear in its
+  tiles (short runs pay ~1.7-1.9 us per tile and a ~2 us start, long ones 1.5 us and a larger
+  intercept), so the model interpolates this curve;
+- `merges`: split-K with s = 1, 2, 4, 8, 16 splits on 128 / s segments, so that 128
+  programs each stream 512 keys whatever s: t(s) - t(1) = piece + s x part, least squares;
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
 
@@ -44,9 +48,11 @@ CONFIGS = (
     (128, 128, 4, 64, 8, 2),
 )
 PER_SM = (1, 2, 4)
-# merge figures: MERGE_SEGMENTS segments, each split into s chunks of MERGE_CHUNK keys (all
-# programs resident at once: 16 x 8 = 128 <= SMs), so t(s) - t(1) is what splitting adds
-MERGE_SEGMENTS, MERGE_CHUNK, MERGE_SPLITS = 16, 512, (1, 2, 4, 8)
+PROFILE_LENGTHS = (64, 256, 1024, 2048, 4096, 8192, 32768)  # `profiles`: time over length
+# merge figures: MERGE_PROGRAMS programs (one wave, one per SM) streaming MERGE_CHUNK keys
+# each, as MERGE_PROGRAMS / s segments split s ways: only the merging differs with s, so
+# t(s) - t(1) is what splitting adds
+MERGE_PROGRAMS, MERGE_CHUNK, MERGE_SPLITS = 128, 512, (1, 2, 4, 8, 16)
 # MLA absorbed decode (kernels.triton.attn_mla): latent C and rope Rr dims (DeepSeek-V2/V3),
 # head blocks, the kernel's default tiling (block_n, warps, stages), cache lengths
 MLA_DIMS = (512, 64)
@@ -102,6 +108,17 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         attention_decode(q, k, v, **kw)
         return _bench_s(lambda: attention_decode(q, k, v, **kw))
 
+    profiles = []
+    for e, f, group, bn, w, st in CONFIGS[:3]:
+        kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+        times = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
+        entry = dict(
+            head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
+            num_stages=st, tiles=[n // bn for n in PROFILE_LENGTHS],
+            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in times],
+        )  # fmt: skip
+        log(f"  profile {entry}")
+        profiles.append(entry)
     programs = []
     for e, f, group, bn, w, st in CONFIGS:
         for per_sm in PER_SM:
@@ -155,7 +172,7 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
     merges = []
     for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
         ts = tuple(
-            timed(MERGE_SEGMENTS, group, e, f, s * MERGE_CHUNK, strategy="splitk", splits=s)
+            timed(MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="splitk", splits=s)
             for s in MERGE_SPLITS
         )
         piece, part = fit_merge(MERGE_SPLITS, ts)
@@ -192,6 +209,7 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         "hbm_read_bandwidth_gb_per_s": round(read_bw / 1e9, 1),
         "host_call_us": host,
         "programs": programs,
+        "profiles": profiles,
         "merges": merges,
         "notes": [
             f"do_bench floor (empty kernel) {floor * 1e6:.2f} us subtracted from fixed_us",

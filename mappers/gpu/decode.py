@@ -15,10 +15,12 @@ A split segment's contributors each store a partial softmax state and the last t
 merges them. Model (every assumption is in the Result's warnings):
 
 - programs resident per SM k = min(what fits, ceil(programs / SMs));
-- a launch takes fixed(k) once (grid start, first loads, drain: the intercept of the
+- a launch takes a fixed time once (grid start, first loads, drain: the intercept of the
   measured time over key tiles); a program takes one HBM latency per segment piece it works
-  on + tiles x tile(k) + what splitting adds (piece per partial state it leaves, part per
-  partial state it merges), figures measured on the device by
+  on + tiles x tile + what splitting adds (piece per partial state it leaves, part per
+  partial state it merges); tile is a program's own streaming time per key tile, measured
+  with a few programs and no HBM contention (at most the SM's share of L2 bandwidth split
+  among its k programs), figures measured on the device by
   `kernels.calibrate.microbench_decode` (nearest configuration), else estimated from the HBM
   latency (Little's law with num_stages - 1 tiles in flight) and the SM's share of L2;
 - programs are dispatched in launch order to the earliest free of SMs x k slots;
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 
 from attnsim.archs.calibration.decode import (
     DecodeCalibration,
+    Profile,
     decode_calibration_path,
     load_decode_calibration,
 )
@@ -63,7 +66,8 @@ MAX_WAVES = 8  # split-K candidates stop at this many programs per SM
 PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 ASSUMPTIONS = (
     "decode launch = fixed time once + programs each taking one HBM latency per segment "
-    "piece + key tiles x per-tile time with k programs resident per SM "
+    "piece + key tiles x their uncontended per-tile time (HBM contention is the launch's "
+    "bandwidth bound) "
     "(kernels.calibrate.microbench_decode: unsplit kernel, one segment per program, long "
     "caches; nearest configuration) + per partial state left and per partial state merged",
     "programs dispatched in launch order to the earliest free of SMs x k slots",
@@ -187,6 +191,14 @@ class _Figures:
     piece_s: float
     part_s: float
     measured: bool
+    curve: Profile | None = None  # measured time over a program's tiles (scaled by `scale`)
+    scale: float = 1.0
+
+    def stream_s(self, tiles: int) -> float:
+        """A program's streaming time over `tiles` key tiles (the curve when measured)."""
+        if self.curve is None:
+            return tiles * self.tile_s
+        return self.curve.program_s(tiles) * self.scale
 
 
 def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
@@ -206,30 +218,40 @@ def _figures(
 ) -> _Figures:
     s, arch = p.shape, rates.arch
     block_n, _, stages = tiling
-    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, k) if dcal else None
+    # the program's own streaming rate: measured with few programs (no HBM contention);
+    # contention is the HBM bound of the whole launch (time_decode)
+    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1) if dcal else None
     merge = dcal.merge(s.head_dim, s.value_dim, p.rows) if dcal else None
     l2_share = rates.l2_bytes_per_s / arch.sm_count
     partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
+    tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
     if near is not None:
         pt, _ = near
-        tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
-        measured_bytes = pt.block_n * (pt.head_dim + pt.value_dim) * s.elem_bytes
-        tile = pt.tile_s * tile_bytes / measured_bytes
-        if k > pt.programs_per_sm:  # more programs than measured share the SM's stream
-            tile *= k / pt.programs_per_sm
+        measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
+        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes)
         fixed = pt.fixed_s
     else:
-        tile_bytes = block_n * (s.head_dim + s.value_dim) * s.elem_bytes
-        # Little's law: num_stages - 1 tiles in flight per program over the HBM latency, and
-        # the SM's share of L2 bandwidth split among its k programs
-        tile = max(arch.hbm_latency_s / max(1, stages - 1), k * tile_bytes / l2_share)
+        # Little's law: num_stages - 1 tiles in flight per program over the HBM latency
+        tile = arch.hbm_latency_s / max(1, stages - 1)
         fixed = 2 * arch.hbm_latency_s
+    # the SM's share of L2 bandwidth split among its k programs
+    capped = k * tile_bytes / l2_share
+    curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
+    scale = 1.0
+    if curve is not None and near is not None and capped <= tile:
+        ref = dcal.program(curve.head_dim, curve.value_dim, curve.rows,  # type: ignore[union-attr]
+                           (curve.block_n, curve.num_warps, curve.num_stages), 1)  # fmt: skip
+        scale = tile / ref[0].tile_s if ref is not None else 1.0
+        fixed = curve.start_s() * scale
+    else:
+        curve = None
+    tile = max(tile, capped)
     if merge is not None:
         piece, part = merge.piece_s, merge.part_s
     else:
         piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
         part = partial / l2_share
-    return _Figures(tile, fixed, arch.hbm_latency_s, piece, part, near is not None)
+    return _Figures(tile, fixed, arch.hbm_latency_s, piece, part, near is not None, curve, scale)
 
 
 def _program_s(prog: DecodeProgram, f: _Figures) -> float:
@@ -237,7 +259,7 @@ def _program_s(prog: DecodeProgram, f: _Figures) -> float:
         return f.start_s  # an empty share: start, find nothing, exit
     return (
         prog.pieces * f.start_s
-        + prog.tiles * f.tile_s
+        + f.stream_s(prog.tiles)
         + prog.partials * f.piece_s
         + prog.merges * f.part_s
     )
