@@ -7,7 +7,7 @@ read-only reduction and torch.sum over 4 GiB) and copy bandwidth (a 2 GiB device
 copy, bytes read + written over time); then, shape by shape (round-robin over the suites so a
 budget cut leaves every suite covered), the baselines and every kernel configuration, one CSV
 row per configuration written as soon as it is timed (an interrupted run keeps its rows).
-Times: `triton.testing.do_bench`, median, L2 flushed between runs.
+Times: `triton.testing.do_bench` (100 ms warm-up), median, L2 flushed between runs.
 
 Suites (column `suite`): `validation` and `holdout` (disjoint dense GQA/MQA/MHA shapes, bf16,
 batch 1-64, KV 1K-512K, heads 8-128, head dim 64/128), `ragged-*` (per-sequence lengths,
@@ -261,7 +261,10 @@ def _read_kernel(X, Out, n, BLOCK: tl.constexpr):
 
 
 def _ms(fn: Callable[[], Any]) -> float:
-    return float(triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median"))
+    # 100 ms of warm-up: after CPU-heavy steps (FlexAttention's compile) the idle GPU has
+    # clocked down, and a 10 ms warm-up left calls of ~10-20 us timed up to 2x slow (first
+    # run, 2026-12-03: 21 us for a call that times 12 us on its own)
+    return float(triton.testing.do_bench(fn, warmup=100, rep=60, return_mode="median"))
 
 
 def bandwidths(sms: int) -> tuple[float, float]:

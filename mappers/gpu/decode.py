@@ -193,12 +193,12 @@ class _Figures:
     measured: bool
     curve: Profile | None = None  # measured time over a program's tiles (scaled by `scale`)
     scale: float = 1.0
+    shared_tile_s: float = 0.0  # per tile at the SM's L2 share split among its k programs
 
     def stream_s(self, tiles: int) -> float:
         """A program's streaming time over `tiles` key tiles (the curve when measured)."""
-        if self.curve is None:
-            return tiles * self.tile_s
-        return self.curve.program_s(tiles) * self.scale
+        own = tiles * self.tile_s if self.curve is None else self.curve.program_s(tiles)
+        return max(own * (1.0 if self.curve is None else self.scale), tiles * self.shared_tile_s)
 
 
 def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
@@ -238,20 +238,24 @@ def _figures(
     capped = k * tile_bytes / l2_share
     curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
     scale = 1.0
-    if curve is not None and near is not None and capped <= tile:
+    if curve is not None and near is not None:
         ref = dcal.program(curve.head_dim, curve.value_dim, curve.rows,  # type: ignore[union-attr]
                            (curve.block_n, curve.num_warps, curve.num_stages), 1)  # fmt: skip
         scale = tile / ref[0].tile_s if ref is not None else 1.0
-        fixed = curve.start_s() * scale
+        # every program (and every further segment piece) pays the curve's start: its
+        # dependent first loads (segment, query rows, first K/V tile) and its store
+        start = curve.start_s() * scale
+        fixed = 0.0
     else:
         curve = None
-    tile = max(tile, capped)
     if merge is not None:
         piece, part = merge.piece_s, merge.part_s
     else:
         piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
         part = partial / l2_share
-    return _Figures(tile, fixed, arch.hbm_latency_s, piece, part, near is not None, curve, scale)
+    if curve is None:
+        start = arch.hbm_latency_s
+    return _Figures(tile, fixed, start, piece, part, near is not None, curve, scale, capped)
 
 
 def _program_s(prog: DecodeProgram, f: _Figures) -> float:
@@ -311,10 +315,12 @@ def time_decode(
     f = _figures(p, tiling, k, rates, dcal)
     scheduled = f.fixed_s + schedule_s(runs, arch.sm_count * k, f)
     merge = sum(c * (prog.partials * f.piece_s + prog.merges * f.part_s) for c, prog in runs)
+    # the last merges start when the stream has ended: they follow the HBM-bound time too
+    tail = max((prog.partials * f.piece_s + prog.merges * f.part_s for _, prog in runs), default=0)
     hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
     qo_read, qo_write = p.qo_bytes
     hbm += qo_read / rates.hbm_read_bytes_per_s + qo_write / rates.hbm_write_bytes_per_s
-    gpu = rates.launch_s + max(scheduled, hbm)
+    gpu = rates.launch_s + max(scheduled, hbm + tail)
     host = (dcal.host_call(strategy) if dcal else None) or rates.host_launch_s
     # as model.call_time for one kernel: the host's launcher time less do_bench's head start
     lead = max(rates.bench_floor_s - rates.launch_s, host - rates.bench_head_start_s)
