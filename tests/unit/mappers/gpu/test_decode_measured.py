@@ -4,11 +4,13 @@
 times the one-launch decode kernel (unsplit, split-K over a sweep of splits, stream-K with
 SMs and 2 x SMs programs) on validation and holdout shapes. The model's figures come from
 `archs/calibration/h200-decode.yaml` (kernels.calibrate.microbench_decode: other shapes, a
-separate run). Observed when this file was written: median |error| 7.0% (validation) and
-6.7% (holdout), but MAPE 19% / 26%: calls under ~50 us are predicted up to 3x too slow (the
-fused merge's measured per-partial cost does not carry over to small grids). The bounds sit
-about 2x above what was observed for the medians, so a regression trips them; the stream-K
-over unsplit ratio at batch 1 x 8 K/V heads is the issue's acceptance bound (15%).
+separate run). Observed when this file was written: median |error| 5.8% (validation) and
+5.9% (holdout), MAPE 8.5% / 7.6%, worst 40% / 34% (17 of 293 points over 25%: grids of
+hundreds of short programs, where the measured time is up to 1.7x the HBM bound and the
+model stays near it; MQA with 128 query heads in two head blocks, whose second block reads
+the shared K/V from L2). The bounds sit about 1.5-2x above what was observed, so a
+regression trips them; the stream-K over unsplit ratio at batch 1 x 8 K/V heads is the
+issue's acceptance bound (15%; observed 8.6% at 128K, 1.4% at 512K).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def points() -> list[vd.DecodePoint]:
 def test_median_error(points: list[vd.DecodePoint], suite: str) -> None:
     errs = [abs(p.error_pct) for p in points if p.suite == suite]
     assert len(errs) > 100
-    assert statistics.median(errs) < 14.0
+    assert statistics.median(errs) < 12.0
+    assert statistics.fmean(errs) < 13.0
 
 
 @pytest.mark.parametrize("seq_k", [131072, 524288])
@@ -52,10 +55,10 @@ def test_streamk_over_unsplit_ratio(points: list[vd.DecodePoint], seq_k: int) ->
 def test_split_picks(points: list[vd.DecodePoint]) -> None:
     """The model's pick per shape against the best measured configuration of that shape.
 
-    Observed: within 10% for 18 of 23 shapes (78%; the issue asks 90%); for batch 1 with
-    8 K/V heads and >= 128K keys (Lean Attention's regime) within 4%.
+    Observed: within 10% for 21 of 23 shapes (91%; the issue asks 90%); for batch 1 with
+    8 K/V heads and >= 128K keys (Lean Attention's regime) all within 10%.
     """
     picks = vd.picks(points)
-    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.7
+    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.85
     long = [r for k, r in picks if k[2][0] == 1 and k[2][2] == 8 and k[2][3] >= 131072]  # type: ignore[index]
     assert len(long) >= 2 and max(long) <= 0.10
