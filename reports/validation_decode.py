@@ -23,6 +23,7 @@ from attnsim.kernels.spec import DECODE_MEASURED, DECODE_STRATEGIES, decode_rows
 PICK_TOLERANCE = 0.10
 MODELLED_SUITES = ("validation", "holdout")
 CASCADE = "attention-1pass-gqa"  # B, G, R query heads per K/V head, E, F; P = 1
+MLA_FAMILY = "triton-mla-decode"  # kernels.triton.attn_mla (the decode kernel, V = K's latent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class DecodePoint:
     predicted_ms: float
     bound: str
     best_sdpa_ms: float
+    head_block: int = 0
 
     @property
     def error_pct(self) -> float:
@@ -51,7 +53,7 @@ class DecodePoint:
     @property
     def key(self) -> tuple[object, ...]:
         """The problem (file, suite, shape, lengths): configurations of one shape share it."""
-        return (self.file, self.suite, self.shape, self.seq_lens)
+        return (self.file, self.suite, self.shape, self.seq_lens, self.head_block)
 
 
 def is_decode_file(path: Path) -> bool:
@@ -78,14 +80,43 @@ def _float(row: dict[str, str], key: str) -> float:
 
 
 def modelled(row: dict[str, str]) -> bool:
-    """Rows the model predicts: our kernel, a modelled strategy, no MLA head blocks, no pages."""
+    """Rows the model predicts: our decode kernels (GQA and MLA absorbed).
+
+    A modelled strategy and a contiguous cache (paged rows are not modelled yet).
+    """
+    suite = (row.get("suite") or "").split("-")
+    mla = suite[0] == "mla"
     return (
         row.get("strategy") in DECODE_STRATEGIES
-        and _int(row, "head_block") == 0
+        and (_int(row, "head_block") == 0 or mla)
         and _int(row, "page_size") == 0
         and math.isfinite(_float(row, "kernel_ms"))
-        and (row.get("suite") or "").split("-")[0] in (*MODELLED_SUITES, "ragged")
+        and (suite[0] in (*MODELLED_SUITES, "ragged") or mla)
     )
+
+
+def _mla_time_ms(
+    row: dict[str, str], arch: object, strategy: str, tiling: tuple[int, int, int]
+) -> tuple[float, str, int, int]:
+    """The decode kernel alone on an MLA absorbed row: (ms, bound, splits, programs).
+
+    The probe times the kernel without the query absorption and output projection.
+    """
+    from attnsim.archs.gpu import dtype_bytes
+    from attnsim.kernels.spec import AttnShape
+    from attnsim.mappers.gpu.decode import decode_calibration, decode_problem, time_decode
+    from attnsim.mappers.gpu.rates import device_rates
+
+    b, h, m = _int(row, "batch"), _int(row, "heads"), _int(row, "seq_k")
+    e, f, hb = _int(row, "head_dim"), _int(row, "value_dim"), _int(row, "head_block")
+    shape = AttnShape(b, h, 1, m, e, f, False, "bf16", dtype_bytes("bf16"), kv_group=h)
+    problem = decode_problem(shape, (), shared_kv=True, head_block=hb)
+    sms = _int(row, "sms", 132)
+    splits = _int(row, "splits") or default_splits(problem.segments, m, sms)
+    programs = _int(row, "programs") or sms
+    rates = device_rates(arch, "bf16")  # type: ignore[arg-type]
+    t = time_decode(problem, strategy, splits, programs, tiling, rates, decode_calibration(arch))  # type: ignore[arg-type]
+    return t.time_s * 1e3, t.bound, t.splits, t.programs
 
 
 def predict_rows(
@@ -116,6 +147,18 @@ def predict_rows(
                 strategy=strategy, block_n=tiling[0], num_warps=tiling[1], num_stages=tiling[2],
                 seq_lens=lens,
             )  # fmt: skip
+            if row["suite"].startswith("mla"):
+                ms, bound, n_split, n_prog = _mla_time_ms(row, arch, strategy, tiling)
+                points.append(
+                    DecodePoint(
+                        file=path.name, suite=row["suite"], family=MLA_FAMILY,
+                        strategy=strategy, shape=(b, h, g, m, e, f), seq_lens=lens,
+                        splits=n_split, programs=n_prog, tiling=tiling,
+                        measured_ms=_float(row, "kernel_ms"), predicted_ms=ms, bound=bound,
+                        best_sdpa_ms=math.nan, head_block=_int(row, "head_block"),
+                    )
+                )  # fmt: skip
+                continue
             sms = _int(row, "sms", 132)
             if strategy == "splitk":  # blank: the kernel's default for this shape
                 segments = b * g * -(-(h // g) // decode_rows(h // g))

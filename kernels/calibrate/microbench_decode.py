@@ -111,11 +111,11 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
     profiles = []
     for e, f, group, bn, w, st in CONFIGS[:3]:
         kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
-        times = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
+        curve = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
         entry = dict(
             head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
             num_stages=st, tiles=[n // bn for n in PROFILE_LENGTHS],
-            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in times],
+            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
         )  # fmt: skip
         log(f"  profile {entry}")
         profiles.append(entry)
@@ -155,11 +155,11 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         bn, w, st = MLA_TILING
         kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
         try:
-            times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
+            mla_times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
         except Exception as exc:  # noqa: BLE001 - keep the other configurations
             log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
             continue
-        slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), times)  # type: ignore[arg-type]
+        slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), mla_times)  # type: ignore[arg-type]
         entry = dict(
             head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
             num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),

@@ -57,7 +57,7 @@ from attnsim.mappers.gpu.rates import DeviceRates, device_rates
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper
-from attnsim.mappers.result import VERSION, Occupancy, Result, Traffic, UnitCost, input_hash
+from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
 SPLIT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -88,8 +88,9 @@ class DecodeOptions:
         splits: Split-K chunks per segment (0: searched over powers of two and the kernel's
             default).
         programs: Stream-K programs (0: searched over SMs x 1..4).
-        block_n: Keys per step.
-        num_warps: Warps per program.
+        block_n: Keys per step (0: the kernel's default, 64; 32 for MLA).
+        num_warps: Warps per program (0: the kernel's default, 4; 8 for MLA).
+        head_block: MLA: query heads per program (0: the kernel's default, 32).
         num_stages: Software-pipelining depth of the K/V loads.
         seq_lens: Cache length of each sequence (ragged batch; empty: every sequence has the
             cascade's key rank size). Its length must be the batch.
@@ -99,10 +100,11 @@ class DecodeOptions:
     strategy: str = option("", choices=("", *DECODE_STRATEGIES))
     splits: int = option(0, minimum=0, zero="searched")
     programs: int = option(0, minimum=0, zero="searched")
-    block_n: int = option(64, minimum=16, power_of_two=True)
-    num_warps: int = option(4, minimum=1, power_of_two=True)
+    block_n: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 64, MLA 32")
+    num_warps: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 4, MLA 8")
     num_stages: int = option(2, minimum=1)
     seq_lens: tuple[int, ...] = option((), minimum=1)
+    head_block: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 32")
     dtype: str = option("bf16", choices=("fp16", "bf16"))
 
     def __post_init__(self) -> None:
@@ -357,9 +359,11 @@ def time_decode(
     )
 
 
-def candidates(p: DecodeProblem, opts: DecodeOptions, sms: int) -> list[tuple[str, int, int]]:
+def candidates(
+    p: DecodeProblem, opts: DecodeOptions, sms: int, block_n: int
+) -> list[tuple[str, int, int]]:
     """(strategy, splits, programs) candidates the options allow."""
-    tiles = max(p.seg_tiles(opts.block_n))
+    tiles = max(p.seg_tiles(block_n))
     out: list[tuple[str, int, int]] = []
     strategies = (opts.strategy,) if opts.strategy else DECODE_STRATEGIES
     for strat in strategies:
@@ -378,7 +382,9 @@ def candidates(p: DecodeProblem, opts: DecodeOptions, sms: int) -> list[tuple[st
     return out
 
 
-def decode_problem(shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool) -> DecodeProblem:
+def decode_problem(
+    shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool, head_block: int = 0
+) -> DecodeProblem:
     """The decode problem of a one-query shape (ragged lengths checked against it)."""
     lens = tuple(int(n) for n in seq_lens) or (shape.seq_k,) * shape.batch
     if len(lens) != shape.batch:
@@ -389,7 +395,7 @@ def decode_problem(shape: AttnShape, seq_lens: tuple[int, ...], shared_kv: bool)
         raise MappingError(
             f"gpu-decode: seq_lens up to {max(lens)} exceed the key rank's size {shape.seq_k}"
         )
-    rows = decode_rows(shape.kv_group)
+    rows = head_block or decode_rows(shape.kv_group)
     blocks = -(-shape.kv_group // rows)
     return DecodeProblem(shape, lens, rows, head_blocks=blocks, shared_kv=shared_kv)
 
@@ -409,10 +415,63 @@ class GpuDecodeMapper:
 
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Rank the decode partitions of `cascade` at `sizes` on GPU `arch`."""
-        from attnsim.mappers.gpu.tiling import gpu_problem  # the shared cascade reading
+        from attnsim.mappers.gpu.decode_mla import latent_problem
+        from attnsim.mappers.gpu.decode_result import decode_result
 
         if not isinstance(arch, GpuArch):
             raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
+        opts = self.options
+        try:
+            rates = device_rates(arch, opts.dtype)
+        except KeyError as exc:
+            raise MappingError(str(exc).strip("'\"")) from None
+        latent = latent_problem(cascade, sizes, opts, rates)
+        if latent is not None:
+            problem, extra, notes = latent.problem, latent.kernels, latent.notes
+            tiling = (opts.block_n or 32, opts.num_warps or 8, opts.num_stages)
+        else:
+            problem, notes = self._problem(cascade, sizes)
+            extra = ()
+            tiling = (opts.block_n or 64, opts.num_warps or 4, opts.num_stages)
+        shape = problem.shape
+        dcal = decode_calibration(arch)
+        ranked = sorted(
+            (
+                time_decode(problem, st, sp, pr, tiling, rates, dcal)
+                for st, sp, pr in candidates(problem, opts, arch.sm_count, tiling[0])
+            ),
+            key=lambda t: (bool(t.problem), t.time_s),
+        )
+        if not ranked:
+            raise MappingError(f"{self.name}: no candidate partition for {cascade.name}")
+        chosen = ranked[0]
+        if chosen.problem:
+            raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
+        notes = (*ASSUMPTIONS, *rates.notes, *notes)
+        if dcal is None:
+            notes += (
+                f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "
+                "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies",
+            )
+        else:
+            near = dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1)
+            if near is not None and near[1]:
+                pt = near[0]
+                notes += (
+                    f"decode figures from the nearest measured configuration (head dim "
+                    f"{pt.head_dim}, value dim {pt.value_dim}, {pt.rows} rows, block_n "
+                    f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
+                    "time scaled by the tile's bytes",
+                )
+        return decode_result(
+            self, cascade, arch, sizes, problem, chosen, ranked, notes, tiling, extra
+        )
+
+    def _problem(
+        self, cascade: Cascade, sizes: dict[str, int]
+    ) -> tuple[DecodeProblem, tuple[str, ...]]:
+        from attnsim.mappers.gpu.tiling import gpu_problem  # the shared cascade reading
+
         opts = self.options
         gp = gpu_problem(cascade, sizes, opts.dtype)
         shape = gp.shape
@@ -431,140 +490,9 @@ class GpuDecodeMapper:
                 f"{self.name}: score function {gp.score.describe()}: the decode kernel "
                 "computes softmax attention only"
             )
-        problem = decode_problem(shape, opts.seq_lens, shared_kv=False)
-        try:
-            rates = device_rates(arch, opts.dtype)
-        except KeyError as exc:
-            raise MappingError(str(exc).strip("'\"")) from None
-        dcal = decode_calibration(arch)
-        tiling = (opts.block_n, opts.num_warps, opts.num_stages)
-        ranked = sorted(
-            (
-                time_decode(problem, st, sp, pr, tiling, rates, dcal)
-                for st, sp, pr in candidates(problem, opts, arch.sm_count)
-            ),
-            key=lambda t: (bool(t.problem), t.time_s),
-        )
-        if not ranked:
-            raise MappingError(f"{self.name}: no candidate partition for {cascade.name}")
-        chosen = ranked[0]
-        if chosen.problem:
-            raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
-        notes = [*ASSUMPTIONS, *rates.notes, *gp.warnings]
-        if dcal is None:
-            notes.append(
-                f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "
-                "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies"
-            )
-        elif dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1):
-            pt, dist = dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1)  # type: ignore[misc]
-            if dist:
-                notes.append(
-                    f"decode figures from the nearest measured configuration (head dim "
-                    f"{pt.head_dim}, value dim {pt.value_dim}, {pt.rows} rows, block_n "
-                    f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
-                    "time scaled by the tile's bytes"
-                )
-        return _result(self, cascade, arch, sizes, problem, chosen, ranked, tuple(notes))
-
-
-def _result(
-    mapper: GpuDecodeMapper,
-    cascade: Cascade,
-    arch: GpuArch,
-    sizes: dict[str, int],
-    p: DecodeProblem,
-    chosen: DecodeTime,
-    ranked: list[DecodeTime],
-    notes: tuple[str, ...],
-) -> Result:
-    s = p.shape
-    q_read, o_write = p.qo_bytes
-    hbm_read = p.cache_bytes + q_read
-    latency = chosen.time_s
-    clock = arch.clock_hz
-    flops = 2.0 * s.heads * sum(p.seq_lens) * (s.head_dim + s.value_dim)
-    peak = arch.tensor_flops_per_s(s.dtype)
-    best = {st: min((t.time_s for t in ranked if t.strategy == st), default=0.0) for st in
-            DECODE_STRATEGIES}  # fmt: skip
-    extras: dict[str, float] = {
-        "splits": float(chosen.splits),
-        "programs": float(chosen.programs),
-        "programs_per_sm": float(chosen.per_sm),
-        "rows_per_program": float(p.rows),
-        "hbm_read_bytes": float(hbm_read),
-        "hbm_write_bytes": float(o_write),
-        "partial_l2_bytes": chosen.partial_bytes,
-        "kv_cache_bytes": float(p.cache_bytes),
-        "effective_read_gb_per_s": p.cache_bytes / latency / 1e9,
-        "scheduled_us": chosen.scheduled_s * 1e6,
-        "hbm_us": chosen.hbm_s * 1e6,
-        "host_us": chosen.host_s * 1e6,
-        "gpu_us": chosen.gpu_s * 1e6,
-        "merge_program_us": chosen.merge_s * 1e6,
-        "tile_us": chosen.tile_s * 1e6,
-        "program_fixed_us": chosen.fixed_s * 1e6,
-        "kv_heads": float(s.kv_heads),
-        "candidates": float(len(ranked)),
-        **{f"best_{st}_us": t * 1e6 for st, t in best.items() if t},
-    }
-    warnings = list(notes)
-    warnings.append(
-        f"chose {chosen.strategy} ({chosen.programs} programs"
-        + (f", {chosen.splits} splits" if chosen.strategy == "splitk" else "")
-        + f"): bound by {chosen.bound}; best per strategy "
-        + ", ".join(f"{st} {t * 1e6:.1f} us" for st, t in best.items() if t)
-    )
-    return Result(
-        cascade=cascade.name,
-        arch=arch.name,
-        mapper=mapper.name,
-        options=(
-            ("strategy", chosen.strategy),
-            ("splits", chosen.splits),
-            ("programs", chosen.programs),
-            ("block_n", mapper.options.block_n),
-            ("num_warps", mapper.options.num_warps),
-            ("num_stages", mapper.options.num_stages),
-            ("dtype", s.dtype),
-        ),
-        sizes=tuple(sorted(sizes.items())),
-        passes=1,
-        latency_cycles=latency * clock,
-        latency_s=latency,
-        compute_cycles=chosen.scheduled_s * clock,
-        memory_cycles=chosen.hbm_s * clock,
-        bound=chosen.bound,
-        energy_pj=arch.board_power_w * latency * 1e12,
-        dram_traffic_bytes=float(hbm_read + o_write),
-        flops=flops,
-        traffic=(
-            Traffic("hbm", "reads (K/V cache, Q)", float(hbm_read), 0.0),
-            Traffic("hbm", "writes (O)", 0.0, float(o_write)),
-            Traffic(
-                "l2",
-                "partial states (written and merged)",
-                chosen.partial_bytes,
-                chosen.partial_bytes,
-            ),
-        ),  # fmt: skip
-        occupancy=(
-            Occupancy("programs", "per SM", float(chosen.per_sm), float(arch.max_blocks_per_sm)),
-        ),
-        units=(
-            UnitCost(
-                "tensor-core", flops / peak * clock, peak / clock, min(1.0, flops / peak / latency)
-            ),
-        ),
-        extras=tuple(extras.items()),
-        warnings=tuple(warnings),
-        provenance=(
-            ("version", VERSION),
-            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
-            ("calibration", arch.calibration.path if arch.calibration else ""),
-            ("decode_calibration", "" if (d := decode_calibration(arch)) is None else d.path),
-        ),
-    )
+        return decode_problem(
+            shape, opts.seq_lens, shared_kv=False, head_block=opts.head_block
+        ), gp.warnings
 
 
 __all__ = [
