@@ -142,11 +142,20 @@ class DecodeCalibration:
     path: str = ""
 
     def profile(self, head_dim: int, value_dim: int, rows: int) -> Profile | None:
-        """The measured profile nearest this head dim, value dim and rows."""
-        if not self.profiles:
+        """The measured profile nearest this head dim, value dim and rows.
+
+        A profile whose time falls as its programs stream more tiles is a timing artefact
+        (seen on the H200 for MLA's 16- and 64-row blocks at one tile) and is not used.
+        """
+        usable = [
+            p
+            for p in self.profiles
+            if all(a <= b for a, b in zip(p.time_s, p.time_s[1:], strict=False))
+        ]
+        if not usable:
             return None
         return min(
-            self.profiles,
+            usable,
             key=lambda m: sum(
                 abs(math.log2(a / b))
                 for a, b in ((m.head_dim, head_dim), (m.value_dim, value_dim), (m.rows, rows))

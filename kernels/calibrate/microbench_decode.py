@@ -59,6 +59,7 @@ MLA_DIMS = (512, 64)
 MLA_HEAD_BLOCKS = (16, 32, 64)
 MLA_TILING = (32, 8, 2)
 MLA_LENGTHS = (2048, 16384)
+MLA_PROFILE_LENGTHS = (32, 128, 512, 1024, 2048, 4096, 16384)
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -150,6 +151,18 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         call()
         return _bench_s(call)
 
+    for hb in MLA_HEAD_BLOCKS:
+        bn, w, st = MLA_TILING
+        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+        curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
+        entry = dict(
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+            num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
+            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
+        )  # fmt: skip
+        log(f"  MLA profile {entry}")
+        profiles.append(entry)
+        torch.cuda.empty_cache()
     for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
         segments = ISOLATED if per_sm == 1 else per_sm * sms
         bn, w, st = MLA_TILING

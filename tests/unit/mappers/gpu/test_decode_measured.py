@@ -4,13 +4,13 @@
 times the one-launch decode kernel (unsplit, split-K over a sweep of splits, stream-K with
 SMs and 2 x SMs programs) on validation and holdout shapes. The model's figures come from
 `archs/calibration/h200-decode.yaml` (kernels.calibrate.microbench_decode: other shapes, a
-separate run). Observed when this file was written: median |error| 5.8% (validation) and
-5.9% (holdout), MAPE 8.5% / 7.6%, worst 40% / 34% (17 of 293 points over 25%: grids of
+separate run). Observed when this file was written: median |error| 5.9% (validation) and
+5.7% (holdout), MAPE 8.1% / 7.4%, worst 41% / 36% (14 of 293 points over 25%: grids of
 hundreds of short programs, where the measured time is up to 1.7x the HBM bound and the
 model stays near it; MQA with 128 query heads in two head blocks, whose second block reads
 the shared K/V from L2). The bounds sit about 1.5-2x above what was observed, so a
 regression trips them; the stream-K over unsplit ratio at batch 1 x 8 K/V heads is the
-issue's acceptance bound (15%; observed 8.6% at 128K, 1.4% at 512K).
+issue's acceptance bound (15%; observed 7% at 128K, 0% at 512K).
 """
 
 from __future__ import annotations
