@@ -362,6 +362,7 @@ DECODE_MAPPER = "gpu-decode"
 DECODE_MIN_CHUNK = 512  # default_splits keeps chunks at least this many keys
 DECODE_MIN_ROWS = 16  # packed query rows per tile at least (the tensor cores' minimum)
 DECODE_MAX_ROWS = 64  # default head block: more query heads of a K/V head take more programs
+MLA_HEAD_BLOCK = 32  # attention_mla_decode's default head block (64 spills on sm_90)
 
 
 def decode_rows(query_heads: int) -> int:

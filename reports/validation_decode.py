@@ -52,8 +52,11 @@ class DecodePoint:
 
     @property
     def key(self) -> tuple[object, ...]:
-        """The problem (file, suite, shape, lengths): configurations of one shape share it."""
-        return (self.file, self.suite, self.shape, self.seq_lens, self.head_block)
+        """The problem (file, suite, shape, lengths) that configurations of one shape share.
+
+        Configurations: split counts, programs, tilings and, for MLA, head blocks.
+        """
+        return (self.file, self.suite, self.shape, self.seq_lens)
 
 
 def is_decode_file(path: Path) -> bool:
@@ -220,10 +223,14 @@ def summary(points: Sequence[DecodePoint]) -> dict[str, dict[str, float]]:
             "worst_pct": max(errs),
             "points": float(len(pts)),
         }
-    pk = picks(points)
-    if pk:
-        within = sum(1 for _, r in pk if r <= PICK_TOLERANCE) / len(pk)
-        out["split pick"] = {"within_10pct": within, "shapes": float(len(pk))}
+    for kernel, mine in (
+        ("gqa", [p for p in points if p.family != MLA_FAMILY]),
+        ("mla", [p for p in points if p.family == MLA_FAMILY]),
+    ):
+        pk = picks(mine)
+        if pk:
+            within = sum(1 for _, r in pk if r <= PICK_TOLERANCE) / len(pk)
+            out[f"split pick ({kernel})"] = {"within_10pct": within, "shapes": float(len(pk))}
     return out
 
 

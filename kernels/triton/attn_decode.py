@@ -27,6 +27,8 @@ from typing import Any
 import torch
 import triton
 
+from attnsim.kernels.spec import DECODE_MIN_CHUNK, DECODE_STRATEGIES, decode_rows
+from attnsim.kernels.spec import default_splits as spec_default_splits
 from attnsim.kernels.triton.attn_decode_kernel import SPLITK, STREAMK, UNSPLIT, decode_kernel
 from attnsim.kernels.triton.common import LOG2E, dot_precision, num_sms
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
@@ -43,8 +45,8 @@ __all__ = [
     "split_head_dim",
 ]
 
-MIN_CHUNK = 512  # keys per split at least: shorter chunks pay more in the merge than they save
-STRATEGIES = {"unsplit": UNSPLIT, "splitk": SPLITK, "streamk": STREAMK}
+MIN_CHUNK = DECODE_MIN_CHUNK  # keys per split at least (kernels.spec, the facts' one home)
+STRATEGIES = dict(zip(DECODE_STRATEGIES, (UNSPLIT, SPLITK, STREAMK), strict=True))
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
@@ -89,10 +91,10 @@ def _cached_workspace(device: torch.device, need: tuple[int, int, int]) -> Decod
 def default_splits(batch: int, kv_heads: int, seq_k: int, sms: int) -> int:
     """Splits that give about two waves of programs, each chunk at least `MIN_CHUNK` keys.
 
-    `batch * kv_heads` is the number of segments (for MLA: batch x head blocks).
+    `batch * kv_heads` is the number of segments (for MLA: batch x head blocks); the rule
+    is `kernels.spec.default_splits`, which the GPU model uses too.
     """
-    want = max(1, math.ceil(2 * sms / max(batch * kv_heads, 1)))
-    return max(1, min(want, seq_k // MIN_CHUNK))
+    return spec_default_splits(batch * kv_heads, seq_k, sms)
 
 
 def default_programs(sms: int) -> int:
@@ -180,7 +182,7 @@ def _build_plan(
         raise ValueError("the KV cache is empty")
     group = h // g
     if head_block is None:
-        head_block = max(16, min(triton.next_power_of_2(group), 64))
+        head_block = decode_rows(group)
     if head_block not in (16, 32, 64, 128):
         raise ValueError(f"head_block must be 16, 32, 64 or 128, got {head_block!r}")
     row_blocks = triton.cdiv(group, head_block)

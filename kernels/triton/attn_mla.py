@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from attnsim.kernels.spec import MLA_HEAD_BLOCK
 from attnsim.kernels.triton.attn_decode import (
     DecodeWorkspace,
     attention_decode,
@@ -79,7 +80,7 @@ def attention_mla_decode(
     if kr is not None and (kr.dim() != 3 or kr.shape != (*ckv.shape[:2], rr)):
         raise ValueError(f"kr must be {(*ckv.shape[:2], rr)}, got {tuple(kr.shape)}")
     if head_block is None:
-        head_block = max(16, min(32, 1 << (q_latent.shape[1] - 1).bit_length()))
+        head_block = max(16, min(MLA_HEAD_BLOCK, 1 << (q_latent.shape[1] - 1).bit_length()))
     qm, qt = q_latent.unsqueeze(2), q_rope.unsqueeze(2)
     tensors = [t if t.stride(-1) == 1 else t.contiguous() for t in (qm, qt, ckv)]
     qm, qt, cache = tensors

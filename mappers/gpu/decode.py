@@ -15,21 +15,23 @@ A split segment's contributors each store a partial softmax state and the last t
 merges them. Model (every assumption is in the Result's warnings):
 
 - programs resident per SM k = min(what fits, ceil(programs / SMs));
-- a launch takes a fixed time once (grid start, first loads, drain: the intercept of the
-  measured time over key tiles); a program takes one HBM latency per segment piece it works
-  on + tiles x tile + what splitting adds (piece per partial state it leaves, part per
-  partial state it merges); tile is a program's own streaming time per key tile, measured
-  with a few programs and no HBM contention (at most the SM's share of L2 bandwidth split
-  among its k programs), figures measured on the device by
-  `kernels.calibrate.microbench_decode` (nearest configuration), else estimated from the HBM
-  latency (Little's law with num_stages - 1 tiles in flight) and the SM's share of L2;
+- a program's time = per segment piece, the measured profile's start (its first dependent
+  loads and its store) + its streaming time over its key tiles, read off the measured
+  time-over-tiles profile (few programs, no HBM contention; scaled by the nearest measured
+  configuration's per-tile time; never faster than the SM's L2 share split among its k
+  programs) + what splitting adds (piece per partial state it leaves, part per partial
+  state it merges); figures from `kernels.calibrate.microbench_decode`; without them, Little's
+  law (num_stages - 1 tiles in flight over the HBM latency) and an HBM latency per piece;
 - programs are dispatched in launch order to the earliest free of SMs x k slots;
-- GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth);
-  the timed call adds the host's launcher time the way `model.call_time` does.
+- GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth
+  + the longest merge, which starts when the stream has ended); the timed call adds the
+  host's launcher time the way `model.call_time` does;
+- a cascade that splits the keys itself (split-K's M2) fixes the split count to its own.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from dataclasses import dataclass
@@ -65,14 +67,15 @@ STREAMK_PER_SM = (1, 2, 3, 4)  # stream-K candidates: programs = SMs x this
 MAX_WAVES = 8  # split-K candidates stop at this many programs per SM
 PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 ASSUMPTIONS = (
-    "decode launch = fixed time once + programs each taking one HBM latency per segment "
-    "piece + key tiles x their uncontended per-tile time (HBM contention is the launch's "
-    "bandwidth bound) "
-    "(kernels.calibrate.microbench_decode: unsplit kernel, one segment per program, long "
-    "caches; nearest configuration) + per partial state left and per partial state merged",
+    "decode program = per segment piece the measured profile's start + its key tiles' "
+    "uncontended streaming time from the measured time-over-tiles profile "
+    "(kernels.calibrate.microbench_decode; nearest configuration, scaled by its per-tile "
+    "time) + per partial state left and per partial state merged; HBM contention is the "
+    "launch's bandwidth bound",
     "programs dispatched in launch order to the earliest free of SMs x k slots",
     "GPU time = launch overhead + max(scheduled programs, cache bytes / measured HBM read "
-    "bandwidth); partial states (fp32) are counted as L2 traffic: they stay in the 50+ MB L2",
+    "bandwidth + the longest merge); partial states (fp32) are counted as L2 traffic: they "
+    "stay in the 50+ MB L2",
     "the merge of a split segment is charged to the program holding its last key tiles (the "
     "kernel merges in whichever contributor arrives last)",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
@@ -208,7 +211,12 @@ def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
     cal = arch.calibration
     if cal is None or not cal.path:
         return None
-    return load_decode_calibration(decode_calibration_path(cal.path))
+    return _load_decode(str(decode_calibration_path(cal.path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_decode(path: str) -> DecodeCalibration | None:
+    return load_decode_calibration(path)
 
 
 def _figures(
@@ -435,11 +443,12 @@ class GpuDecodeMapper:
             tiling = (opts.block_n or 64, opts.num_warps or 4, opts.num_stages)
         shape = problem.shape
         dcal = decode_calibration(arch)
+        space = candidates(problem, opts, arch.sm_count, tiling[0])
+        fixed_splits = self._cascade_splits(cascade, sizes)
+        if fixed_splits:
+            space = [("splitk", fixed_splits, 0)]
         ranked = sorted(
-            (
-                time_decode(problem, st, sp, pr, tiling, rates, dcal)
-                for st, sp, pr in candidates(problem, opts, arch.sm_count, tiling[0])
-            ),
+            (time_decode(problem, st, sp, pr, tiling, rates, dcal) for st, sp, pr in space),
             key=lambda t: (bool(t.problem), t.time_s),
         )
         if not ranked:
@@ -467,6 +476,18 @@ class GpuDecodeMapper:
             self, cascade, arch, sizes, problem, chosen, ranked, notes, tiling, extra
         )
 
+    @staticmethod
+    def _cascade_splits(cascade: Cascade, sizes: dict[str, int]) -> int:
+        """The split count a split-K cascade fixes (0 when the cascade does not split)."""
+        from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
+        from attnsim.einsum_ir.sizes import SizeError
+
+        try:
+            ap = attention_problem(cascade, sizes)
+        except (StructureError, SizeError):
+            return 0
+        return ap.splits if ap.split_ranks else 0
+
     def _problem(
         self, cascade: Cascade, sizes: dict[str, int]
     ) -> tuple[DecodeProblem, tuple[str, ...]]:
@@ -490,9 +511,21 @@ class GpuDecodeMapper:
                 f"{self.name}: score function {gp.score.describe()}: the decode kernel "
                 "computes softmax attention only"
             )
-        return decode_problem(
-            shape, opts.seq_lens, shared_kv=False, head_block=opts.head_block
-        ), gp.warnings
+        problem = decode_problem(shape, opts.seq_lens, shared_kv=False, head_block=opts.head_block)
+        notes = gp.warnings
+        ap = gp.structure
+        if ap.split_ranks:
+            if opts.strategy not in ("", "splitk") or opts.splits not in (0, ap.splits):
+                raise MappingError(
+                    f"{self.name}: {cascade.name} splits the keys into {ap.splits} chunks "
+                    f"({','.join(ap.split_ranks)}): options strategy={opts.strategy!r}, "
+                    f"splits={opts.splits} contradict it (leave them unset)"
+                )
+            notes += (
+                f"split-K cascade: {ap.splits} splits over {','.join(ap.split_ranks)} (from the "
+                "cascade), partial states merged in the same launch",
+            )
+        return problem, notes
 
 
 __all__ = [

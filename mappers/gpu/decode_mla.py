@@ -28,11 +28,9 @@ from attnsim.einsum_ir.analysis.serving import ProjectionSite
 from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.sizes import SizeError
-from attnsim.kernels.spec import AttnShape
+from attnsim.kernels.spec import MLA_HEAD_BLOCK, AttnShape
 from attnsim.mappers.gpu.rates import DeviceRates
 from attnsim.mappers.spatial.view import MappingError
-
-MLA_HEAD_BLOCK = 32  # attention_mla_decode's default head block
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,8 +77,9 @@ def decode_result(
         mapper=mapper.name,
         options=(
             ("strategy", chosen.strategy),
-            ("splits", chosen.splits),
-            ("programs", chosen.programs),
+            # as options: re-running with them models this call (0 = not this strategy's)
+            ("splits", chosen.splits if chosen.strategy != "streamk" else 0),
+            ("programs", chosen.programs if chosen.strategy == "streamk" else 0),
             ("block_n", tiling[0]),
             ("num_warps", tiling[1]),
             ("num_stages", tiling[2]),
@@ -90,7 +91,11 @@ def decode_result(
         latency_s=latency,
         compute_cycles=chosen.scheduled_s * clock,
         memory_cycles=chosen.hbm_s * clock,
-        bound=chosen.bound,
+        bound=(
+            f"projections ({', '.join(k.name for k in extra)})"
+            if sum(k.time_s for k in extra) > chosen.time_s
+            else chosen.bound
+        ),
         energy_pj=arch.board_power_w * latency * 1e12,
         dram_traffic_bytes=float(hbm_read + o_write),
         flops=flops,

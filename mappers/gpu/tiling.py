@@ -369,6 +369,13 @@ class GpuTilingMapper:
         opts = self.options
         problem = gpu_problem(cascade, sizes, opts.dtype)
         shape = problem.shape
+        split = problem.structure
+        if split.split_ranks:
+            raise MappingError(
+                f"{self.name}: {cascade.name} splits the keys ({','.join(split.split_ranks)} = "
+                f"{split.splits} splits) and merges partial softmax states "
+                "(split-K): the prefill kernels do not split the keys; gpu-decode models split-K"
+            )
         if problem.score.sigmoid and self.family == "2pass":
             raise MappingError(
                 f"{self.name}: {cascade.name} has sigmoid weights, which need no row "

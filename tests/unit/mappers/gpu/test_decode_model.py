@@ -145,3 +145,37 @@ def test_fixed_strategy_and_splits_are_honoured() -> None:
     assert dict(r.options)["splits"] == 4 and r.extra("programs") == 4 * 8
     r = _map(strategy="streamk", programs=200)
     assert r.extra("programs") == 200
+
+
+def test_split_k_cascade_fixes_the_splits() -> None:
+    """attention-splitk-gqa states its split count (M2 = M / (M1 x M0)); gpu-decode uses it."""
+    base = dict(B=1, G=8, R=4, E=128, F=128, P=1, M=131072)
+    mapper, arch = get_mapper("gpu-decode")(), load_arch("h200")
+    cascade = load_cascade("attention-splitk-gqa")
+    many = mapper.map(cascade, arch, base)
+    two = mapper.map(cascade, arch, {**base, "M1": 256})  # 131072 / (256 x 256) = 2 splits
+    assert dict(two.options)["splits"] == 2 and dict(many.options)["splits"] > 2
+    assert two.latency_s > 3 * many.latency_s
+    assert any(w.startswith("split-K cascade: 2 splits") for w in two.warnings)
+    with pytest.raises(MappingError, match="contradict"):
+        get_mapper("gpu-decode")(strategy="streamk").map(cascade, arch, base)
+
+
+@pytest.mark.parametrize("mapper", ["gpu-1pass", "gpu-2pass", "gpu-unfused"])
+def test_prefill_mappers_refuse_split_k(mapper: str) -> None:
+    with pytest.raises(MappingError, match="split-K"):
+        get_mapper(mapper)().map(
+            load_cascade("attention-splitk-gqa"), load_arch("h200"),
+            dict(B=1, G=8, R=4, E=64, F=64, P=1, M=8192),
+        )  # fmt: skip
+
+
+def test_bad_decode_calibration_names_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from attnsim.archs.calibration.decode import load_decode_calibration
+    from attnsim.einsum_ir.spec import SpecError
+
+    bad = tmp_path / "x-decode.yaml"
+    bad.write_text("device: X\ndate: '2026'\nsource: s\nprograms:\n  - {head_dim: -1}\n")
+    with pytest.raises(SpecError) as err:
+        load_decode_calibration(bad)
+    assert f"{bad}:5" in str(err.value) and "head_dim" in str(err.value)
