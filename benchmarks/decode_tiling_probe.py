@@ -1,11 +1,13 @@
 """GPU only: the decode kernel's K/V pipelining depth and tile width at batch 1, long caches.
 
-Run: PYTHONPATH=. python benchmarks/decode_tiling_probe.py --out DIR
+Run: PYTHONPATH=. python benchmarks/decode_tiling_probe.py --out DIR [--wide]
 
 Per cache length (32K, 128K, 512K; batch 1, 32 query / 8 K/V heads, head dim 128, bf16):
 split-K (16, 32, 64 splits) and stream-K (2 and 3 programs per SM) for block_n 64/128,
 num_stages 2/3/4, 4 warps, against SDPA's cuDNN and flash backends, all in one run
 (triton.testing.do_bench, median, L2 flushed). Writes DIR/decode-tiling-<device>-<date>.csv.
+`--wide`: split-K with 8/16/32 splits and stream-K with 1-2 programs per SM, block_n 64/128,
+4 or 8 warps, 3-5 stages (DIR/decode-tiling-wide-<device>-<date>.csv).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ def main() -> int:
     """Time every configuration; write the CSV."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--wide", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name().split()[-1].lower()
-    path = args.out / f"decode-tiling-{name}-{dt.datetime.now(dt.UTC):%Y-%m-%d}.csv"
+    kind = "decode-tiling-wide" if args.wide else "decode-tiling"
+    path = args.out / f"{kind}-{name}-{dt.datetime.now(dt.UTC):%Y-%m-%d}.csv"
     sms = num_sms(torch.cuda.current_device())
     fields = ("seq_k", "strategy", "splits", "programs", "block_n", "num_warps", "num_stages",
               "kernel_ms", "cudnn_ms", "flash_ms", "kv_bytes", "max_abs_err")  # fmt: skip
@@ -58,12 +62,16 @@ def main() -> int:
                 "flash_ms": _ms(functools.partial(_sdpa, SDPBackend.FLASH_ATTENTION, q, k, v)),
                 "kv_bytes": 2 * k.numel() * 2,
             }
-            configs = [("splitk", s, 0) for s in (16, 32, 64)]
-            configs += [("streamk", 0, m * sms) for m in (2, 3)]
-            for (strategy, splits, progs), bn, st in itertools.product(
-                configs, (64, 128), (2, 3, 4)
-            ):
-                kw = dict(strategy=strategy, block_n=bn, num_warps=4, num_stages=st)
+            if args.wide:
+                configs = [("splitk", s, 0) for s in (8, 16, 32)]
+                configs += [("streamk", 0, m * sms) for m in (1, 2)]
+                tilings = list(itertools.product((64, 128), (4, 8), (3, 4, 5)))
+            else:
+                configs = [("splitk", s, 0) for s in (16, 32, 64)]
+                configs += [("streamk", 0, m * sms) for m in (2, 3)]
+                tilings = list(itertools.product((64, 128), (4,), (2, 3, 4)))
+            for (strategy, splits, progs), (bn, nw, st) in itertools.product(configs, tilings):
+                kw = dict(strategy=strategy, block_n=bn, num_warps=nw, num_stages=st)
                 kw.update({"splits": splits} if splits else {"programs": progs})
                 try:
                     out = attention_decode(q, k, v, **kw)
@@ -73,14 +81,14 @@ def main() -> int:
                     continue
                 err = float((out.float() - ref.float()).abs().max())
                 row = dict(seq_k=seq, strategy=strategy, splits=splits, programs=progs,
-                           block_n=bn, num_warps=4, num_stages=st, kernel_ms=t,
+                           block_n=bn, num_warps=nw, num_stages=st, kernel_ms=t,
                            max_abs_err=err, **base)  # fmt: skip
                 w.writerow(row)
                 fh.flush()
                 tbs = base["kv_bytes"] / t / 1e9
                 vs = base["cudnn_ms"] / t
-                print(f"{seq:>7} {strategy:<7} s={splits:<3} p={progs:<4} bn={bn:<3} st={st} "
-                      f"{t * 1e3:7.1f} us {tbs:5.2f} TB/s {vs:4.2f}x cuDNN")  # fmt: skip
+                print(f"{seq:>7} {strategy:<7} s={splits:<3} p={progs:<4} bn={bn:<3} w={nw} "
+                      f"st={st} {t * 1e3:7.1f} us {tbs:5.2f} TB/s {vs:4.2f}x cuDNN")  # fmt: skip
             del q, k, v
             torch.cuda.empty_cache()
     print(f"wrote {path}")

@@ -75,12 +75,13 @@ class Point:
 
     @property
     def shape_key(self) -> tuple[Any, ...]:
-        """(family, batch, heads, seq_q, seq_k, head_dim, causal, dtype, device)."""
+        """(family, batch, heads, kv_heads, seq_q, seq_k, head_dim, causal, dtype, device)."""
         m = self.measurement
         return (
             m.family,
             m.batch,
             m.heads,
+            m.kv_heads,
             m.seq_q,
             m.seq_k,
             m.head_dim,
@@ -178,6 +179,8 @@ def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) 
     `host`: host figures measured with the file (`kernels.bench.measure.read_host_figures`).
     """
     cascade = FAMILY_CASCADES[m.family] + ("-causal" if m.causal else "")
+    if m.grouped:  # GQA/MQA (1-pass family): B, G K/V heads, R query heads per K/V head
+        cascade = cascade.replace("-mh", "-gqa", 1)
     mapper = get_mapper(FAMILY_MAPPERS[m.family])(
         block_m=m.block_m,
         block_n=m.block_n,
@@ -187,9 +190,10 @@ def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) 
         dtype=m.dtype,
         rank_candidates=False,
     )
+    heads = {"G": m.kv_heads, "R": m.heads // m.kv_heads} if m.grouped else {"H": m.heads}
     sizes = {
         "B": m.batch,
-        "H": m.heads,
+        **heads,
         "P": m.seq_q,
         "M": m.seq_k,
         "E": m.head_dim,

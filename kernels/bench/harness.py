@@ -1,5 +1,8 @@
 """GPU timing harness: `python -m attnsim.kernels.bench --suite validation|holdout|smoke`.
 
+The suites `gqa-validation` and `gqa-holdout` time GQA/MQA prefill (K/V with fewer heads than
+Q) on the 1-pass family and SDPA (`enable_gqa`); their rows carry `kv_heads`.
+
 For every configuration (family x shape x tiling; for the 1-pass family also its `schedule`,
 the Triton kernel "plain" and, on Hopper, the Gluon "pingpong" kernel) it times the kernel with
 `triton.testing.do_bench` (median and 10th/90th percentiles, warm-up first, L2 flushed by
@@ -47,6 +50,7 @@ from attnsim.kernels.bench.suites import (  # re-exported: part of this harness'
     PINGPONG_TILINGS,
     SDPA_FAMILIES,
     SMOKE_TILINGS,
+    SUITES,
     TILINGS,
     TRITON_FAMILIES,
     Config,
@@ -127,7 +131,8 @@ def make_runner(cfg: Config, q, k, v, scores=None) -> Callable[[], Any]:  # type
         )
     import torch.nn.functional as F
 
-    return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    gqa = cfg.shape.kv_group > 1
+    return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
 
 
 class _Backend:
@@ -153,17 +158,14 @@ def make_inputs(shape: AttnShape, dtype: torch.dtype, n_sets: int, seed: int = 0
     """`n_sets` independent (q, k, v) sets on the GPU."""
     g = torch.Generator(device="cuda").manual_seed(seed)
     s = shape
+    kv = s.heads // s.kv_group  # K/V heads per sequence (GQA/MQA: fewer than s.heads)
     sets = []
     for _ in range(n_sets):
         q = torch.randn(
             s.batch, s.heads, s.seq_q, s.head_dim, device="cuda", dtype=dtype, generator=g
         )
-        k = torch.randn(
-            s.batch, s.heads, s.seq_k, s.head_dim, device="cuda", dtype=dtype, generator=g
-        )
-        v = torch.randn(
-            s.batch, s.heads, s.seq_k, s.head_dim, device="cuda", dtype=dtype, generator=g
-        )
+        k = torch.randn(s.batch, kv, s.seq_k, s.head_dim, device="cuda", dtype=dtype, generator=g)
+        v = torch.randn(s.batch, kv, s.seq_k, s.head_dim, device="cuda", dtype=dtype, generator=g)
         sets.append((q, k, v))
     return sets
 
@@ -180,6 +182,8 @@ def plain_attention(q, k, v, causal: bool):  # type: ignore[no-untyped-def]
     Scores are materialized in that dtype, the softmax runs in fp32, probabilities are cast back.
     """
     scale = q.shape[-1] ** -0.5
+    group = q.shape[1] // k.shape[1]  # GQA: K/V head h // group serves query head h
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
     scores = torch.matmul(q, k.transpose(-2, -1)) * scale
     if causal:
         sq, sk = scores.shape[-2:]
@@ -204,8 +208,9 @@ def check_family(cfg: Config, dtype: torch.dtype) -> str | None:
     torch.cuda.synchronize()
     with sdpa_kernel(SDPBackend.MATH):
         ref = F.scaled_dot_product_attention(
-            q.float(), k.float(), v.float(), is_causal=cfg.shape.causal
-        )
+            q.float(), k.float(), v.float(), is_causal=cfg.shape.causal,
+            enable_gqa=cfg.shape.kv_group > 1,
+        )  # fmt: skip
     naive = plain_attention(q, k, v, cfg.shape.causal)
     err = (out.float() - ref).abs().max().item()
     naive_err = (naive.float() - ref).abs().max().item()
@@ -399,6 +404,7 @@ def run(configs: list[Config], out_dir: Path, suite: str, dtype_name: str) -> in
                 tflops=flops / (float(med) * 1e9),
                 timestamp=_dt.datetime.now(_dt.UTC).isoformat(),
                 schedule=cfg.schedule,
+                kv_heads=shape.heads // shape.kv_group if shape.kv_group > 1 else 0,
                 **info,
             )
             append_measurement(csv_path, row)
@@ -430,7 +436,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m attnsim.kernels.bench", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--suite", choices=("validation", "holdout", "smoke"), required=True)
+    p.add_argument("--suite", choices=SUITES, required=True)
     p.add_argument("--out", type=Path, default=Path("kernels/measurements"))
     p.add_argument(
         "--families",

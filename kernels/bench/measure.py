@@ -2,7 +2,9 @@
 
 Schema (column order is the CSV header): see `FIELDS`. No torch/triton here, so reports and
 the validation CI test can read measurement files on any machine. Files written before the
-`schedule` column existed (header `LEGACY_FIELDS`) are read with schedule "plain".
+`schedule` column existed (header `LEGACY_FIELDS`) are read with schedule "plain", files
+before the `kv_heads` column (`SCHEDULE_FIELDS`) as MHA (kv_heads 0: one K/V head per query
+head).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Measurement:
     triton: str
     timestamp: str
     schedule: str = "plain"  # triton-1pass: which kernel of the family (kernels.triton.attn_fwd)
+    kv_heads: int = 0  # GQA/MQA: K/V heads, a divisor of heads (0: as many as heads)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -69,11 +72,24 @@ class Measurement:
         for name in ("batch", "heads", "seq_q", "seq_k", "head_dim"):
             if getattr(self, name) < 1:
                 raise MeasurementError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kv_heads < 0 or (self.kv_heads and self.heads % self.kv_heads):
+            raise MeasurementError(
+                f"kv_heads must divide heads ({self.heads}) or be 0, got {self.kv_heads}"
+            )
+        if self.grouped and self.family not in (one_pass, *SDPA_FAMILIES):
+            raise MeasurementError(
+                f"kv_heads {self.kv_heads} < heads: GQA runs on {one_pass} and SDPA only"
+            )
         for name in ("block_m", "block_n", "num_warps", "num_stages", "flops"):
             if getattr(self, name) < 0:
                 raise MeasurementError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.median_ms > 0:
             raise MeasurementError(f"median_ms must be > 0, got {self.median_ms!r}")
+
+    @property
+    def grouped(self) -> bool:
+        """GQA/MQA: fewer K/V heads than query heads."""
+        return 0 < self.kv_heads < self.heads
 
     def to_row(self) -> dict[str, str]:
         """The CSV row: every field as a string (floats in repr, round-trip exact)."""
@@ -88,7 +104,7 @@ class Measurement:
             raise MeasurementError(f"missing column(s): {', '.join(missing)}")
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
-            if f.name not in row:  # only `schedule` can be absent (a legacy file)
+            if f.name not in row:  # only `schedule`, `kv_heads` can be absent (older files)
                 continue
             raw = row[f.name].strip()
             try:
@@ -106,7 +122,8 @@ class Measurement:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Measurement))
-LEGACY_FIELDS: tuple[str, ...] = FIELDS[:-1]  # before the schedule column
+SCHEDULE_FIELDS: tuple[str, ...] = FIELDS[:-1]  # before the kv_heads column (MHA only)
+LEGACY_FIELDS: tuple[str, ...] = FIELDS[:-2]  # before the schedule column
 
 
 def _fmt(value: object) -> str:
@@ -133,13 +150,18 @@ def append_measurement(path: str | Path, row: Measurement) -> None:
     if not new:
         with p.open(newline="", encoding="utf-8") as fh:
             header = tuple(next(csv.reader(fh), ()))
-        if header == LEGACY_FIELDS:
-            if row.schedule != "plain":
+        if header in (LEGACY_FIELDS, SCHEDULE_FIELDS):
+            if row.grouped:
                 raise MeasurementError(
-                    f"{p}: legacy file without a schedule column; cannot append a "
-                    f"{row.schedule!r} row (write to a new file)"
+                    f"{p}: file without a kv_heads column; cannot append a GQA row "
+                    "(write to a new file)"
                 )
-            fields = LEGACY_FIELDS
+            fields = header
+        if header == LEGACY_FIELDS and row.schedule != "plain":
+            raise MeasurementError(
+                f"{p}: legacy file without a schedule column; cannot append a "
+                f"{row.schedule!r} row (write to a new file)"
+            )
     with p.open("a", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(fields), extrasaction="ignore")
         if new:
@@ -157,7 +179,7 @@ def read_measurements(paths: str | Path | Sequence[str | Path]) -> list[Measurem
         with p.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = tuple(reader.fieldnames or ())
-            if header not in (FIELDS, LEGACY_FIELDS):
+            if header not in (FIELDS, SCHEDULE_FIELDS, LEGACY_FIELDS):
                 raise MeasurementError(
                     f"{p}:1: header does not match the measurement schema; "
                     f"expected {','.join(FIELDS)}, got {','.join(header)}"

@@ -43,11 +43,18 @@ __all__ = [
     "estimate_ms",
     "estimate_run_s",
     "fits",
+    "gqa_holdout_shapes",
+    "gqa_validation_shapes",
     "holdout_shapes",
     "pingpong_device",
     "smoke_shapes",
     "validation_shapes",
 ]
+
+SUITES = ("validation", "holdout", "gqa-validation", "gqa-holdout", "smoke")
+# GQA/MQA shapes run on the 1-pass family (both schedules) and SDPA with enable_gqa; the
+# 2-pass and unfused kernels take MHA only, SDPA's efficient backend has no enable_gqa
+GQA_FAMILIES = ("triton-1pass", "sdpa-cudnn", "sdpa-flash")
 
 TRITON_FAMILIES = MEASURED_FAMILIES
 Tiling = tuple[int, int, int, int]  # (block_m, block_n, num_warps, num_stages)
@@ -104,8 +111,9 @@ class Config:
         bm, bn, w, st = self.tiling
         t = "" if self.tiling == NO_TILING else f" tiling={bm}x{bn} w{w} s{st}"
         t += "" if self.schedule == "plain" else f" schedule={self.schedule}"
+        g = f" G={s.heads // s.kv_group}" if s.kv_group > 1 else ""
         return (
-            f"{self.family} B={s.batch} H={s.heads} S={s.seq_q} D={s.head_dim} "
+            f"{self.family} B={s.batch} H={s.heads}{g} S={s.seq_q} D={s.head_dim} "
             f"causal={int(s.causal)}{t}"
         )
 
@@ -162,6 +170,46 @@ def holdout_shapes() -> list[AttnShape]:
     ]
 
 
+def _gqa(b: int, h: int, g: int, s: int, d: int, causal: bool) -> AttnShape:
+    return replace(kernel_shape(b, h, s, s, d, causal), kv_group=h // g)
+
+
+def gqa_validation_shapes() -> list[AttnShape]:
+    """12 GQA/MQA prefill shapes: (batch, H query heads, G K/V heads, seq, head dim, causal).
+
+    Llama/Mistral-style 32/8 at 1K-32K, 32/4, MQA (32/1), 64/8, head dim 64 and 128,
+    causal and not.
+    """
+    return [
+        _gqa(*t)
+        for t in (
+            (1, 32, 8, 4096, 128, True), (1, 32, 8, 8192, 128, True),
+            (2, 32, 8, 4096, 128, False), (1, 32, 8, 16384, 128, True),
+            (1, 32, 4, 8192, 128, True), (4, 32, 1, 2048, 128, True),
+            (1, 64, 8, 8192, 128, True), (2, 32, 8, 8192, 128, False),
+            (8, 32, 8, 1024, 128, True), (1, 32, 8, 4096, 64, True),
+            (4, 16, 2, 2048, 64, False), (1, 32, 8, 32768, 128, True),
+        )
+    ]  # fmt: skip
+
+
+def gqa_holdout_shapes() -> list[AttnShape]:
+    """8 GQA shapes unlike `gqa_validation_shapes()`.
+
+    Other head counts (40/8, 28/4, 48/8, 24/8, 32/2), lengths off the powers of two and a
+    batch of short sequences.
+    """
+    return [
+        _gqa(*t)
+        for t in (
+            (1, 40, 8, 6144, 128, True), (2, 28, 4, 3072, 128, True),
+            (1, 48, 8, 12288, 128, False), (3, 32, 8, 2048, 128, True),
+            (1, 32, 2, 5120, 128, True), (2, 64, 8, 4096, 64, True),
+            (1, 24, 8, 8192, 128, False), (16, 32, 8, 512, 128, True),
+        )
+    ]  # fmt: skip
+
+
 def smoke_shapes() -> list[AttnShape]:
     """A handful of small shapes (< 1 minute including compiles)."""
     return [
@@ -196,12 +244,19 @@ def build_configs(
     """
     if pingpong is None:
         pingpong = pingpong_device()
-    shapes = {"validation": validation_shapes, "holdout": holdout_shapes}.get(suite, smoke_shapes)()
+    shapes = {
+        "validation": validation_shapes,
+        "holdout": holdout_shapes,
+        "gqa-validation": gqa_validation_shapes,
+        "gqa-holdout": gqa_holdout_shapes,
+    }.get(suite, smoke_shapes)()
     tilings = SMOKE_TILINGS if suite == "smoke" else TILINGS
     limit = device_smem_limit() if smem_limit is None else smem_limit
     out: list[Config] = []
     for fam in families:
         for shape in shapes:
+            if shape.kv_group > 1 and fam not in GQA_FAMILIES:
+                continue
             if fam in SDPA_FAMILIES:
                 out.append(Config(fam, shape, NO_TILING))
                 continue

@@ -44,6 +44,7 @@ the wgmmas, no CTA-wide barrier in the key-tile loop, no spills).
 Requirements (`pingpong_unsupported` names the one a call misses): CUDA sm_90, fp16/bf16,
 head dim 64 or 128 (q, k, v alike), BLOCK_M = 128 with 8 consumer warps, BLOCK_N 64 or 128,
 STAGES 2 or 3, seq_q % 128 == 0, q/k/v/out viewable as (batch*heads*seq, head_dim) rows,
+k and v with H or a divisor G of H heads (GQA/MQA: query head h reads K/V head h // (H / G)),
 the shared memory Q + STAGES x (K + V) within 227 KiB. Key rows past seq_k that a ragged
 tile reads from the next head are masked. Gluon has no CPU interpreter: correctness tests
 run on the GPU (tests/gpu/test_attn_kernels.py); on CPU the kernel is compiled for sm_90
@@ -244,12 +245,17 @@ def attn_fwd_pingpong_kernel(
     o_desc,
     seq_q,
     seq_k,
+    kv_group,
     qk_scale,
     CAUSAL: gl.constexpr,
     STAGES: gl.constexpr,
     num_warps: gl.constexpr,
 ):
-    """O = softmax(Q K^T * scale) V for one query tile of one (batch, head); see the module."""
+    """O = softmax(Q K^T * scale) V for one query tile of one (batch, head); see the module.
+
+    GQA/MQA: `kv_group` query heads share one K/V head (1 = MHA); the query heads of a group
+    are adjacent, so (batch * heads + head) // kv_group is the K/V head's row block.
+    """
     gl.static_assert(num_warps == 8, "two consumer warp groups")
     gl.static_assert(STAGES == 2 or STAGES == 3, "named-barrier ids fit 2 or 3 K/V slots")
     BLOCK_M: gl.constexpr = q_desc.block_type.shape[0]
@@ -262,7 +268,7 @@ def attn_fwd_pingpong_kernel(
         start_m = gl.num_programs(0) - 1 - start_m
     off_bh = gl.program_id(1)
     q_row = off_bh * seq_q + start_m * BLOCK_M
-    kv_row = off_bh * seq_k
+    kv_row = (off_bh // kv_group) * seq_k
     n_tiles, mask_from = _tile_bounds(start_m, seq_k, BLOCK_M, BLOCK_N, CAUSAL)
 
     q_smem = gl.allocate_shared_memory(dtype, [BLOCK_M, HEAD_DIM], q_desc.layout)
@@ -303,10 +309,12 @@ def pingpong_unsupported(  # type: ignore[no-untyped-def]
         return f"needs block_n 64 or 128, got {block_n}"
     if stages not in STAGE_CHOICES:
         return f"needs num_stages 2 or 3 (K/V slots), got {stages}"
-    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device)[0] != 9:
-        return "needs a CUDA sm_90 (Hopper) device"
     if str(q.dtype) not in _GL_DTYPES or not (q.dtype == k.dtype == v.dtype):
         return f"needs float16/bfloat16 q, k, v of one dtype, got {q.dtype}/{k.dtype}/{v.dtype}"
+    if k.dim() != 4 or v.dim() != 4 or k.shape[:3] != v.shape[:3] or k.shape[0] != q.shape[0]:
+        return f"needs k, v of one (batch, kv_heads, seq_k) shape, got {k.shape}/{v.shape}"
+    if q.shape[1] % k.shape[1]:
+        return f"GQA needs kv_heads dividing heads, got {k.shape[1]} for {q.shape[1]}"
     if out is not None and (out.dtype != q.dtype or tuple(out.shape) != tuple(q.shape)):
         return f"out must be {tuple(q.shape)} {q.dtype}"
     d = q.shape[-1]
@@ -321,6 +329,8 @@ def pingpong_unsupported(  # type: ignore[no-untyped-def]
     need = pingpong_smem_bytes(block_n, d, stages, q.element_size())
     if need > 227 * 1024:
         return f"shared memory {need} B > 227 KiB"
+    if q.device.type != "cuda" or torch.cuda.get_device_capability(q.device)[0] != 9:
+        return "needs a CUDA sm_90 (Hopper) device"
     return None
 
 
@@ -391,7 +401,7 @@ def _make_plan(q, k, v, causal, scale, block_n, stages) -> _Plan:  # type: ignor
     plan.rows = (BLOCK_M, block_n, block_n, BLOCK_M)
     plan.layouts = [gl.NVMMASharedLayout.get_default_for([r, d], gdt) for r in plan.rows]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    plan.scalars = (sq, k.shape[2], scale * 1.4426950408889634)
+    plan.scalars = (sq, k.shape[2], h // k.shape[1], scale * 1.4426950408889634)
     plan.meta = dict(CAUSAL=bool(causal), STAGES=stages, num_warps=CONSUMER_WARPS)
     plan.o_shape, plan.dtype = tuple(q.shape), q.dtype
     plan.launch = None
@@ -409,7 +419,7 @@ def _arm(plan: _Plan, kernel: Any, device: int) -> None:
     except (ValueError, ImportError):
         return  # keep going through the JIT
     names = attn_fwd_pingpong_kernel.arg_names
-    consts = tuple(plan.meta.get(n) for n in names[7:])
+    consts = tuple(plan.meta.get(n) for n in names[4 + len(plan.scalars) :])
     get_stream = driver.active.get_current_stream
     plan.tail = plan.scalars + consts
     plan.function, plan.packed = kernel.function, kernel.packed_metadata
@@ -434,7 +444,8 @@ def compile_for_sm90(  # type: ignore[no-untyped-def]
         return str(mangle_type(TensorDescriptor.from_tensor(host, [rows, head_dim], lay)))
 
     sig = {"q_desc": desc(BLOCK_M), "k_desc": desc(block_n), "v_desc": desc(block_n),
-           "o_desc": desc(BLOCK_M), "seq_q": "i32", "seq_k": "i32", "qk_scale": "fp32",
+           "o_desc": desc(BLOCK_M), "seq_q": "i32", "seq_k": "i32", "kv_group": "i32",
+           "qk_scale": "fp32",
            "CAUSAL": "constexpr", "STAGES": "constexpr", "num_warps": "constexpr"}  # fmt: skip
     consts = {"CAUSAL": bool(causal), "STAGES": stages, "num_warps": CONSUMER_WARPS}
     src = GluonASTSource(attn_fwd_pingpong_kernel, sig, constexprs=consts)

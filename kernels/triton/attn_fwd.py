@@ -471,7 +471,7 @@ def attention_fwd(
     written in place. `tma`: True / False force in-kernel tensor descriptors / block pointers,
     "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
     `variant` selects inner-loop variants (`Variant`). GQA/MQA: k and v may have G heads, a
-    divisor of q's H ("plain" schedule only); query head h reads K/V head h // (H / G).
+    divisor of q's H (both schedules); query head h reads K/V head h // (H / G).
     `score` (`Score`): sigmoid attention, softcapping, ALiBi ("plain" schedule only).
     `window` (causal only): query i sees
     keys i - window < j <= i, plus the first `sinks` keys (attention sinks); key tiles outside
@@ -484,10 +484,6 @@ def attention_fwd(
             raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
         if not score.is_plain:
             raise ValueError(f"score: schedule {schedule!r} computes softmax only; use 'plain'")
-        if k.dim() == 4 and q.dim() == 4 and k.shape[1] != q.shape[1]:
-            raise ValueError(
-                f"GQA: schedule {schedule!r} needs as many K/V heads as query heads; use 'plain'"
-            )
         return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
                                num_stages, out, schedule)  # fmt: skip
     key = (
@@ -543,7 +539,7 @@ def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_sta
             f"schedule 'pingpong' needs block_m {BLOCK_M} and num_warps {CONSUMER_WARPS}, "
             f"got {block_m} and {num_warps}"
         )
-    q, k, v = check_qkv(q, k, v)
+    q, k, v = check_qkv(q, k, v, groups=True)
     return attention_fwd_pingpong(
         q, k, v, causal=causal, scale=scale, block_n=block_n or 128,
         num_stages=num_stages or 3, out=out,

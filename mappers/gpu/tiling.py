@@ -258,11 +258,11 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
         )
     if s.kv_group > 1:
         out.append(
-            f"GQA ({s.kv_group} query heads per K/V head, {s.kv_heads} K/V heads): the plain "
-            "1-pass Triton kernel implements it (attention_fwd with k, v of G heads: the "
-            "programs of a group's query heads run together, each K/V head read once from HBM "
-            "and then hit in L2); the ping-pong, 2-pass and unfused kernels do not: for them it "
-            "is modelled the same way"
+            f"GQA ({s.kv_group} query heads per K/V head, {s.kv_heads} K/V heads): both 1-pass "
+            "kernels (plain and ping-pong) implement it (attention_fwd with k, v of G heads: "
+            "the programs of a group's query heads run together, each K/V head read once from "
+            "HBM and then hit in L2); the 2-pass and unfused kernels do not: for them it is "
+            "modelled the same way"
         )
     if not score.is_plain:
         out.append(

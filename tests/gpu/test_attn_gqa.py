@@ -80,9 +80,25 @@ def test_gqa_heads_must_divide():
     q, k, v = inputs(1, 6, 4, 32, 32, 16, torch.float32)
     with pytest.raises(ValueError, match="k heads must divide q heads"):
         attention_fwd(q, k, v, False, **TINY)
-    q, k, v = inputs(1, 4, 2, 128, 128, 16, torch.float32)
-    with pytest.raises(ValueError, match="GQA: schedule 'pingpong'"):
+    q, k, v = inputs(1, 6, 4, 128, 128, 64, torch.float16)
+    with pytest.raises(ValueError, match="k heads must divide q heads"):
         attention_fwd(q, k, v, False, schedule="pingpong")
+
+
+def test_pingpong_takes_gqa():
+    """GQA is no reason for the ping-pong kernel to refuse a call (only a missing sm_90 is)."""
+    from attnsim.kernels.gluon.attn_pingpong import pingpong_unsupported
+
+    q, k, v = inputs(1, 8, 2, 128, 128, 64, torch.float16)
+    why = pingpong_unsupported(q, k, v, None, True, (128, 64, 8, 3))
+    if HAS_CUDA and torch.cuda.get_device_capability()[0] == 9:
+        assert why is None
+    else:
+        assert why is not None and "sm_90" in why
+    k3, v3 = (t[:, :1].expand(1, 3, 128, 64) for t in (k, v))
+    assert "GQA needs kv_heads dividing heads" in str(
+        pingpong_unsupported(q, k3, v3, None, True, (128, 64, 8, 3))
+    )
 
 
 @pytest.mark.gpu
@@ -92,3 +108,16 @@ def test_gqa_heads_must_divide():
 def test_gpu_gqa(tma, causal, h, g):
     q, k, v = inputs(2, h, g, 1024, 1024, 128, torch.bfloat16)
     check(q, k, v, causal, block_m=128, block_n=64, num_warps=8, num_stages=3, tma=tma)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("h, g", [(32, 8), (16, 1), (8, 8)])
+@pytest.mark.parametrize("block_n, stages", [(128, 3), (64, 2)])
+def test_gpu_gqa_pingpong(causal, h, g, block_n, stages):
+    """The ping-pong kernel (sm_90 only) with K/V of G heads."""
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("the ping-pong kernel needs sm_90")
+    q, k, v = inputs(2, h, g, 512, 512 if causal else 384, 128, torch.bfloat16)
+    tiling = dict(block_m=128, block_n=block_n, num_warps=8, num_stages=stages)
+    check(q, k, v, causal, schedule="pingpong", **tiling)

@@ -9,6 +9,7 @@ import pytest
 from attnsim.kernels.bench.measure import (
     FIELDS,
     LEGACY_FIELDS,
+    SCHEDULE_FIELDS,
     SCHEDULES,
     Measurement,
     MeasurementError,
@@ -72,6 +73,7 @@ def test_field_order_is_the_schema():
         "triton",
         "timestamp",
         "schedule",
+        "kv_heads",
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         sample().batch = 2  # type: ignore[misc]
@@ -105,6 +107,12 @@ def test_append_writes_header_once(tmp_path):
     assert [m.seq_q for m in read_measurements(path)] == [4096, 512]
 
 
+def _schedule(line: str, value: str) -> str:
+    """The row with its schedule field (the one before kv_heads) replaced."""
+    *head, _, kv = line.split(",")
+    return ",".join([*head, value, kv])
+
+
 def _write_bad(tmp_path, mutate):
     path = tmp_path / "bad.csv"
     write_measurements(path, [sample(), sample()])
@@ -121,16 +129,18 @@ def _write_bad(tmp_path, mutate):
         (lambda s: s.replace(",16,4096", ",sixteen,4096"), "column heads: cannot parse 'sixteen'"),
         (lambda s: s.replace(",bf16,", ",fp8,"), "unknown dtype 'fp8'"),
         (lambda s: s + ",extra", "too many columns"),
-        (lambda s: s.rsplit(",", 3)[0], "missing column"),
+        (lambda s: s.rsplit(",", 4)[0], "missing column"),
         (lambda s: s.replace(",128,1,bf16", ",128,2,bf16"), "causal must be 0 or 1"),
+        (lambda s: _schedule(s, "fast"), "unknown schedule 'fast' .one of plain, pingpong"),
+        (lambda s: _schedule(s, ""), "unknown schedule ''"),
         (
-            lambda s: s.rsplit(",", 1)[0] + ",fast",
-            "unknown schedule 'fast' .one of plain, pingpong",
-        ),
-        (lambda s: s.rsplit(",", 1)[0] + ",", "unknown schedule ''"),
-        (
-            lambda s: s.replace("triton-1pass", "triton-2pass").rsplit(",", 1)[0] + ",pingpong",
+            lambda s: _schedule(s.replace("triton-1pass", "triton-2pass"), "pingpong"),
             "schedule 'pingpong' is a triton-1pass kernel only",
+        ),
+        (lambda s: s.rsplit(",", 1)[0] + ",5", "kv_heads must divide heads .16. or be 0, got 5"),
+        (
+            lambda s: s.replace("triton-1pass", "triton-unfused").rsplit(",", 1)[0] + ",4",
+            "GQA runs on triton-1pass and SDPA only",
         ),
     ],
 )
@@ -155,20 +165,20 @@ LEGACY_CSV = (
 def _legacy_copy(tmp_path: Path, rows: int = 2) -> Path:
     """The committed legacy file's header (no schedule column) and its first `rows` rows."""
     lines = LEGACY_CSV.read_text(encoding="utf-8").splitlines()
-    assert tuple(lines[0].split(",")) == LEGACY_FIELDS == FIELDS[:-1]
+    assert tuple(lines[0].split(",")) == LEGACY_FIELDS == FIELDS[:-2]
     path = tmp_path / "legacy.csv"
     path.write_text("\n".join(lines[: 1 + rows]) + "\n", encoding="utf-8")
     return path
 
 
 def test_schedule_column_round_trips(tmp_path):
-    assert SCHEDULES == ("plain", "pingpong") and FIELDS[-1] == "schedule"
+    assert SCHEDULES == ("plain", "pingpong") and FIELDS[-2] == "schedule"
     rows = [sample(), sample(schedule="pingpong", num_stages=2), sample(block_n=128)]
     path = tmp_path / "s.csv"
     write_measurements(path, rows)
     header, *body = path.read_text().splitlines()
-    assert header.endswith(",schedule")
-    assert [line.rsplit(",", 1)[1] for line in body] == ["plain", "pingpong", "plain"]
+    assert header.endswith(",schedule,kv_heads")
+    assert [line.split(",")[-2] for line in body] == ["plain", "pingpong", "plain"]
     assert read_measurements(path) == rows
     assert Measurement.from_row(rows[1].to_row()).schedule == "pingpong"
     append_measurement(path, sample(schedule="pingpong", seq_q=1024))
@@ -190,7 +200,7 @@ def test_legacy_file_reads_as_plain(tmp_path):
         128,
         128,
     )
-    assert m.to_row() == {**first, "schedule": "plain"}
+    assert m.to_row() == {**first, "schedule": "plain", "kv_heads": "0"}
     # and the whole committed legacy file still reads
     assert {m.schedule for m in read_measurements(LEGACY_CSV)} == {"plain"}
 
@@ -219,6 +229,24 @@ def test_schedule_is_checked_on_construction():
 
 
 def test_truncated_row_of_a_schedule_file_is_an_error(tmp_path):
-    path = _write_bad(tmp_path, lambda s: s.rsplit(",", 1)[0])  # drop the schedule field
-    with pytest.raises(MeasurementError, match="bad.csv:3: missing column.*schedule"):
+    path = _write_bad(tmp_path, lambda s: s.rsplit(",", 2)[0])  # drop schedule and kv_heads
+    with pytest.raises(MeasurementError, match="bad.csv:3: missing column.*schedule, kv_heads"):
         read_measurements(path)
+
+
+def test_kv_heads_round_trips_and_older_files_read_as_mha(tmp_path):
+    rows = [sample(kv_heads=4), sample(family="sdpa-cudnn", kv_heads=1), sample()]
+    assert [m.grouped for m in rows] == [True, True, False]
+    path = tmp_path / "g.csv"
+    write_measurements(path, rows)
+    assert read_measurements(path) == rows
+    # a file written before the kv_heads column: every row MHA, GQA rows refused on append
+    old = tmp_path / "old.csv"
+    lines = path.read_text().splitlines()
+    old.write_text("\n".join(x.rsplit(",", 1)[0] for x in lines[:1] + lines[3:]) + "\n")
+    assert tuple(old.read_text().splitlines()[0].split(",")) == SCHEDULE_FIELDS
+    assert read_measurements(old) == [sample()]
+    with pytest.raises(MeasurementError, match="old.csv: file without a kv_heads column"):
+        append_measurement(old, sample(kv_heads=2))
+    append_measurement(old, sample(seq_q=1024))
+    assert [m.seq_q for m in read_measurements(old)] == [4096, 1024]
