@@ -16,6 +16,8 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
   intercept), so the model interpolates this curve;
 - `merges`: split-K with s = 1, 2, 4, 8, 16 splits on 128 / s segments, so that 128
   programs each stream 512 keys whatever s: t(s) - t(1) = piece + s x part, least squares;
+  for the GQA kernel and for MLA's (head blocks 16/32/64: partial states of the 512-wide
+  latent); `--merges-only` re-measures these alone into an existing file;
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
 
@@ -85,8 +87,11 @@ def _bench_s(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=100, return_mode="median")) * 1e-3
 
 
-def measure(torch: Any, log: Any) -> dict[str, Any]:
-    """Every figure of the decode calibration (see the module docstring)."""
+def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
+    """Every figure of the decode calibration (see the module docstring).
+
+    `merges_only`: measure the merge figures alone (`main --merges-only`).
+    """
     from attnsim.kernels.calibrate.microbench import empty_kernel, versions
     from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
     from attnsim.kernels.spec import decode_rows
@@ -109,37 +114,38 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         attention_decode(q, k, v, **kw)
         return _bench_s(lambda: attention_decode(q, k, v, **kw))
 
-    profiles = []
-    for e, f, group, bn, w, st in CONFIGS[:3]:
-        kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
-        curve = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
-        entry = dict(
-            head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
-            num_stages=st, tiles=[n // bn for n in PROFILE_LENGTHS],
-            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
-        )  # fmt: skip
-        log(f"  profile {entry}")
-        profiles.append(entry)
-    programs = []
-    for e, f, group, bn, w, st in CONFIGS:
-        for per_sm in PER_SM:
-            segments = ISOLATED if per_sm == 1 else per_sm * sms
+    profiles: list[dict[str, Any]] = []
+    programs: list[dict[str, Any]] = []
+    if not merges_only:
+        for e, f, group, bn, w, st in CONFIGS[:3]:
             kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
-            try:
-                times = tuple(timed(segments, group, e, f, n, **kw) for n in LENGTHS)
-            except Exception as exc:  # noqa: BLE001 - keep the other configurations
-                log(f"  {e}/{f} R={group} {bn}/{w}/{st} k={per_sm} failed: {exc}")
-                continue
-            slope, icpt = fit_line(tuple(n / bn for n in LENGTHS), times)  # type: ignore[arg-type]
+            curve = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
             entry = dict(
                 head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
-                num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
-                fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+                num_stages=st, tiles=[n // bn for n in PROFILE_LENGTHS],
+                time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
             )  # fmt: skip
-            log(f"  program {entry}")
-            if slope > 0:
-                programs.append(entry)
-            torch.cuda.empty_cache()
+            log(f"  profile {entry}")
+            profiles.append(entry)
+        for e, f, group, bn, w, st in CONFIGS:
+            for per_sm in PER_SM:
+                segments = ISOLATED if per_sm == 1 else per_sm * sms
+                kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+                try:
+                    times = tuple(timed(segments, group, e, f, n, **kw) for n in LENGTHS)
+                except Exception as exc:  # noqa: BLE001 - keep the other configurations
+                    log(f"  {e}/{f} R={group} {bn}/{w}/{st} k={per_sm} failed: {exc}")
+                    continue
+                slope, icpt = fit_line(tuple(n / bn for n in LENGTHS), times)  # type: ignore[arg-type]
+                entry = dict(
+                    head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
+                    num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+                    fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+                )  # fmt: skip
+                log(f"  program {entry}")
+                if slope > 0:
+                    programs.append(entry)
+                torch.cuda.empty_cache()
     from attnsim.kernels.triton.attn_mla import attention_mla_decode
 
     def timed_mla(segments: int, hb: int, seq: int, **kw: Any) -> float:
@@ -151,37 +157,38 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         call()
         return _bench_s(call)
 
-    for hb in MLA_HEAD_BLOCKS:
-        bn, w, st = MLA_TILING
-        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
-        curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
-        entry = dict(
-            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
-            num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
-            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
-        )  # fmt: skip
-        log(f"  MLA profile {entry}")
-        profiles.append(entry)
-        torch.cuda.empty_cache()
-    for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
-        segments = ISOLATED if per_sm == 1 else per_sm * sms
-        bn, w, st = MLA_TILING
-        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
-        try:
-            mla_times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
-        except Exception as exc:  # noqa: BLE001 - keep the other configurations
-            log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
-            continue
-        slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), mla_times)  # type: ignore[arg-type]
-        entry = dict(
-            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
-            num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
-            fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
-        )  # fmt: skip
-        log(f"  MLA program {entry}")
-        if slope > 0:
-            programs.append(entry)
-        torch.cuda.empty_cache()
+    if not merges_only:
+        for hb in MLA_HEAD_BLOCKS:
+            bn, w, st = MLA_TILING
+            kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+            curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
+            entry = dict(
+                head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+                num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
+                time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
+            )  # fmt: skip
+            log(f"  MLA profile {entry}")
+            profiles.append(entry)
+            torch.cuda.empty_cache()
+        for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
+            segments = ISOLATED if per_sm == 1 else per_sm * sms
+            bn, w, st = MLA_TILING
+            kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+            try:
+                mla_times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
+            except Exception as exc:  # noqa: BLE001 - keep the other configurations
+                log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
+                continue
+            slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), mla_times)  # type: ignore[arg-type]
+            entry = dict(
+                head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+                num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+                fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+            )  # fmt: skip
+            log(f"  MLA program {entry}")
+            if slope > 0:
+                programs.append(entry)
+            torch.cuda.empty_cache()
     merges = []
     for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
         ts = tuple(
@@ -195,6 +202,23 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         )  # fmt: skip
         log(f"  merge {entry} from {[round(t * 1e6, 2) for t in ts]} us")
         merges.append(entry)
+    for hb in MLA_HEAD_BLOCKS:  # MLA: partial states of hb rows x the latent C (fp32)
+        bn, w, st = MLA_TILING
+        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="splitk")
+        ts = tuple(
+            timed_mla(MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, splits=s, **kw)
+            for s in MERGE_SPLITS
+        )
+        piece, part = fit_merge(MERGE_SPLITS, ts)
+        entry = dict(
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb,
+            piece_us=round(piece * 1e6, 3), part_us=round(part * 1e6, 4),
+        )  # fmt: skip
+        log(f"  MLA merge {entry} from {[round(t * 1e6, 2) for t in ts]} us")
+        merges.append(entry)
+        torch.cuda.empty_cache()
+    if merges_only:
+        return {"merges": merges, "date": datetime.datetime.now(datetime.UTC).isoformat()}
     q = torch.randn(1, 4, 1, 64, device="cuda", dtype=dt)
     kv = torch.randn(1, 1, 256, 64, device="cuda", dtype=dt)
     host = {}
@@ -239,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--merges-only",
+        action="store_true",
+        help="re-measure only the merge figures and replace them in the existing --out file",
+    )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("microbench_decode needs a CUDA GPU", file=sys.stderr)
@@ -247,7 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    record = measure(torch, log)
+    if args.merges_only:
+        record = yaml.safe_load(args.out.read_text(encoding="utf-8"))
+        fresh = measure(torch, log, merges_only=True)
+        record["merges"] = fresh["merges"]
+        record.setdefault("notes", []).append(
+            f"merges re-measured {fresh['date'][:19]}Z (--merges-only), with MLA's"
+        )
+    else:
+        record = measure(torch, log)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(yaml.safe_dump(record, sort_keys=False, width=100), encoding="utf-8")
     log(f"wrote {args.out}")

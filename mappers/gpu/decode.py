@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from attnsim.archs.calibration.decode import (
     DecodeCalibration,
     Profile,
+    ProgramPoint,
     decode_calibration_path,
     load_decode_calibration,
 )
@@ -246,6 +247,12 @@ def _figures(
         fixed = 2 * arch.hbm_latency_s
     # the SM's share of L2 bandwidth split among its k programs
     capped = k * tile_bytes / l2_share
+    if near is not None and k > 1:
+        # and the SM's own throughput split among them: the fastest per-tile time per program
+        # measured at any programs per SM, divided by that count (a compute-bound kernel such
+        # as MLA's runs k programs k times slower; a latency-bound one overlaps them)
+        share = _sm_share(dcal, near[0])  # type: ignore[arg-type]
+        capped = max(capped, k * tile * share / near[0].tile_s)
     curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
     scale = 1.0
     if curve is not None and near is not None:
@@ -266,6 +273,29 @@ def _figures(
     if curve is None:
         start = arch.hbm_latency_s
     return _Figures(tile, fixed, start, piece, part, near is not None, curve, scale, capped)
+
+
+def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
+    """Seconds per tile per program when programs of `pt`'s configuration share an SM.
+
+    Measured at k >= 2 programs per SM: when a program's tile time grew (nearly) in
+    proportion to k (at least 0.8 k times its one-program time), the SM's own throughput
+    bounds it (MLA's wide dot products) and k programs split it. 0 when no k shows that: the
+    program is latency-bound and co-resident programs overlap (their HBM contention is the
+    launch's HBM bound, priced on its own).
+    """
+    key = (pt.head_dim, pt.value_dim, pt.rows, pt.block_n, pt.num_warps, pt.num_stages)
+    same = [
+        q for q in dcal.programs
+        if (q.head_dim, q.value_dim, q.rows, q.block_n, q.num_warps, q.num_stages) == key
+    ]  # fmt: skip
+    one = min((q.tile_s for q in same if q.programs_per_sm == 1), default=0.0)
+    shared = [
+        q.tile_s / q.programs_per_sm
+        for q in same
+        if q.programs_per_sm >= 2 and one and q.tile_s >= 0.8 * q.programs_per_sm * one
+    ]
+    return min(shared, default=0.0)
 
 
 def _program_s(prog: DecodeProgram, f: _Figures) -> float:

@@ -179,3 +179,46 @@ def test_bad_decode_calibration_names_file_and_line(tmp_path) -> None:  # type: 
     with pytest.raises(SpecError) as err:
         load_decode_calibration(bad)
     assert f"{bad}:5" in str(err.value) and "head_dim" in str(err.value)
+
+
+def _points(tiles_us: dict[int, float]):  # type: ignore[no-untyped-def]
+    from attnsim.archs.calibration.decode import ProgramPoint
+
+    return tuple(
+        ProgramPoint(576, 512, 16, 32, 8, 2, k, t * 1e-6, 10e-6) for k, t in tiles_us.items()
+    )
+
+
+@pytest.mark.parametrize(
+    "tiles_us, share_us",
+    [
+        ({1: 2.0, 2: 4.2, 4: 8.1}, 2.025),  # time grows with k: the SM's throughput is shared
+        ({1: 1.5, 2: 2.0, 4: 3.7}, 0.0),  # latency-bound: co-resident programs overlap
+        ({1: 2.0}, 0.0),  # nothing measured at k >= 2
+    ],
+)
+def test_programs_sharing_an_sm_split_its_throughput_when_measured_so(
+    tiles_us: dict[int, float], share_us: float
+) -> None:
+    from attnsim.archs.calibration.decode import DecodeCalibration
+    from attnsim.mappers.gpu.decode import _sm_share
+
+    cal = DecodeCalibration("dev", "today", "test", programs=_points(tiles_us))
+    assert _sm_share(cal, cal.programs[0]) * 1e6 == pytest.approx(share_us)
+
+
+def test_mla_split_k_with_two_programs_per_sm_runs_at_half_their_rate() -> None:
+    """On the H200 calibration MLA's per-tile time doubles at 2 programs per SM: a split
+    count that puts two programs on each SM must not look twice as fast as one per SM."""
+    from attnsim.kernels.spec import AttnShape
+    from attnsim.mappers.gpu.decode import decode_calibration, decode_problem, time_decode
+    from attnsim.mappers.gpu.rates import device_rates
+
+    arch = load_arch("h200")
+    shape = AttnShape(1, 128, 1, 32768, 576, 512, False, "bf16", 2, kv_group=128)
+    p = decode_problem(shape, (), shared_kv=True, head_block=16)
+    rates, cal = device_rates(arch, "bf16"), decode_calibration(arch)
+    one = time_decode(p, "splitk", 16, 0, (32, 8, 2), rates, cal)  # 128 programs
+    two = time_decode(p, "splitk", 33, 0, (32, 8, 2), rates, cal)  # 264 programs
+    assert (one.per_sm, two.per_sm) == (1, 2)
+    assert two.time_s > 0.8 * one.time_s
