@@ -3,8 +3,9 @@
 Run: PYTHONPATH=. python benchmarks/mla_prefill_probe.py --out DIR [--budget-s 150]
 
 DeepSeek-V3 attention (arXiv 2412.19437, Sec. 2.1.1): 128 heads, latent C = 512, decoupled
-RoPE dim R = 64, head dims E = F = 128; bf16, causal, batch 1, P = M in 1K-8K (and decode,
-P = 1, for the same cache, as a cross-check of the opposite verdict).
+RoPE dim R = 64, head dims E = F = 128; bf16, batch 1, P = M in 1K-8K without a mask (as the
+built-in cascades `attention-mla-naive` / `-absorbed` are), and decode, P = 1, against 4K
+and 32K caches, as a cross-check of the opposite verdict.
 
 - naive: up-project the latent cache to per-head K (C -> E, plus the shared rope key) and V
   (C -> F) with cuBLAS matmuls, then multi-head SDPA with key dim E + R = 192, value dim F;
@@ -146,7 +147,7 @@ def main() -> int:
                 print("budget spent; stopping", file=sys.stderr)
                 break
             x = _inputs(b, p, m)
-            causal = p == m
+            causal = False  # the built-in MLA cascades have no mask
             outs = {}
             for form in ("naive", "absorbed", "absorbed-expanded"):
                 for bname, backend in BACKENDS.items():

@@ -367,7 +367,10 @@ class GpuTilingMapper:
         if not isinstance(arch, GpuArch):
             raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
         opts = self.options
-        problem = gpu_problem(cascade, sizes, opts.dtype)
+        from attnsim.mappers.gpu.decode_mla import latent_prefill, with_projections
+
+        latent = latent_prefill(self.name, self.family, cascade, sizes, opts.dtype, arch)
+        problem = latent[0] if latent else gpu_problem(cascade, sizes, opts.dtype)
         shape = problem.shape
         split = problem.structure
         if split.split_ranks:
@@ -425,7 +428,8 @@ class GpuTilingMapper:
             chosen = valid[0]
         else:
             raise MappingError(f"no candidate tiling fits {arch.name}: {ranked[0].problem}")
-        return _result(self, cascade, arch, sizes, problem, rates, chosen, ranked)
+        result = _result(self, cascade, arch, sizes, problem, rates, chosen, ranked)
+        return with_projections(result, latent[1]) if latent else result
 
 
 @register_mapper(kernel_family("1pass").mapper)  # gpu-1pass
