@@ -13,10 +13,15 @@ queries x its columns of keys), classified by `attention_problem(...).tiles`. Wi
 Einsums that iterate the key rank work on the visited tiles only (each computed whole), the
 score Einsum pays one compare-select per pair of a partial tile, and key x query tensors
 (scores, weights) move to and from DRAM and the buffer for visited tiles only; K and V are
-read once either way (compulsory). Without skipping every tile is computed and the Result's
-warnings say so; a mask outside the band family is refused unless skipping is off.
+read from DRAM once either way (compulsory), from the buffer once per visited tile. Without
+skipping every tile is computed and the Result's warnings say so; a mask outside the band
+family is refused unless skipping is off.
 
-The phase grouping, the 1D cost rule and the phase buffer rule are shared with `flat`.
+Global buffer: a contraction reads the operands it re-uses across tiles from the buffer
+(Q, K, V, filled once) and keeps partial sums there (AV across key tiles), as its 2D loop
+nest dictates (`mappers.spatial.unfused_nest`, which derives the counts for any head dim);
+a 1D phase follows `stream_buffer_words`. The phase grouping, the 1D cost rule and the
+phase buffer rule are shared with `flat`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from attnsim.mappers.result import (
     Traffic,
     UnitCost,
 )
-from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial import cost, unfused_nest
 from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
@@ -302,14 +307,11 @@ class UnfusedOptions:
     """Options of the unfused mapper.
 
     Attributes:
-        stage_contraction_outputs: Each contraction's output is staged through the global
-            buffer once (one write per element) on its way to DRAM.
         skip_empty_tiles: Skip the 2D array's output tiles a mask leaves empty (on by
             default, so a mask is priced; unmasked cascades cost the same either way); off
             computes every tile and says so in the Result's warnings.
     """
 
-    stage_contraction_outputs: bool = True
     skip_empty_tiles: bool = True
 
 
@@ -351,8 +353,11 @@ class UnfusedMapper:
             for t in outs:
                 writes[t] = writes.get(t, 0.0) + words(t) * wb
             if binding.is_contraction(phase[0]):
-                if self.options.stage_contraction_outputs:
-                    buf_w += sum(words(t) for t in outs)
+                for i in phase:  # visited is 1 unless empty tiles are skipped
+                    unit = binding.units[i]
+                    reads_w, writes_w = unfused_nest.buffer_words(cv, i, unit, mask.visited)
+                    buf_r += reads_w
+                    buf_w += writes_w
             else:
                 sb = stream_buffer_words(cv, phase, frozenset(ins), frozenset(), mask.visited)
                 buf_r += sb.reads

@@ -96,3 +96,22 @@ def test_user_cascade_names(flat_arch) -> None:
     assert b.energy_pj == pytest.approx(a.energy_pj, rel=1e-12)
     assert b.dram_traffic_bytes == a.dram_traffic_bytes
     assert b.einsum("S").compute_cycles == a.einsum("QK").compute_cycles
+
+
+# XLM (head dim 128), which the shared reference folder leaves out, from the public FuseMax
+# artifact: FPSG-UIUC/micro24-fusemax-artifact @ f543beb,
+# workspace/outputs/pregenerated/results/attn-unfused.csv, column energy (pJ).
+XLM_ENERGY_PJ = {
+    "1K": 5993255450562.789,
+    "4K": 95123733525525.7,
+    "16K": 1518906321674495.5,
+    "64K": 2.429020776144501e16,
+}
+
+
+@pytest.mark.parametrize("seq_len", list(XLM_ENERGY_PJ))
+def test_head_dim_128_energy_matches_artifact(seq_len: str, flat_arch) -> None:
+    sizes = MODELS["XLM"].attention_sizes(LENGTHS[seq_len])
+    assert sizes["E"] == sizes["F"] == 128
+    res = UnfusedMapper().map(load_cascade("attention-3pass-mh"), flat_arch, sizes)
+    assert _err(res.energy_pj, XLM_ENERGY_PJ[seq_len]) <= 0.02
