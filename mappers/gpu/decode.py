@@ -358,6 +358,10 @@ def time_decode(
     # the last merges start when the stream has ended: they follow the HBM-bound time too
     tail = max((prog.partials * f.piece_s + prog.merges * f.part_s for _, prog in runs), default=0)
     hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
+    # partial states beyond what L2 holds are written to HBM and read back by the merges
+    partials = sum(c * prog.partials for c, prog in runs)
+    spill = max(0.0, partials * p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES - arch.l2_bytes)
+    hbm += spill / rates.hbm_write_bytes_per_s + spill / rates.hbm_read_bytes_per_s
     qo_read, qo_write = p.qo_bytes
     hbm += qo_read / rates.hbm_read_bytes_per_s + qo_write / rates.hbm_write_bytes_per_s
     gpu = rates.launch_s + max(scheduled, hbm + tail)
@@ -366,7 +370,6 @@ def time_decode(
     lead = max(rates.bench_floor_s - rates.launch_s, host - rates.bench_head_start_s)
     total = lead + gpu
     host_bound = lead > 0.5 * total
-    partials = sum(c * prog.partials for c, prog in runs)
     if host_bound:
         bound = "host launch"
     elif hbm >= scheduled:
