@@ -47,11 +47,12 @@ __all__ = [
     "gqa_validation_shapes",
     "holdout_shapes",
     "pingpong_device",
+    "regime_shapes",
     "smoke_shapes",
     "validation_shapes",
 ]
 
-SUITES = ("validation", "holdout", "gqa-validation", "gqa-holdout", "smoke")
+SUITES = ("validation", "holdout", "regimes", "gqa-validation", "gqa-holdout", "smoke")
 # GQA/MQA shapes run on the 1-pass family (both schedules) and SDPA with enable_gqa; the
 # 2-pass and unfused kernels take MHA only, SDPA's efficient backend has no enable_gqa
 GQA_FAMILIES = ("triton-1pass", "sdpa-cudnn", "sdpa-flash")
@@ -170,6 +171,27 @@ def holdout_shapes() -> list[AttnShape]:
     ]
 
 
+def regime_shapes() -> list[AttnShape]:
+    """16 shapes in the regimes the validation and holdout suites sample thinly (issue 18).
+
+    A short query chunk against a long KV cache (seq_q <= 256, seq_k >= 8K), many short
+    sequences (batch >= 32, seq <= 512), long causal rows (>= 32K), ragged causal lengths,
+    medium causal batches (batch ~12, seq 1K-1.5K, head dim 128). None is in
+    `validation_shapes()` or `holdout_shapes()`; the model is calibrated on neither.
+    """
+    a = kernel_shape
+    return [
+        a(4, 16, 128, 8192, 128, False), a(2, 32, 256, 16384, 128, False),
+        a(8, 8, 64, 32768, 128, False), a(1, 32, 256, 65536, 64, False),
+        a(64, 16, 256, 256, 64, False), a(128, 8, 128, 128, 128, False),
+        a(32, 32, 512, 512, 128, True), a(256, 12, 64, 64, 64, False),
+        a(1, 8, 32768, 32768, 64, True), a(1, 4, 40960, 40960, 128, True),
+        a(2, 16, 3000, 3000, 128, True), a(1, 16, 7000, 7000, 64, True),
+        a(12, 16, 1024, 1024, 128, True), a(12, 32, 1024, 1024, 128, True),
+        a(10, 16, 1536, 1536, 128, True), a(48, 16, 384, 384, 128, True),
+    ]  # fmt: skip
+
+
 def _gqa(b: int, h: int, g: int, s: int, d: int, causal: bool) -> AttnShape:
     return replace(kernel_shape(b, h, s, s, d, causal), kv_group=h // g)
 
@@ -247,6 +269,7 @@ def build_configs(
     shapes = {
         "validation": validation_shapes,
         "holdout": holdout_shapes,
+        "regimes": regime_shapes,
         "gqa-validation": gqa_validation_shapes,
         "gqa-holdout": gqa_holdout_shapes,
     }.get(suite, smoke_shapes)()

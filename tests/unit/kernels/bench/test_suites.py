@@ -62,3 +62,26 @@ def test_microbench_unfused_cli_help_and_no_gpu(capsys):
     if not torch.cuda.is_available():
         assert microbench_unfused.main(["--ragged"]) == 2
         assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_regime_and_gqa_suites_are_disjoint_and_sample_their_regimes():
+    from attnsim.kernels.bench.suites import (
+        gqa_holdout_shapes,
+        gqa_validation_shapes,
+        regime_shapes,
+    )
+
+    regimes = regime_shapes()
+    seen = set(bench.validation_shapes()) | set(bench.holdout_shapes())
+    assert len(set(regimes)) == len(regimes) and not set(regimes) & seen
+    assert any(s.seq_q <= 256 and s.seq_k >= 8192 for s in regimes)  # short chunk, long cache
+    assert any(s.batch >= 32 and s.seq_k <= 512 for s in regimes)  # many short sequences
+    assert any(s.causal and s.seq_k >= 32768 for s in regimes)  # long causal rows
+    assert any(s.causal and s.seq_k % 128 for s in regimes)  # ragged causal
+    gv, gh = gqa_validation_shapes(), gqa_holdout_shapes()
+    assert all(s.kv_group > 1 for s in gv + gh) and not set(gv) & set(gh)
+    configs = bench.build_configs("gqa-validation", list(bench.FAMILIES), smem_limit=227 * 1024)
+    assert {c.family for c in configs} == {"triton-1pass", "sdpa-cudnn", "sdpa-flash"}
+    for suite in ("regimes", "gqa-validation", "gqa-holdout"):
+        configs = bench.build_configs(suite, list(bench.FAMILIES), smem_limit=227 * 1024)
+        assert bench.estimate_run_s(configs) < 5 * 60
