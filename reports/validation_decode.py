@@ -85,16 +85,16 @@ def _float(row: dict[str, str], key: str) -> float:
 def modelled(row: dict[str, str]) -> bool:
     """Rows the model predicts: our decode kernels (GQA and MLA absorbed).
 
-    A modelled strategy and a contiguous cache (paged rows are not modelled yet).
+    A modelled strategy; paged rows (suites paged-*) are predicted as the same call on a
+    contiguous cache (`gpu-decode`'s page_size option says so in its warnings).
     """
     suite = (row.get("suite") or "").split("-")
     mla = suite[0] == "mla"
     return (
         row.get("strategy") in DECODE_STRATEGIES
         and (_int(row, "head_block") == 0 or mla)
-        and _int(row, "page_size") == 0
         and math.isfinite(_float(row, "kernel_ms"))
-        and (suite[0] in (*MODELLED_SUITES, "ragged") or mla)
+        and (suite[0] in (*MODELLED_SUITES, "ragged", "paged") or mla)
     )
 
 
@@ -148,7 +148,7 @@ def predict_rows(
             tiling = (_int(row, "block_n"), _int(row, "num_warps"), _int(row, "num_stages"))
             opts: dict[str, object] = dict(
                 strategy=strategy, block_n=tiling[0], num_warps=tiling[1], num_stages=tiling[2],
-                seq_lens=lens,
+                seq_lens=lens, page_size=_int(row, "page_size"),
             )  # fmt: skip
             if row["suite"].startswith("mla"):
                 ms, bound, n_split, n_prog = _mla_time_ms(row, arch, strategy, tiling)

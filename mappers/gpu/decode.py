@@ -98,6 +98,8 @@ class DecodeOptions:
         num_stages: Software-pipelining depth of the K/V loads.
         seq_lens: Cache length of each sequence (ragged batch; empty: every sequence has the
             cascade's key rank size). Its length must be the batch.
+        page_size: Paged KV cache (a block table, as vLLM's): keys per page; 0 = contiguous.
+            Priced as a contiguous cache, with the measured cost of paging in the warnings.
         dtype: Element type of Q, K, V, O.
     """
 
@@ -109,12 +111,25 @@ class DecodeOptions:
     num_stages: int = option(2, minimum=1)
     seq_lens: tuple[int, ...] = option((), minimum=1)
     head_block: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 32")
+    page_size: int = option(0, minimum=0, zero="contiguous")
     dtype: str = option("bf16", choices=("fp16", "bf16"))
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
         if bad:
             raise MappingError("gpu-decode options: " + "; ".join(bad))
+
+
+# Paged caches: the model has no term for the block-table lookups. What that costs was
+# measured: the 52 paged rows of decode-splits-h200-2026-12-03.csv (pages of 256 keys,
+# batch 4-32, 8K-128K keys) ran 7.8% slower on average than this model predicts for the
+# same call on a contiguous cache (MAPE 7.9%, worst 31% at 32-64 splits of a 16K cache).
+PAGED_NOTE = (
+    "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
+    "lookup per page is not modelled (on the H200 paged calls ran 7.8% slower on average "
+    "than this prediction, worst 31%: kernels/measurements/decode/decode-splits-h200-"
+    "2026-12-03.csv, suites paged-*)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +505,13 @@ class GpuDecodeMapper:
         if chosen.problem:
             raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
         notes = (*ASSUMPTIONS, *rates.notes, *notes)
+        if opts.page_size:
+            if opts.page_size % tiling[0]:
+                raise MappingError(
+                    f"{self.name}: page_size {opts.page_size} is no multiple of block_n "
+                    f"{tiling[0]} (the kernel reads whole key tiles from one page)"
+                )
+            notes += (PAGED_NOTE.format(page=opts.page_size),)
         if dcal is None:
             notes += (
                 f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "

@@ -62,3 +62,18 @@ def test_split_picks(points: list[vd.DecodePoint]) -> None:
     assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.85
     long = [r for k, r in picks if k[2][0] == 1 and k[2][2] == 8 and k[2][3] >= 131072]  # type: ignore[index]
     assert len(long) >= 2 and max(long) <= 0.10
+
+
+def test_the_paged_warning_states_what_was_measured() -> None:
+    """The paged-cache warning's figures (mean shortfall, worst error) come from this file."""
+    import re
+
+    from attnsim.mappers.gpu.decode import PAGED_NOTE
+
+    paged = vd.predict_rows([FILE], suites=("paged-validation", "paged-holdout"))
+    assert len(paged) >= 40
+    mean = -statistics.fmean(p.error_pct for p in paged)
+    worst = max(abs(p.error_pct) for p in paged)
+    said_mean, said_worst = (float(x) for x in re.findall(r"([\d.]+)%", PAGED_NOTE))
+    assert mean == pytest.approx(said_mean, abs=0.5)
+    assert worst == pytest.approx(said_worst, abs=1.0)

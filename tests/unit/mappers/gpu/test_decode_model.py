@@ -222,3 +222,15 @@ def test_mla_split_k_with_two_programs_per_sm_runs_at_half_their_rate() -> None:
     two = time_decode(p, "splitk", 33, 0, (32, 8, 2), rates, cal)  # 264 programs
     assert (one.per_sm, two.per_sm) == (1, 2)
     assert two.time_s > 0.8 * one.time_s
+
+
+def test_paged_cache_is_priced_as_contiguous_and_says_so() -> None:
+    flat = _map(sizes=dict(B=4))
+    paged = _map(page_size=256, sizes=dict(B=4))
+    assert paged.latency_s == flat.latency_s  # no block-table term: the warning says what it costs
+    assert any(
+        "paged KV cache (256 keys per page)" in w and "7.8% slower" in w for w in paged.warnings
+    )
+    assert not any("paged" in w for w in flat.warnings)
+    with pytest.raises(MappingError, match="page_size 96 is no multiple of block_n 64"):
+        _map(page_size=96, block_n=64)
