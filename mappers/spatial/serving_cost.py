@@ -148,3 +148,31 @@ def split_note(cv: CascadeView, merge_ops: float) -> tuple[str, ...]:
         f"running state per query row, in the occupancy); the merge over the splits runs "
         f"after the key loop ({merge_ops:,.0f} operations); K and V are streamed once",
     )
+
+
+def unfused_serving_notes(cv: CascadeView) -> tuple[str, ...]:
+    """What the unfused baseline does with latent, projection and split-K structure."""
+    ap = cv.problem
+    if ap is None:
+        return ()
+    notes = []
+    einsums = cv.cascade.einsums
+    for latent in ap.latent_inputs:
+        readers = [str(e.output) for e in einsums if any(a.tensor == latent for a in e.inputs)]
+        notes.append(
+            f"latent {latent}: an operand of {len(readers)} phase(s) ({', '.join(readers)}), "
+            "each reading it from DRAM in full"
+        )
+    per_key = [str(p.output) for p in ap.projections if p.site == ProjectionSite.KEY]
+    if per_key:
+        notes.append(
+            f"per-key projections ({', '.join(per_key)}) are phases of their own: per-head "
+            "K/V for every key written to DRAM and read back by the attention phases"
+        )
+    if ap.split_ranks:
+        notes.append(
+            f"split-K ({ap.splits} split(s) over {','.join(ap.split_ranks)}): the per-split "
+            "partial states round-trip DRAM like every phase's output; the merge is its own "
+            f"phase(s) ({len(merge_einsums(cv))} Einsum(s))"
+        )
+    return tuple(notes)

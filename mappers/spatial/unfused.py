@@ -51,6 +51,7 @@ from attnsim.mappers.spatial.compute import (
     scale_work,
     unsupported,
 )
+from attnsim.mappers.spatial.serving_cost import unfused_serving_notes
 from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
@@ -403,6 +404,7 @@ class UnfusedMapper:
         warnings = [
             ELEMENT_STREAM_WARNING,
             "unfused: every phase round-trips DRAM; phases do not overlap",
+            *unfused_serving_notes(cv),
             *binding.notes,
             *mask_warnings,
         ]

@@ -107,3 +107,25 @@ def test_flat_refuses_splitk() -> None:
 def test_flat_refuses_mla_naming_the_latent(name: str) -> None:
     with pytest.raises(MappingError, match="latent CKV"):
         FlatMapper().map(load_cascade(name), load_arch("fusemax"), DECODE)
+
+
+def test_unfused_says_what_it_does_with_latent_and_split_structure() -> None:
+    from attnsim.mappers.registry import get_mapper
+
+    unfused = get_mapper("unfused")()
+    arch = load_arch("flat")
+    absorbed = unfused.map(load_cascade("attention-mla-absorbed"), arch, DECODE)
+    assert any("latent CKV: an operand of 2 phase(s) (SC, SLNV)" in w for w in absorbed.warnings)
+    assert dram(absorbed, "CKV") >= 2 * C * DECODE["M"] * arch.word_bytes  # once per phase
+    naive = unfused.map(load_cascade("attention-mla-naive"), arch, DECODE)
+    assert any("per-key projections (K, V) are phases of their own" in w for w in naive.warnings)
+    split = unfused.map(
+        load_cascade("attention-splitk-gqa"),
+        arch,
+        {"B": 1, "G": 2, "R": 4, "E": 64, "F": 64, "P": 1, "M": 65536},
+    )
+    assert any(w.startswith("split-K (") and "merge is its own" in w for w in split.warnings)
+    plain = unfused.map(
+        load_cascade("attention-1pass-mh"), arch, {"H": 2, "P": 64, "M": 64, "E": 64, "F": 64}
+    )
+    assert not any(w.startswith(("latent", "per-key", "split-K")) for w in plain.warnings)
