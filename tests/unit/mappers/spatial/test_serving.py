@@ -126,6 +126,8 @@ def test_unfused_says_what_it_does_with_latent_and_split_structure() -> None:
     )
     assert any(w.startswith("split-K (") and "merge is its own" in w for w in split.warnings)
     plain = unfused.map(
-        load_cascade("attention-1pass-mh"), arch, {"H": 2, "P": 64, "M": 64, "E": 64, "F": 64}
+        load_cascade("attention-1pass-mh"),
+        arch,
+        {"B": 1, "H": 2, "P": 64, "M": 64, "E": 64, "F": 64},
     )
     assert not any(w.startswith(("latent", "per-key", "split-K")) for w in plain.warnings)
