@@ -277,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     if args.merges_only:
-        record = yaml.safe_load(args.out.read_text(encoding="utf-8"))
+        from attnsim.einsum_ir.spec import read_yaml
+
+        record = read_yaml(args.out)
         fresh = measure(torch, log, merges_only=True)
         record["merges"] = fresh["merges"]
         record.setdefault("notes", []).append(
