@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from attnsim.archs.datasheet import derived_calibration
 from attnsim.archs.gpu import GpuArch, load_gpu
 from attnsim.archs.model import (
     ComputeArray,
@@ -80,6 +82,9 @@ def load_arch(path_or_name: str | Path, overrides: Mapping[str, Any] | None = No
 
     `overrides` (names and units of `archs.overrides.OVERRIDES`, e.g. `{"buffer_bytes":
     "8MiB"}`) are applied after loading; one the architecture cannot take is a `SpecError`.
+    A GPU without a calibration file gets one derived from a calibrated preset of its
+    architecture or from its datasheet (`archs.datasheet`; `{"calibration": "none"}`: the
+    datasheet alone, even for a calibrated GPU).
     """
     return apply_overrides(_load_base(path_or_name), overrides or {})
 
@@ -94,17 +99,37 @@ def _load_base(path_or_name: str | Path) -> Arch:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         message = f"no such file or preset{hint} (presets: {', '.join(preset_names())})"
         raise SpecError([Problem(text, 0, 0, "", message)])
-    return _load(Reader.from_file(path))
+    return _with_derived(_load(Reader.from_file(path)))
 
 
 @functools.cache
 def _load_preset(name: str) -> Arch:
-    """A preset, read once per process.
+    """A preset, read once per process, with a derived calibration where it has none."""
+    return _with_derived(_load_raw_preset(name))
+
+
+@functools.cache
+def _load_raw_preset(name: str) -> Arch:
+    """A preset as its file states it, read once per process.
 
     Architectures are frozen values, and a GPU preset's calibration file alone took most of
     a second to read.
     """
     return _load(Reader.from_file(preset_path(name)))
+
+
+@functools.cache
+def _calibrated_gpus() -> tuple[GpuArch, ...]:
+    """The GPU presets with a calibration file of their own, by name."""
+    presets = (_load_raw_preset(n) for n in preset_names("gpu"))
+    return tuple(a for a in presets if isinstance(a, GpuArch) and a.calibration is not None)
+
+
+def _with_derived(arch: Arch) -> Arch:
+    """A GPU without a calibration file gets a derived one (`archs.datasheet`)."""
+    if not isinstance(arch, GpuArch) or arch.calibration is not None:
+        return arch
+    return dataclasses.replace(arch, calibration=derived_calibration(arch, _calibrated_gpus()))
 
 
 def load_spatial_arch(path_or_name: str | Path) -> SpatialArch:
@@ -119,7 +144,7 @@ def load_spatial_arch(path_or_name: str | Path) -> SpatialArch:
 
 def load_arch_text(text: str, file: str = "<string>") -> Arch:
     """Load an architecture from YAML text (`file` names it in messages)."""
-    return _load(Reader.from_text(text, file))
+    return _with_derived(_load(Reader.from_text(text, file)))
 
 
 # -- scalar checks: each takes a reader (None when missing or mistyped, already reported)

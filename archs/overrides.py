@@ -7,6 +7,7 @@ the README's table all read `OVERRIDES`.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from attnsim.archs.datasheet import datasheet_calibration
 from attnsim.archs.gpu import GpuArch
 from attnsim.archs.model import SpatialArch
 from attnsim.einsum_ir.spec import Problem, SpecError
@@ -23,6 +25,7 @@ GPU = "gpu"
 GIB = 2**30
 _BYTES = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB)?\s*$")
 _BYTE_UNITS = {"B": 1, None: 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+CALIBRATIONS = ("preset", "none")  # values of the GPU override `calibration`
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,13 @@ OVERRIDES: tuple[Override, ...] = (
         "register_file_entries", "entries per array",
         "register-file depth of an array's units (their area follows)",
         "a positive integer", per_array=True,
+    ),
+    Override(
+        "calibration", "preset or none",
+        "GPU measured figures: the preset's (its calibration file, else transferred from a "
+        "calibrated GPU of its architecture, else datasheet x stated efficiencies); none: "
+        "the datasheet alone, measurements withheld",
+        "'preset' or 'none'", kinds=(GPU,),
     ),
 )  # fmt: skip
 BY_NAME = {o.name: o for o in OVERRIDES}
@@ -144,6 +154,8 @@ def _canonical(name: str, value: Any) -> Any:
         return _bytes(value)
     if name == "register_file_entries":
         return value if isinstance(value, int) and value > 0 else None
+    if name == "calibration":
+        return value if value in CALIBRATIONS else None
     if name == "array_shapes":
         ok = isinstance(value, (list, tuple)) and len(value) == 2
         dims_ok = ok and all(_pos_int(v) for v in value)
@@ -208,10 +220,14 @@ def apply_overrides(
     if not overrides:
         return arch
     problems = override_problems(arch, overrides)
-    if problems or not isinstance(arch, SpatialArch):  # a GPU takes none: always a problem
+    if problems:
         where = arch.source or arch.name
         raise SpecError([Problem(where, 0, 0, path, message) for path, message in problems])
     v = {name: _value(name, value) for name, value in overrides.items()}
+    if isinstance(arch, GpuArch):
+        if v.get("calibration", "preset") == "preset":
+            return arch
+        return dataclasses.replace(arch, calibration=datasheet_calibration(arch, withheld=True))
     clock, bandwidth = v.get("clock_ghz"), v.get("dram_bandwidth_gib_per_s")
     return arch.with_overrides(
         clock_hz=clock * BY_NAME["clock_ghz"].scale if clock is not None else None,
@@ -229,7 +245,7 @@ def effective_values(arch: object) -> dict[str, Any]:
 
     Units as in `OVERRIDES` (a shape as `RxC`); a preset's defaults and overridden values
     alike, so a report can show what a point ran with where a sweep left a value unset.
-    Empty for a GPU (it takes no overrides).
+    Empty for a GPU (its Result's provenance names its calibration).
     """
     if not isinstance(arch, SpatialArch):
         return {}

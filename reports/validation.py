@@ -15,7 +15,9 @@ predicted with that host's figures (`join_files`, `host_adjusted`):
 - the do_bench head start (how long the flush keeps the GPU busy after the host has moved on
   to the timed call) = flush - do_bench's own host work before the call. The calibration gives
   that host work on the calibration host (flush - its head start); on the timing host it is
-  scaled by s = median over families of probe / calibration host_call_us.
+  scaled by s = median over families of probe / calibration host_call_us. Without a measured
+  head start (`calibration="none"`: the GPU's measured figures withheld) that host work is
+  taken as nil: the head start is the whole flush, its upper bound.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from attnsim.kernels.bench.measure import Measurement, read_host_figures, read_m
 from attnsim.kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
 from attnsim.mappers.registry import get_mapper
 from attnsim.mappers.result import Result
+from attnsim.reports.validation_regimes import format_regimes, regime_table
 
 # measurement family -> the GPU mapper and the built-in cascade that predict it
 FAMILY_MAPPERS = {f.measured: f.mapper for f in FAMILIES}
@@ -138,8 +141,8 @@ HostKey = tuple[tuple[tuple[str, float], ...], float]  # ((family, us), ...), fl
 
 
 @functools.cache
-def _arch(name: str, host: HostKey | None = None) -> GpuArch:
-    arch = load_arch(name)
+def _arch(name: str, host: HostKey | None = None, calibration: str = "preset") -> GpuArch:
+    arch = load_arch(name, overrides={"calibration": calibration})
     if not isinstance(arch, GpuArch):
         raise ValidationError(f"arch {name!r} is not a GPU (kind: gpu)")
     if host is not None:
@@ -155,10 +158,8 @@ def host_adjusted(arch: GpuArch, host_call_us: dict[str, float], flush_us: float
     measured = dict(cal.host_call_s)
     ratios = [us * 1e-6 / measured[f] for f, us in host_call_us.items() if measured.get(f)]
     speed = statistics.median(ratios) if ratios else 1.0
-    head = cal.bench_head_start_s
-    if head is not None:
-        flush = flush_us * 1e-6
-        head = max(0.0, flush - max(0.0, flush - head) * speed)
+    head, flush = cal.bench_head_start_s, flush_us * 1e-6
+    head = flush if head is None else max(0.0, flush - max(0.0, flush - head) * speed)
     calls = {**measured, **{f: us * 1e-6 for f, us in host_call_us.items()}}
     adjusted = dataclasses.replace(
         cal, host_call_s=tuple(sorted(calls.items())), bench_head_start_s=head
@@ -173,10 +174,13 @@ def _host_key(host: dict[str, Any] | None) -> HostKey | None:
     return calls, float(host["bench_flush_us"])
 
 
-def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) -> Result:
+def predict(
+    m: Measurement, arch_name: str, host: dict[str, Any] | None = None, calibration: str = "preset"
+) -> Result:
     """The GPU mapper's prediction for one measured configuration (its tiling, no search).
 
     `host`: host figures measured with the file (`kernels.bench.measure.read_host_figures`).
+    `calibration`: "preset", or "none" to withhold the GPU's measured figures (datasheet only).
     """
     cascade = FAMILY_CASCADES[m.family] + ("-causal" if m.causal else "")
     if m.grouped:  # GQA/MQA (1-pass family): B, G K/V heads, R query heads per K/V head
@@ -199,7 +203,8 @@ def predict(m: Measurement, arch_name: str, host: dict[str, Any] | None = None) 
         "E": m.head_dim,
         "F": m.head_dim,
     }
-    result: Result = mapper.map(_cascade(cascade), _arch(arch_name, _host_key(host)), sizes)
+    arch = _arch(arch_name, _host_key(host), calibration)
+    result: Result = mapper.map(_cascade(cascade), arch, sizes)
     return result
 
 
@@ -207,28 +212,30 @@ def join(
     measurements: Iterable[Measurement],
     arch: str | None = None,
     host: dict[str, Any] | None = None,
+    calibration: str = "preset",
 ) -> list[Point]:
     """Predict every triton-* measurement (SDPA rows have no model and are skipped).
 
     `host`: the host figures measured with these rows (see the module docstring).
+    `calibration`: "none" predicts from the datasheet alone (`archs.datasheet`).
     """
     points = []
     for m in measurements:
         if m.family not in FAMILY_MAPPERS:
             continue
         name = arch or arch_for_device(m.device)
-        r = predict(m, name, host)
+        r = predict(m, name, host, calibration)
         points.append(Point(m, name, r.latency_s * 1e3, r.bound))
     return points
 
 
 def join_files(
-    paths: Sequence[str | Path], arch: str | None = None
+    paths: Sequence[str | Path], arch: str | None = None, calibration: str = "preset"
 ) -> tuple[list[Measurement], list[Point], list[str]]:
     """Read and predict each measurement file with its own host figures when it has them.
 
     Returns (measurements, points, notes): one note per file saying whose host figures its
-    host-bound calls were predicted with.
+    host-bound calls were predicted with. `calibration`: as for `join`.
     """
     measurements: list[Measurement] = []
     points: list[Point] = []
@@ -237,14 +244,28 @@ def join_files(
         rows = read_measurements([path])
         host = read_host_figures(path)
         measurements += rows
-        points += join(rows, arch, host)
-        where = f"{host['path']} (measured in the same run)" if host else "the calibration file"
+        points += join(rows, arch, host, calibration)
+        where = (
+            f"{host['path']} (measured in the same run)"
+            if host
+            else "the calibration file"
+            if calibration == "preset"
+            else "nowhere (measurements withheld: no host-side cost)"
+        )
         notes.append(f"{path}: host launcher-call figures from {where}")
+    if calibration != "preset":
+        notes.append(
+            "GPU figures: the datasheet alone (calibration: none; archs/datasheet.py states "
+            "the efficiencies it assumes), no measured figure of the device"
+        )
     return measurements, points, notes
 
 
 def summary(points: Sequence[Point]) -> dict[str, Any]:
-    """{"n_points", "mape_overall", "mape": {family: pct}, "max_abs_pct_error"} (percent)."""
+    """{"n_points", "mape_overall", "mape": {family: pct}, "max_abs_pct_error", "regimes"}.
+
+    Percent; "regimes": `validation_regimes.regime_table` (MAPE by band, per family).
+    """
     by_family: dict[str, list[float]] = {}
     for p in points:
         by_family.setdefault(p.family, []).append(abs(p.error_pct))
@@ -254,6 +275,7 @@ def summary(points: Sequence[Point]) -> dict[str, Any]:
         "mape_overall": statistics.fmean(errors) if errors else 0.0,
         "mape": {f: statistics.fmean(by_family[f]) for f in FAMILY_MAPPERS if f in by_family},
         "max_abs_pct_error": max(errors, default=0.0),
+        "regimes": regime_table(points),
     }
 
 
@@ -285,7 +307,7 @@ def worst(points: Sequence[Point], n: int = 10) -> list[Point]:
 
 
 def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int = 10) -> str:
-    """A plain-text report: MAPE per family, worst points, tiling picks."""
+    """A plain-text report: MAPE per family, worst points, error by regime, tiling picks."""
     s = summary(points)
     lines = [
         f"GPU model validation: {s['n_points']} points",
@@ -311,6 +333,7 @@ def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int =
             f"{m.causal:<2}{m.dtype:<6}{p.tiling:<18}{p.measured_ms:<12.4f}{p.predicted_ms:<13.4f}"
             f"{p.error_pct:+7.2f}  {p.bound}"
         )
+    lines += ["", format_regimes(regime_table(points))]
     missed = [p for p in picks if not p.within_tolerance]
     if missed:
         lines += ["", "tiling picks slower than the best measured by more than 10%:"]

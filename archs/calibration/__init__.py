@@ -213,7 +213,10 @@ class MatmulPoint:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Measured ceilings of one device; None marks a figure that was not measured."""
+    """Measured ceilings of one device; None marks a figure that was not measured.
+
+    A GPU without a calibration file gets one derived from public figures (`origin`).
+    """
 
     device: str
     date: str
@@ -235,6 +238,14 @@ class Calibration:
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
+    # "measured" (read from a file of this folder), or built by `archs.datasheet` for a GPU
+    # without one: "transferred" (a same-architecture sibling's figures, scaled) or
+    # "datasheet" (datasheet peaks x stated efficiencies); `assumptions` say what was assumed
+    origin: str = "measured"
+    assumptions: tuple[str, ...] = ()
+    # "datasheet" origin: a faster GPU's measured figures, scaled to this one, that the unit
+    # model's estimates may not undercut (`archs.datasheet.dominance_bounds`)
+    floors: Calibration | None = None
 
     def peak_matmul_flops_per_s(self, dtype: str) -> float | None:
         """The best measured matmul FLOP/s of `dtype` (fp16 and bf16 stand in for each other)."""

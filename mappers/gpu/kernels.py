@@ -530,7 +530,8 @@ def kernel_plans(
     """The kernels `family` launches for shape `s` with tiling `t`, in order.
 
     With a calibration holding `unfused_kernels`, the unfused kernels carry their measured
-    non-memory rates (`KernelPlan.measured`), less `hbm_latency_s` per dependent round trip.
+    non-memory rates (`KernelPlan.measured`), less `hbm_latency_s` per dependent round trip;
+    a derived calibration's `floors` give such rates as floors (`measured_is_floor`).
     `score`: what the score function changes (sigmoid has no 2-pass form: ValueError).
     """
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
@@ -551,5 +552,13 @@ def kernel_plans(
         plans = _unfused(s, t, score)
         if calibration is not None and calibration.unfused_kernels:
             plans = _with_measured(plans, s, t, calibration, sm_count, hbm_latency_s)
+        elif calibration is not None and calibration.floors is not None:  # archs.datasheet
+            floors = _with_measured(plans, s, t, calibration.floors, sm_count, hbm_latency_s)
+            plans = tuple(
+                replace(p, measured_is_floor=True, measured_from=f"floor from {p.measured_from}")
+                if p.measured is not None
+                else p
+                for p in floors
+            )
         return plans
     raise ValueError(f"unknown GPU kernel family {family!r}; expected one of {FAMILIES}")

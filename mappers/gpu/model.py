@@ -19,7 +19,9 @@ Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
   when the calibration has it (`attention_blocks`: block start, descriptors, the Q and first
   K/V loads right after do_bench's L2 flush, output store; by how many blocks start
   together), else `round_trips` dependent HBM latencies (first load, last store), hidden by
-  the same fraction h, plus its prologue/epilogue work.
+  the same fraction h, plus its prologue/epilogue work, plus for the blocks that start
+  together (the first wave) their prologue loads (Q and the K/V tiles in flight) at HBM
+  bandwidth.
 - Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
   the last, partial wave runs with fewer blocks per SM and so faster rounds). Blocks of
   unequal length (causal) share their SM: with j resident each progresses at the rate of
@@ -70,7 +72,8 @@ ASSUMPTIONS = (
     "warps take the register file), its key-tile step and per-block fixed time measured on "
     "the real kernel (calibration mode pingpong; steps of tilings not measured take the "
     "nearest measured tiling's); without that calibration its step is the busiest unit's "
-    "time, the rest of the chain hidden by the warp groups' turns",
+    "time at the calibrated tile matmul rates, the rest of the chain hidden by the warp "
+    "groups' turns; with no tile matmul rates either (datasheet figures), the plain rule",
 )
 
 
@@ -131,6 +134,7 @@ class KernelPlan:
     # `work` and `longest` are this plan's total and longest-block work
     measured: tuple[float, float] | None = None
     measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
+    measured_is_floor: bool = False  # `measured` only bounds the unit model from below
     work: float = 0.0
     longest: float = 0.0
     # work a measured rate leaves out: what this plan's score function (sigmoid, softcap,
@@ -306,16 +310,30 @@ def _block_times(
         # softmax under the other's matmuls: the rest of the chain is hidden under the busiest
         # unit (on the H200 its measured step, 1.49 us at 128x128 head dim 128, is under the
         # tensor time of that tile at the calibrated Triton matmul rate, 1.91 us)
-        steps_hidden = 1.0 if plan.mode == "pingpong" else hidden
+        # (with no tile-shape matmul rate measured, that argument is gone: the datasheet's
+        # tile rate is far under the kernel's step, and the plain rule below applies)
+        turns = plan.mode == "pingpong" and rates.has_tile_matmuls
+        steps_hidden = 1.0 if turns else hidden
         full = step_times(plan.step, rates, t.num_warps).round_s(k, steps_hidden, prefetched)
         masked = step_times(plan.masked_step, rates, t.num_warps).round_s(
             k, steps_hidden, prefetched
         )
+        floor = rates.floor_step(plan.mode, plan.head_dim, t, k)
+        if floor is not None:  # a faster GPU's measured round (archs.datasheet floors)
+            round_s = floor.step_s * k / floor.blocks_per_sm
+            full, masked = max(full, round_s), max(masked, round_s)
     started = started or min(plan.blocks, k * rates.arch.sm_count)
     overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later, plan.tiles)
     if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
         overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
         overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
+        if not later:
+            # the first wave's blocks start together after do_bench's L2 flush, and their
+            # prologue loads (Q, the K/V tiles in flight) share HBM
+            burst = plan.fixed.load_bytes + max(t.num_stages - 1, 1) * plan.step.load_bytes
+            overhead += burst * started / rates.hbm_read_bytes_per_s
+        fixed_floor = rates.floor_block_fixed_s(plan.mode, plan.head_dim, t, k, started, later)
+        overhead = max(overhead, fixed_floor or 0.0)  # a faster GPU's measured one (floors)
     profiles = {(g.steps, g.masked) for g in plan.groups}
     return {(a, m): a * full + m * masked + overhead for a, m in profiles}
 
@@ -405,8 +423,9 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # fill the SMs runs at its longest block's one-SM share; plus the kernel's dependent
         # HBM round trips (first load, last store), which the rate of the calibration's long
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
-        scheduled = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
-        scheduled += plan.round_trips * arch.hbm_latency_s
+        rated = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
+        rated += plan.round_trips * arch.hbm_latency_s
+        scheduled = max(scheduled, rated) if plan.measured_is_floor else rated
     per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
     busy = sum(g.count * per_block[(g.steps, g.masked)] for g in plan.groups)
     ideal = busy / (arch.sm_count * res.blocks_per_sm)

@@ -52,6 +52,23 @@ class DeviceRates:
     peak_matmul_flops_per_s: float
     overlap_efficiency: float
     notes: tuple[str, ...]
+    # for a GPU without its own calibration (`archs.datasheet`): the expected-error warning
+    # (also in `notes`), which results show first
+    uncalibrated: str = ""
+
+    @property
+    def has_tile_matmuls(self) -> bool:
+        """Whether matmul rates were measured by tile shape (Triton tiles, not a library)."""
+        cal = self.arch.calibration
+        return cal is not None and any(p.is_tiled for p in cal.matmul)
+
+    @property
+    def calibration_label(self) -> str:
+        """Where the measured figures come from, for provenance ("" when none at all)."""
+        cal = self.arch.calibration
+        if cal is None:
+            return ""
+        return cal.path if cal.origin == "measured" else f"{cal.origin}: {cal.source}"
 
     def matmul_flops_per_s(self, block_m: int, block_n: int, block_k: int, warps: int) -> float:
         """Calibrated Triton matmul FLOP/s nearest this tile shape, else the peak matmul rate."""
@@ -71,6 +88,18 @@ class DeviceRates:
         if cal is None or not mode:
             return None
         return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
+
+    def floor_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
+        """A faster GPU's measured step that this one's cannot undercut (None when none).
+
+        From the derived calibration's `floors` (`archs.datasheet.dominance_floors`).
+        """
+        cal = self.arch.calibration
+        floors = cal.floors if cal is not None else None
+        if floors is None or not mode:
+            return None
+        t = tiling
+        return floors.step(mode, head_dim, t.block_m, t.block_n, t.num_warps, per_sm)
 
     def block_fixed_s(
         self,
@@ -93,6 +122,22 @@ class DeviceRates:
         sms = self.arch.sm_count
         return cal.block_fixed(mode, head_dim, t, per_sm, started, sms, later, tiles)
 
+    def floor_block_fixed_s(
+        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool
+    ) -> float | None:
+        """A faster GPU's measured per-block fixed seconds this one's cannot undercut.
+
+        From the derived calibration's `floors`, through host-built descriptors where
+        measured (no in-kernel descriptor work to carry over); None when there are none.
+        """
+        cal = self.arch.calibration
+        floors = cal.floors if cal is not None else None
+        if floors is None or not mode:
+            return None
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        sms = self.arch.sm_count
+        return floors.block_fixed(mode, head_dim, t, per_sm, started, sms, later, "host")
+
 
 def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
     """Rates for `dtype` on `arch`: calibrated figures where measured, datasheet otherwise.
@@ -101,7 +146,12 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
     """
     cal = arch.calibration
     notes: list[str] = []
-    where = f"calibration {cal.path} ({cal.source}, {cal.date})" if cal else "no calibration"
+    derived = cal is not None and cal.origin != "measured"
+    if cal is not None and derived:
+        notes += cal.assumptions
+        where = f"{cal.origin} figures ({cal.source})"
+    else:
+        where = f"calibration {cal.path} ({cal.source}, {cal.date})" if cal else "no calibration"
     notes.append(f"rates from {where}; missing figures from the {arch.name} datasheet preset")
 
     def pick(measured: float | None, datasheet: float, what: str) -> float:
@@ -139,4 +189,5 @@ def device_rates(arch: GpuArch, dtype: str) -> DeviceRates:
         peak_matmul_flops_per_s=peak_rate,
         overlap_efficiency=OVERLAP_EFFICIENCY,
         notes=tuple(notes),
+        uncalibrated=cal.assumptions[0] if cal is not None and derived and cal.assumptions else "",
     )

@@ -490,7 +490,9 @@ def _result(
     rank = 0 if chosen.problem else next(i + 1 for i, e in enumerate(ranked) if e is chosen)
     peak = rates.peak_matmul_flops_per_s
     util = min(1.0, shape.flops / (peak * latency))
-    warnings = [*ASSUMPTIONS, *rates.notes, *problem.warnings]
+    headline = [rates.uncalibrated] if rates.uncalibrated else []  # shown before the rest
+    notes = [n for n in rates.notes if n not in headline]
+    warnings = [*headline, *ASSUMPTIONS, *notes, *problem.warnings]
     tiles = kernel_tiles(shape, chosen.tiling.block_m, chosen.tiling.block_n)
     for p in plans:
         if p.mode:
@@ -588,7 +590,7 @@ def _result(
         provenance=(
             ("version", VERSION),
             ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
-            ("calibration", arch.calibration.path if arch.calibration else ""),
+            ("calibration", rates.calibration_label),
             ("combine", "sequential kernels"),
         ),
     )

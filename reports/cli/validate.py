@@ -29,6 +29,12 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help="measurement CSVs (kernels.bench.measure schema)",
     )
     g.add_argument("--arch", default=None, help="GPU preset (default: from each row's device)")
+    g.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="withhold the GPU's measured figures: predict from its datasheet alone "
+        "(the arch override calibration: none; archs/datasheet.py states what it assumes)",
+    )
     g.add_argument("--json", action="store_true", help="print one JSON object (the summary)")
     g.add_argument("--out", type=Path, default=None, help="directory for report, CSV and plots")
     g.add_argument("--worst", type=int, default=10, help="worst points to list (default 10)")
@@ -61,7 +67,8 @@ def run_gpu(args: argparse.Namespace) -> int:
             print(json.dumps({"decode": dsum}) if args.json else decode_report)
             return 0
     try:
-        measurements, points, notes = validation.join_files(prefill, args.arch)
+        calibration = "none" if args.no_calibration else "preset"
+        measurements, points, notes = validation.join_files(prefill, args.arch, calibration)
     except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
         raise UsageError(f"cannot read measurements: {exc}") from None
     except validation.ValidationError as exc:

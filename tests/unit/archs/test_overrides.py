@@ -58,6 +58,8 @@ def test_each_preset_takes_the_overrides_of_its_kind(preset: str) -> None:
         ("buffer_bytes", "2GiB", 2 * 2**30),
         ("array_shapes", [256, 128], [256, 128]),
         ("register_file_entries", 64, 64),
+        ("calibration", "none", "none"),
+        ("calibration", "preset", "preset"),
     ],
 )
 def test_good_values_in_canonical_form(name: str, value: Any, canonical: Any) -> None:
@@ -88,6 +90,8 @@ def test_good_values_in_canonical_form(name: str, value: Any, canonical: Any) ->
         ("array_shapes", [4.0, 4], "expected [rows, cols], two positive integers, got [4.0, 4]"),
         ("register_file_entries", 1.5, "expected a positive integer, got 1.5"),
         ("register_file_entries", -2, "expected a positive integer, got -2"),
+        ("calibration", "off", "expected 'preset' or 'none', got 'off'"),
+        ("calibration", None, "expected 'preset' or 'none', got None"),
     ],
 )  # fmt: skip
 def test_bad_values_say_what_was_expected(name: str, value: Any, message: str) -> None:
@@ -99,16 +103,21 @@ def test_bad_values_say_what_was_expected(name: str, value: Any, message: str) -
 def test_messages_name_what_the_preset_takes() -> None:
     h200, fusemax = load_arch("h200"), load_arch("fusemax")
     assert name_problem(h200, "buffer_bytes") == (
-        "override 'buffer_bytes' does not apply to h200 (a GPU preset), which takes no "
-        "overrides; buffer_bytes is for spatial presets"
+        "override 'buffer_bytes' does not apply to h200 (a GPU preset), which takes "
+        "calibration; buffer_bytes is for spatial presets"
     )
     assert name_problem(fusemax, "bufer_bytes") == (
         "unknown override 'bufer_bytes'; did you mean 'buffer_bytes'? fusemax (a spatial "
         "preset) takes clock_ghz, dram_bandwidth_gib_per_s, buffer_bytes, array_shapes, "
         "register_file_entries"
     )
+    assert name_problem(fusemax, "calibration") == (
+        "override 'calibration' does not apply to fusemax (a spatial preset), which takes "
+        "clock_ghz, dram_bandwidth_gib_per_s, buffer_bytes, array_shapes, "
+        "register_file_entries; calibration is for gpu presets"
+    )
     assert name_problem(h200, "clock") == (
-        "unknown override 'clock'; h200 (a GPU preset) takes no overrides"
+        "unknown override 'clock'; h200 (a GPU preset) takes calibration"
     )
     assert array_problem(fusemax, "array_shapes", "array_3d") == (
         "unknown array 'array_3d' of fusemax; did you mean 'array_2d'? arrays: array_2d, array_1d"
@@ -164,7 +173,7 @@ def test_apply_overrides_refuses_what_the_preset_cannot_take() -> None:
     assert paths == ["overrides.buffer_bytes", "overrides.clock_ghz"]
     assert str(info.value.problems[0]).endswith(
         "h200.yaml: overrides.buffer_bytes: override 'buffer_bytes' does not apply to h200 "
-        "(a GPU preset), which takes no overrides; buffer_bytes is for spatial presets"
+        "(a GPU preset), which takes calibration; buffer_bytes is for spatial presets"
     )
     with pytest.raises(SpecError, match="got inf"):
         load_arch("fusemax", overrides={"dram_bandwidth_gib_per_s": math.inf})
@@ -186,3 +195,14 @@ def test_effective_values_name_every_override_as_swept_paths() -> None:
     assert values["buffer_bytes"] == 8 * 2**20 and values["clock_ghz"] == 1.0
     assert values["array_shapes.array_2d"] == "256x256"  # the preset's default
     assert effective_values(load_arch("h200")) == {}
+
+
+def test_gpu_calibration_override_reaches_the_runner() -> None:
+    from attnsim.archs.gpu import GpuArch
+    from attnsim.reports.dse.runner import _arch
+
+    arch = _arch("h200", "", json.dumps({"calibration": "none"}))
+    assert isinstance(arch, GpuArch) and arch.calibration is not None
+    assert arch.calibration.origin == "datasheet"
+    assert arch == load_arch("h200", overrides={"calibration": "none"})
+    assert _arch("h200", "", json.dumps({"calibration": "preset"})) == load_arch("h200")

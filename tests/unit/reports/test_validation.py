@@ -64,7 +64,7 @@ def test_perfect_predictions_have_zero_error(
     write_measurements(path, perfect_rows())
     assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error"}
+    assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error", "regimes"}
     assert out["n_points"] == 6
     assert set(out["mape"]) == {"triton-1pass", "triton-2pass", "triton-unfused"}
     assert out["mape_overall"] == pytest.approx(0, abs=1e-9)

@@ -33,11 +33,11 @@ outputs: {report: false}
 """
 EXPECTED = [
     ":3:49: architectures.gpu.overrides.buffer_bytes: override 'buffer_bytes' does not apply "
-    "to h200 (a GPU preset), which takes no overrides; buffer_bytes is for spatial presets",
+    "to h200 (a GPU preset), which takes calibration; buffer_bytes is for spatial presets",
     ":4:48: architectures.fm.overrides.clock_ghz: expected a positive finite number, got nan",
     ":15:46: sweep.grid.arch.overrides.dram_bandwidth_gib_per_s: arch 'gpu': override "
-    "'dram_bandwidth_gib_per_s' does not apply to h200 (a GPU preset), which takes no "
-    "overrides; dram_bandwidth_gib_per_s is for spatial presets",
+    "'dram_bandwidth_gib_per_s' does not apply to h200 (a GPU preset), which takes "
+    "calibration; dram_bandwidth_gib_per_s is for spatial presets",
 ]
 
 

@@ -288,7 +288,7 @@ designs:
   g: {arch: gpu, cascade: one, mapper: gpu}
 """
 NO_OVERRIDES = (
-    "does not apply to h200 (a GPU preset), which takes no overrides; {0} is for spatial presets"
+    "does not apply to h200 (a GPU preset), which takes calibration; {0} is for spatial presets"
 )
 
 

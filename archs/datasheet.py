@@ -1,0 +1,368 @@
+"""Figures for a GPU nobody calibrated: a sibling's measurements, or datasheet x efficiencies.
+
+A GPU preset without a calibration file gets a `Calibration` built here (its `origin` and
+`assumptions` say how; the GPU mappers turn them into the Result's warnings, the expected
+error first):
+
+- "transferred": a calibrated preset of the same architecture (same compute capability, e.g.
+  the H100 and the H200, both GH100 at sm_90) lends its measured figures, scaled by the
+  datasheet differences: whole-device compute rates by SMs x clock, per-SM step and block
+  times by the clock, matmul rates by the tensor peak, HBM bandwidth by the HBM bandwidth;
+  the host-side figures (launcher calls, do_bench) are the host's and stay as measured;
+- "datasheet": the preset's datasheet figures, with the tensor-core and HBM rates scaled by
+  the stated architecture-level efficiencies of `EFFICIENCIES`. What a calibration would
+  have measured beyond them (tile chains, block fixed times, unfused kernels) comes from
+  the GPU model's unit model, bounded below by `floors` taken from a calibrated GPU that
+  this one does not outdo in any datasheet figure (so the A100 is never predicted faster
+  than the H200 it is slower than on paper); host-side figures come from the calibrated
+  host. The `calibration: none` override asks for this mode with nothing measured at all
+  (no floors, no host figures): the H200 with its calibration withheld.
+
+`DATASHEET_ERROR` is what the datasheet mode costs: the error of the datasheet-only H200
+against the committed H200 measurement files, recomputed by the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from attnsim.archs.calibration import Calibration, MatmulPoint
+from attnsim.archs.gpu import GpuArch
+
+ORIGINS = ("measured", "transferred", "datasheet")
+
+
+@dataclass(frozen=True, slots=True)
+class Efficiencies:
+    """Achieved fractions of datasheet peaks for one GPU architecture, with their sources.
+
+    Attributes:
+        architecture: What the figures are for (names the compute capability).
+        tensor_of_peak: Dense 16-bit matmul rate sustained by a long, large matmul, over the
+            datasheet dense tensor-core peak (power and clock limits, issue overheads).
+        hbm_of_peak: Sustained streaming HBM bandwidth over the datasheet bandwidth.
+        sources: Where each figure comes from.
+    """
+
+    architecture: str
+    tensor_of_peak: float
+    hbm_of_peak: float
+    sources: tuple[str, ...]
+
+
+_MAMF = (
+    "tensor: Maximum Achievable Matmul FLOPS (MAMF) table of S. Bekman's ml-engineering "
+    "(github.com/stas00/ml-engineering, compute/accelerator/README.md): best BF16 "
+    "torch.matmul over a scan of large shapes"
+)
+_HBM = (
+    "HBM: stated assumption, not measured by us: streaming kernels sustain about 90% of the "
+    "datasheet HBM bandwidth (refresh, ECC, row switching)"
+)
+# keyed by the compute capability's major version
+EFFICIENCIES: dict[int, Efficiencies] = {
+    8: Efficiencies(
+        "Ampere (sm_8x)", 0.86, 0.90, (f"{_MAMF}: A100 SXM 267.9 of 312 TFLOP/s (85.9%)", _HBM)
+    ),
+    9: Efficiencies(
+        "Hopper (sm_9x)", 0.80, 0.90, (f"{_MAMF}: H100 SXM 792.1 of 989 TFLOP/s (80.1%)", _HBM)
+    ),
+}
+DEFAULT_EFFICIENCIES = dataclasses.replace(
+    EFFICIENCIES[9], architecture="an architecture with no figures here (Hopper's taken)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasheetError:
+    """The measured error of the datasheet-only model: H200 with its calibration withheld.
+
+    MAPE in percent of the GPU mappers' predictions against the committed H200 measurement
+    files (every triton-* row, all families together), recomputed by
+    tests/unit/reports/test_validation_datasheet.py with `command`.
+    """
+
+    validation_mape_pct: float
+    holdout_mape_pct: float
+    command: str
+
+    @property
+    def expected_pct(self) -> float:
+        """The larger of the two: what to expect on a GPU nobody measured."""
+        return max(self.validation_mape_pct, self.holdout_mape_pct)
+
+
+DATASHEET_ERROR = DatasheetError(
+    validation_mape_pct=11.7,
+    holdout_mape_pct=11.4,
+    command=(
+        "attnsim validate gpu --no-calibration --measurements "
+        "kernels/measurements/validation-h200-2026-11-30-pingpong.csv (and "
+        "holdout-h200-2026-11-30-pingpong.csv)"
+    ),
+)
+
+
+def efficiencies(arch: GpuArch) -> Efficiencies:
+    """The architecture-level efficiencies for `arch`'s compute capability."""
+    cc = arch.compute_capability
+    return EFFICIENCIES.get(int(cc), DEFAULT_EFFICIENCIES) if cc else DEFAULT_EFFICIENCIES
+
+
+def expected_error_note(arch: GpuArch, why: str) -> str:
+    """The warning every result on a GPU without its own calibration carries, `why` first."""
+    e = DATASHEET_ERROR
+    return (
+        f"UNCALIBRATED {arch.name}: {why}; expect errors of about "
+        f"{e.expected_pct:.0f}% (mean absolute): the datasheet-only model's error on the H200 "
+        f"with its calibration withheld, {e.validation_mape_pct:.1f}% on the validation and "
+        f"{e.holdout_mape_pct:.1f}% on the holdout measurements (`{e.command}`)"
+    )
+
+
+def datasheet_calibration(arch: GpuArch, withheld: bool = False) -> Calibration:
+    """No measurement: datasheet peaks x `efficiencies(arch)` (origin "datasheet").
+
+    `withheld`: asked for by the `calibration: none` override (said so in the warning).
+    """
+    eff = efficiencies(arch)
+    # a library matmul (no tile shape): every tile at this rate
+    tflops = tuple(
+        MatmulPoint("datasheet x efficiency", dtype, 0, 0, 0, peak * eff.tensor_of_peak)
+        for dtype, peak in arch.tensor_tflops
+    )
+    hbm = arch.hbm_bandwidth_bytes_per_s * eff.hbm_of_peak
+    why = "measurements withheld (calibration: none)" if withheld else "no measurement of it"
+    assumptions = (
+        expected_error_note(arch, why),
+        f"{arch.name}: no measured figures; datasheet peaks x stated efficiencies of "
+        f"{eff.architecture}: matmul {eff.tensor_of_peak:.0%} of the dense tensor peak, HBM "
+        f"{eff.hbm_of_peak:.0%} of {arch.hbm_bandwidth_bytes_per_s / 1e12:.2f} TB/s; exp2, "
+        "fp32, L2 and launch figures as the preset states them",
+        *(f"efficiency source: {s}" for s in eff.sources),
+        "not measured, so from the unit model: attention tile-chain steps, per-block fixed "
+        "times, occupancy, unfused kernel rates",
+    )
+    return Calibration(
+        device=arch.name,
+        date="",
+        source="attnsim.archs.datasheet",
+        hbm_copy_bandwidth_bytes_per_s=hbm,
+        hbm_read_bandwidth_bytes_per_s=hbm,
+        matmul=tflops,
+        origin="datasheet",
+        assumptions=assumptions,
+    )
+
+
+def with_host(cal: Calibration, host: GpuArch) -> Calibration:
+    """`cal` with the host-side figures of `host`'s calibration (launcher calls, do_bench).
+
+    They describe the machine and harness that time the kernels, not the GPU: a GPU nobody
+    measured is predicted as if timed from the host we measured.
+    """
+    h = host.calibration
+    if h is None:
+        return cal
+    note = (
+        f"host-side figures (launcher calls, do_bench head start and floor) from "
+        f"{host.name}'s calibration {h.path}: the host that timed our kernels"
+    )
+    return dataclasses.replace(
+        cal,
+        host_launch_s=h.host_launch_s,
+        host_call_s=h.host_call_s,
+        bench_head_start_s=h.bench_head_start_s,
+        bench_floor_s=h.bench_floor_s,
+        assumptions=(*cal.assumptions, note),
+    )
+
+
+def sibling(arch: GpuArch, calibrated: Iterable[GpuArch]) -> GpuArch | None:
+    """The calibrated GPU of `arch`'s architecture (same compute capability), if any.
+
+    Nearest SM count first, then name; None when `arch` states no compute capability.
+    """
+    same = [
+        g
+        for g in calibrated
+        if g.calibration is not None
+        and g.calibration.origin == "measured"
+        and g.compute_capability is not None
+        and g.compute_capability == arch.compute_capability
+        and g.name != arch.name
+    ]
+    return min(same, key=lambda g: (abs(g.sm_count - arch.sm_count), g.name), default=None)
+
+
+def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
+    """`source`'s measured calibration carried to `arch` (same architecture; origin "transferred").
+
+    Scaled by the datasheet ratios (target / source): whole-device compute rates (exp2,
+    fp32, L2, the unfused kernels' non-memory time) by SMs x clock, per-SM times (tile-chain
+    steps, per-block fixed times) by the clock, matmul rates by the tensor peak, HBM
+    bandwidth by the HBM bandwidth. Host-side figures are the timing host's and are kept.
+    """
+    cal = source.calibration
+    if cal is None:
+        raise ValueError(f"{source.name} has no calibration to transfer")
+    device = (arch.sm_count * arch.clock_hz) / (source.sm_count * source.clock_hz)
+    clock = arch.clock_hz / source.clock_hz
+    hbm = arch.hbm_bandwidth_bytes_per_s / source.hbm_bandwidth_bytes_per_s
+    tensor = {d: arch.tensor_flops_per_s(d) / source.tensor_flops_per_s(d)
+              for d, _ in arch.tensor_tflops if d in dict(source.tensor_tflops)}  # fmt: skip
+
+    def scaled(x: float | None, by: float) -> float | None:
+        return None if x is None else x * by
+
+    notes = (
+        expected_error_note(arch, f"no measurement of it; figures transferred from {source.name}"),
+        f"{arch.name}: figures transferred from {source.name}'s calibration {cal.path} "
+        f"({cal.device}, {cal.date}), the same architecture (compute capability "
+        f"{arch.compute_capability}), scaled by the datasheet ratios {arch.name} / "
+        f"{source.name}: SMs x clock {device:.3g}, clock {clock:.3g}, HBM bandwidth {hbm:.3g}, "
+        f"tensor peak {tensor.get('bf16', device):.3g}; host-side figures (launcher calls, "
+        f"do_bench) as measured on {source.name}'s host",
+        f"transfer assumes {arch.name}'s SMs run {source.name}'s kernels as {source.name}'s do "
+        "(same instructions, caches, occupancy); only the listed datasheet figures differ",
+    )
+    return dataclasses.replace(
+        cal,
+        device=f"{cal.device} (transferred to {arch.name})",
+        source=f"attnsim.archs.datasheet from {cal.path}",
+        hbm_copy_bandwidth_bytes_per_s=scaled(cal.hbm_copy_bandwidth_bytes_per_s, hbm),
+        hbm_read_bandwidth_bytes_per_s=scaled(cal.hbm_read_bandwidth_bytes_per_s, hbm),
+        l2_read_bandwidth_bytes_per_s=scaled(cal.l2_read_bandwidth_bytes_per_s, device),
+        exp2_per_s=scaled(cal.exp2_per_s, device),
+        fp32_fma_per_s=scaled(cal.fp32_fma_per_s, device),
+        attention_steps=tuple(
+            dataclasses.replace(p, step_s=p.step_s / clock) for p in cal.attention_steps
+        ),
+        attention_blocks=tuple(
+            dataclasses.replace(p, fixed_s=p.fixed_s / clock, step_s=p.step_s / clock)
+            for p in cal.attention_blocks
+        ),
+        # time / device and the run's bandwidths x device: the memory part the model
+        # subtracts and recomputes is unchanged, the rest scales with the device
+        unfused_kernels=tuple(
+            dataclasses.replace(
+                p,
+                time_s=p.time_s / device,
+                hbm_read_bytes_per_s=p.hbm_read_bytes_per_s * device,
+                hbm_write_bytes_per_s=p.hbm_write_bytes_per_s * device,
+            )
+            for p in cal.unfused_kernels
+        ),
+        matmul=tuple(
+            dataclasses.replace(p, tflops=p.tflops * tensor.get(p.dtype, device))
+            for p in cal.matmul
+        ),
+        path="",  # not a file: files beside it (decode figures) belong to the source device
+        origin="transferred",
+        assumptions=notes,
+    )
+
+
+def derived_calibration(arch: GpuArch, calibrated: Iterable[GpuArch]) -> Calibration:
+    """A calibration for `arch`, which has none, from the `calibrated` GPUs.
+
+    Transferred from a sibling (`sibling`) when there is one; else datasheet figures
+    (`datasheet_calibration`) with the host-side figures of the first calibrated GPU and,
+    from the first calibrated GPU that `arch` does not outdo in any figure, floors
+    (`dominance_floors`).
+    """
+    measured = [g for g in calibrated if g.calibration and g.calibration.origin == "measured"]
+    source = sibling(arch, measured)
+    if source is not None:
+        return transferred_calibration(arch, source)
+    cal = datasheet_calibration(arch)
+    faster = next((g for g in measured if not outdone_by(arch, g)), None)
+    if faster is not None:
+        cal = dominance_floors(cal, arch, faster)
+    return with_host(cal, measured[0]) if measured else cal
+
+
+def outdone_by(arch: GpuArch, other: GpuArch) -> list[str]:
+    """The datasheet figures in which `arch` exceeds `other` (empty: `other` dominates it).
+
+    Per SM and clock: dense 16-bit tensor FLOPs, exp2 and fp32 operations, shared memory
+    and registers; and SM count, clock, HBM and L2 bandwidth.
+    """
+
+    def per_sm_clock(g: GpuArch, rate: float) -> float:
+        return rate / (g.sm_count * g.clock_hz)
+
+    def tensor(g: GpuArch) -> float:
+        rates = dict(g.tensor_tflops)
+        return per_sm_clock(g, rates.get("bf16", rates.get("fp16", 0.0)) * 1e12)
+
+    figures = {
+        "tensor FLOP per SM per clock": (tensor(arch), tensor(other)),
+        "exp2 per SM per clock": (arch.sfu_ops_per_clock_per_sm, other.sfu_ops_per_clock_per_sm),
+        "fp32 per SM per clock": (
+            per_sm_clock(arch, arch.fp32_ops_per_s),
+            per_sm_clock(other, other.fp32_ops_per_s),
+        ),
+        "shared memory per SM": (arch.shared_memory_per_sm_bytes, other.shared_memory_per_sm_bytes),
+        "registers per SM": (arch.registers_per_sm, other.registers_per_sm),
+        "SMs": (arch.sm_count, other.sm_count),
+        "clock": (arch.clock_hz, other.clock_hz),
+        "HBM bandwidth": (arch.hbm_bandwidth_bytes_per_s, other.hbm_bandwidth_bytes_per_s),
+        "L2 bandwidth": (arch.l2_bandwidth_bytes_per_s, other.l2_bandwidth_bytes_per_s),
+    }
+    return [name for name, (mine, theirs) in figures.items() if mine > theirs * (1 + 1e-9)]
+
+
+def dominance_floors(cal: Calibration, arch: GpuArch, faster: GpuArch) -> Calibration:
+    """`cal` with floors from `faster`'s measurements (`faster` dominates `arch`).
+
+    `arch`'s SM has no per-clock resource above `faster`'s and runs at no higher clock, so
+    a tile-chain step takes it at least the cycles `faster`'s SM was measured to take
+    (steps x clock ratio), a block at least `faster`'s measured fixed time (latencies), and
+    an unfused kernel's non-memory work at least `faster`'s device time scaled by SMs x
+    clock. The model takes the larger of its own estimate and
+    the floor; they are bounds, not estimates (what `arch` adds, a slower memory system or
+    fewer SMs, the unit model prices).
+    """
+    fc = faster.calibration
+    if fc is None:
+        return cal
+    clock = faster.clock_hz / arch.clock_hz
+    device = (faster.sm_count * faster.clock_hz) / (arch.sm_count * arch.clock_hz)
+    floors = Calibration(
+        device=f"{fc.device} (floors for {arch.name})",
+        date=fc.date,
+        source=f"attnsim.archs.datasheet floors from {fc.path}",
+        hbm_copy_bandwidth_bytes_per_s=fc.hbm_copy_bandwidth_bytes_per_s,
+        hbm_read_bandwidth_bytes_per_s=fc.hbm_read_bandwidth_bytes_per_s,
+        attention_steps=tuple(
+            dataclasses.replace(p, step_s=p.step_s * clock) for p in fc.attention_steps
+        ),
+        # block fixed times as measured: mostly latencies (start, cold loads, the store),
+        # which a slower clock does not shorten
+        attention_blocks=fc.attention_blocks,
+        # time x device and the run's bandwidths / device: split as the model splits it,
+        # the rest (arithmetic, latency; the memory part is recomputed) is x device
+        unfused_kernels=tuple(
+            dataclasses.replace(
+                p,
+                time_s=p.time_s * device,
+                hbm_read_bytes_per_s=p.hbm_read_bytes_per_s / device,
+                hbm_write_bytes_per_s=p.hbm_write_bytes_per_s / device,
+            )
+            for p in fc.unfused_kernels
+        ),
+        origin="transferred",
+    )
+    note = (
+        f"floors from {faster.name}'s calibration {fc.path}: {arch.name} exceeds "
+        f"{faster.name} in no datasheet figure (per SM and clock, SMs, clock, HBM, L2), so "
+        f"its tile-chain steps take at least {faster.name}'s measured cycles (x{clock:.3g} "
+        f"in time), its blocks at least {faster.name}'s measured fixed time (host-built "
+        f"descriptors where measured) and its unfused kernels at least {faster.name}'s "
+        f"non-memory time x {device:.3g}; where the unit model's estimate is lower, the "
+        "floor is used"
+    )
+    return dataclasses.replace(cal, floors=floors, assumptions=(*cal.assumptions, note))
