@@ -118,7 +118,8 @@ def expected_error_note(arch: GpuArch, why: str) -> str:
         f"UNCALIBRATED {arch.name}: {why}; expect errors of about "
         f"{e.expected_pct:.0f}% (mean absolute): the datasheet-only model's error on the H200 "
         f"with its calibration withheld, {e.validation_mape_pct:.1f}% on the validation and "
-        f"{e.holdout_mape_pct:.1f}% on the holdout measurements (`{e.command}`)"
+        f"{e.holdout_mape_pct:.1f}% on the holdout measurements (`{e.command}`); more, and "
+        "too fast, on short sequences (seq_k <= 512), most for the 2-pass kernels"
     )
 
 
