@@ -189,6 +189,11 @@ def family(name: str) -> KernelFamily:
     raise KeyError(f"unknown kernel family {name!r} (known names: {known})")
 
 
+# The 1-pass kernel with a block-sparse layout (`attention_fwd(block_sparse=)`): its measurement
+# family name (benchmarks/blocksparse_probe.py). Not in FAMILIES: no GPU mapper prices it yet.
+BLOCKSPARSE_MEASURED = "triton-blocksparse"
+
+
 # ----------------------------------------------------------------------------- schedules
 
 

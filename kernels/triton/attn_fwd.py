@@ -7,7 +7,8 @@ descriptors -> TMA on sm_90+, block pointers elsewhere), and runs the online sof
 log2 domain (exp2, log2(e) folded into the scale). Causal: tiles below the diagonal run
 unmasked, the diagonal tiles masked, tiles above it are never visited (the loop split is
 `attn_loop.attn_rows`, the loop body `attn_loop.attn_inner`); causal programs start with the
-longest query tiles to shorten the tail.
+longest query tiles to shorten the tail. Block-sparse (`block_sparse=`, family
+`triton-blocksparse`): the key tiles come from a per-query-tile list (`blocksparse`).
 
 Launch path (`attention_fwd`): everything that depends only on the call's shapes, strides,
 dtypes, devices, causal flag, scale, tiling and variant (argument checks, the tiling pick,
@@ -46,6 +47,7 @@ from attnsim.kernels.triton.attn_loop import (
     TILES_POINTERS,
     attn_rows,
     head_source,
+    sparse_rows,
     store_tile,
 )
 from attnsim.kernels.triton.attn_options import (
@@ -55,6 +57,7 @@ from attnsim.kernels.triton.attn_options import (
     Variant,
     check_window,
 )
+from attnsim.kernels.triton.blocksparse import BlockSparse, kernel_meta
 from attnsim.kernels.triton.common import (
     LOG2E,
     autotune_configs,
@@ -71,6 +74,7 @@ from attnsim.kernels.triton.common import (
 from attnsim.kernels.triton.launch import DescriptorLaunch
 
 __all__ = [
+    "BlockSparse",
     "DEFAULT_SCORE",
     "DEFAULT_VARIANT",
     "SCHEDULES",
@@ -87,33 +91,14 @@ __all__ = [
 AUTO_HOST_TMA = True
 
 
-@triton.jit
+# a layout's sizes and strides stay plain ints: new layouts reuse the compiled kernel
+@triton.jit(do_not_specialize=["layout_stride_b", "layout_stride_h", "layout_row", "full_width",
+                               "q_segments_stride", "k_segments_stride"])  # fmt: skip
 def attn_fwd_kernel(
-    Q,
-    K,
-    V,
-    Out,
-    stride_qb,
-    stride_qh,
-    stride_qs,
-    stride_kb,
-    stride_kh,
-    stride_ks,
-    stride_vb,
-    stride_vh,
-    stride_vs,
-    stride_ob,
-    stride_oh,
-    stride_os,
-    heads,
-    seq_q,
-    seq_k,
-    qk_scale,
-    window,
-    sinks,
-    kv_group,
-    softcap,
-    sigmoid_bias,
+    Q, K, V, Out,
+    stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
+    stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
+    heads, seq_q, seq_k, qk_scale, window, sinks, kv_group, softcap, sigmoid_bias,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     HEAD_DIM: tl.constexpr,
@@ -131,7 +116,11 @@ def attn_fwd_kernel(
     SOFTCAP: tl.constexpr = False,
     ALIBI: tl.constexpr = False,
     FAST_TANH: tl.constexpr = False,
-):
+    BLOCK_SPARSE: tl.constexpr = False,
+    SEGMENTS: tl.constexpr = False,
+    layout=None, layout_stride_b=0, layout_stride_h=0, layout_row=0, full_width=0,
+    q_segments=None, k_segments=None, q_segments_stride=0, k_segments_stride=0,
+):  # fmt: skip
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
 
     Score functions (`attn_loop.attn_inner`): SIGMOID, O = sigmoid(S + bias) V (no
@@ -139,6 +128,10 @@ def attn_fwd_kernel(
     standard slopes m_h = 2**(-8 (h + 1) / heads) (Press et al., ICLR 2022).
 
     WINDOW (CAUSAL only): keys j with i - j < window or j < sinks (`attn_loop.attn_rows`).
+
+    BLOCK_SPARSE: only the key tiles `layout` lists for this (batch, head, query tile) are
+    visited (`attn_loop.sparse_rows`; the table and its strides: `blocksparse.kernel_meta`);
+    SEGMENTS masks partial tiles by segment id too. Rows that see no key are written as 0.
 
     USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
     (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
@@ -172,15 +165,26 @@ def attn_fwd_kernel(
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
-    acc, l_i, m_i = attn_rows(
-        q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
-        stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
-        DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
-        MASKED_TAIL, WINDOW, window, sinks,
-        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap,
-        alibi=tl.math.exp2(-8.0 * (off_h + 1).to(tl.float32) / heads) * 1.4426950408889634,
-        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
-    )  # fmt: skip
+    alibi = tl.math.exp2(-8.0 * (off_h + 1).to(tl.float32) / heads) * 1.4426950408889634
+    if BLOCK_SPARSE:
+        row = layout + off_b * layout_stride_b + off_h * layout_stride_h + start_m * layout_row
+        q_seg = q_segments + off_b * q_segments_stride  # (SEGMENTS off: never read)
+        k_seg = k_segments + off_b * k_segments_stride
+        acc, l_i, m_i = sparse_rows(
+            q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
+            stride_vs, qk_scale, row, full_width, q_seg, k_seg, BLOCK_M, BLOCK_N, HEAD_DIM,
+            CAUSAL, USE_TMA, DOT_PRECISION, PRESCALE_Q, POLY_EXP, USE_ASM, SEGMENTS, SIGMOID,
+            SOFTCAP, ALIBI, softcap, alibi, sigmoid_bias, FAST_TANH,
+        )  # fmt: skip
+        l_i = tl.where(l_i == 0.0, 1.0, l_i)  # a row that sees no key: acc = 0, output 0
+    else:
+        acc, l_i, m_i = attn_rows(
+            q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks,
+            stride_vs, qk_scale, BLOCK_M, BLOCK_N, HEAD_DIM, MODE_ONLINE, CAUSAL, USE_TMA,
+            DOT_PRECISION, PRESCALE_Q, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+            MASKED_TAIL, WINDOW, window, sinks, SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI,
+            softcap=softcap, alibi=alibi, sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
+        )  # fmt: skip
     if SIGMOID:
         out = acc
     else:
@@ -311,8 +315,9 @@ def _use_asm(device_type: str) -> bool:
 
 
 def _make_plan(
-    q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0, score=DEFAULT_SCORE
-):  # type: ignore[no-untyped-def]
+    q, k, v, out, causal, scale, tiling, tma, variant, window=None, sinks=0, score=DEFAULT_SCORE,
+    block_sparse=None,
+):  # type: ignore[no-untyped-def]  # fmt: skip
     """Validate a call and compute everything that does not depend on the data pointers."""
     check_window(causal, window, sinks, variant)
     q2, k2, v2 = check_qkv(q, k, v, groups=True)
@@ -321,10 +326,17 @@ def _make_plan(
     if k2.get_device() != dev or v2.get_device() != dev:
         raise ValueError("q, k, v must be on one device")
     bm, bn, w, st = tiling
-    if None in tiling:
+    sparse = {}
+    if block_sparse is not None:
+        if window is not None or variant.lazy_rescale:
+            raise ValueError("block_sparse takes no window (list its tiles instead) and no "
+                             "lazy_rescale (a partial tile may hide whole rows)")  # fmt: skip
+        sparse = kernel_meta(block_sparse, q2, k2, causal, bm, bn)
+        bm, bn = block_sparse.block_m, block_sparse.block_n
+    if None in (bm, bn, w, st):
         pm, pn, pw, ps = pick_tiling(b, h, sq, d, num_sms(dev))
         bm, bn, w, st = bm or pm, bn or pn, w or pw, st or ps
-    check_tiling(bm, bn, causal)
+    check_tiling(bm, bn, causal and not sparse)  # a layout needs no diagonal on a tile edge
     if out is not None:
         if tuple(out.shape) != tuple(q2.shape) or out.dtype != q2.dtype:
             raise ValueError(f"out must be {tuple(q2.shape)} {q2.dtype}")
@@ -344,7 +356,7 @@ def _make_plan(
     # benchmarks/results/variants-h200-2026-11-30.txt): it is applied at head dim 128 only.
     ws = bool(
         variant.warp_specialize and use and not causal and k2.shape[2] % bn == 0 and d == 128
-        and score.is_plain
+        and score.is_plain and not sparse
     )  # fmt: skip
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
@@ -368,6 +380,7 @@ def _make_plan(
         ALIBI=score.alibi,
         # tanh on the MUFU (tanh.approx.f32) for 16-bit inputs on NVIDIA; fp32 keeps exact math
         FAST_TANH=_use_asm(q2.device.type) and q2.dtype != torch.float32,
+        **sparse,  # block-sparse constexprs and the layout's arguments (by name)
     )
     plan.tiling = (bm, bn, w, st)
     plan.rows = (bm, bn) if mode == TILES_HOST_TMA else None
@@ -426,10 +439,13 @@ def _launch_jit(plan, q, k, v, o):  # type: ignore[no-untyped-def]
     get_stream = driver.active.get_current_stream
     dev = plan.stream
     plan.stream = lambda: get_stream(dev)
-    # all arguments in signature order (constexprs included; the C launcher skips them)
-    names = attn_fwd_kernel.arg_names
+    # all arguments in signature order (constexprs included; the C launcher skips them);
+    # arguments given by name (the block-sparse layout) as raw pointers, the rest defaults
     meta = plan.meta
-    consts = tuple(meta[n] for n in names[4 + len(plan.tail) :])
+    consts = tuple(
+        _raw(meta[p.name]) if p.name in meta else p.default
+        for p in attn_fwd_kernel.params[4 + len(plan.tail) :]
+    )
     plan.full_tail = plan.tail + consts
     plan.launch = kernel.run
     if plan.rows is not None:
@@ -439,6 +455,11 @@ def _launch_jit(plan, q, k, v, o):  # type: ignore[no-untyped-def]
             )
         except (ValueError, ImportError):
             plan.descs = None  # encode the descriptors on every call through kernel.run
+
+
+def _raw(x):  # type: ignore[no-untyped-def]
+    """A tensor's data pointer (what Triton's launcher passes), anything else as it is."""
+    return x.data_ptr() if isinstance(x, torch.Tensor) else x
 
 
 def attention_fwd(
@@ -458,6 +479,7 @@ def attention_fwd(
     window: int | None = None,
     sinks: int = 0,
     score: Score = DEFAULT_SCORE,
+    block_sparse: BlockSparse | None = None,
 ):
     """1-pass attention forward with an explicit tiling; returns O (B, H, Sq, D).
 
@@ -478,8 +500,15 @@ def attention_fwd(
     both are never loaded, tiles inside run unmasked, only the edge tiles pay for masking
     (family `triton-window`; "plain" schedule only). Per-call host work on a repeated call:
     one cache lookup, the output allocation, one direct launch.
+
+    `block_sparse` (`blocksparse.BlockSparse`, "plain" only, family `triton-blocksparse`): a
+    query tile visits only the key tiles its layout lists, full ones unmasked, partial ones
+    masked (keys < seq_k, `causal`, equal segment ids); rows that see no key come out 0.
+    block_m, block_n and causal are the layout's; plans are cached per layout object.
     """
     if schedule != "plain":
+        if block_sparse is not None:
+            raise ValueError(f"block_sparse: schedule {schedule!r} has no layouts; use 'plain'")
         if window is not None:
             raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
         if not score.is_plain:
@@ -491,7 +520,7 @@ def attention_fwd(
         v.dtype, q.get_device(), k.get_device(), v.get_device(),
         None if out is None else (out.stride(), out.dtype, out.get_device()),
         causal, scale, block_m, block_n, num_warps, num_stages, tma, window, sinks, score,
-        variant,
+        block_sparse, variant,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is not None and plan.launch is not None:
@@ -515,7 +544,7 @@ def attention_fwd(
     if plan is None:
         tiling = (block_m, block_n, num_warps, num_stages)
         plan, (q, k, v) = _make_plan(
-            q, k, v, out, causal, scale, tiling, tma, variant, window, sinks, score
+            q, k, v, out, causal, scale, tiling, tma, variant, window, sinks, score, block_sparse
         )
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()

@@ -5,7 +5,8 @@ tiles, and a constexpr `MODE` picks what it does per tile (online softmax with r
 statistics only; normalized output with known statistics). `attn_rows` is the whole
 per-program body: it loads the query tile, runs the unmasked key range and then the masked
 range (causal diagonal or the ragged last key tile) through `attn_inner` with a constexpr
-`MASKED` flag, so the loop body exists once. Tiles come through tensor descriptors (TMA) or
+`MASKED` flag, so the loop body exists once; `sparse_rows` is the block-sparse body (listed key
+tiles only, through the same `attn_inner`). Tiles come through tensor descriptors (TMA) or
 block pointers (`make_tile_source`, `load_tile`, `store_tile`); `exp2_split` is the 1-pass
 POLY_EXP variant's software exponential.
 
@@ -249,14 +250,23 @@ def sigmoid_step(
 
 
 @triton.jit
-def _keep(offs_m, offs_n, seq_k, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, window, sinks):
-    """Which (query, key) pairs of a masked tile are computed (see `attn_inner`)."""
+def _keep(
+    offs_m, offs_n, seq_k, CAUSAL: tl.constexpr, WINDOW: tl.constexpr, window, sinks,
+    SEGMENTS: tl.constexpr = False, q_seg=0, k_seg=0,
+):  # fmt: skip
+    """Which (query, key) pairs of a masked tile are computed (see `attn_inner`).
+
+    SEGMENTS: `q_seg` holds the tile's query segment ids, `k_seg` points at the sequence's key ids.
+    """
     keep = offs_n[None, :] < seq_k
     if CAUSAL:
         keep = keep & (offs_m[:, None] >= offs_n[None, :])
     if WINDOW:
         near = (offs_m[:, None] - offs_n[None, :]) < window
         keep = keep & (near | (offs_n[None, :] < sinks))
+    if SEGMENTS:
+        ks = tl.load(k_seg + offs_n, mask=offs_n < seq_k, other=-1)
+        keep = keep & (q_seg[:, None] == ks[None, :])
     return keep
 
 
@@ -297,6 +307,11 @@ def attn_inner(
     alibi=0.0,
     sigmoid_bias=0.0,
     FAST_TANH: tl.constexpr = False,
+    SPARSE: tl.constexpr = False,
+    kv_list=0,
+    SEGMENTS: tl.constexpr = False,
+    q_seg=0,
+    k_seg=0,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
@@ -307,6 +322,10 @@ def attn_inner(
     keeps a running max `m_i`, sum `l_i` and rescales `acc` (`online_step`); MODE_STATS only
     updates `m_i`, `l_i`; MODE_OUTPUT takes the final `m_i` and 1/l (passed in `l_i`) and
     accumulates exact probabilities times V.
+
+    SPARSE (MODE_ONLINE; `sparse_rows`): [lo, hi) counts entries of the key-tile list
+    `kv_list` in units of BLOCK_N (entry n / BLOCK_N holds a key-tile index) instead of keys;
+    masked tiles then also mask by segment when SEGMENTS (`_keep`) and use SAFE factors.
 
     Score functions (MODE_ONLINE only): ALIBI and SOFTCAP modify the log2-domain scores
     (`modify_scores`) before the mask and the softmax; SIGMOID replaces the online softmax with
@@ -337,9 +356,13 @@ def attn_inner(
     """
     offs_n = tl.arange(0, BLOCK_N)
     ws: tl.constexpr = WARP_SPECIALIZE and MODE == 0 and not MASKED
+    safe: tl.constexpr = WINDOW or SPARSE  # masked tiles may hide whole rows
     if True:  # one loop; the body is chosen by constexpr flags
         for n0 in tl.range(lo, hi, BLOCK_N, warp_specialize=ws):
-            start_n = tl.multiple_of(n0, BLOCK_N)
+            if SPARSE:  # entry n0 / BLOCK_N of the list holds the key tile
+                start_n = tl.multiple_of(tl.load(kv_list + n0 // BLOCK_N) * BLOCK_N, BLOCK_N)
+            else:
+                start_n = tl.multiple_of(n0, BLOCK_N)
             k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
             qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
             if MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
@@ -351,7 +374,10 @@ def attn_inner(
                     sc, offs_m, start_n + offs_n, SOFTCAP, ALIBI, softcap, alibi, FAST_TANH
                 )
                 if MASKED:
-                    keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
+                    keep = _keep(
+                        offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks, SEGMENTS,
+                        q_seg, k_seg,
+                    )  # fmt: skip
                     sc = tl.where(keep, sc, float("-inf"))
                 if SIGMOID:
                     acc = sigmoid_step(
@@ -362,11 +388,14 @@ def attn_inner(
                     acc, l_i, m_i = online_step(
                         acc, l_i, m_i, sc, v_src, start_n, seq_k, stride_vs, qk_scale,
                         BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
-                        POLY_EXP, USE_ASM, WINDOW and MASKED,
+                        POLY_EXP, USE_ASM, safe and MASKED,
                     )  # fmt: skip
             elif MODE == 0:
                 if MASKED:
-                    keep = _keep(offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks)
+                    keep = _keep(
+                        offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks, SEGMENTS,
+                        q_seg, k_seg,
+                    )  # fmt: skip
                     if PRESCALED:
                         qk = tl.where(keep, qk, float("-inf"))
                     else:
@@ -374,7 +403,7 @@ def attn_inner(
                     acc, l_i, m_i = online_step(
                         acc, l_i, m_i, qk, v_src, start_n, seq_k, stride_vs, qk_scale,
                         BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
-                        POLY_EXP, USE_ASM, WINDOW,
+                        POLY_EXP, USE_ASM, safe,
                     )  # fmt: skip
                 else:
                     acc, l_i, m_i = online_step(
@@ -519,4 +548,51 @@ def attn_rows(
             SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
             sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
         )  # fmt: skip
+    return acc, l_i, m_i
+
+
+@triton.jit
+def sparse_rows(
+    q_src, k_src, v_src, acc, l_i, m_i, start_m, seq_q, seq_k, stride_qs, stride_ks, stride_vs,
+    qk_scale, row, full_width, q_seg, k_seg,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, CAUSAL: tl.constexpr,
+    USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr, PRESCALE_Q: tl.constexpr = False,
+    POLY_EXP: tl.constexpr = 0, USE_ASM: tl.constexpr = False, SEGMENTS: tl.constexpr = False,
+    SIGMOID: tl.constexpr = False, SOFTCAP: tl.constexpr = False, ALIBI: tl.constexpr = False,
+    softcap=0.0, alibi=0.0, sigmoid_bias=0.0, FAST_TANH: tl.constexpr = False,
+):  # fmt: skip
+    """One query tile of one head, block-sparse (MODE_ONLINE): listed key tiles only.
+
+    `row` points at the query tile's entry of the layout table (`blocksparse.BlockSparse`):
+    [full count, partial count, `full_width` full indices, partial indices]. The full tiles
+    run unmasked first (rows get a finite max early), then the partial tiles masked (keys
+    past seq_k; causal; segments: `q_seg` / `k_seg` point at this sequence's ids). Tiles in
+    neither list are never loaded. A row that sees no key ends with l = 0 (the caller
+    writes 0 there).
+    """
+    offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
+    if PRESCALE_Q:
+        q = (q.to(tl.float32) * qk_scale).to(q.dtype)
+    n_full = tl.load(row)
+    n_part = tl.load(row + 1)
+    acc, l_i, m_i = attn_inner(
+        acc, l_i, m_i, q, k_src, v_src, 0, n_full * BLOCK_N, offs_m, seq_k, stride_ks,
+        stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE_ONLINE, False, CAUSAL, USE_TMA,
+        DOT_PRECISION, PRESCALE_Q, False, False, POLY_EXP, USE_ASM,
+        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH, SPARSE=True, kv_list=row + 2,
+    )  # fmt: skip
+    if SEGMENTS:
+        qs = tl.load(q_seg + offs_m, mask=offs_m < seq_q, other=-1)
+    else:
+        qs = 0
+    acc, l_i, m_i = attn_inner(
+        acc, l_i, m_i, q, k_src, v_src, 0, n_part * BLOCK_N, offs_m, seq_k, stride_ks,
+        stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE_ONLINE, True, CAUSAL, USE_TMA,
+        DOT_PRECISION, PRESCALE_Q, False, False, POLY_EXP, USE_ASM,
+        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH, SPARSE=True, kv_list=row + 2 + full_width,
+        SEGMENTS=SEGMENTS, q_seg=qs, k_seg=k_seg,
+    )  # fmt: skip
     return acc, l_i, m_i
