@@ -120,6 +120,44 @@ def _moa(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return masked_softmax_attention(q, k, v, visible[None, :, None])
 
 
+def sigma_attention(q: Array, k: Array, v: Array) -> Array:
+    """DiffQKV with flat head numbers: head h reads key h // (H / G_K), value h // (H / G_V).
+
+    q: (B, G, GV, R, E, P), k: (B, G, E, M), v: (B, G, GV, F, M) with G_K = G key heads and
+    G_V = G GV value heads; returns (B, G, GV, R, F, P).
+    """
+    b, g, gv, r, e, p = q.shape
+    heads = g * gv * r
+    flat_q = q.reshape(b, heads, e, p)
+    flat_v = v.reshape(b, g * gv, *v.shape[-2:])
+    h = np.arange(heads)
+    keys = k[:, h // (heads // g)]
+    values = flat_v[:, h // (heads // (g * gv))]
+    out = masked_softmax_attention(flat_q, keys, values, np.ones((p, k.shape[-1]), dtype=bool))
+    return out.reshape(b, g, gv, r, -1, p)
+
+
+def bam_attention(q: Array, k: Array, v: Array) -> Array:
+    """Every expert x's queries (axis 2) over the shared K and V of its head."""
+    p, m = q.shape[-1], k.shape[-1]
+    experts = [
+        masked_softmax_attention(q[:, :, x], k, v, np.ones((p, m), dtype=bool))
+        for x in range(q.shape[2])
+    ]
+    return np.stack(experts, axis=2)
+
+
+def _dense(attend: Callable[[Array, Array, Array], Array]) -> Compute:
+    def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+        return attend(*_qkv(inputs))
+
+    return compute
+
+
+def _mha(q: Array, k: Array, v: Array) -> Array:
+    return masked_softmax_attention(q, k, v, np.ones((q.shape[-1], k.shape[-1]), dtype=bool))
+
+
 _MH: Layout = (
     ("Q", ("B", "H", "E", "P")),
     ("K", ("B", "H", "E", "M")),
@@ -151,4 +189,19 @@ ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         _masked(lambda q, k, s: vdit_visible(q, k, zm.VDIT_FRAMES, zm.VDIT_GLOBAL)),
     ),
     "attention-moa": (_MOA, "AV", _moa),
+    "attention-sigma": (
+        (
+            ("Q", ("B", "G", "GV", "R", "E", "P")),
+            ("K", ("B", "G", "E", "M")),
+            ("V", ("B", "G", "GV", "F", "M")),
+        ),
+        "AV",
+        _dense(sigma_attention),
+    ),
+    "attention-bam": (
+        (("Q", ("B", "H", "X", "E", "P")), *_MH[1:]),
+        "AV",
+        _dense(bam_attention),
+    ),
+    "attention-moh": (_MH, "AV", _dense(_mha)),
 }

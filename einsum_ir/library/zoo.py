@@ -11,12 +11,14 @@ from __future__ import annotations
 import functools
 
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.einsum_ir.library import zoo_masks
+from attnsim.einsum_ir.library import zoo_heads, zoo_masks
 from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS, ZooCascade
 
 FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE)
-ZOO: tuple[ZooCascade, ...] = tuple(sorted(zoo_masks.ENTRIES, key=lambda e: e.name))
-_BUILDERS = {**zoo_masks.BUILDERS}
+ZOO: tuple[ZooCascade, ...] = tuple(
+    sorted((*zoo_masks.ENTRIES, *zoo_heads.ENTRIES), key=lambda e: e.name)
+)
+_BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS}
 
 
 def zoo_names() -> tuple[str, ...]:

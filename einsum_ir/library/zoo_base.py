@@ -9,6 +9,7 @@ bands over the sequence cut into a fixed number of equal parts (`part_bounds`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -115,10 +116,20 @@ def declare(
     return tuple((TensorName(n), tuple(RankName(r) for r in rs)) for n, rs in inputs)
 
 
-def one_pass_lines(where: str = "") -> list[str]:
-    """The 1-pass multi-head Einsums, with `where` on every Einsum that works per key."""
+def one_pass_lines(
+    where: str = "", query: str = "b,h,", key: str = "b,h,", value: str = "b,h,"
+) -> list[str]:
+    """The 1-pass Einsums, with `where` on every Einsum that works per key.
+
+    `query`, `key` and `value` are the index prefixes of Q (and every intermediate), K and V
+    (multi-head: `b,h,` on all three; shared K/V leave ranks out of `key` and `value`).
+    """
     lines = []
     for text, _ in template(Variant(Algorithm.ONE_PASS, Heads.MULTI)):
+        text = re.sub(r"\bK\[b,h,", "K[<key>", text)  # the inputs K and V, not QK or AV
+        text = re.sub(r"\bV\[b,h,", "V[<value>", text)
+        text = text.replace("[b,h,", f"[{query}")
+        text = text.replace("<key>", key).replace("<value>", value)
         per_key = bool({"m", "m0"} & set(parse_einsum(text).iteration_vars))
         lines.append(f"{text} where {where}" if where and per_key else text)
     return lines

@@ -241,7 +241,8 @@ def _moa(entry: ZooCascade) -> Cascade:
     inputs = [(n, ("B", "X", *ranks[1:])) for n, ranks in MH_INPUTS]
     windows = tuple((f"W{k}", w) for k, w in enumerate(MOA_WINDOWS))
     params = (("X", MOA_CLASSES), ("S", SINKS_DEFAULT), *windows)
-    lines = [line.replace("b,h,", "b,x,h,") for line in one_pass_lines(moa_mask(MOA_CLASSES))]
+    prefix = "b,x,h,"
+    lines = one_pass_lines(moa_mask(MOA_CLASSES), prefix, prefix, prefix)
     return cascade(entry, inputs, lines, params)
 
 

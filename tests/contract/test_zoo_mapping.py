@@ -24,6 +24,7 @@ from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import count_ops, load_cascade
 from attnsim.einsum_ir.analysis.structure import MaskKind, attention_problem
 from attnsim.einsum_ir.library import ZOO
+from attnsim.einsum_ir.library import zoo_heads as zm_heads
 from attnsim.einsum_ir.library import zoo_masks as zm
 from attnsim.einsum_ir.library.zoo_base import STATIC_MASKS
 from attnsim.einsum_ir.reference_zoo import (
@@ -151,3 +152,52 @@ def test_spatial_work_follows_the_mask(mapper: str, name: str) -> None:
     cycles = {e.einsum: e.compute_cycles for e in result.per_einsum}
     dense_cycles = {e.einsum: e.compute_cycles for e in dense.per_einsum}
     assert cycles["SLNV"] / dense_cycles["SLNV"] == pytest.approx(visited / tiles, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- head structure
+
+
+def same_costs(a: Result | None, b: Result | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    costs = [(r.flops, r.dram_traffic_bytes, r.latency_s) for r in (a, b)]
+    return costs[0] == costs[1]
+
+
+@pytest.mark.parametrize("mapper", MAPPERS)
+def test_bam_is_priced_as_grouped_query_attention(mapper: str) -> None:
+    """Shared K/V across X experts is GQA with X query heads per K/V head: same costs."""
+    base = {"B": 1, "E": E, "F": F, "M": 1024, "P": 1 if mapper == "gpu-decode" else 512}
+    bam = run(mapper, "attention-bam", {**base, "H": 2, "X": 4})
+    gqa = run(mapper, "attention-1pass-gqa", {**base, "G": 2, "R": 4})
+    assert same_costs(bam, gqa)
+    mha = run(mapper, "attention-1pass-mh", {**base, "H": 8})
+    if bam is not None and mha is not None:  # X experts' queries share one K/V read
+        assert bam.dram_traffic_bytes < mha.dram_traffic_bytes
+
+
+@pytest.mark.parametrize("mapper", MAPPERS)
+def test_moh_work_follows_the_active_queries(mapper: str) -> None:
+    """P is each head's number of active queries: halving it halves the attention FLOPs."""
+    base = {"B": 1, "H": 8, "E": E, "F": F, "M": 1024}
+    full = run(mapper, "attention-moh", {**base, "P": 1 if mapper == "gpu-decode" else 1024})
+    if full is None or mapper == "gpu-decode":
+        return
+    half = run(mapper, "attention-moh", {**base, "P": 512})
+    assert half is not None
+    assert half.flops == pytest.approx(full.flops / 2, rel=0.02)
+    assert same_costs(half, run(mapper, "attention-1pass-mh", {**base, "P": 512}))
+
+
+@pytest.mark.parametrize("mapper", MAPPERS)
+def test_sigma_reads_keys_and_values_by_their_own_head_counts(mapper: str) -> None:
+    sizes = {"B": 1, "E": 64, "F": 128, "M": 2048, "P": 1 if mapper == "gpu-decode" else 2048}
+    result = run(mapper, "attention-sigma", sizes)
+    if result is None:
+        if mapper.startswith("gpu-"):
+            with pytest.raises(MappingError, match="K and V shared across different ranks"):
+                get_mapper(mapper)().map(load_cascade("attention-sigma"), load_arch("h200"), sizes)
+        return
+    reads = {t.tensor: t.read_bytes for t in result.traffic if t.level == "dram"}
+    g, gv = zm_heads.SIGMA_KEY_HEADS, zm_heads.SIGMA_VALUES_PER_KEY
+    assert reads["K"] / reads["V"] == pytest.approx(g * 64 / (g * gv * 128), rel=1e-9)
