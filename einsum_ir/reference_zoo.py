@@ -91,10 +91,19 @@ def vdit_visible(n_q: int, n_k: int, frames: int, global_frames: int) -> BoolArr
 
 
 def moa_visible(n_q: int, n_k: int, sinks: int, windows: tuple[int, ...]) -> BoolArray:
-    """MoA: per head class x (axis 0), causal with the first sinks and a window W_x."""
+    """MoA with its head classes laid end to end: class x holds positions x n_k / X on.
+
+    A query sees, causally and inside its class, the class's first `sinks` keys and the
+    keys within the class's window.
+    """
     p, m = _positions(n_q, n_k)
-    per_class = [(m <= p) & ((m < sinks) | (p - m < w)) for w in windows]
-    return np.stack(per_class)
+    classes = len(windows)
+    cls_p, cls_m = group_of(p, classes, n_k), group_of(m, classes, n_k)
+    first = -((-cls_m * n_k) // classes)  # the first position of the key's class
+    window = np.asarray(windows)[np.minimum(cls_p, classes - 1)]
+    inside = (cls_p == cls_m) & (m <= p)
+    visible: BoolArray = inside & ((m - first < sinks) | (p - m < window))
+    return visible
 
 
 # ----------------------------------------------------------------------------- references
@@ -114,10 +123,10 @@ def _masked(visible: Callable[[int, int, Mapping[str, int]], BoolArray]) -> Comp
 
 def _moa(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     q, k, v = _qkv(inputs)
-    classes = q.shape[1]
-    windows = [sizes[f"W{min(x, zm.MOA_CLASSES - 1)}"] for x in range(classes)]
-    visible = moa_visible(q.shape[-1], k.shape[-1], sizes["S"], tuple(windows))
-    return masked_softmax_attention(q, k, v, visible[None, :, None])
+    windows = tuple(sizes[f"W{x}"] for x in range(zm.MOA_CLASSES))
+    return masked_softmax_attention(
+        q, k, v, moa_visible(q.shape[-1], k.shape[-1], sizes["S"], windows)
+    )
 
 
 def sigma_attention(q: Array, k: Array, v: Array) -> Array:
@@ -163,7 +172,6 @@ _MH: Layout = (
     ("K", ("B", "H", "E", "M")),
     ("V", ("B", "H", "F", "M")),
 )
-_MOA: Layout = tuple((n, ("B", "X", *r[1:])) for n, r in _MH)
 
 ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
     "attention-sinklora": (
@@ -188,7 +196,7 @@ ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         "AV",
         _masked(lambda q, k, s: vdit_visible(q, k, zm.VDIT_FRAMES, zm.VDIT_GLOBAL)),
     ),
-    "attention-moa": (_MOA, "AV", _moa),
+    "attention-moa": (_MH, "AV", _moa),
     "attention-sigma": (
         (
             ("Q", ("B", "G", "GV", "R", "E", "P")),

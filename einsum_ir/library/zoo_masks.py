@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.library.zoo_base import (
-    MH_INPUTS,
     ONE_PASS_NOTE,
     STATIC_MASKS,
     Builder,
     ZooCascade,
     any_of,
-    cascade,
     masked_one_pass,
-    one_pass_lines,
     part_bounds,
     times,
 )
@@ -34,7 +31,7 @@ LGA_GROUPS = 4  # LGA: groups after the cross-view gather
 CCAM_FRAMES = 4  # Video-CCAM: frames (and query groups)
 VDIT_FRAMES = 8  # Efficient-vDiT: latent frames (Open-Sora-Plan 1.2, 29 frames -> 8)
 VDIT_GLOBAL = 1  # Efficient-vDiT: global reference frames (the first ones)
-MOA_CLASSES = 4  # MoA: head classes, one window each
+MOA_CLASSES = 4  # MoA: head classes, one window each (laid end to end along the sequence)
 MOA_WINDOWS = (512, 1024, 2048, 4096)  # MoA: window per class (W0..W3)
 PINE_DOCS = 4  # PINE: documents (segments) in the document region
 PINE_PREFIX_DEFAULT = 64  # PINE: tokens before the documents (system prompt)
@@ -89,11 +86,18 @@ def vdit_mask(frames: int, global_frames: int) -> str:
 
 
 def moa_mask(classes: int) -> str:
-    """Causal; a sink (m < S) or within the window W<x> of the query's head class x."""
-    options = [["m < S"]]
+    """Head classes laid end to end along the sequence, each with its sinks and window.
+
+    Class x holds positions [x M / classes, (x + 1) M / classes) for queries and keys alike;
+    a query sees, causally and only inside its class, the class's first S keys and the keys
+    within its window W<x>: the sinks are `classes*m < x*M + classes*S`.
+    """
+    options = []
     for x in range(classes):
-        head = f"x == {x}" if x < classes - 1 else f"x >= {x}"
-        options.append([head, f"p - m < W{x}"])
+        query = part_bounds("p", x, classes, "M")
+        key = [f"{classes}*m >= {times(x, 'M')}"] if x else []
+        sink = f"{classes}*m < {times(x, 'M')} + {classes}*S" if x else "m < S"
+        options += [[*query, *key, sink], [*query, *key, f"p - m < W{x}"]]
     return f"m <= p and ({any_of(options)})"
 
 
@@ -219,31 +223,29 @@ _MOA = ZooCascade(
     "attention-moa",
     STATIC_MASKS,
     f"MoA mixture of sparse attention: sinks plus a sliding window per head class "
-    f"({MOA_CLASSES} classes) (1 pass)",
+    f"({MOA_CLASSES} classes laid end to end, P = M = {MOA_CLASSES} x tokens) (1 pass)",
     f"""MoA, mixture of sparse attention (Fu et al., "MoA: Mixture of Sparse Attention for
 Automatic Large Language Model Compression", arXiv 2406.14909, 2024; variants.md Sec. 2.4
 #17): every head keeps the first S keys and a causal sliding window of its own width:
   m <= p and (m < S or p - m < W_h)
 MoA finds W_h = alpha_h + beta_h N per head by profiling; here the heads fall into
-X = {MOA_CLASSES} classes (a rank on every tensor: head h of class x) with windows
-W0..W3 = {", ".join(str(w) for w in MOA_WINDOWS)} for the length at hand (params, as S =
-{SINKS_DEFAULT}); classes x >= {MOA_CLASSES - 1} use W{MOA_CLASSES - 1}. FLOPs per head ~
-P min(M, S + W_h)(E + F). The mask depends on the head class, so it is no single band
-union: mappers that classify tiles refuse it, saying so (the op counts of `cascade show
---sizes` are exact). K/V caches differ in length per head (ragged allocation).
+{MOA_CLASSES} classes with windows W0..W3 = {", ".join(str(w) for w in MOA_WINDOWS)} (params
+for the length at hand, as S = {SINKS_DEFAULT}). Layout: the classes' sequences are laid
+end to end along the sequence ranks, so one band union states every class's mask and the
+mappers classify tiles exactly: with T tokens, size P = M = {MOA_CLASSES} T; head h of H
+holds class x's head h at positions [x T, (x + 1) T) of Q, K and V, and a query sees only
+keys of its own class (tiles across classes are empty). FLOPs per head ~ P min(M, S + W_h)
+(E + F) per class. K/V caches differ in length per head (ragged allocation; the cascade
+keeps every class's full T keys).
 {ONE_PASS_NOTE}""",
     1,
-    mask="per-head window+sinks",
+    mask="per-class window+sinks",
 )
 
 
 def _moa(entry: ZooCascade) -> Cascade:
-    inputs = [(n, ("B", "X", *ranks[1:])) for n, ranks in MH_INPUTS]
     windows = tuple((f"W{k}", w) for k, w in enumerate(MOA_WINDOWS))
-    params = (("X", MOA_CLASSES), ("S", SINKS_DEFAULT), *windows)
-    prefix = "b,x,h,"
-    lines = one_pass_lines(moa_mask(MOA_CLASSES), prefix, prefix, prefix)
-    return cascade(entry, inputs, lines, params)
+    return masked_one_pass(entry, moa_mask(MOA_CLASSES), (("S", SINKS_DEFAULT), *windows))
 
 
 _AKI_PARAMS = (("PRE", PRE_DEFAULT), ("IMG", IMG_DEFAULT), ("TXT", TXT_DEFAULT))

@@ -31,6 +31,7 @@ from attnsim.einsum_ir.reference_zoo import (
     aki_visible,
     block_visible,
     ccam_visible,
+    moa_visible,
     sinklora_visible,
     vdit_visible,
 )
@@ -43,7 +44,11 @@ MAPPERS = [m for m in mapper_names() if m != "layer-matmuls"]
 GPU_TILING = {"block_m": 64, "block_n": 64, "num_warps": 4, "num_stages": 2}
 E = F = 32
 SIZES = {"B": 1, "H": 2, "E": E, "F": F, "P": 1024, "M": 1024}
-CROSS = {"attention-video-ccam": {"P": 512, "M": 1024}}
+MOA_WINDOWS = (16, 32, 64, 128)  # classes of 256 tokens at M = 1024
+CROSS = {
+    "attention-video-ccam": {"P": 512, "M": 1024},
+    "attention-moa": {f"W{x}": w for x, w in enumerate(MOA_WINDOWS)},
+}
 
 # The paper's mask at (P, M), from the numpy references (integer division, not bands).
 VISIBLE: dict[str, Callable[[int, int], BoolArray]] = {
@@ -53,6 +58,7 @@ VISIBLE: dict[str, Callable[[int, int], BoolArray]] = {
     "attention-aki": lambda p, m: aki_visible(p, m, zm.PRE_DEFAULT, zm.IMG_DEFAULT, zm.TXT_DEFAULT),
     "attention-video-ccam": lambda p, m: ccam_visible(p, m, zm.CCAM_FRAMES),
     "attention-efficient-vdit": lambda p, m: vdit_visible(p, m, zm.VDIT_FRAMES, zm.VDIT_GLOBAL),
+    "attention-moa": lambda p, m: moa_visible(p, m, zm.SINKS_DEFAULT, MOA_WINDOWS),
 }
 
 
@@ -137,9 +143,9 @@ def test_gpu_work_follows_the_mask(mapper: str, name: str) -> None:
 @pytest.mark.parametrize("name", sorted(VISIBLE))
 def test_spatial_work_follows_the_mask(mapper: str, name: str) -> None:
     result = run(mapper, name)
-    dense = run(mapper, "attention-1pass-mh", sizes_for(name, mapper))
-    assert result is not None and dense is not None
     sizes = sizes_for(name, mapper)
+    dense = run(mapper, "attention-1pass-mh", {k: sizes[k] for k in ("B", "H", "E", "F", "P", "M")})
+    assert result is not None and dense is not None
     assert result.flops == pytest.approx(count_ops(load_cascade(name), sizes).flops, rel=1e-12)
     visible = VISIBLE[name](sizes["P"], sizes["M"])
     qk = count_ops(load_cascade(name), sizes).per_einsum[0]

@@ -60,8 +60,9 @@ CASES = {
         {"M": 16, "P": 5, "M0": 4},
     ],
     "attention-moa": [
-        {"M": 20, "P": 20, "M0": 4, "X": 4, "S": 2, "W0": 2, "W1": 3, "W2": 5, "W3": 9},
-        {"M": 17, "P": 11, "M0": 6, "X": 5, "S": 1, "W0": 1, "W1": 4, "W2": 2, "W3": 6},
+        {"M": 20, "P": 20, "M0": 4, "S": 2, "W0": 2, "W1": 3, "W2": 5, "W3": 9},
+        {"M": 17, "P": 11, "M0": 6, "S": 1, "W0": 1, "W1": 4, "W2": 2, "W3": 6},
+        {"M": 10, "P": 13, "M0": 3, "S": 2, "W0": 1, "W1": 1, "W2": 3, "W3": 2},
     ],
 }
 
@@ -146,9 +147,20 @@ def test_vdit_frames_see_themselves_and_the_global_frame() -> None:
     assert visible[9:12, 9:12].all() and not visible[9:12, 12:].any()
 
 
-def test_moa_classes_have_their_own_windows() -> None:
-    visible = moa_visible(10, 10, 1, (2, 4))
-    assert visible[0, 9].sum() == 1 + 2 and visible[1, 9].sum() == 1 + 4
+def test_moa_is_each_head_classs_own_sinks_and_window() -> None:
+    """Each class's heads, computed alone (T tokens, the first S keys plus window W_x,
+    causal), equal the cascade on the classes laid end to end (P = M = 4 T)."""
+    tokens, sinks, windows = 6, 1, (1, 2, 3, 6)
+    sizes = {**HEADS, "M": 4 * tokens, "P": 4 * tokens, "M0": 5, "S": sinks}
+    sizes |= {f"W{x}": w for x, w in enumerate(windows)}
+    got, inputs = run("attention-moa", sizes, seed=2)
+    p, m = np.arange(tokens)[:, None], np.arange(tokens)[None, :]
+    for x, window in enumerate(windows):
+        own = slice(x * tokens, (x + 1) * tokens)
+        visible = (m <= p) & ((m < sinks) | (p - m < window))
+        q, k, v = (inputs[n][..., own] for n in ("Q", "K", "V"))
+        want = masked_softmax_attention(q, k, v, visible)
+        np.testing.assert_allclose(got[..., own], want, **TOL)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +171,7 @@ def test_moa_classes_have_their_own_windows() -> None:
         ("attention-lga", lambda p, m: block_visible(p, m, zm.LGA_GROUPS)),
         ("attention-video-ccam", lambda p, m: ccam_visible(p, m, zm.CCAM_FRAMES)),
         ("attention-efficient-vdit", lambda p, m: vdit_visible(p, m, 8, 1)),
+        ("attention-moa", lambda p, m: moa_visible(p, m, zm.SINKS_DEFAULT, zm.MOA_WINDOWS)),
     ],
 )
 def test_band_masks_count_the_papers_pairs(name: str, visible: object) -> None:
@@ -173,9 +186,3 @@ def test_band_masks_count_the_papers_pairs(name: str, visible: object) -> None:
         assert ap.points() == pairs
         qk = count_ops(cascade, sizes).per_einsum[0]
         assert qk.points == 8 * 2 * pairs
-
-
-def test_moa_mask_is_outside_the_band_family() -> None:
-    ap = attention_problem(load_cascade("attention-moa"), {**HEADS, "M": 64, "P": 64})
-    assert ap.mask.kind == MaskKind.GENERIC
-    assert "x == 0" in ap.mask.text
