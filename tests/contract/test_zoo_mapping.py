@@ -199,10 +199,12 @@ def test_moh_work_follows_the_active_queries(mapper: str) -> None:
 def test_sigma_reads_keys_and_values_by_their_own_head_counts(mapper: str) -> None:
     sizes = {"B": 1, "E": 64, "F": 128, "M": 2048, "P": 1 if mapper == "gpu-decode" else 2048}
     result = run(mapper, "attention-sigma", sizes)
-    if result is None:
-        if mapper.startswith("gpu-"):
-            with pytest.raises(MappingError, match="K and V shared across different ranks"):
-                get_mapper(mapper)().map(load_cascade("attention-sigma"), load_arch("h200"), sizes)
+    if result is None:  # refused: the reason names the differing K and V sharing
+        gpu = mapper.startswith("gpu-")
+        reason = "K and V shared across different ranks" if gpu else "grouped differently"
+        with pytest.raises(MappingError, match=reason):
+            arch = load_arch("h200" if gpu else "fusemax")
+            get_mapper(mapper)().map(load_cascade("attention-sigma"), arch, sizes)
         return
     reads = {t.tensor: t.read_bytes for t in result.traffic if t.level == "dram"}
     g, gv = zm_heads.SIGMA_KEY_HEADS, zm_heads.SIGMA_VALUES_PER_KEY
