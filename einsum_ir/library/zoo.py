@@ -16,14 +16,18 @@ from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS, Zoo
 
 FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE)
 ZOO: tuple[ZooCascade, ...] = tuple(
-    sorted((*zoo_masks.ENTRIES, *zoo_heads.ENTRIES), key=lambda e: e.name)
+    sorted(
+        (*zoo_masks.ENTRIES, *zoo_heads.ENTRIES),
+        key=lambda e: (FAMILIES.index(e.family), e.name),
+    )
 )
+"""Every zoo built-in, by family (in `FAMILIES` order), then by name."""
 _BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS}
 
 
 def zoo_names() -> tuple[str, ...]:
     """Names of the zoo's built-ins, sorted."""
-    return tuple(e.name for e in ZOO)
+    return tuple(sorted(e.name for e in ZOO))
 
 
 def zoo_entry(name: str) -> ZooCascade | None:
