@@ -4,6 +4,13 @@ Each built-in is one paper's variant, `attention-<variant>`, with a family, a on
 description and notes citing its source and saying what is modelled and what is left out
 (`zoo_base.ZooCascade`). Families: static masks (`zoo_masks`, variants.md Sec. 2.4) and
 head and K/V structure (`zoo_heads`, Sec. 2.3). `zoo_cascade(name)` builds one.
+
+Not built yet, because the grammar cannot state them without inventing semantics:
+PINE (#77), whose second pass re-positions documents by an argsort of the first pass's
+importance and re-applies RoPE at the new positions (no sort, no cos/sin of data-dependent
+positions); KDGQA (#1), whose head -> K/V-head allocation rounds min-max normalised key
+norms (no rounding on tensor values; with the allocation given as sizes the norm pre-pass
+would no longer feed the attention, and the cascade would show 1 pass, not the write-up's 2).
 """
 
 from __future__ import annotations
