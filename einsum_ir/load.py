@@ -23,6 +23,9 @@ from attnsim.einsum_ir.library import (
     serving_entry,
     serving_names,
     variant_named,
+    zoo_cascade,
+    zoo_entry,
+    zoo_names,
 )
 from attnsim.einsum_ir.parse import ParseError, format_einsum, parse_einsum
 from attnsim.einsum_ir.spec import Problem, Reader, SpecError, as_number, path_exists
@@ -42,18 +45,18 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
 
 def builtin_names() -> tuple[str, ...]:
-    """Names of the built-in catalog and the serving cascades, sorted.
+    """Names of the built-in catalog, the serving cascades and the variant zoo, sorted.
 
-    See `einsum_ir.library.catalog` and `einsum_ir.library.serving`. Any other combination
-    of the library's parts also resolves by name in `load_cascade`.
+    See `einsum_ir.library.catalog`, `.serving` and `.zoo`. Any other combination of the
+    library's parts also resolves by name in `load_cascade`.
     """
-    return tuple(sorted((*catalog_names(), *serving_names())))
+    return tuple(sorted((*catalog_names(), *serving_names(), *zoo_names())))
 
 
 def builtin_cascade(name: str) -> Cascade | None:
     """The built-in cascade of that name (catalog or composed from parts), or None."""
     variant = variant_named(name)
-    return build(variant) if variant is not None else serving_cascade(name)
+    return build(variant) if variant is not None else serving_cascade(name) or zoo_cascade(name)
 
 
 def builtin_text(name: str) -> str:
@@ -65,7 +68,8 @@ def builtin_text(name: str) -> str:
     variant = variant_named(name)
     if variant is not None:
         return format_cascade(build(variant), comment=variant.notes)
-    entry, cascade = serving_entry(name), serving_cascade(name)
+    entry = serving_entry(name) or zoo_entry(name)
+    cascade = serving_cascade(name) or zoo_cascade(name)
     if entry is None or cascade is None:
         raise KeyError(f"no built-in cascade {name!r}")
     return format_cascade(cascade, comment=entry.notes)

@@ -24,6 +24,7 @@ from attnsim.einsum_ir.library import (
     Variant,
     variant_named,
 )
+from attnsim.einsum_ir.reference_zoo import ZOO_CHECKS
 
 Array = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -253,4 +254,6 @@ def _catalog_references() -> dict[str, Reference]:
     return found | _serving_references()
 
 
-REFERENCES: dict[str, Reference] = _catalog_references()
+REFERENCES: dict[str, Reference] = _catalog_references() | {
+    name: Reference(*check) for name, check in ZOO_CHECKS.items()
+}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,6 +164,16 @@ def _count_disjunction(
     keep: Collection[str] | None,
 ) -> int:
     """Inclusion-exclusion: |C and (a1 or a2) and ...| over non-empty subsets of each AnyOf."""
+    if len(choices) == 1:  # one disjunction: prune the subsets whose options never meet
+
+        def meet(group: tuple[int, ...]) -> int:
+            conds = plain + tuple(c for k in group for c in choices[0][k])
+            return _count_conjunction(extents, sorted(set(conds), key=repr), splits, keep)
+
+        pruned = _inclusion_exclusion(len(choices[0]), meet)
+        if pruned is not None:
+            return pruned
+        return _enumerate_union(extents, _dnf(plain, choices), splits, set(extents))
     n_terms = math.prod(2 ** len(options) - 1 for options in choices)
     if n_terms > _MAX_TERMS:
         return _enumerate_union(extents, _dnf(plain, choices), splits, set(extents))
@@ -180,6 +190,29 @@ def _count_disjunction(
         if key not in memo:
             memo[key] = _count_conjunction(extents, sorted(key, key=repr), splits, keep)
         total += sign * memo[key]
+    return total
+
+
+def _inclusion_exclusion(n: int, count: Callable[[tuple[int, ...]], int]) -> int | None:
+    """Size of the union of n sets from `count(group)`, the size of a group's intersection.
+
+    Subsets are visited depth first; a group whose intersection is empty has no non-empty
+    superset, so its extensions are skipped (disjoint blocks cost n + n(n-1)/2 counts, not
+    2^n - 1). None when more than `_MAX_TERMS` intersections would be counted.
+    """
+    total = 0
+    evaluated = 0
+    stack: list[tuple[int, ...]] = [(k,) for k in reversed(range(n))]
+    while stack:
+        group = stack.pop()
+        evaluated += 1
+        if evaluated > _MAX_TERMS:
+            return None
+        size = count(group)
+        if size == 0:
+            continue
+        total += size if len(group) % 2 else -size
+        stack.extend((*group, k) for k in reversed(range(group[-1] + 1, n)))
     return total
 
 
@@ -233,15 +266,15 @@ def _count_disjunction_projection(
                 return _enumerate_union(extents, terms, splits, set(keep))
             conds = reduced
         projected.append(conds)
-    if 2 ** len(projected) - 1 > _MAX_TERMS:
-        return _enumerate_union(extents, terms, splits, set(keep))
     shown = {v: ext[v] for v in visible}
-    total = 0
-    for size in range(1, len(projected) + 1):
-        for group in itertools.combinations(projected, size):
-            conds = [c for g in group for c in g]
-            count = _count_prepared(dict(shown), set(shown), conds)
-            total += count if size % 2 else -count
+
+    def meet(group: tuple[int, ...]) -> int:
+        conds = [c for k in group for c in projected[k]]
+        return _count_prepared(dict(shown), set(shown), conds)
+
+    total = _inclusion_exclusion(len(projected), meet)
+    if total is None:
+        return _enumerate_union(extents, terms, splits, set(keep))
     return total
 
 
@@ -297,7 +330,25 @@ def _normalize(cond: Condition) -> _Cond:
         coeffs[v] = coeffs.get(v, 0) + c
     for v, c in cond.rhs.terms:
         coeffs[v] = coeffs.get(v, 0) - c
-    return _Cond(_clean(coeffs), cond.lhs.const - cond.rhs.const, cond.op)
+    return _unit(_Cond(_clean(coeffs), cond.lhs.const - cond.rhs.const, cond.op))
+
+
+def _unit(cond: _Cond) -> _Cond:
+    """A bound on one index with its coefficient divided out: `4*m >= 2*M` -> `m >= M/2`.
+
+    Exact for integers (the bound is rounded inward), and it keeps later elimination and
+    closed forms exact when the index is split (m = m1*M0 + m0 gives m0 coefficient 1).
+    """
+    if len(cond.coeffs) != 1 or cond.op in (CmpOp.EQ, CmpOp.NE):
+        return cond
+    ((x, a),) = cond.coeffs
+    if abs(a) == 1:
+        return cond
+    (le,) = _le_forms(cond)  # a'*x + d <= 0
+    ((_, b),) = le.coeffs
+    if b > 0:  # x <= floor(-d / b)
+        return _Cond(((x, 1),), -((-le.const) // b), CmpOp.LE)
+    return _Cond(((x, -1),), -((-le.const) // -b), CmpOp.LE)  # -x + ceil(d / -b) <= 0
 
 
 def _clean(coeffs: Mapping[str, int]) -> tuple[tuple[str, int], ...]:

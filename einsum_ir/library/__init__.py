@@ -26,11 +26,14 @@ from attnsim.einsum_ir.library.serving import (
     serving_entry,
     serving_names,
 )
+from attnsim.einsum_ir.library.zoo import ZOO, zoo_cascade, zoo_entry, zoo_names
+from attnsim.einsum_ir.library.zoo_base import ZooCascade
 
 __all__ = [
     "CATALOG",
     "LEGACY",
     "SERVING",
+    "ZOO",
     "Algorithm",
     "Heads",
     "MaskForm",
@@ -38,6 +41,7 @@ __all__ = [
     "ScoreModifier",
     "ServingCascade",
     "Variant",
+    "ZooCascade",
     "all_names",
     "all_variants",
     "build",
@@ -46,4 +50,7 @@ __all__ = [
     "serving_entry",
     "serving_names",
     "variant_named",
+    "zoo_cascade",
+    "zoo_entry",
+    "zoo_names",
 ]

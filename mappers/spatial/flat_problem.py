@@ -299,6 +299,14 @@ def _contractions(
         names = list(dict.fromkeys(a.tensor for a in e.inputs))
         query = [t for t in names if query_side & {c.root(r) for r in ranks_of[t]}]
         other = [t for t in names if t not in query]
+        if len(names) == 2 and len(query) == 2:
+            carried = {t: sorted(query_side & {c.root(r) for r in ranks_of[t]}) for t in names}
+            listed = "; ".join(f"{t} over {', '.join(rs)}" for t, rs in carried.items())
+            raise MappingError(
+                f"FLAT: {e}: both operands carry query ranks ({listed}); FLAT multiplies a "
+                "query-side operand by a key-side one, so a key/value tensor shared across "
+                "only some of the query heads (K and V grouped differently) is not modelled"
+            )
         if len(names) != 2 or len(query) != 1:
             raise MappingError(
                 f"FLAT: {e}: must multiply a query-indexed operand by another "

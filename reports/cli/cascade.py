@@ -49,8 +49,10 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "list",
         help="list the built-in cascades and their parts",
         description="List the built-in cascades: name, algorithm, heads, mask, score, passes "
-        "and description (no header line). Names are attention-ALGORITHM[-HEADS][-MASK]"
-        "[-sigmoid][-MODIFIER]; every combination of parts resolves, --all lists them.",
+        "and description, grouped by family under `# FAMILY` lines (filtered lists have no "
+        "such lines). Names are attention-ALGORITHM[-HEADS][-MASK][-sigmoid][-MODIFIER]; every "
+        "combination of parts resolves, --all lists them; the variant zoo (static masks, head "
+        "and K/V structure) follows the serving cascades.",
     )
     p.add_argument("--rank", default=DEFAULT_RANK, help="rank to count passes over (default M)")
     p.add_argument("--all", action="store_true", help="every combination of parts, not the catalog")
@@ -107,22 +109,53 @@ def _add_rank_arg(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- handlers
 
 
+PARTS_FAMILY = "composed from parts (algorithm x heads x mask x score)"
+SERVING_FAMILY = "serving (MLA, split-K, decode)"
+
+
 def _run_list(args: argparse.Namespace) -> int:
     names = lib.all_names() if args.all else einsum_ir.builtin_names()
     variants = [v for n in names if (v := lib.variant_named(n)) is not None]
     chosen = select_variants(variants, args.algorithm, args.heads, args.mask, args.score)
-    rows: list[tuple[str, ...]] = []
+    groups: dict[str, list[tuple[str, ...]]] = {PARTS_FAMILY: []}
     for variant in chosen:
         cascade = einsum_ir.load_cascade(variant.name)
         passes = _pass_count_text(cascade, args.rank)
-        rows.append((*variant_columns(variant), passes, cascade.description))
+        groups[PARTS_FAMILY].append((*variant_columns(variant), passes, cascade.description))
+    filtered = bool(args.all or args.algorithm or args.heads or args.mask or args.score)
     if not (args.algorithm or args.heads or args.mask or args.score):
+        groups[SERVING_FAMILY] = []
         for name in lib.serving_names():  # MLA, split-K, decode: outside the parts product
             cascade = einsum_ir.load_cascade(name)
             passes = _pass_count_text(cascade, args.rank)
-            rows.append((name, "-", "-", "-", "-", passes, cascade.description))
-    print("\n".join(format_table(rows)))
+            groups[SERVING_FAMILY].append((name, "-", "-", "-", "-", passes, cascade.description))
+        for entry in lib.ZOO:  # the variant zoo, by family (static masks, head structure)
+            cascade = einsum_ir.load_cascade(entry.name)
+            passes = _pass_count_text(cascade, args.rank)
+            row = (entry.name, "1pass", entry.heads, entry.mask, "softmax", passes)
+            groups.setdefault(entry.family, []).append((*row, cascade.description))
+    print("\n".join(format_groups(groups, headers=not filtered)))
     return 0
+
+
+def format_groups(groups: Mapping[str, Sequence[tuple[str, ...]]], headers: bool) -> list[str]:
+    """Each non-empty group after a `# family` line (with `headers`), as aligned columns.
+
+    The parts and serving groups are aligned as one table (their lines are those of the
+    list before the zoo); every other family is aligned on its own.
+    """
+    joint = (PARTS_FAMILY, SERVING_FAMILY)
+    shared = iter(format_table([r for g in joint for r in groups.get(g, ())]))
+    lines = dict.fromkeys(joint, shared)
+    out: list[str] = []
+    for family, group in groups.items():
+        if not group:
+            continue
+        if headers:
+            out.append(f"# {family}")
+        rows = lines.get(family) or iter(format_table(list(group)))
+        out += [next(rows) for _ in group]
+    return out
 
 
 def select_variants(

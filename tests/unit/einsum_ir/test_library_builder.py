@@ -26,6 +26,7 @@ from attnsim.einsum_ir.library import (
     catalog_names,
     serving_names,
     variant_named,
+    zoo_names,
 )
 from attnsim.einsum_ir.load import builtin_text, format_cascade
 from attnsim.einsum_ir.reference import attention_mask, reference_for
@@ -72,7 +73,9 @@ def test_old_names_load_what_their_yaml_file_loaded(path: Path) -> None:
 
 def test_builtin_names_are_the_catalog() -> None:
     # the catalog of parts plus the serving cascades (MLA, split-K, decode; test_serving.py)
-    composed = tuple(n for n in builtin_names() if n not in serving_names())
+    # and the variant zoo (test_zoo_*.py)
+    others = {*serving_names(), *zoo_names()}
+    composed = tuple(n for n in builtin_names() if n not in others)
     assert composed == tuple(sorted(v.name for v in CATALOG))
     assert len(set(composed)) == len(CATALOG)
     assert set(composed) <= set(all_names())

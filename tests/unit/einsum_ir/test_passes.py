@@ -8,11 +8,14 @@ from attnsim.einsum_ir import builtin_names, load_cascade, load_cascade_text
 from attnsim.einsum_ir.analysis import Boundary, count_passes
 from attnsim.einsum_ir.analysis.passes import Availability
 from attnsim.einsum_ir.ir import Cascade, TensorName
+from attnsim.einsum_ir.library import ZOO
 from attnsim.einsum_ir.parse import parse_einsum
 
 EXPECTED = {"3pass": 3, "2pass-plain": 2, "2pass-deferred": 2, "2pass-tilemax": 2, "1pass": 1}
 # the serving cascades (einsum_ir.library.serving): all 1 pass over the keys
 EXPECTED |= {"mla-naive": 1, "mla-absorbed": 1, "splitk-gqa": 1, "decode-gqa": 1}
+# the variant zoo: each record states the write-up's count (test_zoo_passes.py checks those)
+EXPECTED |= {e.name.removeprefix("attention-"): e.passes for e in ZOO}
 
 
 def expected_passes(name: str) -> int:

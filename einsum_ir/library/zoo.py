@@ -1,0 +1,49 @@
+"""The variant zoo: attention algorithms of the literature digest as built-in cascades.
+
+Each built-in is one paper's variant, `attention-<variant>`, with a family, a one-line
+description and notes citing its source and saying what is modelled and what is left out
+(`zoo_base.ZooCascade`). Families: static masks (`zoo_masks`, variants.md Sec. 2.4) and
+head and K/V structure (`zoo_heads`, Sec. 2.3). `zoo_cascade(name)` builds one.
+
+Not built yet, because the grammar cannot state them without inventing semantics:
+PINE (#77), whose second pass re-positions documents by an argsort of the first pass's
+importance and re-applies RoPE at the new positions (no sort, no cos/sin of data-dependent
+positions); KDGQA (#1), whose head -> K/V-head allocation rounds min-max normalised key
+norms (no rounding on tensor values; with the allocation given as sizes the norm pre-pass
+would no longer feed the attention, and the cascade would show 1 pass, not the write-up's 2).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.einsum_ir.library import zoo_heads, zoo_masks
+from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS, ZooCascade
+
+FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE)
+ZOO: tuple[ZooCascade, ...] = tuple(
+    sorted(
+        (*zoo_masks.ENTRIES, *zoo_heads.ENTRIES),
+        key=lambda e: (FAMILIES.index(e.family), e.name),
+    )
+)
+"""Every zoo built-in, by family (in `FAMILIES` order), then by name."""
+_BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS}
+
+
+def zoo_names() -> tuple[str, ...]:
+    """Names of the zoo's built-ins, sorted."""
+    return tuple(sorted(e.name for e in ZOO))
+
+
+def zoo_entry(name: str) -> ZooCascade | None:
+    """The zoo record of that name, or None."""
+    return next((e for e in ZOO if e.name == name), None)
+
+
+@functools.cache
+def zoo_cascade(name: str) -> Cascade | None:
+    """The zoo cascade of that name (memoized), or None when there is none."""
+    entry = zoo_entry(name)
+    return None if entry is None else _BUILDERS[name](entry)

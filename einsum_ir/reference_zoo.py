@@ -1,0 +1,215 @@
+"""Plain numpy references for the variant zoo, written from each paper's definition.
+
+Independent of the cascades' Einsums and of their band-union masks: every mask here is
+built from the paper's predicate (integer division for groups and frames, per-head
+windows), and attention is a plain softmax over the visible keys. Layouts follow the
+cascades (Q[..., E, P], K[..., E, M], V[..., F, M] -> AV[..., F, P]), unscaled; a row that
+sees no key gives 0 (FlashAttention's convention). `ZOO_CHECKS` maps each built-in name to
+its (input layout, output, compute) for `einsum_ir.reference.REFERENCES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from attnsim.einsum_ir.library import zoo_masks as zm
+
+Array = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+Compute = Callable[[Mapping[str, Array], Mapping[str, int]], Array]
+Layout = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def masked_softmax_attention(q: Array, k: Array, v: Array, visible: BoolArray) -> Array:
+    """Softmax over the visible keys of Q^T K, times V, in the cascades' layout.
+
+    `visible` broadcasts to (..., P, M); rows without a visible key give 0.
+    """
+    scores = np.einsum("...ep,...em->...pm", q, k)
+    visible = np.broadcast_to(visible, scores.shape)
+    masked = np.where(visible, scores, -np.inf)
+    top = masked.max(axis=-1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    weights = np.where(visible, np.exp(masked - top), 0.0)
+    total = weights.sum(axis=-1, keepdims=True)
+    weights = weights / np.where(total > 0, total, 1.0)
+    out: Array = np.einsum("...pm,...fm->...fp", weights, v)
+    return out
+
+
+def _positions(n_q: int, n_k: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    return np.arange(n_q)[:, None], np.arange(n_k)[None, :]
+
+
+def group_of(position: npt.NDArray[np.int64], parts: int, length: int) -> npt.NDArray[np.int64]:
+    """The part (of `parts` equal parts of a sequence of `length`) a position falls in."""
+    return (parts * position) // length
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def sinklora_visible(n_q: int, n_k: int, sinks: int, groups: int) -> BoolArray:
+    """SF-Attn: causal, in the query's group of n_k / groups tokens, or one of the sinks."""
+    p, m = _positions(n_q, n_k)
+    same = group_of(m, groups, n_k) == group_of(p, groups, n_k)
+    visible: BoolArray = (m <= p) & (same | (m < sinks))
+    return visible
+
+
+def block_visible(n_q: int, n_k: int, groups: int) -> BoolArray:
+    """Bidirectional attention inside each of `groups` equal groups of the sequence."""
+    p, m = _positions(n_q, n_k)
+    visible: BoolArray = group_of(m, groups, n_k) == group_of(p, groups, n_k)
+    return visible
+
+
+def aki_visible(n_q: int, n_k: int, pre: int, img: int, txt: int) -> BoolArray:
+    """AKI's modality-mutual attention: causal, plus image queries x later question keys."""
+    p, m = _positions(n_q, n_k)
+    image_query = (p >= pre) & (p < pre + img)
+    question_key = (m >= pre + img) & (m < pre + img + txt)
+    return (m <= p) | (image_query & question_key)
+
+
+def ccam_visible(n_q: int, n_k: int, frames: int) -> BoolArray:
+    """Video-CCAM: query group g(p) sees the keys of frames f(m) <= g(p)."""
+    p, m = _positions(n_q, n_k)
+    visible: BoolArray = group_of(m, frames, n_k) <= group_of(p, frames, n_q)
+    return visible
+
+
+def vdit_visible(n_q: int, n_k: int, frames: int, global_frames: int) -> BoolArray:
+    """Efficient-vDiT: the query's own frame, or one of the first global frames."""
+    p, m = _positions(n_q, n_k)
+    frame_m = group_of(m, frames, n_k)
+    visible: BoolArray = (frame_m == group_of(p, frames, n_k)) | (frame_m < global_frames)
+    return visible
+
+
+def moa_visible(n_q: int, n_k: int, sinks: int, windows: tuple[int, ...]) -> BoolArray:
+    """MoA with its head classes laid end to end: class x holds positions x n_k / X on.
+
+    A query sees, causally and inside its class, the class's first `sinks` keys and the
+    keys within the class's window.
+    """
+    p, m = _positions(n_q, n_k)
+    classes = len(windows)
+    cls_p, cls_m = group_of(p, classes, n_k), group_of(m, classes, n_k)
+    first = -((-cls_m * n_k) // classes)  # the first position of the key's class
+    window = np.asarray(windows)[np.minimum(cls_p, classes - 1)]
+    inside = (cls_p == cls_m) & (m <= p)
+    visible: BoolArray = inside & ((m - first < sinks) | (p - m < window))
+    return visible
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def _qkv(inputs: Mapping[str, Array]) -> tuple[Array, Array, Array]:
+    return tuple(np.asarray(inputs[n], dtype=np.float64) for n in ("Q", "K", "V"))  # type: ignore[return-value]
+
+
+def _masked(visible: Callable[[int, int, Mapping[str, int]], BoolArray]) -> Compute:
+    def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+        q, k, v = _qkv(inputs)
+        return masked_softmax_attention(q, k, v, visible(q.shape[-1], k.shape[-1], sizes))
+
+    return compute
+
+
+def _moa(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    q, k, v = _qkv(inputs)
+    windows = tuple(sizes[f"W{x}"] for x in range(zm.MOA_CLASSES))
+    return masked_softmax_attention(
+        q, k, v, moa_visible(q.shape[-1], k.shape[-1], sizes["S"], windows)
+    )
+
+
+def sigma_attention(q: Array, k: Array, v: Array) -> Array:
+    """DiffQKV with flat head numbers: head h reads key h // (H / G_K), value h // (H / G_V).
+
+    q: (B, G, GV, R, E, P), k: (B, G, E, M), v: (B, G, GV, F, M) with G_K = G key heads and
+    G_V = G GV value heads; returns (B, G, GV, R, F, P).
+    """
+    b, g, gv, r, e, p = q.shape
+    heads = g * gv * r
+    flat_q = q.reshape(b, heads, e, p)
+    flat_v = v.reshape(b, g * gv, *v.shape[-2:])
+    h = np.arange(heads)
+    keys = k[:, h // (heads // g)]
+    values = flat_v[:, h // (heads // (g * gv))]
+    out = masked_softmax_attention(flat_q, keys, values, np.ones((p, k.shape[-1]), dtype=bool))
+    return out.reshape(b, g, gv, r, -1, p)
+
+
+def bam_attention(q: Array, k: Array, v: Array) -> Array:
+    """Every expert x's queries (axis 2) over the shared K and V of its head."""
+    p, m = q.shape[-1], k.shape[-1]
+    experts = [
+        masked_softmax_attention(q[:, :, x], k, v, np.ones((p, m), dtype=bool))
+        for x in range(q.shape[2])
+    ]
+    return np.stack(experts, axis=2)
+
+
+def _dense(attend: Callable[[Array, Array, Array], Array]) -> Compute:
+    def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+        return attend(*_qkv(inputs))
+
+    return compute
+
+
+def _mha(q: Array, k: Array, v: Array) -> Array:
+    return masked_softmax_attention(q, k, v, np.ones((q.shape[-1], k.shape[-1]), dtype=bool))
+
+
+_MH: Layout = (
+    ("Q", ("B", "H", "E", "P")),
+    ("K", ("B", "H", "E", "M")),
+    ("V", ("B", "H", "F", "M")),
+)
+
+ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
+    "attention-sinklora": (
+        _MH,
+        "AV",
+        _masked(lambda q, k, s: sinklora_visible(q, k, s["S"], zm.LONGLORA_GROUPS)),
+    ),
+    "attention-fit": (_MH, "AV", _masked(lambda q, k, s: block_visible(q, k, zm.FIT_GROUPS))),
+    "attention-lga": (_MH, "AV", _masked(lambda q, k, s: block_visible(q, k, zm.LGA_GROUPS))),
+    "attention-aki": (
+        _MH,
+        "AV",
+        _masked(lambda q, k, s: aki_visible(q, k, s["PRE"], s["IMG"], s["TXT"])),
+    ),
+    "attention-video-ccam": (
+        _MH,
+        "AV",
+        _masked(lambda q, k, s: ccam_visible(q, k, zm.CCAM_FRAMES)),
+    ),
+    "attention-efficient-vdit": (
+        _MH,
+        "AV",
+        _masked(lambda q, k, s: vdit_visible(q, k, zm.VDIT_FRAMES, zm.VDIT_GLOBAL)),
+    ),
+    "attention-moa": (_MH, "AV", _moa),
+    "attention-sigma": (
+        (
+            ("Q", ("B", "G", "GV", "R", "E", "P")),
+            ("K", ("B", "G", "E", "M")),
+            ("V", ("B", "G", "GV", "F", "M")),
+        ),
+        "AV",
+        _dense(sigma_attention),
+    ),
+    "attention-bam": (
+        (("Q", ("B", "H", "X", "E", "P")), *_MH[1:]),
+        "AV",
+        _dense(bam_attention),
+    ),
+    "attention-moh": (_MH, "AV", _dense(_mha)),
+}

@@ -1,0 +1,83 @@
+"""The variant zoo through the CLI: passes as the write-up states, check, show, list by family.
+
+WRITE_UP holds the "Passes" of /shared/reference/variants.md (Sec. 2.3, 2.4 and the
+at-a-glance table 2.9) for the zoo's variants; a built-in whose count differs must say in
+its commit why the write-up was wrong.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attnsim import einsum_ir
+from attnsim.einsum_ir.library import ZOO, ZooCascade
+from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS
+from attnsim.einsum_ir.load import builtin_text, load_cascade_text
+from attnsim.reports.cli.main import main
+
+WRITE_UP = {
+    # Sec. 2.4, static masks: B2 plus a predicate, 1 pass (PINE: 2)
+    "attention-sinklora": 1,  # H2O eviction (not modelled) would add a column-sum pass
+    "attention-moa": 1,
+    "attention-fit": 1,
+    "attention-lga": 1,
+    "attention-aki": 1,
+    "attention-video-ccam": 1,
+    "attention-efficient-vdit": 1,
+    "attention-pine": 2,
+    # Sec. 2.3, head and K/V structure
+    "attention-kdgqa": 2,  # norm pre-pass over K
+    "attention-sigma": 1,  # 2 with selective V fetch (not modelled)
+    "attention-moh": 1,
+    "attention-bam": 1,
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("entry", ZOO, ids=lambda e: e.name)
+def test_passes_match_the_write_up(capsys: pytest.CaptureFixture[str], entry: ZooCascade) -> None:
+    name = entry.name
+    assert entry.passes == WRITE_UP[name]
+    status, out, err = run(capsys, "cascade", "passes", name)
+    assert status == 0, err
+    word = "pass" if WRITE_UP[name] == 1 else "passes"
+    assert out.splitlines()[0] == f"{name}: {WRITE_UP[name]} {word} over M"
+    assert f"({WRITE_UP[name]} pass" in entry.description
+
+
+@pytest.mark.parametrize("entry", ZOO, ids=lambda e: e.name)
+def test_check_show_and_yaml_round_trip(
+    capsys: pytest.CaptureFixture[str], entry: ZooCascade
+) -> None:
+    name = entry.name
+    status, out, err = run(capsys, "cascade", "check", name)
+    assert status == 0, err
+    assert out.startswith(f"{name}: ok:")
+    text = builtin_text(name)
+    assert "arXiv" in text  # the notes cite the paper
+    assert load_cascade_text(text, f"{name}.yaml") == einsum_ir.load_cascade(name)
+    status, out, err = run(capsys, "cascade", "show", name)
+    assert status == 0, err
+    assert "attention problem" in out
+
+
+def test_list_groups_the_zoo_by_family(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "cascade", "list")
+    assert status == 0, err
+    lines = out.splitlines()
+    headers = [line for line in lines if line.startswith("# ")]
+    assert headers[0].startswith("# composed from parts") and headers[1].startswith("# serving")
+    for family in (STATIC_MASKS, HEAD_STRUCTURE):
+        members = [e.name for e in ZOO if e.family == family]
+        if not members:
+            continue
+        start = lines.index(f"# {family}")
+        rows = [line.split()[0] for line in lines[start + 1 : start + 1 + len(members)]]
+        assert rows == members
+    status, out, _ = run(capsys, "cascade", "list", "--mask", "window")
+    assert not any(line.startswith("#") for line in out.splitlines())
