@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from attnsim.einsum_ir.analysis.point_arith import (
+    compare,
+    count_last,
+    inclusion_exclusion,
+    sum_positive,
+)
 from attnsim.einsum_ir.ir import AnyOf, CmpOp, Condition, where_symbols
 
 IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 # Rows of the enumerated sub-box handled at once; bounds memory to a few tens of MiB.
 _CHUNK_ROWS = 1 << 20
@@ -132,7 +137,7 @@ def _count_prepared(ext: dict[str, int], visible: set[str], conds: list[_Cond]) 
             conds = reduced
             ext[var] = 1
     constant = [c for c in conds if not c.vars]
-    if any(not _compare(np.array([c.const], dtype=np.int64), c.op)[0] for c in constant):
+    if any(not compare(np.array([c.const], dtype=np.int64), c.op)[0] for c in constant):
         return 0
     total = 1
     for component, comp_conds in _components(ext, [c for c in conds if c.vars]):
@@ -170,7 +175,7 @@ def _count_disjunction(
             conds = plain + tuple(c for k in group for c in choices[0][k])
             return _count_conjunction(extents, sorted(set(conds), key=repr), splits, keep)
 
-        pruned = _inclusion_exclusion(len(choices[0]), meet)
+        pruned = inclusion_exclusion(len(choices[0]), meet, _MAX_TERMS)
         if pruned is not None:
             return pruned
         return _enumerate_union(extents, _dnf(plain, choices), splits, set(extents))
@@ -190,29 +195,6 @@ def _count_disjunction(
         if key not in memo:
             memo[key] = _count_conjunction(extents, sorted(key, key=repr), splits, keep)
         total += sign * memo[key]
-    return total
-
-
-def _inclusion_exclusion(n: int, count: Callable[[tuple[int, ...]], int]) -> int | None:
-    """Size of the union of n sets from `count(group)`, the size of a group's intersection.
-
-    Subsets are visited depth first; a group whose intersection is empty has no non-empty
-    superset, so its extensions are skipped (disjoint blocks cost n + n(n-1)/2 counts, not
-    2^n - 1). None when more than `_MAX_TERMS` intersections would be counted.
-    """
-    total = 0
-    evaluated = 0
-    stack: list[tuple[int, ...]] = [(k,) for k in reversed(range(n))]
-    while stack:
-        group = stack.pop()
-        evaluated += 1
-        if evaluated > _MAX_TERMS:
-            return None
-        size = count(group)
-        if size == 0:
-            continue
-        total += size if len(group) % 2 else -size
-        stack.extend((*group, k) for k in reversed(range(group[-1] + 1, n)))
     return total
 
 
@@ -272,7 +254,7 @@ def _count_disjunction_projection(
         conds = [c for k in group for c in projected[k]]
         return _count_prepared(dict(shown), set(shown), conds)
 
-    total = _inclusion_exclusion(len(projected), meet)
+    total = inclusion_exclusion(len(projected), meet, _MAX_TERMS)
     if total is None:
         return _enumerate_union(extents, terms, splits, set(keep))
     return total
@@ -315,7 +297,7 @@ def _enumerate_union(
                     if v not in vals:
                         raise ValueError(f"condition uses unbound index {v}")
                     value += c * vals[v]
-                ok &= _compare(value, cond.op)
+                ok &= compare(value, cond.op)
             hit |= ok
         total += int(hit.reshape(stop - start, -1).any(axis=1).sum())
     return total
@@ -506,7 +488,7 @@ def _count_component(ext: Mapping[str, int], names: Sequence[str], conds: list[_
                 return exact
     x = max(names, key=lambda v: ext[v])
     rest = [v for v in names if v != x]
-    return sum(int(_count_last(x, ext[x], conds, n, vals).sum()) for n, vals in _rows(ext, rest))
+    return sum(int(count_last(x, ext[x], conds, n, vals).sum()) for n, vals in _rows(ext, rest))
 
 
 Affine = tuple[int, int]  # (slope, intercept): slope * y + intercept
@@ -554,22 +536,8 @@ def _count_pair(n_x: int, n_y: int, x: str, y: str, conds: list[_Cond]) -> int |
     total = 0
     for start, stop in itertools.pairwise(bounds):
         slope, icpt = min(pieces, key=lambda g: (g[0] * start + g[1], g[0] * (stop - 1) + g[1]))
-        total += _sum_positive(slope, icpt, start, stop)
+        total += sum_positive(slope, icpt, start, stop)
     return total
-
-
-def _sum_positive(slope: int, icpt: int, start: int, stop: int) -> int:
-    """Sum of max(0, slope*y + icpt) over integers start <= y < stop."""
-    if slope > 0:
-        start = max(start, -((icpt) // slope))  # y >= ceil(-icpt / slope)
-    elif slope < 0:
-        stop = min(stop, icpt // -slope + 1)  # y <= floor(icpt / -slope)
-    elif icpt < 0:
-        return 0
-    if stop <= start:
-        return 0
-    first, last = slope * start + icpt, slope * (stop - 1) + icpt
-    return (first + last) * (stop - start) // 2
 
 
 def _count_projection(
@@ -588,65 +556,6 @@ def _count_projection(
         flat = np.arange(start * per_point, stop * per_point, dtype=np.int64)
         coords = np.unravel_index(flat, tuple(ext[v] for v in names))
         vals = {v: np.asarray(c, dtype=np.int64) for v, c in zip(names, coords, strict=True)}
-        exists = _count_last(x, ext[x], conds, len(flat), vals) > 0
+        exists = count_last(x, ext[x], conds, len(flat), vals) > 0
         total += int(exists.reshape(stop - start, per_point).any(axis=1).sum())
     return total
-
-
-def _compare(value: IntArray, op: CmpOp) -> BoolArray:
-    """Elementwise `value op 0`."""
-    ufunc = {
-        CmpOp.LT: np.less,
-        CmpOp.LE: np.less_equal,
-        CmpOp.GT: np.greater,
-        CmpOp.GE: np.greater_equal,
-        CmpOp.EQ: np.equal,
-        CmpOp.NE: np.not_equal,
-    }[op]
-    return np.asarray(ufunc(value, 0), dtype=np.bool_)
-
-
-def _count_last(
-    x: str, n_x: int, conds: list[_Cond], n_rows: int, vals: Mapping[str, IntArray]
-) -> IntArray:
-    """For each row of the other variables, the number of x in [0, n_x) meeting all conds."""
-    lo = np.zeros(n_rows, dtype=np.int64)
-    hi = np.full(n_rows, n_x - 1, dtype=np.int64)
-    mask = np.ones(n_rows, dtype=np.bool_)
-    excluded: list[tuple[int, IntArray]] = []  # (a, r): a*x + r != 0
-    for cond in conds:
-        a = dict(cond.coeffs).get(x, 0)
-        r = np.full(n_rows, cond.const, dtype=np.int64)
-        for v, c in cond.coeffs:
-            if v != x:
-                r += c * vals[v]
-        if a == 0:
-            mask &= _compare(r, cond.op)
-            continue
-        # Each comparison becomes one or two constraints `k*x + s <= 0`.
-        if cond.op is CmpOp.NE:
-            excluded.append((a, r))
-            continue
-        forms = {
-            CmpOp.LT: [(a, r + 1)],
-            CmpOp.LE: [(a, r)],
-            CmpOp.GT: [(-a, 1 - r)],
-            CmpOp.GE: [(-a, -r)],
-            CmpOp.EQ: [(a, r), (-a, -r)],
-        }[cond.op]
-        for k, s in forms:
-            if k > 0:
-                hi = np.minimum(hi, (-s) // k)  # k*x <= -s  <=>  x <= floor(-s / k)
-            else:
-                lo = np.maximum(lo, -((-s) // -k))  # -k*x >= s  <=>  x >= ceil(s / -k)
-    count = np.where(mask, np.maximum(hi - lo + 1, 0), 0)
-    seen: list[tuple[BoolArray, IntArray]] = []
-    for a, r in excluded:
-        cand = (-r) // a
-        valid = ((-r) % a == 0) & (cand >= lo) & (cand <= hi) & mask
-        fresh = valid.copy()
-        for other_valid, other_cand in seen:
-            fresh &= ~(other_valid & (other_cand == cand))
-        count -= fresh.astype(np.int64)
-        seen.append((valid, cand))
-    return count
