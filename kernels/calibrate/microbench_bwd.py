@@ -1,0 +1,141 @@
+"""Calibration of the attention backward's kernels (kernels.triton.attn_bwd; GPU only).
+
+`python -m attnsim.kernels.calibrate.microbench_bwd [--merge archs/calibration/h200.yaml]`
+measures the loop step and the per-program fixed time of the backward's two tile kernels, as
+the GPU model (`mappers.gpu.backward`) reads them: modes `bwd-dkdv` (the dK/dV kernel),
+`bwd-dkdv-atomic` (the same with the dQ atomics) and `bwd-dq` (the separate dQ kernel), for
+every tiling of `BWD_TILINGS` and head dims 64 and 128. It prints the entries as YAML;
+`--merge FILE` writes them into a calibration file, replacing earlier entries of these modes.
+
+Method (as `microbench_blocks` for the forward kernels): the real kernel launched alone on a
+calibration shape of one wave, `k` programs per SM (k = 1 and the compiled kernel's
+occupancy): one tile per head along the held rank (the dK/dV kernel holds a key tile,
+seq_k = block_n; the dQ kernel a query tile, seq_q = block_n) with heads = SMs x k, so every
+program runs the same n steps along the streamed rank (n = STEPS), non-causal. With T(n) the
+do_bench median and `floor` the time of an empty kernel:
+
+    step = (T(n2) - T(n1)) / (n2 - n1)        fixed = T(n1) - n1 * step - floor
+
+The calibration shapes (one tile of 32..128 along one rank, 132+ heads) are none of the
+validation or holdout shapes of benchmarks/bwd_probe.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+from typing import Any
+
+import triton
+
+STEPS = (8, 32)
+HEAD_DIMS = (64, 128)
+MODES = ("bwd-dkdv", "bwd-dkdv-atomic", "bwd-dq")
+
+
+def _ms(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
+
+
+def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], heads: int, n: int):  # type: ignore[no-untyped-def]
+    """A zero-argument launch of one backward kernel on the calibration shape."""
+    from attnsim.kernels.triton.attn_bwd import launch_dkdv, launch_dq
+
+    bm, bn, w, st = tiling
+    dt = torch.bfloat16
+    held, streamed = (bn, n * bm)
+    sq, sk = (streamed, held) if mode != "bwd-dq" else (held, streamed)
+    q, do = (torch.randn(1, heads, sq, d, device="cuda", dtype=dt) for _ in range(2))
+    k, v = (torch.randn(1, heads, sk, d, device="cuda", dtype=dt) for _ in range(2))
+    lse = torch.full((1, heads, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
+    delta = torch.zeros((1, heads, sq), device="cuda", dtype=torch.float32)
+    scale = d**-0.5
+    if mode == "bwd-dq":
+        dq = torch.empty_like(q)
+        return lambda: launch_dq(q, k, v, do, dq, lse, delta, False, scale, bm, bn, w, st)
+    atomic = mode == "bwd-dkdv-atomic"
+    dq = torch.zeros(q.shape, device="cuda", dtype=torch.float32)
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    return lambda: launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, False, scale, bm, bn, w, st,
+                               atomic)  # fmt: skip
+
+
+def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
+    """`attention_steps` and `attention_blocks` entries of the backward's modes."""
+    from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, occupancy
+    from attnsim.kernels.triton.attn_bwd import BWD_TILINGS
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    floor = bench_floor_us(torch)
+    steps, blocks = [], []
+    for mode in MODES:
+        for d in HEAD_DIMS:
+            for tiling in BWD_TILINGS:
+                bm, bn, w, st = tiling
+                compiled = _caller(torch, mode, d, tiling, sms, STEPS[0])()
+                per_sm = {1, occupancy(torch, compiled, w)} if compiled is not None else {1}
+                for k in sorted(per_sm):
+                    t = [_ms(_caller(torch, mode, d, tiling, sms * k, n)) * 1e3 for n in STEPS]
+                    step = (t[1] - t[0]) / (STEPS[1] - STEPS[0])
+                    fixed = t[0] - STEPS[0] * step - floor
+                    common = dict(mode=mode, dtype="bf16", head_dim=d, block_m=bm, block_n=bn,
+                                  num_warps=w, num_stages=st, blocks_per_sm=k)  # fmt: skip
+                    steps.append({**common, "step_us": round(step, 4)})
+                    blocks.append({**common, "blocks": sms * k, "waves": 1, "tiles": "device",
+                                   "fixed_us": round(fixed, 3), "step_us": round(step, 4)})  # fmt: skip
+                    print(f"  {mode} d{d} {bm}x{bn}/w{w}/s{st} k={k}: step {step:.3f} us, "
+                          f"fixed {fixed:.2f} us", file=sys.stderr)  # fmt: skip
+    return {"attention_steps": steps, "attention_blocks": blocks}
+
+
+def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> None:
+    """Write the entries into a calibration file, replacing earlier ones of these modes."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, entries in found.items():
+        kept = [e for e in data.get(key, []) if e.get("mode") not in MODES]
+        data[key] = kept + entries
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    note = (f"attention_steps / attention_blocks of modes {', '.join(MODES)}: `python -m "
+            f"attnsim.kernels.calibrate.microbench_bwd --merge` on {device}, {stamp} "
+            "(kernels.triton.attn_bwd, one wave of one tile per head, two streamed lengths)")  # fmt: skip
+    data["notes"] = [n for n in data.get("notes", []) if "microbench_bwd" not in n] + [note]
+    path.write_text(yaml.safe_dump(data, sort_keys=False, width=110), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the entries as YAML, and merge them with --merge FILE."""
+    import torch
+    import yaml
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
+    p.add_argument("--out", type=Path, default=None, help="also write the entries here (YAML)")
+    p.add_argument("--entries", type=Path, default=None,
+                   help="merge these entries (an --out file of an earlier run) instead of "
+                   "measuring; with --merge, needs no GPU")  # fmt: skip
+    p.add_argument("--device", default="NVIDIA H200", help="device named in the note (--entries)")
+    args = p.parse_args(argv)
+    if args.entries is not None:
+        if args.merge is None:
+            p.error("--entries needs --merge FILE")
+        merge(args.merge, yaml.safe_load(args.entries.read_text(encoding="utf-8")), args.device)
+        return 0
+    if not torch.cuda.is_available():
+        print("microbench_bwd needs a CUDA GPU", file=sys.stderr)
+        return 2
+    found = measure(torch)
+    text = yaml.safe_dump(found, sort_keys=False)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    if args.merge is not None:
+        merge(args.merge, found, torch.cuda.get_device_name(0))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""The attention backward (FlashAttention-2 style) as the GPU model's kernel plans.
+
+The kernels (`kernels.triton.attn_bwd`) run, per call:
+
+1. a pre-pass: D = rowsum(dO * O) per query row (reads O and dO once, writes D);
+2. the dK/dV kernel, one program per (batch x head, key tile): the key tile's K and V stay
+   on chip while the program loops over the query tiles that see it (causal: from the
+   diagonal on), recomputing P = exp(QK^T scale - LSE) and accumulating
+   dV += P^T dO and dK += dS^T Q with dS = P * (dO V^T - D). With `dq_mode` "atomic" the
+   same step also computes dS K and adds it into an fp32 dQ buffer with atomics (through
+   L2); that buffer is zeroed before and converted to the output type after;
+3. with `dq_mode` "separate": a dQ kernel, one program per (batch x head, query tile),
+   looping over the key tiles it sees (recompute P, dP, then dQ += dS K).
+
+GQA: a dK/dV program walks the query tiles of every query head of its K/V head's group in
+turn, so dK and dV come out summed over the group (no reduction kernel). The separate dQ
+kernel swaps the tiles: it holds a block_n query tile and streams block_m key tiles.
+
+Every plan goes through `mappers.gpu.model.time_kernel`: with a calibration of this
+kernel's steps (modes `BWD_MODES`, `kernels.calibrate.microbench_bwd`) its measured step
+and fixed times are used; without, the unit model (tile matmul rates, SFU, CUDA cores, L2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
+from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.model import (
+    BASE_REGISTERS_PER_THREAD,
+    BlockGroup,
+    DeviceRates,
+    Dot,
+    KernelPlan,
+    KernelTime,
+    StepWork,
+    Tiling,
+    plan_residency,
+    call_time,
+    time_kernel,
+)
+
+FAMILY = "bwd"  # the calibration's `host_call_us` key of the launcher (attention_bwd)
+DQ_MODES = ("atomic", "separate")
+# the calibration modes of the backward's kernels (`attention_steps` / `attention_blocks`)
+MODE_DKDV = "bwd-dkdv"
+MODE_DKDV_ATOMIC = "bwd-dkdv-atomic"
+MODE_DQ = "bwd-dq"
+BWD_MODES = (MODE_DKDV, MODE_DKDV_ATOMIC, MODE_DQ)
+# fp32 lane operations per score element of a backward step: scale-subtract LSE (FMA),
+# dP - D, times P, and the two conversions (P, dS) to the matmul input type
+BWD_OPS = 5.0
+ROW_BLOCK = 128  # query rows per program of the pre-pass (and the elementwise kernels)
+ELEMENTWISE_BLOCK = 1024  # elements per program of the zero-fill, conversion and GQA reduction
+
+
+def transpose_bands(bands: tuple[Band, ...]) -> tuple[Band, ...]:
+    """The same mask with queries and keys swapped: (p, m) visible iff (m, p) was.
+
+    Bounds on p become bounds on m and back; the diagonal offset m - p changes sign.
+    """
+
+    def neg(x: int | None) -> int | None:
+        return None if x is None else -x
+
+    return tuple(Band(b.m_lo, b.m_hi, b.p_lo, b.p_hi, neg(b.d_hi), neg(b.d_lo)) for b in bands)
+
+
+def key_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
+    """Per key tile of block_n keys: the query tiles (block_m rows) that see it.
+
+    The dK/dV kernel's view: its programs are key tiles and its loop runs over query tiles,
+    so the mask is classified with the ranks swapped (`full_per_query_tile` of the result
+    is per *key* tile).
+    """
+    return classify_tiles(transpose_bands(s.bands), s.seq_k, s.seq_q, block_n, block_m)
+
+
+def _registers(elements_fp32: float, warps: int) -> int:
+    return -(-int(elements_fp32) // (32 * warps)) + BASE_REGISTERS_PER_THREAD
+
+
+def _per_tile_groups(s: AttnShape, per_tile: list[tuple[int, int]], heads: int) -> tuple[BlockGroup, ...]:  # fmt: skip
+    """Programs in launch order (tile fastest, then `heads`), the longest tiles first."""
+    if len(set(per_tile)) == 1:
+        steps, masked = per_tile[0]
+        return (BlockGroup(heads * len(per_tile), steps, masked),)
+    order = sorted(per_tile, key=lambda x: -(x[0] + x[1]))
+    return tuple(BlockGroup(1, a, m) for a, m in order) * heads
+
+
+def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool) -> KernelPlan:
+    """The dK/dV kernel: program = (key tile, K/V head), step = one query tile of one head.
+
+    A program walks the query tiles that see its key tile for each query head of its group.
+    """
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    tiles = key_tiles(s, bm, bn)
+    g = s.kv_group
+    pairs = zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True)
+    per_tile = [(g * a, g * m) for a, m in pairs]
+    dots = [
+        Dot(2.0 * bn * bm * d, bn, bm, d),  # S^T = K Q^T
+        Dot(2.0 * bn * bm * f, bn, bm, f),  # dP^T = V dO^T
+        Dot(2.0 * bn * bm * f, bn, f, bm),  # dV += P^T dO
+        Dot(2.0 * bn * bm * d, bn, d, bm),  # dK += dS^T Q
+    ]
+    loads = bm * (d + f) * b + 2 * bm * 4.0  # Q, dO, LSE and D rows
+    if atomic:
+        dots.append(Dot(2.0 * bm * bn * d, bm, d, bn))  # dQ part = dS K
+        loads += 2 * bm * d * 4.0  # fp32 atomic add: read-modify-write in L2
+    step = StepWork(tuple(dots), bm * bn, BWD_OPS * bm * bn, loads)
+    masked = StepWork(step.dots, step.exp2, step.fp32_ops + 2.0 * bm * bn, step.load_bytes)
+    fixed = StepWork((), 0.0, bn * (d + f), bn * (d + f) * b)
+    heads = s.batch * s.heads
+    visits = sum(a + m for a, m in per_tile)
+    kv_heads = s.kv_heads
+    reads = kv_heads * s.seq_k * (d + f) * b + heads * s.seq_q * ((d + f) * b + 8.0)
+    writes = kv_heads * s.seq_k * (d + f) * float(b)
+    if atomic:
+        writes += heads * s.seq_q * d * 4.0  # the fp32 dQ buffer leaves L2 once
+    stages = max(t.num_stages - 1, 1)
+    smem = b * (bn * (d + f) + stages * bm * (d + f))
+    acc = bn * (d + f) + 2 * bm * bn  # dK, dV accumulators, P and dS
+    return KernelPlan(
+        name="dkdv",
+        tiling=t,
+        smem_bytes=smem,
+        registers_per_thread=_registers(acc, t.num_warps),
+        step=step,
+        masked_step=masked,
+        fixed=fixed,
+        round_trips=2,
+        groups=_per_tile_groups(s, per_tile, kv_heads),
+        hbm_read_bytes=reads,
+        hbm_write_bytes=writes,
+        flops=sum(x.flops for x in dots) * kv_heads * visits,
+        mode=MODE_DKDV_ATOMIC if atomic else MODE_DKDV,
+        head_dim=d,
+    )
+
+
+def dq_plan(s: AttnShape, t: Tiling) -> KernelPlan:
+    """The separate dQ kernel: program = query tile, step = one key tile.
+
+    `t` is the call's tiling; this kernel swaps it (holds a block_n query tile, streams
+    block_m key tiles), and the plan carries the swapped tiling.
+    """
+    t = Tiling(t.block_n, t.block_m, t.num_warps, t.num_stages)
+    bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
+    tiles = classify_tiles(s.bands, -(-s.seq_q // bm) * bm, s.seq_k, bm, bn)
+    per_tile = list(zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True))
+    dots = (
+        Dot(2.0 * bm * bn * d, bm, bn, d),  # S = Q K^T
+        Dot(2.0 * bm * bn * f, bm, bn, f),  # dP = dO V^T
+        Dot(2.0 * bm * bn * d, bm, d, bn),  # dQ += dS K
+    )
+    step = StepWork(dots, bm * bn, BWD_OPS * bm * bn, bn * (d + f) * b)
+    masked = StepWork(dots, step.exp2, step.fp32_ops + 2.0 * bm * bn, step.load_bytes)
+    fixed = StepWork((), 0.0, bm * d, bm * (d + f) * b + 8.0 * bm)
+    heads = s.batch * s.heads
+    visits = sum(a + m for a, m in per_tile)
+    reads = heads * s.seq_q * ((d + f) * b + 8.0) + s.kv_heads * s.seq_k * (d + f) * b
+    stages = max(t.num_stages - 1, 1)
+    return KernelPlan(
+        name="dq",
+        tiling=t,
+        smem_bytes=b * (bm * (d + f) + stages * bn * (d + f)),
+        registers_per_thread=_registers(bm * d + 2 * bm * bn, t.num_warps),
+        step=step,
+        masked_step=masked,
+        fixed=fixed,
+        round_trips=2,
+        groups=_per_tile_groups(s, per_tile, heads),
+        hbm_read_bytes=reads,
+        hbm_write_bytes=heads * s.seq_q * d * float(b),
+        flops=sum(x.flops for x in dots) * heads * visits,
+        mode=MODE_DQ,
+        head_dim=d,
+    )
+
+
+def _elementwise_plan(name: str, rows: int, row_work: StepWork, reads: float, writes: float,
+                      per_block: int) -> KernelPlan:  # fmt: skip
+    """A memory-bound kernel over `rows` items, `per_block` per program (one step each)."""
+    blocks = max(1, -(-rows // per_block))
+    return KernelPlan(
+        name=name,
+        tiling=Tiling(per_block, 1, 4, 1),
+        smem_bytes=0,
+        registers_per_thread=32,
+        step=row_work,
+        masked_step=row_work,
+        fixed=StepWork(),
+        round_trips=2,
+        groups=(BlockGroup(blocks, 1, 0),),
+        hbm_read_bytes=reads,
+        hbm_write_bytes=writes,
+        flops=0.0,
+    )
+
+
+def prepass_plan(s: AttnShape) -> KernelPlan:
+    """D = rowsum(dO * O): reads O and dO, writes one fp32 word per query row."""
+    rows = s.batch * s.heads * s.seq_q
+    f, b = s.value_dim, s.elem_bytes
+    work = StepWork((), 0.0, 2.0 * ROW_BLOCK * f, 2.0 * ROW_BLOCK * f * b)
+    return _elementwise_plan("prepass", rows, work, 2.0 * rows * f * b, 4.0 * rows, ROW_BLOCK)
+
+
+@dataclass(frozen=True, slots=True)
+class BwdTime:
+    """Modelled backward call: total seconds, its kernels, and whether the host bounds it."""
+
+    time_s: float
+    kernels: tuple[KernelTime, ...]
+    plans: tuple[KernelPlan, ...]
+    problem: str
+    host_bound: bool
+
+
+def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
+    """Every kernel one backward call launches, in order."""
+    if dq_mode not in DQ_MODES:
+        raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
+    heads = s.batch * s.heads
+    d, b = s.head_dim, s.elem_bytes
+    plans = [prepass_plan(s)]
+    dq_elems = heads * s.seq_q * d
+    if dq_mode == "atomic":
+        zero = StepWork((), 0.0, 0.0, 4.0 * ELEMENTWISE_BLOCK)
+        plans.append(_elementwise_plan("dq-zero", dq_elems, zero, 0.0, 4.0 * dq_elems,
+                                       ELEMENTWISE_BLOCK))  # fmt: skip
+    plans.append(dkdv_plan(s, t, dq_mode == "atomic"))
+    if dq_mode == "atomic":
+        cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
+        plans.append(_elementwise_plan("dq-cast", dq_elems, cast, 4.0 * dq_elems,
+                                       float(b) * dq_elems, ELEMENTWISE_BLOCK))  # fmt: skip
+    else:
+        plans.append(dq_plan(s, t))
+    return tuple(plans)
+
+
+def time_bwd(s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates) -> BwdTime:
+    """Model one backward call: its kernels in order, each after the previous one."""
+    plans = bwd_plans(s, t, dq_mode)
+    kernels = tuple(time_kernel(p, rates) for p in plans)
+    problem = next(
+        (f"{p.name}: {r.problem}" for p in plans if (r := plan_residency(rates.arch, p)).problem),
+        "",
+    )
+    if not s.is_dense and (t.block_m % t.block_n and t.block_n % t.block_m):
+        problem = problem or "masked backward tiles need block_m and block_n to divide one another"
+    total, host_bound = call_time(kernels, rates, FAMILY)
+    return BwdTime(total, kernels, plans, problem, host_bound)

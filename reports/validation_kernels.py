@@ -1,0 +1,240 @@
+"""GPU validation of the kernel families timed by their own probes (backward, Lightning-2).
+
+A probe file is a CSV, one row per timed configuration, with a `family` column naming our
+kernel (`triton-bwd`, `triton-lightning`) or a baseline timed in the same run, a `suite`
+(validation, holdout, or a sweep), a `status` ("ok" when the configuration passed its
+correctness check and was timed) and `median_ms`. Each family registers a `Probe`: how to
+recognise its files, which rows the model predicts, how a row's problem and configuration
+read, and the prediction. Errors are percentages of the measured median; the pick: per
+shape, the configuration the model ranks fastest among those measured, against the best
+measured (within `PICK_TOLERANCE`); the baselines: our best measured time against each
+baseline's on the same shape.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PICK_TOLERANCE = 0.10
+Row = dict[str, str]
+
+
+def row_int(row: Row, key: str, default: int = 0) -> int:
+    """An integer column ("" or nan: `default`)."""
+    v = (row.get(key) or "").strip()
+    return int(float(v)) if v and v.lower() != "nan" else default
+
+
+def row_float(row: Row, key: str) -> float:
+    """A float column (nan when blank or unreadable)."""
+    v = (row.get(key) or "").strip()
+    try:
+        return float(v) if v else math.nan
+    except ValueError:
+        return math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """How one kernel family's probe files are read and predicted.
+
+    Attributes:
+        family: Our kernel's `family` value (the modelled rows).
+        mapper: The GPU mapper that prices the family.
+        marker: A header column only this probe's files have.
+        shape: The row's problem (what configurations of one shape share), as text.
+        config: The row's kernel configuration (tiling and mode), as text.
+        predict: (row, arch) -> (predicted ms, bound).
+    """
+
+    family: str
+    mapper: str
+    marker: str
+    shape: Callable[[Row], str]
+    config: Callable[[Row], str]
+    predict: Callable[[Row, object], tuple[float, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class KernelPoint:
+    """One measured configuration with its prediction (times in ms)."""
+
+    file: str
+    suite: str
+    family: str
+    shape: str
+    config: str
+    measured_ms: float
+    predicted_ms: float
+    bound: str
+
+    @property
+    def error_pct(self) -> float:
+        """100 * (predicted - measured) / measured."""
+        return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The problem that configurations of one shape share."""
+        return (self.file, self.suite, self.shape)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A baseline family's best measured time on one shape, and ours."""
+
+    suite: str
+    family: str
+    shape: str
+    ours_ms: float
+    theirs_ms: float
+
+    @property
+    def speedup(self) -> float:
+        """Baseline time over ours (> 1: ours is faster)."""
+        return self.theirs_ms / self.ours_ms
+
+
+PROBES: list[Probe] = []
+
+
+def register(probe: Probe) -> Probe:
+    """Add a family's probe (done by the modules that define them, on import)."""
+    PROBES.append(probe)
+    return probe
+
+
+def _probes() -> list[Probe]:
+    from attnsim.reports import validation_probes  # noqa: F401  (registers the families)
+
+    return PROBES
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return []
+
+
+def probe_of(path: Path) -> Probe | None:
+    """The probe whose files `path` looks like (by its header), or None."""
+    header = _header(path)
+    return next((p for p in _probes() if p.marker in header and "family" in header), None)
+
+
+def _rows(path: Path) -> list[Row]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _timed(row: Row) -> bool:
+    return (row.get("status") or "ok") == "ok" and math.isfinite(row_float(row, "median_ms"))
+
+
+def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelPoint]:
+    """Predict every timed row of our families in the files."""
+    from attnsim.archs.load import load_arch
+
+    arch = load_arch(arch_name)
+    points = []
+    for path in paths:
+        probe = probe_of(path)
+        if probe is None:
+            raise ValueError(f"{path}: not a probe file of {', '.join(p.family for p in _probes())}")
+        for row in _rows(path):
+            if row.get("family") != probe.family or not _timed(row):
+                continue
+            ms, bound = probe.predict(row, arch)
+            points.append(
+                KernelPoint(
+                    file=path.name, suite=row.get("suite", ""), family=probe.family,
+                    shape=probe.shape(row), config=probe.config(row),
+                    measured_ms=row_float(row, "median_ms"), predicted_ms=ms, bound=bound,
+                )
+            )  # fmt: skip
+    return points
+
+
+def baselines(paths: Sequence[Path]) -> list[Baseline]:
+    """Per shape and baseline family: its best measured time against our best."""
+    out = []
+    for path in paths:
+        probe = probe_of(path)
+        if probe is None:
+            continue
+        best: dict[tuple[str, str, str], float] = {}
+        for row in _rows(path):
+            if not _timed(row):
+                continue
+            k = (row.get("suite", ""), row.get("family", ""), probe.shape(row))
+            best[k] = min(best.get(k, math.inf), row_float(row, "median_ms"))
+        for (suite, fam, shape), ms in sorted(best.items()):
+            ours = best.get((suite, probe.family, shape))
+            if fam != probe.family and ours is not None:
+                out.append(Baseline(suite, fam, shape, ours, ms))
+    return out
+
+
+def picks(points: Sequence[KernelPoint]) -> list[tuple[tuple[str, str, str], float]]:
+    """Per shape: measured time of the model's pick over the best measured, minus 1."""
+    by: dict[tuple[str, str, str], list[KernelPoint]] = defaultdict(list)
+    for p in points:
+        by[p.key].append(p)
+    out = []
+    for key, pts in by.items():
+        if len(pts) >= 2:
+            chosen = min(pts, key=lambda p: p.predicted_ms)
+            out.append((key, chosen.measured_ms / min(p.measured_ms for p in pts) - 1.0))
+    return out
+
+
+def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
+    """MAPE, worst |error| and count per family x suite, and the pick fraction per family."""
+    out: dict[str, dict[str, float]] = {}
+    groups: dict[str, list[KernelPoint]] = defaultdict(list)
+    for p in points:
+        groups[f"{p.family} {p.suite}"].append(p)
+        groups[f"{p.family} all"].append(p)
+    for name, pts in sorted(groups.items()):
+        errs = [abs(p.error_pct) for p in pts]
+        out[name] = {"mape_pct": statistics.fmean(errs), "worst_pct": max(errs),
+                     "points": float(len(pts))}  # fmt: skip
+    for fam in sorted({p.family for p in points}):
+        pk = picks([p for p in points if p.family == fam])
+        if pk:
+            within = sum(1 for _, r in pk if r <= PICK_TOLERANCE) / len(pk)
+            out[f"{fam} pick"] = {"within_10pct": within, "shapes": float(len(pk))}
+    return out
+
+
+def format_report(points: Sequence[KernelPoint], base: Sequence[Baseline] = (), worst: int = 10) -> str:  # fmt: skip
+    """A text report: per family and suite, the pick, the baselines, the worst points."""
+    lines = ["kernel probes (model vs measured):"]
+    for name, s in summary(points).items():
+        if "mape_pct" in s:
+            lines.append(f"  {name:<34} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_pct']:5.1f}%  "
+                         f"({int(s['points'])} points)")  # fmt: skip
+        else:
+            lines.append(f"  {name:<34} within 10% of the best measured for "
+                         f"{s['within_10pct']:.0%} of {int(s['shapes'])} shapes")  # fmt: skip
+    by: dict[str, list[float]] = defaultdict(list)
+    for b in base:
+        by[b.family].append(b.speedup)
+    for fam, sp in sorted(by.items()):
+        lines.append(f"  ours vs {fam:<26} {min(sp):.2f}-{max(sp):.2f}x (geomean "
+                     f"{statistics.geometric_mean(sp):.2f}x, >= 1 on {sum(x >= 1 for x in sp)}"
+                     f"/{len(sp)} shapes)")  # fmt: skip
+    lines.append("  worst points:")
+    for p in sorted(points, key=lambda p: -abs(p.error_pct))[:worst]:
+        lines.append(f"    {p.suite:<10} {p.shape:<34} {p.config:<22} measured "
+                     f"{p.measured_ms * 1e3:9.1f} us  predicted {p.predicted_ms * 1e3:9.1f} us  "
+                     f"{p.error_pct:+6.1f}%  ({p.bound})")  # fmt: skip
+    return "\n".join(lines)
