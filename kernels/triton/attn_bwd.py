@@ -94,7 +94,9 @@ def _check_tiling(block_m: int, block_n: int, num_warps: int, num_stages: int) -
     check_tiling(block_m, block_n, causal=False)  # any power-of-two pair handles the diagonal
     for name, b in (("block_m", block_m), ("block_n", block_n)):
         if b > MAX_BLOCK:
-            raise ValueError(f"{name} must be <= {MAX_BLOCK} (a power of two >= {MIN_BLOCK}), got {b}")
+            raise ValueError(
+                f"{name} must be <= {MAX_BLOCK} (a power of two >= {MIN_BLOCK}), got {b}"
+            )
     if num_warps not in (1, 2, 4, 8, 16):
         raise ValueError(f"num_warps must be 1, 2, 4, 8 or 16, got {num_warps}")
     if not 1 <= num_stages <= 8:
@@ -102,14 +104,16 @@ def _check_tiling(block_m: int, block_n: int, num_warps: int, num_stages: int) -
 
 
 def _check_grads_inputs(q, o, do, lse):  # type: ignore[no-untyped-def]
-    """o and do: q's shape and dtype; lse: (B, H, seq_q); all on q's device."""
+    """Check that o and do are like q, lse is (B, H, seq_q), all on q's device."""
     for name, t in (("o", o), ("do", do)):
         if tuple(t.shape) != tuple(q.shape) or t.dtype != q.dtype:
             raise ValueError(
                 f"{name} must be {tuple(q.shape)} {q.dtype} like q, got {tuple(t.shape)} {t.dtype}"
             )
     if tuple(lse.shape) != tuple(q.shape[:3]):
-        raise ValueError(f"lse must be (batch, heads, seq_q) = {tuple(q.shape[:3])}, got {tuple(lse.shape)}")
+        raise ValueError(
+            f"lse must be (batch, heads, seq_q) = {tuple(q.shape[:3])}, got {tuple(lse.shape)}"
+        )
     if any(t.device != q.device for t in (o, do, lse)):
         raise ValueError("q, k, v, o, do and lse must be on one device")
 
@@ -132,15 +136,21 @@ def attention_bwd(
     """Gradients (dq, dk, dv) of O = softmax(Q K^T * scale) V, in q's dtype.
 
     Args:
-        q: (B, H, seq_q, E) fp16, bf16 or fp32; k, v: (B, G, seq_k, E) with G dividing H.
-        o, do: the forward output and its gradient, q's shape and dtype.
+        q: (B, H, seq_q, E) fp16, bf16 or fp32; E a power of two in 16..256.
+        k: (B, G, seq_k, E), G dividing H (GQA/MQA), q's dtype.
+        v: like k.
+        o: the forward output, q's shape and dtype.
+        do: the gradient of o, q's shape and dtype.
         lse: float32 (B, H, seq_q), natural-log log-sum-exp of each row's scaled scores.
         causal: top-left aligned causal mask (query i sees keys j <= i), as the forward.
         scale: softmax scale, default 1 / sqrt(E).
-        block_m, block_n, num_warps, num_stages: the tiling (None: `default_bwd_tiling`).
-            block_m is the streamed query tile, block_n the key tile held on chip; with
-            dq_mode "separate" the dQ kernel holds a block_n query tile and streams block_m
-            key tiles. Any powers of two in 16..256; seq_q and seq_k need not be multiples.
+        block_m: the query tile the main kernel streams (None: `default_bwd_tiling`); a
+            power of two in 16..256. seq_q and seq_k need not be multiples of the tiles.
+        block_n: the key tile the main kernel holds on chip (None: the default). With
+            dq_mode "separate" the dQ kernel swaps them: it holds a block_n query tile and
+            streams block_m key tiles.
+        num_warps: warps per program, 1..16 (None: the default).
+        num_stages: software-pipelining stages of the tile loops, 1..8 (None: the default).
         dq_mode: "atomic" (float32 atomics from the main kernel, then a cast) or "separate"
             (a second kernel parallel over query tiles, no atomics).
 
@@ -168,7 +178,11 @@ def attention_bwd(
         o, do, delta, sq, BLOCK_M=PRE_BLOCK, HEAD_DIM=d
     )
     atomic = dq_mode == "atomic"
-    dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32) if atomic else torch.empty_like(q)
+    dq = (
+        torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+        if atomic
+        else torch.empty_like(q)
+    )
     dk = torch.empty_like(k)
     dv = torch.empty_like(v)
     bwd_dkdv_kernel[(triton.cdiv(sk, bn), b * hkv)](

@@ -59,11 +59,11 @@ def _probs(q, k, lse2, offs_m, offs_n, seq_k, qk_scale2,
 
 
 @triton.jit
-def bwd_preprocess_kernel(O, DO, Delta, seq_q, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
-    """Delta[bh, i] = sum_d O[bh, i, d] * dO[bh, i, d] in float32."""
+def bwd_preprocess_kernel(Out, DO, Delta, seq_q, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
+    """Row sums Delta[bh, i] = sum_d Out[bh, i, d] * dO[bh, i, d], in float32."""
     off_bh = tl.program_id(1).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    o = _rows(O + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, HEAD_DIM).to(tl.float32)
+    o = _rows(Out + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, HEAD_DIM).to(tl.float32)
     do = _rows(DO + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, HEAD_DIM).to(tl.float32)
     tl.store(Delta + off_bh * seq_q + offs_m, tl.sum(o * do, axis=1), mask=offs_m < seq_q)
 
@@ -159,7 +159,7 @@ def bwd_dq_kernel(Q, K, V, DO, DQ, LSE, Delta,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
                   CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr,
                   DOT_PRECISION: tl.constexpr):  # fmt: skip
-    """dQ of one query tile of one (batch, head): dQ = sum over key tiles of dS K * scale."""
+    """The dQ of one query tile of one (batch, head): the sum over key tiles of dS K * scale."""
     start_m = tl.program_id(0) * BLOCK_M
     if CAUSAL:  # longest rows first: better tail balance
         start_m = (tl.num_programs(0) - 1 - tl.program_id(0)) * BLOCK_M
