@@ -202,6 +202,8 @@ def _short(exc: BaseException) -> str:
 
 def _line(row: dict) -> str:  # type: ignore[type-arg]
     tiling = f"{row['block_m']}x{row['block_n']}w{row['num_warps']}s{row['num_stages']}"
+    if not row["block_m"]:
+        tiling = "-"
     return (
         f"{row['suite'][:4]} {row['batch']}x{row['heads']}/{row['kv_heads']}x{row['seq_q']} "
         f"d{row['head_dim']} c{row['causal']} {row['family']} {tiling} {row['dq_mode']}: "

@@ -164,9 +164,10 @@ def attention_bwd(
     _check_grads_inputs(q, o, do, lse)
     b, h, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
-    dm, dn, dw, ds = default_bwd_tiling(d)
-    bm, bn = block_m or dm, block_n or dn
-    warps, stages = num_warps or dw, num_stages or ds
+    given = (block_m, block_n, num_warps, num_stages)
+    bm, bn, warps, stages = (
+        default if x is None else x for x, default in zip(given, default_bwd_tiling(d), strict=True)
+    )
     _check_tiling(bm, bn, warps, stages)
     q, k, v, o, do = (t.contiguous() for t in (q, k, v, o, do))
     lse = lse.float().contiguous()
