@@ -97,6 +97,8 @@ FIELDS = (
     "p90_ms", "flops", "tflops", "status", "max_err", "err_allowed", "device", "torch", "triton",
     "timestamp",
 )  # fmt: skip
+# where and in what the GPU side runs (the CPU tests switch them to the interpreter and fp32)
+DEVICE, DTYPE, CHECK_SEQ = "cuda", torch.bfloat16, 512
 WARMUP_MS, REP_MS = 10, 50  # do_bench's warm-up and repetition budgets per timing
 ASSUMED_TFLOPS = 150.0  # for the run-time estimate only
 
@@ -245,20 +247,25 @@ def summary(rows: list[dict]) -> list[str]:  # type: ignore[type-arg]
 # ----------------------------------------------------------------------------- GPU side
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _free() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
 def _randn(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(shape, device="cuda", dtype=torch.bfloat16, generator=gen)
+    return torch.randn(shape, device=DEVICE, dtype=DTYPE, generator=gen)
 
 
 def make_case(shape: Shape, seed: int = 0) -> dict:  # type: ignore[type-arg]
     """bf16 q, k, v, dO on the GPU, O from SDPA and the float32 LSE from `softmax_lse`."""
     import torch.nn.functional as F
 
-    gen = torch.Generator(device="cuda").manual_seed(seed)
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
     b, h, g, s, d = shape.batch, shape.heads, shape.kv_heads, shape.seq, shape.head_dim
     q, k, v = _randn((b, h, s, d), gen), _randn((b, g, s, d), gen), _randn((b, g, s, d), gen)
     do = _randn((b, h, s, d), gen)
@@ -284,14 +291,14 @@ def reference_grads(case: dict, causal: bool, dtype: torch.dtype) -> tuple:  # t
 
 def check_ours(shape: Shape, cfg: Config) -> dict:  # type: ignore[type-arg]
     """Our gradients on a small shape like `shape` vs float64 autograd (FlashAttention's rule)."""
-    small = Shape(shape.suite, 1, 4, 4 if shape.kv_heads == shape.heads else 2, 512,
+    small = Shape(shape.suite, 1, 4, 4 if shape.kv_heads == shape.heads else 2, CHECK_SEQ,
                   shape.head_dim, shape.causal)  # fmt: skip
     case = make_case(small, seed=1)
     o, *ref = reference_grads(case, shape.causal, torch.float64)
-    case["o"] = o.detach().to(torch.bfloat16)
-    _, *naive = reference_grads(case, shape.causal, torch.bfloat16)
+    case["o"] = o.detach().to(DTYPE)
+    _, *naive = reference_grads(case, shape.causal, DTYPE)
     ours = _ours(case, shape, cfg)()
-    torch.cuda.synchronize()
+    _sync()
     errs = [(a.double() - r).abs().max().item() for a, r in zip(ours, ref, strict=True)]
     allowed = [
         2 * (n.double() - r).abs().max().item() + 0.01 * r.abs().max().item()
@@ -353,7 +360,7 @@ class GpuMeasure:
         else:
             fn = _sdpa_bwd(case, shape, cfg.family)
         fn()
-        torch.cuda.synchronize()
+        _sync()
         med, p10, p90 = do_bench(fn, warmup=WARMUP_MS, rep=REP_MS, quantiles=[0.5, 0.1, 0.9])
         return {**result, "median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
 

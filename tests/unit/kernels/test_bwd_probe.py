@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 pytest.importorskip("triton")
 
 PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "bwd_probe.py"
@@ -118,3 +121,42 @@ def test_run_stops_timing_past_the_budget(probe, tmp_path):
     assert len(rows) == len(probe.QUICK) * len(cfgs)
     assert {r["status"] for r in rows[len(calls) :]} == {"skipped: budget"}
     assert out.read_text().count("skipped: budget") == len(rows) - len(calls)
+
+
+@pytest.fixture
+def on_cpu(probe, monkeypatch):
+    """The probe's GPU side in the interpreter: fp32, 64-token check shapes."""
+    monkeypatch.setattr(probe, "DEVICE", "cpu")
+    monkeypatch.setattr(probe, "DTYPE", torch.float32)
+    monkeypatch.setattr(probe, "CHECK_SEQ", 64)
+    return probe
+
+
+@pytest.mark.parametrize("kv_heads, causal", [(16, True), (4, False)])
+def test_check_ours_passes_the_kernel_and_fails_a_wrong_one(on_cpu, monkeypatch, kv_heads, causal):
+    probe = on_cpu
+    shape = probe.Shape("validation", 2, 16, kv_heads, 1024, 32, causal)
+    cfg = probe.Config("triton-bwd", 32, 64, 4, 2, "separate")
+    result = probe.check_ours(shape, cfg)
+    assert result["status"] == "ok" and result["max_err"] < 1e-4 < result["err_allowed"]
+    assert probe.check_key(shape, cfg) == (32, causal, kv_heads < 16, cfg)
+
+    right = probe.attention_bwd
+
+    def wrong(*args):  # dk off by 2%: over the allowed error
+        dq, dk, dv = right(*args)
+        return dq, dk * 1.02, dv
+
+    monkeypatch.setattr(probe, "attention_bwd", wrong)
+    result = probe.check_ours(shape, cfg)
+    assert result["status"].startswith("wrong: dq, dk, dv errors") and result["max_err"] > 0
+
+
+def test_sdpa_backward_closure_gives_the_reference_gradients(on_cpu):
+    probe = on_cpu
+    shape = probe.Shape("holdout", 1, 2, 2, 64, 32, True)
+    case = probe.make_case(shape)
+    o, *want = probe.reference_grads(case, True, torch.float64)
+    assert (case["o"].double() - o).abs().max() < 1e-4
+    got = probe._sdpa_bwd(case, shape, "sdpa-flash-bwd")()
+    assert max((g.double() - w).abs().max().item() for g, w in zip(got, want, strict=True)) < 1e-4
