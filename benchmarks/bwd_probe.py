@@ -37,7 +37,13 @@ from pathlib import Path
 import torch
 import triton
 
-from attnsim.kernels.triton.attn_bwd import BWD_TILINGS, attention_bwd, bwd_flops, softmax_lse
+from attnsim.kernels.triton.attn_bwd import (
+    BWD_TILINGS,
+    attention_bwd,
+    bwd_flops,
+    plain_attention_grads,
+    softmax_lse,
+)
 
 
 @dataclass(frozen=True)
@@ -276,17 +282,8 @@ def make_case(shape: Shape, seed: int = 0) -> dict:  # type: ignore[type-arg]
 
 
 def reference_grads(case: dict, causal: bool, dtype: torch.dtype) -> tuple:  # type: ignore[type-arg]
-    """(O, dq, dk, dv) of plain attention computed in `dtype` (softmax in at least float32)."""
-    q, k, v = (case[n].to(dtype).requires_grad_() for n in ("q", "k", "v"))
-    group = q.shape[1] // k.shape[1]
-    kk, vv = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-    s = torch.matmul(q, kk.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    if causal:
-        hidden = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
-        s = s.masked_fill(hidden, float("-inf"))
-    p = torch.softmax(s.float() if dtype != torch.float64 else s, dim=-1).to(dtype)
-    o = torch.matmul(p, vv)
-    return (o, *torch.autograd.grad(o, (q, k, v), case["do"].to(dtype)))
+    """(O, dq, dk, dv) of plain attention on `case` computed in `dtype`."""
+    return plain_attention_grads(case["q"], case["k"], case["v"], case["do"], causal, dtype=dtype)
 
 
 def check_ours(shape: Shape, cfg: Config) -> dict:  # type: ignore[type-arg]

@@ -42,6 +42,7 @@ __all__ = [
     "attention_bwd",
     "bwd_flops",
     "default_bwd_tiling",
+    "plain_attention_grads",
     "softmax_lse",
 ]
 
@@ -227,6 +228,28 @@ def softmax_lse(q, k, causal: bool = False, scale: float | None = None, chunk_by
                 s = s.masked_fill(hidden, float("-inf"))
             out[bi, hs] = torch.logsumexp(s, dim=-1)
     return out
+
+
+def plain_attention_grads(q, k, v, do, causal: bool = False, scale: float | None = None,
+                          dtype: torch.dtype = torch.float64):  # type: ignore[no-untyped-def]  # fmt: skip
+    """(O, dq, dk, dv) of plain attention computed in `dtype` by torch autograd.
+
+    float64: the reference; a 16-bit dtype: FlashAttention's "naive" version (scores and
+    probabilities in that dtype, the softmax in float32). GQA: K/V repeated over their group
+    (autograd sums the group's gradients back). Causal: top-left aligned.
+    """
+    q, k, v = (t.detach().to(dtype).requires_grad_() for t in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    kk, vv = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    s = torch.matmul(q, kk.transpose(-1, -2)) * (
+        default_scale(q.shape[-1]) if scale is None else scale
+    )
+    if causal:
+        hidden = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
+        s = s.masked_fill(hidden, float("-inf"))
+    p = torch.softmax(s if dtype == torch.float64 else s.float(), dim=-1).to(dtype)
+    o = torch.matmul(p, vv)
+    return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.to(dtype)))
 
 
 class _Attention(torch.autograd.Function):

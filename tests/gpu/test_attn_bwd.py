@@ -15,6 +15,7 @@ from attnsim.kernels.triton.attn_bwd import (
     BWD_TILINGS,
     attention,
     attention_bwd,
+    plain_attention_grads,
     softmax_lse,
 )
 
@@ -24,17 +25,7 @@ FLOOR = {torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
 def plain(q, k, v, do, causal, dtype):
-    """(O, dq, dk, dv) of plain attention in `dtype` by autograd (GQA: K/V repeated)."""
-    q, k, v = (t.to(dtype).requires_grad_() for t in (q, k, v))
-    group = q.shape[1] // k.shape[1]
-    kk, vv = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-    s = torch.matmul(q, kk.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    if causal:
-        hidden = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
-        s = s.masked_fill(hidden, float("-inf"))
-    p = torch.softmax(s if dtype == torch.float64 else s.float(), -1).to(dtype)
-    o = torch.matmul(p, vv)
-    return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.to(dtype)))
+    return plain_attention_grads(q, k, v, do, causal, dtype=dtype)
 
 
 def inputs(b, h, hkv, sq, sk, d, dtype, seed=0):

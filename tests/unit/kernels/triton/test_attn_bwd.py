@@ -23,6 +23,7 @@ from attnsim.kernels.triton.attn_bwd import (  # noqa: E402
     attention_bwd,
     bwd_flops,
     default_bwd_tiling,
+    plain_attention_grads,
     softmax_lse,
 )
 
@@ -30,16 +31,8 @@ DEVICE = "cuda" if HAS_CUDA else "cpu"
 
 
 def reference(q, k, v, do, causal, scale=None):
-    """(O, dq, dk, dv) of plain attention in float64 by autograd (GQA: K/V repeated)."""
-    q, k, v = (t.double().requires_grad_() for t in (q, k, v))
-    group = q.shape[1] // k.shape[1]
-    kk, vv = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
-    s = q @ kk.transpose(-1, -2) * (q.shape[-1] ** -0.5 if scale is None else scale)
-    if causal:
-        hidden = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
-        s = s.masked_fill(hidden, float("-inf"))
-    o = torch.softmax(s, -1) @ vv
-    return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.double()))
+    """(O, dq, dk, dv) of plain attention in float64 by autograd."""
+    return plain_attention_grads(q, k, v, do, causal, scale)
 
 
 def inputs(b, h, hkv, sq, sk, d, seed=0):
