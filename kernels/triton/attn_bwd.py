@@ -48,7 +48,7 @@ __all__ = [
 
 DQ_MODES = ("atomic", "separate")
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
-PRE_BLOCK = 128  # query rows per program of the D = rowsum(dO * O) pre-pass
+PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 
 # Candidate (block_m, block_n, num_warps, num_stages) for the Hopper search. block_m is the
 # query tile the main kernel streams, block_n the key tile it keeps; the "separate" dQ kernel
@@ -177,7 +177,7 @@ def attention_bwd(
 
     delta = torch.empty((b, h, sq), device=q.device, dtype=torch.float32)
     bwd_preprocess_kernel[(triton.cdiv(sq, PRE_BLOCK), b * h)](
-        o, do, delta, sq, BLOCK_M=PRE_BLOCK, HEAD_DIM=d
+        o, do, delta, sq, BLOCK_M=PRE_BLOCK, HEAD_DIM=d, num_warps=4
     )
     atomic = dq_mode == "atomic"
     dq = (

@@ -71,8 +71,14 @@ def test_gpu_bwd_default_tiling(shape, dtype, head_dim, causal, dq_mode):
 @pytest.mark.parametrize("head_dim", [64, 128])
 @pytest.mark.parametrize("tiling", BWD_TILINGS, ids=lambda t: "x".join(map(str, t)))
 def test_gpu_bwd_search_tilings(tiling, head_dim, causal, dq_mode):
+    from triton.runtime.errors import OutOfResources
+
     q, k, v, do = inputs(1, 4, 2, 768, 768, head_dim, torch.bfloat16, seed=1)
-    check(run(q, k, v, do, causal, tiling, dq_mode), q, k, v, do, causal)
+    try:
+        got = run(q, k, v, do, causal, tiling, dq_mode)
+    except OutOfResources as exc:  # a candidate too big for this GPU: the search drops it
+        pytest.skip(f"tiling {tiling} at head dim {head_dim} does not fit: {exc}")
+    check(got, q, k, v, do, causal)
 
 
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
