@@ -43,18 +43,15 @@ def _store_rows(base, offs, seq, value, HEAD_DIM: tl.constexpr):
 
 
 @triton.jit
-def _probs(q, k, lse2, offs_m, offs_n, seq_k, qk_scale2,
-           MASK: tl.constexpr, KEY_TAIL: tl.constexpr, DOT_PRECISION: tl.constexpr):  # fmt: skip
-    """P = exp2(Q K^T * scale * log2(e) - LSE * log2(e)) of one (query, key) tile, float32.
+def _exp2_masked(s, q_idx, k_idx, seq_k, MASK: tl.constexpr, KEY_TAIL: tl.constexpr):
+    """exp2 of log2-domain scores `s`, 0 where hidden; q_idx, k_idx broadcast to s's shape.
 
-    MASK: the causal diagonal crosses the tile (keep j <= i); KEY_TAIL: keep j < seq_k.
+    MASK: the causal diagonal crosses the tile (keep key <= query); KEY_TAIL: keep key < seq_k.
     """
-    qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-    s = qk * qk_scale2 - lse2[:, None]
     if MASK:
-        s = tl.where(offs_m[:, None] >= offs_n[None, :], s, float("-inf"))
+        s = tl.where(q_idx >= k_idx, s, float("-inf"))
     if KEY_TAIL:
-        s = tl.where(offs_n[None, :] < seq_k, s, float("-inf"))
+        s = tl.where(k_idx < seq_k, s, float("-inf"))
     return tl.math.exp2(s)
 
 
@@ -74,7 +71,11 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
                 BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                 KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
                 DOT_PRECISION: tl.constexpr):  # fmt: skip
-    """Query tiles [lo, hi) of one head against one key tile: accumulate dK, dV (and dQ)."""
+    """Query tiles [lo, hi) of one head against one key tile: accumulate dK, dV (and dQ).
+
+    Works on the transposed tile (keys x queries), as the Triton tutorial does: P^T and dS^T
+    come out of the dots in the layout of the dK, dV accumulators (no register transposes).
+    """
     cols = tl.arange(0, HEAD_DIM)
     for start_m in range(lo, hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
@@ -83,13 +84,17 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
         do = _rows(do_base, offs_m, seq_q, HEAD_DIM)
         lse2 = tl.load(lse_base + offs_m, mask=in_q, other=float("inf")) * LOG2E_C
         delta = tl.load(delta_base + offs_m, mask=in_q, other=0.0)
-        p = _probs(q, k, lse2, offs_m, offs_n, seq_k, qk_scale2, MASK, KEY_TAIL, DOT_PRECISION)
-        dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=DOT_PRECISION)
-        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = (p * (dp - delta[:, None])).to(q.dtype)
-        dk += tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION)
+        qk_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)
+        p_t = _exp2_masked(
+            qk_t * qk_scale2 - lse2[None, :], offs_m[None, :], offs_n[:, None], seq_k, MASK,
+            KEY_TAIL,
+        )  # fmt: skip
+        dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
+        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+        ds_t = (p_t * (dp_t - delta[None, :])).to(q.dtype)
+        dk += tl.dot(ds_t, q, input_precision=DOT_PRECISION)
         if DQ_ATOMIC:
-            dq = tl.dot(ds, k, input_precision=DOT_PRECISION) * sm_scale
+            dq = tl.dot(tl.trans(ds_t), k, input_precision=DOT_PRECISION) * sm_scale
             ptrs = dq_base + offs_m[:, None] * HEAD_DIM + cols[None, :]
             tl.atomic_add(ptrs, dq, mask=in_q[:, None], sem="relaxed")
     return dk, dv
@@ -146,7 +151,11 @@ def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, offs_m, lo, hi, seq_k, qk_
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k = _rows(k_base, offs_n, seq_k, HEAD_DIM)
         v = _rows(v_base, offs_n, seq_k, HEAD_DIM)
-        p = _probs(q, k, lse2, offs_m, offs_n, seq_k, qk_scale2, MASK, KEY_TAIL, DOT_PRECISION)
+        qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
+        p = _exp2_masked(
+            qk * qk_scale2 - lse2[:, None], offs_m[:, None], offs_n[None, :], seq_k, MASK,
+            KEY_TAIL,
+        )  # fmt: skip
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         ds = (p * (dp - delta[:, None])).to(k.dtype)
         dq += tl.dot(ds, k, input_precision=DOT_PRECISION)
