@@ -16,6 +16,9 @@ Causal is top-left aligned (query i sees keys j <= i), as in the forward kernels
 the diagonal crosses are masked, fully visible tiles run unmasked, fully hidden ones are never
 visited. Rows past seq_q read zeros (LSE +inf, so P = 0 there); KEY_TAIL (seq_k not a multiple
 of the key tile) masks keys past seq_k in every tile.
+
+Tiles are loaded through plain masked pointers (no block pointers or tensor descriptors yet):
+the first version favours one simple code path; TMA loads are a later step once timed.
 """
 
 from __future__ import annotations

@@ -160,3 +160,30 @@ def test_sdpa_backward_closure_gives_the_reference_gradients(on_cpu):
     assert (case["o"].double() - o).abs().max() < 1e-4
     got = probe._sdpa_bwd(case, shape, "sdpa-flash-bwd")()
     assert max((g.double() - w).abs().max().item() for g, w in zip(got, want, strict=True)) < 1e-4
+
+
+def test_gpu_measure_end_to_end_with_a_fake_timer(on_cpu, monkeypatch, tmp_path):
+    """make_case, the check, ours and the SDPA closures through `run`; only do_bench is fake."""
+    import triton.testing
+
+    probe = on_cpu
+    timed = []
+
+    def do_bench(fn, warmup, rep, quantiles):
+        timed.append(fn())
+        return [2.0, 1.5, 2.5]
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    shapes = [probe.Shape("validation", 1, 4, 2, 64, 32, True)]
+    cfgs = [probe.Config("triton-bwd", 16, 32, 4, 2, m) for m in ("atomic", "separate")]
+    cfgs.append(probe.Config("sdpa-flash-bwd"))
+    measure = probe.GpuMeasure()
+    rows = probe.run(shapes, cfgs, tmp_path / "bwd.csv", probe.make_case, measure, {})
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert all(r["median_ms"] == "2" and r["p10_ms"] == "1.5" for r in rows)
+    assert float(rows[0]["max_err"]) < 1e-4 < float(rows[0]["err_allowed"])
+    assert len(measure.checked) == 2  # one check per (head dim, causal, GQA, config)
+    ours_atomic, ours_separate, flash = timed
+    for a, b, c in zip(ours_atomic, ours_separate, flash, strict=True):
+        assert a.shape == b.shape == c.shape
+        assert (a - b).abs().max() < 1e-4 and (a - c).abs().max() < 1e-4
