@@ -105,6 +105,7 @@ FIELDS = (
 )  # fmt: skip
 # where and in what the GPU side runs (the CPU tests switch them to the interpreter and fp32)
 DEVICE, DTYPE, CHECK_SEQ = "cuda", torch.bfloat16, 512
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 WARMUP_MS, REP_MS = 10, 50  # do_bench's warm-up and repetition budgets per timing
 ASSUMED_TFLOPS = 150.0  # for the run-time estimate only
 
@@ -140,7 +141,7 @@ def row_of(shape: Shape, cfg: Config, info: dict[str, str], result: dict) -> dic
     return {
         "family": cfg.family, "suite": shape.suite, "batch": shape.batch, "heads": shape.heads,
         "kv_heads": shape.kv_heads, "seq_q": shape.seq, "seq_k": shape.seq,
-        "head_dim": shape.head_dim, "causal": int(shape.causal), "dtype": "bf16",
+        "head_dim": shape.head_dim, "causal": int(shape.causal), "dtype": DTYPE_NAMES[DTYPE],
         "block_m": cfg.block_m, "block_n": cfg.block_n, "num_warps": cfg.num_warps,
         "num_stages": cfg.num_stages, "dq_mode": cfg.dq_mode,
         "median_ms": _fmt(med), "p10_ms": _fmt(result.get("p10_ms")),

@@ -180,6 +180,7 @@ def test_gpu_measure_end_to_end_with_a_fake_timer(on_cpu, monkeypatch, tmp_path)
     measure = probe.GpuMeasure()
     rows = probe.run(shapes, cfgs, tmp_path / "bwd.csv", probe.make_case, measure, {})
     assert [r["status"] for r in rows] == ["ok"] * 3
+    assert {r["dtype"] for r in rows} == {"fp32"}
     assert all(r["median_ms"] == "2" and r["p10_ms"] == "1.5" for r in rows)
     assert float(rows[0]["max_err"]) < 1e-4 < float(rows[0]["err_allowed"])
     assert len(measure.checked) == 2  # one check per (head dim, causal, GQA, config)
