@@ -1,0 +1,399 @@
+"""GPU only: the `triton-bwd` attention backward against SDPA's flash and cuDNN backward.
+
+Run: PYTHONPATH=. python benchmarks/bwd_probe.py --out $OUT/bwd.csv [--quick] [--budget-s 480]
+
+For every shape of VALIDATION then HOLDOUT (bf16; `--quick`: QUICK and two tilings), it times
+the backward only, with `triton.testing.do_bench` (median, 10th and 90th percentiles, warm-up
+first, L2 flushed between runs):
+
+- `triton-bwd`: `attention_bwd(q, k, v, o, do, lse)` for every tiling of `BWD_TILINGS` and
+  both dq modes, o and lse computed beforehand; the time includes the D = rowsum(dO * O)
+  pre-pass, the dQ buffer's zeroing and cast (atomic) or the dQ kernel (separate);
+- `sdpa-flash-bwd` / `sdpa-cudnn-bwd`: SDPA's forward run once under that backend with
+  requires_grad, then `torch.autograd.grad(out, (q, k, v), do, retain_graph=True)` timed
+  (it includes the backend's own pre-processing).
+
+Before timing, each (head dim, causal, GQA, tiling, dq mode) of ours is checked once on a small
+shape (1 x 4 heads x 512, bf16) against float64 autograd (FlashAttention's rule: error at most
+twice a plain bf16 implementation's plus 1% of the reference's largest value); a configuration
+that fails is recorded with its status and not timed. One CSV row per (shape, family, tiling,
+dq mode), flushed at once; any exception (compile failure, out of memory) is recorded in
+`status` and the run goes on. Past `--budget-s` seconds the remaining rows are written as
+skipped. A summary (ours best vs flash and vs cuDNN per shape) is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import triton
+
+from attnsim.kernels.triton.attn_bwd import (
+    BWD_TILINGS,
+    attention_bwd,
+    bwd_flops,
+    plain_attention_grads,
+    softmax_lse,
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One backward problem: sizes, mask and the suite it belongs to."""
+
+    suite: str
+    batch: int
+    heads: int
+    kv_heads: int
+    seq: int
+    head_dim: int
+    causal: bool
+
+    @property
+    def flops(self) -> int:
+        """Backward FLOPs (`bwd_flops`)."""
+        return bwd_flops(self.batch, self.heads, self.seq, self.seq, self.head_dim, self.causal)
+
+
+@dataclass(frozen=True)
+class Config:
+    """One timed configuration: a family and, for ours, its tiling and dq mode."""
+
+    family: str
+    block_m: int = 0
+    block_n: int = 0
+    num_warps: int = 0
+    num_stages: int = 0
+    dq_mode: str = ""
+
+
+def _grid(suite, sizes, head_dims=(64, 128), causals=(False, True)):  # type: ignore[no-untyped-def]
+    """Shapes of a suite: (batch, heads, kv_heads, seq) x head dims x causal."""
+    return [
+        Shape(suite, b, h, g, s, d, c) for b, h, g, s in sizes for d in head_dims for c in causals
+    ]
+
+
+VALIDATION = _grid(
+    "validation",
+    [(4, 32, 32, 1024), (2, 32, 32, 2048), (1, 32, 32, 4096), (1, 32, 32, 8192),
+     (8, 16, 16, 1024), (1, 16, 16, 16384)],
+)  # fmt: skip
+HOLDOUT = _grid(
+    "holdout", [(2, 24, 24, 3072), (1, 40, 40, 6144), (16, 8, 8, 512), (4, 20, 20, 2560)]
+) + _grid("holdout", [(2, 32, 8, 4096), (1, 32, 8, 8192)], head_dims=(128,))
+QUICK = [
+    Shape("validation", 2, 16, 16, 1024, 64, True),
+    Shape("holdout", 1, 32, 8, 2048, 128, False),
+]
+QUICK_TILINGS = BWD_TILINGS[:2]
+BASELINES = ("sdpa-flash-bwd", "sdpa-cudnn-bwd")
+FIELDS = (
+    "family", "suite", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal",
+    "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "median_ms", "p10_ms",
+    "p90_ms", "flops", "tflops", "status", "max_err", "err_allowed", "device", "torch", "triton",
+    "timestamp",
+)  # fmt: skip
+# where and in what the GPU side runs (the CPU tests switch them to the interpreter and fp32)
+DEVICE, DTYPE, CHECK_SEQ = "cuda", torch.bfloat16, 512
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+WARMUP_MS, REP_MS = 10, 50  # do_bench's warm-up and repetition budgets per timing
+ASSUMED_TFLOPS = 150.0  # for the run-time estimate only
+
+
+def configs(quick: bool = False) -> list[Config]:
+    """Ours for every candidate tiling and dq mode, then the two SDPA baselines."""
+    tilings = QUICK_TILINGS if quick else BWD_TILINGS
+    ours = [Config("triton-bwd", *t, mode) for t in tilings for mode in ("atomic", "separate")]
+    return ours + [Config(name) for name in BASELINES]
+
+
+def estimate_s(shapes: list[Shape], cfgs: list[Config]) -> float:
+    """Rough device seconds: do_bench's calls per timing, compiles, checks and set-up."""
+    total = 0.0
+    for s in shapes:
+        call_s = s.flops / (ASSUMED_TFLOPS * 1e12)
+        calls = 6 + max(1, WARMUP_MS / 1e3 / call_s) + max(1, REP_MS / 1e3 / call_s)
+        total += len(cfgs) * (calls * call_s + 0.05) + 0.5  # + inputs, o and lse
+    compiles = {(s.head_dim, s.causal) for s in shapes}
+    ours = [c for c in cfgs if c.family == "triton-bwd"]
+    return total + 2.0 * len(compiles) * len(ours) * 1.5  # ~2 s per kernel, 1.5 kernels each
+
+
+def check_key(shape: Shape, cfg: Config) -> tuple:  # type: ignore[type-arg]
+    """What a correctness check covers: the compiled variant and the GQA path."""
+    return (shape.head_dim, shape.causal, shape.kv_heads != shape.heads, cfg)
+
+
+def row_of(shape: Shape, cfg: Config, info: dict[str, str], result: dict) -> dict:  # type: ignore[type-arg]
+    """One CSV row: the shape, the configuration, the result and the environment."""
+    med = result.get("median_ms")
+    ok = med is not None and med > 0
+    return {
+        "family": cfg.family, "suite": shape.suite, "batch": shape.batch, "heads": shape.heads,
+        "kv_heads": shape.kv_heads, "seq_q": shape.seq, "seq_k": shape.seq,
+        "head_dim": shape.head_dim, "causal": int(shape.causal), "dtype": DTYPE_NAMES[DTYPE],
+        "block_m": cfg.block_m, "block_n": cfg.block_n, "num_warps": cfg.num_warps,
+        "num_stages": cfg.num_stages, "dq_mode": cfg.dq_mode,
+        "median_ms": _fmt(med), "p10_ms": _fmt(result.get("p10_ms")),
+        "p90_ms": _fmt(result.get("p90_ms")), "flops": shape.flops,
+        "tflops": _fmt(shape.flops / med / 1e9 if ok else None),
+        "status": result.get("status", "ok"), "max_err": _fmt(result.get("max_err")),
+        "err_allowed": _fmt(result.get("err_allowed")), **info,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+Prepare = Callable[[Shape], object]
+Measure = Callable[[object, Shape, Config], dict]  # type: ignore[type-arg]
+
+
+def run(shapes: list[Shape], cfgs: list[Config], out: Path, prepare: Prepare, measure: Measure,
+        info: dict[str, str], budget_s: float = 480.0,
+        clock: Callable[[], float] = time.monotonic) -> list[dict]:  # type: ignore[type-arg]  # fmt: skip
+    """Measure every (shape, config) and write one flushed CSV row each; return the rows.
+
+    `prepare(shape)` builds the inputs (an exception marks all of the shape's rows),
+    `measure(case, shape, cfg)` returns median_ms, p10_ms, p90_ms, max_err, err_allowed and
+    status (missing: ok); an exception becomes status "error: ...". Past `budget_s` the rows
+    say "skipped: budget".
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t0 = clock()
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        f.flush()
+        for shape in shapes:
+            case, failed = None, None
+            if clock() - t0 <= budget_s:
+                try:
+                    case = prepare(shape)
+                except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                    failed = f"error: inputs: {type(exc).__name__}: {_short(exc)}"
+            for cfg in cfgs:
+                if clock() - t0 > budget_s:
+                    result: dict = {"status": "skipped: budget"}  # type: ignore[type-arg]
+                elif failed:
+                    result = {"status": failed}
+                else:
+                    try:
+                        result = measure(case, shape, cfg)
+                    except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                        result = {"status": f"error: {type(exc).__name__}: {_short(exc)}"}
+                row = row_of(shape, cfg, info, result)
+                writer.writerow(row)
+                f.flush()
+                rows.append(row)
+                print(_line(row), flush=True)
+            del case
+            _free()
+    return rows
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _line(row: dict) -> str:  # type: ignore[type-arg]
+    tiling = f"{row['block_m']}x{row['block_n']}w{row['num_warps']}s{row['num_stages']}"
+    if not row["block_m"]:
+        tiling = "-"
+    return (
+        f"{row['suite'][:4]} {row['batch']}x{row['heads']}/{row['kv_heads']}x{row['seq_q']} "
+        f"d{row['head_dim']} c{row['causal']} {row['family']} {tiling} {row['dq_mode']}: "
+        f"{row['median_ms'] or '-'} ms {row['tflops'] or '-'} TF [{row['status']}] "
+        f"err {row['max_err'] or '-'}"
+    )
+
+
+def summary(rows: list[dict]) -> list[str]:  # type: ignore[type-arg]
+    """Per shape: our best time (and its tiling) and its speed-up over flash and cuDNN."""
+    by_shape: dict[tuple, dict[str, dict]] = {}  # type: ignore[type-arg]
+    for r in rows:
+        if r["status"] != "ok" or not r["median_ms"]:
+            continue
+        key = (r["suite"], r["batch"], r["heads"], r["kv_heads"], r["seq_q"], r["head_dim"],
+               r["causal"])  # fmt: skip
+        best = by_shape.setdefault(key, {})
+        old = best.get(r["family"])
+        if old is None or float(r["median_ms"]) < float(old["median_ms"]):
+            best[r["family"]] = r
+    lines = ["suite shape                d    c  ours_ms  tiling           flash_x  cudnn_x"]
+    for key, best in by_shape.items():
+        ours = best.get("triton-bwd")
+        if ours is None:
+            continue
+        ms = float(ours["median_ms"])
+        ratio = {f: float(best[f]["median_ms"]) / ms if f in best else math.nan for f in BASELINES}
+        shape = f"{key[1]}x{key[2]}/{key[3]}x{key[4]}"
+        tiling = f"{ours['block_m']}x{ours['block_n']}w{ours['num_warps']}s{ours['num_stages']}"
+        lines.append(
+            f"{key[0][:5]:5} {shape:20} {key[5]:<4} {key[6]}  {ms:7.3f}  "
+            f"{tiling:10} {ours['dq_mode'][:3]}  {ratio['sdpa-flash-bwd']:6.2f}  "
+            f"{ratio['sdpa-cudnn-bwd']:6.2f}"
+        )
+    lines.append("flash_x, cudnn_x: baseline time / ours (> 1: ours faster)")
+    return lines
+
+
+# ----------------------------------------------------------------------------- GPU side
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _free() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _randn(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, device=DEVICE, dtype=DTYPE, generator=gen)
+
+
+def make_case(shape: Shape, seed: int = 0) -> dict:  # type: ignore[type-arg]
+    """bf16 q, k, v, dO on the GPU, O from SDPA and the float32 LSE from `softmax_lse`."""
+    import torch.nn.functional as F
+
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    b, h, g, s, d = shape.batch, shape.heads, shape.kv_heads, shape.seq, shape.head_dim
+    q, k, v = _randn((b, h, s, d), gen), _randn((b, g, s, d), gen), _randn((b, g, s, d), gen)
+    do = _randn((b, h, s, d), gen)
+    with torch.no_grad():
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=shape.causal, enable_gqa=g != h)
+    lse = softmax_lse(q, k, shape.causal)
+    return {"q": q, "k": k, "v": v, "o": o.contiguous(), "do": do, "lse": lse}
+
+
+def reference_grads(case: dict, causal: bool, dtype: torch.dtype) -> tuple:  # type: ignore[type-arg]
+    """(O, dq, dk, dv) of plain attention on `case` computed in `dtype`."""
+    return plain_attention_grads(case["q"], case["k"], case["v"], case["do"], causal, dtype=dtype)
+
+
+def check_ours(shape: Shape, cfg: Config) -> dict:  # type: ignore[type-arg]
+    """Our gradients on a small shape like `shape` vs float64 autograd (FlashAttention's rule)."""
+    small = Shape(shape.suite, 1, 4, 4 if shape.kv_heads == shape.heads else 2, CHECK_SEQ,
+                  shape.head_dim, shape.causal)  # fmt: skip
+    case = make_case(small, seed=1)
+    o, *ref = reference_grads(case, shape.causal, torch.float64)
+    case["o"] = o.detach().to(DTYPE)
+    _, *naive = reference_grads(case, shape.causal, DTYPE)
+    ours = _ours(case, shape, cfg)()
+    _sync()
+    errs = [(a.double() - r).abs().max().item() for a, r in zip(ours, ref, strict=True)]
+    allowed = [
+        2 * (n.double() - r).abs().max().item() + 0.01 * r.abs().max().item()
+        for n, r in zip(naive, ref, strict=True)
+    ]
+    ok = all(math.isfinite(e) and e <= a for e, a in zip(errs, allowed, strict=True))
+    status = "ok" if ok else "wrong: dq, dk, dv errors " + " ".join(f"{e:.3g}" for e in errs)
+    return {"max_err": max(errs), "err_allowed": min(allowed), "status": status}
+
+
+def _ours(case: dict, shape: Shape, cfg: Config) -> Callable[[], tuple]:  # type: ignore[type-arg]
+    c = case
+    return lambda: attention_bwd(
+        c["q"], c["k"], c["v"], c["o"], c["do"], c["lse"], shape.causal, None, cfg.block_m,
+        cfg.block_n, cfg.num_warps, cfg.num_stages, cfg.dq_mode,
+    )  # fmt: skip
+
+
+def _sdpa_bwd(case: dict, shape: Shape, family: str) -> Callable[[], tuple]:  # type: ignore[type-arg]
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    backend = {"sdpa-flash-bwd": SDPBackend.FLASH_ATTENTION,
+               "sdpa-cudnn-bwd": SDPBackend.CUDNN_ATTENTION}[family]  # fmt: skip
+    q, k, v = (case[n].detach().requires_grad_() for n in ("q", "k", "v"))
+    with sdpa_kernel(backend):
+        out = F.scaled_dot_product_attention(
+            q, k, v, is_causal=shape.causal, enable_gqa=shape.kv_heads != shape.heads
+        )
+    do = case["do"]
+    return lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
+
+
+class GpuMeasure:
+    """`measure` of `run` on the GPU: checks ours once per `check_key`, then times."""
+
+    def __init__(self) -> None:
+        self.checked: dict[tuple, dict] = {}  # type: ignore[type-arg]
+
+    def __call__(self, case: object, shape: Shape, cfg: Config) -> dict:  # type: ignore[type-arg]
+        """Time one configuration on the prepared case (ours only after its check passed)."""
+        from triton.testing import do_bench
+
+        assert isinstance(case, dict)
+        result: dict = {}  # type: ignore[type-arg]
+        if cfg.family == "triton-bwd":
+            key = check_key(shape, cfg)
+            if key not in self.checked:
+                try:
+                    self.checked[key] = check_ours(shape, cfg)
+                except Exception as exc:  # noqa: BLE001 - a failed check is a status
+                    failed = f"error: check: {type(exc).__name__}: {_short(exc)}"
+                    self.checked[key] = {"status": failed}
+                _free()
+            result = dict(self.checked[key])
+            if result.get("status", "ok") != "ok":
+                return result
+            fn = _ours(case, shape, cfg)
+        else:
+            fn = _sdpa_bwd(case, shape, cfg.family)
+        fn()
+        _sync()
+        med, p10, p90 = do_bench(fn, warmup=WARMUP_MS, rep=REP_MS, quantiles=[0.5, 0.1, 0.9])
+        return {**result, "median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
+
+
+def env_info() -> dict[str, str]:
+    """device, torch and triton strings of every row."""
+    name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return {"device": name, "torch": torch.__version__, "triton": triton.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the grid, print the summary; 2 without a CUDA GPU."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    parser.add_argument("--quick", action="store_true", help="two shapes, two tilings (< 60 s)")
+    parser.add_argument("--budget-s", type=float, default=480.0, help="stop timing after this")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("bwd_probe: needs a CUDA GPU", file=sys.stderr)
+        return 2
+    shapes = QUICK if args.quick else VALIDATION + HOLDOUT
+    cfgs = configs(args.quick)
+    info = env_info()
+    est = estimate_s(shapes, cfgs)
+    print(
+        f"{len(shapes)} shapes x {len(cfgs)} configs; estimated device time {est:.0f} s; "
+        f"budget {args.budget_s:.0f} s; {info}",
+        flush=True,
+    )
+    start = time.monotonic()
+    rows = run(shapes, cfgs, args.out, make_case, GpuMeasure(), info, args.budget_s)
+    print(f"wrote {len(rows)} rows to {args.out} in {time.monotonic() - start:.0f} s")
+    print("\n".join(summary(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""FlashAttention-2-style attention backward (family `triton-bwd`): launcher, tilings, FLOPs.
+
+`attention_bwd(q, k, v, o, do, lse, ...)` returns (dq, dk, dv) from the forward's output O,
+the output gradient dO and the softmax log-sum-exp LSE (natural log, float32, (B, H, seq_q)).
+Kernels (`attn_bwd_kernel`): a pre-pass D = rowsum(dO * O); a main kernel parallel over key
+tiles that keeps K, V, dK, dV on chip and walks the query tiles recomputing P from LSE; dQ
+either by float32 atomics from the main kernel (dq_mode "atomic") or by a second kernel
+parallel over query tiles (dq_mode "separate").
+
+GQA/MQA: k, v may have a divisor of q's heads; a main-kernel program walks the query heads of
+its K/V head's group one after another, so dK and dV come out already summed over the group
+(no float32 copies per query head, no reduction afterwards).
+
+`attention(q, k, v, causal)` is a `torch.autograd.Function`: forward by the 1-pass kernel
+(`attn_fwd.attention_fwd`) plus the LSE from `softmax_lse` (torch, one head at a time: the
+1-pass kernel does not return its LSE), backward by `attention_bwd`.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+
+from attnsim.kernels.spec import MIN_BLOCK, AttnShape, kernel_shape
+from attnsim.kernels.triton.attn_bwd_kernel import (
+    bwd_dkdv_kernel,
+    bwd_dq_kernel,
+    bwd_preprocess_kernel,
+)
+from attnsim.kernels.triton.common import (
+    LOG2E,
+    check_qkv,
+    check_tiling,
+    default_scale,
+    dot_precision,
+)
+
+__all__ = [
+    "BWD_TILINGS",
+    "DQ_MODES",
+    "attention",
+    "attention_bwd",
+    "bwd_flops",
+    "default_bwd_tiling",
+    "plain_attention_grads",
+    "softmax_lse",
+]
+
+DQ_MODES = ("atomic", "separate")
+MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
+PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
+
+# Candidate (block_m, block_n, num_warps, num_stages) for the Hopper search. block_m is the
+# query tile the main kernel streams, block_n the key tile it keeps; the "separate" dQ kernel
+# keeps a block_n query tile and streams block_m key tiles (the Triton tutorial's
+# BLOCK_M1 = 32, BLOCK_N1 = 128 / BLOCK_M2 = 128, BLOCK_N2 = 32 pairing).
+BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
+    (32, 128, 4, 5),  # the tutorial's choice
+    (32, 128, 4, 3),
+    (32, 128, 8, 3),
+    (64, 128, 8, 3),
+    (64, 64, 4, 3),
+    (32, 64, 4, 4),
+)
+
+
+def default_bwd_tiling(head_dim: int) -> tuple[int, int, int, int]:
+    """Default (block_m, block_n, num_warps, num_stages): 32 x 128 tiles, 8 warps, 3 stages.
+
+    Not timed on our GPU yet (benchmarks/bwd_probe.py measures `BWD_TILINGS`). The tutorial's
+    4 warps / 5 stages spill on sm_90: compiled ahead of time with Triton 3.6 (ptxas -v), the
+    causal dK/dV kernel at 4 warps spills ~800 bytes per thread at head dim 64 and ~2 KB at
+    128; at 8 warps none at 64 and ~100 bytes at 128. `head_dim` is kept for a later
+    per-head-dim choice.
+    """
+    del head_dim
+    return 32, 128, 8, 3
+
+
+def bwd_flops(batch: int, heads: int, seq_q: int, seq_k: int, head_dim: int, causal: bool) -> int:
+    """FLOPs of the backward: 5 matmuls of 2 * pairs * head_dim each, per (batch, head).
+
+    QK^T (recompute), dV = P^T dO, dP = dO V^T, dK = dS^T Q, dQ = dS K: 10 * pairs * E, i.e.
+    2.5x the forward's 4 * pairs * E, with pairs the visible (query, key) pairs of one head
+    (exact causal triangle, top-left aligned: `AttnShape.points`).
+    """
+    shape = kernel_shape(batch, heads, seq_q, seq_k, head_dim, causal)
+    return 10 * batch * heads * shape.points * head_dim
+
+
+def bwd_shape_flops(shape: AttnShape) -> int:
+    """`bwd_flops` of an `AttnShape` (its mask's visible pairs, head_dim = E)."""
+    return 10 * shape.batch * shape.heads * shape.points * shape.head_dim
+
+
+def _check_tiling(block_m: int, block_n: int, num_warps: int, num_stages: int) -> None:
+    check_tiling(block_m, block_n, causal=False)  # any power-of-two pair handles the diagonal
+    for name, b in (("block_m", block_m), ("block_n", block_n)):
+        if b > MAX_BLOCK:
+            raise ValueError(
+                f"{name} must be <= {MAX_BLOCK} (a power of two >= {MIN_BLOCK}), got {b}"
+            )
+    if num_warps not in (1, 2, 4, 8, 16):
+        raise ValueError(f"num_warps must be 1, 2, 4, 8 or 16, got {num_warps}")
+    if not 1 <= num_stages <= 8:
+        raise ValueError(f"num_stages must be in 1..8, got {num_stages}")
+
+
+def _check_grads_inputs(q, o, do, lse):  # type: ignore[no-untyped-def]
+    """Check that o and do are like q, lse is (B, H, seq_q), all on q's device."""
+    for name, t in (("o", o), ("do", do)):
+        if tuple(t.shape) != tuple(q.shape) or t.dtype != q.dtype:
+            raise ValueError(
+                f"{name} must be {tuple(q.shape)} {q.dtype} like q, got {tuple(t.shape)} {t.dtype}"
+            )
+    if tuple(lse.shape) != tuple(q.shape[:3]):
+        raise ValueError(
+            f"lse must be (batch, heads, seq_q) = {tuple(q.shape[:3])}, got {tuple(lse.shape)}"
+        )
+    if any(t.device != q.device for t in (o, do, lse)):
+        raise ValueError("q, k, v, o, do and lse must be on one device")
+
+
+def attention_bwd(
+    q,
+    k,
+    v,
+    o,
+    do,
+    lse,
+    causal: bool = False,
+    scale: float | None = None,  # type: ignore[no-untyped-def]
+    block_m: int | None = None,
+    block_n: int | None = None,
+    num_warps: int | None = None,
+    num_stages: int | None = None,
+    dq_mode: str = "atomic",
+):
+    """Gradients (dq, dk, dv) of O = softmax(Q K^T * scale) V, in q's dtype.
+
+    Args:
+        q: (B, H, seq_q, E) fp16, bf16 or fp32; E a power of two in 16..256.
+        k: (B, G, seq_k, E), G dividing H (GQA/MQA), q's dtype.
+        v: like k.
+        o: the forward output, q's shape and dtype.
+        do: the gradient of o, q's shape and dtype.
+        lse: float32 (B, H, seq_q), natural-log log-sum-exp of each row's scaled scores.
+        causal: top-left aligned causal mask (query i sees keys j <= i), as the forward.
+        scale: softmax scale, default 1 / sqrt(E).
+        block_m: the query tile the main kernel streams (None: `default_bwd_tiling`); a
+            power of two in 16..256. seq_q and seq_k need not be multiples of the tiles.
+        block_n: the key tile the main kernel holds on chip (None: the default). With
+            dq_mode "separate" the dQ kernel swaps them: it holds a block_n query tile and
+            streams block_m key tiles.
+        num_warps: warps per program, 1..16 (None: the default).
+        num_stages: software-pipelining stages of the tile loops, 1..8 (None: the default).
+        dq_mode: "atomic" (float32 atomics from the main kernel, then a cast) or "separate"
+            (a second kernel parallel over query tiles, no atomics).
+
+    Returns:
+        (dq, dk, dv), shaped like q, k, v. The time of a call includes the D pre-pass, the dQ
+        buffer's zeroing and cast (atomic mode) and the second kernel (separate mode).
+    """
+    if dq_mode not in DQ_MODES:
+        raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
+    q, k, v = check_qkv(q, k, v, groups=True)
+    _check_grads_inputs(q, o, do, lse)
+    b, h, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    given = (block_m, block_n, num_warps, num_stages)
+    bm, bn, warps, stages = (
+        default if x is None else x for x, default in zip(given, default_bwd_tiling(d), strict=True)
+    )
+    _check_tiling(bm, bn, warps, stages)
+    q, k, v, o, do = (t.contiguous() for t in (q, k, v, o, do))
+    lse = lse.float().contiguous()
+    sm_scale = default_scale(d) if scale is None else float(scale)
+    precision = dot_precision(q.dtype)
+
+    delta = torch.empty((b, h, sq), device=q.device, dtype=torch.float32)
+    bwd_preprocess_kernel[(triton.cdiv(sq, PRE_BLOCK), b * h)](
+        o, do, delta, sq, BLOCK_M=PRE_BLOCK, HEAD_DIM=d, num_warps=4
+    )
+    atomic = dq_mode == "atomic"
+    dq = (
+        torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+        if atomic
+        else torch.empty_like(q)
+    )
+    dk = torch.empty_like(k)
+    dv = torch.empty_like(v)
+    bwd_dkdv_kernel[(triton.cdiv(sk, bn), b * hkv)](
+        q, k, v, do, dq, dk, dv, lse, delta, h, hkv, h // hkv, sq, sk, sm_scale,
+        sm_scale * LOG2E, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=bool(causal),
+        KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic, DOT_PRECISION=precision,
+        num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    if atomic:
+        return dq.to(q.dtype), dk, dv
+    # the dQ kernel swaps the tiles: a block_n query tile held, block_m key tiles streamed
+    bwd_dq_kernel[(triton.cdiv(sq, bn), b * h)](
+        q, k, v, do, dq, lse, delta, h, h // hkv, sq, sk, sm_scale, sm_scale * LOG2E,
+        BLOCK_M=bn, BLOCK_N=bm, HEAD_DIM=d, CAUSAL=bool(causal), KEY_TAIL=sk % bm != 0,
+        DOT_PRECISION=precision, num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    return dq, dk, dv
+
+
+def softmax_lse(q, k, causal: bool = False, scale: float | None = None, chunk_bytes: int = 1 << 30):  # type: ignore[no-untyped-def]
+    """Natural-log log-sum-exp of each query row's scaled scores, float32 (B, H, seq_q).
+
+    Plain torch in float32, a few (batch, head) slices at a time so that the score matrices
+    stay under `chunk_bytes`; GQA k (fewer heads) is shared by its group. Causal: top-left.
+    """
+    b, h, sq, d = q.shape
+    group = h // k.shape[1]
+    sm_scale = default_scale(d) if scale is None else float(scale)
+    out = torch.empty((b, h, sq), device=q.device, dtype=torch.float32)
+    hidden = None
+    if causal:
+        rows = torch.arange(sq, device=q.device)[:, None]
+        hidden = rows < torch.arange(k.shape[2], device=q.device)[None, :]
+    step = max(1, chunk_bytes // max(1, sq * k.shape[2] * 4))
+    for bi in range(b):
+        for h0 in range(0, h, step):
+            hs = torch.arange(h0, min(h, h0 + step), device=q.device)
+            s = torch.matmul(q[bi, hs].float(), k[bi, hs // group].float().transpose(-1, -2))
+            s = s * sm_scale
+            if hidden is not None:
+                s = s.masked_fill(hidden, float("-inf"))
+            out[bi, hs] = torch.logsumexp(s, dim=-1)
+    return out
+
+
+def plain_attention_grads(q, k, v, do, causal: bool = False, scale: float | None = None,
+                          dtype: torch.dtype = torch.float64):  # type: ignore[no-untyped-def]  # fmt: skip
+    """(O, dq, dk, dv) of plain attention computed in `dtype` by torch autograd.
+
+    float64: the reference; a 16-bit dtype: FlashAttention's "naive" version (scores and
+    probabilities in that dtype, the softmax in float32). GQA: K/V repeated over their group
+    (autograd sums the group's gradients back). Causal: top-left aligned.
+    """
+    q, k, v = (t.detach().to(dtype).requires_grad_() for t in (q, k, v))
+    group = q.shape[1] // k.shape[1]
+    kk, vv = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    s = torch.matmul(q, kk.transpose(-1, -2)) * (
+        default_scale(q.shape[-1]) if scale is None else scale
+    )
+    if causal:
+        hidden = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
+        s = s.masked_fill(hidden, float("-inf"))
+    p = torch.softmax(s if dtype == torch.float64 else s.float(), dim=-1).to(dtype)
+    o = torch.matmul(p, vv)
+    return (o.detach(), *torch.autograd.grad(o, (q, k, v), do.to(dtype)))
+
+
+class _Attention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, tiling, dq_mode):  # type: ignore[no-untyped-def]
+        from attnsim.kernels.triton.attn_fwd import attention_fwd
+
+        o = attention_fwd(q, k, v, causal=causal, scale=scale)
+        lse = softmax_lse(q, k, causal, scale)
+        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.causal, ctx.scale, ctx.tiling, ctx.dq_mode = causal, scale, tiling, dq_mode
+        return o
+
+    @staticmethod
+    def backward(ctx, do):  # type: ignore[no-untyped-def]
+        q, k, v, o, lse = ctx.saved_tensors
+        bm, bn, w, st = ctx.tiling
+        dq, dk, dv = attention_bwd(
+            q, k, v, o, do, lse, ctx.causal, ctx.scale, bm, bn, w, st, ctx.dq_mode
+        )
+        return dq, dk, dv, None, None, None, None
+
+
+def attention(  # type: ignore[no-untyped-def]
+    q,
+    k,
+    v,
+    causal: bool = False,
+    scale: float | None = None,
+    tiling: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None),
+    dq_mode: str = "atomic",
+):
+    """Differentiable attention: the 1-pass forward kernel and this module's backward.
+
+    `tiling` is the backward's (block_m, block_n, num_warps, num_stages); the forward picks
+    its own. The LSE comes from `softmax_lse` (torch, O(seq_q * seq_k) memory per chunk).
+    """
+    return _Attention.apply(q, k, v, causal, scale, tiling, dq_mode)

@@ -1,0 +1,190 @@
+"""The backward probe's grids, rows and run loop (benchmarks/bwd_probe.py), on CPU with fakes."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
+pytest.importorskip("triton")
+
+PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "bwd_probe.py"
+
+
+@pytest.fixture(scope="module")
+def probe():
+    spec = importlib.util.spec_from_file_location("bwd_probe", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bwd_probe"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def key(s):
+    return (s.batch, s.heads, s.kv_heads, s.seq, s.head_dim, s.causal)
+
+
+def test_grids_are_disjoint_and_well_formed(probe):
+    val, hold = probe.VALIDATION, probe.HOLDOUT
+    assert {s.suite for s in val} == {"validation"} and {s.suite for s in hold} == {"holdout"}
+    assert not {key(s) for s in val} & {key(s) for s in hold}
+    assert len({key(s) for s in val + hold}) == len(val + hold)
+    for s in val + hold:
+        assert s.heads % s.kv_heads == 0 and s.head_dim in (64, 128) and s.seq % 128 == 0
+    assert {s.causal for s in val} == {s.causal for s in hold} == {False, True}
+    assert {s.head_dim for s in val} == {64, 128}
+    assert any(s.kv_heads < s.heads for s in hold) and all(s.kv_heads == s.heads for s in val)
+    assert {(s.batch, s.heads, s.seq) for s in val} >= {(4, 32, 1024), (1, 16, 16384)}
+
+
+def test_configs_and_estimates(probe):
+    cfgs = probe.configs()
+    ours = [c for c in cfgs if c.family == "triton-bwd"]
+    assert len(ours) == 2 * len(probe.BWD_TILINGS)
+    assert {c.dq_mode for c in ours} == {"atomic", "separate"}
+    assert [c.family for c in cfgs[len(ours) :]] == ["sdpa-flash-bwd", "sdpa-cudnn-bwd"]
+    full = probe.estimate_s(probe.VALIDATION + probe.HOLDOUT, cfgs)
+    quick = probe.estimate_s(probe.QUICK, probe.configs(quick=True))
+    assert 60 < full < 330 and quick < 45
+    # the estimate grows with the work: one more shape, one more config
+    assert probe.estimate_s(probe.VALIDATION, cfgs) < full
+    assert probe.estimate_s(probe.QUICK, cfgs) > quick
+
+
+def test_run_writes_every_row_and_records_failures(probe, tmp_path):
+    shapes = probe.QUICK + [probe.Shape("holdout", 1, 8, 8, 512, 64, False)]
+    cfgs = probe.configs(quick=True)
+    bad_cfg = cfgs[1]
+    bad_shape = shapes[2]
+
+    def prepare(shape):
+        if shape == bad_shape:
+            raise MemoryError("CUDA out of memory")
+        return {"shape": shape}
+
+    def measure(case, shape, cfg):
+        assert case["shape"] == shape
+        if cfg == bad_cfg:
+            raise RuntimeError("out of resources:\n shared memory")
+        ms = 2.0 if cfg.family == "triton-bwd" else 3.0 if cfg.family == "sdpa-flash-bwd" else 1.0
+        if cfg.family == "triton-bwd" and cfg.dq_mode == "separate":
+            ms = 1.5
+        return {"median_ms": ms, "p10_ms": ms * 0.9, "p90_ms": ms * 1.1, "max_err": 0.01}
+
+    out = tmp_path / "sub" / "bwd.csv"
+    info = {"device": "fake", "torch": "t", "triton": "tr"}
+    rows = probe.run(shapes, cfgs, out, prepare, measure, info, budget_s=1e9)
+    with out.open() as f:
+        written = list(csv.DictReader(f))
+    assert tuple(written[0]) == probe.FIELDS
+    assert len(written) == len(rows) == len(shapes) * len(cfgs)
+    assert [r["status"] for r in written if r["batch"] == "1" and r["heads"] == "8"] == [
+        "error: inputs: MemoryError: CUDA out of memory"
+    ] * len(cfgs)
+    cfg_of = lambda r: (r["block_m"], r["num_stages"], r["dq_mode"])  # noqa: E731
+    bad = (str(bad_cfg.block_m), str(bad_cfg.num_stages), bad_cfg.dq_mode)
+    failed = [r for r in written if cfg_of(r) == bad and r["heads"] != "8"]
+    assert len(failed) == 2
+    assert {r["status"] for r in failed} == {"error: RuntimeError: out of resources: shared memory"}
+    ok = [r for r in written if r["status"] == "ok"]
+    assert ok and all(r["device"] == "fake" and r["dtype"] == "bf16" for r in ok)
+    for r in ok:
+        assert float(r["tflops"]) == pytest.approx(
+            int(r["flops"]) / float(r["median_ms"]) / 1e9, rel=1e-5
+        )
+        assert float(r["p10_ms"]) <= float(r["median_ms"]) <= float(r["p90_ms"])
+    lines = probe.summary(rows)
+    assert len(lines) == 2 + 2  # header, two measured shapes, legend
+    assert all("sep" in line and "2.00" in line and "0.67" in line for line in lines[1:3])
+
+
+def test_run_stops_timing_past_the_budget(probe, tmp_path):
+    ticks = iter(range(1000))
+    calls = []
+
+    def measure(case, shape, cfg):
+        calls.append(cfg)
+        return {"median_ms": 1.0, "p10_ms": 1.0, "p90_ms": 1.0}
+
+    cfgs = probe.configs(quick=True)
+    out = tmp_path / "bwd.csv"
+    rows = probe.run(probe.QUICK, cfgs, out, lambda s: {}, measure, {"device": "x", "torch": "t",
+                     "triton": "tr"}, budget_s=4, clock=lambda: next(ticks))  # fmt: skip
+    assert 0 < len(calls) < len(cfgs)
+    assert len(rows) == len(probe.QUICK) * len(cfgs)
+    assert {r["status"] for r in rows[len(calls) :]} == {"skipped: budget"}
+    assert out.read_text().count("skipped: budget") == len(rows) - len(calls)
+
+
+@pytest.fixture
+def on_cpu(probe, monkeypatch):
+    """The probe's GPU side in the interpreter: fp32, 64-token check shapes."""
+    monkeypatch.setattr(probe, "DEVICE", "cpu")
+    monkeypatch.setattr(probe, "DTYPE", torch.float32)
+    monkeypatch.setattr(probe, "CHECK_SEQ", 64)
+    return probe
+
+
+@pytest.mark.parametrize("kv_heads, causal", [(16, True), (4, False)])
+def test_check_ours_passes_the_kernel_and_fails_a_wrong_one(on_cpu, monkeypatch, kv_heads, causal):
+    probe = on_cpu
+    shape = probe.Shape("validation", 2, 16, kv_heads, 1024, 32, causal)
+    cfg = probe.Config("triton-bwd", 32, 64, 4, 2, "separate")
+    result = probe.check_ours(shape, cfg)
+    assert result["status"] == "ok" and result["max_err"] < 1e-4 < result["err_allowed"]
+    assert probe.check_key(shape, cfg) == (32, causal, kv_heads < 16, cfg)
+
+    right = probe.attention_bwd
+
+    def wrong(*args):  # dk off by 2%: over the allowed error
+        dq, dk, dv = right(*args)
+        return dq, dk * 1.02, dv
+
+    monkeypatch.setattr(probe, "attention_bwd", wrong)
+    result = probe.check_ours(shape, cfg)
+    assert result["status"].startswith("wrong: dq, dk, dv errors") and result["max_err"] > 0
+
+
+def test_sdpa_backward_closure_gives_the_reference_gradients(on_cpu):
+    probe = on_cpu
+    shape = probe.Shape("holdout", 1, 2, 2, 64, 32, True)
+    case = probe.make_case(shape)
+    o, *want = probe.reference_grads(case, True, torch.float64)
+    assert (case["o"].double() - o).abs().max() < 1e-4
+    got = probe._sdpa_bwd(case, shape, "sdpa-flash-bwd")()
+    assert max((g.double() - w).abs().max().item() for g, w in zip(got, want, strict=True)) < 1e-4
+
+
+def test_gpu_measure_end_to_end_with_a_fake_timer(on_cpu, monkeypatch, tmp_path):
+    """make_case, the check, ours and the SDPA closures through `run`; only do_bench is fake."""
+    import triton.testing
+
+    probe = on_cpu
+    timed = []
+
+    def do_bench(fn, warmup, rep, quantiles):
+        timed.append(fn())
+        return [2.0, 1.5, 2.5]
+
+    monkeypatch.setattr(triton.testing, "do_bench", do_bench)
+    shapes = [probe.Shape("validation", 1, 4, 2, 64, 32, True)]
+    cfgs = [probe.Config("triton-bwd", 16, 32, 4, 2, m) for m in ("atomic", "separate")]
+    cfgs.append(probe.Config("sdpa-flash-bwd"))
+    measure = probe.GpuMeasure()
+    rows = probe.run(shapes, cfgs, tmp_path / "bwd.csv", probe.make_case, measure, {})
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert {r["dtype"] for r in rows} == {"fp32"}
+    assert all(r["median_ms"] == "2" and r["p10_ms"] == "1.5" for r in rows)
+    assert float(rows[0]["max_err"]) < 1e-4 < float(rows[0]["err_allowed"])
+    assert len(measure.checked) == 2  # one check per (head dim, causal, GQA, config)
+    ours_atomic, ours_separate, flash = timed
+    for a, b, c in zip(ours_atomic, ours_separate, flash, strict=True):
+        assert a.shape == b.shape == c.shape
+        assert (a - b).abs().max() < 1e-4 and (a - c).abs().max() < 1e-4
