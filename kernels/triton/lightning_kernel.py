@@ -73,7 +73,8 @@ def rows_ptr(base, seq, stride_s, width, col, BLOCK_C: tl.constexpr, BLOCK_W: tl
     )
 
 
-@triton.jit
+# seq and n_chunks stay plain ints: a new length reuses the compiled kernel
+@triton.jit(do_not_specialize=["seq"])
 def lightning_fused_kernel(
     Q, K, V, O, Decay,
     seq, heads, scale,
@@ -111,7 +112,7 @@ def lightning_fused_kernel(
         o_p = tl.advance(o_p, (BLOCK_C, 0))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seq", "n_chunks"])
 def lightning_states_kernel(
     K, V, States, Decay,
     seq, heads, n_chunks,
@@ -150,7 +151,7 @@ def lightning_states_kernel(
     tl.store(base + (n_chunks - 1) * size + tile, s.to(States.dtype.element_ty))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["seq", "n_chunks"])
 def lightning_chunks_kernel(
     Q, K, V, O, States, Decay,
     seq, heads, n_chunks, scale,
