@@ -24,11 +24,7 @@ import triton
 from attnsim.kernels.spec import HEAD_DIMS
 from attnsim.kernels.triton.common import dot_precision
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
-from attnsim.kernels.triton.lightning_kernel import (
-    lightning_chunks_kernel,
-    lightning_fused_kernel,
-    lightning_states_kernel,
-)
+from attnsim.kernels.triton.lightning_kernel import lightning_out_kernel, lightning_states_kernel
 
 __all__ = [
     "LIGHTNING_TILINGS",
@@ -184,23 +180,19 @@ class _Plan:
         qkvo = (*_strides(q), *_strides(k), *_strides(v), *o_strides)
         self.o_shape = (b, h, seq, f)
         self.states_shape: tuple[int, ...] = ()
-        if schedule == "fused":
-            scalars = (seq, h, float(scale), *qkvo)
-            grid = (f // block_f, b * h)
-            self.launches = (
-                DirectLaunch(lightning_fused_kernel, grid, scalars, meta, warps, stages, dev),
-            )
-        else:
+        split = schedule == "split"
+        out_scalars = (seq, h, n_chunks, float(scale), *qkvo)
+        out_grid = (f // block_f, n_chunks if split else 1, b * h)
+        out = DirectLaunch(lightning_out_kernel, out_grid, out_scalars, {**meta, "SPLIT": split},
+                           warps, stages, dev)  # fmt: skip
+        self.launches: tuple[DirectLaunch, ...] = (out,)
+        if split:
             self.states_shape = (b * h, n_chunks, e, f)
             state_meta = {**meta, "BLOCK_E": block_e}
             state_scalars = (seq, h, n_chunks, *_strides(k), *_strides(v))
-            out_scalars = (seq, h, n_chunks, float(scale), *qkvo)
-            self.launches = (
-                DirectLaunch(lightning_states_kernel, (e // block_e, f // block_f, b * h),
-                             state_scalars, state_meta, warps, stages, dev),
-                DirectLaunch(lightning_chunks_kernel, (f // block_f, n_chunks, b * h),
-                             out_scalars, meta, warps, stages, dev),
-            )  # fmt: skip
+            states = DirectLaunch(lightning_states_kernel, (e // block_e, f // block_f, b * h),
+                                  state_scalars, state_meta, warps, stages, dev)  # fmt: skip
+            self.launches = (states, out)
         self.dtype = q.dtype
         self.device = q.device
 
@@ -259,7 +251,7 @@ def lightning_fwd(
     lam_arg = q if lam is None else lam  # never read without decay
     o = torch.empty(plan.o_shape, dtype=plan.dtype, device=plan.device)
     if schedule == "fused":
-        plan.launches[0](q, k, v, o, lam_arg)
+        plan.launches[0](q, k, v, o, q, lam_arg)  # no States: q stands in, never read
     else:
         states = torch.empty(plan.states_shape, dtype=plan.dtype, device=plan.device)
         plan.launches[0](k, v, states, lam_arg)

@@ -8,11 +8,12 @@ Chunked form with chunk size C (BLOCK_C), rows t, s local to the chunk:
     S_(i+1) = lambda^C S_i + (K_i o lambda^(C-1-s))^T V_i          S_0 = 0 (E x F per head)
 
 Two schedules share the chunk body (`chunk_out`, `state_step`):
-- fused: `lightning_fused_kernel`, one program per (value-column block, batch*head) walks the
-  chunks in order carrying S in fp32 registers (the LA-2 paper's form);
+- fused: `lightning_out_kernel` (SPLIT=False), one program per (value-column block,
+  batch*head) walks the chunks in order carrying S in fp32 registers (the LA-2 paper's form);
 - split: `lightning_states_kernel` walks the chunks of one (E block, F block, batch*head) and
   stores the state at every chunk start (only K^T V work, E x F per chunk), then
-  `lightning_chunks_kernel` computes every chunk's output in parallel from its start state.
+  `lightning_out_kernel` (SPLIT=True) computes every chunk's output in parallel from its
+  start state.
 
 Decay: the kernels read lambda (fp32, one per head) and take log2 of it, so every power is one
 exp2; HAS_DECAY=False means lambda = 1 (plain causal linear attention).
@@ -74,18 +75,23 @@ def rows_ptr(base, seq, stride_s, width, col, BLOCK_C: tl.constexpr, BLOCK_W: tl
 
 
 # seq and n_chunks stay plain ints: a new length reuses the compiled kernel
-@triton.jit(do_not_specialize=["seq"])
-def lightning_fused_kernel(
-    Q, K, V, O, Decay,
-    seq, heads, scale,
+@triton.jit(do_not_specialize=["seq", "n_chunks"])
+def lightning_out_kernel(
+    Q, K, V, O, States, Decay,
+    seq, heads, n_chunks, scale,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
     BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_E: tl.constexpr, HEAD_F: tl.constexpr,
-    HAS_DECAY: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_DECAY: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Fused schedule: grid (HEAD_F / BLOCK_F, batch*heads); chunks in order, S in registers."""
+    """Output rows; grid (HEAD_F / BLOCK_F, chunk programs, batch*heads).
+
+    SPLIT=False (fused schedule, 1 chunk program): walk the chunks in order with S in fp32
+    registers (States is not read). SPLIT=True (split schedule, n_chunks chunk programs, all
+    parallel): program i computes chunk i from S_i read from States (`lightning_states_kernel`).
+    """
     col = tl.program_id(0) * BLOCK_F
-    off_bh = tl.program_id(1)
+    off_bh = tl.program_id(2)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
     log2_lam = head_log2_decay(Decay, off_h, HAS_DECAY)
@@ -98,18 +104,31 @@ def lightning_fused_kernel(
                    BLOCK_C, BLOCK_F)  # fmt: skip
     o_p = rows_ptr(O + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
-    s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
-    for _ in range(0, tl.cdiv(seq, BLOCK_C)):
-        q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
-        k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
-        v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
+    if SPLIT:
+        i = tl.program_id(1)
+        start = i * BLOCK_C
+        q = tl.load(tl.advance(q_p, (start, 0)), boundary_check=(0,), padding_option="zero")
+        k = tl.load(tl.advance(k_p, (start, 0)), boundary_check=(0,), padding_option="zero")
+        v = tl.load(tl.advance(v_p, (start, 0)), boundary_check=(0,), padding_option="zero")
+        size = HEAD_E * HEAD_F
+        s_base = States + (off_bh.to(tl.int64) * n_chunks + i) * size
+        e_idx = tl.arange(0, HEAD_E)[:, None] * HEAD_F
+        s = tl.load(s_base + e_idx + col + tl.arange(0, BLOCK_F)[None, :])
         o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-        tl.store(o_p, o.to(O.dtype.element_ty), boundary_check=(0,))
-        s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
-        q_p = tl.advance(q_p, (BLOCK_C, 0))
-        k_p = tl.advance(k_p, (BLOCK_C, 0))
-        v_p = tl.advance(v_p, (BLOCK_C, 0))
-        o_p = tl.advance(o_p, (BLOCK_C, 0))
+        tl.store(tl.advance(o_p, (start, 0)), o.to(O.dtype.element_ty), boundary_check=(0,))
+    else:
+        s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
+        for _ in range(0, n_chunks):
+            q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
+            k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
+            v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
+            o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
+            tl.store(o_p, o.to(O.dtype.element_ty), boundary_check=(0,))
+            s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
+            q_p = tl.advance(q_p, (BLOCK_C, 0))
+            k_p = tl.advance(k_p, (BLOCK_C, 0))
+            v_p = tl.advance(v_p, (BLOCK_C, 0))
+            o_p = tl.advance(o_p, (BLOCK_C, 0))
 
 
 @triton.jit(do_not_specialize=["seq", "n_chunks"])
@@ -149,40 +168,3 @@ def lightning_states_kernel(
         k_p = tl.advance(k_p, (BLOCK_C, 0))
         v_p = tl.advance(v_p, (BLOCK_C, 0))
     tl.store(base + (n_chunks - 1) * size + tile, s.to(States.dtype.element_ty))
-
-
-@triton.jit(do_not_specialize=["seq", "n_chunks"])
-def lightning_chunks_kernel(
-    Q, K, V, O, States, Decay,
-    seq, heads, n_chunks, scale,
-    stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
-    stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
-    BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_E: tl.constexpr, HEAD_F: tl.constexpr,
-    HAS_DECAY: tl.constexpr, DOT_PRECISION: tl.constexpr,
-):  # fmt: skip
-    """Split schedule, pass 2: grid (HEAD_F / BLOCK_F, n_chunks, batch*heads), all parallel."""
-    col = tl.program_id(0) * BLOCK_F
-    i = tl.program_id(1)
-    off_bh = tl.program_id(2)
-    off_b = (off_bh // heads).to(tl.int64)
-    off_h = (off_bh % heads).to(tl.int64)
-    log2_lam = head_log2_decay(Decay, off_h, HAS_DECAY)
-    intra, rows, _keys, _chunk = decay_tables(log2_lam, scale, BLOCK_C)
-    start = i * BLOCK_C
-    q_p = rows_ptr(Q + off_b * stride_qb + off_h * stride_qh, seq, stride_qs, HEAD_E, 0,
-                   BLOCK_C, HEAD_E)  # fmt: skip
-    k_p = rows_ptr(K + off_b * stride_kb + off_h * stride_kh, seq, stride_ks, HEAD_E, 0,
-                   BLOCK_C, HEAD_E)  # fmt: skip
-    v_p = rows_ptr(V + off_b * stride_vb + off_h * stride_vh, seq, stride_vs, HEAD_F, col,
-                   BLOCK_C, BLOCK_F)  # fmt: skip
-    o_p = rows_ptr(O + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
-                   BLOCK_C, BLOCK_F)  # fmt: skip
-    q = tl.load(tl.advance(q_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-    k = tl.load(tl.advance(k_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-    v = tl.load(tl.advance(v_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-    size = HEAD_E * HEAD_F
-    s_base = States + (off_bh.to(tl.int64) * n_chunks + i) * size
-    s_ptrs = s_base + tl.arange(0, HEAD_E)[:, None] * HEAD_F + col + tl.arange(0, BLOCK_F)[None, :]
-    s = tl.load(s_ptrs)
-    o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-    tl.store(tl.advance(o_p, (start, 0)), o.to(O.dtype.element_ty), boundary_check=(0,))
