@@ -75,7 +75,9 @@ class Shape:
         return f"{self.batch}x{self.heads}x{self.seq} d{self.head_dim}{tail}"
 
 
-def _grid(suite: str, bhs: Iterable[tuple[int, int, int]], dims: Iterable[int]) -> tuple[Shape, ...]:
+def _grid(
+    suite: str, bhs: Iterable[tuple[int, int, int]], dims: Iterable[int]
+) -> tuple[Shape, ...]:
     return tuple(Shape(b, h, s, d, suite) for b, h, s in bhs for d in dims)
 
 
@@ -109,8 +111,11 @@ def shapes(quick: bool) -> tuple[Shape, ...]:
 
 
 def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
-    """fla first (decay as g_gamma, also as g with `fla_g`; "none" without decay), then ours
-    at every tiling (2 with `quick`) under both schedules."""
+    """The shape's configurations: fla first, then ours at every tiling under both schedules.
+
+    fla takes the decay as g_gamma (also as g with `fla_g`; "none" without decay); `quick`
+    keeps 2 of our tilings.
+    """
     fla_forms = (("g_gamma", "g") if fla_g else ("g_gamma",)) if shape.decay else ("none",)
     fla = [Config(FLA, s) for s in fla_forms]
     tilings = lightning_tilings(shape.head_dim)
@@ -120,9 +125,12 @@ def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
 
 
 def estimate_s(plan: list[tuple[Shape, list[Config]]]) -> float:
-    """Rough device seconds: 0.2 s per timed config, 1.5 s per kernel compile of ours (2 kernels
-    under the split schedule), 45 s per fla autotuning key (head dim x decay form: its state
-    kernel tries 48 configs)."""
+    """Rough device seconds of a run.
+
+    0.2 s per timed config, 1.5 s per kernel compile of ours (2 kernels under the split
+    schedule), 45 s per fla autotuning key (head dim x decay form: its state kernel tries 48
+    configs).
+    """
     timed = sum(len(c) for _, c in plan)
     ours = {(s.head_dim, c.schedule, c.tiling) for s, cs in plan for c in cs if c.family == OURS}
     kernels = sum(2 if schedule == "split" else 1 for _, schedule, _ in ours)
@@ -152,8 +160,9 @@ def reference_chunked(q: Any, k: Any, v: Any, lam: Any, scale: float, chunk: int
         n = min(chunk, s - start)
         qc, kc, vc = (x[:, start : start + n] for x in (q, k, v))
         gap = (t[:n, None] - t[None, :n])[None]
-        mask = torch.where(gap >= 0, lam ** gap.clamp(min=0), torch.zeros((), dtype=gap.dtype,
-                                                                            device=q.device))
+        mask = torch.where(
+            gap >= 0, lam ** gap.clamp(min=0), torch.zeros((), dtype=gap.dtype, device=q.device)
+        )
         rows = lam ** (t[:n] + 1)[None, :, None]
         out[:, start : start + n] = scale * (
             (qc @ kc.transpose(1, 2) * mask) @ vc + rows * (qc @ state)
@@ -323,11 +332,13 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
         if fla is not None:
             ratio = float(fla["median_ms"]) / float(ours["median_ms"])
             ratios.append(ratio)
-            text += f", fla {float(fla['median_ms']):.3f} ms ({fla['schedule']}), fla/ours {ratio:.2f}"
+            fla_ms = float(fla["median_ms"])
+            text += f", fla {fla_ms:.3f} ms ({fla['schedule']}), fla/ours {ratio:.2f}"
         lines.append(text)
     if ratios:
         geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        lines.append(f"fla/ours: geomean {geo:.2f}, min {min(ratios):.2f} over {len(ratios)} shapes")
+        n = len(ratios)
+        lines.append(f"fla/ours: geomean {geo:.2f}, min {min(ratios):.2f} over {n} shapes")
     length = [r for r in rows if r["suite"] == "length"]
     for family in (OURS, FLA):
         by_seq = {}
@@ -341,7 +352,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def load_fla() -> tuple[Any, str]:
-    """fla's chunk_simple_gla and its version, or (None, why not)."""
+    """Fla's chunk_simple_gla and its version, or (None, why not)."""
     try:
         import fla
         from fla.ops.simple_gla import chunk_simple_gla
@@ -361,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     plan = [(s, configs(s, args.quick, args.fla_g)) for s in shapes(args.quick)]
     budget = args.budget_s if args.budget_s is not None else (60.0 if args.quick else 400.0)
-    print(f"{sum(len(c) for _, c in plan)} configs on {len(plan)} shapes; estimated "
-          f"{estimate_s(plan):.0f} s of device time (budget {budget:.0f} s)", flush=True)  # fmt: skip
+    n_configs = sum(len(c) for _, c in plan)
+    print(f"{n_configs} configs on {len(plan)} shapes; estimated {estimate_s(plan):.0f} s of "
+          f"device time (budget {budget:.0f} s)", flush=True)  # fmt: skip
     if not torch.cuda.is_available():
         print("lightning_probe needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -370,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fla: {fla_version}", flush=True)
     constants = dict(device=torch.cuda.get_device_name(), torch=torch.__version__,
                      triton=triton.__version__, fla=fla_version,
-                     timestamp=dt.datetime.now(dt.timezone.utc).isoformat())  # fmt: skip
+                     timestamp=dt.datetime.now(dt.UTC).isoformat())  # fmt: skip
     out = RowWriter(args.out, constants)
     start = time.monotonic()
     for shape, cfgs in plan:

@@ -77,9 +77,7 @@ def lightning_flops(batch: int, heads: int, seq: int, e: int, f: int, block_c: i
     return batch * heads * rows * (2 * block_c * e + 2 * block_c * f + 4 * e * f)
 
 
-def lightning_bytes(
-    batch: int, heads: int, seq: int, e: int, f: int, elem_bytes: int = 2
-) -> int:
+def lightning_bytes(batch: int, heads: int, seq: int, e: int, f: int, elem_bytes: int = 2) -> int:
     """Compulsory DRAM bytes: q, k, v read once and o written once (`elem_bytes` each)."""
     return batch * heads * seq * (2 * e + 2 * f) * elem_bytes
 
@@ -217,12 +215,15 @@ def lightning_fwd(
     """Causal linear attention with per-head decay lambda (Lightning Attention-2); returns o.
 
     Args:
-        q, k: (batch, heads, seq, E); v: (batch, heads, seq, F); fp16, bf16 or fp32.
+        q: (batch, heads, seq, E); fp16, bf16 or fp32.
+        k: (batch, heads, seq, E), q's dtype.
+        v: (batch, heads, seq, F), q's dtype.
         decay: lambda per head in (0, 1] as a (heads,) tensor or sequence (the kernels take
             log2 of it), or None for no decay (lambda = 1: plain causal linear attention).
         block_c: chunk size C, a power of two in 16..256 (any seq; the last chunk is masked).
         block_f: value-dim block of one program, a power of two dividing F (default min(F, 64)).
-        num_warps, num_stages: Triton launch options (both kernels of the split schedule).
+        num_warps: Triton launch option (both kernels of the split schedule).
+        num_stages: Triton launch option (both kernels of the split schedule).
         schedule: "fused" (sequential chunks, state in registers) or "split" (state pass,
             then all chunks in parallel).
         block_e: split schedule only: key-dim block of the state pass (default min(E, 64)).

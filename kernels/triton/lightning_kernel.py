@@ -77,7 +77,7 @@ def rows_ptr(base, seq, stride_s, width, col, BLOCK_C: tl.constexpr, BLOCK_W: tl
 # seq and n_chunks stay plain ints: a new length reuses the compiled kernel
 @triton.jit(do_not_specialize=["seq", "n_chunks"])
 def lightning_out_kernel(
-    Q, K, V, O, States, Decay,
+    Q, K, V, Out, States, Decay,
     seq, heads, n_chunks, scale,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
@@ -102,7 +102,7 @@ def lightning_out_kernel(
                    BLOCK_C, HEAD_E)  # fmt: skip
     v_p = rows_ptr(V + off_b * stride_vb + off_h * stride_vh, seq, stride_vs, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
-    o_p = rows_ptr(O + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
+    o_p = rows_ptr(Out + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
     if SPLIT:
         i = tl.program_id(1)
@@ -115,7 +115,7 @@ def lightning_out_kernel(
         e_idx = tl.arange(0, HEAD_E)[:, None] * HEAD_F
         s = tl.load(s_base + e_idx + col + tl.arange(0, BLOCK_F)[None, :])
         o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-        tl.store(tl.advance(o_p, (start, 0)), o.to(O.dtype.element_ty), boundary_check=(0,))
+        tl.store(tl.advance(o_p, (start, 0)), o.to(Out.dtype.element_ty), boundary_check=(0,))
     else:
         s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
         for _ in range(0, n_chunks):
@@ -123,7 +123,7 @@ def lightning_out_kernel(
             k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
             v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
             o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-            tl.store(o_p, o.to(O.dtype.element_ty), boundary_check=(0,))
+            tl.store(o_p, o.to(Out.dtype.element_ty), boundary_check=(0,))
             s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
             q_p = tl.advance(q_p, (BLOCK_C, 0))
             k_p = tl.advance(k_p, (BLOCK_C, 0))

@@ -102,8 +102,10 @@ def test_ragged_length_and_no_decay(schedule, has_decay):
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_strided_layout_and_repeated_calls(schedule):
     """(B, S, H, D) buffers seen as (B, H, S, D); the second call takes the direct launch."""
-    q, k, v = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in inputs(2, 4, 2048, 128,
-                                                                                torch.bfloat16))
+    q, k, v = (
+        t.transpose(1, 2).contiguous().transpose(1, 2)
+        for t in inputs(2, 4, 2048, 128, torch.bfloat16)
+    )
     lam = decays(4)
     assert run_checked(q, k, v, lam, schedule=schedule) < TOL[torch.bfloat16]
     first = lightning_fwd(q, k, v, lam, schedule=schedule)

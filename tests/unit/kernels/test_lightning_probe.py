@@ -124,9 +124,10 @@ def test_measure_writes_a_checked_row(probe, tmp_path):
         assert float(r["median_ms"]) == 2.0 and float(r["p90_ms"]) == 3.0
         assert int(r["flops"]) == probe.lightning_flops(1, 2, 40, 16, 16, int(r["block_c"]))
     assert rows[1]["block_c"] == "32" and rows[1]["schedule"] == "split"
-    assert rows[2]["status"].startswith("error: RuntimeError") and "fla unavailable" in rows[2][
-        "status"
-    ]
+    assert (
+        rows[2]["status"].startswith("error: RuntimeError")
+        and "fla unavailable" in rows[2]["status"]
+    )
     assert math.isnan(float(rows[2]["median_ms"])) and rows[2]["block_c"] == "64"
 
 
