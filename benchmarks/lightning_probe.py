@@ -19,7 +19,8 @@ first) and compared with a float64 chunked reference (`reference_chunked`) on ba
 "ok" under `REL_TOL`, else "wrong" (still timed). Times: `triton.testing.do_bench` median,
 p10, p90 (warm-up, L2 flushed between repeats). One CSV row per (shape, family, schedule,
 tiling), flushed at once; a failing configuration becomes a row with its error as status.
-Configurations past --budget-s are skipped (status "skipped: budget"). A summary follows.
+Configurations past --budget-s are skipped (status "skipped: budget"). Tracebacks of failed
+configurations go to the CSV's name with .errors.txt. A summary follows.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import datetime as dt
 import math
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +263,9 @@ def measure(
         p50, p10, p90 = timer(fn)
         row.update(median_ms=p50, p10_ms=p10, p90_ms=p90, tflops=row["flops"] / (p50 * 1e9))
     except Exception as exc:  # noqa: BLE001 (record any failure and go on)
-        row["status"] = f"error: {type(exc).__name__}: {str(exc).strip().splitlines()[:1]}"[:300]
+        first = (str(exc).strip().splitlines() or [""])[0]
+        row["status"] = f"error: {type(exc).__name__}: {first}"[:300]
+        row["trace"] = traceback.format_exc()
     return row
 
 
@@ -288,7 +292,8 @@ class RowWriter:
     def __init__(self, path: Path, constants: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = path.open("w", newline="")
-        self.writer = csv.DictWriter(self.fh, FIELDS, restval="")
+        self.writer = csv.DictWriter(self.fh, FIELDS, restval="", extrasaction="ignore")
+        self.errors = path.with_suffix(".errors.txt")  # full tracebacks of failed configs
         self.writer.writeheader()
         self.constants = constants
         self.rows: list[dict[str, Any]] = []
@@ -298,6 +303,12 @@ class RowWriter:
         full = {**row, **self.constants}
         self.writer.writerow(full)
         self.fh.flush()
+        if full.get("trace"):
+            with self.errors.open("a") as fh:
+                keys = ("family", "schedule", "batch", "heads", "seq", "head_dim", "block_c",
+                        "block_f", "num_warps", "num_stages")  # fmt: skip
+                fh.write(" ".join(f"{k}={full.get(k, '')}" for k in keys) + "\n")
+                fh.write(full["trace"] + "\n")
         self.rows.append(full)
 
     def close(self) -> None:

@@ -129,6 +129,10 @@ def test_measure_writes_a_checked_row(probe, tmp_path):
         and "fla unavailable" in rows[2]["status"]
     )
     assert math.isnan(float(rows[2]["median_ms"])) and rows[2]["block_c"] == "64"
+    errors = (tmp_path / "sub" / "lightning.errors.txt").read_text()
+    assert (
+        errors.startswith(f"family={probe.FLA} schedule=g_gamma batch=1") and "Traceback" in errors
+    )
 
 
 def test_check_flags_wrong_and_unwritten_outputs(probe):
