@@ -18,7 +18,8 @@ first) and compared with a float64 chunked reference (`reference_chunked`) on ba
 0-1, the whole sequence (max_err: max |o - ref|; rel_err: ||o - ref|| / ||ref||); status
 "ok" under `REL_TOL`, else "wrong" (still timed). Times: `triton.testing.do_bench` median,
 p10, p90 (warm-up, L2 flushed between repeats). One CSV row per (shape, family, schedule,
-tiling), flushed at once; a failing configuration becomes a row with its error as status.
+tiling, state tile), flushed at once; a failing configuration becomes a row with its error
+as status.
 Configurations past --budget-s are skipped (status "skipped: budget"). Tracebacks of failed
 configurations go to the CSV's name with .errors.txt. A summary follows.
 """
@@ -43,6 +44,7 @@ import triton
 from attnsim.kernels.triton.lightning import (
     SCHEDULES,
     default_lightning_tiling,
+    default_state_tile,
     lightning_flops,
     lightning_fwd,
     lightning_tilings,
@@ -54,8 +56,8 @@ FLA_CHUNK = 64  # fla's default chunk size
 REL_TOL = 2e-2  # bf16 inputs: relative error of the output norm
 FIELDS = (
     "family", "schedule", "suite", "batch", "heads", "seq", "head_dim", "decay", "dtype",
-    "block_c", "block_f", "num_warps", "num_stages", "median_ms", "p10_ms", "p90_ms", "flops",
-    "tflops", "status", "max_err", "rel_err", "device", "torch", "triton", "fla", "timestamp",
+    "block_c", "block_f", "num_warps", "num_stages", "state_tile", "median_ms", "p10_ms",
+    "p90_ms", "flops", "tflops", "status", "max_err", "rel_err", "device", "torch", "triton", "fla", "timestamp",
 )  # fmt: skip
 
 
@@ -105,6 +107,7 @@ class Config:
     family: str
     schedule: str
     tiling: tuple[int, int, int, int] | None = None
+    state_tile: tuple[int, int] | None = None  # split: the state pass's tile (None: default)
 
 
 def shapes(quick: bool) -> tuple[Shape, ...]:
@@ -123,7 +126,13 @@ def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
     tilings = lightning_tilings(shape.head_dim)
     if quick:
         tilings = tuple(dict.fromkeys([default_lightning_tiling(shape.head_dim), tilings[-1]]))
-    return fla + [Config(OURS, s, t) for s in SCHEDULES for t in tilings]
+    ours = [Config(OURS, s, t) for s in SCHEDULES for t in tilings]
+    if not quick:  # smaller state-pass tiles: more programs when batch * heads is small
+        d, default = shape.head_dim, default_lightning_tiling(shape.head_dim)
+        tiles = dict.fromkeys([(min(d, 32), min(d, 32)), (min(d, 32), min(d, 64))])
+        tiles.pop(default_state_tile(d, d), None)
+        ours += [Config(OURS, "split", default, t) for t in tiles]
+    return fla + ours
 
 
 def estimate_s(plan: list[tuple[Shape, list[Config]]]) -> float:
@@ -134,8 +143,13 @@ def estimate_s(plan: list[tuple[Shape, list[Config]]]) -> float:
     configs).
     """
     timed = sum(len(c) for _, c in plan)
-    ours = {(s.head_dim, c.schedule, c.tiling) for s, cs in plan for c in cs if c.family == OURS}
-    kernels = sum(2 if schedule == "split" else 1 for _, schedule, _ in ours)
+    ours = {
+        (s.head_dim, c.schedule, c.tiling, c.state_tile)
+        for s, cs in plan
+        for c in cs
+        if c.family == OURS
+    }
+    kernels = sum(2 if key[1] == "split" else 1 for key in ours)
     fla = {(s.head_dim, c.schedule) for s, cs in plan for c in cs if c.family == FLA}
     return 0.2 * timed + 1.5 * kernels + 45.0 * len(fla)
 
@@ -216,7 +230,7 @@ def runner(cfg: Config, p: Problem, fla_fn: Any) -> Callable[[], Any]:
         assert cfg.tiling is not None
         kw = tiling_args(cfg.tiling)
         return lambda: lightning_fwd(p.q, p.k, p.v, p.lam, schedule=cfg.schedule,
-                                     scale=p.scale, **kw)  # fmt: skip
+                                     scale=p.scale, state_tile=cfg.state_tile, **kw)  # fmt: skip
     if fla_fn is None:
         raise RuntimeError("fla unavailable")
     fq, fk, fv = p.fla_qkv
@@ -283,6 +297,9 @@ def base_row(shape: Shape, cfg: Config) -> dict[str, Any]:
     )  # fmt: skip
     if cfg.tiling:
         row.update(zip(("block_f", "num_warps", "num_stages"), cfg.tiling[1:], strict=True))
+    if cfg.schedule == "split":
+        d = shape.head_dim
+        row["state_tile"] = "{}x{}".format(*(cfg.state_tile or default_state_tile(d, d)))
     return row
 
 
@@ -337,9 +354,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
         if ours is None:
             lines.append(f"{label}: no correct run of ours")
             continue
+        tile = f" state {ours['state_tile']}" if ours.get("state_tile") else ""
         text = (f"{label}: ours {float(ours['median_ms']):.3f} ms ({ours['schedule']} "
                 f"c{ours['block_c']} f{ours['block_f']} w{ours['num_warps']} "
-                f"s{ours['num_stages']})")  # fmt: skip
+                f"s{ours['num_stages']}{tile})")  # fmt: skip
         if fla is not None:
             ratio = float(fla["median_ms"]) / float(ours["median_ms"])
             ratios.append(ratio)
@@ -410,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = measure(shape, cfg, problem, fla_fn)
             out.write(row)
             if row["status"] != "skipped: budget":
-                print(f"{shape.label} {cfg.family} {cfg.schedule} {cfg.tiling or ''}: "
+                tile = f" state {row['state_tile']}" if cfg.state_tile else ""
+                print(f"{shape.label} {cfg.family} {cfg.schedule} {cfg.tiling or ''}{tile}: "
                       f"{row['median_ms']:.3f} ms {row['status']} rel {row['rel_err']:.1e} "
                       f"[{time.monotonic() - start:.0f} s]", flush=True)  # fmt: skip
         del problem

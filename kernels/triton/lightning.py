@@ -30,6 +30,7 @@ __all__ = [
     "LIGHTNING_TILINGS",
     "SCHEDULES",
     "default_lightning_tiling",
+    "default_state_tile",
     "lightning_bytes",
     "lightning_flops",
     "lightning_fwd",
@@ -65,6 +66,16 @@ def default_lightning_tiling(head_dim: int) -> tuple[int, int, int, int]:
     return 64, min(head_dim, 64), 4, 2
 
 
+def default_state_tile(e: int, f: int) -> tuple[int, int]:
+    """Default (E block, F block) of the split schedule's state pass."""
+    return min(e, 64), min(f, 64)
+
+
+def state_warps(state_tile: tuple[int, int]) -> int:
+    """Warps of the state pass: one per 32 x 32 of its tile, 1 to 8 (a 64 x 64 tile: 4)."""
+    return max(1, min(8, state_tile[0] * state_tile[1] // 1024))
+
+
 def lightning_flops(batch: int, heads: int, seq: int, e: int, f: int, block_c: int) -> int:
     """Floating-point operations of the chunked forward (a multiply-add counts 2).
 
@@ -95,15 +106,18 @@ def _power_of_two(name: str, value: int, low: int, high: int) -> None:
 
 
 def check_lightning_tiling(
-    e: int, f: int, block_c: int, block_f: int, block_e: int, num_warps: int, num_stages: int,
-    schedule: str,
+    e: int, f: int, block_c: int, block_f: int, state_tile: tuple[int, int], num_warps: int,
+    num_stages: int, schedule: str,
 ) -> None:  # fmt: skip
     """Reject tilings and schedules the kernels cannot run (ValueError naming the parameter)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     _power_of_two("block_c", block_c, 16, MAX_BLOCK_C)
     _power_of_two("block_f", block_f, 16, f)
-    _power_of_two("block_e", block_e, 16, e)
+    if not isinstance(state_tile, tuple) or len(state_tile) != 2:
+        raise ValueError(f"state_tile must be a pair (E block, F block), got {state_tile!r}")
+    _power_of_two("state_tile[0] (E block)", state_tile[0], 16, e)
+    _power_of_two("state_tile[1] (F block)", state_tile[1], 16, f)
     if num_warps not in WARPS:
         raise ValueError(f"num_warps must be one of {WARPS}, got {num_warps!r}")
     if not isinstance(num_stages, int) or not 1 <= num_stages <= 8:
@@ -166,8 +180,8 @@ class _Plan:
     ) -> None:  # fmt: skip
         b, h, seq, e = q.shape
         f = v.shape[3]
-        block_c, block_f, block_e, warps, stages = tiling
-        check_lightning_tiling(e, f, block_c, block_f, block_e, warps, stages, schedule)
+        block_c, block_f, state_tile, warps, stages = tiling
+        check_lightning_tiling(e, f, block_c, block_f, state_tile, warps, stages, schedule)
         dev = q.get_device()
         n_chunks = triton.cdiv(seq, block_c)
         o_strides = (h * seq * f, seq * f, f)
@@ -186,10 +200,11 @@ class _Plan:
         self.launches: tuple[DirectLaunch, ...] = (out,)
         if split:
             self.states_shape = (b * h, n_chunks, e, f)
-            state_meta = {**meta, "BLOCK_E": block_e}
+            se, sf = state_tile
+            state_meta = {**meta, "BLOCK_E": se, "BLOCK_F": sf}
             state_scalars = (seq, h, n_chunks, *_strides(k), *_strides(v))
-            states = DirectLaunch(lightning_states_kernel, (e // block_e, f // block_f, b * h),
-                                  state_scalars, state_meta, warps, stages, dev)  # fmt: skip
+            states = DirectLaunch(lightning_states_kernel, (e // se, f // sf, b * h), state_scalars,
+                                  state_meta, state_warps(state_tile), stages, dev)  # fmt: skip
             self.launches = (states, out)
         self.dtype = q.dtype
         self.device = q.device
@@ -209,7 +224,7 @@ def lightning_fwd(
     num_stages: int = 2,
     *,
     schedule: str = "fused",
-    block_e: int | None = None,
+    state_tile: tuple[int, int] | None = None,
     scale: float = 1.0,
 ) -> Any:
     """Causal linear attention with per-head decay lambda (Lightning Attention-2); returns o.
@@ -226,7 +241,9 @@ def lightning_fwd(
         num_stages: Triton launch option (both kernels of the split schedule).
         schedule: "fused" (sequential chunks, state in registers) or "split" (state pass,
             then all chunks in parallel).
-        block_e: split schedule only: key-dim block of the state pass (default min(E, 64)).
+        state_tile: split schedule only: the (E block, F block) of one program of the state
+            pass, powers of two dividing E and F (default (min(E, 64), min(F, 64))); its warps
+            follow from the tile (`state_warps`).
         scale: multiplies every score q . k (default 1: no scaling).
 
     Returns:
@@ -234,19 +251,21 @@ def lightning_fwd(
     """
     if block_f is None:
         block_f = min(v.shape[-1], 64) if v.dim() == 4 else 64
-    if block_e is None:
-        block_e = min(q.shape[-1], 64) if q.dim() == 4 else 64
+    if state_tile is None:
+        state_tile = default_state_tile(q.shape[-1], v.shape[-1]) if v.dim() == 4 else (64, 64)
+    elif isinstance(state_tile, list):
+        state_tile = tuple(state_tile)
     if any(t.dim() == 4 and t.stride(-1) != 1 for t in (q, k, v)):
         q, k, v = (t.contiguous() for t in (q, k, v))
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
-        q.device, k.device, v.device, decay is None, float(scale), block_c, block_f, block_e,
+        q.device, k.device, v.device, decay is None, float(scale), block_c, block_f, state_tile,
         num_warps, num_stages, schedule,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is None:
         check_inputs(q, k, v)
-        tiling = (block_c, block_f, block_e, num_warps, num_stages)
+        tiling = (block_c, block_f, state_tile, num_warps, num_stages)
         plan = _PLANS.put(key, _Plan(q, k, v, decay is not None, scale, tiling, schedule))
     lam = decay_tensor(decay, q.shape[1], q.device)
     lam_arg = q if lam is None else lam  # never read without decay

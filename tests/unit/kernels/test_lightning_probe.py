@@ -69,7 +69,11 @@ def test_configs_and_estimate(probe):
     assert cfgs[0] == probe.Config(probe.FLA, "g_gamma")
     ours = [c for c in cfgs if c.family == probe.OURS]
     assert {c.schedule for c in ours} == {"fused", "split"}
-    assert len(ours) == 2 * len(probe.lightning_tilings(128))
+    assert len(ours) == 2 * len(probe.lightning_tilings(128)) + 2
+    assert [c.state_tile for c in ours[-2:]] == [(32, 32), (32, 64)]
+    assert all(c.schedule == "split" for c in ours[-2:])
+    small = probe.configs(probe.Shape(1, 8, 1024, 32, "v"), quick=False)
+    assert [c.state_tile for c in small if c.state_tile] == []  # 32 x 32 is the default there
     assert [c.schedule for c in probe.configs(shape, False, fla_g=True)[:2]] == ["g_gamma", "g"]
     no_decay = probe.configs(probe.Shape(1, 8, 1024, 64, "v", decay=False), quick=True)
     assert no_decay[0].schedule == "none" and all(c.tiling[1] <= 64 for c in no_decay[1:])
@@ -112,7 +116,7 @@ def test_measure_writes_a_checked_row(probe, tmp_path):
     writer = probe.RowWriter(tmp_path / "sub" / "lightning.csv", dict(device="cpu", fla="none"))
     timer = lambda fn: (fn(), (2.0, 1.5, 3.0))[1]  # noqa: E731 (runs the kernel once)
     for cfg in (probe.Config(probe.OURS, "fused", (16, 16, 4, 2)),
-                probe.Config(probe.OURS, "split", (32, 16, 4, 2)),
+                probe.Config(probe.OURS, "split", (32, 16, 4, 2), (16, 16)),
                 probe.Config(probe.FLA, "g_gamma")):  # fmt: skip
         writer.write(probe.measure(shape, cfg, p, fla_fn=None, timer=timer))
     writer.close()
@@ -124,6 +128,7 @@ def test_measure_writes_a_checked_row(probe, tmp_path):
         assert float(r["median_ms"]) == 2.0 and float(r["p90_ms"]) == 3.0
         assert int(r["flops"]) == probe.lightning_flops(1, 2, 40, 16, 16, int(r["block_c"]))
     assert rows[1]["block_c"] == "32" and rows[1]["schedule"] == "split"
+    assert rows[0]["state_tile"] == "" and rows[1]["state_tile"] == "16x16"
     assert (
         rows[2]["status"].startswith("error: RuntimeError")
         and "fla unavailable" in rows[2]["status"]

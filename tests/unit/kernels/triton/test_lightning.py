@@ -22,11 +22,13 @@ import pytest  # noqa: E402
 from attnsim.kernels.triton.lightning import (  # noqa: E402
     LIGHTNING_TILINGS,
     default_lightning_tiling,
+    default_state_tile,
     lightning_bytes,
     lightning_flops,
     lightning_fwd,
     lightning_state_bytes,
     lightning_tilings,
+    state_warps,
 )
 
 DEVICE = "cuda" if HAS_CUDA else "cpu"
@@ -89,7 +91,7 @@ def test_matches_the_recurrence(schedule, block_c, seq, has_decay, block_f):
     lam = LAMBDA if has_decay else None
     decay = torch.tensor(lam) if has_decay else None
     out = lightning_fwd(q, k, v, decay, block_c=block_c, block_f=block_f, schedule=schedule,
-                        block_e=16)  # fmt: skip
+                        state_tile=(16, 32 // block_f * 16))  # fmt: skip
     assert out.shape == v.shape and out.dtype == q.dtype
     assert torch.isfinite(out).all()
     assert rel_err(out, recurrent(q, k, v, lam)) < 1e-5
@@ -138,7 +140,15 @@ def test_unit_decay_is_no_decay_and_strong_decay_stays_finite():
         (dict(block_c=512), "block_c must be a power of two in 16..256, got 512"),
         (dict(block_f=48), "block_f must be a power of two in 16..32, got 48"),
         (dict(block_f=64), "block_f must be a power of two in 16..32, got 64"),
-        (dict(block_e=64, schedule="split"), "block_e must be a power of two in 16..32, got 64"),
+        (
+            dict(state_tile=(64, 16), schedule="split"),
+            "state_tile[0] (E block) must be a power of two in 16..32, got 64",
+        ),
+        (
+            dict(state_tile=(16, 24), schedule="split"),
+            "state_tile[1] (F block) must be a power of two in 16..32, got 24",
+        ),
+        (dict(state_tile=16), "state_tile must be a pair (E block, F block), got 16"),
         (dict(schedule="tiled"), "schedule must be one of ('fused', 'split'), got 'tiled'"),
         (dict(num_warps=3), "num_warps must be one of (1, 2, 4, 8, 16), got 3"),
         (dict(num_stages=0), "num_stages must be an integer in 1..8, got 0"),
@@ -196,6 +206,11 @@ def test_byte_formulas():
     assert lightning_bytes(2, 3, 100, 64, 32, 2) == 2 * 3 * 100 * (64 + 64 + 32 + 32) * 2
     # split: 4 chunk-start states of 64 x 32, written and read, in fp32
     assert lightning_state_bytes(1, 1, 100, 64, 32, 32, 4) == 2 * 4 * 64 * 32 * 4
+
+
+def test_state_tile_defaults_and_warps():
+    assert default_state_tile(128, 32) == (64, 32)
+    assert [state_warps(t) for t in ((32, 32), (64, 32), (64, 64), (128, 128))] == [1, 2, 4, 8]
 
 
 def test_tilings_are_valid_and_fit_the_head_dim():
