@@ -57,7 +57,8 @@ REL_TOL = 2e-2  # bf16 inputs: relative error of the output norm
 FIELDS = (
     "family", "schedule", "suite", "batch", "heads", "seq", "head_dim", "decay", "dtype",
     "block_c", "block_f", "num_warps", "num_stages", "state_tile", "median_ms", "p10_ms",
-    "p90_ms", "flops", "tflops", "status", "max_err", "rel_err", "device", "torch", "triton", "fla", "timestamp",
+    "p90_ms", "flops", "tflops", "status", "max_err", "rel_err", "device", "torch", "triton",
+    "fla", "timestamp",
 )  # fmt: skip
 
 
