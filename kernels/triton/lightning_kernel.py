@@ -53,17 +53,22 @@ def chunk_out(q, k, v, s, intra, rows, DOT_PRECISION: tl.constexpr):
 
 @triton.jit
 def state_step(s, k, v, keys, chunk, DOT_PRECISION: tl.constexpr):
-    """S <- lambda^C S + (K o lambda^(C-1-s))^T V (fp32; rows past the sequence end load as 0)."""
-    kd = (k * keys[:, None]).to(k.dtype)
-    return tl.dot(tl.trans(kd), v, s * chunk, input_precision=DOT_PRECISION)
+    """S <- lambda^C S + K^T (lambda^(C-1-s) o V) (fp32; rows past the sequence end load as 0).
+
+    The decay scales V's rows, not K's: K then feeds the product straight from shared memory
+    (on sm_90 the fused kernel needs 247 registers per thread instead of 255 plus spills).
+    """
+    vd = (v * keys[:, None]).to(v.dtype)
+    return tl.dot(tl.trans(k), vd, s * chunk, input_precision=DOT_PRECISION)
 
 
 @triton.jit
 def head_log2_decay(Decay, off_h, HAS_DECAY: tl.constexpr):
     """log2 lambda of head `off_h` (0 without decay)."""
+    log2_lam = tl.full([], 0.0, tl.float32)
     if HAS_DECAY:
-        return tl.log2(tl.load(Decay + off_h).to(tl.float32))
-    return tl.full([], 0.0, tl.float32)
+        log2_lam = tl.log2(tl.load(Decay + off_h).to(tl.float32))
+    return log2_lam
 
 
 @triton.jit
