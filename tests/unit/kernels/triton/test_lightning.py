@@ -221,3 +221,76 @@ def test_tilings_are_valid_and_fit_the_head_dim():
     assert lightning_tilings(128) == LIGHTNING_TILINGS
     assert len(set(LIGHTNING_TILINGS)) == len(LIGHTNING_TILINGS)
     assert (64, 128, 8, 2) not in lightning_tilings(64)
+
+
+# Compiles the kernels for sm_90 on this host (no GPU needed: Triton's CUDA backend and its
+# ptxas/cuobjdump ship in the triton wheel) and prints, per kernel, "name regs stack smem".
+# Runs in a subprocess: under TRITON_INTERPRET=1 the kernels are not compilable objects.
+SM90_SCRIPT = r"""
+import os, re, subprocess, sys, tempfile
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from attnsim.kernels.triton.lightning import (
+    default_lightning_tiling, default_state_tile, state_warps)
+from attnsim.kernels.triton.lightning_kernel import lightning_out_kernel, lightning_states_kernel
+
+BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+
+def build(name, fn, const, warps, stages):
+    sig, attrs = {}, {}
+    for i, p in enumerate(fn.arg_names):
+        if p in const:
+            sig[p] = "constexpr"
+        elif p == "Decay":
+            sig[p] = "*fp32"
+        elif p[0].isupper():
+            sig[p] = "*bf16"
+        else:
+            sig[p] = "fp32" if p == "scale" else "i32"
+        if p[0].isupper() or p.startswith("stride"):
+            attrs[(i,)] = [["tt.divisibility", 16]]
+    consts = {(fn.arg_names.index(k),): v for k, v in const.items()}
+    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                       options=dict(num_warps=warps, num_stages=stages))
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as fh:
+        fh.write(k.asm["cubin"])
+    usage = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", fh.name],
+                           capture_output=True, text=True, check=True).stdout
+    regs, stack = re.search(r"REG:(\d+) STACK:(\d+)", usage).groups()
+    print(name, regs, stack, k.metadata.shared, flush=True)
+
+for d in (64, 128):
+    c, bf, w, st = default_lightning_tiling(d)
+    meta = dict(BLOCK_C=c, BLOCK_F=bf, HEAD_E=d, HEAD_F=d, HAS_DECAY=True, DOT_PRECISION="tf32")
+    for split in (False, True):
+        build(f"out-{'split' if split else 'fused'}-{d}", lightning_out_kernel,
+              {**meta, "SPLIT": split}, w, st)
+    se, sf = default_state_tile(d, d)
+    build(f"states-{d}", lightning_states_kernel, {**meta, "BLOCK_E": se, "BLOCK_F": sf},
+          state_warps((se, sf)), st)
+"""
+
+
+@pytest.mark.slow
+def test_default_tilings_compile_for_sm90_without_spills():
+    """The default tilings build for Hopper (bf16): no register spills, shared memory fits."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    triton = pytest.importorskip("triton")
+    if not shutil.which("cuobjdump", path=str(Path(triton.__file__).parent / "backends" /
+                                              "nvidia" / "bin")):  # fmt: skip
+        pytest.skip("the triton wheel has no CUDA tools")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", SM90_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split() for line in run.stdout.splitlines()]
+    assert [r[0] for r in rows] == [f"{k}-{d}" for d in (64, 128)
+                                    for k in ("out-fused", "out-split", "states")]  # fmt: skip
+    for name, regs, stack, smem in rows:
+        assert int(stack) == 0, f"{name}: {stack} bytes of stack (register spills)"
+        assert int(regs) <= 255 and int(smem) <= 227 * 1024, (name, regs, smem)
