@@ -18,8 +18,8 @@ first) and compared with a float64 chunked reference (`reference_chunked`) on ba
 0-1, the whole sequence (max_err: max |o - ref|; rel_err: ||o - ref|| / ||ref||); status
 "ok" under `REL_TOL`, else "wrong" (still timed). Times: `triton.testing.do_bench` median,
 p10, p90 (warm-up, L2 flushed between repeats). One CSV row per (shape, family, schedule,
-tiling, state tile), flushed at once; a failing configuration becomes a row with its error
-as status.
+tiling, state tile, state chunks), flushed at once; a failing configuration becomes a row with
+its error as status.
 Configurations past --budget-s are skipped (status "skipped: budget"). Tracebacks of failed
 configurations go to the CSV's name with .errors.txt. A summary follows.
 """
@@ -56,7 +56,8 @@ FLA_CHUNK = 64  # fla's default chunk size
 REL_TOL = 2e-2  # bf16 inputs: relative error of the output norm
 FIELDS = (
     "family", "schedule", "suite", "batch", "heads", "seq", "head_dim", "decay", "dtype",
-    "block_c", "block_f", "num_warps", "num_stages", "state_tile", "median_ms", "p10_ms",
+    "block_c", "block_f", "num_warps", "num_stages", "state_tile", "state_chunks", "median_ms",
+    "p10_ms",
     "p90_ms", "flops", "tflops", "status", "max_err", "rel_err", "device", "torch", "triton",
     "fla", "timestamp",
 )  # fmt: skip
@@ -109,6 +110,7 @@ class Config:
     schedule: str
     tiling: tuple[int, int, int, int] | None = None
     state_tile: tuple[int, int] | None = None  # split: the state pass's tile (None: default)
+    state_chunks: int = 1  # split: chunks per stored state and per output program
 
 
 def shapes(quick: bool) -> tuple[Shape, ...]:
@@ -133,6 +135,8 @@ def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
         tiles = dict.fromkeys([(min(d, 32), min(d, 32)), (min(d, 32), min(d, 64))])
         tiles.pop(default_state_tile(d, d), None)
         ours += [Config(OURS, "split", default, t) for t in tiles]
+        # several chunks per state: fewer states, a shorter serial chain in the state pass
+        ours += [Config(OURS, "split", default, None, r) for r in (2, 4)]
     return fla + ours
 
 
@@ -145,7 +149,7 @@ def estimate_s(plan: list[tuple[Shape, list[Config]]]) -> float:
     """
     timed = sum(len(c) for _, c in plan)
     ours = {
-        (s.head_dim, c.schedule, c.tiling, c.state_tile)
+        (s.head_dim, c.schedule, c.tiling, c.state_tile, c.state_chunks)
         for s, cs in plan
         for c in cs
         if c.family == OURS
@@ -231,7 +235,8 @@ def runner(cfg: Config, p: Problem, fla_fn: Any) -> Callable[[], Any]:
         assert cfg.tiling is not None
         kw = tiling_args(cfg.tiling)
         return lambda: lightning_fwd(p.q, p.k, p.v, p.lam, schedule=cfg.schedule,
-                                     scale=p.scale, state_tile=cfg.state_tile, **kw)  # fmt: skip
+                                     scale=p.scale, state_tile=cfg.state_tile,
+                                     state_chunks=cfg.state_chunks, **kw)  # fmt: skip
     if fla_fn is None:
         raise RuntimeError("fla unavailable")
     fq, fk, fv = p.fla_qkv
@@ -301,6 +306,7 @@ def base_row(shape: Shape, cfg: Config) -> dict[str, Any]:
     if cfg.schedule == "split":
         d = shape.head_dim
         row["state_tile"] = "{}x{}".format(*(cfg.state_tile or default_state_tile(d, d)))
+        row["state_chunks"] = cfg.state_chunks
     return row
 
 
@@ -355,7 +361,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
         if ours is None:
             lines.append(f"{label}: no correct run of ours")
             continue
-        tile = f" state {ours['state_tile']}" if ours.get("state_tile") else ""
+        tile = (
+            f" state {ours['state_tile']} x{ours['state_chunks']}" if ours.get("state_tile") else ""
+        )
         text = (f"{label}: ours {float(ours['median_ms']):.3f} ms ({ours['schedule']} "
                 f"c{ours['block_c']} f{ours['block_f']} w{ours['num_warps']} "
                 f"s{ours['num_stages']}{tile})")  # fmt: skip
@@ -429,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                 row = measure(shape, cfg, problem, fla_fn)
             out.write(row)
             if row["status"] != "skipped: budget":
-                tile = f" state {row['state_tile']}" if cfg.state_tile else ""
+                tile = (
+                    f" state {row['state_tile']} x{cfg.state_chunks}" if row["state_tile"] else ""
+                )
                 print(f"{shape.label} {cfg.family} {cfg.schedule} {cfg.tiling or ''}{tile}: "
                       f"{row['median_ms']:.3f} ms {row['status']} rel {row['rel_err']:.1e} "
                       f"[{time.monotonic() - start:.0f} s]", flush=True)  # fmt: skip

@@ -83,7 +83,9 @@ def lightning_flops(batch: int, heads: int, seq: int, e: int, f: int, block_c: i
 
     Counts what the kernels issue: per chunk the full C x C square of Q K^T (2 C^2 E) and of
     the masked scores times V (2 C^2 F), not the causal half, plus Q S (2 C E F) and the state
-    update K^T V (2 C E F); a ragged last chunk counts as a full one. With seq a multiple of C:
+    update K^T V (2 C E F); a ragged last chunk counts as a full one (and the split schedule
+    with state_chunks > 1, which also updates the state inside its output programs, does
+    more). With seq a multiple of C:
     batch * heads * (2 S C E + 2 S C F + 2 S E F + 2 S E F).
     """
     rows = -(-seq // block_c) * block_c
@@ -96,10 +98,14 @@ def lightning_bytes(batch: int, heads: int, seq: int, e: int, f: int, elem_bytes
 
 
 def lightning_state_bytes(
-    batch: int, heads: int, seq: int, e: int, f: int, block_c: int, elem_bytes: int = 2
-) -> int:
-    """Extra bytes of the split schedule: every chunk-start state written once and read once."""
-    return 2 * batch * heads * -(-seq // block_c) * e * f * elem_bytes
+    batch: int, heads: int, seq: int, e: int, f: int, block_c: int, elem_bytes: int = 2,
+    state_chunks: int = 1,
+) -> int:  # fmt: skip
+    """Extra bytes of the split schedule: its stored states, written once and read once.
+
+    One state per `state_chunks` chunks per head, E x F of `elem_bytes` (the input dtype).
+    """
+    return 2 * batch * heads * -(-seq // (block_c * state_chunks)) * e * f * elem_bytes
 
 
 def _power_of_two(name: str, value: int, low: int, high: int) -> None:
@@ -108,8 +114,8 @@ def _power_of_two(name: str, value: int, low: int, high: int) -> None:
 
 
 def check_lightning_tiling(
-    e: int, f: int, block_c: int, block_f: int, state_tile: tuple[int, int], num_warps: int,
-    num_stages: int, schedule: str,
+    e: int, f: int, block_c: int, block_f: int, state_tile: tuple[int, int], state_chunks: int,
+    num_warps: int, num_stages: int, schedule: str,
 ) -> None:  # fmt: skip
     """Reject tilings and schedules the kernels cannot run (ValueError naming the parameter)."""
     if schedule not in SCHEDULES:
@@ -120,6 +126,10 @@ def check_lightning_tiling(
         raise ValueError(f"state_tile must be a pair (E block, F block), got {state_tile!r}")
     _power_of_two("state_tile[0] (E block)", state_tile[0], 16, e)
     _power_of_two("state_tile[1] (F block)", state_tile[1], 16, f)
+    _power_of_two("state_chunks", state_chunks, 1, MAX_BLOCK_C)
+    if state_chunks * block_c > MAX_BLOCK_C:
+        raise ValueError(f"state_chunks * block_c must be at most {MAX_BLOCK_C} (the state "
+                         f"pass's step), got {state_chunks} * {block_c}")  # fmt: skip
     if num_warps not in WARPS:
         raise ValueError(f"num_warps must be one of {WARPS}, got {num_warps!r}")
     if not isinstance(num_stages, int) or not 1 <= num_stages <= 8:
@@ -182,8 +192,10 @@ class _Plan:
     ) -> None:  # fmt: skip
         b, h, seq, e = q.shape
         f = v.shape[3]
-        block_c, block_f, state_tile, warps, stages = tiling
-        check_lightning_tiling(e, f, block_c, block_f, state_tile, warps, stages, schedule)
+        block_c, block_f, state_tile, state_chunks, warps, stages = tiling
+        check_lightning_tiling(
+            e, f, block_c, block_f, state_tile, state_chunks, warps, stages, schedule
+        )
         dev = q.get_device()
         n_chunks = triton.cdiv(seq, block_c)
         o_strides = (h * seq * f, seq * f, f)
@@ -195,16 +207,21 @@ class _Plan:
         self.o_shape = (b, h, seq, f)
         self.states_shape: tuple[int, ...] = ()
         split = schedule == "split"
-        out_scalars = (seq, h, n_chunks, float(scale), *qkvo)
-        out_grid = (f // block_f, n_chunks if split else 1, b * h)
-        out = DirectLaunch(lightning_out_kernel, out_grid, out_scalars, {**meta, "SPLIT": split},
-                           warps, stages, dev)  # fmt: skip
+        per_prog = state_chunks if split else n_chunks
+        n_states = triton.cdiv(n_chunks, per_prog)
+        out_scalars = (seq, h, n_chunks, per_prog, n_states, float(scale), *qkvo)
+        out_meta = {**meta, "LOAD_STATE": split, "CARRY": per_prog > 1}
+        # one chunk per program: nothing to pipeline (stages would only cost shared memory)
+        out_stages = stages if per_prog > 1 else 1
+        out = DirectLaunch(lightning_out_kernel, (f // block_f, n_states, b * h), out_scalars,
+                           out_meta, warps, out_stages, dev)  # fmt: skip
         self.launches: tuple[DirectLaunch, ...] = (out,)
         if split:
-            self.states_shape = (b * h, n_chunks, e, f)
+            self.states_shape = (b * h, n_states, e, f)
             se, sf = state_tile
-            state_meta = {**meta, "BLOCK_E": se, "BLOCK_F": sf}
-            state_scalars = (seq, h, n_chunks, *_strides(k), *_strides(v))
+            step = block_c * state_chunks
+            state_meta = {**meta, "BLOCK_C": step, "BLOCK_E": se, "BLOCK_F": sf}
+            state_scalars = (seq, h, n_states, *_strides(k), *_strides(v))
             states = DirectLaunch(lightning_states_kernel, (e // se, f // sf, b * h), state_scalars,
                                   state_meta, state_warps(state_tile), stages, dev)  # fmt: skip
             self.launches = (states, out)
@@ -227,6 +244,7 @@ def lightning_fwd(
     *,
     schedule: str = "fused",
     state_tile: tuple[int, int] | None = None,
+    state_chunks: int = 1,
     scale: float = 1.0,
 ) -> Any:
     """Causal linear attention with per-head decay lambda (Lightning Attention-2); returns o.
@@ -246,6 +264,10 @@ def lightning_fwd(
         state_tile: split schedule only: the (E block, F block) of one program of the state
             pass, powers of two dividing E and F (default (min(E, 64), min(F, 64))); its warps
             follow from the tile (`state_warps`).
+        state_chunks: split schedule only: R, a power of two with R * block_c <= 256. The
+            state pass steps R chunks at a time and stores a state every R chunks; each
+            output program then computes R chunks in order from its state (fewer states to
+            store, a shorter serial chain; R = 1: one chunk per output program).
         scale: multiplies every score q . k (default 1: no scaling).
 
     Returns:
@@ -262,12 +284,12 @@ def lightning_fwd(
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
         q.device, k.device, v.device, decay is None, float(scale), block_c, block_f, state_tile,
-        num_warps, num_stages, schedule,
+        state_chunks, num_warps, num_stages, schedule,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is None:
         check_inputs(q, k, v)
-        tiling = (block_c, block_f, state_tile, num_warps, num_stages)
+        tiling = (block_c, block_f, state_tile, state_chunks, num_warps, num_stages)
         plan = _PLANS.put(key, _Plan(q, k, v, decay is not None, scale, tiling, schedule))
     lam = decay_tensor(decay, q.shape[1], q.device)
     lam_arg = q if lam is None else lam  # never read without decay

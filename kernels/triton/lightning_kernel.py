@@ -8,12 +8,12 @@ Chunked form with chunk size C (BLOCK_C), rows t, s local to the chunk:
     S_(i+1) = lambda^C S_i + (K_i o lambda^(C-1-s))^T V_i          S_0 = 0 (E x F per head)
 
 Two schedules share the chunk body (`chunk_out`, `state_step`):
-- fused: `lightning_out_kernel` (SPLIT=False), one program per (value-column block,
-  batch*head) walks the chunks in order carrying S in fp32 registers (the LA-2 paper's form);
-- split: `lightning_states_kernel` walks the chunks of one (E block, F block, batch*head) and
-  stores the state at every chunk start (only K^T V work, E x F per chunk), then
-  `lightning_out_kernel` (SPLIT=True) computes every chunk's output in parallel from its
-  start state.
+- fused: `lightning_out_kernel`, one program per (value-column block, batch*head) walks the
+  chunks in order carrying S in fp32 registers (the LA-2 paper's form);
+- split: `lightning_states_kernel` walks the sequence of one (E block, F block, batch*head)
+  in steps of R chunks (R = state_chunks) and stores the state at every step's start (only
+  K^T V work), then `lightning_out_kernel` runs one program per R chunks, all in parallel,
+  each starting from its stored state (R = 1: one chunk per program, no state update).
 
 Decay: the kernels read lambda (fp32, one per head) and take log2 of it, so every power is one
 exp2; HAS_DECAY=False means lambda = 1 (plain causal linear attention).
@@ -52,6 +52,17 @@ def chunk_out(q, k, v, s, intra, rows, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
+def store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION: tl.constexpr):
+    """Load one chunk (rows past the sequence end as 0), store its output rows; return K, V."""
+    q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
+    k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
+    v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
+    o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
+    tl.store(o_p, o.to(Out.dtype.element_ty), boundary_check=(0,))
+    return k, v
+
+
+@triton.jit
 def state_step(s, k, v, keys, chunk, DOT_PRECISION: tl.constexpr):
     """S <- lambda^C S + K^T (lambda^(C-1-s) o V) (fp32; rows past the sequence end load as 0).
 
@@ -79,28 +90,34 @@ def rows_ptr(base, seq, stride_s, width, col, BLOCK_C: tl.constexpr, BLOCK_W: tl
     )
 
 
-# seq and n_chunks stay plain ints: a new length reuses the compiled kernel
-@triton.jit(do_not_specialize=["seq", "n_chunks"])
+# the lengths stay plain ints: a new length reuses the compiled kernel
+@triton.jit(do_not_specialize=["seq", "n_chunks", "chunks_per_prog", "n_states"])
 def lightning_out_kernel(
     Q, K, V, Out, States, Decay,
-    seq, heads, n_chunks, scale,
+    seq, heads, n_chunks, chunks_per_prog, n_states, scale,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
     BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_E: tl.constexpr, HEAD_F: tl.constexpr,
-    HAS_DECAY: tl.constexpr, SPLIT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_DECAY: tl.constexpr, LOAD_STATE: tl.constexpr, CARRY: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
 ):  # fmt: skip
-    """Output rows; grid (HEAD_F / BLOCK_F, chunk programs, batch*heads).
+    """Output rows; grid (HEAD_F / BLOCK_F, ceil(n_chunks / chunks_per_prog), batch*heads).
 
-    SPLIT=False (fused schedule, 1 chunk program): walk the chunks in order with S in fp32
-    registers (States is not read). SPLIT=True (split schedule, n_chunks chunk programs, all
-    parallel): program i computes chunk i from S_i read from States (`lightning_states_kernel`).
+    Program j computes chunks j * chunks_per_prog onwards, in order, starting from S = 0 or,
+    with LOAD_STATE, from States[bh, j] (of n_states per head, `lightning_states_kernel`);
+    CARRY updates S after each chunk (needed when a program has more than one chunk).
+    Fused schedule: one program per head and value block (chunks_per_prog = n_chunks, no
+    LOAD_STATE, CARRY). Split: LOAD_STATE, all programs in parallel.
     """
     col = tl.program_id(0) * BLOCK_F
+    j = tl.program_id(1)
     off_bh = tl.program_id(2)
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
     log2_lam = head_log2_decay(Decay, off_h, HAS_DECAY)
     intra, rows, keys, chunk = decay_tables(log2_lam, scale, BLOCK_C)
+    first = j * chunks_per_prog
+    start = first * BLOCK_C
     q_p = rows_ptr(Q + off_b * stride_qb + off_h * stride_qh, seq, stride_qs, HEAD_E, 0,
                    BLOCK_C, HEAD_E)  # fmt: skip
     k_p = rows_ptr(K + off_b * stride_kb + off_h * stride_kh, seq, stride_ks, HEAD_E, 0,
@@ -109,31 +126,28 @@ def lightning_out_kernel(
                    BLOCK_C, BLOCK_F)  # fmt: skip
     o_p = rows_ptr(Out + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
-    if SPLIT:
-        i = tl.program_id(1)
-        start = i * BLOCK_C
-        q = tl.load(tl.advance(q_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-        k = tl.load(tl.advance(k_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-        v = tl.load(tl.advance(v_p, (start, 0)), boundary_check=(0,), padding_option="zero")
-        size = HEAD_E * HEAD_F
-        s_base = States + (off_bh.to(tl.int64) * n_chunks + i) * size
+    q_p = tl.advance(q_p, (start, 0))
+    k_p = tl.advance(k_p, (start, 0))
+    v_p = tl.advance(v_p, (start, 0))
+    o_p = tl.advance(o_p, (start, 0))
+    if LOAD_STATE:
+        s_base = States + (off_bh.to(tl.int64) * n_states + j) * (HEAD_E * HEAD_F)
         e_idx = tl.arange(0, HEAD_E)[:, None] * HEAD_F
         s = tl.load(s_base + e_idx + col + tl.arange(0, BLOCK_F)[None, :])
-        o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-        tl.store(tl.advance(o_p, (start, 0)), o.to(Out.dtype.element_ty), boundary_check=(0,))
+        if CARRY:  # updated in fp32; else it only feeds Q S in the input dtype as stored
+            s = s.to(tl.float32)
     else:
         s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
-        for _ in range(0, n_chunks):
-            q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
-            k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
-            v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
-            o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
-            tl.store(o_p, o.to(Out.dtype.element_ty), boundary_check=(0,))
+    if CARRY:
+        for _ in range(0, tl.minimum(chunks_per_prog, n_chunks - first)):
+            k, v = store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION)
             s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
             q_p = tl.advance(q_p, (BLOCK_C, 0))
             k_p = tl.advance(k_p, (BLOCK_C, 0))
             v_p = tl.advance(v_p, (BLOCK_C, 0))
             o_p = tl.advance(o_p, (BLOCK_C, 0))
+    else:  # one chunk (chunks_per_prog = 1): straight-line code, fewer registers than a loop
+        store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION)
 
 
 @triton.jit(do_not_specialize=["seq", "n_chunks"])

@@ -69,9 +69,14 @@ def test_configs_and_estimate(probe):
     assert cfgs[0] == probe.Config(probe.FLA, "g_gamma")
     ours = [c for c in cfgs if c.family == probe.OURS]
     assert {c.schedule for c in ours} == {"fused", "split"}
-    assert len(ours) == 2 * len(probe.lightning_tilings(128)) + 2
-    assert [c.state_tile for c in ours[-2:]] == [(32, 32), (32, 64)]
-    assert all(c.schedule == "split" for c in ours[-2:])
+    assert len(ours) == 2 * len(probe.lightning_tilings(128)) + 4
+    assert [(c.state_tile, c.state_chunks) for c in ours[-4:]] == [
+        ((32, 32), 1),
+        ((32, 64), 1),
+        (None, 2),
+        (None, 4),
+    ]
+    assert all(c.schedule == "split" for c in ours[-4:])
     small = probe.configs(probe.Shape(1, 8, 1024, 32, "v"), quick=False)
     assert [c.state_tile for c in small if c.state_tile] == []  # 32 x 32 is the default there
     assert [c.schedule for c in probe.configs(shape, False, fla_g=True)[:2]] == ["g_gamma", "g"]
@@ -117,23 +122,25 @@ def test_measure_writes_a_checked_row(probe, tmp_path):
     timer = lambda fn: (fn(), (2.0, 1.5, 3.0))[1]  # noqa: E731 (runs the kernel once)
     for cfg in (probe.Config(probe.OURS, "fused", (16, 16, 4, 2)),
                 probe.Config(probe.OURS, "split", (32, 16, 4, 2), (16, 16)),
+                probe.Config(probe.OURS, "split", (16, 16, 4, 2), None, 2),
                 probe.Config(probe.FLA, "g_gamma")):  # fmt: skip
         writer.write(probe.measure(shape, cfg, p, fla_fn=None, timer=timer))
     writer.close()
     rows = list(csv.DictReader((tmp_path / "sub" / "lightning.csv").open()))
-    assert [r["family"] for r in rows] == [probe.OURS, probe.OURS, probe.FLA]
+    assert [r["family"] for r in rows] == [probe.OURS] * 3 + [probe.FLA]
     assert list(rows[0]) == list(probe.FIELDS)
-    for r in rows[:2]:
+    for r in rows[:3]:
         assert r["status"] == "ok" and float(r["rel_err"]) < 1e-5 and r["device"] == "cpu"
         assert float(r["median_ms"]) == 2.0 and float(r["p90_ms"]) == 3.0
         assert int(r["flops"]) == probe.lightning_flops(1, 2, 40, 16, 16, int(r["block_c"]))
     assert rows[1]["block_c"] == "32" and rows[1]["schedule"] == "split"
     assert rows[0]["state_tile"] == "" and rows[1]["state_tile"] == "16x16"
+    assert rows[1]["state_chunks"] == "1" and rows[2]["state_chunks"] == "2"
     assert (
-        rows[2]["status"].startswith("error: RuntimeError")
-        and "fla unavailable" in rows[2]["status"]
+        rows[3]["status"].startswith("error: RuntimeError")
+        and "fla unavailable" in rows[3]["status"]
     )
-    assert math.isnan(float(rows[2]["median_ms"])) and rows[2]["block_c"] == "64"
+    assert math.isnan(float(rows[3]["median_ms"])) and rows[3]["block_c"] == "64"
     errors = (tmp_path / "sub" / "lightning.errors.txt").read_text()
     assert (
         errors.startswith(f"family={probe.FLA} schedule=g_gamma batch=1") and "Traceback" in errors

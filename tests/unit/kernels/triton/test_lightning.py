@@ -97,6 +97,15 @@ def test_matches_the_recurrence(schedule, block_c, seq, has_decay, block_f):
     assert rel_err(out, recurrent(q, k, v, lam)) < 1e-5
 
 
+@pytest.mark.parametrize("state_chunks", [2, 4])
+@pytest.mark.parametrize("seq", [128, 75])
+def test_split_with_several_chunks_per_state(state_chunks, seq):
+    q, k, v = inputs(1, 2, seq, 32, 32, seed=state_chunks)
+    for lam in (None, LAMBDA):
+        out = lightning_fwd(q, k, v, lam, block_c=16, schedule="split", state_chunks=state_chunks)
+        assert rel_err(out, recurrent(q, k, v, lam)) < 1e-5
+
+
 @pytest.mark.parametrize("schedule", ["fused", "split"])
 def test_matches_the_quadratic_form_with_e_unlike_f(schedule):
     q, k, v = inputs(1, 2, 48, 32, 16, seed=3)
@@ -149,6 +158,11 @@ def test_unit_decay_is_no_decay_and_strong_decay_stays_finite():
             "state_tile[1] (F block) must be a power of two in 16..32, got 24",
         ),
         (dict(state_tile=16), "state_tile must be a pair (E block, F block), got 16"),
+        (dict(state_chunks=3), "state_chunks must be a power of two in 1..256, got 3"),
+        (
+            dict(state_chunks=8, block_c=64),
+            "state_chunks * block_c must be at most 256 (the state pass's step), got 8 * 64",
+        ),
         (dict(schedule="tiled"), "schedule must be one of ('fused', 'split'), got 'tiled'"),
         (dict(num_warps=3), "num_warps must be one of (1, 2, 4, 8, 16), got 3"),
         (dict(num_stages=0), "num_stages must be an integer in 1..8, got 0"),
@@ -206,6 +220,7 @@ def test_byte_formulas():
     assert lightning_bytes(2, 3, 100, 64, 32, 2) == 2 * 3 * 100 * (64 + 64 + 32 + 32) * 2
     # split: 4 chunk-start states of 64 x 32, written and read, in fp32
     assert lightning_state_bytes(1, 1, 100, 64, 32, 32, 4) == 2 * 4 * 64 * 32 * 4
+    assert lightning_state_bytes(1, 1, 100, 64, 32, 32, 4, state_chunks=2) == 2 * 2 * 64 * 32 * 4
 
 
 def test_state_tile_defaults_and_warps():
@@ -263,12 +278,15 @@ def build(name, fn, const, warps, stages):
 for d in (64, 128):
     c, bf, w, st = default_lightning_tiling(d)
     meta = dict(BLOCK_C=c, BLOCK_F=bf, HEAD_E=d, HEAD_F=d, HAS_DECAY=True, DOT_PRECISION="tf32")
-    for split in (False, True):
-        build(f"out-{'split' if split else 'fused'}-{d}", lightning_out_kernel,
-              {**meta, "SPLIT": split}, w, st)
+    for name, load, carry in (("fused", False, True), ("split", True, False),
+                              ("split4", True, True)):
+        build(f"out-{name}-{d}", lightning_out_kernel,
+              {**meta, "LOAD_STATE": load, "CARRY": carry}, w, st if carry else 1)
     se, sf = default_state_tile(d, d)
-    build(f"states-{d}", lightning_states_kernel, {**meta, "BLOCK_E": se, "BLOCK_F": sf},
-          state_warps((se, sf)), st)
+    for r in (1, 4):
+        build(f"states{r}-{d}", lightning_states_kernel,
+              {**meta, "BLOCK_C": r * c, "BLOCK_E": se, "BLOCK_F": sf},
+              state_warps((se, sf)), st)
 """
 
 
@@ -289,8 +307,8 @@ def test_default_tilings_compile_for_sm90_without_spills():
                          text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [line.split() for line in run.stdout.splitlines()]
-    assert [r[0] for r in rows] == [f"{k}-{d}" for d in (64, 128)
-                                    for k in ("out-fused", "out-split", "states")]  # fmt: skip
+    kernels = ("out-fused", "out-split", "out-split4", "states1", "states4")
+    assert [r[0] for r in rows] == [f"{k}-{d}" for d in (64, 128) for k in kernels]
     for name, regs, stack, smem in rows:
         assert int(stack) == 0, f"{name}: {stack} bytes of stack (register spills)"
         assert int(regs) <= 255 and int(smem) <= 227 * 1024, (name, regs, smem)
