@@ -90,6 +90,17 @@ def test_every_candidate_tiling(schedule, tiling):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("state_chunks", [2, 4])
+@pytest.mark.parametrize("state_tile", [None, (32, 32), (32, 64)])
+@pytest.mark.parametrize("seq", [4096, 3000])
+def test_split_state_options(state_chunks, state_tile, seq):
+    q, k, v = inputs(2, 3, seq, 128, torch.bfloat16, seed=state_chunks)
+    rel = run_checked(q, k, v, decays(3), schedule="split", state_chunks=state_chunks,
+                      state_tile=state_tile)  # fmt: skip
+    assert rel < TOL[torch.bfloat16], rel
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("schedule", SCHEDULES)
 @pytest.mark.parametrize("has_decay", [False, True])
 def test_ragged_length_and_no_decay(schedule, has_decay):
