@@ -126,12 +126,12 @@ def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
     """
     fla_forms = (("g_gamma", "g") if fla_g else ("g_gamma",)) if shape.decay else ("none",)
     fla = [Config(FLA, s) for s in fla_forms]
-    tilings = lightning_tilings(shape.head_dim)
+    d, default = shape.head_dim, default_lightning_tiling(shape.head_dim)
+    tilings = lightning_tilings(d) or (default,)  # head dims under 32: the default only
     if quick:
-        tilings = tuple(dict.fromkeys([default_lightning_tiling(shape.head_dim), tilings[-1]]))
+        tilings = tuple(dict.fromkeys([default, tilings[-1]]))
     ours = [Config(OURS, s, t) for s in SCHEDULES for t in tilings]
     if not quick:  # smaller state-pass tiles: more programs when batch * heads is small
-        d, default = shape.head_dim, default_lightning_tiling(shape.head_dim)
         tiles = dict.fromkeys([(min(d, 32), min(d, 32)), (min(d, 32), min(d, 64))])
         tiles.pop(default_state_tile(d, d), None)
         ours += [Config(OURS, "split", default, t) for t in tiles]
@@ -271,9 +271,13 @@ def poison(shape: tuple[int, ...], dtype: Any, device: Any) -> None:
 
 
 def measure(
-    shape: Shape, cfg: Config, p: Problem, fla_fn: Any, timer: Callable[..., Any] = do_bench
+    shape: Shape, cfg: Config, p: Problem, fla_fn: Any, timer: Callable[..., Any] | None = None
 ) -> dict[str, Any]:
-    """Check, then time one configuration; returns its row (errors become the status)."""
+    """Check, then time one configuration; returns its row (errors become the status).
+
+    `timer` (default `do_bench`, looked up at call time) returns (median, p10, p90) ms.
+    """
+    timer = timer or do_bench
     row = base_row(shape, cfg)
     try:
         fn = runner(cfg, p, fla_fn)
@@ -438,7 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             out.write(row)
             if row["status"] != "skipped: budget":
                 tile = (
-                    f" state {row['state_tile']} x{cfg.state_chunks}" if row["state_tile"] else ""
+                    f" state {row['state_tile']} x{cfg.state_chunks}"
+                    if row.get("state_tile")
+                    else ""
                 )
                 print(f"{shape.label} {cfg.family} {cfg.schedule} {cfg.tiling or ''}{tile}: "
                       f"{row['median_ms']:.3f} ms {row['status']} rel {row['rel_err']:.1e} "

@@ -179,3 +179,29 @@ def test_summary_picks_the_best_correct_runs(probe):
     assert f"{probe.OURS}: time(128K)/time(16K) = 8.50" in lines
     assert f"{probe.FLA}: time(128K)/time(16K) = 8.00" in lines
     assert any(line.startswith("fla/ours: geomean") for line in lines)
+
+
+def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
+    """main() on a stand-in device: tiny shapes on CPU (interpreter), a stand-in timer."""
+    tiny = (probe.Shape(1, 2, 40, 16, "validation"), probe.Shape(1, 2, 64, 16, "length"))
+    monkeypatch.setattr(probe, "shapes", lambda quick: tiny)
+    monkeypatch.setattr(probe, "LENGTH", tiny[1:])
+    real_problem = probe.make_problem
+    monkeypatch.setattr(
+        probe, "make_problem", lambda s, device: real_problem(s, "cpu", torch.float32)
+    )
+    monkeypatch.setattr(probe, "do_bench", lambda fn: (fn(), (1.0, 0.9, 1.1))[1])
+    monkeypatch.setattr(probe, "load_fla", lambda: (None, "unavailable (test)"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    out = tmp_path / "lightning.csv"
+    assert probe.main(["--out", str(out), "--quick"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == sum(len(probe.configs(s, True)) for s in tiny)
+    ours = [r for r in rows if r["family"] == probe.OURS]
+    assert ours and all(r["status"] == "ok" and r["device"] == "stand-in" for r in ours)
+    assert all(r["status"].startswith("error") for r in rows if r["family"] == probe.FLA)
+    printed = capsys.readouterr().out
+    assert "configs on 2 shapes" in printed and "wrote" in printed
+    assert "1x2x40 d16 decay yes: ours 1.000 ms" in printed.replace("validation: ", "")
