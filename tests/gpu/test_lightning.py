@@ -46,8 +46,8 @@ def inputs(b, h, s, d, dtype, seed=0):
 
 
 def decays(heads):
-    """lambda_h = exp(-2^(-8 (h + 1) / heads)) (TNL's slopes), fp32 on the GPU."""
-    return torch.exp(-torch.exp2(-8.0 * (torch.arange(heads) + 1) / heads)).cuda()
+    """lambda_h from 0.5 to 0.99 (strong decays: an off-by-one power shows), fp32 on the GPU."""
+    return torch.linspace(0.5, 0.99, heads).cuda()
 
 
 def run_checked(q, k, v, lam, **kw):
