@@ -40,6 +40,7 @@ __all__ = [
 
 SCHEDULES = ("fused", "split")
 MAX_BLOCK_C = 256
+GRID_LIMIT = 65535  # CUDA's limit on the 2nd and 3rd grid dimensions
 WARPS = (1, 2, 4, 8, 16)
 
 # Candidate (block_c, block_f, num_warps, num_stages) for the Hopper search; not yet timed on a
@@ -209,6 +210,10 @@ class _Plan:
         split = schedule == "split"
         per_prog = state_chunks if split else n_chunks
         n_states = triton.cdiv(n_chunks, per_prog)
+        if b * h > GRID_LIMIT or n_states > GRID_LIMIT:
+            raise ValueError(f"batch * heads ({b * h}) and the output programs per head "
+                             f"({n_states}) must be at most {GRID_LIMIT} (CUDA grid limit); "
+                             "raise block_c or state_chunks, or split the batch")  # fmt: skip
         out_scalars = (seq, h, n_chunks, per_prog, n_states, float(scale), *qkvo)
         out_meta = {**meta, "LOAD_STATE": split, "CARRY": per_prog > 1}
         # one chunk per program: nothing to pipeline (stages would only cost shared memory)

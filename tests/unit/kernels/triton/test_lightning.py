@@ -192,6 +192,9 @@ def test_bad_inputs_raise_clear_errors():
         lightning_fwd(q, k, torch.randn(1, 2, 32, 24))
     with pytest.raises(ValueError, match="must be 4-D"):
         lightning_fwd(q[0], k[0], v[0])
+    long = torch.empty(1, 1, 65536 * 16 + 1, 16)  # never filled: refused before any launch
+    with pytest.raises(ValueError, match=r"programs per head \(65537\) must be at most 65535"):
+        lightning_fwd(long, long, long, block_c=16, schedule="split")
 
 
 def explicit_flops(batch, heads, seq, e, f, block_c):
