@@ -3,9 +3,11 @@
 `lightning_fwd(q, k, v, decay)` computes causal linear attention with a per-head scalar decay,
 o_t = scale * sum_{s<=t} lambda_h^(t-s) (q_t . k_s) v_s (Qin et al. 2024; no softmax and no
 normalizer; scale defaults to 1), chunk by chunk (kernels: `lightning_kernel`). Two schedules:
-"fused" (one program per (value block, batch*head) walks the chunks carrying the E x F state)
-and "split" (a state pass stores the state at every chunk start, then every chunk's output is
-computed in parallel; more programs, plus the states' traffic `lightning_state_bytes`).
+"fused" (one program per (value block, batch*head) walks the chunks carrying the E x F state;
+batch * heads * F / block_f programs) and "split" (a state pass stores the state at every
+`state_chunks`-th chunk start, then output programs of `state_chunks` chunks each run in
+parallel from those states; more programs, plus the states' traffic `lightning_state_bytes`).
+The fused schedule suits many heads; the split one few heads and long sequences.
 
 Layout: q, k (batch, heads, seq, E), v (batch, heads, seq, F), last dimension contiguous; the
 output is (batch, heads, seq, F) in q's dtype. Sequence lengths that are not a multiple of
@@ -36,6 +38,8 @@ __all__ = [
     "lightning_fwd",
     "lightning_state_bytes",
     "lightning_tilings",
+    "state_warps",
+    "tiling_args",
 ]
 
 SCHEDULES = ("fused", "split")
