@@ -52,7 +52,7 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "and description, grouped by family under `# FAMILY` lines (filtered lists have no "
         "such lines). Names are attention-ALGORITHM[-HEADS][-MASK][-sigmoid][-MODIFIER]; every "
         "combination of parts resolves, --all lists them; the variant zoo (static masks, head "
-        "and K/V structure) follows the serving cascades.",
+        "and K/V structure, linear / recurrent) follows the serving cascades.",
     )
     p.add_argument("--rank", default=DEFAULT_RANK, help="rank to count passes over (default M)")
     p.add_argument("--all", action="store_true", help="every combination of parts, not the catalog")
@@ -129,10 +129,10 @@ def _run_list(args: argparse.Namespace) -> int:
             cascade = einsum_ir.load_cascade(name)
             passes = _pass_count_text(cascade, args.rank)
             groups[SERVING_FAMILY].append((name, "-", "-", "-", "-", passes, cascade.description))
-        for entry in lib.ZOO:  # the variant zoo, by family (static masks, head structure)
+        for entry in lib.ZOO:  # the variant zoo, by family (masks, head structure, linear)
             cascade = einsum_ir.load_cascade(entry.name)
             passes = _pass_count_text(cascade, args.rank)
-            row = (entry.name, "1pass", entry.heads, entry.mask, "softmax", passes)
+            row = (entry.name, entry.algorithm, entry.heads, entry.mask, entry.score, passes)
             groups.setdefault(entry.family, []).append((*row, cascade.description))
     print("\n".join(format_groups(groups, headers=not filtered)))
     return 0
