@@ -19,6 +19,7 @@ from attnsim import einsum_ir
 from attnsim.einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
 from attnsim.einsum_ir import library as lib
 from attnsim.einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
+from attnsim.einsum_ir.analysis.recurrent import state_report
 from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
 from attnsim.einsum_ir.load import builtin_text, format_cascade
 from attnsim.reports.cli import limits
@@ -208,7 +209,8 @@ def _run_show(args: argparse.Namespace) -> int:
         lines += [""] + format_op_counts(counts)
         lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
     lines += [""] + format_attention_problem(cascade, sizes)
-    print("\n".join(lines))
+    state = format_state(cascade, sizes, str(report.rank))
+    print("\n".join(lines + ([""] + state if state else [])))
     return 0
 
 
@@ -244,8 +246,24 @@ def format_attention_problem(cascade: Cascade, sizes: Mapping[str, int] | None) 
 def _run_passes(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
     report = count_passes(cascade, args.rank)
-    print("\n".join(format_pass_summary(cascade, report) + format_input_reads(report)))
+    lines = format_pass_summary(cascade, report) + format_input_reads(report)
+    print("\n".join(lines + format_state(cascade, None, str(report.rank))))
     return 0
+
+
+def format_state(cascade: Cascade, sizes: Mapping[str, int] | None, rank: str) -> list[str]:
+    """The recurrent state and the chunk trade-off (`analysis.recurrent`); [] without a state.
+
+    Without `sizes` it is sized at `default_sizes(cascade)`, and says so.
+    """
+    if rank != pass_rank(cascade, None):  # the state summarises the key rank (M) only
+        return []
+    given = dict(sizes) if sizes is not None else default_sizes(cascade)
+    lines = state_report(cascade, given, rank).describe()
+    if lines and sizes is None:
+        at = ", ".join(f"{k}={v}" for k, v in given.items())
+        lines[0] = lines[0].removesuffix(":") + f" at default sizes {at}:"
+    return lines
 
 
 def format_input_reads(report: PassReport) -> list[str]:

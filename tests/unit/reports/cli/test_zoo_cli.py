@@ -90,3 +90,21 @@ def test_list_groups_the_zoo_by_family(capsys: pytest.CaptureFixture[str]) -> No
     status, out, _ = run(capsys, "cascade", "list", "--mask", "window")
     assert not any(line.startswith("#") for line in out.splitlines())
 
+
+def test_passes_and_show_report_the_recurrent_state(capsys: pytest.CaptureFixture[str]) -> None:
+    from attnsim.reports.cli.cascade import DEFAULT_SIZES
+
+    status, out, err = run(capsys, "cascade", "passes", "attention-lightning-2")
+    assert status == 0, err
+    words = DEFAULT_SIZES["E"] * DEFAULT_SIZES["F"]
+    assert f"  KV: E x F = {words:,} words per head (recurrence over M1)" in out
+    assert "(independent of M)" in out and "at default sizes" in out
+    status, out, err = run(
+        capsys, "cascade", "show", "attention-gla", "--sizes", "M=1024,P=1024,E=16,F=8,B=1,H=2"
+    )
+    assert status == 0, err
+    assert f"KV: E x F = {16 * 8:,} words per head" in out
+    table = out[out.index("   C   chunks") :].splitlines()[1:]
+    assert [int(row.split()[0]) for row in table] == [16, 32, 64, 128, 256]
+    status, out, _ = run(capsys, "cascade", "passes", "attention-1pass-mh")
+    assert "recurrent state" not in out
