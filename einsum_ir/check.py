@@ -16,6 +16,7 @@ import networkx as nx
 from attnsim.einsum_ir.ir import (
     Access,
     Cascade,
+    CmpOp,
     Einsum,
     Final,
     IndexName,
@@ -88,6 +89,21 @@ def recurrence_vars(cascade: Cascade) -> dict[TensorName, IndexName]:
         if var is not None:
             result.setdefault(e.output, var)
     return result
+
+
+def pinned_vars(cascade: Cascade, einsum: Einsum) -> set[IndexName]:
+    """Index variables an equality of the where clause pins (a gather or a scatter).
+
+    `QM[e,m1,m0] = FQ[e,p] where m == p + M - P` writes each key position's query: m1 and m0
+    are not read on the right, but the equality on m (and so on its parts) selects the
+    points written. Only equalities count: a variable merely bounded would be broadcast.
+    """
+    found: set[IndexName] = set()
+    for cond in where_conditions(einsum.where):
+        if cond.op is CmpOp.EQ:
+            for var in cond.vars:
+                found |= {IndexName(r.lower()) for r in cascade.expand(RankName(var.upper()))}
+    return found
 
 
 def is_lagged_read(cascade: Cascade, einsum: Einsum, access: Access) -> bool:
@@ -199,7 +215,7 @@ def _check_einsum(c: _Collector, i: int, e: Einsum, defined: dict[TensorName, in
         if RankName(var.upper()) not in known_ranks:
             hint = _hint(var.upper(), known_ranks)
             c.at_einsum(i, f"unbound index {var}: no rank {var.upper()}{hint}")
-    rhs_vars = set(all_vars(e.expr))
+    rhs_vars = set(all_vars(e.expr)) | pinned_vars(cascade, e)
     for var in e.out_vars:
         if var not in rhs_vars:
             c.at_einsum(i, f"unbound index {var}: it appears on the left but not on the right")

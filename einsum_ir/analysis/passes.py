@@ -19,7 +19,8 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from attnsim.einsum_ir.ir import Access, Cascade, Einsum, Final, RankName, TensorName
+from attnsim.einsum_ir.check import pinned_vars
+from attnsim.einsum_ir.ir import Access, Cascade, Einsum, Final, RankName, TensorName, Var
 
 
 class Availability(enum.Enum):
@@ -236,13 +237,17 @@ def _split_leaves(cascade: Cascade, leaves: frozenset[RankName]) -> frozenset[Ra
     """
     order = [r for p in cascade.partitions for r in cascade.expand(p.rank) if r in leaves]
     found: set[RankName] = set()
+    recurring: set[RankName] = set()
     for e in cascade.einsums:
         var = e.recurrence_var
         if var is None or RankName(var.upper()) not in leaves:
             continue
+        recurring.add(RankName(var.upper()))
         outer = order[: order.index(RankName(var.upper()))] if var.upper() in order else []
         found |= {r for r in e.out.ranks if r in outer}
-    return frozenset(found)
+    # A leaf that a recurrence itself iterates is swept in order (chunks of GLA, whose
+    # per-chunk cumulative gate recurs over M0 inside each M1 chunk), not split.
+    return frozenset(found - recurring)
 
 
 def _is_merge(
@@ -275,12 +280,25 @@ def _reads_final(cascade: Cascade, access: Access, leaves: frozenset[RankName]) 
 
 
 def _input_state(
-    cascade: Cascade, access: Access, leaves: frozenset[RankName], states: Mapping[str, _State]
+    cascade: Cascade,
+    access: Access,
+    leaves: frozenset[RankName],
+    states: Mapping[str, _State],
+    iterates: bool = False,
 ) -> _State:
     state = states.get(access.tensor, _UNKNOWN)
     if state.availability is Availability.STREAM and _reads_final(cascade, access, leaves):
+        if iterates and _per_part(cascade, access, leaves):
+            return state  # the last iterate of each chunk, while the pass visits the chunk
         return _State(Availability.DONE, state.pass_number)
     return state
+
+
+def _per_part(cascade: Cascade, access: Access, leaves: frozenset[RankName]) -> bool:
+    """Whether a final-iterate read still indexes a part of the rank (BC[m1,M0,e]: per chunk)."""
+    return any(
+        isinstance(i, Var) and _rank_leaves(cascade, i.rank) & leaves for i in access.indices
+    )
 
 
 def _einsum_state(
@@ -291,7 +309,7 @@ def _einsum_state(
     iterates: bool,
     states: Mapping[str, _State],
 ) -> _State:
-    inputs = [_input_state(cascade, a, leaves, states) for a in einsum.inputs]
+    inputs = [_input_state(cascade, a, leaves, states, iterates) for a in einsum.inputs]
     depends = any(s.availability is not Availability.CONST for s in inputs)
     has_done = any(s.availability is Availability.DONE for s in inputs)
     if not iterates:
@@ -302,12 +320,23 @@ def _einsum_state(
         + [s.pass_number for s in inputs if s.availability is Availability.STREAM]
         + [s.pass_number + 1 for s in inputs if s.availability is Availability.DONE]
     )
-    if indexed[einsum.output]:
+    if indexed[einsum.output] or _is_gather(cascade, einsum, leaves):
         return _State(Availability.STREAM, pass_number)
     reduced = any(_rank_leaves(cascade, RankName(v.upper())) & leaves for v in einsum.reduced_vars)
     if reduced or depends:
         return _State(Availability.DONE, pass_number)
     return _State(Availability.CONST, pass_number)
+
+
+def _is_gather(cascade: Cascade, einsum: Einsum, leaves: frozenset[RankName]) -> bool:
+    """Whether the Einsum reduces the rank only over points its where clause pins.
+
+    `QKV[f,p] = FQ[e,p] * KV[m+1,e,f] where m == p + M - P` reads one element of the rank
+    per output point (the state at the query's own key): a gather, available while the pass
+    visits that element, not a complete reduction over the rank that needs the pass to end.
+    """
+    mine = [v for v in einsum.reduced_vars if _rank_leaves(cascade, RankName(v.upper())) & leaves]
+    return bool(mine) and set(mine) <= pinned_vars(cascade, einsum)
 
 
 def _solve(

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
 from attnsim.einsum_ir.analysis.passes import count_passes
+from attnsim.einsum_ir.analysis.recurrent import state_summary
 from attnsim.einsum_ir.analysis.serving import Projection, ScoreTerm, serving_structure
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
 
@@ -353,11 +354,12 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
         value_dims += tuple(r for r in query_like if r not in scored)
         query_like = [r for r in query_like if r in scored]
     score_dims = tuple(r for r in reduced if r != key and r in q_roots and r in k_roots)
-    if not query_like:
-        raise StructureError(
-            f"{cascade.name}: no query rank: expected an output rank that the inputs "
-            f"indexed by the key rank {key} lack"
+    if not query_like:  # linear attention reads the keys only through its state
+        why = state_summary(cascade, key) or (
+            f"no query rank: expected an output rank that the inputs indexed by the key rank "
+            f"{key} lack"
         )
+        raise StructureError(f"{cascade.name}: {why}")
     with_key = [r for r in query_like if any({key, r} == set(pair) for pair in compared)]
     if len(with_key) == 1:
         query = with_key[0]
@@ -508,7 +510,9 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
             modifiers.append(Modifier.BIAS)
         if _divides_by_key_sum(e, cascade, roles):
             normalized = True
-    if UnaryOp.EXP in unaries and normalized:
+    if state_summary(cascade, roles.key) is not None:
+        kind = ScoreKind.LINEAR  # the queries read a state, whatever the chunks compute
+    elif UnaryOp.EXP in unaries and normalized:
         kind = ScoreKind.SOFTMAX
     elif UnaryOp.SIGMOID in unaries:
         kind = ScoreKind.SIGMOID

@@ -2,8 +2,9 @@
 
 Each built-in is one paper's variant, `attention-<variant>`, with a family, a one-line
 description and notes citing its source and saying what is modelled and what is left out
-(`zoo_base.ZooCascade`). Families: static masks (`zoo_masks`, variants.md Sec. 2.4) and
-head and K/V structure (`zoo_heads`, Sec. 2.3). `zoo_cascade(name)` builds one.
+(`zoo_base.ZooCascade`). Families: static masks (`zoo_masks`, variants.md Sec. 2.4),
+head and K/V structure (`zoo_heads`, Sec. 2.3) and linear / recurrent attention
+(`zoo_linear`, Sec. 2.7). `zoo_cascade(name)` builds one.
 
 Not built yet, because the grammar cannot state them without inventing semantics:
 PINE (#77), whose second pass re-positions documents by an argsort of the first pass's
@@ -18,18 +19,23 @@ from __future__ import annotations
 import functools
 
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.einsum_ir.library import zoo_heads, zoo_masks
-from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS, ZooCascade
+from attnsim.einsum_ir.library import zoo_heads, zoo_linear, zoo_masks
+from attnsim.einsum_ir.library.zoo_base import (
+    HEAD_STRUCTURE,
+    LINEAR,
+    STATIC_MASKS,
+    ZooCascade,
+)
 
-FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE)
+FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE, LINEAR)
 ZOO: tuple[ZooCascade, ...] = tuple(
     sorted(
-        (*zoo_masks.ENTRIES, *zoo_heads.ENTRIES),
+        (*zoo_masks.ENTRIES, *zoo_heads.ENTRIES, *zoo_linear.ENTRIES),
         key=lambda e: (FAMILIES.index(e.family), e.name),
     )
 )
 """Every zoo built-in, by family (in `FAMILIES` order), then by name."""
-_BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS}
+_BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS, **zoo_linear.BUILDERS}
 
 
 def zoo_names() -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from attnsim.einsum_ir.parse import parse_einsum
 
 STATIC_MASKS = "static masks"
 HEAD_STRUCTURE = "head and K/V structure"
+LINEAR = "linear / recurrent"
 
 # The running state starts as a virtual key of logit -1e30 and value 0 (RM = -1e30,
 # RD = 1, RNV = 0): its weight exp(-1e30 - max) is exactly 0 once any key is seen, and a
@@ -60,6 +61,8 @@ class ZooCascade:
         passes: Passes over the keys that the write-up (variants.md) states.
         heads: Head structure shown by `cascade list` (mh, gqa, ...).
         mask: Mask shown by `cascade list` (a short name).
+        algorithm: Algorithm shown by `cascade list` (1pass, chunked, recurrent, ...).
+        score: Score function shown by `cascade list` (softmax, linear, ...).
     """
 
     name: str
@@ -69,6 +72,8 @@ class ZooCascade:
     passes: int
     heads: str = "mh"
     mask: str = "none"
+    algorithm: str = "1pass"
+    score: str = "softmax"
 
 
 Builder = Callable[[ZooCascade], Cascade]
@@ -141,16 +146,23 @@ def cascade(
     lines: Sequence[str],
     params: Params = (),
     outputs: tuple[str, ...] = ("AV",),
+    init: tuple[tuple[TensorName, float], ...] = MASKED_INIT,
+    key_tiles: int | None = KEY_TILE_DEFAULT,
 ) -> Cascade:
-    """A zoo cascade: M split into key tiles M1 x M0, the masked 1-pass initial state."""
+    """A zoo cascade: M split into key tiles M1 x M0 (of `key_tiles`; None: M unsplit).
+
+    `init` defaults to the masked 1-pass initial state.
+    """
+    tile: Params = () if key_tiles is None else (("M0", key_tiles),)
+    split = Partition(RankName("M"), (RankName("M1"), RankName("M0")))
     return Cascade(
         name=entry.name,
         inputs=declare(inputs),
         einsums=einsums(lines),
         outputs=tuple(TensorName(o) for o in outputs),
-        partitions=(Partition(RankName("M"), (RankName("M1"), RankName("M0"))),),
-        params=tuple((RankName(n), v) for n, v in (("M0", KEY_TILE_DEFAULT), *params)),
-        init=MASKED_INIT,
+        partitions=(split,) if tile else (),
+        params=tuple((RankName(n), v) for n, v in (*tile, *params)),
+        init=init,
         description=entry.description,
         source=f"<builtin>/{entry.name}",
     )

@@ -19,6 +19,7 @@ from attnsim import einsum_ir
 from attnsim.einsum_ir import Cascade, OpCounts, PassReport, Problem, SizeError, SpecError
 from attnsim.einsum_ir import library as lib
 from attnsim.einsum_ir.analysis.buffers import BoundaryFootprint, boundary_footprints
+from attnsim.einsum_ir.analysis.recurrent import state_report
 from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
 from attnsim.einsum_ir.load import builtin_text, format_cascade
 from attnsim.reports.cli import limits
@@ -52,7 +53,7 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "and description, grouped by family under `# FAMILY` lines (filtered lists have no "
         "such lines). Names are attention-ALGORITHM[-HEADS][-MASK][-sigmoid][-MODIFIER]; every "
         "combination of parts resolves, --all lists them; the variant zoo (static masks, head "
-        "and K/V structure) follows the serving cascades.",
+        "and K/V structure, linear / recurrent) follows the serving cascades.",
     )
     p.add_argument("--rank", default=DEFAULT_RANK, help="rank to count passes over (default M)")
     p.add_argument("--all", action="store_true", help="every combination of parts, not the catalog")
@@ -129,10 +130,10 @@ def _run_list(args: argparse.Namespace) -> int:
             cascade = einsum_ir.load_cascade(name)
             passes = _pass_count_text(cascade, args.rank)
             groups[SERVING_FAMILY].append((name, "-", "-", "-", "-", passes, cascade.description))
-        for entry in lib.ZOO:  # the variant zoo, by family (static masks, head structure)
+        for entry in lib.ZOO:  # the variant zoo, by family (masks, head structure, linear)
             cascade = einsum_ir.load_cascade(entry.name)
             passes = _pass_count_text(cascade, args.rank)
-            row = (entry.name, "1pass", entry.heads, entry.mask, "softmax", passes)
+            row = (entry.name, entry.algorithm, entry.heads, entry.mask, entry.score, passes)
             groups.setdefault(entry.family, []).append((*row, cascade.description))
     print("\n".join(format_groups(groups, headers=not filtered)))
     return 0
@@ -208,7 +209,8 @@ def _run_show(args: argparse.Namespace) -> int:
         lines += [""] + format_op_counts(counts)
         lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
     lines += [""] + format_attention_problem(cascade, sizes)
-    print("\n".join(lines))
+    state = format_state(cascade, sizes, str(report.rank))
+    print("\n".join(lines + ([""] + state if state else [])))
     return 0
 
 
@@ -244,8 +246,24 @@ def format_attention_problem(cascade: Cascade, sizes: Mapping[str, int] | None) 
 def _run_passes(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
     report = count_passes(cascade, args.rank)
-    print("\n".join(format_pass_summary(cascade, report) + format_input_reads(report)))
+    lines = format_pass_summary(cascade, report) + format_input_reads(report)
+    print("\n".join(lines + format_state(cascade, None, str(report.rank))))
     return 0
+
+
+def format_state(cascade: Cascade, sizes: Mapping[str, int] | None, rank: str) -> list[str]:
+    """The recurrent state and the chunk trade-off (`analysis.recurrent`); [] without a state.
+
+    Without `sizes` it is sized at `default_sizes(cascade)`, and says so.
+    """
+    if rank != pass_rank(cascade, None):  # the state summarises the key rank (M) only
+        return []
+    given = dict(sizes) if sizes is not None else default_sizes(cascade)
+    lines = state_report(cascade, given, rank).describe()
+    if lines and sizes is None:
+        at = ", ".join(f"{k}={v}" for k, v in given.items())
+        lines[0] = lines[0].removesuffix(":") + f" at default sizes {at}:"
+    return lines
 
 
 def format_input_reads(report: PassReport) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 from attnsim import mappers
 from attnsim.archs.load import load_arch, preset_names
 from attnsim.einsum_ir import builtin_names, load_cascade
-from attnsim.einsum_ir.analysis.structure import attention_problem
+from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
 from attnsim.einsum_ir.sizes import resolve_sizes
 from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.result import Result
@@ -43,18 +43,25 @@ def _map(mapper: str, cascade_name: str, preset: str) -> Result | None:
 def compulsory_bytes(cascade_name: str, word_bytes: int) -> float:
     """Every input read once and every output written once; keys no query sees need no read.
 
+    A cascade with no (query, key) score problem (linear attention) has no unseen keys.
+
     (A causal mask aligned top-left with P < M leaves the last M - P keys unseen: a mapper
     that skips empty tiles never loads them.)
     """
     cascade = load_cascade(cascade_name)
     sizes = resolve_sizes(cascade, _sizes_for(cascade_name))
     ranks = cascade.tensor_ranks
-    ap = attention_problem(cascade, _sizes_for(cascade_name))
-    seen = ap.tiles(ap.seq_q, 1).visited / ap.seq_k  # share of keys some query sees
+    try:
+        ap = attention_problem(cascade, _sizes_for(cascade_name))
+    except StructureError:  # no (query, key) score problem (linear attention): no key unseen
+        key, seen = None, 1.0
+    else:
+        key = ap.roles.key
+        seen = ap.tiles(ap.seq_q, 1).visited / ap.seq_k  # share of keys some query sees
     total = 0.0
     for t in list(cascade.input_names) + list(cascade.outputs):
         words = math.prod(sizes[r] for r in ranks[t])
-        keyed = any(cascade.root(r) == ap.roles.key for r in ranks[t])
+        keyed = any(cascade.root(r) == key for r in ranks[t])
         total += words * (seen if keyed and t in cascade.input_names else 1.0)
     return total * word_bytes
 

@@ -211,3 +211,31 @@ def test_syntax_errors_do_not_hide_problems_in_other_einsums() -> None:
     assert "unknown tensor Y" not in joined
     assert "bad.yaml:5:5: einsums[1]: Z[p] = Y[p] + W[p]: unknown tensor W" in joined
     assert "bad.yaml:6:5: einsums[2]: U[q] = Z[p]: unbound index q" in joined
+
+
+def test_equality_in_the_where_clause_binds_an_output_index() -> None:
+    # A gather (QM: the query at each key position) and a scatter (O: back to the query).
+    c = load_cascade_text(
+        """\
+cascade: gather
+inputs: {Q: [P], K: [M]}
+einsums:
+  - QM[m] = Q[p] where m == p
+  - KQ[m] = QM[m] * K[m]
+  - O[p] = KQ[m] where m == p
+outputs: [O]
+""",
+        "ok.yaml",
+    )
+    assert len(c.einsums) == 3
+    msgs = problems_of(
+        """\
+        cascade: broadcast
+        inputs: {Q: [P]}
+        partitions: {}
+        einsums:
+          - QM[m] = Q[p] where m <= p
+        outputs: [QM]
+        """
+    )
+    assert any("unbound index m: it appears on the left but not on the right" in m for m in msgs)

@@ -226,3 +226,50 @@ def test_divergent_recurrence_is_reported() -> None:
     )
     with pytest.raises(ValueError, match="does not converge"):
         count_passes(cascade, "M")
+
+
+def test_pinned_gather_is_not_a_complete_reduction() -> None:
+    # Y[p] reads the running sum at the query's own position: one element of N per output,
+    # available as the pass visits it; Z, which reads a complete sum over N, is after pass 1
+    # and W, combining it with per-element data, needs pass 2.
+    cascade = user(
+        """
+cascade: state-at-position
+inputs: {X: [N], Q: [P]}
+init: {S: 0}
+einsums:
+  - S[n+1] = S[n] + X[n]
+  - Y[p] = Q[p] * S[n+1] where n == p
+  - G[n] = Y[p] * X[n] where n == p
+  - T[] = X[n]
+  - W[n] = X[n] / T[]
+outputs: [G, W]
+"""
+    )
+    report = count_passes(cascade, "N")
+    assert report.pass_of("Y") == 1 and report.pass_of("G") == 1
+    assert report.einsum_passes[1].availability is Availability.STREAM
+    assert report.pass_of("W") == 2  # an unpinned reduction still ends its pass
+
+
+def test_final_iterate_of_a_per_chunk_recurrence_streams_with_the_chunks() -> None:
+    # C[m1] reads the last iterate over m0 of chunk m1 (GLA's chunk total): available when
+    # chunk m1 ends, inside the one sweep; R recurs over the chunks in order (no split).
+    cascade = user(
+        """
+cascade: chunk-totals
+inputs: {X: [M]}
+partitions: {M: [M1, M0]}
+params: {M0: 4}
+init: {B: 0, R: 0}
+einsums:
+  - B[m1,m0+1] = B[m1,m0] + X[m1,m0]
+  - C[m1,m0] = X[m1,m0] * B[m1,M0]
+  - R[m1+1] = R[m1] + B[m1,M0]
+outputs: [C, R]
+"""
+    )
+    report = count_passes(cascade, "M")
+    assert report.passes == 1
+    assert report.merge_ranks == ()
+    assert not any(r.is_merge for r in report.einsum_passes)

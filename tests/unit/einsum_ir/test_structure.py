@@ -203,3 +203,26 @@ outputs: [AV]
     ap = attention_problem(load_cascade_text(text), {"E": 2, "F": 2, "P": 4, "M": 5})
     assert (ap.roles.key, ap.roles.query, ap.roles.batch) == ("M", "P", ())
     assert ap.score.kind == ScoreKind.SOFTMAX and Modifier.BIAS in ap.score.modifiers
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [
+        ("attention-linear", False),
+        ("attention-linear-causal-recurrent", False),
+        ("attention-linear-causal-chunked", False),
+        ("attention-lightning-2", True),
+        ("attention-gla", True),
+        ("attention-lightnet", False),
+    ],
+)
+def test_linear_attention_reads_as_its_state(name: str, read: bool) -> None:
+    # The keys reach the queries through a state of E x F per head: the score function is
+    # linear even where chunks compute masked scores (Lightning-2, GLA: whose gate input is
+    # no MLA latent), and a cascade with no query rank besides says which state it has.
+    sizes = {"B": 1, "H": 2, "M": 256, "P": 256, "E": 16, "F": 16}
+    if read:
+        assert attention_problem(load_cascade(name), sizes).score.kind == ScoreKind.LINEAR
+    else:
+        with pytest.raises(StructureError, match=r"linear attention: .*state .*KV\[E,F\]"):
+            attention_problem(load_cascade(name), sizes)

@@ -1,6 +1,6 @@
 """The variant zoo through the CLI: passes as the write-up states, check, show, list by family.
 
-WRITE_UP holds the "Passes" of /shared/reference/variants.md (Sec. 2.3, 2.4 and the
+WRITE_UP holds the "Passes" of /shared/reference/variants.md (Sec. 2.3, 2.4, 2.7 and the
 at-a-glance table 2.9) for the zoo's variants; a built-in whose count differs must say in
 its commit why the write-up was wrong.
 """
@@ -11,7 +11,7 @@ import pytest
 
 from attnsim import einsum_ir
 from attnsim.einsum_ir.library import ZOO, ZooCascade
-from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, STATIC_MASKS
+from attnsim.einsum_ir.library.zoo_base import HEAD_STRUCTURE, LINEAR, STATIC_MASKS
 from attnsim.einsum_ir.load import builtin_text, load_cascade_text
 from attnsim.reports.cli.main import main
 
@@ -30,6 +30,14 @@ WRITE_UP = {
     "attention-sigma": 1,  # 2 with selective V fetch (not modelled)
     "attention-moh": 1,
     "attention-bam": 1,
+    # Sec. 2.7, linear / recurrent: one scan, the state the only serial dependency
+    "attention-linear": 1,
+    "attention-linear-causal-quadratic": 1,
+    "attention-linear-causal-recurrent": 1,
+    "attention-linear-causal-chunked": 1,
+    "attention-lightning-2": 1,
+    "attention-gla": 1,  # causal GLA (DSF #24: 1); ViG's bidirectional 2 is not built
+    "attention-lightnet": 1,
 }
 
 
@@ -72,7 +80,7 @@ def test_list_groups_the_zoo_by_family(capsys: pytest.CaptureFixture[str]) -> No
     lines = out.splitlines()
     headers = [line for line in lines if line.startswith("# ")]
     assert headers[0].startswith("# composed from parts") and headers[1].startswith("# serving")
-    for family in (STATIC_MASKS, HEAD_STRUCTURE):
+    for family in (STATIC_MASKS, HEAD_STRUCTURE, LINEAR):
         members = [e.name for e in ZOO if e.family == family]
         if not members:
             continue
@@ -81,3 +89,22 @@ def test_list_groups_the_zoo_by_family(capsys: pytest.CaptureFixture[str]) -> No
         assert rows == members
     status, out, _ = run(capsys, "cascade", "list", "--mask", "window")
     assert not any(line.startswith("#") for line in out.splitlines())
+
+
+def test_passes_and_show_report_the_recurrent_state(capsys: pytest.CaptureFixture[str]) -> None:
+    from attnsim.reports.cli.cascade import DEFAULT_SIZES
+
+    status, out, err = run(capsys, "cascade", "passes", "attention-lightning-2")
+    assert status == 0, err
+    words = DEFAULT_SIZES["E"] * DEFAULT_SIZES["F"]
+    assert f"  KV: E x F = {words:,} words per head (recurrence over M1)" in out
+    assert "(independent of M)" in out and "at default sizes" in out
+    status, out, err = run(
+        capsys, "cascade", "show", "attention-gla", "--sizes", "M=1024,P=1024,E=16,F=8,B=1,H=2"
+    )
+    assert status == 0, err
+    assert f"KV: E x F = {16 * 8:,} words per head" in out
+    table = out[out.index("   C   chunks") :].splitlines()[1:]
+    assert [int(row.split()[0]) for row in table] == [16, 32, 64, 128, 256]
+    status, out, _ = run(capsys, "cascade", "passes", "attention-1pass-mh")
+    assert "recurrent state" not in out
