@@ -51,8 +51,8 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 def builtin_names() -> tuple[str, ...]:
     """Names of the built-in catalog, the serving, training and zoo cascades, sorted.
 
-    See `einsum_ir.library.catalog`, `.serving`, `.training` and `.zoo`. Any other combination of the
-    library's parts also resolves by name in `load_cascade`.
+    See `einsum_ir.library.catalog`, `.serving`, `.training` and `.zoo`. Any other
+    combination of the library's parts also resolves by name in `load_cascade`.
     """
     return tuple(sorted((*catalog_names(), *serving_names(), *training_names(), *zoo_names())))
 

@@ -85,10 +85,14 @@ _LINES: dict[tuple[Algorithm, ScoreForm], _Lines] = {
         *_DQK,
     ),
 }
-# What the forward leaves for the backward, besides Q, K, V (and DO from the next layer).
-_SAVED: dict[tuple[Algorithm, ScoreForm], tuple[tuple[str, str], ...]] = {
-    (Algorithm.THREE_PASS, ScoreForm.SOFTMAX): (("A", "MP"),),
-    (Algorithm.ONE_PASS, ScoreForm.SOFTMAX): (("O", "FP"), ("LSE", "P")),
+# What the forward leaves for the backward, besides Q, K, V (and DO from the next layer):
+# (tensor, its dims after the head ranks, what it is in the forward built-in).
+_SAVED: dict[tuple[Algorithm, ScoreForm], tuple[tuple[str, str, str], ...]] = {
+    (Algorithm.THREE_PASS, ScoreForm.SOFTMAX): (("A", "MP", "A"),),
+    (Algorithm.ONE_PASS, ScoreForm.SOFTMAX): (
+        ("O", "FP", "AV"),
+        ("LSE", "P", "RM[M1] + log(RD[M1]): the final running max and denominator"),
+    ),
     (Algorithm.ONE_PASS, ScoreForm.SIGMOID): (),
 }
 
@@ -119,11 +123,17 @@ class Backward:
     @property
     def saved(self) -> tuple[TensorName, ...]:
         """The tensors the forward leaves for the backward (A; or O and LSE; or none)."""
+        return tuple(n for n, _ in self.saved_from)
+
+    @property
+    def saved_from(self) -> tuple[tuple[TensorName, str], ...]:
+        """Each saved tensor with what it is in the forward: a tensor name, or a derivation."""
         key = (self.forward.algorithm, self.forward.score)
-        return tuple(TensorName(n) for n, _ in _SAVED[key])
+        return tuple((TensorName(n), source) for n, _, source in _SAVED[key])
 
     @property
     def description(self) -> str:
+        """One line: the backward form, then heads and mask when not the defaults."""
         f = self.forward
         if f.score == ScoreForm.SIGMOID:
             what = "sigmoid attention backward: weights recomputed, no LSE or D"
@@ -202,7 +212,7 @@ def training_cascade(name: str) -> Cascade | None:
         ("V", (*ranks.key, "F", "M")),
     ]
     letters = {"M": "M", "P": "P", "F": "F"}
-    for saved, dims in _SAVED[(f.algorithm, f.score)]:
+    for saved, dims, _ in _SAVED[(f.algorithm, f.score)]:
         inputs.append((saved, (*ranks.query, *(letters[d] for d in dims))))
     inputs.append(("DO", (*ranks.query, "F", "P")))
     einsums = []

@@ -19,7 +19,11 @@ from attnsim.einsum_ir.library import Heads, MaskForm, ScoreForm, training_entry
 torch = pytest.importorskip("torch")
 
 PREFIX = {Heads.SINGLE: ("", ""), Heads.MULTI: ("bh", "bh"), Heads.GROUPED: ("bgr", "bg")}
-HEAD_SIZES = {Heads.SINGLE: {}, Heads.MULTI: {"B": 1, "H": 3}, Heads.GROUPED: {"B": 1, "G": 2, "R": 2}}
+HEAD_SIZES = {
+    Heads.SINGLE: {},
+    Heads.MULTI: {"B": 1, "H": 3},
+    Heads.GROUPED: {"B": 1, "G": 2, "R": 2},
+}
 SHAPES = [{"P": 12, "M": 16, "E": 4, "F": 6}, {"P": 9, "M": 8, "E": 8, "F": 4}]
 
 
@@ -53,9 +57,9 @@ def torch_forward(name: str, sizes: dict[str, int], seed: int) -> dict[str, obje
         masked = S.masked_fill(~visible, -math.inf)
         LSE = torch.logsumexp(masked, dim=-2)
         A = torch.softmax(masked, dim=-2)
-    O = torch.einsum(f"{q}mp,{kv}fm->{q}fp", A, V)
-    dQ, dK, dV = torch.autograd.grad((O * DO).sum(), (Q, K, V))
-    values = {"Q": Q, "K": K, "V": V, "DO": DO, "A": A, "O": O, "LSE": LSE}
+    out = torch.einsum(f"{q}mp,{kv}fm->{q}fp", A, V)
+    dQ, dK, dV = torch.autograd.grad((out * DO).sum(), (Q, K, V))
+    values = {"Q": Q, "K": K, "V": V, "DO": DO, "A": A, "O": out, "LSE": LSE}
     inputs = {k: v.detach().numpy() for k, v in values.items() if k in _input_names(name)}
     grads = {"DQ": dQ.numpy(), "DK": dK.numpy(), "DV": dV.numpy()}
     return {"inputs": inputs, "grads": grads}
