@@ -20,7 +20,8 @@ and dL/dQ = scale * DQ; DK is exact as it is.
   forward's matmul FLOPs when E = F (FlashAttention-2's accounting), one pass over M.
 - **sigmoid backward** (1-pass; FlashSigmoid, Ramapuram et al., arXiv 2409.04431): the
   weights A = sigmoid(S - log M) have no row normalisation, so neither LSE nor D exists:
-  DS = DA o A o (1 - A). Scores recomputed; the forward leaves nothing but O.
+  DS = DA o A o (1 - A). Scores recomputed; the backward reads nothing of the forward but
+  its inputs.
 
 Heads: multi-head (B, H on every tensor) and grouped-query (Q over B, G, R; K, V over B, G).
 Under GQA, DK[b,g,e,m] and DV[b,g,f,m] lack R: their Einsums sum over the R query heads of
