@@ -24,6 +24,7 @@ from attnsim.einsum_ir.library import (
     Variant,
     variant_named,
 )
+from attnsim.einsum_ir.reference_training import TRAINING_CHECKS
 from attnsim.einsum_ir.reference_zoo import ZOO_CHECKS
 
 Array = npt.NDArray[np.float64]
@@ -255,5 +256,5 @@ def _catalog_references() -> dict[str, Reference]:
 
 
 REFERENCES: dict[str, Reference] = _catalog_references() | {
-    name: Reference(*check) for name, check in ZOO_CHECKS.items()
+    name: Reference(*check) for name, check in (ZOO_CHECKS | TRAINING_CHECKS).items()
 }
