@@ -22,6 +22,10 @@ from attnsim.einsum_ir.library import (
     serving_cascade,
     serving_entry,
     serving_names,
+    training_cascade,
+    training_entry,
+    training_names,
+    training_notes,
     variant_named,
     zoo_cascade,
     zoo_entry,
@@ -45,18 +49,20 @@ _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
 
 
 def builtin_names() -> tuple[str, ...]:
-    """Names of the built-in catalog, the serving cascades and the variant zoo, sorted.
+    """Names of the built-in catalog, the serving, training and zoo cascades, sorted.
 
-    See `einsum_ir.library.catalog`, `.serving` and `.zoo`. Any other combination of the
-    library's parts also resolves by name in `load_cascade`.
+    See `einsum_ir.library.catalog`, `.serving`, `.training` and `.zoo`. Any other
+    combination of the library's parts also resolves by name in `load_cascade`.
     """
-    return tuple(sorted((*catalog_names(), *serving_names(), *zoo_names())))
+    return tuple(sorted((*catalog_names(), *serving_names(), *training_names(), *zoo_names())))
 
 
 def builtin_cascade(name: str) -> Cascade | None:
     """The built-in cascade of that name (catalog or composed from parts), or None."""
     variant = variant_named(name)
-    return build(variant) if variant is not None else serving_cascade(name) or zoo_cascade(name)
+    if variant is not None:
+        return build(variant)
+    return serving_cascade(name) or training_cascade(name) or zoo_cascade(name)
 
 
 def builtin_text(name: str) -> str:
@@ -68,6 +74,9 @@ def builtin_text(name: str) -> str:
     variant = variant_named(name)
     if variant is not None:
         return format_cascade(build(variant), comment=variant.notes)
+    backward = training_entry(name)
+    if backward is not None:
+        return format_cascade(training_cascade(name), comment=training_notes(backward))  # type: ignore[arg-type]
     entry = serving_entry(name) or zoo_entry(name)
     cascade = serving_cascade(name) or zoo_cascade(name)
     if entry is None or cascade is None:

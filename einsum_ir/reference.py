@@ -25,6 +25,7 @@ from attnsim.einsum_ir.library import (
     variant_named,
 )
 from attnsim.einsum_ir.reference_linear import LINEAR_CHECKS
+from attnsim.einsum_ir.reference_training import TRAINING_CHECKS
 from attnsim.einsum_ir.reference_zoo import ZOO_CHECKS
 
 Array = npt.NDArray[np.float64]
@@ -256,5 +257,5 @@ def _catalog_references() -> dict[str, Reference]:
 
 
 REFERENCES: dict[str, Reference] = _catalog_references() | {
-    name: Reference(*check) for name, check in {**ZOO_CHECKS, **LINEAR_CHECKS}.items()
+    name: Reference(*check) for name, check in (ZOO_CHECKS | LINEAR_CHECKS | TRAINING_CHECKS).items()
 }

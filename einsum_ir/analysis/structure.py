@@ -42,6 +42,7 @@ from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, m
 
 __all__ = [
     "AttentionProblem",
+    "BackwardCascadeError",
     "Mask",
     "MaskKind",
     "Modifier",
@@ -76,6 +77,10 @@ from attnsim.einsum_ir.sizes import resolve_sizes
 
 class StructureError(ValueError):
     """A cascade whose attention structure cannot be read (names the reason)."""
+
+
+class BackwardCascadeError(StructureError):
+    """A backward (gradient) cascade: an output is indexed by the key rank (DK, DV)."""
 
 
 class ScoreKind(enum.StrEnum):
@@ -336,6 +341,13 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
             f"{cascade.name}: no key rank: expected a rank that inputs carry, the output lacks "
             "and an intermediate (the scores) is indexed by"
             + (f" (candidates: {', '.join(reduced)})" if reduced else "")
+        )
+    keyed = [str(o) for o in cascade.outputs if key in _roots(cascade, ranks[o])]
+    if keyed:
+        raise BackwardCascadeError(
+            f"{cascade.name}: output {', '.join(keyed)} is indexed by the key rank {key}, "
+            "which forward attention reduces: a backward (gradient) cascade, whose attention "
+            "problem is not read (see einsum_ir.analysis.training)"
         )
     query_side, key_side = _sides(cascade, key)
     q_roots = set().union(*(_roots(cascade, ranks[t]) for t in query_side)) if query_side else set()

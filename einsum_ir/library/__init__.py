@@ -26,6 +26,15 @@ from attnsim.einsum_ir.library.serving import (
     serving_entry,
     serving_names,
 )
+from attnsim.einsum_ir.library.training import (
+    TRAINING,
+    Backward,
+    forward_name,
+    training_cascade,
+    training_entry,
+    training_names,
+    training_notes,
+)
 from attnsim.einsum_ir.library.zoo import ZOO, zoo_cascade, zoo_entry, zoo_names
 from attnsim.einsum_ir.library.zoo_base import ZooCascade
 
@@ -33,8 +42,10 @@ __all__ = [
     "CATALOG",
     "LEGACY",
     "SERVING",
+    "TRAINING",
     "ZOO",
     "Algorithm",
+    "Backward",
     "Heads",
     "MaskForm",
     "ScoreForm",
@@ -49,6 +60,11 @@ __all__ = [
     "serving_cascade",
     "serving_entry",
     "serving_names",
+    "training_cascade",
+    "training_entry",
+    "training_names",
+    "training_notes",
+    "forward_name",
     "variant_named",
     "zoo_cascade",
     "zoo_entry",

@@ -16,6 +16,7 @@ from attnsim.archs.model import ComputeArray, SpatialArch
 from attnsim.einsum_ir.analysis.passes import PassReport, count_passes
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
+    BackwardCascadeError,
     MaskKind,
     Roles,
     StructureError,
@@ -209,6 +210,12 @@ def _view(
     try:
         problem = attention_problem(cascade, given)
         roles = problem.roles
+    except BackwardCascadeError as exc:
+        raise MappingError(
+            f"cascade {cascade.name} cannot be mapped: {exc}; the spatial mappers model "
+            "forward attention (key/value gradients summed over the queries have no dataflow "
+            "here), so a backward cascade is refused rather than priced by letter"
+        ) from None
     except StructureError as exc:
         if KEY_RANK not in cascade.all_ranks:
             raise MappingError(f"cascade {cascade.name} cannot be mapped: {exc}") from None

@@ -23,6 +23,7 @@ from attnsim.einsum_ir.analysis.recurrent import state_report
 from attnsim.einsum_ir.analysis.structure import StructureError, attention_problem
 from attnsim.einsum_ir.load import builtin_text, format_cascade
 from attnsim.reports.cli import limits
+from attnsim.reports.cli.training import TRAINING_FAMILY, training_lines, training_rows
 
 if TYPE_CHECKING:
     from attnsim.einsum_ir.analysis.passes import EinsumPass
@@ -78,6 +79,9 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("passes", help="count the passes a cascade makes over a rank")
     _add_cascade_arg(p)
     _add_rank_arg(p)
+    p.add_argument(
+        "--sizes", help="rank sizes for a backward built-in's training report (words, FLOPs)"
+    )
     p.set_defaults(handler=_run_passes)
 
     p = sub.add_parser("check", help="validate cascade files, reporting every problem")
@@ -130,6 +134,7 @@ def _run_list(args: argparse.Namespace) -> int:
             cascade = einsum_ir.load_cascade(name)
             passes = _pass_count_text(cascade, args.rank)
             groups[SERVING_FAMILY].append((name, "-", "-", "-", "-", passes, cascade.description))
+        groups[TRAINING_FAMILY] = training_rows(args.rank)  # backward built-ins
         for entry in lib.ZOO:  # the variant zoo, by family (masks, head structure, linear)
             cascade = einsum_ir.load_cascade(entry.name)
             passes = _pass_count_text(cascade, args.rank)
@@ -210,7 +215,10 @@ def _run_show(args: argparse.Namespace) -> int:
         lines += [""] + format_tensor_sizes(cascade, einsum_ir.tensor_sizes(cascade, sizes))
     lines += [""] + format_attention_problem(cascade, sizes)
     state = format_state(cascade, sizes, str(report.rank))
-    print("\n".join(lines + ([""] + state if state else [])))
+    lines += [""] + state if state else []
+    training = training_lines(cascade, sizes, args.rank)
+    lines += [""] + training if training else []
+    print("\n".join(lines))
     return 0
 
 
@@ -245,9 +253,11 @@ def format_attention_problem(cascade: Cascade, sizes: Mapping[str, int] | None) 
 
 def _run_passes(args: argparse.Namespace) -> int:
     cascade = einsum_ir.load_cascade(args.cascade)
+    sizes = parse_sizes_arg(args.sizes) if args.sizes is not None else None
     report = count_passes(cascade, args.rank)
     lines = format_pass_summary(cascade, report) + format_input_reads(report)
-    print("\n".join(lines + format_state(cascade, None, str(report.rank))))
+    lines += format_state(cascade, sizes, str(report.rank))
+    print("\n".join(lines + training_lines(cascade, sizes, args.rank)))
     return 0
 
 
@@ -362,7 +372,12 @@ def format_header(cascade: Cascade) -> list[str]:
     lines = [f"cascade {cascade.name}" + (f"  ({cascade.source})" if cascade.source else "")]
     if cascade.description:
         lines.append(f"  {cascade.description}")
-    variant = lib.variant_named(cascade.name) if cascade.source.startswith("<builtin>") else None
+    builtin = cascade.source.startswith("<builtin>")
+    variant = lib.variant_named(cascade.name) if builtin else None
+    backward = lib.training_entry(cascade.name) if builtin else None
+    if backward is not None:
+        saved = ", ".join(backward.saved) or "nothing"
+        lines.append(f"backward of: {backward.forward.name} (saved by it: {saved})")
     if variant is not None:
         _, algorithm, heads, mask, score = variant_columns(variant)
         lines.append(

@@ -25,6 +25,7 @@ from attnsim.einsum_ir.library import (
     all_variants,
     catalog_names,
     serving_names,
+    training_names,
     variant_named,
     zoo_names,
 )
@@ -73,8 +74,8 @@ def test_old_names_load_what_their_yaml_file_loaded(path: Path) -> None:
 
 def test_builtin_names_are_the_catalog() -> None:
     # the catalog of parts plus the serving cascades (MLA, split-K, decode; test_serving.py)
-    # and the variant zoo (test_zoo_*.py)
-    others = {*serving_names(), *zoo_names()}
+    # the variant zoo (test_zoo_*.py) and the backward built-ins (test_training.py)
+    others = {*serving_names(), *zoo_names(), *training_names()}
     composed = tuple(n for n in builtin_names() if n not in others)
     assert composed == tuple(sorted(v.name for v in CATALOG))
     assert len(set(composed)) == len(CATALOG)

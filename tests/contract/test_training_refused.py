@@ -1,0 +1,47 @@
+"""Backward (training) built-ins on every mapper: refused with a reason naming the backward.
+
+No mapper models a backward dataflow (DK and DV summed over the queries), so each must
+refuse the training family with a `MappingError` that says it is a backward cascade, never
+price it as forward attention (nor by rank letters). The structure analysis refuses them
+too, with `BackwardCascadeError`. New mappers and new backward built-ins are picked up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.analysis.structure import BackwardCascadeError, attention_problem
+from attnsim.einsum_ir.library import training_names
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.spatial.view import MappingError
+
+SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
+MAPPERS = [m for m in mapper_names() if m != "layer-matmuls"]
+
+
+def _sizes(name: str) -> dict[str, int]:
+    symbols = set(load_cascade(name).size_symbols)
+    return {k: v for k, v in SIZES.items() if k in symbols}
+
+
+@pytest.mark.parametrize("name", training_names())
+def test_structure_refuses_backward_cascades(name: str) -> None:
+    with pytest.raises(BackwardCascadeError, match="indexed by the key rank M"):
+        attention_problem(load_cascade(name), _sizes(name))
+
+
+@pytest.mark.parametrize("name", ["attention-1pass-bwd-mh", "attention-3pass-bwd-gqa-causal"])
+@pytest.mark.parametrize("mapper", MAPPERS)
+def test_mappers_refuse_backward_cascades(mapper: str, name: str) -> None:
+    arch = load_arch("h200" if mapper.startswith("gpu-") else "fusemax")
+    with pytest.raises(MappingError, match="backward"):
+        get_mapper(mapper)().map(load_cascade(name), arch, _sizes(name))
+
+
+def test_forward_cascades_are_still_read() -> None:
+    problem = attention_problem(
+        load_cascade("attention-1pass-gqa-causal"), {k: v for k, v in SIZES.items() if k != "H"}
+    )
+    assert (problem.roles.key, problem.roles.query) == ("M", "P")
