@@ -9,14 +9,16 @@ every tiling of `BWD_TILINGS` and head dims 64 and 128. It prints the entries as
 
 Method (as `microbench_blocks` for the forward kernels): the real kernel launched alone on a
 calibration shape of one wave, `k` programs per SM (k = 1 and the compiled kernel's
-occupancy): one tile per head along the held rank (the dK/dV kernel holds a key tile,
-seq_k = block_n; the dQ kernel a query tile, seq_q = block_n) with heads = SMs x k, so every
-program runs the same n steps along the streamed rank (n = STEPS), non-causal. With T(n) the
+occupancy): one head with SMs x k tiles along the held rank (the dK/dV kernel holds key
+tiles, seq_k = SMs x k x block_n; the dQ kernel query tiles), so every program runs the same
+n steps along the streamed rank (n = STEPS) over the same tiles, through L2, as one head's
+programs do in a real call (an earlier version gave each program a head of its own: its
+tiles and atomics missed L2, and steps came out 1.5-2x the real kernel's), non-causal. With T(n) the
 do_bench median and `floor` the time of an empty kernel:
 
     step = (T(n2) - T(n1)) / (n2 - n1)        fixed = T(n1) - n1 * step - floor
 
-The calibration shapes (one tile of 32..128 along one rank, 132+ heads) are none of the
+The calibration shapes (one head, 132+ tiles along one rank, 8 or 32 along the other) are none of the
 validation or holdout shapes of benchmarks/bwd_probe.py.
 """
 
@@ -39,18 +41,23 @@ def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
 
 
-def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], heads: int, n: int):  # type: ignore[no-untyped-def]
-    """A zero-argument launch of one backward kernel on the calibration shape."""
+def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], programs: int, n: int):  # type: ignore[no-untyped-def]
+    """A zero-argument launch of one backward kernel on the calibration shape.
+
+    One head whose held rank has `programs` tiles, so every program streams the same tiles
+    of the other rank through L2 (and, atomic, adds into the same dQ rows), as the programs
+    of one head do in a real call.
+    """
     from attnsim.kernels.triton.attn_bwd import launch_dkdv, launch_dq
 
     bm, bn, w, st = tiling
     dt = torch.bfloat16
-    held, streamed = (bn, n * bm)
+    held, streamed = programs * bn, n * bm
     sq, sk = (streamed, held) if mode != "bwd-dq" else (held, streamed)
-    q, do = (torch.randn(1, heads, sq, d, device="cuda", dtype=dt) for _ in range(2))
-    k, v = (torch.randn(1, heads, sk, d, device="cuda", dtype=dt) for _ in range(2))
-    lse = torch.full((1, heads, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
-    delta = torch.zeros((1, heads, sq), device="cuda", dtype=torch.float32)
+    q, do = (torch.randn(1, 1, sq, d, device="cuda", dtype=dt) for _ in range(2))
+    k, v = (torch.randn(1, 1, sk, d, device="cuda", dtype=dt) for _ in range(2))
+    lse = torch.full((1, 1, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
+    delta = torch.zeros((1, 1, sq), device="cuda", dtype=torch.float32)
     scale = d**-0.5
     if mode == "bwd-dq":
         dq = torch.empty_like(q)
@@ -80,8 +87,12 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                     t = [_ms(_caller(torch, mode, d, tiling, sms * k, n)) * 1e3 for n in STEPS]
                     step = (t[1] - t[0]) / (STEPS[1] - STEPS[0])
                     fixed = t[0] - STEPS[0] * step - floor
-                    common = dict(mode=mode, dtype="bf16", head_dim=d, block_m=bm, block_n=bn,
-                                  num_warps=w, num_stages=st, blocks_per_sm=k)  # fmt: skip
+                    # in the kernel's own terms: the dQ kernel holds a block_n query tile
+                    # (its BLOCK_M) and streams block_m key tiles (mappers.gpu.backward.dq_plan)
+                    held_m, held_n = (bn, bm) if mode == "bwd-dq" else (bm, bn)
+                    common = dict(mode=mode, dtype="bf16", head_dim=d, block_m=held_m,
+                                  block_n=held_n, num_warps=w, num_stages=st,
+                                  blocks_per_sm=k)  # fmt: skip
                     steps.append({**common, "step_us": round(step, 4)})
                     blocks.append({**common, "blocks": sms * k, "waves": 1, "tiles": "device",
                                    "fixed_us": round(fixed, 3), "step_us": round(step, 4)})  # fmt: skip
@@ -94,16 +105,18 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
     """Write the entries into a calibration file, replacing earlier ones of these modes."""
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
+    data = yaml.safe_load(text)
     for key, entries in found.items():
         kept = [e for e in data.get(key, []) if e.get("mode") not in MODES]
         data[key] = kept + entries
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     note = (f"attention_steps / attention_blocks of modes {', '.join(MODES)}: `python -m "
-            f"attnsim.kernels.calibrate.microbench_bwd --merge` on {device}, {stamp} "
-            "(kernels.triton.attn_bwd, one wave of one tile per head, two streamed lengths)")  # fmt: skip
+            f"attnsim.kernels.calibrate.microbench_bwd` on {device}, merged {stamp} "
+            "(kernels.triton.attn_bwd, one wave over one head, two streamed lengths)")  # fmt: skip
     data["notes"] = [n for n in data.get("notes", []) if "microbench_bwd" not in n] + [note]
-    path.write_text(yaml.safe_dump(data, sort_keys=False, width=110), encoding="utf-8")
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,7 +175,6 @@ def attention_bwd(
     q, k, v, o, do = (t.contiguous() for t in (q, k, v, o, do))
     lse = lse.float().contiguous()
     sm_scale = default_scale(d) if scale is None else float(scale)
-    precision = dot_precision(q.dtype)
 
     delta = torch.empty((b, h, sq), device=q.device, dtype=torch.float32)
     bwd_preprocess_kernel[(triton.cdiv(sq, PRE_BLOCK), b * h)](
@@ -189,21 +188,40 @@ def attention_bwd(
     )
     dk = torch.empty_like(k)
     dv = torch.empty_like(v)
-    bwd_dkdv_kernel[(triton.cdiv(sk, bn), b * hkv)](
-        q, k, v, do, dq, dk, dv, lse, delta, h, hkv, h // hkv, sq, sk, sm_scale,
-        sm_scale * LOG2E, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=bool(causal),
-        KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic, DOT_PRECISION=precision,
-        num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+    launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, causal, sm_scale, bm, bn, warps, stages,
+                atomic)  # fmt: skip
     if atomic:
         return dq.to(q.dtype), dk, dv
-    # the dQ kernel swaps the tiles: a block_n query tile held, block_m key tiles streamed
-    bwd_dq_kernel[(triton.cdiv(sq, bn), b * h)](
+    launch_dq(q, k, v, do, dq, lse, delta, causal, sm_scale, bm, bn, warps, stages)
+    return dq, dk, dv
+
+
+def launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, causal, sm_scale, bm, bn, warps, stages,  # type: ignore[no-untyped-def]
+                atomic):  # fmt: skip
+    """Launch the dK/dV kernel alone on checked, contiguous inputs; its compiled kernel.
+
+    `attention_bwd` calls it; `kernels.calibrate.microbench_bwd` times it by itself.
+    """
+    b, h, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    return bwd_dkdv_kernel[(triton.cdiv(sk, bn), b * hkv)](
+        q, k, v, do, dq, dk, dv, lse, delta, h, hkv, h // hkv, sq, sk, sm_scale,
+        sm_scale * LOG2E, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=bool(causal),
+        KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic, DOT_PRECISION=dot_precision(q.dtype),
+        num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+
+
+def launch_dq(q, k, v, do, dq, lse, delta, causal, sm_scale, bm, bn, warps, stages):  # type: ignore[no-untyped-def]
+    """Launch the separate dQ kernel alone (tiles swapped: a block_n query tile held, block_m
+    key tiles streamed); its compiled kernel."""
+    b, h, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    return bwd_dq_kernel[(triton.cdiv(sq, bn), b * h)](
         q, k, v, do, dq, lse, delta, h, h // hkv, sq, sk, sm_scale, sm_scale * LOG2E,
         BLOCK_M=bn, BLOCK_N=bm, HEAD_DIM=d, CAUSAL=bool(causal), KEY_TAIL=sk % bm != 0,
-        DOT_PRECISION=precision, num_warps=warps, num_stages=stages,
+        DOT_PRECISION=dot_precision(q.dtype), num_warps=warps, num_stages=stages,
     )  # fmt: skip
-    return dq, dk, dv
 
 
 def softmax_lse(q, k, causal: bool = False, scale: float | None = None, chunk_bytes: int = 1 << 30):  # type: ignore[no-untyped-def]
