@@ -257,5 +257,6 @@ def _catalog_references() -> dict[str, Reference]:
 
 
 REFERENCES: dict[str, Reference] = _catalog_references() | {
-    name: Reference(*check) for name, check in (ZOO_CHECKS | LINEAR_CHECKS | TRAINING_CHECKS).items()
+    name: Reference(*check)
+    for name, check in (ZOO_CHECKS | LINEAR_CHECKS | TRAINING_CHECKS).items()
 }

@@ -50,7 +50,8 @@ class Probe:
         marker: A header column only this probe's files have.
         shape: The row's problem (what configurations of one shape share), as text.
         config: The row's kernel configuration (tiling and mode), as text.
-        predict: (row, arch) -> (predicted ms, bound).
+        predict: (row, arch) -> (predicted ms, bound); None for a family no GPU mapper
+            prices yet (its files give the baseline comparison only).
     """
 
     family: str
@@ -58,7 +59,7 @@ class Probe:
     marker: str
     shape: Callable[[Row], str]
     config: Callable[[Row], str]
-    predict: Callable[[Row, object], tuple[float, str]]
+    predict: Callable[[Row, object], tuple[float, str]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,18 +149,25 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
     for path in paths:
         probe = probe_of(path)
         if probe is None:
-            raise ValueError(f"{path}: not a probe file of {', '.join(p.family for p in _probes())}")
+            raise ValueError(
+                f"{path}: not a probe file of {', '.join(p.family for p in _probes())}"
+            )
         for row in _rows(path):
-            if row.get("family") != probe.family or not _timed(row):
+            if probe.predict is None or row.get("family") != probe.family or not _timed(row):
                 continue
             ms, bound = probe.predict(row, arch)
             points.append(
                 KernelPoint(
-                    file=path.name, suite=row.get("suite", ""), family=probe.family,
-                    shape=probe.shape(row), config=probe.config(row),
-                    measured_ms=row_float(row, "median_ms"), predicted_ms=ms, bound=bound,
+                    file=path.name,
+                    suite=row.get("suite", ""),
+                    family=probe.family,
+                    shape=probe.shape(row),
+                    config=probe.config(row),
+                    measured_ms=row_float(row, "median_ms"),
+                    predicted_ms=ms,
+                    bound=bound,
                 )
-            )  # fmt: skip
+            )
     return points
 
 
@@ -205,8 +213,11 @@ def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
         groups[f"{p.family} all"].append(p)
     for name, pts in sorted(groups.items()):
         errs = [abs(p.error_pct) for p in pts]
-        out[name] = {"mape_pct": statistics.fmean(errs), "worst_pct": max(errs),
-                     "points": float(len(pts))}  # fmt: skip
+        out[name] = {
+            "mape_pct": statistics.fmean(errs),
+            "worst_pct": max(errs),
+            "points": float(len(pts)),
+        }
     for fam in sorted({p.family for p in points}):
         pk = picks([p for p in points if p.family == fam])
         if pk:
@@ -215,26 +226,39 @@ def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
     return out
 
 
-def format_report(points: Sequence[KernelPoint], base: Sequence[Baseline] = (), worst: int = 10) -> str:  # fmt: skip
+def format_report(
+    points: Sequence[KernelPoint], base: Sequence[Baseline] = (), worst: int = 10
+) -> str:
     """A text report: per family and suite, the pick, the baselines, the worst points."""
     lines = ["kernel probes (model vs measured):"]
+    ours = sorted({p.family for p in _probes() if p.predict is None})
+    if ours and not points:
+        lines.append(f"  no GPU model prices {', '.join(ours)} yet: measured comparisons only")
     for name, s in summary(points).items():
         if "mape_pct" in s:
-            lines.append(f"  {name:<34} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_pct']:5.1f}%  "
-                         f"({int(s['points'])} points)")  # fmt: skip
+            lines.append(
+                f"  {name:<34} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_pct']:5.1f}%  "
+                f"({int(s['points'])} points)"
+            )
         else:
-            lines.append(f"  {name:<34} within 10% of the best measured for "
-                         f"{s['within_10pct']:.0%} of {int(s['shapes'])} shapes")  # fmt: skip
+            lines.append(
+                f"  {name:<34} within 10% of the best measured for "
+                f"{s['within_10pct']:.0%} of {int(s['shapes'])} shapes"
+            )
     by: dict[str, list[float]] = defaultdict(list)
     for b in base:
         by[b.family].append(b.speedup)
     for fam, sp in sorted(by.items()):
-        lines.append(f"  ours vs {fam:<26} {min(sp):.2f}-{max(sp):.2f}x (geomean "
-                     f"{statistics.geometric_mean(sp):.2f}x, >= 1 on {sum(x >= 1 for x in sp)}"
-                     f"/{len(sp)} shapes)")  # fmt: skip
+        lines.append(
+            f"  ours vs {fam:<26} {min(sp):.2f}-{max(sp):.2f}x (geomean "
+            f"{statistics.geometric_mean(sp):.2f}x, >= 1 on {sum(x >= 1 for x in sp)}"
+            f"/{len(sp)} shapes)"
+        )
     lines.append("  worst points:")
     for p in sorted(points, key=lambda p: -abs(p.error_pct))[:worst]:
-        lines.append(f"    {p.suite:<10} {p.shape:<34} {p.config:<22} measured "
-                     f"{p.measured_ms * 1e3:9.1f} us  predicted {p.predicted_ms * 1e3:9.1f} us  "
-                     f"{p.error_pct:+6.1f}%  ({p.bound})")  # fmt: skip
+        lines.append(
+            f"    {p.suite:<10} {p.shape:<34} {p.config:<22} measured "
+            f"{p.measured_ms * 1e3:9.1f} us  predicted {p.predicted_ms * 1e3:9.1f} us  "
+            f"{p.error_pct:+6.1f}%  ({p.bound})"
+        )
     return "\n".join(lines)

@@ -14,8 +14,10 @@ def _bwd_shape(row: Row) -> str:
     b, h, g = row_int(row, "batch"), row_int(row, "heads"), row_int(row, "kv_heads")
     kv = f"/{g}" if g and g != h else ""
     causal = " causal" if row_int(row, "causal") else ""
-    return (f"B={b} H={h}{kv} P={row_int(row, 'seq_q')} M={row_int(row, 'seq_k')} "
-            f"E={row_int(row, 'head_dim')}{causal}")  # fmt: skip
+    return (
+        f"B={b} H={h}{kv} P={row_int(row, 'seq_q')} M={row_int(row, 'seq_k')} "
+        f"E={row_int(row, 'head_dim')}{causal}"
+    )
 
 
 def _bwd_config(row: Row) -> str:
@@ -33,10 +35,19 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
     e = row_int(row, "head_dim")
     dtype = row.get("dtype") or "bf16"
     shape = AttnShape(
-        row_int(row, "batch"), h, row_int(row, "seq_q"), row_int(row, "seq_k"), e, e,
-        bool(row_int(row, "causal")), dtype, dtype_bytes(dtype), kv_group=h // g if g else 1,
-    )  # fmt: skip
-    tiling = Tiling(*(row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages")))
+        row_int(row, "batch"),
+        h,
+        row_int(row, "seq_q"),
+        row_int(row, "seq_k"),
+        e,
+        e,
+        bool(row_int(row, "causal")),
+        dtype,
+        dtype_bytes(dtype),
+        kv_group=h // g if g else 1,
+    )
+    bm, bn, w, st = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
+    tiling = Tiling(bm, bn, w, st)
     rates = device_rates(arch, dtype)  # type: ignore[arg-type]
     t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates)
     main = max(t.kernels, key=lambda k: k.time_s)
@@ -44,3 +55,14 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
 
 
 BWD = register(Probe(BWD_FAMILY, "gpu-bwd", "dq_mode", _bwd_shape, _bwd_config, _bwd_predict))
+
+LIGHTNING_FAMILY = "triton-lightning"  # kernels.triton.lightning, benchmarks/lightning_probe.py
+# No GPU mapper prices linear attention yet: the file gives ours against fla-core only.
+LIGHTNING = register(
+    Probe(LIGHTNING_FAMILY, "", "block_c", lambda r: _lightning_shape(r), lambda r: "", None)
+)
+
+
+def _lightning_shape(row: Row) -> str:
+    b, h, s, d = (row_int(row, k) for k in ("batch", "heads", "seq", "head_dim"))
+    return f"B={b} H={h} S={s} E=F={d} decay={row.get('decay', '')}"

@@ -148,7 +148,7 @@ def find_states(cascade: Cascade, rank: str = "M") -> tuple[RecurrentState, ...]
     leaves = frozenset(cascade.expand(RankName(rank)))
     queries = query_ranks(cascade, rank)
     heads = set(head_ranks(cascade, rank))
-    found = []
+    found: list[RecurrentState] = []
     for einsum in cascade.einsums:
         out_roots = {cascade.root(r) for r in einsum.out.ranks}
         if out_roots & set(queries) or einsum.output in cascade.outputs:

@@ -18,8 +18,8 @@ do_bench median and `floor` the time of an empty kernel:
 
     step = (T(n2) - T(n1)) / (n2 - n1)        fixed = T(n1) - n1 * step - floor
 
-The calibration shapes (one head, 132+ tiles along one rank, 8 or 32 along the other) are none of the
-validation or holdout shapes of benchmarks/bwd_probe.py.
+The calibration shapes (one head, 132+ tiles along one rank, 8 or 32 along the other) are
+none of the validation or holdout shapes of benchmarks/bwd_probe.py.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
 
 
-def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], programs: int, n: int):  # type: ignore[no-untyped-def]
+def _caller(
+    torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], programs: int, n: int
+):  # type: ignore[no-untyped-def]
     """A zero-argument launch of one backward kernel on the calibration shape.
 
     One head whose held rank has `programs` tiles, so every program streams the same tiles
@@ -65,8 +67,9 @@ def _caller(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], pr
     atomic = mode == "bwd-dkdv-atomic"
     dq = torch.zeros(q.shape, device="cuda", dtype=torch.float32)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    return lambda: launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, False, scale, bm, bn, w, st,
-                               atomic)  # fmt: skip
+    return lambda: launch_dkdv(
+        q, k, v, do, dq, dk, dv, lse, delta, False, scale, bm, bn, w, st, atomic
+    )
 
 
 def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
@@ -90,14 +93,32 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                     # in the kernel's own terms: the dQ kernel holds a block_n query tile
                     # (its BLOCK_M) and streams block_m key tiles (mappers.gpu.backward.dq_plan)
                     held_m, held_n = (bn, bm) if mode == "bwd-dq" else (bm, bn)
-                    common = dict(mode=mode, dtype="bf16", head_dim=d, block_m=held_m,
-                                  block_n=held_n, num_warps=w, num_stages=st,
-                                  blocks_per_sm=k)  # fmt: skip
+                    common = dict(
+                        mode=mode,
+                        dtype="bf16",
+                        head_dim=d,
+                        block_m=held_m,
+                        block_n=held_n,
+                        num_warps=w,
+                        num_stages=st,
+                        blocks_per_sm=k,
+                    )
                     steps.append({**common, "step_us": round(step, 4)})
-                    blocks.append({**common, "blocks": sms * k, "waves": 1, "tiles": "device",
-                                   "fixed_us": round(fixed, 3), "step_us": round(step, 4)})  # fmt: skip
-                    print(f"  {mode} d{d} {bm}x{bn}/w{w}/s{st} k={k}: step {step:.3f} us, "
-                          f"fixed {fixed:.2f} us", file=sys.stderr)  # fmt: skip
+                    blocks.append(
+                        {
+                            **common,
+                            "blocks": sms * k,
+                            "waves": 1,
+                            "tiles": "device",
+                            "fixed_us": round(fixed, 3),
+                            "step_us": round(step, 4),
+                        }
+                    )
+                    print(
+                        f"  {mode} d{d} {bm}x{bn}/w{w}/s{st} k={k}: step {step:.3f} us, "
+                        f"fixed {fixed:.2f} us",
+                        file=sys.stderr,
+                    )
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 
@@ -112,9 +133,11 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
         kept = [e for e in data.get(key, []) if e.get("mode") not in MODES]
         data[key] = kept + entries
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    note = (f"attention_steps / attention_blocks of modes {', '.join(MODES)}: `python -m "
-            f"attnsim.kernels.calibrate.microbench_bwd` on {device}, merged {stamp} "
-            "(kernels.triton.attn_bwd, one wave over one head, two streamed lengths)")  # fmt: skip
+    note = (
+        f"attention_steps / attention_blocks of modes {', '.join(MODES)}: `python -m "
+        f"attnsim.kernels.calibrate.microbench_bwd` on {device}, merged {stamp} "
+        "(kernels.triton.attn_bwd, one wave over one head, two streamed lengths)"
+    )
     data["notes"] = [n for n in data.get("notes", []) if "microbench_bwd" not in n] + [note]
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
@@ -127,9 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
     p.add_argument("--out", type=Path, default=None, help="also write the entries here (YAML)")
-    p.add_argument("--entries", type=Path, default=None,
-                   help="merge these entries (an --out file of an earlier run) instead of "
-                   "measuring; with --merge, needs no GPU")  # fmt: skip
+    p.add_argument(
+        "--entries",
+        type=Path,
+        default=None,
+        help="merge these entries (an --out file of an earlier run) instead of "
+        "measuring; with --merge, needs no GPU",
+    )
     p.add_argument("--device", default="NVIDIA H200", help="device named in the note (--entries)")
     args = p.parse_args(argv)
     if args.entries is not None:

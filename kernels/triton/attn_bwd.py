@@ -166,7 +166,6 @@ def attention_bwd(
     q, k, v = check_qkv(q, k, v, groups=True)
     _check_grads_inputs(q, o, do, lse)
     b, h, sq, d = q.shape
-    hkv, sk = k.shape[1], k.shape[2]
     given = (block_m, block_n, num_warps, num_stages)
     bm, bn, warps, stages = (
         default if x is None else x for x, default in zip(given, default_bwd_tiling(d), strict=True)
@@ -213,8 +212,10 @@ def launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, causal, sm_scale, bm, bn, w
 
 
 def launch_dq(q, k, v, do, dq, lse, delta, causal, sm_scale, bm, bn, warps, stages):  # type: ignore[no-untyped-def]
-    """Launch the separate dQ kernel alone (tiles swapped: a block_n query tile held, block_m
-    key tiles streamed); its compiled kernel."""
+    """Launch the separate dQ kernel alone; its compiled kernel.
+
+    The tiles are swapped: a block_n query tile held, block_m key tiles streamed.
+    """
     b, h, sq, d = q.shape
     hkv, sk = k.shape[1], k.shape[2]
     return bwd_dq_kernel[(triton.cdiv(sq, bn), b * h)](

@@ -192,7 +192,7 @@ class _Plan:
     __slots__ = ("launches", "o_shape", "states_shape", "dtype", "device")
 
     def __init__(
-        self, q: Any, k: Any, v: Any, has_decay: bool, scale: float, tiling: tuple[int, ...],
+        self, q: Any, k: Any, v: Any, has_decay: bool, scale: float, tiling: tuple[Any, ...],
         schedule: str,
     ) -> None:  # fmt: skip
         b, h, seq, e = q.shape

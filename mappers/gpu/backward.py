@@ -36,8 +36,8 @@ from attnsim.mappers.gpu.model import (
     KernelTime,
     StepWork,
     Tiling,
-    plan_residency,
     call_time,
+    plan_residency,
     time_kernel,
 )
 
@@ -81,7 +81,9 @@ def _registers(elements_fp32: float, warps: int) -> int:
     return -(-int(elements_fp32) // (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
-def _per_tile_groups(s: AttnShape, per_tile: list[tuple[int, int]], heads: int) -> tuple[BlockGroup, ...]:  # fmt: skip
+def _per_tile_groups(
+    s: AttnShape, per_tile: list[tuple[int, int]], heads: int
+) -> tuple[BlockGroup, ...]:
     """Programs in launch order (tile fastest, then `heads`), the longest tiles first."""
     if len(set(per_tile)) == 1:
         steps, masked = per_tile[0]
@@ -181,8 +183,9 @@ def dq_plan(s: AttnShape, t: Tiling) -> KernelPlan:
     )
 
 
-def _elementwise_plan(name: str, rows: int, row_work: StepWork, reads: float, writes: float,
-                      per_block: int) -> KernelPlan:  # fmt: skip
+def _elementwise_plan(
+    name: str, rows: int, row_work: StepWork, reads: float, writes: float, per_block: int
+) -> KernelPlan:
     """A memory-bound kernel over `rows` items, `per_block` per program (one step each)."""
     blocks = max(1, -(-rows // per_block))
     return KernelPlan(
@@ -230,13 +233,17 @@ def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
     dq_elems = heads * s.seq_q * d
     if dq_mode == "atomic":
         zero = StepWork((), 0.0, 0.0, 4.0 * ELEMENTWISE_BLOCK)
-        plans.append(_elementwise_plan("dq-zero", dq_elems, zero, 0.0, 4.0 * dq_elems,
-                                       ELEMENTWISE_BLOCK))  # fmt: skip
+        plans.append(
+            _elementwise_plan("dq-zero", dq_elems, zero, 0.0, 4.0 * dq_elems, ELEMENTWISE_BLOCK)
+        )
     plans.append(dkdv_plan(s, t, dq_mode == "atomic"))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
-        plans.append(_elementwise_plan("dq-cast", dq_elems, cast, 4.0 * dq_elems,
-                                       float(b) * dq_elems, ELEMENTWISE_BLOCK))  # fmt: skip
+        plans.append(
+            _elementwise_plan(
+                "dq-cast", dq_elems, cast, 4.0 * dq_elems, float(b) * dq_elems, ELEMENTWISE_BLOCK
+            )
+        )
     else:
         plans.append(dq_plan(s, t))
     return tuple(plans)

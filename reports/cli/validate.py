@@ -45,13 +45,30 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run_gpu(args: argparse.Namespace) -> int:
     """Read, predict, summarize, write."""
     from attnsim.kernels.bench.measure import MeasurementError
-    from attnsim.reports import validation, validation_decode
+    from attnsim.reports import validation, validation_decode, validation_kernels
 
     missing = [str(p) for p in args.measurements if not p.is_file()]
     if missing:
         raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
+    probes = [p for p in args.measurements if validation_kernels.probe_of(p) is not None]
     decode = [p for p in args.measurements if validation_decode.is_decode_file(p)]
-    prefill = [p for p in args.measurements if p not in decode]
+    prefill = [p for p in args.measurements if p not in decode and p not in probes]
+    if probes:
+        try:
+            probe_points = validation_kernels.predict_rows(probes, args.arch or "h200")
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"cannot read kernel probe measurements: {exc}") from None
+        probe_report = validation_kernels.format_report(
+            probe_points, validation_kernels.baselines(probes), args.worst
+        )
+        if not prefill and not decode:
+            if args.out is not None:
+                args.out.mkdir(parents=True, exist_ok=True)
+                (args.out / "probe-report.txt").write_text(probe_report + "\n", "utf-8")
+            psum = validation_kernels.summary(probe_points)
+            print(json.dumps({"probes": psum}) if args.json else probe_report)
+            return 0
+        print(probe_report + "\n")
     decode_report = ""
     if decode:
         try:

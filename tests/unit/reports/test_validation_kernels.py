@@ -1,0 +1,79 @@
+"""The backward model against the committed H200 probe files, and the probe-file reader."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from attnsim.reports import validation_kernels as vk
+
+ROOT = Path(__file__).resolve().parents[3]
+BWD = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-04.csv"
+LIGHTNING = ROOT / "kernels" / "measurements" / "lightning" / "lightning-h200-2026-12-04.csv"
+
+
+@pytest.fixture(scope="module")
+def bwd_points() -> list[vk.KernelPoint]:
+    return vk.predict_rows([BWD])
+
+
+@pytest.mark.parametrize("suite", ["validation", "holdout"])
+def test_bwd_mape_within_8pct(bwd_points: list[vk.KernelPoint], suite: str) -> None:
+    s = vk.summary(bwd_points)[f"triton-bwd {suite}"]
+    assert s["points"] >= 150
+    assert s["mape_pct"] <= 8.0, s
+
+
+def test_bwd_tiling_pick(bwd_points: list[vk.KernelPoint]) -> None:
+    pick = vk.summary(bwd_points)["triton-bwd pick"]
+    assert pick["shapes"] >= 40
+    assert pick["within_10pct"] >= 0.9
+
+
+def test_bwd_predictions_follow_the_configuration(bwd_points: list[vk.KernelPoint]) -> None:
+    """Every configuration of a shape gets its own prediction (the pick is not a constant)."""
+    by: dict[tuple[str, str, str], set[float]] = {}
+    for p in bwd_points:
+        by.setdefault(p.key, set()).add(round(p.predicted_ms, 6))
+    assert all(len(v) > 1 for v in by.values())
+
+
+def test_bwd_beats_sdpa_flash_on_every_validation_shape() -> None:
+    flash = [b for b in vk.baselines([BWD]) if b.family == "sdpa-flash-bwd"]
+    valid = [b for b in flash if b.suite == "validation"]
+    assert len(valid) == 24
+    assert min(b.speedup for b in valid) >= 1.0
+
+
+def test_lightning_file_compares_against_fla_and_scales_linearly() -> None:
+    assert vk.probe_of(LIGHTNING) is not None
+    assert vk.predict_rows([LIGHTNING]) == []  # no GPU model prices it yet
+    fla = [b for b in vk.baselines([LIGHTNING]) if b.family.startswith("fla")]
+    assert len(fla) >= 20
+    assert min(b.speedup for b in fla) >= 0.9
+    # time(128K) / time(16K) of our best configuration, from the length sweep
+    best = {
+        int(re.search(r"S=(\d+)", b.shape).group(1)): b.ours_ms  # type: ignore[union-attr]
+        for b in fla
+        if b.suite == "length"
+    }
+    ratio = best[131072] / best[16384]
+    assert math.isclose(ratio, 8.0, rel_tol=0.10), ratio
+
+
+def test_report_names_worst_points(bwd_points: list[vk.KernelPoint]) -> None:
+    text = vk.format_report(bwd_points, vk.baselines([BWD]), worst=3)
+    worst = max(bwd_points, key=lambda p: abs(p.error_pct))
+    assert worst.config in text
+    assert "sdpa-cudnn-bwd" in text
+
+
+def test_a_file_of_no_probe_is_refused(tmp_path: Path) -> None:
+    other = tmp_path / "x.csv"
+    other.write_text("family,batch\ntriton-1pass,1\n", encoding="utf-8")
+    assert vk.probe_of(other) is None
+    with pytest.raises(ValueError, match="not a probe file"):
+        vk.predict_rows([other])
