@@ -110,6 +110,21 @@ WARMUP_MS, REP_MS = 10, 50  # do_bench's warm-up and repetition budgets per timi
 ASSUMED_TFLOPS = 150.0  # for the run-time estimate only
 
 
+def matches(shape: Shape, spec: str) -> bool:
+    """Whether `shape` has every FIELD=VALUE of `spec` (comma-separated; causal as 0/1)."""
+    for item in spec.split(","):
+        field, sep, value = item.partition("=")
+        if not sep or field not in Shape.__dataclass_fields__:
+            raise ValueError(f"--match {spec!r}: expected FIELD=VALUE, FIELD one of {SHAPE_FIELDS}")
+        have = getattr(shape, field)
+        if (have if field == "suite" else str(int(have))) != value.strip():
+            return False
+    return True
+
+
+SHAPE_FIELDS = "suite, batch, heads, kv_heads, seq, head_dim, causal"
+
+
 def configs(quick: bool = False) -> list[Config]:
     """Ours for every candidate tiling and dq mode, then the two SDPA baselines."""
     tilings = QUICK_TILINGS if quick else BWD_TILINGS
@@ -363,6 +378,21 @@ class GpuMeasure:
         return {**result, "median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
 
 
+def warm_up_gpu(seconds: float = 3.0) -> None:
+    """Keep the GPU busy for `seconds` before timing.
+
+    The first shape of a run on a freshly started machine timed at up to 2.4x its later
+    median (bwd-h200-2026-12-04-rerun.csv, 16 x 8 heads x 512, head dim 64: 0.22-0.24 ms
+    against 0.10-0.11 ms for the same configurations a minute earlier in another run).
+    """
+    a = torch.randn(4096, 4096, device=DEVICE, dtype=DTYPE)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _ in range(20):
+            a = (a @ a).clamp_(-1, 1)
+        _sync()
+
+
 def env_info() -> dict[str, str]:
     """device, torch and triton strings of every row."""
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
@@ -375,11 +405,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--quick", action="store_true", help="two shapes, two tilings (< 60 s)")
     parser.add_argument("--budget-s", type=float, default=480.0, help="stop timing after this")
+    parser.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE,...",
+        help="time only the grid's shapes with these field values (e.g. batch=16,seq=512); "
+        "repeat for several groups",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bwd_probe: needs a CUDA GPU", file=sys.stderr)
         return 2
     shapes = QUICK if args.quick else VALIDATION + HOLDOUT
+    if args.match:
+        try:
+            shapes = [s for s in shapes if any(matches(s, m) for m in args.match)]
+        except ValueError as exc:
+            parser.error(str(exc))
     cfgs = configs(args.quick)
     info = env_info()
     est = estimate_s(shapes, cfgs)
@@ -388,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         f"budget {args.budget_s:.0f} s; {info}",
         flush=True,
     )
+    warm_up_gpu()
     start = time.monotonic()
     rows = run(shapes, cfgs, args.out, make_case, GpuMeasure(), info, args.budget_s)
     print(f"wrote {len(rows)} rows to {args.out} in {time.monotonic() - start:.0f} s")

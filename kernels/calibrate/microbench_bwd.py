@@ -32,6 +32,8 @@ from typing import Any
 
 import triton
 
+from attnsim.einsum_ir.spec import read_yaml
+
 STEPS = (8, 32)
 HEAD_DIMS = (64, 128)
 MODES = ("bwd-dkdv", "bwd-dkdv-atomic", "bwd-dq")
@@ -128,7 +130,9 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
 
     text = path.read_text(encoding="utf-8")
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
-    data = yaml.safe_load(text)
+    data = read_yaml(path)  # the hardened reader: a bad file is a located SpecError
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a calibration mapping")
     for key, entries in found.items():
         kept = [e for e in data.get(key, []) if e.get("mode") not in MODES]
         data[key] = kept + entries
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.entries is not None:
         if args.merge is None:
             p.error("--entries needs --merge FILE")
-        merge(args.merge, yaml.safe_load(args.entries.read_text(encoding="utf-8")), args.device)
+        merge(args.merge, read_yaml(args.entries), args.device)
         return 0
     if not torch.cuda.is_available():
         print("microbench_bwd needs a CUDA GPU", file=sys.stderr)

@@ -188,3 +188,14 @@ def test_gpu_measure_end_to_end_with_a_fake_timer(on_cpu, monkeypatch, tmp_path)
     for a, b, c in zip(ours_atomic, ours_separate, flash, strict=True):
         assert a.shape == b.shape == c.shape
         assert (a - b).abs().max() < 1e-4 and (a - c).abs().max() < 1e-4
+
+
+def test_match_selects_shapes_by_field(probe) -> None:
+    grid = probe.VALIDATION + probe.HOLDOUT
+    picked = [s for s in grid if probe.matches(s, "kv_heads=8")]
+    assert picked and all(s.kv_heads == 8 for s in picked)
+    both = [s for s in grid if probe.matches(s, "suite=holdout,causal=1,head_dim=128")]
+    assert both and all(s.suite == "holdout" and s.causal and s.head_dim == 128 for s in both)
+    assert len(both) < len(grid) / 4
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        probe.matches(grid[0], "seqlen=4")
