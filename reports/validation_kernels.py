@@ -52,6 +52,7 @@ class Probe:
         config: The row's kernel configuration (tiling and mode), as text.
         predict: (row, arch) -> (predicted ms, bound); None for a family no GPU mapper
             prices yet (its files give the baseline comparison only).
+        modelled: Which of our rows the model prices (others give the baselines only).
     """
 
     family: str
@@ -60,6 +61,7 @@ class Probe:
     shape: Callable[[Row], str]
     config: Callable[[Row], str]
     predict: Callable[[Row, object], tuple[float, str]] | None
+    modelled: Callable[[Row], bool] = lambda row: True
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +156,8 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
             )
         for row in _rows(path):
             if probe.predict is None or row.get("family") != probe.family or not _timed(row):
+                continue
+            if not probe.modelled(row):
                 continue
             ms, bound = probe.predict(row, arch)
             points.append(

@@ -57,12 +57,42 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
 BWD = register(Probe(BWD_FAMILY, "gpu-bwd", "dq_mode", _bwd_shape, _bwd_config, _bwd_predict))
 
 LIGHTNING_FAMILY = "triton-lightning"  # kernels.triton.lightning, benchmarks/lightning_probe.py
-# No GPU mapper prices linear attention yet: the file gives ours against fla-core only.
-LIGHTNING = register(
-    Probe(LIGHTNING_FAMILY, "", "block_c", lambda r: _lightning_shape(r), lambda r: "", None)
-)
 
 
 def _lightning_shape(row: Row) -> str:
     b, h, s, d = (row_int(row, k) for k in ("batch", "heads", "seq", "head_dim"))
     return f"B={b} H={h} S={s} E=F={d} decay={row.get('decay', '')}"
+
+
+def _lightning_config(row: Row) -> str:
+    t = (row_int(row, k) for k in ("block_c", "block_f", "num_warps", "num_stages"))
+    extra = f"/{row.get('state_tile', '')}x{row.get('state_chunks', '')}"
+    return (
+        "c{}/f{}/w{}/s{}".format(*t)
+        + f"/{row.get('schedule', '')}"
+        + (extra if row.get("schedule") == "split" else "")
+    )
+
+
+def _lightning_predict(row: Row, arch: object) -> tuple[float, str]:
+    from attnsim.mappers.gpu.lightning import time_lightning
+    from attnsim.mappers.gpu.rates import Tiling, device_rates
+
+    c, bf, w, st = (row_int(row, k) for k in ("block_c", "block_f", "num_warps", "num_stages"))
+    d = row_int(row, "head_dim")
+    rates = device_rates(arch, row.get("dtype") or "bf16")  # type: ignore[arg-type]
+    k = time_lightning(
+        row_int(row, "batch"), row_int(row, "heads"), row_int(row, "seq"), d, d,
+        Tiling(c, bf, w, st), rates, row.get("schedule") or "fused",
+    )  # fmt: skip
+    return k.time_s * 1e3, k.bound
+
+
+# The split schedule (states every R chunks, outputs in parallel) is not modelled: its rows
+# give the comparison with fla-core only.
+LIGHTNING = register(
+    Probe(
+        LIGHTNING_FAMILY, "", "block_c", _lightning_shape, _lightning_config,
+        _lightning_predict, modelled=lambda row: row.get("schedule") == "fused",
+    )
+)  # fmt: skip

@@ -285,12 +285,20 @@ class Calibration:
         return dict(self.host_call_s).get(family)
 
     def step(
-        self, mode: str, head_dim: int, block_m: int, block_n: int, warps: int, per_sm: int
+        self,
+        mode: str,
+        head_dim: int,
+        block_m: int,
+        block_n: int,
+        warps: int,
+        per_sm: int,
+        stages: int = 0,
     ) -> StepPoint | None:
         """The measured chain step of this mode and head dim nearest the tiling (None if none).
 
         Distance: sum of |log2| ratios of block_m, block_n and num_warps; `per_sm` picks the
-        point measured with that many blocks per SM (the largest measured one below it).
+        point measured with that many blocks per SM (the largest measured one below it);
+        `stages` (when given) breaks ties between points of other pipeline depths.
         """
         best: tuple[float, StepPoint] | None = None
         for p in self.attention_steps:
@@ -302,6 +310,7 @@ class Calibration:
                     for a, b in ((p.block_m, block_m), (p.block_n, block_n), (p.num_warps, warps))
                 )
                 - 1e-3 * p.blocks_per_sm
+                + (1e-2 * abs(math.log2(p.num_stages / stages)) if stages > 0 else 0.0)
             )
             if best is None or d < best[0]:
                 best = (d, p)

@@ -126,6 +126,12 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
 
 def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> None:
     """Write the entries into a calibration file, replacing earlier ones of these modes."""
+    merge_modes(path, found, MODES, "python -m attnsim.kernels.calibrate.microbench_bwd", device)
+
+
+def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple[str, ...],
+                source: str, device: str) -> None:  # fmt: skip
+    """Replace the entries of `modes` in a calibration file by `found`, with a note."""
     import yaml
 
     text = path.read_text(encoding="utf-8")
@@ -134,15 +140,14 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a calibration mapping")
     for key, entries in found.items():
-        kept = [e for e in data.get(key, []) if e.get("mode") not in MODES]
+        kept = [e for e in data.get(key, []) if e.get("mode") not in modes]
         data[key] = kept + entries
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     note = (
-        f"attention_steps / attention_blocks of modes {', '.join(MODES)}: `python -m "
-        f"attnsim.kernels.calibrate.microbench_bwd` on {device}, merged {stamp} "
-        "(kernels.triton.attn_bwd, one wave over one head, two streamed lengths)"
+        f"attention_steps / attention_blocks of modes {', '.join(modes)}: `{source}` on "
+        f"{device}, merged {stamp} (the real kernel, one wave, two streamed lengths)"
     )
-    data["notes"] = [n for n in data.get("notes", []) if "microbench_bwd" not in n] + [note]
+    data["notes"] = [n for n in data.get("notes", []) if source not in n] + [note]
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
 

@@ -87,7 +87,8 @@ class DeviceRates:
         cal = self.arch.calibration
         if cal is None or not mode:
             return None
-        return cal.step(mode, head_dim, tiling.block_m, tiling.block_n, tiling.num_warps, per_sm)
+        t = tiling
+        return cal.step(mode, head_dim, t.block_m, t.block_n, t.num_warps, per_sm, t.num_stages)
 
     def floor_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
         """A faster GPU's measured step that this one's cannot undercut (None when none).

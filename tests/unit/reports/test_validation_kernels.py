@@ -50,7 +50,6 @@ def test_bwd_beats_sdpa_flash_on_every_validation_shape() -> None:
 
 def test_lightning_file_compares_against_fla_and_scales_linearly() -> None:
     assert vk.probe_of(LIGHTNING) is not None
-    assert vk.predict_rows([LIGHTNING]) == []  # no GPU model prices it yet
     fla = [b for b in vk.baselines([LIGHTNING]) if b.family.startswith("fla")]
     assert len(fla) >= 20
     assert min(b.speedup for b in fla) >= 0.9
@@ -77,3 +76,12 @@ def test_a_file_of_no_probe_is_refused(tmp_path: Path) -> None:
     assert vk.probe_of(other) is None
     with pytest.raises(ValueError, match="not a probe file"):
         vk.predict_rows([other])
+
+
+def test_lightning_fused_schedule_is_modelled_split_is_not() -> None:
+    points = vk.predict_rows([LIGHTNING])
+    assert points and all(p.config.endswith("/fused") for p in points)
+    summary = vk.summary(points)
+    for suite in ("validation", "holdout"):
+        assert summary[f"triton-lightning {suite}"]["mape_pct"] <= 8.0
+    assert summary["triton-lightning pick"]["within_10pct"] >= 0.9

@@ -1,0 +1,105 @@
+"""Calibration of the Lightning-2 kernel's fused schedule (kernels.triton.lightning; GPU only).
+
+`python -m attnsim.kernels.calibrate.microbench_lightning --out FILE` measures the chunk step
+of the `fused` schedule (one program per value block x batch x head walks the chunks,
+carrying the E x F state), as the GPU model (`mappers.gpu.lightning`) reads it: mode
+`lightning-fused`, block_m = the chunk (block_c), block_n = the value block (block_f), for
+every tiling of `LIGHTNING_TILINGS` and head dims 64 and 128, with 1 and 2 programs per SM.
+`--merge FILE --entries OUT` writes them into a calibration file (no GPU needed).
+
+Method (as `microbench_bwd`): one wave of SMs x k programs (batch 1, heads = SMs x k x
+block_f / F), per-head decay on, timed at two lengths of n chunks (n = STEPS):
+step = (T(n2) - T(n1)) / (n2 - n1), fixed = T(n1) - n1 * step - floor. These shapes (66-264
+heads, 16 or 64 chunks) are none of benchmarks/lightning_probe.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import triton
+
+from attnsim.einsum_ir.spec import read_yaml
+
+STEPS = (16, 64)
+HEAD_DIMS = (64, 128)
+MODE = "lightning-fused"
+
+
+def _ms(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
+
+
+def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
+    """`attention_steps` and `attention_blocks` entries of mode lightning-fused."""
+    from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us
+    from attnsim.kernels.triton.lightning import LIGHTNING_TILINGS, lightning_fwd
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    floor = bench_floor_us(torch)
+    steps, blocks = [], []
+    for d in HEAD_DIMS:
+        for c, bf, w, st in LIGHTNING_TILINGS:
+            if bf > d:
+                continue
+            for k in (1, 2):
+                heads = sms * k * bf // d
+                times = []
+                for n in STEPS:
+                    q, kk, v = (
+                        torch.randn(1, heads, n * c, d, device="cuda", dtype=torch.bfloat16)
+                        for _ in range(3)
+                    )
+                    lam = torch.linspace(0.9, 0.999, heads, device="cuda")
+
+                    def call(q=q, kk=kk, v=v, lam=lam, t=(c, bf, w, st)) -> None:  # type: ignore[no-untyped-def]
+                        lightning_fwd(q, kk, v, lam, *t, schedule="fused")
+
+                    times.append(_ms(call) * 1e3)
+                step = (times[1] - times[0]) / (STEPS[1] - STEPS[0])
+                fixed = times[0] - STEPS[0] * step - floor
+                common = dict(mode=MODE, dtype="bf16", head_dim=d, block_m=c, block_n=bf,
+                              num_warps=w, num_stages=st, blocks_per_sm=k)  # fmt: skip
+                steps.append({**common, "step_us": round(step, 4)})
+                blocks.append({**common, "blocks": sms * k, "waves": 1, "tiles": "device",
+                               "fixed_us": round(fixed, 3), "step_us": round(step, 4)})  # fmt: skip
+                print(f"  d{d} c{c} f{bf} w{w} s{st} k={k}: step {step:.3f} us, fixed "
+                      f"{fixed:.2f} us", file=sys.stderr)  # fmt: skip
+    return {"attention_steps": steps, "attention_blocks": blocks}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
+    import yaml
+
+    from attnsim.kernels.calibrate.microbench_bwd import merge_modes
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--out", type=Path, default=None, help="write the entries here (YAML)")
+    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
+    p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
+    p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
+    args = p.parse_args(argv)
+    if args.entries is not None:
+        if args.merge is None:
+            p.error("--entries needs --merge FILE")
+        note = "python -m attnsim.kernels.calibrate.microbench_lightning"
+        merge_modes(args.merge, read_yaml(args.entries), (MODE,), note, args.device)
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print("microbench_lightning needs a CUDA GPU", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(measure(torch), sort_keys=False)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

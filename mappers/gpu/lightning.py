@@ -1,0 +1,87 @@
+"""Lightning Attention-2 (causal linear attention with per-head decay) as GPU kernel plans.
+
+Models the `fused` schedule of `kernels.triton.lightning`: one program per (value block of
+block_f, batch x head) walks the sequence in chunks of block_c, carrying the E x block_f
+state in registers. Per chunk: Q K^T (C x C over E), the decay-masked scores times V
+(C x block_f over C), Q times the state (C x block_f over E) and the state update K^T V
+(E x block_f over C). The chunks of one program are a dependent chain (each reads the state
+the previous one left), so few programs per SM leave the step's latency exposed: with a
+calibration of this kernel (mode `lightning-fused`, `kernels.calibrate.microbench_lightning`)
+its measured step and fixed times are used; otherwise the unit model, which does not know the
+chain and under-predicts (by about 30% on the H200 probe's shapes).
+
+The `split` schedule (states every R chunks, then all chunk outputs in parallel) is not
+modelled: `time_lightning` refuses it.
+"""
+
+from __future__ import annotations
+
+from attnsim.mappers.gpu.model import (
+    BASE_REGISTERS_PER_THREAD,
+    BlockGroup,
+    DeviceRates,
+    Dot,
+    KernelPlan,
+    KernelTime,
+    StepWork,
+    Tiling,
+    time_kernel,
+)
+
+MODE_FUSED = "lightning-fused"
+SCHEDULES = ("fused",)  # the modelled schedules of kernels.triton.lightning
+
+
+def fused_plan(
+    batch: int, heads: int, seq: int, e: int, f: int, t: Tiling, elem_bytes: int = 2
+) -> KernelPlan:
+    """The fused kernel: program = (value block, batch x head), step = one chunk."""
+    c, bf, b = t.block_m, t.block_n, elem_bytes
+    if f % bf:
+        raise ValueError(f"block_f {bf} must divide the value dim {f}")
+    chunks = -(-seq // c)
+    dots = (
+        Dot(2.0 * c * c * e, c, c, e),  # Q K^T
+        Dot(2.0 * c * c * bf, c, bf, c),  # masked scores x V
+        Dot(2.0 * c * e * bf, c, bf, e),  # Q x state
+        Dot(2.0 * e * c * bf, e, bf, c),  # state update K^T V
+    )
+    # decay mask (exp2 per score and per row), mask-and-scale, state decay, output add
+    step = StepWork(dots, c * c + 2 * c, 2.0 * c * c + e * bf + c * bf, c * (2 * e + bf) * b)
+    programs = (f // bf) * batch * heads
+    stages = max(t.num_stages - 1, 1)
+    live = e * bf + c * c + c * bf  # state, scores, output accumulator (fp32)
+    return KernelPlan(
+        name="fused",
+        tiling=t,
+        smem_bytes=b * stages * c * (2 * e + bf),
+        registers_per_thread=-(-live // (32 * t.num_warps)) + BASE_REGISTERS_PER_THREAD,
+        step=step,
+        masked_step=step,
+        fixed=StepWork((), 0.0, e * bf, e * bf * 4.0),
+        round_trips=2,
+        groups=(BlockGroup(programs, chunks, 0),),
+        hbm_read_bytes=batch * heads * seq * (2.0 * e + f) * b,
+        hbm_write_bytes=batch * heads * seq * f * float(b),
+        flops=sum(d.flops for d in dots) * chunks * programs,
+        mode=MODE_FUSED,
+        head_dim=e,
+    )
+
+
+def time_lightning(
+    batch: int,
+    heads: int,
+    seq: int,
+    e: int,
+    f: int,
+    t: Tiling,
+    rates: DeviceRates,
+    schedule: str = "fused",
+) -> KernelTime:
+    """Model one call of the Lightning-2 kernel (fused schedule)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"schedule {schedule!r} is not modelled (modelled: {', '.join(SCHEDULES)})"
+        )
+    return time_kernel(fused_plan(batch, heads, seq, e, f, t), rates)
