@@ -194,6 +194,19 @@ def family(name: str) -> KernelFamily:
 BLOCKSPARSE_MEASURED = "triton-blocksparse"
 
 
+# The backward (kernels.triton.attn_bwd, family `triton-bwd`): its candidate tilings (block_m:
+# the query tile the dK/dV kernel streams, block_n: the key tile it holds), searched by the
+# GPU model (mappers.gpu.backward) and timed by benchmarks/bwd_probe.py.
+BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
+    (32, 128, 4, 5),  # the tutorial's choice
+    (32, 128, 4, 3),
+    (32, 128, 8, 3),
+    (64, 128, 8, 3),
+    (64, 64, 4, 3),
+    (32, 64, 4, 4),
+)
+
+
 # ----------------------------------------------------------------------------- schedules
 
 

@@ -6,6 +6,7 @@ Modules are imported here explicitly so registration order is deterministic.
 
 from __future__ import annotations
 
+import attnsim.mappers.gpu.backward_mapper  # noqa: F401  (registers "gpu-bwd")
 import attnsim.mappers.gpu.decode  # noqa: F401  (registers "gpu-decode")
 import attnsim.mappers.gpu.tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
 import attnsim.mappers.spatial.flat  # noqa: F401  (registers "flat")

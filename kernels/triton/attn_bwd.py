@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import triton
 
-from attnsim.kernels.spec import MIN_BLOCK, AttnShape, kernel_shape
+from attnsim.kernels.spec import BWD_TILINGS, MIN_BLOCK, AttnShape, kernel_shape
 from attnsim.kernels.triton.attn_bwd_kernel import (
     bwd_dkdv_kernel,
     bwd_dq_kernel,
@@ -50,24 +50,18 @@ DQ_MODES = ("atomic", "separate")
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 
-# Candidate (block_m, block_n, num_warps, num_stages) for the Hopper search. block_m is the
-# query tile the main kernel streams, block_n the key tile it keeps; the "separate" dQ kernel
-# keeps a block_n query tile and streams block_m key tiles (the Triton tutorial's
-# BLOCK_M1 = 32, BLOCK_N1 = 128 / BLOCK_M2 = 128, BLOCK_N2 = 32 pairing).
-BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
-    (32, 128, 4, 5),  # the tutorial's choice
-    (32, 128, 4, 3),
-    (32, 128, 8, 3),
-    (64, 128, 8, 3),
-    (64, 64, 4, 3),
-    (32, 64, 4, 4),
-)
+# The candidate tilings (kernels.spec.BWD_TILINGS): block_m is the query tile the main kernel
+# streams, block_n the key tile it keeps; the "separate" dQ kernel keeps a block_n query tile
+# and streams block_m key tiles (the Triton tutorial's BLOCK_M1 = 32, BLOCK_N1 = 128 /
+# BLOCK_M2 = 128, BLOCK_N2 = 32 pairing).
 
 
 def default_bwd_tiling(head_dim: int) -> tuple[int, int, int, int]:
     """Default (block_m, block_n, num_warps, num_stages): 32 x 128 tiles, 8 warps, 3 stages.
 
-    Not timed on our GPU yet (benchmarks/bwd_probe.py measures `BWD_TILINGS`). The tutorial's
+    On the H200 (kernels/measurements/bwd/) the best measured is 64 x 128, 8 warps, 3 stages,
+    dq_mode "separate" on most head-dim-128 shapes; the GPU model (mappers.gpu.backward)
+    picks per shape. The tutorial's
     4 warps / 5 stages spill on sm_90: compiled ahead of time with Triton 3.6 (ptxas -v), the
     causal dK/dV kernel at 4 warps spills ~800 bytes per thread at head dim 64 and ~2 KB at
     128; at 8 warps none at 64 and ~100 bytes at 128. `head_dim` is kept for a later

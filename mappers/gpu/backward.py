@@ -51,7 +51,7 @@ BWD_MODES = (MODE_DKDV, MODE_DKDV_ATOMIC, MODE_DQ)
 # fp32 lane operations per score element of a backward step: scale-subtract LSE (FMA),
 # dP - D, times P, and the two conversions (P, dS) to the matmul input type
 BWD_OPS = 5.0
-ROW_BLOCK = 128  # query rows per program of the pre-pass (and the elementwise kernels)
+ROW_BLOCK = 64  # query rows per program of the pre-pass (kernels.triton.attn_bwd.PRE_BLOCK)
 ELEMENTWISE_BLOCK = 1024  # elements per program of the zero-fill, conversion and GQA reduction
 
 

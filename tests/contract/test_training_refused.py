@@ -18,7 +18,8 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
-MAPPERS = [m for m in mapper_names() if m != "layer-matmuls"]
+# every mapper but gpu-bwd (the backward kernel's model) and layer-matmuls (no cascade)
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
 
 
 def _sizes(name: str) -> dict[str, int]:
@@ -45,3 +46,25 @@ def test_forward_cascades_are_still_read() -> None:
         load_cascade("attention-1pass-gqa-causal"), {k: v for k, v in SIZES.items() if k != "H"}
     )
     assert (problem.roles.key, problem.roles.query) == ("M", "P")
+
+
+@pytest.mark.parametrize("name", ["attention-1pass-bwd-mh", "attention-1pass-bwd-gqa-causal"])
+def test_gpu_bwd_prices_the_1pass_backward(name: str) -> None:
+    result = get_mapper("gpu-bwd")().map(load_cascade(name), load_arch("h200"), _sizes(name))
+    assert result.latency_s > 0 and result.passes == 1
+    assert any("read from attention-1pass" in w for w in result.warnings)
+    # five matmuls of the backward plus the two recomputed by the separate dQ kernel, or
+    # the dQ part by atomics: 2.5x to 3.5x the forward's matmul FLOPs (top-left causal tiles
+    # visited whole: up to the dense count)
+    forward = get_mapper("gpu-1pass")().map(
+        load_cascade(name.replace("-bwd", "")), load_arch("h200"), _sizes(name)
+    )
+    assert 2.5 * forward.flops * 0.99 <= result.flops <= 3.5 * forward.flops * 1.3
+
+
+@pytest.mark.parametrize(
+    "name", ["attention-3pass-bwd-mh", "attention-1pass-bwd-mh-sigmoid", "attention-1pass-mh"]
+)
+def test_gpu_bwd_refuses_what_its_kernel_does_not_run(name: str) -> None:
+    with pytest.raises(MappingError, match="gpu-bwd"):
+        get_mapper("gpu-bwd")().map(load_cascade(name), load_arch("h200"), _sizes(name))

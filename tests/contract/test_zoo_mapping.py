@@ -40,7 +40,8 @@ from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
 BoolArray = npt.NDArray[np.bool_]
-MAPPERS = [m for m in mapper_names() if m != "layer-matmuls"]
+# gpu-bwd prices backward built-ins only (tests/contract/test_training_refused.py)
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
 GPU_TILING = {"block_m": 64, "block_n": 64, "num_warps": 4, "num_stages": 2}
 E = F = 32
 SIZES = {"B": 1, "H": 2, "E": E, "F": F, "P": 1024, "M": 1024}

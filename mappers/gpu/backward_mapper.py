@@ -1,0 +1,217 @@
+"""`gpu-bwd`: the FlashAttention-2-style backward kernel (`triton-bwd`) on a GPU, tiling searched.
+
+It prices the 1-pass backward built-ins (`attention-1pass-bwd[-mh|-gqa][-causal]`,
+`einsum_ir.library.training`): a backward cascade's outputs run along the key rank, so its
+attention problem is not read from its own structure (`BackwardCascadeError`); the mapper
+reads the problem from the forward the built-in declares it differentiates (its sizes, mask,
+K/V heads, score function) and says so in the Result's warnings. A user-written backward
+cascade, the 3-pass backward (scores stored: no kernel of ours) and the sigmoid backward are
+refused. Masks: none, or top-left causal (the kernel's two). Every (tiling, dq mode) of
+`kernels.spec.BWD_TILINGS` x {atomic, separate} is ranked by `mappers.gpu.backward.time_bwd`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+from attnsim.archs.gpu import GpuArch
+from attnsim.einsum_ir.analysis.structure import StructureError
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.einsum_ir.library.builder import Algorithm, ScoreForm
+from attnsim.einsum_ir.library.training import training_entry
+from attnsim.einsum_ir.load import load_cascade
+from attnsim.kernels.spec import BWD_TILINGS, CAUSAL_TOP_LEFT, NO_MASK
+from attnsim.mappers.gpu.backward import DQ_MODES, BwdTime, time_bwd
+from attnsim.mappers.gpu.model import ASSUMPTIONS, Tiling, device_rates
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
+    VERSION,
+    EinsumCost,
+    Occupancy,
+    Result,
+    Traffic,
+    UnitCost,
+    input_hash,
+)
+from attnsim.mappers.spatial.view import MappingError
+
+
+@dataclass(frozen=True, slots=True)
+class BwdOptions:
+    """Options of `gpu-bwd` (0 / "" = searched).
+
+    Attributes:
+        block_m: Query rows per step of the dK/dV kernel.
+        block_n: Keys per dK/dV program.
+        num_warps: Warps per program.
+        num_stages: Software-pipelining depth.
+        dq_mode: "atomic" (dQ by fp32 atomics from the dK/dV kernel) or "separate".
+        dtype: Element type of Q, K, V, O, dO.
+    """
+
+    block_m: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    block_n: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_warps: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_stages: int = option(0, minimum=0, zero="searched")
+    dq_mode: str = option("", choices=("", *DQ_MODES))
+    dtype: str = option("bf16", choices=("fp16", "bf16"))
+
+    def __post_init__(self) -> None:
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("gpu-bwd options: " + "; ".join(bad))
+
+
+def _forward_of(name: str, cascade: Cascade) -> Cascade:
+    entry = training_entry(name)
+    if entry is None:
+        raise MappingError(
+            f"gpu-bwd prices the 1-pass backward built-ins (attention-1pass-bwd[-mh|-gqa]"
+            f"[-causal]); {name} is not one (a forward cascade maps on gpu-1pass; a backward "
+            "written by hand has no forward this mapper can read its problem from)"
+        )
+    f = entry.forward
+    if f.algorithm != Algorithm.ONE_PASS or f.score != ScoreForm.SOFTMAX:
+        raise MappingError(
+            f"gpu-bwd: {cascade.name} differentiates {f.name}; the triton-bwd kernel is the "
+            "FlashAttention-2 backward of 1-pass softmax attention (no kernel of ours reads "
+            "stored scores or runs the sigmoid backward)"
+        )
+    return load_cascade(f.name)
+
+
+@register_mapper("gpu-bwd")
+class GpuBwdMapper:
+    """FlashAttention-2 backward: D pre-pass, dK/dV over key tiles, dQ atomic or separate."""
+
+    name = "gpu-bwd"
+    arch_kind = "gpu"
+    Options = BwdOptions
+
+    def __init__(self, options: BwdOptions | None = None, **kwargs: object) -> None:
+        self.options = options or BwdOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Rank the backward's tilings at `sizes` on GPU `arch` and cost the chosen one."""
+        from attnsim.mappers.gpu.tiling import gpu_problem
+
+        if not isinstance(arch, GpuArch):
+            raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
+        forward = _forward_of(cascade.name, cascade)
+        opts = self.options
+        try:
+            problem = gpu_problem(forward, sizes, opts.dtype)
+        except StructureError as exc:
+            raise MappingError(f"gpu-bwd: {cascade.name}: {exc}") from None
+        shape = problem.shape
+        if shape.bands not in (NO_MASK, CAUSAL_TOP_LEFT) or not problem.score.is_plain:
+            raise MappingError(
+                f"gpu-bwd: {cascade.name}: the backward kernel takes no mask but top-left causal "
+                f"and no score modifier (got {shape.bands}, {problem.score.describe()})"
+            )
+        try:
+            rates = device_rates(arch, opts.dtype)
+        except KeyError as exc:
+            raise MappingError(str(exc).strip("'\"")) from None
+        given = (opts.block_m, opts.block_n, opts.num_warps, opts.num_stages)
+        space = [
+            (Tiling(*t), mode)
+            for t in BWD_TILINGS
+            for mode in DQ_MODES
+            if all(g in (0, v) for g, v in zip(given, t, strict=True))
+            and opts.dq_mode in ("", mode)
+        ]
+        if min(given) > 0 and not space:  # a tiling outside the candidates: model it alone
+            space = [(Tiling(*given), m) for m in DQ_MODES if opts.dq_mode in ("", m)]
+        if not space:
+            known = ", ".join("x".join(map(str, t)) for t in BWD_TILINGS)
+            raise MappingError(f"gpu-bwd: no candidate tiling matches the options ({known})")
+        ranked = sorted(
+            ((time_bwd(shape, t, m, rates), t, m) for t, m in space), key=lambda x: x[0].time_s
+        )
+        valid = [r for r in ranked if not r[0].problem]
+        if not valid:
+            raise MappingError(f"gpu-bwd: no tiling fits {arch.name}: {ranked[0][0].problem}")
+        best, tiling, mode = valid[0]
+        return _result(self, cascade, forward, arch, sizes, shape, rates, best, tiling, mode,
+                       [r[0].time_s for r in valid], problem.warnings)  # fmt: skip
+
+
+def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, tiling, mode,  # type: ignore[no-untyped-def]
+            times, problem_warnings) -> Result:  # fmt: skip
+    clock = arch.clock_hz
+    latency = t.time_s
+    flops = sum(p.flops for p in t.plans)
+    reads = sum(p.hbm_read_bytes for p in t.plans)
+    writes = sum(p.hbm_write_bytes for p in t.plans)
+    peak = rates.peak_matmul_flops_per_s
+    util = min(1.0, flops / (peak * latency))
+    main = max(t.kernels, key=lambda k: k.time_s)
+    res = main.residency
+    headline = [rates.uncalibrated] if rates.uncalibrated else []
+    warnings = [
+        *headline,
+        f"the problem (sizes, mask, K/V heads) is read from {forward.name}, the forward "
+        f"{cascade.name} declares it differentiates (einsum_ir.library.training)",
+        "times one call of kernels.triton.attn_bwd.attention_bwd: D pre-pass, dK/dV kernel, "
+        "and dQ by atomics (zero-fill and cast included) or by the separate kernel; the "
+        "forward (O, LSE) is not included",
+        *ASSUMPTIONS,
+        *(n for n in rates.notes if n not in headline),
+        *problem_warnings,
+    ]
+    extras = {
+        "achieved_tflops": flops / latency / 1e12,
+        "hbm_read_bytes": reads,
+        "hbm_write_bytes": writes,
+        "grid_blocks": float(main.blocks),
+        "blocks_per_sm": float(main.blocks_per_sm),
+        "tiling_candidates": float(len(times)),
+        "tiling_best_us": min(times) * 1e6,
+        "tiling_median_us": statistics.median(times) * 1e6,
+        "tiling_worst_us": max(times) * 1e6,
+        **{f"kernel_{k.name}_us": k.time_s * 1e6 for k in t.kernels},
+    }
+    return Result(
+        cascade=cascade.name,
+        arch=arch.name,
+        mapper=mapper.name,
+        options=(*asdict(tiling).items(), ("dq_mode", mode), ("dtype", shape.dtype)),
+        sizes=tuple(sorted(sizes.items())),
+        passes=1,
+        latency_cycles=latency * clock,
+        latency_s=latency,
+        compute_cycles=sum(k.scheduled_s for k in t.kernels) * clock,
+        memory_cycles=sum(k.hbm_s for k in t.kernels) * clock,
+        bound="host launch" if t.host_bound else main.bound,
+        energy_pj=arch.board_power_w * latency * 1e12,
+        dram_traffic_bytes=reads + writes,
+        flops=flops,
+        traffic=(
+            Traffic("hbm", "reads (Q, K, V, O, dO, LSE, D)", reads, 0.0),
+            Traffic("hbm", "writes (dQ, dK, dV, D)", 0.0, writes),
+        ),
+        occupancy=(
+            Occupancy(
+                "shared_memory", "per block", res.smem_bytes, arch.shared_memory_per_block_bytes
+            ),  # fmt: skip
+        ),
+        per_einsum=tuple(
+            EinsumCost(
+                k.name, k.bound, i, p.flops, k.time_s * clock, min(1.0, p.flops / (peak * k.time_s))
+            )  # fmt: skip
+            for i, (k, p) in enumerate(zip(t.kernels, t.plans, strict=True))
+        ),
+        units=(UnitCost("tensor-core", util * latency * clock, peak / clock, util),),
+        extras=tuple(extras.items()),
+        warnings=tuple(warnings),
+        provenance=(
+            ("version", VERSION),
+            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
+            ("calibration", rates.calibration_label),
+            ("combine", "sequential kernels"),
+        ),
+    )
