@@ -162,8 +162,8 @@ sweep:
         "GPUs, not spatial accelerators (mappers for spatial accelerators: flat, fusemax, "
         "layer-matmuls, unfused)",
         f"{f}:21:16: sweep[1].list[0].arch: design 'fm': arch 'gpu': mapper 'fusemax' maps onto "
-        "spatial accelerators, not GPUs (mappers for GPUs: gpu-1pass, gpu-2pass, gpu-decode, "
-        "gpu-unfused)",
+        "spatial accelerators, not GPUs (mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, "
+        "gpu-decode, gpu-unfused)",
     ]
 
 
