@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import csv
 import math
-import statistics
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from attnsim.kernels.spec import DECODE_MEASURED, DECODE_STRATEGIES, decode_rows, default_splits
+from attnsim.reports import validation_kernels
 
 PICK_TOLERANCE = 0.10
 MODELLED_SUITES = ("validation", "holdout")
@@ -194,35 +193,14 @@ def predict_rows(
     return points
 
 
-def picks(points: Sequence[DecodePoint]) -> list[tuple[tuple[object, ...], float]]:
+def picks(points: Sequence[DecodePoint]) -> list[tuple[Hashable, float]]:
     """Per shape: measured time of the model's pick over the best measured, minus 1."""
-    by: dict[tuple[object, ...], list[DecodePoint]] = defaultdict(list)
-    for p in points:
-        by[p.key].append(p)
-    out = []
-    for key, pts in by.items():
-        if len(pts) < 2:
-            continue
-        chosen = min(pts, key=lambda p: p.predicted_ms)
-        best = min(p.measured_ms for p in pts)
-        out.append((key, chosen.measured_ms / best - 1.0))
-    return out
+    return validation_kernels.picks(points)
 
 
 def summary(points: Sequence[DecodePoint]) -> dict[str, dict[str, float]]:
     """MAPE, worst |error| and count per family x suite, and the pick fraction."""
-    out: dict[str, dict[str, float]] = {}
-    groups: dict[str, list[DecodePoint]] = defaultdict(list)
-    for p in points:
-        groups[f"{p.family} {p.suite}"].append(p)
-        groups[f"{p.family} all"].append(p)
-    for name, pts in sorted(groups.items()):
-        errs = [abs(p.error_pct) for p in pts]
-        out[name] = {
-            "mape_pct": statistics.fmean(errs),
-            "worst_pct": max(errs),
-            "points": float(len(pts)),
-        }
+    out = validation_kernels.suite_errors(points)
     for kernel, mine in (
         ("gqa", [p for p in points if p.family != MLA_FAMILY]),
         ("mla", [p for p in points if p.family == MLA_FAMILY]),

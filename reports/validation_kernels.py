@@ -17,9 +17,10 @@ import csv
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 PICK_TOLERANCE = 0.10
 Row = dict[str, str]
@@ -195,9 +196,43 @@ def baselines(paths: Sequence[Path]) -> list[Baseline]:
     return out
 
 
-def picks(points: Sequence[KernelPoint]) -> list[tuple[tuple[str, str, str], float]]:
-    """Per shape: measured time of the model's pick over the best measured, minus 1."""
-    by: dict[tuple[str, str, str], list[KernelPoint]] = defaultdict(list)
+class Timed(Protocol):
+    """A measured point with its prediction (KernelPoint, validation_decode.DecodePoint)."""
+
+    @property
+    def key(self) -> Hashable:
+        """The shape configurations share."""
+        ...
+
+    @property
+    def family(self) -> str:
+        """Our kernel family."""
+        ...
+
+    @property
+    def suite(self) -> str:
+        """The suite."""
+        ...
+
+    @property
+    def measured_ms(self) -> float:
+        """Measured median."""
+        ...
+
+    @property
+    def predicted_ms(self) -> float:
+        """The model's time."""
+        ...
+
+    @property
+    def error_pct(self) -> float:
+        """100 * (predicted - measured) / measured."""
+        ...
+
+
+def picks(points: Sequence[Timed]) -> list[tuple[Hashable, float]]:
+    """Per shape (`key`): measured time of the model's pick over the best measured, minus 1."""
+    by: dict[Hashable, list[Timed]] = defaultdict(list)
     for p in points:
         by[p.key].append(p)
     out = []
@@ -208,20 +243,23 @@ def picks(points: Sequence[KernelPoint]) -> list[tuple[tuple[str, str, str], flo
     return out
 
 
-def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
-    """MAPE, worst |error| and count per family x suite, and the pick fraction per family."""
+def suite_errors(points: Sequence[Timed]) -> dict[str, dict[str, float]]:
+    """MAPE, worst |error| and count per "family suite" and "family all"."""
     out: dict[str, dict[str, float]] = {}
-    groups: dict[str, list[KernelPoint]] = defaultdict(list)
+    groups: dict[str, list[Timed]] = defaultdict(list)
     for p in points:
         groups[f"{p.family} {p.suite}"].append(p)
         groups[f"{p.family} all"].append(p)
     for name, pts in sorted(groups.items()):
         errs = [abs(p.error_pct) for p in pts]
-        out[name] = {
-            "mape_pct": statistics.fmean(errs),
-            "worst_pct": max(errs),
-            "points": float(len(pts)),
-        }
+        out[name] = {"mape_pct": statistics.fmean(errs), "worst_pct": max(errs),
+                     "points": float(len(pts))}  # fmt: skip
+    return out
+
+
+def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
+    """MAPE, worst |error| and count per family x suite, and the pick fraction per family."""
+    out = suite_errors(points)
     for fam in sorted({p.family for p in points}):
         pk = picks([p for p in points if p.family == fam])
         if pk:
