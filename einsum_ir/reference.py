@@ -24,7 +24,10 @@ from attnsim.einsum_ir.library import (
     Variant,
     variant_named,
 )
+from attnsim.einsum_ir.reference_compress import COMPRESS_CHECKS
 from attnsim.einsum_ir.reference_linear import LINEAR_CHECKS
+from attnsim.einsum_ir.reference_scores import SCORE_CHECKS
+from attnsim.einsum_ir.reference_selection import SELECTION_CHECKS
 from attnsim.einsum_ir.reference_training import TRAINING_CHECKS
 from attnsim.einsum_ir.reference_zoo import ZOO_CHECKS
 
@@ -258,5 +261,12 @@ def _catalog_references() -> dict[str, Reference]:
 
 REFERENCES: dict[str, Reference] = _catalog_references() | {
     name: Reference(*check)
-    for name, check in (ZOO_CHECKS | LINEAR_CHECKS | TRAINING_CHECKS).items()
+    for name, check in (
+        ZOO_CHECKS
+        | LINEAR_CHECKS
+        | TRAINING_CHECKS
+        | SCORE_CHECKS
+        | SELECTION_CHECKS
+        | COMPRESS_CHECKS
+    ).items()
 }

@@ -19,23 +19,33 @@ from __future__ import annotations
 import functools
 
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.einsum_ir.library import zoo_heads, zoo_linear, zoo_masks
+from attnsim.einsum_ir.library import (
+    zoo_compress,
+    zoo_heads,
+    zoo_linear,
+    zoo_masks,
+    zoo_scores,
+    zoo_selection,
+)
 from attnsim.einsum_ir.library.zoo_base import (
     HEAD_STRUCTURE,
     LINEAR,
+    SCORES,
+    SELECTION,
     STATIC_MASKS,
     ZooCascade,
 )
 
-FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE, LINEAR)
+FAMILIES = (STATIC_MASKS, HEAD_STRUCTURE, SELECTION, SCORES, LINEAR)
+_MODULES = (zoo_masks, zoo_heads, zoo_selection, zoo_compress, zoo_scores, zoo_linear)
 ZOO: tuple[ZooCascade, ...] = tuple(
     sorted(
-        (*zoo_masks.ENTRIES, *zoo_heads.ENTRIES, *zoo_linear.ENTRIES),
+        (entry for module in _MODULES for entry in module.ENTRIES),
         key=lambda e: (FAMILIES.index(e.family), e.name),
     )
 )
 """Every zoo built-in, by family (in `FAMILIES` order), then by name."""
-_BUILDERS = {**zoo_masks.BUILDERS, **zoo_heads.BUILDERS, **zoo_linear.BUILDERS}
+_BUILDERS = {name: build for module in _MODULES for name, build in module.BUILDERS.items()}
 
 
 def zoo_names() -> tuple[str, ...]:

@@ -26,6 +26,8 @@ from attnsim.einsum_ir.parse import parse_einsum
 STATIC_MASKS = "static masks"
 HEAD_STRUCTURE = "head and K/V structure"
 LINEAR = "linear / recurrent"
+SCORES = "score and normalization"
+SELECTION = "dynamic selection and compression"
 
 # The running state starts as a virtual key of logit -1e30 and value 0 (RM = -1e30,
 # RD = 1, RNV = 0): its weight exp(-1e30 - max) is exactly 0 once any key is seen, and a

@@ -1,0 +1,7 @@
+"""Plain numpy references for the zoo's compress variants, from each paper's definition."""
+
+from __future__ import annotations
+
+from attnsim.einsum_ir.reference_zoo import Compute, Layout
+
+COMPRESS_CHECKS: dict[str, tuple[Layout, str, Compute]] = {}
