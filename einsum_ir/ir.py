@@ -528,6 +528,9 @@ class Cascade:
     description: str = ""
     source: str = field(default="", compare=False)
     locations: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    # What the cascade models by assumption rather than by structure (a data-dependent
+    # selection given as a size, say): every mapper's Result repeats these as warnings.
+    assumptions: tuple[str, ...] = field(default=(), compare=False)
     _hash: int = field(default=0, init=False, compare=False, repr=False)
     _parents: tuple[tuple[RankName, RankName], ...] | None = field(
         default=None, init=False, compare=False, repr=False

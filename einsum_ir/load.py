@@ -37,6 +37,7 @@ from attnsim.einsum_ir.spec import Problem, Reader, SpecError, as_number, path_e
 CASCADE_KEYS = (
     "cascade",
     "description",
+    "assumptions",
     "inputs",
     "partitions",
     "params",
@@ -149,6 +150,12 @@ def _build(root: Reader, opaque: set[str]) -> Cascade:
     name_r = root.req("cascade", "str")
     name = str(name_r.value) if name_r else "<unnamed>"
     desc_r = root.opt("description", "str")
+    assumptions: list[str] = []
+    assume_r = root.opt("assumptions", "list")
+    if assume_r is not None:
+        for item in assume_r.each():
+            if item.check("str"):
+                assumptions.append(str(item.value))
     inputs = _inputs(root.req("inputs", "map"), note)
     partitions = _partitions(root.opt("partitions", "map"), note)
     params = _params(root.opt("params", "map"), note)
@@ -175,6 +182,7 @@ def _build(root: Reader, opaque: set[str]) -> Cascade:
         description=str(desc_r.value) if desc_r else "",
         source=root.file,
         locations=tuple(locations),
+        assumptions=tuple(assumptions),
     )
 
 
@@ -338,6 +346,9 @@ def format_cascade(cascade: Cascade, comment: str = "") -> str:
     lines.append(f"cascade: {json.dumps(cascade.name)}")
     if cascade.description:
         lines.append(f"description: {json.dumps(cascade.description)}")
+    if cascade.assumptions:
+        stated = tuple(json.dumps(a) for a in cascade.assumptions)
+        lines.append("assumptions: " + _flow_list(stated))
     lines.append("inputs: " + _flow_map((n, _flow_list(r)) for n, r in cascade.inputs))
     if cascade.partitions:
         parts = ((p.rank, _flow_list(p.parts)) for p in cascade.partitions)

@@ -7,7 +7,9 @@ whether it binds the workload's sizes to the cascade's ranks (`binds_cascade_ran
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -37,9 +39,29 @@ def register_mapper(name: str) -> Callable[[type[Any]], type[Any]]:
             raise ValueError(f"mapper {name!r} registered twice")
         _REGISTRY[name] = cls
         cls.name = name
+        cls.map = _stating_assumptions(cls.map)
         return cls
 
     return wrap
+
+
+def _stating_assumptions(map_fn: Callable[..., Result]) -> Callable[..., Result]:
+    """`map_fn` whose Result also warns of each of the cascade's `assumptions`.
+
+    A cascade that models part of itself by assumption (a data-dependent selection given
+    as a size) says so in every mapper's Result, whichever mapper priced it.
+    """
+
+    @functools.wraps(map_fn)
+    def map_stating(self: Any, cascade: Cascade | None, *args: Any, **kwargs: Any) -> Result:
+        result = map_fn(self, cascade, *args, **kwargs)
+        stated = getattr(cascade, "assumptions", ())
+        new = tuple(f"cascade assumption: {a}" for a in stated)
+        if not new or set(new) <= set(result.warnings):
+            return result
+        return dataclasses.replace(result, warnings=(*result.warnings, *new))
+
+    return map_stating
 
 
 def arch_kind(arch: object) -> str:

@@ -150,10 +150,12 @@ def cascade(
     outputs: tuple[str, ...] = ("AV",),
     init: tuple[tuple[TensorName, float], ...] = MASKED_INIT,
     key_tiles: int | None = KEY_TILE_DEFAULT,
+    assumptions: tuple[str, ...] = (),
 ) -> Cascade:
     """A zoo cascade: M split into key tiles M1 x M0 (of `key_tiles`; None: M unsplit).
 
-    `init` defaults to the masked 1-pass initial state.
+    `init` defaults to the masked 1-pass initial state. `assumptions` (what is modelled by
+    a statistic rather than by structure) reach every mapper's Result as warnings.
     """
     tile: Params = () if key_tiles is None else (("M0", key_tiles),)
     split = Partition(RankName("M"), (RankName("M1"), RankName("M0")))
@@ -167,6 +169,7 @@ def cascade(
         init=init,
         description=entry.description,
         source=f"<builtin>/{entry.name}",
+        assumptions=assumptions,
     )
 
 
