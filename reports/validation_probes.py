@@ -1,4 +1,4 @@
-"""The probes `reports.validation_kernels` reads: the backward and Lightning-2 families.
+"""The probes `reports.validation_kernels` reads: backward, Lightning-2, window, score.
 
 Each prediction runs the family's model on the row's exact problem and configuration.
 """
@@ -96,3 +96,63 @@ LIGHTNING = register(
         _lightning_predict, modelled=lambda row: row.get("schedule") == "fused",
     )
 )  # fmt: skip
+
+WINDOW_FAMILY = "triton-window"  # the plain 1-pass kernel's window/sinks; masks_probe.py
+SCORE_FAMILY = "triton-score"  # the plain 1-pass kernel's score functions; masks_probe.py
+
+
+def _masks_shape(row: Row) -> str:
+    b, h, s, d = (row_int(row, k) for k in ("batch", "heads", "seq", "head_dim"))
+    if "score" in row:
+        extra = f"{'causal ' if row_int(row, 'causal') else ''}{row.get('score', '')}"
+    else:
+        w, sinks = row_int(row, "window"), row_int(row, "sinks")
+        extra = f"W={w} S={sinks}" if w else "causal"
+    return f"B={b} H={h} S={s} E={d} {extra}"
+
+
+def _tiling_text(row: Row) -> str:
+    t = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
+    return "{}x{}/w{}/s{}".format(*t)
+
+
+def masks_cascade(row: Row) -> tuple[str, dict[str, int]]:
+    """The built-in and extra sizes a masks-probe row ran: window, sinks or score function."""
+    causal = "-causal" if row_int(row, "causal") else ""
+    if "score" in row:
+        score = row.get("score") or "softmax"
+        suffix = "" if score == "softmax" else f"-{score}"
+        extra = {"C": 50} if score == "softcap" else {}  # masks_probe: tanh softcap 50
+        return f"attention-1pass-mh{causal}{suffix}", extra
+    w, sinks = row_int(row, "window"), row_int(row, "sinks")
+    if not w:
+        return "attention-1pass-mh-causal", {}
+    if sinks:
+        return "attention-1pass-mh-sinks-window", {"W": w, "S": sinks}
+    return "attention-1pass-mh-window", {"W": w}
+
+
+def _masks_predict(row: Row, arch: object) -> tuple[float, str]:
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.mappers.registry import get_mapper
+
+    bm, bn, w, st = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
+    mapper = get_mapper("gpu-1pass")(
+        schedule="plain", block_m=bm, block_n=bn, num_warps=w, num_stages=st,
+        rank_candidates=False,
+    )  # fmt: skip
+    s, d = row_int(row, "seq"), row_int(row, "head_dim")
+    name, extra = masks_cascade(row)
+    sizes = dict(B=row_int(row, "batch"), H=row_int(row, "heads"), M=s, P=s, E=d, F=d)
+    result = mapper.map(load_cascade(name), arch, {**sizes, **extra})
+    ex = dict(result.extras)
+    bound = "hbm" if float(ex.get("hbm_us", 0.0)) >= float(ex.get("scheduled_us", 0.0)) else "sm"
+    return result.latency_s * 1e3, bound
+
+
+WINDOW = register(
+    Probe(WINDOW_FAMILY, "gpu-1pass", "sinks", _masks_shape, _tiling_text, _masks_predict)
+)
+SCORE = register(
+    Probe(SCORE_FAMILY, "gpu-1pass", "score", _masks_shape, _tiling_text, _masks_predict)
+)

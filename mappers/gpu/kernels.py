@@ -155,15 +155,41 @@ def _groups(
     return one_head * heads
 
 
+def key_span(s: AttnShape, rows: int) -> int:
+    """Most keys that `rows` consecutive query rows of one head can see together.
+
+    A band bounded on the diagonal offset m - p (a window) reaches `rows` plus its width; one
+    bounded on m (sinks, a prefix) its m range; any other band every key. Capped at M.
+    """
+    span = 0
+    for band in s.bands:
+        width = []
+        if band.d_lo is not None and band.d_hi is not None:
+            width.append(rows + band.d_hi - band.d_lo)
+        if band.m_lo is not None or band.m_hi is not None:
+            lo = 0 if band.m_lo is None else max(band.m_lo, 0)
+            hi = s.seq_k - 1 if band.m_hi is None else min(band.m_hi, s.seq_k - 1)
+            width.append(max(hi - lo + 1, 0))
+        span += min(width) if width else s.seq_k
+    return min(span, s.seq_k)
+
+
 def kv_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
     """How many times each K/V head's K/V is read from HBM.
 
     Once when all its query tiles (of its kv_group query heads, adjacent in launch order) run
-    together or its K/V fits in half the L2 across waves; otherwise once per wave of them.
+    together, when its K/V fits in half the L2 across waves, or when the keys one wave of
+    consecutive query tiles can see (a sliding window's span, `key_span`) fit in half the L2:
+    the next wave then finds the keys it shares with this one in L2 and reads only new ones.
+    Otherwise once per wave of them.
     """
     tiles = math.ceil(s.seq_q / t.block_m) * s.kv_group
-    kv_head = s.seq_k * (s.head_dim + s.value_dim) * s.elem_bytes
+    per_key = (s.head_dim + s.value_dim) * s.elem_bytes
+    kv_head = s.seq_k * per_key
     if tiles <= concurrent_blocks or 2 * kv_head <= l2_bytes:
+        return 1
+    wave_rows = max(concurrent_blocks // s.kv_group, 1) * t.block_m
+    if 2 * key_span(s, wave_rows) * per_key <= l2_bytes:
         return 1
     return math.ceil(tiles / concurrent_blocks)
 
