@@ -63,6 +63,8 @@ _UNARY: dict[UnaryOp, Callable[[Array], Array]] = {
     UnaryOp.TANH: np.tanh,
     UnaryOp.ABS: np.abs,
     UnaryOp.LOG: np.log,
+    UnaryOp.STEP: lambda x: np.heaviside(x, 0.0),  # 1 where x > 0, 0 where x <= 0
+    UnaryOp.ROUND: np.round,  # halves to even, as torch.round
 }
 _BINARY: dict[BinaryOp, Callable[[Array, Array], Array]] = {
     BinaryOp.ADD: np.add,

@@ -28,6 +28,8 @@ class UnaryOp(enum.Enum):
     TANH = "tanh"
     ABS = "abs"
     LOG = "log"
+    STEP = "step"  # the unit step: 1 where x > 0, else 0
+    ROUND = "round"  # to the nearest integer, halves to even (numpy's and torch's round)
 
 
 class BinaryOp(enum.Enum):
@@ -76,6 +78,8 @@ FUNCTION_UNARY_OPS = frozenset(
         UnaryOp.TANH,
         UnaryOp.ABS,
         UnaryOp.LOG,
+        UnaryOp.STEP,
+        UnaryOp.ROUND,
     }
 )
 

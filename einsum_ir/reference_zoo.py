@@ -156,6 +156,32 @@ def bam_attention(q: Array, k: Array, v: Array) -> Array:
     return np.stack(experts, axis=2)
 
 
+def kdgqa_allocation(k: Array, heads: int) -> npt.NDArray[np.int64]:
+    """KDGQA's query heads per K/V head, as the authors' module computes them.
+
+    k: (B, G, E, M). Per-(batch, head) Frobenius norms summed over the batch, min-max
+    normalised, scaled to `heads` and rounded (halves to even, as torch.round), then the
+    sum is fixed to `heads` by taking one from the first largest count or giving one to
+    the first smallest, one at a time. Equal norms (0/0 in the module): uniform x = 1.
+    """
+    norms = np.linalg.norm(k.reshape(*k.shape[:2], -1), axis=-1).sum(axis=0)
+    low, high = norms.min(), norms.max()
+    x = (norms - low) / (high - low) if high > low else np.ones_like(norms)
+    counts: npt.NDArray[np.int64] = np.round(x / x.sum() * heads).astype(np.int64)
+    while counts.sum() > heads:
+        counts[np.argmax(counts)] -= 1
+    while counts.sum() < heads:
+        counts[np.argmin(counts)] += 1
+    return counts
+
+
+def kdgqa_attention(q: Array, k: Array, v: Array) -> Array:
+    """Query heads split contiguously by `kdgqa_allocation`; group g attends with K/V head g."""
+    kv_head = np.repeat(np.arange(k.shape[1]), kdgqa_allocation(k, q.shape[1]))
+    visible = np.ones((q.shape[-1], k.shape[-1]), dtype=bool)
+    return masked_softmax_attention(q, k[:, kv_head], v[:, kv_head], visible)
+
+
 def _dense(attend: Callable[[Array, Array, Array], Array]) -> Compute:
     def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
         return attend(*_qkv(inputs))
@@ -212,4 +238,9 @@ ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         _dense(bam_attention),
     ),
     "attention-moh": (_MH, "AV", _dense(_mha)),
+    "attention-kdgqa": (
+        (_MH[0], ("K", ("B", "G", "E", "M")), ("V", ("B", "G", "F", "M"))),
+        "AV",
+        _dense(kdgqa_attention),
+    ),
 }

@@ -59,6 +59,8 @@ class OpKind(enum.StrEnum):
     TANH = "tanh"
     ABS = "abs"
     LOG = "log"
+    STEP = "step"
+    ROUND = "round"
 
 
 _BINARY_KIND = {
@@ -78,6 +80,8 @@ _UNARY_KIND = {
     UnaryOp.TANH: OpKind.TANH,
     UnaryOp.ABS: OpKind.ABS,
     UnaryOp.LOG: OpKind.LOG,
+    UnaryOp.STEP: OpKind.STEP,
+    UnaryOp.ROUND: OpKind.ROUND,
 }
 _PointsFn = Callable[[frozenset[str]], int]
 _REDUCE_KIND = {ReduceOp.SUM: OpKind.ADD, ReduceOp.MAX: OpKind.MAX, ReduceOp.MIN: OpKind.MAX}

@@ -154,7 +154,10 @@ def find_states(cascade: Cascade, rank: str = "M") -> tuple[RecurrentState, ...]
         if out_roots & set(queries) or einsum.output in cascade.outputs:
             continue
         over = _state_rank(cascade, einsum, leaves)
-        if over is None and not _sums_the_keys(cascade, einsum, leaves):
+        if over is None and not (
+            _sums_the_keys(cascade, einsum, leaves)
+            and _reaches_queries(cascade, einsum.output, leaves)
+        ):
             continue
         if any(s.tensor == einsum.output for s in found):
             continue
@@ -191,6 +194,39 @@ def _sums_the_keys(cascade: Cascade, einsum: Einsum, leaves: frozenset[RankName]
         return False
     mine = [v for v in einsum.reduced_vars if set(cascade.expand(RankName(v.upper()))) & leaves]
     return bool(mine) and not set(mine) <= pinned_vars(cascade, einsum)
+
+
+def _reaches_queries(cascade: Cascade, tensor: TensorName, leaves: frozenset[RankName]) -> bool:
+    """Whether `tensor` meets the queries' data before the keys are iterated again.
+
+    True when an Einsum that does not iterate the keys reads it (directly or through such
+    Einsums) together with a tensor derived from a key-free input (Q): linear attention's
+    sum over the keys meets the queries there. A key statistic that only comes back to the
+    keys (KDGQA's key norms, deciding which keys each head reads in a later pass)
+    summarises nothing for the queries: no state.
+    """
+
+    def over_keys(ranks: Sequence[RankName]) -> bool:
+        return bool({leaf for r in ranks for leaf in cascade.expand(r)} & leaves)
+
+    queried = {n for n, ranks in cascade.inputs if not over_keys(ranks)}
+    for e in cascade.einsums:
+        if {a.tensor for a in e.inputs} & queried:
+            queried.add(e.output)
+    todo, seen = [tensor], {tensor}
+    while todo:
+        name = todo.pop()
+        for e in cascade.einsums:
+            reads = {a.tensor for a in e.inputs}
+            if name not in reads or e.output in seen:
+                continue
+            if over_keys([RankName(v.upper()) for v in e.iteration_vars]):
+                continue
+            if reads & queried:
+                return True
+            seen.add(e.output)
+            todo.append(e.output)
+    return False
 
 
 def _key_inputs(cascade: Cascade, rank: str) -> list[tuple[RankName, ...]]:

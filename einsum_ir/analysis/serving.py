@@ -110,13 +110,14 @@ def serving_structure(
         weights = [t for t in unkeyed if t in inputs and query not in roots(t)]
         if weights and not (keyed and query in _iter_roots(cascade, e)):
             projections.append(_projection(cascade, e, weights[0], key, query, sizes))
-        elif key_vars & out_vars and keyed and unkeyed:
+        elif key_vars & out_vars and keyed and any(query in roots(t) for t in unkeyed):
             dims = tuple(
                 dict.fromkeys(cascade.root(RankName(v.upper())) for v in e.implicit_reduced_vars)
             )
-            terms.append(ScoreTerm(e.output, unkeyed[0], keyed[-1], dims))
-        elif key_vars & set(e.implicit_reduced_vars) and keyed:
-            values.append(keyed[-1])
+            query_side = next(t for t in unkeyed if query in roots(t))
+            terms.append(ScoreTerm(e.output, query_side, keyed[-1], dims))
+        elif key_vars & set(e.implicit_reduced_vars) and keyed and (unkeyed or len(set(keyed)) > 1):
+            values.append(keyed[-1])  # (a sum of squares K.K over the keys is a norm, not values)
     # the value operand is the key-side tensor of the value contraction that is not a score
     # intermediate (SLN x V: V); the score-derived one carries the query rank
     value_ops = [t for t in values if query not in roots(t)]
@@ -182,8 +183,11 @@ def _latent(
         if producer is None or tensor in seen:
             return set()
         found: set[TensorName] = set()
-        for a in producer.inputs:
-            found |= sources(a.tensor, seen | {tensor})
+        for a in (
+            producer.inputs
+        ):  # per key only: a statistic over all keys (KDGQA's norms) is no latent
+            if key in {cascade.root(r) for r in cascade.tensor_ranks.get(a.tensor, ())}:
+                found |= sources(a.tensor, seen | {tensor})
         return found
 
     keyed = {t for t, rs in cascade.inputs if key in {cascade.root(r) for r in rs}}

@@ -6,12 +6,11 @@ description and notes citing its source and saying what is modelled and what is 
 head and K/V structure (`zoo_heads`, Sec. 2.3) and linear / recurrent attention
 (`zoo_linear`, Sec. 2.7). `zoo_cascade(name)` builds one.
 
-Not built yet, because the grammar cannot state them without inventing semantics:
-PINE (#77), whose second pass re-positions documents by an argsort of the first pass's
-importance and re-applies RoPE at the new positions (no sort, no cos/sin of data-dependent
-positions); KDGQA (#1), whose head -> K/V-head allocation rounds min-max normalised key
-norms (no rounding on tensor values; with the allocation given as sizes the norm pre-pass
-would no longer feed the attention, and the cascade would show 1 pass, not the write-up's 2).
+KDGQA (#1, `zoo_heads`) runs its allocation on the data with the grammar's `step` and
+`round`, so the norm pre-pass feeds the attention (2 passes). Not built yet: PINE (#77),
+whose second pass re-positions documents by the order of the first pass's importance and
+re-applies RoPE at the new positions (the ordering is statable with `step`; the rotation
+needs cos/sin of data-dependent positions, which the grammar lacks).
 """
 
 from __future__ import annotations

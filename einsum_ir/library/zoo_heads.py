@@ -9,9 +9,12 @@ W_O); the notes say so and the tests apply them to the cascade's output.
 
 from __future__ import annotations
 
-from attnsim.einsum_ir.ir import Cascade
+import re
+
+from attnsim.einsum_ir.ir import Cascade, TensorName
 from attnsim.einsum_ir.library.zoo_base import (
     HEAD_STRUCTURE,
+    MASKED_INIT,
     ONE_PASS_NOTE,
     Builder,
     ZooCascade,
@@ -23,6 +26,7 @@ SIGMA_KEY_HEADS = 2  # G: key heads (K compressed hardest)
 SIGMA_VALUES_PER_KEY = 4  # GV: value heads per key head (G * GV = 8 value heads)
 SIGMA_QUERIES_PER_VALUE = 4  # R: query heads per value head (H = 32)
 BAM_EXPERTS = 4  # X: attention experts (seed models upcycled)
+KDGQA_KV_HEADS = 4  # G: K/V heads (a default; the authors' module defaults to H // 2)
 
 _SIGMA = ZooCascade(
     "attention-sigma",
@@ -118,5 +122,93 @@ def _moh(entry: ZooCascade) -> Cascade:
     return cascade(entry, inputs, one_pass_lines())
 
 
-ENTRIES: tuple[ZooCascade, ...] = (_SIGMA, _BAM, _MOH)
-BUILDERS: dict[str, Builder] = {_SIGMA.name: _sigma, _BAM.name: _bam, _MOH.name: _moh}
+_KDGQA = ZooCascade(
+    "attention-kdgqa",
+    HEAD_STRUCTURE,
+    "KDGQA key-driven GQA: a key-norm pre-pass allocates the H query heads to the G K/V "
+    "heads (ragged groups), then GQA (2 passes over K)",
+    f"""Key-driven grouped query attention, KDGQA (Khan et al., "Beyond Uniform Query
+Distribution: Key-Driven Grouped Query Attention", arXiv 2408.08454, 2024; variants.md
+Sec. 2.3 #1), as the authors' module computes it:
+  NK[g] = sum_b ||K[b,g]||_F           (per-batch Frobenius norms, summed over the batch)
+  x = (NK - min NK) / (max NK - min NK),   n_g = round(H x_g / sum x)  (halves to even)
+  while sum n > H: n[first argmax] -= 1;  while sum n < H: n[first argmin] += 1
+  query heads [C_g, C_g + n_g) (C_g = n_0 + ... + n_(g-1)) attend with K/V head g (GQA).
+variants.md writes NK[g] = sqrt(sum_(b,m,e) K^2); the code sums the per-batch norms (same
+B G M E MACs). The lowest-norm K/V head starts at n_g = 0 (x = 0), so it may serve no
+query head. All norms equal (G = 1): 0/0 in the code; here x = 1 for every head (uniform).
+Einsums: the norm pre-pass NB (B G M E MACs, pass 1 over K); the allocation (G-sized
+work: min/max, `round`, the +-1 loop as a recurrence over an adjustment step, which
+reuses the rank H as its counter: the loop ends within G/2 <= H steps), the group bounds C
+(a recurrence over g) and the one-hot S[h,g] = [C_g <= h < C_(g+1)] (`step`); then each
+query head's K/V, KH[h] = sum_g S[h,g] K[g] (and VH: a gather, counted as B H G M (E + F)
+MACs), and the 1-pass cascade over KH, VH (pass 2: S needs the whole pre-pass, so the
+attention cannot start before it; count_passes reports 2). Attention work is GQA's, H P M
+(E + F) MACs per batch (not G times it); K is read twice (once per pass), V once.
+Work per K/V head is proportional to n_g (e.g. 1 vs 6 query heads): a schedule parallel
+over K/V heads is imbalanced; the allocation is shared by the whole batch.
+{ONE_PASS_NOTE}""",
+    2,
+    heads="ragged-gqa",
+    algorithm="pre-pass+1pass",
+)
+# The allocation of H query heads to G K/V heads from the key norms (see _KDGQA's notes).
+KDGQA_ALLOCATION = (
+    "NB[b,g] = K[b,g,e,m1,m0] * K[b,g,e,m1,m0]",
+    "NK[g] = sum[b](sqrt(NB[b,g]))",
+    "NMX[] = max[g](NK[g])",
+    "NMN[] = min[g](NK[g])",
+    "DEG[] = 1 - step(NMX[] - NMN[])",  # 1 when every norm is equal
+    "NN[g] = (NK[g] - NMN[]) / (NMX[] - NMN[] + DEG[]) + DEG[]",
+    "NS[] = NN[g]",
+    "A0[g] = round(H * NN[g] / NS[])",
+    # the +-1 loop: step h adjusts the allocation CUR[h,g] = A0[g] + ADJ[h,g] once
+    "CUR[h,g] = A0[g] + ADJ[h,g]",
+    "TOT[h] = CUR[h,g]",
+    "CMX[h] = max[g](CUR[h,g])",
+    "CMN[h] = min[g](CUR[h,g])",
+    "FX[h] = min[g](g + G * step(CMX[h] - CUR[h,g]))",  # the first head of the largest count
+    "FN[h] = min[g](g + G * step(CUR[h,g] - CMN[h]))",  # the first head of the smallest count
+    "ADJ[h+1,g] = ADJ[h,g] + step(H - TOT[h]) * step(FN[h] - g + 0.5) * step(g - FN[h] + 0.5)"
+    " - step(TOT[h] - H) * step(FX[h] - g + 0.5) * step(g - FX[h] + 0.5)",
+    "NQ[g] = A0[g] + ADJ[H,g]",
+    "C[g+1] = C[g] + NQ[g]",
+    "S[h,g] = step(h - C[g] + 0.5) * step(C[g+1] - h - 0.5)",
+    "KH[b,h,e,m1,m0] = S[h,g] * K[b,g,e,m1,m0]",
+    "VH[b,h,f,m1,m0] = S[h,g] * V[b,g,f,m1,m0]",
+)
+
+
+def _kdgqa(entry: ZooCascade) -> Cascade:
+    inputs = [
+        ("Q", ("B", "H", "E", "P")),
+        ("K", ("B", "G", "E", "M")),
+        ("V", ("B", "G", "F", "M")),
+    ]
+    attention = [re.sub(r"\bV\[", "VH[", re.sub(r"\bK\[", "KH[", t)) for t in one_pass_lines()]
+    init = (*MASKED_INIT, (TensorName("ADJ"), 0.0), (TensorName("C"), 0.0))
+    assumptions = (
+        "KDGQA's allocation runs on the data (key norms, rounding, the +-1 loop) but the "
+        "per-head K/V gather KH = S.K is priced as a one-hot contraction (B H G M (E + F) "
+        "MACs), where a kernel indexes K/V head g(h) at no arithmetic",
+        "KDGQA: work per K/V head is proportional to its data-dependent query-head count n_g "
+        "(unequal groups); the mapping does not model the imbalance across K/V heads",
+        "KDGQA: the +-1 adjustment loop runs H steps (enough while G <= 2 H)",
+    )
+    return cascade(
+        entry,
+        inputs,
+        [*KDGQA_ALLOCATION, *attention],
+        (("G", KDGQA_KV_HEADS),),
+        init=init,
+        assumptions=assumptions,
+    )
+
+
+ENTRIES: tuple[ZooCascade, ...] = (_SIGMA, _BAM, _MOH, _KDGQA)
+BUILDERS: dict[str, Builder] = {
+    _SIGMA.name: _sigma,
+    _BAM.name: _bam,
+    _MOH.name: _moh,
+    _KDGQA.name: _kdgqa,
+}

@@ -38,6 +38,8 @@ import math
 from dataclasses import dataclass
 
 from attnsim.archs.gpu import GpuArch
+from attnsim.einsum_ir.analysis.structure import AttentionProblem
+from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.gpu.rates import OVERLAP_EFFICIENCY, DeviceRates, Tiling, device_rates
 
 __all__ = ["DeviceRates", "Tiling", "device_rates"]
@@ -482,3 +484,19 @@ def call_time(
         t = max(t, submitted) + k.time_s
     waiting = t - sum(k.time_s for k in kernels) - (rates.bench_floor_s - rates.launch_s)
     return t, waiting > 0.5 * t
+
+
+GATHERED = (
+    "a rank the queries and the output lack, contracted before the scores (a head gather or "
+    "mix the cascade computes, e.g. KDGQA's data-dependent K/V head per query head); the "
+    "kernels read K/V by head"
+)
+
+
+def gathered_ranks(cascade: Cascade, ap: AttentionProblem) -> tuple[str, ...]:
+    """Ranks of the key-side inputs that play no attention role (K[b,g,e,m] read per head h)."""
+    r = ap.roles
+    known = {r.key, *r.batch, *r.query_groups, *r.score_dims, *r.value_dims, *ap.latent_dims}
+    known |= {d for p in ap.projections for d in p.dims}
+    keyed = [{cascade.root(x) for x in ranks} for _, ranks in cascade.inputs]
+    return tuple(sorted({x for k in keyed if r.key in k for x in k} - known))

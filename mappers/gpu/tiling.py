@@ -49,11 +49,13 @@ from attnsim.mappers.gpu.kernels import (
 )
 from attnsim.mappers.gpu.model import (
     ASSUMPTIONS,
+    GATHERED,
     DeviceRates,
     KernelTime,
     Tiling,
     call_time,
     device_rates,
+    gathered_ranks,
     plan_residency,
     time_kernel,
 )
@@ -177,6 +179,8 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
         raise MappingError(refuse + "an additive bias tensor (its loads are not modelled)")
     if not roles.score_dims or not roles.value_dims:
         raise MappingError(refuse + "attention without score dims or value dims")
+    if gathered := gathered_ranks(cascade, ap):
+        raise MappingError(refuse + f"K/V over {','.join(gathered)}: {GATHERED}")
     inputs = dict(cascade.inputs)
     # per-head score parameters (ALiBi's slopes SL[H]): neither query- nor key-indexed; a few
     # floats per head, read once per program with the query tile

@@ -5,7 +5,7 @@ Expression nodes become PE operations of the array's operation table:
 - a sum over a product (`Q[e,p] * K[e,m]` summed over e) is one `mac` per reduced point;
 - other sums are `add`s, max/min reductions and `max(x, y)`/`min(x, y)` are `max`es;
 - `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
-  (`exp`, `sigmoid`, `sqrt`, `recip`); negation is free (a sign flip);
+  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`); negation is free (a sign flip);
 - an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
   absorbs the subtraction of the running max) makes that argument node free;
 - index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a
@@ -17,7 +17,10 @@ prices it, e.g. FuseMax's 6 MACs + 1 add), one add and one reciprocal; a recipro
 array's divide, else 3 Newton-Raphson steps y <- y * (2 - x * y) of 2 MACs each from a
 table seed (6 MACs, the same MAC-polynomial convention as FuseMax's exp); a division
 without a divider is a reciprocal and a multiply (conservative: a row-broadcast divisor
-could share one reciprocal per row).
+could share one reciprocal per row); a square root without a unit is x * rsqrt(x), rsqrt
+by 3 Newton-Raphson steps y <- y * (1.5 - 0.5 * x * y^2) of 3 MACs each from a table seed
+(9 MACs and a multiply); a unit step is one compare on the max unit, and a
+rounding to the nearest integer is two adds ((x + 1.5 * 2^52) - 1.5 * 2^52, halves to even).
 
 Each node counts once per point of its own iteration space, masked points excluded (the
 same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
@@ -61,6 +64,8 @@ _UNARY = {
     UnaryOp.SIGMOID: "sigmoid",
     UnaryOp.SQRT: "sqrt",
     UnaryOp.RECIP: "recip",
+    UnaryOp.STEP: "step",
+    UnaryOp.ROUND: "round",
 }
 _REDUCE = {ReduceOp.SUM: "add", ReduceOp.MAX: "max", ReduceOp.MIN: "max"}
 # "sub" is performed by the adder unless an operation absorbs it.
@@ -329,6 +334,9 @@ _LOWERINGS: dict[str, tuple[tuple[tuple[str, int], ...], ...]] = {
     "sigmoid": ((("exp", 1), ("add", 1), ("recip", 1)),),
     "recip": ((("divide", 1),), (("mac", 6),)),
     "divide": ((("recip", 1), ("mul", 1)),),
+    "sqrt": ((("mac", 9), ("mul", 1)),),  # x * rsqrt(x), 3 Newton steps of 3 MACs each
+    "step": ((("max", 1),),),  # a comparison with 0 (the max unit's compare) and a select
+    "round": ((("add", 2),),),  # (x + 1.5 * 2^52) - 1.5 * 2^52: halves to even, two adds
 }
 
 

@@ -113,3 +113,80 @@ def test_moh_layer_is_attention_over_each_heads_routed_queries() -> None:
     for h in range(heads):  # scatter the active rows back, gated
         got[:, order[h]] += gate[h, order[h]] * out[0, h, :, : len(order[h])]
     np.testing.assert_allclose(got, want, **TOL)
+
+
+# ----------------------------------------------------------------------------- KDGQA
+
+
+def kdgqa_by_loop(q: Array, k: Array, v: Array) -> Array:
+    """KDGQA head by head: each query head finds its K/V head from the running sums."""
+    from attnsim.einsum_ir.reference_zoo import kdgqa_allocation
+
+    counts = kdgqa_allocation(k, q.shape[1])
+    bounds = np.cumsum(counts)
+    out = np.zeros((q.shape[0], q.shape[1], v.shape[2], q.shape[3]))
+    for b in range(q.shape[0]):
+        for h in range(q.shape[1]):
+            g = int(np.searchsorted(bounds, h, side="right"))
+            out[b, h] = softmax_attention(q[b, h], k[b, g], v[b, g])
+    return out
+
+
+def test_kdgqa_allocation_follows_the_authors_rounding_and_fix_up() -> None:
+    from attnsim.einsum_ir.reference_zoo import kdgqa_allocation
+
+    def keys(norms: list[float]) -> Array:  # one batch, K[0, g] of Frobenius norm norms[g]
+        k = np.zeros((1, len(norms), 1, 1))
+        k[0, :, 0, 0] = norms
+        return k
+
+    # x = (0, 1/3, 2/3, 1), 8 x / 2 = (0, 1.33, 2.67, 4) -> (0, 1, 3, 4): sum 8, no fix-up
+    assert list(kdgqa_allocation(keys([1, 2, 3, 4]), 8)) == [0, 1, 3, 4]
+    # x = (0, 1, 1): 3 x / 2 = (0, 1.5, 1.5) -> (0, 2, 2) (halves to even); sum 4 > 3: the
+    # first largest gives one
+    assert list(kdgqa_allocation(keys([1, 5, 5]), 3)) == [0, 1, 2]
+    # x = (0, 0.5, 1): 2 x / 1.5 = (0, 0.67, 1.33) -> (0, 1, 1): sum 2, no fix-up
+    assert list(kdgqa_allocation(keys([2, 3, 4]), 2)) == [0, 1, 1]
+    # equal norms: uniform x, 5 / 3 = 1.67 -> (2, 2, 2); sum 6 > 5: the first largest gives one
+    assert list(kdgqa_allocation(keys([2, 2, 2]), 5)) == [1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"B": 2, "H": 8, "G": 4, "E": 3, "F": 2, "M": 11, "P": 5, "M0": 4},
+        {"B": 1, "H": 6, "G": 5, "E": 2, "F": 3, "M": 7, "P": 9, "M0": 8},
+        {"B": 3, "H": 3, "G": 3, "E": 1, "F": 1, "M": 1, "P": 1, "M0": 4},
+        {"B": 1, "H": 5, "G": 1, "E": 2, "F": 2, "M": 6, "P": 3, "M0": 4},
+    ],
+)
+@pytest.mark.parametrize("seed", range(4))
+def test_kdgqa_equals_the_per_head_loop(sizes: dict[str, int], seed: int) -> None:
+    cascade = load_cascade("attention-kdgqa")
+    inputs = random_inputs(cascade, sizes, seed=seed)
+    got = evaluate(cascade, inputs, sizes)["AV"]
+    np.testing.assert_allclose(got, kdgqa_by_loop(inputs["Q"], inputs["K"], inputs["V"]), **TOL)
+    ref = REFERENCES["attention-kdgqa"].compute(inputs, sizes)
+    np.testing.assert_allclose(got, ref, **TOL)
+
+
+def test_kdgqa_allocation_needing_the_fix_up_matches() -> None:
+    """Norms chosen so that rounding overshoots: the cascade's loop takes the same steps."""
+    from attnsim.einsum_ir.execute import evaluate_all
+    from attnsim.einsum_ir.reference_zoo import kdgqa_allocation
+
+    sizes = {"B": 1, "H": 3, "G": 3, "E": 1, "F": 1, "M": 1, "P": 2, "M0": 4}
+    cascade = load_cascade("attention-kdgqa")
+    inputs = random_inputs(cascade, sizes, seed=0)
+    inputs["K"] = np.array([1.0, 5.0, 5.0]).reshape(1, 3, 1, 1)
+    counts = evaluate_all(cascade, inputs, sizes)["NQ"]
+    assert list(counts) == list(kdgqa_allocation(inputs["K"], 3)) == [0, 1, 2]
+
+
+def test_kdgqa_reads_the_keys_in_two_passes() -> None:
+    from attnsim.einsum_ir import count_passes
+
+    report = count_passes(load_cascade("attention-kdgqa"), "M")
+    assert report.passes == 2
+    assert report.pass_of("NB") == 1 and report.pass_of("KH") == 2 and report.pass_of("QK") == 2
+    assert "S" in report.boundaries[0].carried
