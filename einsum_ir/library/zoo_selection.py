@@ -1,11 +1,269 @@
 """Dynamic, content-based selection variants of the zoo (variants.md Sec. 2.5).
 
-HiP, Routing Transformer, HCAM and DCAL.
+A selector scores a reduced set of the keys (chunk summaries, centroids, representative
+keys), a data-dependent top-k or sort picks the keys each query attends to, and attention
+runs over the picked keys only. The grammar has no top-k, sort or data-dependent index, so
+each built-in is modelled by its statistic:
+
+- the selector's work that *can* be written (pooling, scores against summaries or
+  centroids) is written as Einsums, counted in FLOPs and passes, and its scores are an
+  output of the cascade (the top-k or sort that consumes them runs outside the grammar);
+- the selected count is a size (a param with the paper's default) and the gathered keys and
+  values are inputs over a rank of their own (`N`, the selected keys), so the attention's
+  work and traffic follow the selected count, not the full context `M`;
+- every such choice is stated in the cascade's `assumptions`, which every mapper's Result
+  repeats as warnings.
+
+Because the gathered operands are inputs, the pass analysis cannot see that the attention
+needs the selector's complete result (a top-k over every summary, centroid or block):
+`count_passes` over M counts the selector's sweeps, over N the attention's, and each
+record's notes say how that relates to the write-up's count.
 """
 
 from __future__ import annotations
 
-from attnsim.einsum_ir.library.zoo_base import Builder, ZooCascade
+import re
+from collections.abc import Sequence
 
-ENTRIES: tuple[ZooCascade, ...] = ()
-BUILDERS: dict[str, Builder] = {}
+from attnsim.einsum_ir.ir import Cascade, Partition, RankName, TensorName
+from attnsim.einsum_ir.library.builder import KEY_TILE_DEFAULT
+from attnsim.einsum_ir.library.zoo_base import (
+    MASKED_INIT,
+    SELECTION,
+    Builder,
+    ZooCascade,
+    declare,
+    einsums,
+    one_pass_lines,
+)
+
+Parts = tuple[tuple[str, tuple[str, ...]], ...]
+
+# HCAM (Lampinen et al. 2021): memory chunks of M0 keys, the top-k of them attended in detail.
+HCAM_CHUNK = 16  # M0 = N0: keys per chunk [verify against the paper's appendix]
+HCAM_TOP_K = 4  # k: chunks attended in detail [verify]
+# Routing Transformer (Roy et al. 2021): U ~ sqrt(M) centroids, windows of w = M / U tokens.
+ROUTING_CLUSTERS = 32  # U [verify the per-task cluster counts]
+ROUTING_WINDOW = 256  # N = I = w = M / U tokens per cluster (M = 8192)
+
+# The online softmax over the selected chunks' summary scores (HCAM's renormalized top-k
+# weights), FuseMax's B2 with one chunk output OJ in place of one value.
+_CHUNK_COMBINE = [
+    "RM[b,h,n1+1,p] = max(RM[b,h,n1,p], CQ[b,h,n1,p])",
+    "PRM[b,h,n1,p] = exp(RM[b,h,n1,p] - RM[b,h,n1+1,p])",
+    "CE[b,h,n1,p] = exp(CQ[b,h,n1,p] - RM[b,h,n1+1,p])",
+    "RD[b,h,n1+1,p] = PRM[b,h,n1,p] * RD[b,h,n1,p] + CE[b,h,n1,p]",
+    "RNV[b,h,n1+1,f,p] = PRM[b,h,n1,p] * RNV[b,h,n1,f,p] + CE[b,h,n1,p] * OJ[b,h,n1,f,p]",
+    "AV[b,h,f,p] = RNV[b,h,N1,f,p] / RD[b,h,N1,p]",
+]
+
+
+def selection_cascade(
+    entry: ZooCascade,
+    inputs: Sequence[tuple[str, Sequence[str]]],
+    lines: Sequence[str],
+    partitions: Parts,
+    params: tuple[tuple[str, int], ...],
+    outputs: tuple[str, ...],
+    assumptions: tuple[str, ...],
+    init: tuple[tuple[TensorName, float], ...] = (),
+) -> Cascade:
+    """A selection cascade: its own partitions (the memory's and the selection's)."""
+    return Cascade(
+        name=entry.name,
+        inputs=declare(inputs),
+        einsums=einsums(lines),
+        outputs=tuple(TensorName(o) for o in outputs),
+        partitions=tuple(
+            Partition(RankName(rank), tuple(RankName(p) for p in parts))
+            for rank, parts in partitions
+        ),
+        params=tuple((RankName(n), v) for n, v in params),
+        init=init,
+        description=entry.description,
+        source=f"<builtin>/{entry.name}",
+        assumptions=assumptions,
+    )
+
+
+# ----------------------------------------------------------------------------- HCAM
+
+_HCAM = ZooCascade(
+    "attention-hcam",
+    SELECTION,
+    "HCAM hierarchical chunk attention: scores against chunk summaries (mean keys), then "
+    "attention inside the top-k chunks, weighted by their renormalized summary weights",
+    f"""Hierarchical Chunk Attention Memory (Lampinen, Chan, Banino and Hill, "Towards mental
+time travel: a hierarchical memory for reinforcement learning agents", NeurIPS 2021, arXiv
+2105.14039, Sec. 2 and Fig. 1c; variants.md Sec. 2.5 #37). The memory of M keys is cut into
+chunks of M0 keys; a chunk's summary is the mean of its keys. A query attends over all the
+summaries (relevance weights softmax_u(q . KS[u])), keeps the top-k chunks, runs ordinary
+attention inside each of them and sums the k chunk outputs with the relevance weights
+renormalized over the k chunks:
+  KS[e,u] = mean_m0 K[e,u,m0]        CS[u,p] = sum_e Q[e,p] KS[e,u]        (all U chunks)
+  O[f,p] = sum_(j in topk) softmax_j(CS[u_j,p]) softmax_m0(Q . K_j) V_j
+(renormalizing the softmax over all U to the top k is the softmax over the k selected
+scores). Modelled by its statistic: the top-k is not expressible, so the summary scores CS
+are an output (the top-k runs on them outside the grammar) and the k selected chunks are
+inputs KC[e,n], VC[f,n] over N = k x N0 selected keys, N0 = M0 keys per chunk (set N0 = M0).
+A selected chunk's summary score is recomputed from its own scores, mean_n0 QK = q . KS[u_j]
+(linearity: no gathered summary needed). The combine is the online (1-pass) softmax over the
+chunks with each chunk's output in place of a value. Defaults: M0 = N0 = {HCAM_CHUNK},
+N = {HCAM_TOP_K * HCAM_CHUNK} (k = {HCAM_TOP_K}) [verify the paper's chunk size and k]. FLOPs: M E
+(summaries; HCAM computes them once when a chunk is written) + P U E (summary scores) + P N (E + F)
+(attention in the chunks) + the per-chunk combine.
+Passes: the write-up counts 1 over the U summaries + 1 over the k chunks. count_passes shows
+1 over M (the summaries and their scores) and 1 over N (the chunks): the second sweep's
+dependence on the first (the top-k) is the part the grammar cannot state, so both sweeps
+run in pass 1 of their own rank; the record states the count over M.
+Not modelled: the memory's write path (chunking as the episode runs) and multi-head
+per-layer details of the agent.""",
+    1,
+    mask="top-k chunks",
+    algorithm="chunk-select",
+)
+_HCAM_INPUTS = (
+    ("Q", ("B", "H", "E", "P")),
+    ("K", ("B", "H", "E", "M")),
+    ("KC", ("B", "H", "E", "N")),
+    ("VC", ("B", "H", "F", "N")),
+)
+_HCAM_LINES = [
+    # the selector: chunk summaries and every query's summary scores (the top-k's input)
+    "KT[b,h,e,m1] = K[b,h,e,m1,m0]",
+    "KS[b,h,e,m1] = KT[b,h,e,m1] / M0",
+    "CS[b,h,m1,p] = Q[b,h,e,p] * KS[b,h,e,m1]",
+    # attention inside each selected chunk n1 (one chunk: an ordinary softmax over n0)
+    "QK[b,h,n1,n0,p] = Q[b,h,e,p] * KC[b,h,e,n1,n0]",
+    "CT[b,h,n1,p] = QK[b,h,n1,n0,p]",
+    "CQ[b,h,n1,p] = CT[b,h,n1,p] / N0",  # the chunk's summary score q . KS[u_j]
+    "LM[b,h,n1,p] = max[n0](QK[b,h,n1,n0,p])",
+    "SLN[b,h,n1,n0,p] = exp(QK[b,h,n1,n0,p] - LM[b,h,n1,p])",
+    "SLD[b,h,n1,p] = SLN[b,h,n1,n0,p]",
+    "SLNV[b,h,n1,f,p] = SLN[b,h,n1,n0,p] * VC[b,h,f,n1,n0]",
+    "OJ[b,h,n1,f,p] = SLNV[b,h,n1,f,p] / SLD[b,h,n1,p]",
+    *_CHUNK_COMBINE,
+]
+_HCAM_ASSUMPTIONS = (
+    "HCAM's top-k chunk selection is modelled by its statistic: k = N / N0 selected chunks "
+    "(N a size); the summary scores CS are an output and the top-k on them runs outside "
+    "the cascade",
+    "the k selected chunks are inputs KC, VC (gathered keys and values, N = k x N0 of "
+    "them) shared by the P queries of the call: exact for one query per step (HCAM's agent) "
+    "and decode; for queries that pick different chunks their K/V traffic is a lower bound",
+    "chunks are whole (the memory is zero-padded to M1 x M0 keys: a summary is the chunk's "
+    "sum / M0) and N0 = M0",
+)
+
+
+def _hcam(entry: ZooCascade) -> Cascade:
+    return selection_cascade(
+        entry,
+        _HCAM_INPUTS,
+        _HCAM_LINES,
+        (("M", ("M1", "M0")), ("N", ("N1", "N0"))),
+        (("M0", HCAM_CHUNK), ("N0", HCAM_CHUNK), ("N", HCAM_TOP_K * HCAM_CHUNK)),
+        ("AV", "CS"),
+        _HCAM_ASSUMPTIONS,
+        MASKED_INIT,
+    )
+
+
+# ----------------------------------------------------------------------------- Routing
+
+
+def renamed_one_pass(query: str, key: str, value: str, prefix: str) -> list[str]:
+    """FuseMax's 1-pass Einsums over keys N (tiles N1 x N0) and queries I.
+
+    `query`, `key` and `value` name the inputs read as Q, K and V; `prefix` is the index
+    prefix of every tensor (`b,h,u,`).
+    """
+    lines = []
+    for text in one_pass_lines("", prefix, prefix, prefix):
+        text = re.sub(r"\bQ\[", f"{query}[", text)
+        text = re.sub(r"\bK\[", f"{key}[", text)
+        text = re.sub(r"\bV\[", f"{value}[", text)
+        text = text.replace("m1", "n1").replace("m0", "n0").replace("M1", "N1")
+        lines.append(re.sub(r",p\]", ",i]", text))
+    return lines
+
+
+_ROUTING = ZooCascade(
+    "attention-routing",
+    SELECTION,
+    "Routing Transformer: tokens assigned to U centroids ((P + M) U E), then attention "
+    "inside each cluster's window of w = M / U keys (block-diagonal after the sort)",
+    f"""Routing attention (Roy, Saffar, Vaswani and Grangier, "Efficient Content-Based Sparse
+Attention with Routing Transformers", TACL 2021, arXiv 2003.05997, Sec. 4; variants.md
+Sec. 2.5 #31): U centroids C[e,u] (online k-means); every query and key is scored against
+them, QU[u,p] = Q . C and KU[u,m] = K . C ((P + M) U E MACs), and in the balanced form each
+centroid takes the top w = M / U queries and the top w keys by those scores (a sort per
+centroid), so after the sort attention is block-diagonal: cluster u's I queries attend to its
+N keys,
+  AV[u,f,i] = sum_n softmax_n(sum_e QR[u,e,i] KR[u,e,n]) VR[u,f,n]
+and the outputs are scattered back to the queries' positions. Modelled by its statistic: the
+assignment scores QU, KU are outputs (the top-w sort runs outside the grammar) and the
+routed queries, keys and values are inputs QR[u,e,i], KR[u,e,n], VR[u,f,n] with I queries and
+N keys per cluster (sizes; the paper's balanced windows: I = P / U, N = M / U). Attention
+per cluster is FuseMax's 1-pass cascade over N (tiles N0). Defaults U = {ROUTING_CLUSTERS},
+I = N = {ROUTING_WINDOW} (M = P = 8192) [verify the paper's per-task U]. FLOPs: (P + M) U E
+(assignment) + U I N (E + F) = P w (E + F) (attention).
+Passes: the write-up counts 2 over K: the assignment over all M, then the clustered
+attention. count_passes shows 1 over M (the assignment) and 1 over N (the attention): the
+sort that makes the attention wait for the complete assignment is not expressible (the
+routed operands are inputs), so nothing in the attention reads the assignment's result; the
+record states the count over M.
+Not modelled: the causal mask inside a cluster (it compares the tokens' original positions,
+data-dependent after the sort), the centroid EMA update (training), the normalization of
+Q and K before the assignment [verify], the local-attention half of the heads (an
+`attention-1pass` window built-in per head class), and tokens in several or no windows.""",
+    1,
+    mask="clusters",
+    algorithm="routed",
+)
+_ROUTING_INPUTS = (
+    ("Q", ("B", "H", "E", "P")),
+    ("K", ("B", "H", "E", "M")),
+    ("C", ("H", "E", "U")),
+    ("QR", ("B", "H", "U", "E", "I")),
+    ("KR", ("B", "H", "U", "E", "N")),
+    ("VR", ("B", "H", "U", "F", "N")),
+)
+_ROUTING_LINES = [
+    # the selector: every query's and key's scores against the centroids (the sort's input)
+    "QU[b,h,u,p] = Q[b,h,e,p] * C[h,e,u]",
+    "KU[b,h,u,m] = K[b,h,e,m] * C[h,e,u]",
+    *renamed_one_pass("QR", "KR", "VR", "b,h,u,"),
+]
+_ROUTING_ASSUMPTIONS = (
+    "the Routing Transformer's balanced assignment (top w tokens per centroid, a sort) is "
+    "modelled by its statistic: the scores QU, KU against the U centroids are outputs and "
+    "the sort runs outside the cascade",
+    "the routed queries, keys and values are inputs QR, KR, VR: I queries and N keys per "
+    "cluster (sizes; balanced windows I = P / U, N = M / U), attention block-diagonal over "
+    "the U clusters; the scatter of the outputs back to the query positions is not priced",
+    "no causal mask inside a cluster (it compares original positions, data-dependent after "
+    "the sort)",
+)
+
+
+def _routing(entry: ZooCascade) -> Cascade:
+    return selection_cascade(
+        entry,
+        _ROUTING_INPUTS,
+        _ROUTING_LINES,
+        (("N", ("N1", "N0")),),
+        (
+            ("N0", KEY_TILE_DEFAULT),
+            ("U", ROUTING_CLUSTERS),
+            ("I", ROUTING_WINDOW),
+            ("N", ROUTING_WINDOW),
+        ),
+        ("AV", "QU", "KU"),
+        _ROUTING_ASSUMPTIONS,
+        MASKED_INIT,
+    )
+
+
+ENTRIES: tuple[ZooCascade, ...] = (_HCAM, _ROUTING)
+BUILDERS: dict[str, Builder] = {_HCAM.name: _hcam, _ROUTING.name: _routing}

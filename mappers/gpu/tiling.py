@@ -187,6 +187,17 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     params = [
         t for t in inputs if not {roles.key, roles.query} & _roots(cascade, inputs[t])
     ]  # fmt: skip
+    # anything else on neither side (a selector's full keys, centroids) is work outside
+    # the attention kernels: refused rather than read as a few values per head
+    outside = [t for t in params if not _roots(cascade, inputs[t]) <= set(roles.batch)]
+    if outside:
+        ranks = sorted({r for t in outside for r in _roots(cascade, inputs[t])} - set(roles.batch))
+        raise MappingError(
+            refuse + f"inputs {', '.join(outside)} over {', '.join(ranks)}: neither query- nor "
+            f"key-side (key rank {roles.key}, query rank {roles.query}) and not per-head "
+            "parameters, so work on them "
+            "(a selector's scores, a pooling) lies outside the attention kernels"
+        )
     param_words = sum(math.prod(size[r] for r in inputs[t]) for t in params)
     inputs = {t: r for t, r in inputs.items() if t not in params}
     query_side = [t for t in inputs if roles.key not in _roots(cascade, inputs[t])]

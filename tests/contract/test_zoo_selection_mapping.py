@@ -1,0 +1,115 @@
+"""The selection built-ins on every mapper: work follows the selected count, not M.
+
+Computed here from the sizes (not from the cascades): the attention over the selection is
+B H P N (E + F) multiply-adds for HCAM (N = k x N0 selected keys) and B H U I N (E + F) for
+Routing (I queries and N keys per cluster); the selectors add HCAM's pooling M E and summary
+scores P U E, and Routing's assignment (P + M) U E. The spatial mappers that price them
+count exactly the cascade's operations; the GPU mappers refuse them, naming the selector's
+inputs (their kernels run attention only), and FLAT refuses the selector's contraction.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import count_ops, load_cascade
+from attnsim.mappers.registry import get_mapper, mapper_names
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
+
+B, H, E, F, P = 1, 2, 32, 32, 512
+HCAM = {"B": B, "H": H, "E": E, "F": F, "P": P, "M0": 16, "N0": 16, "N": 64}
+ROUTING = {"B": B, "H": H, "E": E, "F": F, "U": 16, "I": P // 16, "N": 64, "N0": 64}
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
+SPATIAL = [m for m in MAPPERS if not m.startswith("gpu-") and m != "flat"]
+
+
+def run(mapper: str, name: str, sizes: dict[str, int]) -> Result:
+    gpu = mapper.startswith("gpu-")
+    return get_mapper(mapper)().map(
+        load_cascade(name), load_arch("h200" if gpu else "fusemax"), sizes
+    )
+
+
+def points(name: str, sizes: dict[str, int]) -> dict[str, int]:
+    return {str(o.output): o.points for o in count_ops(load_cascade(name), sizes).per_einsum}
+
+
+def hcam_macs(m: int, n: int) -> dict[str, int]:
+    chunks = -(-m // HCAM["M0"])
+    heads = B * H
+    return {
+        "KT": heads * E * m,  # pooling: every memory key once
+        "KS": heads * E * chunks,  # one divide per summary
+        "CS": heads * P * chunks * E,  # summary scores
+        "QK": heads * P * n * E,  # attention inside the selected chunks only
+        "SLNV": heads * P * n * F,
+    }
+
+
+@pytest.mark.parametrize(("m", "n"), [(1024, 64), (4096, 64), (1024, 128), (1000, 48)])
+def test_hcam_work_follows_the_selected_chunks(m: int, n: int) -> None:
+    sizes = {**HCAM, "M": m, "N": n}
+    found = points("attention-hcam", sizes)
+    for tensor, macs in hcam_macs(m, n).items():
+        assert found[tensor] == macs, tensor
+    for mapper in SPATIAL:
+        result = run(mapper, "attention-hcam", sizes)
+        assert result.flops == pytest.approx(count_ops(load_cascade("attention-hcam"), sizes).flops)
+        assert any("cascade assumption: HCAM" in w for w in result.warnings)
+
+
+def test_hcam_attention_does_not_grow_with_the_memory() -> None:
+    """4x the memory adds only the selector's terms (pooling and summary scores)."""
+    for mapper in SPATIAL:
+        small = run(mapper, "attention-hcam", {**HCAM, "M": 1024})
+        large = run(mapper, "attention-hcam", {**HCAM, "M": 4096})
+        extra_chunks = (4096 - 1024) // HCAM["M0"]
+        # summary scores (a multiply-add per point), pooling sums, one divide per summary
+        selector = B * H * (2 * P * extra_chunks * E + (4096 - 1024) * E + extra_chunks * E)
+        assert large.flops - small.flops == pytest.approx(selector)
+
+
+@pytest.mark.parametrize(
+    ("m", "clusters", "window"), [(1024, 16, 64), (4096, 64, 64), (900, 9, 100)]
+)
+def test_routing_work_follows_the_cluster_windows(m: int, clusters: int, window: int) -> None:
+    sizes = {**ROUTING, "M": m, "P": m, "U": clusters, "I": m // clusters, "N": window}
+    found = points("attention-routing", sizes)
+    heads = B * H
+    assert found["QU"] == heads * m * clusters * E  # assignment of the queries
+    assert found["KU"] == heads * m * clusters * E  # ... and of the keys
+    assert found["QK"] == heads * clusters * (m // clusters) * window * E  # = P w E
+    assert found["SLNV"] == heads * m * window * F
+    for mapper in SPATIAL:
+        result = run(mapper, "attention-routing", sizes)
+        assert result.flops == pytest.approx(
+            count_ops(load_cascade("attention-routing"), sizes).flops
+        )
+
+
+@pytest.mark.parametrize("mapper", [m for m in MAPPERS if m.startswith("gpu-")])
+@pytest.mark.parametrize(
+    ("name", "sizes", "inputs"),
+    [
+        ("attention-hcam", {**HCAM, "M": 1024}, "K"),
+        ("attention-routing", {**ROUTING, "M": 1024, "P": 1024}, "Q, K, C"),
+    ],
+)
+def test_gpu_mappers_refuse_the_selector(
+    mapper: str, name: str, sizes: dict[str, int], inputs: str
+) -> None:
+    if mapper == "gpu-decode":
+        sizes = {**sizes, "P": 1}
+    with pytest.raises(MappingError, match=f"inputs {inputs} over .*outside the attention kernels"):
+        run(mapper, name, sizes)
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes"),
+    [("attention-hcam", {**HCAM, "M": 1024}), ("attention-routing", {**ROUTING, "M": 1024})],
+)
+def test_flat_refuses_the_selector_contraction(name: str, sizes: dict[str, int]) -> None:
+    with pytest.raises(MappingError, match="does not iterate the key rank N"):
+        run("flat", name, {**sizes, "P": 512})

@@ -1,0 +1,148 @@
+"""Selection variants against numpy written from each paper's definition, end to end.
+
+The cascades take the selected (gathered) keys and values as inputs, since the grammar has
+no top-k or sort. Here the paper's selection runs in numpy on a whole memory (HCAM: the
+top-k chunks by relevance; Routing: the top-w queries and keys per centroid), its gathers
+are fed to the cascade, and the cascade's output must equal the paper's layer computed
+directly: explicit chunk loops for HCAM, attention over the full keys with the cluster
+mask for Routing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from attnsim.einsum_ir import load_cascade
+from attnsim.einsum_ir.analysis import count_passes
+from attnsim.einsum_ir.execute import evaluate, random_inputs
+from attnsim.einsum_ir.library import zoo_selection as zs
+from attnsim.einsum_ir.reference import REFERENCES
+from attnsim.einsum_ir.reference_selection import chunk_summaries, hcam_layer
+from attnsim.einsum_ir.reference_zoo import masked_softmax_attention
+
+Array = npt.NDArray[np.float64]
+TOL = {"rtol": 1e-12, "atol": 1e-12}
+SELECTION = ("attention-hcam", "attention-routing")
+
+
+# ----------------------------------------------------------------------------- HCAM
+
+
+@pytest.mark.parametrize(
+    ("e", "f", "chunk", "chunks", "top", "queries"),
+    [(3, 2, 4, 5, 2, 3), (2, 4, 3, 7, 3, 2), (4, 4, 5, 3, 1, 2), (1, 1, 1, 4, 4, 1)],
+)
+def test_hcam_top_k_chunks_end_to_end(
+    e: int, f: int, chunk: int, chunks: int, top: int, queries: int
+) -> None:
+    """Each query's top-k chunks (numpy) fed to the cascade give HCAM's output."""
+    rng = np.random.default_rng(chunk * chunks + top)
+    n_mem = chunk * chunks
+    q, k, v = (rng.normal(size=s) for s in ((e, queries), (e, n_mem), (f, n_mem)))
+    cascade = load_cascade("attention-hcam")
+    sizes = {"B": 1, "H": 1, "E": e, "F": f, "P": 1, "M": n_mem, "M0": chunk}
+    sizes |= {"N0": chunk, "N": top * chunk}
+    for p in range(queries):
+        want, kept = hcam_layer(q[:, p : p + 1], k, v, chunk, top)
+        spans = [np.arange(u * chunk, (u + 1) * chunk) for u in kept]
+        gathered = np.concatenate(spans)
+        inputs = {
+            "Q": q[None, None, :, p : p + 1],
+            "K": k[None, None],
+            "KC": k[None, None][..., gathered],
+            "VC": v[None, None][..., gathered],
+        }
+        out = evaluate(cascade, inputs, sizes)
+        np.testing.assert_allclose(out["AV"][0, 0], want, **TOL)
+        # the selector's output: every chunk's summary score, from which the top-k is taken
+        scores = (q[:, p : p + 1].T @ chunk_summaries(k, chunk)).T
+        np.testing.assert_allclose(out["CS"][0, 0], scores, **TOL)
+        assert set(np.argsort(-scores[:, 0], kind="stable")[:top]) == set(kept)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"B": 2, "H": 1, "E": 3, "F": 2, "P": 5, "M": 11, "M0": 4, "N": 10, "N0": 4},
+        {"B": 1, "H": 2, "E": 2, "F": 3, "P": 1, "M": 3, "M0": 5, "N": 7, "N0": 7},
+        {"B": 1, "H": 1, "E": 1, "F": 1, "P": 2, "M": 1, "M0": 1, "N": 1, "N0": 1},
+    ],
+)
+def test_hcam_partial_chunks_follow_the_zero_padded_summary(sizes: dict[str, int]) -> None:
+    cascade = load_cascade("attention-hcam")
+    inputs = random_inputs(cascade, sizes, seed=sum(sizes.values()))
+    out = evaluate(cascade, inputs, sizes)
+    want = REFERENCES["attention-hcam"].compute(inputs, sizes)
+    np.testing.assert_allclose(out["AV"], want, **TOL)
+    summaries = np.stack(
+        [[chunk_summaries(inputs["K"][b, h], sizes["M0"]) for h in range(sizes["H"])]
+         for b in range(sizes["B"])]
+    )  # fmt: skip
+    scores = np.einsum("bhep,bheu->bhup", inputs["Q"], summaries)
+    np.testing.assert_allclose(out["CS"], scores, **TOL)
+
+
+# ----------------------------------------------------------------------------- Routing
+
+
+def balanced_routes(scores: Array, window: int) -> Array:
+    """The `window` highest-scoring tokens of each centroid (rows: centroids), by position."""
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :window]
+    routes: Array = np.sort(top, axis=1)
+    return routes
+
+
+@pytest.mark.parametrize(
+    ("e", "f", "tokens", "clusters"), [(3, 2, 12, 3), (2, 3, 10, 2), (4, 1, 9, 3), (1, 2, 4, 4)]
+)
+def test_routing_clusters_end_to_end(e: int, f: int, tokens: int, clusters: int) -> None:
+    """Balanced routing (numpy) fed to the cascade equals attention masked to the cluster."""
+    rng = np.random.default_rng(tokens + clusters)
+    window = tokens // clusters
+    q, k = rng.normal(size=(e, tokens)), rng.normal(size=(e, tokens))
+    v, c = rng.normal(size=(f, tokens)), rng.normal(size=(e, clusters))
+    query_routes = balanced_routes((q.T @ c).T, window)  # (U, w) query positions
+    key_routes = balanced_routes((k.T @ c).T, window)  # (U, w) key positions
+    inputs = {
+        "Q": q[None, None],
+        "K": k[None, None],
+        "C": c[None],
+        "QR": np.stack([q[:, r] for r in query_routes])[None, None],
+        "KR": np.stack([k[:, r] for r in key_routes])[None, None],
+        "VR": np.stack([v[:, r] for r in key_routes])[None, None],
+    }
+    sizes = {"B": 1, "H": 1, "E": e, "F": f, "P": tokens, "M": tokens, "U": clusters}
+    sizes |= {"I": window, "N": window, "N0": 2}
+    out = evaluate(load_cascade("attention-routing"), inputs, sizes)
+    for u in range(clusters):
+        in_cluster = np.zeros((tokens, tokens), dtype=bool)
+        in_cluster[:, key_routes[u]] = True
+        dense = masked_softmax_attention(q, k, v, in_cluster)  # every query, cluster u's keys
+        np.testing.assert_allclose(out["AV"][0, 0, u], dense[:, query_routes[u]], **TOL)
+    np.testing.assert_allclose(out["QU"][0, 0], c.T @ q, **TOL)
+    np.testing.assert_allclose(out["KU"][0, 0], c.T @ k, **TOL)
+
+
+# ----------------------------------------------------------------------------- passes, records
+
+
+@pytest.mark.parametrize("name", SELECTION)
+def test_selector_and_attention_sweep_their_own_ranks(name: str) -> None:
+    """1 pass over M (the selector) and 1 over N (the attention over the selection)."""
+    cascade = load_cascade(name)
+    assert count_passes(cascade, "M").passes == 1
+    assert count_passes(cascade, "N").passes == 1
+    report = count_passes(cascade, "M")
+    selector = {r.output for r in report.einsum_passes if r.iterates_rank}
+    assert selector == {"hcam": {"KT", "KS", "CS"}, "routing": {"KU"}}[name.split("-")[1]]
+
+
+@pytest.mark.parametrize("name", SELECTION)
+def test_records_cite_and_state_their_assumptions(name: str) -> None:
+    entry = next(e for e in zs.ENTRIES if e.name == name)
+    assert "arXiv" in entry.notes and "statistic" in entry.notes
+    cascade = load_cascade(name)
+    assert len(cascade.assumptions) >= 2
+    assert "statistic" in cascade.assumptions[0]
