@@ -197,15 +197,15 @@ _VQ_LINES = [
     # per codeword: key count L and value sum UV (the state replacing the K/V cache)
     "L[b,h,s] = Z[b,h,s,m]",
     "UV[b,h,f,s] = Z[b,h,s,m] * V[b,h,f,m]",
-    # queries: a softmax over the S codewords, each weighted by its key count (log L)
-    "UM[b,h,f,s] = UV[b,h,f,s] / max(L[b,h,s], 1)",
-    "LL[b,h,s] = log(L[b,h,s])",
+    # queries: a softmax over the codewords weighted by their key counts; the running max
+    # is over the used codewords (an unused one's score is pushed to -1e30)
+    "UB[b,h,s] = (min(L[b,h,s], 1) - 1) * 1e30",
     "QC[b,h,s,p] = Q[b,h,e,p] * CB[h,e,s]",
-    "SC[b,h,s,p] = QC[b,h,s,p] + LL[b,h,s]",
+    "SC[b,h,s,p] = QC[b,h,s,p] + UB[b,h,s]",
     "GM[b,h,p] = max[s](SC[b,h,s,p])",
     "SN[b,h,s,p] = exp(SC[b,h,s,p] - GM[b,h,p])",
-    "SD[b,h,p] = SN[b,h,s,p]",
-    "SNV[b,h,f,p] = SN[b,h,s,p] * UM[b,h,f,s]",
+    "SD[b,h,p] = SN[b,h,s,p] * L[b,h,s]",
+    "SNV[b,h,f,p] = SN[b,h,s,p] * UV[b,h,f,s]",
     "AV[b,h,f,p] = SNV[b,h,f,p] / SD[b,h,p]",
 ]
 _LONGVQ = ZooCascade(
@@ -224,9 +224,9 @@ The assignment is computed from the inputs: distances |Cb[s]|^2 - 2 K.Cb[s] (M S
 |K|^2 is the same for every codeword), their minimum, and the one-hot of the minimum as
 max(0, 1 - {VQ_SHARPNESS} (d - d_min)) (exact unless two codewords lie within 1e-12 of each
 other). Uv and L are a one-hot contraction (M S F MACs, as Transformer-VQ's implementation
-runs it on matrix units; a histogram scatter-add would be M F adds). The query side is a
-softmax over the S codewords with the log counts as a bias (the same function, stable:
-unused codewords get weight 0), P S (E + F) MACs. 1 pass over K/V; a state of S (F + 1)
+runs it on matrix units; a histogram scatter-add would be M F adds). The query side is the
+formula above over the S codewords, its max taken over the used codewords (an unused one's
+score is pushed to -1e30: weight 0, no overflow), P S (E + F) MACs. 1 pass over K/V; a state of S (F + 1)
 words per head replaces the K/V cache. Codebook CB per head, S = {VQ_CODES_DEFAULT}
 (Transformer-VQ's) [verify LongVQ's codebook size]. Non-causal; not built: the causal
 block-wise form (running Uv, L over blocks plus an exact intra-block term) and LongVQ's
