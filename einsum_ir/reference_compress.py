@@ -36,7 +36,7 @@ def softmax(x: Array, axis: int = -1) -> Array:
 def agent_attention(
     q: Array, k: Array, v: Array, agent_bias: Array, query_bias: Array, pool: int
 ) -> Array:
-    """Agent attention (Han et al., Eq. 3-4) with agents pooled from consecutive queries.
+    """Agent attention (Han et al., arXiv 2312.08874) with agents pooled from consecutive queries.
 
     q (B, H, E, P), k (B, H, E, M), v (B, H, F, M); agent_bias (H, J, M), query_bias (H, J, P).
     Agent j is the mean of queries j*pool .. j*pool + pool - 1, for the first
@@ -82,9 +82,7 @@ def cca_mask(seq_len: int, group: int, window: int) -> BoolArray:
     return visible
 
 
-def cca_attention(
-    q: Array, k: Array, v: Array, q_keys: Array, group: int, window: int
-) -> Array:
+def cca_attention(q: Array, k: Array, v: Array, q_keys: Array, group: int, window: int) -> Array:
     """CCA attention for the last P of M positions (bottom-right aligned), as the code does.
 
     q (B, H, E, P); k, q_keys (B, H, E, M); v (B, H, F, M). Each full group of `group` keys

@@ -74,7 +74,7 @@ _AGENT = ZooCascade(
     f"Agent attention: J = {AGENTS_DEFAULT} agents pooled from Q aggregate K/V (B2 with J "
     "queries), then every query attends to the agents (1 pass)",
     f"""Agent attention (Han et al., "Agent Attention: On the Integration of Softmax and Linear
-Attention", ECCV 2024, arXiv 2312.08874, Eq. 3-4; variants.md Sec. 2.7 #5):
+Attention", ECCV 2024, arXiv 2312.08874; variants.md Sec. 2.7 #5):
   AG[e,j]  = mean of the queries of pool j                      (agent tokens)
   VA[f,j]  = sum_m softmax_m(AG[.,j] . K[.,m] + AB[j,m]) V[f,m]  (agent aggregation)
   AV[f,p]  = sum_j softmax_j(Q[.,p] . AG[.,j] + QB[j,p]) VA[f,j] (agent broadcast)
@@ -149,7 +149,7 @@ _CCA = ZooCascade(
     f"tokens, one softmax over earlier core tokens plus a local window of W = "
     f"{CCA_WINDOW_DEFAULT} (1 pass)",
     f"""Core Context Aware attention (Chen et al., "Core Context Aware Attention for
-Long-Context Language Modeling", ICML 2025, arXiv 2412.12465; reference code
+Long-Context Language Modeling", arXiv 2412.12465; reference code
 chenyaofo/CCA-Attention; variants.md Sec. 2.5 #22). Globality-pooling: the keys are cut
 into groups of g = M0 (the key tile); each group's core token is its keys and values
 weighted by a softmax over the group of the group's last query times its keys:
@@ -214,7 +214,7 @@ _LONGVQ = ZooCascade(
     f"LongVQ / Transformer-VQ attention: keys quantized to S = {VQ_CODES_DEFAULT} codewords, "
     "queries attend to the codewords weighted by their key counts (1 pass, linear in M)",
     f"""LongVQ's vector-quantized attention (Liu et al., "LongVQ: Long Sequence Modeling with
-Vector Quantization on Structured Memory", IJCAI 2024, arXiv 2404.11163), whose core is
+Vector Quantization on Structured Memory", arXiv 2404.11163), whose core is
 Transformer-VQ's (Lingle, "Transformer-VQ: Linear-Time Transformers via Vector
 Quantization", ICLR 2024, arXiv 2309.16354; variants.md Sec. 2.7 #59): each key is replaced
 by its nearest codeword Cb[., z(m)], and softmax attention over the quantized keys is
@@ -223,14 +223,15 @@ by its nearest codeword Cb[., z(m)], and softmax attention over the quantized ke
 The assignment is computed from the inputs: distances |Cb[s]|^2 - 2 K.Cb[s] (M S E MACs;
 |K|^2 is the same for every codeword), their minimum, and the one-hot of the minimum as
 max(0, 1 - {VQ_SHARPNESS} (d - d_min)) (exact unless two codewords lie within 1e-12 of each
-other). Uv and L are a one-hot contraction (M S F MACs, as Transformer-VQ's implementation
-runs it on matrix units; a histogram scatter-add would be M F adds). The query side is the
+other). Uv and L are counted as a dense one-hot contraction (M S F MACs; a histogram
+scatter-add would be M F adds). The query side is the
 formula above over the S codewords, its max taken over the used codewords (an unused one's
-score is pushed to -1e30: weight 0, no overflow), P S (E + F) MACs. 1 pass over K/V; a state of S (F + 1)
-words per head replaces the K/V cache. Codebook CB per head, S = {VQ_CODES_DEFAULT}
-(Transformer-VQ's) [verify LongVQ's codebook size]. Non-causal; not built: the causal
-block-wise form (running Uv, L over blocks plus an exact intra-block term) and LongVQ's
-structured-memory (SSM-style) combination [verify]. Unscaled, as every built-in.""",
+score is pushed to -1e30: weight 0, no overflow), P S (E + F) MACs. 1 pass over K/V; a state
+of S (F + 1) words per head replaces the K/V cache. Codebook CB per head, S =
+{VQ_CODES_DEFAULT} (Transformer-VQ's) [verify LongVQ's codebook size]. Non-causal; not
+built: the causal block-wise form (running Uv, L over blocks plus an exact intra-block term)
+and LongVQ's structured-memory (SSM-style) combination [verify].
+Unscaled, as every built-in.""",
     1,
     mask="none",
     algorithm="codebook state",
