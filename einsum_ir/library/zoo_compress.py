@@ -99,7 +99,12 @@ J M (E + F) MACs, broadcast P J (E + F) MACs; exps J M + P J. Unscaled, as every
 
 def _agent(entry: ZooCascade) -> Cascade:
     params = (("J", AGENTS_DEFAULT), ("U0", AGENT_POOL_DEFAULT))
-    base = cascade(entry, AGENT_INPUTS, _AGENT_LINES, params)
+    assumptions = (
+        "agent pooling: agent j is the mean of U0 consecutive queries (the paper's 2-D "
+        "adaptive pooling with the tokens taken in pool order); agents beyond the "
+        "ceil(P / U0) pools are left out",
+    )
+    base = cascade(entry, AGENT_INPUTS, _AGENT_LINES, params, assumptions=assumptions)
     pools = Partition(RankName("P"), (RankName("U"), RankName("U0")))
     return dataclasses.replace(base, partitions=(*base.partitions, pools))
 
@@ -175,12 +180,18 @@ causal. Causal, bottom-right aligned; RoPE is the inputs'.""",
 
 
 def _cca(entry: ZooCascade) -> Cascade:
+    assumptions = (
+        "CCA pooling queries: QM, the query at every key position, is an input (QM = Q in "
+        "self-attention; the cached queries in decoding); each group is pooled with its last "
+        "position's query",
+    )
     return cascade(
         entry,
         CCA_INPUTS,
         _CCA_LINES,
         (("W", CCA_WINDOW_DEFAULT),),
         key_tiles=CCA_GROUP_DEFAULT,
+        assumptions=assumptions,
     )
 
 

@@ -65,6 +65,8 @@ def test_the_family_is_registered_with_sources_and_one_pass() -> None:
 def test_assumptions_state_the_modelled_selection() -> None:
     assert "codeword assignment" in load_cascade("attention-longvq").assumptions[0]
     assert "compacted length" in load_cascade("attention-seqboat").assumptions[0]
+    assert "agent pooling" in load_cascade("attention-agent").assumptions[0]
+    assert "pooling queries" in load_cascade("attention-cca").assumptions[0]
 
 
 # ----------------------------------------------------------------------------- Agent attention
