@@ -26,7 +26,12 @@ from typing import Any
 
 from attnsim.archs.gpu import dtype_bytes
 from attnsim.einsum_ir.analysis.serving import ProjectionSite
-from attnsim.einsum_ir.analysis.structure import ScoreKind, StructureError, attention_problem
+from attnsim.einsum_ir.analysis.structure import (
+    MaskKind,
+    ScoreKind,
+    StructureError,
+    attention_problem,
+)
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.sizes import SizeError
 from attnsim.kernels.spec import CAUSAL_TOP_LEFT, MLA_HEAD_BLOCK, AttnShape
@@ -91,6 +96,8 @@ def latent_attention(
     per_key = [p for p in ap.projections if p.site == ProjectionSite.KEY]
     if ap.score.kind == ScoreKind.LINEAR or (not ap.latent_inputs and not per_key):
         return None  # linear attention's gates and decays are no latent: the plain reading
+    if ap.mask.kind == MaskKind.GENERIC:
+        return None  # no tiles to price (pooled or agent cascades): the plain reading refuses
     size = ap.sizes
     elem = dtype_bytes(dtype)
     ranks: dict[str, tuple[str, ...]] = {str(t): tuple(r) for t, r in cascade.tensor_ranks.items()}

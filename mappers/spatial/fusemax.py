@@ -251,7 +251,13 @@ def _pass_cycles(plan: _Plan, pass_number: int, step: str) -> float:
     tasks = _tasks(plan, loop, tail, step)
     if step == "cascade":
         return overlapped_cycles(tasks)
-    return pipelined_cycles(tasks)
+    try:
+        return pipelined_cycles(tasks)
+    except ValueError as exc:  # Einsums of two attention stages in one tile loop (agents)
+        raise MappingError(
+            f"fusemax: {cv.cascade.name}: its Einsums over the key rank do not form one "
+            f"pipeline over key tiles ({exc})"
+        ) from None
 
 
 def _deferred(plan: _Plan, i: int, step: str) -> bool:

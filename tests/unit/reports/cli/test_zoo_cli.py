@@ -38,6 +38,11 @@ WRITE_UP = {
     "attention-lightning-2": 1,
     "attention-gla": 1,  # causal GLA (DSF #24: 1); ViG's bidirectional 2 is not built
     "attention-lightnet": 1,
+    # Sec. 2.5 and 2.7, compression and pooled memory: 1 pass over K/V
+    "attention-agent": 1,  # after a pooling pass over Q (not over K/V)
+    "attention-cca": 1,
+    "attention-longvq": 1,
+    "attention-seqboat": 1,  # write-up 1 (SSM) + 1: the SSM scan is not modelled
 }
 
 
