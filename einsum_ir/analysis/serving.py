@@ -108,7 +108,10 @@ def serving_structure(
         unkeyed = [a.tensor for a in e.inputs if key not in roots(a.tensor)]
         out_vars = set(e.out_vars)
         weights = [t for t in unkeyed if t in inputs and query not in roots(t)]
-        if weights and not (keyed and query in _iter_roots(cascade, e)):
+        iterated = _iter_roots(cascade, e)
+        # keys x queries work is no projection, even with no keyed operand (a relative-
+        # position table R[d] read at d = p - m)
+        if weights and not ((keyed or key in iterated) and query in iterated):
             projections.append(_projection(cascade, e, weights[0], key, query, sizes))
         elif key_vars & out_vars and keyed and unkeyed:
             dims = tuple(

@@ -45,14 +45,18 @@ one over the real keys:
   AV[f,p] = sum_m e^QK[m,p] V[f,m] / (e^b_h + sum_m e^QK[m,p])
 The write-up folds b_h into B2's initial state (RM[0,p] = b_h, RD[0,p] = 1); initial values
 are scalars in the grammar, so the sink joins the denominator once, after the pass, at the
-final running max: AV = RNV / (RD + exp(SB - RM)) (the same value; one exp per row). If the
+final running max: SD = RD + exp(SB - RM), AV = RNV / SD (the same value; one exp per row). If the
 sink dominates by more than the exponent range, exp overflows and the output is 0, its
 limit. Not the mask-based sinks of StreamingLLM (keeping the first keys, attention-moa).
 {ONE_PASS_NOTE}""",
     1,
     score="softmax+sink",
 )
-_SINK_LINES = [*_BODY, "AV[b,h,f,p] = RNV[b,h,M1,f,p] / (RD[b,h,M1,p] + exp(SB[h] - RM[b,h,M1,p]))"]
+_SINK_LINES = [
+    *_BODY,
+    "SD[b,h,p] = RD[b,h,M1,p] + exp(SB[h] - RM[b,h,M1,p])",  # the sink joins the sum
+    "AV[b,h,f,p] = RNV[b,h,M1,f,p] / SD[b,h,p]",
+]
 
 # ----------------------------------------------------------------------------- GPSA
 
@@ -118,8 +122,9 @@ _RELATIVE = "d == p - m + M - 1"
 _RCMHA_LINES = [
     "QU[b,h,e,p] = Q[b,h,e,p] + UB[h,e]",
     "QW[b,h,e,p] = Q[b,h,e,p] + WB[h,e]",
-    "QK[b,h,m1,m0,p] = QU[b,h,e,p] * K[b,h,e,m1,m0] + QW[b,h,e,p] * R[h,e,d] "
-    f"where {_RELATIVE}",
+    "SC[b,h,m1,m0,p] = QU[b,h,e,p] * K[b,h,e,m1,m0]",  # content
+    f"SR[b,h,m1,m0,p] = QW[b,h,e,p] * R[h,e,d] where {_RELATIVE}",  # position
+    "QK[b,h,m1,m0,p] = SC[b,h,m1,m0,p] + SR[b,h,m1,m0,p]",
     *_BODY[1:],
     f"AV[b,h,f,p] = {_FINAL}",
 ]
