@@ -153,7 +153,10 @@ S keys (default {ACT_SINKS_DEFAULT}, the initial token; ACT also finds sinks at 
 tokens, which cost the same at the same count). beta is per head (input CB[h]; heads ACT
 leaves alone have beta = 1, the plain softmax) [verify the paper's beta]. A row whose keys
 are all sinks (M <= S) has no rest to give the mass to: its output is beta A V.
-Extra work over B2: the sink accumulators (on S keys per row) and P (F + 4) per row.
+Extra work over B2: the sink accumulators (S keys per row), their rescale at every key
+tile (P M1 (F + 1): they share the running max) and P (F + 4) per row at the end. A kernel
+could hold the sink state at its own max and rescale it once (P F): that needs a rank for
+the gathered sink keys, and ranks come from inputs in the grammar, so it is not written.
 {ONE_PASS_NOTE}""",
     1,
     score="softmax+calibrated",
@@ -282,15 +285,37 @@ def _gaam(entry: ZooCascade) -> Cascade:
     )
 
 
+_GPSA_ASSUMES = (
+    "GPSA's positional attention PP[h,m,p] is an input: input-independent, computed once "
+    "per resolution (softmax of v_pos . r over the keys), not per forward pass",
+)
+_RCMHA_ASSUMES = (
+    "RCMHA's relative table R has D = P + M - 1 rows (offsets p - m); a pair whose row "
+    "p - m + M - 1 falls outside D gets no positional term: set D with P and M",
+)
+_ACT_ASSUMES = (
+    "ACT's sink set is the first S keys, given (found at prefill): the detection from "
+    "column statistics of the normalized attention (3 passes) is not modelled",
+)
+
 ENTRIES: tuple[ZooCascade, ...] = (_SINK, _GPSA, _RCMHA, _ACT, _GAAM, _KRONECKER)
 BUILDERS: dict[str, Builder] = {
     _SINK.name: lambda e: cascade(e, (*MH_INPUTS, ("SB", ("H",))), _SINK_LINES),
-    _GPSA.name: lambda e: cascade(e, _GPSA_INPUTS, _GPSA_LINES),
+    _GPSA.name: lambda e: cascade(e, _GPSA_INPUTS, _GPSA_LINES, assumptions=_GPSA_ASSUMES),
     _RCMHA.name: lambda e: cascade(
-        e, _RCMHA_INPUTS, _RCMHA_LINES, params=(("D", RCMHA_OFFSETS_DEFAULT),)
+        e,
+        _RCMHA_INPUTS,
+        _RCMHA_LINES,
+        params=(("D", RCMHA_OFFSETS_DEFAULT),),
+        assumptions=_RCMHA_ASSUMES,
     ),
     _ACT.name: lambda e: cascade(
-        e, _ACT_INPUTS, _ACT_LINES, params=(("S", ACT_SINKS_DEFAULT),), init=_ACT_INIT
+        e,
+        _ACT_INPUTS,
+        _ACT_LINES,
+        params=(("S", ACT_SINKS_DEFAULT),),
+        init=_ACT_INIT,
+        assumptions=_ACT_ASSUMES,
     ),
     _GAAM.name: _gaam,
     _KRONECKER.name: lambda e: cascade(
