@@ -168,7 +168,8 @@ def _rcmha(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
 
 
 def _act(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
-    return act_attention(*_get(inputs, "Q", "K", "V", "CB"), sinks=sizes["S"])
+    q, k, v, beta = _get(inputs, "Q", "K", "V", "CB")
+    return act_attention(q, k, v, beta, sizes["S"])
 
 
 def _gaam(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
