@@ -21,6 +21,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from attnsim.archs.gpu import GpuArch, dtype_bytes
+from attnsim.einsum_ir.analysis.serving import odd_inputs
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
@@ -173,12 +174,8 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
             refuse + f"the mask {ap.mask.text!r}: it is outside the band family (bounds on p, "
             "m and m - p), so its tiles cannot be classified"
         )
-    if Modifier.BIAS in ap.score.modifiers:
-        grid = [t for t, r in cascade.inputs if {roles.key, roles.query} <= _roots(cascade, r)]
-        raise MappingError(
-            refuse + f"an input over keys x queries ({', '.join(grid)}: a bias or a weight "
-            "matrix; its loads are not modelled)"
-        )
+    if odd := odd_inputs(cascade, roles):  # a bias matrix, a second key rank, ...
+        raise MappingError(refuse + odd)
     if not roles.score_dims or not roles.value_dims:
         raise MappingError(refuse + "attention without score dims or value dims")
     inputs = dict(cascade.inputs)
@@ -187,18 +184,6 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     params = [
         t for t in inputs if not {roles.key, roles.query} & _roots(cascade, inputs[t])
     ]  # fmt: skip
-    # a parameter over a rank with no attention role (K2[n] of a second key rank, a
-    # relative-position table R[d] read at d = p - m) is not a per-head constant
-    role_ranks = {*roles.batch, *roles.query_groups, *roles.score_dims, *roles.value_dims}
-    odd = {t: _roots(cascade, inputs[t]) - role_ranks for t in params}
-    odd = {t: rs for t, rs in odd.items() if rs}
-    if odd:
-        over = "; ".join(f"{t} over {','.join(sorted(rs))}" for t, rs in odd.items())
-        raise MappingError(
-            refuse + f"inputs over ranks with no attention role ({over}): a second key rank "
-            "or a table indexed through a where condition (such as a relative offset p - m); "
-            "the kernels model no such score or value term"
-        )
     param_words = sum(math.prod(size[r] for r in inputs[t]) for t in params)
     inputs = {t: r for t, r in inputs.items() if t not in params}
     query_side = [t for t in inputs if roles.key not in _roots(cascade, inputs[t])]

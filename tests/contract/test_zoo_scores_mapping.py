@@ -35,7 +35,7 @@ PM = SIZES["P"] * SIZES["M"]
 GPU = [m for m in MAPPERS if m.startswith("gpu-")]
 SPATIAL = [m for m in MAPPERS if not m.startswith("gpu-")]
 REFUSED_ON_GPU = {
-    "attention-gpsa": "input over keys x queries (PP",
+    "attention-gpsa": "keys x queries input (PP: a bias",
     "attention-rcmha": "R over D",
     "attention-kronecker": "K2 over N; V2 over N",
 }
