@@ -20,9 +20,13 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from attnsim.einsum_ir.analysis.passes import count_passes
 from attnsim.einsum_ir.ir import Cascade, Einsum, RankName, TensorName
+
+if TYPE_CHECKING:
+    from attnsim.einsum_ir.analysis.structure import Roles
 
 
 class ProjectionSite(enum.StrEnum):
@@ -108,7 +112,10 @@ def serving_structure(
         unkeyed = [a.tensor for a in e.inputs if key not in roots(a.tensor)]
         out_vars = set(e.out_vars)
         weights = [t for t in unkeyed if t in inputs and query not in roots(t)]
-        if weights and not (keyed and query in _iter_roots(cascade, e)):
+        iterated = _iter_roots(cascade, e)
+        # keys x queries work is no projection, even with no keyed operand (a relative-
+        # position table R[d] read at d = p - m)
+        if weights and not ((keyed or key in iterated) and query in iterated):
             projections.append(_projection(cascade, e, weights[0], key, query, sizes))
         elif key_vars & out_vars and keyed and any(query in roots(t) for t in unkeyed):
             dims = tuple(
@@ -195,3 +202,31 @@ def _latent(
     from_values = set().union(*(sources(t) for t in value_ops)) if value_ops else set()
     both = from_scores & from_values & keyed
     return tuple(t for t in cascade.input_names if t in both)
+
+
+def odd_inputs(cascade: Cascade, roles: Roles) -> str:
+    """Inputs a softmax kernel has no operand for, and why ("" if none).
+
+    An input over keys x queries is a bias or weight matrix (GPSA's positional attention);
+    an input with neither key nor query rank is a per-head parameter (ALiBi's slopes)
+    unless it carries a rank with no role: a second key rank's keys (K2[n]) or a table
+    read through a `where` condition (a relative-position R[d] at d = p - m).
+    """
+    named = {*roles.batch, *roles.query_groups, *roles.score_dims, *roles.value_dims}
+    grid, odd = [], []
+    for name, ranks in cascade.inputs:
+        roots = {cascade.root(r) for r in ranks}
+        if {roles.key, roles.query} <= roots:
+            grid.append(name)
+        elif not {roles.key, roles.query} & roots and roots - named:
+            odd.append(f"{name} over {','.join(sorted(roots - named))}")
+    if grid:
+        names = ", ".join(grid)
+        return f"a keys x queries input ({names}: a bias or weight matrix; loads not modelled)"
+    if not odd:
+        return ""
+    return (
+        f"inputs over ranks with no attention role ({'; '.join(odd)}): a second key rank "
+        "or a table read through a where condition (such as a relative offset p - m); the "
+        "kernels model no such score or value term"
+    )

@@ -547,25 +547,30 @@ def _divides_by_key_sum(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
     """Whether `e` divides by a reduction over the keys anywhere in its expression.
 
     That is a tensor without the key rank made by an Einsum iterating it (SD[p]), or the
-    final iterate of a recurrence over it (RD[M1]).
+    final iterate of a recurrence over it (RD[M1]), anywhere in the divisor or in a
+    per-row tensor made from one (RD[M1] + exp(SB - RM[M1]): a sink logit's denominator).
     """
     for node in walk(e.expr):
-        if not (isinstance(node, Binary) and node.op == BinaryOp.DIV):
-            continue
-        right = node.right
-        if not isinstance(right, Read):
-            continue
-        if right.access.reads_final:
-            return True
-        prod = cascade.producers.get(right.access.tensor)
-        ranks = cascade.tensor_ranks.get(right.access.tensor, ())
-        if (
-            prod is not None
-            and roles.key not in _roots(cascade, ranks)
-            and any(cascade.root(RankName(v.upper())) == roles.key for v in prod.iteration_vars)
-        ):
-            return True
+        if isinstance(node, Binary) and node.op == BinaryOp.DIV:
+            reads = [r for r in walk(node.right) if isinstance(r, Read)]
+            if any(_key_sum(r, cascade, roles, 2) for r in reads):
+                return True
     return False
+
+
+def _key_sum(read: Read, cascade: Cascade, roles: Roles, depth: int) -> bool:
+    """Whether `read` is a key sum or a final iterate, or (`depth` producers up) made of one."""
+    if read.access.reads_final:
+        return True
+    prod = cascade.producers.get(read.access.tensor)
+    ranks = cascade.tensor_ranks.get(read.access.tensor, ())
+    if prod is None or roles.key in _roots(cascade, ranks):
+        return False
+    if any(cascade.root(RankName(v.upper())) == roles.key for v in prod.iteration_vars):
+        return True
+    return depth > 0 and any(
+        _key_sum(r, cascade, roles, depth - 1) for r in walk(prod.expr) if isinstance(r, Read)
+    )
 
 
 def _modifiers(expr: Expr, keyed: bool) -> list[Modifier]:

@@ -21,6 +21,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 from attnsim.archs.gpu import GpuArch, dtype_bytes
+from attnsim.einsum_ir.analysis.serving import odd_inputs
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
@@ -175,8 +176,8 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
             refuse + f"the mask {ap.mask.text!r}: it is outside the band family (bounds on p, "
             "m and m - p), so its tiles cannot be classified"
         )
-    if Modifier.BIAS in ap.score.modifiers:
-        raise MappingError(refuse + "an additive bias tensor (its loads are not modelled)")
+    if odd := odd_inputs(cascade, roles):  # a bias matrix, a second key rank, ...
+        raise MappingError(refuse + odd)
     if not roles.score_dims or not roles.value_dims:
         raise MappingError(refuse + "attention without score dims or value dims")
     if gathered := gathered_ranks(cascade, ap):

@@ -217,7 +217,7 @@ def _view(
             "here), so a backward cascade is refused rather than priced by letter"
         ) from None
     except StructureError as exc:
-        if KEY_RANK not in cascade.all_ranks:
+        if KEY_RANK not in cascade.all_ranks or QUERY_RANK not in cascade.all_ranks:
             raise MappingError(f"cascade {cascade.name} cannot be mapped: {exc}") from None
         error = str(exc)
         batch = tuple(r for r in _LETTER_BATCH if r in cascade.all_ranks)
