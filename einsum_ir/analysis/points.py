@@ -130,6 +130,7 @@ def _count_prepared(ext: dict[str, int], visible: set[str], conds: list[_Cond]) 
     unknown = {v for c in conds for v in c.vars} - set(ext)
     if unknown:
         raise ValueError(f"condition uses unbound index {', '.join(sorted(unknown))}")
+    conds = _substitute_equalities(ext, visible, conds)
     for var in sorted(set(ext) - visible, key=lambda v: -ext[v]):
         reduced = _eliminate(ext[var], conds, var)
         if reduced is not None:
@@ -392,6 +393,56 @@ def _apply_splits(
         if sum(c * (ext[v] - 1) for v, c in form.items()) >= split.extent:
             conds.append(_Cond(_clean(form), -split.extent, CmpOp.LT))
     return conds
+
+
+def _substitute_equalities(
+    ext: dict[str, int], visible: set[str], conds: list[_Cond]
+) -> list[_Cond]:
+    """Drop each counted variable that an equality with coefficient +-1 fixes.
+
+    `x + f(others) == 0` maps the points with that x one to one onto the points of the
+    others where `0 <= -f(others) < ext[x]` (and the other conditions, with x replaced by
+    -f(others)): the count is unchanged, and the box loses a dimension (a relative-offset
+    rank pinned by `d == p - m + M - 1` would otherwise be enumerated point by point).
+    Only equalities among counted variables: one that involves a variable projected away
+    (outside `visible`) is left to `_eliminate`, as replacing a counted variable by hidden
+    ones would change the projection.
+    """
+    while True:
+        found = next(
+            (
+                (c, x, a)
+                for c in conds
+                if c.op is CmpOp.EQ
+                for x, a in c.coeffs
+                if abs(a) == 1 and len(c.vars) > 1 and c.vars <= visible
+            ),
+            None,
+        )
+        if found is None:
+            return conds
+        eq, x, a = found
+        # x = -(rest + const) / a, written as sub[v] (coefficients) and sub_const
+        sub = {v: -c * a for v, c in eq.coeffs if v != x}
+        sub_const = -eq.const * a
+        out = [
+            _Cond(_clean(dict(sub)), sub_const, CmpOp.GE),
+            _Cond(_clean(dict(sub)), sub_const - ext[x], CmpOp.LT),
+        ]
+        for c in conds:
+            if c is eq:
+                continue
+            k = dict(c.coeffs).get(x, 0)
+            if not k:
+                out.append(c)
+                continue
+            merged = {v: w for v, w in c.coeffs if v != x}
+            for v, w in sub.items():
+                merged[v] = merged.get(v, 0) + k * w
+            out.append(_unit(_Cond(_clean(merged), c.const + k * sub_const, c.op)))
+        conds = [_unit(c) for c in out]
+        ext[x] = 1  # counted once: its value is fixed by the others
+        visible.discard(x)
 
 
 def _le_forms(cond: _Cond) -> list[_Cond]:

@@ -96,7 +96,7 @@ class GpuBwdMapper:
 
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Rank the backward's tilings at `sizes` on GPU `arch` and cost the chosen one."""
-        from attnsim.mappers.gpu.tiling import gpu_problem
+        from attnsim.mappers.gpu.problem import gpu_problem
 
         if not isinstance(arch, GpuArch):
             raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")

@@ -546,7 +546,7 @@ class GpuDecodeMapper:
     def _problem(
         self, cascade: Cascade, sizes: dict[str, int]
     ) -> tuple[DecodeProblem, tuple[str, ...]]:
-        from attnsim.mappers.gpu.tiling import gpu_problem  # the shared cascade reading
+        from attnsim.mappers.gpu.problem import gpu_problem  # the shared cascade reading
 
         opts = self.options
         gp = gpu_problem(cascade, sizes, opts.dtype)

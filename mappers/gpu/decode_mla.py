@@ -188,8 +188,9 @@ def latent_prefill(
     dim C + R and value dim C. Our Triton kernels take power-of-two head dims only, so that
     attention is priced as the 1-pass kernel would run it (said in the warnings).
     """
+    from attnsim.mappers.gpu.kernels import ScoreCost
+    from attnsim.mappers.gpu.problem import GpuProblem
     from attnsim.mappers.gpu.rates import device_rates
-    from attnsim.mappers.gpu.tiling import GpuProblem, ScoreCost
 
     try:
         rates = device_rates(arch, dtype)

@@ -174,3 +174,36 @@ def test_closed_form_pair_counts_match_brute_force(
     )
     extents = {"x": nx, "y": ny}
     assert count_points(extents, conds) == brute(extents, conds)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    d=st.integers(1, 9),
+    p=st.integers(1, 6),
+    m=st.integers(1, 6),
+    text=st.sampled_from(
+        [
+            "d == p - m + 3",
+            "d + m == p + 5 and m <= p",
+            "d == p - m + 2 and d != 3",
+            "2*d == p + m",
+            "d == p - m + 4 and m < 2 and p > 1",
+        ]
+    ),
+    keep=st.sampled_from([None, ["p", "m"], ["d"], ["d", "p"], []]),
+)
+def test_equalities_match_brute_force(
+    d: int, p: int, m: int, text: str, keep: list[str] | None
+) -> None:
+    """A rank pinned by an equality (RCMHA's relative offset d == p - m + M - 1)."""
+    extents = {"d": d, "p": p, "m": m}
+    conds = where(text)
+    assert count_points(extents, conds, (), keep) == brute(extents, conds, (), keep)
+
+
+def test_a_pinned_offset_rank_counts_in_milliseconds() -> None:
+    n = 1 << 20
+    start = time.perf_counter()
+    got = count_points({"d": 2 * n - 1, "p": n, "m": n}, where(f"d == p - m + {n - 1}"))
+    assert got == n * n
+    assert time.perf_counter() - start < 1.0

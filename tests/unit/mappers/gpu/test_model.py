@@ -111,7 +111,8 @@ def test_host_bound_calls_follow_the_launcher_time() -> None:
     from dataclasses import replace
 
     from attnsim.mappers.gpu.model import call_time
-    from attnsim.mappers.gpu.tiling import attention_shape, evaluate
+    from attnsim.mappers.gpu.problem import attention_shape
+    from attnsim.mappers.gpu.tiling import evaluate
 
     arch = h200()
     assert arch.calibration is not None
@@ -205,7 +206,8 @@ def test_measured_chain_step_sets_the_fused_step_time() -> None:
     from dataclasses import replace
 
     from attnsim.archs.calibration import StepPoint
-    from attnsim.mappers.gpu.tiling import attention_shape, evaluate
+    from attnsim.mappers.gpu.problem import attention_shape
+    from attnsim.mappers.gpu.tiling import evaluate
 
     arch = h200()
     assert arch.calibration is not None

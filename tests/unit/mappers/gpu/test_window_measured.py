@@ -21,7 +21,7 @@ import pytest
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import load_cascade
 from attnsim.kernels.spec import CAUSAL_TOP_LEFT, kernel_window
-from attnsim.mappers.gpu.tiling import gpu_problem
+from attnsim.mappers.gpu.problem import gpu_problem
 from attnsim.mappers.registry import get_mapper
 
 MEASUREMENTS = Path(__file__).parents[4] / "kernels" / "measurements"
