@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import attnsim.mappers.gpu.backward_mapper  # noqa: F401  (registers "gpu-bwd")
 import attnsim.mappers.gpu.decode  # noqa: F401  (registers "gpu-decode")
+import attnsim.mappers.gpu.lightning_mapper  # noqa: F401  (registers "gpu-lightning")
 import attnsim.mappers.gpu.tiling  # noqa: F401  (registers "gpu-1pass", "gpu-2pass", "gpu-unfused")
 import attnsim.mappers.spatial.flat  # noqa: F401  (registers "flat")
 import attnsim.mappers.spatial.layer_matmuls  # noqa: F401  (registers "layer-matmuls")

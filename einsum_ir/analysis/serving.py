@@ -226,7 +226,8 @@ def odd_inputs(cascade: Cascade, roles: Roles) -> str:
     if not odd:
         return ""
     return (
-        f"inputs over ranks with no attention role ({'; '.join(odd)}): a second key rank "
-        "or a table read through a where condition (such as a relative offset p - m); the "
-        "kernels model no such score or value term"
+        f"inputs over ranks with no attention role ({'; '.join(odd)}): a second key rank, "
+        "a table read through a where condition (such as a relative offset p - m), or a "
+        "selector's operands (the full memory or centroids a top-k or routing reads, work "
+        "outside the attention kernels); the kernels model no such score or value term"
     )

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import HEAD_DIMS
+from attnsim.kernels.spec import HEAD_DIMS, LIGHTNING_TILINGS, lightning_tilings
 from attnsim.kernels.triton.common import dot_precision
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 from attnsim.kernels.triton.lightning_kernel import lightning_out_kernel, lightning_states_kernel
@@ -46,26 +46,6 @@ SCHEDULES = ("fused", "split")
 MAX_BLOCK_C = 256
 GRID_LIMIT = 65535  # CUDA's limit on the 2nd and 3rd grid dimensions
 WARPS = (1, 2, 4, 8, 16)
-
-# Candidate (block_c, block_f, num_warps, num_stages) for the Hopper search; not yet timed on a
-# GPU (benchmarks/lightning_probe.py times them). `lightning_tilings` keeps those fitting F.
-# Compiled for sm_90 on a CPU host (Triton 3.6, bf16, E = F = 128), the fused kernel needs
-# 247 registers per thread at (64, 64, 4, 2) with no spills; the 4-warp C = 128 variant
-# spilled 0.8 KB per thread and is left out; the split kernels need 80-200 and never spill.
-LIGHTNING_TILINGS: tuple[tuple[int, int, int, int], ...] = (
-    (64, 64, 4, 2),
-    (64, 64, 4, 3),
-    (64, 32, 4, 2),
-    (64, 128, 8, 2),
-    (128, 64, 8, 2),
-    (128, 128, 8, 2),
-    (32, 64, 4, 2),
-)
-
-
-def lightning_tilings(head_dim: int) -> tuple[tuple[int, int, int, int], ...]:
-    """The `LIGHTNING_TILINGS` whose block_f fits a value head dim of `head_dim`."""
-    return tuple(t for t in LIGHTNING_TILINGS if t[1] <= head_dim)
 
 
 def default_lightning_tiling(head_dim: int) -> tuple[int, int, int, int]:

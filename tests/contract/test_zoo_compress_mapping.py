@@ -20,7 +20,7 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
-MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "gpu-lightning")]
 GPU = [m for m in MAPPERS if m.startswith("gpu-")]
 SPATIAL = [m for m in MAPPERS if not m.startswith("gpu-")]
 GPU_TILING = {"block_m": 64, "block_n": 64, "num_warps": 4, "num_stages": 2}

@@ -25,7 +25,7 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
-MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "gpu-lightning")]
 GPU_TILING = {"block_m": 64, "block_n": 64, "num_warps": 4, "num_stages": 2}
 E = F = 32
 N = 16

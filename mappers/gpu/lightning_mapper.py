@@ -1,0 +1,260 @@
+"""`gpu-lightning`: Lightning Attention-2's chunked kernel (`triton-lightning`) on a GPU.
+
+It prices causal linear attention whose state is one E x F matrix per head carried along the
+keys, with at most a per-head scalar decay and no normalizer: Lightning Attention-2's function
+(`attention-lightning-2`), which `kernels.triton.lightning.lightning_fwd` computes. What the
+cascade states is read from its structure (`einsum_ir.analysis.recurrent`): the carried state
+and its ranks, the head ranks, inputs besides Q, K and V (a per-head decay is taken; a gate or
+weight per key, GLA's or LightNet's, is refused), and a normalizer state (Katharopoulos'
+denominator, refused: the kernel computes none). Self-attention only (P = M). Every tiling
+of `kernels.spec.LIGHTNING_TILINGS` that fits F is ranked by `mappers.gpu.lightning`'s model
+of the fused schedule (the one modelled; calibrated by `kernels.calibrate.microbench_lightning`).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from attnsim.archs.gpu import GpuArch, dtype_bytes
+from attnsim.einsum_ir.analysis.recurrent import find_states, head_ranks, query_ranks
+from attnsim.einsum_ir.analysis.structure import (
+    BackwardCascadeError,
+    StructureError,
+    attention_problem,
+)
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
+from attnsim.kernels.spec import lightning_tilings
+from attnsim.mappers.gpu.lightning import fused_plan
+from attnsim.mappers.gpu.model import (
+    ASSUMPTIONS,
+    KernelPlan,
+    KernelTime,
+    Tiling,
+    device_rates,
+    time_kernel,
+)
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.registry import register_mapper
+from attnsim.mappers.result import (
+    VERSION,
+    Occupancy,
+    Result,
+    Traffic,
+    UnitCost,
+    input_hash,
+)
+from attnsim.mappers.spatial.view import MappingError
+
+
+@dataclass(frozen=True, slots=True)
+class LightningOptions:
+    """Options of `gpu-lightning` (0 = searched).
+
+    Attributes:
+        block_c: Keys (and queries) per chunk.
+        block_f: Value columns per program (the state is E x block_f).
+        num_warps: Warps per program.
+        num_stages: Software-pipelining depth.
+        dtype: Element type of Q, K, V and O.
+    """
+
+    block_c: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    block_f: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_warps: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_stages: int = option(0, minimum=0, zero="searched")
+    dtype: str = option("bf16", choices=("fp16", "bf16"))
+
+    def __post_init__(self) -> None:
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("gpu-lightning options: " + "; ".join(bad))
+
+
+@dataclass(frozen=True, slots=True)
+class LightningProblem:
+    """Lightning-2 as the kernel runs it: batch x heads sequences of `seq` tokens."""
+
+    batch: int
+    heads: int
+    seq: int
+    e: int
+    f: int
+    decay: str  # the per-head decay input, "" for none
+
+
+def lightning_problem(cascade: Cascade, sizes: dict[str, int]) -> LightningProblem:
+    """Read the problem from the cascade's structure, or raise MappingError saying why not."""
+    refuse = f"gpu-lightning: {cascade.name}: "
+    try:
+        size = {str(k): v for k, v in resolve_sizes(cascade, sizes).items()}
+    except SizeError as exc:
+        raise MappingError(refuse + str(exc)) from None
+    try:  # a backward cascade runs along the keys: no forward kernel computes it
+        attention_problem(cascade, sizes)
+    except BackwardCascadeError as exc:
+        raise MappingError(refuse + str(exc)) from None
+    except StructureError:  # linear attention has no (query, key) score problem
+        pass
+    states = find_states(cascade)
+    if not states:
+        raise MappingError(refuse + "no recurrent state over the keys (not linear attention in "
+                           "recurrent or chunked form)")  # fmt: skip
+    carried = [s for s in states if s.over is not None]
+    if len(carried) != len(states):
+        raise MappingError(refuse + "a state summed once over every key (non-causal linear "
+                           "attention); the triton-lightning kernel is causal")  # fmt: skip
+    if len(states) != 1 or len(states[0].ranks) != 2:
+        shown = ", ".join(f"{s.tensor}[{','.join(s.ranks)}]" for s in states)
+        raise MappingError(refuse + f"states {shown}: the kernel carries one E x F state per "
+                           "head and no normalizer (Lightning-2 divides by nothing)")  # fmt: skip
+    state = states[0]
+    heads = head_ranks(cascade)
+    queries = query_ranks(cascade)
+    if len(queries) != 1:
+        raise MappingError(refuse + f"query ranks {queries}: expected one")
+    roots = {str(t): {str(cascade.root(r)) for r in rs} for t, rs in cascade.inputs}
+    key_side = [t for t, rs in roots.items() if "M" in rs]
+    per_head = [t for t, rs in roots.items() if rs and rs <= {str(h) for h in heads}]
+    query_side = {t for t, rs in roots.items() if str(queries[0]) in rs}
+    others = sorted(set(roots) - set(key_side) - set(per_head) - query_side)
+    if len(key_side) != 2 or others:
+        extra = sorted(set(key_side) - {"K", "V"}) + others
+        raise MappingError(
+            refuse + f"inputs {', '.join(extra) or ', '.join(key_side)}: the kernel takes Q, K, "
+            "V and at most a per-head scalar decay (a gate or weight per key, as in GLA or "
+            "LightNet, has no kernel of ours)"
+        )
+    if len(per_head) > 1:
+        raise MappingError(refuse + f"per-head inputs {', '.join(per_head)}: one decay at most")
+    seq_q, seq_k = size[str(queries[0])], size["M"]
+    if seq_q != seq_k:
+        raise MappingError(refuse + f"P = {seq_q}, M = {seq_k}: the kernel runs self-attention")
+    counts = [size[str(h)] for h in heads]
+    e, f = (size[str(r)] for r in state.ranks)
+    return LightningProblem(math.prod(counts[:-1]), counts[-1] if counts else 1, seq_k, e, f,
+                            per_head[0] if per_head else "")  # fmt: skip
+
+
+@register_mapper("gpu-lightning")
+class GpuLightningMapper:
+    """Lightning Attention-2's fused chunked kernel: state in registers, chunks in sequence."""
+
+    name = "gpu-lightning"
+    arch_kind = "gpu"
+    Options = LightningOptions
+
+    def __init__(self, options: LightningOptions | None = None, **kwargs: object) -> None:
+        self.options = options or LightningOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Rank the kernel's tilings at `sizes` on GPU `arch` and cost the chosen one."""
+        if not isinstance(arch, GpuArch):
+            raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
+        pb = lightning_problem(cascade, sizes)
+        opts = self.options
+        try:
+            rates = device_rates(arch, opts.dtype)
+        except KeyError as exc:
+            raise MappingError(str(exc).strip("'\"")) from None
+        given = (opts.block_c, opts.block_f, opts.num_warps, opts.num_stages)
+        space = [Tiling(*t) for t in lightning_tilings(pb.f)
+                 if all(g in (0, v) for g, v in zip(given, t, strict=True))]  # fmt: skip
+        if min(given) > 0 and not space:  # a tiling outside the candidates: model it alone
+            space = [Tiling(*given)]
+        if not space:
+            raise MappingError(f"gpu-lightning: no candidate tiling matches the options for "
+                               f"F = {pb.f} ({lightning_tilings(pb.f)})")  # fmt: skip
+        b = dtype_bytes(opts.dtype)
+        timed = []
+        for t in space:
+            if pb.f % t.block_n:  # block_f must divide F
+                continue
+            plan = fused_plan(pb.batch, pb.heads, pb.seq, pb.e, pb.f, t, b)
+            timed.append((time_kernel(plan, rates), plan, t))
+        valid = sorted((x for x in timed if not x[0].residency.problem), key=lambda x: x[0].time_s)
+        if not valid:
+            why = timed[0][0].residency.problem if timed else "no block_f divides F"
+            raise MappingError(f"gpu-lightning: no tiling fits {arch.name} at F = {pb.f}: {why}")
+        best, plan, tiling = valid[0]
+        return _result(self, cascade, arch, sizes, pb, rates, best, plan, tiling,
+                       [k.time_s for k, _, _ in valid])  # fmt: skip
+
+
+def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: KernelTime,  # type: ignore[no-untyped-def]
+            plan: KernelPlan, tiling: Tiling, times: list[float]) -> Result:  # fmt: skip
+    clock, latency = arch.clock_hz, k.time_s
+    util = min(1.0, plan.flops / (rates.peak_matmul_flops_per_s * latency))
+    res = k.residency
+    headline = [rates.uncalibrated] if rates.uncalibrated else []
+    decay = f"per-head decay {pb.decay}" if pb.decay else "no decay"
+    warnings = [
+        *headline,
+        f"times one call of kernels.triton.lightning.lightning_fwd, schedule fused ({decay}): "
+        "one program per (value block, batch x head) walks the chunks in sequence with the "
+        "E x block_f state in registers; the split schedule is not modelled",
+        "the feature map of Q and K (if any) is applied outside the kernel and not priced",
+        *ASSUMPTIONS,
+        *(n for n in rates.notes if n not in headline),
+    ]
+    extras = {
+        "achieved_tflops": plan.flops / latency / 1e12,
+        "hbm_read_bytes": plan.hbm_read_bytes,
+        "hbm_write_bytes": plan.hbm_write_bytes,
+        "grid_blocks": float(plan.blocks),
+        "blocks_per_sm": float(res.blocks_per_sm),
+        "state_bytes_per_program": float(pb.e * tiling.block_n * 4),
+        "tiling_candidates": float(len(times)),
+        "tiling_best_us": min(times) * 1e6,
+        "tiling_median_us": statistics.median(times) * 1e6,
+        "tiling_worst_us": max(times) * 1e6,
+    }
+    return Result(
+        cascade=cascade.name,
+        arch=arch.name,
+        mapper=mapper.name,
+        options=(
+            ("block_c", tiling.block_m),
+            ("block_f", tiling.block_n),
+            ("num_warps", tiling.num_warps),
+            ("num_stages", tiling.num_stages),
+            ("dtype", mapper.options.dtype),
+        ),
+        sizes=tuple(sorted(sizes.items())),
+        passes=1,
+        latency_cycles=latency * clock,
+        latency_s=latency,
+        compute_cycles=k.scheduled_s * clock,
+        memory_cycles=k.hbm_s * clock,
+        bound=k.bound,
+        energy_pj=arch.board_power_w * latency * 1e12,
+        dram_traffic_bytes=plan.hbm_read_bytes + plan.hbm_write_bytes,
+        flops=plan.flops,
+        traffic=(
+            Traffic("hbm", "reads (Q, K, V)", plan.hbm_read_bytes, 0.0),
+            Traffic("hbm", "writes (O)", 0.0, plan.hbm_write_bytes),
+        ),
+        occupancy=(
+            Occupancy(
+                "shared_memory", "per block", res.smem_bytes, arch.shared_memory_per_block_bytes
+            ),  # fmt: skip
+            Occupancy(
+                "registers", "per thread", res.registers_per_thread, arch.max_registers_per_thread
+            ),  # fmt: skip
+        ),
+        units=(
+            UnitCost(
+                "tensor-core", util * latency * clock, rates.peak_matmul_flops_per_s / clock, util
+            ),
+        ),  # fmt: skip
+        extras=tuple(extras.items()),
+        warnings=tuple(warnings),
+        provenance=(
+            ("version", VERSION),
+            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
+            ("calibration", rates.calibration_label),
+        ),
+    )

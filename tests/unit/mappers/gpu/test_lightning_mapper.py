@@ -1,0 +1,90 @@
+"""`gpu-lightning`: Lightning-2's kernel priced from the cascade's structure, or refused."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
+from attnsim.kernels.spec import lightning_tilings
+from attnsim.mappers.gpu.lightning import time_lightning
+from attnsim.mappers.gpu.rates import Tiling, device_rates
+from attnsim.mappers.registry import get_mapper
+from attnsim.mappers.spatial.view import MappingError
+
+SIZES = {"B": 2, "H": 8, "P": 8192, "M": 8192, "E": 128, "F": 128}
+PROBE = Path(__file__).parents[4] / "kernels/measurements/lightning/lightning-h200-2026-12-04.csv"
+
+
+def test_lightning_2_is_priced_at_its_fastest_modelled_tiling() -> None:
+    arch = load_arch("h200")
+    result = get_mapper("gpu-lightning")().map(load_cascade("attention-lightning-2"), arch, SIZES)
+    rates = device_rates(arch, "bf16")
+    times = {
+        t: time_lightning(2, 8, 8192, 128, 128, Tiling(*t), rates).time_s
+        for t in lightning_tilings(128)
+    }
+    opts = dict(result.options)
+    chosen = (opts["block_c"], opts["block_f"], opts["num_warps"], opts["num_stages"])
+    assert result.latency_s == pytest.approx(min(times.values()), rel=1e-12)
+    assert times[chosen] == min(times.values())
+    assert result.flops > 0 and result.dram_traffic_bytes > 0
+    assert any("per-head decay DL" in w for w in result.warnings)
+
+
+def test_a_given_tiling_is_kept() -> None:
+    mapper = get_mapper("gpu-lightning")(block_c=128, block_f=64, num_warps=8, num_stages=2)
+    result = mapper.map(load_cascade("attention-lightning-2"), load_arch("h200"), SIZES)
+    assert dict(result.options)["block_c"] == 128
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("attention-gla", "gate or weight per key"),
+        ("attention-lightnet", "non-causal"),
+        ("attention-linear", "non-causal"),
+        ("attention-linear-causal-chunked", "no normalizer"),
+        ("attention-linear-causal-recurrent", "no normalizer"),
+        ("attention-linear-causal-quadratic", "no recurrent state"),
+        ("attention-1pass-mh-causal", "no recurrent state"),
+    ],
+)
+def test_what_the_kernel_does_not_compute_is_refused(name: str, reason: str) -> None:
+    with pytest.raises(MappingError, match=reason):
+        get_mapper("gpu-lightning")().map(load_cascade(name), load_arch("h200"), SIZES)
+
+
+def test_cross_attention_is_refused() -> None:
+    with pytest.raises(MappingError, match="self-attention"):
+        get_mapper("gpu-lightning")().map(
+            load_cascade("attention-lightning-2"), load_arch("h200"), {**SIZES, "P": 1024}
+        )
+
+
+def test_the_pick_is_within_10pct_of_the_best_measured_fused_tiling() -> None:
+    """On the H200 probe's fused rows (timed, never fitted): the mapper's chosen tiling."""
+    by_shape: dict[tuple[int, ...], dict[tuple[int, ...], float]] = defaultdict(dict)
+    with PROBE.open() as fh:
+        for r in csv.DictReader(fh):
+            if r["family"] != "triton-lightning" or r["schedule"] != "fused" or r["status"] != "ok":
+                continue
+            shape = tuple(int(r[k]) for k in ("batch", "heads", "seq", "head_dim"))
+            tiling = tuple(int(r[k]) for k in ("block_c", "block_f", "num_warps", "num_stages"))
+            by_shape[shape][tiling] = float(r["median_ms"])
+    arch, picks = load_arch("h200"), []
+    for (b, h, s, d), measured in by_shape.items():
+        sizes = {"B": b, "H": h, "P": s, "M": s, "E": d, "F": d}
+        result = get_mapper("gpu-lightning")().map(
+            load_cascade("attention-lightning-2"), arch, sizes
+        )
+        o = dict(result.options)
+        chosen = (o["block_c"], o["block_f"], o["num_warps"], o["num_stages"])
+        if chosen in measured:
+            picks.append(measured[chosen] / min(measured.values()) - 1)
+    assert len(picks) >= 0.8 * len(by_shape)
+    assert sum(p <= 0.10 for p in picks) >= 0.9 * len(picks), picks
