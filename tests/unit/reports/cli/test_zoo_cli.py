@@ -43,6 +43,18 @@ WRITE_UP = {
     "attention-cca": 1,
     "attention-longvq": 1,
     "attention-seqboat": 1,  # write-up 1 (SSM) + 1: the SSM scan is not modelled
+    # Sec. 2.5, dynamic selection: the selected keys are inputs over their own rank N (a
+    # statistic), so the count over M is the selector's sweep alone
+    "attention-hcam": 1,  # write-up 1 (summaries) + 1 (the k chunks, swept over N)
+    "attention-routing": 1,  # write-up 2: the sort the clustered attention waits for is
+    # not stated (the routed operands are inputs), so no dependency joins the two sweeps
+    # Sec. 2.6, score and normalization
+    "attention-sink-logit": 1,
+    "attention-gpsa": 1,
+    "attention-rcmha": 1,
+    "attention-act": 1,  # the write-up's 1-pass form with a given (prefill) sink set
+    "attention-gaam": 3,
+    "attention-kronecker": 1,
 }
 
 
