@@ -123,9 +123,9 @@ TRIAL_POINTS_MAX = 10_000  # points scanned for each design's first one (a bound
 
 
 def trial_problems(file: str, exp: Any, notes: list[str] | None = None) -> list[Problem]:
-    """Map the first point of each design (on each architecture and mapper a sweep gives it)
-    as `run` would; a failure is a problem at the design.
+    """Map each design's first point (per arch and mapper) as `run` would; a failure: a problem.
 
+    A sweep may run a design on several architectures and mappers: each pair is tried.
     A mapper that cannot price a design's cascade on its architecture (a score function no
     unit performs, a mask outside its family) refuses every point of that design, so `check`
     says so instead of `run` failing them all. Under `refusals: record` such a refusal is an

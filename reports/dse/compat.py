@@ -75,7 +75,7 @@ def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[s
     d = t.designs.get(design) if isinstance(design, str) else None
     if not isinstance(d, dict) or not all(k in d for k in ("arch", "cascade", "mapper")):
         return []  # no design chosen, or a half-read one: reported elsewhere
-    arch, mapper = combo.get("arch", d["arch"]), combo.get("mapper", d["mapper"])
+    arch, mapper = str(combo.get("arch", d["arch"])), str(combo.get("mapper", d["mapper"]))
     entry = t.mappers.get(mapper)
     if entry is None or entry["name"] not in mapper_names():
         return []
@@ -85,7 +85,7 @@ def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[s
         blame = next((p for p in ("mapper", "arch.preset", "arch") if p in combo), "design")
         out.append((blame, f"design {design!r}: {arch_desc}: {problem}"))
     if getattr(get_mapper(name), "binds_cascade_ranks", True):
-        cascade = combo.get("cascade", d["cascade"])
+        cascade = str(combo.get("cascade", d["cascade"]))
         label = combo.get("workload") or (
             next(iter(t.workloads)) if len(t.workloads) == 1 else None
         )

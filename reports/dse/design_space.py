@@ -44,7 +44,7 @@ class Tables:
     cascade_objs: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     mappers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    designs: dict[str, dict[str, Any]] = field(default_factory=dict)  # arch, cascade, mapper[, sizes]
+    designs: dict[str, dict[str, Any]] = field(default_factory=dict)  # arch, cascade, mapper, sizes
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,8 +189,7 @@ class Store:
     def finished(
         self, ids_and_seqs: list[tuple[str, int]], statuses: Sequence[str] = ("ok",)
     ) -> set[str]:
-        """Which of these point ids are finished (their status one of `statuses`); also lowers
-        their stored sweep position."""
+        """Which of these point ids are finished (status in `statuses`); lowers their position."""
         if not ids_and_seqs:
             return set()
         done: set[str] = set()
@@ -199,8 +198,7 @@ class Store:
             part = ids_and_seqs[start : start + 500]
             marks = ",".join("?" * len(part))
             cur = self.conn.execute(
-                f"SELECT point_id FROM points WHERE status IN ({kinds}) "
-                f"AND point_id IN ({marks})",
+                f"SELECT point_id FROM points WHERE status IN ({kinds}) AND point_id IN ({marks})",
                 [*statuses, *[pid for pid, _ in part]],
             )
             done.update(pid for (pid,) in cur)

@@ -308,8 +308,9 @@ def load_report_data(out_dir: Path | str) -> ReportData:
 
     Reads the store through `reports.dse.store` (load_rows, load_failures, load_refusals,
     load_results); when that module or the database is absent, reads `results.csv` instead
-    (its refused rows as refusals; no failures, no breakdowns). Objectives come from `experiment.yaml` when present; constraints from the
-    store's metadata (else `experiment.yaml`). Every row is marked feasible or not.
+    (its refused rows as refusals; no failures, no breakdowns). Objectives come from
+    `experiment.yaml` when present; constraints from the store's metadata (else
+    `experiment.yaml`). Every row is marked feasible or not.
 
     Raises:
         FileNotFoundError: the directory holds neither the store nor results.csv.
