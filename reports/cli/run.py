@@ -103,12 +103,15 @@ def check(args: argparse.Namespace) -> int:
         if exp.missing_mappers:
             print(f"{file}: skipped: needs mappers {', '.join(exp.missing_mappers)}")
             continue
-        trial = trial_problems(file, exp)
+        notes: list[str] = []
+        trial = trial_problems(file, exp, notes)
         if trial:
             problems.extend(trial)
             continue
         blocks = ", ".join(f"{b.name} {b.count}" for b in exp.blocks)
         print(f"{file}: ok: {exp.count} points ({blocks})")
+        for note in notes:
+            print(f"{file}: note: {note}")
         if exp.count > HUGE_SWEEP_POINTS:
             print(f"{file}: note: {size_note(exp.count)}; `run` asks for --yes")
     if problems:
@@ -119,29 +122,41 @@ def check(args: argparse.Namespace) -> int:
 TRIAL_POINTS_MAX = 10_000  # points scanned for each design's first one (a bound on check)
 
 
-def trial_problems(file: str, exp: Any) -> list[Problem]:
-    """Map each design's first point as `run` would; a failure is a problem at the design.
+def trial_problems(file: str, exp: Any, notes: list[str] | None = None) -> list[Problem]:
+    """Map each design's first point (per arch and mapper) as `run` would; a failure: a problem.
 
+    A sweep may run a design on several architectures and mappers: each pair is tried.
     A mapper that cannot price a design's cascade on its architecture (a score function no
     unit performs, a mask outside its family) refuses every point of that design, so `check`
-    says so instead of `run` failing them all. Failures that only some sizes meet still show
-    at run time (`run` exits 1 and names them).
+    says so instead of `run` failing them all. Under `refusals: record` such a refusal is an
+    outcome `run` records, not a failure: it is appended to `notes` (design, mapper, reason).
+    Failures that only some sizes meet still show at run time (`run` exits 1 and names them).
     """
     from attnsim.einsum_ir.spec import Reader
     from attnsim.reports.dse.runner import evaluate_point
 
-    first: dict[str, Any] = {}
+    first: dict[tuple[str, str, str], Any] = {}
     for k, point in enumerate(exp.points()):
-        if k >= TRIAL_POINTS_MAX or len(first) == len(exp.tables.designs):
+        if k >= TRIAL_POINTS_MAX:
             break
-        first.setdefault(point.resolved["design"], point)
+        r = point.resolved
+        first.setdefault((r["design"], r["arch"]["label"], r["mapper"]["label"]), point)
     designs = Reader.from_file(file).get("designs")
     out: list[Problem] = []
-    for name, point in first.items():
-        record = evaluate_point((point.seq, point.point_id, point.resolved, point.values))
+    for (name, _, _), point in first.items():
+        point_tuple = (point.seq, point.point_id, point.resolved, point.values)
+        record = evaluate_point(point_tuple, exp.records_refusals)
         if record.status == "ok":
             continue
         values = ", ".join(f"{k}={v}" for k, v in point.values.items()) or "fixed values"
+        if record.status == "refused":
+            if notes is not None:
+                mapper = point.resolved["mapper"]["name"]
+                notes.append(
+                    f"design {name!r}: refused by mapper {mapper!r} at its first point "
+                    f"({values}); `run` records it as refused: {record.error}"
+                )
+            continue
         message = (
             f"design {name!r}: its first point ({values}) fails to map, so `run` would fail "
             f"its points: {record.error}"
@@ -247,10 +262,45 @@ def _run_locked(args: argparse.Namespace, exp: Any, out: Path) -> int:
         _write_outputs(args, exp, out)
     except KeyboardInterrupt:
         return _interrupted(out)
+    if store.db_path(out).exists() and (refused := store.load_refusals(out)):
+        print(refusal_summary(refused), file=sys.stderr)
     if summary.failed:
         print(failure_summary(summary.failed, summary.done, out), file=sys.stderr)
         return EXIT_POINTS_FAILED
     return 0
+
+
+def refusal_summary(refused: list[dict[str, Any]]) -> str:
+    """The stored refusals, grouped by design, mapper and reason, each with its points.
+
+    Refused points (`refusals: record`) are a finished outcome: listed here, in the report's
+    Refusals table and in the exports (status refused), never ranked.
+    """
+    from attnsim.reports.dse.store import REFUSAL
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in refused:
+        key = (str(row.get("design")), str(row.get("mapper")), str(row.get(REFUSAL)))
+        groups.setdefault(key, []).append(row)
+    designs = len({design for design, _, _ in groups})
+    lines = [
+        f"attnsim run: {len(refused)} points of {designs} designs refused by their mapper "
+        "(status refused: listed in the report, never ranked):"
+    ]
+    for (design, mapper, reason), rows in groups.items():
+        where = _points_text(rows)
+        lines.append(f"  design {design}, mapper {mapper} ({where}): {reason}")
+    return "\n".join(lines)
+
+
+def _points_text(rows: list[dict[str, Any]]) -> str:
+    """`3 points: workload w, seq_len 4K, 16K, 64K` for a group of refused rows."""
+    from attnsim.reports.page.compare import group_label
+
+    workloads = list(dict.fromkeys(str(r.get("workload")) for r in rows))
+    lengths = list(dict.fromkeys(group_label(r, ["seq_len"]) for r in rows))
+    count = f"{len(rows)} point" + ("s" if len(rows) != 1 else "")
+    return f"{count}: workload {', '.join(workloads)}, seq_len {', '.join(lengths)}"
 
 
 def _interrupted(out: Path) -> int:

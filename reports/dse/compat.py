@@ -73,9 +73,9 @@ def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[s
 
     design = combo.get("design") or (next(iter(t.designs)) if len(t.designs) == 1 else None)
     d = t.designs.get(design) if isinstance(design, str) else None
-    if not isinstance(d, dict) or len(d) < 3:
+    if not isinstance(d, dict) or not all(k in d for k in ("arch", "cascade", "mapper")):
         return []  # no design chosen, or a half-read one: reported elsewhere
-    arch, mapper = combo.get("arch", d["arch"]), combo.get("mapper", d["mapper"])
+    arch, mapper = str(combo.get("arch", d["arch"])), str(combo.get("mapper", d["mapper"]))
     entry = t.mappers.get(mapper)
     if entry is None or entry["name"] not in mapper_names():
         return []
@@ -85,11 +85,11 @@ def _problems(combo: dict[str, Any], t: Tables, swept: set[str]) -> list[tuple[s
         blame = next((p for p in ("mapper", "arch.preset", "arch") if p in combo), "design")
         out.append((blame, f"design {design!r}: {arch_desc}: {problem}"))
     if getattr(get_mapper(name), "binds_cascade_ranks", True):
-        cascade = combo.get("cascade", d["cascade"])
+        cascade = str(combo.get("cascade", d["cascade"]))
         label = combo.get("workload") or (
             next(iter(t.workloads)) if len(t.workloads) == 1 else None
         )
-        problem = _rank_problem(t, cascade, label, swept)
+        problem = _rank_problem(t, cascade, label, swept, d.get("sizes", {}))
         if problem is not None:
             blame = next((p for p in ("workload", "cascade") if p in combo), "design")
             out.append((blame, f"design {design!r}: {problem}"))
@@ -111,8 +111,10 @@ def _arch_kind(t: Tables, label: str, preset: Any) -> tuple[str | None, str]:
     return (arch_kind(arch), f"arch {label!r}") if arch is not None else (None, "")
 
 
-def _rank_problem(t: Tables, cascade_label: str, workload: Any, swept: set[str]) -> str | None:
-    """Why `workload`'s sizes do not bind the ranks of the cascade, or None."""
+def _rank_problem(
+    t: Tables, cascade_label: str, workload: Any, swept: set[str], design: dict[str, Any]
+) -> str | None:
+    """Why `workload`'s sizes (with the design's `sizes:`) do not bind the cascade's ranks."""
     from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
     from attnsim.mappers.workloads import MODELS
 
@@ -125,10 +127,14 @@ def _rank_problem(t: Tables, cascade_label: str, workload: Any, swept: set[str])
         names |= set(MODELS[w["model"]].attention_sizes(1))
     elif w.get("seq_len") is not None:
         names |= {"P", "M"}
+    names = (names - {k for k, v in design.items() if v is None}) | {
+        k for k, v in design.items() if v is not None
+    }
     try:
         resolve_sizes(cascade, {n: 1 for n in sorted(names)})
     except SizeError as exc:
-        return f"workload {workload!r} on cascade {cascade_label!r}: {exc}"
+        with_design = " (with the design's sizes)" if design else ""
+        return f"workload {workload!r}{with_design} on cascade {cascade_label!r}: {exc}"
     return None
 
 

@@ -7,6 +7,7 @@ options} and `workload` {label, model, seq_len, kv_len, sizes}. Sweeps set its d
 
 from __future__ import annotations
 
+import ast
 import copy
 import dataclasses
 import difflib
@@ -26,6 +27,7 @@ ARCH_KEYS = ("preset", "overrides")
 WORKLOAD_KEYS = ("model", "seq_len", "kv_len", "sizes")
 MAPPER_KEYS = ("mapper", "options")
 DESIGN_KEYS = ("arch", "cascade", "mapper")
+DESIGN_OPTIONAL = ("sizes",)
 RANKS = ("B", "H", "P", "M", "E", "F")
 SAMPLER_KEYS = ("uniform", "log_uniform")
 INVALID = object()  # a value that failed validation (its problem is recorded)
@@ -42,7 +44,7 @@ class Tables:
     cascade_objs: dict[str, Any] = field(default_factory=dict)
     workloads: dict[str, dict[str, Any]] = field(default_factory=dict)
     mappers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    designs: dict[str, dict[str, str]] = field(default_factory=dict)
+    designs: dict[str, dict[str, Any]] = field(default_factory=dict)  # arch, cascade, mapper, sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,23 +259,128 @@ def read_mappers(r: Reader | None, t: Tables, skip: tuple[str, ...] = ()) -> Non
 
 
 def read_designs(r: Reader | None, t: Tables) -> None:
-    """`designs: {label: {arch, cascade, mapper}}` naming entries of the other sections."""
+    """`designs: {label: {arch, cascade, mapper[, sizes]}}` naming entries of the other sections.
+
+    `cascade` may also name a built-in cascade directly (an entry of that name is added);
+    `sizes` sets sizes of this design's cascade over the workload's (see `design_sizes`).
+    """
     tables = {"arch": t.archs, "cascade": t.cascades, "mapper": t.mappers}
     for label, child in r.items() if r else ():
         if not child.check("map"):
             continue
-        d: dict[str, str] = {}
+        d: dict[str, Any] = {}
         for key in DESIGN_KEYS:
             k = child.req(key, "str")
             if k is None:
                 continue
+            if key == "cascade" and str(k.value) not in t.cascades:
+                _builtin_cascade(str(k.value), t)
             if str(k.value) not in tables[key]:
                 _unknown(k, key, str(k.value), list(tables[key]))
             d[key] = str(k.value)
-        child.done(DESIGN_KEYS)
+        sizes = child.opt("sizes", "map")
+        if sizes is not None:
+            d["sizes"] = _read_design_sizes(sizes)
+        child.done(DESIGN_KEYS + DESIGN_OPTIONAL)
         t.designs[label] = d
     if r is not None and not t.designs and not r.problems:
         r.error("expected at least one design")
+
+
+def _builtin_cascade(name: str, t: Tables) -> None:
+    """A design's `cascade:` naming a built-in cascade directly: its entry, named by itself."""
+    from attnsim.einsum_ir import builtin_names, load_cascade
+
+    if name in builtin_names():
+        t.cascades[name] = {"label": name, "builtin": name}
+        t.cascade_objs[name] = load_cascade(name)
+
+
+def _read_design_sizes(r: Reader) -> dict[str, Any]:
+    """A design's `sizes:`: each rank or param to a positive integer, an expression, or null."""
+    out: dict[str, Any] = {}
+    for rank, s in r.items():
+        value = s.value
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            if value is not None and not 0 < value <= MAX_SIZE:
+                s.error(f"expected a positive integer of at most 2^40, got {value!r}")
+                continue
+            out[rank] = value
+        elif isinstance(value, str):
+            try:
+                size_expression(value, set())
+            except ValueError as exc:
+                s.error(str(exc))
+                continue
+            out[rank] = value
+        else:
+            s.error(
+                f"expected a positive integer, an expression over the workload's sizes such as "
+                f"'P + M - 1' or 'M / 32', or null (the workload's {rank} is not this cascade's), "
+                f"got {value!r}"
+            )
+    return out
+
+
+_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}
+
+
+def size_expression(text: str, sizes: dict[str, int] | set[str]) -> int:
+    """The value of a size expression (integers, sizes by name, + - * / // and parentheses).
+
+    With a set of names (no values) only the form is checked and 1 returned. `/` must divide
+    exactly; `//` rounds down. Raises ValueError saying what is wrong.
+    """
+    where = f"size expression {text!r}"
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"{where}: not an expression of sizes (such as 'P + M - 1')") from None
+
+    def value(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Name):
+            if isinstance(sizes, set):
+                return 1
+            if node.id not in sizes:
+                known = ", ".join(sorted(sizes))
+                raise ValueError(f"{where}: the workload has no size {node.id} (it has {known})")
+            return sizes[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if right == 0:
+                raise ValueError(f"{where}: division by zero")
+            if isinstance(node.op, ast.Div) and left % right and not isinstance(sizes, set):
+                raise ValueError(f"{where}: {left} / {right} is not an integer (// rounds down)")
+            return left // right
+        raise ValueError(f"{where}: only integers, sizes by name, + - * / // and parentheses")
+
+    return value(tree.body)
+
+
+def design_sizes(sizes: dict[str, int], spec: dict[str, Any]) -> dict[str, int]:
+    """A workload's sizes with a design's `sizes:` applied (in order, each seeing the earlier).
+
+    A value is a size, an expression over the sizes so far (`P + M - 1`), or None, which drops
+    a workload size the design's cascade has no rank for (a single-head cascade's H).
+    """
+    out = dict(sizes)
+    for rank, v in spec.items():
+        if v is None:
+            out.pop(rank, None)
+            continue
+        n = v if isinstance(v, int) else size_expression(v, out)
+        if not 0 < n <= MAX_SIZE:
+            raise ValueError(f"size {rank} = {v} is {n}: expected a positive size (at most 2^40)")
+        out[rank] = n
+    return dict(sorted(out.items()))
 
 
 # ----------------------------------------------------------------------------- paths
@@ -499,6 +606,8 @@ def resolve(t: Tables, fixed: dict[str, Any], values: dict[str, Any]) -> dict[st
         if path not in SELECTORS:
             _set(point, path.split("."), value)
     point["workload"] = finalize_workload(point["workload"])
+    if d.get("sizes"):  # applied when the point is mapped (`design_sizes`): a bad value fails it
+        point["design_sizes"] = dict(d["sizes"])
     return point
 
 

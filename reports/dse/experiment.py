@@ -37,7 +37,12 @@ TOP_KEYS = (
     "objectives",
     "constraints",
     "outputs",
+    "refusals",
 )
+# What `run` does with a point whose mapper refuses it (raises MappingError): `fail` counts
+# it as a failed point (exit status 1; the default), `record` stores it as `refused` with the
+# mapper's reason, a finished outcome that is listed but never ranked.
+REFUSALS = ("fail", "record")
 BLOCK_KEYS = ("name", "fixed", "grid", "list", "random")
 RANDOM_KEYS = ("samples", "seed", "space")
 OUTPUT_KEYS = ("dir", "formats", "report")
@@ -64,6 +69,7 @@ COLUMNS = (
     "buffer_bytes",
     "flops",
     "passes",
+    "onchip_peak_bytes",
     "seq_len",
 )
 COLUMN_PREFIXES = ("util.", "einsum_util.", "size.", "option.", "point.")
@@ -132,6 +138,12 @@ class Experiment:
     report: bool
     missing_mappers: tuple[str, ...] = ()
     baseline: str = ""  # the design others are compared with (default: the first design)
+    refusals: str = "fail"  # `record`: a point its mapper refuses is stored as refused
+
+    @property
+    def records_refusals(self) -> bool:
+        """Whether a point its mapper refuses is a finished `refused` point (not a failure)."""
+        return self.refusals == "record"
 
     @property
     def sweep(self) -> dict[str, list[Value]]:
@@ -225,6 +237,7 @@ def _build(root: Reader, base: Path) -> Experiment:
     constraints = _constraints(root.opt("constraints", "list"))
     out = root.opt("outputs", "map")
     out_dir, formats, report = _outputs(out)
+    refusals = _refusals(root.opt("refusals", "str"))
     root.done(TOP_KEYS)
     name = str(name_r.value) if name_r else "experiment"
     return Experiment(
@@ -240,7 +253,22 @@ def _build(root: Reader, base: Path) -> Experiment:
         report=report,
         missing_mappers=missing,
         baseline=baseline,
+        refusals=refusals,
     )
+
+
+def _refusals(r: Reader | None) -> str:
+    """`refusals: fail | record` (default fail)."""
+    if r is None:
+        return REFUSALS[0]
+    value = str(r.value)
+    if value not in REFUSALS:
+        r.error(
+            f"expected fail (a point its mapper refuses is a failed point) or record (it is "
+            f"stored as refused, with the mapper's reason), got {value!r}"
+        )
+        return REFUSALS[0]
+    return value
 
 
 def _baseline(r: Reader | None, tables: P.Tables) -> str:

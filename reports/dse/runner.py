@@ -4,6 +4,9 @@ Points are expanded lazily, checked against the store in batches (finished ones 
 evaluated in chunks by workers that cache loaded architectures, cascades and mappers, and
 written back in small committed batches. A point that raises is recorded as a failure and the
 sweep goes on; a point that kills its worker process is isolated and recorded the same way.
+Under `refusals: record` a point whose mapper refuses it (`MappingError`: a cascade or an
+architecture the mapper cannot price) is recorded as `refused`, with the mapper's reason: a
+finished outcome, skipped on resume like a priced point, never ranked.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from attnsim.archs.overrides import effective_values
+from attnsim.reports.dse.design_space import design_sizes
 from attnsim.reports.dse.experiment import Experiment, Point
 from attnsim.reports.dse.feasibility import (
     FIT,
@@ -34,7 +38,7 @@ from attnsim.reports.dse.feasibility import (
     fit_problem,
 )
 from attnsim.reports.dse.lifeline import tie_to_driver
-from attnsim.reports.dse.store import Record, Store, point_columns
+from attnsim.reports.dse.store import REFUSAL, Record, Store, point_columns
 
 PointTuple = tuple[int, str, dict[str, Any], dict[str, Any]]  # seq, point_id, resolved, values
 Chunk = list[PointTuple]
@@ -49,6 +53,7 @@ class Summary:
     total: int = 0
     skipped: int = 0
     ok: int = 0
+    refused: int = 0
     failed: int = 0
     interrupted: bool = False
     elapsed_s: float = 0.0
@@ -56,7 +61,7 @@ class Summary:
     @property
     def done(self) -> int:
         """Points evaluated in this run."""
-        return self.ok + self.failed
+        return self.ok + self.refused + self.failed
 
 
 # ----------------------------------------------------------------------------- workers
@@ -131,13 +136,41 @@ def make_row(result: Any, resolved: dict[str, Any], values: dict[str, Any], arch
         row["buffer_bytes"] = buffer.capacity_bytes
     row.update(point_columns(values))
     row.update({f"arch.{k}": v for k, v in effective_values(arch).items()})
+    held = [o.peak_bytes for o in result.occupancy if o.level != "registers"]
+    if held:  # the live state the mapping holds on chip (per block on a GPU)
+        row["onchip_peak_bytes"] = max(held)
     row[FIT] = fit_problem(result)
     row[WARNINGS] = WARNING_SEPARATOR.join(result.warnings)
     return row
 
 
-def evaluate_point(p: PointTuple) -> Record:
-    """Map one design point; any exception becomes a failed record (never raised)."""
+def refusal_row(resolved: dict[str, Any], values: dict[str, Any], reason: str) -> dict:
+    """The flat row of a refused point: what it was (design, workload, mapper, ...) and why."""
+    w, c = resolved["workload"], resolved["cascade"]
+    row: dict[str, Any] = {"point_id": "", "status": "refused", "design": resolved["design"]}
+    row["mapper"] = resolved["mapper"]["name"]
+    row["cascade"] = c.get("builtin") or c.get("file") or c["label"]
+    row["arch"] = resolved["arch"]["preset"]
+    row["workload"] = w["label"]
+    row["seq_len"] = w["seq_len"] if w["seq_len"] is not None else w["sizes"].get("P")
+    try:
+        sizes = design_sizes(w["sizes"], resolved.get("design_sizes", {}))
+    except ValueError:
+        sizes = w["sizes"]
+    row.update({f"size.{k}": v for k, v in sizes.items()})
+    row.update(point_columns(values))
+    row[REFUSAL] = reason
+    return row
+
+
+def evaluate_point(p: PointTuple, refusals: bool = False) -> Record:
+    """Map one design point; any exception becomes a failed record (never raised).
+
+    With `refusals`, a `MappingError` (the mapper refuses the point) becomes a `refused`
+    record whose error is the mapper's reason.
+    """
+    from attnsim.mappers.spatial.view import MappingError
+
     seq, pid, resolved, values = p
     start = time.perf_counter()
     point_json, values_json = _dumps(resolved), _dumps(values)
@@ -147,7 +180,10 @@ def evaluate_point(p: PointTuple) -> Record:
         cascade = _cascade(_dumps(resolved["cascade"]))
         m = resolved["mapper"]
         mapper = _mapper(m["name"], _dumps(m["options"]))
-        result = mapper.map(cascade, arch, dict(resolved["workload"]["sizes"]))
+        sizes = dict(resolved["workload"]["sizes"])
+        if "design_sizes" in resolved:
+            sizes = design_sizes(sizes, resolved["design_sizes"])
+        result = mapper.map(cascade, arch, sizes)
         row = make_row(result, resolved, values, arch)
         row["point_id"] = pid
         elapsed = time.perf_counter() - start
@@ -155,18 +191,33 @@ def evaluate_point(p: PointTuple) -> Record:
             pid, seq, "ok", resolved["design"], point_json, values_json,
             json.dumps(row), result.to_json(), None, elapsed,
         )  # fmt: skip
-    except Exception as exc:  # noqa: BLE001  (a bad point must not stop the sweep)
-        error = f"{type(exc).__name__}: {str(exc).strip(chr(39))}"
+    except MappingError as exc:
+        if not refusals:
+            return _failed(p, exc, time.perf_counter() - start)
+        reason = str(exc).strip(chr(39))
+        row = refusal_row(resolved, values, reason)
+        row["point_id"] = pid
         elapsed = time.perf_counter() - start
         return Record(
-            pid, seq, "failed", resolved["design"], point_json, values_json,
-            None, None, error, elapsed,
+            pid, seq, "refused", resolved["design"], point_json, values_json,
+            json.dumps(row), None, reason, elapsed,
         )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001  (a bad point must not stop the sweep)
+        return _failed(p, exc, time.perf_counter() - start)
 
 
-def evaluate_chunk(chunk: Chunk) -> list[Record]:
-    """Evaluate a chunk of points in this worker."""
-    return [evaluate_point(p) for p in chunk]
+def _failed(p: PointTuple, exc: Exception, elapsed: float) -> Record:
+    seq, pid, resolved, values = p
+    error = f"{type(exc).__name__}: {str(exc).strip(chr(39))}"
+    return Record(
+        pid, seq, "failed", resolved["design"], _dumps(resolved), _dumps(values),
+        None, None, error, elapsed,
+    )  # fmt: skip
+
+
+def evaluate_chunk(chunk: Chunk, refusals: bool = False) -> list[Record]:
+    """Evaluate a chunk of points in this worker (`refusals`: see `evaluate_point`)."""
+    return [evaluate_point(p, refusals) for p in chunk]
 
 
 def _init_worker(driver_pid: int) -> None:
@@ -209,6 +260,7 @@ class Progress:
         self.count = 0
         self.evaluated = 0
         self.failed = 0
+        self.refused = 0
         self._bar: Any = None
         if self.tty and not quiet:
             self._bar, self._task = _rich_bar(self.stream, self.width(), self.target)
@@ -223,11 +275,12 @@ class Progress:
         """What `done` counts up to: the budget, else the sweep's points."""
         return self.budget if self.budget is not None else self.total
 
-    def advance(self, n: int, evaluated: int = 0, failed: int = 0) -> None:
-        """Count `n` more points handled (of which `evaluated` ran, `failed` failed)."""
+    def advance(self, n: int, evaluated: int = 0, failed: int = 0, refused: int = 0) -> None:
+        """Count `n` more points handled: `evaluated` ran, `failed` failed, `refused` refused."""
         self.count += n
         self.evaluated += evaluated
         self.failed += failed
+        self.refused += refused
         now = time.monotonic()
         if self.quiet:
             return
@@ -260,7 +313,8 @@ class Progress:
         left = self.target - self.done
         eta = _clock(left / rate) if rate > 0 else "?"
         pct = 100.0 * self.done / max(self.target, 1)
-        fail = f", {self.failed} failed" if self.failed else ""
+        fail = f", {self.refused} refused" if self.refused else ""
+        fail += f", {self.failed} failed" if self.failed else ""
         of = f"{self.done}/{self.target}"
         if self.budget is not None:
             skipped = self.count - self.evaluated
@@ -341,15 +395,24 @@ def claim_store(store: Store, exp: Experiment, out_dir: str | Path) -> None:
 
 
 def pending_points(
-    points: Iterator[Point], store: Store, on_skip: Callable[[int], None], budget: int | None
+    points: Iterator[Point],
+    store: Store,
+    on_skip: Callable[[int], None],
+    budget: int | None,
+    refusals: bool = False,
 ) -> Iterator[PointTuple]:
-    """Points not yet finished in the store (checked in batches), at most `budget` of them."""
+    """Points not yet finished in the store (checked in batches), at most `budget` of them.
+
+    With `refusals` (`refusals: record`) a refused point is finished too; without, it is
+    evaluated again (and fails).
+    """
     left = budget if budget is not None else -1
+    statuses = ("ok", "refused") if refusals else ("ok",)
     while left != 0:
         batch = list(itertools.islice(points, LOOKUP_BATCH))
         if not batch:
             return
-        done = store.finished([(p.point_id, p.seq) for p in batch])
+        done = store.finished([(p.point_id, p.seq) for p in batch], statuses)
         skipped = 0
         for p in batch:
             if p.point_id in done:
@@ -401,22 +464,25 @@ def run_experiment(
 
     def on_records(records: list[Record]) -> None:
         store.write(records)
-        bad = sum(r.status != "ok" for r in records)
-        summary.ok += len(records) - bad
+        bad = sum(r.status == "failed" for r in records)
+        refused = sum(r.status == "refused" for r in records)
+        summary.ok += len(records) - bad - refused
+        summary.refused += refused
         summary.failed += bad
-        progress.advance(len(records), len(records), bad)
+        progress.advance(len(records), len(records), bad, refused)
 
-    todo = pending_points(exp.points(), store, on_skip, budget)
+    refusals = exp.records_refusals
+    todo = pending_points(exp.points(), store, on_skip, budget, refusals)
     try:
         if executor.startswith("dask://"):
-            _run_dask(executor, todo, on_records)
+            _run_dask(executor, todo, on_records, refusals)
         elif executor != "local":
             raise ValueError(f"unknown executor {executor!r}; expected local or dask://HOST:PORT")
         elif jobs == 1:
             for chunk in _chunks(todo, 16):
-                on_records(evaluate_chunk(chunk))
+                on_records(evaluate_chunk(chunk, refusals))
         else:
-            _run_pool(jobs, todo, on_records, _chunk_size(exp.count, jobs))
+            _run_pool(jobs, todo, on_records, _chunk_size(exp.count, jobs), refusals)
     except KeyboardInterrupt:
         summary.interrupted = True
     finally:
@@ -433,7 +499,11 @@ def _chunk_size(total: int, workers: int) -> int:
 
 
 def _run_pool(
-    jobs: int, todo: Iterator[PointTuple], on_records: Callable[[list[Record]], None], size: int
+    jobs: int,
+    todo: Iterator[PointTuple],
+    on_records: Callable[[list[Record]], None],
+    size: int,
+    refusals: bool = False,
 ) -> None:
     suspects: list[PointTuple] = []
     pool = _pool(jobs)
@@ -461,11 +531,11 @@ def _run_pool(
         for chunk in _chunks(todo, size):
             while len(inflight) >= 2 * jobs:
                 collect(cf.FIRST_COMPLETED)
-            inflight[pool.submit(evaluate_chunk, chunk)] = chunk
+            inflight[pool.submit(evaluate_chunk, chunk, refusals)] = chunk
         while inflight:
             collect(cf.FIRST_COMPLETED)
         for p in sorted(suspects):  # one at a time: a crash now is this point's own
-            fut = pool.submit(evaluate_chunk, [p])
+            fut = pool.submit(evaluate_chunk, [p], refusals)
             try:
                 on_records(fut.result())
             except BrokenProcessPool:
@@ -485,7 +555,10 @@ def _crashed(p: PointTuple) -> Record:
 
 
 def _run_dask(
-    address: str, todo: Iterator[PointTuple], on_records: Callable[[list[Record]], None]
+    address: str,
+    todo: Iterator[PointTuple],
+    on_records: Callable[[list[Record]], None],
+    refusals: bool = False,
 ) -> int:
     try:
         from distributed import Client, wait
@@ -513,7 +586,7 @@ def _run_dask(
                 for fut in done:
                     on_records(fut.result())
                 inflight = list(not_done)
-            inflight.append(client.submit(evaluate_chunk, chunk, pure=False))
+            inflight.append(client.submit(evaluate_chunk, chunk, refusals, pure=False))
         for fut in inflight:
             on_records(fut.result())
     return workers
@@ -521,7 +594,9 @@ def _run_dask(
 
 def describe(summary: Summary) -> str:
     """One line saying what a run did."""
-    parts = [f"{summary.ok} ok", f"{summary.failed} failed", f"{summary.skipped} already done"]
+    parts = [f"{summary.ok} ok"]
+    parts += [f"{summary.refused} refused by their mapper"] if summary.refused else []
+    parts += [f"{summary.failed} failed", f"{summary.skipped} already done"]
     rate = summary.done / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
     text = f"{summary.done} points evaluated in {summary.elapsed_s:.1f} s ({rate:,.0f}/s): "
     return text + ", ".join(parts)

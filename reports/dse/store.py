@@ -3,8 +3,10 @@
 The database (`DIR/results.sqlite`, WAL mode while a run writes it) is written in small
 committed batches, so an interrupted run keeps every finished point; closing it checkpoints
 the log and leaves one file. Its `meta` table names the experiment that owns it (name, hash of
-its points, constraints). Readers: `load_rows`, `load_failures`, `load_results`, `read_meta`;
-exports: `export_csv`, `export_jsonl` (both mark each point feasible or not).
+its points, constraints). A point's status is `ok` (priced), `refused` (its mapper refused it,
+under `refusals: record`; the reason is its error) or `failed`. Readers: `load_rows`,
+`load_refusals`, `load_failures`, `load_results`, `read_meta`; exports: `export_csv`,
+`export_jsonl` (both mark each point feasible or not, and keep refused points).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from attnsim.reports.dse.feasibility import (
 from attnsim.reports.errors import UsageError
 
 DB_NAME = "results.sqlite"
+REFUSAL = "refusal"  # row column of a refused point: the mapper's reason
 # Files a run writes next to the store (besides pareto-*.csv and figures/*.png).
 RUN_OUTPUTS = (
     "results.csv",
@@ -56,7 +59,8 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE INDEX IF NOT EXISTS points_seq ON points (seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-# A finished point is never overwritten; a failure is replaced when the point later succeeds.
+# A priced point is never overwritten; a failure or refusal is replaced when the point is
+# evaluated again (a refusal only when refusals are not recorded: see `Store.finished`).
 # Either way a point keeps the smallest sweep position it was seen at, so the row order does
 # not depend on which duplicate finished first.
 UPSERT = """
@@ -78,7 +82,7 @@ class Record:
 
     point_id: str
     seq: int
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "refused" or "failed"
     design: str
     point_json: str
     values_json: str
@@ -182,17 +186,20 @@ class Store:
         self.conn.commit()
         return other
 
-    def finished(self, ids_and_seqs: list[tuple[str, int]]) -> set[str]:
-        """Which of these point ids are finished; also lowers their stored sweep position."""
+    def finished(
+        self, ids_and_seqs: list[tuple[str, int]], statuses: Sequence[str] = ("ok",)
+    ) -> set[str]:
+        """Which of these point ids are finished (status in `statuses`); lowers their position."""
         if not ids_and_seqs:
             return set()
         done: set[str] = set()
+        kinds = ",".join("?" * len(statuses))
         for start in range(0, len(ids_and_seqs), 500):
             part = ids_and_seqs[start : start + 500]
             marks = ",".join("?" * len(part))
             cur = self.conn.execute(
-                f"SELECT point_id FROM points WHERE status = 'ok' AND point_id IN ({marks})",
-                [pid for pid, _ in part],
+                f"SELECT point_id FROM points WHERE status IN ({kinds}) AND point_id IN ({marks})",
+                [*statuses, *[pid for pid, _ in part]],
             )
             done.update(pid for (pid,) in cur)
         lower = [(seq, pid, seq) for pid, seq in ids_and_seqs if pid in done]
@@ -278,10 +285,17 @@ def load_rows(out_dir: str | Path) -> list[dict[str, Any]]:
     return list(iter_rows(out_dir))
 
 
+def load_refusals(out_dir: str | Path) -> list[dict[str, Any]]:
+    """One flat row per refused point: design, workload, mapper, ..., point.* and `refusal`."""
+    query = "SELECT row_json FROM points WHERE status = 'refused' ORDER BY seq"
+    return [json.loads(text) for (text,) in _read(out_dir, query)]
+
+
 def load_failures(out_dir: str | Path) -> list[dict[str, Any]]:
     """One dict per failed point: point_id, design, error, and its point.* values."""
     query = (
-        "SELECT point_id, design, error, values_json FROM points WHERE status != 'ok' ORDER BY seq"
+        "SELECT point_id, design, error, values_json FROM points "
+        "WHERE status NOT IN ('ok', 'refused') ORDER BY seq"
     )
     out = []
     for pid, design, error, values in _read(out_dir, query):
@@ -328,10 +342,17 @@ def export_csv(
     """Write finished rows to CSV (columns: union over rows, first-seen order); two passes.
 
     Each row is marked (`feasible`, `violated`) under `constraints` (see `reports.dse.feasibility`).
+    Refused points follow the priced ones: `status` refused, the mapper's reason in `refusal`,
+    no numbers, never feasible.
     """
     target = Path(path) if path else Path(out_dir) / "results.csv"
+    refused = [
+        {**r, FEASIBLE: False, VIOLATED: "refused by its mapper"} for r in load_refusals(out_dir)
+    ]
     columns: dict[str, None] = {}
     for row in iter_rows(out_dir):
+        columns.update(dict.fromkeys(row))
+    for row in refused:
         columns.update(dict.fromkeys(row))
     columns.update(dict.fromkeys((FEASIBLE, VIOLATED)))
     tmp = target.with_suffix(target.suffix + ".tmp")
@@ -340,6 +361,7 @@ def export_csv(
         writer.writeheader()
         for row in iter_rows(out_dir):
             writer.writerow(mark(row, constraints))
+        writer.writerows(refused)
     tmp.replace(target)
     return target
 
@@ -349,7 +371,8 @@ def export_jsonl(
 ) -> Path:
     """Write one JSON object per point: id, status, design, point, values, result or error.
 
-    A finished point also has `feasible` and `violated` (under `constraints`).
+    A finished point also has `feasible` and `violated` (under `constraints`); a refused one
+    has `status` refused and the mapper's reason as `refusal`.
     """
     target = Path(path) if path else Path(out_dir) / "results.jsonl"
     query = (
@@ -368,10 +391,12 @@ def export_jsonl(
             }
             if result is not None:
                 obj["result"] = json.loads(result)
-            if row is not None:
+            if status == "refused":
+                obj[REFUSAL] = error
+            elif row is not None:
                 marked = mark(_row(row, result), constraints)
                 obj[FEASIBLE], obj[VIOLATED] = marked[FEASIBLE], marked[VIOLATED]
-            if error is not None:
+            if error is not None and status != "refused":
                 obj["error"] = error
             f.write(json.dumps(obj, sort_keys=True) + "\n")
     tmp.replace(target)

@@ -10,7 +10,8 @@ The page, top to bottom: an overview (counts, infeasible points, the headline ra
 baseline, the best design per objective per workload), speedup and energy ratio of each
 design against the experiment's baseline per workload group, Pareto fronts with a panel per
 workload group, sensitivity per workload group, breakdowns of the compared points side by
-side, the modelling warnings, the full table, the failures and the provenance (with the
+side, the modelling warnings, the full table, the points their mapper refused (with its
+reason; never ranked), the failures and the provenance (with the
 experiment file and its hash). The model behind the sections is `reports.page.report_model`;
 the study sections are in `reports.page.report_study`.
 """
@@ -54,6 +55,7 @@ from attnsim.reports.page.report_data import (
 from attnsim.reports.page.report_model import (
     Page,
     csv_links,
+    names_group,
     panel_rows,
 )
 from attnsim.reports.page.report_page import (
@@ -100,6 +102,7 @@ NAV = (
     ("breakdowns", "Breakdowns"),
     ("warnings", "Warnings"),
     ("results", "Results"),
+    ("refusals", "Refusals"),
     ("failures", "Failures"),
     ("provenance", "Provenance"),
 )
@@ -180,6 +183,7 @@ def render_report(data: ReportData, out_dir: Path, *, max_rows: int = FULL_TABLE
         breakdowns_section(page),
         warnings_section(page),
         _results_section(page, max_rows),
+        _refusals_section(page),
         _failures_section(page),
         _provenance_section(page),
     ]
@@ -305,7 +309,8 @@ def _results_section(page: Page, max_rows: int) -> h.Markup:
     columns = [
         "design", *page.params,
         *[c for c in HEADLINE if has_numbers(rows, c)],
-        *[c for c in ("bound", "passes") if has_text(rows, c) or has_numbers(rows, c)],
+        *[c for c in ("bound", "passes", "onchip_peak_bytes")
+          if has_text(rows, c) or has_numbers(rows, c)],
         *sorted({k for r in rows for k in r if k.startswith("util.")}),
         FEASIBLE, *([VIOLATED] if page.tally.infeasible else []),
         *([WARNINGS] if has_text(rows, WARNINGS) else []), "point_id",
@@ -325,6 +330,31 @@ def _results_section(page: Page, max_rows: int) -> h.Markup:
     return section(
         "results", "All results", [note, unit_table(rows[:max_rows], columns, "results-table")]
     )
+
+
+def _refusals_section(page: Page) -> h.Markup:
+    """The points a mapper refused (`refusals: record`): design, mapper, point and reason."""
+    refused = page.data.refusals
+    title = f"Refusals ({len(refused)})"
+    if not refused:
+        return section("refusals", title, [h.tag("p", "No mapper refused a point.")])
+    columns = ["design", "mapper", *page.task, *swept_parameters(refused), "refusal"]
+    columns = [c for c in dict.fromkeys(columns) if not names_group(c, page.task)]
+    columns = [c for c in columns if c != "point.design" or not has_text(refused, "design")]
+    shown = [{**r, "refusal": first_lines(str(r.get("refusal", "")))} for r in refused]
+    designs = len({r.get("design") for r in refused})
+    table = h.table(shown, columns, {c: heading(c) for c in columns}, class_="failures")
+    body = [
+        h.tag(
+            "p",
+            f"{len(refused)} point(s) of {designs} design(s) were refused by their mapper: it "
+            "cannot price that cascade on that hardware, and says why. They are an outcome, "
+            "not a failure, and are never ranked, compared with the baseline or drawn.",
+            class_="note",
+        ),
+        h.tag("div", table, class_="scroll"),
+    ]
+    return section("refusals", title, body)
 
 
 def _failures_section(page: Page) -> h.Markup:
@@ -355,6 +385,7 @@ def _provenance_section(page: Page) -> h.Markup:
         "finished points": len(data.rows),
         "infeasible points": page.tally.describe(),
         "constraints": ", ".join(str(c) for c in data.constraints) or "(none)",
+        "refused points": len(data.refusals),
         "failed points": len(data.failures),
         "objectives": ", ".join(f"{c} ({d})" for c, d in page.objectives) or "(none)",
         "workload groups": f"{page.groups} (by {', '.join(map(heading, page.task)) or 'none'})",

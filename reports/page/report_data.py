@@ -43,6 +43,9 @@ METRICS: dict[str, str] = {
     "memory_cycles": "Memory (cycles)",
     "flops": "FLOPs",
     "passes": "Passes",
+    "onchip_peak_bytes": "Live on-chip state (bytes)",
+    "refusal": "Refused because",
+    "mapper": "Mapper",
     "bound": "Bound",
     "design": "Design",
     "point_id": "Point",
@@ -83,6 +86,7 @@ class ReportData:
 
     rows: list[dict[str, Any]]
     failures: list[dict[str, Any]] = field(default_factory=list)
+    refusals: list[dict[str, Any]] = field(default_factory=list)  # refused points, with reasons
     results: list[Result] = field(default_factory=list)
     objectives: list[Objective] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
     experiment: str = ""
@@ -300,12 +304,13 @@ def breakdown_subjects(best: Sequence[Row], results: Sequence[Result]) -> dict[s
 
 
 def load_report_data(out_dir: Path | str) -> ReportData:
-    """Rows, failures, Results and objectives of an output directory.
+    """Rows, failures, refusals, Results and objectives of an output directory.
 
-    Reads the store through `reports.dse.store` (load_rows, load_failures, load_results); when
-    that module or the database is absent, reads `results.csv` instead (no failures, no
-    breakdowns). Objectives come from `experiment.yaml` when present; constraints from the
-    store's metadata (else `experiment.yaml`). Every row is marked feasible or not.
+    Reads the store through `reports.dse.store` (load_rows, load_failures, load_refusals,
+    load_results); when that module or the database is absent, reads `results.csv` instead
+    (its refused rows as refusals; no failures, no breakdowns). Objectives come from
+    `experiment.yaml` when present; constraints from the store's metadata (else
+    `experiment.yaml`). Every row is marked feasible or not.
 
     Raises:
         FileNotFoundError: the directory holds neither the store nor results.csv.
@@ -318,10 +323,14 @@ def load_report_data(out_dir: Path | str) -> ReportData:
         data.rows = [dict(row) for row in store.load_rows(out_dir)]
         if hasattr(store, "load_failures"):
             data.failures = [dict(row) for row in store.load_failures(out_dir)]
+        if hasattr(store, "load_refusals"):
+            data.refusals = [dict(row) for row in store.load_refusals(out_dir)]
         if hasattr(store, "load_results"):
             data.results = list(store.load_results(out_dir))
     elif csv_path.is_file():
-        data.rows = [dict(row) for row in read_csv(csv_path) if row.get("status", "ok") == "ok"]
+        table = [dict(row) for row in read_csv(csv_path)]
+        data.rows = [row for row in table if row.get("status", "ok") == "ok"]
+        data.refusals = [row for row in table if row.get("status") == "refused"]
     else:
         raise FileNotFoundError(
             f"{out_dir} has no results (neither results.sqlite nor results.csv)"

@@ -156,11 +156,12 @@ def section(anchor: str, title: str, body: object) -> h.Markup:
 
 
 def summary_cards(data: ReportData, varied: Sequence[str], counts: Tally) -> h.Markup:
-    """The overview's counts: finished, infeasible and failed points, designs, parameters."""
+    """The overview's counts: finished, infeasible, refused and failed points, designs, ..."""
     designs = len({design_of(r) for r in data.rows})
     cards = [
         (len(data.rows), "finished points"),
         (counts.infeasible, "infeasible (not ranked)"),
+        *([(len(data.refusals), "refused by the mapper")] if data.refusals else []),
         (len(data.failures), "failed points"),
         (designs, "designs"),
         (len(varied), "swept parameters"),

@@ -58,3 +58,31 @@ def test_constrained_examples_rank_only_feasible_points(name: str, tmp_path: Pat
     assert ranked and not {r["point_id"] for r in ranked} & bad
     assert all(c.holds(r) for c in exp.constraints for r in ranked)
     assert not list(tmp_path.glob("results.sqlite-*"))
+
+
+def test_variant_zoo_covers_the_zoo_and_refuses_only_with_reasons(tmp_path: Path) -> None:
+    """Every zoo built-in is a design of examples/variant-zoo.yaml (a new variant must be
+    added there); at the smallest length each point is priced or refused with its mapper's
+    reason, none fails, and dense attention is priced on both hardware."""
+    from attnsim.einsum_ir.library import ZOO
+    from attnsim.reports.dse.store import load_failures, load_refusals
+
+    path = EXAMPLES[0].parent / "variant-zoo.yaml"
+    exp = load_experiment(path)
+    designs = exp.tables.designs.values()
+    cascades = {exp.tables.cascades[d["cascade"]].get("builtin") for d in designs}
+    assert {e.name for e in ZOO} <= cascades
+    assert set(exp.tables.designs) == set(exp.sweep["design"])  # each design is swept
+    text = path.read_text(encoding="utf-8").replace("[4K, 16K, 64K]", "[4K]")
+    small = tmp_path / "variant-zoo.yaml"
+    small.write_text(text, encoding="utf-8")
+    exp = load_experiment(small)
+    summary = run_experiment(exp, tmp_path / "out", jobs=2, quiet=True)
+    assert summary.failed == 0 and load_failures(tmp_path / "out") == []
+    assert summary.ok + summary.refused == exp.count == 2 * len(exp.tables.designs)
+    rows = load_rows(tmp_path / "out")
+    refused = load_refusals(tmp_path / "out")
+    assert all(r["refusal"] for r in refused)
+    priced = {(r["design"], r["mapper"]) for r in rows}
+    assert {("dense", "fusemax"), ("dense", "gpu-1pass")} <= priced
+    assert priced.isdisjoint((r["design"], r["mapper"]) for r in refused)
