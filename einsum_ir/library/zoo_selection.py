@@ -92,7 +92,8 @@ _HCAM = ZooCascade(
     "attention-hcam",
     SELECTION,
     "HCAM hierarchical chunk attention: scores against chunk summaries (mean keys), then "
-    "attention inside the top-k chunks, weighted by their renormalized summary weights",
+    "attention inside the top-k chunks, weighted by their renormalized summary weights "
+    "(1 pass over M)",
     f"""Hierarchical Chunk Attention Memory (Lampinen, Chan, Banino and Hill, "Towards mental
 time travel: a hierarchical memory for reinforcement learning agents", NeurIPS 2021, arXiv
 2105.14039, Sec. 2 and Fig. 1c; variants.md Sec. 2.5 #37). The memory of M keys is cut into
@@ -192,7 +193,8 @@ _ROUTING = ZooCascade(
     "attention-routing",
     SELECTION,
     "Routing Transformer: tokens assigned to U centroids ((P + M) U E), then attention "
-    "inside each cluster's window of w = M / U keys (block-diagonal after the sort)",
+    "inside each cluster's window of w = M / U keys (block-diagonal after the sort) "
+    "(1 pass over M)",
     f"""Routing attention (Roy, Saffar, Vaswani and Grangier, "Efficient Content-Based Sparse
 Attention with Routing Transformers", TACL 2021, arXiv 2003.05997, Sec. 4; variants.md
 Sec. 2.5 #31): U centroids C[e,u] (online k-means); every query and key is scored against
