@@ -182,6 +182,105 @@ def kdgqa_attention(q: Array, k: Array, v: Array) -> Array:
     return masked_softmax_attention(q, k[:, kv_head], v[:, kv_head], visible)
 
 
+def rope(x1: Array, x2: Array, pos: npt.NDArray[np.float64], base: int) -> tuple[Array, Array]:
+    """Llama's rotary embedding of x = [x1; x2] (halves on axis -2) at positions `pos`.
+
+    `pos` broadcasts against the last axis (tokens); frequency i is base^(-i / half).
+    """
+    half = x1.shape[-2]
+    theta = float(base) ** (-np.arange(half) / half)
+    angle = np.asarray(pos, dtype=np.float64)[..., None, :] * theta[:, None]
+    cos, sin = np.cos(angle), np.sin(angle)
+    return x1 * cos - x2 * sin, x2 * cos + x1 * sin
+
+
+def _softmax_rows(scores: Array, visible: BoolArray) -> Array:
+    masked = np.where(visible, scores, -np.inf)
+    top = masked.max(axis=-1, keepdims=True)
+    weights = np.where(visible, np.exp(masked - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = weights.sum(axis=-1, keepdims=True)
+    out: Array = weights / np.where(total > 0, total, 1.0)
+    return out
+
+
+def pine_attention(
+    qa: Array, qb: Array, ka: Array, kb: Array, v: Array, sizes: Mapping[str, int], docs: int
+) -> Array:
+    """PINE prefill as the authors' code computes it, for one (batch, head) at a time.
+
+    Inputs (..., E, P|M) with q = [qa; qb] un-rotated. Layout: sizes["PRE"] prefix tokens,
+    `docs` documents of sizes["DOC"] tokens, then the question. Per doc query segment:
+    importance from an un-rotated softmax over the other docs (mass per doc / DOC, summed
+    over the segment's tokens), the docs stacked and moved back by DOC per place of a
+    stable descending argsort (own doc first), RoPE at those positions, keys visible when
+    their new position is <= the query's. Question tokens order the docs each by its own
+    importance; prefix tokens are causal attention at their positions.
+    """
+    pre, length, base = sizes["PRE"], sizes["DOC"], zm.PINE_ROPE_BASE
+    n_q, n_k = qa.shape[-1], ka.shape[-1]
+    start = [pre + d * length for d in range(docs + 1)]
+    end_docs = start[docs]
+    out = np.zeros((*qa.shape[:-2], v.shape[-2], n_q))
+    for idx in np.ndindex(*qa.shape[:-2]):
+        q1, q2, k1, k2, val = qa[idx], qb[idx], ka[idx], kb[idx], v[idx]
+        qraw, kraw = np.concatenate([q1, q2]), np.concatenate([k1, k2])
+        # the code's stacked positions: each doc at the end of the document region
+        base_pos = np.arange(max(n_q, n_k), dtype=np.float64)
+        for d in range(docs):
+            base_pos[start[d] : start[d + 1]] = pre + (docs - 1) * length + np.arange(length)[
+                : len(base_pos[start[d] : start[d + 1]])
+            ]
+        doc_of = np.full(max(n_q, n_k), -1)
+        for d in range(docs):
+            doc_of[start[d] : start[d + 1]] = d
+
+        def mass(rows: npt.NDArray[np.int64], own: int) -> Array:
+            """Un-rotated attention mass per doc for query rows (own doc excluded)."""
+            keys = (doc_of[:n_k] >= 0) & (doc_of[:n_k] != own)
+            w = _softmax_rows(qraw[:, rows].T @ kraw, np.broadcast_to(keys, (len(rows), n_k)))
+            return np.stack([w[:, doc_of[:n_k] == d].sum(axis=1) / length for d in range(docs)], 1)
+
+        def attend(rows: npt.NDArray[np.int64], order: npt.NDArray[np.int64]) -> None:
+            """Rows share one doc order (most important first); keys re-positioned by it."""
+            shift = np.zeros(docs)
+            shift[order] = np.arange(docs) * length
+            k_pos = base_pos[:n_k].copy()
+            in_docs = doc_of[:n_k] >= 0
+            k_pos[in_docs] -= shift[doc_of[:n_k][in_docs]]
+            q_pos = base_pos[rows]
+            r1, r2 = rope(q1[:, rows], q2[:, rows], q_pos, base)
+            c1, c2 = rope(k1, k2, k_pos, base)
+            scores = r1.T @ c1 + r2.T @ c2
+            if rows[0] >= end_docs:  # question tokens: causal in the original order
+                visible = np.arange(n_k)[None, :] <= rows[:, None]
+            else:  # doc tokens: the keys up to the documents' end, by new position
+                visible = (k_pos[None, :] <= q_pos[:, None]) & (np.arange(n_k) < end_docs)
+            out[idx][:, rows] = val @ _softmax_rows(scores, visible).T
+
+        prefix = np.arange(min(pre, n_q))
+        if len(prefix):
+            r1, r2 = rope(q1[:, prefix], q2[:, prefix], prefix, base)
+            c1, c2 = rope(k1, k2, np.arange(n_k), base)
+            causal = np.arange(n_k)[None, :] <= prefix[:, None]
+            out[idx][:, prefix] = val @ _softmax_rows(r1.T @ c1 + r2.T @ c2, causal).T
+        for s in range(docs):
+            rows = np.arange(start[s], min(start[s + 1], n_q))
+            if not len(rows):
+                continue
+            importance = mass(rows, own=s).sum(axis=0)
+            importance[s] = np.inf  # own doc first
+            attend(rows, np.argsort(-importance, kind="stable"))
+        for p in range(end_docs, n_q):
+            rows = np.array([p])
+            attend(rows, np.argsort(-mass(rows, own=-1)[0], kind="stable"))
+    return out
+
+
+def _pine(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    qa, qb, ka, kb, v = (np.asarray(inputs[n], np.float64) for n in ("QA", "QB", "KA", "KB", "V"))
+    return pine_attention(qa, qb, ka, kb, v, sizes, zm.PINE_DOCS)
+
+
 def _dense(attend: Callable[[Array, Array, Array], Array]) -> Compute:
     def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
         return attend(*_qkv(inputs))
@@ -242,5 +341,16 @@ ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         (_MH[0], ("K", ("B", "G", "E", "M")), ("V", ("B", "G", "F", "M"))),
         "AV",
         _dense(kdgqa_attention),
+    ),
+    "attention-pine": (
+        (
+            ("QA", ("B", "H", "E", "P")),
+            ("QB", ("B", "H", "E", "P")),
+            ("KA", ("B", "H", "E", "M")),
+            ("KB", ("B", "H", "E", "M")),
+            _MH[2],
+        ),
+        "AV",
+        _pine,
     ),
 }
