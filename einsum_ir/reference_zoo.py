@@ -182,7 +182,7 @@ def kdgqa_attention(q: Array, k: Array, v: Array) -> Array:
     return masked_softmax_attention(q, k[:, kv_head], v[:, kv_head], visible)
 
 
-def rope(x1: Array, x2: Array, pos: npt.NDArray[np.float64], base: int) -> tuple[Array, Array]:
+def rope(x1: Array, x2: Array, pos: npt.ArrayLike, base: int) -> tuple[Array, Array]:
     """Llama's rotary embedding of x = [x1; x2] (halves on axis -2) at positions `pos`.
 
     `pos` broadcasts against the last axis (tokens); frequency i is base^(-i / half).
@@ -216,64 +216,80 @@ def pine_attention(
     their new position is <= the query's. Question tokens order the docs each by its own
     importance; prefix tokens are causal attention at their positions.
     """
-    pre, length, base = sizes["PRE"], sizes["DOC"], zm.PINE_ROPE_BASE
-    n_q, n_k = qa.shape[-1], ka.shape[-1]
-    start = [pre + d * length for d in range(docs + 1)]
-    end_docs = start[docs]
-    out = np.zeros((*qa.shape[:-2], v.shape[-2], n_q))
+    out = np.zeros((*qa.shape[:-2], v.shape[-2], qa.shape[-1]))
     for idx in np.ndindex(*qa.shape[:-2]):
-        q1, q2, k1, k2, val = qa[idx], qb[idx], ka[idx], kb[idx], v[idx]
-        qraw, kraw = np.concatenate([q1, q2]), np.concatenate([k1, k2])
-        # the code's stacked positions: each doc at the end of the document region
-        base_pos = np.arange(max(n_q, n_k), dtype=np.float64)
-        for d in range(docs):
-            base_pos[start[d] : start[d + 1]] = pre + (docs - 1) * length + np.arange(length)[
-                : len(base_pos[start[d] : start[d + 1]])
-            ]
-        doc_of = np.full(max(n_q, n_k), -1)
-        for d in range(docs):
-            doc_of[start[d] : start[d + 1]] = d
-
-        def mass(rows: npt.NDArray[np.int64], own: int) -> Array:
-            """Un-rotated attention mass per doc for query rows (own doc excluded)."""
-            keys = (doc_of[:n_k] >= 0) & (doc_of[:n_k] != own)
-            w = _softmax_rows(qraw[:, rows].T @ kraw, np.broadcast_to(keys, (len(rows), n_k)))
-            return np.stack([w[:, doc_of[:n_k] == d].sum(axis=1) / length for d in range(docs)], 1)
-
-        def attend(rows: npt.NDArray[np.int64], order: npt.NDArray[np.int64]) -> None:
-            """Rows share one doc order (most important first); keys re-positioned by it."""
-            shift = np.zeros(docs)
-            shift[order] = np.arange(docs) * length
-            k_pos = base_pos[:n_k].copy()
-            in_docs = doc_of[:n_k] >= 0
-            k_pos[in_docs] -= shift[doc_of[:n_k][in_docs]]
-            q_pos = base_pos[rows]
-            r1, r2 = rope(q1[:, rows], q2[:, rows], q_pos, base)
-            c1, c2 = rope(k1, k2, k_pos, base)
-            scores = r1.T @ c1 + r2.T @ c2
-            if rows[0] >= end_docs:  # question tokens: causal in the original order
-                visible = np.arange(n_k)[None, :] <= rows[:, None]
-            else:  # doc tokens: the keys up to the documents' end, by new position
-                visible = (k_pos[None, :] <= q_pos[:, None]) & (np.arange(n_k) < end_docs)
-            out[idx][:, rows] = val @ _softmax_rows(scores, visible).T
-
-        prefix = np.arange(min(pre, n_q))
-        if len(prefix):
-            r1, r2 = rope(q1[:, prefix], q2[:, prefix], prefix, base)
-            c1, c2 = rope(k1, k2, np.arange(n_k), base)
-            causal = np.arange(n_k)[None, :] <= prefix[:, None]
-            out[idx][:, prefix] = val @ _softmax_rows(r1.T @ c1 + r2.T @ c2, causal).T
-        for s in range(docs):
-            rows = np.arange(start[s], min(start[s + 1], n_q))
-            if not len(rows):
-                continue
-            importance = mass(rows, own=s).sum(axis=0)
-            importance[s] = np.inf  # own doc first
-            attend(rows, np.argsort(-importance, kind="stable"))
-        for p in range(end_docs, n_q):
-            rows = np.array([p])
-            attend(rows, np.argsort(-mass(rows, own=-1)[0], kind="stable"))
+        head = _PineHead(qa[idx], qb[idx], ka[idx], kb[idx], sizes["PRE"], sizes["DOC"], docs)
+        out[idx] = head.attend_all(v[idx])
     return out
+
+
+class _PineHead:
+    """One head's PINE: stacked positions, importance, orders and re-positioned attention."""
+
+    def __init__(
+        self, q1: Array, q2: Array, k1: Array, k2: Array, pre: int, length: int, docs: int
+    ) -> None:
+        self.q1, self.q2, self.k1, self.k2 = q1, q2, k1, k2
+        self.pre, self.length, self.docs = pre, length, docs
+        self.n_q, self.n_k = q1.shape[-1], k1.shape[-1]
+        self.start = [pre + d * length for d in range(docs + 1)]
+        n = max(self.n_q, self.n_k)
+        # the code's stacked positions: each doc at the end of the document region
+        self.base_pos = np.arange(n, dtype=np.float64)
+        self.doc_of = np.full(n, -1)
+        for d in range(docs):
+            span = slice(self.start[d], self.start[d + 1])
+            self.base_pos[span] = (pre + (docs - 1) * length + np.arange(length))[
+                : len(self.base_pos[span])
+            ]
+            self.doc_of[span] = d
+
+    def mass(self, rows: npt.NDArray[np.int64], own: int) -> Array:
+        """Un-rotated attention mass per doc / DOC for query rows (own doc excluded)."""
+        qraw, kraw = np.concatenate([self.q1, self.q2]), np.concatenate([self.k1, self.k2])
+        key_doc = self.doc_of[: self.n_k]
+        keys = (key_doc >= 0) & (key_doc != own)
+        w = _softmax_rows(qraw[:, rows].T @ kraw, np.broadcast_to(keys, (len(rows), self.n_k)))
+        return np.stack([w[:, key_doc == d].sum(axis=1) / self.length for d in range(self.docs)], 1)
+
+    def attend(self, rows: npt.NDArray[np.int64], order: npt.NDArray[np.int64], v: Array) -> Array:
+        """Rows sharing one doc order (most important first); keys re-positioned by it."""
+        shift = np.zeros(self.docs)
+        shift[order] = np.arange(self.docs) * self.length
+        key_doc = self.doc_of[: self.n_k]
+        k_pos = self.base_pos[: self.n_k].copy()
+        k_pos[key_doc >= 0] -= shift[key_doc[key_doc >= 0]]
+        q_pos = self.base_pos[rows]
+        r1, r2 = rope(self.q1[:, rows], self.q2[:, rows], q_pos, zm.PINE_ROPE_BASE)
+        c1, c2 = rope(self.k1, self.k2, k_pos, zm.PINE_ROPE_BASE)
+        keys = np.arange(self.n_k)
+        if rows[0] >= self.start[self.docs]:  # question tokens: causal in the original order
+            visible = keys[None, :] <= rows[:, None]
+        else:  # doc tokens: the keys up to the documents' end, by new position
+            visible = (k_pos[None, :] <= q_pos[:, None]) & (keys < self.start[self.docs])
+        out: Array = v @ _softmax_rows(r1.T @ c1 + r2.T @ c2, visible).T
+        return out
+
+    def attend_all(self, v: Array) -> Array:
+        """Every query row: prefix (causal), each doc segment, each question token."""
+        out = np.zeros((v.shape[0], self.n_q))
+        prefix = np.arange(min(self.pre, self.n_q))
+        if len(prefix):
+            r1, r2 = rope(self.q1[:, prefix], self.q2[:, prefix], prefix, zm.PINE_ROPE_BASE)
+            c1, c2 = rope(self.k1, self.k2, np.arange(self.n_k), zm.PINE_ROPE_BASE)
+            causal = np.arange(self.n_k)[None, :] <= prefix[:, None]
+            out[:, prefix] = v @ _softmax_rows(r1.T @ c1 + r2.T @ c2, causal).T
+        for s in range(self.docs):
+            rows = np.arange(self.start[s], min(self.start[s + 1], self.n_q))
+            if len(rows):
+                importance = self.mass(rows, own=s).sum(axis=0)
+                importance[s] = np.inf  # own doc first
+                out[:, rows] = self.attend(rows, np.argsort(-importance, kind="stable"), v)
+        for p in range(self.start[self.docs], self.n_q):
+            rows = np.array([p])
+            order = np.argsort(-self.mass(rows, own=-1)[0], kind="stable")
+            out[:, rows] = self.attend(rows, order, v)
+        return out
 
 
 def _pine(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:

@@ -350,9 +350,7 @@ def pine_lines(docs: int) -> list[str]:
         f"C1[{bh}m1,p] = exp(R1[{bh}m1,p] - R1[{bh}m1+1,p])",
     ]
     for d in range(docs):
-        lines.append(
-            f"U{d}[{bh}m1,p] = N1[{bh}m1,m0,p] where {pine_importance_mask_for(d, docs)}"
-        )
+        lines.append(f"U{d}[{bh}m1,p] = N1[{bh}m1,m0,p] where {pine_importance_mask_for(d, docs)}")
     units = " + ".join(f"U{d}[{bh}m1,p]" for d in range(docs))
     lines.append(f"D1[{bh}m1+1,p] = C1[{bh}m1,p] * D1[{bh}m1,p] + {units}")
     for d in range(docs):
@@ -437,9 +435,7 @@ def _pine(entry: ZooCascade) -> Cascade:
         "PINE: cos and sin are counted as one operation each (RoPE's cos and sin of one "
         "angle share their range reduction on real hardware)",
     )
-    return cascade(
-        entry, inputs, pine_lines(docs), params, init=init, assumptions=assumptions
-    )
+    return cascade(entry, inputs, pine_lines(docs), params, init=init, assumptions=assumptions)
 
 
 def _moa(entry: ZooCascade) -> Cascade:

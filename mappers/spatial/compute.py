@@ -5,7 +5,8 @@ Expression nodes become PE operations of the array's operation table:
 - a sum over a product (`Q[e,p] * K[e,m]` summed over e) is one `mac` per reduced point;
 - other sums are `add`s, max/min reductions and `max(x, y)`/`min(x, y)` are `max`es;
 - `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
-  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`, `cos`, `sin`); negation is free (a sign flip);
+  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`, `cos`, `sin`); negation is free (a
+  sign flip);
 - an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
   absorbs the subtraction of the running max) makes that argument node free;
 - index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a

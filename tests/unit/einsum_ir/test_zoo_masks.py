@@ -208,7 +208,9 @@ def test_pine_output_does_not_depend_on_the_document_order() -> None:
     order = [2, 0, 3, 1]
     token = np.arange(n)
     for slot, d in enumerate(order):
-        token[pre + slot * doc : pre + (slot + 1) * doc] = np.arange(pre + d * doc, pre + (d + 1) * doc)
+        token[pre + slot * doc : pre + (slot + 1) * doc] = np.arange(
+            pre + d * doc, pre + (d + 1) * doc
+        )
     moved = {name: x[..., token] for name, x in inputs.items()}
     again = np.asarray(evaluate(cascade, moved, sizes)["AV"])
     np.testing.assert_allclose(again, got[..., token], rtol=1e-10, atol=1e-10)
