@@ -278,8 +278,8 @@ argsort), the key rotation at the original positions (KRA, KRB) and, for each ke
 document d, the query rotated at the angle that gives the re-assigned relative position
 (QRA_d, QRB_d: RoPE scores depend only on the position difference), then scores per key
 region merged into QK and FuseMax's 1-pass cascade. Passes: 2 (the ranks need all of pass
-1). Work: pass 1 ~ P M_doc E MACs (scores without V), pass 2 the masked attention, plus
-(ND + 1) P E query rotations and M E key rotations (cos, sin and 6 ops each).
+1). Work: pass 1 2E MACs per (query, other-document key) pair (scores, no V), pass 2 the
+masked attention, plus (ND + 1) P E query and M E key rotations (cos, sin, 6 ops each).
 The write-up models K'[s,e,m], keys rotated per query segment (ND M E rotations; the
 question's per-token ordering adds one rotation of K per question token in the authors'
 code). The grammar cannot pick K'[seg(p)] for a query without a one-hot contraction (ND
