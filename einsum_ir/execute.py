@@ -65,6 +65,8 @@ _UNARY: dict[UnaryOp, Callable[[Array], Array]] = {
     UnaryOp.LOG: np.log,
     UnaryOp.STEP: lambda x: np.heaviside(x, 0.0),  # 1 where x > 0, 0 where x <= 0
     UnaryOp.ROUND: np.round,  # halves to even, as torch.round
+    UnaryOp.COS: np.cos,
+    UnaryOp.SIN: np.sin,
 }
 _BINARY: dict[BinaryOp, Callable[[Array, Array], Array]] = {
     BinaryOp.ADD: np.add,

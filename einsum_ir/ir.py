@@ -30,6 +30,8 @@ class UnaryOp(enum.Enum):
     LOG = "log"
     STEP = "step"  # the unit step: 1 where x > 0, else 0
     ROUND = "round"  # to the nearest integer, halves to even (numpy's and torch's round)
+    COS = "cos"  # cosine of an angle in radians (RoPE at computed positions)
+    SIN = "sin"  # sine of an angle in radians
 
 
 class BinaryOp(enum.Enum):
@@ -80,6 +82,8 @@ FUNCTION_UNARY_OPS = frozenset(
         UnaryOp.LOG,
         UnaryOp.STEP,
         UnaryOp.ROUND,
+        UnaryOp.COS,
+        UnaryOp.SIN,
     }
 )
 

@@ -21,7 +21,8 @@ Grammar (precedence low to high)::
     lname     := lowername (index variable) | UPPERNAME (size symbol: a rank size or a param)
 
 FUNC is exp, sigmoid, sqrt, recip, tanh, abs, log, step (1 where the argument is > 0, else
-0) or round (to the nearest integer, halves to even). Linear forms have no parentheses, so
+0), round (to the nearest integer, halves to even), cos or sin (of an angle in radians).
+Linear forms have no parentheses, so
 '(' in a `where` clause always opens a group of conditions. A top-level `A or B` is one
 `AnyOf`; `A and (B or C)` is `A` and an `AnyOf`; an `or` nested inside an option of another
 `or` is distributed into disjunctive normal form (the IR holds `AnyOf` options as plain

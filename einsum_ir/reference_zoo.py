@@ -182,6 +182,121 @@ def kdgqa_attention(q: Array, k: Array, v: Array) -> Array:
     return masked_softmax_attention(q, k[:, kv_head], v[:, kv_head], visible)
 
 
+def rope(x1: Array, x2: Array, pos: npt.ArrayLike, base: int) -> tuple[Array, Array]:
+    """Llama's rotary embedding of x = [x1; x2] (halves on axis -2) at positions `pos`.
+
+    `pos` broadcasts against the last axis (tokens); frequency i is base^(-i / half).
+    """
+    half = x1.shape[-2]
+    theta = float(base) ** (-np.arange(half) / half)
+    angle = np.asarray(pos, dtype=np.float64)[..., None, :] * theta[:, None]
+    cos, sin = np.cos(angle), np.sin(angle)
+    return x1 * cos - x2 * sin, x2 * cos + x1 * sin
+
+
+def _softmax_rows(scores: Array, visible: BoolArray) -> Array:
+    masked = np.where(visible, scores, -np.inf)
+    top = masked.max(axis=-1, keepdims=True)
+    weights = np.where(visible, np.exp(masked - np.where(np.isfinite(top), top, 0.0)), 0.0)
+    total = weights.sum(axis=-1, keepdims=True)
+    out: Array = weights / np.where(total > 0, total, 1.0)
+    return out
+
+
+def pine_attention(
+    qa: Array, qb: Array, ka: Array, kb: Array, v: Array, sizes: Mapping[str, int], docs: int
+) -> Array:
+    """PINE prefill as the authors' code computes it, for one (batch, head) at a time.
+
+    Inputs (..., E, P|M) with q = [qa; qb] un-rotated. Layout: sizes["PRE"] prefix tokens,
+    `docs` documents of sizes["DOC"] tokens, then the question. Per doc query segment:
+    importance from an un-rotated softmax over the other docs (mass per doc / DOC, summed
+    over the segment's tokens), the docs stacked and moved back by DOC per place of a
+    stable descending argsort (own doc first), RoPE at those positions, keys visible when
+    their new position is <= the query's. Question tokens order the docs each by its own
+    importance; prefix tokens are causal attention at their positions.
+    """
+    out = np.zeros((*qa.shape[:-2], v.shape[-2], qa.shape[-1]))
+    for idx in np.ndindex(*qa.shape[:-2]):
+        head = _PineHead(qa[idx], qb[idx], ka[idx], kb[idx], sizes["PRE"], sizes["DOC"], docs)
+        out[idx] = head.attend_all(v[idx])
+    return out
+
+
+class _PineHead:
+    """One head's PINE: stacked positions, importance, orders and re-positioned attention."""
+
+    def __init__(
+        self, q1: Array, q2: Array, k1: Array, k2: Array, pre: int, length: int, docs: int
+    ) -> None:
+        self.q1, self.q2, self.k1, self.k2 = q1, q2, k1, k2
+        self.pre, self.length, self.docs = pre, length, docs
+        self.n_q, self.n_k = q1.shape[-1], k1.shape[-1]
+        self.start = [pre + d * length for d in range(docs + 1)]
+        n = max(self.n_q, self.n_k)
+        # the code's stacked positions: each doc at the end of the document region
+        self.base_pos = np.arange(n, dtype=np.float64)
+        self.doc_of = np.full(n, -1)
+        for d in range(docs):
+            span = slice(self.start[d], self.start[d + 1])
+            self.base_pos[span] = (pre + (docs - 1) * length + np.arange(length))[
+                : len(self.base_pos[span])
+            ]
+            self.doc_of[span] = d
+
+    def mass(self, rows: npt.NDArray[np.int64], own: int) -> Array:
+        """Un-rotated attention mass per doc / DOC for query rows (own doc excluded)."""
+        qraw, kraw = np.concatenate([self.q1, self.q2]), np.concatenate([self.k1, self.k2])
+        key_doc = self.doc_of[: self.n_k]
+        keys = (key_doc >= 0) & (key_doc != own)
+        w = _softmax_rows(qraw[:, rows].T @ kraw, np.broadcast_to(keys, (len(rows), self.n_k)))
+        return np.stack([w[:, key_doc == d].sum(axis=1) / self.length for d in range(self.docs)], 1)
+
+    def attend(self, rows: npt.NDArray[np.int64], order: npt.NDArray[np.int64], v: Array) -> Array:
+        """Rows sharing one doc order (most important first); keys re-positioned by it."""
+        shift = np.zeros(self.docs)
+        shift[order] = np.arange(self.docs) * self.length
+        key_doc = self.doc_of[: self.n_k]
+        k_pos = self.base_pos[: self.n_k].copy()
+        k_pos[key_doc >= 0] -= shift[key_doc[key_doc >= 0]]
+        q_pos = self.base_pos[rows]
+        r1, r2 = rope(self.q1[:, rows], self.q2[:, rows], q_pos, zm.PINE_ROPE_BASE)
+        c1, c2 = rope(self.k1, self.k2, k_pos, zm.PINE_ROPE_BASE)
+        keys = np.arange(self.n_k)
+        if rows[0] >= self.start[self.docs]:  # question tokens: causal in the original order
+            visible = keys[None, :] <= rows[:, None]
+        else:  # doc tokens: the keys up to the documents' end, by new position
+            visible = (k_pos[None, :] <= q_pos[:, None]) & (keys < self.start[self.docs])
+        out: Array = v @ _softmax_rows(r1.T @ c1 + r2.T @ c2, visible).T
+        return out
+
+    def attend_all(self, v: Array) -> Array:
+        """Every query row: prefix (causal), each doc segment, each question token."""
+        out = np.zeros((v.shape[0], self.n_q))
+        prefix = np.arange(min(self.pre, self.n_q))
+        if len(prefix):
+            r1, r2 = rope(self.q1[:, prefix], self.q2[:, prefix], prefix, zm.PINE_ROPE_BASE)
+            c1, c2 = rope(self.k1, self.k2, np.arange(self.n_k), zm.PINE_ROPE_BASE)
+            causal = np.arange(self.n_k)[None, :] <= prefix[:, None]
+            out[:, prefix] = v @ _softmax_rows(r1.T @ c1 + r2.T @ c2, causal).T
+        for s in range(self.docs):
+            rows = np.arange(self.start[s], min(self.start[s + 1], self.n_q))
+            if len(rows):
+                importance = self.mass(rows, own=s).sum(axis=0)
+                importance[s] = np.inf  # own doc first
+                out[:, rows] = self.attend(rows, np.argsort(-importance, kind="stable"), v)
+        for p in range(self.start[self.docs], self.n_q):
+            rows = np.array([p])
+            order = np.argsort(-self.mass(rows, own=-1)[0], kind="stable")
+            out[:, rows] = self.attend(rows, order, v)
+        return out
+
+
+def _pine(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    qa, qb, ka, kb, v = (np.asarray(inputs[n], np.float64) for n in ("QA", "QB", "KA", "KB", "V"))
+    return pine_attention(qa, qb, ka, kb, v, sizes, zm.PINE_DOCS)
+
+
 def _dense(attend: Callable[[Array, Array, Array], Array]) -> Compute:
     def compute(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
         return attend(*_qkv(inputs))
@@ -242,5 +357,16 @@ ZOO_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         (_MH[0], ("K", ("B", "G", "E", "M")), ("V", ("B", "G", "F", "M"))),
         "AV",
         _dense(kdgqa_attention),
+    ),
+    "attention-pine": (
+        (
+            ("QA", ("B", "H", "E", "P")),
+            ("QB", ("B", "H", "E", "P")),
+            ("KA", ("B", "H", "E", "M")),
+            ("KB", ("B", "H", "E", "M")),
+            _MH[2],
+        ),
+        "AV",
+        _pine,
     ),
 }

@@ -61,6 +61,8 @@ class OpKind(enum.StrEnum):
     LOG = "log"
     STEP = "step"
     ROUND = "round"
+    COS = "cos"
+    SIN = "sin"
 
 
 _BINARY_KIND = {
@@ -82,6 +84,8 @@ _UNARY_KIND = {
     UnaryOp.LOG: OpKind.LOG,
     UnaryOp.STEP: OpKind.STEP,
     UnaryOp.ROUND: OpKind.ROUND,
+    UnaryOp.COS: OpKind.COS,
+    UnaryOp.SIN: OpKind.SIN,
 }
 _PointsFn = Callable[[frozenset[str]], int]
 _REDUCE_KIND = {ReduceOp.SUM: OpKind.ADD, ReduceOp.MAX: OpKind.MAX, ReduceOp.MIN: OpKind.MAX}

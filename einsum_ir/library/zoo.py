@@ -7,10 +7,9 @@ head and K/V structure (`zoo_heads`, Sec. 2.3) and linear / recurrent attention
 (`zoo_linear`, Sec. 2.7). `zoo_cascade(name)` builds one.
 
 KDGQA (#1, `zoo_heads`) runs its allocation on the data with the grammar's `step` and
-`round`, so the norm pre-pass feeds the attention (2 passes). Not built yet: PINE (#77),
-whose second pass re-positions documents by the order of the first pass's importance and
-re-applies RoPE at the new positions (the ordering is statable with `step`; the rotation
-needs cos/sin of data-dependent positions, which the grammar lacks).
+`round`, so the norm pre-pass feeds the attention (2 passes). PINE (#77, `zoo_masks`)
+orders the documents by its importance pass with `step` and applies RoPE at the
+re-assigned positions with `cos` and `sin` (2 passes).
 """
 
 from __future__ import annotations

@@ -9,14 +9,19 @@ and the mappers skip empty tiles; regions, sinks and windows are params.
 
 from __future__ import annotations
 
-from attnsim.einsum_ir.ir import Cascade
+import math
+
+from attnsim.einsum_ir.ir import Cascade, TensorName
 from attnsim.einsum_ir.library.zoo_base import (
+    MASKED_INIT,
     ONE_PASS_NOTE,
     STATIC_MASKS,
     Builder,
     ZooCascade,
     any_of,
+    cascade,
     masked_one_pass,
+    one_pass_lines,
     part_bounds,
     times,
 )
@@ -36,6 +41,7 @@ MOA_WINDOWS = (512, 1024, 2048, 4096)  # MoA: window per class (W0..W3)
 PINE_DOCS = 4  # PINE: documents (segments) in the document region
 PINE_PREFIX_DEFAULT = 64  # PINE: tokens before the documents (system prompt)
 PINE_DOC_DEFAULT = 256  # PINE: tokens per document
+PINE_ROPE_BASE = 10000  # PINE: RoPE base (Llama-2, Qwen-1.5 use 10000 or more)
 
 
 # ----------------------------------------------------------------------------- masks
@@ -243,6 +249,195 @@ keeps every class's full T keys).
 )
 
 
+_PINE = ZooCascade(
+    "attention-pine",
+    STATIC_MASKS,
+    f"PINE position-bias elimination: {PINE_DOCS} documents see each other bidirectionally "
+    "and are re-positioned (RoPE) per query by attention importance (2 passes)",
+    f"""PINE (Wang, Zhang, Li, Huang, Han, Ji, Kakade, Peng and Ji, "Eliminating Position Bias
+of Language Models: A Mechanistic Approach", arXiv 2407.01100, ICLR 2025; variants.md Sec.
+2.4 #77), prefill, as the authors' code (github.com/wzq016/PINE) computes it. Layout: PRE
+prefix tokens (system prompt), ND = {PINE_DOCS} documents of DOC tokens, then the question
+(suffix), P = M; params PRE = {PINE_PREFIX_DEFAULT}, DOC = {PINE_DOC_DEFAULT}; RoPE base
+{PINE_ROPE_BASE} (the built-in's). Q and K come un-rotated, as halves (Llama's rotate_half layout:
+q = [QA; QB], E = head dim / 2, frequency theta_e = 10000^(-e/E)).
+  Pass 1, importance (no RoPE): a doc query softmaxes over the other documents' keys, a
+question query over all documents' keys; importance of doc d for doc s is the attention
+mass on d summed over s's tokens, for a question token its own mass on d (the code also
+divides by the document length, a common factor with equal lengths).
+  Positions: the code stacks the documents (each at PRE + (ND-1) DOC + offset) and, per
+doc query segment s, moves doc d back by rank_s(d) DOC, own doc first (rank 0), then by
+descending importance (stable argsort), so the more important documents sit closer to
+the query; a question token orders all ND documents by its own importance. Pass 2 is
+attention with RoPE at those positions under the mask
+  m <= p or (doc(m) != doc(p), both in the documents)
+(doc queries see the prefix, their own doc causally and every other doc).
+Einsums: the importance pass (online softmax with ND per-document accumulators W_d), the
+ranks rank(d) = #(d' before d) with `step` (ties to the lower index, as the stable
+argsort), the key rotation at the original positions (KRA, KRB) and, for each key
+document d, the query rotated at the angle that gives the re-assigned relative position
+(QRA_d, QRB_d: RoPE scores depend only on the position difference), then scores per key
+region merged into QK and FuseMax's 1-pass cascade. Passes: 2 (the ranks need all of pass
+1). Work: pass 1 2E MACs per (query, other-document key) pair (scores, no V), pass 2 the
+masked attention, plus (ND + 1) P E query and M E key rotations (cos, sin, 6 ops each).
+The write-up models K'[s,e,m], keys rotated per query segment (ND M E rotations; the
+question's per-token ordering adds one rotation of K per question token in the authors'
+code). The grammar cannot pick K'[seg(p)] for a query without a one-hot contraction (ND
+times the QK work): a `where` cannot tie a segment rank to positions with a symbolic DOC.
+Rotating each query once per key document is the same arithmetic up to rounding and
+keeps K rotated once (it trades K re-rotation for ND + 1 rotated copies of each query).
+Not modelled: decoding (each generated token re-orders the documents as a question
+token does).
+{ONE_PASS_NOTE}""",
+    2,
+    mask="pine bidirectional docs",
+    algorithm="importance pass+1pass",
+)
+
+
+def _doc_lo(d: int) -> str:
+    """First position of document d (PRE + d*DOC), as a linear form."""
+    return "PRE" if d == 0 else f"PRE + {times(d, 'DOC')}"
+
+
+def _in_doc(var: str, d: int) -> list[str]:
+    return [f"{var} >= {_doc_lo(d)}", f"{var} < {_doc_lo(d + 1)}"]
+
+
+def _is_doc(var: str, d: int) -> str:
+    """1 where the index `var` lies in document d, else 0 (an expression)."""
+    return f"step({var} - ({_doc_lo(d)}) + 0.5) * step({_doc_lo(d + 1)} - {var} - 0.5)"
+
+
+def pine_importance_mask(docs: int) -> str:
+    """Pass 1: keys in the documents, queries in a document (another one) or after them."""
+    options = []
+    for d in range(docs):
+        if d:
+            options.append([*_in_doc("m", d), "p >= PRE", f"p < {_doc_lo(d)}"])
+        options.append([*_in_doc("m", d), f"p >= {_doc_lo(d + 1)}"])
+    return any_of(options)
+
+
+def pine_mask(docs: int) -> str:
+    """Pass 2: causal, or a doc query and a later document (bidirectional across docs)."""
+    later = [[*_in_doc("m", d), "p >= PRE", f"p < {_doc_lo(d)}"] for d in range(1, docs)]
+    return any_of([["m <= p"], *later])
+
+
+def _pine_doc_keys(d: int) -> str:
+    later = [[*_in_doc("m", d), "p >= PRE", f"p < {_doc_lo(d)}"]] if d else []
+    return any_of([[*_in_doc("m", d), "m <= p"], *later])
+
+
+def pine_lines(docs: int) -> list[str]:
+    """PINE's Einsums: importance pass, ranks, rotations, merged scores, 1-pass attention."""
+    bh, key, q = "b,h,", "b,h,e,m1,m0", "b,h,e,p"
+    mask1, mask2 = pine_importance_mask(docs), pine_mask(docs)
+    m = "(m1 * M0 + m0)"
+    suffix = _doc_lo(docs)
+    lines = [
+        f"TH[e] = exp(-e * {math.log(PINE_ROPE_BASE)!r} / E)",  # RoPE base^(-e/E)
+        f"KC[e,m1,m0] = cos({m} * TH[e])",
+        f"KS[e,m1,m0] = sin({m} * TH[e])",
+        f"KRA[{key}] = KA[{key}] * KC[e,m1,m0] - KB[{key}] * KS[e,m1,m0]",
+        f"KRB[{key}] = KB[{key}] * KC[e,m1,m0] + KA[{key}] * KS[e,m1,m0]",
+        # pass 1: attention mass per document, without RoPE (online softmax)
+        f"S1[{bh}m1,m0,p] = QA[{q}] * KA[{key}] + QB[{q}] * KB[{key}] where {mask1}",
+        f"L1[{bh}m1,p] = max[m0](S1[{bh}m1,m0,p]) where {mask1}",
+        f"R1[{bh}m1+1,p] = max(R1[{bh}m1,p], L1[{bh}m1,p])",
+        f"N1[{bh}m1,m0,p] = exp(S1[{bh}m1,m0,p] - R1[{bh}m1+1,p]) where {mask1}",
+        f"C1[{bh}m1,p] = exp(R1[{bh}m1,p] - R1[{bh}m1+1,p])",
+    ]
+    for d in range(docs):
+        lines.append(f"U{d}[{bh}m1,p] = N1[{bh}m1,m0,p] where {pine_importance_mask_for(d, docs)}")
+    units = " + ".join(f"U{d}[{bh}m1,p]" for d in range(docs))
+    lines.append(f"D1[{bh}m1+1,p] = C1[{bh}m1,p] * D1[{bh}m1,p] + {units}")
+    for d in range(docs):
+        lines.append(f"W{d}[{bh}m1+1,p] = C1[{bh}m1,p] * W{d}[{bh}m1,p] + U{d}[{bh}m1,p]")
+        lines.append(f"IT{d}[{bh}p] = W{d}[{bh}M1,p] / D1[{bh}M1,p] where p >= PRE")
+    # importance of doc d for doc query segment s: the mass summed over s's tokens
+    for s in range(docs):
+        for d in range(docs):
+            if d != s:
+                lines.append(f"IM{s}_{d}[b,h] = IT{d}[{bh}p] where {' and '.join(_in_doc('p', s))}")
+    # per query: its segment's importance (own doc above every other: IM <= DOC), or its own
+    for d in range(docs):
+        terms = [f"{_is_doc('p', s)} * IM{s}_{d}[b,h]" for s in range(docs) if s != d]
+        terms.append(f"{_is_doc('p', d)} * (DOC + 1)")
+        terms.append(f"step(p - ({suffix}) + 0.5) * IT{d}[{bh}p]")
+        lines.append(f"J{d}[{bh}p] = {' + '.join(terms)} where p >= PRE")
+    # rank of doc d: the docs before it (more important, or as important and lower index)
+    for d in range(docs):
+        before = [f"(1 - step(J{d}[{bh}p] - J{o}[{bh}p]))" for o in range(d)]
+        before += [f"step(J{o}[{bh}p] - J{d}[{bh}p])" for o in range(d + 1, docs)]
+        lines.append(f"RK{d}[{bh}p] = {' + '.join(before)} where p >= PRE")
+    # query positions: documents stacked at PRE + (ND-1) DOC + offset, the rest in order
+    stack = " + ".join(f"{_is_doc('p', s)} * {docs - 1 - s}" for s in range(docs - 1))
+    lines += [
+        f"QP[p] = p + DOC * ({stack})",
+        "QC[e,p] = cos(QP[p] * TH[e])",
+        "QS[e,p] = sin(QP[p] * TH[e])",
+        f"QRA[{q}] = QA[{q}] * QC[e,p] - QB[{q}] * QS[e,p]",
+        f"QRB[{q}] = QB[{q}] * QC[e,p] + QA[{q}] * QS[e,p]",
+    ]
+    for d in range(docs):
+        # key doc d sits at PRE + (ND-1-rank) DOC + offset; K is rotated at PRE + d DOC +
+        # offset, so the query turns by the difference
+        lines += [
+            f"AN{d}[{bh}p] = QP[p] + DOC * (RK{d}[{bh}p] - {docs - 1 - d}) where p >= PRE",
+            f"QC{d}[{q}] = cos(AN{d}[{bh}p] * TH[e]) where p >= PRE",
+            f"QS{d}[{q}] = sin(AN{d}[{bh}p] * TH[e]) where p >= PRE",
+            f"QRA{d}[{q}] = QA[{q}] * QC{d}[{q}] - QB[{q}] * QS{d}[{q}] where p >= PRE",
+            f"QRB{d}[{q}] = QB[{q}] * QC{d}[{q}] + QA[{q}] * QS{d}[{q}] where p >= PRE",
+            f"QK{d}[{bh}m1,m0,p] = QRA{d}[{q}] * KRA[{key}] + QRB{d}[{q}] * KRB[{key}] "
+            f"where {_pine_doc_keys(d)}",
+        ]
+    lines.append(
+        f"QKO[{bh}m1,m0,p] = QRA[{q}] * KRA[{key}] + QRB[{q}] * KRB[{key}] "
+        f"where (m < PRE and m <= p) or (m >= {suffix} and m <= p)"
+    )
+    scores = " + ".join([*(f"QK{d}[{bh}m1,m0,p]" for d in range(docs)), f"QKO[{bh}m1,m0,p]"])
+    lines.append(f"QK[{bh}m1,m0,p] = {scores} where {mask2}")
+    return lines + one_pass_lines(mask2)[1:]
+
+
+def pine_importance_mask_for(d: int, docs: int) -> str:
+    """Pass 1, keys of document d only: its queries are the other docs' and the question's."""
+    before = [[*_in_doc("m", d), "p >= PRE", f"p < {_doc_lo(d)}"]] if d else []
+    return any_of([*before, [*_in_doc("m", d), f"p >= {_doc_lo(d + 1)}"]])
+
+
+def _pine(entry: ZooCascade) -> Cascade:
+    inputs = [
+        ("QA", ("B", "H", "E", "P")),
+        ("QB", ("B", "H", "E", "P")),
+        ("KA", ("B", "H", "E", "M")),
+        ("KB", ("B", "H", "E", "M")),
+        ("V", ("B", "H", "F", "M")),
+    ]
+    docs = PINE_DOCS
+    init = (
+        *MASKED_INIT,
+        (TensorName("R1"), -1.0e30),
+        (TensorName("D1"), 1.0),
+        *((TensorName(f"W{d}"), 0.0) for d in range(docs)),
+    )
+    params = (("PRE", PINE_PREFIX_DEFAULT), ("DOC", PINE_DOC_DEFAULT))
+    assumptions = (
+        f"PINE: the document order per query is computed on the data (importance pass, "
+        f"ranks by `step`); the layout is fixed: PRE prefix tokens, {docs} documents of DOC "
+        "tokens, the question after them (P = M)",
+        "PINE: the per-query-segment key rotation K'[s,e,m] is priced as the equivalent "
+        f"rotation of each query once per key document ({docs} + 1 rotated copies of Q, K "
+        "rotated once), and the per-region scores are merged into QK with "
+        f"{docs} adds per visible score",
+        "PINE: cos and sin are counted as one operation each (RoPE's cos and sin of one "
+        "angle share their range reduction on real hardware)",
+    )
+    return cascade(entry, inputs, pine_lines(docs), params, init=init, assumptions=assumptions)
+
+
 def _moa(entry: ZooCascade) -> Cascade:
     windows = tuple((f"W{k}", w) for k, w in enumerate(MOA_WINDOWS))
     return masked_one_pass(entry, moa_mask(MOA_CLASSES), (("S", SINKS_DEFAULT), *windows))
@@ -250,7 +445,7 @@ def _moa(entry: ZooCascade) -> Cascade:
 
 _AKI_PARAMS = (("PRE", PRE_DEFAULT), ("IMG", IMG_DEFAULT), ("TXT", TXT_DEFAULT))
 
-ENTRIES: tuple[ZooCascade, ...] = (_AKI, _VDIT, _FIT, _LGA, _MOA, _SINKLORA, _CCAM)
+ENTRIES: tuple[ZooCascade, ...] = (_AKI, _VDIT, _FIT, _LGA, _MOA, _SINKLORA, _CCAM, _PINE)
 BUILDERS: dict[str, Builder] = {
     _SINKLORA.name: lambda e: masked_one_pass(
         e, sinklora_mask(LONGLORA_GROUPS), (("S", SINKS_DEFAULT),)
@@ -261,4 +456,5 @@ BUILDERS: dict[str, Builder] = {
     _CCAM.name: lambda e: masked_one_pass(e, ccam_mask(CCAM_FRAMES)),
     _VDIT.name: lambda e: masked_one_pass(e, vdit_mask(VDIT_FRAMES, VDIT_GLOBAL)),
     _MOA.name: _moa,
+    _PINE.name: _pine,
 }

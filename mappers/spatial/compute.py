@@ -5,7 +5,8 @@ Expression nodes become PE operations of the array's operation table:
 - a sum over a product (`Q[e,p] * K[e,m]` summed over e) is one `mac` per reduced point;
 - other sums are `add`s, max/min reductions and `max(x, y)`/`min(x, y)` are `max`es;
 - `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
-  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`); negation is free (a sign flip);
+  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`, `cos`, `sin`); negation is free (a
+  sign flip);
 - an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
   absorbs the subtraction of the running max) makes that argument node free;
 - index and size values (`p - m`, `log(M)`) are operands and cost nothing themselves; a
@@ -21,6 +22,14 @@ could share one reciprocal per row); a square root without a unit is x * rsqrt(x
 by 3 Newton-Raphson steps y <- y * (1.5 - 0.5 * x * y^2) of 3 MACs each from a table seed
 (9 MACs and a multiply); a unit step is one compare on the max unit, and a
 rounding to the nearest integer is two adds ((x + 1.5 * 2^52) - 1.5 * 2^52, halves to even).
+A cosine or sine without a unit is a Cody-Waite range reduction to [-pi/4, pi/4]
+(k = round(x * 2/pi): a multiply and a rounding; r = x - k * pi/2: a MAC), both minimax
+polynomials in r^2 (a multiply for r^2; sin r = r (1 + r^2 (s3 + r^2 (s5 + r^2 s7))): 3 MACs
+and a multiply; cos r = 1 + r^2 (c2 + r^2 (c4 + r^2 (c6 + r^2 c8))): 4 MACs), and the
+quadrant's choice of polynomial and sign (2 compares on the max unit): 8 MACs, 3 multiplies,
+a rounding and 2 compares per element, the MAC-polynomial convention of FuseMax's exp.
+Conservative: the cos and sin of one angle (RoPE) could share the reduction and both
+polynomials.
 
 Each node counts once per point of its own iteration space, masked points excluded (the
 same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
@@ -66,6 +75,8 @@ _UNARY = {
     UnaryOp.RECIP: "recip",
     UnaryOp.STEP: "step",
     UnaryOp.ROUND: "round",
+    UnaryOp.COS: "cos",
+    UnaryOp.SIN: "sin",
 }
 _REDUCE = {ReduceOp.SUM: "add", ReduceOp.MAX: "max", ReduceOp.MIN: "max"}
 # "sub" is performed by the adder unless an operation absorbs it.
@@ -337,6 +348,10 @@ _LOWERINGS: dict[str, tuple[tuple[tuple[str, int], ...], ...]] = {
     "sqrt": ((("mac", 9), ("mul", 1)),),  # x * rsqrt(x), 3 Newton steps of 3 MACs each
     "step": ((("max", 1),),),  # a comparison with 0 (the max unit's compare) and a select
     "round": ((("add", 2),),),  # (x + 1.5 * 2^52) - 1.5 * 2^52: halves to even, two adds
+    # range reduction (mul, round, mac), r^2 (mul), sin and cos polynomials (3 mac + mul,
+    # 4 mac), the quadrant's polynomial and sign (2 compares): see the module docstring
+    "cos": ((("mac", 8), ("mul", 3), ("round", 1), ("max", 2)),),
+    "sin": ((("mac", 8), ("mul", 3), ("round", 1), ("max", 2)),),
 }
 
 

@@ -13,6 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from attnsim.einsum_ir import count_ops, load_cascade
+from attnsim.einsum_ir.analysis.ops import OpKind
 from attnsim.einsum_ir.analysis.structure import MaskKind, attention_problem
 from attnsim.einsum_ir.execute import evaluate, random_inputs
 from attnsim.einsum_ir.library import zoo_masks as zm
@@ -63,6 +64,14 @@ CASES = {
         {"M": 20, "P": 20, "M0": 4, "S": 2, "W0": 2, "W1": 3, "W2": 5, "W3": 9},
         {"M": 17, "P": 11, "M0": 6, "S": 1, "W0": 1, "W1": 4, "W2": 2, "W3": 6},
         {"M": 10, "P": 13, "M0": 3, "S": 2, "W0": 1, "W1": 1, "W2": 3, "W3": 2},
+    ],
+    "attention-pine": [
+        {"M": 20, "P": 20, "M0": 4, "PRE": 3, "DOC": 3},  # 4 docs of 3, a question of 5
+        {"M": 23, "P": 23, "M0": 5, "PRE": 2, "DOC": 4},  # tiles cut across documents
+        {"M": 30, "P": 30, "M0": 8, "PRE": 1, "DOC": 6},  # no question after the docs
+        {"M": 13, "P": 13, "M0": 4, "PRE": 1, "DOC": 4},  # the last docs run past M
+        {"M": 9, "P": 12, "M0": 4, "PRE": 1, "DOC": 2},  # P > M
+        {"M": 5, "P": 5, "M0": 8, "PRE": 64, "DOC": 256},  # defaults: all prefix (causal)
     ],
 }
 
@@ -186,3 +195,41 @@ def test_band_masks_count_the_papers_pairs(name: str, visible: object) -> None:
         assert ap.points() == pairs
         qk = count_ops(cascade, sizes).per_einsum[0]
         assert qk.points == 8 * 2 * pairs
+
+
+def test_pine_output_does_not_depend_on_the_document_order() -> None:
+    """PINE's aim: permuting the documents permutes their rows and leaves the question's."""
+    pre, doc, docs = 2, 3, zm.PINE_DOCS
+    n = pre + docs * doc + 4
+    sizes = {**HEADS, "E": 2, "M": n, "P": n, "M0": 4, "PRE": pre, "DOC": doc}
+    cascade = load_cascade("attention-pine")
+    inputs = random_inputs(cascade, sizes, seed=11)
+    got = np.asarray(evaluate(cascade, inputs, sizes)["AV"])
+    order = [2, 0, 3, 1]
+    token = np.arange(n)
+    for slot, d in enumerate(order):
+        token[pre + slot * doc : pre + (slot + 1) * doc] = np.arange(
+            pre + d * doc, pre + (d + 1) * doc
+        )
+    moved = {name: x[..., token] for name, x in inputs.items()}
+    again = np.asarray(evaluate(cascade, moved, sizes)["AV"])
+    np.testing.assert_allclose(again, got[..., token], rtol=1e-10, atol=1e-10)
+    assert not np.allclose(got[..., :pre], got[..., pre : 2 * pre])  # not a trivial output
+
+
+def test_pine_counts_two_attention_passes_and_the_rotations() -> None:
+    pre, doc, docs, n = 64, 128, zm.PINE_DOCS, 1024
+    sizes = {"B": 1, "H": 2, "E": 16, "F": 32, "M": n, "P": n, "PRE": pre, "DOC": doc}
+    per = {str(x.output): x for x in count_ops(load_cascade("attention-pine"), sizes).per_einsum}
+    p, m = np.arange(n)[:, None], np.arange(n)[None, :]
+    doc_of = lambda x: np.where((x >= pre) & (x < pre + docs * doc), (x - pre) // doc, -1)  # noqa: E731
+    importance = (doc_of(m) >= 0) & (p >= pre) & (doc_of(m) != doc_of(p))
+    attention = (m <= p) | ((doc_of(m) >= 0) & (doc_of(p) >= 0) & (doc_of(m) != doc_of(p)))
+    heads, half = 2, 16
+    assert per["S1"].points == heads * half * int(importance.sum())  # QA.KA + QB.KB
+    scores = sum(per[f"QK{d}"].points for d in range(docs)) + per["QKO"].points
+    assert scores == heads * half * int(attention.sum())
+    assert per["SLNV"].points == heads * 32 * int(attention.sum())
+    assert per["KC"].points == n * half  # K rotated once
+    rotated = heads * half * (n - pre)  # per head: the order is the head's own
+    assert per["QC0"].points == rotated and per["QC0"].counts[OpKind.COS] == rotated
