@@ -104,11 +104,59 @@ def _routing(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return out
 
 
+def hip_select(
+    q: Array, k: Array, blocks: int, block_k: int
+) -> tuple[list[npt.NDArray[np.int64]], list[Array], npt.NDArray[np.int64]]:
+    """HiP's tree walk for one query block q (E, b_q) over keys k (E, M), one head.
+
+    M = 2 * blocks * len0 with len0 = block_k * 2^r. Round 1 cuts the keys into 2 * blocks
+    segments of len0; each later round halves the kept segments. A segment's score is the
+    max over the block's rows of q . k[start + len // 2] (its centre key); the `blocks`
+    best are kept (ties: the earlier segment). Returns, per round, the representatives'
+    positions and their scores (rows x segments), and the kept blocks' starts, in order.
+    """
+    n_keys = k.shape[1]
+    length = n_keys // (2 * blocks)
+    starts = np.arange(2 * blocks) * length
+    centres, scores = [], []
+    while True:
+        reps = starts + length // 2
+        score = q.T @ k[:, reps]  # (b_q, 2 * blocks)
+        centres.append(reps)
+        scores.append(score)
+        kept = np.sort(starts[np.argsort(-score.max(axis=0), kind="stable")[:blocks]])
+        if length == block_k:
+            return centres, scores, kept
+        length //= 2
+        starts = np.stack([kept, kept + length], axis=1).reshape(-1)
+
+
 _HCAM: Layout = (
     ("Q", ("B", "H", "E", "P")),
     ("K", ("B", "H", "E", "M")),
     ("KC", ("B", "H", "E", "N")),
     ("VC", ("B", "H", "F", "N")),
+)
+
+
+def _hip(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    """Each query block attends to its own kept blocks only."""
+    qb, kg, vg = (np.asarray(inputs[n], dtype=np.float64) for n in ("QB", "KG", "VG"))
+    b, h, u = qb.shape[:3]
+    out = np.zeros((b, h, u, vg.shape[-2], qb.shape[-1]))
+    for i in range(b):
+        for j in range(h):
+            for c in range(u):
+                out[i, j, c] = attend(qb[i, j, c], kg[i, j, c], vg[i, j, c])
+    return out
+
+
+_HIP: Layout = (
+    ("QB", ("B", "H", "U", "E", "I")),
+    ("K", ("B", "H", "E", "M")),
+    ("KR", ("B", "H", "U", "L", "E", "J")),
+    ("KG", ("B", "H", "U", "E", "N")),
+    ("VG", ("B", "H", "U", "F", "N")),
 )
 
 _ROUTING: Layout = (
@@ -123,4 +171,5 @@ _ROUTING: Layout = (
 SELECTION_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
     "attention-hcam": (_HCAM, "AV", _hcam),
     "attention-routing": (_ROUTING, "AV", _routing),
+    "attention-hip": (_HIP, "AV", _hip),
 }

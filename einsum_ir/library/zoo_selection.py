@@ -45,6 +45,12 @@ HCAM_TOP_K = 4  # k: chunks attended in detail [verify]
 # Routing Transformer (Roy et al. 2021): U ~ sqrt(M) centroids, windows of w = M / U tokens.
 ROUTING_CLUSTERS = 32  # U [verify the per-task cluster counts]
 ROUTING_WINDOW = 256  # N = I = w = M / U tokens per cluster (M = 8192)
+# HiP (Lee et al. 2024), the authors' defaults: mask_k = 512 keys, b_q = 32, b_k = 2.
+HIP_BLOCKS = 256  # k: key blocks kept per query block (mask_k = 512 keys / b_k = 2)
+HIP_SELECTED = 512  # N = k b_k
+HIP_QUERY_BLOCK = 32  # I = b_q
+HIP_SEGMENT = 16  # M0 = M / 2k at M = 8192
+HIP_ROUNDS = 3  # L = log2(M / N) - 1 at M = 8192
 
 # The online softmax over the selected chunks' summary scores (HCAM's renormalized top-k
 # weights), FuseMax's B2 with one chunk output OJ in place of one value.
@@ -265,5 +271,96 @@ def _routing(entry: ZooCascade) -> Cascade:
     )
 
 
-ENTRIES: tuple[ZooCascade, ...] = (_HCAM, _ROUTING)
-BUILDERS: dict[str, Builder] = {_HCAM.name: _hcam, _ROUTING.name: _routing}
+# ----------------------------------------------------------------------------- HiP
+
+_HIP = ZooCascade(
+    "attention-hip",
+    SELECTION,
+    "HiP hierarchically pruned attention: a tree walk scores 2k representative keys per "
+    "round for log2(M / (k b_k)) rounds, then block-sparse attention over the k kept blocks",
+    f"""Hierarchically Pruned Attention (Lee, Park, Lee, Suh, Kim, Jeong, Kim, Lee, Jeon and
+Hwang, "A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With
+Hierarchically Pruned Attention", arXiv 2406.09827, Sec. 3 and Alg. 1; variants.md Sec. 2.5
+#51). Per query block of b_q rows, the key range is cut into 2k segments; each is scored by
+its representative (centre) key, sc = max over the block's rows of q . K[centre], and the top
+k are kept; then, round after round, every kept segment is halved, the 2k halves are scored
+by their centres and the top k kept, until the segments are key blocks of b_k keys: 1 +
+log2(M / (2 k b_k)) = log2(M / (k b_k)) rounds. Attention then runs over the k kept blocks
+(N = k b_k keys) only. Modelled by its statistic: the top-k rounds are not expressible, so
+  S0[m1,i] = sum_e QB[e,i] K[e,m1,centre]       (round 1: M1 = 2k segments of M0 keys)
+  SR[l,j,i] = sum_e QB[e,i] KR[l,e,j]           (rounds 2.. : L rounds of J = 2k halves)
+are outputs (the block max over the I = b_q rows and the top-k run on them outside the
+grammar), the queries come in U blocks of I rows (QB[u,e,i], P = U I), the later rounds'
+representatives are inputs KR[u,l,e,j] and the kept blocks are inputs KG[u,e,n], VG[u,f,n]
+per query block; attention is FuseMax's 1-pass cascade over N (tiles N0) per query block.
+Round 1 reads K at fixed positions (each segment's centre, m0 = floor(M0 / 2), a where
+clause), so its FLOPs are counted per representative. Defaults follow the authors' code
+(hip_attention: mask_k = 512 keys, block_size_q = 32, block_size_k = 2): k = 256 blocks,
+N = {HIP_SELECTED}, I = {HIP_QUERY_BLOCK}, J = {2 * HIP_BLOCKS}, and for M = 8192 M0 = {HIP_SEGMENT}
+(M / 2k) and L = {HIP_ROUNDS} (log2(M / N) - 1), set M0 and L with M; U = 1 query block (a
+prefill has U = P / I). FLOPs: P 2k E (round 1)
++ P L 2k E (later rounds), i.e. P 2k log2(M / (k b_k)) E, + P N (E + F) (attention) + the
+1-pass rescales.
+Passes: the write-up counts a tree walk + 1. count_passes shows 1 over M (round 1's sweep
+of the 2k segment centres, a strided read) and 1 over N (the attention): the later rounds
+iterate their own ranks (L, J) and the dependence of each round on the previous top-k, and of
+the attention on the last, is the part the grammar cannot state, so every sweep runs in
+pass 1 of its own rank; the record states the count over M.
+Not modelled: the causal mask inside the kept blocks and the per-block ranges of a causal
+prefill, the authors' sliding window and dense first layers, the b_k-key representative
+blocks of the kernels (b_k times the estimator's MACs) [verify against the paper's Alg. 1],
+mask caching across decode steps, KV offloading.""",
+    1,
+    mask="top-k blocks",
+    algorithm="tree-select",
+)
+_HIP_INPUTS = (
+    ("QB", ("B", "H", "U", "E", "I")),
+    ("K", ("B", "H", "E", "M")),
+    ("KR", ("B", "H", "U", "L", "E", "J")),
+    ("KG", ("B", "H", "U", "E", "N")),
+    ("VG", ("B", "H", "U", "F", "N")),
+)
+_HIP_LINES = [
+    # the tree walk: round 1 scores each segment's centre key, later rounds the given halves
+    "S0[b,h,u,m1,i] = QB[b,h,u,e,i] * K[b,h,e,m1,m0] where 2*m0 >= M0 - 1 and 2*m0 <= M0",
+    "SR[b,h,u,l,j,i] = QB[b,h,u,e,i] * KR[b,h,u,l,e,j]",
+    # block-sparse attention: each query block over its k kept blocks
+    *renamed_one_pass("QB", "KG", "VG", "b,h,u,"),
+]
+_HIP_ASSUMPTIONS = (
+    "HiP's tree walk is modelled by its statistic: every round's top-k (and the block max "
+    "over the b_q rows) runs outside the cascade on the representative scores S0, SR; the "
+    "later rounds' representatives KR are inputs, J = 2k per round for L rounds (sizes: set "
+    "L = log2(M / N) - 1 and M0 = M / 2k with M)",
+    "the k kept key blocks are inputs KG, VG per query block (N = k x b_k keys); queries come "
+    "in U blocks of I = b_q rows (P = U x I); no causal mask inside the kept blocks",
+    "round 1 reads K only at the 2k segment centres: its FLOPs follow the 2k representatives, "
+    "but a mapper that charges K's full size over-states round 1's K traffic (M keys read "
+    "where HiP reads 2k)",
+)
+
+
+def _hip(entry: ZooCascade) -> Cascade:
+    return selection_cascade(
+        entry,
+        _HIP_INPUTS,
+        _HIP_LINES,
+        (("M", ("M1", "M0")), ("N", ("N1", "N0"))),
+        (
+            ("M0", HIP_SEGMENT),
+            ("N0", KEY_TILE_DEFAULT),
+            ("N", HIP_SELECTED),
+            ("I", HIP_QUERY_BLOCK),
+            ("U", 1),
+            ("L", HIP_ROUNDS),
+            ("J", 2 * HIP_BLOCKS),
+        ),
+        ("AV", "S0", "SR"),
+        _HIP_ASSUMPTIONS,
+        MASKED_INIT,
+    )
+
+
+ENTRIES: tuple[ZooCascade, ...] = (_HCAM, _ROUTING, _HIP)
+BUILDERS: dict[str, Builder] = {_HCAM.name: _hcam, _ROUTING.name: _routing, _HIP.name: _hip}
