@@ -19,7 +19,13 @@ from attnsim.einsum_ir.analysis import count_passes
 from attnsim.einsum_ir.execute import evaluate, random_inputs
 from attnsim.einsum_ir.library import zoo_selection as zs
 from attnsim.einsum_ir.reference import REFERENCES
-from attnsim.einsum_ir.reference_selection import chunk_summaries, hcam_layer, hip_select
+from attnsim.einsum_ir.reference_selection import (
+    chunk_summaries,
+    dcal_rollout,
+    hcam_layer,
+    hip_select,
+    rollout_map,
+)
 from attnsim.einsum_ir.reference_zoo import masked_softmax_attention
 
 Array = npt.NDArray[np.float64]
@@ -184,6 +190,57 @@ def test_hip_round_one_reads_each_segment_centre() -> None:
         padded[..., :n_keys] = inputs["K"]
         want = np.einsum("bhuei,bhem->bhumi", inputs["QB"], padded[..., centres])
         np.testing.assert_allclose(out["S0"], want, **TOL)
+
+
+# ----------------------------------------------------------------------------- DCAL
+
+
+@pytest.mark.parametrize(
+    ("e", "f", "heads", "tokens", "layers", "top"),
+    [(3, 2, 2, 7, 3, 2), (2, 3, 1, 5, 2, 3), (4, 2, 3, 9, 4, 1), (1, 1, 2, 3, 2, 3)],
+)
+def test_dcal_rollout_chain_and_glca_end_to_end(
+    e: int, f: int, heads: int, tokens: int, layers: int, top: int
+) -> None:
+    """The rollout as DCAL defines it (matrix products, current layer on the left): the
+    cascade's CLS row and chain steps give its CLS row, whose top-R queries GLCA runs."""
+    rng = np.random.default_rng(tokens * layers + top)
+    q, k = (rng.normal(size=(layers, heads, e, tokens)) for _ in range(2))
+    v = rng.normal(size=(heads, f, tokens))
+    maps = [rollout_map(q[i], k[i]) for i in range(layers)]  # layer 1 first
+    rollout = dcal_rollout(maps)  # S_i, the current layer i = layers
+    # the chain's incoming vectors: CLS rows of the partial products Abar_i ... Abar_(i-l)
+    earlier = layers - 1
+    partial = [dcal_rollout(maps[layers - 1 - s :])[0] for s in range(earlier)]
+    chosen = np.argsort(-rollout[0], kind="stable")[:top]
+    inputs = {
+        "QS": q[-1][None][..., chosen],
+        "K": k[-1][None],
+        "V": v[None],
+        "QC": q[-1][None][..., 0],
+        "QL": np.stack([q[layers - 2 - s] for s in range(earlier)], axis=1)[None],
+        "KL": np.stack([k[layers - 2 - s] for s in range(earlier)], axis=1)[None],
+        "RW": np.stack(partial)[None],
+    }
+    sizes = {"B": 1, "H": heads, "E": e, "F": f, "M": tokens, "P": tokens, "M0": 2}
+    sizes |= {"R": top, "L": earlier}
+    out = evaluate(load_cascade("attention-dcal"), inputs, sizes)
+    np.testing.assert_allclose(out["CR"][0], maps[-1][0], **TOL)
+    for step in range(earlier):
+        want = dcal_rollout(maps[layers - 2 - step :])[0]
+        np.testing.assert_allclose(out["RO"][0, step], want, **TOL)
+    np.testing.assert_allclose(out["RO"][0, -1], rollout[0], **TOL)
+    for h in range(heads):
+        dense = masked_softmax_attention(q[-1][h], k[-1][h], v[h], True)
+        np.testing.assert_allclose(out["AV"][0, h], dense[:, chosen], **TOL)
+
+
+def test_dcal_rollout_is_not_the_forward_row_recursion() -> None:
+    """variants.md's r_l = r_(l-1) Abar_l multiplies the layers in the other order."""
+    rng = np.random.default_rng(3)
+    maps = [rollout_map(*(rng.normal(size=(1, 2, 5)) for _ in range(2))) for _ in range(3)]
+    forward = maps[0][0] @ maps[1] @ maps[2]
+    assert not np.allclose(forward, dcal_rollout(maps)[0])
 
 
 # ----------------------------------------------------------------------------- passes, records
