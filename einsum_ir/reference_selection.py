@@ -6,7 +6,17 @@ K[..., E, M], V[..., F, M] -> AV[..., F, P]), unscaled. The selections themselve
 sort) are data-dependent and live outside the cascades, whose gathered operands are
 inputs: these references take the same gathered operands, and the unit tests
 (tests/unit/einsum_ir/test_zoo_selection.py) also run the paper's selection end to end
-(`hcam_layer`, ...) and feed its gathers to the cascades. `SELECTION_CHECKS` maps each
+(`hcam_layer`, ...) and feed its gathers to the cascades. `_DCAL: Layout = (
+    ("QS", ("B", "H", "E", "R")),
+    ("K", ("B", "H", "E", "M")),
+    ("V", ("B", "H", "F", "M")),
+    ("QC", ("B", "H", "E")),
+    ("QL", ("B", "H", "L", "E", "P")),
+    ("KL", ("B", "H", "L", "E", "M")),
+    ("RW", ("B", "L", "P")),
+)
+
+SELECTION_CHECKS` maps each
 built-in name to its (input layout, output, compute).
 """
 
@@ -104,11 +114,89 @@ def _routing(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return out
 
 
+def hip_select(
+    q: Array, k: Array, blocks: int, block_k: int
+) -> tuple[list[npt.NDArray[np.int64]], list[Array], npt.NDArray[np.int64]]:
+    """HiP's tree walk for one query block q (E, b_q) over keys k (E, M), one head.
+
+    M = 2 * blocks * len0 with len0 = block_k * 2^r. Round 1 cuts the keys into 2 * blocks
+    segments of len0; each later round halves the kept segments. A segment's score is the
+    max over the block's rows of q . k[start + len // 2] (its centre key); the `blocks`
+    best are kept (ties: the earlier segment). Returns, per round, the representatives'
+    positions and their scores (rows x segments), and the kept blocks' starts, in order.
+    """
+    n_keys = k.shape[1]
+    length = n_keys // (2 * blocks)
+    starts = np.arange(2 * blocks) * length
+    centres, scores = [], []
+    while True:
+        reps = starts + length // 2
+        score = q.T @ k[:, reps]  # (b_q, 2 * blocks)
+        centres.append(reps)
+        scores.append(score)
+        kept = np.sort(starts[np.argsort(-score.max(axis=0), kind="stable")[:blocks]])
+        if length == block_k:
+            return centres, scores, kept
+        length //= 2
+        starts = np.stack([kept, kept + length], axis=1).reshape(-1)
+
+
+def rollout_map(q: Array, k: Array) -> Array:
+    """DCAL's Abar for one layer: heads averaged, (A + I) / 2, rows renormalized.
+
+    q (H, E, T), k (H, E, T) -> (T, T), rows the querying token, columns the key token.
+    """
+    a = np.mean([softmax_rows(qh.T @ kh) for qh, kh in zip(q, k, strict=True)], axis=0)
+    a = 0.5 * a + 0.5 * np.eye(a.shape[0])
+    out: Array = a / a.sum(axis=1, keepdims=True)
+    return out
+
+
+def dcal_rollout(maps: list[Array]) -> Array:
+    """S_i = Abar_i Abar_(i-1) ... Abar_1 (matrix products, DCAL Sec. 3.2); maps[0] is layer 1."""
+    out = np.eye(maps[0].shape[0])
+    for a in maps:
+        out = a @ out
+    return out
+
+
+def _dcal(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    """GLCA: the selected queries attend to every key of the layer."""
+    qs, k, v = (np.asarray(inputs[n], dtype=np.float64) for n in ("QS", "K", "V"))
+    b, h = qs.shape[:2]
+    out = np.zeros((b, h, v.shape[-2], qs.shape[-1]))
+    for i in range(b):
+        for j in range(h):
+            out[i, j] = attend(qs[i, j], k[i, j], v[i, j])
+    return out
+
+
 _HCAM: Layout = (
     ("Q", ("B", "H", "E", "P")),
     ("K", ("B", "H", "E", "M")),
     ("KC", ("B", "H", "E", "N")),
     ("VC", ("B", "H", "F", "N")),
+)
+
+
+def _hip(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    """Each query block attends to its own kept blocks only."""
+    qb, kg, vg = (np.asarray(inputs[n], dtype=np.float64) for n in ("QB", "KG", "VG"))
+    b, h, u = qb.shape[:3]
+    out = np.zeros((b, h, u, vg.shape[-2], qb.shape[-1]))
+    for i in range(b):
+        for j in range(h):
+            for c in range(u):
+                out[i, j, c] = attend(qb[i, j, c], kg[i, j, c], vg[i, j, c])
+    return out
+
+
+_HIP: Layout = (
+    ("QB", ("B", "H", "U", "E", "I")),
+    ("K", ("B", "H", "E", "M")),
+    ("KR", ("B", "H", "U", "L", "E", "J")),
+    ("KG", ("B", "H", "U", "E", "N")),
+    ("VG", ("B", "H", "U", "F", "N")),
 )
 
 _ROUTING: Layout = (
@@ -120,7 +208,19 @@ _ROUTING: Layout = (
     ("VR", ("B", "H", "U", "F", "N")),
 )
 
+_DCAL: Layout = (
+    ("QS", ("B", "H", "E", "R")),
+    ("K", ("B", "H", "E", "M")),
+    ("V", ("B", "H", "F", "M")),
+    ("QC", ("B", "H", "E")),
+    ("QL", ("B", "H", "L", "E", "P")),
+    ("KL", ("B", "H", "L", "E", "M")),
+    ("RW", ("B", "L", "P")),
+)
+
 SELECTION_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
     "attention-hcam": (_HCAM, "AV", _hcam),
     "attention-routing": (_ROUTING, "AV", _routing),
+    "attention-hip": (_HIP, "AV", _hip),
+    "attention-dcal": (_DCAL, "AV", _dcal),
 }

@@ -45,6 +45,15 @@ HCAM_TOP_K = 4  # k: chunks attended in detail [verify]
 # Routing Transformer (Roy et al. 2021): U ~ sqrt(M) centroids, windows of w = M / U tokens.
 ROUTING_CLUSTERS = 32  # U [verify the per-task cluster counts]
 ROUTING_WINDOW = 256  # N = I = w = M / U tokens per cluster (M = 8192)
+# DCAL (Zhu et al. 2022): ViT-B/16 at 448 x 448 (784 patches + CLS), GLCA on the last layer.
+DCAL_QUERIES = 78  # R: 10% of the tokens for fine-grained classification [verify]
+DCAL_LAYERS = 11  # L: the layers before GLCA's, whose maps the rollout chain multiplies [verify]
+# HiP (Lee et al. 2024), the authors' defaults: mask_k = 512 keys, b_q = 32, b_k = 2.
+HIP_BLOCKS = 256  # k: key blocks kept per query block (mask_k = 512 keys / b_k = 2)
+HIP_SELECTED = 512  # N = k b_k
+HIP_QUERY_BLOCK = 32  # I = b_q
+HIP_SEGMENT = 16  # M0 = M / 2k at M = 8192
+HIP_ROUNDS = 3  # L = log2(M / N) - 1 at M = 8192
 
 # The online softmax over the selected chunks' summary scores (HCAM's renormalized top-k
 # weights), FuseMax's B2 with one chunk output OJ in place of one value.
@@ -267,5 +276,209 @@ def _routing(entry: ZooCascade) -> Cascade:
     )
 
 
-ENTRIES: tuple[ZooCascade, ...] = (_HCAM, _ROUTING)
-BUILDERS: dict[str, Builder] = {_HCAM.name: _hcam, _ROUTING.name: _routing}
+# ----------------------------------------------------------------------------- HiP
+
+_HIP = ZooCascade(
+    "attention-hip",
+    SELECTION,
+    "HiP hierarchically pruned attention: a tree walk scores 2k representative keys per "
+    "round for log2(M / (k b_k)) rounds, then block-sparse attention over the k kept blocks",
+    f"""Hierarchically Pruned Attention (Lee, Park, Lee, Suh, Kim, Jeong, Kim, Lee, Jeon and
+Hwang, "A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With
+Hierarchically Pruned Attention", arXiv 2406.09827, Sec. 3 and Alg. 1; variants.md Sec. 2.5
+#51). Per query block of b_q rows, the key range is cut into 2k segments; each is scored by
+its representative (centre) key, sc = max over the block's rows of q . K[centre], and the top
+k are kept; then, round after round, every kept segment is halved, the 2k halves are scored
+by their centres and the top k kept, until the segments are key blocks of b_k keys: 1 +
+log2(M / (2 k b_k)) = log2(M / (k b_k)) rounds. Attention then runs over the k kept blocks
+(N = k b_k keys) only. Modelled by its statistic: the top-k rounds are not expressible, so
+  S0[m1,i] = sum_e QB[e,i] K[e,m1,centre]       (round 1: M1 = 2k segments of M0 keys)
+  SR[l,j,i] = sum_e QB[e,i] KR[l,e,j]           (rounds 2.. : L rounds of J = 2k halves)
+are outputs (the block max over the I = b_q rows and the top-k run on them outside the
+grammar), the queries come in U blocks of I rows (QB[u,e,i], P = U I), the later rounds'
+representatives are inputs KR[u,l,e,j] and the kept blocks are inputs KG[u,e,n], VG[u,f,n]
+per query block; attention is FuseMax's 1-pass cascade over N (tiles N0) per query block.
+Round 1 reads K at fixed positions (each segment's centre, m0 = floor(M0 / 2), a where
+clause), so its FLOPs are counted per representative. Defaults follow the authors' code
+(hip_attention: mask_k = 512 keys, block_size_q = 32, block_size_k = 2): k = 256 blocks,
+N = {HIP_SELECTED}, I = {HIP_QUERY_BLOCK}, J = {2 * HIP_BLOCKS}, and for M = 8192 M0 = {HIP_SEGMENT}
+(M / 2k) and L = {HIP_ROUNDS} (log2(M / N) - 1), set M0 and L with M; U = 1 query block (a
+prefill has U = P / I). FLOPs: P 2k E (round 1)
++ P L 2k E (later rounds), i.e. P 2k log2(M / (k b_k)) E, + P N (E + F) (attention) + the
+1-pass rescales.
+Passes: the write-up counts a tree walk + 1. count_passes shows 1 over M (round 1's sweep
+of the 2k segment centres, a strided read) and 1 over N (the attention): the later rounds
+iterate their own ranks (L, J) and the dependence of each round on the previous top-k, and of
+the attention on the last, is the part the grammar cannot state, so every sweep runs in
+pass 1 of its own rank; the record states the count over M.
+Not modelled: the causal mask inside the kept blocks and the per-block ranges of a causal
+prefill, the authors' sliding window and dense first layers, the b_k-key representative
+blocks of the kernels (b_k times the estimator's MACs) [verify against the paper's Alg. 1],
+mask caching across decode steps, KV offloading.""",
+    1,
+    mask="top-k blocks",
+    algorithm="tree-select",
+)
+_HIP_INPUTS = (
+    ("QB", ("B", "H", "U", "E", "I")),
+    ("K", ("B", "H", "E", "M")),
+    ("KR", ("B", "H", "U", "L", "E", "J")),
+    ("KG", ("B", "H", "U", "E", "N")),
+    ("VG", ("B", "H", "U", "F", "N")),
+)
+_HIP_LINES = [
+    # the tree walk: round 1 scores each segment's centre key, later rounds the given halves
+    "S0[b,h,u,m1,i] = QB[b,h,u,e,i] * K[b,h,e,m1,m0] where 2*m0 >= M0 - 1 and 2*m0 <= M0",
+    "SR[b,h,u,l,j,i] = QB[b,h,u,e,i] * KR[b,h,u,l,e,j]",
+    # block-sparse attention: each query block over its k kept blocks
+    *renamed_one_pass("QB", "KG", "VG", "b,h,u,"),
+]
+_HIP_ASSUMPTIONS = (
+    "HiP's tree walk is modelled by its statistic: every round's top-k (and the block max "
+    "over the b_q rows) runs outside the cascade on the representative scores S0, SR; the "
+    "later rounds' representatives KR are inputs, J = 2k per round for L rounds (sizes: set "
+    "L = log2(M / N) - 1 and M0 = M / 2k with M)",
+    "the k kept key blocks are inputs KG, VG per query block (N = k x b_k keys); queries come "
+    "in U blocks of I = b_q rows (P = U x I); no causal mask inside the kept blocks",
+    "round 1 reads K only at the 2k segment centres: its FLOPs follow the 2k representatives, "
+    "but a mapper that charges K's full size over-states round 1's K traffic (M keys read "
+    "where HiP reads 2k)",
+)
+
+
+def _hip(entry: ZooCascade) -> Cascade:
+    return selection_cascade(
+        entry,
+        _HIP_INPUTS,
+        _HIP_LINES,
+        (("M", ("M1", "M0")), ("N", ("N1", "N0"))),
+        (
+            ("M0", HIP_SEGMENT),
+            ("N0", KEY_TILE_DEFAULT),
+            ("N", HIP_SELECTED),
+            ("I", HIP_QUERY_BLOCK),
+            ("U", 1),
+            ("L", HIP_ROUNDS),
+            ("J", 2 * HIP_BLOCKS),
+        ),
+        ("AV", "S0", "SR"),
+        _HIP_ASSUMPTIONS,
+        MASKED_INIT,
+    )
+
+
+# ----------------------------------------------------------------------------- DCAL
+
+_DCAL = ZooCascade(
+    "attention-dcal",
+    SELECTION,
+    "DCAL global-local cross-attention: the top-R queries by CLS attention rollout attend to "
+    "all M keys; the rollout's CLS row is a chain of vector x (A + I) / 2 products over layers",
+    f"""Global-Local Cross-Attention of DCAL (Zhu, Ke, Li, Liu, Tian and Shan, "Dual
+Cross-Attention Learning for Fine-Grained Visual Categorization and Object
+Re-Identification", CVPR 2022, arXiv 2205.02151, Sec. 3.2; variants.md Sec. 2.5 #13). The
+accumulated attention of layer i is the rollout S_i = Abar_i Abar_(i-1) ... Abar_1 with
+Abar_l = (A_l + I) / 2 (A_l: layer l's attention map, heads averaged [verify]; rows of Abar
+sum to 1, so the renormalization is the identity). GLCA takes the top-R tokens of its CLS
+row S_i[cls, :] and lets their queries attend to all M keys and values of layer i:
+  AV[f,r] = sum_m softmax_m(sum_e QS[e,r] K[e,m]) V[f,m]
+The current layer multiplies on the left, so the CLS row of S_i is not the previous CLS row
+times Abar_i (variants.md's r_l = r_(l-1) Abar_l multiplies the layers in the opposite
+order): it is a chain of vector x matrix products started at the current layer's CLS row,
+  v = Abar_i[cls, :],  v <- v Abar_l for l = i-1, ..., 1,  each step
+  RO[l,t] = sum_p RW[l,p] Abar_l[p,t] = (1/2H) sum_(h,p) RW[l,p] softmax_m(QL.KL)[p,t] + RW[l,t] / 2
+(t: token, read over the key rank and written over P with `where p == m`, so RO is the
+next step's RW)
+so it needs every earlier layer's whole map (kept, or recomputed from its queries QL and
+keys KL, as here: a softmax row normalized before the weighted sum over p, 2 passes over
+the keys). Modelled: the CLS row CR of the current layer (from its CLS query QC and K) and
+the L chain steps as one batch over L, each step's incoming vector RW[l,p] an input (the
+chain feeds step l's RO into step l+1's RW: a sequence over layers that turns the key rank
+into the query rank, which the grammar cannot state); the top-R is data-dependent, so
+CR and RO are outputs and the R selected queries are an input QS[e,r] (R a size). GLCA is
+FuseMax's 1-pass cascade over M with R query rows. Defaults: R = {DCAL_QUERIES} (10% of the
+785 tokens of ViT-B/16 at 448 px) and L = {DCAL_LAYERS} (GLCA on the 12th layer) [verify];
+set P = M (the earlier maps are self-attention). FLOPs: R M (E + F) (GLCA) + H M E (CLS
+row) + L H P M (E + 2) (the chain: scores, weighted sum) and the softmax terms.
+Passes: the write-up counts 2 per layer for the rollout and 1 for GLCA. count_passes over M
+shows 2: pass 1 runs GLCA and the row statistics (CLS row and every layer's map, the
+layers in parallel), pass 2 the normalized CLS row and the chain's weighted sums; the
+dependence of GLCA's queries on the complete rollout (the top-R) and of each step on the
+previous one are outside the grammar.
+Not modelled: PWCA (training only: keys and values of a paired image concatenated, M'=2M),
+the top-R gather itself, GLCA's output feeding the classifier.""",
+    2,
+    mask="top-R queries",
+    algorithm="rollout-select",
+)
+_DCAL_INPUTS = (
+    ("QS", ("B", "H", "E", "R")),
+    ("K", ("B", "H", "E", "M")),
+    ("V", ("B", "H", "F", "M")),
+    ("QC", ("B", "H", "E")),
+    ("QL", ("B", "H", "L", "E", "P")),
+    ("KL", ("B", "H", "L", "E", "M")),
+    ("RW", ("B", "L", "P")),
+)
+_DCAL_LINES = [
+    # GLCA: the R selected queries attend to every key of the layer (1 pass)
+    *(re.sub(r",p\]", ",r]", re.sub(r"\bQ\[", "QS[", t)) for t in one_pass_lines()),
+    # the current layer's CLS row (heads averaged) plus the identity at the CLS token m = 0,
+    # FuseMax's 2-pass softmax: running max and rescaled denominator, then the normalized row
+    "CQK[b,h,m1,m0] = QC[b,h,e] * K[b,h,e,m1,m0]",
+    "CLM[b,h,m1] = max[m0](CQK[b,h,m1,m0])",
+    "CRM[b,h,m1+1] = max(CRM[b,h,m1], CLM[b,h,m1])",
+    "CLD[b,h,m1] = exp(CQK[b,h,m1,m0] - CRM[b,h,m1+1])",
+    "CRD[b,h,m1+1] = exp(CRM[b,h,m1] - CRM[b,h,m1+1]) * CRD[b,h,m1] + CLD[b,h,m1]",
+    "CA[b,m1,m0] = exp(CQK[b,h,m1,m0] - CRM[b,h,M1]) / CRD[b,h,M1]",
+    "CR[b,p] = 0.5 * CA[b,m] / H + 0.5 * step(0.5 - p) where p == m",
+    # one chain step per earlier layer l: RO[l] = RW[l] (A_l + I) / 2, A_l's rows normalized
+    # (the same 2-pass softmax per row p, then the sum over p weighted by RW / row sum)
+    "RQK[b,h,l,m1,m0,p] = QL[b,h,l,e,p] * KL[b,h,l,e,m1,m0]",
+    "RLM[b,h,l,m1,p] = max[m0](RQK[b,h,l,m1,m0,p])",
+    "RRM[b,h,l,m1+1,p] = max(RRM[b,h,l,m1,p], RLM[b,h,l,m1,p])",
+    "RLD[b,h,l,m1,p] = exp(RQK[b,h,l,m1,m0,p] - RRM[b,h,l,m1+1,p])",
+    "RRD[b,h,l,m1+1,p] = exp(RRM[b,h,l,m1,p] - RRM[b,h,l,m1+1,p]) * RRD[b,h,l,m1,p]"
+    " + RLD[b,h,l,m1,p]",
+    "RWN[b,h,l,p] = RW[b,l,p] / RRD[b,h,l,M1,p]",
+    "RA[b,l,m1,m0] = RWN[b,h,l,p] * exp(RQK[b,h,l,m1,m0,p] - RRM[b,h,l,M1,p])",
+    "RO[b,l,p] = 0.5 * RA[b,l,m] / H + 0.5 * RW[b,l,p] where p == m",
+]
+_DCAL_ASSUMPTIONS = (
+    "DCAL's top-R query selection is modelled by its statistic: the rollout's CLS row "
+    "(CR, then the chain steps RO) is an output, the top-R runs outside the cascade and the "
+    "R selected queries are an input QS (R a size)",
+    "the rollout chain's steps run as one batch over the L earlier layers, each step's "
+    "incoming vector RW an input (step l's RO is step l+1's RW); the earlier layers' maps "
+    "are recomputed from their queries QL and keys KL (P = M tokens), heads averaged",
+    "the CLS token is token 0; GLCA has no mask (ViT tokens attend to all tokens)",
+)
+
+
+# the 2-pass rows start like FuseMax's masked state: a virtual key of logit -1e30, weight 1
+_ROW_INIT = tuple(
+    (TensorName(name), value)
+    for name, value in (("CRM", -1.0e30), ("CRD", 1.0), ("RRM", -1.0e30), ("RRD", 1.0))
+)
+
+
+def _dcal(entry: ZooCascade) -> Cascade:
+    return selection_cascade(
+        entry,
+        _DCAL_INPUTS,
+        _DCAL_LINES,
+        (("M", ("M1", "M0")),),
+        (("M0", KEY_TILE_DEFAULT), ("R", DCAL_QUERIES), ("L", DCAL_LAYERS)),
+        ("AV", "CR", "RO"),
+        _DCAL_ASSUMPTIONS,
+        (*MASKED_INIT, *_ROW_INIT),
+    )
+
+
+ENTRIES: tuple[ZooCascade, ...] = (_HCAM, _ROUTING, _HIP, _DCAL)
+BUILDERS: dict[str, Builder] = {
+    _HCAM.name: _hcam,
+    _ROUTING.name: _routing,
+    _HIP.name: _hip,
+    _DCAL.name: _dcal,
+}

@@ -113,3 +113,56 @@ def test_gpu_mappers_refuse_the_selector(
 def test_flat_refuses_the_selector_contraction(name: str, sizes: dict[str, int]) -> None:
     with pytest.raises(MappingError, match="does not iterate the key rank N"):
         run("flat", name, {**sizes, "P": 512})
+
+
+# ----------------------------------------------------------------------------- HiP, DCAL
+
+HIP = {"B": B, "H": H, "E": E, "F": F, "I": 32, "U": 4, "N": 512, "N0": 256, "J": 512}
+
+
+@pytest.mark.parametrize(("m", "rounds"), [(8192, 3), (32768, 5), (131072, 7)])
+def test_hip_work_follows_the_kept_blocks_and_the_tree_walk(m: int, rounds: int) -> None:
+    """P k b_k (E + F) for the attention plus P 2k E per round, not P M."""
+    sizes = {**HIP, "M": m, "M0": m // HIP["J"], "L": rounds}
+    found = points("attention-hip", sizes)
+    queries = B * H * HIP["U"] * HIP["I"]  # P = U x b_q rows, every head
+    assert found["S0"] == queries * HIP["J"] * E  # round 1: the 2k segment centres
+    assert found["SR"] == queries * rounds * HIP["J"] * E  # later rounds: 2k halves each
+    assert found["QK"] == queries * HIP["N"] * E  # attention over the k kept blocks
+    assert found["SLNV"] == queries * HIP["N"] * F
+    for mapper in SPATIAL:
+        result = run(mapper, "attention-hip", sizes)
+        assert result.flops == pytest.approx(count_ops(load_cascade("attention-hip"), sizes).flops)
+        assert result.flops < 2 * queries * m * (E + F) / 4  # far below dense attention
+        assert any("cascade assumption: HiP" in w for w in result.warnings)
+
+
+DCAL = {"B": B, "H": 12, "E": 64, "F": 64, "R": 78, "L": 11, "M0": 256}
+
+
+@pytest.mark.parametrize("tokens", [785, 197])
+def test_dcal_work_is_glca_plus_the_rollout_chain(tokens: int) -> None:
+    """GLCA R M (E + F); the chain L H P M E scores and L H P M weighted sums."""
+    sizes = {**DCAL, "M": tokens, "P": tokens}
+    found = points("attention-dcal", sizes)
+    heads = B * DCAL["H"]
+    assert found["QK"] == heads * DCAL["R"] * tokens * DCAL["E"]
+    assert found["SLNV"] == heads * DCAL["R"] * tokens * DCAL["F"]
+    assert found["CQK"] == heads * tokens * DCAL["E"]  # the current layer's CLS row
+    assert found["RQK"] == DCAL["L"] * heads * tokens * tokens * DCAL["E"]
+    assert found["RA"] == DCAL["L"] * heads * tokens * tokens
+    assert found["RO"] == B * DCAL["L"] * tokens  # the identity term: one point per token
+    for mapper in SPATIAL:
+        result = run(mapper, "attention-dcal", sizes)
+        assert result.passes == 2
+        assert result.flops == pytest.approx(count_ops(load_cascade("attention-dcal"), sizes).flops)
+
+
+@pytest.mark.parametrize("mapper", [m for m in MAPPERS if m.startswith("gpu-")] + ["flat"])
+def test_hip_and_dcal_are_refused_where_not_priced(mapper: str) -> None:
+    for name, sizes in (
+        ("attention-hip", {**HIP, "M": 8192}),
+        ("attention-dcal", {**DCAL, "M": 785, "P": 785}),
+    ):
+        with pytest.raises(MappingError):
+            run(mapper, name, sizes)
