@@ -282,7 +282,8 @@ _HIP = ZooCascade(
     "attention-hip",
     SELECTION,
     "HiP hierarchically pruned attention: a tree walk scores 2k representative keys per "
-    "round for log2(M / (k b_k)) rounds, then block-sparse attention over the k kept blocks",
+    "round for log2(M / (k b_k)) rounds, then block-sparse attention over the k kept blocks "
+    "(1 pass over M)",
     f"""Hierarchically Pruned Attention (Lee, Park, Lee, Suh, Kim, Jeong, Kim, Lee, Jeon and
 Hwang, "A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With
 Hierarchically Pruned Attention", arXiv 2406.09827, Sec. 3 and Alg. 1; variants.md Sec. 2.5
@@ -373,7 +374,8 @@ _DCAL = ZooCascade(
     "attention-dcal",
     SELECTION,
     "DCAL global-local cross-attention: the top-R queries by CLS attention rollout attend to "
-    "all M keys; the rollout's CLS row is a chain of vector x (A + I) / 2 products over layers",
+    "all M keys; the rollout's CLS row is a chain of vector x (A + I) / 2 products over layers "
+    "(2 passes)",
     f"""Global-Local Cross-Attention of DCAL (Zhu, Ke, Li, Liu, Tian and Shan, "Dual
 Cross-Attention Learning for Fine-Grained Visual Categorization and Object
 Re-Identification", CVPR 2022, arXiv 2205.02151, Sec. 3.2; variants.md Sec. 2.5 #13). The

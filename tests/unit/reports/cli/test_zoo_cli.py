@@ -45,6 +45,9 @@ WRITE_UP = {
     "attention-seqboat": 1,  # write-up 1 (SSM) + 1: the SSM scan is not modelled
     # Sec. 2.5, dynamic selection: the selected keys are inputs over their own rank N (a
     # statistic), so the count over M is the selector's sweep alone
+    "attention-hip": 1,  # write-up tree walk + 1: round 1 reads K's segment centres (1 pass
+    # over M), later rounds and the kept blocks are inputs over their own ranks
+    "attention-dcal": 2,  # rollout 2 per layer (row statistics, then the weighted sum); GLCA 1
     "attention-hcam": 1,  # write-up 1 (summaries) + 1 (the k chunks, swept over N)
     "attention-routing": 1,  # write-up 2: the sort the clustered attention waits for is
     # not stated (the routed operands are inputs), so no dependency joins the two sweeps
