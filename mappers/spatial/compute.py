@@ -5,7 +5,8 @@ Expression nodes become PE operations of the array's operation table:
 - a sum over a product (`Q[e,p] * K[e,m]` summed over e) is one `mac` per reduced point;
 - other sums are `add`s, max/min reductions and `max(x, y)`/`min(x, y)` are `max`es;
 - `+`/`-` are `add`, `*` is `mul`, `/` is `divide`, and unary functions keep their names
-  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`, `cos`, `sin`); negation is free (a
+  (`exp`, `sigmoid`, `sqrt`, `recip`, `step`, `round`, `cos`, `sin`, `tanh`, `abs`, `log`);
+  negation is free (a
   sign flip);
 - an operation whose table entry `absorbs` an operation of its argument (FuseMax's exp
   absorbs the subtraction of the running max) makes that argument node free;
@@ -29,7 +30,10 @@ and a multiply; cos r = 1 + r^2 (c2 + r^2 (c4 + r^2 (c6 + r^2 c8))): 4 MACs), an
 quadrant's choice of polynomial and sign (2 compares on the max unit): 8 MACs, 3 multiplies,
 a rounding and 2 compares per element, the MAC-polynomial convention of FuseMax's exp.
 Conservative: the cos and sin of one angle (RoPE) could share the reduction and both
-polynomials.
+polynomials. An absolute value is one max (max(x, -x)); tanh(x) = 2 sigmoid(2x) - 1 is a
+multiply, a sigmoid (lowered as above) and a MAC; a natural log is the exponent's extraction
+(an integer subtract: an add), a degree-6 minimax polynomial of the mantissa (6 MACs) and
+e ln 2 + p (a MAC): 7 MACs and an add.
 
 Each node counts once per point of its own iteration space, masked points excluded (the
 same convention as `einsum_ir.analysis.count_ops`). Cycles on an array are
@@ -77,6 +81,9 @@ _UNARY = {
     UnaryOp.ROUND: "round",
     UnaryOp.COS: "cos",
     UnaryOp.SIN: "sin",
+    UnaryOp.TANH: "tanh",
+    UnaryOp.ABS: "abs",
+    UnaryOp.LOG: "log",
 }
 _REDUCE = {ReduceOp.SUM: "add", ReduceOp.MAX: "max", ReduceOp.MIN: "max"}
 # "sub" is performed by the adder unless an operation absorbs it.
@@ -352,6 +359,11 @@ _LOWERINGS: dict[str, tuple[tuple[tuple[str, int], ...], ...]] = {
     # 4 mac), the quadrant's polynomial and sign (2 compares): see the module docstring
     "cos": ((("mac", 8), ("mul", 3), ("round", 1), ("max", 2)),),
     "sin": ((("mac", 8), ("mul", 3), ("round", 1), ("max", 2)),),
+    "abs": ((("max", 1),),),  # max(x, -x): the negation is free
+    "tanh": ((("mul", 1), ("sigmoid", 1), ("mac", 1)),),  # 2 sigmoid(2 x) - 1
+    # exponent e and mantissa m of x (an integer subtract: an add), a degree-6 minimax
+    # polynomial of m - 1 (6 MACs, Horner), e ln 2 + p (a MAC)
+    "log": ((("mac", 7), ("add", 1)),),
 }
 
 

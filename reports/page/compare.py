@@ -104,6 +104,48 @@ def geometric_means(compared: Sequence[Mapping[str, Any]]) -> dict[str, dict[str
     }
 
 
+CROSSOVER = "crossover_seq_len"  # the shortest swept length from which a design stays faster
+
+
+def crossovers(compared: Sequence[Mapping[str, Any]], baseline: str) -> list[dict[str, Any]]:
+    """Per design and workload swept over `seq_len`: where it overtakes the baseline.
+
+    Within one workload (the group without its length), the design's speedups in length
+    order: the crossover is the shortest swept length from which the design is faster than
+    the baseline (speedup > 1) at that and every longer length. `crossover_seq_len` is None
+    when it never is, or is faster at every length (`verdict` says which); `slower_at` and
+    `faster_at` are the swept lengths on either side of the crossover, with their speedups.
+    Only workloads with at least two lengths where both the design and the baseline have a
+    point are listed.
+    """
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in compared:
+        design, length = str(row["design"]), as_number(row.get("seq_len"))
+        speedup = as_number(row.get(SPEEDUP))
+        if design == baseline or length is None or speedup is None:
+            continue
+        series.setdefault((design, str(row.get("workload", ""))), []).append((length, speedup))
+    out = []
+    for (design, workload), points in series.items():
+        points.sort()
+        if len(points) < 2:
+            continue
+        at = next((i for i in range(len(points)) if all(sp > 1 for _, sp in points[i:])), None)
+        found: dict[str, Any] = {"design": design, "workload": workload, CROSSOVER: None}
+        if at is None:
+            found["verdict"] = f"slower than {baseline} at the longest length"
+        elif at == 0:
+            found["verdict"] = f"faster than {baseline} at every length"
+        else:
+            (before, sp_before), (after, sp_after) = points[at - 1], points[at]
+            found.update({CROSSOVER: int(after), "slower_at": int(before),
+                        "speedup_before": sp_before, "speedup_after": sp_after,
+                        "verdict": f"overtakes {baseline} between {_short(before)} and "
+                                   f"{_short(after)} tokens"})  # fmt: skip
+        out.append(found)
+    return out
+
+
 def has_ratios(compared: Sequence[Row]) -> bool:
     """Whether any design has a ratio (a baseline point and another design share a group)."""
     return has_numbers(compared, SPEEDUP) and len({r["design"] for r in compared}) > 1

@@ -15,9 +15,11 @@ from attnsim.reports.dse.feasibility import (
 )
 from attnsim.reports.page import html as h
 from attnsim.reports.page.compare import (
+    CROSSOVER,
     ENERGY_RATIO,
     GROUP,
     SPEEDUP,
+    crossovers,
     geometric_means,
     has_ratios,
 )
@@ -57,6 +59,28 @@ from attnsim.reports.page.report_page import (
 from attnsim.reports.page.tables import write_csv
 
 
+def _crossover_part(page: Page) -> list[Any]:
+    """The crossover table (designs overtaking the baseline along seq_len), if any."""
+    rows = crossovers(page.compared, page.baseline)
+    if not rows:
+        return []
+    cols = ["design", "workload", CROSSOVER, "slower_at", "speedup_before", "speedup_after",
+            "verdict"]  # fmt: skip
+    cols = [c for c in cols if any(r.get(c) is not None for r in rows)]
+    write_csv(page.out_dir / "crossover.csv", rows, cols)
+    return [
+        h.tag("h3", "Crossover length"),
+        h.tag(
+            "p",
+            "The shortest swept length from which each design is faster than the "
+            f"baseline ({page.baseline}) at that and every longer length, per workload; the "
+            "crossover lies between the two lengths shown.",
+            class_="note",
+        ),  # fmt: skip
+        unit_table(rows, cols),
+    ]
+
+
 def baseline_section(page: Page) -> h.Markup:
     """Speedup and energy ratio of each design against the baseline, per workload group."""
     title = f"Versus the baseline: {page.baseline}" if page.baseline else "Versus the baseline"
@@ -91,6 +115,7 @@ def baseline_section(page: Page) -> h.Markup:
                  f"{caption}."),
         h.tag("h3", "Geometric means over the workload groups"),
         unit_table(mean_rows, ["design", SPEEDUP, ENERGY_RATIO, "groups"]),
+        *_crossover_part(page),
         h.tag("h3", "Per workload group"),
         shown_table(page.compared, columns, 10**9, "baseline-table"),
         h.tag("p", "Also as ", csv_links(page, "baseline.csv", page.compared, columns), ".",

@@ -89,3 +89,33 @@ def test_variant_zoo_covers_the_zoo_and_refuses_only_with_reasons(tmp_path: Path
     assert {("dense", "fusemax"), ("dense", "gpu-1pass")} <= priced
     assert ("lightning-2-kernel", "gpu-lightning") in priced
     assert priced.isdisjoint((r["design"], r["mapper"]) for r in refused)
+
+
+def test_softmax_vs_linear_crossover_is_within_one_length_of_the_measured(tmp_path: Path) -> None:
+    """The report's H200 crossover of Lightning-2 against causal softmax lies within one swept
+    length of the one timed on the H200 (kernels/measurements/crossover/, never fitted)."""
+    import csv
+
+    from attnsim.reports.page.compare import GROUP, compare_to_baseline, crossovers
+
+    exp = load_experiment(EXAMPLES[0].parent / "softmax-vs-linear.yaml")
+    summary = run_experiment(exp, tmp_path, jobs=2, quiet=True)
+    assert summary.failed == 0 and summary.refused > 0  # GLA on the H200, Lightning-2 on FuseMax
+    rows = mark_rows(load_rows(tmp_path), exp.constraints)
+    compared = compare_to_baseline(rows, ["workload", "seq_len"], "softmax")
+    assert all(r[GROUP] for r in compared)
+    found = {(r["design"], r["workload"]): r for r in crossovers(compared, "softmax")}
+    modelled = found[("lightning-2", "on-h200")]["crossover_seq_len"]
+    best: dict[tuple[int, str], float] = {}
+    data = EXAMPLES[0].parents[1] / "kernels/measurements/crossover/crossover-h200-2026-12-04.csv"
+    with data.open() as fh:
+        for r in csv.DictReader(fh):
+            if r["status"] == "ok":
+                key = (int(r["seq"]), r["family"])
+                best[key] = min(best.get(key, float("inf")), float(r["median_ms"]))
+    lengths = sorted({s for s, _ in best})
+    faster = [
+        s for s in lengths if best[(s, "triton-lightning")] < best[(s, "triton-1pass-causal")]
+    ]
+    measured = next(s for s in lengths if all(x in faster for x in lengths if x >= s))
+    assert abs(lengths.index(measured) - lengths.index(modelled)) <= 1, (measured, modelled)

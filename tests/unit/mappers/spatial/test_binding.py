@@ -95,3 +95,26 @@ def test_division_of_3pass_weights_stays_on_the_2d_array() -> None:
         SIZES["P"] * SIZES["M"] * per_element / arch.array_2d.lanes
     )
     assert cycles(r)["A"] < cycles(r)["QK"]
+
+
+def test_log_abs_and_tanh_are_lowered_onto_the_1d_array() -> None:
+    """GLA's and Lightning-2's log-sigmoid gates: log as 7 MACs and an add, abs as a max,
+    tanh as a multiply, a sigmoid and a MAC (mappers.spatial.compute's docstring)."""
+    text = """
+cascade: gates
+inputs: {G: [E, M]}
+einsums:
+  - LG[e,m] = log(1 + exp(-abs(G[e,m])))
+  - TH[e,m] = tanh(G[e,m])
+outputs: [LG, TH]
+"""
+    array = load_arch("fusemax").array_1d
+    sizes = {"E": 2, "M": 5}
+    works = cascade_work(load_cascade_text(text), sizes, array)
+    (lg, lg_notes), (th, _) = (lower_work(w, array) for w in works)
+    assert any("log approximated" in n for n in lg_notes)
+    ops, n = dict(lg.actions), 10
+    assert ops["mac"] == 7 * n and ops["max"] == n  # log's polynomial; abs as max(x, -x)
+    assert ops["exp"] == n and ops["add"] == 2 * n  # the 1 + exp and log's exponent add
+    th_ops = dict(th.actions)
+    assert th_ops["mul"] == n and th_ops["exp"] == n  # 2x, then sigmoid's exp
