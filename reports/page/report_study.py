@@ -67,6 +67,7 @@ def _crossover_part(page: Page) -> list[Any]:
     cols = ["design", "workload", CROSSOVER, "slower_at", "speedup_before", "speedup_after",
             "verdict"]  # fmt: skip
     cols = [c for c in cols if any(r.get(c) is not None for r in rows)]
+    rows = [{c: r.get(c) for c in cols} for r in rows]
     write_csv(page.out_dir / "crossover.csv", rows, cols)
     return [
         h.tag("h3", "Crossover length"),

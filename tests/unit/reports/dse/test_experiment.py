@@ -358,7 +358,7 @@ sweep:
 
 FUSEMAX_ON_GPU = (
     "mapper 'fusemax' maps onto spatial accelerators, not GPUs "
-    "(mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, gpu-decode, gpu-unfused)"
+    "(mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, gpu-decode, gpu-lightning, gpu-unfused)"
 )
 
 
