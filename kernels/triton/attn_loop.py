@@ -219,14 +219,23 @@ def tanh(x, FAST: tl.constexpr):
 @triton.jit
 def modify_scores(
     s, offs_m, offs_n, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, softcap, alibi,
-    FAST_TANH: tl.constexpr,
+    FAST_TANH: tl.constexpr, ALIBI_SHIFT: tl.constexpr = False,
 ):  # fmt: skip
     """Score modifiers on log2-domain scores `s` (scale * q.k * log2(e)).
 
     ALIBI: s - alibi * |i - j| (`alibi` = the head's slope * log2(e)); SOFTCAP: softcap *
     tanh(s / softcap) (`softcap` = C * log2(e), the cap C of natural-log scores).
+    ALIBI_SHIFT (causal softmax without softcap only): every visible key has j <= i, so
+    -alibi (i - j) = alibi (j - r0) - alibi (i - r0) with r0 the tile's first row; the second
+    term is constant along the row, and softmax is unchanged by a row constant, so only the
+    column vector alibi (j - r0) is added (one add per score instead of a subtract, a
+    conversion, an abs and an FMA). Keys far behind the tile get large negative terms, whose
+    weights vanish anyway; near ones stay small, so no precision is lost where it counts.
     """
-    if ALIBI:
+    if ALIBI_SHIFT:
+        r0 = tl.min(offs_m, 0)
+        s = s + (alibi * (offs_n - r0).to(tl.float32))[None, :]
+    elif ALIBI:
         dist = (offs_m[:, None] - offs_n[None, :]).to(tl.float32)
         s = s - alibi * tl.abs(dist)
     if SOFTCAP:
@@ -371,7 +380,15 @@ def attn_inner(
                 else:
                     sc = qk * qk_scale
                 sc = modify_scores(
-                    sc, offs_m, start_n + offs_n, SOFTCAP, ALIBI, softcap, alibi, FAST_TANH
+                    sc,
+                    offs_m,
+                    start_n + offs_n,
+                    SOFTCAP,
+                    ALIBI,
+                    softcap,
+                    alibi,
+                    FAST_TANH,
+                    ALIBI and CAUSAL and not SIGMOID and not SOFTCAP,
                 )
                 if MASKED:
                     keep = _keep(

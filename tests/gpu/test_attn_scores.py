@@ -104,6 +104,16 @@ def test_scores_with_window_and_gqa():
     q, k, v = inputs(1, 4, 2, 80, 80, 16, torch.float32)
     check(q, k, v, True, Score(sigmoid=True), window=20, **TINY)
     check(q, k, v, True, Score(softcap=3.0, alibi=True), window=20, **TINY)
+    check(q, k, v, True, Score(alibi=True), window=20, **TINY)
+
+
+@pytest.mark.parametrize("heads", [1, 8])
+def test_causal_alibi_as_a_column_shift_over_many_tiles(heads):
+    """Causal softmax ALiBi adds alibi (j - r0) per key (the row term cancels in softmax):
+    exact over many key tiles, a ragged last tile, and slopes from steep (far keys vanish)
+    to shallow."""
+    q, k, v = inputs(1, heads, heads, 150, 150, 16, torch.float32, seed=3)
+    check(q, k, v, True, Score(alibi=True), **TINY)
 
 
 def test_score_functions_change_the_output():
