@@ -119,3 +119,23 @@ def test_softmax_vs_linear_crossover_is_within_one_length_of_the_measured(tmp_pa
     ]
     measured = next(s for s in lengths if all(x in faster for x in lengths if x >= s))
     assert abs(lengths.index(measured) - lengths.index(modelled)) <= 1, (measured, modelled)
+
+
+def test_long_context_masks_pay_for_the_window_only_with_tile_skipping(tmp_path: Path) -> None:
+    """Windows beat causal attention on the H200 and on FuseMax with tile skipping, the
+    narrower the faster; with every tile computed FuseMax pays causal attention's price."""
+    from attnsim.reports.page.compare import SPEEDUP, compare_to_baseline
+
+    text = (EXAMPLES[0].parent / "long-context-masks.yaml").read_text(encoding="utf-8")
+    small = tmp_path / "masks.yaml"
+    small.write_text(text.replace("[8K, 32K, 128K]", "[32K]"), encoding="utf-8")
+    exp = load_experiment(small)
+    summary = run_experiment(exp, tmp_path / "out", jobs=2, quiet=True)
+    assert summary.failed == 0 and summary.ok == exp.count
+    compared = compare_to_baseline(load_rows(tmp_path / "out"), ["workload", "seq_len"], "causal")
+    speedup = {(r["workload"], r["design"]): r[SPEEDUP] for r in compared}
+    for hw in ("on-h200", "on-fusemax"):
+        assert speedup[(hw, "w256")] > speedup[(hw, "w1k")] > speedup[(hw, "w4k")] > 1
+        assert speedup[(hw, "w1k")] > speedup[(hw, "w1k-s64")]  # sinks cost their tiles
+    for design in ("w256", "w1k", "w4k"):
+        assert speedup[("on-fusemax-every-tile", design)] == pytest.approx(1.0, rel=0.01)
