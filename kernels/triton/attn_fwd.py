@@ -118,8 +118,10 @@ def attn_fwd_kernel(
     FAST_TANH: tl.constexpr = False,
     BLOCK_SPARSE: tl.constexpr = False,
     SEGMENTS: tl.constexpr = False,
+    HEAD_WINDOWS: tl.constexpr = False,
     layout=None, layout_stride_b=0, layout_stride_h=0, layout_row=0, full_width=0,
     q_segments=None, k_segments=None, q_segments_stride=0, k_segments_stride=0,
+    head_windows=None,
 ):  # fmt: skip
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
 
@@ -128,6 +130,8 @@ def attn_fwd_kernel(
     standard slopes m_h = 2**(-8 (h + 1) / heads) (Press et al., ICLR 2022).
 
     WINDOW (CAUSAL only): keys j with i - j < window or j < sinks (`attn_loop.attn_rows`).
+    HEAD_WINDOWS: query head h's window is `head_windows[h]` (int32, one per query head;
+    MoA-style elastic windows), read once per program.
 
     BLOCK_SPARSE: only the key tiles `layout` lists for this (batch, head, query tile) are
     visited (`attn_loop.sparse_rows`; the table and its strides: `blocksparse.kernel_meta`);
@@ -145,6 +149,8 @@ def attn_fwd_kernel(
     off_h = (off_bh % heads).to(tl.int64)
     # GQA/MQA: query head h reads K/V head h // kv_group (the heads of a group are adjacent
     # in the grid, so their programs run together and share the K/V tiles in L2)
+    if HEAD_WINDOWS:
+        window = tl.load(head_windows + off_h)
     off_kh = off_h // kv_group
     off_bkh = off_bh // kv_group  # = b * (heads / kv_group) + h // kv_group (int32, as off_bh)
     q_src = head_source(
@@ -360,7 +366,14 @@ def _make_plan(
     )  # fmt: skip
     plan = _Plan()
     plan.grid = (triton.cdiv(sq, bm), b * h, 1)
-    plan.tail = _int_args(q2, k2, v2, o_strides, scale, window or 0, sinks, score)
+    per_head = window is not None and not isinstance(window, int)
+    if per_head and len(window) != h:
+        raise ValueError(f"window: {len(window)} per-head widths for {h} query heads")
+    plan.tail = _int_args(q2, k2, v2, o_strides, scale, 0 if per_head else window or 0, sinks,
+                          score)  # fmt: skip
+    if per_head:
+        widths = torch.tensor(window, dtype=torch.int32, device=q2.device)
+        sparse = {**sparse, "HEAD_WINDOWS": True, "head_windows": widths}
     plan.meta = dict(
         BLOCK_M=bm,
         BLOCK_N=bn,
@@ -496,7 +509,9 @@ def attention_fwd(
     divisor of q's H (both schedules); query head h reads K/V head h // (H / G).
     `score` (`Score`): sigmoid attention, softcapping, ALiBi ("plain" schedule only).
     `window` (causal only): query i sees
-    keys i - window < j <= i, plus the first `sinks` keys (attention sinks); key tiles outside
+    keys i - window < j <= i, plus the first `sinks` keys (attention sinks); `window` may also
+    be one width per query head (a sequence or tensor of H ints, MoA-style elastic windows;
+    each program reads its head's); key tiles outside
     both are never loaded, tiles inside run unmasked, only the edge tiles pay for masking
     (family `triton-window`; "plain" schedule only). Per-call host work on a repeated call:
     one cache lookup, the output allocation, one direct launch.
@@ -506,6 +521,8 @@ def attention_fwd(
     masked (keys < seq_k, `causal`, equal segment ids); rows that see no key come out 0.
     block_m, block_n and causal are the layout's; plans are cached per layout object.
     """
+    if window is not None and not isinstance(window, int):  # per-head widths: hashable ints
+        window = tuple(int(w) for w in (window.tolist() if hasattr(window, "tolist") else window))
     if schedule != "plain":
         if block_sparse is not None:
             raise ValueError(f"block_sparse: schedule {schedule!r} has no layouts; use 'plain'")

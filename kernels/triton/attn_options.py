@@ -85,7 +85,9 @@ DEFAULT_SCORE = Score()
 DEFAULT_VARIANT = Variant()
 
 
-def check_window(causal: bool, window: int | None, sinks: int, variant: Variant) -> None:
+def check_window(
+    causal: bool, window: int | tuple[int, ...] | None, sinks: int, variant: Variant
+) -> None:
     """Reject window arguments the kernel cannot run (ValueError naming the argument)."""
     if window is None:
         if sinks:
@@ -93,8 +95,9 @@ def check_window(causal: bool, window: int | None, sinks: int, variant: Variant)
         return
     if not causal:
         raise ValueError("window needs causal=True (the kernel's window is causal)")
-    if int(window) != window or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    widths = window if isinstance(window, tuple) else (window,)
+    if not widths or any(int(w) != w or w < 1 for w in widths):
+        raise ValueError(f"window must be an int >= 1 (or one per query head), got {window!r}")
     if int(sinks) != sinks or sinks < 0:
         raise ValueError(f"sinks must be an int >= 0, got {sinks!r}")
     if variant.lazy_rescale:

@@ -100,3 +100,44 @@ def test_gpu_window(window, sinks, tiling):
     bm, bn, w, st = tiling
     q, k, v = inputs(2, 4, 2048, 128, torch.bfloat16)
     check(q, k, v, window, sinks, block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+
+
+TILING = dict(block_m=32, block_n=16, num_warps=4, num_stages=2)
+
+
+def reference_per_head(q, k, v, windows, sinks, dtype=torch.float64):
+    """Each query head with its own window; query head h reads K/V head h // (H / G)."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    heads = [
+        reference(q[:, h : h + 1], k[:, h : h + 1], v[:, h : h + 1], w, sinks, dtype)
+        for h, w in enumerate(windows)
+    ]
+    return torch.cat(heads, dim=1)
+
+
+@pytest.mark.parametrize("sinks", [0, 3])
+@pytest.mark.parametrize("kv_heads", [4, 2])
+def test_per_head_windows_match_reference(sinks, kv_heads):
+    """MoA-style elastic windows: one width per query head (narrower than a key tile, across
+    tiles, wider than the sequence), with GQA and with sinks."""
+    windows = [4, 9, 33, 200]
+    g = torch.Generator(device=DEVICE).manual_seed(7)
+    q = torch.randn(1, 4, 70, 16, generator=g, device=DEVICE)
+    k, v = (torch.randn(1, kv_heads, 70, 16, generator=g, device=DEVICE) for _ in range(2))
+    out = torch.full(q.shape, float("nan"), device=DEVICE)
+    attention_fwd(q, k, v, True, out=out, window=windows, sinks=sinks, **TILING)
+    assert torch.isfinite(out).all()
+    ref = reference_per_head(q, k, v, windows, sinks)
+    assert (out.double() - ref).abs().max().item() < 1e-4
+    same = torch.full(q.shape, float("nan"), device=DEVICE)  # a tensor of widths works too
+    attention_fwd(q, k, v, True, out=same, window=torch.tensor(windows), sinks=sinks, **TILING)
+    assert torch.equal(out, same)
+
+
+def test_per_head_windows_are_checked():
+    q, k, v = inputs(1, 4, 32, 16, torch.float32)
+    with pytest.raises(ValueError, match="per-head widths for 4 query heads"):
+        attention_fwd(q, k, v, True, window=[8, 8], **TILING)
+    with pytest.raises(ValueError, match="window must be an int >= 1"):
+        attention_fwd(q, k, v, True, window=[8, 0, 8, 8], **TILING)
