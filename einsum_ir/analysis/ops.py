@@ -145,7 +145,7 @@ def count_ops(cascade: Cascade, sizes: Mapping[str, int]) -> OpCounts:
     return _count_ops(cascade, tuple(sorted(resolved.items())))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2048)  # bounded: tests and sweeps parse many cascades
 def _count_ops(cascade: Cascade, sizes: tuple[tuple[RankName, int], ...]) -> OpCounts:
     rank_sizes = dict(sizes)
     records = tuple(_einsum_ops(cascade, i, e, rank_sizes) for i, e in enumerate(cascade.einsums))

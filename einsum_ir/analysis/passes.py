@@ -147,7 +147,7 @@ class _State:
 _UNKNOWN = _State(Availability.CONST, 0)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2048)  # bounded: tests and sweeps parse many cascades
 def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
     """Count the passes a cascade makes over `rank` and what crosses each pass boundary.
 
