@@ -128,6 +128,14 @@ def serving_structure(
     # the value operand is the key-side tensor of the value contraction that is not a score
     # intermediate (SLN x V: V); the score-derived one carries the query rank
     value_ops = [t for t in values if query not in roots(t)]
+    # a per-key projection feeds the attention's output (MLA naive's K, V up-projected);
+    # per-key work only another output reads (DCAL's CLS row beside its attention) is none
+    if terms:
+        attended = _upstream(cascade, _attention_outputs(cascade, [t.output for t in terms]))
+        projections = [
+            p for p in projections if p.site != ProjectionSite.KEY or p.output in attended
+        ]  # fmt: skip
+        value_ops = [t for t in value_ops if t in attended]
     latent = _latent(cascade, [t.key_operand for t in terms], value_ops, key)
     drop = {key, *batch}
     latent_dims = tuple(
@@ -145,6 +153,31 @@ def serving_structure(
         split_ranks=split,
         splits=math.prod(sizes[r] for r in split) if split else 1,
     )
+
+
+def _attention_outputs(cascade: Cascade, scores: list[TensorName]) -> list[TensorName]:
+    """The cascade's outputs computed from the score terms (every output but a side one)."""
+    reached = set(scores)
+    for e in cascade.einsums:  # in order: producers come first
+        if any(a.tensor in reached for a in e.inputs):
+            reached.add(e.output)
+    consumed = {a.tensor for e in cascade.einsums for a in e.inputs}
+    return [e.output for e in cascade.einsums if e.output in reached and e.output not in consumed]
+
+
+def _upstream(cascade: Cascade, tensors: list[TensorName]) -> set[TensorName]:
+    """`tensors` and every tensor they are computed from."""
+    found: set[TensorName] = set()
+    todo = list(tensors)
+    while todo:
+        t = todo.pop()
+        if t in found:
+            continue
+        found.add(t)
+        producer = cascade.producers.get(t)
+        if producer is not None:
+            todo.extend(a.tensor for a in producer.inputs)
+    return found
 
 
 def _iter_roots(cascade: Cascade, e: Einsum) -> set[RankName]:

@@ -52,6 +52,8 @@ __all__ = [
     "StructureError",
     "attention_problem",
     "rank_roles",
+    "row_terms",
+    "value_contractions",
 ]
 from attnsim.einsum_ir.ir import (
     AnyOf,
@@ -99,6 +101,11 @@ class Modifier(enum.StrEnum):
     BIAS = "bias"  # an additive term: another tensor (a bias matrix) or a position form
     POSITION_BIAS = "position-bias"  # an additive term computed from index values (ALiBi)
     SOFTCAP = "softcap"  # tanh capping
+    # after the key reduction: a per-row term from a parameter input joins the normalizer or
+    # the output (a sink logit: RD[M1] + exp(SB - RM[M1])), work on rows, not on scores
+    ROW_TERM = "row-term"
+    # more than one weights.V contraction per key (ACT's sink and rest accumulators)
+    SPLIT_VALUES = "split-values"
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,6 +529,10 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
             modifiers.append(Modifier.BIAS)
         if _divides_by_key_sum(e, cascade, roles):
             normalized = True
+        if not keyed and _row_term(e, cascade, roles):
+            modifiers.append(Modifier.ROW_TERM)
+    if len(value_contractions(cascade, roles)) > 1:
+        modifiers.append(Modifier.SPLIT_VALUES)
     if state_summary(cascade, roles.key) is not None:
         kind = ScoreKind.LINEAR  # the queries read a state, whatever the chunks compute
     elif UnaryOp.EXP in unaries and normalized:
@@ -533,6 +544,57 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
     else:
         kind = ScoreKind.OTHER
     return ScoreFunction(kind, passes, tuple(dict.fromkeys(modifiers)))
+
+
+def value_contractions(cascade: Cascade, roles: Roles) -> tuple[int, ...]:
+    """Indices of the weights.V Einsums: a key-side input contracted over the key rank.
+
+    One in every softmax form; two in ACT's (its sink and rest accumulators).
+    """
+    key_side = {
+        t
+        for t in cascade.input_names
+        if roles.key in _roots(cascade, cascade.tensor_ranks[t])
+        and set(roles.value_dims) & _roots(cascade, cascade.tensor_ranks[t])
+    }
+    found = []
+    for i, e in enumerate(cascade.einsums):
+        out_roots = _roots(cascade, cascade.tensor_ranks.get(e.output, ()))
+        reduced = set(e.iteration_vars) - {v.name for v in e.out.vars}  # key parts summed (m0)
+        keyed = {cascade.root(RankName(v.upper())) for v in reduced} == {roles.key}
+        reads = {a.tensor for a in e.inputs}
+        if reads & key_side and keyed and set(roles.value_dims) & out_roots:
+            found.append(i)
+    return tuple(found)
+
+
+def row_terms(cascade: Cascade, roles: Roles) -> tuple[int, ...]:
+    """Indices of the Einsums that add a parameter's term to the rows after the key sum."""
+    return tuple(
+        i
+        for i, e in enumerate(cascade.einsums)
+        if not _iterates_key(cascade, e, roles) and _row_term(e, cascade, roles)
+    )
+
+
+def _iterates_key(cascade: Cascade, e: Einsum, roles: Roles) -> bool:
+    return any(cascade.root(RankName(v.upper())) == roles.key for v in e.iteration_vars)
+
+
+def _row_term(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
+    """Whether `e` (not iterating keys) reads a per-head parameter and a key sum.
+
+    A key sum or a final iterate; a projection's weight (over latent or value dims) is no
+    per-head parameter, so MLA's output projection is no row term.
+    """
+    reads = [r for r in walk(e.expr) if isinstance(r, Read)]
+    inputs = [
+        r
+        for r in reads
+        if r.access.tensor in cascade.input_names
+        and _roots(cascade, cascade.tensor_ranks[r.access.tensor]) <= set(roles.batch)
+    ]
+    return bool(inputs) and any(_key_sum(r, cascade, roles, 2) for r in reads)
 
 
 def _is_score_input(cascade: Cascade, tensor: TensorName, roles: Roles) -> bool:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from attnsim.archs.gpu import dtype_bytes
+from attnsim.einsum_ir.analysis.ops import count_ops
 from attnsim.einsum_ir.analysis.serving import odd_inputs
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
@@ -20,6 +21,8 @@ from attnsim.einsum_ir.analysis.structure import (
     ScoreKind,
     StructureError,
     attention_problem,
+    row_terms,
+    value_contractions,
 )
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.sizes import SizeError
@@ -61,6 +64,16 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
     roles = ap.roles
     size = ap.sizes
     refuse = f"{cascade.name}: the GPU mappers cannot price "
+    consumed = {a.tensor for e in cascade.einsums for a in e.inputs}
+    outputs = list(dict.fromkeys(e.output for e in cascade.einsums if e.output not in consumed))
+    if len(outputs) > 1 and not gathered_ranks(cascade, ap):  # (gathered: refused below)
+        odd = odd_inputs(cascade, roles)  # a selector's operands, named
+        raise MappingError(
+            refuse + f"a cascade with {len(outputs)} outputs ({', '.join(outputs)}): the GPU "
+            "kernels compute one attention output; a selector, a second attention or a "
+            "statistic beside it (DCAL's rollout) would be other kernels"
+            + (f"; {odd}" if odd else "")
+        )
     if ap.score.kind == ScoreKind.LINEAR:
         raise MappingError(refuse + f"linear attention, no weight function ({ap.score.describe()})")
     if ap.score.kind == ScoreKind.OTHER:
@@ -94,6 +107,12 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
             f"key-side (key rank {roles.key}, query rank {roles.query}) and not per-head "
             "parameters, so work on them "
             "(a selector's scores, a pooling) lies outside the attention kernels"
+        )
+    if Modifier.SPLIT_VALUES in ap.score.modifiers:
+        parts = [cascade.einsums[i].output for i in value_contractions(cascade, roles)]
+        raise MappingError(
+            refuse + f"weights.V split over {len(parts)} accumulators ({', '.join(parts)}, e.g. "
+            "ACT's sink and rest sets): every GPU kernel keeps one output accumulator per row"
         )
     param_words = sum(math.prod(size[r] for r in inputs[t]) for t in params)
     inputs = {t: r for t, r in inputs.items() if t not in params}
@@ -134,13 +153,29 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
         position_bias=Modifier.POSITION_BIAS in mods,
         param_bytes=float(param_words * dtype_bytes(dtype)),
     )
-    notes = _problem_warnings(ap, shape, score)
+    notes = _problem_warnings(ap, shape, score) + _row_term_warning(cascade, ap)
     if params:
         notes += (
             f"score parameters {', '.join(params)} (no query or key rank: a few values per "
             "head): read once from HBM (counted), then from L2 by each program",
         )
     return GpuProblem(shape, score, ap, notes)
+
+
+def _row_term_warning(cascade: Cascade, ap: AttentionProblem) -> tuple[str, ...]:
+    """What a per-row term after the key sum (a sink logit) adds, counted but not priced."""
+    rows = row_terms(cascade, ap.roles)
+    if not rows:
+        return ()
+    ops = count_ops(cascade, dict(ap.sizes))
+    extra = sum(ops.per_einsum[i].flops for i in rows)
+    names = ", ".join(cascade.einsums[i].output for i in rows)
+    return (
+        f"row terms {names} (per-head parameters joining each row after the key sum, e.g. a "
+        "sink logit): no Triton kernel applies them; priced as the plain kernel without them "
+        f"({extra:.4g} ops, {100 * extra / max(ops.flops, 1):.2g}% of the cascade's, not counted; "
+        "their parameters' reads are)",
+    )
 
 
 def _roots(cascade: Cascade, ranks: tuple[str, ...]) -> set[str]:

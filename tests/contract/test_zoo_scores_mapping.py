@@ -3,8 +3,9 @@
 The expected work is computed here from the sizes, per (batch, head), 2 FLOPs per MAC:
 
 - sink logit and ACT: the softmax attention's work plus per-row terms (ACT: the sink
-  accumulators over S keys and their rescale per key tile); the GPU kernels price them as
-  plain softmax attention (the extra is below 1%);
+  accumulators over S keys and their rescale per key tile); the GPU kernels price the sink
+  logit as plain softmax attention and say so, with the row terms' count of operations; they
+  refuse ACT (its sink and rest accumulators: no kernel keeps two per row);
 - GPSA: plus the positional product PP . V, 2 P M F;
 - RCMHA: plus the relative-position contraction (Q + w) . R[p - m], 2 P M E, and the sum
   of the two score terms (P M);
@@ -90,16 +91,27 @@ def test_gpu_refuses_terms_its_kernels_lack(mapper: str, name: str) -> None:
 
 
 @pytest.mark.parametrize("mapper", GPU)
-@pytest.mark.parametrize("name", ["attention-sink-logit", "attention-act"])
-def test_gpu_prices_sink_logit_and_act_as_softmax_attention(mapper: str, name: str) -> None:
+def test_gpu_prices_the_sink_logit_as_softmax_attention_and_says_so(mapper: str) -> None:
+    name = "attention-sink-logit"
     result = run(mapper, name, sizes(name, mapper))
     base = dense(mapper)
     assert result is not None and base is not None
     assert result.flops == base.flops
-    params = "SB" if name == "attention-sink-logit" else "CB"
-    assert any(f"score parameters {params}" in w for w in result.warnings)
-    if name == "attention-act":
-        assert any("cascade assumption: ACT's sink set" in w for w in result.warnings)
+    assert any("score parameters SB" in w for w in result.warnings)
+    rows = SIZES["P"] if mapper != "gpu-decode" else 1
+    counted = count_ops(load_cascade(name), sizes(name, mapper)).per_einsum
+    sd = next(r.flops for r in counted if r.output == "SD")
+    assert sd == 3 * HEADS * rows  # exp, add, subtract per row
+    (note,) = [w for w in result.warnings if w.startswith("row terms SD")]
+    assert f"({sd:.4g} ops," in note and "not counted" in note
+
+
+@pytest.mark.parametrize("mapper", GPU)
+def test_gpu_refuses_act_split_accumulators(mapper: str) -> None:
+    with pytest.raises(MappingError, match=r"split over 2 accumulators \(SLNV, SSNV"):
+        get_mapper(mapper)().map(
+            load_cascade("attention-act"), load_arch("h200"), sizes("attention-act", mapper)
+        )
 
 
 @pytest.mark.parametrize("mapper", SPATIAL)
