@@ -15,7 +15,7 @@ import numpy.typing as npt
 from attnsim.einsum_ir.ir import CmpOp
 
 if TYPE_CHECKING:
-    from attnsim.einsum_ir.analysis.points import _Cond
+    from attnsim.einsum_ir.analysis.point_conds import _Cond
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]

@@ -71,6 +71,8 @@ from attnsim.kernels.triton.common import (
     prune_by_smem,
     use_tma,
 )
+from attnsim.kernels.triton.host_descs import collapsible as _collapsible
+from attnsim.kernels.triton.host_descs import host_descs as _host_descs
 from attnsim.kernels.triton.launch import DescriptorLaunch
 
 __all__ = [
@@ -265,50 +267,6 @@ class _Plan:
         self.launch = None  # set after the first launch on CUDA (direct path)
         self.rows = None  # TILES_HOST_TMA: (q/o rows, k/v rows) of the descriptors' blocks
         self.descs = None  # TILES_HOST_TMA: kernels.triton.launch.DescriptorLaunch once armed
-
-
-class _HostDesc:
-    """A light stand-in for `TensorDescriptor` on the direct launch path.
-
-    It holds what Triton's CUDA launcher reads (base, shape, strides, padding); the checks of
-    the real descriptor ran on the plan's first (JIT) launch.
-    """
-
-    __slots__ = ("base", "shape", "strides", "padding", "block_shape")
-
-    def __init__(self, base, rows: int) -> None:  # type: ignore[no-untyped-def]
-        b, h, s, d = base.shape
-        self.base = base
-        self.shape = (b * h * s, d)
-        self.strides = (base.stride(2), 1)
-        self.padding = "zero"
-        self.block_shape = (rows, d)
-
-
-def _collapsible(x) -> bool:  # type: ignore[no-untyped-def]
-    """(B, H, S, D) with a (B*H*S, D) row-major view and 16-byte aligned rows (TMA)."""
-    b, h, s, d = x.shape
-    st = x.stride()
-    return (
-        st[3] == 1
-        and (h == 1 or st[1] == s * st[2])
-        and (b == 1 or st[0] == h * s * st[2])
-        and (st[2] * x.element_size()) % 16 == 0
-    )
-
-
-def _host_descs(plan, q, k, v, o, stand_in: bool):  # type: ignore[no-untyped-def]
-    """Host descriptors of q, k, v, o over their (B*H*S, D) views."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
-
-    rq, rk = plan.rows
-    if stand_in:
-        return _HostDesc(q, rq), _HostDesc(k, rk), _HostDesc(v, rk), _HostDesc(o, rq)
-    out = []
-    for x, rows in ((q, rq), (k, rk), (v, rk), (o, rq)):
-        b, h, s, d = x.shape
-        out.append(TensorDescriptor(x, [b * h * s, d], [x.stride(2), 1], [rows, d]))
-    return tuple(out)
 
 
 _PLANS: dict[tuple, _Plan] = {}  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ import pytest
 
 from attnsim.einsum_ir.spec import SpecError
 from attnsim.reports.cli.main import main
-from attnsim.reports.dse.design_space import design_sizes, size_expression
+from attnsim.reports.dse.design_sizes import design_sizes, size_expression
 from attnsim.reports.dse.experiment import load_experiment
 from attnsim.reports.dse.runner import run_experiment
 from attnsim.reports.dse.store import (
