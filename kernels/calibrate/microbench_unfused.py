@@ -22,6 +22,13 @@ shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m attnsim.kernels.calibrat
 --ragged`
 measures only these and prints their entries).
 
+Short rows are a regime of their own: at S <= 256 a grid holds thousands of one-tile programs
+(one per row for the softmax) whose fixed cost per program, not their work, sets the time.
+They are timed on two "short" calibration shapes, B*H = 2048 at S = 96 and B*H = 640 at
+S = 192 (in no validation, holdout or regimes grid; `SHORT_SHAPES`, `--short`), and the model
+splits each kernel's time into a part per program and a part per unit of work from the long
+and short entries together (`mappers.gpu.kernels`).
+
 Entry format (`unfused_kernels` in the calibration file)::
 
     {kernel: qk|softmax|pv, causal: 0|1, head_dim: 64, block_m: 128, block_n: 64,
@@ -46,6 +53,9 @@ SOFTMAX_SHAPES = ((24, 4096), (6, 16384))
 # the same with seq % 16 == 8: score rows without 16-element alignment (see the docstring)
 RAGGED_MATMUL_SHAPE = (24, 4088)
 RAGGED_SOFTMAX_SHAPES = ((24, 4088), (6, 16376))
+# many short rows: thousands of one-tile programs (see the docstring)
+SHORT_SHAPES = ((2048, 96), (640, 192))
+SHORT_BUDGET_S = 120.0
 # validation tilings first, then the rest of what the search commonly picks
 UNFUSED_TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3))
 HEAD_DIMS = (64, 128)
@@ -88,16 +98,24 @@ def _entry(
     }
 
 
-def measure_unfused(torch: Any, aligned: bool = True, ragged: bool = True) -> list[dict[str, Any]]:
+def measure_unfused(
+    torch: Any, aligned: bool = True, ragged: bool = True, short: bool = True
+) -> list[dict[str, Any]]:
     """Each unfused kernel timed alone on the calibration shapes (see the module docstring).
 
-    `aligned` / `ragged`: measure the shapes with seq % 16 == 0 / the ragged ones (each set
-    has its own time budget).
+    `aligned` / `ragged` / `short`: measure the shapes with seq % 16 == 0 / the ragged ones /
+    the short rows (each set has its own time budget).
     """
     points: list[dict[str, Any]] = []
-    sets = [(MATMUL_SHAPE, SOFTMAX_SHAPES, UNFUSED_BUDGET_S)] if aligned else []
+    Shapes = tuple[tuple[int, int], ...]
+    sets: list[tuple[tuple[int, int], Shapes, float]] = []
+    if aligned:
+        sets.append((MATMUL_SHAPE, SOFTMAX_SHAPES, UNFUSED_BUDGET_S))
     if ragged:
         sets.append((RAGGED_MATMUL_SHAPE, RAGGED_SOFTMAX_SHAPES, RAGGED_BUDGET_S))
+    if short:
+        for shape in SHORT_SHAPES:
+            sets.append((shape, (shape,), SHORT_BUDGET_S / len(SHORT_SHAPES)))
     for matmul_shape, softmax_shapes, budget_s in sets:
         points += _measure_set(torch, matmul_shape, softmax_shapes, budget_s)
     return points
@@ -145,7 +163,7 @@ def _measure_set(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`--ragged`: measure only the ragged calibration shapes; print the entries as YAML."""
+    """`--ragged` / `--short`: measure only those calibration shapes; print YAML entries."""
     import argparse
 
     import torch
@@ -155,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--ragged", action="store_true", help="only the ragged calibration shapes (seq %% 16 != 0)"
     )
+    p.add_argument("--short", action="store_true", help="only the short-row calibration shapes")
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("kernels.calibrate.microbench_unfused needs a CUDA GPU", file=sys.stderr)
         return 2
-    points = measure_unfused(torch, aligned=not args.ragged, ragged=True)
+    only = args.ragged or args.short
+    points = measure_unfused(
+        torch, aligned=not only, ragged=args.ragged or not only, short=args.short or not only
+    )
     print(yaml.safe_dump({"unfused_kernels": points}, sort_keys=False, width=100))
     return 0
 

@@ -507,15 +507,59 @@ def _with_measured(
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
-        # (work, memory s, rest s, entry) per entry
         split = [_split(e, i, s, t, cal, latency_s) for e in near]
         # the rate of the softmax's own path: rows in one block, or the two-loop path
         one = s.seq_k <= SOFTMAX_MAX_BLOCK
-        same_path = [x for x in split if (x[3].seq <= SOFTMAX_MAX_BLOCK) == one]
-        big = max(same_path or split, key=lambda x: x[0])
-        rate = (big[2] / big[0], float(sm_count))
-        out.append(replace(plan, measured=rate, measured_from=f"calibration entries of {source}"))
+        same_path = [x for x in split if (x.entry.seq <= SOFTMAX_MAX_BLOCK) == one]
+        per_work, per_program = _fit_rates(same_path or split)
+        note = " (with a per-program bound from the short-row entries)" if per_program else ""
+        out.append(
+            replace(
+                plan,
+                measured=(per_work, float(sm_count)),
+                measured_per_program_s=per_program,
+                measured_from=f"calibration entries of {source}{note}",
+            )
+        )
     return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A calibration entry's time as the model splits it (see `_split`)."""
+
+    work: float
+    blocks: int
+    memory_s: float
+    rest_s: float
+    entry: UnfusedPoint
+
+
+# an entry whose time is over 1.25x what the per-work rate and its bytes give is bound by
+# its programs (thousands of one-tile programs, each a dependent load-compute-store chain)
+PROGRAM_BOUND = 1.25
+
+
+def _fit_rates(split: list[_Split]) -> tuple[float, float]:
+    """Seconds per unit of work, and seconds per program of the per-program bound.
+
+    The per-work rate comes from the entry with the most work (long rows: its programs
+    overlap with its HBM streaming). An entry the rate and its bytes explain by less than
+    1/PROGRAM_BOUND of its time (`kernels.calibrate.microbench_unfused`'s short rows: a grid
+    of thousands of one- or two-tile programs) is bound by its programs instead: from such
+    entries a time per program is fitted (least squares on relative error), and the model
+    takes the larger of the two bounds (`gpu_model.time_kernel`). 0: no entry is
+    program-bound.
+    """
+    big = max(split, key=lambda x: x.work)
+    rate = big.rest_s / big.work
+    # (programs / time) of each program-bound entry
+    xs = [
+        x.blocks / (x.memory_s + x.rest_s)
+        for x in split
+        if x.blocks and PROGRAM_BOUND * (x.memory_s + rate * x.work) < x.memory_s + x.rest_s
+    ]
+    return rate, (sum(xs) / sum(b * b for b in xs) if xs else 0.0)
 
 
 def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
@@ -524,8 +568,8 @@ def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
 
 def _split(
     e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration, latency_s: float
-) -> tuple[float, float, float, UnfusedPoint]:
-    """(work, memory seconds, rest seconds) of calibration entry `e` for unfused kernel i.
+) -> _Split:
+    """Work, programs, memory seconds and rest seconds of entry `e` for unfused kernel i.
 
     The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
     model adds once per kernel (`gpu_model.time_kernel`).
@@ -539,7 +583,8 @@ def _split(
     write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
     memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
-    return ref.work, memory, max(e.time_s - memory - ref.round_trips * latency_s, 0.0), e
+    rest = max(e.time_s - memory - ref.round_trips * latency_s, 0.0)
+    return _Split(ref.work, ref.blocks, memory, rest, e)
 
 
 def kernel_plans(

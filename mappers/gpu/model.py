@@ -135,6 +135,9 @@ class KernelPlan:
     # steps) over the whole device, and the SM count (a block alone gets one SM's share);
     # `work` and `longest` are this plan's total and longest-block work
     measured: tuple[float, float] | None = None
+    # a bound by programs from short-row entries: seconds per program, device-wide; the
+    # kernel takes the larger of it and the per-work rate + HBM bound (0: none)
+    measured_per_program_s: float = 0.0
     measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
     measured_is_floor: bool = False  # `measured` only bounds the unit model from below
     work: float = 0.0
@@ -428,7 +431,9 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # fill the SMs runs at its longest block's one-SM share; plus the kernel's dependent
         # HBM round trips (first load, last store), which the rate of the calibration's long
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
-        rated = (plan.work * s_rest + hbm) * max(1.0, plan.longest * sms / plan.work)
+        # thousands of short programs: bound by their count, not by their work
+        rated = max(plan.work * s_rest + hbm, plan.blocks * plan.measured_per_program_s)
+        rated *= max(1.0, plan.longest * sms / plan.work)
         rated += plan.round_trips * arch.hbm_latency_s
         scheduled = max(scheduled, rated) if plan.measured_is_floor else rated
     per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
