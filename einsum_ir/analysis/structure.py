@@ -531,8 +531,6 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
             normalized = True
         if not keyed and _row_term(e, cascade, roles):
             modifiers.append(Modifier.ROW_TERM)
-    if len(value_contractions(cascade, roles)) > 1:
-        modifiers.append(Modifier.SPLIT_VALUES)
     if state_summary(cascade, roles.key) is not None:
         kind = ScoreKind.LINEAR  # the queries read a state, whatever the chunks compute
     elif UnaryOp.EXP in unaries and normalized:
@@ -543,6 +541,9 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
         kind = ScoreKind.LINEAR
     else:
         kind = ScoreKind.OTHER
+    # (linear attention's chunked forms contract V twice, inside and across chunks: no split)
+    if kind != ScoreKind.LINEAR and len(value_contractions(cascade, roles)) > 1:
+        modifiers.append(Modifier.SPLIT_VALUES)
     return ScoreFunction(kind, passes, tuple(dict.fromkeys(modifiers)))
 
 
