@@ -519,6 +519,23 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True)
+class Gather:
+    """Input `tensor` holds elements of input `source` picked by the values of `by`.
+
+    A data-dependent selection (the top-k chunks of HCAM, the routed tokens of the Routing
+    Transformer): the grammar has no index tensor, so the picked elements are an input over
+    their own rank `rank` (in place of the source's), and this records where they come from.
+    Reading them is reading `source` once `by` is known: the pass analysis counts that
+    (`analysis.passes`).
+    """
+
+    tensor: TensorName
+    source: TensorName
+    by: tuple[TensorName, ...]
+    rank: RankName
+
+
+@dataclass(frozen=True, slots=True)
 class Cascade:
     """A named, ordered cascade of Einsums with declared inputs and outputs.
 
@@ -539,6 +556,7 @@ class Cascade:
     # What the cascade models by assumption rather than by structure (a data-dependent
     # selection given as a size, say): every mapper's Result repeats these as warnings.
     assumptions: tuple[str, ...] = field(default=(), compare=False)
+    gathers: tuple[Gather, ...] = ()  # inputs that are data-dependent picks of other inputs
     _hash: int = field(default=0, init=False, compare=False, repr=False)
     _parents: tuple[tuple[RankName, RankName], ...] | None = field(
         default=None, init=False, compare=False, repr=False
@@ -560,6 +578,7 @@ class Cascade:
                         self.params,
                         self.init,
                         self.description,
+                        self.gathers,
                     )
                 )
                 or 1

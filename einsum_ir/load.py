@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from attnsim.einsum_ir.check import check_cascade
-from attnsim.einsum_ir.ir import Cascade, Einsum, Partition, RankName, TensorName
+from attnsim.einsum_ir.ir import Cascade, Einsum, Gather, Partition, RankName, TensorName
 from attnsim.einsum_ir.library import (
     build,
     catalog_names,
@@ -44,6 +44,7 @@ CASCADE_KEYS = (
     "init",
     "einsums",
     "outputs",
+    "gathers",
 )
 _RANK = re.compile(r"^[A-Z][A-Z0-9]*$")
 _TENSOR = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*$")
@@ -170,6 +171,7 @@ def _build(root: Reader, opaque: set[str]) -> Cascade:
                 outputs.append(TensorName(str(item.value)))
         if not outputs and not root.problems:
             out_r.error("expected at least one output tensor")
+    gathers = _gathers(root.opt("gathers", "map"), inputs, einsums)
     root.done(CASCADE_KEYS)
     return Cascade(
         name=name,
@@ -183,7 +185,74 @@ def _build(root: Reader, opaque: set[str]) -> Cascade:
         source=root.file,
         locations=tuple(locations),
         assumptions=tuple(assumptions),
+        gathers=gathers,
     )
+
+
+def _gathers(
+    r: Reader | None,
+    inputs: list[tuple[TensorName, tuple[RankName, ...]]],
+    einsums: list[Einsum],
+) -> tuple[Gather, ...]:
+    """`gathers: {KG: {from: K, by: [CS]}}`: input KG holds elements of input K picked by CS."""
+    if r is None:
+        return ()
+    names = [n for n, _ in inputs]
+    known = set(names) | {e.output for e in einsums}
+    found: list[Gather] = []
+    for key, item in r.items():
+        ok = key in names
+        if not ok:
+            item.error(f"{key!r} is not an input; a gather names an input: {', '.join(names)}")
+        if not item.check("map"):
+            continue
+        source_r = item.req("from", "str")
+        by_r = item.req("by", "list")
+        rank_r = item.opt("rank", "str")
+        item.done(("from", "by", "rank"))
+        if source_r is not None and str(source_r.value) not in names:
+            source_r.error(f"{source_r.value!r} is not an input; expected the one {key} picks from")
+            ok = False
+        by: list[TensorName] = []
+        for b in by_r.each() if by_r is not None else ():
+            if b.check("str") and str(b.value) in known:
+                by.append(TensorName(str(b.value)))
+                continue
+            if isinstance(b.value, str):
+                b.error(f"{b.value!r} is neither an input nor an Einsum's output")
+            ok = False
+        if by_r is not None and not by and ok:
+            by_r.error("expected the tensors whose values pick the elements (a selector's output)")
+            ok = False
+        rank = _picked_rank(item, rank_r, dict(inputs), key, source_r)
+        if ok and source_r is not None and by and rank:
+            found.append(Gather(TensorName(key), TensorName(str(source_r.value)), tuple(by), rank))
+    return tuple(found)
+
+
+def _picked_rank(
+    item: Reader,
+    rank_r: Reader | None,
+    ranks: dict[TensorName, tuple[RankName, ...]],
+    key: str,
+    source_r: Reader | None,
+) -> RankName | None:
+    """The gathered input's rank that holds the picks: `rank`, or its one rank the source lacks."""
+    if key not in ranks or source_r is None or str(source_r.value) not in ranks:
+        return None
+    new = [r for r in ranks[TensorName(key)] if r not in ranks[TensorName(str(source_r.value))]]
+    if rank_r is not None:
+        if rank_r.value in new:
+            return RankName(str(rank_r.value))
+        rank_r.error(f"expected a rank of {key} that {source_r.value} lacks: {', '.join(new)}")
+        return None
+    if len(new) == 1:
+        return new[0]
+    item.error(
+        f"{key} has {len(new)} ranks {source_r.value} lacks ({', '.join(new) or 'none'}): "
+        "name the one holding the picked elements with `rank`"
+    )
+    return None
 
 
 def _name_ok(r: Reader, name: str, pattern: re.Pattern[str], what: str) -> bool:
@@ -360,6 +429,12 @@ def format_cascade(cascade: Cascade, comment: str = "") -> str:
     lines.append("einsums:")
     lines += [f"  - {json.dumps(format_einsum(e))}" for e in cascade.einsums]
     lines.append(f"outputs: {_flow_list(cascade.outputs)}")
+    if cascade.gathers:
+        picks = (
+            (g.tensor, "{" + f"from: {g.source}, by: {_flow_list(g.by)}, rank: {g.rank}" + "}")
+            for g in cascade.gathers
+        )
+        lines.append("gathers: " + _flow_map(picks))
     return "\n".join(lines) + "\n"
 
 

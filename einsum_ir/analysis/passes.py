@@ -20,7 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.check import pinned_vars
-from attnsim.einsum_ir.ir import Access, Cascade, Einsum, Final, RankName, TensorName, Var
+from attnsim.einsum_ir.ir import (
+    Access,
+    Cascade,
+    Einsum,
+    Final,
+    Gather,
+    RankName,
+    TensorName,
+    Var,
+)
 
 
 class Availability(enum.Enum):
@@ -180,6 +189,10 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
     if rank not in known:
         raise ValueError(f"unknown rank {rank} (ranks of {cascade.name}: {', '.join(known)})")
     leaves = frozenset(cascade.expand(RankName(rank)))
+    picks = {g.tensor: g for g in cascade.gathers if _over(cascade, g.source, leaves)}
+    # a gathered input's picked rank (HCAM's N selected keys) is a selection of the rank
+    for g in picks.values():
+        leaves |= frozenset(cascade.expand(g.rank))
     declared = cascade.tensor_ranks
     indexed: dict[str, bool] = {
         t: bool(leaves & {leaf for r in ranks for leaf in cascade.expand(r)})
@@ -191,7 +204,7 @@ def count_passes(cascade: Cascade, rank: str = "M") -> PassReport:
         _iterates(cascade, e, leaves) and not m
         for e, m in zip(cascade.einsums, merges, strict=True)
     )
-    states = _solve(cascade, leaves, indexed, iterates)
+    states = _solve(cascade, leaves, indexed, iterates, tuple(picks.values()))
     records = tuple(
         EinsumPass(
             index=i,
@@ -339,19 +352,47 @@ def _is_gather(cascade: Cascade, einsum: Einsum, leaves: frozenset[RankName]) ->
     return bool(mine) and set(mine) <= pinned_vars(cascade, einsum)
 
 
+def _over(cascade: Cascade, tensor: TensorName, leaves: frozenset[RankName]) -> bool:
+    """Whether `tensor` is declared over a rank whose parts include one of `leaves`."""
+    return any(set(cascade.expand(r)) & leaves for r in cascade.tensor_ranks.get(tensor, ()))
+
+
+def _picked(g: Gather, states: Mapping[str, _State]) -> _State:
+    """A gathered input streams in the pass after its picks' tensors are complete.
+
+    The picks are a selection over the whole of `by` (a top-k, a sort, a cluster
+    assignment), so they are known when `by` is: after the pass that streams or reduces it.
+    Reading the picked elements then reads the source again (HCAM's chosen chunks after the
+    summary scores, the Routing Transformer's clusters after the assignment): a pass of its
+    own. Picks from rank-free tensors are known before the first pass.
+    """
+    after = [
+        s.pass_number + 1
+        for s in (states.get(b, _UNKNOWN) for b in g.by)
+        if s.availability is not Availability.CONST
+    ]
+    return _State(Availability.STREAM, max([1, *after]))
+
+
 def _solve(
     cascade: Cascade,
     leaves: frozenset[RankName],
     indexed: Mapping[str, bool],
     iterates: tuple[bool, ...],
+    picks: tuple[Gather, ...] = (),
 ) -> dict[str, _State]:
     """Fixpoint over the Einsums in list order; lagged reads see the previous round's state."""
     states: dict[str, _State] = {}
     # Each Einsum adds at most one pass to its inputs' latest, so a converging cascade never
     # exceeds this many rounds; more means a cycle through a DONE value.
-    limit = len(cascade.einsums) + 2
+    limit = len(cascade.einsums) + 2 + len(picks)
     for _ in range(limit + 1):
         changed = False
+        for g in picks:
+            new = _picked(g, states)
+            if states.get(g.tensor) != new:
+                states[g.tensor] = new
+                changed = True
         for e, it in zip(cascade.einsums, iterates, strict=True):
             new = _einsum_state(cascade, e, leaves, indexed, it, states)
             if states.get(e.output) != new:

@@ -14,10 +14,10 @@ each built-in is modelled by its statistic:
 - every such choice is stated in the cascade's `assumptions`, which every mapper's Result
   repeats as warnings.
 
-Because the gathered operands are inputs, the pass analysis cannot see that the attention
-needs the selector's complete result (a top-k over every summary, centroid or block):
-`count_passes` over M counts the selector's sweeps, over N the attention's, and each
-record's notes say how that relates to the write-up's count.
+The gathered operands are declared as picks of the memory (`gathers`: KC from K by CS): the
+pass analysis then knows the attention reads the memory again once the selector's result is
+complete (a top-k over every summary, centroid or block), and counts that sweep over M as
+the write-up does.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from attnsim.einsum_ir.ir import Cascade, Partition, RankName, TensorName
+from attnsim.einsum_ir.ir import Cascade, Gather, Partition, RankName, TensorName
 from attnsim.einsum_ir.library.builder import KEY_TILE_DEFAULT
 from attnsim.einsum_ir.library.zoo_base import (
     MASKED_INIT,
@@ -76,8 +76,13 @@ def selection_cascade(
     outputs: tuple[str, ...],
     assumptions: tuple[str, ...],
     init: tuple[tuple[TensorName, float], ...] = (),
+    gathers: tuple[tuple[str, str, tuple[str, ...], str], ...] = (),
 ) -> Cascade:
-    """A selection cascade: its own partitions (the memory's and the selection's)."""
+    """A selection cascade: its own partitions (the memory's and the selection's).
+
+    `gathers`: (input, the input it picks from, the tensors whose values pick, the input's
+    rank holding the picks), for the pass analysis (`einsum_ir.ir.Gather`).
+    """
     return Cascade(
         name=entry.name,
         inputs=declare(inputs),
@@ -92,6 +97,10 @@ def selection_cascade(
         description=entry.description,
         source=f"<builtin>/{entry.name}",
         assumptions=assumptions,
+        gathers=tuple(
+            Gather(TensorName(t), TensorName(src), tuple(TensorName(b) for b in by), RankName(r))
+            for t, src, by, r in gathers
+        ),
     )
 
 
@@ -102,7 +111,7 @@ _HCAM = ZooCascade(
     SELECTION,
     "HCAM hierarchical chunk attention: scores against chunk summaries (mean keys), then "
     "attention inside the top-k chunks, weighted by their renormalized summary weights "
-    "(1 pass over M)",
+    "(2 passes over M)",
     f"""Hierarchical Chunk Attention Memory (Lampinen, Chan, Banino and Hill, "Towards mental
 time travel: a hierarchical memory for reinforcement learning agents", NeurIPS 2021, arXiv
 2105.14039, Sec. 2 and Fig. 1c; variants.md Sec. 2.5 #37). The memory of M keys is cut into
@@ -122,13 +131,11 @@ chunks with each chunk's output in place of a value. Defaults: M0 = N0 = {HCAM_C
 N = {HCAM_TOP_K * HCAM_CHUNK} (k = {HCAM_TOP_K}) [verify the paper's chunk size and k]. FLOPs: M E
 (summaries; HCAM computes them once when a chunk is written) + P U E (summary scores) + P N (E + F)
 (attention in the chunks) + the per-chunk combine.
-Passes: the write-up counts 1 over the U summaries + 1 over the k chunks. count_passes shows
-1 over M (the summaries and their scores) and 1 over N (the chunks): the second sweep's
-dependence on the first (the top-k) is the part the grammar cannot state, so both sweeps
-run in pass 1 of their own rank; the record states the count over M.
+Passes: 2 over M, as the write-up counts: 1 over the U summaries, then 1 over the k chunks
+(KC is declared a pick of K by the summary scores CS, so it is read after their sweep).
 Not modelled: the memory's write path (chunking as the episode runs) and multi-head
 per-layer details of the agent.""",
-    1,
+    2,
     mask="top-k chunks",
     algorithm="chunk-select",
 )
@@ -176,6 +183,7 @@ def _hcam(entry: ZooCascade) -> Cascade:
         ("AV", "CS"),
         _HCAM_ASSUMPTIONS,
         MASKED_INIT,
+        (("KC", "K", ("CS",), "N"),),
     )
 
 
@@ -203,7 +211,7 @@ _ROUTING = ZooCascade(
     SELECTION,
     "Routing Transformer: tokens assigned to U centroids ((P + M) U E), then attention "
     "inside each cluster's window of w = M / U keys (block-diagonal after the sort) "
-    "(1 pass over M)",
+    "(2 passes over M)",
     f"""Routing attention (Roy, Saffar, Vaswani and Grangier, "Efficient Content-Based Sparse
 Attention with Routing Transformers", TACL 2021, arXiv 2003.05997, Sec. 4; variants.md
 Sec. 2.5 #31): U centroids C[e,u] (online k-means); every query and key is scored against
@@ -219,16 +227,14 @@ N keys per cluster (sizes; the paper's balanced windows: I = P / U, N = M / U). 
 per cluster is FuseMax's 1-pass cascade over N (tiles N0). Defaults U = {ROUTING_CLUSTERS},
 I = N = {ROUTING_WINDOW} (M = P = 8192) [verify the paper's per-task U]. FLOPs: (P + M) U E
 (assignment) + U I N (E + F) = P w (E + F) (attention).
-Passes: the write-up counts 2 over K: the assignment over all M, then the clustered
-attention. count_passes shows 1 over M (the assignment) and 1 over N (the attention): the
-sort that makes the attention wait for the complete assignment is not expressible (the
-routed operands are inputs), so nothing in the attention reads the assignment's result; the
-record states the count over M.
+Passes: 2 over K, as the write-up counts: the assignment over all M, then the clustered
+attention (KR is declared a pick of K by the key assignment scores KU, and QR of Q by QU: the
+sort needs the complete assignment).
 Not modelled: the causal mask inside a cluster (it compares the tokens' original positions,
 data-dependent after the sort), the centroid EMA update (training), the normalization of
 Q and K before the assignment [verify], the local-attention half of the heads (an
 `attention-1pass` window built-in per head class), and tokens in several or no windows.""",
-    1,
+    2,
     mask="clusters",
     algorithm="routed",
 )
@@ -273,6 +279,7 @@ def _routing(entry: ZooCascade) -> Cascade:
         ("AV", "QU", "KU"),
         _ROUTING_ASSUMPTIONS,
         MASKED_INIT,
+        (("QR", "Q", ("QU",), "I"), ("KR", "K", ("KU",), "N")),
     )
 
 
@@ -283,7 +290,7 @@ _HIP = ZooCascade(
     SELECTION,
     "HiP hierarchically pruned attention: a tree walk scores 2k representative keys per "
     "round for log2(M / (k b_k)) rounds, then block-sparse attention over the k kept blocks "
-    "(1 pass over M)",
+    "(3 passes over M)",
     f"""Hierarchically Pruned Attention (Lee, Park, Lee, Suh, Kim, Jeong, Kim, Lee, Jeon and
 Hwang, "A Training-Free Sub-quadratic Cost Transformer Model Serving Framework With
 Hierarchically Pruned Attention", arXiv 2406.09827, Sec. 3 and Alg. 1; variants.md Sec. 2.5
@@ -307,16 +314,16 @@ N = {HIP_SELECTED}, I = {HIP_QUERY_BLOCK}, J = {2 * HIP_BLOCKS}, and for M = 819
 prefill has U = P / I). FLOPs: P 2k E (round 1)
 + P L 2k E (later rounds), i.e. P 2k log2(M / (k b_k)) E, + P N (E + F) (attention) + the
 1-pass rescales.
-Passes: the write-up counts a tree walk + 1. count_passes shows 1 over M (round 1's sweep
-of the 2k segment centres, a strided read) and 1 over N (the attention): the later rounds
-iterate their own ranks (L, J) and the dependence of each round on the previous top-k, and of
-the attention on the last, is the part the grammar cannot state, so every sweep runs in
-pass 1 of its own rank; the record states the count over M.
+Passes: 3 over M, the write-up's tree walk + 1: round 1's sweep of the 2k segment centres
+(a strided read), then the later rounds as one batch over the halves KR (a pick of K by
+round 1's scores S0), then the kept blocks KG, VG (picks of K by the last scores SR). The
+later rounds are L dependent top-k steps; batched here (an assumption), they count as one
+sweep of the representative keys.
 Not modelled: the causal mask inside the kept blocks and the per-block ranges of a causal
 prefill, the authors' sliding window and dense first layers, the b_k-key representative
 blocks of the kernels (b_k times the estimator's MACs) [verify against the paper's Alg. 1],
 mask caching across decode steps, KV offloading.""",
-    1,
+    3,
     mask="top-k blocks",
     algorithm="tree-select",
 )
@@ -365,6 +372,7 @@ def _hip(entry: ZooCascade) -> Cascade:
         ("AV", "S0", "SR"),
         _HIP_ASSUMPTIONS,
         MASKED_INIT,
+        (("KR", "K", ("S0",), "J"), ("KG", "K", ("SR",), "N")),
     )
 
 

@@ -247,15 +247,29 @@ def test_dcal_rollout_is_not_the_forward_row_recursion() -> None:
 
 
 @pytest.mark.parametrize("name", SELECTION)
-def test_selector_and_attention_sweep_their_own_ranks(name: str) -> None:
-    """1 pass over M (the selector) and 1 over N (the attention over the selection)."""
+def test_the_attention_sweeps_the_memory_again_after_its_selector(name: str) -> None:
+    """Over M: the selector's sweep(s), then the picks (declared `gathers`); over N: 1."""
     cascade = load_cascade(name)
-    assert count_passes(cascade, "M").passes == 1
-    assert count_passes(cascade, "N").passes == 1
+    assert count_passes(cascade, "N").passes == 1  # the selection alone: one sweep
     report = count_passes(cascade, "M")
-    selector = {r.output for r in report.einsum_passes if r.iterates_rank}
-    want = {"hcam": {"KT", "KS", "CS"}, "routing": {"KU"}, "hip": {"S0"}}
-    assert selector == want[name.split("-")[1]]
+    by_pass: dict[int, set[str]] = {}
+    for r in report.einsum_passes:
+        if r.iterates_rank:
+            by_pass.setdefault(r.pass_number, set()).add(r.output)
+    want = {
+        "hcam": (2, [{"KT", "KS", "CS"}]),
+        "routing": (2, [{"KU"}]),  # QU is over P only: the queries' picks need no sweep
+        "hip": (3, [{"S0"}, {"SR"}]),  # round 1, the later rounds (batched), the kept blocks
+    }
+    passes, selectors = want[name.split("-")[1]]
+    assert report.passes == passes
+    for k, selector in enumerate(selectors, start=1):
+        assert by_pass[k] == selector
+    attention = by_pass[passes]
+    assert {"QK", "SLNV"} <= attention  # the attention reads the picks in the last pass
+    picked = {g.tensor for g in cascade.gathers}
+    assert picked and all(g.source in cascade.input_names for g in cascade.gathers)
+    assert {"KC", "KR", "KG"} & picked
 
 
 @pytest.mark.parametrize("name", SELECTION)

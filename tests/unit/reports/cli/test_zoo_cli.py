@@ -43,14 +43,13 @@ WRITE_UP = {
     "attention-cca": 1,
     "attention-longvq": 1,
     "attention-seqboat": 1,  # write-up 1 (SSM) + 1: the SSM scan is not modelled
-    # Sec. 2.5, dynamic selection: the selected keys are inputs over their own rank N (a
-    # statistic), so the count over M is the selector's sweep alone
-    "attention-hip": 1,  # write-up tree walk + 1: round 1 reads K's segment centres (1 pass
-    # over M), later rounds and the kept blocks are inputs over their own ranks
+    # Sec. 2.5, dynamic selection: the selected keys are inputs over their own rank N,
+    # declared as picks of K (`gathers`), so their sweep follows the selector's
+    "attention-hip": 3,  # write-up tree walk + 1: round 1's centres, the later rounds
+    # (batched: one sweep of the halves KR), then the kept blocks
     "attention-dcal": 2,  # rollout 2 per layer (row statistics, then the weighted sum); GLCA 1
-    "attention-hcam": 1,  # write-up 1 (summaries) + 1 (the k chunks, swept over N)
-    "attention-routing": 1,  # write-up 2: the sort the clustered attention waits for is
-    # not stated (the routed operands are inputs), so no dependency joins the two sweeps
+    "attention-hcam": 2,  # write-up 1 (summaries) + 1 (the k chunks)
+    "attention-routing": 2,  # write-up 2: the assignment, then the clustered attention
     # Sec. 2.6, score and normalization
     "attention-sink-logit": 1,
     "attention-gpsa": 1,
