@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from attnsim.einsum_ir.analysis.ops import OpKind, count_ops
 from attnsim.einsum_ir.analysis.passes import count_passes
 from attnsim.einsum_ir.check import pinned_vars
-from attnsim.einsum_ir.ir import Cascade, Einsum, RankName, TensorName
+from attnsim.einsum_ir.ir import Binary, BinaryOp, Cascade, Einsum, RankName, Read, TensorName, walk
 from attnsim.einsum_ir.sizes import resolve_sizes
 
 CHUNK_SIZES = (16, 32, 64, 128, 256)
@@ -149,9 +149,13 @@ def find_states(cascade: Cascade, rank: str = "M") -> tuple[RecurrentState, ...]
     queries = query_ranks(cascade, rank)
     heads = set(head_ranks(cascade, rank))
     found: list[RecurrentState] = []
+    maxima: set[TensorName] = set()  # running maxima over the keys and what they rescale
     for einsum in cascade.einsums:
         out_roots = {cascade.root(r) for r in einsum.out.ranks}
         if out_roots & set(queries) or einsum.output in cascade.outputs:
+            continue
+        if _softmax_statistic(einsum, maxima):
+            maxima.add(einsum.output)  # a one-query softmax's row state (DCAL's CLS row)
             continue
         over = _state_rank(cascade, einsum, leaves)
         if over is None and not (
@@ -164,6 +168,20 @@ def find_states(cascade: Cascade, rank: str = "M") -> tuple[RecurrentState, ...]
         ranks = tuple(r for r in einsum.out.ranks if r not in heads and r not in leaves)
         found.append(RecurrentState(einsum.output, over, ranks))
     return tuple(found)
+
+
+def _softmax_statistic(einsum: Einsum, maxima: set[TensorName]) -> bool:
+    """A running max (max of the state and a new maximum) or a state read beside one.
+
+    Linear attention's states are sums (KV, the normalizer K-sum) or decayed sums; a
+    recurrence through max is a softmax's row statistic, however few queries the row has.
+    """
+    if einsum.recurrence_var is None:
+        return False
+    expr = einsum.expr
+    if isinstance(expr, Binary) and expr.op == BinaryOp.MAX:
+        return True
+    return any(r.access.tensor in maxima for r in walk(expr) if isinstance(r, Read))
 
 
 def state_summary(cascade: Cascade, rank: str = "M") -> str | None:

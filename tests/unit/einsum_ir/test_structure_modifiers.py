@@ -44,3 +44,21 @@ def test_row_terms_and_value_contractions_name_their_einsums() -> None:
     sink_roles = attention_problem(sink, SIZES).roles
     assert [sink.einsums[i].output for i in row_terms(sink, sink_roles)] == ["SD"]
     assert len(value_contractions(sink, sink_roles)) == 1
+
+
+def test_a_one_query_softmax_row_is_no_linear_attention_state() -> None:
+    """DCAL's CLS row keeps a running max and denominator with no query rank: a softmax's
+    statistics, not a linear-attention state (its score reads softmax, not linear)."""
+    from attnsim.einsum_ir.analysis.recurrent import find_states
+    from attnsim.einsum_ir.analysis.structure import ScoreKind
+
+    dcal = load_cascade("attention-dcal")
+    assert find_states(dcal, "M") == ()
+    sizes = {"B": 1, "H": 2, "E": 8, "F": 8, "P": 64, "M": 64, "R": 4, "L": 2}
+    assert attention_problem(dcal, sizes).score.kind == ScoreKind.SOFTMAX
+    for name, states in (
+        ("attention-linear", {"KV", "KS"}),
+        ("attention-lightnet", {"U", "WKV"}),
+        ("attention-longvq", {"L", "UV"}),
+    ):
+        assert {s.tensor for s in find_states(load_cascade(name), "M")} == states, name
