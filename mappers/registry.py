@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from attnsim.archs.model import SpatialArch
+from attnsim.einsum_ir.analysis.passes import count_passes
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.result import Result
 
@@ -57,11 +58,35 @@ def _stating_assumptions(map_fn: Callable[..., Result]) -> Callable[..., Result]
         result = map_fn(self, cascade, *args, **kwargs)
         stated = getattr(cascade, "assumptions", ())
         new = tuple(f"cascade assumption: {a}" for a in stated)
+        if isinstance(cascade, Cascade):
+            new += _gathered_passes(cascade, result.passes)
         if not new or set(new) <= set(result.warnings):
             return result
         return dataclasses.replace(result, warnings=(*result.warnings, *new))
 
     return map_stating
+
+
+def _gathered_passes(cascade: Cascade, passes: int) -> tuple[str, ...]:
+    """What the Result's pass count leaves out when inputs are picks of the memory."""
+    notes = []
+    ranks = cascade.tensor_ranks
+    memory = {
+        r: [g for g in cascade.gathers if r in ranks[g.source] and r not in ranks[g.tensor]]
+        for g in cascade.gathers
+        for r in ranks[g.source]
+        if r not in ranks[g.tensor]
+    }
+    for rank, picks in memory.items():
+        total = count_passes(cascade, rank).passes
+        if total > passes:
+            names = ", ".join(f"{g.tensor} (from {g.source})" for g in picks)
+            notes.append(
+                f"passes: {passes} over the attention's own keys; over {rank}, which the "
+                f"picked inputs {names} come from, the cascade takes {total} (the selector's "
+                "sweep, then the picks; `attnsim cascade passes`)"
+            )
+    return tuple(notes)
 
 
 def arch_kind(arch: object) -> str:

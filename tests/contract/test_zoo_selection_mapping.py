@@ -58,6 +58,9 @@ def test_hcam_work_follows_the_selected_chunks(m: int, n: int) -> None:
         result = run(mapper, "attention-hcam", sizes)
         assert result.flops == pytest.approx(count_ops(load_cascade("attention-hcam"), sizes).flops)
         assert any("cascade assumption: HCAM" in w for w in result.warnings)
+        # the Result's passes count the chunks' keys N; the memory M takes 2 (selector, picks)
+        note = f"passes: {result.passes} over the attention's own keys; over M"
+        assert any(w.startswith(note) and "takes 2" in w for w in result.warnings)
 
 
 def test_hcam_attention_does_not_grow_with_the_memory() -> None:
