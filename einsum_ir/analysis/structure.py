@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from attnsim.einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
 from attnsim.einsum_ir.analysis.passes import count_passes
 from attnsim.einsum_ir.analysis.recurrent import state_summary
+from attnsim.einsum_ir.analysis.row_terms import key_sum, row_term, row_terms, value_contractions
 from attnsim.einsum_ir.analysis.serving import Projection, ScoreTerm, serving_structure
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles, mask_points
 
@@ -529,7 +530,7 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
             modifiers.append(Modifier.BIAS)
         if _divides_by_key_sum(e, cascade, roles):
             normalized = True
-        if not keyed and _row_term(e, cascade, roles):
+        if not keyed and row_term(e, cascade, roles):
             modifiers.append(Modifier.ROW_TERM)
     if state_summary(cascade, roles.key) is not None:
         kind = ScoreKind.LINEAR  # the queries read a state, whatever the chunks compute
@@ -545,57 +546,6 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
     if kind != ScoreKind.LINEAR and len(value_contractions(cascade, roles)) > 1:
         modifiers.append(Modifier.SPLIT_VALUES)
     return ScoreFunction(kind, passes, tuple(dict.fromkeys(modifiers)))
-
-
-def value_contractions(cascade: Cascade, roles: Roles) -> tuple[int, ...]:
-    """Indices of the weights.V Einsums: a key-side input contracted over the key rank.
-
-    One in every softmax form; two in ACT's (its sink and rest accumulators).
-    """
-    key_side = {
-        t
-        for t in cascade.input_names
-        if roles.key in _roots(cascade, cascade.tensor_ranks[t])
-        and set(roles.value_dims) & _roots(cascade, cascade.tensor_ranks[t])
-    }
-    found = []
-    for i, e in enumerate(cascade.einsums):
-        out_roots = _roots(cascade, cascade.tensor_ranks.get(e.output, ()))
-        reduced = set(e.iteration_vars) - {v.name for v in e.out.vars}  # key parts summed (m0)
-        keyed = {cascade.root(RankName(v.upper())) for v in reduced} == {roles.key}
-        reads = {a.tensor for a in e.inputs}
-        if reads & key_side and keyed and set(roles.value_dims) & out_roots:
-            found.append(i)
-    return tuple(found)
-
-
-def row_terms(cascade: Cascade, roles: Roles) -> tuple[int, ...]:
-    """Indices of the Einsums that add a parameter's term to the rows after the key sum."""
-    return tuple(
-        i
-        for i, e in enumerate(cascade.einsums)
-        if not _iterates_key(cascade, e, roles) and _row_term(e, cascade, roles)
-    )
-
-
-def _iterates_key(cascade: Cascade, e: Einsum, roles: Roles) -> bool:
-    return any(cascade.root(RankName(v.upper())) == roles.key for v in e.iteration_vars)
-
-
-def _row_term(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
-    """Whether `e` (not iterating keys) reads a per-head parameter and a key sum.
-
-    A key sum or a final iterate; a projection's weight (over latent or value dims) is no
-    per-head parameter, so MLA's output projection is no row term.
-    """
-    reads = [r for r in walk(e.expr) if isinstance(r, Read)]
-    inputs = [
-        r
-        for r in reads
-        if r.access.tensor in cascade.input_names
-        and _roots(cascade, cascade.tensor_ranks[r.access.tensor]) <= set(roles.batch)
-    ]
-    return bool(inputs) and any(_key_sum(r, cascade, roles, 2) for r in reads)
 
 
 def _is_score_input(cascade: Cascade, tensor: TensorName, roles: Roles) -> bool:
@@ -616,24 +566,9 @@ def _divides_by_key_sum(e: Einsum, cascade: Cascade, roles: Roles) -> bool:
     for node in walk(e.expr):
         if isinstance(node, Binary) and node.op == BinaryOp.DIV:
             reads = [r for r in walk(node.right) if isinstance(r, Read)]
-            if any(_key_sum(r, cascade, roles, 2) for r in reads):
+            if any(key_sum(r, cascade, roles, 2) for r in reads):
                 return True
     return False
-
-
-def _key_sum(read: Read, cascade: Cascade, roles: Roles, depth: int) -> bool:
-    """Whether `read` is a key sum or a final iterate, or (`depth` producers up) made of one."""
-    if read.access.reads_final:
-        return True
-    prod = cascade.producers.get(read.access.tensor)
-    ranks = cascade.tensor_ranks.get(read.access.tensor, ())
-    if prod is None or roles.key in _roots(cascade, ranks):
-        return False
-    if any(cascade.root(RankName(v.upper())) == roles.key for v in prod.iteration_vars):
-        return True
-    return depth > 0 and any(
-        _key_sum(r, cascade, roles, depth - 1) for r in walk(prod.expr) if isinstance(r, Read)
-    )
 
 
 def _modifiers(expr: Expr, keyed: bool) -> list[Modifier]:

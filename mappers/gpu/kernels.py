@@ -46,6 +46,7 @@ from attnsim.mappers.gpu.model import (
     StepWork,
     Tiling,
 )
+from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
 
 # fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
 # conversion of two elements = 0.5). Row reductions' shuffles are not counted.
@@ -511,7 +512,7 @@ def _with_measured(
         # the rate of the softmax's own path: rows in one block, or the two-loop path
         one = s.seq_k <= SOFTMAX_MAX_BLOCK
         same_path = [x for x in split if (x.entry.seq <= SOFTMAX_MAX_BLOCK) == one]
-        per_work, per_program = _fit_rates(same_path or split)
+        per_work, per_program = fit_rates(same_path or split)
         note = " (with a per-program bound from the short-row entries)" if per_program else ""
         out.append(
             replace(
@@ -524,51 +525,13 @@ def _with_measured(
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class _Split:
-    """A calibration entry's time as the model splits it (see `_split`)."""
-
-    work: float
-    blocks: int
-    memory_s: float
-    rest_s: float
-    entry: UnfusedPoint
-
-
-# an entry whose time is over 1.25x what the per-work rate and its bytes give is bound by
-# its programs (thousands of one-tile programs, each a dependent load-compute-store chain)
-PROGRAM_BOUND = 1.25
-
-
-def _fit_rates(split: list[_Split]) -> tuple[float, float]:
-    """Seconds per unit of work, and seconds per program of the per-program bound.
-
-    The per-work rate comes from the entry with the most work (long rows: its programs
-    overlap with its HBM streaming). An entry the rate and its bytes explain by less than
-    1/PROGRAM_BOUND of its time (`kernels.calibrate.microbench_unfused`'s short rows: a grid
-    of thousands of one- or two-tile programs) is bound by its programs instead: from such
-    entries a time per program is fitted (least squares on relative error), and the model
-    takes the larger of the two bounds (`gpu_model.time_kernel`). 0: no entry is
-    program-bound.
-    """
-    big = max(split, key=lambda x: x.work)
-    rate = big.rest_s / big.work
-    # (programs / time) of each program-bound entry
-    xs = [
-        x.blocks / (x.memory_s + x.rest_s)
-        for x in split
-        if x.blocks and PROGRAM_BOUND * (x.memory_s + rate * x.work) < x.memory_s + x.rest_s
-    ]
-    return rate, (sum(xs) / sum(b * b for b in xs) if xs else 0.0)
-
-
 def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
     return (e.head_dim, e.block_m, e.block_n, e.num_warps, e.num_stages)
 
 
 def _split(
     e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration, latency_s: float
-) -> _Split:
+) -> UnfusedSplit:
     """Work, programs, memory seconds and rest seconds of entry `e` for unfused kernel i.
 
     The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
@@ -584,7 +547,7 @@ def _split(
     memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
     memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
     rest = max(e.time_s - memory - ref.round_trips * latency_s, 0.0)
-    return _Split(ref.work, ref.blocks, memory, rest, e)
+    return UnfusedSplit(ref.work, ref.blocks, memory, rest, e)
 
 
 def kernel_plans(

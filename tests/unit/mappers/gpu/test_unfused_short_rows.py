@@ -23,6 +23,7 @@ from attnsim.kernels.spec import AttnShape
 from attnsim.mappers.gpu import kernels
 from attnsim.mappers.gpu.rates import Tiling, device_rates
 from attnsim.mappers.gpu.tiling import evaluate
+from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
 from attnsim.reports import validation
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -101,13 +102,13 @@ def _plans(arch, shape: AttnShape, tiling: Tiling) -> tuple[kernels.KernelPlan, 
     )
 
 
-def _split(work: float, blocks: int, memory_us: float, rest_us: float) -> kernels._Split:
+def _split(work: float, blocks: int, memory_us: float, rest_us: float) -> UnfusedSplit:
     entry = load_arch("h200").calibration.unfused_kernels[0]  # type: ignore[union-attr]
-    return kernels._Split(work, blocks, memory_us * 1e-6, rest_us * 1e-6, entry)
+    return UnfusedSplit(work, blocks, memory_us * 1e-6, rest_us * 1e-6, entry)
 
 
 def test_fit_takes_the_per_work_rate_from_the_longest_entry() -> None:
-    rate, per_program = kernels._fit_rates([_split(1000.0, 10, 50.0, 100.0)])
+    rate, per_program = fit_rates([_split(1000.0, 10, 50.0, 100.0)])
     assert rate == pytest.approx(0.1e-6)
     assert per_program == 0.0  # no program-bound entry
 
@@ -116,9 +117,9 @@ def test_fit_takes_seconds_per_program_from_program_bound_entries() -> None:
     long = _split(1000.0, 10, 50.0, 100.0)
     # 2 units of work: 0.2 us by the rate, 1 us of memory; 60 us measured over 3000 programs
     short = _split(2.0, 3000, 1.0, 59.0)
-    rate, per_program = kernels._fit_rates([long, short])
+    rate, per_program = fit_rates([long, short])
     assert rate == pytest.approx(0.1e-6)
     assert per_program == pytest.approx(60e-6 / 3000)
     # an entry the rate and its bytes explain is not program-bound
-    rate, per_program = kernels._fit_rates([long, _split(100.0, 3000, 10.0, 10.0)])
+    rate, per_program = fit_rates([long, _split(100.0, 3000, 10.0, 10.0)])
     assert per_program == 0.0
