@@ -429,5 +429,6 @@ def _result(
             ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
             ("calibration", rates.calibration_label),
             ("combine", "sequential kernels"),
+            ("passes over", str(problem.structure.roles.key)),
         ),
     )

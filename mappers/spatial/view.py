@@ -561,6 +561,7 @@ def spatial_result(
             ("version", VERSION),
             ("schedule", schedule),
             ("input_hash", input_hash(c, arch, sorted(cv.sizes.items()), identity)),
+            ("passes over", str(cv.passes.rank)),
         ),
     )
 

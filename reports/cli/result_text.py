@@ -33,7 +33,9 @@ def format_result(result: Result, width: int | None = None) -> str:
     head.add_column(style=None, no_wrap=True)
     head.add_column(overflow="fold")
     head.add_row("sizes", sizes)
-    head.add_row("passes over M", str(result.passes))
+    # the rank the mapper counted passes over (the attention's keys: N for a selection)
+    rank = dict(result.provenance).get("passes over", "M")
+    head.add_row(f"passes over {rank}", str(result.passes))
     head.add_row(
         "latency",
         f"{format_quantity(result.latency_s, TIME)} ({_cycles(result.latency_cycles)}; "

@@ -127,3 +127,16 @@ def test_passes_and_show_report_the_recurrent_state(capsys: pytest.CaptureFixtur
     assert [int(row.split()[0]) for row in table] == [16, 32, 64, 128, 256]
     status, out, _ = run(capsys, "cascade", "passes", "attention-1pass-mh")
     assert "recurrent state" not in out
+
+
+def test_map_names_the_rank_its_passes_are_over(capsys: pytest.CaptureFixture[str]) -> None:
+    """HCAM's attention sweeps its picked keys N once; the memory M takes 2 (warned)."""
+    sizes = "B=1,H=2,M=4K,P=512,E=32,F=32"
+    argv = ["map", "--arch", "fusemax", "--mapper", "fusemax", "--sizes", sizes, "--cascade"]
+    status, out, err = run(capsys, *argv, "attention-hcam")
+    assert status == 0, err
+    assert "passes over N    1" in out
+    assert "over M, which the picked inputs KC (from K) come from" in " ".join(out.split())
+    status, out, err = run(capsys, *argv, "attention-1pass-mh")
+    assert status == 0, err
+    assert "passes over M    1" in out
