@@ -225,9 +225,38 @@ def _gathers(
             by_r.error("expected the tensors whose values pick the elements (a selector's output)")
             ok = False
         rank = _picked_rank(item, rank_r, dict(inputs), key, source_r)
+        if ok and by and (loop := _picks_itself(key, by, einsums, found)):
+            by_r.error(  # type: ignore[union-attr]
+                f"{key}'s picks depend on {key} itself ({' -> '.join(loop)}): a selection "
+                "cannot read the elements it selects"
+            )
+            ok = False
         if ok and source_r is not None and by and rank:
             found.append(Gather(TensorName(key), TensorName(str(source_r.value)), tuple(by), rank))
     return tuple(found)
+
+
+def _picks_itself(
+    key: str, by: list[TensorName], einsums: list[Einsum], found: list[Gather]
+) -> list[str]:
+    """A chain from `key` to one of its pick tensors (through Einsums and earlier gathers)."""
+    readers: dict[str, list[str]] = {}
+    for e in einsums:
+        for a in e.inputs:
+            readers.setdefault(a.tensor, []).append(e.output)
+    for g in found:
+        for b in g.by:
+            readers.setdefault(b, []).append(g.tensor)
+    todo, seen = [[key]], {key}
+    while todo:
+        path = todo.pop()
+        if path[-1] in by:
+            return path
+        for nxt in readers.get(path[-1], []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append([*path, nxt])
+    return []
 
 
 def _picked_rank(

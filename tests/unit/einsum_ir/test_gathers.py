@@ -98,3 +98,12 @@ def test_cascade_check_exits_2_without_a_traceback(
     err = capsys.readouterr().err
     assert "gathers.KG.from: 'V' is not an input" in err
     assert "Traceback" not in err
+
+
+def test_picks_that_depend_on_the_picked_input_are_an_error() -> None:
+    text = TOP_K.replace("outputs: [A, CM, QC]", "outputs: [A, CM, QC, AS]").replace(
+        "  - A[n,p] = Q[e,p] * KG[e,n]\n",
+        "  - A[n,p] = Q[e,p] * KG[e,n]\n  - AS[p] = A[n,p]\n",
+    )
+    with pytest.raises(SpecError, match=r"gathers.KG.by: KG's picks depend on KG itself"):
+        load_cascade_text(text + "gathers: {KG: {from: K, by: [AS]}}\n", "t.yaml")
