@@ -8,7 +8,9 @@ recognise its files, which rows the model predicts, how a row's problem and conf
 read, and the prediction. Errors are percentages of the measured median; the pick: per
 shape, the configuration the model ranks fastest among those measured, against the best
 measured (within `PICK_TOLERANCE`); the baselines: our best measured time against each
-baseline's on the same shape.
+baseline's on the same shape; the ratios (families that declare them): per configuration,
+the predicted speed ratio of a variant to its reference (a window to causal attention,
+sigmoid to softmax) against the measured one (within `RATIO_TOLERANCE`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 PICK_TOLERANCE = 0.10
+RATIO_TOLERANCE = 0.10  # issue 13: window/causal and sigmoid/softmax ratios within 10%
 Row = dict[str, str]
 
 
@@ -54,6 +57,10 @@ class Probe:
         predict: (row, arch) -> (predicted ms, bound); None for a family no GPU mapper
             prices yet (its files give the baseline comparison only).
         modelled: Which of our rows the model prices (others give the baselines only).
+        ratio: (group, variant, reference) of a row for the speed ratios a user reads off the
+            model (a window against causal attention, sigmoid against softmax): rows of one
+            group differ only in the variant; `reference` names the variant the others are
+            compared with. None: the family reports no ratios.
     """
 
     family: str
@@ -63,6 +70,7 @@ class Probe:
     config: Callable[[Row], str]
     predict: Callable[[Row, object], tuple[float, str]] | None
     modelled: Callable[[Row], bool] = lambda row: True
+    ratio: Callable[[Row], tuple[str, str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class KernelPoint:
     measured_ms: float
     predicted_ms: float
     bound: str
+    ratio: tuple[str, str, str] = ("", "", "")  # (group, variant, reference); see Probe
 
     @property
     def error_pct(self) -> float:
@@ -171,9 +180,32 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
                     measured_ms=row_float(row, "median_ms"),
                     predicted_ms=ms,
                     bound=bound,
+                    ratio=probe.ratio(row) if probe.ratio is not None else ("", "", ""),
                 )
             )
     return points
+
+
+def ratio_errors(points: Sequence[KernelPoint]) -> dict[str, list[float]]:
+    """Per "family variant/reference": |predicted ratio / measured ratio - 1| per pair.
+
+    A pair: a row and the reference row of its group (same file, suite and configuration);
+    the ratio is the reference's time over the row's (the variant's speedup).
+    """
+    refs: dict[tuple[str, str, str], KernelPoint] = {}
+    for p in points:
+        group, variant, reference = p.ratio
+        if group and variant == reference:
+            refs[(p.file, p.suite, group)] = p
+    out: dict[str, list[float]] = defaultdict(list)
+    for p in points:
+        group, variant, reference = p.ratio
+        ref = refs.get((p.file, p.suite, group)) if group and variant != reference else None
+        if ref is not None:
+            measured = ref.measured_ms / p.measured_ms
+            predicted = ref.predicted_ms / p.predicted_ms
+            out[f"{p.family} {variant}/{reference}"].append(abs(predicted / measured - 1.0))
+    return dict(sorted(out.items()))
 
 
 def baselines(paths: Sequence[Path]) -> list[Baseline]:
@@ -265,6 +297,10 @@ def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
         if pk:
             within = sum(1 for _, r in pk if r <= PICK_TOLERANCE) / len(pk)
             out[f"{fam} pick"] = {"within_10pct": within, "shapes": float(len(pk))}
+    for name, errs in ratio_errors(points).items():
+        within = sum(1 for e in errs if e <= RATIO_TOLERANCE) / len(errs)
+        out[f"{name} ratio"] = {"ratio_within_10pct": within, "pairs": float(len(errs)),
+                                "worst_pct": 100.0 * max(errs)}  # fmt: skip
     return out
 
 
@@ -277,7 +313,13 @@ def format_report(
     if ours and not points:
         lines.append(f"  no GPU model prices {', '.join(ours)} yet: measured comparisons only")
     for name, s in summary(points).items():
-        if "mape_pct" in s:
+        if "ratio_within_10pct" in s:
+            lines.append(
+                f"  {name:<34} speed ratio within 10% of the measured for "
+                f"{s['ratio_within_10pct']:.0%} of {int(s['pairs'])} pairs "
+                f"(worst {s['worst_pct']:.1f}%)"
+            )
+        elif "mape_pct" in s:
             lines.append(
                 f"  {name:<34} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_pct']:5.1f}%  "
                 f"({int(s['points'])} points)"

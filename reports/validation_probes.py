@@ -150,9 +150,34 @@ def _masks_predict(row: Row, arch: object) -> tuple[float, str]:
     return result.latency_s * 1e3, bound
 
 
+def _masks_ratio(row: Row) -> tuple[str, str, str]:
+    """A window against causal attention, a score function against softmax (same tiling)."""
+    b, h, s, d = (row_int(row, k) for k in ("batch", "heads", "seq", "head_dim"))
+    group = f"B={b} H={h} S={s} E={d} causal={row_int(row, 'causal')} {_tiling_text(row)}"
+    if "score" in row:
+        return group, row.get("score") or "softmax", "softmax"
+    return group, "window" if row_int(row, "window") else "causal", "causal"
+
+
 WINDOW = register(
-    Probe(WINDOW_FAMILY, "gpu-1pass", "sinks", _masks_shape, _tiling_text, _masks_predict)
+    Probe(
+        WINDOW_FAMILY,
+        "gpu-1pass",
+        "sinks",
+        _masks_shape,
+        _tiling_text,
+        _masks_predict,
+        ratio=_masks_ratio,
+    )  # fmt: skip
 )
 SCORE = register(
-    Probe(SCORE_FAMILY, "gpu-1pass", "score", _masks_shape, _tiling_text, _masks_predict)
+    Probe(
+        SCORE_FAMILY,
+        "gpu-1pass",
+        "score",
+        _masks_shape,
+        _tiling_text,
+        _masks_predict,
+        ratio=_masks_ratio,
+    )  # fmt: skip
 )

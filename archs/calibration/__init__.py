@@ -23,7 +23,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     attention_blocks:                     # fused kernels' per-block fixed time
       - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
          num_stages: 3, blocks: 132, blocks_per_sm: 1, waves: 1, tiles: host, fixed_us: 6.1,
-         step_us: 2.3}
+         step_us: 2.3}                      # mode window: also loop_us (one more key loop)
     unfused_kernels:                      # unfused baseline kernels timed alone
       - {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,
          num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
@@ -40,175 +40,21 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from attnsim.archs.calibration.points import (
+    _SIXTEEN_BIT,
+    BLOCK_KEYS,
+    MATMUL_KEYS,
+    STEP_KEYS,
+    TOP_KEYS,
+    UNFUSED_KEYS,
+    BlockPoint,
+    MatmulPoint,
+    StepPoint,
+    UnfusedPoint,
+)
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
 CALIBRATION_DIR = Path(__file__).parent
-TOP_KEYS = (
-    "device",
-    "date",
-    "source",
-    "versions",
-    "hbm_copy_bandwidth_gb_per_s",
-    "hbm_read_bandwidth_gb_per_s",
-    "l2_read_bandwidth_gb_per_s",
-    "exp2_gops_per_s",
-    "fp32_fma_gops_per_s",
-    "launch_overhead_us",
-    "host_launch_us",
-    "host_call_us",
-    "bench_head_start_us",
-    "attention_steps",
-    "bench_floor_us",
-    "attention_blocks",
-    "unfused_kernels",
-    "matmul",
-    "notes",
-)
-MATMUL_KEYS = (
-    "kernel",
-    "dtype",
-    "m",
-    "n",
-    "k",
-    "block_m",
-    "block_n",
-    "block_k",
-    "num_warps",
-    "num_stages",
-    "tflops",
-)
-STEP_KEYS = (
-    "mode",
-    "dtype",
-    "head_dim",
-    "block_m",
-    "block_n",
-    "num_warps",
-    "num_stages",
-    "blocks_per_sm",
-    "step_us",
-)
-BLOCK_KEYS = (
-    "mode",
-    "dtype",
-    "head_dim",
-    "block_m",
-    "block_n",
-    "num_warps",
-    "num_stages",
-    "blocks",
-    "blocks_per_sm",
-    "waves",
-    "tiles",
-    "fixed_us",
-    "step_us",
-)
-UNFUSED_KEYS = (
-    "kernel",
-    "causal",
-    "head_dim",
-    "block_m",
-    "block_n",
-    "num_warps",
-    "num_stages",
-    "batch_heads",
-    "seq",
-    "time_us",
-)
-_SIXTEEN_BIT = ("bf16", "fp16")
-
-
-@dataclass(frozen=True, slots=True)
-class UnfusedPoint:
-    """Measured seconds of one unfused kernel (qk, softmax, pv) alone on a calibration shape.
-
-    Tiling fields and head_dim are 0 for the softmax kernel (it picks its own block).
-    `hbm_read_bytes_per_s` / `hbm_write_bytes_per_s`: the device's measured HBM read and copy
-    bandwidth in the same calibration run (0 when unknown), so that a model can split the
-    time into its memory part and the rest.
-    """
-
-    kernel: str
-    causal: bool
-    head_dim: int
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-    batch_heads: int
-    seq: int
-    time_s: float
-    hbm_read_bytes_per_s: float = 0.0
-    hbm_write_bytes_per_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BlockPoint:
-    """Measured per-block fixed seconds of a fused kernel (kernels.calibrate.microbench_blocks).
-
-    `blocks` programs (`blocks_per_sm` per SM when the grid fills the device) started
-    together; `fixed_s` is the time of a block besides its loop steps (intercept of the
-    kernel's time over its key-tile steps, less the do_bench floor); `step_s` the slope.
-    `waves` > 1: the grid ran that many waves and `fixed_s` is a later wave's fixed time
-    (its blocks start as slots free, not all at once after the flush). `tiles`: how the
-    kernel reached its tiles, "device" (tensor descriptors built in the kernel, the only way
-    before host-built ones existed, hence the default) or "host" (host-built descriptors).
-    """
-
-    mode: str
-    dtype: str
-    head_dim: int
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-    blocks: int
-    blocks_per_sm: int
-    fixed_s: float
-    step_s: float
-    waves: int = 1
-    tiles: str = "device"
-
-
-@dataclass(frozen=True, slots=True)
-class StepPoint:
-    """Measured seconds of one round of the attention tile chain.
-
-    One round: `blocks_per_sm` co-resident blocks each doing one step, for a mode (online,
-    stats, output), head dim and tiling.
-    """
-
-    mode: str
-    dtype: str
-    head_dim: int
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-    blocks_per_sm: int
-    step_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class MatmulPoint:
-    """One measured matmul: problem and (for Triton) tile shape; block sizes 0 for libraries."""
-
-    kernel: str
-    dtype: str
-    m: int
-    n: int
-    k: int
-    tflops: float
-    block_m: int = 0
-    block_n: int = 0
-    block_k: int = 0
-    num_warps: int = 0
-    num_stages: int = 0
-
-    @property
-    def is_tiled(self) -> bool:
-        """Whether the tile shape is known (a Triton kernel with given blocks)."""
-        return self.block_m > 0 and self.block_n > 0 and self.block_k > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +212,28 @@ class Calibration:
         f = (n - lo.blocks) / (hi.blocks - lo.blocks)
         return max(0.0, lo.fixed_s + f * (hi.fixed_s - lo.fixed_s))
 
+    def block_loop(
+        self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], per_sm: int
+    ) -> float:
+        """Measured seconds per further key loop of a block (`loop_s`; 0 when none).
+
+        The nearest measured tiling of the mode and head dim (as `block_fixed`), the entry
+        with the most blocks per SM up to `per_sm`; a negative measurement (timing noise)
+        counts as 0.
+        """
+        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+        if not near:
+            return 0.0
+
+        def dist(p: BlockPoint) -> float:
+            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
+            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+
+        best = min(dist(p) for p in near)
+        same = [p for p in near if dist(p) == best]
+        fits = [p for p in same if p.blocks_per_sm <= per_sm] or same
+        return max(0.0, max(fits, key=lambda p: p.blocks_per_sm).loop_s)
+
     def _blocks(self, mode: str, head_dim: int, tiles: str) -> list[BlockPoint]:
         """Block entries of this mode and head dim; those of `tiles` when there are any."""
         near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
@@ -490,13 +358,14 @@ def _block(r: Reader) -> BlockPoint | None:
     tiles_c = r.opt("tiles", "str")
     if tiles_c is not None and tiles_c.value not in ("host", "device"):
         tiles_c.error(f"expected 'host' or 'device', got {tiles_c.value!r}")
-    for key in BLOCK_KEYS[2:-3]:
+    for key in BLOCK_KEYS[2:-4]:
         c = r.opt(key, "int") if key == "waves" else r.req(key, "int")
         ints[key] = int(c.value) if c is not None and c.value > 0 else 0
         if c is not None and c.value <= 0:
             c.error(f"expected a positive integer, got {c.value}")
     ints["waves"] = ints["waves"] or 1
     fixed_c, step_c = r.req("fixed_us", "number"), r.opt("step_us", "number")
+    loop_c = r.opt("loop_us", "number")
     r.done(BLOCK_KEYS)
     if mode is None or fixed_c is None or 0 in ints.values():
         return None
@@ -507,6 +376,7 @@ def _block(r: Reader) -> BlockPoint | None:
         fixed_s=float(fixed_c.value) * 1e-6,  # may be slightly negative (timing noise)
         step_s=step,
         tiles=str(tiles_c.value) if tiles_c is not None else "device",
+        loop_s=float(loop_c.value) * 1e-6 if loop_c is not None else 0.0,
         **ints,
     )
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from attnsim.kernels.spec import (
     SCHEDULES,
     SOFTMAX_MAX_BLOCK,
     AttnShape,
+    kernel_window,
     smem_bytes_1pass,
     smem_bytes_pingpong,
 )
@@ -46,7 +48,19 @@ from attnsim.mappers.gpu.model import (
     StepWork,
     Tiling,
 )
+from attnsim.mappers.gpu.scores import (
+    SIGMOID_OPS,
+    SIGMOID_ROW_OPS,
+    SOFTMAX,
+    ScoreCost,
+)
 from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
+from attnsim.mappers.gpu.window_loops import (
+    WINDOW_MODE,
+    loops_by_profile,
+    window_loops,
+    window_steps,
+)
 
 # fp32 lane operations per score element (each FMA, max, add, compare, select = 1; a packed
 # conversion of two elements = 0.5). Row reductions' shuffles are not counted.
@@ -57,50 +71,6 @@ MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
 MASK_BOUND_OPS = 2.0  # each further bound of the mask (window, sinks): a compare and an and
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
-# Score functions and modifiers no Triton kernel runs yet, per score element:
-SIGMOID_OPS = 1.5  # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: one FMA, convert P (tanh: the SFU)
-SIGMOID_ROW_OPS = 2.0  # the unfused sigmoid kernel: FMA, convert (tanh: the SFU)
-SOFTCAP_SFU = 1.0  # cap * tanh(x / cap): tanh on the special-function unit
-SOFTCAP_OPS = 2.0  # ... and its two multiplies
-BIAS_OPS = 1.0  # a position bias (ALiBi: slope * (p - m)) added by one FMA
-
-
-@dataclass(frozen=True, slots=True)
-class ScoreCost:
-    """The score function as the GPU kernels pay for it (softmax with no modifier: plain).
-
-    Attributes:
-        sigmoid: Sigmoid weights: no running max, row sum or rescale (1-pass; tanh form).
-        softcap: tanh soft-capping of every score (SFU) with its two multiplies.
-        position_bias: An additive position bias (ALiBi), one FMA per score.
-        param_bytes: HBM bytes of per-head score parameters (ALiBi's slopes), read once by
-            each kernel that applies the score function.
-    """
-
-    sigmoid: bool = False
-    softcap: bool = False
-    position_bias: bool = False
-    param_bytes: float = 0.0
-
-    @property
-    def is_plain(self) -> bool:
-        """Whether this is the kernels' own softmax (nothing added)."""
-        return not (self.sigmoid or self.softcap or self.position_bias)
-
-    def describe(self) -> str:
-        """E.g. `sigmoid, softcap`."""
-        parts = [("sigmoid", self.sigmoid), ("softcap", self.softcap)]
-        parts.append(("position bias", self.position_bias))
-        return ", ".join(n for n, on in parts if on) or "softmax"
-
-    def modifier_work(self, elements: float) -> StepWork:
-        """SFU and fp32 work the modifiers add to `elements` scores."""
-        sfu = SOFTCAP_SFU * self.softcap
-        ops = SOFTCAP_OPS * self.softcap + BIAS_OPS * self.position_bias
-        return StepWork((), sfu * elements, ops * elements)
-
-
-SOFTMAX = ScoreCost()
 
 
 def kernel_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
@@ -285,7 +255,7 @@ def _fused(
     added = StepWork((), step.exp2 - softmax_step.exp2, step.fp32_ops - softmax_step.fp32_ops, 0.0)
     masked = replace(step, fp32_ops=step.fp32_ops + mask_ops(s) * bm * bn)
     flops = sum(x.flops for x in step.dots) * heads * sum(a + m for a, m in tiles)
-    return KernelPlan(
+    plan = KernelPlan(
         name=name,
         tiling=t,
         smem_bytes=smem,
@@ -303,6 +273,26 @@ def _fused(
         tiles=_tiles(s, t, mode),
         added=added,
     )
+    return replace(plan, **_plain_kernel_parts(s, t, score)) if mode == "online" else plan
+
+
+def _plain_kernel_parts(s: AttnShape, t: Tiling, score: ScoreCost) -> dict[str, Any]:
+    """What the plain 1-pass kernel runs that has calibration modes of its own.
+
+    Its score functions (`scores`) and, under its sliding window, the window's masked step
+    and key loops.
+    """
+    parts: dict[str, Any] = {"scores": score.calibrated_modes}
+    window = kernel_window(s.bands) if not s.is_dense else None
+    if window is not None:  # the kernel's own loops: sink tiles run masked even when full
+        sizes = (s.seq_q, s.seq_k, t.block_m, t.block_n, *window)
+        steps, loops = window_steps(*sizes), window_loops(*sizes)
+        parts.update(
+            masked_mode=WINDOW_MODE,
+            loops=loops_by_profile(steps, loops),
+            groups=_groups(s, steps, longest_first=True),
+        )
+    return parts
 
 
 def _visited(tiles: TileCounts) -> list[int]:

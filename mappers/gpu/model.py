@@ -70,6 +70,9 @@ ASSUMPTIONS = (
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
+    "the plain 1-pass kernel's score functions and sliding-window tiles: its measured steps "
+    "where calibrated (modes score-<name> against score-softmax; window: the masked step "
+    "and the cost of each key loop past the first), see the score and mask notes",
     "1-pass schedule pingpong (kernels.gluon.attn_pingpong, sm_90): one block per SM (its consumer "
     "warps take the register file), its key-tile step and per-block fixed time measured on "
     "the real kernel (calibration mode pingpong; steps of tilings not measured take the "
@@ -147,6 +150,13 @@ class KernelPlan:
     # step of a measured tile chain (fused) or per unit of `work` (unfused); priced at the
     # device's SFU and fp32 rates
     added: StepWork = StepWork()
+    # the plain 1-pass kernel's score functions beyond softmax (sigmoid, softcap, alibi):
+    # with calibration entries `score-<name>` their measured step difference replaces `added`
+    scores: tuple[str, ...] = ()
+    # masked steps of a measured kind (mode `window`: the sliding-window kernel's masked
+    # step and per-loop cost), and (unmasked steps, masked steps, key loops) per profile
+    masked_mode: str = ""
+    loops: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def blocks(self) -> int:
@@ -303,8 +313,13 @@ def _block_times(
         # tensor-descriptor path from L2, on every SM at once, so the step already contains
         # the L2 traffic: no separate L2 bound (first-touch HBM reads are the kernel's HBM
         # term). Masked steps add their mask arithmetic on the CUDA cores.
-        base = chain.step_s * k / chain.blocks_per_sm
-        if plan.added != StepWork():  # a score function the measured chain did not run
+        base = chain_base = chain.step_s * k / chain.blocks_per_sm
+        delta = rates.score_delta_s(plan.scores, plan.head_dim, t, k)
+        if delta is not None:  # the kernel's score functions, measured against its softmax
+            # (both measured on the kernel: no floor at the matmul tile rate, which the
+            # kernel's own measured steps undercut)
+            base += k * delta
+        elif plan.added != StepWork():  # a score function the measured chain did not run
             sms = rates.arch.sm_count
             delta = plan.added.exp2 / (rates.exp2_per_s / sms)
             delta += plan.added.fp32_ops / (rates.fp32_per_s / sms)
@@ -313,6 +328,9 @@ def _block_times(
         mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
         full = base
         masked = base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count)
+        window = rates.chain_step(plan.masked_mode, plan.head_dim, t, k)
+        if window is not None:  # the window kernel's masked step, measured (softmax)
+            masked = window.step_s * k / window.blocks_per_sm + (base - chain_base)
     else:
         # the ping-pong kernel's two warp groups take turns on the tensor cores, one group's
         # softmax under the other's matmuls: the rest of the chain is hidden under the busiest
@@ -343,7 +361,12 @@ def _block_times(
         fixed_floor = rates.floor_block_fixed_s(plan.mode, plan.head_dim, t, k, started, later)
         overhead = max(overhead, fixed_floor or 0.0)  # a faster GPU's measured one (floors)
     profiles = {(g.steps, g.masked) for g in plan.groups}
-    return {(a, m): a * full + m * masked + overhead for a, m in profiles}
+    loop_s = rates.loop_s(plan.masked_mode, plan.head_dim, t, k) if plan.loops else 0.0
+    loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}  # beyond the first loop
+    return {
+        (a, m): a * full + m * masked + overhead + loops.get((a, m), 0) * loop_s
+        for a, m in profiles
+    }
 
 
 def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:

@@ -191,10 +191,13 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
             f"mask {ap.mask.describe()}: the plain 1-pass Triton kernel implements it "
             f"(attention_fwd(causal=True, window={w}, sinks={sinks}): empty tiles skipped, full "
             "tiles unmasked, partial tiles masked); the ping-pong, 2-pass and unfused kernels "
-            "do not: for them it is modelled with the same loop bounds. Measured: kernels/"
-            "measurements/window/window-h200-2026-12-03.csv (narrow windows of 2-3 key tiles "
-            "per query tile ran up to 1.5x the model: each of the kernel's up to four key loops "
-            "pays its own pipeline fill, which the model does not count)"
+            "do not: for them it is modelled with the same loop bounds. The plain kernel's "
+            "masked tiles (diagonal, the window's leading tiles, the sink tiles, which it runs "
+            "masked even when whole) take its measured masked step, and each of its up to four "
+            "key loops past the first the measured cost of entering it, when the calibration "
+            "has them (mode window, kernels.calibrate.microbench_masks); else the softmax step "
+            "plus the mask's compares on the CUDA cores and no loop cost. Validated: kernels/"
+            "measurements/masks/masks-window-h200-2026-12-04.csv"
         )
     elif not s.is_dense and not s.causal:
         out.append(
@@ -215,11 +218,15 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
         out.append(
             f"score function {score.describe()}: the plain 1-pass Triton kernel implements it "
             "(attention_fwd(score=Score(...)): sigmoid via tanh, softcap, ALiBi with the "
-            "standard slopes); the ping-pong, 2-pass and unfused kernels do not. Priced in the "
-            "step work at the calibrated SFU and fp32 rates (sigmoid: no running max, row sum "
-            "or rescale; softcap: tanh per score on the SFU and 2 multiplies; position bias: "
-            "one FMA per score), not fitted to that kernel: kernels/measurements/score/ has it "
-            "timed (model +8% to +20% on time, within 9% on the ratio to softmax)"
+            "standard slopes); the ping-pong, 2-pass and unfused kernels do not. The plain "
+            "1-pass kernel's step with it is its softmax step plus the difference of the "
+            "kernel's measured steps with and without it (calibration modes score-<name>, "
+            "kernels.calibrate.microbench_masks; a position bias as the kernel's ALiBi; several "
+            "modifiers add their differences); without those entries, and for the other "
+            "kernels, the step work at the calibrated SFU and fp32 rates (sigmoid: no running "
+            "max, row sum or rescale; softcap: tanh per score on the SFU and 2 multiplies; "
+            "position bias: one FMA per score). Validated: kernels/measurements/masks/"
+            "masks-score-h200-2026-12-04.csv"
         )
     return tuple(out)
 

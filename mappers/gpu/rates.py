@@ -90,6 +90,39 @@ class DeviceRates:
         t = tiling
         return cal.step(mode, head_dim, t.block_m, t.block_n, t.num_warps, per_sm, t.num_stages)
 
+    def score_delta_s(
+        self, scores: tuple[str, ...], head_dim: int, tiling: Tiling, per_sm: int
+    ) -> float | None:
+        """Measured seconds a block's step gains with these score functions (None: not all are).
+
+        Per score function s: the step of mode `score-s` less the softmax step `score-softmax`
+        (`kernels.calibrate.microbench_masks`: the real 1-pass kernel, both measured the same
+        way), per block of the measured round; summed over `scores`.
+        """
+        cal = self.arch.calibration
+        if cal is None or not scores:
+            return None
+        t = tiling
+        total = 0.0
+        for name in scores:
+            pair = [
+                cal.step(m, head_dim, t.block_m, t.block_n, t.num_warps, per_sm, t.num_stages)
+                for m in (f"score-{name}", "score-softmax")
+            ]
+            got, base = pair
+            if got is None or base is None or got.blocks_per_sm != base.blocks_per_sm:
+                return None
+            total += (got.step_s - base.step_s) / got.blocks_per_sm
+        return total
+
+    def loop_s(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> float:
+        """Measured seconds a block of `mode` pays per further key loop (0 when not measured)."""
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return 0.0
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        return cal.block_loop(mode, head_dim, t, per_sm)
+
     def floor_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
         """A faster GPU's measured step that this one's cannot undercut (None when none).
 

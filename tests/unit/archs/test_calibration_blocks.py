@@ -117,3 +117,25 @@ def test_1pass_plans_pick_the_kernel_s_tile_path():
     assert tiles("1pass", 1024) == ["host"]
     assert tiles("1pass", 1000) == ["device"]  # the last query tile is ragged
     assert tiles("2pass", 1024) == ["device", "device"]
+
+
+def test_loop_cost_is_read_and_looked_up(tmp_path):
+    window = _entry(128, 1, 8.0, bm=128, bn=64, w=4, mode="window").replace(
+        "step_us: 2.0}", "step_us: 2.0, loop_us: 0.7}"
+    )
+    noisy = _entry(256, 2, 8.0, bm=128, bn=64, w=4, mode="window").replace(
+        "step_us: 2.0}", "step_us: 2.0, loop_us: -0.3}"
+    )
+    cal = _cal(tmp_path, window + noisy + _entry(132, 1, 7.0))
+    t = (128, 64, 4, 3)
+    assert cal.block_loop("window", 128, t, 1) == pytest.approx(0.7e-6)
+    assert cal.block_loop("window", 128, t, 2) == 0.0  # the 2-per-SM entry: noise below 0
+    assert cal.block_loop("online", 128, t, 1) == 0.0  # not measured for that mode
+    assert cal.block_loop("window", 64, t, 1) == 0.0  # nor that head dim
+
+
+def test_a_bad_loop_cost_is_a_located_error(tmp_path):
+    body = _entry(128, 1, 8.0, mode="window").replace("step_us: 2.0}", "loop_us: fast}")
+    with pytest.raises(SpecError) as err:
+        _cal(tmp_path, body)
+    assert "loop_us" in str(err.value)

@@ -84,7 +84,7 @@ def test_sliding_window_prices_its_tiles_not_causal() -> None:
     narrowest window (W = 1: block start, Q load, O store and the diagonal tiles), which every
     query tile's block pays under both masks. Beyond that floor, time follows the tiles: the
     window's share of the time above the floor is its share of the tiles above the floor's,
-    within 10% (its partial tiles run masked steps).
+    to 25% above (its partial tiles run the window's masked steps, measured slower).
     """
     window = mh("m <= p and p - m < W", params="W: 1024")
     causal = mh("m <= p")
@@ -111,7 +111,10 @@ def test_sliding_window_prices_its_tiles_not_causal() -> None:
         assert exact <= ratio <= visited + n.latency_s / c.latency_s, (exact, visited, ratio)
         above_floor = (w.latency_s - n.latency_s) / (c.latency_s - n.latency_s)
         tiles_above = (tw.visited - tn.visited) / (tc.visited - tn.visited)
-        assert above_floor == pytest.approx(tiles_above, rel=0.1)
+        # the plain kernel's window tiles run its measured masked step (calibration mode
+        # window), up to about twice an unmasked one, and a third key loop: a partial tile
+        # weighs at least a full one, so the window's share is at least its tile share
+        assert tiles_above * 0.98 <= above_floor <= tiles_above * 1.25
         implemented = "plain 1-pass Triton kernel implements it"
         assert any("window W=1024" in x and implemented in x for x in w.warnings)
     # each searched for its best tiling

@@ -1,0 +1,176 @@
+"""The calibration file's keys and its measured points (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TOP_KEYS = (
+    "device",
+    "date",
+    "source",
+    "versions",
+    "hbm_copy_bandwidth_gb_per_s",
+    "hbm_read_bandwidth_gb_per_s",
+    "l2_read_bandwidth_gb_per_s",
+    "exp2_gops_per_s",
+    "fp32_fma_gops_per_s",
+    "launch_overhead_us",
+    "host_launch_us",
+    "host_call_us",
+    "bench_head_start_us",
+    "attention_steps",
+    "bench_floor_us",
+    "attention_blocks",
+    "unfused_kernels",
+    "matmul",
+    "notes",
+)
+MATMUL_KEYS = (
+    "kernel",
+    "dtype",
+    "m",
+    "n",
+    "k",
+    "block_m",
+    "block_n",
+    "block_k",
+    "num_warps",
+    "num_stages",
+    "tflops",
+)
+STEP_KEYS = (
+    "mode",
+    "dtype",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "blocks_per_sm",
+    "step_us",
+)
+BLOCK_KEYS = (
+    "mode",
+    "dtype",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "blocks",
+    "blocks_per_sm",
+    "waves",
+    "tiles",
+    "fixed_us",
+    "step_us",
+    "loop_us",
+)
+UNFUSED_KEYS = (
+    "kernel",
+    "causal",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "batch_heads",
+    "seq",
+    "time_us",
+)
+_SIXTEEN_BIT = ("bf16", "fp16")
+
+
+@dataclass(frozen=True, slots=True)
+class UnfusedPoint:
+    """Measured seconds of one unfused kernel (qk, softmax, pv) alone on a calibration shape.
+
+    Tiling fields and head_dim are 0 for the softmax kernel (it picks its own block).
+    `hbm_read_bytes_per_s` / `hbm_write_bytes_per_s`: the device's measured HBM read and copy
+    bandwidth in the same calibration run (0 when unknown), so that a model can split the
+    time into its memory part and the rest.
+    """
+
+    kernel: str
+    causal: bool
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    batch_heads: int
+    seq: int
+    time_s: float
+    hbm_read_bytes_per_s: float = 0.0
+    hbm_write_bytes_per_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPoint:
+    """Measured per-block fixed seconds of a fused kernel (kernels.calibrate.microbench_blocks).
+
+    `blocks` programs (`blocks_per_sm` per SM when the grid fills the device) started
+    together; `fixed_s` is the time of a block besides its loop steps (intercept of the
+    kernel's time over its key-tile steps, less the do_bench floor); `step_s` the slope.
+    `waves` > 1: the grid ran that many waves and `fixed_s` is a later wave's fixed time
+    (its blocks start as slots free, not all at once after the flush). `tiles`: how the
+    kernel reached its tiles, "device" (tensor descriptors built in the kernel, the only way
+    before host-built ones existed, hence the default) or "host" (host-built descriptors).
+    `loop_s` (mode `window`, `kernels.calibrate.microbench_masks`): what a block pays to enter
+    one more key loop (0 when not measured).
+    """
+
+    mode: str
+    dtype: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    blocks: int
+    blocks_per_sm: int
+    fixed_s: float
+    step_s: float
+    waves: int = 1
+    tiles: str = "device"
+    loop_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepPoint:
+    """Measured seconds of one round of the attention tile chain.
+
+    One round: `blocks_per_sm` co-resident blocks each doing one step, for a mode (online,
+    stats, output), head dim and tiling.
+    """
+
+    mode: str
+    dtype: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    blocks_per_sm: int
+    step_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulPoint:
+    """One measured matmul: problem and (for Triton) tile shape; block sizes 0 for libraries."""
+
+    kernel: str
+    dtype: str
+    m: int
+    n: int
+    k: int
+    tflops: float
+    block_m: int = 0
+    block_n: int = 0
+    block_k: int = 0
+    num_warps: int = 0
+    num_stages: int = 0
+
+    @property
+    def is_tiled(self) -> bool:
+        """Whether the tile shape is known (a Triton kernel with given blocks)."""
+        return self.block_m > 0 and self.block_n > 0 and self.block_k > 0

@@ -1,0 +1,246 @@
+"""Calibration of the 1-pass kernel's score functions and sliding window (GPU only).
+
+`python -m attnsim.kernels.calibrate.microbench_masks --out FILE` measures, with the real
+1-pass Triton kernel (`kernels.triton.attn_fwd`, "plain" schedule), what the GPU model
+(`mappers.gpu.model`) reads for the kernel families `triton-score` and `triton-window`;
+`--merge CAL --entries FILE` writes them into a calibration file (no GPU needed).
+
+- Modes `score-softmax`, `score-sigmoid`, `score-softcap`, `score-alibi`
+  (`attention_steps`): the key-tile step of the kernel with each score function: one head
+  of SMs x k query tiles (one wave, k = 1 and 2 where two fit) over n key tiles (seq_k =
+  n * BLOCK_N, n = SCORE_STEPS), non-causal, so every program streams the same K/V tiles
+  through L2 as one head's programs do in a real call: step = (T(n2) - T(n1)) / (n2 - n1).
+  The model prices a score function by the difference of its step and the softmax step
+  measured the same way (`score-softmax`), added to the plain kernel's calibrated tile
+  chain, so the two measurements share one method.
+- Mode `window` (`attention_steps` and `attention_blocks`): the kernel with a causal sliding
+  window W = BLOCK_M and `sinks` = j * BLOCK_N (j = WINDOW_SINK_TILES) on heads of
+  WINDOW_TILES query tiles; one wave. A query tile far enough from the start visits its
+  diagonal and the window's leading tiles (2 * BLOCK_M / BLOCK_N masked steps, two key
+  loops) and j sink tiles in a third loop (masked). With T(j) the do_bench medians:
+  step = (T(5) - T(1)) / 4 (a masked step of the window kernel, the round of k blocks), and
+  `loop_us` = T(1) - T(0) - step: what entering one more key loop costs (its first K/V load
+  is not prefetched by the loop before it). The shape's seq_q is a multiple of BLOCK_M: the
+  kernel reaches its tiles through host-built descriptors (`tiles: host`). Entries: the
+  step (mode `window`) and a block entry whose `fixed_us` = T(0) - (2 BLOCK_M / BLOCK_N) *
+  step - floor (a two-loop window block's fixed time, the masked steps taken out) with
+  `loop_us` beside it.
+- Mode `online` block entries for 1-pass tilings the masks probe runs that
+  `microbench_blocks.BLOCK_PLAN` did not measure (`EXTRA_BLOCKS`).
+
+None of these shapes (one head of SMs x k query tiles over 8 or 32 key tiles; heads of
+WINDOW_TILES query tiles with W = BLOCK_M) is a shape of benchmarks/masks_probe.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+import triton
+
+from attnsim.einsum_ir.spec import read_yaml
+
+SCORE_STEPS = (8, 32)
+SCORES = ("softmax", "sigmoid", "softcap", "alibi")
+SOFTCAP = 50.0  # Gemma 2's cap, as benchmarks/masks_probe.py
+WINDOW_TILES = 32  # query tiles per head of the window shape
+WINDOW_SINK_TILES = (0, 1, 5)
+# (head_dim, (block_m, block_n, num_warps, num_stages)): the masks probe's tilings
+TILINGS = (
+    (64, (128, 64, 4, 3)),
+    (64, (128, 128, 8, 3)),
+    (64, (64, 64, 4, 3)),
+    (128, (128, 64, 8, 3)),
+    (128, (128, 128, 8, 3)),
+    (128, (128, 64, 4, 3)),
+)
+EXTRA_BLOCKS = tuple(("online", 64, (128, 128, 8, 3), tiles) for tiles in ("host", "device"))
+MODES = (*(f"score-{s}" for s in SCORES), "window")
+
+
+def _ms(fn: Any) -> float:
+    return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
+
+
+def _score(name: str) -> Any:
+    from attnsim.kernels.triton.attn_fwd import Score
+
+    return {
+        "softmax": Score(),
+        "sigmoid": Score(sigmoid=True),
+        "softcap": Score(softcap=SOFTCAP),
+        "alibi": Score(alibi=True),
+    }[name]
+
+
+def _fits_two(torch: Any, d: int, tiling: tuple[int, int, int, int]) -> bool:
+    """Whether two programs of this tiling fit on one SM (shared memory, registers)."""
+    from attnsim.kernels.calibrate.microbench_blocks import compiled_kernel, occupancy
+    from attnsim.kernels.triton.attn_fwd import attn_fwd_kernel
+
+    bm, bn, w, st = tiling
+    meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False)
+    kernel = compiled_kernel(attn_fwd_kernel, meta, w, st)
+    return kernel is not None and occupancy(torch, kernel, w) >= 2
+
+
+def _common(mode: str, d: int, tiling: tuple[int, int, int, int], k: int) -> dict[str, Any]:
+    bm, bn, w, st = tiling
+    return dict(mode=mode, dtype="bf16", head_dim=d, block_m=bm, block_n=bn, num_warps=w,
+                num_stages=st, blocks_per_sm=k)  # fmt: skip
+
+
+def measure_scores(torch: Any, sms: int) -> list[dict[str, Any]]:
+    """`attention_steps` of modes score-<name>: the kernel's step with each score function."""
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
+
+    steps = []
+    for d, tiling in TILINGS:
+        bm, bn, w, st = tiling
+        ks = (1, 2)
+        for k in ks:
+            if k == 2 and not _fits_two(torch, d, tiling):
+                continue
+            for name in SCORES:
+                score, times = _score(name), []
+                for n in SCORE_STEPS:
+                    # one head: every program streams the same K/V tiles through L2, as the
+                    # programs of one head do in a real call (a head per program would stream
+                    # them from HBM and hide the score function's work behind the bandwidth)
+                    q = torch.randn(1, 1, sms * k * bm, d, device="cuda", dtype=torch.bfloat16)
+                    kk, v = (torch.randn(1, 1, n * bn, d, device="cuda", dtype=torch.bfloat16)
+                             for _ in range(2))  # fmt: skip
+                    o = torch.empty_like(q)
+
+                    tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+                    call = functools.partial(attention_fwd, q, kk, v, out=o, score=score, **tile)
+                    call()
+                    times.append(_ms(call) * 1e3)
+                step = (times[1] - times[0]) / (SCORE_STEPS[1] - SCORE_STEPS[0])
+                steps.append({**_common(f"score-{name}", d, tiling, k), "step_us": round(step, 4)})
+                print(f"  score-{name} d{d} {tiling} k={k}: step {step:.4f} us "
+                      f"T={[round(t, 2) for t in times]}", file=sys.stderr)  # fmt: skip
+    return steps
+
+
+def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[str, Any]]]:
+    """Mode `window`: the masked step, a two-loop block's fixed time, one more loop's cost."""
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
+
+    steps, blocks = [], []
+    for d, tiling in TILINGS:
+        bm, bn, w, st = tiling
+        for k in (1, 2):
+            if k == 2 and not _fits_two(torch, d, tiling):
+                continue
+            heads = sms * k // WINDOW_TILES
+            seq = WINDOW_TILES * bm
+            q, kk, v = (torch.randn(1, heads, seq, d, device="cuda", dtype=torch.bfloat16)
+                        for _ in range(3))  # fmt: skip
+            o = torch.empty_like(q)
+            times = []
+            for j in WINDOW_SINK_TILES:
+                call = functools.partial(attention_fwd, q, kk, v, causal=True, block_m=bm,
+                                         block_n=bn, num_warps=w, num_stages=st, out=o,
+                                         window=bm, sinks=j * bn)  # fmt: skip
+                call()
+                times.append(_ms(call) * 1e3)
+            j0, j1, j2 = WINDOW_SINK_TILES
+            step = (times[2] - times[1]) / (j2 - j1)
+            loop = times[1] - times[0] - (j1 - j0) * step
+            masked = 2 * bm // bn
+            fixed = times[0] - masked * step - floor
+            common = _common("window", d, tiling, k)
+            steps.append({**common, "step_us": round(step, 4)})
+            blocks.append({**common, "blocks": heads * WINDOW_TILES, "waves": 1,
+                           "tiles": "host", "fixed_us": round(fixed, 3),
+                           "step_us": round(step, 4), "loop_us": round(loop, 3)})  # fmt: skip
+            shown = [round(t, 2) for t in times]
+            print(f"  window d{d} {tiling} k={k}: step {step:.3f} us, loop {loop:.2f} us, "
+                  f"fixed {fixed:.2f} us T={shown}", file=sys.stderr)  # fmt: skip
+    return {"attention_steps": steps, "attention_blocks": blocks}
+
+
+def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every entry of this module (see the module docstring)."""
+    from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, measure_blocks
+    from attnsim.kernels.triton.common import ensure_allocator
+
+    ensure_allocator()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    floor = bench_floor_us(torch)
+    found: dict[str, list[dict[str, Any]]] = {"attention_steps": [], "attention_blocks": []}
+    for part in (
+        lambda: {"attention_blocks": measure_blocks(torch, floor, EXTRA_BLOCKS)},
+        lambda: {"attention_steps": measure_scores(torch, sms)},
+        lambda: measure_window(torch, sms, floor),
+    ):
+        try:
+            for key, entries in part().items():
+                found[key] += entries
+        except Exception as exc:  # noqa: BLE001 - keep what the other parts measured
+            print(f"  part failed: {type(exc).__name__}: {exc}"[:400], file=sys.stderr)
+    return found
+
+
+def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> None:
+    """Write the entries into a calibration file.
+
+    This module's modes are replaced, and the `online` block entries of the tilings measured
+    here (other `online` entries are kept).
+    """
+    import yaml
+
+    from attnsim.kernels.calibrate.microbench_bwd import merge_modes
+
+    def key(e: dict[str, Any]) -> tuple[Any, ...]:
+        names = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages", "tiles")
+        return (*(e.get(n) for n in names), e.get("blocks"))
+
+    ours = {k: [e for e in v if e.get("mode") != "online"] for k, v in found.items()}
+    merge_modes(path, ours, MODES, "python -m attnsim.kernels.calibrate.microbench_masks", device)
+    online = [e for e in found.get("attention_blocks", []) if e.get("mode") == "online"]
+    if not online:
+        return
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
+    data = read_yaml(path)
+    new = {key(e) for e in online}
+    kept = [e for e in data["attention_blocks"] if key(e) not in new]
+    data["attention_blocks"] = [*kept, *online]
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
+    import yaml
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--out", type=Path, default=None, help="write the entries here (YAML)")
+    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
+    p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
+    p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
+    args = p.parse_args(argv)
+    if args.entries is not None:
+        if args.merge is None:
+            p.error("--entries needs --merge FILE")
+        merge(args.merge, read_yaml(args.entries), args.device)
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print("microbench_masks needs a CUDA GPU", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(measure(torch), sort_keys=False)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

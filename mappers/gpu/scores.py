@@ -1,0 +1,62 @@
+"""The score function as the GPU kernels pay for it (`ScoreCost`), and its modelled work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnsim.mappers.gpu.model import StepWork
+
+# The modelled work of the score functions and modifiers, per score element (the unit model;
+# the plain 1-pass kernel's are measured where calibrated, `calibrated_modes`):
+SIGMOID_OPS = 1.5  # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: one FMA, convert P (tanh: the SFU)
+SIGMOID_ROW_OPS = 2.0  # the unfused sigmoid kernel: FMA, convert (tanh: the SFU)
+SOFTCAP_SFU = 1.0  # cap * tanh(x / cap): tanh on the special-function unit
+SOFTCAP_OPS = 2.0  # ... and its two multiplies
+BIAS_OPS = 1.0  # a position bias (ALiBi: slope * (p - m)) added by one FMA
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreCost:
+    """The score function as the GPU kernels pay for it (softmax with no modifier: plain).
+
+    Attributes:
+        sigmoid: Sigmoid weights: no running max, row sum or rescale (1-pass; tanh form).
+        softcap: tanh soft-capping of every score (SFU) with its two multiplies.
+        position_bias: An additive position bias (ALiBi), one FMA per score.
+        param_bytes: HBM bytes of per-head score parameters (ALiBi's slopes), read once by
+            each kernel that applies the score function.
+    """
+
+    sigmoid: bool = False
+    softcap: bool = False
+    position_bias: bool = False
+    param_bytes: float = 0.0
+
+    @property
+    def is_plain(self) -> bool:
+        """Whether this is the kernels' own softmax (nothing added)."""
+        return not (self.sigmoid or self.softcap or self.position_bias)
+
+    def describe(self) -> str:
+        """E.g. `sigmoid, softcap`."""
+        parts = [("sigmoid", self.sigmoid), ("softcap", self.softcap)]
+        parts.append(("position bias", self.position_bias))
+        return ", ".join(n for n, on in parts if on) or "softmax"
+
+    @property
+    def calibrated_modes(self) -> tuple[str, ...]:
+        """The plain 1-pass kernel's score functions as calibration modes `score-<name>`.
+
+        A position bias is the kernel's ALiBi (the only one it runs).
+        """
+        named = (("sigmoid", self.sigmoid), ("softcap", self.softcap))
+        return tuple(n for n, on in (*named, ("alibi", self.position_bias)) if on)
+
+    def modifier_work(self, elements: float) -> StepWork:
+        """SFU and fp32 work the modifiers add to `elements` scores."""
+        sfu = SOFTCAP_SFU * self.softcap
+        ops = SOFTCAP_OPS * self.softcap + BIAS_OPS * self.position_bias
+        return StepWork((), sfu * elements, ops * elements)
+
+
+SOFTMAX = ScoreCost()

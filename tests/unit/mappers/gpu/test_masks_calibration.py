@@ -1,0 +1,110 @@
+"""The plain 1-pass kernel's measured score-function steps, window steps and key loops.
+
+Calibration modes of `kernels.calibrate.microbench_masks`: `score-<name>` steps (priced as
+their difference to `score-softmax`, both measured on the kernel), the window kernel's
+masked step (mode `window`) and what a block pays per further key loop (`loop_us`). Each
+test changes one calibrated figure and checks that the block time moves by exactly that
+figure times what the plan says the kernel does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from attnsim.archs.calibration import BlockPoint, StepPoint
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.einsum_ir.analysis.tiles import Band
+from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.kernels import SOFTMAX, ScoreCost, kernel_plans
+from attnsim.mappers.gpu.model import KernelPlan, _block_times
+from attnsim.mappers.gpu.rates import DeviceRates, Tiling, device_rates
+from attnsim.mappers.gpu.window_loops import window_loops
+
+T = Tiling(128, 64, 4, 3)
+D = 128
+
+
+def _arch() -> GpuArch:
+    arch = load_arch("h200")
+    assert isinstance(arch, GpuArch) and arch.calibration is not None
+    return arch
+
+
+def _step(mode: str, us: float) -> StepPoint:
+    return StepPoint(mode, "bf16", D, 128, 64, 4, 3, 1, us * 1e-6)
+
+
+def _rates(steps: tuple[StepPoint, ...], blocks: tuple[BlockPoint, ...] = ()) -> DeviceRates:
+    arch = _arch()
+    cal = arch.calibration
+    assert cal is not None
+    kept = tuple(p for p in cal.attention_blocks if p.mode == "online")
+    cal = replace(cal, attention_steps=(_step("online", 2.0), *steps),
+                  attention_blocks=kept + blocks, floors=None)  # fmt: skip
+    return device_rates(replace(arch, calibration=cal), "bf16")
+
+
+def _plan(shape: AttnShape, score: ScoreCost = SOFTMAX) -> KernelPlan:
+    (plan,) = kernel_plans("1pass", shape, T, 132, 50 * 2**20, score=score)
+    return plan
+
+
+DENSE = AttnShape(1, 8, 4096, 4096, D, D, False, "bf16", 2)
+
+
+@pytest.mark.parametrize(
+    ("score", "names"),
+    [
+        (ScoreCost(sigmoid=True), ("sigmoid",)),
+        (ScoreCost(softcap=True), ("softcap",)),
+        (ScoreCost(softcap=True, position_bias=True), ("softcap", "alibi")),
+    ],
+)
+def test_score_functions_add_their_measured_step_difference(score, names):
+    measured = {"softmax": 3.0, "sigmoid": 2.4, "softcap": 3.9, "alibi": 3.2}
+    rates = _rates(tuple(_step(f"score-{n}", us) for n, us in measured.items()))
+    plain, scored = _plan(DENSE), _plan(DENSE, score)
+    assert scored.scores == names
+    (steps,) = {g.steps for g in plain.groups}
+    ((key, softmax_s),) = _block_times(plain, rates, 1).items()
+    ((_, score_s),) = _block_times(scored, rates, 1).items()
+    delta_us = sum(measured[n] - measured["softmax"] for n in names)
+    assert score_s - softmax_s == pytest.approx(steps * delta_us * 1e-6, rel=1e-9)
+
+
+def test_without_score_entries_the_unit_model_prices_them():
+    rates = _rates(())  # no score-* entries: the modelled work difference, not a measurement
+    assert rates.score_delta_s(("sigmoid",), D, T, 1) is None
+    plain, scored = _plan(DENSE), _plan(DENSE, ScoreCost(softcap=True))
+    ((_, softmax_s),) = _block_times(plain, rates, 1).items()
+    ((_, softcap_s),) = _block_times(scored, rates, 1).items()
+    assert softcap_s > softmax_s  # tanh on the SFU and two multiplies per score
+
+
+def _window(w: int, sinks: int) -> AttnShape:
+    bands = (Band(d_lo=1 - w, d_hi=0),) + ((Band(m_hi=sinks - 1, d_hi=0),) if sinks else ())
+    return AttnShape(1, 8, 4096, 4096, D, D, False, "bf16", 2, mask=bands)
+
+
+def _loop_block(loop_us: float) -> BlockPoint:
+    return BlockPoint("window", "bf16", D, 128, 64, 4, 3, 128, 1, 9e-6, 2e-6, loop_s=loop_us * 1e-6)
+
+
+@pytest.mark.parametrize(("w", "sinks"), [(128, 0), (512, 64), (1000, 300)])
+def test_window_tiles_take_the_measured_masked_step_and_loops(w, sinks):
+    shape = _window(w, sinks)
+    plan = _plan(shape)
+    assert plan.masked_mode == "window" and plan.loops
+    loops = {(a, m): n for a, m, n in plan.loops}
+    per_tile = window_loops(4096, 4096, 128, 64, w, sinks)
+    assert max(loops.values()) == max(per_tile)
+    base = _block_times(plan, _rates((_step("window", 5.0),), (_loop_block(0.5),)), 1)
+    slower = _block_times(plan, _rates((_step("window", 7.0),), (_loop_block(0.5),)), 1)
+    dearer = _block_times(plan, _rates((_step("window", 5.0),), (_loop_block(1.5),)), 1)
+    for (a, m), t in base.items():
+        assert slower[(a, m)] - t == pytest.approx(m * 2.0e-6, rel=1e-9)  # masked steps
+        extra = max(0, loops[(a, m)] - 1)
+        assert dearer[(a, m)] - t == pytest.approx(extra * 1.0e-6, abs=1e-15)  # loops
