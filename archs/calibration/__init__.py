@@ -36,6 +36,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -150,6 +151,8 @@ class Calibration:
         for p in self.attention_steps:
             if p.mode != mode or p.head_dim != head_dim or p.blocks_per_sm > per_sm:
                 continue
+            if p.programs:  # a grid under a full wave: see `step_at`
+                continue
             d = (
                 sum(
                     abs(math.log2(a / b))
@@ -161,6 +164,42 @@ class Calibration:
             if best is None or d < best[0]:
                 best = (d, p)
         return best[1] if best else None
+
+    def step_at(self, full: StepPoint, programs: int, sm_count: int) -> StepPoint:
+        """`full` (a full-wave step) at a grid of `programs` programs, where measured.
+
+        Entries of `full`'s mode, head dim, tiling and blocks per SM measured on grids under
+        a full wave (`programs` > 0) and `full` itself (at SMs x blocks per SM programs):
+        linear in the program count between them, the smallest grid's step below it. `full`
+        unchanged when there are none or the grid fills the SMs.
+        """
+        key = (full.mode, full.head_dim, full.block_m, full.block_n, full.num_warps,
+               full.num_stages, full.blocks_per_sm)  # fmt: skip
+        small = sorted(
+            (p.programs, p.step_s)
+            for p in self.attention_steps
+            if p.programs
+            and (
+                p.mode,
+                p.head_dim,
+                p.block_m,
+                p.block_n,
+                p.num_warps,
+                p.num_stages,
+                p.blocks_per_sm,
+            )
+            == key  # fmt: skip
+        )
+        whole = sm_count * full.blocks_per_sm
+        if not small or programs >= whole:
+            return full
+        grid = [*[g for g in small if g[0] < whole], (whole, full.step_s)]
+        if programs <= grid[0][0]:
+            return replace(full, step_s=grid[0][1])
+        for (n0, s0), (n1, s1) in itertools.pairwise(grid):
+            if n0 <= programs <= n1:
+                return replace(full, step_s=s0 + (s1 - s0) * (programs - n0) / (n1 - n0))
+        return full
 
     def block_fixed(
         self,
@@ -344,10 +383,15 @@ def _step(r: Reader) -> StepPoint | None:
         if c is not None and c.value <= 0:
             c.error(f"expected a positive integer, got {c.value}")
     step = _rate(r.req("step_us", "number"), 1e-6)
+    programs_c = r.opt("programs", "int")
+    if programs_c is not None and programs_c.value <= 0:
+        programs_c.error(f"expected a positive integer, got {programs_c.value}")
     r.done(STEP_KEYS)
     if mode is None or step is None or 0 in ints.values():
         return None
-    return StepPoint(str(mode.value), str(dtype.value) if dtype else "bf16", step_s=step, **ints)
+    programs = int(programs_c.value) if programs_c is not None and programs_c.value > 0 else 0
+    return StepPoint(str(mode.value), str(dtype.value) if dtype else "bf16", step_s=step,
+                     programs=programs, **ints)  # fmt: skip
 
 
 def _block(r: Reader) -> BlockPoint | None:

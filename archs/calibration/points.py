@@ -48,6 +48,7 @@ STEP_KEYS = (
     "num_stages",
     "blocks_per_sm",
     "step_us",
+    "programs",
 )
 BLOCK_KEYS = (
     "mode",
@@ -140,7 +141,8 @@ class StepPoint:
     """Measured seconds of one round of the attention tile chain.
 
     One round: `blocks_per_sm` co-resident blocks each doing one step, for a mode (online,
-    stats, output), head dim and tiling.
+    stats, output), head dim and tiling. `programs`: the grid it was measured on when smaller
+    than a full wave (0: SMs x blocks_per_sm programs, a full wave).
     """
 
     mode: str
@@ -152,6 +154,7 @@ class StepPoint:
     num_stages: int
     blocks_per_sm: int
     step_s: float
+    programs: int = 0
 
 
 @dataclass(frozen=True, slots=True)

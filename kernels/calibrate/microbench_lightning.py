@@ -4,13 +4,15 @@
 of the `fused` schedule (one program per value block x batch x head walks the chunks,
 carrying the E x F state), as the GPU model (`mappers.gpu.lightning`) reads it: mode
 `lightning-fused`, block_m = the chunk (block_c), block_n = the value block (block_f), for
-every tiling of `LIGHTNING_TILINGS` and head dims 64 and 128, with 1 and 2 programs per SM.
+every tiling of `LIGHTNING_TILINGS` and head dims 64 and 128, with 1 and 2 programs per SM,
+and on grids of SMALL_GRIDS programs (under one per SM: entries with `programs`; a chain of
+matmuls runs faster per step on a partly busy GPU than on a full wave).
 `--merge FILE --entries OUT` writes them into a calibration file (no GPU needed).
 
 Method (as `microbench_bwd`): one wave of SMs x k programs (batch 1, heads = SMs x k x
-block_f / F), per-head decay on, timed at two lengths of n chunks (n = STEPS):
-step = (T(n2) - T(n1)) / (n2 - n1), fixed = T(n1) - n1 * step - floor. These shapes (66-264
-heads, 16 or 64 chunks) are none of benchmarks/lightning_probe.py's.
+block_f / F; or SMALL_GRIDS programs), per-head decay on, timed at two lengths of n chunks
+(n = STEPS): step = (T(n2) - T(n1)) / (n2 - n1), fixed = T(n1) - n1 * step - floor. These
+shapes (batch 1, 4-264 heads, 16 or 64 chunks) are none of benchmarks/lightning_probe.py's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import triton
 from attnsim.einsum_ir.spec import read_yaml
 
 STEPS = (16, 64)
+SMALL_GRIDS = (16, 48)  # grids under one program per SM (the probe's batch-1 shapes run such)
 HEAD_DIMS = (64, 128)
 MODE = "lightning-fused"
 
@@ -45,8 +48,8 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
         for c, bf, w, st in LIGHTNING_TILINGS:
             if bf > d:
                 continue
-            for k in (1, 2):
-                heads = sms * k * bf // d
+            for k, grid in ((1, 0), (2, 0), *((1, n) for n in SMALL_GRIDS)):
+                heads = (grid or sms * k) * bf // d
                 times = []
                 for n in STEPS:
                     q, kk, v = (
@@ -63,11 +66,13 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                 fixed = times[0] - STEPS[0] * step - floor
                 common = dict(mode=MODE, dtype="bf16", head_dim=d, block_m=c, block_n=bf,
                               num_warps=w, num_stages=st, blocks_per_sm=k)  # fmt: skip
-                steps.append({**common, "step_us": round(step, 4)})
-                blocks.append({**common, "blocks": sms * k, "waves": 1, "tiles": "device",
-                               "fixed_us": round(fixed, 3), "step_us": round(step, 4)})  # fmt: skip
-                print(f"  d{d} c{c} f{bf} w{w} s{st} k={k}: step {step:.3f} us, fixed "
-                      f"{fixed:.2f} us", file=sys.stderr)  # fmt: skip
+                small = {"programs": grid} if grid else {}
+                steps.append({**common, "step_us": round(step, 4), **small})
+                blocks.append({**common, "blocks": grid or sms * k, "waves": 1,
+                               "tiles": "device", "fixed_us": round(fixed, 3),
+                               "step_us": round(step, 4)})  # fmt: skip
+                print(f"  d{d} c{c} f{bf} w{w} s{st} k={k} grid {grid or sms * k}: step "
+                      f"{step:.3f} us, fixed {fixed:.2f} us", file=sys.stderr)  # fmt: skip
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 

@@ -305,7 +305,8 @@ def _block_times(
     t = plan.tiling
     hidden = rates.overlap_efficiency * (1 - 1 / (k * max(1, t.num_warps // 4)))
     prefetched = t.num_stages >= 2
-    chain = rates.chain_step(plan.mode, plan.head_dim, t, k)
+    grid = min(plan.blocks, k * rates.arch.sm_count)  # programs running together
+    chain = rates.chain_step(plan.mode, plan.head_dim, t, k, grid)
     if chain is not None:
         # measured round of `chain.blocks_per_sm` co-resident blocks doing one step of the tile
         # chain (dots, exp2, softmax update); more resident blocks than were measured share the

@@ -82,13 +82,22 @@ class DeviceRates:
         measured = cal.host_call(family) if cal else None
         return measured if measured is not None else launches * self.host_launch_s
 
-    def chain_step(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> StepPoint | None:
-        """Measured attention tile-chain step nearest this tiling (None when not calibrated)."""
+    def chain_step(
+        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, programs: int = 0
+    ) -> StepPoint | None:
+        """Measured attention tile-chain step nearest this tiling (None when not calibrated).
+
+        `programs` (> 0): the grid's programs, for modes measured on grids under a full wave
+        (`Calibration.step_at`).
+        """
         cal = self.arch.calibration
         if cal is None or not mode:
             return None
         t = tiling
-        return cal.step(mode, head_dim, t.block_m, t.block_n, t.num_warps, per_sm, t.num_stages)
+        got = cal.step(mode, head_dim, t.block_m, t.block_n, t.num_warps, per_sm, t.num_stages)
+        if got is not None and programs > 0:
+            got = cal.step_at(got, programs, self.arch.sm_count)
+        return got
 
     def score_delta_s(
         self, scores: tuple[str, ...], head_dim: int, tiling: Tiling, per_sm: int

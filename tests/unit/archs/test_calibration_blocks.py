@@ -139,3 +139,36 @@ def test_a_bad_loop_cost_is_a_located_error(tmp_path):
     with pytest.raises(SpecError) as err:
         _cal(tmp_path, body)
     assert "loop_us" in str(err.value)
+
+
+STEPS = "device: X\ndate: '2026-11-30'\nsource: test\nattention_steps:\n"
+
+
+def _step(per_sm, us, programs=0):
+    grid = f", programs: {programs}" if programs else ""
+    return (
+        f"- {{mode: lightning-fused, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, "
+        f"num_warps: 8, num_stages: 2, blocks_per_sm: {per_sm}, step_us: {us}{grid}}}\n"
+    )
+
+
+def test_steps_on_grids_under_a_full_wave_interpolate_by_programs(tmp_path):
+    p = tmp_path / "cal.yaml"
+    p.write_text(STEPS + _step(1, 8.0) + _step(2, 16.0) + _step(1, 6.5, 16) + _step(1, 6.4, 48))
+    cal = load_calibration(p)
+    full = cal.step("lightning-fused", 128, 128, 128, 8, 1, 2)
+    assert full is not None and full.step_s == pytest.approx(8.0e-6)  # small grids not picked
+    assert cal.step_at(full, 132, 132).step_s == pytest.approx(8.0e-6)
+    assert cal.step_at(full, 8, 132).step_s == pytest.approx(6.5e-6)  # below: the smallest
+    assert cal.step_at(full, 32, 132).step_s == pytest.approx(6.45e-6)
+    assert cal.step_at(full, 90, 132).step_s == pytest.approx(6.4e-6 + 1.6e-6 * 42 / 84)
+    two = cal.step("lightning-fused", 128, 128, 128, 8, 2, 2)
+    assert two is not None and cal.step_at(two, 64, 132) == two  # none measured at k = 2
+
+
+def test_a_bad_program_count_is_a_located_error(tmp_path):
+    p = tmp_path / "cal.yaml"
+    p.write_text(STEPS + _step(1, 6.5).replace("}", ", programs: 0}"))
+    with pytest.raises(SpecError) as err:
+        load_calibration(p)
+    assert "programs" in str(err.value) and "positive" in str(err.value)

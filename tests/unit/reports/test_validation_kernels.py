@@ -82,6 +82,9 @@ def test_lightning_fused_schedule_is_modelled_split_is_not() -> None:
     points = vk.predict_rows([LIGHTNING])
     assert points and all(p.config.endswith("/fused") for p in points)
     summary = vk.summary(points)
-    for suite in ("validation", "holdout"):
-        assert summary[f"triton-lightning {suite}"]["mape_pct"] <= 8.0
+    # issue 14's acceptance; observed (2026-12-04, the chunk step measured on grids under a
+    # full wave too): MAPE 1.8% / 2.4% / 2.0% (validation, holdout, length), worst 12.5%
+    for suite in ("validation", "holdout", "length"):
+        assert summary[f"triton-lightning {suite}"]["mape_pct"] <= 4.0
+    assert summary["triton-lightning all"]["worst_pct"] < 25.0
     assert summary["triton-lightning pick"]["within_10pct"] >= 0.9

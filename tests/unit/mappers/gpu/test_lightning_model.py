@@ -39,3 +39,26 @@ def test_time_grows_with_length_and_split_is_refused() -> None:
         time_lightning(1, 16, 4096, 128, 128, T, rates, schedule="split")
     with pytest.raises(ValueError, match="divide"):
         fused_plan(1, 1, 64, 64, 96, T)
+
+
+def test_grids_under_a_full_wave_take_their_measured_step() -> None:
+    """A small grid's chunk step comes from the entries measured on such grids."""
+    from dataclasses import replace
+
+    from attnsim.archs.calibration import StepPoint
+
+    arch = load_arch("h200")
+    assert arch.calibration is not None
+    t = Tiling(128, 128, 8, 2)
+    base = [p for p in arch.calibration.attention_steps if not p.programs]
+
+    def run(small_us: float, heads: int) -> float:
+        small = StepPoint("lightning-fused", "bf16", 128, 128, 128, 8, 2, 1, small_us * 1e-6, 16)
+        cal = replace(arch.calibration, attention_steps=(*base, small))
+        rates = device_rates(replace(arch, calibration=cal), "bf16")  # type: ignore[arg-type]
+        return time_lightning(1, heads, 8192, 128, 128, t, rates).scheduled_s
+
+    chunks = 8192 // 128
+    # 16 programs (one per head): the step measured on 16 programs, exactly
+    assert run(4.0, 16) - run(2.0, 16) == pytest.approx(chunks * 2.0e-6, rel=1e-6)
+    assert run(4.0, 264) == run(2.0, 264)  # two full waves: the full-wave steps only
