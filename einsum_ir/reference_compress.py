@@ -5,7 +5,8 @@ and runs two explicit softmaxes; CCA pools each group with its last query and bu
 mask of the reference code's `generate_mask` (chenyaofo/CCA-Attention) over the
 concatenation [core tokens, keys]; LongVQ quantizes the keys by argmin and runs softmax
 attention over the quantized keys; SeqBoat is a masked softmax with the code's exact local
-window. Layouts follow the cascades (Q[..., E, P], K[..., E, M], V[..., F, M] ->
+window (its SMA layer adds the SSM scan and router logits, `seqboat_router_logits`, a loop
+over the tokens). Layouts follow the cascades (Q[..., E, P], K[..., E, M], V[..., F, M] ->
 AV[..., F, P]), unscaled. `COMPRESS_CHECKS` maps each built-in name to its (input layout,
 output, compute).
 """
@@ -150,6 +151,26 @@ def _seqboat(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return masked_softmax_attention(q, k, v, seqboat_visible(q.shape[-1], k.shape[-1], sizes["W"]))
 
 
+def seqboat_router_logits(x: Array, a: Array, b: Array, c: Array, wg: Array) -> Array:
+    """SeqBoat's SSM (a damped EMA per channel) over all tokens, then the router's logits.
+
+    x [..., D, M]; a, b, c [D, S]: state[d, s] <- a[d, s] state[d, s] + b[d, s] x[d, m],
+    y[d, m] = sum_s c[d, s] state[d, s] after token m; G[m] = sum_d wg[d] y[d, m].
+    """
+    state = np.zeros((*x.shape[:-1], a.shape[-1]))
+    y = np.zeros(x.shape)
+    for m in range(x.shape[-1]):
+        state = a * state + b * x[..., m, None]
+        y[..., m] = (c * state).sum(axis=-1)
+    out: Array = np.einsum("d,...dm->...m", wg, y)
+    return out
+
+
+def _seqboat_sma(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    q, k, v = (np.asarray(inputs[n], dtype=np.float64) for n in ("QC", "KC", "VC"))
+    return masked_softmax_attention(q, k, v, seqboat_visible(q.shape[-1], k.shape[-1], sizes["W"]))
+
+
 _MH: Layout = (
     ("Q", ("B", "H", "E", "P")),
     ("K", ("B", "H", "E", "M")),
@@ -168,5 +189,22 @@ COMPRESS_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
         (("Q", ("B", "E", "P")), ("K", ("B", "E", "M")), ("V", ("B", "F", "M"))),
         "AV",
         _seqboat,
+    ),
+    "attention-seqboat-sma": (
+        (
+            ("X", ("B", "D", "M")),
+            ("AS", ("D", "S")),
+            ("BS", ("D", "S")),
+            ("CS", ("D", "S")),
+            ("WG", ("D",)),
+            ("Q", ("B", "E", "P")),
+            ("K", ("B", "E", "M")),
+            ("V", ("B", "F", "M")),
+            ("QC", ("B", "E", "U")),
+            ("KC", ("B", "E", "N")),
+            ("VC", ("B", "F", "N")),
+        ),
+        "AV",
+        _seqboat_sma,
     ),
 }

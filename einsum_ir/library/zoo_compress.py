@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from attnsim.einsum_ir.ir import Cascade, Partition, RankName
+from attnsim.einsum_ir.ir import Cascade, Partition, RankName, TensorName
+from attnsim.einsum_ir.library.builder import KEY_TILE_DEFAULT
 from attnsim.einsum_ir.library.zoo_base import (
     MASKED_INIT,
     MH_INPUTS,
@@ -24,6 +25,7 @@ from attnsim.einsum_ir.library.zoo_base import (
     cascade,
     one_pass_lines,
 )
+from attnsim.einsum_ir.library.zoo_selection import selection_cascade
 
 AGENTS_DEFAULT = 49  # Agent attention: J = 49 agents (7 x 7 pooled)
 AGENT_POOL_DEFAULT = 64  # U0: queries per pool (8 x 8 patches: 49 pools of a 56 x 56 map)
@@ -294,7 +296,8 @@ Modelled by its statistic: the sizes P and M of this cascade are the compacted l
 (the activated tokens of the sample; ragged across samples and layers in a batch), Q, K and
 V are the gathered tokens. Not modelled: the SSM scan over all tokens (an EMA of dimension
 N per channel, M D N work: a convolution or a scan outside attention) and the router, so
-the cascade counts 1 pass where the write-up counts 1 (SSM) + 1 (attention); the gather and
+the cascade counts 1 pass where the write-up counts 1 (SSM) + 1 (attention): the whole
+layer is `attention-seqboat-sma` (2 passes); the gather and
 scatter (data movement); the relative position bias over the original positions; the
 bidirectional form (a two-sided window); and the code's default squared-ReLU attention
 (relu(s)^2 / W instead of softmax) [verify which SeqBoat runs per task]. FLOPs:
@@ -325,10 +328,110 @@ def _seqboat(entry: ZooCascade) -> Cascade:
     )
 
 
-ENTRIES: tuple[ZooCascade, ...] = (_AGENT, _CCA, _LONGVQ, _SEQBOAT)
+# The whole SMA layer: the SSM scan over all M tokens, its router logits, and the local
+# attention over the activated tokens declared as picks of the full-length Q, K, V by them.
+SEQBOAT_STATE_DEFAULT = 16  # S: Mega's EMA dimension per channel (its `ndim`, 16)
+SEQBOAT_MODEL_DIM_DEFAULT = 1024  # D: the channels the SSM runs over
+SEQBOAT_ACTIVE_DEFAULT = 2048  # N = U: activated tokens (half of a 4K sequence); set N: M / 2
+SEQBOAT_SMA_INPUTS = (
+    ("X", ("B", "D", "M")),  # the layer input, all M tokens
+    ("AS", ("D", "S")),  # the EMA's damped decay per channel and state
+    ("BS", ("D", "S")),  # its input weights
+    ("CS", ("D", "S")),  # its output weights
+    ("WG", ("D",)),  # the router's weights (one module: activated or not)
+    ("Q", ("B", "E", "P")),
+    ("K", ("B", "E", "M")),
+    ("V", ("B", "F", "M")),
+    ("QC", ("B", "E", "U")),  # the activated queries: picks of Q by the router logits G
+    ("KC", ("B", "E", "N")),  # the activated keys and values: picks of K and V by G
+    ("VC", ("B", "F", "N")),
+)
+CPOS = "u + N - U"  # the compacted key position of compacted query u
+SEQBOAT_SMA_MASK = f"n <= {CPOS} and {CPOS} - n <= W"
+_SEQBOAT_SMA_LINES = [
+    # the SSM (a damped EMA of dimension S per channel) over all tokens: one sweep of M
+    "SU[b,d,s,m] = BS[d,s] * X[b,d,m]",
+    "SS[b,d,s,m+1] = AS[d,s] * SS[b,d,s,m] + SU[b,d,s,m]",
+    "Y[b,d,m] = CS[d,s] * SS[b,d,s,m+1]",
+    # the router's logit per token: activated where G > 0 (the pick itself is a gather)
+    "G[b,m] = WG[d] * Y[b,d,m]",
+    # local 1-pass attention over the U activated queries and N activated keys
+    f"QK[b,n1,n0,u] = QC[b,e,u] * KC[b,e,n1,n0] where {SEQBOAT_SMA_MASK}",
+    f"LM[b,n1,u] = max[n0](QK[b,n1,n0,u]) where {SEQBOAT_SMA_MASK}",
+    "RM[b,n1+1,u] = max(RM[b,n1,u], LM[b,n1,u])",
+    f"SLN[b,n1,n0,u] = exp(QK[b,n1,n0,u] - RM[b,n1+1,u]) where {SEQBOAT_SMA_MASK}",
+    f"SLD[b,n1,u] = SLN[b,n1,n0,u] where {SEQBOAT_SMA_MASK}",
+    "PRM[b,n1,u] = exp(RM[b,n1,u] - RM[b,n1+1,u])",
+    "RD[b,n1+1,u] = PRM[b,n1,u] * RD[b,n1,u] + SLD[b,n1,u]",
+    f"SLNV[b,n1,f,u] = SLN[b,n1,n0,u] * VC[b,f,n1,n0] where {SEQBOAT_SMA_MASK}",
+    "RNV[b,n1+1,f,u] = PRM[b,n1,u] * RNV[b,n1,f,u] + SLNV[b,n1,f,u]",
+    "AV[b,f,u] = RNV[b,N1,f,u] / RD[b,N1,u]",
+]
+_SEQBOAT_SMA = ZooCascade(
+    "attention-seqboat-sma",
+    SELECTION,
+    "SeqBoat's whole SMA layer: an SSM scan over all M tokens, router logits, then local "
+    f"attention (window W = {SEQBOAT_WINDOW_DEFAULT}) over the activated tokens (1 + 1 passes)",
+    f"""SeqBoat's Sparse Modular Activation layer as the write-up counts it (Ren et al.,
+NeurIPS 2023, arXiv 2306.11197; variants.md Sec. 2.7 #14): 1 pass for the SSM scan plus 1
+attention pass over the compacted tokens. The SSM is Mega's damped EMA of dimension S per
+channel, written as its recurrence over the M tokens,
+  SS[d,s,m+1] = AS[d,s] SS[d,s,m] + BS[d,s] X[d,m]        Y[d,m] = sum_s CS[d,s] SS[d,s,m+1]
+(M D S multiply-adds each for the input, the decay and the output; Mega computes it as a
+long convolution, the same work up to the FFT's); the router's logit per token is
+G[m] = sum_d WG[d] Y[d,m], a token is activated where G > 0 (the code's argmax over
+modules, one module here). The activated queries, keys and values are declared picks of
+the full-length Q, K, V by G (`gathers`): QC over U, KC and VC over N activated tokens
+(U = N for self-attention; their number is data-dependent: params N = U =
+{SEQBOAT_ACTIVE_DEFAULT}, set them to the activated count, e.g. sizes N: M / 2, U: P / 2),
+read in the pass after G is complete. The attention is `attention-seqboat`'s: causal exact
+window of W compacted positions,
+  n <= u + N - U and u + N - U - n <= W,
+the online (1-pass) softmax over key tiles of N0. Q, K and V are taken as the projections
+of the layer (computed outside the cascade); only their activated rows are read. Not
+modelled: the scatter back to the M positions and the router-probability scaling (data
+movement and one multiply per output), the relative position bias, Mega's gating around
+the attention unit, the squared-ReLU score option. FLOPs: 3 M D S (SSM) + M D (router) +
+U (W + 1) (E + F) MACs at most (attention).
+{ONE_PASS_NOTE}""",
+    2,
+    heads="single",
+    mask="causal window",
+    algorithm="ssm + compacted",
+)
+
+
+def _seqboat_sma(entry: ZooCascade) -> Cascade:
+    assumptions = (
+        "token activation: the activated tokens (router logit G > 0) are the picks QC, KC, VC "
+        "of Q, K, V; their number N = U is a size you set (data-dependent); the scatter "
+        "back to all tokens is not priced",
+    )
+    return selection_cascade(
+        entry,
+        SEQBOAT_SMA_INPUTS,
+        _SEQBOAT_SMA_LINES,
+        (("N", ("N1", "N0")),),
+        (
+            ("N0", KEY_TILE_DEFAULT),
+            ("W", SEQBOAT_WINDOW_DEFAULT),
+            ("S", SEQBOAT_STATE_DEFAULT),
+            ("D", SEQBOAT_MODEL_DIM_DEFAULT),
+            ("N", SEQBOAT_ACTIVE_DEFAULT),
+            ("U", SEQBOAT_ACTIVE_DEFAULT),
+        ),
+        ("AV", "G"),
+        assumptions,
+        init=(*MASKED_INIT, (TensorName("SS"), 0.0)),
+        gathers=(("QC", "Q", ("G",), "U"), ("KC", "K", ("G",), "N"), ("VC", "V", ("G",), "N")),
+    )
+
+
+ENTRIES: tuple[ZooCascade, ...] = (_AGENT, _CCA, _LONGVQ, _SEQBOAT, _SEQBOAT_SMA)
 BUILDERS: dict[str, Builder] = {
     _AGENT.name: _agent,
     _CCA.name: _cca,
     _LONGVQ.name: _longvq,
     _SEQBOAT.name: _seqboat,
+    _SEQBOAT_SMA.name: _seqboat_sma,
 }

@@ -23,6 +23,7 @@ from attnsim.einsum_ir.reference import REFERENCES
 from attnsim.einsum_ir.reference_compress import (
     agent_attention,
     cca_mask,
+    seqboat_router_logits,
     seqboat_visible,
     softmax,
     vq_attention,
@@ -307,3 +308,52 @@ def test_defaults_are_the_papers() -> None:
     params = dict(load_cascade("attention-cca").params)
     assert (params["M0"], params["W"]) == (16, 1024)
     assert dict(load_cascade("attention-agent").params)["J"] == 49
+
+
+# ----------------------------------------------------------------------------- SeqBoat's SMA layer
+
+SMA = "attention-seqboat-sma"
+
+
+def test_the_sma_layer_counts_the_write_ups_passes() -> None:
+    entry = next(e for e in ZOO if e.name == SMA)
+    assert entry.family == SELECTION and "2306.11197" in entry.notes
+    report = count_passes(load_cascade(SMA))
+    # 1 pass for the SSM scan over all tokens, 1 over the activated ones (variants.md #14)
+    assert entry.passes == report.passes == 2
+    assert [report.pass_of(t) for t in ("SS", "G", "QK", "AV")] == [1, 1, 2, 2]
+    assert "token activation" in load_cascade(SMA).assumptions[0]
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_the_sma_layer_matches_the_reference(window: int) -> None:
+    sizes = {"B": 2, "D": 3, "S": 2, "M": 9, "P": 9, "E": 3, "F": 2, "N": 5, "U": 5}
+    check(SMA, {**sizes, "N0": 2, "W": window})
+
+
+def test_the_declared_picks_are_the_activated_tokens() -> None:
+    """The SSM and router by a per-token loop pick the tokens; the cascade run on those picks
+    is attention over the full sequence restricted to them (causal exact window in compacted
+    positions), and its router logits are the loop's."""
+    m, window = 12, 3
+    sizes = {"B": 1, "D": 4, "S": 3, "M": m, "P": m, "E": 3, "F": 2, "N0": 4, "W": window}
+    cascade = load_cascade(SMA)
+    rng = np.random.default_rng(11)
+    inputs = random_inputs(cascade, {**sizes, "N": m, "U": m}, seed=5)
+    inputs["AS"] = rng.uniform(0.2, 0.9, size=(4, 3))  # a damped (stable) EMA
+    g = seqboat_router_logits(inputs["X"], inputs["AS"], inputs["BS"], inputs["CS"], inputs["WG"])
+    active = np.flatnonzero(g[0] > 0)
+    assert 2 <= active.size < m  # the seed activates some tokens, not all
+    n = int(active.size)
+    picks = {"QC": inputs["Q"][..., active], "KC": inputs["K"][..., active],
+             "VC": inputs["V"][..., active]}  # fmt: skip
+    out = evaluate(cascade, {**inputs, **picks}, {**sizes, "N": n, "U": n})
+    np.testing.assert_allclose(np.asarray(out["G"]), g, **TOL)
+    # attention over all M tokens, each activated query seeing the activated keys at most
+    # `window` activated positions back
+    rank = np.full(m, -1)
+    rank[active] = np.arange(n)
+    q_pos, k_pos = rank[:, None], rank[None, :]
+    visible = (q_pos >= 0) & (k_pos >= 0) & (k_pos <= q_pos) & (q_pos - k_pos <= window)
+    full = masked_softmax_attention(inputs["Q"], inputs["K"], inputs["V"], visible)
+    np.testing.assert_allclose(np.asarray(out["AV"]), full[..., active], **TOL)
