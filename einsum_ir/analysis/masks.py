@@ -41,6 +41,9 @@ class Mask:
         sinks: Keys always visible (the first S), 0 if none.
         uniform: Whether every keys x queries Einsum has these conditions (else the tiles
             follow the loosest one; see the problem's notes).
+        key_tile_aligned: Whether the conditions read the position inside a key tile (`m0`,
+            the chunked forms, CCA's groups): the bands hold per key tile of the cascade's
+            own partition, which a kernel with other tiles does not share.
     """
 
     kind: MaskKind
@@ -50,6 +53,7 @@ class Mask:
     window: int = 0
     sinks: int = 0
     uniform: bool = True
+    key_tile_aligned: bool = False
 
     @property
     def is_dense(self) -> bool:
@@ -80,33 +84,96 @@ def where_text(where: Sequence[Condition | AnyOf]) -> str:
 
 
 def where_bands(
-    where: Sequence[Condition | AnyOf], key_var: str, query_var: str, sizes: Mapping[str, int]
+    where: Sequence[Condition | AnyOf],
+    key_var: str,
+    query_var: str,
+    sizes: Mapping[str, int],
+    key_tile: tuple[str, int, int] | None = None,
 ) -> tuple[Band, ...] | None:
-    """The conditions as a union of bands, or None outside the linear family."""
+    """The conditions as a union of bands, or None outside the linear family.
+
+    `key_tile` (the key rank's inner part variable, its size T and the key rank's size):
+    a condition that reads the position inside a key tile (`m0`, chunked forms) is, on key
+    tile c, the same condition with m0 = m - c T: one band per key tile (see `tile_bands`).
+    """
     options: list[list[Band]] = []
     for c in where:
         if isinstance(c, Condition):
-            band = condition_band(c, key_var, query_var, sizes)
-            if band is None:
+            union = tile_bands(c, key_var, query_var, sizes, key_tile)
+            if union is None:
                 return None
-            options.append([band])
+            options.append(union)
         else:
-            alts = []
+            alts: list[Band] = []
             for conj in c.options:
-                band = Band()
+                conj_bands = [Band()]
                 for cond in conj:
-                    b = condition_band(cond, key_var, query_var, sizes)
-                    if b is None:
+                    union = tile_bands(cond, key_var, query_var, sizes, key_tile)
+                    if union is None:
                         return None
-                    band = band.intersect(b)
-                alts.append(band)
+                    conj_bands = [a.intersect(b) for a in conj_bands for b in union]
+                alts.extend(conj_bands)
             if not alts:
                 return None
             options.append(alts)
     result = [Band()]
     for alts in options:
-        result = [a.intersect(b) for a in result for b in alts]
-    return tuple(dict.fromkeys(result))
+        result = [b for a in result for b2 in alts if not _empty(b := a.intersect(b2))]
+    return tuple(dict.fromkeys(result)) or (Band(p_lo=1, p_hi=0),)
+
+
+def tile_bands(
+    cond: Condition,
+    key_var: str,
+    query_var: str,
+    sizes: Mapping[str, int],
+    key_tile: tuple[str, int, int] | None,
+) -> list[Band] | None:
+    """One comparison as a union of bands (None outside the linear family).
+
+    Without the key tile's inner variable: its band (`condition_band`). With it (a
+    coefficient k on m0, T keys per tile): on tile c the keys are [c T, (c + 1) T - 1] and
+    m0 = m - c T, so the comparison is k m - k c T + (the rest): one band per tile.
+    """
+    coeff = 0
+    if key_tile is not None:
+        inner = key_tile[0]
+        coeff = dict(cond.lhs.terms).get(inner, 0) - dict(cond.rhs.terms).get(inner, 0)  # type: ignore[call-overload]
+    if not coeff:
+        band = condition_band(cond, key_var, query_var, sizes)
+        return None if band is None else [band]
+    assert key_tile is not None
+    inner, size, keys = key_tile
+    out = []
+    for c in range(-(-keys // size)):
+        lhs = _replace(cond.lhs, inner, key_var, -c * size)
+        rhs = _replace(cond.rhs, inner, key_var, -c * size)
+        band = condition_band(Condition(lhs, cond.op, rhs), key_var, query_var, sizes)
+        if band is None:
+            return None
+        band = band.intersect(Band(m_lo=c * size, m_hi=(c + 1) * size - 1))
+        if not _empty(band):
+            out.append(band)
+    return out
+
+
+def _replace(lin: LinearExpr, inner: str, key_var: str, shift: int) -> LinearExpr:
+    """`lin` with the inner variable replaced by key_var + shift."""
+    terms: dict[str, int] = {}
+    const = lin.const
+    for v, c in lin.terms:
+        if v == inner:
+            terms[key_var] = terms.get(key_var, 0) + c
+            const += c * shift
+        else:
+            terms[v] = terms.get(v, 0) + c
+    return LinearExpr(tuple(terms.items()), const, lin.symbols)  # type: ignore[arg-type]
+
+
+def _empty(b: Band) -> bool:
+    """Whether a band has no pair by its own bounds (lo > hi on p, m or the offset)."""
+    pairs = ((b.p_lo, b.p_hi), (b.m_lo, b.m_hi), (b.d_lo, b.d_hi))
+    return any(lo is not None and hi is not None and lo > hi for lo, hi in pairs)
 
 
 def condition_band(

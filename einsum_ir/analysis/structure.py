@@ -28,6 +28,7 @@ key side lacks, else P, else the innermost such rank. What a fallback decided is
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import math
@@ -494,10 +495,16 @@ def _mask(cascade: Cascade, roles: Roles, sizes: Mapping[str, int]) -> tuple[Mas
     text = where_text(where)
     if not where:
         return Mask(MaskKind.NONE, (Band(),), "", uniform=uniform), tuple(notes)
-    bands = where_bands(where, key_var, query_var, sizes)
+    inner = cascade.expand(roles.key)
+    key_tile = None
+    if len(inner) > 1 and inner[-1] in sizes:  # chunked forms read m0, the key tile's part
+        key_tile = (inner[-1].lower(), sizes[inner[-1]], sizes[roles.key])
+    bands = where_bands(where, key_var, query_var, sizes, key_tile)
     if bands is None:
         return Mask(MaskKind.GENERIC, (), text, uniform=uniform), tuple(notes)
-    return name_mask(bands, text, sizes[roles.query], sizes[roles.key], uniform), tuple(notes)
+    mask = name_mask(bands, text, sizes[roles.query], sizes[roles.key], uniform)
+    aligned = key_tile is not None and any(key_tile[0] in c.vars for c in where)
+    return dataclasses.replace(mask, key_tile_aligned=aligned), tuple(notes)
 
 
 def _iterates(cascade: Cascade, e: Einsum, rank: RankName) -> bool:

@@ -135,14 +135,51 @@ def mask_points(bands: Sequence[Band], seq_q: int, seq_k: int) -> int:
     return _union_points(tuple(bands), seq_q, seq_k)
 
 
+INCLUSION_EXCLUSION_MAX = 10  # bands summed by inclusion-exclusion (2^n terms) up to this many
+
+
 @functools.lru_cache(maxsize=1024)
 def _union_points(bands: tuple[Band, ...], seq_q: int, seq_k: int) -> int:
+    if len(bands) > INCLUSION_EXCLUSION_MAX:
+        if _disjoint(bands):  # e.g. one band per key tile (chunked forms)
+            return sum(_band_points(b, seq_q, seq_k) for b in bands)
+        return _swept_points(bands, seq_q, seq_k)
     total = 0
     for k in range(1, len(bands) + 1):
         sign = 1 if k % 2 else -1
         for combo in itertools.combinations(bands, k):
             both = functools.reduce(Band.intersect, combo)
             total += sign * _band_points(both, seq_q, seq_k)
+    return total
+
+
+def _disjoint(bands: Sequence[Band]) -> bool:
+    """Whether the bands' key ranges (or else their query ranges) do not overlap."""
+    for spans in (
+        [(b.m_lo, b.m_hi) for b in bands],
+        [(b.p_lo, b.p_hi) for b in bands],
+    ):
+        bounded = [(lo, hi) for lo, hi in spans if lo is not None and hi is not None]
+        if len(bounded) < len(spans):
+            continue
+        bounded.sort()
+        if all(h < lo for (_, h), (lo, _) in itertools.pairwise(bounded)):
+            return True
+    return False
+
+
+def _swept_points(bands: Sequence[Band], seq_q: int, seq_k: int, rows: int = 4096) -> int:
+    """Visible pairs of many overlapping bands: per query row, the union of their intervals."""
+    bounds = np.array([b.bounds() for b in bands], dtype=np.int64).T  # 6 x bands
+    p_lo, p_hi, m_lo, m_hi, d_lo, d_hi = (x[:, None] for x in bounds)
+    total = 0
+    for start in range(0, seq_q, rows):
+        p = np.arange(start, min(start + rows, seq_q), dtype=np.int64)[None, :]
+        lo = np.maximum(np.maximum(m_lo, 0), p + d_lo)
+        hi = np.minimum(np.minimum(m_hi, seq_k - 1), p + d_hi)
+        dead = (p < p_lo) | (p > p_hi)
+        hi = np.where(dead, lo - 1, hi)
+        total += int(_union_len([(lo[i], hi[i]) for i in range(len(bands))]).sum())
     return total
 
 
@@ -273,12 +310,16 @@ def _ceildiv(a: IntArray, b: int) -> IntArray:
 
 
 def _union_len(intervals: Sequence[tuple[IntArray, IntArray]]) -> IntArray:
-    """Per query tile, the size of the union of integer intervals [lo, hi] (empty: hi < lo)."""
-    total = np.zeros_like(intervals[0][0])
-    for k in range(1, len(intervals) + 1):
-        sign = 1 if k % 2 else -1
-        for combo in itertools.combinations(intervals, k):
-            lo = functools.reduce(np.maximum, (c[0] for c in combo))
-            hi = functools.reduce(np.minimum, (c[1] for c in combo))
-            total += sign * np.maximum(hi - lo + 1, 0)
+    """Per query tile, the size of the union of integer intervals [lo, hi] (empty: hi < lo).
+
+    Sorted by their starts, each interval adds what lies past the furthest end before it.
+    """
+    lo = np.stack([np.asarray(c[0]) for c in intervals])
+    hi = np.stack([np.asarray(c[1]) for c in intervals])
+    order = np.argsort(lo, axis=0, kind="stable")
+    lo, hi = np.take_along_axis(lo, order, 0), np.take_along_axis(hi, order, 0)
+    reach = np.maximum.accumulate(hi, axis=0)
+    before = np.concatenate([np.full_like(reach[:1], np.iinfo(np.int64).min // 2), reach[:-1]])
+    start = np.maximum(lo, before + 1)
+    total: IntArray = np.maximum(hi - start + 1, 0).sum(axis=0)
     return total

@@ -371,7 +371,7 @@ _SEQBOAT_SMA = ZooCascade(
     "attention-seqboat-sma",
     SELECTION,
     "SeqBoat's whole SMA layer: an SSM scan over all M tokens, router logits, then local "
-    f"attention (window W = {SEQBOAT_WINDOW_DEFAULT}) over the activated tokens (1 + 1 passes)",
+    f"attention (window W = {SEQBOAT_WINDOW_DEFAULT}) over the activated tokens (2 passes: 1 + 1)",
     f"""SeqBoat's Sparse Modular Activation layer as the write-up counts it (Ren et al.,
 NeurIPS 2023, arXiv 2306.11197; variants.md Sec. 2.7 #14): 1 pass for the SSM scan plus 1
 attention pass over the compacted tokens. The SSM is Mega's damped EMA of dimension S per

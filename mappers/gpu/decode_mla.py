@@ -96,7 +96,7 @@ def latent_attention(
     per_key = [p for p in ap.projections if p.site == ProjectionSite.KEY]
     if ap.score.kind == ScoreKind.LINEAR or (not ap.latent_inputs and not per_key):
         return None  # linear attention's gates and decays are no latent: the plain reading
-    if ap.mask.kind == MaskKind.GENERIC:
+    if ap.mask.kind == MaskKind.GENERIC or ap.mask.key_tile_aligned:
         return None  # no tiles to price (pooled or agent cascades): the plain reading refuses
     size = ap.sizes
     elem = dtype_bytes(dtype)

@@ -85,6 +85,12 @@ def gpu_problem(cascade: Cascade, sizes: dict[str, int], dtype: str) -> GpuProbl
             refuse + f"the mask {ap.mask.text!r}: it is outside the band family (bounds on p, "
             "m and m - p), so its tiles cannot be classified"
         )
+    if ap.mask.key_tile_aligned:
+        raise MappingError(
+            refuse + f"the mask {ap.mask.text!r} reads the position inside the cascade's key "
+            "tile (its own partition of M, e.g. a chunk or a group), which no GPU kernel of "
+            "ours follows; the spatial mappers price it tile by tile"
+        )
     if odd := odd_inputs(cascade, roles):  # a bias matrix, a second key rank, ...
         raise MappingError(refuse + odd)
     if not roles.score_dims or not roles.value_dims:

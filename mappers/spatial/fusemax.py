@@ -72,6 +72,7 @@ from attnsim.mappers.spatial.view import (
     einsum_costs,
     is_carry_only,
     mask_cost,
+    pinned_note,
     require_spatial,
     same_tile_deps,
     score_index,
@@ -215,7 +216,9 @@ def _bind(plan: _Plan, step: str) -> None:
             )
             unit, work = other, other_work
         plan.warnings.extend(notes)
-        if plan.mask.is_masked and cv.iterates_key(e):
+        if plan.mask.is_masked and plan.mask.skip and cv.iterates_key(e) and cv.pins_key(e):
+            plan.warnings.append(pinned_note(e))  # its own pairs (`work`), not per tile
+        elif plan.mask.is_masked and cv.iterates_key(e):
             extra = select_actions(cv, plan.mask, unit) if i == score else None
             work = scale_work(lower_work(dense[unit.name][i], unit)[0], plan.mask.visited, extra)
         plan.units[i], plan.work[i] = unit, work

@@ -58,6 +58,7 @@ from attnsim.mappers.spatial.view import (
     MaskCost,
     einsum_costs,
     mask_cost,
+    pinned_note,
     require_spatial,
     score_index,
     select_actions,
@@ -123,7 +124,9 @@ def bind_by_contraction(
                 f"{e}: {unit.name} of {arch.name} cannot perform {', '.join(missing)}"
             )
         notes.extend(lowered)
-        if mask is not None and masked and cv.iterates_key(e):
+        if mask is not None and masked and mask.skip and cv.iterates_key(e) and cv.pins_key(e):
+            notes.append(pinned_note(e))  # its own pairs (`work`), not per tile
+        elif mask is not None and masked and cv.iterates_key(e):
             dense = lower_work(cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[i], unit)
             extra = select_actions(cv, mask, unit) if i == score else None
             work = scale_work(dense[0], mask.visited, extra)

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.einsum_ir.analysis.masks import where_text
 from attnsim.einsum_ir.analysis.passes import PassReport, count_passes
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
@@ -158,6 +159,28 @@ class CascadeView:
         """Whether the Einsum iterates the innermost piece of M (works inside a key tile)."""
         return e.output in self.inner_key_iterating
 
+    def pins_key(self, e: Einsum) -> bool:
+        """Whether `e`'s conditions pin its key (each band one diagonal m == p + c, or one key).
+
+        Then it reads one key per query (or one per key tile), so its own pairs, not the
+        mask's tiles, are its work. The chunked linear forms write a query's per-chunk terms
+        this way (Lightning-2's `QD ... where m == p + M - P`), CCA its pooled core tokens
+        (`m0 == M0 - 1`: the last key of each group).
+        """
+        from attnsim.einsum_ir.analysis.masks import where_bands
+
+        if not e.where:
+            return False
+        sizes = {str(k): v for k, v in self.sizes.items()}
+        inner = self.key_parts[-1]
+        tile = (inner.lower(), self.sizes[inner], self.sizes[self.key_rank])
+        bands = where_bands(e.where, self.key_rank.lower(), self.query_rank.lower(), sizes,
+                            tile if len(self.key_parts) > 1 else None)  # fmt: skip
+        return bool(bands) and all(
+            (b.d_lo is not None and b.d_lo == b.d_hi) or (b.m_lo is not None and b.m_lo == b.m_hi)
+            for b in bands  # type: ignore[union-attr]
+        )
+
     def pass_of(self, index: int) -> int:
         """The pass of Einsum `index` over M."""
         return self.passes.einsum_passes[index].pass_number
@@ -191,6 +214,14 @@ class CascadeView:
         if not keep_key:
             drop |= {r for r in self.ranks[tensor] if self.cascade.root(r) == self.key_rank}
         return self.words(tensor, frozenset(drop))
+
+
+def pinned_note(e: Einsum) -> str:
+    """The warning of an Einsum priced at its own pairs (`CascadeView.pins_key`)."""
+    return (
+        f"{e.output}: its condition pins the key ({where_text(e.where)}): one key per query "
+        "or per key tile, priced at its own pairs rather than per computed tile of the mask"
+    )
 
 
 def view(cascade: Cascade, sizes: Mapping[str, int], key_tile: int | None) -> CascadeView:
@@ -313,11 +344,8 @@ def mask_cost(cv: CascadeView, rows: int, key_tile: int, skip: bool, mapper: str
     block_q = _positions(cv, rows)
     block_k = max(1, min(key_tile, cv.sizes[cv.key_rank]))
     ap = cv.problem
-    if ap is None:  # no attention structure (a lone matmul): conditions are generic
-        where = next((e for e in cv.cascade.einsums if e.where), None)
-        if where is None:
-            return MaskCost(False, skip)
-        return _generic(where, skip, mapper, block_q, block_k, [])
+    if ap is None:  # no attention structure (linear attention, a lone matmul): by letter
+        return _letter_mask(cv, skip, mapper, block_q, block_k)
     mask = ap.mask
     if mask.is_dense:
         return MaskCost(False, skip)
@@ -326,11 +354,56 @@ def mask_cost(cv: CascadeView, rows: int, key_tile: int, skip: bool, mapper: str
         einsum = next(e for e in cv.cascade.einsums if e.where)
         return _generic(einsum, skip, mapper, block_q, block_k, notes)
     tiles = ap.tiles(block_q, block_k)
-    visible = tiles.points / (ap.seq_q * ap.seq_k)
+    return _band_cost(mask.describe(), tiles, skip, notes, ap.seq_q * ap.seq_k)
+
+
+def _letter_mask(cv: CascadeView, skip: bool, mapper: str, block_q: int, block_k: int) -> MaskCost:
+    """The mask of a cascade with no attention structure, read with the ranks by letter.
+
+    The conditions of its first Einsum over both the keys and the queries give the tiles
+    (others follow them; a note says so); outside the band family they are generic.
+    """
+    from attnsim.einsum_ir.analysis.masks import where_bands
+    from attnsim.einsum_ir.analysis.tiles import classify_tiles
+
+    q_var = cv.query_rank.lower()
+    grid = [e for e in cv.cascade.einsums if cv.iterates_key(e) and q_var in e.iteration_vars]
+    wheres = list(dict.fromkeys(e.where for e in grid if e.where))
+    if not wheres:
+        first = next((e for e in cv.cascade.einsums if e.where), None)
+        if first is None:
+            return MaskCost(False, skip)
+        return _generic(first, skip, mapper, block_q, block_k, [])
+    einsum = next(e for e in grid if e.where == wheres[0])
+    inner = cv.key_parts[-1]
+    tile = (inner.lower(), cv.sizes[inner], cv.sizes[cv.key_rank])
+    sizes = {str(k): v for k, v in cv.sizes.items()}
+    bands = where_bands(wheres[0], cv.key_rank.lower(), q_var, sizes,
+                        tile if len(cv.key_parts) > 1 else None)  # fmt: skip
+    notes = []
+    if len(wheres) > 1:
+        notes.append(
+            f"mask: keys x queries Einsums carry different conditions; tiles follow "
+            f"{einsum.output}'s: {where_text(wheres[0])}"
+        )
+    if bands is None:
+        return _generic(einsum, skip, mapper, block_q, block_k, notes)
+    seq_q, seq_k = cv.sizes[cv.query_rank], cv.sizes[cv.key_rank]
+    padded = -(-seq_q // block_q) * block_q
+    tiles = classify_tiles(bands, padded, seq_k, block_q, block_k)
+    return _band_cost(f"band [{where_text(wheres[0])}]", tiles, skip, notes, seq_q * seq_k)
+
+
+def _band_cost(
+    described: str, tiles: TileCounts, skip: bool, notes: list[str], pairs: int
+) -> MaskCost:
+    """A mask in the band family at its tile classification (see `mask_cost`)."""
+    block_q, block_k = tiles.block_q, tiles.block_k
+    visible = tiles.points / pairs
     layout = f"tiles of {block_q} queries x {block_k} keys"
     if skip:
         text = (
-            f"mask {mask.describe()}: {tiles.visited} of {tiles.tiles} {layout} computed "
+            f"mask {described}: {tiles.visited} of {tiles.tiles} {layout} computed "
             f"({tiles.partial} partial, one compare-select per pair), {tiles.empty} empty "
             f"skipped; {visible:.2%} of (query, key) pairs visible"
         )
@@ -345,7 +418,7 @@ def mask_cost(cv: CascadeView, rows: int, key_tile: int, skip: bool, mapper: str
             (*notes, text),
         )
     text = (
-        f"masked tiles computed (skip_empty_tiles=false): mask {mask.describe()} leaves "
+        f"masked tiles computed (skip_empty_tiles=false): mask {described} leaves "
         f"{visible:.2%} of (query, key) pairs visible, yet all {tiles.tiles} {layout} are "
         f"computed ({tiles.empty} empty, {tiles.partial} partial)"
     )

@@ -107,10 +107,33 @@ def test_longvq_work_follows_the_codebook(mapper: str) -> None:
 CCA = {"B": 1, "H": 2, "E": E, "F": F, "P": 2048, "M": 2048, "M0": 16, "W": 256}
 
 
-@pytest.mark.parametrize("mapper", MAPPERS)
-def test_cca_is_refused_by_default_for_its_group_aligned_window(mapper: str) -> None:
+@pytest.mark.parametrize("mapper", GPU)
+def test_cca_group_aligned_window_is_refused_by_the_gpu_mappers(mapper: str) -> None:
+    """Its local window is aligned to its own groups (m0, the key tile): no kernel follows it."""
     sizes = {**CCA, "P": 1} if mapper == "gpu-decode" else CCA
     assert run(mapper, "attention-cca", sizes) is None
+
+
+@pytest.mark.parametrize("mapper", ["fusemax", "unfused"])
+def test_cca_spatial_work_follows_core_tokens_and_local_tiles(mapper: str) -> None:
+    """The group-aligned window reads as one band per group (key tile): the local Einsums
+    run on the window's tiles (whole tiles: at least the visible pairs, at most the tiles
+    the window touches), the core Einsums (one key per group) at exactly their own pairs."""
+    result = run(mapper, "attention-cca", CCA)
+    assert result is not None
+    per = points("attention-cca", CCA)
+    for core in ("CS", "SCV"):
+        assert result.einsum(core).ops == per[core]
+        assert any(f"{core}: its condition pins the key" in w for w in result.warnings)
+    local = cca_mask(2048, 16, 256)[:, -2048:]  # the keys after the pooled core tokens
+    touched = sum(
+        16 * 256 for q0 in range(0, 2048, 256) for k0 in range(0, 2048, 16)
+        if local[q0:q0 + 256, k0:k0 + 16].any()
+    )  # fmt: skip
+    heads = CCA["B"] * CCA["H"]
+    # QK, the score Einsum, also pays the mask's compare-select per pair of a partial tile
+    for name, per_pair in (("QK", E + 1), ("SLNV", F)):
+        assert per[name] <= result.einsum(name).ops <= heads * touched * per_pair
 
 
 def test_cca_work_follows_core_tokens_and_local_keys() -> None:
@@ -124,7 +147,7 @@ def test_cca_work_follows_core_tokens_and_local_keys() -> None:
     result = run("unfused", "attention-cca", CCA, skip_empty_tiles=False)
     assert result is not None
     assert result.flops == pytest.approx(count_ops(load_cascade("attention-cca"), CCA).flops)
-    assert any("computed densely" in w for w in result.warnings)
+    assert any("masked tiles computed (skip_empty_tiles=false)" in w for w in result.warnings)
 
 
 # ----------------------------------------------------------------------------- Agent attention

@@ -81,13 +81,13 @@ name: failing
 architectures:
   fm: fusemax
 cascades:
-  cca: attention-cca  # fusemax refuses it when mapping (its mask is outside the bands)
+  agent: attention-agent  # fusemax refuses it when mapping (its mask is outside the bands)
 workloads:
   tiny: {sizes: {B: 1, H: 2, E: 64, F: 64, P: 1024, M: 1024}}
 mappers:
   fm: fusemax
 designs:
-  f: {arch: fm, cascade: cca, mapper: fm}
+  f: {arch: fm, cascade: agent, mapper: fm}
 sweep:
   list:
     - {workload.sizes.P: 128}
@@ -109,9 +109,9 @@ def test_run_exits_1_when_points_fail_and_says_which(
     assert captured.out == f"wrote {out / 'results.csv'}\n"  # the tables are still written
     err = captured.err.splitlines()
     assert err[0].endswith(": 0 ok, 4 failed, 0 already done")
-    refused = "MappingError: fusemax: QL[b,h,e,m1] = QM[b,h,e,m1,m0] where m0 == M0 - 1: the "
-    refused += "mask condition 'm0 == M0 - 1' is outside the band family (bounds on the query, "
-    refused += "the key and their difference), so its empty tiles cannot be found; set "
+    refused = "MappingError: fusemax: AGS[b,h,e,j] = Q[b,h,e,u,u0] where j == u: the mask "
+    refused += "condition 'j == u' is outside the band family (bounds on the query, the key "
+    refused += "and their difference), so its empty tiles cannot be found; set "
     refused += "skip_empty_tiles=false to compute every tile"
     assert err[1:] == [
         "attnsim run: 4 of 4 points evaluated in this run failed",
@@ -138,7 +138,7 @@ def test_a_rerun_with_nothing_new_rewrites_nothing(
     ok = FAILING_EXP.split("sweep:")[0] + (
         "sweep:\n  - grid: {workload.seq_len: [1K, 4K]}\noutputs: {formats: [csv], report: true}\n"
     )
-    ok = ok.replace("attention-cca", "attention-1pass-mh")  # maps on fusemax
+    ok = ok.replace("attention-agent", "attention-1pass-mh")  # maps on fusemax
     path.write_text(ok.replace("name: failing", "name: ok"))
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--quiet"]) == 0, (
@@ -169,11 +169,11 @@ def test_check_maps_each_designs_first_point(
     path.write_text(FAILING_EXP)
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err
-    line = FAILING_EXP.splitlines().index("  f: {arch: fm, cascade: cca, mapper: fm}") + 1
+    line = FAILING_EXP.splitlines().index("  f: {arch: fm, cascade: agent, mapper: fm}") + 1
     assert f"{path}:{line}:" in err
     assert "design 'f': its first point (workload.sizes.P=128) fails to map" in err
     assert "MappingError" in err and "band family" in err
-    ok = FAILING_EXP.replace("attention-cca", "attention-1pass-mh")
+    ok = FAILING_EXP.replace("attention-agent", "attention-1pass-mh")
     path.write_text(ok)
     assert main(["check", str(path)]) == 0
     assert "ok: 4 points" in capsys.readouterr().out

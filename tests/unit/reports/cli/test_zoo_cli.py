@@ -42,7 +42,8 @@ WRITE_UP = {
     "attention-agent": 1,  # after a pooling pass over Q (not over K/V)
     "attention-cca": 1,
     "attention-longvq": 1,
-    "attention-seqboat": 1,  # write-up 1 (SSM) + 1: the SSM scan is not modelled
+    "attention-seqboat": 1,  # the attention unit alone (the SSM scan is not in it)
+    "attention-seqboat-sma": 2,  # the whole layer: write-up 1 (SSM) + 1 (compacted attention)
     # Sec. 2.5, dynamic selection: the selected keys are inputs over their own rank N,
     # declared as picks of K (`gathers`), so their sweep follows the selector's
     "attention-hip": 3,  # write-up tree walk + 1: round 1's centres, the later rounds

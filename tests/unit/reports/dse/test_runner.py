@@ -30,7 +30,7 @@ architectures:
 cascades:
   one: attention-1pass-mh
   three: attention-3pass-mh
-  cca: attention-cca  # fusemax refuses it when mapping (its mask): a failed point
+  agent: attention-agent  # fusemax refuses it when mapping (its mask): a failed point
 workloads:
   tiny: {sizes: {B: 1, H: 2, E: 64, F: 64}}
 mappers:
@@ -46,16 +46,16 @@ sweep:
       arch.overrides.buffer_bytes: [1MiB, 2MiB, 4MiB, 8MiB, 16MiB]
   - fixed: {design: fusemax, workload.seq_len: 1K}
     list:
-      - {cascade: cca}
+      - {cascade: agent}
 outputs: {formats: [csv]}
 """
 
 
-CCA_ON_FUSEMAX = (
-    "MappingError: fusemax: QL[b,h,e,m1] = QM[b,h,e,m1,m0] where m0 == M0 - 1: the mask "
-    "condition 'm0 == M0 - 1' is outside the band family (bounds on the query, the key and "
-    "their difference), so its empty tiles cannot be found; set skip_empty_tiles=false to "
-    "compute every tile"
+AGENT_ON_FUSEMAX = (
+    "MappingError: fusemax: AGS[b,h,e,j] = Q[b,h,e,u,u0] where j == u: the mask condition "
+    "'j == u' is outside the band family (bounds on the query, the key and their "
+    "difference), so its empty tiles cannot be found; set skip_empty_tiles=false to compute "
+    "every tile"
 )
 
 
@@ -78,8 +78,8 @@ def test_run_records_results_and_one_failure(tmp_path: Path) -> None:
     assert row["point.arch.overrides.buffer_bytes"] == 2**20 == row["buffer_bytes"]
     assert row["point.workload.seq_len"] == 256 == row["seq_len"]
     [failure] = load_failures(tmp_path / "out")
-    assert failure["error"] == CCA_ON_FUSEMAX
-    assert failure["point.cascade"] == "cca"
+    assert failure["error"] == AGENT_ON_FUSEMAX
+    assert failure["point.cascade"] == "agent"
     # Re-running skips every finished point and retries the failure (it fails again).
     again = run_experiment(exp, tmp_path / "out", jobs=1, quiet=True)
     assert (again.ok, again.failed, again.skipped) == (0, 1, 30)
@@ -254,7 +254,7 @@ def test_cli_check_and_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert err[1:] == [
         "all 10 finished points feasible",
         "attnsim run: 1 of 11 points evaluated in this run failed",
-        "  design fusemax, cascade=cca: " + CCA_ON_FUSEMAX,
+        "  design fusemax, cascade=agent: " + AGENT_ON_FUSEMAX,
         f"every error: attnsim export {out} --format jsonl (status 'failed')",
     ]
     assert (out / "results.csv").exists()
