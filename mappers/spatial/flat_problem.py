@@ -67,7 +67,7 @@ class MaskShare:
     Attributes:
         visited: Share of tiles computed (1 without skipping or without a mask).
         selected: Share of the dense (query, key) pairs that pay a compare-select.
-        warnings: What was priced, in the wording of `mappers.spatial.view.mask_cost`.
+        warnings: What was priced, in the wording of `mappers.spatial.mask_cost.mask_cost`.
     """
 
     visited: float = 1.0

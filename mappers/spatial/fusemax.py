@@ -56,6 +56,11 @@ from attnsim.mappers.spatial.compute import (
 )
 from attnsim.mappers.spatial.fusemax_cost import dram_traffic
 from attnsim.mappers.spatial.fusemax_cost import energy as fusemax_energy
+from attnsim.mappers.spatial.mask_cost import (
+    MaskCost,
+    mask_cost,
+    select_actions,
+)
 from attnsim.mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
 from attnsim.mappers.spatial.serving_cost import (
     LatentPlan,
@@ -68,15 +73,12 @@ from attnsim.mappers.spatial.serving_cost import (
 from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
-    MaskCost,
     einsum_costs,
     is_carry_only,
-    mask_cost,
     pinned_note,
     require_spatial,
     same_tile_deps,
     score_index,
-    select_actions,
     spatial_result,
     view,
 )

@@ -14,7 +14,12 @@ from attnsim.mappers.result import EnergyItem, Traffic
 from attnsim.mappers.spatial import cost
 from attnsim.mappers.spatial.compute import primitive_counts
 from attnsim.mappers.spatial.loopnest import Loop, TensorShape, refills
-from attnsim.mappers.spatial.view import CascadeView, streamed_share
+from attnsim.mappers.spatial.mask_cost import (
+    streamed_share,
+)
+from attnsim.mappers.spatial.view import (
+    CascadeView,
+)
 
 if TYPE_CHECKING:
     from attnsim.mappers.spatial.fusemax import FuseMaxOptions, _Plan, _Tiling

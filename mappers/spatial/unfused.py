@@ -51,17 +51,19 @@ from attnsim.mappers.spatial.compute import (
     scale_work,
     unsupported,
 )
+from attnsim.mappers.spatial.mask_cost import (
+    MaskCost,
+    mask_cost,
+    select_actions,
+)
 from attnsim.mappers.spatial.serving_cost import unfused_serving_notes
 from attnsim.mappers.spatial.view import (
     CascadeView,
     MappingError,
-    MaskCost,
     einsum_costs,
-    mask_cost,
     pinned_note,
     require_spatial,
     score_index,
-    select_actions,
     spatial_result,
     view,
 )
@@ -101,7 +103,7 @@ def bind_by_contraction(
     """Bind contractions (work with a `mac`) to the 2D array, the others to the 1D array.
 
     With a `mask`, Einsums iterating the key rank do the dense work of the visited tiles
-    (and the score Einsum the mask's compare-selects); see `mappers.spatial.view.MaskCost`.
+    (and the score Einsum the mask's compare-selects); see `mappers.spatial.mask_cost.MaskCost`.
     """
     if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
         raise MappingError(

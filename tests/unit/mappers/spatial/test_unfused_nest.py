@@ -14,9 +14,14 @@ import pytest
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir.load import load_cascade
 from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.mask_cost import (
+    mask_cost,
+)
 from attnsim.mappers.spatial.unfused import UnfusedMapper
 from attnsim.mappers.spatial.unfused_nest import OperandAccess, contraction_accesses
-from attnsim.mappers.spatial.view import mask_cost, view
+from attnsim.mappers.spatial.view import (
+    view,
+)
 
 CASCADE = "attention-3pass-mh"
 SHAPES = [(1024, 1024), (1000, 3000), (300, 700), (4096, 256), (200, 4096)]  # (P, M)
