@@ -7,6 +7,7 @@ Every spec problem is reported as `file:line:col: path: message`, all at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -176,7 +177,8 @@ class Experiment:
         tables.pop("arch_objs", None)
         tables.pop("cascade_objs", None)
         tables.pop("base", None)
-        content = {"version": VERSION, "tables": tables, "blocks": self.blocks}
+        content = {"version": VERSION, "code": code_fingerprint(), "tables": tables,
+                   "blocks": self.blocks}  # fmt: skip
         text = json.dumps(content, sort_keys=True, default=_plain, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -197,10 +199,40 @@ def _plain(obj: Any) -> Any:
     return repr(obj)
 
 
+# What decides a point's numbers besides the point itself: the models and their data.
+MODEL_SOURCES = (("einsum_ir", "*.py"), ("mappers", "*.py"), ("archs", "*.py"),
+                 ("archs", "*.yaml"), ("kernels", "spec.py"))  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4)
+def code_fingerprint(root: Path | None = None) -> str:
+    """A hash of the model code and data this process runs.
+
+    einsum_ir, mappers, archs with its presets and calibrations, and kernels/spec.py under
+    `root` (default: this package): stored points priced by other code are not resumed
+    (`point_id`).
+    """
+    root = root or Path(__file__).resolve().parents[2]  # attnsim/ (or the checkout)
+    digest = hashlib.sha256(VERSION.encode())
+    for folder, pattern in MODEL_SOURCES:
+        for path in sorted((root / folder).rglob(pattern)):
+            if "__pycache__" in path.parts:
+                continue
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def point_id(resolved: dict[str, Any]) -> str:
-    """A stable hash of a resolved design point (and the simulator version)."""
+    """A stable hash of a resolved design point and the model code that prices it.
+
+    A point stored by other code (an edited model or calibration, another release) has
+    another id: a resumed run does not mix it into its tables (`runner.claim_store`).
+    """
     text = json.dumps(
-        {"version": VERSION, "point": resolved}, sort_keys=True, separators=(",", ":")
+        {"version": VERSION, "code": code_fingerprint(), "point": resolved},
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 

@@ -127,3 +127,39 @@ def test_store_counts_points_outside_a_set(tmp_path: Path) -> None:
     finally:
         store.close()
     assert not list(out.glob("results.sqlite-*"))
+
+
+def test_points_priced_by_other_model_code_are_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed model or calibration makes other point ids: the stored ones would be stale."""
+    from attnsim.reports.dse import experiment
+
+    out = tmp_path / "out"
+    exp = write(tmp_path, "study", "256, 512")
+    assert cli(capsys, str(exp), "--out", str(out))[0] == 0
+    status, _, err = cli(capsys, str(exp), "--out", str(out))  # the same code: resumed
+    assert status == 0 and "4 already done" in err
+    monkeypatch.setattr(experiment, "code_fingerprint", lambda: "another-model")
+    status, stdout, err = cli(capsys, str(exp), "--out", str(out))
+    assert status == 2 and stdout == ""
+    assert "attnsim changed since they were run" in err and "--fresh" in err
+    status, _, err = cli(capsys, str(exp), "--out", str(out), "--fresh")
+    assert status == 0, err
+    assert len(load_rows(out)) == 4
+
+
+def test_the_fingerprint_follows_model_code_and_calibrations(tmp_path: Path) -> None:
+    from attnsim.reports.dse.experiment import code_fingerprint
+
+    files = {"mappers/gpu/model.py": "A = 1\n", "archs/calibration/h200.yaml": "x: 1\n",
+             "kernels/spec.py": "S = 1\n", "reports/page/plots.py": "P = 1\n"}  # fmt: skip
+    seen = set()
+    for i, name in enumerate([None, *files]):
+        root = tmp_path / f"tree{i}"
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text + ("# edited\n" if rel == name else ""))
+        seen.add(code_fingerprint(root))
+    # the model, a calibration and the kernel spec each change it; the report code does not
+    assert len(seen) == 4
