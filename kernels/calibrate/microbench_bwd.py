@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,46 @@ def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple
     )
     data["notes"] = [n for n in data.get("notes", []) if source not in n] + [note]
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+
+
+def entries_main(
+    argv: list[str] | None,
+    description: str,
+    name: str,
+    measure: Callable[[Any], dict[str, list[dict[str, Any]]]],
+    merge: Callable[[Path, dict[str, Any], str], None],
+) -> int:
+    """The command line of a calibration module that writes entries and merges them.
+
+    `--out FILE` measures (GPU) and writes the entries; `--merge CAL --entries FILE` merges
+    entries of an earlier run into a calibration file (no GPU needed).
+    """
+    import yaml
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", type=Path, default=None, help="write the entries here (YAML)")
+    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
+    p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
+    p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
+    args = p.parse_args(argv)
+    if args.entries is not None:
+        if args.merge is None:
+            p.error("--entries needs --merge FILE")
+        missing = [f"{f}" for f in (args.merge, args.entries) if not f.is_file()]
+        if missing:
+            p.error(f"no such file: {', '.join(missing)}")
+        merge(args.merge, read_yaml(args.entries), args.device)
+        return 0
+    import torch
+
+    if not torch.cuda.is_available():
+        print(f"{name} needs a CUDA GPU", file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(measure(torch), sort_keys=False)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,14 +17,11 @@ shapes (batch 1, 4-264 heads, 16 or 64 chunks) are none of benchmarks/lightning_
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import triton
-
-from attnsim.einsum_ir.spec import read_yaml
 
 STEPS = (16, 64)
 SMALL_GRIDS = (16, 48)  # grids under one program per SM (the probe's batch-1 shapes run such)
@@ -76,34 +73,20 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
-    import yaml
-
+def merge(path: Path, found: dict[str, Any], device: str) -> None:
+    """Write the entries into a calibration file, replacing earlier ones of this mode."""
     from attnsim.kernels.calibrate.microbench_bwd import merge_modes
 
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--out", type=Path, default=None, help="write the entries here (YAML)")
-    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
-    p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
-    p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
-    args = p.parse_args(argv)
-    if args.entries is not None:
-        if args.merge is None:
-            p.error("--entries needs --merge FILE")
-        note = "python -m attnsim.kernels.calibrate.microbench_lightning"
-        merge_modes(args.merge, read_yaml(args.entries), (MODE,), note, args.device)
-        return 0
-    import torch
+    note = "python -m attnsim.kernels.calibrate.microbench_lightning"
+    merge_modes(path, found, (MODE,), note, device)
 
-    if not torch.cuda.is_available():
-        print("microbench_lightning needs a CUDA GPU", file=sys.stderr)
-        return 2
-    text = yaml.safe_dump(measure(torch), sort_keys=False)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
+    from attnsim.kernels.calibrate.microbench_bwd import entries_main
+
+    description = (__doc__ or "").splitlines()[0]
+    return entries_main(argv, description, "microbench_lightning", measure, merge)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ WINDOW_TILES query tiles with W = BLOCK_M) is a shape of benchmarks/masks_probe.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from pathlib import Path
@@ -217,29 +216,10 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
 
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
-    import yaml
+    from attnsim.kernels.calibrate.microbench_bwd import entries_main
 
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--out", type=Path, default=None, help="write the entries here (YAML)")
-    p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
-    p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
-    p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
-    args = p.parse_args(argv)
-    if args.entries is not None:
-        if args.merge is None:
-            p.error("--entries needs --merge FILE")
-        merge(args.merge, read_yaml(args.entries), args.device)
-        return 0
-    import torch
-
-    if not torch.cuda.is_available():
-        print("microbench_masks needs a CUDA GPU", file=sys.stderr)
-        return 2
-    text = yaml.safe_dump(measure(torch), sort_keys=False)
-    print(text)
-    if args.out is not None:
-        args.out.write_text(text, encoding="utf-8")
-    return 0
+    description = (__doc__ or "").splitlines()[0]
+    return entries_main(argv, description, "microbench_masks", measure, merge)
 
 
 if __name__ == "__main__":

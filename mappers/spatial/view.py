@@ -23,7 +23,16 @@ from attnsim.einsum_ir.analysis.structure import (
     attention_problem,
 )
 from attnsim.einsum_ir.check import recurrence_vars
-from attnsim.einsum_ir.ir import Access, Cascade, Einsum, RankName, TensorName, Var
+from attnsim.einsum_ir.ir import (
+    Access,
+    AnyOf,
+    Cascade,
+    Condition,
+    Einsum,
+    RankName,
+    TensorName,
+    Var,
+)
 from attnsim.einsum_ir.sizes import resolve_sizes
 from attnsim.mappers.memo import by_identity
 from attnsim.mappers.result import (
@@ -222,8 +231,19 @@ def pinned_note(e: Einsum) -> str:
     )
 
 
+def _flat_where(where: Sequence[Condition | AnyOf]) -> list[Condition]:
+    out: list[Condition] = []
+    for c in where:
+        out.extend([c] if isinstance(c, Condition) else [x for opt in c.options for x in opt])
+    return out
+
+
 def view(cascade: Cascade, sizes: Mapping[str, int], key_tile: int | None) -> CascadeView:
-    """Resolve sizes (binding the key tile to `key_tile` unless the caller set it)."""
+    """Resolve sizes, binding the key tile to `key_tile` unless the caller set it.
+
+    When the cascade's conditions read the position inside the key tile (a chunk, a group),
+    the tile is part of what it computes: its own size stays.
+    """
     return _view(cascade, tuple(sorted(sizes.items())), key_tile)
 
 
@@ -253,7 +273,11 @@ def _view(
         roles = Roles(KEY_RANK, QUERY_RANK, (), batch, (), ())
     key_rank = roles.key
     key_parts = cascade.expand(key_rank)
-    if len(key_parts) > 1 and key_tile and key_parts[-1] not in given:
+    # a condition on the position inside the key tile (a chunk, a group) fixes the tile: it
+    # is part of what the cascade computes, so the mapper keeps the cascade's own size
+    inner = key_parts[-1].lower()
+    tied = any(inner in c.vars for e in cascade.einsums for c in _flat_where(e.where))
+    if len(key_parts) > 1 and key_tile and key_parts[-1] not in given and not tied:
         given[key_parts[-1]] = key_tile
         if problem is not None:
             problem = attention_problem(cascade, given)

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import yaml
 
 from attnsim.archs.calibration import load_calibration
-from attnsim.kernels.calibrate.microbench_masks import main
+
+torch = pytest.importorskip("torch")
+if not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
+pytest.importorskip("triton")
+
+from attnsim.kernels.calibrate.microbench_masks import main  # noqa: E402
 
 STEP = {"dtype": "bf16", "head_dim": 64, "block_m": 128, "block_n": 128, "num_warps": 8,
         "num_stages": 3, "blocks_per_sm": 1}  # fmt: skip
@@ -46,3 +55,20 @@ def test_merge_replaces_its_modes_and_the_online_blocks_it_measured(tmp_path):
     loaded = load_calibration(cal)
     window = [p for p in loaded.attention_blocks if p.mode == "window"]
     assert [p.loop_s for p in window] == [0.7e-6]
+
+
+def test_bad_merge_input_is_a_clear_error(tmp_path, capsys):
+    """A missing calibration or entries file: the command's usage error, exit 2."""
+    entries = tmp_path / "entries.yaml"
+    entries.write_text(yaml.safe_dump(FOUND))
+    for argv in (["--merge", str(tmp_path / "nope.yaml"), "--entries", str(entries)],
+                 ["--merge", str(entries), "--entries", str(tmp_path / "nope.yaml")],
+                 ["--entries", str(entries)]):  # fmt: skip
+        try:
+            main(argv)
+        except SystemExit as stop:
+            assert stop.code == 2
+        else:
+            raise AssertionError(f"no usage error for {argv}")
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err
