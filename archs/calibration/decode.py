@@ -42,6 +42,7 @@ TOP_KEYS = (
     "programs",
     "profiles",
     "merges",
+    "loads",
     "notes",
 )
 PROFILE_KEYS = (
@@ -65,7 +66,9 @@ PROGRAM_KEYS = (
     "tile_us",
     "fixed_us",
 )
-MERGE_KEYS = ("head_dim", "value_dim", "rows", "piece_us", "part_us")
+MERGE_KEYS = ("head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us")
+LOAD_KEYS = (*PROFILE_KEYS[:6], "programs", "tile_us", "fixed_us")
+REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench_decode.ISOLATED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +121,83 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class MergePoint:
-    """What splitting a segment costs (see the module docstring)."""
+    """What splitting a segment costs (see the module docstring).
+
+    `splits`/`added_s`: when measured, the launch's added time t(s) - t(1) at each split
+    count s (one wave of programs; s - 1 partial states merged by the last of each segment).
+    """
 
     head_dim: int
     value_dim: int
     rows: int
     piece_s: float
     part_s: float
+    splits: tuple[int, ...] = ()
+    added_s: tuple[float, ...] = ()
+
+    def merge_s(self, parts: int) -> float:
+        """What the merging program adds for `parts` partial states.
+
+        The measured curve less `piece_s` (linear between its points, beyond the last with
+        `part_s` per partial), else `parts` x `part_s`.
+        """
+        if parts <= 0:
+            return 0.0
+        if not self.splits:
+            return parts * self.part_s
+        xs, ys = (1, *self.splits), (self.piece_s, *self.added_s)
+        if parts >= xs[-1]:
+            added = ys[-1] + (parts - xs[-1]) * self.part_s
+        else:
+            i = next(j for j in range(1, len(xs)) if parts <= xs[j])
+            added = ys[i - 1] + (parts - xs[i - 1]) * (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+        return max(0.0, added - self.piece_s)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadCurve:
+    """A program's per-tile time over how many programs stream at once (`loads`).
+
+    The unsplit kernel with n programs, one segment each, all resident: `tile_s[i]` is the
+    slope of the launch's time over the key tiles per program at `programs[i]`, `fixed_s[i]`
+    its intercept less the do_bench floor.
+    """
+
+    head_dim: int
+    value_dim: int
+    rows: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    programs: tuple[int, ...]
+    tile_s: tuple[float, ...]
+    fixed_s: tuple[float, ...]
+
+    def _at(self, ys: tuple[float, ...], n: float) -> float:
+        xs = self.programs
+        if n <= xs[0]:
+            return ys[0]
+        if n >= xs[-1]:
+            return ys[-1]
+        i = next(j for j in range(1, len(xs)) if n <= xs[j])
+        return ys[i - 1] + (n - xs[i - 1]) * (ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1])
+
+    def tile_factor(self, n: float) -> float:
+        """Per-tile time with `n` programs streaming over that with `REFERENCE_PROGRAMS`.
+
+        1 up to the reference count (fewer programs cannot load the GPU more: what the
+        curve shows below it is timing noise) and never below 1; beyond the last measured
+        count the time grows in proportion to n (HBM-bound).
+        """
+        if n <= REFERENCE_PROGRAMS:
+            return 1.0
+        ref = self._at(self.tile_s, REFERENCE_PROGRAMS)
+        t = self._at(self.tile_s, n) * max(1.0, n / self.programs[-1])
+        return max(1.0, t / ref)
+
+    def extra_fixed_s(self, n: float) -> float:
+        """What a launch of `n` programs adds once over one of `REFERENCE_PROGRAMS` (>= 0)."""
+        return max(0.0, self._at(self.fixed_s, n) - self._at(self.fixed_s, REFERENCE_PROGRAMS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +212,36 @@ class DecodeCalibration:
     programs: tuple[ProgramPoint, ...] = ()
     merges: tuple[MergePoint, ...] = ()
     profiles: tuple[Profile, ...] = ()
+    loads: tuple[LoadCurve, ...] = ()
     path: str = ""
+
+    def load(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int]
+    ) -> LoadCurve | None:
+        """The measured load curve nearest this configuration (None if none).
+
+        Only curves within a factor 2 of the head and value dims: what loads a program (HBM
+        bandwidth at GQA's dims, the SM's own throughput at MLA's latent width) differs.
+        """
+        close = [
+            c
+            for c in self.loads
+            if abs(math.log2(c.head_dim / head_dim)) <= 1
+            and abs(math.log2(c.value_dim / value_dim)) <= 1
+        ]
+        if not close:
+            return None
+        return min(
+            close,
+            key=lambda c: sum(
+                abs(math.log2(a / b))
+                for a, b in zip(
+                    (c.head_dim, c.value_dim, c.rows, c.block_n, c.num_warps, c.num_stages),
+                    (head_dim, value_dim, rows, *tiling),
+                    strict=True,
+                )
+            ),
+        )
 
     def profile(self, head_dim: int, value_dim: int, rows: int) -> Profile | None:
         """The measured profile nearest this head dim, value dim and rows.
@@ -241,6 +343,28 @@ def _us(r: Reader, key: str, allow_zero: bool = True) -> float | None:
     return v * 1e-6
 
 
+def _curve(
+    r: Reader, x_key: str, y_keys: tuple[str, ...], required: bool
+) -> tuple[tuple[int, ...], tuple[tuple[float, ...], ...]] | None:
+    """An increasing integer list `x_key` and, per `y_keys`, one microsecond figure per x.
+
+    None (with the problem reported) when a list is missing or they do not match; None
+    silently when none is there and `required` is false.
+    """
+    if not required and all(r.get(k) is None for k in (x_key, *y_keys)):
+        return None
+    xs_r = r.req(x_key, "list")
+    ys_r = [r.req(k, "list") for k in y_keys]
+    if xs_r is None or any(y is None for y in ys_r):
+        return None
+    xs = [int(x.value) for x in xs_r.each() if x.check("int")]
+    ys = [[float(v.value) * 1e-6 for v in y.each() if v.check("number")] for y in ys_r]  # type: ignore[union-attr]
+    if len(xs) < 2 or xs != sorted(set(xs)) or any(len(y) != len(xs) for y in ys):
+        xs_r.error(f"expected >= 2 increasing {x_key}, one {' and one '.join(y_keys)} each")
+        return None
+    return tuple(xs), tuple(tuple(y) for y in ys)
+
+
 def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
     """Read a decode calibration file (None when it does not exist).
 
@@ -279,17 +403,25 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         if not r.check("map"):
             continue
         ints = _ints(r, PROFILE_KEYS[:6])
-        tiles_r, times_r = r.req("tiles", "list"), r.req("time_us", "list")
-        tiles = [int(x.value) for x in tiles_r.each() if x.check("int")] if tiles_r else []
-        times = (
-            [float(x.value) * 1e-6 for x in times_r.each() if x.check("number")] if times_r else []
-        )
+        curve = _curve(r, "tiles", ("time_us",), required=True)
         r.done(PROFILE_KEYS)
-        good = len(tiles) == len(times) >= 2 and tiles == sorted(set(tiles))
-        if not good and tiles_r is not None:
-            tiles_r.error("expected >= 2 increasing tile counts, one time_us each")
-        elif ints is not None and tiles[0] > 0:
-            profiles.append(Profile(**ints, tiles=tuple(tiles), time_s=tuple(times)))
+        if ints is not None and curve is not None and curve[0][0] > 0:
+            profiles.append(Profile(**ints, tiles=curve[0], time_s=curve[1][0]))
+    loads = []
+    loads_r = root.opt("loads", "list")
+    for r in loads_r.each() if loads_r is not None else ():
+        if not r.check("map"):
+            continue
+        ints = _ints(r, LOAD_KEYS[:6])
+        curve = _curve(r, "programs", ("tile_us", "fixed_us"), required=True)
+        r.done(LOAD_KEYS)
+        if ints is not None and curve is not None:
+            if min(curve[1][0]) <= 0:
+                r.error("tile_us: expected positive per-tile times")
+            elif curve[0][0] > 0:
+                loads.append(
+                    LoadCurve(**ints, programs=curve[0], tile_s=curve[1][0], fixed_s=curve[1][1])
+                )
     merges = []
     merges_r = root.opt("merges", "list")
     for r in merges_r.each() if merges_r is not None else ():
@@ -297,9 +429,16 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
             continue
         ints = _ints(r, MERGE_KEYS[:3])
         piece, part = _us(r, "piece_us"), _us(r, "part_us")
+        curve = _curve(r, "splits", ("added_us",), required=False)
         r.done(MERGE_KEYS)
         if ints is not None and piece is not None and part is not None:
-            merges.append(MergePoint(**ints, piece_s=piece, part_s=part))
+            xs, ys = curve if curve is not None else ((), ((),))
+            if xs and xs[0] < 2:
+                r.error("splits: expected split counts >= 2 (added time over one split)")
+            else:
+                merges.append(
+                    MergePoint(**ints, piece_s=piece, part_s=part, splits=xs, added_s=ys[0])
+                )
     root.done(TOP_KEYS)
     root.finish()
     return DecodeCalibration(
@@ -311,5 +450,6 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         programs=tuple(programs),
         merges=tuple(merges),
         profiles=tuple(profiles),
+        loads=tuple(loads),
         path=str(path),
     )

@@ -19,6 +19,11 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
   for the GQA kernel and for MLA's (head blocks 16/32/64: partial states of the 512-wide
   latent); `--merges-only` re-measures these alone into an existing file;
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
+- `--extend` adds to an existing file: the 64-row (MQA) configuration's `programs` and
+  profile; `loads`, the per-tile time (slope over two cache lengths) with n = 16-528 programs
+  streaming at once (how a program slows as the others load HBM); and merges over 2-128
+  splits, each with its measured curve `splits`/`added_us` (t(s) - t(1)); `--mla-loads`
+  adds MLA's `loads` (head blocks of 16-64 heads over the latent, cache lengths MLA_LENGTHS);
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
 
 None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
@@ -62,6 +67,14 @@ MLA_HEAD_BLOCKS = (16, 32, 64)
 MLA_TILING = (32, 8, 2)
 MLA_LENGTHS = (2048, 16384)
 MLA_PROFILE_LENGTHS = (32, 128, 512, 1024, 2048, 4096, 16384)
+# `--extend` (added to an existing file): the configuration of 64 packed rows (MQA), the
+# per-tile time over how many programs stream at once (`loads`) and the merge over 2-128
+# splits (each merge entry gains its measured curve)
+EXTEND_CONFIGS = ((128, 128, 64, 64, 4, 2),)
+LOAD_CONFIGS = ((128, 128, 4, 64, 4, 2), (64, 64, 4, 64, 4, 2), (128, 128, 64, 64, 4, 2))
+LOAD_PROGRAMS = (16, 32, 66, 132, 198, 264, 396, 528)
+LOAD_LENGTHS = (2048, 16384)
+WIDE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -87,6 +100,173 @@ def _bench_s(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=100, return_mode="median")) * 1e-3
 
 
+def _timed(torch: Any, segments: int, group: int, e: int, f: int, seq: int, **kw: Any) -> float:
+    """Seconds of one `attention_decode` call on `segments` (sequence, K/V head) caches."""
+    from attnsim.kernels.triton.attn_decode import attention_decode
+
+    dt = torch.bfloat16
+    q = torch.randn(segments, group, 1, e, device="cuda", dtype=dt)
+    k = torch.randn(segments, 1, seq, e, device="cuda", dtype=dt)
+    v = torch.randn(segments, 1, seq, f, device="cuda", dtype=dt)
+    attention_decode(q, k, v, **kw)
+    return _bench_s(lambda: attention_decode(q, k, v, **kw))
+
+
+def _tiling(cfg: tuple[int, ...]) -> dict[str, Any]:
+    e, f, group, bn, w, st = cfg
+    return dict(
+        head_dim=e, value_dim=f, rows=_rows(group), block_n=bn, num_warps=w, num_stages=st
+    )  # fmt: skip
+
+
+def _rows(group: int) -> int:
+    from attnsim.kernels.spec import decode_rows
+
+    return decode_rows(group)
+
+
+def _profile(torch: Any, floor: float, cfg: tuple[int, ...], log: Any) -> dict[str, Any]:
+    """`profiles` entry: `ISOLATED` programs' launch time over their cache length."""
+    e, f, group, bn, w, st = cfg
+    kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+    curve = [_timed(torch, ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
+    entry = dict(
+        **_tiling(cfg), tiles=[n // bn for n in PROFILE_LENGTHS],
+        time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
+    )  # fmt: skip
+    log(f"  profile {entry}")
+    return entry
+
+
+def _programs(
+    torch: Any, floor: float, cfg: tuple[int, ...], sms: int, log: Any
+) -> list[dict[str, Any]]:
+    """`programs` entries of one configuration, one per programs-per-SM count."""
+    e, f, group, bn, w, st = cfg
+    out = []
+    for per_sm in PER_SM:
+        segments = ISOLATED if per_sm == 1 else per_sm * sms
+        kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+        try:
+            times = tuple(_timed(torch, segments, group, e, f, n, **kw) for n in LENGTHS)
+        except Exception as exc:  # noqa: BLE001 - keep the other configurations
+            log(f"  {e}/{f} R={group} {bn}/{w}/{st} k={per_sm} failed: {exc}")
+            continue
+        slope, icpt = fit_line(tuple(n / bn for n in LENGTHS), times)  # type: ignore[arg-type]
+        entry = dict(
+            **_tiling(cfg), programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+            fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+        )  # fmt: skip
+        log(f"  program {entry}")
+        if slope > 0:
+            out.append(entry)
+        torch.cuda.empty_cache()
+    return out
+
+
+def _load(torch: Any, floor: float, cfg: tuple[int, ...], log: Any) -> dict[str, Any]:
+    """`loads` entry: the per-tile time (slope over LOAD_LENGTHS) with n programs at once.
+
+    `cfg`: (head_dim, value_dim, query heads per K/V head, block_n, warps, stages); a head
+    dim of sum(MLA_DIMS) times the MLA kernel with head blocks of that many heads.
+    """
+    e, f, group, bn, w, st = cfg
+    kw: dict[str, Any] = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+    mla = e == sum(MLA_DIMS)
+
+    def call(n: int, m: int) -> float:
+        if mla:
+            return _timed_mla(torch, n, group, m, head_block=group, **kw)
+        return _timed(torch, n, group, e, f, m, **kw)
+
+    ns, tiles_us, fixed_us = [], [], []
+    lengths = MLA_LENGTHS if mla else LOAD_LENGTHS
+    for n in LOAD_PROGRAMS:
+        try:
+            times = tuple(call(n, m) for m in lengths)
+        except Exception as exc:  # noqa: BLE001 - keep the other counts
+            log(f"  load {cfg} n={n} failed: {exc}")
+            continue
+        slope, icpt = fit_line(tuple(m / bn for m in lengths), times)  # type: ignore[arg-type]
+        ns.append(n)
+        tiles_us.append(round(slope * 1e6, 4))
+        fixed_us.append(round(max(0.0, icpt - floor) * 1e6, 3))
+        torch.cuda.empty_cache()
+    tiling = _tiling(cfg) | (dict(rows=group) if mla else {})
+    entry = dict(**tiling, programs=ns, tile_us=tiles_us, fixed_us=fixed_us)
+    log(f"  load {entry}")
+    return entry
+
+
+def _merge_curve(splits: tuple[int, ...], times: tuple[float, ...]) -> dict[str, Any]:
+    """piece/part fitted over every split count, and the measured t(s) - t(1) itself."""
+    piece, part = fit_merge(splits, times)
+    return dict(
+        piece_us=round(piece * 1e6, 3), part_us=round(part * 1e6, 4), splits=list(splits[1:]),
+        added_us=[round((t - times[0]) * 1e6, 3) for t in times[1:]],
+    )  # fmt: skip
+
+
+def measure_extension(torch: Any, log: Any) -> dict[str, Any]:
+    """The `--extend` figures: EXTEND_CONFIGS' programs and profiles, `loads`, wide merges."""
+    from attnsim.kernels.triton.common import num_sms
+
+    sms = num_sms(torch.cuda.current_device())
+    x = torch.empty(1, device="cuda")
+    from attnsim.kernels.calibrate.microbench import empty_kernel
+
+    floor = _bench_s(lambda: empty_kernel[(1,)](x))
+    programs = [p for cfg in EXTEND_CONFIGS for p in _programs(torch, floor, cfg, sms, log)]
+    profiles = [_profile(torch, floor, cfg, log) for cfg in EXTEND_CONFIGS]
+    loads = [_load(torch, floor, cfg, log) for cfg in LOAD_CONFIGS]
+    merges = []
+    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64)):
+        ts = tuple(
+            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="splitk",
+                   splits=s)
+            for s in WIDE_SPLITS
+        )  # fmt: skip
+        entry = dict(head_dim=e, value_dim=f, rows=_rows(group), **_merge_curve(WIDE_SPLITS, ts))
+        log(f"  merge {entry}")
+        merges.append(entry)
+        torch.cuda.empty_cache()
+    for hb in MLA_HEAD_BLOCKS:
+        bn, w, st = MLA_TILING
+        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="splitk")
+        ts = tuple(
+            _timed_mla(torch, MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, splits=s, **kw)
+            for s in WIDE_SPLITS
+        )
+        entry = dict(
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, **_merge_curve(WIDE_SPLITS, ts)
+        )  # fmt: skip
+        log(f"  MLA merge {entry}")
+        merges.append(entry)
+        torch.cuda.empty_cache()
+    return {
+        "programs": programs,
+        "profiles": profiles,
+        "loads": loads,
+        "merges": merges,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "floor_us": round(floor * 1e6, 2),
+    }
+
+
+def _timed_mla(torch: Any, segments: int, hb: int, seq: int, **kw: Any) -> float:
+    """Seconds of one absorbed-MLA decode call on `segments` latent caches."""
+    from attnsim.kernels.triton.attn_mla import attention_mla_decode
+
+    dt = torch.bfloat16
+    c, rr = MLA_DIMS
+    ql = torch.randn(segments, hb, c, device="cuda", dtype=dt)
+    qr = torch.randn(segments, hb, rr, device="cuda", dtype=dt)
+    cache = torch.randn(segments, seq, c + rr, device="cuda", dtype=dt)
+    call = functools.partial(attention_mla_decode, ql, qr, cache, None, 0.1, **kw)
+    call()
+    return _bench_s(call)
+
+
 def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
     """Every figure of the decode calibration (see the module docstring).
 
@@ -107,56 +287,14 @@ def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
     del big
     log(f"do_bench floor {floor * 1e6:.2f} us, HBM read {read_bw / 1e9:.0f} GB/s")
 
-    def timed(segments: int, group: int, e: int, f: int, seq: int, **kw: Any) -> float:
-        q = torch.randn(segments, group, 1, e, device="cuda", dtype=dt)
-        k = torch.randn(segments, 1, seq, e, device="cuda", dtype=dt)
-        v = torch.randn(segments, 1, seq, f, device="cuda", dtype=dt)
-        attention_decode(q, k, v, **kw)
-        return _bench_s(lambda: attention_decode(q, k, v, **kw))
-
+    timed = functools.partial(_timed, torch)
     profiles: list[dict[str, Any]] = []
     programs: list[dict[str, Any]] = []
     if not merges_only:
-        for e, f, group, bn, w, st in CONFIGS[:3]:
-            kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
-            curve = [timed(ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
-            entry = dict(
-                head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
-                num_stages=st, tiles=[n // bn for n in PROFILE_LENGTHS],
-                time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
-            )  # fmt: skip
-            log(f"  profile {entry}")
-            profiles.append(entry)
-        for e, f, group, bn, w, st in CONFIGS:
-            for per_sm in PER_SM:
-                segments = ISOLATED if per_sm == 1 else per_sm * sms
-                kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
-                try:
-                    times = tuple(timed(segments, group, e, f, n, **kw) for n in LENGTHS)
-                except Exception as exc:  # noqa: BLE001 - keep the other configurations
-                    log(f"  {e}/{f} R={group} {bn}/{w}/{st} k={per_sm} failed: {exc}")
-                    continue
-                slope, icpt = fit_line(tuple(n / bn for n in LENGTHS), times)  # type: ignore[arg-type]
-                entry = dict(
-                    head_dim=e, value_dim=f, rows=decode_rows(group), block_n=bn, num_warps=w,
-                    num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
-                    fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
-                )  # fmt: skip
-                log(f"  program {entry}")
-                if slope > 0:
-                    programs.append(entry)
-                torch.cuda.empty_cache()
-    from attnsim.kernels.triton.attn_mla import attention_mla_decode
-
-    def timed_mla(segments: int, hb: int, seq: int, **kw: Any) -> float:
-        c, rr = MLA_DIMS
-        ql = torch.randn(segments, hb, c, device="cuda", dtype=dt)
-        qr = torch.randn(segments, hb, rr, device="cuda", dtype=dt)
-        cache = torch.randn(segments, seq, c + rr, device="cuda", dtype=dt)
-        call = functools.partial(attention_mla_decode, ql, qr, cache, None, 0.1, **kw)
-        call()
-        return _bench_s(call)
-
+        profiles += [_profile(torch, floor, cfg, log) for cfg in CONFIGS[:3]]
+        for cfg in CONFIGS:
+            programs += _programs(torch, floor, cfg, sms, log)
+    timed_mla = functools.partial(_timed_mla, torch)
     if not merges_only:
         for hb in MLA_HEAD_BLOCKS:
             bn, w, st = MLA_TILING
@@ -268,6 +406,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="re-measure only the merge figures and replace them in the existing --out file",
     )
+    ap.add_argument(
+        "--extend",
+        action="store_true",
+        help="measure the 64-row configuration, `loads` and the merges over 2-128 splits, and "
+        "add them to the existing --out file (its merges are replaced)",
+    )
+    ap.add_argument(
+        "--mla-loads",
+        action="store_true",
+        help="measure MLA's `loads` (head blocks 16/32/64) and add them to the --out file",
+    )
+    ap.add_argument("--raw", type=Path, help="with --extend: also write the new figures here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("microbench_decode needs a CUDA GPU", file=sys.stderr)
@@ -284,6 +434,38 @@ def main(argv: list[str] | None = None) -> int:
         record["merges"] = fresh["merges"]
         record.setdefault("notes", []).append(
             f"merges re-measured {fresh['date'][:19]}Z (--merges-only), with MLA's"
+        )
+    elif args.mla_loads:
+        from attnsim.einsum_ir.spec import read_yaml
+        from attnsim.kernels.calibrate.microbench import empty_kernel
+
+        record = read_yaml(args.out)
+        x = torch.empty(1, device="cuda")
+        floor = _bench_s(lambda: empty_kernel[(1,)](x))
+        c, _ = MLA_DIMS
+        mla_loads = [_load(torch, floor, (sum(MLA_DIMS), c, hb, *MLA_TILING), log)
+                     for hb in MLA_HEAD_BLOCKS]  # fmt: skip
+        if args.raw:
+            args.raw.write_text(yaml.safe_dump({"loads": mla_loads}, sort_keys=False), "utf-8")
+        record["loads"] = record.get("loads", []) + mla_loads
+        record.setdefault("notes", []).append(
+            f"--mla-loads {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}: MLA loads, "
+            f"head blocks {MLA_HEAD_BLOCKS}"
+        )
+    elif args.extend:
+        from attnsim.einsum_ir.spec import read_yaml
+
+        record = read_yaml(args.out)
+        fresh = measure_extension(torch, log)
+        if args.raw:
+            args.raw.write_text(yaml.safe_dump(fresh, sort_keys=False, width=100), "utf-8")
+        record["programs"] = record.get("programs", []) + fresh["programs"]
+        record["profiles"] = record.get("profiles", []) + fresh["profiles"]
+        record["merges"] = fresh["merges"]
+        record["loads"] = fresh["loads"]
+        record.setdefault("notes", []).append(
+            f"--extend {fresh['date']}: rows-64 programs and profile, loads (per-tile time over "
+            f"{LOAD_PROGRAMS} programs at once), merges over {WIDE_SPLITS[1:]} splits"
         )
     else:
         record = measure(torch, log)

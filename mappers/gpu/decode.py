@@ -17,11 +17,13 @@ merges them. Model (every assumption is in the Result's warnings):
 - programs resident per SM k = min(what fits, ceil(programs / SMs));
 - a program's time = per segment piece, the measured profile's start (its first dependent
   loads and its store) + its streaming time over its key tiles, read off the measured
-  time-over-tiles profile (few programs, no HBM contention; scaled by the nearest measured
-  configuration's per-tile time; never faster than the SM's L2 share split among its k
-  programs) + what splitting adds (piece per partial state it leaves, part per partial
-  state it merges); figures from `kernels.calibrate.microbench_decode`; without them, Little's
-  law (num_stages - 1 tiles in flight over the HBM latency) and an HBM latency per piece;
+  time-over-tiles profile (32 programs; scaled by the nearest measured configuration's
+  per-tile time and by the measured load curve at the number of programs streaming at once,
+  `decode_figures`; never faster than the SM's L2 share split among its k programs) + what
+  splitting adds (piece per partial state it leaves, the measured merge curve over the
+  partial states it merges); figures from `kernels.calibrate.microbench_decode`; without
+  them, Little's law (num_stages - 1 tiles in flight over the HBM latency) and an HBM
+  latency per piece;
 - programs are dispatched in launch order to the earliest free of SMs x k slots;
 - GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth
   + the longest merge, which starts when the stream has ended); the timed call adds the
@@ -31,18 +33,11 @@ merges them. Model (every assumption is in the Result's warnings):
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 from dataclasses import dataclass
 
-from attnsim.archs.calibration.decode import (
-    DecodeCalibration,
-    Profile,
-    ProgramPoint,
-    decode_calibration_path,
-    load_decode_calibration,
-)
+from attnsim.archs.calibration.decode import DecodeCalibration
 from attnsim.archs.gpu import GpuArch
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.kernels.spec import (
@@ -55,6 +50,12 @@ from attnsim.kernels.spec import (
     decode_rows,
     default_splits,
 )
+from attnsim.mappers.gpu.decode_figures import (
+    PARTIAL_WORD_BYTES,
+    _Figures,
+    _figures,
+    decode_calibration,
+)
 from attnsim.mappers.gpu.model import residency
 from attnsim.mappers.gpu.rates import DeviceRates, device_rates
 from attnsim.mappers.options import option
@@ -66,13 +67,17 @@ from attnsim.mappers.spatial.view import MappingError
 SPLIT_CANDIDATES = (1, 2, 4, 8, 16, 32, 64, 128)
 STREAMK_PER_SM = (1, 2, 3, 4)  # stream-K candidates: programs = SMs x this
 MAX_WAVES = 8  # split-K candidates stop at this many programs per SM
-PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 ASSUMPTIONS = (
     "decode program = per segment piece the measured profile's start + its key tiles' "
-    "uncontended streaming time from the measured time-over-tiles profile "
+    "streaming time from the measured time-over-tiles profile "
     "(kernels.calibrate.microbench_decode; nearest configuration, scaled by its per-tile "
-    "time) + per partial state left and per partial state merged; HBM contention is the "
-    "launch's bandwidth bound",
+    "time) + per partial state left and the measured merge of the partial states it merges",
+    "per-tile time scaled by the measured load curve (the unsplit kernel's per-tile time with "
+    "n programs streaming at once over that with 32) at the programs streaming together: the "
+    "resident ones, or fewer (the schedule's streaming time over its makespan) when programs "
+    "end early or mostly start and merge; the launch adds the curve's intercept growth; "
+    "configurations whose programs split an SM's throughput (MLA) are priced by that split "
+    "instead",
     "programs dispatched in launch order to the earliest free of SMs x k slots",
     "GPU time = launch overhead + max(scheduled programs, cache bytes / measured HBM read "
     "bandwidth + the longest merge); partial states (fp32) are counted as L2 traffic: they "
@@ -122,12 +127,12 @@ class DecodeOptions:
 
 # Paged caches: the model has no term for the block-table lookups. What that costs was
 # measured: the 52 paged rows of decode-splits-h200-2026-12-03.csv (pages of 256 keys,
-# batch 4-32, 8K-128K keys) ran 7.8% slower on average than this model predicts for the
-# same call on a contiguous cache (MAPE 7.9%, worst 31% at 32-64 splits of a 16K cache).
+# batch 4-32, 8K-128K keys) ran 2.9% slower on average than this model predicts for the
+# same call on a contiguous cache (MAPE 4.2%, worst 14.8%: 2 splits of a batch of 8 x 32K).
 PAGED_NOTE = (
     "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
-    "lookup per page is not modelled (on the H200 paged calls ran 7.8% slower on average "
-    "than this prediction, worst 31%: kernels/measurements/decode/decode-splits-h200-"
+    "lookup per page is not modelled (on the H200 paged calls ran 2.9% slower on average "
+    "than this prediction, worst 14.8%: kernels/measurements/decode/decode-splits-h200-"
     "2026-12-03.csv, suites paged-*)"
 )
 
@@ -202,117 +207,6 @@ class DecodeTime:
     problem: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Figures:
-    """Per-program figures for one configuration with k programs per SM."""
-
-    tile_s: float
-    fixed_s: float  # once per launch: start of the grid, first loads, drain
-    start_s: float  # per piece: its query rows and state (one dependent HBM load)
-    piece_s: float
-    part_s: float
-    measured: bool
-    curve: Profile | None = None  # measured time over a program's tiles (scaled by `scale`)
-    scale: float = 1.0
-    shared_tile_s: float = 0.0  # per tile at the SM's L2 share split among its k programs
-
-    def stream_s(self, tiles: int) -> float:
-        """A program's streaming time over `tiles` key tiles (the curve when measured)."""
-        own = tiles * self.tile_s if self.curve is None else self.curve.program_s(tiles)
-        return max(own * (1.0 if self.curve is None else self.scale), tiles * self.shared_tile_s)
-
-
-def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
-    """The decode figures measured for `arch`'s device (beside its main calibration)."""
-    cal = arch.calibration
-    if cal is None or not cal.path:
-        return None
-    return _load_decode(str(decode_calibration_path(cal.path)))
-
-
-@functools.lru_cache(maxsize=16)
-def _load_decode(path: str) -> DecodeCalibration | None:
-    return load_decode_calibration(path)
-
-
-def _figures(
-    p: DecodeProblem,
-    tiling: tuple[int, int, int],
-    k: int,
-    rates: DeviceRates,
-    dcal: DecodeCalibration | None,
-) -> _Figures:
-    s, arch = p.shape, rates.arch
-    block_n, _, stages = tiling
-    # the program's own streaming rate: measured with few programs (no HBM contention);
-    # contention is the HBM bound of the whole launch (time_decode)
-    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1) if dcal else None
-    merge = dcal.merge(s.head_dim, s.value_dim, p.rows) if dcal else None
-    l2_share = rates.l2_bytes_per_s / arch.sm_count
-    partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
-    tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
-    if near is not None:
-        pt, _ = near
-        measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
-        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes)
-        fixed = pt.fixed_s
-    else:
-        # Little's law: num_stages - 1 tiles in flight per program over the HBM latency
-        tile = arch.hbm_latency_s / max(1, stages - 1)
-        fixed = 2 * arch.hbm_latency_s
-    # the SM's share of L2 bandwidth split among its k programs
-    capped = k * tile_bytes / l2_share
-    if near is not None and k > 1:
-        # and the SM's own throughput split among them: the fastest per-tile time per program
-        # measured at any programs per SM, divided by that count (a compute-bound kernel such
-        # as MLA's runs k programs k times slower; a latency-bound one overlaps them)
-        share = _sm_share(dcal, near[0])  # type: ignore[arg-type]
-        capped = max(capped, k * tile * share / near[0].tile_s)
-    curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
-    scale = 1.0
-    if curve is not None and near is not None:
-        ref = dcal.program(curve.head_dim, curve.value_dim, curve.rows,  # type: ignore[union-attr]
-                           (curve.block_n, curve.num_warps, curve.num_stages), 1)  # fmt: skip
-        scale = tile / ref[0].tile_s if ref is not None else 1.0
-        # every program (and every further segment piece) pays the curve's start: its
-        # dependent first loads (segment, query rows, first K/V tile) and its store
-        start = curve.start_s() * scale
-        fixed = 0.0
-    else:
-        curve = None
-    if merge is not None:
-        piece, part = merge.piece_s, merge.part_s
-    else:
-        piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
-        part = partial / l2_share
-    if curve is None:
-        start = arch.hbm_latency_s
-    return _Figures(tile, fixed, start, piece, part, near is not None, curve, scale, capped)
-
-
-def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
-    """Seconds per tile per program when programs of `pt`'s configuration share an SM.
-
-    Measured at k >= 2 programs per SM: when a program's tile time grew (nearly) in
-    proportion to k (at least 0.8 k times its one-program time), the SM's own throughput
-    bounds it (MLA's wide dot products) and k programs split it. 0 when no k shows that: the
-    program is latency-bound and co-resident programs overlap (their HBM contention is the
-    launch's HBM bound, priced on its own).
-    """
-    key = (pt.head_dim, pt.value_dim, pt.rows, pt.block_n, pt.num_warps, pt.num_stages)
-    same = [
-        q for q in dcal.programs
-        if (q.head_dim, q.value_dim, q.rows, q.block_n, q.num_warps, q.num_stages) == key
-    ]  # fmt: skip
-    one = min((q.tile_s for q in same if q.programs_per_sm == 1), default=0.0)
-    shared = [
-        q.tile_s / q.programs_per_sm
-        for q in same
-        if q.programs_per_sm >= 2 and one and q.tile_s >= 0.8 * q.programs_per_sm * one
-    ]
-    return min(shared, default=0.0)
-
-
 def _program_s(prog: DecodeProgram, f: _Figures) -> float:
     if prog.pieces == 0:
         return f.start_s  # an empty share: start, find nothing, exit
@@ -320,7 +214,7 @@ def _program_s(prog: DecodeProgram, f: _Figures) -> float:
         prog.pieces * f.start_s
         + f.stream_s(prog.tiles)
         + prog.partials * f.piece_s
-        + prog.merges * f.part_s
+        + f.merge_s(prog.merges)
     )
 
 
@@ -367,11 +261,20 @@ def time_decode(
     regs = 24 + math.ceil(live / (32 * warps))
     res = residency(arch, smem, regs, warps)
     k = max(1, min(res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
-    f = _figures(p, tiling, k, rates, dcal)
-    scheduled = f.fixed_s + schedule_s(runs, arch.sm_count * k, f)
-    merge = sum(c * (prog.partials * f.piece_s + prog.merges * f.part_s) for c, prog in runs)
+    slots = arch.sm_count * k
+    # programs streaming at once: first the resident ones; then the schedule's mean number
+    # of programs streaming, their streaming time over its makespan (below the resident count
+    # when programs end early, as in ragged batches, or spend their time starting and merging)
+    f = _figures(p, tiling, k, rates, dcal, streaming=min(grid, slots))
+    made = schedule_s(runs, slots, f)
+    streaming = sum(c * f.stream_s(prog.tiles) for c, prog in runs) / made if made else 0.0
+    if streaming < 0.9 * min(grid, slots):
+        f = _figures(p, tiling, k, rates, dcal, streaming=max(1.0, streaming))
+        made = schedule_s(runs, slots, f)
+    scheduled = f.fixed_s + made
+    merge = sum(c * (prog.partials * f.piece_s + f.merge_s(prog.merges)) for c, prog in runs)
     # the last merges start when the stream has ended: they follow the HBM-bound time too
-    tail = max((prog.partials * f.piece_s + prog.merges * f.part_s for _, prog in runs), default=0)
+    tail = max((prog.partials * f.piece_s + f.merge_s(prog.merges) for _, prog in runs), default=0)
     hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
     # partial states beyond what L2 holds are written to HBM and read back by the merges
     partials = sum(c * prog.partials for c, prog in runs)

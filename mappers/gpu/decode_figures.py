@@ -1,0 +1,161 @@
+"""Per-program figures of `gpu-decode` from the decode calibration.
+
+What one decode program costs on a configuration (head and value dims, packed rows, tiling)
+with k programs per SM and n programs streaming at once: its per-tile time and its measured
+time-over-tiles profile, the load curve's slowdown, its start and what splitting adds
+(`mappers.gpu.decode` schedules the programs and takes the launch's bounds). The figures
+come from kernels.calibrate.microbench_decode (`archs/calibration/<device>-decode.yaml`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from attnsim.archs.calibration.decode import (
+    DecodeCalibration,
+    MergePoint,
+    Profile,
+    ProgramPoint,
+    decode_calibration_path,
+    load_decode_calibration,
+)
+from attnsim.archs.gpu import GpuArch
+from attnsim.mappers.gpu.rates import DeviceRates
+
+if TYPE_CHECKING:
+    from attnsim.mappers.gpu.decode import DecodeProblem
+
+PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """Per-program figures for one configuration with k programs per SM."""
+
+    tile_s: float
+    fixed_s: float  # once per launch: start of the grid, first loads, drain
+    start_s: float  # per piece: its query rows and state (one dependent HBM load)
+    piece_s: float
+    part_s: float
+    measured: bool
+    curve: Profile | None = None  # measured time over a program's tiles (scaled by `scale`)
+    scale: float = 1.0
+    shared_tile_s: float = 0.0  # per tile at the SM's L2 share split among its k programs
+    merge: MergePoint | None = None  # the measured merge (its curve over partial counts)
+
+    def merge_s(self, parts: int) -> float:
+        """What merging `parts` partial states adds to the merging program."""
+        return self.merge.merge_s(parts) if self.merge is not None else parts * self.part_s
+
+    def stream_s(self, tiles: int) -> float:
+        """A program's streaming time over `tiles` key tiles (the curve when measured)."""
+        own = tiles * self.tile_s if self.curve is None else self.curve.program_s(tiles)
+        return max(own * (1.0 if self.curve is None else self.scale), tiles * self.shared_tile_s)
+
+
+def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
+    """The decode figures measured for `arch`'s device (beside its main calibration)."""
+    cal = arch.calibration
+    if cal is None or not cal.path:
+        return None
+    return _load_decode(str(decode_calibration_path(cal.path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _load_decode(path: str) -> DecodeCalibration | None:
+    return load_decode_calibration(path)
+
+
+def _figures(
+    p: DecodeProblem,
+    tiling: tuple[int, int, int],
+    k: int,
+    rates: DeviceRates,
+    dcal: DecodeCalibration | None,
+    streaming: float = 0.0,
+) -> _Figures:
+    """Per-program figures with k programs per SM and `streaming` programs at once.
+
+    `streaming` > 0 with a measured load curve: per-tile times scale by that curve's time
+    at `streaming` programs over its time at the reference count (the profiles' and k = 1
+    figures'), and the launch adds the curve's intercept growth once; not for a
+    configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
+    """
+    s, arch = p.shape, rates.arch
+    block_n, _, stages = tiling
+    # the program's own streaming rate: measured with few programs (no HBM contention);
+    # contention is the HBM bound of the whole launch (time_decode)
+    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1) if dcal else None
+    merge = dcal.merge(s.head_dim, s.value_dim, p.rows) if dcal else None
+    l2_share = rates.l2_bytes_per_s / arch.sm_count
+    partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
+    tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
+    if near is not None:
+        pt, _ = near
+        measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
+        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes)
+        fixed = pt.fixed_s
+    else:
+        # Little's law: num_stages - 1 tiles in flight per program over the HBM latency
+        tile = arch.hbm_latency_s / max(1, stages - 1)
+        fixed = 2 * arch.hbm_latency_s
+    # the SM's share of L2 bandwidth split among its k programs
+    capped = k * tile_bytes / l2_share
+    if near is not None and k > 1:
+        # and the SM's own throughput split among them: the fastest per-tile time per program
+        # measured at any programs per SM, divided by that count (a compute-bound kernel such
+        # as MLA's runs k programs k times slower; a latency-bound one overlaps them)
+        share = _sm_share(dcal, near[0])  # type: ignore[arg-type]
+        capped = max(capped, k * tile * share / near[0].tile_s)
+    curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
+    scale = 1.0
+    if curve is not None and near is not None:
+        ref = dcal.program(curve.head_dim, curve.value_dim, curve.rows,  # type: ignore[union-attr]
+                           (curve.block_n, curve.num_warps, curve.num_stages), 1)  # fmt: skip
+        scale = tile / ref[0].tile_s if ref is not None else 1.0
+        # every program (and every further segment piece) pays the curve's start: its
+        # dependent first loads (segment, query rows, first K/V tile) and its store
+        start = curve.start_s() * scale
+        fixed = 0.0
+    else:
+        curve = None
+    load = dcal.load(s.head_dim, s.value_dim, p.rows, tiling) if dcal and streaming else None
+    # a configuration whose programs split the SM's throughput (MLA) is slowed by sharing
+    # SMs, which the cap above already prices: its load curve would count that twice
+    if load is not None and near is not None and not _sm_share(dcal, near[0]):  # type: ignore[arg-type]
+        factor = load.tile_factor(streaming)
+        tile, scale = tile * factor, scale * factor
+        fixed += load.extra_fixed_s(streaming)
+    if merge is not None:
+        piece, part = merge.piece_s, merge.part_s
+    else:
+        piece = 2 * arch.hbm_latency_s + partial / l2_share  # partial store + atomic arrival
+        part = partial / l2_share
+    if curve is None:
+        start = arch.hbm_latency_s
+    return _Figures(tile, fixed, start, piece, part, near is not None, curve, scale, capped, merge)
+
+
+def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
+    """Seconds per tile per program when programs of `pt`'s configuration share an SM.
+
+    Measured at k >= 2 programs per SM: when a program's tile time grew (nearly) in
+    proportion to k (at least 0.8 k times its one-program time), the SM's own throughput
+    bounds it (MLA's wide dot products) and k programs split it. 0 when no k shows that: the
+    program is latency-bound and co-resident programs overlap (their HBM contention is the
+    launch's HBM bound, priced on its own).
+    """
+    key = (pt.head_dim, pt.value_dim, pt.rows, pt.block_n, pt.num_warps, pt.num_stages)
+    same = [
+        q for q in dcal.programs
+        if (q.head_dim, q.value_dim, q.rows, q.block_n, q.num_warps, q.num_stages) == key
+    ]  # fmt: skip
+    one = min((q.tile_s for q in same if q.programs_per_sm == 1), default=0.0)
+    shared = [
+        q.tile_s / q.programs_per_sm
+        for q in same
+        if q.programs_per_sm >= 2 and one and q.tile_s >= 0.8 * q.programs_per_sm * one
+    ]
+    return min(shared, default=0.0)
