@@ -66,7 +66,10 @@ PROGRAM_KEYS = (
     "tile_us",
     "fixed_us",
 )
-MERGE_KEYS = ("head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us")
+MERGE_KEYS = (
+    "head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us", "strategy",
+)  # fmt: skip
+MERGE_STRATEGIES = ("splitk", "streamk")
 LOAD_KEYS = (*PROFILE_KEYS[:6], "programs", "tile_us", "fixed_us")
 REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench_decode.ISOLATED)
 
@@ -125,6 +128,9 @@ class MergePoint:
 
     `splits`/`added_s`: when measured, the launch's added time t(s) - t(1) at each split
     count s (one wave of programs; s - 1 partial states merged by the last of each segment).
+    `strategy`: the kernel build it was measured on (split-K's and stream-K's merge the same
+    way but compile to different register allocations: MLA's 64-row merge costs 1.4x more
+    per partial in the stream-K build).
     """
 
     head_dim: int
@@ -134,6 +140,7 @@ class MergePoint:
     part_s: float
     splits: tuple[int, ...] = ()
     added_s: tuple[float, ...] = ()
+    strategy: str = "splitk"
 
     def merge_s(self, parts: int) -> float:
         """What the merging program adds for `parts` partial states.
@@ -296,12 +303,18 @@ class DecodeCalibration:
             return max(under, key=lambda p: p.programs_per_sm), best
         return min(near, key=lambda p: p.programs_per_sm), best
 
-    def merge(self, head_dim: int, value_dim: int, rows: int) -> MergePoint | None:
-        """The measured merge figures nearest this head dim, value dim and rows."""
-        if not self.merges:
+    def merge(
+        self, head_dim: int, value_dim: int, rows: int, strategy: str = "splitk"
+    ) -> MergePoint | None:
+        """The measured merge figures nearest this head dim, value dim and rows.
+
+        Those measured on `strategy`'s kernel build when there are any, else any.
+        """
+        own = [m for m in self.merges if m.strategy == strategy] or list(self.merges)
+        if not own:
             return None
         return min(
-            self.merges,
+            own,
             key=lambda m: sum(
                 abs(math.log2(a / b))
                 for a, b in ((m.head_dim, head_dim), (m.value_dim, value_dim), (m.rows, rows))
@@ -430,6 +443,9 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         ints = _ints(r, MERGE_KEYS[:3])
         piece, part = _us(r, "piece_us"), _us(r, "part_us")
         curve = _curve(r, "splits", ("added_us",), required=False)
+        strategy = r.opt("strategy", "str")
+        if strategy is not None and strategy.value not in MERGE_STRATEGIES:
+            strategy.error(f"expected one of {', '.join(MERGE_STRATEGIES)}, got {strategy.value!r}")
         r.done(MERGE_KEYS)
         if ints is not None and piece is not None and part is not None:
             xs, ys = curve if curve is not None else ((), ((),))
@@ -437,8 +453,11 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
                 r.error("splits: expected split counts >= 2 (added time over one split)")
             else:
                 merges.append(
-                    MergePoint(**ints, piece_s=piece, part_s=part, splits=xs, added_s=ys[0])
-                )
+                    MergePoint(
+                        **ints, piece_s=piece, part_s=part, splits=xs, added_s=ys[0],
+                        strategy=str(strategy.value) if strategy is not None else "splitk",
+                    )
+                )  # fmt: skip
     root.done(TOP_KEYS)
     root.finish()
     return DecodeCalibration(

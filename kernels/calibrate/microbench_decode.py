@@ -253,6 +253,41 @@ def measure_extension(torch: Any, log: Any) -> dict[str, Any]:
     }
 
 
+def measure_streamk_merges(torch: Any, log: Any) -> list[dict[str, Any]]:
+    """Merge entries of the stream-K kernel (`strategy: streamk`), as the split-K ones.
+
+    MERGE_PROGRAMS programs on MERGE_PROGRAMS / s segments of s x MERGE_CHUNK keys: each
+    program owns MERGE_CHUNK keys of one segment, so t(s) - t(1) is what merging s adds in
+    the stream-K build of the kernel (its register allocation differs from split-K's).
+    """
+    out = []
+    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64)):
+        ts = tuple(
+            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="streamk",
+                   programs=MERGE_PROGRAMS)
+            for s in WIDE_SPLITS
+        )  # fmt: skip
+        entry = dict(head_dim=e, value_dim=f, rows=_rows(group), strategy="streamk",
+                     **_merge_curve(WIDE_SPLITS, ts))  # fmt: skip
+        log(f"  stream-K merge {entry}")
+        out.append(entry)
+        torch.cuda.empty_cache()
+    for hb in MLA_HEAD_BLOCKS:
+        bn, w, st = MLA_TILING
+        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="streamk")
+        ts = tuple(
+            _timed_mla(torch, MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, programs=MERGE_PROGRAMS,
+                       **kw)
+            for s in WIDE_SPLITS
+        )  # fmt: skip
+        entry = dict(head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, strategy="streamk",
+                     **_merge_curve(WIDE_SPLITS, ts))  # fmt: skip
+        log(f"  MLA stream-K merge {entry}")
+        out.append(entry)
+        torch.cuda.empty_cache()
+    return out
+
+
 def _timed_mla(torch: Any, segments: int, hb: int, seq: int, **kw: Any) -> float:
     """Seconds of one absorbed-MLA decode call on `segments` latent caches."""
     from attnsim.kernels.triton.attn_mla import attention_mla_decode
@@ -417,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure MLA's `loads` (head blocks 16/32/64) and add them to the --out file",
     )
+    ap.add_argument(
+        "--streamk-merges",
+        action="store_true",
+        help="measure the stream-K kernel's merges and add them to the --out file",
+    )
     ap.add_argument("--raw", type=Path, help="with --extend: also write the new figures here")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -434,6 +474,18 @@ def main(argv: list[str] | None = None) -> int:
         record["merges"] = fresh["merges"]
         record.setdefault("notes", []).append(
             f"merges re-measured {fresh['date'][:19]}Z (--merges-only), with MLA's"
+        )
+    elif args.streamk_merges:
+        from attnsim.einsum_ir.spec import read_yaml
+
+        record = read_yaml(args.out)
+        fresh_merges = measure_streamk_merges(torch, log)
+        if args.raw:
+            args.raw.write_text(yaml.safe_dump({"merges": fresh_merges}, sort_keys=False), "utf-8")
+        record["merges"] = record.get("merges", []) + fresh_merges
+        record.setdefault("notes", []).append(
+            f"--streamk-merges {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}: "
+            "stream-K merges (strategy: streamk)"
         )
     elif args.mla_loads:
         from attnsim.einsum_ir.spec import read_yaml

@@ -127,11 +127,11 @@ class DecodeOptions:
 
 # Paged caches: the model has no term for the block-table lookups. What that costs was
 # measured: the 52 paged rows of decode-splits-h200-2026-12-03.csv (pages of 256 keys,
-# batch 4-32, 8K-128K keys) ran 2.9% slower on average than this model predicts for the
+# batch 4-32, 8K-128K keys) ran 2.7% slower on average than this model predicts for the
 # same call on a contiguous cache (MAPE 4.2%, worst 14.8%: 2 splits of a batch of 8 x 32K).
 PAGED_NOTE = (
     "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
-    "lookup per page is not modelled (on the H200 paged calls ran 2.9% slower on average "
+    "lookup per page is not modelled (on the H200 paged calls ran 2.7% slower on average "
     "than this prediction, worst 14.8%: kernels/measurements/decode/decode-splits-h200-"
     "2026-12-03.csv, suites paged-*)"
 )
@@ -265,11 +265,11 @@ def time_decode(
     # programs streaming at once: first the resident ones; then the schedule's mean number
     # of programs streaming, their streaming time over its makespan (below the resident count
     # when programs end early, as in ragged batches, or spend their time starting and merging)
-    f = _figures(p, tiling, k, rates, dcal, streaming=min(grid, slots))
+    f = _figures(p, tiling, k, rates, dcal, min(grid, slots), strategy)
     made = schedule_s(runs, slots, f)
     streaming = sum(c * f.stream_s(prog.tiles) for c, prog in runs) / made if made else 0.0
     if streaming < 0.9 * min(grid, slots):
-        f = _figures(p, tiling, k, rates, dcal, streaming=max(1.0, streaming))
+        f = _figures(p, tiling, k, rates, dcal, max(1.0, streaming), strategy)
         made = schedule_s(runs, slots, f)
     scheduled = f.fixed_s + made
     merge = sum(c * (prog.partials * f.piece_s + f.merge_s(prog.merges)) for c, prog in runs)

@@ -75,6 +75,7 @@ def _figures(
     rates: DeviceRates,
     dcal: DecodeCalibration | None,
     streaming: float = 0.0,
+    strategy: str = "splitk",
 ) -> _Figures:
     """Per-program figures with k programs per SM and `streaming` programs at once.
 
@@ -82,13 +83,14 @@ def _figures(
     at `streaming` programs over its time at the reference count (the profiles' and k = 1
     figures'), and the launch adds the curve's intercept growth once; not for a
     configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
+    Merges: those measured on `strategy`'s kernel build (stream-K or split-K).
     """
     s, arch = p.shape, rates.arch
     block_n, _, stages = tiling
     # the program's own streaming rate: measured with few programs (no HBM contention);
     # contention is the HBM bound of the whole launch (time_decode)
     near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1) if dcal else None
-    merge = dcal.merge(s.head_dim, s.value_dim, p.rows) if dcal else None
+    merge = dcal.merge(s.head_dim, s.value_dim, p.rows, strategy) if dcal else None
     l2_share = rates.l2_bytes_per_s / arch.sm_count
     partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
     tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes

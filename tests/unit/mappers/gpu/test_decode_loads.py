@@ -118,3 +118,15 @@ def test_a_ragged_batch_loads_the_gpu_only_while_its_programs_stream() -> None:
     ragged = (65536,) + (64,) * 263
     alone, loaded = _time(ragged, (), 264), _time(ragged, (CURVE,), 264)
     assert loaded.time_s < alone.time_s * 1.1
+
+
+def test_merges_are_taken_from_the_strategys_kernel_build() -> None:
+    from attnsim.archs.calibration.decode import DecodeCalibration
+
+    split = MergePoint(576, 512, 64, piece_s=4e-6, part_s=3e-6)
+    stream = dataclasses.replace(split, part_s=4.3e-6, strategy="streamk")
+    cal = DecodeCalibration("dev", "today", "test", merges=(split, stream))
+    assert cal.merge(576, 512, 64, "streamk") is stream
+    assert cal.merge(576, 512, 64, "splitk") is split
+    only_split = DecodeCalibration("dev", "today", "test", merges=(split,))
+    assert only_split.merge(576, 512, 64, "streamk") is split  # none measured: the other's

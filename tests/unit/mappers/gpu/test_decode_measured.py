@@ -5,12 +5,12 @@ times the one-launch decode kernel (unsplit, split-K over a sweep of splits, str
 SMs and 2 x SMs programs) on validation and holdout shapes. The model's figures come from
 `archs/calibration/h200-decode.yaml` (kernels.calibrate.microbench_decode: other shapes, a
 separate run). Observed when this file was written (per-tile times scaled by the measured
-load curve, `loads`, 2026-12-04): median |error| 2.8% (validation) and 3.0% (holdout),
-MAPE 4.2% / 4.3%, worst 21.5% / 32.7% (2 of 293 points over 25%: launches of 13-90 us
-whose measured times differ by up to 1.4x between tilings the model prices alike). Before
-the load curve: MAPE 8.1% / 7.4%, worst 41% / 36%. The bounds sit about 2x above what was
-observed, so a regression trips them; the stream-K over unsplit ratio at batch 1 x 8 K/V
-heads is the issue's acceptance bound (15%).
+load curve, `loads`, and merges measured on each kernel build, 2026-12-04): median |error|
+3.5% (validation) and 2.9% (holdout), MAPE 4.4% / 3.9%, worst 21.5% / 44.4% (1 of 293
+points over 25%: a 13 us stream-K launch whose 8-warp tiling ran 1.4x faster than the
+4-warp one the model prices alike). Before the load curve: MAPE 8.1% / 7.4%, worst 41% /
+36%. The bounds sit about 2x above what was observed, so a regression trips them; the
+stream-K over unsplit ratio at batch 1 x 8 K/V heads is the issue's acceptance bound (15%).
 """
 
 from __future__ import annotations
@@ -55,15 +55,14 @@ def test_streamk_over_unsplit_ratio(points: list[vd.DecodePoint], seq_k: int) ->
 def test_split_picks(points: list[vd.DecodePoint]) -> None:
     """The model's pick per shape against the best measured configuration of that shape.
 
-    Observed: within 10% for 19 of 23 shapes (83%; the issue asks 90%; 21 of 23 before the
+    Observed: within 10% for 20 of 23 shapes (87%; the issue asks 90%; 21 of 23 before the
     load curve, which halved the MAPE). The misses: two launches of 12-15 us where 8 warps
-    ran 1.2-1.4x faster than the 4 the model ties them with, 66 against 64 splits of a
-    128-head MQA cache (measured 1.25x apart, priced alike), 16 against 8 splits at batch 8
-    (1.10x). For batch 1 with 8 K/V heads and >= 128K keys (Lean Attention's regime) all
-    within 10%.
+    ran 1.2-1.4x faster than the 4 the model ties them with, and 16 against 8 splits at
+    batch 8 (1.10x). For batch 1 with 8 K/V heads and >= 128K keys
+    (Lean Attention's regime) all within 10%.
     """
     picks = vd.picks(points)
-    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.80
+    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.85
     long = [r for k, r in picks if k[2][0] == 1 and k[2][2] == 8 and k[2][3] >= 131072]  # type: ignore[index]
     assert len(long) >= 2 and max(long) <= 0.10
 
