@@ -273,11 +273,38 @@ class Calibration:
         fits = [p for p in same if p.blocks_per_sm <= per_sm] or same
         return max(0.0, max(fits, key=lambda p: p.blocks_per_sm).loop_s)
 
-    def _blocks(self, mode: str, head_dim: int, tiles: str) -> list[BlockPoint]:
-        """Block entries of this mode and head dim; those of `tiles` when there are any."""
-        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+    def _blocks(
+        self, mode: str, head_dim: int, tiles: str, shared: bool = False
+    ) -> list[BlockPoint]:
+        """Block entries of this mode and head dim; those of `tiles` when there are any.
+
+        `shared`: the entries measured with query tiles sharing their head's K/V
+        (`q_tiles` > 1), else those with one query tile per head.
+        """
+        near = [
+            p
+            for p in self.attention_blocks
+            if p.mode == mode and p.head_dim == head_dim and (p.q_tiles > 1) == shared
+        ]
         same = [p for p in near if p.tiles == tiles]
         return same or near
+
+    def later_shared(
+        self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], tiles: str = "device"
+    ) -> BlockPoint | None:
+        """The later-wave entry measured with query tiles sharing K/V, nearest this tiling.
+
+        (`kernels.calibrate.microbench_shared`; None when there is none.)
+        """
+        near = [p for p in self._blocks(mode, head_dim, tiles, shared=True) if p.waves > 1]
+        if not near:
+            return None
+
+        def dist(p: BlockPoint) -> float:
+            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
+            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+
+        return min(near, key=dist)
 
     def occupancy(
         self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], tiles: str = "device"
@@ -402,7 +429,7 @@ def _block(r: Reader) -> BlockPoint | None:
     tiles_c = r.opt("tiles", "str")
     if tiles_c is not None and tiles_c.value not in ("host", "device"):
         tiles_c.error(f"expected 'host' or 'device', got {tiles_c.value!r}")
-    for key in BLOCK_KEYS[2:-4]:
+    for key in BLOCK_KEYS[2:-5]:
         c = r.opt(key, "int") if key == "waves" else r.req(key, "int")
         ints[key] = int(c.value) if c is not None and c.value > 0 else 0
         if c is not None and c.value <= 0:
@@ -410,6 +437,9 @@ def _block(r: Reader) -> BlockPoint | None:
     ints["waves"] = ints["waves"] or 1
     fixed_c, step_c = r.req("fixed_us", "number"), r.opt("step_us", "number")
     loop_c = r.opt("loop_us", "number")
+    q_tiles_c = r.opt("q_tiles", "int")
+    if q_tiles_c is not None and q_tiles_c.value < 1:
+        q_tiles_c.error(f"expected a positive integer, got {q_tiles_c.value}")
     r.done(BLOCK_KEYS)
     if mode is None or fixed_c is None or 0 in ints.values():
         return None
@@ -421,6 +451,7 @@ def _block(r: Reader) -> BlockPoint | None:
         step_s=step,
         tiles=str(tiles_c.value) if tiles_c is not None else "device",
         loop_s=float(loop_c.value) * 1e-6 if loop_c is not None else 0.0,
+        q_tiles=int(q_tiles_c.value) if q_tiles_c is not None and q_tiles_c.value >= 1 else 1,
         **ints,
     )
 

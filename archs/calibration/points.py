@@ -65,6 +65,7 @@ BLOCK_KEYS = (
     "fixed_us",
     "step_us",
     "loop_us",
+    "q_tiles",
 )
 UNFUSED_KEYS = (
     "kernel",
@@ -117,7 +118,9 @@ class BlockPoint:
     kernel reached its tiles, "device" (tensor descriptors built in the kernel, the only way
     before host-built ones existed, hence the default) or "host" (host-built descriptors).
     `loop_s` (mode `window`, `kernels.calibrate.microbench_masks`): what a block pays to enter
-    one more key loop (0 when not measured).
+    one more key loop (0 when not measured). `q_tiles` > 1 (`kernels.calibrate.microbench_shared`):
+    the grid's heads had that many query tiles sharing their K/V, as an attention call's do
+    (1: one query tile per head, every block loading its own K/V).
     """
 
     mode: str
@@ -134,6 +137,7 @@ class BlockPoint:
     waves: int = 1
     tiles: str = "device"
     loop_s: float = 0.0
+    q_tiles: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,15 +101,20 @@ def _caller(  # type: ignore[no-untyped-def]
     blocks: int,
     n: int,
     tiles: str = "device",
+    q_tiles: int = 1,
 ):
-    """A zero-argument launch of one kernel on the calibration shape, and its compiled kernel."""
+    """A zero-argument launch of one kernel on the calibration shape, and its compiled kernel.
+
+    `q_tiles`: query tiles per head (they share the head's K/V); `blocks` must divide by it.
+    """
     from attnsim.kernels.triton import attn_2pass
     from attnsim.kernels.triton.attn_fwd import attention_fwd, attn_fwd_kernel
 
     bm, bn, w, st = tiling
     dt = torch.bfloat16
-    q = torch.randn(1, blocks, bm, d, device="cuda", dtype=dt)
-    k, v = (torch.randn(1, blocks, n * bn, d, device="cuda", dtype=dt) for _ in range(2))
+    heads = blocks // q_tiles
+    q = torch.randn(1, heads, q_tiles * bm, d, device="cuda", dtype=dt)
+    k, v = (torch.randn(1, heads, n * bn, d, device="cuda", dtype=dt) for _ in range(2))
     o = torch.empty_like(q)
     tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
     if mode == "pingpong":  # the Gluon kernel: no Triton JIT cache entry (occupancy: see caller)
@@ -126,7 +131,7 @@ def _caller(  # type: ignore[no-untyped-def]
         return (lambda: attention_fwd(q, k, v, out=o, **tile)), compiled
     attn_2pass.attention_2pass(q, k, v, out=o, **tile)
     plan = attn_2pass.plan_for(q, k, v, out=o, **tile)
-    m, lsum = (torch.empty(blocks, bm, device="cuda") for _ in range(2))
+    m, lsum = (torch.empty(heads, q_tiles * bm, device="cuda") for _ in range(2))
     launch = plan.passes[0 if mode == "stats" else 1]
     if mode == "output":  # valid statistics for the output pass
         plan.passes[0](q, k, v, o, m, lsum)

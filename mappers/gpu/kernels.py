@@ -272,6 +272,7 @@ def _fused(
         head_dim=d,
         tiles=_tiles(s, t, mode),
         added=added,
+        q_tiles=-(-s.seq_q // bm),
     )
     return replace(plan, **_plain_kernel_parts(s, t, score)) if mode == "online" else plan
 

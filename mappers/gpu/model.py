@@ -22,6 +22,10 @@ Model of one kernel (every assumption is also listed in `ASSUMPTIONS`):
   the same fraction h, plus its prologue/epilogue work, plus for the blocks that start
   together (the first wave) their prologue loads (Q and the K/V tiles in flight) at HBM
   bandwidth.
+- A later wave's block in a call whose heads have several query tiles takes the fixed time
+  and step measured on waves of such blocks (they share their head's K/V through L2 and
+  start as slots free: `kernels.calibrate.microbench_shared`), the step as that entry's
+  ratio to the tile chain's step of its tiling.
 - Blocks are dispatched in launch order to the earliest free of sm_count * k slots (waves;
   the last, partial wave runs with fewer blocks per SM and so faster rounds). Blocks of
   unequal length (causal) share their SM: with j resident each progresses at the rate of
@@ -67,6 +71,10 @@ ASSUMPTIONS = (
     "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
     "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
     "and blocks started together), else prologue work + 2 HBM latencies",
+    "blocks of later waves in calls whose heads have several query tiles (sharing the head's "
+    "K/V through L2): the fixed time and step measured on such waves "
+    "(kernels.calibrate.microbench_shared; nearest tiling, its step as a ratio to the tile "
+    "chain's step of that tiling), 0.91-1.10x the chain's step on the H200",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
@@ -157,6 +165,8 @@ class KernelPlan:
     # step and per-loop cost), and (unmasked steps, masked steps, key loops) per profile
     masked_mode: str = ""
     loops: tuple[tuple[int, int, int], ...] = ()
+    # fused kernels: query tiles per head (they share the head's K/V tiles through L2)
+    q_tiles: int = 1
 
     @property
     def blocks(self) -> int:
@@ -351,6 +361,18 @@ def _block_times(
             full, masked = max(full, round_s), max(masked, round_s)
     started = started or min(plan.blocks, k * rates.arch.sm_count)
     overhead = rates.block_fixed_s(plan.mode, plan.head_dim, t, k, started, later, plan.tiles)
+    shared = rates.later_shared(plan.mode, plan.head_dim, t, plan.tiles) if later else None
+    if shared is not None and chain is not None and plan.q_tiles > 1:
+        # a later wave of a call whose heads have several query tiles: the step and fixed
+        # time measured so (kernels.calibrate.microbench_shared: waves of blocks whose heads
+        # share K/V, started as slots free; nearest measured tiling), the step as the ratio of
+        # that entry's step to the tile chain's step of the same tiling
+        own = Tiling(shared.block_m, shared.block_n, shared.num_warps, shared.num_stages)
+        at = rates.chain_step(plan.mode, plan.head_dim, own, shared.blocks_per_sm)
+        if at is not None and at.step_s > 0 and shared.step_s > 0:
+            ratio = shared.step_s / (at.step_s * shared.blocks_per_sm / at.blocks_per_sm)
+            full, masked = full * ratio, masked * ratio
+            overhead = max(0.0, shared.fixed_s)
     if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
         overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
         overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnsim.archs.calibration import StepPoint
+from attnsim.archs.calibration import BlockPoint, StepPoint
 from attnsim.archs.gpu import GpuArch
 
 OVERLAP_EFFICIENCY = 0.5
@@ -164,6 +164,19 @@ class DeviceRates:
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
         sms = self.arch.sm_count
         return cal.block_fixed(mode, head_dim, t, per_sm, started, sms, later, tiles)
+
+    def later_shared(
+        self, mode: str, head_dim: int, tiling: Tiling, tiles: str
+    ) -> BlockPoint | None:
+        """The calibration's later-wave entry measured with K/V shared by query tiles.
+
+        (`Calibration.later_shared`; None when not calibrated.)
+        """
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return None
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        return cal.later_shared(mode, head_dim, t, tiles)
 
     def floor_block_fixed_s(
         self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool

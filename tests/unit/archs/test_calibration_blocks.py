@@ -172,3 +172,17 @@ def test_a_bad_program_count_is_a_located_error(tmp_path):
     with pytest.raises(SpecError) as err:
         load_calibration(p)
     assert "programs" in str(err.value) and "positive" in str(err.value)
+
+
+def test_entries_with_shared_k_v_are_kept_apart(tmp_path):
+    """`q_tiles` entries (microbench_shared) serve `later_shared` only, not `block_fixed`."""
+    later = _entry(1056, 2, 5.5).replace("blocks_per_sm: 2,", "blocks_per_sm: 2, waves: 4,")
+    shared = later.replace("fixed_us: 5.5", "fixed_us: 4.0").replace("}", ", q_tiles: 4}")
+    cal = _cal(tmp_path, _entry(264, 2, 9.0) + later + shared)
+    t = (128, 128, 8, 3)
+    assert cal.block_fixed("online", 128, t, 2, 264, 132, later=True) == pytest.approx(5.5e-6)
+    got = cal.later_shared("online", 128, (128, 64, 8, 3))  # nearest tiling
+    assert got is not None and (got.q_tiles, got.fixed_s) == (4, pytest.approx(4.0e-6))
+    assert cal.later_shared("online", 64, t) is None
+    with pytest.raises(SpecError, match="q_tiles"):
+        _cal(tmp_path, shared.replace("q_tiles: 4", "q_tiles: 0"))
