@@ -1,0 +1,86 @@
+"""GPU only: the unfused baseline's three kernels timed alone on short-query and small shapes.
+
+    python benchmarks/unfused_kernels_probe.py --out unfused-kernels.csv
+
+A diagnostic of the unfused model in regimes the calibration shapes (square, B*H = 24 at 4K
+and 6 at 16K) do not cover: a short query chunk against a long cache, where the P.V kernel
+runs fewer programs than SMs over long rows, and small calls whose scores stay in L2. Each
+kernel (qk, softmax, pv) of `attention_unfused` is timed alone with do_bench (L2 flushed),
+on shapes in none of the validation, holdout or regimes suites; the CSV has one row per
+(shape, tiling, kernel) with the kernel's median time and its program count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+# (batch*heads, seq_q, seq_k, head_dim, causal)
+SHAPES = (
+    (48, 64, 24576, 128, False),
+    (96, 128, 12288, 128, False),
+    (32, 128, 16384, 64, False),
+    (16, 64, 49152, 64, False),
+    (8, 768, 768, 128, True),
+    (4, 1536, 1536, 64, True),
+    (8, 1536, 1536, 128, False),
+)
+TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
+
+
+def _launchers(
+    torch: Any, bh: int, sq: int, sk: int, d: int, causal: bool, tiling: tuple[int, ...]
+):  # type: ignore[no-untyped-def]  # noqa: E501
+    from attnsim.kernels.triton.attn_unfused import attention_unfused, plan_for
+
+    dt = torch.bfloat16
+    q = torch.randn(1, bh, sq, d, device="cuda", dtype=dt)
+    k, v = (torch.randn(1, bh, sk, d, device="cuda", dtype=dt) for _ in range(2))
+    o = torch.empty_like(q)
+    s = torch.randn(bh, sq, sk, device="cuda", dtype=dt)
+    bm, bn, w, st = tiling
+    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+    attention_unfused(q, k, v, causal, out=o, scores=s, **tile)
+    plan = plan_for(q, k, v, causal, out=o, **tile)
+    return (
+        ("qk", lambda: plan.qk(q, k, s)),
+        ("softmax", lambda: plan.softmax(s)),
+        ("pv", lambda: plan.pv(s, v, o)),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time every kernel of every shape and tiling; write the CSV."""
+    import torch
+    import triton
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("unfused_kernels_probe needs a CUDA GPU", file=sys.stderr)
+        return 2
+    rows = []
+    for bh, sq, sk, d, causal in SHAPES:
+        for tiling in TILINGS:
+            for name, call in _launchers(torch, bh, sq, sk, d, causal, tiling):
+                ms = float(triton.testing.do_bench(call, warmup=10, rep=50, return_mode="median"))
+                row = dict(kernel=name, batch_heads=bh, seq_q=sq, seq_k=sk, head_dim=d,
+                           causal=int(causal), block_m=tiling[0], block_n=tiling[1],
+                           num_warps=tiling[2], num_stages=tiling[3], time_us=round(ms * 1e3, 3),
+                           device=torch.cuda.get_device_name())  # fmt: skip
+                print(row, file=sys.stderr)
+                rows.append(row)
+            torch.cuda.empty_cache()
+    with args.out.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
