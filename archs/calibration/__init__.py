@@ -48,10 +48,12 @@ from attnsim.archs.calibration.points import (
     STEP_KEYS,
     TOP_KEYS,
     UNFUSED_KEYS,
+    UNFUSED_PROGRAM_KEYS,
     BlockPoint,
     MatmulPoint,
     StepPoint,
     UnfusedPoint,
+    UnfusedProgramPoint,
 )
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
@@ -82,6 +84,7 @@ class Calibration:
     bench_floor_s: float | None = None
     attention_blocks: tuple[BlockPoint, ...] = ()
     unfused_kernels: tuple[UnfusedPoint, ...] = ()
+    unfused_programs: tuple[UnfusedProgramPoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -343,6 +346,21 @@ class Calibration:
         found = [p for p in self.unfused_kernels if p.kernel == kernel and p.causal == causal]
         return sorted(found, key=dist)
 
+    def unfused_program(
+        self, kernel: str, head_dim: int, tiling: tuple[int, int, int, int]
+    ) -> UnfusedProgramPoint | None:
+        """The few-programs entry of this unfused kernel nearest this head dim and tiling."""
+        found = [p for p in self.unfused_programs if p.kernel == kernel]
+        if not found:
+            return None
+
+        def dist(p: UnfusedProgramPoint) -> float:
+            mine = (p.head_dim, p.block_m, p.block_n, p.num_warps, p.num_stages)
+            pairs = zip(mine, (head_dim, *tiling), strict=True)
+            return sum(abs(math.log2(a / b)) for a, b in pairs)
+
+        return min(found, key=dist)
+
 
 def calibration_path(name: str, base: Path | None = None) -> Path | None:
     """The calibration file for `name`: a path (relative to `base`) or a file in this folder."""
@@ -474,6 +492,25 @@ def _unfused(r: Reader) -> UnfusedPoint | None:
     return UnfusedPoint(str(kernel.value), causal, time_s=time_s, **ints)
 
 
+def _unfused_program(r: Reader) -> UnfusedProgramPoint | None:
+    if not r.check("map"):
+        return None
+    kernel = r.req("kernel", "str")
+    ints = {}
+    for key in UNFUSED_PROGRAM_KEYS[1:-2]:
+        c = r.req(key, "int")
+        ints[key] = int(c.value) if c is not None else 0
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+    step_s = _rate(r.req("step_us", "number"), 1e-6)
+    fixed_c = r.req("fixed_us", "number")
+    r.done(UNFUSED_PROGRAM_KEYS)
+    if kernel is None or step_s is None or fixed_c is None or 0 in ints.values():
+        return None
+    fixed_s = max(0.0, float(fixed_c.value)) * 1e-6  # slightly negative: timing noise
+    return UnfusedProgramPoint(str(kernel.value), step_s=step_s, fixed_s=fixed_s, **ints)
+
+
 def load_calibration(path: str | Path, problems: list[Problem] | None = None) -> Calibration:
     """Read a calibration file; problems join `problems` (or raise `SpecError` when None)."""
     root = Reader.from_file(path)
@@ -505,6 +542,8 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     blocks = [_block(x) for x in blocks_r.each()] if blocks_r is not None else []
     unfused_r = root.opt("unfused_kernels", "list")
     unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
+    programs_r = root.opt("unfused_programs", "list")
+    programs = [_unfused_program(x) for x in programs_r.each()] if programs_r is not None else []
     copy_bw = _rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
     read_bw = _rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
     unfused = [  # the bandwidth the device had while these kernels were timed
@@ -533,6 +572,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         bench_floor_s=_rate(root.opt("bench_floor_us"), 1e-6),
         attention_blocks=tuple(p for p in blocks if p is not None),
         unfused_kernels=tuple(p for p in unfused if p is not None),
+        unfused_programs=tuple(p for p in programs if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

@@ -22,6 +22,7 @@ TOP_KEYS = (
     "bench_floor_us",
     "attention_blocks",
     "unfused_kernels",
+    "unfused_programs",
     "matmul",
     "notes",
 )
@@ -181,3 +182,39 @@ class MatmulPoint:
     def is_tiled(self) -> bool:
         """Whether the tile shape is known (a Triton kernel with given blocks)."""
         return self.block_m > 0 and self.block_n > 0 and self.block_k > 0
+
+
+UNFUSED_PROGRAM_KEYS = (
+    "kernel",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "programs",
+    "min_keys",
+    "step_us",
+    "fixed_us",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnfusedProgramPoint:
+    """An unfused kernel's per-step time with few programs over long rows.
+
+    (`kernels.calibrate.microbench_unfused --pv-programs`): `programs` programs of one query
+    tile each; `step_s` the slope of the kernel's time over the key tiles of a program's row,
+    `fixed_s` its intercept less the do_bench floor, both fitted on rows of `min_keys` keys
+    and longer (shorter rows start differently: the line holds from there on).
+    """
+
+    kernel: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    programs: int
+    min_keys: int
+    step_s: float
+    fixed_s: float

@@ -58,6 +58,8 @@ SHORT_SHAPES = ((2048, 96), (640, 192))
 SHORT_BUDGET_S = 120.0
 # validation tilings first, then the rest of what the search commonly picks
 UNFUSED_TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3))
+# P.V with few programs over long rows (`--pv-programs`): programs, two key lengths
+PV_PROGRAMS, PV_LENGTHS = 32, (8192, 32768)
 HEAD_DIMS = (64, 128)
 
 
@@ -65,14 +67,21 @@ def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median"))
 
 
-def _launchers(torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes."""
+def _launchers(  # type: ignore[no-untyped-def]
+    torch: Any, bh: int, seq: int, d: int, causal: bool, tiling: tuple[int, ...], seq_q: int = 0
+):
+    """(qk, softmax, pv) zero-argument launchers: the launches `attention_unfused` makes.
+
+    `seq_q`: query positions when they differ from `seq` (the key positions).
+    """
     from attnsim.kernels.triton.attn_unfused import attention_unfused, plan_for
 
     dt = torch.bfloat16
-    q, k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(3))
+    sq = seq_q or seq
+    q = torch.randn(1, bh, sq, d, device="cuda", dtype=dt)
+    k, v = (torch.randn(1, bh, seq, d, device="cuda", dtype=dt) for _ in range(2))
     o = torch.empty_like(q)
-    s = torch.randn(bh, seq, seq, device="cuda", dtype=dt)
+    s = torch.randn(bh, sq, seq, device="cuda", dtype=dt)
     bm, bn, w, st = tiling
     tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
     attention_unfused(q, k, v, causal, out=o, scores=s, **tile)  # compile, arm the launches
@@ -162,6 +171,39 @@ def _measure_set(
     return points
 
 
+def measure_pv_programs(torch: Any) -> list[dict[str, Any]]:
+    """`unfused_programs` entries: the P.V kernel's per-step time with few programs.
+
+    PV_PROGRAMS programs of one query tile each (seq_q = BLOCK_M) over PV_LENGTHS keys,
+    non-causal: the slope over key tiles is a lone program's step (`step_us`; it streams its
+    P and V tiles at what its loads in flight allow, far under the device's bandwidth), the
+    intercept less do_bench's floor its fixed time. A short query chunk against a long cache
+    runs P.V so (fewer programs than SMs, long rows).
+    """
+    from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us
+
+    floor_us = bench_floor_us(torch)
+    points = []
+    for tiling in UNFUSED_TILINGS:
+        for d in HEAD_DIMS:
+            bm, bn = tiling[0], tiling[1]
+            us = []
+            for seq in PV_LENGTHS:
+                launch = _launchers(torch, PV_PROGRAMS, seq, d, False, tiling, seq_q=bm)
+                us.append(_ms(launch[2]) * 1e3)
+                torch.cuda.empty_cache()
+            step = (us[1] - us[0]) / ((PV_LENGTHS[1] - PV_LENGTHS[0]) / bn)
+            fixed = us[0] - PV_LENGTHS[0] / bn * step - floor_us
+            point = {
+                "kernel": "pv", "head_dim": d, "block_m": bm, "block_n": bn,
+                "num_warps": tiling[2], "num_stages": tiling[3], "programs": PV_PROGRAMS,
+                "min_keys": PV_LENGTHS[0], "step_us": round(step, 4), "fixed_us": round(fixed, 3),
+            }  # fmt: skip
+            print(f"  {point} T={[round(t, 2) for t in us]}", file=sys.stderr)
+            points.append(point)
+    return points
+
+
 def main(argv: list[str] | None = None) -> int:
     """`--ragged` / `--short`: measure only those calibration shapes; print YAML entries."""
     import argparse
@@ -174,10 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         "--ragged", action="store_true", help="only the ragged calibration shapes (seq %% 16 != 0)"
     )
     p.add_argument("--short", action="store_true", help="only the short-row calibration shapes")
+    p.add_argument(
+        "--pv-programs",
+        action="store_true",
+        help="only the P.V kernel with few programs over long rows (`unfused_programs`)",
+    )
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         print("kernels.calibrate.microbench_unfused needs a CUDA GPU", file=sys.stderr)
         return 2
+    if args.pv_programs:
+        found = {"unfused_programs": measure_pv_programs(torch)}
+        print(yaml.safe_dump(found, sort_keys=False, width=100))
+        return 0
     only = args.ragged or args.short
     points = measure_unfused(
         torch, aligned=not only, ragged=args.ragged or not only, short=args.short or not only

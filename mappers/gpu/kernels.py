@@ -505,12 +505,19 @@ def _with_measured(
         same_path = [x for x in split if (x.entry.seq <= SOFTMAX_MAX_BLOCK) == one]
         per_work, per_program = fit_rates(same_path or split)
         note = " (with a per-program bound from the short-row entries)" if per_program else ""
+        few = cal.unfused_program(plan.name, s.head_dim, (t.block_m, t.block_n, t.num_warps,
+                                                         t.num_stages))  # fmt: skip
         out.append(
             replace(
                 plan,
                 measured=(per_work, float(sm_count)),
                 measured_per_program_s=per_program,
                 measured_from=f"calibration entries of {source}{note}",
+                # per step of this tiling's key tiles (the entry's step scaled by block_n), on
+                # rows as long as those it was fitted on
+                measured_program=(few.step_s * t.block_n / few.block_n, few.fixed_s)
+                if few is not None and s.seq_k >= few.min_keys
+                else None,
             )
         )
     return tuple(out)

@@ -67,7 +67,9 @@ ASSUMPTIONS = (
     "measured rate of the entry's time less its bytes at the calibration run's bandwidth; "
     "softmax work counted in BLOCK-wide row steps (masked lanes included); each such kernel "
     "also pays its dependent HBM round trips (first load, last store) at the preset's HBM "
-    "latency",
+    "latency; a grid of fewer programs than SMs over rows at least as long as the "
+    "calibration's unfused_programs entry (P.V of a short query chunk against a long cache) "
+    "takes its longest program's steps at that entry's measured rate, bounded by HBM",
     "per-block fixed time (start, Q and first K/V loads after the L2 flush, output store) "
     "from the calibration's attention_blocks when measured (nearest tiling; by blocks per SM "
     "and blocks started together), else prologue work + 2 HBM latencies",
@@ -150,6 +152,10 @@ class KernelPlan:
     # kernel takes the larger of it and the per-work rate + HBM bound (0: none)
     measured_per_program_s: float = 0.0
     measured_from: str = ""  # which calibration entries `measured` comes from (for warnings)
+    # (seconds per step of a program's row, fixed seconds) of the kernel measured with few
+    # programs over long rows (calibration unfused_programs): a grid under one program per
+    # SM takes its longest program's steps at that rate
+    measured_program: tuple[float, float] | None = None
     measured_is_floor: bool = False  # `measured` only bounds the unit model from below
     work: float = 0.0
     longest: float = 0.0
@@ -479,7 +485,15 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
         # thousands of short programs: bound by their count, not by their work
         rated = max(plan.work * s_rest + hbm, plan.blocks * plan.measured_per_program_s)
-        rated *= max(1.0, plan.longest * sms / plan.work)
+        occupancy = max(1.0, plan.longest * sms / plan.work)
+        if plan.measured_program is not None and occupancy > 1.0 and plan.blocks <= sms:
+            # fewer programs than SMs (a short query chunk against a long cache): each runs
+            # alone on its SM, its row's steps at the rate measured so; their HBM stream is
+            # shared (the device's bandwidth bounds it), not scaled by the under-occupancy
+            step_s, fixed_s = plan.measured_program
+            rated = max(fixed_s + plan.longest * step_s, hbm)
+        else:
+            rated *= occupancy
         rated += plan.round_trips * arch.hbm_latency_s
         scheduled = max(scheduled, rated) if plan.measured_is_floor else rated
     per_block = _block_times(plan, rates, res.blocks_per_sm, later=True)
