@@ -203,8 +203,9 @@ def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
 
     Scaled by the datasheet ratios (target / source): whole-device compute rates (exp2,
     fp32, L2, the unfused kernels' non-memory time) by SMs x clock, per-SM times (tile-chain
-    steps, per-block fixed times) by the clock, matmul rates by the tensor peak, HBM
-    bandwidth by the HBM bandwidth. Host-side figures are the timing host's and are kept.
+    steps, per-block fixed times, a lone unfused program's step) by the clock, matmul rates
+    by the tensor peak, HBM bandwidth by the HBM bandwidth. Host-side figures are the timing
+    host's and are kept.
     """
     cal = source.calibration
     if cal is None:
@@ -255,6 +256,11 @@ def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
                 hbm_write_bytes_per_s=p.hbm_write_bytes_per_s * device,
             )
             for p in cal.unfused_kernels
+        ),
+        # a lone program's per-step and fixed time: per-SM times, by the clock
+        unfused_programs=tuple(
+            dataclasses.replace(p, step_s=p.step_s / clock, fixed_s=p.fixed_s / clock)
+            for p in cal.unfused_programs
         ),
         matmul=tuple(
             dataclasses.replace(p, tflops=p.tflops * tensor.get(p.dtype, device))

@@ -82,6 +82,15 @@ def test_transfer_scales_by_sms_clock_and_keeps_the_unfused_split() -> None:
     # run's bandwidth is memory / device, so the rest is (time - memory) / device
     assert mine.time_s == pytest.approx(theirs.time_s / device)
     assert mine.hbm_read_bytes_per_s == pytest.approx(theirs.hbm_read_bytes_per_s * device)
+    # a lone unfused program's step and the shared-K/V later waves: per-SM times, by the clock
+    assert source.unfused_programs
+    lone, their_lone = got.unfused_programs[0], source.unfused_programs[0]
+    assert lone.step_s == pytest.approx(their_lone.step_s / clock)
+    assert lone.fixed_s == pytest.approx(their_lone.fixed_s / clock)
+    shared = [p for p in got.attention_blocks if p.q_tiles > 1]
+    assert shared and shared[0].step_s == pytest.approx(
+        next(p for p in source.attention_blocks if p.q_tiles > 1).step_s / clock
+    )
 
 
 def test_a100_runs_on_its_datasheet_with_the_stated_efficiencies() -> None:
