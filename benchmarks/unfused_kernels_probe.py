@@ -7,7 +7,8 @@ and 6 at 16K) do not cover: a short query chunk against a long cache, where the 
 runs fewer programs than SMs over long rows, and small calls whose scores stay in L2. Each
 kernel (qk, softmax, pv) of `attention_unfused` is timed alone with do_bench (L2 flushed),
 on shapes in none of the validation, holdout or regimes suites; the CSV has one row per
-(shape, tiling, kernel) with the kernel's median time and its program count.
+(shape, tiling, kernel) with the kernel's median time. `--set long` times long rows (causal
+and not) and one length that is no multiple of 16 instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ SHAPES = (
     (8, 768, 768, 128, True),
     (4, 1536, 1536, 64, True),
     (8, 1536, 1536, 128, False),
+)
+# `--set long`: long rows, causal and not (6000 and 10000 keys: rows in two softmax loops),
+# and 3000 (no multiple of 16: unaligned score rows)
+LONG_SHAPES = (
+    (16, 6000, 6000, 64, True),
+    (16, 6000, 6000, 64, False),
+    (8, 10000, 10000, 128, True),
+    (4, 3000, 3000, 128, True),
 )
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
@@ -59,12 +68,18 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--set",
+        choices=("short", "long"),
+        default="short",
+        help="short-query and small shapes (default), or long and unaligned rows",
+    )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("unfused_kernels_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     rows = []
-    for bh, sq, sk, d, causal in SHAPES:
+    for bh, sq, sk, d, causal in LONG_SHAPES if args.set == "long" else SHAPES:
         for tiling in TILINGS:
             for name, call in _launchers(torch, bh, sq, sk, d, causal, tiling):
                 ms = float(triton.testing.do_bench(call, warmup=10, rep=50, return_mode="median"))
