@@ -17,7 +17,6 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import Any
 
 # (batch*heads, seq_q, seq_k, head_dim, causal)
 SHAPES = (
@@ -40,31 +39,12 @@ LONG_SHAPES = (
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
-def _launchers(
-    torch: Any, bh: int, sq: int, sk: int, d: int, causal: bool, tiling: tuple[int, ...]
-):  # type: ignore[no-untyped-def]  # noqa: E501
-    from attnsim.kernels.triton.attn_unfused import attention_unfused, plan_for
-
-    dt = torch.bfloat16
-    q = torch.randn(1, bh, sq, d, device="cuda", dtype=dt)
-    k, v = (torch.randn(1, bh, sk, d, device="cuda", dtype=dt) for _ in range(2))
-    o = torch.empty_like(q)
-    s = torch.randn(bh, sq, sk, device="cuda", dtype=dt)
-    bm, bn, w, st = tiling
-    tile = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
-    attention_unfused(q, k, v, causal, out=o, scores=s, **tile)
-    plan = plan_for(q, k, v, causal, out=o, **tile)
-    return (
-        ("qk", lambda: plan.qk(q, k, s)),
-        ("softmax", lambda: plan.softmax(s)),
-        ("pv", lambda: plan.pv(s, v, o)),
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Time every kernel of every shape and tiling; write the CSV."""
     import torch
     import triton
+
+    from attnsim.kernels.calibrate.microbench_unfused import _launchers
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -81,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for bh, sq, sk, d, causal in LONG_SHAPES if args.set == "long" else SHAPES:
         for tiling in TILINGS:
-            for name, call in _launchers(torch, bh, sq, sk, d, causal, tiling):
+            calls = _launchers(torch, bh, sk, d, causal, tiling, seq_q=sq)
+            for name, call in zip(("qk", "softmax", "pv"), calls, strict=True):
                 ms = float(triton.testing.do_bench(call, warmup=10, rep=50, return_mode="median"))
                 row = dict(kernel=name, batch_heads=bh, seq_q=sq, seq_k=sk, head_dim=d,
                            causal=int(causal), block_m=tiling[0], block_n=tiling[1],

@@ -54,6 +54,7 @@ from attnsim.archs.calibration.points import (
     StepPoint,
     UnfusedPoint,
     UnfusedProgramPoint,
+    log_distance,
 )
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
@@ -230,8 +231,7 @@ class Calibration:
             return None
 
         def dist(p: BlockPoint) -> float:
-            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
-            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+            return p.tiling_distance(tiling)
 
         best = min(dist(p) for p in near)
         same = [p for p in near if dist(p) == best]
@@ -268,8 +268,7 @@ class Calibration:
             return 0.0
 
         def dist(p: BlockPoint) -> float:
-            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
-            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+            return p.tiling_distance(tiling)
 
         best = min(dist(p) for p in near)
         same = [p for p in near if dist(p) == best]
@@ -304,8 +303,7 @@ class Calibration:
             return None
 
         def dist(p: BlockPoint) -> float:
-            pairs = zip((p.block_m, p.block_n, p.num_warps, p.num_stages), tiling, strict=True)
-            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+            return p.tiling_distance(tiling)
 
         return min(near, key=dist)
 
@@ -335,13 +333,8 @@ class Calibration:
         """
 
         def dist(p: UnfusedPoint) -> float:
-            pairs = (
-                (p.head_dim, head_dim),
-                (p.block_m, block_m),
-                (p.block_n, block_n),
-                (p.num_warps, warps),
-            )
-            return sum(abs(math.log2(a / b)) for a, b in pairs if a > 0 and b > 0)
+            mine = (p.head_dim, p.block_m, p.block_n, p.num_warps)
+            return log_distance(mine, (head_dim, block_m, block_n, warps))
 
         found = [p for p in self.unfused_kernels if p.kernel == kernel and p.causal == causal]
         return sorted(found, key=dist)
@@ -356,8 +349,7 @@ class Calibration:
 
         def dist(p: UnfusedProgramPoint) -> float:
             mine = (p.head_dim, p.block_m, p.block_n, p.num_warps, p.num_stages)
-            pairs = zip(mine, (head_dim, *tiling), strict=True)
-            return sum(abs(math.log2(a / b)) for a, b in pairs)
+            return log_distance(mine, (head_dim, *tiling))
 
         return min(found, key=dist)
 

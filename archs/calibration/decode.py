@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader, path_exists
 
 TOP_KEYS = (
@@ -75,8 +76,8 @@ REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench
 
 
 @dataclass(frozen=True, slots=True)
-class ProgramPoint:
-    """Streaming figures of one decode program configuration (see the module docstring)."""
+class Config:
+    """A decode program's configuration: its head and value dims, packed rows and tiling."""
 
     head_dim: int
     value_dim: int
@@ -84,24 +85,30 @@ class ProgramPoint:
     block_n: int
     num_warps: int
     num_stages: int
+
+    @property
+    def config(self) -> tuple[int, int, int, int, int, int]:
+        """(head_dim, value_dim, rows, block_n, num_warps, num_stages)."""
+        return (self.head_dim, self.value_dim, self.rows, self.block_n, self.num_warps,
+                self.num_stages)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramPoint(Config):
+    """Streaming figures of one decode program configuration (see the module docstring)."""
+
     programs_per_sm: int
     tile_s: float
     fixed_s: float
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
+class Profile(Config):
     """A launch's time (less the do_bench floor) over the key tiles of each of its programs.
 
     Measured with few programs (no HBM contention): `time_s[i]` for `tiles[i]` tiles each.
     """
 
-    head_dim: int
-    value_dim: int
-    rows: int
-    block_n: int
-    num_warps: int
-    num_stages: int
     tiles: tuple[int, ...]
     time_s: tuple[float, ...]
 
@@ -162,7 +169,7 @@ class MergePoint:
 
 
 @dataclass(frozen=True, slots=True)
-class LoadCurve:
+class LoadCurve(Config):
     """A program's per-tile time over how many programs stream at once (`loads`).
 
     The unsplit kernel with n programs, one segment each, all resident: `tile_s[i]` is the
@@ -170,12 +177,6 @@ class LoadCurve:
     its intercept less the do_bench floor.
     """
 
-    head_dim: int
-    value_dim: int
-    rows: int
-    block_n: int
-    num_warps: int
-    num_stages: int
     programs: tuple[int, ...]
     tile_s: tuple[float, ...]
     fixed_s: tuple[float, ...]
@@ -239,15 +240,7 @@ class DecodeCalibration:
         if not close:
             return None
         return min(
-            close,
-            key=lambda c: sum(
-                abs(math.log2(a / b))
-                for a, b in zip(
-                    (c.head_dim, c.value_dim, c.rows, c.block_n, c.num_warps, c.num_stages),
-                    (head_dim, value_dim, rows, *tiling),
-                    strict=True,
-                )
-            ),
+            close, key=lambda c: log_distance(c.config, (head_dim, value_dim, rows, *tiling))
         )
 
     def profile(self, head_dim: int, value_dim: int, rows: int) -> Profile | None:
@@ -263,13 +256,7 @@ class DecodeCalibration:
         ]
         if not usable:
             return None
-        return min(
-            usable,
-            key=lambda m: sum(
-                abs(math.log2(a / b))
-                for a, b in ((m.head_dim, head_dim), (m.value_dim, value_dim), (m.rows, rows))
-            ),
-        )
+        return min(usable, key=lambda m: log_distance(m.config[:3], (head_dim, value_dim, rows)))
 
     def program(
         self,
@@ -289,12 +276,7 @@ class DecodeCalibration:
             return None
 
         def dist(p: ProgramPoint) -> float:
-            pairs = zip(
-                (p.head_dim, p.value_dim, p.rows, p.block_n, p.num_warps, p.num_stages),
-                (head_dim, value_dim, rows, *tiling),
-                strict=True,
-            )
-            return sum(abs(math.log2(a / b)) for a, b in pairs)
+            return log_distance(p.config, (head_dim, value_dim, rows, *tiling))
 
         best = min(dist(p) for p in self.programs)
         near = [p for p in self.programs if dist(p) == best]
@@ -313,13 +295,8 @@ class DecodeCalibration:
         own = [m for m in self.merges if m.strategy == strategy] or list(self.merges)
         if not own:
             return None
-        return min(
-            own,
-            key=lambda m: sum(
-                abs(math.log2(a / b))
-                for a, b in ((m.head_dim, head_dim), (m.value_dim, value_dim), (m.rows, rows))
-            ),
-        )
+        want = (head_dim, value_dim, rows)
+        return min(own, key=lambda m: log_distance((m.head_dim, m.value_dim, m.rows), want))
 
     def host_call(self, strategy: str) -> float | None:
         """Measured host seconds of one launcher call with `strategy`."""

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+
+def log_distance(mine: Sequence[float], want: Sequence[float]) -> float:
+    """Sum of the |log2| ratios of paired figures (a pair with a side <= 0 counts 0).
+
+    How far a measured configuration is from the one asked for: the lookups of every
+    calibration section take the nearest by it.
+    """
+    return sum(abs(math.log2(a / b)) for a, b in zip(mine, want, strict=True) if a > 0 and b > 0)
+
 
 TOP_KEYS = (
     "device",
@@ -139,6 +151,10 @@ class BlockPoint:
     tiles: str = "device"
     loop_s: float = 0.0
     q_tiles: int = 1
+
+    def tiling_distance(self, tiling: Sequence[int]) -> float:
+        """`log_distance` of (block_m, block_n, warps, stages) from `tiling`."""
+        return log_distance((self.block_m, self.block_n, self.num_warps, self.num_stages), tiling)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,33 @@ def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple
         f"{device}, merged {stamp} (the real kernel, one wave, two streamed lengths)"
     )
     data["notes"] = [n for n in data.get("notes", []) if source not in n] + [note]
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+
+
+def replace_entries(
+    path: Path,
+    section: str,
+    entries: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], Hashable],
+    note: str = "",
+    source: str = "",
+) -> None:
+    """Put `entries` in a calibration file's `section` in place of those with the same `key`.
+
+    `note` joins the file's notes, replacing earlier notes that name `source`.
+    """
+    import yaml
+
+    text = path.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
+    data = read_yaml(path)  # the hardened reader: a bad file is a located SpecError
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a calibration mapping")
+    new = {key(e) for e in entries}
+    data[section] = [e for e in data.get(section, []) if key(e) not in new] + entries
+    if note:
+        data["notes"] = [n for n in data.get("notes", []) if not source or source not in n]
+        data["notes"].append(note)
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
 

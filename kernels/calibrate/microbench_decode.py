@@ -14,17 +14,20 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
   segments over cache lengths of 1 to 512 key tiles: a program's time is not linear in its
   tiles (short runs pay ~1.7-1.9 us per tile and a ~2 us start, long ones 1.5 us and a larger
   intercept), so the model interpolates this curve;
-- `merges`: split-K with s = 1, 2, 4, 8, 16 splits on 128 / s segments, so that 128
-  programs each stream 512 keys whatever s: t(s) - t(1) = piece + s x part, least squares;
-  for the GQA kernel and for MLA's (head blocks 16/32/64: partial states of the 512-wide
-  latent); `--merges-only` re-measures these alone into an existing file;
+- `merges`: with s = 1, 2, ..., 128 splits on 128 / s segments, so that 128 programs each
+  stream 512 keys whatever s: t(s) - t(1) = piece + s x part, least squares, and the
+  measured curve itself (`splits`/`added_us`); for the GQA kernel and for MLA's (head blocks
+  16/32/64: partial states of the 512-wide latent), in the split-K and the stream-K builds
+  of the kernel (`strategy: streamk`; their register allocations differ);
+- `loads`: the per-tile time (slope over two cache lengths) with n = 16-528 programs
+  streaming at once, how a program slows as the others load the GPU (MLA's too);
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
-- `--extend` adds to an existing file: the 64-row (MQA) configuration's `programs` and
-  profile; `loads`, the per-tile time (slope over two cache lengths) with n = 16-528 programs
-  streaming at once (how a program slows as the others load HBM); and merges over 2-128
-  splits, each with its measured curve `splits`/`added_us` (t(s) - t(1)); `--mla-loads`
-  adds MLA's `loads` (head blocks of 16-64 heads over the latent, cache lengths MLA_LENGTHS);
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
+
+Updates of an existing file (each replaces the same measurements, keeps the others):
+`--merges-only` (split-K merges), `--streamk-merges`, `--mla-loads`, `--extend` (the 64-row
+configuration of MQA, the GQA loads and the split-K merges); `--raw FILE` also writes what
+was measured.
 
 None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
 format is in `archs/calibration/decode.py`.
@@ -59,7 +62,7 @@ PROFILE_LENGTHS = (64, 256, 1024, 2048, 4096, 8192, 32768)  # `profiles`: time o
 # merge figures: MERGE_PROGRAMS programs (one wave, one per SM) streaming MERGE_CHUNK keys
 # each, as MERGE_PROGRAMS / s segments split s ways: only the merging differs with s, so
 # t(s) - t(1) is what splitting adds
-MERGE_PROGRAMS, MERGE_CHUNK, MERGE_SPLITS = 128, 512, (1, 2, 4, 8, 16)
+MERGE_PROGRAMS, MERGE_CHUNK = 128, 512
 # MLA absorbed decode (kernels.triton.attn_mla): latent C and rope Rr dims (DeepSeek-V2/V3),
 # head blocks, the kernel's default tiling (block_n, warps, stages), cache lengths
 MLA_DIMS = (512, 64)
@@ -75,6 +78,8 @@ LOAD_CONFIGS = ((128, 128, 4, 64, 4, 2), (64, 64, 4, 64, 4, 2), (128, 128, 64, 6
 LOAD_PROGRAMS = (16, 32, 66, 132, 198, 264, 396, 528)
 LOAD_LENGTHS = (2048, 16384)
 WIDE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
+# merges: (head_dim, value_dim, query heads per K/V head) of the GQA kernel
+MERGE_CONFIGS = ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64))
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -207,6 +212,46 @@ def _merge_curve(splits: tuple[int, ...], times: tuple[float, ...]) -> dict[str,
     )  # fmt: skip
 
 
+def _merges(torch: Any, log: Any, strategy: str = "splitk") -> list[dict[str, Any]]:
+    """Merge entries with their curve over WIDE_SPLITS: MERGE_CONFIGS and MLA's head blocks.
+
+    MERGE_PROGRAMS programs on MERGE_PROGRAMS / s segments of s x MERGE_CHUNK keys, so each
+    program streams MERGE_CHUNK keys whatever s and t(s) - t(1) is what merging s adds in
+    `strategy`'s build of the kernel (split-K: s splits; stream-K: MERGE_PROGRAMS programs,
+    one segment each; the builds' register allocations differ). Stream-K entries say so
+    (`strategy: streamk`); split-K is the loader's default.
+    """
+
+    def split(s: int) -> dict[str, Any]:
+        if strategy == "streamk":
+            return dict(strategy="streamk", programs=MERGE_PROGRAMS)
+        return dict(strategy="splitk", splits=s)
+
+    tag = {"strategy": "streamk"} if strategy == "streamk" else {}
+    out = []
+    for e, f, group in MERGE_CONFIGS:
+        ts = tuple(
+            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, **split(s))
+            for s in WIDE_SPLITS
+        )
+        out.append(dict(head_dim=e, value_dim=f, rows=_rows(group), **tag,
+                        **_merge_curve(WIDE_SPLITS, ts)))  # fmt: skip
+        log(f"  {strategy} merge {out[-1]}")
+        torch.cuda.empty_cache()
+    bn, w, st = MLA_TILING
+    for hb in MLA_HEAD_BLOCKS:  # MLA: partial states of hb rows x the latent C (fp32)
+        ts = tuple(
+            _timed_mla(torch, MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, head_block=hb,
+                       block_n=bn, num_warps=w, num_stages=st, **split(s))
+            for s in WIDE_SPLITS
+        )  # fmt: skip
+        out.append(dict(head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, **tag,
+                        **_merge_curve(WIDE_SPLITS, ts)))  # fmt: skip
+        log(f"  MLA {strategy} merge {out[-1]}")
+        torch.cuda.empty_cache()
+    return out
+
+
 def measure_extension(torch: Any, log: Any) -> dict[str, Any]:
     """The `--extend` figures: EXTEND_CONFIGS' programs and profiles, `loads`, wide merges."""
     from attnsim.kernels.triton.common import num_sms
@@ -219,30 +264,7 @@ def measure_extension(torch: Any, log: Any) -> dict[str, Any]:
     programs = [p for cfg in EXTEND_CONFIGS for p in _programs(torch, floor, cfg, sms, log)]
     profiles = [_profile(torch, floor, cfg, log) for cfg in EXTEND_CONFIGS]
     loads = [_load(torch, floor, cfg, log) for cfg in LOAD_CONFIGS]
-    merges = []
-    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64)):
-        ts = tuple(
-            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="splitk",
-                   splits=s)
-            for s in WIDE_SPLITS
-        )  # fmt: skip
-        entry = dict(head_dim=e, value_dim=f, rows=_rows(group), **_merge_curve(WIDE_SPLITS, ts))
-        log(f"  merge {entry}")
-        merges.append(entry)
-        torch.cuda.empty_cache()
-    for hb in MLA_HEAD_BLOCKS:
-        bn, w, st = MLA_TILING
-        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="splitk")
-        ts = tuple(
-            _timed_mla(torch, MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, splits=s, **kw)
-            for s in WIDE_SPLITS
-        )
-        entry = dict(
-            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, **_merge_curve(WIDE_SPLITS, ts)
-        )  # fmt: skip
-        log(f"  MLA merge {entry}")
-        merges.append(entry)
-        torch.cuda.empty_cache()
+    merges = _merges(torch, log)
     return {
         "programs": programs,
         "profiles": profiles,
@@ -254,38 +276,8 @@ def measure_extension(torch: Any, log: Any) -> dict[str, Any]:
 
 
 def measure_streamk_merges(torch: Any, log: Any) -> list[dict[str, Any]]:
-    """Merge entries of the stream-K kernel (`strategy: streamk`), as the split-K ones.
-
-    MERGE_PROGRAMS programs on MERGE_PROGRAMS / s segments of s x MERGE_CHUNK keys: each
-    program owns MERGE_CHUNK keys of one segment, so t(s) - t(1) is what merging s adds in
-    the stream-K build of the kernel (its register allocation differs from split-K's).
-    """
-    out = []
-    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64)):
-        ts = tuple(
-            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="streamk",
-                   programs=MERGE_PROGRAMS)
-            for s in WIDE_SPLITS
-        )  # fmt: skip
-        entry = dict(head_dim=e, value_dim=f, rows=_rows(group), strategy="streamk",
-                     **_merge_curve(WIDE_SPLITS, ts))  # fmt: skip
-        log(f"  stream-K merge {entry}")
-        out.append(entry)
-        torch.cuda.empty_cache()
-    for hb in MLA_HEAD_BLOCKS:
-        bn, w, st = MLA_TILING
-        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="streamk")
-        ts = tuple(
-            _timed_mla(torch, MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, programs=MERGE_PROGRAMS,
-                       **kw)
-            for s in WIDE_SPLITS
-        )  # fmt: skip
-        entry = dict(head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, strategy="streamk",
-                     **_merge_curve(WIDE_SPLITS, ts))  # fmt: skip
-        log(f"  MLA stream-K merge {entry}")
-        out.append(entry)
-        torch.cuda.empty_cache()
-    return out
+    """Merge entries of the stream-K kernel (`strategy: streamk`), as the split-K ones."""
+    return _merges(torch, log, "streamk")
 
 
 def _timed_mla(torch: Any, segments: int, hb: int, seq: int, **kw: Any) -> float:
@@ -302,14 +294,10 @@ def _timed_mla(torch: Any, segments: int, hb: int, seq: int, **kw: Any) -> float
     return _bench_s(call)
 
 
-def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
-    """Every figure of the decode calibration (see the module docstring).
-
-    `merges_only`: measure the merge figures alone (`main --merges-only`).
-    """
+def measure(torch: Any, log: Any) -> dict[str, Any]:
+    """Every figure of the decode calibration (see the module docstring)."""
     from attnsim.kernels.calibrate.microbench import empty_kernel, versions
     from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
-    from attnsim.kernels.spec import decode_rows
     from attnsim.kernels.triton.attn_decode import attention_decode
     from attnsim.kernels.triton.common import num_sms
 
@@ -322,76 +310,47 @@ def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
     del big
     log(f"do_bench floor {floor * 1e6:.2f} us, HBM read {read_bw / 1e9:.0f} GB/s")
 
-    timed = functools.partial(_timed, torch)
     profiles: list[dict[str, Any]] = []
     programs: list[dict[str, Any]] = []
-    if not merges_only:
-        profiles += [_profile(torch, floor, cfg, log) for cfg in CONFIGS[:3]]
-        for cfg in CONFIGS:
-            programs += _programs(torch, floor, cfg, sms, log)
+    profiles += [_profile(torch, floor, cfg, log) for cfg in (*CONFIGS[:3], *EXTEND_CONFIGS)]
+    for cfg in (*CONFIGS, *EXTEND_CONFIGS):
+        programs += _programs(torch, floor, cfg, sms, log)
     timed_mla = functools.partial(_timed_mla, torch)
-    if not merges_only:
-        for hb in MLA_HEAD_BLOCKS:
-            bn, w, st = MLA_TILING
-            kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
-            curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
-            entry = dict(
-                head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
-                num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
-                time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
-            )  # fmt: skip
-            log(f"  MLA profile {entry}")
-            profiles.append(entry)
-            torch.cuda.empty_cache()
-        for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
-            segments = ISOLATED if per_sm == 1 else per_sm * sms
-            bn, w, st = MLA_TILING
-            kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
-            try:
-                mla_times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
-            except Exception as exc:  # noqa: BLE001 - keep the other configurations
-                log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
-                continue
-            slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), mla_times)  # type: ignore[arg-type]
-            entry = dict(
-                head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
-                num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
-                fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
-            )  # fmt: skip
-            log(f"  MLA program {entry}")
-            if slope > 0:
-                programs.append(entry)
-            torch.cuda.empty_cache()
-    merges = []
-    for e, f, group in ((128, 128, 4), (64, 64, 4), (128, 128, 32)):
-        ts = tuple(
-            timed(MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, strategy="splitk", splits=s)
-            for s in MERGE_SPLITS
-        )
-        piece, part = fit_merge(MERGE_SPLITS, ts)
-        entry = dict(
-            head_dim=e, value_dim=f, rows=decode_rows(group), piece_us=round(piece * 1e6, 3),
-            part_us=round(part * 1e6, 4),
-        )  # fmt: skip
-        log(f"  merge {entry} from {[round(t * 1e6, 2) for t in ts]} us")
-        merges.append(entry)
-    for hb in MLA_HEAD_BLOCKS:  # MLA: partial states of hb rows x the latent C (fp32)
+    for hb in MLA_HEAD_BLOCKS:
         bn, w, st = MLA_TILING
-        kw = dict(head_block=hb, block_n=bn, num_warps=w, num_stages=st, strategy="splitk")
-        ts = tuple(
-            timed_mla(MERGE_PROGRAMS // s, hb, s * MERGE_CHUNK, splits=s, **kw)
-            for s in MERGE_SPLITS
-        )
-        piece, part = fit_merge(MERGE_SPLITS, ts)
+        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+        curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
         entry = dict(
-            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb,
-            piece_us=round(piece * 1e6, 3), part_us=round(part * 1e6, 4),
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+            num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
+            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
         )  # fmt: skip
-        log(f"  MLA merge {entry} from {[round(t * 1e6, 2) for t in ts]} us")
-        merges.append(entry)
+        log(f"  MLA profile {entry}")
+        profiles.append(entry)
         torch.cuda.empty_cache()
-    if merges_only:
-        return {"merges": merges, "date": datetime.datetime.now(datetime.UTC).isoformat()}
+    for hb, per_sm in itertools.product(MLA_HEAD_BLOCKS, PER_SM):
+        segments = ISOLATED if per_sm == 1 else per_sm * sms
+        bn, w, st = MLA_TILING
+        kw = dict(strategy="unsplit", head_block=hb, block_n=bn, num_warps=w, num_stages=st)
+        try:
+            mla_times = tuple(timed_mla(segments, hb, n, **kw) for n in MLA_LENGTHS)
+        except Exception as exc:  # noqa: BLE001 - keep the other configurations
+            log(f"  MLA head_block {hb} k={per_sm} failed: {exc}")
+            continue
+        slope, icpt = fit_line(tuple(n / bn for n in MLA_LENGTHS), mla_times)  # type: ignore[arg-type]
+        entry = dict(
+            head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
+            num_stages=st, programs_per_sm=per_sm, tile_us=round(slope * 1e6, 4),
+            fixed_us=round(max(0.0, icpt - floor) * 1e6, 3),
+        )  # fmt: skip
+        log(f"  MLA program {entry}")
+        if slope > 0:
+            programs.append(entry)
+        torch.cuda.empty_cache()
+    merges = _merges(torch, log) + _merges(torch, log, "streamk")
+    c, _ = MLA_DIMS
+    mla = tuple((sum(MLA_DIMS), c, hb, *MLA_TILING) for hb in MLA_HEAD_BLOCKS)
+    loads = [_load(torch, floor, cfg, log) for cfg in (*LOAD_CONFIGS, *mla)]
     q = torch.randn(1, 4, 1, 64, device="cuda", dtype=dt)
     kv = torch.randn(1, 1, 256, 64, device="cuda", dtype=dt)
     host = {}
@@ -421,6 +380,7 @@ def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
         "programs": programs,
         "profiles": profiles,
         "merges": merges,
+        "loads": loads,
         "notes": [
             f"do_bench floor (empty kernel) {floor * 1e6:.2f} us subtracted from fixed_us",
             f"k = 1 figures from {ISOLATED} programs, k >= 2 from k x {sms} programs; "
@@ -429,36 +389,68 @@ def measure(torch: Any, log: Any, merges_only: bool = False) -> dict[str, Any]:
     }
 
 
+CONFIG_KEYS = ("head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages")
+# what makes two entries of a section the same measurement (an update replaces it)
+SECTION_KEYS = {
+    "programs": (*CONFIG_KEYS, "programs_per_sm"),
+    "profiles": CONFIG_KEYS,
+    "loads": CONFIG_KEYS,
+    "merges": ("head_dim", "value_dim", "rows", "strategy"),
+}
+
+
+def updated(record: dict[str, Any], fresh: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """`record` with each section's entries of `fresh` in place of the same measurements.
+
+    Entries are the same measurement when their `SECTION_KEYS` agree (a merge without
+    `strategy` is split-K's); the others are kept.
+    """
+
+    def key(section: str, e: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(e.get(k, "splitk" if k == "strategy" else None) for k in SECTION_KEYS[section])
+
+    out = dict(record)
+    for section, entries in fresh.items():
+        new = {key(section, e) for e in entries}
+        kept = [e for e in record.get(section, []) if key(section, e) not in new]
+        out[section] = kept + entries
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure and write the YAML file."""
+    """Measure and write the YAML file, or update sections of an existing one."""
     import torch
     import yaml
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument(
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument(
         "--merges-only",
         action="store_true",
-        help="re-measure only the merge figures and replace them in the existing --out file",
+        help="re-measure the split-K merges and replace them in the existing --out file",
     )
-    ap.add_argument(
+    mode.add_argument(
         "--extend",
         action="store_true",
-        help="measure the 64-row configuration, `loads` and the merges over 2-128 splits, and "
-        "add them to the existing --out file (its merges are replaced)",
+        help="measure the 64-row configuration, `loads` and the split-K merges over 2-128 "
+        "splits, and put them in the existing --out file",
     )
-    ap.add_argument(
+    mode.add_argument(
         "--mla-loads",
         action="store_true",
-        help="measure MLA's `loads` (head blocks 16/32/64) and add them to the --out file",
+        help="measure MLA's `loads` (head blocks 16/32/64) and put them in the --out file",
     )
-    ap.add_argument(
+    mode.add_argument(
         "--streamk-merges",
         action="store_true",
-        help="measure the stream-K kernel's merges and add them to the --out file",
+        help="measure the stream-K kernel's merges and put them in the --out file",
     )
-    ap.add_argument("--raw", type=Path, help="with --extend: also write the new figures here")
+    ap.add_argument("--raw", type=Path, help="with an update: also write the new figures here")
     args = ap.parse_args(argv)
+    update = args.merges_only or args.extend or args.mla_loads or args.streamk_merges
+    if update and not args.out.is_file():
+        ap.error(f"--out {args.out}: no such file (an update needs the calibration to update)")
     if not torch.cuda.is_available():
         print("microbench_decode needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -466,59 +458,35 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fresh: dict[str, list[dict[str, Any]]] = {}
     if args.merges_only:
-        from attnsim.einsum_ir.spec import read_yaml
-
-        record = read_yaml(args.out)
-        fresh = measure(torch, log, merges_only=True)
-        record["merges"] = fresh["merges"]
-        record.setdefault("notes", []).append(
-            f"merges re-measured {fresh['date'][:19]}Z (--merges-only), with MLA's"
-        )
+        fresh, note = {"merges": _merges(torch, log)}, "split-K merges re-measured"
     elif args.streamk_merges:
-        from attnsim.einsum_ir.spec import read_yaml
-
-        record = read_yaml(args.out)
-        fresh_merges = measure_streamk_merges(torch, log)
-        if args.raw:
-            args.raw.write_text(yaml.safe_dump({"merges": fresh_merges}, sort_keys=False), "utf-8")
-        record["merges"] = record.get("merges", []) + fresh_merges
-        record.setdefault("notes", []).append(
-            f"--streamk-merges {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}: "
-            "stream-K merges (strategy: streamk)"
-        )
+        fresh, note = {"merges": _merges(torch, log, "streamk")}, "stream-K merges"
     elif args.mla_loads:
-        from attnsim.einsum_ir.spec import read_yaml
         from attnsim.kernels.calibrate.microbench import empty_kernel
 
-        record = read_yaml(args.out)
         x = torch.empty(1, device="cuda")
         floor = _bench_s(lambda: empty_kernel[(1,)](x))
         c, _ = MLA_DIMS
-        mla_loads = [_load(torch, floor, (sum(MLA_DIMS), c, hb, *MLA_TILING), log)
-                     for hb in MLA_HEAD_BLOCKS]  # fmt: skip
-        if args.raw:
-            args.raw.write_text(yaml.safe_dump({"loads": mla_loads}, sort_keys=False), "utf-8")
-        record["loads"] = record.get("loads", []) + mla_loads
-        record.setdefault("notes", []).append(
-            f"--mla-loads {datetime.datetime.now(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}: MLA loads, "
-            f"head blocks {MLA_HEAD_BLOCKS}"
-        )
+        fresh = {"loads": [_load(torch, floor, (sum(MLA_DIMS), c, hb, *MLA_TILING), log)
+                           for hb in MLA_HEAD_BLOCKS]}  # fmt: skip
+        note = f"MLA loads, head blocks {MLA_HEAD_BLOCKS}"
     elif args.extend:
+        ext = measure_extension(torch, log)
+        fresh = {k: ext[k] for k in ("programs", "profiles", "loads", "merges")}
+        note = (
+            f"rows-64 programs and profile, loads (per-tile time over {LOAD_PROGRAMS} programs "
+            f"at once), split-K merges over {WIDE_SPLITS[1:]} splits"
+        )
+    if update:
         from attnsim.einsum_ir.spec import read_yaml
 
-        record = read_yaml(args.out)
-        fresh = measure_extension(torch, log)
         if args.raw:
             args.raw.write_text(yaml.safe_dump(fresh, sort_keys=False, width=100), "utf-8")
-        record["programs"] = record.get("programs", []) + fresh["programs"]
-        record["profiles"] = record.get("profiles", []) + fresh["profiles"]
-        record["merges"] = fresh["merges"]
-        record["loads"] = fresh["loads"]
-        record.setdefault("notes", []).append(
-            f"--extend {fresh['date']}: rows-64 programs and profile, loads (per-tile time over "
-            f"{LOAD_PROGRAMS} programs at once), merges over {WIDE_SPLITS[1:]} splits"
-        )
+        record = updated(read_yaml(args.out), fresh)
+        record.setdefault("notes", []).append(f"{stamp}: {note} (microbench_decode update)")
     else:
         record = measure(torch, log)
     args.out.parent.mkdir(parents=True, exist_ok=True)

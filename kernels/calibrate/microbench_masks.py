@@ -41,8 +41,6 @@ from typing import Any
 
 import triton
 
-from attnsim.einsum_ir.spec import read_yaml
-
 SCORE_STEPS = (8, 32)
 SCORES = ("softmax", "sigmoid", "softcap", "alibi")
 SOFTCAP = 50.0  # Gemma 2's cap, as benchmarks/masks_probe.py
@@ -192,9 +190,7 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
     This module's modes are replaced, and the `online` block entries of the tilings measured
     here (other `online` entries are kept).
     """
-    import yaml
-
-    from attnsim.kernels.calibrate.microbench_bwd import merge_modes
+    from attnsim.kernels.calibrate.microbench_bwd import merge_modes, replace_entries
 
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
         names = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages", "tiles")
@@ -203,15 +199,8 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
     ours = {k: [e for e in v if e.get("mode") != "online"] for k, v in found.items()}
     merge_modes(path, ours, MODES, "python -m attnsim.kernels.calibrate.microbench_masks", device)
     online = [e for e in found.get("attention_blocks", []) if e.get("mode") == "online"]
-    if not online:
-        return
-    text = path.read_text(encoding="utf-8")
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
-    data = read_yaml(path)
-    new = {key(e) for e in online}
-    kept = [e for e in data["attention_blocks"] if key(e) not in new]
-    data["attention_blocks"] = [*kept, *online]
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+    if online:
+        replace_entries(path, "attention_blocks", online, key)
 
 
 def main(argv: list[str] | None = None) -> int:

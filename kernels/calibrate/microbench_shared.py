@@ -94,28 +94,19 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
     """
     import datetime
 
-    import yaml
-
-    from attnsim.einsum_ir.spec import read_yaml
+    from attnsim.kernels.calibrate.microbench_bwd import replace_entries
 
     def key(e: dict[str, Any]) -> tuple[Any, ...]:
         names = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages", "tiles")
         return (*(e.get(n) for n in names), e.get("waves", 1), e.get("q_tiles", 1))
 
-    text = path.read_text(encoding="utf-8")
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
-    data = read_yaml(path)
-    new = found.get("attention_blocks", [])
-    fresh = {key(e) for e in new}
-    data["attention_blocks"] = [e for e in data["attention_blocks"] if key(e) not in fresh] + new
     source = "python -m attnsim.kernels.calibrate.microbench_shared"
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     note = (
         f"attention_blocks with q_tiles: `{source}` on {device}, merged {stamp} (later-wave "
         f"fixed time with {Q_TILES} query tiles per head sharing its K/V)"
     )
-    data["notes"] = [n for n in data.get("notes", []) if source not in n] + [note]
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+    replace_entries(path, "attention_blocks", found.get("attention_blocks", []), key, note, source)
 
 
 def main(argv: list[str] | None = None) -> int:
