@@ -424,7 +424,7 @@ def decode_partition(
 
     `seg_tiles`: key tiles of each segment (>= 1). "unsplit": one program per segment;
     "splitk": `splits` programs per segment, each `ceil(T / splits)` tiles (the last ones may
-    be short or empty); "streamk": `programs` programs, program p owning the flattened tiles
+    be short or empty; the last full one merges); "streamk": `programs` programs, program p owning the flattened tiles
     [p * N // P, (p + 1) * N // P) across segment boundaries (N = all tiles).
     """
     if strategy not in DECODE_STRATEGIES:
@@ -450,9 +450,12 @@ def decode_partition(
             chunk = -(-t // splits)
             used = -(-t // chunk)
             split = used > 1
+            # the last contributor to arrive merges: the last of the full chunks (a short
+            # last chunk, started in the same wave, arrives before them)
+            merger = used - 1 if t - (used - 1) * chunk == chunk else used - 2
             for i in range(splits):
                 n = max(0, min(chunk, t - i * chunk))
-                last = split and i == used - 1
+                last = split and i == merger
                 add(DecodeProgram(n, int(n > 0), int(split and n > 0), used if last else 0))
         return tuple(runs)
     if programs < 1:

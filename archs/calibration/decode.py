@@ -15,7 +15,13 @@ One file per device beside the device's main calibration: `<stem>-decode.yaml` n
       - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
          tiles: [1, 4, 16, 512], time_us: [4.1, 9.8, 30.0, 788.0]}
     merges:              # split-K on short chunks: what a split segment adds
-      - {head_dim: 128, value_dim: 128, rows: 16, piece_us: 1.2, part_us: 0.05}
+      - {head_dim: 128, value_dim: 128, rows: 16, piece_us: 1.2, part_us: 0.05,
+         num_warps: 4, strategy: splitk}     # optional: the warps and the kernel build
+    empty_program_us: {contiguous: 0.10, ragged: 0.13}   # a program finding no tile, per SM
+    builds:              # per build, one program per SM streaming one whole segment
+      - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
+         strategy: streamk, programs: 132, tile_us: 1.68, fixed_us: 10.6,
+         registers: 168, resident_per_sm: 3}  # optional: as compiled
 
 `tile_us`: the slope of a program's time over the key tiles it streams with
 `programs_per_sm` programs resident on every SM (the time of one tile while the others on the
@@ -44,6 +50,8 @@ TOP_KEYS = (
     "profiles",
     "merges",
     "loads",
+    "builds",
+    "empty_program_us",
     "notes",
 )
 PROFILE_KEYS = (
@@ -69,8 +77,14 @@ PROGRAM_KEYS = (
 )
 MERGE_KEYS = (
     "head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us", "strategy",
+    "num_warps",
 )  # fmt: skip
 MERGE_STRATEGIES = ("splitk", "streamk")
+BUILD_STRATEGIES = ("unsplit", *MERGE_STRATEGIES)
+BUILD_KEYS = (
+    *PROFILE_KEYS[:6], "strategy", "programs", "tile_us", "fixed_us", "registers",
+    "resident_per_sm",
+)  # fmt: skip
 LOAD_KEYS = (*PROFILE_KEYS[:6], "programs", "tile_us", "fixed_us")
 REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench_decode.ISOLATED)
 
@@ -137,7 +151,8 @@ class MergePoint:
     count s (one wave of programs; s - 1 partial states merged by the last of each segment).
     `strategy`: the kernel build it was measured on (split-K's and stream-K's merge the same
     way but compile to different register allocations: MLA's 64-row merge costs 1.4x more
-    per partial in the stream-K build).
+    per partial in the stream-K build). `num_warps`: the program's warps (the merge loop's
+    loads spread over them: 8 warps merge 32 partials of 16 rows in half the time of 4).
     """
 
     head_dim: int
@@ -148,6 +163,7 @@ class MergePoint:
     splits: tuple[int, ...] = ()
     added_s: tuple[float, ...] = ()
     strategy: str = "splitk"
+    num_warps: int = 4
 
     def merge_s(self, parts: int) -> float:
         """What the merging program adds for `parts` partial states.
@@ -209,6 +225,27 @@ class LoadCurve(Config):
 
 
 @dataclass(frozen=True, slots=True)
+class BuildPoint(Config):
+    """One kernel build's per-tile time (`builds`): `programs` programs, one segment each.
+
+    The unsplit, split-K and stream-K builds run the same streaming loop but compile to
+    different register allocations; measured in one run, their ratio is what the build
+    costs per tile (1.27x for MLA's 64-row stream-K build on the H200, ~1 for most).
+    `registers`: per thread, as compiled; `resident_per_sm`: the programs an SM holds with
+    them and the kernel's shared memory (0: not recorded). The builds differ: the H200's
+    stream-K build of the 16-row GQA kernel takes 168 registers (3 programs per SM), its
+    unsplit build 92 (5); MLA's 32-row kernel takes 177 (one program per SM).
+    """
+
+    strategy: str
+    programs: int
+    tile_s: float
+    fixed_s: float
+    registers: int = 0
+    resident_per_sm: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DecodeCalibration:
     """The decode figures of one device."""
 
@@ -221,7 +258,52 @@ class DecodeCalibration:
     merges: tuple[MergePoint, ...] = ()
     profiles: tuple[Profile, ...] = ()
     loads: tuple[LoadCurve, ...] = ()
+    builds: tuple[BuildPoint, ...] = ()
+    # what a program that finds no key tile costs an SM, without and with per-sequence
+    # lengths (it reads its sequence's length first)
+    empty_program_s: tuple[tuple[str, float], ...] = ()
     path: str = ""
+
+    def empty_program(self, ragged: bool) -> float | None:
+        """Seconds an empty program costs its SM (None if not measured)."""
+        return dict(self.empty_program_s).get("ragged" if ragged else "contiguous")
+
+    def build_factor(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int], strategy: str
+    ) -> float:
+        """Per-tile time of `strategy`'s build over the unsplit build's (1.0 if unmeasured).
+
+        From the nearest configuration measured in both builds; only within a factor 2 of
+        the head and value dims (as `load`).
+        """
+        if strategy == "unsplit":
+            return 1.0
+        pairs: dict[tuple[int, ...], dict[str, float]] = {}
+        for b in self.builds:
+            if b.strategy in (strategy, "unsplit"):
+                pairs.setdefault(b.config, {})[b.strategy] = b.tile_s
+        want = (head_dim, value_dim, rows, *tiling)
+        both = [
+            (log_distance(c, want), t[strategy] / t["unsplit"])
+            for c, t in pairs.items()
+            if len(t) == 2 and abs(math.log2(c[0] / head_dim)) <= 1
+            and abs(math.log2(c[1] / value_dim)) <= 1
+        ]  # fmt: skip
+        return min(both)[1] if both else 1.0
+
+    def resident(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int], strategy: str
+    ) -> int:
+        """Programs per SM the compiled `strategy` build holds (0 if not measured).
+
+        Only for exactly this configuration: registers change with every dimension.
+        """
+        want = (head_dim, value_dim, rows, *tiling)
+        return next(
+            (b.resident_per_sm for b in self.builds
+             if b.config == want and b.strategy == strategy and b.resident_per_sm),
+            0,
+        )  # fmt: skip
 
     def load(
         self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int]
@@ -286,17 +368,25 @@ class DecodeCalibration:
         return min(near, key=lambda p: p.programs_per_sm), best
 
     def merge(
-        self, head_dim: int, value_dim: int, rows: int, strategy: str = "splitk"
+        self,
+        head_dim: int,
+        value_dim: int,
+        rows: int,
+        strategy: str = "splitk",
+        num_warps: int = 4,
     ) -> MergePoint | None:
-        """The measured merge figures nearest this head dim, value dim and rows.
+        """The measured merge figures nearest this head dim, value dim, rows and warps.
 
         Those measured on `strategy`'s kernel build when there are any, else any.
         """
         own = [m for m in self.merges if m.strategy == strategy] or list(self.merges)
         if not own:
             return None
-        want = (head_dim, value_dim, rows)
-        return min(own, key=lambda m: log_distance((m.head_dim, m.value_dim, m.rows), want))
+        want = (head_dim, value_dim, rows, num_warps)
+        return min(
+            own,
+            key=lambda m: log_distance((m.head_dim, m.value_dim, m.rows, m.num_warps), want),
+        )
 
     def host_call(self, strategy: str) -> float | None:
         """Measured host seconds of one launcher call with `strategy`."""
@@ -423,6 +513,9 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         strategy = r.opt("strategy", "str")
         if strategy is not None and strategy.value not in MERGE_STRATEGIES:
             strategy.error(f"expected one of {', '.join(MERGE_STRATEGIES)}, got {strategy.value!r}")
+        warps = r.opt("num_warps", "int")
+        if warps is not None and warps.value <= 0:
+            warps.error(f"expected a positive integer, got {warps.value}")
         r.done(MERGE_KEYS)
         if ints is not None and piece is not None and part is not None:
             xs, ys = curve if curve is not None else ((), ((),))
@@ -433,8 +526,41 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
                     MergePoint(
                         **ints, piece_s=piece, part_s=part, splits=xs, added_s=ys[0],
                         strategy=str(strategy.value) if strategy is not None else "splitk",
+                        num_warps=int(warps.value) if warps is not None and warps.value > 0 else 4,
                     )
                 )  # fmt: skip
+    empty = []
+    empty_r = root.opt("empty_program_us", "map")
+    for name, value in empty_r.items() if empty_r is not None else ():
+        if name not in ("contiguous", "ragged"):
+            value.error(f"expected contiguous or ragged, got {name!r}")
+        elif value.check("number") and float(value.value) >= 0:
+            empty.append((str(name), float(value.value) * 1e-6))
+        elif value.check("number"):
+            value.error(f"expected a non-negative number, got {value.value}")
+    builds = []
+    builds_r = root.opt("builds", "list")
+    for r in builds_r.each() if builds_r is not None else ():
+        if not r.check("map"):
+            continue
+        ints = _ints(r, (*BUILD_KEYS[:6], "programs"))
+        extra = {}
+        for key in ("registers", "resident_per_sm"):
+            c = r.opt(key, "int")
+            if c is not None and c.value <= 0:
+                c.error(f"expected a positive integer, got {c.value}")
+            elif c is not None:
+                extra[key] = int(c.value)
+        tile, fixed = _us(r, "tile_us", allow_zero=False), _us(r, "fixed_us")
+        strat = r.req("strategy", "str")
+        if strat is not None and strat.value not in BUILD_STRATEGIES:
+            strat.error(f"expected one of {', '.join(BUILD_STRATEGIES)}, got {strat.value!r}")
+            strat = None
+        r.done(BUILD_KEYS)
+        if ints is not None and tile is not None and fixed is not None and strat is not None:
+            n = ints.pop("programs")
+            builds.append(BuildPoint(**ints, strategy=str(strat.value), programs=n,
+                                     tile_s=tile, fixed_s=fixed, **extra))  # fmt: skip
     root.done(TOP_KEYS)
     root.finish()
     return DecodeCalibration(
@@ -447,5 +573,7 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         merges=tuple(merges),
         profiles=tuple(profiles),
         loads=tuple(loads),
+        builds=tuple(builds),
+        empty_program_s=tuple(empty),
         path=str(path),
     )

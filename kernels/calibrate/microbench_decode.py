@@ -24,10 +24,15 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
 - `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
 
+- `builds`: per configuration and kernel build (unsplit, split-K, stream-K), the per-tile
+  time with one program per SM streaming one whole segment: the builds compile the same
+  loop to different register allocations (MLA's 64-row stream-K build is slower per tile).
+
 Updates of an existing file (each replaces the same measurements, keeps the others):
 `--merges-only` (split-K merges), `--streamk-merges`, `--mla-loads`, `--extend` (the 64-row
-configuration of MQA, the GQA loads and the split-K merges); `--raw FILE` also writes what
-was measured.
+configuration of MQA, the GQA loads and the split-K merges), `--builds` (`builds` and the
+GQA merges at 8 warps), `--empty` (`empty_program_us`: what a program that finds no tile
+costs an SM, contiguous and ragged); `--raw FILE` also writes what was measured.
 
 None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
 format is in `archs/calibration/decode.py`.
@@ -80,6 +85,7 @@ LOAD_LENGTHS = (2048, 16384)
 WIDE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
 # merges: (head_dim, value_dim, query heads per K/V head) of the GQA kernel
 MERGE_CONFIGS = ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64))
+GQA_WARPS = 4  # attention_decode's default num_warps
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -212,14 +218,15 @@ def _merge_curve(splits: tuple[int, ...], times: tuple[float, ...]) -> dict[str,
     )  # fmt: skip
 
 
-def _merges(torch: Any, log: Any, strategy: str = "splitk") -> list[dict[str, Any]]:
+def _merges(torch: Any, log: Any, strategy: str = "splitk", warps: int = 0) -> list[dict[str, Any]]:
     """Merge entries with their curve over WIDE_SPLITS: MERGE_CONFIGS and MLA's head blocks.
 
     MERGE_PROGRAMS programs on MERGE_PROGRAMS / s segments of s x MERGE_CHUNK keys, so each
     program streams MERGE_CHUNK keys whatever s and t(s) - t(1) is what merging s adds in
     `strategy`'s build of the kernel (split-K: s splits; stream-K: MERGE_PROGRAMS programs,
     one segment each; the builds' register allocations differ). Stream-K entries say so
-    (`strategy: streamk`); split-K is the loader's default.
+    (`strategy: streamk`); split-K is the loader's default. Every entry names its programs'
+    `num_warps`: the GQA kernel's default 4, or `warps` (then MERGE_CONFIGS only); MLA's 8.
     """
 
     def split(s: int) -> dict[str, Any]:
@@ -227,17 +234,21 @@ def _merges(torch: Any, log: Any, strategy: str = "splitk") -> list[dict[str, An
             return dict(strategy="streamk", programs=MERGE_PROGRAMS)
         return dict(strategy="splitk", splits=s)
 
-    tag = {"strategy": "streamk"} if strategy == "streamk" else {}
+    tag: dict[str, Any] = {"strategy": "streamk"} if strategy == "streamk" else {}
+    gqa_warps = warps or GQA_WARPS
     out = []
     for e, f, group in MERGE_CONFIGS:
         ts = tuple(
-            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK, **split(s))
+            _timed(torch, MERGE_PROGRAMS // s, group, e, f, s * MERGE_CHUNK,
+                   num_warps=gqa_warps, **split(s))
             for s in WIDE_SPLITS
-        )
-        out.append(dict(head_dim=e, value_dim=f, rows=_rows(group), **tag,
+        )  # fmt: skip
+        out.append(dict(head_dim=e, value_dim=f, rows=_rows(group), **tag, num_warps=gqa_warps,
                         **_merge_curve(WIDE_SPLITS, ts)))  # fmt: skip
         log(f"  {strategy} merge {out[-1]}")
         torch.cuda.empty_cache()
+    if warps:
+        return out
     bn, w, st = MLA_TILING
     for hb in MLA_HEAD_BLOCKS:  # MLA: partial states of hb rows x the latent C (fp32)
         ts = tuple(
@@ -246,7 +257,7 @@ def _merges(torch: Any, log: Any, strategy: str = "splitk") -> list[dict[str, An
             for s in WIDE_SPLITS
         )  # fmt: skip
         out.append(dict(head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, **tag,
-                        **_merge_curve(WIDE_SPLITS, ts)))  # fmt: skip
+                        num_warps=w, **_merge_curve(WIDE_SPLITS, ts)))  # fmt: skip
         log(f"  MLA {strategy} merge {out[-1]}")
         torch.cuda.empty_cache()
     return out
@@ -395,7 +406,8 @@ SECTION_KEYS = {
     "programs": (*CONFIG_KEYS, "programs_per_sm"),
     "profiles": CONFIG_KEYS,
     "loads": CONFIG_KEYS,
-    "merges": ("head_dim", "value_dim", "rows", "strategy"),
+    "merges": ("head_dim", "value_dim", "rows", "strategy", "num_warps"),
+    "builds": (*CONFIG_KEYS, "strategy"),
 }
 
 
@@ -407,7 +419,8 @@ def updated(record: dict[str, Any], fresh: dict[str, list[dict[str, Any]]]) -> d
     """
 
     def key(section: str, e: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(e.get(k, "splitk" if k == "strategy" else None) for k in SECTION_KEYS[section])
+        default = {"strategy": "splitk", "num_warps": 4 if section == "merges" else None}
+        return tuple(e.get(k, default.get(k)) for k in SECTION_KEYS[section])
 
     out = dict(record)
     for section, entries in fresh.items():
@@ -446,9 +459,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure the stream-K kernel's merges and put them in the --out file",
     )
+    mode.add_argument(
+        "--empty",
+        action="store_true",
+        help="measure what a program that finds no tile costs (`empty_program_us`) and put "
+        "it in the --out file",
+    )
+    mode.add_argument(
+        "--builds",
+        action="store_true",
+        help="measure each kernel build's per-tile time (`builds`) and the merges at 8 warps, "
+        "and put them in the --out file",
+    )
     ap.add_argument("--raw", type=Path, help="with an update: also write the new figures here")
     args = ap.parse_args(argv)
-    update = args.merges_only or args.extend or args.mla_loads or args.streamk_merges
+    modes = ("merges_only", "extend", "mla_loads", "streamk_merges", "builds", "empty")
+    update = any(getattr(args, m) for m in modes)
     if update and not args.out.is_file():
         ap.error(f"--out {args.out}: no such file (an update needs the calibration to update)")
     if not torch.cuda.is_available():
@@ -460,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     fresh: dict[str, list[dict[str, Any]]] = {}
+    empty: dict[str, float] = {}
     if args.merges_only:
         fresh, note = {"merges": _merges(torch, log)}, "split-K merges re-measured"
     elif args.streamk_merges:
@@ -473,6 +500,16 @@ def main(argv: list[str] | None = None) -> int:
         fresh = {"loads": [_load(torch, floor, (sum(MLA_DIMS), c, hb, *MLA_TILING), log)
                            for hb in MLA_HEAD_BLOCKS]}  # fmt: skip
         note = f"MLA loads, head blocks {MLA_HEAD_BLOCKS}"
+    elif args.empty:
+        from attnsim.kernels.calibrate.microbench_decode_builds import measure_empty
+
+        empty = measure_empty(torch, log)
+        note = "empty_program_us (programs that find no tile)"
+    elif args.builds:
+        from attnsim.kernels.calibrate.microbench_decode_builds import MERGE_WARPS, measure_builds
+
+        fresh = measure_builds(torch, log)
+        note = f"per-build tile times, merges at {MERGE_WARPS} warps (both builds)"
     elif args.extend:
         ext = measure_extension(torch, log)
         fresh = {k: ext[k] for k in ("programs", "profiles", "loads", "merges")}
@@ -486,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.raw:
             args.raw.write_text(yaml.safe_dump(fresh, sort_keys=False, width=100), "utf-8")
         record = updated(read_yaml(args.out), fresh)
+        if args.empty:
+            record["empty_program_us"] = empty
+            if args.raw:
+                args.raw.write_text(yaml.safe_dump({"empty_program_us": empty}), "utf-8")
         record.setdefault("notes", []).append(f"{stamp}: {note} (microbench_decode update)")
     else:
         record = measure(torch, log)

@@ -29,7 +29,7 @@ class DirectLaunch:
 
     __slots__ = (
         "fn", "grid", "scalars", "meta", "num_warps", "num_stages", "device_index",
-        "run", "function", "packed", "stream", "args_tail",
+        "run", "function", "packed", "stream", "args_tail", "compiled",
     )  # fmt: skip
 
     def __init__(
@@ -54,6 +54,7 @@ class DirectLaunch:
         self.packed: Any = None
         self.stream: Any = None
         self.args_tail: tuple[Any, ...] = ()
+        self.compiled: Any = None  # the JIT's compiled kernel (its registers, shared memory)
 
     def __call__(self, *pointers: Any) -> None:
         """Launch on these tensors (pointer arguments in signature order)."""
@@ -84,6 +85,7 @@ class DirectLaunch:
             return
         if hasattr(kernel, "result"):
             kernel = kernel.result()
+        self.compiled = kernel
         bits = 0
         for t in pointers:
             bits |= t.data_ptr()

@@ -14,16 +14,22 @@ kernel (kernels.triton.attn_decode, one launch) implements and picks the fastest
 A split segment's contributors each store a partial softmax state and the last to arrive
 merges them. Model (every assumption is in the Result's warnings):
 
-- programs resident per SM k = min(what fits, ceil(programs / SMs));
+- programs resident per SM k = min(what fits, ceil(programs / SMs)); what fits is the
+  compiled build's measured residency (its registers: the H200's stream-K build of the
+  16-row kernel holds 3 per SM, its unsplit build 5, MLA's kernels 1) when the calibration
+  has it for exactly this configuration, else estimated from shared memory and registers;
 - a program's time = per segment piece, the measured profile's start (its first dependent
   loads and its store) + its streaming time over its key tiles, read off the measured
   time-over-tiles profile (32 programs; scaled by the nearest measured configuration's
-  per-tile time and by the measured load curve at the number of programs streaming at once,
+  per-tile time, by the measured ratio of its kernel build's per-tile time to the unsplit
+  build's, and by the measured load curve at the number of programs streaming at once,
   `decode_figures`; never faster than the SM's L2 share split among its k programs) + what
-  splitting adds (piece per partial state it leaves, the measured merge curve over the
-  partial states it merges); figures from `kernels.calibrate.microbench_decode`; without
-  them, Little's law (num_stages - 1 tiles in flight over the HBM latency) and an HBM
-  latency per piece;
+  splitting adds (piece per partial state it leaves, the merge curve measured on its build
+  at the nearest warps over the partial states it merges); a program that finds no tile
+  costs its SM the measured `empty_program_us`; figures from
+  `kernels.calibrate.microbench_decode`; without them, Little's law (num_stages - 1 tiles
+  in flight over the HBM latency), an HBM latency per piece and per empty program;
+- the last contributor to arrive merges a split segment: split-K's last full chunk;
 - programs are dispatched in launch order to the earliest free of SMs x k slots;
 - GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth
   + the longest merge, which starts when the stream has ended); the timed call adds the
@@ -33,7 +39,6 @@ merges them. Model (every assumption is in the Result's warnings):
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 
@@ -44,7 +49,6 @@ from attnsim.kernels.spec import (
     DECODE_MAPPER,
     DECODE_STRATEGIES,
     AttnShape,
-    DecodeProgram,
     decode_kv_bytes,
     decode_partition,
     decode_rows,
@@ -52,10 +56,10 @@ from attnsim.kernels.spec import (
 )
 from attnsim.mappers.gpu.decode_figures import (
     PARTIAL_WORD_BYTES,
-    _Figures,
     _figures,
     decode_calibration,
 )
+from attnsim.mappers.gpu.decode_schedule import schedule_s
 from attnsim.mappers.gpu.model import residency
 from attnsim.mappers.gpu.rates import DeviceRates, device_rates
 from attnsim.mappers.options import option
@@ -131,7 +135,7 @@ class DecodeOptions:
 # same call on a contiguous cache (MAPE 4.2%, worst 14.8%: 2 splits of a batch of 8 x 32K).
 PAGED_NOTE = (
     "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
-    "lookup per page is not modelled (on the H200 paged calls ran 2.7% slower on average "
+    "lookup per page is not modelled (on the H200 paged calls ran 3.6% slower on average "
     "than this prediction, worst 14.8%: kernels/measurements/decode/decode-splits-h200-"
     "2026-12-03.csv, suites paged-*)"
 )
@@ -205,36 +209,8 @@ class DecodeTime:
     bound: str
     host_bound: bool
     problem: str = ""
-
-
-def _program_s(prog: DecodeProgram, f: _Figures) -> float:
-    if prog.pieces == 0:
-        return f.start_s  # an empty share: start, find nothing, exit
-    return (
-        prog.pieces * f.start_s
-        + f.stream_s(prog.tiles)
-        + prog.partials * f.piece_s
-        + f.merge_s(prog.merges)
-    )
-
-
-def schedule_s(runs: tuple[tuple[int, DecodeProgram], ...], slots: int, f: _Figures) -> float:
-    """Makespan of programs dispatched in launch order to the earliest free of `slots`."""
-    free = [0.0] * slots
-    uniform = True  # every slot frees at the same time: whole waves in closed form
-    for count, prog in runs:
-        d = _program_s(prog, f)
-        if uniform:
-            waves, rest = divmod(count, slots)
-            base = free[0] + waves * d
-            free = [base + d] * rest + [base] * (slots - rest)
-            uniform = rest == 0
-            heapq.heapify(free)
-            continue
-        for _ in range(count):
-            heapq.heapreplace(free, free[0] + d)
-        uniform = free[0] == max(free)
-    return max(free)
+    build_factor: float = 1.0  # the build's per-tile time over the unsplit build's (measured)
+    resident_measured: bool = False  # k from the compiled build's measured residency
 
 
 def time_decode(
@@ -260,7 +236,9 @@ def time_decode(
         smem = s.elem_bytes * (p.rows * s.head_dim + max(stages - 1, 1) * block_n * s.head_dim)
     regs = 24 + math.ceil(live / (32 * warps))
     res = residency(arch, smem, regs, warps)
-    k = max(1, min(res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
+    # the compiled build's residency when measured (its registers), else the estimate's
+    held = dcal.resident(s.head_dim, s.value_dim, p.rows, tiling, strategy) if dcal else 0
+    k = max(1, min(held or res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
     slots = arch.sm_count * k
     # programs streaming at once: first the resident ones; then the schedule's mean number
     # of programs streaming, their streaming time over its makespan (below the resident count
@@ -315,6 +293,10 @@ def time_decode(
         bound=bound,
         host_bound=host_bound,
         problem=res.problem,
+        build_factor=(
+            dcal.build_factor(s.head_dim, s.value_dim, p.rows, tiling, strategy) if dcal else 1.0
+        ),
+        resident_measured=bool(held),
     )
 
 

@@ -44,6 +44,7 @@ class _Figures:
     scale: float = 1.0
     shared_tile_s: float = 0.0  # per tile at the SM's L2 share split among its k programs
     merge: MergePoint | None = None  # the measured merge (its curve over partial counts)
+    empty_s: float = 0.0  # a program that finds no tile, on one of its SM's k slots
 
     def merge_s(self, parts: int) -> float:
         """What merging `parts` partial states adds to the merging program."""
@@ -83,21 +84,25 @@ def _figures(
     at `streaming` programs over its time at the reference count (the profiles' and k = 1
     figures'), and the launch adds the curve's intercept growth once; not for a
     configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
-    Merges: those measured on `strategy`'s kernel build (stream-K or split-K).
+    Per-tile time: the unsplit build's, times the measured ratio of `strategy`'s build
+    (`DecodeCalibration.build_factor`). Merges: those measured on `strategy`'s kernel build
+    (stream-K or split-K) at the nearest warps.
     """
     s, arch = p.shape, rates.arch
-    block_n, _, stages = tiling
+    block_n, warps, stages = tiling
     # the program's own streaming rate: measured with few programs (no HBM contention);
     # contention is the HBM bound of the whole launch (time_decode)
     near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1) if dcal else None
-    merge = dcal.merge(s.head_dim, s.value_dim, p.rows, strategy) if dcal else None
+    merge = dcal.merge(s.head_dim, s.value_dim, p.rows, strategy, warps) if dcal else None
     l2_share = rates.l2_bytes_per_s / arch.sm_count
     partial = p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES
     tile_bytes = block_n * (s.head_dim + (0 if p.shared_kv else s.value_dim)) * s.elem_bytes
     if near is not None:
         pt, _ = near
         measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
-        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes)
+        # the unsplit build's figures, times what `strategy`'s build costs per tile
+        build = dcal.build_factor(s.head_dim, s.value_dim, p.rows, tiling, strategy)  # type: ignore[union-attr]
+        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes) * build
         fixed = pt.fixed_s
     else:
         # Little's law: num_stages - 1 tiles in flight per program over the HBM latency
@@ -137,17 +142,26 @@ def _figures(
         part = partial / l2_share
     if curve is None:
         start = arch.hbm_latency_s
-    return _Figures(tile, fixed, start, piece, part, near is not None, curve, scale, capped, merge)
+    # an empty program: its measured cost to the SM (dispatch, the length read), taken by one
+    # of the SM's k slots; unmeasured, a start
+    ragged = any(n != s.seq_k for n in p.seq_lens)
+    per_sm = dcal.empty_program(ragged) if dcal else None
+    empty = k * per_sm if per_sm is not None else start
+    return _Figures(
+        tile, fixed, start, piece, part, near is not None, curve, scale, capped, merge, empty
+    )
 
 
 def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
     """Seconds per tile per program when programs of `pt`'s configuration share an SM.
 
     Measured at k >= 2 programs per SM: when a program's tile time grew (nearly) in
-    proportion to k (at least 0.8 k times its one-program time), the SM's own throughput
-    bounds it (MLA's wide dot products) and k programs split it. 0 when no k shows that: the
-    program is latency-bound and co-resident programs overlap (their HBM contention is the
-    launch's HBM bound, priced on its own).
+    proportion to k (at least 0.8 k times its one-program time), k programs on an SM do not
+    overlap: either the SM's throughput bounds them, or only one fits and the k x SMs
+    programs of the measurement ran in k waves (MLA's kernels on the H200: 140-255 registers,
+    one program per SM, which the measured residency now gives k = 1 for). 0 when no k shows
+    that: the program is latency-bound and co-resident programs overlap (their HBM
+    contention is the launch's HBM bound, priced on its own).
     """
     key = (pt.head_dim, pt.value_dim, pt.rows, pt.block_n, pt.num_warps, pt.num_stages)
     same = [

@@ -61,6 +61,8 @@ def decode_result(
         "tile_us": chosen.tile_s * 1e6,
         "program_fixed_us": chosen.fixed_s * 1e6,
         "kv_heads": float(s.kv_heads),
+        "build_tile_factor": chosen.build_factor,
+        "programs_per_sm_measured": float(chosen.resident_measured),
         "candidates": float(len(ranked)),
         **{f"best_{st}_us": t * 1e6 for st, t in best.items() if t},
     }

@@ -207,9 +207,10 @@ def test_programs_sharing_an_sm_split_its_throughput_when_measured_so(
     assert _sm_share(cal, cal.programs[0]) * 1e6 == pytest.approx(share_us)
 
 
-def test_mla_split_k_with_two_programs_per_sm_runs_at_half_their_rate() -> None:
-    """On the H200 calibration MLA's per-tile time doubles at 2 programs per SM: a split
-    count that puts two programs on each SM must not look twice as fast as one per SM."""
+def test_mla_split_k_over_the_sms_runs_in_waves() -> None:
+    """The H200's compiled MLA kernel (16 rows) takes 140 registers: one program per SM
+    (`builds`' resident_per_sm), so 264 programs run in two waves and must not look twice
+    as fast as 128."""
     from attnsim.kernels.spec import AttnShape
     from attnsim.mappers.gpu.decode import decode_calibration, decode_problem, time_decode
     from attnsim.mappers.gpu.rates import device_rates
@@ -220,7 +221,8 @@ def test_mla_split_k_with_two_programs_per_sm_runs_at_half_their_rate() -> None:
     rates, cal = device_rates(arch, "bf16"), decode_calibration(arch)
     one = time_decode(p, "splitk", 16, 0, (32, 8, 2), rates, cal)  # 128 programs
     two = time_decode(p, "splitk", 33, 0, (32, 8, 2), rates, cal)  # 264 programs
-    assert (one.per_sm, two.per_sm) == (1, 2)
+    assert cal is not None and cal.resident(576, 512, 16, (32, 8, 2), "splitk") == 1
+    assert (one.per_sm, two.per_sm) == (1, 1)
     assert two.time_s > 0.8 * one.time_s
 
 
@@ -229,7 +231,7 @@ def test_paged_cache_is_priced_as_contiguous_and_says_so() -> None:
     paged = _map(page_size=256, sizes=dict(B=4))
     assert paged.latency_s == flat.latency_s  # no block-table term: the warning says what it costs
     assert any(
-        "paged KV cache (256 keys per page)" in w and "2.7% slower" in w for w in paged.warnings
+        "paged KV cache (256 keys per page)" in w and "3.6% slower" in w for w in paged.warnings
     )
     assert not any("paged" in w for w in flat.warnings)
     with pytest.raises(MappingError, match="page_size 96 is no multiple of block_n 64"):
