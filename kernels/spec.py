@@ -424,8 +424,9 @@ def decode_partition(
 
     `seg_tiles`: key tiles of each segment (>= 1). "unsplit": one program per segment;
     "splitk": `splits` programs per segment, each `ceil(T / splits)` tiles (the last ones may
-    be short or empty; the last full one merges); "streamk": `programs` programs, program p owning the flattened tiles
-    [p * N // P, (p + 1) * N // P) across segment boundaries (N = all tiles).
+    be short or empty; the last full one merges); "streamk": `programs` programs, program p
+    owning the flattened tiles [p * N // P, (p + 1) * N // P) across segment boundaries
+    (N = all tiles).
     """
     if strategy not in DECODE_STRATEGIES:
         raise ValueError(f"unknown decode strategy {strategy!r} (one of {DECODE_STRATEGIES})")
