@@ -73,7 +73,11 @@ def test_loader_reads_builds_and_empty_programs_and_reports_bad_ones(tmp_path) -
     assert cal.merges[0].num_warps == 8
     (b,) = cal.builds
     assert (b.config, b.strategy, b.programs, b.registers, b.resident_per_sm) == (
-        CFG, "streamk", 132, 168, 3
+        CFG,
+        "streamk",
+        132,
+        168,
+        3,
     )
     assert (b.tile_s, b.fixed_s) == pytest.approx((1.7e-6, 1e-5))
     path.write_text(
@@ -85,8 +89,12 @@ def test_loader_reads_builds_and_empty_programs_and_reports_bad_ones(tmp_path) -
     with pytest.raises(SpecError) as err:
         load_decode_calibration(path)
     text = str(err.value)
-    for where, what in ((4, "contiguous or ragged"), (6, "positive integer"),
-                        (9, "one of unsplit, splitk, streamk"), (10, "positive integer")):
+    for where, what in (
+        (4, "contiguous or ragged"),
+        (6, "positive integer"),
+        (9, "one of unsplit, splitk, streamk"),
+        (10, "positive integer"),
+    ):
         assert f"{path}:{where}" in text and what in text, (where, what, text)  # fmt: skip
 
 
