@@ -230,6 +230,7 @@ def _result(
         ELEMENT_STREAM_WARNING,
         "FLAT: 2D and 1D arrays and DRAM overlap fully (latency = max of the three)",
         *pb.mask(p1).warnings,
+        *binding.notes,
     ]
     if ev.has_quirk:
         warnings.append(ARTIFACT_READ_WARNING)

@@ -45,6 +45,7 @@ from attnsim.mappers.spatial.compute import (
     cascade_work,
     cycles_on,
     dense_cascade,
+    lower_work,
     scale_work,
     unsupported,
 )
@@ -228,6 +229,7 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
     units: list[ComputeArray] = []
     works: list[EinsumWork] = []
     cycles: list[float] = []
+    notes: list[str] = []
     for i, e in enumerate(cv.cascade.einsums):
         is_mac = on[two_d.name][i].count("mac") > 0
         if is_mac and not _iterates(cv, e, key_parts):
@@ -238,7 +240,8 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
             )
         on_2d = is_mac and _iterates(cv, e, key_parts[-1:])
         unit = two_d if on_2d else one_d
-        work = on[unit.name][i]
+        work, lowered = lower_work(on[unit.name][i], unit)
+        notes.extend(lowered)
         missing = unsupported(work, unit)
         if missing:
             raise MappingError(
@@ -247,7 +250,7 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
         units.append(unit)
         works.append(work)
         cycles.append(cycles_on(work, unit) if on_2d else element_stream_cycles(work, unit))
-    return Binding(tuple(units), tuple(works), tuple(cycles))
+    return Binding(tuple(units), tuple(works), tuple(cycles), tuple(notes))
 
 
 def _select_op(unit: ComputeArray) -> str:
@@ -278,7 +281,7 @@ def _scaled_binding(pb: Problem, share: MaskShare) -> Binding:
         works[i] = scale_work(dense.work[i], share.visited, extra)
         is_2d = unit.is_2d
         cycles[i] = cycles_on(works[i], unit) if is_2d else element_stream_cycles(works[i], unit)
-    return Binding(dense.units, tuple(works), tuple(cycles))
+    return Binding(dense.units, tuple(works), tuple(cycles), dense.notes)
 
 
 # ----------------------------------------------------------------------------- the matmuls

@@ -45,6 +45,7 @@ from attnsim.mappers.result import (
     UnitCost,
 )
 from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.chunks import search_chunk
 from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
@@ -103,6 +104,10 @@ class FuseMaxOptions:
             sequencer that computes each query tile's key range could; off computes every
             tile densely and says so in the warnings. On by default so that a mask is
             priced; unmasked cascades (the FuseMax paper's) cost the same either way.
+        chunk_search: For a cascade that cuts its keys into chunks itself (chunked linear
+            attention's M -> M1 x M0): map every power-of-two chunk M0 that divides M and
+            keep the fastest that fits the buffer (`mappers.spatial.chunks`); the Result's
+            warnings list every candidate. Off: the cascade's own M0.
     """
 
     step: str = option("binding", choices=STEPS)
@@ -111,6 +116,7 @@ class FuseMaxOptions:
     buffer_budget_bytes: int = option(0, minimum=0, zero="the buffer's capacity")
     artifact_compat: bool = False
     skip_empty_tiles: bool = True
+    chunk_search: bool = False
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
@@ -147,6 +153,9 @@ class FuseMaxMapper:
         """Map `cascade` at `sizes` onto `arch`."""
         require_spatial(arch, "fusemax")
         opts = self.options
+        if opts.chunk_search:
+            one = FuseMaxMapper(dataclasses.replace(opts, chunk_search=False))
+            return search_chunk(lambda at: one.map(cascade, arch, at), cascade, arch, sizes)
         if not any(a.is_2d for a in arch.arrays) or all(a.is_2d for a in arch.arrays):
             raise MappingError(
                 f"FuseMax needs a 2D and a 1D array; {arch.name} has "

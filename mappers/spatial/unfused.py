@@ -26,6 +26,7 @@ phase buffer rule are shared with `flat`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -41,6 +42,7 @@ from attnsim.mappers.result import (
     UnitCost,
 )
 from attnsim.mappers.spatial import cost, unfused_nest
+from attnsim.mappers.spatial.chunks import search_chunk
 from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
@@ -316,9 +318,12 @@ class UnfusedOptions:
         skip_empty_tiles: Skip the 2D array's output tiles a mask leaves empty (on by
             default, so a mask is priced; unmasked cascades cost the same either way); off
             computes every tile and says so in the Result's warnings.
+        chunk_search: For a cascade that cuts its keys into chunks itself: map every
+            power-of-two chunk and keep the fastest that fits (`mappers.spatial.chunks`).
     """
 
     skip_empty_tiles: bool = True
+    chunk_search: bool = False
 
 
 @register_mapper("unfused")
@@ -336,6 +341,9 @@ class UnfusedMapper:
     def map(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
         """Map `cascade` at `sizes` onto `arch`, one phase after another."""
         require_spatial(arch, "unfused")
+        if self.options.chunk_search:
+            one = UnfusedMapper(dataclasses.replace(self.options, chunk_search=False))
+            return search_chunk(lambda at: one.map(cascade, arch, at), cascade, arch, sizes)
         cv = view(cascade, sizes, None)
         two_d = arch.array_2d if any(a.is_2d for a in arch.arrays) else arch.arrays[0]
         mask = mask_cost(cv, two_d.rows, two_d.cols, self.options.skip_empty_tiles, "unfused")

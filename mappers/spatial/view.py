@@ -238,6 +238,18 @@ def _flat_where(where: Sequence[Condition | AnyOf]) -> list[Condition]:
     return out
 
 
+def reads_key_chunk(cascade: Cascade, key_parts: Sequence[RankName]) -> bool:
+    """Whether the cascade's conditions read the position inside its innermost key part.
+
+    Then that part is a chunk the cascade computes with (Lightning Attention-2's M0, a
+    group), not a tiling a mapper may choose.
+    """
+    inner = key_parts[-1].lower()
+    return len(key_parts) > 1 and any(
+        inner in c.vars for e in cascade.einsums for c in _flat_where(e.where)
+    )
+
+
 def view(cascade: Cascade, sizes: Mapping[str, int], key_tile: int | None) -> CascadeView:
     """Resolve sizes, binding the key tile to `key_tile` unless the caller set it.
 
@@ -275,8 +287,7 @@ def _view(
     key_parts = cascade.expand(key_rank)
     # a condition on the position inside the key tile (a chunk, a group) fixes the tile: it
     # is part of what the cascade computes, so the mapper keeps the cascade's own size
-    inner = key_parts[-1].lower()
-    tied = any(inner in c.vars for e in cascade.einsums for c in _flat_where(e.where))
+    tied = reads_key_chunk(cascade, key_parts)
     if len(key_parts) > 1 and key_tile and key_parts[-1] not in given and not tied:
         given[key_parts[-1]] = key_tile
         if problem is not None:
