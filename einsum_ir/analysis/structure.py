@@ -370,7 +370,7 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
     value_dims = tuple(r for r in out_order if r in k_roots and r not in q_roots)
     # Queries vary along the scores: an output rank a query-side weight brings in after the
     # keys (MLA's AV = OC.WUV over F) is a value dim, not a query group.
-    scored = _score_roots(cascade, key)
+    scored = _score_roots(cascade, key, k_roots)
     if scored and any(r not in scored for r in query_like):
         value_dims += tuple(r for r in query_like if r not in scored)
         query_like = [r for r in query_like if r in scored]
@@ -380,6 +380,13 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
             f"no query rank: expected an output rank that the inputs indexed by the key rank "
             f"{key} lack"
         )
+        raise StructureError(f"{cascade.name}: {why}")
+    paired = any(
+        key in (roots := _roots(cascade, e.out.ranks)) and roots & set(query_like)
+        for e in cascade.einsums
+    )
+    why = None if paired else state_summary(cascade, key)
+    if why is not None:  # no score per (query, key) pair: the queries read only a state
         raise StructureError(f"{cascade.name}: {why}")
     with_key = [r for r in query_like if any({key, r} == set(pair) for pair in compared)]
     if len(with_key) == 1:
@@ -399,11 +406,19 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
     )
 
 
-def _score_roots(cascade: Cascade, key: RankName) -> set[RankName]:
-    """Root ranks of the key-indexed intermediates a nonlinearity produces (the scores)."""
+def _score_roots(
+    cascade: Cascade, key: RankName, key_side: set[RankName] | None = None
+) -> set[RankName]:
+    """Root ranks of the key-indexed intermediates a nonlinearity produces (the scores).
+
+    Not a feature map of the keys alone (linear attention's phi(K), indexed only by ranks
+    the key-side inputs carry): it does not vary with the queries, so it is no score.
+    """
     found: set[RankName] = set()
     for e in cascade.einsums:
         roots = _roots(cascade, e.out.ranks)
+        if key_side is not None and roots <= key_side:
+            continue
         if key in roots and e.output not in cascade.input_names and _nonlinear(e.expr):
             found |= roots
     return found
@@ -529,8 +544,11 @@ def _score(cascade: Cascade, roles: Roles) -> ScoreFunction:
     for e in cascade.einsums:
         iter_roots = {cascade.root(RankName(v.upper())) for v in e.iteration_vars}
         keyed = bool(iter_roots & key_var_roots)
+        # a function of the keys alone (linear attention's feature map phi(K)) is no score
+        # nonlinearity: only what works per (query, key) pair shapes the weights
+        scored = keyed and bool(iter_roots & {roles.query, *roles.query_groups})
         for node in walk(e.expr):
-            if isinstance(node, Unary) and keyed:
+            if isinstance(node, Unary) and scored:
                 unaries.add(node.op)
         modifiers.extend(_modifiers(e.expr, keyed))
         if keyed and any(_is_score_input(cascade, a.tensor, roles) for a in e.inputs):

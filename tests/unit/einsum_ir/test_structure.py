@@ -133,9 +133,9 @@ einsums:
   - AV[f,p] = Q[e,p] * KV[e,f]
 outputs: [AV]
 """
-    ap = attention_problem(load_cascade_text(lin), {"E": 2, "F": 2, "P": 4, "M": 4})
-    assert ap.score.kind == ScoreKind.LINEAR
-    assert ap.roles.key == "M" and any("letter" in n for n in ap.notes)
+    # no score per (query, key) pair: the queries read the keys only through the state KV
+    with pytest.raises(StructureError, match=r"lin: linear attention: .*state KV\[E,F\]"):
+        attention_problem(load_cascade_text(lin), {"E": 2, "F": 2, "P": 4, "M": 4})
 
 
 def test_no_key_rank() -> None:
@@ -210,7 +210,8 @@ outputs: [AV]
     [
         ("attention-linear", False),
         ("attention-linear-causal-recurrent", False),
-        ("attention-linear-causal-chunked", False),
+        ("attention-linear-causal-chunked", True),
+        ("attention-linear-causal-quadratic", True),
         ("attention-lightning-2", True),
         ("attention-gla", True),
         ("attention-lightnet", False),
@@ -219,7 +220,9 @@ outputs: [AV]
 def test_linear_attention_reads_as_its_state(name: str, read: bool) -> None:
     # The keys reach the queries through a state of E x F per head: the score function is
     # linear even where chunks compute masked scores (Lightning-2, GLA: whose gate input is
-    # no MLA latent), and a cascade with no query rank besides says which state it has.
+    # no MLA latent; the chunked and quadratic causal forms, whose feature map phi(K) is a
+    # function of the keys alone, no score), and a cascade with no score per (query, key)
+    # pair says which state it has.
     sizes = {"B": 1, "H": 2, "M": 256, "P": 256, "E": 16, "F": 16}
     if read:
         assert attention_problem(load_cascade(name), sizes).score.kind == ScoreKind.LINEAR

@@ -51,3 +51,20 @@ def test_a_cascade_without_chunks_is_refused_with_the_reason() -> None:
             load_cascade("attention-1pass"), arch, dict(M=4096, P=4096, E=64, F=64)
         )
     assert chunk_rank(load_cascade("attention-gla"), dict(SIZES)) == ("M", "M0")
+
+
+def test_causal_linear_attention_maps_in_its_quadratic_and_chunked_forms() -> None:
+    """The same function, two costs: phi(K) is a feature map of the keys, not a score, so
+    both forms read as attention with a linear score; the chunked one does O(M) work."""
+    arch = load_arch("fusemax")
+    quad, chunked = (
+        get_mapper("fusemax")().map(load_cascade(f"attention-linear-causal-{form}"), arch,
+                                    dict(SIZES))
+        for form in ("quadratic", "chunked")
+    )  # fmt: skip
+    assert chunked.latency_s < quad.latency_s / 3
+    assert chunked.flops < quad.flops / 10
+    searched = get_mapper("fusemax")(chunk_search=True).map(
+        load_cascade("attention-linear-causal-chunked"), arch, dict(SIZES)
+    )
+    assert searched.latency_cycles <= chunked.latency_cycles
