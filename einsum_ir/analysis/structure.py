@@ -385,9 +385,9 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
         key in (roots := _roots(cascade, e.out.ranks)) and roots & set(query_like)
         for e in cascade.einsums
     )
-    why = None if paired else state_summary(cascade, key)
-    if why is not None:  # no score per (query, key) pair: the queries read only a state
-        raise StructureError(f"{cascade.name}: {why}")
+    state = None if paired else state_summary(cascade, key)
+    if state is not None:  # no score per (query, key) pair: the queries read only a state
+        raise StructureError(f"{cascade.name}: {state}")
     with_key = [r for r in query_like if any({key, r} == set(pair) for pair in compared)]
     if len(with_key) == 1:
         query = with_key[0]
