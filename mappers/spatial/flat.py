@@ -34,7 +34,13 @@ from attnsim.mappers.spatial.unfused import (
     compute_energy_items,
     unit_costs,
 )
-from attnsim.mappers.spatial.view import MappingError, require_spatial, spatial_result, view
+from attnsim.mappers.spatial.view import (
+    MappingError,
+    require_forward,
+    require_spatial,
+    spatial_result,
+    view,
+)
 
 ROLES = ("Q", "K", "QK", "A", "V", "AV")
 STATIONARITIES = ("output", "weight", "input")
@@ -150,6 +156,7 @@ class FlatMapper:
         """Map `cascade` at `sizes` onto `arch` with the given (or searched) dataflow."""
         require_spatial(arch, "flat")
         cv = view(cascade, sizes, None)
+        require_forward(cv, "FLAT")
         pb = problem(cascade, cv, arch, sizes, self.base.skip_empty_tiles)
         stats: dict[str, float] = {}
         rows = pb.query_rows

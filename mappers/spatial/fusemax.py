@@ -77,6 +77,7 @@ from attnsim.mappers.spatial.view import (
     einsum_costs,
     is_carry_only,
     pinned_note,
+    require_forward,
     require_spatial,
     same_tile_deps,
     score_index,
@@ -162,6 +163,7 @@ class FuseMaxMapper:
                 f"{[a.name for a in arch.arrays]}"
             )
         cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
+        require_forward(cv, "fusemax")
         key_tile = (
             cv.sizes[cv.key_parts[-1]]
             if len(cv.key_parts) > 1

@@ -79,6 +79,8 @@ class CascadeView:
         roles: Which rank is the key, the query, a query group, batch-like.
         problem: The attention problem the cascade states (roles, sharing, mask, score),
             None when the structure states none (`structure_error` says why).
+        backward: A gradient cascade (dK, dV indexed by the key rank): ranks by letter; the
+            fused mappers refuse it (`require_forward`), unfused prices it Einsum by Einsum.
         key_parts: The key rank's pieces, outermost first (`M1, M0`, or just the key).
     """
 
@@ -96,6 +98,7 @@ class CascadeView:
     key_iterating: frozenset[TensorName]
     inner_key_iterating: frozenset[TensorName]
     key_indexed: frozenset[TensorName]
+    backward: bool = False  # a gradient cascade (its outputs indexed by the key rank)
 
     def is_lagged(self, e: Einsum, acc: Access) -> bool:
         """Whether `acc` reads the previous iterate of a recurrence (see check.is_lagged_read)."""
@@ -238,6 +241,17 @@ def _flat_where(where: Sequence[Condition | AnyOf]) -> list[Condition]:
     return out
 
 
+def require_forward(cv: CascadeView, mapper: str) -> None:
+    """MappingError for a gradient cascade on a mapper whose dataflow is forward attention."""
+    if cv.backward:
+        raise MappingError(
+            f"cascade {cv.cascade.name} cannot be mapped by {mapper}: {cv.structure_error}; "
+            f"{mapper}'s dataflow is forward attention (key/value gradients summed over the "
+            "queries have no place in it), so a backward cascade is refused rather than "
+            "priced by letter; the unfused mapper prices it Einsum by Einsum"
+        )
+
+
 def reads_key_chunk(cascade: Cascade, key_parts: Sequence[RankName]) -> bool:
     """Whether the cascade's conditions read the position inside its innermost key part.
 
@@ -268,15 +282,16 @@ def _view(
     given = {k: v for k, v in sizes.items() if k not in derived}
     problem: AttentionProblem | None = None
     error = ""
+    backward = False
     try:
         problem = attention_problem(cascade, given)
         roles = problem.roles
     except BackwardCascadeError as exc:
-        raise MappingError(
-            f"cascade {cascade.name} cannot be mapped: {exc}; the spatial mappers model "
-            "forward attention (key/value gradients summed over the queries have no dataflow "
-            "here), so a backward cascade is refused rather than priced by letter"
-        ) from None
+        # a gradient cascade: no forward attention problem; the ranks by letter, and only
+        # the mappers that price Einsum by Einsum take it (`require_forward`)
+        error, backward = str(exc), True
+        batch = tuple(r for r in _LETTER_BATCH if r in cascade.all_ranks)
+        roles = Roles(KEY_RANK, QUERY_RANK, (), batch, (), ())
     except StructureError as exc:
         if KEY_RANK not in cascade.all_ranks or QUERY_RANK not in cascade.all_ranks:
             raise MappingError(f"cascade {cascade.name} cannot be mapped: {exc}") from None
@@ -305,6 +320,7 @@ def _view(
         roles=roles,
         problem=problem,
         structure_error=error,
+        backward=backward,
         passes=count_passes(cascade, key_rank),
         key_parts=key_parts,
         ranks=cascade.tensor_ranks,

@@ -5,8 +5,10 @@ the importance pass scores every (query, key) pair of `importance` below with th
 dim (2 E multiply-adds, no V), the attention pass every pair of `attention` (2 E + F
 multiply-adds), plus per-pair softmax work, (4 + 1) rotated copies of each non-prefix query
 and one rotation of K. The spatial mappers that have the units price the counted work (the
-FLOPs of `count_ops`); FLAT has no place for cos/sin on its 1D array, and the GPU mappers
-refuse the rotated halves QA, QB, KA, KB (their kernels take one Q, K and V).
+FLOPs of `count_ops`); FLAT lowers cos/sin onto its 1D array as FuseMax does, then finds
+one of the two key x query contractions its dataflow maps (the scores are sums over the
+rotated halves), and the GPU mappers refuse the rotated halves QA, QB, KA, KB (their
+kernels take one Q, K and V).
 """
 
 from __future__ import annotations
@@ -68,8 +70,8 @@ def test_spatial_flops_follow_the_two_passes(mapper: str) -> None:
     assert "mask" in warnings  # the mapper says whose conditions its tiles follow
 
 
-def test_flat_refuses_the_rotations() -> None:
-    with pytest.raises(MappingError, match="cos"):
+def test_flat_refuses_the_importance_pass() -> None:
+    with pytest.raises(MappingError, match="FLAT maps two key x query contractions.* has 1"):
         from attnsim.archs.load import load_arch
 
         get_mapper("flat")().map(load_cascade(NAME), load_arch("fusemax"), SIZES)

@@ -68,3 +68,11 @@ def test_causal_linear_attention_maps_in_its_quadratic_and_chunked_forms() -> No
         load_cascade("attention-linear-causal-chunked"), arch, dict(SIZES)
     )
     assert searched.latency_cycles <= chunked.latency_cycles
+
+
+def test_flat_refuses_chunked_linear_attention_naming_its_state() -> None:
+    """FLAT's dataflow is two key x query matmuls: the state update has no place in it."""
+    with pytest.raises(MappingError, match=r"recurrent state \(KV\[E,F\], KS\[E\], per head"):
+        get_mapper("flat")().map(
+            load_cascade("attention-linear-causal-chunked"), load_arch("fusemax"), dict(SIZES)
+        )
