@@ -22,7 +22,8 @@ merges them. Model (every assumption is in the Result's warnings):
   loads and its store) + its streaming time over its key tiles, read off the measured
   time-over-tiles profile (32 programs; scaled by the nearest measured configuration's
   per-tile time, by the measured ratio of its kernel build's per-tile time to the unsplit
-  build's, and by the measured load curve at the number of programs streaming at once,
+  build's, and by the measured load curve at the number of programs streaming together
+  while they stream (the launch's intercept growth at their mean number over the makespan),
   `decode_figures`; never faster than the SM's L2 share split among its k programs) + what
   splitting adds (piece per partial state it leaves, the merge curve measured on its build
   at the nearest warps over the partial states it merges); a program that finds no tile
@@ -131,11 +132,11 @@ class DecodeOptions:
 
 # Paged caches: the model has no term for the block-table lookups. What that costs was
 # measured: the 52 paged rows of decode-splits-h200-2026-12-03.csv (pages of 256 keys,
-# batch 4-32, 8K-128K keys) ran 2.7% slower on average than this model predicts for the
-# same call on a contiguous cache (MAPE 4.2%, worst 14.8%: 2 splits of a batch of 8 x 32K).
+# batch 4-32, 8K-128K keys) ran 3.0% slower on average than this model predicts for the
+# same call on a contiguous cache (MAPE 4.6%, worst 14.8%: 2 splits of a batch of 32 x 8K).
 PAGED_NOTE = (
     "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
-    "lookup per page is not modelled (on the H200 paged calls ran 3.6% slower on average "
+    "lookup per page is not modelled (on the H200 paged calls ran 3.0% slower on average "
     "than this prediction, worst 14.8%: kernels/measurements/decode/decode-splits-h200-"
     "2026-12-03.csv, suites paged-*)"
 )
@@ -240,14 +241,26 @@ def time_decode(
     held = dcal.resident(s.head_dim, s.value_dim, p.rows, tiling, strategy) if dcal else 0
     k = max(1, min(held or res.blocks_per_sm, math.ceil(grid / arch.sm_count)))
     slots = arch.sm_count * k
-    # programs streaming at once: first the resident ones; then the schedule's mean number
-    # of programs streaming, their streaming time over its makespan (below the resident count
-    # when programs end early, as in ragged batches, or spend their time starting and merging)
-    f = _figures(p, tiling, k, rates, dcal, min(grid, slots), strategy)
+    # programs streaming at once: first the resident ones; then, from the schedule, the
+    # programs streaming together while they stream (their streaming time over the makespan
+    # less the critical program's start and what it adds after streaming: its partial store
+    # and merge), which sets the per-tile slowdown, and their mean number over the whole
+    # makespan (below the resident count when programs end early, as in ragged batches, or
+    # spend their time starting and merging), which sets the launch's intercept growth
+    n = min(grid, slots)
+    f = _figures(p, tiling, k, rates, dcal, n, strategy)
     made = schedule_s(runs, slots, f)
-    streaming = sum(c * f.stream_s(prog.tiles) for c, prog in runs) / made if made else 0.0
-    if streaming < 0.9 * min(grid, slots):
-        f = _figures(p, tiling, k, rates, dcal, max(1.0, streaming), strategy)
+    around = max(
+        (prog.pieces * f.start_s + prog.partials * f.piece_s + f.merge_s(prog.merges)
+         for _, prog in runs if prog.tiles),
+        default=0.0,
+    )  # fmt: skip
+    streamed = sum(c * f.stream_s(prog.tiles) for c, prog in runs)
+    averaged = streamed / made if made else 0.0
+    if averaged < 0.9 * n:
+        together = min(n, streamed / max(made - around, 1e-12))
+        f = _figures(p, tiling, k, rates, dcal, max(1.0, together), strategy,
+                     loading=max(1.0, averaged))  # fmt: skip
         made = schedule_s(runs, slots, f)
     scheduled = f.fixed_s + made
     merge = sum(c * (prog.partials * f.piece_s + f.merge_s(prog.merges)) for c, prog in runs)

@@ -77,12 +77,14 @@ def _figures(
     dcal: DecodeCalibration | None,
     streaming: float = 0.0,
     strategy: str = "splitk",
+    loading: float | None = None,
 ) -> _Figures:
     """Per-program figures with k programs per SM and `streaming` programs at once.
 
     `streaming` > 0 with a measured load curve: per-tile times scale by that curve's time
     at `streaming` programs over its time at the reference count (the profiles' and k = 1
-    figures'), and the launch adds the curve's intercept growth once; not for a
+    figures'), and the launch adds the curve's intercept growth once, at `loading` programs
+    (default `streaming`: the mean number over the makespan when the caller knows it); not for a
     configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
     Per-tile time: the unsplit build's, times the measured ratio of `strategy`'s build
     (`DecodeCalibration.build_factor`). Merges: those measured on `strategy`'s kernel build
@@ -134,7 +136,7 @@ def _figures(
     if load is not None and near is not None and not _sm_share(dcal, near[0]):  # type: ignore[arg-type]
         factor = load.tile_factor(streaming)
         tile, scale = tile * factor, scale * factor
-        fixed += load.extra_fixed_s(streaming)
+        fixed += load.extra_fixed_s(streaming if loading is None else loading)
     if merge is not None:
         piece, part = merge.piece_s, merge.part_s
     else:

@@ -55,16 +55,24 @@ def test_streamk_over_unsplit_ratio(points: list[vd.DecodePoint], seq_k: int) ->
 def test_split_picks(points: list[vd.DecodePoint]) -> None:
     """The model's pick per shape against the best measured configuration of that shape.
 
-    Observed: within 10% for 20 of 23 shapes (87%; the issue asks 90%; 21 of 23 before the
-    load curve, which halved the MAPE). The misses: two launches of 12-15 us where 8 warps
-    ran 1.2-1.4x faster than the 4 the model ties them with, and 16 against 8 splits at
-    batch 8 (1.10x). For batch 1 with 8 K/V heads and >= 128K keys
-    (Lean Attention's regime) all within 10%.
+    Observed: within 10% for all 23 validation and holdout shapes (the issue asks 90%; 20
+    of 23 before the per-build figures and the streaming window). For batch 1 with 8 K/V
+    heads and >= 128K keys (Lean Attention's regime) all within 10%.
     """
     picks = vd.picks(points)
-    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.85
+    assert sum(r <= 0.10 for _, r in picks) / len(picks) >= 0.90
     long = [r for k, r in picks if k[2][0] == 1 and k[2][2] == 8 and k[2][3] >= 131072]  # type: ignore[index]
     assert len(long) >= 2 and max(long) <= 0.10
+
+
+def test_no_decode_point_is_off_by_more_than_a_quarter() -> None:
+    """Every row the model predicts, every suite (ragged, paged, MLA's): the issue's bar.
+
+    Observed worst 22.3% (MLA split-K over 132 splits of 64-head blocks at 128K keys).
+    """
+    every = vd.predict_rows([FILE])
+    assert len(every) > 400
+    assert max(abs(p.error_pct) for p in every) <= 25.0
 
 
 def test_the_paged_warning_states_what_was_measured() -> None:
