@@ -1,8 +1,10 @@
-"""Backward (training) built-ins on every mapper: refused with a reason naming the backward.
+"""Backward (training) built-ins on every mapper: priced as a backward or refused saying so.
 
-No mapper models a backward dataflow (DK and DV summed over the queries), so each must
-refuse the training family with a `MappingError` that says it is a backward cascade, never
-price it as forward attention (nor by rank letters). The structure analysis refuses them
+Only gpu-bwd models a fused backward dataflow (DK and DV summed over the queries), and
+unfused prices any cascade Einsum by Einsum (every intermediate through DRAM: its cost does
+not depend on which rank is the key), saying in its warnings that the cascade is a backward.
+Every other mapper must refuse the training family with a `MappingError` that says it is a
+backward cascade, never price it as forward attention. The structure analysis refuses them
 too, with `BackwardCascadeError`. New mappers and new backward built-ins are picked up.
 """
 
@@ -18,8 +20,9 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
-# every mapper but gpu-bwd (the backward kernel's model) and layer-matmuls (no cascade)
-MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd")]
+# every mapper but gpu-bwd (the backward kernel's model), unfused (Einsum by Einsum) and
+# layer-matmuls (no cascade)
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "unfused")]
 
 
 def _sizes(name: str) -> dict[str, int]:
@@ -39,6 +42,18 @@ def test_mappers_refuse_backward_cascades(mapper: str, name: str) -> None:
     arch = load_arch("h200" if mapper.startswith("gpu-") else "fusemax")
     with pytest.raises(MappingError, match="backward"):
         get_mapper(mapper)().map(load_cascade(name), arch, _sizes(name))
+
+
+@pytest.mark.parametrize("name", ["attention-1pass-bwd-mh", "attention-3pass-bwd-gqa-causal"])
+def test_unfused_prices_the_backward_einsum_by_einsum(name: str) -> None:
+    """Its work is the executor's count of the backward's own operations, and it says why
+    the ranks were read by letter (a backward cascade)."""
+    from attnsim.einsum_ir.analysis.ops import count_ops
+
+    cascade = load_cascade(name)
+    result = get_mapper("unfused")().map(cascade, load_arch("fusemax"), _sizes(name))
+    assert result.flops == count_ops(cascade, _sizes(name)).flops
+    assert any("backward (gradient) cascade" in w for w in result.warnings)
 
 
 def test_forward_cascades_are_still_read() -> None:
