@@ -243,15 +243,16 @@ def time_decode(
     slots = arch.sm_count * k
     # programs streaming at once: first the resident ones; then, from the schedule, the
     # programs streaming together while they stream (their streaming time over the makespan
-    # less the critical program's start and what it adds after streaming: its partial store
-    # and merge), which sets the per-tile slowdown, and their mean number over the whole
+    # less the critical program's first start and what it adds after streaming: its last
+    # partial store and merge; a stream-K program's starts between its segments fall among
+    # the others' streaming), which sets the per-tile slowdown, and their mean number over the whole
     # makespan (below the resident count when programs end early, as in ragged batches, or
     # spend their time starting and merging), which sets the launch's intercept growth
     n = min(grid, slots)
     f = _figures(p, tiling, k, rates, dcal, n, strategy)
     made = schedule_s(runs, slots, f)
     around = max(
-        (prog.pieces * f.start_s + prog.partials * f.piece_s + f.merge_s(prog.merges)
+        (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
          for _, prog in runs if prog.tiles),
         default=0.0,
     )  # fmt: skip
