@@ -32,11 +32,19 @@ import dataclasses
 import enum
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.masks import Mask, MaskKind, name_mask, where_bands, where_text
 from attnsim.einsum_ir.analysis.passes import count_passes
+from attnsim.einsum_ir.analysis.rank_reading import (
+    compared_pairs,
+    input_sides,
+    nonlinear,
+    ordered_roots,
+    root_ranks,
+    score_roots,
+)
 from attnsim.einsum_ir.analysis.recurrent import state_summary
 from attnsim.einsum_ir.analysis.row_terms import key_sum, row_term, row_terms, value_contractions
 from attnsim.einsum_ir.analysis.serving import Projection, ScoreTerm, serving_structure
@@ -58,18 +66,15 @@ __all__ = [
     "value_contractions",
 ]
 from attnsim.einsum_ir.ir import (
-    AnyOf,
     Binary,
     BinaryOp,
     Cascade,
-    Condition,
     Einsum,
     Expr,
     IndexValue,
     Literal,
     RankName,
     Read,
-    Reduce,
     SizeValue,
     TensorName,
     Unary,
@@ -286,7 +291,7 @@ def _problem(cascade: Cascade, size_items: tuple[tuple[str, int], ...]) -> Atten
     spread = (*roles.batch, *roles.query_groups)
     shared = []
     for name, ranks in cascade.inputs:
-        roots = _roots(cascade, ranks)
+        roots = root_ranks(cascade, ranks)
         shared.append((name, tuple(r for r in spread if r not in roots)))
     mask, mask_notes = _mask(cascade, roles, resolved)
     score = _score(cascade, roles)
@@ -322,16 +327,16 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
     if not cascade.outputs:
         raise StructureError(f"{cascade.name}: no output tensor")
     ranks = cascade.tensor_ranks
-    out_roots = _roots(cascade, ranks[cascade.outputs[0]])
+    out_roots = root_ranks(cascade, ranks[cascade.outputs[0]])
     input_names = set(cascade.input_names)
-    input_roots = set().union(*(_roots(cascade, r) for _, r in cascade.inputs))
-    reduced = [r for r in _ordered(cascade) if r in input_roots and r not in out_roots]
+    input_roots = set().union(*(root_ranks(cascade, r) for _, r in cascade.inputs))
+    reduced = [r for r in ordered_roots(cascade) if r in input_roots and r not in out_roots]
     inter_roots: set[RankName] = set()  # ranks of intermediates a nonlinearity produces
     for e in cascade.einsums:
-        if e.output not in input_names and _nonlinear(e.expr):
-            inter_roots |= _roots(cascade, e.out.ranks)
+        if e.output not in input_names and nonlinear(e.expr):
+            inter_roots |= root_ranks(cascade, e.out.ranks)
     notes: list[str] = []
-    compared = _compared_pairs(cascade)
+    compared = compared_pairs(cascade)
     by_inter = [r for r in reduced if r in inter_roots]
     key: RankName | None = None
     if len(by_inter) == 1:
@@ -351,26 +356,28 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
             "and an intermediate (the scores) is indexed by"
             + (f" (candidates: {', '.join(reduced)})" if reduced else "")
         )
-    keyed = [str(o) for o in cascade.outputs if key in _roots(cascade, ranks[o])]
+    keyed = [str(o) for o in cascade.outputs if key in root_ranks(cascade, ranks[o])]
     if keyed:
         raise BackwardCascadeError(
             f"{cascade.name}: output {', '.join(keyed)} is indexed by the key rank {key}, "
             "which forward attention reduces: a backward (gradient) cascade, whose attention "
             "problem is not read (see einsum_ir.analysis.training)"
         )
-    query_side, key_side = _sides(cascade, key)
-    q_roots = set().union(*(_roots(cascade, ranks[t]) for t in query_side)) if query_side else set()
-    k_roots = set().union(*(_roots(cascade, ranks[t]) for t in key_side)) if key_side else set()
-    out_order = [r for r in _ordered(cascade) if r in out_roots]
+    query_side, key_side = input_sides(cascade, key)
+    q_roots = (
+        set().union(*(root_ranks(cascade, ranks[t]) for t in query_side)) if query_side else set()
+    )
+    k_roots = set().union(*(root_ranks(cascade, ranks[t]) for t in key_side)) if key_side else set()
+    out_order = [r for r in ordered_roots(cascade) if r in out_roots]
     # a rank some key-side input lacks is a query rank (K and V lack P), even when another
     # key-side input carries it (a bias tensor over keys x queries)
-    side_roots = [_roots(cascade, ranks[t]) for t in key_side]
+    side_roots = [root_ranks(cascade, ranks[t]) for t in key_side]
     query_like = [r for r in out_order if r in q_roots and any(r not in k for k in side_roots)]
     batch = tuple(r for r in out_order if r in q_roots and all(r in k for k in side_roots))
     value_dims = tuple(r for r in out_order if r in k_roots and r not in q_roots)
     # Queries vary along the scores: an output rank a query-side weight brings in after the
     # keys (MLA's AV = OC.WUV over F) is a value dim, not a query group.
-    scored = _score_roots(cascade, key, k_roots)
+    scored = score_roots(cascade, key, k_roots)
     if scored and any(r not in scored for r in query_like):
         value_dims += tuple(r for r in query_like if r not in scored)
         query_like = [r for r in query_like if r in scored]
@@ -382,7 +389,7 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
         )
         raise StructureError(f"{cascade.name}: {why}")
     paired = any(
-        key in (roots := _roots(cascade, e.out.ranks)) and roots & set(query_like)
+        key in (roots := root_ranks(cascade, e.out.ranks)) and roots & set(query_like)
         for e in cascade.einsums
     )
     state = None if paired else state_summary(cascade, key)
@@ -404,76 +411,6 @@ def rank_roles(cascade: Cascade) -> tuple[Roles, tuple[str, ...]]:
         Roles(key, query, groups, batch, score_dims, value_dims),
         tuple(notes),
     )
-
-
-def _score_roots(
-    cascade: Cascade, key: RankName, key_side: set[RankName] | None = None
-) -> set[RankName]:
-    """Root ranks of the key-indexed intermediates a nonlinearity produces (the scores).
-
-    Not a feature map of the keys alone (linear attention's phi(K), indexed only by ranks
-    the key-side inputs carry): it does not vary with the queries, so it is no score.
-    """
-    found: set[RankName] = set()
-    for e in cascade.einsums:
-        roots = _roots(cascade, e.out.ranks)
-        if key_side is not None and roots <= key_side:
-            continue
-        if key in roots and e.output not in cascade.input_names and _nonlinear(e.expr):
-            found |= roots
-    return found
-
-
-def _nonlinear(expr: Expr) -> bool:
-    """Whether an expression applies a function other than +, -, *, / (exp, max, ...)."""
-    for node in walk(expr):
-        if isinstance(node, Unary) and node.op != UnaryOp.NEG:
-            return True
-        if isinstance(node, Binary) and node.op in (BinaryOp.MAX, BinaryOp.MIN):
-            return True
-        if isinstance(node, Reduce):
-            return True
-    return False
-
-
-def _roots(cascade: Cascade, ranks: Sequence[RankName]) -> set[RankName]:
-    return {cascade.root(r) for r in ranks}
-
-
-def _ordered(cascade: Cascade) -> list[RankName]:
-    """Root ranks in first-declaration order."""
-    return list(dict.fromkeys(cascade.root(r) for r in cascade.all_ranks))
-
-
-def _sides(cascade: Cascade, key: RankName) -> tuple[list[TensorName], list[TensorName]]:
-    """Input tensors without / with the key rank."""
-    q: list[TensorName] = []
-    k: list[TensorName] = []
-    for name, ranks in cascade.inputs:
-        (k if key in _roots(cascade, ranks) else q).append(name)
-    return q, k
-
-
-def _compared_pairs(cascade: Cascade) -> list[tuple[RankName, ...]]:
-    """Root-rank pairs that `where` conditions relate (both sides of one comparison)."""
-    pairs: list[tuple[RankName, ...]] = []
-    for e in cascade.einsums:
-        for cond in _flat_conditions(e.where):
-            vs = tuple(dict.fromkeys(cascade.root(RankName(v.upper())) for v in cond.vars))
-            if len(vs) == 2:
-                pairs.append(vs)
-    return pairs
-
-
-def _flat_conditions(where: Sequence[Condition | AnyOf]) -> list[Condition]:
-    out: list[Condition] = []
-    for c in where:
-        if isinstance(c, Condition):
-            out.append(c)
-        else:  # a disjunction: options of conjunctions
-            for option in c.options:
-                out.extend(option)
-    return out
 
 
 # ----------------------------------------------------------------------------- the mask
@@ -577,7 +514,7 @@ def _is_score_input(cascade: Cascade, tensor: TensorName, roles: Roles) -> bool:
     """Whether `tensor` is an input over keys x queries (a bias or mask matrix)."""
     if tensor not in cascade.input_names:
         return False
-    roots = _roots(cascade, cascade.tensor_ranks[tensor])
+    roots = root_ranks(cascade, cascade.tensor_ranks[tensor])
     return roles.key in roots and roles.query in roots
 
 
