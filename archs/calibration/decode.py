@@ -86,6 +86,8 @@ BUILD_KEYS = (
     "resident_per_sm",
 )  # fmt: skip
 LOAD_KEYS = (*PROFILE_KEYS[:6], "programs", "tile_us", "fixed_us")
+# warps of a merge entry that names none: the GQA kernel's default (attention_decode)
+MERGE_DEFAULT_WARPS = 4
 REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench_decode.ISOLATED)
 
 
@@ -163,7 +165,7 @@ class MergePoint:
     splits: tuple[int, ...] = ()
     added_s: tuple[float, ...] = ()
     strategy: str = "splitk"
-    num_warps: int = 4
+    num_warps: int = MERGE_DEFAULT_WARPS
 
     def merge_s(self, parts: int) -> float:
         """What the merging program adds for `parts` partial states.
@@ -373,7 +375,7 @@ class DecodeCalibration:
         value_dim: int,
         rows: int,
         strategy: str = "splitk",
-        num_warps: int = 4,
+        num_warps: int = MERGE_DEFAULT_WARPS,
     ) -> MergePoint | None:
         """The measured merge figures nearest this head dim, value dim, rows and warps.
 
@@ -526,7 +528,8 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
                     MergePoint(
                         **ints, piece_s=piece, part_s=part, splits=xs, added_s=ys[0],
                         strategy=str(strategy.value) if strategy is not None else "splitk",
-                        num_warps=int(warps.value) if warps is not None and warps.value > 0 else 4,
+                        num_warps=int(warps.value) if warps is not None and warps.value > 0
+                        else MERGE_DEFAULT_WARPS,
                     )
                 )  # fmt: skip
     empty = []

@@ -85,7 +85,6 @@ LOAD_LENGTHS = (2048, 16384)
 WIDE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
 # merges: (head_dim, value_dim, query heads per K/V head) of the GQA kernel
 MERGE_CONFIGS = ((128, 128, 4), (64, 64, 4), (128, 128, 32), (128, 128, 64))
-GQA_WARPS = 4  # attention_decode's default num_warps
 
 
 def fit_line(xs: tuple[float, float], ys: tuple[float, float]) -> tuple[float, float]:
@@ -218,6 +217,15 @@ def _merge_curve(splits: tuple[int, ...], times: tuple[float, ...]) -> dict[str,
     )  # fmt: skip
 
 
+def _kernel_warps() -> int:
+    """attention_decode's default num_warps (a merge entry measured without one ran so)."""
+    import inspect
+
+    from attnsim.kernels.triton.attn_decode import attention_decode
+
+    return int(inspect.signature(attention_decode).parameters["num_warps"].default)
+
+
 def _merges(torch: Any, log: Any, strategy: str = "splitk", warps: int = 0) -> list[dict[str, Any]]:
     """Merge entries with their curve over WIDE_SPLITS: MERGE_CONFIGS and MLA's head blocks.
 
@@ -235,7 +243,7 @@ def _merges(torch: Any, log: Any, strategy: str = "splitk", warps: int = 0) -> l
         return dict(strategy="splitk", splits=s)
 
     tag: dict[str, Any] = {"strategy": "streamk"} if strategy == "streamk" else {}
-    gqa_warps = warps or GQA_WARPS
+    gqa_warps = warps or _kernel_warps()
     out = []
     for e, f, group in MERGE_CONFIGS:
         ts = tuple(
@@ -419,7 +427,10 @@ def updated(record: dict[str, Any], fresh: dict[str, list[dict[str, Any]]]) -> d
     """
 
     def key(section: str, e: dict[str, Any]) -> tuple[Any, ...]:
-        default = {"strategy": "splitk", "num_warps": 4 if section == "merges" else None}
+        default = {
+            "strategy": "splitk",
+            "num_warps": _kernel_warps() if section == "merges" else None,
+        }
         return tuple(e.get(k, default.get(k)) for k in SECTION_KEYS[section])
 
     out = dict(record)
