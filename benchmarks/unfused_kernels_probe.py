@@ -36,6 +36,15 @@ LONG_SHAPES = (
     (8, 10000, 10000, 128, True),
     (4, 3000, 3000, 128, True),
 )
+# `--set causal`: causal rows of 7K-37K keys, aligned and not (7016 % 16 = 8), none in a suite:
+# where the unfused model errs most (long causal rows over-priced, 7000-key ragged ones under)
+CAUSAL_SHAPES = (
+    (16, 7016, 7016, 64, True),
+    (16, 7024, 7024, 64, True),
+    (12, 12288, 12288, 64, True),
+    (12, 24576, 24576, 64, True),
+    (6, 36864, 36864, 128, True),
+)
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
@@ -50,16 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--set",
-        choices=("short", "long"),
+        choices=("short", "long", "causal"),
         default="short",
-        help="short-query and small shapes (default), or long and unaligned rows",
+        help="short-query and small shapes (default), long and unaligned rows, or long causal",
     )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("unfused_kernels_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     rows = []
-    for bh, sq, sk, d, causal in LONG_SHAPES if args.set == "long" else SHAPES:
+    shapes = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES}[args.set]
+    for bh, sq, sk, d, causal in shapes:
         for tiling in TILINGS:
             calls = _launchers(torch, bh, sk, d, causal, tiling, seq_q=sq)
             for name, call in zip(("qk", "softmax", "pv"), calls, strict=True):

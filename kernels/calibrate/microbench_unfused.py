@@ -22,6 +22,14 @@ shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m attnsim.kernels.calibrat
 --ragged`
 measures only these and prints their entries).
 
+The softmax compiles one kernel per row block (the next power of two of the row, up to
+SOFTMAX_MAX_BLOCK), and the blocks do not share a rate: on the H200 a ragged causal row of
+7016 keys (block 8192) ran 1.8x what the 4088-key entry (block 4096) gives per lane, while
+aligned rows kept their rate. So each block path of the long rows has its entries: 4096
+(S = 4096 / 4088), 8192 (S = 5632 / 5624) and the two-loop path (16384 / 16376); the model
+takes the rate of the shape's own block where there is one (`--softmax-blocks` measures
+only the 8192-block entries).
+
 Short rows are a regime of their own: at S <= 256 a grid holds thousands of one-tile programs
 (one per row for the softmax) whose fixed cost per program, not their work, sets the time.
 They are timed on two "short" calibration shapes, B*H = 2048 at S = 96 and B*H = 640 at
@@ -49,10 +57,13 @@ UNFUSED_BUDGET_S = 30.0
 RAGGED_BUDGET_S = 75.0
 # (batch*heads, seq): one softmax row fits one block (<= SOFTMAX_MAX_BLOCK) / needs two loops
 MATMUL_SHAPE = (24, 4096)
-SOFTMAX_SHAPES = ((24, 4096), (6, 16384))
+# (12, 5632): the one-block path at the widest block (8192 lanes: a kernel compiled of its own)
+SOFTMAX_SHAPES = ((24, 4096), (12, 5632), (6, 16384))
 # the same with seq % 16 == 8: score rows without 16-element alignment (see the docstring)
 RAGGED_MATMUL_SHAPE = (24, 4088)
-RAGGED_SOFTMAX_SHAPES = ((24, 4088), (6, 16376))
+RAGGED_SOFTMAX_SHAPES = ((24, 4088), (12, 5624), (6, 16376))
+# `--softmax-blocks`: only the softmax at the 8192-lane block, aligned and ragged
+BLOCK_SOFTMAX_SHAPES = ((12, 5632), (12, 5624))
 # many short rows: thousands of one-tile programs (see the docstring)
 SHORT_SHAPES = ((2048, 96), (640, 192))
 SHORT_BUDGET_S = 120.0
@@ -135,6 +146,7 @@ def _measure_set(
     matmul_shape: tuple[int, int],
     softmax_shapes: tuple[tuple[int, int], ...],
     budget_s: float,
+    matmuls: bool = True,
 ) -> list[dict[str, Any]]:
     t0 = time.time()
     points: list[dict[str, Any]] = []
@@ -142,7 +154,7 @@ def _measure_set(
     for causal in (False, True):  # softmax: no head dim or tiling (its own block and warps)
         for bh, seq in softmax_shapes:
             jobs.append(("softmax", causal, 0, (0, 0, 0, 0), bh, seq))
-    for tiling in UNFUSED_TILINGS:
+    for tiling in UNFUSED_TILINGS if matmuls else ():
         for d in HEAD_DIMS:
             for causal in (False, True):
                 for kernel in ("qk", "pv"):
@@ -169,6 +181,11 @@ def _measure_set(
         points.append(point)
         print(f"  {point}", file=sys.stderr)
     return points
+
+
+def _measure_softmax(torch: Any, shapes: tuple[tuple[int, int], ...]) -> list[dict[str, Any]]:
+    """Softmax entries only (causal and not) on these (batch*heads, seq) shapes."""
+    return _measure_set(torch, (0, 0), shapes, RAGGED_BUDGET_S, matmuls=False)
 
 
 def measure_pv_programs(torch: Any) -> list[dict[str, Any]]:
@@ -217,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--short", action="store_true", help="only the short-row calibration shapes")
     p.add_argument(
+        "--softmax-blocks",
+        action="store_true",
+        help="only the softmax at the 8192-lane block, aligned and ragged (S = 5632, 5624)",
+    )
+    p.add_argument(
         "--pv-programs",
         action="store_true",
         help="only the P.V kernel with few programs over long rows (`unfused_programs`)",
@@ -225,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("kernels.calibrate.microbench_unfused needs a CUDA GPU", file=sys.stderr)
         return 2
+    if args.softmax_blocks:
+        found = {"unfused_kernels": _measure_softmax(torch, BLOCK_SOFTMAX_SHAPES)}
+        print(yaml.safe_dump(found, sort_keys=False, width=100))
+        return 0
     if args.pv_programs:
         found = {"unfused_programs": measure_pv_programs(torch)}
         print(yaml.safe_dump(found, sort_keys=False, width=100))

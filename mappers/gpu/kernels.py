@@ -16,13 +16,9 @@ tiles are never loaded. The score function (`ScoreCost`) adds or removes per-ele
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
 from dataclasses import replace
 from typing import Any
-
-import numpy as np
 
 from attnsim.archs.calibration import Calibration, UnfusedPoint
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
@@ -34,14 +30,12 @@ from attnsim.kernels.spec import (
     PINGPONG_REGISTERS,
     PINGPONG_STAGES,
     SCHEDULES,
-    SOFTMAX_MAX_BLOCK,
     AttnShape,
     kernel_window,
     smem_bytes_1pass,
     smem_bytes_pingpong,
 )
 from attnsim.mappers.gpu.model import (
-    BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     Dot,
     KernelPlan,
@@ -50,11 +44,12 @@ from attnsim.mappers.gpu.model import (
 )
 from attnsim.mappers.gpu.scores import (
     SIGMOID_OPS,
-    SIGMOID_ROW_OPS,
     SOFTMAX,
     ScoreCost,
 )
 from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
+from attnsim.mappers.gpu.unfused_rows import registers as _registers
+from attnsim.mappers.gpu.unfused_rows import row_kernel, softmax_path
 from attnsim.mappers.gpu.window_loops import (
     WINDOW_MODE,
     loops_by_profile,
@@ -69,7 +64,6 @@ STATS_OPS = 3.0  # running max, scale-subtract, row sum
 OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
 MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
 MASK_BOUND_OPS = 2.0  # each further bound of the mask (window, sinks): a compare and an and
-SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
 
 
@@ -201,10 +195,6 @@ def schedule_problem(family: str, s: AttnShape, t: Tiling, compute_capability: f
     if s.seq_q % t.block_m:
         return f"schedule 'pingpong' needs seq_q (P) a multiple of {t.block_m}"
     return ""
-
-
-def _registers(elements_fp32: float, warps: int) -> int:
-    return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
 def _fused(
@@ -349,7 +339,7 @@ def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[Kerne
         longest=1.0,
         added=extra,
     )
-    middle = _row_kernel(s, score_elems, score)
+    middle = row_kernel(s, score_elems, score)
     tiles = _query_tiles(s, t)
     pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
     pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
@@ -372,88 +362,6 @@ def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[Kerne
     return qk, middle, pv
 
 
-def _row_kernel(s: AttnShape, score_elems: float, score: ScoreCost) -> KernelPlan:
-    """The unfused middle kernel: one program per row, over its visible keys in BLOCKs.
-
-    Softmax: rows within one block in one step, longer rows a max/sum loop then a normalize
-    loop. Sigmoid (no kernel yet): one element-wise loop (tanh on the SFU, an FMA, convert).
-    """
-    b = s.elem_bytes
-    heads = s.batch * s.heads
-    block = min(2 ** math.ceil(math.log2(s.seq_k)), SOFTMAX_MAX_BLOCK)
-    single = s.seq_k <= block
-    lanes = _softmax_lane_blocks(s, block) * block  # lanes a row program steps through
-    warps = 8 if block >= 4096 else 4 if block >= 1024 else 2 if block >= 256 else 1
-    rows = heads * s.seq_q
-    mean_valid = s.seq_k if s.is_dense else s.points / s.seq_q  # visible keys per row
-    if score.sigmoid:
-        steps = math.ceil(mean_valid / block)
-        return KernelPlan(
-            name="sigmoid",
-            tiling=Tiling(1, block, warps, 1),
-            smem_bytes=0,
-            registers_per_thread=_registers(block, warps),
-            step=StepWork((), block, SIGMOID_ROW_OPS * block, min(mean_valid, block) * b),
-            masked_step=StepWork(),
-            fixed=StepWork(),
-            round_trips=2,
-            groups=(BlockGroup(rows, steps, 0),),
-            hbm_read_bytes=heads * score_elems * b,
-            hbm_write_bytes=heads * score_elems * b,
-            flops=0.0,
-            work=heads * lanes * b * 2.0,
-            longest=math.ceil(s.seq_k / block) * block * b * 2.0,
-        )
-    # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
-    steps = 1 if single else 2 * math.ceil(mean_valid / block)
-    exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
-    soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
-    return KernelPlan(
-        name="softmax",
-        tiling=Tiling(1, block, warps, 1),
-        smem_bytes=0,
-        registers_per_thread=_registers(2 * block, warps),
-        step=soft_step,
-        masked_step=StepWork(),
-        fixed=StepWork((), 0.0, 0.0, 0.0),
-        round_trips=2 if single else 3,
-        groups=(BlockGroup(rows, steps, 0),),
-        hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
-        hbm_write_bytes=heads * score_elems * b,
-        flops=0.0,
-        work=heads * lanes * b * (2.0 if single else 3.0),
-        longest=math.ceil(s.seq_k / block) * block * b * (2.0 if single else 3.0),
-    )
-
-
-def _softmax_lane_blocks(s: AttnShape, block: int) -> int:
-    """BLOCK-wide steps over all rows of one head (a row visits ceil(visible keys / BLOCK)).
-
-    The kernel's work goes by lanes, not by visible keys: a causal row of 9000 keys steps
-    through two 8192-lane blocks, masked loads or not.
-    """
-    if s.is_dense:
-        return s.seq_q * math.ceil(s.seq_k / block)
-    return _row_blocks(s.bands, s.seq_q, s.seq_k, block)
-
-
-@functools.lru_cache(maxsize=256)
-def _row_blocks(bands: tuple[Band, ...], seq_q: int, seq_k: int, block: int) -> int:
-    """Sum over the rows of ceil(visible keys / block) (per-row counts, vectorized)."""
-    p = np.arange(seq_q, dtype=np.int64)
-    visible = np.zeros(seq_q, dtype=np.int64)
-    reach = seq_q + seq_k  # clips absent diagonal bounds (no overflow, same rows)
-    for k in range(1, len(bands) + 1):  # inclusion-exclusion over the bands
-        for combo in itertools.combinations(bands, k):
-            both = functools.reduce(Band.intersect, combo)
-            p_lo, p_hi, m_lo, m_hi, d_lo, d_hi = both.bounds()
-            lo = np.maximum(max(m_lo, 0), p + max(d_lo, -reach))
-            hi = np.minimum(min(m_hi, seq_k - 1), p + min(d_hi, reach))
-            rows = (p >= p_lo) & (p <= p_hi)
-            visible += (1 if k % 2 else -1) * np.where(rows, np.maximum(hi - lo + 1, 0), 0)
-    return int(((visible + block - 1) // block).sum())
-
-
 _ROWS = {True: "aligned rows (seq % 16 == 0)", False: "ragged rows (seq % 16 != 0)"}
 
 
@@ -472,8 +380,9 @@ def _with_measured(
     device had in that calibration run) and the rest (arithmetic, latency, store issue):
     seconds of the rest per unit of work (from the entry with the most work) stay a property
     of the kernel, while the memory part is recomputed from the planned bytes at the modelled
-    device's bandwidth. The softmax takes the rate of an entry on its own path (rows in one
-    block, or the two-loop path for rows longer than SOFTMAX_MAX_BLOCK) when there is one.
+    device's bandwidth. The softmax takes the rate of an entry on its own path (`_softmax_path`:
+    rows in one block, in the widest block, or the two-loop path for rows longer than
+    SOFTMAX_MAX_BLOCK) when there is one (the widest block falls back to the one-block entries).
 
     Entries of the same alignment class come first: a seq_k that is no multiple of 16 makes
     Triton compile the kernels without vector accesses to the score rows (its integer
@@ -500,9 +409,12 @@ def _with_measured(
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
         split = [_split(e, i, s, t, cal, latency_s) for e in near]
-        # the rate of the softmax's own path: rows in one block, or the two-loop path
-        one = s.seq_k <= SOFTMAX_MAX_BLOCK
-        same_path = [x for x in split if (x.entry.seq <= SOFTMAX_MAX_BLOCK) == one]
+        # the rate of the softmax's own path: rows in one block (the widest block, a kernel
+        # with a rate of its own, apart where the calibration has it), or the two-loop path
+        path = softmax_path(s.seq_k)
+        same_path = [x for x in split if softmax_path(x.entry.seq) == path]
+        if not same_path and path == "widest block":
+            same_path = [x for x in split if softmax_path(x.entry.seq) == "one block"]
         per_work, per_program = fit_rates(same_path or split)
         note = " (with a per-program bound from the short-row entries)" if per_program else ""
         few = cal.unfused_program(plan.name, s.head_dim, (t.block_m, t.block_n, t.num_warps,

@@ -292,7 +292,7 @@ def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: b
     """A softmax row steps through ceil(visible keys / BLOCK) blocks (brute-force count)."""
     import math
 
-    from attnsim.mappers.gpu.kernels import _softmax_lane_blocks
+    from attnsim.mappers.gpu.unfused_rows import softmax_lane_blocks as _softmax_lane_blocks
 
     s = AttnShape(1, 1, sq, sk, 16, 16, causal, "bf16", 2)
     visible = [min(sk, i + 1) if causal else sk for i in range(sq)]
