@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnsim.einsum_ir.analysis.tiles import Band, mask_points
+from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, mask_points
 
 # The kernels' two masks as bands: every pair, and top-left causal (key m <= query p).
 NO_MASK: tuple[Band, ...] = (Band(),)
@@ -43,6 +43,54 @@ def kernel_window(bands: tuple[Band, ...]) -> tuple[int, int] | None:
 
 
 @dataclass(frozen=True, slots=True)
+class TileLayout:
+    """A block-sparse layout as the kernel runs it: the key tiles each query tile visits.
+
+    One layout for every (batch, head) of a call (`attention_fwd(block_sparse=)` with a
+    `BlockSparse` of Lb = Lh = 1). Full tiles run unmasked, partial tiles with the element
+    mask (keys past seq_k, causal, segments), other tiles are never loaded.
+
+    Attributes:
+        block_q: Query rows per tile (the kernel's BLOCK_M; a call must use it).
+        block_k: Keys per tile (BLOCK_N).
+        full: Full key tiles per query tile.
+        partial: Partial key tiles per query tile.
+        points: Visible (query, key) pairs of one head.
+        key_tiles: Key tiles of the plane, ceil(seq_k / block_k).
+        causal: The layout's partial tiles mask keys after the query (`BlockSparse.causal`):
+            the kernel then launches each head's query tiles last first.
+        segments: Its partial tiles also compare segment (document) ids.
+    """
+
+    block_q: int
+    block_k: int
+    full: tuple[int, ...]
+    partial: tuple[int, ...]
+    points: int
+    key_tiles: int
+    causal: bool = False
+    segments: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.full) != len(self.partial) or not self.full:
+            raise ValueError("TileLayout.full and .partial need one count per query tile")
+        if min(self.block_q, self.block_k, self.key_tiles) < 1 or self.points < 0:
+            raise ValueError("TileLayout sizes must be positive and its points >= 0")
+        pairs = zip(self.full, self.partial, strict=True)
+        if any(a < 0 or m < 0 or a + m > self.key_tiles for a, m in pairs):
+            raise ValueError(f"TileLayout: a query tile lists over {self.key_tiles} key tiles")
+
+    def counts(self) -> TileCounts:
+        """The layout as the tile classification of the GPU model (`TileCounts`)."""
+        full, partial = sum(self.full), sum(self.partial)
+        tq = len(self.full)
+        return TileCounts(
+            self.block_q, self.block_k, tq, self.key_tiles, full, partial,
+            tq * self.key_tiles - full - partial, self.points, self.full, self.partial,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class AttnShape:
     """One attention problem: sizes, mask, head grouping, element type and its bytes.
 
@@ -61,6 +109,9 @@ class AttnShape:
             kernels' mask named by `causal` (`bands`).
         kv_group: Query heads per key/value head (GQA's R = H / G; 1: multi-head). K and V
             have batch * heads / kv_group heads.
+        layout: A block-sparse layout (`TileLayout`) instead of a mask: the kernel visits
+            exactly its tiles, at its tile sizes; `causal` is then False (the layout's
+            partial tiles carry the element mask) and `mask` empty.
     """
 
     batch: int
@@ -74,6 +125,7 @@ class AttnShape:
     elem_bytes: int
     mask: tuple[Band, ...] = ()
     kv_group: int = 1
+    layout: TileLayout | None = None
 
     def __post_init__(self) -> None:
         names = ("batch", "heads", "seq_q", "seq_k", "head_dim", "value_dim", "elem_bytes")
@@ -85,6 +137,16 @@ class AttnShape:
                 f"AttnShape.causal={self.causal} contradicts its mask {self.mask} (causal "
                 "names the top-left causal mask)"
             )
+        lay = self.layout
+        if lay is not None:
+            if self.causal or self.mask:
+                raise ValueError("AttnShape with a layout takes no causal flag or mask")
+            tq, tk = -(-self.seq_q // lay.block_q), -(-self.seq_k // lay.block_k)
+            if (len(lay.full), lay.key_tiles) != (tq, tk):
+                raise ValueError(
+                    f"AttnShape layout has {len(lay.full)} x {lay.key_tiles} tiles; "
+                    f"{self.seq_q} x {self.seq_k} at {lay.block_q} x {lay.block_k} has {tq} x {tk}"
+                )
         if (self.batch * self.heads) % self.kv_group:
             raise ValueError(
                 f"AttnShape.kv_group {self.kv_group} does not divide batch x heads "
@@ -98,12 +160,14 @@ class AttnShape:
 
     @property
     def is_dense(self) -> bool:
-        """Whether every (query, key) pair is visible (no mask)."""
-        return self.bands == NO_MASK
+        """Whether every (query, key) pair is visible (no mask, no layout)."""
+        return self.layout is None and self.bands == NO_MASK
 
     @property
     def points(self) -> int:
         """Visible (query, key) pairs of one head, exactly."""
+        if self.layout is not None:
+            return self.layout.points
         return mask_points(self.bands, self.seq_q, self.seq_k)
 
     @property
@@ -190,7 +254,8 @@ def family(name: str) -> KernelFamily:
 
 
 # The 1-pass kernel with a block-sparse layout (`attention_fwd(block_sparse=)`): its measurement
-# family name (benchmarks/blocksparse_probe.py). Not in FAMILIES: no GPU mapper prices it yet.
+# family name (benchmarks/blocksparse_probe.py, blocksparse_suite.py). Not in FAMILIES (no
+# cascade names a layout): `mappers.gpu.blocksparse` prices a `TileLayout` on the 1-pass plan.
 BLOCKSPARSE_MEASURED = "triton-blocksparse"
 
 

@@ -181,3 +181,5 @@ SCORE = register(
         ratio=_masks_ratio,
     )  # fmt: skip
 )
+
+from attnsim.reports import validation_blocksparse  # noqa: E402, F401  (registers its probe)

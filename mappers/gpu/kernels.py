@@ -74,6 +74,13 @@ def kernel_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
     ragged last tile (as FlashAttention computes its key-block range), so the last query
     tile is classified as if seq_q were a multiple of block_m.
     """
+    if s.layout is not None:  # block-sparse: the layout's own tiles, at its tile sizes
+        if (block_m, block_n) != (s.layout.block_q, s.layout.block_k):
+            raise ValueError(
+                f"a {s.layout.block_q}x{s.layout.block_k} block-sparse layout runs only with "
+                f"block_m={s.layout.block_q}, block_n={s.layout.block_k} (got {block_m}x{block_n})"
+            )
+        return s.layout.counts()
     padded = -(-s.seq_q // block_m) * block_m
     return classify_tiles(s.bands, padded, s.seq_k, block_m, block_n)
 
@@ -96,7 +103,14 @@ def _kv_bytes(s: AttnShape, refetch: int) -> tuple[float, float]:
 
 
 def mask_ops(s: AttnShape) -> float:
-    """fp32 lane operations per element of a masked (partial) tile."""
+    """fp32 lane operations per element of a masked (partial) tile.
+
+    A block-sparse layout's partial tiles: the key bound, the causal compare and, with
+    segments, the key's segment id against the query's (one load and a compare).
+    """
+    if s.layout is not None:
+        bounds = 1 + int(s.layout.causal) + 2 * int(s.layout.segments)
+        return MASK_OPS + MASK_BOUND_OPS * (bounds - 1)
     bounds = sum(x is not None for b in s.bands for x in (b.p_lo, b.p_hi, b.m_lo, b.m_hi))
     bounds += sum(x is not None for b in s.bands for x in (b.d_lo, b.d_hi))
     return MASK_OPS + MASK_BOUND_OPS * max(0, bounds - 1)
@@ -118,6 +132,14 @@ def _groups(
     order = per_tile[::-1] if longest_first else per_tile
     one_head = tuple(BlockGroup(1, a, b) for a, b in order)
     return one_head * heads
+
+
+def _longest_first(s: AttnShape) -> bool:
+    """Whether the fused kernels launch each head's query tiles last first.
+
+    Masked shapes do; a block-sparse layout only when its partial tiles are causal.
+    """
+    return s.layout.causal if s.layout is not None else not s.is_dense
 
 
 def key_span(s: AttnShape, rows: int) -> int:
@@ -254,7 +276,7 @@ def _fused(
         masked_step=masked,
         fixed=fixed,
         round_trips=2,
-        groups=_groups(s, tiles, longest_first=not s.is_dense),
+        groups=_groups(s, tiles, longest_first=_longest_first(s)),
         hbm_read_bytes=reads,
         hbm_write_bytes=writes,
         flops=flops,
@@ -274,6 +296,10 @@ def _plain_kernel_parts(s: AttnShape, t: Tiling, score: ScoreCost) -> dict[str, 
     and key loops.
     """
     parts: dict[str, Any] = {"scores": score.calibrated_modes}
+    if s.layout is not None:  # full tiles in one key loop, partial ones in a second
+        per_tile = list(zip(s.layout.full, s.layout.partial, strict=True))
+        loops = [int(a > 0) + int(m > 0) for a, m in per_tile]
+        parts.update(loops=loops_by_profile(per_tile, loops), loop_mode=WINDOW_MODE)
     window = kernel_window(s.bands) if not s.is_dense else None
     if window is not None:  # the kernel's own loops: sink tiles run masked even when full
         sizes = (s.seq_q, s.seq_k, t.block_m, t.block_n, *window)

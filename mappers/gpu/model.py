@@ -171,6 +171,7 @@ class KernelPlan:
     # step and per-loop cost), and (unmasked steps, masked steps, key loops) per profile
     masked_mode: str = ""
     loops: tuple[tuple[int, int, int], ...] = ()
+    loop_mode: str = ""  # the mode whose measured per-loop cost `loops` take (default masked_mode)
     # fused kernels: query tiles per head (they share the head's K/V tiles through L2)
     q_tiles: int = 1
 
@@ -390,7 +391,8 @@ def _block_times(
         fixed_floor = rates.floor_block_fixed_s(plan.mode, plan.head_dim, t, k, started, later)
         overhead = max(overhead, fixed_floor or 0.0)  # a faster GPU's measured one (floors)
     profiles = {(g.steps, g.masked) for g in plan.groups}
-    loop_s = rates.loop_s(plan.masked_mode, plan.head_dim, t, k) if plan.loops else 0.0
+    loop_mode = plan.loop_mode or plan.masked_mode
+    loop_s = rates.loop_s(loop_mode, plan.head_dim, t, k) if plan.loops else 0.0
     loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}  # beyond the first loop
     return {
         (a, m): a * full + m * masked + overhead + loops.get((a, m), 0) * loop_s
