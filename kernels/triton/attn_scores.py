@@ -48,13 +48,8 @@ def modify_scores(
         r0 = tl.min(offs_m, 0)
         s = s + (alibi * (offs_n - r0).to(tl.float32))[None, :]
     elif ALIBI:
-        # positions as floats first (exact below 2**24): one subtract per score, and the
-        # |.| is a free operand modifier of the FMA; converting each score's integer
-        # distance instead costs an I2F per score on the narrow conversion pipe
-        dist = offs_m.to(tl.float32)[:, None] - offs_n.to(tl.float32)[None, :]
+        dist = (offs_m[:, None] - offs_n[None, :]).to(tl.float32)
         s = s - alibi * tl.abs(dist)
     if SOFTCAP:
-        # one reciprocal per tile, a multiply per score (a division per score is a
-        # MUFU.RCP and a refinement sequence)
-        s = softcap * tanh(s * (1.0 / softcap), FAST_TANH)
+        s = softcap * tanh(s / softcap, FAST_TANH)
     return s
