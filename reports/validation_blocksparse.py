@@ -3,7 +3,10 @@
 Rows of `benchmarks/blocksparse_suite.py` (column `seed`): the layout is re-built from the
 row's mask (random 128 x 128 blocks drawn with numpy's generator and the row's seed, or the
 document lengths; causal or not) exactly as the GPU machine built it, and priced by
-`mappers.gpu.blocksparse` at the row's tiling.
+`mappers.gpu.blocksparse` at the row's tiling. Rows of the earlier
+`benchmarks/blocksparse_probe.py` (column `target_density`, FlexAttention timed beside) drew
+their random blocks with torch's CPU generator seeded by the density: re-drawn the same way
+(torch needed for those rows).
 """
 
 from __future__ import annotations
@@ -15,8 +18,11 @@ BLOCKSPARSE_FAMILY = "triton-blocksparse"  # kernels.triton.attn_fwd(block_spars
 
 def _shape(row: Row) -> str:
     b, h, s, d = (row_int(row, k) for k in ("batch", "heads", "seq", "head_dim"))
-    causal = " causal" if row_int(row, "causal") else ""
-    if row.get("mask") == "blocks":
+    flag = (row.get("causal") or "").strip().lower()
+    causal = " causal" if flag in ("1", "true") else ""
+    if row.get("mask") == "blocks" and "target_density" in row:
+        what = f"blocks {row_float(row, 'target_density'):.0%} (torch draw)"
+    elif row.get("mask") == "blocks":
         what = f"blocks {row_float(row, 'density'):.0%} seed {row_int(row, 'seed')}"
     else:
         what = f"documents {row.get('documents', '')}"
@@ -43,8 +49,33 @@ def layout_of_row(row: Row) -> object:
         blocks = random_blocks(s, s, row_float(row, "density"), row_int(row, "seed"))
         allowed = expand_blocks(blocks, RANDOM_BLOCK, s, s, bm, bn)
         return layout_of(s, s, bm, bn, causal=causal, allowed=allowed)
-    docs = [int(n) for n in (row.get("documents") or "").split("/") if n]
-    return layout_of(s, s, bm, bn, causal=causal, documents=docs)
+    return layout_of(s, s, bm, bn, causal=causal, documents=_documents(row.get("documents", "")))
+
+
+def _documents(text: str) -> list[int]:
+    """'8x2048' (equal documents) or '512/4096/...' as lengths."""
+    if "x" in text:
+        n, length = text.split("x")
+        return [int(length)] * int(n)
+    return [int(n) for n in text.split("/") if n]
+
+
+def legacy_layout_of_row(row: Row) -> object:
+    """A blocksparse_probe.py row's layout (its random blocks from torch's CPU generator)."""
+    from attnsim.mappers.gpu.blocksparse import layout_of
+
+    s, bm, bn = row_int(row, "seq"), row_int(row, "block_m"), row_int(row, "block_n")
+    causal = (row.get("causal") or "").strip().lower() in ("true", "1")
+    if row.get("mask") == "blocks":
+        import torch
+
+        density = row_float(row, "target_density")
+        tiles = -(-s // bm)
+        g = torch.Generator(device="cpu").manual_seed(int(density * 1000))
+        blocks = torch.rand(tiles, tiles, generator=g) < density
+        blocks |= torch.eye(tiles, dtype=torch.bool)
+        return layout_of(s, s, bm, bn, causal=causal, allowed=blocks.numpy())
+    return layout_of(s, s, bm, bn, causal=causal, documents=_documents(row.get("documents", "")))
 
 
 def _predict(row: Row, arch: object) -> tuple[float, str]:
@@ -52,7 +83,7 @@ def _predict(row: Row, arch: object) -> tuple[float, str]:
     from attnsim.mappers.gpu.blocksparse import block_sparse_shape, evaluate_block_sparse
     from attnsim.mappers.gpu.model import Tiling
 
-    layout = layout_of_row(row)
+    layout = legacy_layout_of_row(row) if "target_density" in row else layout_of_row(row)
     assert isinstance(layout, TileLayout)
     shape = block_sparse_shape(
         row_int(row, "batch"), row_int(row, "heads"), row_int(row, "seq"),
@@ -67,4 +98,7 @@ def _predict(row: Row, arch: object) -> tuple[float, str]:
 
 BLOCKSPARSE = register(
     Probe(BLOCKSPARSE_FAMILY, "gpu-1pass", "seed", _shape, _config, _predict)  # fmt: skip
+)
+BLOCKSPARSE_FLEX_PROBE = register(
+    Probe(BLOCKSPARSE_FAMILY, "gpu-1pass", "target_density", _shape, _config, _predict)
 )
