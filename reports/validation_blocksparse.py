@@ -67,14 +67,10 @@ def legacy_layout_of_row(row: Row) -> object:
     s, bm, bn = row_int(row, "seq"), row_int(row, "block_m"), row_int(row, "block_n")
     causal = (row.get("causal") or "").strip().lower() in ("true", "1")
     if row.get("mask") == "blocks":
-        import torch
+        from attnsim.kernels.bench.blocksparse_draws import probe_random_blocks
 
-        density = row_float(row, "target_density")
-        tiles = -(-s // bm)
-        g = torch.Generator(device="cpu").manual_seed(int(density * 1000))
-        blocks = torch.rand(tiles, tiles, generator=g) < density
-        blocks |= torch.eye(tiles, dtype=torch.bool)
-        return layout_of(s, s, bm, bn, causal=causal, allowed=blocks.numpy())
+        blocks = probe_random_blocks(-(-s // bm), row_float(row, "target_density"))
+        return layout_of(s, s, bm, bn, causal=causal, allowed=blocks)
     return layout_of(s, s, bm, bn, causal=causal, documents=_documents(row.get("documents", "")))
 
 
