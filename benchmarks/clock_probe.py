@@ -17,8 +17,11 @@ Measured 2026-12-04 (`kernels/measurements/regimes/clock-probe-*-h200-2026-12-04
 long call drew 687-692 W (the board's cap) and ran at 1902 MHz on average (1740-1965),
 against 1980 MHz while the short call drew ~505 W; its windows took 17.0-17.6 ms (the first
 ones fastest). The model's rates come from short microbenchmarks at the full clock: that is
-about 4% of the long-row gap. Not modelled yet (it needs the clock against the call's duty
-cycle, measured: a next step).
+about 4% of the long-row gap. `--durations` (same day, `clock-probe-durations-*`): calls of
+0.15 and 0.55 ms held 1980 MHz; 2.2 ms averaged 1929 MHz (dips to 1785), 8.7 ms 1893, 17 ms
+1902 (1650-1710 at the dips). The clock sags from about 2 ms calls up, as the suites' fused
+errors turn negative from about 2 ms up. Not modelled yet: the next step is to scale a
+compute-bound kernel's steps by the clock measured for its length (a device figure).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from pathlib import Path
 
 SHAPES = {"long": (1, 16, 32768), "short": (1, 64, 1024)}
 WINDOWS = 30
+# `--durations`: calls of ~0.14-17 ms (head dim 128, 8K keys; 32K for the longest), 10 windows
+# each after an idle second: the clock against the call's length under do_bench
+DURATIONS = {f"h{h}": (1, h, 8192) for h in (2, 8, 32, 128)} | {"h16x32k": (1, 16, 32768)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,13 +51,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--durations",
+        action="store_true",
+        help="calls of 0.14-17 ms, 10 windows each (clock against call length)",
+    )
     args = ap.parse_args(argv)
+    shapes, windows = (DURATIONS, 10) if args.durations else (SHAPES, WINDOWS)
     if not torch.cuda.is_available():
         print("clock_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     name = torch.cuda.get_device_name().split()[-1].lower()
-    stamp = dt.date.today().isoformat()
+    stamp = dt.date.today().isoformat() + ("-durations" if args.durations else "")
     smi_path = args.out / f"clock-smi-{name}-{stamp}.csv"
     with smi_path.open("w") as smi_out:
         smi = subprocess.Popen(
@@ -62,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         t0 = time.monotonic()
         try:
-            for label, (b, h, s) in SHAPES.items():
+            for label, (b, h, s) in shapes.items():
                 q, k, v = (torch.randn(b, h, s, 128, device="cuda", dtype=torch.bfloat16)
                            for _ in range(3))  # fmt: skip
                 call = functools.partial(attention_fwd, q, k, v, block_m=128, block_n=128,
@@ -70,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                 call()
                 torch.cuda.synchronize()
                 time.sleep(1.0)  # idle: let the clock recover before the windows
-                for w in range(WINDOWS):
+                for w in range(windows):
                     ms = triton.testing.do_bench(call, warmup=0, rep=100, return_mode="median")
                     rows.append(dict(window=w, shape=label, t_s=round(time.monotonic() - t0, 3),
+                                     wall=dt.datetime.now().strftime("%H:%M:%S.%f")[:-3],
                                      median_ms=round(float(ms), 5)))  # fmt: skip
                     print(rows[-1], file=sys.stderr)
                 del q, k, v
