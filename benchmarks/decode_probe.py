@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import math
 import sys
 import time
@@ -352,6 +353,27 @@ def _paged(k: Any, v: Any, page_size: int, seed: int) -> tuple[Any, Any, Any]:
     return scatter(k), scatter(v), perm.view(b, per).to(torch.int32)
 
 
+def time_configs(
+    shape: Shape, cfgs: list[Config], call: Callable[[Config], Any],
+    error: Callable[[Any], float], base: dict[str, Any],
+    emit: Callable[[dict[str, Any]], None], deadline: float,
+) -> None:  # fmt: skip
+    """Check and time `call(cfg)` for each configuration until `deadline`, one row each.
+
+    `error(out)`: the output's max |error| against the shape's reference. A configuration
+    that fails (compile, resources) is reported on stderr and skipped; the others go on.
+    """
+    for cfg in cfgs:
+        if time.monotonic() > deadline:
+            return
+        fn = functools.partial(call, cfg)
+        try:
+            err = error(fn())
+            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
+        except Exception as exc:  # noqa: BLE001 (report the config, keep measuring)
+            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+
+
 def _dense_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None,
                 emit: Callable[[dict[str, Any]], None], deadline: float) -> None:  # fmt: skip
     from attnsim.kernels.triton.attn_decode import attention_decode
@@ -377,20 +399,18 @@ def _dense_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None
     if shape.page_size:
         kp, vp, table = _paged(k, v, shape.page_size, seed=s)
     base = {**base, **times}
-    for cfg in configs(shape, sms):
-        if time.monotonic() > deadline:
-            return
-        fn = lambda c=cfg: attention_decode(  # noqa: E731
+
+    def call(c: Config) -> Any:
+        return attention_decode(
             q, k if kp is None else kp, v if vp is None else vp, strategy=c.strategy,
             splits=c.splits, programs=c.programs, seq_lens=lens, block_table=table,
             head_block=c.head_block, block_n=c.block_n, num_warps=c.num_warps,
             num_stages=c.num_stages,
         )  # fmt: skip
-        try:
-            err = (fn().float() - ref.float()).abs().max().item()
-            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
-        except Exception as exc:  # noqa: BLE001 (report the config, keep measuring)
-            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+
+    time_configs(shape, configs(shape, sms), call,
+                 lambda out: (out.float() - ref.float()).abs().max().item(), base, emit,
+                 deadline)  # fmt: skip
 
 
 def _sdpa_ref(q: Any, k: Any, v: Any) -> Any:
@@ -434,19 +454,17 @@ def _mla_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None,
     ref = ref.squeeze(2).float()
     q_latent = absorb_query(q_nope, w_uk)
     base = {**base, **times}
-    for cfg in configs(shape, sms):
-        if time.monotonic() > deadline:
-            return
-        fn = lambda c=cfg: attention_mla_decode(  # noqa: E731
+
+    def call(c: Config) -> Any:
+        return attention_mla_decode(
             q_latent, q_rope, cache, None, scale, strategy=c.strategy, splits=c.splits,
             programs=c.programs, head_block=c.head_block, block_n=c.block_n,
             num_warps=c.num_warps, num_stages=c.num_stages,
         )  # fmt: skip
-        try:
-            err = (project_output(fn().float(), w_uv.float()) - ref).abs().max().item()
-            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
-        except Exception as exc:  # noqa: BLE001
-            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
+
+    time_configs(shape, configs(shape, sms), call,
+                 lambda out: (project_output(out.float(), w_uv.float()) - ref).abs().max().item(),
+                 base, emit, deadline)  # fmt: skip
 
 
 def _sdpa_upproj(name: str, q: Any, ckv: Any, kr: Any, w_uk: Any, w_uv: Any) -> Any:

@@ -32,10 +32,9 @@ from benchmarks.decode_probe import (
     Config,
     Shape,
     _baselines,
-    _ms,
     bandwidths,
-    make_row,
     summary_line,
+    time_configs,
 )
 
 K1 = 1024
@@ -105,19 +104,17 @@ def _dense(shape: Shape, sms: int, base: dict[str, Any], emit: Any, deadline: fl
     v = torch.randn(b, g, s, shape.value_dim, device="cuda", generator=gen, dtype=torch.bfloat16)
     times, ref = _baselines(q, k, v, None)
     base = {**base, **times}
-    for cfg in (mqa_configs if MQA_ONLY else dense_configs)(shape, sms):
-        if time.monotonic() > deadline:
-            return
-        fn = lambda c=cfg: attention_decode(  # noqa: E731
+
+    def call(c: Config) -> Any:
+        return attention_decode(
             q, k, v, strategy=c.strategy, splits=c.splits, programs=c.programs,
             head_block=c.head_block, block_n=c.block_n, num_warps=c.num_warps,
             num_stages=c.num_stages,
         )  # fmt: skip
-        try:
-            err = (fn().float() - ref.float()).abs().max().item()
-            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
-        except Exception as exc:  # noqa: BLE001 (report the config, keep measuring)
-            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:160]}", file=sys.stderr)
+
+    cfgs = (mqa_configs if MQA_ONLY else dense_configs)(shape, sms)
+    time_configs(shape, cfgs, call, lambda out: (out.float() - ref.float()).abs().max().item(),
+                 base, emit, deadline)  # fmt: skip
 
 
 def _mla(shape: Shape, sms: int, base: dict[str, Any], emit: Any, deadline: float) -> None:
@@ -139,19 +136,23 @@ def _mla(shape: Shape, sms: int, base: dict[str, Any], emit: Any, deadline: floa
     kf = cache.float()
     p = torch.softmax(torch.einsum("bhe,bse->bhs", qf, kf) * scale, -1)
     ref = torch.einsum("bhs,bsc->bhc", p, kf[..., :c])
-    for cfg in mla_configs(shape, sms):
-        if time.monotonic() > deadline:
-            return
-        fn = lambda c=cfg: attention_mla_decode(  # noqa: E731
+
+    def call(c: Config) -> Any:
+        return attention_mla_decode(
             q_latent, q_rope, cache, None, scale, strategy=c.strategy, splits=c.splits,
             programs=c.programs, head_block=c.head_block, block_n=c.block_n,
             num_warps=c.num_warps, num_stages=c.num_stages,
         )  # fmt: skip
-        try:
-            err = (fn().float() - ref).abs().max().item()
-            emit(make_row(shape, cfg, base, kernel_ms=_ms(fn), max_abs_err=err))
-        except Exception as exc:  # noqa: BLE001
-            print(f"  {cfg}: {type(exc).__name__}: {str(exc)[:160]}", file=sys.stderr)
+
+    time_configs(
+        shape,
+        mla_configs(shape, sms),
+        call,
+        lambda out: (out.float() - ref).abs().max().item(),
+        base,
+        emit,
+        deadline,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,29 @@ def _config(row: Row) -> str:
     return "{}x{}/w{}/s{}".format(*t)
 
 
+def _density(row: Row, key: str) -> float:
+    """A block density column in (0, 1]; ValueError naming the field otherwise."""
+    value = row_float(row, key)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{key}: expected a block density in (0, 1], got {row.get(key)!r}")
+    return value
+
+
+def _checked_documents(row: Row, seq: int) -> list[int]:
+    """The row's document lengths, checked against its sequence length."""
+    text = row.get("documents") or ""
+    try:
+        lens = _documents(text)
+    except ValueError:
+        lens = []
+    if not lens or min(lens) < 1 or sum(lens) != seq:
+        raise ValueError(
+            f"documents: expected lengths >= 1 joined by '/' (or NxL) summing to seq "
+            f"{seq}, got {text!r}"
+        )
+    return lens
+
+
 def layout_of_row(row: Row) -> object:
     """The row's `TileLayout` at its tiling (see the module docstring)."""
     from attnsim.mappers.gpu.blocksparse import (
@@ -46,10 +69,10 @@ def layout_of_row(row: Row) -> object:
     s, bm, bn = row_int(row, "seq"), row_int(row, "block_m"), row_int(row, "block_n")
     causal = bool(row_int(row, "causal"))
     if row.get("mask") == "blocks":
-        blocks = random_blocks(s, s, row_float(row, "density"), row_int(row, "seed"))
+        blocks = random_blocks(s, s, _density(row, "density"), row_int(row, "seed"))
         allowed = expand_blocks(blocks, RANDOM_BLOCK, s, s, bm, bn)
         return layout_of(s, s, bm, bn, causal=causal, allowed=allowed)
-    return layout_of(s, s, bm, bn, causal=causal, documents=_documents(row.get("documents", "")))
+    return layout_of(s, s, bm, bn, causal=causal, documents=_checked_documents(row, s))
 
 
 def _documents(text: str) -> list[int]:
@@ -69,9 +92,9 @@ def legacy_layout_of_row(row: Row) -> object:
     if row.get("mask") == "blocks":
         from attnsim.kernels.bench.blocksparse_draws import probe_random_blocks
 
-        blocks = probe_random_blocks(-(-s // bm), row_float(row, "target_density"))
+        blocks = probe_random_blocks(-(-s // bm), _density(row, "target_density"))
         return layout_of(s, s, bm, bn, causal=causal, allowed=blocks)
-    return layout_of(s, s, bm, bn, causal=causal, documents=_documents(row.get("documents", "")))
+    return layout_of(s, s, bm, bn, causal=causal, documents=_checked_documents(row, s))
 
 
 def _predict(row: Row, arch: object) -> tuple[float, str]:

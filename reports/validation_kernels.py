@@ -158,18 +158,23 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
 
     arch = load_arch(arch_name)
     points = []
+    problems: list[str] = []
     for path in paths:
         probe = probe_of(path)
         if probe is None:
             raise ValueError(
                 f"{path}: not a probe file of {', '.join(p.family for p in _probes())}"
             )
-        for row in _rows(path):
+        for line, row in enumerate(_rows(path), start=2):  # line 1 is the header
             if probe.predict is None or row.get("family") != probe.family or not _timed(row):
                 continue
             if not probe.modelled(row):
                 continue
-            ms, bound = probe.predict(row, arch)
+            try:
+                ms, bound = probe.predict(row, arch)
+            except ValueError as exc:  # a field the model cannot read: name the row
+                problems.append(f"{path}:{line}: {exc}")
+                continue
             points.append(
                 KernelPoint(
                     file=path.name,
@@ -183,6 +188,8 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
                     ratio=probe.ratio(row) if probe.ratio is not None else ("", "", ""),
                 )
             )
+    if problems:
+        raise ValueError("\n".join(problems))
     return points
 
 

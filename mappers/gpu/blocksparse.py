@@ -31,10 +31,10 @@ from attnsim.mappers.gpu.tiling import Evaluated, evaluate
 from attnsim.mappers.result import Result
 
 BLOCK_SPARSE_ASSUMPTIONS = (
-    "block-sparse: a listed tile costs the plain 1-pass kernel's measured step (the index "
-    "load per step unpriced); a partial tile adds its mask arithmetic (key bound, causal, "
-    "segment ids) on the CUDA cores; a second key loop (the partial tiles) pays the window "
-    "kernel's measured loop entry",
+    "block-sparse: a listed tile costs the plain 1-pass kernel's step (the index load per "
+    "step unpriced); a partial tile adds its mask arithmetic (key bound, causal, segment ids) "
+    "on the CUDA cores; a second key loop (the partial tiles) pays the window kernel's loop "
+    "entry where the calibration measured one",
     "block-sparse: on the H200 suite, random block layouts were priced within -12%/+4% and "
     "segment (document) layouts 8-22% fast (the kernel runs them slower than their tiles "
     "explain; not modelled)",

@@ -507,6 +507,11 @@ def kernel_plans(
     refetch = kv_refetch(s, t, concurrent_blocks, l2_bytes)
     if t.schedule != "plain" and family != "1pass":
         raise ValueError(f"schedule {t.schedule!r} is a 1-pass kernel, not {family}")
+    if s.layout is not None and (family != "1pass" or t.schedule != "plain"):
+        raise ValueError(
+            f"a block-sparse layout runs on the plain 1-pass kernel only, not {family} "
+            f"({t.schedule}): no other kernel reads its tile lists"
+        )
     if family == "1pass":
         if t.schedule == "pingpong":
             return (_fused(s, t, "attn_fwd_pingpong", "pingpong", refetch, score),)

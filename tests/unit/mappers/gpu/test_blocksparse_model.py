@@ -115,6 +115,11 @@ def test_fewer_tiles_cost_less_and_tilings_must_match() -> None:
         block_sparse_shape(1, 16, 4096, 8192, 128, lay)  # the layout is for another size
     with pytest.raises(ValueError, match="causal"):
         AttnShape(1, 1, 8192, 8192, 128, 128, True, "bf16", 2, layout=lay)
+    shape = block_sparse_shape(1, 16, 8192, 8192, 128, lay)
+    rates = device_rates(arch, "bf16")
+    for family in ("2pass", "unfused"):  # no other kernel reads a layout: refused, not priced
+        with pytest.raises(ValueError, match="plain 1-pass kernel only"):
+            evaluate(family, shape, t, rates)
 
 
 def test_a_second_key_loop_costs_its_measured_entry() -> None:
@@ -197,3 +202,44 @@ def test_the_flex_probe_file_is_read_and_priced() -> None:
     assert len(points) == 9
     assert statistics.fmean(abs(p.error_pct) for p in points) <= 8.0
     assert max(abs(p.error_pct) for p in points) <= 15.0
+
+
+def test_bad_rows_are_named_by_file_line_and_field(tmp_path: Path) -> None:
+    """Every unreadable row at once, each as file:line: field: what was expected."""
+    from attnsim.reports.validation_kernels import predict_rows
+
+    with DATA.open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["status"] == "ok"]
+    blocks = next(r for r in rows if r["mask"] == "blocks")
+    docs = next(r for r in rows if r["mask"] == "documents")
+    bad = tmp_path / "bad.csv"
+    with bad.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(blocks))
+        w.writeheader()
+        w.writerows([{**blocks, "density": "abc"}, {**docs, "documents": "100/200"}, blocks])
+    with pytest.raises(ValueError) as info:
+        predict_rows([bad])
+    lines = str(info.value).splitlines()
+    assert lines[0].startswith(f"{bad}:2: density: expected a block density")
+    assert lines[1].startswith(f"{bad}:3: documents: expected lengths")
+    assert len(lines) == 2
+
+
+def test_the_cli_exits_2_on_a_bad_row(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    with DATA.open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["mask"] == "blocks" and r["status"] == "ok")
+    bad = tmp_path / "bad.csv"
+    with bad.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        w.writeheader()
+        w.writerow({**row, "density": "0"})
+    run = subprocess.run(
+        [sys.executable, "-m", "attnsim.reports.cli.main", "validate", "gpu", "--no-plots",
+         "--measurements", str(bad)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert f"{bad}:2: density" in run.stderr and "Traceback" not in run.stderr
