@@ -171,8 +171,33 @@ def split_sweep(shape: Shape, block_n: int = BLOCK_N) -> list[int]:
     return out
 
 
-def configs(shape: Shape, sms: int) -> list[Config]:
-    """The kernel configurations timed on a shape (the defaults flagged)."""
+def tuned_configs(shape: Shape, sms: int) -> list[Config]:
+    """`--tuned`: split-K and stream-K at each tuned tiling of the shape's dims and rows.
+
+    The tilings are those `microbench_decode --tunings` calibrates (TUNED_CONFIGS), so the
+    model prices each from its own measured figures.
+    """
+    from attnsim.kernels.calibrate.microbench_decode_builds import TUNED_CONFIGS
+    from attnsim.kernels.spec import decode_rows
+
+    rows = decode_rows(shape.heads // shape.kv_heads)
+    out = []
+    for e, f, group, bn, w, st in TUNED_CONFIGS:
+        if (e, f, decode_rows(group)) != (shape.head_dim, shape.value_dim, rows):
+            continue
+        tiling = dict(block_n=bn, num_warps=w, num_stages=st)
+        out += [Config("splitk", splits=s, **tiling) for s in split_sweep(shape, bn) if s > 1]
+        out += [Config("streamk", programs=p, **tiling) for p in (sms, 2 * sms)]
+    return out
+
+
+def configs(shape: Shape, sms: int, tuned: bool = False) -> list[Config]:
+    """The kernel configurations timed on a shape (the defaults flagged).
+
+    `tuned`: and the tuned tilings' (`tuned_configs`).
+    """
+    if tuned:
+        return configs(shape, sms) + tuned_configs(shape, sms)
     if shape.suite == "calib":
         if shape.batch * shape.kv_heads >= sms:
             return [Config("unsplit", is_default=True)]
@@ -375,7 +400,8 @@ def time_configs(
 
 
 def _dense_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None,
-                emit: Callable[[dict[str, Any]], None], deadline: float) -> None:  # fmt: skip
+                emit: Callable[[dict[str, Any]], None], deadline: float,
+                tuned: bool = False) -> None:  # fmt: skip
     from attnsim.kernels.triton.attn_decode import attention_decode
 
     b, h, g, s = shape.batch, shape.heads, shape.kv_heads, shape.seq_k
@@ -408,7 +434,7 @@ def _dense_rows(shape: Shape, sms: int, base: dict[str, Any], flex: _Flex | None
             num_stages=c.num_stages,
         )  # fmt: skip
 
-    time_configs(shape, configs(shape, sms), call,
+    time_configs(shape, configs(shape, sms, tuned), call,
                  lambda out: (out.float() - ref.float()).abs().max().item(), base, emit,
                  deadline)  # fmt: skip
 
@@ -483,6 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--budget-s", type=float, default=500)
     ap.add_argument("--flex-budget-s", type=float, default=90)
+    ap.add_argument(
+        "--tuned",
+        action="store_true",
+        help="the dense, ragged and paged suites only, with the tuned tilings' split-K and "
+        "stream-K configurations too (TUNED_CONFIGS); writes decode-<gpu>-<date>-tuned.csv",
+    )
     args = ap.parse_args(argv)
     from attnsim.kernels.triton.common import num_sms
 
@@ -498,12 +530,16 @@ def main(argv: list[str] | None = None) -> int:
                 cudnn_ms=float("nan"), efficient_ms=float("nan"), flex_ms=float("nan"),
                 naive_ms=float("nan"), upproj_ms=float("nan"))  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"decode-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    tag = "-tuned" if args.tuned else ""
+    path = args.out / f"decode-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}{tag}.csv"
+    suites = shapes(sms)
+    if args.tuned:
+        suites = {k: v for k, v in suites.items() if not k.startswith(("mla", "calib"))}
     flex = _Flex(args.flex_budget_s)
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()
-        for shape in round_robin(shapes(sms)):
+        for shape in round_robin(suites):
             if time.monotonic() > deadline:
                 print("budget spent; stopping", file=sys.stderr)
                 break
@@ -514,9 +550,11 @@ def main(argv: list[str] | None = None) -> int:
                 fh.flush()
                 rows.append(row)
 
-            run = _mla_rows if shape.mla else _dense_rows
             try:
-                run(shape, sms, base, flex, emit, deadline)
+                if shape.mla:
+                    _mla_rows(shape, sms, base, flex, emit, deadline)
+                else:
+                    _dense_rows(shape, sms, base, flex, emit, deadline, args.tuned)
             except torch.cuda.OutOfMemoryError as exc:
                 print(f"{shape}: out of memory: {str(exc)[:100]}", file=sys.stderr)
             torch.cuda.empty_cache()

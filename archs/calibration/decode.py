@@ -327,8 +327,10 @@ class DecodeCalibration:
             close, key=lambda c: log_distance(c.config, (head_dim, value_dim, rows, *tiling))
         )
 
-    def profile(self, head_dim: int, value_dim: int, rows: int) -> Profile | None:
-        """The measured profile nearest this head dim, value dim and rows.
+    def profile(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int] | None = None
+    ) -> Profile | None:
+        """The measured profile nearest this head dim, value dim and rows (then `tiling`).
 
         A profile whose time falls as its programs stream more tiles is a timing artefact
         (seen on the H200 for MLA's 16- and 64-row blocks at one tile) and is not used.
@@ -340,7 +342,14 @@ class DecodeCalibration:
         ]
         if not usable:
             return None
-        return min(usable, key=lambda m: log_distance(m.config[:3], (head_dim, value_dim, rows)))
+        want = (head_dim, value_dim, rows)
+        return min(
+            usable,
+            key=lambda m: (
+                log_distance(m.config[:3], want),
+                log_distance(m.config[3:], tiling) if tiling else 0.0,
+            ),
+        )
 
     def program(
         self,

@@ -32,7 +32,8 @@ Updates of an existing file (each replaces the same measurements, keeps the othe
 `--merges-only` (split-K merges), `--streamk-merges`, `--mla-loads`, `--extend` (the 64-row
 configuration of MQA, the GQA loads and the split-K merges), `--builds` (`builds` and the
 GQA merges at 8 warps), `--empty` (`empty_program_us`: what a program that finds no tile
-costs an SM, contiguous and ragged); `--raw FILE` also writes what was measured.
+costs an SM, contiguous and ragged), `--tunings` (every figure of the tuned tilings,
+`microbench_decode_builds.TUNED_CONFIGS`); `--raw FILE` also writes what was measured.
 
 None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
 format is in `archs/calibration/decode.py`.
@@ -482,9 +483,15 @@ def main(argv: list[str] | None = None) -> int:
         help="measure each kernel build's per-tile time (`builds`) and the merges at 8 warps, "
         "and put them in the --out file",
     )
+    mode.add_argument(
+        "--tunings",
+        action="store_true",
+        help="measure the tuned tilings' programs, profiles, loads and builds "
+        "(microbench_decode_builds.TUNED_CONFIGS) and put them in the --out file",
+    )
     ap.add_argument("--raw", type=Path, help="with an update: also write the new figures here")
     args = ap.parse_args(argv)
-    modes = ("merges_only", "extend", "mla_loads", "streamk_merges", "builds", "empty")
+    modes = ("merges_only", "extend", "mla_loads", "streamk_merges", "builds", "empty", "tunings")
     update = any(getattr(args, m) for m in modes)
     if update and not args.out.is_file():
         ap.error(f"--out {args.out}: no such file (an update needs the calibration to update)")
@@ -521,6 +528,14 @@ def main(argv: list[str] | None = None) -> int:
 
         fresh = measure_builds(torch, log)
         note = f"per-build tile times, merges at {MERGE_WARPS} warps (both builds)"
+    elif args.tunings:
+        from attnsim.kernels.calibrate.microbench_decode_builds import (
+            TUNED_CONFIGS,
+            measure_tunings,
+        )
+
+        fresh = measure_tunings(torch, log)
+        note = f"tuned tilings {TUNED_CONFIGS}: programs, profiles, loads, builds"
     elif args.extend:
         ext = measure_extension(torch, log)
         fresh = {k: ext[k] for k in ("programs", "profiles", "loads", "merges")}

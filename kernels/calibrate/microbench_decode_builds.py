@@ -3,7 +3,11 @@
 - `builds`: per configuration and kernel build (unsplit, split-K, stream-K), the per-tile
   time with one program per SM streaming one whole segment, and the compiled kernel's
   registers and programs per SM; and the GQA merges at MERGE_WARPS warps;
-- `empty_program_us`: what a program that finds no key tile costs its SM.
+- `empty_program_us`: what a program that finds no key tile costs its SM;
+- `--tunings`: `programs`, `profiles`, `loads` and `builds` of TUNED_CONFIGS, the deeper
+  pipelines and wider tiles with which `benchmarks/decode_tune_probe.py` found the kernel
+  as fast as SDPA's best backend on long caches (kernels/measurements/decode/decode-tune-*),
+  so that `gpu-decode` can price and pick them.
 """
 
 from __future__ import annotations
@@ -34,13 +38,26 @@ BUILD_CONFIGS = (
     (128, 128, 64, 64, 4, 2),
 )
 BUILD_LENGTHS = (2048, 16384)
+# `--tunings`: (head_dim, value_dim, query heads per K/V head, block_n, warps, stages) of the
+# tilings decode_tune_probe found fastest at >= 32K keys (2026-12-04, H200): 3-4 K/V stages
+# at head dim 128 (16 and 64 packed rows), wider key tiles at head dim 64
+TUNED_CONFIGS = (
+    (128, 128, 4, 64, 4, 4),
+    (128, 128, 4, 128, 8, 3),
+    (128, 128, 4, 64, 8, 3),
+    (64, 64, 4, 128, 4, 4),
+    (64, 64, 4, 256, 8, 3),
+    (128, 128, 64, 64, 4, 4),
+)
 MERGE_WARPS = 8
 # `--empty`: split-K on EMPTY_SEGMENTS one-tile segments in 1 and EMPTY_SPLITS splits: all
 # but the first split of a segment find no tile and exit (ragged: after reading the length)
 EMPTY_SEGMENTS, EMPTY_SPLITS = 132, 64
 
 
-def _builds(torch: Any, floor: float, sms: int, log: Any) -> list[dict[str, Any]]:
+def _builds(
+    torch: Any, floor: float, sms: int, log: Any, configs: tuple[tuple[int, ...], ...] = ()
+) -> list[dict[str, Any]]:
     """`builds` entries: per configuration and kernel build, `sms` programs' per-tile time.
 
     Every program streams one whole segment whatever the build: unsplit on `sms` segments,
@@ -48,14 +65,16 @@ def _builds(torch: Any, floor: float, sms: int, log: Any) -> list[dict[str, Any]
     intercept), stream-K with `sms` programs on `sms` segments (each program's share is one
     segment). The slope over BUILD_LENGTHS keys per program is `tile_us`; the compiled
     kernel's `registers` and the programs an SM holds with them (`resident_per_sm`).
+    `configs`: only these GQA configurations (no MLA); default BUILD_CONFIGS and MLA's.
     """
     from attnsim.kernels.calibrate.microbench_blocks import occupancy
     from attnsim.kernels.spec import DECODE_STRATEGIES
     from attnsim.kernels.triton.attn_decode import _PLANS
 
     c, _ = MLA_DIMS
-    cfgs = [(cfg, False) for cfg in BUILD_CONFIGS]
-    cfgs += [((sum(MLA_DIMS), c, hb, *MLA_TILING), True) for hb in MLA_HEAD_BLOCKS]
+    cfgs = [(cfg, False) for cfg in configs or BUILD_CONFIGS]
+    if not configs:
+        cfgs += [((sum(MLA_DIMS), c, hb, *MLA_TILING), True) for hb in MLA_HEAD_BLOCKS]
     out = []
     for cfg, mla in cfgs:
         e, f, group, bn, w, st = cfg
@@ -101,6 +120,23 @@ def measure_builds(torch: Any, log: Any) -> dict[str, list[dict[str, Any]]]:
     floor = _bench_s(lambda: empty_kernel[(1,)](x))
     merges = [m for strat in ("splitk", "streamk") for m in _merges(torch, log, strat, MERGE_WARPS)]
     return {"builds": _builds(torch, floor, sms, log), "merges": merges}
+
+
+def measure_tunings(torch: Any, log: Any) -> dict[str, list[dict[str, Any]]]:
+    """The `--tunings` figures: each TUNED_CONFIGS entry's programs, profile, load, builds."""
+    from attnsim.kernels.calibrate.microbench import empty_kernel
+    from attnsim.kernels.calibrate.microbench_decode import _load, _profile, _programs
+    from attnsim.kernels.triton.common import num_sms
+
+    sms = num_sms(torch.cuda.current_device())
+    x = torch.empty(1, device="cuda")
+    floor = _bench_s(lambda: empty_kernel[(1,)](x))
+    return {
+        "programs": [p for cfg in TUNED_CONFIGS for p in _programs(torch, floor, cfg, sms, log)],
+        "profiles": [_profile(torch, floor, cfg, log) for cfg in TUNED_CONFIGS],
+        "loads": [_load(torch, floor, cfg, log) for cfg in TUNED_CONFIGS],
+        "builds": _builds(torch, floor, sms, log, TUNED_CONFIGS),
+    }
 
 
 def measure_empty(torch: Any, log: Any) -> dict[str, float]:

@@ -102,10 +102,13 @@ class DecodeOptions:
         splits: Split-K chunks per segment (0: searched over powers of two and the kernel's
             default).
         programs: Stream-K programs (0: searched over SMs x 1..4).
-        block_n: Keys per step (0: the kernel's default, 64; 32 for MLA).
-        num_warps: Warps per program (0: the kernel's default, 4; 8 for MLA).
+        block_n: Keys per step (0: searched among the tilings the decode calibration measured
+            for this head dim, value dim and packed rows, and the kernel's default, 64; 32
+            for MLA).
+        num_warps: Warps per program (0: searched likewise; the kernel's default 4, MLA 8).
         head_block: MLA: query heads per program (0: the kernel's default, 32).
-        num_stages: Software-pipelining depth of the K/V loads.
+        num_stages: Software-pipelining depth of the K/V loads (0: searched likewise; the
+            kernel's default 2).
         seq_lens: Cache length of each sequence (ragged batch; empty: every sequence has the
             cascade's key rank size). Its length must be the batch.
         page_size: Paged KV cache (a block table, as vLLM's): keys per page; 0 = contiguous.
@@ -118,7 +121,7 @@ class DecodeOptions:
     programs: int = option(0, minimum=0, zero="searched")
     block_n: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 64, MLA 32")
     num_warps: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 4, MLA 8")
-    num_stages: int = option(2, minimum=1)
+    num_stages: int = option(0, minimum=0, zero="searched among the measured tilings, else 2")
     seq_lens: tuple[int, ...] = option((), minimum=1)
     head_block: int = option(0, minimum=0, power_of_two=True, zero="the kernel's: 32")
     page_size: int = option(0, minimum=0, zero="contiguous")
@@ -212,6 +215,7 @@ class DecodeTime:
     problem: str = ""
     build_factor: float = 1.0  # the build's per-tile time over the unsplit build's (measured)
     resident_measured: bool = False  # k from the compiled build's measured residency
+    tiling: tuple[int, int, int] = (0, 0, 0)  # (block_n, num_warps, num_stages)
 
 
 def time_decode(
@@ -311,6 +315,7 @@ def time_decode(
             dcal.build_factor(s.head_dim, s.value_dim, p.rows, tiling, strategy) if dcal else 1.0
         ),
         resident_measured=bool(held),
+        tiling=tiling,
     )
 
 
@@ -335,6 +340,31 @@ def candidates(
             progs = (opts.programs,) if opts.programs else tuple(sms * m for m in STREAMK_PER_SM)
             out += [(strat, 1, n) for n in progs]
     return out
+
+
+def tiling_candidates(
+    p: DecodeProblem,
+    opts: DecodeOptions,
+    dcal: DecodeCalibration | None,
+    default: tuple[int, int, int],
+) -> list[tuple[int, int, int]]:
+    """(block_n, num_warps, num_stages) tilings to rank.
+
+    The kernel's default, and every tiling the decode calibration measured (`programs`) for
+    exactly this head dim, value dim and packed rows that agrees with the options the caller
+    fixed (a searched tiling is priced from its own measured figures, not a neighbour's).
+    """
+    if opts.block_n and opts.num_warps and opts.num_stages:
+        return [default]
+    s = p.shape
+    fixed = (opts.block_n, opts.num_warps, opts.num_stages)
+    measured = (
+        (q.block_n, q.num_warps, q.num_stages)
+        for q in (dcal.programs if dcal else ())
+        if (q.head_dim, q.value_dim, q.rows) == (s.head_dim, s.value_dim, p.rows)
+    )
+    agree = (t for t in measured if all(not f or f == v for f, v in zip(fixed, t, strict=True)))
+    return list(dict.fromkeys((default, *agree)))
 
 
 def decode_problem(
@@ -383,33 +413,51 @@ class GpuDecodeMapper:
         latent = latent_problem(cascade, sizes, opts, rates)
         if latent is not None:
             problem, extra, notes = latent.problem, latent.kernels, latent.notes
-            tiling = (opts.block_n or 32, opts.num_warps or 8, opts.num_stages)
+            default = (opts.block_n or 32, opts.num_warps or 8, opts.num_stages or 2)
         else:
             problem, notes = self._problem(cascade, sizes)
             extra = ()
-            tiling = (opts.block_n or 64, opts.num_warps or 4, opts.num_stages)
+            default = (opts.block_n or 64, opts.num_warps or 4, opts.num_stages or 2)
         shape = problem.shape
         dcal = decode_calibration(arch)
-        space = candidates(problem, opts, arch.sm_count, tiling[0])
+        tilings = tiling_candidates(problem, opts, dcal, default)
+        if opts.page_size:
+            paged = [t for t in tilings if opts.page_size % t[0] == 0]
+            if not paged:
+                tiles = " or ".join(str(n) for n in sorted({t[0] for t in tilings}))
+                raise MappingError(
+                    f"{self.name}: page_size {opts.page_size} is no multiple of block_n "
+                    f"{tiles} (the kernel reads whole key tiles from one page)"
+                )
+            tilings = paged
         fixed_splits = self._cascade_splits(cascade, sizes)
-        if fixed_splits:
-            space = [("splitk", fixed_splits, 0)]
         ranked = sorted(
-            (time_decode(problem, st, sp, pr, tiling, rates, dcal) for st, sp, pr in space),
+            (
+                time_decode(problem, st, sp, pr, tiling, rates, dcal)
+                for tiling in tilings
+                for st, sp, pr in (
+                    [("splitk", fixed_splits, 0)]
+                    if fixed_splits
+                    else candidates(problem, opts, arch.sm_count, tiling[0])
+                )
+            ),
             key=lambda t: (bool(t.problem), t.time_s),
         )
         if not ranked:
             raise MappingError(f"{self.name}: no candidate partition for {cascade.name}")
         chosen = ranked[0]
+        tiling = chosen.tiling
         if chosen.problem:
             raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
         notes = (*ASSUMPTIONS, *rates.notes, *notes)
+        if len(tilings) > 1:
+            notes += (
+                f"tiling searched among {len(tilings)} (block_n, warps, stages): the kernel's "
+                f"default {default} and those the decode calibration measured for head dim "
+                f"{shape.head_dim}, value dim {shape.value_dim} and {problem.rows} rows; chose "
+                f"{tiling}",
+            )
         if opts.page_size:
-            if opts.page_size % tiling[0]:
-                raise MappingError(
-                    f"{self.name}: page_size {opts.page_size} is no multiple of block_n "
-                    f"{tiling[0]} (the kernel reads whole key tiles from one page)"
-                )
             notes += (PAGED_NOTE.format(page=opts.page_size),)
         if dcal is None:
             notes += (

@@ -118,7 +118,7 @@ def _figures(
         # as MLA's runs k programs k times slower; a latency-bound one overlaps them)
         share = _sm_share(dcal, near[0])  # type: ignore[arg-type]
         capped = max(capped, k * tile * share / near[0].tile_s)
-    curve = dcal.profile(s.head_dim, s.value_dim, p.rows) if dcal and near else None
+    curve = dcal.profile(s.head_dim, s.value_dim, p.rows, tiling) if dcal and near else None
     scale = 1.0
     if curve is not None and near is not None:
         ref = dcal.program(curve.head_dim, curve.value_dim, curve.rows,  # type: ignore[union-attr]

@@ -98,3 +98,26 @@ def test_summary_line(probe):
                            kernel_ms=0.02)]  # fmt: skip
     line = probe.summary_line(shape, rows)
     assert "0.50x best SDPA" in line and "TB/s" in line
+
+
+def test_tuned_configurations_are_the_calibrated_tilings_of_the_shapes_dims(probe):
+    from attnsim.kernels.calibrate.microbench_decode_builds import TUNED_CONFIGS
+    from attnsim.kernels.spec import decode_rows
+
+    calibrated = {(e, f, decode_rows(g), bn, w, st) for e, f, g, bn, w, st in TUNED_CONFIGS}
+    seen = set()
+    for name, shapes in probe.shapes(132).items():
+        for s in shapes:
+            if name.startswith(("mla", "calib")):
+                continue
+            plain = probe.configs(s, 132)
+            tuned = probe.configs(s, 132, tuned=True)
+            assert tuned[: len(plain)] == plain  # the default tiling's configurations first
+            rows = decode_rows(s.heads // s.kv_heads)
+            for c in tuned[len(plain) :]:
+                key = (s.head_dim, s.value_dim, rows, c.block_n, c.num_warps, c.num_stages)
+                assert key in calibrated, (s, c)
+                assert c.strategy in ("splitk", "streamk") and not c.is_default
+                seen.add(key)
+    # every tuned tiling is timed on some shape of the suites
+    assert seen == calibrated
