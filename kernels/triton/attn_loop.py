@@ -20,6 +20,7 @@ import triton.language as tl
 
 from attnsim.kernels.triton.attn_scores import modify_scores, tanh
 from attnsim.kernels.triton.exp2 import exp2_split
+from attnsim.kernels.triton.neighborhood_mask import in_windows, row_windows
 
 # inner-loop modes (constexpr MODE)
 MODE_ONLINE = tl.constexpr(0)  # 1-pass: online softmax, running max/sum, rescaled accumulator
@@ -222,7 +223,8 @@ def _keep(
 ):  # fmt: skip
     """Which (query, key) pairs of a masked tile are computed (see `attn_inner`).
 
-    SEGMENTS: `q_seg` holds the tile's query segment ids, `k_seg` points at the sequence's key ids.
+    SEGMENTS 1: `q_seg` holds the tile's query segment ids, `k_seg` points at the sequence's key
+    ids; 2: neighborhood windows (`neighborhood_mask`: `q_seg` the rows', `k_seg` key coordinates).
     """
     keep = offs_n[None, :] < seq_k
     if CAUSAL:
@@ -230,9 +232,11 @@ def _keep(
     if WINDOW:
         near = (offs_m[:, None] - offs_n[None, :]) < window
         keep = keep & (near | (offs_n[None, :] < sinks))
-    if SEGMENTS:
+    if SEGMENTS == 1:
         ks = tl.load(k_seg + offs_n, mask=offs_n < seq_k, other=-1)
         keep = keep & (q_seg[:, None] == ks[None, :])
+    elif SEGMENTS == 2:
+        keep = keep & in_windows(q_seg, k_seg, offs_n)
     return keep
 
 
@@ -540,7 +544,8 @@ def sparse_rows(
     `row` points at the query tile's entry of the layout table (`blocksparse.BlockSparse`):
     [full count, partial count, `full_width` full indices, partial indices]. The full tiles
     run unmasked first (rows get a finite max early), then the partial tiles masked (keys
-    past seq_k; causal; segments: `q_seg` / `k_seg` point at this sequence's ids). Tiles in
+    past seq_k; causal; segments: `q_seg` / `k_seg` point at this sequence's ids, or at its
+    neighborhood windows and key coordinates, SEGMENTS 2). Tiles in
     neither list are never loaded. A row that sees no key ends with l = 0 (the caller
     writes 0 there).
     """
@@ -557,8 +562,10 @@ def sparse_rows(
         SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
         sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH, SPARSE=True, kv_list=row + 2,
     )  # fmt: skip
-    if SEGMENTS:
+    if SEGMENTS == 1:
         qs = tl.load(q_seg + offs_m, mask=offs_m < seq_q, other=-1)
+    elif SEGMENTS == 2:  # neighborhood: the rows' windows, read once
+        qs = row_windows(q_seg, offs_m)
     else:
         qs = 0
     acc, l_i, m_i = attn_inner(

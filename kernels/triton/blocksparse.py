@@ -110,6 +110,17 @@ class BlockSparse:
         """(query tile, key tile) pairs loaded over all layout rows (Lb * Lh of them)."""
         return int(self.full_counts.sum()) + int(self.partial_counts.sum())
 
+    def element_tables(self) -> tuple[int, Any, Any]:
+        """The partial tiles' element mask past keys < seq_k and causal, as the kernel reads it.
+
+        (the kernel's SEGMENTS mode, per-query table, per-key table): (1, q_segments,
+        k_segments) with segment ids, else (0, None, None). A neighborhood layout
+        (`neighborhood.NeighborhoodSparse`) gives its windows and key coordinates (mode 2).
+        """
+        if self.q_segments is None:
+            return 0, None, None
+        return 1, self.q_segments, self.k_segments
+
     @property
     def density(self) -> float:
         """Visited tiles over all tiles, averaged over the layout rows."""
@@ -248,7 +259,7 @@ def kernel_meta(
     b, h, sq = q.shape[:3]
     sk = k.shape[2]
     lb, lh, tq, row = bs.table.shape
-    qs, ks = bs.q_segments, bs.k_segments
+    qs = bs.q_segments
     problems = []
     if (sq, sk) != (bs.seq_q, bs.seq_k):
         problems.append(f"seq_q, seq_k {sq}, {sk} (layout: {bs.seq_q}, {bs.seq_k})")
@@ -265,13 +276,15 @@ def kernel_meta(
         problems.append(f"device {q.device} (layout on {bs.table.device})")
     if problems:
         raise ValueError("block_sparse does not fit the call: " + "; ".join(problems))
-    several = qs is not None and qs.shape[0] > 1
+    mode, q_table, k_table = bs.element_tables()
+    several = mode == 1 and q_table.shape[0] > 1
     return dict(
-        BLOCK_SPARSE=True, SEGMENTS=qs is not None, layout=bs.table, layout_row=row,
+        BLOCK_SPARSE=True, SEGMENTS=mode, layout=bs.table, layout_row=row,
         layout_stride_b=lh * tq * row if lb > 1 else 0, layout_stride_h=tq * row if lh > 1 else 0,
         full_width=bs.full_indices.shape[3],
         # the kernel forms its segment pointers either way (SEGMENTS off: any pointer, unread)
-        q_segments=bs.table if qs is None else qs, k_segments=bs.table if ks is None else ks,
+        q_segments=bs.table if q_table is None else q_table,
+        k_segments=bs.table if k_table is None else k_table,
         q_segments_stride=sq if several else 0, k_segments_stride=sk if several else 0,
     )  # fmt: skip
 
