@@ -8,7 +8,8 @@ P x M0 pairs) against inter-chunk state work and traffic (one E x F state update
 per chunk, M / M0 of them). `search_chunk` maps the cascade at every power-of-two M0 from
 16 that divides M (up to MAX_CHUNK), keeps those whose on-chip data fit the buffer (all
 when none fit), and returns the fastest (then the least energy), with every candidate's
-latency and energy in the Result's warnings and extras.
+latency and energy in the Result's warnings and extras. With `require_fit` (FLAT, whose own
+dataflow search refuses a point where nothing fits) a search where no chunk fits is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +18,22 @@ import dataclasses
 from collections.abc import Callable
 
 from attnsim.archs.model import SpatialArch
-from attnsim.einsum_ir.ir import Cascade, RankName
+from attnsim.einsum_ir.ir import Cascade, Einsum, RankName
 from attnsim.mappers.result import Result
-from attnsim.mappers.spatial.view import MappingError, reads_key_chunk, view
+from attnsim.mappers.spatial.view import CascadeView, MappingError, reads_key_chunk, view
 
 MIN_CHUNK, MAX_CHUNK = 16, 4096
+
+
+def tiled_by_the_mask(cv: CascadeView, einsum: Einsum) -> bool:
+    """Whether `einsum`'s work follows the mask's (query, key) tiles.
+
+    Only an Einsum over both the keys and the queries does: a chunked cascade's per-key
+    work (a chunk's K^T V, the state update, the queries' product with the state laid out
+    by key position) is done once per key whatever the tiles, at its own points, never at
+    the visited share of the tiles (which would price it once per M1 chunks).
+    """
+    return cv.iterates_key(einsum) and cv.query_rank.lower() in einsum.iteration_vars
 
 
 def chunk_rank(cascade: Cascade, sizes: dict[str, int]) -> tuple[RankName, RankName]:
@@ -46,8 +58,12 @@ def search_chunk(
     cascade: Cascade,
     arch: SpatialArch,
     sizes: dict[str, int],
+    require_fit: bool = False,
 ) -> Result:
-    """The best Result of `map_at` over the chunk sizes (see the module docstring)."""
+    """The best Result of `map_at` over the chunk sizes (see the module docstring).
+
+    MappingError when no chunk size maps, or (with `require_fit`) none fits the buffer.
+    """
     key, chunk = chunk_rank(cascade, sizes)
     resolved = view(cascade, sizes, None).sizes
     m = resolved[key]
@@ -75,6 +91,14 @@ def search_chunk(
         + ("" if (c, r) in fit else " (spills)")
         for c, r in tried
     )
+    if require_fit and not fit:
+        need = {c: max(o.peak_bytes for o in r.occupancy) for c, r in tried}
+        smallest = min(need, key=lambda c: (need[c], c))
+        raise MappingError(
+            f"chunk_search: no chunk size fits the {arch.buffer.capacity_bytes} B "
+            f"{arch.buffer.name}: the least demanding, {chunk}={smallest}, needs "
+            f"{need[smallest]:.0f} B on chip ({table})"
+        )
     note = (
         f"chunk {chunk} searched over {len(tried)} sizes ({table}): chose {best_c}, the "
         + ("fastest" if len(pool) > 1 else "only")

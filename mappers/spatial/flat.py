@@ -6,7 +6,10 @@ and builds the explicit sizes and roles of FLAT's cost model (`mappers.spatial.f
 with the dataflow search in `mappers.spatial.flat_search`). Roles of the six on-chip choices: the
 score matmul's query-indexed operand is `Q`, its other operand `K`, its output `QK`; the
 value matmul's operands are `A` and `V`, its output `AV`. Which cascades FLAT accepts, and
-what it refuses, is in `mappers.spatial.flat_cost`'s docstring.
+what it refuses, is in `mappers.spatial.flat_cost`'s docstring. A linear-attention cascade
+(a recurrent state, `einsum_ir.analysis.recurrent.find_states`) takes FLAT's dataflow
+applied to its blocks instead: `mappers.spatial.flat_linear` (the chunked causal form with
+its chunk searched under the buffer by `chunk_search`, and the non-causal form).
 """
 
 from __future__ import annotations
@@ -19,20 +22,24 @@ from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import (
-    EinsumCost,
     EnergyItem,
     Occupancy,
     Result,
     Traffic,
 )
-from attnsim.mappers.spatial import cost
+from attnsim.mappers.spatial.chunks import chunk_rank, search_chunk
 from attnsim.mappers.spatial.flat_cost import Breakdown, evaluate_one, loop_nest
+from attnsim.mappers.spatial.flat_linear import (
+    einsum_records,
+    energy_items,
+    linear_states,
+    map_linear,
+    unit_records,
+)
 from attnsim.mappers.spatial.flat_problem import Problem, problem
 from attnsim.mappers.spatial.unfused import (
     ELEMENT_STREAM_WARNING,
     Binding,
-    compute_energy_items,
-    unit_costs,
 )
 from attnsim.mappers.spatial.view import (
     MappingError,
@@ -71,6 +78,11 @@ class FlatOptions:
             sequencer that computes each row tile's key range could (on by default, as for
             `fusemax` and `unfused`; unmasked cascades cost the same either way); off
             computes every tile and says so in the warnings. See `mappers.spatial.flat_problem`.
+        chunk_search: For a cascade that cuts its keys into chunks itself (chunked linear
+            attention's M -> M1 x M0): map every power-of-two chunk M0 that divides M and
+            keep the fastest whose block fits the buffer, refusing when none fits
+            (`mappers.spatial.chunks`); the Result's warnings list every candidate. Off: the
+            cascade's own M0. As on `fusemax` and `unfused`.
     """
 
     onchip: tuple[str, ...] = option(("QK", "A"), choices=ROLES)
@@ -82,6 +94,7 @@ class FlatOptions:
     artifact_compat: bool = False
     search_budget: int = option(0, minimum=0, zero="every candidate")
     skip_empty_tiles: bool = True
+    chunk_search: bool = False
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
@@ -104,12 +117,8 @@ def flat_dataflow_from_row(row: dict[str, str], artifact_compat: bool = False) -
 
 
 def _energy(pb: Problem, binding: Binding, ev: Breakdown) -> tuple[EnergyItem, ...]:
-    arch = pb.arch
-    wb = arch.word_bytes
-    items = compute_energy_items(arch, binding)
-    items.extend(cost.dram_energy(arch, sum(ev.reads.values()) * wb, sum(ev.writes.values()) * wb))
-    items.extend(cost.buffer_energy(arch, arch.buffer, ev.buffer_reads, ev.buffer_writes))
-    return tuple(items)
+    reads, writes = sum(ev.reads.values()), sum(ev.writes.values())
+    return energy_items(pb.arch, binding, reads, writes, ev.buffer_reads, ev.buffer_writes)
 
 
 # ----------------------------------------------------------------------------- search
@@ -157,6 +166,10 @@ class FlatMapper:
         require_spatial(arch, "flat")
         cv = view(cascade, sizes, None)
         require_forward(cv, "FLAT")
+        if linear_states(cv):
+            return self._map_linear(cascade, arch, sizes)
+        if self.base.chunk_search:
+            chunk_rank(cascade, sizes)  # refuses a cascade without chunks, saying why
         pb = problem(cascade, cv, arch, sizes, self.base.skip_empty_tiles)
         stats: dict[str, float] = {}
         rows = pb.query_rows
@@ -194,6 +207,32 @@ class FlatMapper:
         binding = pb.binding(p1)
         return _result(pb, p1, opts, ev, _energy(pb, binding, ev), stats)
 
+    def _map_linear(self, cascade: Cascade, arch: SpatialArch, sizes: dict[str, int]) -> Result:
+        """Linear attention on FLAT's dataflow (`mappers.spatial.flat_linear`)."""
+        base = self.base
+        unused = [f for f in SEARCHED_FIELDS if f in self.fixed]
+        unused += [f for f in ("spilled_fraction", "artifact_compat") if getattr(base, f)]
+        notes = (
+            [
+                f"FLAT options {', '.join(unused)} describe the softmax dataflow (its roles Q, "
+                "K, QK, A, V, AV); linear attention's dataflow holds each block on chip and "
+                "picks every contraction's stationarity itself: not used"
+            ]
+            if unused
+            else []
+        )
+        options = asdict(base)
+        options["onchip"] = ",".join(base.onchip)
+
+        def one(at: dict[str, int]) -> Result:
+            return map_linear(
+                cascade, arch, at, tuple(options.items()), base, base.skip_empty_tiles, notes
+            )
+
+        if base.chunk_search:
+            return search_chunk(one, cascade, arch, sizes, require_fit=True)
+        return one(sizes)
+
 
 def _result(
     pb: Problem,
@@ -204,7 +243,6 @@ def _result(
     stats: dict[str, float],
 ) -> Result:
     cv, arch, binding = pb.cv, pb.arch, pb.binding(p1)
-    c = cv.cascade
     wb = arch.word_bytes
     lat = ev.latency_cycles
     lanes_2d = arch.array_2d.lanes
@@ -213,22 +251,7 @@ def _result(
     for k, con in enumerate(pb.pair):
         cycles[con.index] = ev.cycles_2d[k]
         effective[con.index] = ev.cycles_2d[k] * ev.used_lanes[k] / lanes_2d
-    per_einsum = tuple(
-        EinsumCost(
-            e.output,
-            binding.units[i].name,
-            cv.pass_of(i),
-            float(sum(n for _, n in binding.work[i].actions)),
-            cycles[i],
-            effective[i] / lat if lat else 0.0,
-        )
-        for i, e in enumerate(c.einsums)
-    )
-    busy: dict[str, float] = {}
-    eff: dict[str, float] = {}
-    for i, unit in enumerate(binding.units):
-        busy[unit.name] = busy.get(unit.name, 0.0) + cycles[i]
-        eff[unit.name] = eff.get(unit.name, 0.0) + effective[i]
+    per_einsum = einsum_records(cv, binding, cycles, effective, lat)
     names = list(dict.fromkeys([*ev.reads, *ev.writes]))
     traffic = tuple(
         Traffic("dram", t, ev.reads.get(t, 0.0) * wb, ev.writes.get(t, 0.0) * wb) for t in names
@@ -270,7 +293,7 @@ def _result(
         energy=energy,
         occupancy=(occupancy,),
         per_einsum=per_einsum,
-        units=unit_costs(arch, busy, eff, lat),
+        units=unit_records(arch, binding, cycles, effective, lat),
         schedule="overlapped",
         identity=opts,
         extras=extras,

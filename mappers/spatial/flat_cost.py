@@ -19,10 +19,12 @@ every other Einsum runs on the 1D array, grouped into element-wise phases. That 
 3-, 2- and 1-pass softmax forms, sigmoid (one phase), GQA/MQA (K/V, lacking R, are filled
 once per KV head when kept on chip) and masks (`visited`). Refused with a MappingError
 naming the Einsum: a contraction that does not iterate the key rank (MLA's latent
-projections, linear attention's state), more or fewer than two key x query contractions,
+projections), more or fewer than two key x query contractions,
 a contraction over more ranks, an operation an array lacks, and, with tile skipping, a
 mask outside the band family. That is FLAT's dataflow as published (Kao et al., ASPLOS
 2023): a 2D-array loop nest per matmul with the score rows kept on chip between them.
+Linear attention (a recurrent state instead of score rows) takes FLAT's dataflow in
+`mappers.spatial.flat_linear`, which places its contractions with `array_loops`.
 
 The loop nest of one contraction is Timeloop-style on the 2D array (depth-one PE
 registers): an `X`-stationary nest's innermost temporal loop is the rank that does not
@@ -197,6 +199,27 @@ def _steps_and_lanes(extent: int, side: int) -> tuple[int, int]:
     return steps, max(1, -(-extent // steps))
 
 
+def array_loops(
+    ranks: Sequence[str], own: Sequence[str], extents: Mapping[str, int], arch: SpatialArch
+) -> tuple[list[Loop], list[Loop]]:
+    """(temporal, spatial) loops of one contraction on the 2D array, innermost first.
+
+    The stationary tensor's own ranks (`own`, at most two) are spatial over the array's
+    columns then rows; the other ranks are temporal, inside them (the module docstring's
+    rule). Every rank also has a temporal loop of its steps (1 when it fits its side).
+    """
+    perm = tuple(r for r in ranks if r not in own) + tuple(own)
+    sides = (1,) * (len(perm) - len(own)) + (arch.array_2d.cols, arch.array_2d.rows)[: len(own)]
+    temporal: list[Loop] = []
+    spatial: list[Loop] = []
+    for r, side in zip(perm, sides, strict=True):
+        steps, lanes = _steps_and_lanes(extents[r], side)
+        temporal.append(Loop(r, steps))
+        if r in own:
+            spatial.append(Loop(r, lanes, spatial=True))
+    return temporal, spatial
+
+
 def loop_nest(
     problem: FlatProblem, arch: SpatialArch, con: Contraction, stationarity: str, p1: int
 ) -> Nest:
@@ -208,16 +231,9 @@ def loop_nest(
     """
     stationary = {"output": con.output, "weight": con.weight, "input": con.input}[stationarity]
     own = tuple(r for r in problem.tensor_ranks[stationary] if r in con.ranks)
-    perm = tuple(r for r in con.ranks if r not in own) + own
     sizes = problem.rank_sizes
-    side = (1, arch.array_2d.cols, arch.array_2d.rows)
-    l3: list[Loop] = []
-    spatial: list[Loop] = []
-    for k, r in enumerate(perm):
-        steps, lanes = _steps_and_lanes(p1 if r == problem.query_rank else sizes[r], side[k])
-        l3.append(Loop(r, steps))
-        if k:
-            spatial.append(Loop(r, lanes, spatial=True))
+    extents = {r: p1 if r == problem.query_rank else sizes[r] for r in con.ranks}
+    l3, spatial = array_loops(con.ranks, own, extents, arch)
     l3 += [Loop(r, sizes[r]) for r in reversed(con.outer)]
     dram = [Loop(problem.query_rank, max(1, problem.query_size // p1))]
     dram += [Loop(r, sizes[r]) for r in reversed(problem.batch_ranks)]

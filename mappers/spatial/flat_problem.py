@@ -30,7 +30,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from attnsim.archs.model import ComputeArray, SpatialArch
-from attnsim.einsum_ir.analysis.recurrent import find_states
 from attnsim.einsum_ir.analysis.structure import (
     AttentionProblem,
     MaskKind,
@@ -236,8 +235,8 @@ def _bind(cv: CascadeView, arch: SpatialArch, roles: Roles, masked: bool) -> Bin
         if is_mac and not _iterates(cv, e, key_parts):
             raise MappingError(
                 f"FLAT: {e}: a contraction that does not iterate the key rank {roles.key} "
-                "(a projection, or linear attention's state) has no place in FLAT's dataflow "
-                "(two key x query matmuls with 1D phases between)"
+                "(a projection) has no place in FLAT's softmax dataflow (two key x query "
+                "matmuls with 1D phases between)"
             )
         on_2d = is_mac and _iterates(cv, e, key_parts[-1:])
         unit = two_d if on_2d else one_d
@@ -312,15 +311,6 @@ def _contractions(
                 "only some of the query heads (K and V grouped differently) is not modelled"
             )
         if len(names) != 2 or len(query) != 1:
-            states = find_states(c, roles.key)
-            if states:
-                held = ", ".join(f"{st.tensor}[{','.join(st.ranks)}]" for st in states)
-                raise MappingError(
-                    f"FLAT: {e}: linear attention's recurrent state ({held}, per head, "
-                    "independent of the length) has no place in FLAT's dataflow (two key x "
-                    "query matmuls with 1D phases between); map it with fusemax or unfused "
-                    "(option chunk_search searches its chunk size)"
-                )
             raise MappingError(
                 f"FLAT: {e}: must multiply a query-indexed operand by another "
                 f"(operands {', '.join(names)})"

@@ -13,7 +13,7 @@ from attnsim.mappers.spatial.view import MappingError
 SIZES = dict(B=1, H=8, M=16384, P=16384, E=128, F=128)
 
 
-@pytest.mark.parametrize("mapper", ["fusemax", "unfused"])
+@pytest.mark.parametrize("mapper", ["fusemax", "unfused", "flat"])
 def test_the_search_returns_the_fastest_chunk_as_mapped_alone(mapper: str) -> None:
     arch, cascade = load_arch("fusemax"), load_cascade("attention-lightning-2")
     searched = get_mapper(mapper)(chunk_search=True).map(cascade, arch, dict(SIZES))
@@ -70,9 +70,14 @@ def test_causal_linear_attention_maps_in_its_quadratic_and_chunked_forms() -> No
     assert searched.latency_cycles <= chunked.latency_cycles
 
 
-def test_flat_refuses_chunked_linear_attention_naming_its_state() -> None:
-    """FLAT's dataflow is two key x query matmuls: the state update has no place in it."""
-    with pytest.raises(MappingError, match=r"recurrent state \(KV\[E,F\], KS\[E\], per head"):
-        get_mapper("flat")().map(
-            load_cascade("attention-linear-causal-chunked"), load_arch("fusemax"), dict(SIZES)
-        )
+def test_flat_maps_chunked_linear_attention_with_its_state_on_chip() -> None:
+    """FLAT's dataflow applied to the chunks (`mappers.spatial.flat_linear`): the state
+    (KV[E,F], KS[E] per head) stays in the buffer, so DRAM sees only Q, K, V and the output."""
+    r = get_mapper("flat")().map(
+        load_cascade("attention-linear-causal-chunked"), load_arch("fusemax"), dict(SIZES)
+    )
+    assert {t.tensor for t in r.traffic} == {"Q", "K", "V", "AV"}
+    assert {o.tensor: o.peak_bytes for o in r.occupancy if o.tensor != "total"} == {
+        "KV": 128 * 128 * 2,
+        "KS": 128 * 2,
+    }
