@@ -84,6 +84,7 @@ __all__ = [
     "Variant",
     "attention_fwd",
     "attention_fwd_autotuned",
+    "attention_fwd_lse",
     "attn_fwd_kernel",
 ]
 
@@ -121,9 +122,10 @@ def attn_fwd_kernel(
     BLOCK_SPARSE: tl.constexpr = False,
     SEGMENTS: tl.constexpr = False,
     HEAD_WINDOWS: tl.constexpr = False,
+    STORE_LSE: tl.constexpr = False,
     layout=None, layout_stride_b=0, layout_stride_h=0, layout_row=0, full_width=0,
     q_segments=None, k_segments=None, q_segments_stride=0, k_segments_stride=0,
-    head_windows=None,
+    head_windows=None, lse=None,
 ):  # fmt: skip
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head).
 
@@ -139,6 +141,7 @@ def attn_fwd_kernel(
     visited (`attn_loop.sparse_rows`; the table and its strides: `blocksparse.kernel_meta`);
     SEGMENTS masks partial tiles by segment id too. Rows that see no key are written as 0.
 
+    STORE_LSE (`attention_fwd_lse`): also store each row's natural-log LSE, fp32 (B*H, seq_q).
     USE_ASM: inline PTX allowed (compiled for NVIDIA, not the interpreter). MASKED_TAIL=False
     (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
     masked key loop; see `Variant` and `attn_loop.attn_rows`.
@@ -197,6 +200,10 @@ def attn_fwd_kernel(
         out = acc
     else:
         out = acc / l_i[:, None]
+    if STORE_LSE:  # m_i, l_i live in the log2 domain (m_i may be stale: l_i matches it)
+        rows = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        lse_row = (m_i + tl.math.log2(l_i)) * 0.6931471805599453
+        tl.store(lse + off_bh.to(tl.int64) * seq_q + rows, lse_row, mask=rows < seq_q)
     store_tile(
         o_src,
         start_m * BLOCK_M,
@@ -529,6 +536,27 @@ def attention_fwd(
     o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device) if out is None else out
     _launch_jit(plan, q, k, v, o)
     return o
+
+
+def attention_fwd_lse(q, k, v, causal: bool = False, scale: float | None = None,
+                      block_m: int | None = None, block_n: int | None = None,
+                      num_warps: int | None = None, num_stages: int | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Plain softmax `attention_fwd` that also returns the rows' LSE: (O, lse).
+
+    lse: fp32 (B, H, seq_q), natural log (as `attn_bwd.softmax_lse`); JIT launch every call.
+    """
+    key = ("lse", q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype,
+           q.get_device(), causal, scale, block_m, block_n, num_warps, num_stages)  # fmt: skip
+    if key not in _PLANS:
+        _PLANS[key] = _make_plan(q, k, v, None, causal, scale, key[-4:], None, DEFAULT_VARIANT)[0]
+    plan = _PLANS[key]
+    q, k, v = check_qkv(q, k, v, groups=True)
+    o = torch.empty(plan.o_shape, dtype=plan.o_dtype, device=plan.device)
+    lse = torch.empty(plan.o_shape[:3], dtype=torch.float32, device=plan.device)
+    args = (q, k, v, o) if plan.rows is None else _host_descs(plan, q, k, v, o, False)
+    attn_fwd_kernel[plan.grid[:2]](*args, *plan.tail, **plan.meta, STORE_LSE=True, lse=lse,
+                                   num_warps=plan.tiling[2], num_stages=plan.tiling[3])  # fmt: skip
+    return o, lse
 
 
 def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]

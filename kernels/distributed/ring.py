@@ -1,0 +1,148 @@
+"""Ring Attention forward (softmax) on `torch.distributed`, with zig-zag causal balancing.
+
+Each of W ranks holds a shard of the sequence for q, k and v (`shard`, layout by `balance`).
+In W steps every rank attends its queries to every rank's K/V block while the blocks travel
+around the ring: at step s rank r holds the block of rank (r - s) mod W, sends it to r + 1
+and receives the next from r - 1 (one packed K|V buffer, `batch_isend_irecv`, posted before
+the step's block computation so the transfer overlaps it; two buffers alternate). Each
+step's partial state (O, lse) is merged into the running one by log-sum-exp (`merge`), in
+fp32 (float64 for float64 inputs); the output is cast to q's dtype at the end.
+
+Causal masks, with the block of source rank j at rank r:
+- balance "none" (rank r holds chunk r of W): j == r the causal diagonal block, j < r the
+  full block, j > r nothing (skipped; rank W-1 computes W blocks, rank 0 one);
+- balance "zigzag" (rank r holds chunks r and 2W-1-r of 2W, Brandon et al. / ring-flash-attn):
+  j == r causal over its two chunks, j < r all queries to the first key chunk, j > r the
+  second query chunk to both key chunks: every rank computes the same amount.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from attnsim.kernels.distributed.blocks import SoftmaxBlock, default_scale, torch_softmax_block
+from attnsim.kernels.distributed.merge import empty_state, merge_into
+
+__all__ = ["BALANCES", "ring_attention_fwd", "ring_pass", "shard", "unshard"]
+
+BALANCES = ("none", "zigzag")
+
+
+def _pieces(seq: int, world: int, balance: str) -> int:
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+    pieces = world * (2 if balance == "zigzag" else 1)
+    if seq % pieces:
+        raise ValueError(f"seq {seq} must be a multiple of {pieces} (world {world}, {balance})")
+    return pieces
+
+
+def shard(x: Any, rank: int, world: int, balance: str = "none", dim: int = 2) -> Any:
+    """Rank `rank`'s part of the full-sequence tensor `x` (contiguous)."""
+    chunks = x.chunk(_pieces(x.shape[dim], world, balance), dim=dim)
+    if balance == "zigzag":
+        return torch.cat((chunks[rank], chunks[2 * world - 1 - rank]), dim=dim).contiguous()
+    return chunks[rank].contiguous()
+
+
+def unshard(parts: list[Any], balance: str = "none", dim: int = 2) -> Any:
+    """The full-sequence tensor from every rank's part (inverse of `shard`)."""
+    if balance == "none":
+        return torch.cat(parts, dim=dim)
+    world = len(parts)
+    halves = [p.chunk(2, dim=dim) for p in parts]
+    order = [halves[i][0] for i in range(world)] + [halves[i][1] for i in reversed(range(world))]
+    return torch.cat(order, dim=dim)
+
+
+def _neighbors(group: Any) -> tuple[int, int, int, int]:
+    """(world, rank, next rank, previous rank); the neighbors as global ranks (P2POp's)."""
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    nxt, prv = (rank + 1) % world, (rank - 1) % world
+    if group is not None:
+        nxt, prv = dist.get_global_rank(group, nxt), dist.get_global_rank(group, prv)
+    return world, rank, nxt, prv
+
+
+def _exchange(send: Any, recv: Any, nxt: int, prv: int, group: Any) -> list[Any]:
+    """Send `send` to the next rank and receive `recv` from the previous one (one batch)."""
+    ops = [dist.P2POp(dist.isend, send, nxt, group), dist.P2POp(dist.irecv, recv, prv, group)]
+    return dist.batch_isend_irecv(ops)  # type: ignore[no-any-return]
+
+
+def ring_pass(k: Any, v: Any, group: Any = None) -> None:
+    """The ring's communication alone: W - 1 rounds of sending the packed K|V, waited each."""
+    world, _, nxt, prv = _neighbors(group)
+    flat = torch.cat((k.reshape(-1), v.reshape(-1)))
+    bufs = (flat, torch.empty_like(flat))
+    for step in range(world - 1):
+        for work in _exchange(bufs[step % 2], bufs[(step + 1) % 2], nxt, prv, group):
+            work.wait()
+
+
+def ring_attention_fwd(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    causal: bool = False,
+    balance: str = "none",
+    scale: float | None = None,
+    block: SoftmaxBlock = torch_softmax_block,
+    group: Any = None,
+    communicate: bool = True,
+) -> Any:
+    """This rank's output shard of softmax attention over the whole ring's sequence.
+
+    Args:
+        q: (B, H, L, E), this rank's queries in the `shard` layout of `balance`.
+        k: (B, H, L, E), this rank's keys, same layout.
+        v: (B, H, L, F), this rank's values.
+        causal: mask keys after the query (positions of the full sequence).
+        balance: "none" or "zigzag" (causal load balancing; see the module docstring).
+        scale: score scale (default 1/sqrt(E)).
+        block: the per-block computation (`blocks.SoftmaxBlock`).
+        group: process group (default the world).
+        communicate: False times the computation alone: no transfer, every step reuses the
+            local K/V (the output is then not attention over the sequence).
+
+    Returns:
+        (B, H, L, F) in q's dtype, this rank's rows in the same layout.
+    """
+    world, rank, nxt, prv = _neighbors(group)
+    if balance != "none" and not causal:
+        raise ValueError("balance applies to causal attention only")
+    _pieces(q.shape[2] * world, world, balance)
+    scale = default_scale(q.shape[-1]) if scale is None else scale
+    acc_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    out, lse = empty_state(tuple(q.shape[:3]), v.shape[-1], acc_dtype, q.device)
+    nk = k.numel()
+    flat = torch.cat((k.reshape(-1), v.reshape(-1)))
+    bufs = (flat, torch.empty_like(flat)) if communicate and world > 1 else (flat, flat)
+    half = q.shape[2] // 2
+    for step in range(world):
+        cur = bufs[step % 2]
+        works = []
+        if communicate and step < world - 1:  # the next block travels while this one computes
+            works = _exchange(cur, bufs[(step + 1) % 2], nxt, prv, group)
+        kb, vb = cur[:nk].view(k.shape), cur[nk:].view(v.shape)
+        src = (rank - step) % world
+        if not causal:
+            merge_into(out, lse, *block(q, kb, vb, False, scale))
+        elif src == rank:
+            merge_into(out, lse, *block(q, kb, vb, True, scale))
+        elif balance == "none":
+            if src < rank:
+                merge_into(out, lse, *block(q, kb, vb, False, scale))
+        elif src < rank:
+            kh, vh = kb[:, :, :half], vb[:, :, :half]
+            merge_into(out, lse, *block(q, kh, vh, False, scale))
+        else:
+            rows = slice(half, None)
+            merge_into(out, lse, *block(q[:, :, half:], kb, vb, False, scale), rows)
+        for work in works:
+            work.wait()
+    return out.to(q.dtype)
