@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnsim.archs.calibration import Calibration, calibration_path, load_calibration
+from attnsim.archs.interconnect import Cluster, read_cluster
 from attnsim.einsum_ir.spec import Reader
 
 KIB = 1024
@@ -38,6 +39,7 @@ TOP_KEYS = (
     "board_power_w",
     "compute_capability",
     "calibration",
+    "interconnect",
 )
 DTYPE_BYTES = {"fp8": 1, "fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4}
 
@@ -73,6 +75,7 @@ class GpuArch:
     sources: tuple[str, ...] = ()
     compute_capability: float | None = None  # e.g. 9.0; kernels that need a given one check it
     calibration: Calibration | None = None
+    interconnect: Cluster | None = None  # links to other devices (archs.interconnect)
     source: str = field(default="", compare=False)
 
     kind = "gpu"
@@ -154,6 +157,8 @@ def load_gpu(root: Reader) -> GpuArch:
             cal_r.error(f"no calibration file {cal_r.value!r} (looked in archs/calibration/)")
         else:
             cal = load_calibration(path, root.problems)
+    ic_r = root.opt("interconnect", "map")
+    cluster = read_cluster(ic_r) if ic_r is not None else None
     arch = GpuArch(
         name=str(name.value) if name else "",
         sm_count=_pos_int(root.req("sm_count", "int")),
@@ -179,6 +184,7 @@ def load_gpu(root: Reader) -> GpuArch:
         sources=sources,
         compute_capability=cc,
         calibration=cal,
+        interconnect=cluster,
         source=root.file,
     )
     if tc is not None and not rates:

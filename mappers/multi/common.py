@@ -1,0 +1,225 @@
+"""Options, step records and the Result builder shared by the sequence-parallel mappers.
+
+A scheme's time is a list of steps; each step has a compute part (the device's kernels), a
+communication part (its collective or send/recv), how much of that communication hides
+behind the compute, and what bounds it. Times are those of the slowest device (every step
+ends at a barrier: the next block or the gathered states are needed by all).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.interconnect import Cluster
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.multi.blocks import BACKWARD
+from attnsim.mappers.multi.collectives import link_notes
+from attnsim.mappers.options import option
+from attnsim.mappers.options import problems as option_problems
+from attnsim.mappers.result import VERSION, Result, Traffic, input_hash
+from attnsim.mappers.spatial.view import MappingError
+
+BALANCES = ("contiguous", "zigzag", "striped")
+
+
+@dataclass(frozen=True, slots=True)
+class SeqOptions:
+    """Options of the sequence-parallel mappers.
+
+    Attributes:
+        devices: Devices the sequence is split over (1: the single-GPU mapper's Result).
+        balance: How causal work is spread: "contiguous" (device r holds the r-th block),
+            "zigzag" (blocks r and 2p-1-r) or "striped" (token t on device t mod p).
+        link_gb_per_s: Intra-node bandwidth per direction, overriding the GPU's link (0: keep).
+        inter_link_gb_per_s: Inter-node bandwidth per direction (0: keep).
+        direction: "forward" (modelled) or "backward" (refused: not modelled yet).
+        dtype: Element type of Q, K, V, O.
+    """
+
+    devices: int = option(1, minimum=1, maximum=1024)
+    balance: str = option("zigzag", choices=BALANCES)
+    link_gb_per_s: float = option(0.0, minimum=0, zero="the GPU's link")
+    inter_link_gb_per_s: float = option(0.0, minimum=0, zero="the GPU's link")
+    direction: str = option("forward", choices=("forward", "backward"))
+    dtype: str = option("bf16", choices=("fp16", "bf16"))
+
+    def __post_init__(self) -> None:
+        bad = option_problems(self)
+        if bad:
+            raise MappingError("sequence-parallel options: " + "; ".join(bad))
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a scheme on the slowest device (seconds, bytes per device).
+
+    Attributes:
+        label: What the step does.
+        compute_s: Its kernels' time.
+        comm_s: Its communication's time.
+        hidden_s: The part of `comm_s` that runs under the compute.
+        serial_s: Work after both (e.g. the partial-softmax merge).
+        sent_bytes: Bytes each device sends in this step.
+        inter_node_bytes: Of those, bytes to other nodes.
+        count: Identical steps this record stands for.
+    """
+
+    label: str
+    compute_s: float
+    comm_s: float
+    hidden_s: float
+    serial_s: float = 0.0
+    sent_bytes: float = 0.0
+    inter_node_bytes: float = 0.0
+    count: int = 1
+
+    @property
+    def time_s(self) -> float:
+        """Compute and communication with the hidden part counted once, then the serial part."""
+        return self.compute_s + self.comm_s - self.hidden_s + self.serial_s
+
+    @property
+    def bound(self) -> str:
+        """What bounds the step: compute or communication."""
+        return "communication" if self.comm_s > self.compute_s else "compute"
+
+
+def overlapped(label: str, compute_s: float, comm_s: float, **kw: float) -> Step:
+    """A step whose communication runs under its compute: max(compute, comm) + serial."""
+    return Step(label, compute_s, comm_s, min(compute_s, comm_s), **kw)  # type: ignore[arg-type]
+
+
+def cluster_of(name: str, arch: object, opts: SeqOptions) -> tuple[GpuArch, Cluster | None]:
+    """The GPU and its interconnect with the options' overrides (refusals say why)."""
+    if not isinstance(arch, GpuArch):
+        raise MappingError(f"{name} needs a GPU architecture (kind: gpu)")
+    if opts.direction == "backward":
+        raise MappingError(f"{name}: {BACKWARD}")
+    if opts.devices == 1:
+        return arch, None
+    cluster = arch.interconnect
+    if cluster is None:
+        raise MappingError(f"{name}: {arch.name} names no interconnect (add `interconnect:` "
+                           "to its preset: archs/interconnect.py)")  # fmt: skip
+    cluster = cluster.with_bandwidth(opts.link_gb_per_s, opts.inter_link_gb_per_s)
+    p, d = opts.devices, cluster.devices_per_node
+    if p > d and cluster.inter_node is None:
+        raise MappingError(f"{name}: {p} devices exceed a node of {d} and {arch.name}'s "
+                           "interconnect names no inter_node link")  # fmt: skip
+    if p > d and p % d:
+        raise MappingError(f"{name}: {p} devices do not fill whole nodes of {d}")
+    return arch, cluster
+
+
+def single_device(mapper: object, base: Result, opts: SeqOptions) -> Result:
+    """One device: the single-GPU Result itself, named for this mapper."""
+    name = str(getattr(mapper, "name", ""))
+    return dataclasses.replace(
+        base,
+        mapper=name,
+        options=(("devices", 1), *base.options),
+        warnings=(
+            *base.warnings,
+            f"{name}: 1 device: the single-GPU model's result, no communication",
+        ),  # fmt: skip
+    )
+
+
+def scheme_result(
+    mapper: object,
+    cascade: Cascade,
+    arch: GpuArch,
+    sizes: dict[str, int],
+    cluster: Cluster,
+    steps: tuple[Step, ...],
+    extras: dict[str, float],
+    notes: tuple[str, ...],
+    flops: float,
+) -> Result:
+    """The Result of a multi-device scheme from its steps (latency: their sum)."""
+    opts: SeqOptions = mapper.options  # type: ignore[attr-defined]
+    name = str(getattr(mapper, "name", ""))
+    p = opts.devices
+    latency = sum(s.time_s * s.count for s in steps)
+    compute = sum(s.compute_s * s.count for s in steps)
+    comm = sum(s.comm_s * s.count for s in steps)
+    hidden = sum(s.hidden_s * s.count for s in steps)
+    sent = sum(s.sent_bytes * s.count for s in steps)
+    inter = sum(s.inter_node_bytes * s.count for s in steps)
+    clock = arch.clock_hz
+    bound = "communication" if comm - hidden > 0.5 * (compute + comm - hidden) else "compute"
+    per_step = {}
+    for i, s in enumerate(steps):
+        tag = f"step{i}"
+        per_step.update({
+            f"{tag}.compute_s": s.compute_s, f"{tag}.comm_s": s.comm_s,
+            f"{tag}.hidden_fraction": s.hidden_s / s.comm_s if s.comm_s else 1.0,
+            f"{tag}.serial_s": s.serial_s, f"{tag}.count": float(s.count),
+            f"{tag}.comm_bound": 1.0 if s.bound == "communication" else 0.0,
+            f"{tag}.sent_bytes": s.sent_bytes,
+        })  # fmt: skip
+    headline = {
+        "devices": float(p),
+        "compute_s": compute,
+        "comm_s": comm,
+        "comm_hidden_s": hidden,
+        "comm_exposed_s": comm - hidden,
+        "comm_hidden_fraction": hidden / comm if comm else 1.0,
+        "sent_bytes_per_device": sent,
+        "inter_node_bytes_per_device": inter,
+        "tokens_per_s": float(sizes_seq(extras)) / latency if latency else 0.0,
+    }
+    step_lines = tuple(
+        f"{name} step {s.label} (x{s.count}): compute {s.compute_s * 1e6:.1f} us, "
+        f"comm {s.comm_s * 1e6:.1f} us ({(s.hidden_s / s.comm_s if s.comm_s else 1):.0%} hidden), "
+        f"serial {s.serial_s * 1e6:.1f} us: {s.bound}-bound"
+        for s in steps
+    )
+    warnings = (
+        *notes,
+        *step_lines,
+        *link_notes(cluster, p),
+        "memory_cycles holds the communication time (all steps); compute_cycles the kernels'",
+        "every step waits for the slowest device; NCCL's own use of SMs while it overlaps "
+        "compute is not modelled (overlap is taken as free)",
+    )
+    links = [cluster.intra_node.name]
+    if inter and cluster.inter_node is not None:
+        links.append(cluster.inter_node.name)
+    traffic: tuple[Traffic, ...] = (Traffic(links[0], "sent per device", 0.0, sent - inter),)
+    if len(links) > 1:
+        traffic += (Traffic(links[1], "sent per device", 0.0, inter),)
+    options = tuple(
+        (f.name, getattr(opts, f.name)) for f in dataclasses.fields(opts)
+    )  # fmt: skip
+    return Result(
+        cascade=cascade.name,
+        arch=arch.name,
+        mapper=name,
+        options=options,
+        sizes=tuple(sorted(sizes.items())),
+        passes=1,
+        latency_cycles=latency * clock,
+        latency_s=latency,
+        compute_cycles=compute * clock,
+        memory_cycles=comm * clock,
+        bound=bound,
+        energy_pj=arch.board_power_w * latency * 1e12 * p,
+        dram_traffic_bytes=0.0,
+        flops=flops,
+        traffic=traffic,
+        extras=tuple({**headline, **extras, **per_step}.items()),
+        warnings=warnings,
+        provenance=(
+            ("version", VERSION),
+            ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), opts)),
+            ("combine", "steps: sum of max(compute, comm) + serial"),
+        ),
+    )
+
+
+def sizes_seq(extras: dict[str, float]) -> float:
+    """The sequence length a scheme recorded in its extras (`seq_len`)."""
+    return extras.get("seq_len", 0.0)

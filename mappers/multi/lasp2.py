@@ -1,0 +1,166 @@
+"""`lasp2` and `lasp2h`: LASP-2's one AllGather per layer, for linear and softmax attention.
+
+Sun, Lan, Zhong, Qu & Cheng, "LASP-2: Rethinking Sequence Parallelism for Linear Attention
+and Its Hybrid", 2025 (arXiv 2502.07563), Algorithms 1-2 (LASP-2 forward) and sec. 3.4
+(LASP-2H). Each of p devices holds a chunk of N/p tokens.
+
+`lasp2` (linear attention, Lightning-2's cascade): each device computes its chunk's state
+M_t = K_t^T V_t (E x F a head, fp32), AllGathers the p states (a size independent of N), while
+the intra-chunk output runs (gpu-lightning at the chunk's length); then sums the states of
+the preceding chunks (prefix) and adds Q_t M_prefix. Time: state + max(intra, AllGather) +
+prefix + inter.
+
+`lasp2h` (softmax layers): an AllGather of every device's K and V, then each device's queries
+attend to the keys they see (gpu-1pass's model: the own diagonal block causal, the earlier
+keys full). The AllGather overlaps the diagonal block only (it needs no remote keys).
+"""
+
+from __future__ import annotations
+
+from attnsim.archs.gpu import dtype_bytes
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.multi.blocks import (
+    block_time,
+    chunk_sizes,
+    lightning_result,
+    linear_problem,
+    rates_of,
+    roofline_s,
+    softmax_problem,
+)
+from attnsim.mappers.multi.collectives import collective
+from attnsim.mappers.multi.common import (
+    SeqOptions,
+    Step,
+    cluster_of,
+    overlapped,
+    scheme_result,
+    single_device,
+)
+from attnsim.mappers.registry import get_mapper, register_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
+
+STATE_BYTES = 4  # the states are gathered in fp32 (Lightning-2 accumulates them in fp32)
+
+
+@register_mapper("lasp2")
+class Lasp2Mapper:
+    """LASP-2 for linear attention: one AllGather of the per-device E x F states."""
+
+    name = "lasp2"
+    arch_kind = "gpu"
+    Options = SeqOptions
+
+    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
+        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Price LASP-2 at `sizes` over `devices` devices of `arch`'s interconnect."""
+        opts = self.options
+        gpu, cluster = cluster_of(self.name, arch, opts)
+        pb = linear_problem(self.name, cascade, sizes)
+        if cluster is None:
+            return single_device(self, lightning_result(cascade, gpu, sizes, opts.dtype), opts)
+        p, n = opts.devices, pb.seq
+        if n % p:
+            raise MappingError(f"{self.name}: {n} tokens do not split over {p} devices")
+        c = n // p
+        heads = pb.batch * pb.heads
+        b = dtype_bytes(opts.dtype)
+        rates = rates_of(gpu, opts.dtype)
+        state = heads * pb.e * pb.f * STATE_BYTES
+        make_state = roofline_s(rates, 2.0 * heads * c * pb.e * pb.f,
+                                heads * c * (pb.e + pb.f) * b, state)  # fmt: skip
+        gather = collective(cluster, "all_gather", p * state, p)
+        intra = lightning_result(cascade, gpu, chunk_sizes(cascade, sizes, n, c), opts.dtype)
+        prefix = roofline_s(rates, 0.0, p * state, state)
+        inter = roofline_s(rates, 2.0 * heads * c * pb.e * pb.f,
+                           heads * c * (pb.e + 2 * pb.f) * b + state,
+                           heads * c * pb.f * b)  # fmt: skip
+        steps = (
+            Step("chunk state K^T V", make_state, 0.0, 0.0),
+            overlapped("intra-chunk (gpu-lightning) with AllGather of states", intra.latency_s,
+                       gather.seconds, sent_bytes=gather.sent_bytes,
+                       inter_node_bytes=gather.inter_node_bytes),
+            Step("prefix of states + Q M_prefix", prefix + inter, 0.0, 0.0),
+        )  # fmt: skip
+        notes = (
+            f"LASP-2 over {p} devices: chunks of {c} tokens; one AllGather ({gather.algorithm})"
+            f" of {p} x {state / 1e6:.3g} MB fp32 states (independent of the sequence length)",
+            "the intra-chunk output priced by gpu-lightning at the chunk's length (it also "
+            "carries its own state: the chunk-state product is counted twice, a small "
+            "overestimate); state, prefix and inter-chunk products as rooflines",
+        )
+        extras = {
+            "seq_len": float(n),
+            "state_bytes": float(state),
+            "allgather_s": gather.seconds,
+            "intra_s": intra.latency_s,
+            "step_compute_s": make_state + intra.latency_s + prefix + inter,
+            "step_comm_s": gather.seconds,
+        }
+        flops = p * (intra.flops + 4.0 * heads * c * pb.e * pb.f)
+        return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)
+
+
+@register_mapper("lasp2h")
+class Lasp2HMapper:
+    """LASP-2H for softmax attention: one AllGather of K and V, then local attention."""
+
+    name = "lasp2h"
+    arch_kind = "gpu"
+    Options = SeqOptions
+
+    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
+        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Price LASP-2H at `sizes` over `devices` devices of `arch`'s interconnect."""
+        opts = self.options
+        gpu, cluster = cluster_of(self.name, arch, opts)
+        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
+        if cluster is None:
+            single = get_mapper("gpu-1pass")(dtype=opts.dtype).map(cascade, gpu, sizes)
+            return single_device(self, single, opts)
+        shape, p = problem.shape, opts.devices
+        n = shape.seq_q
+        parts = 2 * p if opts.balance == "zigzag" else p
+        if n % parts:
+            raise MappingError(f"{self.name}: {n} tokens do not split into {parts} equal "
+                               f"chunks ({opts.balance} over {p} devices)")  # fmt: skip
+        c = n // p
+        kv_heads = shape.batch * shape.heads // shape.kv_group
+        kv = kv_heads * n * (shape.head_dim + shape.value_dim) * shape.elem_bytes
+        gather = collective(cluster, "all_gather", kv, p)
+        diag = block_time(problem, gpu, c, c, shape.causal)
+        if not shape.causal:
+            rest = block_time(problem, gpu, c, n - c, False)
+        elif opts.balance == "zigzag":  # chunks r and 2p-1-r: (2p-2) N/2p earlier keys in all
+            rest = block_time(problem, gpu, c // 2, n - c, False)
+        else:  # contiguous (the last device sees every earlier key) or striped (~ causal)
+            rest = block_time(problem, gpu, c, n - c, False)
+            if opts.balance == "striped":
+                rest = block_time(problem, gpu, c, n - c, True)
+        steps = (
+            overlapped("own block with AllGather of K, V", diag, gather.seconds,
+                       sent_bytes=gather.sent_bytes, inter_node_bytes=gather.inter_node_bytes),
+            Step("attention to gathered keys", rest, 0.0, 0.0),
+        )  # fmt: skip
+        notes = (
+            f"LASP-2H over {p} devices: one AllGather ({gather.algorithm}) of K and V "
+            f"({kv / 1e6:.3g} MB gathered), overlapped with the own diagonal block only",
+            f"causal balance: {opts.balance if shape.causal else 'none needed (no mask)'}; "
+            "attention priced by gpu-1pass's model (the diagonal block and the earlier keys "
+            "as two calls)",
+        )
+        extras = {
+            "seq_len": float(n),
+            "gathered_bytes": float(kv),
+            "allgather_s": gather.seconds,
+            "step_compute_s": diag + rest,
+            "step_comm_s": gather.seconds,
+        }
+        flops = 4.0 * shape.batch * shape.heads * n * n * shape.head_dim
+        flops *= 0.5 if shape.causal else 1.0
+        return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)

@@ -1,0 +1,84 @@
+"""`ulysses`: DeepSpeed-Ulysses sequence parallelism, all-to-all over heads around local attention.
+
+Jacobs et al., "DeepSpeed Ulysses: System Optimizations for Enabling Training of Extreme Long
+Sequence Transformer Models", 2023. Each of p devices holds N/p tokens of every head; an
+all-to-all turns that into all N tokens of H/p heads (Q, K and V), each device runs the whole
+sequence's attention on its heads (gpu-1pass's model at that shape), and a second all-to-all
+brings the output back to N/p tokens of every head. Nothing overlaps: each all-to-all needs
+the previous stage's whole result. Needs H divisible by p; K/V heads fewer than p (GQA) are
+replicated to p.
+"""
+
+from __future__ import annotations
+
+from attnsim.einsum_ir.ir import Cascade
+from attnsim.mappers.multi.blocks import block_time, softmax_problem
+from attnsim.mappers.multi.collectives import collective
+from attnsim.mappers.multi.common import SeqOptions, Step, cluster_of, scheme_result, single_device
+from attnsim.mappers.registry import get_mapper, register_mapper
+from attnsim.mappers.result import Result
+from attnsim.mappers.spatial.view import MappingError
+
+
+@register_mapper("ulysses")
+class UlyssesMapper:
+    """DeepSpeed-Ulysses: all-to-all of Q, K, V over heads, local attention, all-to-all of O."""
+
+    name = "ulysses"
+    arch_kind = "gpu"
+    Options = SeqOptions
+
+    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
+        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Price Ulysses at `sizes` over `devices` devices of `arch`'s interconnect."""
+        opts = self.options
+        gpu, cluster = cluster_of(self.name, arch, opts)
+        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
+        if cluster is None:
+            single = get_mapper("gpu-1pass")(dtype=opts.dtype).map(cascade, gpu, sizes)
+            return single_device(self, single, opts)
+        shape, p = problem.shape, opts.devices
+        if shape.heads < p or shape.heads % p:
+            raise MappingError(
+                f"{self.name}: {shape.heads} heads do not split over {p} devices (Ulysses "
+                "gives each device whole heads: heads must be a multiple of the devices; use "
+                "ring-attention or lasp2h)"
+            )
+        n = shape.seq_q
+        if n % p:
+            raise MappingError(f"{self.name}: {n} tokens do not split over {p} devices")
+        c = n // p
+        kv_heads = shape.heads // shape.kv_group
+        notes = [
+            f"all-to-all over {p} devices: {c} tokens x {shape.heads} heads -> {n} tokens x "
+            f"{shape.heads // p} heads; local attention priced by gpu-1pass's model at that "
+            "shape; no overlap (each all-to-all needs the whole previous stage)"
+        ]
+        if kv_heads % p:
+            notes.append(f"{kv_heads} K/V heads do not split over {p} devices: replicated to "
+                         f"{p} (each device receives whole K/V heads)")  # fmt: skip
+            kv_heads = max(kv_heads, p) if p % kv_heads == 0 else p * -(-kv_heads // p)
+        b, e, f = shape.elem_bytes, shape.head_dim, shape.value_dim
+        qkv = shape.batch * c * (shape.heads * e + kv_heads * (e + f)) * b
+        out = shape.batch * c * shape.heads * f * b
+        before = collective(cluster, "all_to_all", qkv, p)
+        after = collective(cluster, "all_to_all", out, p)
+        local = block_time(problem, gpu, n, n, shape.causal, heads=shape.heads // p)
+        steps = (
+            Step("all-to-all Q, K, V", 0.0, before.seconds, 0.0, sent_bytes=before.sent_bytes,
+                 inter_node_bytes=before.inter_node_bytes),
+            Step("local attention", local, 0.0, 0.0),
+            Step("all-to-all O", 0.0, after.seconds, 0.0, sent_bytes=after.sent_bytes,
+                 inter_node_bytes=after.inter_node_bytes),
+        )  # fmt: skip
+        extras = {
+            "seq_len": float(n),
+            "local_attention_s": local,
+            "all_to_all_qkv_s": before.seconds,
+            "all_to_all_o_s": after.seconds,
+        }
+        flops = 4.0 * shape.batch * shape.heads * n * n * e * (0.5 if shape.causal else 1.0)
+        return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, tuple(notes),
+                             flops)  # fmt: skip
