@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 DEFAULT_BLOCK_N = 64  # key tiles of 64 (8 x 8 in 2-D): less waste at a window's edge
+# a repeated call's layout by its arguments: no geometry checks or builder lookup per call
+_CALLS: dict[tuple[Any, ...], NeighborhoodSparse] = {}
 
 
 def neighborhood_of(
@@ -80,12 +82,21 @@ def attention_neighborhood(
     kernel's (None: its defaults). `in_tile_order`: q, k, v are already in the layout's tile
     order (`neighborhood_sparse(neighborhood_of(...), device).to_tiles`), and so is the output.
     """
-    g = neighborhood_of(q, kernel_size, dilation, image, causal, block_m, block_n)
-    lay = neighborhood_sparse(g, q.device)
-    want = lay.seq_q if in_tile_order else g.tokens
-    if q.shape[2] != want:
-        what = "positions of the tile order" if in_tile_order else "tokens of the image"
-        raise ValueError(f"q has {q.shape[2]} tokens; {g.image} has {want} {what}")
+    args: tuple[Any, ...] | None = (q.shape[2:], q.device, kernel_size, dilation, image, causal,
+                                     block_m, block_n)  # fmt: skip
+    try:
+        lay = _CALLS.get((args, in_tile_order))
+    except TypeError:  # unhashable arguments (lists): no per-call cache
+        args, lay = None, None
+    if lay is None:
+        g = neighborhood_of(q, kernel_size, dilation, image, causal, block_m, block_n)
+        lay = neighborhood_sparse(g, q.device)
+        want = lay.seq_q if in_tile_order else g.tokens
+        if q.shape[2] != want:
+            what = "positions of the tile order" if in_tile_order else "tokens of the image"
+            raise ValueError(f"q has {q.shape[2]} tokens; {g.image} has {want} {what}")
+        if args is not None and len(_CALLS) < 1024:
+            _CALLS[(args, in_tile_order)] = lay
     if not in_tile_order:
         check_qkv(q, k, v, groups=True)
         q, k, v = (lay.to_tiles(x) for x in (q, k, v))

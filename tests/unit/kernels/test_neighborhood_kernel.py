@@ -126,3 +126,48 @@ def test_key_tiles_outside_the_lists_are_never_read(dilation):
                                      in_tile_order=True, **TINY)  # fmt: skip
         rows = slice(t * 16, (t + 1) * 16)
         assert torch.equal(out[:, :, rows], clean[:, :, rows]), t
+
+
+# Compiles the kernel's neighborhood instantiation for sm_90 on any host (Triton's CUDA
+# pipeline through ptxas; runs in a subprocess: under TRITON_INTERPRET=1 kernels are not
+# compilable). Host-built descriptors at head dim 128 (the H200's path), block pointers at 64.
+SM90_SCRIPT = r"""
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from attnsim.kernels.triton.attn_fwd import attn_fwd_kernel as fn
+
+for mode, bm, bn, d, warps in ((2, 128, 64, 128, 8), (0, 64, 64, 64, 4)):
+    const = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False, USE_TMA=mode,
+                 DOT_PRECISION="tf32", BLOCK_SPARSE=True, SEGMENTS=2)
+    sig = {}
+    for p in fn.params:
+        rows = bm if p.name in ("Q", "Out") else bn
+        if p.is_constexpr:
+            sig[p.name] = "constexpr"
+        elif p.name in ("Q", "K", "V", "Out"):
+            sig[p.name] = f"tensordesc<bf16[{rows}, {d}]>" if mode == 2 else "*bf16"
+        elif p.name in ("layout", "q_segments", "k_segments", "head_windows"):
+            sig[p.name] = "*i32"
+        else:
+            sig[p.name] = "fp32" if p.name in ("qk_scale", "softcap", "sigmoid_bias") else "i32"
+    consts = {p.name: const.get(p.name, p.default) for p in fn.params if p.is_constexpr}
+    k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
+                       options=dict(num_warps=warps, num_stages=3))
+    print("compiled", mode, bm, bn, d, k.metadata.shared, flush=True)
+"""
+
+
+def test_the_neighborhood_mode_compiles_for_sm90():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("triton.backends.nvidia")
+    root = Path(__file__).resolve().parents[3]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-c", SM90_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert res.stdout.count("compiled") == 2

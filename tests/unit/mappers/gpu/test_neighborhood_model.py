@@ -1,0 +1,144 @@
+"""mappers.gpu.neighborhood: the closed-form layout equals the kernel's host builder, and prices.
+
+The numpy layout (`neighborhood_layout`, per-axis window bounds) is checked tile for tile
+against `kernels.triton.neighborhood_layout.neighborhood_sparse` (torch, per-axis counts over
+every query row) on 1-D and 2-D problems with borders, dilation, causal axes and row or 2-D
+tiles; its visible pairs against the mask written plainly; the pricing against first
+principles (a window as wide as the sequence is the dense layout; copies only when permuted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.load import load_arch
+from attnsim.mappers.gpu.blocksparse import (
+    BLOCK_SPARSE_ASSUMPTIONS,
+    block_sparse_shape,
+    evaluate_block_sparse,
+    layout_of,
+)
+from attnsim.mappers.gpu.model import Tiling, device_rates
+from attnsim.mappers.gpu.neighborhood import (
+    NEIGHBORHOOD_ASSUMPTIONS,
+    neighborhood_layout,
+    neighborhood_result,
+    neighborhood_shape,
+    permute_time_s,
+)
+
+CASES = [  # image, kernel, dilation, causal, q tile, kv tile
+    ((8, 8), 3, 1, False, (4, 4), (4, 4)),
+    ((12, 10), 5, 2, False, (4, 4), (4, 4)),
+    ((12, 10), (3, 5), (1, 2), (True, False), (4, 4), (4, 8)),
+    ((21, 20), 9, 1, False, (8, 8), (4, 4)),
+    ((16, 22), (3, 1), (3, 2), (True, False), (8, 4), (8, 8)),
+    ((40, 64), 13, 1, False, (2, 64), (1, 64)),  # rows as tiles: row-major, nothing moves
+    ((40, 64), 13, 1, False, (1, 32), (1, 16)),  # runs of a row: row-major too
+    ((40, 48), 13, 1, False, (1, 32), (1, 16)),  # rows not a whole number of runs: permuted
+    ((33, 37), 31, 1, False, (8, 16), (8, 8)),
+    (181, 31, 1, False, (1, 16), (1, 16)),
+    (60, 5, 3, True, (1, 32), (1, 16)),
+    (500, 63, 4, False, (1, 64), (1, 32)),
+]
+
+
+def h200() -> GpuArch:
+    arch = load_arch("h200")
+    assert isinstance(arch, GpuArch)
+    return arch
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c[:5]) for c in CASES])
+def test_layout_matches_the_kernel_builder(case: tuple) -> None:  # type: ignore[type-arg]
+    pytest.importorskip("torch")
+    from attnsim.kernels.triton.neighborhood import neighborhood_mask
+    from attnsim.kernels.triton.neighborhood_layout import Neighborhood, neighborhood_sparse
+
+    g = Neighborhood.of(*case)
+    bs = neighborhood_sparse(g)
+    plan = neighborhood_layout(*case)
+    lay = plan.layout
+    assert (plan.permuted, plan.seq, plan.tokens) == (bs.is_permuted, bs.seq_q, g.tokens)
+    assert lay.full == tuple(bs.full_counts[0, 0].tolist())
+    assert lay.partial == tuple(bs.partial_counts[0, 0].tolist())
+    assert (lay.block_q, lay.block_k, lay.key_tiles) == (bs.block_m, bs.block_n, bs.key_tiles)
+    assert lay.points == int(neighborhood_mask(g).sum())
+
+
+def test_2d_counts_from_first_principles() -> None:
+    """16 x 16, 9 x 9, 4 x 4 tiles: per axis the four query bands see 3 key bands each, 2/1/1/2
+    of them whole, so a query tile's counts are products: 9 visited, fy * fx full."""
+    plan = neighborhood_layout((16, 16), 9, 1, False, (4, 4), (4, 4))
+    whole = [2, 1, 1, 2]
+    assert plan.layout.full == tuple(a * b for a in whole for b in whole)
+    assert all(f + p == 9 for f, p in zip(plan.layout.full, plan.layout.partial, strict=True))
+    assert plan.layout.points == 256 * 81 and plan.permuted and plan.seq == 256
+
+
+def test_a_window_as_wide_as_the_sequence_is_the_dense_layout() -> None:
+    plan = neighborhood_layout(8191, 8191, 1, False, (1, 128), (1, 64))
+    dense = layout_of(8191, 8191, 128, 64)
+    assert not plan.permuted and plan.seq == 8191
+    assert (plan.layout.full, plan.layout.partial) == (dense.full, dense.partial)
+    arch, t = h200(), Tiling(128, 64, 8, 3)
+    ours = neighborhood_result(neighborhood_shape(1, 16, 128, plan), plan, t, arch)
+    dense = replace(dense, segments=True)  # its ragged last tiles masked as a window test
+    theirs = evaluate_block_sparse(block_sparse_shape(1, 16, 8191, 8191, 128, dense), t, arch)
+    assert ours.latency_s == pytest.approx(theirs.time_s, rel=1e-9)
+    assert ours.extra("permute_us") == 0.0
+
+
+def test_copies_are_priced_only_when_permuted() -> None:
+    arch = h200()
+    plan = neighborhood_layout((64, 64), 7, 2, False, (8, 16), (8, 8))
+    shape = neighborhood_shape(2, 16, 128, plan, kv_heads=4)
+    seconds, moved = permute_time_s(shape, plan, arch)
+    rates = device_rates(arch, "bf16")
+    rows = 2 * 16 * plan.seq + 2 * (2 * 4 * plan.seq) + 2 * 16 * plan.tokens
+    assert moved == 2 * rows * 128 * 2
+    per_byte = 1 / rates.hbm_read_bytes_per_s + 1 / rates.hbm_write_bytes_per_s
+    assert seconds == pytest.approx(4 * rates.launch_s + rows * 128 * 2 * per_byte)
+    r = neighborhood_result(shape, plan, Tiling(128, 64, 8, 3), arch)
+    kernel = evaluate_block_sparse(shape, Tiling(128, 64, 8, 3), arch).time_s
+    assert r.latency_s == pytest.approx(kernel + seconds)
+    rows_plan = neighborhood_layout((64, 64), 7, 1, False, (2, 64), (1, 64))
+    assert permute_time_s(neighborhood_shape(2, 16, 128, rows_plan), rows_plan, arch) == (0, 0)
+
+
+def test_2d_tiles_beat_rows_on_a_large_neighborhood() -> None:
+    """31 x 31 on 128 x 128: a row of 128 queries reaches 31 rows (3968 keys); an 8 x 16 tile
+    reaches 38 x 46 (about 2200 keys in 8 x 8 tiles): faster even with the copies."""
+    arch, t = h200(), Tiling(128, 64, 8, 3)
+    times = {}
+    for name, tiles in (("2d", ((8, 16), (8, 8))), ("rows", ((1, 128), (1, 64)))):
+        plan = neighborhood_layout((128, 128), 31, 1, False, *tiles)
+        times[name] = neighborhood_result(neighborhood_shape(1, 16, 128, plan), plan, t,
+                                          arch).latency_s  # fmt: skip
+    assert times["2d"] < 0.7 * times["rows"]
+    small = neighborhood_layout((128, 128), 7, 1, False, (8, 16), (8, 8))
+    large = neighborhood_layout((128, 128), 31, 1, False, (8, 16), (8, 8))
+    assert sum(small.layout.full) + sum(small.layout.partial) < sum(large.layout.partial)
+
+
+def test_the_result_says_what_it_assumed() -> None:
+    plan = neighborhood_layout((32, 32), 7, 1, False, (8, 16), (8, 8))
+    r = neighborhood_result(neighborhood_shape(4, 8, 64, plan), plan, Tiling(128, 64, 4, 3),
+                            h200())  # fmt: skip
+    assert set(NEIGHBORHOOD_ASSUMPTIONS) <= set(r.warnings)
+    assert set(BLOCK_SPARSE_ASSUMPTIONS) <= set(r.warnings)
+    assert r.flops == pytest.approx(4 * 4 * 8 * plan.layout.points * 64)
+    assert plan.layout.points == 1024 * 49 and r.extra("tokens") == 1024
+    assert r.cascade.endswith("(neighborhood layout)") and r.extra("permute_us") > 0
+
+
+def test_bad_problems_are_refused() -> None:
+    with pytest.raises(ValueError, match="must fit in the image"):
+        neighborhood_layout((8, 8), 9)
+    with pytest.raises(ValueError, match="must fit in the image"):
+        neighborhood_layout(64, 4)
+    with pytest.raises(ValueError, match="one tile must contain the other"):
+        neighborhood_layout((32, 32), 3, 1, False, (8, 2), (2, 8))
