@@ -16,7 +16,7 @@ from attnsim.archs.gpu import GpuArch
 from attnsim.einsum_ir.analysis.recurrent import query_ranks
 from attnsim.einsum_ir.analysis.structure import BackwardCascadeError
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.kernels.spec import CAUSAL_TOP_LEFT, AttnShape
+from attnsim.kernels.spec import CAUSAL_TOP_LEFT, NO_MASK, AttnShape
 from attnsim.mappers.gpu.kernels import ScoreCost
 from attnsim.mappers.gpu.lightning_mapper import (
     GpuLightningMapper,
@@ -59,7 +59,7 @@ def softmax_problem(name: str, cascade: Cascade, sizes: dict[str, int], dtype: s
     if shape.seq_q != shape.seq_k:
         raise MappingError(f"{name}: P = {shape.seq_q}, M = {shape.seq_k}: the schemes split "
                            "one sequence of self-attention (P = M)")  # fmt: skip
-    if shape.layout is not None or shape.mask not in ((), CAUSAL_TOP_LEFT):
+    if shape.layout is not None or shape.mask not in ((), NO_MASK, CAUSAL_TOP_LEFT):
         raise MappingError(f"{name}: {cascade.name}'s mask is neither none nor causal; the "
                            "sequence-parallel schemes are modelled for those two")  # fmt: skip
     return problem
@@ -95,7 +95,7 @@ def block_time(
         seq_q=seq_q,
         seq_k=seq_k,
         causal=causal,
-        mask=CAUSAL_TOP_LEFT if causal else (),
+        mask=CAUSAL_TOP_LEFT if causal else NO_MASK,
         heads=heads or problem.shape.heads,
     )
     return _block_time(arch, shape.dtype, shape, problem.score)
