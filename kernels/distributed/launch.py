@@ -10,6 +10,7 @@ fn(rank, world, *args) in each; an exception in any process is raised in the cal
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
@@ -20,7 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-__all__ = ["init_from_env", "spawn"]
+__all__ = ["init_from_env", "link_info", "spawn"]
 
 
 def init_from_env(backend: str | None = None, timeout_s: float = 600.0) -> tuple[int, int, Any]:
@@ -75,3 +76,24 @@ def spawn(
             join=True,
             start_method=start_method,
         )
+
+
+def link_info() -> str:
+    """How GPU 0 reaches GPU 1: `nvidia-smi topo -m`'s entry (NV18: 18 NVLinks), peer access.
+
+    "topo=NV18;p2p=1;gpus=2"; topo "?" when nvidia-smi is missing or has no GPU1 column.
+    """
+    cell = "?"
+    try:
+        run = subprocess.run(["nvidia-smi", "topo", "-m"], capture_output=True, text=True,
+                             timeout=20, check=False)  # fmt: skip
+        for line in run.stdout.splitlines():
+            cols = line.split()
+            if cols and cols[0] == "GPU0" and len(cols) > 2:
+                cell = cols[2]  # row GPU0: its own entry (X), then GPU1's
+                break
+    except (OSError, subprocess.SubprocessError):
+        pass
+    count = torch.cuda.device_count()
+    peer = count > 1 and torch.cuda.can_device_access_peer(0, 1)
+    return f"topo={cell};p2p={int(peer)};gpus={count}"

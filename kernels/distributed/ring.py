@@ -73,11 +73,13 @@ def _exchange(send: Any, recv: Any, nxt: int, prv: int, group: Any) -> list[Any]
     return dist.batch_isend_irecv(ops)  # type: ignore[no-any-return]
 
 
-def ring_pass(k: Any, v: Any, group: Any = None) -> None:
-    """The ring's communication alone: W - 1 rounds of sending the packed K|V, waited each."""
+def ring_pass(send: Any, recv: Any, group: Any = None) -> None:
+    """The ring's communication alone: W - 1 rounds of one transfer each way, waited each.
+
+    `send` and `recv` are two buffers of one packed K|V block's size (they alternate).
+    """
     world, _, nxt, prv = _neighbors(group)
-    flat = torch.cat((k.reshape(-1), v.reshape(-1)))
-    bufs = (flat, torch.empty_like(flat))
+    bufs = (send, recv)
     for step in range(world - 1):
         for work in _exchange(bufs[step % 2], bufs[(step + 1) % 2], nxt, prv, group):
             work.wait()
