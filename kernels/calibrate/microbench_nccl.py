@@ -15,23 +15,25 @@ median over repeats of the slowest rank's time per call. Sizes still to time whe
 runs out are left out; the file is rewritten after each collective, so an interrupted run
 keeps the collectives it finished.
 
-Format (plain YAML, units in key names; what the α-β fit reads)::
+Format: what `archs.interconnect.load_nccl_calibration` reads (plain YAML; the α-β fit
+`archs.interconnect.fit_link`); date, versions, device count, topology and dtype ride in the
+header comments, since that reader takes no other keys::
 
-    device: NVIDIA H200                 # torch.cuda.get_device_name(0)
-    devices: 2                          # processes = GPUs in the group
-    date: '2026-12-05'                  # UTC, ISO 8601
-    source: kernels.calibrate.microbench_nccl
-    versions: {driver: '...', cuda: '...', torch: '...', triton: '...', nccl: '2.x.y'}
-    link: topo=NV18;p2p=1;gpus=2        # nvidia-smi topo -m entry GPU0 -> GPU1, peer access
-    dtype: bf16
-    collectives:                        # per collective: entries by increasing bytes
-      all_gather:
-        - {bytes: 4096, seconds: 1.1e-05}
-        ...
-      reduce_scatter: [...]
-      all_reduce: [...]
-      all_to_all: [...]
-      send_recv: [...]
+    # NCCL collectives, median seconds per call (kernels/calibrate/microbench_nccl.py)
+    # date: 2026-12-05
+    # devices: 2
+    # link: topo=NV18;p2p=1;gpus=2      (nvidia-smi topo -m entry GPU0 -> GPU1, peer access)
+    # versions: driver ..., cuda ..., torch ..., triton ..., nccl 2.x.y
+    # dtype: bf16
+    calibration: h200-nccl              # the file's stem
+    device: NVIDIA H200 x2 (topo=NV18)  # free text
+    link: intra_node                    # the GPUs of one host
+    measurements:                       # by collective, then increasing bytes
+      - {collective: all_gather, devices: 2, bytes: 4096, seconds: 1.1e-05}
+      ...
+
+`collective` is one of all_gather, reduce_scatter, all_reduce, all_to_all, send_recv (NCCL
+picks its algorithm; none is recorded, the reader's default is ring).
 
 `bytes` follows nccl-tests' "size": all_gather, the gathered output per rank (W x each rank's
 input); reduce_scatter, the input per rank (W x each rank's output); all_reduce, the buffer
@@ -159,14 +161,15 @@ def device_info(device: Any) -> dict[str, Any]:
     return {"device": torch.cuda.get_device_name(device), "versions": vers, "link": link_info()}
 
 
-def write(path: Path, record: dict[str, Any]) -> None:
-    """Write the record as plain YAML (rewritten whole after each collective)."""
+def write(path: Path, record: dict[str, Any], header: dict[str, Any]) -> None:
+    """Write the record as plain YAML under `header` as comments (rewritten whole each time)."""
     import yaml
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    head = "# NCCL collectives, median s per call; format: kernels/calibrate/microbench_nccl.py\n"
+    lines = ["# NCCL collectives, median seconds per call (kernels/calibrate/microbench_nccl.py)"]
+    lines += [f"# {key}: {value}" for key, value in header.items()]
     body = yaml.safe_dump(record, sort_keys=False, width=100, default_flow_style=None)
-    path.write_text(head + body)
+    path.write_text("\n".join(lines) + "\n" + body)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,21 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     rank, world, device = init_from_env("gloo" if args.device == "cpu" else None)
     if args.device == "cuda" and device.type != "cuda":
         raise SystemExit("microbench_nccl: no CUDA device (use --device cpu for a dry run)")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32
     info = device_info(device)
     slug = "h200" if "H200" in info["device"] else info["device"].lower().replace(" ", "-")
     path = args.out or ROOT / "archs" / "calibration" / f"{slug}-nccl.yaml"
+    vers = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    header = {"date": today, "devices": world, "link": info["link"], "versions": vers,
+              "dtype": "bf16" if cuda else "fp32"}  # fmt: skip
     record: dict[str, Any] = {
-        "device": info["device"], "devices": world,
-        "date": dt.datetime.now(dt.UTC).date().isoformat(),
-        "source": "kernels.calibrate.microbench_nccl", "versions": info["versions"],
-        "link": info["link"], "dtype": "bf16" if device.type == "cuda" else "fp32",
-        "collectives": {},
-    }  # fmt: skip
+        "calibration": path.stem,
+        "device": f"{info['device']} x{world} ({info['link'].split(';')[0]})",
+        "link": "intra_node",
+        "measurements": [],
+    }
     start = time.monotonic()
     try:
         for name in args.collectives.split(","):
-            entries = []
+            done = 0
             for nbytes in sizes(args.min_bytes, args.max_bytes):
                 go = float(time.monotonic() - start <= args.budget_s)
                 flag = torch.tensor([go], dtype=torch.float64, device=device)
@@ -213,19 +220,20 @@ def main(argv: list[str] | None = None) -> int:
                     if rank == 0:
                         print(f"  {name}: {type(exc).__name__}: {exc}", file=sys.stderr)
                     break
-                entries.append({"bytes": actual, "seconds": float(f"{seconds:.4g}")})
+                entry = {"collective": name, "devices": world, "bytes": actual,
+                         "seconds": float(f"{seconds:.4g}")}  # fmt: skip
+                record["measurements"].append(entry)
+                done += 1
                 if rank == 0:
                     print(f"{name:15s} {actual:>11d} B {seconds * 1e6:10.1f} us "
                           f"{actual / seconds / 1e9:8.1f} GB/s", flush=True)  # fmt: skip
                 del call
-            if entries:
-                record["collectives"][name] = entries
-                if rank == 0:
-                    write(path, record)
+            if done and rank == 0:
+                write(path, record, header)
     finally:
         dist.destroy_process_group()
     if rank == 0:
-        print(f"microbench_nccl: {len(record['collectives'])} collectives -> {path}")
+        print(f"microbench_nccl: {len(record['measurements'])} measurements -> {path}")
     return 0
 
 

@@ -26,22 +26,32 @@ def empty_state(
     return out, lse
 
 
+def _weights(lse_a: Any, lse_b: Any) -> tuple[Any, Any, Any]:
+    """(lse of the union, weight of side a, weight of side b); empty rows get weights 0."""
+    lse_b = lse_b.to(lse_a.dtype)
+    lse = torch.logaddexp(lse_a, lse_b)
+    ref = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
+    return lse, torch.exp(lse_a - ref).unsqueeze(-1), torch.exp(lse_b - ref).unsqueeze(-1)
+
+
 def merge_states(out_a: Any, lse_a: Any, out_b: Any, lse_b: Any) -> tuple[Any, Any]:
     """The state over the union of two disjoint key sets: (O, lse), in out_a's dtype.
 
     Rows where both sides are empty (lse -inf) stay empty (O = 0, lse = -inf), not NaN.
     """
-    lse_b = lse_b.to(lse_a.dtype)
-    lse = torch.logaddexp(lse_a, lse_b)
-    ref = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
-    wa = torch.exp(lse_a - ref).unsqueeze(-1)
-    wb = torch.exp(lse_b - ref).unsqueeze(-1)
-    out = out_a * wa + out_b.to(out_a.dtype) * wb
-    return out, lse
+    lse, wa, wb = _weights(lse_a, lse_b)
+    return out_a * wa + out_b.to(out_a.dtype) * wb, lse
 
 
 def merge_into(out: Any, lse: Any, out_b: Any, lse_b: Any, rows: slice = slice(None)) -> None:
-    """Merge the state (out_b, lse_b) into rows `rows` (along dim -2 of out) of (out, lse)."""
-    merged, merged_lse = merge_states(out[..., rows, :], lse[..., rows], out_b, lse_b)
-    out[..., rows, :] = merged
-    lse[..., rows] = merged_lse
+    """Merge the state (out_b, lse_b) into rows `rows` (dim -2 of out) of (out, lse), in place.
+
+    One temporary of out_b's size (out_b times its weight, in out's dtype): at a million
+    tokens per device the running output is gigabytes.
+    """
+    lse_rows = lse[..., rows]
+    merged_lse, wa, wb = _weights(lse_rows, lse_b)
+    scaled = out_b.to(out.dtype)  # a copy unless out_b has out's dtype already
+    scaled = scaled * wb if scaled is out_b else scaled.mul_(wb)
+    out[..., rows, :].mul_(wa).add_(scaled)
+    lse_rows.copy_(merged_lse)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-import yaml
 
+from attnsim.archs.interconnect import load_nccl_calibration
 from attnsim.kernels.calibrate import microbench_nccl
 from attnsim.kernels.distributed.check import Case
 
@@ -105,9 +105,13 @@ def test_nccl_microbench_dry_run_writes_the_yaml(tmp_path):
     argv = ["--device", "cpu", "--max-bytes", "16384", "--out", str(out)]
     mp.start_processes(_torchrun_like, args=(2, _free_port(), argv, "nccl"), nprocs=2,
                        start_method="fork")  # fmt: skip
-    record = yaml.safe_load(out.read_text())
-    assert record["devices"] == 2 and record["source"] == "kernels.calibrate.microbench_nccl"
-    assert set(record["collectives"]) == set(microbench_nccl.COLLECTIVES)
-    for entries in record["collectives"].values():
-        assert [e["bytes"] for e in entries] == [4096, 8192, 16384]
-        assert all(e["seconds"] > 0 for e in entries)
+    cal = load_nccl_calibration(out)  # the alpha-beta fit's reader takes the file as it is
+    assert cal.name == "nccl" and cal.link == "intra_node"
+    got = {}
+    for m in cal.measurements:
+        assert m.devices == 2 and m.seconds > 0
+        got.setdefault(m.collective, []).append(m.size_bytes)
+    assert got == {name: [4096, 8192, 16384] for name in microbench_nccl.COLLECTIVES}
+    head = out.read_text().splitlines()[:6]
+    assert any(line.startswith("# date: ") for line in head)
+    assert any(line.startswith("# devices: 2") for line in head)
