@@ -182,4 +182,4 @@ SCORE = register(
     )  # fmt: skip
 )
 
-from attnsim.reports import validation_blocksparse  # noqa: E402, F401  (registers its probe)
+from attnsim.reports import validation_blocksparse, validation_neighborhood  # noqa: E402, F401
