@@ -21,15 +21,18 @@ tokens. Three timings per row, each the median over repeats of the slowest rank'
 - total_ms = compute_ms + comm_ms: the step with nothing overlapped (step_ms below it by what
   the overlap hid).
 
-Repeats: one warm-up call (timed, slowest rank) sets reps = clamp(round(--target-s / warm-up),
+Repeats: a scheme's first row starts with one untimed call of each kind (compilation); then
+one timed warm-up call (slowest rank) sets reps = clamp(round(--target-s / warm-up),
 --min-reps, 20). Configurations run cheapest first (LASP-2, then Ring Attention by FLOPs per
-device); before each, the cost is estimated from the warm-up of the same scheme at the previous
-context (FLOPs ratio); one that would end past --budget-s becomes a row with status
-"skipped: budget". Rows are written (flushed) as they are timed by rank 0, so an interrupted
-run keeps them. `--check` (default on): before timing, each scheme runs on a small shape
-(batch 1, 4 heads, --check-seq = 2048 tokens per rank) against the single-GPU result of the
-whole sequence (fp32 torch references, `kernels.distributed.check`); its rel_err goes in
-`check_rel_err` (status "wrong" over CHECK_TOL; still timed).
+device). Before each, its time is estimated from the same scheme's previous row (scaled by
+the work ratio); one that would end past --budget-s (counted from the script's start) becomes
+a row with status "skipped: budget". Rank 0 writes and flushes each row as it is timed, so an
+interrupted run keeps them. A row that raises becomes status "error: ..." on every rank (a
+rank stuck in a collective is not recoverable: the group's timeout, 300 s, ends the run).
+`--check` (default on): before timing, each scheme runs on a small shape (batch 1, 4 heads,
+--check-seq = 2048 tokens per rank) against the single-GPU result of the whole sequence
+(fp32 torch references, `kernels.distributed.check`); its rel_err goes in `check_rel_err`
+(status "wrong" over CHECK_TOL = 3e-2; still timed).
 
 CSV (default kernels/measurements/seqpar/seqpar-<gpu>x<W>-<date>.csv; --out DIR puts that
 name in DIR, --out FILE.csv names the file), one row per (context, scheme):
@@ -70,6 +73,7 @@ from attnsim.kernels.distributed.lasp2 import lasp2_fwd, state_gather
 from attnsim.kernels.distributed.launch import init_from_env, link_info
 from attnsim.kernels.distributed.ring import ring_attention_fwd, ring_pass
 
+STARTED = time.monotonic()  # the budget counts from here (imports, group, checks included)
 ROOT = Path(__file__).resolve().parent.parent
 CONTEXTS = "32K,64K,128K,256K,512K,1M"
 CHECK_TOL = 3e-2  # bf16 kernels vs fp32 references: relative error of the output norm
@@ -314,6 +318,13 @@ def estimate_s(last: dict[str, Any], ratio: float, args: argparse.Namespace) -> 
     return total
 
 
+def anyone(env: Env, flag: bool) -> bool:
+    """Whether the flag is set on any rank (every rank gets the answer)."""
+    t = torch.tensor([float(flag)], dtype=torch.float64, device=env.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def agree(env: Env, value: float) -> float:
     """Rank 0's value on every rank (so that every rank takes the same branch)."""
     t = torch.tensor([value], dtype=torch.float64, device=env.device)
@@ -323,7 +334,7 @@ def agree(env: Env, value: float) -> float:
 
 def sweep(env: Env, args: argparse.Namespace, rows: Rows, checks: dict[str, float]) -> int:
     """Time every (context, scheme), cheapest first, within the budget; returns rows timed."""
-    start = time.monotonic()
+    start = STARTED
     plan = sorted(
         ((case, seq) for seq in args.contexts for case in SCHEMES),
         key=lambda cs: work_per_device(cs[0], cs[1], env.world),
@@ -346,8 +357,10 @@ def sweep(env: Env, args: argparse.Namespace, rows: Rows, checks: dict[str, floa
         try:
             row.update(time_row(env, case, seq, args, first=case.label not in seen))
         except Exception as exc:  # one failing row must not lose the others
-            failed = f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        if agree(env, float(bool(failed))) and not failed:
+            failed = f"error: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
+            if env.cuda:
+                torch.cuda.empty_cache()
+        if anyone(env, bool(failed)) and not failed:
             failed = "error: on another rank"
         if not failed:
             seen[case.label] = (work, row)
@@ -363,7 +376,8 @@ def sweep(env: Env, args: argparse.Namespace, rows: Rows, checks: dict[str, floa
 
 def make_env(args: argparse.Namespace) -> Env:
     """Join the group and pick dtype and blocks for the device."""
-    rank, world, device = init_from_env("gloo" if args.device == "cpu" else None)
+    # a rank stuck in a collective ends the run after 300 s (rows so far are on disk)
+    rank, world, device = init_from_env("gloo" if args.device == "cpu" else None, 300.0)
     if args.device == "cuda" and device.type != "cuda":
         raise SystemExit("seqpar_probe: no CUDA device (use --device cpu for a dry run)")
     cuda = device.type == "cuda"
