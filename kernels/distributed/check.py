@@ -6,11 +6,16 @@ reference of the whole sequence on each rank (`blocks.torch_softmax_block`,
 `blocks.torch_linear_local` in `ref_dtype`), and returns the errors of the rank's shard,
 reduced to the maximum over ranks. `check_worker` is the function `launch.spawn` runs in the
 CPU tests (float64, gloo).
+
+Command line, any number of processes: `torchrun --nproc-per-node N -m
+attnsim.kernels.distributed.check` (GPUs: bf16, Triton blocks, fp32 references, tolerance
+3e-2; CPU: float64, torch blocks, 1e-10); exit status 1 when a case misses its tolerance.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ from attnsim.kernels.distributed.blocks import (
 from attnsim.kernels.distributed.lasp2 import lasp2_fwd
 from attnsim.kernels.distributed.ring import ring_attention_fwd, shard
 
-__all__ = ["CASES", "Case", "check_worker", "run_checks"]
+__all__ = ["CASES", "Case", "check_worker", "main", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,40 @@ def check_worker(rank: int, world: int, out_dir: str, shape: tuple[int, int, int
     torch.set_num_threads(1)  # tiny shapes; and a forked child must not reuse the pool
     rows = run_checks(shape, torch.float64, "cpu")
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps({"world": world, "rows": rows}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks under torchrun (see the module docstring); print one line per case."""
+    import argparse
+
+    from attnsim.kernels.distributed import blocks
+    from attnsim.kernels.distributed.launch import init_from_env
+
+    ap = argparse.ArgumentParser(description="distributed forwards vs one device")
+    ap.add_argument("--seq-per-rank", type=int, default=2048)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--head-dim", type=int, default=128)
+    args = ap.parse_args(argv)
+    rank, world, device = init_from_env()
+    try:
+        shape = (1, args.heads, args.seq_per_rank * world, args.head_dim)
+        if device.type == "cuda":
+            tol = 3e-2
+            rows = run_checks(shape, torch.bfloat16, device, blocks.triton_softmax_block,
+                              blocks.triton_linear_local, ref_dtype=torch.float32)  # fmt: skip
+        else:
+            tol = 1e-10
+            rows = run_checks(shape, torch.float64, device)
+    finally:
+        dist.destroy_process_group()
+    bad = [row for row in rows if row["rel_err"] > tol]
+    if rank == 0:
+        for row in rows:
+            flag = "FAIL" if row in bad else "ok"
+            print(f"{row['case']:20s} world {world} rel_err {row['rel_err']:.3g} "
+                  f"max_abs_err {row['max_abs_err']:.3g} {flag}")  # fmt: skip
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
