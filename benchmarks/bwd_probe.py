@@ -1,6 +1,19 @@
 """GPU only: the `triton-bwd` attention backward against SDPA's flash and cuDNN backward.
 
-Run: PYTHONPATH=. python benchmarks/bwd_probe.py --out $OUT/bwd.csv [--quick] [--budget-s 480]
+Run: PYTHONPATH=. python benchmarks/bwd_probe.py --out $OUT/bwd.csv [--quick] [--budget-s 270]
+     [--match FIELD=VALUE,...] [--host-only] [--jobs N]
+
+First it compiles every kernel variant the run will launch (checks, timed shapes and the host
+probe's) in `--jobs` worker processes (`attn_bwd.compile_bwd`, into Triton's on-disk cache):
+one at a time, compiling took most of a full run (about 1-2 s for each of ~200 variants).
+Then, before timing, it measures this host's cost of one launcher call
+(`kernels.calibrate.microbench_bwd.host_calls`: per dq mode and mask, and the same calls
+through Triton's JIT as the launcher ran before its launches were planned, a diagnostic;
+plus the forward launchers' figures, `microbench_steps.host_calls`, and do_bench's L2 flush)
+and writes them to `<csv stem>-host.yaml` beside the CSV
+(`kernels.bench.measure.write_host_figures`): calls shorter on the GPU than on the host run at
+the host's speed, which differs between machines and runs; `attnsim validate gpu` predicts
+this file's rows with these figures. `--host-only` writes that file and times nothing.
 
 For every shape of VALIDATION then HOLDOUT (bf16; `--quick`: QUICK and two tilings), it times
 the backward only, with `triton.testing.do_bench` (median, 10th and 90th percentiles, warm-up
@@ -8,7 +21,9 @@ first, L2 flushed between runs):
 
 - `triton-bwd`: `attention_bwd(q, k, v, o, do, lse)` for every tiling of `BWD_TILINGS` and
   both dq modes, o and lse computed beforehand; the time includes the D = rowsum(dO * O)
-  pre-pass, the dQ buffer's zeroing and cast (atomic) or the dQ kernel (separate);
+  pre-pass (which zeroes the float32 dQ buffer in atomic mode), the dQ cast (atomic) or the
+  dQ kernel (separate). `host_us`: the launcher's host time per call on that row's inputs,
+  right after its timing (back-to-back calls issued before the GPU catches up);
 - `sdpa-flash-bwd` / `sdpa-cudnn-bwd`: SDPA's forward run once under that backend with
   requires_grad, then `torch.autograd.grad(out, (q, k, v), do, retain_graph=True)` timed
   (it includes the backend's own pre-processing).
@@ -18,8 +33,9 @@ shape (1 x 4 heads x 512, bf16) against float64 autograd (FlashAttention's rule:
 twice a plain bf16 implementation's plus 1% of the reference's largest value); a configuration
 that fails is recorded with its status and not timed. One CSV row per (shape, family, tiling,
 dq mode), flushed at once; any exception (compile failure, out of memory) is recorded in
-`status` and the run goes on. Past `--budget-s` seconds the remaining rows are written as
-skipped. A summary (ours best vs flash and vs cuDNN per shape) is printed last.
+`status` and the run goes on. `--budget-s` counts from the start (compiles and host probe
+included): past it the remaining rows are written as skipped. A summary (ours best vs flash and
+vs cuDNN per shape, the host figures) is printed last.
 """
 
 from __future__ import annotations
@@ -28,6 +44,8 @@ import argparse
 import csv
 import datetime as dt
 import math
+import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -37,10 +55,18 @@ from pathlib import Path
 import torch
 import triton
 
+from attnsim.kernels.calibrate.microbench_bwd import (
+    HOST_CLASSES,
+    HOST_SHAPE,
+    compile_in_workers,
+    write_host_file,
+)
 from attnsim.kernels.triton.attn_bwd import (
     BWD_TILINGS,
     attention_bwd,
     bwd_flops,
+    bwd_launches,
+    default_bwd_tiling,
     plain_attention_grads,
     softmax_lse,
 )
@@ -100,14 +126,17 @@ BASELINES = ("sdpa-flash-bwd", "sdpa-cudnn-bwd")
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal",
     "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "median_ms", "p10_ms",
-    "p90_ms", "flops", "tflops", "status", "max_err", "err_allowed", "device", "torch", "triton",
-    "timestamp",
+    "p90_ms", "flops", "tflops", "status", "max_err", "err_allowed", "host_us", "device", "torch",
+    "triton", "timestamp",
 )  # fmt: skip
 # where and in what the GPU side runs (the CPU tests switch them to the interpreter and fp32)
 DEVICE, DTYPE, CHECK_SEQ = "cuda", torch.bfloat16, 512
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 WARMUP_MS, REP_MS = 10, 50  # do_bench's warm-up and repetition budgets per timing
+HOST_ROW_MS = 5.0  # GPU work the per-row host timing may queue (at least 2 calls, at most 20)
 ASSUMED_TFLOPS = 150.0  # for the run-time estimate only
+COMPILE_S = 4.0  # one compile job (2-3 kernels) on one worker, for the estimate
+JOBS = min(16, os.cpu_count() or 1)  # compile workers
 
 
 def matches(shape: Shape, spec: str) -> bool:
@@ -132,16 +161,64 @@ def configs(quick: bool = False) -> list[Config]:
     return ours + [Config(name) for name in BASELINES]
 
 
-def estimate_s(shapes: list[Shape], cfgs: list[Config]) -> float:
-    """Rough device seconds: do_bench's calls per timing, compiles, checks and set-up."""
+def estimate_s(shapes: list[Shape], cfgs: list[Config], jobs: int = JOBS) -> float:
+    """Rough seconds of a run: compiles on `jobs` workers, host probe, checks and timings."""
+    ours = [c for c in cfgs if c.family == "triton-bwd"]
     total = 0.0
     for s in shapes:
         call_s = s.flops / (ASSUMED_TFLOPS * 1e12)
         calls = 6 + max(1, WARMUP_MS / 1e3 / call_s) + max(1, REP_MS / 1e3 / call_s)
-        total += len(cfgs) * (calls * call_s + 0.05) + 0.5  # + inputs, o and lse
-    compiles = {(s.head_dim, s.causal) for s in shapes}
+        host_calls = 1 + max(2, min(20, HOST_ROW_MS / 1e3 / call_s))
+        total += len(cfgs) * (calls * call_s + 0.05) + len(ours) * host_calls * call_s
+        total += 0.5  # inputs, o and lse
+    checks = len({check_key(s, c) for s in shapes for c in ours})
+    compiles = COMPILE_S * len(compile_jobs(shapes, cfgs)) / max(1, jobs)
+    return total + 0.2 * checks + compiles + 10.0 + 3.0 + 8.0  # pool start, warm-up, host
+
+
+def _int_class(x: object) -> object:
+    """How Triton specializes an argument: 1, a multiple of 16, another integer; else its type."""
+    if isinstance(x, bool) or not isinstance(x, int):
+        return type(x).__name__
+    return 1 if x == 1 else "D" if x % 16 == 0 else "i"
+
+
+def compile_jobs(shapes: list[Shape], cfgs: list[Config]) -> list[tuple]:  # type: ignore[type-arg]
+    """`attn_bwd.compile_bwd` arguments, one per distinct set of kernels the run compiles.
+
+    Our configurations on every timed shape and on its check shape, and the host probe's
+    calls; two calls share a job when their launches specialize alike (`_int_class`).
+    """
+    found: dict[tuple, tuple] = {}  # type: ignore[type-arg]
     ours = [c for c in cfgs if c.family == "triton-bwd"]
-    return total + 2.0 * len(compiles) * len(ours) * 1.5  # ~2 s per kernel, 1.5 kernels each
+    calls = [
+        (t, (c.block_m, c.block_n, c.num_warps, c.num_stages), c.dq_mode)
+        for s in shapes
+        for c in ours
+        for t in (s, check_shape(s))
+    ]
+    b, h, seq, d = HOST_SHAPE
+    calls += [
+        (Shape("host", b, h, h, seq, d, causal), default_bwd_tiling(d), mode)
+        for mode, causal in HOST_CLASSES
+    ]
+    for s, tiling, mode in calls:
+        specs = bwd_launches(s.batch, s.heads, s.kv_heads, s.seq, s.seq, s.head_dim, DTYPE,
+                             s.causal, 1.0, tiling, mode)  # fmt: skip
+        key = tuple(
+            (x.fn.__name__, tuple(map(_int_class, x.scalars)), tuple(sorted(x.meta.items())),
+             x.num_warps, x.num_stages)
+            for x in specs
+        )  # fmt: skip
+        found.setdefault(key, (s.batch, s.heads, s.kv_heads, s.seq, s.head_dim, s.causal,
+                               tiling, mode, DTYPE_NAMES[DTYPE]))  # fmt: skip
+    return list(found.values())
+
+
+def check_shape(shape: Shape) -> Shape:
+    """The small shape `shape`'s configurations are checked on (1 x 4 heads x CHECK_SEQ)."""
+    kv = 4 if shape.kv_heads == shape.heads else 2
+    return Shape(shape.suite, 1, 4, kv, CHECK_SEQ, shape.head_dim, shape.causal)
 
 
 def check_key(shape: Shape, cfg: Config) -> tuple:  # type: ignore[type-arg]
@@ -163,7 +240,8 @@ def row_of(shape: Shape, cfg: Config, info: dict[str, str], result: dict) -> dic
         "p90_ms": _fmt(result.get("p90_ms")), "flops": shape.flops,
         "tflops": _fmt(shape.flops / med / 1e9 if ok else None),
         "status": result.get("status", "ok"), "max_err": _fmt(result.get("max_err")),
-        "err_allowed": _fmt(result.get("err_allowed")), **info,
+        "err_allowed": _fmt(result.get("err_allowed")), "host_us": _fmt(result.get("host_us")),
+        **info,
         "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
 
@@ -304,9 +382,7 @@ def reference_grads(case: dict, causal: bool, dtype: torch.dtype) -> tuple:  # t
 
 def check_ours(shape: Shape, cfg: Config) -> dict:  # type: ignore[type-arg]
     """Our gradients on a small shape like `shape` vs float64 autograd (FlashAttention's rule)."""
-    small = Shape(shape.suite, 1, 4, 4 if shape.kv_heads == shape.heads else 2, CHECK_SEQ,
-                  shape.head_dim, shape.causal)  # fmt: skip
-    case = make_case(small, seed=1)
+    case = make_case(check_shape(shape), seed=1)
     o, *ref = reference_grads(case, shape.causal, torch.float64)
     case["o"] = o.detach().to(DTYPE)
     _, *naive = reference_grads(case, shape.causal, DTYPE)
@@ -375,7 +451,27 @@ class GpuMeasure:
         fn()
         _sync()
         med, p10, p90 = do_bench(fn, warmup=WARMUP_MS, rep=REP_MS, quantiles=[0.5, 0.1, 0.9])
+        if cfg.family == "triton-bwd":
+            result["host_us"] = issue_us(fn, med)
         return {**result, "median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
+
+
+def issue_us(fn: Callable[[], object], call_ms: float) -> float:
+    """Host µs per call of `fn` issued back to back, timed before the GPU is waited for.
+
+    As many calls as queue about HOST_ROW_MS of GPU work (2 to 20, after one untimed call):
+    the launches are asynchronous, so the loop runs at the host's speed even when each call is
+    longer on the GPU.
+    """
+    n = max(2, min(20, int(HOST_ROW_MS / max(call_ms, 1e-3))))
+    _sync()
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    host = (time.perf_counter() - t0) / n * 1e6
+    _sync()
+    return host
 
 
 def warm_up_gpu(seconds: float = 3.0) -> None:
@@ -399,12 +495,33 @@ def env_info() -> dict[str, str]:
     return {"device": name, "torch": torch.__version__, "triton": triton.__version__}
 
 
+def host_summary(rows: list[dict], figures: dict[str, object] | None) -> list[str]:  # type: ignore[type-arg]
+    """The launcher's host µs per call: the host file's figures, and per row of ours."""
+    lines = []
+    if figures:
+        calls = figures["host_call_us"]
+        assert isinstance(calls, dict)
+        bwd = ", ".join(f"{k} {v:.1f}" for k, v in calls.items() if k.startswith("bwd"))
+        lines.append(f"host_call_us: {bwd}; do_bench flush {figures['bench_flush_us']} us")
+    per_row = sorted(float(r["host_us"]) for r in rows if r.get("host_us"))
+    if per_row:
+        lines.append(
+            f"host_us of {len(per_row)} timed rows of ours: median {statistics.median(per_row):.1f}"
+            f", 10th-90th {per_row[len(per_row) // 10]:.1f}-{per_row[(9 * len(per_row)) // 10]:.1f}"
+            f", max {per_row[-1]:.1f}"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments, run the grid, print the summary; 2 without a CUDA GPU."""
+    """Compile, measure the host, run the grid, print the summary; 2 without a CUDA GPU."""
+    begin = time.monotonic()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
     parser.add_argument("--quick", action="store_true", help="two shapes, two tilings (< 60 s)")
-    parser.add_argument("--budget-s", type=float, default=480.0, help="stop timing after this")
+    parser.add_argument(
+        "--budget-s", type=float, default=270.0, help="stop timing this long after the start"
+    )
     parser.add_argument(
         "--match",
         action="append",
@@ -413,6 +530,10 @@ def main(argv: list[str] | None = None) -> int:
         help="time only the grid's shapes with these field values (e.g. batch=16,seq=512); "
         "repeat for several groups",
     )
+    parser.add_argument(
+        "--host-only", action="store_true", help="write only the host figures (no timing)"
+    )
+    parser.add_argument("--jobs", type=int, default=JOBS, help="compile workers (0: none)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bwd_probe: needs a CUDA GPU", file=sys.stderr)
@@ -423,19 +544,30 @@ def main(argv: list[str] | None = None) -> int:
             shapes = [s for s in shapes if any(matches(s, m) for m in args.match)]
         except ValueError as exc:
             parser.error(str(exc))
+    if args.host_only:
+        shapes = []
     cfgs = configs(args.quick)
     info = env_info()
-    est = estimate_s(shapes, cfgs)
+    est = estimate_s(shapes, cfgs, max(1, args.jobs))
     print(
-        f"{len(shapes)} shapes x {len(cfgs)} configs; estimated device time {est:.0f} s; "
+        f"{len(shapes)} shapes x {len(cfgs)} configs; estimated {est:.0f} s; "
         f"budget {args.budget_s:.0f} s; {info}",
         flush=True,
     )
+    if args.jobs > 0:
+        jobs = compile_jobs(shapes, cfgs)
+        print(compile_in_workers(jobs, args.jobs, 0.5 * args.budget_s), flush=True)
     warm_up_gpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figures = write_host_file(args.out, info)
+    if args.host_only:
+        return 0 if figures else 1
+    left = args.budget_s - (time.monotonic() - begin)
     start = time.monotonic()
-    rows = run(shapes, cfgs, args.out, make_case, GpuMeasure(), info, args.budget_s)
-    print(f"wrote {len(rows)} rows to {args.out} in {time.monotonic() - start:.0f} s")
-    print("\n".join(summary(rows)))
+    rows = run(shapes, cfgs, args.out, make_case, GpuMeasure(), info, left)
+    print(f"wrote {len(rows)} rows to {args.out} in {time.monotonic() - start:.0f} s "
+          f"({time.monotonic() - begin:.0f} s in all)")  # fmt: skip
+    print("\n".join(summary(rows) + host_summary(rows, figures)))
     return 0
 
 

@@ -61,6 +61,9 @@ class Probe:
             model (a window against causal attention, sigmoid against softmax): rows of one
             group differ only in the variant; `reference` names the variant the others are
             compared with. None: the family reports no ratios.
+        host: (file, arch) -> (the arch to predict the file's rows on, a note naming whose
+            host launcher-call figures it carries), for families whose files come with a host
+            probe (`<stem>-host.yaml`). None: every file on the arch as loaded.
     """
 
     family: str
@@ -71,6 +74,7 @@ class Probe:
     predict: Callable[[Row, object], tuple[float, str]] | None
     modelled: Callable[[Row], bool] = lambda row: True
     ratio: Callable[[Row], tuple[str, str, str]] | None = None
+    host: Callable[[Path, object], tuple[object, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,7 @@ class KernelPoint:
     predicted_ms: float
     bound: str
     ratio: tuple[str, str, str] = ("", "", "")  # (group, variant, reference); see Probe
+    host: str = ""  # whose host launcher-call figures predicted it (Probe.host), "" if none
 
     @property
     def error_pct(self) -> float:
@@ -165,13 +170,21 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
             raise ValueError(
                 f"{path}: not a probe file of {', '.join(p.family for p in _probes())}"
             )
+        file_arch: object = arch
+        host = ""
+        if probe.host is not None and probe.predict is not None:
+            try:
+                file_arch, host = probe.host(path, arch)
+            except ValueError as exc:  # a malformed host file names itself
+                problems.append(str(exc))
+                continue
         for line, row in enumerate(_rows(path), start=2):  # line 1 is the header
             if probe.predict is None or row.get("family") != probe.family or not _timed(row):
                 continue
             if not probe.modelled(row):
                 continue
             try:
-                ms, bound = probe.predict(row, arch)
+                ms, bound = probe.predict(row, file_arch)
             except ValueError as exc:  # a field the model cannot read: name the row
                 problems.append(f"{path}:{line}: {exc}")
                 continue
@@ -186,6 +199,7 @@ def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelP
                     predicted_ms=ms,
                     bound=bound,
                     ratio=probe.ratio(row) if probe.ratio is not None else ("", "", ""),
+                    host=host,
                 )
             )
     if problems:
@@ -352,4 +366,6 @@ def format_report(
             f"{p.measured_ms * 1e3:9.1f} us  predicted {p.predicted_ms * 1e3:9.1f} us  "
             f"{p.error_pct:+6.1f}%  ({p.bound})"
         )
+    hosts = dict.fromkeys((p.file, p.host) for p in points if p.host)
+    lines += [f"  {f}: host launcher-call figures from {h}" for f, h in hosts]
     return "\n".join(lines)

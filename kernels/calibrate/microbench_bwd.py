@@ -20,6 +20,12 @@ do_bench median and `floor` the time of an empty kernel:
 
 The calibration shapes (one head, 132+ tiles along one rank, 8 or 32 along the other) are
 none of the validation or holdout shapes of benchmarks/bwd_probe.py.
+
+Host side (`--host` prints them): `host_calls` measures the host time of one `attention_bwd`
+call per dq mode and mask (`host_call_us` keys `bwd-atomic`, `bwd-separate`,
+`bwd-atomic-causal`, `bwd-separate-causal`, which `mappers.gpu.backward` reads);
+`benchmarks/bwd_probe.py` writes them beside its CSV in the same run (`write_host_file`) and
+compiles its kernels in worker processes first (`compile_in_workers`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import time
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -53,7 +60,7 @@ def _caller(
     of the other rank through L2 (and, atomic, adds into the same dQ rows), as the programs
     of one head do in a real call.
     """
-    from attnsim.kernels.triton.attn_bwd import launch_dkdv, launch_dq
+    from attnsim.kernels.triton.attn_bwd import bwd_launches, jit_launch
 
     bm, bn, w, st = tiling
     dt = torch.bfloat16
@@ -63,16 +70,15 @@ def _caller(
     k, v = (torch.randn(1, 1, sk, d, device="cuda", dtype=dt) for _ in range(2))
     lse = torch.full((1, 1, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
     delta = torch.zeros((1, 1, sq), device="cuda", dtype=torch.float32)
-    scale = d**-0.5
+    atomic = mode == "bwd-dkdv-atomic"
+    specs = bwd_launches(1, 1, 1, sq, sk, d, dt, False, d**-0.5, tiling,
+                         "atomic" if atomic else "separate")  # fmt: skip
     if mode == "bwd-dq":
         dq = torch.empty_like(q)
-        return lambda: launch_dq(q, k, v, do, dq, lse, delta, False, scale, bm, bn, w, st)
-    atomic = mode == "bwd-dkdv-atomic"
+        return lambda: jit_launch(specs[2], q, k, v, do, dq, lse, delta)
     dq = torch.zeros(q.shape, device="cuda", dtype=torch.float32)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
-    return lambda: launch_dkdv(
-        q, k, v, do, dq, dk, dv, lse, delta, False, scale, bm, bn, w, st, atomic
-    )
+    return lambda: jit_launch(specs[1], q, k, v, do, dq, dk, dv, lse, delta)
 
 
 def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
@@ -123,6 +129,186 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                         file=sys.stderr,
                     )
     return {"attention_steps": steps, "attention_blocks": blocks}
+
+
+# ----------------------------------------------------------------------------- host side
+# One `attention_bwd` call costs the host its launcher's Python work: a plan lookup, four
+# allocations, one C-level launch per kernel, and in atomic mode the cast of the float32 dQ.
+# Calls shorter than that on the GPU are timed at the host's speed (`mappers.gpu.backward`).
+HOST_SHAPE = (1, 1, 128, 64)  # (batch, heads, seq, head_dim): the GPU work far below the host's
+HOST_CLASSES = (("atomic", False), ("separate", False), ("atomic", True), ("separate", True))
+
+
+def host_key(dq_mode: str, causal: bool, path: str = "") -> str:
+    """The `host_call_us` key of a backward launcher call (`mappers.gpu.backward.host_keys`).
+
+    `path` "jit": the diagnostic figure of the launches through Triton's JIT (`host_calls`).
+    """
+    return "bwd-" + (f"{path}-" if path else "") + dq_mode + ("-causal" if causal else "")
+
+
+def host_calls(torch: Any, jit: bool = True) -> dict[str, float]:
+    """Host µs of one `attention_bwd` call per dq mode and mask, on a tiny problem.
+
+    Measured as the forward launchers' `host_call_us` (`microbench_steps.host_calls`: 300
+    back-to-back calls, the GPU synchronized at the end, median of 5). `jit`: also the same
+    calls with every kernel launched through Triton's JIT and the dQ buffer zeroed by torch,
+    as the launcher did before its launches were planned (keys `bwd-jit-...`; a diagnostic
+    of the files timed with that launcher, which the model does not read).
+    """
+    from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
+    from attnsim.kernels.triton.attn_bwd import attention_bwd, default_bwd_tiling, softmax_lse
+
+    b, h, s, d = HOST_SHAPE
+    q, k, v, o, do = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in "qkvod")
+    lse = softmax_lse(q, k)
+    tiling = default_bwd_tiling(d)
+    out: dict[str, float] = {}
+    for mode, causal in HOST_CLASSES:
+        calls = {host_key(mode, causal): lambda m=mode, c=causal: attention_bwd(
+            q, k, v, o, do, lse, c, None, *tiling, m)}  # fmt: skip
+        if jit:
+            calls[host_key(mode, causal, "jit")] = _jit_bwd(
+                torch, q, k, v, o, do, lse, causal, tiling, mode
+            )
+        for key, call in calls.items():
+            try:
+                out[key] = round(_host_per_call_us(torch, call), 2)
+            except Exception as exc:  # noqa: BLE001 - keep the other figures
+                print(f"  host call {key} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print(f"  host_call_us {key}: {out.get(key)}", file=sys.stderr)
+    return out
+
+
+def compile_forward_host_calls() -> None:
+    """Make the forward host probe's calls once (`microbench_steps.host_calls`), output dropped.
+
+    For a compile worker (`benchmarks/bwd_probe.py`): their kernels land in Triton's on-disk
+    cache, so the probe's own host measurement compiles nothing.
+    """
+    import contextlib
+    import io
+
+    import torch
+
+    from attnsim.kernels.calibrate.microbench_steps import host_calls as forward_host_calls
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        forward_host_calls(torch)
+
+
+def compile_in_workers(
+    jobs: list[tuple[Any, ...]],
+    workers: int,
+    timeout_s: float,
+    compile_fn: Callable[..., Any] | None = None,
+    forward: bool = True,
+) -> str:
+    """Compile backward calls (`compile_fn` arguments) in worker processes; a summary line.
+
+    `compile_fn`: a module-level function (the workers import it), `attn_bwd.compile_bwd` by
+    default; `forward`: also the forward host probe's kernels (`compile_forward_host_calls`).
+    The kernels land in Triton's on-disk cache, where this process's first launch of each
+    finds them; a failure is left for that launch to meet (and its caller to record).
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from attnsim.kernels.triton.attn_bwd import compile_bwd
+
+    fn = compile_bwd if compile_fn is None else compile_fn
+    t0 = time.monotonic()
+    pool = cf.ProcessPoolExecutor(max(1, workers), mp_context=mp.get_context("spawn"))
+    futures = [pool.submit(fn, *job) for job in jobs]
+    if forward:
+        futures.append(pool.submit(compile_forward_host_calls))
+    done, pending = cf.wait(futures, timeout=timeout_s)
+    failed = [e for f in done if (e := f.exception()) is not None]
+    if pending:  # stop the workers still compiling: they would slow the host being measured
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    text = (
+        f"compiled {len(done) - len(failed)}/{len(futures)} jobs on {workers} workers in "
+        f"{time.monotonic() - t0:.0f} s"
+    )
+    if failed:
+        first = " ".join(str(failed[0]).split())[:200]
+        text += f"; {len(failed)} failed, first: {type(failed[0]).__name__}: {first}"
+    if pending:
+        text += f"; {len(pending)} unfinished after {timeout_s:.0f} s (compiled when launched)"
+    return text
+
+
+def write_host_file(csv_path: Path, info: dict[str, str]) -> dict[str, Any] | None:
+    """Measure this host's launcher-call figures; write them beside `csv_path` (`-host.yaml`).
+
+    `host_call_us`: this module's `host_calls` and the forward launchers'
+    (`microbench_steps.host_calls`, which `reports.validation.host_adjusted` compares with the
+    calibration's to scale do_bench's head start); `bench_flush_us`: do_bench's L2 flush on
+    the GPU. Returns the figures (None, with a message, when the measurement failed).
+    """
+    import torch
+
+    from attnsim.kernels.bench.measure import write_host_figures
+    from attnsim.kernels.calibrate import microbench_steps
+
+    t0 = time.monotonic()
+    try:
+        calls = {**microbench_steps.host_calls(torch), **host_calls(torch)}
+        figures: dict[str, Any] = {
+            "host_call_us": calls,
+            "bench_flush_us": round(microbench_steps.flush_us(torch), 2),
+        }
+    except Exception as exc:  # noqa: BLE001 - the timings are still worth having
+        print(f"host probe failed ({type(exc).__name__}: {exc}); no host file", file=sys.stderr)
+        return None
+    meta = {
+        "source": "kernels.calibrate.microbench_bwd.write_host_file (host_calls, "
+        "microbench_steps.host_calls and flush_us)",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **info,
+    }
+    path = write_host_figures(csv_path, figures, meta)
+    print(f"host probe ({time.monotonic() - t0:.0f} s): {figures} -> {path}", flush=True)
+    return figures
+
+
+def _jit_bwd(torch: Any, q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, causal: bool,
+             tiling: tuple[int, int, int, int], mode: str) -> Any:  # fmt: skip
+    """A call of `attention_bwd` as it ran before its launches were planned (diagnostic).
+
+    Per call: the argument checks, `.contiguous()` of every input, the buffers (the dQ buffer
+    zeroed by torch in atomic mode), every kernel through Triton's JIT (the launch arguments
+    worked out beforehand, as cheap as the old inline arithmetic), and the cast.
+    """
+    from attnsim.kernels.triton.attn_bwd import bwd_launches, jit_launch
+    from attnsim.kernels.triton.common import check_qkv, default_scale
+
+    b, h, sq, d = q.shape
+    args = (b, h, k.shape[1], sq, k.shape[2], d, q.dtype, causal, default_scale(d), tiling)
+    specs = bwd_launches(*args, mode)
+    pre = bwd_launches(*args, "separate")[0]  # D alone, as before (torch zeroed the dQ buffer)
+    atomic = mode == "atomic"
+
+    def call() -> tuple[Any, Any, Any]:
+        qq, kk, vv = check_qkv(q, k, v, groups=True)
+        qq, kk, vv, oo, dd = (t.contiguous() for t in (qq, kk, vv, o, do))
+        ll = lse.float().contiguous()
+        delta = torch.empty((b, h, sq), device=qq.device, dtype=torch.float32)
+        jit_launch(pre, oo, dd, delta, delta)
+        if atomic:
+            dq = torch.zeros(qq.shape, device=qq.device, dtype=torch.float32)
+        else:
+            dq = torch.empty_like(qq)
+        dk, dv = torch.empty_like(kk), torch.empty_like(vv)
+        jit_launch(specs[1], qq, kk, vv, dd, dq, dk, dv, ll, delta)
+        if atomic:
+            return dq.to(qq.dtype), dk, dv
+        jit_launch(specs[2], qq, kk, vv, dd, dq, ll, delta)
+        return dq, dk, dv
+
+    return call
 
 
 def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> None:
@@ -235,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "measuring; with --merge, needs no GPU",
     )
     p.add_argument("--device", default="NVIDIA H200", help="device named in the note (--entries)")
+    p.add_argument("--host", action="store_true", help="print host_call_us of attention_bwd only")
     args = p.parse_args(argv)
     if args.entries is not None:
         if args.merge is None:
@@ -244,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("microbench_bwd needs a CUDA GPU", file=sys.stderr)
         return 2
+    if args.host:
+        print(yaml.safe_dump({"host_call_us": host_calls(torch, jit=False)}, sort_keys=False))
+        return 0
     found = measure(torch)
     text = yaml.safe_dump(found, sort_keys=False)
     print(text)

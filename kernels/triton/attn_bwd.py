@@ -5,7 +5,15 @@ the output gradient dO and the softmax log-sum-exp LSE (natural log, float32, (B
 Kernels (`attn_bwd_kernel`): a pre-pass D = rowsum(dO * O); a main kernel parallel over key
 tiles that keeps K, V, dK, dV on chip and walks the query tiles recomputing P from LSE; dQ
 either by float32 atomics from the main kernel (dq_mode "atomic") or by a second kernel
-parallel over query tiles (dq_mode "separate").
+parallel over query tiles (dq_mode "separate"). In atomic mode the pre-pass also zeroes the
+float32 dQ buffer (no separate fill kernel).
+
+Host side: a call's checks and launch arguments are worked out once per shape key and kept
+(`_Plan`, `kernels.triton.launch`); a repeated call costs the key, four allocations, one
+C-level launch per kernel and the cast in atomic mode. Through Triton's JIT (as before), one
+call's host time likely came near or above the GPU time of a small backward (16 x 8 heads x
+512 at head dim 64: about 0.1 ms), so that do_bench timed the host (`benchmarks/bwd_probe.py`
+measures both paths' host time: `kernels.calibrate.microbench_bwd.host_calls`).
 
 GQA/MQA: k, v may have a divisor of q's heads; a main-kernel program walks the query heads of
 its K/V head's group one after another, so dK and dV come out already summed over the group
@@ -17,6 +25,9 @@ its K/V head's group one after another, so dK and dV come out already summed ove
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import triton
@@ -34,6 +45,7 @@ from attnsim.kernels.triton.common import (
     default_scale,
     dot_precision,
 )
+from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 
 __all__ = [
     "BWD_TILINGS",
@@ -41,6 +53,9 @@ __all__ = [
     "attention",
     "attention_bwd",
     "bwd_flops",
+    "bwd_launches",
+    "compile_bwd",
+    "jit_launch",
     "default_bwd_tiling",
     "plain_attention_grads",
     "softmax_lse",
@@ -49,6 +64,7 @@ __all__ = [
 DQ_MODES = ("atomic", "separate")
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
+PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before
 
 # The candidate tilings (kernels.spec.BWD_TILINGS): block_m is the query tile the main kernel
 # streams, block_n the key tile it keeps; the "separate" dQ kernel keeps a block_n query tile
@@ -152,71 +168,156 @@ def attention_bwd(
             (a second kernel parallel over query tiles, no atomics).
 
     Returns:
-        (dq, dk, dv), shaped like q, k, v. The time of a call includes the D pre-pass, the dQ
-        buffer's zeroing and cast (atomic mode) and the second kernel (separate mode).
-    """
-    if dq_mode not in DQ_MODES:
-        raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
-    q, k, v = check_qkv(q, k, v, groups=True)
-    _check_grads_inputs(q, o, do, lse)
-    b, h, sq, d = q.shape
-    given = (block_m, block_n, num_warps, num_stages)
-    bm, bn, warps, stages = (
-        default if x is None else x for x, default in zip(given, default_bwd_tiling(d), strict=True)
-    )
-    _check_tiling(bm, bn, warps, stages)
-    q, k, v, o, do = (t.contiguous() for t in (q, k, v, o, do))
-    lse = lse.float().contiguous()
-    sm_scale = default_scale(d) if scale is None else float(scale)
+        (dq, dk, dv), shaped like q, k, v. The time of a call includes the D pre-pass (which
+        also zeroes the float32 dQ buffer in atomic mode), the cast of that buffer (atomic)
+        or the second kernel (separate).
 
-    delta = torch.empty((b, h, sq), device=q.device, dtype=torch.float32)
-    bwd_preprocess_kernel[(triton.cdiv(sq, PRE_BLOCK), b * h)](
-        o, do, delta, sq, BLOCK_M=PRE_BLOCK, HEAD_DIM=d, num_warps=4
-    )
-    atomic = dq_mode == "atomic"
-    dq = (
-        torch.zeros(q.shape, device=q.device, dtype=torch.float32)
-        if atomic
-        else torch.empty_like(q)
-    )
+    The checks, tiling and launch arguments are worked out once per shape key and kept
+    (`kernels.triton.launch.PlanCache`); a repeated call costs the key, four allocations
+    and one C-level launch per kernel (`DirectLaunch`), plus the cast in atomic mode.
+    """
+    key = (
+        q.shape, k.shape, v.shape, o.shape, do.shape, lse.shape, q.dtype, k.dtype, v.dtype,
+        o.dtype, do.dtype, lse.dtype, q.device, k.device, v.device, o.device, do.device,
+        lse.device, causal, scale, block_m, block_n, num_warps, num_stages, dq_mode,
+    )  # fmt: skip
+    plan = _PLANS.get(key)
+    if plan is None:
+        tiling = (block_m, block_n, num_warps, num_stages)
+        plan = _PLANS.put(key, _Plan(q, k, v, o, do, lse, causal, scale, tiling, dq_mode))
+    q, k, v, o, do = q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous(), do.contiguous()
+    lse = lse.float().contiguous()
+    delta = torch.empty(plan.delta_shape, device=q.device, dtype=torch.float32)
     dk = torch.empty_like(k)
     dv = torch.empty_like(v)
-    launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, causal, sm_scale, bm, bn, warps, stages,
-                atomic)  # fmt: skip
-    if atomic:
+    if plan.atomic:  # zeroed by the pre-pass
+        dq = torch.empty(plan.dq_shape, device=q.device, dtype=torch.float32)
+        prepass, dkdv = plan.launches
+        prepass(o, do, delta, dq)
+        dkdv(q, k, v, do, dq, dk, dv, lse, delta)
         return dq.to(q.dtype), dk, dv
-    launch_dq(q, k, v, do, dq, lse, delta, causal, sm_scale, bm, bn, warps, stages)
+    dq = torch.empty_like(q)
+    prepass, dkdv, dq_kernel = plan.launches
+    prepass(o, do, delta, delta)  # no dQ buffer to zero: D stands in for the pointer
+    dkdv(q, k, v, do, dq, dk, dv, lse, delta)
+    dq_kernel(q, k, v, do, dq, lse, delta)
     return dq, dk, dv
 
 
-def launch_dkdv(q, k, v, do, dq, dk, dv, lse, delta, causal, sm_scale, bm, bn, warps, stages,  # type: ignore[no-untyped-def]
-                atomic):  # fmt: skip
-    """Launch the dK/dV kernel alone on checked, contiguous inputs; its compiled kernel.
+@dataclass(frozen=True, eq=False)
+class LaunchSpec:
+    """One kernel launch of a backward call, fixed by the call's shapes (no tensors).
 
-    `attention_bwd` calls it; `kernels.calibrate.microbench_bwd` times it by itself.
+    `pointers`: the torch dtypes of the pointer arguments in signature order; then `scalars`,
+    then the constexprs `meta`.
     """
-    b, h, sq, d = q.shape
-    hkv, sk = k.shape[1], k.shape[2]
-    return bwd_dkdv_kernel[(triton.cdiv(sk, bn), b * hkv)](
-        q, k, v, do, dq, dk, dv, lse, delta, h, hkv, h // hkv, sq, sk, sm_scale,
-        sm_scale * LOG2E, BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=bool(causal),
-        KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic, DOT_PRECISION=dot_precision(q.dtype),
-        num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+
+    fn: Any
+    grid: tuple[int, int]
+    pointers: tuple[Any, ...]
+    scalars: tuple[Any, ...]
+    meta: dict[str, Any]
+    num_warps: int
+    num_stages: int
 
 
-def launch_dq(q, k, v, do, dq, lse, delta, causal, sm_scale, bm, bn, warps, stages):  # type: ignore[no-untyped-def]
-    """Launch the separate dQ kernel alone; its compiled kernel.
+def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, head_dim: int,
+                 dtype: Any, causal: bool, sm_scale: float, tiling: tuple[int, int, int, int],
+                 dq_mode: str) -> tuple[LaunchSpec, ...]:  # fmt: skip
+    """The kernels one `attention_bwd` call launches, in order (checked tiling, known mode)."""
+    bm, bn, warps, stages = tiling
+    b, h, hkv, sq, sk, d = batch, heads, kv_heads, seq_q, seq_k, head_dim
+    atomic = dq_mode == "atomic"
+    f32 = torch.float32
+    prec = dot_precision(dtype)
+    scalars = (sq, sk, sm_scale, sm_scale * LOG2E)
+    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal))
+    out = [
+        LaunchSpec(
+            bwd_preprocess_kernel, (triton.cdiv(sq, PRE_BLOCK), b * h),
+            (dtype, dtype, f32, f32), (sq,),
+            dict(BLOCK_M=PRE_BLOCK, HEAD_DIM=d, ZERO_DQ=atomic), 4, PRE_STAGES,
+        ),
+        LaunchSpec(
+            bwd_dkdv_kernel, (triton.cdiv(sk, bn), b * hkv),
+            (dtype,) * 4 + (f32 if atomic else dtype, dtype, dtype, f32, f32),
+            (h, hkv, h // hkv, *scalars),
+            dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic,
+                 DOT_PRECISION=prec),
+            warps, stages,
+        ),
+    ]  # fmt: skip
+    if not atomic:  # the dQ kernel holds a block_n query tile and streams block_m key tiles
+        out.append(
+            LaunchSpec(
+                bwd_dq_kernel, (triton.cdiv(sq, bn), b * h), (dtype,) * 5 + (f32, f32),
+                (h, h // hkv, *scalars),
+                dict(BLOCK_M=bn, BLOCK_N=bm, **tile, KEY_TAIL=sk % bm != 0, DOT_PRECISION=prec),
+                warps, stages,
+            )
+        )  # fmt: skip
+    return tuple(out)
 
-    The tiles are swapped: a block_n query tile held, block_m key tiles streamed.
+
+class _Plan:
+    """A call's checked launches and buffer shapes (see kernels.triton.launch)."""
+
+    __slots__ = ("launches", "atomic", "delta_shape", "dq_shape")
+
+    def __init__(self, q, k, v, o, do, lse, causal, scale, tiling, dq_mode):  # type: ignore[no-untyped-def]
+        if dq_mode not in DQ_MODES:
+            raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
+        q, k, v = check_qkv(q, k, v, groups=True)
+        _check_grads_inputs(q, o, do, lse)
+        b, h, sq, d = q.shape
+        bm, bn, warps, stages = (
+            default if x is None else x
+            for x, default in zip(tiling, default_bwd_tiling(d), strict=True)
+        )
+        _check_tiling(bm, bn, warps, stages)
+        sm_scale = default_scale(d) if scale is None else float(scale)
+        specs = bwd_launches(b, h, k.shape[1], sq, k.shape[2], d, q.dtype, causal, sm_scale,
+                             (bm, bn, warps, stages), dq_mode)  # fmt: skip
+        dev = q.get_device()  # -1 on CPU: the interpreter, every call through the JIT
+        self.launches = tuple(
+            DirectLaunch(s.fn, s.grid, s.scalars, s.meta, s.num_warps, s.num_stages, dev)
+            for s in specs
+        )
+        self.atomic = dq_mode == "atomic"
+        self.delta_shape = (b, h, sq)
+        self.dq_shape = tuple(q.shape)
+
+
+_PLANS = PlanCache()
+
+
+def compile_bwd(batch: int, heads: int, kv_heads: int, seq: int, head_dim: int, causal: bool,
+                tiling: tuple[int, int, int, int], dq_mode: str,
+                dtype: str = "bf16") -> int:  # fmt: skip
+    """Compile (into Triton's caches, nothing launched) the kernels of one call; GPU only.
+
+    The arguments specialize as a real call's do (integer sizes by their divisibility, the
+    pointers 16-byte aligned), so a later call on such a shape finds its kernels compiled;
+    `benchmarks/bwd_probe.py` runs this in worker processes to compile its grid in
+    parallel. Returns the number of kernels.
     """
-    b, h, sq, d = q.shape
-    hkv, sk = k.shape[1], k.shape[2]
-    return bwd_dq_kernel[(triton.cdiv(sq, bn), b * h)](
-        q, k, v, do, dq, lse, delta, h, h // hkv, sq, sk, sm_scale, sm_scale * LOG2E,
-        BLOCK_M=bn, BLOCK_N=bm, HEAD_DIM=d, CAUSAL=bool(causal), KEY_TAIL=sk % bm != 0,
-        DOT_PRECISION=dot_precision(q.dtype), num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    specs = bwd_launches(batch, heads, kv_heads, seq, seq, head_dim, torch_dtype, causal,
+                         default_scale(head_dim), tiling, dq_mode)  # fmt: skip
+    for s in specs:
+        s.fn.warmup(*s.pointers, *s.scalars, grid=s.grid, num_warps=s.num_warps,
+                    num_stages=s.num_stages, **s.meta)  # fmt: skip
+    return len(specs)
+
+
+def jit_launch(spec: LaunchSpec, *tensors):  # type: ignore[no-untyped-def]
+    """Launch `spec` on `tensors` (its pointer arguments) through Triton's JIT; its kernel.
+
+    The slower path `attention_bwd` avoids after its first call; `kernels.calibrate.
+    microbench_bwd` times one kernel alone this way.
+    """
+    return spec.fn[spec.grid](*tensors, *spec.scalars, **spec.meta, num_warps=spec.num_warps,
+                              num_stages=spec.num_stages)  # fmt: skip
 
 
 def softmax_lse(q, k, causal: bool = False, scale: float | None = None, chunk_bytes: int = 1 << 30):  # type: ignore[no-untyped-def]

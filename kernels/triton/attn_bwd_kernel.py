@@ -2,7 +2,8 @@
 
 Three kernels, launched by `kernels.triton.attn_bwd.attention_bwd`:
 
-- `bwd_preprocess_kernel`: D = rowsum(dO * O) per query row (float32);
+- `bwd_preprocess_kernel`: D = rowsum(dO * O) per query row (float32), and in dq_mode
+  "atomic" the zeroing of the float32 dQ buffer (the same rows);
 - `bwd_dkdv_kernel`: one program per (key tile, batch * K/V head); it keeps K, V and the dK, dV
   accumulators on chip and walks the query tiles of every query head of its GQA group,
   recomputing P = exp(Q K^T * scale - LSE); with DQ_ATOMIC it also adds dS K * scale into a
@@ -59,13 +60,21 @@ def _exp2_masked(s, q_idx, k_idx, seq_k, MASK: tl.constexpr, KEY_TAIL: tl.conste
 
 
 @triton.jit
-def bwd_preprocess_kernel(Out, DO, Delta, seq_q, BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr):
-    """Row sums Delta[bh, i] = sum_d Out[bh, i, d] * dO[bh, i, d], in float32."""
+def bwd_preprocess_kernel(Out, DO, Delta, DQ, seq_q, BLOCK_M: tl.constexpr,
+                          HEAD_DIM: tl.constexpr, ZERO_DQ: tl.constexpr):  # fmt: skip
+    """Row sums Delta[bh, i] = sum_d Out[bh, i, d] * dO[bh, i, d], in float32.
+
+    ZERO_DQ (dq_mode "atomic"): also zero the same rows of the float32 dQ buffer the dK/dV
+    kernel adds into, so that the launcher needs no separate fill kernel.
+    """
     off_bh = tl.program_id(1).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     o = _rows(Out + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, HEAD_DIM).to(tl.float32)
     do = _rows(DO + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, HEAD_DIM).to(tl.float32)
     tl.store(Delta + off_bh * seq_q + offs_m, tl.sum(o * do, axis=1), mask=offs_m < seq_q)
+    if ZERO_DQ:
+        zeros = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+        _store_rows(DQ + off_bh * seq_q * HEAD_DIM, offs_m, seq_q, zeros, HEAD_DIM)
 
 
 @triton.jit

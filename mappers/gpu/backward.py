@@ -2,13 +2,14 @@
 
 The kernels (`kernels.triton.attn_bwd`) run, per call:
 
-1. a pre-pass: D = rowsum(dO * O) per query row (reads O and dO once, writes D);
+1. a pre-pass: D = rowsum(dO * O) per query row (reads O and dO once, writes D; with
+   `dq_mode` "atomic" it also zeroes the fp32 dQ buffer, row for row);
 2. the dK/dV kernel, one program per (batch x head, key tile): the key tile's K and V stay
    on chip while the program loops over the query tiles that see it (causal: from the
    diagonal on), recomputing P = exp(QK^T scale - LSE) and accumulating
    dV += P^T dO and dK += dS^T Q with dS = P * (dO V^T - D). With `dq_mode` "atomic" the
    same step also computes dS K and adds it into an fp32 dQ buffer with atomics (through
-   L2); that buffer is zeroed before and converted to the output type after;
+   L2); that buffer is zeroed by the pre-pass and converted to the output type after;
 3. with `dq_mode` "separate": a dQ kernel, one program per (batch x head, query tile),
    looping over the key tiles it sees (recompute P, dP, then dQ += dS K).
 
@@ -19,6 +20,12 @@ kernel swaps the tiles: it holds a block_n query tile and streams block_m key ti
 Every plan goes through `mappers.gpu.model.time_kernel`: with a calibration of this
 kernel's steps (modes `BWD_MODES`, `kernels.calibrate.microbench_bwd`) its measured step
 and fixed times are used; without, the unit model (tile matmul rates, SFU, CUDA cores, L2).
+
+The host: one call of the launcher costs the host a measured time (`host_call_us`, keyed by
+dq mode and mask, `host_keys`; measured by `kernels.calibrate.microbench_bwd.host_calls`, in
+the calibration or, for a measurement file, in the same run beside it), and a call shorter
+on the GPU runs at the host's speed (`mappers.gpu.model.call_time`). Without a measured
+figure: one `host_launch_us` per kernel launched (the launcher's torch work unpriced).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from attnsim.mappers.gpu.model import (
     time_kernel,
 )
 
-FAMILY = "bwd"  # the calibration's `host_call_us` key of the launcher (attention_bwd)
+FAMILY = "bwd"  # the calibration's `host_call_us` key of the launcher, any mode and mask
 DQ_MODES = ("atomic", "separate")
 # the calibration modes of the backward's kernels (`attention_steps` / `attention_blocks`)
 MODE_DKDV = "bwd-dkdv"
@@ -204,23 +211,52 @@ def _elementwise_plan(
     )
 
 
-def prepass_plan(s: AttnShape) -> KernelPlan:
-    """D = rowsum(dO * O): reads O and dO, writes one fp32 word per query row."""
+def prepass_plan(s: AttnShape, zero_dq: bool = False) -> KernelPlan:
+    """D = rowsum(dO * O): reads O and dO, writes one fp32 word per query row.
+
+    `zero_dq` (atomic mode): also writes the row's fp32 dQ, zeros (head_dim words).
+    """
     rows = s.batch * s.heads * s.seq_q
     f, b = s.value_dim, s.elem_bytes
-    work = StepWork((), 0.0, 2.0 * ROW_BLOCK * f, 2.0 * ROW_BLOCK * f * b)
-    return _elementwise_plan("prepass", rows, work, 2.0 * rows * f * b, 4.0 * rows, ROW_BLOCK)
+    zeros = 4.0 * s.head_dim if zero_dq else 0.0  # bytes per row
+    work = StepWork((), 0.0, 2.0 * ROW_BLOCK * f, (2.0 * f * b + zeros) * ROW_BLOCK)
+    writes = (4.0 + zeros) * rows
+    return _elementwise_plan("prepass", rows, work, 2.0 * rows * f * b, writes, ROW_BLOCK)
 
 
 @dataclass(frozen=True, slots=True)
 class BwdTime:
-    """Modelled backward call: total seconds, its kernels, and whether the host bounds it."""
+    """Modelled backward call: total seconds, its kernels, and whether the host bounds it.
+
+    `host_s`: the launcher's host seconds per call, from `host_key` of the calibration's
+    `host_call_us` ("" when none is measured: one host launch per kernel, `host_s` their sum).
+    """
 
     time_s: float
     kernels: tuple[KernelTime, ...]
     plans: tuple[KernelPlan, ...]
     problem: str
     host_bound: bool
+    host_s: float = 0.0
+    host_key: str = ""
+
+
+def host_keys(dq_mode: str, causal: bool) -> tuple[str, ...]:
+    """The `host_call_us` keys of a call, most specific first.
+
+    `kernels.calibrate.microbench_bwd.host_key` writes them: `bwd-<dq_mode>[-causal]`, then
+    the family's `bwd` for any call.
+    """
+    mode = f"{FAMILY}-{dq_mode}"
+    return ((f"{mode}-causal",) if causal else ()) + (mode, FAMILY)
+
+
+def host_key(rates: DeviceRates, dq_mode: str, causal: bool) -> str:
+    """The most specific of `host_keys` the calibration measured, "" when none."""
+    cal = rates.arch.calibration
+    if cal is None:
+        return ""
+    return next((k for k in host_keys(dq_mode, causal) if cal.host_call(k) is not None), "")
 
 
 def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
@@ -229,13 +265,8 @@ def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
         raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
     heads = s.batch * s.heads
     d, b = s.head_dim, s.elem_bytes
-    plans = [prepass_plan(s)]
+    plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]
     dq_elems = heads * s.seq_q * d
-    if dq_mode == "atomic":
-        zero = StepWork((), 0.0, 0.0, 4.0 * ELEMENTWISE_BLOCK)
-        plans.append(
-            _elementwise_plan("dq-zero", dq_elems, zero, 0.0, 4.0 * dq_elems, ELEMENTWISE_BLOCK)
-        )
     plans.append(dkdv_plan(s, t, dq_mode == "atomic"))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
@@ -259,5 +290,7 @@ def time_bwd(s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates) -> BwdTi
     )
     if not s.is_dense and (t.block_m % t.block_n and t.block_n % t.block_m):
         problem = problem or "masked backward tiles need block_m and block_n to divide one another"
-    total, host_bound = call_time(kernels, rates, FAMILY)
-    return BwdTime(total, kernels, plans, problem, host_bound)
+    key = host_key(rates, dq_mode, s.causal)
+    total, host_bound = call_time(kernels, rates, key or FAMILY)
+    host_s = rates.host_call_s(key or FAMILY, len(kernels))
+    return BwdTime(total, kernels, plans, problem, host_bound, host_s, key)

@@ -140,6 +140,23 @@ class GpuBwdMapper:
                        [r[0].time_s for r in valid], problem.warnings)  # fmt: skip
 
 
+def host_note(t: BwdTime) -> str:
+    """The Result note on the launcher's host time and whether it bounds the call."""
+    where = (
+        f"host_call_us {t.host_key} of the calibration (or of the measurement file's host probe)"
+        if t.host_key
+        else f"not measured: {len(t.kernels)} kernel launches x the calibration's host_launch_us"
+    )
+    verdict = (
+        "the call is host-bound: the GPU waits for the launcher, so the time is the host's "
+        "less do_bench's head start plus the kernels submitted last"
+        if t.host_bound
+        else "the GPU's work outlasts it (not host-bound)"
+    )
+    host_us = t.host_s * 1e6
+    return f"host: one attention_bwd call costs {host_us:.1f} us on the host ({where}); {verdict}"
+
+
 def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, tiling, mode,  # type: ignore[no-untyped-def]
             times, problem_warnings) -> Result:  # fmt: skip
     clock = arch.clock_hz
@@ -157,8 +174,9 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         f"the problem (sizes, mask, K/V heads) is read from {forward.name}, the forward "
         f"{cascade.name} declares it differentiates (einsum_ir.library.training)",
         "times one call of kernels.triton.attn_bwd.attention_bwd: D pre-pass, dK/dV kernel, "
-        "and dQ by atomics (zero-fill and cast included) or by the separate kernel; the "
-        "forward (O, LSE) is not included",
+        "and dQ by atomics (zero-fill in the pre-pass, cast included) or by the separate "
+        "kernel; the forward (O, LSE) is not included",
+        host_note(t),
         *ASSUMPTIONS,
         *(n for n in rates.notes if n not in headline),
         *problem_warnings,
@@ -173,6 +191,8 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "tiling_best_us": min(times) * 1e6,
         "tiling_median_us": statistics.median(times) * 1e6,
         "tiling_worst_us": max(times) * 1e6,
+        "host_call_us": t.host_s * 1e6,
+        "host_bound": float(t.host_bound),
         **{f"kernel_{k.name}_us": k.time_s * 1e6 for k in t.kernels},
     }
     return Result(

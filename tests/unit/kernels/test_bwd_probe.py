@@ -50,12 +50,85 @@ def test_configs_and_estimates(probe):
     assert len(ours) == 2 * len(probe.BWD_TILINGS)
     assert {c.dq_mode for c in ours} == {"atomic", "separate"}
     assert [c.family for c in cfgs[len(ours) :]] == ["sdpa-flash-bwd", "sdpa-cudnn-bwd"]
-    full = probe.estimate_s(probe.VALIDATION + probe.HOLDOUT, cfgs)
-    quick = probe.estimate_s(probe.QUICK, probe.configs(quick=True))
-    assert 60 < full < 330 and quick < 45
-    # the estimate grows with the work: one more shape, one more config
-    assert probe.estimate_s(probe.VALIDATION, cfgs) < full
-    assert probe.estimate_s(probe.QUICK, cfgs) > quick
+    # on the H200 machine's 16 cores: the whole grid in the 300 s a device call may take
+    full = probe.estimate_s(probe.VALIDATION + probe.HOLDOUT, cfgs, jobs=16)
+    quick = probe.estimate_s(probe.QUICK, probe.configs(quick=True), jobs=16)
+    assert 100 < full < 270 and quick < 60
+    # the estimate grows with the work: one more shape, one more config; fewer workers
+    assert probe.estimate_s(probe.VALIDATION, cfgs, jobs=16) < full
+    assert probe.estimate_s(probe.QUICK, cfgs, jobs=16) > quick
+    assert probe.estimate_s(probe.VALIDATION + probe.HOLDOUT, cfgs, jobs=1) > 2 * full
+
+
+def test_compile_jobs_cover_every_specialization_once(probe):
+    grid = probe.VALIDATION + probe.HOLDOUT
+    cfgs = probe.configs()
+    jobs = probe.compile_jobs(grid, cfgs)
+    ours = [c for c in cfgs if c.family == "triton-bwd"]
+    # per config and causal: heads a multiple of 16 or not (the check's 4 heads are not), at
+    # head dim 64 and 128, and at 128 the GQA shapes (32 / 8 heads) and their check (4 / 2);
+    # then the host probe's four calls
+    assert len(jobs) == len(ours) * 2 * (2 + 4) + 4
+    assert len(set(jobs)) == len(jobs)
+    # a batch or a length of the same class shares its job; 24 heads do not share 32's
+    one = probe.Shape("validation", 4, 32, 32, 1024, 64, False)
+    same = probe.Shape("validation", 1, 16, 16, 4096, 64, False)
+    other = probe.Shape("holdout", 2, 24, 24, 3072, 64, False)
+    cfg = ours[:1]
+    assert len(probe.compile_jobs([one, same], cfg)) == len(probe.compile_jobs([one], cfg))
+    assert len(probe.compile_jobs([one, other], cfg)) == len(probe.compile_jobs([one], cfg))
+    assert len(probe.compile_jobs([other], cfg)) < len(probe.compile_jobs([one], cfg))
+    b, h, g, seq, d, causal, tiling, mode, dtype = jobs[0]
+    assert dtype == "bf16" and mode in ("atomic", "separate") and tiling in probe.BWD_TILINGS
+
+
+def test_issue_us_times_the_host_before_waiting(probe, monkeypatch):
+    import time as _time
+
+    calls = []
+    synced = []
+    monkeypatch.setattr(probe, "_sync", lambda: synced.append(len(calls)))
+
+    def fn():
+        calls.append(1)
+        _time.sleep(0.002)
+
+    us = probe.issue_us(fn, call_ms=0.1)
+    assert len(calls) == 21 and synced == [0, 21]  # 20 timed after one untimed, then a wait
+    assert 2000 <= us < 10000
+    calls.clear()
+    probe.issue_us(fn, call_ms=50.0)  # a long call: two timed calls only
+    assert len(calls) == 3
+
+
+def test_host_summary_names_the_figures_and_the_rows(probe):
+    rows = [{"host_us": str(x)} for x in (30.0, 32.0, 90.0)] + [{"host_us": ""}]
+    figures = {"host_call_us": {"1pass": 16.6, "bwd-atomic": 41.0, "bwd-separate": 38.5},
+               "bench_flush_us": 60.1}  # fmt: skip
+    lines = probe.host_summary(rows, figures)
+    assert lines[0] == "host_call_us: bwd-atomic 41.0, bwd-separate 38.5; do_bench flush 60.1 us"
+    assert lines[1].startswith("host_us of 3 timed rows of ours: median 32.0")
+    assert lines[1].endswith("max 90.0")
+    assert probe.host_summary([], None) == []
+
+
+def test_host_keys_are_the_models(probe):
+    from attnsim.kernels.calibrate.microbench_bwd import HOST_CLASSES, host_key
+    from attnsim.mappers.gpu.backward import host_keys
+
+    for mode, causal in HOST_CLASSES:
+        assert host_key(mode, causal) == host_keys(mode, causal)[0]
+    assert host_key("atomic", False, "jit") not in host_keys("atomic", False)
+
+
+def test_compile_in_workers_counts_failures():
+    import math
+
+    from attnsim.kernels.calibrate.microbench_bwd import compile_in_workers
+
+    text = compile_in_workers([(3,), (4,), (-1,)], 2, 60.0, math.factorial, forward=False)
+    assert text.startswith("compiled 2/3 jobs on 2 workers in ")
+    assert "1 failed, first: ValueError" in text
 
 
 def test_run_writes_every_row_and_records_failures(probe, tmp_path):
@@ -182,6 +255,7 @@ def test_gpu_measure_end_to_end_with_a_fake_timer(on_cpu, monkeypatch, tmp_path)
     assert [r["status"] for r in rows] == ["ok"] * 3
     assert {r["dtype"] for r in rows} == {"fp32"}
     assert all(r["median_ms"] == "2" and r["p10_ms"] == "1.5" for r in rows)
+    assert all(float(r["host_us"]) > 0 for r in rows[:2]) and rows[2]["host_us"] == ""
     assert float(rows[0]["max_err"]) < 1e-4 < float(rows[0]["err_allowed"])
     assert len(measure.checked) == 2  # one check per (head dim, causal, GQA, config)
     ours_atomic, ours_separate, flash = timed

@@ -154,3 +154,43 @@ def test_tilings_are_valid_and_default_is_a_candidate():
         assert bm in (16, 32, 64, 128) and bn in (32, 64, 128) and w in (4, 8) and 2 <= st <= 5
     for d in (64, 128):
         assert default_bwd_tiling(d) in BWD_TILINGS
+
+
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+def test_prepass_zeroes_the_atomic_dq_buffer_only(dq_mode):
+    from attnsim.kernels.triton.attn_bwd import bwd_launches
+
+    o, _, _, do = inputs(1, 2, 2, 40, 40, 16, seed=6)
+    pre = bwd_launches(1, 2, 2, 40, 40, 16, o.dtype, False, 0.25, (16, 32, 4, 2), dq_mode)[0]
+    delta = torch.full((1, 2, 40), float("nan"), device=DEVICE)
+    dq = torch.full((1, 2, 40, 16), float("nan"), device=DEVICE)
+    pre.fn[pre.grid](o, do, delta, dq, *pre.scalars, **pre.meta, num_warps=pre.num_warps,
+                     num_stages=pre.num_stages)  # fmt: skip
+    assert torch.allclose(delta, (o * do).sum(-1), atol=1e-5)
+    if dq_mode == "atomic":
+        assert (dq == 0).all()
+    else:
+        assert dq.isnan().all()
+
+
+def test_launch_plans_are_kept_per_shape_and_checked_once():
+    from attnsim.kernels.triton import attn_bwd
+
+    q, k, v, do = inputs(1, 2, 1, 32, 32, 16, seed=7)
+    o, *want = reference(q, k, v, do, False)
+    lse = softmax_lse(q, k)
+    attn_bwd._PLANS.plans.clear()
+    assert_close(attention_bwd(q, k, v, o.float(), do, lse, False, None, 16, 32, 4, 2), want)
+    assert len(attn_bwd._PLANS.plans) == 1
+    # the same shapes again, now as non-contiguous views: the kept plan, made contiguous
+    qt = q.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not qt.is_contiguous()
+    got = attention_bwd(qt, k, v, o.float(), do, lse, False, None, 16, 32, 4, 2)
+    assert len(attn_bwd._PLANS.plans) == 1
+    assert_close(got, want)
+    # another mode or tiling: another plan; a refused call keeps none
+    attention_bwd(q, k, v, o.float(), do, lse, False, None, 16, 32, 4, 2, "separate")
+    assert len(attn_bwd._PLANS.plans) == 2
+    with pytest.raises(ValueError, match="block_m must be a power of two"):
+        attention_bwd(q, k, v, o.float(), do, lse, False, None, 24, 32, 4, 2)
+    assert len(attn_bwd._PLANS.plans) == 2

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from attnsim.archs.gpu import GpuArch
 from attnsim.archs.load import load_arch
+from attnsim.einsum_ir import load_cascade
 from attnsim.einsum_ir.analysis.tiles import Band, mask_points
 from attnsim.kernels.spec import AttnShape
-from attnsim.mappers.gpu.backward import bwd_plans, key_tiles, time_bwd, transpose_bands
+from attnsim.mappers.gpu.backward import (
+    bwd_plans,
+    host_key,
+    host_keys,
+    key_tiles,
+    time_bwd,
+    transpose_bands,
+)
 from attnsim.mappers.gpu.rates import Tiling, device_rates
+from attnsim.mappers.registry import get_mapper
 
 T = Tiling(32, 128, 8, 3)
 
@@ -52,11 +64,16 @@ def test_flops_are_two_and_a_half_forwards(causal: bool) -> None:
         assert total == pytest.approx(3.5 * s.flops)
 
 
-def test_atomic_mode_zeroes_and_casts_dq() -> None:
-    names = [p.name for p in bwd_plans(_shape(False), T, "atomic")]
-    assert names == ["prepass", "dq-zero", "dkdv", "dq-cast"]
-    dkdv = bwd_plans(_shape(False), T, "atomic")[2]
-    assert len(dkdv.step.dots) == 5
+def test_atomic_mode_zeroes_dq_in_the_prepass_and_casts_it() -> None:
+    s = _shape(False)
+    plans = bwd_plans(s, T, "atomic")
+    assert [p.name for p in plans] == ["prepass", "dkdv", "dq-cast"]
+    assert len(plans[1].step.dots) == 5
+    rows = s.batch * s.heads * s.seq_q
+    separate = bwd_plans(s, T, "separate")[0]
+    assert separate.hbm_write_bytes == 4 * rows  # D alone
+    assert plans[0].hbm_write_bytes == 4 * rows + 4 * s.head_dim * rows  # D and dQ's zeros
+    assert plans[0].hbm_read_bytes == separate.hbm_read_bytes
 
 
 def test_gqa_programs_walk_their_group() -> None:
@@ -74,3 +91,102 @@ def test_time_grows_with_length_and_rejects_bad_mode() -> None:
     assert 8 < long / short < 17  # quadratic work, fixed costs amortized
     with pytest.raises(ValueError, match="dq_mode"):
         bwd_plans(_shape(False), T, "both")
+
+
+# ----------------------------------------------------------------------------- the host side
+TINY = AttnShape(16, 8, 512, 512, 64, 64, False, "bf16", 2)  # ~0.1 ms on the H200's GPU
+LARGE = AttnShape(1, 32, 8192, 8192, 128, 128, True, "bf16", 2)  # ~4-16 ms
+
+
+def _with_host(**calls_us: float) -> GpuArch:
+    """The H200 preset with these `host_call_us` figures added to its calibration."""
+    arch = load_arch("h200")
+    assert isinstance(arch, GpuArch) and arch.calibration is not None
+    cal = arch.calibration
+    calls = {
+        **dict(cal.host_call_s),
+        **{k.replace("_", "-"): us * 1e-6 for k, us in calls_us.items()},
+    }
+    return dataclasses.replace(
+        arch, calibration=dataclasses.replace(cal, host_call_s=tuple(sorted(calls.items())))
+    )
+
+
+def test_host_keys_most_specific_first() -> None:
+    assert host_keys("atomic", True) == ("bwd-atomic-causal", "bwd-atomic", "bwd")
+    assert host_keys("separate", False) == ("bwd-separate", "bwd")
+    rates = device_rates(_with_host(bwd_separate=50.0, bwd=70.0), "bf16")
+    assert host_key(rates, "separate", True) == "bwd-separate"
+    assert host_key(rates, "atomic", True) == "bwd"
+    assert host_key(device_rates(load_arch("h200"), "bf16"), "atomic", False) == ""
+
+
+@pytest.mark.parametrize("mode", ["atomic", "separate"])
+def test_host_bound_tiny_call_runs_at_the_host_figure(mode: str) -> None:
+    base = device_rates(load_arch("h200"), "bf16")
+    gpu = time_bwd(TINY, T, mode, base)
+    head = base.bench_head_start_s
+    assert not gpu.host_bound and gpu.host_key == ""
+    x = 400e-6  # well past the GPU's ~0.1 ms: the launcher bounds the call
+    slow = time_bwd(TINY, T, mode, device_rates(_with_host(**{f"bwd_{mode}": x * 1e6}), "bf16"))
+    assert slow.host_bound and slow.host_key == f"bwd-{mode}"
+    assert slow.host_s == pytest.approx(x)
+    last = slow.kernels[-1].time_s
+    # the last kernel is submitted when the launcher returns, less do_bench's head start
+    assert slow.time_s == pytest.approx(x - head + last, rel=1e-9)
+    slower = time_bwd(
+        TINY, T, mode, device_rates(_with_host(**{f"bwd_{mode}": x * 1e6 + 100}), "bf16")
+    )
+    assert slower.time_s - slow.time_s == pytest.approx(100e-6, rel=1e-6)
+
+
+def test_causal_figure_is_read_for_causal_calls_only() -> None:
+    arch = _with_host(bwd_atomic=30.0, bwd_atomic_causal=500.0)
+    rates = device_rates(arch, "bf16")
+    causal = dataclasses.replace(TINY, causal=True)
+    assert time_bwd(causal, T, "atomic", rates).host_key == "bwd-atomic-causal"
+    assert time_bwd(causal, T, "atomic", rates).host_bound
+    assert time_bwd(TINY, T, "atomic", rates).host_key == "bwd-atomic"
+    assert not time_bwd(TINY, T, "atomic", rates).host_bound
+
+
+@pytest.mark.parametrize("mode", ["atomic", "separate"])
+def test_large_call_is_unchanged_by_the_host_figure(mode: str) -> None:
+    base = device_rates(load_arch("h200"), "bf16")
+    plain = time_bwd(LARGE, T, mode, base)
+    n = len(plain.kernels)
+    # a launcher whose first launch comes within do_bench's head start: not seen at all
+    quick_us = 0.9 * n * base.bench_head_start_s * 1e6
+    quick = time_bwd(LARGE, T, mode, device_rates(_with_host(bwd=quick_us), "bf16"))
+    assert quick.time_s == plain.time_s and not quick.host_bound
+    # a slower one delays the long kernel by at most its own lead (not host-bound)
+    slow = time_bwd(LARGE, T, mode, device_rates(_with_host(bwd=400.0), "bf16"))
+    assert not slow.host_bound and slow.time_s > 1e-3
+    assert 0 < slow.time_s - plain.time_s <= 400e-6 - base.bench_head_start_s
+
+
+def test_without_a_measured_figure_each_launch_costs_one_host_launch() -> None:
+    rates = device_rates(load_arch("h200"), "bf16")
+    for mode, launches in (("atomic", 3), ("separate", 3)):
+        t = time_bwd(TINY, T, mode, rates)
+        assert t.host_key == "" and len(t.kernels) == launches
+        assert t.host_s == pytest.approx(launches * rates.host_launch_s)
+
+
+def test_result_states_the_host_figure_and_bound() -> None:
+    cascade = load_cascade("attention-1pass-bwd-mh")
+    sizes = dict(B=16, H=8, P=512, M=512, E=64, F=64)
+    mapper = get_mapper("gpu-bwd")(block_m=32, block_n=128, num_warps=8, num_stages=3,
+                                   dq_mode="separate")  # fmt: skip
+    plain = mapper.map(cascade, load_arch("h200"), sizes)
+    note = next(w for w in plain.warnings if w.startswith("host:"))
+    assert "not measured: 3 kernel launches" in note and "not host-bound" in note
+    assert plain.bound != "host launch"
+    hosted = mapper.map(cascade, _with_host(bwd_separate=400.0), sizes)
+    note = next(w for w in hosted.warnings if w.startswith("host:"))
+    assert "costs 400.0 us" in note and "host_call_us bwd-separate" in note
+    assert "the call is host-bound" in note
+    assert hosted.bound == "host launch"
+    extras = dict(hosted.extras)
+    assert extras["host_call_us"] == pytest.approx(400.0) and extras["host_bound"] == 1.0
+    assert hosted.latency_s > plain.latency_s

@@ -1,0 +1,108 @@
+"""The backward probe's files with and without their host figures (reports.validation_bwd)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnsim.archs.load import load_arch
+from attnsim.kernels.spec import BWD_TILINGS
+from attnsim.reports import validation_kernels as vk
+
+FIELDS = (
+    "family", "suite", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal",
+    "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "median_ms", "status",
+)  # fmt: skip
+TINY = (16, 8, 512, 64, 0)  # (batch, heads, seq, head dim, causal): ~0.1 ms on the H200's GPU
+LARGE = (1, 32, 8192, 128, 1)  # ~4-16 ms
+
+
+@pytest.fixture
+def probe_file(tmp_path: Path) -> Path:
+    """A probe file (benchmarks/bwd_probe.py's columns): two shapes, every tiling and mode."""
+    path = tmp_path / "bwd-h200-test.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for b, h, s, d, c in (TINY, LARGE):
+            for tiling in BWD_TILINGS:
+                for mode in ("atomic", "separate"):
+                    ms = 0.2 if s < 1024 else 8.0
+                    row = ("triton-bwd", "holdout", b, h, h, s, s, d, c, "bf16", *tiling, mode, ms)
+                    writer.writerow({**dict(zip(FIELDS, row, strict=False)), "status": "ok"})
+        writer.writerow({**dict(zip(FIELDS, (0,) * 17, strict=True)), "family": "sdpa-flash-bwd",
+                         "median_ms": 0.1, "status": "ok"})  # fmt: skip
+    return path
+
+
+def _host_file(csv_path: Path, bwd_us: float) -> Path:
+    """A host file whose forward figures equal the calibration's (host speed 1)."""
+    cal = load_arch("h200").calibration
+    assert cal is not None
+    calls = {f: round(s * 1e6, 6) for f, s in cal.host_call_s}
+    calls.update({"bwd-atomic": bwd_us, "bwd-separate": bwd_us, "bwd-jit-atomic": 999.0})
+    head = cal.bench_head_start_s
+    assert head is not None
+    path = csv_path.with_name(csv_path.stem + "-host.yaml")
+    body = {"device": "NVIDIA H200", "host_call_us": calls, "bench_flush_us": 60.0}
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return path
+
+
+def _by_config(points: list[vk.KernelPoint], shape: str) -> dict[str, vk.KernelPoint]:
+    return {p.config: p for p in points if p.shape == shape}
+
+
+TINY_SHAPE = "B=16 H=8 P=512 M=512 E=64"
+LARGE_SHAPE = "B=1 H=32 P=8192 M=8192 E=128 causal"
+
+
+def test_host_bound_rows_are_predicted_at_the_same_runs_host_figure(probe_file: Path) -> None:
+    plain = vk.predict_rows([probe_file])
+    _host_file(probe_file, 600.0)
+    hosted = vk.predict_rows([probe_file])
+    tiny_plain, tiny = _by_config(plain, TINY_SHAPE), _by_config(hosted, TINY_SHAPE)
+    assert len(tiny) == 12
+    head_us = load_arch("h200").calibration.bench_head_start_s * 1e6  # type: ignore[union-attr]
+    for config, p in tiny.items():
+        assert p.bound == "host launch", config
+        assert tiny_plain[config].bound != "host launch"
+        # the host's 600 us less do_bench's head start, plus the kernel(s) submitted last
+        assert 600 - head_us < p.predicted_ms * 1e3 < 600 - head_us + 60, config
+    # a launcher figure 100 us longer: every host-bound prediction 100 us longer
+    _host_file(probe_file, 700.0)
+    longer = _by_config(vk.predict_rows([probe_file]), TINY_SHAPE)
+    for config, p in tiny.items():
+        assert longer[config].predicted_ms - p.predicted_ms == pytest.approx(0.1, rel=1e-6)
+
+
+def test_large_rows_are_not_host_bound(probe_file: Path) -> None:
+    plain = _by_config(vk.predict_rows([probe_file]), LARGE_SHAPE)
+    _host_file(probe_file, 45.0)  # a launcher like the planned one: 3 launches in 45 us
+    hosted = _by_config(vk.predict_rows([probe_file]), LARGE_SHAPE)
+    assert len(hosted) == 12
+    for config, p in hosted.items():
+        assert p.bound != "host launch"
+        assert p.predicted_ms == plain[config].predicted_ms
+
+
+def test_report_names_whose_host_figures(probe_file: Path) -> None:
+    points = vk.predict_rows([probe_file])
+    text = vk.format_report(points)
+    assert (
+        f"{probe_file.name}: host launcher-call figures from the calibration file, which has "
+        "no backward launcher figure: one host launch per kernel (no host file beside it)"
+    ) in text
+    host = _host_file(probe_file, 300.0)
+    text = vk.format_report(vk.predict_rows([probe_file]))
+    assert f"from {host} (measured in the same run)" in text
+
+
+def test_malformed_host_file_is_named(probe_file: Path) -> None:
+    host = probe_file.with_name(probe_file.stem + "-host.yaml")
+    host.write_text("host_call_us: {bwd-atomic: fast}\nbench_flush_us: 60\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"-host\.yaml: host_call_us\.bwd-atomic: expected a"):
+        vk.predict_rows([probe_file])
