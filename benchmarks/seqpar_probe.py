@@ -1,16 +1,20 @@
 """GPU: time Ring Attention and LASP-2 forward steps across devices (kernels.distributed).
 
-Run (one process per GPU; NVLink pair: device kind nvidia-h200-x2):
+Run (one process per GPU; NVLink pair: device kind nvidia-h200-x2), from the repository root:
 
-    torchrun --nproc-per-node 2 benchmarks/seqpar_probe.py --out DIR --budget-s 420
+    PYTHONPATH=. torchrun --nproc-per-node 2 benchmarks/seqpar_probe.py --out DIR --budget-s 500
 
-For every context S (default 32K-1M tokens, K = 1024) and scheme, at batch 1, 32 heads, head
-dim 128 (E = F), bf16: Ring Attention non-causal ("ring", balance none), causal (balance none
-and zigzag), blocks on the Triton 1-pass kernel with its LSE (`attn_fwd.attention_fwd_lse`);
-LASP-2 (causal linear attention, per-head decay lambda_h in 0.9-0.999, scale 1/E), local
-chunk on Lightning-2 (split schedule, `blocks.LIGHTNING_LOCAL`). Each rank holds S / W
-tokens. Three timings per row, each the median over repeats of the slowest rank's time
-(CUDA events; the ranks meet at a barrier before every repeat):
+(`python -m torch.distributed.run` where `torchrun` is not on the PATH).
+
+For every context S (--contexts, default 32K-1M tokens, K = 1024) and scheme (--schemes, by
+label), at batch 1, 32 heads, head dim 128 (E = F), bf16: Ring Attention non-causal
+(ring-full-none), causal unbalanced (ring-causal-none), zig-zag (ring-causal-zigzag) and
+striped (ring-causal-striped), blocks on the Triton 1-pass kernel with its LSE
+(`attn_fwd.attention_fwd_lse`); LASP-2 (lasp2-decay: causal linear attention, per-head decay
+lambda_h in 0.9-0.999, scale 1/E), local chunk on Lightning-2 (split schedule,
+`blocks.LIGHTNING_LOCAL`). Each rank holds S / W tokens. Three timings per row, each the
+median over repeats of the slowest rank's time (CUDA events; the ranks meet at a barrier
+before every repeat):
 
 - step_ms: the distributed forward (communication overlapped as the scheme does it);
 - compute_ms: the same forward with `communicate=False`: the same kernels and merges on the
@@ -27,8 +31,9 @@ one timed warm-up call (slowest rank) sets reps = clamp(round(--target-s / warm-
 device). Before each, its time is estimated from the same scheme's previous row (scaled by
 the work ratio); one that would end past --budget-s (counted from the script's start) becomes
 a row with status "skipped: budget". Rank 0 writes and flushes each row as it is timed, so an
-interrupted run keeps them. A row that raises becomes status "error: ..." on every rank (a
-rank stuck in a collective is not recoverable: the group's timeout, 300 s, ends the run).
+interrupted run keeps them (--append adds to an existing CSV of the same columns). A row
+that raises becomes status "error: ..." on every rank (a rank stuck in a collective is not
+recoverable: the group's timeout, 300 s, ends the run).
 `--check` (default on): before timing, each scheme runs on a small shape (batch 1, 4 heads,
 --check-seq = 2048 tokens per rank) against the single-GPU result of the whole sequence
 (fp32 torch references, `kernels.distributed.check`); its rel_err goes in `check_rel_err`
@@ -38,7 +43,7 @@ CSV (default kernels/measurements/seqpar/seqpar-<gpu>x<W>-<date>.csv; --out DIR 
 name in DIR, --out FILE.csv names the file), one row per (context, scheme):
 devices (W), scheme (ring | lasp2), kernel (triton-1pass | triton-lightning), batch, heads,
 seq_total (S), seq_per_device (S / W), head_dim_qk (E), head_dim_v (F), causal (0/1),
-balance (none | zigzag), decay (0/1), dtype, step_ms, compute_ms, comm_ms, total_ms, reps,
+balance (none | zigzag | striped), decay (0/1), dtype, step_ms, compute_ms, comm_ms, total_ms, reps,
 messages (ring: W - 1 sequential transfers; lasp2: 1 AllGather), message_bytes (ring: one
 packed K|V block, 2 B H (S/W) E bytes at E = F in bf16; lasp2: one rank's state, B H E F x 4),
 check_rel_err, status (ok | wrong | skipped: budget | error: ...), link (NVLink/PCIe topology
@@ -81,9 +86,11 @@ CHECK_SEQ = 2048  # tokens per rank of the check shape
 SCHEMES = (
     Case("lasp2", True, decay=True),
     Case("ring", True, "zigzag"),
+    Case("ring", True, "striped"),
     Case("ring", True, "none"),
     Case("ring", False),
 )
+LABELS = ",".join(case.label for case in SCHEMES)
 FIELDS = (
     "devices", "scheme", "kernel", "batch", "heads", "seq_total", "seq_per_device",
     "head_dim_qk", "head_dim_v", "causal", "balance", "decay", "dtype", "step_ms", "compute_ms",
@@ -126,7 +133,7 @@ def work_per_device(case: Case, seq: int, world: int) -> float:
         return per * 256.0  # a linear step costs about as much as 256 score columns per row
     if not case.causal:
         return per * seq
-    if case.balance == "zigzag":
+    if case.balance in ("zigzag", "striped"):
         return per * seq / 2
     return per * per * (world - 0.5)  # the last rank: W - 1 full blocks and the diagonal
 
@@ -201,11 +208,11 @@ def problem(env: Env, case: Case, seq: int) -> dict[str, Any]:
                 message_bytes=send.numel() * send.element_size())  # fmt: skip
 
 
-def run_check(env: Env, per_rank: int = CHECK_SEQ) -> dict[str, float]:
+def run_check(env: Env, schemes: tuple[Case, ...], per_rank: int = CHECK_SEQ) -> dict[str, float]:
     """rel_err of each scheme on the small check shape (fp32 references), by case label."""
     shape = (1, 4, per_rank * env.world, env.head_dim)
     rows = run_checks(shape, env.dtype, env.device, env.softmax_block, env.linear_local,
-                      ref_dtype=torch.float32, cases=SCHEMES)  # fmt: skip
+                      ref_dtype=torch.float32, cases=schemes)  # fmt: skip
     return {row["case"]: row["rel_err"] for row in rows}
 
 
@@ -239,14 +246,18 @@ def _smi(args: list[str]) -> str:
 class Rows:
     """CSV rows written by rank 0 as they come (flushed); the other ranks write nothing."""
 
-    def __init__(self, path: Path | None, constants: dict[str, Any]) -> None:
+    def __init__(self, path: Path | None, constants: dict[str, Any], append: bool = False) -> None:
         self.constants = constants
         self.fh = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.fh = path.open("w", newline="")
+            add = (
+                append and path.exists() and path.read_text().split("\n", 1)[0] == ",".join(FIELDS)
+            )
+            self.fh = path.open("a" if add else "w", newline="")
             self.writer = csv.DictWriter(self.fh, fieldnames=FIELDS)
-            self.writer.writeheader()
+            if not add:
+                self.writer.writeheader()
             self.fh.flush()
 
     def write(self, row: dict[str, Any]) -> None:
@@ -336,7 +347,7 @@ def sweep(env: Env, args: argparse.Namespace, rows: Rows, checks: dict[str, floa
     """Time every (context, scheme), cheapest first, within the budget; returns rows timed."""
     start = STARTED
     plan = sorted(
-        ((case, seq) for seq in args.contexts for case in SCHEMES),
+        ((case, seq) for seq in args.contexts for case in args.schemes),
         key=lambda cs: work_per_device(cs[0], cs[1], env.world),
     )
     seen: dict[str, tuple[float, dict[str, Any]]] = {}  # case label -> (work, its last row)
@@ -396,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                     "seqpar/)")  # fmt: skip
     ap.add_argument("--budget-s", type=float, default=420.0, help="stop starting rows after")
     ap.add_argument("--contexts", default=CONTEXTS, help=f"total tokens (default {CONTEXTS})")
+    ap.add_argument("--schemes", default=LABELS, help=f"default {LABELS}")
+    ap.add_argument("--append", action="store_true", help="add rows to an existing CSV")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--head-dim", type=int, default=128)
@@ -407,15 +420,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     args = ap.parse_args(argv)
     args.contexts = [parse_tokens(c) for c in args.contexts.split(",")]
+    by_label = {case.label: case for case in SCHEMES}
+    unknown = [x for x in args.schemes.split(",") if x not in by_label]
+    if unknown:
+        raise SystemExit(f"seqpar_probe: unknown schemes {unknown}; known: {LABELS}")
+    args.schemes = tuple(by_label[x] for x in args.schemes.split(","))
     env = make_env(args)
     bad = [s for s in args.contexts if s % (2 * env.world)]
     if bad:
         raise SystemExit(f"seqpar_probe: contexts must be multiples of {2 * env.world}: {bad}")
     info = versions(env)
     path = out_path(args.out, info["gpu"], env.world) if env.rank == 0 else None
-    rows = Rows(path, info)
+    rows = Rows(path, info, args.append)
     try:
-        checks = run_check(env, args.check_seq) if args.check else {}
+        checks = run_check(env, args.schemes, args.check_seq) if args.check else {}
         if env.rank == 0:
             print(f"seqpar_probe: {env.world} x {info['gpu']} ({info['link']}), checks "
                   f"{checks or 'off'}, budget {args.budget_s:.0f} s -> {path}",

@@ -1,11 +1,11 @@
 """Distributed forwards vs the single-device result, on every rank (CPU tests, GPU probe).
 
-`run_checks` runs each scheme (Ring Attention non-causal, causal, causal zig-zag; LASP-2 with
-and without decay) on seeded inputs that every rank draws alike, computes the single-device
-reference of the whole sequence on each rank (`blocks.torch_softmax_block`,
-`blocks.torch_linear_local` in `ref_dtype`), and returns the errors of the rank's shard,
-reduced to the maximum over ranks. `check_worker` is the function `launch.spawn` runs in the
-CPU tests (float64, gloo).
+`run_checks` runs each scheme (Ring Attention non-causal, causal, causal zig-zag, causal
+striped; LASP-2 with and without decay) on seeded inputs that every rank draws alike,
+computes the single-device reference of the whole sequence on each rank
+(`blocks.torch_softmax_block`, `blocks.torch_linear_local` in `ref_dtype`), and returns the
+errors of the rank's shard, reduced to the maximum over ranks. `check_worker` is the function
+`launch.spawn` runs in the CPU tests (float64, gloo).
 
 Command line, any number of processes: `torchrun --nproc-per-node N -m
 attnsim.kernels.distributed.check` (GPUs: bf16, Triton blocks, fp32 references, tolerance
@@ -57,6 +57,7 @@ CASES = (
     Case("ring", False),
     Case("ring", True),
     Case("ring", True, "zigzag"),
+    Case("ring", True, "striped"),
     Case("lasp2", True, decay=True),
     Case("lasp2", True, decay=False),
 )

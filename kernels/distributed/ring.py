@@ -13,7 +13,11 @@ Causal masks, with the block of source rank j at rank r:
   full block, j > r nothing (skipped; rank W-1 computes W blocks, rank 0 one);
 - balance "zigzag" (rank r holds chunks r and 2W-1-r of 2W, Brandon et al. / ring-flash-attn):
   j == r causal over its two chunks, j < r all queries to the first key chunk, j > r the
-  second query chunk to both key chunks: every rank computes the same amount.
+  second query chunk to both key chunks: every rank computes the same amount;
+- balance "striped" (rank r holds positions r, r + W, r + 2W, ...; Striped Attention,
+  Brandon et al. 2023): local query a sees local key b of rank j iff b <= a (j <= r: the
+  causal block) or b < a (j > r: the causal block of queries 1.. against keys ..L-2, row 0
+  sees none): every rank computes W near-halves.
 """
 
 from __future__ import annotations
@@ -28,20 +32,24 @@ from attnsim.kernels.distributed.merge import empty_state, merge_into
 
 __all__ = ["BALANCES", "ring_attention_fwd", "ring_pass", "shard", "unshard"]
 
-BALANCES = ("none", "zigzag")
+BALANCES = ("none", "zigzag", "striped")
 
 
 def _pieces(seq: int, world: int, balance: str) -> int:
     if balance not in BALANCES:
         raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
     pieces = world * (2 if balance == "zigzag" else 1)
-    if seq % pieces:
+    if seq % pieces or (balance == "striped" and seq < 2 * world):
         raise ValueError(f"seq {seq} must be a multiple of {pieces} (world {world}, {balance})")
     return pieces
 
 
 def shard(x: Any, rank: int, world: int, balance: str = "none", dim: int = 2) -> Any:
     """Rank `rank`'s part of the full-sequence tensor `x` (contiguous)."""
+    if balance == "striped":
+        _pieces(x.shape[dim], world, balance)
+        index = torch.arange(rank, x.shape[dim], world, device=x.device)
+        return x.index_select(dim, index).contiguous()
     chunks = x.chunk(_pieces(x.shape[dim], world, balance), dim=dim)
     if balance == "zigzag":
         return torch.cat((chunks[rank], chunks[2 * world - 1 - rank]), dim=dim).contiguous()
@@ -53,6 +61,8 @@ def unshard(parts: list[Any], balance: str = "none", dim: int = 2) -> Any:
     if balance == "none":
         return torch.cat(parts, dim=dim)
     world = len(parts)
+    if balance == "striped":  # position r + W a is part r's entry a
+        return torch.stack(parts, dim=dim + 1).flatten(dim, dim + 1)
     halves = [p.chunk(2, dim=dim) for p in parts]
     order = [halves[i][0] for i in range(world)] + [halves[i][1] for i in reversed(range(world))]
     return torch.cat(order, dim=dim)
@@ -104,7 +114,7 @@ def ring_attention_fwd(
         k: (B, H, L, E), this rank's keys, same layout.
         v: (B, H, L, F), this rank's values.
         causal: mask keys after the query (positions of the full sequence).
-        balance: "none" or "zigzag" (causal load balancing; see the module docstring).
+        balance: "none", "zigzag" or "striped" (causal load balancing; module docstring).
         scale: score scale (default 1/sqrt(E)).
         block: the per-block computation (`blocks.SoftmaxBlock`).
         group: process group (default the world).
@@ -139,6 +149,12 @@ def ring_attention_fwd(
         elif balance == "none":
             if src < rank:
                 merge_into(out, lse, *block(q, kb, vb, False, scale))
+        elif balance == "striped":
+            if src < rank:
+                merge_into(out, lse, *block(q, kb, vb, True, scale))
+            else:  # strictly lower: query a sees keys b < a
+                qs, ks, vs = q[:, :, 1:], kb[:, :, :-1], vb[:, :, :-1]
+                merge_into(out, lse, *block(qs, ks, vs, True, scale), slice(1, None))
         elif src < rank:
             kh, vh = kb[:, :, :half], vb[:, :, :half]
             merge_into(out, lse, *block(q, kh, vh, False, scale))

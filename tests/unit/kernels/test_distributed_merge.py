@@ -77,7 +77,7 @@ def test_causal_block_masks_keys_after_the_query():
         assert (lse[:, :, i : i + 1] - row[1]).abs().max() < TOL
 
 
-@pytest.mark.parametrize("balance", ["none", "zigzag"])
+@pytest.mark.parametrize("balance", ["none", "zigzag", "striped"])
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_shard_unshard_round_trip(balance, world):
     x = torch.arange(2 * 3 * 12 * world).reshape(2, 3, 12 * world, 1)
@@ -91,6 +91,11 @@ def test_zigzag_gives_rank_r_chunks_r_and_2w_minus_1_minus_r():
     assert shard(x, 1, 2, "zigzag").flatten().tolist() == [2, 3, 4, 5]
     with pytest.raises(ValueError, match="multiple of 4"):
         shard(torch.zeros(1, 1, 6, 1), 0, 2, "zigzag")
+
+
+def test_striped_gives_rank_r_every_wth_position_from_r():
+    x = torch.arange(9).reshape(1, 1, 9, 1)
+    assert shard(x, 1, 3, "striped").flatten().tolist() == [1, 4, 7]
 
 
 def test_decay_powers():

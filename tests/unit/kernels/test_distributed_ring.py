@@ -1,6 +1,6 @@
 """kernels.distributed across processes (gloo, CPU, float64): each distributed forward equals
 the single-device result to 1e-10 (`check.run_checks`: Ring Attention non-causal, causal,
-causal zig-zag; LASP-2 with and without decay) on 2 and 3 processes.
+causal zig-zag, causal striped; LASP-2 with and without decay) on 2 and 3 processes.
 
 Processes are forked (torch.multiprocessing, start method "fork": a spawned process would
 import torch again, 5-10 s per world on 2 cores); the `spawn` path itself is what torchrun-less

@@ -39,8 +39,8 @@ def test_parse_tokens():
 
 def test_work_orders_lasp2_first_and_zigzag_under_none():
     seq = 1 << 16
-    lasp, zig, none, full = (probe.work_per_device(c, seq, 2) for c in probe.SCHEMES)
-    assert lasp < zig < none < full
+    lasp, zig, striped, none, full = (probe.work_per_device(c, seq, 2) for c in probe.SCHEMES)
+    assert lasp < zig == striped < none < full
     assert none == pytest.approx(1.5 * zig) and full == pytest.approx(2 * zig)
 
 
@@ -94,8 +94,16 @@ def test_probe_dry_run_writes_checked_rows(tmp_path):
     assert all(float(r["check_rel_err"]) < 1e-5 for r in rows)
     ring = [r for r in rows if r["scheme"] == "ring" and r["seq_total"] == "128"]
     assert all(int(r["message_bytes"]) == 2 * 2 * 64 * 16 * 4 for r in ring)  # K|V, fp32
-    assert {(r["causal"], r["balance"]) for r in ring} == {("0", "none"), ("1", "none"),
-                                                            ("1", "zigzag")}  # fmt: skip
+    balances = {(r["causal"], r["balance"]) for r in ring}
+    assert balances == {("0", "none"), ("1", "none"), ("1", "zigzag"), ("1", "striped")}
+    more = ["--device", "cpu", "--contexts", "256", "--heads", "2", "--head-dim", "16",
+            "--target-s", "0.01", "--no-check", "--schemes", "lasp2-decay", "--append",
+            "--out", str(out)]  # fmt: skip
+    mp.start_processes(_torchrun_like, args=(2, _free_port(), more, "probe"), nprocs=2,
+                       start_method="fork")  # fmt: skip
+    again = list(csv.DictReader(out.open()))
+    assert again[:-1] == rows and again[-1]["seq_total"] == "256"
+    assert again[-1]["scheme"] == "lasp2" and again[-1]["check_rel_err"] == ""
     assert Case("lasp2", True, decay=True).label == "lasp2-decay"
 
 
