@@ -25,15 +25,16 @@ before every repeat):
 - total_ms = compute_ms + comm_ms: the step with nothing overlapped (step_ms below it by what
   the overlap hid).
 
-Repeats: a scheme's first row starts with one untimed call of each kind (compilation); then
-one timed warm-up call (slowest rank) sets reps = clamp(round(--target-s / warm-up),
---min-reps, 20). Configurations run cheapest first (LASP-2, then Ring Attention by FLOPs per
-device). Before each, its time is estimated from the same scheme's previous row (scaled by
-the work ratio); one that would end past --budget-s (counted from the script's start) becomes
-a row with status "skipped: budget". Rank 0 writes and flushes each row as it is timed, so an
-interrupted run keeps them (--append adds to an existing CSV of the same columns). A row
-that raises becomes status "error: ..." on every rank (a rank stuck in a collective is not
-recoverable: the group's timeout, 300 s, ends the run).
+Repeats: a scheme's first row starts with one untimed call of each kind at 16K tokens per
+rank (compilation); then one timed warm-up call (slowest rank) sets reps =
+clamp(round(--target-s / warm-up), --min-reps, 20). Configurations run cheapest first
+(LASP-2, then Ring Attention by FLOPs per device). Before each, its time is estimated from
+the same scheme's previous row (scaled by the work ratio); one that would end past
+--budget-s (counted from the script's start) becomes a row with status "skipped: budget".
+Rank 0 writes and flushes each row as it is timed, so an interrupted run keeps them
+(--append adds to an existing CSV of the same columns). A row that raises becomes status
+"error: ..." on every rank (a rank stuck in a collective is not recoverable: the group's
+timeout, 300 s, ends the run).
 `--check` (default on): before timing, each scheme runs on a small shape (batch 1, 4 heads,
 --check-seq = 2048 tokens per rank) against the single-GPU result of the whole sequence
 (fp32 torch references, `kernels.distributed.check`); its rel_err goes in `check_rel_err`
@@ -83,6 +84,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTEXTS = "32K,64K,128K,256K,512K,1M"
 CHECK_TOL = 3e-2  # bf16 kernels vs fp32 references: relative error of the output norm
 CHECK_SEQ = 2048  # tokens per rank of the check shape
+COMPILE_SEQ = 16384  # tokens per rank of a scheme's untimed first calls
 SCHEMES = (
     Case("lasp2", True, decay=True),
     Case("ring", True, "zigzag"),
@@ -299,14 +301,17 @@ def time_row(
 ) -> dict[str, Any]:
     """The timings of one (context, scheme); frees its tensors afterwards.
 
-    `first` (the scheme's first row): one untimed call of each first compiles the kernels,
-    so that the timed warm-up that sets the repeats measures the step alone.
+    `first` (the scheme's first row): one untimed call of each kind at COMPILE_SEQ tokens (or
+    `seq` if fewer; the kernels' tilings and specializations do not change with the length
+    past it) compiles the kernels, so that the timed warm-up measures the step alone.
     """
-    calls = problem(env, case, seq)
     if first:
+        small = problem(env, case, min(seq, COMPILE_SEQ * env.world))
         for key in ("step", "compute", "comm"):
-            calls[key]()
+            small[key]()
         _sync(env)
+        del small
+    calls = problem(env, case, seq)
     step, reps = measure(env, calls["step"], args.target_s, args.min_reps)
     compute = measure(env, calls["compute"], args.target_s, args.min_reps)[0]
     comm = measure(env, calls["comm"], args.target_s, args.min_reps)[0]
