@@ -21,6 +21,14 @@ do_bench median and `floor` the time of an empty kernel:
 The calibration shapes (one head, 132+ tiles along one rank, 8 or 32 along the other) are
 none of the validation or holdout shapes of benchmarks/bwd_probe.py.
 
+`--spread W` measures the dK/dV modes with the programs spread over heads of W key tiles
+each (entries `bwd-dkdv-wW`, `bwd-dkdv-atomic-wW`): in a real call only seq_k / block_n
+programs share a head's tiles and dQ rows, against the SMs x k of the calibration shape; on
+the H200 the atomic mode's fixed time per program (14-19 us with 132-396 programs on one
+head's dQ rows, against 3-5 us without atomics) looks like what over-prices short rows
+(4 x 32 x 1024 at 64 x 64 tiles: +28-37%). The model does not read these entries yet: they
+are the measurement that would tell.
+
 Host side (`--host` prints them): `host_calls` measures the host time of one `attention_bwd`
 call per dq mode and mask (`host_call_us` keys `bwd-atomic`, `bwd-separate`,
 `bwd-atomic-causal`, `bwd-separate-causal`, which `mappers.gpu.backward` reads);
@@ -52,58 +60,85 @@ def _ms(fn: Any) -> float:
 
 
 def _caller(
-    torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], programs: int, n: int
+    torch: Any,
+    mode: str,
+    d: int,
+    tiling: tuple[int, int, int, int],
+    programs: int,
+    n: int,
+    writers: int = 0,
 ):  # type: ignore[no-untyped-def]
     """A zero-argument launch of one backward kernel on the calibration shape.
 
     One head whose held rank has `programs` tiles, so every program streams the same tiles
     of the other rank through L2 (and, atomic, adds into the same dQ rows), as the programs
-    of one head do in a real call.
+    of one head do in a real call. `writers` > 0 (dK/dV modes): the programs spread over
+    programs // writers heads of `writers` key tiles each, so that `writers` programs share
+    each head's tiles and dQ rows (a real call's seq_k / block_n).
     """
     from attnsim.kernels.triton.attn_bwd import bwd_launches, jit_launch
 
     bm, bn, w, st = tiling
     dt = torch.bfloat16
-    held, streamed = programs * bn, n * bm
+    heads = max(1, programs // writers) if writers and mode != "bwd-dq" else 1
+    held, streamed = (writers if heads > 1 else programs) * bn, n * bm
     sq, sk = (streamed, held) if mode != "bwd-dq" else (held, streamed)
-    q, do = (torch.randn(1, 1, sq, d, device="cuda", dtype=dt) for _ in range(2))
-    k, v = (torch.randn(1, 1, sk, d, device="cuda", dtype=dt) for _ in range(2))
-    lse = torch.full((1, 1, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
-    delta = torch.zeros((1, 1, sq), device="cuda", dtype=torch.float32)
+    q, do = (torch.randn(1, heads, sq, d, device="cuda", dtype=dt) for _ in range(2))
+    k, v = (torch.randn(1, heads, sk, d, device="cuda", dtype=dt) for _ in range(2))
+    lse = torch.full((1, heads, sq), float(sk) ** 0.5, device="cuda", dtype=torch.float32)
+    delta = torch.zeros((1, heads, sq), device="cuda", dtype=torch.float32)
     atomic = mode == "bwd-dkdv-atomic"
-    specs = bwd_launches(1, 1, 1, sq, sk, d, dt, False, d**-0.5, tiling,
+    specs = bwd_launches(1, heads, heads, sq, sk, d, dt, False, d**-0.5, tiling,
                          "atomic" if atomic else "separate")  # fmt: skip
     if mode == "bwd-dq":
         dq = torch.empty_like(q)
         return lambda: jit_launch(specs[2], q, k, v, do, dq, lse, delta)
-    dq = torch.zeros(q.shape, device="cuda", dtype=torch.float32)
+    dq = torch.zeros(q.shape, device="cuda", dtype=torch.float32) if atomic else torch.empty_like(q)
     dk, dv = torch.empty_like(k), torch.empty_like(v)
     return lambda: jit_launch(specs[1], q, k, v, do, dq, dk, dv, lse, delta)
 
 
-def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
-    """`attention_steps` and `attention_blocks` entries of the backward's modes."""
+def spread_mode(mode: str, writers: int) -> str:
+    """The entry mode of `mode` measured with `writers` programs per head (`--spread`)."""
+    return f"{mode}-w{writers}" if writers else mode
+
+
+def measure(
+    torch: Any, modes: tuple[str, ...] = MODES, writers: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """`attention_steps` and `attention_blocks` entries of the backward's modes.
+
+    `writers` > 0: the dK/dV programs spread over heads (`_caller`), entries under
+    `spread_mode` names (a diagnostic of how many programs share a head's dQ rows; the model
+    does not read them).
+    """
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, occupancy
     from attnsim.kernels.triton.attn_bwd import BWD_TILINGS
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     floor = bench_floor_us(torch)
     steps, blocks = [], []
-    for mode in MODES:
+    for mode in modes:
         for d in HEAD_DIMS:
             for tiling in BWD_TILINGS:
                 bm, bn, w, st = tiling
-                compiled = _caller(torch, mode, d, tiling, sms, STEPS[0])()
+                compiled = _caller(torch, mode, d, tiling, sms, STEPS[0], writers)()
                 per_sm = {1, occupancy(torch, compiled, w)} if compiled is not None else {1}
                 for k in sorted(per_sm):
-                    t = [_ms(_caller(torch, mode, d, tiling, sms * k, n)) * 1e3 for n in STEPS]
+                    progs = sms * k
+                    if writers and mode != "bwd-dq":
+                        progs = max(1, progs // writers) * writers
+                    t = [
+                        _ms(_caller(torch, mode, d, tiling, sms * k, n, writers)) * 1e3
+                        for n in STEPS
+                    ]
                     step = (t[1] - t[0]) / (STEPS[1] - STEPS[0])
                     fixed = t[0] - STEPS[0] * step - floor
                     # in the kernel's own terms: the dQ kernel holds a block_n query tile
                     # (its BLOCK_M) and streams block_m key tiles (mappers.gpu.backward.dq_plan)
                     held_m, held_n = (bn, bm) if mode == "bwd-dq" else (bm, bn)
                     common = dict(
-                        mode=mode,
+                        mode=spread_mode(mode, writers),
                         dtype="bf16",
                         head_dim=d,
                         block_m=held_m,
@@ -116,7 +151,7 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                     blocks.append(
                         {
                             **common,
-                            "blocks": sms * k,
+                            "blocks": progs,
                             "waves": 1,
                             "tiles": "device",
                             "fixed_us": round(fixed, 3),
@@ -124,11 +159,24 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                         }
                     )
                     print(
-                        f"  {mode} d{d} {bm}x{bn}/w{w}/s{st} k={k}: step {step:.3f} us, "
-                        f"fixed {fixed:.2f} us",
+                        f"  {common['mode']} d{d} {bm}x{bn}/w{w}/s{st} k={k}: step {step:.3f} "
+                        f"us, fixed {fixed:.2f} us",
                         file=sys.stderr,
                     )
     return {"attention_steps": steps, "attention_blocks": blocks}
+
+
+def spread_jobs(sms: int, writers: int) -> list[tuple[Any, ...]]:
+    """`attn_bwd.compile_bwd` arguments of `measure(..., writers)`'s launches (1-3 per SM)."""
+    from attnsim.kernels.triton.attn_bwd import BWD_TILINGS
+
+    return [
+        (1, max(1, sms * k // writers), max(1, sms * k // writers), 1024, d, False, t, mode)
+        for mode in ("atomic", "separate")
+        for d in HEAD_DIMS
+        for t in BWD_TILINGS
+        for k in (1, 2, 3)
+    ]
 
 
 # ----------------------------------------------------------------------------- host side
@@ -422,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="NVIDIA H200", help="device named in the note (--entries)")
     p.add_argument("--host", action="store_true", help="print host_call_us of attention_bwd only")
+    p.add_argument(
+        "--spread",
+        type=int,
+        default=0,
+        metavar="W",
+        help="measure the dK/dV modes with W programs per head (W key tiles share a head's dQ "
+        "rows; entries bwd-dkdv[-atomic]-wW), compiled first in worker processes",
+    )
     args = p.parse_args(argv)
     if args.entries is not None:
         if args.merge is None:
@@ -434,13 +490,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.host:
         print(yaml.safe_dump({"host_call_us": host_calls(torch, jit=False)}, sort_keys=False))
         return 0
-    found = measure(torch)
+    modes: tuple[str, ...] = MODES
+    if args.spread:
+        import os
+
+        modes = ("bwd-dkdv", "bwd-dkdv-atomic")
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        jobs = min(16, os.cpu_count() or 1)
+        print(compile_in_workers(spread_jobs(sms, args.spread), jobs, 120.0, forward=False))
+    found = measure(torch, modes, args.spread)
     text = yaml.safe_dump(found, sort_keys=False)
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
     if args.merge is not None:
-        merge(args.merge, found, torch.cuda.get_device_name(0))
+        names = tuple(spread_mode(m, args.spread) for m in modes)
+        source = "python -m attnsim.kernels.calibrate.microbench_bwd"
+        if args.spread:
+            source += f" --spread {args.spread}"
+        merge_modes(args.merge, found, names, source, torch.cuda.get_device_name(0))
     return 0
 
 

@@ -34,3 +34,15 @@ def test_jit_reenactment_computes_the_launchers_gradients(mode):
     want = attention_bwd(q, k, v, o, do, lse, True, None, *tiling, mode)
     for a, b in zip(got, want, strict=True):
         assert torch.allclose(a, b, atol=1e-5)  # atomics may add in another order
+
+
+def test_spread_entries_and_their_compile_jobs():
+    from attnsim.kernels.calibrate.microbench_bwd import spread_jobs, spread_mode
+    from attnsim.kernels.triton.attn_bwd import BWD_TILINGS
+
+    assert spread_mode("bwd-dkdv-atomic", 16) == "bwd-dkdv-atomic-w16"
+    assert spread_mode("bwd-dkdv", 0) == "bwd-dkdv"  # the calibration's own entries
+    jobs = spread_jobs(132, 16)
+    assert len(jobs) == 2 * 2 * len(BWD_TILINGS) * 3
+    assert {j[1] for j in jobs} == {8, 16, 24}  # 132, 264, 396 programs in heads of 16 tiles
+    assert all(j[1] == j[2] and j[5] is False for j in jobs)
