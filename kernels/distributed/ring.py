@@ -95,6 +95,31 @@ def ring_pass(send: Any, recv: Any, group: Any = None) -> None:
             work.wait()
 
 
+Blocks = list[tuple[slice, Any, Any, Any, bool]]  # (output rows, q, k, v, causal diagonal)
+
+
+def _blocks(q: Any, k: Any, v: Any, causal: bool, balance: str, src: int, rank: int) -> Blocks:
+    """The attention blocks of rank `rank`'s queries against source `src`'s K/V.
+
+    Each entry: (output rows, q rows, keys, values, causal diagonal); see the module docstring.
+    """
+    every = slice(None)
+    if not causal:
+        return [(every, q, k, v, False)]
+    if src == rank:
+        return [(every, q, k, v, True)]
+    if balance == "none":
+        return [(every, q, k, v, False)] if src < rank else []
+    if balance == "striped":
+        if src < rank:
+            return [(every, q, k, v, True)]
+        return [(slice(1, None), q[:, :, 1:], k[:, :, :-1], v[:, :, :-1], True)]  # b < a
+    half = q.shape[2] // 2  # zigzag: chunks (rank, 2W-1-rank) against (src, 2W-1-src)
+    if src < rank:
+        return [(every, q, k[:, :, :half], v[:, :, :half], False)]
+    return [(slice(half, None), q[:, :, half:], k, v, False)]
+
+
 def ring_attention_fwd(
     q: Any,
     k: Any,
@@ -134,7 +159,6 @@ def ring_attention_fwd(
     nk = k.numel()
     flat = torch.cat((k.reshape(-1), v.reshape(-1)))
     bufs = (flat, torch.empty_like(flat)) if communicate and world > 1 else (flat, flat)
-    half = q.shape[2] // 2
     for step in range(world):
         cur = bufs[step % 2]
         works = []
@@ -142,25 +166,8 @@ def ring_attention_fwd(
             works = _exchange(cur, bufs[(step + 1) % 2], nxt, prv, group)
         kb, vb = cur[:nk].view(k.shape), cur[nk:].view(v.shape)
         src = (rank - step) % world
-        if not causal:
-            merge_into(out, lse, *block(q, kb, vb, False, scale))
-        elif src == rank:
-            merge_into(out, lse, *block(q, kb, vb, True, scale))
-        elif balance == "none":
-            if src < rank:
-                merge_into(out, lse, *block(q, kb, vb, False, scale))
-        elif balance == "striped":
-            if src < rank:
-                merge_into(out, lse, *block(q, kb, vb, True, scale))
-            else:  # strictly lower: query a sees keys b < a
-                qs, ks, vs = q[:, :, 1:], kb[:, :, :-1], vb[:, :, :-1]
-                merge_into(out, lse, *block(qs, ks, vs, True, scale), slice(1, None))
-        elif src < rank:
-            kh, vh = kb[:, :, :half], vb[:, :, :half]
-            merge_into(out, lse, *block(q, kh, vh, False, scale))
-        else:
-            rows = slice(half, None)
-            merge_into(out, lse, *block(q[:, :, half:], kb, vb, False, scale), rows)
+        for rows, qb, kk, vv, diag in _blocks(q, kb, vb, causal, balance, src, rank):
+            merge_into(out, lse, *block(qb, kk, vv, diag, scale), rows)
         for work in works:
             work.wait()
     return out.to(q.dtype)
