@@ -24,6 +24,9 @@ Steps (the paper's Figure 8 ablation):
   of columns x the reduction's cycles), and only per-row scalar carries overlap the next tile.
 - `binding`: full FuseMax: every carry update overlaps the next tile and the stall is hidden
   (`pipelined` schedule).
+
+A backward (gradient) cascade is mapped by `mappers.spatial.fusemax_bwd` (FlashAttention-2's
+backward: key blocks held on chip, query tiles streamed, scores recomputed).
 """
 
 from __future__ import annotations
@@ -50,17 +53,15 @@ from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
     cycles_on,
-    dense_cascade,
-    lower_work,
     scale_work,
-    unsupported,
 )
+from attnsim.mappers.spatial.fusemax_bind import place_einsum
+from attnsim.mappers.spatial.fusemax_bwd import map_backward
 from attnsim.mappers.spatial.fusemax_cost import dram_traffic
 from attnsim.mappers.spatial.fusemax_cost import energy as fusemax_energy
 from attnsim.mappers.spatial.mask_cost import (
     MaskCost,
     mask_cost,
-    select_actions,
 )
 from attnsim.mappers.spatial.schedule import Task, overlapped_cycles, pipelined_cycles
 from attnsim.mappers.spatial.serving_cost import (
@@ -76,11 +77,8 @@ from attnsim.mappers.spatial.view import (
     MappingError,
     einsum_costs,
     is_carry_only,
-    pinned_note,
-    require_forward,
     require_spatial,
     same_tile_deps,
-    score_index,
     spatial_result,
     view,
 )
@@ -109,6 +107,9 @@ class FuseMaxOptions:
             attention's M -> M1 x M0): map every power-of-two chunk M0 that divides M and
             keep the fastest that fits the buffer (`mappers.spatial.chunks`); the Result's
             warnings list every candidate. Off: the cascade's own M0.
+        key_block: Backward cascades only (`mappers.spatial.fusemax_bwd`): keys held on chip
+            per block, a multiple of the key tile; 0 searches the one moving the fewest DRAM
+            bytes among those that fit the buffer.
     """
 
     step: str = option("binding", choices=STEPS)
@@ -118,6 +119,7 @@ class FuseMaxOptions:
     artifact_compat: bool = False
     skip_empty_tiles: bool = True
     chunk_search: bool = False
+    key_block: int = option(0, minimum=0, zero="searched (backward cascades only)")
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
@@ -163,7 +165,13 @@ class FuseMaxMapper:
                 f"{[a.name for a in arch.arrays]}"
             )
         cv = view(cascade, sizes, opts.key_tile or arch.array_2d.cols)
-        require_forward(cv, "fusemax")
+        if cv.backward:  # a gradient cascade: FlashAttention-2's backward dataflow
+            return map_backward(cv, arch, opts)
+        if opts.key_block:
+            raise MappingError(
+                f"fusemax: key_block={opts.key_block} applies to backward cascades only; "
+                f"{cascade.name} is a forward (its query tiling is p1)"
+            )
         key_tile = (
             cv.sizes[cv.key_parts[-1]]
             if len(cv.key_parts) > 1
@@ -205,11 +213,9 @@ def _bind(plan: _Plan, step: str) -> None:
     """
     cv, arch = plan.cv, plan.arch
     two_d, one_d = arch.array_2d, arch.array_1d
-    works = {a.name: cascade_work(cv.cascade, cv.sizes, a) for a in (two_d, one_d)}
-    dense = {a.name: cascade_work(dense_cascade(cv.cascade), cv.sizes, a) for a in (two_d, one_d)}
-    score = score_index(cv)
+    works = cascade_work(cv.cascade, cv.sizes, two_d)
     for i, e in enumerate(cv.cascade.einsums):
-        is_contraction = works[two_d.name][i].count("mac") > 0
+        is_contraction = works[i].count("mac") > 0
         if step == "cascade":
             on_2d = cv.iterates_inner_key(e) and is_contraction
         else:
@@ -217,23 +223,7 @@ def _bind(plan: _Plan, step: str) -> None:
             # one over key tiles (a per-row rescaled sum over M1) is bookkeeping
             on_2d = cv.iterates_inner_key(e) or (is_contraction and not cv.iterates_key(e))
         unit = two_d if on_2d else one_d
-        work, notes = lower_work(works[unit.name][i], unit)
-        if unsupported(work, unit):
-            missing = unsupported(works[unit.name][i], unit)
-            other = one_d if unit is two_d else two_d
-            other_work, notes = lower_work(works[other.name][i], other)
-            if unsupported(other_work, other):
-                raise MappingError(f"{e}: no array of {arch.name} performs {', '.join(missing)}")
-            plan.warnings.append(
-                f"{e.output}: {unit.name} lacks {', '.join(missing)}; bound to {other.name} instead"
-            )
-            unit, work = other, other_work
-        plan.warnings.extend(notes)
-        if plan.mask.is_masked and plan.mask.skip and cv.iterates_key(e) and cv.pins_key(e):
-            plan.warnings.append(pinned_note(e))  # its own pairs (`work`), not per tile
-        elif plan.mask.is_masked and cv.iterates_key(e):
-            extra = select_actions(cv, plan.mask, unit) if i == score else None
-            work = scale_work(lower_work(dense[unit.name][i], unit)[0], plan.mask.visited, extra)
+        unit, work = place_einsum(cv, i, unit, arch, plan.mask, plan.warnings)
         plan.units[i], plan.work[i] = unit, work
         plan.cycles[i] = cycles_on(work, unit)
 

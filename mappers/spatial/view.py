@@ -79,8 +79,10 @@ class CascadeView:
         roles: Which rank is the key, the query, a query group, batch-like.
         problem: The attention problem the cascade states (roles, sharing, mask, score),
             None when the structure states none (`structure_error` says why).
-        backward: A gradient cascade (dK, dV indexed by the key rank): ranks by letter; the
-            fused mappers refuse it (`require_forward`), unfused prices it Einsum by Einsum.
+        backward: A gradient cascade (dK, dV indexed by the key rank): ranks by letter;
+            fusemax maps it with its fused backward (`fusemax_bwd`, which checks the letters
+            against the structure), flat refuses it (`require_forward`), unfused prices it
+            Einsum by Einsum.
         key_parts: The key rank's pieces, outermost first (`M1, M0`, or just the key).
     """
 
@@ -248,7 +250,8 @@ def require_forward(cv: CascadeView, mapper: str) -> None:
             f"cascade {cv.cascade.name} cannot be mapped by {mapper}: {cv.structure_error}; "
             f"{mapper}'s dataflow is forward attention (key/value gradients summed over the "
             "queries have no place in it), so a backward cascade is refused rather than "
-            "priced by letter; the unfused mapper prices it Einsum by Einsum"
+            "priced by letter; the unfused mapper prices it Einsum by Einsum (and fusemax "
+            "maps a 1-pass backward with FlashAttention-2's fused dataflow)"
         )
 
 

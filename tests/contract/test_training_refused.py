@@ -1,8 +1,10 @@
 """Backward (training) built-ins on every mapper: priced as a backward or refused saying so.
 
-Only gpu-bwd models a fused backward dataflow (DK and DV summed over the queries), and
-unfused prices any cascade Einsum by Einsum (every intermediate through DRAM: its cost does
-not depend on which rank is the key), saying in its warnings that the cascade is a backward.
+gpu-bwd and fusemax model a fused backward dataflow (DK and DV summed over the queries;
+fusemax's is tested in tests/unit/mappers/spatial/test_fusemax_bwd.py and refuses the 3-pass
+backward), and unfused prices any cascade Einsum by Einsum (every intermediate through DRAM:
+its cost does not depend on which rank is the key), saying in its warnings that the cascade
+is a backward.
 Every other mapper must refuse the training family with a `MappingError` that says it is a
 backward cascade, never price it as forward attention. The structure analysis refuses them
 too, with `BackwardCascadeError`. New mappers and new backward built-ins are picked up.
@@ -20,9 +22,9 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
-# every mapper but gpu-bwd (the backward kernel's model), unfused (Einsum by Einsum) and
-# layer-matmuls (no cascade)
-MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "unfused")]
+# every mapper but gpu-bwd (the backward kernel's model), fusemax (its fused backward),
+# unfused (Einsum by Einsum) and layer-matmuls (no cascade)
+MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "fusemax", "unfused")]
 
 
 def _sizes(name: str) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """Backward (training) cascades on the spatial mappers: unfused prices them Einsum by Einsum;
-FuseMax and FLAT, whose dataflows are forward attention, refuse them and say which does."""
+FuseMax's fused backward is tested in test_fusemax_bwd.py; FLAT, whose dataflow is forward
+attention, refuses them and says which mapper does."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_unfused_prices_the_backward_at_two_and_a_half_forward_matmuls(causal: b
         assert any(w.startswith("mask band [m <= p]") for w in bwd.warnings)
 
 
-@pytest.mark.parametrize("mapper", ["fusemax", "flat"])
+@pytest.mark.parametrize("mapper", ["flat"])
 def test_fused_mappers_refuse_a_backward_and_point_to_unfused(mapper: str) -> None:
     with pytest.raises(MappingError, match="backward cascade is refused.*unfused mapper prices"):
         get_mapper(mapper)().map(
