@@ -204,9 +204,13 @@ class Flex:
         self.sizes = torch.zeros(8, dtype=torch.int32, device=device)
         self.fn: Any = None
         self.failed = False
+        self.mod = self.mask_mod()  # one function object: compiled once per sequence length
 
     def mask_mod(self) -> Any:
-        """FlexAttention's mask_mod: NATTEN's window in each group's sub-grid, per axis."""
+        """FlexAttention's mask_mod: NATTEN's window in each group's sub-grid, per axis.
+
+        The sizes come from `self.sizes`: image (h, w), kernel, dilation, causal per axis.
+        """
         z = self.sizes
 
         def axis(i: Any, j: Any, n: Any, k: Any, d: Any, causal: Any) -> Any:
@@ -232,7 +236,7 @@ class Flex:
         values = (*case.image, *case.kernel, *case.dilation, *(int(c) for c in case.causal))
         self.sizes.copy_(torch.tensor(values, dtype=torch.int32))
         n = case.tokens
-        return create_block_mask(self.mask_mod(), None, None, n, n, device=self.device,
+        return create_block_mask(self.mod, None, None, n, n, device=self.device,
                                  BLOCK_SIZE=FLEX_BLOCK, _compile=self.device != "cpu")  # fmt: skip
 
     def run(self, q: Any, k: Any, v: Any, block_mask: Any) -> Any:

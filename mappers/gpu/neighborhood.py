@@ -91,16 +91,20 @@ def neighborhood_layout(
     kernel_size: int | tuple[int, int],
     dilation: int | tuple[int, int] = 1,
     causal: bool | tuple[bool, bool] = False,
-    block_q: tuple[int, int] = (8, 16),
-    block_k: tuple[int, int] = (8, 8),
+    block_q: int | tuple[int, int] = 128,
+    block_k: int | tuple[int, int] = 64,
 ) -> NeighborhoodPlan:
     """The layout the kernel's host builder lists for a neighborhood.
 
     Arguments as `attention_neighborhood` takes them: `image` a 1-D length or (height, width);
     per-axis values a scalar (1-D: its axis; 2-D: both) or a pair; the query and key tiles as
-    (rows, cols) shapes, one containing the other.
+    (rows, cols) shapes, one containing the other, or sizes (1-D: one row; 2-D: rows the
+    largest power of two up to the square root, as the kernel cuts them: 128 -> 8 x 16).
     """
     one_d = isinstance(image, int)
+    block_q, block_k = (b if isinstance(b, tuple) else (1, b) if one_d
+                        else (1 << (b.bit_length() - 1) // 2, b >> (b.bit_length() - 1) // 2)
+                        for b in (block_q, block_k))  # fmt: skip
     img = (1, image) if isinstance(image, int) else image
     k, d = _pair(kernel_size, one_d), _pair(dilation, one_d)
     c = causal if isinstance(causal, tuple) else ((False, causal) if one_d else (causal, causal))

@@ -142,3 +142,28 @@ def test_bad_problems_are_refused() -> None:
         neighborhood_layout(64, 4)
     with pytest.raises(ValueError, match="one tile must contain the other"):
         neighborhood_layout((32, 32), 3, 1, False, (8, 2), (2, 8))
+
+
+def test_tile_sizes_are_cut_as_the_kernel_cuts_them() -> None:
+    """Sizes instead of shapes: 1-D one row, 2-D near-square (the kernel's `tile_shape`);
+    the defaults are the kernel's (128 x 64 tokens)."""
+    two_d = neighborhood_layout((64, 64), 7, 1, False, (8, 16), (8, 8))
+    assert neighborhood_layout((64, 64), 7) == two_d
+    assert neighborhood_layout((64, 64), 7, 1, False, 128, 64) == two_d
+    one_d = neighborhood_layout(4096, 63, 1, False, (1, 128), (1, 64))
+    assert neighborhood_layout(4096, 63) == one_d
+    pytest.importorskip("torch")
+    from attnsim.kernels.triton.neighborhood_layout import (
+        Neighborhood,
+        neighborhood_sparse,
+        tile_shape,
+    )
+
+    assert [tile_shape(b, 64) for b in (16, 32, 64, 128, 256)] == [
+        (4, 4), (4, 8), (8, 8), (8, 16), (16, 16)
+    ]  # fmt: skip
+    for b in (16, 32, 256):
+        plan = neighborhood_layout((48, 64), 7, 1, False, b, 32)
+        bs = neighborhood_sparse(Neighborhood.of((48, 64), 7, 1, False, b, 32))
+        assert plan.layout.full == tuple(bs.full_counts[0, 0].tolist())
+        assert plan.layout.partial == tuple(bs.partial_counts[0, 0].tolist())
