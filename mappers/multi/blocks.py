@@ -13,7 +13,7 @@ import dataclasses
 import functools
 
 from attnsim.archs.gpu import GpuArch
-from attnsim.einsum_ir.analysis.recurrent import query_ranks
+from attnsim.einsum_ir.analysis.recurrent import find_states, query_ranks
 from attnsim.einsum_ir.analysis.structure import BackwardCascadeError
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.kernels.spec import CAUSAL_TOP_LEFT, NO_MASK, AttnShape
@@ -25,7 +25,13 @@ from attnsim.mappers.gpu.lightning_mapper import (
 )
 from attnsim.mappers.gpu.model import DeviceRates, device_rates
 from attnsim.mappers.gpu.problem import GpuProblem, gpu_problem
-from attnsim.mappers.gpu.tiling import candidate_tilings, pingpong_searched, rank_tilings
+from attnsim.mappers.gpu.tiling import (
+    Gpu1PassMapper,
+    GpuOptions,
+    candidate_tilings,
+    pingpong_searched,
+    rank_tilings,
+)
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
@@ -33,6 +39,20 @@ BACKWARD = (
     "backward is not modelled for the sequence-parallel schemes yet (gpu-bwd prices the "
     "single-GPU backward; its ring / AllGather versions are future work)"
 )
+
+
+def is_linear(cascade: Cascade) -> bool:
+    """Whether the cascade carries a recurrent state over the keys (linear attention)."""
+    return any(s.over is not None for s in find_states(cascade))
+
+
+def single_gpu(
+    cascade: Cascade, arch: GpuArch, sizes: dict[str, int], dtype: str, tiling: dict[str, int]
+) -> Result:
+    """The single-GPU Result: gpu-lightning for linear attention, else gpu-1pass (`tiling`)."""
+    if is_linear(cascade):
+        return lightning_result(cascade, arch, sizes, dtype)
+    return Gpu1PassMapper(dtype=dtype, **tiling).map(cascade, arch, sizes)  # type: ignore[arg-type]
 
 
 def rates_of(arch: GpuArch, dtype: str) -> DeviceRates:
@@ -66,9 +86,14 @@ def softmax_problem(name: str, cascade: Cascade, sizes: dict[str, int], dtype: s
 
 
 @functools.lru_cache(maxsize=4096)
-def _block_time(arch: GpuArch, dtype: str, shape: AttnShape, score: ScoreCost) -> float:
+def _block_time(
+    arch: GpuArch, dtype: str, shape: AttnShape, score: ScoreCost, fixed: tuple[int, ...]
+) -> float:
     rates = rates_of(arch, dtype)
     space = candidate_tilings(shape.causal, pingpong_searched("1pass", shape, arch))
+    if fixed:
+        tiling = GpuOptions(*fixed).fixed  # type: ignore[arg-type]
+        space = (tiling,) if tiling is not None else space
     ranked = rank_tilings("1pass", shape, rates, space, score)
     if ranked[0].problem:
         raise MappingError(f"no gpu-1pass tiling fits {arch.name}: {ranked[0].problem}")
@@ -82,11 +107,13 @@ def block_time(
     seq_k: int,
     causal: bool,
     heads: int = 0,
+    tiling: dict[str, int] | None = None,
 ) -> float:
     """gpu-1pass's modelled time for `seq_q` queries on `seq_k` keys (0 when either is 0).
 
     `causal`: the block on the diagonal (top-left causal); else every pair is visible.
-    `heads`: query heads on this device (0: the problem's).
+    `heads`: query heads on this device (0: the problem's). `tiling`: block_m, block_n,
+    num_warps and num_stages when all are set (else searched, as gpu-1pass does).
     """
     if seq_q <= 0 or seq_k <= 0:
         return 0.0
@@ -98,7 +125,9 @@ def block_time(
         mask=CAUSAL_TOP_LEFT if causal else NO_MASK,
         heads=heads or problem.shape.heads,
     )
-    return _block_time(arch, shape.dtype, shape, problem.score)
+    names = ("block_m", "block_n", "num_warps", "num_stages")
+    fixed = tuple(tiling[n] for n in names) if tiling and len(tiling) == 4 else ()
+    return _block_time(arch, shape.dtype, shape, problem.score, fixed)
 
 
 def linear_problem(name: str, cascade: Cascade, sizes: dict[str, int]) -> LightningProblem:

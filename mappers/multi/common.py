@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from attnsim.archs.gpu import GpuArch
 from attnsim.archs.interconnect import Cluster
+from attnsim.einsum_ir.analysis.structure import BackwardCascadeError, attention_problem
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.multi.blocks import BACKWARD
+from attnsim.mappers.multi.blocks import BACKWARD, single_gpu
 from attnsim.mappers.multi.collectives import link_notes
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -36,6 +37,8 @@ class SeqOptions:
         inter_link_gb_per_s: Inter-node bandwidth per direction (0: keep).
         direction: "forward" (modelled) or "backward" (refused: not modelled yet).
         dtype: Element type of Q, K, V, O.
+        block_m, block_n, num_warps, num_stages: gpu-1pass's tiling for every softmax
+            block (all four set) or searched per block (0).
     """
 
     devices: int = option(1, minimum=1, maximum=1024)
@@ -44,11 +47,21 @@ class SeqOptions:
     inter_link_gb_per_s: float = option(0.0, minimum=0, zero="the GPU's link")
     direction: str = option("forward", choices=("forward", "backward"))
     dtype: str = option("bf16", choices=("fp16", "bf16"))
+    block_m: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    block_n: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_warps: int = option(0, minimum=0, power_of_two=True, zero="searched")
+    num_stages: int = option(0, minimum=0, zero="searched")
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
         if bad:
             raise MappingError("sequence-parallel options: " + "; ".join(bad))
+
+    @property
+    def tiling(self) -> dict[str, int]:
+        """The tiling options that are set, for gpu-1pass."""
+        names = ("block_m", "block_n", "num_warps", "num_stages")
+        return {n: getattr(self, n) for n in names if getattr(self, n)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +104,16 @@ def overlapped(label: str, compute_s: float, comm_s: float, **kw: float) -> Step
     return Step(label, compute_s, comm_s, min(compute_s, comm_s), **kw)  # type: ignore[arg-type]
 
 
-def cluster_of(name: str, arch: object, opts: SeqOptions) -> tuple[GpuArch, Cluster | None]:
+def cluster_of(
+    name: str, cascade: Cascade, sizes: dict[str, int], arch: object, opts: SeqOptions
+) -> tuple[GpuArch, Cluster | None]:
     """The GPU and its interconnect with the options' overrides (refusals say why)."""
+    try:
+        attention_problem(cascade, sizes)
+    except BackwardCascadeError:
+        raise MappingError(f"{name}: {cascade.name}: {BACKWARD}") from None
+    except Exception:  # noqa: BLE001, S110  (any other refusal comes from the pricing itself)
+        pass
     if not isinstance(arch, GpuArch):
         raise MappingError(f"{name} needs a GPU architecture (kind: gpu)")
     if opts.direction == "backward":
@@ -113,9 +134,12 @@ def cluster_of(name: str, arch: object, opts: SeqOptions) -> tuple[GpuArch, Clus
     return arch, cluster
 
 
-def single_device(mapper: object, base: Result, opts: SeqOptions) -> Result:
-    """One device: the single-GPU Result itself, named for this mapper."""
+def single_device(
+    mapper: object, cascade: Cascade, arch: GpuArch, sizes: dict[str, int], opts: SeqOptions
+) -> Result:
+    """One device: the single-GPU model's Result itself (`blocks.single_gpu`), renamed."""
     name = str(getattr(mapper, "name", ""))
+    base = single_gpu(cascade, arch, sizes, opts.dtype, opts.tiling)
     return dataclasses.replace(
         base,
         mapper=name,

@@ -1,27 +1,30 @@
-"""`lasp2` and `lasp2h`: LASP-2's one AllGather per layer, for linear and softmax attention.
+"""`gpu-lasp2` and `gpu-lasp2h`: LASP-2's one AllGather per layer, for linear and softmax attention.
 
 Sun, Lan, Zhong, Qu & Cheng, "LASP-2: Rethinking Sequence Parallelism for Linear Attention
 and Its Hybrid", 2025 (arXiv 2502.07563), Algorithms 1-2 (LASP-2 forward) and sec. 3.4
 (LASP-2H). Each of p devices holds a chunk of N/p tokens.
 
-`lasp2` (linear attention, Lightning-2's cascade): each device computes its chunk's state
+`gpu-lasp2` (linear attention, Lightning-2's cascade): each device computes its chunk's state
 M_t = K_t^T V_t (E x F a head, fp32), AllGathers the p states (a size independent of N), while
 the intra-chunk output runs (gpu-lightning at the chunk's length); then sums the states of
 the preceding chunks (prefix) and adds Q_t M_prefix. Time: state + max(intra, AllGather) +
 prefix + inter.
 
-`lasp2h` (softmax layers): an AllGather of every device's K and V, then each device's queries
+`gpu-lasp2h` (softmax layers): an AllGather of every device's K and V, then each device's queries
 attend to the keys they see (gpu-1pass's model: the own diagonal block causal, the earlier
 keys full). The AllGather overlaps the diagonal block only (it needs no remote keys).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from attnsim.archs.gpu import dtype_bytes
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.multi.blocks import (
     block_time,
     chunk_sizes,
+    is_linear,
     lightning_result,
     linear_problem,
     rates_of,
@@ -37,18 +40,18 @@ from attnsim.mappers.multi.common import (
     scheme_result,
     single_device,
 )
-from attnsim.mappers.registry import get_mapper, register_mapper
+from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
 STATE_BYTES = 4  # the states are gathered in fp32 (Lightning-2 accumulates them in fp32)
 
 
-@register_mapper("lasp2")
+@register_mapper("gpu-lasp2")
 class Lasp2Mapper:
     """LASP-2 for linear attention: one AllGather of the per-device E x F states."""
 
-    name = "lasp2"
+    name = "gpu-lasp2"
     arch_kind = "gpu"
     Options = SeqOptions
 
@@ -58,10 +61,14 @@ class Lasp2Mapper:
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Price LASP-2 at `sizes` over `devices` devices of `arch`'s interconnect."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, arch, opts)
-        pb = linear_problem(self.name, cascade, sizes)
+        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
         if cluster is None:
-            return single_device(self, lightning_result(cascade, gpu, sizes, opts.dtype), opts)
+            return single_device(self, cascade, gpu, sizes, opts)
+        if not is_linear(cascade):  # a softmax layer of a hybrid model: LASP-2H
+            result = Lasp2HMapper(opts).map(cascade, arch, sizes)
+            note = f"{self.name}: {cascade.name} is softmax attention: priced as LASP-2H"
+            return dataclasses.replace(result, mapper=self.name, warnings=(note, *result.warnings))
+        pb = linear_problem(self.name, cascade, sizes)
         p, n = opts.devices, pb.seq
         if n % p:
             raise MappingError(f"{self.name}: {n} tokens do not split over {p} devices")
@@ -104,11 +111,11 @@ class Lasp2Mapper:
         return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)
 
 
-@register_mapper("lasp2h")
+@register_mapper("gpu-lasp2h")
 class Lasp2HMapper:
     """LASP-2H for softmax attention: one AllGather of K and V, then local attention."""
 
-    name = "lasp2h"
+    name = "gpu-lasp2h"
     arch_kind = "gpu"
     Options = SeqOptions
 
@@ -118,11 +125,10 @@ class Lasp2HMapper:
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Price LASP-2H at `sizes` over `devices` devices of `arch`'s interconnect."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, arch, opts)
-        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
+        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
         if cluster is None:
-            single = get_mapper("gpu-1pass")(dtype=opts.dtype).map(cascade, gpu, sizes)
-            return single_device(self, single, opts)
+            return single_device(self, cascade, gpu, sizes, opts)
+        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
         shape, p = problem.shape, opts.devices
         n = shape.seq_q
         parts = 2 * p if opts.balance == "zigzag" else p
@@ -133,15 +139,15 @@ class Lasp2HMapper:
         kv_heads = shape.batch * shape.heads // shape.kv_group
         kv = kv_heads * n * (shape.head_dim + shape.value_dim) * shape.elem_bytes
         gather = collective(cluster, "all_gather", kv, p)
-        diag = block_time(problem, gpu, c, c, shape.causal)
+        diag = block_time(problem, gpu, c, c, shape.causal, tiling=opts.tiling)
         if not shape.causal:
-            rest = block_time(problem, gpu, c, n - c, False)
+            rest = block_time(problem, gpu, c, n - c, False, tiling=opts.tiling)
         elif opts.balance == "zigzag":  # chunks r and 2p-1-r: (2p-2) N/2p earlier keys in all
-            rest = block_time(problem, gpu, c // 2, n - c, False)
+            rest = block_time(problem, gpu, c // 2, n - c, False, tiling=opts.tiling)
         else:  # contiguous (the last device sees every earlier key) or striped (~ causal)
-            rest = block_time(problem, gpu, c, n - c, False)
+            rest = block_time(problem, gpu, c, n - c, False, tiling=opts.tiling)
             if opts.balance == "striped":
-                rest = block_time(problem, gpu, c, n - c, True)
+                rest = block_time(problem, gpu, c, n - c, True, tiling=opts.tiling)
         steps = (
             overlapped("own block with AllGather of K, V", diag, gather.seconds,
                        sent_bytes=gather.sent_bytes, inter_node_bytes=gather.inter_node_bytes),

@@ -1,4 +1,4 @@
-"""`ring-attention`: K/V blocks passed around a ring of devices, each step overlapped with compute.
+"""`gpu-ring-attention`: K/V blocks passed around a ring of devices, overlapped with compute.
 
 Ring Attention (Liu, Zaharia & Abbeel, "Ring Attention with Blockwise Transformers", 2023;
 Ring Self-Attention: Li et al., "Sequence Parallelism", ACL 2023). The sequence of N tokens is
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 from attnsim.archs.gpu import GpuArch, dtype_bytes
 from attnsim.archs.interconnect import Cluster
-from attnsim.einsum_ir.analysis.recurrent import find_states
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.multi.blocks import (
     block_time,
     chunk_sizes,
+    is_linear,
     lightning_result,
     linear_problem,
     rates_of,
@@ -48,14 +48,9 @@ from attnsim.mappers.multi.common import (
     scheme_result,
     single_device,
 )
-from attnsim.mappers.registry import get_mapper, register_mapper
+from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
-
-
-def is_linear(cascade: Cascade) -> bool:
-    """Whether the cascade carries a recurrent state over the keys (linear attention)."""
-    return any(s.over is not None for s in find_states(cascade))
 
 
 def merge_s(arch: GpuArch, dtype: str, rows: float, value_dim: int) -> float:
@@ -65,11 +60,11 @@ def merge_s(arch: GpuArch, dtype: str, rows: float, value_dim: int) -> float:
     return roofline_s(rates, 0.0, 2 * rows * row_bytes, rows * row_bytes)
 
 
-@register_mapper("ring-attention")
+@register_mapper("gpu-ring-attention")
 class RingAttentionMapper:
     """Ring Attention: p - 1 send/recv steps of K/V blocks, each under a block's attention."""
 
-    name = "ring-attention"
+    name = "gpu-ring-attention"
     arch_kind = "gpu"
     Options = SeqOptions
 
@@ -79,13 +74,12 @@ class RingAttentionMapper:
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Price the ring at `sizes` over `devices` devices of `arch`'s interconnect."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, arch, opts)
+        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
+        if cluster is None:
+            return single_device(self, cascade, gpu, sizes, opts)
         if is_linear(cascade):
             return self._linear(cascade, gpu, sizes, cluster)
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
-        if cluster is None:
-            single = get_mapper("gpu-1pass")(dtype=opts.dtype).map(cascade, gpu, sizes)
-            return single_device(self, single, opts)
         shape, p = problem.shape, opts.devices
         n = shape.seq_q
         parts = 2 * p if opts.balance == "zigzag" else p
@@ -96,12 +90,12 @@ class RingAttentionMapper:
         kv_heads = shape.batch * shape.heads // shape.kv_group
         block_bytes = kv_heads * c * (shape.head_dim + shape.value_dim) * shape.elem_bytes
         send = p2p(cluster, block_bytes, crosses_nodes=p > cluster.devices_per_node)
-        diag = block_time(problem, gpu, c, c, shape.causal)
+        diag = block_time(problem, gpu, c, c, shape.causal, tiling=opts.tiling)
         if not shape.causal or opts.balance == "contiguous":
-            later = block_time(problem, gpu, c, c, False)
+            later = block_time(problem, gpu, c, c, False, tiling=opts.tiling)
         elif opts.balance == "zigzag":
-            later = max(block_time(problem, gpu, c // 2, c, False),
-                        block_time(problem, gpu, c, c // 2, False))  # fmt: skip
+            later = max(block_time(problem, gpu, c // 2, c, False, tiling=opts.tiling),
+                        block_time(problem, gpu, c, c // 2, False, tiling=opts.tiling))  # fmt: skip
         else:  # striped: each later block is causal-like
             later = diag
         merge = merge_s(gpu, opts.dtype, shape.batch * shape.heads * c, shape.value_dim)
@@ -145,11 +139,9 @@ class RingAttentionMapper:
         return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)
 
     def _linear(self, cascade: Cascade, gpu: GpuArch, sizes: dict[str, int],
-                cluster: Cluster | None) -> Result:  # fmt: skip
+                cluster: Cluster) -> Result:  # fmt: skip
         opts = self.options
         pb = linear_problem(self.name, cascade, sizes)
-        if cluster is None:
-            return single_device(self, lightning_result(cascade, gpu, sizes, opts.dtype), opts)
         p, n = opts.devices, pb.seq
         if n % p:
             raise MappingError(f"{self.name}: {n} tokens do not split over {p} devices")

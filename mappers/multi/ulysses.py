@@ -1,4 +1,4 @@
-"""`ulysses`: DeepSpeed-Ulysses sequence parallelism, all-to-all over heads around local attention.
+"""`gpu-ulysses`: DeepSpeed-Ulysses sequence parallelism, all-to-all over heads around attention.
 
 Jacobs et al., "DeepSpeed Ulysses: System Optimizations for Enabling Training of Extreme Long
 Sequence Transformer Models", 2023. Each of p devices holds N/p tokens of every head; an
@@ -15,16 +15,16 @@ from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.multi.blocks import block_time, softmax_problem
 from attnsim.mappers.multi.collectives import collective
 from attnsim.mappers.multi.common import SeqOptions, Step, cluster_of, scheme_result, single_device
-from attnsim.mappers.registry import get_mapper, register_mapper
+from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError
 
 
-@register_mapper("ulysses")
+@register_mapper("gpu-ulysses")
 class UlyssesMapper:
     """DeepSpeed-Ulysses: all-to-all of Q, K, V over heads, local attention, all-to-all of O."""
 
-    name = "ulysses"
+    name = "gpu-ulysses"
     arch_kind = "gpu"
     Options = SeqOptions
 
@@ -34,11 +34,10 @@ class UlyssesMapper:
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Price Ulysses at `sizes` over `devices` devices of `arch`'s interconnect."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, arch, opts)
-        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
+        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
         if cluster is None:
-            single = get_mapper("gpu-1pass")(dtype=opts.dtype).map(cascade, gpu, sizes)
-            return single_device(self, single, opts)
+            return single_device(self, cascade, gpu, sizes, opts)
+        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
         shape, p = problem.shape, opts.devices
         if shape.heads < p or shape.heads % p:
             raise MappingError(
@@ -65,7 +64,9 @@ class UlyssesMapper:
         out = shape.batch * c * shape.heads * f * b
         before = collective(cluster, "all_to_all", qkv, p)
         after = collective(cluster, "all_to_all", out, p)
-        local = block_time(problem, gpu, n, n, shape.causal, heads=shape.heads // p)
+        local = block_time(
+            problem, gpu, n, n, shape.causal, heads=shape.heads // p, tiling=opts.tiling
+        )
         steps = (
             Step("all-to-all Q, K, V", 0.0, before.seconds, 0.0, sent_bytes=before.sent_bytes,
                  inter_node_bytes=before.inter_node_bytes),

@@ -37,8 +37,8 @@ DENSE_PARAMS_PER_LAYER = 4 * 2048**2 + 3 * 2048 * 8192
 def schemes(preset: str) -> tuple[dict[str, float], dict[str, float], float]:
     arch = load_arch(preset)
     cascade = load_cascade("attention-lightning-2")
-    ring = get_mapper("ring-attention")(devices=DEVICES).map(cascade, arch, SIZES)
-    lasp2 = get_mapper("lasp2")(devices=DEVICES).map(cascade, arch, SIZES)
+    ring = get_mapper("gpu-ring-attention")(devices=DEVICES).map(cascade, arch, SIZES)
+    lasp2 = get_mapper("gpu-lasp2")(devices=DEVICES).map(cascade, arch, SIZES)
     dense_s = 2 * DENSE_PARAMS_PER_LAYER * (N // DEVICES) / arch.tensor_flops_per_s("bf16")
     r = {**dict(ring.extras), "latency_s": ring.latency_s}
     x = {**dict(lasp2.extras), "latency_s": lasp2.latency_s}

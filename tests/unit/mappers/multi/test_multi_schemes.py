@@ -34,7 +34,7 @@ def run(mapper: str, cascade, arch, n: int, **options):  # type: ignore[no-untyp
     return get_mapper(mapper)(**options).map(cascade, arch, sizes(n))
 
 
-@pytest.mark.parametrize("mapper", ["ring-attention", "ulysses", "lasp2h"])
+@pytest.mark.parametrize("mapper", ["gpu-ring-attention", "gpu-ulysses", "gpu-lasp2h"])
 def test_one_device_is_the_single_gpu_result(mapper: str) -> None:
     arch = load_arch("h200")
     single = get_mapper("gpu-1pass")().map(CAUSAL, arch, sizes(4096))
@@ -43,7 +43,7 @@ def test_one_device_is_the_single_gpu_result(mapper: str) -> None:
     assert result.flops == single.flops and result.mapper == mapper
 
 
-@pytest.mark.parametrize("mapper", ["ring-attention", "lasp2"])
+@pytest.mark.parametrize("mapper", ["gpu-ring-attention", "gpu-lasp2"])
 def test_one_device_linear_is_gpu_lightning(mapper: str) -> None:
     arch = load_arch("h200")
     single = get_mapper("gpu-lightning")().map(LINEAR, arch, sizes(8192))
@@ -62,7 +62,7 @@ def test_ring_step_overlaps_send_with_the_block() -> None:
         send = 2e-6 + block_bytes / (gb_per_s * 1e9)
         merge = merge_s(arch, "bf16", 16 * c, 128)
         expected = max(block, send) + 2 * (max(block, send) + merge) + block + merge
-        result = run("ring-attention", DENSE, arch, n, devices=p)
+        result = run("gpu-ring-attention", DENSE, arch, n, devices=p)
         assert result.latency_s == pytest.approx(expected, rel=1e-12)
         ex = dict(result.extras)
         assert ex["comm_s"] == pytest.approx(3 * send)
@@ -77,9 +77,9 @@ def test_zigzag_halves_the_causal_imbalance() -> None:
     arch = load_arch("h200")
     n, p = 65536, 8
     contiguous = dict(
-        run("ring-attention", CAUSAL, arch, n, devices=p, balance="contiguous").extras
+        run("gpu-ring-attention", CAUSAL, arch, n, devices=p, balance="contiguous").extras
     )
-    zigzag = dict(run("ring-attention", CAUSAL, arch, n, devices=p, balance="zigzag").extras)
+    zigzag = dict(run("gpu-ring-attention", CAUSAL, arch, n, devices=p, balance="zigzag").extras)
     ratio = zigzag["step_compute_s"] / contiguous["step_compute_s"]
     assert 0.45 < ratio < 0.6
     assert zigzag["compute_s"] < 0.6 * contiguous["compute_s"]
@@ -88,15 +88,15 @@ def test_zigzag_halves_the_causal_imbalance() -> None:
 def test_ulysses_refuses_heads_that_do_not_split() -> None:
     arch = load_arch("h200")
     with pytest.raises(MappingError, match="16 heads do not split over 32 devices"):
-        run("ulysses", CAUSAL, arch, 65536, devices=32)
+        run("gpu-ulysses", CAUSAL, arch, 65536, devices=32)
     with pytest.raises(MappingError, match="heads must be a multiple of the devices"):
-        get_mapper("ulysses")(devices=8).map(CAUSAL, arch, {**sizes(8192), "H": 12})
+        get_mapper("gpu-ulysses")(devices=8).map(CAUSAL, arch, {**sizes(8192), "H": 12})
 
 
 def test_ulysses_comm_is_two_all_to_alls() -> None:
     arch = with_link(100.0, alpha_us=1.0)
     n, p = 16384, 4
-    result = run("ulysses", CAUSAL, arch, n, devices=p)
+    result = run("gpu-ulysses", CAUSAL, arch, n, devices=p)
     c = n // p
     qkv, out = c * 16 * (128 * 3) * 2, c * 16 * 128 * 2
     expected = 2 * 3e-6 + 3 / 4 * (qkv + out) / 100e9
@@ -106,18 +106,19 @@ def test_ulysses_comm_is_two_all_to_alls() -> None:
 
 def test_lasp2_communication_is_independent_of_the_sequence() -> None:
     arch = load_arch("h200")
-    comm = [dict(run("lasp2", LINEAR, arch, n, devices=16).extras) for n in (65536, 1 << 20)]
+    comm = [dict(run("gpu-lasp2", LINEAR, arch, n, devices=16).extras) for n in (65536, 1 << 20)]
     assert comm[0]["comm_s"] == comm[1]["comm_s"] > 0
     assert comm[0]["sent_bytes_per_device"] == comm[1]["sent_bytes_per_device"]
     ring = [
-        dict(run("ring-attention", LINEAR, arch, n, devices=16).extras) for n in (65536, 1 << 20)
+        dict(run("gpu-ring-attention", LINEAR, arch, n, devices=16).extras)
+        for n in (65536, 1 << 20)
     ]
     assert ring[1]["comm_s"] > 10 * ring[0]["comm_s"]  # K/V blocks grow with the sequence
 
 
 def test_multi_node_ring_crosses_the_nic() -> None:
     arch = load_arch("h200")
-    result = run("ring-attention", CAUSAL, arch, 65536, devices=16)
+    result = run("gpu-ring-attention", CAUSAL, arch, 65536, devices=16)
     assert dict(result.extras)["inter_node_bytes_per_device"] > 0
     assert any("ib-ndr-400" in w for w in result.warnings)
     assert any("datasheet" in w for w in result.warnings)
@@ -125,8 +126,8 @@ def test_multi_node_ring_crosses_the_nic() -> None:
 
 def test_link_bandwidth_option_overrides_the_link() -> None:
     arch = load_arch("h200")
-    slow = run("ring-attention", DENSE, arch, 16384, devices=8, link_gb_per_s=1.0)
-    fast = run("ring-attention", DENSE, arch, 16384, devices=8)
+    slow = run("gpu-ring-attention", DENSE, arch, 16384, devices=8, link_gb_per_s=1.0)
+    fast = run("gpu-ring-attention", DENSE, arch, 16384, devices=8)
     assert slow.latency_s > fast.latency_s
     assert any("1 GB/s per direction" in w for w in slow.warnings)
 
@@ -134,11 +135,11 @@ def test_link_bandwidth_option_overrides_the_link() -> None:
 def test_backward_and_unfilled_nodes_are_refused() -> None:
     arch = load_arch("h200")
     with pytest.raises(MappingError, match="backward is not modelled"):
-        run("ring-attention", CAUSAL, arch, 8192, devices=2, direction="backward")
+        run("gpu-ring-attention", CAUSAL, arch, 8192, devices=2, direction="backward")
     with pytest.raises(MappingError, match="do not fill whole nodes of 8"):
-        run("ring-attention", CAUSAL, arch, 12288, devices=12)
+        run("gpu-ring-attention", CAUSAL, arch, 12288, devices=12)
     with pytest.raises(MappingError, match="names no interconnect"):
-        run("lasp2h", CAUSAL, _no_link(), 8192, devices=2)
+        run("gpu-lasp2h", CAUSAL, _no_link(), 8192, devices=2)
 
 
 def _no_link():  # type: ignore[no-untyped-def]
@@ -148,7 +149,7 @@ def _no_link():  # type: ignore[no-untyped-def]
 def test_lasp2h_gathers_kv_once() -> None:
     arch = with_link(100.0, alpha_us=1.0)
     n, p = 16384, 4
-    ex = dict(run("lasp2h", CAUSAL, arch, n, devices=p, balance="contiguous").extras)
+    ex = dict(run("gpu-lasp2h", CAUSAL, arch, n, devices=p, balance="contiguous").extras)
     gathered = 16 * n * 256 * 2
     assert ex["gathered_bytes"] == gathered
     assert ex["allgather_s"] == pytest.approx(3e-6 + 3 / 4 * gathered / 100e9)
