@@ -8,6 +8,7 @@ Shared by the forward (`mappers.spatial.fusemax`) and the backward
 from __future__ import annotations
 
 from attnsim.archs.model import ComputeArray, SpatialArch
+from attnsim.mappers.spatial.chunks import tiled_by_the_mask
 from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
@@ -56,7 +57,7 @@ def place_einsum(
     warnings.extend(notes)
     if mask.is_masked and mask.skip and cv.iterates_key(e) and cv.pins_key(e):
         warnings.append(pinned_note(e))  # its own pairs (`work`), not per tile
-    elif mask.is_masked and cv.iterates_key(e):
+    elif mask.is_masked and tiled_by_the_mask(cv, e):
         dense = cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[index]
         extra = select_actions(cv, mask, unit) if index == score_index(cv) else None
         work = scale_work(lower_work(dense, unit)[0], mask.visited, extra)

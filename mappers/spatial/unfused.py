@@ -42,7 +42,7 @@ from attnsim.mappers.result import (
     UnitCost,
 )
 from attnsim.mappers.spatial import cost, unfused_nest
-from attnsim.mappers.spatial.chunks import search_chunk
+from attnsim.mappers.spatial.chunks import search_chunk, tiled_by_the_mask
 from attnsim.mappers.spatial.compute import (
     EinsumWork,
     cascade_work,
@@ -130,7 +130,7 @@ def bind_by_contraction(
         notes.extend(lowered)
         if mask is not None and masked and mask.skip and cv.iterates_key(e) and cv.pins_key(e):
             notes.append(pinned_note(e))  # its own pairs (`work`), not per tile
-        elif mask is not None and masked and cv.iterates_key(e):
+        elif mask is not None and masked and tiled_by_the_mask(cv, e):
             dense = lower_work(cascade_work(dense_cascade(cv.cascade), cv.sizes, unit)[i], unit)
             extra = select_actions(cv, mask, unit) if i == score else None
             work = scale_work(dense[0], mask.visited, extra)
