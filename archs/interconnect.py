@@ -32,7 +32,7 @@ datasheet figures are used, and every Result says so) holds measured collective 
 buffer size as nccl-tests reports it (all_gather: the gathered output; reduce_scatter: the
 input; all_reduce: the buffer; all_to_all: each device's whole send buffer; send_recv: the
 message); `seconds` the median time of one call. `fit_link` fits alpha and beta by least
-squares on the alpha-beta formulas of `mappers.multi.collectives` (the same coefficients:
+squares on the alpha-beta formulas of `mappers.gpu.multi_collectives` (the same coefficients:
 `alpha_beta_terms`), which must be linear in (alpha, 1/beta).
 """
 

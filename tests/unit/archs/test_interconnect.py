@@ -136,3 +136,18 @@ def test_links_dir_is_not_an_arch_preset_folder() -> None:
     from attnsim.archs.load import preset_names
 
     assert "nvlink4" not in preset_names()
+
+
+@pytest.mark.parametrize("preset", ["h200", "h100-sxm", "a100-sxm"])
+def test_inline_preset_links_match_the_link_presets(preset: str) -> None:
+    """The GPU presets give their links inline (so a preset reads alone); they must agree."""
+    cluster = load_arch(preset).interconnect
+    assert cluster is not None and cluster.inter_node is not None
+    for link in (cluster.intra_node, cluster.inter_node):
+        ref = load_link(link.name)
+        assert (link.bandwidth_bytes_per_s, link.latency_s, link.topology) == (
+            ref.bandwidth_bytes_per_s,
+            ref.latency_s,
+            ref.topology,
+        )
+        assert link.is_latency_estimate == ref.is_latency_estimate

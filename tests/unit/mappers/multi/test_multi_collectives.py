@@ -7,7 +7,7 @@ import math
 import pytest
 
 from attnsim.archs.interconnect import Cluster, Link, Measured, NcclCalibration
-from attnsim.mappers.multi.collectives import collective, flat, p2p
+from attnsim.mappers.gpu.multi_collectives import collective, flat, p2p
 
 # 1 us a step, 100 GB/s per direction inside a node; 10 us, 10 GB/s between nodes
 NV = Link("nv", 100e9, 1e-6)

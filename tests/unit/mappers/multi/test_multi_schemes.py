@@ -9,8 +9,8 @@ import pytest
 from attnsim.archs.interconnect import Cluster, Link
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import load_cascade
-from attnsim.mappers.multi.blocks import block_time, softmax_problem
-from attnsim.mappers.multi.ring import merge_s
+from attnsim.mappers.gpu.multi_blocks import block_time, softmax_problem
+from attnsim.mappers.gpu.multi_ring import merge_s
 from attnsim.mappers.registry import get_mapper
 from attnsim.mappers.spatial.view import MappingError
 

@@ -9,7 +9,7 @@ step takes max(compute, send/recv), then the partial-softmax merge (the block's 
 log-sum-exp folded into the running ones: reads two outputs, writes one) which depends on
 the step's compute.
 
-A step's attention is priced by gpu-1pass's model at the block's shape (`blocks.block_time`).
+A step's attention is priced by gpu-1pass's model at the block's shape (`multi_blocks.block_time`).
 Causal work per step (the slowest device sets the step):
 
 - contiguous: step 0 is the diagonal block (causal); in every later step some device sees a
@@ -29,7 +29,7 @@ from __future__ import annotations
 from attnsim.archs.gpu import GpuArch, dtype_bytes
 from attnsim.archs.interconnect import Cluster
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.multi.blocks import (
+from attnsim.mappers.gpu.multi_blocks import (
     block_time,
     chunk_sizes,
     is_linear,
@@ -39,8 +39,8 @@ from attnsim.mappers.multi.blocks import (
     roofline_s,
     softmax_problem,
 )
-from attnsim.mappers.multi.collectives import p2p
-from attnsim.mappers.multi.common import (
+from attnsim.mappers.gpu.multi_collectives import p2p
+from attnsim.mappers.gpu.multi_common import (
     SeqOptions,
     Step,
     cluster_of,

@@ -15,8 +15,8 @@ from attnsim.archs.gpu import GpuArch
 from attnsim.archs.interconnect import Cluster
 from attnsim.einsum_ir.analysis.structure import BackwardCascadeError, attention_problem
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.multi.blocks import BACKWARD, single_gpu
-from attnsim.mappers.multi.collectives import link_notes
+from attnsim.mappers.gpu.multi_blocks import BACKWARD, single_gpu
+from attnsim.mappers.gpu.multi_collectives import link_notes
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.result import VERSION, Result, Traffic, input_hash
@@ -137,7 +137,7 @@ def cluster_of(
 def single_device(
     mapper: object, cascade: Cascade, arch: GpuArch, sizes: dict[str, int], opts: SeqOptions
 ) -> Result:
-    """One device: the single-GPU model's Result itself (`blocks.single_gpu`), renamed."""
+    """One device: the single-GPU model's Result itself (`multi_blocks.single_gpu`), renamed."""
     name = str(getattr(mapper, "name", ""))
     base = single_gpu(cascade, arch, sizes, opts.dtype, opts.tiling)
     return dataclasses.replace(

@@ -12,9 +12,15 @@ replicated to p.
 from __future__ import annotations
 
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.multi.blocks import block_time, softmax_problem
-from attnsim.mappers.multi.collectives import collective
-from attnsim.mappers.multi.common import SeqOptions, Step, cluster_of, scheme_result, single_device
+from attnsim.mappers.gpu.multi_blocks import block_time, softmax_problem
+from attnsim.mappers.gpu.multi_collectives import collective
+from attnsim.mappers.gpu.multi_common import (
+    SeqOptions,
+    Step,
+    cluster_of,
+    scheme_result,
+    single_device,
+)
 from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
 from attnsim.mappers.spatial.view import MappingError

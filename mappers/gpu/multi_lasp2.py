@@ -21,7 +21,7 @@ import dataclasses
 
 from attnsim.archs.gpu import dtype_bytes
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.multi.blocks import (
+from attnsim.mappers.gpu.multi_blocks import (
     block_time,
     chunk_sizes,
     is_linear,
@@ -31,8 +31,8 @@ from attnsim.mappers.multi.blocks import (
     roofline_s,
     softmax_problem,
 )
-from attnsim.mappers.multi.collectives import collective
-from attnsim.mappers.multi.common import (
+from attnsim.mappers.gpu.multi_collectives import collective
+from attnsim.mappers.gpu.multi_common import (
     SeqOptions,
     Step,
     cluster_of,
