@@ -195,15 +195,11 @@ def scheme_result(
         "inter_node_bytes_per_device": inter,
         "tokens_per_s": float(sizes_seq(extras)) / latency if latency else 0.0,
     }
-    step_lines = tuple(
-        f"{name} step {s.label} (x{s.count}): compute {s.compute_s * 1e6:.1f} us, "
-        f"comm {s.comm_s * 1e6:.1f} us ({(s.hidden_s / s.comm_s if s.comm_s else 1):.0%} hidden), "
-        f"serial {s.serial_s * 1e6:.1f} us: {s.bound}-bound"
-        for s in steps
-    )
     warnings = (
         *notes,
-        *step_lines,
+        f"{name}: per-step compute, communication, hidden fraction and bound in the extras "
+        "step<i>.* (step<i>.count identical steps), the steps in order: "
+        + "; ".join(f"{i} {s.label}" for i, s in enumerate(steps)),
         *link_notes(cluster, p),
         "memory_cycles holds the communication time (all steps); compute_cycles the kernels'",
         "every step waits for the slowest device; NCCL's own use of SMs while it overlaps "
