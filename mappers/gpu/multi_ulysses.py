@@ -49,7 +49,7 @@ class UlyssesMapper:
             raise MappingError(
                 f"{self.name}: {shape.heads} heads do not split over {p} devices (Ulysses "
                 "gives each device whole heads: heads must be a multiple of the devices; use "
-                "ring-attention or lasp2h)"
+                "gpu-ring-attention or gpu-lasp2h)"
             )
         n = shape.seq_q
         if n % p:
