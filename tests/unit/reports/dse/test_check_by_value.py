@@ -163,7 +163,8 @@ sweep:
         "layer-matmuls, unfused)",
         f"{f}:21:16: sweep[1].list[0].arch: design 'fm': arch 'gpu': mapper 'fusemax' maps onto "
         "spatial accelerators, not GPUs (mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, "
-        "gpu-decode, gpu-lightning, gpu-unfused)",
+        "gpu-decode, gpu-lasp2, gpu-lasp2h, gpu-lightning, gpu-ring-attention, gpu-ulysses, "
+        "gpu-unfused)",
     ]
 
 

@@ -358,7 +358,8 @@ sweep:
 
 FUSEMAX_ON_GPU = (
     "mapper 'fusemax' maps onto spatial accelerators, not GPUs "
-    "(mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, gpu-decode, gpu-lightning, gpu-unfused)"
+    "(mappers for GPUs: gpu-1pass, gpu-2pass, gpu-bwd, gpu-decode, gpu-lasp2, gpu-lasp2h, "
+    "gpu-lightning, gpu-ring-attention, gpu-ulysses, gpu-unfused)"
 )
 
 
