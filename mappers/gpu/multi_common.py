@@ -202,6 +202,9 @@ def scheme_result(
         + "; ".join(f"{i} {s.label}" for i, s in enumerate(steps)),
         *link_notes(cluster, p),
         "memory_cycles holds the communication time (all steps); compute_cycles the kernels'",
+        "DRAM traffic is reported as 0: the blocks' HBM traffic is not summed into this Result "
+        "(gpu-1pass or gpu-lightning at the block's shape gives it); energy = board power x "
+        "latency x devices (an upper bound, as gpu-1pass's)",
         "every step waits for the slowest device; NCCL's own use of SMs while it overlaps "
         "compute is not modelled (overlap is taken as free)",
     )
