@@ -8,6 +8,10 @@ batch * heads * F / block_f programs) and "split" (a state pass stores the state
 `state_chunks`-th chunk start, then output programs of `state_chunks` chunks each run in
 parallel from those states; more programs, plus the states' traffic `lightning_state_bytes`).
 The fused schedule suits many heads; the split one few heads and long sequences.
+`gates=` (log gates g <= 0 laid out like k) computes gated linear attention (GLA) instead,
+S_t = diag(exp(g_t)) S_(t-1) + k_t v_t^T, o_t = scale * q_t S_t, on both schedules (the same
+kernels, constexpr HAS_GATES; the stabilisation is described in `lightning_kernel`);
+`gla_reference` is its float64 recurrence.
 
 Layout: q, k (batch, heads, seq, E), v (batch, heads, seq, F), last dimension contiguous; the
 output is (batch, heads, seq, F) in q's dtype. Sequence lengths that are not a multiple of
@@ -33,6 +37,9 @@ __all__ = [
     "SCHEDULES",
     "default_lightning_tiling",
     "default_state_tile",
+    "gla_flops",
+    "gla_reference",
+    "gate_bytes",
     "lightning_bytes",
     "lightning_flops",
     "lightning_fwd",
@@ -75,6 +82,23 @@ def lightning_flops(batch: int, heads: int, seq: int, e: int, f: int, block_c: i
     """
     rows = -(-seq // block_c) * block_c
     return batch * heads * rows * (2 * block_c * e + 2 * block_c * f + 4 * e * f)
+
+
+def gla_flops(batch: int, heads: int, seq: int, e: int, f: int, block_c: int) -> int:
+    """Element-wise work GLA adds to `lightning_flops` (exps counted as one operation each).
+
+    Per padded row: the cumulative gate sum (E adds), e^b and e^-b (2 E exps) and their
+    products with Q and K (2 E multiplies), the state-update key factor e^(b_last - b) (E
+    subtracts, E exps, E multiplies); per chunk e^b_last (E exps) and its E x F state scale.
+    """
+    rows = -(-seq // block_c) * block_c
+    chunks = rows // block_c
+    return batch * heads * (rows * 8 * e + chunks * (e + e * f))
+
+
+def gate_bytes(batch: int, heads: int, seq: int, e: int) -> int:
+    """Bytes of the log gates read once (fp32, laid out like K): GLA's extra DRAM traffic."""
+    return batch * heads * seq * e * 4
 
 
 def lightning_bytes(batch: int, heads: int, seq: int, e: int, f: int, elem_bytes: int = 2) -> int:
@@ -162,6 +186,49 @@ def decay_tensor(decay: Any, heads: int, device: Any) -> Any:
     return decay.to(device=device, dtype=torch.float32).contiguous()
 
 
+GATE_SUM_LIMIT = -80.0  # a chunk's log-gate sum below this overflows e^-b in fp32
+
+
+def gate_tensor(gates: Any, k: Any, block_c: int) -> Any:
+    """GLA's log gates as contiguous fp32 laid out like k (None stays None).
+
+    CPU-resident gates are checked (<= 0, and every chunk's sum above `GATE_SUM_LIMIT`); a
+    GPU tensor is not read back (that would synchronize every call).
+    """
+    if gates is None:
+        return None
+    if not isinstance(gates, torch.Tensor) or tuple(gates.shape) != tuple(k.shape):
+        shape = tuple(gates.shape) if isinstance(gates, torch.Tensor) else type(gates).__name__
+        raise ValueError(f"gates must be a tensor shaped like k {tuple(k.shape)}, got {shape}")
+    if gates.device.type == "cpu":
+        if bool((gates > 0).any()) or not bool(torch.isfinite(gates).all()):
+            raise ValueError("gates are log gates: finite and <= 0")
+        seq = gates.shape[2]
+        pad = -seq % block_c
+        padded = torch.nn.functional.pad(gates.double(), (0, 0, 0, pad))
+        sums = padded.unflatten(2, (-1, block_c)).sum(dim=3)
+        if sums.numel() and float(sums.min()) < GATE_SUM_LIMIT:
+            raise ValueError(f"a chunk's log-gate sum is {float(sums.min()):.1f}, below "
+                             f"{GATE_SUM_LIMIT} (e^-b would overflow fp32); use a smaller "
+                             f"block_c than {block_c}")  # fmt: skip
+    return gates.to(device=k.device, dtype=torch.float32).contiguous()
+
+
+def gla_reference(q: Any, k: Any, v: Any, gates: Any, scale: float = 1.0) -> Any:
+    """GLA's recurrence in float64, token by token: (B, H, S, F) on q's device.
+
+    S_t = diag(exp(g_t)) S_(t-1) + k_t v_t^T, o_t = scale * q_t S_t (Yang et al. 2024, Eq. 2).
+    """
+    q, k, v, g = (t.double() for t in (q, k, v, gates))
+    b, h, seq, e = q.shape
+    state = torch.zeros(b, h, e, v.shape[3], dtype=torch.float64, device=q.device)
+    out = torch.empty(b, h, seq, v.shape[3], dtype=torch.float64, device=q.device)
+    for t in range(seq):
+        state = state * g[:, :, t].exp()[..., None] + k[:, :, t, :, None] * v[:, :, t, None, :]
+        out[:, :, t] = scale * torch.einsum("bhe,bhef->bhf", q[:, :, t], state)
+    return out
+
+
 def _strides(t: Any) -> tuple[int, int, int]:
     return t.stride(0), t.stride(1), t.stride(2)
 
@@ -173,7 +240,7 @@ class _Plan:
 
     def __init__(
         self, q: Any, k: Any, v: Any, has_decay: bool, scale: float, tiling: tuple[Any, ...],
-        schedule: str,
+        schedule: str, has_gates: bool = False,
     ) -> None:  # fmt: skip
         b, h, seq, e = q.shape
         f = v.shape[3]
@@ -186,9 +253,10 @@ class _Plan:
         o_strides = (h * seq * f, seq * f, f)
         meta = dict(
             BLOCK_C=block_c, BLOCK_F=block_f, HEAD_E=e, HEAD_F=f, HAS_DECAY=has_decay,
-            DOT_PRECISION=dot_precision(q.dtype),
+            DOT_PRECISION=dot_precision(q.dtype), HAS_GATES=has_gates,
         )  # fmt: skip
-        qkvo = (*_strides(q), *_strides(k), *_strides(v), *o_strides)
+        g_strides = (h * seq * e, seq * e, e)  # gates: contiguous fp32 (gate_tensor)
+        qkvo = (*_strides(q), *_strides(k), *_strides(v), *o_strides, *g_strides)
         self.o_shape = (b, h, seq, f)
         self.states_shape: tuple[int, ...] = ()
         split = schedule == "split"
@@ -210,7 +278,7 @@ class _Plan:
             se, sf = state_tile
             step = block_c * state_chunks
             state_meta = {**meta, "BLOCK_C": step, "BLOCK_E": se, "BLOCK_F": sf}
-            state_scalars = (seq, h, n_states, *_strides(k), *_strides(v))
+            state_scalars = (seq, h, n_states, *_strides(k), *_strides(v), *g_strides)
             states = DirectLaunch(lightning_states_kernel, (e // se, f // sf, b * h), state_scalars,
                                   state_meta, state_warps(state_tile), stages, dev)  # fmt: skip
             self.launches = (states, out)
@@ -235,8 +303,11 @@ def lightning_fwd(
     state_tile: tuple[int, int] | None = None,
     state_chunks: int = 1,
     scale: float = 1.0,
+    gates: Any = None,
 ) -> Any:
     """Causal linear attention with per-head decay lambda (Lightning Attention-2); returns o.
+
+    With `gates`, gated linear attention (GLA) instead: per-key, per-feature decay.
 
     Args:
         q: (batch, heads, seq, E); fp16, bf16 or fp32.
@@ -258,6 +329,10 @@ def lightning_fwd(
             output program then computes R chunks in order from its state (fewer states to
             store, a shorter serial chain; R = 1: one chunk per output program).
         scale: multiplies every score q . k (default 1: no scaling).
+        gates: GLA's log gates g <= 0 (log alpha), a tensor shaped like k (B, H, S, E), any
+            float dtype (read as fp32); not with `decay`. Every chunk's sum must stay above
+            `GATE_SUM_LIMIT` (-80; checked when the gates are on the CPU): a smaller block_c
+            admits stronger gates.
 
     Returns:
         o, (batch, heads, seq, F) in q's dtype.
@@ -273,22 +348,27 @@ def lightning_fwd(
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
         q.device, k.device, v.device, decay is None, float(scale), block_c, block_f, state_tile,
-        state_chunks, num_warps, num_stages, schedule,
+        state_chunks, num_warps, num_stages, schedule, gates is None,
     )  # fmt: skip
+    if gates is not None and decay is not None:
+        raise ValueError("give decay (Lightning-2) or gates (GLA), not both")
     plan = _PLANS.get(key)
     if plan is None:
         check_inputs(q, k, v)
         tiling = (block_c, block_f, state_tile, state_chunks, num_warps, num_stages)
-        plan = _PLANS.put(key, _Plan(q, k, v, decay is not None, scale, tiling, schedule))
+        plan = _PLANS.put(key, _Plan(q, k, v, decay is not None, scale, tiling, schedule,
+                                     gates is not None))  # fmt: skip
     lam = decay_tensor(decay, q.shape[1], q.device)
     lam_arg = q if lam is None else lam  # never read without decay
+    g = gate_tensor(gates, k, block_c)
+    g_arg = q if g is None else g  # never read without gates
     o = torch.empty(plan.o_shape, dtype=plan.dtype, device=plan.device)
     if schedule == "fused":
-        plan.launches[0](q, k, v, o, q, lam_arg)  # no States: q stands in, never read
+        plan.launches[0](q, k, v, o, q, lam_arg, g_arg)  # no States: q stands in, never read
     else:
         states = torch.empty(plan.states_shape, dtype=plan.dtype, device=plan.device)
-        plan.launches[0](k, v, states, lam_arg)
-        plan.launches[1](q, k, v, o, states, lam_arg)
+        plan.launches[0](k, v, states, lam_arg, g_arg)
+        plan.launches[1](q, k, v, o, states, lam_arg, g_arg)
     return o
 
 

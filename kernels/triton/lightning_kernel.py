@@ -17,6 +17,25 @@ Two schedules share the chunk body (`chunk_out`, `state_step`):
 
 Decay: the kernels read lambda (fp32, one per head) and take log2 of it, so every power is one
 exp2; HAS_DECAY=False means lambda = 1 (plain causal linear attention).
+
+Gates (HAS_GATES, gated linear attention, GLA: Yang et al. 2024, arXiv 2312.06635, Sec. 4):
+per-key, per-feature log gates g[t,e] <= 0 (fp32, laid out like K) replace the decay,
+S_t = diag(exp(g_t)) S_(t-1) + k_t v_t^T. Per chunk, b = the cumulative sum of g from the
+chunk's first position (inclusive, C x E, non-increasing down the chunk):
+
+    O_i = [((Q o e^b) (K o e^-b)^T) o causal] V_i  +  (Q o e^b) S_i
+    S_(i+1) = diag(e^b_last) S_i + (K o e^(b_last - b))^T V_i
+
+Stabilisation: relative to the chunk's first position (b starts at the first key's own gate),
+so e^b and e^(b_last - b) are <= 1 and only e^-b grows, to e^-(sum of the chunk's log gates);
+the gated score product runs in fp32 (TF32 on the GPU: fp32's exponent range, where fp16's
+would overflow at e^11). Exact while a chunk's log-gate sum stays above about -80 (fp32's exp
+range: exp(88) overflows), e.g. mean log gate >= -1.25 at C = 64, >= -5 at C = 16; fla's
+chunk_gla instead takes a reference per 16-key sub-chunk and computes the diagonal sub-blocks
+element-wise, which bounds every factor at any gate but costs C/16 small products per chunk.
+We take the chunk reference (one tensor-core product per chunk, as the ungated kernel) and
+make the limit explicit: `lightning_fwd` checks it on CPU-resident gates; a smaller block_c
+raises it.
 """
 
 from __future__ import annotations
@@ -52,14 +71,55 @@ def chunk_out(q, k, v, s, intra, rows, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
-def store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION: tl.constexpr):
-    """Load one chunk (rows past the sequence end as 0), store its output rows; return K, V."""
+def gated_chunk_out(q, k, v, s, b, intra, rows, DOT_PRECISION: tl.constexpr):
+    """GLA: one chunk's output rows (fp32, C x F block) with cumulative log gates b (C x E).
+
+    The gated scores (Q o e^b)(K o e^-b)^T run in fp32 (e^-b exceeds fp16's range first).
+    """
+    qg = q.to(tl.float32) * tl.math.exp(b)
+    kg = k.to(tl.float32) * tl.math.exp(-b)
+    # fp32 operands: TF32 for half-precision inputs (DOT_PRECISION), exact fp32 for fp32 ones
+    a = tl.dot(qg, tl.trans(kg), input_precision=DOT_PRECISION) * intra
+    o = tl.dot(qg.to(q.dtype), s.to(q.dtype), input_precision=DOT_PRECISION) * rows[:, None]
+    return tl.dot(a.to(v.dtype), v, o, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def chunk_gates(g_p, HAS_GATES: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_E: tl.constexpr):
+    """Cumulative log gates of one chunk from its first position (C x E, fp32) and their sum.
+
+    Rows past the sequence end load as 0 (gate 1): b stays flat there, its keys are 0.
+    Without gates: scalar zeros, never read (no C x E registers in the ungated kernels).
+    """
+    if HAS_GATES:
+        g = tl.load(g_p, boundary_check=(0,), padding_option="zero").to(tl.float32)
+        b = tl.cumsum(g, axis=0)
+        last = tl.sum(g, axis=0)
+    else:
+        b = tl.full([], 0.0, tl.float32)
+        last = tl.full([], 0.0, tl.float32)
+    return b, last
+
+
+@triton.jit
+def store_chunk(
+    q_p, k_p, v_p, o_p, g_p, s, intra, rows, Out, HAS_GATES: tl.constexpr,
+    BLOCK_C: tl.constexpr, HEAD_E: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):  # fmt: skip
+    """Load one chunk (rows past the sequence end as 0), store its output rows.
+
+    Returns K, V and the chunk's cumulative log gates b and their sum (zeros without gates).
+    """
     q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
     k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
     v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
-    o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
+    b, last = chunk_gates(g_p, HAS_GATES, BLOCK_C, HEAD_E)
+    if HAS_GATES:
+        o = gated_chunk_out(q, k, v, s, b, intra, rows, DOT_PRECISION)
+    else:
+        o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
     tl.store(o_p, o.to(Out.dtype.element_ty), boundary_check=(0,))
-    return k, v
+    return k, v, b, last
 
 
 @triton.jit
@@ -71,6 +131,27 @@ def state_step(s, k, v, keys, chunk, DOT_PRECISION: tl.constexpr):
     """
     vd = (v * keys[:, None]).to(v.dtype)
     return tl.dot(tl.trans(k), vd, s * chunk, input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def gated_state_step(s, k, v, b, last, DOT_PRECISION: tl.constexpr):
+    """GLA: S <- diag(e^last) S + (K o e^(last - b))^T V (fp32; both factors <= 1).
+
+    The gate is per (key, feature), so it scales K (not V as the scalar decay does).
+    """
+    kd = (k.to(tl.float32) * tl.math.exp(last[None, :] - b)).to(k.dtype)
+    return tl.dot(tl.trans(kd), v, s * tl.math.exp(last)[:, None], input_precision=DOT_PRECISION)
+
+
+@triton.jit
+def next_state(s, k, v, b, last, keys, chunk, HAS_GATES: tl.constexpr,
+               DOT_PRECISION: tl.constexpr):  # fmt: skip
+    """The state after one chunk: gated (GLA) or with the per-head decay tables."""
+    if HAS_GATES:
+        s = gated_state_step(s, k, v, b, last, DOT_PRECISION)
+    else:
+        s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
+    return s
 
 
 @triton.jit
@@ -93,13 +174,14 @@ def rows_ptr(base, seq, stride_s, width, col, BLOCK_C: tl.constexpr, BLOCK_W: tl
 # the lengths stay plain ints: a new length reuses the compiled kernel
 @triton.jit(do_not_specialize=["seq", "n_chunks", "chunks_per_prog", "n_states"])
 def lightning_out_kernel(
-    Q, K, V, Out, States, Decay,
+    Q, K, V, Out, States, Decay, Gates,
     seq, heads, n_chunks, chunks_per_prog, n_states, scale,
     stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
+    stride_gb, stride_gh, stride_gs,
     BLOCK_C: tl.constexpr, BLOCK_F: tl.constexpr, HEAD_E: tl.constexpr, HEAD_F: tl.constexpr,
     HAS_DECAY: tl.constexpr, LOAD_STATE: tl.constexpr, CARRY: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, HAS_GATES: tl.constexpr = False,
 ):  # fmt: skip
     """Output rows; grid (HEAD_F / BLOCK_F, ceil(n_chunks / chunks_per_prog), batch*heads).
 
@@ -107,7 +189,8 @@ def lightning_out_kernel(
     with LOAD_STATE, from States[bh, j] (of n_states per head, `lightning_states_kernel`);
     CARRY updates S after each chunk (needed when a program has more than one chunk).
     Fused schedule: one program per head and value block (chunks_per_prog = n_chunks, no
-    LOAD_STATE, CARRY). Split: LOAD_STATE, all programs in parallel.
+    LOAD_STATE, CARRY). Split: LOAD_STATE, all programs in parallel. HAS_GATES: GLA's log
+    gates (Gates, laid out like K) instead of the decay (HAS_DECAY is then False).
     """
     col = tl.program_id(0) * BLOCK_F
     j = tl.program_id(1)
@@ -126,6 +209,10 @@ def lightning_out_kernel(
                    BLOCK_C, BLOCK_F)  # fmt: skip
     o_p = rows_ptr(Out + off_b * stride_ob + off_h * stride_oh, seq, stride_os, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
+    g_p = rows_ptr(
+        Gates + off_b * stride_gb + off_h * stride_gh, seq, stride_gs, HEAD_E, 0, BLOCK_C, HEAD_E
+    )  # fmt: skip (never read without gates)
+    g_p = tl.advance(g_p, (start, 0))
     q_p = tl.advance(q_p, (start, 0))
     k_p = tl.advance(k_p, (start, 0))
     v_p = tl.advance(v_p, (start, 0))
@@ -140,24 +227,29 @@ def lightning_out_kernel(
         s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
     if CARRY:
         for _ in range(0, tl.minimum(chunks_per_prog, n_chunks - first)):
-            k, v = store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION)
-            s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
+            k, v, b, last = store_chunk(q_p, k_p, v_p, o_p, g_p, s, intra, rows, Out, HAS_GATES,
+                                        BLOCK_C, HEAD_E, DOT_PRECISION)  # fmt: skip
+            s = next_state(s, k, v, b, last, keys, chunk, HAS_GATES, DOT_PRECISION)
+            if HAS_GATES:  # not carried without gates (the fused kernel is at 247 registers)
+                g_p = tl.advance(g_p, (BLOCK_C, 0))
             q_p = tl.advance(q_p, (BLOCK_C, 0))
             k_p = tl.advance(k_p, (BLOCK_C, 0))
             v_p = tl.advance(v_p, (BLOCK_C, 0))
             o_p = tl.advance(o_p, (BLOCK_C, 0))
     else:  # one chunk (chunks_per_prog = 1): straight-line code, fewer registers than a loop
-        store_chunk(q_p, k_p, v_p, o_p, s, intra, rows, Out, DOT_PRECISION)
+        store_chunk(q_p, k_p, v_p, o_p, g_p, s, intra, rows, Out, HAS_GATES, BLOCK_C, HEAD_E,
+                    DOT_PRECISION)  # fmt: skip
 
 
 @triton.jit(do_not_specialize=["seq", "n_chunks"])
 def lightning_states_kernel(
-    K, V, States, Decay,
+    K, V, States, Decay, Gates,
     seq, heads, n_chunks,
     stride_kb, stride_kh, stride_ks, stride_vb, stride_vh, stride_vs,
+    stride_gb, stride_gh, stride_gs,
     BLOCK_C: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
     HEAD_E: tl.constexpr, HEAD_F: tl.constexpr, HAS_DECAY: tl.constexpr,
-    DOT_PRECISION: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, HAS_GATES: tl.constexpr = False,
 ):  # fmt: skip
     """Split schedule, pass 1: grid (HEAD_E / BLOCK_E, HEAD_F / BLOCK_F, batch*heads).
 
@@ -175,6 +267,15 @@ def lightning_states_kernel(
                    BLOCK_C, BLOCK_E)  # fmt: skip
     v_p = rows_ptr(V + off_b * stride_vb + off_h * stride_vh, seq, stride_vs, HEAD_F, col,
                    BLOCK_C, BLOCK_F)  # fmt: skip
+    g_p = rows_ptr(
+        Gates + off_b * stride_gb + off_h * stride_gh,
+        seq,
+        stride_gs,
+        HEAD_E,
+        row0,
+        BLOCK_C,
+        BLOCK_E,
+    )  # fmt: skip (never read without gates)
     size = HEAD_E * HEAD_F
     base = States + off_bh.to(tl.int64) * n_chunks * size
     tile = (row0 + tl.arange(0, BLOCK_E))[:, None] * HEAD_F + col + tl.arange(0, BLOCK_F)[None, :]
@@ -183,7 +284,10 @@ def lightning_states_kernel(
         tl.store(base + i * size + tile, s.to(States.dtype.element_ty))
         k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
         v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
-        s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
+        b, last = chunk_gates(g_p, HAS_GATES, BLOCK_C, BLOCK_E)
+        s = next_state(s, k, v, b, last, keys, chunk, HAS_GATES, DOT_PRECISION)
+        if HAS_GATES:
+            g_p = tl.advance(g_p, (BLOCK_C, 0))
         k_p = tl.advance(k_p, (BLOCK_C, 0))
         v_p = tl.advance(v_p, (BLOCK_C, 0))
     tl.store(base + (n_chunks - 1) * size + tile, s.to(States.dtype.element_ty))

@@ -260,7 +260,7 @@ def build(name, fn, const, warps, stages):
     for i, p in enumerate(fn.arg_names):
         if p in const:
             sig[p] = "constexpr"
-        elif p == "Decay":
+        elif p in ("Decay", "Gates"):
             sig[p] = "*fp32"
         elif p[0].isupper():
             sig[p] = "*bf16"
@@ -280,7 +280,8 @@ def build(name, fn, const, warps, stages):
 
 for d in (64, 128):
     c, bf, w, st = default_lightning_tiling(d)
-    meta = dict(BLOCK_C=c, BLOCK_F=bf, HEAD_E=d, HEAD_F=d, HAS_DECAY=True, DOT_PRECISION="tf32")
+    meta = dict(BLOCK_C=c, BLOCK_F=bf, HEAD_E=d, HEAD_F=d, HAS_DECAY=True, DOT_PRECISION="tf32",
+                HAS_GATES=False)
     for name, load, carry in (("fused", False, True), ("split", True, False),
                               ("split4", True, True)):
         build(f"out-{name}-{d}", lightning_out_kernel,
