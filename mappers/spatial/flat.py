@@ -9,7 +9,9 @@ value matmul's operands are `A` and `V`, its output `AV`. Which cascades FLAT ac
 what it refuses, is in `mappers.spatial.flat_cost`'s docstring. A linear-attention cascade
 (a recurrent state, `einsum_ir.analysis.recurrent.find_states`) takes FLAT's dataflow
 applied to its blocks instead: `mappers.spatial.flat_linear` (the chunked causal form with
-its chunk searched under the buffer by `chunk_search`, and the non-causal form).
+its chunk searched under the buffer by `chunk_search`, and the non-causal form). A backward
+(gradient) cascade takes FLAT's dataflow applied to FlashAttention-2's backward:
+`mappers.spatial.flat_bwd` (key blocks held on chip, query row blocks streamed).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from attnsim.mappers.spatial.unfused import (
 )
 from attnsim.mappers.spatial.view import (
     MappingError,
-    require_forward,
     require_spatial,
     spatial_result,
     view,
@@ -165,7 +166,10 @@ class FlatMapper:
         """Map `cascade` at `sizes` onto `arch` with the given (or searched) dataflow."""
         require_spatial(arch, "flat")
         cv = view(cascade, sizes, None)
-        require_forward(cv, "FLAT")
+        if cv.backward:  # a gradient cascade: FLAT's dataflow on FlashAttention-2's backward
+            from attnsim.mappers.spatial.flat_bwd import map_backward
+
+            return map_backward(cv, arch, self.base, self.fixed)
         if linear_states(cv):
             return self._map_linear(cascade, arch, sizes)
         if self.base.chunk_search:

@@ -112,8 +112,11 @@ def _roles(cv: CascadeView, problems: list[str]) -> Roles:
     return Roles(key, query, groups, batch, (), ())
 
 
-def read_backward(cv: CascadeView, mapper: str) -> BackwardStructure:
-    """Read `cv`'s backward cascade (see the module docstring); MappingError listing problems."""
+def read_backward(cv: CascadeView, mapper: str, fix: str = _FIX) -> BackwardStructure:
+    """Read `cv`'s backward cascade (see the module docstring); MappingError listing problems.
+
+    `fix` ends a refusal's message: what the calling mapper's dataflow maps instead.
+    """
     c = cv.cascade
     problems: list[str] = []
     _check_ranks(c, cv, problems)
@@ -144,7 +147,7 @@ def read_backward(cv: CascadeView, mapper: str) -> BackwardStructure:
     if cv.passes.passes <= 1:  # else the reduction read by a later Einsum is named above
         _check_einsums(cv, prepass, loop, problems)
     if problems:
-        raise MappingError(f"{mapper}: {c.name}: " + "; ".join(problems) + f"; {_FIX}")
+        raise MappingError(f"{mapper}: {c.name}: " + "; ".join(problems) + f"; {fix}")
     return _structure(cv, prepass, loop)
 
 

@@ -80,9 +80,9 @@ class CascadeView:
         problem: The attention problem the cascade states (roles, sharing, mask, score),
             None when the structure states none (`structure_error` says why).
         backward: A gradient cascade (dK, dV indexed by the key rank): ranks by letter;
-            fusemax maps it with its fused backward (`fusemax_bwd`, which checks the letters
-            against the structure), flat refuses it (`require_forward`), unfused prices it
-            Einsum by Einsum.
+            fusemax and flat map it with their fused backward (`fusemax_bwd`, `flat_bwd`,
+            which check the letters against the structure), unfused prices it Einsum by
+            Einsum.
         key_parts: The key rank's pieces, outermost first (`M1, M0`, or just the key).
     """
 
@@ -243,18 +243,6 @@ def _flat_where(where: Sequence[Condition | AnyOf]) -> list[Condition]:
     return out
 
 
-def require_forward(cv: CascadeView, mapper: str) -> None:
-    """MappingError for a gradient cascade on a mapper whose dataflow is forward attention."""
-    if cv.backward:
-        raise MappingError(
-            f"cascade {cv.cascade.name} cannot be mapped by {mapper}: {cv.structure_error}; "
-            f"{mapper}'s dataflow is forward attention (key/value gradients summed over the "
-            "queries have no place in it), so a backward cascade is refused rather than "
-            "priced by letter; the unfused mapper prices it Einsum by Einsum (and fusemax "
-            "maps a 1-pass backward with FlashAttention-2's fused dataflow)"
-        )
-
-
 def reads_key_chunk(cascade: Cascade, key_parts: Sequence[RankName]) -> bool:
     """Whether the cascade's conditions read the position inside its innermost key part.
 
@@ -290,8 +278,8 @@ def _view(
         problem = attention_problem(cascade, given)
         roles = problem.roles
     except BackwardCascadeError as exc:
-        # a gradient cascade: no forward attention problem; the ranks by letter, and only
-        # the mappers that price Einsum by Einsum take it (`require_forward`)
+        # a gradient cascade: no forward attention problem; the ranks by letter, checked
+        # against the structure by the fused backward mappers (`fusemax_bwd_structure`)
         error, backward = str(exc), True
         batch = tuple(r for r in _LETTER_BATCH if r in cascade.all_ranks)
         roles = Roles(KEY_RANK, QUERY_RANK, (), batch, (), ())

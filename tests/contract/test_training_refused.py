@@ -22,9 +22,11 @@ from attnsim.mappers.registry import get_mapper, mapper_names
 from attnsim.mappers.spatial.view import MappingError
 
 SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
-# every mapper but gpu-bwd (the backward kernel's model), fusemax (its fused backward),
-# unfused (Einsum by Einsum) and layer-matmuls (no cascade)
-MAPPERS = [m for m in mapper_names() if m not in ("layer-matmuls", "gpu-bwd", "fusemax", "unfused")]
+# every mapper but gpu-bwd (the backward kernel's model), fusemax and flat (their fused
+# backward; flat's is tested in tests/unit/mappers/spatial/test_flat_bwd.py), unfused
+# (Einsum by Einsum) and layer-matmuls (no cascade)
+PRICED = ("layer-matmuls", "gpu-bwd", "fusemax", "flat", "unfused")
+MAPPERS = [m for m in mapper_names() if m not in PRICED]
 
 
 def _sizes(name: str) -> dict[str, int]:
@@ -44,6 +46,14 @@ def test_mappers_refuse_backward_cascades(mapper: str, name: str) -> None:
     arch = load_arch("h200" if mapper.startswith("gpu-") else "fusemax")
     with pytest.raises(MappingError, match="backward"):
         get_mapper(mapper)().map(load_cascade(name), arch, _sizes(name))
+
+
+@pytest.mark.parametrize("mapper", ["fusemax", "flat"])
+def test_fused_backward_mappers_refuse_the_3pass_backward(mapper: str) -> None:
+    """Their fused backward recomputes the probabilities; the 3-pass backward reads them."""
+    name = "attention-3pass-bwd-gqa-causal"
+    with pytest.raises(MappingError, match=f"{mapper}: .*stored key x query tensor"):
+        get_mapper(mapper)().map(load_cascade(name), load_arch(mapper), _sizes(name))
 
 
 @pytest.mark.parametrize("name", ["attention-1pass-bwd-mh", "attention-3pass-bwd-gqa-causal"])

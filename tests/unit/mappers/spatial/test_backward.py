@@ -1,6 +1,7 @@
 """Backward (training) cascades on the spatial mappers: unfused prices them Einsum by Einsum;
-FuseMax's fused backward is tested in test_fusemax_bwd.py; FLAT, whose dataflow is forward
-attention, refuses them and says which mapper does."""
+FuseMax's fused backward is tested in test_fusemax_bwd.py and FLAT's in test_flat_bwd.py;
+both refuse the 3-pass backward (it reads the stored probabilities they recompute) and say
+which mapper prices it."""
 
 from __future__ import annotations
 
@@ -37,9 +38,9 @@ def test_unfused_prices_the_backward_at_two_and_a_half_forward_matmuls(causal: b
         assert any(w.startswith("mask band [m <= p]") for w in bwd.warnings)
 
 
-@pytest.mark.parametrize("mapper", ["flat"])
-def test_fused_mappers_refuse_a_backward_and_point_to_unfused(mapper: str) -> None:
-    with pytest.raises(MappingError, match="backward cascade is refused.*unfused mapper prices"):
+@pytest.mark.parametrize("mapper", ["fusemax", "flat"])
+def test_fused_mappers_refuse_a_3pass_backward_and_point_to_unfused(mapper: str) -> None:
+    with pytest.raises(MappingError, match="stored key x query.*with the unfused mapper"):
         get_mapper(mapper)().map(
-            load_cascade("attention-1pass-bwd-mh-causal"), load_arch("fusemax"), dict(SIZES)
+            load_cascade("attention-3pass-bwd-mh-causal"), load_arch(mapper), dict(SIZES)
         )
