@@ -21,8 +21,9 @@ dataflow discipline (Kao et al., ASPLOS 2023), applied to FlashAttention-2's bac
   through the buffer between the arrays and never stored, DQ is read, updated and written
   back once per key block, DK and DV written once. DRAM counts are FuseMax's backward's
   (`fusemax_bwd_cost.dram_traffic`: the same tensors move the same number of times).
-- **2D nests.** Each loop contraction runs FLAT's loop nest (`flat_cost.array_loops`) at one
-  (query block, key block)'s extents (p1 rows, key_block keys, the head dim): the
+- **2D nests.** Each loop contraction runs FLAT's loop nest (`flat_cost.array_loops`, through
+  `flat_linear`'s per-block nest) at one (query block, key block)'s extents (p1 rows, a
+  multiple of the GQA group, key_block keys, the head dim): the
   stationary tensor's ranks spatial over the columns and rows, the others temporal. Every
   stationarity (the output, either operand) is tried per contraction; the fewest steps,
   then the fewest buffer words, is kept (the Result's warnings name it). Cycles are the

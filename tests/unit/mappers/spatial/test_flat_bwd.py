@@ -18,6 +18,7 @@ from attnsim.reports.dse.feasibility import fit_problem
 
 MH = dict(B=1, H=8, M=4096, P=4096, E=128, F=128)
 ARCH = load_arch("flat")
+UNFUSED = get_mapper("unfused")()
 
 
 def _bwd(name: str, sizes: dict[str, int], arch=ARCH, **options: object) -> Result:  # type: ignore[no-untyped-def]
@@ -129,17 +130,16 @@ def test_gqa_sums_dk_and_dv_over_the_group_on_chip() -> None:
     assert dq_write == 2 * 4 * 1024 * 64 * 2 * result.extra("key_blocks")
 
 
-@pytest.mark.parametrize("causal", ["", "-causal"])
-@pytest.mark.parametrize("length", [1024, 8192])
-def test_fused_backward_beats_the_unfused_one_on_flat_hardware(causal: str, length: int) -> None:
-    sizes = dict(MH, M=length, P=length)
-    name = f"attention-1pass-bwd-mh{causal}"
-    fused = _bwd(name, sizes)
-    unfused = get_mapper("unfused")().map(load_cascade(name), ARCH, sizes)
-    assert fused.latency_s < unfused.latency_s / 2
-    assert fused.dram_traffic_bytes < unfused.dram_traffic_bytes / 3
-    assert fused.energy_pj < unfused.energy_pj
-    assert fused.flops == unfused.flops
+@pytest.mark.parametrize("name", ["attention-1pass-bwd-mh", "attention-1pass-bwd-mh-causal"])
+def test_fused_backward_beats_the_unfused_one_on_flat_hardware(name: str) -> None:
+    """At 1K and 8K tokens: over 2x faster than the unfused backward on the same hardware,
+    under a third of its DRAM bytes, less energy, the same operations."""
+    for length in (1024, 8192):
+        sizes = dict(MH, M=length, P=length)
+        fused, unfused = (m.map(load_cascade(name), ARCH, sizes) for m in (FlatMapper(), UNFUSED))
+        assert 2 * fused.latency_s < unfused.latency_s
+        assert 3 * fused.dram_traffic_bytes < unfused.dram_traffic_bytes
+        assert (fused.flops, fused.energy_pj < unfused.energy_pj) == (unfused.flops, True)
 
 
 def test_recompute_versus_store_and_the_nests_are_stated() -> None:
