@@ -12,6 +12,12 @@ chain and under-predicts (by about 30% on the H200 probe's shapes).
 
 The `split` schedule (states every R chunks, then all chunk outputs in parallel) is not
 modelled: `time_lightning` refuses it.
+
+Gated linear attention (GLA, the kernel's `gates=`): the same chain plus, per chunk step, the
+gate work `gla_step_work` adds (exps on the SFU, element-wise multiplies on the CUDA cores;
+both priced over the calibrated ungated step, unmeasured: the calibration has no GLA entry),
+the gated score product in TF32 (counted as twice its bf16 tensor-core work), the gate tile's
+load and live registers, and the gates' fp32 HBM bytes.
 """
 
 from __future__ import annotations
@@ -32,10 +38,28 @@ MODE_FUSED = "lightning-fused"
 SCHEDULES = ("fused",)  # the modelled schedules of kernels.triton.lightning
 
 
+GATE_BYTES = 4  # the kernel reads fp32 log gates
+
+
+def gla_step_work(c: int, e: int, bf: int) -> StepWork:
+    """What GLA adds to one chunk step of one program (value block bf), in element ops.
+
+    Exps: e^b and e^-b for the gated scores and e^(b_last - b) for the state update (C x E
+    each) and e^b_last (E). CUDA-core fp32: the in-chunk cumulative sum, the products with
+    Q, K (twice) and the subtraction b_last - b (C x E each) and the state's row scale
+    (E x bf). Every value-block program of a head recomputes them (the kernel shares none).
+    """
+    return StepWork((), 3.0 * c * e + e, 5.0 * c * e + e * bf, 0.0)
+
+
 def fused_plan(
-    batch: int, heads: int, seq: int, e: int, f: int, t: Tiling, elem_bytes: int = 2
-) -> KernelPlan:
-    """The fused kernel: program = (value block, batch x head), step = one chunk."""
+    batch: int, heads: int, seq: int, e: int, f: int, t: Tiling, elem_bytes: int = 2,
+    gated: bool = False,
+) -> KernelPlan:  # fmt: skip
+    """The fused kernel: program = (value block, batch x head), step = one chunk.
+
+    `gated`: GLA's per-feature log gates (`gla_step_work`, module docstring).
+    """
     c, bf, b = t.block_m, t.block_n, elem_bytes
     if f % bf:
         raise ValueError(f"block_f {bf} must divide the value dim {f}")
@@ -51,21 +75,31 @@ def fused_plan(
     programs = (f // bf) * batch * heads
     stages = max(t.num_stages - 1, 1)
     live = e * bf + c * c + c * bf  # state, scores, output accumulator (fp32)
+    gate_read = 0.0
+    added = StepWork()
+    if gated:
+        # the gated score product's operands are fp32 (TF32: half the bf16 tensor-core rate)
+        step = StepWork((*dots, dots[0]), step.exp2, step.fp32_ops,
+                        step.load_bytes + c * e * GATE_BYTES)  # fmt: skip
+        added = gla_step_work(c, e, bf)
+        live += 3 * c * e  # cumulative gates and the gated Q, K (fp32)
+        gate_read = batch * heads * seq * e * float(GATE_BYTES)
     return KernelPlan(
         name="fused",
         tiling=t,
-        smem_bytes=b * stages * c * (2 * e + bf),
+        smem_bytes=b * stages * c * (2 * e + bf) + (stages * c * e * GATE_BYTES if gated else 0),
         registers_per_thread=-(-live // (32 * t.num_warps)) + BASE_REGISTERS_PER_THREAD,
         step=step,
         masked_step=step,
         fixed=StepWork((), 0.0, e * bf, e * bf * 4.0),
         round_trips=2,
         groups=(BlockGroup(programs, chunks, 0),),
-        hbm_read_bytes=batch * heads * seq * (2.0 * e + f) * b,
+        hbm_read_bytes=batch * heads * seq * (2.0 * e + f) * b + gate_read,
         hbm_write_bytes=batch * heads * seq * f * float(b),
         flops=sum(d.flops for d in dots) * chunks * programs,
         mode=MODE_FUSED,
         head_dim=e,
+        added=added,
     )
 
 
@@ -78,10 +112,11 @@ def time_lightning(
     t: Tiling,
     rates: DeviceRates,
     schedule: str = "fused",
+    gated: bool = False,
 ) -> KernelTime:
-    """Model one call of the Lightning-2 kernel (fused schedule)."""
+    """Model one call of the Lightning-2 kernel (fused schedule; `gated`: GLA's gates)."""
     if schedule not in SCHEDULES:
         raise ValueError(
             f"schedule {schedule!r} is not modelled (modelled: {', '.join(SCHEDULES)})"
         )
-    return time_kernel(fused_plan(batch, heads, seq, e, f, t), rates)
+    return time_kernel(fused_plan(batch, heads, seq, e, f, t, gated=gated), rates)

@@ -1,12 +1,15 @@
 """`gpu-lightning`: Lightning Attention-2's chunked kernel (`triton-lightning`) on a GPU.
 
 It prices causal linear attention whose state is one E x F matrix per head carried along the
-keys, with at most a per-head scalar decay and no normalizer: Lightning Attention-2's function
-(`attention-lightning-2`), which `kernels.triton.lightning.lightning_fwd` computes. What the
-cascade states is read from its structure (`einsum_ir.analysis.recurrent`): the carried state
-and its ranks, the head ranks, inputs besides Q, K and V (a per-head decay is taken; a gate or
-weight per key, GLA's or LightNet's, is refused), and a normalizer state (Katharopoulos'
-denominator, refused: the kernel computes none). Self-attention only (P = M). Every tiling
+keys, with at most a per-head scalar decay or a per-key, per-feature gate, and no normalizer:
+Lightning Attention-2's function (`attention-lightning-2`) and gated linear attention's
+(`attention-gla`), which `kernels.triton.lightning.lightning_fwd` computes (GLA: `gates=`).
+What the cascade states is read from its structure (`einsum_ir.analysis.recurrent`): the
+carried state and its ranks, the head ranks, inputs besides Q, K and V (the inputs the
+state's decay factor derives from: per head, a scalar decay; with K's ranks (the state's row
+rank E and the keys), GLA's gate; any other key-side input, such as LightNet's weights, is
+refused), and a normalizer state (Katharopoulos' denominator, refused: the kernel computes
+none). Self-attention only (P = M). Every tiling
 of `kernels.spec.LIGHTNING_TILINGS` that fits F is ranked by `mappers.gpu.lightning`'s model
 of the fused schedule (the one modelled; calibrated by `kernels.calibrate.microbench_lightning`).
 """
@@ -24,10 +27,10 @@ from attnsim.einsum_ir.analysis.structure import (
     StructureError,
     attention_problem,
 )
-from attnsim.einsum_ir.ir import Cascade
+from attnsim.einsum_ir.ir import Binary, BinaryOp, Cascade, Read, TensorName, reads, walk
 from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
 from attnsim.kernels.spec import lightning_tilings
-from attnsim.mappers.gpu.lightning import fused_plan
+from attnsim.mappers.gpu.lightning import GATE_BYTES, fused_plan, gla_step_work
 from attnsim.mappers.gpu.model import (
     ASSUMPTIONS,
     KernelPlan,
@@ -84,6 +87,38 @@ class LightningProblem:
     e: int
     f: int
     decay: str  # the per-head decay input, "" for none
+    gate: str = ""  # GLA's per-key, per-feature gate input, "" for none
+
+
+def decay_inputs(cascade: Cascade, state: str) -> set[str]:
+    """The inputs the factor multiplying the previous state derives from (empty: none).
+
+    Reads the state's recurrence (`KV[m1+1] = GT * KV[m1] + ...`): in every product with a
+    read of the state, the other side's tensors, followed back through their producers.
+    """
+    producers = cascade.producers
+    einsum = producers.get(TensorName(state))
+    if einsum is None:
+        return set()
+    factors: set[str] = set()
+    for node in walk(einsum.expr):
+        if isinstance(node, Binary) and node.op is BinaryOp.MUL:
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(side, Read) and str(side.access.tensor) == state:
+                    factors |= {str(a.tensor) for a in reads(other)}
+    inputs = {str(t) for t, _ in cascade.inputs}
+    found: set[str] = set()
+    seen: set[str] = set()
+    while factors:
+        name = factors.pop()
+        if name in seen or name == state:
+            continue
+        seen.add(name)
+        if name in inputs:
+            found.add(name)
+        elif TensorName(name) in producers:
+            factors |= {str(a.tensor) for a in reads(producers[TensorName(name)].expr)}
+    return found
 
 
 def lightning_problem(cascade: Cascade, sizes: dict[str, int]) -> LightningProblem:
@@ -121,22 +156,33 @@ def lightning_problem(cascade: Cascade, sizes: dict[str, int]) -> LightningProbl
     per_head = [t for t, rs in roots.items() if rs and rs <= {str(h) for h in heads}]
     query_side = {t for t, rs in roots.items() if str(queries[0]) in rs}
     others = sorted(set(roots) - set(key_side) - set(per_head) - query_side)
+    # GLA's gate: a key-side input with K's ranks (the state's row rank, not its column
+    # rank) from which the state's decay factor derives
+    row, col = (str(r) for r in state.ranks)
+    decays = decay_inputs(cascade, str(state.tensor))
+    k_ranks = roots.get("K", set())
+    gates = [t for t in key_side if t in decays and roots[t] == k_ranks and row in roots[t]
+             and col not in roots[t]]  # fmt: skip
+    if len(gates) == 1 and not others and len(key_side) == 3:
+        key_side.remove(gates[0])
     if len(key_side) != 2 or others:
         extra = sorted(set(key_side) - {"K", "V"}) + others
         raise MappingError(
             refuse + f"inputs {', '.join(extra) or ', '.join(key_side)}: the kernel takes Q, K, "
-            "V and at most a per-head scalar decay (a gate or weight per key, as in GLA or "
-            "LightNet, has no kernel of ours)"
+            "V and at most a per-head scalar decay or one per-key, per-feature gate that "
+            "decays the state's rows (GLA's); a weight per key that is not the state's decay "
+            "(LightNet's) or a second key-side input has no kernel of ours"
         )
-    if len(per_head) > 1:
-        raise MappingError(refuse + f"per-head inputs {', '.join(per_head)}: one decay at most")
+    if len(per_head) > 1 or (per_head and gates):
+        shown = ", ".join(per_head + gates[:1])
+        raise MappingError(refuse + f"decay inputs {shown}: one decay or one gate at most")
     seq_q, seq_k = size[str(queries[0])], size["M"]
     if seq_q != seq_k:
         raise MappingError(refuse + f"P = {seq_q}, M = {seq_k}: the kernel runs self-attention")
     counts = [size[str(h)] for h in heads]
     e, f = (size[str(r)] for r in state.ranks)
     return LightningProblem(math.prod(counts[:-1]), counts[-1] if counts else 1, seq_k, e, f,
-                            per_head[0] if per_head else "")  # fmt: skip
+                            per_head[0] if per_head else "", gates[0] if gates else "")  # fmt: skip
 
 
 @register_mapper("gpu-lightning")
@@ -173,7 +219,7 @@ class GpuLightningMapper:
         for t in space:
             if pb.f % t.block_n:  # block_f must divide F
                 continue
-            plan = fused_plan(pb.batch, pb.heads, pb.seq, pb.e, pb.f, t, b)
+            plan = fused_plan(pb.batch, pb.heads, pb.seq, pb.e, pb.f, t, b, gated=bool(pb.gate))
             timed.append((time_kernel(plan, rates), plan, t))
         valid = sorted((x for x in timed if not x[0].residency.problem), key=lambda x: x[0].time_s)
         if not valid:
@@ -191,16 +237,24 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
     res = k.residency
     headline = [rates.uncalibrated] if rates.uncalibrated else []
     decay = f"per-head decay {pb.decay}" if pb.decay else "no decay"
+    if pb.gate:
+        decay = f"GLA gates {pb.gate} as gates=, per key and feature"
     warnings = [
         *headline,
         f"times one call of kernels.triton.lightning.lightning_fwd, schedule fused ({decay}): "
         "one program per (value block, batch x head) walks the chunks in sequence with the "
         "E x block_f state in registers; the split schedule is not modelled",
         "the feature map of Q and K (if any) is applied outside the kernel and not priced",
+        *(_gate_warnings(pb, tiling) if pb.gate else ()),
         *ASSUMPTIONS,
         *(n for n in rates.notes if n not in headline),
     ]
     extras = {
+        **(
+            {"gate_hbm_read_bytes": pb.batch * pb.heads * pb.seq * pb.e * float(GATE_BYTES)}
+            if pb.gate
+            else {}
+        ),  # fmt: skip
         "achieved_tflops": plan.flops / latency / 1e12,
         "hbm_read_bytes": plan.hbm_read_bytes,
         "hbm_write_bytes": plan.hbm_write_bytes,
@@ -234,7 +288,12 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
         dram_traffic_bytes=plan.hbm_read_bytes + plan.hbm_write_bytes,
         flops=plan.flops,
         traffic=(
-            Traffic("hbm", "reads (Q, K, V)", plan.hbm_read_bytes, 0.0),
+            Traffic(
+                "hbm",
+                f"reads (Q, K, V{', ' + pb.gate if pb.gate else ''})",
+                plan.hbm_read_bytes,
+                0.0,
+            ),  # fmt: skip
             Traffic("hbm", "writes (O)", 0.0, plan.hbm_write_bytes),
         ),
         occupancy=(
@@ -257,4 +316,23 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
             ("input_hash", input_hash(cascade, arch, sorted(sizes.items()), mapper.options)),
             ("calibration", rates.calibration_label),
         ),
+    )
+
+
+def _gate_warnings(pb: LightningProblem, tiling: Tiling) -> tuple[str, ...]:
+    """What GLA adds to the model, stated as unmeasured until a GPU run."""
+    c, e, bf = tiling.block_m, pb.e, tiling.block_n
+    work = gla_step_work(c, e, bf)
+    return (
+        f"GLA (gate {pb.gate}): UNMEASURED until a GPU run (the calibration has no GLA entry): "
+        f"per chunk step the ungated kernel's measured step plus {work.exp2:.0f} exps (SFU: "
+        f"e^b, e^-b, e^(b_last - b) per C x E, e^b_last per E) and {work.fp32_ops:.0f} fp32 "
+        "element ops (the in-chunk cumulative gate sum, the products with Q and K, the "
+        "state's row scale), recomputed by each of the F / block_f value-block programs; the "
+        "gated score product in TF32 (twice its bf16 tensor-core work); the gates' fp32 "
+        f"tile per step and {GATE_BYTES} bytes per gate element of HBM reads (B H S E)",
+        f"GLA: the gate's log-space transform ({pb.gate} to log alpha, e.g. log-sigmoid / tau) "
+        "runs outside the kernel (which reads fp32 log gates) and is not priced; the "
+        "kernel is exact while a chunk's log-gate sum stays above -80 "
+        "(kernels.triton.lightning.GATE_SUM_LIMIT)",
     )

@@ -45,7 +45,6 @@ def test_a_given_tiling_is_kept() -> None:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("attention-gla", "gate or weight per key"),
         ("attention-lightnet", "non-causal"),
         ("attention-linear", "non-causal"),
         ("attention-linear-causal-chunked", "no normalizer"),
@@ -88,3 +87,34 @@ def test_the_pick_is_within_10pct_of_the_best_measured_fused_tiling() -> None:
             picks.append(measured[chosen] / min(measured.values()) - 1)
     assert len(picks) >= 0.8 * len(by_shape)
     assert sum(p <= 0.10 for p in picks) >= 0.9 * len(picks), picks
+
+
+def test_gla_is_priced_on_the_gated_kernel_with_its_added_work_stated() -> None:
+    """attention-gla: its gate GL (K's ranks, the state's decay) runs as the kernel's gates=."""
+    arch = load_arch("h200")
+    gla = get_mapper("gpu-lightning")().map(load_cascade("attention-gla"), arch, SIZES)
+    opts = dict(gla.options)
+    tiling = Tiling(opts["block_c"], opts["block_f"], opts["num_warps"], opts["num_stages"])
+    rates = device_rates(arch, "bf16")
+    gated = time_lightning(2, 8, 8192, 128, 128, tiling, rates, gated=True)
+    assert gla.latency_s == pytest.approx(gated.time_s, rel=1e-12)
+    assert gated.time_s > time_lightning(2, 8, 8192, 128, 128, tiling, rates).time_s
+    plain = get_mapper("gpu-lightning")(**{k: v for k, v in opts.items() if k != "dtype"}).map(
+        load_cascade("attention-lightning-2"), arch, SIZES
+    )
+    gate_bytes = 2 * 8 * 8192 * 128 * 4  # fp32 log gates, laid out like K
+    assert gla.dram_traffic_bytes == plain.dram_traffic_bytes + gate_bytes
+    assert dict(gla.extras)["gate_hbm_read_bytes"] == gate_bytes
+    assert gla.flops == plain.flops  # the matrix products are the same
+    text = " | ".join(gla.warnings)
+    assert "GLA gates GL as gates=" in text
+    assert "UNMEASURED until a GPU run (the calibration has no GLA entry)" in text
+    assert "log-space transform (GL to log alpha" in text
+
+
+def test_the_gate_is_read_from_the_state_recurrence() -> None:
+    from attnsim.mappers.gpu.lightning_mapper import decay_inputs
+
+    assert decay_inputs(load_cascade("attention-gla"), "KV") == {"GL"}
+    assert decay_inputs(load_cascade("attention-lightning-2"), "KV") == {"DL"}
+    assert decay_inputs(load_cascade("attention-linear-causal-chunked"), "KV") == set()

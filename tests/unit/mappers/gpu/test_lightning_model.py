@@ -62,3 +62,19 @@ def test_grids_under_a_full_wave_take_their_measured_step() -> None:
     # 16 programs (one per head): the step measured on 16 programs, exactly
     assert run(4.0, 16) - run(2.0, 16) == pytest.approx(chunks * 2.0e-6, rel=1e-6)
     assert run(4.0, 264) == run(2.0, 264)  # two full waves: the full-wave steps only
+
+
+def test_gla_adds_its_gate_work_bytes_and_registers() -> None:
+    from attnsim.mappers.gpu.lightning import gla_step_work
+
+    t = Tiling(64, 64, 8, 2)
+    plain = fused_plan(2, 8, 4096, 128, 128, t)
+    gla = fused_plan(2, 8, 4096, 128, 128, t, gated=True)
+    assert gla.added == gla_step_work(64, 128, 64)
+    assert gla.added.exp2 == 3 * 64 * 128 + 128
+    assert gla.added.fp32_ops == 5 * 64 * 128 + 128 * 64
+    assert gla.hbm_read_bytes == plain.hbm_read_bytes + 2 * 8 * 4096 * 128 * 4
+    assert gla.flops == plain.flops
+    assert len(gla.step.dots) == len(plain.step.dots) + 1  # the TF32 score product
+    assert gla.registers_per_thread > plain.registers_per_thread
+    assert gla.smem_bytes > plain.smem_bytes
