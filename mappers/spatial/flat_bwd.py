@@ -88,7 +88,8 @@ FIX = (
     "blocks, scores recomputed from the saved LSE): map a 1-pass backward "
     "(attention-1pass-bwd*), or this cascade with the unfused mapper (Einsum by Einsum)"
 )
-UNUSED = ("onchip", "qk_stationarity", "av_stationarity", "granularity", "spilled_fraction")
+UNUSED = ("onchip", "qk_stationarity", "av_stationarity", "granularity")  # when given
+UNUSED_ON = ("spilled_fraction", "artifact_compat", "chunk_search")  # when set
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +248,7 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
     lat = ev.latency
     pre_1d, loop_2d, loop_1d, pre_m, loop_m = ev.times
     note, recomputed_ops = _recompute_note(plan, tiling)
-    unused = [f for f in UNUSED if f in fixed]
+    unused = [f for f in UNUSED if f in fixed] + [f for f in UNUSED_ON if getattr(opts, f)]
     lanes = arch.array_2d.lanes
     warnings = [
         *bs.notes,
@@ -271,8 +272,9 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
     if unused:
         warnings.append(
             f"FLAT options {', '.join(unused)} describe the forward's dataflow (its roles Q, "
-            "K, QK, A, V, AV); the backward holds each key block on chip and picks every "
-            "contraction's stationarity itself: not used"
+            "K, QK, A, V, AV, its spills, the artifact's counts, a cascade's chunks); the "
+            "backward holds each key block on chip, searches it under the buffer and picks "
+            "every contraction's stationarity itself: not used"
         )
     compute = pre_1d + max(loop_2d, loop_1d)
     memory = pre_m + loop_m

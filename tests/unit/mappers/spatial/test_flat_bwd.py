@@ -166,3 +166,11 @@ def test_the_result_round_trips() -> None:
     assert Result.from_json(result.to_json()) == result
     assert all(0 <= u.utilization <= 1 for u in result.units)
     assert all(0 <= e.utilization <= 1 for e in result.per_einsum)
+
+
+def test_sigmoid_backward_has_no_prepass_and_no_statistics() -> None:
+    """Sigmoid's backward reads no LSE and needs no D: no pre-pass, no per-row statistics."""
+    result = _bwd("attention-1pass-bwd-mh-sigmoid", dict(MH, M=1024, P=1024))
+    assert "D" not in {e.einsum for e in result.per_einsum}
+    assert not {"LSE", "D", "O"} & set(_traffic(result))
+    assert result.extra("prepass_cycles") == 0
