@@ -103,7 +103,6 @@ class Evaluation:
     cycles: tuple[float, ...]
     effective: tuple[float, ...]
     times: tuple[float, float, float, float, float]  # pre 1D, loop 2D, loop 1D, pre/loop DRAM
-    loop_dram_cycles: float
     buffer_words: tuple[float, float]
 
     @property
@@ -178,7 +177,7 @@ def _evaluate(
     key_blocks = math.ceil(keys / key_block)
     mask = mask_cost(cv, rows, key_block, opts.skip_empty_tiles, NAME)
     binding = _binding(bs, arch, bind_by_contraction(cv, arch, mask))
-    plan = BwdPlan(bs, arch, mask)
+    plan = BwdPlan(bs, arch, mask, warnings=list(binding.notes))  # operations lowered
     for i in range(len(c.einsums)):
         plan.units[i], plan.work[i] = binding.units[i], binding.work[i]
         plan.cycles[i] = binding.cycles[i]
@@ -229,7 +228,6 @@ def _evaluate(
         tuple(cycles),
         tuple(effective),
         (pre_1d, loop_2d, loop_1d, pre_m, loop_m),
-        loop_m,
         (b_reads, b_writes),
     )
 
@@ -253,6 +251,7 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
     warnings = [
         *bs.notes,
         *plan.mask.warnings,
+        *plan.warnings,
         ELEMENT_STREAM_WARNING,
         OVERLAP_WARNING + " within the pre-pass and within the key loop, run one after the other",
         f"dataflow: FLAT's fused dataflow on FlashAttention-2's backward; key blocks of "
