@@ -20,6 +20,13 @@ first) and compared with a float64 chunked reference (`reference_chunked`) on ba
 p10, p90 (warm-up, L2 flushed between repeats). One CSV row per (shape, family, schedule,
 tiling, state tile, state chunks), flushed at once; a failing configuration becomes a row with
 its error as status.
+GLA (--gla, the `gla` suite instead of the others): gated linear attention, log gates
+g = logsigmoid(x) / 16 per (token, feature) (GLA's tau; x ~ N(0, 1), fp32, laid out like k),
+our kernel with `gates=` (every tiling, both schedules, split R = 1) against fla-core's
+`fla.ops.gla.chunk_gla` (family "fla-chunk-gla", g (B, T, H, K)), in the same run; the
+reference is a float64 chunked GLA (`reference_gla_chunked`, element-wise gates, independent
+of the kernels); the decay column reads "gla".
+
 Configurations past --budget-s are skipped (status "skipped: budget"). Tracebacks of failed
 configurations go to the CSV's name with .errors.txt. A summary follows.
 """
@@ -52,6 +59,8 @@ from attnsim.kernels.triton.lightning import (
 )
 
 OURS, FLA = "triton-lightning", "fla-chunk-simple-gla"
+FLA_GLA = "fla-chunk-gla"  # fla.ops.gla.chunk_gla: the GLA suite's baseline
+GLA_TAU = 16  # GLA's gate temperature: log alpha = logsigmoid(x) / 16
 FLA_CHUNK = 64  # fla's default chunk size
 REL_TOL = 2e-2  # bf16 inputs: relative error of the output norm
 FIELDS = (
@@ -73,11 +82,12 @@ class Shape:
     head_dim: int
     suite: str
     decay: bool = True
+    gated: bool = False  # GLA: per-token, per-feature log gates instead of the decay
 
     @property
     def label(self) -> str:
         """How the shape is printed."""
-        tail = "" if self.decay else " no-decay"
+        tail = " gla" if self.gated else "" if self.decay else " no-decay"
         return f"{self.batch}x{self.heads}x{self.seq} d{self.head_dim}{tail}"
 
 
@@ -95,6 +105,12 @@ VALIDATION = _grid(
 HOLDOUT = _grid("holdout", [(2, 24, 6144), (1, 20, 12288), (16, 8, 1024), (2, 12, 5000)],
                 (64, 128)) + _grid("holdout", [(1, 16, 32768)], (128,))  # fmt: skip
 LENGTH = _grid("length", [(1, 16, s * 1024) for s in (16, 32, 64, 128)], (128,))
+GLA = tuple(
+    Shape(b, h, s, d, "gla", gated=True)
+    for b, h, s, d in ((8, 16, 2048, 128), (2, 16, 8192, 128), (1, 16, 16384, 128),
+                       (4, 16, 4096, 64), (1, 32, 8192, 64))
+)  # fmt: skip
+GLA_QUICK = GLA[:2]
 QUICK = (  # head dim 128 only: fla autotunes once per head dim (tens of seconds)
     Shape(4, 16, 4096, 128, "validation"),
     Shape(1, 16, 16384, 128, "length"),
@@ -113,8 +129,13 @@ class Config:
     state_chunks: int = 1  # split: chunks per stored state and per output program
 
 
-def shapes(quick: bool) -> tuple[Shape, ...]:
-    """Shapes in run order: validation, length sweep, holdout (or the quick subset)."""
+def shapes(quick: bool, gla: bool = False) -> tuple[Shape, ...]:
+    """Shapes in run order: validation, length sweep, holdout (or the quick subset).
+
+    `gla`: the GLA suite (or its quick subset) instead.
+    """
+    if gla:
+        return GLA_QUICK if quick else GLA
     return QUICK if quick else VALIDATION + LENGTH + HOLDOUT
 
 
@@ -131,6 +152,8 @@ def configs(shape: Shape, quick: bool, fla_g: bool = False) -> list[Config]:
     if quick:
         tilings = tuple(dict.fromkeys([default, tilings[-1]]))
     ours = [Config(OURS, s, t) for s in SCHEDULES for t in tilings]
+    if shape.gated:  # GLA: fla's chunk_gla, ours at every tiling under both schedules
+        return [Config(FLA_GLA, "gla"), *ours]
     if not quick:  # smaller state-pass tiles: more programs when batch * heads is small
         tiles = dict.fromkeys([(min(d, 32), min(d, 32)), (min(d, 32), min(d, 64))])
         tiles.pop(default_state_tile(d, d), None)
@@ -193,6 +216,39 @@ def reference_chunked(q: Any, k: Any, v: Any, lam: Any, scale: float, chunk: int
     return out
 
 
+def gla_gates(shape: Shape, device: str, seed: int = 0) -> Any:
+    """GLA's log gates logsigmoid(x) / 16, x ~ N(0, 1): fp32 (B, H, S, E), all in (-1, 0)."""
+    gen = torch.Generator(device=device).manual_seed(seed + 1 + shape.seq)
+    x = torch.randn(shape.batch, shape.heads, shape.seq, shape.head_dim, generator=gen,
+                    device=device)  # fmt: skip
+    return torch.nn.functional.logsigmoid(x) / GLA_TAU
+
+
+def reference_gla_chunked(q: Any, k: Any, v: Any, g: Any, scale: float, chunk: int = 64) -> Any:
+    """Float64 GLA o (heads, seq, F) of one batch entry; g: log gates (heads, seq, E).
+
+    Per chunk: intra-chunk scores with the element-wise gate e^(b_t - b_s) (no reference
+    position: exact at any gate), inter-chunk (q o e^b) S, S <- e^b_last S + (k o
+    e^(b_last - b))^T v. Independent of the kernels' stabilisation.
+    """
+    q, k, v, g = (t.double() for t in (q, k, v, g))
+    h, s, e = q.shape
+    out = torch.empty(h, s, v.shape[2], dtype=torch.float64, device=q.device)
+    state = torch.zeros(h, e, v.shape[2], dtype=torch.float64, device=q.device)
+    for start in range(0, s, chunk):
+        n = min(chunk, s - start)
+        qc, kc, vc, gc = (x[:, start : start + n] for x in (q, k, v, g))
+        b = gc.cumsum(dim=1)
+        gap = b[:, :, None, :] - b[:, None, :, :]  # (h, t, s, e)
+        causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()
+        gate = torch.where(causal[None, :, :, None], gap.clamp(max=0).exp(), 0.0)
+        scores = torch.einsum("hte,hse,htse->hts", qc, kc, gate)
+        out[:, start : start + n] = scale * (scores @ vc + (qc * b.exp()) @ state)
+        last = b[:, -1:, :]
+        state = last.transpose(1, 2).exp() * state + (kc * (last - b).exp()).transpose(1, 2) @ vc
+    return out
+
+
 @dataclass
 class Problem:
     """One shape's tensors: ours (B, H, S, D), fla's (B, T, H, D), decays and the reference."""
@@ -206,6 +262,8 @@ class Problem:
     g_gamma: Any
     g: Any
     ref: Any
+    gates: Any = None  # GLA: log gates (B, H, S, E) fp32
+    fla_gates: Any = None  # ... in fla's (B, T, H, K) layout
 
 
 def make_problem(shape: Shape, device: str, dtype: Any = torch.bfloat16, seed: int = 0) -> Problem:
@@ -224,6 +282,12 @@ def make_problem(shape: Shape, device: str, dtype: Any = torch.bfloat16, seed: i
     if g_gamma is not None:
         g = g_gamma.expand(shape.batch, shape.seq, shape.heads).contiguous()
     heads = min(2, shape.heads)
+    if shape.gated:
+        gates = gla_gates(shape, device, seed)
+        ref = reference_gla_chunked(q[0, :heads], k[0, :heads], v[0, :heads], gates[0, :heads],
+                                    scale)  # fmt: skip
+        return Problem(q, k, v, None, scale, fla_qkv, None, None, ref, gates,
+                       gates.transpose(1, 2).contiguous())  # fmt: skip
     ref = reference_chunked(q[0, :heads], k[0, :heads], v[0, :heads],
                             None if lam is None else lam[:heads].cpu(), scale)  # fmt: skip
     return Problem(q, k, v, lam, scale, fla_qkv, g_gamma, g, ref)
@@ -236,10 +300,14 @@ def runner(cfg: Config, p: Problem, fla_fn: Any) -> Callable[[], Any]:
         kw = tiling_args(cfg.tiling)
         return lambda: lightning_fwd(p.q, p.k, p.v, p.lam, schedule=cfg.schedule,
                                      scale=p.scale, state_tile=cfg.state_tile,
-                                     state_chunks=cfg.state_chunks, **kw)  # fmt: skip
+                                     state_chunks=cfg.state_chunks, gates=p.gates,
+                                     **kw)  # fmt: skip
     if fla_fn is None:
         raise RuntimeError("fla unavailable")
     fq, fk, fv = p.fla_qkv
+    if cfg.family == FLA_GLA:
+        return lambda: fla_fn(fq, fk, fv, p.fla_gates, scale=p.scale,
+                              output_final_state=False)[0]  # fmt: skip
     decay = {"g_gamma": dict(g_gamma=p.g_gamma), "g": dict(g=p.g), "none": {}}[cfg.schedule]
     return lambda: fla_fn(fq, fk, fv, scale=p.scale, output_final_state=False, **decay)[0]
 
@@ -299,7 +367,8 @@ def base_row(shape: Shape, cfg: Config) -> dict[str, Any]:
     row: dict[str, Any] = dict(
         family=cfg.family, schedule=cfg.schedule, suite=shape.suite, batch=shape.batch,
         heads=shape.heads, seq=shape.seq, head_dim=shape.head_dim,
-        decay="yes" if shape.decay else "no", dtype="bf16", block_c=block_c,
+        decay="gla" if shape.gated else "yes" if shape.decay else "no", dtype="bf16",
+        block_c=block_c,
         flops=lightning_flops(shape.batch, shape.heads, shape.seq, shape.head_dim,
                               shape.head_dim, block_c),
         median_ms=math.nan, p10_ms=math.nan, p90_ms=math.nan, tflops=math.nan,
@@ -360,7 +429,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
     ratios = []
     for key in shapes_seen:
         group = [r for r in rows if _key(r) == key]
-        ours, fla = _best(group, OURS), _best(group, FLA)
+        ours, fla = _best(group, OURS), _best(group, FLA) or _best(group, FLA_GLA)
         label = "{}: {}x{}x{} d{} decay {}".format(*key)
         if ours is None:
             lines.append(f"{label}: no correct run of ours")
@@ -393,6 +462,16 @@ def summarize(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def load_fla_gla() -> Any:
+    """Fla's chunk_gla (the GLA baseline), or None when fla is absent or broken."""
+    try:
+        from fla.ops.gla import chunk_gla
+
+        return chunk_gla
+    except Exception:  # noqa: BLE001 (absent or broken: its rows record the error)
+        return None
+
+
 def load_fla() -> tuple[Any, str]:
     """Fla's chunk_simple_gla and its version, or (None, why not)."""
     try:
@@ -411,8 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 shapes, 2 tilings each (< 60 s)")
     ap.add_argument("--budget-s", type=float, default=None, help="skip configs after this")
     ap.add_argument("--fla-g", action="store_true", help="also time fla with a per-token g")
+    ap.add_argument("--gla", action="store_true",
+                    help="the GLA suite (gates=) against fla's chunk_gla instead")  # fmt: skip
     args = ap.parse_args(argv)
-    plan = [(s, configs(s, args.quick, args.fla_g)) for s in shapes(args.quick)]
+    plan = [(s, configs(s, args.quick, args.fla_g)) for s in shapes(args.quick, args.gla)]
     budget = args.budget_s if args.budget_s is not None else (60.0 if args.quick else 400.0)
     n_configs = sum(len(c) for _, c in plan)
     print(f"{n_configs} configs on {len(plan)} shapes; estimated {estimate_s(plan):.0f} s of "
@@ -421,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lightning_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     fla_fn, fla_version = load_fla()
+    fla_gla_fn = load_fla_gla() if args.gla else None
     print(f"fla: {fla_version}", flush=True)
     constants = dict(device=torch.cuda.get_device_name(), torch=torch.__version__,
                      triton=triton.__version__, fla=fla_version,
@@ -438,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = base_row(shape, cfg)
                 row["status"] = why if problem is None else "skipped: budget"
             else:
-                row = measure(shape, cfg, problem, fla_fn)
+                fn = fla_gla_fn if cfg.family == FLA_GLA else fla_fn
+                row = measure(shape, cfg, problem, fn)
             out.write(row)
             if row["status"] != "skipped: budget":
                 tile = (

@@ -184,7 +184,7 @@ def test_summary_picks_the_best_correct_runs(probe):
 def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
     """main() on a stand-in device: tiny shapes on CPU (interpreter), a stand-in timer."""
     tiny = (probe.Shape(1, 2, 40, 16, "validation"), probe.Shape(1, 2, 64, 16, "length"))
-    monkeypatch.setattr(probe, "shapes", lambda quick: tiny)
+    monkeypatch.setattr(probe, "shapes", lambda quick, gla=False: tiny)
     monkeypatch.setattr(probe, "LENGTH", tiny[1:])
     real_problem = probe.make_problem
     monkeypatch.setattr(
@@ -205,3 +205,41 @@ def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "configs on 2 shapes" in printed and "wrote" in printed
     assert "1x2x40 d16 decay yes: ours 1.000 ms" in printed.replace("validation: ", "")
+
+
+def test_gla_reference_and_suite(probe):
+    """The GLA suite: its chunked float64 reference equals the token recurrence, its configs
+    put fla's chunk_gla first, and its gates are GLA's (logsigmoid / 16, in (-1, 0))."""
+    from attnsim.kernels.triton.lightning import gla_reference
+
+    shape = probe.Shape(1, 2, 100, 16, "gla", gated=True)
+    p = probe.make_problem(shape, "cpu", torch.float32)
+    assert p.gates.shape == p.k.shape and bool((p.gates < 0).all() and (p.gates > -1).all())
+    assert p.fla_gates.shape == (1, 100, 2, 16)
+    ref = gla_reference(p.q[:1], p.k[:1], p.v[:1], p.gates[:1], p.scale)[0]
+    assert torch.allclose(ref, p.ref, rtol=1e-10, atol=1e-12)
+    cfgs = probe.configs(shape, quick=True)
+    assert cfgs[0] == probe.Config(probe.FLA_GLA, "gla")
+    assert {c.schedule for c in cfgs[1:]} == set(probe.SCHEDULES)
+    assert probe.shapes(True, gla=True) == probe.GLA_QUICK
+    assert all(s.gated for s in probe.shapes(False, gla=True))
+    assert "gla" in shape.label
+
+
+def test_gla_rows_ours_and_fla_in_fla_layout(probe):
+    from attnsim.kernels.triton.lightning import gla_reference
+
+    shape = probe.Shape(1, 2, 40, 16, "gla", gated=True)
+    p = probe.make_problem(shape, "cpu", torch.float32)
+
+    def chunk_gla(q, k, v, g, scale, output_final_state):  # fla's (B, T, H, D) layout
+        o = gla_reference(*(t.transpose(1, 2) for t in (q, k, v, g)), scale)
+        return o.transpose(1, 2).float(), None
+
+    timer = lambda fn: (1.0, 0.9, 1.1)  # noqa: E731
+    ours = probe.measure(shape, probe.Config(probe.OURS, "split", (16, 16, 4, 1)), p, None, timer)
+    fla = probe.measure(shape, probe.Config(probe.FLA_GLA, "gla"), p, chunk_gla, timer)
+    assert ours["status"] == "ok" and ours["rel_err"] < 1e-5 and ours["decay"] == "gla"
+    assert fla["status"] == "ok" and fla["rel_err"] < 1e-6
+    lines = probe.summarize([{**ours, "state_tile": ""}, fla])
+    assert "fla/ours 1.00" in lines[0]
