@@ -279,7 +279,7 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
     memory = pre_m + loop_m
     options = asdict(opts)
     options["onchip"] = ",".join(opts.onchip)
-    options["p1"] = tiling.rows
+    options["granularity"], options["p1"] = "row", tiling.rows  # query row blocks of p1
     extras = [
         ("key_block", float(tiling.key_block)),
         ("key_blocks", float(tiling.key_blocks)),
