@@ -24,7 +24,7 @@ S_t = diag(exp(g_t)) S_(t-1) + k_t v_t^T. Per chunk, b = the cumulative sum of g
 chunk's first position (inclusive, C x E, non-increasing down the chunk):
 
     O_i = [((Q o e^b) (K o e^-b)^T) o causal] V_i  +  (Q o e^b) S_i
-    S_(i+1) = diag(e^b_last) S_i + (K o e^(b_last - b))^T V_i
+    S_(i+1) = diag(e^b_last) S_i + (K o e^(b_last - b))^T V_i    (from K o e^-b, reused)
 
 Stabilisation: relative to the chunk's first position (b starts at the first key's own gate),
 so e^b and e^(b_last - b) are <= 1 and only e^-b grows, to e^-(sum of the chunk's log gates);
@@ -74,14 +74,19 @@ def chunk_out(q, k, v, s, intra, rows, DOT_PRECISION: tl.constexpr):
 def gated_chunk_out(q, k, v, s, b, intra, rows, DOT_PRECISION: tl.constexpr):
     """GLA: one chunk's output rows (fp32, C x F block) with cumulative log gates b (C x E).
 
-    The gated scores (Q o e^b)(K o e^-b)^T run in fp32 (e^-b exceeds fp16's range first).
+    Also returns K o e^-b (the state update reuses it: b need not stay live). The gated
+    operands are fp32 (e^-b exceeds fp16's range first), bf16 for bf16 inputs (fp32's
+    exponent range; fla's chunk_gla rounds its gated operands to the input dtype too).
     """
     qg = q.to(tl.float32) * tl.math.exp(b)
     kg = k.to(tl.float32) * tl.math.exp(-b)
-    # fp32 operands: TF32 for half-precision inputs (DOT_PRECISION), exact fp32 for fp32 ones
+    if q.dtype == tl.bfloat16:
+        qg = qg.to(tl.bfloat16)
+        kg = kg.to(tl.bfloat16)
+    # TF32 for fp32 operands of half-precision inputs (DOT_PRECISION), exact fp32 for fp32 ones
     a = tl.dot(qg, tl.trans(kg), input_precision=DOT_PRECISION) * intra
     o = tl.dot(qg.to(q.dtype), s.to(q.dtype), input_precision=DOT_PRECISION) * rows[:, None]
-    return tl.dot(a.to(v.dtype), v, o, input_precision=DOT_PRECISION)
+    return tl.dot(a.to(v.dtype), v, o, input_precision=DOT_PRECISION), kg
 
 
 @triton.jit
@@ -108,18 +113,18 @@ def store_chunk(
 ):  # fmt: skip
     """Load one chunk (rows past the sequence end as 0), store its output rows.
 
-    Returns K, V and the chunk's cumulative log gates b and their sum (zeros without gates).
+    Returns K (with gates: K o e^-b), V and the chunk's log-gate sum (0 without gates).
     """
     q = tl.load(q_p, boundary_check=(0,), padding_option="zero")
     k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
     v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
     b, last = chunk_gates(g_p, HAS_GATES, BLOCK_C, HEAD_E)
     if HAS_GATES:
-        o = gated_chunk_out(q, k, v, s, b, intra, rows, DOT_PRECISION)
+        o, k = gated_chunk_out(q, k, v, s, b, intra, rows, DOT_PRECISION)
     else:
         o = chunk_out(q, k, v, s, intra, rows, DOT_PRECISION)
     tl.store(o_p, o.to(Out.dtype.element_ty), boundary_check=(0,))
-    return k, v, b, last
+    return k, v, last
 
 
 @triton.jit
@@ -134,21 +139,22 @@ def state_step(s, k, v, keys, chunk, DOT_PRECISION: tl.constexpr):
 
 
 @triton.jit
-def gated_state_step(s, k, v, b, last, DOT_PRECISION: tl.constexpr):
-    """GLA: S <- diag(e^last) S + (K o e^(last - b))^T V (fp32; both factors <= 1).
+def gated_state_step(s, kg, v, last, DOT_PRECISION: tl.constexpr):
+    """GLA: S <- diag(e^last) S + (K o e^(last - b))^T V, from kg = K o e^-b (fp32 update).
 
-    The gate is per (key, feature), so it scales K (not V as the scalar decay does).
+    The gate is per (key, feature), so it scales K (not V as the scalar decay does); both
+    factors e^last and e^(last - b) are <= 1.
     """
-    kd = (k.to(tl.float32) * tl.math.exp(last[None, :] - b)).to(k.dtype)
+    kd = (kg.to(tl.float32) * tl.math.exp(last)[None, :]).to(v.dtype)
     return tl.dot(tl.trans(kd), v, s * tl.math.exp(last)[:, None], input_precision=DOT_PRECISION)
 
 
 @triton.jit
-def next_state(s, k, v, b, last, keys, chunk, HAS_GATES: tl.constexpr,
+def next_state(s, k, v, last, keys, chunk, HAS_GATES: tl.constexpr,
                DOT_PRECISION: tl.constexpr):  # fmt: skip
-    """The state after one chunk: gated (GLA) or with the per-head decay tables."""
+    """The state after one chunk: gated (GLA; k is then K o e^-b) or with the decay tables."""
     if HAS_GATES:
-        s = gated_state_step(s, k, v, b, last, DOT_PRECISION)
+        s = gated_state_step(s, k, v, last, DOT_PRECISION)
     else:
         s = state_step(s, k, v, keys, chunk, DOT_PRECISION)
     return s
@@ -227,9 +233,9 @@ def lightning_out_kernel(
         s = tl.zeros([HEAD_E, BLOCK_F], dtype=tl.float32)
     if CARRY:
         for _ in range(0, tl.minimum(chunks_per_prog, n_chunks - first)):
-            k, v, b, last = store_chunk(q_p, k_p, v_p, o_p, g_p, s, intra, rows, Out, HAS_GATES,
-                                        BLOCK_C, HEAD_E, DOT_PRECISION)  # fmt: skip
-            s = next_state(s, k, v, b, last, keys, chunk, HAS_GATES, DOT_PRECISION)
+            k, v, last = store_chunk(q_p, k_p, v_p, o_p, g_p, s, intra, rows, Out, HAS_GATES,
+                                     BLOCK_C, HEAD_E, DOT_PRECISION)  # fmt: skip
+            s = next_state(s, k, v, last, keys, chunk, HAS_GATES, DOT_PRECISION)
             if HAS_GATES:  # not carried without gates (the fused kernel is at 247 registers)
                 g_p = tl.advance(g_p, (BLOCK_C, 0))
             q_p = tl.advance(q_p, (BLOCK_C, 0))
@@ -285,7 +291,9 @@ def lightning_states_kernel(
         k = tl.load(k_p, boundary_check=(0,), padding_option="zero")
         v = tl.load(v_p, boundary_check=(0,), padding_option="zero")
         b, last = chunk_gates(g_p, HAS_GATES, BLOCK_C, BLOCK_E)
-        s = next_state(s, k, v, b, last, keys, chunk, HAS_GATES, DOT_PRECISION)
+        if HAS_GATES:
+            k = k.to(tl.float32) * tl.math.exp(-b)
+        s = next_state(s, k, v, last, keys, chunk, HAS_GATES, DOT_PRECISION)
         if HAS_GATES:
             g_p = tl.advance(g_p, (BLOCK_C, 0))
         k_p = tl.advance(k_p, (BLOCK_C, 0))
