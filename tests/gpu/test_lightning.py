@@ -131,3 +131,42 @@ def test_fp32_and_small_head_dims():
         for schedule in SCHEDULES:
             rel = run_checked(q, k, v, decays(2), schedule=schedule, block_c=32)
             assert rel < TOL[torch.float32], (d, schedule, rel)
+
+
+def gla_float64(q, k, v, gates, scale, chunk=64):
+    """Float64 GLA (B, H, S, F), chunk by chunk with element-wise gates e^(b_t - b_s)."""
+    q, k, v, g = (t.double() for t in (q, k, v, gates))
+    b_, h, s, e = q.shape
+    out = torch.empty(b_, h, s, v.shape[3], dtype=torch.float64, device=q.device)
+    state = torch.zeros(b_, h, e, v.shape[3], dtype=torch.float64, device=q.device)
+    for start in range(0, s, chunk):
+        n = min(chunk, s - start)
+        qc, kc, vc, gc = (x[:, :, start : start + n] for x in (q, k, v, g))
+        b = gc.cumsum(dim=2)
+        causal = torch.ones(n, n, dtype=torch.bool, device=q.device).tril()[..., None]
+        gate = torch.where(causal, (b[:, :, :, None] - b[:, :, None]).clamp(max=0).exp(), 0.0)
+        scores = torch.einsum("bhte,bhse,bhtse->bhts", qc, kc, gate)
+        out[:, :, start : start + n] = scale * (scores @ vc + (qc * b.exp()) @ state)
+        last = b[:, :, -1:]
+        state = last.transpose(2, 3).exp() * state + (kc * (last - b).exp()).transpose(2, 3) @ vc
+    return out
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("head_dim", [64, 128])
+@pytest.mark.parametrize("strength", [16.0, 1.0])  # GLA's logsigmoid / 16; strong: / 1
+def test_gla_gates_match_float64(schedule, dtype, head_dim, strength):
+    q, k, v = inputs(1, 2, 1000, head_dim, dtype, seed=head_dim)
+    g = torch.Generator(device="cuda").manual_seed(9)
+    x = torch.randn(q.shape, generator=g, device="cuda")
+    gates = torch.nn.functional.logsigmoid(x) / strength
+    scale = head_dim**-0.5
+    block_c = 64 if strength > 1 else 32
+    out = lightning_fwd(q, k, v, gates=gates, scale=scale, schedule=schedule, block_c=block_c)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out).all()
+    ref = gla_float64(q, k, v, gates, scale)
+    rel = float((out.double() - ref).norm() / ref.norm())
+    assert rel < TOL[dtype] * (3 if dtype == torch.float32 else 1), rel
