@@ -152,3 +152,41 @@ def test_gla_work_and_byte_formulas():
     assert gla_flops(1, 1, 64, 32, 16, 16) == 64 * 8 * 32 + 4 * (32 + 32 * 16)
     assert gla_flops(2, 3, 50, 32, 16, 16) == 2 * 3 * (64 * 8 * 32 + 4 * (32 + 32 * 16))
     assert gate_bytes(2, 3, 50, 32) == 2 * 3 * 50 * 32 * 4
+
+
+# The GLA kernels compiled for sm_90 (bf16) on this host, as test_lightning's SM90_SCRIPT does
+# (its build helper, with HAS_GATES bound): these tilings must compile without spills.
+GLA_SM90 = {
+    "fused-128-c32f64w8": (128, 32, 64, 8, 2, False, True),
+    "fused-64-c64f64w4": (64, 64, 64, 4, 2, False, True),
+    "split-128-c64f64w4": (128, 64, 64, 4, 1, True, False),
+}
+
+
+@pytest.mark.slow
+def test_gla_tilings_compile_for_sm90_without_spills():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    triton = pytest.importorskip("triton")
+    if not shutil.which("cuobjdump", path=str(Path(triton.__file__).parent / "backends" /
+                                              "nvidia" / "bin")):  # fmt: skip
+        pytest.skip("the triton wheel has no CUDA tools")
+    source = (Path(__file__).parent / "test_lightning.py").read_text()
+    script = source.split('SM90_SCRIPT = r"""')[1].split('"""')[0]
+    script = script[: script.index("for d in (64, 128):")]  # imports and build() only
+    for name, (d, c, bf, w, st, load, carry) in GLA_SM90.items():
+        meta = dict(BLOCK_C=c, BLOCK_F=bf, HEAD_E=d, HEAD_F=d, HAS_DECAY=False,
+                    DOT_PRECISION="tf32", HAS_GATES=True, LOAD_STATE=load, CARRY=carry)  # fmt: skip
+        script += f"build({name!r}, lightning_out_kernel, {meta!r}, {w}, {st})\n"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line.split() for line in run.stdout.splitlines()]
+    assert [r[0] for r in rows] == list(GLA_SM90)
+    for name, regs, stack, smem in rows:
+        assert int(stack) == 0, f"{name}: {stack} bytes of stack (register spills)"
+        assert int(regs) <= 255 and int(smem) <= 227 * 1024, (name, regs, smem)
