@@ -336,6 +336,7 @@ def _gate_warnings(pb: LightningProblem, tiling: Tiling) -> tuple[str, ...]:
         "kernel is exact while a chunk's log-gate sum stays above -80 "
         "(kernels.triton.lightning.GATE_SUM_LIMIT)",
         "GLA: compiled for sm_90 the fused gated kernel spills registers at head dim 128 at "
-        "every candidate tiling (56-1128 bytes of stack; block_c 32 with 8 warps, or block_f "
-        "32, compiles without); the model's register estimate does not see spills",
+        "every candidate tiling (56-1128 bytes of stack; (block_c, block_f, warps) = (32, 64, "
+        "8), (32, 32, 4) and (32, 128, 8) compile without); the model's register estimate "
+        "does not see spills",
     )
