@@ -55,9 +55,9 @@ from attnsim.mappers.spatial import cost
 from attnsim.mappers.spatial.compute import cascade_work, lower_work, unsupported
 from attnsim.mappers.spatial.flat_linear import (  # FLAT's nest at one block's extents
     OVERLAP_WARNING,
-    _Block,
-    _Nest,
-    _nest,
+    BlockNest,
+    ChunkBlock,
+    block_nest,
     einsum_records,
     energy_items,
     unit_records,
@@ -65,8 +65,8 @@ from attnsim.mappers.spatial.flat_linear import (  # FLAT's nest at one block's 
 from attnsim.mappers.spatial.fusemax_bwd import (
     BwdPlan,
     BwdTiling,
-    _occupancy,
-    _recompute_note,
+    bwd_occupancy,
+    recompute_note,
 )
 from attnsim.mappers.spatial.fusemax_bwd_cost import PhaseTraffic, dram_traffic
 from attnsim.mappers.spatial.fusemax_bwd_structure import BackwardStructure, read_backward
@@ -99,7 +99,7 @@ class Evaluation:
     tiling: BwdTiling
     plan: BwdPlan
     traffic: PhaseTraffic
-    nests: Mapping[int, _Nest]
+    nests: Mapping[int, BlockNest]
     cycles: tuple[float, ...]
     effective: tuple[float, ...]
     times: tuple[float, float, float, float, float]  # pre 1D, loop 2D, loop 1D, pre/loop DRAM
@@ -191,14 +191,14 @@ def _evaluate(
         pair, True,
     )  # fmt: skip
     traffic = dram_traffic(plan, tiling)
-    block = _Block(rows // cv.query_group, key_block, False)  # a GQA group packed per row
+    block = ChunkBlock(rows // cv.query_group, key_block, False)  # a GQA group packed per row
     blocks = cv.instances * math.ceil(cv.query_rows / rows) * key_blocks * visited
     cycles, effective = list(binding.cycles), list(binding.cycles)
-    nests: dict[int, _Nest] = {}
+    nests: dict[int, BlockNest] = {}
     lanes = arch.array_2d.lanes
     for i in bs.loop:
         if binding.units[i].is_2d:
-            nest = nests[i] = _nest(cv, arch, c.einsums[i], block)
+            nest = nests[i] = block_nest(cv, arch, c.einsums[i], block)
             selects = max(0.0, binding.cycles[i] - binding.work[i].count("mac") / lanes)
             cycles[i] = nest.steps * blocks + selects
             effective[i] = cycles[i] * nest.used_lanes / lanes
@@ -245,7 +245,7 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
     )
     lat = ev.latency
     pre_1d, loop_2d, loop_1d, pre_m, loop_m = ev.times
-    note, recomputed_ops = _recompute_note(plan, tiling)
+    note, recomputed_ops = recompute_note(plan, tiling)
     unused = [f for f in UNUSED if f in fixed] + [f for f in UNUSED_ON if getattr(opts, f)]
     lanes = arch.array_2d.lanes
     warnings = [
@@ -309,7 +309,7 @@ def _result(ev: Evaluation, opts: FlatOptions, fixed: Mapping[str, object]) -> R
             sum(t.write_bytes for t in traffic.merged()) / arch.word_bytes,
             *ev.buffer_words,
         ),
-        occupancy=_occupancy(plan, tiling),
+        occupancy=bwd_occupancy(plan, tiling),
         per_einsum=einsum_records(cv, binding, ev.cycles, ev.effective, lat),
         units=unit_records(arch, binding, ev.cycles, ev.effective, lat),
         schedule="overlapped",

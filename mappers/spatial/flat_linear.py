@@ -102,7 +102,7 @@ def _states(cascade: Cascade, key: RankName) -> tuple[RecurrentState, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Block:
+class ChunkBlock:
     """One block of the dataflow: its query positions and its keys."""
 
     queries: int
@@ -111,7 +111,7 @@ class _Block:
 
 
 @dataclass(frozen=True, slots=True)
-class _Nest:
+class BlockNest:
     """One contraction's loop nest at one block's extents.
 
     Attributes:
@@ -144,7 +144,7 @@ class _Nest:
 # ----------------------------------------------------------------------------- structure
 
 
-def _block(cv: CascadeView, arch: SpatialArch, states: Sequence[RecurrentState]) -> _Block:
+def _block(cv: CascadeView, arch: SpatialArch, states: Sequence[RecurrentState]) -> ChunkBlock:
     """The dataflow's block, or MappingError naming what the structure does not allow."""
     key, parts = cv.key_rank, cv.key_parts
     recurrent = [s for s in states if s.over == key]
@@ -160,7 +160,7 @@ def _block(cv: CascadeView, arch: SpatialArch, states: Sequence[RecurrentState])
     p, m = cv.sizes[cv.query_rank], cv.sizes[key]
     if all(s.over is None for s in states):
         rows = arch.array_2d.rows
-        return _Block(min(rows, p), min(rows, m), False)
+        return ChunkBlock(min(rows, p), min(rows, m), False)
     if not reads_key_chunk(cv.cascade, parts) or any(s.over != parts[0] for s in states):
         raise MappingError(
             f"FLAT: cascade {cv.cascade.name}: its state ({held}) recurs over "
@@ -170,10 +170,10 @@ def _block(cv: CascadeView, arch: SpatialArch, states: Sequence[RecurrentState])
             "dataflow has no block for it"
         )
     chunk = cv.sizes[parts[-1]]
-    return _Block(min(chunk, p), chunk, True)
+    return ChunkBlock(min(chunk, p), chunk, True)
 
 
-def _extent(cv: CascadeView, block: _Block, rank: RankName) -> int:
+def _extent(cv: CascadeView, block: ChunkBlock, rank: RankName) -> int:
     """Elements of `rank` in one block (1 for the ranks the blocks iterate)."""
     if rank == cv.query_rank:
         return block.queries * cv.query_group
@@ -184,7 +184,7 @@ def _extent(cv: CascadeView, block: _Block, rank: RankName) -> int:
     return cv.sizes[rank]
 
 
-def _block_words(cv: CascadeView, block: _Block, tensor: TensorName) -> int:
+def _block_words(cv: CascadeView, block: ChunkBlock, tensor: TensorName) -> int:
     return math.prod(_extent(cv, block, r) for r in cv.ranks[tensor])
 
 
@@ -245,7 +245,7 @@ def _bind(cv: CascadeView, arch: SpatialArch, mask: MaskCost) -> tuple[Binding, 
     return Binding(tuple(units), tuple(works), tuple(cycles), binding.notes), notes
 
 
-def _nest(cv: CascadeView, arch: SpatialArch, e: Einsum, block: _Block) -> _Nest:
+def block_nest(cv: CascadeView, arch: SpatialArch, e: Einsum, block: ChunkBlock) -> BlockNest:
     """The best of FLAT's nests of contraction `e` at one block (module docstring)."""
     drop = {*cv.instance_ranks, *cv.group_ranks, *cv.key_parts[:-1]}
     ranks = tuple(
@@ -274,7 +274,7 @@ def _nest(cv: CascadeView, arch: SpatialArch, e: Einsum, block: _Block) -> _Nest
             "FLAT's nest multiplies two"
         )
     held = [e.output, *(next(t for t in operands if frozenset(own(t)) == s) for s in sides)]
-    best: _Nest | None = None
+    best: BlockNest | None = None
     for stationary in held:
         if not 0 < len(own(stationary)) <= 2:
             continue
@@ -285,7 +285,7 @@ def _nest(cv: CascadeView, arch: SpatialArch, e: Einsum, block: _Block) -> _Nest
             shape = TensorShape(t, tuple((r, extents[r]) for r in own(t)))
             words[t] = (tile_elements(shape, spatial) * refills(shape, live), shape.elements)
         pe, final = words[e.output]
-        nest = _Nest(
+        nest = BlockNest(
             stationary,
             tuple(extents.items()),
             math.prod(lp.factor for lp in temporal),
@@ -341,7 +341,7 @@ def map_linear(
     for i, e in enumerate(cascade.einsums):
         unit, work = binding.units[i], binding.work[i]
         if unit.is_2d:
-            nest = _nest(cv, arch, e, block)
+            nest = block_nest(cv, arch, e, block)
             blocks = work.points / nest.block_points
             tally.cycles[i] = cycles_on(work, unit) * unit.lanes * nest.steps / nest.block_points
             tally.effective[i] = tally.cycles[i] * nest.used_lanes / lanes
@@ -449,7 +449,7 @@ def _share(cv: CascadeView, mask: MaskCost, tensor: TensorName) -> float:
 
 
 def _fit(
-    cv: CascadeView, arch: SpatialArch, block: _Block, states: Sequence[RecurrentState]
+    cv: CascadeView, arch: SpatialArch, block: ChunkBlock, states: Sequence[RecurrentState]
 ) -> tuple[int, int, tuple[TensorName, ...]]:
     """(block footprint words, state words, intermediates spilled to make it fit)."""
     c = cv.cascade
@@ -474,7 +474,7 @@ def _fit(
 
 
 def _block_note(
-    cv: CascadeView, block: _Block, states: Sequence[RecurrentState], state_bytes: int
+    cv: CascadeView, block: ChunkBlock, states: Sequence[RecurrentState], state_bytes: int
 ) -> str:
     held = ", ".join(f"{s.tensor}[{','.join(s.ranks)}]" for s in states)
     if block.chunked:

@@ -248,7 +248,7 @@ def _search(plan: BwdPlan, opts: FuseMaxOptions, rows: int, key_tile: int) -> Bw
 # ----------------------------------------------------------------------------- result
 
 
-def _occupancy(plan: BwdPlan, tiling: BwdTiling) -> tuple[Occupancy, ...]:
+def bwd_occupancy(plan: BwdPlan, tiling: BwdTiling) -> tuple[Occupancy, ...]:
     bs, arch = plan.bs, plan.arch
     level, capacity, wb = arch.buffer.name, float(arch.buffer.capacity_bytes), arch.word_bytes
     parts = [
@@ -261,7 +261,7 @@ def _occupancy(plan: BwdPlan, tiling: BwdTiling) -> tuple[Occupancy, ...]:
     return tuple(Occupancy(level, name, float(w * wb), capacity) for name, w in parts)
 
 
-def _recompute_note(plan: BwdPlan, tiling: BwdTiling) -> tuple[str, float]:
+def recompute_note(plan: BwdPlan, tiling: BwdTiling) -> tuple[str, float]:
     """What the loop recomputes and keeps on chip instead of storing, and the recompute ops."""
     from attnsim.einsum_ir.analysis.training import training_report
     from attnsim.einsum_ir.library.training import training_entry
@@ -308,7 +308,7 @@ def _result(
     busy: dict[str, float] = {}
     for i in order:
         busy[plan.units[i].name] = busy.get(plan.units[i].name, 0.0) + plan.cycles[i]
-    note, recomputed_ops = _recompute_note(plan, tiling)
+    note, recomputed_ops = recompute_note(plan, tiling)
     warnings = [
         *plan.warnings,
         f"dataflow: FlashAttention-2 backward; key blocks of {tiling.key_block} keys "
@@ -350,7 +350,7 @@ def _result(
         bound=loop_bound,
         traffic=merged,
         energy=energy(plan, tiling, traffic),
-        occupancy=_occupancy(plan, tiling),
+        occupancy=bwd_occupancy(plan, tiling),
         per_einsum=einsum_costs(
             cv,
             [plan.units[i] for i in order],
