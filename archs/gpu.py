@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnsim.archs.calibration import Calibration, calibration_path, load_calibration
-from attnsim.archs.interconnect import Cluster, read_cluster
+from attnsim.archs.interconnect import Cluster, positive_number, read_cluster
 from attnsim.einsum_ir.spec import Reader
 
 KIB = 1024
@@ -113,15 +113,6 @@ def dtype_bytes(dtype: str) -> int:
 # ----------------------------------------------------------------------------- loading
 
 
-def _pos(r: Reader | None, default: float = 1.0) -> float:
-    if r is None or not r.check("number"):
-        return default
-    if not float(r.value) > 0:
-        r.error(f"expected a positive number, got {r.value}")
-        return default
-    return float(r.value)
-
-
 def _pos_int(r: Reader | None, default: int = 1) -> int:
     if r is None or not r.check("int"):
         return default
@@ -140,15 +131,15 @@ def load_gpu(root: Reader) -> GpuArch:
     for dtype, value in tc.items() if tc is not None else ():
         if dtype not in DTYPE_BYTES:
             value.error(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_BYTES)}")
-        rates.append((dtype, _pos(value)))
+        rates.append((dtype, positive_number(value)))
     sources_r = root.opt("sources", "list")
     sources = tuple(str(s.value) for s in sources_r.each()) if sources_r is not None else ()
-    smem_sm = _pos(root.req("shared_memory_per_sm_kib", "number"))
-    smem_block = _pos(root.req("shared_memory_per_block_kib", "number"))
+    smem_sm = positive_number(root.req("shared_memory_per_sm_kib", "number"))
+    smem_block = positive_number(root.req("shared_memory_per_block_kib", "number"))
     if smem_block > smem_sm:
         root.error("shared_memory_per_block_kib exceeds shared_memory_per_sm_kib")
     cc_r = root.opt("compute_capability", "number")
-    cc = _pos(cc_r) if cc_r is not None else None
+    cc = positive_number(cc_r) if cc_r is not None else None
     cal = None
     cal_r = root.opt("calibration", "str")
     if cal_r is not None:
@@ -162,10 +153,10 @@ def load_gpu(root: Reader) -> GpuArch:
     arch = GpuArch(
         name=str(name.value) if name else "",
         sm_count=_pos_int(root.req("sm_count", "int")),
-        clock_hz=_pos(root.req("boost_clock_ghz", "number")) * 1e9,
+        clock_hz=positive_number(root.req("boost_clock_ghz", "number")) * 1e9,
         tensor_tflops=tuple(rates),
-        cuda_core_fp32_tflops=_pos(root.req("cuda_core_fp32_tflops", "number")),
-        sfu_ops_per_clock_per_sm=_pos(root.req("sfu_ops_per_clock_per_sm", "number")),
+        cuda_core_fp32_tflops=positive_number(root.req("cuda_core_fp32_tflops", "number")),
+        sfu_ops_per_clock_per_sm=positive_number(root.req("sfu_ops_per_clock_per_sm", "number")),
         shared_memory_per_sm_bytes=int(smem_sm * KIB),
         shared_memory_per_block_bytes=int(smem_block * KIB),
         registers_per_sm=_pos_int(root.req("registers_per_sm", "int")),
@@ -173,13 +164,14 @@ def load_gpu(root: Reader) -> GpuArch:
         max_threads_per_sm=_pos_int(root.req("max_threads_per_sm", "int")),
         max_blocks_per_sm=_pos_int(root.req("max_blocks_per_sm", "int")),
         max_warps_per_sm=_pos_int(root.req("max_warps_per_sm", "int")),
-        l2_bytes=int(_pos(root.req("l2_size_mib", "number")) * KIB * KIB),
-        l2_bandwidth_bytes_per_s=_pos(root.req("l2_bandwidth_gb_per_s", "number")) * 1e9,
-        hbm_bytes=int(_pos(root.req("hbm_size_gib", "number")) * KIB**3),
-        hbm_bandwidth_bytes_per_s=_pos(root.req("hbm_bandwidth_gb_per_s", "number")) * 1e9,
-        launch_overhead_s=_pos(root.req("launch_overhead_us", "number")) * 1e-6,
-        hbm_latency_s=_pos(root.req("hbm_latency_ns", "number")) * 1e-9,
-        board_power_w=_pos(root.req("board_power_w", "number")),
+        l2_bytes=int(positive_number(root.req("l2_size_mib", "number")) * KIB * KIB),
+        l2_bandwidth_bytes_per_s=positive_number(root.req("l2_bandwidth_gb_per_s", "number")) * 1e9,
+        hbm_bytes=int(positive_number(root.req("hbm_size_gib", "number")) * KIB**3),
+        hbm_bandwidth_bytes_per_s=positive_number(root.req("hbm_bandwidth_gb_per_s", "number"))
+        * 1e9,
+        launch_overhead_s=positive_number(root.req("launch_overhead_us", "number")) * 1e-6,
+        hbm_latency_s=positive_number(root.req("hbm_latency_ns", "number")) * 1e-9,
+        board_power_w=positive_number(root.req("board_power_w", "number")),
         description=str(desc.value) if desc else "",
         sources=sources,
         compute_capability=cc,

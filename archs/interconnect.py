@@ -212,7 +212,8 @@ def fit_link(link: Link, calibration: NcclCalibration, collective: str = "") -> 
 # ----------------------------------------------------------------------------- loading
 
 
-def _positive(r: Reader | None, default: float = 1.0) -> float:
+def positive_number(r: Reader | None, default: float = 1.0) -> float:
+    """A positive number field (`default` after reporting anything else at its line)."""
     if r is None or not r.check("number"):
         return default
     if not float(r.value) > 0:
@@ -246,7 +247,7 @@ def read_link(r: Reader) -> Link:
             latency = float(latency_r.value) * 1e-6
     link = Link(
         name=str(name.value) if name is not None else "",
-        bandwidth_bytes_per_s=_positive(r.req("bandwidth_gb_per_s", "number")) * 1e9,
+        bandwidth_bytes_per_s=positive_number(r.req("bandwidth_gb_per_s", "number")) * 1e9,
         latency_s=latency,
         topology=str(topo.value) if topo is not None and topo.value in TOPOLOGIES else "switch",
         is_latency_estimate=bool(estimate.value) if estimate is not None else False,
@@ -340,8 +341,8 @@ def load_nccl_calibration(path: Path, problems: list | None = None) -> NcclCalib
         if devices is not None and devices.value < 2:
             devices.error(f"expected at least 2 devices, got {devices.value}")
             devices = None
-        size = _positive(item.req("bytes", "number"), 0.0)
-        seconds = _positive(item.req("seconds", "number"), 0.0)
+        size = positive_number(item.req("bytes", "number"), 0.0)
+        seconds = positive_number(item.req("seconds", "number"), 0.0)
         item.done(MEASUREMENT_KEYS)
         if coll is not None and devices is not None and size and seconds:
             algorithm = str(algo.value) if algo is not None else "ring"

@@ -151,6 +151,34 @@ def single_device(
     )
 
 
+class SeqParallelMapper:
+    """Shared body of the sequence-parallel mappers: options, the interconnect, one device.
+
+    Subclasses set `name` and price `split`: the scheme over `devices` > 1 devices of
+    `cluster`; one device is the single-GPU model's Result itself (`single_device`).
+    """
+
+    name = "gpu-seq"
+    arch_kind = "gpu"
+    Options = SeqOptions
+
+    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
+        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
+
+    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
+        """Price the scheme at `sizes` over `devices` devices of `arch`'s interconnect."""
+        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, self.options)
+        if cluster is None:
+            return single_device(self, cascade, gpu, sizes, self.options)
+        return self.split(cascade, arch, gpu, cluster, sizes)
+
+    def split(
+        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """The scheme over more than one device (subclasses)."""
+        raise NotImplementedError
+
+
 def scheme_result(
     mapper: object,
     cascade: Cascade,

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from attnsim.archs.gpu import dtype_bytes
+from attnsim.archs.gpu import GpuArch, dtype_bytes
+from attnsim.archs.interconnect import Cluster
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.gpu.multi_blocks import (
     block_time,
@@ -33,12 +34,10 @@ from attnsim.mappers.gpu.multi_blocks import (
 )
 from attnsim.mappers.gpu.multi_collectives import collective
 from attnsim.mappers.gpu.multi_common import (
-    SeqOptions,
+    SeqParallelMapper,
     Step,
-    cluster_of,
     overlapped,
     scheme_result,
-    single_device,
 )
 from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
@@ -48,22 +47,16 @@ STATE_BYTES = 4  # the states are gathered in fp32 (Lightning-2 accumulates them
 
 
 @register_mapper("gpu-lasp2")
-class Lasp2Mapper:
+class Lasp2Mapper(SeqParallelMapper):
     """LASP-2 for linear attention: one AllGather of the per-device E x F states."""
 
     name = "gpu-lasp2"
-    arch_kind = "gpu"
-    Options = SeqOptions
 
-    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
-        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
-
-    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
-        """Price LASP-2 at `sizes` over `devices` devices of `arch`'s interconnect."""
+    def split(
+        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """Price LASP-2 over the devices of `cluster`."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
-        if cluster is None:
-            return single_device(self, cascade, gpu, sizes, opts)
         if not is_linear(cascade):  # a softmax layer of a hybrid model: LASP-2H
             result = Lasp2HMapper(opts).map(cascade, arch, sizes)
             note = f"{self.name}: {cascade.name} is softmax attention: priced as LASP-2H"
@@ -112,22 +105,16 @@ class Lasp2Mapper:
 
 
 @register_mapper("gpu-lasp2h")
-class Lasp2HMapper:
+class Lasp2HMapper(SeqParallelMapper):
     """LASP-2H for softmax attention: one AllGather of K and V, then local attention."""
 
     name = "gpu-lasp2h"
-    arch_kind = "gpu"
-    Options = SeqOptions
 
-    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
-        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
-
-    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
-        """Price LASP-2H at `sizes` over `devices` devices of `arch`'s interconnect."""
+    def split(
+        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """Price LASP-2H over the devices of `cluster`."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
-        if cluster is None:
-            return single_device(self, cascade, gpu, sizes, opts)
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
         shape, p = problem.shape, opts.devices
         n = shape.seq_q

@@ -41,12 +41,10 @@ from attnsim.mappers.gpu.multi_blocks import (
 )
 from attnsim.mappers.gpu.multi_collectives import p2p
 from attnsim.mappers.gpu.multi_common import (
-    SeqOptions,
+    SeqParallelMapper,
     Step,
-    cluster_of,
     overlapped,
     scheme_result,
-    single_device,
 )
 from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
@@ -61,22 +59,16 @@ def merge_s(arch: GpuArch, dtype: str, rows: float, value_dim: int) -> float:
 
 
 @register_mapper("gpu-ring-attention")
-class RingAttentionMapper:
+class RingAttentionMapper(SeqParallelMapper):
     """Ring Attention: p - 1 send/recv steps of K/V blocks, each under a block's attention."""
 
     name = "gpu-ring-attention"
-    arch_kind = "gpu"
-    Options = SeqOptions
 
-    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
-        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
-
-    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
-        """Price the ring at `sizes` over `devices` devices of `arch`'s interconnect."""
+    def split(
+        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """Price the ring over the devices of `cluster`."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
-        if cluster is None:
-            return single_device(self, cascade, gpu, sizes, opts)
         if is_linear(cascade):
             return self._linear(cascade, gpu, sizes, cluster)
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype)

@@ -11,15 +11,15 @@ replicated to p.
 
 from __future__ import annotations
 
+from attnsim.archs.gpu import GpuArch
+from attnsim.archs.interconnect import Cluster
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.gpu.multi_blocks import block_time, softmax_problem
 from attnsim.mappers.gpu.multi_collectives import collective
 from attnsim.mappers.gpu.multi_common import (
-    SeqOptions,
+    SeqParallelMapper,
     Step,
-    cluster_of,
     scheme_result,
-    single_device,
 )
 from attnsim.mappers.registry import register_mapper
 from attnsim.mappers.result import Result
@@ -27,22 +27,16 @@ from attnsim.mappers.spatial.view import MappingError
 
 
 @register_mapper("gpu-ulysses")
-class UlyssesMapper:
+class UlyssesMapper(SeqParallelMapper):
     """DeepSpeed-Ulysses: all-to-all of Q, K, V over heads, local attention, all-to-all of O."""
 
     name = "gpu-ulysses"
-    arch_kind = "gpu"
-    Options = SeqOptions
 
-    def __init__(self, options: SeqOptions | None = None, **kwargs: object) -> None:
-        self.options = options or SeqOptions(**kwargs)  # type: ignore[arg-type]
-
-    def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
-        """Price Ulysses at `sizes` over `devices` devices of `arch`'s interconnect."""
+    def split(
+        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """Price Ulysses over the devices of `cluster`."""
         opts = self.options
-        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, opts)
-        if cluster is None:
-            return single_device(self, cascade, gpu, sizes, opts)
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
         shape, p = problem.shape, opts.devices
         if shape.heads < p or shape.heads % p:
