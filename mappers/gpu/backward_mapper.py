@@ -96,11 +96,20 @@ class GpuBwdMapper:
 
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Rank the backward's tilings at `sizes` on GPU `arch` and cost the chosen one."""
+        return self.price(cascade, _forward_of(cascade.name, cascade), arch, sizes)
+
+    def price(
+        self, cascade: Cascade, forward: Cascade, arch: object, sizes: dict[str, int]
+    ) -> Result:
+        """The backward of `forward` at `sizes` on GPU `arch`, reported under `cascade`'s name.
+
+        `map` passes the forward a backward built-in declares; the sequence-parallel mappers
+        pass a forward cascade itself (their `direction: backward`).
+        """
         from attnsim.mappers.gpu.problem import gpu_problem
 
         if not isinstance(arch, GpuArch):
             raise MappingError(f"{self.name} needs a GPU architecture (kind: gpu)")
-        forward = _forward_of(cascade.name, cascade)
         opts = self.options
         try:
             problem = gpu_problem(forward, sizes, opts.dtype)
@@ -171,8 +180,12 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
     headline = [rates.uncalibrated] if rates.uncalibrated else []
     warnings = [
         *headline,
-        f"the problem (sizes, mask, K/V heads) is read from {forward.name}, the forward "
-        f"{cascade.name} declares it differentiates (einsum_ir.library.training)",
+        (
+            f"the problem (sizes, mask, K/V heads) is read from {forward.name}, the forward "
+            f"{cascade.name} declares it differentiates (einsum_ir.library.training)"
+            if forward is not cascade
+            else f"the backward of the forward {cascade.name} (its sizes, mask and K/V heads)"
+        ),
         "times one call of kernels.triton.attn_bwd.attention_bwd: D pre-pass, dK/dV kernel, "
         "and dQ by atomics (zero-fill in the pre-pass, cast included) or by the separate "
         "kernel; the forward (O, LSE) is not included",

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 
 from attnsim.archs.gpu import GpuArch
 from attnsim.archs.interconnect import Cluster
-from attnsim.einsum_ir.analysis.structure import BackwardCascadeError, attention_problem
 from attnsim.einsum_ir.ir import Cascade
-from attnsim.mappers.gpu.multi_blocks import BACKWARD, single_gpu
+from attnsim.einsum_ir.library.training import training_entry
+from attnsim.mappers.gpu.multi_blocks import (
+    LINEAR_BACKWARD,
+    backward_forward,
+    is_linear,
+    single_gpu,
+)
 from attnsim.mappers.gpu.multi_collectives import link_notes
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -35,7 +40,9 @@ class SeqOptions:
             "zigzag" (blocks r and 2p-1-r) or "striped" (token t on device t mod p).
         link_gb_per_s: Intra-node bandwidth per direction, overriding the GPU's link (0: keep).
         inter_link_gb_per_s: Inter-node bandwidth per direction (0: keep).
-        direction: "forward" (modelled) or "backward" (refused: not modelled yet).
+        direction: "forward", or "backward": each block's FlashAttention-2 backward (gpu-bwd's
+            model) with the scheme's gradient communication; a backward built-in cascade
+            (attention-1pass-bwd*) is priced as the backward whatever this says.
         dtype: Element type of Q, K, V, O.
         block_m, block_n, num_warps, num_stages: gpu-1pass's tiling for every softmax
             block (all four set) or searched per block (0).
@@ -77,6 +84,8 @@ class Step:
         sent_bytes: Bytes each device sends in this step.
         inter_node_bytes: Of those, bytes to other nodes.
         count: Identical steps this record stands for.
+        dram_read_bytes, dram_write_bytes: HBM bytes the device's kernels of this step read
+            and write.
     """
 
     label: str
@@ -87,6 +96,8 @@ class Step:
     sent_bytes: float = 0.0
     inter_node_bytes: float = 0.0
     count: int = 1
+    dram_read_bytes: float = 0.0
+    dram_write_bytes: float = 0.0
 
     @property
     def time_s(self) -> float:
@@ -104,20 +115,24 @@ def overlapped(label: str, compute_s: float, comm_s: float, **kw: float) -> Step
     return Step(label, compute_s, comm_s, min(compute_s, comm_s), **kw)  # type: ignore[arg-type]
 
 
-def cluster_of(
-    name: str, cascade: Cascade, sizes: dict[str, int], arch: object, opts: SeqOptions
-) -> tuple[GpuArch, Cluster | None]:
+def wants_backward(name: str, cascade: Cascade, opts: SeqOptions) -> bool:
+    """Whether to price the backward (the option, or a backward built-in); refusals say why."""
+    backward = opts.direction == "backward" or training_entry(cascade.name) is not None
+    if not backward:
+        return False
+    if is_linear(cascade):
+        raise MappingError(f"{name}: {cascade.name}: {LINEAR_BACKWARD}")
+    if opts.tiling:
+        raise MappingError(f"{name}: block_m, block_n, num_warps and num_stages set gpu-1pass's "
+                           "forward tiling; the backward's tiling is searched over gpu-bwd's "
+                           "candidates (leave them 0 with direction: backward)")  # fmt: skip
+    return True
+
+
+def cluster_of(name: str, arch: object, opts: SeqOptions) -> tuple[GpuArch, Cluster | None]:
     """The GPU and its interconnect with the options' overrides (refusals say why)."""
-    try:
-        attention_problem(cascade, sizes)
-    except BackwardCascadeError:
-        raise MappingError(f"{name}: {cascade.name}: {BACKWARD}") from None
-    except Exception:  # noqa: BLE001, S110  (any other refusal comes from the pricing itself)
-        pass
     if not isinstance(arch, GpuArch):
         raise MappingError(f"{name} needs a GPU architecture (kind: gpu)")
-    if opts.direction == "backward":
-        raise MappingError(f"{name}: {BACKWARD}")
     if opts.devices == 1:
         return arch, None
     cluster = arch.interconnect
@@ -135,11 +150,25 @@ def cluster_of(
 
 
 def single_device(
-    mapper: object, cascade: Cascade, arch: GpuArch, sizes: dict[str, int], opts: SeqOptions
+    mapper: object,
+    cascade: Cascade,
+    arch: GpuArch,
+    sizes: dict[str, int],
+    opts: SeqOptions,
+    backward: bool = False,
 ) -> Result:
-    """One device: the single-GPU model's Result itself (`multi_blocks.single_gpu`), renamed."""
+    """One device: the single-GPU model's Result itself (`multi_blocks.single_gpu`), renamed.
+
+    The backward: gpu-bwd's Result (its problem read from the forward).
+    """
     name = str(getattr(mapper, "name", ""))
-    base = single_gpu(cascade, arch, sizes, opts.dtype, opts.tiling)
+    if backward:
+        from attnsim.mappers.gpu.backward_mapper import GpuBwdMapper
+
+        forward = backward_forward(name, cascade) or cascade
+        base = GpuBwdMapper(dtype=opts.dtype).price(cascade, forward, arch, sizes)
+    else:
+        base = single_gpu(cascade, arch, sizes, opts.dtype, opts.tiling)
     return dataclasses.replace(
         base,
         mapper=name,
@@ -167,15 +196,24 @@ class SeqParallelMapper:
 
     def map(self, cascade: Cascade, arch: object, sizes: dict[str, int]) -> Result:
         """Price the scheme at `sizes` over `devices` devices of `arch`'s interconnect."""
-        gpu, cluster = cluster_of(self.name, cascade, sizes, arch, self.options)
+        gpu, cluster = cluster_of(self.name, arch, self.options)
+        backward = wants_backward(self.name, cascade, self.options)
         if cluster is None:
-            return single_device(self, cascade, gpu, sizes, self.options)
+            return single_device(self, cascade, gpu, sizes, self.options, backward)
+        if backward:
+            return self.split_backward(cascade, gpu, cluster, sizes)
         return self.split(cascade, arch, gpu, cluster, sizes)
 
     def split(
         self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
     ) -> Result:
         """The scheme over more than one device (subclasses)."""
+        raise NotImplementedError
+
+    def split_backward(
+        self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """The scheme's backward over more than one device (subclasses)."""
         raise NotImplementedError
 
 
@@ -200,6 +238,8 @@ def scheme_result(
     hidden = sum(s.hidden_s * s.count for s in steps)
     sent = sum(s.sent_bytes * s.count for s in steps)
     inter = sum(s.inter_node_bytes * s.count for s in steps)
+    dram_read = sum(s.dram_read_bytes * s.count for s in steps)
+    dram_write = sum(s.dram_write_bytes * s.count for s in steps)
     clock = arch.clock_hz
     bound = "communication" if comm - hidden > 0.5 * (compute + comm - hidden) else "compute"
     per_step = {}
@@ -211,6 +251,7 @@ def scheme_result(
             f"{tag}.serial_s": s.serial_s, f"{tag}.count": float(s.count),
             f"{tag}.comm_bound": 1.0 if s.bound == "communication" else 0.0,
             f"{tag}.sent_bytes": s.sent_bytes,
+            f"{tag}.dram_bytes": s.dram_read_bytes + s.dram_write_bytes,
         })  # fmt: skip
     headline = {
         "devices": float(p),
@@ -221,6 +262,7 @@ def scheme_result(
         "comm_hidden_fraction": hidden / comm if comm else 1.0,
         "sent_bytes_per_device": sent,
         "inter_node_bytes_per_device": inter,
+        "dram_bytes_per_device": dram_read + dram_write,
         "tokens_per_s": float(sizes_seq(extras)) / latency if latency else 0.0,
     }
     warnings = (
@@ -230,16 +272,20 @@ def scheme_result(
         + "; ".join(f"{i} {s.label}" for i, s in enumerate(steps)),
         *link_notes(cluster, p),
         "memory_cycles holds the communication time (all steps); compute_cycles the kernels'",
-        "DRAM traffic is reported as 0: the blocks' HBM traffic is not summed into this Result "
-        "(gpu-1pass or gpu-lightning at the block's shape gives it); energy = board power x "
-        "latency x devices (an upper bound, as gpu-1pass's)",
+        "DRAM traffic: the HBM bytes of one device's kernels summed over the steps (each "
+        "block's from the single-GPU model at its shape, small pieces as rooflines), the "
+        "device whose steps set the time; the cluster moves up to devices x that. Energy = "
+        "board power x latency x devices (an upper bound, as gpu-1pass's)",
         "every step waits for the slowest device; NCCL's own use of SMs while it overlaps "
         "compute is not modelled (overlap is taken as free)",
     )
     links = [cluster.intra_node.name]
     if inter and cluster.inter_node is not None:
         links.append(cluster.inter_node.name)
-    traffic: tuple[Traffic, ...] = (Traffic(links[0], "sent per device", 0.0, sent - inter),)
+    traffic: tuple[Traffic, ...] = (
+        Traffic("hbm", "kernels' reads and writes per device", dram_read, dram_write),
+        Traffic(links[0], "sent per device", 0.0, sent - inter),
+    )
     if len(links) > 1:
         traffic += (Traffic(links[1], "sent per device", 0.0, inter),)
     options = tuple(
@@ -258,7 +304,7 @@ def scheme_result(
         memory_cycles=comm * clock,
         bound=bound,
         energy_pj=arch.board_power_w * latency * 1e12 * p,
-        dram_traffic_bytes=0.0,
+        dram_traffic_bytes=dram_read + dram_write,
         flops=flops,
         traffic=traffic,
         extras=tuple({**headline, **extras, **per_step}.items()),

@@ -13,6 +13,14 @@ prefix + inter.
 `gpu-lasp2h` (softmax layers): an AllGather of every device's K and V, then each device's queries
 attend to the keys they see (gpu-1pass's model: the own diagonal block causal, the earlier
 keys full). The AllGather overlaps the diagonal block only (it needs no remote keys).
+
+`gpu-lasp2h` backward (`direction: backward`, or a backward built-in): K and V are gathered
+again (as in the forward: the gathered copy is not kept between the passes), each device runs
+the FlashAttention-2 backward of its queries on the keys they see (gpu-bwd's model, the same
+two calls as the forward), and a ReduceScatter of the fp32 dK, dV partials (every key's
+gradient summed over the devices whose queries saw it) returns each device its own keys'.
+LASP-2's backward for linear attention (an AllGather of the dM states) needs a backward of
+the chunked recurrence, which no model of ours prices: refused.
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ from attnsim.archs.gpu import GpuArch, dtype_bytes
 from attnsim.archs.interconnect import Cluster
 from attnsim.einsum_ir.ir import Cascade
 from attnsim.mappers.gpu.multi_blocks import (
-    block_time,
+    Priced,
+    block,
+    block_bwd,
     chunk_sizes,
     is_linear,
     lightning_result,
     linear_problem,
+    priced,
     rates_of,
-    roofline_s,
+    roofline,
     softmax_problem,
 )
 from attnsim.mappers.gpu.multi_collectives import collective
@@ -70,20 +81,23 @@ class Lasp2Mapper(SeqParallelMapper):
         b = dtype_bytes(opts.dtype)
         rates = rates_of(gpu, opts.dtype)
         state = heads * pb.e * pb.f * STATE_BYTES
-        make_state = roofline_s(rates, 2.0 * heads * c * pb.e * pb.f,
-                                heads * c * (pb.e + pb.f) * b, state)  # fmt: skip
+        make_state = roofline(rates, 2.0 * heads * c * pb.e * pb.f,
+                              heads * c * (pb.e + pb.f) * b, state)  # fmt: skip
         gather = collective(cluster, "all_gather", p * state, p)
-        intra = lightning_result(cascade, gpu, chunk_sizes(cascade, sizes, n, c), opts.dtype)
-        prefix = roofline_s(rates, 0.0, p * state, state)
-        inter = roofline_s(rates, 2.0 * heads * c * pb.e * pb.f,
-                           heads * c * (pb.e + 2 * pb.f) * b + state,
-                           heads * c * pb.f * b)  # fmt: skip
+        chunk = chunk_sizes(cascade, sizes, n, c)
+        intra = priced(lightning_result(cascade, gpu, chunk, opts.dtype))
+        prefix = roofline(rates, 0.0, p * state, state)
+        inter = roofline(rates, 2.0 * heads * c * pb.e * pb.f,
+                         heads * c * (pb.e + 2 * pb.f) * b + state,
+                         heads * c * pb.f * b)  # fmt: skip
+        tail = Priced(prefix.seconds + inter.seconds, prefix.read_bytes + inter.read_bytes,
+                      prefix.write_bytes + inter.write_bytes)  # fmt: skip
         steps = (
-            Step("chunk state K^T V", make_state, 0.0, 0.0),
-            overlapped("intra-chunk (gpu-lightning) with AllGather of states", intra.latency_s,
+            Step("chunk state K^T V", make_state.seconds, 0.0, 0.0, **make_state.dram),  # type: ignore[arg-type]
+            overlapped("intra-chunk (gpu-lightning) with AllGather of states", intra.seconds,
                        gather.seconds, sent_bytes=gather.sent_bytes,
-                       inter_node_bytes=gather.inter_node_bytes),
-            Step("prefix of states + Q M_prefix", prefix + inter, 0.0, 0.0),
+                       inter_node_bytes=gather.inter_node_bytes, **intra.dram),
+            Step("prefix of states + Q M_prefix", tail.seconds, 0.0, 0.0, **tail.dram),  # type: ignore[arg-type]
         )  # fmt: skip
         notes = (
             f"LASP-2 over {p} devices: chunks of {c} tokens; one AllGather ({gather.algorithm})"
@@ -96,8 +110,8 @@ class Lasp2Mapper(SeqParallelMapper):
             "seq_len": float(n),
             "state_bytes": float(state),
             "allgather_s": gather.seconds,
-            "intra_s": intra.latency_s,
-            "step_compute_s": make_state + intra.latency_s + prefix + inter,
+            "intra_s": intra.seconds,
+            "step_compute_s": make_state.seconds + intra.seconds + tail.seconds,
             "step_comm_s": gather.seconds,
         }
         flops = p * (intra.flops + 4.0 * heads * c * pb.e * pb.f)
@@ -114,8 +128,18 @@ class Lasp2HMapper(SeqParallelMapper):
         self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
     ) -> Result:
         """Price LASP-2H over the devices of `cluster`."""
+        return self._price(cascade, gpu, cluster, sizes, backward=False)
+
+    def split_backward(
+        self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+    ) -> Result:
+        """Price LASP-2H's backward over the devices of `cluster`."""
+        return self._price(cascade, gpu, cluster, sizes, backward=True)
+
+    def _price(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
+               backward: bool) -> Result:  # fmt: skip
         opts = self.options
-        problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
+        problem = softmax_problem(self.name, cascade, sizes, opts.dtype, backward=backward)
         shape, p = problem.shape, opts.devices
         n = shape.seq_q
         parts = 2 * p if opts.balance == "zigzag" else p
@@ -126,34 +150,53 @@ class Lasp2HMapper(SeqParallelMapper):
         kv_heads = shape.batch * shape.heads // shape.kv_group
         kv = kv_heads * n * (shape.head_dim + shape.value_dim) * shape.elem_bytes
         gather = collective(cluster, "all_gather", kv, p)
-        diag = block_time(problem, gpu, c, c, shape.causal, tiling=opts.tiling)
+
+        def price(q: int, k: int, causal: bool) -> Priced:
+            if backward:
+                return block_bwd(problem, gpu, q, k, causal)
+            return block(problem, gpu, q, k, causal, tiling=opts.tiling)
+
+        diag = price(c, c, shape.causal)
         if not shape.causal:
-            rest = block_time(problem, gpu, c, n - c, False, tiling=opts.tiling)
+            rest = price(c, n - c, False)
         elif opts.balance == "zigzag":  # chunks r and 2p-1-r: (2p-2) N/2p earlier keys in all
-            rest = block_time(problem, gpu, c // 2, n - c, False, tiling=opts.tiling)
+            rest = price(c // 2, n - c, False)
         else:  # contiguous (the last device sees every earlier key) or striped (~ causal)
-            rest = block_time(problem, gpu, c, n - c, False, tiling=opts.tiling)
-            if opts.balance == "striped":
-                rest = block_time(problem, gpu, c, n - c, True, tiling=opts.tiling)
-        steps = (
-            overlapped("own block with AllGather of K, V", diag, gather.seconds,
-                       sent_bytes=gather.sent_bytes, inter_node_bytes=gather.inter_node_bytes),
-            Step("attention to gathered keys", rest, 0.0, 0.0),
+            rest = price(c, n - c, opts.balance == "striped")
+        what = "backward" if backward else "attention"
+        steps: tuple[Step, ...] = (
+            overlapped(f"own block {what} with AllGather of K, V", diag.seconds, gather.seconds,
+                       sent_bytes=gather.sent_bytes, inter_node_bytes=gather.inter_node_bytes,
+                       **diag.dram),
+            Step(f"{what} to gathered keys", rest.seconds, 0.0, 0.0, **rest.dram),  # type: ignore[arg-type]
         )  # fmt: skip
-        notes = (
+        notes = [
             f"LASP-2H over {p} devices: one AllGather ({gather.algorithm}) of K and V "
             f"({kv / 1e6:.3g} MB gathered), overlapped with the own diagonal block only",
             f"causal balance: {opts.balance if shape.causal else 'none needed (no mask)'}; "
-            "attention priced by gpu-1pass's model (the diagonal block and the earlier keys "
-            "as two calls)",
-        )
+            f"{what} priced by {'gpu-bwd' if backward else 'gpu-1pass'}'s model (the diagonal "
+            "block and the earlier keys as two calls)",
+        ]
         extras = {
             "seq_len": float(n),
             "gathered_bytes": float(kv),
             "allgather_s": gather.seconds,
-            "step_compute_s": diag + rest,
+            "step_compute_s": diag.seconds + rest.seconds,
             "step_comm_s": gather.seconds,
         }
+        if backward:  # every device's fp32 dK, dV partials of all N keys, reduced and scattered
+            grads = kv * 4 / shape.elem_bytes
+            scatter = collective(cluster, "reduce_scatter", grads, p)
+            steps += (Step("ReduceScatter of dK, dV", 0.0, scatter.seconds, 0.0,
+                           sent_bytes=scatter.sent_bytes,
+                           inter_node_bytes=scatter.inter_node_bytes),)  # fmt: skip
+            notes.append(f"backward: K and V gathered again, then a ReduceScatter "
+                         f"({scatter.algorithm}) of the fp32 dK, dV partials "
+                         f"({grads / 1e6:.3g} MB), exposed (it needs every device's "
+                         "partials)")  # fmt: skip
+            extras["reduce_scatter_s"] = scatter.seconds
+            extras["step_comm_s"] += scatter.seconds
         flops = 4.0 * shape.batch * shape.heads * n * n * shape.head_dim
-        flops *= 0.5 if shape.causal else 1.0
-        return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)
+        flops *= (0.5 if shape.causal else 1.0) * (2.5 if backward else 1.0)
+        return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, tuple(notes),
+                             flops)  # fmt: skip

@@ -117,6 +117,7 @@ class Evaluated:
     time_s: float
     problem: str
     host_bound: bool = False
+    hbm_bytes: tuple[float, float] = (0.0, 0.0)  # HBM bytes read and written by its kernels
 
 
 def candidate_tilings(masked: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
@@ -172,7 +173,8 @@ def evaluate(
         problem = problem or "masked (causal) kernels need block_m % block_n == 0"
     problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
     total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
-    return Evaluated(tiling, kernels, total, problem, host_bound)
+    hbm = (sum(p.hbm_read_bytes for p in plans), sum(p.hbm_write_bytes for p in plans))
+    return Evaluated(tiling, kernels, total, problem, host_bound, hbm)
 
 
 def rank_tilings(
