@@ -10,6 +10,7 @@ import csv
 import json
 from pathlib import Path
 
+from attnsim.reports import validation_seqpar
 from attnsim.reports.cli.parsers import Subparsers
 from attnsim.reports.errors import UsageError
 
@@ -50,9 +51,16 @@ def run_gpu(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.measurements if not p.is_file()]
     if missing:
         raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
-    probes = [p for p in args.measurements if validation_kernels.probe_of(p) is not None]
-    decode = [p for p in args.measurements if validation_decode.is_decode_file(p)]
-    prefill = [p for p in args.measurements if p not in decode and p not in probes]
+    seqpar = [p for p in args.measurements if validation_seqpar.is_seqpar_file(p)]
+    files = [p for p in args.measurements if p not in seqpar]
+    if seqpar:
+        seqpar_report = _seqpar(args, seqpar, alone=not files)
+        if not files:
+            return 0
+        print(seqpar_report + "\n")
+    probes = [p for p in files if validation_kernels.probe_of(p) is not None]
+    decode = [p for p in files if validation_decode.is_decode_file(p)]
+    prefill = [p for p in files if p not in decode and p not in probes]
     if probes:
         try:
             probe_points = validation_kernels.predict_rows(probes, args.arch or "h200")
@@ -110,3 +118,19 @@ def run_gpu(args: argparse.Namespace) -> int:
             validation.save_plots(out, points, measurements, picks)
     print(json.dumps(summary) if args.json else report)
     return 0
+
+
+def _seqpar(args: argparse.Namespace, paths: list[Path], alone: bool) -> str:
+    """The sequence-parallel files' report; printed (and written with --out) when `alone`."""
+    try:
+        points = validation_seqpar.predict_rows(paths, args.arch)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+        raise UsageError(f"cannot read sequence-parallel measurements:\n{exc}") from None
+    report = validation_seqpar.format_report(points, args.worst)
+    if alone:
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "seqpar-report.txt").write_text(report + "\n", "utf-8")
+        summary = validation_seqpar.summary(points)
+        print(json.dumps({"seqpar": summary}) if args.json else report)
+    return report
