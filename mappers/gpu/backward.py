@@ -17,6 +17,11 @@ GQA: a dK/dV program walks the query tiles of every query head of its K/V head's
 turn, so dK and dV come out summed over the group (no reduction kernel). The separate dQ
 kernel swaps the tiles: it holds a block_n query tile and streams block_m key tiles.
 
+HBM reads: each kernel's streamed operand (the query side Q, dO, LSE, D for the dK/dV kernel;
+K and V for the dQ kernel) is read once while it stays in L2 for the programs that share it,
+else once per wave of them (`q_refetch`; the dQ kernel: the forward's `kv_refetch`), the rule
+the forward's plans use for K/V.
+
 Every plan goes through `mappers.gpu.model.time_kernel`: with a calibration of this
 kernel's steps (modes `BWD_MODES`, `kernels.calibrate.microbench_bwd`) its measured step
 and fixed times are used; without, the unit model (tile matmul rates, SFU, CUDA cores, L2).
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
 from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.kernels import kv_refetch
 from attnsim.mappers.gpu.model import (
     BASE_REGISTERS_PER_THREAD,
     BlockGroup,
@@ -99,10 +105,27 @@ def _per_tile_groups(
     return tuple(BlockGroup(1, a, m) for a, m in order) * heads
 
 
-def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool) -> KernelPlan:
+def q_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
+    """How many times the dK/dV kernel reads each query row's Q, dO, LSE and D from HBM.
+
+    The forward's K/V rule (`mappers.gpu.kernels.kv_refetch`) with the roles swapped: the
+    key-tile programs of one K/V head (adjacent in launch order) share its group's query
+    rows; once when they all run together or those rows fit in half the L2 across waves,
+    else once per wave of them. `concurrent_blocks` 0: once.
+    """
+    tiles = -(-s.seq_k // t.block_n)
+    per_row = (s.head_dim + s.value_dim) * s.elem_bytes + 8
+    shared = s.seq_q * s.kv_group * per_row
+    if concurrent_blocks <= 0 or tiles <= concurrent_blocks or 2 * shared <= l2_bytes:
+        return 1
+    return -(-tiles // concurrent_blocks)
+
+
+def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1) -> KernelPlan:
     """The dK/dV kernel: program = (key tile, K/V head), step = one query tile of one head.
 
     A program walks the query tiles that see its key tile for each query head of its group.
+    `refetch`: reads of the query side from HBM (`q_refetch`).
     """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = key_tiles(s, bm, bn)
@@ -125,7 +148,7 @@ def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool) -> KernelPlan:
     heads = s.batch * s.heads
     visits = sum(a + m for a, m in per_tile)
     kv_heads = s.kv_heads
-    reads = kv_heads * s.seq_k * (d + f) * b + heads * s.seq_q * ((d + f) * b + 8.0)
+    reads = kv_heads * s.seq_k * (d + f) * b + refetch * heads * s.seq_q * ((d + f) * b + 8.0)
     writes = kv_heads * s.seq_k * (d + f) * float(b)
     if atomic:
         writes += heads * s.seq_q * d * 4.0  # the fp32 dQ buffer leaves L2 once
@@ -150,11 +173,12 @@ def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool) -> KernelPlan:
     )
 
 
-def dq_plan(s: AttnShape, t: Tiling) -> KernelPlan:
+def dq_plan(s: AttnShape, t: Tiling, refetch: int = 1) -> KernelPlan:
     """The separate dQ kernel: program = query tile, step = one key tile.
 
     `t` is the call's tiling; this kernel swaps it (holds a block_n query tile, streams
-    block_m key tiles), and the plan carries the swapped tiling.
+    block_m key tiles), and the plan carries the swapped tiling. `refetch`: reads of K and V
+    from HBM (`kv_refetch` at the swapped tiling).
     """
     t = Tiling(t.block_n, t.block_m, t.num_warps, t.num_stages)
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
@@ -170,7 +194,7 @@ def dq_plan(s: AttnShape, t: Tiling) -> KernelPlan:
     fixed = StepWork((), 0.0, bm * d, bm * (d + f) * b + 8.0 * bm)
     heads = s.batch * s.heads
     visits = sum(a + m for a, m in per_tile)
-    reads = heads * s.seq_q * ((d + f) * b + 8.0) + s.kv_heads * s.seq_k * (d + f) * b
+    reads = heads * s.seq_q * ((d + f) * b + 8.0) + refetch * s.kv_heads * s.seq_k * (d + f) * b
     stages = max(t.num_stages - 1, 1)
     return KernelPlan(
         name="dq",
@@ -259,15 +283,26 @@ def host_key(rates: DeviceRates, dq_mode: str, causal: bool) -> str:
     return next((k for k in host_keys(dq_mode, causal) if cal.host_call(k) is not None), "")
 
 
-def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
-    """Every kernel one backward call launches, in order."""
+def bwd_plans(
+    s: AttnShape,
+    t: Tiling,
+    dq_mode: str,
+    resident: tuple[int, int] = (0, 0),
+    l2_bytes: int = 0,
+) -> tuple[KernelPlan, ...]:
+    """Every kernel one backward call launches, in order.
+
+    `resident`: programs of the dK/dV kernel and of the dQ kernel the GPU holds at once,
+    with `l2_bytes` for the streamed operands' HBM re-reads (0: each read once).
+    """
     if dq_mode not in DQ_MODES:
         raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
     heads = s.batch * s.heads
     d, b = s.head_dim, s.elem_bytes
     plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]
     dq_elems = heads * s.seq_q * d
-    plans.append(dkdv_plan(s, t, dq_mode == "atomic"))
+    refetch = q_refetch(s, t, resident[0], l2_bytes)
+    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
         plans.append(
@@ -276,13 +311,21 @@ def bwd_plans(s: AttnShape, t: Tiling, dq_mode: str) -> tuple[KernelPlan, ...]:
             )
         )
     else:
-        plans.append(dq_plan(s, t))
+        swapped = Tiling(t.block_n, t.block_m, t.num_warps, t.num_stages)
+        again = kv_refetch(s, swapped, resident[1], l2_bytes) if resident[1] > 0 else 1
+        plans.append(dq_plan(s, t, again))
     return tuple(plans)
 
 
 def time_bwd(s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates) -> BwdTime:
-    """Model one backward call: its kernels in order, each after the previous one."""
-    plans = bwd_plans(s, t, dq_mode)
+    """Model one backward call: its kernels in order, each after the previous one.
+
+    Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
+    """
+    arch = rates.arch
+    first = bwd_plans(s, t, dq_mode)
+    resident = [plan_residency(arch, p).blocks_per_sm * arch.sm_count for p in first[1:]]
+    plans = bwd_plans(s, t, dq_mode, (resident[0], resident[1]), arch.l2_bytes)
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next(
         (f"{p.name}: {r.problem}" for p in plans if (r := plan_residency(rates.arch, p)).problem),

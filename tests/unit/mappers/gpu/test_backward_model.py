@@ -190,3 +190,40 @@ def test_result_states_the_host_figure_and_bound() -> None:
     extras = dict(hosted.extras)
     assert extras["host_call_us"] == pytest.approx(400.0) and extras["host_bound"] == 1.0
     assert hosted.latency_s > plain.latency_s
+
+
+def test_streamed_operands_are_read_once_while_they_fit_in_l2() -> None:
+    """The query side (dK/dV kernel) and K/V (dQ kernel): once per wave beyond half the L2."""
+    l2 = 50 * 2**20
+    per_row = (64 + 64) * 2  # Q and dO rows (or K and V), bf16
+    for seq in (1024, 65536):  # 2 x 16.8 MB (65536 rows) fits 50 MiB: read once
+        s = _shape(False, seq=seq)
+        once = bwd_plans(s, T, "separate")
+        waves = bwd_plans(s, T, "separate", (132, 132), l2)
+        assert [p.hbm_read_bytes for p in waves] == [p.hbm_read_bytes for p in once]
+    s = _shape(False, seq=262144)  # 2 x 67 MB of query rows per head: past half the L2
+    once = {p.name: p for p in bwd_plans(s, T, "separate")}
+    waves = {p.name: p for p in bwd_plans(s, T, "separate", (264, 132), l2)}
+    q_side = 2 * 8 * 262144 * (per_row + 8)  # B x H query rows with LSE and D (fp32)
+    kv = 2 * 8 * 262144 * per_row
+    dkdv_reads = -(-(262144 // T.block_n) // 264)  # key-tile programs per wave of 264
+    dq_reads = -(-(262144 // T.block_n) // 132)  # the dQ kernel's query tiles (block_n rows)
+    assert waves["dkdv"].hbm_read_bytes == kv + dkdv_reads * q_side
+    assert waves["dq"].hbm_read_bytes == q_side + dq_reads * kv
+    assert once["dkdv"].hbm_read_bytes == kv + q_side
+    assert waves["prepass"] == once["prepass"]
+
+
+def test_long_backward_traffic_grows_with_the_waves() -> None:
+    """gpu-bwd's DRAM bytes per unique byte: flat while rows fit the L2, then growing."""
+    arch = load_arch("h200")
+    bwd = load_cascade("attention-1pass-bwd-mh")
+    ratios = []
+    for n in (16384, 262144):
+        r = get_mapper("gpu-bwd")().map(bwd, arch, {"B": 1, "H": 32, "E": 128, "F": 128,
+                                                    "P": n, "M": n})  # fmt: skip
+        unique = 32 * n * (4 * 128 * 2 + 8) + 32 * n * 2 * 128 * 2  # Q K V O dO LSE D dQ dK dV
+        ratios.append(r.dram_traffic_bytes / unique)
+    # at 16K each kernel reads its operands once (the three kernels: about 2x the unique
+    # bytes); at 256K every wave of programs re-reads the streamed side
+    assert ratios[0] < 3.0 and ratios[1] > 3 * ratios[0]
