@@ -1,10 +1,21 @@
-"""Suite-wide pytest setup: skip `gpu`-marked tests when no CUDA device is present."""
+"""Suite-wide pytest setup: skip `gpu`-marked tests when no CUDA device is present.
+
+On a machine without an NVIDIA driver (no /dev/nvidiactl: CI, laptops) Triton kernels run in
+its CPU interpreter. `triton.jit` reads TRITON_INTERPRET when a kernel module is imported, so
+it is set here, before any test module is collected, rather than only by the modules that
+need it (a module collected earlier that imports a kernel would otherwise fix the kernels
+compiled for a GPU that is not there, and the suite's result would depend on its order).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
+
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _has_cuda() -> bool:
