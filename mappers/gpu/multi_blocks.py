@@ -189,19 +189,6 @@ def block(
     return _block(arch, shape.dtype, shape, problem.score, fixed)
 
 
-def block_time(
-    problem: GpuProblem,
-    arch: GpuArch,
-    seq_q: int,
-    seq_k: int,
-    causal: bool,
-    heads: int = 0,
-    tiling: dict[str, int] | None = None,
-) -> float:
-    """`block`'s seconds."""
-    return block(problem, arch, seq_q, seq_k, causal, heads, tiling).seconds
-
-
 @functools.lru_cache(maxsize=4096)
 def _block_bwd(arch: GpuArch, shape: AttnShape) -> Priced:
     rates = rates_of(arch, shape.dtype)
@@ -269,8 +256,3 @@ def roofline(rates: DeviceRates, flops: float, read_bytes: float, write_bytes: f
     memory = read_bytes / rates.hbm_read_bytes_per_s + write_bytes / rates.hbm_write_bytes_per_s
     seconds = max(flops / rates.peak_matmul_flops_per_s, memory) + rates.launch_s
     return Priced(seconds, read_bytes, write_bytes, flops)
-
-
-def roofline_s(rates: DeviceRates, flops: float, read_bytes: float, write_bytes: float) -> float:
-    """`roofline`'s seconds."""
-    return roofline(rates, flops, read_bytes, write_bytes).seconds

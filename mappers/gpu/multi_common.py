@@ -183,8 +183,9 @@ def single_device(
 class SeqParallelMapper:
     """Shared body of the sequence-parallel mappers: options, the interconnect, one device.
 
-    Subclasses set `name` and price `split`: the scheme over `devices` > 1 devices of
-    `cluster`; one device is the single-GPU model's Result itself (`single_device`).
+    Subclasses set `name` and price `split`: the scheme, forward or backward, over
+    `devices` > 1 devices of `cluster`; one device is the single-GPU model's Result itself
+    (`single_device`).
     """
 
     name = "gpu-seq"
@@ -200,20 +201,17 @@ class SeqParallelMapper:
         backward = wants_backward(self.name, cascade, self.options)
         if cluster is None:
             return single_device(self, cascade, gpu, sizes, self.options, backward)
-        if backward:
-            return self.split_backward(cascade, gpu, cluster, sizes)
-        return self.split(cascade, arch, gpu, cluster, sizes)
+        return self.split(cascade, gpu, cluster, sizes, backward)
 
     def split(
-        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
+        self,
+        cascade: Cascade,
+        gpu: GpuArch,
+        cluster: Cluster,
+        sizes: dict[str, int],
+        backward: bool,
     ) -> Result:
-        """The scheme over more than one device (subclasses)."""
-        raise NotImplementedError
-
-    def split_backward(
-        self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """The scheme's backward over more than one device (subclasses)."""
+        """The scheme (its backward when `backward`) over more than one device (subclasses)."""
         raise NotImplementedError
 
 

@@ -63,13 +63,12 @@ class Lasp2Mapper(SeqParallelMapper):
 
     name = "gpu-lasp2"
 
-    def split(
-        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price LASP-2 over the devices of `cluster`."""
+    def split(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
+              backward: bool) -> Result:  # fmt: skip
+        """Price LASP-2 over the devices of `cluster` (linear attention: forward only)."""
         opts = self.options
         if not is_linear(cascade):  # a softmax layer of a hybrid model: LASP-2H
-            result = Lasp2HMapper(opts).map(cascade, arch, sizes)
+            result = Lasp2HMapper(opts).split(cascade, gpu, cluster, sizes, backward)
             note = f"{self.name}: {cascade.name} is softmax attention: priced as LASP-2H"
             return dataclasses.replace(result, mapper=self.name, warnings=(note, *result.warnings))
         pb = linear_problem(self.name, cascade, sizes)
@@ -124,20 +123,9 @@ class Lasp2HMapper(SeqParallelMapper):
 
     name = "gpu-lasp2h"
 
-    def split(
-        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price LASP-2H over the devices of `cluster`."""
-        return self._price(cascade, gpu, cluster, sizes, backward=False)
-
-    def split_backward(
-        self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price LASP-2H's backward over the devices of `cluster`."""
-        return self._price(cascade, gpu, cluster, sizes, backward=True)
-
-    def _price(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
-               backward: bool) -> Result:  # fmt: skip
+    def split(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
+              backward: bool) -> Result:  # fmt: skip
+        """Price LASP-2H (its backward when `backward`) over the devices of `cluster`."""
         opts = self.options
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype, backward=backward)
         shape, p = problem.shape, opts.devices

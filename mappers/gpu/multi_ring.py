@@ -9,7 +9,7 @@ step takes max(compute, send/recv), then the partial-softmax merge (the block's 
 log-sum-exp folded into the running ones: reads two outputs, writes one) which depends on
 the step's compute.
 
-A step's attention is priced by gpu-1pass's model at the block's shape (`multi_blocks.block_time`).
+A step's attention is priced by gpu-1pass's model at the block's shape (`multi_blocks.block`).
 Causal work per step (the slowest device sets the step):
 
 - contiguous: step 0 is the diagonal block (causal); in every later step some device sees a
@@ -69,11 +69,6 @@ def merge(arch: GpuArch, dtype: str, rows: float, value_dim: int) -> Priced:
     return roofline(rates, 0.0, 2 * rows * row_bytes, rows * row_bytes)
 
 
-def merge_s(arch: GpuArch, dtype: str, rows: float, value_dim: int) -> float:
-    """`merge`'s seconds."""
-    return merge(arch, dtype, rows, value_dim).seconds
-
-
 def ring_chunk(name: str, n: int, p: int, balance: str) -> int:
     """Tokens per device, or a refusal when the balance's chunks are unequal."""
     parts = 2 * p if balance == "zigzag" else p
@@ -98,11 +93,12 @@ class RingAttentionMapper(SeqParallelMapper):
 
     name = "gpu-ring-attention"
 
-    def split(
-        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price the ring over the devices of `cluster`."""
+    def split(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
+              backward: bool) -> Result:  # fmt: skip
+        """Price the ring (its backward when `backward`) over the devices of `cluster`."""
         opts = self.options
+        if backward:
+            return self._backward(cascade, gpu, cluster, sizes)
         if is_linear(cascade):
             return self._linear(cascade, gpu, sizes, cluster)
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype)
@@ -152,7 +148,7 @@ class RingAttentionMapper(SeqParallelMapper):
         flops *= 0.5 if shape.causal else 1.0
         return scheme_result(self, cascade, gpu, sizes, cluster, steps, extras, notes, flops)
 
-    def split_backward(
+    def _backward(
         self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
     ) -> Result:
         """Price the ring's backward (ring-flash-attention's) over the devices of `cluster`."""

@@ -37,20 +37,9 @@ class UlyssesMapper(SeqParallelMapper):
 
     name = "gpu-ulysses"
 
-    def split(
-        self, cascade: Cascade, arch: object, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price Ulysses over the devices of `cluster`."""
-        return self._price(cascade, gpu, cluster, sizes, backward=False)
-
-    def split_backward(
-        self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int]
-    ) -> Result:
-        """Price Ulysses's backward over the devices of `cluster`."""
-        return self._price(cascade, gpu, cluster, sizes, backward=True)
-
-    def _price(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
-               backward: bool) -> Result:  # fmt: skip
+    def split(self, cascade: Cascade, gpu: GpuArch, cluster: Cluster, sizes: dict[str, int],
+              backward: bool) -> Result:  # fmt: skip
+        """Price Ulysses (its backward when `backward`) over the devices of `cluster`."""
         opts = self.options
         problem = softmax_problem(self.name, cascade, sizes, opts.dtype, backward=backward)
         shape, p = problem.shape, opts.devices

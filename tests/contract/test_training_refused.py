@@ -4,7 +4,9 @@ gpu-bwd and fusemax model a fused backward dataflow (DK and DV summed over the q
 fusemax's is tested in tests/unit/mappers/spatial/test_fusemax_bwd.py and refuses the 3-pass
 backward), and unfused prices any cascade Einsum by Einsum (every intermediate through DRAM:
 its cost does not depend on which rank is the key), saying in its warnings that the cascade
-is a backward.
+is a backward. The sequence-parallel mappers (gpu-ring-attention, gpu-ulysses, gpu-lasp2,
+gpu-lasp2h) price the 1-pass backward built-ins as their schemes' backward, one device as
+gpu-bwd's Result (tests/unit/mappers/multi/test_multi_backward.py).
 Every other mapper must refuse the training family with a `MappingError` that says it is a
 backward cascade, never price it as forward attention. The structure analysis refuses them
 too, with `BackwardCascadeError`. New mappers and new backward built-ins are picked up.
@@ -24,8 +26,10 @@ from attnsim.mappers.spatial.view import MappingError
 SIZES = {"B": 1, "H": 2, "G": 2, "R": 2, "P": 512, "M": 1024, "E": 64, "F": 64}
 # every mapper but gpu-bwd (the backward kernel's model), fusemax and flat (their fused
 # backward; flat's is tested in tests/unit/mappers/spatial/test_flat_bwd.py), unfused
-# (Einsum by Einsum) and layer-matmuls (no cascade)
-PRICED = ("layer-matmuls", "gpu-bwd", "fusemax", "flat", "unfused")
+# (Einsum by Einsum), layer-matmuls (no cascade) and the sequence-parallel schemes (their
+# backward by gpu-bwd's model)
+SEQUENCE_PARALLEL = ("gpu-ring-attention", "gpu-ulysses", "gpu-lasp2", "gpu-lasp2h")
+PRICED = ("layer-matmuls", "gpu-bwd", "fusemax", "flat", "unfused", *SEQUENCE_PARALLEL)
 MAPPERS = [m for m in mapper_names() if m not in PRICED]
 
 
@@ -95,3 +99,15 @@ def test_gpu_bwd_prices_the_1pass_backward(name: str) -> None:
 def test_gpu_bwd_refuses_what_its_kernel_does_not_run(name: str) -> None:
     with pytest.raises(MappingError, match="gpu-bwd"):
         get_mapper("gpu-bwd")().map(load_cascade(name), load_arch("h200"), _sizes(name))
+
+
+@pytest.mark.parametrize("mapper", SEQUENCE_PARALLEL)
+def test_sequence_parallel_mappers_price_the_backward_or_refuse_the_3pass(mapper: str) -> None:
+    arch = load_arch("h200")
+    name = "attention-1pass-bwd-mh"
+    result = get_mapper(mapper)().map(load_cascade(name), arch, _sizes(name))
+    single = get_mapper("gpu-bwd")().map(load_cascade(name), arch, _sizes(name))
+    assert result.latency_s == single.latency_s and result.mapper == mapper
+    name = "attention-3pass-bwd-gqa-causal"
+    with pytest.raises(MappingError, match="stored scores"):
+        get_mapper(mapper)(devices=2).map(load_cascade(name), arch, _sizes(name))

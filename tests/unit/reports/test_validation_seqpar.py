@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 from pathlib import Path
@@ -14,13 +15,21 @@ from attnsim.mappers.registry import get_mapper
 from attnsim.reports import validation_seqpar
 from attnsim.reports.cli.main import main
 
-# benchmarks/seqpar_probe.py's FIELDS (the file the H200 pair writes)
-FIELDS = (
-    "devices", "scheme", "kernel", "batch", "heads", "seq_total", "seq_per_device",
-    "head_dim_qk", "head_dim_v", "causal", "balance", "decay", "dtype", "step_ms", "compute_ms",
-    "comm_ms", "total_ms", "reps", "messages", "message_bytes", "check_rel_err", "status",
-    "link", "gpu", "driver", "torch", "triton", "cuda", "nccl", "timestamp",
-)  # fmt: skip
+PROBE = Path(__file__).resolve().parents[3] / "benchmarks" / "seqpar_probe.py"
+
+
+def _probe_fields() -> tuple[str, ...]:
+    """The probe's CSV columns (its FIELDS), read from its source: the file the H200 pair writes."""
+    tree = ast.parse(PROBE.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "FIELDS" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError(f"{PROBE} defines no FIELDS")
+
+
+FIELDS = _probe_fields()
 CASES = (  # (scheme, causal, balance, decay, mapper, cascade, options)
     ("ring", 1, "zigzag", 0, "gpu-ring-attention", "attention-1pass-mh-causal",
      {"balance": "zigzag"}),

@@ -9,8 +9,8 @@ import pytest
 from attnsim.archs.interconnect import Cluster, Link
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import load_cascade
-from attnsim.mappers.gpu.multi_blocks import block_time, softmax_problem
-from attnsim.mappers.gpu.multi_ring import merge_s
+from attnsim.mappers.gpu.multi_blocks import block, softmax_problem
+from attnsim.mappers.gpu.multi_ring import merge
 from attnsim.mappers.registry import get_mapper
 from attnsim.mappers.spatial.view import MappingError
 
@@ -58,17 +58,17 @@ def test_ring_step_overlaps_send_with_the_block() -> None:
     for gb_per_s in (1000.0, 5.0):  # compute-bound, then communication-bound
         arch = with_link(gb_per_s, alpha_us=2.0)
         problem = softmax_problem("t", DENSE, sizes(n), "bf16")
-        block = block_time(problem, arch, c, c, False)
+        blk = block(problem, arch, c, c, False).seconds
         send = 2e-6 + block_bytes / (gb_per_s * 1e9)
-        merge = merge_s(arch, "bf16", 16 * c, 128)
-        expected = max(block, send) + 2 * (max(block, send) + merge) + block + merge
+        fold = merge(arch, "bf16", 16 * c, 128).seconds
+        expected = max(blk, send) + 2 * (max(blk, send) + fold) + blk + fold
         result = run("gpu-ring-attention", DENSE, arch, n, devices=p)
         assert result.latency_s == pytest.approx(expected, rel=1e-12)
         ex = dict(result.extras)
         assert ex["comm_s"] == pytest.approx(3 * send)
-        assert ex["comm_hidden_fraction"] == pytest.approx(min(block, send) / send)
+        assert ex["comm_hidden_fraction"] == pytest.approx(min(blk, send) / send)
         assert ex["sent_bytes_per_device"] == pytest.approx(3 * block_bytes)
-        assert ex["step1.comm_bound"] == (1.0 if send > block else 0.0)
+        assert ex["step1.comm_bound"] == (1.0 if send > blk else 0.0)
     assert result.bound == "communication"  # 5 GB/s: the sends bound the ring
 
 
