@@ -11,6 +11,9 @@ from attnsim.archs.calibration import BlockPoint, StepPoint
 from attnsim.archs.gpu import GpuArch
 
 OVERLAP_EFFICIENCY = 0.5
+# score functions whose calibrated step may undercut softmax's (`score_delta_s`): sigmoid
+# weights drop the running max, the row sum and the accumulator's rescale
+REMOVES_SOFTMAX_WORK = ("sigmoid",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,12 @@ class DeviceRates:
 
         Per score function s: the step of mode `score-s` less the softmax step `score-softmax`
         (`kernels.calibrate.microbench_masks`: the real 1-pass kernel, both measured the same
-        way), per block of the measured round; summed over `scores`.
+        way), per block of the measured round; summed over `scores`. A modifier that only
+        adds work to the softmax step (ALiBi's bias FMA, softcap's tanh and multiplies: all
+        but sigmoid, which drops the row max, sum and rescale) cannot shorten it: a measured
+        negative difference is the microbenchmark's, not the modifier's, and counts as 0
+        (on the H200 at head dim 128, 128x128/w8: ALiBi 2.01 us against softmax 2.24 us,
+        while the kernel timed on the prefill grid runs ALiBi at 0.97-1.02x softmax's time).
         """
         cal = self.arch.calibration
         if cal is None or not scores:
@@ -121,7 +129,8 @@ class DeviceRates:
             got, base = pair
             if got is None or base is None or got.blocks_per_sm != base.blocks_per_sm:
                 return None
-            total += (got.step_s - base.step_s) / got.blocks_per_sm
+            delta = (got.step_s - base.step_s) / got.blocks_per_sm
+            total += delta if name in REMOVES_SOFTMAX_WORK else max(0.0, delta)
         return total
 
     def loop_s(self, mode: str, head_dim: int, tiling: Tiling, per_sm: int) -> float:

@@ -75,6 +75,17 @@ def test_score_functions_add_their_measured_step_difference(score, names):
     assert score_s - softmax_s == pytest.approx(steps * delta_us * 1e-6, rel=1e-9)
 
 
+@pytest.mark.parametrize("name", ["alibi", "softcap"])
+def test_an_added_modifier_never_shortens_the_step(name):
+    """A measured step under softmax's counts as softmax's for modifiers that only add work;
+    sigmoid, which drops the row statistics, keeps its measured (shorter) step."""
+    measured = {"softmax": 3.0, "sigmoid": 2.4, name: 2.7}
+    rates = _rates(tuple(_step(f"score-{n}", us) for n, us in measured.items()))
+    assert rates.score_delta_s((name,), D, T, 1) == 0.0
+    assert rates.score_delta_s(("sigmoid",), D, T, 1) == pytest.approx(-0.6e-6)
+    assert rates.score_delta_s(("sigmoid", name), D, T, 1) == pytest.approx(-0.6e-6)
+
+
 def test_without_score_entries_the_unit_model_prices_them():
     rates = _rates(())  # no score-* entries: the modelled work difference, not a measurement
     assert rates.score_delta_s(("sigmoid",), D, T, 1) is None
