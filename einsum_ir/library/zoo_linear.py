@@ -161,6 +161,26 @@ backward gates), not built. State per head: KV[e,f], E x F words; chunk M0 = {CH
     "gated",
     "causal-br",
 )
+_LIGHTNING_BWD = _entry(
+    "attention-lightning-2-bwd",
+    "Lightning Attention-2's backward: DQ, DK, DV of the decayed causal linear attention, "
+    "weights recomputed, quadratic form (1 pass)",
+    """The training backward of attention-lightning-2 (same inputs, plus the output gradient
+DO; no saved tensor: linear attention has no softmax statistics). With the decayed weights
+  W[m,p] = lambda_h^(q - m) (Q . K)[m,p] for m <= q (q = p + M - P), else 0,  O = W^T V,
+the gradients of sum(O o DO) are
+  DV = W DO^T (sums p),  DS[m,p] = lambda_h^(q - m) (DO . V)[m,p],  DQ = DS K,  DK = DS^T Q
+(five products of P x M, as the softmax backward; no row statistics). Written in the
+quadratic form: the same gradients as Lightning-2's block-recurrent backward (Qin et al.,
+arXiv 2401.04658, Algorithm 2: a forward recurrence of K^T V for DQ and a reverse one of Q^T DO for DK, DV), at P M
+(2E + 3F)-order cost; the reverse recurrence is not expressible as an Einsum cascade here
+(ranks run forward), so the chunked backward's cost is not what this cascade shows. The
+decay logits DL get no gradient (TNL fixes lambda_h per head). Key positions m, causal
+bottom-right as in the forward.""",
+    "quadratic",
+    "linear+decay",
+    "causal-br",
+)
 _LIGHTNET = _entry(
     "attention-lightnet",
     "LightNet additive linear attention: positive weights w = exp(WL) with a running "
@@ -259,6 +279,16 @@ _GLA_LINES = [
     f"XKV[b,h,f,p] = XKM[b,h,f,m1,m0] where {AT_QUERY}",
     "AV[b,h,f,p] = IKV[b,h,f,p] + XKV[b,h,f,p]",
 ]
+# Lightning-2's backward, quadratic: the decayed causal weights recomputed, five products
+_DECAY = f"exp(({QPOS} - m) * LG[h])"
+_LIGHTNING_BWD_LINES = [
+    "LG[h] = " + LOG_SIGMOID.format(x="DL[h]"),
+    f"W[b,h,m,p] = {_DECAY} * Q[b,h,e,p] * K[b,h,e,m] where {CAUSAL}",
+    f"DV[b,h,f,m] = W[b,h,m,p] * DO[b,h,f,p] where {CAUSAL}",
+    f"DS[b,h,m,p] = {_DECAY} * DO[b,h,f,p] * V[b,h,f,m] where {CAUSAL}",
+    f"DQ[b,h,e,p] = DS[b,h,m,p] * K[b,h,e,m] where {CAUSAL}",
+    f"DK[b,h,e,m] = DS[b,h,m,p] * Q[b,h,e,p] where {CAUSAL}",
+]
 _LIGHTNET_LINES = [
     "W[b,h,e,m] = exp(WL[b,h,e,m])",
     "U[b,h,e] = W[b,h,e,m]",
@@ -283,6 +313,10 @@ def _build(
     return cascade(entry, inputs, lines, init=_init(*init), key_tiles=key_tiles)
 
 
+# The zoo's backward cascades and the forward each differentiates (the pairing
+# `attnsim cascade passes/show` reports, as for the training built-ins).
+BACKWARD_OF = {_LIGHTNING_BWD.name: _LIGHTNING.name}
+
 ENTRIES: tuple[ZooCascade, ...] = (
     _LINEAR,
     _QUADRATIC,
@@ -291,6 +325,7 @@ ENTRIES: tuple[ZooCascade, ...] = (
     _LIGHTNING,
     _GLA,
     _LIGHTNET,
+    _LIGHTNING_BWD,
 )
 BUILDERS: dict[str, Builder] = {
     _LINEAR.name: lambda e: _build(e, _LINEAR_LINES),
@@ -302,4 +337,12 @@ BUILDERS: dict[str, Builder] = {
     ),
     _GLA.name: lambda e: _build(e, _GLA_LINES, ("BC", "KV"), chunks=True, inputs=GATED_INPUTS),
     _LIGHTNET.name: lambda e: _build(e, _LIGHTNET_LINES, inputs=LIGHTNET_INPUTS),
+    _LIGHTNING_BWD.name: lambda e: cascade(
+        e,
+        (*MH_DECAY_INPUTS, ("DO", ("B", "H", "F", "P"))),
+        _LIGHTNING_BWD_LINES,
+        outputs=("DQ", "DK", "DV"),
+        init=(),
+        key_tiles=None,
+    ),
 }

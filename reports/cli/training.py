@@ -23,13 +23,21 @@ DEFAULT_SIZES = {"M": 4096, "P": 4096, "E": 128, "F": 128, "B": 1, "H": 32}
 def training_lines(
     cascade: Cascade, sizes: Mapping[str, int] | None, rank: str | None = None
 ) -> list[str]:
-    """The training report of a backward built-in (empty for any other cascade)."""
-    entry = lib.training_entry(cascade.name) if cascade.source.startswith("<builtin>") else None
-    if entry is None:
+    """The training report of a backward built-in or zoo backward (empty for any other)."""
+    from attnsim.einsum_ir.library.zoo_linear import BACKWARD_OF
+
+    if not cascade.source.startswith("<builtin>"):
         return []
-    forward = einsum_ir.load_cascade(entry.forward.name)
+    entry = lib.training_entry(cascade.name)
+    if entry is not None:
+        forward_name, saved = entry.forward.name, entry.saved_from
+    elif cascade.name in BACKWARD_OF:  # a zoo backward: nothing saved beyond the inputs
+        forward_name, saved = BACKWARD_OF[cascade.name], ()
+    else:
+        return []
+    forward = einsum_ir.load_cascade(forward_name)
     given = dict(sizes) if sizes is not None else _defaults(cascade)
-    report = training_report(forward, cascade, entry.saved_from, given, rank or "M")
+    report = training_report(forward, cascade, saved, given, rank or "M")
     lines = report.describe()
     if sizes is None:
         at = ", ".join(f"{k}={v}" for k, v in given.items())

@@ -18,7 +18,8 @@ from attnsim.einsum_ir.library import ZOO
 from attnsim.einsum_ir.library.zoo_base import LINEAR
 
 LINEAR_NAMES = [e.name for e in ZOO if e.family == LINEAR]
-STATEFUL = [n for n in LINEAR_NAMES if n != "attention-linear-causal-quadratic"]
+# the quadratic forms (the causal forward's and Lightning-2's backward) carry no state
+STATEFUL = [e.name for e in ZOO if e.family == LINEAR and e.algorithm != "quadratic"]
 CHUNKED = ["attention-linear-causal-chunked", "attention-lightning-2", "attention-gla"]
 
 

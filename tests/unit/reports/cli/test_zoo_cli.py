@@ -36,6 +36,8 @@ WRITE_UP = {
     "attention-linear-causal-recurrent": 1,
     "attention-linear-causal-chunked": 1,
     "attention-lightning-2": 1,
+    # not in the write-up: Lightning-2's backward (quadratic form), one pass over M
+    "attention-lightning-2-bwd": 1,
     "attention-gla": 1,  # causal GLA (DSF #24: 1); ViG's bidirectional 2 is not built
     "attention-lightnet": 1,
     # Sec. 2.5 and 2.7, compression and pooled memory: 1 pass over K/V
