@@ -172,7 +172,11 @@ def single_device(
     return dataclasses.replace(
         base,
         mapper=name,
-        options=(("devices", 1), *base.options),
+        options=(
+            ("devices", 1),
+            ("direction", "backward" if backward else "forward"),
+            *base.options,
+        ),  # fmt: skip
         warnings=(
             *base.warnings,
             f"{name}: 1 device: the single-GPU model's result, no communication",
@@ -200,8 +204,18 @@ class SeqParallelMapper:
         gpu, cluster = cluster_of(self.name, arch, self.options)
         backward = wants_backward(self.name, cascade, self.options)
         if cluster is None:
-            return single_device(self, cascade, gpu, sizes, self.options, backward)
-        return self.split(cascade, gpu, cluster, sizes, backward)
+            result = single_device(self, cascade, gpu, sizes, self.options, backward)
+        else:
+            result = self.split(cascade, gpu, cluster, sizes, backward)
+        if backward and self.options.direction != "backward":  # a backward built-in
+            options = tuple(
+                (k, "backward" if k == "direction" else v) for k, v in result.options
+            )  # fmt: skip
+            note = (f"{self.name}: {cascade.name} is a backward built-in: priced as the "
+                    "backward (direction: backward)")  # fmt: skip
+            result = dataclasses.replace(result, options=options,
+                                         warnings=(note, *result.warnings))  # fmt: skip
+        return result
 
     def split(
         self,

@@ -55,6 +55,8 @@ def test_backward_built_in_is_the_backward_option(mapper: str) -> None:
     forward = run(mapper, CAUSAL, arch, 16384, devices=4)
     assert built_in.latency_s == by_option.latency_s > forward.latency_s
     assert built_in.flops == pytest.approx(2.5 * forward.flops)
+    assert dict(built_in.options)["direction"] == "backward"  # what was priced, not the default
+    assert any("is a backward built-in: priced as the backward" in w for w in built_in.warnings)
 
 
 def test_ring_backward_steps() -> None:
