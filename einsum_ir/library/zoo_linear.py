@@ -172,11 +172,11 @@ the gradients of sum(O o DO) are
   DV = W DO^T (sums p),  DS[m,p] = lambda_h^(q - m) (DO . V)[m,p],  DQ = DS K,  DK = DS^T Q
 (five products of P x M, as the softmax backward; no row statistics). Written in the
 quadratic form: the same gradients as Lightning-2's block-recurrent backward (Qin et al.,
-arXiv 2401.04658, Algorithm 2: a forward recurrence of K^T V for DQ and a reverse one of Q^T DO for DK, DV), at P M
-(2E + 3F)-order cost; the reverse recurrence is not expressible as an Einsum cascade here
-(ranks run forward), so the chunked backward's cost is not what this cascade shows. The
-decay logits DL get no gradient (TNL fixes lambda_h per head). Key positions m, causal
-bottom-right as in the forward.""",
+arXiv 2401.04658, Algorithm 2: a forward recurrence of K^T V for DQ and a reverse one of
+Q^T DO for DK, DV), at P M (2E + 3F)-order cost; the reverse recurrence is not
+expressible as an Einsum cascade here (ranks run forward), so the chunked backward's cost
+is not what this cascade shows. The decay logits DL get no gradient (TNL fixes lambda_h
+per head). Key positions m, causal bottom-right as in the forward.""",
     "quadratic",
     "linear+decay",
     "causal-br",
