@@ -104,6 +104,24 @@ def lightning_dense(q: Array, k: Array, v: Array, lam: Array) -> Array:
     return out
 
 
+def lightning_gradients(q: Array, k: Array, v: Array, lam: Array, do: Array) -> dict[str, Array]:
+    """DQ, DK, DV of sum(O * DO) for `lightning_dense`'s O (the decay's gradient left out).
+
+    With W = (Q^T K) * D and O = W V: dV = W^T dO, dS = (dO^T V) * D, dQ = dS K, dK = dS^T Q.
+    """
+    n_q, n_k = q.shape[-1], k.shape[-1]
+    dist = _query_positions(n_q, n_k)[:, None] - np.arange(n_k)[None, :]
+    visible = dist >= 0
+    decay = np.where(visible, lam[:, None, None] ** np.where(visible, dist, 0), 0.0)[None]
+    weights = np.einsum("bhep,bhem->bhpm", q, k) * decay
+    d_s = np.einsum("bhfp,bhfm->bhpm", do, v) * decay
+    return {
+        "DQ": np.einsum("bhpm,bhem->bhep", d_s, k),
+        "DK": np.einsum("bhpm,bhep->bhem", d_s, q),
+        "DV": np.einsum("bhpm,bhfp->bhfm", weights, do),
+    }
+
+
 def lightning_recurrent(q: Array, k: Array, v: Array, lam: Array) -> Array:
     """Lightning attention's token recurrence: s = lambda s + k v^T, o = q s."""
     decay = np.broadcast_to(lam[None, :, None, None], (*k.shape[:2], k.shape[2], k.shape[3]))
@@ -161,6 +179,12 @@ def _lightning(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return lightning_dense(*_qkv(inputs), lightning_decay(np.asarray(inputs["DL"])))
 
 
+def _lightning_bwd(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
+    lam = lightning_decay(np.asarray(inputs["DL"]))
+    grads = lightning_gradients(*_qkv(inputs), lam, np.asarray(inputs["DO"], dtype=np.float64))
+    return grads["DK"]
+
+
 def _gla(inputs: Mapping[str, Array], sizes: Mapping[str, int]) -> Array:
     return gla_recurrent(*_qkv(inputs), gla_gates(np.asarray(inputs["GL"])))
 
@@ -184,4 +208,10 @@ LINEAR_CHECKS: dict[str, tuple[Layout, str, Compute]] = {
     "attention-lightning-2": ((*_MH, ("DL", ("H",))), "AV", _lightning),
     "attention-gla": ((*_MH, ("GL", ("B", "H", "E", "M"))), "AV", _gla),
     "attention-lightnet": ((*_MH, ("WL", ("B", "H", "E", "M"))), "AV", _lightnet),
+    # the backward (zoo): DK compared, as the training built-ins' checks do
+    "attention-lightning-2-bwd": (
+        (*_MH, ("DL", ("H",)), ("DO", ("B", "H", "F", "P"))),
+        "DK",
+        _lightning_bwd,
+    ),
 }
