@@ -585,6 +585,20 @@ LIGHTNING_TILINGS: tuple[tuple[int, int, int, int], ...] = (
 )
 
 
-def lightning_tilings(head_dim: int) -> tuple[tuple[int, int, int, int], ...]:
-    """The `LIGHTNING_TILINGS` whose block_f fits a value head dim of `head_dim`."""
-    return tuple(t for t in LIGHTNING_TILINGS if t[1] <= head_dim)
+# GLA's gated kernels on sm_90 (Triton 3.6): a chunk or value block under 64 faults. Measured
+# on the H200 (2026-12-05, benchmarks/lightning_probe.py --gla): the fused gated kernel at
+# (64, 32, 4, 2), head dim 128, raised "an illegal memory access"; the ungated kernel runs every
+# tiling correctly. Triton's known sm_90 fault with several tl.dot of a 16/32-wide dimension
+# (triton-lang/triton#10486, #11366; pytorch/helion#1905 keeps such blocks out of its search).
+GATED_MIN_BLOCK = 64
+
+
+def lightning_tilings(head_dim: int, gated: bool = False) -> tuple[tuple[int, int, int, int], ...]:
+    """The `LIGHTNING_TILINGS` whose block_f fits a value head dim of `head_dim`.
+
+    `gated` (GLA): only those whose chunk and value block are at least `GATED_MIN_BLOCK`.
+    """
+    fits = tuple(t for t in LIGHTNING_TILINGS if t[1] <= head_dim)
+    if gated:
+        fits = tuple(t for t in fits if min(t[0], t[1]) >= GATED_MIN_BLOCK)
+    return fits

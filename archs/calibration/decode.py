@@ -218,8 +218,11 @@ class LoadCurve(Config):
         if n <= REFERENCE_PROGRAMS:
             return 1.0
         ref = self._at(self.tile_s, REFERENCE_PROGRAMS)
-        t = self._at(self.tile_s, n) * max(1.0, n / self.programs[-1])
-        return max(1.0, t / ref)
+        return max(1.0, self.tile_at(n) / ref)
+
+    def tile_at(self, n: float) -> float:
+        """Seconds per tile of one program with `n` streaming (in proportion past the curve)."""
+        return self._at(self.tile_s, n) * max(1.0, n / self.programs[-1])
 
     def extra_fixed_s(self, n: float) -> float:
         """What a launch of `n` programs adds once over one of `REFERENCE_PROGRAMS` (>= 0)."""

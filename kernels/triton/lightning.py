@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import HEAD_DIMS, LIGHTNING_TILINGS, lightning_tilings
+from attnsim.kernels.spec import GATED_MIN_BLOCK, HEAD_DIMS, LIGHTNING_TILINGS, lightning_tilings
 from attnsim.kernels.triton.common import dot_precision
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 from attnsim.kernels.triton.lightning_kernel import lightning_out_kernel, lightning_states_kernel
@@ -145,6 +145,27 @@ def check_lightning_tiling(
         raise ValueError(f"num_stages must be an integer in 1..8, got {num_stages!r}")
 
 
+def check_gated_blocks(
+    capability: tuple[int, int], block_c: int, block_f: int, state_tile: tuple[int, int] | None
+) -> None:
+    """Refuse GLA's blocks under `GATED_MIN_BLOCK` on sm_90 (Triton 3.6 faults there).
+
+    Hopper (compute capability 9.x) only: the interpreter and other GPUs run every block.
+    """
+    if capability[0] != 9:
+        return
+    blocks = {"block_c": block_c, "block_f": block_f}
+    if state_tile is not None:
+        blocks.update({"state_tile[0]": state_tile[0], "state_tile[1]": state_tile[1]})
+    small = [f"{name} = {value}" for name, value in blocks.items() if value < GATED_MIN_BLOCK]
+    if small:
+        raise ValueError(
+            f"gated (GLA) kernels on sm_90 need blocks of at least {GATED_MIN_BLOCK}: "
+            f"{', '.join(small)} (Triton 3.6 raises an illegal memory access there, measured "
+            "on the H200; triton-lang/triton#10486)"
+        )
+
+
 def check_inputs(q: Any, k: Any, v: Any) -> None:
     """q, k (B, H, S, E) and v (B, H, S, F) on one device, one dtype, supported head dims."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
@@ -249,6 +270,9 @@ class _Plan:
             e, f, block_c, block_f, state_tile, state_chunks, warps, stages, schedule
         )
         dev = q.get_device()
+        if has_gates and q.is_cuda:
+            check_gated_blocks(torch.cuda.get_device_capability(q.device), block_c, block_f,
+                               state_tile if schedule == "split" else None)  # fmt: skip
         n_chunks = triton.cdiv(seq, block_c)
         o_strides = (h * seq * f, seq * f, f)
         meta = dict(

@@ -9,10 +9,11 @@ tile-level skipping; Hassani et al., 2024).
 Why tokens are permuted on the host rather than gathered in the kernel: a 2-D tile's rows are
 not contiguous in row-major order. Gathering them by computed pointers would give up the
 kernel's tensor-descriptor (TMA) loads and add address arithmetic to every tile, and dilation
-would need strided tiles; putting Q, K and V in tile order once (one `index_select` each, one
-more for O) keeps the kernel exactly the block-sparse kernel, which is measured and modelled,
-with one extra constexpr mask mode. The copies cost 4 passes over the activations; NATTEN's
-Hopper and Blackwell kernels make the same choice (token permutation). A caller that keeps
+would need strided tiles; putting Q, K and V in tile order once (one row gather each,
+`kernels.triton.gather_rows`, one more for O) keeps the kernel exactly the block-sparse
+kernel, which is measured and modelled, with one extra constexpr mask mode. The copies cost
+4 passes over the activations; NATTEN's Hopper and Blackwell kernels make the same choice
+(token permutation). A caller that keeps
 its tokens in tile order across layers passes `in_tile_order=True` and pays nothing, and where
 the tile order is row-major (1-D without dilation, tiles as wide as the image) nothing moves.
 

@@ -29,6 +29,7 @@ import torch
 
 from attnsim.kernels.triton.blocksparse import BlockSparse, _lists
 from attnsim.kernels.triton.common import check_tiling
+from attnsim.kernels.triton.gather_rows import gather_rows
 from attnsim.kernels.triton.neighborhood_mask import SEGMENTS_NEIGHBORHOOD
 
 __all__ = ["Neighborhood", "NeighborhoodSparse", "neighborhood_sparse", "tile_shape"]
@@ -301,11 +302,16 @@ class NeighborhoodSparse(BlockSparse):
 
     def to_tiles(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H, tokens, D) in image order -> (B, H, positions, D) in tile order."""
-        return x if self.gather is None else x.index_select(2, self.gather)
+        return x if self.gather is None else _select_rows(x, self.gather)
 
     def from_tiles(self, o: torch.Tensor) -> torch.Tensor:
         """(B, H, positions, D) in tile order -> (B, H, tokens, D) in image order."""
-        return o if self.scatter is None else o.index_select(2, self.scatter)
+        return o if self.scatter is None else _select_rows(o, self.scatter)
+
+
+def _select_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows `index` of x along the sequence: `gather_rows` on a GPU, index_select elsewhere."""
+    return gather_rows(x, index) if x.is_cuda else x.index_select(2, index)
 
 
 @lru_cache(maxsize=64)

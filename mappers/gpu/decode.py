@@ -288,7 +288,7 @@ def time_decode(
         bound = "host launch"
     elif hbm >= scheduled:
         bound = "hbm"
-    elif grid < arch.sm_count:
+    elif grid < arch.sm_count and hbm < 0.9 * scheduled:  # few programs, HBM far from full
         bound = f"occupancy ({grid} programs on {arch.sm_count} SMs)"
     elif merge > 0.25 * scheduled * arch.sm_count * k:
         bound = "merge"

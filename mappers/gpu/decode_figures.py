@@ -10,10 +10,12 @@ come from kernels.calibrate.microbench_decode (`archs/calibration/<device>-decod
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from attnsim.archs.calibration.decode import (
+    REFERENCE_PROGRAMS,
     DecodeCalibration,
     MergePoint,
     Profile,
@@ -40,11 +42,12 @@ class _Figures:
     piece_s: float
     part_s: float
     measured: bool
-    curve: Profile | None = None  # measured time over a program's tiles (scaled by `scale`)
+    curve: Profile | None = None  # measured time over a program's tiles (past its start: x `scale`)
     scale: float = 1.0
     shared_tile_s: float = 0.0  # per tile at the SM's L2 share split among its k programs
     merge: MergePoint | None = None  # the measured merge (its curve over partial counts)
     empty_s: float = 0.0  # a program that finds no tile, on one of its SM's k slots
+    foreign_curve: bool = False  # `curve` was measured at another tiling (its start unscaled)
 
     def merge_s(self, parts: int) -> float:
         """What merging `parts` partial states adds to the merging program."""
@@ -52,8 +55,14 @@ class _Figures:
 
     def stream_s(self, tiles: int) -> float:
         """A program's streaming time over `tiles` key tiles (the curve when measured)."""
-        own = tiles * self.tile_s if self.curve is None else self.curve.program_s(tiles)
-        return max(own * (1.0 if self.curve is None else self.scale), tiles * self.shared_tile_s)
+        if self.curve is None:
+            own = tiles * self.tile_s
+        elif self.foreign_curve:  # another tiling's curve: its streaming scaled, not its start
+            start = self.curve.start_s()
+            own = start + (self.curve.program_s(tiles) - start) * self.scale
+        else:
+            own = self.curve.program_s(tiles) * self.scale
+        return max(own, tiles * self.shared_tile_s)
 
 
 def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
@@ -116,7 +125,7 @@ def _figures(
         # and the SM's own throughput split among them: the fastest per-tile time per program
         # measured at any programs per SM, divided by that count (a compute-bound kernel such
         # as MLA's runs k programs k times slower; a latency-bound one overlaps them)
-        share = _sm_share(dcal, near[0])  # type: ignore[arg-type]
+        share = _sm_share(dcal, near[0], arch.sm_count, p.shared_kv)  # type: ignore[arg-type]
         capped = max(capped, k * tile * share / near[0].tile_s)
     curve = dcal.profile(s.head_dim, s.value_dim, p.rows, tiling) if dcal and near else None
     scale = 1.0
@@ -125,16 +134,27 @@ def _figures(
                            (curve.block_n, curve.num_warps, curve.num_stages), 1)  # fmt: skip
         scale = tile / ref[0].tile_s if ref is not None else 1.0
         # every program (and every further segment piece) pays the curve's start: its
-        # dependent first loads (segment, query rows, first K/V tile) and its store
-        start = curve.start_s() * scale
+        # dependent first loads (segment, query rows, first K/V tile) and its store; a
+        # latency, which a profile of another tiling gives unscaled (its per-tile time differs
+        # from this tiling's, its first loads do not: 2.6 us at (64, 4, 2), 3.6 at (64, 8, 3))
+        foreign = curve.config != (s.head_dim, s.value_dim, p.rows, *tiling)
+        start = curve.start_s() * (1.0 if foreign else scale)
         fixed = 0.0
     else:
-        curve = None
+        curve, foreign = None, False
     load = dcal.load(s.head_dim, s.value_dim, p.rows, tiling) if dcal and streaming else None
     # a configuration whose programs split the SM's throughput (MLA) is slowed by sharing
     # SMs, which the cap above already prices: its load curve would count that twice
-    if load is not None and near is not None and not _sm_share(dcal, near[0]):  # type: ignore[arg-type]
+    sharing = near is not None and _sm_share(dcal, near[0], arch.sm_count, p.shared_kv)  # type: ignore[arg-type]
+    if load is not None and near is not None and not sharing:
         factor = load.tile_factor(streaming)
+        if load.config != (s.head_dim, s.value_dim, p.rows, *tiling):
+            # another configuration's curve: what it shows past the reference count is HBM's
+            # share per program (per byte of its tiles), a floor under this one's own time
+            # rather than a factor on it (a program slower alone is slowed less)
+            width = load.head_dim + (0 if p.shared_kv else load.value_dim)
+            floor = load.tile_at(streaming) * tile_bytes / (load.block_n * width * s.elem_bytes)
+            factor = max(1.0, floor / tile) if streaming > REFERENCE_PROGRAMS else 1.0
         tile, scale = tile * factor, scale * factor
         fixed += load.extra_fixed_s(streaming if loading is None else loading)
     if merge is not None:
@@ -150,11 +170,20 @@ def _figures(
     per_sm = dcal.empty_program(ragged) if dcal else None
     empty = k * per_sm if per_sm is not None else start
     return _Figures(
-        tile, fixed, start, piece, part, near is not None, curve, scale, capped, merge, empty
-    )
+        tile, fixed, start, piece, part, near is not None, curve, scale, capped, merge, empty,
+        foreign,
+    )  # fmt: skip
 
 
-def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
+# a k-programs-per-SM measurement that streamed at this share of the calibration's HBM read
+# bandwidth (all k x SMs programs together) was bound by HBM, not by the SM
+HBM_SATURATED = 0.8
+MEASURED_ELEM_BYTES = 2  # the decode microbenchmarks run bf16
+
+
+def _sm_share(
+    dcal: DecodeCalibration, pt: ProgramPoint, sms: int, shared_kv: bool = False
+) -> float:
     """Seconds per tile per program when programs of `pt`'s configuration share an SM.
 
     Measured at k >= 2 programs per SM: when a program's tile time grew (nearly) in
@@ -163,7 +192,11 @@ def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
     programs of the measurement ran in k waves (MLA's kernels on the H200: 140-255 registers,
     one program per SM, which the measured residency now gives k = 1 for). 0 when no k shows
     that: the program is latency-bound and co-resident programs overlap (their HBM
-    contention is the launch's HBM bound, priced on its own).
+    contention is the launch's HBM bound, priced on its own). A measurement whose k x `sms`
+    programs together streamed at `HBM_SATURATED` of the HBM read bandwidth shows HBM's limit,
+    not the SM's (the tuned GQA tilings on the H200: about 1 us per 64-key tile alone, 4.5 TB/s
+    at two programs per SM), and is left out: priced as sharing, a ragged batch's long
+    sequences would stream at the shared rate after the short ones have finished.
     """
     key = (pt.head_dim, pt.value_dim, pt.rows, pt.block_n, pt.num_warps, pt.num_stages)
     same = [
@@ -171,9 +204,13 @@ def _sm_share(dcal: DecodeCalibration, pt: ProgramPoint) -> float:
         if (q.head_dim, q.value_dim, q.rows, q.block_n, q.num_warps, q.num_stages) == key
     ]  # fmt: skip
     one = min((q.tile_s for q in same if q.programs_per_sm == 1), default=0.0)
+    width = pt.head_dim + (0 if shared_kv else pt.value_dim)
+    tile_bytes = pt.block_n * width * MEASURED_ELEM_BYTES
+    hbm = dcal.hbm_read_bandwidth_bytes_per_s or math.inf
     shared = [
         q.tile_s / q.programs_per_sm
         for q in same
         if q.programs_per_sm >= 2 and one and q.tile_s >= 0.8 * q.programs_per_sm * one
-    ]
+        and q.programs_per_sm * sms * tile_bytes / q.tile_s < HBM_SATURATED * hbm
+    ]  # fmt: skip
     return min(shared, default=0.0)

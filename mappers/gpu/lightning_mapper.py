@@ -207,13 +207,14 @@ class GpuLightningMapper:
         except KeyError as exc:
             raise MappingError(str(exc).strip("'\"")) from None
         given = (opts.block_c, opts.block_f, opts.num_warps, opts.num_stages)
-        space = [Tiling(*t) for t in lightning_tilings(pb.f)
+        candidates = lightning_tilings(pb.f, gated=bool(pb.gate))
+        space = [Tiling(*t) for t in candidates
                  if all(g in (0, v) for g, v in zip(given, t, strict=True))]  # fmt: skip
         if min(given) > 0 and not space:  # a tiling outside the candidates: model it alone
             space = [Tiling(*given)]
         if not space:
             raise MappingError(f"gpu-lightning: no candidate tiling matches the options for "
-                               f"F = {pb.f} ({lightning_tilings(pb.f)})")  # fmt: skip
+                               f"F = {pb.f} ({candidates})")  # fmt: skip
         b = dtype_bytes(opts.dtype)
         timed = []
         for t in space:

@@ -88,3 +88,20 @@ def test_the_paged_warning_states_what_was_measured() -> None:
     said_mean, said_worst = (float(x) for x in re.findall(r"([\d.]+)%", PAGED_NOTE))
     assert mean == pytest.approx(said_mean, abs=0.5)
     assert worst == pytest.approx(said_worst, abs=1.0)
+
+
+TUNED = DATA / "decode-h200-2026-12-05-tuned.csv"
+
+
+@pytest.mark.parametrize("suite", ["validation", "holdout"])
+def test_tuned_tilings_dense_suites(suite: str) -> None:
+    """The tuned tilings (deeper pipelines, wider tiles; `benchmarks/decode_probe.py --tuned`,
+    2026-12-05) on dense caches. Observed: split-K MAPE 4.8% / 4.8%, stream-K 5.5% / 4.6%
+    (18.3% / 14.7% over the whole file before the tunings' calibration entries and the
+    HBM-saturation and foreign-curve rules of `mappers.gpu.decode_figures`).
+    """
+    every = vd.predict_rows([TUNED], suites=(suite,))
+    for family in ("triton-decode-splitk", "triton-decode-streamk"):
+        errs = [abs(p.error_pct) for p in every if p.family == family]
+        assert len(errs) > 50
+        assert statistics.fmean(errs) < 8.0

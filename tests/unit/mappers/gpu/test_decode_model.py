@@ -204,7 +204,23 @@ def test_programs_sharing_an_sm_split_its_throughput_when_measured_so(
     from attnsim.mappers.gpu.decode_figures import _sm_share
 
     cal = DecodeCalibration("dev", "today", "test", programs=_points(tiles_us))
-    assert _sm_share(cal, cal.programs[0]) * 1e6 == pytest.approx(share_us)
+    assert _sm_share(cal, cal.programs[0], 132) * 1e6 == pytest.approx(share_us)
+
+
+def test_programs_slowed_by_a_full_hbm_do_not_share_the_sm() -> None:
+    """k x 132 programs of 32 x (576 + 512) bf16 tiles at 4.2 us per tile stream 4.4 TB/s:
+    at a 4 TB/s GPU's HBM bound the growth with k is HBM's, not the SM's; at 40 TB/s, the SM's.
+    """
+    from attnsim.archs.calibration.decode import DecodeCalibration
+    from attnsim.mappers.gpu.decode_figures import _sm_share
+
+    points = _points({1: 2.0, 2: 4.2})
+    slow = DecodeCalibration("dev", "t", "test", hbm_read_bandwidth_bytes_per_s=4e12,
+                             programs=points)  # fmt: skip
+    fast = DecodeCalibration("dev", "t", "test", hbm_read_bandwidth_bytes_per_s=40e12,
+                             programs=points)  # fmt: skip
+    assert _sm_share(slow, points[0], 132) == 0.0
+    assert _sm_share(fast, points[0], 132) * 1e6 == pytest.approx(2.1)
 
 
 def test_mla_split_k_over_the_sms_runs_in_waves() -> None:
