@@ -133,15 +133,18 @@ class DecodeOptions:
             raise MappingError("gpu-decode options: " + "; ".join(bad))
 
 
-# Paged caches: the model has no term for the block-table lookups. What that costs was
-# measured: the 52 paged rows of decode-splits-h200-2026-12-03.csv (pages of 256 keys,
-# batch 4-32, 8K-128K keys) ran 3.0% slower on average than this model predicts for the
-# same call on a contiguous cache (MAPE 4.6%, worst 14.8%: 2 splits of a batch of 32 x 8K).
+# Paged caches: each tile's K/V loads wait for its page index (a load from the block table),
+# so the software pipeline runs no further ahead than a 2-stage build's one tile: measured on
+# the H200 (decode-h200-2026-12-05-tuned.csv, pages of 64 and 256 keys), tilings of 3-4
+# stages ran as fast as (64, 4, 2) on paged caches and 1.5-1.8x faster on contiguous ones.
+# Paged calls are priced with the figures of their tiling at PAGED_STAGES stages; the
+# block-table lookups themselves are not modelled (measured: see PAGED_NOTE).
+PAGED_STAGES = 2
 PAGED_NOTE = (
-    "paged KV cache ({page} keys per page): priced as a contiguous cache; the block-table "
-    "lookup per page is not modelled (on the H200 paged calls ran 3.0% slower on average "
-    "than this prediction, worst 14.8%: kernels/measurements/decode/decode-splits-h200-"
-    "2026-12-03.csv, suites paged-*)"
+    "paged KV cache ({page} keys per page): priced as a contiguous cache read at "
+    f"{PAGED_STAGES} pipeline stages (a tile's loads wait for its page index); the block-table "
+    "lookups are not modelled otherwise (measured on the H200: kernels/measurements/decode/"
+    "decode-h200-2026-12-05-tuned.csv, suites paged-*)"
 )
 
 
@@ -226,8 +229,12 @@ def time_decode(
     tiling: tuple[int, int, int],
     rates: DeviceRates,
     dcal: DecodeCalibration | None,
+    paged: bool = False,
 ) -> DecodeTime:
-    """Model one decode call (see the module docstring)."""
+    """Model one decode call (see the module docstring).
+
+    `paged`: keys through a block table; the tile figures are those of `PAGED_STAGES`.
+    """
     arch = rates.arch
     block_n, warps, stages = tiling
     s = p.shape
@@ -253,7 +260,9 @@ def time_decode(
     # makespan (below the resident count when programs end early, as in ragged batches, or
     # spend their time starting and merging), which sets the launch's intercept growth
     n = min(grid, slots)
-    f = _figures(p, tiling, k, rates, dcal, n, strategy)
+    # through a block table each tile's loads wait for its page index: no deeper pipeline
+    looked = (block_n, warps, min(stages, PAGED_STAGES)) if paged else tiling
+    f = _figures(p, looked, k, rates, dcal, n, strategy)
     made = schedule_s(runs, slots, f)
     around = max(
         (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
@@ -264,7 +273,7 @@ def time_decode(
     averaged = streamed / made if made else 0.0
     if averaged < 0.9 * n:
         together = min(n, streamed / max(made - around, 1e-12))
-        f = _figures(p, tiling, k, rates, dcal, max(1.0, together), strategy,
+        f = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
                      loading=max(1.0, averaged))  # fmt: skip
         made = schedule_s(runs, slots, f)
     scheduled = f.fixed_s + made
@@ -433,7 +442,7 @@ class GpuDecodeMapper:
         fixed_splits = self._cascade_splits(cascade, sizes)
         ranked = sorted(
             (
-                time_decode(problem, st, sp, pr, tiling, rates, dcal)
+                time_decode(problem, st, sp, pr, tiling, rates, dcal, bool(opts.page_size))
                 for tiling in tilings
                 for st, sp, pr in (
                     [("splitk", fixed_splits, 0)]

@@ -243,12 +243,27 @@ def test_mla_split_k_over_the_sms_runs_in_waves() -> None:
 
 
 def test_paged_cache_is_priced_as_contiguous_and_says_so() -> None:
-    flat = _map(sizes=dict(B=4))
-    paged = _map(page_size=256, sizes=dict(B=4))
-    assert paged.latency_s == flat.latency_s  # no block-table term: the warning says what it costs
+    """At 2 stages a paged call is priced as the contiguous one (no block-table term)."""
+    tiling = dict(block_n=64, num_warps=4, num_stages=2)
+    flat = _map(sizes=dict(B=4), **tiling)
+    paged = _map(page_size=256, sizes=dict(B=4), **tiling)
+    assert paged.latency_s == flat.latency_s
     assert any(
-        "paged KV cache (256 keys per page)" in w and "3.0% slower" in w for w in paged.warnings
+        "paged KV cache (256 keys per page)" in w and "2 pipeline stages" in w
+        for w in paged.warnings
     )
     assert not any("paged" in w for w in flat.warnings)
     with pytest.raises(MappingError, match="page_size 96 is no multiple of block_n 64"):
         _map(page_size=96, block_n=64)
+
+
+def test_paged_cache_runs_no_deeper_pipeline() -> None:
+    """Through a block table a 4-stage tiling streams like its 2-stage build (the tile loads
+    wait for the page index); on a contiguous cache the 4 stages are faster."""
+    opts = dict(strategy="splitk", splits=4, block_n=64, num_warps=4)  # 32 programs
+    deep, shallow = dict(opts, num_stages=4), dict(opts, num_stages=2)
+    contiguous = _map(**deep).latency_s
+    paged = _map(**deep, page_size=256)
+    assert paged.latency_s > 1.3 * contiguous
+    assert paged.latency_s == pytest.approx(_map(**shallow, page_size=256).latency_s, rel=0.05)
+    assert any("2 pipeline stages" in w for w in paged.warnings)
