@@ -48,6 +48,7 @@ from typing import Any
 import torch
 import triton
 
+from attnsim.kernels.spec import GLA_EXTRA_TILINGS
 from attnsim.kernels.triton.lightning import (
     SCHEDULES,
     default_lightning_tiling,
@@ -113,10 +114,7 @@ GLA = tuple(
                        (4, 16, 4096, 64), (1, 32, 8192, 64))
 )  # fmt: skip
 GLA_QUICK = GLA[:2]
-# GLA's fused kernel at head dim 128 spills at every `lightning_tilings` candidate on sm_90
-# (cuobjdump: 56-1128 bytes of stack); the spill-free ones had a 32-wide chunk, which faults on
-# sm_90 (`kernels.spec.GATED_MIN_BLOCK`); 8 warps at C = 64 are timed too
-GLA_TILINGS = ((64, 64, 8, 2), (64, 128, 8, 3))
+GLA_TILINGS = GLA_EXTRA_TILINGS  # timed for GLA besides lightning_tilings(d, gated=True)
 QUICK = (  # head dim 128 only: fla autotunes once per head dim (tens of seconds)
     Shape(4, 16, 4096, 128, "validation"),
     Shape(1, 16, 16384, 128, "length"),

@@ -593,6 +593,12 @@ LIGHTNING_TILINGS: tuple[tuple[int, int, int, int], ...] = (
 GATED_MIN_BLOCK = 64
 
 
+# GLA's fused kernel at head dim 128 spills at every `LIGHTNING_TILINGS` candidate on sm_90
+# (cuobjdump: 56-1128 bytes of stack); the spill-free ones had a 32-wide chunk, which faults
+# (`GATED_MIN_BLOCK`). These, 8 warps at C = 64, are timed and calibrated for GLA too.
+GLA_EXTRA_TILINGS: tuple[tuple[int, int, int, int], ...] = ((64, 64, 8, 2), (64, 128, 8, 3))
+
+
 def lightning_tilings(head_dim: int, gated: bool = False) -> tuple[tuple[int, int, int, int], ...]:
     """The `LIGHTNING_TILINGS` whose block_f fits a value head dim of `head_dim`.
 

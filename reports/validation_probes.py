@@ -37,6 +37,7 @@ def _lightning_predict(row: Row, arch: object) -> tuple[float, str]:
     k = time_lightning(
         row_int(row, "batch"), row_int(row, "heads"), row_int(row, "seq"), d, d,
         Tiling(c, bf, w, st), rates, row.get("schedule") or "fused",
+        gated=row.get("decay") == "gla",  # GLA rows (lightning_probe.py --gla): gates read
     )  # fmt: skip
     return k.time_s * 1e3, k.bound
 

@@ -8,6 +8,9 @@ every tiling of `LIGHTNING_TILINGS` and head dims 64 and 128, with 1 and 2 progr
 and on grids of SMALL_GRIDS programs (under one per SM: entries with `programs`; a chain of
 matmuls runs faster per step on a partly busy GPU than on a full wave).
 `--merge FILE --entries OUT` writes them into a calibration file (no GPU needed).
+`--gated` measures the GLA kernel the same way instead (`gates=`, log gates as
+benchmarks/lightning_probe.py --gla draws them): mode `lightning-fused-gla`, at the tilings
+GLA runs on sm_90 (`lightning_tilings(d, gated=True)` and `GLA_EXTRA_TILINGS`).
 
 Method (as `microbench_bwd`): one wave of SMs x k programs (batch 1, heads = SMs x k x
 block_f / F; or SMALL_GRIDS programs), per-head decay on, timed at two lengths of n chunks
@@ -27,22 +30,31 @@ STEPS = (16, 64)
 SMALL_GRIDS = (16, 48)  # grids under one program per SM (the probe's batch-1 shapes run such)
 HEAD_DIMS = (64, 128)
 MODE = "lightning-fused"
+MODE_GLA = "lightning-fused-gla"
 
 
 def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
 
 
-def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
-    """`attention_steps` and `attention_blocks` entries of mode lightning-fused."""
+def measure(torch: Any, gated: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """`attention_steps` and `attention_blocks` entries of mode lightning-fused.
+
+    `gated`: of mode lightning-fused-gla instead (the GLA kernel at its sm_90 tilings).
+    """
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us
+    from attnsim.kernels.spec import GLA_EXTRA_TILINGS, lightning_tilings
     from attnsim.kernels.triton.lightning import LIGHTNING_TILINGS, lightning_fwd
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     floor = bench_floor_us(torch)
     steps, blocks = [], []
+    mode = MODE_GLA if gated else MODE
     for d in HEAD_DIMS:
-        for c, bf, w, st in LIGHTNING_TILINGS:
+        tilings = LIGHTNING_TILINGS
+        if gated:
+            tilings = (*lightning_tilings(d, gated=True), *GLA_EXTRA_TILINGS)
+        for c, bf, w, st in tilings:
             if bf > d:
                 continue
             for k, grid in ((1, 0), (2, 0), *((1, n) for n in SMALL_GRIDS)):
@@ -54,14 +66,18 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
                         for _ in range(3)
                     )
                     lam = torch.linspace(0.9, 0.999, heads, device="cuda")
+                    gates = None
+                    if gated:  # GLA's tau = 16 (lightning_probe.py --gla); no decay
+                        x = torch.randn(1, heads, n * c, d, device="cuda")
+                        gates, lam = torch.nn.functional.logsigmoid(x) / 16, None
 
-                    def call(q=q, kk=kk, v=v, lam=lam, t=(c, bf, w, st)) -> None:  # type: ignore[no-untyped-def]
-                        lightning_fwd(q, kk, v, lam, *t, schedule="fused")
+                    def call(q=q, kk=kk, v=v, lam=lam, t=(c, bf, w, st), g=gates) -> None:  # type: ignore[no-untyped-def]
+                        lightning_fwd(q, kk, v, lam, *t, schedule="fused", gates=g)
 
                     times.append(_ms(call) * 1e3)
                 step = (times[1] - times[0]) / (STEPS[1] - STEPS[0])
                 fixed = times[0] - STEPS[0] * step - floor
-                common = dict(mode=MODE, dtype="bf16", head_dim=d, block_m=c, block_n=bf,
+                common = dict(mode=mode, dtype="bf16", head_dim=d, block_m=c, block_n=bf,
                               num_warps=w, num_stages=st, blocks_per_sm=k)  # fmt: skip
                 small = {"programs": grid} if grid else {}
                 steps.append({**common, "step_us": round(step, 4), **small})
@@ -74,19 +90,24 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def merge(path: Path, found: dict[str, Any], device: str) -> None:
-    """Write the entries into a calibration file, replacing earlier ones of this mode."""
+    """Write the entries into a calibration file, replacing earlier ones of their modes."""
     from attnsim.kernels.calibrate.microbench_bwd import merge_modes
 
+    modes = tuple(dict.fromkeys(e["mode"] for e in found.get("attention_steps", ()))) or (MODE,)
     note = "python -m attnsim.kernels.calibrate.microbench_lightning"
-    merge_modes(path, found, (MODE,), note, device)
+    merge_modes(path, found, modes, note, device)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure and write the entries (--out), or merge earlier ones (--merge, --entries)."""
+    """Measure and write the entries (--out; --gated: GLA's), or merge earlier ones."""
     from attnsim.kernels.calibrate.microbench_bwd import entries_main
 
+    args = list(sys.argv[1:] if argv is None else argv)
+    gated = "--gated" in args
+    args = [a for a in args if a != "--gated"]
     description = (__doc__ or "").splitlines()[0]
-    return entries_main(argv, description, "microbench_lightning", measure, merge)
+    return entries_main(args, description, "microbench_lightning",
+                        lambda torch: measure(torch, gated), merge)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -30,7 +30,13 @@ from attnsim.einsum_ir.analysis.structure import (
 from attnsim.einsum_ir.ir import Binary, BinaryOp, Cascade, Read, TensorName, reads, walk
 from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
 from attnsim.kernels.spec import lightning_tilings
-from attnsim.mappers.gpu.lightning import GATE_BYTES, fused_plan, gla_step_work
+from attnsim.mappers.gpu.lightning import (
+    GATE_BYTES,
+    MODE_FUSED_GLA,
+    fused_plan,
+    gla_step_work,
+    measured_gla,
+)
 from attnsim.mappers.gpu.model import (
     ASSUMPTIONS,
     KernelPlan,
@@ -221,6 +227,7 @@ class GpuLightningMapper:
             if pb.f % t.block_n:  # block_f must divide F
                 continue
             plan = fused_plan(pb.batch, pb.heads, pb.seq, pb.e, pb.f, t, b, gated=bool(pb.gate))
+            plan = measured_gla(plan, rates)
             timed.append((time_kernel(plan, rates), plan, t))
         valid = sorted((x for x in timed if not x[0].residency.problem), key=lambda x: x[0].time_s)
         if not valid:
@@ -246,7 +253,7 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
         "one program per (value block, batch x head) walks the chunks in sequence with the "
         "E x block_f state in registers; the split schedule is not modelled",
         "the feature map of Q and K (if any) is applied outside the kernel and not priced",
-        *(_gate_warnings(pb, tiling) if pb.gate else ()),
+        *(_gate_warnings(pb, tiling, plan) if pb.gate else ()),
         *ASSUMPTIONS,
         *(n for n in rates.notes if n not in headline),
     ]
@@ -320,24 +327,36 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
     )
 
 
-def _gate_warnings(pb: LightningProblem, tiling: Tiling) -> tuple[str, ...]:
-    """What GLA adds to the model, stated as unmeasured until a GPU run."""
+def _gate_warnings(pb: LightningProblem, tiling: Tiling, plan: KernelPlan) -> tuple[str, ...]:
+    """What GLA adds to the model: its measured step, or what is assumed without one."""
     c, e, bf = tiling.block_m, pb.e, tiling.block_n
     work = gla_step_work(c, e, bf)
+    if plan.mode == MODE_FUSED_GLA:
+        step = (
+            f"GLA (gate {pb.gate}): the GLA kernel's chunk step as measured (calibration mode "
+            f"{MODE_FUSED_GLA}, kernels.calibrate.microbench_lightning --gated: gates, spills "
+            f"and all); the gates' fp32 tile per step and {GATE_BYTES} bytes per gate element "
+            "of HBM reads (B H S E)"
+        )
+    else:
+        step = (
+            f"GLA (gate {pb.gate}): UNMEASURED (the calibration has no {MODE_FUSED_GLA} entry): "
+            f"per chunk step the ungated kernel's measured step plus {work.exp2:.0f} exps (SFU: "
+            f"e^b, e^-b, e^(b_last - b) per C x E, e^b_last per E) and {work.fp32_ops:.0f} fp32 "
+            "element ops (the in-chunk cumulative gate sum, the products with Q and K, the "
+            "state's row scale), recomputed by each of the F / block_f value-block programs; the "
+            "gated score product in TF32 (twice its bf16 tensor-core work); the gates' fp32 "
+            f"tile per step and {GATE_BYTES} bytes per gate element of HBM reads (B H S E); on the "
+            "H200 a GLA call ran 2.6x this (8 x 16 x 2K, head dim 128: spills)"
+        )
     return (
-        f"GLA (gate {pb.gate}): UNMEASURED until a GPU run (the calibration has no GLA entry): "
-        f"per chunk step the ungated kernel's measured step plus {work.exp2:.0f} exps (SFU: "
-        f"e^b, e^-b, e^(b_last - b) per C x E, e^b_last per E) and {work.fp32_ops:.0f} fp32 "
-        "element ops (the in-chunk cumulative gate sum, the products with Q and K, the "
-        "state's row scale), recomputed by each of the F / block_f value-block programs; the "
-        "gated score product in TF32 (twice its bf16 tensor-core work); the gates' fp32 "
-        f"tile per step and {GATE_BYTES} bytes per gate element of HBM reads (B H S E)",
+        step,
         f"GLA: the gate's log-space transform ({pb.gate} to log alpha, e.g. log-sigmoid / tau) "
         "runs outside the kernel (which reads fp32 log gates) and is not priced; the "
         "kernel is exact while a chunk's log-gate sum stays above -80 "
         "(kernels.triton.lightning.GATE_SUM_LIMIT)",
         "GLA: compiled for sm_90 the fused gated kernel spills registers at head dim 128 at "
-        "every candidate tiling (56-1128 bytes of stack; (block_c, block_f, warps) = (32, 64, "
-        "8), (32, 32, 4) and (32, 128, 8) compile without); the model's register estimate "
-        "does not see spills",
+        "every candidate tiling (56-1128 bytes of stack; those with a 32-key chunk compile "
+        "without but fault: blocks under 64 are refused); the model's register estimate "
+        "does not see spills (a measured GLA step does)",
     )
