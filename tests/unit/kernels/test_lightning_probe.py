@@ -207,6 +207,31 @@ def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
     assert "1x2x40 d16 decay yes: ours 1.000 ms" in printed.replace("validation: ", "")
 
 
+def test_a_lost_cuda_context_skips_the_rest(probe, tmp_path, monkeypatch):
+    """After a kernel fault every later call fails: those rows say so instead of timing."""
+    tiny = (probe.Shape(1, 2, 40, 16, "validation"),)
+    monkeypatch.setattr(probe, "shapes", lambda quick, gla=False: tiny)
+    monkeypatch.setattr(probe, "make_problem", lambda s, device: object())
+    calls = []
+
+    def fault(shape, cfg, p, fn):  # type: ignore[no-untyped-def]
+        calls.append(cfg)
+        row = probe.base_row(shape, cfg)
+        row["status"] = "error: AcceleratorError: CUDA error: an illegal memory access"
+        return row
+
+    monkeypatch.setattr(probe, "measure", fault)
+    monkeypatch.setattr(probe, "load_fla", lambda: (None, "unavailable (test)"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    out = tmp_path / "lightning.csv"
+    assert probe.main(["--out", str(out), "--quick"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(calls) == 1 and len(rows) == len(probe.configs(tiny[0], True)) > 1
+    assert all(r["status"].startswith("skipped: CUDA context lost at") for r in rows[1:])
+
+
 def test_gla_reference_and_suite(probe):
     """The GLA suite: its chunked float64 reference equals the token recurrence, its configs
     put fla's chunk_gla first, and its gates are GLA's (logsigmoid / 16, in (-1, 0))."""

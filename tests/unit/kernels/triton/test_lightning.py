@@ -316,3 +316,16 @@ def test_default_tilings_compile_for_sm90_without_spills():
     for name, regs, stack, smem in rows:
         assert int(stack) == 0, f"{name}: {stack} bytes of stack (register spills)"
         assert int(regs) <= 255 and int(smem) <= 227 * 1024, (name, regs, smem)
+
+
+def test_gated_blocks_under_64_are_refused_on_sm90_only() -> None:
+    """GLA's 32-wide blocks fault on sm_90 (measured on the H200): refused there, with why."""
+    from attnsim.kernels.triton.lightning import check_gated_blocks
+
+    with pytest.raises(ValueError, match=r"block_f = 32, state_tile\[0\] = 32 .*illegal memory"):
+        check_gated_blocks((9, 0), 64, 32, (32, 64))
+    check_gated_blocks((9, 0), 64, 64, (64, 64))  # 64 and up run
+    check_gated_blocks((8, 0), 32, 32, (32, 32))  # other GPUs: not refused
+    gated = lightning_tilings(128, gated=True)
+    assert gated and all(min(t[0], t[1]) >= 64 for t in gated)
+    assert set(gated) < set(lightning_tilings(128))
