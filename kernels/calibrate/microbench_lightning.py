@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import triton
+from triton.runtime.errors import OutOfResources
 
 STEPS = (16, 64)
 SMALL_GRIDS = (16, 48)  # grids under one program per SM (the probe's batch-1 shapes run such)
@@ -35,6 +36,16 @@ MODE_GLA = "lightning-fused-gla"
 
 def _ms(fn: Any) -> float:
     return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
+
+
+def _tiling(torch: Any, tiling: tuple[int, int, int, int], d: int, gated: bool) -> None:
+    """Launch the tiling once on a small problem (raises OutOfResources when it cannot run)."""
+    from attnsim.kernels.triton.lightning import lightning_fwd
+
+    q = torch.randn(1, 1, 2 * tiling[0], d, device="cuda", dtype=torch.bfloat16)
+    gates = torch.full((1, 1, 2 * tiling[0], d), -0.01, device="cuda") if gated else None
+    lightning_fwd(q, q, q, None, *tiling, schedule="fused", gates=gates)
+    torch.cuda.synchronize()
 
 
 def measure(torch: Any, gated: bool = False) -> dict[str, list[dict[str, Any]]]:
@@ -56,6 +67,11 @@ def measure(torch: Any, gated: bool = False) -> dict[str, list[dict[str, Any]]]:
             tilings = (*lightning_tilings(d, gated=True), *GLA_EXTRA_TILINGS)
         for c, bf, w, st in tilings:
             if bf > d:
+                continue
+            try:
+                _tiling(torch, (c, bf, w, st), d, gated)
+            except OutOfResources as exc:  # e.g. GLA's (128, 128, 8, 2): shared memory
+                print(f"  d{d} c{c} f{bf} w{w} s{st}: skipped ({exc})", file=sys.stderr)
                 continue
             for k, grid in ((1, 0), (2, 0), *((1, n) for n in SMALL_GRIDS)):
                 heads = (grid or sms * k) * bf // d

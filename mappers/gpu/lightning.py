@@ -58,6 +58,18 @@ def gla_step_work(c: int, e: int, bf: int) -> StepWork:
     return StepWork((), 3.0 * c * e + e, 5.0 * c * e + e * bf, 0.0)
 
 
+def gla_smem_bytes(c: int, e: int, bf: int, num_stages: int, elem_bytes: int = 2) -> int:
+    """Shared memory of the gated fused kernel.
+
+    num_stages buffers of Q, K and the V block, and one fp32 gate tile (C x E).
+
+    As compiled for sm_90 (Triton 3.6, bf16): (128, 128, 8, 2) at head dim 128 asked for
+    262,144 bytes, exactly this, and failed to launch (232,448 available); (128, 64, 8, 2),
+    229,376 by this count, ran (benchmarks/lightning_probe.py --gla, 2026-12-05).
+    """
+    return elem_bytes * num_stages * c * (2 * e + bf) + c * e * GATE_BYTES
+
+
 def fused_plan(
     batch: int, heads: int, seq: int, e: int, f: int, t: Tiling, elem_bytes: int = 2,
     gated: bool = False,
@@ -93,7 +105,9 @@ def fused_plan(
     return KernelPlan(
         name="fused",
         tiling=t,
-        smem_bytes=b * stages * c * (2 * e + bf) + (stages * c * e * GATE_BYTES if gated else 0),
+        smem_bytes=gla_smem_bytes(c, e, bf, t.num_stages, b)
+        if gated
+        else b * stages * c * (2 * e + bf),
         registers_per_thread=-(-live // (32 * t.num_warps)) + BASE_REGISTERS_PER_THREAD,
         step=step,
         masked_step=step,

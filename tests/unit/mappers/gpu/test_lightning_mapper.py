@@ -120,3 +120,22 @@ def test_the_gate_is_read_from_the_state_recurrence() -> None:
     assert decay_inputs(load_cascade("attention-gla"), "KV") == {"GL"}
     assert decay_inputs(load_cascade("attention-lightning-2"), "KV") == {"DL"}
     assert decay_inputs(load_cascade("attention-linear-causal-chunked"), "KV") == set()
+
+
+def test_the_gla_gap_the_warning_states_is_the_measured_one() -> None:
+    """The unmeasured-GLA warning's ratio range is that of the committed GLA file."""
+    import re
+    from pathlib import Path
+
+    from attnsim.mappers.gpu.lightning_mapper import GLA_UNMEASURED_GAP
+    from attnsim.reports import validation_kernels as vk
+    from attnsim.reports import validation_probes  # noqa: F401  (registers the probe)
+
+    data = Path(__file__).parents[4] / "kernels" / "measurements" / "lightning"
+    points = vk.predict_rows([data / "gla-h200-2026-12-05.csv"])
+    ratios = [p.measured_ms / p.predicted_ms for p in points]
+    n, low, high = re.findall(r"the (\d+) fused GLA calls timed ran ([\d.]+)-([\d.]+)x",
+                              GLA_UNMEASURED_GAP)[0]  # fmt: skip
+    assert len(ratios) == int(n)
+    assert min(ratios) == pytest.approx(float(low), abs=0.05)
+    assert max(ratios) == pytest.approx(float(high), abs=0.05)
