@@ -181,6 +181,17 @@ def test_summary_picks_the_best_correct_runs(probe):
     assert any(line.startswith("fla/ours: geomean") for line in lines)
 
 
+def _run_main(probe, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """main(--quick) on a stand-in CUDA device without fla; the CSV's rows."""
+    monkeypatch.setattr(probe, "load_fla", lambda: (None, "unavailable (test)"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    out = tmp_path / "lightning.csv"
+    assert probe.main(["--out", str(out), "--quick"]) == 0
+    return list(csv.DictReader(out.open()))
+
+
 def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
     """main() on a stand-in device: tiny shapes on CPU (interpreter), a stand-in timer."""
     tiny = (probe.Shape(1, 2, 40, 16, "validation"), probe.Shape(1, 2, 64, 16, "length"))
@@ -191,13 +202,7 @@ def test_main_runs_the_plan_end_to_end(probe, tmp_path, monkeypatch, capsys):
         probe, "make_problem", lambda s, device: real_problem(s, "cpu", torch.float32)
     )
     monkeypatch.setattr(probe, "do_bench", lambda fn: (fn(), (1.0, 0.9, 1.1))[1])
-    monkeypatch.setattr(probe, "load_fla", lambda: (None, "unavailable (test)"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    out = tmp_path / "lightning.csv"
-    assert probe.main(["--out", str(out), "--quick"]) == 0
-    rows = list(csv.DictReader(out.open()))
+    rows = _run_main(probe, tmp_path, monkeypatch)
     assert len(rows) == sum(len(probe.configs(s, True)) for s in tiny)
     ours = [r for r in rows if r["family"] == probe.OURS]
     assert ours and all(r["status"] == "ok" and r["device"] == "stand-in" for r in ours)
@@ -221,13 +226,7 @@ def test_a_lost_cuda_context_skips_the_rest(probe, tmp_path, monkeypatch):
         return row
 
     monkeypatch.setattr(probe, "measure", fault)
-    monkeypatch.setattr(probe, "load_fla", lambda: (None, "unavailable (test)"))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "stand-in")
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
-    out = tmp_path / "lightning.csv"
-    assert probe.main(["--out", str(out), "--quick"]) == 0
-    rows = list(csv.DictReader(out.open()))
+    rows = _run_main(probe, tmp_path, monkeypatch)
     assert len(calls) == 1 and len(rows) == len(probe.configs(tiny[0], True)) > 1
     assert all(r["status"].startswith("skipped: CUDA context lost at") for r in rows[1:])
 
