@@ -30,10 +30,13 @@ from attnsim.mappers.result import Result
 NEIGHBORHOOD_ASSUMPTIONS = (
     "neighborhood: priced as a block-sparse layout on the plain 1-pass plan; the partial "
     "tiles' window test (4 compares on a per-key coordinate load) is priced as the segment "
-    "mask's (one per-key load and compare)",
+    "mask's (one per-key load and compare); on the H200 the kernel alone ran 1.10-1.43x this "
+    "(median 1.22x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-"
+    "gather.csv)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
-    "torch index_select) priced as one pass over their bytes at the device's HBM rates plus "
-    "one launch each (not calibrated); the host's time for them is not modelled",
+    "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
+    "rates plus one launch each (not calibrated; on the H200 they ran 1.14x this, median); "
+    "the host's time for them is not modelled",
 )
 
 

@@ -167,3 +167,48 @@ def test_tile_sizes_are_cut_as_the_kernel_cuts_them() -> None:
         bs = neighborhood_sparse(Neighborhood.of((48, 64), 7, 1, False, b, 32))
         assert plan.layout.full == tuple(bs.full_counts[0, 0].tolist())
         assert plan.layout.partial == tuple(bs.partial_counts[0, 0].tolist())
+
+
+def test_the_measured_gaps_the_warnings_state_are_the_files() -> None:
+    """The kernel-alone and copy ratios in NEIGHBORHOOD_ASSUMPTIONS come from the H200 file:
+    per configuration, the kernel timed alone (tokens already in tile order) against the
+    block-sparse prediction, and the call less the kernel against the copies' price."""
+    import csv
+    import re
+    import statistics
+    from pathlib import Path
+
+    from attnsim.mappers.gpu.neighborhood import NEIGHBORHOOD_ASSUMPTIONS
+    from attnsim.reports import validation_neighborhood as vn
+
+    path = Path(__file__).parents[4] / "kernels" / "measurements" / "neighborhood"
+    rows = list(csv.DictReader((path / "neighborhood-all-h200-2026-12-05-gather.csv").open()))
+    cols = ("suite", "batch", "heads", "head_dim", "image_h", "image_w", "kernel_h",
+            "kernel_w", "dilation_h", "dilation_w", "q_tile", "kv_tile", "num_warps")  # fmt: skip
+    alone = {tuple(r[c] for c in cols): float(r["median_ms"]) for r in rows
+             if r["family"] == "triton-neighborhood-kernel" and r["status"] == "ok"}  # fmt: skip
+    arch = load_arch("h200")
+    kernel, copies = [], []
+    for r in rows:
+        key = tuple(r[c] for c in cols)
+        if r["family"] != "triton-neighborhood" or r["status"] != "ok" or key not in alone:
+            continue
+        image, kern, dil, causal = vn._problem(r)
+        plan = neighborhood_layout(image, kern, dil, causal, vn._tile(r, "q_tile", "block_m"),
+                                   vn._tile(r, "kv_tile", "block_n"))  # fmt: skip
+        shape = neighborhood_shape(int(r["batch"]), int(r["heads"]), int(r["head_dim"]), plan)
+        t = Tiling(*(int(r[c]) for c in ("block_m", "block_n", "num_warps", "num_stages")))
+        kernel.append(alone[key] / (evaluate_block_sparse(shape, t, arch).time_s * 1e3))
+        copies.append(
+            (float(r["median_ms"]) - alone[key]) / (permute_time_s(shape, plan, arch)[0] * 1e3)
+        )
+    text = " ".join(NEIGHBORHOOD_ASSUMPTIONS)
+    low, high, median = (
+        float(x) for x in re.findall(r"ran ([\d.]+)-([\d.]+)x this \(median ([\d.]+)x", text)[0]
+    )
+    assert len(kernel) >= 12
+    assert (min(kernel), max(kernel), statistics.median(kernel)) == pytest.approx(
+        (low, high, median), abs=0.01
+    )
+    said = float(re.findall(r"they ran ([\d.]+)x this, median", text)[0])
+    assert statistics.median(copies) == pytest.approx(said, abs=0.01)
