@@ -48,7 +48,8 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import GLA_EXTRA_TILINGS
+from attnsim.einsum_ir.library.zoo_linear import GLA_TAU
+from attnsim.kernels.spec_lightning import GLA_EXTRA_TILINGS
 from attnsim.kernels.triton.lightning import (
     SCHEDULES,
     default_lightning_tiling,
@@ -61,7 +62,6 @@ from attnsim.kernels.triton.lightning import (
 
 OURS, FLA = "triton-lightning", "fla-chunk-simple-gla"
 FLA_GLA = "fla-chunk-gla"  # fla.ops.gla.chunk_gla: the GLA suite's baseline
-GLA_TAU = 16  # GLA's gate temperature: log alpha = logsigmoid(x) / 16
 FLA_CHUNK = 64  # fla's default chunk size
 # a kernel fault poisons the process's CUDA context: every later call fails the same way
 CONTEXT_LOST = "AcceleratorError"

@@ -417,13 +417,15 @@ def entries_main(
     argv: list[str] | None,
     description: str,
     name: str,
-    measure: Callable[[Any], dict[str, list[dict[str, Any]]]],
+    measure: Callable[..., dict[str, list[dict[str, Any]]]],
     merge: Callable[[Path, dict[str, Any], str], None],
+    flags: tuple[tuple[str, str], ...] = (),
 ) -> int:
     """The command line of a calibration module that writes entries and merges them.
 
     `--out FILE` measures (GPU) and writes the entries; `--merge CAL --entries FILE` merges
-    entries of an earlier run into a calibration file (no GPU needed).
+    entries of an earlier run into a calibration file (no GPU needed). `flags`: the module's
+    own on/off options (`--name`, help), passed to `measure` as keywords.
     """
     import yaml
 
@@ -432,6 +434,8 @@ def entries_main(
     p.add_argument("--merge", type=Path, default=None, help="calibration YAML to update")
     p.add_argument("--entries", type=Path, default=None, help="entries to merge (no GPU)")
     p.add_argument("--device", default="NVIDIA H200", help="device named in the note")
+    for flag, text in flags:
+        p.add_argument(flag, action="store_true", help=text)
     args = p.parse_args(argv)
     if args.entries is not None:
         if args.merge is None:
@@ -446,7 +450,9 @@ def entries_main(
     if not torch.cuda.is_available():
         print(f"{name} needs a CUDA GPU", file=sys.stderr)
         return 2
-    text = yaml.safe_dump(measure(torch), sort_keys=False)
+    chosen = {f.lstrip("-").replace("-", "_"): True for f, _ in flags}
+    chosen = {k: getattr(args, k) for k in chosen}
+    text = yaml.safe_dump(measure(torch, **chosen), sort_keys=False)
     print(text)
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

@@ -53,8 +53,9 @@ def measure(torch: Any, gated: bool = False) -> dict[str, list[dict[str, Any]]]:
 
     `gated`: of mode lightning-fused-gla instead (the GLA kernel at its sm_90 tilings).
     """
+    from attnsim.einsum_ir.library.zoo_linear import GLA_TAU
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us
-    from attnsim.kernels.spec import GLA_EXTRA_TILINGS, lightning_tilings
+    from attnsim.kernels.spec_lightning import GLA_EXTRA_TILINGS, lightning_tilings
     from attnsim.kernels.triton.lightning import LIGHTNING_TILINGS, lightning_fwd
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
@@ -83,9 +84,9 @@ def measure(torch: Any, gated: bool = False) -> dict[str, list[dict[str, Any]]]:
                     )
                     lam = torch.linspace(0.9, 0.999, heads, device="cuda")
                     gates = None
-                    if gated:  # GLA's tau = 16 (lightning_probe.py --gla); no decay
+                    if gated:  # GLA's gates as lightning_probe.py --gla draws them; no decay
                         x = torch.randn(1, heads, n * c, d, device="cuda")
-                        gates, lam = torch.nn.functional.logsigmoid(x) / 16, None
+                        gates, lam = torch.nn.functional.logsigmoid(x) / GLA_TAU, None
 
                     def call(q=q, kk=kk, v=v, lam=lam, t=(c, bf, w, st), g=gates) -> None:  # type: ignore[no-untyped-def]
                         lightning_fwd(q, kk, v, lam, *t, schedule="fused", gates=g)
@@ -118,12 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and write the entries (--out; --gated: GLA's), or merge earlier ones."""
     from attnsim.kernels.calibrate.microbench_bwd import entries_main
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    gated = "--gated" in args
-    args = [a for a in args if a != "--gated"]
     description = (__doc__ or "").splitlines()[0]
-    return entries_main(args, description, "microbench_lightning",
-                        lambda torch: measure(torch, gated), merge)  # fmt: skip
+    gated = ("--gated", f"measure the GLA kernel (gates=) instead: mode {MODE_GLA}")
+    return entries_main(argv, description, "microbench_lightning", measure, merge, (gated,))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import GATED_MIN_BLOCK, HEAD_DIMS, LIGHTNING_TILINGS, lightning_tilings
+from attnsim.kernels.spec import HEAD_DIMS
+from attnsim.kernels.spec_lightning import GATED_MIN_BLOCK, LIGHTNING_TILINGS, lightning_tilings
 from attnsim.kernels.triton.common import dot_precision
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
 from attnsim.kernels.triton.lightning_kernel import lightning_out_kernel, lightning_states_kernel

@@ -13,9 +13,9 @@ would need strided tiles; putting Q, K and V in tile order once (one row gather 
 `kernels.triton.gather_rows`, one more for O) keeps the kernel exactly the block-sparse
 kernel, which is measured and modelled, with one extra constexpr mask mode. The copies cost
 4 passes over the activations; NATTEN's Hopper and Blackwell kernels make the same choice
-(token permutation). A caller that keeps
-its tokens in tile order across layers passes `in_tile_order=True` and pays nothing, and where
-the tile order is row-major (1-D without dilation, tiles as wide as the image) nothing moves.
+(token permutation). A caller that keeps its tokens in tile order across layers passes
+`in_tile_order=True` and pays nothing, and where the tile order is row-major (1-D without
+dilation, tiles as wide as the image) nothing moves.
 
 `neighborhood_mask` and `neighborhood_reference` write the mask plainly from NATTEN's window
 rule in image coordinates (`get_window_start`), independent of the layout's sub-grid form.

@@ -136,7 +136,9 @@ class DecodeOptions:
 # Paged caches: each tile's K/V loads wait for its page index (a load from the block table),
 # so the software pipeline runs no further ahead than a 2-stage build's one tile: measured on
 # the H200 (decode-h200-2026-12-05-tuned.csv, pages of 64 and 256 keys), tilings of 3-4
-# stages ran as fast as (64, 4, 2) on paged caches and 1.5-1.8x faster on contiguous ones.
+# stages ran at 0.61-1.08x the speed of (64, 4, 2) on paged caches (median 0.95-0.99x, 48
+# pairs) and up to 1.73x faster on contiguous ones (median 1.05x, where per-program
+# streaming bounds the call).
 # Paged calls are priced with the figures of their tiling at PAGED_STAGES stages; the
 # block-table lookups themselves are not modelled (measured: see PAGED_NOTE).
 PAGED_STAGES = 2

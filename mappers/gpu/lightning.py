@@ -19,8 +19,8 @@ both priced over the calibrated ungated step), the gated score product in TF32 (
 twice its bf16 tensor-core work), the gate tile's load and live registers, and the gates' fp32
 HBM bytes. With a calibration of the GLA kernel itself (mode `lightning-fused-gla`,
 `microbench_lightning --gated`) its measured step replaces all of the step's parts: on the
-H200 it runs 5.5x the ungated step at head dim 128 (its registers spill), which no count of
-the added work predicts.
+H200 a GLA call (8 x 16 x 2K, head dim 128, (64, 64, 4, 2)) ran 5.5x the ungated call
+(0.577 against 0.104 ms; its registers spill), which no count of the added work predicts.
 """
 
 from __future__ import annotations

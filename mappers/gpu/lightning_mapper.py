@@ -9,9 +9,10 @@ carried state and its ranks, the head ranks, inputs besides Q, K and V (the inpu
 state's decay factor derives from: per head, a scalar decay; with K's ranks (the state's row
 rank E and the keys), GLA's gate; any other key-side input, such as LightNet's weights, is
 refused), and a normalizer state (Katharopoulos' denominator, refused: the kernel computes
-none). Self-attention only (P = M). Every tiling
-of `kernels.spec.LIGHTNING_TILINGS` that fits F is ranked by `mappers.gpu.lightning`'s model
-of the fused schedule (the one modelled; calibrated by `kernels.calibrate.microbench_lightning`).
+none). Self-attention only (P = M). Every tiling of
+`kernels.spec_lightning.LIGHTNING_TILINGS` that fits F is ranked by `mappers.gpu.lightning`'s
+model of the fused schedule (the one modelled; calibrated by
+`kernels.calibrate.microbench_lightning`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from attnsim.einsum_ir.analysis.structure import (
 )
 from attnsim.einsum_ir.ir import Binary, BinaryOp, Cascade, Read, TensorName, reads, walk
 from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
-from attnsim.kernels.spec import lightning_tilings
+from attnsim.kernels.spec_lightning import GATED_MIN_BLOCK, lightning_tilings
 from attnsim.mappers.gpu.lightning import (
     GATE_BYTES,
     MODE_FUSED_GLA,
@@ -213,11 +214,22 @@ class GpuLightningMapper:
         except KeyError as exc:
             raise MappingError(str(exc).strip("'\"")) from None
         given = (opts.block_c, opts.block_f, opts.num_warps, opts.num_stages)
-        candidates = lightning_tilings(pb.f, gated=bool(pb.gate))
+        # GLA's kernel faults on sm_90 with blocks under GATED_MIN_BLOCK (kernels.spec)
+        gated_sm90 = bool(pb.gate) and int(arch.compute_capability or 0) == 9
+        candidates = lightning_tilings(pb.f, gated=gated_sm90)
         space = [Tiling(*t) for t in candidates
                  if all(g in (0, v) for g, v in zip(given, t, strict=True))]  # fmt: skip
         if min(given) > 0 and not space:  # a tiling outside the candidates: model it alone
             space = [Tiling(*given)]
+        small = [t for t in space if min(t.block_m, t.block_n) < GATED_MIN_BLOCK]
+        if gated_sm90 and (small or not space):
+            raise MappingError(
+                f"gpu-lightning: GLA's gated kernel needs block_c and block_f of at least "
+                f"{GATED_MIN_BLOCK} on {arch.name} (sm_90: Triton 3.6 raises an illegal memory "
+                f"access below, measured on the H200); "
+                + (f"asked for block_c {small[0].block_m}, block_f {small[0].block_n}"
+                   if small else f"F = {pb.f} leaves no such tiling")
+            )  # fmt: skip
         if not space:
             raise MappingError(f"gpu-lightning: no candidate tiling matches the options for "
                                f"F = {pb.f} ({candidates})")  # fmt: skip

@@ -201,14 +201,14 @@ def _plain(obj: Any) -> Any:
 
 # What decides a point's numbers besides the point itself: the models and their data.
 MODEL_SOURCES = (("einsum_ir", "*.py"), ("mappers", "*.py"), ("archs", "*.py"),
-                 ("archs", "*.yaml"), ("kernels", "spec.py"))  # fmt: skip
+                 ("archs", "*.yaml"), ("kernels", "spec*.py"))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=4)
 def code_fingerprint(root: Path | None = None) -> str:
     """A hash of the model code and data this process runs.
 
-    einsum_ir, mappers, archs with its presets and calibrations, and kernels/spec.py under
+    einsum_ir, mappers, archs with its presets and calibrations, and kernels/spec*.py under
     `root` (default: this package): stored points priced by other code are not resumed
     (`point_id`).
     """

@@ -10,7 +10,7 @@ import pytest
 
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import load_cascade
-from attnsim.kernels.spec import lightning_tilings
+from attnsim.kernels.spec_lightning import lightning_tilings
 from attnsim.mappers.gpu.lightning import time_lightning
 from attnsim.mappers.gpu.rates import Tiling, device_rates
 from attnsim.mappers.registry import get_mapper
@@ -139,3 +139,19 @@ def test_the_gla_gap_the_warning_states_is_the_measured_one() -> None:
     assert len(ratios) == int(n)
     assert min(ratios) == pytest.approx(float(low), abs=0.05)
     assert max(ratios) == pytest.approx(float(high), abs=0.05)
+
+
+def test_gla_blocks_under_64_are_refused_on_sm90_with_the_reason() -> None:
+    """The H200 (sm_90) faults on GLA's 32-wide blocks: asked for, or forced by F = 32."""
+    arch = load_arch("h200")
+    tiling = dict(block_c=32, block_f=64, num_warps=4, num_stages=2)
+    with pytest.raises(MappingError, match="at least 64 on h200.*asked for block_c 32"):
+        get_mapper("gpu-lightning")(**tiling).map(load_cascade("attention-gla"), arch, SIZES)
+    with pytest.raises(MappingError, match="F = 32 leaves no such tiling"):
+        get_mapper("gpu-lightning")().map(
+            load_cascade("attention-gla"), arch, {**SIZES, "E": 32, "F": 32}
+        )
+    plain = get_mapper("gpu-lightning")(**tiling).map(
+        load_cascade("attention-lightning-2"), arch, SIZES
+    )
+    assert dict(plain.options)["block_c"] == 32  # the ungated kernel runs them

@@ -153,7 +153,8 @@ def test_the_fingerprint_follows_model_code_and_calibrations(tmp_path: Path) -> 
     from attnsim.reports.dse.experiment import code_fingerprint
 
     files = {"mappers/gpu/model.py": "A = 1\n", "archs/calibration/h200.yaml": "x: 1\n",
-             "kernels/spec.py": "S = 1\n", "reports/page/plots.py": "P = 1\n"}  # fmt: skip
+             "kernels/spec.py": "S = 1\n", "kernels/spec_lightning.py": "L = 1\n",
+             "reports/page/plots.py": "P = 1\n"}  # fmt: skip
     seen = set()
     for i, name in enumerate([None, *files]):
         root = tmp_path / f"tree{i}"
@@ -161,5 +162,5 @@ def test_the_fingerprint_follows_model_code_and_calibrations(tmp_path: Path) -> 
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text + ("# edited\n" if rel == name else ""))
         seen.add(code_fingerprint(root))
-    # the model, a calibration and the kernel spec each change it; the report code does not
-    assert len(seen) == 4
+    # the model, a calibration and the kernel specs each change it; the report code does not
+    assert len(seen) == 5
