@@ -24,10 +24,12 @@ none of the validation or holdout shapes of benchmarks/bwd_probe.py.
 `--spread W` measures the dK/dV modes with the programs spread over heads of W key tiles
 each (entries `bwd-dkdv-wW`, `bwd-dkdv-atomic-wW`): in a real call only seq_k / block_n
 programs share a head's tiles and dQ rows, against the SMs x k of the calibration shape; on
-the H200 the atomic mode's fixed time per program (14-19 us with 132-396 programs on one
-head's dQ rows, against 3-5 us without atomics) looks like what over-prices short rows
-(4 x 32 x 1024 at 64 x 64 tiles: +28-37%). The model does not read these entries yet: they
-are the measurement that would tell.
+the H200 the atomic mode's fixed time per program at head dim 64 with 64 x 64 and 32 x 64
+tiles (2-3 programs per SM) is 14.0-14.9 us with 264-396 programs on one head's dQ rows and
+4.8-6.0 us with 16 (`kernels/measurements/bwd/microbench-bwd-spread-w16-*`).
+`mappers.gpu.backward.spread_mode` prices a call's dK/dV kernel with the entries whose
+programs per head are nearest its own (log ratio; the one-head entries count as one wave of
+the SMs). `--merge CAL --entries FILE` adds a spread file's modes beside the one-head ones.
 
 Host side (`--host` prints them): `host_calls` measures the host time of one `attention_bwd`
 call per dq mode and mask (`host_call_us` keys `bwd-atomic`, `bwd-separate`,
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import re
 import sys
 import time
 from collections.abc import Callable, Hashable
@@ -109,8 +112,8 @@ def measure(
     """`attention_steps` and `attention_blocks` entries of the backward's modes.
 
     `writers` > 0: the dK/dV programs spread over heads (`_caller`), entries under
-    `spread_mode` names (a diagnostic of how many programs share a head's dQ rows; the model
-    does not read them).
+    `spread_mode` names (`mappers.gpu.backward.spread_mode` picks them for calls of about
+    that many key tiles per head).
     """
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, occupancy
     from attnsim.kernels.triton.attn_bwd import BWD_TILINGS
@@ -360,8 +363,17 @@ def _jit_bwd(torch: Any, q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, caus
 
 
 def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> None:
-    """Write the entries into a calibration file, replacing earlier ones of these modes."""
-    merge_modes(path, found, MODES, "python -m attnsim.kernels.calibrate.microbench_bwd", device)
+    """Write the entries into a calibration file, replacing earlier ones of their modes.
+
+    The modes are the entries' own: a `--spread W` file (modes `bwd-dkdv[-atomic]-wW`) adds
+    its entries beside the one-head ones instead of replacing them.
+    """
+    modes = tuple(sorted({e["mode"] for entries in found.values() for e in entries})) or MODES
+    spread = sorted({m.rsplit("-w", 1)[1] for m in modes if re.fullmatch(r".*-w\d+", m)})
+    source = "python -m attnsim.kernels.calibrate.microbench_bwd"
+    if spread:
+        source += " --spread " + ",".join(spread)
+    merge_modes(path, found, modes, source, device)
 
 
 def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple[str, ...],
@@ -382,7 +394,7 @@ def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple
         f"attention_steps / attention_blocks of modes {', '.join(modes)}: `{source}` on "
         f"{device}, merged {stamp} (the real kernel, one wave, two streamed lengths)"
     )
-    data["notes"] = [n for n in data.get("notes", []) if source not in n] + [note]
+    data["notes"] = [n for n in data.get("notes", []) if f"`{source}` on" not in n] + [note]
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
 

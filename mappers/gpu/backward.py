@@ -35,6 +35,8 @@ figure: one `host_launch_us` per kernel launched (the launcher's torch work unpr
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
@@ -61,6 +63,8 @@ MODE_DKDV = "bwd-dkdv"
 MODE_DKDV_ATOMIC = "bwd-dkdv-atomic"
 MODE_DQ = "bwd-dq"
 BWD_MODES = (MODE_DKDV, MODE_DKDV_ATOMIC, MODE_DQ)
+# `microbench_bwd --spread W` entries: a dK/dV mode measured with W programs per head
+SPREAD_MODE = re.compile(r"(?P<mode>bwd-dkdv(?:-atomic)?)-w(?P<writers>\d+)")
 # fp32 lane operations per score element of a backward step: scale-subtract LSE (FMA),
 # dP - D, times P, and the two conversions (P, dS) to the matmul input type
 BWD_OPS = 5.0
@@ -121,11 +125,40 @@ def q_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) ->
     return -(-tiles // concurrent_blocks)
 
 
-def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1) -> KernelPlan:
+def dkdv_writers(s: AttnShape, t: Tiling) -> int:
+    """Programs of one K/V head in the dK/dV kernel: they share its query side and dQ rows."""
+    return -(-s.seq_k // t.block_n)
+
+
+def spread_mode(rates: DeviceRates, atomic: bool, head_dim: int, writers: int) -> str:
+    """The dK/dV calibration mode measured with programs per head nearest `writers`.
+
+    The one-head entries (`bwd-dkdv[-atomic]`) ran a wave of programs on one head (SMs x k
+    of them share its query tiles and, atomic, its dQ rows); `--spread W` entries
+    (`...-wW`) ran W per head, as a call of W key tiles does. Nearest in log ratio, the
+    one-head entries counted as one wave of the SMs; the mode itself when nothing else is
+    measured for this head dim.
+    """
+    mode = MODE_DKDV_ATOMIC if atomic else MODE_DKDV
+    cal = rates.arch.calibration
+    if cal is None:
+        return mode
+    choices = {mode: rates.arch.sm_count}
+    for p in cal.attention_blocks:
+        m = SPREAD_MODE.fullmatch(p.mode)
+        if m and m["mode"] == mode and p.head_dim == head_dim:
+            choices[p.mode] = int(m["writers"])
+    return min(choices, key=lambda k: (abs(math.log(choices[k] / max(1, writers))), k))
+
+
+def dkdv_plan(
+    s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1, mode: str = ""
+) -> KernelPlan:
     """The dK/dV kernel: program = (key tile, K/V head), step = one query tile of one head.
 
     A program walks the query tiles that see its key tile for each query head of its group.
-    `refetch`: reads of the query side from HBM (`q_refetch`).
+    `refetch`: reads of the query side from HBM (`q_refetch`). `mode`: the calibration mode
+    whose figures price it (`spread_mode`; default the one-head entries of its dQ mode).
     """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = key_tiles(s, bm, bn)
@@ -168,7 +201,7 @@ def dkdv_plan(s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1) -> Kernel
         hbm_read_bytes=reads,
         hbm_write_bytes=writes,
         flops=sum(x.flops for x in dots) * kv_heads * visits,
-        mode=MODE_DKDV_ATOMIC if atomic else MODE_DKDV,
+        mode=mode or (MODE_DKDV_ATOMIC if atomic else MODE_DKDV),
         head_dim=d,
     )
 
@@ -289,11 +322,13 @@ def bwd_plans(
     dq_mode: str,
     resident: tuple[int, int] = (0, 0),
     l2_bytes: int = 0,
+    dkdv_mode: str = "",
 ) -> tuple[KernelPlan, ...]:
     """Every kernel one backward call launches, in order.
 
     `resident`: programs of the dK/dV kernel and of the dQ kernel the GPU holds at once,
     with `l2_bytes` for the streamed operands' HBM re-reads (0: each read once).
+    `dkdv_mode`: the dK/dV kernel's calibration mode (`spread_mode`).
     """
     if dq_mode not in DQ_MODES:
         raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
@@ -302,7 +337,7 @@ def bwd_plans(
     plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]
     dq_elems = heads * s.seq_q * d
     refetch = q_refetch(s, t, resident[0], l2_bytes)
-    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch))
+    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
         plans.append(
@@ -323,9 +358,10 @@ def time_bwd(s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates) -> BwdTi
     Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
     """
     arch = rates.arch
-    first = bwd_plans(s, t, dq_mode)
+    spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, dkdv_writers(s, t))
+    first = bwd_plans(s, t, dq_mode, dkdv_mode=spread)
     resident = [plan_residency(arch, p).blocks_per_sm * arch.sm_count for p in first[1:]]
-    plans = bwd_plans(s, t, dq_mode, (resident[0], resident[1]), arch.l2_bytes)
+    plans = bwd_plans(s, t, dq_mode, (resident[0], resident[1]), arch.l2_bytes, spread)
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next(
         (f"{p.name}: {r.problem}" for p in plans if (r := plan_residency(rates.arch, p)).problem),

@@ -21,8 +21,14 @@ from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.library.builder import Algorithm, ScoreForm
 from attnsim.einsum_ir.library.training import training_entry
 from attnsim.einsum_ir.load import load_cascade
-from attnsim.kernels.spec import BWD_TILINGS, CAUSAL_TOP_LEFT, NO_MASK
-from attnsim.mappers.gpu.backward import DQ_MODES, BwdTime, time_bwd
+from attnsim.kernels.spec import BWD_TILINGS, CAUSAL_TOP_LEFT, NO_MASK, AttnShape
+from attnsim.mappers.gpu.backward import (
+    DQ_MODES,
+    SPREAD_MODE,
+    BwdTime,
+    dkdv_writers,
+    time_bwd,
+)
 from attnsim.mappers.gpu.model import ASSUMPTIONS, Tiling, device_rates
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -166,6 +172,26 @@ def host_note(t: BwdTime) -> str:
     return f"host: one attention_bwd call costs {host_us:.1f} us on the host ({where}); {verdict}"
 
 
+def spread_note(t: BwdTime, shape: AttnShape, tiling: Tiling) -> str:
+    """The Result note on which dK/dV calibration entries priced the call (`spread_mode`)."""
+    dkdv = next(p for p in t.plans if p.name == "dkdv")
+    writers = dkdv_writers(shape, tiling)
+    m = SPREAD_MODE.fullmatch(dkdv.mode)
+    measured = (
+        f"entries {dkdv.mode} (`microbench_bwd --spread {m['writers']}`: {m['writers']} "
+        "programs per head)"
+        if m
+        else f"entries {dkdv.mode} (one head: a wave of programs shares its query tiles"
+        + (" and dQ rows)" if "atomic" in dkdv.mode else ")")
+    )
+    return (
+        f"dK/dV kernel: {writers} programs per K/V head share its query side"
+        + (" and add into its dQ rows" if "atomic" in dkdv.mode else "")
+        + f"; priced with the calibration's {measured}, the measured programs-per-head "
+        "nearest the call's"
+    )
+
+
 def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, tiling, mode,  # type: ignore[no-untyped-def]
             times, problem_warnings) -> Result:  # fmt: skip
     clock = arch.clock_hz
@@ -190,6 +216,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "and dQ by atomics (zero-fill in the pre-pass, cast included) or by the separate "
         "kernel; the forward (O, LSE) is not included",
         host_note(t),
+        *([spread_note(t, shape, tiling)] if rates.arch.calibration is not None else []),
         *ASSUMPTIONS,
         *(n for n in rates.notes if n not in headline),
         *problem_warnings,

@@ -46,3 +46,29 @@ def test_spread_entries_and_their_compile_jobs():
     assert len(jobs) == 2 * 2 * len(BWD_TILINGS) * 3
     assert {j[1] for j in jobs} == {8, 16, 24}  # 132, 264, 396 programs in heads of 16 tiles
     assert all(j[1] == j[2] and j[5] is False for j in jobs)
+
+
+def test_merging_spread_entries_keeps_the_one_head_entries(tmp_path):
+    """`--merge CAL --entries W16.yaml` adds the `-w16` modes beside the one-head ones."""
+    import yaml
+
+    from attnsim.kernels.calibrate.microbench_bwd import merge
+
+    def entry(mode: str, fixed: float) -> dict:
+        return dict(mode=mode, dtype="bf16", head_dim=64, block_m=64, block_n=64, num_warps=4,
+                    num_stages=3, blocks_per_sm=1, fixed_us=fixed, step_us=1.0)  # fmt: skip
+
+    cal = tmp_path / "cal.yaml"
+    base = [entry("bwd-dkdv-atomic", 14.9), entry("bwd-dq", 3.0)]
+    cal.write_text(yaml.safe_dump({"device": "X", "attention_blocks": base, "notes": ["n"]}))
+    merge(cal, {"attention_blocks": [entry("bwd-dkdv-atomic-w16", 6.0)]}, "NVIDIA H200")
+    data = yaml.safe_load(cal.read_text())
+    modes = {e["mode"]: e["fixed_us"] for e in data["attention_blocks"]}
+    assert modes == {"bwd-dkdv-atomic": 14.9, "bwd-dq": 3.0, "bwd-dkdv-atomic-w16": 6.0}
+    assert any("--spread 16" in n for n in data["notes"]) and "n" in data["notes"]
+    # merging one-head entries again replaces those modes only, the spread note stays
+    merge(cal, {"attention_blocks": [entry("bwd-dkdv-atomic", 15.0)]}, "NVIDIA H200")
+    data = yaml.safe_load(cal.read_text())
+    modes = {e["mode"]: e["fixed_us"] for e in data["attention_blocks"]}
+    assert modes == {"bwd-dq": 3.0, "bwd-dkdv-atomic-w16": 6.0, "bwd-dkdv-atomic": 15.0}
+    assert sum("microbench_bwd" in n for n in data["notes"]) == 2

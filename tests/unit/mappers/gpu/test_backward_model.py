@@ -13,9 +13,11 @@ from attnsim.einsum_ir.analysis.tiles import Band, mask_points
 from attnsim.kernels.spec import AttnShape
 from attnsim.mappers.gpu.backward import (
     bwd_plans,
+    dkdv_writers,
     host_key,
     host_keys,
     key_tiles,
+    spread_mode,
     time_bwd,
     transpose_bands,
 )
@@ -227,3 +229,47 @@ def test_long_backward_traffic_grows_with_the_waves() -> None:
     # at 16K each kernel reads its operands once (the three kernels: about 2x the unique
     # bytes); at 256K every wave of programs re-reads the streamed side
     assert ratios[0] < 3.0 and ratios[1] > 3 * ratios[0]
+
+
+def test_dkdv_priced_with_the_entries_of_the_nearest_programs_per_head() -> None:
+    """`microbench_bwd --spread 16` entries price calls of about 16 key tiles per head.
+
+    The one-head entries ran a wave of the SMs' programs on one head's dQ rows; a call with
+    16 key tiles per K/V head is nearer the spread entries, one with 128 nearer the wave.
+    """
+    arch = load_arch("h200")
+    rates = device_rates(arch, "bf16")
+    assert arch.calibration is not None
+    spread = {p.mode for p in arch.calibration.attention_blocks if p.mode.endswith("-w16")}
+    assert spread == {"bwd-dkdv-w16", "bwd-dkdv-atomic-w16"}
+    t64 = Tiling(64, 64, 4, 3)
+    short, long = _shape(False, seq=1024), _shape(False, seq=8192)
+    assert (dkdv_writers(short, t64), dkdv_writers(long, t64)) == (16, 128)
+    assert spread_mode(rates, True, 64, 16) == "bwd-dkdv-atomic-w16"
+    assert spread_mode(rates, False, 64, 30) == "bwd-dkdv-w16"
+    assert spread_mode(rates, True, 64, 128) == "bwd-dkdv-atomic"
+    assert spread_mode(rates, True, 96, 16) == "bwd-dkdv-atomic"  # nothing else measured
+    assert spread_mode(device_rates(load_arch("a100-sxm"), "bf16"), True, 64, 16) == (
+        "bwd-dkdv-atomic"
+    )
+    timed = time_bwd(short, t64, "atomic", rates)
+    assert timed.plans[1].mode == "bwd-dkdv-atomic-w16"
+    assert time_bwd(long, t64, "atomic", rates).plans[1].mode == "bwd-dkdv-atomic"
+    # the spread entries' fixed time (6 us at 2 per SM against 14.9 us on one head's dQ rows)
+    # makes the short call cheaper than the one-head entries price it
+    one_head = bwd_plans(short, t64, "atomic", dkdv_mode="bwd-dkdv-atomic")
+    from attnsim.mappers.gpu.model import time_kernel
+
+    assert timed.kernels[1].time_s < time_kernel(one_head[1], rates).time_s
+
+
+def test_result_names_the_dkdv_entries_it_priced_with() -> None:
+    cascade = load_cascade("attention-1pass-bwd-mh")
+    mapper = get_mapper("gpu-bwd")(block_m=64, block_n=64, num_warps=4, num_stages=3,
+                                   dq_mode="atomic")  # fmt: skip
+    r = mapper.map(cascade, load_arch("h200"), dict(B=4, H=32, P=1024, M=1024, E=64, F=64))
+    note = next(w for w in r.warnings if w.startswith("dK/dV kernel:"))
+    assert "16 programs per K/V head" in note and "bwd-dkdv-atomic-w16" in note
+    r = mapper.map(cascade, load_arch("h200"), dict(B=1, H=8, P=8192, M=8192, E=64, F=64))
+    note = next(w for w in r.warnings if w.startswith("dK/dV kernel:"))
+    assert "128 programs per K/V head" in note and "entries bwd-dkdv-atomic (one head" in note
