@@ -140,6 +140,12 @@ def _cascade(name: str) -> Cascade:
 HostKey = tuple[tuple[tuple[str, float], ...], float]  # ((family, us), ...), flush us
 
 
+WITHHELD_NOTE = (
+    "GPU figures: the datasheet alone (calibration: none; archs/datasheet.py states "
+    "the efficiencies it assumes), no measured figure of the device"
+)
+
+
 @functools.cache
 def _arch(name: str, host: HostKey | None = None, calibration: str = "preset") -> GpuArch:
     arch = load_arch(name, overrides={"calibration": calibration})
@@ -254,10 +260,7 @@ def join_files(
         )
         notes.append(f"{path}: host launcher-call figures from {where}")
     if calibration != "preset":
-        notes.append(
-            "GPU figures: the datasheet alone (calibration: none; archs/datasheet.py states "
-            "the efficiencies it assumes), no measured figure of the device"
-        )
+        notes.append(WITHHELD_NOTE)
     return measurements, points, notes
 
 

@@ -122,14 +122,21 @@ def _mla_time_ms(
 
 
 def predict_rows(
-    paths: Sequence[Path], arch_name: str = "h200", suites: Iterable[str] | None = None
+    paths: Sequence[Path],
+    arch_name: str = "h200",
+    suites: Iterable[str] | None = None,
+    calibration: str = "preset",
 ) -> list[DecodePoint]:
-    """Predict every modelled row of the files (`suites`: keep only these suite names)."""
+    """Predict every modelled row of the files (`suites`: keep only these suite names).
+
+    `calibration`: "preset", or "none" to withhold the GPU's measured figures (its decode
+    figures included).
+    """
     from attnsim.archs.load import load_arch
     from attnsim.einsum_ir import load_cascade
     from attnsim.mappers.registry import get_mapper
 
-    arch = load_arch(arch_name)
+    arch = load_arch(arch_name, overrides={"calibration": calibration})
     cascade = load_cascade(CASCADE)
     keep = set(suites) if suites is not None else None
     points = []

@@ -157,11 +157,17 @@ def _timed(row: Row) -> bool:
     return (row.get("status") or "ok") == "ok" and math.isfinite(row_float(row, "median_ms"))
 
 
-def predict_rows(paths: Sequence[Path], arch_name: str = "h200") -> list[KernelPoint]:
-    """Predict every timed row of our families in the files."""
+def predict_rows(
+    paths: Sequence[Path], arch_name: str = "h200", calibration: str = "preset"
+) -> list[KernelPoint]:
+    """Predict every timed row of our families in the files.
+
+    `calibration`: "preset", or "none" to withhold the GPU's measured figures (the arch
+    override; `archs.datasheet`).
+    """
     from attnsim.archs.load import load_arch
 
-    arch = load_arch(arch_name)
+    arch = load_arch(arch_name, overrides={"calibration": calibration})
     points = []
     problems: list[str] = []
     for path in paths:

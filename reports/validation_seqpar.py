@@ -151,10 +151,13 @@ def predict_row(row: Row, arch: object) -> SeqparPoint:
     )
 
 
-def predict_rows(paths: Sequence[Path], arch_name: str | None = None) -> list[SeqparPoint]:
+def predict_rows(
+    paths: Sequence[Path], arch_name: str | None = None, calibration: str = "preset"
+) -> list[SeqparPoint]:
     """Predict every timed row of the files; every unreadable row is reported at once.
 
     `arch_name`: the GPU preset for every row (None: from each row's `gpu` column).
+    `calibration`: "preset", or "none" to withhold the GPU's measured figures.
     """
     import dataclasses
 
@@ -170,7 +173,7 @@ def predict_rows(paths: Sequence[Path], arch_name: str | None = None) -> list[Se
                 continue
             try:
                 name = arch_name or arch_for_device(row.get("gpu", ""))
-                point = predict_row(row, load_arch(name))
+                point = predict_row(row, load_arch(name, overrides={"calibration": calibration}))
             except KeyError as exc:  # a preset load_arch does not know
                 problems.append(f"{path}:{line}: {str(exc).strip(chr(34) + chr(39))}")
                 continue

@@ -94,6 +94,9 @@ class Calibration:
     # "datasheet" (datasheet peaks x stated efficiencies); `assumptions` say what was assumed
     origin: str = "measured"
     assumptions: tuple[str, ...] = ()
+    # "transferred" / "datasheet": why the GPU has no calibration of its own (the expected
+    # error warning's reason, `archs.datasheet.expected_error_note`)
+    uncalibrated_why: str = ""
     # "datasheet" origin: a faster GPU's measured figures, scaled to this one, that the unit
     # model's estimates may not undercut (`archs.datasheet.dominance_bounds`)
     floors: Calibration | None = None

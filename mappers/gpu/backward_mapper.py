@@ -203,7 +203,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
     util = min(1.0, flops / (peak * latency))
     main = max(t.kernels, key=lambda k: k.time_s)
     res = main.residency
-    headline = [rates.uncalibrated] if rates.uncalibrated else []
+    headline, notes = rates.headline_and_notes("triton-bwd")
     warnings = [
         *headline,
         (
@@ -218,7 +218,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         host_note(t),
         *([spread_note(t, shape, tiling)] if rates.arch.calibration is not None else []),
         *ASSUMPTIONS,
-        *(n for n in rates.notes if n not in headline),
+        *notes,
         *problem_warnings,
     ]
     extras = {

@@ -166,8 +166,14 @@ def evaluate_block_sparse(shape: AttnShape, tiling: Tiling, arch: GpuArch) -> Ev
     return evaluate("1pass", shape, tiling, device_rates(arch, shape.dtype))
 
 
-def block_sparse_result(shape: AttnShape, tiling: Tiling, arch: GpuArch) -> Result:
-    """`evaluate_block_sparse` as a `Result` (mapper gpu-1pass), the assumptions in warnings."""
+def block_sparse_result(
+    shape: AttnShape, tiling: Tiling, arch: GpuArch, family: str = "triton-blocksparse"
+) -> Result:
+    """`evaluate_block_sparse` as a `Result` (mapper gpu-1pass), the assumptions in warnings.
+
+    `family`: the kernel family whose datasheet-mode error an uncalibrated GPU's headline
+    states (the neighborhood call passes its own).
+    """
     from attnsim.mappers.gpu.kernels import kernel_plans
 
     ev = evaluate_block_sparse(shape, tiling, arch)
@@ -183,7 +189,7 @@ def block_sparse_result(shape: AttnShape, tiling: Tiling, arch: GpuArch) -> Resu
     assert lay is not None
     clock, latency = arch.clock_hz, ev.time_s
     problem = [f"tiling {tiling} cannot run as modelled: {ev.problem}"] if ev.problem else []
-    headline = [rates.uncalibrated] if rates.uncalibrated else []
+    headline, notes = rates.headline_and_notes(family)
     return Result(
         cascade="attention-1pass-mh (block-sparse layout)",
         arch=arch.name,
@@ -230,6 +236,7 @@ def block_sparse_result(shape: AttnShape, tiling: Tiling, arch: GpuArch) -> Resu
             *headline,
             *BLOCK_SPARSE_ASSUMPTIONS,
             *problem,
+            *notes,
             "energy: board power x latency (no per-component GPU energy model)",
         ),  # fmt: skip
     )

@@ -91,6 +91,23 @@ ASSUMPTIONS = (
     "kernel merges in whichever contributor arrives last)",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
 )
+# without a decode calibration (`kernels.calibrate.microbench_decode`) the first two
+# assumptions are the unit model's instead (`decode_figures._figures`)
+UNMEASURED_ASSUMPTIONS = (
+    "decode program = a start of one HBM latency + a fixed time of two + its key tiles' "
+    "streaming time, each tile one HBM latency over num_stages - 1 tiles in flight (Little's "
+    "law), capped by the SM's share of L2 bandwidth + per partial state left its store (two "
+    "HBM latencies and the state over the SM's L2 share) and the merge reading the states "
+    "it merges (no decode calibration: nothing of the decode kernels measured)",
+    *ASSUMPTIONS[2:],
+)
+# the measured kernel family of each strategy (the measurement files' `family`); the
+# unsplit kernel is split-K's with one split
+STRATEGY_FAMILIES = {
+    "unsplit": "triton-decode-splitk",
+    "splitk": "triton-decode-splitk",
+    "streamk": "triton-decode-streamk",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +478,10 @@ class GpuDecodeMapper:
         tiling = chosen.tiling
         if chosen.problem:
             raise MappingError(f"{self.name}: the decode program does not fit: {chosen.problem}")
-        notes = (*ASSUMPTIONS, *rates.notes, *notes)
+        family = "triton-mla-decode" if latent is not None else STRATEGY_FAMILIES[chosen.strategy]
+        headline, others = rates.headline_and_notes(family)
+        assumed = ASSUMPTIONS if dcal is not None else UNMEASURED_ASSUMPTIONS
+        notes = (*headline, *assumed, *others, *notes)
         if len(tilings) > 1:
             notes += (
                 f"tiling searched among {len(tilings)} (block_n, warps, stages): the kernel's "

@@ -255,7 +255,7 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
     clock, latency = arch.clock_hz, k.time_s
     util = min(1.0, plan.flops / (rates.peak_matmul_flops_per_s * latency))
     res = k.residency
-    headline = [rates.uncalibrated] if rates.uncalibrated else []
+    headline, notes = rates.headline_and_notes("triton-lightning")
     decay = f"per-head decay {pb.decay}" if pb.decay else "no decay"
     if pb.gate:
         decay = f"GLA gates {pb.gate} as gates=, per key and feature"
@@ -267,7 +267,7 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
         "the feature map of Q and K (if any) is applied outside the kernel and not priced",
         *(_gate_warnings(pb, tiling, plan) if pb.gate else ()),
         *ASSUMPTIONS,
-        *(n for n in rates.notes if n not in headline),
+        *notes,
     ]
     extras = {
         **(

@@ -194,7 +194,8 @@ def neighborhood_result(
 
     Its warnings say what is assumed (`NEIGHBORHOOD_ASSUMPTIONS` and the block-sparse ones).
     """
-    r = block_sparse_result(shape, tiling, arch)
+    r = block_sparse_result(shape, tiling, arch, "triton-neighborhood")
+    head = 1 if r.warnings and r.warnings[0].startswith("UNCALIBRATED") else 0
     extra_s, extra_bytes = permute_time_s(shape, plan, arch)
     latency = r.latency_s + extra_s
     lay = plan.layout
@@ -216,5 +217,5 @@ def neighborhood_result(
                 lay.points / max(1, lay.block_q * lay.block_k * (sum(lay.full) + sum(lay.partial))),
             ),
         ),  # fmt: skip
-        warnings=(*NEIGHBORHOOD_ASSUMPTIONS, *r.warnings),
+        warnings=(*r.warnings[:head], *NEIGHBORHOOD_ASSUMPTIONS, *r.warnings[head:]),
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnsim.archs.calibration import BlockPoint, StepPoint
+from attnsim.archs.datasheet import expected_error_note
 from attnsim.archs.gpu import GpuArch
 
 OVERLAP_EFFICIENCY = 0.5
@@ -173,6 +174,22 @@ class DeviceRates:
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
         sms = self.arch.sm_count
         return cal.block_fixed(mode, head_dim, t, per_sm, started, sms, later, tiles)
+
+    def uncalibrated_for(self, family: str) -> str:
+        """The expected-error headline for results of `family`'s kernels ("" if calibrated).
+
+        `uncalibrated` states the prefill kernels' error; this one the family's own
+        (`archs.datasheet.FAMILY_ERRORS`).
+        """
+        cal = self.arch.calibration
+        if not self.uncalibrated or cal is None:
+            return ""
+        return expected_error_note(self.arch, cal.uncalibrated_why, family)
+
+    def headline_and_notes(self, family: str) -> tuple[list[str], list[str]]:
+        """`family`'s expected-error headline (empty if calibrated), and the other notes."""
+        head = self.uncalibrated_for(family)
+        return ([head] if head else []), [n for n in self.notes if n != self.uncalibrated]
 
     def later_shared(
         self, mode: str, head_dim: int, tiling: Tiling, tiles: str

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from attnsim.archs.gpu import GpuArch
@@ -38,6 +39,7 @@ from attnsim.mappers.gpu.kernels import (
 from attnsim.mappers.gpu.model import (
     ASSUMPTIONS,
     DeviceRates,
+    KernelPlan,
     KernelTime,
     Tiling,
     call_time,
@@ -46,6 +48,7 @@ from attnsim.mappers.gpu.model import (
     time_kernel,
 )
 from attnsim.mappers.gpu.problem import GpuProblem, gpu_problem
+from attnsim.mappers.gpu.window_loops import WINDOW_MODE
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper
@@ -292,6 +295,15 @@ class GpuUnfusedMapper(GpuTilingMapper):
     family = "unfused"
 
 
+def _measured_family(family: str, plans: Sequence[KernelPlan], problem: GpuProblem) -> str:
+    """The measured kernel family of a priced call (the measurement files' `family`)."""
+    if any(WINDOW_MODE in (p.masked_mode, p.loop_mode) for p in plans):
+        return "triton-window"
+    if not problem.score.is_plain:
+        return "triton-score"
+    return f"triton-{family}"
+
+
 def _result(
     mapper: GpuTilingMapper,
     cascade: Cascade,
@@ -329,8 +341,8 @@ def _result(
     rank = 0 if chosen.problem else next(i + 1 for i, e in enumerate(ranked) if e is chosen)
     peak = rates.peak_matmul_flops_per_s
     util = min(1.0, shape.flops / (peak * latency))
-    headline = [rates.uncalibrated] if rates.uncalibrated else []  # shown before the rest
-    notes = [n for n in rates.notes if n not in headline]
+    # the expected-error headline (uncalibrated GPUs) first, of the kernel family priced
+    headline, notes = rates.headline_and_notes(_measured_family(mapper.family, plans, problem))
     warnings = [*headline, *ASSUMPTIONS, *notes, *problem.warnings]
     tiles = kernel_tiles(shape, chosen.tiling.block_m, chosen.tiling.block_n)
     for p in plans:

@@ -48,13 +48,16 @@ def run_gpu(args: argparse.Namespace) -> int:
     from attnsim.kernels.bench.measure import MeasurementError
     from attnsim.reports import validation, validation_decode, validation_kernels
 
+    # every family's rows: the preset's measured figures, or (--no-calibration) none of them
+    calibration = "none" if args.no_calibration else "preset"
+
     missing = [str(p) for p in args.measurements if not p.is_file()]
     if missing:
         raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
     seqpar = [p for p in args.measurements if validation_seqpar.is_seqpar_file(p)]
     files = [p for p in args.measurements if p not in seqpar]
     if seqpar:
-        seqpar_report = _seqpar(args, seqpar, alone=not files)
+        seqpar_report = _seqpar(args, seqpar, not files, calibration)
         if not files:
             return 0
         print(seqpar_report + "\n")
@@ -63,12 +66,12 @@ def run_gpu(args: argparse.Namespace) -> int:
     prefill = [p for p in files if p not in decode and p not in probes]
     if probes:
         try:
-            probe_points = validation_kernels.predict_rows(probes, args.arch or "h200")
+            probe_points = validation_kernels.predict_rows(probes, args.arch or "h200", calibration)
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read kernel probe measurements: {exc}") from None
         probe_report = validation_kernels.format_report(
             probe_points, validation_kernels.baselines(probes), args.worst
-        )
+        ) + (f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else "")
         if not prefill and not decode:
             if args.out is not None:
                 args.out.mkdir(parents=True, exist_ok=True)
@@ -80,10 +83,14 @@ def run_gpu(args: argparse.Namespace) -> int:
     decode_report = ""
     if decode:
         try:
-            decode_points = validation_decode.predict_rows(decode, args.arch or "h200")
+            decode_points = validation_decode.predict_rows(
+                decode, args.arch or "h200", calibration=calibration
+            )
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read decode measurements: {exc}") from None
-        decode_report = validation_decode.format_report(decode_points, args.worst)
+        decode_report = validation_decode.format_report(decode_points, args.worst) + (
+            f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else ""
+        )
         if not prefill:
             if args.out is not None:
                 args.out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +99,6 @@ def run_gpu(args: argparse.Namespace) -> int:
             print(json.dumps({"decode": dsum}) if args.json else decode_report)
             return 0
     try:
-        calibration = "none" if args.no_calibration else "preset"
         measurements, points, notes = validation.join_files(prefill, args.arch, calibration)
     except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
         raise UsageError(f"cannot read measurements: {exc}") from None
@@ -120,10 +126,10 @@ def run_gpu(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seqpar(args: argparse.Namespace, paths: list[Path], alone: bool) -> str:
+def _seqpar(args: argparse.Namespace, paths: list[Path], alone: bool, calibration: str) -> str:
     """The sequence-parallel files' report; printed (and written with --out) when `alone`."""
     try:
-        points = validation_seqpar.predict_rows(paths, args.arch)
+        points = validation_seqpar.predict_rows(paths, args.arch, calibration)
     except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
         raise UsageError(f"cannot read sequence-parallel measurements:\n{exc}") from None
     report = validation_seqpar.format_report(points, args.worst)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from attnsim.archs.datasheet import DATASHEET_ERROR
+from attnsim.archs.datasheet import DATASHEET_ERROR, FAMILY_ERRORS
 from attnsim.archs.gpu import GpuArch
 from attnsim.archs.load import load_arch
 from attnsim.einsum_ir import load_cascade
@@ -74,3 +74,76 @@ def test_presets_rank_h200_then_h100_then_a100_on_every_validation_shape(
         if any(slow < fast * (1 - 1e-12) for fast, slow in pairs):
             inverted.append((s.batch, s.heads, s.seq_q, s.head_dim, s.causal, times))
     assert not inverted, f"{len(inverted)} shapes ranked against the hardware: {inverted[:5]}"
+
+
+# the suites each probe family's datasheet error is stated for (the MLA rows' suites are
+# named for it)
+_SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
+
+
+def _family_points(family: str) -> tuple[list[float], list[float]]:
+    """Signed % errors of `family`'s validation and holdout rows, calibration withheld."""
+    from attnsim.reports import validation_decode, validation_kernels
+
+    stated = FAMILY_ERRORS[family]
+    path = Path(__file__).resolve().parents[3] / stated.command.split("--measurements ")[1]
+    if validation_decode.is_decode_file(path):
+        points: list = validation_decode.predict_rows([path], "h200", calibration="none")
+    else:
+        points = validation_kernels.predict_rows([path], "h200", "none")
+    suites = _SUITES.get(family, ("validation", "holdout"))
+    mine = [p for p in points if p.family == family]
+    return tuple(  # type: ignore[return-value]
+        [100.0 * (p.predicted_ms - p.measured_ms) / p.measured_ms for p in mine if p.suite == s]
+        for s in suites
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "family", sorted(f for f, e in FAMILY_ERRORS.items() if e is not DATASHEET_ERROR)
+)
+def test_each_familys_datasheet_error_is_what_its_warning_states(family: str) -> None:
+    """Every later kernel family's datasheet-only error, recomputed from its own file."""
+    validation_errs, holdout_errs = _family_points(family)
+    assert validation_errs and holdout_errs
+    stated = FAMILY_ERRORS[family]
+    mape = [sum(abs(e) for e in errs) / len(errs) for errs in (validation_errs, holdout_errs)]
+    signed = sum(validation_errs + holdout_errs) / len(validation_errs + holdout_errs)
+    got = (round(mape[0], 1), round(mape[1], 1), round(signed, 1))
+    want = (stated.validation_mape_pct, stated.holdout_mape_pct, stated.signed_pct)
+    assert got == want, f"update archs.datasheet.FAMILY_ERRORS[{family!r}] to {got}"
+
+
+def test_uncalibrated_results_state_their_own_familys_error() -> None:
+    """A backward on the A100 quotes the backward's datasheet error, a prefill the prefill's."""
+    a100 = _gpu("a100-sxm")
+    sizes = dict(B=1, H=8, P=4096, M=4096, E=64, F=64)
+    bwd = get_mapper("gpu-bwd")().map(load_cascade("attention-1pass-bwd-mh"), a100, sizes)
+    fwd = get_mapper("gpu-1pass")().map(load_cascade("attention-1pass-mh"), a100, sizes)
+    e = FAMILY_ERRORS["triton-bwd"]
+    assert bwd.warnings[0].startswith("UNCALIBRATED a100-sxm: no measurement of it; expect ")
+    assert (
+        f"about {e.expected_pct:.0f}% (mean absolute) for the backward kernels" in (bwd.warnings[0])
+    )
+    assert f"too fast on average ({e.signed_pct:+.0f}%)" in bwd.warnings[0]
+    assert (
+        f"about {DATASHEET_ERROR.expected_pct:.0f}% (mean absolute) for the prefill"
+        in (fwd.warnings[0])
+    )
+    assert sum(w.startswith("UNCALIBRATED") for w in bwd.warnings) == 1
+
+
+def test_withholding_the_calibration_reaches_the_probe_families(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`validate gpu --no-calibration` predicts a probe file (here the score kernels') without
+    any measured figure: every prediction changes, and the report says so."""
+    from attnsim.reports import validation_kernels
+    from attnsim.reports.cli.main import main
+
+    path = MEASUREMENTS / "masks" / "masks-score-h200-2026-12-04.csv"
+    withheld = validation_kernels.predict_rows([path], "h200", "none")
+    measured = validation_kernels.predict_rows([path], "h200")
+    assert len(withheld) == len(measured) > 0
+    assert all(a.predicted_ms != b.predicted_ms for a, b in zip(withheld, measured, strict=True))
+    assert main(["validate", "gpu", "--no-calibration", "--measurements", str(path)]) == 0
+    assert "GPU figures: the datasheet alone" in capsys.readouterr().out
