@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# GPU only: the H200 measurements the open issues still wait for, in priority order.
+#
+#   bash benchmarks/device_pending.sh STEP...      (on the device machine; writes under $OUT)
+#
+# Each step is one command with its own time budget, sized so that one `run` call (10 min at
+# most) can take two or three; a step that fails is logged and the next one runs. The
+# fla-core and einops wheels (`.whl/`, kept out of git) must travel with the tree for `gla`.
+# After the run, commit the files under kernels/measurements/ (and merge calibration entries
+# with the printed commands); nothing here changes the repository on the device.
+#
+# Steps (issue: what it measures, about how long on the H200):
+#   gla-cal      14: the GLA kernel's own step (`microbench_lightning --gated`), ~3 min
+#   bwd          15: the backward suites with the planned launcher and its host figures
+#                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
+#   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
+#   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
+#   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
+set -uo pipefail
+[ $# -gt 0 ] || { sed -n '2,21p' "$0"; exit 2; }
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+: "${OUT:?set OUT to the folder that comes back}"
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+day=$(date -u +%Y-%m-%d)
+
+wheels() {
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=".:/tmp/site"
+}
+
+step() {
+    local name=$1
+    shift
+    echo "== $name: $*" | tee -a "$OUT/steps.log"
+    local t0=$SECONDS
+    if "$@" >"$OUT/$name.log" 2>&1; then
+        echo "   ok in $((SECONDS - t0)) s" | tee -a "$OUT/steps.log"
+    else
+        echo "   FAILED ($?) after $((SECONDS - t0)) s: see $name.log" | tee -a "$OUT/steps.log"
+    fi
+}
+
+for s in "$@"; do
+    case $s in
+        gla-cal) step gla-cal python -m attnsim.kernels.calibrate.microbench_lightning \
+            --gated --out "$OUT/microbench-gla-h200-$day.yaml" ;;
+        bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-h200-$day-planned.csv" \
+            --budget-s 240 ;;
+        gla) wheels && step gla python benchmarks/lightning_probe.py --gla \
+            --out "$OUT/gla-h200-$day.csv" --budget-s 170 ;;
+        masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
+            --budget-s 230 ;;
+        decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
+            --budget-s 270 --flex-budget-s 0 ;;
+        *) echo "unknown step $s (see the header)" >&2; exit 2 ;;
+    esac
+done
+echo "merge the GLA entries (no GPU): python -m attnsim.kernels.calibrate.microbench_lightning" \
+    "--merge archs/calibration/h200.yaml --entries <microbench-gla file>"
