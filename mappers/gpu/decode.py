@@ -546,7 +546,19 @@ class GpuDecodeMapper:
                 "computes softmax attention only"
             )
         problem = decode_problem(shape, opts.seq_lens, shared_kv=False, head_block=opts.head_block)
-        notes = gp.warnings
+        # the shared reading's notes on which prefill kernels implement the mask and GQA do
+        # not apply here: say what the decode kernel does instead
+        notes = tuple(n for n in gp.warnings if not n.startswith(("mask ", "GQA (")))
+        if not shape.is_dense:
+            notes += ("decode kernel: the mask keeps every cached key of the one query, which "
+                      "the kernel reads whole (no mask test)",)  # fmt: skip
+        if shape.kv_group > 1:
+            notes += (
+                f"decode kernel: the {shape.kv_group} query heads of a K/V head share a "
+                f"program's query tile ({problem.rows} rows: a power of two in 16..64, "
+                f"{problem.head_blocks} tile(s) per K/V head), so each K/V head is read once "
+                "per tile",
+            )
         ap = gp.structure
         if ap.split_ranks:
             if opts.strategy not in ("", "splitk") or opts.splits not in (0, ap.splits):

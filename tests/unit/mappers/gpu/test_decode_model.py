@@ -138,6 +138,24 @@ def test_uncalibrated_gpu_says_so() -> None:
     r = _map("h100-sxm")
     assert any("no decode calibration" in w for w in r.warnings)
     assert r.latency_s > 0
+    # first its own family's expected error; no claim of measured decode figures
+    assert r.warnings[0].startswith("UNCALIBRATED h100-sxm:")
+    assert "decode kernel" in r.warnings[0]
+    assert not any("measured profile" in w for w in r.warnings)
+    assert any("no decode calibration: nothing of the decode kernels measured" in w
+               for w in r.warnings)  # fmt: skip
+
+
+def test_warnings_describe_the_decode_kernel_not_the_prefill_ones() -> None:
+    """The shared cascade reading's prefill-kernel notes (ping-pong, 2-pass) are replaced."""
+    r = get_mapper("gpu-decode")().map(
+        load_cascade("attention-decode-gqa"), load_arch("h200"),
+        dict(B=1, G=8, R=4, M=32768, E=128, F=128, P=1),
+    )  # fmt: skip
+    assert not any("ping-pong" in w or "no Triton kernel implements" in w for w in r.warnings)
+    assert any("4 query heads of a K/V head share a program's query tile (16 rows" in w
+               for w in r.warnings)  # fmt: skip
+    assert any("keeps every cached key" in w for w in r.warnings)
 
 
 def test_fixed_strategy_and_splits_are_honoured() -> None:
