@@ -81,16 +81,21 @@ def test_presets_rank_h200_then_h100_then_a100_on_every_validation_shape(
 _SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
 
 
-def _family_points(family: str) -> tuple[list[float], list[float]]:
-    """Signed % errors of `family`'s validation and holdout rows, calibration withheld."""
+@functools.cache
+def _withheld(path: Path) -> list:  # type: ignore[type-arg]
+    """Every modelled row of a probe or decode file, predicted with the calibration withheld."""
     from attnsim.reports import validation_decode, validation_kernels
 
+    if validation_decode.is_decode_file(path):
+        return list(validation_decode.predict_rows([path], "h200", calibration="none"))
+    return list(validation_kernels.predict_rows([path], "h200", "none"))
+
+
+def _family_points(family: str) -> tuple[list[float], list[float]]:
+    """Signed % errors of `family`'s validation and holdout rows, calibration withheld."""
     stated = FAMILY_ERRORS[family]
     path = Path(__file__).resolve().parents[3] / stated.command.split("--measurements ")[1]
-    if validation_decode.is_decode_file(path):
-        points: list = validation_decode.predict_rows([path], "h200", calibration="none")
-    else:
-        points = validation_kernels.predict_rows([path], "h200", "none")
+    points = _withheld(path)
     suites = _SUITES.get(family, ("validation", "holdout"))
     mine = [p for p in points if p.family == family]
     return tuple(  # type: ignore[return-value]
