@@ -14,10 +14,11 @@
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
+#   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,21p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,19p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -48,6 +49,8 @@ for s in "$@"; do
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \
             --out "$OUT/gla-h200-$day.csv" --budget-s 170 ;;
+        masks-cal) step masks-cal python -m attnsim.kernels.calibrate.microbench_masks \
+            --out "$OUT/microbench-masks-h200-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
             --budget-s 230 ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \

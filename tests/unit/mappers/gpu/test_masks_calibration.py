@@ -77,13 +77,18 @@ def test_score_functions_add_their_measured_step_difference(score, names):
 
 @pytest.mark.parametrize("name", ["alibi", "softcap"])
 def test_an_added_modifier_never_shortens_the_step(name):
-    """A measured step under softmax's counts as softmax's for modifiers that only add work;
-    sigmoid, which drops the row statistics, keeps its measured (shorter) step."""
+    """A modifier that only adds work measured under softmax's step adds nothing, and bounds
+    the softmax step from above: sigmoid, which drops the row statistics, saves only what it
+    runs under that bound (2.7 - 2.4 us here, not 3.0 - 2.4)."""
     measured = {"softmax": 3.0, "sigmoid": 2.4, name: 2.7}
     rates = _rates(tuple(_step(f"score-{n}", us) for n, us in measured.items()))
     assert rates.score_delta_s((name,), D, T, 1) == 0.0
+    assert rates.score_delta_s(("sigmoid",), D, T, 1) == pytest.approx(-0.3e-6)
+    assert rates.score_delta_s(("sigmoid", name), D, T, 1) == pytest.approx(-0.3e-6)
+    # above softmax's step, a modifier leaves the softmax step as measured
+    rates = _rates(tuple(_step(f"score-{n}", us) for n, us in {**measured, name: 3.3}.items()))
     assert rates.score_delta_s(("sigmoid",), D, T, 1) == pytest.approx(-0.6e-6)
-    assert rates.score_delta_s(("sigmoid", name), D, T, 1) == pytest.approx(-0.6e-6)
+    assert rates.score_delta_s((name,), D, T, 1) == pytest.approx(0.3e-6)
 
 
 def test_without_score_entries_the_unit_model_prices_them():
