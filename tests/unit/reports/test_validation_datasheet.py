@@ -152,3 +152,22 @@ def test_withholding_the_calibration_reaches_the_probe_families(capsys) -> None:
     assert all(a.predicted_ms != b.predicted_ms for a, b in zip(withheld, measured, strict=True))
     assert main(["validate", "gpu", "--no-calibration", "--measurements", str(path)]) == 0
     assert "GPU figures: the datasheet alone" in capsys.readouterr().out
+
+
+_LATER_FAMILIES = [
+    *(("gpu-decode", "attention-decode-gqa", dict(B=b, G=8, R=4, M=m, E=128, F=128, P=1))
+      for b in (1, 32) for m in (4096, 131072)),
+    *(("gpu-bwd", "attention-1pass-bwd-mh", dict(B=b, H=16, P=s, M=s, E=e, F=e))
+      for b, s in ((1, 8192), (8, 1024)) for e in (64, 128)),
+    *(("gpu-lightning", "attention-lightning-2", dict(B=b, H=16, M=s, P=s, E=128, F=128))
+      for b, s in ((1, 16384), (8, 2048))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("mapper", "cascade", "sizes"), _LATER_FAMILIES)
+def test_presets_rank_as_the_hardware_for_the_later_families(mapper, cascade, sizes) -> None:  # type: ignore[no-untyped-def]
+    """Decode, backward and Lightning-2 too: the H200 (calibrated) never slower than the H100
+    (transferred; no decode figures) nor the H100 than the A100 (datasheet)."""
+    c = load_cascade(cascade)
+    times = [get_mapper(mapper)().map(c, _gpu(n), sizes).latency_s for n in RANKED]
+    assert times[0] <= times[1] * (1 + 1e-9) <= times[2] * (1 + 1e-9), times
