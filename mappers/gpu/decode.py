@@ -96,7 +96,8 @@ ASSUMPTIONS = (
 UNMEASURED_ASSUMPTIONS = (
     "decode program = a start of one HBM latency + a fixed time of two + its key tiles' "
     "streaming time, each tile one HBM latency over num_stages - 1 tiles in flight (Little's "
-    "law), capped by the SM's share of L2 bandwidth + per partial state left its store (two "
+    "law), and no faster than the SM's share of L2 bandwidth moves its bytes + per partial "
+    "state left its store (two "
     "HBM latencies and the state over the SM's L2 share) and the merge reading the states "
     "it merges (no decode calibration: nothing of the decode kernels measured)",
     *ASSUMPTIONS[2:],
