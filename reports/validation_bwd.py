@@ -83,6 +83,8 @@ def bwd_host(path: Path, arch: object) -> tuple[object, str]:
         flush = float(host["bench_flush_us"])  # type: ignore[arg-type]
         return host_adjusted(arch, calls, flush), f"{host['path']} (measured in the same run)"
     cal = getattr(arch, "calibration", None)
+    if cal is not None and cal.origin == "datasheet" and not cal.host_launch_s:
+        return arch, "nowhere (measurements withheld: no host-side cost)"
     measured = cal is not None and any(
         cal.host_call(k) is not None
         for mode in ("atomic", "separate")
