@@ -26,6 +26,9 @@ from typing import Protocol
 
 PICK_TOLERANCE = 0.10
 RATIO_TOLERANCE = 0.10  # issue 13: window/causal and sigmoid/softmax ratios within 10%
+# a measurement whose own repeats spread (p10 to p90) over this share of its median is
+# reported apart: no model predicts it within less than that
+UNSTABLE_SPREAD_PCT = 20.0
 Row = dict[str, str]
 
 
@@ -91,6 +94,12 @@ class KernelPoint:
     bound: str
     ratio: tuple[str, str, str] = ("", "", "")  # (group, variant, reference); see Probe
     host: str = ""  # whose host launcher-call figures predicted it (Probe.host), "" if none
+    spread_pct: float = math.nan  # (p90 - p10) / median of the row's repeats, if recorded
+
+    @property
+    def unstable(self) -> bool:
+        """Whether the measurement's own repeats spread over `UNSTABLE_SPREAD_PCT`."""
+        return self.spread_pct > UNSTABLE_SPREAD_PCT
 
     @property
     def error_pct(self) -> float:
@@ -153,6 +162,12 @@ def _rows(path: Path) -> list[Row]:
         return list(csv.DictReader(fh))
 
 
+def _spread_pct(row: Row) -> float:
+    """100 (p90 - p10) / median of a row's repeats; NaN when the file has no p10/p90."""
+    lo, hi, mid = (row_float(row, k) for k in ("p10_ms", "p90_ms", "median_ms"))
+    return 100.0 * (hi - lo) / mid if mid > 0 else math.nan
+
+
 def _timed(row: Row) -> bool:
     return (row.get("status") or "ok") == "ok" and math.isfinite(row_float(row, "median_ms"))
 
@@ -206,6 +221,7 @@ def predict_rows(
                     bound=bound,
                     ratio=probe.ratio(row) if probe.ratio is not None else ("", "", ""),
                     host=host,
+                    spread_pct=_spread_pct(row),
                 )
             )
     if problems:
@@ -324,6 +340,16 @@ def summary(points: Sequence[KernelPoint]) -> dict[str, dict[str, float]]:
         if pk:
             within = sum(1 for _, r in pk if r <= PICK_TOLERANCE) / len(pk)
             out[f"{fam} pick"] = {"within_10pct": within, "shapes": float(len(pk))}
+    for fam in sorted({p.family for p in points}):
+        mine = [p for p in points if p.family == fam]
+        shaky = [abs(p.error_pct) for p in mine if p.unstable]
+        steady = [abs(p.error_pct) for p in mine if not p.unstable]
+        if shaky:
+            entry = {"points": float(len(shaky)), "unstable_mape_pct": statistics.fmean(shaky)}
+            if steady:
+                entry |= {"stable_mape_pct": statistics.fmean(steady),
+                          "stable_worst_pct": max(steady)}  # fmt: skip
+            out[f"{fam} unstable"] = entry
     for name, errs in ratio_errors(points).items():
         within = sum(1 for e in errs if e <= RATIO_TOLERANCE) / len(errs)
         out[f"{name} ratio"] = {"ratio_within_10pct": within, "pairs": float(len(errs)),
@@ -351,6 +377,17 @@ def format_report(
                 f"  {name:<34} MAPE {s['mape_pct']:5.1f}%  worst {s['worst_pct']:5.1f}%  "
                 f"({int(s['points'])} points)"
             )
+        elif "unstable_mape_pct" in s:
+            others = (
+                f"; the others MAPE {s['stable_mape_pct']:.1f}%, worst {s['stable_worst_pct']:.1f}%"
+                if "stable_mape_pct" in s
+                else ""
+            )
+            lines.append(
+                f"  {name:<34} {int(s['points'])} points whose repeats spread (p10-p90) over "
+                f"{UNSTABLE_SPREAD_PCT:.0f}% of their median: MAPE {s['unstable_mape_pct']:.1f}%"
+                + others
+            )
         else:
             lines.append(
                 f"  {name:<34} within 10% of the best measured for "
@@ -367,10 +404,11 @@ def format_report(
         )
     lines.append("  worst points:")
     for p in sorted(points, key=lambda p: -abs(p.error_pct))[:worst]:
+        shaky = f"  [unstable: p10-p90 {p.spread_pct:.0f}% of the median]" if p.unstable else ""
         lines.append(
             f"    {p.suite:<10} {p.shape:<34} {p.config:<22} measured "
             f"{p.measured_ms * 1e3:9.1f} us  predicted {p.predicted_ms * 1e3:9.1f} us  "
-            f"{p.error_pct:+6.1f}%  ({p.bound})"
+            f"{p.error_pct:+6.1f}%  ({p.bound}){shaky}"
         )
     hosts = dict.fromkeys((p.file, p.host) for p in points if p.host)
     lines += [f"  {f}: host launcher-call figures from {h}" for f, h in hosts]

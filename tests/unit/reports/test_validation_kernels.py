@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -88,3 +89,23 @@ def test_lightning_fused_schedule_is_modelled_split_is_not() -> None:
         assert summary[f"triton-lightning {suite}"]["mape_pct"] <= 4.0
     assert summary["triton-lightning all"]["worst_pct"] < 25.0
     assert summary["triton-lightning pick"]["within_10pct"] >= 0.9
+
+
+def test_unstable_measurements_are_reported_apart(bwd_points: list[vk.KernelPoint]) -> None:
+    """Rows whose own repeats spread (p10 to p90) over 20% of the median are counted and
+    their error shown apart, and the worst-point list marks them."""
+    shaky = [p for p in bwd_points if p.unstable]
+    assert shaky and all(p.spread_pct > vk.UNSTABLE_SPREAD_PCT for p in shaky)
+    assert all(math.isfinite(p.spread_pct) for p in bwd_points)  # the file records p10/p90
+    s = vk.summary(bwd_points)["triton-bwd unstable"]
+    assert s["points"] == len(shaky)
+    steady = [abs(p.error_pct) for p in bwd_points if not p.unstable]
+    assert s["stable_mape_pct"] == pytest.approx(sum(steady) / len(steady))
+    assert s["unstable_mape_pct"] == pytest.approx(
+        sum(abs(p.error_pct) for p in shaky) / len(shaky)
+    )
+    report = vk.format_report(bwd_points, worst=len(bwd_points))
+    assert f"{len(shaky)} points whose repeats spread (p10-p90) over 20%" in report
+    assert report.count("[unstable: p10-p90") == len(shaky)
+    point = dataclasses.replace(shaky[0], spread_pct=math.nan)  # a file without p10/p90
+    assert not point.unstable
