@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from attnsim.kernels.bench.measure import Measurement, read_host_figures, read_m
 from attnsim.kernels.spec import FAMILIES, kernel_shape, qkvo_bytes
 from attnsim.mappers.registry import get_mapper
 from attnsim.mappers.result import Result
+from attnsim.reports.validation_kernels import UNSTABLE_SPREAD_PCT
 from attnsim.reports.validation_regimes import format_regimes, regime_table
 
 # measurement family -> the GPU mapper and the built-in cascade that predict it
@@ -75,6 +77,17 @@ class Point:
     def family(self) -> str:
         """The kernel family of the measurement."""
         return self.measurement.family
+
+    @property
+    def spread_pct(self) -> float:
+        """100 (p90 - p10) / median of the measurement's repeats."""
+        m = self.measurement
+        return 100.0 * (m.p90_ms - m.p10_ms) / m.median_ms if m.median_ms > 0 else math.nan
+
+    @property
+    def unstable(self) -> bool:
+        """Whether its repeats spread over `UNSTABLE_SPREAD_PCT` (reported apart)."""
+        return self.spread_pct > UNSTABLE_SPREAD_PCT
 
     @property
     def shape_key(self) -> tuple[Any, ...]:
@@ -273,12 +286,16 @@ def summary(points: Sequence[Point]) -> dict[str, Any]:
     for p in points:
         by_family.setdefault(p.family, []).append(abs(p.error_pct))
     errors = [abs(p.error_pct) for p in points]
+    steady = [abs(p.error_pct) for p in points if not p.unstable]
     return {
         "n_points": len(points),
         "mape_overall": statistics.fmean(errors) if errors else 0.0,
         "mape": {f: statistics.fmean(by_family[f]) for f in FAMILY_MAPPERS if f in by_family},
         "max_abs_pct_error": max(errors, default=0.0),
         "regimes": regime_table(points),
+        "unstable_points": len(points) - len(steady),
+        "stable_mape": statistics.fmean(steady) if steady else 0.0,
+        "stable_max_abs_pct_error": max(steady, default=0.0),
     }
 
 
@@ -323,6 +340,12 @@ def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int =
         f"  tiling pick within {PICK_TOLERANCE:.0%} of the best measured: "
         f"{pick_fraction(picks):.1%} of {len(picks)} shapes"
     )
+    if s["unstable_points"]:
+        lines.append(
+            f"  {s['unstable_points']} points whose repeats spread (p10-p90) over "
+            f"{UNSTABLE_SPREAD_PCT:.0f}% of their median; the others: MAPE "
+            f"{s['stable_mape']:.2f}%, max |error| {s['stable_max_abs_pct_error']:.2f}%"
+        )
     lines += [
         "",
         "worst points:",
@@ -335,6 +358,7 @@ def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int =
             f"  {m.family:<16}{m.batch:<4}{m.heads:<4}{m.seq_q:<7}{m.seq_k:<7}{m.head_dim:<4}"
             f"{m.causal:<2}{m.dtype:<6}{p.tiling:<18}{p.measured_ms:<12.4f}{p.predicted_ms:<13.4f}"
             f"{p.error_pct:+7.2f}  {p.bound}"
+            + (f"  [unstable: p10-p90 {p.spread_pct:.0f}%]" if p.unstable else "")
         )
     lines += ["", format_regimes(regime_table(points))]
     missed = [p for p in picks if not p.within_tolerance]

@@ -64,7 +64,9 @@ def test_perfect_predictions_have_zero_error(
     write_measurements(path, perfect_rows())
     assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error", "regimes"}
+    assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error", "regimes",
+                        "unstable_points", "stable_mape", "stable_max_abs_pct_error"}  # fmt: skip
+    assert out["unstable_points"] == 0
     assert out["n_points"] == 6
     assert set(out["mape"]) == {"triton-1pass", "triton-2pass", "triton-unfused"}
     assert out["mape_overall"] == pytest.approx(0, abs=1e-9)
@@ -196,3 +198,22 @@ def test_validate_cli_takes_pingpong_rows(
     assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_points"] == 7 and out["max_abs_pct_error"] == pytest.approx(0, abs=1e-9)
+
+
+def test_unstable_measurements_are_counted_apart() -> None:
+    """A row whose repeats spread (p10-p90) over 20% of its median is reported apart."""
+    steady = measurement("triton-1pass", TILINGS[0], 1.0)  # p10-p90: 2% of the median
+    shaky = dataclasses.replace(measurement("triton-1pass", TILINGS[1], 2.0), p10_ms=1.5,
+                                p90_ms=2.5)  # fmt: skip
+    points = [
+        validation.Point(steady, "h200", 1.1, "tensor-core"),  # +10%
+        validation.Point(shaky, "h200", 1.0, "l2"),  # -50%, spread 50%
+    ]
+    assert [p.unstable for p in points] == [False, True]
+    s = validation.summary(points)
+    assert s["unstable_points"] == 1
+    assert s["stable_mape"] == pytest.approx(10.0)
+    assert s["stable_max_abs_pct_error"] == pytest.approx(10.0)
+    report = validation.format_report(points, validation.tiling_picks(points))
+    assert "1 points whose repeats spread (p10-p90) over 20% of their median" in report
+    assert "[unstable: p10-p90 50%]" in report
