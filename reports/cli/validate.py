@@ -44,62 +44,81 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def run_gpu(args: argparse.Namespace) -> int:
-    """Read, predict, summarize, write."""
-    from attnsim.kernels.bench.measure import MeasurementError
+    """Read, predict, summarize, write.
+
+    Files of each kind (sequence-parallel, kernel probes, decode, prefill) get their own
+    section; the text report puts them one after another, `--json` one object (the prefill
+    summary's keys at the top, the others under "seqpar", "probes", "decode"), and `--out`
+    a report file per kind.
+    """
     from attnsim.reports import validation, validation_decode, validation_kernels
 
     # every family's rows: the preset's measured figures, or (--no-calibration) none of them
     calibration = "none" if args.no_calibration else "preset"
-
+    withheld = f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else ""
     missing = [str(p) for p in args.measurements if not p.is_file()]
     if missing:
         raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
     seqpar = [p for p in args.measurements if validation_seqpar.is_seqpar_file(p)]
     files = [p for p in args.measurements if p not in seqpar]
-    if seqpar:
-        seqpar_report = _seqpar(args, seqpar, not files, calibration)
-        if not files:
-            return 0
-        print(seqpar_report + "\n")
     probes = [p for p in files if validation_kernels.probe_of(p) is not None]
     decode = [p for p in files if validation_decode.is_decode_file(p)]
     prefill = [p for p in files if p not in decode and p not in probes]
+    texts: list[str] = []
+    summary: dict[str, object] = {}
+    if seqpar:
+        try:
+            points = validation_seqpar.predict_rows(seqpar, args.arch, calibration)
+        except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
+            raise UsageError(f"cannot read sequence-parallel measurements:\n{exc}") from None
+        texts.append(_section(args, "seqpar-report.txt",
+                              validation_seqpar.format_report(points, args.worst)))  # fmt: skip
+        summary["seqpar"] = validation_seqpar.summary(points)
     if probes:
         try:
-            probe_points = validation_kernels.predict_rows(probes, args.arch or "h200", calibration)
+            kpoints = validation_kernels.predict_rows(probes, args.arch or "h200", calibration)
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read kernel probe measurements: {exc}") from None
-        probe_report = validation_kernels.format_report(
-            probe_points, validation_kernels.baselines(probes), args.worst
-        ) + (f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else "")
-        if not prefill and not decode:
-            if args.out is not None:
-                args.out.mkdir(parents=True, exist_ok=True)
-                (args.out / "probe-report.txt").write_text(probe_report + "\n", "utf-8")
-            psum = validation_kernels.summary(probe_points)
-            print(json.dumps({"probes": psum}) if args.json else probe_report)
-            return 0
-        print(probe_report + "\n")
-    decode_report = ""
+        text = validation_kernels.format_report(
+            kpoints, validation_kernels.baselines(probes), args.worst
+        )
+        texts.append(_section(args, "probe-report.txt", text + withheld))
+        summary["probes"] = validation_kernels.summary(kpoints)
     if decode:
         try:
-            decode_points = validation_decode.predict_rows(
+            dpoints = validation_decode.predict_rows(
                 decode, args.arch or "h200", calibration=calibration
             )
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read decode measurements: {exc}") from None
-        decode_report = validation_decode.format_report(decode_points, args.worst) + (
-            f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else ""
-        )
-        if not prefill:
-            if args.out is not None:
-                args.out.mkdir(parents=True, exist_ok=True)
-                (args.out / "decode-report.txt").write_text(decode_report + "\n", "utf-8")
-            dsum = validation_decode.summary(decode_points)
-            print(json.dumps({"decode": dsum}) if args.json else decode_report)
-            return 0
+        text = validation_decode.format_report(dpoints, args.worst)
+        texts.append(_section(args, "decode-report.txt", text + withheld))
+        summary["decode"] = validation_decode.summary(dpoints)
+    if prefill:
+        text, found = _prefill(args, prefill, calibration)
+        texts.append(text)
+        summary = {**found, **summary}
+    print(json.dumps(summary) if args.json else "\n\n".join(texts))
+    return 0
+
+
+def _section(args: argparse.Namespace, name: str, text: str) -> str:
+    """`text`, also written to `name` in the --out folder when one is given."""
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / name).write_text(text + "\n", encoding="utf-8")
+    return text
+
+
+def _prefill(
+    args: argparse.Namespace, paths: list[Path], calibration: str
+) -> tuple[str, dict[str, object]]:
+    """The prefill files' report and summary; with --out: report, summary, points, plots."""
+    from attnsim.kernels.bench.measure import MeasurementError
+    from attnsim.reports import validation
+
     try:
-        measurements, points, notes = validation.join_files(prefill, args.arch, calibration)
+        measurements, points, notes = validation.join_files(paths, args.arch, calibration)
     except (OSError, UnicodeDecodeError, csv.Error, MeasurementError) as exc:
         raise UsageError(f"cannot read measurements: {exc}") from None
     except validation.ValidationError as exc:
@@ -109,34 +128,13 @@ def run_gpu(args: argparse.Namespace) -> int:
         raise UsageError(f"no rows of a modelled family ({families}) in the measurements")
     picks = validation.tiling_picks(points)
     summary = validation.summary(points)
-    report = validation.format_report(points, picks, args.worst)
-    report += "\n\n" + "\n".join(notes)
-    if decode_report:
-        report += "\n\n" + decode_report
+    report = validation.format_report(points, picks, args.worst) + "\n\n" + "\n".join(notes)
     if args.out is not None:
         out: Path = args.out
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.txt").write_text(report + "\n", encoding="utf-8")
+        _section(args, "report.txt", report)
         extended = {**summary, "tiling_pick_within_10pct": validation.pick_fraction(picks)}
         (out / "summary.json").write_text(json.dumps(extended, indent=1) + "\n", encoding="utf-8")
         validation.write_points(out / "points.csv", points)
         if not args.no_plots:
             validation.save_plots(out, points, measurements, picks)
-    print(json.dumps(summary) if args.json else report)
-    return 0
-
-
-def _seqpar(args: argparse.Namespace, paths: list[Path], alone: bool, calibration: str) -> str:
-    """The sequence-parallel files' report; printed (and written with --out) when `alone`."""
-    try:
-        points = validation_seqpar.predict_rows(paths, args.arch, calibration)
-    except (OSError, UnicodeDecodeError, csv.Error, ValueError) as exc:
-        raise UsageError(f"cannot read sequence-parallel measurements:\n{exc}") from None
-    report = validation_seqpar.format_report(points, args.worst)
-    if alone:
-        if args.out is not None:
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "seqpar-report.txt").write_text(report + "\n", "utf-8")
-        summary = validation_seqpar.summary(points)
-        print(json.dumps({"seqpar": summary}) if args.json else report)
-    return report
+    return report, summary

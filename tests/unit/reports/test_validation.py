@@ -217,3 +217,24 @@ def test_unstable_measurements_are_counted_apart() -> None:
     report = validation.format_report(points, validation.tiling_picks(points))
     assert "1 points whose repeats spread (p10-p90) over 20% of their median" in report
     assert "[unstable: p10-p90 50%]" in report
+
+
+def test_mixed_files_give_one_json_object_and_a_report_per_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prefill rows and a kernel-probe file together: --json prints one object (the prefill
+    summary with the probes' under "probes"), --out writes each kind's report."""
+    prefill = tmp_path / "m.csv"
+    write_measurements(prefill, perfect_rows())
+    measured = Path(__file__).resolve().parents[3] / "kernels" / "measurements"
+    probe = measured / "bwd" / "bwd-h200-2026-12-04-rerun.csv"
+    argv = ["validate", "gpu", "--measurements", str(prefill), str(probe), "--no-plots"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_points"] == 6 and "triton-bwd holdout" in out["probes"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    assert "GPU model validation: 6 points" in text and "kernel probes" in text
+    written = {p.name for p in (tmp_path / "o").iterdir()}
+    assert {"report.txt", "probe-report.txt", "summary.json", "points.csv"} <= written
+    assert "kernel probes" in (tmp_path / "o" / "probe-report.txt").read_text()
