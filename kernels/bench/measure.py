@@ -170,30 +170,33 @@ def append_measurement(path: str | Path, row: Measurement) -> None:
 
 
 def read_measurements(paths: str | Path | Sequence[str | Path]) -> list[Measurement]:
-    """Read measurement CSVs; errors name the file and line of the bad row."""
+    """Read measurement CSVs; errors name the file and line of every bad row, all at once."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     out: list[Measurement] = []
+    problems: list[str] = []
     for path in paths:
         p = Path(path)
         with p.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             header = tuple(reader.fieldnames or ())
             if header not in (FIELDS, SCHEDULE_FIELDS, LEGACY_FIELDS):
-                raise MeasurementError(
+                problems.append(
                     f"{p}:1: header does not match the measurement schema; "
                     f"expected {','.join(FIELDS)}, got {','.join(header)}"
                 )
+                continue
             for row in reader:
                 line = reader.line_num
                 if None in row:
-                    raise MeasurementError(f"{p}:{line}: too many columns")
+                    problems.append(f"{p}:{line}: too many columns")
+                    continue
                 try:
                     out.append(Measurement.from_row(row))
-                except MeasurementError as exc:
-                    raise MeasurementError(f"{p}:{line}: {exc}") from None
-                except TypeError as exc:  # pragma: no cover - defensive
-                    raise MeasurementError(f"{p}:{line}: {exc}") from None
+                except (MeasurementError, TypeError) as exc:
+                    problems.append(f"{p}:{line}: {exc}")
+    if problems:
+        raise MeasurementError("\n".join(problems))
     return out
 
 

@@ -64,6 +64,19 @@ def run_gpu(args: argparse.Namespace) -> int:
     probes = [p for p in files if validation_kernels.probe_of(p) is not None]
     decode = [p for p in files if validation_decode.is_decode_file(p)]
     prefill = [p for p in files if p not in decode and p not in probes]
+    if prefill:  # every unreadable file at once, before any prediction
+        from attnsim.kernels.bench.measure import MeasurementError, read_measurements
+
+        try:
+            read_measurements(prefill)
+        except MeasurementError as exc:
+            raise UsageError(
+                f"cannot read measurements:\n{exc}\n(validate gpu reads prefill measurement "
+                "CSVs of kernels.bench.measure, the benchmarks/ probes' files of the later "
+                "kernel families, decode files and sequence-parallel files)"
+            ) from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise UsageError(f"cannot read measurements: {exc}") from None
     texts: list[str] = []
     summary: dict[str, object] = {}
     if seqpar:

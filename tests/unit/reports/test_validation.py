@@ -140,6 +140,23 @@ def test_malformed_row_names_file_and_line(
     assert f"{path}:2:" in capsys.readouterr().err
 
 
+def test_every_bad_file_and_row_is_reported_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = tmp_path / "rows.csv"
+    write_measurements(rows, perfect_rows()[:3])
+    text = rows.read_text().splitlines()
+    text[1] = text[1].replace("triton-1pass", "triton-9pass")
+    text[3] = text[3].replace("bf16", "bf17")
+    rows.write_text("\n".join(text) + "\n")
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    assert main(["validate", "gpu", "--measurements", str(rows), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rows}:2:" in err and f"{rows}:4:" in err and f"{other}:1: header" in err
+    assert "validate gpu reads prefill measurement CSVs" in err and "Traceback" not in err
+
+
 def test_only_sdpa_rows_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "m.csv"
     write_measurements(path, perfect_rows()[-1:])
