@@ -155,3 +155,32 @@ def test_gla_blocks_under_64_are_refused_on_sm90_with_the_reason() -> None:
         load_cascade("attention-lightning-2"), arch, SIZES
     )
     assert dict(plain.options)["block_c"] == 32  # the ungated kernel runs them
+
+
+def test_split_schedule_is_refused_with_the_measured_reason(capsys) -> None:  # type: ignore[no-untyped-def]
+    """schedule=split is refused, and the figures the refusal quotes are what
+    benchmarks/lightning_split_transfer.py computes from the committed file."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    from attnsim.mappers.gpu.lightning_mapper import SPLIT_REFUSAL
+    from attnsim.mappers.registry import get_mapper
+    from attnsim.mappers.spatial.view import MappingError
+
+    with pytest.raises(MappingError, match="schedule split is not modelled"):
+        get_mapper("gpu-lightning")(schedule="split")
+    root = Path(__file__).resolve().parents[4]
+    spec = importlib.util.spec_from_file_location(
+        "lightning_split_transfer", root / "benchmarks" / "lightning_split_transfer.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([str(root / script.DEFAULT)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    rows, mape, signed = re.fullmatch(
+        r"(\d+) rows: MAPE ([\d.]+)%, mean signed ([+-][\d.]+)%", last
+    ).groups()  # type: ignore[union-attr]
+    assert f"off by {round(float(mape))}% (mean, {float(signed):+.0f}% signed)" in SPLIT_REFUSAL
+    assert f"on the {rows} split rows" in SPLIT_REFUSAL
