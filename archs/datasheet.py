@@ -111,7 +111,10 @@ DATASHEET_ERROR = DatasheetError(
 )
 
 
-def _probe(file: str, kernels: str, validation: float, holdout: float, signed: float):  # type: ignore[no-untyped-def]
+def _probe(
+    file: str, kernels: str, validation: float, holdout: float, signed: float
+) -> DatasheetError:
+    """A later family's datasheet-mode error, measured on its own probe file."""
     return DatasheetError(validation, holdout, f"{_VALIDATE}{file}", kernels, signed)
 
 
@@ -140,7 +143,7 @@ FAMILY_ERRORS: dict[str, DatasheetError] = {
         15.3,
         17.4,
         -16.2,
-    ),  # fmt: skip
+    ),
     "triton-neighborhood": _probe(
         "neighborhood/neighborhood-all-h200-2026-12-05-gather.csv",
         "the neighborhood kernel (copies included)",
