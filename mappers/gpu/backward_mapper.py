@@ -29,7 +29,7 @@ from attnsim.mappers.gpu.backward import (
     dkdv_writers,
     time_bwd,
 )
-from attnsim.mappers.gpu.model import ASSUMPTIONS, Tiling, device_rates
+from attnsim.mappers.gpu.model import ASSUMPTIONS, DeviceRates, Tiling, device_rates
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper
@@ -172,6 +172,12 @@ def host_note(t: BwdTime) -> str:
     return f"host: one attention_bwd call costs {host_us:.1f} us on the host ({where}); {verdict}"
 
 
+def _measured_steps(rates: DeviceRates) -> bool:
+    """Whether the GPU's figures include measured kernel steps (its own or transferred)."""
+    cal = rates.arch.calibration
+    return cal is not None and cal.origin != "datasheet"
+
+
 def spread_note(t: BwdTime, shape: AttnShape, tiling: Tiling) -> str:
     """The Result note on which dK/dV calibration entries priced the call (`spread_mode`)."""
     dkdv = next(p for p in t.plans if p.name == "dkdv")
@@ -216,7 +222,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "and dQ by atomics (zero-fill in the pre-pass, cast included) or by the separate "
         "kernel; the forward (O, LSE) is not included",
         host_note(t),
-        *([spread_note(t, shape, tiling)] if rates.arch.calibration is not None else []),
+        *([spread_note(t, shape, tiling)] if _measured_steps(rates) else []),
         *ASSUMPTIONS,
         *notes,
         *problem_warnings,

@@ -273,3 +273,15 @@ def test_result_names_the_dkdv_entries_it_priced_with() -> None:
     r = mapper.map(cascade, load_arch("h200"), dict(B=1, H=8, P=8192, M=8192, E=64, F=64))
     note = next(w for w in r.warnings if w.startswith("dK/dV kernel:"))
     assert "128 programs per K/V head" in note and "entries bwd-dkdv-atomic (one head" in note
+
+
+def test_datasheet_gpus_name_no_calibration_entries() -> None:
+    """The A100 (datasheet figures) prices the dK/dV kernel on the unit model: no note names
+    calibration entries it does not have; the H100 (transferred) names the H200's."""
+    cascade = load_cascade("attention-1pass-bwd-mh")
+    sizes = dict(B=4, H=32, P=1024, M=1024, E=64, F=64)
+    mapper = get_mapper("gpu-bwd")()
+    a100 = mapper.map(cascade, load_arch("a100-sxm"), sizes)
+    assert not any(w.startswith("dK/dV kernel:") for w in a100.warnings)
+    h100 = mapper.map(cascade, load_arch("h100-sxm"), sizes)
+    assert any(w.startswith("dK/dV kernel:") and "-w16" in w for w in h100.warnings)
