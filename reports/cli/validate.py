@@ -27,7 +27,9 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         required=True,
         type=Path,
         metavar="FILE",
-        help="measurement CSVs (kernels.bench.measure schema)",
+        help="measurement CSVs (prefill files of the kernels.bench.measure schema, the "
+        "benchmarks/ probes' files, decode and sequence-parallel files), or folders: their "
+        "CSV files of those kinds, recursively (others skipped, and listed)",
     )
     g.add_argument("--arch", default=None, help="GPU preset (default: from each row's device)")
     g.add_argument(
@@ -56,11 +58,17 @@ def run_gpu(args: argparse.Namespace) -> int:
     # every family's rows: the preset's measured figures, or (--no-calibration) none of them
     calibration = "none" if args.no_calibration else "preset"
     withheld = f"\n{validation.WITHHELD_NOTE}" if args.no_calibration else ""
-    missing = [str(p) for p in args.measurements if not p.is_file()]
+    missing = [str(p) for p in args.measurements if not p.exists()]
     if missing:
         raise UsageError(f"cannot read measurements: no such file: {', '.join(missing)}")
-    seqpar = [p for p in args.measurements if validation_seqpar.is_seqpar_file(p)]
-    files = [p for p in args.measurements if p not in seqpar]
+    paths, skipped = _expand(args.measurements)
+    if not paths:
+        raise UsageError(
+            f"cannot read measurements: no measurement file of a kind validate gpu reads in "
+            f"{', '.join(str(p) for p in args.measurements)}"
+        )
+    seqpar = [p for p in paths if validation_seqpar.is_seqpar_file(p)]
+    files = [p for p in paths if p not in seqpar]
     probes = [p for p in files if validation_kernels.probe_of(p) is not None]
     decode = [p for p in files if validation_decode.is_decode_file(p)]
     prefill = [p for p in files if p not in decode and p not in probes]
@@ -111,8 +119,43 @@ def run_gpu(args: argparse.Namespace) -> int:
         text, found = _prefill(args, prefill, calibration)
         texts.append(text)
         summary = {**found, **summary}
+    if skipped:
+        note = (
+            f"skipped {len(skipped)} CSV file(s) of the given folder(s) that are of no kind "
+            f"validate gpu reads: {', '.join(str(p) for p in skipped)}"
+        )
+        texts.append(note)
+        summary["skipped_files"] = [str(p) for p in skipped]
     print(json.dumps(summary) if args.json else "\n\n".join(texts))
     return 0
+
+
+def _expand(given: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Named files as given; a folder: its CSV files (recursively), those of a known kind.
+
+    Returns (files to read, files of a folder skipped as of no kind validate gpu reads).
+    """
+    from attnsim.kernels.bench.measure import FIELDS, LEGACY_FIELDS, SCHEDULE_FIELDS
+    from attnsim.reports import validation_decode, validation_kernels
+
+    def known(p: Path) -> bool:
+        if validation_seqpar.is_seqpar_file(p) or validation_kernels.probe_of(p) is not None:
+            return True
+        if validation_decode.is_decode_file(p):
+            return True
+        with p.open(newline="", encoding="utf-8") as fh:
+            header = tuple(next(csv.reader(fh), []))
+        return header in (FIELDS, SCHEDULE_FIELDS, LEGACY_FIELDS)
+
+    paths: list[Path] = []
+    skipped: list[Path] = []
+    for p in given:
+        if not p.is_dir():
+            paths.append(p)
+            continue
+        for f in sorted(p.rglob("*.csv")):
+            (paths if known(f) else skipped).append(f)
+    return list(dict.fromkeys(paths)), skipped
 
 
 def _section(args: argparse.Namespace, name: str, text: str) -> str:

@@ -255,3 +255,19 @@ def test_mixed_files_give_one_json_object_and_a_report_per_kind(
     written = {p.name for p in (tmp_path / "o").iterdir()}
     assert {"report.txt", "probe-report.txt", "summary.json", "points.csv"} <= written
     assert "kernel probes" in (tmp_path / "o" / "probe-report.txt").read_text()
+
+
+def test_a_folder_reads_its_files_of_known_kinds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--measurements DIR: its CSV files (recursively) of kinds validate gpu reads; others are
+    skipped and listed; a folder with none is an error."""
+    (tmp_path / "sub").mkdir()
+    write_measurements(tmp_path / "sub" / "m.csv", perfect_rows())
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    assert main(["validate", "gpu", "--measurements", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_points"] == 6 and out["skipped_files"] == [str(tmp_path / "other.csv")]
+    (tmp_path / "sub" / "m.csv").unlink()
+    assert main(["validate", "gpu", "--measurements", str(tmp_path)]) == 2
+    assert "no measurement file of a kind validate gpu reads" in capsys.readouterr().err
