@@ -143,8 +143,11 @@ def _expand(given: list[Path]) -> tuple[list[Path], list[Path]]:
             return True
         if validation_decode.is_decode_file(p):
             return True
-        with p.open(newline="", encoding="utf-8") as fh:
-            header = tuple(next(csv.reader(fh), []))
+        try:
+            with p.open(newline="", encoding="utf-8") as fh:
+                header = tuple(next(csv.reader(fh), []))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return False
         return header in (FIELDS, SCHEDULE_FIELDS, LEGACY_FIELDS)
 
     paths: list[Path] = []
