@@ -60,6 +60,9 @@ class TileLayout:
         causal: The layout's partial tiles mask keys after the query (`BlockSparse.causal`):
             the kernel then launches each head's query tiles last first.
         segments: Its partial tiles also compare segment (document) ids.
+        window_bounds: Further bounds its partial tiles test per element: a 2-D neighborhood
+            window's four (each key's coordinates against the row's [y0, y1) x [x0, x1),
+            `kernels.triton.neighborhood_mask.in_windows`); 0 for none.
     """
 
     block_q: int
@@ -70,6 +73,7 @@ class TileLayout:
     key_tiles: int
     causal: bool = False
     segments: bool = False
+    window_bounds: int = 0
 
     def __post_init__(self) -> None:
         if len(self.full) != len(self.partial) or not self.full:

@@ -106,10 +106,12 @@ def mask_ops(s: AttnShape) -> float:
     """fp32 lane operations per element of a masked (partial) tile.
 
     A block-sparse layout's partial tiles: the key bound, the causal compare and, with
-    segments, the key's segment id against the query's (one load and a compare).
+    segments, the key's segment id against the query's (one load and a compare); a
+    neighborhood window's four compares of the key's coordinates (`window_bounds`).
     """
     if s.layout is not None:
-        bounds = 1 + int(s.layout.causal) + 2 * int(s.layout.segments)
+        lay = s.layout
+        bounds = 1 + int(lay.causal) + 2 * int(lay.segments) + lay.window_bounds
         return MASK_OPS + MASK_BOUND_OPS * (bounds - 1)
     bounds = sum(x is not None for b in s.bands for x in (b.p_lo, b.p_hi, b.m_lo, b.m_hi))
     bounds += sum(x is not None for b in s.bands for x in (b.d_lo, b.d_hi))

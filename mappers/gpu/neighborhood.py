@@ -29,10 +29,10 @@ from attnsim.mappers.result import Result
 
 NEIGHBORHOOD_ASSUMPTIONS = (
     "neighborhood: priced as a block-sparse layout on the plain 1-pass plan; the partial "
-    "tiles' window test (4 compares on a per-key coordinate load) is priced as the segment "
-    "mask's (one per-key load and compare); on the H200 the kernel alone ran 1.10-1.43x this "
-    "(median 1.22x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-"
-    "gather.csv)",
+    "tiles' window test (the key's coordinates against the row's window: 4 compares and 4 "
+    "ands per score with the key bound) counted on the CUDA cores, not calibrated; on the "
+    "H200 the kernel alone ran 1.05-1.26x this (median 1.14x, kernels/measurements/"
+    "neighborhood/neighborhood-all-h200-2026-12-05-gather.csv)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
     "rates plus one launch each (not calibrated; on the H200 they ran 1.14x this, median); "
@@ -154,7 +154,7 @@ def neighborhood_layout(
     tq = -(-seq // bm)
     layout = TileLayout(
         bm, bn, tuple(int(x) for x in full[:tq]), tuple(int(x) for x in (seen - full)[:tq]),
-        points, -(-seq // bn), causal=False, segments=True,
+        points, -(-seq // bn), causal=False, window_bounds=4,
     )  # fmt: skip
     return NeighborhoodPlan(layout, tokens, seq, not row_major)
 
