@@ -115,10 +115,12 @@ def run_gpu(args: argparse.Namespace) -> int:
         text = validation_decode.format_report(dpoints, args.worst)
         texts.append(_section(args, "decode-report.txt", text + withheld))
         summary["decode"] = validation_decode.summary(dpoints)
+    extra: dict[str, object] = {}
     if prefill:
-        text, found = _prefill(args, prefill, calibration)
+        text, found, picked = _prefill(args, prefill, calibration)
         texts.append(text)
         summary = {**found, **summary}
+        extra["tiling_pick_within_10pct"] = picked
     if skipped:
         note = (
             f"skipped {len(skipped)} CSV file(s) of the given folder(s) that are of no kind "
@@ -126,6 +128,11 @@ def run_gpu(args: argparse.Namespace) -> int:
         )
         texts.append(note)
         summary["skipped_files"] = [str(p) for p in skipped]
+    if args.out is not None:  # what --json prints, and the prefill tiling pick
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "summary.json").write_text(
+            json.dumps({**summary, **extra}, indent=1) + "\n", encoding="utf-8"
+        )
     print(json.dumps(summary) if args.json else "\n\n".join(texts))
     return 0
 
@@ -171,8 +178,11 @@ def _section(args: argparse.Namespace, name: str, text: str) -> str:
 
 def _prefill(
     args: argparse.Namespace, paths: list[Path], calibration: str
-) -> tuple[str, dict[str, object]]:
-    """The prefill files' report and summary; with --out: report, summary, points, plots."""
+) -> tuple[str, dict[str, object], float]:
+    """The prefill files' report, summary and tiling-pick fraction.
+
+    With --out it also writes the report, the points and the plots.
+    """
     from attnsim.kernels.bench.measure import MeasurementError
     from attnsim.reports import validation
 
@@ -191,9 +201,7 @@ def _prefill(
     if args.out is not None:
         out: Path = args.out
         _section(args, "report.txt", report)
-        extended = {**summary, "tiling_pick_within_10pct": validation.pick_fraction(picks)}
-        (out / "summary.json").write_text(json.dumps(extended, indent=1) + "\n", encoding="utf-8")
         validation.write_points(out / "points.csv", points)
         if not args.no_plots:
             validation.save_plots(out, points, measurements, picks)
-    return report, summary
+    return report, summary, validation.pick_fraction(picks)

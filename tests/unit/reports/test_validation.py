@@ -255,6 +255,9 @@ def test_mixed_files_give_one_json_object_and_a_report_per_kind(
     written = {p.name for p in (tmp_path / "o").iterdir()}
     assert {"report.txt", "probe-report.txt", "summary.json", "points.csv"} <= written
     assert "kernel probes" in (tmp_path / "o" / "probe-report.txt").read_text()
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["n_points"] == 6 and "triton-bwd holdout" in summary["probes"]
+    assert summary["tiling_pick_within_10pct"] == 1.0
 
 
 def test_a_folder_reads_its_files_of_known_kinds(
