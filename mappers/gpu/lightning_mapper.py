@@ -230,7 +230,7 @@ class GpuLightningMapper:
         except KeyError as exc:
             raise MappingError(str(exc).strip("'\"")) from None
         given = (opts.block_c, opts.block_f, opts.num_warps, opts.num_stages)
-        # GLA's kernel faults on sm_90 with blocks under GATED_MIN_BLOCK (kernels.spec)
+        # GLA's kernel faults on sm_90 with blocks under GATED_MIN_BLOCK (kernels.spec_lightning)
         gated_sm90 = bool(pb.gate) and int(arch.compute_capability or 0) == 9
         candidates = lightning_tilings(pb.f, gated=gated_sm90)
         space = [Tiling(*t) for t in candidates
