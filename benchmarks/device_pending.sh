@@ -17,12 +17,19 @@
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
+# On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
+# test the transferred calibration and measure the device's own:
+#   validation   18: our three prefill families on the validation suite, ~3 min
+#   holdout      18: the same on the holdout suite, ~1.5 min
+#   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,19p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,24p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 day=$(date -u +%Y-%m-%d)
+prefill="triton-1pass,triton-2pass,triton-unfused"
+dev=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o '[AH][0-9]00' | tr A-Z a-z)
 
 wheels() {
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -55,6 +62,10 @@ for s in "$@"; do
             --budget-s 230 ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
+        validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \
+            --families "$prefill" --out "$OUT" ;;
+        calib) step calib python -m attnsim.kernels.calibrate.microbench \
+            --out "$OUT/${dev:-gpu}-$day.yaml" ;;
         *) echo "unknown step $s (see the header)" >&2; exit 2 ;;
     esac
 done
