@@ -11,6 +11,8 @@
 #
 # Steps (issue: what it measures, about how long on the H200):
 #   gla-cal      14: the GLA kernel's own step (`microbench_lightning --gated`), ~3 min
+#   decode-paged 12: per-tile time through a block table (`microbench_decode --paged`) into
+#                    a copy of archs/calibration/h200-decode.yaml under $OUT, ~1.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
@@ -23,7 +25,7 @@
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,24p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,26p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -52,6 +54,9 @@ for s in "$@"; do
     case $s in
         gla-cal) step gla-cal python -m attnsim.kernels.calibrate.microbench_lightning \
             --gated --out "$OUT/microbench-gla-h200-$day.yaml" ;;
+        decode-paged) cp archs/calibration/h200-decode.yaml "$OUT/h200-decode.yaml" &&
+            step decode-paged python -m attnsim.kernels.calibrate.microbench_decode --paged \
+            --out "$OUT/h200-decode.yaml" --raw "$OUT/microbench-decode-paged-h200-$day.yaml" ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-h200-$day-planned.csv" \
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \

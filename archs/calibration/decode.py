@@ -18,6 +18,7 @@ One file per device beside the device's main calibration: `<stem>-decode.yaml` n
       - {head_dim: 128, value_dim: 128, rows: 16, piece_us: 1.2, part_us: 0.05,
          num_warps: 4, strategy: splitk}     # optional: the warps and the kernel build
     empty_program_us: {contiguous: 0.10, ragged: 0.13}   # a program finding no tile, per SM
+    paged: [...]         # per-tile time through a block table: archs/calibration/decode_paged.py
     builds:              # per build, one program per SM streaming one whole segment
       - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
          strategy: streamk, programs: 132, tile_us: 1.68, fixed_us: 10.6,
@@ -36,45 +37,18 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnsim.archs.calibration.decode_paged import PagedPoint, nearest_paged, read_paged
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader, path_exists
 
 TOP_KEYS = (
-    "device",
-    "date",
-    "source",
-    "versions",
-    "hbm_read_bandwidth_gb_per_s",
-    "host_call_us",
-    "programs",
-    "profiles",
-    "merges",
-    "loads",
-    "builds",
-    "empty_program_us",
-    "notes",
-)
+    "device", "date", "source", "versions", "hbm_read_bandwidth_gb_per_s", "host_call_us",
+    "programs", "profiles", "merges", "loads", "builds", "empty_program_us", "paged", "notes",
+)  # fmt: skip
 PROFILE_KEYS = (
-    "head_dim",
-    "value_dim",
-    "rows",
-    "block_n",
-    "num_warps",
-    "num_stages",
-    "tiles",
-    "time_us",
-)
-PROGRAM_KEYS = (
-    "head_dim",
-    "value_dim",
-    "rows",
-    "block_n",
-    "num_warps",
-    "num_stages",
-    "programs_per_sm",
-    "tile_us",
-    "fixed_us",
-)
+    "head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages", "tiles", "time_us",
+)  # fmt: skip
+PROGRAM_KEYS = (*PROFILE_KEYS[:6], "programs_per_sm", "tile_us", "fixed_us")
 MERGE_KEYS = (
     "head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us", "strategy",
     "num_warps",
@@ -267,7 +241,14 @@ class DecodeCalibration:
     # what a program that finds no key tile costs an SM, without and with per-sequence
     # lengths (it reads its sequence's length first)
     empty_program_s: tuple[tuple[str, float], ...] = ()
+    paged: tuple[PagedPoint, ...] = ()  # per-tile time through a block table (decode_paged)
     path: str = ""
+
+    def paged_point(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int], page: int
+    ) -> PagedPoint | None:
+        """The measured paged figure of this tiling (`decode_paged.nearest_paged`)."""
+        return nearest_paged(self.paged, head_dim, value_dim, rows, tiling, page)
 
     def empty_program(self, ragged: bool) -> float | None:
         """Seconds an empty program costs its SM (None if not measured)."""
@@ -576,6 +557,7 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
             n = ints.pop("programs")
             builds.append(BuildPoint(**ints, strategy=str(strat.value), programs=n,
                                      tile_s=tile, fixed_s=fixed, **extra))  # fmt: skip
+    paged = read_paged(root.opt("paged", "list"))
     root.done(TOP_KEYS)
     root.finish()
     return DecodeCalibration(
@@ -590,5 +572,6 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         loads=tuple(loads),
         builds=tuple(builds),
         empty_program_s=tuple(empty),
+        paged=paged,
         path=str(path),
     )

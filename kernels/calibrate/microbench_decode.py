@@ -33,7 +33,9 @@ Updates of an existing file (each replaces the same measurements, keeps the othe
 configuration of MQA, the GQA loads and the split-K merges), `--builds` (`builds` and the
 GQA merges at 8 warps), `--empty` (`empty_program_us`: what a program that finds no tile
 costs an SM, contiguous and ragged), `--tunings` (every figure of the tuned tilings,
-`microbench_decode_builds.TUNED_CONFIGS`); `--raw FILE` also writes what was measured.
+`microbench_decode_builds.TUNED_CONFIGS`), `--paged` (`paged`: per-tile time through a
+shuffled block table over the contiguous one, `archs/calibration/decode_paged.py`);
+`--raw FILE` also writes what was measured.
 
 None of the decode validation shapes (benchmarks/decode_probe.py) is used here. The file
 format is in `archs/calibration/decode.py`.
@@ -417,6 +419,7 @@ SECTION_KEYS = {
     "loads": CONFIG_KEYS,
     "merges": ("head_dim", "value_dim", "rows", "strategy", "num_warps"),
     "builds": (*CONFIG_KEYS, "strategy"),
+    "paged": (*CONFIG_KEYS, "page_size"),
 }
 
 
@@ -489,9 +492,18 @@ def main(argv: list[str] | None = None) -> int:
         help="measure the tuned tilings' programs, profiles, loads and builds "
         "(microbench_decode_builds.TUNED_CONFIGS) and put them in the --out file",
     )
+    mode.add_argument(
+        "--paged",
+        action="store_true",
+        help="measure the per-tile time through a shuffled block table against contiguous "
+        "(microbench_decode_builds.PAGED_CONFIGS) and put it in the --out file",
+    )
     ap.add_argument("--raw", type=Path, help="with an update: also write the new figures here")
     args = ap.parse_args(argv)
-    modes = ("merges_only", "extend", "mla_loads", "streamk_merges", "builds", "empty", "tunings")
+    modes = (
+        "merges_only", "extend", "mla_loads", "streamk_merges", "builds", "empty", "tunings",
+        "paged",
+    )  # fmt: skip
     update = any(getattr(args, m) for m in modes)
     if update and not args.out.is_file():
         ap.error(f"--out {args.out}: no such file (an update needs the calibration to update)")
@@ -536,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
 
         fresh = measure_tunings(torch, log)
         note = f"tuned tilings {TUNED_CONFIGS}: programs, profiles, loads, builds"
+    elif args.paged:
+        from attnsim.kernels.calibrate.microbench_decode_builds import PAGE_SIZES, measure_paged
+
+        fresh = measure_paged(torch, log)
+        note = f"per-tile time through shuffled block tables of {PAGE_SIZES} keys per page"
     elif args.extend:
         ext = measure_extension(torch, log)
         fresh = {k: ext[k] for k in ("programs", "profiles", "loads", "merges")}

@@ -7,7 +7,9 @@
 - `--tunings`: `programs`, `profiles`, `loads` and `builds` of TUNED_CONFIGS, the deeper
   pipelines and wider tiles with which `benchmarks/decode_tune_probe.py` found the kernel
   as fast as SDPA's best backend on long caches (kernels/measurements/decode/decode-tune-*),
-  so that `gpu-decode` can price and pick them.
+  so that `gpu-decode` can price and pick them;
+- `--paged`: `paged`, per PAGED_CONFIGS entry and page size, the per-tile time through a
+  shuffled block table and contiguous, in one run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnsim.kernels.calibrate.microbench_decode import (
+    ISOLATED,
     MLA_DIMS,
     MLA_HEAD_BLOCKS,
     MLA_TILING,
@@ -50,6 +53,10 @@ TUNED_CONFIGS = (
     (128, 128, 64, 64, 4, 4),
 )
 MERGE_WARPS = 8
+# `--paged`: the default tiling and the tunings, through a shuffled block table of each page
+# size that is a multiple of the tiling's block_n, and contiguous, in one run
+PAGED_CONFIGS = ((128, 128, 4, 64, 4, 2), (64, 64, 4, 64, 4, 2), *TUNED_CONFIGS)
+PAGE_SIZES = (64, 256)
 # `--empty`: split-K on EMPTY_SEGMENTS one-tile segments in 1 and EMPTY_SPLITS splits: all
 # but the first split of a segment find no tile and exit (ragged: after reading the length)
 EMPTY_SEGMENTS, EMPTY_SPLITS = 132, 64
@@ -165,3 +172,57 @@ def measure_empty(torch: Any, log: Any) -> dict[str, float]:
         log(f"  empty programs ({name}): {ts[0] * 1e6:.2f} -> {ts[1] * 1e6:.2f} us, "
             f"{out[name]} us per empty program per SM")  # fmt: skip
     return out
+
+
+def _timed_paged(
+    torch: Any, segments: int, group: int, e: int, f: int, seq: int, page_size: int, **kw: Any
+) -> float:
+    """Seconds of one `attention_decode` call with each segment's cache in shuffled pages."""
+    from attnsim.kernels.triton.attn_decode import attention_decode
+
+    dt, per = torch.bfloat16, seq // page_size
+    gen = torch.Generator(device="cuda").manual_seed(seq + page_size)
+    q = torch.randn(segments, group, 1, e, device="cuda", dtype=dt)
+    k = torch.randn(segments * per, 1, page_size, e, device="cuda", dtype=dt)
+    v = torch.randn(segments * per, 1, page_size, f, device="cuda", dtype=dt)
+    table = torch.randperm(segments * per, device="cuda", generator=gen).view(segments, per)
+    table = table.to(torch.int32)
+    attention_decode(q, k, v, block_table=table, **kw)
+    return _bench_s(lambda: attention_decode(q, k, v, block_table=table, **kw))
+
+
+def measure_paged(torch: Any, log: Any) -> dict[str, list[dict[str, Any]]]:
+    """The `--paged` figures (`archs/calibration/decode_paged.py`).
+
+    Per PAGED_CONFIGS entry and page size, the unsplit kernel's per-tile time (slope over
+    BUILD_LENGTHS) on ISOLATED segments through a shuffled block table, and contiguous in the
+    same run.
+    """
+    out = []
+    for cfg in PAGED_CONFIGS:
+        e, f, group, bn, w, st = cfg
+        kw: dict[str, Any] = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
+        tiles = tuple(m / bn for m in BUILD_LENGTHS)
+        try:
+            flat = tuple(_timed(torch, ISOLATED, group, e, f, m, **kw) for m in BUILD_LENGTHS)
+        except Exception as exc:  # noqa: BLE001 - keep the other configurations
+            log(f"  paged {cfg} contiguous failed: {exc}")
+            continue
+        contiguous, _ = fit_line(tiles, flat)  # type: ignore[arg-type]
+        for page in (p for p in PAGE_SIZES if p % bn == 0):
+            try:
+                times = tuple(_timed_paged(torch, ISOLATED, group, e, f, m, page, **kw)
+                              for m in BUILD_LENGTHS)  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - keep the other page sizes
+                log(f"  paged {cfg} page {page} failed: {exc}")
+                continue
+            slope, _ = fit_line(tiles, times)  # type: ignore[arg-type]
+            entry = _tiling(cfg) | dict(
+                page_size=page, programs=ISOLATED, tile_us=round(slope * 1e6, 4),
+                contiguous_tile_us=round(contiguous * 1e6, 4),
+            )  # fmt: skip
+            log(f"  paged {entry}")
+            if slope > 0 and contiguous > 0:
+                out.append(entry)
+            torch.cuda.empty_cache()
+    return {"paged": out}

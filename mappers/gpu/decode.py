@@ -56,6 +56,9 @@ from attnsim.kernels.spec import (
     default_splits,
 )
 from attnsim.mappers.gpu.decode_figures import (
+    PAGED_MEASURED_NOTE,
+    PAGED_NOTE,
+    PAGED_STAGES,
     PARTIAL_WORD_BYTES,
     _figures,
     decode_calibration,
@@ -151,24 +154,6 @@ class DecodeOptions:
             raise MappingError("gpu-decode options: " + "; ".join(bad))
 
 
-# Paged caches: each tile's K/V loads wait for its page index (a load from the block table),
-# so the software pipeline runs no further ahead than a 2-stage build's one tile: measured on
-# the H200 (decode-h200-2026-12-05-tuned.csv, pages of 64 and 256 keys), tilings of 3-4
-# stages ran at 0.61-1.08x the speed of (64, 4, 2) on paged caches (median 0.95-0.99x, 48
-# pairs) and up to 1.73x faster on contiguous ones (median 1.05x, where per-program
-# streaming bounds the call).
-# Paged calls are priced with the figures of their tiling at PAGED_STAGES stages; the
-# block-table lookups themselves are not modelled (measured: see PAGED_NOTE).
-PAGED_STAGES = 2
-PAGED_NOTE = (
-    "paged KV cache ({page} keys per page): priced as a contiguous cache read at "
-    f"{PAGED_STAGES} pipeline stages (a tile's loads wait for its page index); the block-table "
-    "lookups are not modelled otherwise: on the H200 paged calls ran 5.1% slower on average "
-    "than this prediction, worst 41.2% (kernels/measurements/decode/decode-splits-h200-"
-    "2026-12-03.csv and decode-h200-2026-12-05-tuned.csv, suites paged-*; 168 calls)"
-)
-
-
 @dataclass(frozen=True, slots=True)
 class DecodeProblem:
     """A decode call as the kernel sees it.
@@ -240,6 +225,7 @@ class DecodeTime:
     build_factor: float = 1.0  # the build's per-tile time over the unsplit build's (measured)
     resident_measured: bool = False  # k from the compiled build's measured residency
     tiling: tuple[int, int, int] = (0, 0, 0)  # (block_n, num_warps, num_stages)
+    paged_factor: float = 0.0  # measured per-tile factor through a block table (0: none)
 
 
 def time_decode(
@@ -250,11 +236,12 @@ def time_decode(
     tiling: tuple[int, int, int],
     rates: DeviceRates,
     dcal: DecodeCalibration | None,
-    paged: bool = False,
+    page_size: int = 0,
 ) -> DecodeTime:
     """Model one decode call (see the module docstring).
 
-    `paged`: keys through a block table; the tile figures are those of `PAGED_STAGES`.
+    `page_size` > 0: keys through a block table; per-tile times times the measured paged
+    factor of this tiling when the calibration has one, else the figures of `PAGED_STAGES`.
     """
     arch = rates.arch
     block_n, warps, stages = tiling
@@ -282,8 +269,11 @@ def time_decode(
     # spend their time starting and merging), which sets the launch's intercept growth
     n = min(grid, slots)
     # through a block table each tile's loads wait for its page index: no deeper pipeline
-    looked = (block_n, warps, min(stages, PAGED_STAGES)) if paged else tiling
-    f = _figures(p, looked, k, rates, dcal, n, strategy)
+    measured = dcal.paged_point(s.head_dim, s.value_dim, p.rows, tiling, page_size) if (
+        page_size and dcal) else None  # fmt: skip
+    paged = measured.factor if measured is not None else 1.0
+    looked = (block_n, warps, min(stages, PAGED_STAGES)) if page_size and not measured else tiling
+    f = _figures(p, looked, k, rates, dcal, n, strategy, paged=paged)
     made = schedule_s(runs, slots, f)
     around = max(
         (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
@@ -295,7 +285,7 @@ def time_decode(
     if averaged < 0.9 * n:
         together = min(n, streamed / max(made - around, 1e-12))
         f = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
-                     loading=max(1.0, averaged))  # fmt: skip
+                     loading=max(1.0, averaged), paged=paged)  # fmt: skip
         made = schedule_s(runs, slots, f)
     scheduled = f.fixed_s + made
     merge = sum(c * (prog.partials * f.piece_s + f.merge_s(prog.merges)) for c, prog in runs)
@@ -346,6 +336,7 @@ def time_decode(
         ),
         resident_measured=bool(held),
         tiling=tiling,
+        paged_factor=measured.factor if measured is not None else 0.0,
     )
 
 
@@ -463,7 +454,7 @@ class GpuDecodeMapper:
         fixed_splits = self._cascade_splits(cascade, sizes)
         ranked = sorted(
             (
-                time_decode(problem, st, sp, pr, tiling, rates, dcal, bool(opts.page_size))
+                time_decode(problem, st, sp, pr, tiling, rates, dcal, opts.page_size)
                 for tiling in tilings
                 for st, sp, pr in (
                     [("splitk", fixed_splits, 0)]
@@ -490,7 +481,10 @@ class GpuDecodeMapper:
                 f"{shape.head_dim}, value dim {shape.value_dim} and {problem.rows} rows; chose "
                 f"{tiling}",
             )
-        if opts.page_size:
+        if chosen.paged_factor:
+            notes += (PAGED_MEASURED_NOTE.format(page=opts.page_size, tiling=tiling,
+                                                 factor=chosen.paged_factor),)  # fmt: skip
+        elif opts.page_size:
             notes += (PAGED_NOTE.format(page=opts.page_size),)
         if dcal is None:
             notes += (

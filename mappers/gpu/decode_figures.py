@@ -31,6 +31,28 @@ if TYPE_CHECKING:
 
 PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 
+# Paged caches: each tile's K/V loads wait for its page index (a load from the block table),
+# so the software pipeline runs no further ahead than a 2-stage build's one tile: measured on
+# the H200 (decode-h200-2026-12-05-tuned.csv, pages of 64 and 256 keys), tilings of 3-4
+# stages ran at 0.61-1.08x the speed of (64, 4, 2) on paged caches (median 0.95-0.99x, 48
+# pairs) and up to 1.73x faster on contiguous ones (median 1.05x, where per-program
+# streaming bounds the call).
+# Paged calls are priced with the figures of their tiling at PAGED_STAGES stages; the
+# block-table lookups themselves are not modelled (measured: see PAGED_NOTE).
+PAGED_STAGES = 2
+PAGED_MEASURED_NOTE = (
+    "paged KV cache ({page} keys per page): per-tile times x {factor:.2f}, the measured "
+    "per-tile time of tiling {tiling} through a shuffled block table over the contiguous "
+    "cache's (kernels.calibrate.microbench_decode --paged)"
+)
+PAGED_NOTE = (
+    "paged KV cache ({page} keys per page): priced as a contiguous cache read at "
+    f"{PAGED_STAGES} pipeline stages (a tile's loads wait for its page index); the block-table "
+    "lookups are not modelled otherwise: on the H200 paged calls ran 5.1% slower on average "
+    "than this prediction, worst 41.2% (kernels/measurements/decode/decode-splits-h200-"
+    "2026-12-03.csv and decode-h200-2026-12-05-tuned.csv, suites paged-*; 168 calls)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class _Figures:
@@ -87,6 +109,7 @@ def _figures(
     streaming: float = 0.0,
     strategy: str = "splitk",
     loading: float | None = None,
+    paged: float = 1.0,
 ) -> _Figures:
     """Per-program figures with k programs per SM and `streaming` programs at once.
 
@@ -96,8 +119,9 @@ def _figures(
     (default `streaming`: the mean number over the makespan when the caller knows it); not for a
     configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
     Per-tile time: the unsplit build's, times the measured ratio of `strategy`'s build
-    (`DecodeCalibration.build_factor`). Merges: those measured on `strategy`'s kernel build
-    (stream-K or split-K) at the nearest warps.
+    (`DecodeCalibration.build_factor`), times `paged` (the measured per-tile time through a
+    block table over the contiguous one, `DecodeCalibration.paged_point`). Merges: those
+    measured on `strategy`'s kernel build (stream-K or split-K) at the nearest warps.
     """
     s, arch = p.shape, rates.arch
     block_n, warps, stages = tiling
@@ -113,7 +137,7 @@ def _figures(
         measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
         # the unsplit build's figures, times what `strategy`'s build costs per tile
         build = dcal.build_factor(s.head_dim, s.value_dim, p.rows, tiling, strategy)  # type: ignore[union-attr]
-        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes) * build
+        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes) * build * paged
         fixed = pt.fixed_s
     else:
         # Little's law: num_stages - 1 tiles in flight per program over the HBM latency

@@ -80,7 +80,7 @@ def test_the_paged_warning_states_what_was_measured() -> None:
     """The paged-cache warning's figures (mean shortfall, worst error) come from the files."""
     import re
 
-    from attnsim.mappers.gpu.decode import PAGED_NOTE
+    from attnsim.mappers.gpu.decode_figures import PAGED_NOTE
 
     paged = vd.predict_rows([FILE, TUNED], suites=("paged-validation", "paged-holdout"))
     assert len(paged) == int(re.findall(r"(\d+) calls", PAGED_NOTE)[0])
