@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from attnsim.archs.calibration import Calibration, MatmulPoint
+from attnsim.archs.calibration.decode import DecodeCalibration
 from attnsim.archs.gpu import GpuArch
 
 ORIGINS = ("measured", "transferred", "datasheet")
@@ -165,24 +166,82 @@ FAMILY_ERRORS: dict[str, DatasheetError] = {
 }
 
 
+_H100 = "attnsim validate gpu --measurements kernels/measurements/h100/"
+_H100_PREFILL = "{}-h100-80gb-hbm3-2026-12-05.csv"
+
+
+def _moved(file: str, kernels: str, validation: float, holdout: float, signed: float,
+           detail: str = "") -> DatasheetError:  # fmt: skip
+    """A family's error on the H100 with the H200's figures transferred (nothing of its own)."""
+    return DatasheetError(validation, holdout, f"{_H100}{file}", kernels, signed, detail)
+
+
+# the transfer's own error, checked on a GPU the model was never fitted on: the H100 (NVIDIA
+# H100 80GB HBM3, 2026-12-05), its suites predicted with the H200's figures carried over
+# (`transferred_calibration`, `transferred_decode`); recomputed by
+# tests/unit/reports/test_validation_transfer.py. A family not listed was not checked.
+TRANSFER_ERRORS: dict[str, DatasheetError] = {
+    "triton-1pass": _moved(
+        _H100_PREFILL.format("validation"), "the 1-pass kernels", 4.4, 7.7, 3.4
+    ),  # fmt: skip
+    "triton-2pass": _moved(
+        _H100_PREFILL.format("validation"), "the 2-pass kernels", 2.9, 6.3, 1.9
+    ),  # fmt: skip
+    "triton-unfused": _moved(
+        _H100_PREFILL.format("validation"),
+        "the unfused kernels",
+        19.8,
+        12.3,
+        17.7,
+        "too slow on average (+18%): the unfused kernels ran 1.03-1.25x their H200 time on "
+        "the H100, not the HBM bandwidth ratio 1.43x that the transfer's memory part assumes",
+    ),  # fmt: skip
+    "triton-decode-splitk": _moved(
+        "decode-h100-2026-12-05.csv", "the split-K (and unsplit) decode kernel", 5.2, 5.7, -2.1
+    ),
+    "triton-decode-streamk": _moved(
+        "decode-h100-2026-12-05.csv", "the stream-K decode kernel", 5.3, 5.3, -3.9
+    ),
+    "triton-mla-decode": _moved(
+        "decode-h100-2026-12-05.csv", "the MLA decode kernel", 4.4, 5.2, -0.7
+    ),
+}
+
+
 def efficiencies(arch: GpuArch) -> Efficiencies:
     """The architecture-level efficiencies for `arch`'s compute capability."""
     cc = arch.compute_capability
     return EFFICIENCIES.get(int(cc), DEFAULT_EFFICIENCIES) if cc else DEFAULT_EFFICIENCIES
 
 
-def expected_error_note(arch: GpuArch, why: str, family: str = "triton-1pass") -> str:
+def expected_error_note(
+    arch: GpuArch, why: str, family: str = "triton-1pass", transferred: bool = False
+) -> str:
     """The warning every result on a GPU without its own calibration carries, `why` first.
 
     `family`: the kernel family the result prices (`FAMILY_ERRORS`; the prefill kernels'
-    figure for a family not listed, said so).
+    figure for a family not listed, said so). `transferred`: a sibling's figures carried
+    over: the transfer's own measured error (`TRANSFER_ERRORS`) where it was checked.
     """
+    moved = TRANSFER_ERRORS.get(family) if transferred else None
+    if moved is not None:
+        return (
+            f"UNCALIBRATED {arch.name}: {why}; expect errors of about {moved.expected_pct:.0f}% "
+            f"(mean absolute) for {moved.kernels}: the transfer's error on the H100 (the H200's "
+            f"figures carried over, none of its own), {moved.validation_mape_pct:.1f}% on the "
+            f"validation and {moved.holdout_mape_pct:.1f}% on the holdout measurements "
+            f"(`{moved.command}`); "
+            + (moved.detail or f"{'too fast' if moved.signed_pct < 0 else 'too slow'} on "
+               f"average ({moved.signed_pct:+.0f}%)")
+        )  # fmt: skip
     e = FAMILY_ERRORS.get(family, DATASHEET_ERROR)
     unlisted = (
         f" (no datasheet-mode measurement of {family}: the prefill kernels' figure)"
         if family not in FAMILY_ERRORS
         else ""
     )
+    if transferred:  # a family whose transfer nobody checked: the datasheet mode's figure
+        unlisted += f" (the transfer was not checked on another GPU for {family})"
     if e.detail:
         tail = e.detail
     else:
@@ -295,7 +354,7 @@ def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
 
     why = f"no measurement of it; figures transferred from {source.name}"
     notes = (
-        expected_error_note(arch, why),
+        expected_error_note(arch, why, transferred=True),
         f"{arch.name}: figures transferred from {source.name}'s calibration {cal.path} "
         f"({cal.device}, {cal.date}), the same architecture (compute capability "
         f"{arch.compute_capability}), scaled by the datasheet ratios {arch.name} / "
@@ -342,6 +401,8 @@ def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
             for p in cal.matmul
         ),
         path="",  # not a file: files beside it (decode figures) belong to the source device
+        transferred_from=cal.path,
+        transfer_ratios=(clock, hbm),
         origin="transferred",
         assumptions=notes,
         uncalibrated_why=why,
@@ -449,3 +510,38 @@ def dominance_floors(cal: Calibration, arch: GpuArch, faster: GpuArch) -> Calibr
         "floor is used"
     )
     return dataclasses.replace(cal, floors=floors, assumptions=(*cal.assumptions, note))
+
+
+def transferred_decode(dcal: DecodeCalibration, clock: float, hbm: float) -> DecodeCalibration:
+    """A sibling's decode figures carried to this GPU, as `transferred_calibration` does.
+
+    Every time (per tile, per program, merges, profiles, load curves, empty programs, the
+    paged figures) is a per-SM time and scales by 1 / `clock`; the HBM read bandwidth by
+    `hbm`. The host's launcher times are the timing host's and stay. Checked on the H100 (no
+    decode figures of its own) against its decode suites (kernels/measurements/h100/).
+    """
+    t = 1.0 / clock
+
+    def times(xs: tuple[float, ...]) -> tuple[float, ...]:
+        return tuple(x * t for x in xs)
+
+    rep = dataclasses.replace
+    bw = dcal.hbm_read_bandwidth_bytes_per_s
+    return rep(
+        dcal,
+        device=f"{dcal.device} (transferred)",
+        hbm_read_bandwidth_bytes_per_s=bw * hbm if bw else None,
+        programs=tuple(rep(p, tile_s=p.tile_s * t, fixed_s=p.fixed_s * t) for p in dcal.programs),
+        profiles=tuple(rep(p, time_s=times(p.time_s)) for p in dcal.profiles),
+        loads=tuple(rep(c, tile_s=times(c.tile_s), fixed_s=times(c.fixed_s)) for c in dcal.loads),
+        merges=tuple(
+            rep(m, piece_s=m.piece_s * t, part_s=m.part_s * t, added_s=times(m.added_s))
+            for m in dcal.merges
+        ),
+        builds=tuple(rep(b, tile_s=b.tile_s * t, fixed_s=b.fixed_s * t) for b in dcal.builds),
+        empty_program_s=tuple((k, v * t) for k, v in dcal.empty_program_s),
+        paged=tuple(
+            rep(p, tile_s=p.tile_s * t, contiguous_tile_s=p.contiguous_tile_s * t)
+            for p in dcal.paged
+        ),
+    )

@@ -32,7 +32,7 @@ import torch
 import triton
 import triton.testing
 
-from attnsim.kernels.spec import BLOCKSPARSE_MEASURED
+from attnsim.kernels.spec import BLOCKSPARSE_MEASURED, device_slug
 from attnsim.kernels.triton.attn_fwd import attention_fwd
 from attnsim.kernels.triton.blocksparse import (
     BlockSparse,
@@ -230,7 +230,7 @@ def main() -> int:
     start = time.monotonic()
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
-    path = args.out / f"blocksparse-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"blocksparse-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     args.out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator(device="cuda").manual_seed(SEQ + HEAD_DIM)
     q, k, v = (

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from attnsim.kernels.spec import device_slug
+
 FIELDS = (
     "family", "suite", "batch", "heads", "seq", "head_dim", "mask", "causal", "density", "seed",
     "documents", "block_m", "block_n", "num_warps", "num_stages", "median_ms", "dense_ms",
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"blocksparse-suite-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"blocksparse-suite-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     bench = functools.partial(triton.testing.do_bench, warmup=25, rep=60, return_mode="median")
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, FIELDS)

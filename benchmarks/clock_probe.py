@@ -36,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+from attnsim.kernels.spec import device_slug
+
 SHAPES = {"long": (1, 16, 32768), "short": (1, 64, 1024)}
 WINDOWS = 30
 # `--durations`: calls of ~0.14-17 ms (head dim 128, 8K keys; 32K for the longest), 10 windows
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print("clock_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    name = torch.cuda.get_device_name().split()[-1].lower()
+    name = device_slug(torch.cuda.get_device_name())
     stamp = dt.date.today().isoformat() + ("-durations" if args.durations else "")
     smi_path = args.out / f"clock-smi-{name}-{stamp}.csv"
     with smi_path.open("w") as smi_out:

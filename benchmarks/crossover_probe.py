@@ -28,6 +28,7 @@ import torch
 import triton
 import triton.testing
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_fwd import attention_fwd
 from attnsim.kernels.triton.lightning import lightning_fwd, lightning_tilings
 
@@ -53,7 +54,7 @@ def main() -> int:
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"crossover-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"crossover-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     fixed = dict(
         device=name, torch=torch.__version__, triton=triton.__version__,
         timestamp=stamp.isoformat(), batch=BATCH, heads=HEADS, head_dim=HEAD_DIM,

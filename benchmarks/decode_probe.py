@@ -43,6 +43,8 @@ import torch
 import triton
 import triton.language as tl
 
+from attnsim.kernels.spec import device_slug
+
 FIELDS = (
     "suite", "strategy", "is_default", "batch", "heads", "kv_heads", "seq_k", "seq_lens",
     "head_dim", "value_dim", "page_size", "splits", "programs", "head_block", "block_n",
@@ -531,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
                 naive_ms=float("nan"), upproj_ms=float("nan"))  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "-tuned" if args.tuned else ""
-    path = args.out / f"decode-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}{tag}.csv"
+    path = args.out / f"decode-{device_slug(name)}-{stamp:%Y-%m-%d}{tag}.csv"
     suites = shapes(sms)
     if args.tuned:
         suites = {k: v for k, v in suites.items() if not k.startswith(("mla", "calib"))}

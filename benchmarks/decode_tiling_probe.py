@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_decode import attention_decode
 from attnsim.kernels.triton.common import num_sms
 
@@ -44,7 +45,7 @@ def main() -> int:
     ap.add_argument("--wide", action="store_true")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    name = torch.cuda.get_device_name().split()[-1].lower()
+    name = device_slug(torch.cuda.get_device_name())
     kind = "decode-tiling-wide" if args.wide else "decode-tiling"
     path = args.out / f"{kind}-{name}-{dt.datetime.now(dt.UTC):%Y-%m-%d}.csv"
     sms = num_sms(torch.cuda.current_device())

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from attnsim.kernels.spec import device_slug
 from benchmarks.decode_probe import (
     FIELDS,
     Config,
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"HBM read {read_gbps:.0f} GB/s, copy {copy_gbps:.0f} GB/s", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     date = dt.date.today().isoformat()
-    path = args.out / f"decode-tune-{base['device'].split()[-1].lower()}-{date}.csv"
+    path = args.out / f"decode-tune-{device_slug(base['device'])}-{date}.csv"
     shapes = [(s, _dense) for s in DENSE] + [(s, _mla) for s in MLA]
     if args.mqa:
         shapes = shapes[:1]

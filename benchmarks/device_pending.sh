@@ -53,16 +53,16 @@ step() {
 for s in "$@"; do
     case $s in
         gla-cal) step gla-cal python -m attnsim.kernels.calibrate.microbench_lightning \
-            --gated --out "$OUT/microbench-gla-h200-$day.yaml" ;;
+            --gated --out "$OUT/microbench-gla-${dev:-gpu}-$day.yaml" ;;
         decode-paged) cp archs/calibration/h200-decode.yaml "$OUT/h200-decode.yaml" &&
             step decode-paged python -m attnsim.kernels.calibrate.microbench_decode --paged \
-            --out "$OUT/h200-decode.yaml" --raw "$OUT/microbench-decode-paged-h200-$day.yaml" ;;
-        bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-h200-$day-planned.csv" \
+            --out "$OUT/h200-decode.yaml" --raw "$OUT/microbench-decode-paged-${dev:-gpu}-$day.yaml" ;;
+        bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \
-            --out "$OUT/gla-h200-$day.csv" --budget-s 170 ;;
+            --out "$OUT/gla-${dev:-gpu}-$day.csv" --budget-s 170 ;;
         masks-cal) step masks-cal python -m attnsim.kernels.calibrate.microbench_masks \
-            --out "$OUT/microbench-masks-h200-$day.yaml" ;;
+            --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
             --budget-s 230 ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \

@@ -25,6 +25,7 @@ import triton
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, kv_heads, seq, causal)
@@ -77,7 +78,7 @@ def main() -> int:
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"gqa-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"gqa-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()

@@ -39,6 +39,7 @@ import torch
 import triton
 import triton.testing
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_fwd import Score, attention_fwd
 
 WINDOW_FAMILY, SCORE_FAMILY = "triton-window", "triton-score"
@@ -280,7 +281,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     suites = ("validation", "holdout") if args.suite == "all" else (args.suite,)
     flex = Flex("cuda")
-    dev = name.split()[-1].lower()
+    dev = device_slug(name)
     for kind, run in (("window", window_suite), ("score", score_suite)):
         if args.only not in (None, kind):
             continue

@@ -34,6 +34,8 @@ import triton
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from attnsim.kernels.spec import device_slug
+
 H, C, R, E = 128, 512, 64, 128  # DeepSeek-V3: heads, latent, rope dim, head dim (= F)
 LENGTHS = ((1, 1024, 1024), (1, 4096, 4096), (1, 8192, 8192), (1, 1, 4096), (1, 1, 32768))
 BACKENDS = {
@@ -138,7 +140,7 @@ def main() -> int:
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"mla-prefill-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"mla-prefill-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()

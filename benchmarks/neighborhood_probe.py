@@ -37,6 +37,7 @@ import torch
 import triton
 import triton.testing
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.neighborhood import (
     attention_neighborhood,
     neighborhood_mask,
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"neighborhood-{args.suite}-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"neighborhood-{args.suite}-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     fixed = dict(device=name, torch=torch.__version__, triton=triton.__version__,
                  timestamp=stamp.isoformat())  # fmt: skip
     flex, n = Flex("cuda"), 0

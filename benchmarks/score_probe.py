@@ -23,6 +23,7 @@ import torch
 import triton
 import triton.testing
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_fwd import Score, attention_fwd
 
 SHAPES = [  # (batch, heads, seq, head_dim, causal)
@@ -83,7 +84,7 @@ def main() -> int:
     stamp = dt.datetime.now(dt.UTC)
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "" if args.block_n == TILING["block_n"] else f"-n{args.block_n}"
-    path = args.out / f"score-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}{tag}.csv"
+    path = args.out / f"score-{device_slug(name)}-{stamp:%Y-%m-%d}{tag}.csv"
     bench = functools.partial(triton.testing.do_bench, warmup=25, rep=100, return_mode="median")
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)

@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.testing
 
+from attnsim.kernels.spec import device_slug
 from attnsim.kernels.triton.attn_fwd import attention_fwd
 
 SHAPES = [  # (batch, heads, seq, head_dim)
@@ -71,7 +72,7 @@ def main() -> int:
     start = time.monotonic()
     name = torch.cuda.get_device_name()
     stamp = dt.datetime.now(dt.UTC)
-    path = args.out / f"window-{name.split()[-1].lower()}-{stamp:%Y-%m-%d}.csv"
+    path = args.out / f"window-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with path.open("w", newline="") as fh:

@@ -571,3 +571,14 @@ def decode_kv_bytes(
     """
     per_key = key_dim if shared_kv else key_dim + value_dim
     return sum(seq_lens) * kv_heads * per_key * elem_bytes
+
+
+def device_slug(name: str) -> str:
+    """A device's short name for file names: 'NVIDIA H100 80GB HBM3' -> 'h100'.
+
+    The first token of a letter and 2-4 digits (H200, A100, L40); else the last token.
+    """
+    import re
+
+    found = re.search(r"\b[A-Z]\d{2,4}\b", name)
+    return (found.group(0) if found else name.split()[-1]).lower()

@@ -145,6 +145,30 @@ def arch_for_device(device: str) -> str:
     raise ValidationError(f"no arch preset for device {device!r} (known: {known}); use --arch")
 
 
+# the preset of rows whose file names no device (files written before the column existed:
+# every one measured on the H200, as their names say)
+UNNAMED_DEVICE_ARCH = "h200"
+
+
+def file_arch(path: Path, rows: Sequence[dict[str, str]], arch: str | None) -> str:
+    """The GPU preset a measurement file's rows are priced on.
+
+    `arch` when given, else the one device its rows name (`arch_for_device`; none named:
+    UNNAMED_DEVICE_ARCH). A file whose rows name several devices, or one without a preset,
+    raises ValidationError naming the file.
+    """
+    if arch:
+        return arch
+    devices = sorted({d for r in rows if (d := (r.get("device") or "").strip())})
+    if len(devices) > 1:
+        raise ValidationError(f"{path}: rows of several devices ({', '.join(devices)}); "
+                              "validate one device's file at a time or pass --arch")  # fmt: skip
+    try:
+        return arch_for_device(devices[0]) if devices else UNNAMED_DEVICE_ARCH
+    except ValidationError as exc:
+        raise ValidationError(f"{path}: {exc}") from None
+
+
 @functools.cache
 def _cascade(name: str) -> Cascade:
     return load_cascade(name)

@@ -123,26 +123,28 @@ def _mla_time_ms(
 
 def predict_rows(
     paths: Sequence[Path],
-    arch_name: str = "h200",
+    arch_name: str | None = None,
     suites: Iterable[str] | None = None,
     calibration: str = "preset",
 ) -> list[DecodePoint]:
     """Predict every modelled row of the files (`suites`: keep only these suite names).
 
-    `calibration`: "preset", or "none" to withhold the GPU's measured figures (its decode
-    figures included).
+    `arch_name`: the GPU preset of every file (None: each file's own device,
+    `validation.file_arch`). `calibration`: "preset", or "none" to withhold the GPU's
+    measured figures (its decode figures included).
     """
     from attnsim.archs.load import load_arch
     from attnsim.einsum_ir import load_cascade
     from attnsim.mappers.registry import get_mapper
+    from attnsim.reports.validation import file_arch
 
-    arch = load_arch(arch_name, overrides={"calibration": calibration})
     cascade = load_cascade(CASCADE)
     keep = set(suites) if suites is not None else None
     points = []
     for path in paths:
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
+        arch = load_arch(file_arch(path, rows, arch_name), overrides={"calibration": calibration})
         for row in rows:
             if not modelled(row) or (keep is not None and row["suite"] not in keep):
                 continue

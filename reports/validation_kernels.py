@@ -173,16 +173,17 @@ def _timed(row: Row) -> bool:
 
 
 def predict_rows(
-    paths: Sequence[Path], arch_name: str = "h200", calibration: str = "preset"
+    paths: Sequence[Path], arch_name: str | None = None, calibration: str = "preset"
 ) -> list[KernelPoint]:
     """Predict every timed row of our families in the files.
 
-    `calibration`: "preset", or "none" to withhold the GPU's measured figures (the arch
-    override; `archs.datasheet`).
+    `arch_name`: the GPU preset of every file (None: each file's own device,
+    `validation.file_arch`). `calibration`: "preset", or "none" to withhold the GPU's
+    measured figures (the arch override; `archs.datasheet`).
     """
     from attnsim.archs.load import load_arch
+    from attnsim.reports import validation
 
-    arch = load_arch(arch_name, overrides={"calibration": calibration})
     points = []
     problems: list[str] = []
     for path in paths:
@@ -191,6 +192,12 @@ def predict_rows(
             raise ValueError(
                 f"{path}: not a probe file of {', '.join(p.family for p in _probes())}"
             )
+        try:
+            name = validation.file_arch(path, _rows(path), arch_name)
+        except validation.ValidationError as exc:
+            problems.append(str(exc))
+            continue
+        arch = load_arch(name, overrides={"calibration": calibration})
         file_arch: object = arch
         host = ""
         if probe.host is not None and probe.predict is not None:

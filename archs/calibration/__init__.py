@@ -100,6 +100,10 @@ class Calibration:
     # "datasheet" origin: a faster GPU's measured figures, scaled to this one, that the unit
     # model's estimates may not undercut (`archs.datasheet.dominance_bounds`)
     floors: Calibration | None = None
+    # "transferred" origin: the source's calibration file and the datasheet ratios (target /
+    # source) of the clock and the HBM bandwidth, for files beside it (its decode figures)
+    transferred_from: str = ""
+    transfer_ratios: tuple[float, float] = (1.0, 1.0)  # (clock, HBM bandwidth)
 
     def peak_matmul_flops_per_s(self, dtype: str) -> float | None:
         """The best measured matmul FLOP/s of `dtype` (fp16 and bf16 stand in for each other)."""

@@ -492,6 +492,14 @@ class GpuDecodeMapper:
                 "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies",
             )
         else:
+            cal = arch.calibration
+            if cal is not None and cal.origin == "transferred":
+                clock, hbm = cal.transfer_ratios
+                notes += (
+                    f"decode figures transferred: those beside {cal.transferred_from} "
+                    f"(archs.datasheet.transferred_decode), per-SM times x {1 / clock:.3g} "
+                    f"(clock), HBM read bandwidth x {hbm:.3g}",
+                )
             near = dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1)
             if near is not None and near[1]:
                 pt = near[0]

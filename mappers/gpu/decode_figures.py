@@ -90,9 +90,20 @@ class _Figures:
 def decode_calibration(arch: GpuArch) -> DecodeCalibration | None:
     """The decode figures measured for `arch`'s device (beside its main calibration)."""
     cal = arch.calibration
+    if cal is not None and cal.origin == "transferred" and cal.transferred_from:
+        return _transferred(cal.transferred_from, *cal.transfer_ratios)
     if cal is None or not cal.path:
         return None
     return _load_decode(str(decode_calibration_path(cal.path)))
+
+
+@functools.lru_cache(maxsize=16)
+def _transferred(source: str, clock: float, hbm: float) -> DecodeCalibration | None:
+    """The decode figures beside a sibling's calibration `source`, carried to this GPU."""
+    from attnsim.archs.datasheet import transferred_decode
+
+    found = _load_decode(str(decode_calibration_path(source)))
+    return transferred_decode(found, clock, hbm) if found is not None else None
 
 
 @functools.lru_cache(maxsize=16)

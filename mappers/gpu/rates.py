@@ -198,7 +198,9 @@ class DeviceRates:
         cal = self.arch.calibration
         if not self.uncalibrated or cal is None:
             return ""
-        return expected_error_note(self.arch, cal.uncalibrated_why, family)
+        return expected_error_note(
+            self.arch, cal.uncalibrated_why, family, cal.origin == "transferred"
+        )
 
     def headline_and_notes(self, family: str) -> tuple[list[str], list[str]]:
         """`family`'s expected-error headline (empty if calibrated), and the other notes."""

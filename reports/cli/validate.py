@@ -31,7 +31,11 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "benchmarks/ probes' files, decode and sequence-parallel files), or folders: their "
         "CSV files of those kinds, recursively (others skipped, and listed)",
     )
-    g.add_argument("--arch", default=None, help="GPU preset (default: from each row's device)")
+    g.add_argument(
+        "--arch",
+        default=None,
+        help="GPU preset (default: each file's device, from its rows; rows naming none: h200)",
+    )
     g.add_argument(
         "--no-calibration",
         action="store_true",
@@ -97,7 +101,7 @@ def run_gpu(args: argparse.Namespace) -> int:
         summary["seqpar"] = validation_seqpar.summary(points)
     if probes:
         try:
-            kpoints = validation_kernels.predict_rows(probes, args.arch or "h200", calibration)
+            kpoints = validation_kernels.predict_rows(probes, args.arch, calibration)
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read kernel probe measurements: {exc}") from None
         text = validation_kernels.format_report(
@@ -107,9 +111,7 @@ def run_gpu(args: argparse.Namespace) -> int:
         summary["probes"] = validation_kernels.summary(kpoints)
     if decode:
         try:
-            dpoints = validation_decode.predict_rows(
-                decode, args.arch or "h200", calibration=calibration
-            )
+            dpoints = validation_decode.predict_rows(decode, args.arch, calibration=calibration)
         except (KeyError, ValueError) as exc:
             raise UsageError(f"cannot read decode measurements: {exc}") from None
         text = validation_decode.format_report(dpoints, args.worst)

@@ -1,0 +1,86 @@
+"""The H200's figures carried to the H100, checked against the H100's own measurements.
+
+Nothing measured on the H100 is in any calibration: its files (kernels/measurements/h100/)
+test the transfer (`archs.datasheet.transferred_calibration`, `transferred_decode`) on a GPU
+the model was never fitted on.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from attnsim.archs.datasheet import TRANSFER_ERRORS
+from attnsim.kernels.spec import device_slug
+from attnsim.reports import validation, validation_decode
+from attnsim.reports.validation import ValidationError, file_arch
+
+ROOT = Path(__file__).resolve().parents[3]
+H100 = ROOT / "kernels" / "measurements" / "h100"
+DECODE = H100 / "decode-h100-2026-12-05.csv"
+_SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
+
+
+@functools.cache
+def _errors(family: str) -> tuple[list[float], list[float]]:
+    """Signed % errors of `family`'s validation and holdout rows on the H100."""
+    if family.startswith("triton-decode") or family == "triton-mla-decode":
+        points = validation_decode.predict_rows([DECODE])
+        suites = _SUITES.get(family, ("validation", "holdout"))
+        return tuple(  # type: ignore[return-value]
+            [p.error_pct for p in points if p.family == family and p.suite == s] for s in suites
+        )
+    out = []
+    for suite in ("validation", "holdout"):
+        _, points, _ = validation.join_files([H100 / f"{suite}-h100-80gb-hbm3-2026-12-05.csv"])
+        out.append([p.error_pct for p in points if p.measurement.family == family])
+    return out[0], out[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TRANSFER_ERRORS))
+def test_each_familys_transfer_error_is_what_its_warning_states(family: str) -> None:
+    v, h = _errors(family)
+    assert len(v) >= 20 and len(h) >= 20
+    mape = [sum(abs(e) for e in errs) / len(errs) for errs in (v, h)]
+    signed = sum(v + h) / len(v + h)
+    got = (round(mape[0], 1), round(mape[1], 1), round(signed, 1))
+    stated = TRANSFER_ERRORS[family]
+    want = (stated.validation_mape_pct, stated.holdout_mape_pct, stated.signed_pct)
+    assert got == want, f"update archs.datasheet.TRANSFER_ERRORS[{family!r}] to {got}"
+
+
+def test_measurement_files_are_priced_on_their_own_device(tmp_path: Path) -> None:
+    """A file of H100 rows is priced on the h100-sxm preset unless --arch says otherwise;
+    one that mixes devices, or names one without a preset, is refused with its name."""
+    rows = [{"device": "NVIDIA H100 80GB HBM3"}, {"device": "NVIDIA H100 80GB HBM3"}]
+    assert file_arch(tmp_path / "a.csv", rows, None) == "h100-sxm"
+    assert file_arch(tmp_path / "a.csv", rows, "h200") == "h200"
+    assert file_arch(tmp_path / "a.csv", [{}], None) == validation.UNNAMED_DEVICE_ARCH
+    with pytest.raises(ValidationError, match=r"b\.csv: rows of several devices"):
+        file_arch(tmp_path / "b.csv", [*rows, {"device": "NVIDIA H200"}], None)
+    with pytest.raises(ValidationError, match=r"c\.csv: no arch preset for device 'RTX 9'"):
+        file_arch(tmp_path / "c.csv", [{"device": "RTX 9"}], None)
+
+
+def test_h100_decode_rows_are_not_priced_as_h200() -> None:
+    """The decode rows of the H100 file with and without --arch h200 differ: before the
+    device was read from the rows, every decode and probe file was priced on the H200."""
+    import csv
+
+    with DECODE.open() as fh:
+        head = [r for _, r in zip(range(40), csv.DictReader(fh), strict=False)]
+    own = validation_decode.predict_rows([DECODE], suites=("validation",))
+    as_h200 = validation_decode.predict_rows([DECODE], "h200", suites=("validation",))
+    assert len(own) == len(as_h200) > 10
+    assert all(r["device"].startswith("NVIDIA H100") for r in head)
+    assert sum(a.predicted_ms != b.predicted_ms for a, b in zip(own, as_h200, strict=True)) > 10
+
+
+def test_device_slugs_name_the_chip() -> None:
+    assert device_slug("NVIDIA H100 80GB HBM3") == "h100"
+    assert device_slug("NVIDIA H200") == "h200"
+    assert device_slug("NVIDIA A100-SXM4-80GB") == "a100"
+    assert device_slug("Some Accelerator") == "accelerator"
