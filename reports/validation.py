@@ -360,6 +360,10 @@ def format_report(points: Sequence[Point], picks: Sequence[Pick], n_worst: int =
     for family, mape in s["mape"].items():
         n = sum(p.family == family for p in points)
         lines.append(f"  {family:<16} MAPE {mape:6.2f}%  ({n} points)")
+    devices = sorted({p.measurement.device for p in points})
+    for device in devices if len(devices) > 1 else ():  # each priced on its own preset
+        mine = [abs(p.error_pct) for p in points if p.measurement.device == device]
+        lines.append(f"  {device}: MAPE {sum(mine) / len(mine):6.2f}%  ({len(mine)} points)")
     lines.append(
         f"  tiling pick within {PICK_TOLERANCE:.0%} of the best measured: "
         f"{pick_fraction(picks):.1%} of {len(picks)} shapes"

@@ -84,3 +84,13 @@ def test_device_slugs_name_the_chip() -> None:
     assert device_slug("NVIDIA H200") == "h200"
     assert device_slug("NVIDIA A100-SXM4-80GB") == "a100"
     assert device_slug("Some Accelerator") == "accelerator"
+
+
+def test_a_report_of_two_devices_states_each_devices_error() -> None:
+    h200 = ROOT / "kernels" / "measurements" / "holdout-h200-2026-11-30.csv"
+    h100 = H100 / "holdout-h100-80gb-hbm3-2026-12-05.csv"
+    _, points, _ = validation.join_files([h200, h100])
+    text = validation.format_report(points, validation.tiling_picks(points))
+    assert "NVIDIA H200: MAPE" in text and "NVIDIA H100 80GB HBM3: MAPE" in text
+    _, alone, _ = validation.join_files([h200])
+    assert "NVIDIA H200: MAPE" not in validation.format_report(alone, [])
