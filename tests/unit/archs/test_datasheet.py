@@ -11,6 +11,7 @@ from attnsim.archs.datasheet import (
     DATASHEET_ERROR,
     EFFICIENCIES,
     ORIGINS,
+    TRANSFER_ERRORS,
     datasheet_calibration,
     derived_calibration,
     outdone_by,
@@ -40,7 +41,12 @@ def test_every_gpu_preset_has_a_calibration_and_says_where_it_comes_from() -> No
         c = cal(gpu(name))
         assert c.path == ""  # not a file: no decode figures are looked up beside it
         assert c.assumptions[0].startswith(f"UNCALIBRATED {name}: ")
-        assert f"{DATASHEET_ERROR.validation_mape_pct:.1f}%" in c.assumptions[0]
+    # the datasheet GPU quotes the datasheet mode's error, the transferred one the transfer's
+    # own, measured on the H100 (TRANSFER_ERRORS)
+    assert f"{DATASHEET_ERROR.validation_mape_pct:.1f}%" in cal(gpu("a100-sxm")).assumptions[0]
+    moved = TRANSFER_ERRORS["triton-1pass"]
+    assert f"{moved.validation_mape_pct:.1f}%" in cal(gpu("h100-sxm")).assumptions[0]
+    assert "the transfer's error on the H100" in cal(gpu("h100-sxm")).assumptions[0]
 
 
 def test_h100_takes_the_h200s_measurements_scaled_by_the_datasheets() -> None:

@@ -135,15 +135,27 @@ def test_refusals_name_the_reason() -> None:
 
 
 def test_uncalibrated_gpu_says_so() -> None:
-    r = _map("h100-sxm")
+    r = _map("a100-sxm")
     assert any("no decode calibration" in w for w in r.warnings)
     assert r.latency_s > 0
     # first its own family's expected error; no claim of measured decode figures
-    assert r.warnings[0].startswith("UNCALIBRATED h100-sxm:")
+    assert r.warnings[0].startswith("UNCALIBRATED a100-sxm:")
     assert "decode kernel" in r.warnings[0]
     assert not any("measured profile" in w for w in r.warnings)
     assert any("no decode calibration: nothing of the decode kernels measured" in w
                for w in r.warnings)  # fmt: skip
+
+
+def test_a_sibling_gpu_takes_the_decode_figures_transferred_and_says_so() -> None:
+    """The H100 (no figures of its own) takes the H200's decode figures, HBM bandwidth scaled
+    by the datasheets: its stream-K call at 128K is HBM-bound at 4.8 / 3.35 the H200's time."""
+    h100, h200 = _map("h100-sxm", strategy="streamk"), _map("h200", strategy="streamk")
+    assert h100.warnings[0].startswith("UNCALIBRATED h100-sxm:")
+    assert "the transfer's error on the H100" in h100.warnings[0]
+    assert any(w.startswith("decode figures transferred") and "HBM read bandwidth x 0.698" in w
+               for w in h100.warnings)  # fmt: skip
+    assert not any("no decode calibration" in w for w in h100.warnings)
+    assert 1.3 < h100.latency_s / h200.latency_s < 1.45
 
 
 def test_warnings_describe_the_decode_kernel_not_the_prefill_ones() -> None:
