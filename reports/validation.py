@@ -159,14 +159,18 @@ def file_arch(path: Path, rows: Sequence[dict[str, str]], arch: str | None) -> s
     """
     if arch:
         return arch
-    devices = sorted({d for r in rows if (d := (r.get("device") or "").strip())})
+    named = [(i, d) for i, r in enumerate(rows, start=2) if (d := (r.get("device") or "").strip())]
+    devices = sorted({d for _, d in named})
     if len(devices) > 1:
-        raise ValidationError(f"{path}: rows of several devices ({', '.join(devices)}); "
-                              "validate one device's file at a time or pass --arch")  # fmt: skip
+        line, other = next((i, d) for i, d in named if d != named[0][1])
+        raise ValidationError(
+            f"{path}:{line}: device: {other!r}, but line {named[0][0]} names {named[0][1]!r}; "
+            "expected one device per file (validate each device's file apart, or pass --arch)"
+        )
     try:
         return arch_for_device(devices[0]) if devices else UNNAMED_DEVICE_ARCH
     except ValidationError as exc:
-        raise ValidationError(f"{path}: {exc}") from None
+        raise ValidationError(f"{path}:{named[0][0]}: device: {exc}") from None
 
 
 @functools.cache

@@ -136,15 +136,23 @@ def predict_rows(
     from attnsim.archs.load import load_arch
     from attnsim.einsum_ir import load_cascade
     from attnsim.mappers.registry import get_mapper
-    from attnsim.reports.validation import file_arch
+    from attnsim.reports.validation import ValidationError, file_arch
 
     cascade = load_cascade(CASCADE)
     keep = set(suites) if suites is not None else None
     points = []
-    for path in paths:
+    files, problems = [], []
+    for path in paths:  # every file's device first: all the unreadable ones reported at once
         with path.open(newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
-        arch = load_arch(file_arch(path, rows, arch_name), overrides={"calibration": calibration})
+        try:
+            files.append((path, rows, file_arch(path, rows, arch_name)))
+        except ValidationError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ValidationError("\n".join(problems))
+    for path, rows, preset in files:
+        arch = load_arch(preset, overrides={"calibration": calibration})
         for row in rows:
             if not modelled(row) or (keep is not None and row["suite"] not in keep):
                 continue

@@ -37,7 +37,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from attnsim.archs.calibration.decode_paged import PagedPoint, nearest_paged, read_paged
+from attnsim.archs.calibration.decode_paged import (
+    CONFIG_KEYS,
+    PagedPoint,
+    nearest_paged,
+    read_paged,
+)
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader, path_exists
 
@@ -45,9 +50,7 @@ TOP_KEYS = (
     "device", "date", "source", "versions", "hbm_read_bandwidth_gb_per_s", "host_call_us",
     "programs", "profiles", "merges", "loads", "builds", "empty_program_us", "paged", "notes",
 )  # fmt: skip
-PROFILE_KEYS = (
-    "head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages", "tiles", "time_us",
-)  # fmt: skip
+PROFILE_KEYS = (*CONFIG_KEYS, "tiles", "time_us")
 PROGRAM_KEYS = (*PROFILE_KEYS[:6], "programs_per_sm", "tile_us", "fixed_us")
 MERGE_KEYS = (
     "head_dim", "value_dim", "rows", "piece_us", "part_us", "splits", "added_us", "strategy",

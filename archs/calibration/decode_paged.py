@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader
 
+# a decode configuration's keys in every section of the decode calibration (decode.py too)
 CONFIG_KEYS = ("head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages")
 PAGED_KEYS = (*CONFIG_KEYS, "page_size", "programs", "tile_us", "contiguous_tile_us")
 

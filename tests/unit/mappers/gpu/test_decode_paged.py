@@ -17,14 +17,23 @@ from attnsim.mappers.gpu.rates import device_rates
 HEADER = "device: X\ndate: '2026-12-05'\nsource: s\n"
 
 
-def test_paged_section_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _file(tmp_path, *entries: tuple[float, ...]):  # type: ignore[no-untyped-def]
+    """A decode calibration of only `paged` entries, each (block_n, warps, stages, page,
+    tile_us) of head dim 128, 16 rows, against a contiguous 2.0 us per tile."""
+    keys = ("block_n", "num_warps", "num_stages", "page_size", "tile_us")
+    lines = [
+        "  - {head_dim: 128, value_dim: 128, rows: 16, programs: 32, contiguous_tile_us: 2.0, "
+        + ", ".join(f"{k}: {v}" for k, v in zip(keys, e, strict=True))
+        + "}\n"
+        for e in entries
+    ]
     f = tmp_path / "x-decode.yaml"
-    f.write_text(
-        HEADER + "paged:\n  - {head_dim: 128, value_dim: 128, rows: 16, block_n: 128, "
-        "num_warps: 8, num_stages: 3, page_size: 256, programs: 32, tile_us: 3.0, "
-        "contiguous_tile_us: 2.0}\n"
-    )
-    cal = load_decode_calibration(f)
+    f.write_text(HEADER + "paged:\n" + "".join(lines))
+    return f
+
+
+def test_paged_section_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cal = load_decode_calibration(_file(tmp_path, (128, 8, 3, 256, 3.0)))
     assert cal is not None and len(cal.paged) == 1
     point = cal.paged_point(128, 128, 16, (128, 8, 3), 256)
     assert point is not None and point.factor == pytest.approx(1.5)
@@ -35,14 +44,7 @@ def test_paged_section_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def
 
 
 def test_bad_paged_entries_are_all_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    f = tmp_path / "x-decode.yaml"
-    f.write_text(
-        HEADER + "paged:\n"
-        "  - {head_dim: 128, value_dim: 128, rows: 16, block_n: 128, num_warps: 8, "
-        "num_stages: 3, page_size: 64, programs: 32, tile_us: 3.0, contiguous_tile_us: 2.0}\n"
-        "  - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 8, "
-        "num_stages: 3, page_size: 64, programs: 32, tile_us: -1, contiguous_tile_us: 2.0}\n"
-    )
+    f = _file(tmp_path, (128, 8, 3, 64, 3.0), (64, 8, 3, 64, -1))
     with pytest.raises(SpecError) as err:
         load_decode_calibration(f)
     text = str(err.value)
