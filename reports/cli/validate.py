@@ -14,6 +14,9 @@ from attnsim.reports import validation_seqpar
 from attnsim.reports.cli.parsers import Subparsers
 from attnsim.reports.errors import UsageError
 
+# a folder of this name under a given one holds an earlier kernel build's measurements
+SUPERSEDED = "superseded"
+
 
 def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     """Register `validate gpu`."""
@@ -29,7 +32,8 @@ def add_parser(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="measurement CSVs (prefill files of the kernels.bench.measure schema, the "
         "benchmarks/ probes' files, decode and sequence-parallel files), or folders: their "
-        "CSV files of those kinds, recursively (others skipped, and listed)",
+        "CSV files of those kinds, recursively (others skipped, and listed, as are those under a "
+        f"`{SUPERSEDED}/` folder: an earlier kernel build's)",
     )
     g.add_argument(
         "--arch",
@@ -126,7 +130,8 @@ def run_gpu(args: argparse.Namespace) -> int:
     if skipped:
         note = (
             f"skipped {len(skipped)} CSV file(s) of the given folder(s) that are of no kind "
-            f"validate gpu reads: {', '.join(str(p) for p in skipped)}"
+            f"validate gpu reads, or under a `{SUPERSEDED}/` folder (an earlier kernel build's "
+            f"measurements; name such a file to read it): {', '.join(str(p) for p in skipped)}"
         )
         texts.append(note)
         summary["skipped_files"] = [str(p) for p in skipped]
@@ -166,7 +171,9 @@ def _expand(given: list[Path]) -> tuple[list[Path], list[Path]]:
             paths.append(p)
             continue
         for f in sorted(p.rglob("*.csv")):
-            (paths if known(f) else skipped).append(f)
+            # an earlier kernel build's measurements, kept for the record: read when named
+            old = SUPERSEDED in f.relative_to(p).parts[:-1]
+            (paths if known(f) and not old else skipped).append(f)
     return list(dict.fromkeys(paths)), skipped
 
 

@@ -274,3 +274,19 @@ def test_a_folder_reads_its_files_of_known_kinds(
     (tmp_path / "sub" / "m.csv").unlink()
     assert main(["validate", "gpu", "--measurements", str(tmp_path)]) == 2
     assert "no measurement file of a kind validate gpu reads" in capsys.readouterr().err
+
+
+def test_a_folder_skips_its_superseded_builds_unless_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files under a `superseded/` folder (an earlier kernel build's measurements) are skipped
+    and listed when their parent is given, and read when named."""
+    write_measurements(tmp_path / "m.csv", perfect_rows())
+    old = tmp_path / "superseded" / "old.csv"
+    old.parent.mkdir()
+    write_measurements(old, perfect_rows()[:2])
+    assert main(["validate", "gpu", "--measurements", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_points"] == 6 and out["skipped_files"] == [str(old)]
+    assert main(["validate", "gpu", "--measurements", str(old), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_points"] == 2
