@@ -62,6 +62,7 @@ from attnsim.mappers.gpu.decode_figures import (
     PARTIAL_WORD_BYTES,
     _figures,
     decode_calibration,
+    figure_notes,
 )
 from attnsim.mappers.gpu.decode_schedule import schedule_s
 from attnsim.mappers.gpu.model import residency
@@ -486,29 +487,7 @@ class GpuDecodeMapper:
                                                  factor=chosen.paged_factor),)  # fmt: skip
         elif opts.page_size:
             notes += (PAGED_NOTE.format(page=opts.page_size),)
-        if dcal is None:
-            notes += (
-                f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "
-                "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies",
-            )
-        else:
-            cal = arch.calibration
-            if cal is not None and cal.origin == "transferred":
-                clock, hbm = cal.transfer_ratios
-                notes += (
-                    f"decode figures transferred: those beside {cal.transferred_from} "
-                    f"(archs.datasheet.transferred_decode), per-SM times x {1 / clock:.3g} "
-                    f"(clock), HBM read bandwidth x {hbm:.3g}",
-                )
-            near = dcal.program(shape.head_dim, shape.value_dim, problem.rows, tiling, 1)
-            if near is not None and near[1]:
-                pt = near[0]
-                notes += (
-                    f"decode figures from the nearest measured configuration (head dim "
-                    f"{pt.head_dim}, value dim {pt.value_dim}, {pt.rows} rows, block_n "
-                    f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
-                    "time scaled by the tile's bytes",
-                )
+        notes += figure_notes(arch, dcal, problem, tiling)
         return decode_result(
             self, cascade, arch, sizes, problem, chosen, ranked, notes, tiling, extra
         )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from attnsim.archs.calibration.decode import (
     REFERENCE_PROGRAMS,
     DecodeCalibration,
+    LoadCurve,
     MergePoint,
     Profile,
     ProgramPoint,
@@ -249,3 +250,56 @@ def _sm_share(
         and q.programs_per_sm * sms * tile_bytes / q.tile_s < HBM_SATURATED * hbm
     ]  # fmt: skip
     return min(shared, default=0.0)
+
+
+def figure_notes(
+    arch: GpuArch, dcal: DecodeCalibration | None, p: DecodeProblem, tiling: tuple[int, int, int]
+) -> tuple[str, ...]:
+    """Where the chosen configuration's decode figures came from, when not its own."""
+    if dcal is None:
+        return (
+            f"no decode calibration for {arch.name} (kernels.calibrate.microbench_decode): "
+            "per-tile time from the HBM latency and L2 share, fixed time 2 HBM latencies",
+        )
+    s = p.shape
+    notes: tuple[str, ...] = ()
+    cal = arch.calibration
+    if cal is not None and cal.origin == "transferred":
+        clock, hbm = cal.transfer_ratios
+        notes += (
+            f"decode figures transferred: those beside {cal.transferred_from} "
+            f"(archs.datasheet.transferred_decode), per-SM times x {1 / clock:.3g} "
+            f"(clock), HBM read bandwidth x {hbm:.3g}",
+        )
+    own = (s.head_dim, s.value_dim, p.rows, *tiling)
+    near = dcal.program(s.head_dim, s.value_dim, p.rows, tiling, 1)
+    if near is not None and near[1]:
+        pt = near[0]
+        notes += (
+            f"decode figures from the nearest measured configuration (head dim "
+            f"{pt.head_dim}, value dim {pt.value_dim}, {pt.rows} rows, block_n "
+            f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
+            "time scaled by the tile's bytes",
+        )
+    curve = dcal.profile(s.head_dim, s.value_dim, p.rows, tiling) if near else None
+    if curve is not None and curve.config != own:
+        notes += (
+            f"no time-over-tiles profile measured at (block_n, warps, stages) {tiling}: that "
+            f"of {_named(curve)}, its streaming scaled by this tiling's measured per-tile "
+            "time and its start unscaled",
+        )
+    load = dcal.load(s.head_dim, s.value_dim, p.rows, tiling) if near else None
+    if load is not None and load.config != own:
+        notes += (
+            f"no load curve measured at (block_n, warps, stages) {tiling}: that of "
+            f"{_named(load)} gives a per-byte floor under the per-tile time with many "
+            "programs streaming",
+        )
+    return notes
+
+
+def _named(c: Profile | LoadCurve) -> str:
+    return (
+        f"head dim {c.head_dim}, value dim {c.value_dim}, {c.rows} rows, (block_n, warps, "
+        f"stages) {c.config[3:]}"
+    )

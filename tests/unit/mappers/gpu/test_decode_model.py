@@ -158,6 +158,25 @@ def test_a_sibling_gpu_takes_the_decode_figures_transferred_and_says_so() -> Non
     assert 1.3 < h100.latency_s / h200.latency_s < 1.45
 
 
+def test_figures_of_another_tiling_are_named() -> None:
+    """A tiling the decode calibration has no profile of is priced on another's, and says
+    which; the default tiling, measured whole, carries no such note."""
+    sizes = dict(B=1, G=8, R=4, M=32768, E=128, F=128, P=1)
+    cascade, arch = load_cascade(GQA), load_arch("h200")
+    wide = get_mapper("gpu-decode")(block_n=128, num_warps=8, num_stages=3).map(
+        cascade, arch, sizes
+    )
+    named = [w for w in wide.warnings if w.startswith("no time-over-tiles profile")]
+    assert named == [
+        "no time-over-tiles profile measured at (block_n, warps, stages) (128, 8, 3): that of "
+        "head dim 128, value dim 128, 16 rows, (block_n, warps, stages) (64, 8, 3), its "
+        "streaming scaled by this tiling's measured per-tile time and its start unscaled"
+    ]
+    own = get_mapper("gpu-decode")(block_n=64, num_warps=4, num_stages=2).map(cascade, arch, sizes)
+    assert not any(w.startswith("no time-over-tiles") or w.startswith("no load curve")
+                   for w in own.warnings)  # fmt: skip
+
+
 def test_warnings_describe_the_decode_kernel_not_the_prefill_ones() -> None:
     """The shared cascade reading's prefill-kernel notes (ping-pong, 2-pass) are replaced."""
     r = get_mapper("gpu-decode")().map(
