@@ -390,11 +390,13 @@ def merge_modes(path: Path, found: dict[str, list[dict[str, Any]]], modes: tuple
         kept = [e for e in data.get(key, []) if e.get("mode") not in modes]
         data[key] = kept + entries
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    head = f"attention_steps / attention_blocks of modes {', '.join(modes)}: "
     note = (
-        f"attention_steps / attention_blocks of modes {', '.join(modes)}: `{source}` on "
-        f"{device}, merged {stamp} (the real kernel, one wave, two streamed lengths)"
+        f"{head}`{source}` on {device}, merged {stamp} (the real kernel, one wave, two "
+        "streamed lengths)"
     )
-    data["notes"] = [n for n in data.get("notes", []) if f"`{source}` on" not in n] + [note]
+    # the note of an earlier merge of the same modes gives way; other modes' notes stay
+    data["notes"] = [n for n in data.get("notes", []) if not n.startswith(head)] + [note]
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
 
 

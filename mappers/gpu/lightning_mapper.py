@@ -46,6 +46,7 @@ from attnsim.mappers.gpu.model import (
     device_rates,
     time_kernel,
 )
+from attnsim.mappers.gpu.rates import DeviceRates
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper
@@ -281,7 +282,7 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
         "one program per (value block, batch x head) walks the chunks in sequence with the "
         "E x block_f state in registers; the split schedule is not modelled",
         "the feature map of Q and K (if any) is applied outside the kernel and not priced",
-        *(_gate_warnings(pb, tiling, plan) if pb.gate else ()),
+        *(_gate_warnings(pb, tiling, plan, rates) if pb.gate else ()),
         *ASSUMPTIONS,
         *notes,
     ]
@@ -359,16 +360,22 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
 GLA_UNMEASURED_GAP = "on the H200 the 18 fused GLA calls timed ran 2.3-5.6x this estimate"
 
 
-def _gate_warnings(pb: LightningProblem, tiling: Tiling, plan: KernelPlan) -> tuple[str, ...]:
+def _gate_warnings(
+    pb: LightningProblem, tiling: Tiling, plan: KernelPlan, rates: DeviceRates
+) -> tuple[str, ...]:
     """What GLA adds to the model: its measured step, or what is assumed without one."""
     c, e, bf = tiling.block_m, pb.e, tiling.block_n
     work = gla_step_work(c, e, bf)
     if plan.mode == MODE_FUSED_GLA:
+        cal = rates.arch.calibration
+        head = f"modes {MODE_FUSED_GLA}: "
+        # the merge's note says where the entries were measured (microbench_bwd.merge_modes)
+        where = next((n for n in (cal.notes if cal else ()) if head in n), "")
         step = (
             f"GLA (gate {pb.gate}): the GLA kernel's chunk step as measured (calibration mode "
             f"{MODE_FUSED_GLA}, kernels.calibrate.microbench_lightning --gated: gates, spills "
             f"and all); the gates' fp32 tile per step and {GATE_BYTES} bytes per gate element "
-            "of HBM reads (B H S E)"
+            "of HBM reads (B H S E)" + (f"; the calibration says: {where}" if where else "")
         )
     else:
         step = (

@@ -50,6 +50,9 @@ __all__ = ["DeviceRates", "Tiling", "device_rates"]
 RESERVED_SMEM_PER_BLOCK_BYTES = 1024  # CUDA reserves 1 KiB of shared memory per block (sm_80+)
 BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
 REGISTER_ALLOCATION_UNIT = 8  # registers per thread are allocated in multiples of 8
+# modes whose calibration ran every tiling it lists, so its figures stand over an estimate
+# that says the tiling would spill or not fit (`plan_residency`)
+MEASURED_WHOLE = ("bwd-", "lightning-")
 ASSUMPTIONS = (
     "per-step time = busiest SM unit + the rest of the dependent chain (tensor, sfu, "
     f"cuda-core) of which {OVERLAP_EFFICIENCY:.0%} x (1 - 1/streams) is hidden; streams = "
@@ -211,9 +214,12 @@ def plan_residency(arch: GpuArch, plan: KernelPlan) -> Residency:
         else None
     )
     # a register or shared-memory estimate over the limit is kept for the forward kernels;
-    # the backward's calibration ran every tiling it lists (spills included), so its
-    # measured occupancy stands
-    if measured is None or (res.problem and not plan.mode.startswith("bwd-")):
+    # the backward's and the Lightning kernels' calibrations ran every tiling they list
+    # (spills included) at the blocks per SM they record, so their measured figures stand
+    # (a Lightning entry's blocks per SM is the grid it launched, SMs x k: where fewer fit,
+    # its step is that of the waves it ran, twice the one-per-SM step at k = 2, so the
+    # throughput it prices is what ran; microbench_lightning)
+    if measured is None or (res.problem and not plan.mode.startswith(MEASURED_WHOLE)):
         return res
     return Residency(measured, "measured occupancy", res.registers_per_thread, res.smem_bytes)
 

@@ -72,3 +72,31 @@ def test_merging_spread_entries_keeps_the_one_head_entries(tmp_path):
     modes = {e["mode"]: e["fixed_us"] for e in data["attention_blocks"]}
     assert modes == {"bwd-dq": 3.0, "bwd-dkdv-atomic-w16": 6.0, "bwd-dkdv-atomic": 15.0}
     assert sum("microbench_bwd" in n for n in data["notes"]) == 2
+
+
+def test_merging_the_gated_lightning_entries_keeps_the_ungated_note(tmp_path):
+    """GLA's modes merged after Lightning's: both entry sets and both provenance notes stay;
+    merging GLA's again replaces its own note only."""
+    import yaml
+
+    from attnsim.kernels.calibrate.microbench_lightning import merge
+
+    def found(mode: str) -> dict:
+        e = dict(mode=mode, dtype="bf16", head_dim=64, block_m=64, block_n=64, num_warps=4,
+                 num_stages=2, blocks_per_sm=1, step_us=1.0)  # fmt: skip
+        return {"attention_steps": [e], "attention_blocks": [{**e, "fixed_us": 2.0}]}
+
+    cal = tmp_path / "cal.yaml"
+    cal.write_text(yaml.safe_dump({"device": "NVIDIA H200", "notes": ["n"]}))
+    merge(cal, found("lightning-fused"), "NVIDIA H200")
+    merge(cal, found("lightning-fused-gla"), "NVIDIA H100 80GB HBM3")
+    merge(cal, found("lightning-fused-gla"), "NVIDIA H100 80GB HBM3")
+    data = yaml.safe_load(cal.read_text())
+    assert [e["mode"] for e in data["attention_steps"]] == [
+        "lightning-fused",
+        "lightning-fused-gla",
+    ]
+    notes = data["notes"]
+    assert notes[0] == "n" and len(notes) == 3
+    assert "modes lightning-fused: " in notes[1] and "on NVIDIA H200," in notes[1]
+    assert "modes lightning-fused-gla: " in notes[2] and "on NVIDIA H100 80GB HBM3," in notes[2]
