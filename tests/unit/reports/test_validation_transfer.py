@@ -14,13 +14,17 @@ import pytest
 
 from attnsim.archs.datasheet import TRANSFER_ERRORS
 from attnsim.kernels.spec import device_slug
-from attnsim.reports import validation, validation_decode
+from attnsim.reports import validation, validation_decode, validation_kernels
 from attnsim.reports.validation import ValidationError, file_arch
 
 ROOT = Path(__file__).resolve().parents[3]
 H100 = ROOT / "kernels" / "measurements" / "h100"
 DECODE = H100 / "decode-h100-2026-12-05.csv"
 _SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
+PROBE_FILES = {
+    "triton-bwd": "bwd-h100-2026-12-05-planned.csv",
+    "triton-window": "masks-window-h100-2026-12-05.csv",
+}
 
 
 @functools.cache
@@ -31,6 +35,12 @@ def _errors(family: str) -> tuple[list[float], list[float]]:
         suites = _SUITES.get(family, ("validation", "holdout"))
         return tuple(  # type: ignore[return-value]
             [p.error_pct for p in points if p.family == family and p.suite == s] for s in suites
+        )
+    if family in PROBE_FILES:
+        points = validation_kernels.predict_rows([H100 / PROBE_FILES[family]])
+        return tuple(  # type: ignore[return-value]
+            [p.error_pct for p in points if p.family == family and p.suite == s]
+            for s in ("validation", "holdout")
         )
     out = []
     for suite in ("validation", "holdout"):
