@@ -297,6 +297,7 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
         "hbm_write_bytes": plan.hbm_write_bytes,
         "grid_blocks": float(plan.blocks),
         "blocks_per_sm": float(res.blocks_per_sm),
+        "registers_per_thread_estimate": float(res.registers_per_thread),
         "state_bytes_per_program": float(pb.e * tiling.block_n * 4),
         "tiling_candidates": float(len(times)),
         "tiling_best_us": min(times) * 1e6,
@@ -337,9 +338,20 @@ def _result(mapper, cascade, arch, sizes, pb: LightningProblem, rates, k: Kernel
             Occupancy(
                 "shared_memory", "per block", res.smem_bytes, arch.shared_memory_per_block_bytes
             ),  # fmt: skip
-            Occupancy(
-                "registers", "per thread", res.registers_per_thread, arch.max_registers_per_thread
-            ),  # fmt: skip
+            # a tiling the calibration ran is no capacity check for the register estimate: the
+            # compiled kernel ran (its spills in the measured step); the estimate stays in extras
+            *(
+                ()
+                if res.limiter == "measured occupancy"
+                else (
+                    Occupancy(
+                        "registers",
+                        "per thread",
+                        res.registers_per_thread,
+                        arch.max_registers_per_thread,
+                    ),
+                )  # fmt: skip
+            ),
         ),
         units=(
             UnitCost(
