@@ -281,20 +281,19 @@ def figure_notes(
             f"{pt.block_n}, {pt.num_warps} warps, {pt.num_stages} stages), per-tile "
             "time scaled by the tile's bytes",
         )
-    curve = dcal.profile(s.head_dim, s.value_dim, p.rows, tiling) if near else None
-    if curve is not None and curve.config != own:
-        notes += (
-            f"no time-over-tiles profile measured at (block_n, warps, stages) {tiling}: that "
-            f"of {_named(curve)}, its streaming scaled by this tiling's measured per-tile "
-            "time and its start unscaled",
-        )
-    load = dcal.load(s.head_dim, s.value_dim, p.rows, tiling) if near else None
-    if load is not None and load.config != own:
-        notes += (
-            f"no load curve measured at (block_n, warps, stages) {tiling}: that of "
-            f"{_named(load)} gives a per-byte floor under the per-tile time with many "
-            "programs streaming",
-        )
+    if near is None:
+        return notes
+    where = (s.head_dim, s.value_dim, p.rows, tiling)
+    borrowed: tuple[tuple[str, Profile | LoadCurve | None, str], ...] = (
+        ("time-over-tiles profile", dcal.profile(*where),
+         "its streaming scaled by this tiling's measured per-tile time and its start unscaled"),
+        ("load curve", dcal.load(*where),
+         "gives a per-byte floor under the per-tile time with many programs streaming"),
+    )  # fmt: skip
+    for what, c, use in borrowed:
+        if c is not None and c.config != own:
+            notes += (f"no {what} measured at (block_n, warps, stages) {tiling}: that of "
+                      f"{_named(c)}, {use}",)  # fmt: skip
     return notes
 
 
