@@ -31,7 +31,9 @@ merges them. Model (every assumption is in the Result's warnings):
   `kernels.calibrate.microbench_decode`; without them, Little's law (num_stages - 1 tiles
   in flight over the HBM latency), an HBM latency per piece and per empty program;
 - the last contributor to arrive merges a split segment: split-K's last full chunk;
-- programs are dispatched in launch order to the earliest free of SMs x k slots;
+- programs are dispatched in launch order to the earliest free of SMs x k slots; stream-K's
+  programs (equal shares) run in whole waves when they outnumber the slots, and each
+  further wave pays the load curve's intercept growth again (`wave_ramps_us`);
 - GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth
   + the longest merge, which starts when the stream has ended); the timed call adds the
   host's launcher time the way `model.call_time` does;
@@ -220,6 +222,7 @@ class DecodeTime:
     fixed_s: float
     merge_s: float
     partial_bytes: float
+    ramps_s: float
     bound: str
     host_bound: bool
     problem: str = ""
@@ -288,11 +291,19 @@ def time_decode(
         f = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
                      loading=max(1.0, averaged), paged=paged)  # fmt: skip
         made = schedule_s(runs, slots, f)
-    scheduled = f.fixed_s + made
+    # stream-K programs have equal shares, so more of them than slots run in whole waves that
+    # end together; each further wave starts its streams at once again and pays the measured
+    # load curve's intercept growth again (the queue of first loads, with HBM below its
+    # rate): on the H200 264 programs of the one-per-SM (128, 8, 3) build ran 6-32 us slower
+    # than 132 programs on the same caches, where one intercept was priced
+    waves = -(-sum(c for c, prog in runs if prog.tiles) // slots)
+    load = dcal.load(s.head_dim, s.value_dim, p.rows, looked) if dcal and waves > 1 else None
+    ramps = (waves - 1) * load.extra_fixed_s(n) if strategy == "streamk" and load else 0.0
+    scheduled = f.fixed_s + made + ramps
     merge = sum(c * (prog.partials * f.piece_s + f.merge_s(prog.merges)) for c, prog in runs)
     # the last merges start when the stream has ended: they follow the HBM-bound time too
     tail = max((prog.partials * f.piece_s + f.merge_s(prog.merges) for _, prog in runs), default=0)
-    hbm = p.cache_bytes / rates.hbm_read_bytes_per_s
+    hbm = p.cache_bytes / rates.hbm_read_bytes_per_s + ramps
     # partial states beyond what L2 holds are written to HBM and read back by the merges
     partials = sum(c * prog.partials for c, prog in runs)
     spill = max(0.0, partials * p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES - arch.l2_bytes)
@@ -328,6 +339,7 @@ def time_decode(
         tile_s=f.tile_s,
         fixed_s=f.fixed_s,
         merge_s=merge,
+        ramps_s=ramps,
         partial_bytes=float(partials * p.rows * (s.value_dim + 1) * PARTIAL_WORD_BYTES),
         bound=bound,
         host_bound=host_bound,

@@ -60,6 +60,7 @@ def decode_result(
         "merge_program_us": chosen.merge_s * 1e6,
         "tile_us": chosen.tile_s * 1e6,
         "program_fixed_us": chosen.fixed_s * 1e6,
+        "wave_ramps_us": chosen.ramps_s * 1e6,
         "kv_heads": float(s.kv_heads),
         "build_tile_factor": chosen.build_factor,
         "programs_per_sm_measured": float(chosen.resident_measured),
