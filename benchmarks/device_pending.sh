@@ -19,13 +19,15 @@
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
+#   nbhd-cal     13: the neighborhood layout's steps on the H200 (`microbench_neighborhood`;
+#                    the calibration's entries came from an H100), ~1 min
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,26p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,28p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -65,6 +67,8 @@ for s in "$@"; do
             --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
             --budget-s 230 ;;
+        nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
+            --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
         validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \

@@ -65,6 +65,8 @@ OUTPUT_OPS = 2.5  # scale-subtract, multiply by 1/sum, convert P
 MASK_OPS = 4.0  # index compare(s), and, select, separate scale multiply
 MASK_BOUND_OPS = 2.0  # each further bound of the mask (window, sinks): a compare and an and
 ONLINE_MODES = ("online", "pingpong")  # the 1-pass kernels' tile chains
+# the neighborhood layout's window test (kernels.calibrate.microbench_neighborhood)
+NEIGHBORHOOD_TEST_MODE = "neighborhood"
 
 
 def kernel_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
@@ -302,6 +304,8 @@ def _plain_kernel_parts(s: AttnShape, t: Tiling, score: ScoreCost) -> dict[str, 
         per_tile = list(zip(s.layout.full, s.layout.partial, strict=True))
         loops = [int(a > 0) + int(m > 0) for a, m in per_tile]
         parts.update(loops=loops_by_profile(per_tile, loops), loop_mode=WINDOW_MODE)
+        if s.layout.window_bounds:  # a neighborhood's window test (measured when calibrated)
+            parts["test_mode"] = NEIGHBORHOOD_TEST_MODE
     window = kernel_window(s.bands) if not s.is_dense else None
     if window is not None:  # the kernel's own loops: sink tiles run masked even when full
         sizes = (s.seq_q, s.seq_k, t.block_m, t.block_n, *window)

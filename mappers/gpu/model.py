@@ -175,6 +175,9 @@ class KernelPlan:
     masked_mode: str = ""
     loops: tuple[tuple[int, int, int], ...] = ()
     loop_mode: str = ""  # the mode whose measured per-loop cost `loops` take (default masked_mode)
+    # a layout's element test measured as modes `<test_mode>` and `<test_mode>-full` (the
+    # same layout's steps with and without it): their difference is what it adds to a step
+    test_mode: str = ""
     # fused kernels: query tiles per head (they share the head's K/V tiles through L2)
     q_tiles: int = 1
 
@@ -355,6 +358,12 @@ def _block_times(
         window = rates.chain_step(plan.masked_mode, plan.head_dim, t, k)
         if window is not None:  # the window kernel's masked step, measured (softmax)
             masked = window.step_s * k / window.blocks_per_sm + (base - chain_base)
+        tested = rates.tested_steps(plan.test_mode, plan.head_dim, t, k)
+        if tested is not None:  # the layout's steps, measured with and without its test
+            # (on the layout's key-tile indirection, slower per step than the tile chain's
+            # contiguous K/V: the neighborhood's unmasked steps take that figure too)
+            full = max(full, tested[0] + (base - chain_base))
+            masked = full + tested[1]
     else:
         # the ping-pong kernel's two warp groups take turns on the tensor cores, one group's
         # softmax under the other's matmuls: the rest of the chain is hidden under the busiest

@@ -28,11 +28,15 @@ from attnsim.mappers.gpu.model import Tiling, device_rates
 from attnsim.mappers.result import Result
 
 NEIGHBORHOOD_ASSUMPTIONS = (
-    "neighborhood: priced as a block-sparse layout on the plain 1-pass plan; the partial "
-    "tiles' window test (the key's coordinates against the row's window: 4 compares and 4 "
-    "ands per score with the key bound) counted on the CUDA cores, not calibrated; on the "
-    "H200 the kernel alone ran 1.05-1.26x this (median 1.14x, kernels/measurements/"
-    "neighborhood/neighborhood-all-h200-2026-12-05-gather.csv)",
+    "neighborhood: priced as a block-sparse layout on the plain 1-pass plan; where the "
+    "calibration has the tiling's `neighborhood` steps (kernels.calibrate.microbench_"
+    "neighborhood: the layout's step with every tile tested and with none; the H200's were "
+    "measured on an H100, whose score and window steps ran 0.89-1.10x the H200's), unmasked "
+    "steps take the measured untested step and partial tiles add the measured window test; "
+    "elsewhere the window test (4 compares and 4 ands per score with the key bound) is "
+    "counted on the CUDA cores; on the H200 the kernel alone ran 0.82-0.99x this (median "
+    "0.96x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-gather.csv; "
+    "1.05-1.26x before the window test was measured)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
     "rates plus one launch each (not calibrated; on the H200 they ran 1.14x this, median); "

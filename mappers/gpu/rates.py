@@ -105,6 +105,30 @@ class DeviceRates:
             got = cal.step_at(got, programs, self.arch.sm_count)
         return got
 
+    def tested_steps(
+        self, mode: str, head_dim: int, tiling: Tiling, per_sm: int
+    ) -> tuple[float, float] | None:
+        """A layout's measured steps with and without its element test, per round of `per_sm`.
+
+        Modes `mode` (every tile tested) and `mode`-full (none) of exactly this head dim,
+        block_m, block_n and num_warps (`kernels.calibrate.microbench_neighborhood`: the same
+        layout and key-tile indirection, timed both ways); (full round, what the test adds,
+        never negative), or None when either is unmeasured.
+        """
+        if not mode:
+            return None
+        got = []
+        for name in (f"{mode}-full", mode):
+            p = self.chain_step(name, head_dim, tiling, per_sm)
+            if p is None or (p.block_m, p.block_n, p.num_warps) != (
+                tiling.block_m,
+                tiling.block_n,
+                tiling.num_warps,
+            ):
+                return None
+            got.append(p.step_s * per_sm / p.blocks_per_sm)
+        return got[0], max(0.0, got[1] - got[0])
+
     def score_delta_s(
         self, scores: tuple[str, ...], head_dim: int, tiling: Tiling, per_sm: int
     ) -> float | None:

@@ -212,3 +212,23 @@ def test_the_measured_gaps_the_warnings_state_are_the_files() -> None:
     )
     said = float(re.findall(r"they ran ([\d.]+)x this, median", text)[0])
     assert statistics.median(copies) == pytest.approx(said, abs=0.01)
+
+
+def test_measured_window_test_prices_exactly_its_tilings() -> None:
+    """`DeviceRates.tested_steps`: the calibration's `neighborhood` and `neighborhood-full`
+    steps of exactly the tiling (their difference: what the window test adds), else None
+    (the test is then counted on the CUDA cores)."""
+    rates = device_rates(load_arch("h200"), "bf16")
+    cal = load_arch("h200").calibration
+    assert cal is not None
+    t = Tiling(128, 64, 4, 3)
+    got = rates.tested_steps("neighborhood", 64, t, 1)
+    assert got is not None
+    steps = {p.mode: p.step_s for p in cal.attention_steps
+             if (p.head_dim, p.block_m, p.block_n, p.num_warps, p.blocks_per_sm)
+             == (64, 128, 64, 4, 1) and p.mode.startswith("neighborhood")}  # fmt: skip
+    assert got == pytest.approx(
+        (steps["neighborhood-full"], steps["neighborhood"] - steps["neighborhood-full"])
+    )
+    assert rates.tested_steps("neighborhood", 64, Tiling(64, 32, 4, 3), 1) is None
+    assert rates.tested_steps("", 64, t, 1) is None
