@@ -36,9 +36,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import triton
-import triton.testing
-
 MODE = "neighborhood"
 MODES = (MODE, f"{MODE}-full")
 TILES = 32  # query tiles per head
@@ -54,10 +51,6 @@ TILINGS = (  # (head_dim, (block_m, block_n, num_warps, num_stages)): the neighb
     (128, (64, 64, 4, 3)),
     (128, (128, 128, 8, 3)),
 )
-
-
-def _ms(fn: Any) -> float:
-    return float(triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median"))
 
 
 def layouts(torch: Any, q: Any, kernel: int, bm: int, bn: int) -> tuple[Any, Any, int]:
@@ -91,7 +84,7 @@ def layouts(torch: Any, q: Any, kernel: int, bm: int, bn: int) -> tuple[Any, Any
 
 def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     """The `neighborhood` step entries (see the module docstring)."""
-    from attnsim.kernels.calibrate.microbench_masks import _common, _fits_two
+    from attnsim.kernels.calibrate.microbench_masks import _common, _fits_two, _ms
     from attnsim.kernels.triton.attn_fwd import attention_fwd
     from attnsim.kernels.triton.common import ensure_allocator
 
