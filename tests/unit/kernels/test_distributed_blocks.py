@@ -87,32 +87,14 @@ def test_distributed_forwards_with_triton_blocks(tmp_path):
 # descriptors, causal (the ring's diagonal block), and in-kernel descriptors (the zig-zag
 # halves' strided views); the shared memory must stay that of the kernel without LSE.
 SM90_SCRIPT = r"""
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from attnsim.kernels.triton.attn_fwd import attn_fwd_kernel as fn
+from attnsim.kernels.triton.sm90 import compile_fwd
 
 for mode, causal in ((2, True), (1, False)):
-    shared = []
-    for store in (False, True):
-        const = dict(BLOCK_M=128, BLOCK_N=128, HEAD_DIM=128, CAUSAL=causal, USE_TMA=mode,
-                     DOT_PRECISION="tf32", USE_ASM=True, FAST_TANH=True, STORE_LSE=store)
-        sig = {}
-        for p in fn.params:
-            if p.is_constexpr:
-                sig[p.name] = "constexpr"
-            elif p.name in ("Q", "K", "V", "Out"):
-                sig[p.name] = "tensordesc<bf16[128, 128]>" if mode == 2 else "*bf16"
-            elif p.name in ("layout", "q_segments", "k_segments", "head_windows"):
-                sig[p.name] = "*i32"
-            elif p.name == "lse":
-                sig[p.name] = "*fp32"
-            else:
-                sig[p.name] = "fp32" if p.name in ("qk_scale", "softcap", "sigmoid_bias") else "i32"
-        consts = {p.name: const.get(p.name, p.default) for p in fn.params if p.is_constexpr}
-        k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
-                           options=dict(num_warps=8, num_stages=3))
-        shared.append(k.metadata.shared)
+    shared = [
+        compile_fwd((128, 128, 8, 3), 128, mode, CAUSAL=causal, USE_ASM=True, FAST_TANH=True,
+                    STORE_LSE=store).metadata.shared
+        for store in (False, True)
+    ]
     print("compiled", mode, causal, shared[0] == shared[1], flush=True)
 """
 

@@ -132,28 +132,10 @@ def test_key_tiles_outside_the_lists_are_never_read(dilation):
 # pipeline through ptxas; runs in a subprocess: under TRITON_INTERPRET=1 kernels are not
 # compilable). Host-built descriptors at head dim 128 (the H200's path), block pointers at 64.
 SM90_SCRIPT = r"""
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from attnsim.kernels.triton.attn_fwd import attn_fwd_kernel as fn
+from attnsim.kernels.triton.sm90 import compile_fwd
 
 for mode, bm, bn, d, warps in ((2, 128, 64, 128, 8), (0, 64, 64, 64, 4)):
-    const = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False, USE_TMA=mode,
-                 DOT_PRECISION="tf32", BLOCK_SPARSE=True, SEGMENTS=2)
-    sig = {}
-    for p in fn.params:
-        rows = bm if p.name in ("Q", "Out") else bn
-        if p.is_constexpr:
-            sig[p.name] = "constexpr"
-        elif p.name in ("Q", "K", "V", "Out"):
-            sig[p.name] = f"tensordesc<bf16[{rows}, {d}]>" if mode == 2 else "*bf16"
-        elif p.name in ("layout", "q_segments", "k_segments", "head_windows"):
-            sig[p.name] = "*i32"
-        else:
-            sig[p.name] = "fp32" if p.name in ("qk_scale", "softcap", "sigmoid_bias") else "i32"
-    consts = {p.name: const.get(p.name, p.default) for p in fn.params if p.is_constexpr}
-    k = triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
-                       options=dict(num_warps=warps, num_stages=3))
+    k = compile_fwd((bm, bn, warps, 3), d, mode, BLOCK_SPARSE=True, SEGMENTS=2)
     print("compiled", mode, bm, bn, d, k.metadata.shared, flush=True)
 """
 

@@ -1,0 +1,152 @@
+"""GPU only: whether a kernel slows down over sustained back-to-back calls (a probe).
+
+    PYTHONPATH=. python benchmarks/sustained_probe.py --out DIR [--only LABEL,...]
+
+For each case (a kernel build on one non-causal bf16 shape), after an idle 1.5 s (and an L2
+flush), calls it back to back for about a second with a CUDA event pair around every call,
+while `nvidia-smi` logs the SM clock, board power and the clock-event reasons every 20 ms;
+then times it once more with `triton.testing.do_bench` (the suites' way: median, L2 flushed
+between runs). Writes DIR/sustained-<device>-<date>.csv (per case: the first call, the median
+of the first five, of the last half, do_bench's median, the wall times of the run) with
+DIR/sustained-calls-<device>-<date>.csv (every call's time) and DIR/sustained-smi-<...>.csv.
+
+Why: the ping-pong kernel at 128 x 128 with head dim 128 -- the fastest build, ~700 TFLOP/s
+-- is priced 12-21% fast on long rows (16K keys and more, several waves) on both the H200 and
+the H100, and only there: 128 x 64 and head dim 64 hold within 5%, and so do 8K-key shapes of
+the same length in time. The model prices a step from short microbenchmarks. If the first calls
+after idle run at the model's step and later ones slow down as the board reaches its power
+cap, the gap is the clock under sustained tensor load (a device figure to measure); if the
+first call is already slow, it is in the kernel's long-row behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from attnsim.kernels.spec import device_slug
+
+# label: (batch, heads, seq, head_dim, (block_m, block_n, warps, stages), schedule)
+PP128 = ((128, 128, 8, 3), "pingpong")
+PP64 = ((128, 64, 8, 3), "pingpong")
+PLAIN = ((128, 128, 8, 3), "plain")
+CASES = {
+    "pp128-h16-16k": (1, 16, 16384, 128, *PP128),
+    "pp128-h4-16k": (1, 4, 16384, 128, *PP128),
+    "pp128-h1-16k": (1, 1, 16384, 128, *PP128),
+    "pp128-h16-8k-b2": (2, 16, 8192, 128, *PP128),
+    "pp128-h8-12k": (1, 8, 12288, 128, *PP128),
+    "pp128-h64-4k": (1, 64, 4096, 128, *PP128),
+    "pp128-h16-32k": (1, 16, 32768, 128, *PP128),
+    "pp64-h16-16k": (1, 16, 16384, 128, *PP64),
+    "plain-h16-16k": (1, 16, 16384, 128, *PLAIN),
+    "pp128-d64-h16-16k": (1, 16, 16384, 64, *PP128),
+}
+SUSTAIN_S = 1.0
+IDLE_S = 1.5
+SMI_FIELDS = "timestamp,clocks.sm,power.draw,temperature.gpu"
+REASONS = ("sw_power_cap", "hw_slowdown", "sw_thermal_slowdown", "hw_power_brake_slowdown")
+
+
+def _smi_query() -> str:
+    """The nvidia-smi fields to log: the clock-event reasons under whichever name it knows."""
+    for prefix in ("clocks_event_reasons", "clocks_throttle_reasons"):
+        fields = SMI_FIELDS + "".join(f",{prefix}.{r}" for r in REASONS)
+        ok = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv"],
+                            capture_output=True).returncode == 0  # fmt: skip
+        if ok:
+            return fields
+    return SMI_FIELDS
+
+
+def _wall() -> str:
+    return dt.datetime.now().strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Log clocks, run every case, write the three CSVs."""
+    import torch
+    import triton.testing
+
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--only", default="", help="comma-separated case labels (default: all)")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("sustained_probe needs a CUDA GPU", file=sys.stderr)
+        return 2
+    cases = {k: v for k, v in CASES.items() if not args.only or k in args.only.split(",")}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = f"{device_slug(torch.cuda.get_device_name())}-{dt.date.today().isoformat()}"
+    flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
+    summary, calls = [], []
+    with (args.out / f"sustained-smi-{stamp}.csv").open("w") as smi_out:
+        cmd = ["nvidia-smi", f"--query-gpu={_smi_query()}", "--format=csv", "-lms", "20"]
+        smi = subprocess.Popen(cmd, stdout=smi_out, stderr=subprocess.DEVNULL)
+        try:
+            for label, (b, h, s, d, (bm, bn, w, st), sched) in cases.items():
+                q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16)
+                           for _ in range(3))  # fmt: skip
+
+                def call(q=q, k=k, v=v, bm=bm, bn=bn, w=w, st=st, sched=sched):  # type: ignore[no-untyped-def]
+                    return attention_fwd(q, k, v, False, block_m=bm, block_n=bn, num_warps=w,
+                                         num_stages=st, schedule=sched)  # fmt: skip
+
+                call()  # compile
+                flush.zero_()
+                torch.cuda.synchronize()
+                time.sleep(IDLE_S)
+                wall0, t0 = _wall(), time.monotonic()
+                times: list[float] = []
+                while time.monotonic() - t0 < SUSTAIN_S or len(times) < 8:
+                    e0, e1 = (
+                        torch.cuda.Event(enable_timing=True),
+                        torch.cuda.Event(enable_timing=True),
+                    )
+                    e0.record()
+                    call()
+                    e1.record()
+                    e1.synchronize()
+                    times.append(e0.elapsed_time(e1))
+                wall1 = _wall()
+                bench = float(
+                    triton.testing.do_bench(call, warmup=25, rep=200, return_mode="median")
+                )
+                half = times[len(times) // 2 :]
+                flop = 4 * b * h * s * s * d
+                row = dict(case=label, batch=b, heads=h, seq=s, head_dim=d,
+                           tiling=f"{bm}x{bn}/w{w}/s{st}", schedule=sched, calls=len(times),
+                           first_ms=round(times[0], 5),
+                           first5_median_ms=round(statistics.median(times[:5]), 5),
+                           last_half_median_ms=round(statistics.median(half), 5),
+                           do_bench_median_ms=round(float(bench), 5),
+                           tflops_first=round(flop / times[0] / 1e9, 1),
+                           tflops_last=round(flop / statistics.median(half) / 1e9, 1),
+                           wall_start=wall0, wall_end=wall1)  # fmt: skip
+                summary.append(row)
+                calls += [dict(case=label, call=i, ms=round(t, 5)) for i, t in enumerate(times)]
+                print(row, file=sys.stderr, flush=True)
+                del q, k, v
+                torch.cuda.empty_cache()
+        finally:
+            smi.terminate()
+            smi.wait()
+    for name, rows in (("sustained", summary), ("sustained-calls", calls)):
+        if rows:
+            with (args.out / f"{name}-{stamp}.csv").open("w", newline="") as fh:
+                wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                wr.writeheader()
+                wr.writerows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
