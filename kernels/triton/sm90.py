@@ -2,14 +2,18 @@
 
 Triton's CUDA pipeline runs through ptxas without a GPU, so tests on CPU machines can check
 what an instantiation compiles to (shared memory, instruction mix). Not under
-TRITON_INTERPRET=1 (the interpreter replaces `triton.jit`): callers run it in a subprocess
-with that variable removed.
+TRITON_INTERPRET=1 (the interpreter replaces `triton.jit`): `run_script` runs a script in a
+fresh interpreter with that variable removed.
 """
 
 from __future__ import annotations
 
 import collections
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 TMA_HOST = 2  # attn_fwd's USE_TMA: descriptors built on the host
@@ -66,3 +70,18 @@ def sass_opcodes(compiled: Any) -> collections.Counter[str]:
         if m:
             ops[m.group(1)] += 1
     return ops
+
+
+def run_script(script: str, timeout_s: float = 600) -> str:
+    """Run Python `script` in a subprocess without TRITON_INTERPRET; its stdout.
+
+    Raises RuntimeError with the end of its stderr when it fails.
+    """
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=timeout_s)  # fmt: skip
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-4000:])
+    return res.stdout
