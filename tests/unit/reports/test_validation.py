@@ -65,7 +65,9 @@ def test_perfect_predictions_have_zero_error(
     assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"n_points", "mape_overall", "mape", "max_abs_pct_error", "regimes",
-                        "unstable_points", "stable_mape", "stable_max_abs_pct_error"}  # fmt: skip
+                        "unstable_points", "stable_mape", "stable_max_abs_pct_error",
+                        "p10_mape", "varying_points"}  # fmt: skip
+    assert out["varying_points"] == 0
     assert out["unstable_points"] == 0
     assert out["n_points"] == 6
     assert set(out["mape"]) == {"triton-1pass", "triton-2pass", "triton-unfused"}
@@ -290,3 +292,20 @@ def test_a_folder_skips_its_superseded_builds_unless_named(
     assert out["n_points"] == 6 and out["skipped_files"] == [str(old)]
     assert main(["validate", "gpu", "--measurements", str(old), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n_points"] == 2
+
+
+def test_points_whose_fastest_repeats_match_are_marked_varying() -> None:
+    """Median > 10% slower than predicted, p10 within 5%: the speed varied across repeats."""
+    base = measurement("triton-1pass", TILINGS[0], 1.2)
+    varying = dataclasses.replace(base, p10_ms=1.02, p90_ms=1.25)
+    slow = dataclasses.replace(base, p10_ms=1.15, p90_ms=1.25)  # every repeat slow
+    points = [validation.Point(m, "h200", 1.0, "tensor-core") for m in (varying, slow)]
+    assert [round(p.error_pct, 1) for p in points] == [-16.7, -16.7]
+    assert points[0].p10_error_pct == pytest.approx(100 * (1.0 - 1.02) / 1.02)
+    assert [p.varying for p in points] == [True, False]
+    s = validation.summary(points)
+    assert s["varying_points"] == 1
+    assert s["p10_mape"] == pytest.approx((100 * 0.02 / 1.02 + 100 * 0.15 / 1.15) / 2)
+    report = validation.format_report(points, [])
+    assert "1 points ran over 10% slower than predicted at their median" in report
+    assert report.count("[p10 -2.0%]") == 1
