@@ -21,13 +21,18 @@
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
 #   nbhd-cal     13: the neighborhood layout's steps on the H200 (`microbench_neighborhood`;
 #                    the calibration's entries came from an H100), ~1 min
+#   sustained    18: whether the long ping-pong calls slow down as they repeat (clock, power,
+#                    clock-event reasons at 20 ms; `benchmarks/sustained_probe.py`), ~2 min;
+#                    an H100 shows the same gap and serves too
+# Branch `pending/sigmoid-fma` (sigmoid's tanh argument in one FMA; SASS checked, not timed):
+# merge it, then run masks-cal and masks to time it against the committed score suites.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,28p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,33p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -69,6 +74,7 @@ for s in "$@"; do
             --budget-s 230 ;;
         nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
             --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
+        sustained) step sustained python benchmarks/sustained_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
         validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \
