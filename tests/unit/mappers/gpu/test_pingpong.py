@@ -266,3 +266,22 @@ def test_uncalibrated_pingpong_step_is_the_busiest_unit() -> None:
     (t10,) = _block_times(one, rates, 1).values()
     (t0,) = _block_times(zero, rates, 1).values()
     assert (t10 - t0) / 10 == pytest.approx(busiest, rel=1e-9)
+
+
+def test_long_head_dim_128_calls_say_what_sustained_load_did_to_them() -> None:
+    """1-pass calls of a millisecond or more at head dim 128 carry the sustained-load warning
+    (README: their median ran slower than priced on the H200 and H100); shorter calls, head
+    dim 64 and other families do not."""
+
+    def flagged(r: Result) -> bool:
+        return any("sustained tensor-core load" in w for w in r.warnings)
+
+    long = run("gpu-1pass", "h200", B=1, H=16, P=16384, M=16384, **FIXED_PP)
+    assert long.latency_s >= 1e-3 and flagged(long)
+    assert f"a {long.latency_s * 1e3:.1f} ms 1-pass call" in " ".join(long.warnings)
+    short = run("gpu-1pass", "h200", B=1, H=4, P=2048, M=2048, **FIXED_PP)
+    assert short.latency_s < 1e-3 and not flagged(short)
+    d64 = run("gpu-1pass", "h200", B=1, H=16, P=32768, M=32768, E=64, F=64, **FIXED_PP)
+    assert d64.latency_s >= 1e-3 and not flagged(d64)
+    two = run("gpu-2pass", "h200", "attention-2pass-tilemax-mh", B=1, H=16, P=16384, M=16384)
+    assert two.latency_s >= 1e-3 and not flagged(two)
