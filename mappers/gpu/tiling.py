@@ -78,7 +78,7 @@ SUSTAINED_LOAD = (
     "microbenchmarks; on the H200 and the H100 such calls ran slower than priced at their "
     "median while their fastest repeats ran at the priced speed (the clock under sustained "
     "tensor-core load, not modelled): the ping-pong 128x128 build by 7-26% (every repeat "
-    "slow from ~3.6 ms calls), its 128x64 build and the plain builds by 2-11%"
+    "slow from ~3.6 ms calls), its 128x64 build and the plain builds by up to 11%"
 )
 
 
