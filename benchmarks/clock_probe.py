@@ -28,7 +28,6 @@ shows in kernel time between 0.5 and 9 ms calls, and the model applies none.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import functools
 import subprocess
@@ -37,6 +36,7 @@ import time
 from pathlib import Path
 
 from attnsim.kernels.spec import device_slug
+from attnsim.reports.page.tables import write_csv
 
 SHAPES = {"long": (1, 16, 32768), "short": (1, 64, 1024)}
 WINDOWS = 30
@@ -96,11 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             smi.terminate()
             smi.wait()
-    path = args.out / f"clock-{name}-{stamp}.csv"
-    with path.open("w", newline="") as fh:
-        wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
+    write_csv(args.out / f"clock-{name}-{stamp}.csv", rows, list(rows[0]))
     return 0
 
 

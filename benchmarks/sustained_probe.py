@@ -22,7 +22,6 @@ first call is already slow, it is in the kernel's long-row behaviour.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from attnsim.kernels.spec import device_slug
+from attnsim.reports.page.tables import write_csv
 
 # label: (batch, heads, seq, head_dim, (block_m, block_n, warps, stages), schedule)
 PP128 = ((128, 128, 8, 3), "pingpong")
@@ -141,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             smi.wait()
     for name, rows in (("sustained", summary), ("sustained-calls", calls)):
         if rows:
-            with (args.out / f"{name}-{stamp}.csv").open("w", newline="") as fh:
-                wr = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                wr.writeheader()
-                wr.writerows(rows)
+            write_csv(args.out / f"{name}-{stamp}.csv", rows, list(rows[0]))
     return 0
 
 
