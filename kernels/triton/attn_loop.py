@@ -29,6 +29,8 @@ MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known 
 # LAZY_RESCALE threshold in log2 units: the stale max may trail the true one by up to 8, so
 # probabilities stay <= 256 (exact in fp16/bf16 range; FlashAttention-4 uses the same idea).
 RESCALE_TAU = tl.constexpr(8.0)
+# sigmoid of log2-domain scores: sigmoid(s ln 2) = 0.5 tanh(s HALF_LN2) + 0.5
+HALF_LN2 = tl.constexpr(0.34657359027997264)  # ln 2 / 2
 
 # USE_TMA modes of the tile helpers
 TILES_POINTERS = 0  # block pointers (any layout; the interpreter's default)
@@ -203,15 +205,15 @@ def online_step(
 
 @triton.jit
 def sigmoid_step(
-    acc, s, v_src, start_n, seq_k, stride_vs, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    acc, t, v_src, start_n, seq_k, stride_vs, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
     USE_TMA: tl.constexpr, DOT_PRECISION: tl.constexpr, FAST_TANH: tl.constexpr,
 ):  # fmt: skip
-    """One key tile of sigmoid attention: acc += sigmoid(s) V, no max, no sum, no rescale.
+    """One key tile of sigmoid attention: acc += sigmoid(x) V, no max, no sum, no rescale.
 
-    `s` holds log2-domain scores with the bias added (masked entries -inf, weight 0);
-    sigmoid(x) = 0.5 tanh(x / 2) + 0.5 with x = s ln 2 (one SFU op with FAST_TANH).
+    `t` holds the tanh argument x / 2 = (s + bias) ln 2 / 2 of log2-domain scores s (masked
+    entries -inf, weight 0): sigmoid(x) = 0.5 tanh(x / 2) + 0.5, one SFU op with FAST_TANH.
     """
-    p = 0.5 * tanh(s * 0.34657359027997264, FAST_TANH) + 0.5
+    p = 0.5 * tanh(t, FAST_TANH) + 0.5
     v = load_tile(v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA)
     return tl.dot(p.to(v.dtype), v, acc, input_precision=DOT_PRECISION)
 
@@ -335,7 +337,23 @@ def attn_inner(
                 start_n = tl.multiple_of(n0, BLOCK_N)
             k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
             qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-            if MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
+            if MODE == 0 and SIGMOID and not (SOFTCAP or ALIBI):
+                # sigmoid's tanh argument (s + bias) ln 2 / 2 in one FMA per score
+                if PRESCALED:
+                    sc = qk * HALF_LN2 + sigmoid_bias * HALF_LN2
+                else:
+                    sc = qk * (qk_scale * HALF_LN2) + sigmoid_bias * HALF_LN2
+                if MASKED:
+                    keep = _keep(
+                        offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks, SEGMENTS,
+                        q_seg, k_seg,
+                    )  # fmt: skip
+                    sc = tl.where(keep, sc, float("-inf"))
+                acc = sigmoid_step(
+                    acc, sc, v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA,
+                    DOT_PRECISION, FAST_TANH,
+                )  # fmt: skip
+            elif MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
                 if PRESCALED:
                     sc = qk
                 else:
@@ -359,8 +377,8 @@ def attn_inner(
                     sc = tl.where(keep, sc, float("-inf"))
                 if SIGMOID:
                     acc = sigmoid_step(
-                        acc, sc + sigmoid_bias, v_src, start_n, seq_k, stride_vs, BLOCK_N,
-                        HEAD_DIM, USE_TMA, DOT_PRECISION, FAST_TANH,
+                        acc, (sc + sigmoid_bias) * HALF_LN2, v_src, start_n, seq_k, stride_vs,
+                        BLOCK_N, HEAD_DIM, USE_TMA, DOT_PRECISION, FAST_TANH,
                     )  # fmt: skip
                 else:
                     acc, l_i, m_i = online_step(
