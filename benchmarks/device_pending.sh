@@ -24,15 +24,17 @@
 #   sustained    18: whether the long ping-pong calls slow down as they repeat (clock, power,
 #                    clock-event reasons at 20 ms; `benchmarks/sustained_probe.py`), ~2 min;
 #                    an H100 shows the same gap and serves too
-# Branch `pending/sigmoid-fma` (sigmoid's tanh argument in one FMA; SASS checked, not timed):
-# merge it, then run masks-cal and masks to time it against the committed score suites.
+#   short-blocks 18: a later wave's time by row length, 1-8 key tiles (`short_blocks_probe.py`;
+#                    the many-short-rows grids the model prices 8-17% slow), ~3.5 min
+# Sigmoid's tanh argument in one FMA (618e5e5, SASS checked, not timed): masks-cal and masks
+# time it against the committed score suites (measured with the earlier kernel).
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,33p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,35p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -75,6 +77,8 @@ for s in "$@"; do
         nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
             --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
         sustained) step sustained python benchmarks/sustained_probe.py --out "$OUT" ;;
+        short-blocks) step short-blocks python benchmarks/short_blocks_probe.py \
+            --out "$OUT/short-blocks-${dev:-gpu}-$day.yaml" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
         validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \

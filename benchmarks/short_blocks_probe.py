@@ -1,0 +1,107 @@
+"""GPU only: what a block of a later wave costs when its row is short (1-8 key tiles; a probe).
+
+    PYTHONPATH=. python benchmarks/short_blocks_probe.py --out FILE
+
+Why (issue 18): on the H200 the `regimes` suite's many-short-rows grids (batch x heads > 128,
+rows <= 512 keys: thousands of blocks of 1-4 key tiles each) ran 8-17% faster than the model
+prices them, for all three families. The model prices a later-wave block as its calibrated
+fixed time plus its steps, and `kernels.calibrate.microbench_blocks` derives that fixed time
+from blocks of 2 and 8 key tiles only. Whether blocks of 1-4 tiles follow the same line is
+what this measures: the time of one later wave of blocks, by row length.
+
+Method: the kernels of `microbench_blocks` (the plain 1-pass kernel with host-built and
+in-kernel descriptors, the ping-pong kernel, the 2-pass passes) on its calibration shapes
+(one query tile per head, or Q_TILES sharing a head's K/V; non-causal; seq_k = n * BLOCK_N)
+for n in STEPS. Grids: one wave (sm_count x k blocks, k = the compiled kernel's blocks per
+SM) and WAVES waves; the time of one later wave (k blocks per SM, started as slots free) is
+
+    wave_us(n) = (T_WAVES(n) - T_1(n)) / (WAVES - 1)
+
+Entries (calibration format, mode `<mode>-later`; nothing reads them yet; `--out` only): `steps: n`,
+`wave_us`, `q_tiles`, and the raw times `t1_us`, `tw_us`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STEPS = (1, 2, 3, 4, 8)
+WAVES = 8
+Q_TILES = (1, 4)
+BUDGET_S = 200.0
+
+
+def plan() -> tuple[tuple[str, int, tuple[int, int, int, int], str], ...]:
+    """(mode, head dim, tiling, tiles) of every kernel measured (see the module docstring)."""
+    from attnsim.kernels.calibrate import microbench_blocks, microbench_pingpong
+
+    return microbench_blocks.BLOCK_PLAN + microbench_pingpong.BLOCK_PLAN
+
+
+def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
+    """`<mode>-later` entries for every kernel of `plan()`."""
+    import triton
+
+    from attnsim.kernels.calibrate.microbench_blocks import _caller, occupancy
+    from attnsim.kernels.calibrate.microbench_masks import _common
+    from attnsim.kernels.triton.common import ensure_allocator
+
+    ensure_allocator()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    t0 = time.time()
+    out: list[dict[str, Any]] = []
+    for mode, d, tiling, tiles in plan():
+        if time.time() - t0 > BUDGET_S:
+            print(f"  budget spent: skip {mode} d{d} {tiling} {tiles}", file=sys.stderr)
+            continue
+        try:
+            _, compiled = _caller(torch, mode, d, tiling, sms, STEPS[0], tiles)
+            k = occupancy(torch, compiled, tiling[2]) if compiled is not None else 1
+            for q_tiles in Q_TILES:
+                for n in STEPS:
+                    times = []
+                    for waves in (1, WAVES):
+                        call, _ = _caller(torch, mode, d, tiling, sms * k * waves, n, tiles,
+                                          q_tiles)  # fmt: skip
+                        times.append(float(triton.testing.do_bench(call, warmup=5, rep=30)) * 1e3)
+                        del call
+                        torch.cuda.empty_cache()
+                    wave = (times[1] - times[0]) / (WAVES - 1)
+                    entry = {**_common(f"{mode}-later", d, tiling, k), "tiles": tiles,
+                             "q_tiles": q_tiles, "steps": n, "waves": WAVES,
+                             "wave_us": round(wave, 3), "t1_us": round(times[0], 2),
+                             "tw_us": round(times[1], 2)}  # fmt: skip
+                    out.append(entry)
+                    print(f"  {mode} d{d} {tiling} {tiles} k={k} q{q_tiles} n={n}: "
+                          f"T={[round(t, 2) for t in times]} wave {wave:.2f} us",
+                          file=sys.stderr)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - keep the other kernels
+            print(f"  skip {mode} d{d} {tiling} {tiles}: {exc}"[:300], file=sys.stderr)
+    return {"attention_blocks": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write the entries as YAML (--out FILE)."""
+    import argparse
+
+    import yaml
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="write the entries here (YAML)")
+    args = p.parse_args(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        print("short_blocks_probe needs a CUDA GPU", file=sys.stderr)
+        return 2
+    found = measure(torch)
+    args.out.write_text(yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
+    print(f"{len(found['attention_blocks'])} entries: {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
