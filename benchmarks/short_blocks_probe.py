@@ -83,15 +83,72 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     return {"attention_blocks": out}
 
 
+FAMILY = {"online": ("1pass", 0), "pingpong": ("1pass", 0), "stats": ("2pass", 0),
+          "output": ("2pass", 1)}  # fmt: skip
+
+
+def modelled_wave_us(entry: dict[str, Any], arch_name: str = "h200") -> float:
+    """The GPU model's time of one later wave for a probe entry (no GPU).
+
+    The probe's two grids as attention calls (batch 1, one head per q_tiles blocks, non-causal)
+    through `mappers.gpu.tiling.evaluate` with the entry's tiling; the kernel the probe timed
+    (the 2-pass family's pass of the entry's mode).
+    """
+    from attnsim.archs import load_arch
+    from attnsim.mappers.gpu.problem import AttnShape
+    from attnsim.mappers.gpu.rates import Tiling, device_rates
+    from attnsim.mappers.gpu.tiling import evaluate
+
+    arch = load_arch(arch_name)
+    rates = device_rates(arch, "bf16")  # type: ignore[arg-type]
+    mode = entry["mode"].removesuffix("-later")
+    family, kernel = FAMILY[mode]
+    d, bm, bn = entry["head_dim"], entry["block_m"], entry["block_n"]
+    schedule = "pingpong" if mode == "pingpong" else "plain"
+    t = Tiling(bm, bn, entry["num_warps"], entry["num_stages"], schedule)
+    times = []
+    for waves in (1, entry["waves"]):
+        heads = arch.sm_count * entry["blocks_per_sm"] * waves // entry["q_tiles"]
+        q = entry["q_tiles"] * bm
+        shape = AttnShape(1, heads, q, entry["steps"] * bn, d, d, False, "bf16", 2)
+        k = evaluate(family, shape, t, rates).kernels[kernel]
+        times.append(k.scheduled_s * 1e6)
+    return (times[1] - times[0]) / (entry["waves"] - 1)
+
+
+def compare(path: Path, arch_name: str) -> str:
+    """Measured against modelled later-wave times of a probe file, one line per entry."""
+    import yaml
+
+    lines = ["mode          d  tiling          tiles  q  n  measured_us modelled_us error%"]
+    for e in yaml.safe_load(path.read_text(encoding="utf-8"))["attention_blocks"]:
+        if e["mode"] == "online-later" and e["tiles"] != "host":
+            continue  # the model takes host descriptors for these shapes (seq_q % block_m == 0)
+        model = modelled_wave_us(e, arch_name)
+        tiling = f"{e['block_m']}x{e['block_n']}/w{e['num_warps']}/s{e['num_stages']}"
+        err = 100 * (model / e["wave_us"] - 1) if e["wave_us"] > 0 else float("nan")
+        lines.append(f"{e['mode']:13s} {e['head_dim']:3d} {tiling:15s} {e['tiles']:6s} "
+                     f"{e['q_tiles']:d} {e['steps']:2d} {e['wave_us']:11.2f} {model:11.2f} "
+                     f"{err:+6.1f}")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure and write the entries as YAML (--out FILE)."""
+    """Measure and write the entries as YAML (--out FILE), or compare a file with the model."""
     import argparse
 
     import yaml
 
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="write the entries here (YAML)")
+    p.add_argument("--out", type=Path, help="write the entries here (YAML)")
+    p.add_argument("--compare", type=Path, help="print a probe file against the model (no GPU)")
+    p.add_argument("--arch", default="h200", help="GPU preset for --compare (default h200)")
     args = p.parse_args(argv)
+    if args.compare is not None:
+        print(compare(args.compare, args.arch))
+        return 0
+    if args.out is None:
+        p.error("give --out FILE (measure) or --compare FILE")
     import torch
 
     if not torch.cuda.is_available():
