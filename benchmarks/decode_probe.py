@@ -41,7 +41,6 @@ from typing import Any
 
 import torch
 import triton
-import triton.language as tl
 
 from attnsim.kernels.spec import device_slug
 
@@ -278,16 +277,6 @@ def summary_line(shape: Shape, rows: list[dict[str, Any]]) -> str:
 # ----------------------------------------------------------------------------- GPU side
 
 
-@triton.jit
-def _read_kernel(X, Out, n, BLOCK: tl.constexpr):
-    """Read-only stream: each program sums its strided blocks of X (n a multiple of BLOCK)."""
-    pid = tl.program_id(0)
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for start in range(pid * BLOCK, n, tl.num_programs(0) * BLOCK):
-        acc += tl.load(X + start + tl.arange(0, BLOCK), cache_modifier=".cg").to(tl.float32)
-    tl.store(Out + pid, tl.sum(acc, 0))
-
-
 def _ms(fn: Callable[[], Any]) -> float:
     # 100 ms of warm-up: after CPU-heavy steps (FlexAttention's compile) the idle GPU has
     # clocked down, and a 10 ms warm-up left calls of ~10-20 us timed up to 2x slow (first
@@ -297,12 +286,10 @@ def _ms(fn: Callable[[], Any]) -> float:
 
 def bandwidths(sms: int) -> tuple[float, float]:
     """(read GB/s, copy GB/s): 4 GiB read-only stream, 2 GiB copy (read + write bytes)."""
+    from attnsim.kernels.calibrate.microbench import hbm_read_s
+
     x = torch.ones(2**31, dtype=torch.bfloat16, device="cuda")
-    out = torch.empty(4 * sms, dtype=torch.float32, device="cuda")
-    read_ms = min(
-        _ms(lambda: _read_kernel[(4 * sms,)](x, out, x.numel(), BLOCK=8192, num_warps=8)),
-        _ms(lambda: x.sum(dtype=torch.float32)),
-    )
+    read_ms = hbm_read_s(torch, x, _ms)
     src = x[: 2**30]
     dst = torch.empty_like(src)
     copy_ms = _ms(lambda: dst.copy_(src))

@@ -6,7 +6,8 @@ GPU only (about three minutes on an H200, 2026-11-30)::
 
 Measures: torch.matmul peak (8192^3, bf16 and fp16); a Triton matmul by tile shape (the
 attention tiles: BLOCK_M 64/128 x BLOCK_N 32/64/128 x BLOCK_K 64/128, 4 and 8 warps, bf16);
-HBM copy and read bandwidth (1 GiB); L2 read bandwidth (best of 8/16 MiB re-read, 16-byte
+HBM copy bandwidth (1 GiB) and read bandwidth (4 GiB, the faster of torch.sum and a
+streaming Triton read, `hbm_read_s`); L2 read bandwidth (best of 8/16 MiB re-read, 16-byte
 loads); exp2 and fp32 FMA
 throughput (Triton kernels with long dependent chains per element); launch overhead of an
 empty kernel (GPU side, by CUDA-graph replay) and from Python (back-to-back launches);
@@ -214,13 +215,44 @@ def _l2_seconds_per_byte(torch: Any, x: Any, mib: int, per_sm: int) -> float:
     return s / (progs * iters * block * 2)
 
 
+@triton.jit
+def hbm_read_kernel(X, Out, n, BLOCK: tl.constexpr):
+    """Read-only stream: each program sums its strided blocks of X (n a multiple of BLOCK)."""
+    pid = tl.program_id(0)
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for start in range(pid * BLOCK, n, tl.num_programs(0) * BLOCK):
+        acc += tl.load(X + start + tl.arange(0, BLOCK), cache_modifier=".cg").to(tl.float32)
+    tl.store(Out + pid, tl.sum(acc, 0))
+
+
+def hbm_read_s(torch: Any, x: Any, bench: Any = None) -> float:
+    """Seconds to read bf16 tensor `x` once from HBM: the faster of two read-only streams.
+
+    torch.sum and `hbm_read_kernel` (4 programs per SM, 8192-element blocks, loads that skip
+    L1). torch.sum alone is not the device's read speed: on the H200 it read 1 GiB at 4.02
+    TB/s while `hbm_read_kernel` read 4 GiB at 4.49 TB/s (four runs of
+    benchmarks/decode_probe.py, 2026-12-03..05), and the split-K decode kernel streamed its
+    cache at up to 4.35 TB/s, which a 4.02 TB/s bound cannot price. `bench`: a callable
+    timing a zero-argument function in seconds (default: do_bench's median, L2 flushed).
+    """
+    bench = bench or _bench
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+    out = torch.empty(4 * sms, dtype=torch.float32, device=x.device)
+    n = x.numel() - x.numel() % 8192
+    stream = bench(lambda: hbm_read_kernel[(4 * sms,)](x, out, n, BLOCK=8192, num_warps=8))
+    summed = bench(lambda: torch.sum(x, dtype=torch.float32))
+    return min(stream * x.numel() / n, summed)
+
+
 def measure_memory(torch: Any) -> dict[str, float]:
-    """HBM copy and read bandwidth (1 GiB) and L2 re-read bandwidth (GB/s)."""
+    """HBM copy (1 GiB) and read bandwidth (4 GiB, `hbm_read_s`), L2 re-read bandwidth (GB/s)."""
     n = 2**29  # 1 GiB of bf16
     x = torch.empty(n, device="cuda", dtype=torch.bfloat16).normal_()
     y = torch.empty_like(x)
     copy_s = _bench(lambda: y.copy_(x))
-    read_s = _bench(lambda: torch.sum(x, dtype=torch.float32))
+    big = torch.ones(4 * n, device="cuda", dtype=torch.bfloat16)
+    read_s = hbm_read_s(torch, big) / 4
+    del big
     l2_s_per_byte = min(
         _l2_seconds_per_byte(torch, x, mib, per_sm) for mib in L2_BUFFER_MIB for per_sm in L2_PER_SM
     )

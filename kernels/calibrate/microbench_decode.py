@@ -22,7 +22,8 @@ Measures, with `kernels.triton.attn_decode.attention_decode` timed by
 - `loads`: the per-tile time (slope over two cache lengths) with n = 16-528 programs
   streaming at once, how a program slows as the others load the GPU (MLA's too);
 - `host_call_us`: host time of one launcher call per strategy on a tiny problem;
-- `hbm_read_bandwidth_gb_per_s`: a torch sum over 1 GiB.
+- `hbm_read_bandwidth_gb_per_s`: read-only streams over 4 GiB (`microbench.hbm_read_s`: the faster
+  of torch.sum and a streaming Triton read).
 
 - `builds`: per configuration and kernel build (unsplit, split-K, stream-K), the per-tile
   time with one program per SM streaming one whole segment: the builds compile the same
@@ -318,7 +319,7 @@ def _timed_mla(torch: Any, segments: int, hb: int, seq: int, **kw: Any) -> float
 
 def measure(torch: Any, log: Any) -> dict[str, Any]:
     """Every figure of the decode calibration (see the module docstring)."""
-    from attnsim.kernels.calibrate.microbench import empty_kernel, versions
+    from attnsim.kernels.calibrate.microbench import empty_kernel, hbm_read_s, versions
     from attnsim.kernels.calibrate.microbench_steps import _host_per_call_us
     from attnsim.kernels.triton.attn_decode import attention_decode
     from attnsim.kernels.triton.common import num_sms
@@ -327,8 +328,8 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
     dt = torch.bfloat16
     x = torch.empty(1, device="cuda")
     floor = _bench_s(lambda: empty_kernel[(1,)](x))
-    big = torch.empty(2**29, device="cuda", dtype=dt).normal_()
-    read_bw = 2 * big.numel() / _bench_s(functools.partial(torch.sum, big, dtype=torch.float32))
+    big = torch.ones(2**31, device="cuda", dtype=dt)
+    read_bw = 2 * big.numel() / hbm_read_s(torch, big, _bench_s)
     del big
     log(f"do_bench floor {floor * 1e6:.2f} us, HBM read {read_bw / 1e9:.0f} GB/s")
 

@@ -49,8 +49,8 @@ PAGED_MEASURED_NOTE = (
 PAGED_NOTE = (
     "paged KV cache ({page} keys per page): priced as a contiguous cache read at "
     f"{PAGED_STAGES} pipeline stages (a tile's loads wait for its page index); the block-table "
-    "lookups are not modelled otherwise: on the H200 paged calls ran 5.1% slower on average "
-    "than this prediction, worst 41.2% (kernels/measurements/decode/decode-splits-h200-"
+    "lookups are not modelled otherwise: on the H200 paged calls ran 6.1% slower on average "
+    "than this prediction, worst 44.3% (kernels/measurements/decode/decode-splits-h200-"
     "2026-12-03.csv and decode-h200-2026-12-05-tuned.csv, suites paged-*; 168 calls)"
 )
 

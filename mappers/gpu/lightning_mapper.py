@@ -94,7 +94,7 @@ class LightningOptions:
 SPLIT_REFUSAL = (
     "schedule split is not modelled: its two kernels (the state pass, then every chunk's "
     "output in parallel) have no calibration of their own, and priced with the fused "
-    "kernel's measured chunk step they were off by 42% (mean, +33% signed) on the 266 split "
+    "kernel's measured chunk step they were off by 41% (mean, +32% signed) on the 266 split "
     "rows of kernels/measurements/lightning/lightning-h200-2026-12-04.csv "
     "(benchmarks/lightning_split_transfer.py); the kernel runs it "
     "(kernels.triton.lightning.lightning_fwd(schedule='split')), the model prices only fused"

@@ -39,7 +39,7 @@ NEIGHBORHOOD_ASSUMPTIONS = (
     "1.05-1.26x before the window test was measured)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
-    "rates plus one launch each (not calibrated; on the H200 they ran 1.14x this, median); "
+    "rates plus one launch each (not calibrated; on the H200 they ran 1.20x this, median); "
     "the host's time for them is not modelled",
 )
 

@@ -149,3 +149,25 @@ def test_calibration_none_withholds_every_measurement() -> None:
     )
     assert got == datasheet_calibration(gpu("h200"), withheld=True)
     assert gpu("h200", calibration="preset") == gpu("h200")
+
+
+def test_transferred_load_curves_take_the_targets_bandwidth_as_a_floor() -> None:
+    """A load curve's point is per-SM time (scaled by the clock) until its n programs would
+    stream their tiles together faster than the target's HBM reads: then that bound."""
+    from attnsim.archs.calibration.decode import DecodeCalibration, LoadCurve
+    from attnsim.archs.datasheet import transferred_decode
+
+    # 64-key tiles of K and V at head dim 128: 32 KiB a tile
+    curve = LoadCurve(128, 128, 16, 64, 4, 2, (16, 528), (1.5e-6, 4.0e-6), (3e-6, 9e-6))
+    latent = LoadCurve(576, 512, 16, 64, 4, 2, (16, 528), (1.5e-6, 4.0e-6), (3e-6, 9e-6))
+    source = DecodeCalibration("src", "2026-12-05", "test", 4.5e12, loads=(curve, latent))
+    moved = transferred_decode(source, clock=1.0, hbm=0.7)  # target reads at 3.15 TB/s
+    assert moved.hbm_read_bandwidth_bytes_per_s == pytest.approx(3.15e12)
+    few, many = moved.loads[0].tile_s
+    assert few == pytest.approx(1.5e-6)  # 16 x 32 KiB / 1.5 us = 0.35 TB/s: not HBM-bound
+    assert many == pytest.approx(528 * 64 * 256 * 2 / 3.15e12)  # 4.33 TB/s on the source
+    assert moved.loads[0].fixed_s == curve.fixed_s
+    # MLA's latent (value dim under the head dim): V is K's columns, read once
+    assert moved.loads[1].tile_s[1] == pytest.approx(528 * 64 * 576 * 2 / 3.15e12)
+    slower = transferred_decode(source, clock=0.5, hbm=2.0)
+    assert slower.loads[0].tile_s == pytest.approx((3.0e-6, 8.0e-6))  # the clock's bound
