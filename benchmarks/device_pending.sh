@@ -24,8 +24,8 @@
 #   sustained    18: whether the long ping-pong calls slow down as they repeat (clock, power,
 #                    clock-event reasons at 20 ms; `benchmarks/sustained_probe.py`), ~2 min;
 #                    an H100 shows the same gap and serves too
-#   short-blocks 18: a later wave's time by row length, 1-8 key tiles (`short_blocks_probe.py`;
-#                    the many-short-rows grids the model prices 8-17% slow), ~3.5 min
+#   short-blocks 18: a later wave's time by row length, 1-32 key tiles (`short_blocks_probe.py`;
+#                    the many-block grids the model prices 8-17% slow), ~4 min
 # Sigmoid's tanh argument in one FMA (618e5e5, SASS checked, not timed): masks-cal and masks
 # time it against the committed score suites (measured with the earlier kernel).
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
