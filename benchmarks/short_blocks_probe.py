@@ -4,12 +4,11 @@
 
 Why (issue 18): on the H200 grids of thousands of blocks over short rows (the `regimes`
 suite's batch x heads > 128 at <= 512 keys, and the validation suite's 512-1K-key rows at
-64 x 64 tiles, 8-16 key tiles a block) ran 8-17% faster than the model prices them; the same
-tiling's rows of 64 tiles are priced within 1%. The model prices a later-wave block as its calibrated
-fixed time plus its steps, and `kernels.calibrate.microbench_blocks` derives that fixed time
-from blocks of 2 and 8 key tiles only. Whether shorter and longer blocks follow that line is
-what this measures: the time of one later wave of blocks, by row length (to 32 tiles, where
-the suites' rows of 512-2K keys and short-row errors of 10-16% at 64 x 64 tiles lie).
+64 x 64 tiles, 8-16 key tiles a block) ran 8-17% faster than the model prices them; the
+same tiling's rows of 64 tiles are priced within 1%. The model prices a later-wave block as
+its calibrated fixed time plus its steps, and `kernels.calibrate.microbench_blocks` derives
+that fixed time from blocks of 2 and 8 key tiles only. Whether shorter and longer blocks
+follow that line is what this measures: the time of one later wave of blocks by row length.
 
 Method: the kernels of `microbench_blocks` (the plain 1-pass kernel with host-built and
 in-kernel descriptors, the ping-pong kernel, the 2-pass passes) on its calibration shapes
