@@ -76,9 +76,11 @@ SUSTAINED_WARN_S = 1e-3
 SUSTAINED_LOAD = (
     "a {ms:.1f} ms 1-pass call at head dim 128: priced at the full clock of the short "
     "microbenchmarks; on the H200 and the H100 such calls ran slower than priced at their "
-    "median while their fastest repeats ran at the priced speed (most likely the clock under "
-    "sustained tensor-core load; not modelled): the ping-pong 128x128 build by 7-26% (every repeat "
-    "slow from ~3.6 ms calls), its 128x64 build and the plain builds by up to 11%"
+    "median while their fastest repeats ran at the priced speed: the ping-pong 128x128 build "
+    "by 7-26% (every repeat slow from ~3.6 ms calls), its 128x64 build and the plain builds "
+    "by up to 11%. Measured on the H100 (benchmarks/sustained_probe.py): back-to-back calls "
+    "hit the 700 W power cap within a second and the SM clock fell from 1980 to 1425-1800 MHz, "
+    "the calls 7-20% slower than the first ones (the power-capped clock is not modelled)"
 )
 
 

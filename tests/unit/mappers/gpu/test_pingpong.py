@@ -274,7 +274,7 @@ def test_long_head_dim_128_calls_say_what_sustained_load_did_to_them() -> None:
     dim 64 and other families do not."""
 
     def flagged(r: Result) -> bool:
-        return any("sustained tensor-core load" in w for w in r.warnings)
+        return any("power-capped clock" in w for w in r.warnings)
 
     long = run("gpu-1pass", "h200", B=1, H=16, P=16384, M=16384, **FIXED_PP)
     assert long.latency_s >= 1e-3 and flagged(long)
@@ -285,3 +285,44 @@ def test_long_head_dim_128_calls_say_what_sustained_load_did_to_them() -> None:
     assert d64.latency_s >= 1e-3 and not flagged(d64)
     two = run("gpu-2pass", "h200", "attention-2pass-tilemax-mh", B=1, H=16, P=16384, M=16384)
     assert two.latency_s >= 1e-3 and not flagged(two)
+
+
+def test_the_sustained_load_figures_are_the_h100_probes() -> None:
+    """SUSTAINED_LOAD's clock range and slowdown come from the committed sustained probe run:
+    per head-dim-128 case of 4 or more heads, the median clock of the last third of its
+    samples and its last fifth of calls over its first fifth."""
+    import ast
+    import csv
+    import datetime
+    import re
+    import statistics
+    from pathlib import Path
+
+    from attnsim.mappers.gpu.tiling import SUSTAINED_LOAD
+
+    where = Path(__file__).resolve().parents[4] / "kernels" / "measurements" / "h100"
+    cases = [ast.literal_eval(line) for line in (where / "sustained-h100-2026-12-06.log")
+             .read_text().splitlines() if line.startswith("{")]  # fmt: skip
+    with (where / "sustained-calls-h100-2026-12-06.csv").open() as fh:
+        calls = list(csv.DictReader(fh))
+    with (where / "sustained-smi-h100-2026-12-06.csv").open() as fh:
+        smi = [[c.strip() for c in r] for r in list(csv.reader(fh))[1:]]
+
+    def t(s: str) -> datetime.datetime:
+        return datetime.datetime.strptime(s, "%Y/%m/%d %H:%M:%S.%f")
+
+    clocks, slow = [], []
+    for c in cases:
+        if c["head_dim"] != 128 or c["heads"] * c["batch"] < 4:
+            continue
+        a, b = t(c["wall_start"]), t(c["wall_end"])
+        mhz = [int(r[1].split()[0]) for r in smi if a <= t(r[0]) <= b]
+        clocks.append(statistics.median(mhz[-(len(mhz) // 3) :]))
+        ms = [float(r["ms"]) for r in calls if r["case"] == c["case"]]
+        k = len(ms) // 5
+        slow.append(statistics.median(ms[-k:]) / statistics.median(ms[:k]) - 1)
+    assert len(clocks) >= 7
+    lo, hi = (int(x) for x in re.findall(r"1980 to (\d+)-(\d+) MHz", SUSTAINED_LOAD)[0])
+    assert (min(clocks), max(clocks)) == (lo, hi)
+    lo_pct, hi_pct = (int(x) for x in re.findall(r"calls (\d+)-(\d+)% slower", SUSTAINED_LOAD)[0])
+    assert (round(100 * min(slow)), round(100 * max(slow))) == (lo_pct, hi_pct)
