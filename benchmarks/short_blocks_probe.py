@@ -21,6 +21,12 @@ SM) and WAVES waves; the time of one later wave (k blocks per SM, started as slo
 Entries (calibration format, mode `<mode>-later`; nothing reads them yet): `steps: n`,
 `wave_us`, `q_tiles`, and the raw times `t1_us`, `tw_us`. `--compare FILE` prints them
 against the model's wave time for the same grids (CPU).
+
+`--q-sweep DIR`: four-query-tile grids are priced within a few percent (H100, 2026-12-06)
+while the suites' heads of 8-16 query tiles are not; this times calls of 4096 query tiles
+with 1, 2, 4, 8 or 16 of them per head through the suites' own harness (`kernels.bench`:
+rotating inputs, its do_bench settings), so `attnsim validate gpu DIR/qsweep-*.csv` shows
+the model's error by query tiles per head and the harness's part apart from the shape's.
 """
 
 from __future__ import annotations
@@ -90,6 +96,30 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     return {"attention_blocks": out}
 
 
+# --q-sweep: (tiling, schedule) of the head-dim-128 1-pass builds whose many-block calls the
+# suites priced slow (64 x 64 by 10-16%, ping-pong 128 x 128 by 6-17%), and a control (128 x 64)
+SWEEP_TILINGS = (((64, 64, 4, 3), "plain"), ((128, 128, 8, 3), "pingpong"),
+                 ((128, 128, 8, 3), "plain"), ((128, 64, 8, 3), "plain"))  # fmt: skip
+SWEEP_Q_TILES = (1, 2, 4, 8, 16)
+SWEEP_KEYS = (512, 2048)
+SWEEP_BLOCKS = 4096  # query tiles of every call: ~15 waves at 2 blocks per SM, 31 at one
+
+
+def sweep_configs() -> list[Any]:
+    """The suites' harness configurations of the q-sweep (see `main`'s --q-sweep)."""
+    from attnsim.kernels.bench.suites import Config
+    from attnsim.kernels.spec import kernel_shape
+
+    out = []
+    for tiling, schedule in SWEEP_TILINGS:
+        for keys in SWEEP_KEYS:
+            for q in SWEEP_Q_TILES:
+                heads = SWEEP_BLOCKS // q
+                shape = kernel_shape(heads // 16, 16, q * tiling[0], keys, 128, False)
+                out.append(Config("triton-1pass", shape, tiling, schedule))
+    return out
+
+
 FAMILY = {"online": ("1pass", 0), "pingpong": ("1pass", 0), "stats": ("2pass", 0),
           "output": ("2pass", 1)}  # fmt: skip
 
@@ -150,12 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="write the entries here (YAML)")
     p.add_argument("--compare", type=Path, help="print a probe file against the model (no GPU)")
     p.add_argument("--arch", default="h200", help="GPU preset for --compare (default h200)")
+    p.add_argument("--q-sweep", type=Path, metavar="DIR",
+                   help="time calls of 4096 query tiles with 1-16 of them per head (keys 512, "
+                   "2048) through the suites' harness into DIR (a measurement CSV that "
+                   "`attnsim validate gpu` reads)")  # fmt: skip
     args = p.parse_args(argv)
     if args.compare is not None:
         print(compare(args.compare, args.arch))
         return 0
+    if args.q_sweep is not None:
+        from attnsim.kernels.bench.harness import run
+
+        return 1 if run(sweep_configs(), args.q_sweep, "qsweep", "bf16") else 0
     if args.out is None:
-        p.error("give --out FILE (measure) or --compare FILE")
+        p.error("give --out FILE (measure), --q-sweep DIR or --compare FILE")
     import torch
 
     if not torch.cuda.is_available():
