@@ -28,8 +28,8 @@
 #                    the many-block grids the model prices 8-17% slow), ~4 min
 #   q-sweep      18: 4096 query tiles at 1-16 per head through the suites' harness
 #                    (`short_blocks_probe.py --q-sweep`), ~1 min; an H100 serves too
-# Sigmoid's tanh argument in one FMA (618e5e5, SASS checked, not timed): masks-cal and masks
-# time it against the committed score suites (measured with the earlier kernel).
+# Sigmoid's tanh argument in one FMA (618e5e5; timed on an H100 2026-12-06): masks-cal and masks
+# time it on the H200 against the committed score suites (measured with the earlier kernel).
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
