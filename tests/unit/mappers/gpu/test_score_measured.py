@@ -72,3 +72,39 @@ def test_ratio_to_softmax_follows_the_kernel(predictions):
             assert t > tc and float(r["median_ms"]) > float(r["softmax_median_ms"])
         if r["score"] == "sigmoid":
             assert t < tc and float(r["median_ms"]) < float(r["softmax_median_ms"])
+
+
+def test_sigmoid_results_say_their_step_predates_the_one_fma_kernel():
+    """A sigmoid result carries SIGMOID_STEP_PREDATES, whose figures are the H100 score
+    suites' sigmoid times after the one-FMA change over before it (same configurations)."""
+    import re
+
+    from attnsim.mappers.gpu.problem import SIGMOID_STEP_PREDATES
+
+    mapper = get_mapper("gpu-1pass")(schedule="plain")
+    sizes = dict(B=1, H=16, M=4096, P=4096, E=128, F=128)
+    result = mapper.map(load_cascade("attention-1pass-mh-sigmoid"), load_arch("h200"), sizes)
+    assert SIGMOID_STEP_PREDATES in result.warnings
+    plain = mapper.map(load_cascade("attention-1pass-mh"), load_arch("h200"), sizes)
+    assert SIGMOID_STEP_PREDATES not in plain.warnings
+
+    h100 = DATA.parent / "h100"
+
+    def sigmoid_ms(name: str) -> dict[tuple[str, ...], float]:
+        cols = ("suite", "batch", "heads", "seq", "head_dim", "causal", "block_m", "block_n")
+        with (h100 / name).open() as fh:
+            rows = [r for r in csv.DictReader(fh) if r["family"] != "sdpa"]
+        return {tuple(r[c] for c in cols): float(r["median_ms"]) for r in rows
+                if r["score"] == "sigmoid" and r["status"] == "ok"}  # fmt: skip
+
+    before = sigmoid_ms("masks-score-h100-2026-12-05.csv")
+    after = sigmoid_ms("masks-score-h100-2026-12-06.csv")
+    ratios = [after[k] / before[k] for k in after if k in before]
+    assert len(ratios) >= 12
+    lo, hi, med = (float(x) for x in re.findall(
+        r"made the sigmoid calls ([\d.]+)-([\d.]+)x their earlier time \(median ([\d.]+)x",
+        SIGMOID_STEP_PREDATES)[0])  # fmt: skip
+    assert (round(min(ratios), 2), round(max(ratios), 2)) == (lo, hi)
+    assert round(statistics.median(ratios), 2) == med
+    slow = int(re.findall(r"up to ~(\d+)% slow", SIGMOID_STEP_PREDATES)[0])
+    assert round(100 * (1 / min(ratios) - 1)) == slow
