@@ -28,6 +28,8 @@
 #                    the many-block grids the model prices 8-17% slow), ~4 min
 #   q-sweep      18: 4096 query tiles at 1-16 per head through the suites' harness
 #                    (`short_blocks_probe.py --q-sweep`), ~1 min; an H100 serves too
+#   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
+#                    tiling (`decode_waves_probe.py`; the +28-34% many-split points), ~1 min
 # Sigmoid's tanh argument in one FMA (618e5e5; timed on an H100 2026-12-06): masks-cal and masks
 # time it on the H200 against the committed score suites (measured with the earlier kernel).
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
@@ -36,7 +38,7 @@
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,37p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,39p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -82,6 +84,7 @@ for s in "$@"; do
         short-blocks) step short-blocks python benchmarks/short_blocks_probe.py \
             --out "$OUT/short-blocks-${dev:-gpu}-$day.yaml" ;;
         q-sweep) step q-sweep python benchmarks/short_blocks_probe.py --q-sweep "$OUT" ;;
+        decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
         validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \

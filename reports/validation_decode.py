@@ -85,7 +85,8 @@ def modelled(row: dict[str, str]) -> bool:
     """Rows the model predicts: our decode kernels (GQA and MLA absorbed).
 
     A modelled strategy; paged rows (suites paged-*) are predicted as the same call on a
-    contiguous cache (`gpu-decode`'s page_size option says so in its warnings).
+    contiguous cache (`gpu-decode`'s page_size option says so in its warnings); suite `waves`
+    is benchmarks/decode_waves_probe.py's (launches of 1-60 waves of short programs).
     """
     suite = (row.get("suite") or "").split("-")
     mla = suite[0] == "mla"
@@ -93,7 +94,7 @@ def modelled(row: dict[str, str]) -> bool:
         row.get("strategy") in DECODE_STRATEGIES
         and (_int(row, "head_block") == 0 or mla)
         and math.isfinite(_float(row, "kernel_ms"))
-        and (suite[0] in (*MODELLED_SUITES, "ragged", "paged") or mla)
+        and (suite[0] in (*MODELLED_SUITES, "ragged", "paged", "waves") or mla)
     )
 
 

@@ -138,3 +138,28 @@ def test_streamk_waves_are_priced_and_reported() -> None:
         ramps[programs] = dict(mapper.map(cascade, arch, sizes).extras)["wave_ramps_us"]
     assert ramps[132] == 0.0
     assert 1.0 < ramps[264] < 30.0
+
+
+def test_decode_waves_rows_are_priced_as_their_configuration(tmp_path: Path) -> None:
+    """Rows of benchmarks/decode_waves_probe.py (suite `waves`) are modelled, each with its
+    own configuration: a tuned-file row relabelled `waves` gets the same prediction."""
+    import csv
+
+    with TUNED.open() as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = [r for r in reader if r["suite"] == "validation" and r["strategy"] == "splitk"]
+    rows = rows[:5]
+    path = tmp_path / "decode-waves-h200-2026-12-06.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fields)
+        writer.writeheader()
+        writer.writerows({**r, "suite": "waves"} for r in rows)
+    assert vd.is_decode_file(path)
+    waves = vd.predict_rows([path])
+    direct = vd.predict_rows([TUNED], suites=("validation",))
+    assert len(waves) == 5 and {p.suite for p in waves} == {"waves"}
+    by_key = {(p.shape, p.splits, p.programs, p.tiling, p.measured_ms): p for p in direct}
+    for p in waves:
+        twin = by_key[(p.shape, p.splits, p.programs, p.tiling, p.measured_ms)]
+        assert p.predicted_ms == pytest.approx(twin.predicted_ms)
