@@ -32,7 +32,6 @@ the model's error by query tiles per head and the harness's part apart from the 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -58,21 +57,16 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     """`<mode>-later` entries for every kernel of `plan()`."""
     import triton
 
-    from attnsim.kernels.calibrate.microbench_blocks import _caller, occupancy
+    from attnsim.kernels.calibrate.microbench_blocks import _caller, resident, within_budget
     from attnsim.kernels.calibrate.microbench_masks import _common
     from attnsim.kernels.triton.common import ensure_allocator
 
     ensure_allocator()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    t0 = time.time()
     out: list[dict[str, Any]] = []
-    for mode, d, tiling, tiles in plan():
-        if time.time() - t0 > BUDGET_S:
-            print(f"  budget spent: skip {mode} d{d} {tiling} {tiles}", file=sys.stderr)
-            continue
+    for mode, d, tiling, tiles in within_budget(plan(), BUDGET_S):
         try:
-            _, compiled = _caller(torch, mode, d, tiling, sms, STEPS[0], tiles)
-            k = occupancy(torch, compiled, tiling[2]) if compiled is not None else 1
+            k = resident(torch, mode, d, tiling, sms, STEPS[0], tiles)
             for q_tiles in Q_TILES:
                 for n in STEPS:
                     times = []
@@ -186,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                    "`attnsim validate gpu` reads)")  # fmt: skip
     args = p.parse_args(argv)
     if args.compare is not None:
+        if not args.compare.is_file():
+            p.error(f"--compare: no such file: {args.compare}")
         print(compare(args.compare, args.arch))
         return 0
     if args.q_sweep is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import triton
@@ -44,7 +45,8 @@ WAVES = 4
 # (kernels.bench.harness.TILINGS) of the 1-pass kernel, with host- and kernel-built descriptors (it
 # takes the latter when seq_q is not a multiple of BLOCK_M), and of both 2-pass passes
 # (kernel-built descriptors only)
-BLOCK_PLAN: tuple[tuple[str, int, tuple[int, int, int, int], str], ...] = (
+PlanEntry = tuple[str, int, tuple[int, int, int, int], str]  # mode, head dim, tiling, tiles
+BLOCK_PLAN: tuple[PlanEntry, ...] = (
     *(
         ("online", d, t, tiles)
         for tiles in ("host", "device")
@@ -137,6 +139,29 @@ def _caller(  # type: ignore[no-untyped-def]
         plan.passes[0](q, k, v, o, m, lsum)
     compiled = compiled_kernel(attn_2pass.attn_2pass_kernel, launch.meta, w, st)
     return (lambda: launch(q, k, v, o, m, lsum)), compiled
+
+
+def within_budget(plan: Iterable[PlanEntry], budget_s: float) -> Iterator[PlanEntry]:
+    """The plan's (mode, head dim, tiling, tiles) entries in order while `budget_s` lasts.
+
+    The ones after are reported on stderr as skipped.
+    """
+    t0 = time.time()
+    for mode, d, tiling, tiles in plan:
+        if time.time() - t0 > budget_s:
+            print(f"  budget spent: skip {mode} d{d} {tiling} {tiles}", file=sys.stderr)
+            continue
+        yield mode, d, tiling, tiles
+
+
+def resident(torch: Any, mode: str, d: int, tiling: tuple[int, int, int, int], sms: int,
+             steps: int, tiles: str) -> int:  # fmt: skip
+    """Blocks per SM of the kernel `_caller` compiles for this entry.
+
+    1 when it cannot be read (the ping-pong kernel: one per SM by construction).
+    """
+    _, compiled = _caller(torch, mode, d, tiling, sms, steps, tiles)
+    return occupancy(torch, compiled, tiling[2]) if compiled is not None else 1
 
 
 def compiled_kernel(fn: Any, meta: dict[str, Any], warps: int, stages: int) -> Any:

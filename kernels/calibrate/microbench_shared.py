@@ -25,7 +25,6 @@ grids.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,22 +44,18 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
         _ms,
         _point,
         bench_floor_us,
-        occupancy,
+        resident,
+        within_budget,
     )
     from attnsim.kernels.triton.common import ensure_allocator
 
     ensure_allocator()
     floor_us = bench_floor_us(torch)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    t0 = time.time()
     out: list[dict[str, Any]] = []
-    for mode, d, tiling, tiles in BLOCK_PLAN:
-        if time.time() - t0 > BUDGET_S:
-            print(f"  budget spent: skip {mode} d{d} {tiling} {tiles}", file=sys.stderr)
-            continue
+    for mode, d, tiling, tiles in within_budget(BLOCK_PLAN, BUDGET_S):
         try:
-            _, compiled = _caller(torch, mode, d, tiling, sms, SHARED_STEPS[0], tiles)
-            occ = occupancy(torch, compiled, tiling[2]) if compiled is not None else 1
+            occ = resident(torch, mode, d, tiling, sms, SHARED_STEPS[0], tiles)
             one = sms * occ
             if one % Q_TILES:
                 print(f"  {mode} d{d} {tiling}: {one} blocks not divisible", file=sys.stderr)

@@ -337,38 +337,29 @@ def attn_inner(
                 start_n = tl.multiple_of(n0, BLOCK_N)
             k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
             qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
-            if MODE == 0 and SIGMOID and not (SOFTCAP or ALIBI):
-                # sigmoid's tanh argument (s + bias) ln 2 / 2 in one FMA per score
-                if PRESCALED:
-                    sc = qk * HALF_LN2 + sigmoid_bias * HALF_LN2
+            if MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
+                plain_sigmoid: tl.constexpr = SIGMOID and not (SOFTCAP or ALIBI)
+                if plain_sigmoid:  # the tanh argument (s + bias) ln 2 / 2: one FMA a score
+                    if PRESCALED:
+                        sc = qk * HALF_LN2 + sigmoid_bias * HALF_LN2
+                    else:
+                        sc = qk * (qk_scale * HALF_LN2) + sigmoid_bias * HALF_LN2
                 else:
-                    sc = qk * (qk_scale * HALF_LN2) + sigmoid_bias * HALF_LN2
-                if MASKED:
-                    keep = _keep(
-                        offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks, SEGMENTS,
-                        q_seg, k_seg,
-                    )  # fmt: skip
-                    sc = tl.where(keep, sc, float("-inf"))
-                acc = sigmoid_step(
-                    acc, sc, v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA,
-                    DOT_PRECISION, FAST_TANH,
-                )  # fmt: skip
-            elif MODE == 0 and (SIGMOID or SOFTCAP or ALIBI):
-                if PRESCALED:
-                    sc = qk
-                else:
-                    sc = qk * qk_scale
-                sc = modify_scores(
-                    sc,
-                    offs_m,
-                    start_n + offs_n,
-                    SOFTCAP,
-                    ALIBI,
-                    softcap,
-                    alibi,
-                    FAST_TANH,
-                    ALIBI and CAUSAL and not SIGMOID and not SOFTCAP,
-                )
+                    if PRESCALED:
+                        sc = qk
+                    else:
+                        sc = qk * qk_scale
+                    sc = modify_scores(
+                        sc,
+                        offs_m,
+                        start_n + offs_n,
+                        SOFTCAP,
+                        ALIBI,
+                        softcap,
+                        alibi,
+                        FAST_TANH,
+                        ALIBI and CAUSAL and not SIGMOID and not SOFTCAP,
+                    )
                 if MASKED:
                     keep = _keep(
                         offs_m, start_n + offs_n, seq_k, CAUSAL, WINDOW, window, sinks, SEGMENTS,
@@ -376,9 +367,11 @@ def attn_inner(
                     )  # fmt: skip
                     sc = tl.where(keep, sc, float("-inf"))
                 if SIGMOID:
+                    if not plain_sigmoid:
+                        sc = (sc + sigmoid_bias) * HALF_LN2
                     acc = sigmoid_step(
-                        acc, (sc + sigmoid_bias) * HALF_LN2, v_src, start_n, seq_k, stride_vs,
-                        BLOCK_N, HEAD_DIM, USE_TMA, DOT_PRECISION, FAST_TANH,
+                        acc, sc, v_src, start_n, seq_k, stride_vs, BLOCK_N, HEAD_DIM, USE_TMA,
+                        DOT_PRECISION, FAST_TANH,
                     )  # fmt: skip
                 else:
                     acc, l_i, m_i = online_step(

@@ -31,15 +31,6 @@ from attnsim.mappers.gpu.kernels import ScoreCost
 from attnsim.mappers.gpu.model import GATHERED, gathered_ranks
 from attnsim.mappers.spatial.view import MappingError
 
-# The calibrated score-sigmoid step (H200, 2026-12-04) was measured on the kernel before its
-# tanh argument went into one FMA (618e5e5); the H100's score suites before and after it
-# (kernels/measurements/h100/masks-score-h100-2026-12-0{5,6}.csv) give the figures below.
-SIGMOID_STEP_PREDATES = (
-    "sigmoid: the calibrated score-sigmoid step predates the kernel's one-FMA tanh argument "
-    "(618e5e5); on an H100 that change made the sigmoid calls 0.93-1.04x their earlier time "
-    "(median 0.97x), so sigmoid is priced up to ~7% slow until the H200 step is measured again"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class GpuProblem:
@@ -243,8 +234,6 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
             "position bias: one FMA per score). Validated: kernels/measurements/masks/"
             "masks-score-h200-2026-12-04.csv"
         )
-    if score.sigmoid:
-        out.append(SIGMOID_STEP_PREDATES)
     return tuple(out)
 
 

@@ -14,6 +14,16 @@ SOFTCAP_SFU = 1.0  # cap * tanh(x / cap): tanh on the special-function unit
 SOFTCAP_OPS = 2.0  # ... and its two multiplies
 BIAS_OPS = 1.0  # a position bias (ALiBi: slope * (p - m)) added by one FMA
 
+# The calibrated score-sigmoid step (H200, 2026-12-04) was measured on the kernel before its
+# tanh argument went into one FMA (618e5e5); the H100's score suites before and after it
+# (kernels/measurements/h100/masks-score-h100-2026-12-0{5,6}.csv) give the figures below.
+SIGMOID_STEP_PREDATES = (
+    "sigmoid: the calibrated score-sigmoid step predates the 1-pass kernel's one-FMA tanh "
+    "argument (618e5e5); on an H100 that change made the sigmoid calls 0.93-1.04x their "
+    "earlier time (median 0.97x), so sigmoid is priced up to ~7% slow until the H200 step is "
+    "measured again"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreCost:

@@ -48,6 +48,7 @@ from attnsim.mappers.gpu.model import (
     time_kernel,
 )
 from attnsim.mappers.gpu.problem import GpuProblem, gpu_problem
+from attnsim.mappers.gpu.scores import SIGMOID_STEP_PREDATES
 from attnsim.mappers.gpu.window_loops import WINDOW_MODE
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -401,6 +402,8 @@ def _result(
         warnings.append(f"tiling {chosen.tiling} cannot run as modelled: {chosen.problem}")
     if mapper.family == "1pass" and shape.head_dim == 128 and latency >= SUSTAINED_WARN_S:
         warnings.append(SUSTAINED_LOAD.format(ms=latency * 1e3))
+    if mapper.family == "1pass" and problem.score.sigmoid:
+        warnings.append(SIGMOID_STEP_PREDATES)
     main_plan = next(p for p, k in zip(plans, kernels, strict=True) if k is main)
     short = short_block_figures(main_plan, main.waves) if mapper.family != "unfused" else None
     if short is not None:
