@@ -27,6 +27,13 @@ while the suites' heads of 8-16 query tiles are not; this times calls of 4096 qu
 with 1, 2, 4, 8 or 16 of them per head through the suites' own harness (`kernels.bench`:
 rotating inputs, its do_bench settings), so `attnsim validate gpu DIR/qsweep-*.csv` shows
 the model's error by query tiles per head and the harness's part apart from the shape's.
+
+`--wave-sweep FILE`: whether a later wave's cost depends on how many waves the call has (the
+calibration's later-wave figures come from 8-wave grids; the q-sweep's 31-wave calls of
+4-tile blocks ran ~1.4 us a block faster than those figures). Grids of 1-64 waves of blocks
+of 4 and 16 key tiles, one or four query tiles per head, each timed with the calibration's
+do_bench settings (`short`: 5 ms warm-up, 30 ms) and the suites' (`long`: 100 ms, 400 ms).
+Entries: `waves`, `steps`, `q_tiles`, `bench`, `t_us` (median call time).
 """
 
 from __future__ import annotations
@@ -114,6 +121,47 @@ def sweep_configs() -> list[Any]:
     return out
 
 
+# --wave-sweep: the suites' 1-pass builds at head dim 128 (host descriptors, ping-pong)
+WAVE_PLAN = (("online", 128, (64, 64, 4, 3), "host"), ("online", 128, (128, 128, 8, 3), "host"),
+             ("pingpong", 128, (128, 128, 8, 3), "device"))  # fmt: skip
+WAVE_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+WAVE_STEPS = (4, 16)
+WAVE_BENCH = {"short": (5, 30), "long": (100, 400)}  # do_bench (warmup_ms, rep_ms)
+
+
+def wave_sweep(torch: Any) -> dict[str, list[dict[str, Any]]]:
+    """Call time by wave count (see the module docstring's --wave-sweep)."""
+    import triton
+
+    from attnsim.kernels.calibrate.microbench_blocks import _caller, resident
+    from attnsim.kernels.calibrate.microbench_masks import _common
+    from attnsim.kernels.triton.common import ensure_allocator
+
+    ensure_allocator()
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    out: list[dict[str, Any]] = []
+    for mode, d, tiling, tiles in WAVE_PLAN:
+        try:
+            k = resident(torch, mode, d, tiling, sms, WAVE_STEPS[0], tiles)
+            for q_tiles in Q_TILES:
+                for n in WAVE_STEPS:
+                    for waves in WAVE_COUNTS:
+                        call, _ = _caller(torch, mode, d, tiling, sms * k * waves, n, tiles,
+                                          q_tiles)  # fmt: skip
+                        for bench, (warm, rep) in WAVE_BENCH.items():
+                            t = float(triton.testing.do_bench(call, warmup=warm, rep=rep)) * 1e3
+                            out.append({**_common(f"{mode}-waves", d, tiling, k), "tiles": tiles,
+                                        "q_tiles": q_tiles, "steps": n, "waves": waves,
+                                        "bench": bench, "t_us": round(t, 2)})  # fmt: skip
+                        print(f"  {mode} {tiling} q{q_tiles} n={n} W={waves}: "
+                              f"{[e['t_us'] for e in out[-2:]]}", file=sys.stderr)  # fmt: skip
+                        del call
+                        torch.cuda.empty_cache()
+        except Exception as exc:  # noqa: BLE001 - keep the other kernels
+            print(f"  skip {mode} d{d} {tiling} {tiles}: {exc}"[:300], file=sys.stderr)
+    return {"attention_waves": out}
+
+
 FAMILY = {"online": ("1pass", 0), "pingpong": ("1pass", 0), "stats": ("2pass", 0),
           "output": ("2pass", 1)}  # fmt: skip
 
@@ -178,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="time calls of 4096 query tiles with 1-16 of them per head (keys 512, "
                    "2048) through the suites' harness into DIR (a measurement CSV that "
                    "`attnsim validate gpu` reads)")  # fmt: skip
+    p.add_argument(
+        "--wave-sweep",
+        type=Path,
+        metavar="FILE",
+        help="time grids of 1-64 waves of 4- and 16-tile blocks into FILE (YAML)",
+    )
     args = p.parse_args(argv)
     if args.compare is not None:
         if not args.compare.is_file():
@@ -188,16 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         from attnsim.kernels.bench.harness import run
 
         return 1 if run(sweep_configs(), args.q_sweep, "qsweep", "bf16") else 0
-    if args.out is None:
-        p.error("give --out FILE (measure), --q-sweep DIR or --compare FILE")
+    if args.out is None and args.wave_sweep is None:
+        p.error("give --out FILE (measure), --wave-sweep FILE, --q-sweep DIR or --compare FILE")
     import torch
 
     if not torch.cuda.is_available():
         print("short_blocks_probe needs a CUDA GPU", file=sys.stderr)
         return 2
-    found = measure(torch)
-    args.out.write_text(yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
-    print(f"{len(found['attention_blocks'])} entries: {args.out}", file=sys.stderr)
+    path, found = (args.out, measure(torch)) if args.out else (args.wave_sweep, wave_sweep(torch))
+    path.write_text(yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
+    print(f"{sum(len(v) for v in found.values())} entries: {path}", file=sys.stderr)
     return 0
 
 
