@@ -166,3 +166,19 @@ def test_readme_quotes_the_systematic_causal_misses(
         f"`kernels/measurements/h100/bwd-h100-2026-12-05-planned.csv`: {x:+.0f}%, {y:+.0f}%, "
         f"{z:+.0f}%)"
     ) in readme
+
+
+def test_readme_quotes_the_short_rows_with_atomics(
+    points: list[vk.KernelPoint], readme: str
+) -> None:
+    """The validation's 1024-key shapes at head dim 64 with atomic dQ (16 dK/dV programs per
+    head, priced from the `--spread 16` entries)."""
+    short = [
+        p.error_pct
+        for p in points
+        if p.suite == "validation" and "E=64" in p.shape and "P=1024 " in p.shape
+        and p.config.endswith("/atomic")
+    ]  # fmt: skip
+    assert len(short) == 24
+    assert f"(within {max(short):+.0f}% on the planned run)" in readme
+    assert min(short) > -max(short)  # the bound is on the slow side: none priced faster
