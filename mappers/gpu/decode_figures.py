@@ -37,21 +37,32 @@ PARTIAL_WORD_BYTES = 4  # partial outputs and log-sum-exps are fp32
 # the H200 (decode-h200-2026-12-05-tuned.csv, pages of 64 and 256 keys), tilings of 3-4
 # stages ran at 0.61-1.08x the speed of (64, 4, 2) on paged caches (median 0.95-0.99x, 48
 # pairs) and up to 1.73x faster on contiguous ones (median 1.05x, where per-program
-# streaming bounds the call).
-# Paged calls are priced with the figures of their tiling at PAGED_STAGES stages; the
-# block-table lookups themselves are not modelled (measured: see PAGED_NOTE).
+# streaming bounds the call). A tiling with a measured paged point (`microbench_decode
+# --paged`: 32 programs, where latency bounds the per-tile time) pays its factor where the
+# load curve slows the contiguous tile by less: the page-index wait is a latency, and with
+# many programs streaming HBM's queue hides it (the H200 2026-12-06 factors taken as a plain
+# product priced the paged suites 85% slow at worst, split-K paged-validation 18.2%; the
+# H100's did likewise on the H200's suites, 15.9%). Tilings without one are priced with the
+# figures of their tiling at PAGED_STAGES stages; their block-table lookups are not
+# modelled otherwise (measured: see PAGED_NOTE).
 PAGED_STAGES = 2
 PAGED_MEASURED_NOTE = (
     "paged KV cache ({page} keys per page): per-tile times x {factor:.2f}, the measured "
     "per-tile time of tiling {tiling} through a shuffled block table over the contiguous "
-    "cache's (kernels.calibrate.microbench_decode --paged)"
+    "cache's with 32 programs (kernels.calibrate.microbench_decode --paged), or the load "
+    "curve's slowdown where that is larger (the page-index wait hides under HBM contention); "
+    "measured on the unsplit build only: on the H200 paged calls so priced ran 4.2% slower "
+    "on average than this prediction, worst 41.7% (stream-K at 264 programs of one-per-SM "
+    "builds; kernels/measurements/decode/decode-splits-h200-2026-12-03.csv and "
+    "decode-h200-2026-12-05-tuned.csv, suites paged-*; 160 calls)"
 )
 PAGED_NOTE = (
-    "paged KV cache ({page} keys per page): priced as a contiguous cache read at "
-    f"{PAGED_STAGES} pipeline stages (a tile's loads wait for its page index); the block-table "
-    "lookups are not modelled otherwise: on the H200 paged calls ran 6.1% slower on average "
-    "than this prediction, worst 44.3% (kernels/measurements/decode/decode-splits-h200-"
-    "2026-12-03.csv and decode-h200-2026-12-05-tuned.csv, suites paged-*; 168 calls)"
+    "paged KV cache ({page} keys per page): no paged figure measured for this tiling; priced "
+    f"as a contiguous cache read at {PAGED_STAGES} pipeline stages (a tile's loads wait for "
+    "its page index); the block-table lookups are not modelled otherwise: on the H200 such "
+    "paged calls ran 5.6% slower on average than this prediction, worst 10.8% (kernels/"
+    "measurements/decode/decode-splits-h200-2026-12-03.csv and decode-h200-2026-12-05-"
+    "tuned.csv, suites paged-*; 8 calls)"
 )
 
 
@@ -131,8 +142,9 @@ def _figures(
     (default `streaming`: the mean number over the makespan when the caller knows it); not for a
     configuration whose programs split the SM's throughput (`_sm_share`), priced by the cap.
     Per-tile time: the unsplit build's, times the measured ratio of `strategy`'s build
-    (`DecodeCalibration.build_factor`), times `paged` (the measured per-tile time through a
-    block table over the contiguous one, `DecodeCalibration.paged_point`). Merges: those
+    (`DecodeCalibration.build_factor`), times the larger of the load curve's slowdown and
+    `paged` (the measured per-tile time through a block table over the contiguous one,
+    `DecodeCalibration.paged_point`, a latency that HBM contention hides). Merges: those
     measured on `strategy`'s kernel build (stream-K or split-K) at the nearest warps.
     """
     s, arch = p.shape, rates.arch
@@ -149,7 +161,7 @@ def _figures(
         measured_bytes = pt.block_n * (pt.head_dim + (0 if p.shared_kv else pt.value_dim))
         # the unsplit build's figures, times what `strategy`'s build costs per tile
         build = dcal.build_factor(s.head_dim, s.value_dim, p.rows, tiling, strategy)  # type: ignore[union-attr]
-        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes) * build * paged
+        tile = pt.tile_s * tile_bytes / (measured_bytes * s.elem_bytes) * build
         fixed = pt.fixed_s
     else:
         # Little's law: num_stages - 1 tiles in flight per program over the HBM latency
@@ -193,6 +205,13 @@ def _figures(
             factor = max(1.0, floor / tile) if streaming > REFERENCE_PROGRAMS else 1.0
         tile, scale = tile * factor, scale * factor
         fixed += load.extra_fixed_s(streaming if loading is None else loading)
+    else:
+        factor = 1.0
+    # through a block table: the measured paged factor, or the load's slowdown if larger;
+    # a factor below 1 (the H200's (64, 4, 2) at 64 keys a page: 0.93) is taken as 1 (as
+    # a factor it priced split-K paged-validation 10.2% off, not 9.1%)
+    over = max(1.0, paged / factor)
+    tile, scale = tile * over, scale * over
     if merge is not None:
         piece, part = merge.piece_s, merge.part_s
     else:
