@@ -65,6 +65,7 @@ from attnsim.mappers.gpu.decode_figures import (
     _figures,
     decode_calibration,
     figure_notes,
+    waves_notes,
 )
 from attnsim.mappers.gpu.decode_schedule import schedule_s
 from attnsim.mappers.gpu.model import residency
@@ -500,6 +501,7 @@ class GpuDecodeMapper:
         elif opts.page_size:
             notes += (PAGED_NOTE.format(page=opts.page_size),)
         notes += figure_notes(arch, dcal, problem, tiling)
+        notes += waves_notes(chosen.programs, arch.sm_count * chosen.per_sm, chosen.strategy)
         return decode_result(
             self, cascade, arch, sizes, problem, chosen, ranked, notes, tiling, extra
         )

@@ -65,6 +65,30 @@ PAGED_NOTE = (
     "tuned.csv, suites paged-*; 8 calls)"
 )
 
+# Launches of many waves of programs: the decode figures (start, piece, merge, profile) come
+# from launches of about one wave. benchmarks/decode_waves_probe.py timed split-K launches of
+# 1-62 waves of 1-4-tile programs on the H200 (2026-12-06): the steady-state cost of a
+# further program differs from the one-wave figures by tiling, not by one rule (per slot,
+# the (128, 8, 3) build at head dim 128: 4.9 us a one-tile program against 6.4 priced; the
+# (256, 8, 3) build at head dim 64: 4.7 against 4.5; hiding the partial store under the next
+# program's start everywhere priced the decode suites worse, split pick 91% -> 78%), so it
+# is stated, not modelled.
+WAVES_NOTED = 4  # waves of programs on the SMs' slots from which WAVES_NOTE is given
+WAVES_NOTE = (
+    "{waves:.0f} waves of programs on the SMs' slots: the decode figures are those of "
+    "launches of about one wave; on the H200 split-K launches of >= 4 waves of 1-4-tile "
+    "programs were priced 2.7% slow on average, from 15.2% fast to 29.2% slow by "
+    "tiling (benchmarks/decode_waves_probe.py, kernels/measurements/decode/"
+    "decode-waves-h200-2026-12-06.csv; 36 calls)"
+)
+
+
+def waves_notes(programs: int, slots: int, strategy: str) -> tuple[str, ...]:
+    """WAVES_NOTE for a split-K or unsplit launch of `WAVES_NOTED` or more waves."""
+    if strategy == "streamk" or programs < WAVES_NOTED * slots:
+        return ()
+    return (WAVES_NOTE.format(waves=programs / slots),)
+
 
 @dataclass(frozen=True, slots=True)
 class _Figures:
