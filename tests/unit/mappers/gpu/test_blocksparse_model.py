@@ -124,12 +124,13 @@ def test_fewer_tiles_cost_less_and_tilings_must_match() -> None:
 
 def test_a_second_key_loop_costs_its_measured_entry() -> None:
     """Query tiles with full and partial tiles run two key loops; the second pays the window
-    kernel's measured loop entry (the same inner loop), and only those tiles pay it."""
+    kernel's measured loop entry (the same inner loop), and only those tiles pay it. (At
+    128x64/w4: the 8-warp entry measured -0.18 us on 2026-12-06, timing noise counted as 0.)"""
     from attnsim.mappers.gpu.kernels import kernel_plans
     from attnsim.mappers.gpu.model import _block_times
 
     arch = h200()
-    t = Tiling(128, 64, 8, 3)
+    t = Tiling(128, 64, 4, 3)
     lay = layout_of(8192, 8192, 128, 64, causal=True)  # diagonal tiles partial: two loops
     shape = block_sparse_shape(1, 16, 8192, 8192, 128, lay)
     (plan,) = kernel_plans("1pass", shape, t, arch.sm_count, arch.l2_bytes, arch.calibration,
