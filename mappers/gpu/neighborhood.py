@@ -30,13 +30,13 @@ from attnsim.mappers.result import Result
 NEIGHBORHOOD_ASSUMPTIONS = (
     "neighborhood: priced as a block-sparse layout on the plain 1-pass plan; where the "
     "calibration has the tiling's `neighborhood` steps (kernels.calibrate.microbench_"
-    "neighborhood: the layout's step with every tile tested and with none; the H200's were "
-    "measured on an H100, whose score and window steps ran 0.89-1.10x the H200's), unmasked "
+    "neighborhood: the layout's step with every tile tested and with none; the H200's "
+    "measured on it on 2026-12-06, 0.94-1.22x the H100's used before them), unmasked "
     "steps take the measured untested step and partial tiles add the measured window test; "
     "elsewhere the window test (4 compares and 4 ands per score with the key bound) is "
-    "counted on the CUDA cores; on the H200 the kernel alone ran 0.82-0.99x this (median "
-    "0.96x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-gather.csv; "
-    "1.05-1.26x before the window test was measured)",
+    "counted on the CUDA cores; on the H200 the kernel alone ran 0.84-0.96x this (median "
+    "0.94x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-gather.csv; "
+    "0.82-0.99x with the H100's steps, 1.05-1.26x before the window test was measured)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
     "rates plus one launch each (not calibrated; on the H200 they ran 1.20x this, median); "

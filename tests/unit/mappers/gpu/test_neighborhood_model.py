@@ -214,6 +214,39 @@ def test_the_measured_gaps_the_warnings_state_are_the_files() -> None:
     assert statistics.median(copies) == pytest.approx(said, abs=0.01)
 
 
+def test_the_h200_steps_against_the_h100_steps_they_replaced() -> None:
+    """NEIGHBORHOOD_ASSUMPTIONS' step ratio: the H200's microbenchmark (2026-12-06) over the
+    H100's (2026-12-05), entry by entry; the H200 calibration holds the H200's."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from attnsim.mappers.gpu.neighborhood import NEIGHBORHOOD_ASSUMPTIONS
+
+    root = Path(__file__).parents[4] / "kernels" / "measurements"
+    h200 = root / "neighborhood" / "microbench-neighborhood-h200-2026-12-06.yaml"
+    h100 = root / "h100" / "microbench-neighborhood-h100-2026-12-05.yaml"
+
+    def steps(path: Path) -> dict[tuple[object, ...], float]:
+        entries = yaml.safe_load(path.read_text())["attention_steps"]
+        return {tuple(v for k, v in e.items() if k != "step_us"): e["step_us"] for e in entries}
+
+    new, old = steps(h200), steps(h100)
+    assert new.keys() == old.keys() and len(new) >= 20
+    ratios = [new[k] / old[k] for k in new]
+    low, high = (float(x) for x in re.findall(
+        r"measured on it on 2026-12-06, ([\d.]+)-([\d.]+)x the H100's",
+        " ".join(NEIGHBORHOOD_ASSUMPTIONS))[0])  # fmt: skip
+    assert (round(min(ratios), 2), round(max(ratios), 2)) == (low, high)
+    cal = load_arch("h200").calibration
+    assert cal is not None
+    held = {(p.mode, p.head_dim, p.block_m, p.block_n, p.num_warps, p.num_stages,
+             p.blocks_per_sm): p.step_s * 1e6 for p in cal.attention_steps
+            if p.mode.startswith("neighborhood")}  # fmt: skip
+    assert {(k[0], *k[2:]): v for k, v in new.items()} == pytest.approx(held)
+
+
 def test_measured_window_test_prices_exactly_its_tilings() -> None:
     """`DeviceRates.tested_steps`: the calibration's `neighborhood` and `neighborhood-full`
     steps of exactly the tiling (their difference: what the window test adds), else None
