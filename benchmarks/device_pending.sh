@@ -30,6 +30,8 @@
 #                    (`short_blocks_probe.py --q-sweep`), ~1 min; an H100 serves too
 #   wave-sweep   18: call time by wave count (1-64 waves of 4/16-tile blocks; the later-wave
 #                    figures come from 8-wave grids), calibration and suites' do_bench, ~2 min
+#   transients   18: the same grids (1-32 waves, 4-tile blocks) for the other 1-pass builds,
+#                    which `--merge-transients` turns into the calibration's wave_transients, ~2 min
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
 #                    tiling (`decode_waves_probe.py`; the +28-34% many-split points), ~1 min
 # Sigmoid's tanh argument in one FMA (618e5e5; timed on an H100 2026-12-06): masks-cal and masks
@@ -40,7 +42,7 @@
 #   holdout      18: the same on the holdout suite, ~1.5 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,41p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,43p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -87,6 +89,8 @@ for s in "$@"; do
             --out "$OUT/short-blocks-${dev:-gpu}-$day.yaml" ;;
         wave-sweep) step wave-sweep python benchmarks/short_blocks_probe.py \
             --wave-sweep "$OUT/wave-sweep-${dev:-gpu}-$day.yaml" ;;
+        transients) step transients python benchmarks/short_blocks_probe.py --transients \
+            --wave-sweep "$OUT/wave-transients-${dev:-gpu}-$day.yaml" ;;
         q-sweep) step q-sweep python benchmarks/short_blocks_probe.py --q-sweep "$OUT" ;;
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \

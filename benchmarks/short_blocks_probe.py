@@ -34,10 +34,13 @@ calibration's later-wave figures come from 8-wave grids; the q-sweep's 31-wave c
 of 4 and 16 key tiles, one or four query tiles per head, each timed with the calibration's
 do_bench settings (`short`: 5 ms warm-up, 30 ms) and the suites' (`long`: 100 ms, 400 ms).
 Entries: `waves`, `steps`, `q_tiles`, `bench`, `t_us` (median call time).
+`--merge-transients CAL SWEEP...` turns such files into the calibration's `wave_transients`
+(`wave_transients` below; the GPU model's one-off transient per call of several waves).
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,7 +132,19 @@ WAVE_STEPS = (4, 16)
 WAVE_BENCH = {"short": (5, 30), "long": (100, 400)}  # do_bench (warmup_ms, rep_ms)
 
 
-def wave_sweep(torch: Any) -> dict[str, list[dict[str, Any]]]:
+def transient_plan() -> tuple[tuple[str, int, tuple[int, int, int, int], str], ...]:
+    """--transients: the 1-pass builds of `plan()` (host descriptors, ping-pong) WAVE_PLAN lacks."""
+    timed = {p[:3] for p in WAVE_PLAN}
+    builds = [p for p in plan() if p[0] == "pingpong" or p[3] == "host"]
+    return tuple(p for p in builds if p[:3] not in timed)
+
+
+def wave_sweep(
+    torch: Any,
+    kernels: tuple[tuple[str, int, tuple[int, int, int, int], str], ...] = WAVE_PLAN,
+    counts: tuple[int, ...] = WAVE_COUNTS,
+    steps: tuple[int, ...] = WAVE_STEPS,
+) -> dict[str, list[dict[str, Any]]]:
     """Call time by wave count (see the module docstring's --wave-sweep)."""
     import triton
 
@@ -140,12 +155,12 @@ def wave_sweep(torch: Any) -> dict[str, list[dict[str, Any]]]:
     ensure_allocator()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     out: list[dict[str, Any]] = []
-    for mode, d, tiling, tiles in WAVE_PLAN:
+    for mode, d, tiling, tiles in kernels:
         try:
-            k = resident(torch, mode, d, tiling, sms, WAVE_STEPS[0], tiles)
+            k = resident(torch, mode, d, tiling, sms, steps[0], tiles)
             for q_tiles in Q_TILES:
-                for n in WAVE_STEPS:
-                    for waves in WAVE_COUNTS:
+                for n in steps:
+                    for waves in counts:
                         call, _ = _caller(torch, mode, d, tiling, sms * k * waves, n, tiles,
                                           q_tiles)  # fmt: skip
                         for bench, (warm, rep) in WAVE_BENCH.items():
@@ -160,6 +175,53 @@ def wave_sweep(torch: Any) -> dict[str, list[dict[str, Any]]]:
         except Exception as exc:  # noqa: BLE001 - keep the other kernels
             print(f"  skip {mode} d{d} {tiling} {tiles}: {exc}"[:300], file=sys.stderr)
     return {"attention_waves": out}
+
+
+TRANSIENT_STEPS = 4  # the block length whose grids give the transient (see wave_transients)
+
+
+def wave_transients(entries: list[dict[str, Any]], source: str = "") -> list[dict[str, Any]]:
+    """`wave_transients` calibration entries from a --wave-sweep file's entries (no GPU).
+
+    Per kernel, tiling and query tiles per head, from the grids of TRANSIENT_STEPS key tiles a
+    block (time T(W) of W waves: the faster of the two do_bench settings): the steady wave
+    (T(32) - T(8)) / 24 and the transient T(4) - T(1) - 3 x steady, the excess of the call's
+    second to fourth waves (the calibration's later-wave grids run 4). Longer blocks are not
+    used: their 32-wave grids run long enough for the power cap to slow the later waves
+    (16-tile blocks on the H200: up to 10% slower per wave at 32-64 waves than at 8-16).
+    """
+    times: dict[tuple[Any, ...], dict[int, float]] = {}
+    for e in entries:
+        if e["steps"] != TRANSIENT_STEPS:
+            continue
+        key = (e["mode"].removesuffix("-waves"), e["head_dim"], e["block_m"], e["block_n"],
+               e["num_warps"], e["num_stages"], e["q_tiles"])  # fmt: skip
+        got = times.setdefault(key, {})
+        got[e["waves"]] = min(got.get(e["waves"], math.inf), float(e["t_us"]))
+    out = []
+    for (mode, d, bm, bn, w, st, q), t in times.items():
+        if not {1, 4, 8, 32} <= t.keys():
+            continue
+        steady = (t[32] - t[8]) / 24
+        names = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages", "q_tiles")
+        out.append({**dict(zip(names, (mode, d, bm, bn, w, st, q), strict=True)),
+                    "steps": TRANSIENT_STEPS, "transient_us": round(t[4] - t[1] - 3 * steady, 3),
+                    "steady_wave_us": round(steady, 3), "source": source})  # fmt: skip
+    return out
+
+
+def merge_transients(cal: Path, sweeps: list[Path]) -> int:
+    """Put the sweeps' transients in a calibration file's `wave_transients` (replacing all)."""
+    from attnsim.einsum_ir.spec import read_yaml
+    from attnsim.kernels.calibrate.microbench_bwd import replace_entries
+
+    found = [e for f in sweeps for e in wave_transients(read_yaml(f)["attention_waves"], f.name)]
+    names = ", ".join(f.name for f in sweeps)
+    note = (f"wave_transients: `benchmarks/short_blocks_probe.py --merge-transients` from "
+            f"{names} ({len(found)} kernels; steps {TRANSIENT_STEPS})")  # fmt: skip
+    replace_entries(cal, "wave_transients", found, lambda e: 0, note, "--merge-transients")
+    print(f"{len(found)} wave_transients entries -> {cal}", file=sys.stderr)
+    return 0
 
 
 FAMILY = {"online": ("1pass", 0), "pingpong": ("1pass", 0), "stats": ("2pass", 0),
@@ -232,7 +294,29 @@ def main(argv: list[str] | None = None) -> int:
         metavar="FILE",
         help="time grids of 1-64 waves of 4- and 16-tile blocks into FILE (YAML)",
     )
+    p.add_argument(
+        "--transients",
+        action="store_true",
+        help="with --wave-sweep: only the grids wave_transients reads (1-32 waves "
+        "of 4-tile blocks), for the 1-pass builds the sweep does not time",
+    )
+    p.add_argument(
+        "--merge-transients",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="CAL SWEEP...: put --wave-sweep files' transients in calibration file CAL, "
+        "replacing its earlier ones (no GPU)",
+    )
     args = p.parse_args(argv)
+    if args.merge_transients is not None:
+        missing = [str(f) for f in args.merge_transients if not f.is_file()]
+        if missing:
+            p.error(f"--merge-transients: no such file: {', '.join(missing)}")
+        if len(args.merge_transients) < 2:
+            p.error("--merge-transients needs CAL and at least one SWEEP")
+        cal, *sweeps = args.merge_transients
+        return merge_transients(cal, sweeps)
     if args.compare is not None:
         if not args.compare.is_file():
             p.error(f"--compare: no such file: {args.compare}")
@@ -249,7 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("short_blocks_probe needs a CUDA GPU", file=sys.stderr)
         return 2
-    path, found = (args.out, measure(torch)) if args.out else (args.wave_sweep, wave_sweep(torch))
+    if args.out:
+        path, found = args.out, measure(torch)
+    elif args.transients:  # the grids `wave_transients` reads, for the other 1-pass builds
+        found = wave_sweep(torch, transient_plan(), (1, 4, 8, 16, 32), (TRANSIENT_STEPS,))
+        path = args.wave_sweep
+    else:
+        path, found = args.wave_sweep, wave_sweep(torch)
     path.write_text(yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
     print(f"{sum(len(v) for v in found.values())} entries: {path}", file=sys.stderr)
     return 0

@@ -54,7 +54,10 @@ from attnsim.archs.calibration.points import (
     StepPoint,
     UnfusedPoint,
     UnfusedProgramPoint,
+    WavePoint,
     log_distance,
+    nearest_transient,
+    wave_point,
 )
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
@@ -86,6 +89,7 @@ class Calibration:
     attention_blocks: tuple[BlockPoint, ...] = ()
     unfused_kernels: tuple[UnfusedPoint, ...] = ()
     unfused_programs: tuple[UnfusedProgramPoint, ...] = ()
+    wave_transients: tuple[WavePoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -244,7 +248,7 @@ class Calibration:
         same = [p for p in near if dist(p) == best]
         waved = [p for p in same if p.waves > 1 and p.blocks_per_sm <= per_sm]
         if later and waved:
-            return max(0.0, max(waved, key=lambda p: p.blocks_per_sm).fixed_s)
+            return max(0.0, self.steady_fixed_s(max(waved, key=lambda p: p.blocks_per_sm)))
         same = [p for p in same if p.waves == 1]
         if per_sm > 1:
             multi = [p for p in same if 1 < p.blocks_per_sm <= per_sm]
@@ -260,6 +264,17 @@ class Calibration:
             return max(0.0, lo.fixed_s)
         f = (n - lo.blocks) / (hi.blocks - lo.blocks)
         return max(0.0, lo.fixed_s + f * (hi.fixed_s - lo.fixed_s))
+
+    def steady_fixed_s(self, p: BlockPoint) -> float:
+        """A later-wave entry's fixed seconds net of its grid's share of the wave transient.
+
+        transient / (waves - 1) (`WavePoint` nearest its kernel; the model adds it once a call).
+        """
+        t = (p.block_m, p.block_n, p.num_warps, p.num_stages)
+        got = nearest_transient(self.wave_transients, p.mode, p.head_dim, t, p.q_tiles)
+        if got is None or p.waves < 2:
+            return p.fixed_s
+        return p.fixed_s - max(0.0, got.transient_s) / (p.waves - 1)
 
     def block_loop(
         self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], per_sm: int
@@ -543,6 +558,8 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
     programs_r = root.opt("unfused_programs", "list")
     programs = [_unfused_program(x) for x in programs_r.each()] if programs_r is not None else []
+    waves_r = root.opt("wave_transients", "list")
+    waves = [wave_point(x) for x in waves_r.each()] if waves_r is not None else []
     copy_bw = _rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
     read_bw = _rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
     unfused = [  # the bandwidth the device had while these kernels were timed
@@ -572,6 +589,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         attention_blocks=tuple(p for p in blocks if p is not None),
         unfused_kernels=tuple(p for p in unfused if p is not None),
         unfused_programs=tuple(p for p in programs if p is not None),
+        wave_transients=tuple(p for p in waves if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from attnsim.einsum_ir.spec import Reader
+
 
 def log_distance(mine: Sequence[float], want: Sequence[float]) -> float:
     """Sum of the |log2| ratios of paired figures (a pair with a side <= 0 counts 0).
@@ -35,6 +37,7 @@ TOP_KEYS = (
     "attention_blocks",
     "unfused_kernels",
     "unfused_programs",
+    "wave_transients",
     "matmul",
     "notes",
 )
@@ -79,6 +82,19 @@ BLOCK_KEYS = (
     "step_us",
     "loop_us",
     "q_tiles",
+)
+WAVE_KEYS = (
+    "mode",
+    "head_dim",
+    "block_m",
+    "block_n",
+    "num_warps",
+    "num_stages",
+    "q_tiles",
+    "steps",
+    "transient_us",
+    "steady_wave_us",
+    "source",
 )
 UNFUSED_KEYS = (
     "kernel",
@@ -234,3 +250,92 @@ class UnfusedProgramPoint:
     min_keys: int
     step_s: float
     fixed_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WavePoint:
+    """The one-off excess of a call's first later waves over its steady waves (`wave_transients`).
+
+    From `benchmarks/short_blocks_probe.py --wave-sweep` (grids of 1-64 waves of blocks of
+    `steps` key tiles, `q_tiles` query tiles per head): `steady_wave_s` is the slope of the
+    call time over 8-32 waves, `transient_s` = T(4 waves) - T(1 wave) - 3 x steady: what the
+    call's second to fourth waves took beyond steady ones. After do_bench's L2 flush a call's
+    first waves run slower (the H200 sweep: 3.7-6.6 us in all, at 4 key tiles a block), so a
+    later-wave fixed time measured on a grid of `waves` waves (`BlockPoint`) holds
+    transient_s / (waves - 1) of it. `mode`: "pingpong" or "online" (the plain 1-pass kernel).
+    """
+
+    mode: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    q_tiles: int
+    steps: int
+    transient_s: float
+    steady_wave_s: float
+    source: str = ""
+
+    def distance(self, head_dim: int, tiling: Sequence[int], q_tiles: int) -> float:
+        """`log_distance` of (head dim, block_m, block_n, warps, stages, q_tiles)."""
+        mine = (self.head_dim, self.block_m, self.block_n, self.num_warps, self.num_stages)
+        return log_distance((*mine, self.q_tiles), (head_dim, *tiling, q_tiles))
+
+
+# kernel mode -> the wave-sweep kernel whose transient it takes
+TRANSIENT_MODES = {
+    "pingpong": "pingpong",
+    "online": "online",
+    "stats": "online",
+    "output": "online",
+}
+
+
+def nearest_transient(
+    points: Sequence[WavePoint],
+    mode: str,
+    head_dim: int,
+    tiling: Sequence[int],
+    q_tiles: int,
+) -> WavePoint | None:
+    """The wave transient measured nearest this kernel (None when there is none).
+
+    The ping-pong kernel takes the "pingpong" entries, the plain 1-pass kernel and the 2-pass
+    passes (the same Triton loop) the "online" ones (`TRANSIENT_MODES`: the modes whose
+    later waves the calibration measures; others, None). Of the same head dim only (none
+    measured: None), nearest by
+    `WavePoint.distance`, query tiles per head included (one against several: whether a
+    later block finds its head's K/V in L2).
+    """
+    own = TRANSIENT_MODES.get(mode)
+    near = [p for p in points if p.mode == own and p.head_dim == head_dim]
+    if not near:
+        return None
+    return min(near, key=lambda p: p.distance(head_dim, tiling, q_tiles))
+
+
+def wave_point(r: Reader) -> WavePoint | None:
+    """One `wave_transients` entry (problems go to the reader)."""
+    if not r.check("map"):
+        return None
+    mode, source = r.req("mode", "str"), r.opt("source", "str")
+    if mode is not None and mode.value not in ("online", "pingpong"):
+        mode.error(f"expected 'online' or 'pingpong', got {mode.value!r}")
+    ints = {}
+    for key in WAVE_KEYS[1:8]:
+        c = r.req(key, "int")
+        ints[key] = int(c.value) if c is not None and c.value > 0 else 0
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+    transient, steady = r.req("transient_us", "number"), r.req("steady_wave_us", "number")
+    r.done(WAVE_KEYS)
+    if mode is None or transient is None or steady is None or 0 in ints.values():
+        return None
+    return WavePoint(
+        str(mode.value),
+        transient_s=float(transient.value) * 1e-6,  # may be slightly negative (noise)
+        steady_wave_s=float(steady.value) * 1e-6,
+        source=str(source.value) if source is not None else "",
+        **ints,
+    )

@@ -80,6 +80,10 @@ ASSUMPTIONS = (
     "K/V through L2): the fixed time and step measured on such waves "
     "(kernels.calibrate.microbench_shared; nearest tiling, its step as a ratio to the tile "
     "chain's step of that tiling), 0.91-1.10x the chain's step on the H200",
+    "a call of several waves pays once the excess of its first later waves over steady ones "
+    "(after do_bench's L2 flush; calibration wave_transients, nearest kernel, tiling and query "
+    "tiles per head, measured at 4 key tiles a block); later-wave fixed times measured on grids "
+    "of W waves are taken less transient / (W - 1)",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
@@ -394,7 +398,7 @@ def _block_times(
         if at is not None and at.step_s > 0 and shared.step_s > 0:
             ratio = shared.step_s / (at.step_s * shared.blocks_per_sm / at.blocks_per_sm)
             full, masked = full * ratio, masked * ratio
-            overhead = max(0.0, shared.fixed_s)
+            overhead = max(0.0, rates.steady_fixed_s(shared))
     if overhead is None:  # not measured: prologue/epilogue work + dependent HBM round trips
         overhead = step_times(plan.fixed, rates, t.num_warps).round_s(k, hidden, False)
         overhead += plan.round_trips * rates.arch.hbm_latency_s * (1 - hidden)
@@ -430,8 +434,13 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
         (first,) = durations.values()
         (later,) = _block_times(plan, rates, k, later=True).values()
         (tail,) = _block_times(plan, rates, k_last, last, later=True).values()
-        return first + (waves - 2) * later + tail
+        return first + (waves - 2) * later + tail + _transient_s(plan, rates)
     return _shared_schedule_s(plan, rates, k, groups)
+
+
+def _transient_s(plan: KernelPlan, rates: DeviceRates) -> float:
+    """The one-off excess of a call's first later waves (calibration `wave_transients`)."""
+    return rates.wave_transient_s(plan.mode, plan.head_dim, plan.tiling, plan.q_tiles)
 
 
 def _shared_schedule_s(
@@ -482,7 +491,7 @@ def _shared_schedule_s(
         while len(active[sm]) < k and (key := next(queue, None)) is not None:
             active[sm].append((1.0, key))
         schedule(sm, now)
-    return end
+    return end + (_transient_s(plan, rates) if len(first) > sms * k else 0.0)
 
 
 def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:

@@ -34,8 +34,8 @@ NEIGHBORHOOD_ASSUMPTIONS = (
     "measured on it on 2026-12-06, 0.94-1.22x the H100's used before them), unmasked "
     "steps take the measured untested step and partial tiles add the measured window test; "
     "elsewhere the window test (4 compares and 4 ands per score with the key bound) is "
-    "counted on the CUDA cores; on the H200 the kernel alone ran 0.84-0.96x this (median "
-    "0.94x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-gather.csv; "
+    "counted on the CUDA cores; on the H200 the kernel alone ran 0.91-0.99x this (median "
+    "0.96x, kernels/measurements/neighborhood/neighborhood-all-h200-2026-12-05-gather.csv; "
     "0.82-0.99x with the H100's steps, 1.05-1.26x before the window test was measured)",
     "neighborhood: the copies into and out of tile order (Q, K, V gathered, O scattered: "
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "

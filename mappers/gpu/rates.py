@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnsim.archs.calibration import BlockPoint, StepPoint
+from attnsim.archs.calibration.points import nearest_transient
 from attnsim.archs.datasheet import expected_error_note
 from attnsim.archs.gpu import GpuArch
 
@@ -243,6 +244,24 @@ class DeviceRates:
             return None
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
         return cal.later_shared(mode, head_dim, t, tiles)
+
+    def steady_fixed_s(self, p: BlockPoint) -> float:
+        """A later-wave entry's fixed seconds net of its grid's wave transient (calibration)."""
+        cal = self.arch.calibration
+        return p.fixed_s if cal is None else cal.steady_fixed_s(p)
+
+    def wave_transient_s(self, mode: str, head_dim: int, tiling: Tiling, q_tiles: int) -> float:
+        """Seconds a call of several waves pays once for its first waves (0 when unmeasured).
+
+        The nearest `wave_transients` entry (`archs.calibration.points.nearest_transient`);
+        a negative measurement (timing noise) counts as 0.
+        """
+        cal = self.arch.calibration
+        if cal is None or not mode:
+            return 0.0
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        got = nearest_transient(cal.wave_transients, mode, head_dim, t, q_tiles)
+        return max(0.0, got.transient_s) if got is not None else 0.0
 
     def floor_block_fixed_s(
         self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool

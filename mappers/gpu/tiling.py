@@ -48,7 +48,7 @@ from attnsim.mappers.gpu.model import (
     time_kernel,
 )
 from attnsim.mappers.gpu.problem import GpuProblem, gpu_problem
-from attnsim.mappers.gpu.scores import SIGMOID_STEP_PREDATES
+from attnsim.mappers.gpu.scores import SIGMOID_PRICED
 from attnsim.mappers.gpu.window_loops import WINDOW_MODE
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -79,37 +79,11 @@ SUSTAINED_LOAD = (
     "microbenchmarks; on the H200 and the H100 such calls ran slower than priced at their "
     "median while their fastest repeats ran at the priced speed: the ping-pong 128x128 build "
     "by 7-26% (every repeat slow from ~3.6 ms calls), its 128x64 build and the plain builds "
-    "by up to 11%. Measured on the H100 (benchmarks/sustained_probe.py): back-to-back calls "
-    "hit the 700 W power cap within a second and the SM clock fell from 1980 to 1425-1800 MHz, "
-    "the calls 7-20% slower than the first ones (the power-capped clock is not modelled)"
+    "by up to 11%. Measured (benchmarks/sustained_probe.py), back-to-back calls hit the "
+    "software power cap within a second: on the H100 the SM clock fell from 1980 to 1425-1800 "
+    "MHz, the calls 7-20% slower than the first ones; on the H200 from 1980 to 1695-1935 MHz, "
+    "the calls 4-9% slower (the power-capped clock is not modelled)"
 )
-
-# Fused calls of at least this many waves of blocks whose rows average at most this many key
-# tiles carry MANY_SHORT_BLOCKS: the committed measurements show them priced slow (README,
-# "The fused kernels carry two opposite biases"); the figures are recomputed from the files
-# by tests/unit/mappers/gpu/test_many_short_blocks.py
-SHORT_BIAS = {"n": 120, "mean": 7.1, "p10": 0.4, "p90": 14.6}  # % error, flagged calls
-SHORT_BLOCK_WAVES = 4.0
-SHORT_BLOCK_TILES = 8.0
-MANY_SHORT_BLOCKS = (
-    "{waves:.0f} waves of blocks of {tiles:.1f} key tiles on average: calls of 4 or more waves "
-    "of blocks of at most 8 key tiles ran faster than priced in the committed measurements "
-    "({n} 1-pass and 2-pass configurations on the H200 suites and the H100 q-sweep, priced "
-    "{mean:.0f}% slow on average, {p10:.0f}% to {p90:.0f}% for the middle 80%); the cause is "
-    "not modelled (README, 'The fused kernels carry two opposite biases')"
-)
-
-
-def short_block_figures(plan: KernelPlan, waves: float) -> tuple[float, float] | None:
-    """(waves, mean key tiles per block) of a call of the kind MANY_SHORT_BLOCKS describes.
-
-    None for other calls (fewer waves, longer rows) and for kernels without a fused mode.
-    """
-    blocks = sum(g.count for g in plan.groups)
-    if not plan.mode or blocks == 0 or waves < SHORT_BLOCK_WAVES:
-        return None
-    tiles = sum(g.count * (g.steps + g.masked) for g in plan.groups) / blocks
-    return (waves, tiles) if tiles <= SHORT_BLOCK_TILES else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,11 +377,7 @@ def _result(
     if mapper.family == "1pass" and shape.head_dim == 128 and latency >= SUSTAINED_WARN_S:
         warnings.append(SUSTAINED_LOAD.format(ms=latency * 1e3))
     if mapper.family == "1pass" and problem.score.sigmoid:
-        warnings.append(SIGMOID_STEP_PREDATES)
-    main_plan = next(p for p, k in zip(plans, kernels, strict=True) if k is main)
-    short = short_block_figures(main_plan, main.waves) if mapper.family != "unfused" else None
-    if short is not None:
-        warnings.append(MANY_SHORT_BLOCKS.format(waves=short[0], tiles=short[1], **SHORT_BIAS))
+        warnings.append(SIGMOID_PRICED)
     first = main.residency
     extras = {
         "achieved_tflops": shape.flops / latency / 1e12,

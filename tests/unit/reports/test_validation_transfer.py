@@ -24,7 +24,7 @@ _SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
 PROBE_FILES = {
     "triton-bwd": "bwd-h100-2026-12-05-planned.csv",
     "triton-window": "masks-window-h100-2026-12-05.csv",
-    "triton-score": "masks-score-h100-2026-12-05.csv",
+    "triton-score": "masks-score-h100-2026-12-06.csv",
 }
 
 

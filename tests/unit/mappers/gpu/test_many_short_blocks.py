@@ -1,18 +1,20 @@
-"""MANY_SHORT_BLOCKS: which calls carry it, and its figures recomputed from the files.
+"""Calls of many waves of short blocks, priced without the bias they once had.
 
-Fused calls of 4 or more waves of blocks whose rows average at most 8 key tiles are priced
-slow on the committed measurements (the H200 validation, holdout and regimes files with
-both 1-pass kernels, and the H100 q-sweep of shapes in no suite); the warning quotes how
-much, and this recomputes it from every 1-pass and 2-pass configuration the warning flags.
+Fused calls of 4 or more waves of blocks whose rows average at most 8 key tiles were priced
+7% slow on average on the committed measurements (the H200 validation, holdout and regimes
+files with both 1-pass kernels, and the H100 and H200 q-sweeps of shapes in no suite). The
+wave transient (`wave_transients`, tests/unit/mappers/gpu/test_wave_transients.py) took the
+excess of a call's first waves out of the later-wave fixed times; this checks, from the
+files, that those calls are now priced no more biased than the other fused calls.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
 from attnsim.kernels.bench.measure import read_host_figures, read_measurements
-from attnsim.mappers.gpu.tiling import SHORT_BIAS
 from attnsim.reports.validation import arch_for_device, predict
 
 ROOT = Path(__file__).resolve().parents[4] / "kernels" / "measurements"
@@ -21,13 +23,17 @@ FILES = (
     ROOT / "holdout-h200-2026-11-30-pingpong.csv",
     ROOT / "regimes" / "regimes-h200-2026-12-03.csv",
     ROOT / "regimes" / "qsweep-h100-2026-12-06.csv",
+    ROOT / "regimes" / "qsweep-h200-2026-12-06.csv",
 )
-FLAG = "ran faster than priced in the committed measurements"
+WAVES, TILES = 4.0, 8.0  # many waves of short blocks: at least this many, at most this long
 
 
-def flagged_errors() -> tuple[list[float], list[float]]:
-    """% errors (predicted over measured, less 1) of the flagged and the other fused rows."""
-    flagged, other = [], []
+def short_and_other_errors() -> tuple[list[float], list[float]]:
+    """% errors (predicted over measured, less 1) of the many-short-block and other fused rows.
+
+    A block's key tiles: seq_k / block_n, half that on causal rows (their mean).
+    """
+    short, other = [], []
     for path in FILES:
         host = read_host_figures(path)
         for m in read_measurements([path]):
@@ -35,16 +41,17 @@ def flagged_errors() -> tuple[list[float], list[float]]:
                 continue
             r = predict(m, arch_for_device(m.device), host)
             err = 100 * (r.latency_s * 1e3 / m.median_ms - 1)
-            (flagged if any(FLAG in w for w in r.warnings) else other).append(err)
-    return flagged, other
+            tiles = math.ceil(m.seq_k / m.block_n) * (0.5 if m.causal else 1.0)
+            many = dict(r.extras)["waves"] >= WAVES and tiles <= TILES
+            (short if many else other).append(err)
+    return short, other
 
 
-def test_the_warning_states_the_flagged_calls_error() -> None:
-    flagged, other = flagged_errors()
-    deciles = statistics.quantiles(flagged, n=10)
-    got = {"n": len(flagged), "mean": round(statistics.fmean(flagged)),
-           "p10": round(deciles[0]), "p90": round(deciles[-1])}  # fmt: skip
-    want = {k: round(v) for k, v in SHORT_BIAS.items()}
-    assert got == want, f"update mappers.gpu.tiling.SHORT_BIAS to {got}"
-    # the flag picks out a bias the other calls do not share
-    assert statistics.fmean(flagged) > statistics.fmean(other) + 3
+def test_many_short_blocks_are_priced_without_their_former_bias() -> None:
+    short, other = short_and_other_errors()
+    assert len(short) >= 100
+    # once +7% on average (0% to +15% for the middle 80%); now centred like the other calls
+    assert abs(statistics.fmean(short)) <= 2.0, statistics.fmean(short)
+    assert abs(statistics.fmean(short) - statistics.fmean(other)) <= 3.0
+    deciles = statistics.quantiles(short, n=10)
+    assert deciles[0] < 0 < deciles[-1]

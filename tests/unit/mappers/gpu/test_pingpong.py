@@ -287,10 +287,11 @@ def test_long_head_dim_128_calls_say_what_sustained_load_did_to_them() -> None:
     assert two.latency_s >= 1e-3 and not flagged(two)
 
 
-def test_the_sustained_load_figures_are_the_h100_probes() -> None:
-    """SUSTAINED_LOAD's clock range and slowdown come from the committed sustained probe run:
-    per head-dim-128 case of 4 or more heads, the median clock of the last third of its
-    samples and its last fifth of calls over its first fifth."""
+@pytest.mark.parametrize("device, folder", [("H100", "h100"), ("H200", "regimes")])
+def test_the_sustained_load_figures_are_the_probes(device: str, folder: str) -> None:
+    """SUSTAINED_LOAD's clock range and slowdown per GPU come from its committed sustained
+    probe run: per head-dim-128 case of 4 or more heads, the median clock of the last third
+    of its samples and its last fifth of calls over its first fifth."""
     import ast
     import csv
     import datetime
@@ -300,12 +301,13 @@ def test_the_sustained_load_figures_are_the_h100_probes() -> None:
 
     from attnsim.mappers.gpu.tiling import SUSTAINED_LOAD
 
-    where = Path(__file__).resolve().parents[4] / "kernels" / "measurements" / "h100"
-    cases = [ast.literal_eval(line) for line in (where / "sustained-h100-2026-12-06.log")
+    where = Path(__file__).resolve().parents[4] / "kernels" / "measurements" / folder
+    run = f"{device.lower()}-2026-12-06"
+    cases = [ast.literal_eval(line) for line in (where / f"sustained-{run}.log")
              .read_text().splitlines() if line.startswith("{")]  # fmt: skip
-    with (where / "sustained-calls-h100-2026-12-06.csv").open() as fh:
+    with (where / f"sustained-calls-{run}.csv").open() as fh:
         calls = list(csv.DictReader(fh))
-    with (where / "sustained-smi-h100-2026-12-06.csv").open() as fh:
+    with (where / f"sustained-smi-{run}.csv").open() as fh:
         smi = [[c.strip() for c in r] for r in list(csv.reader(fh))[1:]]
 
     def t(s: str) -> datetime.datetime:
@@ -322,7 +324,8 @@ def test_the_sustained_load_figures_are_the_h100_probes() -> None:
         k = len(ms) // 5
         slow.append(statistics.median(ms[-k:]) / statistics.median(ms[:k]) - 1)
     assert len(clocks) >= 7
-    lo, hi = (int(x) for x in re.findall(r"1980 to (\d+)-(\d+) MHz", SUSTAINED_LOAD)[0])
+    text = SUSTAINED_LOAD.rsplit(f"on the {device}", 1)[1]
+    lo, hi = (int(x) for x in re.findall(r"from 1980 to (\d+)-(\d+) MHz", text)[0])
     assert (min(clocks), max(clocks)) == (lo, hi)
-    lo_pct, hi_pct = (int(x) for x in re.findall(r"calls (\d+)-(\d+)% slower", SUSTAINED_LOAD)[0])
+    lo_pct, hi_pct = (int(x) for x in re.findall(r"calls (\d+)-(\d+)% slower", text)[0])
     assert (round(100 * min(slow)), round(100 * max(slow))) == (lo_pct, hi_pct)
