@@ -22,8 +22,9 @@ Entries (calibration format, mode `<mode>-later`; nothing reads them yet): `step
 `wave_us`, `q_tiles`, and the raw times `t1_us`, `tw_us`. `--compare FILE` prints them
 against the model's wave time for the same grids (CPU).
 
-`--q-sweep DIR`: four-query-tile grids are priced within a few percent (H100, 2026-12-06)
-while the suites' heads of 8-16 query tiles are not; this times calls of 4096 query tiles
+`--q-sweep DIR`: (before the wave transient) four-query-tile grids were priced within a few
+percent (H100, 2026-12-06) while the suites' heads of 8-16 query tiles were not; this times
+calls of 4096 query tiles
 with 1, 2, 4, 8 or 16 of them per head through the suites' own harness (`kernels.bench`:
 rotating inputs, its do_bench settings), so `attnsim validate gpu DIR/qsweep-*.csv` shows
 the model's error by query tiles per head and the harness's part apart from the shape's.
