@@ -478,7 +478,7 @@ def warm_up_gpu(seconds: float = 3.0) -> None:
     """Keep the GPU busy for `seconds` before timing.
 
     The first shape of a run on a freshly started machine timed at up to 2.4x its later
-    median (bwd-h200-2026-12-04-rerun.csv, 16 x 8 heads x 512, head dim 64: 0.22-0.24 ms
+    median (superseded/bwd-h200-2026-12-04-rerun.csv, 16 x 8 heads x 512, head dim 64: 0.22-0.24 ms
     against 0.10-0.11 ms for the same configurations a minute earlier in another run).
     """
     a = torch.randn(4096, 4096, device=DEVICE, dtype=DTYPE)

@@ -246,7 +246,7 @@ def test_mixed_files_give_one_json_object_and_a_report_per_kind(
     prefill = tmp_path / "m.csv"
     write_measurements(prefill, perfect_rows())
     measured = Path(__file__).resolve().parents[3] / "kernels" / "measurements"
-    probe = measured / "bwd" / "bwd-h200-2026-12-04-rerun.csv"
+    probe = measured / "bwd" / "bwd-h200-2026-12-06-planned.csv"
     argv = ["validate", "gpu", "--measurements", str(prefill), str(probe), "--no-plots"]
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
