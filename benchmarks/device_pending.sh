@@ -29,13 +29,14 @@
 #   q-sweep      18: 4096 query tiles at 1-16 per head through the suites' harness
 #                    (`short_blocks_probe.py --q-sweep`), ~1 min; an H100 serves too
 #   wave-sweep   18: call time by wave count (1-64 waves of 4/16-tile blocks; the later-wave
-#                    figures come from 8-wave grids), calibration and suites' do_bench, ~2 min
+#                    figures come from 4-wave grids), calibration and suites' do_bench, ~2 min
 #   transients   18: the same grids (1-32 waves, 4-tile blocks) for the other 1-pass builds,
 #                    which `--merge-transients` turns into the calibration's wave_transients, ~2 min
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
 #                    tiling (`decode_waves_probe.py`; the +28-34% many-split points), ~1 min
-# Sigmoid's tanh argument in one FMA (618e5e5; timed on an H100 2026-12-06): masks-cal and masks
-# time it on the H200 against the committed score suites (measured with the earlier kernel).
+# Run on the H200 on 2026-12-06 (committed under kernels/measurements/, merged where a model reads
+# them): wave-sweep, transients, short-blocks, q-sweep, sustained, decode-waves, decode-paged,
+# masks-cal, masks, nbhd-cal, bwd. Not yet on the H200: gla-cal and gla (the wheels), decode.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min

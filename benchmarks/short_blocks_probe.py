@@ -30,7 +30,7 @@ rotating inputs, its do_bench settings), so `attnsim validate gpu DIR/qsweep-*.c
 the model's error by query tiles per head and the harness's part apart from the shape's.
 
 `--wave-sweep FILE`: whether a later wave's cost depends on how many waves the call has (the
-calibration's later-wave figures come from 8-wave grids; the q-sweep's 31-wave calls of
+calibration's later-wave figures come from 4-wave grids; the q-sweep's 31-wave calls of
 4-tile blocks ran ~1.4 us a block faster than those figures). Grids of 1-64 waves of blocks
 of 4 and 16 key tiles, one or four query tiles per head, each timed with the calibration's
 do_bench settings (`short`: 5 ms warm-up, 30 ms) and the suites' (`long`: 100 ms, 400 ms).
