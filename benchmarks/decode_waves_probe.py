@@ -18,6 +18,16 @@ segment, programs of 1, 2 or 4 key tiles (seq_k = 8 x tiles x block_n), batch 2,
 and each tuned one of those dims (`microbench_decode_builds.TUNED_CONFIGS`). Rows in the
 decode probe's schema, suite `waves` (`benchmarks/decode_probe.py`), so `attnsim validate
 gpu --measurements DIR/decode-waves-*.csv` prices each with its exact configuration.
+
+    PYTHONPATH=. python benchmarks/decode_waves_probe.py --merge CAL FILE
+
+turns such a file into the decode calibration CAL's `waves` entries (no GPU;
+`archs/calibration/decode_waves.py`, replacing all earlier ones): per configuration and
+tiles per program, the slope of the launch's time over its programs between its two largest
+launches (`STEADY_PROGRAMS_PER_SM` programs per SM or more: past the first waves), times the
+SMs, the steady time one more program holds an SM; and the transient, what the smaller of
+those launches took beyond its largest launch of at most one program per SM and its further
+programs at that steady time.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ TILES_PER_PROGRAM = (1, 2, 4)
 BATCHES = (2, 8, 32, 128)
 DIMS = ((128, 32, 8), (64, 64, 8))  # (head dim, query heads, K/V heads): 16-row programs
 DEFAULT_TILING = (64, 4, 2)  # attention_decode's block_n, num_warps, num_stages
+STEADY_PROGRAMS_PER_SM = 8  # launches from which a slope counts as the steady one
 
 
 def tilings(head_dim: int) -> list[tuple[int, int, int]]:
@@ -61,12 +72,64 @@ def sweep() -> list[tuple[Any, Any]]:
     return out
 
 
+def wave_entries(path: Path) -> list[dict[str, Any]]:
+    """`waves` calibration entries from a probe file (see the module docstring; no GPU)."""
+    from attnsim.kernels.spec import decode_rows
+
+    times: dict[tuple[int, ...], dict[int, float]] = {}
+    sms: dict[tuple[int, ...], int] = {}
+    with path.open(newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["suite"] != "waves" or r["strategy"] != "splitk":
+                continue
+            b, h, g, m = (int(r[k]) for k in ("batch", "heads", "kv_heads", "seq_k"))
+            cfg = ("head_dim", "value_dim", "block_n", "num_warps", "num_stages", "splits")
+            d, f, bn, w, st, s = (int(r[k]) for k in cfg)
+            key = (d, f, decode_rows(h // g), bn, w, st, s, m // (s * bn))
+            times.setdefault(key, {})[b * g * s] = float(r["kernel_ms"]) * 1e3
+            sms[key] = int(r["sms"])
+    names = ("head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages", "splits",
+             "tiles")  # fmt: skip
+    out = []
+    for key, t in times.items():
+        steady = sorted(n for n in t if n >= STEADY_PROGRAMS_PER_SM * sms[key])
+        alone = [n for n in t if n <= sms[key]]  # at most one program per SM
+        if len(steady) < 2 or not alone:
+            continue
+        one, (lo, hi) = max(alone), steady[-2:]
+        x = (t[hi] - t[lo]) / (hi - lo) * sms[key]
+        transient = t[lo] - t[one] - (lo - one) / sms[key] * x
+        out.append({**dict(zip(names, key, strict=True)), "programs": [one, lo, hi],
+                    "sm_program_us": round(x, 4), "transient_us": round(transient, 3)})  # fmt: skip
+    return out
+
+
+def merge(cal: Path, probe: Path) -> int:
+    """Put the probe file's `waves` entries in decode calibration `cal` (replacing all)."""
+    from attnsim.kernels.calibrate.microbench_bwd import replace_entries
+
+    found = wave_entries(probe)
+    note = (f"waves: `benchmarks/decode_waves_probe.py --merge` from {probe.name} "
+            f"({len(found)} entries; slopes over launches of >= {STEADY_PROGRAMS_PER_SM} "
+            "programs per SM)")  # fmt: skip
+    replace_entries(cal, "waves", found, lambda e: 0, note, "decode_waves_probe.py --merge")
+    print(f"{len(found)} waves entries -> {cal}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time every launch of `sweep()` and write DIR/decode-waves-<gpu>-<date>.csv."""
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--out", type=Path, required=True, help="folder for the CSV")
+    p.add_argument("--out", type=Path, help="folder for the CSV")
     p.add_argument("--dry-run", action="store_true", help="list the launches; no GPU needed")
+    p.add_argument("--merge", type=Path, nargs=2, metavar=("CAL", "FILE"),
+                   help="put probe FILE's steady program costs in decode calibration CAL's "
+                   "`waves` (no GPU)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(*args.merge)
+    if args.out is None:
+        p.error("--out is required unless --merge")
     runs = sweep()
     if args.dry_run:
         for shape, cfg in runs:

@@ -19,6 +19,7 @@ One file per device beside the device's main calibration: `<stem>-decode.yaml` n
          num_warps: 4, strategy: splitk}     # optional: the warps and the kernel build
     empty_program_us: {contiguous: 0.10, ragged: 0.13}   # a program finding no tile, per SM
     paged: [...]         # per-tile time through a block table: archs/calibration/decode_paged.py
+    waves: [...]         # a further program's steady cost: archs/calibration/decode_waves.py
     builds:              # per build, one program per SM streaming one whole segment
       - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4, num_stages: 2,
          strategy: streamk, programs: 132, tile_us: 1.68, fixed_us: 10.6,
@@ -43,12 +44,14 @@ from attnsim.archs.calibration.decode_paged import (
     nearest_paged,
     read_paged,
 )
+from attnsim.archs.calibration.decode_waves import WavePoint, read_waves, wave_points
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader, path_exists
 
 TOP_KEYS = (
     "device", "date", "source", "versions", "hbm_read_bandwidth_gb_per_s", "host_call_us",
-    "programs", "profiles", "merges", "loads", "builds", "empty_program_us", "paged", "notes",
+    "programs", "profiles", "merges", "loads", "builds", "empty_program_us", "paged", "waves",
+    "notes",
 )  # fmt: skip
 PROFILE_KEYS = (*CONFIG_KEYS, "tiles", "time_us")
 PROGRAM_KEYS = (*PROFILE_KEYS[:6], "programs_per_sm", "tile_us", "fixed_us")
@@ -245,7 +248,14 @@ class DecodeCalibration:
     # lengths (it reads its sequence's length first)
     empty_program_s: tuple[tuple[str, float], ...] = ()
     paged: tuple[PagedPoint, ...] = ()  # per-tile time through a block table (decode_paged)
+    waves: tuple[WavePoint, ...] = ()  # a further program's steady cost (decode_waves)
     path: str = ""
+
+    def wave_points(
+        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int]
+    ) -> tuple[WavePoint, ...]:
+        """This tiling's steady program costs by tiles (`decode_waves.wave_points`)."""
+        return wave_points(self.waves, head_dim, value_dim, rows, tiling)
 
     def paged_point(
         self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int], page: int
@@ -561,6 +571,7 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
             builds.append(BuildPoint(**ints, strategy=str(strat.value), programs=n,
                                      tile_s=tile, fixed_s=fixed, **extra))  # fmt: skip
     paged = read_paged(root.opt("paged", "list"))
+    waves = read_waves(root.opt("waves", "list"))
     root.done(TOP_KEYS)
     root.finish()
     return DecodeCalibration(
@@ -576,5 +587,6 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         builds=tuple(builds),
         empty_program_s=tuple(empty),
         paged=paged,
+        waves=waves,
         path=str(path),
     )

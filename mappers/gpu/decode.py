@@ -33,7 +33,9 @@ merges them. Model (every assumption is in the Result's warnings):
 - the last contributor to arrive merges a split segment: split-K's last full chunk;
 - programs are dispatched in launch order to the earliest free of SMs x k slots; stream-K's
   programs (equal shares) run in whole waves when they outnumber the slots, and each
-  further wave pays the load curve's intercept growth again (`wave_ramps_us`);
+  further wave pays the load curve's intercept growth again (`wave_ramps_us`); in split-K
+  launches of >= 4 waves on contiguous caches, programs after the first wave take their
+  tiling's measured steady cost (`decode_waves`, the calibration's `waves`);
 - GPU time = launch overhead + max(that schedule, cache bytes / measured HBM read bandwidth
   + the longest merge, which starts when the stream has ended); the timed call adds the
   host's launcher time the way `model.call_time` does;
@@ -68,6 +70,7 @@ from attnsim.mappers.gpu.decode_figures import (
     waves_notes,
 )
 from attnsim.mappers.gpu.decode_schedule import schedule_s
+from attnsim.mappers.gpu.decode_waves import later_waves
 from attnsim.mappers.gpu.model import residency
 from attnsim.mappers.gpu.rates import DeviceRates, device_rates
 from attnsim.mappers.options import option
@@ -231,6 +234,7 @@ class DecodeTime:
     resident_measured: bool = False  # k from the compiled build's measured residency
     tiling: tuple[int, int, int] = (0, 0, 0)  # (block_n, num_warps, num_stages)
     paged_factor: float = 0.0  # measured per-tile factor through a block table (0: none)
+    later_note: str = ""  # later waves priced at the measured steady cost (decode_waves)
 
 
 def time_decode(
@@ -279,7 +283,8 @@ def time_decode(
     paged = measured.factor if measured is not None else 1.0
     looked = (block_n, warps, min(stages, PAGED_STAGES)) if page_size and not measured else tiling
     f = _figures(p, looked, k, rates, dcal, n, strategy, paged=paged)
-    made = schedule_s(runs, slots, f)
+    later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, page_size)
+    made = schedule_s(runs, slots, f, later)
     around = max(
         (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
          for _, prog in runs if prog.tiles),
@@ -291,7 +296,8 @@ def time_decode(
         together = min(n, streamed / max(made - around, 1e-12))
         f = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
                      loading=max(1.0, averaged), paged=paged)  # fmt: skip
-        made = schedule_s(runs, slots, f)
+        later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, page_size)
+        made = schedule_s(runs, slots, f, later)
     # stream-K programs have equal shares, so more of them than slots run in whole waves that
     # end together; each further wave starts its streams at once again and pays the measured
     # load curve's intercept growth again (the queue of first loads, with HBM below its
@@ -351,6 +357,7 @@ def time_decode(
         resident_measured=bool(held),
         tiling=tiling,
         paged_factor=measured.factor if measured is not None else 0.0,
+        later_note=later.note(looked, grid / slots) if later and grid > slots else "",
     )
 
 
@@ -501,7 +508,8 @@ class GpuDecodeMapper:
         elif opts.page_size:
             notes += (PAGED_NOTE.format(page=opts.page_size),)
         notes += figure_notes(arch, dcal, problem, tiling)
-        notes += waves_notes(chosen.programs, arch.sm_count * chosen.per_sm, chosen.strategy)
+        waves = waves_notes(chosen.programs, arch.sm_count * chosen.per_sm, chosen.strategy)
+        notes += (chosen.later_note,) if chosen.later_note else waves
         return decode_result(
             self, cascade, arch, sizes, problem, chosen, ranked, notes, tiling, extra
         )

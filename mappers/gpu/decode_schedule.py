@@ -24,6 +24,7 @@ from attnsim.kernels.spec import DecodeProgram
 
 if TYPE_CHECKING:
     from attnsim.mappers.gpu.decode_figures import _Figures
+    from attnsim.mappers.gpu.decode_waves import LaterWaves
 
 
 def program_s(prog: DecodeProgram, f: _Figures) -> float:
@@ -37,20 +38,34 @@ def _after_s(prog: DecodeProgram, f: _Figures) -> float:
     return prog.partials * f.piece_s + f.merge_s(prog.merges)
 
 
-def schedule_s(runs: tuple[tuple[int, DecodeProgram], ...], slots: int, f: _Figures) -> float:
-    """Makespan of programs dispatched in launch order to the earliest free of `slots`."""
+def schedule_s(
+    runs: tuple[tuple[int, DecodeProgram], ...],
+    slots: int,
+    f: _Figures,
+    later: LaterWaves | None = None,
+) -> float:
+    """Makespan of programs dispatched in launch order to the earliest free of `slots`.
+
+    `later`: a program that starts on a slot after another (past the first wave) takes its
+    steady time (`decode_waves.LaterWaves`), else its one-wave time.
+    """
     free = [0.0] * slots
     uniform = True  # every slot frees at the same time: whole waves in closed form
     for count, prog in runs:
-        d = program_s(prog, f)
+        first = program_s(prog, f)
+        d = later.later_s(prog, first) if later is not None else first
         if uniform:
             waves, rest = divmod(count, slots)
-            base = free[0] + waves * d
-            free = [base + d] * rest + [base] * (slots - rest)
+            if free[0] == 0.0 and waves:  # the first wave on fresh slots, then later ones
+                base = first + (waves - 1) * d
+            else:
+                base = free[0] + waves * d
+            end = base + (first if free[0] == 0.0 and not waves else d)
+            free = [end] * rest + [base] * (slots - rest)
             uniform = rest == 0
             heapq.heapify(free)
             continue
         for _ in range(count):
-            heapq.heapreplace(free, free[0] + d)
+            heapq.heapreplace(free, free[0] + (first if free[0] == 0.0 else d))
         uniform = free[0] == max(free)
     return max(free)

@@ -1,0 +1,114 @@
+"""The decode calibration's `waves` section: what a further program costs in a long launch.
+
+The other decode figures come from launches of about one wave. `benchmarks/
+decode_waves_probe.py` times split-K launches of up to ~60 programs per SM of short programs
+(1, 2 or 4 key tiles) per tiling, and `--merge CAL FILE` turns its file into these entries::
+
+    waves:
+      - {head_dim: 128, value_dim: 128, rows: 16, block_n: 128, num_warps: 8, num_stages: 3,
+         splits: 8, tiles: 1, programs: [128, 2048, 8192], sm_program_us: 4.86,
+         transient_us: 3.3}
+
+`sm_program_us`: the slope of the launch's time over its programs between the last two
+launches of `programs` (both of many programs per SM), times the SMs: how long one more
+program of `tiles` key tiles (in `splits`-way split segments: its partial store and a
+`splits`th of a merge of `splits` partials) holds an SM once the launch runs steadily.
+`transient_us`: what the second launch took beyond the first (at most one program per SM)
+and its further programs at that steady cost, once per launch. `gpu-decode` prices
+programs after the first wave with them (`mappers.gpu.decode_waves`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from attnsim.archs.calibration.decode_paged import CONFIG_KEYS
+from attnsim.archs.calibration.points import log_distance
+from attnsim.einsum_ir.spec import Reader
+
+WAVE_KEYS = (*CONFIG_KEYS, "splits", "tiles", "programs", "sm_program_us", "transient_us")
+
+
+@dataclass(frozen=True, slots=True)
+class WavePoint:
+    """One configuration's steady cost of a further program of `tiles` tiles (seconds)."""
+
+    head_dim: int
+    value_dim: int
+    rows: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+    splits: int
+    tiles: int
+    programs: tuple[int, int, int]  # the launches: one wave, then the slope's two
+    sm_program_s: float
+    transient_s: float
+
+    @property
+    def config(self) -> tuple[int, ...]:
+        """(head_dim, value_dim, rows, block_n, num_warps, num_stages)."""
+        return (self.head_dim, self.value_dim, self.rows, self.block_n, self.num_warps,
+                self.num_stages)  # fmt: skip
+
+
+def wave_points(
+    points: tuple[WavePoint, ...],
+    head_dim: int,
+    value_dim: int,
+    rows: int,
+    tiling: tuple[int, int, int],
+) -> tuple[WavePoint, ...]:
+    """The points, by tiles, of exactly this tiling's configuration nearest these dims.
+
+    Only the same (block_n, warps, stages): the steady cost differs from the one-wave figures
+    by tiling, not by one rule (the H200: 0.76x the one-wave price of a one-tile program at
+    (128, 8, 3) and head dim 128, 1.03x at (256, 8, 3) and 64). Only within a factor 2 of
+    the head and value dims. Empty when no configuration qualifies.
+    """
+    same = [
+        p for p in points
+        if (p.block_n, p.num_warps, p.num_stages) == tiling
+        and abs(math.log2(p.head_dim / head_dim)) <= 1
+        and abs(math.log2(p.value_dim / value_dim)) <= 1
+    ]  # fmt: skip
+    if not same:
+        return ()
+    want = (head_dim, value_dim, rows, *tiling)
+    best = min(same, key=lambda p: log_distance(p.config, want)).config
+    return tuple(sorted((p for p in same if p.config == best), key=lambda p: p.tiles))
+
+
+def read_waves(items: Reader | None) -> tuple[WavePoint, ...]:
+    """The `waves` list's points; every problem is reported on the readers."""
+    out = []
+    for r in items.each() if items is not None else ():
+        if not r.check("map"):
+            continue
+        ints: dict[str, int] = {}
+        for key in (*CONFIG_KEYS, "splits", "tiles"):
+            c = r.req(key, "int")
+            if c is not None and c.value <= 0:
+                c.error(f"expected a positive integer, got {c.value}")
+            elif c is not None:
+                ints[key] = int(c.value)
+        launches = r.req("programs", "list")
+        programs = [int(x.value) for x in launches.each() if x.check("int")] if launches else []
+        if launches is not None and (len(programs) != 3 or not 0 < programs[0] < programs[1]
+                                     or not programs[1] < programs[2]):  # fmt: skip
+            launches.error("expected three increasing program counts (one wave, the slope's)")
+            programs = []
+        c = r.req("sm_program_us", "number")
+        cost = float(c.value) * 1e-6 if c is not None else None
+        if c is not None and not float(c.value) > 0:
+            c.error(f"expected a positive number, got {c.value}")
+            cost = None
+        c = r.req("transient_us", "number")
+        transient = float(c.value) * 1e-6 if c is not None else None
+        r.done(WAVE_KEYS)
+        ok = len(ints) == len(CONFIG_KEYS) + 2 and len(programs) == 3
+        if ok and cost is not None and transient is not None:
+            out.append(WavePoint(**ints, programs=(programs[0], programs[1], programs[2]),
+                                 sm_program_s=cost, transient_s=transient))  # fmt: skip
+    return tuple(out)
