@@ -40,6 +40,7 @@ from pathlib import Path
 
 from attnsim.archs.calibration.decode_paged import (
     CONFIG_KEYS,
+    Config,
     PagedPoint,
     nearest_paged,
     read_paged,
@@ -69,24 +70,6 @@ LOAD_KEYS = (*PROFILE_KEYS[:6], "programs", "tile_us", "fixed_us")
 # warps of a merge entry that names none: the GQA kernel's default (attention_decode)
 MERGE_DEFAULT_WARPS = 4
 REFERENCE_PROGRAMS = 32  # programs of the k = 1 and profile figures (microbench_decode.ISOLATED)
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """A decode program's configuration: its head and value dims, packed rows and tiling."""
-
-    head_dim: int
-    value_dim: int
-    rows: int
-    block_n: int
-    num_warps: int
-    num_stages: int
-
-    @property
-    def config(self) -> tuple[int, int, int, int, int, int]:
-        """(head_dim, value_dim, rows, block_n, num_warps, num_stages)."""
-        return (self.head_dim, self.value_dim, self.rows, self.block_n, self.num_warps,
-                self.num_stages)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader
@@ -30,8 +31,8 @@ PAGED_KEYS = (*CONFIG_KEYS, "page_size", "programs", "tile_us", "contiguous_tile
 
 
 @dataclass(frozen=True, slots=True)
-class PagedPoint:
-    """One configuration's per-tile time through a block table and contiguous (seconds)."""
+class Config:
+    """A decode program's configuration: its head and value dims, packed rows and tiling."""
 
     head_dim: int
     value_dim: int
@@ -39,6 +40,45 @@ class PagedPoint:
     block_n: int
     num_warps: int
     num_stages: int
+
+    @property
+    def config(self) -> tuple[int, ...]:
+        """(head_dim, value_dim, rows, block_n, num_warps, num_stages)."""
+        return (self.head_dim, self.value_dim, self.rows, self.block_n, self.num_warps,
+                self.num_stages)  # fmt: skip
+
+
+ConfigT = TypeVar("ConfigT", bound=Config)
+
+
+def same_tiling(
+    points: tuple[ConfigT, ...], head_dim: int, value_dim: int, tiling: tuple[int, int, int]
+) -> list[ConfigT]:
+    """The points of exactly this (block_n, warps, stages) within a factor 2 of the dims."""
+    return [
+        p for p in points
+        if (p.block_n, p.num_warps, p.num_stages) == tiling
+        and abs(math.log2(p.head_dim / head_dim)) <= 1
+        and abs(math.log2(p.value_dim / value_dim)) <= 1
+    ]  # fmt: skip
+
+
+def config_ints(r: Reader, keys: tuple[str, ...]) -> dict[str, int]:
+    """A section entry's positive integers of `keys` (problems reported on the reader)."""
+    ints: dict[str, int] = {}
+    for key in keys:
+        c = r.req(key, "int")
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+        elif c is not None:
+            ints[key] = int(c.value)
+    return ints
+
+
+@dataclass(frozen=True, slots=True)
+class PagedPoint(Config):
+    """One configuration's per-tile time through a block table and contiguous (seconds)."""
+
     page_size: int
     programs: int
     tile_s: float
@@ -72,12 +112,7 @@ def nearest_paged(
     (64, 4, 2), 1.81x at (64, 4, 4)). Only within a factor 2 of the head and value dims.
     None when no point qualifies.
     """
-    same = [
-        p for p in points
-        if (p.block_n, p.num_warps, p.num_stages) == tiling
-        and abs(math.log2(p.head_dim / head_dim)) <= 1
-        and abs(math.log2(p.value_dim / value_dim)) <= 1
-    ]  # fmt: skip
+    same = same_tiling(points, head_dim, value_dim, tiling)
     if not same:
         return None
     want = (head_dim, value_dim, rows, *tiling, page_size)
@@ -90,13 +125,7 @@ def read_paged(items: Reader | None) -> tuple[PagedPoint, ...]:
     for r in items.each() if items is not None else ():
         if not r.check("map"):
             continue
-        ints: dict[str, int] = {}
-        for key in (*CONFIG_KEYS, "page_size", "programs"):
-            c = r.req(key, "int")
-            if c is not None and c.value <= 0:
-                c.error(f"expected a positive integer, got {c.value}")
-            elif c is not None:
-                ints[key] = int(c.value)
+        ints = config_ints(r, (*CONFIG_KEYS, "page_size", "programs"))
         times: dict[str, float] = {}
         for key in ("tile_us", "contiguous_tile_us"):
             c = r.req(key, "number")

@@ -20,10 +20,9 @@ programs after the first wave with them (`mappers.gpu.decode_waves`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from attnsim.archs.calibration.decode_paged import CONFIG_KEYS
+from attnsim.archs.calibration.decode_paged import CONFIG_KEYS, Config, config_ints, same_tiling
 from attnsim.archs.calibration.points import log_distance
 from attnsim.einsum_ir.spec import Reader
 
@@ -31,26 +30,14 @@ WAVE_KEYS = (*CONFIG_KEYS, "splits", "tiles", "programs", "sm_program_us", "tran
 
 
 @dataclass(frozen=True, slots=True)
-class WavePoint:
+class WavePoint(Config):
     """One configuration's steady cost of a further program of `tiles` tiles (seconds)."""
 
-    head_dim: int
-    value_dim: int
-    rows: int
-    block_n: int
-    num_warps: int
-    num_stages: int
     splits: int
     tiles: int
     programs: tuple[int, int, int]  # the launches: one wave, then the slope's two
     sm_program_s: float
     transient_s: float
-
-    @property
-    def config(self) -> tuple[int, ...]:
-        """(head_dim, value_dim, rows, block_n, num_warps, num_stages)."""
-        return (self.head_dim, self.value_dim, self.rows, self.block_n, self.num_warps,
-                self.num_stages)  # fmt: skip
 
 
 def wave_points(
@@ -67,12 +54,7 @@ def wave_points(
     (128, 8, 3) and head dim 128, 1.03x at (256, 8, 3) and 64). Only within a factor 2 of
     the head and value dims. Empty when no configuration qualifies.
     """
-    same = [
-        p for p in points
-        if (p.block_n, p.num_warps, p.num_stages) == tiling
-        and abs(math.log2(p.head_dim / head_dim)) <= 1
-        and abs(math.log2(p.value_dim / value_dim)) <= 1
-    ]  # fmt: skip
+    same = same_tiling(points, head_dim, value_dim, tiling)
     if not same:
         return ()
     want = (head_dim, value_dim, rows, *tiling)
@@ -86,13 +68,7 @@ def read_waves(items: Reader | None) -> tuple[WavePoint, ...]:
     for r in items.each() if items is not None else ():
         if not r.check("map"):
             continue
-        ints: dict[str, int] = {}
-        for key in (*CONFIG_KEYS, "splits", "tiles"):
-            c = r.req(key, "int")
-            if c is not None and c.value <= 0:
-                c.error(f"expected a positive integer, got {c.value}")
-            elif c is not None:
-                ints[key] = int(c.value)
+        ints = config_ints(r, (*CONFIG_KEYS, "splits", "tiles"))
         launches = r.req("programs", "list")
         programs = [int(x.value) for x in launches.each() if x.check("int")] if launches else []
         if launches is not None and (len(programs) != 3 or not 0 < programs[0] < programs[1]
