@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                    "`waves` (no GPU)")  # fmt: skip
     args = p.parse_args(argv)
     if args.merge:
+        missing = [str(f) for f in args.merge if not f.is_file()]
+        if missing:
+            p.error(f"--merge: no such file: {', '.join(missing)}")
         return merge(*args.merge)
     if args.out is None:
         p.error("--out is required unless --merge")

@@ -193,3 +193,19 @@ def test_a_bad_waves_entry_names_its_field(tmp_path: Path) -> None:
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError, match="programs"):
         load_decode_calibration(bad)
+
+
+def test_merging_names_a_missing_file_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[4] / "benchmarks" / "decode_waves_probe.py"
+    spec = importlib.util.spec_from_file_location("decode_waves_probe", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as got:
+        module.main(["--merge", str(tmp_path / "cal.yaml"), str(tmp_path / "probe.csv")])
+    assert got.value.code == 2
+    assert "no such file" in capsys.readouterr().err

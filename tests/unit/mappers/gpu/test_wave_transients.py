@@ -112,3 +112,22 @@ def test_a_bad_transient_entry_is_a_located_problem(tmp_path: Path) -> None:
     text = "\n".join(str(p) for p in problems)
     assert "'online' or 'pingpong'" in text and "q_tiles" in text and "cal.yaml" in text
     assert cal.wave_transients == ()
+
+
+def test_merging_names_a_missing_file_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as got:
+        probe().main(["--merge-transients", str(tmp_path / "cal.yaml"), str(tmp_path / "s.yaml")])
+    assert got.value.code == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_merging_writes_the_sweeps_transients_into_a_calibration(tmp_path: Path) -> None:
+    cal = tmp_path / "cal.yaml"
+    cal.write_text("device: X\ndate: '2026-12-06'\nsource: test\n", encoding="utf-8")
+    sweep = ROOT / "kernels" / "measurements" / "blocks" / "wave-sweep-h200-2026-12-06.yaml"
+    assert probe().main(["--merge-transients", str(cal), str(sweep)]) == 0
+    got = load_calibration(cal).wave_transients
+    want = probe().wave_transients(read_yaml(sweep)["attention_waves"], sweep.name)
+    assert len(got) == len(want) > 0
