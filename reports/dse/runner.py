@@ -15,6 +15,7 @@ import concurrent.futures as cf
 import functools
 import itertools
 import json
+import multiprocessing
 import os
 import signal
 import time
@@ -417,8 +418,28 @@ def _run_pool(
                 on_records([_crashed(p)])
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = _pool(jobs)
+    except BaseException:
+        _end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _end_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop `pool` and end its workers now, for a run left by Ctrl-C or an error.
+
+    A Ctrl-C that lands while the pool forks its workers leaves them without the manager
+    thread that hands them their stop sentinel, and interpreter exit joins a process's live
+    multiprocessing children: the run would hang after saying it was interrupted. The workers
+    hold nothing a run keeps (the driver stores every chunk it collects), so ending them
+    loses nothing.
+    """
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = multiprocessing.active_children()  # the driver's only children are its workers
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=5)
 
 
 def _crashed(p: PointTuple) -> Record:

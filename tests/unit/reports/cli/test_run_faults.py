@@ -258,6 +258,35 @@ def test_ctrl_c_while_attnsim_starts_exits_130(
     assert "Traceback" not in err
 
 
+INTERRUPTED_FORK = """\
+import concurrent.futures as cf
+from attnsim.reports.dse import runner
+
+def interrupted_start(self):
+    self._launch_processes()  # the workers are forked ...
+    raise KeyboardInterrupt  # ... and Ctrl-C lands before the manager thread starts
+
+cf.ProcessPoolExecutor._start_executor_manager_thread = interrupted_start
+try:
+    runner._run_pool(2, iter([(0, "p", {}, {})]), lambda records: None, 1)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_while_the_pool_forks_does_not_hang_the_exit(
+    started: list[subprocess.Popen[str]],
+) -> None:
+    # Before the fix, exit joined the two orphaned workers forever (CI timed out on it once).
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_FORK], cwd=ROOT, start_new_session=True,
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    started.append(proc)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, "interrupted\n"), err
+
+
 def test_huge_sweeps_state_their_size_and_need_yes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
