@@ -37,6 +37,10 @@ do_bench settings (`short`: 5 ms warm-up, 30 ms) and the suites' (`long`: 100 ms
 Entries: `waves`, `steps`, `q_tiles`, `bench`, `t_us` (median call time).
 `--merge-transients CAL SWEEP...` turns such files into the calibration's `wave_transients`
 (`wave_transients` below; the GPU model's one-off transient per call of several waves).
+
+`--merge-later CAL FILE...` puts --out files' later waves in the calibration's `later_waves`
+(`archs.calibration.later_waves`): the GPU model prices no later-wave block of a measured
+kernel, tiling, query tiles and length faster than its wave here.
 """
 
 from __future__ import annotations
@@ -275,6 +279,40 @@ def compare(path: Path, arch_name: str) -> str:
     return "\n".join(lines)
 
 
+def later_waves(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`later_waves` calibration entries from an --out file's entries (no GPU).
+
+    One entry per kernel, tiling, descriptor path and query tiles a head: its lengths
+    (`steps`, increasing) and their wave times.
+    """
+    keys = ("head_dim", "block_m", "block_n", "num_warps", "num_stages", "blocks_per_sm",
+            "tiles", "q_tiles", "waves")  # fmt: skip
+    curves: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for e in sorted(entries, key=lambda e: e["steps"]):
+        if not e["mode"].endswith("-later") or not e["wave_us"] > 0:
+            continue
+        mode = e["mode"].removesuffix("-later")
+        got = curves.setdefault((mode, *(e[k] for k in keys)),
+                                {"mode": mode, **{k: e[k] for k in keys}, "steps": [],
+                                 "wave_us": []})  # fmt: skip
+        got["steps"].append(e["steps"])
+        got["wave_us"].append(e["wave_us"])
+    return list(curves.values())
+
+
+def merge_later(cal: Path, files: list[Path]) -> int:
+    """Put the files' later waves in a calibration file's `later_waves` (replacing all)."""
+    from attnsim.einsum_ir.spec import read_yaml
+    from attnsim.kernels.calibrate.microbench_bwd import replace_entries
+
+    found = [e for f in files for e in later_waves(read_yaml(f)["attention_blocks"])]
+    note = (f"later_waves: `benchmarks/short_blocks_probe.py --merge-later` from "
+            f"{', '.join(f.name for f in files)} ({len(found)} kernels x query tiles)")  # fmt: skip
+    replace_entries(cal, "later_waves", found, lambda e: 0, note, "--merge-later")
+    print(f"{len(found)} later_waves entries -> {cal}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the entries as YAML (--out FILE), or compare a file with the model."""
     import argparse
@@ -309,13 +347,26 @@ def main(argv: list[str] | None = None) -> int:
         help="CAL SWEEP...: put --wave-sweep files' transients in calibration file CAL, "
         "replacing its earlier ones (no GPU)",
     )
+    p.add_argument(
+        "--merge-later",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="CAL FILE...: put --out files' later waves in calibration file CAL, replacing its "
+        "earlier ones (no GPU)",
+    )
     args = p.parse_args(argv)
-    if args.merge_transients is not None:
-        missing = [str(f) for f in args.merge_transients if not f.is_file()]
+    for option, given in (("--merge-transients", args.merge_transients),
+                          ("--merge-later", args.merge_later)):  # fmt: skip
+        missing = [str(f) for f in given or () if not f.is_file()]
         if missing:
-            p.error(f"--merge-transients: no such file: {', '.join(missing)}")
-        if len(args.merge_transients) < 2:
-            p.error("--merge-transients needs CAL and at least one SWEEP")
+            p.error(f"{option}: no such file: {', '.join(missing)}")
+        if given is not None and len(given) < 2:
+            p.error(f"{option} needs CAL and at least one FILE")
+    if args.merge_later is not None:
+        cal, *files = args.merge_later
+        return merge_later(cal, files)
+    if args.merge_transients is not None:
         cal, *sweeps = args.merge_transients
         return merge_transients(cal, sweeps)
     if args.compare is not None:

@@ -27,6 +27,8 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     unfused_kernels:                      # unfused baseline kernels timed alone
       - {kernel: pv, causal: 1, head_dim: 64, block_m: 128, block_n: 64, num_warps: 4,
          num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
+    wave_transients: [...]                # a call's first waves' excess (points.WavePoint)
+    later_waves: [...]                    # a later wave by row length (later_waves.py)
     matmul:                               # dense matmul throughput by tile shape and dtype
       - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
       - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
@@ -41,6 +43,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from attnsim.archs.calibration.later_waves import LaterWavePoint, later_wave_point
 from attnsim.archs.calibration.points import (
     _SIXTEEN_BIT,
     BLOCK_KEYS,
@@ -48,7 +51,6 @@ from attnsim.archs.calibration.points import (
     STEP_KEYS,
     TOP_KEYS,
     UNFUSED_KEYS,
-    UNFUSED_PROGRAM_KEYS,
     BlockPoint,
     MatmulPoint,
     StepPoint,
@@ -57,6 +59,8 @@ from attnsim.archs.calibration.points import (
     WavePoint,
     log_distance,
     nearest_transient,
+    rate_of,
+    unfused_program_point,
     wave_point,
 )
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
@@ -90,6 +94,7 @@ class Calibration:
     unfused_kernels: tuple[UnfusedPoint, ...] = ()
     unfused_programs: tuple[UnfusedProgramPoint, ...] = ()
     wave_transients: tuple[WavePoint, ...] = ()
+    later_waves: tuple[LaterWavePoint, ...] = ()
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -391,15 +396,6 @@ def calibration_path(name: str, base: Path | None = None) -> Path | None:
     return None
 
 
-def _rate(r: Reader | None, scale: float) -> float | None:
-    if r is None or not r.check("number"):
-        return None
-    if not float(r.value) > 0:
-        r.error(f"expected a positive number, got {r.value}")
-        return None
-    return float(r.value) * scale
-
-
 def _matmul(r: Reader) -> MatmulPoint | None:
     if not r.check("map"):
         return None
@@ -420,7 +416,7 @@ def _matmul(r: Reader) -> MatmulPoint | None:
         m=count("m", True),
         n=count("n", True),
         k=count("k", True),
-        tflops=_rate(r.req("tflops", "number"), 1.0) or 0.0,
+        tflops=rate_of(r.req("tflops", "number"), 1.0) or 0.0,
         block_m=count("block_m", False),
         block_n=count("block_n", False),
         block_k=count("block_k", False),
@@ -441,7 +437,7 @@ def _step(r: Reader) -> StepPoint | None:
         ints[key] = int(c.value) if c is not None and c.value > 0 else 0
         if c is not None and c.value <= 0:
             c.error(f"expected a positive integer, got {c.value}")
-    step = _rate(r.req("step_us", "number"), 1e-6)
+    step = rate_of(r.req("step_us", "number"), 1e-6)
     programs_c = r.opt("programs", "int")
     if programs_c is not None and programs_c.value <= 0:
         programs_c.error(f"expected a positive integer, got {programs_c.value}")
@@ -498,31 +494,12 @@ def _unfused(r: Reader) -> UnfusedPoint | None:
         ints[key] = int(c.value) if c is not None else 0
         if c is not None and c.value < 0:
             c.error(f"expected an integer >= 0, got {c.value}")
-    time_s = _rate(r.req("time_us", "number"), 1e-6)
+    time_s = rate_of(r.req("time_us", "number"), 1e-6)
     r.done(UNFUSED_KEYS)
     if kernel is None or time_s is None or min(ints["batch_heads"], ints["seq"]) <= 0:
         return None
     causal = bool(ints.pop("causal"))
     return UnfusedPoint(str(kernel.value), causal, time_s=time_s, **ints)
-
-
-def _unfused_program(r: Reader) -> UnfusedProgramPoint | None:
-    if not r.check("map"):
-        return None
-    kernel = r.req("kernel", "str")
-    ints = {}
-    for key in UNFUSED_PROGRAM_KEYS[1:-2]:
-        c = r.req(key, "int")
-        ints[key] = int(c.value) if c is not None else 0
-        if c is not None and c.value <= 0:
-            c.error(f"expected a positive integer, got {c.value}")
-    step_s = _rate(r.req("step_us", "number"), 1e-6)
-    fixed_c = r.req("fixed_us", "number")
-    r.done(UNFUSED_PROGRAM_KEYS)
-    if kernel is None or step_s is None or fixed_c is None or 0 in ints.values():
-        return None
-    fixed_s = max(0.0, float(fixed_c.value)) * 1e-6  # slightly negative: timing noise
-    return UnfusedProgramPoint(str(kernel.value), step_s=step_s, fixed_s=fixed_s, **ints)
 
 
 def load_calibration(path: str | Path, problems: list[Problem] | None = None) -> Calibration:
@@ -547,7 +524,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     host_r = root.opt("host_call_us", "map")
     host_calls = []
     for fam, value in host_r.items() if host_r is not None else ():
-        rate = _rate(value, 1e-6)
+        rate = rate_of(value, 1e-6)
         if rate is not None:
             host_calls.append((str(fam), rate))
     steps_r = root.opt("attention_steps", "list")
@@ -557,11 +534,13 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     unfused_r = root.opt("unfused_kernels", "list")
     unfused = [_unfused(x) for x in unfused_r.each()] if unfused_r is not None else []
     programs_r = root.opt("unfused_programs", "list")
-    programs = [_unfused_program(x) for x in programs_r.each()] if programs_r is not None else []
+    programs = [unfused_program_point(x) for x in programs_r.each()] if programs_r else []
     waves_r = root.opt("wave_transients", "list")
     waves = [wave_point(x) for x in waves_r.each()] if waves_r is not None else []
-    copy_bw = _rate(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
-    read_bw = _rate(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
+    later_r = root.opt("later_waves", "list")
+    later = [later_wave_point(x) for x in later_r.each()] if later_r is not None else []
+    copy_bw = rate_of(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
+    read_bw = rate_of(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
     unfused = [  # the bandwidth the device had while these kernels were timed
         replace(
             p, hbm_read_bytes_per_s=read_bw or copy_bw or 0.0, hbm_write_bytes_per_s=copy_bw or 0.0
@@ -577,19 +556,20 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         versions=versions,
         hbm_copy_bandwidth_bytes_per_s=copy_bw,
         hbm_read_bandwidth_bytes_per_s=read_bw,
-        l2_read_bandwidth_bytes_per_s=_rate(root.opt("l2_read_bandwidth_gb_per_s"), 1e9),
-        exp2_per_s=_rate(root.opt("exp2_gops_per_s"), 1e9),
-        fp32_fma_per_s=_rate(root.opt("fp32_fma_gops_per_s"), 1e9),
-        launch_overhead_s=_rate(root.opt("launch_overhead_us"), 1e-6),
-        host_launch_s=_rate(root.opt("host_launch_us"), 1e-6),
+        l2_read_bandwidth_bytes_per_s=rate_of(root.opt("l2_read_bandwidth_gb_per_s"), 1e9),
+        exp2_per_s=rate_of(root.opt("exp2_gops_per_s"), 1e9),
+        fp32_fma_per_s=rate_of(root.opt("fp32_fma_gops_per_s"), 1e9),
+        launch_overhead_s=rate_of(root.opt("launch_overhead_us"), 1e-6),
+        host_launch_s=rate_of(root.opt("host_launch_us"), 1e-6),
         host_call_s=tuple(host_calls),
-        bench_head_start_s=_rate(root.opt("bench_head_start_us"), 1e-6),
+        bench_head_start_s=rate_of(root.opt("bench_head_start_us"), 1e-6),
         attention_steps=tuple(p for p in steps if p is not None),
-        bench_floor_s=_rate(root.opt("bench_floor_us"), 1e-6),
+        bench_floor_s=rate_of(root.opt("bench_floor_us"), 1e-6),
         attention_blocks=tuple(p for p in blocks if p is not None),
         unfused_kernels=tuple(p for p in unfused if p is not None),
         unfused_programs=tuple(p for p in programs if p is not None),
         wave_transients=tuple(p for p in waves if p is not None),
+        later_waves=tuple(p for p in later if p is not None),
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

@@ -38,6 +38,7 @@ TOP_KEYS = (
     "unfused_kernels",
     "unfused_programs",
     "wave_transients",
+    "later_waves",
     "matmul",
     "notes",
 )
@@ -83,13 +84,10 @@ BLOCK_KEYS = (
     "loop_us",
     "q_tiles",
 )
+# a fused kernel's build: its mode (tile chain), head dim and tiling
+KERNEL_KEYS = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages")
 WAVE_KEYS = (
-    "mode",
-    "head_dim",
-    "block_m",
-    "block_n",
-    "num_warps",
-    "num_stages",
+    *KERNEL_KEYS,
     "q_tiles",
     "steps",
     "transient_us",
@@ -253,7 +251,19 @@ class UnfusedProgramPoint:
 
 
 @dataclass(frozen=True, slots=True)
-class WavePoint:
+class KernelBuild:
+    """A fused kernel's build (`KERNEL_KEYS`): its mode (tile chain), head dim and tiling."""
+
+    mode: str
+    head_dim: int
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+@dataclass(frozen=True, slots=True)
+class WavePoint(KernelBuild):
     """The one-off excess of a call's first later waves over its steady waves (`wave_transients`).
 
     From `benchmarks/short_blocks_probe.py --wave-sweep` (grids of 1-64 waves of blocks of
@@ -265,12 +275,6 @@ class WavePoint:
     transient_s / (waves - 1) of it. `mode`: "pingpong" or "online" (the plain 1-pass kernel).
     """
 
-    mode: str
-    head_dim: int
-    block_m: int
-    block_n: int
-    num_warps: int
-    num_stages: int
     q_tiles: int
     steps: int
     transient_s: float
@@ -339,3 +343,33 @@ def wave_point(r: Reader) -> WavePoint | None:
         source=str(source.value) if source is not None else "",
         **ints,
     )
+
+
+def unfused_program_point(r: Reader) -> UnfusedProgramPoint | None:
+    """One `unfused_programs` entry (problems go to the reader)."""
+    if not r.check("map"):
+        return None
+    kernel = r.req("kernel", "str")
+    ints = {}
+    for key in UNFUSED_PROGRAM_KEYS[1:-2]:
+        c = r.req(key, "int")
+        ints[key] = int(c.value) if c is not None else 0
+        if c is not None and c.value <= 0:
+            c.error(f"expected a positive integer, got {c.value}")
+    step_s = rate_of(r.req("step_us", "number"), 1e-6)
+    fixed_c = r.req("fixed_us", "number")
+    r.done(UNFUSED_PROGRAM_KEYS)
+    if kernel is None or step_s is None or fixed_c is None or 0 in ints.values():
+        return None
+    fixed_s = max(0.0, float(fixed_c.value)) * 1e-6  # slightly negative: timing noise
+    return UnfusedProgramPoint(str(kernel.value), step_s=step_s, fixed_s=fixed_s, **ints)
+
+
+def rate_of(r: Reader | None, scale: float) -> float | None:
+    """A positive number times `scale` (None, and a located problem, when it is not one)."""
+    if r is None or not r.check("number"):
+        return None
+    if not float(r.value) > 0:
+        r.error(f"expected a positive number, got {r.value}")
+        return None
+    return float(r.value) * scale

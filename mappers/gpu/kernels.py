@@ -289,6 +289,7 @@ def _fused(
         tiles=_tiles(s, t, mode),
         added=added,
         q_tiles=-(-s.seq_q // bm),
+        full_q_tiles=s.seq_q % bm == 0,
     )
     return replace(plan, **_plain_kernel_parts(s, t, score)) if mode == "online" else plan
 

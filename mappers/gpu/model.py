@@ -84,6 +84,10 @@ ASSUMPTIONS = (
     "(after do_bench's L2 flush; calibration wave_transients, nearest kernel, tiling and query "
     "tiles per head, measured at 4 key tiles a block); later-wave fixed times measured on grids "
     "of W waves are taken less transient / (W - 1)",
+    "a later-wave block of a kernel, tiling, blocks per SM and query tiles a head measured "
+    "so (calibration later_waves: 1-32 key tiles, 1 or 4 query tiles a head, full query "
+    "tiles) takes at least that wave, net of its share of the transient (linear between "
+    "the measured lengths; 2-4 query tiles take the 4-tile wave, a lower bound)",
     "kernel time = max(host launch time, launch overhead + max(scheduled block time, HBM "
     "bytes / bandwidth)); a timed call adds do_bench's floor (an empty kernel) once",
     "energy = board power x latency (an upper bound; no activity-based GPU energy model)",
@@ -184,6 +188,7 @@ class KernelPlan:
     test_mode: str = ""
     # fused kernels: query tiles per head (they share the head's K/V tiles through L2)
     q_tiles: int = 1
+    full_q_tiles: bool = False  # fused kernels: seq_q a multiple of block_m (no ragged tile)
 
     @property
     def blocks(self) -> int:
@@ -413,10 +418,19 @@ def _block_times(
     loop_mode = plan.loop_mode or plan.masked_mode
     loop_s = rates.loop_s(loop_mode, plan.head_dim, t, k) if plan.loops else 0.0
     loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}  # beyond the first loop
-    return {
+    times = {
         (a, m): a * full + m * masked + overhead + loops.get((a, m), 0) * loop_s
         for a, m in profiles
     }
+    measured = None
+    if later and plan.full_q_tiles:
+        measured = rates.later_waves(plan.mode, plan.head_dim, t, plan.tiles, plan.q_tiles, k)
+    if measured is not None:
+        # no faster than the measured later wave of this kernel at this length (blocks of 1-2
+        # tiles and of one query tile a head run over the fixed-plus-steps line)
+        for (a, m), time_s in times.items():
+            times[(a, m)] = max(time_s, measured.floor_s(a + m) or 0.0)
+    return times
 
 
 def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnsim.archs.calibration import BlockPoint, StepPoint
+from attnsim.archs.calibration.later_waves import LaterWaves, later_curve
 from attnsim.archs.calibration.points import nearest_transient
 from attnsim.archs.datasheet import expected_error_note
 from attnsim.archs.gpu import GpuArch
@@ -262,6 +263,26 @@ class DeviceRates:
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
         got = nearest_transient(cal.wave_transients, mode, head_dim, t, q_tiles)
         return max(0.0, got.transient_s) if got is not None else 0.0
+
+    def later_waves(
+        self, mode: str, head_dim: int, tiling: Tiling, tiles: str, q_tiles: int, per_sm: int
+    ) -> LaterWaves | None:
+        """This kernel's measured later waves by steps, net of the wave transient's share.
+
+        Calibration `later_waves` (`archs.calibration.later_waves.later_curve`: the exact
+        kernel, tiling, descriptor path and blocks per SM; the fewest measured query tiles a
+        head at least `q_tiles`); None when not measured.
+        """
+        cal = self.arch.calibration
+        if cal is None or not mode or not cal.later_waves:
+            return None
+        t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
+        got = later_curve(cal.later_waves, mode, head_dim, t, tiles, q_tiles, per_sm)
+        if got is None:
+            return None
+        q, waves, points = got
+        share = self.wave_transient_s(mode, head_dim, tiling, q) / (waves - 1)
+        return LaterWaves(q, tuple((n, max(0.0, s - share)) for n, s in points))
 
     def floor_block_fixed_s(
         self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool

@@ -56,10 +56,11 @@ def test_the_calibrations_transients_are_the_committed_sweeps() -> None:
 def _kernel(arch_name: str, waves: int, transients: bool):  # type: ignore[no-untyped-def]
     arch = load_arch(arch_name)
     assert arch.calibration is not None
+    # the transient alone: without the measured later waves' floor (test_later_waves.py)
+    cal = dataclasses.replace(arch.calibration, later_waves=())
     if not transients:
-        arch = dataclasses.replace(
-            arch, calibration=dataclasses.replace(arch.calibration, wave_transients=())
-        )
+        cal = dataclasses.replace(cal, wave_transients=())
+    arch = dataclasses.replace(arch, calibration=cal)
     rates = device_rates(arch, "bf16")
     # one query tile per head, 16 key tiles: compute-bound, one block per SM
     shape = AttnShape(1, arch.sm_count * waves, 128, 16 * 128, 128, 128, False, "bf16", 2)
@@ -114,13 +115,18 @@ def test_a_bad_transient_entry_is_a_located_problem(tmp_path: Path) -> None:
     assert cal.wave_transients == ()
 
 
+@pytest.mark.parametrize("option", ["--merge-transients", "--merge-later"])
 def test_merging_names_a_missing_file_and_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as got:
-        probe().main(["--merge-transients", str(tmp_path / "cal.yaml"), str(tmp_path / "s.yaml")])
+        probe().main([option, str(tmp_path / "cal.yaml"), str(tmp_path / "s.yaml")])
     assert got.value.code == 2
-    assert "no such file" in capsys.readouterr().err
+    assert f"{option}: no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as got:  # CAL alone
+        probe().main([option, str(ROOT / "archs" / "calibration" / "h200.yaml")])
+    assert got.value.code == 2
+    assert "needs CAL and at least one FILE" in capsys.readouterr().err
 
 
 def test_merging_writes_the_sweeps_transients_into_a_calibration(tmp_path: Path) -> None:
