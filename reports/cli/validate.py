@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from attnsim.reports import validation_seqpar
 from attnsim.reports.cli.parsers import Subparsers
@@ -102,6 +105,7 @@ def run_gpu(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read sequence-parallel measurements:\n{exc}") from None
         texts.append(_section(args, "seqpar-report.txt",
                               validation_seqpar.format_report(points, args.worst)))  # fmt: skip
+        _points_csv(args, "seqpar-points.csv", points)
         summary["seqpar"] = validation_seqpar.summary(points)
     if probes:
         try:
@@ -112,6 +116,7 @@ def run_gpu(args: argparse.Namespace) -> int:
             kpoints, validation_kernels.baselines(probes), args.worst
         )
         texts.append(_section(args, "probe-report.txt", text + withheld))
+        _points_csv(args, "probe-points.csv", kpoints)
         summary["probes"] = validation_kernels.summary(kpoints)
     if decode:
         try:
@@ -120,6 +125,7 @@ def run_gpu(args: argparse.Namespace) -> int:
             raise UsageError(f"cannot read decode measurements: {exc}") from None
         text = validation_decode.format_report(dpoints, args.worst)
         texts.append(_section(args, "decode-report.txt", text + withheld))
+        _points_csv(args, "decode-points.csv", dpoints)
         summary["decode"] = validation_decode.summary(dpoints)
     extra: dict[str, object] = {}
     if prefill:
@@ -183,6 +189,20 @@ def _section(args: argparse.Namespace, name: str, text: str) -> str:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / name).write_text(text + "\n", encoding="utf-8")
     return text
+
+
+def _points_csv(args: argparse.Namespace, name: str, points: Sequence[Any]) -> None:
+    """With --out: one CSV row per point (its fields, tuples joined by `;`, and error_pct)."""
+    if args.out is None or not points:
+        return
+    names = [f.name for f in dataclasses.fields(points[0])]
+    with (args.out / name).open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([*names, "error_pct"])
+        for p in points:
+            values = [getattr(p, n) for n in names]
+            cells = [";".join(map(str, v)) if isinstance(v, tuple) else v for v in values]
+            w.writerow([*cells, round(100 * (p.predicted_ms / p.measured_ms - 1), 4)])
 
 
 def _prefill(

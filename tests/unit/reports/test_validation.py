@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from attnsim.kernels.bench.measure import Measurement, write_measurements
-from attnsim.reports import validation
+from attnsim.reports import validation, validation_kernels
 from attnsim.reports.cli.main import main
 
 TILINGS = ((128, 64, 8, 3), (64, 64, 4, 3))
@@ -257,6 +257,12 @@ def test_mixed_files_give_one_json_object_and_a_report_per_kind(
     written = {p.name for p in (tmp_path / "o").iterdir()}
     assert {"report.txt", "probe-report.txt", "summary.json", "points.csv"} <= written
     assert "kernel probes" in (tmp_path / "o" / "probe-report.txt").read_text()
+    with (tmp_path / "o" / "probe-points.csv").open(newline="") as fh:  # every probe point
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(validation_kernels.predict_rows([probe])) > 0
+    for row in rows:
+        want = 100 * (float(row["predicted_ms"]) / float(row["measured_ms"]) - 1)
+        assert float(row["error_pct"]) == pytest.approx(want, abs=1e-3)
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["n_points"] == 6 and "triton-bwd holdout" in summary["probes"]
     assert summary["tiling_pick_within_10pct"] == 1.0

@@ -97,6 +97,10 @@ def test_cli_reports_the_schemes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "ring-causal-zigzag" in out and "lasp2-decay" in out and "(within 10%)" in out
     assert (tmp_path / "seqpar-report.txt").read_text().strip() == out.strip()
+    with (tmp_path / "seqpar-points.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["scheme"] for r in rows] == [p.scheme for p in validation_seqpar.predict_rows([path])]
+    assert all(float(r["error_pct"]) == pytest.approx(0.0, abs=1e-6) for r in rows)
     assert main(["validate", "gpu", "--measurements", str(path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)["seqpar"]
     assert summary["lasp2"]["mape_pct"] == pytest.approx(0.0, abs=1e-9)
