@@ -186,7 +186,7 @@ def _moved(file: str, kernels: str, validation: float, holdout: float, signed: f
 # tests/unit/reports/test_validation_transfer.py. A family not listed was not checked.
 TRANSFER_ERRORS: dict[str, DatasheetError] = {
     "triton-1pass": _moved(
-        _H100_PREFILL.format("validation"), "the 1-pass kernels", 3.8, 6.5, 1.9
+        _H100_PREFILL.format("validation"), "the 1-pass kernels", 3.5, 6.5, 2.4
     ),  # fmt: skip
     "triton-2pass": _moved(
         _H100_PREFILL.format("validation"), "the 2-pass kernels", 2.3, 5.6, 1.1
@@ -214,10 +214,10 @@ TRANSFER_ERRORS: dict[str, DatasheetError] = {
         "bwd-h100-2026-12-05-planned.csv", "the backward kernels", 5.9, 5.8, 0.6
     ),  # fmt: skip
     "triton-window": _moved(
-        "masks-window-h100-2026-12-05.csv", "the sliding-window kernel", 3.6, 3.9, -2.8
+        "masks-window-h100-2026-12-05.csv", "the sliding-window kernel", 3.6, 3.9, -2.7
     ),  # fmt: skip
     "triton-score": _moved(
-        "masks-score-h100-2026-12-06.csv", "the score-function kernels", 3.9, 3.8, 3.4
+        "masks-score-h100-2026-12-06.csv", "the score-function kernels", 4.1, 3.9, 3.8
     ),  # fmt: skip
 }
 
@@ -422,6 +422,7 @@ def transferred_calibration(arch: GpuArch, source: GpuArch) -> Calibration:
             dataclasses.replace(p, wave_s=tuple(w / clock for w in p.wave_s))
             for p in cal.later_waves
         ),
+        power_cap=cal.power_cap,  # the same die under the same board power cap (700 W)
         matmul=tuple(
             dataclasses.replace(p, tflops=p.tflops * tensor.get(p.dtype, device))
             for p in cal.matmul

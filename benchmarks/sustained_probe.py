@@ -17,6 +17,12 @@ the same length in time. The model prices a step from short microbenchmarks. If 
 after idle run at the model's step and later ones slow down as the board reaches its power
 cap, the gap is the clock under sustained tensor load (a device figure to measure); if the
 first call is already slow, it is in the kernel's long-row behaviour.
+
+It was the clock (H200 and H100, 2026-12-06). `--merge CAL FILE` fits the calibration's
+`power_cap` from a summary file (`archs.calibration.power.fit_power_cap`: per case the useful
+FLOPs, the first five calls' median as the full-clock time and do_bench's median as the
+sustained one, do_bench's gap between calls taken as CAL's `bench_head_start_us`); the GPU
+model prices 1-pass and 2-pass calls with it.
 """
 
 from __future__ import annotations
@@ -69,17 +75,60 @@ def _wall() -> str:
     return dt.datetime.now().strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]
 
 
+def merge(cal: Path, summary: Path) -> int:
+    """Fit `power_cap` from a summary CSV and write it into calibration file `cal`."""
+    import csv
+
+    import yaml
+
+    from attnsim.archs.calibration.power import fit_power_cap
+    from attnsim.einsum_ir.spec import read_yaml
+
+    data = read_yaml(cal)  # the hardened reader: a bad file is a located SpecError
+    gap_us = data.get("bench_head_start_us") if isinstance(data, dict) else None
+    if not isinstance(gap_us, (int, float)) or not gap_us > 0:
+        print(f"{cal}: needs bench_head_start_us (do_bench's gap between calls)", file=sys.stderr)
+        return 2
+    with summary.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    cases = [(4.0 * int(r["batch"]) * int(r["heads"]) * int(r["seq"]) ** 2 * int(r["head_dim"]),
+              float(r["first5_median_ms"]) * 1e-3, float(r["do_bench_median_ms"]) * 1e-3)
+             for r in rows]  # fmt: skip
+    try:
+        cap = fit_power_cap(cases, gap_us * 1e-6, summary.name)
+    except ValueError as exc:
+        print(f"{summary}: {exc}", file=sys.stderr)
+        return 2
+    data["power_cap"] = {"knee_tflops": round(cap.knee_flops_per_s / 1e12, 1),
+                         "slowdown_per_tflops": round(cap.slowdown_per_flops_per_s * 1e12, 7),
+                         "gap_us": gap_us, "cases": cap.cases, "source": summary.name}  # fmt: skip
+    text = cal.read_text(encoding="utf-8")
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
+    cal.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
+    print(f"power_cap {data['power_cap']} -> {cal}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Log clocks, run every case, write the three CSVs."""
+    """Log clocks, run every case, write the three CSVs (or --merge a summary, no GPU)."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--only", default="", help="comma-separated case labels (default: all)")
+    ap.add_argument("--merge", nargs=2, type=Path, metavar=("CAL", "FILE"),
+                    help="fit power_cap from summary FILE into CAL (no GPU)")  # fmt: skip
+    args = ap.parse_args(argv)
+    if args.merge is not None:
+        missing = [str(f) for f in args.merge if not f.is_file()]
+        if missing:
+            ap.error(f"--merge: no such file: {', '.join(missing)}")
+        return merge(*args.merge)
+    if args.out is None:
+        ap.error("give --out DIR (measure) or --merge CAL FILE")
     import torch
     import triton.testing
 
     from attnsim.kernels.triton.attn_fwd import attention_fwd
 
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--only", default="", help="comma-separated case labels (default: all)")
-    args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("sustained_probe needs a CUDA GPU", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
          num_stages: 3, batch_heads: 24, seq: 4096, time_us: 900.0}
     wave_transients: [...]                # a call's first waves' excess (points.WavePoint)
     later_waves: [...]                    # a later wave by row length (later_waves.py)
+    power_cap: {knee_tflops: 480, ...}    # sustained tensor load's slowdown (power.py)
     matmul:                               # dense matmul throughput by tile shape and dtype
       - {kernel: torch.matmul, dtype: bf16, m: 8192, n: 8192, k: 8192, tflops: 796.2}
       - {kernel: triton, dtype: bf16, m: 4096, n: 4096, k: 4096, block_m: 128, block_n: 64,
@@ -63,6 +64,7 @@ from attnsim.archs.calibration.points import (
     unfused_program_point,
     wave_point,
 )
+from attnsim.archs.calibration.power import PowerCap, power_cap
 from attnsim.einsum_ir.spec import Problem, Reader, path_exists
 
 CALIBRATION_DIR = Path(__file__).parent
@@ -95,6 +97,7 @@ class Calibration:
     unfused_programs: tuple[UnfusedProgramPoint, ...] = ()
     wave_transients: tuple[WavePoint, ...] = ()
     later_waves: tuple[LaterWavePoint, ...] = ()
+    power_cap: PowerCap | None = None  # sustained tensor load's slowdown (power.py)
     matmul: tuple[MatmulPoint, ...] = ()
     notes: tuple[str, ...] = ()
     path: str = ""
@@ -538,6 +541,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
     waves_r = root.opt("wave_transients", "list")
     waves = [wave_point(x) for x in waves_r.each()] if waves_r is not None else []
     later_r = root.opt("later_waves", "list")
+    cap_r = root.opt("power_cap")
     later = [later_wave_point(x) for x in later_r.each()] if later_r is not None else []
     copy_bw = rate_of(root.opt("hbm_copy_bandwidth_gb_per_s"), 1e9)
     read_bw = rate_of(root.opt("hbm_read_bandwidth_gb_per_s"), 1e9)
@@ -570,6 +574,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         unfused_programs=tuple(p for p in programs if p is not None),
         wave_transients=tuple(p for p in waves if p is not None),
         later_waves=tuple(p for p in later if p is not None),
+        power_cap=power_cap(cap_r) if cap_r is not None else None,
         matmul=tuple(p for p in points if p is not None),
         notes=tuple(str(n.value) for n in notes_r.each()) if notes_r is not None else (),
         path=str(path),

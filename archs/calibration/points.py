@@ -39,6 +39,7 @@ TOP_KEYS = (
     "unfused_programs",
     "wave_transients",
     "later_waves",
+    "power_cap",
     "matmul",
     "notes",
 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from attnsim.archs.gpu import GpuArch
 from attnsim.einsum_ir.ir import Cascade
@@ -82,7 +82,8 @@ SUSTAINED_LOAD = (
     "by up to 11%. Measured (benchmarks/sustained_probe.py), back-to-back calls hit the "
     "software power cap within a second: on the H100 the SM clock fell from 1980 to 1425-1800 "
     "MHz, the calls 7-20% slower than the first ones; on the H200 from 1980 to 1695-1935 MHz, "
-    "the calls 4-9% slower (the power-capped clock is not modelled)"
+    "the calls 4-9% slower (this GPU's calibration has no power_cap: the power-capped clock "
+    "is not modelled)"
 )
 
 
@@ -126,6 +127,16 @@ class GpuOptions:
         return None
 
 
+# the fused prefill families priced under the calibration's power cap (power_cap)
+SUSTAINED_FAMILIES = ("1pass", "2pass")
+POWER_CAPPED = (
+    "power cap: back to back (do_bench), this call demands {tflops:.0f} TFLOP/s at the full "
+    "clock against the board's knee of {knee:.0f}: priced {pct:.1f}% slower (calibration "
+    "power_cap, fitted on {source}; benchmarks/sustained_probe.py). A call run once after "
+    "idle runs at the full clock"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Evaluated:
     """One tiling's modelled kernels and total time; `problem` is empty when it can run."""
@@ -136,6 +147,7 @@ class Evaluated:
     problem: str
     host_bound: bool = False
     hbm_bytes: tuple[float, float] = (0.0, 0.0)  # HBM bytes read and written by its kernels
+    power_slowdown: float = 1.0  # the factor its kernels' times carry for the power cap
 
 
 def candidate_tilings(masked: bool, pingpong: bool = False) -> tuple[Tiling, ...]:
@@ -186,13 +198,17 @@ def evaluate(
         score,
     )
     kernels = tuple(time_kernel(p, rates) for p in plans)
+    slowdown = 1.0
+    if family in SUSTAINED_FAMILIES:  # the board's power cap under do_bench's back-to-back calls
+        slowdown = rates.sustained_slowdown(shape.flops, sum(k.time_s for k in kernels))
+        kernels = tuple(replace(k, time_s=k.time_s * slowdown) for k in kernels)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if not shape.is_dense and family != "unfused" and tiling.block_m % tiling.block_n:
         problem = problem or "masked (causal) kernels need block_m % block_n == 0"
     problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
     total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
     hbm = (sum(p.hbm_read_bytes for p in plans), sum(p.hbm_write_bytes for p in plans))
-    return Evaluated(tiling, kernels, total, problem, host_bound, hbm)
+    return Evaluated(tiling, kernels, total, problem, host_bound, hbm, slowdown)
 
 
 def rank_tilings(
@@ -374,7 +390,19 @@ def _result(
             )
     if chosen.problem:
         warnings.append(f"tiling {chosen.tiling} cannot run as modelled: {chosen.problem}")
-    if mapper.family == "1pass" and shape.head_dim == 128 and latency >= SUSTAINED_WARN_S:
+    cap = arch.calibration.power_cap if arch.calibration is not None else None
+    if cap is not None and mapper.family in SUSTAINED_FAMILIES and chosen.power_slowdown > 1:
+        full_clock_s = sum(k.time_s for k in kernels) / chosen.power_slowdown
+        demand = cap.demand_flops_per_s(shape.flops, full_clock_s) / 1e12
+        pct, source = 100 * (chosen.power_slowdown - 1), cap.source or "the calibration"
+        knee = cap.knee_flops_per_s / 1e12
+        warnings.append(POWER_CAPPED.format(tflops=demand, knee=knee, pct=pct, source=source))
+    elif (
+        cap is None
+        and mapper.family == "1pass"
+        and shape.head_dim == 128
+        and latency >= SUSTAINED_WARN_S
+    ):
         warnings.append(SUSTAINED_LOAD.format(ms=latency * 1e3))
     if mapper.family == "1pass" and problem.score.sigmoid:
         warnings.append(SIGMOID_PRICED)
@@ -387,6 +415,7 @@ def _result(
         "grid_blocks": float(main.blocks),
         "blocks_per_sm": float(main.blocks_per_sm),
         "waves": main.waves,
+        "power_cap_factor": chosen.power_slowdown,
         "smem_bytes_per_block": float(first.smem_bytes),
         "registers_per_thread": float(first.registers_per_thread),
         "step_tensor_us": main.step.tensor_s * 1e6,
