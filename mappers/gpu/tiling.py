@@ -130,7 +130,8 @@ class GpuOptions:
 # the fused prefill families priced under the calibration's power cap (power_cap)
 SUSTAINED_FAMILIES = ("1pass", "2pass")
 POWER_CAPPED = (
-    "power cap: back to back (do_bench), this call demands {tflops:.0f} TFLOP/s at the full "
+    "power cap: back to back (do_bench), this call's kernels demand {tflops:.0f} tensor "
+    "TFLOP/s at the full "
     "clock against the board's knee of {knee:.0f}: priced {pct:.1f}% slower (calibration "
     "power_cap, fitted on {source}; benchmarks/sustained_probe.py). A call run once after "
     "idle runs at the full clock"
@@ -200,7 +201,9 @@ def evaluate(
     kernels = tuple(time_kernel(p, rates) for p in plans)
     slowdown = 1.0
     if family in SUSTAINED_FAMILIES:  # the board's power cap under do_bench's back-to-back calls
-        slowdown = rates.sustained_slowdown(shape.flops, sum(k.time_s for k in kernels))
+        # on the tensor work the kernels run (the 2-pass kernel's QK^T twice, masked tiles)
+        tensor_flops = sum(p.flops for p in plans)
+        slowdown = rates.sustained_slowdown(tensor_flops, sum(k.time_s for k in kernels))
         kernels = tuple(replace(k, time_s=k.time_s * slowdown) for k in kernels)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if not shape.is_dense and family != "unfused" and tiling.block_m % tiling.block_n:
@@ -393,7 +396,7 @@ def _result(
     cap = arch.calibration.power_cap if arch.calibration is not None else None
     if cap is not None and mapper.family in SUSTAINED_FAMILIES and chosen.power_slowdown > 1:
         full_clock_s = sum(k.time_s for k in kernels) / chosen.power_slowdown
-        demand = cap.demand_flops_per_s(shape.flops, full_clock_s) / 1e12
+        demand = cap.demand_flops_per_s(sum(p.flops for p in plans), full_clock_s) / 1e12
         pct, source = 100 * (chosen.power_slowdown - 1), cap.source or "the calibration"
         knee = cap.knee_flops_per_s / 1e12
         warnings.append(POWER_CAPPED.format(tflops=demand, knee=knee, pct=pct, source=source))
