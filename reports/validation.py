@@ -14,7 +14,8 @@ predicted with that host's figures (`join_files`, `host_adjusted`):
 - host_call_us per family: the probe's, in place of the calibration's;
 - the do_bench head start (how long the flush keeps the GPU busy after the host has moved on
   to the timed call) = flush - do_bench's own host work before the call. The calibration gives
-  that host work on the calibration host (flush - its head start); on the timing host it is
+  that host work on the calibration host (its own flush, `bench_flush_us`, less its head
+  start; without it, the timing GPU's flush less the head start); on the timing host it is
   scaled by s = median over families of probe / calibration host_call_us. Without a measured
   head start (`calibration="none"`: the GPU's measured figures withheld) that host work is
   taken as nil: the head start is the whole flush, its upper bound.
@@ -226,7 +227,8 @@ def host_adjusted(arch: GpuArch, host_call_us: dict[str, float], flush_us: float
     ratios = [us * 1e-6 / measured[f] for f, us in host_call_us.items() if measured.get(f)]
     speed = statistics.median(ratios) if ratios else 1.0
     head, flush = cal.bench_head_start_s, flush_us * 1e-6
-    head = flush if head is None else max(0.0, flush - max(0.0, flush - head) * speed)
+    own_flush = cal.bench_flush_s or flush  # the calibration GPU's own (a slower HBM: longer)
+    head = flush if head is None else max(0.0, flush - max(0.0, own_flush - head) * speed)
     calls = {**measured, **{f: us * 1e-6 for f, us in host_call_us.items()}}
     adjusted = dataclasses.replace(
         cal, host_call_s=tuple(sorted(calls.items())), bench_head_start_s=head

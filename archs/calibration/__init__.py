@@ -16,6 +16,7 @@ figure that is absent falls back to the preset's datasheet value in the model)::
     host_launch_us: 6.0                   # empty kernels launched back to back from Python
     host_call_us: {1pass: 60, 2pass: 110, unfused: 70}  # host time of one launcher call
     bench_head_start_us: 60               # host head start under do_bench (its L2 flush)
+    bench_flush_us: 62                    # GPU time of do_bench's L2 flush
     attention_steps:                      # attention tile chain per step, K/V on chip
       - {mode: online, dtype: bf16, head_dim: 128, block_m: 128, block_n: 128, num_warps: 8,
          num_stages: 3, blocks_per_sm: 1, step_us: 2.2}
@@ -90,6 +91,9 @@ class Calibration:
     host_launch_s: float | None = None
     host_call_s: tuple[tuple[str, float], ...] = ()
     bench_head_start_s: float | None = None
+    # GPU time of do_bench's L2 flush on the calibration GPU: with the head start, the host work
+    # do_bench does before a timed call (flush - head start; reports.validation.host_adjusted)
+    bench_flush_s: float | None = None
     attention_steps: tuple[StepPoint, ...] = ()
     bench_floor_s: float | None = None
     attention_blocks: tuple[BlockPoint, ...] = ()
@@ -567,6 +571,7 @@ def load_calibration(path: str | Path, problems: list[Problem] | None = None) ->
         host_launch_s=rate_of(root.opt("host_launch_us"), 1e-6),
         host_call_s=tuple(host_calls),
         bench_head_start_s=rate_of(root.opt("bench_head_start_us"), 1e-6),
+        bench_flush_s=rate_of(root.opt("bench_flush_us"), 1e-6),
         attention_steps=tuple(p for p in steps if p is not None),
         bench_floor_s=rate_of(root.opt("bench_floor_us"), 1e-6),
         attention_blocks=tuple(p for p in blocks if p is not None),

@@ -32,6 +32,7 @@ TOP_KEYS = (
     "host_launch_us",
     "host_call_us",
     "bench_head_start_us",
+    "bench_flush_us",
     "attention_steps",
     "bench_floor_us",
     "attention_blocks",

@@ -105,3 +105,23 @@ def test_a_report_of_two_devices_states_each_devices_error() -> None:
     assert "NVIDIA H200: MAPE" in text and "NVIDIA H100 80GB HBM3: MAPE" in text
     _, alone, _ = validation.join_files([h200])
     assert "NVIDIA H200: MAPE" not in validation.format_report(alone, [])
+
+
+def test_the_timing_hosts_head_start_keeps_the_calibration_hosts_do_bench_work() -> None:
+    """do_bench's host work before a timed call is the calibration host's (its own flush less
+    its head start), scaled by the timing host's speed; the timing GPU's longer flush (the
+    H100's slower HBM: 87 us against the H200's 62) lengthens the head start, not that work.
+    Taking the H100's flush for the calibration's once made its one-wave calls host-bound:
+    1 x 2 x 2K priced +45%, the 1-pass holdout MAPE 6.5%."""
+    from attnsim.archs import load_arch
+
+    h100 = load_arch("h100-sxm")
+    cal = h100.calibration
+    assert cal is not None and cal.bench_flush_s and cal.bench_head_start_s
+    work = cal.bench_flush_s - cal.bench_head_start_s
+    calls = {f: s * 1e6 for f, s in cal.host_call_s}
+    for speed, flush_us in ((1.0, 87.45), (1.5, 87.45), (1.5, 62.25)):
+        moved = validation.host_adjusted(h100, {f: us * speed for f, us in calls.items()}, flush_us)
+        assert moved.calibration is not None
+        want = flush_us * 1e-6 - work * speed
+        assert moved.calibration.bench_head_start_s == pytest.approx(want, rel=1e-9)
