@@ -23,9 +23,11 @@
 #                    the calibration's entries came from an H100), ~1 min
 #   sustained    18: whether the long ping-pong calls slow down as they repeat (clock, power,
 #                    clock-event reasons at 20 ms; `benchmarks/sustained_probe.py`), ~2 min;
-#                    an H100 shows the same gap and serves too
+#                    an H100 shows the same gap and serves too; `--merge CAL FILE` fits the
+#                    calibration's power_cap from the H200's summary file
 #   short-blocks 18: a later wave's time by row length, 1-32 key tiles (`short_blocks_probe.py`;
-#                    the many-block grids the model prices 8-17% slow), ~4 min
+#                    the many-block grids the model prices 8-17% slow), ~4 min; `--merge-later
+#                    CAL FILE` writes the calibration's later_waves
 #   q-sweep      18: 4096 query tiles at 1-16 per head through the suites' harness
 #                    (`short_blocks_probe.py --q-sweep`), ~1 min; an H100 serves too
 #   wave-sweep   18: call time by wave count (1-64 waves of 4/16-tile blocks; the later-wave
