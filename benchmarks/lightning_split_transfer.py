@@ -25,9 +25,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from attnsim.archs.load import load_arch
+from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.lightning import fused_plan
 from attnsim.mappers.gpu.model import (
-    BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     Dot,
     KernelPlan,

@@ -215,12 +215,47 @@ def wave_transients(entries: list[dict[str, Any]], source: str = "") -> list[dic
     return out
 
 
+LATER_ENTRY_KEYS = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages",
+                    "blocks_per_sm", "tiles", "q_tiles", "steps", "waves", "wave_us")  # fmt: skip
+WAVE_ENTRY_KEYS = ("mode", "head_dim", "block_m", "block_n", "num_warps", "num_stages",
+                   "q_tiles", "steps", "waves", "t_us")  # fmt: skip
+
+
+def probe_entries(files: list[Path], section: str, keys: tuple[str, ...]) -> list[Any]:
+    """Every file's `section` entries, after checking each has `keys`.
+
+    All the files' problems are raised at once as one `SpecError` (file:line: field: message).
+    """
+    from attnsim.einsum_ir.spec import Problem, Reader, SpecError
+
+    problems: list[Problem] = []
+    out: list[Any] = []
+    for path in files:
+        root = Reader.from_file(path)
+        root.problems = problems
+        if root.node is None or not root.check("map"):
+            continue
+        entries = root.req(section, "list")
+        if entries is None:
+            continue
+        for item in entries.each():
+            if item.check("map"):
+                for key in keys:
+                    item.req(key)
+        out += list(entries.value)
+    if problems:
+        raise SpecError(problems)
+    return out
+
+
 def merge_transients(cal: Path, sweeps: list[Path]) -> int:
     """Put the sweeps' transients in a calibration file's `wave_transients` (replacing all)."""
-    from attnsim.einsum_ir.spec import read_yaml
     from attnsim.kernels.calibrate.microbench_bwd import replace_entries
 
-    found = [e for f in sweeps for e in wave_transients(read_yaml(f)["attention_waves"], f.name)]
+    probe_entries(sweeps, "attention_waves", WAVE_ENTRY_KEYS)  # every file's problems at once
+    found = [e for f in sweeps
+             for e in wave_transients(probe_entries([f], "attention_waves", WAVE_ENTRY_KEYS),
+                                      f.name)]  # fmt: skip
     names = ", ".join(f.name for f in sweeps)
     note = (f"wave_transients: `benchmarks/short_blocks_probe.py --merge-transients` from "
             f"{names} ({len(found)} kernels; steps {TRANSIENT_STEPS})")  # fmt: skip
@@ -302,15 +337,25 @@ def later_waves(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def merge_later(cal: Path, files: list[Path]) -> int:
     """Put the files' later waves in a calibration file's `later_waves` (replacing all)."""
-    from attnsim.einsum_ir.spec import read_yaml
     from attnsim.kernels.calibrate.microbench_bwd import replace_entries
 
-    found = [e for f in files for e in later_waves(read_yaml(f)["attention_blocks"])]
+    found = later_waves(probe_entries(files, "attention_blocks", LATER_ENTRY_KEYS))
     note = (f"later_waves: `benchmarks/short_blocks_probe.py --merge-later` from "
             f"{', '.join(f.name for f in files)} ({len(found)} kernels x query tiles)")  # fmt: skip
     replace_entries(cal, "later_waves", found, lambda e: 0, note, "--merge-later")
     print(f"{len(found)} later_waves entries -> {cal}", file=sys.stderr)
     return 0
+
+
+def _merged(merge: Any, cal: Path, files: list[Path]) -> int:
+    """Run a merge; a malformed probe or calibration file is reported (located), status 2."""
+    from attnsim.einsum_ir.spec import SpecError
+
+    try:
+        return int(merge(cal, files))
+    except SpecError as exc:
+        print(f"short_blocks_probe: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,10 +410,10 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{option} needs CAL and at least one FILE")
     if args.merge_later is not None:
         cal, *files = args.merge_later
-        return merge_later(cal, files)
+        return _merged(merge_later, cal, files)
     if args.merge_transients is not None:
         cal, *sweeps = args.merge_transients
-        return merge_transients(cal, sweeps)
+        return _merged(merge_transients, cal, sweeps)
     if args.compare is not None:
         if not args.compare.is_file():
             p.error(f"--compare: no such file: {args.compare}")

@@ -75,6 +75,10 @@ def _wall() -> str:
     return dt.datetime.now().strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]
 
 
+MERGE_COLUMNS = (("batch", int), ("heads", int), ("seq", int), ("head_dim", int),
+                 ("first5_median_ms", float), ("do_bench_median_ms", float))  # fmt: skip
+
+
 def merge(cal: Path, summary: Path) -> int:
     """Fit `power_cap` from a summary CSV and write it into calibration file `cal`."""
     import csv
@@ -91,9 +95,22 @@ def merge(cal: Path, summary: Path) -> int:
         return 2
     with summary.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    cases = [(4.0 * int(r["batch"]) * int(r["heads"]) * int(r["seq"]) ** 2 * int(r["head_dim"]),
-              float(r["first5_median_ms"]) * 1e-3, float(r["do_bench_median_ms"]) * 1e-3)
-             for r in rows]  # fmt: skip
+    cases, problems = [], []
+    for line, r in enumerate(rows, start=2):  # line 1: the header
+        got: dict[str, float] = {}
+        for key, kind in MERGE_COLUMNS:
+            try:
+                got[key] = kind(r[key])
+                assert got[key] > 0
+            except (KeyError, TypeError, ValueError, AssertionError):
+                problems.append(f"{summary}:{line}: {key}: expected a positive {kind.__name__}, "
+                                f"got {r.get(key)!r}")  # fmt: skip
+        if len(got) == len(MERGE_COLUMNS):
+            flops = 4.0 * got["batch"] * got["heads"] * got["seq"] ** 2 * got["head_dim"]
+            cases.append((flops, got["first5_median_ms"] * 1e-3, got["do_bench_median_ms"] * 1e-3))
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     try:
         cap = fit_power_cap(cases, gap_us * 1e-6, summary.name)
     except ValueError as exc:
@@ -121,7 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         missing = [str(f) for f in args.merge if not f.is_file()]
         if missing:
             ap.error(f"--merge: no such file: {', '.join(missing)}")
-        return merge(*args.merge)
+        from attnsim.einsum_ir.spec import SpecError
+
+        try:
+            return merge(*args.merge)
+        except SpecError as exc:  # a malformed calibration file: located, every problem
+            print(f"sustained_probe: error: {exc}", file=sys.stderr)
+            return 2
     if args.out is None:
         ap.error("give --out DIR (measure) or --merge CAL FILE")
     import torch

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
 from attnsim.kernels.spec import AttnShape
+from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.kernels import kv_refetch
 from attnsim.mappers.gpu.model import (
-    BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     DeviceRates,
     Dot,

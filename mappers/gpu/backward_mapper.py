@@ -22,6 +22,7 @@ from attnsim.einsum_ir.library.builder import Algorithm, ScoreForm
 from attnsim.einsum_ir.library.training import training_entry
 from attnsim.einsum_ir.load import load_cascade
 from attnsim.kernels.spec import BWD_TILINGS, CAUSAL_TOP_LEFT, NO_MASK, AttnShape
+from attnsim.mappers.gpu.assumptions import ASSUMPTIONS
 from attnsim.mappers.gpu.backward import (
     DQ_MODES,
     SPREAD_MODE,
@@ -29,7 +30,7 @@ from attnsim.mappers.gpu.backward import (
     dkdv_writers,
     time_bwd,
 )
-from attnsim.mappers.gpu.model import ASSUMPTIONS, DeviceRates, Tiling, device_rates
+from attnsim.mappers.gpu.model import DeviceRates, Tiling, device_rates
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
 from attnsim.mappers.registry import register_mapper

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.model import (
-    BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     DeviceRates,
     Dot,

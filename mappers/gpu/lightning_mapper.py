@@ -31,6 +31,7 @@ from attnsim.einsum_ir.analysis.structure import (
 from attnsim.einsum_ir.ir import Binary, BinaryOp, Cascade, Read, TensorName, reads, walk
 from attnsim.einsum_ir.sizes import SizeError, resolve_sizes
 from attnsim.kernels.spec_lightning import GATED_MIN_BLOCK, lightning_tilings
+from attnsim.mappers.gpu.assumptions import ASSUMPTIONS
 from attnsim.mappers.gpu.lightning import (
     GATE_BYTES,
     MODE_FUSED_GLA,
@@ -39,7 +40,6 @@ from attnsim.mappers.gpu.lightning import (
     measured_gla,
 )
 from attnsim.mappers.gpu.model import (
-    ASSUMPTIONS,
     KernelPlan,
     KernelTime,
     Tiling,

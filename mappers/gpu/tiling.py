@@ -29,6 +29,7 @@ from attnsim.kernels.spec import (
     host_call_key,
 )
 from attnsim.kernels.spec import family as kernel_family
+from attnsim.mappers.gpu.assumptions import ASSUMPTIONS
 from attnsim.mappers.gpu.kernels import (
     SOFTMAX,
     ScoreCost,
@@ -37,7 +38,6 @@ from attnsim.mappers.gpu.kernels import (
     schedule_problem,
 )
 from attnsim.mappers.gpu.model import (
-    ASSUMPTIONS,
     DeviceRates,
     KernelPlan,
     KernelTime,

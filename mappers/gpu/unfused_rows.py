@@ -16,8 +16,8 @@ import numpy as np
 
 from attnsim.einsum_ir.analysis.tiles import Band
 from attnsim.kernels.spec import SOFTMAX_MAX_BLOCK, AttnShape
+from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.model import (
-    BASE_REGISTERS_PER_THREAD,
     BlockGroup,
     KernelPlan,
     StepWork,

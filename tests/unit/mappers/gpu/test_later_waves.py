@@ -148,3 +148,18 @@ def test_merging_writes_the_probe_files_waves_into_a_calibration(tmp_path: Path)
     got = load_calibration(cal).later_waves
     assert len(got) == 56
     assert {p.steps for p in got} == {(1, 2, 4, 8, 16, 32)}
+
+
+def test_a_malformed_probe_file_is_located_and_merges_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cal = tmp_path / "cal.yaml"
+    cal.write_text("device: X\ndate: '2026-12-06'\nsource: test\n", encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("attention_blocks:\n- {mode: online-later, head_dim: 64}\n- 5\n")
+    before = cal.read_text()
+    assert probe().main(["--merge-later", str(cal), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2:3: attention_blocks[0]: missing required key 'wave_us'" in err
+    assert f"{bad}:3:3: attention_blocks[1]: expected a mapping" in err
+    assert "Traceback" not in err and cal.read_text() == before

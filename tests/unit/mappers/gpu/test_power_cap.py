@@ -135,3 +135,18 @@ def test_merging_fits_the_file_into_a_calibration(
     with pytest.raises(SystemExit) as exited:
         probe().main(["--merge", str(cal), str(tmp_path / "none.csv")])
     assert exited.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_a_malformed_summary_names_each_bad_cell_and_merges_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cal = tmp_path / "cal.yaml"
+    cal.write_text("device: X\ndate: '2026-12-06'\nsource: test\nbench_head_start_us: 39.74\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case,batch,heads,seq,head_dim,first5_median_ms\nx,1,abc,16,128,3.1\n")
+    before = cal.read_text()
+    assert probe().main(["--merge", str(cal), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: heads: expected a positive int, got 'abc'" in err
+    assert f"{bad}:2: do_bench_median_ms: expected a positive float, got None" in err
+    assert cal.read_text() == before
