@@ -61,6 +61,7 @@ from attnsim.kernels.calibrate.microbench_bwd import (
     compile_in_workers,
     write_host_file,
 )
+from attnsim.kernels.triton import attn_bwd
 from attnsim.kernels.triton.attn_bwd import (
     BWD_TILINGS,
     attention_bwd,
@@ -125,7 +126,8 @@ QUICK_TILINGS = BWD_TILINGS[:2]
 BASELINES = ("sdpa-flash-bwd", "sdpa-cudnn-bwd")
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal",
-    "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "median_ms", "p10_ms",
+    "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "head_group",
+    "median_ms", "p10_ms",
     "p90_ms", "flops", "tflops", "status", "max_err", "err_allowed", "host_us", "device", "torch",
     "triton", "timestamp",
 )  # fmt: skip
@@ -236,6 +238,7 @@ def row_of(shape: Shape, cfg: Config, info: dict[str, str], result: dict) -> dic
         "head_dim": shape.head_dim, "causal": int(shape.causal), "dtype": DTYPE_NAMES[DTYPE],
         "block_m": cfg.block_m, "block_n": cfg.block_n, "num_warps": cfg.num_warps,
         "num_stages": cfg.num_stages, "dq_mode": cfg.dq_mode,
+        "head_group": (attn_bwd.BWD_HEAD_GROUP if shape.causal else 1) if cfg.dq_mode else "",
         "median_ms": _fmt(med), "p10_ms": _fmt(result.get("p10_ms")),
         "p90_ms": _fmt(result.get("p90_ms")), "flops": shape.flops,
         "tflops": _fmt(shape.flops / med / 1e9 if ok else None),

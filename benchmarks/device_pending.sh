@@ -13,6 +13,9 @@
 #   gla-cal      14: the GLA kernel's own step (`microbench_lightning --gated`), ~3 min
 #   decode-paged 12: per-tile time through a block table (`microbench_decode --paged`) into
 #                    a copy of archs/calibration/h200-decode.yaml under $OUT, ~1.5 min
+#   bwd-order    15: the causal backward's launch order, head groups 1 (head-major, the order
+#                    before 2026-12-06) / 4 / 8 / 16 at each shape's best config, cuDNN in
+#                    the same run (`bwd_order_probe.py`), ~2.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
@@ -43,9 +46,10 @@
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
 #   holdout      18: the same on the holdout suite, ~1.5 min
+#   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,43p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,49p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -77,6 +81,8 @@ for s in "$@"; do
         decode-paged) cp archs/calibration/h200-decode.yaml "$OUT/h200-decode.yaml" &&
             step decode-paged python -m attnsim.kernels.calibrate.microbench_decode --paged \
             --out "$OUT/h200-decode.yaml" --raw "$OUT/microbench-decode-paged-${dev:-gpu}-$day.yaml" ;;
+        bwd-order) step bwd-order python benchmarks/bwd_order_probe.py \
+            --out "$OUT/bwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \
@@ -98,7 +104,7 @@ for s in "$@"; do
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
-        validation | holdout) step "$s" python -m attnsim.kernels.bench --suite "$s" \
+        validation | holdout | fresh) step "$s" python -m attnsim.kernels.bench --suite "$s" \
             --families "$prefill" --out "$OUT" ;;
         calib) step calib python -m attnsim.kernels.calibrate.microbench \
             --out "$OUT/${dev:-gpu}-$day.yaml" ;;

@@ -274,6 +274,13 @@ BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
     (64, 64, 4, 3),
     (32, 64, 4, 4),
 )
+# Causal backward launch order: the programs of BWD_HEAD_GROUP heads go tile-major, the
+# longest tiles (most query / key tiles to walk) of all of them first, then the next group.
+# Head-major order (one head's tiles, then the next head's) starts the last head's longest
+# tile in the final wave, a tail of up to one whole row of steps; interleaving a group of
+# heads leaves only short tiles for the end. A group rather than all heads keeps the
+# programs that share one head's rows (and L2) near each other in time.
+BWD_HEAD_GROUP = 8
 
 
 # ----------------------------------------------------------------------------- schedules

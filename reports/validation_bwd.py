@@ -1,7 +1,8 @@
 """The backward probe `reports.validation_kernels` reads (family `triton-bwd`).
 
 Files of `benchmarks/bwd_probe.py`; each row is predicted by `mappers.gpu.backward.time_bwd`
-on its exact problem, tiling and dq mode. Host side: a file written with a host probe
+on its exact problem, tiling, dq mode and launch order (the `head_group` column; files
+written before it had one ran head-major, group 1). Host side: a file written with a host probe
 (`<stem>-host.yaml`, `kernels.calibrate.microbench_bwd.write_host_file`) is predicted with the
 launcher-call figures measured in the same run (`reports.validation.host_adjusted`: its
 `bwd-*` figures in place of the calibration's, do_bench's head start scaled by the forward
@@ -57,7 +58,9 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
     bm, bn, w, st = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
     tiling = Tiling(bm, bn, w, st)
     rates = device_rates(arch, dtype)  # type: ignore[arg-type]
-    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates)
+    # the launch order it ran: files from before the column were all head-major (group 1)
+    group = row_int(row, "head_group", 1)
+    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates, group)
     if t.host_bound:
         return t.time_s * 1e3, "host launch"
     main = max(t.kernels, key=lambda k: k.time_s)

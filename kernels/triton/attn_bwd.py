@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import BWD_TILINGS, MIN_BLOCK, AttnShape, kernel_shape
+from attnsim.kernels.spec import BWD_HEAD_GROUP, BWD_TILINGS, MIN_BLOCK, AttnShape, kernel_shape
 from attnsim.kernels.triton.attn_bwd_kernel import (
     bwd_dkdv_kernel,
     bwd_dq_kernel,
@@ -231,7 +231,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
     f32 = torch.float32
     prec = dot_precision(dtype)
     scalars = (sq, sk, sm_scale, sm_scale * LOG2E)
-    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal))
+    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal), HEAD_GROUP=BWD_HEAD_GROUP if causal else 1)
     out = [
         LaunchSpec(
             bwd_preprocess_kernel, (triton.cdiv(sq, PRE_BLOCK), b * h),

@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
-from attnsim.kernels.spec import AttnShape
+from attnsim.kernels.spec import BWD_HEAD_GROUP, AttnShape
 from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.kernels import kv_refetch
 from attnsim.mappers.gpu.model import (
@@ -98,15 +98,36 @@ def _registers(elements_fp32: float, warps: int) -> int:
     return -(-int(elements_fp32) // (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
+def head_group(s: AttnShape, given: int | None = None) -> int:
+    """Heads whose programs the kernels interleave: `given`, else the kernels' own choice.
+
+    `kernels.triton.attn_bwd` launches causal calls with `BWD_HEAD_GROUP`, dense ones with 1
+    (head-major); builds before 2026-12-06 launched every call head-major (a measurement
+    file says which in its `head_group` column).
+    """
+    if given is not None:
+        if given < 1:
+            raise ValueError(f"head_group must be >= 1, got {given}")
+        return given
+    return BWD_HEAD_GROUP if s.causal else 1
+
+
 def _per_tile_groups(
-    s: AttnShape, per_tile: list[tuple[int, int]], heads: int
+    per_tile: list[tuple[int, int]], heads: int, group: int
 ) -> tuple[BlockGroup, ...]:
-    """Programs in launch order (tile fastest, then `heads`), the longest tiles first."""
+    """Programs in launch order, the longest tiles first.
+
+    Tile-major within groups of `group` heads (1: head-major, one head's tiles then the
+    next's), as `kernels.triton.attn_bwd_kernel._launch_order` issues them. Equal tiles (no
+    mask) make one group: the order does not matter.
+    """
     if len(set(per_tile)) == 1:
         steps, masked = per_tile[0]
         return (BlockGroup(heads * len(per_tile), steps, masked),)
     order = sorted(per_tile, key=lambda x: -(x[0] + x[1]))
-    return tuple(BlockGroup(1, a, m) for a, m in order) * heads
+    g = group
+    sizes = [min(g, heads - first) for first in range(0, heads, g)]
+    return tuple(BlockGroup(n, a, m) for n in sizes for a, m in order)
 
 
 def q_refetch(s: AttnShape, t: Tiling, concurrent_blocks: int, l2_bytes: int) -> int:
@@ -152,13 +173,14 @@ def spread_mode(rates: DeviceRates, atomic: bool, head_dim: int, writers: int) -
 
 
 def dkdv_plan(
-    s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1, mode: str = ""
+    s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1, mode: str = "", group: int = 1
 ) -> KernelPlan:
     """The dK/dV kernel: program = (key tile, K/V head), step = one query tile of one head.
 
     A program walks the query tiles that see its key tile for each query head of its group.
     `refetch`: reads of the query side from HBM (`q_refetch`). `mode`: the calibration mode
     whose figures price it (`spread_mode`; default the one-head entries of its dQ mode).
+    `group`: the launch order's head group (`head_group`).
     """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = key_tiles(s, bm, bn)
@@ -197,7 +219,7 @@ def dkdv_plan(
         masked_step=masked,
         fixed=fixed,
         round_trips=2,
-        groups=_per_tile_groups(s, per_tile, kv_heads),
+        groups=_per_tile_groups(per_tile, kv_heads, group),
         hbm_read_bytes=reads,
         hbm_write_bytes=writes,
         flops=sum(x.flops for x in dots) * kv_heads * visits,
@@ -206,12 +228,12 @@ def dkdv_plan(
     )
 
 
-def dq_plan(s: AttnShape, t: Tiling, refetch: int = 1) -> KernelPlan:
+def dq_plan(s: AttnShape, t: Tiling, refetch: int = 1, group: int = 1) -> KernelPlan:
     """The separate dQ kernel: program = query tile, step = one key tile.
 
     `t` is the call's tiling; this kernel swaps it (holds a block_n query tile, streams
     block_m key tiles), and the plan carries the swapped tiling. `refetch`: reads of K and V
-    from HBM (`kv_refetch` at the swapped tiling).
+    from HBM (`kv_refetch` at the swapped tiling). `group`: the launch order's head group.
     """
     t = Tiling(t.block_n, t.block_m, t.num_warps, t.num_stages)
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
@@ -238,7 +260,7 @@ def dq_plan(s: AttnShape, t: Tiling, refetch: int = 1) -> KernelPlan:
         masked_step=masked,
         fixed=fixed,
         round_trips=2,
-        groups=_per_tile_groups(s, per_tile, heads),
+        groups=_per_tile_groups(per_tile, heads, group),
         hbm_read_bytes=reads,
         hbm_write_bytes=heads * s.seq_q * d * float(b),
         flops=sum(x.flops for x in dots) * heads * visits,
@@ -323,12 +345,14 @@ def bwd_plans(
     resident: tuple[int, int] = (0, 0),
     l2_bytes: int = 0,
     dkdv_mode: str = "",
+    group: int | None = None,
 ) -> tuple[KernelPlan, ...]:
     """Every kernel one backward call launches, in order.
 
     `resident`: programs of the dK/dV kernel and of the dQ kernel the GPU holds at once,
     with `l2_bytes` for the streamed operands' HBM re-reads (0: each read once).
-    `dkdv_mode`: the dK/dV kernel's calibration mode (`spread_mode`).
+    `dkdv_mode`: the dK/dV kernel's calibration mode (`spread_mode`). `group`: the launch
+    order's head group (`head_group`; None: the kernels' own).
     """
     if dq_mode not in DQ_MODES:
         raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
@@ -336,8 +360,11 @@ def bwd_plans(
     d, b = s.head_dim, s.elem_bytes
     plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]
     dq_elems = heads * s.seq_q * d
-    refetch = q_refetch(s, t, resident[0], l2_bytes)
-    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode))
+    # causal: `head_group` heads' programs interleave, so each head has 1/g of the resident
+    # programs and of the L2
+    g = head_group(s, group)
+    refetch = q_refetch(s, t, max(resident[0] // g, 1) if resident[0] else 0, l2_bytes // g)
+    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode, g))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
         plans.append(
@@ -347,21 +374,26 @@ def bwd_plans(
         )
     else:
         swapped = Tiling(t.block_n, t.block_m, t.num_warps, t.num_stages)
-        again = kv_refetch(s, swapped, resident[1], l2_bytes) if resident[1] > 0 else 1
-        plans.append(dq_plan(s, t, again))
+        concurrent = max(resident[1] // g, 1)
+        again = kv_refetch(s, swapped, concurrent, l2_bytes // g) if resident[1] else 1
+        plans.append(dq_plan(s, t, again, g))
     return tuple(plans)
 
 
-def time_bwd(s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates) -> BwdTime:
+def time_bwd(
+    s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates, head_group: int | None = None
+) -> BwdTime:
     """Model one backward call: its kernels in order, each after the previous one.
 
     Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
+    `head_group`: the launch order's head group (None: the kernels' own, `head_group`).
     """
     arch = rates.arch
     spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, dkdv_writers(s, t))
-    first = bwd_plans(s, t, dq_mode, dkdv_mode=spread)
+    first = bwd_plans(s, t, dq_mode, dkdv_mode=spread, group=head_group)
     resident = [plan_residency(arch, p).blocks_per_sm * arch.sm_count for p in first[1:]]
-    plans = bwd_plans(s, t, dq_mode, (resident[0], resident[1]), arch.l2_bytes, spread)
+    both = (resident[0], resident[1])
+    plans = bwd_plans(s, t, dq_mode, both, arch.l2_bytes, spread, head_group)
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next(
         (f"{p.name}: {r.problem}" for p in plans if (r := plan_residency(rates.arch, p)).problem),

@@ -273,3 +273,30 @@ def test_match_selects_shapes_by_field(probe) -> None:
     assert len(both) < len(grid) / 4
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         probe.matches(grid[0], "seqlen=4")
+
+
+def test_order_probe_takes_each_causal_shapes_fastest_config(probe, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "bwd_order_probe", PATH.with_name("bwd_order_probe.py")
+    )
+    order = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(order)
+    rows = [
+        dict(family="triton-bwd", suite="validation", batch=1, heads=4, kv_heads=4, seq_q=512,
+             head_dim=64, causal=c, block_m=bm, block_n=64, num_warps=4, num_stages=3,
+             dq_mode=mode, median_ms=ms, status=st)
+        for c, bm, mode, ms, st in [
+            ("1", 32, "atomic", "0.30", "ok"), ("1", 64, "separate", "0.20", "ok"),
+            ("1", 16, "separate", "0.10", "wrong"), ("0", 32, "separate", "0.05", "ok"),
+        ]
+    ]  # fmt: skip
+    path = tmp_path / "m.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    best = order.best_configs(path)
+    assert best == {
+        ("validation", 1, 4, 4, 512, 64): probe.Config("triton-bwd", 64, 64, 4, 3, "separate")
+    }
+    assert order.main(["--out", str(tmp_path / "o.csv")]) == (0 if torch.cuda.is_available() else 2)

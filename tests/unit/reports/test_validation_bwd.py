@@ -106,3 +106,23 @@ def test_malformed_host_file_is_named(probe_file: Path) -> None:
     host.write_text("host_call_us: {bwd-atomic: fast}\nbench_flush_us: 60\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"-host\.yaml: host_call_us\.bwd-atomic: expected a"):
         vk.predict_rows([probe_file])
+
+
+def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path: Path) -> None:
+    """A `head_group` column sets the order; files without it ran head-major (group 1)."""
+    rows = list(csv.DictReader(probe_file.open()))
+    predicted = {}
+    for group in ("", "1", "8"):
+        path = tmp_path / f"bwd-h200-group{group or 'none'}.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=[*FIELDS, "head_group"])
+            writer.writeheader()
+            writer.writerows({**r, "head_group": group} for r in rows)
+        predicted[group] = _by_config(vk.predict_rows([path]), LARGE_SHAPE)
+    plain = _by_config(vk.predict_rows([probe_file]), LARGE_SHAPE)
+    ratios = []
+    for config, p in plain.items():
+        assert predicted[""][config].predicted_ms == p.predicted_ms
+        assert predicted["1"][config].predicted_ms == p.predicted_ms
+        ratios.append(predicted["8"][config].predicted_ms / p.predicted_ms)
+    assert len(ratios) == 12 and max(ratios) < 1.001 and sorted(ratios)[6] < 0.97, ratios

@@ -22,7 +22,7 @@ H100 = ROOT / "kernels" / "measurements" / "h100"
 DECODE = H100 / "decode-h100-2026-12-05.csv"
 _SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
 PROBE_FILES = {
-    "triton-bwd": "bwd-h100-2026-12-05-planned.csv",
+    "triton-bwd": "bwd-h100-2026-12-06-planned.csv",
     "triton-window": "masks-window-h100-2026-12-05.csv",
     "triton-score": "masks-score-h100-2026-12-06.csv",
 }
@@ -125,3 +125,24 @@ def test_the_timing_hosts_head_start_keeps_the_calibration_hosts_do_bench_work()
         assert moved.calibration is not None
         want = flush_us * 1e-6 - work * speed
         assert moved.calibration.bench_head_start_s == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_readme_states_the_fresh_suites_transfer_error() -> None:
+    """The fresh suite (random shapes, never fitted) on the H100, the H200's figures carried."""
+    fresh = H100 / "fresh-h100-80gb-hbm3-2026-12-06.csv"
+    _, points, _ = validation.join_files([fresh])
+    mape = {}
+    for family in ("triton-1pass", "triton-2pass", "triton-unfused"):
+        errs = [abs(p.error_pct) for p in points if p.measurement.family == family]
+        mape[family] = round(sum(errs) / len(errs), 1)
+    overall = round(sum(abs(p.error_pct) for p in points) / len(points), 1)
+    picks = validation.tiling_picks(points)
+    near = sum(p.within_tolerance for p in picks)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    stated = (
+        f"1-pass {mape['triton-1pass']}%, 2-pass {mape['triton-2pass']}%, unfused\n"
+        f"{mape['triton-unfused']}% MAPE (overall {overall}%), tiling pick within 10% of the best "
+        f"on {near} of {len(picks)} (family, shape)"
+    )
+    assert len(points) == 122 and stated in readme, stated

@@ -82,6 +82,14 @@ def test_regime_and_gqa_suites_are_disjoint_and_sample_their_regimes():
     assert all(s.kv_group > 1 for s in gv + gh) and not set(gv) & set(gh)
     configs = bench.build_configs("gqa-validation", list(bench.FAMILIES), smem_limit=227 * 1024)
     assert {c.family for c in configs} == {"triton-1pass", "sdpa-cudnn", "sdpa-flash"}
-    for suite in ("regimes", "gqa-validation", "gqa-holdout"):
+    for suite in ("regimes", "fresh", "gqa-validation", "gqa-holdout"):
         configs = bench.build_configs(suite, list(bench.FAMILIES), smem_limit=227 * 1024)
         assert bench.estimate_run_s(configs) < 5 * 60
+
+
+def test_the_fresh_suite_is_disjoint_from_every_other():
+    from attnsim.kernels.bench.suites import fresh_shapes, regime_shapes
+
+    fresh = fresh_shapes()
+    others = set(bench.validation_shapes()) | set(bench.holdout_shapes()) | set(regime_shapes())
+    assert len(set(fresh)) == len(fresh) == 14 and not set(fresh) & others

@@ -71,6 +71,22 @@ def test_gradients_match_float64_autograd(case, causal, dq_mode):
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+@pytest.mark.parametrize("group", [1, 2, 3])
+def test_causal_launch_order_covers_every_program(monkeypatch, group, dq_mode):
+    """Head groups of 1 (head-major), 2 and 3 over 5 heads (the last group short)."""
+    from attnsim.kernels.triton import attn_bwd
+    from attnsim.kernels.triton.launch import PlanCache
+
+    monkeypatch.setattr(attn_bwd, "BWD_HEAD_GROUP", group)
+    monkeypatch.setattr(attn_bwd, "_PLANS", PlanCache())  # its key has no head group
+    q, k, v, do = inputs(5, 1, 1, 40, 40, 16, seed=5)
+    o, *want = reference(q, k, v, do, True)
+    lse = softmax_lse(q, k, True)
+    got = attention_bwd(q, k, v, o.float(), do, lse, True, None, 16, 16, 4, 2, dq_mode)
+    assert_close(got, want)
+
+
 def test_scale_and_default_tiling():
     q, k, v, do = inputs(1, 2, 2, 32, 32, 16, seed=3)
     o, *want = reference(q, k, v, do, True, scale=0.3)
