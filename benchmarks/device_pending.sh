@@ -21,6 +21,7 @@
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
+#   masks-score  13: the score suites alone (the window rows left out), ~4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
 #   nbhd-cal     13: the neighborhood layout's steps on the H200 (`microbench_neighborhood`;
 #                    the calibration's entries came from an H100), ~1 min
@@ -49,7 +50,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,49p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,50p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -91,6 +92,8 @@ for s in "$@"; do
             --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
             --budget-s 230 ;;
+        masks-score) step masks-score python benchmarks/masks_probe.py --suite all --only score \
+            --out "$OUT" --budget-s 280 ;;
         nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
             --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
         sustained) step sustained python benchmarks/sustained_probe.py --out "$OUT" ;;
