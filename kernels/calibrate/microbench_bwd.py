@@ -51,7 +51,7 @@ from typing import Any
 
 import triton
 
-from attnsim.einsum_ir.spec import read_yaml
+from attnsim.einsum_ir.spec import SpecError, read_yaml
 
 STEPS = (8, 32)
 HEAD_DIMS = (64, 128)
@@ -491,6 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="NVIDIA H200", help="device named in the note (--entries)")
     p.add_argument("--host", action="store_true", help="print host_call_us of attention_bwd only")
     p.add_argument(
+        "--merge-host",
+        nargs=2,
+        type=Path,
+        metavar=("CAL", "HOST_YAML"),
+        help="merge a bwd_probe host file's backward launcher figures into CAL (no GPU)",
+    )
+    p.add_argument(
         "--spread",
         type=int,
         default=0,
@@ -499,6 +506,15 @@ def main(argv: list[str] | None = None) -> int:
         "rows; entries bwd-dkdv[-atomic]-wW), compiled first in worker processes",
     )
     args = p.parse_args(argv)
+    if args.merge_host:
+        from attnsim.kernels.calibrate.bwd_host_merge import merge_host
+
+        try:
+            print(merge_host(*args.merge_host))
+        except (ValueError, SpecError) as exc:
+            print(f"microbench_bwd --merge-host: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.entries is not None:
         if args.merge is None:
             p.error("--entries needs --merge FILE")

@@ -90,12 +90,25 @@ def test_large_rows_are_not_host_bound(probe_file: Path) -> None:
 
 
 def test_report_names_whose_host_figures(probe_file: Path) -> None:
+    import dataclasses
+
+    from attnsim.reports.validation_bwd import bwd_host
+
     points = vk.predict_rows([probe_file])
     text = vk.format_report(points)
     assert (
-        f"{probe_file.name}: host launcher-call figures from the calibration file, which has "
-        "no backward launcher figure: one host launch per kernel (no host file beside it)"
+        f"{probe_file.name}: host launcher-call figures from the calibration file (no host "
+        "file beside it)"
     ) in text
+    arch = load_arch("h200")
+    cal = arch.calibration
+    assert cal is not None
+    calls = tuple((k, v) for k, v in cal.host_call_s if not k.startswith("bwd"))
+    bare = dataclasses.replace(arch, calibration=dataclasses.replace(cal, host_call_s=calls))
+    assert bwd_host(probe_file, bare)[1] == (
+        "the calibration file, which has no backward launcher figure: one host launch per "
+        "kernel (no host file beside it)"
+    )
     host = _host_file(probe_file, 300.0)
     text = vk.format_report(vk.predict_rows([probe_file]))
     assert f"from {host} (measured in the same run)" in text

@@ -101,12 +101,16 @@ LARGE = AttnShape(1, 32, 8192, 8192, 128, 128, True, "bf16", 2)  # ~4-16 ms
 
 
 def _with_host(**calls_us: float) -> GpuArch:
-    """The H200 preset with these `host_call_us` figures added to its calibration."""
+    """The H200 preset with these backward `host_call_us` figures only (none: no figure).
+
+    The preset's own backward figures (`microbench_bwd --merge-host`) are left out, so the
+    figures given are the only ones the model can find.
+    """
     arch = load_arch("h200")
     assert isinstance(arch, GpuArch) and arch.calibration is not None
     cal = arch.calibration
     calls = {
-        **dict(cal.host_call_s),
+        **{k: v for k, v in cal.host_call_s if not k.startswith("bwd")},
         **{k.replace("_", "-"): us * 1e-6 for k, us in calls_us.items()},
     }
     return dataclasses.replace(
@@ -120,12 +124,13 @@ def test_host_keys_most_specific_first() -> None:
     rates = device_rates(_with_host(bwd_separate=50.0, bwd=70.0), "bf16")
     assert host_key(rates, "separate", True) == "bwd-separate"
     assert host_key(rates, "atomic", True) == "bwd"
-    assert host_key(device_rates(load_arch("h200"), "bf16"), "atomic", False) == ""
+    assert host_key(device_rates(_with_host(), "bf16"), "atomic", False) == ""
+    assert host_key(device_rates(load_arch("h200"), "bf16"), "atomic", False) == "bwd-atomic"
 
 
 @pytest.mark.parametrize("mode", ["atomic", "separate"])
 def test_host_bound_tiny_call_runs_at_the_host_figure(mode: str) -> None:
-    base = device_rates(load_arch("h200"), "bf16")
+    base = device_rates(_with_host(), "bf16")
     gpu = time_bwd(TINY, T, mode, base)
     head = base.bench_head_start_s
     assert not gpu.host_bound and gpu.host_key == ""
@@ -154,7 +159,7 @@ def test_causal_figure_is_read_for_causal_calls_only() -> None:
 
 @pytest.mark.parametrize("mode", ["atomic", "separate"])
 def test_large_call_is_unchanged_by_the_host_figure(mode: str) -> None:
-    base = device_rates(load_arch("h200"), "bf16")
+    base = device_rates(_with_host(), "bf16")
     plain = time_bwd(LARGE, T, mode, base)
     n = len(plain.kernels)
     # a launcher whose first launch comes within do_bench's head start: not seen at all
@@ -168,7 +173,7 @@ def test_large_call_is_unchanged_by_the_host_figure(mode: str) -> None:
 
 
 def test_without_a_measured_figure_each_launch_costs_one_host_launch() -> None:
-    rates = device_rates(load_arch("h200"), "bf16")
+    rates = device_rates(_with_host(), "bf16")
     for mode, launches in (("atomic", 3), ("separate", 3)):
         t = time_bwd(TINY, T, mode, rates)
         assert t.host_key == "" and len(t.kernels) == launches
@@ -180,9 +185,12 @@ def test_result_states_the_host_figure_and_bound() -> None:
     sizes = dict(B=16, H=8, P=512, M=512, E=64, F=64)
     mapper = get_mapper("gpu-bwd")(block_m=32, block_n=128, num_warps=8, num_stages=3,
                                    dq_mode="separate")  # fmt: skip
-    plain = mapper.map(cascade, load_arch("h200"), sizes)
+    plain = mapper.map(cascade, _with_host(), sizes)
     note = next(w for w in plain.warnings if w.startswith("host:"))
     assert "not measured: 3 kernel launches" in note and "not host-bound" in note
+    preset = mapper.map(cascade, load_arch("h200"), sizes)  # the merged probe figure
+    note = next(w for w in preset.warnings if w.startswith("host:"))
+    assert "costs 42.9 us" in note and "host_call_us bwd-separate" in note
     assert plain.bound != "host launch"
     hosted = mapper.map(cascade, _with_host(bwd_separate=400.0), sizes)
     note = next(w for w in hosted.warnings if w.startswith("host:"))
