@@ -38,6 +38,8 @@
 #                    figures come from 4-wave grids), calibration and suites' do_bench, ~2 min
 #   transients   18: the same grids (1-32 waves, 4-tile blocks) for the other 1-pass builds,
 #                    which `--merge-transients` turns into the calibration's wave_transients, ~2 min
+#   decode-builds 12: registers and programs per SM of every decode build, paged and ragged
+#                    too (`decode_builds_probe.py`; compiles only), ~1.5 min; an H100 serves
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
 #                    tiling (`decode_waves_probe.py`; the +28-34% many-split points), ~1 min
 # Run on the H200 on 2026-12-06 (committed under kernels/measurements/, merged where a model reads
@@ -50,7 +52,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,50p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,52p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -104,6 +106,8 @@ for s in "$@"; do
         transients) step transients python benchmarks/short_blocks_probe.py --transients \
             --wave-sweep "$OUT/wave-transients-${dev:-gpu}-$day.yaml" ;;
         q-sweep) step q-sweep python benchmarks/short_blocks_probe.py --q-sweep "$OUT" ;;
+        decode-builds) step decode-builds python benchmarks/decode_builds_probe.py \
+            --out "$OUT/decode-builds-${dev:-gpu}-$day.yaml" ;;
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;

@@ -129,8 +129,15 @@ def test_calibration_host_call_keys_are_family_and_schedule_keys() -> None:
     import yaml
 
     data = yaml.safe_load((ROOT / "archs" / "calibration" / "h200.yaml").read_text("utf-8"))
+    from attnsim.mappers.gpu.backward import DQ_MODES, host_keys
+
     keys = {spec.host_call_key(f, s) for f in spec.FAMILY_NAMES for s in spec.SCHEDULES}
+    # the backward launcher's, by dq mode and mask (microbench_bwd --merge-host)
+    keys |= {k for m in DQ_MODES for c in (False, True) for k in host_keys(m, c)}
     assert set(data["host_call_us"]) <= keys
+    assert {k for k in data["host_call_us"] if k.startswith("bwd")} == {
+        "bwd-atomic", "bwd-atomic-causal", "bwd-separate", "bwd-separate-causal"
+    }  # fmt: skip
     assert spec.host_call_key("1pass") == "1pass"
     assert spec.host_call_key("1pass", "pingpong") == "1pass-pingpong"
 
