@@ -98,7 +98,7 @@ def _registers(elements_fp32: float, warps: int) -> int:
     return -(-int(elements_fp32) // (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
-def head_group(s: AttnShape, given: int | None = None) -> int:
+def launch_group(s: AttnShape, given: int | None = None) -> int:
     """Heads whose programs the kernels interleave: `given`, else the kernels' own choice.
 
     `kernels.triton.attn_bwd` launches causal calls with `BWD_HEAD_GROUP`, dense ones with 1
@@ -180,7 +180,7 @@ def dkdv_plan(
     A program walks the query tiles that see its key tile for each query head of its group.
     `refetch`: reads of the query side from HBM (`q_refetch`). `mode`: the calibration mode
     whose figures price it (`spread_mode`; default the one-head entries of its dQ mode).
-    `group`: the launch order's head group (`head_group`).
+    `group`: the launch order's head group (`launch_group`).
     """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = key_tiles(s, bm, bn)
@@ -318,6 +318,7 @@ class BwdTime:
     host_bound: bool
     host_s: float = 0.0
     host_key: str = ""
+    head_group: int = 1  # the launch order's head group (`launch_group`)
 
 
 def host_keys(dq_mode: str, causal: bool) -> tuple[str, ...]:
@@ -352,7 +353,7 @@ def bwd_plans(
     `resident`: programs of the dK/dV kernel and of the dQ kernel the GPU holds at once,
     with `l2_bytes` for the streamed operands' HBM re-reads (0: each read once).
     `dkdv_mode`: the dK/dV kernel's calibration mode (`spread_mode`). `group`: the launch
-    order's head group (`head_group`; None: the kernels' own).
+    order's head group (`launch_group`; None: the kernels' own).
     """
     if dq_mode not in DQ_MODES:
         raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
@@ -360,9 +361,9 @@ def bwd_plans(
     d, b = s.head_dim, s.elem_bytes
     plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]
     dq_elems = heads * s.seq_q * d
-    # causal: `head_group` heads' programs interleave, so each head has 1/g of the resident
+    # causal: `launch_group` heads' programs interleave, so each head has 1/g of the resident
     # programs and of the L2
-    g = head_group(s, group)
+    g = launch_group(s, group)
     refetch = q_refetch(s, t, max(resident[0] // g, 1) if resident[0] else 0, l2_bytes // g)
     plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode, g))
     if dq_mode == "atomic":
@@ -386,7 +387,7 @@ def time_bwd(
     """Model one backward call: its kernels in order, each after the previous one.
 
     Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
-    `head_group`: the launch order's head group (None: the kernels' own, `head_group`).
+    `head_group`: the launch order's head group (None: the kernels' own, `launch_group`).
     """
     arch = rates.arch
     spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, dkdv_writers(s, t))
@@ -404,4 +405,5 @@ def time_bwd(
     key = host_key(rates, dq_mode, s.causal)
     total, host_bound = call_time(kernels, rates, key or FAMILY)
     host_s = rates.host_call_s(key or FAMILY, len(kernels))
-    return BwdTime(total, kernels, plans, problem, host_bound, host_s, key)
+    group = launch_group(s, head_group)
+    return BwdTime(total, kernels, plans, problem, host_bound, host_s, key, group)

@@ -21,7 +21,13 @@ from attnsim.einsum_ir.ir import Cascade
 from attnsim.einsum_ir.library.builder import Algorithm, ScoreForm
 from attnsim.einsum_ir.library.training import training_entry
 from attnsim.einsum_ir.load import load_cascade
-from attnsim.kernels.spec import BWD_TILINGS, CAUSAL_TOP_LEFT, NO_MASK, AttnShape
+from attnsim.kernels.spec import (
+    BWD_HEAD_GROUP,
+    BWD_TILINGS,
+    CAUSAL_TOP_LEFT,
+    NO_MASK,
+    AttnShape,
+)
 from attnsim.mappers.gpu.assumptions import ASSUMPTIONS
 from attnsim.mappers.gpu.backward import (
     DQ_MODES,
@@ -57,6 +63,10 @@ class BwdOptions:
         num_stages: Software-pipelining depth.
         dq_mode: "atomic" (dQ by fp32 atomics from the dK/dV kernel) or "separate".
         dtype: Element type of Q, K, V, O, dO.
+        head_group: Heads whose programs the kernels issue tile-major, the longest first (1:
+            head-major). 0: the kernels' own, `kernels.spec.BWD_HEAD_GROUP` for causal calls
+            and 1 for dense ones (whose programs are equal); another value models a launch
+            order they do not run.
     """
 
     block_m: int = option(0, minimum=0, power_of_two=True, zero="searched")
@@ -65,6 +75,7 @@ class BwdOptions:
     num_stages: int = option(0, minimum=0, zero="searched")
     dq_mode: str = option("", choices=("", *DQ_MODES))
     dtype: str = option("bf16", choices=("fp16", "bf16"))
+    head_group: int = option(0, minimum=0, zero="the kernels' own launch order")
 
     def __post_init__(self) -> None:
         bad = option_problems(self)
@@ -145,8 +156,10 @@ class GpuBwdMapper:
         if not space:
             known = ", ".join("x".join(map(str, t)) for t in BWD_TILINGS)
             raise MappingError(f"gpu-bwd: no candidate tiling matches the options ({known})")
+        group = opts.head_group or None
         ranked = sorted(
-            ((time_bwd(shape, t, m, rates), t, m) for t, m in space), key=lambda x: x[0].time_s
+            ((time_bwd(shape, t, m, rates, group), t, m) for t, m in space),
+            key=lambda x: x[0].time_s,
         )
         valid = [r for r in ranked if not r[0].problem]
         if not valid:
@@ -154,6 +167,18 @@ class GpuBwdMapper:
         best, tiling, mode = valid[0]
         return _result(self, cascade, forward, arch, sizes, shape, rates, best, tiling, mode,
                        [r[0].time_s for r in valid], problem.warnings)  # fmt: skip
+
+
+def order_note(t: BwdTime, causal: bool) -> str:
+    """The Result note on the launch order the call was priced with."""
+    own = BWD_HEAD_GROUP if causal else 1
+    whose = "the kernels' own" if t.head_group == own else f"asked for; the kernels' is {own}"
+    if t.head_group == 1:
+        return f"launch order: head-major, one head's programs after another's ({whose})"
+    return (
+        f"launch order: tile-major within groups of {t.head_group} heads, the longest programs "
+        f"first ({whose})"
+    )
 
 
 def host_note(t: BwdTime) -> str:
@@ -223,6 +248,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "and dQ by atomics (zero-fill in the pre-pass, cast included) or by the separate "
         "kernel; the forward (O, LSE) is not included",
         host_note(t),
+        order_note(t, shape.causal),
         *([spread_note(t, shape, tiling)] if _measured_steps(rates) else []),
         *ASSUMPTIONS,
         *notes,
@@ -246,7 +272,12 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         cascade=cascade.name,
         arch=arch.name,
         mapper=mapper.name,
-        options=(*asdict(tiling).items(), ("dq_mode", mode), ("dtype", shape.dtype)),
+        options=(
+            *asdict(tiling).items(),
+            ("dq_mode", mode),
+            ("dtype", shape.dtype),
+            ("head_group", t.head_group),
+        ),  # fmt: skip
         sizes=tuple(sorted(sizes.items())),
         passes=1,
         latency_cycles=latency * clock,

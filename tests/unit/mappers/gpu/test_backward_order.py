@@ -17,7 +17,7 @@ import pytest
 
 from attnsim.archs.load import load_arch
 from attnsim.kernels.spec import BWD_HEAD_GROUP, AttnShape
-from attnsim.mappers.gpu.backward import bwd_plans, head_group, time_bwd
+from attnsim.mappers.gpu.backward import bwd_plans, launch_group, time_bwd
 from attnsim.mappers.gpu.rates import Tiling, device_rates
 from attnsim.reports.validation_bwd import bwd_host
 
@@ -49,14 +49,15 @@ def test_the_order_permutes_the_same_programs(group: int) -> None:
 
 
 def test_causal_calls_default_to_the_kernels_group_and_dense_ones_ignore_it() -> None:
-    assert head_group(_shape(1, 8, 512)) == BWD_HEAD_GROUP
-    assert head_group(_shape(1, 8, 512, causal=False)) == 1
-    assert head_group(_shape(1, 8, 512), 1) == 1
+    assert launch_group(_shape(1, 8, 512)) == BWD_HEAD_GROUP
+    assert launch_group(_shape(1, 8, 512, causal=False)) == 1
+    assert launch_group(_shape(1, 8, 512), 1) == 1
     with pytest.raises(ValueError, match="head_group must be >= 1"):
-        head_group(_shape(1, 8, 512), 0)
+        launch_group(_shape(1, 8, 512), 0)
     rates = device_rates(load_arch("h200"), "bf16")
     dense = _shape(1, 32, 4096, causal=False)
-    assert time_bwd(dense, T, "separate", rates, 1) == time_bwd(dense, T, "separate", rates, 8)
+    one, eight = (time_bwd(dense, T, "separate", rates, g) for g in (1, 8))
+    assert one.time_s == eight.time_s and (one.head_group, eight.head_group) == (1, 8)
     causal = _shape(1, 32, 4096)
     grouped = time_bwd(causal, T, "separate", rates).time_s
     assert grouped < 0.95 * time_bwd(causal, T, "separate", rates, 1).time_s
@@ -85,3 +86,22 @@ def test_the_model_predicts_the_measured_gain_of_head_groups() -> None:
     assert statistics.mean(gains) < 0.96 and max(gains) < 1.03
     # the model's ratio: mean -2.0%, worst 6.8% (computed by this test)
     assert abs(statistics.mean(errors)) < 0.03 and max(map(abs, errors)) < 0.08
+
+
+def test_the_mapper_prices_and_states_the_launch_order() -> None:
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.mappers.registry import get_mapper
+
+    cascade = load_cascade("attention-1pass-bwd-mh-causal")
+    sizes = dict(B=1, H=32, P=4096, M=4096, E=128, F=128)
+    arch = load_arch("h200")
+    tiling = dict(block_m=64, block_n=128, num_warps=8, num_stages=3, dq_mode="separate")
+    own = get_mapper("gpu-bwd")(**tiling).map(cascade, arch, sizes)
+    major = get_mapper("gpu-bwd")(**tiling, head_group=1).map(cascade, arch, sizes)
+    assert dict(own.options)["head_group"] == BWD_HEAD_GROUP
+    assert dict(major.options)["head_group"] == 1
+    assert own.latency_s < 0.95 * major.latency_s
+    assert any(w.startswith("launch order: tile-major within groups of 8") and
+               "kernels' own" in w for w in own.warnings)  # fmt: skip
+    assert any(w.startswith("launch order: head-major") and "asked for" in w
+               for w in major.warnings)  # fmt: skip
