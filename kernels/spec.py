@@ -281,6 +281,10 @@ BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
 # heads leaves only short tiles for the end. A group rather than all heads keeps the
 # programs that share one head's rows (and L2) near each other in time.
 BWD_HEAD_GROUP = 8
+# The forward kernel's causal launch order (kernels.triton.attn_fwd): 1 (head-major, each
+# head's longest rows first) is what every committed forward measurement ran and the GPU
+# model prices; benchmarks/fwd_order_probe.py times other groups against it.
+FWD_HEAD_GROUP = 1
 
 
 # ----------------------------------------------------------------------------- schedules

@@ -16,7 +16,7 @@ float32, LSE in natural-log units (converted to base 2 here: exp(x) = exp2(x * l
 Causal is top-left aligned (query i sees keys j <= i), as in the forward kernels: tiles that
 the diagonal crosses are masked, fully visible tiles run unmasked, fully hidden ones are never
 visited. Causal programs are issued tile-major within groups of HEAD_GROUP heads, the
-longest tiles first (`_launch_order`; `kernels.spec.BWD_HEAD_GROUP`). Rows past seq_q
+longest tiles first (`launch_order`; `kernels.spec.BWD_HEAD_GROUP`). Rows past seq_q
 read zeros (LSE +inf, so P = 0 there); KEY_TAIL (seq_k not a multiple
 of the key tile) masks keys past seq_k in every tile.
 
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from attnsim.kernels.triton.launch_order import launch_order
 
 LOG2E_C = tl.constexpr(1.4426950408889634)
 
@@ -59,27 +61,6 @@ def _exp2_masked(s, q_idx, k_idx, seq_k, MASK: tl.constexpr, KEY_TAIL: tl.conste
     if KEY_TAIL:
         s = tl.where(k_idx < seq_k, s, float("-inf"))
     return tl.math.exp2(s)
-
-
-@triton.jit
-def _launch_order(HEAD_GROUP: tl.constexpr):
-    """(rank, head) of this program of a (tiles, heads) grid: rank 0 is issued first.
-
-    HEAD_GROUP 1: head-major, as the grid is (rank = program_id(0)). Otherwise the linear
-    launch order walks groups of HEAD_GROUP heads (the last group may be smaller), and within
-    a group goes rank-major: rank 0 of each of its heads, then rank 1, ...
-    """
-    rank = tl.program_id(0)
-    head = tl.program_id(1)
-    if HEAD_GROUP > 1:
-        tiles = tl.num_programs(0)
-        lin = head * tiles + rank
-        group = lin // (HEAD_GROUP * tiles)
-        size = tl.minimum(HEAD_GROUP, tl.num_programs(1) - group * HEAD_GROUP)
-        r = lin - group * HEAD_GROUP * tiles
-        rank = r // size
-        head = group * HEAD_GROUP + r % size
-    return rank, head
 
 
 @triton.jit
@@ -145,7 +126,7 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
 
     Causal: key tile 0 is the longest (every query tile sees it), so rank = key tile.
     """
-    rank, off_bkh = _launch_order(HEAD_GROUP)
+    rank, off_bkh = launch_order(HEAD_GROUP)
     start_n = rank * BLOCK_N
     off_b = (off_bkh // kv_heads).to(tl.int64)
     kv_base = off_bkh.to(tl.int64) * seq_k * HEAD_DIM
@@ -207,7 +188,7 @@ def bwd_dq_kernel(Q, K, V, DO, DQ, LSE, Delta,
                   CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr,
                   DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr):  # fmt: skip
     """The dQ of one query tile of one (batch, head): the sum over key tiles of dS K * scale."""
-    rank, off_bh = _launch_order(HEAD_GROUP)
+    rank, off_bh = launch_order(HEAD_GROUP)
     start_m = rank * BLOCK_M
     if CAUSAL:  # longest rows first: better tail balance
         start_m = (tl.num_programs(0) - 1 - rank) * BLOCK_M

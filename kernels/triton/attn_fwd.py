@@ -7,8 +7,8 @@ descriptors -> TMA on sm_90+, block pointers elsewhere), and runs the online sof
 log2 domain (exp2, log2(e) folded into the scale). Causal: tiles below the diagonal run
 unmasked, the diagonal tiles masked, tiles above it are never visited (the loop split is
 `attn_loop.attn_rows`, the loop body `attn_loop.attn_inner`); causal programs start with the
-longest query tiles to shorten the tail. Block-sparse (`block_sparse=`, family
-`triton-blocksparse`): the key tiles come from a per-query-tile list (`blocksparse`).
+longest query tiles to shorten the tail (head-major; in groups of heads with HEAD_GROUP > 1).
+Block-sparse (`block_sparse=`): key tiles from a per-query-tile list (`blocksparse`).
 
 Launch path (`attention_fwd`): everything that depends only on the call's shapes, strides,
 dtypes, devices, causal flag, scale, tiling and variant (argument checks, the tiling pick,
@@ -26,8 +26,8 @@ Descriptors built in the kernel instead (one per program and tensor, through glo
 from `common.ensure_allocator`) cost each program several microseconds before its first
 load: on the H200 the host-built ones made short-sequence grids 1.2-1.4x faster and a
 4x16x4096 head-dim-128 call 6% faster (benchmarks/results/tiles-h200-2026-11-30.txt). The
-encoded descriptors are cached per data pointers (`kernels.triton.launch.DescriptorLaunch`), so a
-repeated call on the same tensors encodes nothing. Other layouts use the in-kernel ones.
+encoded descriptors are cached per data pointers (`launch.DescriptorLaunch`): a repeated call
+on the same tensors encodes nothing. Other layouts use the in-kernel ones.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
-from attnsim.kernels.spec import SCHEDULES  # kernels of the family (see `attention_fwd`)
+from attnsim.kernels.spec import FWD_HEAD_GROUP, SCHEDULES  # SCHEDULES: see `attention_fwd`
 from attnsim.kernels.triton.attn_loop import (
     MODE_ONLINE,
     TILES_DEVICE_TMA,
@@ -74,6 +74,7 @@ from attnsim.kernels.triton.common import (
 from attnsim.kernels.triton.host_descs import collapsible as _collapsible
 from attnsim.kernels.triton.host_descs import host_descs as _host_descs
 from attnsim.kernels.triton.launch import DescriptorLaunch
+from attnsim.kernels.triton.launch_order import launch_order
 
 __all__ = [
     "BlockSparse",
@@ -123,6 +124,7 @@ def attn_fwd_kernel(
     SEGMENTS: tl.constexpr = False,
     HEAD_WINDOWS: tl.constexpr = False,
     STORE_LSE: tl.constexpr = False,
+    HEAD_GROUP: tl.constexpr = 1,
     layout=None, layout_stride_b=0, layout_stride_h=0, layout_row=0, full_width=0,
     q_segments=None, k_segments=None, q_segments_stride=0, k_segments_stride=0,
     head_windows=None, lse=None,
@@ -146,14 +148,11 @@ def attn_fwd_kernel(
     (launcher: warp_specialize on a non-causal call with seq_k % BLOCK_N == 0) drops the empty
     masked key loop; see `Variant` and `attn_loop.attn_rows`.
     """
-    start_m = tl.program_id(0)
-    if CAUSAL:  # longest rows first: better tail balance
-        start_m = tl.num_programs(0) - 1 - start_m
-    off_bh = tl.program_id(1)
+    start_m, off_bh = launch_order(HEAD_GROUP)
+    start_m = tl.num_programs(0) - 1 - start_m if CAUSAL else start_m  # causal: longest first
     off_b = (off_bh // heads).to(tl.int64)
     off_h = (off_bh % heads).to(tl.int64)
-    # GQA/MQA: query head h reads K/V head h // kv_group (the heads of a group are adjacent
-    # in the grid, so their programs run together and share the K/V tiles in L2)
+    # GQA/MQA: query head h reads K/V head h // kv_group (a group's heads run together: L2)
     if HEAD_WINDOWS:
         window = tl.load(head_windows + off_h)
     off_kh = off_h // kv_group
@@ -358,6 +357,7 @@ def _make_plan(
         ALIBI=score.alibi,
         # tanh on the MUFU (tanh.approx.f32) for 16-bit inputs on NVIDIA; fp32 keeps exact math
         FAST_TANH=_use_asm(q2.device.type) and q2.dtype != torch.float32,
+        HEAD_GROUP=FWD_HEAD_GROUP if causal else 1,
         **sparse,  # block-sparse constexprs and the layout's arguments (by name)
     )
     plan.tiling = (bm, bn, w, st)
