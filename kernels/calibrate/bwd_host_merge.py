@@ -15,9 +15,10 @@ import yaml
 
 from attnsim.einsum_ir.spec import read_yaml
 from attnsim.kernels.bench.measure import MeasurementError, read_host_figures
+from attnsim.kernels.spec import FAMILY_NAMES, host_call_key
 
 # the forward launchers' host figures that place a timing host against the calibration's
-FORWARD_HOST_KEYS = ("1pass", "2pass", "unfused")
+FORWARD_HOST_KEYS = tuple(host_call_key(f) for f in FAMILY_NAMES)
 SUFFIX = "-host.yaml"  # kernels.bench.measure.host_figures_path: <csv stem>-host.yaml
 
 
