@@ -16,6 +16,8 @@
 #   bwd-order    15: the causal backward's launch order, head groups 1 (head-major, the order
 #                    before 2026-12-06) / 4 / 8 / 16 at each shape's best config, cuDNN in
 #                    the same run (`bwd_order_probe.py`), ~2.5 min
+#   bwd-tma      15: the backward's TMA trials (`bwd_tma_probe.py`: dQ by TMA reductions, the
+#                    streamed tiles through descriptors) at head dims 64 and 128, >= 4K, ~3 min
 #   fwd-order    18: the 1-pass forward's causal launch order, head groups 1/4/8/16 (a trial:
 #                    `fwd_order_probe.py`, FWD_HEAD_GROUP stays 1), ~1.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
@@ -57,7 +59,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,58p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,60p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -91,6 +93,8 @@ for s in "$@"; do
             --out "$OUT/h200-decode.yaml" --raw "$OUT/microbench-decode-paged-${dev:-gpu}-$day.yaml" ;;
         bwd-order) step bwd-order python benchmarks/bwd_order_probe.py \
             --out "$OUT/bwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
+        bwd-tma) step bwd-tma python benchmarks/bwd_tma_probe.py --head-dims 128,64 \
+            --modes separate,tma --loads 0,1 --out "$OUT/bwd-tma-${dev:-gpu}-$day.csv" --budget-s 300 ;;
         fwd-order) step fwd-order python benchmarks/fwd_order_probe.py \
             --out "$OUT/fwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \

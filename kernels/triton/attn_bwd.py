@@ -6,7 +6,10 @@ Kernels (`attn_bwd_kernel`): a pre-pass D = rowsum(dO * O); a main kernel parall
 tiles that keeps K, V, dK, dV on chip and walks the query tiles recomputing P from LSE; dQ
 either by float32 atomics from the main kernel (dq_mode "atomic") or by a second kernel
 parallel over query tiles (dq_mode "separate"). In atomic mode the pre-pass also zeroes the
-float32 dQ buffer (no separate fill kernel).
+float32 dQ buffer (no separate fill kernel). dq_mode "tma" is atomic mode whose dQ adds leave
+each tile as one TMA reduction (`tensor_descriptor.atomic_add`, cp.reduce.async.bulk) instead
+of per-element atomics: on a CUDA GPU of compute capability 9.0 or more; elsewhere (the
+interpreter, which has no descriptor reductions, or an older GPU) it runs as "atomic".
 
 Host side: a call's checks and launch arguments are worked out once per shape key and kept
 (`_Plan`, `kernels.triton.launch`); a repeated call costs the key, four allocations, one
@@ -61,7 +64,16 @@ __all__ = [
     "softmax_lse",
 ]
 
-DQ_MODES = ("atomic", "separate")
+DQ_MODES = ("atomic", "separate", "tma")
+# Streamed tiles (the dK/dV kernel's Q and dO, the dQ kernel's K and V) through in-kernel
+# tensor descriptors on sm_90+ (`_tma_ok`); pointer loads elsewhere and when False. A trial,
+# off: Triton 3.6 loads those tiles synchronously through pointers (no async copies in the
+# sm_90 TTGIR), yet on an H100 the descriptors changed separate mode by 0.92x-1.01x at head
+# dim 128 and 0.97x-1.04x at 64 (kernels/measurements/h100/bwd-tma-loads-*), and the model's
+# calibration and every backward measurement are of the pointer loads. dq_mode "tma" is the
+# same kind of trial (head dim 64 causal: 0.89x-0.92x of separate; elsewhere slower), which
+# `mappers.gpu.backward` does not price.
+BWD_TMA_LOADS = False
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before
@@ -164,8 +176,9 @@ def attention_bwd(
             streams block_m key tiles.
         num_warps: warps per program, 1..16 (None: the default).
         num_stages: software-pipelining stages of the tile loops, 1..8 (None: the default).
-        dq_mode: "atomic" (float32 atomics from the main kernel, then a cast) or "separate"
-            (a second kernel parallel over query tiles, no atomics).
+        dq_mode: "atomic" (float32 atomics from the main kernel, then a cast), "separate"
+            (a second kernel parallel over query tiles, no atomics) or "tma" (atomic, each
+            tile's dQ added by one TMA reduction on sm_90+; "atomic" elsewhere).
 
     Returns:
         (dq, dk, dv), shaped like q, k, v. The time of a call includes the D pre-pass (which
@@ -186,6 +199,8 @@ def attention_bwd(
         tiling = (block_m, block_n, num_warps, num_stages)
         plan = _PLANS.put(key, _Plan(q, k, v, o, do, lse, causal, scale, tiling, dq_mode))
     q, k, v, o, do = q.contiguous(), k.contiguous(), v.contiguous(), o.contiguous(), do.contiguous()
+    if plan.tma and (q.data_ptr() | k.data_ptr() | v.data_ptr() | do.data_ptr()) & 15:
+        q, k, v, do = (t if t.data_ptr() % 16 == 0 else t.clone() for t in (q, k, v, do))  # TMA
     lse = lse.float().contiguous()
     delta = torch.empty(plan.delta_shape, device=q.device, dtype=torch.float32)
     dk = torch.empty_like(k)
@@ -223,15 +238,21 @@ class LaunchSpec:
 
 def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, head_dim: int,
                  dtype: Any, causal: bool, sm_scale: float, tiling: tuple[int, int, int, int],
-                 dq_mode: str) -> tuple[LaunchSpec, ...]:  # fmt: skip
-    """The kernels one `attention_bwd` call launches, in order (checked tiling, known mode)."""
+                 dq_mode: str, tma: bool = False) -> tuple[LaunchSpec, ...]:  # fmt: skip
+    """The kernels one `attention_bwd` call launches, in order (checked tiling, known mode).
+
+    `tma`: the device runs tensor-descriptor (TMA) code (`_tma_ok`): dq_mode "tma" runs as such
+    (otherwise as "atomic"), and with `BWD_TMA_LOADS` the streamed tiles come through
+    descriptors.
+    """
     bm, bn, warps, stages = tiling
     b, h, hkv, sq, sk, d = batch, heads, kv_heads, seq_q, seq_k, head_dim
-    atomic = dq_mode == "atomic"
+    atomic = dq_mode in ("atomic", "tma")
     f32 = torch.float32
     prec = dot_precision(dtype)
     scalars = (sq, sk, sm_scale, sm_scale * LOG2E)
-    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal), HEAD_GROUP=BWD_HEAD_GROUP if causal else 1)
+    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal), HEAD_GROUP=BWD_HEAD_GROUP if causal else 1,
+                TMA_LOADS=tma and BWD_TMA_LOADS)  # fmt: skip
     out = [
         LaunchSpec(
             bwd_preprocess_kernel, (triton.cdiv(sq, PRE_BLOCK), b * h),
@@ -243,7 +264,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             (dtype,) * 4 + (f32 if atomic else dtype, dtype, dtype, f32, f32),
             (h, hkv, h // hkv, *scalars),
             dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic,
-                 DOT_PRECISION=prec),
+                 DOT_PRECISION=prec, DQ_TMA=dq_mode == "tma" and tma),
             warps, stages,
         ),
     ]  # fmt: skip
@@ -262,7 +283,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
 class _Plan:
     """A call's checked launches and buffer shapes (see kernels.triton.launch)."""
 
-    __slots__ = ("launches", "atomic", "delta_shape", "dq_shape")
+    __slots__ = ("launches", "atomic", "tma", "delta_shape", "dq_shape")
 
     def __init__(self, q, k, v, o, do, lse, causal, scale, tiling, dq_mode):  # type: ignore[no-untyped-def]
         if dq_mode not in DQ_MODES:
@@ -276,19 +297,34 @@ class _Plan:
         )
         _check_tiling(bm, bn, warps, stages)
         sm_scale = default_scale(d) if scale is None else float(scale)
-        specs = bwd_launches(b, h, k.shape[1], sq, k.shape[2], d, q.dtype, causal, sm_scale,
-                             (bm, bn, warps, stages), dq_mode)  # fmt: skip
         dev = q.get_device()  # -1 on CPU: the interpreter, every call through the JIT
+        tma = _tma_ok(dev)
+        specs = bwd_launches(b, h, k.shape[1], sq, k.shape[2], d, q.dtype, causal, sm_scale,
+                             (bm, bn, warps, stages), dq_mode, tma)  # fmt: skip
         self.launches = tuple(
             DirectLaunch(s.fn, s.grid, s.scalars, s.meta, s.num_warps, s.num_stages, dev)
             for s in specs
         )
-        self.atomic = dq_mode == "atomic"
+        self.atomic = dq_mode in ("atomic", "tma")
+        self.tma = tma  # descriptors need 16-byte aligned bases
         self.delta_shape = (b, h, sq)
         self.dq_shape = tuple(q.shape)
 
 
 _PLANS = PlanCache()
+
+
+def _tma_ok(device_index: int) -> bool:
+    """Whether the kernels may use tensor descriptors here (a CUDA GPU of sm_90 or later).
+
+    Then Triton's global scratch allocator is set: the kernels build their descriptors.
+    """
+    if device_index < 0 or torch.cuda.get_device_capability(device_index)[0] < 9:
+        return False
+    from attnsim.kernels.triton.common import ensure_allocator
+
+    ensure_allocator()
+    return True
 
 
 def compile_bwd(batch: int, heads: int, kv_heads: int, seq: int, head_dim: int, causal: bool,
@@ -302,8 +338,9 @@ def compile_bwd(batch: int, heads: int, kv_heads: int, seq: int, head_dim: int, 
     parallel. Returns the number of kernels.
     """
     torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    tma = _tma_ok(torch.cuda.current_device())
     specs = bwd_launches(batch, heads, kv_heads, seq, seq, head_dim, torch_dtype, causal,
-                         default_scale(head_dim), tiling, dq_mode)  # fmt: skip
+                         default_scale(head_dim), tiling, dq_mode, tma)  # fmt: skip
     for s in specs:
         s.fn.warmup(*s.pointers, *s.scalars, grid=s.grid, num_warps=s.num_warps,
                     num_stages=s.num_stages, **s.meta)  # fmt: skip

@@ -43,6 +43,26 @@ def _rows(base, offs, seq, HEAD_DIM: tl.constexpr):
 
 
 @triton.jit
+def _source(base, seq, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
+    """A head's (seq, HEAD_DIM) rows to stream: a descriptor of ROWS-row tiles (TMA) or base."""
+    if TMA:
+        return tl.make_tensor_descriptor(
+            base, shape=[seq, HEAD_DIM], strides=[HEAD_DIM, 1], block_shape=[ROWS, HEAD_DIM]
+        )
+    else:
+        return base
+
+
+@triton.jit
+def _tile(src, start, offs, seq, HEAD_DIM: tl.constexpr, TMA: tl.constexpr):
+    """Rows `offs` = start + arange(ROWS) of a `_source` (rows past seq read as zero)."""
+    if TMA:
+        return src.load([start, 0])
+    else:
+        return _rows(src, offs, seq, HEAD_DIM)
+
+
+@triton.jit
 def _store_rows(base, offs, seq, value, HEAD_DIM: tl.constexpr):
     """Store rows `offs` (< seq) of a contiguous (seq, HEAD_DIM) head in its dtype."""
     cols = tl.arange(0, HEAD_DIM)
@@ -86,18 +106,22 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
                 lo, hi, seq_q, seq_k, sm_scale, qk_scale2,
                 BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                 KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
-                DOT_PRECISION: tl.constexpr):  # fmt: skip
+                DOT_PRECISION: tl.constexpr, DQ_TMA: tl.constexpr,
+                TMA_LOADS: tl.constexpr):  # fmt: skip
     """Query tiles [lo, hi) of one head against one key tile: accumulate dK, dV (and dQ).
 
     Works on the transposed tile (keys x queries), as the Triton tutorial does: P^T and dS^T
     come out of the dots in the layout of the dK, dV accumulators (no register transposes).
+    DQ_TMA: `dq_base` is a tensor descriptor of the head's float32 dQ rows and each tile's dQ
+    goes out as one TMA reduction (cp.reduce.async.bulk add) instead of per-element atomics.
+    TMA_LOADS: `q_base`, `do_base` are tensor descriptors (`_source`).
     """
     cols = tl.arange(0, HEAD_DIM)
     for start_m in range(lo, hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         in_q = offs_m < seq_q
-        q = _rows(q_base, offs_m, seq_q, HEAD_DIM)
-        do = _rows(do_base, offs_m, seq_q, HEAD_DIM)
+        q = _tile(q_base, start_m, offs_m, seq_q, HEAD_DIM, TMA_LOADS)
+        do = _tile(do_base, start_m, offs_m, seq_q, HEAD_DIM, TMA_LOADS)
         lse2 = tl.load(lse_base + offs_m, mask=in_q, other=float("inf")) * LOG2E_C
         delta = tl.load(delta_base + offs_m, mask=in_q, other=0.0)
         qk_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)
@@ -111,8 +135,11 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
         dk += tl.dot(ds_t, q, input_precision=DOT_PRECISION)
         if DQ_ATOMIC:
             dq = tl.dot(tl.trans(ds_t), k, input_precision=DOT_PRECISION) * sm_scale
-            ptrs = dq_base + offs_m[:, None] * HEAD_DIM + cols[None, :]
-            tl.atomic_add(ptrs, dq, mask=in_q[:, None], sem="relaxed")
+            if DQ_TMA:  # rows past seq_q fall outside the descriptor: TMA drops them
+                dq_base.atomic_add([start_m, 0], dq)
+            else:
+                ptrs = dq_base + offs_m[:, None] * HEAD_DIM + cols[None, :]
+                tl.atomic_add(ptrs, dq, mask=in_q[:, None], sem="relaxed")
     return dk, dv
 
 
@@ -121,10 +148,16 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
                     heads, kv_heads, kv_group, seq_q, seq_k, sm_scale, qk_scale2,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
                     CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
-                    DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr):  # fmt: skip
+                    DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
+                    DQ_TMA: tl.constexpr = False, TMA_LOADS: tl.constexpr = False):  # fmt: skip
     """dK, dV of one key tile of one (batch, K/V head), summed over its GQA group's heads.
 
     Causal: key tile 0 is the longest (every query tile sees it), so rank = key tile.
+    DQ_TMA (with DQ_ATOMIC; sm_90+, not the interpreter): dQ adds go through an in-kernel
+    tensor descriptor per query head (global scratch: `common.ensure_allocator`).
+    TMA_LOADS: the streamed Q and dO tiles come through tensor descriptors (TMA, pipelined;
+    the pointer loads are not: Triton 3.6 loads them synchronously, each tile feeding two dots
+    in two shared layouts), same scratch.
     """
     rank, off_bkh = launch_order(HEAD_GROUP)
     start_n = rank * BLOCK_N
@@ -146,16 +179,19 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
         off_bh = off_b * heads + (off_bkh % kv_heads) * kv_group + g  # query head of the group
         q_base = off_bh * seq_q * HEAD_DIM
         row_base = off_bh * seq_q
+        dq_dst = _source(DQ + q_base, seq_q, BLOCK_M, HEAD_DIM, DQ_TMA)
+        q_src = _source(Q + q_base, seq_q, BLOCK_M, HEAD_DIM, TMA_LOADS)
+        do_src = _source(DO + q_base, seq_q, BLOCK_M, HEAD_DIM, TMA_LOADS)
         if CAUSAL:
             dk, dv = _dkdv_tiles(
-                dk, dv, k, v, Q + q_base, DO + q_base, DQ + q_base, LSE + row_base,
+                dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
                 Delta + row_base, offs_n, lo, full, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
-                HEAD_DIM, True, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION,
+                HEAD_DIM, True, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA, TMA_LOADS,
             )  # fmt: skip
         dk, dv = _dkdv_tiles(
-            dk, dv, k, v, Q + q_base, DO + q_base, DQ + q_base, LSE + row_base,
+            dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
             Delta + row_base, offs_n, full, seq_q, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
-            HEAD_DIM, False, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION,
+            HEAD_DIM, False, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA, TMA_LOADS,
         )  # fmt: skip
     _store_rows(DK + kv_base, offs_n, seq_k, dk * sm_scale, HEAD_DIM)
     _store_rows(DV + kv_base, offs_n, seq_k, dv, HEAD_DIM)
@@ -164,12 +200,16 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
 @triton.jit
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, offs_m, lo, hi, seq_k, qk_scale2,
               BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
-              KEY_TAIL: tl.constexpr, DOT_PRECISION: tl.constexpr):  # fmt: skip
-    """Key tiles [lo, hi) against one query tile: accumulate dS K (unscaled)."""
+              KEY_TAIL: tl.constexpr, DOT_PRECISION: tl.constexpr,
+              TMA_LOADS: tl.constexpr):  # fmt: skip
+    """Key tiles [lo, hi) against one query tile: accumulate dS K (unscaled).
+
+    TMA_LOADS: `k_base`, `v_base` are tensor descriptors (`_source`).
+    """
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = _rows(k_base, offs_n, seq_k, HEAD_DIM)
-        v = _rows(v_base, offs_n, seq_k, HEAD_DIM)
+        k = _tile(k_base, start_n, offs_n, seq_k, HEAD_DIM, TMA_LOADS)
+        v = _tile(v_base, start_n, offs_n, seq_k, HEAD_DIM, TMA_LOADS)
         qk = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)
         p = _exp2_masked(
             qk * qk_scale2 - lse2[:, None], offs_m[:, None], offs_n[None, :], seq_k, MASK,
@@ -186,8 +226,13 @@ def bwd_dq_kernel(Q, K, V, DO, DQ, LSE, Delta,
                   heads, kv_group, seq_q, seq_k, sm_scale, qk_scale2,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
                   CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr,
-                  DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr):  # fmt: skip
-    """The dQ of one query tile of one (batch, head): the sum over key tiles of dS K * scale."""
+                  DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
+                  TMA_LOADS: tl.constexpr = False):  # fmt: skip
+    """The dQ of one query tile of one (batch, head): the sum over key tiles of dS K * scale.
+
+    TMA_LOADS: the streamed K and V tiles come through tensor descriptors (as the dK/dV
+    kernel's Q and dO).
+    """
     rank, off_bh = launch_order(HEAD_GROUP)
     start_m = rank * BLOCK_M
     if CAUSAL:  # longest rows first: better tail balance
@@ -208,13 +253,15 @@ def bwd_dq_kernel(Q, K, V, DO, DQ, LSE, Delta,
     if CAUSAL:  # key tiles before `full` are fully visible; keys past the last row are hidden
         hi = tl.minimum(start_m + BLOCK_M, seq_k)
         full = tl.minimum(((start_m + 1) // BLOCK_N) * BLOCK_N, hi)
+    k_src = _source(K + kv_base, seq_k, BLOCK_N, HEAD_DIM, TMA_LOADS)
+    v_src = _source(V + kv_base, seq_k, BLOCK_N, HEAD_DIM, TMA_LOADS)
     dq = _dq_tiles(
-        dq, q, do, lse2, delta, K + kv_base, V + kv_base, offs_m, 0, full, seq_k, qk_scale2,
-        BLOCK_N, HEAD_DIM, False, KEY_TAIL, DOT_PRECISION,
+        dq, q, do, lse2, delta, k_src, v_src, offs_m, 0, full, seq_k, qk_scale2,
+        BLOCK_N, HEAD_DIM, False, KEY_TAIL, DOT_PRECISION, TMA_LOADS,
     )  # fmt: skip
     if CAUSAL:
         dq = _dq_tiles(
-            dq, q, do, lse2, delta, K + kv_base, V + kv_base, offs_m, full, hi, seq_k,
-            qk_scale2, BLOCK_N, HEAD_DIM, True, KEY_TAIL, DOT_PRECISION,
+            dq, q, do, lse2, delta, k_src, v_src, offs_m, full, hi, seq_k,
+            qk_scale2, BLOCK_N, HEAD_DIM, True, KEY_TAIL, DOT_PRECISION, TMA_LOADS,
         )  # fmt: skip
     _store_rows(DQ + q_base, offs_m, seq_q, dq * sm_scale, HEAD_DIM)

@@ -356,7 +356,11 @@ def bwd_plans(
     order's head group (`launch_group`; None: the kernels' own).
     """
     if dq_mode not in DQ_MODES:
-        raise ValueError(f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}")
+        trial = " (the kernels' 'tma' mode is a trial the model does not price)"
+        raise ValueError(
+            f"dq_mode must be one of {', '.join(DQ_MODES)}, got {dq_mode!r}"
+            + (trial if dq_mode == "tma" else "")
+        )
     heads = s.batch * s.heads
     d, b = s.head_dim, s.elem_bytes
     plans = [prepass_plan(s, zero_dq=dq_mode == "atomic")]

@@ -59,7 +59,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate", "tma"])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
 def test_gradients_match_float64_autograd(case, causal, dq_mode):
@@ -121,7 +121,7 @@ def test_autograd_function_uses_forward_and_backward_kernels():
         (dict(block_n=512), "block_n must be <= 256"),
         (dict(num_warps=3), "num_warps must be 1, 2, 4, 8 or 16, got 3"),
         (dict(num_stages=0), "num_stages must be in 1..8, got 0"),
-        (dict(dq_mode="fused"), "dq_mode must be one of atomic, separate, got 'fused'"),
+        (dict(dq_mode="fused"), "dq_mode must be one of atomic, separate, tma, got 'fused'"),
     ],
 )
 def test_bad_tilings_are_refused(kwargs, message):
@@ -210,3 +210,30 @@ def test_launch_plans_are_kept_per_shape_and_checked_once():
     with pytest.raises(ValueError, match="block_m must be a power of two"):
         attention_bwd(q, k, v, o.float(), do, lse, False, None, 24, 32, 4, 2)
     assert len(attn_bwd._PLANS.plans) == 2
+
+
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_streamed_tiles_through_descriptors_match_autograd(monkeypatch, causal, dq_mode):
+    """BWD_TMA_LOADS (a trial, off by default): the kernels' streamed tiles (Q, dO in the dK/dV
+    kernel, K, V in the dQ kernel) through tensor descriptors, launched as a GPU of sm_90
+    would (`bwd_launches(..., tma=True)`); ragged tails read zeros past the descriptor."""
+    from attnsim.kernels.triton import attn_bwd
+    from attnsim.kernels.triton.attn_bwd import bwd_launches, jit_launch
+
+    monkeypatch.setattr(attn_bwd, "BWD_TMA_LOADS", True)
+    b, h, hkv, s, d = 1, 4, 2, 40, 16
+    q, k, v, do = inputs(b, h, hkv, s, s, d, seed=8)
+    o, *want = reference(q, k, v, do, causal)
+    lse = softmax_lse(q, k, causal)
+    specs = bwd_launches(b, h, hkv, s, s, d, q.dtype, causal, d**-0.5, (16, 32, 4, 2), dq_mode,
+                         tma=True)  # fmt: skip
+    assert [sp.meta.get("TMA_LOADS") for sp in specs[1:]] == [True] * (len(specs) - 1)
+    delta = torch.empty(b, h, s, device=DEVICE)
+    dk, dv = torch.empty_like(k), torch.empty_like(v)
+    dq = torch.empty(b, h, s, d, device=DEVICE)
+    jit_launch(specs[0], o.float(), do, delta, dq)  # zeroes dq in atomic mode
+    jit_launch(specs[1], q, k, v, do, dq, dk, dv, lse, delta)
+    if dq_mode == "separate":
+        jit_launch(specs[2], q, k, v, do, dq, lse, delta)
+    assert_close((dq, dk, dv), want)

@@ -1,0 +1,159 @@
+"""GPU only: the backward's TMA trials: dQ by TMA reductions, streamed tiles by TMA loads.
+
+Run: PYTHONPATH=. python benchmarks/bwd_tma_probe.py --out $OUT/bwd-tma.csv
+     [--head-dims 128] [--min-seq 4096] [--modes separate,atomic,tma] [--loads 0]
+     [--budget-s 200]
+
+A trial. dq_mode "atomic" adds each tile's dQ with per-element float32 atomics, 8192 of them
+per 64 x 128 tile, and on sm_90 compiles (Triton 3.6, 8 warps, head dim 128) to a dK/dV
+kernel that spills about 1 KB a thread; "separate" recomputes QK^T and dO V^T in a second
+kernel (7 matmuls where atomic runs 5) and has been the faster on every head-dim-128 shape
+timed. "tma" keeps atomic's 5 matmuls and sends each tile's dQ as one TMA reduction
+(`tensor_descriptor.atomic_add`). Separately, Triton 3.6 loads the streamed tiles (the dK/dV
+kernel's Q and dO, the dQ kernel's K and V) synchronously through pointers, unpipelined
+(compiled for sm_90: `tt.load` in the loop, no async copies; each Q tile feeds two dots in
+two shared layouts); `--loads 0,1` times each mode with those tiles through tensor
+descriptors too (`attn_bwd.BWD_TMA_LOADS`, column `tma_loads`). For every shape of
+`bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in --head-dims and seq >= --min-seq,
+this times the modes at each tiling of `TILINGS` and SDPA's cuDNN backward, in one run.
+Each result is compared with the tiling's first one on the timed inputs (`max_diff`: the
+float adds differ in order, nothing else) and, once per tiling, checked against float64
+autograd on a small shape (`bwd_probe.check_ours`).
+
+One CSV row per timing, flushed at once; the summary prints per shape each mode's best time
+and cuDNN's time over the best of ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from itertools import product
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bwd_probe  # noqa: E402
+
+from attnsim.kernels.triton import attn_bwd  # noqa: E402
+from attnsim.kernels.triton.launch import PlanCache  # noqa: E402
+
+MODES = ("separate", "atomic", "tma")
+TILINGS = ((64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3))
+FIELDS = (
+    "family", "suite", "batch", "heads", "kv_heads", "seq", "head_dim", "causal", "block_m",
+    "block_n", "num_warps", "num_stages", "dq_mode", "tma_loads", "median_ms", "p10_ms", "p90_ms",
+    "tflops", "max_diff", "check", "status", "device", "torch", "triton", "timestamp",
+)  # fmt: skip
+
+
+def set_loads(on: bool) -> None:
+    """Launch with the streamed tiles through descriptors (`on`) or pointers from now on."""
+    attn_bwd.BWD_TMA_LOADS = on
+    attn_bwd._PLANS = PlanCache()  # the plan cache's key has no such switch
+
+
+def _time(fn) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    from triton.testing import do_bench
+
+    med, p10, p90 = do_bench(fn, warmup=10, rep=60, quantiles=[0.5, 0.1, 0.9])
+    return med, p10, p90
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time the three dQ modes and cuDNN on the chosen shapes; 2 without a CUDA GPU."""
+    begin = time.monotonic()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--head-dims", default="128", help="head dims to time (comma-separated)")
+    p.add_argument("--min-seq", type=int, default=4096, help="shortest sequence timed")
+    p.add_argument("--modes", default=",".join(MODES), help="dq modes to time")
+    p.add_argument("--loads", default="0", help="BWD_TMA_LOADS settings to time (0, 1 or 0,1)")
+    p.add_argument("--budget-s", type=float, default=200.0, help="stop timing after this long")
+    args = p.parse_args(argv)
+    modes = args.modes.split(",")
+    loads = [bool(int(x)) for x in args.loads.split(",")]
+    if not torch.cuda.is_available():
+        print("bwd_tma_probe: needs a CUDA GPU", file=sys.stderr)
+        return 2
+    dims = {int(d) for d in args.head_dims.split(",")}
+    shapes = [
+        s for s in bwd_probe.VALIDATION + bwd_probe.HOLDOUT
+        if s.head_dim in dims and s.seq >= args.min_seq
+    ]  # fmt: skip
+    info = bwd_probe.env_info()
+    checks: dict[tuple, str] = {}  # type: ignore[type-arg]
+    bwd_probe.warm_up_gpu()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    with args.out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        for shape in shapes:
+            if time.monotonic() - begin > args.budget_s:
+                print(f"budget reached: {shape} and later not timed", flush=True)
+                break
+            case = bwd_probe.make_case(shape)
+            base = {k: getattr(shape, k) for k in ("suite", "batch", "heads", "kv_heads", "seq")}
+            base |= {"head_dim": shape.head_dim, "causal": int(shape.causal), **info}
+            base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            best: dict[str, float] = {}
+            ref_of = None
+            for tiling, mode, tma_loads in product(TILINGS, modes, loads):
+                if ref_of is not tiling:
+                    ref, ref_of = None, tiling
+                set_loads(tma_loads)
+                cfg = bwd_probe.Config("triton-bwd", *tiling, mode)
+                row = {**base, "family": "triton-bwd", "dq_mode": mode}
+                row |= dict(zip(FIELDS[8:12], tiling, strict=True))
+                row["tma_loads"] = int(tma_loads)
+                tag = f"{mode}{'+tl' if tma_loads else ''}"
+                try:
+                    key = (shape.head_dim, shape.causal, shape.kv_heads != shape.heads, cfg,
+                           tma_loads)  # fmt: skip
+                    if key not in checks:
+                        checks[key] = bwd_probe.check_ours(shape, cfg)["status"]
+                    row["check"] = checks[key]
+                    fn = bwd_probe._ours(case, shape, cfg)
+                    grads = [x.float() for x in fn()]
+                    torch.cuda.synchronize()
+                    if ref is None:
+                        ref = grads
+                    pairs = zip(grads, ref, strict=True)
+                    row["max_diff"] = max((a - r).abs().max().item() for a, r in pairs)
+                    med, p10, p90 = _time(fn)
+                    row.update(median_ms=med, p10_ms=p10, p90_ms=p90, status="ok",
+                               tflops=shape.flops / med / 1e9)  # fmt: skip
+                    best[tag] = min(best.get(tag, float("inf")), med)
+                except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                    row["status"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
+                w.writerow(row)
+                f.flush()
+            try:
+                med, p10, p90 = _time(bwd_probe._sdpa_bwd(case, shape, "sdpa-cudnn-bwd"))
+                cudnn = {"median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
+                cudnn["tflops"] = shape.flops / med / 1e9
+                w.writerow({**base, "family": "sdpa-cudnn-bwd", **cudnn})
+            except Exception as exc:  # noqa: BLE001
+                med = float("nan")
+                w.writerow({**base, "family": "sdpa-cudnn-bwd", "status": f"error: {exc}"[:200]})
+            f.flush()
+            del case
+            torch.cuda.empty_cache()
+            ours = min(best.values()) if best else float("nan")
+            times = " ".join(f"{m} {t:.4f}" for m, t in best.items())
+            line = (f"{shape.suite[:5]} {shape.batch}x{shape.heads}/{shape.kv_heads}x{shape.seq} "
+                    f"d{shape.head_dim} c{int(shape.causal)}: {times} ms; cudnn {med:.4f}; "
+                    f"cudnn/best {med / ours:.3f}")  # fmt: skip
+            print(line, flush=True)
+            lines.append(line)
+    print(f"done in {time.monotonic() - begin:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
