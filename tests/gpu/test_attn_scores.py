@@ -116,6 +116,15 @@ def test_causal_alibi_as_a_column_shift_over_many_tiles(heads):
     check(q, k, v, True, Score(alibi=True), **TINY)
 
 
+@pytest.mark.parametrize("heads", [1, 8])
+@pytest.mark.parametrize("seq_k", [150, 97])
+def test_non_causal_alibi_over_many_tiles(heads, seq_k):
+    """Non-causal ALiBi -m_h |i - j| over key tiles before, across and after each query tile
+    (a ragged last key tile; more keys than queries and fewer; steep to shallow slopes)."""
+    q, k, v = inputs(1, heads, heads, 130, seq_k, 16, torch.float32, seed=4)
+    check(q, k, v, False, Score(alibi=True), **TINY)
+
+
 def test_score_functions_change_the_output():
     """Each function computes something else than plain softmax (the flags reach the kernel)."""
     q, k, v = inputs(1, 2, 2, 32, 32, 16, torch.float32)
