@@ -35,7 +35,7 @@ from attnsim.kernels.triton import attn_bwd  # noqa: E402
 from attnsim.kernels.triton.launch import PlanCache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MEASURED = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-06-planned.csv"
+MEASURED = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-06-groups.csv"
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq", "head_dim", "causal", "block_m",
     "block_n", "num_warps", "num_stages", "dq_mode", "head_group", "median_ms", "p10_ms",

@@ -1,7 +1,7 @@
 """GPU only: the backward's TMA trials: dQ by TMA reductions, streamed tiles by TMA loads.
 
 Run: PYTHONPATH=. python benchmarks/bwd_tma_probe.py --out $OUT/bwd-tma.csv
-     [--head-dims 128] [--min-seq 4096] [--modes separate,atomic,tma] [--loads 0]
+     [--head-dims 128] [--min-seq 4096] [--modes separate,atomic,tma] [--loads 00]
      [--budget-s 200]
 
 A trial. dq_mode "atomic" adds each tile's dQ with per-element float32 atomics, 8192 of them
@@ -12,7 +12,7 @@ timed. "tma" keeps atomic's 5 matmuls and sends each tile's dQ as one TMA reduct
 (`tensor_descriptor.atomic_add`). Separately, Triton 3.6 loads the streamed tiles (the dK/dV
 kernel's Q and dO, the dQ kernel's K and V) synchronously through pointers, unpipelined
 (compiled for sm_90: `tt.load` in the loop, no async copies; each Q tile feeds two dots in
-two shared layouts); `--loads 0,1` times each mode with those tiles through tensor
+two shared layouts); `--loads 00,10,01,11` times each mode with those tiles through tensor
 descriptors too (`attn_bwd.BWD_TMA_LOADS`, column `tma_loads`). For every shape of
 `bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in --head-dims and seq >= --min-seq,
 this times the modes at each tiling of `TILINGS` and SDPA's cuDNN backward, in one run.
@@ -51,8 +51,11 @@ FIELDS = (
 )  # fmt: skip
 
 
-def set_loads(on: bool) -> None:
-    """Launch with the streamed tiles through descriptors (`on`) or pointers from now on."""
+def set_loads(on: tuple[bool, bool]) -> None:
+    """Launch with the streamed tiles through descriptors or pointers from now on.
+
+    `on`: (the dK/dV kernel's Q, dO tiles, the dQ kernel's K, V tiles).
+    """
     attn_bwd.BWD_TMA_LOADS = on
     attn_bwd._PLANS = PlanCache()  # the plan cache's key has no such switch
 
@@ -72,11 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-dims", default="128", help="head dims to time (comma-separated)")
     p.add_argument("--min-seq", type=int, default=4096, help="shortest sequence timed")
     p.add_argument("--modes", default=",".join(MODES), help="dq modes to time")
-    p.add_argument("--loads", default="0", help="BWD_TMA_LOADS settings to time (0, 1 or 0,1)")
+    p.add_argument(
+        "--loads", default="00",
+        help="BWD_TMA_LOADS settings to time: two digits each, dK/dV kernel then dQ kernel "
+        "(00: pointers, 11: descriptors in both; e.g. 00,10,01,11)",
+    )  # fmt: skip
     p.add_argument("--budget-s", type=float, default=200.0, help="stop timing after this long")
     args = p.parse_args(argv)
     modes = args.modes.split(",")
-    loads = [bool(int(x)) for x in args.loads.split(",")]
+    if any(len(x) != 2 or set(x) - {"0", "1"} for x in args.loads.split(",")):
+        p.error(f"--loads: expected two digits 0/1 each, got {args.loads!r}")
+    loads = [(x[0] == "1", x[1] == "1") for x in args.loads.split(",")]
     if not torch.cuda.is_available():
         print("bwd_tma_probe: needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -110,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = bwd_probe.Config("triton-bwd", *tiling, mode)
                 row = {**base, "family": "triton-bwd", "dq_mode": mode}
                 row |= dict(zip(FIELDS[8:12], tiling, strict=True))
-                row["tma_loads"] = int(tma_loads)
-                tag = f"{mode}{'+tl' if tma_loads else ''}"
+                row["tma_loads"] = "".join(str(int(x)) for x in tma_loads)
+                tag = f"{mode}+{row['tma_loads']}"
                 try:
                     key = (shape.head_dim, shape.causal, shape.kv_heads != shape.heads, cfg,
                            tma_loads)  # fmt: skip

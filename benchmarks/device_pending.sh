@@ -94,7 +94,7 @@ for s in "$@"; do
         bwd-order) step bwd-order python benchmarks/bwd_order_probe.py \
             --out "$OUT/bwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd-tma) step bwd-tma python benchmarks/bwd_tma_probe.py --head-dims 128,64 \
-            --modes separate,tma --loads 0,1 --out "$OUT/bwd-tma-${dev:-gpu}-$day.csv" --budget-s 300 ;;
+            --modes separate,tma --loads 00,10,01,11 --out "$OUT/bwd-tma-${dev:-gpu}-$day.csv" --budget-s 300 ;;
         fwd-order) step fwd-order python benchmarks/fwd_order_probe.py \
             --out "$OUT/fwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \

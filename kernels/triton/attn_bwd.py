@@ -73,7 +73,7 @@ DQ_MODES = ("atomic", "separate", "tma")
 # calibration and every backward measurement are of the pointer loads. dq_mode "tma" is the
 # same kind of trial (head dim 64 causal: 0.89x-0.92x of separate; elsewhere slower), which
 # `mappers.gpu.backward` does not price.
-BWD_TMA_LOADS = False
+BWD_TMA_LOADS = (False, False)  # (the dK/dV kernel's, the dQ kernel's)
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before
@@ -251,8 +251,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
     f32 = torch.float32
     prec = dot_precision(dtype)
     scalars = (sq, sk, sm_scale, sm_scale * LOG2E)
-    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal), HEAD_GROUP=BWD_HEAD_GROUP if causal else 1,
-                TMA_LOADS=tma and BWD_TMA_LOADS)  # fmt: skip
+    tile = dict(HEAD_DIM=d, CAUSAL=bool(causal), HEAD_GROUP=BWD_HEAD_GROUP if causal else 1)
     out = [
         LaunchSpec(
             bwd_preprocess_kernel, (triton.cdiv(sq, PRE_BLOCK), b * h),
@@ -264,7 +263,8 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             (dtype,) * 4 + (f32 if atomic else dtype, dtype, dtype, f32, f32),
             (h, hkv, h // hkv, *scalars),
             dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic,
-                 DOT_PRECISION=prec, DQ_TMA=dq_mode == "tma" and tma),
+                 DOT_PRECISION=prec, DQ_TMA=dq_mode == "tma" and tma,
+                 TMA_LOADS=tma and BWD_TMA_LOADS[0]),
             warps, stages,
         ),
     ]  # fmt: skip
@@ -273,7 +273,8 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             LaunchSpec(
                 bwd_dq_kernel, (triton.cdiv(sq, bn), b * h), (dtype,) * 5 + (f32, f32),
                 (h, h // hkv, *scalars),
-                dict(BLOCK_M=bn, BLOCK_N=bm, **tile, KEY_TAIL=sk % bm != 0, DOT_PRECISION=prec),
+                dict(BLOCK_M=bn, BLOCK_N=bm, **tile, KEY_TAIL=sk % bm != 0, DOT_PRECISION=prec,
+                     TMA_LOADS=tma and BWD_TMA_LOADS[1]),
                 warps, stages,
             )
         )  # fmt: skip

@@ -1,7 +1,8 @@
 """Issue 15's bars on the committed H200 run of the backward with the planned launcher.
 
-`kernels/measurements/bwd/bwd-h200-2026-12-06-planned.csv` (`benchmarks/bwd_probe.py`, the
-launcher's host figures beside it in `-host.yaml`, measured in the same run): the model's
+`kernels/measurements/bwd/bwd-h200-2026-12-06-groups.csv` (`benchmarks/bwd_probe.py` on the
+build with the causal head-group launch order, the launcher's host figures beside it in
+`-host.yaml`, measured in the same run): the model's
 error per suite, the tiling pick, the speed against SDPA's flash and cuDNN backward, and the
 README's figures for them, each recomputed here from the file.
 """
@@ -16,7 +17,7 @@ import pytest
 from attnsim.reports import validation_kernels as vk
 
 ROOT = Path(__file__).resolve().parents[3]
-PLANNED = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-06-planned.csv"
+PLANNED = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-06-groups.csv"
 TINY_CAUSAL = "B=16 H=8 P=512 M=512 E=64 causal"
 CUDNN_BAR = 0.7  # issue 15: ours >= 0.7x cuDNN's backward at head dim 128 and >= 4K
 
@@ -113,7 +114,8 @@ def test_readme_quotes_the_speed_bars(baselines: list[vk.Baseline], readme: str)
     under = [b for b in long if b.speedup < CUDNN_BAR]
     assert f"{span(long)} cuDNN's on the {len(long)} shapes at head dim 128 and ≥ 4K" in readme
     assert f"unmet on {len(under)} of them" in readme
-    assert all("causal" in b.shape for b in under) == ("all causal" in readme)
+    causal = "all causal" if len(under) > 1 else "a causal shape"
+    assert all("causal" in b.shape for b in under) == (causal in readme)
     worst = min(long, key=lambda b: b.speedup)
     cut = 1 - worst.theirs_ms / CUDNN_BAR / worst.ours_ms  # time ours would have to lose
     assert f"{worst.speedup:.2f}× at" in readme
@@ -133,7 +135,7 @@ def test_readme_quotes_the_smallest_shape_and_the_spread(
     assert f"16 × 8 heads × 512 ({lo:.2f}-{hi:.2f} ms at head dim 64)" in readme
     assert f"priced at most {worst:.1f}% off at head dim 64" in readme
     spread = max(p.spread_pct for p in points)
-    assert spread < 6.0 and "p10-p90 within 6% of the median, as every point" in readme
+    assert spread < 8.0 and "p10-p90 within 8% of the median, as every point" in readme
 
 
 def _causal_128_mean(points: list[vk.KernelPoint], tiles: str, mode: str) -> float:

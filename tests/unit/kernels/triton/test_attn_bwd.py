@@ -221,7 +221,7 @@ def test_streamed_tiles_through_descriptors_match_autograd(monkeypatch, causal, 
     from attnsim.kernels.triton import attn_bwd
     from attnsim.kernels.triton.attn_bwd import bwd_launches, jit_launch
 
-    monkeypatch.setattr(attn_bwd, "BWD_TMA_LOADS", True)
+    monkeypatch.setattr(attn_bwd, "BWD_TMA_LOADS", (True, True))
     b, h, hkv, s, d = 1, 4, 2, 40, 16
     q, k, v, do = inputs(b, h, hkv, s, s, d, seed=8)
     o, *want = reference(q, k, v, do, causal)
