@@ -439,6 +439,8 @@ def _with_measured(
         source = _ROWS[aligned]
         if not same_class:
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
+        elif not aligned:
+            source += _row_alignment_note(s, same_class)
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
         split = [_split(e, i, s, t, cal, latency_s) for e in near]
@@ -466,6 +468,32 @@ def _with_measured(
             )
         )
     return tuple(out)
+
+
+def row_alignment_bytes(seq: int, elem_bytes: int) -> int:
+    """How aligned the rows of a (rows, seq) score matrix start, in bytes (at most 16).
+
+    The largest power of two up to 16 that divides the row pitch seq * elem_bytes.
+    """
+    pitch = seq * elem_bytes
+    return min(16, pitch & -pitch)
+
+
+def _row_alignment_note(s: AttnShape, entries: list[UnfusedPoint]) -> str:
+    """What the ragged entries do not cover: score rows less aligned than theirs.
+
+    Triton compiles every seq_k that is no multiple of 16 the same way, but the rows' byte
+    alignment still decides how many memory sectors each row's accesses touch; entries of
+    16-byte aligned rows (seq 4088 in bf16) measured nothing of 4- or 2-byte aligned ones.
+    """
+    own = row_alignment_bytes(s.seq_k, s.elem_bytes)
+    theirs = min(row_alignment_bytes(e.seq, s.elem_bytes) for e in entries)
+    if own >= theirs:
+        return ""
+    return (
+        f"; this call's score rows start {own}-byte aligned, the entries' {theirs}-byte: "
+        "less aligned rows are not measured and may run slower than priced"
+    )
 
 
 def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:

@@ -339,3 +339,25 @@ def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
 
     plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132)
     assert all("none calibrated" in p.measured_from for p in plans)
+
+
+def test_rows_less_aligned_than_the_ragged_entries_are_named() -> None:
+    """The ragged entries (seq 4088: rows 16-byte aligned in bf16) price 4- and 2-byte aligned
+    rows too; the plans say so, and not for rows as aligned as the entries'."""
+    from attnsim.mappers.gpu.kernels import kernel_plans, row_alignment_bytes
+
+    assert [row_alignment_bytes(n, 2) for n in (4096, 4088, 2654, 7787)] == [16, 16, 4, 2]
+    assert row_alignment_bytes(7787, 4) == 4
+    arch = h200()
+    assert arch.calibration is not None
+    tiling = Tiling(128, 64, 4, 3)
+
+    def notes(seq: int) -> set[str]:
+        s = AttnShape(1, 8, seq, seq, 64, 64, False, "bf16", 2)
+        plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, arch.calibration, 132)
+        return {p.measured_from for p in plans if p.measured_from}
+
+    assert all("ragged rows" in n and "aligned" not in n.split(")", 1)[1] for n in notes(4072))
+    assert all("score rows start 4-byte aligned, the entries' 16-byte" in n for n in notes(2654))
+    assert all("start 2-byte aligned" in n for n in notes(7787))
+    assert all("start" not in n for n in notes(4096))
