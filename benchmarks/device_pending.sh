@@ -42,6 +42,9 @@
 #                    figures come from 4-wave grids), calibration and suites' do_bench, ~2 min
 #   transients   18: the same grids (1-32 waves, 4-tile blocks) for the other 1-pass builds,
 #                    which `--merge-transients` turns into the calibration's wave_transients, ~2 min
+#   unfused-align 18: the unfused kernels on 4- and 2-byte aligned score rows (S = 4090, 4089;
+#                    `microbench_unfused --row-alignment`), ~2.5 min; merge its entries into the
+#                    calibration's unfused_kernels (the ragged hd-64 calls priced 6-23% fast)
 #   decode-builds 12: registers and programs per SM of every decode build, paged and ragged
 #                    too (`decode_builds_probe.py`; compiles only), ~1.5 min; an H100 serves
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
@@ -52,6 +55,8 @@
 # Next on the H200, first: bwd (the build with the causal head-group order: issue 15's cuDNN
 # bar; its H200 file so far timed head-major), fresh (issue 18's unseen shapes), bwd-order,
 # fwd-order (both ran on an H100 only), `bwd bwd-order` one call, `fresh fwd-order` another.
+# Run on the H200 later on 2026-12-06: bwd, fresh, bwd-order (and bwd-tma's split loads).
+# Next there: unfused-align and fwd-order, one call.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -59,7 +64,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,60p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,63p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -117,6 +122,8 @@ for s in "$@"; do
         transients) step transients python benchmarks/short_blocks_probe.py --transients \
             --wave-sweep "$OUT/wave-transients-${dev:-gpu}-$day.yaml" ;;
         q-sweep) step q-sweep python benchmarks/short_blocks_probe.py --q-sweep "$OUT" ;;
+        unfused-align) step unfused-align sh -c "python -m attnsim.kernels.calibrate.microbench_unfused \
+            --row-alignment > $OUT/microbench-unfused-align-${dev:-gpu}-$day.yaml" ;;
         decode-builds) step decode-builds python benchmarks/decode_builds_probe.py \
             --out "$OUT/decode-builds-${dev:-gpu}-$day.yaml" ;;
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;

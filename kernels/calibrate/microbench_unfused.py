@@ -22,6 +22,13 @@ shapes whose seq_k % 16 != 0 (`RAGGED_SEQS`; `python -m attnsim.kernels.calibrat
 --ragged`
 measures only these and prints their entries).
 
+The ragged shapes' rows start 16-byte aligned (4088 x 2 bytes); rows of 4- and 2-byte
+alignment (seq % 8 == 2 or 6, odd seq in bf16) touch more memory sectors per row. On the H200,
+unfused calls at head dim 64 with such rows ran 11-23% slower than the 16-byte entries price
+(the fresh suite: S = 7787, 2654). `--row-alignment` measures the ragged set at S = 4090
+(4-byte) and 4089 (2-byte) rows (`ALIGNMENT_SHAPES`, in no suite); the model takes the
+entries of the call's own row alignment where there are some (`mappers.gpu.kernels`).
+
 The softmax compiles one kernel per row block (the next power of two of the row, up to
 SOFTMAX_MAX_BLOCK), and the blocks do not share a rate: on the H200 a ragged causal row of
 7016 keys (block 8192) ran 1.8x what the 4088-key entry (block 4096) gives per lane, while
@@ -62,6 +69,9 @@ SOFTMAX_SHAPES = ((24, 4096), (12, 5632), (6, 16384))
 # the same with seq % 16 == 8: score rows without 16-element alignment (see the docstring)
 RAGGED_MATMUL_SHAPE = (24, 4088)
 RAGGED_SOFTMAX_SHAPES = ((24, 4088), (12, 5624), (6, 16376))
+# `--row-alignment`: the ragged set with rows 4- and 2-byte aligned in bf16 (see the docstring)
+ALIGNMENT_SHAPES = ((24, 4090), (24, 4089))
+ALIGNMENT_BUDGET_S = 150.0
 # `--softmax-blocks`: only the softmax at the 8192-lane block, aligned and ragged
 BLOCK_SOFTMAX_SHAPES = ((12, 5632), (12, 5624))
 # many short rows: thousands of one-tile programs (see the docstring)
@@ -239,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         help="only the softmax at the 8192-lane block, aligned and ragged (S = 5632, 5624)",
     )
     p.add_argument(
+        "--row-alignment",
+        action="store_true",
+        help="only the ragged set with 4- and 2-byte aligned rows (S = 4090, 4089)",
+    )
+    p.add_argument(
         "--pv-programs",
         action="store_true",
         help="only the P.V kernel with few programs over long rows (`unfused_programs`)",
@@ -250,6 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.softmax_blocks:
         found = {"unfused_kernels": _measure_softmax(torch, BLOCK_SOFTMAX_SHAPES)}
         print(yaml.safe_dump(found, sort_keys=False, width=100))
+        return 0
+    if args.row_alignment:
+        points = []
+        for shape in ALIGNMENT_SHAPES:
+            points += _measure_set(
+                torch, shape, (shape,), ALIGNMENT_BUDGET_S / len(ALIGNMENT_SHAPES)
+            )
+        print(yaml.safe_dump({"unfused_kernels": points}, sort_keys=False, width=100))
         return 0
     if args.pv_programs:
         found = {"unfused_programs": measure_pv_programs(torch)}

@@ -440,7 +440,8 @@ def _with_measured(
         if not same_class:
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
         elif not aligned:
-            source += _row_alignment_note(s, same_class)
+            same_class, note = _same_alignment(s, same_class)
+            source += note
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
         split = [_split(e, i, s, t, cal, latency_s) for e in near]
@@ -479,20 +480,24 @@ def row_alignment_bytes(seq: int, elem_bytes: int) -> int:
     return min(16, pitch & -pitch)
 
 
-def _row_alignment_note(s: AttnShape, entries: list[UnfusedPoint]) -> str:
-    """What the ragged entries do not cover: score rows less aligned than theirs.
+def _same_alignment(s: AttnShape, entries: list[UnfusedPoint]) -> tuple[list[UnfusedPoint], str]:
+    """The ragged entries whose score rows start as aligned as the call's, and a note.
 
     Triton compiles every seq_k that is no multiple of 16 the same way, but the rows' byte
-    alignment still decides how many memory sectors each row's accesses touch; entries of
-    16-byte aligned rows (seq 4088 in bf16) measured nothing of 4- or 2-byte aligned ones.
+    alignment still decides how many memory sectors each row's accesses touch
+    (`kernels.calibrate.microbench_unfused --row-alignment` measures 4- and 2-byte rows). The
+    entries of the nearest alignment are taken (the less aligned of two as near); a note says
+    when they are not the call's own.
     """
     own = row_alignment_bytes(s.seq_k, s.elem_bytes)
-    theirs = min(row_alignment_bytes(e.seq, s.elem_bytes) for e in entries)
-    if own >= theirs:
-        return ""
-    return (
-        f"; this call's score rows start {own}-byte aligned, the entries' {theirs}-byte: "
-        "less aligned rows are not measured and may run slower than priced"
+    kinds = {row_alignment_bytes(e.seq, s.elem_bytes) for e in entries}
+    near = min(kinds, key=lambda a: (abs(a.bit_length() - own.bit_length()), a))
+    taken = [e for e in entries if row_alignment_bytes(e.seq, s.elem_bytes) == near]
+    if near == own:
+        return taken, f"; rows {own}-byte aligned, as this call's"
+    return taken, (
+        f"; this call's score rows start {own}-byte aligned, the entries' {near}-byte: rows "
+        "of this alignment are not measured and may run at another rate"
     )
 
 

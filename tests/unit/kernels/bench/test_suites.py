@@ -45,6 +45,12 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
 
     seqs = {s.seq_k for s in holdout} | {s.seq_k for s in validation}
     assert not {mu.RAGGED_MATMUL_SHAPE[1], *(x[1] for x in mu.RAGGED_SOFTMAX_SHAPES)} & seqs
+    from attnsim.kernels.bench.suites import fresh_shapes
+    from attnsim.mappers.gpu.kernels import row_alignment_bytes
+
+    seqs |= {s.seq_k for s in fresh_shapes()}
+    assert not {x[1] for x in mu.ALIGNMENT_SHAPES} & seqs  # nor the row-alignment ones
+    assert [row_alignment_bytes(x[1], 2) for x in mu.ALIGNMENT_SHAPES] == [4, 2]
     configs = bench.build_configs("holdout", list(bench.FAMILIES), smem_limit=227 * 1024)
     assert bench.estimate_run_s(configs) < 5 * 60
 
@@ -56,12 +62,14 @@ def test_microbench_unfused_cli_help_and_no_gpu(capsys):
 
     with pytest.raises(SystemExit) as done:
         microbench_unfused.main(["--help"])
-    assert done.value.code == 0 and "--ragged" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "--ragged" in out and "--row-alignment" in out
     import torch
 
     if not torch.cuda.is_available():
-        assert microbench_unfused.main(["--ragged"]) == 2
-        assert "needs a CUDA GPU" in capsys.readouterr().err
+        for flag in ("--ragged", "--row-alignment"):
+            assert microbench_unfused.main([flag]) == 2
+            assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
 def test_regime_and_gqa_suites_are_disjoint_and_sample_their_regimes():

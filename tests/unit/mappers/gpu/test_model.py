@@ -341,23 +341,61 @@ def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
     assert all("none calibrated" in p.measured_from for p in plans)
 
 
-def test_rows_less_aligned_than_the_ragged_entries_are_named() -> None:
-    """The ragged entries (seq 4088: rows 16-byte aligned in bf16) price 4- and 2-byte aligned
-    rows too; the plans say so, and not for rows as aligned as the entries'."""
-    from attnsim.mappers.gpu.kernels import kernel_plans, row_alignment_bytes
+def test_ragged_rows_take_the_entries_of_their_own_row_alignment() -> None:
+    """Ragged entries of 16-, 4- and 2-byte aligned rows (bf16 S = 4088, 4090, 4089): a call
+    takes those of its own rows' alignment; with 16-byte entries only, 4- and 2-byte rows
+    take them and the plans say so."""
+    from dataclasses import replace
 
-    assert [row_alignment_bytes(n, 2) for n in (4096, 4088, 2654, 7787)] == [16, 16, 4, 2]
+    from attnsim.archs.calibration import UnfusedPoint
+    from attnsim.mappers.gpu.kernels import kernel_plans, row_alignment_bytes
+    from attnsim.mappers.gpu.tiling import evaluate
+
+    assert [row_alignment_bytes(n, 2) for n in (4096, 4088, 4090, 4089, 2654, 7787)] == [
+        16, 16, 4, 2, 4, 2,
+    ]  # fmt: skip
     assert row_alignment_bytes(7787, 4) == 4
     arch = h200()
     assert arch.calibration is not None
     tiling = Tiling(128, 64, 4, 3)
 
-    def notes(seq: int) -> set[str]:
-        s = AttnShape(1, 8, seq, seq, 64, 64, False, "bf16", 2)
-        plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, arch.calibration, 132)
-        return {p.measured_from for p in plans if p.measured_from}
+    def entries(seq: int, scale: float) -> tuple[UnfusedPoint, ...]:
+        return tuple(
+            UnfusedPoint(name, False, d, *t, 24, seq, scale * base)
+            for name, base in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
+            for d, t in (((0, (0, 0, 0, 0)),) if name == "softmax" else ((64, (128, 64, 4, 3)),))
+        )
 
-    assert all("ragged rows" in n and "aligned" not in n.split(")", 1)[1] for n in notes(4072))
-    assert all("score rows start 4-byte aligned, the entries' 16-byte" in n for n in notes(2654))
-    assert all("start 2-byte aligned" in n for n in notes(7787))
-    assert all("start" not in n for n in notes(4096))
+    every = entries(4096, 1.0) + entries(4088, 2.0) + entries(4090, 3.0) + entries(4089, 4.0)
+    sixteen = entries(4096, 1.0) + entries(4088, 2.0)
+
+    def plans(points: tuple[UnfusedPoint, ...], seq: int):  # type: ignore[no-untyped-def]
+        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
+        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
+        return kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132), cal
+
+    def times(points: tuple[UnfusedPoint, ...], seq: int) -> tuple[float, ...]:
+        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
+        rates = device_rates(replace(arch, calibration=cal), "bf16")
+        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
+        return tuple(k.scheduled_s for k in evaluate("unfused", s, tiling, rates).kernels)
+
+    # each calibration shape reproduces its own entries: the row alignment decides the rate
+    for seq, scale in ((4088, 2.0), (4090, 3.0), (4089, 4.0)):
+        want = (400e-6 * scale, 500e-6 * scale, 600e-6 * scale)
+        assert times(every, seq) == pytest.approx(want, rel=1e-6), seq
+        assert all(f"rows {row_alignment_bytes(seq, 2)}-byte aligned, as this call's"
+                   in p.measured_from for p in plans(every, seq)[0])  # fmt: skip
+    # next to a 16-byte neighbour (4088's entries), 4-byte rows take 4090's (1.5x the time
+    # less memory) and 2-byte rows 4089's (2x)
+    for n16, n in ((2648, 2654), (4072, 4074), (7792, 7787)):
+        pairs = zip(times(every, n16), times(every, n), strict=True)
+        assert all(b > 1.4 * a for a, b in pairs), n
+    # 16-byte entries only: the less aligned rows take them, named in the plans
+    assert times(sixteen, 4090) == pytest.approx(times(sixteen, 4088), rel=0.01)
+    four = {p.measured_from for p in plans(sixteen, 2654)[0]}
+    assert all("score rows start 4-byte aligned, the entries' 16-byte" in n for n in four)
+    assert all(
+        "start 2-byte aligned" in n for n in {p.measured_from for p in plans(sixteen, 7787)[0]}
+    )
+    assert all("start" not in p.measured_from for p in plans(sixteen, 4096)[0])
