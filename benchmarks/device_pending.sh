@@ -52,11 +52,8 @@
 # Run on the H200 on 2026-12-06 (committed under kernels/measurements/, merged where a model reads
 # them): wave-sweep, transients, short-blocks, q-sweep, sustained, decode-waves, decode-paged,
 # masks-cal, masks, nbhd-cal, bwd. Not yet on the H200: gla-cal and gla (the wheels), decode.
-# Next on the H200, first: bwd (the build with the causal head-group order: issue 15's cuDNN
-# bar; its H200 file so far timed head-major), fresh (issue 18's unseen shapes), bwd-order,
-# fwd-order (both ran on an H100 only), `bwd bwd-order` one call, `fresh fwd-order` another.
-# Run on the H200 later on 2026-12-06: bwd, fresh, bwd-order (and bwd-tma's split loads).
-# Next there: unfused-align and fwd-order, one call.
+# Later that day, on the H200: bwd (the causal head-group build), fresh, bwd-order, and
+# bwd-tma's split loads. Next on the H200: unfused-align and fwd-order, one call.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -64,7 +61,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,63p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,60p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
