@@ -61,7 +61,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,60p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,62p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
