@@ -124,14 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 w.writerow(row)
                 f.flush()
             set_group(8)
-            try:
-                med, p10, p90 = do_bench(bwd_probe._sdpa_bwd(case, shape, "sdpa-cudnn-bwd"),
-                                         warmup=10, rep=50, quantiles=[0.5, 0.1, 0.9])  # fmt: skip
-                w.writerow({**base, "family": "sdpa-cudnn-bwd", "median_ms": med, "p10_ms": p10,
-                            "p90_ms": p90, "status": "ok"})  # fmt: skip
-            except Exception as exc:  # noqa: BLE001
-                med = float("nan")
-                w.writerow({**base, "family": "sdpa-cudnn-bwd", "status": f"error: {exc}"[:200]})
+            med = bwd_probe.time_cudnn_row(case, shape, base, w)
             f.flush()
             del case
             torch.cuda.empty_cache()

@@ -424,6 +424,27 @@ def _sdpa_bwd(case: dict, shape: Shape, family: str) -> Callable[[], tuple]:  # 
     return lambda: torch.autograd.grad(out, (q, k, v), do, retain_graph=True)
 
 
+def time_cudnn_row(case: dict, shape: Shape, base: dict, writer: csv.DictWriter) -> float:  # type: ignore[type-arg]
+    """Time SDPA's cuDNN backward on `case`; its median ms, NaN when it failed.
+
+    Writes its row with `writer`: `base` and the times, or the error (the side probes'
+    baseline: `bwd_order_probe.py`, `bwd_tma_probe.py`).
+    """
+    from triton.testing import do_bench
+
+    try:
+        fn = _sdpa_bwd(case, shape, "sdpa-cudnn-bwd")
+        med, p10, p90 = do_bench(fn, warmup=10, rep=50, quantiles=[0.5, 0.1, 0.9])
+    except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+        writer.writerow({**base, "family": "sdpa-cudnn-bwd", "status": f"error: {exc}"[:200]})
+        return float("nan")
+    row = {"median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
+    if "tflops" in writer.fieldnames:
+        row["tflops"] = shape.flops / med / 1e9
+    writer.writerow({**base, "family": "sdpa-cudnn-bwd", **row})
+    return float(med)
+
+
 class GpuMeasure:
     """`measure` of `run` on the GPU: checks ours once per `check_key`, then times."""
 

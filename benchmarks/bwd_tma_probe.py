@@ -142,14 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["status"] = f"error: {type(exc).__name__}: {str(exc)[:200]}"
                 w.writerow(row)
                 f.flush()
-            try:
-                med, p10, p90 = _time(bwd_probe._sdpa_bwd(case, shape, "sdpa-cudnn-bwd"))
-                cudnn = {"median_ms": med, "p10_ms": p10, "p90_ms": p90, "status": "ok"}
-                cudnn["tflops"] = shape.flops / med / 1e9
-                w.writerow({**base, "family": "sdpa-cudnn-bwd", **cudnn})
-            except Exception as exc:  # noqa: BLE001
-                med = float("nan")
-                w.writerow({**base, "family": "sdpa-cudnn-bwd", "status": f"error: {exc}"[:200]})
+            med = bwd_probe.time_cudnn_row(case, shape, base, w)
             f.flush()
             del case
             torch.cuda.empty_cache()

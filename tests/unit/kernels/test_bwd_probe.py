@@ -300,3 +300,21 @@ def test_order_probe_takes_each_causal_shapes_fastest_config(probe, tmp_path):
         ("validation", 1, 4, 4, 512, 64): probe.Config("triton-bwd", 64, 64, 4, 3, "separate")
     }
     assert order.main(["--out", str(tmp_path / "o.csv")]) == (0 if torch.cuda.is_available() else 2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the error path: no CUDA device")
+def test_cudnn_baseline_row_records_its_failure(probe, tmp_path):
+    """Without a GPU, SDPA's cuDNN backward cannot run: the row says why and the median is
+    NaN, so the side probes' ratios against it come out NaN, not a number."""
+    import io
+    import math
+
+    shape = probe.Shape("validation", 1, 2, 2, 32, 16, True)
+    case = {n: torch.randn(1, 2, 32, 16, dtype=torch.bfloat16) for n in ("q", "k", "v", "do")}
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=("family", "suite", "median_ms", "tflops", "status"))
+    w.writeheader()
+    assert math.isnan(probe.time_cudnn_row(case, shape, {"suite": "validation"}, w))
+    (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["family"] == "sdpa-cudnn-bwd" and row["status"].startswith("error: ")
+    assert row["median_ms"] == "" and row["suite"] == "validation"

@@ -127,11 +127,10 @@ def test_the_timing_hosts_head_start_keeps_the_calibration_hosts_do_bench_work()
         assert moved.calibration.bench_head_start_s == pytest.approx(want, rel=1e-9)
 
 
-@pytest.mark.slow
-def test_readme_states_the_fresh_suites_transfer_error() -> None:
-    """The fresh suite (random shapes, never fitted) on the H100, the H200's figures carried."""
-    fresh = H100 / "fresh-h100-80gb-hbm3-2026-12-06.csv"
-    _, points, _ = validation.join_files([fresh])
+def _fresh_summary(path: Path) -> tuple[list[validation.Point], str]:
+    """A fresh-suite file's points and the README's wording of its error (whitespace folded):
+    per-family MAPE, overall MAPE, and how many (family, shape) picks are within 10%."""
+    _, points, _ = validation.join_files([path])
     mape = {}
     for family in ("triton-1pass", "triton-2pass", "triton-unfused"):
         errs = [abs(p.error_pct) for p in points if p.measurement.family == family]
@@ -139,13 +138,23 @@ def test_readme_states_the_fresh_suites_transfer_error() -> None:
     overall = round(sum(abs(p.error_pct) for p in points) / len(points), 1)
     picks = validation.tiling_picks(points)
     near = sum(p.within_tolerance for p in picks)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     stated = (
-        f"1-pass {mape['triton-1pass']}%, 2-pass {mape['triton-2pass']}%, unfused\n"
-        f"{mape['triton-unfused']}% MAPE (overall {overall}%), tiling pick within 10% of the best "
-        f"on {near} of {len(picks)} (family, shape)"
+        f"1-pass {mape['triton-1pass']}%, 2-pass {mape['triton-2pass']}%, unfused "
+        f"{mape['triton-unfused']}% MAPE (overall {overall}%), tiling pick within 10% of the "
+        f"best on {near} of {len(picks)} (family, shape)"
     )
-    assert len(points) == 122 and stated in readme, stated
+    return points, stated
+
+
+def _readme() -> str:
+    return " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+
+
+@pytest.mark.slow
+def test_readme_states_the_fresh_suites_transfer_error() -> None:
+    """The fresh suite (random shapes, never fitted) on the H100, the H200's figures carried."""
+    points, stated = _fresh_summary(H100 / "fresh-h100-80gb-hbm3-2026-12-06.csv")
+    assert len(points) == 122 and stated in _readme(), stated
 
 
 @pytest.mark.slow
@@ -153,22 +162,10 @@ def test_readme_states_the_fresh_suites_error_on_the_h200() -> None:
     """The fresh suite on the H200 (the calibrated device): per-family MAPE, picks and the
     points over issue 18's 20% bar, as the README states them."""
     fresh = ROOT / "kernels" / "measurements" / "fresh" / "fresh-h200-2026-12-06.csv"
-    _, points, _ = validation.join_files([fresh])
-    mape = {}
-    for family in ("triton-1pass", "triton-2pass", "triton-unfused"):
-        errs = [abs(p.error_pct) for p in points if p.measurement.family == family]
-        mape[family] = round(sum(errs) / len(errs), 1)
-    overall = round(sum(abs(p.error_pct) for p in points) / len(points), 1)
-    picks = validation.tiling_picks(points)
-    near = sum(p.within_tolerance for p in picks)
+    points, stated = _fresh_summary(fresh)
+    readme = _readme()
+    assert len(points) == 122 and stated + " pairs" in readme, stated
     over = sorted((p for p in points if abs(p.error_pct) > 20), key=lambda p: p.error_pct)
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
-    stated = (
-        f"1-pass {mape['triton-1pass']}%, 2-pass {mape['triton-2pass']}%, unfused "
-        f"{mape['triton-unfused']}% MAPE (overall {overall}%), tiling pick within 10% of the "
-        f"best on {near} of {len(picks)} (family, shape) pairs"
-    )
-    assert len(points) == 122 and stated in readme, stated
     assert f"and {len(over)} points over 20%" in readme
     assert f"priced {over[0].error_pct:.0f}%".replace("-", "−") in readme
     unfused = sorted(round(p.error_pct) for p in over if p.measurement.family == "triton-unfused")

@@ -299,31 +299,49 @@ def test_softmax_work_counts_block_steps(sq: int, sk: int, block: int, causal: b
     assert _softmax_lane_blocks(s, block) == sum(math.ceil(n / block) for n in visible)
 
 
-def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
-    """seq_k % 16 != 0 compiles the unfused kernels without vector access: own entries."""
-    from dataclasses import replace
+_RAGGED_TILING = Tiling(128, 64, 4, 3)
 
+
+def _unfused_entries(seq: int, scale: float):  # type: ignore[no-untyped-def]
+    """Synthetic unfused calibration entries at one seq (QK^T, softmax, P.V), times x scale."""
     from attnsim.archs.calibration import UnfusedPoint
-    from attnsim.mappers.gpu.tiling import evaluate
+
+    return tuple(
+        UnfusedPoint(name, False, d, *t, 24, seq, scale * base)
+        for name, base in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
+        for d, t in (((0, (0, 0, 0, 0)),) if name == "softmax" else ((64, (128, 64, 4, 3)),))
+    )
+
+
+def _with_entries(points):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
 
     arch = h200()
     assert arch.calibration is not None
-    tiling = Tiling(128, 64, 4, 3)
+    cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
+    return replace(arch, calibration=cal)
 
-    def entries(seq: int, scale: float) -> tuple[UnfusedPoint, ...]:
-        return tuple(
-            UnfusedPoint(name, False, d, *t, 24, seq, scale * base)
-            for name, base in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
-            for d, t in (((0, (0, 0, 0, 0)),) if name == "softmax" else ((64, (128, 64, 4, 3)),))
-        )
 
-    def times(points: tuple[UnfusedPoint, ...], seq: int) -> tuple[float, ...]:
-        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
-        rates = device_rates(replace(arch, calibration=cal), "bf16")
-        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
-        ev = evaluate("unfused", s, tiling, rates)
-        return tuple(k.scheduled_s for k in ev.kernels)
+def _unfused_times(points, seq: int) -> tuple[float, ...]:  # type: ignore[no-untyped-def]
+    """Each unfused kernel's scheduled time at 1 x 24 x seq, head dim 64, with `points`."""
+    from attnsim.mappers.gpu.tiling import evaluate
 
+    rates = device_rates(_with_entries(points), "bf16")
+    s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
+    return tuple(k.scheduled_s for k in evaluate("unfused", s, _RAGGED_TILING, rates).kernels)
+
+
+def _unfused_sources(points, seq: int) -> set[str]:  # type: ignore[no-untyped-def]
+    """The plans' `measured_from` at 1 x 24 x seq, head dim 64, with `points`."""
+    cal = _with_entries(points).calibration
+    s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
+    plans = kernel_plans("unfused", s, _RAGGED_TILING, 132, 50 * 2**20, cal, 132)
+    return {p.measured_from for p in plans}
+
+
+def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
+    """seq_k % 16 != 0 compiles the unfused kernels without vector access: own entries."""
+    entries, times = _unfused_entries, _unfused_times
     both = entries(4096, 1.0) + entries(4088, 3.0)
     # each calibration shape reproduces its own entries: the class decides the rate
     assert times(both, 4096) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
@@ -333,59 +351,28 @@ def test_ragged_rows_take_the_ragged_calibration_entries() -> None:
     assert all(r > 2.5 * a for r, a in zip(ragged_rate, times(both, 4080), strict=True))
     # ...and without ragged entries it falls back to the aligned ones (and says so)
     assert times(entries(4096, 1.0), 4088) == pytest.approx(times(both, 4096), rel=0.01)
-    s = AttnShape(1, 24, 4088, 4088, 64, 64, False, "bf16", 2)
-    cal = replace(arch.calibration, unfused_kernels=entries(4096, 1.0), host_call_s=())
-    from attnsim.mappers.gpu.kernels import kernel_plans
-
-    plans = kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132)
-    assert all("none calibrated" in p.measured_from for p in plans)
+    assert all("none calibrated" in n for n in _unfused_sources(entries(4096, 1.0), 4088))
 
 
 def test_ragged_rows_take_the_entries_of_their_own_row_alignment() -> None:
     """Ragged entries of 16-, 4- and 2-byte aligned rows (bf16 S = 4088, 4090, 4089): a call
     takes those of its own rows' alignment; with 16-byte entries only, 4- and 2-byte rows
     take them and the plans say so."""
-    from dataclasses import replace
+    from attnsim.mappers.gpu.kernels import row_alignment_bytes
 
-    from attnsim.archs.calibration import UnfusedPoint
-    from attnsim.mappers.gpu.kernels import kernel_plans, row_alignment_bytes
-    from attnsim.mappers.gpu.tiling import evaluate
-
+    entries, times, sources = _unfused_entries, _unfused_times, _unfused_sources
     assert [row_alignment_bytes(n, 2) for n in (4096, 4088, 4090, 4089, 2654, 7787)] == [
         16, 16, 4, 2, 4, 2,
     ]  # fmt: skip
     assert row_alignment_bytes(7787, 4) == 4
-    arch = h200()
-    assert arch.calibration is not None
-    tiling = Tiling(128, 64, 4, 3)
-
-    def entries(seq: int, scale: float) -> tuple[UnfusedPoint, ...]:
-        return tuple(
-            UnfusedPoint(name, False, d, *t, 24, seq, scale * base)
-            for name, base in (("qk", 400e-6), ("softmax", 500e-6), ("pv", 600e-6))
-            for d, t in (((0, (0, 0, 0, 0)),) if name == "softmax" else ((64, (128, 64, 4, 3)),))
-        )
-
     every = entries(4096, 1.0) + entries(4088, 2.0) + entries(4090, 3.0) + entries(4089, 4.0)
     sixteen = entries(4096, 1.0) + entries(4088, 2.0)
-
-    def plans(points: tuple[UnfusedPoint, ...], seq: int):  # type: ignore[no-untyped-def]
-        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
-        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
-        return kernel_plans("unfused", s, tiling, 132, 50 * 2**20, cal, 132), cal
-
-    def times(points: tuple[UnfusedPoint, ...], seq: int) -> tuple[float, ...]:
-        cal = replace(arch.calibration, unfused_kernels=points, host_call_s=())
-        rates = device_rates(replace(arch, calibration=cal), "bf16")
-        s = AttnShape(1, 24, seq, seq, 64, 64, False, "bf16", 2)
-        return tuple(k.scheduled_s for k in evaluate("unfused", s, tiling, rates).kernels)
-
     # each calibration shape reproduces its own entries: the row alignment decides the rate
     for seq, scale in ((4088, 2.0), (4090, 3.0), (4089, 4.0)):
         want = (400e-6 * scale, 500e-6 * scale, 600e-6 * scale)
         assert times(every, seq) == pytest.approx(want, rel=1e-6), seq
-        assert all(f"rows {row_alignment_bytes(seq, 2)}-byte aligned, as this call's"
-                   in p.measured_from for p in plans(every, seq)[0])  # fmt: skip
+        own = f"rows {row_alignment_bytes(seq, 2)}-byte aligned, as this call's"
+        assert all(own in n for n in sources(every, seq))
     # next to a 16-byte neighbour (4088's entries), 4-byte rows take 4090's (1.5x the time
     # less memory) and 2-byte rows 4089's (2x)
     for n16, n in ((2648, 2654), (4072, 4074), (7792, 7787)):
@@ -393,9 +380,7 @@ def test_ragged_rows_take_the_entries_of_their_own_row_alignment() -> None:
         assert all(b > 1.4 * a for a, b in pairs), n
     # 16-byte entries only: the less aligned rows take them, named in the plans
     assert times(sixteen, 4090) == pytest.approx(times(sixteen, 4088), rel=0.01)
-    four = {p.measured_from for p in plans(sixteen, 2654)[0]}
+    four = sources(sixteen, 2654)
     assert all("score rows start 4-byte aligned, the entries' 16-byte" in n for n in four)
-    assert all(
-        "start 2-byte aligned" in n for n in {p.measured_from for p in plans(sixteen, 7787)[0]}
-    )
-    assert all("start" not in p.measured_from for p in plans(sixteen, 4096)[0])
+    assert all("start 2-byte aligned" in n for n in sources(sixteen, 7787))
+    assert all("start" not in n for n in sources(sixteen, 4096))
