@@ -307,7 +307,7 @@ class _Plan:
             for s in specs
         )
         self.atomic = dq_mode in ("atomic", "tma")
-        self.tma = tma  # descriptors need 16-byte aligned bases
+        self.tma = tma and any(BWD_TMA_LOADS)  # descriptors over q, k, v, dO: aligned bases
         self.delta_shape = (b, h, sq)
         self.dq_shape = tuple(q.shape)
 
