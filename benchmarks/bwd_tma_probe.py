@@ -2,20 +2,22 @@
 
 Run: PYTHONPATH=. python benchmarks/bwd_tma_probe.py --out $OUT/bwd-tma.csv
      [--head-dims 128] [--min-seq 4096] [--modes separate,atomic,tma] [--loads 00]
-     [--budget-s 200]
+     [--diag 1,0] [--causal-only] [--tilings 64x128x8x3,...] [--budget-s 200]
 
 A trial. dq_mode "atomic" adds each tile's dQ with per-element float32 atomics, 8192 of them
 per 64 x 128 tile, and on sm_90 compiles (Triton 3.6, 8 warps, head dim 128) to a dK/dV
 kernel that spills about 1 KB a thread; "separate" recomputes QK^T and dO V^T in a second
 kernel (7 matmuls where atomic runs 5) and has been the faster on every head-dim-128 shape
 timed. "tma" keeps atomic's 5 matmuls and sends each tile's dQ as one TMA reduction
-(`tensor_descriptor.atomic_add`). Separately, Triton 3.6 loads the streamed tiles (the dK/dV
-kernel's Q and dO, the dQ kernel's K and V) synchronously through pointers, unpipelined
-(compiled for sm_90: `tt.load` in the loop, no async copies; each Q tile feeds two dots in
-two shared layouts); `--loads 00,10,01,11` times each mode with those tiles through tensor
-descriptors too (`attn_bwd.BWD_TMA_LOADS`, column `tma_loads`). For every shape of
-`bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in --head-dims and seq >= --min-seq,
-this times the modes at each tiling of `TILINGS` and SDPA's cuDNN backward, in one run.
+(`tensor_descriptor.atomic_add`). Separately, the streamed tiles (the dK/dV kernel's Q and
+dO, the dQ kernel's K and V) come through pointers, which Triton 3.6 pipelines with cp.async
+(an earlier version of this note said they were synchronous: wrong); `--loads 00,10,01,11`
+times each mode with those tiles through tensor descriptors too (`attn_bwd.BWD_TMA_LOADS`,
+column `tma_loads`), and `--diag 1,0` with the causal dK/dV kernel's diagonal tiles in a loop
+of their own or in one loop that masks every tile (`attn_bwd.BWD_DIAG_LOOP`, column
+`diag_loop`). For every shape of `bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in
+--head-dims and seq >= --min-seq (causal ones alone with --causal-only), this times the modes
+at each tiling of `TILINGS` (or --tilings) and SDPA's cuDNN backward, in one run.
 Each result is compared with the tiling's first one on the timed inputs (`max_diff`: the
 float adds differ in order, nothing else) and, once per tiling, checked against float64
 autograd on a small shape (`bwd_probe.check_ours`).
@@ -46,17 +48,20 @@ MODES = ("separate", "atomic", "tma")
 TILINGS = ((64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3))
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq", "head_dim", "causal", "block_m",
-    "block_n", "num_warps", "num_stages", "dq_mode", "tma_loads", "median_ms", "p10_ms", "p90_ms",
+    "block_n", "num_warps", "num_stages", "dq_mode", "tma_loads", "diag_loop", "median_ms",
+    "p10_ms", "p90_ms",
     "tflops", "max_diff", "check", "status", "device", "torch", "triton", "timestamp",
 )  # fmt: skip
 
 
-def set_loads(on: tuple[bool, bool]) -> None:
+def set_loads(on: tuple[bool, bool], diag_loop: bool = True) -> None:
     """Launch with the streamed tiles through descriptors or pointers from now on.
 
-    `on`: (the dK/dV kernel's Q, dO tiles, the dQ kernel's K, V tiles).
+    `on`: (the dK/dV kernel's Q, dO tiles, the dQ kernel's K, V tiles); `diag_loop`:
+    `attn_bwd.BWD_DIAG_LOOP` (False: the causal dK/dV kernel masks every tile in one loop).
     """
     attn_bwd.BWD_TMA_LOADS = on
+    attn_bwd.BWD_DIAG_LOOP = diag_loop
     attn_bwd._PLANS = PlanCache()  # the plan cache's key has no such switch
 
 
@@ -80,19 +85,40 @@ def main(argv: list[str] | None = None) -> int:
         help="BWD_TMA_LOADS settings to time: two digits each, dK/dV kernel then dQ kernel "
         "(00: pointers, 11: descriptors in both; e.g. 00,10,01,11)",
     )  # fmt: skip
+    p.add_argument(
+        "--diag", default="1",
+        help="BWD_DIAG_LOOP settings to time (1: the causal diagonal tiles in a loop of their "
+        "own, 0: one loop masking every tile; e.g. 1,0)",
+    )  # fmt: skip
+    p.add_argument("--causal-only", action="store_true", help="time the causal shapes alone")
+    p.add_argument(
+        "--tilings",
+        default="",
+        help="tilings to time, BMxBNxWARPSxSTAGES comma-separated (default: TILINGS)",
+    )
     p.add_argument("--budget-s", type=float, default=200.0, help="stop timing after this long")
     args = p.parse_args(argv)
     modes = args.modes.split(",")
     if any(len(x) != 2 or set(x) - {"0", "1"} for x in args.loads.split(",")):
         p.error(f"--loads: expected two digits 0/1 each, got {args.loads!r}")
     loads = [(x[0] == "1", x[1] == "1") for x in args.loads.split(",")]
+    if set(args.diag.split(",")) - {"0", "1"}:
+        p.error(f"--diag: expected 0 and/or 1, got {args.diag!r}")
+    diags = [x == "1" for x in args.diag.split(",")]
+    try:
+        tilings = [tuple(int(v) for v in t.split("x")) for t in args.tilings.split(",") if t]
+    except ValueError:
+        p.error(f"--tilings: expected BMxBNxWARPSxSTAGES, got {args.tilings!r}")
+    if any(len(t) != 4 for t in tilings):
+        p.error(f"--tilings: expected four numbers each, got {args.tilings!r}")
+    tilings = tilings or list(TILINGS)
     if not torch.cuda.is_available():
         print("bwd_tma_probe: needs a CUDA GPU", file=sys.stderr)
         return 2
     dims = {int(d) for d in args.head_dims.split(",")}
     shapes = [
         s for s in bwd_probe.VALIDATION + bwd_probe.HOLDOUT
-        if s.head_dim in dims and s.seq >= args.min_seq
+        if s.head_dim in dims and s.seq >= args.min_seq and (s.causal or not args.causal_only)
     ]  # fmt: skip
     info = bwd_probe.env_info()
     checks: dict[tuple, str] = {}  # type: ignore[type-arg]
@@ -112,18 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             best: dict[str, float] = {}
             ref_of = None
-            for tiling, mode, tma_loads in product(TILINGS, modes, loads):
+            for tiling, mode, tma_loads, diag in product(tilings, modes, loads, diags):
                 if ref_of is not tiling:
                     ref, ref_of = None, tiling
-                set_loads(tma_loads)
+                set_loads(tma_loads, diag)
                 cfg = bwd_probe.Config("triton-bwd", *tiling, mode)
                 row = {**base, "family": "triton-bwd", "dq_mode": mode}
                 row |= dict(zip(FIELDS[8:12], tiling, strict=True))
                 row["tma_loads"] = "".join(str(int(x)) for x in tma_loads)
-                tag = f"{mode}+{row['tma_loads']}"
+                row["diag_loop"] = int(diag)
+                tag = f"{mode}+{row['tma_loads']}" + ("" if diag else "+1loop")
                 try:
                     key = (shape.head_dim, shape.causal, shape.kv_heads != shape.heads, cfg,
-                           tma_loads)  # fmt: skip
+                           tma_loads, diag)  # fmt: skip
                     if key not in checks:
                         checks[key] = bwd_probe.check_ours(shape, cfg)["status"]
                     row["check"] = checks[key]

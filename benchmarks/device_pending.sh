@@ -18,6 +18,9 @@
 #                    the same run (`bwd_order_probe.py`), ~2.5 min
 #   bwd-tma      15: the backward's TMA trials (`bwd_tma_probe.py`: dQ by TMA reductions, the
 #                    streamed tiles through descriptors) at head dims 64 and 128, >= 4K, ~3 min
+#   bwd-diag     15: the causal dK/dV kernel's diagonal tiles in a loop of their own against one
+#                    loop masking every tile (`bwd_tma_probe.py --diag 1,0`; fewer registers
+#                    spilled), causal shapes >= 4K, head dims 64 and 128, cuDNN beside, ~3 min
 #   fwd-order    18: the 1-pass forward's causal launch order, head groups 1/4/8/16 (a trial:
 #                    `fwd_order_probe.py`, FWD_HEAD_GROUP stays 1), ~1.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
@@ -61,7 +64,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,62p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,65p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -97,6 +100,9 @@ for s in "$@"; do
             --out "$OUT/bwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd-tma) step bwd-tma python benchmarks/bwd_tma_probe.py --head-dims 128,64 \
             --modes separate,tma --loads 00,10,01,11 --out "$OUT/bwd-tma-${dev:-gpu}-$day.csv" --budget-s 300 ;;
+        bwd-diag) step bwd-diag python benchmarks/bwd_tma_probe.py --head-dims 128,64 \
+            --modes separate,atomic --diag 1,0 --causal-only --tilings 64x128x8x3,32x128x4x3 \
+            --out "$OUT/bwd-diag-${dev:-gpu}-$day.csv" --budget-s 240 ;;
         fwd-order) step fwd-order python benchmarks/fwd_order_probe.py \
             --out "$OUT/fwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \

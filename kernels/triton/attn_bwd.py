@@ -67,13 +67,18 @@ __all__ = [
 DQ_MODES = ("atomic", "separate", "tma")
 # Streamed tiles (the dK/dV kernel's Q and dO, the dQ kernel's K and V) through in-kernel
 # tensor descriptors on sm_90+ (`_tma_ok`); pointer loads elsewhere and when False. A trial,
-# off: Triton 3.6 loads those tiles synchronously through pointers (no async copies in the
-# sm_90 TTGIR), yet on an H100 the descriptors changed separate mode by 0.92x-1.01x at head
+# off: Triton 3.6 already pipelines the pointer loads (cp.async: `async_copy_global_to_local`
+# in the sm_90 TTGIR of both kernels; an earlier note here said they were synchronous, which
+# was wrong), and on an H100 the descriptors changed separate mode by 0.92x-1.01x at head
 # dim 128 and 0.97x-1.04x at 64 (kernels/measurements/h100/bwd-tma-loads-*), and the model's
 # calibration and every backward measurement are of the pointer loads. dq_mode "tma" is the
 # same kind of trial (head dim 64 causal: 0.89x-0.92x of separate; elsewhere slower), which
 # `mappers.gpu.backward` does not price.
 BWD_TMA_LOADS = (False, False)  # (the dK/dV kernel's, the dQ kernel's)
+# The causal dK/dV kernel's diagonal tiles in a loop of their own (True), or one loop masking
+# every tile (False, a trial: fewer registers spilled on sm_90, `bwd_dkdv_kernel`'s DIAG_LOOP;
+# `benchmarks/bwd_tma_probe.py --diag`). Every backward measurement so far is of True.
+BWD_DIAG_LOOP = True
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before
@@ -264,7 +269,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             (h, hkv, h // hkv, *scalars),
             dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic,
                  DOT_PRECISION=prec, DQ_TMA=dq_mode == "tma" and tma,
-                 TMA_LOADS=tma and BWD_TMA_LOADS[0]),
+                 TMA_LOADS=tma and BWD_TMA_LOADS[0], DIAG_LOOP=BWD_DIAG_LOOP),
             warps, stages,
         ),
     ]  # fmt: skip

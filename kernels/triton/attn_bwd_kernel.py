@@ -20,8 +20,8 @@ longest tiles first (`launch_order`; `kernels.spec.BWD_HEAD_GROUP`). Rows past s
 read zeros (LSE +inf, so P = 0 there); KEY_TAIL (seq_k not a multiple
 of the key tile) masks keys past seq_k in every tile.
 
-Tiles are loaded through plain masked pointers (no block pointers or tensor descriptors yet):
-the first version favours one simple code path; TMA loads are a later step once timed.
+Tiles are loaded through plain masked pointers, which Triton pipelines (cp.async, num_stages
+deep); the tensor-descriptor loads (TMA_LOADS) are a timed trial, off (`attn_bwd.BWD_TMA_LOADS`).
 """
 
 from __future__ import annotations
@@ -149,15 +149,18 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
                     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
                     CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
                     DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
-                    DQ_TMA: tl.constexpr = False, TMA_LOADS: tl.constexpr = False):  # fmt: skip
+                    DQ_TMA: tl.constexpr = False, TMA_LOADS: tl.constexpr = False,
+                    DIAG_LOOP: tl.constexpr = True):  # fmt: skip
     """dK, dV of one key tile of one (batch, K/V head), summed over its GQA group's heads.
 
     Causal: key tile 0 is the longest (every query tile sees it), so rank = key tile.
     DQ_TMA (with DQ_ATOMIC; sm_90+, not the interpreter): dQ adds go through an in-kernel
     tensor descriptor per query head (global scratch: `common.ensure_allocator`).
-    TMA_LOADS: the streamed Q and dO tiles come through tensor descriptors (TMA, pipelined;
-    the pointer loads are not: Triton 3.6 loads them synchronously, each tile feeding two dots
-    in two shared layouts), same scratch.
+    TMA_LOADS: the streamed Q and dO tiles come through tensor descriptors, same scratch.
+    DIAG_LOOP (causal): the tiles the diagonal crosses run in a loop of their own, the others
+    unmasked; False runs one loop that masks every tile (a trial: the second pipelined loop
+    costs registers, compiled for sm_90 at head dim 128, 64 x 128 tiles, 8 warps, 3 stages,
+    592 bytes of spill a thread against 232 with one loop; at head dim 64, 224 against none).
     """
     rank, off_bkh = launch_order(HEAD_GROUP)
     start_n = rank * BLOCK_N
@@ -175,6 +178,8 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
         lo = (start_n // BLOCK_M) * BLOCK_M
         full = tl.minimum(tl.cdiv(start_n + BLOCK_N - 1, BLOCK_M) * BLOCK_M, seq_q)
         full = tl.maximum(full, lo)
+        if not DIAG_LOOP:  # one loop from lo, the causal mask on every tile
+            full = lo
     for g in range(kv_group):
         off_bh = off_b * heads + (off_bkh % kv_heads) * kv_group + g  # query head of the group
         q_base = off_bh * seq_q * HEAD_DIM
@@ -182,7 +187,7 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
         dq_dst = _source(DQ + q_base, seq_q, BLOCK_M, HEAD_DIM, DQ_TMA)
         q_src = _source(Q + q_base, seq_q, BLOCK_M, HEAD_DIM, TMA_LOADS)
         do_src = _source(DO + q_base, seq_q, BLOCK_M, HEAD_DIM, TMA_LOADS)
-        if CAUSAL:
+        if CAUSAL and DIAG_LOOP:
             dk, dv = _dkdv_tiles(
                 dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
                 Delta + row_base, offs_n, lo, full, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
@@ -191,7 +196,8 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
         dk, dv = _dkdv_tiles(
             dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
             Delta + row_base, offs_n, full, seq_q, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
-            HEAD_DIM, False, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA, TMA_LOADS,
+            HEAD_DIM, CAUSAL and not DIAG_LOOP, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA,
+            TMA_LOADS,
         )  # fmt: skip
     _store_rows(DK + kv_base, offs_n, seq_k, dk * sm_scale, HEAD_DIM)
     _store_rows(DV + kv_base, offs_n, seq_k, dv, HEAD_DIM)
