@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MEASURED = ROOT / "kernels" / "measurements" / "bwd" / "bwd-h200-2026-12-06-groups.csv"
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq", "head_dim", "causal", "block_m",
-    "block_n", "num_warps", "num_stages", "dq_mode", "head_group", "median_ms", "p10_ms",
-    "p90_ms", "max_diff", "status", "device", "torch", "triton", "timestamp",
+    "block_n", "num_warps", "num_stages", "dq_mode", "head_group", "diag_loop", "median_ms",
+    "p10_ms", "p90_ms", "max_diff", "status", "device", "torch", "triton", "timestamp",
 )  # fmt: skip
 
 
@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             for g in groups:
                 set_group(g)
                 fn = bwd_probe._ours(case, shape, cfg)
-                row = {**base, "family": "triton-bwd", "head_group": g}
+                row = {**base, "family": "triton-bwd", "head_group": g,
+                       "diag_loop": int(attn_bwd.BWD_DIAG_LOOP)}  # fmt: skip
                 row |= {k: getattr(cfg, k) for k in FIELDS[8:13]}  # block_m .. dq_mode
                 try:
                     grads = fn()

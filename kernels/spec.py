@@ -281,6 +281,10 @@ BWD_TILINGS: tuple[tuple[int, int, int, int], ...] = (
 # heads leaves only short tiles for the end. A group rather than all heads keeps the
 # programs that share one head's rows (and L2) near each other in time.
 BWD_HEAD_GROUP = 8
+# The causal dK/dV kernel walks its query tiles in one loop that masks every tile (False), or
+# the diagonal tiles in a loop of their own and the rest unmasked (True: builds before
+# 2026-12-06, a file's `diag_loop` column says which); one loop spills less on sm_90.
+BWD_DIAG_LOOP = False
 # The forward kernel's causal launch order (kernels.triton.attn_fwd): 1 (head-major, each
 # head's longest rows first) is what every committed forward measurement ran and the GPU
 # model prices; benchmarks/fwd_order_probe.py times other groups against it.

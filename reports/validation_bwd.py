@@ -1,13 +1,15 @@
 """The backward probe `reports.validation_kernels` reads (family `triton-bwd`).
 
 Files of `benchmarks/bwd_probe.py`; each row is predicted by `mappers.gpu.backward.time_bwd`
-on its exact problem, tiling, dq mode and launch order (the `head_group` column; files
-written before it had one ran head-major, group 1). Host side: a file written with a host probe
-(`<stem>-host.yaml`, `kernels.calibrate.microbench_bwd.write_host_file`) is predicted with the
-launcher-call figures measured in the same run (`reports.validation.host_adjusted`: its
-`bwd-*` figures in place of the calibration's, do_bench's head start scaled by the forward
-launchers' figures measured beside them); without one, with the calibration's figures (and
-where those have no backward figure, one host launch per kernel).
+on its exact problem, tiling, dq mode, launch order (the `head_group` column; files
+written before it had one ran head-major, group 1) and causal dK/dV loops (the `diag_loop`
+column; files written before it ran the diagonal tiles in a loop of their own, 1). Host side:
+a file written with a host probe (`<stem>-host.yaml`,
+`kernels.calibrate.microbench_bwd.write_host_file`) is predicted with the launcher-call
+figures measured in the same run (`reports.validation.host_adjusted`: its `bwd-*` figures in
+place of the calibration's, do_bench's head start scaled by the forward launchers' figures
+measured beside them); without one, with the calibration's figures (and where those have no
+backward figure, one host launch per kernel).
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
     rates = device_rates(arch, dtype)  # type: ignore[arg-type]
     # the launch order it ran: files from before the column were all head-major (group 1)
     group = row_int(row, "head_group", 1)
-    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates, group)
+    # and its causal dK/dV loops: files from before the column ran the diagonal loop (1)
+    diag = bool(row_int(row, "diag_loop", 1))
+    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates, group, diag)
     if t.host_bound:
         return t.time_s * 1e3, "host launch"
     main = max(t.kernels, key=lambda k: k.time_s)

@@ -35,7 +35,14 @@ from typing import Any
 import torch
 import triton
 
-from attnsim.kernels.spec import BWD_HEAD_GROUP, BWD_TILINGS, MIN_BLOCK, AttnShape, kernel_shape
+from attnsim.kernels.spec import (
+    BWD_DIAG_LOOP,
+    BWD_HEAD_GROUP,
+    BWD_TILINGS,
+    MIN_BLOCK,
+    AttnShape,
+    kernel_shape,
+)
 from attnsim.kernels.triton.attn_bwd_kernel import (
     bwd_dkdv_kernel,
     bwd_dq_kernel,
@@ -75,10 +82,6 @@ DQ_MODES = ("atomic", "separate", "tma")
 # same kind of trial (head dim 64 causal: 0.89x-0.92x of separate; elsewhere slower), which
 # `mappers.gpu.backward` does not price.
 BWD_TMA_LOADS = (False, False)  # (the dK/dV kernel's, the dQ kernel's)
-# The causal dK/dV kernel's diagonal tiles in a loop of their own (True), or one loop masking
-# every tile (False, a trial: fewer registers spilled on sm_90, `bwd_dkdv_kernel`'s DIAG_LOOP;
-# `benchmarks/bwd_tma_probe.py --diag`). Every backward measurement so far is of True.
-BWD_DIAG_LOOP = True
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before

@@ -150,7 +150,7 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
                     CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
                     DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
                     DQ_TMA: tl.constexpr = False, TMA_LOADS: tl.constexpr = False,
-                    DIAG_LOOP: tl.constexpr = True):  # fmt: skip
+                    DIAG_LOOP: tl.constexpr = False):  # fmt: skip
     """dK, dV of one key tile of one (batch, K/V head), summed over its GQA group's heads.
 
     Causal: key tile 0 is the longest (every query tile sees it), so rank = key tile.
@@ -158,9 +158,13 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
     tensor descriptor per query head (global scratch: `common.ensure_allocator`).
     TMA_LOADS: the streamed Q and dO tiles come through tensor descriptors, same scratch.
     DIAG_LOOP (causal): the tiles the diagonal crosses run in a loop of their own, the others
-    unmasked; False runs one loop that masks every tile (a trial: the second pipelined loop
-    costs registers, compiled for sm_90 at head dim 128, 64 x 128 tiles, 8 warps, 3 stages,
-    592 bytes of spill a thread against 232 with one loop; at head dim 64, 224 against none).
+    unmasked (the build before 2026-12-06); False (`kernels.spec.BWD_DIAG_LOOP`) runs one loop
+    that masks every tile: the second pipelined loop costs registers (compiled for sm_90 at
+    head dim 128, 64 x 128 tiles, 8 warps, 3 stages: 592 bytes of spill a thread against 232
+    with one loop; at head dim 64, 224 against none). On an H100 one loop ran the causal
+    backward in 0.93x-0.99x the time at head dim 128 and 0.85x-0.93x at 64, best tiling
+    against best tiling (kernels/measurements/h100/bwd-diag-h100-2026-12-06.csv); one tiling
+    was slower, 32 x 128 at 4 warps with atomic dQ at head dim 128 (1.03x-1.10x).
     """
     rank, off_bkh = launch_order(HEAD_GROUP)
     start_n = rank * BLOCK_N

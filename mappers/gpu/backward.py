@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
-from attnsim.kernels.spec import BWD_HEAD_GROUP, AttnShape
+from attnsim.kernels.spec import BWD_DIAG_LOOP, BWD_HEAD_GROUP, AttnShape
 from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.kernels import kv_refetch
 from attnsim.mappers.gpu.model import (
@@ -96,6 +96,16 @@ def key_tiles(s: AttnShape, block_m: int, block_n: int) -> TileCounts:
 
 def _registers(elements_fp32: float, warps: int) -> int:
     return -(-int(elements_fp32) // (32 * warps)) + BASE_REGISTERS_PER_THREAD
+
+
+def one_loop(s: AttnShape, diag_loop: bool | None = None) -> bool:
+    """Whether the dK/dV kernel masks every step of a causal call in one loop.
+
+    `diag_loop`: the build's choice (`kernels.spec.BWD_DIAG_LOOP`, None: the kernels' own);
+    builds before 2026-12-06 ran the diagonal tiles in a loop of their own (a measurement
+    file says which in its `diag_loop` column). Dense calls have no diagonal.
+    """
+    return s.causal and not (BWD_DIAG_LOOP if diag_loop is None else diag_loop)
 
 
 def launch_group(s: AttnShape, given: int | None = None) -> int:
@@ -173,20 +183,27 @@ def spread_mode(rates: DeviceRates, atomic: bool, head_dim: int, writers: int) -
 
 
 def dkdv_plan(
-    s: AttnShape, t: Tiling, atomic: bool, refetch: int = 1, mode: str = "", group: int = 1
+    s: AttnShape,
+    t: Tiling,
+    atomic: bool,
+    refetch: int = 1,
+    mode: str = "",
+    group: int = 1,
+    mask_all: bool = False,
 ) -> KernelPlan:
     """The dK/dV kernel: program = (key tile, K/V head), step = one query tile of one head.
 
     A program walks the query tiles that see its key tile for each query head of its group.
     `refetch`: reads of the query side from HBM (`q_refetch`). `mode`: the calibration mode
     whose figures price it (`spread_mode`; default the one-head entries of its dQ mode).
-    `group`: the launch order's head group (`launch_group`).
+    `group`: the launch order's head group (`launch_group`). `mask_all`: every step is
+    masked (`one_loop`), not only those the diagonal crosses.
     """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     tiles = key_tiles(s, bm, bn)
     g = s.kv_group
     pairs = zip(tiles.full_per_query_tile, tiles.partial_per_query_tile, strict=True)
-    per_tile = [(g * a, g * m) for a, m in pairs]
+    per_tile = [(0, g * (a + m)) if mask_all else (g * a, g * m) for a, m in pairs]
     dots = [
         Dot(2.0 * bn * bm * d, bn, bm, d),  # S^T = K Q^T
         Dot(2.0 * bn * bm * f, bn, bm, f),  # dP^T = V dO^T
@@ -319,6 +336,7 @@ class BwdTime:
     host_s: float = 0.0
     host_key: str = ""
     head_group: int = 1  # the launch order's head group (`launch_group`)
+    one_loop: bool = False  # the causal dK/dV kernel masks every step (`one_loop`)
 
 
 def host_keys(dq_mode: str, causal: bool) -> tuple[str, ...]:
@@ -347,13 +365,15 @@ def bwd_plans(
     l2_bytes: int = 0,
     dkdv_mode: str = "",
     group: int | None = None,
+    diag_loop: bool | None = None,
 ) -> tuple[KernelPlan, ...]:
     """Every kernel one backward call launches, in order.
 
     `resident`: programs of the dK/dV kernel and of the dQ kernel the GPU holds at once,
     with `l2_bytes` for the streamed operands' HBM re-reads (0: each read once).
     `dkdv_mode`: the dK/dV kernel's calibration mode (`spread_mode`). `group`: the launch
-    order's head group (`launch_group`; None: the kernels' own).
+    order's head group (`launch_group`; None: the kernels' own). `diag_loop`: the causal
+    dK/dV kernel's loop structure (`one_loop`; None: the kernels' own).
     """
     if dq_mode not in DQ_MODES:
         trial = " (the kernels' 'tma' mode is a trial the model does not price)"
@@ -369,7 +389,8 @@ def bwd_plans(
     # programs and of the L2
     g = launch_group(s, group)
     refetch = q_refetch(s, t, max(resident[0] // g, 1) if resident[0] else 0, l2_bytes // g)
-    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode, g))
+    mask_all = one_loop(s, diag_loop)
+    plans.append(dkdv_plan(s, t, dq_mode == "atomic", refetch, dkdv_mode, g, mask_all))
     if dq_mode == "atomic":
         cast = StepWork((), 0.0, ELEMENTWISE_BLOCK, (4.0 + b) * ELEMENTWISE_BLOCK)
         plans.append(
@@ -386,19 +407,25 @@ def bwd_plans(
 
 
 def time_bwd(
-    s: AttnShape, t: Tiling, dq_mode: str, rates: DeviceRates, head_group: int | None = None
+    s: AttnShape,
+    t: Tiling,
+    dq_mode: str,
+    rates: DeviceRates,
+    head_group: int | None = None,
+    diag_loop: bool | None = None,
 ) -> BwdTime:
     """Model one backward call: its kernels in order, each after the previous one.
 
     Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
     `head_group`: the launch order's head group (None: the kernels' own, `launch_group`).
+    `diag_loop`: the causal dK/dV kernel's loop structure (None: the kernels' own, `one_loop`).
     """
     arch = rates.arch
     spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, dkdv_writers(s, t))
-    first = bwd_plans(s, t, dq_mode, dkdv_mode=spread, group=head_group)
+    first = bwd_plans(s, t, dq_mode, dkdv_mode=spread, group=head_group, diag_loop=diag_loop)
     resident = [plan_residency(arch, p).blocks_per_sm * arch.sm_count for p in first[1:]]
     both = (resident[0], resident[1])
-    plans = bwd_plans(s, t, dq_mode, both, arch.l2_bytes, spread, head_group)
+    plans = bwd_plans(s, t, dq_mode, both, arch.l2_bytes, spread, head_group, diag_loop)
     kernels = tuple(time_kernel(p, rates) for p in plans)
     problem = next(
         (f"{p.name}: {r.problem}" for p in plans if (r := plan_residency(rates.arch, p)).problem),
@@ -410,4 +437,6 @@ def time_bwd(
     total, host_bound = call_time(kernels, rates, key or FAMILY)
     host_s = rates.host_call_s(key or FAMILY, len(kernels))
     group = launch_group(s, head_group)
-    return BwdTime(total, kernels, plans, problem, host_bound, host_s, key, group)
+    return BwdTime(
+        total, kernels, plans, problem, host_bound, host_s, key, group, one_loop(s, diag_loop)
+    )

@@ -181,6 +181,21 @@ def order_note(t: BwdTime, causal: bool) -> str:
     )
 
 
+def loop_note(t: BwdTime, causal: bool) -> str:
+    """The Result note on how the causal dK/dV kernel's steps were priced (none if dense)."""
+    if not causal:
+        return ""
+    if t.one_loop:
+        return (
+            "causal dK/dV kernel: one loop over its query tiles, every step priced masked "
+            "(kernels.spec.BWD_DIAG_LOOP off)"
+        )
+    return (
+        "causal dK/dV kernel: the diagonal tiles in a loop of their own, the rest unmasked "
+        "(the build before 2026-12-06)"
+    )
+
+
 def host_note(t: BwdTime) -> str:
     """The Result note on the launcher's host time and whether it bounds the call."""
     where = (
@@ -249,6 +264,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "kernel; the forward (O, LSE) is not included",
         host_note(t),
         order_note(t, shape.causal),
+        *([loop_note(t, True)] if shape.causal else []),
         *([spread_note(t, shape, tiling)] if _measured_steps(rates) else []),
         *ASSUMPTIONS,
         *notes,

@@ -89,19 +89,20 @@ def test_causal_launch_order_covers_every_program(monkeypatch, group, dq_mode):
 
 @pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
-def test_causal_one_loop_trial_matches_autograd(monkeypatch, case, dq_mode):
-    """BWD_DIAG_LOOP off (a trial): the dK/dV kernel masks every tile in one loop."""
+def test_causal_diagonal_loop_build_matches_autograd(monkeypatch, case, dq_mode):
+    """BWD_DIAG_LOOP on (the build before 2026-12-06, kept to re-time): the causal dK/dV
+    kernel's diagonal tiles in a loop of their own, the rest unmasked."""
     from attnsim.kernels.triton import attn_bwd
     from attnsim.kernels.triton.launch import PlanCache
 
-    monkeypatch.setattr(attn_bwd, "BWD_DIAG_LOOP", False)
+    monkeypatch.setattr(attn_bwd, "BWD_DIAG_LOOP", True)
     monkeypatch.setattr(attn_bwd, "_PLANS", PlanCache())  # its key has no such switch
     b, h, hkv, sq, sk, d, bm, bn = case
     q, k, v, do = inputs(b, h, hkv, sq, sk, d, seed=3)
     o, *want = reference(q, k, v, do, True)
     lse = softmax_lse(q, k, True)
     assert attn_bwd.bwd_launches(b, h, hkv, sq, sk, d, q.dtype, True, d**-0.5, (bm, bn, 4, 2),
-                                 dq_mode)[1].meta["DIAG_LOOP"] is False  # fmt: skip
+                                 dq_mode)[1].meta["DIAG_LOOP"] is True  # fmt: skip
     got = attention_bwd(q, k, v, o.float(), do, lse, True, None, bm, bn, 4, 2, dq_mode)
     assert_close(got, want)
 
