@@ -105,6 +105,9 @@ def bwd_host(path: Path, arch: object) -> tuple[object, str]:
     )
 
 
+# `bwd_probe.py`'s files; its side probes' (`bwd_order_probe.py`, `bwd_tma_probe.py`: one
+# `seq` column, trial builds) are read by their own tests, not by validate gpu
 BWD = register(
-    Probe(BWD_FAMILY, "gpu-bwd", "dq_mode", _bwd_shape, _bwd_config, _bwd_predict, host=bwd_host)
-)
+    Probe(BWD_FAMILY, "gpu-bwd", "dq_mode", _bwd_shape, _bwd_config, _bwd_predict,
+          host=bwd_host, needs=("seq_q", "seq_k"))
+)  # fmt: skip

@@ -67,6 +67,8 @@ class Probe:
         host: (file, arch) -> (the arch to predict the file's rows on, a note naming whose
             host launcher-call figures it carries), for families whose files come with a host
             probe (`<stem>-host.yaml`). None: every file on the arch as loaded.
+        needs: Other header columns its files have (a side probe's files that share the
+            marker but not these are of another kind, skipped in a folder).
     """
 
     family: str
@@ -78,6 +80,7 @@ class Probe:
     modelled: Callable[[Row], bool] = lambda row: True
     ratio: Callable[[Row], tuple[str, str, str]] | None = None
     host: Callable[[Path, object], tuple[object, str]] | None = None
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,14 @@ def _header(path: Path) -> list[str]:
 def probe_of(path: Path) -> Probe | None:
     """The probe whose files `path` looks like (by its header), or None."""
     header = _header(path)
-    return next((p for p in _probes() if p.marker in header and "family" in header), None)
+    return next(
+        (
+            p
+            for p in _probes()
+            if p.marker in header and "family" in header and all(c in header for c in p.needs)
+        ),
+        None,
+    )
 
 
 def _rows(path: Path) -> list[Row]:
