@@ -56,7 +56,10 @@
 # them): wave-sweep, transients, short-blocks, q-sweep, sustained, decode-waves, decode-paged,
 # masks-cal, masks, nbhd-cal, bwd. Not yet on the H200: gla-cal and gla (the wheels), decode.
 # Later that day, on the H200: bwd (the causal head-group build), fresh, bwd-order, and
-# bwd-tma's split loads. Next on the H200: unfused-align and fwd-order, one call.
+# bwd-tma's split loads. The twelfth session's device time (2026-12-06) found no H200 (five
+# H100s, three failed starts): the one-loop causal backward (BWD_DIAG_LOOP off) was timed on an
+# H100 only (bwd-diag, bwd). Next on the H200: bwd (the one-loop build: issue 15's cuDNN bar),
+# then unfused-align and fwd-order.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -64,7 +67,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,65p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,67p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
