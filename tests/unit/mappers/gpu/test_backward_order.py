@@ -123,3 +123,20 @@ def test_the_mapper_prices_and_states_the_launch_order() -> None:
                "kernels' own" in w for w in own.warnings)  # fmt: skip
     assert any(w.startswith("launch order: head-major") and "asked for" in w
                for w in major.warnings)  # fmt: skip
+
+
+def test_the_mapper_states_the_causal_loops_it_priced() -> None:
+    """A causal call names the dK/dV kernel's loop build (the kernels' own: one loop, every
+    step masked); a dense call has no such note."""
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.kernels.spec import BWD_DIAG_LOOP
+    from attnsim.mappers.registry import get_mapper
+
+    sizes = dict(B=1, H=8, P=2048, M=2048, E=64, F=64)
+    arch = load_arch("h200")
+    mapper = get_mapper("gpu-bwd")()
+    causal = mapper.map(load_cascade("attention-1pass-bwd-mh-causal"), arch, sizes)
+    dense = mapper.map(load_cascade("attention-1pass-bwd-mh"), arch, sizes)
+    notes = [w for w in causal.warnings if w.startswith("causal dK/dV kernel:")]
+    assert len(notes) == 1 and ("one loop" in notes[0]) == (not BWD_DIAG_LOOP), notes
+    assert not any(w.startswith("causal dK/dV kernel:") for w in dense.warnings)
