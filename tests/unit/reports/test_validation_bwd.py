@@ -121,17 +121,26 @@ def test_malformed_host_file_is_named(probe_file: Path) -> None:
         vk.predict_rows([probe_file])
 
 
-def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path: Path) -> None:
-    """A `head_group` column sets the order; files without it ran head-major (group 1)."""
+def _with_column(
+    probe_file: Path, tmp_path: Path, column: str, values: tuple[str, ...]
+) -> dict[str, dict[str, vk.KernelPoint]]:
+    """The large shape's points per config, predicted from copies of `probe_file` with
+    `column` set to each of `values` ("" as a blank cell)."""
     rows = list(csv.DictReader(probe_file.open()))
     predicted = {}
-    for group in ("", "1", "8"):
-        path = tmp_path / f"bwd-h200-group{group or 'none'}.csv"
+    for value in values:
+        path = tmp_path / f"bwd-h200-{column}{value or 'none'}.csv"
         with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=[*FIELDS, "head_group"])
+            writer = csv.DictWriter(fh, fieldnames=[*FIELDS, column])
             writer.writeheader()
-            writer.writerows({**r, "head_group": group} for r in rows)
-        predicted[group] = _by_config(vk.predict_rows([path]), LARGE_SHAPE)
+            writer.writerows({**r, column: value} for r in rows)
+        predicted[value] = _by_config(vk.predict_rows([path]), LARGE_SHAPE)
+    return predicted
+
+
+def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path: Path) -> None:
+    """A `head_group` column sets the order; files without it ran head-major (group 1)."""
+    predicted = _with_column(probe_file, tmp_path, "head_group", ("", "1", "8"))
     plain = _by_config(vk.predict_rows([probe_file]), LARGE_SHAPE)
     ratios = []
     for config, p in plain.items():
@@ -144,15 +153,7 @@ def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path
 def test_rows_are_priced_with_the_causal_loops_they_ran(probe_file: Path, tmp_path: Path) -> None:
     """A `diag_loop` column sets the causal dK/dV kernel's loops; files without it ran the
     diagonal loop (1). One loop masks every step, which the model prices as masked."""
-    rows = list(csv.DictReader(probe_file.open()))
-    predicted = {}
-    for diag in ("", "1", "0"):
-        path = tmp_path / f"bwd-h200-diag{diag or 'none'}.csv"
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=[*FIELDS, "diag_loop"])
-            writer.writeheader()
-            writer.writerows({**r, "diag_loop": diag} for r in rows)
-        predicted[diag] = _by_config(vk.predict_rows([path]), LARGE_SHAPE)
+    predicted = _with_column(probe_file, tmp_path, "diag_loop", ("", "1", "0"))
     ratios = []
     for config, p in predicted[""].items():
         assert predicted["1"][config].predicted_ms == p.predicted_ms
