@@ -12,8 +12,9 @@ Two probe files (`reports.validation_kernels`), one row per timed configuration:
   (`flex`, block mask of 128 x 128) and SDPA causal without a window (`sdpa-causal`).
 - DIR/masks-score-<device>-<date>.csv: the same kernel with the score functions (family
   `triton-score`: softmax, sigmoid with bias -log M, tanh softcap 50, ALiBi) on the prefill
-  grid; baselines: FlexAttention with the same score_mod (softmax, softcap, ALiBi; it has no
-  sigmoid) and SDPA (softmax).
+  grid, and the ping-pong kernel's softmax and sigmoid (column `schedule`: plain /
+  pingpong); baselines: FlexAttention with the same score_mod (softmax, softcap, ALiBi; it
+  has no sigmoid) and SDPA (softmax).
 
 Every output of ours is first checked against float32 attention written plainly on the
 first 256 and last 1024 query rows of two heads (bf16 tolerance); a configuration that fails
@@ -72,7 +73,13 @@ TILINGS = {128: [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3)],
 _COMMON = ("family", "suite", "batch", "heads", "seq", "head_dim", "causal")
 _TIMING = ("block_m", "block_n", "num_warps", "num_stages", "median_ms", "p10_ms", "p90_ms",
            "status", "max_err", "device", "torch", "triton", "timestamp")  # fmt: skip
-FIELDS = {"window": (*_COMMON, "window", "sinks", *_TIMING), "score": (*_COMMON, "score", *_TIMING)}
+FIELDS = {
+    "window": (*_COMMON, "window", "sinks", *_TIMING),
+    "score": (*_COMMON, "score", "schedule", *_TIMING),
+}
+# the ping-pong kernel's tilings for the score functions it runs (schedule "pingpong")
+PINGPONG_TILINGS = [(128, 128, 8, 3), (128, 64, 8, 3)]
+PINGPONG_SCORES = ("softmax", "sigmoid")
 
 
 def _time(fn: Callable[[], Any]) -> tuple[float, float, float]:
@@ -251,15 +258,19 @@ def score_suite(suite: str, out: Writer, flex: Flex, deadline: float) -> None:
                 ms = flex.time(q, k, v, block_mask=mask, score_mod=_score_mod(label, h, "cuda"))
                 out.row(family="flex", score=label, median_ms=ms,
                         status="ok" if ms == ms else "error: flex", **shape)  # fmt: skip
-            for bm, bn, w, st in TILINGS[d][:2]:
+            runs = [("plain", t) for t in TILINGS[d][:2]]
+            runs += [("pingpong", t) for t in PINGPONG_TILINGS if label in PINGPONG_SCORES]
+            for schedule, (bm, bn, w, st) in runs:
                 tiling = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
-                run = functools.partial(attention_fwd, q, k, v, causal, score=score, **tiling)
+                run = functools.partial(attention_fwd, q, k, v, causal, score=score, **tiling,
+                                        schedule=schedule)  # fmt: skip
                 ref = functools.partial(check, q=q, k=k, v=v, causal=causal, window=0, sinks=0,
                                         score=score)  # fmt: skip
                 got = _ours(run, lambda o, c=ref: c(o))
-                out.row(family=SCORE_FAMILY, score=label, **tiling, **got, **shape)
+                out.row(family=SCORE_FAMILY, score=label, schedule=schedule, **tiling, **got,
+                        **shape)  # fmt: skip
                 said = got.get("median_ms", got["status"])
-                print(f"{suite} {b}x{h}x{s} d{d} causal={int(causal)} {label} "
+                print(f"{suite} {b}x{h}x{s} d{d} causal={int(causal)} {label} {schedule} "
                       f"{bm}x{bn}/w{w}/s{st}: {said}", flush=True)  # fmt: skip
         torch.cuda.empty_cache()
 

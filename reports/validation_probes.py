@@ -65,9 +65,15 @@ def _masks_shape(row: Row) -> str:
     return f"B={b} H={h} S={s} E={d} {extra}"
 
 
+def _schedule(row: Row) -> str:
+    """The 1-pass kernel a masks-probe row ran (files before the column: the plain one)."""
+    return row.get("schedule") or "plain"
+
+
 def _tiling_text(row: Row) -> str:
     t = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
-    return "{}x{}/w{}/s{}".format(*t)
+    pingpong = "/pingpong" if _schedule(row) == "pingpong" else ""
+    return "{}x{}/w{}/s{}".format(*t) + pingpong
 
 
 def masks_cascade(row: Row) -> tuple[str, dict[str, int]]:
@@ -92,7 +98,7 @@ def _masks_predict(row: Row, arch: object) -> tuple[float, str]:
 
     bm, bn, w, st = (row_int(row, k) for k in ("block_m", "block_n", "num_warps", "num_stages"))
     mapper = get_mapper("gpu-1pass")(
-        schedule="plain", block_m=bm, block_n=bn, num_warps=w, num_stages=st,
+        schedule=_schedule(row), block_m=bm, block_n=bn, num_warps=w, num_stages=st,
         rank_candidates=False,
     )  # fmt: skip
     s, d = row_int(row, "seq"), row_int(row, "head_dim")

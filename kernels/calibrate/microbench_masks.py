@@ -13,6 +13,10 @@
   The model prices a score function by the difference of its step and the softmax step
   measured the same way (`score-softmax`), added to the plain kernel's calibrated tile
   chain, so the two measurements share one method.
+- Modes `pingpong-score-softmax`, `pingpong-score-sigmoid`: the same steps of the ping-pong
+  kernel (`kernels.gluon.attn_pingpong`, PINGPONG_TILINGS, one block per SM), what the
+  model prices its sigmoid by (`--pingpong-only`: these alone; a merge then replaces only
+  the modes the run measured).
 - Mode `window` (`attention_steps` and `attention_blocks`): the kernel with a causal sliding
   window W = BLOCK_M and `sinks` = j * BLOCK_N (j = WINDOW_SINK_TILES) on heads of
   WINDOW_TILES query tiles; one wave. A query tile far enough from the start visits its
@@ -57,7 +61,14 @@ TILINGS = (
     (128, (128, 64, 4, 3)),
 )
 EXTRA_BLOCKS = tuple(("online", 64, (128, 128, 8, 3), tiles) for tiles in ("host", "device"))
-MODES = (*(f"score-{s}" for s in SCORES), "window")
+# the ping-pong kernel's tilings (one block per SM) and the score functions it runs
+PINGPONG_TILINGS = tuple((d, (128, bn, 8, 3)) for d in (64, 128) for bn in (64, 128))
+PINGPONG_SCORES = ("softmax", "sigmoid")
+MODES = (
+    *(f"score-{s}" for s in SCORES),
+    *(f"pingpong-score-{s}" for s in PINGPONG_SCORES),
+    "window",
+)
 
 
 def _ms(fn: Any) -> float:
@@ -92,25 +103,31 @@ def _common(mode: str, d: int, tiling: tuple[int, int, int, int], k: int) -> dic
                 num_stages=st, blocks_per_sm=k)  # fmt: skip
 
 
-def measure_scores(torch: Any, sms: int) -> list[dict[str, Any]]:
+def measure_scores(torch: Any, sms: int, schedule: str = "plain") -> list[dict[str, Any]]:
     """`attention_steps` of modes score-<name>: the kernel's step with each score function.
 
     The score functions are timed in turn on the same tensors, SCORE_ROUNDS rounds, and
     each step is the median of its rounds: the model prices a score function by its step's
     difference to softmax's, a few percent, which one timing's noise can reverse (the
     2026-12-04 H200 file measured softmax 7% above its own calibrated step at head dim 128
-    and 128 x 128 tiles, pricing ALiBi and sigmoid 10-14% fast there).
+    and 128 x 128 tiles, pricing ALiBi and sigmoid 10-14% fast there). `schedule`
+    "pingpong": the ping-pong kernel's softmax and sigmoid (modes pingpong-score-<name>,
+    PINGPONG_TILINGS, one block per SM), the same way.
     """
     import statistics
 
     from attnsim.kernels.triton.attn_fwd import attention_fwd
 
+    pingpong = schedule == "pingpong"
+    tilings, names = (PINGPONG_TILINGS, PINGPONG_SCORES) if pingpong else (TILINGS, SCORES)
+    prefix = "pingpong-score-" if pingpong else "score-"
     steps = []
-    for d, tiling in TILINGS:
+    for d, tiling in tilings:
         bm, bn, w, st = tiling
-        tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st)
+        tile: dict[str, Any] = dict(block_m=bm, block_n=bn, num_warps=w, num_stages=st,
+                                    schedule=schedule)  # fmt: skip
         for k in (1, 2):
-            if k == 2 and not _fits_two(torch, d, tiling):
+            if k == 2 and (pingpong or not _fits_two(torch, d, tiling)):
                 continue
             # one head: every program streams the same K/V tiles through L2, as the programs
             # of one head do in a real call (a head per program would stream them from HBM
@@ -121,9 +138,9 @@ def measure_scores(torch: Any, sms: int) -> list[dict[str, Any]]:
                 [torch.randn(1, 1, n * bn, d, device="cuda", dtype=torch.bfloat16) for _ in "kv"]
                 for n in SCORE_STEPS
             ]
-            rounds: dict[str, list[float]] = {name: [] for name in SCORES}
+            rounds: dict[str, list[float]] = {name: [] for name in names}
             for _ in range(SCORE_ROUNDS):
-                for name in SCORES:
+                for name in names:
                     times = []
                     for kk, v in kvs:
                         call = functools.partial(
@@ -133,12 +150,12 @@ def measure_scores(torch: Any, sms: int) -> list[dict[str, Any]]:
                         times.append(_ms(call) * 1e3)
                     step = (times[1] - times[0]) / (SCORE_STEPS[1] - SCORE_STEPS[0])
                     rounds[name].append(step)
-                    print(f"  score-{name} d{d} {tiling} k={k}: step {step:.4f} us "
+                    print(f"  {prefix}{name} d{d} {tiling} k={k}: step {step:.4f} us "
                           f"T={[round(t, 2) for t in times]}", file=sys.stderr)  # fmt: skip
-            for name in SCORES:
+            for name in names:
                 step = statistics.median(rounds[name])
-                steps.append({**_common(f"score-{name}", d, tiling, k), "step_us": round(step, 4)})
-                print(f"  score-{name} d{d} {tiling} k={k}: median step {step:.4f} us of "
+                steps.append({**_common(prefix + name, d, tiling, k), "step_us": round(step, 4)})
+                print(f"  {prefix}{name} d{d} {tiling} k={k}: median step {step:.4f} us of "
                       f"{[round(x, 4) for x in rounds[name]]}", file=sys.stderr)  # fmt: skip
     return steps
 
@@ -181,8 +198,8 @@ def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[st
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 
-def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every entry of this module (see the module docstring)."""
+def measure(torch: Any, pingpong_only: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """Every entry of this module (see the module docstring); or the ping-pong steps alone."""
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, measure_blocks
     from attnsim.kernels.triton.common import ensure_allocator
 
@@ -190,11 +207,13 @@ def measure(torch: Any) -> dict[str, list[dict[str, Any]]]:
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     floor = bench_floor_us(torch)
     found: dict[str, list[dict[str, Any]]] = {"attention_steps": [], "attention_blocks": []}
-    for part in (
+    parts = (
         lambda: {"attention_blocks": measure_blocks(torch, floor, EXTRA_BLOCKS)},
         lambda: {"attention_steps": measure_scores(torch, sms)},
         lambda: measure_window(torch, sms, floor),
-    ):
+        lambda: {"attention_steps": measure_scores(torch, sms, "pingpong")},
+    )
+    for part in parts[-1:] if pingpong_only else parts:
         try:
             for key, entries in part().items():
                 found[key] += entries
@@ -216,7 +235,11 @@ def merge(path: Path, found: dict[str, list[dict[str, Any]]], device: str) -> No
         return (*(e.get(n) for n in names), e.get("blocks"))
 
     ours = {k: [e for e in v if e.get("mode") != "online"] for k, v in found.items()}
-    merge_modes(path, ours, MODES, "python -m attnsim.kernels.calibrate.microbench_masks", device)
+    # the modes this run measured (a --pingpong-only run leaves the plain kernel's alone)
+    ran = {e.get("mode") for v in ours.values() for e in v}
+    modes = tuple(m for m in MODES if m in ran)
+    source = "python -m attnsim.kernels.calibrate.microbench_masks"
+    merge_modes(path, ours, modes, source, device)
     online = [e for e in found.get("attention_blocks", []) if e.get("mode") == "online"]
     if online:
         replace_entries(path, "attention_blocks", online, key)
@@ -227,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     from attnsim.kernels.calibrate.microbench_bwd import entries_main
 
     description = (__doc__ or "").splitlines()[0]
-    return entries_main(argv, description, "microbench_masks", measure, merge)
+    only = (("--pingpong-only", "only the ping-pong kernel's softmax and sigmoid steps"),)
+    return entries_main(argv, description, "microbench_masks", measure, merge, only)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ Gluon (Triton 3.6's explicit-layout dialect) for sm_90 with FlashAttention-3's t
   issued with the Q.K^T of tile j and waited for only at the top of the next step
   ("intra-warpgroup overlapping", as in `attn_wgmma`).
 
+Sigmoid attention (SIGMOID, `attention_fwd(schedule="pingpong", score=Score(sigmoid=True))`):
+P = sigmoid(S * scale + bias) = 0.5 tanh((S * scale + bias) / 2) + 0.5 on the MUFU
+(`tanh.approx.f32`, as the plain kernel's FAST_TANH), masked scores -inf (weight 0); no
+running max, row sum or rescale of O, and O is stored unnormalized.
+
 Per key tile j >= 1, each consumer warp group (`_consumer`):
 
     wait for its O += P_{j-2} V_{j-2}; hand slot (j-2) % STAGES back; O *= alpha_{j-1}
@@ -75,6 +80,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 from attnsim.kernels.gluon.attn_wgmma import (
     _GL_DTYPES,
     _first_softmax,
+    _mask_scores,
     _rows_view_ok,
     _softmax_step,
     _store_out,
@@ -144,6 +150,18 @@ def _ptx(asm: gl.constexpr, a, b, N_THREADS: gl.constexpr):
 
 
 @gluon.jit
+def _sigmoid_p(s, j, mask_from, start_m, seq_k, t_scale, t_bias, CAUSAL: gl.constexpr):
+    """Sigmoid weights of key tile j: 0.5 tanh(s t_scale + t_bias) + 0.5, masked entries 0."""
+    if j >= mask_from:
+        s = _mask_scores(s, j, start_m, seq_k, CAUSAL)
+    t = gl.inline_asm_elementwise(
+        "tanh.approx.f32 $0, $1;", "=r,r", [s * t_scale + t_bias], dtype=gl.float32,
+        is_pure=True, pack=1,
+    )  # fmt: skip
+    return 0.5 * t + 0.5
+
+
+@gluon.jit
 def _producer(
     q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, kv_bars, q_row, kv_row, n_tiles,
     STAGES: gl.constexpr,
@@ -175,7 +193,8 @@ def _signal(kv_bars, n_tiles, STAGES: gl.constexpr):
 @gluon.jit
 def _consumer(
     o_desc, q_smem, k_smem, v_smem, q_bar, start_m, seq_k, q_row, n_tiles, mask_from, qk_scale,
-    CAUSAL: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
+    t_bias, CAUSAL: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr,
+    SIGMOID: gl.constexpr = False,
 ):  # fmt: skip
     """Two warp groups of 64 query rows each, taking turns on the tensor cores (module doc)."""
     BLOCK_M: gl.constexpr = q_smem.shape[0]
@@ -204,16 +223,21 @@ def _consumer(
     )
     _ptx(_TURN_GIVE, 1, 0, NT)
     s = warpgroup_mma_wait(0, deps=(s_tok,))
-    m_i, p, l_i = _first_softmax(s, mask_from, start_m, seq_k, qk_scale, CAUSAL)
-    acc = warpgroup_mma_init(gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout))
     alpha = gl.full([BLOCK_M], 1.0, gl.float32, s_rows)
+    if SIGMOID:  # qk_scale is the tanh argument's scale; l_i stays 1 (O unnormalized)
+        p = _sigmoid_p(s, 0, mask_from, start_m, seq_k, qk_scale, t_bias, CAUSAL)
+        m_i, l_i = alpha, alpha
+    else:
+        m_i, p, l_i = _first_softmax(s, mask_from, start_m, seq_k, qk_scale, CAUSAL)
+    acc = warpgroup_mma_init(gl.zeros([BLOCK_M, HEAD_DIM], gl.float32, o_layout))
     for j in range(1, n_tiles):
         slot = j % STAGES
         acc = warpgroup_mma_wait(0, deps=(acc,))
         if j >= 2:  # K and V of tile j-2 are consumed: free the slot if it is refilled
             refill = j - 2 + STAGES < n_tiles
             _ptx(_FREE_GIVE, gl.where(refill, 6 + (j - 2) % STAGES, -1), 0, NT)
-        acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
+        if not SIGMOID:
+            acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
         p_op = gl.convert_layout(p.to(dtype), p_layout)
         _ptx(_READY_WAIT, READY + slot, STAGES, NT)
         _ptx(_TURN_WAIT, 0, 0, NT)
@@ -223,12 +247,16 @@ def _consumer(
         acc = warpgroup_mma(p_op, v_smem.index((j - 1) % STAGES), acc, is_async=True)
         _ptx(_TURN_GIVE, 1, 0, NT)
         s = warpgroup_mma_wait(1, deps=(s_tok,))
-        p, alpha, m_i, l_i = _softmax_step(
-            s, m_i, l_i, j, mask_from, start_m, seq_k, qk_scale, CAUSAL
-        )
+        if SIGMOID:
+            p = _sigmoid_p(s, j, mask_from, start_m, seq_k, qk_scale, t_bias, CAUSAL)
+        else:
+            p, alpha, m_i, l_i = _softmax_step(
+                s, m_i, l_i, j, mask_from, start_m, seq_k, qk_scale, CAUSAL
+            )
     # the last P.V; only group 0 gives a turn after it (group 1 has no turn left to take)
     acc = warpgroup_mma_wait(0, deps=(acc,))
-    acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
+    if not SIGMOID:
+        acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
     p_op = gl.convert_layout(p.to(dtype), p_layout)
     _ptx(_TURN_WAIT, 0, 0, NT)
     acc = warpgroup_mma(p_op, v_smem.index((n_tiles - 1) % STAGES), acc, is_async=True)
@@ -247,11 +275,16 @@ def attn_fwd_pingpong_kernel(
     seq_k,
     kv_group,
     qk_scale,
+    t_bias,
     CAUSAL: gl.constexpr,
     STAGES: gl.constexpr,
     num_warps: gl.constexpr,
+    SIGMOID: gl.constexpr = False,
 ):
     """O = softmax(Q K^T * scale) V for one query tile of one (batch, head); see the module.
+
+    SIGMOID: O = sigmoid(Q K^T * scale + bias) V, with `qk_scale` = scale / 2 and `t_bias` =
+    bias / 2 (the tanh argument's); softmax: `qk_scale` = scale * log2(e), `t_bias` unused.
 
     GQA/MQA: `kv_group` query heads share one K/V head (1 = MHA); the query heads of a group
     are adjacent, so (batch * heads + head) // kv_group is the K/V head's row block.
@@ -283,7 +316,7 @@ def attn_fwd_pingpong_kernel(
     gl.warp_specialize(
         [
             (_consumer, (o_desc, q_smem, k_smem, v_smem, q_bar, start_m, seq_k, q_row, n_tiles,
-                         mask_from, qk_scale, CAUSAL, STAGES, num_warps)),
+                         mask_from, qk_scale, t_bias, CAUSAL, STAGES, num_warps, SIGMOID)),
             (_producer, (q_desc, k_desc, v_desc, q_smem, k_smem, v_smem, q_bar, kv_bars, q_row,
                          kv_row, n_tiles, STAGES)),
             (_signal, (kv_bars, n_tiles, STAGES)),
@@ -365,23 +398,27 @@ def _descs(plan: _Plan, tensors: tuple[Any, ...]) -> list[TensorDescriptor]:
 
 
 def attention_fwd_pingpong(  # type: ignore[no-untyped-def]
-    q, k, v, causal=False, scale=None, block_n=128, num_stages=3, out=None
+    q, k, v, causal=False, scale=None, block_n=128, num_stages=3, out=None, sigmoid_bias=None
 ):
     """O = softmax(Q K^T * scale) V with the ping-pong kernel (tiling 128 x block_n / 8 warps).
 
-    Raises ValueError naming the requirement a call does not meet (`pingpong_unsupported`).
+    `sigmoid_bias` (a float, natural-log units): sigmoid attention instead, O = sigmoid(Q K^T
+    * scale + sigmoid_bias) V. Raises ValueError naming the requirement a call does not meet
+    (`pingpong_unsupported`).
     """
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
         v.dtype, q.device, None if out is None else (out.shape, out.stride(), out.dtype),
-        causal, scale, block_n, num_stages,
+        causal, scale, block_n, num_stages, sigmoid_bias,
     )  # fmt: skip
     plan = _PLANS.get(key)
     if plan is None:
         why = pingpong_unsupported(q, k, v, out, causal, (BLOCK_M, block_n, 8, num_stages))
         if why:
             raise ValueError(f"schedule 'pingpong': {why}")
-        plan = _PLANS.put(key, _make_plan(q, k, v, causal, scale, block_n, num_stages))
+        plan = _PLANS.put(
+            key, _make_plan(q, k, v, causal, scale, block_n, num_stages, sigmoid_bias)
+        )
     o = torch.empty(plan.o_shape, dtype=plan.dtype, device=q.device) if out is None else out
     if plan.launch is not None:
         plan.launch(plan.grid, plan.stream(), plan.function, plan.packed, (q, k, v, o), plan.tail)
@@ -393,7 +430,7 @@ def attention_fwd_pingpong(  # type: ignore[no-untyped-def]
     return o
 
 
-def _make_plan(q, k, v, causal, scale, block_n, stages) -> _Plan:  # type: ignore[no-untyped-def]
+def _make_plan(q, k, v, causal, scale, block_n, stages, sigmoid_bias) -> _Plan:  # type: ignore[no-untyped-def]
     b, h, sq, d = q.shape
     gdt = _GL_DTYPES[str(q.dtype)]
     plan = _Plan()
@@ -401,8 +438,11 @@ def _make_plan(q, k, v, causal, scale, block_n, stages) -> _Plan:  # type: ignor
     plan.rows = (BLOCK_M, block_n, block_n, BLOCK_M)
     plan.layouts = [gl.NVMMASharedLayout.get_default_for([r, d], gdt) for r in plan.rows]
     scale = 1.0 / math.sqrt(d) if scale is None else scale
-    plan.scalars = (sq, k.shape[2], h // k.shape[1], scale * 1.4426950408889634)
-    plan.meta = dict(CAUSAL=bool(causal), STAGES=stages, num_warps=CONSUMER_WARPS)
+    sigmoid = sigmoid_bias is not None  # the tanh argument's scale and bias, else log2 units
+    qk_scale = scale * 0.5 if sigmoid else scale * 1.4426950408889634
+    t_bias = float(sigmoid_bias) * 0.5 if sigmoid else 0.0
+    plan.scalars = (sq, k.shape[2], h // k.shape[1], qk_scale, t_bias)
+    plan.meta = dict(CAUSAL=bool(causal), STAGES=stages, SIGMOID=sigmoid, num_warps=CONSUMER_WARPS)
     plan.o_shape, plan.dtype = tuple(q.shape), q.dtype
     plan.launch = None
     return plan
@@ -428,7 +468,7 @@ def _arm(plan: _Plan, kernel: Any, device: int) -> None:
 
 
 def compile_for_sm90(  # type: ignore[no-untyped-def]
-    block_n=128, head_dim=128, causal=False, stages=3, dtype="bf16"
+    block_n=128, head_dim=128, causal=False, stages=3, dtype="bf16", sigmoid=False
 ):
     """Compile the kernel for sm_90 without a GPU (Triton's bundled ptxas); for SASS checks."""
     import triton
@@ -445,9 +485,10 @@ def compile_for_sm90(  # type: ignore[no-untyped-def]
 
     sig = {"q_desc": desc(BLOCK_M), "k_desc": desc(block_n), "v_desc": desc(block_n),
            "o_desc": desc(BLOCK_M), "seq_q": "i32", "seq_k": "i32", "kv_group": "i32",
-           "qk_scale": "fp32",
-           "CAUSAL": "constexpr", "STAGES": "constexpr", "num_warps": "constexpr"}  # fmt: skip
-    consts = {"CAUSAL": bool(causal), "STAGES": stages, "num_warps": CONSUMER_WARPS}
+           "qk_scale": "fp32", "t_bias": "fp32", "CAUSAL": "constexpr", "STAGES": "constexpr",
+           "num_warps": "constexpr", "SIGMOID": "constexpr"}  # fmt: skip
+    consts = {"CAUSAL": bool(causal), "STAGES": stages, "num_warps": CONSUMER_WARPS,
+              "SIGMOID": bool(sigmoid)}  # fmt: skip
     src = GluonASTSource(attn_fwd_pingpong_kernel, sig, constexprs=consts)
     return triton.compile(
         src, target=GPUTarget("cuda", 90, 32), options={"num_warps": CONSUMER_WARPS}

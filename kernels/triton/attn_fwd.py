@@ -472,7 +472,7 @@ def attention_fwd(
     "host" host-built descriptors (see `_tile_mode`); default: descriptors on CUDA sm_90+.
     `variant` selects inner-loop variants (`Variant`). GQA/MQA: k and v may have G heads, a
     divisor of q's H (both schedules); query head h reads K/V head h // (H / G).
-    `score` (`Score`): sigmoid attention, softcapping, ALiBi ("plain" schedule only).
+    `score` (`Score`): sigmoid attention (both schedules), softcapping, ALiBi ("plain" only).
     `window` (causal only): query i sees
     keys i - window < j <= i, plus the first `sinks` keys (attention sinks); `window` may also
     be one width per query head (a sequence or tensor of H ints, MoA-style elastic windows;
@@ -493,10 +493,10 @@ def attention_fwd(
             raise ValueError(f"block_sparse: schedule {schedule!r} has no layouts; use 'plain'")
         if window is not None:
             raise ValueError(f"window: schedule {schedule!r} has no sliding window; use 'plain'")
-        if not score.is_plain:
-            raise ValueError(f"score: schedule {schedule!r} computes softmax only; use 'plain'")
+        if not score.no_modifiers:
+            raise ValueError(f"score: schedule {schedule!r} has no softcap or ALiBi; use 'plain'")
         return _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps,
-                               num_stages, out, schedule)  # fmt: skip
+                               num_stages, out, schedule, score)  # fmt: skip
     key = (
         q.shape, k.shape, v.shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype,
         v.dtype, q.get_device(), k.get_device(), v.get_device(),
@@ -559,7 +559,8 @@ def attention_fwd_lse(q, k, v, causal: bool = False, scale: float | None = None,
     return o, lse
 
 
-def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out, schedule):  # type: ignore[no-untyped-def]
+def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_stages, out,  # type: ignore[no-untyped-def]
+                    schedule, score):  # fmt: skip
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     from attnsim.kernels.gluon.attn_pingpong import BLOCK_M, CONSUMER_WARPS, attention_fwd_pingpong
@@ -567,14 +568,12 @@ def _other_schedule(q, k, v, causal, scale, block_m, block_n, num_warps, num_sta
     block_m = BLOCK_M if block_m is None else block_m
     num_warps = CONSUMER_WARPS if num_warps is None else num_warps
     if (block_m, num_warps) != (BLOCK_M, CONSUMER_WARPS):
-        raise ValueError(
-            f"schedule 'pingpong' needs block_m {BLOCK_M} and num_warps {CONSUMER_WARPS}, "
-            f"got {block_m} and {num_warps}"
-        )
+        raise ValueError(f"schedule 'pingpong' needs block_m {BLOCK_M} and num_warps "
+                         f"{CONSUMER_WARPS}, got {block_m} and {num_warps}")  # fmt: skip
     q, k, v = check_qkv(q, k, v, groups=True)
     return attention_fwd_pingpong(
-        q, k, v, causal=causal, scale=scale, block_n=block_n or 128,
-        num_stages=num_stages or 3, out=out,
+        q, k, v, causal=causal, scale=scale, block_n=block_n or 128, num_stages=num_stages or 3,
+        out=out, sigmoid_bias=score.bias(k.shape[2]) if score.sigmoid else None,
     )  # fmt: skip
 
 

@@ -74,6 +74,11 @@ class Score:
         """Plain softmax: no sigmoid, softcap or ALiBi."""
         return not (self.sigmoid or self.softcap is not None or self.alibi)
 
+    @property
+    def no_modifiers(self) -> bool:
+        """No softcap or ALiBi (softmax or sigmoid alone: what the ping-pong kernel runs)."""
+        return self.softcap is None and not self.alibi
+
     def bias(self, seq_k: int) -> float:
         """The sigmoid bias in natural-log units (-log(seq_k) unless given)."""
         if self.sigmoid_bias is not None:

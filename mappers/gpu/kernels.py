@@ -291,6 +291,8 @@ def _fused(
         q_tiles=-(-s.seq_q // bm),
         full_q_tiles=s.seq_q % bm == 0,
     )
+    if mode == "pingpong":  # its sigmoid's step measured against its softmax where calibrated
+        return replace(plan, scores=score.calibrated_modes)
     return replace(plan, **_plain_kernel_parts(s, t, score)) if mode == "online" else plan
 
 

@@ -301,7 +301,7 @@ def _block_times(
         # the L2 traffic: no separate L2 bound (first-touch HBM reads are the kernel's HBM
         # term). Masked steps add their mask arithmetic on the CUDA cores.
         base = chain_base = chain.step_s * k / chain.blocks_per_sm
-        delta = rates.score_delta_s(plan.scores, plan.head_dim, t, k)
+        delta = rates.score_delta_s(plan.scores, plan.head_dim, t, k, plan.mode)
         if delta is not None:  # the kernel's score functions, measured against its softmax
             # (both measured on the kernel: no floor at the matmul tile rate, which the
             # kernel's own measured steps undercut)
@@ -311,7 +311,11 @@ def _block_times(
             delta = plan.added.exp2 / (rates.exp2_per_s / sms)
             delta += plan.added.fp32_ops / (rates.fp32_per_s / sms)
             tensor = step_times(plan.step, rates, t.num_warps).tensor_s
-            base = max(base + k * delta, k * tensor)  # never under its matmuls
+            priced = max(base + k * delta, k * tensor)  # never under its matmuls
+            # work taken away (sigmoid's max, sum and rescale) never makes the step slower
+            # than the measured softmax step (the matmul floor at the datasheet's tile rate
+            # can exceed a kernel's measured step: the ping-pong kernel's)
+            base = min(base, priced) if delta <= 0 else priced
         mask_ops = plan.masked_step.fp32_ops - plan.step.fp32_ops
         full = base
         masked = base + k * mask_ops / (rates.fp32_per_s / rates.arch.sm_count)

@@ -224,7 +224,8 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
         out.append(
             f"score function {score.describe()}: the plain 1-pass Triton kernel implements it "
             "(attention_fwd(score=Score(...)): sigmoid via tanh, softcap, ALiBi with the "
-            "standard slopes); the ping-pong, 2-pass and unfused kernels do not. The plain "
+            "standard slopes); the ping-pong kernel runs sigmoid alone (no softcap or ALiBi); "
+            "the 2-pass and unfused kernels none. The plain "
             "1-pass kernel's step with it is its softmax step plus the difference of the "
             "kernel's measured steps with and without it (calibration modes score-<name>, "
             "kernels.calibrate.microbench_masks; a position bias as the kernel's ALiBi; several "

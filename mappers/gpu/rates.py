@@ -132,13 +132,16 @@ class DeviceRates:
         return got[0], max(0.0, got[1] - got[0])
 
     def score_delta_s(
-        self, scores: tuple[str, ...], head_dim: int, tiling: Tiling, per_sm: int
-    ) -> float | None:
+        self, scores: tuple[str, ...], head_dim: int, tiling: Tiling, per_sm: int,
+        mode: str = "online",
+    ) -> float | None:  # fmt: skip
         """Measured seconds a block's step gains with these score functions (None: not all are).
 
-        Per score function s: the step of mode `score-s` less the softmax step, per block of
-        the measured round; summed over `scores` (`kernels.calibrate.microbench_masks`: the
-        real 1-pass kernel, every mode measured the same way). A modifier that only adds work
+        Per score function s: the step of mode `score-s` (the plain kernel, `mode` online) or
+        `<mode>-score-s` (the ping-pong kernel's sigmoid: `pingpong-score-sigmoid`) less the
+        softmax step measured so, per block of the measured round; summed over `scores`
+        (`kernels.calibrate.microbench_masks`: the real kernels, every mode measured the same
+        way). A modifier that only adds work
         to the softmax step (ALiBi's bias FMA, softcap's tanh and multiplies: all but sigmoid,
         which drops the row max, sum and rescale) cannot shorten it, so its measured step is
         an upper bound on the softmax step: the softmax step taken is the least of
@@ -153,9 +156,11 @@ class DeviceRates:
             return None
         t = tiling
 
+        prefix = "score-" if mode == "online" else f"{mode}-score-"
+
         def step(name: str) -> StepPoint | None:
             return cal.step(
-                f"score-{name}", head_dim, t.block_m, t.block_n, t.num_warps, per_sm,
+                f"{prefix}{name}", head_dim, t.block_m, t.block_n, t.num_warps, per_sm,
                 t.num_stages,
             )  # fmt: skip
 

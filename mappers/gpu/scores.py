@@ -25,6 +25,19 @@ SIGMOID_PRICED = (
     "+1% to +8% of their measured time (mean +4%; the same run's softmax calls +1%)"
 )
 
+# the ping-pong kernel's sigmoid (kernels.gluon.attn_pingpong, SIGMOID)
+SIGMOID_PINGPONG_PRICED = (
+    "sigmoid on the ping-pong kernel: its step is priced as the kernel's measured softmax step "
+    "plus the pingpong-score-sigmoid less the pingpong-score-softmax step "
+    "(kernels.calibrate.microbench_masks --pingpong-only)"
+)
+SIGMOID_PINGPONG_UNMEASURED = (
+    "sigmoid on the ping-pong kernel: no pingpong-score-* steps in the calibration; its step "
+    "is the kernel's softmax step less the row max, sum and rescale at the calibrated SFU "
+    "and fp32 rates, no slower than that softmax step (sigmoid only removes work) and no "
+    "faster than its matmuls"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreCost:

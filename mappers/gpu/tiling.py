@@ -48,7 +48,11 @@ from attnsim.mappers.gpu.model import (
     time_kernel,
 )
 from attnsim.mappers.gpu.problem import GpuProblem, gpu_problem
-from attnsim.mappers.gpu.scores import SIGMOID_PRICED
+from attnsim.mappers.gpu.scores import (
+    SIGMOID_PINGPONG_PRICED,
+    SIGMOID_PINGPONG_UNMEASURED,
+    SIGMOID_PRICED,
+)
 from attnsim.mappers.gpu.window_loops import WINDOW_MODE
 from attnsim.mappers.options import option
 from attnsim.mappers.options import problems as option_problems
@@ -338,6 +342,14 @@ def _measured_family(family: str, plans: Sequence[KernelPlan], problem: GpuProbl
     return f"triton-{family}"
 
 
+def _sigmoid_note(tiling: Tiling, head_dim: int, rates: DeviceRates) -> str:
+    """How the chosen 1-pass kernel's sigmoid step was priced."""
+    if tiling.schedule != "pingpong":
+        return SIGMOID_PRICED
+    measured = rates.score_delta_s(("sigmoid",), head_dim, tiling, 1, "pingpong") is not None
+    return SIGMOID_PINGPONG_PRICED if measured else SIGMOID_PINGPONG_UNMEASURED
+
+
 def _result(
     mapper: GpuTilingMapper,
     cascade: Cascade,
@@ -408,7 +420,7 @@ def _result(
     ):
         warnings.append(SUSTAINED_LOAD.format(ms=latency * 1e3))
     if mapper.family == "1pass" and problem.score.sigmoid:
-        warnings.append(SIGMOID_PRICED)
+        warnings.append(_sigmoid_note(chosen.tiling, shape.head_dim, rates))
     first = main.residency
     extras = {
         "achieved_tflops": shape.flops / latency / 1e12,

@@ -140,8 +140,34 @@ def test_score_arguments_are_checked():
         Score(sigmoid_bias=1.0)
     assert Score(sigmoid=True).bias(1024) == pytest.approx(-math.log(1024))
     q, k, v = inputs(1, 2, 2, 128, 128, 16, torch.float32)
-    with pytest.raises(ValueError, match="computes softmax only"):
-        attention_fwd(q, k, v, False, score=Score(sigmoid=True), schedule="pingpong")
+    for score in (Score(softcap=2.0), Score(alibi=True), Score(sigmoid=True, alibi=True)):
+        with pytest.raises(ValueError, match="no softcap or ALiBi"):
+            attention_fwd(q, k, v, False, score=score, schedule="pingpong")
+
+
+PINGPONG = dict(block_m=128, num_warps=8, schedule="pingpong")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("bias", [None, 0.5], ids=["bias-log", "bias0.5"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(
+    "case",
+    [((2, 8, 1024, 1024, 128), 128, torch.bfloat16), ((1, 4, 512, 1000, 64), 64, torch.float16),
+     ((1, 4, 384, 1536, 128), 64, torch.bfloat16)],  # ragged keys; seq_q < seq_k
+    ids=lambda c: "x".join(map(str, c[0])) + f"-n{c[1]}",
+)  # fmt: skip
+def test_gpu_pingpong_sigmoid(case, causal, bias):
+    """The ping-pong kernel's sigmoid (kernels/gluon/attn_pingpong.py, SIGMOID), on sm_90."""
+    from attnsim.kernels.gluon.attn_pingpong import pingpong_unsupported
+
+    (b, h, sq, sk, d), bn, dtype = case
+    q, k, v = inputs(b, h, h, sq, sk, d, dtype)
+    why = pingpong_unsupported(q, k, v, None, causal, (128, bn, 8, 3))
+    if why:
+        pytest.skip(why)
+    score = Score(sigmoid=True, sigmoid_bias=bias)
+    check(q, k, v, causal, score, block_n=bn, num_stages=3, **PINGPONG)
 
 
 @pytest.mark.gpu

@@ -72,3 +72,21 @@ def test_bad_merge_input_is_a_clear_error(tmp_path, capsys):
             raise AssertionError(f"no usage error for {argv}")
         err = capsys.readouterr().err
         assert "error:" in err and "Traceback" not in err
+
+
+def test_a_pingpong_only_merge_leaves_the_plain_kernels_modes(tmp_path):
+    """`--pingpong-only` measures modes pingpong-score-*: merging them keeps every other."""
+    cal, entries = tmp_path / "cal.yaml", tmp_path / "entries.yaml"
+    cal.write_text(yaml.safe_dump(CAL, sort_keys=False))
+    pingpong = [{"mode": f"pingpong-score-{s}", **STEP, "step_us": us}
+                for s, us in (("softmax", 1.5), ("sigmoid", 1.2))]  # fmt: skip
+    entries.write_text(yaml.safe_dump({"attention_steps": pingpong}, sort_keys=False))
+    assert main(["--merge", str(cal), "--entries", str(entries)]) == 0
+    data = yaml.safe_load(cal.read_text())
+    steps = {(e["mode"], e["step_us"]) for e in data["attention_steps"]}
+    assert steps == {("online", 1.4), ("score-sigmoid", 9.9), ("pingpong-score-softmax", 1.5),
+                     ("pingpong-score-sigmoid", 1.2)}  # fmt: skip
+    assert len(data["attention_blocks"]) == len(CAL["attention_blocks"])
+    loaded = load_calibration(cal)
+    modes = {p.mode for p in loaded.attention_steps}
+    assert {"pingpong-score-softmax", "pingpong-score-sigmoid"} <= modes

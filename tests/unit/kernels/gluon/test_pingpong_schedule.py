@@ -43,6 +43,10 @@ CASES = {  # id: compile_for_sm90 keyword arguments (stages 3 unless given)
     "hd128-causal": {"block_n": 128, "head_dim": 128, "causal": True},
     "hd64": {"block_n": 64, "head_dim": 64},
     "hd128-s2": {"block_n": 128, "head_dim": 128, "stages": 2},
+    # sigmoid attention: no running max, sum or rescale, the same turns
+    "hd128-sigmoid": {"block_n": 128, "head_dim": 128, "sigmoid": True},
+    "hd128-causal-sigmoid": {"block_n": 128, "head_dim": 128, "causal": True, "sigmoid": True},
+    "hd64-sigmoid": {"block_n": 64, "head_dim": 64, "sigmoid": True},
 }
 GROUP_THREADS, WARP_THREADS = 128, 32  # one consumer warp group; the producer / signal warp
 TURN = 2 * GROUP_THREADS  # one group waits, the other arrives

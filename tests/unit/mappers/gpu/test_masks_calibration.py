@@ -124,3 +124,50 @@ def test_window_tiles_take_the_measured_masked_step_and_loops(w, sinks):
         assert slower[(a, m)] - t == pytest.approx(m * 2.0e-6, rel=1e-9)  # masked steps
         extra = max(0, loops[(a, m)] - 1)
         assert dearer[(a, m)] - t == pytest.approx(extra * 1.0e-6, abs=1e-15)  # loops
+
+
+PP = Tiling(128, 128, 8, 3, "pingpong")
+
+
+def _pp_rates(steps: tuple[StepPoint, ...]) -> DeviceRates:
+    arch = _arch()
+    cal = arch.calibration
+    assert cal is not None
+    pingpong = StepPoint("pingpong", "bf16", D, 128, 128, 8, 3, 1, 1.5e-6)
+    cal = replace(cal, attention_steps=(pingpong, *steps), floors=None)
+    return device_rates(replace(arch, calibration=cal), "bf16")
+
+
+def _pp_plan(score: ScoreCost = SOFTMAX) -> KernelPlan:
+    (plan,) = kernel_plans("1pass", DENSE, PP, 132, 50 * 2**20, score=score)
+    return plan
+
+
+def test_pingpong_sigmoid_takes_the_pingpong_kernels_measured_difference():
+    """Modes pingpong-score-<name>: the ping-pong kernel's own sigmoid against its softmax
+    (the plain kernel's score-* steps do not price it)."""
+
+    def pp(name: str, us: float) -> StepPoint:
+        return StepPoint(f"pingpong-score-{name}", "bf16", D, 128, 128, 8, 3, 1, us * 1e-6)
+
+    plain_steps = (StepPoint("score-softmax", "bf16", D, 128, 128, 8, 3, 1, 3e-6),
+                   StepPoint("score-sigmoid", "bf16", D, 128, 128, 8, 3, 1, 1e-6))  # fmt: skip
+    rates = _pp_rates((*plain_steps, pp("softmax", 1.6), pp("sigmoid", 1.2)))
+    softmax, sigmoid = _pp_plan(), _pp_plan(ScoreCost(sigmoid=True))
+    assert sigmoid.scores == ("sigmoid",) and sigmoid.mode == "pingpong"
+    (steps,) = {g.steps for g in softmax.groups}
+    ((_, softmax_s),) = _block_times(softmax, rates, 1).items()
+    ((_, sigmoid_s),) = _block_times(sigmoid, rates, 1).items()
+    assert softmax_s - sigmoid_s == pytest.approx(steps * 0.4e-6, rel=1e-9)
+
+
+def test_unmeasured_pingpong_sigmoid_is_never_slower_than_its_softmax():
+    """With no pingpong-score-* steps the unit model prices sigmoid's saved work, floored at
+    the matmuls (at the datasheet tile rate, above this kernel's measured step) but capped
+    at the measured softmax step: sigmoid only removes work."""
+    rates = _pp_rates(())
+    softmax, sigmoid = _pp_plan(), _pp_plan(ScoreCost(sigmoid=True))
+    ((_, softmax_s),) = _block_times(softmax, rates, 1).items()
+    ((_, sigmoid_s),) = _block_times(sigmoid, rates, 1).items()
+    assert sigmoid_s <= softmax_s
+    assert rates.score_delta_s(("sigmoid",), D, PP, 1, "pingpong") is None
