@@ -346,8 +346,11 @@ def _sigmoid_note(tiling: Tiling, head_dim: int, rates: DeviceRates) -> str:
     """How the chosen 1-pass kernel's sigmoid step was priced."""
     if tiling.schedule != "pingpong":
         return SIGMOID_PRICED
-    measured = rates.score_delta_s(("sigmoid",), head_dim, tiling, 1, "pingpong") is not None
-    return SIGMOID_PINGPONG_PRICED if measured else SIGMOID_PINGPONG_UNMEASURED
+    if rates.score_delta_s(("sigmoid",), head_dim, tiling, 1, "pingpong") is None:
+        return SIGMOID_PINGPONG_UNMEASURED
+    cal = rates.arch.calibration
+    said = [n for n in (cal.notes if cal is not None else ()) if "pingpong-score-" in n]
+    return SIGMOID_PINGPONG_PRICED + (f" (calibration note: {said[-1]})" if said else "")
 
 
 def _result(

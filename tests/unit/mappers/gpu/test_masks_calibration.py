@@ -171,3 +171,22 @@ def test_unmeasured_pingpong_sigmoid_is_never_slower_than_its_softmax():
     ((_, sigmoid_s),) = _block_times(sigmoid, rates, 1).items()
     assert sigmoid_s <= softmax_s
     assert rates.score_delta_s(("sigmoid",), D, PP, 1, "pingpong") is None
+
+
+def test_the_pingpong_sigmoid_note_names_where_its_steps_came_from():
+    """The H200 preset carries pingpong-score-* steps; the Result says it priced them and
+    quotes the calibration's note for them (the device they ran on)."""
+    from attnsim.einsum_ir import load_cascade
+    from attnsim.mappers.registry import get_mapper
+
+    arch = _arch()
+    assert arch.calibration is not None
+    (said,) = [n for n in arch.calibration.notes if "pingpong-score-" in n]
+    mapper = get_mapper("gpu-1pass")(
+        schedule="pingpong", block_m=128, block_n=128, num_warps=8, num_stages=3,
+        rank_candidates=False,
+    )  # fmt: skip
+    sizes = dict(B=1, H=8, M=4096, P=4096, E=D, F=D)
+    result = mapper.map(load_cascade("attention-1pass-mh-sigmoid"), arch, sizes)
+    (note,) = [w for w in result.warnings if w.startswith("sigmoid on the ping-pong kernel")]
+    assert "pingpong-score-sigmoid" in note and said in note
