@@ -30,6 +30,11 @@
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   masks-score  13: the score suites alone (the window rows left out), ~4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
+#   sigmoid      13: sigmoid against softmax on both 1-pass kernels (`sigmoid_probe.py`), then
+#                    the ping-pong kernel's softmax/sigmoid steps (`microbench_masks
+#                    --pingpong-only`; merge with its --merge), ~2 min
+#   nbhd-holdout 13: the neighborhood holdout suite again (its -33.7% point ran with a p10-p90
+#                    spread of 46% of its median), ~3 min
 #   nbhd-cal     13: the neighborhood layout's steps on the H200 (`microbench_neighborhood`;
 #                    the calibration's entries came from an H100), ~1 min
 #   sustained    18: whether the long ping-pong calls slow down as they repeat (clock, power,
@@ -59,7 +64,8 @@
 # bwd-tma's split loads. The twelfth session's device time (2026-12-06) found no H200 (five
 # H100s, three failed starts): the one-loop causal backward (BWD_DIAG_LOOP off) was timed on an
 # H100 only (bwd-diag, bwd). Next on the H200: bwd (the one-loop build: issue 15's cuDNN bar),
-# then unfused-align and fwd-order.
+# then sigmoid and masks-score (the ping-pong sigmoid, timed on an H100 only), unfused-align,
+# nbhd-holdout and fwd-order.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -67,7 +73,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,67p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,74p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -118,6 +124,12 @@ for s in "$@"; do
             --budget-s 230 ;;
         masks-score) step masks-score python benchmarks/masks_probe.py --suite all --only score \
             --out "$OUT" --budget-s 280 ;;
+        sigmoid) step sigmoid python benchmarks/sigmoid_probe.py \
+            --out "$OUT/sigmoid-${dev:-gpu}-$day.csv" &&
+            step sigmoid-cal python -m attnsim.kernels.calibrate.microbench_masks --pingpong-only \
+            --out "$OUT/microbench-masks-pingpong-${dev:-gpu}-$day.yaml" ;;
+        nbhd-holdout) step nbhd-holdout python benchmarks/neighborhood_probe.py --out "$OUT" \
+            --suite holdout --budget-s 170 ;;
         nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
             --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
         sustained) step sustained python benchmarks/sustained_probe.py --out "$OUT" ;;

@@ -111,3 +111,29 @@ def test_unstable_measurements_are_reported_apart() -> None:
     assert report.count("[unstable: p10-p90") == len(shaky)
     point = dataclasses.replace(shaky[0], spread_pct=math.nan)  # a file without p10/p90
     assert not point.unstable
+
+
+def test_score_rows_of_the_pingpong_kernel_are_priced_and_paired_on_it(tmp_path: Path) -> None:
+    """masks_probe's `schedule` column: a ping-pong row is priced with the ping-pong kernel and
+    its sigmoid paired with the ping-pong softmax (a file without the column ran `plain`)."""
+    masks = ROOT / "kernels" / "measurements" / "masks" / "masks-score-h200-2026-12-06.csv"
+    head = masks.read_text().splitlines()[0].split(",")
+    shape = dict(suite="validation", batch="1", heads="16", seq="8192", head_dim="128",
+                 causal="0", block_m="128", block_n="128", num_warps="8", num_stages="3",
+                 status="ok", device="NVIDIA H200")  # fmt: skip
+    rows = [
+        {**shape, "family": "triton-score", "score": s, "schedule": sched, "median_ms": ms}
+        for s, sched, ms in (("softmax", "plain", "1.0"), ("sigmoid", "plain", "0.9"),
+                             ("softmax", "pingpong", "0.8"), ("sigmoid", "pingpong", "0.7"))
+    ]  # fmt: skip
+    fields = [*head[:7], "score", "schedule", *head[8:]]
+    path = tmp_path / "masks-score-h200-test.csv"
+    lines = [",".join(fields)] + [",".join(str(r.get(f, "")) for f in fields) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    points = vk.predict_rows([path], "h200")
+    by = {(p.shape.split()[-1], p.config): p for p in points}
+    plain = by[("sigmoid", "128x128/w8/s3")].predicted_ms
+    pingpong = by[("sigmoid", "128x128/w8/s3/pingpong")].predicted_ms
+    assert pingpong < plain  # the ping-pong kernel's own steps, not the plain kernel's
+    ratios = vk.ratio_errors(points)["triton-score sigmoid/softmax"]
+    assert len(ratios) == 2  # each kernel's sigmoid against its own softmax
