@@ -195,8 +195,18 @@ def _tiles(s: AttnShape, t: Tiling, mode: str) -> str:
     return "host" if mode in ONLINE_MODES and s.seq_q % t.block_m == 0 else "device"
 
 
-def schedule_problem(family: str, s: AttnShape, t: Tiling, compute_capability: float | None) -> str:
-    """Why `family` cannot run `t`'s schedule for shape `s` ("" when it can)."""
+def schedule_problem(
+    family: str,
+    s: AttnShape,
+    t: Tiling,
+    compute_capability: float | None,
+    score: ScoreCost = SOFTMAX,
+) -> str:
+    """Why `family` cannot run `t`'s schedule for shape `s` and `score` ("" when it can).
+
+    The ping-pong kernel runs dense or top-left causal attention, softmax or sigmoid: no
+    window, sinks or other mask, no block-sparse layout, no softcap or position bias.
+    """
     if t.schedule == "plain":
         return ""
     if t.schedule not in SCHEDULES:
@@ -220,6 +230,13 @@ def schedule_problem(family: str, s: AttnShape, t: Tiling, compute_capability: f
         )
     if s.seq_q % t.block_m:
         return f"schedule 'pingpong' needs seq_q (P) a multiple of {t.block_m}"
+    if s.layout is not None or not (s.is_dense or s.causal):
+        return (
+            "schedule 'pingpong' runs dense or causal attention only (no window, sinks, "
+            "layout or other mask: the plain kernel does)"
+        )
+    if score.softcap or score.position_bias:
+        return "schedule 'pingpong' has no softcap or position bias (the plain kernel does)"
     return ""
 
 

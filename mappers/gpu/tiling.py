@@ -174,10 +174,12 @@ def candidate_tilings(masked: bool, pingpong: bool = False) -> tuple[Tiling, ...
     return plain + pp
 
 
-def pingpong_searched(family: str, shape: AttnShape, arch: GpuArch) -> bool:
-    """Whether the search includes the ping-pong kernel for this family, shape and GPU."""
+def pingpong_searched(
+    family: str, shape: AttnShape, arch: GpuArch, score: ScoreCost = SOFTMAX
+) -> bool:
+    """Whether the search includes the ping-pong kernel for this family, shape, score, GPU."""
     t = Tiling(*PINGPONG_CANDIDATES[0], "pingpong")
-    return not schedule_problem(family, shape, t, arch.compute_capability)
+    return not schedule_problem(family, shape, t, arch.compute_capability, score)
 
 
 def evaluate(
@@ -212,7 +214,7 @@ def evaluate(
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if not shape.is_dense and family != "unfused" and tiling.block_m % tiling.block_n:
         problem = problem or "masked (causal) kernels need block_m % block_n == 0"
-    problem = schedule_problem(family, shape, tiling, arch.compute_capability) or problem
+    problem = schedule_problem(family, shape, tiling, arch.compute_capability, score) or problem
     total, host_bound = call_time(kernels, rates, host_call_key(family, tiling.schedule))
     hbm = (sum(p.hbm_read_bytes for p in plans), sum(p.hbm_write_bytes for p in plans))
     return Evaluated(tiling, kernels, total, problem, host_bound, hbm, slowdown)
@@ -271,7 +273,7 @@ class GpuTilingMapper:
         if opts.schedule == "pingpong" and self.family != "1pass":
             raise MappingError(f"{self.name}: schedule 'pingpong' is a 1-pass kernel (gpu-1pass)")
         pingpong = opts.schedule == "pingpong" or (
-            not opts.schedule and pingpong_searched(self.family, shape, arch)
+            not opts.schedule and pingpong_searched(self.family, shape, arch, problem.score)
         )
         space = candidate_tilings(not shape.is_dense, pingpong)
         fixed = opts.fixed

@@ -332,3 +332,37 @@ def test_the_sustained_load_figures_are_the_probes(device: str, folder: str) -> 
     assert (min(clocks), max(clocks)) == (lo, hi)
     lo_pct, hi_pct = (int(x) for x in re.findall(r"calls (\d+)-(\d+)% slower", text)[0])
     assert (round(100 * min(slow)), round(100 * max(slow))) == (lo_pct, hi_pct)
+
+
+@pytest.mark.parametrize(
+    ("cascade", "extra", "message"),
+    [
+        ("attention-1pass-mh-window", {"W": 1024}, "dense or causal attention only"),
+        ("attention-1pass-mh-sinks-window", {"W": 1024, "S": 4}, "dense or causal attention only"),
+        ("attention-1pass-mh-causal-alibi", {}, "no softcap or position bias"),
+        ("attention-1pass-mh-softcap", {"C": 50}, "no softcap or position bias"),
+        ("attention-1pass-mh-sigmoid", {}, ""),
+        ("attention-1pass-mh-causal-sigmoid", {}, ""),
+    ],
+)
+def test_the_search_takes_the_pingpong_kernel_only_for_what_it_runs(
+    cascade: str, extra: dict[str, int], message: str
+) -> None:
+    """Windows, sinks, ALiBi and softcap run on the plain kernel only: the search leaves the
+    ping-pong kernel out, and a fixed ping-pong tiling is modelled with a warning that names
+    why it cannot run (it once chose a ping-pong "window kernel" no code implements)."""
+    sizes = dict(B=1, H=8, M=4096, P=4096, E=128, F=128, **extra)
+    searched = get_mapper("gpu-1pass")().map(cascade_named(cascade), gpu("h200"), sizes)
+    candidates = dict(searched.extras)["tiling_candidates"]
+    fixed = get_mapper("gpu-1pass")(
+        schedule="pingpong", block_m=128, block_n=128, num_warps=8, num_stages=3,
+        rank_candidates=False,
+    ).map(cascade_named(cascade), gpu("h200"), sizes)  # fmt: skip
+    cannot = [w for w in fixed.warnings if "cannot run as modelled" in w]
+    plain = len(candidate_tilings(masked="causal" in cascade or "window" in cascade))
+    if message:
+        assert len(cannot) == 1 and message in cannot[0], cannot
+        assert candidates == plain
+    else:
+        assert not cannot
+        assert candidates == plain + len(PINGPONG_CANDIDATES)
