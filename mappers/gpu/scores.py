@@ -29,7 +29,11 @@ SIGMOID_PRICED = (
 SIGMOID_PINGPONG_PRICED = (
     "sigmoid on the ping-pong kernel: its step is priced as the kernel's measured softmax step "
     "plus the pingpong-score-sigmoid less the pingpong-score-softmax step "
-    "(kernels.calibrate.microbench_masks --pingpong-only)"
+    "(kernels.calibrate.microbench_masks --pingpong-only); the power cap's slowdown is read "
+    "from tensor FLOP/s alone, as for softmax. On an H100 score suite "
+    "(kernels/measurements/h100/masks-score-h100-2026-12-06-pingpong.csv, the H200 "
+    "calibration transferred) its calls were priced -2% to +16% of their measured time (mean "
+    "+6%; the same run's ping-pong softmax calls -4% to +7%)"
 )
 SIGMOID_PINGPONG_UNMEASURED = (
     "sigmoid on the ping-pong kernel: no pingpong-score-* steps in the calibration; its step "
