@@ -32,7 +32,7 @@
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
 #   sigmoid      13: sigmoid against softmax on both 1-pass kernels (`sigmoid_probe.py`), then
 #                    the ping-pong kernel's softmax/sigmoid steps (`microbench_masks
-#                    --pingpong-only`; merge with its --merge), ~2 min
+#                    --pingpong-only`; merge with its --merge), ~3.5 min
 #   nbhd-holdout 13: the neighborhood holdout suite again (its -33.7% point ran with a p10-p90
 #                    spread of 46% of its median), ~3 min
 #   nbhd-cal     13: the neighborhood layout's steps on the H200 (`microbench_neighborhood`;
