@@ -153,18 +153,20 @@ PINGPONG = dict(block_m=128, num_warps=8, schedule="pingpong")
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize(
     "case",
-    [((2, 8, 1024, 1024, 128), 128, torch.bfloat16), ((1, 4, 512, 1000, 64), 64, torch.float16),
-     ((1, 4, 384, 1536, 128), 64, torch.bfloat16)],  # ragged keys; seq_q < seq_k
+    [((2, 8, 8, 1024, 1024, 128), 128, torch.bfloat16),
+     ((1, 4, 4, 512, 1000, 64), 64, torch.float16),  # ragged keys
+     ((1, 4, 4, 384, 1536, 128), 64, torch.bfloat16),  # seq_q < seq_k
+     ((1, 8, 2, 512, 512, 128), 128, torch.bfloat16)],  # GQA: 4 query heads per K/V head
     ids=lambda c: "x".join(map(str, c[0])) + f"-n{c[1]}",
 )  # fmt: skip
 def test_gpu_pingpong_sigmoid(case, causal, bias):
     """The ping-pong kernel's sigmoid (kernels/gluon/attn_pingpong.py, SIGMOID), on sm_90."""
     from attnsim.kernels.gluon.attn_pingpong import pingpong_unsupported
 
-    (b, h, sq, sk, d), bn, dtype = case
+    (b, h, g, sq, sk, d), bn, dtype = case
     score = Score(sigmoid=True, sigmoid_bias=bias)
     for seed in (0, 1):  # the second call takes the armed direct launch with new data
-        q, k, v = inputs(b, h, h, sq, sk, d, dtype, seed=seed)
+        q, k, v = inputs(b, h, g, sq, sk, d, dtype, seed=seed)
         why = pingpong_unsupported(q, k, v, None, causal, (128, bn, 8, 3))
         if why:
             pytest.skip(why)
