@@ -229,11 +229,13 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
             "1-pass kernel's step with it is its softmax step plus the difference of the "
             "kernel's measured steps with and without it (calibration modes score-<name>, "
             "kernels.calibrate.microbench_masks; a position bias as the kernel's ALiBi; several "
-            "modifiers add their differences); without those entries, and for the other "
+            "modifiers add their differences; the ping-pong kernel's sigmoid: its own modes "
+            "pingpong-score-<name>); without those entries, and for the other "
             "kernels, the step work at the calibrated SFU and fp32 rates (sigmoid: no running "
             "max, row sum or rescale; softcap: tanh per score on the SFU and 2 multiplies; "
             "position bias: one FMA per score). Validated: kernels/measurements/masks/"
-            "masks-score-h200-2026-12-04.csv"
+            "masks-score-h200-2026-12-06.csv (the plain kernel, H200) and kernels/measurements/"
+            "h100/masks-score-h100-2026-12-06-pingpong.csv (both kernels, an H100)"
         )
     return tuple(out)
 
