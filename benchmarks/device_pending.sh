@@ -26,6 +26,7 @@
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
+#   bs-suite     13: the block-sparse suites again (`blocksparse_suite.py`), 4 min
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   masks-score  13: the score suites alone (the window rows left out), ~4 min
@@ -73,7 +74,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,74p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,75p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -118,6 +119,7 @@ for s in "$@"; do
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \
             --out "$OUT/gla-${dev:-gpu}-$day.csv" --budget-s 170 ;;
+        bs-suite) step bs-suite python benchmarks/blocksparse_suite.py --out "$OUT" --budget-s 240 ;;
         masks-cal) step masks-cal python -m attnsim.kernels.calibrate.microbench_masks \
             --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \

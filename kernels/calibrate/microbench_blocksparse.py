@@ -21,7 +21,11 @@ On the H200 (kernels/measurements/blocksparse/microbench-blocksparse-*-2026-12-0
 list cost +30% a step at 128 x 128 tiles, head dim 128, and +60-90% at head dim 64, in this
 regime and on one head with K/V all in L2 alike; whole calls of the suites paid only 7-26% a
 tile over the dense kernel at 50% density. Until that gap is understood
-`mappers.gpu.blocksparse` prices a listed tile at the plain kernel's step and says so. None
+`mappers.gpu.blocksparse` prices a listed tile at the plain kernel's step and says so.
+(`do_bench` flushes L2 before every call, so the one-head variant's K/V are not in L2
+either: every step is a first touch that all of a head's query tiles wait for together, the
+regime where a key loop loading K/V one tile ahead, as this build's block-sparse loop does,
+pays the most; random layouts' query tiles reach a K/V tile at different times.) None
 of these shapes (SMs x k / 4 heads of 4 query tiles over 8 or 32 key tiles, non-causal) is a
 shape of benchmarks/blocksparse_suite.py or blocksparse_probe.py.
 """
