@@ -298,6 +298,9 @@ def attn_inner(
     SPARSE (MODE_ONLINE; `sparse_rows`): [lo, hi) counts entries of the key-tile list
     `kv_list` in units of BLOCK_N (entry n / BLOCK_N holds a key-tile index) instead of keys;
     masked tiles then also mask by segment when SEGMENTS (`_keep`) and use SAFE factors.
+    The next entry is read a step ahead into a register: read in its own step, Triton 3.6
+    staged it through shared memory (cp.async, one more CTA barrier a step) and loaded K/V
+    one tile ahead instead of two (sm_90 SASS; `test_blocksparse_sass.py`).
 
     Score functions (MODE_ONLINE only): ALIBI and SOFTCAP modify the log2-domain scores
     (`modify_scores`) before the mask and the softmax; SIGMOID replaces the online softmax with
@@ -330,9 +333,13 @@ def attn_inner(
     ws: tl.constexpr = WARP_SPECIALIZE and MODE == 0 and not MASKED
     safe: tl.constexpr = WINDOW or SPARSE  # masked tiles may hide whole rows
     if True:  # one loop; the body is chosen by constexpr flags
+        nxt = 0
+        if SPARSE:
+            nxt = tl.load(kv_list + lo // BLOCK_N, mask=lo < hi, other=0)
         for n0 in tl.range(lo, hi, BLOCK_N, warp_specialize=ws):
             if SPARSE:  # entry n0 / BLOCK_N of the list holds the key tile
-                start_n = tl.multiple_of(tl.load(kv_list + n0 // BLOCK_N) * BLOCK_N, BLOCK_N)
+                start_n = tl.multiple_of(nxt * BLOCK_N, BLOCK_N)
+                nxt = tl.load(kv_list + n0 // BLOCK_N + 1, mask=n0 + BLOCK_N < hi, other=0)
             else:
                 start_n = tl.multiple_of(n0, BLOCK_N)
             k = load_tile(k_src, start_n, seq_k, stride_ks, BLOCK_N, HEAD_DIM, USE_TMA)
