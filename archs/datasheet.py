@@ -141,7 +141,7 @@ FAMILY_ERRORS: dict[str, DatasheetError] = {
         -5.6,
     ),
     "triton-blocksparse": _probe(
-        "blocksparse/blocksparse-suite-h200-2026-12-04.csv",
+        "blocksparse/superseded/blocksparse-suite-h200-2026-12-04.csv",  # the earlier key loop
         "the block-sparse kernel",
         15.3,
         17.4,

@@ -24,7 +24,8 @@ tile over the dense kernel at 50% density. Until that gap is understood
 `mappers.gpu.blocksparse` prices a listed tile at the plain kernel's step and says so.
 (`do_bench` flushes L2 before every call, so the one-head variant's K/V are not in L2
 either: every step is a first touch that all of a head's query tiles wait for together, the
-regime where a key loop loading K/V one tile ahead, as this build's block-sparse loop does,
+regime where a key loop loading K/V one tile ahead, as the block-sparse loop did before
+2026-12-06 (these figures time that loop),
 pays the most; random layouts' query tiles reach a K/V tile at different times.) None
 of these shapes (SMs x k / 4 heads of 4 query tiles over 8 or 32 key tiles, non-causal) is a
 shape of benchmarks/blocksparse_suite.py or blocksparse_probe.py.
