@@ -41,6 +41,10 @@ NEIGHBORHOOD_ASSUMPTIONS = (
     "kernels.triton.gather_rows) priced as one pass over their bytes at the device's HBM "
     "rates plus one launch each (not calibrated; on the H200 they ran 1.20x this, median); "
     "the host's time for them is not modelled",
+    "neighborhood: the calibration's steps time the block-sparse key loop before 2026-12-06 "
+    "(each list entry read in its own step); on an H100 the kept loop's untested step ran "
+    "0.46-0.96x those and its tested step 0.98-1.13x, whole neighborhood calls 0.93-1.02x "
+    "(kernels/measurements/h100/, both loops in one run); the H200 has not timed it",
 )
 
 

@@ -265,3 +265,66 @@ def test_measured_window_test_prices_exactly_its_tilings() -> None:
     )
     assert rates.tested_steps("neighborhood", 64, Tiling(64, 32, 4, 3), 1) is None
     assert rates.tested_steps("", 64, t, 1) is None
+
+
+def test_the_key_loop_ratios_the_warning_states_are_the_h100_files() -> None:
+    """The kept block-sparse key loop against the one before, on an H100 in one run: the
+    microbenchmark's steps by mode and the suites' whole calls, as NEIGHBORHOOD_ASSUMPTIONS
+    states them."""
+    import csv
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from attnsim.mappers.gpu.neighborhood import NEIGHBORHOOD_ASSUMPTIONS
+
+    h100 = Path(__file__).parents[4] / "kernels" / "measurements" / "h100"
+    old_dir = h100 / "superseded"
+
+    def steps(path: Path) -> dict[tuple[object, ...], float]:
+        entries = yaml.safe_load(path.read_text())["attention_steps"]
+        return {tuple(v for k, v in e.items() if k != "step_us"): e["step_us"] for e in entries}
+
+    new = steps(h100 / "microbench-neighborhood-h100-2026-12-06.yaml")
+    old = steps(old_dir / "microbench-neighborhood-h100-2026-12-06-before.yaml")
+    ratios: dict[str, list[float]] = {"neighborhood-full": [], "neighborhood": []}
+    for key, us in new.items():
+        if key in old:
+            ratios[str(key[0])].append(us / old[key])
+    skip = ("status", "max_err", "timestamp")
+
+    def rows(path: Path) -> dict[tuple[str, ...], float]:
+        """Our whole calls by configuration (every column but the times and status)."""
+        with path.open() as fh:
+            return {
+                tuple(v for k, v in r.items() if not k.endswith("_ms") and k not in skip): float(
+                    r["median_ms"]
+                )
+                for r in csv.DictReader(fh)
+                if r["family"] == "triton-neighborhood"
+            }
+
+    calls = []
+    for suite in ("validation", "holdout"):
+        a = rows(h100 / f"neighborhood-{suite}-h100-2026-12-06.csv")
+        b = rows(old_dir / f"neighborhood-{suite}-h100-2026-12-06-before.csv")
+        calls += [a[k] / b[k] for k in a if k in b]
+    assert len(calls) == 30 and all(len(v) >= 10 for v in ratios.values())
+    text = " ".join(NEIGHBORHOOD_ASSUMPTIONS)
+    found = re.findall(
+        r"untested step ran ([\d.]+)-([\d.]+)x those and its tested step "
+        r"([\d.]+)-([\d.]+)x, whole neighborhood calls ([\d.]+)-([\d.]+)x",
+        text,
+    )
+    assert found, text
+    stated = [float(x) for x in found[0]]
+    got = [
+        min(ratios["neighborhood-full"]),
+        max(ratios["neighborhood-full"]),
+        min(ratios["neighborhood"]),
+        max(ratios["neighborhood"]),
+        min(calls),
+        max(calls),
+    ]
+    assert [round(x, 2) for x in got] == stated
