@@ -7,6 +7,7 @@ in their Results) and for the figures it quotes.
 from __future__ import annotations
 
 from attnsim.mappers.gpu.rates import OVERLAP_EFFICIENCY
+from attnsim.mappers.gpu.unfused_rates import OVERLAP_P
 
 BASE_REGISTERS_PER_THREAD = 24  # addresses, loop counters, row statistics
 ASSUMPTIONS = (
@@ -23,7 +24,10 @@ ASSUMPTIONS = (
     "unequal blocks share their SM's time with the blocks resident at each moment",
     "unfused kernels with a calibration entry (timed alone on another shape): time = HBM "
     "bytes / bandwidth + their work (score tiles, softmax row bytes, P.V tile steps) at the "
-    "measured rate of the entry's time less its bytes at the calibration run's bandwidth; "
+    "measured rate of the entry's time less its bytes at the calibration run's bandwidth "
+    "(entries timed on another device, in a transferred calibration: their time carried over "
+    f"first as (memory^p + rest^p)^(1/p), p = {OVERLAP_P:g}, from that device's bandwidth to "
+    "this one's); "
     "softmax work counted in BLOCK-wide row steps (masked lanes included); each such kernel "
     "also pays its dependent HBM round trips (first load, last store) at the preset's HBM "
     "latency; a grid of fewer programs than SMs over rows at least as long as the "

@@ -47,7 +47,7 @@ from attnsim.mappers.gpu.scores import (
     SOFTMAX,
     ScoreCost,
 )
-from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
+from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates, split_entry
 from attnsim.mappers.gpu.unfused_rows import registers as _registers
 from attnsim.mappers.gpu.unfused_rows import row_kernel, softmax_path
 from attnsim.mappers.gpu.window_loops import (
@@ -530,19 +530,14 @@ def _split(
     """Work, programs, memory seconds and rest seconds of entry `e` for unfused kernel i.
 
     The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
-    model adds once per kernel (`gpu_model.time_kernel`).
+    model adds once per kernel (`gpu_model.time_kernel`); `unfused_rates.split_entry` splits.
     """
     d = e.head_dim or s.head_dim
     causal = not s.is_dense  # the entry's own mask: top-left causal or none
     cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, causal, s.dtype, s.elem_bytes)
     cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
     ref = _unfused(cal_shape, cal_tiling)[i]
-    read_bw = e.hbm_read_bytes_per_s or cal.hbm_read_bandwidth_bytes_per_s or 0.0
-    write_bw = e.hbm_write_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
-    memory = ref.hbm_read_bytes / read_bw if read_bw else 0.0
-    memory += ref.hbm_write_bytes / write_bw if write_bw else 0.0
-    rest = max(e.time_s - memory - ref.round_trips * latency_s, 0.0)
-    return UnfusedSplit(ref.work, ref.blocks, memory, rest, e)
+    return split_entry(e, ref, cal, latency_s)
 
 
 def kernel_plans(

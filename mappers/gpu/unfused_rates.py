@@ -3,14 +3,16 @@
 `mappers.gpu.kernels` splits each calibration entry of an unfused kernel into its memory
 part and the rest (`UnfusedSplit`); `fit_rates` turns the entries of one kernel and tiling
 into seconds per unit of work and, where short-row entries are bound by their programs,
-seconds per program (`model.time_kernel` takes the larger of the two bounds).
+seconds per program (`model.time_kernel` takes the larger of the two bounds). `overlapped`
+and `rest_of` are how an unfused kernel's memory part and the rest combine into its time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attnsim.archs.calibration import UnfusedPoint
+from attnsim.archs.calibration import Calibration, UnfusedPoint
+from attnsim.mappers.gpu.model import KernelPlan
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,28 @@ class UnfusedSplit:
     memory_s: float
     rest_s: float
     entry: UnfusedPoint
+
+
+# An unfused kernel's HBM stream and the rest of its work (score arithmetic, store issue,
+# latency) overlap in part: time = (memory**P + rest**P) ** (1/P), between the sum (P = 1)
+# and the larger of the two (P -> inf). One device cannot tell these apart (its entries'
+# rest is whatever their time leaves), a second memory speed can: the H100's unfused
+# entries (kernels/measurements/h100/microbench-h100-2026-12-05.yaml, 112 kernels and shapes
+# the H200's calibration also times; each device's own measured HBM bandwidths) predicted
+# from the H200's gave a mean error of +11.2% with the sum, -0.6% (MAPE 3.0%) with P = 3,
+# the minimum of MAPE over P (2.75-3.25 within 0.15 points; tests/unit/mappers/gpu/
+# test_unfused_overlap.py). That file fits this constant and nothing else.
+OVERLAP_P = 3.0
+
+
+def overlapped(memory_s: float, rest_s: float, p: float = OVERLAP_P) -> float:
+    """Seconds of a kernel whose memory part and rest overlap as exponent `p` says."""
+    return float((memory_s**p + rest_s**p) ** (1.0 / p))
+
+
+def rest_of(time_s: float, memory_s: float, p: float = OVERLAP_P) -> float:
+    """The rest of a measured time `time_s` whose memory part is `memory_s` (0 if none)."""
+    return float(max(time_s**p - memory_s**p, 0.0) ** (1.0 / p))
 
 
 # an entry whose time is over 1.25x what the per-work rate and its bytes give is bound by
@@ -49,3 +73,32 @@ def fit_rates(split: list[UnfusedSplit]) -> tuple[float, float]:
         if x.blocks and PROGRAM_BOUND * (x.memory_s + rate * x.work) < x.memory_s + x.rest_s
     ]
     return rate, (sum(xs) / sum(b * b for b in xs) if xs else 0.0)
+
+
+def split_entry(
+    e: UnfusedPoint, ref: KernelPlan, cal: Calibration, latency_s: float
+) -> UnfusedSplit:
+    """Entry `e` (whose kernel and shape `ref` plans) as memory seconds and rest seconds.
+
+    The entry's memory part is its bytes at the bandwidths of the run that timed it; the
+    device `cal` describes (another one when the calibration was transferred,
+    `archs.datasheet`) may stream them at others. The entry's time is first carried there by
+    the overlap law (`overlapped`), and the split is that time's: its bytes at `cal`'s own
+    bandwidths (the model prices a kernel's bytes at them) and the rest. On the device that
+    timed the entry the two agree, and the split is the entry's time less its memory part.
+    `latency_s` per dependent round trip is left out of the rest (the model adds it).
+    """
+    own_read = cal.hbm_read_bandwidth_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
+    own_write = cal.hbm_copy_bandwidth_bytes_per_s or 0.0
+    memory = _memory_s(
+        ref, e.hbm_read_bytes_per_s or own_read, e.hbm_write_bytes_per_s or own_write
+    )
+    here = _memory_s(ref, own_read, own_write)
+    rest = rest_of(max(e.time_s - ref.round_trips * latency_s, 0.0), memory)
+    return UnfusedSplit(ref.work, ref.blocks, here, overlapped(here, rest) - here, e)
+
+
+def _memory_s(plan: KernelPlan, read_bw: float, write_bw: float) -> float:
+    """Seconds of `plan`'s HBM bytes at these bandwidths (a zero bandwidth: not counted)."""
+    memory = plan.hbm_read_bytes / read_bw if read_bw else 0.0
+    return memory + (plan.hbm_write_bytes / write_bw if write_bw else 0.0)
