@@ -66,9 +66,10 @@
 # H100s, three failed starts): the one-loop causal backward (BWD_DIAG_LOOP off) was timed on an
 # H100 only (bwd-diag, bwd). The block-sparse key loop changed on 2026-12-06 (timed on an H100
 # only; the H200's block-sparse files, the earlier loop's, are under superseded/). Next on the
-# H200: bs-suite and nbhd-cal (that loop), bwd (the one-loop build: issue 15's cuDNN bar), then
-# sigmoid and masks-score (the ping-pong sigmoid, timed on an H100 only), unfused-align,
-# nbhd-holdout and fwd-order.
+# H200 (none came on 2026-12-06's last session): bwd (the one-loop build: issue 15's cuDNN bar,
+# the last bar that issue misses) with unfused-align, then bs-suite and nbhd-cal (that loop),
+# sigmoid and masks-score (the ping-pong sigmoid, timed on an H100 only), nbhd-holdout and
+# fwd-order.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -76,7 +77,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,77p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,78p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
