@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -170,8 +172,23 @@ def trial_problems(file: str, exp: Any, notes: list[str] | None = None) -> list[
     return out
 
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def sigterm_as_interrupt(driver_pid: int) -> Callable[[int, FrameType | None], None]:
+    """A SIGTERM handler: KeyboardInterrupt in process `driver_pid`, elsewhere the default.
+
+    In the driver the run then keeps what it finished, as on Ctrl-C.
+    Pool workers are forked with the driver's handlers, and an interrupted run ends its
+    workers by SIGTERM (`dse.runner._end_workers`): with the driver's handler a worker raised
+    KeyboardInterrupt instead of ending, and multiprocessing printed its traceback.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != driver_pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    return handler
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--executor: expected local or dask://HOST:PORT, got {args.executor!r}")
     check_size(exp.count, args.yes, args.budget)
     out = args.out or Path(exp.out_dir)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = signal.signal(signal.SIGTERM, sigterm_as_interrupt(os.getpid()))
     try:
         with open_out_dir(out):  # held until the tables and report are written
             return _run_locked(args, exp, out)

@@ -220,8 +220,10 @@ def evaluate_chunk(chunk: Chunk, refusals: bool = False) -> list[Record]:
 
 
 def _init_worker(driver_pid: int) -> None:
-    # Ctrl-C goes to the whole process group: only the driver handles it.
+    # Ctrl-C goes to the whole process group: only the driver handles it. SIGTERM (how an
+    # interrupted run ends its workers) ends a worker, not the driver's handler it was forked with
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     tie_to_driver(driver_pid)  # a kill -9 of the driver must not leave workers running
 
 

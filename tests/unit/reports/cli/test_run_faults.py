@@ -319,3 +319,34 @@ def test_huge_sweeps_state_their_size_and_need_yes(
     assert main(argv) == 0  # a budget under the threshold needs no --yes
     assert main([*argv[:-2], "--budget", "2", "--yes"]) == 0
     assert len(load_rows(out)) == 5
+
+
+SIGTERM_CHILD = """\
+import multiprocessing, os, signal, sys, time
+from attnsim.reports.cli.run import sigterm_as_interrupt
+signal.signal(signal.SIGTERM, sigterm_as_interrupt(os.getpid()))
+child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+child.start()
+time.sleep(0.3)
+child.terminate()  # what an interrupted run does to a worker it forked (runner._end_workers)
+child.join(10)
+print("child", child.exitcode)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("driver interrupted")
+"""
+
+
+def test_sigterm_ends_a_forked_worker_quietly_and_interrupts_the_driver(tmp_path: Path) -> None:
+    """A worker forked with the driver's SIGTERM handler ends by SIGTERM, no traceback (the
+    handler once raised KeyboardInterrupt in it, and multiprocessing printed the traceback
+    when an interrupted run ended a worker still alive); the driver still gets the interrupt."""
+    script = tmp_path / "sigterm.py"
+    script.write_text(SIGTERM_CHILD)
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"child {-signal.SIGTERM}" in done.stdout and "driver interrupted" in done.stdout
+    assert "Traceback" not in done.stderr
