@@ -219,6 +219,25 @@ def _measured_steps(rates: DeviceRates) -> bool:
     return cal is not None and cal.origin != "datasheet"
 
 
+# The H200's backward file predicted with its calibration withheld (`validate gpu
+# --no-calibration`): measured / priced by dQ mode; recomputed by
+# tests/unit/mappers/gpu/test_backward_model.py.
+ATOMIC_DATASHEET_FILE = "kernels/measurements/bwd/bwd-h200-2026-12-06-planned.csv"
+ATOMIC_DATASHEET_RATIOS = {"atomic": (1.01, 6.58), "separate": (0.98, 3.35)}
+
+
+def atomic_datasheet_note() -> str:
+    """The warning of a datasheet-priced atomic-dQ call (no measured atomic rate)."""
+    (a_lo, a_hi), (s_lo, s_hi) = (ATOMIC_DATASHEET_RATIOS[m] for m in ("atomic", "separate"))
+    return (
+        "dQ by fp32 atomics, priced from a datasheet as L2 read-modify-write traffic: no "
+        "datasheet gives an atomic rate, and a head's programs add into the same dQ rows at "
+        f"once; with its calibration withheld, the H200's atomic-dQ calls ran {a_lo:.2f}-"
+        f"{a_hi:.2f}x their price (separate dQ {s_lo:.2f}-{s_hi:.2f}x; "
+        f"{ATOMIC_DATASHEET_FILE}): do not trust an atomic pick on an uncalibrated GPU"
+    )
+
+
 def spread_note(t: BwdTime, shape: AttnShape, tiling: Tiling) -> str:
     """The Result note on which dK/dV calibration entries priced the call (`spread_mode`)."""
     dkdv = next(p for p in t.plans if p.name == "dkdv")
@@ -266,6 +285,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         order_note(t, shape.causal),
         *([loop_note(t, True)] if shape.causal else []),
         *([spread_note(t, shape, tiling)] if _measured_steps(rates) else []),
+        *([atomic_datasheet_note()] if mode == "atomic" and not _measured_steps(rates) else []),
         *ASSUMPTIONS,
         *notes,
         *problem_warnings,

@@ -293,3 +293,34 @@ def test_datasheet_gpus_name_no_calibration_entries() -> None:
     assert not any(w.startswith("dK/dV kernel:") for w in a100.warnings)
     h100 = mapper.map(cascade, load_arch("h100-sxm"), sizes)
     assert any(w.startswith("dK/dV kernel:") and "-w16" in w for w in h100.warnings)
+
+
+@pytest.mark.slow
+def test_the_atomic_datasheet_note_states_the_h200_file_without_calibration() -> None:
+    """Measured / priced per dQ mode, the H200's backward file priced from the datasheet
+    alone, as `ATOMIC_DATASHEET_RATIOS` states (the atomic pick is the one not to trust)."""
+    from pathlib import Path
+
+    from attnsim.mappers.gpu.backward_mapper import ATOMIC_DATASHEET_FILE, ATOMIC_DATASHEET_RATIOS
+    from attnsim.reports.validation_kernels import predict_rows
+
+    root = Path(__file__).resolve().parents[4]
+    points = predict_rows([root / ATOMIC_DATASHEET_FILE], calibration="none")
+    got = {}
+    for mode in ("atomic", "separate"):
+        ratios = [p.measured_ms / p.predicted_ms for p in points if p.config.endswith(mode)]
+        assert len(ratios) >= 100
+        got[mode] = (round(min(ratios), 2), round(max(ratios), 2))
+    assert got == ATOMIC_DATASHEET_RATIOS, f"update ATOMIC_DATASHEET_RATIOS to {got}"
+
+
+def test_an_uncalibrated_atomic_backward_says_its_price_is_not_to_be_trusted() -> None:
+    cascade = load_cascade("attention-1pass-bwd-mh")
+    sizes = dict(B=1, H=16, P=4096, M=4096, E=128, F=128)
+    for arch, mode, noted in [("a100-sxm", "atomic", True), ("a100-sxm", "separate", False),
+                              ("h200", "atomic", False)]:  # fmt: skip
+        r = get_mapper("gpu-bwd")(dq_mode=mode).map(cascade, load_arch(arch), sizes)
+        note = [w for w in r.warnings if w.startswith("dQ by fp32 atomics, priced from a")]
+        assert bool(note) == noted, (arch, mode)
+        if noted:
+            assert "do not trust an atomic pick" in note[0] and "6.58x" in note[0]
