@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# GPU only: the block-sparse key loop's two builds in one run (branch bs-lookahead, 2026-12-06).
+# GPU only: the block-sparse key loop's two builds in one run (2026-12-06; the new one is main's).
 #
-#   git show main:kernels/triton/attn_loop.py > attn_loop_before.py    (here, before `run`)
+#   git show c4a4ec6^:kernels/triton/attn_loop.py > attn_loop_before.py (here, before `run`)
 #   bash benchmarks/blocksparse_ab.sh                                  (on the device; $OUT)
 #
 # Times `benchmarks/blocksparse_suite.py` with this tree's loop (the list entry read a step
 # ahead) under $OUT/new. On an H200, the old build's suite is committed
-# (kernels/measurements/blocksparse/blocksparse-suite-h200-2026-12-04.csv), so it also times the
+# (kernels/measurements/blocksparse/superseded/blocksparse-suite-h200-2026-12-04.csv), so it also times the
 # new build's neighborhood steps and validation suite; elsewhere it times the old loop
 # (attn_loop_before.py, copied into a second tree) under $OUT/old with the same budget, so the
 # two builds run the same cases, each beside its own dense kernel (`dense_ms`).
