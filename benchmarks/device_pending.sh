@@ -28,6 +28,9 @@
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
 #   bs-suite     13: the block-sparse suites again (`blocksparse_suite.py`), 4 min
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
+#   window-later 13: the window kernel's steps again, with its later waves (`microbench_masks
+#                    --window-only`: 8-wave grids beside the one-wave ones; the W = 128 calls
+#                    priced 7-14% fast); merge with its --merge, ~1 min
 #   masks        13: window and score suites again (ALiBi at head dim 64, sigmoid), 4 min
 #   masks-score  13: the score suites alone (the window rows left out), ~4 min
 #   decode       12: decode suites, default + tuned tilings, SDPA in the same run, 4.5 min
@@ -77,7 +80,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,78p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,81p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -125,6 +128,8 @@ for s in "$@"; do
         bs-suite) step bs-suite python benchmarks/blocksparse_suite.py --out "$OUT" --budget-s 240 ;;
         masks-cal) step masks-cal python -m attnsim.kernels.calibrate.microbench_masks \
             --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
+        window-later) step window-later python -m attnsim.kernels.calibrate.microbench_masks \
+            --window-only --out "$OUT/microbench-masks-window-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \
             --budget-s 230 ;;
         masks-score) step masks-score python benchmarks/masks_probe.py --suite all --only score \

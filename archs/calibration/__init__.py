@@ -297,7 +297,7 @@ class Calibration:
         with the most blocks per SM up to `per_sm`; a negative measurement (timing noise)
         counts as 0.
         """
-        near = [p for p in self.attention_blocks if p.mode == mode and p.head_dim == head_dim]
+        near = self._blocks(mode, head_dim, "", shared=False)  # first waves' entries
         if not near:
             return 0.0
 
@@ -326,20 +326,28 @@ class Calibration:
         return same or near
 
     def later_shared(
-        self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], tiles: str = "device"
+        self,
+        mode: str,
+        head_dim: int,
+        tiling: tuple[int, int, int, int],
+        tiles: str = "device",
+        per_sm: int = 0,
     ) -> BlockPoint | None:
         """The later-wave entry measured with query tiles sharing K/V, nearest this tiling.
 
-        (`kernels.calibrate.microbench_shared`; None when there is none.)
+        (`kernels.calibrate.microbench_shared`; mode `window`: `microbench_masks`; None when
+        there is none.) `per_sm` > 0: of the nearest tiling's entries, the one with the most
+        blocks per SM up to `per_sm` (the nearest entry when none fits).
         """
         near = [p for p in self._blocks(mode, head_dim, tiles, shared=True) if p.waves > 1]
         if not near:
             return None
-
-        def dist(p: BlockPoint) -> float:
-            return p.tiling_distance(tiling)
-
-        return min(near, key=dist)
+        best = min(near, key=lambda p: p.tiling_distance(tiling))
+        if per_sm <= 0:
+            return best
+        same = [p for p in near if p.tiling_distance(tiling) == best.tiling_distance(tiling)]
+        fits = [p for p in same if p.blocks_per_sm <= per_sm]
+        return max(fits, key=lambda p: p.blocks_per_sm) if fits else best
 
     def occupancy(
         self, mode: str, head_dim: int, tiling: tuple[int, int, int, int], tiles: str = "device"

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ SCORES = ("softmax", "sigmoid", "softcap", "alibi")
 SOFTCAP = 50.0  # Gemma 2's cap, as benchmarks/masks_probe.py
 WINDOW_TILES = 32  # query tiles per head of the window shape
 WINDOW_SINK_TILES = (0, 1, 5)
+LATER_WAVES = 8  # the window grids' later-wave run: this many waves of the same heads
 # (head_dim, (block_m, block_n, num_warps, num_stages)): the masks probe's tilings
 TILINGS = (
     (64, (128, 64, 4, 3)),
@@ -160,8 +162,49 @@ def measure_scores(torch: Any, sms: int, schedule: str = "plain") -> list[dict[s
     return steps
 
 
+def window_entries(
+    common: dict[str, Any],
+    times_us: Sequence[float],
+    floor_us: float,
+    blocks: int,
+    later_times_us: Sequence[float] = (),
+    later_blocks: int = 0,
+    slots: int = 0,
+) -> list[dict[str, Any]]:
+    """Mode `window` block entries from do_bench medians at WINDOW_SINK_TILES sink tiles.
+
+    `times_us`: one wave of `blocks` window blocks (W = BLOCK_M); `later_times_us`: the
+    same with `later_blocks` blocks (LATER_WAVES waves of `slots` = SMs x blocks per SM).
+    The first: step = (T(5) - T(1)) / 4, loop = T(1) - T(0) - step, fixed = T(0) - masked
+    steps - floor. The later-wave entry takes the same differences of the per-wave time the
+    further waves add, (T_later(j) - T(j)) / (later_blocks - blocks) x slots (its fixed time
+    with no floor: the call's floor is paid once), with `q_tiles` = WINDOW_TILES.
+    """
+    bm, bn = common["block_m"], common["block_n"]
+    masked = 2 * bm // bn
+    (j0, j1, j2) = WINDOW_SINK_TILES
+
+    def parts(t: Sequence[float], floor: float) -> dict[str, float]:
+        step = (t[2] - t[1]) / (j2 - j1)
+        loop = t[1] - t[0] - (j1 - j0) * step
+        return {"fixed_us": round(t[0] - masked * step - floor, 3), "step_us": round(step, 4),
+                "loop_us": round(loop, 3)}  # fmt: skip
+
+    out = [{**common, "blocks": blocks, "waves": 1, "tiles": "host", **parts(times_us, floor_us)}]
+    if later_times_us and later_blocks > blocks and slots > 0:
+        per_wave = [(b - a) * slots / (later_blocks - blocks)
+                    for a, b in zip(times_us, later_times_us, strict=True)]  # fmt: skip
+        waves = -(-later_blocks // slots)
+        out.append({**common, "blocks": later_blocks, "waves": waves, "tiles": "host",
+                    "q_tiles": WINDOW_TILES, **parts(per_wave, 0.0)})  # fmt: skip
+    return out
+
+
 def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[str, Any]]]:
-    """Mode `window`: the masked step, a two-loop block's fixed time, one more loop's cost."""
+    """Mode `window`: the masked step, a two-loop block's fixed time, one more loop's cost.
+
+    On one wave and on LATER_WAVES waves of the same heads (`window_entries`).
+    """
     from attnsim.kernels.triton.attn_fwd import attention_fwd
 
     steps, blocks = [], []
@@ -170,36 +213,40 @@ def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[st
         for k in (1, 2):
             if k == 2 and not _fits_two(torch, d, tiling):
                 continue
-            heads = sms * k // WINDOW_TILES
-            seq = WINDOW_TILES * bm
-            q, kk, v = (torch.randn(1, heads, seq, d, device="cuda", dtype=torch.bfloat16)
-                        for _ in range(3))  # fmt: skip
-            o = torch.empty_like(q)
-            times = []
-            for j in WINDOW_SINK_TILES:
-                call = functools.partial(attention_fwd, q, kk, v, causal=True, block_m=bm,
-                                         block_n=bn, num_warps=w, num_stages=st, out=o,
-                                         window=bm, sinks=j * bn)  # fmt: skip
-                call()
-                times.append(_ms(call) * 1e3)
-            j0, j1, j2 = WINDOW_SINK_TILES
-            step = (times[2] - times[1]) / (j2 - j1)
-            loop = times[1] - times[0] - (j1 - j0) * step
-            masked = 2 * bm // bn
-            fixed = times[0] - masked * step - floor
+            grids = []
+            for waves in (1, LATER_WAVES):
+                heads = waves * sms * k // WINDOW_TILES
+                seq = WINDOW_TILES * bm
+                q, kk, v = (torch.randn(1, heads, seq, d, device="cuda", dtype=torch.bfloat16)
+                            for _ in range(3))  # fmt: skip
+                o = torch.empty_like(q)
+                times = []
+                for j in WINDOW_SINK_TILES:
+                    call = functools.partial(attention_fwd, q, kk, v, causal=True, block_m=bm,
+                                             block_n=bn, num_warps=w, num_stages=st, out=o,
+                                             window=bm, sinks=j * bn)  # fmt: skip
+                    call()
+                    times.append(_ms(call) * 1e3)
+                grids.append((heads * WINDOW_TILES, times))
+                del q, kk, v, o
             common = _common("window", d, tiling, k)
-            steps.append({**common, "step_us": round(step, 4)})
-            blocks.append({**common, "blocks": heads * WINDOW_TILES, "waves": 1,
-                           "tiles": "host", "fixed_us": round(fixed, 3),
-                           "step_us": round(step, 4), "loop_us": round(loop, 3)})  # fmt: skip
-            shown = [round(t, 2) for t in times]
-            print(f"  window d{d} {tiling} k={k}: step {step:.3f} us, loop {loop:.2f} us, "
-                  f"fixed {fixed:.2f} us T={shown}", file=sys.stderr)  # fmt: skip
+            (b1, t1), (b8, t8) = grids
+            entries = window_entries(common, t1, floor, b1, t8, b8, sms * k)
+            steps.append({**common, "step_us": entries[0]["step_us"]})
+            blocks += entries
+            for e in entries:
+                print(f"  window d{d} {tiling} k={k} waves={e['waves']}: step {e['step_us']:.3f}"
+                      f" us, loop {e['loop_us']:.2f} us, fixed {e['fixed_us']:.2f} us",
+                      file=sys.stderr)  # fmt: skip
+            print(f"    T={[round(x, 2) for x in t1]} T_later={[round(x, 2) for x in t8]}",
+                  file=sys.stderr)  # fmt: skip
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 
-def measure(torch: Any, pingpong_only: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Every entry of this module (see the module docstring); or the ping-pong steps alone."""
+def measure(
+    torch: Any, pingpong_only: bool = False, window_only: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Every entry of this module (see the module docstring); or one part alone."""
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, measure_blocks
     from attnsim.kernels.triton.common import ensure_allocator
 
@@ -213,7 +260,8 @@ def measure(torch: Any, pingpong_only: bool = False) -> dict[str, list[dict[str,
         lambda: measure_window(torch, sms, floor),
         lambda: {"attention_steps": measure_scores(torch, sms, "pingpong")},
     )
-    for part in parts[-1:] if pingpong_only else parts:
+    chosen = parts[-1:] if pingpong_only else parts[2:3] if window_only else parts
+    for part in chosen:
         try:
             for key, entries in part().items():
                 found[key] += entries
@@ -250,7 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     from attnsim.kernels.calibrate.microbench_bwd import entries_main
 
     description = (__doc__ or "").splitlines()[0]
-    only = (("--pingpong-only", "only the ping-pong kernel's softmax and sigmoid steps"),)
+    only = (
+        ("--pingpong-only", "only the ping-pong kernel's softmax and sigmoid steps"),
+        ("--window-only", "only the window kernel's entries (first and later waves)"),
+    )
     return entries_main(argv, description, "microbench_masks", measure, merge, only)
 
 

@@ -372,6 +372,14 @@ def _block_times(
     profiles = {(g.steps, g.masked) for g in plan.groups}
     loop_mode = plan.loop_mode or plan.masked_mode
     loop_s = rates.loop_s(loop_mode, plan.head_dim, t, k) if plan.loops else 0.0
+    win = rates.later_shared(plan.masked_mode, plan.head_dim, t, plan.tiles, k) if later else None
+    if win is not None and chain is not None and win.step_s > 0:
+        # a later wave of the window kernel, measured so (microbench_masks: waves of window
+        # blocks, W = BLOCK_M, on heads of many query tiles): its masked step, fixed time and
+        # loop cost; the fixed time net of the call's wave transient (paid once a call)
+        masked = win.step_s * k / win.blocks_per_sm + (base - chain_base)
+        overhead = max(0.0, win.fixed_s - _transient_s(plan, rates) / max(1, win.waves - 1))
+        loop_s = max(0.0, win.loop_s)
     loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}  # beyond the first loop
     times = {
         (a, m): a * full + m * masked + overhead + loops.get((a, m), 0) * loop_s

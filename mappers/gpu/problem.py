@@ -201,8 +201,10 @@ def _problem_warnings(ap: AttentionProblem, s: AttnShape, score: ScoreCost) -> t
             "masked tiles (diagonal, the window's leading tiles, the sink tiles, which it runs "
             "masked even when whole) take its measured masked step, and each of its up to four "
             "key loops past the first the measured cost of entering it, when the calibration "
-            "has them (mode window, kernels.calibrate.microbench_masks); else the softmax step "
-            "plus the mask's compares on the CUDA cores and no loop cost. Validated: kernels/"
+            "has them (mode window, kernels.calibrate.microbench_masks; blocks of later waves "
+            "take the masked step, fixed time and loop cost measured on later waves of window "
+            "blocks, W = BLOCK_M, where it has those); else the softmax step plus the mask's "
+            "compares on the CUDA cores and no loop cost. Validated: kernels/"
             "measurements/masks/masks-window-h200-2026-12-04.csv"
         )
     elif not s.is_dense and not s.causal:

@@ -239,7 +239,7 @@ class DeviceRates:
         return ([head] if head else []), [n for n in self.notes if n != self.uncalibrated]
 
     def later_shared(
-        self, mode: str, head_dim: int, tiling: Tiling, tiles: str
+        self, mode: str, head_dim: int, tiling: Tiling, tiles: str, per_sm: int = 0
     ) -> BlockPoint | None:
         """The calibration's later-wave entry measured with K/V shared by query tiles.
 
@@ -249,7 +249,7 @@ class DeviceRates:
         if cal is None or not mode:
             return None
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
-        return cal.later_shared(mode, head_dim, t, tiles)
+        return cal.later_shared(mode, head_dim, t, tiles, per_sm)
 
     def steady_fixed_s(self, p: BlockPoint) -> float:
         """A later-wave entry's fixed seconds net of its grid's wave transient (calibration)."""

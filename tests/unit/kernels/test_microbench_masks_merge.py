@@ -90,3 +90,40 @@ def test_a_pingpong_only_merge_leaves_the_plain_kernels_modes(tmp_path):
     loaded = load_calibration(cal)
     modes = {p.mode for p in loaded.attention_steps}
     assert {"pingpong-score-softmax", "pingpong-score-sigmoid"} <= modes
+
+
+def test_window_entries_recover_the_first_and_later_wave_figures(tmp_path):
+    """`window_entries` inverts its own model of the timings: a one-wave grid of B blocks at
+    j sink tiles takes floor + fixed + (masked + j) steps + loops; LATER_WAVES waves of
+    slots add (later blocks - B) / slots later waves of the later figures (loaded as a
+    calibration: the later entry is the shared-K/V one of mode window)."""
+    from attnsim.kernels.calibrate.microbench_masks import (
+        LATER_WAVES,
+        WINDOW_SINK_TILES,
+        WINDOW_TILES,
+        window_entries,
+    )
+
+    common = {"mode": "window", **STEP, "block_n": 64}
+    masked, slots, blocks = 4, 132, 128
+    later_blocks = LATER_WAVES * slots
+
+    def t(floor, fixed, step, loop, j):
+        return floor + fixed + (masked + j) * step + (loop if j else 0.0)
+
+    first = [t(3.0, 9.0, 2.0, 0.5, j) for j in WINDOW_SINK_TILES]
+    adds = (later_blocks - blocks) / slots
+    later = [
+        f + adds * t(0.0, 6.0, 1.5, 0.25, j) for f, j in zip(first, WINDOW_SINK_TILES, strict=True)
+    ]
+    one, many = window_entries(common, first, 3.0, blocks, later, later_blocks, slots)
+    assert (one["fixed_us"], one["step_us"], one["loop_us"], one["waves"]) == (9.0, 2.0, 0.5, 1)
+    assert (many["fixed_us"], many["step_us"], many["loop_us"]) == (6.0, 1.5, 0.25)
+    assert (many["waves"], many["q_tiles"], many["blocks"]) == (LATER_WAVES, WINDOW_TILES, 1056)
+    path = tmp_path / "cal.yaml"
+    path.write_text(yaml.safe_dump({**CAL, "attention_blocks": [one, many]}), encoding="utf-8")
+    cal = load_calibration(path)
+    got = cal.later_shared("window", 64, (128, 64, 8, 3), "host", 1)
+    assert got is not None and got.fixed_s == pytest.approx(6e-6) and got.waves == LATER_WAVES
+    assert cal.block_loop("window", 64, (128, 64, 8, 3), 1) == pytest.approx(0.5e-6)
+    assert window_entries(common, first, 3.0, blocks) == [one]  # no later grid, no entry

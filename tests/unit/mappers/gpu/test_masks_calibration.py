@@ -126,6 +126,33 @@ def test_window_tiles_take_the_measured_masked_step_and_loops(w, sinks):
         assert dearer[(a, m)] - t == pytest.approx(extra * 1.0e-6, abs=1e-15)  # loops
 
 
+def _later_block(fixed_us: float, step_us: float, loop_us: float) -> BlockPoint:
+    return BlockPoint("window", "bf16", D, 128, 64, 4, 3, 1056, 1, fixed_us * 1e-6,
+                      step_us * 1e-6, waves=8, tiles="host", loop_s=loop_us * 1e-6,
+                      q_tiles=32)  # fmt: skip
+
+
+@pytest.mark.parametrize(("w", "sinks"), [(128, 0), (512, 64)])
+def test_later_window_blocks_take_the_later_wave_entry(w, sinks):
+    """A later-wave entry of mode window (microbench_masks' 8-wave grids) prices the later
+    waves' masked steps, fixed time (net of the call's wave transient) and loops; the first
+    wave keeps the one-wave entry."""
+    plan = replace(_plan(_window(w, sinks)), tiles="host")
+    loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}
+    first = (_step("window", 5.0),), (_loop_block(0.5),)
+    rates = _rates(*first)
+    later = _rates(first[0], (*first[1], _later_block(20.0, 6.0, 1.5)))
+    dearer = _rates(first[0], (*first[1], _later_block(21.0, 8.0, 2.5)))
+    assert _block_times(plan, later, 1) == _block_times(plan, rates, 1)
+    a_s, b_s = _block_times(plan, later, 1, later=True), _block_times(plan, dearer, 1, later=True)
+    for key, t in a_s.items():
+        steps_masked = key[1]
+        expected = 1.0e-6 + steps_masked * 2.0e-6 + loops[key] * 1.0e-6
+        assert b_s[key] - t == pytest.approx(expected, rel=1e-9)
+    # without the later entry the later wave is priced as before (the shared-K/V figures)
+    assert _block_times(plan, rates, 1, later=True) != a_s
+
+
 PP = Tiling(128, 128, 8, 3, "pingpong")
 
 
