@@ -283,7 +283,10 @@ def time_decode(
     paged = measured.factor if measured is not None else 1.0
     looked = (block_n, warps, min(stages, PAGED_STAGES)) if page_size and not measured else tiling
     f = _figures(p, looked, k, rates, dcal, n, strategy, paged=paged)
-    later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, page_size)
+    # a paged launch's later programs: its one-wave price plus the contiguous build's steady
+    # excess (the waves probe read no block table; the excess over unpaged figures)
+    plain = _figures(p, looked, k, rates, dcal, n, strategy) if paged != 1.0 else None
+    later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain)
     made = schedule_s(runs, slots, f, later)
     around = max(
         (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
@@ -296,7 +299,10 @@ def time_decode(
         together = min(n, streamed / max(made - around, 1e-12))
         f = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
                      loading=max(1.0, averaged), paged=paged)  # fmt: skip
-        later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, page_size)
+        if plain is not None:
+            plain = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
+                             loading=max(1.0, averaged))  # fmt: skip
+        later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain)
         made = schedule_s(runs, slots, f, later)
     # stream-K programs have equal shares, so more of them than slots run in whole waves that
     # end together; each further wave starts its streams at once again and pays the measured
@@ -357,7 +363,9 @@ def time_decode(
         resident_measured=bool(held),
         tiling=tiling,
         paged_factor=measured.factor if measured is not None else 0.0,
-        later_note=later.note(looked, grid / slots) if later and grid > slots else "",
+        later_note=later.note(looked, grid / slots, bool(page_size))
+        if later and grid > slots
+        else "",
     )
 
 

@@ -13,9 +13,13 @@ figures price the probe's program at (its start, its tiles' streaming, its parti
 and its share of a merge of the probe's splits), linear in tiles between the measured tile
 counts and the end points' beyond them. So a program unlike the probe's (more tiles, more
 splits) keeps what the one-wave figures say of its difference from the probe's. Only
-split-K programs on contiguous caches (the probe's; a paged call's later programs keep their
-one-wave time: the probe measured no block table) of a tiling the probe measured, in
-launches of at least `STEADY_WAVES` waves: the probe's slopes over its first waves (its
+split-K programs of a tiling the probe measured, in launches of at least `STEADY_WAVES`
+waves. The probe read contiguous caches: a paged call's later program is its paged one-wave
+price plus that excess over the unpaged one-wave figures (what a long launch adds per program
+taken to be the same through a block table, an approximation the Result states; kept out,
+split-K paged-validation priced 9.1% off, 8.1% with it, `kernels/measurements/decode/
+decode-h200-2026-12-05-tuned.csv` with the 2026-12-03 file). The steady costs apply from
+`STEADY_WAVES` waves: the probe's slopes over its first waves (its
 launches of ~4 and ~16 programs per SM) ran 1-36% above the steady ones, and priced from the
 second wave the H200 decode files' split pick fell to 88% of 88 shapes (92% from 4
 waves, 90% ramped in over waves 1-4). Transferred calibrations carry no steady costs
@@ -53,6 +57,12 @@ STEADY_NOTE = (
     "them (`transient_us`) is not priced"
 )
 
+PAGED_NOTE = (
+    "; through a block table: a later program at its paged one-wave price plus the excess "
+    "measured on contiguous caches (the probe read no block table; assumed the same per "
+    "program)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class LaterWaves:
@@ -71,12 +81,12 @@ class LaterWaves:
             return one_wave_s
         return max(0.0, one_wave_s + self.excess_at(prog.tiles))
 
-    def note(self, tiling: tuple[int, int, int], waves: float) -> str:
-        """STEADY_NOTE for this tiling."""
+    def note(self, tiling: tuple[int, int, int], waves: float, paged: bool = False) -> str:
+        """STEADY_NOTE for this tiling (`paged`: with the block-table approximation)."""
         cost = ", ".join(
             f"{p.sm_program_s * 1e6:.2f} us per SM a {p.tiles}-tile program" for p in self.points
         )
-        return STEADY_NOTE.format(tiling=tiling, cost=cost, waves=waves)
+        return STEADY_NOTE.format(tiling=tiling, cost=cost, waves=waves) + (PAGED_NOTE * paged)
 
 
 def _by_tiles(tiles: tuple[int, ...], ys: tuple[float, ...], at: float) -> float:
@@ -97,7 +107,7 @@ def later_waves(
     strategy: str,
     f: _Figures,
     waves: float,
-    page_size: int = 0,
+    contiguous: _Figures | None = None,
 ) -> LaterWaves | None:
     """The steady costs that price this split-K launch's later programs (None: none apply).
 
@@ -106,13 +116,14 @@ def later_waves(
     ragged batch's, keeps the one-wave figures' lighter load). `waves`: the launch's programs
     over the SMs' slots; under `STEADY_WAVES`, None.
     """
-    if dcal is None or strategy != "splitk" or page_size or waves < STEADY_WAVES:
+    if dcal is None or strategy != "splitk" or waves < STEADY_WAVES:
         return None
     s = p.shape
     points = dcal.wave_points(s.head_dim, s.value_dim, p.rows, tiling)
+    c = contiguous or f
     excess = tuple(
         per_sm * q.sm_program_s
-        - (f.start_s + f.stream_s(q.tiles) + f.piece_s + f.merge_s(q.splits) / q.splits)
+        - (c.start_s + c.stream_s(q.tiles) + c.piece_s + c.merge_s(q.splits) / q.splits)
         for q in points
     )  # fmt: skip
     return LaterWaves(points, excess) if points else None

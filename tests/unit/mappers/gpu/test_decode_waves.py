@@ -175,10 +175,12 @@ def test_the_mapper_says_how_it_priced_many_waves() -> None:
     assert any("priced at the steady cost of tiling (128, 8, 3)" in w for w in said)
     assert not any("priced with the decode figures of launches of about one wave" in w
                    for w in said)  # fmt: skip
-    # through a block table (not measured by the probe): one-wave figures, and it says so
+    # through a block table (not measured by the probe): the contiguous excess over its own
+    # one-wave price, and it says that it assumed so
     paged = _mapped("h200", page_size=256)
-    assert any("priced with the decode figures of launches of about one wave" in w
-               for w in paged)  # fmt: skip
+    (note,) = [w for w in paged if "priced at the steady cost of tiling (128, 8, 3)" in w]
+    assert "through a block table" in note and "the probe read no block table" in note
+    assert "through a block table" not in next(w for w in said if "steady cost" in w)
 
 
 def test_a_transferred_calibration_has_no_steady_costs() -> None:
