@@ -56,7 +56,9 @@
 #                    which `--merge-transients` turns into the calibration's wave_transients, ~2 min
 #   unfused-align 18: the unfused kernels on 4- and 2-byte aligned score rows (S = 4090, 4089;
 #                    `microbench_unfused --row-alignment`), ~2.5 min; merge its entries into the
-#                    calibration's unfused_kernels (the ragged hd-64 calls priced 6-23% fast)
+#                    calibration's unfused_kernels (the ragged hd-64 calls priced 6-23% fast;
+#                    the H100's entries, so merged into its own calibration, priced its fresh
+#                    file worse, 7.7% -> 16.1%: kernels/measurements/h100/README.md)
 #   decode-builds 12: registers and programs per SM of every decode build, paged and ragged
 #                    too (`decode_builds_probe.py`; compiles only), ~1.5 min; an H100 serves
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
@@ -70,7 +72,7 @@
 # H100 only (bwd-diag, bwd). The block-sparse key loop changed on 2026-12-06 (timed on an H100
 # only; the H200's block-sparse files, the earlier loop's, are under superseded/). Next on the
 # H200 (none came on 2026-12-06's last session): bwd (the one-loop build: issue 15's cuDNN bar,
-# the last bar that issue misses) with unfused-align, then bs-suite and nbhd-cal (that loop),
+# the last bar that issue misses), window-later, then bs-suite and nbhd-cal (that loop),
 # sigmoid and masks-score (the ping-pong sigmoid, timed on an H100 only), nbhd-holdout and
 # fwd-order.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
@@ -80,7 +82,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,81p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,83p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
