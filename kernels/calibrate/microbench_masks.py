@@ -88,15 +88,23 @@ def _score(name: str) -> Any:
     }[name]
 
 
-def _fits_two(torch: Any, d: int, tiling: tuple[int, int, int, int]) -> bool:
-    """Whether two programs of this tiling fit on one SM (shared memory, registers)."""
+def _resident(torch: Any, d: int, tiling: tuple[int, int, int, int], causal: bool) -> int:
+    """Programs of this tiling's compiled build (called once before) that fit on one SM.
+
+    0 when the build is not in the JIT cache (`causal`: the window build, else the plain one).
+    """
     from attnsim.kernels.calibrate.microbench_blocks import compiled_kernel, occupancy
     from attnsim.kernels.triton.attn_fwd import attn_fwd_kernel
 
     bm, bn, w, st = tiling
-    meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=False)
+    meta = dict(BLOCK_M=bm, BLOCK_N=bn, HEAD_DIM=d, CAUSAL=causal)
     kernel = compiled_kernel(attn_fwd_kernel, meta, w, st)
-    return kernel is not None and occupancy(torch, kernel, w) >= 2
+    return occupancy(torch, kernel, w) if kernel is not None else 0
+
+
+def _fits_two(torch: Any, d: int, tiling: tuple[int, int, int, int]) -> bool:
+    """Whether two programs of this tiling fit on one SM (shared memory, registers)."""
+    return _resident(torch, d, tiling, False) >= 2
 
 
 def _common(mode: str, d: int, tiling: tuple[int, int, int, int], k: int) -> dict[str, Any]:
@@ -200,46 +208,57 @@ def window_entries(
     return out
 
 
+def _window_times_us(
+    torch: Any, d: int, tiling: tuple[int, int, int, int], heads: int
+) -> list[float]:
+    """do_bench medians (us) of the window kernel, W = BLOCK_M, at WINDOW_SINK_TILES sinks."""
+    from attnsim.kernels.triton.attn_fwd import attention_fwd
+
+    bm, bn, w, st = tiling
+    seq = WINDOW_TILES * bm
+    q, kk, v = (torch.randn(1, heads, seq, d, device="cuda", dtype=torch.bfloat16)
+                for _ in range(3))  # fmt: skip
+    o = torch.empty_like(q)
+    out = []
+    for j in WINDOW_SINK_TILES:
+        call = functools.partial(attention_fwd, q, kk, v, causal=True, block_m=bm, block_n=bn,
+                                 num_warps=w, num_stages=st, out=o, window=bm,
+                                 sinks=j * bn)  # fmt: skip
+        call()
+        out.append(_ms(call) * 1e3)
+    return out
+
+
 def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[str, Any]]]:
     """Mode `window`: the masked step, a two-loop block's fixed time, one more loop's cost.
 
     On one wave and on LATER_WAVES waves of the same heads (`window_entries`).
     """
-    from attnsim.kernels.triton.attn_fwd import attention_fwd
-
     steps, blocks = [], []
     for d, tiling in TILINGS:
-        bm, bn, w, st = tiling
-        for k in (1, 2):
-            if k == 2 and not _fits_two(torch, d, tiling):
-                continue
-            grids = []
-            for waves in (1, LATER_WAVES):
-                heads = waves * sms * k // WINDOW_TILES
-                seq = WINDOW_TILES * bm
-                q, kk, v = (torch.randn(1, heads, seq, d, device="cuda", dtype=torch.bfloat16)
-                            for _ in range(3))  # fmt: skip
-                o = torch.empty_like(q)
-                times = []
-                for j in WINDOW_SINK_TILES:
-                    call = functools.partial(attention_fwd, q, kk, v, causal=True, block_m=bm,
-                                             block_n=bn, num_warps=w, num_stages=st, out=o,
-                                             window=bm, sinks=j * bn)  # fmt: skip
-                    call()
-                    times.append(_ms(call) * 1e3)
-                grids.append((heads * WINDOW_TILES, times))
-                del q, kk, v, o
+        one = {1: _window_times_us(torch, d, tiling, sms // WINDOW_TILES)}
+        # the window build's residency (compiled by the call above): its later waves are
+        # measured at it (a grid of more blocks than SMs runs as many per SM as fit)
+        resident = _resident(torch, d, tiling, True)
+        if resident >= 2:
+            one[2] = _window_times_us(torch, d, tiling, 2 * sms // WINDOW_TILES)
+        for k, t1 in one.items():
             common = _common("window", d, tiling, k)
-            (b1, t1), (b8, t8) = grids
-            entries = window_entries(common, t1, floor, b1, t8, b8, sms * k)
+            later: list[float] = []
+            b8 = 0
+            if k == resident:  # a later grid runs at the build's residency, this k only
+                heads = LATER_WAVES * sms * k // WINDOW_TILES
+                later, b8 = _window_times_us(torch, d, tiling, heads), heads * WINDOW_TILES
+            b1 = (k * sms // WINDOW_TILES) * WINDOW_TILES
+            entries = window_entries(common, t1, floor, b1, later, b8, sms * k)
             steps.append({**common, "step_us": entries[0]["step_us"]})
             blocks += entries
             for e in entries:
                 print(f"  window d{d} {tiling} k={k} waves={e['waves']}: step {e['step_us']:.3f}"
                       f" us, loop {e['loop_us']:.2f} us, fixed {e['fixed_us']:.2f} us",
                       file=sys.stderr)  # fmt: skip
-            print(f"    T={[round(x, 2) for x in t1]} T_later={[round(x, 2) for x in t8]}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"    resident {resident}: T={[round(x, 2) for x in t1]} "
+                  f"T_later={[round(x, 2) for x in later]}", file=sys.stderr)  # fmt: skip
     return {"attention_steps": steps, "attention_blocks": blocks}
 
 

@@ -373,10 +373,14 @@ def _block_times(
     loop_mode = plan.loop_mode or plan.masked_mode
     loop_s = rates.loop_s(loop_mode, plan.head_dim, t, k) if plan.loops else 0.0
     win = rates.later_shared(plan.masked_mode, plan.head_dim, t, plan.tiles, k) if later else None
-    if win is not None and chain is not None and win.step_s > 0:
+    own_tiling = (t.block_m, t.block_n, t.num_warps, t.num_stages, k)
+    exact = win is not None and (win.block_m, win.block_n, win.num_warps, win.num_stages,
+                                 win.blocks_per_sm) == own_tiling  # fmt: skip
+    if win is not None and exact and chain is not None and win.step_s > 0:
         # a later wave of the window kernel, measured so (microbench_masks: waves of window
-        # blocks, W = BLOCK_M, on heads of many query tiles): its masked step, fixed time and
-        # loop cost; the fixed time net of the call's wave transient (paid once a call)
+        # blocks, W = BLOCK_M, on heads of many query tiles; this tiling at this residency
+        # only): its masked step, fixed time and loop cost; the fixed time net of the call's
+        # wave transient (paid once a call)
         masked = win.step_s * k / win.blocks_per_sm + (base - chain_base)
         overhead = max(0.0, win.fixed_s - _transient_s(plan, rates) / max(1, win.waves - 1))
         loop_s = max(0.0, win.loop_s)

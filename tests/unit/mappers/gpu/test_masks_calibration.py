@@ -149,8 +149,14 @@ def test_later_window_blocks_take_the_later_wave_entry(w, sinks):
         steps_masked = key[1]
         expected = 1.0e-6 + steps_masked * 2.0e-6 + loops[key] * 1.0e-6
         assert b_s[key] - t == pytest.approx(expected, rel=1e-9)
-    # without the later entry the later wave is priced as before (the shared-K/V figures)
-    assert _block_times(plan, rates, 1, later=True) != a_s
+    # without the later entry the later wave is priced as before (the shared-K/V figures),
+    # and so with one of another tiling or residency (its step and fixed time are its own)
+    before = _block_times(plan, rates, 1, later=True)
+    assert before != a_s
+    for other in (replace(_later_block(20.0, 6.0, 1.5), block_n=128),
+                  replace(_later_block(20.0, 6.0, 1.5), blocks_per_sm=2)):  # fmt: skip
+        priced = _rates(first[0], (*first[1], other))
+        assert _block_times(plan, priced, 1, later=True) == before
 
 
 PP = Tiling(128, 128, 8, 3, "pingpong")
