@@ -50,6 +50,28 @@ def _tiling(p: BlockPoint) -> str:
     return f"{p.block_m}x{p.block_n}/w{p.num_warps}/s{p.num_stages}@{p.head_dim}"
 
 
+STEP_FIELDS = ("mode", "dtype", "head_dim", "block_m", "block_n", "num_warps", "num_stages",
+               "blocks_per_sm", "step_us")  # fmt: skip
+BLOCK_FIELDS = (*STEP_FIELDS, "blocks", "waves", "tiles", "fixed_us", "loop_us")
+
+
+def entry_problems(path: Path) -> list[str]:
+    """Every missing field of the entries file, as `FILE: section[i]: field: message`."""
+    try:
+        found = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        return [f"{path}: not YAML: {exc}"]
+    if not isinstance(found, dict):
+        return [f"{path}: expected a mapping with attention_steps and attention_blocks"]
+    out = []
+    for section, fields in (("attention_steps", STEP_FIELDS), ("attention_blocks", BLOCK_FIELDS)):
+        for i, e in enumerate(found.get(section) or []):
+            missing = [f for f in fields if not isinstance(e, dict) or f not in e]
+            out += [f"{path}: {section}[{i}]: {f}: missing (expected a microbench_masks "
+                    "--window-only entry)" for f in missing]  # fmt: skip
+    return out
+
+
 def variant(arch: GpuArch, found: dict[str, Any], later: bool, skip: set[str]) -> GpuArch:
     """`arch` with its window entries replaced by `found`'s (first waves, or all of them)."""
     cal = arch.calibration
@@ -100,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(f) for f in (args.suite, args.entries) if not f.is_file()]
     if missing:
         print(f"no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    problems = entry_problems(args.entries)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
         return 2
     found = yaml.safe_load(args.entries.read_text(encoding="utf-8"))
     base = load.load_arch(args.arch)
