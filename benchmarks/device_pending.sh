@@ -75,7 +75,11 @@
 # H200 (none came on 2026-12-06's last session): bwd (the one-loop build: issue 15's cuDNN bar,
 # the last bar that issue misses), window-later, then bs-suite and nbhd-cal (that loop),
 # sigmoid and masks-score (the ping-pong sigmoid, timed on an H100 only), nbhd-holdout and
-# fwd-order.
+# fwd-order. All of these ran on the H200 late on 2026-12-06 (committed; window-later's,
+# nbhd-cal's and the ping-pong steps' entries not merged: each priced its suite worse, see the
+# READMEs). Next: bwd again at head dim 128 (`bwd_probe.py --match head_dim=128`: the
+# one-loop run's 1 x 40 x 6144 dense holdout shape read 0.675x cuDNN, 0.722x in the run
+# before on the same dense kernel), then decode, gla-cal and gla (the wheels).
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
