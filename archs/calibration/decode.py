@@ -476,8 +476,14 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         ints = _ints(r, PROFILE_KEYS[:6])
         curve = _curve(r, "tiles", ("time_us",), required=True)
         r.done(PROFILE_KEYS)
-        if ints is not None and curve is not None and curve[0][0] > 0:
-            profiles.append(Profile(**ints, tiles=curve[0], time_s=curve[1][0]))
+        if ints is not None and curve is not None:
+            if curve[0][0] < 1:  # a partial tile is one visit (microbench_decode.profile_points)
+                (r.get("tiles") or r).error(
+                    f"expected tile counts >= 1 (the key tiles a program visits, a partial one "
+                    f"counted whole), got {curve[0][0]}"
+                )
+            else:
+                profiles.append(Profile(**ints, tiles=curve[0], time_s=curve[1][0]))
     loads = []
     loads_r = root.opt("loads", "list")
     for r in loads_r.each() if loads_r is not None else ():
@@ -489,7 +495,9 @@ def load_decode_calibration(path: str | Path) -> DecodeCalibration | None:
         if ints is not None and curve is not None:
             if min(curve[1][0]) <= 0:
                 r.error("tile_us: expected positive per-tile times")
-            elif curve[0][0] > 0:
+            elif curve[0][0] < 1:
+                (r.get("programs") or r).error(f"expected program counts >= 1, got {curve[0][0]}")
+            else:
                 loads.append(
                     LoadCurve(**ints, programs=curve[0], tile_s=curve[1][0], fixed_s=curve[1][1])
                 )

@@ -139,15 +139,33 @@ def _rows(group: int) -> int:
     return decode_rows(group)
 
 
+def profile_points(
+    lengths: tuple[int, ...], block_n: int, times_s: list[float], floor_s: float
+) -> dict[str, list[Any]]:
+    """A profile's `tiles` and `time_us` from launch times at cache `lengths` (keys).
+
+    A program visits ceil(length / block_n) key tiles, a partial one as a whole (its loop
+    runs once; on the H200 a 64-key program of the (256, 8, 3) build took the time of a
+    256-key one). Lengths that visit as many tiles as a shorter one keep the longest (whole
+    tiles): the counts increase. (Before 2026-12-07 this was length // block_n, which wrote
+    0 for a partial tile; the loader then dropped the whole profile.)
+    """
+    points: dict[int, float] = {}
+    for n, t in zip(lengths, times_s, strict=True):
+        points[-(-n // block_n)] = t  # the later, longer length of a count replaces it
+    tiles = sorted(points)
+    return {
+        "tiles": tiles,
+        "time_us": [round(max(0.0, points[x] - floor_s) * 1e6, 3) for x in tiles],
+    }
+
+
 def _profile(torch: Any, floor: float, cfg: tuple[int, ...], log: Any) -> dict[str, Any]:
     """`profiles` entry: `ISOLATED` programs' launch time over their cache length."""
     e, f, group, bn, w, st = cfg
     kw = dict(strategy="unsplit", block_n=bn, num_warps=w, num_stages=st)
     curve = [_timed(torch, ISOLATED, group, e, f, n, **kw) for n in PROFILE_LENGTHS]
-    entry = dict(
-        **_tiling(cfg), tiles=[n // bn for n in PROFILE_LENGTHS],
-        time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
-    )  # fmt: skip
+    entry = dict(**_tiling(cfg), **profile_points(PROFILE_LENGTHS, bn, curve, floor))
     log(f"  profile {entry}")
     return entry
 
@@ -345,8 +363,7 @@ def measure(torch: Any, log: Any) -> dict[str, Any]:
         curve = [timed_mla(ISOLATED, hb, n, **kw) for n in MLA_PROFILE_LENGTHS]
         entry = dict(
             head_dim=sum(MLA_DIMS), value_dim=MLA_DIMS[0], rows=hb, block_n=bn, num_warps=w,
-            num_stages=st, tiles=[n // bn for n in MLA_PROFILE_LENGTHS],
-            time_us=[round(max(0.0, t - floor) * 1e6, 3) for t in curve],
+            num_stages=st, **profile_points(MLA_PROFILE_LENGTHS, bn, curve, floor),
         )  # fmt: skip
         log(f"  MLA profile {entry}")
         profiles.append(entry)

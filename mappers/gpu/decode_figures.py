@@ -69,8 +69,9 @@ PAGED_NOTE = (
 # from launches of about one wave. benchmarks/decode_waves_probe.py timed split-K launches of
 # 1-62 waves of 1-4-tile programs on the H200 (2026-12-06): the steady-state cost of a
 # further program differs from the one-wave figures by tiling, not by one rule (per slot,
-# the (128, 8, 3) build at head dim 128: 4.9 us a one-tile program against 6.4 priced; the
-# (256, 8, 3) build at head dim 64: 4.7 against 4.5). Split-K launches of >= 4 waves of a
+# the (128, 8, 3) build at head dim 128: 4.9 us a one-tile program against 7.1 priced; the
+# (256, 8, 3) build at head dim 64: 4.7 against 5.8; both on their own profiles since
+# 2026-12-07, 6.4 and 4.5 on another tiling's before). Split-K launches of >= 4 waves of a
 # tiling the probe measured now price their later programs at that tiling's measured steady
 # cost (`mappers.gpu.decode_waves`, STEADY_NOTE); WAVES_NOTE states what the one-wave
 # figures gave the probe's launches, for the launches still priced with them (unsplit, paged,
@@ -80,7 +81,7 @@ WAVES_NOTE = (
     "{waves:.0f} waves of programs on the SMs' slots, priced with the decode figures of "
     "launches of about one wave (no measured steady cost for this launch: the calibration's "
     "`waves`); on the H200 split-K launches of >= 4 waves of 1-4-tile programs so priced "
-    "were 2.7% slow on average, from 15.2% fast to 29.2% slow by tiling (benchmarks/"
+    "were 16.7% slow on average, from 10.2% fast to 54.3% slow by tiling (benchmarks/"
     "decode_waves_probe.py, kernels/measurements/decode/decode-waves-h200-2026-12-06.csv; "
     "36 calls)"
 )

@@ -85,6 +85,38 @@ def test_loader_reports_every_bad_curve_with_its_line(tmp_path) -> None:  # type
     assert f"{path}:6" in text and f"{path}:8" in text and "increasing programs" in text
 
 
+def test_a_profile_or_curve_of_zero_tiles_or_programs_is_reported_not_dropped(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Until 2026-12-07 the loader skipped such entries silently (three measured H200 profiles
+    of tuned tilings, recorded with a 0-tile point, were priced on another tiling's)."""
+    path = tmp_path / "x-decode.yaml"
+    path.write_text(
+        "device: X\ndate: '2026'\nsource: s\n"
+        "profiles:\n"
+        "  - {head_dim: 128, value_dim: 128, rows: 16, block_n: 128, num_warps: 8,\n"
+        "     num_stages: 3, tiles: [0, 2, 8], time_us: [4.9, 7.4, 15.8]}\n"
+        "loads:\n"
+        "  - {head_dim: 128, value_dim: 128, rows: 16, block_n: 64, num_warps: 4,\n"
+        "     num_stages: 2, programs: [0, 264], tile_us: [1.5, 2.0], fixed_us: [6, 13]}\n"
+    )
+    with pytest.raises(SpecError) as err:
+        load_decode_calibration(path)
+    text = str(err.value)
+    assert f"{path}:6" in text and "profiles[0].tiles: expected tile counts >= 1" in text
+    assert f"{path}:9" in text and "loads[0].programs: expected program counts >= 1" in text
+
+
+def test_profile_points_count_a_partial_tile_as_one_visit() -> None:
+    from attnsim.kernels.calibrate.microbench_decode import profile_points
+
+    lengths, times = (64, 256, 1024), [5e-6, 6e-6, 9e-6]
+    assert profile_points(lengths, 64, times, 1e-6) == {
+        "tiles": [1, 4, 16], "time_us": [4.0, 5.0, 8.0]
+    }  # fmt: skip
+    assert profile_points(lengths, 128, times, 1e-6)["tiles"] == [1, 2, 8]
+    # 64 and 256 keys both visit one 256-key tile: the whole tile's time is kept
+    assert profile_points(lengths, 256, times, 1e-6) == {"tiles": [1, 4], "time_us": [5.0, 8.0]}
+
+
 def _time(seq_lens: tuple[int, ...], loads: tuple[LoadCurve, ...], batch: int):  # type: ignore[no-untyped-def]
     from attnsim.archs.load import load_arch
     from attnsim.kernels.spec import AttnShape

@@ -98,8 +98,9 @@ def test_long_cache_at_batch_one_is_split_and_hbm_bound() -> None:
     unsplit = _map(strategy="unsplit")
     assert unsplit.latency_s > 3 * r.latency_s  # 8 programs stream 537 MB
     assert unsplit.bound.startswith("occupancy")
-    assert r.bound in ("hbm", "per-program streaming (latency)")
+    # streams near HBM's bound: 128+ programs whose cache bytes take >= 80% of the GPU time
     assert r.extra("hbm_us") <= r.latency_s * 1e6
+    assert r.extra("hbm_us") >= 0.8 * r.extra("gpu_us")
     kv = 2 * 8 * 131072 * 128 * 2
     assert r.extra("kv_cache_bytes") == kv
 
@@ -160,21 +161,24 @@ def test_a_sibling_gpu_takes_the_decode_figures_transferred_and_says_so() -> Non
 
 def test_figures_of_another_tiling_are_named() -> None:
     """A tiling the decode calibration has no profile of is priced on another's, and says
-    which; the default tiling, measured whole, carries no such note."""
+    which; the default tiling and a tuned one, measured whole, carry no such note (the tuned
+    (128, 8, 3) did until 2026-12-07: its profile, recorded with a 0-tile point, was dropped
+    unread and the note wrongly said none was measured)."""
     sizes = dict(B=1, G=8, R=4, M=32768, E=128, F=128, P=1)
     cascade, arch = load_cascade(GQA), load_arch("h200")
-    wide = get_mapper("gpu-decode")(block_n=128, num_warps=8, num_stages=3).map(
-        cascade, arch, sizes
-    )
-    named = [w for w in wide.warnings if w.startswith("no time-over-tiles profile")]
+    two = get_mapper("gpu-decode")(block_n=64, num_warps=8, num_stages=2).map(cascade, arch, sizes)
+    named = [w for w in two.warnings if w.startswith("no time-over-tiles profile")]
     assert named == [
-        "no time-over-tiles profile measured at (block_n, warps, stages) (128, 8, 3): that of "
+        "no time-over-tiles profile measured at (block_n, warps, stages) (64, 8, 2): that of "
         "head dim 128, value dim 128, 16 rows, (block_n, warps, stages) (64, 8, 3), its "
         "streaming scaled by this tiling's measured per-tile time and its start unscaled"
     ]
-    own = get_mapper("gpu-decode")(block_n=64, num_warps=4, num_stages=2).map(cascade, arch, sizes)
-    assert not any(w.startswith("no time-over-tiles") or w.startswith("no load curve")
-                   for w in own.warnings)  # fmt: skip
+    for tiling in ((64, 4, 2), (128, 8, 3)):
+        own = get_mapper("gpu-decode")(
+            block_n=tiling[0], num_warps=tiling[1], num_stages=tiling[2]
+        ).map(cascade, arch, sizes)
+        assert not any(w.startswith("no time-over-tiles") or w.startswith("no load curve")
+                       for w in own.warnings), tiling  # fmt: skip
 
 
 def test_warnings_describe_the_decode_kernel_not_the_prefill_ones() -> None:

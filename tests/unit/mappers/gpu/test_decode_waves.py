@@ -96,7 +96,7 @@ def test_the_calibrations_waves_are_the_committed_probe_file() -> None:
 
 @pytest.mark.parametrize(
     ("head_dim", "tiling", "ratio"),
-    [(128, (128, 8, 3), 0.76), (128, (64, 4, 4), 1.15), (64, (256, 8, 3), 1.03)],
+    [(128, (128, 8, 3), 0.69), (128, (64, 4, 4), 1.15), (64, (256, 8, 3), 0.805)],
 )
 def test_steady_cost_over_the_one_wave_price_by_tiling(
     head_dim: int, tiling: tuple[int, int, int], ratio: float
@@ -132,8 +132,9 @@ def test_the_waves_warning_states_what_the_one_wave_figures_gave() -> None:
 
 
 def test_the_steady_cost_prices_the_long_launches_better() -> None:
-    """The probe's launches of >= STEADY_WAVES waves: MAPE 8.8% with the one-wave figures,
-    4.2% with the steady costs (2026-12-06); shorter launches are priced as before."""
+    """The probe's launches of >= STEADY_WAVES waves: MAPE 18.4% with the one-wave figures,
+    3.7% with the steady costs (2026-12-07; 8.8% and 4.2% on 2026-12-06, before the tuned
+    tilings' own profiles were read); shorter launches are priced as before."""
     before, after = _launches(steady=False), _launches(steady=True)
     long = [(abs(a[2]), abs(b[2])) for a, b in zip(before, after, strict=True)
             if b[1] >= STEADY_WAVES]  # fmt: skip
@@ -143,12 +144,12 @@ def test_the_steady_cost_prices_the_long_launches_better() -> None:
 
 
 def test_the_waves_suite_is_modelled_by_tiling() -> None:
-    """Observed (2026-12-06): MAPE 9.0% over the 84 launches, none over 35.0%; the bounds
-    sit above, so a change that makes it worse trips them."""
+    """Observed (2026-12-07): MAPE 7.4% over the 84 launches, none over 35.0% (9.0% on
+    2026-12-06); the bounds sit above, so a change that makes it worse trips them."""
     every = vd.predict_rows([FILE])
     assert len(every) == 84
     errs = [abs(p.error_pct) for p in every]
-    assert statistics.fmean(errs) < 9.5
+    assert statistics.fmean(errs) < 8.0
     assert max(errs) < 36.0
 
 
