@@ -23,6 +23,11 @@
 #                    spilled), causal shapes >= 4K, head dims 64 and 128, cuDNN beside, ~3 min
 #   fwd-order    18: the 1-pass forward's causal launch order, head groups 1/4/8/16 (a trial:
 #                    `fwd_order_probe.py`, FWD_HEAD_GROUP stays 1), ~1.5 min
+#   bwd-hd128    15: the backward suites at head dim 128 alone (the cuDNN bar's shapes), ~4 min
+#   bwd-kernels  15: the dK/dV and dQ kernels timed apart per tiling, cuDNN beside
+#                    (`bwd_kernels_probe.py`: would a pair of tilings beat the joint one?), ~4 min
+#   unfused-rows 18: the unfused kernels alone on small dense calls by score-row alignment (16-,
+#                    8-, 4-, 2-byte rows; `unfused_kernels_probe.py --set align`), ~1 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
@@ -87,7 +92,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,84p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,93p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -128,6 +133,12 @@ for s in "$@"; do
             --out "$OUT/bwd-diag-${dev:-gpu}-$day.csv" --budget-s 240 ;;
         fwd-order) step fwd-order python benchmarks/fwd_order_probe.py \
             --out "$OUT/fwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
+        bwd-hd128) step bwd-hd128 python benchmarks/bwd_probe.py \
+            --out "$OUT/bwd-${dev:-gpu}-$day-hd128.csv" --match head_dim=128 --budget-s 200 ;;
+        bwd-kernels) step bwd-kernels timeout 300 python benchmarks/bwd_kernels_probe.py \
+            --out "$OUT/bwd-kernels-${dev:-gpu}-$day.csv" --budget-s 130 ;;
+        unfused-rows) step unfused-rows python benchmarks/unfused_kernels_probe.py --set align \
+            --out "$OUT/unfused-kernels-align-${dev:-gpu}-$day.csv" ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \
             --budget-s 240 ;;
         gla) wheels && step gla python benchmarks/lightning_probe.py --gla \

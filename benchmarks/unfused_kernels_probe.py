@@ -8,7 +8,8 @@ runs fewer programs than SMs over long rows, and small calls whose scores stay i
 kernel (qk, softmax, pv) of `attention_unfused` is timed alone with do_bench (L2 flushed),
 on shapes in none of the validation, holdout or regimes suites; the CSV has one row per
 (shape, tiling, kernel) with the kernel's median time. `--set long` times long rows (causal
-and not) and one length that is no multiple of 16 instead.
+and not) and one length that is no multiple of 16 instead; `--set causal` long causal rows;
+`--set align` small dense calls by the byte alignment of their score rows.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ CAUSAL_SHAPES = (
     (12, 24576, 24576, 64, True),
     (6, 36864, 36864, 128, True),
 )
+# `--set align`: small dense calls whose score rows start 16-, 8-, 4- and 2-byte aligned (bf16
+# rows of 2656, 2652, 2650 and 2651 keys), at head dims 64 and 128: the H200 calibration has
+# ragged entries of 16-byte rows only, and a fresh-suite call of 2654 keys (4-byte rows, 8
+# heads, head dim 64) ran 21-22% slower than priced (kernels/measurements/fresh/)
+ALIGN_SHAPES = tuple(
+    (bh, n, n, d, False) for bh, d in ((8, 64), (16, 128)) for n in (2656, 2652, 2650, 2651)
+)
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
@@ -59,16 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--set",
-        choices=("short", "long", "causal"),
+        choices=("short", "long", "causal", "align"),
         default="short",
-        help="short-query and small shapes (default), long and unaligned rows, or long causal",
+        help="short-query and small shapes (default), long and unaligned rows, long causal, "
+        "or small dense calls by score-row alignment",
     )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("unfused_kernels_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     rows = []
-    shapes = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES}[args.set]
+    sets = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES, "align": ALIGN_SHAPES}
+    shapes = sets[args.set]
     for bh, sq, sk, d, causal in shapes:
         for tiling in TILINGS:
             calls = _launchers(torch, bh, sk, d, causal, tiling, seq_q=sq)
