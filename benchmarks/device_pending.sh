@@ -85,6 +85,10 @@
 # READMEs). Next: bwd again at head dim 128 (`bwd_probe.py --match head_dim=128`: the
 # one-loop run's 1 x 40 x 6144 dense holdout shape read 0.675x cuDNN, 0.722x in the run
 # before on the same dense kernel), then decode, gla-cal and gla (the wheels).
+# 2026-12-07: no GPU started all session (every call refused or failed to start). Next, in
+# this order: bwd-hd128 (issue 15's re-run; `--match head_dim=128,batch=1` alone, ~2.5 min,
+# times 10 of the bar's 12 shapes, the critical 1 x 40 x 6144 among them), unfused-rows,
+# bwd-kernels, then decode, gla-cal and gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -92,7 +96,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,93p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,97p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"

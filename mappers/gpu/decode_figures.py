@@ -51,7 +51,7 @@ PAGED_MEASURED_NOTE = (
     "per-tile time of tiling {tiling} through a shuffled block table over the contiguous "
     "cache's with 32 programs (kernels.calibrate.microbench_decode --paged), or the load "
     "curve's slowdown where that is larger (the page-index wait hides under HBM contention); "
-    "measured on the unsplit build only: on the H200 paged calls so priced ran 4.2% slower "
+    "measured on the unsplit build only: on the H200 paged calls so priced ran 3.8% slower "
     "on average than this prediction, worst 41.7% (stream-K at 264 programs of one-per-SM "
     "builds; kernels/measurements/decode/decode-splits-h200-2026-12-03.csv and "
     "decode-h200-2026-12-05-tuned.csv, suites paged-*; 160 calls)"
