@@ -98,8 +98,9 @@ def test_the_paged_warnings_state_what_was_measured(measured: bool) -> None:
     mean = -statistics.fmean(p.error_pct for p in paged)
     worst = max(abs(p.error_pct) for p in paged)
     said_mean, said_worst = (float(x) for x in re.findall(r"([\d.]+)% ", note)[:2])
-    assert mean == pytest.approx(said_mean, abs=0.5)
-    assert worst == pytest.approx(said_worst, abs=1.0)
+    # to the note's one decimal (a looser bound let a 4.2% note stand over 3.8%, 2026-12-07)
+    assert mean == pytest.approx(said_mean, abs=0.05)
+    assert worst == pytest.approx(said_worst, abs=0.05)
 
 
 def test_paged_factors_hide_under_hbm_contention() -> None:
