@@ -83,19 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=240.0, help="stop timing after this long")
     args = p.parse_args(argv)
     try:
-        tilings = [tuple(int(x) for x in t.split("x")) for t in args.tilings.split(",") if t]
-    except ValueError:
-        p.error(f"--tilings: expected BMxBNxWARPSxSTAGES, got {args.tilings!r}")
-    if any(len(t) != 4 for t in tilings):
-        p.error(f"--tilings: expected four numbers each, got {args.tilings!r}")
-    tilings = tilings or list(TILINGS)
+        tilings = bwd_probe.parse_tilings(args.tilings) or list(TILINGS)
+    except ValueError as exc:
+        p.error(str(exc))
+    try:
+        shapes = [
+            s for s in bwd_probe.VALIDATION + bwd_probe.HOLDOUT
+            if bwd_probe.matches(s, args.match) and s.seq >= args.min_seq and s.kv_heads == s.heads
+        ]  # fmt: skip
+    except ValueError as exc:
+        p.error(str(exc))
     if not torch.cuda.is_available():
         print("bwd_kernels_probe: needs a CUDA GPU", file=sys.stderr)
         return 2
-    shapes = [
-        s for s in bwd_probe.VALIDATION + bwd_probe.HOLDOUT
-        if bwd_probe.matches(s, args.match) and s.seq >= args.min_seq and s.kv_heads == s.heads
-    ]  # fmt: skip
     cfgs = [bwd_probe.Config("triton-bwd", *t, "separate") for t in tilings]
     jobs = [
         j
@@ -115,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"budget reached: {shape} and later not timed", flush=True)
                 break
             case = bwd_probe.make_case(shape)
-            base = {k: getattr(shape, k) for k in ("suite", "batch", "heads", "kv_heads", "seq")}
-            base |= {"head_dim": shape.head_dim, "causal": int(shape.causal), **info}
-            base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            base = bwd_probe.side_row(shape, info)
             best: dict[str, tuple[float, tuple]] = {}  # type: ignore[type-arg]
             ref: dict[str, list] = {}  # type: ignore[type-arg]
             for tiling in tilings:

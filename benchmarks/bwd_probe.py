@@ -519,6 +519,27 @@ def env_info() -> dict[str, str]:
     return {"device": name, "torch": torch.__version__, "triton": triton.__version__}
 
 
+def side_row(shape: Shape, info: dict[str, str]) -> dict[str, object]:
+    """The shape, device and time columns of a side probe's row (`bwd_tma_probe.py`, ...)."""
+    base: dict[str, object] = {
+        k: getattr(shape, k) for k in ("suite", "batch", "heads", "kv_heads", "seq")
+    }
+    base |= {"head_dim": shape.head_dim, "causal": int(shape.causal), **info}
+    base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return base
+
+
+def parse_tilings(text: str) -> list[tuple[int, ...]]:
+    """BMxBNxWARPSxSTAGES, comma-separated; ValueError naming what was expected."""
+    try:
+        tilings = [tuple(int(v) for v in t.split("x")) for t in text.split(",") if t]
+    except ValueError:
+        raise ValueError(f"--tilings: expected BMxBNxWARPSxSTAGES, got {text!r}") from None
+    if any(len(t) != 4 for t in tilings):
+        raise ValueError(f"--tilings: expected four numbers each, got {text!r}")
+    return tilings
+
+
 def host_summary(rows: list[dict], figures: dict[str, object] | None) -> list[str]:  # type: ignore[type-arg]
     """The launcher's host µs per call: the host file's figures, and per row of ours."""
     lines = []

@@ -106,12 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--diag: expected 0 and/or 1, got {args.diag!r}")
     diags = [x == "1" for x in args.diag.split(",")]
     try:
-        tilings = [tuple(int(v) for v in t.split("x")) for t in args.tilings.split(",") if t]
-    except ValueError:
-        p.error(f"--tilings: expected BMxBNxWARPSxSTAGES, got {args.tilings!r}")
-    if any(len(t) != 4 for t in tilings):
-        p.error(f"--tilings: expected four numbers each, got {args.tilings!r}")
-    tilings = tilings or list(TILINGS)
+        tilings = bwd_probe.parse_tilings(args.tilings) or list(TILINGS)
+    except ValueError as exc:
+        p.error(str(exc))
     if not torch.cuda.is_available():
         print("bwd_tma_probe: needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -133,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"budget reached: {shape} and later not timed", flush=True)
                 break
             case = bwd_probe.make_case(shape)
-            base = {k: getattr(shape, k) for k in ("suite", "batch", "heads", "kv_heads", "seq")}
-            base |= {"head_dim": shape.head_dim, "causal": int(shape.causal), **info}
-            base["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            base = bwd_probe.side_row(shape, info)
             best: dict[str, float] = {}
             ref_of = None
             for tiling, mode, tma_loads, diag in product(tilings, modes, loads, diags):

@@ -318,3 +318,32 @@ def test_cudnn_baseline_row_records_its_failure(probe, tmp_path):
     (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert row["family"] == "sdpa-cudnn-bwd" and row["status"].startswith("error: ")
     assert row["median_ms"] == "" and row["suite"] == "validation"
+
+
+def test_side_probe_helpers(probe):
+    """`parse_tilings` and `side_row`, shared by bwd_tma_probe.py and bwd_kernels_probe.py."""
+    assert probe.parse_tilings("64x128x8x3,32x64x4x4") == [(64, 128, 8, 3), (32, 64, 4, 4)]
+    assert probe.parse_tilings("") == []
+    with pytest.raises(ValueError, match="four numbers"):
+        probe.parse_tilings("64x128x8")
+    with pytest.raises(ValueError, match="BMxBNxWARPSxSTAGES"):
+        probe.parse_tilings("64xax8x3")
+    s = probe.HOLDOUT[0]
+    row = probe.side_row(s, {"device": "X", "torch": "t", "triton": "r"})
+    assert (row["suite"], row["seq"], row["head_dim"], row["causal"]) == (
+        s.suite, s.seq, s.head_dim, int(s.causal)
+    )  # fmt: skip
+    assert row["device"] == "X" and row["timestamp"]
+
+
+@pytest.mark.parametrize("args", [["--tilings", "64x128x8"], ["--match", "nonsense=1"]])
+def test_bwd_kernels_probe_bad_arguments_exit_2(probe, args, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "bwd_kernels_probe", PATH.with_name("bwd_kernels_probe.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as err:
+        module.main(["--out", "/tmp/unused.csv", *args])
+    assert err.value.code == 2
+    assert "expected" in capsys.readouterr().err
