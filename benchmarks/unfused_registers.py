@@ -132,7 +132,9 @@ def model_estimate(b: dict[str, Any]) -> tuple[int, int]:
         b["num_warps"],
         3,
     )
-    plan = _unfused(shape, tiling)[("qk", "softmax", "pv").index(b["kernel"])]
+    plan = _unfused(shape, tiling, arch.sm_count, arch.l2_bytes)[
+        ("qk", "softmax", "pv").index(b["kernel"])
+    ]
     res = residency(arch, plan.smem_bytes, plan.registers_per_thread, plan.tiling.num_warps)
     return plan.registers_per_thread, res.blocks_per_sm
 

@@ -47,7 +47,7 @@ from attnsim.mappers.gpu.scores import (
     SOFTMAX,
     ScoreCost,
 )
-from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates, split_entry
+from attnsim.mappers.gpu.unfused_rates import fit_rates, split_entry
 from attnsim.mappers.gpu.unfused_rows import registers as _registers
 from attnsim.mappers.gpu.unfused_rows import row_kernel, softmax_path
 from attnsim.mappers.gpu.window_loops import (
@@ -366,8 +366,13 @@ def _score_tiles(s: AttnShape, t: Tiling) -> tuple[int, float]:
     return sum(visited), score_elems
 
 
-def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[KernelPlan, ...]:
-    """QK^T (score modifiers in its epilogue), softmax (or sigmoid) over rows, then P.V."""
+def _unfused(
+    s: AttnShape, t: Tiling, sm_count: int, l2_bytes: int, score: ScoreCost = SOFTMAX
+) -> tuple[KernelPlan, ...]:
+    """QK^T (score modifiers in its epilogue), softmax (or sigmoid) over rows, then P.V.
+
+    `sm_count` and `l2_bytes`: whether the two-loop softmax's rows stay in L2 (`row_kernel`).
+    """
     bm, bn, d, f, b = t.block_m, t.block_n, s.head_dim, s.value_dim, s.elem_bytes
     heads = s.batch * s.heads
     computed, score_elems = _score_tiles(s, t)
@@ -391,7 +396,7 @@ def _unfused(s: AttnShape, t: Tiling, score: ScoreCost = SOFTMAX) -> tuple[Kerne
         longest=1.0,
         added=extra,
     )
-    middle = row_kernel(s, score_elems, score)
+    middle = row_kernel(s, score_elems, score, sm_count, l2_bytes)
     tiles = _query_tiles(s, t)
     pv_dot = Dot(2.0 * bm * bn * f, bm, f, bn)
     pv_step = StepWork((pv_dot,), 0.0, 3.5 * bm * bn, bm * bn * b + bn * f * b)
@@ -423,6 +428,7 @@ def _with_measured(
     t: Tiling,
     cal: Calibration,
     sm_count: int,
+    l2_bytes: int,
     latency_s: float,
 ) -> tuple[KernelPlan, ...]:
     """Attach each unfused kernel's measured rate (the entry nearest this tiling).
@@ -463,7 +469,12 @@ def _with_measured(
             source += note
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
-        split = [_split(e, i, s, t, cal, latency_s) for e in near]
+        # each entry's time split into its memory part and the rest, less its dependent HBM
+        # round trips (`latency_s` each, which `gpu_model.time_kernel` adds once per kernel)
+        split = [
+            split_entry(e, _entry_plan(e, i, s, t, sm_count, l2_bytes), cal, latency_s)
+            for e in near
+        ]
         # the rate of the softmax's own path: rows in one block (the widest block, a kernel
         # with a rate of its own, apart where the calibration has it), or the two-loop path
         path = softmax_path(s.seq_k)
@@ -524,20 +535,15 @@ def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:
     return (e.head_dim, e.block_m, e.block_n, e.num_warps, e.num_stages)
 
 
-def _split(
-    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, cal: Calibration, latency_s: float
-) -> UnfusedSplit:
-    """Work, programs, memory seconds and rest seconds of entry `e` for unfused kernel i.
-
-    The rest leaves out the kernel's dependent HBM round trips (`latency_s` each), which the
-    model adds once per kernel (`gpu_model.time_kernel`); `unfused_rates.split_entry` splits.
-    """
+def _entry_plan(
+    e: UnfusedPoint, i: int, s: AttnShape, t: Tiling, sm_count: int, l2_bytes: int
+) -> KernelPlan:
+    """Unfused kernel i as planned on entry `e`'s own shape (`unfused_rates.split_entry`)."""
     d = e.head_dim or s.head_dim
     causal = not s.is_dense  # the entry's own mask: top-left causal or none
     cal_shape = AttnShape(1, e.batch_heads, e.seq, e.seq, d, d, causal, s.dtype, s.elem_bytes)
     cal_tiling = Tiling(e.block_m, e.block_n, e.num_warps, e.num_stages) if e.block_m else t
-    ref = _unfused(cal_shape, cal_tiling)[i]
-    return split_entry(e, ref, cal, latency_s)
+    return _unfused(cal_shape, cal_tiling, sm_count, l2_bytes)[i]
 
 
 def kernel_plans(
@@ -578,11 +584,13 @@ def kernel_plans(
             _fused(s, t, "attn_output", "output", refetch, score),
         )
     if family == "unfused":
-        plans = _unfused(s, t, score)
+        plans = _unfused(s, t, sm_count, l2_bytes, score)
         if calibration is not None and calibration.unfused_kernels:
-            plans = _with_measured(plans, s, t, calibration, sm_count, hbm_latency_s)
+            plans = _with_measured(plans, s, t, calibration, sm_count, l2_bytes, hbm_latency_s)
         elif calibration is not None and calibration.floors is not None:  # archs.datasheet
-            floors = _with_measured(plans, s, t, calibration.floors, sm_count, hbm_latency_s)
+            floors = _with_measured(
+                plans, s, t, calibration.floors, sm_count, l2_bytes, hbm_latency_s
+            )
             plans = tuple(
                 replace(p, measured_is_floor=True, measured_from=f"floor from {p.measured_from}")
                 if p.measured is not None

@@ -119,6 +119,9 @@ class KernelPlan:
     # SM takes its longest program's steps at that rate
     measured_program: tuple[float, float] | None = None
     measured_is_floor: bool = False  # `measured` only bounds the unit model from below
+    # the measured rate is the whole time of a chain of dependent steps (its HBM stream hides
+    # under it; the bytes only bound it from below): the two-loop row softmax
+    chain_bound: bool = False
     work: float = 0.0
     longest: float = 0.0
     # work a measured rate leaves out: what this plan's score function (sigmoid, softcap,
@@ -491,7 +494,8 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # HBM round trips (first load, last store), which the rate of the calibration's long
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
         # thousands of short programs: bound by their count, not by their work
-        rated = max(plan.work * s_rest + hbm, plan.blocks * plan.measured_per_program_s)
+        body = plan.work * s_rest + (0.0 if plan.chain_bound else hbm)
+        rated = max(body, plan.blocks * plan.measured_per_program_s)
         occupancy = max(1.0, plan.longest * sms / plan.work)
         if plan.measured_program is not None and occupancy > 1.0 and plan.blocks <= sms:
             # fewer programs than SMs (a short query chunk against a long cache): each runs

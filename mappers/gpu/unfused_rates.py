@@ -91,7 +91,13 @@ def split_entry(
     bandwidths (the model prices a kernel's bytes at them) and the rest. On the device that
     timed the entry the two agree, and the split is the entry's time less its memory part.
     `latency_s` per dependent round trip is left out of the rest (the model adds it).
+    A chain-bound kernel (`KernelPlan.chain_bound`) has no memory part: its whole time is the
+    rest, which does not move with the bandwidth.
     """
+    if ref.chain_bound:
+        return UnfusedSplit(
+            ref.work, ref.blocks, 0.0, max(e.time_s - ref.round_trips * latency_s, 0.0), e
+        )
     own_read = cal.hbm_read_bandwidth_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     own_write = cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     memory = _memory_s(

@@ -27,17 +27,38 @@ from attnsim.mappers.gpu.scores import SIGMOID_ROW_OPS, ScoreCost
 
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 
+# The two-loop row softmax (rows over SOFTMAX_MAX_BLOCK keys) is a chain of dependent steps
+# per row: loop 1 streams the row's chunks of BLOCK lanes from HBM (max and sum), loop 2
+# reads them again and stores them. Compiled for sm_90, its build holds two programs per SM
+# without a mask (121 registers at 8 warps) and one with the causal mask (162):
+# `benchmarks/unfused_registers.py`, kernels/measurements/unfused/unfused-registers-sm90-*.
+TWO_LOOP_PROGRAMS_PER_SM = {False: 2, True: 1}  # keyed by masked
+# So 132-264 rows are read at once; when they fit in half the L2, loop 2's read finds its row
+# there (on the H100 the 6 x 16384^2 calibration shape ran in 2.42 ms, where both reads from
+# HBM would need 4.0 TB/s against its 2.9-3.0). What a row costs besides its chunks, in
+# chunks: on the H200 the two-loop softmax timed alone (kernels/measurements/unfused/
+# unfused-kernels-*.csv, 12K-49K keys) took a time per SM proportional to the rows' chunks
+# without a mask (the least-MAPE offset, -0.1, taken as none) and to their chunks + 0.5
+# with the causal mask (its one program per SM waits out each row's reductions);
+# tests/unit/mappers/gpu/test_unfused_rows.py recomputes both.
+TWO_LOOP_ROW_CHUNKS = {False: 0.0, True: 0.5}  # keyed by masked
+
 
 def registers(elements_fp32: float, warps: int) -> int:
     """Registers per thread holding `elements_fp32` values over `warps` warps, plus the base."""
     return math.ceil(elements_fp32 / (32 * warps)) + BASE_REGISTERS_PER_THREAD
 
 
-def row_kernel(s: AttnShape, score_elems: float, score: ScoreCost) -> KernelPlan:
+def row_kernel(
+    s: AttnShape, score_elems: float, score: ScoreCost, sm_count: int, l2_bytes: int
+) -> KernelPlan:
     """The unfused middle kernel: one program per row, over its visible keys in BLOCKs.
 
     Softmax: rows within one block in one step, longer rows a max/sum loop then a normalize
-    loop. Sigmoid (no kernel yet): one element-wise loop (tanh on the SFU, an FMA, convert).
+    loop (a chain of steps, `chain_bound`: its work is the rows' chunks plus
+    `TWO_LOOP_ROW_CHUNKS` a row; the second read is an L2 hit while the rows read at once,
+    `TWO_LOOP_PROGRAMS_PER_SM` on each of `sm_count` SMs, fit in half of `l2_bytes`).
+    Sigmoid (no kernel yet): one element-wise loop (tanh on the SFU, an FMA, convert).
     """
     b = s.elem_bytes
     heads = s.batch * s.heads
@@ -67,6 +88,10 @@ def row_kernel(s: AttnShape, score_elems: float, score: ScoreCost) -> KernelPlan
         )
     # one step per row (SINGLE) or, for long rows, a max/sum loop then a normalize loop
     steps = 1 if single else 2 * math.ceil(mean_valid / block)
+    masked = not s.is_dense
+    in_flight = sm_count * TWO_LOOP_PROGRAMS_PER_SM[masked] * min(s.seq_k, mean_valid) * b
+    reads = 1 if single or 2 * in_flight <= l2_bytes else 2  # loop 2's read: L2 or HBM
+    chunks = lanes // block  # BLOCK-wide chunks over all rows of one head
     exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
     soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
     return KernelPlan(
@@ -79,16 +104,18 @@ def row_kernel(s: AttnShape, score_elems: float, score: ScoreCost) -> KernelPlan
         fixed=StepWork((), 0.0, 0.0, 0.0),
         round_trips=2 if single else 3,
         groups=(BlockGroup(rows, steps, 0),),
-        hbm_read_bytes=heads * score_elems * b * (1 if single else 2),
+        hbm_read_bytes=heads * score_elems * b * reads,
         hbm_write_bytes=heads * score_elems * b,
         flops=0.0,
         # one block: the lanes' loads, max, exp and store (masked lanes cost their issue);
-        # two loops: a fixed cost per row (its loop set-up and the reductions between the
-        # loops): masked lanes of a causal row load nothing, and on the H200 the long causal
-        # rows' time was their visible bytes at HBM speed plus ~16 ns a row (12K-37K keys,
-        # kernels/measurements/unfused/unfused-kernels-causal-*), not a time per lane
-        work=heads * lanes * b * 2.0 if single else float(rows),
-        longest=math.ceil(s.seq_k / block) * block * b * 2.0 if single else 1.0,
+        # two loops: the rows' visible chunks (masked lanes of a causal row load nothing)
+        # and each row's own share
+        work=heads * lanes * b * 2.0
+        if single
+        else heads * (chunks + s.seq_q * TWO_LOOP_ROW_CHUNKS[masked]),
+        longest=math.ceil(s.seq_k / block) * (block * b * 2.0 if single else 1.0)
+        + (0.0 if single else TWO_LOOP_ROW_CHUNKS[masked]),
+        chain_bound=not single,
     )
 
 
