@@ -85,10 +85,10 @@
 # READMEs). Next: bwd again at head dim 128 (`bwd_probe.py --match head_dim=128`: the
 # one-loop run's 1 x 40 x 6144 dense holdout shape read 0.675x cuDNN, 0.722x in the run
 # before on the same dense kernel), then decode, gla-cal and gla (the wheels).
-# 2026-12-07: no GPU started all session (every call refused or failed to start). Next, in
-# this order: bwd-hd128 (issue 15's re-run, the 24 head-dim-128 shapes; with little time,
-# `bwd_probe.py --match head_dim=128,batch=1` times 10 of the bar's 12 shapes in ~2.5 min, the
-# critical 1 x 40 x 6144 among them), unfused-rows, bwd-kernels, then decode, gla-cal, gla.
+# 2026-12-07: unfused-rows and bwd-kernels ran on an H100 (the latter cut short by a bug,
+# fixed). Next on an H200, in this order: bwd-hd128 (issue 15's re-run; with little time
+# `bwd_probe.py --match head_dim=128,batch=1`, ~2.5 min, 10 of the bar's 12 shapes with the
+# critical 1 x 40 x 6144), unfused-rows, bwd-kernels, then decode, gla-cal, gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min

@@ -50,6 +50,7 @@ from attnsim.mappers.gpu.scores import (
 from attnsim.mappers.gpu.unfused_rates import fit_rates, split_entry
 from attnsim.mappers.gpu.unfused_rows import registers as _registers
 from attnsim.mappers.gpu.unfused_rows import row_kernel, softmax_path
+from attnsim.mappers.gpu.unfused_waves import COMPILED_PROGRAMS_PER_SM, net_rest, wave_share
 from attnsim.mappers.gpu.window_loops import (
     WINDOW_MODE,
     loops_by_profile,
@@ -482,6 +483,16 @@ def _with_measured(
         if not same_path and path == "widest block":
             same_path = [x for x in split if softmax_path(x.entry.seq) == "one block"]
         per_work, per_program = fit_rates(same_path or split)
+        # the entry's and the call's last waves (`unfused_waves`): the tile kernels' builds
+        per_sm = COMPILED_PROGRAMS_PER_SM.get(
+            (plan.name, s.head_dim, t.block_m, t.block_n, t.num_warps, masked), 0
+        )
+        share = 1.0
+        if per_sm:
+            big = max(same_path or split, key=lambda x: x.work)
+            entry = _entry_plan(big.entry, i, s, t, sm_count, l2_bytes)
+            per_work = net_rest(big, wave_share(entry, sm_count, per_sm))
+            share = wave_share(plan, sm_count, per_sm)
         note = " (with a per-program bound from the short-row entries)" if per_program else ""
         few = cal.unfused_program(plan.name, s.head_dim, (t.block_m, t.block_n, t.num_warps,
                                                          t.num_stages))  # fmt: skip
@@ -491,6 +502,7 @@ def _with_measured(
                 measured=(per_work, float(sm_count)),
                 measured_per_program_s=per_program,
                 measured_from=f"calibration entries of {source}{note}",
+                measured_share=share,
                 # per step of this tiling's key tiles (the entry's step scaled by block_n), on
                 # rows as long as those it was fitted on
                 measured_program=(few.step_s * t.block_n / few.block_n, few.fixed_s)

@@ -122,6 +122,9 @@ class KernelPlan:
     # the measured rate is the whole time of a chain of dependent steps (its HBM stream hides
     # under it; the bytes only bound it from below): the two-loop row softmax
     chain_bound: bool = False
+    # the share of its SMs' time the grid keeps them busy, last wave included, where the
+    # measured rate is taken net of its entry's (`unfused_waves.wave_share`; 1: none)
+    measured_share: float = 1.0
     work: float = 0.0
     longest: float = 0.0
     # work a measured rate leaves out: what this plan's score function (sigmoid, softcap,
@@ -495,6 +498,7 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
         # thousands of short programs: bound by their count, not by their work
         body = plan.work * s_rest + (0.0 if plan.chain_bound else hbm)
+        body /= plan.measured_share
         rated = max(body, plan.blocks * plan.measured_per_program_s)
         occupancy = max(1.0, plan.longest * sms / plan.work)
         if plan.measured_program is not None and occupancy > 1.0 and plan.blocks <= sms:

@@ -259,10 +259,23 @@ def test_measured_unfused_kernels_scale_by_their_work() -> None:
     # the calibration shape itself reproduces the measured times
     assert kernels(24, 4096, False) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
     assert kernels(24, 4096, True) == pytest.approx((400e-6, 500e-6, 600e-6), rel=1e-6)
-    # twice the heads: twice the work of every kernel; each kernel's two dependent HBM round
-    # trips (first load, last store) are paid once per launch, not per unit of work
+    # twice the heads: twice the work of every kernel, over the grid's wave share (QK^T and
+    # P.V, `unfused_waves`; the calibration shape's own share cancels); each kernel's two
+    # dependent HBM round trips (first load, last store) are paid once per launch
+    from attnsim.mappers.gpu.kernels import kernel_plans
+
+    def shares(bh: int) -> list[float]:
+        s = AttnShape(1, bh, 4096, 4096, 64, 64, False, "bf16", 2)
+        plans = kernel_plans("unfused", s, tiling, arch.sm_count, arch.l2_bytes, cal,
+                             arch.sm_count, arch.hbm_latency_s)  # fmt: skip
+        return [p.measured_share for p in plans]
+
     trips = 2 * arch.hbm_latency_s
-    twice = tuple(2 * (t - trips) + trips for t in (400e-6, 500e-6, 600e-6))
+    ratio = [a / b for a, b in zip(shares(24), shares(48), strict=True)]
+    assert ratio[0] != 1.0 and ratio[1] == 1.0  # the softmax has no share
+    twice = tuple(
+        2 * (t - trips) * r + trips for t, r in zip((400e-6, 500e-6, 600e-6), ratio, strict=True)
+    )
     assert kernels(48, 4096, False) == pytest.approx(twice, rel=1e-6)
     # one head: the longest block (one SM's share) bounds the P.V kernel
     one = kernels(1, 4096, False)

@@ -109,9 +109,10 @@ def test_on_the_device_that_timed_an_entry_its_split_is_its_time_less_its_memory
 
 def test_the_transferred_h100_prices_its_own_entries_near_what_it_measured() -> None:
     """The whole path (transfer, split, per-work rate, kernel time) on the H100 entries'
-    shapes: the mean error moves from +6% (the sum) to -3.2%, MAPE 6.0% (the two-loop
-    softmax's chain carried at the clock: its four entries -10% to -2%; they were -1% to
-    +30% with both reads from HBM, mean -2.7%, MAPE 6.2%)."""
+    shapes: the mean error moves from +6% (the sum) to -1.8%, MAPE 6.5% (the two-loop
+    softmax's chain carried at the clock: its four entries -10% to -2%, they were -1% to
+    +30% with both reads from HBM; the tile kernels' rates net of their entries' wave
+    shares, `unfused_waves`)."""
     arch = load_arch("h100-sxm")
     assert isinstance(arch, GpuArch) and arch.calibration is not None
     assert arch.calibration.origin == "transferred"
@@ -128,5 +129,5 @@ def test_the_transferred_h100_prices_its_own_entries_near_what_it_measured() -> 
         (plan,) = (p for p in plans if p.name == e.kernel)
         k = time_kernel(plan, rates)  # its time less the launch (a chain's floor: its bytes)
         errors.append(max(k.scheduled_s, k.hbm_s) / e.time_s - 1.0)
-    assert abs(sum(errors) / len(errors)) < 0.035
-    assert _mape(errors) < 0.065
+    assert abs(sum(errors) / len(errors)) < 0.03
+    assert _mape(errors) < 0.07
