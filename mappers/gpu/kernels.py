@@ -47,7 +47,11 @@ from attnsim.mappers.gpu.scores import (
     SOFTMAX,
     ScoreCost,
 )
-from attnsim.mappers.gpu.unfused_rates import fit_rates, split_entry
+from attnsim.mappers.gpu.unfused_rates import (
+    fit_rates,
+    same_alignment,
+    split_entry,
+)
 from attnsim.mappers.gpu.unfused_rows import registers as _registers
 from attnsim.mappers.gpu.unfused_rows import row_kernel, softmax_path
 from attnsim.mappers.gpu.unfused_waves import COMPILED_PROGRAMS_PER_SM, net_rest, wave_share
@@ -466,7 +470,7 @@ def _with_measured(
         if not same_class:
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"
         elif not aligned:
-            same_class, note = _same_alignment(s, same_class)
+            same_class, note = same_alignment(s, same_class)
             source += note
         found = same_class or found
         near = [e for e in found if _tiling_key(e) == _tiling_key(found[0])]
@@ -494,6 +498,8 @@ def _with_measured(
             per_work = net_rest(big, wave_share(entry, sm_count, per_sm))
             share = wave_share(plan, sm_count, per_sm)
         note = " (with a per-program bound from the short-row entries)" if per_program else ""
+        if share < 1.0:
+            note += f"; this grid's wave share {share:.2f} (its last wave, `unfused_waves`)"
         few = cal.unfused_program(plan.name, s.head_dim, (t.block_m, t.block_n, t.num_warps,
                                                          t.num_stages))  # fmt: skip
         out.append(
@@ -511,36 +517,6 @@ def _with_measured(
             )
         )
     return tuple(out)
-
-
-def row_alignment_bytes(seq: int, elem_bytes: int) -> int:
-    """How aligned the rows of a (rows, seq) score matrix start, in bytes (at most 16).
-
-    The largest power of two up to 16 that divides the row pitch seq * elem_bytes.
-    """
-    pitch = seq * elem_bytes
-    return min(16, pitch & -pitch)
-
-
-def _same_alignment(s: AttnShape, entries: list[UnfusedPoint]) -> tuple[list[UnfusedPoint], str]:
-    """The ragged entries whose score rows start as aligned as the call's, and a note.
-
-    Triton compiles every seq_k that is no multiple of 16 the same way, but the rows' byte
-    alignment still decides how many memory sectors each row's accesses touch
-    (`kernels.calibrate.microbench_unfused --row-alignment` measures 4- and 2-byte rows). The
-    entries of the nearest alignment are taken (the less aligned of two as near); a note says
-    when they are not the call's own.
-    """
-    own = row_alignment_bytes(s.seq_k, s.elem_bytes)
-    kinds = {row_alignment_bytes(e.seq, s.elem_bytes) for e in entries}
-    near = min(kinds, key=lambda a: (abs(a.bit_length() - own.bit_length()), a))
-    taken = [e for e in entries if row_alignment_bytes(e.seq, s.elem_bytes) == near]
-    if near == own:
-        return taken, f"; rows {own}-byte aligned, as this call's"
-    return taken, (
-        f"; this call's score rows start {own}-byte aligned, the entries' {near}-byte: rows "
-        "of this alignment are not measured and may run at another rate"
-    )
 
 
 def _tiling_key(e: UnfusedPoint) -> tuple[int, ...]:

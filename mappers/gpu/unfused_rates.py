@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from attnsim.archs.calibration import Calibration, UnfusedPoint
+from attnsim.kernels.spec import AttnShape
 from attnsim.mappers.gpu.model import KernelPlan
 
 
@@ -112,3 +113,33 @@ def _memory_s(plan: KernelPlan, read_bw: float, write_bw: float) -> float:
     """Seconds of `plan`'s HBM bytes at these bandwidths (a zero bandwidth: not counted)."""
     memory = plan.hbm_read_bytes / read_bw if read_bw else 0.0
     return memory + (plan.hbm_write_bytes / write_bw if write_bw else 0.0)
+
+
+def row_alignment_bytes(seq: int, elem_bytes: int) -> int:
+    """How aligned the rows of a (rows, seq) score matrix start, in bytes (at most 16).
+
+    The largest power of two up to 16 that divides the row pitch seq * elem_bytes.
+    """
+    pitch = seq * elem_bytes
+    return min(16, pitch & -pitch)
+
+
+def same_alignment(s: AttnShape, entries: list[UnfusedPoint]) -> tuple[list[UnfusedPoint], str]:
+    """The ragged entries whose score rows start as aligned as the call's, and a note.
+
+    Triton compiles every seq_k that is no multiple of 16 the same way, but the rows' byte
+    alignment still decides how many memory sectors each row's accesses touch
+    (`kernels.calibrate.microbench_unfused --row-alignment` measures 4- and 2-byte rows). The
+    entries of the nearest alignment are taken (the less aligned of two as near); a note says
+    when they are not the call's own.
+    """
+    own = row_alignment_bytes(s.seq_k, s.elem_bytes)
+    kinds = {row_alignment_bytes(e.seq, s.elem_bytes) for e in entries}
+    near = min(kinds, key=lambda a: (abs(a.bit_length() - own.bit_length()), a))
+    taken = [e for e in entries if row_alignment_bytes(e.seq, s.elem_bytes) == near]
+    if near == own:
+        return taken, f"; rows {own}-byte aligned, as this call's"
+    return taken, (
+        f"; this call's score rows start {own}-byte aligned, the entries' {near}-byte: rows "
+        "of this alignment are not measured and may run at another rate"
+    )

@@ -46,7 +46,7 @@ def test_holdout_suite_is_disjoint_from_validation_and_covers_the_odd_cases():
     seqs = {s.seq_k for s in holdout} | {s.seq_k for s in validation}
     assert not {mu.RAGGED_MATMUL_SHAPE[1], *(x[1] for x in mu.RAGGED_SOFTMAX_SHAPES)} & seqs
     from attnsim.kernels.bench.suites import fresh_shapes
-    from attnsim.mappers.gpu.kernels import row_alignment_bytes
+    from attnsim.mappers.gpu.unfused_rates import row_alignment_bytes
 
     seqs |= {s.seq_k for s in fresh_shapes()}
     assert not {x[1] for x in mu.ALIGNMENT_SHAPES} & seqs  # nor the row-alignment ones

@@ -371,7 +371,7 @@ def test_ragged_rows_take_the_entries_of_their_own_row_alignment() -> None:
     """Ragged entries of 16-, 4- and 2-byte aligned rows (bf16 S = 4088, 4090, 4089): a call
     takes those of its own rows' alignment; with 16-byte entries only, 4- and 2-byte rows
     take them and the plans say so."""
-    from attnsim.mappers.gpu.kernels import row_alignment_bytes
+    from attnsim.mappers.gpu.unfused_rates import row_alignment_bytes
 
     entries, times, sources = _unfused_entries, _unfused_times, _unfused_sources
     assert [row_alignment_bytes(n, 2) for n in (4096, 4088, 4090, 4089, 2654, 7787)] == [
