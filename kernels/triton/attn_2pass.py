@@ -14,13 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from attnsim.kernels.triton.attn_loop import (
-    MODE_OUTPUT,
-    MODE_STATS,
-    attn_rows,
-    make_tile_source,
-    store_tile,
-)
+from attnsim.kernels.triton.attn_loop import MODE_OUTPUT, MODE_STATS, attn_rows
 from attnsim.kernels.triton.common import (
     LOG2E,
     autotune_configs,
@@ -34,6 +28,7 @@ from attnsim.kernels.triton.common import (
     use_tma,
 )
 from attnsim.kernels.triton.launch import DirectLaunch, PlanCache
+from attnsim.kernels.triton.tiles import make_tile_source, store_tile
 
 __all__ = [
     "plan_for",

@@ -40,16 +40,7 @@ import triton
 import triton.language as tl
 
 from attnsim.kernels.spec import FWD_HEAD_GROUP, SCHEDULES  # SCHEDULES: see `attention_fwd`
-from attnsim.kernels.triton.attn_loop import (
-    MODE_ONLINE,
-    TILES_DEVICE_TMA,
-    TILES_HOST_TMA,
-    TILES_POINTERS,
-    attn_rows,
-    head_source,
-    sparse_rows,
-    store_tile,
-)
+from attnsim.kernels.triton.attn_loop import MODE_ONLINE, attn_rows, sparse_rows
 from attnsim.kernels.triton.attn_options import (
     DEFAULT_SCORE,
     DEFAULT_VARIANT,
@@ -75,6 +66,13 @@ from attnsim.kernels.triton.host_descs import collapsible as _collapsible
 from attnsim.kernels.triton.host_descs import host_descs as _host_descs
 from attnsim.kernels.triton.launch import DescriptorLaunch
 from attnsim.kernels.triton.launch_order import launch_order
+from attnsim.kernels.triton.tiles import (
+    TILES_DEVICE_TMA,
+    TILES_HOST_TMA,
+    TILES_POINTERS,
+    head_source,
+    store_tile,
+)
 
 __all__ = [
     "BlockSparse",

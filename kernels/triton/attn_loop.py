@@ -7,8 +7,7 @@ per-program body: it loads the query tile, runs the unmasked key range and then 
 range (causal diagonal or the ragged last key tile) through `attn_inner` with a constexpr
 `MASKED` flag, so the loop body exists once; `sparse_rows` is the block-sparse body (listed key
 tiles only, through the same `attn_inner`). Tiles come through tensor descriptors (TMA) or
-block pointers (`make_tile_source`, `load_tile`, `store_tile`); `exp2_split` is the 1-pass
-POLY_EXP variant's software exponential.
+block pointers (`tiles`); `exp2_split` is the 1-pass POLY_EXP variant's software exponential.
 
 Layout everywhere: (batch, heads, seq, head_dim), last dimension contiguous.
 """
@@ -18,9 +17,17 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from attnsim.kernels.triton.attn_scores import modify_scores, tanh
+from attnsim.kernels.triton.attn_scores import (
+    ALIBI_ACROSS,
+    ALIBI_AHEAD,
+    ALIBI_BEHIND,
+    ALIBI_PER_SCORE,
+    modify_scores,
+    tanh,
+)
 from attnsim.kernels.triton.exp2 import exp2_split
 from attnsim.kernels.triton.neighborhood_mask import in_windows, row_windows
+from attnsim.kernels.triton.tiles import load_tile
 
 # inner-loop modes (constexpr MODE)
 MODE_ONLINE = tl.constexpr(0)  # 1-pass: online softmax, running max/sum, rescaled accumulator
@@ -31,104 +38,6 @@ MODE_OUTPUT = tl.constexpr(2)  # 2-pass, pass 2: exact probabilities from known 
 RESCALE_TAU = tl.constexpr(8.0)
 # sigmoid of log2-domain scores: sigmoid(s ln 2) = 0.5 tanh(s HALF_LN2) + 0.5
 HALF_LN2 = tl.constexpr(0.34657359027997264)  # ln 2 / 2
-
-# USE_TMA modes of the tile helpers
-TILES_POINTERS = 0  # block pointers (any layout; the interpreter's default)
-TILES_DEVICE_TMA = 1  # tensor descriptors built in the kernel, one per (batch, head)
-TILES_HOST_TMA = 2  # tensor descriptors built on the host over the (B*H*S, D) view
-
-
-@triton.jit
-def make_tile_source(
-    base, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
-):
-    """A (seq, HEAD_DIM) view of one head: a tensor descriptor (TMA) or the base pointer."""
-    if USE_TMA:
-        return tl.make_tensor_descriptor(
-            base, shape=[seq, HEAD_DIM], strides=[stride_s, 1], block_shape=[ROWS, HEAD_DIM]
-        )
-    else:
-        return base
-
-
-@triton.jit
-def head_source(
-    X,
-    off_b,
-    off_h,
-    off_bh,
-    stride_b,
-    stride_h,
-    seq,
-    stride_s,
-    ROWS: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-    USE_TMA: tl.constexpr,
-):
-    """The tile source of head (off_b, off_h) of kernel argument X.
-
-    TILES_HOST_TMA: X is a host-built descriptor over the (B*H*S, HEAD_DIM) view and the
-    source is (X, first row of the head); otherwise X is a pointer (`make_tile_source`).
-    """
-    if USE_TMA == 2:
-        return (X, off_bh * seq)
-    else:
-        return make_tile_source(
-            X + off_b * stride_b + off_h * stride_h, seq, stride_s, ROWS, HEAD_DIM, USE_TMA
-        )
-
-
-@triton.jit
-def load_tile(
-    src, row, seq, stride_s, ROWS: tl.constexpr, HEAD_DIM: tl.constexpr, USE_TMA: tl.constexpr
-):
-    """Load rows [row, row + ROWS) of a head; rows past `seq` read as zero.
-
-    (TILES_HOST_TMA reads the next head's rows there instead: its launcher keeps seq_q a
-    multiple of BLOCK_M, and keys past seq_k are masked by the caller.)
-    """
-    if USE_TMA == 2:
-        return src[0].load([src[1] + row, 0])
-    elif USE_TMA:
-        return src.load([row, 0])
-    else:
-        ptr = tl.make_block_ptr(
-            src,
-            shape=(seq, HEAD_DIM),
-            strides=(stride_s, 1),
-            offsets=(row, 0),
-            block_shape=(ROWS, HEAD_DIM),
-            order=(1, 0),
-        )
-        return tl.load(ptr, boundary_check=(0,), padding_option="zero")
-
-
-@triton.jit
-def store_tile(
-    dst,
-    row,
-    seq,
-    stride_s,
-    value,
-    ROWS: tl.constexpr,
-    HEAD_DIM: tl.constexpr,
-    USE_TMA: tl.constexpr,
-):
-    """Store rows [row, row + ROWS) of a head in its dtype; rows past `seq` are dropped."""
-    if USE_TMA == 2:
-        dst[0].store([dst[1] + row, 0], value.to(dst[0].dtype))
-    elif USE_TMA:
-        dst.store([row, 0], value.to(dst.dtype))
-    else:
-        ptr = tl.make_block_ptr(
-            dst,
-            shape=(seq, HEAD_DIM),
-            strides=(stride_s, 1),
-            offsets=(row, 0),
-            block_shape=(ROWS, HEAD_DIM),
-            order=(1, 0),
-        )
-        tl.store(ptr, value.to(dst.dtype.element_ty), boundary_check=(0,))
 
 
 @triton.jit
@@ -151,6 +60,8 @@ def online_step(
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
     SAFE: tl.constexpr = False,
+    ROW_OFF: tl.constexpr = False,
+    row_off=0.0,
 ):
     """One key tile of the online softmax (1-pass): update max, sum and the accumulator.
 
@@ -167,8 +78,12 @@ def online_step(
     rest on the MUFU; the rescale factors stay on `tl.math.exp2` (one per row).
     SAFE (masked tiles of a sliding window, without LAZY_RESCALE): a row with no visible key
     so far keeps max -inf; its factors use 0 instead, so it stays 0 rather than NaN.
+    ROW_OFF (SCALED only): the scores are qk + row_off[:, None]; the row vector enters the max
+    and the exponent's subtrahend, a per-row add instead of a per-score one.
     """
-    if SCALED:
+    if ROW_OFF:
+        m_new = tl.maximum(m_i, tl.max(qk, 1) + row_off)
+    elif SCALED:
         m_new = tl.maximum(m_i, tl.max(qk, 1))
     else:
         m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
@@ -193,6 +108,8 @@ def online_step(
         m_use = tl.where(m_i == float("-inf"), 0.0, m_i)
     else:
         m_use = m_i
+    if ROW_OFF:
+        m_use = m_use - row_off
     if SCALED:
         p = exp2_split(qk - m_use[:, None], POLY_EXP, USE_ASM)
     else:
@@ -284,6 +201,7 @@ def attn_inner(
     SEGMENTS: tl.constexpr = False,
     q_seg=0,
     k_seg=0,
+    ALIBI_FORM: tl.constexpr = ALIBI_PER_SCORE,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
@@ -303,7 +221,8 @@ def attn_inner(
     one tile ahead instead of two (sm_90 SASS; `test_blocksparse_sass.py`).
 
     Score functions (MODE_ONLINE only): ALIBI and SOFTCAP modify the log2-domain scores
-    (`modify_scores`) before the mask and the softmax; SIGMOID replaces the online softmax with
+    (`modify_scores`, ALIBI_FORM picks how a tile adds the distance) before the mask and the
+    softmax; SIGMOID replaces the online softmax with
     `sigmoid_step` on scores plus `sigmoid_bias` (log2 domain), leaving `l_i`, `m_i` alone.
 
     1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
@@ -332,6 +251,9 @@ def attn_inner(
     offs_n = tl.arange(0, BLOCK_N)
     ws: tl.constexpr = WARP_SPECIALIZE and MODE == 0 and not MASKED
     safe: tl.constexpr = WINDOW or SPARSE  # masked tiles may hide whole rows
+    alibi_row = 0.0
+    if ALIBI_FORM == ALIBI_AHEAD:  # its row vector (`modify_scores`)
+        alibi_row = 2.0 * alibi * (offs_m - tl.min(offs_m, 0)).to(tl.float32)
     if True:  # one loop; the body is chosen by constexpr flags
         nxt = 0
         if SPARSE:
@@ -366,6 +288,7 @@ def attn_inner(
                         alibi,
                         FAST_TANH,
                         ALIBI and CAUSAL and not SIGMOID and not SOFTCAP,
+                        ALIBI_FORM,
                     )
                 if MASKED:
                     keep = _keep(
@@ -384,7 +307,7 @@ def attn_inner(
                     acc, l_i, m_i = online_step(
                         acc, l_i, m_i, sc, v_src, start_n, seq_k, stride_vs, qk_scale,
                         BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
-                        POLY_EXP, USE_ASM, safe and MASKED,
+                        POLY_EXP, USE_ASM, safe and MASKED, ALIBI_FORM == ALIBI_AHEAD, alibi_row,
                     )  # fmt: skip
             elif MODE == 0:
                 if MASKED:
@@ -494,6 +417,11 @@ def attn_rows(
     mask a whole row (its own key j = i is always visible); within the diagonal, a window
     narrower than the query tile can still hide a whole row from one key tile, which the
     masked steps' SAFE factors handle.
+
+    Dense softmax ALiBi (not CAUSAL, no sigmoid or softcap): the unmasked range runs as three
+    loops, the key tiles behind every row of the tile, across its rows, and ahead of every
+    row (ALIBI_BEHIND, ALIBI_ACROSS, ALIBI_AHEAD of `modify_scores`), so that only the tiles
+    across the rows compute the distance per score; the masked tail runs ALIBI_ACROSS.
     """
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
@@ -510,20 +438,46 @@ def attn_rows(
         # first key every row of the tile sees: the last row's window start, rounded up
         last_start = tl.maximum(start_m * BLOCK_M + BLOCK_M - window, 0)
         lo_full = tl.minimum(tl.cdiv(last_start, BLOCK_N) * BLOCK_N, hi_full)
-    acc, l_i, m_i = attn_inner(
-        acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks, stride_vs,
-        qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
-        prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
-        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
-        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
-    )  # fmt: skip
+    # dense softmax ALiBi: the key tiles behind every row, across the rows, ahead of them
+    sides: tl.constexpr = ALIBI and not CAUSAL and MODE == 0 and not SIGMOID and not SOFTCAP
+    if sides:
+        r0 = start_m * BLOCK_M
+        lo_across = tl.minimum(((r0 + 1) // BLOCK_N) * BLOCK_N, hi_full)
+        hi_across = tl.cdiv(r0 + BLOCK_M - 1, BLOCK_N) * BLOCK_N
+        hi_across = tl.maximum(tl.minimum(hi_across, hi_full), lo_across)
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, 0, lo_across, offs_m, seq_k, stride_ks, stride_vs,
+            qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
+            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI, alibi=alibi,
+            ALIBI_FORM=ALIBI_BEHIND,
+        )  # fmt: skip
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, lo_across, hi_across, offs_m, seq_k, stride_ks,
+            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA,
+            DOT_PRECISION, prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI,
+            alibi=alibi, ALIBI_FORM=ALIBI_ACROSS,
+        )  # fmt: skip
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, hi_across, hi_full, offs_m, seq_k, stride_ks,
+            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA,
+            DOT_PRECISION, prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI,
+            alibi=alibi, ALIBI_FORM=ALIBI_AHEAD,
+        )  # fmt: skip
+    else:
+        acc, l_i, m_i = attn_inner(
+            acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks,
+            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
+            prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+            SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
+        )  # fmt: skip
     if MASKED_TAIL:
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
             prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
             SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
-            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH, ALIBI_FORM=ALIBI_ACROSS * sides,
         )  # fmt: skip
     if WINDOW:
         # the window's leading tiles: from the first row's window start, rounded down
