@@ -33,6 +33,8 @@
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
 #   bs-suite     13: the block-sparse suites again (`blocksparse_suite.py`), 4 min
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
+#   scores-cal   13: the plain kernel's score-function steps alone (`microbench_masks
+#                    --scores-only`; after a score kernel changes), ~0.5 min
 #   window-later 13: the window kernel's steps again, with its later waves (`microbench_masks
 #                    --window-only`: 8-wave grids beside the one-wave ones; the W = 128 calls
 #                    priced 7-14% fast; on an H100 such entries took its window/causal ratios
@@ -96,7 +98,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,97p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,99p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -150,6 +152,8 @@ for s in "$@"; do
         bs-suite) step bs-suite python benchmarks/blocksparse_suite.py --out "$OUT" --budget-s 240 ;;
         masks-cal) step masks-cal python -m attnsim.kernels.calibrate.microbench_masks \
             --out "$OUT/microbench-masks-${dev:-gpu}-$day.yaml" ;;
+        scores-cal) step scores-cal python -m attnsim.kernels.calibrate.microbench_masks \
+            --scores-only --out "$OUT/microbench-masks-scores-${dev:-gpu}-$day.yaml" ;;
         window-later) step window-later python -m attnsim.kernels.calibrate.microbench_masks \
             --window-only --out "$OUT/microbench-masks-window-${dev:-gpu}-$day.yaml" ;;
         masks) step masks python benchmarks/masks_probe.py --suite all --out "$OUT" \

@@ -16,7 +16,7 @@
 - Modes `pingpong-score-softmax`, `pingpong-score-sigmoid`: the same steps of the ping-pong
   kernel (`kernels.gluon.attn_pingpong`, PINGPONG_TILINGS, one block per SM), what the
   model prices its sigmoid by (`--pingpong-only`: these alone; a merge then replaces only
-  the modes the run measured).
+  the modes the run measured; `--scores-only`: the plain kernel's score steps alone).
 - Mode `window` (`attention_steps` and `attention_blocks`): the kernel with a causal sliding
   window W = BLOCK_M and `sinks` = j * BLOCK_N (j = WINDOW_SINK_TILES) on heads of
   WINDOW_TILES query tiles; one wave. A query tile far enough from the start visits its
@@ -263,7 +263,7 @@ def measure_window(torch: Any, sms: int, floor: float) -> dict[str, list[dict[st
 
 
 def measure(
-    torch: Any, pingpong_only: bool = False, window_only: bool = False
+    torch: Any, pingpong_only: bool = False, window_only: bool = False, scores_only: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
     """Every entry of this module (see the module docstring); or one part alone."""
     from attnsim.kernels.calibrate.microbench_blocks import bench_floor_us, measure_blocks
@@ -279,7 +279,10 @@ def measure(
         lambda: measure_window(torch, sms, floor),
         lambda: {"attention_steps": measure_scores(torch, sms, "pingpong")},
     )
-    chosen = parts[-1:] if pingpong_only else parts[2:3] if window_only else parts
+    chosen = (
+        parts[-1:] if pingpong_only else parts[2:3] if window_only
+        else parts[1:2] if scores_only else parts
+    )  # fmt: skip
     for part in chosen:
         try:
             for key, entries in part().items():
@@ -320,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     only = (
         ("--pingpong-only", "only the ping-pong kernel's softmax and sigmoid steps"),
         ("--window-only", "only the window kernel's entries (first and later waves)"),
+        ("--scores-only", "only the plain kernel's score-function steps (score-* modes)"),
     )
     return entries_main(argv, description, "microbench_masks", measure, merge, only)
 
