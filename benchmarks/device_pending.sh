@@ -35,6 +35,7 @@
 #   masks-cal    13: the score-function and window steps again (`microbench_masks`), ~1 min
 #   scores-cal   13: the plain kernel's score-function steps alone (`microbench_masks
 #                    --scores-only`; after a score kernel changes), ~0.5 min
+#   scores-64    13: the score suites' head-dim-64 shapes alone (dense ALiBi's bar), ~3 min
 #   window-later 13: the window kernel's steps again, with its later waves (`microbench_masks
 #                    --window-only`: 8-wave grids beside the one-wave ones; the W = 128 calls
 #                    priced 7-14% fast; on an H100 such entries took its window/causal ratios
@@ -98,7 +99,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,99p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,100p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -160,6 +161,8 @@ for s in "$@"; do
             --budget-s 230 ;;
         masks-score) step masks-score python benchmarks/masks_probe.py --suite all --only score \
             --out "$OUT" --budget-s 280 ;;
+        scores-64) step scores-64 python benchmarks/masks_probe.py --suite all --only score \
+            --head-dim 64 --out "$OUT/hd64" --budget-s 200 ;;
         sigmoid) step sigmoid python benchmarks/sigmoid_probe.py \
             --out "$OUT/sigmoid-${dev:-gpu}-$day.csv" &&
             step sigmoid-cal python -m attnsim.kernels.calibrate.microbench_masks --pingpong-only \

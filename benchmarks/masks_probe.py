@@ -1,7 +1,7 @@
 """GPU only: validation and holdout suites for the sliding-window and score-function kernels.
 
 Run: PYTHONPATH=. python benchmarks/masks_probe.py --out DIR [--suite validation|holdout|all]
-     [--only window|score] [--budget-s 480]
+     [--only window|score] [--head-dim 64|128] [--budget-s 480]
 
 Two probe files (`reports.validation_kernels`), one row per timed configuration:
 
@@ -241,9 +241,13 @@ def window_suite(suite: str, out: Writer, flex: Flex, deadline: float) -> None:
         torch.cuda.empty_cache()
 
 
-def score_suite(suite: str, out: Writer, flex: Flex, deadline: float) -> None:
-    """Score functions x tilings per shape, with FlexAttention and SDPA."""
+def score_suite(
+    suite: str, out: Writer, flex: Flex, deadline: float, head_dim: int | None = None
+) -> None:
+    """Score functions x tilings per shape, with FlexAttention and SDPA (`head_dim`: its alone)."""
     for b, h, s, d, causal in SCORE_SUITES[suite]:
+        if head_dim is not None and d != head_dim:
+            continue
         q, k, v = _inputs(b, h, s, d, s + d + h + causal)
         shape = dict(suite=suite, batch=b, heads=h, seq=s, head_dim=d, causal=int(causal))
         t = _sdpa(q, k, v, causal)
@@ -282,7 +286,11 @@ def main() -> int:
     ap.add_argument("--suite", choices=("validation", "holdout", "all"), default="all")
     ap.add_argument("--only", choices=("window", "score"), default=None)
     ap.add_argument("--budget-s", type=float, default=480)
+    ap.add_argument("--head-dim", type=int, choices=(64, 128), default=None,
+                    help="the score suites' shapes of this head dim alone")  # fmt: skip
     args = ap.parse_args()
+    if args.head_dim is not None and args.only != "score":
+        ap.error("--head-dim needs --only score")
     if not torch.cuda.is_available():
         print("masks_probe needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -299,7 +307,10 @@ def main() -> int:
         path = args.out / f"masks-{kind}-{dev}-{stamp:%Y-%m-%d}.csv"
         out = Writer(path, FIELDS[kind], name, stamp)
         for suite in suites:
-            run(suite, out, flex, deadline)
+            if kind == "score":
+                score_suite(suite, out, flex, deadline, args.head_dim)
+            else:
+                run(suite, out, flex, deadline)
         print(f"wrote {out.n} rows to {out.path}")
     return 0
 
