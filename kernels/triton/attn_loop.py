@@ -17,14 +17,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from attnsim.kernels.triton.attn_scores import (
-    ALIBI_ACROSS,
-    ALIBI_AHEAD,
-    ALIBI_BEHIND,
-    ALIBI_PER_SCORE,
-    modify_scores,
-    tanh,
-)
+from attnsim.kernels.triton.attn_scores import modify_scores, tanh
 from attnsim.kernels.triton.exp2 import exp2_split
 from attnsim.kernels.triton.neighborhood_mask import in_windows, row_windows
 from attnsim.kernels.triton.tiles import load_tile
@@ -60,8 +53,6 @@ def online_step(
     POLY_EXP: tl.constexpr = 0,
     USE_ASM: tl.constexpr = False,
     SAFE: tl.constexpr = False,
-    ROW_OFF: tl.constexpr = False,
-    row_off=0.0,
 ):
     """One key tile of the online softmax (1-pass): update max, sum and the accumulator.
 
@@ -78,12 +69,8 @@ def online_step(
     rest on the MUFU; the rescale factors stay on `tl.math.exp2` (one per row).
     SAFE (masked tiles of a sliding window, without LAZY_RESCALE): a row with no visible key
     so far keeps max -inf; its factors use 0 instead, so it stays 0 rather than NaN.
-    ROW_OFF (SCALED only): the scores are qk + row_off[:, None]; the row vector enters the max
-    and the exponent's subtrahend, a per-row add instead of a per-score one.
     """
-    if ROW_OFF:
-        m_new = tl.maximum(m_i, tl.max(qk, 1) + row_off)
-    elif SCALED:
+    if SCALED:
         m_new = tl.maximum(m_i, tl.max(qk, 1))
     else:
         m_new = tl.maximum(m_i, tl.max(qk, 1) * qk_scale)
@@ -108,8 +95,6 @@ def online_step(
         m_use = tl.where(m_i == float("-inf"), 0.0, m_i)
     else:
         m_use = m_i
-    if ROW_OFF:
-        m_use = m_use - row_off
     if SCALED:
         p = exp2_split(qk - m_use[:, None], POLY_EXP, USE_ASM)
     else:
@@ -201,7 +186,6 @@ def attn_inner(
     SEGMENTS: tl.constexpr = False,
     q_seg=0,
     k_seg=0,
-    ALIBI_FORM: tl.constexpr = ALIBI_PER_SCORE,
 ):
     """Walk key tiles [lo, hi) for one query tile; the only attention inner loop.
 
@@ -221,8 +205,7 @@ def attn_inner(
     one tile ahead instead of two (sm_90 SASS; `test_blocksparse_sass.py`).
 
     Score functions (MODE_ONLINE only): ALIBI and SOFTCAP modify the log2-domain scores
-    (`modify_scores`, ALIBI_FORM picks how a tile adds the distance) before the mask and the
-    softmax; SIGMOID replaces the online softmax with
+    (`modify_scores`) before the mask and the softmax; SIGMOID replaces the online softmax with
     `sigmoid_step` on scores plus `sigmoid_bias` (log2 domain), leaving `l_i`, `m_i` alone.
 
     1-pass variants (MODE_ONLINE only; all default off, the 2-pass kernel never sets them):
@@ -251,9 +234,6 @@ def attn_inner(
     offs_n = tl.arange(0, BLOCK_N)
     ws: tl.constexpr = WARP_SPECIALIZE and MODE == 0 and not MASKED
     safe: tl.constexpr = WINDOW or SPARSE  # masked tiles may hide whole rows
-    alibi_row = 0.0
-    if ALIBI_FORM == ALIBI_AHEAD:  # its row vector (`modify_scores`)
-        alibi_row = 2.0 * alibi * (offs_m - tl.min(offs_m, 0)).to(tl.float32)
     if True:  # one loop; the body is chosen by constexpr flags
         nxt = 0
         if SPARSE:
@@ -288,7 +268,6 @@ def attn_inner(
                         alibi,
                         FAST_TANH,
                         ALIBI and CAUSAL and not SIGMOID and not SOFTCAP,
-                        ALIBI_FORM,
                     )
                 if MASKED:
                     keep = _keep(
@@ -307,7 +286,7 @@ def attn_inner(
                     acc, l_i, m_i = online_step(
                         acc, l_i, m_i, sc, v_src, start_n, seq_k, stride_vs, qk_scale,
                         BLOCK_N, HEAD_DIM, True, LAZY_RESCALE, USE_TMA, DOT_PRECISION,
-                        POLY_EXP, USE_ASM, safe and MASKED, ALIBI_FORM == ALIBI_AHEAD, alibi_row,
+                        POLY_EXP, USE_ASM, safe and MASKED,
                     )  # fmt: skip
             elif MODE == 0:
                 if MASKED:
@@ -417,11 +396,6 @@ def attn_rows(
     mask a whole row (its own key j = i is always visible); within the diagonal, a window
     narrower than the query tile can still hide a whole row from one key tile, which the
     masked steps' SAFE factors handle.
-
-    Dense softmax ALiBi (not CAUSAL, no sigmoid or softcap): the unmasked range runs as three
-    loops, the key tiles behind every row of the tile, across its rows, and ahead of every
-    row (ALIBI_BEHIND, ALIBI_ACROSS, ALIBI_AHEAD of `modify_scores`), so that only the tiles
-    across the rows compute the distance per score; the masked tail runs ALIBI_ACROSS.
     """
     offs_m = start_m * BLOCK_M + tl.arange(0, BLOCK_M)
     q = load_tile(q_src, start_m * BLOCK_M, seq_q, stride_qs, BLOCK_M, HEAD_DIM, USE_TMA)
@@ -438,46 +412,20 @@ def attn_rows(
         # first key every row of the tile sees: the last row's window start, rounded up
         last_start = tl.maximum(start_m * BLOCK_M + BLOCK_M - window, 0)
         lo_full = tl.minimum(tl.cdiv(last_start, BLOCK_N) * BLOCK_N, hi_full)
-    # dense softmax ALiBi: the key tiles behind every row, across the rows, ahead of them
-    sides: tl.constexpr = ALIBI and not CAUSAL and MODE == 0 and not SIGMOID and not SOFTCAP
-    if sides:
-        r0 = start_m * BLOCK_M
-        lo_across = tl.minimum(((r0 + 1) // BLOCK_N) * BLOCK_N, hi_full)
-        hi_across = tl.cdiv(r0 + BLOCK_M - 1, BLOCK_N) * BLOCK_N
-        hi_across = tl.maximum(tl.minimum(hi_across, hi_full), lo_across)
-        acc, l_i, m_i = attn_inner(
-            acc, l_i, m_i, q, k_src, v_src, 0, lo_across, offs_m, seq_k, stride_ks, stride_vs,
-            qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
-            prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI, alibi=alibi,
-            ALIBI_FORM=ALIBI_BEHIND,
-        )  # fmt: skip
-        acc, l_i, m_i = attn_inner(
-            acc, l_i, m_i, q, k_src, v_src, lo_across, hi_across, offs_m, seq_k, stride_ks,
-            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA,
-            DOT_PRECISION, prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI,
-            alibi=alibi, ALIBI_FORM=ALIBI_ACROSS,
-        )  # fmt: skip
-        acc, l_i, m_i = attn_inner(
-            acc, l_i, m_i, q, k_src, v_src, hi_across, hi_full, offs_m, seq_k, stride_ks,
-            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA,
-            DOT_PRECISION, prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, ALIBI=ALIBI,
-            alibi=alibi, ALIBI_FORM=ALIBI_AHEAD,
-        )  # fmt: skip
-    else:
-        acc, l_i, m_i = attn_inner(
-            acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks,
-            stride_vs, qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
-            prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
-            SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
-            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
-        )  # fmt: skip
+    acc, l_i, m_i = attn_inner(
+        acc, l_i, m_i, q, k_src, v_src, lo_full, hi_full, offs_m, seq_k, stride_ks, stride_vs,
+        qk_scale, BLOCK_N, HEAD_DIM, MODE, False, CAUSAL, USE_TMA, DOT_PRECISION,
+        prescaled, LAZY_RESCALE, WARP_SPECIALIZE, POLY_EXP, USE_ASM,
+        SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
+        sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
+    )  # fmt: skip
     if MASKED_TAIL:
         acc, l_i, m_i = attn_inner(
             acc, l_i, m_i, q, k_src, v_src, hi_full, hi, offs_m, seq_k, stride_ks, stride_vs,
             qk_scale, BLOCK_N, HEAD_DIM, MODE, True, CAUSAL, USE_TMA, DOT_PRECISION,
             prescaled, LAZY_RESCALE, False, POLY_EXP, USE_ASM, WINDOW, window, sinks,
             SIGMOID=SIGMOID, SOFTCAP=SOFTCAP, ALIBI=ALIBI, softcap=softcap, alibi=alibi,
-            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH, ALIBI_FORM=ALIBI_ACROSS * sides,
+            sigmoid_bias=sigmoid_bias, FAST_TANH=FAST_TANH,
         )  # fmt: skip
     if WINDOW:
         # the window's leading tiles: from the first row's window start, rounded down

@@ -28,46 +28,28 @@ def tanh(x, FAST: tl.constexpr):
     return y
 
 
-# ALIBI_FORM of `modify_scores`: how a tile adds -slope |i - j| (see there)
-ALIBI_PER_SCORE = tl.constexpr(0)  # the distance per score
-ALIBI_BEHIND = tl.constexpr(1)  # every key j <= every row i: one column vector
-ALIBI_AHEAD = tl.constexpr(2)  # every key j >= every row i: a column and a row vector
-ALIBI_ACROSS = tl.constexpr(3)  # the distance per score, shifted as the two above
-
-
 @triton.jit
 def modify_scores(
     s, offs_m, offs_n, SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, softcap, alibi,
     FAST_TANH: tl.constexpr, ALIBI_SHIFT: tl.constexpr = False,
-    ALIBI_FORM: tl.constexpr = ALIBI_PER_SCORE,
 ):  # fmt: skip
     """Score modifiers on log2-domain scores `s` (scale * q.k * log2(e)).
 
     ALIBI: s - alibi * |i - j| (`alibi` = the head's slope * log2(e)); SOFTCAP: softcap *
     tanh(s / softcap) (`softcap` = C * log2(e), the cap C of natural-log scores).
-    Softmax is unchanged by a constant along a row, so ALiBi scores may leave out
-    c_i = -alibi (i - r0), r0 the query tile's first row, as long as every tile of the row
-    leaves out the same c_i. With j <= i, -alibi (i - j) - c_i = alibi (j - r0): one column
-    vector per tile, one add per score instead of a subtract, a conversion, an abs and an FMA.
-    ALIBI_SHIFT (causal softmax without softcap: every visible key has j <= i) and
-    ALIBI_FORM ALIBI_BEHIND add that column. ALIBI_AHEAD (j >= i everywhere in the tile):
-    -alibi (j - r0) here, and the caller adds the row vector 2 alibi (i - r0) through
-    `online_step`'s ROW_OFF (a per-row add). ALIBI_ACROSS: the distance per score plus
-    alibi (i - r0), for tiles with keys on both sides of a row (dense softmax's diagonal and
-    ragged tiles, `attn_rows`). Keys far from the tile get large negative terms, whose
+    ALIBI_SHIFT (causal softmax without softcap only): every visible key has j <= i, so
+    -alibi (i - j) = alibi (j - r0) - alibi (i - r0) with r0 the tile's first row; the second
+    term is constant along the row, and softmax is unchanged by a row constant, so only the
+    column vector alibi (j - r0) is added (one add per score instead of a subtract, a
+    conversion, an abs and an FMA). Keys far behind the tile get large negative terms, whose
     weights vanish anyway; near ones stay small, so no precision is lost where it counts.
     """
-    if ALIBI_SHIFT or ALIBI_FORM == ALIBI_BEHIND:
+    if ALIBI_SHIFT:
         r0 = tl.min(offs_m, 0)
         s = s + (alibi * (offs_n - r0).to(tl.float32))[None, :]
-    elif ALIBI_FORM == ALIBI_AHEAD:
-        r0 = tl.min(offs_m, 0)
-        s = s - (alibi * (offs_n - r0).to(tl.float32))[None, :]
     elif ALIBI:
         dist = (offs_m[:, None] - offs_n[None, :]).to(tl.float32)
         s = s - alibi * tl.abs(dist)
-        if ALIBI_FORM == ALIBI_ACROSS:
-            s = s + (alibi * (offs_m - tl.min(offs_m, 0)).to(tl.float32))[:, None]
     if SOFTCAP:
         s = softcap * tanh(s / softcap, FAST_TANH)
     return s

@@ -120,10 +120,7 @@ def test_causal_alibi_as_a_column_shift_over_many_tiles(heads):
 @pytest.mark.parametrize("seq_k", [150, 97])
 def test_non_causal_alibi_over_many_tiles(heads, seq_k):
     """Non-causal ALiBi -m_h |i - j| over key tiles before, across and after each query tile
-    (a ragged last key tile; more keys than queries and fewer; steep to shallow slopes): the
-    kernel's three key loops (`attn_rows`: a column vector behind the rows, a column and a
-    row vector ahead of them, the distance per score across them) leave out the same row
-    constant."""
+    (a ragged last key tile; more keys than queries and fewer; steep to shallow slopes)."""
     q, k, v = inputs(1, heads, heads, 130, seq_k, 16, torch.float32, seed=4)
     check(q, k, v, False, Score(alibi=True), **TINY)
 
