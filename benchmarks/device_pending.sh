@@ -92,8 +92,9 @@
 # fixed). Next on an H200, in this order: bwd-hd128 (issue 15's re-run; with little time
 # `bwd_probe.py --match head_dim=128,batch=1`, ~2.5 min, 10 of the bar's 12 shapes with the
 # critical 1 x 40 x 6144), unfused-rows, bwd-kernels, then decode, gla-cal, gla.
-# Later on 2026-12-07: no H200 again (H100s twice, three failed starts); an H100 ran scores-64
-# on a trial build (dense ALiBi in three loops, not kept). The H200 queue above is unchanged.
+# Later on 2026-12-07: no H200 again (H100s four times, three failed starts); an H100 ran scores-64
+# on a trial build (dense ALiBi in three loops, not kept) and bwd-kernels in full (no lead). The
+# H200 queue above is unchanged.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -101,7 +102,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,102p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,103p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
