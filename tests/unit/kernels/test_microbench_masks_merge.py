@@ -127,3 +127,44 @@ def test_window_entries_recover_the_first_and_later_wave_figures(tmp_path):
     assert got is not None and got.fixed_s == pytest.approx(6e-6) and got.waves == LATER_WAVES
     assert cal.block_loop("window", 64, (128, 64, 8, 3), 1) == pytest.approx(0.5e-6)
     assert window_entries(common, first, 3.0, blocks) == [one]  # no later grid, no entry
+
+
+@pytest.mark.parametrize(
+    "flag, parts",
+    [({}, ["blocks", "scores", "window", "pingpong"]), ({"scores_only": True}, ["scores"]),
+     ({"window_only": True}, ["window"]), ({"pingpong_only": True}, ["pingpong"])],
+)  # fmt: skip
+def test_each_only_flag_measures_its_part_alone(monkeypatch, flag, parts):
+    """`measure` runs the parts its flag names (the GPU work replaced by recorders)."""
+    from attnsim.kernels.calibrate import microbench_blocks
+    from attnsim.kernels.calibrate import microbench_masks as mm
+    from attnsim.kernels.triton import common
+
+    ran: list[str] = []
+
+    def record(name):
+        def part(*args, **kw):
+            ran.append("pingpong" if name == "scores" and "pingpong" in args else name)
+            return {"attention_steps": []} if name == "window" else []
+
+        return part
+
+    class Props:
+        multi_processor_count = 132
+
+    class Cuda:
+        @staticmethod
+        def get_device_properties(i):
+            return Props()
+
+    class FakeTorch:
+        cuda = Cuda()
+
+    monkeypatch.setattr(common, "ensure_allocator", lambda: None)
+    monkeypatch.setattr(microbench_blocks, "bench_floor_us", lambda torch: 1.0)
+    monkeypatch.setattr(microbench_blocks, "measure_blocks", record("blocks"))
+    monkeypatch.setattr(mm, "measure_scores", record("scores"))
+    monkeypatch.setattr(mm, "measure_window", record("window"))
+    found = mm.measure(FakeTorch(), **flag)
+    assert ran == parts
+    assert set(found) == {"attention_steps", "attention_blocks"}
