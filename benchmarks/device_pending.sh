@@ -92,7 +92,7 @@
 # fixed). Next on an H200, in this order: bwd-hd128 (issue 15's re-run; with little time
 # `bwd_probe.py --match head_dim=128,batch=1`, ~2.5 min, 10 of the bar's 12 shapes with the
 # critical 1 x 40 x 6144), unfused-rows, bwd-kernels, then decode, gla-cal, gla.
-# Later on 2026-12-07: no H200 again (six H100 starts, three failed starts); an H100 ran scores-64
+# Later on 2026-12-07: no H200 again (seven H100 starts, three failed starts); an H100 ran scores-64
 # on a trial build (dense ALiBi in three loops, not kept) and bwd-kernels in full (no lead). The
 # H200 queue above is unchanged.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
