@@ -7,10 +7,7 @@ mask the probe checks outputs against is the one mask_mod describes.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,16 +16,10 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 pytest.importorskip("triton")
 
-PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "blocksparse_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("blocksparse_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["blocksparse_probe"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("blocksparse_probe")
 
 
 def test_cases_cover_the_brief(probe):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,16 +12,10 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 pytest.importorskip("triton")
 
-PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "bwd_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("bwd_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bwd_probe"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("bwd_probe")
 
 
 def key(s):
@@ -275,12 +266,8 @@ def test_match_selects_shapes_by_field(probe) -> None:
         probe.matches(grid[0], "seqlen=4")
 
 
-def test_order_probe_takes_each_causal_shapes_fastest_config(probe, tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "bwd_order_probe", PATH.with_name("bwd_order_probe.py")
-    )
-    order = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(order)
+def test_order_probe_takes_each_causal_shapes_fastest_config(probe, tmp_path, benchmark_module):
+    order = benchmark_module("bwd_order_probe")
     rows = [
         dict(family="triton-bwd", suite="validation", batch=1, heads=4, kv_heads=4, seq_q=512,
              head_dim=64, causal=c, block_m=bm, block_n=64, num_warps=4, num_stages=3,
@@ -337,12 +324,8 @@ def test_side_probe_helpers(probe):
 
 
 @pytest.mark.parametrize("args", [["--tilings", "64x128x8"], ["--match", "nonsense=1"]])
-def test_bwd_kernels_probe_bad_arguments_exit_2(probe, args, capsys):
-    spec = importlib.util.spec_from_file_location(
-        "bwd_kernels_probe", PATH.with_name("bwd_kernels_probe.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_bwd_kernels_probe_bad_arguments_exit_2(probe, args, capsys, benchmark_module):
+    module = benchmark_module("bwd_kernels_probe")
     with pytest.raises(SystemExit) as err:
         module.main(["--out", "/tmp/unused.csv", *args])
     assert err.value.code == 2

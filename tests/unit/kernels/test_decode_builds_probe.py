@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-PATH = ROOT / "benchmarks" / "decode_builds_probe.py"
 FOUND = ROOT / "kernels" / "measurements" / "decode" / "decode-builds-h100-2026-12-06.yaml"
 
 
 @pytest.fixture(scope="module")
-def probe():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("decode_builds_probe", PATH)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["decode_builds_probe"] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def probe(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("decode_builds_probe")
 
 
 def test_every_build_is_compiled_once(probe) -> None:  # type: ignore[no-untyped-def]

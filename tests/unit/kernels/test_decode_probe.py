@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("triton")
 
-PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "decode_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("decode_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["decode_probe"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("decode_probe")
 
 
 def test_validation_and_holdout_are_disjoint_and_span_the_ranges(probe):

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import statistics
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-PATH = ROOT / "benchmarks" / "fwd_order_probe.py"
 RUN = ROOT / "kernels" / "measurements" / "h100" / "fwd-order-h100-2026-12-06.csv"
 
 
 @pytest.fixture(scope="module")
-def probe():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("fwd_order_probe", PATH)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+def probe(benchmark_module):  # type: ignore[no-untyped-def]
+    return benchmark_module("fwd_order_probe")
 
 
 def test_each_causal_shape_takes_its_fastest_plain_tiling(probe, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -9,11 +9,8 @@ in the Triton interpreter with a stand-in timer, written to CSV and read back.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,16 +19,10 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 pytest.importorskip("triton")
 
-PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "lightning_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("lightning_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lightning_probe"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("lightning_probe")
 
 
 def recurrence(q, k, v, lam, scale):

@@ -6,7 +6,6 @@ shapes and configurations a suite visits, and the checks of the arguments.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -24,12 +23,8 @@ PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "masks_probe.py"
 
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("masks_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["masks_probe"] = module
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("masks_probe")
 
 
 class Rows:

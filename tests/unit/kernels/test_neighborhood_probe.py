@@ -8,10 +8,7 @@ mask_mod describes the same mask as `neighborhood_mask`; and one toy case runs e
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,16 +17,10 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"  # must precede the first import of triton
 pytest.importorskip("triton")
 
-PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "neighborhood_probe.py"
-
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("neighborhood_probe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["neighborhood_probe"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("neighborhood_probe")
 
 
 def test_suites_cover_the_brief(probe):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,11 +14,8 @@ PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "unfused_registers.p
 
 
 @pytest.fixture(scope="module")
-def probe():
-    spec = importlib.util.spec_from_file_location("unfused_registers", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def probe(benchmark_module):
+    return benchmark_module("unfused_registers")
 
 
 def test_cuobjdump_usage_is_parsed(probe) -> None:

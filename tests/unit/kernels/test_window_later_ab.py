@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,22 +15,13 @@ ENTRIES = H100 / "microbench-masks-window-h100-2026-12-06.yaml"
 SKIP = ["--skip", "128x64/w4/s3@64", "--skip", "64x64/w4/s3@64"]  # the two measured wrong
 
 
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "window_later_ab", ROOT / "benchmarks" / "window_later_ab.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["window_later_ab"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_later_wave_entries_fix_the_short_windows(capsys: pytest.CaptureFixture[str]) -> None:
+def test_later_wave_entries_fix_the_short_windows(
+    capsys: pytest.CaptureFixture[str], benchmark_module: Callable[[str], ModuleType]
+) -> None:
     """The figures the H100 README quotes: without later waves the W = 128 rows run 10-12%
     under their price; with them every window/causal ratio is within 10%."""
     args = ["--suite", str(SUITE), "--entries", str(ENTRIES), *SKIP]
-    assert _module().main(args) == 0
+    assert benchmark_module("window_later_ab").main(args) == 0
     out = capsys.readouterr().out
     first, later = out.split("first waves:")[1].split("later waves too:")
     assert "MAPE 4.49%" in first and "75/91 within 10%" in first
@@ -39,11 +29,16 @@ def test_later_wave_entries_fix_the_short_windows(capsys: pytest.CaptureFixture[
 
 
 def test_a_bad_entries_file_names_every_missing_field_and_exits_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    benchmark_module: Callable[[str], ModuleType],
 ) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("attention_blocks:\n- {mode: window, head_dim: 64}\n", encoding="utf-8")
-    assert _module().main(["--suite", str(SUITE), "--entries", str(bad)]) == 2
+    assert (
+        benchmark_module("window_later_ab").main(["--suite", str(SUITE), "--entries", str(bad)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert f"{bad}: attention_blocks[0]: fixed_us: missing" in err
     assert f"{bad}: attention_blocks[0]: loop_us: missing" in err
