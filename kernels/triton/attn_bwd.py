@@ -46,7 +46,6 @@ from attnsim.kernels.spec import (
 from attnsim.kernels.triton.attn_bwd_kernel import (
     bwd_dkdv_kernel,
     bwd_dq_kernel,
-    bwd_one_grid_kernel,
     bwd_preprocess_kernel,
 )
 from attnsim.kernels.triton.common import (
@@ -83,9 +82,6 @@ DQ_MODES = ("atomic", "separate", "tma")
 # same kind of trial (head dim 64 causal: 0.89x-0.92x of separate; elsewhere slower), which
 # `mappers.gpu.backward` does not price.
 BWD_TMA_LOADS = (False, False)  # (the dK/dV kernel's, the dQ kernel's)
-# dq_mode "separate" with the dK/dV and dQ programs in one launch (`bwd_one_grid_kernel`):
-# a trial, off; `benchmarks/bwd_tma_probe.py --one-grid 0,1` times it against two launches.
-BWD_ONE_GRID = False
 MAX_BLOCK = 256  # largest tile side taken (registers: the accumulators are tile x head_dim)
 PRE_BLOCK = 64  # query rows per program of the D = rowsum(dO * O) pre-pass (4 warps)
 PRE_STAGES = 3  # Triton's CUDA default, which the pre-pass was compiled with before
@@ -224,11 +220,10 @@ def attention_bwd(
         dkdv(q, k, v, do, dq, dk, dv, lse, delta)
         return dq.to(q.dtype), dk, dv
     dq = torch.empty_like(q)
-    prepass, dkdv, *dq_kernel = plan.launches  # BWD_ONE_GRID: dkdv runs both kernels' programs
+    prepass, dkdv, dq_kernel = plan.launches
     prepass(o, do, delta, delta)  # no dQ buffer to zero: D stands in for the pointer
     dkdv(q, k, v, do, dq, dk, dv, lse, delta)
-    for launch in dq_kernel:
-        launch(q, k, v, do, dq, lse, delta)
+    dq_kernel(q, k, v, do, dq, lse, delta)
     return dq, dk, dv
 
 
@@ -281,16 +276,7 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             warps, stages,
         ),
     ]  # fmt: skip
-    if not atomic and BWD_ONE_GRID:  # both kernels' programs in one launch (a trial)
-        kt, qt = triton.cdiv(sk, bn), triton.cdiv(sq, bn)
-        out[1] = LaunchSpec(
-            bwd_one_grid_kernel, (kt * b * hkv + qt * b * h, 1),
-            (dtype,) * 7 + (f32, f32), (h, hkv, h // hkv, *scalars, kt, qt, b * hkv, b * h),
-            dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, Q_KEY_TAIL=sk % bm != 0,
-                 DOT_PRECISION=prec, DIAG_LOOP=BWD_DIAG_LOOP),
-            warps, stages,
-        )  # fmt: skip
-    elif not atomic:  # the dQ kernel holds a block_n query tile and streams block_m key tiles
+    if not atomic:  # the dQ kernel holds a block_n query tile and streams block_m key tiles
         out.append(
             LaunchSpec(
                 bwd_dq_kernel, (triton.cdiv(sq, bn), b * h), (dtype,) * 5 + (f32, f32),

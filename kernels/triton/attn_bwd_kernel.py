@@ -9,8 +9,7 @@ Three kernels, launched by `kernels.triton.attn_bwd.attention_bwd`:
   recomputing P = exp(Q K^T * scale - LSE); with DQ_ATOMIC it also adds dS K * scale into a
   float32 dQ buffer with atomics;
 - `bwd_dq_kernel` (dq_mode "separate"): one program per (query tile, batch * head), walking the
-  key tiles: dQ = dS K * scale, with no atomics;
-- `bwd_one_grid_kernel` (a trial, off): the last two kernels' programs in one launch.
+  key tiles: dQ = dS K * scale, with no atomics.
 
 All tensors are contiguous (batch, heads, seq, head_dim); LSE and D are (batch, heads, seq_q)
 float32, LSE in natural-log units (converted to base 2 here: exp(x) = exp2(x * log2(e))).
@@ -30,7 +29,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from attnsim.kernels.triton.launch_order import launch_order, order_of
+from attnsim.kernels.triton.launch_order import launch_order
 
 LOG2E_C = tl.constexpr(1.4426950408889634)
 
@@ -168,21 +167,6 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
     was slower, 32 x 128 at 4 warps with atomic dQ at head dim 128 (1.03x-1.10x).
     """
     rank, off_bkh = launch_order(HEAD_GROUP)
-    _dkdv_program(
-        Q, K, V, DO, DQ, DK, DV, LSE, Delta, rank, off_bkh, heads, kv_heads, kv_group, seq_q,
-        seq_k, sm_scale, qk_scale2, BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL, KEY_TAIL, DQ_ATOMIC,
-        DOT_PRECISION, DQ_TMA, TMA_LOADS, DIAG_LOOP,
-    )  # fmt: skip
-
-
-@triton.jit
-def _dkdv_program(Q, K, V, DO, DQ, DK, DV, LSE, Delta, rank, off_bkh,
-                  heads, kv_heads, kv_group, seq_q, seq_k, sm_scale, qk_scale2,
-                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-                  CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
-                  DOT_PRECISION: tl.constexpr, DQ_TMA: tl.constexpr, TMA_LOADS: tl.constexpr,
-                  DIAG_LOOP: tl.constexpr):  # fmt: skip
-    """`bwd_dkdv_kernel`'s work for key tile `rank` of (batch, K/V head) `off_bkh`."""
     start_n = rank * BLOCK_N
     off_b = (off_bkh // kv_heads).to(tl.int64)
     kv_base = off_bkh.to(tl.int64) * seq_k * HEAD_DIM
@@ -260,23 +244,9 @@ def bwd_dq_kernel(Q, K, V, DO, DQ, LSE, Delta,
     kernel's Q and dO).
     """
     rank, off_bh = launch_order(HEAD_GROUP)
-    _dq_program(
-        Q, K, V, DO, DQ, LSE, Delta, rank, off_bh, tl.num_programs(0), heads, kv_group, seq_q,
-        seq_k, sm_scale, qk_scale2, BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL, KEY_TAIL,
-        DOT_PRECISION, TMA_LOADS,
-    )  # fmt: skip
-
-
-@triton.jit
-def _dq_program(Q, K, V, DO, DQ, LSE, Delta, rank, off_bh, query_tiles,
-                heads, kv_group, seq_q, seq_k, sm_scale, qk_scale2,
-                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-                CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                TMA_LOADS: tl.constexpr):  # fmt: skip
-    """`bwd_dq_kernel`'s work for program `rank` of (batch, head) `off_bh` (of `query_tiles`)."""
     start_m = rank * BLOCK_M
     if CAUSAL:  # longest rows first: better tail balance
-        start_m = (query_tiles - 1 - rank) * BLOCK_M
+        start_m = (tl.num_programs(0) - 1 - rank) * BLOCK_M
     off_bh = off_bh.to(tl.int64)
     off_bkh = (off_bh // heads) * (heads // kv_group) + (off_bh % heads) // kv_group
     q_base = off_bh * seq_q * HEAD_DIM
@@ -305,38 +275,3 @@ def _dq_program(Q, K, V, DO, DQ, LSE, Delta, rank, off_bh, query_tiles,
             qk_scale2, BLOCK_N, HEAD_DIM, True, KEY_TAIL, DOT_PRECISION, TMA_LOADS,
         )  # fmt: skip
     _store_rows(DQ + q_base, offs_m, seq_q, dq * sm_scale, HEAD_DIM)
-
-
-@triton.jit
-def bwd_one_grid_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
-                        heads, kv_heads, kv_group, seq_q, seq_k, sm_scale, qk_scale2,
-                        key_tiles, query_tiles, kv_programs, q_programs,
-                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-                        CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, Q_KEY_TAIL: tl.constexpr,
-                        DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
-                        DIAG_LOOP: tl.constexpr = False):  # fmt: skip
-    """dq_mode "separate" in one launch (a trial, `attn_bwd.BWD_ONE_GRID`).
-
-    A linear grid of `key_tiles` x `kv_programs` dK/dV programs, then `query_tiles` x
-    `q_programs` dQ programs. Each program runs what `bwd_dkdv_kernel` or `bwd_dq_kernel`
-    (tiles swapped: BLOCK_N query rows, BLOCK_M keys a step; Q_KEY_TAIL its key tail) would,
-    in the same launch order within its part. Two launches leave a last wave each, partly
-    idle; here the dQ programs, which are shorter, fill the SMs the dK/dV programs' last wave
-    leaves, and one launch gap goes.
-    """
-    pid = tl.program_id(0)
-    first = key_tiles * kv_programs
-    if pid < first:
-        rank, off_bkh = order_of(pid, key_tiles, kv_programs, HEAD_GROUP)
-        _dkdv_program(
-            Q, K, V, DO, DQ, DK, DV, LSE, Delta, rank, off_bkh, heads, kv_heads, kv_group,
-            seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M, BLOCK_N, HEAD_DIM, CAUSAL, KEY_TAIL,
-            False, DOT_PRECISION, False, False, DIAG_LOOP,
-        )  # fmt: skip
-    else:
-        rank, off_bh = order_of(pid - first, query_tiles, q_programs, HEAD_GROUP)
-        _dq_program(
-            Q, K, V, DO, DQ, LSE, Delta, rank, off_bh, query_tiles, heads, kv_group, seq_q,
-            seq_k, sm_scale, qk_scale2, BLOCK_N, BLOCK_M, HEAD_DIM, CAUSAL, Q_KEY_TAIL,
-            DOT_PRECISION, False,
-        )  # fmt: skip

@@ -25,20 +25,10 @@ def launch_order(HEAD_GROUP: tl.constexpr):
     head = tl.program_id(1)
     if HEAD_GROUP > 1:
         tiles = tl.num_programs(0)
-        rank, head = order_of(head * tiles + rank, tiles, tl.num_programs(1), HEAD_GROUP)
-    return rank, head
-
-
-@triton.jit
-def order_of(lin, tiles, heads, HEAD_GROUP: tl.constexpr):
-    """(rank, head) of the program issued `lin`-th in a grid of `tiles` x `heads` programs.
-
-    `launch_order` for a linear grid (or a part of one): HEAD_GROUP 1 is head-major.
-    """
-    if HEAD_GROUP > 1:
+        lin = head * tiles + rank
         group = lin // (HEAD_GROUP * tiles)
-        size = tl.minimum(HEAD_GROUP, heads - group * HEAD_GROUP)
+        size = tl.minimum(HEAD_GROUP, tl.num_programs(1) - group * HEAD_GROUP)
         r = lin - group * HEAD_GROUP * tiles
-        return r // size, group * HEAD_GROUP + r % size
-    else:
-        return lin % tiles, lin // tiles
+        rank = r // size
+        head = group * HEAD_GROUP + r % size
+    return rank, head

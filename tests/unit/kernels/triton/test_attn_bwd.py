@@ -107,31 +107,6 @@ def test_causal_diagonal_loop_build_matches_autograd(monkeypatch, case, dq_mode)
     assert_close(got, want)
 
 
-@pytest.mark.parametrize("group", [1, 3])
-@pytest.mark.parametrize("causal", [False, True])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
-def test_one_grid_trial_matches_autograd(monkeypatch, case, causal, group):
-    """BWD_ONE_GRID (a trial, off): dq_mode "separate" with the dK/dV and dQ programs in one
-    launch, in each part's own launch order (head groups of 1 and 3 over the causal heads)."""
-    from attnsim.kernels.triton import attn_bwd
-    from attnsim.kernels.triton.launch import PlanCache
-
-    monkeypatch.setattr(attn_bwd, "BWD_ONE_GRID", True)
-    monkeypatch.setattr(attn_bwd, "BWD_HEAD_GROUP", group)
-    monkeypatch.setattr(attn_bwd, "_PLANS", PlanCache())  # its key has no such switch
-    b, h, hkv, sq, sk, d, bm, bn = case
-    specs = attn_bwd.bwd_launches(b, h, hkv, sq, sk, d, torch.float32, causal, d**-0.5,
-                                  (bm, bn, 4, 2), "separate")  # fmt: skip
-    assert [s.fn.__name__ for s in specs] == ["bwd_preprocess_kernel", "bwd_one_grid_kernel"]
-    kt, qt = -(-sk // bn), -(-sq // bn)
-    assert specs[1].grid == (kt * b * hkv + qt * b * h, 1)
-    q, k, v, do = inputs(b, h, hkv, sq, sk, d, seed=6)
-    o, *want = reference(q, k, v, do, causal)
-    lse = softmax_lse(q, k, causal)
-    got = attention_bwd(q, k, v, o.float(), do, lse, causal, None, bm, bn, 4, 2, "separate")
-    assert_close(got, want)
-
-
 def test_scale_and_default_tiling():
     q, k, v, do = inputs(1, 2, 2, 32, 32, 16, seed=3)
     o, *want = reference(q, k, v, do, True, scale=0.3)
