@@ -127,8 +127,8 @@ BASELINES = ("sdpa-flash-bwd", "sdpa-cudnn-bwd")
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim", "causal",
     "dtype", "block_m", "block_n", "num_warps", "num_stages", "dq_mode", "head_group",
-    "diag_loop", "median_ms", "p10_ms", "p90_ms", "flops", "tflops", "status", "max_err",
-    "err_allowed", "host_us", "device", "torch", "triton", "timestamp",
+    "diag_loop", "dp_first", "median_ms", "p10_ms", "p90_ms", "flops", "tflops", "status",
+    "max_err", "err_allowed", "host_us", "device", "torch", "triton", "timestamp",
 )  # fmt: skip
 # where and in what the GPU side runs (the CPU tests switch them to the interpreter and fp32)
 DEVICE, DTYPE, CHECK_SEQ = "cuda", torch.bfloat16, 512
@@ -239,6 +239,7 @@ def row_of(shape: Shape, cfg: Config, info: dict[str, str], result: dict) -> dic
         "num_stages": cfg.num_stages, "dq_mode": cfg.dq_mode,
         "head_group": (attn_bwd.BWD_HEAD_GROUP if shape.causal else 1) if cfg.dq_mode else "",
         "diag_loop": int(attn_bwd.BWD_DIAG_LOOP) if cfg.dq_mode else "",
+        "dp_first": int(attn_bwd.BWD_DP_FIRST) if cfg.dq_mode else "",
         "median_ms": _fmt(med), "p10_ms": _fmt(result.get("p10_ms")),
         "p90_ms": _fmt(result.get("p90_ms")), "flops": shape.flops,
         "tflops": _fmt(shape.flops / med / 1e9 if ok else None),

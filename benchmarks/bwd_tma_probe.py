@@ -2,7 +2,8 @@
 
 Run: PYTHONPATH=. python benchmarks/bwd_tma_probe.py --out $OUT/bwd-tma.csv
      [--head-dims 128] [--min-seq 4096] [--modes separate,atomic,tma] [--loads 00]
-     [--diag 1,0] [--causal-only] [--tilings 64x128x8x3,...] [--budget-s 200]
+     [--diag 1,0] [--dp-first 0,1] [--causal-only] [--tilings 64x128x8x3,...]
+     [--budget-s 200]
 
 A trial. dq_mode "atomic" adds each tile's dQ with per-element float32 atomics, 8192 of them
 per 64 x 128 tile, and on sm_90 compiles (Triton 3.6, 8 warps, head dim 128) to a dK/dV
@@ -15,9 +16,11 @@ dO, the dQ kernel's K and V) come through pointers, which Triton 3.6 pipelines w
 times each mode with those tiles through tensor descriptors too (`attn_bwd.BWD_TMA_LOADS`,
 column `tma_loads`), and `--diag 1,0` with the causal dK/dV kernel's diagonal tiles in a loop
 of their own or in one loop that masks every tile (`attn_bwd.BWD_DIAG_LOOP`, column
-`diag_loop`). For every shape of `bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in
---head-dims and seq >= --min-seq (causal ones alone with --causal-only), this times the modes
-at each tiling of `TILINGS` (or --tilings) and SDPA's cuDNN backward, in one run.
+`diag_loop`), and `--dp-first 0,1` each step's dO V^T product after the dV product or
+right after Q K^T (`attn_bwd.BWD_DP_FIRST`, column `dp_first`). For every shape of
+`bwd_probe.VALIDATION` and `HOLDOUT` with a head dim in --head-dims and seq >= --min-seq
+(causal ones alone with --causal-only), this times the modes at each tiling of `TILINGS`
+(or --tilings) and SDPA's cuDNN backward, in one run.
 Each result is compared with the tiling's first one on the timed inputs (`max_diff`: the
 float adds differ in order, nothing else) and, once per tiling, checked against float64
 autograd on a small shape (`bwd_probe.check_ours`).
@@ -48,20 +51,23 @@ MODES = ("separate", "atomic", "tma")
 TILINGS = ((64, 128, 8, 3), (64, 128, 8, 2), (32, 128, 8, 3))
 FIELDS = (
     "family", "suite", "batch", "heads", "kv_heads", "seq", "head_dim", "causal", "block_m",
-    "block_n", "num_warps", "num_stages", "dq_mode", "tma_loads", "diag_loop", "median_ms",
+    "block_n", "num_warps", "num_stages", "dq_mode", "tma_loads", "diag_loop", "dp_first",
+    "median_ms",
     "p10_ms", "p90_ms",
     "tflops", "max_diff", "check", "status", "device", "torch", "triton", "timestamp",
 )  # fmt: skip
 
 
-def set_loads(on: tuple[bool, bool], diag_loop: bool = True) -> None:
+def set_loads(on: tuple[bool, bool], diag_loop: bool = True, dp_first: bool = False) -> None:
     """Launch with the streamed tiles through descriptors or pointers from now on.
 
     `on`: (the dK/dV kernel's Q, dO tiles, the dQ kernel's K, V tiles); `diag_loop`:
-    `attn_bwd.BWD_DIAG_LOOP` (False: the causal dK/dV kernel masks every tile in one loop).
+    `attn_bwd.BWD_DIAG_LOOP` (False: the causal dK/dV kernel masks every tile in one loop);
+    `dp_first`: `attn_bwd.BWD_DP_FIRST` (dO V^T issued right after Q K^T).
     """
     attn_bwd.BWD_TMA_LOADS = on
     attn_bwd.BWD_DIAG_LOOP = diag_loop
+    attn_bwd.BWD_DP_FIRST = dp_first
     attn_bwd._PLANS = PlanCache()  # the plan cache's key has no such switch
 
 
@@ -90,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         help="BWD_DIAG_LOOP settings to time (1: the causal diagonal tiles in a loop of their "
         "own, 0: one loop masking every tile; e.g. 1,0)",
     )  # fmt: skip
+    p.add_argument(
+        "--dp-first", default="0",
+        help="BWD_DP_FIRST settings to time (0: dO V^T after the dV product, 1: right after "
+        "Q K^T; e.g. 0,1 or 0,1,0,1 to alternate)",
+    )  # fmt: skip
     p.add_argument("--causal-only", action="store_true", help="time the causal shapes alone")
     p.add_argument(
         "--tilings",
@@ -105,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.diag.split(",")) - {"0", "1"}:
         p.error(f"--diag: expected 0 and/or 1, got {args.diag!r}")
     diags = [x == "1" for x in args.diag.split(",")]
+    if set(args.dp_first.split(",")) - {"0", "1"}:
+        p.error(f"--dp-first: expected 0 and/or 1, got {args.dp_first!r}")
+    firsts = [x == "1" for x in args.dp_first.split(",")]
     try:
         tilings = bwd_probe.parse_tilings(args.tilings) or list(TILINGS)
     except ValueError as exc:
@@ -133,19 +147,22 @@ def main(argv: list[str] | None = None) -> int:
             base = bwd_probe.side_row(shape, info)
             best: dict[str, float] = {}
             ref_of = None
-            for tiling, mode, tma_loads, diag in product(tilings, modes, loads, diags):
+            for tiling, mode, tma_loads, diag, first in product(tilings, modes, loads, diags,
+                                                                 firsts):  # fmt: skip
                 if ref_of is not tiling:
                     ref, ref_of = None, tiling
-                set_loads(tma_loads, diag)
+                set_loads(tma_loads, diag, first)
                 cfg = bwd_probe.Config("triton-bwd", *tiling, mode)
                 row = {**base, "family": "triton-bwd", "dq_mode": mode}
                 row |= dict(zip(FIELDS[8:12], tiling, strict=True))
                 row["tma_loads"] = "".join(str(int(x)) for x in tma_loads)
                 row["diag_loop"] = int(diag)
+                row["dp_first"] = int(first)
                 tag = f"{mode}+{row['tma_loads']}" + ("" if diag else "+1loop")
+                tag += "+dpfirst" if first else ""
                 try:
                     key = (shape.head_dim, shape.causal, shape.kv_heads != shape.heads, cfg,
-                           tma_loads, diag)  # fmt: skip
+                           tma_loads, diag, first)  # fmt: skip
                     if key not in checks:
                         checks[key] = bwd_probe.check_ours(shape, cfg)["status"]
                     row["check"] = checks[key]

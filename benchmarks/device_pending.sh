@@ -24,6 +24,9 @@
 #   fwd-order    18: the 1-pass forward's causal launch order, head groups 1/4/8/16 (a trial:
 #                    `fwd_order_probe.py`, FWD_HEAD_GROUP stays 1), ~1.5 min
 #   bwd-hd128    15: the backward suites at head dim 128 alone (the cuDNN bar's shapes), ~4 min
+#   bwd-cal      15: the dK/dV kernel's steps of the dP-first build (`microbench_bwd --dkdv-only`;
+#                    the H200 calibration's `-dpfirst` entries are its earlier build's scaled
+#                    by an H100's ratio); merge with `--merge CAL --entries FILE`, ~1 min
 #   bwd-kernels  15: the dK/dV and dQ kernels timed apart per tiling, cuDNN beside
 #                    (`bwd_kernels_probe.py`: would a pair of tilings beat the joint one?), ~4 min
 #   unfused-rows 18: the unfused kernels alone on small dense calls by score-row alignment (16-,
@@ -95,6 +98,9 @@
 # Later on 2026-12-07: no H200 again (seven H100 starts, three failed starts); an H100 ran scores-64
 # on a trial build (dense ALiBi in three loops, not kept) and bwd-kernels in full (no lead). The
 # H200 queue above is unchanged.
+# Later on 2026-12-07: the dK/dV kernel issues dP first (kernels.spec.BWD_DP_FIRST; an H100 ran
+# the A/B, the build's microbench and its full bwd probe). Next on an H200: bwd-hd128 (now the
+# dP-first build: issue 15's bar), bwd-cal, then unfused-rows, bwd-kernels, decode, gla-cal, gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -143,6 +149,8 @@ for s in "$@"; do
             --out "$OUT/bwd-diag-${dev:-gpu}-$day.csv" --budget-s 240 ;;
         fwd-order) step fwd-order python benchmarks/fwd_order_probe.py \
             --out "$OUT/fwd-order-${dev:-gpu}-$day.csv" --budget-s 150 ;;
+        bwd-cal) step bwd-cal python -m attnsim.kernels.calibrate.microbench_bwd --dkdv-only \
+            --out "$OUT/microbench-bwd-dpfirst-${dev:-gpu}-$day.yaml" ;;
         bwd-hd128) step bwd-hd128 python benchmarks/bwd_probe.py \
             --out "$OUT/bwd-${dev:-gpu}-$day-hd128.csv" --match head_dim=128 --budget-s 200 ;;
         bwd-kernels) step bwd-kernels timeout 300 python benchmarks/bwd_kernels_probe.py \

@@ -285,6 +285,18 @@ BWD_HEAD_GROUP = 8
 # the diagonal tiles in a loop of their own and the rest unmasked (True: builds before
 # 2026-12-06, a file's `diag_loop` column says which); one loop spills less on sm_90.
 BWD_DIAG_LOOP = False
+# The dK/dV kernel's step issues dP^T = V dO^T right after S^T = K Q^T (True), so that the
+# exponent of P^T overlaps that product on the tensor cores (compiled for sm_90 the MUFU.EX2s
+# sit between its HGMMAs), or after the dV product (False: the Triton tutorial's order, every
+# build before 2026-12-07; a file's `dp_first` column says which). Timed on an H100 in one run
+# (kernels/measurements/h100/bwd-dpfirst-h100-2026-12-07.csv): whole calls 0.93-0.97x at head
+# dim 128 without a mask, 0.96-1.02x causal, 0.99-1.00x at 64; the dK/dV kernel alone 0.91-0.93x
+# dense and 0.94-0.99x causal at head dim 128 (bwd-kernels-dpfirst-*). The dQ kernel keeps its
+# order (alone: 0.95-1.04x, no gain).
+BWD_DP_FIRST = True
+# The calibration modes of that build's dK/dV kernel carry this suffix (`bwd-dkdv-dpfirst`,
+# `bwd-dkdv-atomic-dpfirst[-wW]`; kernels.calibrate.microbench_bwd, mappers.gpu.backward).
+BWD_DP_FIRST_SUFFIX = "-dpfirst"
 # The forward kernel's causal launch order (kernels.triton.attn_fwd): 1 (head-major, each
 # head's longest rows first) is what every committed forward measurement ran and the GPU
 # model prices; benchmarks/fwd_order_probe.py times other groups against it.

@@ -3,7 +3,8 @@
 Files of `benchmarks/bwd_probe.py`; each row is predicted by `mappers.gpu.backward.time_bwd`
 on its exact problem, tiling, dq mode, launch order (the `head_group` column; files
 written before it had one ran head-major, group 1) and causal dK/dV loops (the `diag_loop`
-column; files written before it ran the diagonal tiles in a loop of their own, 1). Host side:
+column; files written before it ran the diagonal tiles in a loop of their own, 1) and dK/dV
+step order (the `dp_first` column; files written before it issued dP after dV, 0). Host side:
 a file written with a host probe (`<stem>-host.yaml`,
 `kernels.calibrate.microbench_bwd.write_host_file`) is predicted with the launcher-call
 figures measured in the same run (`reports.validation.host_adjusted`: its `bwd-*` figures in
@@ -64,7 +65,9 @@ def _bwd_predict(row: Row, arch: object) -> tuple[float, str]:
     group = row_int(row, "head_group", 1)
     # and its causal dK/dV loops: files from before the column ran the diagonal loop (1)
     diag = bool(row_int(row, "diag_loop", 1))
-    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates, group, diag)
+    # and its dK/dV step order: files from before the column issued dP after dV (0)
+    first = bool(row_int(row, "dp_first", 0))
+    t = time_bwd(shape, tiling, row.get("dq_mode") or "atomic", rates, group, diag, first)
     if t.host_bound:
         return t.time_s * 1e3, "host launch"
     main = max(t.kernels, key=lambda k: k.time_s)

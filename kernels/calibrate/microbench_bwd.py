@@ -52,10 +52,13 @@ from typing import Any
 import triton
 
 from attnsim.einsum_ir.spec import SpecError, read_yaml
+from attnsim.kernels.spec import BWD_DP_FIRST_SUFFIX
 
 STEPS = (8, 32)
 HEAD_DIMS = (64, 128)
 MODES = ("bwd-dkdv", "bwd-dkdv-atomic", "bwd-dq")
+DKDV_MODES = MODES[:2]
+DP_FIRST_SUFFIX = BWD_DP_FIRST_SUFFIX  # the dP-first build's dK/dV modes (kernels.spec)
 
 
 def _ms(fn: Any) -> float:
@@ -101,9 +104,22 @@ def _caller(
     return lambda: jit_launch(specs[1], q, k, v, do, dq, dk, dv, lse, delta)
 
 
-def spread_mode(mode: str, writers: int) -> str:
-    """The entry mode of `mode` measured with `writers` programs per head (`--spread`)."""
+def spread_mode(mode: str, writers: int, dp_first: bool = False) -> str:
+    """The entry mode of `mode` measured with `writers` programs per head (`--spread`).
+
+    `dp_first`: the dK/dV kernel of the build whose step issues dP first
+    (`kernels.spec.BWD_DP_FIRST`): its modes carry `DP_FIRST_SUFFIX` (the dQ kernel's do not).
+    """
+    if dp_first and mode != "bwd-dq":
+        mode += DP_FIRST_SUFFIX
     return f"{mode}-w{writers}" if writers else mode
+
+
+def dp_first_build() -> bool:
+    """The build `measure` times (`attn_bwd.BWD_DP_FIRST`, which `--earlier-order` clears)."""
+    from attnsim.kernels.triton import attn_bwd
+
+    return bool(attn_bwd.BWD_DP_FIRST)
 
 
 def measure(
@@ -141,7 +157,7 @@ def measure(
                     # (its BLOCK_M) and streams block_m key tiles (mappers.gpu.backward.dq_plan)
                     held_m, held_n = (bn, bm) if mode == "bwd-dq" else (bm, bn)
                     common = dict(
-                        mode=spread_mode(mode, writers),
+                        mode=spread_mode(mode, writers, dp_first_build()),
                         dtype="bf16",
                         head_dim=d,
                         block_m=held_m,
@@ -498,6 +514,22 @@ def main(argv: list[str] | None = None) -> int:
         help="merge a bwd_probe host file's backward launcher figures into CAL (no GPU)",
     )
     p.add_argument(
+        "--earlier-order",
+        action="store_true",
+        help="time the earlier build of the dK/dV kernel (dP after dV; entries without the "
+        f"{DP_FIRST_SUFFIX} suffix) instead of the kernels' own (kernels.spec.BWD_DP_FIRST)",
+    )
+    p.add_argument("--dkdv-only", action="store_true", help="the dK/dV modes alone")
+    p.add_argument(
+        "--scale-build",
+        nargs=3,
+        type=Path,
+        metavar=("CAL", "EARLIER", "NEWER"),
+        help="write into CAL the dP-first build's dK/dV entries: CAL's earlier-build entries x "
+        "NEWER/EARLIER (two --out files of one device, with and without --earlier-order; "
+        "no GPU; --device names that device)",
+    )
+    p.add_argument(
         "--spread",
         type=int,
         default=0,
@@ -506,6 +538,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows; entries bwd-dkdv[-atomic]-wW), compiled first in worker processes",
     )
     args = p.parse_args(argv)
+    if args.scale_build:
+        from attnsim.kernels.calibrate.bwd_builds import scale_build_cli
+
+        return scale_build_cli(p, args.scale_build, args.device)
     if args.merge_host:
         from attnsim.kernels.calibrate.bwd_host_merge import merge_host
 
@@ -526,7 +562,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.host:
         print(yaml.safe_dump({"host_call_us": host_calls(torch, jit=False)}, sort_keys=False))
         return 0
-    modes: tuple[str, ...] = MODES
+    if args.earlier_order:
+        from attnsim.kernels.triton import attn_bwd
+
+        attn_bwd.BWD_DP_FIRST = False
+    modes: tuple[str, ...] = DKDV_MODES if args.dkdv_only else MODES
+    if not args.spread:
+        import os
+
+        jobs = min(16, os.cpu_count() or 1)
+        from attnsim.kernels.calibrate.bwd_builds import build_jobs, compile_build
+
+        print(compile_in_workers(build_jobs(), jobs, 300.0, compile_build, forward=False))
     if args.spread:
         import os
 
@@ -540,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")
     if args.merge is not None:
-        names = tuple(spread_mode(m, args.spread) for m in modes)
+        names = tuple(spread_mode(m, args.spread, dp_first_build()) for m in modes)
         source = "python -m attnsim.kernels.calibrate.microbench_bwd"
         if args.spread:
             source += f" --spread {args.spread}"

@@ -37,6 +37,7 @@ import triton
 
 from attnsim.kernels.spec import (
     BWD_DIAG_LOOP,
+    BWD_DP_FIRST,
     BWD_HEAD_GROUP,
     BWD_TILINGS,
     MIN_BLOCK,
@@ -272,7 +273,8 @@ def bwd_launches(batch: int, heads: int, kv_heads: int, seq_q: int, seq_k: int, 
             (h, hkv, h // hkv, *scalars),
             dict(BLOCK_M=bm, BLOCK_N=bn, **tile, KEY_TAIL=sk % bn != 0, DQ_ATOMIC=atomic,
                  DOT_PRECISION=prec, DQ_TMA=dq_mode == "tma" and tma,
-                 TMA_LOADS=tma and BWD_TMA_LOADS[0], DIAG_LOOP=BWD_DIAG_LOOP),
+                 TMA_LOADS=tma and BWD_TMA_LOADS[0], DIAG_LOOP=BWD_DIAG_LOOP,
+                 DP_FIRST=BWD_DP_FIRST),
             warps, stages,
         ),
     ]  # fmt: skip

@@ -107,14 +107,16 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
                 BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, MASK: tl.constexpr,
                 KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
                 DOT_PRECISION: tl.constexpr, DQ_TMA: tl.constexpr,
-                TMA_LOADS: tl.constexpr):  # fmt: skip
+                TMA_LOADS: tl.constexpr, DP_FIRST: tl.constexpr):  # fmt: skip
     """Query tiles [lo, hi) of one head against one key tile: accumulate dK, dV (and dQ).
 
     Works on the transposed tile (keys x queries), as the Triton tutorial does: P^T and dS^T
     come out of the dots in the layout of the dK, dV accumulators (no register transposes).
     DQ_TMA: `dq_base` is a tensor descriptor of the head's float32 dQ rows and each tile's dQ
     goes out as one TMA reduction (cp.reduce.async.bulk add) instead of per-element atomics.
-    TMA_LOADS: `q_base`, `do_base` are tensor descriptors (`_source`).
+    TMA_LOADS: `q_base`, `do_base` are tensor descriptors (`_source`). DP_FIRST: each step
+    issues dP^T = V dO^T right after S^T = K Q^T, so that the exponent of P^T runs while the
+    tensor cores work on dP^T (`kernels.spec.BWD_DP_FIRST`); otherwise dP^T after dV.
     """
     cols = tl.arange(0, HEAD_DIM)
     for start_m in range(lo, hi, BLOCK_M):
@@ -125,12 +127,15 @@ def _dkdv_tiles(dk, dv, k, v, q_base, do_base, dq_base, lse_base, delta_base, of
         lse2 = tl.load(lse_base + offs_m, mask=in_q, other=float("inf")) * LOG2E_C
         delta = tl.load(delta_base + offs_m, mask=in_q, other=0.0)
         qk_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION)
+        if DP_FIRST:
+            dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         p_t = _exp2_masked(
             qk_t * qk_scale2 - lse2[None, :], offs_m[None, :], offs_n[:, None], seq_k, MASK,
             KEY_TAIL,
         )  # fmt: skip
         dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
-        dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+        if not DP_FIRST:
+            dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         ds_t = (p_t * (dp_t - delta[None, :])).to(q.dtype)
         dk += tl.dot(ds_t, q, input_precision=DOT_PRECISION)
         if DQ_ATOMIC:
@@ -150,7 +155,7 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
                     CAUSAL: tl.constexpr, KEY_TAIL: tl.constexpr, DQ_ATOMIC: tl.constexpr,
                     DOT_PRECISION: tl.constexpr, HEAD_GROUP: tl.constexpr,
                     DQ_TMA: tl.constexpr = False, TMA_LOADS: tl.constexpr = False,
-                    DIAG_LOOP: tl.constexpr = False):  # fmt: skip
+                    DIAG_LOOP: tl.constexpr = False, DP_FIRST: tl.constexpr = False):  # fmt: skip
     """dK, dV of one key tile of one (batch, K/V head), summed over its GQA group's heads.
 
     Causal: key tile 0 is the longest (every query tile sees it), so rank = key tile.
@@ -165,6 +170,7 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
     backward in 0.93x-0.99x the time at head dim 128 and 0.85x-0.93x at 64, best tiling
     against best tiling (kernels/measurements/h100/bwd-diag-h100-2026-12-06.csv); one tiling
     was slower, 32 x 128 at 4 warps with atomic dQ at head dim 128 (1.03x-1.10x).
+    DP_FIRST: the step's order (`_dkdv_tiles`; `kernels.spec.BWD_DP_FIRST`).
     """
     rank, off_bkh = launch_order(HEAD_GROUP)
     start_n = rank * BLOCK_N
@@ -195,13 +201,13 @@ def bwd_dkdv_kernel(Q, K, V, DO, DQ, DK, DV, LSE, Delta,
             dk, dv = _dkdv_tiles(
                 dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
                 Delta + row_base, offs_n, lo, full, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
-                HEAD_DIM, True, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA, TMA_LOADS,
+                HEAD_DIM, True, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA, TMA_LOADS, DP_FIRST,
             )  # fmt: skip
         dk, dv = _dkdv_tiles(
             dk, dv, k, v, q_src, do_src, dq_dst, LSE + row_base,
             Delta + row_base, offs_n, full, seq_q, seq_q, seq_k, sm_scale, qk_scale2, BLOCK_M,
             HEAD_DIM, CAUSAL and not DIAG_LOOP, KEY_TAIL, DQ_ATOMIC, DOT_PRECISION, DQ_TMA,
-            TMA_LOADS,
+            TMA_LOADS, DP_FIRST,
         )  # fmt: skip
     _store_rows(DK + kv_base, offs_n, seq_k, dk * sm_scale, HEAD_DIM)
     _store_rows(DV + kv_base, offs_n, seq_k, dv, HEAD_DIM)

@@ -40,7 +40,13 @@ import re
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
-from attnsim.kernels.spec import BWD_DIAG_LOOP, BWD_HEAD_GROUP, AttnShape
+from attnsim.kernels.spec import (
+    BWD_DIAG_LOOP,
+    BWD_DP_FIRST,
+    BWD_DP_FIRST_SUFFIX,
+    BWD_HEAD_GROUP,
+    AttnShape,
+)
 from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.kernels import kv_refetch
 from attnsim.mappers.gpu.model import (
@@ -64,7 +70,7 @@ MODE_DKDV_ATOMIC = "bwd-dkdv-atomic"
 MODE_DQ = "bwd-dq"
 BWD_MODES = (MODE_DKDV, MODE_DKDV_ATOMIC, MODE_DQ)
 # `microbench_bwd --spread W` entries: a dK/dV mode measured with W programs per head
-SPREAD_MODE = re.compile(r"(?P<mode>bwd-dkdv(?:-atomic)?)-w(?P<writers>\d+)")
+SPREAD_MODE = re.compile(r"(?P<mode>bwd-dkdv(?:-atomic)?(?:-dpfirst)?)-w(?P<writers>\d+)")
 # fp32 lane operations per score element of a backward step: scale-subtract LSE (FMA),
 # dP - D, times P, and the two conversions (P, dS) to the matmul input type
 BWD_OPS = 5.0
@@ -161,16 +167,44 @@ def dkdv_writers(s: AttnShape, t: Tiling) -> int:
     return -(-s.seq_k // t.block_n)
 
 
-def spread_mode(rates: DeviceRates, atomic: bool, head_dim: int, writers: int) -> str:
+def dp_first_build(dp_first: bool | None = None) -> bool:
+    """Whether the dK/dV kernel priced issues dP first (`kernels.spec.BWD_DP_FIRST`).
+
+    `dp_first`: the build's choice (None: the kernels' own; a measurement file's `dp_first`
+    column says which build a row ran, files without it ran dP after dV).
+    """
+    return BWD_DP_FIRST if dp_first is None else dp_first
+
+
+def dkdv_base_mode(rates: DeviceRates, atomic: bool, head_dim: int, dp_first: bool) -> str:
+    """The one-head dK/dV mode of the build: `...-dpfirst` where the calibration has it.
+
+    A calibration without entries of the dP-first build for this head dim (every one
+    measured before 2026-12-07, the datasheet's) prices it with the earlier build's figures
+    (`BwdTime.dkdv_mode` says which were read).
+    """
+    mode = MODE_DKDV_ATOMIC if atomic else MODE_DKDV
+    cal = rates.arch.calibration
+    if not dp_first or cal is None:
+        return mode
+    own = mode + BWD_DP_FIRST_SUFFIX
+    if any(p.mode == own and p.head_dim == head_dim for p in cal.attention_steps):
+        return own
+    return mode
+
+
+def spread_mode(
+    rates: DeviceRates, atomic: bool, head_dim: int, writers: int, dp_first: bool = False
+) -> str:
     """The dK/dV calibration mode measured with programs per head nearest `writers`.
 
     The one-head entries (`bwd-dkdv[-atomic]`) ran a wave of programs on one head (SMs x k
     of them share its query tiles and, atomic, its dQ rows); `--spread W` entries
     (`...-wW`) ran W per head, as a call of W key tiles does. Nearest in log ratio, the
     one-head entries counted as one wave of the SMs; the mode itself when nothing else is
-    measured for this head dim.
+    measured for this head dim. `dp_first`: the build (`dkdv_base_mode`).
     """
-    mode = MODE_DKDV_ATOMIC if atomic else MODE_DKDV
+    mode = dkdv_base_mode(rates, atomic, head_dim, dp_first)
     cal = rates.arch.calibration
     if cal is None:
         return mode
@@ -337,6 +371,7 @@ class BwdTime:
     host_key: str = ""
     head_group: int = 1  # the launch order's head group (`launch_group`)
     one_loop: bool = False  # the causal dK/dV kernel masks every step (`one_loop`)
+    dp_first: bool = False  # the dK/dV kernel's build (`dp_first_build`)
 
 
 def host_keys(dq_mode: str, causal: bool) -> tuple[str, ...]:
@@ -413,15 +448,19 @@ def time_bwd(
     rates: DeviceRates,
     head_group: int | None = None,
     diag_loop: bool | None = None,
+    dp_first: bool | None = None,
 ) -> BwdTime:
     """Model one backward call: its kernels in order, each after the previous one.
 
     Each kernel's residency sets how many of its programs share L2 (`bwd_plans`).
     `head_group`: the launch order's head group (None: the kernels' own, `launch_group`).
     `diag_loop`: the causal dK/dV kernel's loop structure (None: the kernels' own, `one_loop`).
+    `dp_first`: the dK/dV kernel's step order (None: the kernels' own, `dp_first_build`).
     """
     arch = rates.arch
-    spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, dkdv_writers(s, t))
+    first_dp = dp_first_build(dp_first)
+    writers = dkdv_writers(s, t)
+    spread = spread_mode(rates, dq_mode == "atomic", s.head_dim, writers, first_dp)
     first = bwd_plans(s, t, dq_mode, dkdv_mode=spread, group=head_group, diag_loop=diag_loop)
     resident = [plan_residency(arch, p).blocks_per_sm * arch.sm_count for p in first[1:]]
     both = (resident[0], resident[1])
@@ -438,5 +477,6 @@ def time_bwd(
     host_s = rates.host_call_s(key or FAMILY, len(kernels))
     group = launch_group(s, head_group)
     return BwdTime(
-        total, kernels, plans, problem, host_bound, host_s, key, group, one_loop(s, diag_loop)
-    )
+        total, kernels, plans, problem, host_bound, host_s, key, group, one_loop(s, diag_loop),
+        first_dp,
+    )  # fmt: skip

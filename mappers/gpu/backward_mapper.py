@@ -22,6 +22,7 @@ from attnsim.einsum_ir.library.builder import Algorithm, ScoreForm
 from attnsim.einsum_ir.library.training import training_entry
 from attnsim.einsum_ir.load import load_cascade
 from attnsim.kernels.spec import (
+    BWD_DP_FIRST_SUFFIX,
     BWD_HEAD_GROUP,
     BWD_TILINGS,
     CAUSAL_TOP_LEFT,
@@ -196,6 +197,25 @@ def loop_note(t: BwdTime, causal: bool) -> str:
     )
 
 
+def build_note(t: BwdTime) -> str:
+    """The Result note on the dK/dV kernel's step order and whose figures priced it."""
+    dkdv = next(p for p in t.plans if p.name == "dkdv")
+    if not t.dp_first:
+        return "dK/dV step order: dP after the dV product (the build before 2026-12-07)"
+    own = BWD_DP_FIRST_SUFFIX in dkdv.mode
+    return (
+        "dK/dV step order: dP right after S, the exponent of P overlapping that product "
+        "(kernels.spec.BWD_DP_FIRST); "
+        + (
+            f"priced with that build's entries ({dkdv.mode})"
+            if own
+            else "no entries of that build in the calibration: priced with the earlier build's "
+            f"({dkdv.mode}), which an H100 measured 0.91-0.99x slower than it at head dim 128 "
+            "(read this time as an upper bound)"
+        )
+    )
+
+
 def host_note(t: BwdTime) -> str:
     """The Result note on the launcher's host time and whether it bounds the call."""
     where = (
@@ -283,6 +303,7 @@ def _result(mapper, cascade, forward, arch, sizes, shape, rates, t: BwdTime, til
         "kernel; the forward (O, LSE) is not included",
         host_note(t),
         order_note(t, shape.causal),
+        *([build_note(t)] if _measured_steps(rates) else []),
         *([loop_note(t, True)] if shape.causal else []),
         *([spread_note(t, shape, tiling)] if _measured_steps(rates) else []),
         *([atomic_datasheet_note()] if mode == "atomic" and not _measured_steps(rates) else []),

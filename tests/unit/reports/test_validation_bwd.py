@@ -163,6 +163,18 @@ def test_rows_are_priced_with_the_causal_loops_they_ran(probe_file: Path, tmp_pa
     assert 0.99 < min(ratios) and max(ratios) < 1.05 and sorted(ratios)[6] > 1.005, ratios
 
 
+def test_rows_are_priced_with_the_dkdv_build_they_ran(probe_file: Path, tmp_path: Path) -> None:
+    """A `dp_first` column sets the dK/dV kernel's build; files without it ran the earlier
+    one (0), which the calibration's plain dK/dV modes price; 1 reads the `-dpfirst` modes."""
+    predicted = _with_column(probe_file, tmp_path, "dp_first", ("", "0", "1"))
+    ratios = []
+    for config, p in predicted[""].items():
+        assert predicted["0"][config].predicted_ms == p.predicted_ms
+        ratios.append(predicted["1"][config].predicted_ms / p.predicted_ms)
+    assert len(ratios) == 12 and 1.0 not in ratios, ratios
+    assert sorted(ratios)[6] < 1.0, ratios  # the dP-first step is faster at most tilings
+
+
 def test_side_probe_files_are_not_read_as_the_backward_probe() -> None:
     """The order and TMA/loop probes share `dq_mode` but have one `seq` column: validate gpu
     skips them in a folder (their own tests read them)."""

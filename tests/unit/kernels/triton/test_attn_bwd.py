@@ -107,6 +107,29 @@ def test_causal_diagonal_loop_build_matches_autograd(monkeypatch, case, dq_mode)
     assert_close(got, want)
 
 
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
+def test_earlier_dkdv_step_order_matches_autograd(monkeypatch, case, causal, dq_mode):
+    """BWD_DP_FIRST off (the build before 2026-12-07, kept to re-time): each dK/dV step's
+    dO V^T after the dV product. The default build (dP first) runs in every other test."""
+    from attnsim.kernels.triton import attn_bwd
+    from attnsim.kernels.triton.launch import PlanCache
+
+    assert attn_bwd.BWD_DP_FIRST is True
+    monkeypatch.setattr(attn_bwd, "BWD_DP_FIRST", False)
+    monkeypatch.setattr(attn_bwd, "_PLANS", PlanCache())  # its key has no such switch
+    b, h, hkv, sq, sk, d, bm, bn = case
+    specs = attn_bwd.bwd_launches(b, h, hkv, sq, sk, d, torch.float32, causal, d**-0.5,
+                                  (bm, bn, 4, 2), dq_mode)  # fmt: skip
+    assert specs[1].meta["DP_FIRST"] is False
+    q, k, v, do = inputs(b, h, hkv, sq, sk, d, seed=7)
+    o, *want = reference(q, k, v, do, causal)
+    lse = softmax_lse(q, k, causal)
+    got = attention_bwd(q, k, v, o.float(), do, lse, causal, None, bm, bn, 4, 2, dq_mode)
+    assert_close(got, want)
+
+
 def test_scale_and_default_tiling():
     q, k, v, do = inputs(1, 2, 2, 32, 32, 16, seed=3)
     o, *want = reference(q, k, v, do, True, scale=0.3)

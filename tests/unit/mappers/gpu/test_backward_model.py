@@ -249,7 +249,9 @@ def test_dkdv_priced_with_the_entries_of_the_nearest_programs_per_head() -> None
     rates = device_rates(arch, "bf16")
     assert arch.calibration is not None
     spread = {p.mode for p in arch.calibration.attention_blocks if p.mode.endswith("-w16")}
-    assert spread == {"bwd-dkdv-w16", "bwd-dkdv-atomic-w16"}
+    assert spread == {"bwd-dkdv-w16", "bwd-dkdv-atomic-w16"} | {
+        f"bwd-dkdv{a}-dpfirst-w16" for a in ("", "-atomic")
+    }  # both builds (the dP-first one's scaled, `kernels.calibrate.bwd_builds`)
     t64 = Tiling(64, 64, 4, 3)
     short, long = _shape(False, seq=1024), _shape(False, seq=8192)
     assert (dkdv_writers(short, t64), dkdv_writers(long, t64)) == (16, 128)
@@ -260,9 +262,11 @@ def test_dkdv_priced_with_the_entries_of_the_nearest_programs_per_head() -> None
     assert spread_mode(device_rates(load_arch("a100-sxm"), "bf16"), True, 64, 16) == (
         "bwd-dkdv-atomic"
     )
-    timed = time_bwd(short, t64, "atomic", rates)
+    assert spread_mode(rates, True, 64, 16, dp_first=True) == "bwd-dkdv-atomic-dpfirst-w16"
+    timed = time_bwd(short, t64, "atomic", rates, dp_first=False)
     assert timed.plans[1].mode == "bwd-dkdv-atomic-w16"
-    assert time_bwd(long, t64, "atomic", rates).plans[1].mode == "bwd-dkdv-atomic"
+    assert time_bwd(long, t64, "atomic", rates, dp_first=False).plans[1].mode == "bwd-dkdv-atomic"
+    assert time_bwd(short, t64, "atomic", rates).plans[1].mode == "bwd-dkdv-atomic-dpfirst-w16"
     # the spread entries' fixed time (6 us at 2 per SM against 14.9 us on one head's dQ rows)
     # makes the short call cheaper than the one-head entries price it
     one_head = bwd_plans(short, t64, "atomic", dkdv_mode="bwd-dkdv-atomic")
@@ -277,10 +281,55 @@ def test_result_names_the_dkdv_entries_it_priced_with() -> None:
                                    dq_mode="atomic")  # fmt: skip
     r = mapper.map(cascade, load_arch("h200"), dict(B=4, H=32, P=1024, M=1024, E=64, F=64))
     note = next(w for w in r.warnings if w.startswith("dK/dV kernel:"))
-    assert "16 programs per K/V head" in note and "bwd-dkdv-atomic-w16" in note
+    assert "16 programs per K/V head" in note and "bwd-dkdv-atomic-dpfirst-w16" in note
     r = mapper.map(cascade, load_arch("h200"), dict(B=1, H=8, P=8192, M=8192, E=64, F=64))
     note = next(w for w in r.warnings if w.startswith("dK/dV kernel:"))
-    assert "128 programs per K/V head" in note and "entries bwd-dkdv-atomic (one head" in note
+    assert "128 programs per K/V head" in note and "entries bwd-dkdv-atomic-dpfirst (one" in note
+
+
+def test_each_dkdv_build_is_priced_with_its_own_entries() -> None:
+    """The dP-first build (the kernels' own) reads modes `...-dpfirst`, the earlier build the
+    plain ones; a calibration without the former prices it with the latter and says so."""
+    arch = load_arch("h200")
+    rates = device_rates(arch, "bf16")
+    assert arch.calibration is not None
+    s = AttnShape(1, 32, 8192, 8192, 128, 128, False, "bf16", 2)
+    t = Tiling(64, 128, 8, 3)
+    first, earlier = (time_bwd(s, t, "separate", rates, dp_first=x) for x in (True, False))
+    assert (first.plans[1].mode, earlier.plans[1].mode) == ("bwd-dkdv-dpfirst", "bwd-dkdv")
+    assert first.dp_first and not earlier.dp_first
+    assert time_bwd(s, t, "separate", rates).plans[1].mode == "bwd-dkdv-dpfirst"  # the default
+    # the dK/dV kernel's loop time scales with its entries' step ratio; the other kernels stay
+    step = {p.mode: p.step_s for p in arch.calibration.attention_steps
+            if p.head_dim == 128 and (p.block_m, p.block_n, p.num_warps, p.num_stages)
+            == (64, 128, 8, 3) and p.blocks_per_sm == 1}  # fmt: skip
+    ratio = step["bwd-dkdv-dpfirst"] / step["bwd-dkdv"]
+    assert ratio < 0.97  # the H100 measured the dP-first step faster at this tiling
+    got = first.kernels[1].time_s / earlier.kernels[1].time_s
+    assert got == pytest.approx(ratio, rel=0.03)
+    assert [k.time_s for k in first.kernels[::2]] == [k.time_s for k in earlier.kernels[::2]]
+    # without the dP-first entries: the earlier build's figures, and the Result says so
+    cal = dataclasses.replace(
+        arch.calibration,
+        attention_steps=tuple(
+            p for p in arch.calibration.attention_steps if "dpfirst" not in p.mode
+        ),  # fmt: skip
+        attention_blocks=tuple(
+            p for p in arch.calibration.attention_blocks if "dpfirst" not in p.mode
+        ),  # fmt: skip
+    )
+    bare = dataclasses.replace(arch, calibration=cal)
+    assert time_bwd(s, t, "separate", device_rates(bare, "bf16")).plans[1].mode == "bwd-dkdv"
+    cascade = load_cascade("attention-1pass-bwd-mh")
+    mapper = get_mapper("gpu-bwd")(block_m=64, block_n=128, num_warps=8, num_stages=3,
+                                   dq_mode="separate")  # fmt: skip
+    sizes = dict(B=1, H=32, P=8192, M=8192, E=128, F=128)
+    notes = [
+        next(w for w in mapper.map(cascade, a, sizes).warnings if w.startswith("dK/dV step order"))
+        for a in (arch, bare)
+    ]
+    assert "priced with that build's entries (bwd-dkdv-dpfirst)" in notes[0]
+    assert "no entries of that build" in notes[1] and "(bwd-dkdv)" in notes[1]
 
 
 def test_datasheet_gpus_name_no_calibration_entries() -> None:

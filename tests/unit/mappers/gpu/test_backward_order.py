@@ -97,7 +97,8 @@ def test_the_model_predicts_the_measured_gain_of_head_groups(
         s = AttnShape(b, h, n, n, d, d, True, "bf16", 2, kv_group=h // g)
         t = Tiling(*(int(r[k]) for k in ("block_m", "block_n", "num_warps", "num_stages")))
         diag = bool(int(r.get("diag_loop") or 1))  # files before the column: the diagonal loop
-        model = {x: time_bwd(s, t, r["dq_mode"], rates, x, diag).time_s for x in (1, 8)}
+        first = bool(int(r.get("dp_first") or 0))  # files before the column: dP after dV
+        model = {x: time_bwd(s, t, r["dq_mode"], rates, x, diag, first).time_s for x in (1, 8)}
         measured = {x: float(runs[x]["median_ms"]) for x in (1, 8)}
         gains.append(measured[8] / measured[1])
         errors.append((model[8] / model[1]) / gains[-1] - 1)
