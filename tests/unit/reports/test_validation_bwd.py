@@ -138,6 +138,20 @@ def _with_column(
     return predicted
 
 
+def _column_ratios(
+    probe_file: Path, tmp_path: Path, column: str, same: str, other: str
+) -> list[float]:
+    """Per config of the large shape, the predicted time with `column` = `other` over the
+    time with the cell blank, after checking that `same` (what files without the column
+    ran) prices exactly as the blank cell."""
+    predicted = _with_column(probe_file, tmp_path, column, ("", same, other))
+    ratios = []
+    for config, p in predicted[""].items():
+        assert predicted[same][config].predicted_ms == p.predicted_ms
+        ratios.append(predicted[other][config].predicted_ms / p.predicted_ms)
+    return ratios
+
+
 def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path: Path) -> None:
     """A `head_group` column sets the order; files without it ran head-major (group 1)."""
     predicted = _with_column(probe_file, tmp_path, "head_group", ("", "1", "8"))
@@ -153,11 +167,7 @@ def test_rows_are_priced_at_the_launch_order_they_ran(probe_file: Path, tmp_path
 def test_rows_are_priced_with_the_causal_loops_they_ran(probe_file: Path, tmp_path: Path) -> None:
     """A `diag_loop` column sets the causal dK/dV kernel's loops; files without it ran the
     diagonal loop (1). One loop masks every step, which the model prices as masked."""
-    predicted = _with_column(probe_file, tmp_path, "diag_loop", ("", "1", "0"))
-    ratios = []
-    for config, p in predicted[""].items():
-        assert predicted["1"][config].predicted_ms == p.predicted_ms
-        ratios.append(predicted["0"][config].predicted_ms / p.predicted_ms)
+    ratios = _column_ratios(probe_file, tmp_path, "diag_loop", "1", "0")
     # masked steps cost more; the wave schedule of the regrouped programs moves one by -0.2%
     assert len(ratios) == 12 and 1.0 not in ratios, ratios
     assert 0.99 < min(ratios) and max(ratios) < 1.05 and sorted(ratios)[6] > 1.005, ratios
@@ -166,11 +176,7 @@ def test_rows_are_priced_with_the_causal_loops_they_ran(probe_file: Path, tmp_pa
 def test_rows_are_priced_with_the_dkdv_build_they_ran(probe_file: Path, tmp_path: Path) -> None:
     """A `dp_first` column sets the dK/dV kernel's build; files without it ran the earlier
     one (0), which the calibration's plain dK/dV modes price; 1 reads the `-dpfirst` modes."""
-    predicted = _with_column(probe_file, tmp_path, "dp_first", ("", "0", "1"))
-    ratios = []
-    for config, p in predicted[""].items():
-        assert predicted["0"][config].predicted_ms == p.predicted_ms
-        ratios.append(predicted["1"][config].predicted_ms / p.predicted_ms)
+    ratios = _column_ratios(probe_file, tmp_path, "dp_first", "0", "1")
     assert len(ratios) == 12 and 1.0 not in ratios, ratios
     assert sorted(ratios)[6] < 1.0, ratios  # the dP-first step is faster at most tilings
 
