@@ -209,9 +209,11 @@ TRANSFER_ERRORS: dict[str, DatasheetError] = {
     "triton-mla-decode": _moved(
         "decode-h100-2026-12-05.csv", "the MLA decode kernel", 4.4, 5.2, -0.7
     ),
-    # the backward (the one-loop causal build) with the H100 host's launcher figures
+    # the backward (the dP-first build of 2026-12-07) with the H100 host's launcher figures;
+    # its dK/dV entries on the H200 are scaled by this H100's own ratio of the two builds
+    # (`kernels.calibrate.bwd_builds`), its other figures transferred
     "triton-bwd": _moved(
-        "bwd-h100-2026-12-06-oneloop.csv", "the backward kernels", 4.8, 4.7, 3.6
+        "bwd-h100-2026-12-07-dpfirst.csv", "the backward kernels", 5.2, 5.2, 3.0
     ),  # fmt: skip
     "triton-window": _moved(
         "masks-window-h100-2026-12-05.csv", "the sliding-window kernel", 3.5, 3.9, -2.7

@@ -22,7 +22,7 @@ H100 = ROOT / "kernels" / "measurements" / "h100"
 DECODE = H100 / "decode-h100-2026-12-05.csv"
 _SUITES = {"triton-mla-decode": ("mla-validation", "mla-holdout")}
 PROBE_FILES = {
-    "triton-bwd": "bwd-h100-2026-12-06-oneloop.csv",
+    "triton-bwd": "bwd-h100-2026-12-07-dpfirst.csv",
     "triton-window": "masks-window-h100-2026-12-05.csv",
     "triton-score": "masks-score-h100-2026-12-06.csv",
 }
