@@ -330,3 +330,22 @@ def test_bwd_kernels_probe_bad_arguments_exit_2(probe, args, capsys, benchmark_m
         module.main(["--out", "/tmp/unused.csv", *args])
     assert err.value.code == 2
     assert "expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(["--dp-first", "0,2"], "--dp-first: expected 0 and/or 1"),
+     (["--diag", "x"], "--diag: expected 0 and/or 1"),
+     (["--loads", "0"], "--loads: expected two digits")],
+)  # fmt: skip
+def test_bwd_tma_probe_bad_switches_exit_2(probe, args, said, capsys, benchmark_module):
+    """The trial switches (`--dp-first` times the dK/dV step's two orders) are checked
+    before any GPU work; a valid set without a GPU is refused with its reason."""
+    module = benchmark_module("bwd_tma_probe")
+    with pytest.raises(SystemExit) as err:
+        module.main(["--out", "/tmp/unused.csv", *args])
+    assert err.value.code == 2
+    assert said in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert module.main(["--out", "/tmp/unused.csv", "--dp-first", "0,1"]) == 2
+        assert "needs a CUDA GPU" in capsys.readouterr().err
