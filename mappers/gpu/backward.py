@@ -181,7 +181,7 @@ def dkdv_base_mode(rates: DeviceRates, atomic: bool, head_dim: int, dp_first: bo
 
     A calibration without entries of the dP-first build for this head dim (every one
     measured before 2026-12-07, the datasheet's) prices it with the earlier build's figures
-    (`BwdTime.dkdv_mode` says which were read).
+    (the dK/dV plan's `mode` says which were read; the mapper's Result says so).
     """
     mode = MODE_DKDV_ATOMIC if atomic else MODE_DKDV
     cal = rates.arch.calibration
