@@ -86,7 +86,9 @@ def scale_build(cal: Path, earlier: Path, newer: Path, device: str) -> str:
     missing: list[str] = []
     for section in ("attention_steps", "attention_blocks"):
         kept, added = [], []
-        for e in data.get(section) or []:
+        for i, e in enumerate(data.get(section) or []):
+            if not isinstance(e, dict):
+                raise ValueError(f"{cal}: {section}[{i}]: expected a mapping, got {e!r}")
             mode = str(e.get("mode", ""))
             if mode.startswith("bwd-dkdv") and DP_FIRST_SUFFIX in mode:
                 continue  # an earlier scaling: replaced
@@ -103,8 +105,8 @@ def scale_build(cal: Path, earlier: Path, newer: Path, device: str) -> str:
             scaled = dict(e, mode=m["base"] + DP_FIRST_SUFFIX + (m["spread"] or ""))
             for field in ("step_us", "fixed_us"):
                 if field in e and field in old and field in new and old[field]:
-                    r = float(new[field]) / float(old[field])
-                    scaled[field] = round(float(e[field]) * r, 4)
+                    r = _number(new, field, newer) / _number(old, field, earlier)
+                    scaled[field] = round(_number(e, field, cal, f"{section}[{i}]") * r, 4)
                     if field == "step_us" and section == "attention_steps":
                         ratios.append(r)
             added.append(scaled)
@@ -126,6 +128,15 @@ def scale_build(cal: Path, earlier: Path, newer: Path, device: str) -> str:
         f"{len(ratios)} dK/dV step entries scaled into {cal}: step ratio "
         f"{min(ratios):.3f}-{max(ratios):.3f} (median {sorted(ratios)[len(ratios) // 2]:.3f})"
     )
+
+
+def _number(e: dict[str, Any], field: str, path: Path, where: str = "") -> float:
+    """`e[field]` as a float, or a ValueError naming the file, entry and field."""
+    try:
+        return float(e[field])
+    except (TypeError, ValueError):
+        at = where or f"entry {e.get('mode')} {e.get('head_dim')}"
+        raise ValueError(f"{path}: {at}: {field}: expected a number, got {e[field]!r}") from None
 
 
 def scale_build_cli(parser: argparse.ArgumentParser, paths: list[Path], device: str) -> int:

@@ -70,7 +70,9 @@ MODE_DKDV_ATOMIC = "bwd-dkdv-atomic"
 MODE_DQ = "bwd-dq"
 BWD_MODES = (MODE_DKDV, MODE_DKDV_ATOMIC, MODE_DQ)
 # `microbench_bwd --spread W` entries: a dK/dV mode measured with W programs per head
-SPREAD_MODE = re.compile(r"(?P<mode>bwd-dkdv(?:-atomic)?(?:-dpfirst)?)-w(?P<writers>\d+)")
+SPREAD_MODE = re.compile(
+    rf"(?P<mode>bwd-dkdv(?:-atomic)?(?:{re.escape(BWD_DP_FIRST_SUFFIX)})?)-w(?P<writers>\d+)"
+)
 # fp32 lane operations per score element of a backward step: scale-subtract LSE (FMA),
 # dP - D, times P, and the two conversions (P, dS) to the matmul input type
 BWD_OPS = 5.0

@@ -123,3 +123,14 @@ def test_mode_names_and_compile_jobs_follow_the_build() -> None:
     jobs = build_jobs()
     assert len(jobs) == 2 * 2 * len(BWD_TILINGS)
     assert {j[0] for j in jobs} == {BWD_DP_FIRST}
+
+
+def test_a_field_that_is_no_number_is_named_with_its_file(runs: tuple[Path, Path, Path]) -> None:
+    cal, earlier, newer = runs
+    data = yaml.safe_load(cal.read_text())
+    data["attention_steps"][1]["step_us"] = "fast"
+    cal.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=r"cal\.yaml: attention_steps\[1\]: step_us: expected a number"
+    ):
+        scale_build(cal, earlier, newer, "GPU Y")
