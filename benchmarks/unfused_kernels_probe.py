@@ -9,7 +9,8 @@ kernel (qk, softmax, pv) of `attention_unfused` is timed alone with do_bench (L2
 on shapes in none of the validation, holdout or regimes suites; the CSV has one row per
 (shape, tiling, kernel) with the kernel's median time. `--set long` times long rows (causal
 and not) and one length that is no multiple of 16 instead; `--set causal` long causal rows;
-`--set align` small dense calls by the byte alignment of their score rows.
+`--set align` small dense calls by the byte alignment of their score rows; `--set wide` rows
+in the softmax's widest (8192-lane) block by their alignment, causal and not.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ CAUSAL_SHAPES = (
 ALIGN_SHAPES = tuple(
     (bh, n, n, d, False) for bh, d in ((8, 64), (16, 128)) for n in (2656, 2652, 2650, 2651)
 )
+# `--set wide`: 16 heads of 7792 / 7788 / 7786 / 7787 keys (16-, 8-, 4-, 2-byte aligned bf16
+# rows in the row softmax's widest block), head dim 64, causal and not: the fresh suite's
+# 2 x 8 x 7787 causal calls ran 11-15% slower than priced on both the H200 and an H100, while
+# the calibration's widest-block ragged entries (S = 5624) are 16-byte aligned rows
+WIDE_SHAPES = tuple((16, n, n, 64, c) for c in (True, False) for n in (7792, 7788, 7786, 7787))
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
@@ -67,17 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--set",
-        choices=("short", "long", "causal", "align"),
+        choices=("short", "long", "causal", "align", "wide"),
         default="short",
         help="short-query and small shapes (default), long and unaligned rows, long causal, "
-        "or small dense calls by score-row alignment",
+        "small dense calls by score-row alignment, or widest-block rows by alignment",
     )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("unfused_kernels_probe needs a CUDA GPU", file=sys.stderr)
         return 2
     rows = []
-    sets = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES, "align": ALIGN_SHAPES}
+    sets = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES, "align": ALIGN_SHAPES,
+            "wide": WIDE_SHAPES}  # fmt: skip
     shapes = sets[args.set]
     for bh, sq, sk, d, causal in shapes:
         for tiling in TILINGS:
