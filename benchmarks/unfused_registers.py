@@ -1,6 +1,6 @@
 """CPU only: the unfused kernels' compiled registers for sm_90, and the programs an SM holds.
 
-Run: python benchmarks/unfused_registers.py [--out FILE.yaml] [--only softmax]  (~20 s)
+Run: python benchmarks/unfused_registers.py [--out FILE.yaml] [--only softmax] [--ragged]  (~20 s)
 
 Triton compiles for a named target without a GPU (`triton.compile` with a `GPUTarget`); its
 bundled `cuobjdump -res-usage` reads the cubin's registers, spills (local memory) and static
@@ -13,6 +13,8 @@ On 2026-12-07 the two-loop softmax (8192 lanes, 8 warps) compiled to 165 registe
 program per SM, where the model estimates 88 (two); README, the unfused paragraphs.
 Each build is declared as a launch on 16-byte aligned tensors and rows specializes it: every
 pointer, stride and length divisible by 16 (the calibration's aligned entries), `heads` not.
+`--ragged` compiles the row softmax's builds for rows that are no multiple of 16 keys instead
+(VEC = 1, the lengths not declared divisible; the calibration's ragged entries).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ def programs_per_sm(registers: int, warps: int, shared_bytes: int) -> int:
 
 
 def compiled(fn: Any, signature: dict[str, str], constexprs: dict[str, Any], warps: int,
-             stages: int) -> tuple[int, int, int]:  # fmt: skip
-    """Compile `fn` for sm_90 on the CPU; its (registers, shared bytes, local bytes)."""
+             stages: int, ragged: bool = False) -> tuple[int, int, int]:  # fmt: skip
+    """Compile `fn` for sm_90 on the CPU; its (registers, shared bytes, local bytes).
+
+    `ragged`: the integer arguments are not declared divisible by 16 (pointers still are).
+    """
     import triton
     from triton.backends.compiler import GPUTarget
 
@@ -64,7 +69,7 @@ def compiled(fn: Any, signature: dict[str, str], constexprs: dict[str, Any], war
     aligned = {
         (fn.arg_names.index(name),): [["tt.divisibility", 16]]
         for name, kind in signature.items()
-        if kind.startswith("*") or name != "heads"
+        if kind.startswith("*") or (name != "heads" and not ragged)
     }
     src = triton.compiler.ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=aligned)
     kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32),
@@ -79,13 +84,16 @@ def compiled(fn: Any, signature: dict[str, str], constexprs: dict[str, Any], war
     return regs, max(static_shared, int(kernel.metadata.shared)), local
 
 
-def builds() -> list[dict[str, Any]]:
-    """Every build this probe compiles: kernel, its arguments, and the model's plan of it."""
+def builds(ragged: bool = False) -> list[dict[str, Any]]:
+    """Every build this probe compiles: kernel, its arguments, and the model's plan of it.
+
+    `ragged`: the row softmax's builds for ragged rows (VEC = 1) alone.
+    """
     from attnsim.kernels.spec import SOFTMAX_MAX_BLOCK
 
     ptr, i32, f32 = "*bf16", "i32", "fp32"
     out: list[dict[str, Any]] = []
-    for d in (64, 128):
+    for d in () if ragged else (64, 128):
         for bm, bn, w in ((128, 64, 4), (128, 128, 8), (64, 64, 4)):
             for causal in (False, True):
                 common = {"BLOCK_M": bm, "BLOCK_N": bn, "HEAD_DIM": d, "CAUSAL": causal,
@@ -106,9 +114,10 @@ def builds() -> list[dict[str, Any]]:
             out.append({"kernel": "softmax", "head_dim": 0, "causal": causal, "block_m": 1,
                         "block_n": block, "num_warps": w, "num_stages": 3,
                         "path": "one block" if single else "two loops",
+                        "rows": "ragged" if ragged else "aligned",
                         "sig": {"S": ptr, "seq_q": i32, "seq_k": i32},
                         "const": {"BLOCK": block, "CAUSAL": causal, "SINGLE": single,
-                                  "VEC": 16}})  # fmt: skip
+                                  "VEC": 1 if ragged else 16}})  # fmt: skip
     return out
 
 
@@ -144,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the figures as YAML here")
     ap.add_argument("--only", choices=("qk", "softmax", "pv"), help="one kernel's builds")
+    ap.add_argument("--ragged", action="store_true",
+                    help="the row softmax's builds for rows of no multiple of 16 keys")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         import triton  # noqa: F401
@@ -159,22 +170,22 @@ def main(argv: list[str] | None = None) -> int:
     fns = {"qk": attn_unfused.qk_kernel, "pv": attn_unfused.pv_kernel,
            "softmax": attn_unfused.softmax_kernel}  # fmt: skip
     rows = []
-    print(f"{'kernel':8} {'build':34} {'regs':>5} {'spill B':>7} {'smem B':>7} {'per SM':>6}"
+    print(f"{'kernel':8} {'build':42} {'regs':>5} {'spill B':>7} {'smem B':>7} {'per SM':>6}"
           f" {'model regs':>10} {'model per SM':>12}")  # fmt: skip
-    for b in builds():
+    for b in builds(args.ragged):
         if args.only and b["kernel"] != args.only:
             continue
         regs, smem, local = compiled(fns[b["kernel"]], b["sig"], b["const"], b["num_warps"],
-                                     b["num_stages"])  # fmt: skip
+                                     b["num_stages"], args.ragged)  # fmt: skip
         held = programs_per_sm(regs, b["num_warps"], smem)
         est_regs, est_held = model_estimate(b)
         what = (
-            f"{b['path']} {b['block_n']} lanes"
+            f"{b['path']} {b['block_n']} lanes, {b['rows']} rows"
             if b["kernel"] == "softmax"
             else f"d{b['head_dim']} {b['block_m']}x{b['block_n']}/w{b['num_warps']}"
         )
         what += " causal" if b["causal"] else ""
-        print(f"{b['kernel']:8} {what:34} {regs:5d} {local:7d} {smem:7d} {held:6d}"
+        print(f"{b['kernel']:8} {what:42} {regs:5d} {local:7d} {smem:7d} {held:6d}"
               f" {est_regs:10d} {est_held:12d}", flush=True)  # fmt: skip
         row = {k: v for k, v in b.items() if k not in ("sig", "const")}
         rows.append({**row, "registers": regs, "spill_bytes": local, "shared_bytes": smem,

@@ -92,6 +92,7 @@ def row_kernel(
     in_flight = sm_count * TWO_LOOP_PROGRAMS_PER_SM[masked] * min(s.seq_k, mean_valid) * b
     reads = 1 if single or 2 * in_flight <= l2_bytes else 2  # loop 2's read: L2 or HBM
     chunks = lanes // block  # BLOCK-wide chunks over all rows of one head
+    visible = s.seq_q * mean_valid  # visible scores of one head
     exps_per_step = block if single else 1.5 * block  # loop 1 also rescales (exp2 per lane)
     soft_step = StepWork((), exps_per_step, SOFTMAX_OPS * block, min(mean_valid, block) * b)
     return KernelPlan(
@@ -107,16 +108,36 @@ def row_kernel(
         hbm_read_bytes=heads * score_elems * b * reads,
         hbm_write_bytes=heads * score_elems * b,
         flops=0.0,
-        # one block: the lanes' loads, max, exp and store (masked lanes cost their issue);
-        # two loops: the rows' visible chunks (masked lanes of a causal row load nothing)
-        # and each row's own share
-        work=heads * lanes * b * 2.0
+        # one block: the lanes' loads, max, exp and store (masked lanes cost their issue), but
+        # masked scalar rows in the widest block their visible lanes (`scalar_rows`); two
+        # loops: the rows' visible chunks (masked lanes of a causal row load nothing) and
+        # each row's own share
+        work=heads * (visible if masked and scalar_rows(s.seq_k) else lanes) * b * 2.0
         if single
         else heads * (chunks + s.seq_q * TWO_LOOP_ROW_CHUNKS[masked]),
         longest=math.ceil(s.seq_k / block) * (block * b * 2.0 if single else 1.0)
         + (0.0 if single else TWO_LOOP_ROW_CHUNKS[masked]),
         chain_bound=not single,
     )
+
+
+def scalar_rows(seq: int) -> bool:
+    """Whether masked rows of `seq` keys are priced by their visible lanes, not the block's.
+
+    Rows that are no multiple of 16 keys compile with VEC = 1 (`kernels.triton.attn_unfused`):
+    2-byte scalar loads and stores, 32 of each a thread in the widest block (over
+    SOFTMAX_MAX_BLOCK / 2 keys), 95-96 registers for sm_90, two programs per SM where the
+    vector build holds five (`benchmarks/unfused_registers.py --ragged`). On the H200 such
+    causal rows took a time proportional to their visible keys, not to their count: 12 x 5624
+    (the calibration's entry, 1226 us) and 16 x 7016 (`unfused_kernels_probe.py --set causal`,
+    2507 us) both moved their visible scores at 0.62-0.63 TB/s (read and write); by rows the
+    second would be 1.66x the first, by visible keys 2.07x, measured 2.04x. Aligned rows
+    (5632 -> 7024 keys) ran 1.75x, near their rows' 1.66x, and keep the per-lane work, as do
+    ragged rows of the 4096-lane block (3000 keys ran 0.91x the 4088-key entry's time a row).
+    Dense ragged rows are timed in one length only (the entry), so they keep the per-lane
+    work too; `unfused_kernels_probe.py --set wide` times them at 7787-7792 keys.
+    """
+    return seq % 16 != 0 and 2 * seq > SOFTMAX_MAX_BLOCK and seq <= SOFTMAX_MAX_BLOCK
 
 
 def softmax_lane_blocks(s: AttnShape, block: int) -> int:

@@ -56,3 +56,20 @@ def test_the_two_loop_softmax_builds_hold_what_the_readme_says(tmp_path: Path) -
     assert two_loops[False]["resident_per_sm"] == 2
     assert two_loops[True]["resident_per_sm"] == 1
     assert all(b["spill_bytes"] == 0 for b in builds)
+
+
+def test_ragged_rows_compile_to_scalar_builds(tmp_path: Path) -> None:
+    """`--ragged`: VEC = 1 builds; the widest block takes two programs per SM, not five."""
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "ragged.yaml"
+    run = subprocess.run(
+        [sys.executable, str(PATH), "--ragged", "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    builds = yaml.safe_load(out.read_text())["builds"]
+    assert {b["kernel"] for b in builds} == {"softmax"}
+    assert {b["rows"] for b in builds} == {"ragged"}
+    widest = [b for b in builds if b["path"] == "one block" and b["block_n"] == 8192]
+    assert [b["resident_per_sm"] for b in widest] == [2, 2]

@@ -21,6 +21,7 @@ from attnsim.mappers.gpu.unfused_rows import (
     TWO_LOOP_PROGRAMS_PER_SM,
     TWO_LOOP_ROW_CHUNKS,
     row_kernel,
+    scalar_rows,
     softmax_path,
 )
 
@@ -179,3 +180,54 @@ def test_an_entry_reproduces_itself() -> None:
         assert isinstance(e, UnfusedPoint)
         got = softmax_s(arch, shape(e.batch_heads, e.seq, bool(e.causal)))
         assert got == pytest.approx(e.time_s, rel=0.03), e
+
+
+def _alone_softmax_error(arch: GpuArch, seq: int) -> float:
+    """The model's error on the causal row softmax timed alone at rows of `seq` keys (H200)."""
+    rows = [
+        r
+        for r in csv.DictReader((ALONE / "unfused-kernels-causal-h200-2026-12-04.csv").open())
+        if r["kernel"] == "softmax" and int(r["seq_k"]) == seq
+    ]
+    assert rows
+    r = rows[0]
+    measured_s = float(r["time_us"]) * 1e-6
+    return softmax_s(arch, shape(int(r["batch_heads"]), seq, True)) / measured_s - 1.0
+
+
+def test_masked_scalar_rows_in_the_widest_block_go_by_their_visible_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 x 7016 causal keys (ragged, so scalar accesses), from the 12 x 5624 entry: by
+    visible keys within 5%; by rows (the block's lanes, as before) 15.8% fast. Aligned rows
+    of the same block (7024 keys) keep the per-lane work and stay within 10%."""
+    assert scalar_rows(7016) and not scalar_rows(7024) and not scalar_rows(3000)
+    assert not scalar_rows(SOFTMAX_MAX_BLOCK + 8)  # two loops: chunks, not lanes
+    arch = h200()
+    assert abs(_alone_softmax_error(arch, 7016)) < 0.05
+    assert abs(_alone_softmax_error(arch, 7024)) < 0.10
+    monkeypatch.setattr(unfused_rows, "scalar_rows", lambda seq: False)
+    assert _alone_softmax_error(arch, 7016) < -0.12
+
+
+def test_scalar_row_work_is_the_visible_lanes() -> None:
+    s = shape(4, 5999, True)
+    plan = row_kernel(s, 0.0, SOFTMAX, 132, 50 << 20)
+    assert plan.work == pytest.approx(4 * s.points * 2 * 2.0)
+    dense = row_kernel(shape(4, 5999, False), 0.0, SOFTMAX, 132, 50 << 20)
+    assert dense.work == pytest.approx(4 * 5999 * SOFTMAX_MAX_BLOCK * 2 * 2.0)  # by lanes
+
+
+def test_the_ragged_widest_block_holds_two_programs_per_sm() -> None:
+    """`benchmarks/unfused_registers.py --ragged`'s committed run (the vector build: five)."""
+    ragged_file = MEASURED / "unfused-registers-ragged-sm90-2026-12-07.yaml"
+    ragged = yaml.safe_load(ragged_file.read_text())
+    aligned = yaml.safe_load(COMPILED.read_text())
+    for data, held in ((ragged, 2), (aligned, 5)):
+        widest = [
+            b
+            for b in data["builds"]
+            if b["kernel"] == "softmax" and b["path"] == "one block"
+            and b["block_n"] == SOFTMAX_MAX_BLOCK
+        ]  # fmt: skip
+        assert len(widest) == 2 and {b["resident_per_sm"] for b in widest} == {held}
