@@ -34,6 +34,9 @@
 #   unfused-wide 18: the same in the row softmax's widest block (16 heads of 7787-7792 keys,
 #                    head dim 64, causal and not; `--set wide`: the 7787-key causal calls priced
 #                    11-15% fast on the H200 and an H100), ~1 min; an H100 serves too
+#   unfused-tiny 18: the same on many short sequences (thousands of heads of 64-256 keys;
+#                    `--set tiny`: the regimes suite's 256 x 12 x 64 x 64 calls priced +13/+20%),
+#                    ~0.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures
 #                    (`bwd_probe.py`: host_us per row, `-host.yaml` beside the CSV), 4 min
 #   gla          14: GLA against fla-core's chunk_gla, head dims 64 and 128, ~3 min
@@ -111,7 +114,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,112p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,115p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -160,6 +163,8 @@ for s in "$@"; do
             --out "$OUT/bwd-kernels-${dev:-gpu}-$day.csv" --budget-s 130 ;;
         unfused-rows) step unfused-rows python benchmarks/unfused_kernels_probe.py --set align \
             --out "$OUT/unfused-kernels-align-${dev:-gpu}-$day.csv" ;;
+        unfused-tiny) step unfused-tiny python benchmarks/unfused_kernels_probe.py --set tiny \
+            --out "$OUT/unfused-kernels-tiny-${dev:-gpu}-$day.csv" ;;
         unfused-wide) step unfused-wide python benchmarks/unfused_kernels_probe.py --set wide \
             --out "$OUT/unfused-kernels-wide-${dev:-gpu}-$day.csv" ;;
         bwd) step bwd python benchmarks/bwd_probe.py --out "$OUT/bwd-${dev:-gpu}-$day-planned.csv" \

@@ -10,7 +10,8 @@ on shapes in none of the validation, holdout or regimes suites; the CSV has one 
 (shape, tiling, kernel) with the kernel's median time. `--set long` times long rows (causal
 and not) and one length that is no multiple of 16 instead; `--set causal` long causal rows;
 `--set align` small dense calls by the byte alignment of their score rows; `--set wide` rows
-in the softmax's widest (8192-lane) block by their alignment, causal and not.
+in the softmax's widest (8192-lane) block by their alignment, causal and not; `--set tiny` many
+short sequences (thousands of heads of 64-256 keys).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ ALIGN_SHAPES = tuple(
 # 2 x 8 x 7787 causal calls ran 11-15% slower than priced on both the H200 and an H100, while
 # the calibration's widest-block ragged entries (S = 5624) are 16-byte aligned rows
 WIDE_SHAPES = tuple((16, n, n, 64, c) for c in (True, False) for n in (7792, 7788, 7786, 7787))
+# `--set tiny`: many short sequences (batch x heads in the thousands, 64-256 keys), where one
+# program holds one or two tiles: the regimes suite's 256 x 12 x 64 x 64 unfused calls were
+# priced +13% / +20%, their row softmax by entries of 96- and 192-key rows
+TINY_SHAPES = (
+    (3072, 64, 64, 64, False),
+    (3072, 64, 64, 128, False),
+    (1536, 128, 128, 64, False),
+    (768, 256, 256, 64, True),
+)
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
 
@@ -73,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
         "--set",
-        choices=("short", "long", "causal", "align", "wide"),
+        choices=("short", "long", "causal", "align", "wide", "tiny"),
         default="short",
         help="short-query and small shapes (default), long and unaligned rows, long causal, "
-        "small dense calls by score-row alignment, or widest-block rows by alignment",
+        "small dense calls by score-row alignment, widest-block rows by alignment, or many "
+        "short sequences",
     )
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     sets = {"short": SHAPES, "long": LONG_SHAPES, "causal": CAUSAL_SHAPES, "align": ALIGN_SHAPES,
-            "wide": WIDE_SHAPES}  # fmt: skip
+            "wide": WIDE_SHAPES, "tiny": TINY_SHAPES}  # fmt: skip
     shapes = sets[args.set]
     for bh, sq, sk, d, causal in shapes:
         for tiling in TILINGS:
