@@ -427,7 +427,8 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
 
 def _transient_s(plan: KernelPlan, rates: DeviceRates) -> float:
     """The one-off excess of a call's first later waves (calibration `wave_transients`)."""
-    return rates.wave_transient_s(plan.mode, plan.head_dim, plan.tiling, plan.q_tiles)
+    steps = sum(g.count * (g.steps + g.masked) for g in plan.groups) / max(plan.blocks, 1)
+    return rates.wave_transient_s(plan.mode, plan.head_dim, plan.tiling, plan.q_tiles, steps)
 
 
 def _shared_schedule_s(

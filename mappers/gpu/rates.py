@@ -20,6 +20,26 @@ REMOVES_SOFTMAX_WORK = ("sigmoid",)
 # ... and those that only add work to the softmax step (their steps bound it from above)
 ADDS_TO_SOFTMAX = ("alibi", "softcap")
 
+# A call's first later waves pay a one-off transient (`wave_transients`), measured on grids of
+# TRANSIENT_FULL_STEPS key tiles a block (`benchmarks/short_blocks_probe.py --transients`). The
+# H200's wave sweep (kernels/measurements/blocks/wave-sweep-h200-2026-12-06.yaml, 4 and 16
+# key tiles a block, eight kernel, tiling and query-tile series under the suites' do_bench)
+# shows it fading with the blocks' length: at 4 tiles the second wave took 1.5-5 us more than
+# the third and fourth, at 16 within about 1 us of them. The model takes it in full up to
+# TRANSIENT_FULL_STEPS and none from TRANSIENT_NONE_STEPS on, linear between (8-12 instead of
+# 16 moved the H200 suites' 1-pass MAPE by under 0.2 points). The calibration's later-wave
+# fixed times come from 4-wave grids of 2 key tiles a block (`microbench_blocks`), which held
+# the whole transient, so they stay net of its full share; the measured later waves
+# (`later_waves`, 1-32 key tiles) of their own length's share.
+TRANSIENT_FULL_STEPS = 4.0
+TRANSIENT_NONE_STEPS = 16.0
+
+
+def transient_fade(steps: float) -> float:
+    """The share of the measured wave transient a call of blocks of `steps` key tiles pays."""
+    span = TRANSIENT_NONE_STEPS - TRANSIENT_FULL_STEPS
+    return max(0.0, min(1.0, (TRANSIENT_NONE_STEPS - steps) / span))
+
 
 @dataclass(frozen=True, slots=True)
 class Tiling:
@@ -256,18 +276,23 @@ class DeviceRates:
         cal = self.arch.calibration
         return p.fixed_s if cal is None else cal.steady_fixed_s(p)
 
-    def wave_transient_s(self, mode: str, head_dim: int, tiling: Tiling, q_tiles: int) -> float:
+    def wave_transient_s(
+        self, mode: str, head_dim: int, tiling: Tiling, q_tiles: int, steps: float | None = None
+    ) -> float:
         """Seconds a call of several waves pays once for its first waves (0 when unmeasured).
 
         The nearest `wave_transients` entry (`archs.calibration.points.nearest_transient`);
-        a negative measurement (timing noise) counts as 0.
+        a negative measurement (timing noise) counts as 0. `steps`: key tiles per block, by
+        which the transient fades (`transient_fade`); None: the entries' own length.
         """
         cal = self.arch.calibration
         if cal is None or not mode:
             return 0.0
         t = (tiling.block_m, tiling.block_n, tiling.num_warps, tiling.num_stages)
         got = nearest_transient(cal.wave_transients, mode, head_dim, t, q_tiles)
-        return max(0.0, got.transient_s) if got is not None else 0.0
+        if got is None:
+            return 0.0
+        return max(0.0, got.transient_s) * (1.0 if steps is None else transient_fade(steps))
 
     def later_waves(
         self, mode: str, head_dim: int, tiling: Tiling, tiles: str, q_tiles: int, per_sm: int
@@ -287,7 +312,7 @@ class DeviceRates:
             return None
         q, waves, points = got
         share = self.wave_transient_s(mode, head_dim, tiling, q) / (waves - 1)
-        return LaterWaves(q, tuple((n, max(0.0, s - share)) for n, s in points))
+        return LaterWaves(q, tuple((n, max(0.0, s - share * transient_fade(n))) for n, s in points))
 
     def sustained_slowdown(self, flops: float, gpu_s: float) -> float:
         """The power cap's factor on a call's full-clock GPU time under sustained load.

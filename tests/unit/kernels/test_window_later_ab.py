@@ -18,14 +18,15 @@ SKIP = ["--skip", "128x64/w4/s3@64", "--skip", "64x64/w4/s3@64"]  # the two meas
 def test_later_wave_entries_fix_the_short_windows(
     capsys: pytest.CaptureFixture[str], benchmark_module: Callable[[str], ModuleType]
 ) -> None:
-    """The figures the H100 README quotes: without later waves the W = 128 rows run 10-12%
-    under their price; with them every window/causal ratio is within 10%."""
+    """The figures the H100 README quotes (as the model gives them since the wave transient
+    fades with the blocks' length): without later waves the W = 128 rows run 10-12% under
+    their price; with them every window/causal ratio is within 10%."""
     args = ["--suite", str(SUITE), "--entries", str(ENTRIES), *SKIP]
     assert benchmark_module("window_later_ab").main(args) == 0
     out = capsys.readouterr().out
     first, later = out.split("first waves:")[1].split("later waves too:")
-    assert "MAPE 4.49%" in first and "75/91 within 10%" in first
-    assert "MAPE 3.24%" in later and "91/91 within 10%" in later
+    assert "MAPE 4.66%" in first and "76/91 within 10%" in first
+    assert "MAPE 3.41%" in later and "91/91 within 10%" in later
 
 
 def test_a_bad_entries_file_names_every_missing_field_and_exits_2(

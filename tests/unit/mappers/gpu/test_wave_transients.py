@@ -19,7 +19,13 @@ from attnsim.archs.calibration import load_calibration
 from attnsim.archs.datasheet import transferred_calibration
 from attnsim.einsum_ir.spec import read_yaml
 from attnsim.mappers.gpu.problem import AttnShape
-from attnsim.mappers.gpu.rates import Tiling, device_rates
+from attnsim.mappers.gpu.rates import (
+    TRANSIENT_FULL_STEPS,
+    TRANSIENT_NONE_STEPS,
+    Tiling,
+    device_rates,
+    transient_fade,
+)
 from attnsim.mappers.gpu.tiling import evaluate
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -53,7 +59,9 @@ def test_the_calibrations_transients_are_the_committed_sweeps() -> None:
     assert all(p.transient_s > 0 for p in cal.wave_transients)
 
 
-def _kernel(arch_name: str, waves: int, transients: bool):  # type: ignore[no-untyped-def]
+def _kernel(  # type: ignore[no-untyped-def]
+    arch_name: str, waves: int, transients: bool, steps: int = 4
+):
     arch = load_arch(arch_name)
     assert arch.calibration is not None
     # the transient alone: without the measured later waves' floor (test_later_waves.py)
@@ -62,24 +70,31 @@ def _kernel(arch_name: str, waves: int, transients: bool):  # type: ignore[no-un
         cal = dataclasses.replace(cal, wave_transients=())
     arch = dataclasses.replace(arch, calibration=cal)
     rates = device_rates(arch, "bf16")
-    # one query tile per head, 16 key tiles: compute-bound, one block per SM
-    shape = AttnShape(1, arch.sm_count * waves, 128, 16 * 128, 128, 128, False, "bf16", 2)
+    # one query tile per head, `steps` key tiles, one block per SM
+    shape = AttnShape(1, arch.sm_count * waves, 128, steps * 128, 128, 128, False, "bf16", 2)
     kernel = evaluate("1pass", shape, Tiling(128, 128, 8, 3), rates).kernels[0]
     assert kernel.resident_per_sm == 1 and kernel.bound != "hbm"
     return kernel, rates
 
 
+@pytest.mark.parametrize("steps", [4, 10, 16, 32])
 @pytest.mark.parametrize("waves", [1, 2, 4, 8, 32])
-def test_a_call_pays_the_transient_once_and_its_later_waves_run_steady(waves: int) -> None:
-    with_t, rates = _kernel("h200", waves, True)
-    without, _ = _kernel("h200", waves, False)
+def test_a_call_pays_the_transient_once_and_its_later_waves_run_steady(
+    waves: int, steps: int
+) -> None:
+    """The calibration's later-wave fixed times come from 4-wave grids of 2 key tiles a
+    block (`microbench_blocks`), which held the whole transient: each later wave is x / 3
+    faster without it. A call pays it once, faded by its blocks' length."""
+    with_t, rates = _kernel("h200", waves, True, steps)
+    without, _ = _kernel("h200", waves, False, steps)
     x = rates.wave_transient_s("online", 128, Tiling(128, 128, 8, 3), 1)
     assert x > 0
-    # the calibration's later-wave entries ran 4 waves: each later wave held x / 3 of it
+    paid = x * transient_fade(steps)
+    assert paid == pytest.approx({4: x, 10: x / 2, 16: 0.0, 32: 0.0}[steps])
     share = x / 3
-    want = 0.0 if waves == 1 else x - (waves - 1) * share
+    want = 0.0 if waves == 1 else paid - (waves - 1) * share
     assert with_t.scheduled_s - without.scheduled_s == pytest.approx(want, abs=1e-9)
-    if waves == 4:  # the calibration grid's own shape: priced as it was measured
+    if waves == 4 and steps == 4:  # a calibration grid's length: priced as it was measured
         assert with_t.scheduled_s == pytest.approx(without.scheduled_s)
 
 
@@ -137,3 +152,23 @@ def test_merging_writes_the_sweeps_transients_into_a_calibration(tmp_path: Path)
     got = load_calibration(cal).wave_transients
     want = probe().wave_transients(read_yaml(sweep)["attention_waves"], sweep.name)
     assert len(got) == len(want) > 0
+
+
+def test_the_transient_fades_with_the_blocks_length_in_the_sweep() -> None:
+    """`transient_fade`'s premise, from the H200 wave sweep (the suites' do_bench): a second
+    wave's excess over the next two (T2 - T1 - (T4 - T2) / 2) is 0.4-5 us at 4 key tiles a
+    block and within about 1 us of none at 16, for every kernel, tiling and query-tile series."""
+    path = ROOT / "kernels" / "measurements" / "blocks" / "wave-sweep-h200-2026-12-06.yaml"
+    series: dict[tuple[str, int, int, int, int], dict[int, float]] = {}
+    for e in read_yaml(path)["attention_waves"]:
+        if e["bench"] == "long":
+            key = (e["mode"], e["block_m"], e["block_n"], e["q_tiles"], e["steps"])
+            series.setdefault(key, {})[e["waves"]] = e["t_us"]
+    excess: dict[int, list[float]] = {4: [], 16: []}
+    for key, t in series.items():
+        excess[key[-1]].append(t[2] - t[1] - (t[4] - t[2]) / 2)
+    assert len(excess[4]) == len(excess[16]) == 6
+    assert min(excess[4]) > 0.3 and sum(excess[4]) / 6 > 2.0
+    assert max(abs(x) for x in excess[16]) < 1.5 and abs(sum(excess[16]) / 6) < 0.5
+    assert transient_fade(TRANSIENT_FULL_STEPS) == 1.0
+    assert transient_fade(TRANSIENT_NONE_STEPS) == 0.0
