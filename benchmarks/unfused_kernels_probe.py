@@ -61,13 +61,15 @@ ALIGN_SHAPES = tuple(
 # the calibration's widest-block ragged entries (S = 5624) are 16-byte aligned rows
 WIDE_SHAPES = tuple((16, n, n, 64, c) for c in (True, False) for n in (7792, 7788, 7786, 7787))
 # `--set tiny`: many short sequences (batch x heads in the thousands, 64-256 keys), where one
-# program holds one or two tiles: the regimes suite's 256 x 12 x 64 x 64 unfused calls were
-# priced +13% / +20%, their row softmax by entries of 96- and 192-key rows
+# program holds one to six tiles: the regimes suite's 256 x 12 x 64 x 64 unfused calls were
+# priced +13% / +20%, their row softmax by entries of 96- and 192-key rows, and its short
+# causal calls at 128 x 64 (32 x 32 x 512, 48 x 16 x 384) +9-10% where 128 x 128 ran +1%
 TINY_SHAPES = (
     (3072, 64, 64, 64, False),
     (3072, 64, 64, 128, False),
     (1536, 128, 128, 64, False),
     (768, 256, 256, 64, True),
+    (512, 384, 384, 128, True),
 )
 TILINGS = ((128, 128, 8, 3), (128, 64, 4, 3))
 
