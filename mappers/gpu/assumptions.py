@@ -28,7 +28,9 @@ ASSUMPTIONS = (
     "(entries timed on another device, in a transferred calibration: their time carried over "
     f"first as (memory^p + rest^p)^(1/p), p = {OVERLAP_P:g}, from that device's bandwidth to "
     "this one's); "
-    "softmax work counted in BLOCK-wide row steps (masked lanes included); rows longer than "
+    "softmax work counted in BLOCK-wide row steps (masked lanes included), but masked rows "
+    "of no multiple of 16 keys in the widest block (scalar accesses) by their visible keys; "
+    "rows longer than "
     "one block (two loops) are a chain of steps: their visible chunks plus a row's own share "
     "at the measured rate, their bytes only a floor, the second loop's read from L2 while "
     "the rows read at once fit in half the L2 (the build's compiled programs per SM); QK^T "
@@ -48,8 +50,9 @@ ASSUMPTIONS = (
     "chain's step of that tiling), 0.91-1.10x the chain's step on the H200",
     "a call of several waves pays once the excess of its first later waves over steady ones "
     "(after do_bench's L2 flush; calibration wave_transients, nearest kernel, tiling and query "
-    "tiles per head, measured at 4 key tiles a block); later-wave fixed times measured on grids "
-    "of W waves are taken less transient / (W - 1)",
+    "tiles per head, measured at 4 key tiles a block), in full up to 4 key tiles a block and "
+    "none from 16 on, linear between (the H200's wave sweep); later-wave fixed times measured "
+    "on grids of W waves are taken less transient / (W - 1)",
     "a later-wave block of a kernel, tiling, blocks per SM and query tiles a head measured "
     "so (calibration later_waves: 1-32 key tiles, 1 or 4 query tiles a head, full query "
     "tiles) takes at least that wave, net of its share of the transient (linear between "

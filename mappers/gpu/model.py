@@ -388,7 +388,9 @@ def _block_times(
         # only): its masked step, fixed time and loop cost; the fixed time net of the call's
         # wave transient (paid once a call)
         masked = win.step_s * k / win.blocks_per_sm + (base - chain_base)
-        overhead = max(0.0, win.fixed_s - _transient_s(plan, rates) / max(1, win.waves - 1))
+        # (the whole transient: the entry's grid, of W = BLOCK_M blocks, held it unfaded)
+        whole = rates.wave_transient_s(plan.mode, plan.head_dim, plan.tiling, plan.q_tiles)
+        overhead = max(0.0, win.fixed_s - whole / max(1, win.waves - 1))
         loop_s = max(0.0, win.loop_s)
     loops = {(a, m): max(0, n - 1) for a, m, n in plan.loops}  # beyond the first loop
     times = {
@@ -426,7 +428,10 @@ def _schedule_s(plan: KernelPlan, rates: DeviceRates, k: int) -> float:
 
 
 def _transient_s(plan: KernelPlan, rates: DeviceRates) -> float:
-    """The one-off excess of a call's first later waves (calibration `wave_transients`)."""
+    """The one-off excess of a call's first later waves (calibration `wave_transients`).
+
+    Faded by the call's mean key tiles a block (`rates.transient_fade`).
+    """
     steps = sum(g.count * (g.steps + g.masked) for g in plan.groups) / max(plan.blocks, 1)
     return rates.wave_transient_s(plan.mode, plan.head_dim, plan.tiling, plan.q_tiles, steps)
 

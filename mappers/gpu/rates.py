@@ -23,8 +23,8 @@ ADDS_TO_SOFTMAX = ("alibi", "softcap")
 # A call's first later waves pay a one-off transient (`wave_transients`), measured on grids of
 # TRANSIENT_FULL_STEPS key tiles a block (`benchmarks/short_blocks_probe.py --transients`). The
 # H200's wave sweep (kernels/measurements/blocks/wave-sweep-h200-2026-12-06.yaml, 4 and 16
-# key tiles a block, eight kernel, tiling and query-tile series under the suites' do_bench)
-# shows it fading with the blocks' length: at 4 tiles the second wave took 1.5-5 us more than
+# key tiles a block, six kernel, tiling and query-tile series under the suites' do_bench)
+# shows it fading with the blocks' length: at 4 tiles the second wave took 0.4-5 us more than
 # the third and fourth, at 16 within about 1 us of them. The model takes it in full up to
 # TRANSIENT_FULL_STEPS and none from TRANSIENT_NONE_STEPS on, linear between (8-12 instead of
 # 16 moved the H200 suites' 1-pass MAPE by under 0.2 points). The calibration's later-wave
