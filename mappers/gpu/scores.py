@@ -22,7 +22,7 @@ SIGMOID_PRICED = (
     "less the score-softmax step measured on the kernel with the one-FMA tanh argument "
     "(H200, 2026-12-06); on the H200 score suites of that day "
     "(kernels/measurements/masks/masks-score-h200-2026-12-06.csv) sigmoid calls were priced "
-    "+1% to +8% of their measured time (mean +4%; the same run's softmax calls +1%)"
+    "-1% to +8% of their measured time (mean +4%; the same run's softmax calls +1%)"
 )
 
 # the ping-pong kernel's sigmoid (kernels.gluon.attn_pingpong, SIGMOID)
