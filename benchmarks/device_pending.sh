@@ -107,6 +107,9 @@
 # Later on 2026-12-07: the dK/dV kernel issues dP first (kernels.spec.BWD_DP_FIRST; an H100 ran
 # the A/B, the build's microbench and its full bwd probe). Next on an H200: bwd-hd128 (now the
 # dP-first build: issue 15's bar), bwd-cal, then unfused-rows, bwd-kernels, decode, gla-cal, gla.
+# Later on 2026-12-07: no machine started at all (H200 or H100). Next on an H200: bwd-hd128,
+# bwd-cal, unfused-wide, unfused-tiny (the last two: an H100 serves too), then unfused-rows,
+# bwd-kernels, decode, gla-cal, gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
@@ -114,7 +117,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,115p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,118p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
