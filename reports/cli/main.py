@@ -148,8 +148,22 @@ def _os_message(exc: OSError) -> str:
     return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
+def quiet_interrupts(unraisable: object) -> None:
+    """`sys.unraisablehook` that drops a KeyboardInterrupt, and hands anything else on.
+
+    A Ctrl-C that lands inside a callback Python cannot raise from (a weakref callback of the
+    import system's module locks, seen once on CI) is printed as "Exception ignored in: ...",
+    a traceback, and the run goes on. The user gets no traceback; the interrupt is lost there,
+    as Python already lost it, and a second Ctrl-C stops the run as usual.
+    """
+    if isinstance(getattr(unraisable, "exc_value", None), KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
+
+
 def entry() -> None:
     """Console-script entry point (`attnsim`)."""
+    sys.unraisablehook = quiet_interrupts
     try:
         sys.exit(main())
     except BrokenPipeError:  # `attnsim ... | head`: stop quietly

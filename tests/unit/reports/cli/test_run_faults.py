@@ -350,3 +350,25 @@ def test_sigterm_ends_a_forked_worker_quietly_and_interrupts_the_driver(tmp_path
     assert done.returncode == 0, done.stderr
     assert f"child {-signal.SIGTERM}" in done.stdout and "driver interrupted" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_an_interrupt_python_cannot_raise_prints_no_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C inside a callback (`sys.unraisablehook`): dropped; other errors still print."""
+    from attnsim.reports.cli.main import quiet_interrupts
+
+    class Raises:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:  # an exception here is "unraisable"
+            raise self.exc
+
+    monkeypatch.setattr(sys, "unraisablehook", quiet_interrupts)
+    gone = Raises(KeyboardInterrupt())
+    del gone
+    assert capsys.readouterr().err == ""
+    kept = Raises(ValueError("kept"))
+    del kept
+    assert "ValueError: kept" in capsys.readouterr().err
