@@ -34,7 +34,7 @@
 #   unfused-wide 18: the same in the row softmax's widest block (16 heads of 7787-7792 keys,
 #                    head dim 64, causal and not; `--set wide`: the 7787-key causal calls priced
 #                    11-15% fast on the H200 and an H100), ~1 min; an H100 serves too
-#   unfused-tiny 18: the same on many short sequences (thousands of heads of 64-256 keys;
+#   unfused-tiny 18: the same on many short sequences (hundreds to thousands of heads, 64-384 keys;
 #                    `--set tiny`: the regimes suite's 256 x 12 x 64 x 64 calls priced +13/+20%),
 #                    ~0.5 min
 #   bwd          15: the backward suites with the planned launcher and its host figures

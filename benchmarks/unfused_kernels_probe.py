@@ -11,7 +11,7 @@ on shapes in none of the validation, holdout or regimes suites; the CSV has one 
 and not) and one length that is no multiple of 16 instead; `--set causal` long causal rows;
 `--set align` small dense calls by the byte alignment of their score rows; `--set wide` rows
 in the softmax's widest (8192-lane) block by their alignment, causal and not; `--set tiny` many
-short sequences (thousands of heads of 64-256 keys).
+short sequences (thousands of heads of 64-384 keys).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ ALIGN_SHAPES = tuple(
 # 2 x 8 x 7787 causal calls ran 11-15% slower than priced on both the H200 and an H100, while
 # the calibration's widest-block ragged entries (S = 5624) are 16-byte aligned rows
 WIDE_SHAPES = tuple((16, n, n, 64, c) for c in (True, False) for n in (7792, 7788, 7786, 7787))
-# `--set tiny`: many short sequences (batch x heads in the thousands, 64-256 keys), where one
+# `--set tiny`: many short sequences (batch x heads in the hundreds to thousands, 64-384 keys): one
 # program holds one to six tiles: the regimes suite's 256 x 12 x 64 x 64 unfused calls were
 # priced +13% / +20%, their row softmax by entries of 96- and 192-key rows, and its short
 # causal calls at 128 x 64 (32 x 32 x 512, 48 x 16 x 384) +9-10% where 128 x 128 ran +1%
