@@ -323,6 +323,9 @@ KERNEL_DTYPES = ("fp16", "bf16")  # what the kernels are timed in (kernels.bench
 HEAD_DIMS = (16, 32, 64, 128, 256)  # head dims the Triton kernels take (common.check_qkv)
 MIN_BLOCK = 16  # BLOCK_M and BLOCK_N: powers of two from 16 (common.check_tiling)
 SOFTMAX_MAX_BLOCK = 8192  # kernels.triton.attn_unfused: longest row its softmax holds in registers
+# Triton specializes an integer argument divisible by this: score rows of a multiple of it
+# compile with vector accesses (kernels.triton.attn_unfused's VEC), other rows with scalar ones
+ALIGNED_ROW_KEYS = 16
 # kernels.gluon.attn_pingpong (Hopper, `pingpong` schedule): BLOCK_M with its consumer warps,
 # BLOCK_N,
 # K/V slots (num_stages), head dims (E = F), and the registers per consumer thread (setmaxnreg

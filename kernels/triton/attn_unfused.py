@@ -20,6 +20,7 @@ import triton
 import triton.language as tl
 
 from attnsim.kernels.spec import (
+    ALIGNED_ROW_KEYS,
     SOFTMAX_MAX_BLOCK,  # longest row the softmax kernel holds in registers
 )
 from attnsim.kernels.triton.common import (
@@ -254,11 +255,12 @@ class _Plan:
         grid_qk = (triton.cdiv(sq, block_m), triton.cdiv(sk, block_n), b * h)
         self.qk = DirectLaunch(qk_kernel, grid_qk, qk_scalars, mm, num_warps, num_stages, dev)
         block, warps, single = softmax_launch_params(sk)
+        vec = ALIGNED_ROW_KEYS if sk % ALIGNED_ROW_KEYS == 0 else 1
         self.softmax = DirectLaunch(
             softmax_kernel,
             (b * h * sq,),
             (sq, sk),
-            dict(BLOCK=block, CAUSAL=bool(causal), SINGLE=single, VEC=16 if sk % 16 == 0 else 1),
+            dict(BLOCK=block, CAUSAL=bool(causal), SINGLE=single, VEC=vec),
             warps,
             3,
             dev,

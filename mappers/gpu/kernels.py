@@ -22,8 +22,8 @@ from typing import Any
 
 from attnsim.archs.calibration import Calibration, UnfusedPoint
 from attnsim.einsum_ir.analysis.tiles import Band, TileCounts, classify_tiles
-from attnsim.kernels.spec import FAMILY_NAMES as FAMILIES
 from attnsim.kernels.spec import (
+    ALIGNED_ROW_KEYS,
     PINGPONG_BLOCK,
     PINGPONG_BLOCK_N,
     PINGPONG_HEAD_DIMS,
@@ -35,6 +35,7 @@ from attnsim.kernels.spec import (
     smem_bytes_1pass,
     smem_bytes_pingpong,
 )
+from attnsim.kernels.spec import FAMILY_NAMES as FAMILIES
 from attnsim.mappers.gpu.model import (
     BlockGroup,
     Dot,
@@ -458,14 +459,14 @@ def _with_measured(
     kernel with no calibrated form (the sigmoid row kernel) keeps its unit model.
     """
     out = []
-    aligned = s.seq_k % 16 == 0
+    aligned = s.seq_k % ALIGNED_ROW_KEYS == 0
     masked = not s.is_dense
     for i, plan in enumerate(plans):
         found = cal.unfused(plan.name, masked, s.head_dim, t.block_m, t.block_n, t.num_warps)
         if not found:
             out.append(plan)
             continue
-        same_class = [e for e in found if (e.seq % 16 == 0) == aligned]
+        same_class = [e for e in found if (e.seq % ALIGNED_ROW_KEYS == 0) == aligned]
         source = _ROWS[aligned]
         if not same_class:
             source = f"{_ROWS[not aligned]}; none calibrated of this shape's kind"

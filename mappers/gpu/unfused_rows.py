@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from attnsim.einsum_ir.analysis.tiles import Band
-from attnsim.kernels.spec import SOFTMAX_MAX_BLOCK, AttnShape
+from attnsim.kernels.spec import ALIGNED_ROW_KEYS, SOFTMAX_MAX_BLOCK, AttnShape
 from attnsim.mappers.gpu.assumptions import BASE_REGISTERS_PER_THREAD
 from attnsim.mappers.gpu.model import (
     BlockGroup,
@@ -137,7 +137,7 @@ def scalar_rows(seq: int) -> bool:
     Dense ragged rows are timed in one length only (the entry), so they keep the per-lane
     work too; `unfused_kernels_probe.py --set wide` times them at 7787-7792 keys.
     """
-    return seq % 16 != 0 and 2 * seq > SOFTMAX_MAX_BLOCK and seq <= SOFTMAX_MAX_BLOCK
+    return seq % ALIGNED_ROW_KEYS != 0 and 2 * seq > SOFTMAX_MAX_BLOCK and seq <= SOFTMAX_MAX_BLOCK
 
 
 def softmax_lane_blocks(s: AttnShape, block: int) -> int:
