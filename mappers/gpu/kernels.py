@@ -49,6 +49,8 @@ from attnsim.mappers.gpu.scores import (
     ScoreCost,
 )
 from attnsim.mappers.gpu.unfused_rates import (
+    TILE_KERNELS,
+    fit_program_bound,
     fit_rates,
     same_alignment,
     split_entry,
@@ -487,18 +489,26 @@ def _with_measured(
         same_path = [x for x in split if softmax_path(x.entry.seq) == path]
         if not same_path and path == "widest block":
             same_path = [x for x in split if softmax_path(x.entry.seq) == "one block"]
-        per_work, per_program = fit_rates(same_path or split)
+        pool = same_path or split
+        per_work, per_program = fit_rates(pool)
+        bound = fit_program_bound(pool, per_work) if plan.name in TILE_KERNELS else None
+        if bound is not None and plan.blocks:  # a tile kernel's bound by its programs' lengths
+            programs = [(g.count, g.steps + g.masked) for g in plan.groups]
+            per_program = bound.grid_s(programs) / plan.blocks
         # the entry's and the call's last waves (`unfused_waves`): the tile kernels' builds
         per_sm = COMPILED_PROGRAMS_PER_SM.get(
             (plan.name, s.head_dim, t.block_m, t.block_n, t.num_warps, masked), 0
         )
         share = 1.0
         if per_sm:
-            big = max(same_path or split, key=lambda x: x.work)
+            big = max(pool, key=lambda x: x.work)
             entry = _entry_plan(big.entry, i, s, t, sm_count, l2_bytes)
             per_work = net_rest(big, wave_share(entry, sm_count, per_sm))
             share = wave_share(plan, sm_count, per_sm)
-        note = " (with a per-program bound from the short-row entries)" if per_program else ""
+        note = ""
+        if per_program:
+            by = " by program length" if bound is not None else ""
+            note = f" (with a per-program bound{by} from the short-row entries)"
         if share < 1.0:
             note += f"; this grid's wave share {share:.2f} (its last wave, `unfused_waves`)"
         few = cal.unfused_program(plan.name, s.head_dim, (t.block_m, t.block_n, t.num_warps,

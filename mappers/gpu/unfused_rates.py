@@ -3,14 +3,19 @@
 `mappers.gpu.kernels` splits each calibration entry of an unfused kernel into its memory
 part and the rest (`UnfusedSplit`); `fit_rates` turns the entries of one kernel and tiling
 into seconds per unit of work and, where short-row entries are bound by their programs,
-seconds per program (`model.time_kernel` takes the larger of the two bounds). `split_entry`
+seconds per program (`model.time_kernel` takes the larger of the two bounds); for the tile
+kernels that per-program time goes by the program's key tiles (`fit_program_bound`,
+`ProgramBound`). `split_entry`
 first carries an entry timed on a device of another memory speed by the overlap law
 (`overlapped`, `rest_of`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from attnsim.archs.calibration import Calibration, UnfusedPoint
 from attnsim.kernels.spec import AttnShape
@@ -26,6 +31,8 @@ class UnfusedSplit:
     memory_s: float
     rest_s: float
     entry: UnfusedPoint
+    # (programs, key-tile steps each) of the entry's grid, in launch order (`KernelPlan.groups`)
+    programs: tuple[tuple[int, int], ...] = ()
 
 
 # An unfused kernel's HBM stream and the rest of its work (score arithmetic, store issue,
@@ -56,6 +63,7 @@ def rest_of(time_s: float, memory_s: float, p: float = OVERLAP_P) -> float:
 # an entry whose time is over 1.25x what the per-work rate and its bytes give is bound by
 # its programs (thousands of one-tile programs, each a dependent load-compute-store chain)
 PROGRAM_BOUND = 1.25
+TILE_KERNELS = ("qk", "pv")  # the unfused kernels whose programs loop over key tiles
 
 
 def fit_rates(split: list[UnfusedSplit]) -> tuple[float, float]:
@@ -80,6 +88,56 @@ def fit_rates(split: list[UnfusedSplit]) -> tuple[float, float]:
     return rate, (sum(xs) / sum(b * b for b in xs) if xs else 0.0)
 
 
+@dataclass(frozen=True, slots=True)
+class ProgramBound:
+    """Device-wide seconds per program of a tile kernel's grid of short programs, by length.
+
+    A QK^T or P.V program loops over its key tiles (software-pipelined); a grid of thousands
+    of one- to three-tile programs is bound by them, each taking `fixed_s + per_step_s *
+    min(steps, max_steps)` (at least 0; past the longest program the short entries measured
+    it is held: longer programs are the per-work rate's, which then bounds them).
+    """
+
+    fixed_s: float
+    per_step_s: float
+    max_steps: int
+
+    def program_s(self, steps: int) -> float:
+        """Device-wide seconds of one program of `steps` key tiles."""
+        return max(self.fixed_s + self.per_step_s * min(steps, self.max_steps), 0.0)
+
+    def grid_s(self, programs: Iterable[tuple[int, int]]) -> float:
+        """Seconds of a grid of (count, steps) programs."""
+        return sum(n * self.program_s(k) for n, k in programs)
+
+
+def fit_program_bound(split: list[UnfusedSplit], rate: float) -> ProgramBound | None:
+    """A tile kernel's per-program bound by program length, from its program-bound entries.
+
+    The entries `fit_rates` finds program-bound (their time over PROGRAM_BOUND x what the
+    per-work `rate` and their bytes give): each entry's time is its programs' (count, steps)
+    at fixed + per step a program (least squares on relative error) where their lengths
+    differ, at a time per program where they do not. None without such an entry.
+    """
+    big = max(split, key=lambda x: x.work)
+    bound = [
+        x
+        for x in split
+        if x is not big
+        and x.blocks
+        and PROGRAM_BOUND * (x.memory_s + rate * x.work) < x.memory_s + x.rest_s
+    ]
+    if not bound:
+        return None
+    longest = max(k for x in bound for _, k in x.programs)
+    a = np.array([[x.blocks, sum(n * min(k, longest) for n, k in x.programs)] for x in bound])
+    y = np.array([x.memory_s + x.rest_s for x in bound])
+    if np.linalg.matrix_rank(a) < 2:  # programs of one length: a time per program
+        return ProgramBound(float(np.sum(y / a[:, 0]) / len(y)), 0.0, longest)
+    (fixed, per_step), *_ = np.linalg.lstsq(a / y[:, None], np.ones(len(y)), rcond=None)
+    return ProgramBound(float(fixed), float(per_step), longest)
+
+
 def split_entry(
     e: UnfusedPoint, ref: KernelPlan, cal: Calibration, latency_s: float
 ) -> UnfusedSplit:
@@ -95,10 +153,10 @@ def split_entry(
     A chain-bound kernel (`KernelPlan.chain_bound`) has no memory part: its whole time is the
     rest, which does not move with the bandwidth.
     """
+    programs = tuple((g.count, g.steps + g.masked) for g in ref.groups)
     if ref.chain_bound:
-        return UnfusedSplit(
-            ref.work, ref.blocks, 0.0, max(e.time_s - ref.round_trips * latency_s, 0.0), e
-        )
+        rest = max(e.time_s - ref.round_trips * latency_s, 0.0)
+        return UnfusedSplit(ref.work, ref.blocks, 0.0, rest, e, programs)
     own_read = cal.hbm_read_bandwidth_bytes_per_s or cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     own_write = cal.hbm_copy_bandwidth_bytes_per_s or 0.0
     memory = _memory_s(
@@ -106,7 +164,7 @@ def split_entry(
     )
     here = _memory_s(ref, own_read, own_write)
     rest = rest_of(max(e.time_s - ref.round_trips * latency_s, 0.0), memory)
-    return UnfusedSplit(ref.work, ref.blocks, here, overlapped(here, rest) - here, e)
+    return UnfusedSplit(ref.work, ref.blocks, here, overlapped(here, rest) - here, e, programs)
 
 
 def _memory_s(plan: KernelPlan, read_bw: float, write_bw: float) -> float:

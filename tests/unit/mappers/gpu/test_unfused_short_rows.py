@@ -23,7 +23,7 @@ from attnsim.kernels.spec import AttnShape
 from attnsim.mappers.gpu import kernels
 from attnsim.mappers.gpu.rates import Tiling, device_rates
 from attnsim.mappers.gpu.tiling import evaluate
-from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_rates
+from attnsim.mappers.gpu.unfused_rates import UnfusedSplit, fit_program_bound, fit_rates
 from attnsim.reports import validation
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -58,12 +58,14 @@ def test_h200_calibration_holds_the_short_entries() -> None:
         assert {("qk", bh, seq), ("softmax", bh, seq), ("pv", bh, seq)} <= found
 
 
-def test_short_rows_of_the_regimes_file_within_25_percent() -> None:
+def test_short_rows_of_the_regimes_file_within_20_percent() -> None:
+    """Issue 18's bar for a point; with one time per program (before the bound went by
+    program length) the 256 x 12 x 64 call at 128 x 64 was +20.2%, the mean 6.4%."""
     points = short_points()
     assert len(points) >= 8
     errors = [p.error_pct for p in points]
-    assert max(abs(e) for e in errors) <= 25.0, errors
-    assert statistics.fmean(abs(e) for e in errors) <= 10.0, errors
+    assert max(abs(e) for e in errors) <= 20.0, errors
+    assert statistics.fmean(abs(e) for e in errors) <= 6.0, errors
 
 
 def test_without_the_short_entries_the_model_misses_them() -> None:
@@ -123,3 +125,76 @@ def test_fit_takes_seconds_per_program_from_program_bound_entries() -> None:
     # an entry the rate and its bytes explain is not program-bound
     rate, per_program = fit_rates([long, _split(100.0, 3000, 10.0, 10.0)])
     assert per_program == 0.0
+
+
+def _programs_split(blocks: int, steps: int, time_us: float) -> UnfusedSplit:
+    entry = load_arch("h200").calibration.unfused_kernels[0]  # type: ignore[union-attr]
+    return UnfusedSplit(
+        float(blocks * steps), blocks, 0.0, time_us * 1e-6, entry, ((blocks, steps),)
+    )
+
+
+def test_program_bound_goes_by_program_length() -> None:
+    long = _programs_split(768, 64, 200.0)  # the per-work rate's entry
+    # 2000 programs of 2 tiles in 40 us, 1000 of 3 tiles in 30 us: 2 + 9 ns a tile
+    two, three = _programs_split(2000, 2, 40.0), _programs_split(1000, 3, 30.0)
+    rate, _ = fit_rates([long, two, three])
+    bound = fit_program_bound([long, two, three], rate)
+    assert bound is not None
+    assert bound.program_s(2) == pytest.approx(20e-9)
+    assert bound.program_s(3) == pytest.approx(30e-9)
+    assert bound.program_s(1) == pytest.approx(10e-9)  # below the measured lengths: the line
+    assert bound.program_s(64) == bound.program_s(3)  # past them: held
+    assert bound.grid_s([(10, 1), (5, 2)]) == pytest.approx(10 * 10e-9 + 5 * 20e-9)
+    # programs of one length: one time per program
+    same = fit_program_bound([long, two, _programs_split(1000, 2, 22.0)], rate)
+    assert same is not None and same.per_step_s == 0.0
+    assert same.program_s(1) == pytest.approx((20e-9 + 22e-9) / 2)
+    # no program-bound entry: no bound
+    assert fit_program_bound([long, _programs_split(1000, 64, 260.0)], rate) is None
+
+
+def test_one_tile_programs_are_priced_below_the_short_entries_per_program() -> None:
+    """P.V at 128 x 64 over 256 x 12 heads of 64 keys: 3072 one-tile programs."""
+    arch = load_arch("h200")
+    shape = AttnShape(256, 12, 64, 64, 64, 64, False, "bf16", 2)
+    tiling = Tiling(128, 64, 4, 3)
+    pv = _plans(arch, shape, tiling)[2]
+    assert "by program length" in pv.measured_from
+    cal = arch.calibration
+    assert cal is not None
+    entry = next(
+        e
+        for e in cal.unfused_kernels
+        if (e.kernel, e.causal, e.head_dim, e.block_m, e.block_n, e.batch_heads, e.seq)
+        == ("pv", 0, 64, 128, 64, 2048, 96)
+    )
+    per_entry_program = entry.time_s / 2048  # its programs are two key tiles long
+    assert pv.measured_per_program_s < 0.6 * per_entry_program
+
+
+def _h100_tiny_errors(kernel: str) -> list[float]:
+    """The transferred H100 model's errors on a kernel timed alone on many short sequences."""
+    arch = load_arch("h100-sxm")
+    rates = device_rates(arch, "bf16")
+    path = ROOT / "kernels" / "measurements" / "h100" / "unfused-kernels-tiny-h100-2026-12-07.csv"
+    out = []
+    for r in csv.DictReader(path.open()):
+        if r["kernel"] != kernel:
+            continue
+        d, sq, sk = int(r["head_dim"]), int(r["seq_q"]), int(r["seq_k"])
+        s = AttnShape(1, int(r["batch_heads"]), sq, sk, d, d, r["causal"] == "1", "bf16", 2)
+        t = Tiling(int(r["block_m"]), int(r["block_n"]), int(r["num_warps"]), 3)
+        k = {x.name: x for x in evaluate("unfused", s, t, rates).kernels}[kernel]
+        out.append(k.time_s / (float(r["time_us"]) * 1e-6) - 1.0)
+    return out
+
+
+def test_short_sequences_timed_alone_on_an_h100() -> None:
+    """Thousands of heads of 64-384 keys (`--set tiny`, nothing fitted on them): the row
+    softmax's one-row programs within 5%; P.V within 25% (one time per program, before the
+    bound went by program length: +35% on the one-tile programs at 128 x 128)."""
+    softmax, pv = _h100_tiny_errors("softmax"), _h100_tiny_errors("pv")
+    assert len(softmax) == len(pv) == 10
+    assert max(abs(e) for e in softmax) < 0.05, softmax
+    assert max(abs(e) for e in pv) < 0.25, pv
