@@ -110,14 +110,20 @@
 # Later on 2026-12-07: no machine started at all (H200 or H100). Next on an H200: bwd-hd128,
 # bwd-cal, unfused-wide, unfused-tiny (the last two: an H100 serves too), then unfused-rows,
 # bwd-kernels, decode, gla-cal, gla.
+# Later on 2026-12-07: unfused-tiny and unfused-wide ran on an H100 (committed under
+# kernels/measurements/h100/). Next on an H200: bwd-hd128, bwd-cal, fresh (its 4 x 8 x 1024
+# ping-pong point ran at 2.4x its neighbours' time, p10-p90 61%; the H100 ran it normally),
+# unfused-tiny, then unfused-rows, bwd-kernels, decode, gla-cal, gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
 #   holdout      18: the same on the holdout suite, ~1.5 min
+#   regimes      18: the same on the regimes suite (many short sequences, short queries against
+#                    long keys; the H200's file is kernels/measurements/regimes/), ~3 min
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,118p' "$0"; exit 2; }
+[ $# -gt 0 ] || { sed -n '2,124p' "$0"; exit 2; }
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -210,7 +216,7 @@ for s in "$@"; do
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
-        validation | holdout | fresh) step "$s" python -m attnsim.kernels.bench --suite "$s" \
+        validation | holdout | fresh | regimes) step "$s" python -m attnsim.kernels.bench --suite "$s" \
             --families "$prefill" --out "$OUT" ;;
         calib) step calib python -m attnsim.kernels.calibrate.microbench \
             --out "$OUT/${dev:-gpu}-$day.yaml" ;;

@@ -177,3 +177,14 @@ def test_readme_states_the_fresh_suites_error_on_the_h200() -> None:
         if p.measurement.family == "triton-unfused" and p.measurement.seq_k == 2654
     )
     assert f"now −{-at_2654[-1]}% and −{-at_2654[0]}%" in readme
+
+
+@pytest.mark.slow
+def test_readme_states_the_regimes_suites_transfer_error() -> None:
+    """The regimes suite on the H100 (timed after the model's last change, fitted by
+    nothing), the H200's figures carried: per-family MAPE, picks and the worst point."""
+    points, stated = _fresh_summary(H100 / "regimes-h100-80gb-hbm3-2026-12-07.csv")
+    worst = max(points, key=lambda p: abs(p.error_pct))
+    readme = _readme()
+    assert len(points) == 152 and stated + " pairs" in readme, stated
+    assert f"pairs; worst point {worst.error_pct:.1f}%" in readme
