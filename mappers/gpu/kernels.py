@@ -52,6 +52,7 @@ from attnsim.mappers.gpu.unfused_rates import (
     TILE_KERNELS,
     fit_program_bound,
     fit_rates,
+    rest_of,
     same_alignment,
     split_entry,
 )
@@ -490,6 +491,9 @@ def _with_measured(
         if not same_path and path == "widest block":
             same_path = [x for x in split if softmax_path(x.entry.seq) == "one block"]
         pool = same_path or split
+        if plan.memory_overlap_p != 1.0:  # the rest that overlaps the entry's memory part
+            p = plan.memory_overlap_p
+            pool = [replace(x, rest_s=rest_of(x.memory_s + x.rest_s, x.memory_s, p)) for x in pool]
         per_work, per_program = fit_rates(pool)
         bound = fit_program_bound(pool, per_work) if plan.name in TILE_KERNELS else None
         if bound is not None and plan.blocks:  # a tile kernel's bound by its programs' lengths

@@ -122,6 +122,9 @@ class KernelPlan:
     # the measured rate is the whole time of a chain of dependent steps (its HBM stream hides
     # under it; the bytes only bound it from below): the two-loop row softmax
     chain_bound: bool = False
+    # how a measured rate's rest and the HBM stream add: (hbm^p + rest^p)^(1/p), 1 the sum
+    # (`unfused_rates.OVERLAP_P` where they overlap: the causal widest-block row softmax)
+    memory_overlap_p: float = 1.0
     # the share of its SMs' time the grid keeps them busy, last wave included, where the
     # measured rate is taken net of its entry's (`unfused_waves.wave_share`; 1: none)
     measured_share: float = 1.0
@@ -503,7 +506,8 @@ def time_kernel(plan: KernelPlan, rates: DeviceRates) -> KernelTime:
         # HBM round trips (first load, last store), which the rate of the calibration's long
         # kernels leaves out (~1 us against their >= 100 us) and a tiny call pays in full
         # thousands of short programs: bound by their count, not by their work
-        body = plan.work * s_rest + (0.0 if plan.chain_bound else hbm)
+        rest, p = plan.work * s_rest, plan.memory_overlap_p
+        body = rest if plan.chain_bound else (hbm**p + rest**p) ** (1.0 / p)
         body /= plan.measured_share
         rated = max(body, plan.blocks * plan.measured_per_program_s)
         occupancy = max(1.0, plan.longest * sms / plan.work)

@@ -24,6 +24,7 @@ from attnsim.mappers.gpu.model import (
     Tiling,
 )
 from attnsim.mappers.gpu.scores import SIGMOID_ROW_OPS, ScoreCost
+from attnsim.mappers.gpu.unfused_rates import OVERLAP_P
 
 SOFTMAX_OPS = 4.0  # max, subtract, sum, normalize (+ conversions)
 
@@ -118,6 +119,11 @@ def row_kernel(
         longest=math.ceil(s.seq_k / block) * (block * b * 2.0 if single else 1.0)
         + (0.0 if single else TWO_LOOP_ROW_CHUNKS[masked]),
         chain_bound=not single,
+        # masked vector rows of the widest block: the masked lanes' work has no load to wait
+        # for and runs under the visible lanes' stream (`OVERLAP_P`, as between devices)
+        memory_overlap_p=OVERLAP_P
+        if single and masked and block == SOFTMAX_MAX_BLOCK and not scalar_rows(s.seq_k)
+        else 1.0,
     )
 
 
