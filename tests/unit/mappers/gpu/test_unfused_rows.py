@@ -255,28 +255,23 @@ def _alone_errors(
     return out
 
 
-def test_widest_block_rows_on_an_h100_by_alignment() -> None:
-    """16 heads of 7786-7792 keys timed alone on an H100 (`--set wide`), nothing fitted on
-    them: the causal ragged rows' softmax (scalar rows, by their visible keys) within 5%,
-    every row softmax within 10%."""
-    errors = _alone_errors("unfused-kernels-wide-h100-2026-12-07.csv", "softmax")
+@pytest.mark.parametrize(
+    "device,scalar_bound,any_bound",
+    [("h100", 0.05, 0.10), ("h200", 0.06, 0.06)],
+)
+def test_widest_block_rows_by_alignment(device: str, scalar_bound: float, any_bound: float) -> None:
+    """16 heads of 7786-7792 keys timed alone (`--set wide`, 2026-12-07), nothing fitted on
+    them: the causal ragged rows' softmax (scalar rows, by their visible keys) within 5% on an
+    H100 (its transferred model) and 6% on the H200; every row softmax within 10% / 6% (on the
+    H200 the aligned causal 7792-key rows were +10% before their masked lanes' work
+    overlapped their stream)."""
+    name = f"unfused-kernels-wide-{device}-2026-12-07.csv"
+    errors = _alone_errors(name, "softmax", device)
     assert len(errors) == 16
     scalar = [e for (seq, causal, _), e in errors.items() if causal and scalar_rows(seq)]
     assert len(scalar) == 6
-    assert max(abs(e) for e in scalar) < 0.05, scalar
-    assert max(abs(e) for e in errors.values()) < 0.10, errors
-
-
-def test_widest_block_rows_on_the_h200_by_alignment() -> None:
-    """The same set on the H200 (timed 2026-12-07, fitted by nothing): the causal ragged rows'
-    softmax within 6% by their visible keys; every row softmax within 6% (the aligned causal
-    7792-key rows +10% before their masked lanes' work overlapped their stream)."""
-    errors = _alone_errors("unfused-kernels-wide-h200-2026-12-07.csv", "softmax", "h200")
-    assert len(errors) == 16
-    scalar = [e for (seq, causal, _), e in errors.items() if causal and scalar_rows(seq)]
-    assert len(scalar) == 6
-    assert max(abs(e) for e in scalar) < 0.06, scalar
-    assert max(abs(e) for e in errors.values()) < 0.06, errors
+    assert max(abs(e) for e in scalar) < scalar_bound, scalar
+    assert max(abs(e) for e in errors.values()) < any_bound, errors
 
 
 def test_only_causal_vector_rows_of_the_widest_block_overlap_their_stream() -> None:
