@@ -19,10 +19,18 @@ and each tuned one of those dims (`microbench_decode_builds.TUNED_CONFIGS`). Row
 decode probe's schema, suite `waves` (`benchmarks/decode_probe.py`), so `attnsim validate
 gpu --measurements DIR/decode-waves-*.csv` prices each with its exact configuration.
 
-    PYTHONPATH=. python benchmarks/decode_waves_probe.py --merge CAL FILE
+    PYTHONPATH=. python benchmarks/decode_waves_probe.py --out DIR --paged 64
 
-turns such a file into the decode calibration CAL's `waves` entries (no GPU;
-`archs/calibration/decode_waves.py`, replacing all earlier ones): per configuration and
+reads every launch's K/V through a block table instead (suite `paged-waves`, pages of
+max(64, block_n) keys shuffled over the cache as `decode_probe.py`'s paged suites lay them
+out, every sequence of the full length): the paged suites' many-split calls run long
+launches through a block table, which the contiguous launches above do not measure.
+
+    PYTHONPATH=. python benchmarks/decode_waves_probe.py --merge CAL FILE [FILE]
+
+turns such files (contiguous, paged or both) into the decode calibration CAL's `waves`
+entries (no GPU; `archs/calibration/decode_waves.py`, replacing all earlier ones; a paged
+file's entries carry their `page_size`): per configuration, page size and
 tiles per program, the slope of the launch's time over its programs between its two largest
 launches (`STEADY_PROGRAMS_PER_SM` programs per SM or more: past the first waves), times the
 SMs, the steady time one more program holds an SM; and the transient, what the smaller of
@@ -57,16 +65,31 @@ def tilings(head_dim: int) -> list[tuple[int, int, int]]:
     return [DEFAULT_TILING, *tuned]
 
 
-def sweep() -> list[tuple[Any, Any]]:
-    """(decode_probe.Shape, decode_probe.Config) of every timed launch."""
+def page_size(paged: int, block_n: int) -> int:
+    """The pages of a `--paged PAGED` launch at `block_n` (a multiple of it; 0: contiguous)."""
+    return 0 if not paged else -(-max(paged, block_n) // block_n) * block_n
+
+
+def sweep(paged: int = 0) -> list[tuple[Any, Any]]:
+    """(decode_probe.Shape, decode_probe.Config) of every timed launch.
+
+    `paged`: pages of `page_size(paged, block_n)` keys through a block table, suite
+    `paged-waves`.
+    """
     from decode_probe import Config, Shape
 
     out = []
+    suite = "paged-waves" if paged else "waves"
     for d, heads, kv_heads in DIMS:
         for bn, w, st in tilings(d):
             for tiles in TILES_PER_PROGRAM:
                 for b in BATCHES:
-                    shape = Shape("waves", b, heads, kv_heads, SPLITS * tiles * bn, d, d)
+                    m = SPLITS * tiles * bn
+                    page = page_size(paged, bn)
+                    if page and m % page:  # a launch whose sequences end inside a page
+                        continue
+                    shape = Shape(suite, b, heads, kv_heads, m, d, d,
+                                  lens=(m,) * b if page else (), page_size=page)  # fmt: skip
                     cfg = Config("splitk", splits=SPLITS, block_n=bn, num_warps=w, num_stages=st)
                     out.append((shape, cfg))
     return out
@@ -80,16 +103,17 @@ def wave_entries(path: Path) -> list[dict[str, Any]]:
     sms: dict[tuple[int, ...], int] = {}
     with path.open(newline="") as fh:
         for r in csv.DictReader(fh):
-            if r["suite"] != "waves" or r["strategy"] != "splitk":
+            if r["suite"] not in ("waves", "paged-waves") or r["strategy"] != "splitk":
                 continue
             b, h, g, m = (int(r[k]) for k in ("batch", "heads", "kv_heads", "seq_k"))
             cfg = ("head_dim", "value_dim", "block_n", "num_warps", "num_stages", "splits")
             d, f, bn, w, st, s = (int(r[k]) for k in cfg)
-            key = (d, f, decode_rows(h // g), bn, w, st, s, m // (s * bn))
+            page = int(r.get("page_size") or 0)
+            key = (d, f, decode_rows(h // g), bn, w, st, s, m // (s * bn), page)
             times.setdefault(key, {})[b * g * s] = float(r["kernel_ms"]) * 1e3
             sms[key] = int(r["sms"])
     names = ("head_dim", "value_dim", "rows", "block_n", "num_warps", "num_stages", "splits",
-             "tiles")  # fmt: skip
+             "tiles", "page_size")  # fmt: skip
     out = []
     for key, t in times.items():
         steady = sorted(n for n in t if n >= STEADY_PROGRAMS_PER_SM * sms[key])
@@ -99,17 +123,21 @@ def wave_entries(path: Path) -> list[dict[str, Any]]:
         one, (lo, hi) = max(alone), steady[-2:]
         x = (t[hi] - t[lo]) / (hi - lo) * sms[key]
         transient = t[lo] - t[one] - (lo - one) / sms[key] * x
-        out.append({**dict(zip(names, key, strict=True)), "programs": [one, lo, hi],
-                    "sm_program_us": round(x, 4), "transient_us": round(transient, 3)})  # fmt: skip
+        entry = dict(zip(names, key, strict=True))
+        if not entry["page_size"]:  # contiguous entries as before: no page_size field
+            del entry["page_size"]
+        out.append({**entry, "programs": [one, lo, hi], "sm_program_us": round(x, 4),
+                    "transient_us": round(transient, 3)})  # fmt: skip
     return out
 
 
-def merge(cal: Path, probe: Path) -> int:
-    """Put the probe file's `waves` entries in decode calibration `cal` (replacing all)."""
+def merge(cal: Path, *probes: Path) -> int:
+    """Put the probe files' `waves` entries in decode calibration `cal` (replacing all)."""
     from attnsim.kernels.calibrate.microbench_bwd import replace_entries
 
-    found = wave_entries(probe)
-    note = (f"waves: `benchmarks/decode_waves_probe.py --merge` from {probe.name} "
+    found = [e for probe in probes for e in wave_entries(probe)]
+    names = " and ".join(probe.name for probe in probes)
+    note = (f"waves: `benchmarks/decode_waves_probe.py --merge` from {names} "
             f"({len(found)} entries; slopes over launches of >= {STEADY_PROGRAMS_PER_SM} "
             "programs per SM)")  # fmt: skip
     replace_entries(cal, "waves", found, lambda e: 0, note, "decode_waves_probe.py --merge")
@@ -122,18 +150,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--out", type=Path, help="folder for the CSV")
     p.add_argument("--dry-run", action="store_true", help="list the launches; no GPU needed")
-    p.add_argument("--merge", type=Path, nargs=2, metavar=("CAL", "FILE"),
-                   help="put probe FILE's steady program costs in decode calibration CAL's "
-                   "`waves` (no GPU)")  # fmt: skip
+    p.add_argument("--paged", type=int, default=0, metavar="PAGE",
+                   help="read K/V through a shuffled block table of max(PAGE, block_n)-key "
+                   "pages (suite paged-waves)")  # fmt: skip
+    p.add_argument("--merge", type=Path, nargs="+", metavar="CAL FILE",
+                   help="put the probe FILEs' steady program costs in decode calibration "
+                   "CAL's `waves` (no GPU; contiguous and paged files together)")  # fmt: skip
     args = p.parse_args(argv)
     if args.merge:
+        if len(args.merge) < 2:
+            p.error("--merge: expected CAL and at least one probe FILE")
         missing = [str(f) for f in args.merge if not f.is_file()]
         if missing:
             p.error(f"--merge: no such file: {', '.join(missing)}")
         return merge(*args.merge)
     if args.out is None:
         p.error("--out is required unless --merge")
-    runs = sweep()
+    if args.paged < 0:
+        p.error(f"--paged: expected a page size in keys (> 0), got {args.paged}")
+    runs = sweep(args.paged)
     if args.dry_run:
         for shape, cfg in runs:
             print(shape.batch, shape.heads, shape.kv_heads, shape.seq_k, shape.head_dim, cfg)
@@ -141,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
     import triton
-    from decode_probe import FIELDS, _ms, make_row
+    from decode_probe import FIELDS, _ms, _paged, make_row
 
     from attnsim.kernels.spec import device_slug
     from attnsim.kernels.triton.attn_decode import attention_decode
@@ -158,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                 timestamp=stamp.isoformat(), flash_ms=nan, cudnn_ms=nan, efficient_ms=nan,
                 flex_ms=nan, naive_ms=nan, upproj_ms=nan)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"decode-waves-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
+    kind = "decode-waves-paged" if args.paged else "decode-waves"
+    path = args.out / f"{kind}-{device_slug(name)}-{stamp:%Y-%m-%d}.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, FIELDS)
         writer.writeheader()
@@ -169,11 +205,17 @@ def main(argv: list[str] | None = None) -> int:
             k, v = (torch.randn(shape.batch, shape.kv_heads, shape.seq_k, shape.head_dim,
                                 device="cuda", generator=g, dtype=torch.bfloat16)
                     for _ in range(2))  # fmt: skip
+            lens = table = None
+            if shape.page_size:  # the paged suites' layout: shuffled pages, lengths given
+                k, v, table = _paged(k, v, shape.page_size, seed=shape.seq_k)
+                lens = torch.tensor(shape.lens, dtype=torch.int32, device="cuda")
 
-            def call(cfg: Any = cfg, q: Any = q, k: Any = k, v: Any = v) -> Any:
+            def call(cfg: Any = cfg, q: Any = q, k: Any = k, v: Any = v, lens: Any = lens,
+                     table: Any = table) -> Any:  # fmt: skip
                 return attention_decode(q, k, v, strategy="splitk", splits=cfg.splits,
                                         block_n=cfg.block_n, num_warps=cfg.num_warps,
-                                        num_stages=cfg.num_stages)  # fmt: skip
+                                        num_stages=cfg.num_stages, seq_lens=lens,
+                                        block_table=table)  # fmt: skip
 
             try:
                 call()
@@ -188,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{cfg.num_warps}/{cfg.num_stages}: {ms * 1e3:.1f} us",
                 file=sys.stderr,
             )
-            del q, k, v
+            del q, k, v, lens, table
     print(f"wrote {path}")
     return 0
 

@@ -81,6 +81,10 @@
 #                    too (`decode_builds_probe.py`; compiles only), ~1.5 min; an H100 serves
 #   decode-waves 12: split-K launches of 1-60 waves of 1-4-tile programs per calibrated
 #                    tiling (`decode_waves_probe.py`; the +28-34% many-split points), ~1 min
+#   decode-waves-paged 12: the same launches through a shuffled block table (`--paged 64`:
+#                    pages of max(64, block_n) keys; the paged suites' many-split calls,
+#                    priced 14-26% fast at (64, 8, 3)), ~1 min; merge both files with
+#                    `decode_waves_probe.py --merge CAL CONTIGUOUS PAGED`
 # Run on the H200 on 2026-12-06 (committed under kernels/measurements/, merged where a model reads
 # them): wave-sweep, transients, short-blocks, q-sweep, sustained, decode-waves, decode-paged,
 # masks-cal, masks, nbhd-cal, bwd. Not yet on the H200: gla-cal and gla (the wheels), decode.
@@ -123,7 +127,7 @@
 #   fresh        18: the same on the fresh suite (14 shapes drawn at random, never fitted), ~3 min
 #   calib        18: the device's own calibration (`microbench`), ~3 min
 set -uo pipefail
-[ $# -gt 0 ] || { sed -n '2,124p' "$0"; exit 2; }
+[ $# -gt 0 ] || { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 2; }  # the header
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${OUT:?set OUT to the folder that comes back}"
 export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
@@ -214,6 +218,8 @@ for s in "$@"; do
         decode-builds) step decode-builds python benchmarks/decode_builds_probe.py \
             --out "$OUT/decode-builds-${dev:-gpu}-$day.yaml" ;;
         decode-waves) step decode-waves python benchmarks/decode_waves_probe.py --out "$OUT" ;;
+        decode-waves-paged) step decode-waves-paged python benchmarks/decode_waves_probe.py \
+            --paged 64 --out "$OUT" ;;
         decode) step decode python benchmarks/decode_probe.py --out "$OUT" --tuned \
             --budget-s 270 --flex-budget-s 0 ;;
         validation | holdout | fresh | regimes) step "$s" python -m attnsim.kernels.bench --suite "$s" \

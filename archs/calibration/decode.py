@@ -235,10 +235,15 @@ class DecodeCalibration:
     path: str = ""
 
     def wave_points(
-        self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int]
+        self,
+        head_dim: int,
+        value_dim: int,
+        rows: int,
+        tiling: tuple[int, int, int],
+        paged: bool = False,
     ) -> tuple[WavePoint, ...]:
         """This tiling's steady program costs by tiles (`decode_waves.wave_points`)."""
-        return wave_points(self.waves, head_dim, value_dim, rows, tiling)
+        return wave_points(self.waves, head_dim, value_dim, rows, tiling, paged)
 
     def paged_point(
         self, head_dim: int, value_dim: int, rows: int, tiling: tuple[int, int, int], page: int

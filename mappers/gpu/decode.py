@@ -286,7 +286,8 @@ def time_decode(
     # a paged launch's later programs: its one-wave price plus the contiguous build's steady
     # excess (the waves probe read no block table; the excess over unpaged figures)
     plain = _figures(p, looked, k, rates, dcal, n, strategy) if paged != 1.0 else None
-    later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain)
+    compiled = tiling if page_size else None  # a paged call's build: its paged waves, if any
+    later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain, compiled)
     made = schedule_s(runs, slots, f, later)
     around = max(
         (f.start_s + min(1, prog.partials) * f.piece_s + f.merge_s(prog.merges)
@@ -302,7 +303,7 @@ def time_decode(
         if plain is not None:
             plain = _figures(p, looked, k, rates, dcal, max(1.0, together), strategy,
                              loading=max(1.0, averaged))  # fmt: skip
-        later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain)
+        later = later_waves(dcal, p, looked, k, strategy, f, grid / slots, plain, compiled)
         made = schedule_s(runs, slots, f, later)
     # stream-K programs have equal shares, so more of them than slots run in whole waves that
     # end together; each further wave starts its streams at once again and pays the measured

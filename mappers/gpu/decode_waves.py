@@ -16,12 +16,14 @@ and its share of a merge of the probe's splits), linear in tiles between the mea
 counts and the end points' beyond them. So a program unlike the probe's (more tiles, more
 splits) keeps what the one-wave figures say of its difference from the probe's. Only
 split-K programs of a tiling the probe measured, in launches of at least `STEADY_WAVES`
-waves. The probe read contiguous caches: a paged call's later program is its paged one-wave
-price plus that excess over the unpaged one-wave figures (what a long launch adds per program
-taken to be the same through a block table, an approximation the Result states; kept out,
-split-K paged-validation priced 9.1% off, 8.1% with it, `kernels/measurements/decode/
-decode-h200-2026-12-05-tuned.csv` with the 2026-12-03 file). The steady costs apply from
-`STEADY_WAVES` waves: the probe's slopes over its first waves (its
+waves. A paged call takes the steady costs its tiling measured through a block table
+(`decode_waves_probe.py --paged`: entries with a `page_size`) over its paged one-wave
+figures where the calibration has them. Otherwise (contiguous entries only) its later program
+is its paged one-wave price plus the contiguous excess over the unpaged one-wave figures (what
+a long launch adds per program taken to be the same through a block table, an approximation
+the Result states; kept out, split-K paged-validation priced 9.1% off, 8.1% with it,
+`kernels/measurements/decode/decode-h200-2026-12-05-tuned.csv` with the 2026-12-03 file).
+The steady costs apply from `STEADY_WAVES` waves: the probe's slopes over its first waves (its
 launches of ~4 and ~16 programs per SM) ran 1-36% above the steady ones, and priced from the
 second wave the H200 decode files' split pick fell to 88% of 88 shapes (92% from 4
 waves, 90% ramped in over waves 1-4). Transferred calibrations carry no steady costs
@@ -64,6 +66,10 @@ PAGED_NOTE = (
     "measured on contiguous caches (the probe read no block table; assumed the same per "
     "program)"
 )
+PAGED_MEASURED_NOTE = (
+    "; these steady costs measured through a shuffled block table of {page}-key pages "
+    "(decode_waves_probe.py --paged), over the call's paged one-wave figures"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +90,19 @@ class LaterWaves:
         return max(0.0, one_wave_s + self.excess_at(prog.tiles))
 
     def note(self, tiling: tuple[int, int, int], waves: float, paged: bool = False) -> str:
-        """STEADY_NOTE for this tiling (`paged`: with the block-table approximation)."""
+        """STEADY_NOTE for this tiling.
+
+        `paged`: a paged call, priced with paged entries or with the block-table approximation.
+        """
         cost = ", ".join(
             f"{p.sm_program_s * 1e6:.2f} us per SM a {p.tiles}-tile program" for p in self.points
         )
-        return STEADY_NOTE.format(tiling=tiling, cost=cost, waves=waves) + (PAGED_NOTE * paged)
+        first = self.points[0]
+        page = first.page_size
+        tail = PAGED_MEASURED_NOTE.format(page=page) if page else PAGED_NOTE * paged
+        if page:  # the paged entries' build, as compiled (not the stages a paged price reads)
+            tiling = (first.block_n, first.num_warps, first.num_stages)
+        return STEADY_NOTE.format(tiling=tiling, cost=cost, waves=waves) + tail
 
 
 def _by_tiles(tiles: tuple[int, ...], ys: tuple[float, ...], at: float) -> float:
@@ -110,19 +124,24 @@ def later_waves(
     f: _Figures,
     waves: float,
     contiguous: _Figures | None = None,
+    paged: tuple[int, int, int] | None = None,
 ) -> LaterWaves | None:
     """The steady costs that price this split-K launch's later programs (None: none apply).
 
     `f`: the launch's one-wave figures, which price the probe's programs the excess is taken
     over (at the launch's streaming load: a launch that streams fewer programs at once, as a
     ragged batch's, keeps the one-wave figures' lighter load). `waves`: the launch's programs
-    over the SMs' slots; under `STEADY_WAVES`, None.
+    over the SMs' slots; under `STEADY_WAVES`, None. `paged`: a paged call's tiling as
+    compiled; its entries measured through a block table, if any, are taken over `f`, else
+    `tiling`'s contiguous ones over `contiguous` (the unpaged figures, None: `f`).
     """
     if dcal is None or strategy != "splitk" or waves < STEADY_WAVES:
         return None
     s = p.shape
-    points = dcal.wave_points(s.head_dim, s.value_dim, p.rows, tiling)
-    c = contiguous or f
+    points = dcal.wave_points(s.head_dim, s.value_dim, p.rows, paged, True) if paged else ()
+    if not points:
+        points = dcal.wave_points(s.head_dim, s.value_dim, p.rows, tiling)
+    c = f if points and points[0].page_size else contiguous or f
     excess = tuple(
         per_sm * q.sm_program_s
         - (c.start_s + c.stream_s(q.tiles) + c.piece_s + c.merge_s(q.splits) / q.splits)
