@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -30,14 +31,9 @@ TILING = (128, 8, 3)
 SHAPE = AttnShape(64, 32, 1, 4096, 128, 128, False, "bf16", 2, kv_group=4)  # 64 x 8 K/V heads
 
 
-def _probe():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "decode_waves_probe", ROOT / "benchmarks" / "decode_waves_probe.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def probe(benchmark_module: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_module("decode_waves_probe")
 
 
 def _with_paged(scale: float) -> object:
@@ -80,8 +76,7 @@ def test_paged_entries_leave_launches_of_few_waves_alone() -> None:
     assert _time(_with_paged(1.5), 256, splits=1)[0] == _time(plain, 256, splits=1)[0]
 
 
-def test_the_probe_keys_its_entries_by_page_size(tmp_path: Path) -> None:
-    probe = _probe()
+def test_the_probe_keys_its_entries_by_page_size(probe: ModuleType, tmp_path: Path) -> None:
     with FILE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     paged = tmp_path / "decode-waves-paged.csv"
@@ -99,8 +94,7 @@ def test_the_probe_keys_its_entries_by_page_size(tmp_path: Path) -> None:
         assert {k: v for k, v in b.items() if k != "page_size"} == a
 
 
-def test_the_paged_sweep_uses_whole_pages_of_whole_tiles() -> None:
-    probe = _probe()
+def test_the_paged_sweep_uses_whole_pages_of_whole_tiles(probe: ModuleType) -> None:
     runs = probe.sweep(64)
     assert runs and len(runs) == len(probe.sweep())
     for shape, cfg in runs:
@@ -110,8 +104,9 @@ def test_the_paged_sweep_uses_whole_pages_of_whole_tiles() -> None:
     assert {s.page_size for s, c in runs if c.block_n == 64} == {64}
 
 
-def test_merging_takes_contiguous_and_paged_files_together(tmp_path: Path) -> None:
-    probe = _probe()
+def test_merging_takes_contiguous_and_paged_files_together(
+    probe: ModuleType, tmp_path: Path
+) -> None:
     paged = tmp_path / "paged.csv"
     with FILE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
