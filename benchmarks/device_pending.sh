@@ -63,6 +63,9 @@
 #                    clock-event reasons at 20 ms; `benchmarks/sustained_probe.py`), ~2 min;
 #                    an H100 shows the same gap and serves too; `--merge CAL FILE` fits the
 #                    calibration's power_cap from the H200's summary file
+#   sustained-sigmoid 13: the same for sigmoid beside softmax on the ping-pong and plain
+#                    builds (the cap was fitted on softmax calls; the 1 x 16 x 8192
+#                    ping-pong sigmoid call is priced +12-15% under it), ~1 min
 #   short-blocks 18: a later wave's time by row length, 1-32 key tiles (`short_blocks_probe.py`;
 #                    the many-block grids the model prices 8-17% slow), ~4 min; `--merge-later
 #                    CAL FILE` writes the calibration's later_waves
@@ -206,6 +209,8 @@ for s in "$@"; do
         nbhd-cal) step nbhd-cal python -m attnsim.kernels.calibrate.microbench_neighborhood \
             --out "$OUT/microbench-neighborhood-${dev:-gpu}-$day.yaml" ;;
         sustained) step sustained python benchmarks/sustained_probe.py --out "$OUT" ;;
+        sustained-sigmoid) step sustained-sigmoid python benchmarks/sustained_probe.py \
+            --only sigmoid --out "$OUT/sigmoid" ;;
         short-blocks) step short-blocks python benchmarks/short_blocks_probe.py \
             --out "$OUT/short-blocks-${dev:-gpu}-$day.yaml" ;;
         wave-sweep) step wave-sweep python benchmarks/short_blocks_probe.py \

@@ -23,6 +23,14 @@ It was the clock (H200 and H100, 2026-12-06). `--merge CAL FILE` fits the calibr
 FLOPs, the first five calls' median as the full-clock time and do_bench's median as the
 sustained one, do_bench's gap between calls taken as CAL's `bench_head_start_us`); the GPU
 model prices 1-pass and 2-pass calls with it.
+
+The `-sig` cases run sigmoid attention (`Score(sigmoid=True)`) on the same builds: the cap
+was fitted on softmax calls, and the ping-pong sigmoid call at 1 x 16 x 8192, priced at the
+fit's demand for its FLOP rate, ran 12-15% faster than priced on the H200 (2026-12-07), while
+longer causal sigmoid calls needed the cap's full slowdown. `--only sigmoid` runs the
+sigmoid cases and their softmax twins alone (the `sustained-sigmoid` step of
+`device_pending.sh`). `--merge` fits on the softmax cases only (column `score`); a summary
+written before that column existed is all softmax.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from attnsim.reports.page.tables import write_csv
 PP128 = ((128, 128, 8, 3), "pingpong")
 PP64 = ((128, 64, 8, 3), "pingpong")
 PLAIN = ((128, 128, 8, 3), "plain")
+# a case's score function: softmax unless its label says -sig (sigmoid)
 CASES = {
     "pp128-h16-16k": (1, 16, 16384, 128, *PP128),
     "pp128-h4-16k": (1, 4, 16384, 128, *PP128),
@@ -53,7 +62,24 @@ CASES = {
     "pp64-h16-16k": (1, 16, 16384, 128, *PP64),
     "plain-h16-16k": (1, 16, 16384, 128, *PLAIN),
     "pp128-d64-h16-16k": (1, 16, 16384, 64, *PP128),
+    "pp128-h16-8k": (1, 16, 8192, 128, *PP128),
+    "pp128-sig-h16-8k": (1, 16, 8192, 128, *PP128),
+    "pp64-h16-8k": (1, 16, 8192, 128, *PP64),
+    "pp64-sig-h16-8k": (1, 16, 8192, 128, *PP64),
+    "pp128-sig-h16-16k": (1, 16, 16384, 128, *PP128),
+    "plain-sig-h16-16k": (1, 16, 16384, 128, *PLAIN),
 }
+# `--only sigmoid`: the sigmoid cases and their softmax twins
+SIGMOID_CASES = ("pp128-h16-8k", "pp128-sig-h16-8k", "pp64-h16-8k", "pp64-sig-h16-8k",
+                 "pp128-h16-16k", "pp128-sig-h16-16k", "plain-h16-16k",
+                 "plain-sig-h16-16k")  # fmt: skip
+
+
+def score_of(label: str) -> str:
+    """A case's score function by its label: "sigmoid" for the -sig cases, else "softmax"."""
+    return "sigmoid" if "-sig-" in label else "softmax"
+
+
 SUSTAIN_S = 1.0
 IDLE_S = 1.5
 SMI_FIELDS = "timestamp,clocks.sm,power.draw,temperature.gpu"
@@ -97,6 +123,8 @@ def merge(cal: Path, summary: Path) -> int:
         rows = list(csv.DictReader(fh))
     cases, problems = [], []
     for line, r in enumerate(rows, start=2):  # line 1: the header
+        if (r.get("score") or "softmax") != "softmax":  # the cap is the softmax calls' fit
+            continue
         got: dict[str, float] = {}
         for key, kind in MERGE_COLUMNS:
             try:
@@ -130,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     """Log clocks, run every case, write the three CSVs (or --merge a summary, no GPU)."""
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", type=Path)
-    ap.add_argument("--only", default="", help="comma-separated case labels (default: all)")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated case labels, or sigmoid: the "
+        "sigmoid cases and their softmax twins (default: all)",
+    )
     ap.add_argument("--merge", nargs=2, type=Path, metavar=("CAL", "FILE"),
                     help="fit power_cap from summary FILE into CAL (no GPU)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -147,15 +180,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     if args.out is None:
         ap.error("give --out DIR (measure) or --merge CAL FILE")
+    only = set(args.only.split(",")) - {""}
+    if "sigmoid" in only:
+        only = (only - {"sigmoid"}) | set(SIGMOID_CASES)
+    unknown = sorted(only - set(CASES))
+    if unknown:
+        ap.error(f"--only: no such case: {', '.join(unknown)} (cases: {', '.join(CASES)}, or "
+                 "sigmoid)")  # fmt: skip
     import torch
     import triton.testing
 
     from attnsim.kernels.triton.attn_fwd import attention_fwd
+    from attnsim.kernels.triton.attn_options import Score
 
     if not torch.cuda.is_available():
         print("sustained_probe needs a CUDA GPU", file=sys.stderr)
         return 2
-    cases = {k: v for k, v in CASES.items() if not args.only or k in args.only.split(",")}
+    cases = {k: v for k, v in CASES.items() if not only or k in only}
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = f"{device_slug(torch.cuda.get_device_name())}-{dt.date.today().isoformat()}"
     flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
@@ -168,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                 q, k, v = (torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16)
                            for _ in range(3))  # fmt: skip
 
-                def call(q=q, k=k, v=v, bm=bm, bn=bn, w=w, st=st, sched=sched):  # type: ignore[no-untyped-def]
+                score = Score(sigmoid=score_of(label) == "sigmoid")
+
+                def call(q=q, k=k, v=v, bm=bm, bn=bn, w=w, st=st, sched=sched, score=score):  # type: ignore[no-untyped-def]
                     return attention_fwd(q, k, v, False, block_m=bm, block_n=bn, num_warps=w,
-                                         num_stages=st, schedule=sched)  # fmt: skip
+                                         num_stages=st, schedule=sched, score=score)  # fmt: skip
 
                 call()  # compile
                 flush.zero_()
@@ -195,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 half = times[len(times) // 2 :]
                 flop = 4 * b * h * s * s * d
                 row = dict(case=label, batch=b, heads=h, seq=s, head_dim=d,
-                           tiling=f"{bm}x{bn}/w{w}/s{st}", schedule=sched, calls=len(times),
+                           tiling=f"{bm}x{bn}/w{w}/s{st}", schedule=sched,
+                           score=score_of(label), calls=len(times),
                            first_ms=round(times[0], 5),
                            first5_median_ms=round(statistics.median(times[:5]), 5),
                            last_half_median_ms=round(statistics.median(half), 5),

@@ -150,3 +150,43 @@ def test_a_malformed_summary_names_each_bad_cell_and_merges_nothing(
     assert f"{bad}:2: heads: expected a positive int, got 'abc'" in err
     assert f"{bad}:2: do_bench_median_ms: expected a positive float, got None" in err
     assert cal.read_text() == before
+
+
+def test_the_fit_reads_the_softmax_cases_only(tmp_path: Path) -> None:
+    """A summary with `score`: sigmoid rows (the -sig cases) are left out of the cap's fit."""
+    import csv
+
+    with H200.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    mixed = tmp_path / "sustained-mixed.csv"
+    with mixed.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, [*rows[0], "score"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "score": "softmax"})
+            # a sigmoid twin that slowed down twice as much: it must not move the fit
+            slow = float(r["first5_median_ms"]) * 2.5
+            w.writerow({**r, "case": r["case"] + "-sig", "score": "sigmoid",
+                        "do_bench_median_ms": slow})  # fmt: skip
+    for name, src in (("plain", H200), ("mixed", mixed)):
+        cal = tmp_path / f"{name}.yaml"
+        cal.write_text("device: X\ndate: '2026-12-06'\nsource: test\nbench_head_start_us: "
+                       "39.74\n", encoding="utf-8")  # fmt: skip
+        assert probe().main(["--merge", str(cal), str(src)]) == 0
+    a, b = (load_calibration(tmp_path / f"{n}.yaml").power_cap for n in ("plain", "mixed"))
+    assert a is not None and b is not None and a.cases == b.cases == 10
+    assert (a.knee_flops_per_s, a.slowdown_per_flops_per_s) == (
+        b.knee_flops_per_s,
+        b.slowdown_per_flops_per_s,
+    )
+    assert probe().score_of("pp128-sig-h16-8k") == "sigmoid"
+    assert probe().score_of("pp128-h16-8k") == "softmax"
+
+
+def test_only_names_an_unknown_case(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        probe().main(["--out", "unused", "--only", "sigmoid,nope"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "sigmoid" in err
+    assert set(probe().SIGMOID_CASES) <= set(probe().CASES)
