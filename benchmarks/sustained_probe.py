@@ -42,6 +42,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from attnsim.kernels.spec import device_slug
 from attnsim.reports.page.tables import write_csv
@@ -105,26 +106,18 @@ MERGE_COLUMNS = (("batch", int), ("heads", int), ("seq", int), ("head_dim", int)
                  ("first5_median_ms", float), ("do_bench_median_ms", float))  # fmt: skip
 
 
-def merge(cal: Path, summary: Path) -> int:
-    """Fit `power_cap` from a summary CSV and write it into calibration file `cal`."""
+Case = tuple[float, float, float]  # (FLOPs, first five calls' median s, do_bench's median s)
+
+
+def read_cases(summary: Path) -> tuple[dict[str, tuple[str, Case]], list[str]]:
+    """Per case label of a summary CSV: (score, case); and every bad cell as FILE:LINE: field."""
     import csv
 
-    import yaml
-
-    from attnsim.archs.calibration.power import fit_power_cap
-    from attnsim.einsum_ir.spec import read_yaml
-
-    data = read_yaml(cal)  # the hardened reader: a bad file is a located SpecError
-    gap_us = data.get("bench_head_start_us") if isinstance(data, dict) else None
-    if not isinstance(gap_us, (int, float)) or not gap_us > 0:
-        print(f"{cal}: needs bench_head_start_us (do_bench's gap between calls)", file=sys.stderr)
-        return 2
     with summary.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    cases, problems = [], []
+    cases: dict[str, tuple[str, Case]] = {}
+    problems = []
     for line, r in enumerate(rows, start=2):  # line 1: the header
-        if (r.get("score") or "softmax") != "softmax":  # the cap is the softmax calls' fit
-            continue
         got: dict[str, float] = {}
         for key, kind in MERGE_COLUMNS:
             try:
@@ -135,22 +128,107 @@ def merge(cal: Path, summary: Path) -> int:
                                 f"got {r.get(key)!r}")  # fmt: skip
         if len(got) == len(MERGE_COLUMNS):
             flops = 4.0 * got["batch"] * got["heads"] * got["seq"] ** 2 * got["head_dim"]
-            cases.append((flops, got["first5_median_ms"] * 1e-3, got["do_bench_median_ms"] * 1e-3))
+            case = (flops, got["first5_median_ms"] * 1e-3, got["do_bench_median_ms"] * 1e-3)
+            cases[r.get("case") or f"line {line}"] = (r.get("score") or "softmax", case)
+    return cases, problems
+
+
+def _calibration(cal: Path) -> tuple[dict[str, Any], float] | None:
+    """CAL's YAML and do_bench's gap (s), or None (said on stderr) without the gap."""
+    from attnsim.einsum_ir.spec import read_yaml
+
+    data = read_yaml(cal)  # the hardened reader: a bad file is a located SpecError
+    gap_us = data.get("bench_head_start_us") if isinstance(data, dict) else None
+    if not isinstance(gap_us, (int, float)) or not gap_us > 0:
+        print(f"{cal}: needs bench_head_start_us (do_bench's gap between calls)", file=sys.stderr)
+        return None
+    return data, gap_us * 1e-6
+
+
+def _softmax_cap(summary: Path, gap_s: float) -> Any:
+    """The power cap fitted on a summary's softmax cases (None: the problems on stderr)."""
+    from attnsim.archs.calibration.power import fit_power_cap
+
+    cases, problems = read_cases(summary)
     if problems:
         print("\n".join(problems), file=sys.stderr)
-        return 2
-    try:
-        cap = fit_power_cap(cases, gap_us * 1e-6, summary.name)
+        return None
+    try:  # the cap is the softmax calls' fit
+        soft = [c for score, c in cases.values() if score == "softmax"]
+        return fit_power_cap(soft, gap_s, summary.name)
     except ValueError as exc:
         print(f"{summary}: {exc}", file=sys.stderr)
-        return 2
-    data["power_cap"] = {"knee_tflops": round(cap.knee_flops_per_s / 1e12, 1),
-                         "slowdown_per_tflops": round(cap.slowdown_per_flops_per_s * 1e12, 7),
-                         "gap_us": gap_us, "cases": cap.cases, "source": summary.name}  # fmt: skip
+        return None
+
+
+def _write(cal: Path, data: dict[str, Any]) -> None:
+    import yaml
+
     text = cal.read_text(encoding="utf-8")
     header = "".join(line + "\n" for line in text.splitlines() if line.startswith("# Written"))
     cal.write_text(header + yaml.safe_dump(data, sort_keys=False, width=100), encoding="utf-8")
     print(f"power_cap {data['power_cap']} -> {cal}", file=sys.stderr)
+
+
+def merge(cal: Path, summary: Path) -> int:
+    """Fit `power_cap` from a summary CSV and write it into calibration file `cal`.
+
+    A sigmoid weight already there (`--merge-sigmoid`, fitted against its own device's cap)
+    is kept.
+    """
+    got = _calibration(cal)
+    if got is None:
+        return 2
+    data, gap_s = got
+    cap = _softmax_cap(summary, gap_s)
+    if cap is None:
+        return 2
+    kept = {k: v for k, v in (data.get("power_cap") or {}).items() if k.startswith("sigmoid_")}
+    data["power_cap"] = {"knee_tflops": round(cap.knee_flops_per_s / 1e12, 1),
+                         "slowdown_per_tflops": round(cap.slowdown_per_flops_per_s * 1e12, 7),
+                         "gap_us": data["bench_head_start_us"], "cases": cap.cases,
+                         "source": summary.name, **kept}  # fmt: skip
+    _write(cal, data)
+    return 0
+
+
+def merge_sigmoid(cal: Path, pairs: Path, capfile: Path) -> int:
+    """Fit `power_cap.sigmoid_weight` from PAIRS' sigmoid cases and their softmax twins.
+
+    Against the cap fitted on CAPFILE's softmax cases (a summary of the same device as PAIRS;
+    PAIRS itself may be it), with CAL's do_bench gap; written into CAL's `power_cap`, which
+    must exist.
+    """
+    from attnsim.archs.calibration.power import fit_sigmoid_weight
+
+    got = _calibration(cal)
+    if got is None:
+        return 2
+    data, gap_s = got
+    if not isinstance(data.get("power_cap"), dict):
+        print(
+            f"{cal}: no power_cap to weight (merge a summary with --merge first)", file=sys.stderr
+        )
+        return 2
+    cap = _softmax_cap(capfile, gap_s)
+    cases, problems = read_cases(pairs)
+    if cap is None or problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    twins = [(cases[label.replace("-sig", "")][1], case) for label, (score, case) in cases.items()
+             if score == "sigmoid" and label.replace("-sig", "") in cases]  # fmt: skip
+    try:
+        weight = fit_sigmoid_weight(twins, cap)
+    except ValueError as exc:
+        print(f"{pairs}: {exc}", file=sys.stderr)
+        return 2
+    data["power_cap"]["sigmoid_weight"] = weight
+    data["power_cap"]["sigmoid_source"] = (
+        f"{pairs.name} ({len(twins)} sigmoid cases against their softmax twins; the cap fitted "
+        f"on {capfile.name}'s softmax cases: knee {cap.knee_flops_per_s / 1e12:.0f} TFLOP/s, "
+        f"slope {cap.slowdown_per_flops_per_s * 1e12:.7f} per TFLOP/s)"
+    )
+    _write(cal, data)
     return 0
 
 
@@ -166,7 +244,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--merge", nargs=2, type=Path, metavar=("CAL", "FILE"),
                     help="fit power_cap from summary FILE into CAL (no GPU)")  # fmt: skip
+    ap.add_argument("--merge-sigmoid", nargs=3, type=Path, metavar=("CAL", "PAIRS", "CAP"),
+                    help="fit CAL's power_cap.sigmoid_weight from summary PAIRS' sigmoid cases "
+                    "and their softmax twins, against the cap of summary CAP's softmax cases "
+                    "(the same device as PAIRS; no GPU)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.merge_sigmoid is not None:
+        missing = [str(f) for f in args.merge_sigmoid if not f.is_file()]
+        if missing:
+            ap.error(f"--merge-sigmoid: no such file: {', '.join(missing)}")
+        from attnsim.einsum_ir.spec import SpecError
+
+        try:
+            return merge_sigmoid(*args.merge_sigmoid)
+        except SpecError as exc:  # a malformed calibration file: located, every problem
+            print(f"sustained_probe: error: {exc}", file=sys.stderr)
+            return 2
     if args.merge is not None:
         missing = [str(f) for f in args.merge if not f.is_file()]
         if missing:

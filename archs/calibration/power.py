@@ -13,16 +13,26 @@ A call's power demand is its useful FLOP/s at the full clock, averaged over the 
 gap between calls under do_bench (`gap_us`: its L2 flush, which draws far less): demand =
 FLOPs / (GPU time + gap). Calls that demand more than `knee_tflops` run
 1 + `slowdown_per_tflops` x (demand - knee) times their full-clock time (`PowerCap.slowdown`).
+
+The cap is fitted on softmax calls. A sigmoid call's tensor FLOPs count `sigmoid_weight` times
+(optional, 1 if absent): its inner loop drops the row max, sum and rescale, so it reaches a
+higher FLOP rate for about the same board power. `sustained_probe.py --merge-sigmoid CAL
+PAIRS CAP` fits it from the probe's sigmoid cases and their softmax twins (same build and
+shape, one run: `fit_sigmoid_weight`), against the cap fitted on the softmax cases of CAP, a
+summary of the same device as PAIRS, and writes it with `sigmoid_source`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from attnsim.einsum_ir.spec import Reader
 
-POWER_KEYS = ("knee_tflops", "slowdown_per_tflops", "gap_us", "cases", "source")
+POWER_KEYS = ("knee_tflops", "slowdown_per_tflops", "gap_us", "cases", "source",
+              "sigmoid_weight", "sigmoid_source")  # fmt: skip
+WEIGHT_GRID = (0.5, 1.5, 0.001)  # the sigmoid weights `fit_sigmoid_weight` tries: from, to, step
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +44,20 @@ class PowerCap:
     gap_s: float
     cases: int = 0
     source: str = ""
+    sigmoid_weight: float = 1.0  # a sigmoid call's tensor FLOPs count this many times
+    sigmoid_source: str = ""
 
-    def demand_flops_per_s(self, flops: float, gpu_s: float) -> float:
-        """FLOP/s a call demands over its time and the gap after it (0 for an empty call)."""
-        return flops / (gpu_s + self.gap_s) if gpu_s > 0 else 0.0
+    def demand_flops_per_s(self, flops: float, gpu_s: float, sigmoid: bool = False) -> float:
+        """FLOP/s a call demands over its time and the gap after it (0 for an empty call).
 
-    def slowdown(self, flops: float, gpu_s: float) -> float:
+        `sigmoid`: a sigmoid call, its FLOPs weighted by `sigmoid_weight`.
+        """
+        weight = self.sigmoid_weight if sigmoid else 1.0
+        return weight * flops / (gpu_s + self.gap_s) if gpu_s > 0 else 0.0
+
+    def slowdown(self, flops: float, gpu_s: float, sigmoid: bool = False) -> float:
         """The factor on a call's full-clock GPU time (1 at or under the knee)."""
-        over = self.demand_flops_per_s(flops, gpu_s) - self.knee_flops_per_s
+        over = self.demand_flops_per_s(flops, gpu_s, sigmoid) - self.knee_flops_per_s
         return 1.0 + self.slowdown_per_flops_per_s * max(0.0, over)
 
 
@@ -72,6 +88,37 @@ def fit_power_cap(
     return PowerCap(best[1], best[2], gap_s, len(points), source)
 
 
+Case = tuple[float, float, float]  # (FLOPs, full-clock seconds, sustained seconds)
+
+
+def fit_sigmoid_weight(pairs: Sequence[tuple[Case, Case]], cap: PowerCap) -> float:
+    """The sigmoid weight that fits (softmax case, sigmoid case) pairs under `cap`.
+
+    Each pair is one build and shape run with both score functions in one run, so what the
+    day's board does to both cancels: least squares of the sigmoid case's slowdown less its
+    twin's (each less 1, floored at 0 as in `fit_power_cap`) against what `cap` prices for the
+    two demands, over the weights of `WEIGHT_GRID`. ValueError without pairs.
+    """
+    if not pairs:
+        raise ValueError("no sigmoid case with its softmax twin: no weight to fit")
+
+    def slowed(c: Case) -> float:
+        return max(0.0, c[2] / c[1] - 1.0)
+
+    def sse(w: float) -> float:
+        weighted = dataclasses.replace(cap, sigmoid_weight=w)
+        return sum(
+            (slowed(sig) - slowed(soft)
+             - (weighted.slowdown(sig[0], sig[1], True) - cap.slowdown(soft[0], soft[1]))) ** 2
+            for soft, sig in pairs
+        )  # fmt: skip
+
+    lo, hi, step = WEIGHT_GRID
+    grid = [lo + i * step for i in range(round((hi - lo) / step) + 1)]
+    best: float = min(grid, key=sse)
+    return round(best, 3)
+
+
 def power_cap(r: Reader) -> PowerCap | None:
     """The `power_cap` entry (problems go to the reader)."""
     if not r.check("map"):
@@ -84,8 +131,16 @@ def power_cap(r: Reader) -> PowerCap | None:
         elif c is not None:
             got[key] = float(c.value) * scale
     cases, source = r.opt("cases", "int"), r.opt("source", "str")
+    weight, weight_ok = 1.0, True
+    c = r.opt("sigmoid_weight", "number")
+    if c is not None and not 0 < float(c.value) <= 2:
+        c.error(f"expected a weight in (0, 2] (1: as softmax), got {c.value}")
+        weight_ok = False
+    elif c is not None:
+        weight = float(c.value)
+    said = r.opt("sigmoid_source", "str")
     r.done(POWER_KEYS)
-    if len(got) < 3:
+    if len(got) < 3 or not weight_ok:
         return None
     return PowerCap(
         got["knee_tflops"],
@@ -93,4 +148,6 @@ def power_cap(r: Reader) -> PowerCap | None:
         got["gap_us"],
         int(cases.value) if cases is not None else 0,
         str(source.value) if source is not None else "",
+        weight,
+        str(said.value) if said is not None else "",
     )

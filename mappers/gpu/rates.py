@@ -314,14 +314,15 @@ class DeviceRates:
         share = self.wave_transient_s(mode, head_dim, tiling, q) / (waves - 1)
         return LaterWaves(q, tuple((n, max(0.0, s - share * transient_fade(n))) for n, s in points))
 
-    def sustained_slowdown(self, flops: float, gpu_s: float) -> float:
+    def sustained_slowdown(self, flops: float, gpu_s: float, sigmoid: bool = False) -> float:
         """The power cap's factor on a call's full-clock GPU time under sustained load.
 
-        Calibration `power_cap` (`archs.calibration.power.PowerCap`); 1 when not measured.
+        Calibration `power_cap` (`archs.calibration.power.PowerCap`; `sigmoid`: a sigmoid
+        call's FLOPs weighted); 1 when not measured.
         """
         cal = self.arch.calibration
         cap = cal.power_cap if cal is not None else None
-        return cap.slowdown(flops, gpu_s) if cap is not None else 1.0
+        return cap.slowdown(flops, gpu_s, sigmoid) if cap is not None else 1.0
 
     def floor_block_fixed_s(
         self, mode: str, head_dim: int, tiling: Tiling, per_sm: int, started: int, later: bool

@@ -22,7 +22,7 @@ SIGMOID_PRICED = (
     "less the score-softmax step measured on the kernel with the one-FMA tanh argument "
     "(H200, 2026-12-06); on the H200 score suites of that day "
     "(kernels/measurements/masks/masks-score-h200-2026-12-06.csv) sigmoid calls were priced "
-    "-1% to +8% of their measured time (mean +4%; the same run's softmax calls +1%)"
+    "-3% to +8% of their measured time (mean +3%; the same run's softmax calls +1%)"
 )
 
 # the ping-pong kernel's sigmoid (kernels.gluon.attn_pingpong, SIGMOID)
@@ -30,10 +30,11 @@ SIGMOID_PINGPONG_PRICED = (
     "sigmoid on the ping-pong kernel: its step is priced as the kernel's measured softmax step "
     "plus the pingpong-score-sigmoid less the pingpong-score-softmax step "
     "(kernels.calibrate.microbench_masks --pingpong-only); the power cap's slowdown is read "
-    "from tensor FLOP/s alone, as for softmax. On an H100 score suite "
+    "from its tensor FLOP/s times the calibration's sigmoid_weight (1 where it has none). On "
+    "an H100 score suite "
     "(kernels/measurements/h100/masks-score-h100-2026-12-06-pingpong.csv, the H200 "
-    "calibration transferred) its calls were priced -2% to +16% of their measured time (mean "
-    "+6%; the same run's ping-pong softmax calls -4% to +7%)"
+    "calibration transferred) its calls were priced -6% to +12% of their measured time (mean "
+    "+3%; the same run's ping-pong softmax calls -6% to +6%)"
 )
 SIGMOID_PINGPONG_UNMEASURED = (
     "sigmoid on the ping-pong kernel: no pingpong-score-* steps in the calibration; its step "

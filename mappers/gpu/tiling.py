@@ -140,6 +140,11 @@ POWER_CAPPED = (
     "power_cap, fitted on {source}; benchmarks/sustained_probe.py). A call run once after "
     "idle runs at the full clock"
 )
+POWER_CAPPED_SIGMOID = (
+    "; a sigmoid call: its tensor FLOPs weighted {weight:.3f} ({raw:.0f} TFLOP/s unweighted; "
+    "the calibration's sigmoid_weight, fitted on {source}, sigmoid cases against their softmax "
+    "twins: the cap's own fit has softmax calls only)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,8 @@ def evaluate(
     if family in SUSTAINED_FAMILIES:  # the board's power cap under do_bench's back-to-back calls
         # on the tensor work the kernels run (the 2-pass kernel's QK^T twice, masked tiles)
         tensor_flops = sum(p.flops for p in plans)
-        slowdown = rates.sustained_slowdown(tensor_flops, sum(k.time_s for k in kernels))
+        sigmoid = score.sigmoid  # its FLOPs weighted (POWER_CAPPED_SIGMOID)
+        slowdown = rates.sustained_slowdown(tensor_flops, sum(k.time_s for k in kernels), sigmoid)
         kernels = tuple(replace(k, time_s=k.time_s * slowdown) for k in kernels)
     problem = next((f"{k.name}: {k.residency.problem}" for k in kernels if k.residency.problem), "")
     if not shape.is_dense and family != "unfused" and tiling.block_m % tiling.block_n:
@@ -413,10 +419,19 @@ def _result(
     cap = arch.calibration.power_cap if arch.calibration is not None else None
     if cap is not None and mapper.family in SUSTAINED_FAMILIES and chosen.power_slowdown > 1:
         full_clock_s = sum(k.time_s for k in kernels) / chosen.power_slowdown
-        demand = cap.demand_flops_per_s(sum(p.flops for p in plans), full_clock_s) / 1e12
+        sigmoid = problem.score.sigmoid
+        flops = sum(p.flops for p in plans)
+        demand = cap.demand_flops_per_s(flops, full_clock_s, sigmoid) / 1e12
         pct, source = 100 * (chosen.power_slowdown - 1), cap.source or "the calibration"
         knee = cap.knee_flops_per_s / 1e12
-        warnings.append(POWER_CAPPED.format(tflops=demand, knee=knee, pct=pct, source=source))
+        said = POWER_CAPPED.format(tflops=demand, knee=knee, pct=pct, source=source)
+        if sigmoid and cap.sigmoid_weight != 1.0:
+            said += POWER_CAPPED_SIGMOID.format(
+                weight=cap.sigmoid_weight,
+                raw=cap.demand_flops_per_s(flops, full_clock_s) / 1e12,
+                source=cap.sigmoid_source or "the calibration",
+            )
+        warnings.append(said)
     elif (
         cap is None
         and mapper.family == "1pass"

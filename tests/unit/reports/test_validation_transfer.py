@@ -188,3 +188,15 @@ def test_readme_states_the_regimes_suites_transfer_error() -> None:
     readme = _readme()
     assert len(points) == 152 and stated + " pairs" in readme, stated
     assert f"pairs; worst point {worst.error_pct:.1f}%" in readme
+
+
+def test_the_readme_transfer_table_is_transfer_errors() -> None:
+    """Every family row of the README's H100 table states what TRANSFER_ERRORS holds (those
+    figures are recomputed from the files above), and every family there has its row."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for family, e in TRANSFER_ERRORS.items():
+        row = (
+            f"| {family} | {e.validation_mape_pct:.1f}% / {e.holdout_mape_pct:.1f}% | "
+            f"{e.signed_pct:+.1f}% |"
+        )
+        assert row in text, f"README: update the H100 table's row to {row}"
