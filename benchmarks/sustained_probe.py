@@ -249,25 +249,17 @@ def main(argv: list[str] | None = None) -> int:
                     "and their softmax twins, against the cap of summary CAP's softmax cases "
                     "(the same device as PAIRS; no GPU)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.merge_sigmoid is not None:
-        missing = [str(f) for f in args.merge_sigmoid if not f.is_file()]
+    for option, files, fn in (("--merge-sigmoid", args.merge_sigmoid, merge_sigmoid),
+                              ("--merge", args.merge, merge)):  # fmt: skip
+        if files is None:
+            continue
+        missing = [str(f) for f in files if not f.is_file()]
         if missing:
-            ap.error(f"--merge-sigmoid: no such file: {', '.join(missing)}")
+            ap.error(f"{option}: no such file: {', '.join(missing)}")
         from attnsim.einsum_ir.spec import SpecError
 
         try:
-            return merge_sigmoid(*args.merge_sigmoid)
-        except SpecError as exc:  # a malformed calibration file: located, every problem
-            print(f"sustained_probe: error: {exc}", file=sys.stderr)
-            return 2
-    if args.merge is not None:
-        missing = [str(f) for f in args.merge if not f.is_file()]
-        if missing:
-            ap.error(f"--merge: no such file: {', '.join(missing)}")
-        from attnsim.einsum_ir.spec import SpecError
-
-        try:
-            return merge(*args.merge)
+            return int(fn(*files))
         except SpecError as exc:  # a malformed calibration file: located, every problem
             print(f"sustained_probe: error: {exc}", file=sys.stderr)
             return 2

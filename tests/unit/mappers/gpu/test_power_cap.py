@@ -98,18 +98,27 @@ def test_the_transferred_cap_predicts_the_h100s_own_slowdowns() -> None:
     assert max(abs(e) for e in errors) <= 0.05, errors
 
 
-def test_a_bad_power_cap_is_a_located_problem(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("entry", "fields"),
+    [
+        ("{knee_tflops: -5, slowdown_per_tflops: 0.0005, watts: 700}",
+         ("knee_tflops", "gap_us", "watts")),
+        # the sigmoid weight (--merge-sigmoid): in (0, 2]
+        ("{knee_tflops: 480, slowdown_per_tflops: 0.0005, gap_us: 40, sigmoid_weight: 3}",
+         ("sigmoid_weight",)),
+    ],
+)  # fmt: skip
+def test_a_bad_power_cap_is_a_located_problem(
+    tmp_path: Path, entry: str, fields: tuple[str, ...]
+) -> None:
     path = tmp_path / "cal.yaml"
     path.write_text(
-        "device: X\ndate: '2026-12-06'\nsource: test\n"
-        "power_cap: {knee_tflops: -5, slowdown_per_tflops: 0.0005, watts: 700}\n",
-        encoding="utf-8",
+        f"device: X\ndate: '2026-12-06'\nsource: test\npower_cap: {entry}\n", encoding="utf-8"
     )
     problems: list = []  # type: ignore[type-arg]
     cal = load_calibration(path, problems)
     text = "\n".join(str(p) for p in problems)
-    assert "cal.yaml" in text and "knee_tflops" in text and "gap_us" in text
-    assert "watts" in text
+    assert "cal.yaml" in text and all(f in text for f in fields), text
     assert cal.power_cap is None
 
 
