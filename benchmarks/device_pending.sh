@@ -121,6 +121,13 @@
 # kernels/measurements/h100/). Next on an H200: bwd-hd128, bwd-cal, fresh (its 4 x 8 x 1024
 # ping-pong point ran at 2.4x its neighbours' time, p10-p90 61%; the H100 ran it normally),
 # unfused-tiny, then unfused-rows, bwd-kernels, decode, gla-cal, gla.
+# Later on 2026-12-07 the H200 ran bwd-hd128, bwd-cal, fresh, unfused-tiny/-wide/-rows,
+# nbhd-holdout and masks-score; the session after got no H200 (an H100 ran sustained-sigmoid and
+# decode-waves-paged, committed under kernels/measurements/h100/). Next on an H200, in this
+# order: bwd (issue 15's last item: the dP-first build's head-dim-64 validation shapes),
+# sustained-sigmoid, decode-waves-paged (merge with `decode_waves_probe.py --merge CAL
+# decode/decode-waves-h200-2026-12-06.csv PAGED`), bwd-cal, window-later, then decode,
+# gla-cal, gla.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
