@@ -97,7 +97,8 @@ def fit_sigmoid_weight(pairs: Sequence[tuple[Case, Case]], cap: PowerCap) -> flo
     Each pair is one build and shape run with both score functions in one run, so what the
     day's board does to both cancels: least squares of the sigmoid case's slowdown less its
     twin's (each less 1, floored at 0 as in `fit_power_cap`) against what `cap` prices for the
-    two demands, over the weights of `WEIGHT_GRID`. ValueError without pairs.
+    two demands, over the weights of `WEIGHT_GRID`. ValueError without pairs, or when no weight
+    prices them differently (all under the knee, or a cap without slope).
     """
     if not pairs:
         raise ValueError("no sigmoid case with its softmax twin: no weight to fit")
@@ -115,7 +116,11 @@ def fit_sigmoid_weight(pairs: Sequence[tuple[Case, Case]], cap: PowerCap) -> flo
 
     lo, hi, step = WEIGHT_GRID
     grid = [lo + i * step for i in range(round((hi - lo) / step) + 1)]
-    best: float = min(grid, key=sse)
+    errors = {w: sse(w) for w in grid}
+    if max(errors.values()) - min(errors.values()) < 1e-12:  # no weight prices them differently
+        raise ValueError("the sigmoid cases do not reach the cap's knee at any weight (or the "
+                         "cap has no slope): no weight to fit")  # fmt: skip
+    best: float = min(grid, key=lambda w: (errors[w], abs(w - 1.0)))  # ties: the nearest to 1
     return round(best, 3)
 
 

@@ -88,6 +88,12 @@ def test_the_fit_recovers_a_known_weight() -> None:
     assert fit_sigmoid_weight(pairs, cap) == pytest.approx(0.8, abs=0.002)
     with pytest.raises(ValueError, match="twin"):
         fit_sigmoid_weight([], cap)
+    # pairs far under the knee, or a cap without slope: nothing to fit, not an arbitrary weight
+    low = [((1e9, 1e-3, 1e-3), (1e9, 0.9e-3, 0.9e-3))]
+    with pytest.raises(ValueError, match="knee"):
+        fit_sigmoid_weight(low, cap)
+    with pytest.raises(ValueError, match="slope"):
+        fit_sigmoid_weight(pairs, dataclasses.replace(cap, slowdown_per_flops_per_s=0.0))
 
 
 def test_a_sigmoid_call_weighs_its_flops_and_says_so() -> None:
