@@ -128,6 +128,10 @@
 # sustained-sigmoid, decode-waves-paged (merge with `decode_waves_probe.py --merge CAL
 # decode/decode-waves-h200-2026-12-06.csv PAGED`), bwd-cal, window-later, then decode,
 # gla-cal, gla.
+# The session after (2026-12-07, late): no H200 in about 20 calls over two hours (failed starts,
+# the shared back-off; one call got an H100, which ran nothing); the queue above is unchanged.
+# With little time left, `bwd_probe.py --match head_dim=64` (~3 min) alone fills the gap issue
+# 15 names (the dP-first build's head-dim-64 shapes), though the issue asks for one full run.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
