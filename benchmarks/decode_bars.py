@@ -29,6 +29,7 @@ from pathlib import Path
 SDPA_COLUMNS = ("flash_ms", "cudnn_ms", "efficient_ms")
 LEAN_KEYS = 131072  # Lean Attention's regime: batch 1, 8 K/V heads, this many keys or more
 SUITES = ("validation", "holdout")
+INT_COLUMNS = ("batch", "heads", "kv_heads", "seq_k", "head_dim")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +62,13 @@ def _shape(row: dict[str, str]) -> tuple[int, int, int, int, int, int]:
             int(row.get("value_dim") or e))  # fmt: skip
 
 
-def _dense(row: dict[str, str]) -> bool:
+def _dense(row: dict[str, str], strict: bool = True) -> bool:
+    """A dense, contiguous validation or holdout row (`strict`: with a finite time too)."""
     return (
-        row["suite"] in SUITES
+        row.get("suite") in SUITES
         and not (row.get("seq_lens") or "").strip()
-        and int(row.get("page_size") or 0) == 0
-        and math.isfinite(_f(row, "kernel_ms"))
+        and (row.get("page_size") or "0").strip() in ("", "0")
+        and (not strict or math.isfinite(_f(row, "kernel_ms")))
     )
 
 
@@ -79,7 +81,22 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         if missing:
             raise ValueError(f"{path}:1: missing columns {sorted(missing)} (expected a "
                              "benchmarks/decode_probe.py file)")  # fmt: skip
-        return list(reader)
+        rows = list(reader)
+    problems = []
+    for line, r in enumerate(rows, start=2):  # every bad field of the rows read, at once
+        if not _dense(r, strict=False):
+            continue
+        for key in INT_COLUMNS:
+            if not (r.get(key) or "").strip().isdigit():
+                problems.append(f"{path}:{line}: {key}: expected a whole number, got "
+                                f"{r.get(key)!r}")  # fmt: skip
+        for key in ("kernel_ms", "kv_bytes", "read_gbps"):
+            if not _f(r, key) > 0:
+                problems.append(f"{path}:{line}: {key}: expected a positive number, got "
+                                f"{r.get(key)!r}")  # fmt: skip
+    if problems:
+        raise ValueError("\n".join(problems))
+    return rows
 
 
 def shape_bars(rows: list[dict[str, str]], min_keys: int) -> list[ShapeBar]:

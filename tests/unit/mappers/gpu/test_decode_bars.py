@@ -68,3 +68,21 @@ def test_a_file_of_another_kind_is_an_error_naming_the_columns(
     with pytest.raises(ValueError, match=r"other\.csv:1: missing columns .*cudnn_ms"):
         bars_mod.read_rows(other)
     assert bars_mod.main([str(other)]) == 2
+
+
+def test_bad_rows_are_reported_together_by_line_and_field(
+    bars_mod: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = TUNED.read_text(encoding="utf-8").splitlines()
+    head = lines[0].split(",")
+    row = lines[1].split(",")
+    bad_seq, bad_ms = list(row), list(row)
+    bad_seq[head.index("seq_k")] = "many"
+    bad_ms[head.index("kernel_ms")] = "-1"
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\n".join([lines[0], ",".join(bad_seq), ",".join(bad_ms)]) + "\n",
+                      encoding="utf-8")  # fmt: skip
+    assert bars_mod.main([str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.csv:2: seq_k: expected a whole number, got 'many'" in err
+    assert "broken.csv:3: kernel_ms: expected a positive number, got '-1'" in err
