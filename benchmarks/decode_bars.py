@@ -1,6 +1,6 @@
 r"""Issue 12's decode speed bars, read from one `decode_probe.py` file (CPU only).
 
-    python benchmarks/decode_bars.py FILE [--min-keys 32768] [--share 0.85]
+    python benchmarks/decode_bars.py FILE [--min-keys 32768] [--share 0.85] [--plot PNG]
 
 Per dense, contiguous shape of the `validation` and `holdout` suites with at least
 `--min-keys` keys (MLA's suites and ragged or paged caches left out): the fastest measured
@@ -13,7 +13,8 @@ stream-K launch, measured and as `gpu-decode` predicts it for the same two confi
 The bars (issue 12): the fastest configuration at least as fast as SDPA's best and at
 `--share` of the HBM read rate or more on every such shape; stream-K >= 3x the unsplit
 kernel with the model's ratio within 15% of the measured. Exit status 0 whatever holds: this
-reports, it does not gate.
+reports, it does not gate. `--plot PNG` draws the two per-shape bars side by side, each with
+its line (speed over SDPA's best at 1, HBM share at `--share`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SDPA_COLUMNS = ("flash_ms", "cudnn_ms", "efficient_ms")
 LEAN_KEYS = 131072  # Lean Attention's regime: batch 1, 8 K/V heads, this many keys or more
@@ -150,12 +152,42 @@ def lean_ratios(path: Path) -> list[LeanRatio]:
     return out
 
 
+def plot_bars(bars: list[ShapeBar], share: float, path: Path) -> Any:
+    """Draw the per-shape bars to `path` and return the figure.
+
+    Two panels, one bar per shape: time over SDPA's best (line at 1) and HBM share (line at
+    `share`); bars under their line are drawn hatched.
+    """
+    from matplotlib.figure import Figure
+
+    labels = [f"{b.suite[0]}: {b.shape[0]}x{b.shape[1]}/{b.shape[2]}x{b.shape[3] // 1024}K,"
+              f"{b.shape[4]}" for b in bars]  # fmt: skip
+    fig = Figure(figsize=(max(6.0, 0.55 * len(bars) + 2), 6.5), layout="constrained")
+    panels = fig.subplots(2, 1, sharex=True)
+    series = (
+        ([b.over_sdpa for b in bars], 1.0, "SDPA's best time / ours"),
+        ([b.hbm_share for b in bars], share, "K/V bytes / time, share of read rate"),
+    )
+    for ax, (values, line, title) in zip(panels, series, strict=True):
+        for i, v in enumerate(values):
+            ax.bar(i, v, color="tab:blue" if v >= line else "tab:orange",
+                   hatch="" if v >= line else "//")  # fmt: skip
+        ax.axhline(line, color="black", linewidth=1, linestyle="--")
+        ax.set_ylabel(title, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    panels[-1].set_xticks(range(len(bars)), labels, rotation=60, ha="right", fontsize=7)
+    fig.suptitle("decode: fastest configuration per shape (v = validation, h = holdout)")
+    fig.savefig(path, dpi=120)
+    return fig
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the bars of one file; 2 on a file that cannot be read or holds no such shape."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("file", type=Path)
     ap.add_argument("--min-keys", type=int, default=32768)
     ap.add_argument("--share", type=float, default=0.85, help="the HBM bar (share of read rate)")
+    ap.add_argument("--plot", type=Path, help="also draw the bars to this PNG file")
     args = ap.parse_args(argv)
     try:
         rows = read_rows(args.file)
@@ -178,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"at least as fast as SDPA's best on {fast} of {len(bars)} shapes "
           f"({min(b.over_sdpa for b in bars):.3f}-{max(b.over_sdpa for b in bars):.3f}x); "
           f">= {args.share:.0%} of the HBM read rate on {full} of {len(bars)}")  # fmt: skip
+    if args.plot:
+        plot_bars(bars, args.share, args.plot)
+        print(f"wrote {args.plot}")
     for r in lean_ratios(args.file):
         off = r.predicted / r.measured - 1
         print(f"lean regime {r.shape[0]} x {r.shape[1]}/{r.shape[2]} x {r.shape[3]}: unsplit "

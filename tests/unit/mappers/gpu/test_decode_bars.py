@@ -86,3 +86,19 @@ def test_bad_rows_are_reported_together_by_line_and_field(
     err = capsys.readouterr().err
     assert "broken.csv:2: seq_k: expected a whole number, got 'many'" in err
     assert "broken.csv:3: kernel_ms: expected a positive number, got '-1'" in err
+
+
+def test_the_plot_hatches_exactly_the_bars_under_their_line(
+    bars_mod: ModuleType, tmp_path: Path
+) -> None:
+    bars = bars_mod.shape_bars(bars_mod.read_rows(TUNED), 32768)
+    png = tmp_path / "bars.png"
+    fig = bars_mod.plot_bars(bars, 0.85, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    speed, hbm = fig.axes
+    for ax, under in ((speed, [b.over_sdpa < 1.0 for b in bars]),
+                      (hbm, [b.hbm_share < 0.85 for b in bars])):  # fmt: skip
+        assert [bool(patch.get_hatch()) for patch in ax.patches] == under
+        assert [patch.get_height() for patch in ax.patches] == pytest.approx(
+            [b.over_sdpa if ax is speed else b.hbm_share for b in bars]
+        )
