@@ -132,6 +132,8 @@
 # the shared back-off; one call got an H100, which ran nothing); the queue above is unchanged.
 # With little time left, `bwd_probe.py --match head_dim=64` (~3 min) alone fills the gap issue
 # 15 names (the dP-first build's head-dim-64 shapes), though the issue asks for one full run.
+# 2026-12-08: no H200 again (three failed starts, one H100, given back unused; then no machine
+# lent for the rest of the session); the queue above is unchanged.
 # On a GPU that is not the H200 (the H100: a device the model was not calibrated on), these
 # test the transferred calibration and measure the device's own:
 #   validation   18: our three prefill families on the validation suite, ~3 min
