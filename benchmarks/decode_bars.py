@@ -211,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
           f"({min(b.over_sdpa for b in bars):.3f}-{max(b.over_sdpa for b in bars):.3f}x); "
           f">= {args.share:.0%} of the HBM read rate on {full} of {len(bars)}")  # fmt: skip
     if args.plot:
-        plot_bars(bars, args.share, args.plot)
+        try:
+            plot_bars(bars, args.share, args.plot)
+        except OSError as exc:
+            print(f"decode_bars: --plot: cannot write {args.plot}: {exc.strerror or exc}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         print(f"wrote {args.plot}")
     for r in lean_ratios(args.file):
         off = r.predicted / r.measured - 1

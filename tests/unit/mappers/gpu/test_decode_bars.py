@@ -102,3 +102,12 @@ def test_the_plot_hatches_exactly_the_bars_under_their_line(
         assert [patch.get_height() for patch in ax.patches] == pytest.approx(
             [b.over_sdpa if ax is speed else b.hbm_share for b in bars]
         )
+
+
+def test_a_plot_path_that_cannot_be_written_is_an_error_not_a_traceback(
+    bars_mod: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nowhere = tmp_path / "no-such-folder" / "bars.png"
+    assert bars_mod.main([str(TUNED), "--plot", str(nowhere)]) == 2
+    err = capsys.readouterr().err
+    assert f"decode_bars: --plot: cannot write {nowhere}" in err
